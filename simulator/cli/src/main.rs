@@ -1,0 +1,2 @@
+//! `sovereign`: the one binary.
+fn main() {}

@@ -1,0 +1,398 @@
+//! Who talks to whom, and what they say.
+//!
+//! Messages between the origin, towers and devices, as plain data. The simulator passes
+//! them between simulated hosts; the real servers map each onto an HTTP exchange (the
+//! request/reply pairs below). Device operations carry an idempotency key so that
+//! retries, duplicates and reordering never apply an effect twice.
+//!
+//! Not covered: encoding (the real servers use JSON/octet-stream over HTTP), probes
+//! (the driver measures a link and hands the logic a `ProbeOutcome`).
+
+use crate::content::{ChunkHash, ItemId, Manifest};
+use bytes::Bytes;
+use std::fmt;
+use std::str::FromStr;
+
+/// A tower's identity within a deployment.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct TowerId(pub u32);
+
+/// A device's identity (unique per deployment).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct DeviceId(pub u32);
+
+impl fmt::Display for TowerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "tower-{}", self.0)
+    }
+}
+
+impl fmt::Display for DeviceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "device-{}", self.0)
+    }
+}
+
+/// The other end of a message.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub enum Peer {
+    /// The origin.
+    Origin,
+    /// A tower.
+    Tower(TowerId),
+    /// A device.
+    Device(DeviceId),
+}
+
+/// A tower uplink. The declaration order is the failover preference: fibre, then LTE,
+/// then satellite.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub enum LinkKind {
+    /// Primary: terrestrial fibre.
+    Fibre,
+    /// Secondary: cellular.
+    Lte,
+    /// Tertiary: satellite (GEO or LEO); metered.
+    Satellite,
+}
+
+impl LinkKind {
+    /// All kinds, most preferred first.
+    pub const ALL: [LinkKind; 3] = [LinkKind::Fibre, LinkKind::Lte, LinkKind::Satellite];
+
+    /// The lower-case name used in files, metrics and the console.
+    pub const fn name(self) -> &'static str {
+        match self {
+            LinkKind::Fibre => "fibre",
+            LinkKind::Lte => "lte",
+            LinkKind::Satellite => "satellite",
+        }
+    }
+}
+
+impl fmt::Display for LinkKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a link name was rejected.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("expected a link kind fibre, lte or satellite, found {0:?}")]
+pub struct ParseLinkError(pub String);
+
+impl FromStr for LinkKind {
+    type Err = ParseLinkError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "fibre" | "fiber" => Ok(LinkKind::Fibre),
+            "lte" => Ok(LinkKind::Lte),
+            "satellite" => Ok(LinkKind::Satellite),
+            other => Err(ParseLinkError(other.to_string())),
+        }
+    }
+}
+
+/// An idempotency key: the device's name for one operation, stable across retries.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct IdemKey(pub String);
+
+impl IdemKey {
+    /// The conventional key for a device's `n`-th operation.
+    pub fn for_device(device: DeviceId, n: u64) -> IdemKey {
+        IdemKey(format!("{}:{n:08}", device.0))
+    }
+}
+
+impl fmt::Display for IdemKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a device asks to be done.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum OpKind {
+    /// A message to someone.
+    Message {
+        /// Recipient.
+        to: String,
+        /// Text.
+        body: String,
+    },
+    /// A filled-in form.
+    Form {
+        /// Form name.
+        name: String,
+        /// Field name/value pairs in order.
+        fields: Vec<(String, String)>,
+    },
+    /// Money into the ledger, in integer minor units (cents).
+    Contribution {
+        /// The community the contribution is for.
+        community: String,
+        /// The contributing nation.
+        nation: String,
+        /// Amount in minor units.
+        amount_minor: u64,
+    },
+}
+
+/// One device operation, as queued, forwarded and applied.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Operation {
+    /// The idempotency key.
+    pub key: IdemKey,
+    /// The submitting device.
+    pub device: DeviceId,
+    /// What to do.
+    pub kind: OpKind,
+}
+
+impl Operation {
+    /// SHA-256 over a canonical, length-prefixed encoding of the operation's body (device
+    /// and kind, not the key). Two submissions with one key and different fingerprints are
+    /// a conflict (HTTP 422), never a second effect.
+    pub fn fingerprint(&self) -> ChunkHash {
+        let mut buf = Vec::new();
+        let mut put = |s: &[u8]| {
+            buf.extend_from_slice(&(s.len() as u64).to_be_bytes());
+            buf.extend_from_slice(s);
+        };
+        put(&self.device.0.to_be_bytes());
+        match &self.kind {
+            OpKind::Message { to, body } => {
+                put(b"message");
+                put(to.as_bytes());
+                put(body.as_bytes());
+            }
+            OpKind::Form { name, fields } => {
+                put(b"form");
+                put(name.as_bytes());
+                for (k, v) in fields {
+                    put(k.as_bytes());
+                    put(v.as_bytes());
+                }
+            }
+            OpKind::Contribution {
+                community,
+                nation,
+                amount_minor,
+            } => {
+                put(b"contribution");
+                put(community.as_bytes());
+                put(nation.as_bytes());
+                put(&amount_minor.to_be_bytes());
+            }
+        }
+        ChunkHash::of(&buf)
+    }
+}
+
+/// The origin's verdict on one forwarded operation. Replays return the original verdict.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum OpOutcome {
+    /// Applied; `seq` is its position in the origin's apply log.
+    Applied {
+        /// position in the apply log (1-based)
+        seq: u64,
+    },
+    /// Valid key, but the body differs from the first submission under this key (HTTP 422).
+    Conflict,
+    /// The operation is invalid (e.g. a zero contribution); recorded so it is not retried.
+    Rejected {
+        /// why
+        reason: String,
+    },
+}
+
+/// The origin's answer for one key.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct OpReceipt {
+    /// The operation's key.
+    pub key: IdemKey,
+    /// What happened to it.
+    pub outcome: OpOutcome,
+}
+
+/// A tower's answer to a device submitting an operation.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum SubmitReply {
+    /// Durable at the tower (written and fsynced); the tower will forward it.
+    Accepted,
+    /// Already durable from an earlier submission with the same key and body.
+    Duplicate,
+    /// The first submission with this key is still being made durable (HTTP 409).
+    InFlight,
+    /// The key was used before with a different body (HTTP 422).
+    Conflict,
+    /// Not durable; try again later (e.g. the disk failed the write).
+    Retry {
+        /// why
+        reason: String,
+    },
+}
+
+/// One entry of the origin's catalog: a manifest and its position in the publish log.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct CatalogEntry {
+    /// Position in the origin's publish log (1-based, increasing).
+    pub seq: u64,
+    /// The published version.
+    pub manifest: Manifest,
+}
+
+/// Everything that crosses a link.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Message {
+    /// Tower → origin: catalog entries published after `since_seq`.
+    CatalogRequest {
+        /// the highest publish seq the tower holds durably
+        since_seq: u64,
+    },
+    /// Origin → tower: the entries after `since_seq`, latest version per item.
+    CatalogReply {
+        /// entries in seq order
+        entries: Vec<CatalogEntry>,
+    },
+    /// Tower → origin: one chunk.
+    ChunkRequest {
+        /// the chunk's address
+        hash: ChunkHash,
+    },
+    /// Origin → tower: the chunk's bytes, or `None` if the origin has no such chunk.
+    ChunkReply {
+        /// the chunk's address
+        hash: ChunkHash,
+        /// its bytes (which the tower verifies before keeping)
+        bytes: Option<Bytes>,
+    },
+    /// Tower → origin: a batch of queued device operations.
+    ForwardOps {
+        /// the operations, oldest first
+        ops: Vec<Operation>,
+    },
+    /// Origin → tower: one receipt per forwarded operation, after they are durable.
+    ForwardReply {
+        /// receipts
+        receipts: Vec<OpReceipt>,
+    },
+    /// Device → tower: queue this operation.
+    SubmitOp {
+        /// the operation
+        op: Operation,
+    },
+    /// Tower → device: the answer to `SubmitOp`.
+    SubmitReply {
+        /// the operation's key
+        key: IdemKey,
+        /// the answer
+        reply: SubmitReply,
+    },
+    /// Device → tower: read the latest version of an item.
+    ReadItem {
+        /// the item
+        item: ItemId,
+    },
+    /// Tower → device: the item's manifest and bytes.
+    ItemData {
+        /// the manifest the bytes verify against
+        manifest: Manifest,
+        /// the whole content
+        bytes: Bytes,
+    },
+    /// Tower → device: the item cannot be served now.
+    Unavailable {
+        /// the item
+        item: ItemId,
+        /// why
+        reason: String,
+    },
+}
+
+impl Message {
+    /// Approximate bytes on the wire: what bandwidth models and byte counters charge.
+    pub fn wire_size(&self) -> u64 {
+        const HDR: u64 = 64;
+        let manifest = |m: &Manifest| 96 + m.item.0.len() as u64 + 36 * m.chunks.len() as u64;
+        let op = |o: &Operation| {
+            48 + o.key.0.len() as u64
+                + match &o.kind {
+                    OpKind::Message { to, body } => (to.len() + body.len()) as u64,
+                    OpKind::Form { name, fields } => {
+                        name.len() as u64
+                            + fields
+                                .iter()
+                                .map(|(k, v)| (k.len() + v.len()) as u64)
+                                .sum::<u64>()
+                    }
+                    OpKind::Contribution {
+                        community, nation, ..
+                    } => (community.len() + nation.len() + 8) as u64,
+                }
+        };
+        HDR + match self {
+            Message::CatalogRequest { .. } => 8,
+            Message::CatalogReply { entries } => {
+                entries.iter().map(|e| 8 + manifest(&e.manifest)).sum()
+            }
+            Message::ChunkRequest { .. } => 32,
+            Message::ChunkReply { bytes, .. } => 32 + bytes.as_ref().map_or(0, |b| b.len() as u64),
+            Message::ForwardOps { ops } => ops.iter().map(op).sum(),
+            Message::ForwardReply { receipts } => {
+                receipts.iter().map(|r| 16 + r.key.0.len() as u64).sum()
+            }
+            Message::SubmitOp { op: o } => op(o),
+            Message::SubmitReply { key, .. } => 16 + key.0.len() as u64,
+            Message::ReadItem { item } => item.0.len() as u64,
+            Message::ItemData { manifest: m, bytes } => manifest(m) + bytes.len() as u64,
+            Message::Unavailable { item, reason } => (item.0.len() + reason.len()) as u64,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contribution(amount: u64) -> Operation {
+        Operation {
+            key: IdemKey::for_device(DeviceId(1), 1),
+            device: DeviceId(1),
+            kind: OpKind::Contribution {
+                community: "kibera".into(),
+                nation: "ke".into(),
+                amount_minor: amount,
+            },
+        }
+    }
+
+    #[test]
+    fn fingerprint_depends_on_body_not_key() {
+        let a = contribution(100);
+        let mut b = a.clone();
+        b.key = IdemKey("other".into());
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        assert_ne!(a.fingerprint(), contribution(101).fingerprint());
+    }
+
+    #[test]
+    fn link_kinds_parse_and_prefer_fibre() {
+        assert_eq!("lte".parse::<LinkKind>(), Ok(LinkKind::Lte));
+        assert!("wifi".parse::<LinkKind>().is_err());
+        assert!(LinkKind::Fibre < LinkKind::Lte && LinkKind::Lte < LinkKind::Satellite);
+    }
+
+    #[test]
+    fn wire_size_charges_payload_bytes() {
+        let small = Message::ChunkReply {
+            hash: ChunkHash::of(b""),
+            bytes: Some(Bytes::from(vec![0u8; 10])),
+        };
+        let big = Message::ChunkReply {
+            hash: ChunkHash::of(b""),
+            bytes: Some(Bytes::from(vec![0u8; 10_000])),
+        };
+        assert_eq!(big.wire_size() - small.wire_size(), 9_990);
+    }
+}

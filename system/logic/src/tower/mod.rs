@@ -1,0 +1,9 @@
+//! (being written)
+pub mod breaker;
+pub mod events;
+pub mod link;
+pub mod power;
+pub mod scheduler;
+pub mod supervisor;
+pub mod throttle;
+pub mod warmer;
