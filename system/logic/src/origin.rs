@@ -1,1 +1,1241 @@
-//! (being written)
+//! The origin as a sans-IO state machine: it publishes versions, answers towers' catalog
+//! and chunk requests, applies forwarded device operations exactly once and holds the
+//! ledger.
+//!
+//! # Call order (quinn-proto style)
+//!
+//! The driver calls [`Origin::publish`] / [`Origin::handle_message`] with inputs, then drains
+//! [`Origin::poll_action`] until `None`, performs each action, and reports each write's and
+//! fsync's completion through [`Origin::handle_write_done`] / [`Origin::handle_fsync_done`]
+//! (then drains again).
+//!
+//! # Durability rules
+//!
+//! - A published version becomes visible to `CatalogRequest` only once the fsync that
+//!   follows its chunk and entry writes completes OK.
+//! - A `ForwardOps` batch is answered only once the fsync that follows its
+//!   `Record::Applied` writes completes OK; the `OpApplied` event of an operation applied
+//!   for the first time is emitted at that moment, too. A batch made only of replays of
+//!   durable outcomes and conflicts needs no write and is answered at once.
+//! - An fsync completing OK makes everything issued before it durable, so completions that
+//!   arrive out of order settle every earlier pending publish and batch as well.
+//! - Any write or fsync failure stops the origin (fail-stop, as PostgreSQL does on fsync
+//!   failure): it cannot know what reached the disk. It emits nothing further; the driver
+//!   restarts it through [`Origin::recover`], which rebuilds everything (the ledger
+//!   included) from the durable records alone.
+//!
+//! # Exactly once
+//!
+//! Each operation carries an [`IdemKey`]. The first delivery is applied and its outcome
+//! recorded under the key (`Record::Applied`); later deliveries with the same body
+//! (fingerprint) get the recorded outcome back, with a different body they get
+//! [`OpOutcome::Conflict`]. Duplicates of an operation whose apply still waits for its fsync
+//! join that outcome (the reply of their batch waits for its own, later fsync, which covers
+//! the first). The planted bug `no-idempotency` (`OriginConfig::idempotency = false`)
+//! skips the lookup: every delivery is applied again, with a fresh effect and event.
+//!
+//! Map: [`OriginConfig`], [`OriginError`], [`Origin`]; limits [`CATALOG_REPLY_ENTRIES_MAX`],
+//! [`ITEM_BYTES_MAX`], [`IDEM_KEY_BYTES_MAX`], [`PENDING_FSYNCS_MAX`].
+//!
+//! Not covered: HTTP, SQL and files (the drivers'), withdrawals from the ledger (no
+//! operation asks for one yet), deleting old versions or unreferenced chunks.
+
+use crate::Time;
+use crate::content::{self, ChunkHash, ChunkParams, ChunkParamsError, ItemId, Priority};
+use crate::io::{Action, DurableState, Event, Record, WriteId};
+use crate::ledger::{Ledger, Rounding};
+use crate::protocol::{
+    CatalogEntry, IdemKey, Message, OpKind, OpOutcome, OpReceipt, Operation, Peer,
+};
+use bytes::Bytes;
+use std::collections::{BTreeMap, VecDeque};
+
+/// Default for [`OriginConfig::batch_max`].
+pub const BATCH_MAX_DEFAULT: usize = 64;
+/// Most entries in one `CatalogReply`. Entries go out in seq order, so a tower that got a
+/// truncated reply asks again from the highest seq it received.
+pub const CATALOG_REPLY_ENTRIES_MAX: usize = 1024;
+/// Largest item version [`Origin::publish`] accepts, in bytes.
+pub const ITEM_BYTES_MAX: usize = 256 * 1024 * 1024;
+/// Longest idempotency key accepted, in bytes; longer keys are rejected (and recorded).
+pub const IDEM_KEY_BYTES_MAX: usize = 256;
+/// Most publishes and forward batches waiting for their fsync at once. Beyond it, publish
+/// returns [`OriginError::Busy`] and a `ForwardOps` is dropped unanswered (the tower
+/// retries after its timeout).
+pub const PENDING_FSYNCS_MAX: usize = 4096;
+const _: () = assert!(BATCH_MAX_DEFAULT <= PENDING_FSYNCS_MAX);
+const _: () = assert!(CATALOG_REPLY_ENTRIES_MAX > 0);
+
+/// How the origin behaves; the two planted bugs are switched here.
+#[derive(Clone, Debug)]
+pub struct OriginConfig {
+    /// FastCDC sizes used to split published versions.
+    pub chunk_params: ChunkParams,
+    /// Ledger rounding; `Nearest` is the planted bug `ledger-rounding`.
+    pub rounding: Rounding,
+    /// Look up idempotency keys before applying. `false` = planted bug `no-idempotency`:
+    /// every delivery is applied.
+    pub idempotency: bool,
+    /// Operations per `ForwardOps` accepted; the rest of a longer batch gets no receipt and
+    /// stays in the tower's outbox for its next batch.
+    pub batch_max: usize,
+}
+
+impl Default for OriginConfig {
+    fn default() -> Self {
+        OriginConfig {
+            chunk_params: ChunkParams::default(),
+            rounding: Rounding::Floor,
+            idempotency: true,
+            batch_max: BATCH_MAX_DEFAULT,
+        }
+    }
+}
+
+impl OriginConfig {
+    /// Check the configuration (drivers call this on what they read from a file).
+    pub fn validate(&self) -> Result<(), OriginError> {
+        self.chunk_params.validate()?;
+        if self.batch_max == 0 {
+            return Err(OriginError::BatchMaxZero);
+        }
+        Ok(())
+    }
+}
+
+/// Why the origin refused a request.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum OriginError {
+    /// The configured chunk sizes are out of FastCDC's range.
+    #[error("bad chunk params: {0}")]
+    ChunkParams(#[from] ChunkParamsError),
+    /// `batch_max` must admit at least one operation per batch.
+    #[error("batch_max must be at least 1")]
+    BatchMaxZero,
+    /// The origin stopped after a storage failure; restart it through `Origin::recover`.
+    #[error("the origin stopped after a storage failure and must be recovered")]
+    Failed,
+    /// Item ids must not be empty.
+    #[error("item id must not be empty")]
+    EmptyItem,
+    /// The content is larger than [`ITEM_BYTES_MAX`].
+    #[error("item of {bytes} bytes exceeds the limit of {ITEM_BYTES_MAX} bytes")]
+    ItemTooLarge {
+        /// its size
+        bytes: usize,
+    },
+    /// Too many fsyncs are pending ([`PENDING_FSYNCS_MAX`]); try again once they complete.
+    #[error("{pending} fsyncs pending; try again later")]
+    Busy {
+        /// publishes and batches waiting for their fsync
+        pending: usize,
+    },
+    /// A version or sequence counter reached its maximum.
+    #[error("version or sequence counter exhausted")]
+    Exhausted,
+}
+
+/// What the origin knows about one idempotency key.
+#[derive(Clone, Debug)]
+struct AppliedOp {
+    /// The body of the first submission: a different body under this key is a conflict.
+    fingerprint: ChunkHash,
+    /// The recorded verdict, returned to every replay.
+    outcome: OpOutcome,
+    /// The fsync that makes the record durable, while it is still pending.
+    pending_fsync: Option<WriteId>,
+}
+
+/// A published version waiting for its fsync before it enters the catalog.
+#[derive(Debug)]
+struct PendingPublish {
+    fsync: WriteId,
+    entry: CatalogEntry,
+}
+
+/// A `ForwardOps` batch waiting for its fsync before it is answered.
+#[derive(Debug)]
+struct PendingBatch {
+    fsync: WriteId,
+    to: Peer,
+    receipts: Vec<OpReceipt>,
+    /// Operations this batch applied for the first time: their events go out with the reply.
+    first_applied: Vec<(IdemKey, OpOutcome)>,
+}
+
+/// The origin state machine. See the module doc for the call order and durability rules.
+#[derive(Debug)]
+pub struct Origin {
+    config: OriginConfig,
+    /// Set by a write or fsync failure; everything but the accessors is then inert.
+    failed: bool,
+    /// The last [`WriteId`] handed out (ids start at 1).
+    write_id_last: u64,
+    actions: VecDeque<Action>,
+    /// Chunk bytes, in memory as well as on disk (refcounted `Bytes`, cheap to serve).
+    /// Includes chunks whose write is not yet durable: only durable entries point at them
+    /// for towers, and a version's chunks are fsynced with its entry.
+    chunks: BTreeMap<ChunkHash, Bytes>,
+    /// The durable catalog: the latest durable entry per item.
+    catalog: BTreeMap<ItemId, CatalogEntry>,
+    /// The latest version number handed out per item (durable or not), so versions only grow.
+    versions: BTreeMap<ItemId, u64>,
+    /// The last publish seq handed out.
+    publish_seq_last: u64,
+    pending_publishes: VecDeque<PendingPublish>,
+    /// Every key recorded (durable or waiting for its fsync).
+    applied: BTreeMap<IdemKey, AppliedOp>,
+    /// The last apply-log seq handed out.
+    apply_seq_last: u64,
+    /// Applications with an effect (outcome `Applied`) in the current state.
+    applied_count: u64,
+    pending_batches: VecDeque<PendingBatch>,
+    /// In-memory ledger; it may run ahead of the disk by the pending batches, which is
+    /// harmless because any storage failure discards it (fail-stop, then recover).
+    ledger: Ledger,
+}
+
+impl Origin {
+    /// A fresh origin with empty storage. Panics if `config.batch_max` is 0 (drivers check
+    /// [`OriginConfig::validate`] first); bad chunk params surface as publish errors.
+    pub fn new(config: OriginConfig) -> Self {
+        assert!(config.batch_max > 0, "OriginConfig::batch_max must be >= 1");
+        let ledger = Ledger::new(config.rounding);
+        Origin {
+            config,
+            failed: false,
+            write_id_last: 0,
+            actions: VecDeque::new(),
+            chunks: BTreeMap::new(),
+            catalog: BTreeMap::new(),
+            versions: BTreeMap::new(),
+            publish_seq_last: 0,
+            pending_publishes: VecDeque::new(),
+            applied: BTreeMap::new(),
+            apply_seq_last: 0,
+            applied_count: 0,
+            pending_batches: VecDeque::new(),
+            ledger,
+        }
+    }
+
+    /// Rebuild from durable state alone: catalog entries, chunks, the apply log
+    /// (`Record::Applied`) — the ledger is recomputed by re-applying the Applied
+    /// contributions in seq order. Must be consistent (asserted).
+    ///
+    /// Chunks that fail verification are dropped; an entry whose chunks are not all present
+    /// (its write reached the disk, its chunks' did not, and its fsync never completed) was
+    /// never visible and is left out of the catalog, though its version and seq numbers are
+    /// not reused.
+    pub fn recover(config: OriginConfig, durable: &DurableState) -> Self {
+        let mut o = Origin::new(config);
+        let mut entries = Vec::new();
+        let mut log = Vec::new();
+        for (key, record) in durable {
+            debug_assert_eq!(&record.key(), key, "record stored under a foreign key");
+            if record.key() != *key {
+                continue;
+            }
+            match record {
+                Record::Chunk(c) => {
+                    if content::verify_chunk(&c.hash, &c.bytes) {
+                        o.chunks.insert(c.hash, c.bytes.clone());
+                    }
+                }
+                Record::Entry(e) => entries.push(e),
+                Record::Applied { op, outcome } => log.push((op, outcome)),
+                // A tower's record; an origin store never holds one.
+                Record::Outbox(_) => debug_assert!(false, "outbox record in the origin store"),
+            }
+        }
+        for e in entries {
+            let item = e.manifest.item.clone();
+            let v = o.versions.entry(item.clone()).or_insert(0);
+            *v = (*v).max(e.manifest.version);
+            o.publish_seq_last = o.publish_seq_last.max(e.seq);
+            let servable = e.manifest.is_consistent()
+                && e.manifest
+                    .chunks
+                    .iter()
+                    .all(|c| o.chunks.contains_key(&c.hash));
+            if servable {
+                o.catalog.insert(item, e.clone());
+            }
+        }
+        // Rejected outcomes carry no seq and no effect; their order does not matter.
+        let seq_of = |outcome: &OpOutcome| match outcome {
+            OpOutcome::Applied { seq } => *seq,
+            _ => 0,
+        };
+        log.sort_by_key(|(_, outcome)| seq_of(outcome));
+        let mut contributed_minor: u128 = 0;
+        for (op, outcome) in log {
+            match outcome {
+                OpOutcome::Applied { seq } => {
+                    assert!(
+                        *seq > o.apply_seq_last,
+                        "apply log seq {seq} repeated or out of order"
+                    );
+                    o.apply_seq_last = *seq;
+                    o.applied_count += 1;
+                    if let OpKind::Contribution {
+                        community,
+                        nation,
+                        amount_minor,
+                    } = &op.kind
+                    {
+                        let replay = o.ledger.contribute(community, nation, *amount_minor);
+                        assert!(
+                            replay.is_ok(),
+                            "recorded contribution {} no longer applies: {replay:?}",
+                            op.key
+                        );
+                        contributed_minor += u128::from(*amount_minor);
+                    }
+                }
+                OpOutcome::Rejected { .. } => {}
+                // Conflicts are answered, never recorded.
+                OpOutcome::Conflict => {
+                    debug_assert!(false, "conflict recorded for {}", op.key);
+                    continue;
+                }
+            }
+            o.applied.insert(
+                op.key.clone(),
+                AppliedOp {
+                    fingerprint: op.fingerprint(),
+                    outcome: outcome.clone(),
+                    pending_fsync: None,
+                },
+            );
+        }
+        assert_eq!(o.ledger.contributed_minor(), contributed_minor);
+        if o.config.rounding == Rounding::Floor {
+            assert!(o.ledger.check_conserved().is_ok(), "recovered ledger");
+        }
+        o
+    }
+
+    /// Publish a new version of `item` (version = previous + 1). Emits Write for each chunk
+    /// it doesn't already hold, Write(Record::Entry) and an Fsync. The entry becomes
+    /// visible to CatalogRequest only when that fsync completes OK.
+    pub fn publish(
+        &mut self,
+        _now: Time,
+        item: ItemId,
+        priority: Priority,
+        bytes: &[u8],
+    ) -> Result<CatalogEntry, OriginError> {
+        if self.failed {
+            return Err(OriginError::Failed);
+        }
+        if item.as_str().is_empty() {
+            return Err(OriginError::EmptyItem);
+        }
+        if bytes.len() > ITEM_BYTES_MAX {
+            return Err(OriginError::ItemTooLarge { bytes: bytes.len() });
+        }
+        let pending = self.pending_fsyncs();
+        if pending >= PENDING_FSYNCS_MAX {
+            return Err(OriginError::Busy { pending });
+        }
+        let version_last = self.versions.get(&item).copied().unwrap_or(0);
+        let version = version_last.checked_add(1).ok_or(OriginError::Exhausted)?;
+        let seq = self
+            .publish_seq_last
+            .checked_add(1)
+            .ok_or(OriginError::Exhausted)?;
+        let (manifest, chunks) = content::publish(
+            item.clone(),
+            version,
+            priority,
+            bytes,
+            self.config.chunk_params,
+        )?;
+        debug_assert!(manifest.is_consistent());
+        for chunk in chunks {
+            if self.chunks.contains_key(&chunk.hash) {
+                continue;
+            }
+            self.chunks.insert(chunk.hash, chunk.bytes.clone());
+            let id = self.next_write_id();
+            self.actions.push_back(Action::Write {
+                id,
+                record: Record::Chunk(chunk),
+            });
+        }
+        let entry = CatalogEntry { seq, manifest };
+        let id = self.next_write_id();
+        self.actions.push_back(Action::Write {
+            id,
+            record: Record::Entry(entry.clone()),
+        });
+        let fsync = self.next_write_id();
+        self.actions.push_back(Action::Fsync { id: fsync });
+        self.versions.insert(item, version);
+        self.publish_seq_last = seq;
+        self.pending_publishes.push_back(PendingPublish {
+            fsync,
+            entry: entry.clone(),
+        });
+        Ok(entry)
+    }
+
+    /// A message from a tower. CatalogRequest{since_seq} → CatalogReply with the durable
+    /// entries with seq > since_seq (latest version per item only, seq order, at most
+    /// [`CATALOG_REPLY_ENTRIES_MAX`]). ChunkRequest → ChunkReply (bytes None if unknown).
+    /// ForwardOps → for each of the first `batch_max` ops: already applied with the same
+    /// fingerprint → its original outcome; same key, different fingerprint →
+    /// OpOutcome::Conflict; invalid (e.g. zero contribution) → Rejected{reason}; else apply
+    /// it (ledger effect for contributions), Write(Record::Applied). Then one Fsync for the
+    /// batch; the ForwardReply (all receipts, in op order) is sent only after that fsync
+    /// completes OK. Duplicates of an op whose apply is still waiting for its fsync join
+    /// that pending batch's outcome (no second effect). Messages meant for towers or
+    /// devices are ignored, as is everything once the origin has failed.
+    pub fn handle_message(&mut self, _now: Time, from: Peer, msg: Message) {
+        if self.failed {
+            return;
+        }
+        match msg {
+            Message::CatalogRequest { since_seq } => {
+                let mut entries: Vec<CatalogEntry> = self
+                    .catalog
+                    .values()
+                    .filter(|e| e.seq > since_seq)
+                    .cloned()
+                    .collect();
+                entries.sort_by_key(|e| e.seq);
+                entries.truncate(CATALOG_REPLY_ENTRIES_MAX);
+                self.send(from, Message::CatalogReply { entries });
+            }
+            Message::ChunkRequest { hash } => {
+                let bytes = self.chunks.get(&hash).cloned();
+                self.send(from, Message::ChunkReply { hash, bytes });
+            }
+            Message::ForwardOps { ops } => self.forward(from, ops),
+            Message::CatalogReply { .. }
+            | Message::ChunkReply { .. }
+            | Message::ForwardReply { .. }
+            | Message::SubmitOp { .. }
+            | Message::SubmitReply { .. }
+            | Message::ReadItem { .. }
+            | Message::ItemData { .. }
+            | Message::Unavailable { .. } => {}
+        }
+    }
+
+    /// A write completed. A failed write before its fsync is treated like a failed fsync:
+    /// the origin stops.
+    pub fn handle_write_done(&mut self, _now: Time, _id: WriteId, result: Result<(), String>) {
+        if self.failed {
+            return;
+        }
+        if result.is_err() {
+            self.fail();
+        }
+    }
+
+    /// Fsync failure: the origin cannot know what is durable; it stops (is_failed() = true,
+    /// emits nothing further) and must be restarted through recover() — as PostgreSQL does
+    /// on fsync failure. Success settles every publish and batch whose fsync is `id` or
+    /// earlier: entries become visible, replies and `OpApplied` events go out.
+    pub fn handle_fsync_done(&mut self, _now: Time, id: WriteId, result: Result<(), String>) {
+        if self.failed {
+            return;
+        }
+        if result.is_err() {
+            self.fail();
+            return;
+        }
+        while self
+            .pending_publishes
+            .front()
+            .is_some_and(|p| p.fsync <= id)
+        {
+            let Some(p) = self.pending_publishes.pop_front() else {
+                break;
+            };
+            let item = p.entry.manifest.item.clone();
+            let newer = self
+                .catalog
+                .get(&item)
+                .is_none_or(|e| e.manifest.version < p.entry.manifest.version);
+            debug_assert!(newer, "versions are settled in order");
+            if newer {
+                self.catalog.insert(item, p.entry);
+            }
+        }
+        while self.pending_batches.front().is_some_and(|b| b.fsync <= id) {
+            let Some(b) = self.pending_batches.pop_front() else {
+                break;
+            };
+            for (key, outcome) in b.first_applied {
+                if let Some(a) = self.applied.get_mut(&key) {
+                    if a.pending_fsync.is_some_and(|f| f <= id) {
+                        a.pending_fsync = None;
+                    }
+                }
+                self.actions
+                    .push_back(Action::Emit(Event::OpApplied { key, outcome }));
+            }
+            self.send(
+                b.to,
+                Message::ForwardReply {
+                    receipts: b.receipts,
+                },
+            );
+        }
+    }
+
+    /// The next action for the driver, in the order they must be performed.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// Whether a storage failure stopped the origin (restart it with [`Origin::recover`]).
+    pub fn is_failed(&self) -> bool {
+        self.failed
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &OriginConfig {
+        &self.config
+    }
+
+    /// The ledger (including effects of batches still waiting for their fsync).
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// The durable catalog: the latest durable entry per item, in seq order.
+    pub fn catalog(&self) -> Vec<CatalogEntry> {
+        let mut v: Vec<CatalogEntry> = self.catalog.values().cloned().collect();
+        v.sort_by_key(|e| e.seq);
+        v
+    }
+
+    /// A chunk's bytes, if the origin holds it.
+    pub fn chunk(&self, hash: &ChunkHash) -> Option<Bytes> {
+        self.chunks.get(hash).cloned()
+    }
+
+    /// The recorded outcome for `key` (including one whose fsync is still pending).
+    pub fn applied(&self, key: &IdemKey) -> Option<&OpOutcome> {
+        self.applied.get(key).map(|a| &a.outcome)
+    }
+
+    /// How many applications with an effect (outcome `Applied`) the current state holds;
+    /// with the `no-idempotency` bug every re-application counts.
+    pub fn applied_count(&self) -> u64 {
+        self.applied_count
+    }
+
+    /// Publishes and forward batches waiting for their fsync.
+    pub fn pending_fsyncs(&self) -> usize {
+        self.pending_publishes.len() + self.pending_batches.len()
+    }
+
+    fn next_write_id(&mut self) -> WriteId {
+        self.write_id_last += 1;
+        WriteId(self.write_id_last)
+    }
+
+    fn send(&mut self, to: Peer, msg: Message) {
+        self.actions.push_back(Action::Send { to, via: None, msg });
+    }
+
+    /// Fail-stop: drop everything queued and pending; nothing goes out any more.
+    fn fail(&mut self) {
+        self.failed = true;
+        self.actions.clear();
+        self.pending_publishes.clear();
+        self.pending_batches.clear();
+    }
+
+    fn forward(&mut self, from: Peer, ops: Vec<Operation>) {
+        if self.pending_fsyncs() >= PENDING_FSYNCS_MAX {
+            return; // unanswered: the tower retries
+        }
+        let mut fsync: Option<WriteId> = None;
+        let mut waits_on_pending = false;
+        let mut receipts = Vec::new();
+        let mut first_applied = Vec::new();
+        for op in ops.into_iter().take(self.config.batch_max) {
+            let fingerprint = op.fingerprint();
+            if self.config.idempotency {
+                if let Some(a) = self.applied.get(&op.key) {
+                    let outcome = if a.fingerprint == fingerprint {
+                        waits_on_pending |= a.pending_fsync.is_some();
+                        a.outcome.clone()
+                    } else {
+                        OpOutcome::Conflict
+                    };
+                    receipts.push(OpReceipt {
+                        key: op.key,
+                        outcome,
+                    });
+                    continue;
+                }
+            }
+            // The batch's fsync id is taken before its first write, so every record of
+            // the batch is pending on it from the start (later duplicates see that).
+            let batch_fsync = match fsync {
+                Some(f) => f,
+                None => {
+                    let f = self.next_write_id();
+                    fsync = Some(f);
+                    f
+                }
+            };
+            let outcome = self.execute(&op);
+            let id = self.next_write_id();
+            self.applied.insert(
+                op.key.clone(),
+                AppliedOp {
+                    fingerprint,
+                    outcome: outcome.clone(),
+                    pending_fsync: Some(batch_fsync),
+                },
+            );
+            first_applied.push((op.key.clone(), outcome.clone()));
+            receipts.push(OpReceipt {
+                key: op.key.clone(),
+                outcome: outcome.clone(),
+            });
+            self.actions.push_back(Action::Write {
+                id,
+                record: Record::Applied { op, outcome },
+            });
+        }
+        let fsync = match (fsync, waits_on_pending) {
+            (Some(f), _) => f,
+            // Only replays of records whose fsync is pending: a fresh fsync, issued after
+            // theirs, covers them.
+            (None, true) => self.next_write_id(),
+            (None, false) => {
+                self.send(from, Message::ForwardReply { receipts });
+                return;
+            }
+        };
+        self.actions.push_back(Action::Fsync { id: fsync });
+        self.pending_batches.push_back(PendingBatch {
+            fsync,
+            to: from,
+            receipts,
+            first_applied,
+        });
+    }
+
+    /// Apply one operation not seen before (or every time, with the `no-idempotency` bug).
+    fn execute(&mut self, op: &Operation) -> OpOutcome {
+        if op.key.0.is_empty() || op.key.0.len() > IDEM_KEY_BYTES_MAX {
+            return OpOutcome::Rejected {
+                reason: format!(
+                    "idempotency key must be 1 to {IDEM_KEY_BYTES_MAX} bytes, got {}",
+                    op.key.0.len()
+                ),
+            };
+        }
+        let Some(seq) = self.apply_seq_last.checked_add(1) else {
+            return OpOutcome::Rejected {
+                reason: "apply log full".to_string(),
+            };
+        };
+        if let OpKind::Contribution {
+            community,
+            nation,
+            amount_minor,
+        } = &op.kind
+        {
+            if let Err(e) = self.ledger.contribute(community, nation, *amount_minor) {
+                return OpOutcome::Rejected {
+                    reason: e.to_string(),
+                };
+            }
+        }
+        self.apply_seq_last = seq;
+        self.applied_count += 1;
+        OpOutcome::Applied { seq }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entropy::{Entropy, SplitMix64};
+    use crate::io::Key;
+    use crate::ledger::Account;
+    use crate::protocol::{DeviceId, TowerId};
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
+
+    const TOWER: Peer = Peer::Tower(TowerId(1));
+    const T0: Time = Time::ZERO;
+
+    /// A hand-driven origin with a disk model: writes are pending until a later fsync
+    /// completes; a crash loses pending writes (except the ones `crash` is told to flush).
+    struct Node {
+        config: OriginConfig,
+        origin: Origin,
+        durable: DurableState,
+        /// writes not yet covered by a completed fsync, in issue order
+        unsynced: Vec<Record>,
+        /// issued fsyncs: id and how many of `unsynced` were issued before it
+        fsyncs: VecDeque<(WriteId, usize)>,
+        /// every record ever written, across incarnations
+        written: Vec<Record>,
+        sent: Vec<(Peer, Message)>,
+        events: Vec<Event>,
+    }
+
+    impl Node {
+        fn new(config: OriginConfig) -> Node {
+            Node {
+                origin: Origin::new(config.clone()),
+                config,
+                durable: DurableState::new(),
+                unsynced: Vec::new(),
+                fsyncs: VecDeque::new(),
+                written: Vec::new(),
+                sent: Vec::new(),
+                events: Vec::new(),
+            }
+        }
+
+        fn drain(&mut self) {
+            while let Some(a) = self.origin.poll_action() {
+                match a {
+                    Action::Write { id, record } => {
+                        self.unsynced.push(record.clone());
+                        self.written.push(record);
+                        self.origin.handle_write_done(T0, id, Ok(()));
+                    }
+                    Action::Fsync { id } => self.fsyncs.push_back((id, self.unsynced.len())),
+                    Action::Send { to, msg, .. } => self.sent.push((to, msg)),
+                    Action::Emit(e) => self.events.push(e),
+                    other => panic!("origin emitted {other:?}"),
+                }
+            }
+        }
+
+        fn deliver(&mut self, ops: Vec<Operation>) {
+            self.origin
+                .handle_message(T0, TOWER, Message::ForwardOps { ops });
+            self.drain();
+        }
+
+        fn ask(&mut self, msg: Message) -> Message {
+            self.origin.handle_message(T0, TOWER, msg);
+            self.drain();
+            self.sent.pop().expect("a reply").1
+        }
+
+        fn publish(&mut self, item: &str, bytes: &[u8]) -> CatalogEntry {
+            let e = self
+                .origin
+                .publish(T0, ItemId::new(item), Priority::P1, bytes)
+                .unwrap();
+            self.drain();
+            e
+        }
+
+        /// Complete the oldest outstanding fsync OK. Returns false if there was none.
+        fn sync_one(&mut self) -> bool {
+            let Some((id, n)) = self.fsyncs.pop_front() else {
+                return false;
+            };
+            for r in self.unsynced.drain(..n) {
+                self.durable.insert(r.key(), r);
+            }
+            for f in &mut self.fsyncs {
+                f.1 -= n;
+            }
+            self.origin.handle_fsync_done(T0, id, Ok(()));
+            self.drain();
+            true
+        }
+
+        fn sync_all(&mut self) {
+            while self.sync_one() {}
+        }
+
+        /// Fail the oldest outstanding fsync (its writes stay unsynced).
+        fn fail_fsync(&mut self) {
+            if let Some((id, _)) = self.fsyncs.pop_front() {
+                self.origin.handle_fsync_done(T0, id, Err("EIO".into()));
+                self.drain();
+            }
+        }
+
+        /// Crash and restart through recover(). `flush(i)` says whether unsynced write `i`
+        /// reached the disk anyway.
+        fn crash(&mut self, flush: impl Fn(usize) -> bool) {
+            for (i, r) in self.unsynced.drain(..).enumerate() {
+                if flush(i) {
+                    self.durable.insert(r.key(), r);
+                }
+            }
+            self.fsyncs.clear();
+            self.origin = Origin::recover(self.config.clone(), &self.durable);
+        }
+
+        fn replies(&self) -> Vec<&Vec<OpReceipt>> {
+            self.sent
+                .iter()
+                .filter_map(|(_, m)| match m {
+                    Message::ForwardReply { receipts } => Some(receipts),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        fn applied_events(&self, key: &IdemKey) -> usize {
+            self.events
+                .iter()
+                .filter(|e| matches!(e, Event::OpApplied { key: k, .. } if k == key))
+                .count()
+        }
+    }
+
+    fn contribution(n: u64, amount_minor: u64) -> Operation {
+        Operation {
+            key: IdemKey::for_device(DeviceId(7), n),
+            device: DeviceId(7),
+            kind: OpKind::Contribution {
+                community: "kibera".into(),
+                nation: "ke".into(),
+                amount_minor,
+            },
+        }
+    }
+
+    fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
+        let mut r = SplitMix64::new(seed);
+        (0..len).map(|_| r.next_u64() as u8).collect()
+    }
+
+    fn catalog_reply(node: &mut Node, since_seq: u64) -> Vec<CatalogEntry> {
+        match node.ask(Message::CatalogRequest { since_seq }) {
+            Message::CatalogReply { entries } => entries,
+            other => panic!("expected a catalog reply, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn published_entry_is_visible_only_after_its_fsync() {
+        // Goal: a version enters the catalog when its fsync completes OK, not before.
+        let mut node = Node::new(OriginConfig::default());
+        let e = node.publish("alert", &random_bytes(1, 30_000));
+        assert_eq!((e.seq, e.manifest.version), (1, 1));
+        assert!(catalog_reply(&mut node, 0).is_empty());
+        assert!(node.origin.catalog().is_empty());
+        assert!(node.sync_one());
+        assert_eq!(catalog_reply(&mut node, 0), vec![e.clone()]);
+        assert!(catalog_reply(&mut node, 1).is_empty());
+        assert_eq!(node.origin.catalog(), vec![e]);
+    }
+
+    #[test]
+    fn versions_increment_and_catalog_keeps_the_latest() {
+        // Goal: re-publishing an item bumps its version; the catalog lists only the latest.
+        let mut node = Node::new(OriginConfig::default());
+        let a1 = node.publish("a", b"one");
+        let b1 = node.publish("b", b"bee");
+        let a2 = node.publish("a", b"two");
+        node.sync_all();
+        assert_eq!((a1.manifest.version, a2.manifest.version), (1, 2));
+        assert_eq!(b1.manifest.version, 1);
+        assert_eq!(catalog_reply(&mut node, 0), vec![b1, a2.clone()]);
+        assert_eq!(catalog_reply(&mut node, 2), vec![a2]);
+    }
+
+    #[test]
+    fn republishing_a_small_change_writes_only_new_chunks() {
+        // Goal: delta at the origin — only chunks it does not hold are written again.
+        let mut node = Node::new(OriginConfig::default());
+        let old = random_bytes(5, 300_000);
+        let e1 = node.publish("video", &old);
+        node.sync_all();
+        let have = e1.manifest.chunk_set();
+        let before = node.written.len();
+        let mut new = old.clone();
+        for b in &mut new[150_000..150_100] {
+            *b ^= 0xff;
+        }
+        let e2 = node.publish("video", &new);
+        let chunk_writes: Vec<ChunkHash> = node.written[before..]
+            .iter()
+            .filter_map(|r| match r {
+                Record::Chunk(c) => Some(c.hash),
+                _ => None,
+            })
+            .collect();
+        let fresh: BTreeSet<ChunkHash> =
+            e2.manifest.chunk_set().difference(&have).copied().collect();
+        assert!(!fresh.is_empty());
+        assert_eq!(chunk_writes.iter().copied().collect::<BTreeSet<_>>(), fresh);
+        assert_eq!(chunk_writes.len(), fresh.len());
+        assert!(chunk_writes.len() * 4 < e2.manifest.chunks.len());
+    }
+
+    #[test]
+    fn chunk_requests_are_answered() {
+        // Goal: a known chunk comes back with its bytes, an unknown one with None.
+        let mut node = Node::new(OriginConfig::default());
+        let e = node.publish("doc", &random_bytes(2, 20_000));
+        node.sync_all();
+        let hash = e.manifest.chunks[0].hash;
+        match node.ask(Message::ChunkRequest { hash }) {
+            Message::ChunkReply { hash: h, bytes } => {
+                assert_eq!(h, hash);
+                assert!(content::verify_chunk(&hash, &bytes.unwrap()));
+            }
+            other => panic!("{other:?}"),
+        }
+        let unknown = ChunkHash::of(b"nothing");
+        assert_eq!(
+            node.ask(Message::ChunkRequest { hash: unknown }),
+            Message::ChunkReply {
+                hash: unknown,
+                bytes: None
+            }
+        );
+        assert_eq!(
+            node.origin.chunk(&hash).map(|b| b.len()),
+            Some(e.manifest.chunks[0].len as usize)
+        );
+    }
+
+    #[test]
+    fn forward_reply_waits_for_the_fsync() {
+        // Goal: receipts and OpApplied go out only after the batch's fsync completes.
+        let mut node = Node::new(OriginConfig::default());
+        let op = contribution(1, 100);
+        node.deliver(vec![op.clone()]);
+        assert!(node.replies().is_empty());
+        assert!(node.events.is_empty());
+        assert_eq!(node.fsyncs.len(), 1);
+        node.sync_one();
+        assert_eq!(
+            node.replies(),
+            vec![&vec![OpReceipt {
+                key: op.key.clone(),
+                outcome: OpOutcome::Applied { seq: 1 }
+            }]]
+        );
+        assert_eq!(node.applied_events(&op.key), 1);
+        assert_eq!(node.origin.ledger().balance(&Account::Reserve), 20);
+    }
+
+    #[test]
+    fn duplicates_in_and_across_batches_apply_once() {
+        // Goal: the same op twice in a batch, again while pending, and again once durable,
+        // has one effect and one event; every receipt carries the original outcome.
+        let mut node = Node::new(OriginConfig::default());
+        let op = contribution(1, 101);
+        node.deliver(vec![op.clone(), op.clone()]);
+        // A second batch while the first is pending joins it, and waits for its own fsync.
+        node.deliver(vec![op.clone()]);
+        assert_eq!(node.fsyncs.len(), 2);
+        // The later fsync completing first settles both batches.
+        let (first, _) = node.fsyncs[0];
+        let (second, n) = node.fsyncs[1];
+        for r in node.unsynced.drain(..n) {
+            node.durable.insert(r.key(), r);
+        }
+        node.fsyncs.clear();
+        node.origin.handle_fsync_done(T0, second, Ok(()));
+        node.origin.handle_fsync_done(T0, first, Ok(()));
+        node.drain();
+        assert_eq!(node.replies().len(), 2);
+        // Once durable, a replay is answered at once without a write.
+        let writes = node.written.len();
+        node.deliver(vec![op.clone()]);
+        assert_eq!(node.written.len(), writes);
+        assert!(node.fsyncs.is_empty());
+        let applied = OpOutcome::Applied { seq: 1 };
+        for receipts in node.replies() {
+            assert!(receipts.iter().all(|r| r.outcome == applied));
+        }
+        assert_eq!(node.replies().len(), 3);
+        assert_eq!(node.origin.ledger().contributed_minor(), 101);
+        assert_eq!(
+            node.origin
+                .ledger()
+                .balance(&Account::Community("kibera".into())),
+            50
+        );
+        assert_eq!(node.origin.applied_count(), 1);
+        assert_eq!(node.applied_events(&op.key), 1);
+    }
+
+    #[test]
+    fn same_key_different_body_is_a_conflict() {
+        // Goal: a key reused with another body gets Conflict and no effect.
+        let mut node = Node::new(OriginConfig::default());
+        let op = contribution(1, 100);
+        let mut other = contribution(1, 999);
+        other.key = op.key.clone();
+        node.deliver(vec![op.clone(), other.clone()]);
+        node.sync_all();
+        node.deliver(vec![other]);
+        let replies = node.replies();
+        assert_eq!(replies[0][1].outcome, OpOutcome::Conflict);
+        assert_eq!(replies[1][0].outcome, OpOutcome::Conflict);
+        assert_eq!(
+            node.origin.applied(&op.key),
+            Some(&OpOutcome::Applied { seq: 1 })
+        );
+        assert_eq!(node.origin.ledger().contributed_minor(), 100);
+    }
+
+    #[test]
+    fn invalid_ops_are_rejected_and_recorded() {
+        // Goal: a zero contribution is Rejected, recorded, and replays get the same verdict.
+        let mut node = Node::new(OriginConfig::default());
+        let zero = contribution(1, 0);
+        node.deliver(vec![zero.clone()]);
+        node.sync_all();
+        node.deliver(vec![zero.clone()]);
+        let replies = node.replies();
+        assert!(
+            matches!(&replies[0][0].outcome, OpOutcome::Rejected { reason } if reason.contains("at least one"))
+        );
+        assert_eq!(replies[0], replies[1]);
+        assert_eq!(node.origin.applied_count(), 0);
+        assert_eq!(node.origin.ledger().contributed_minor(), 0);
+        assert_eq!(node.applied_events(&zero.key), 1);
+    }
+
+    #[test]
+    fn long_batches_are_cut_at_batch_max() {
+        // Goal: only the first batch_max ops of a batch are applied and answered.
+        let mut node = Node::new(OriginConfig {
+            batch_max: 2,
+            ..OriginConfig::default()
+        });
+        node.deliver((1..=5).map(|n| contribution(n, 10)).collect());
+        node.sync_all();
+        assert_eq!(node.replies()[0].len(), 2);
+        assert_eq!(node.origin.ledger().contributed_minor(), 20);
+    }
+
+    #[test]
+    fn fsync_failure_stops_and_recovery_does_not_double_apply() {
+        // Goal: fail-stop on fsync failure; recover() from the fsynced writes rebuilds the
+        // ledger and apply log, and a retried batch is not applied twice.
+        let mut node = Node::new(OriginConfig::default());
+        let (a, b, c) = (
+            contribution(1, 100),
+            contribution(2, 7),
+            contribution(3, 50),
+        );
+        node.deliver(vec![a.clone(), b.clone()]);
+        node.sync_all();
+        node.publish("alert", b"boil water");
+        node.sync_all();
+        node.deliver(vec![c.clone()]);
+        node.fail_fsync();
+        assert!(node.origin.is_failed());
+        assert!(node.origin.poll_action().is_none());
+        node.deliver(vec![c.clone()]);
+        assert!(node.origin.poll_action().is_none());
+        assert_eq!(
+            node.origin
+                .publish(T0, ItemId::new("x"), Priority::P0, b"x"),
+            Err(OriginError::Failed)
+        );
+        node.crash(|_| false);
+        assert!(!node.origin.is_failed());
+        assert_eq!(node.origin.ledger().contributed_minor(), 107);
+        assert_eq!(node.origin.ledger().check_conserved(), Ok(()));
+        assert_eq!(
+            node.origin.applied(&b.key),
+            Some(&OpOutcome::Applied { seq: 2 })
+        );
+        assert_eq!(node.origin.applied(&c.key), None);
+        assert_eq!(node.origin.catalog().len(), 1);
+        // The tower retries everything it holds.
+        node.deliver(vec![a.clone(), b.clone(), c.clone()]);
+        node.sync_all();
+        let last = node.replies().pop().unwrap().clone();
+        assert_eq!(last[0].outcome, OpOutcome::Applied { seq: 1 });
+        assert_eq!(last[1].outcome, OpOutcome::Applied { seq: 2 });
+        assert_eq!(last[2].outcome, OpOutcome::Applied { seq: 3 });
+        assert_eq!(node.origin.ledger().contributed_minor(), 157);
+        assert_eq!(node.origin.applied_count(), 3);
+        for op in [&a, &b, &c] {
+            assert_eq!(node.applied_events(&op.key), 1);
+        }
+        // A second recovery agrees with the live state.
+        let live = node.origin.ledger().balances().clone();
+        node.crash(|_| false);
+        assert_eq!(node.origin.ledger().balances(), &live);
+        let e2 = node.publish("alert", b"boil water, again");
+        assert_eq!((e2.manifest.version, e2.seq), (2, 2));
+    }
+
+    #[test]
+    fn write_failure_stops_the_origin() {
+        // Goal: a failed write before its fsync is a fail-stop, like a failed fsync.
+        let mut node = Node::new(OriginConfig::default());
+        node.origin.handle_message(
+            T0,
+            TOWER,
+            Message::ForwardOps {
+                ops: vec![contribution(1, 5)],
+            },
+        );
+        let Some(Action::Write { id, .. }) = node.origin.poll_action() else {
+            panic!("expected a write first");
+        };
+        node.origin.handle_write_done(T0, id, Err("ENOSPC".into()));
+        assert!(node.origin.is_failed());
+        assert_eq!(node.origin.poll_action(), None);
+    }
+
+    #[test]
+    fn recovery_drops_an_entry_whose_chunks_never_reached_the_disk() {
+        // Goal: an entry flushed without its chunks was never visible and stays invisible.
+        let mut node = Node::new(OriginConfig::default());
+        node.publish("doc", &random_bytes(3, 40_000));
+        let entry_index = node.unsynced.len() - 1;
+        assert!(matches!(node.unsynced[entry_index], Record::Entry(_)));
+        node.crash(|i| i == entry_index);
+        assert!(node.origin.catalog().is_empty());
+        assert!(node.durable.contains_key(&Key::Entry(ItemId::new("doc"))));
+        let e = node.publish("doc", b"short");
+        assert_eq!((e.manifest.version, e.seq), (2, 2));
+    }
+
+    #[test]
+    fn without_idempotency_every_delivery_applies_again() {
+        // Goal: the planted bug `no-idempotency` double-applies, visibly to an oracle.
+        let mut node = Node::new(OriginConfig {
+            idempotency: false,
+            ..OriginConfig::default()
+        });
+        let op = contribution(1, 100);
+        node.deliver(vec![op.clone()]);
+        node.sync_all();
+        node.deliver(vec![op.clone()]);
+        node.sync_all();
+        assert_eq!(node.origin.ledger().contributed_minor(), 200);
+        assert_eq!(node.origin.applied_count(), 2);
+        assert_eq!(node.applied_events(&op.key), 2);
+        assert_eq!(
+            node.origin.applied(&op.key),
+            Some(&OpOutcome::Applied { seq: 2 })
+        );
+    }
+
+    #[test]
+    fn nearest_rounding_shows_up_in_the_origin_ledger() {
+        // Goal: the planted bug `ledger-rounding` reaches the origin's ledger.
+        let mut node = Node::new(OriginConfig {
+            rounding: Rounding::Nearest,
+            ..OriginConfig::default()
+        });
+        node.deliver(vec![contribution(1, 3)]);
+        node.sync_all();
+        assert!(node.origin.ledger().check_conserved().is_err());
+        node.crash(|_| false);
+        assert_eq!(node.origin.ledger().held_minor(), 4);
+    }
+
+    #[derive(Clone, Debug)]
+    enum Step {
+        /// deliver these ops (indices, with duplicates and in any order) as one batch
+        Deliver(Vec<usize>),
+        /// complete the oldest outstanding fsync OK
+        Sync,
+        /// crash (after failing the oldest fsync if `fail_fsync`); `flush[i]` says
+        /// whether unsynced write `i` reached the disk anyway
+        Crash { fail_fsync: bool, flush: Vec<bool> },
+    }
+
+    fn step(n: usize) -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => proptest::collection::vec(0..n, 0..6).prop_map(Step::Deliver),
+            4 => Just(Step::Sync),
+            1 => (any::<bool>(), proptest::collection::vec(proptest::bool::weighted(0.3), 0..12))
+                .prop_map(|(fail_fsync, flush)| Step::Crash { fail_fsync, flush }),
+        ]
+    }
+
+    fn scenario() -> impl Strategy<Value = (Vec<u64>, Vec<Step>)> {
+        proptest::collection::vec(1u64..10_000, 1..7).prop_flat_map(|amounts| {
+            let n = amounts.len();
+            (Just(amounts), proptest::collection::vec(step(n), 0..30))
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+
+        /// Goal: under duplication, loss, reordering, fsync failures and crashes (with or
+        /// without unsynced writes surviving), each op's effect lands exactly once, replies
+        /// never contradict each other, and OpApplied is emitted at most once per key.
+        #[test]
+        fn each_op_applies_exactly_once((amounts, steps) in scenario()) {
+            let config = OriginConfig { batch_max: 4, ..OriginConfig::default() };
+            let mut node = Node::new(config);
+            let ops: Vec<Operation> = amounts
+                .iter()
+                .enumerate()
+                .map(|(i, &a)| contribution(i as u64, a))
+                .collect();
+            let mut spontaneous_flush = false;
+            for s in steps {
+                match s {
+                    Step::Deliver(idx) => node.deliver(idx.iter().map(|&i| ops[i].clone()).collect()),
+                    Step::Sync => {
+                        node.sync_one();
+                    }
+                    Step::Crash { fail_fsync, flush } => {
+                        if fail_fsync {
+                            node.fail_fsync();
+                        }
+                        spontaneous_flush |= flush.iter().take(node.unsynced.len()).any(|&f| f);
+                        node.crash(|i| flush.get(i).copied().unwrap_or(false));
+                        // The recovered ledger is exactly the recorded contributions.
+                        let recorded: u128 = ops
+                            .iter()
+                            .filter(|o| matches!(node.origin.applied(&o.key), Some(OpOutcome::Applied { .. })))
+                            .map(|o| match o.kind {
+                                OpKind::Contribution { amount_minor, .. } => u128::from(amount_minor),
+                                _ => 0,
+                            })
+                            .sum();
+                        prop_assert_eq!(node.origin.ledger().contributed_minor(), recorded);
+                        prop_assert_eq!(node.origin.ledger().check_conserved(), Ok(()));
+                    }
+                }
+            }
+            // Heal: every op delivered at least once after the last crash, all fsyncs done.
+            for op in &ops {
+                node.deliver(vec![op.clone()]);
+            }
+            node.sync_all();
+            let total: u128 = amounts.iter().map(|&a| u128::from(a)).sum();
+            prop_assert_eq!(node.origin.ledger().contributed_minor(), total);
+            prop_assert_eq!(node.origin.ledger().check_conserved(), Ok(()));
+            prop_assert_eq!(node.origin.applied_count(), ops.len() as u64);
+            for op in &ops {
+                let outcome = node.origin.applied(&op.key).cloned();
+                let applied = matches!(outcome, Some(OpOutcome::Applied { .. }));
+                prop_assert!(applied, "op {} not applied", op.key);
+                for receipts in node.replies() {
+                    for r in receipts.iter().filter(|r| r.key == op.key) {
+                        prop_assert_eq!(Some(&r.outcome), outcome.as_ref());
+                    }
+                }
+                let events = node.applied_events(&op.key);
+                prop_assert!(events <= 1, "{} OpApplied events for {}", events, op.key);
+                if !spontaneous_flush {
+                    prop_assert_eq!(events, 1);
+                }
+            }
+        }
+    }
+}

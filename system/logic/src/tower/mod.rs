@@ -1,4 +1,42 @@
-//! (being written)
+//! The tower: a community edge server's whole decision-making, as one sans-IO state machine.
+//!
+//! A [`Tower`] serves devices from its local store whatever its uplinks do, and syncs
+//! content from the origin over the best working uplink. It never touches a socket, a
+//! file or a clock: the driver feeds it inputs and carries out its [`Action`]s.
+//!
+//! # Call order (the driver's contract)
+//! 1. Build with [`Tower::new`] (empty store) or [`Tower::recover`] (from durable state).
+//! 2. Feed inputs as they happen: [`Tower::handle_message`] (origin replies, device
+//!    requests), [`Tower::handle_probe`], [`Tower::handle_power`],
+//!    [`Tower::handle_write_done`], [`Tower::handle_fsync_done`], and
+//!    [`Tower::handle_timeout`] once `now >= poll_timeout()`.
+//! 3. After each input, drain [`Tower::poll_action`] until it returns `None` and carry
+//!    the actions out in order (writes and fsyncs in issue order: an fsync covers every
+//!    write issued before it).
+//! 4. Serve device reads with [`Tower::serve_plan`], verify every chunk read from disk
+//!    with [`crate::content::verify_chunk`], and report a mismatch with
+//!    [`Tower::report_corrupt`].
+//!
+//! # Map
+//! - [`link`]: probe hysteresis, failover/fail-back, per-link class policy.
+//! - [`scheduler`]: strict P0, deficit round robin for P1–P3.
+//! - [`throttle`]: AIMD window of chunk requests in flight.
+//! - [`breaker`]: circuit breaker on calls to the origin.
+//! - [`supervisor`]: restart budget for the sync tasks.
+//! - [`power`]: load shedding and clean shutdown from battery state.
+//! - [`warmer`]: demand tracking; popular items are queued first.
+//! - [`events`]: bounded subscriber queues for content/link/power events.
+//! - this file: the [`Tower`] that composes them, the device outbox and integrity rules.
+//!
+//! # Invariants kept here
+//! - A chunk is kept only after its SHA-256 matches; it counts as held only once its
+//!   write was fsynced; an item is servable only when its entry and all its chunks are.
+//! - A device operation is acknowledged only after the fsync that covers its write
+//!   completed; it leaves the outbox only when the origin confirmed it.
+//! - While P0 work is queued or in flight, no request of a lower class is sent.
+//!
+//! Not covered: HTTP, files, SQL (drivers); what the origin does (see [`crate::origin`]).
+
 pub mod breaker;
 pub mod events;
 pub mod link;
@@ -7,3 +45,1314 @@ pub mod scheduler;
 pub mod supervisor;
 pub mod throttle;
 pub mod warmer;
+
+use crate::content::{ChunkHash, ItemId, Manifest, Priority, missing_chunks};
+use crate::entropy::SplitMix64;
+use crate::io::{Action, DurableState, Event, Key, PowerMode, Record, TaskKind, WriteId};
+use crate::protocol::{
+    CatalogEntry, IdemKey, LinkKind, Message, OpOutcome, Operation, Peer, SubmitReply, TowerId,
+};
+use crate::time::Time;
+use breaker::{Breaker, BreakerConfig};
+use events::EventGateway;
+use link::{ClassPolicy, Failover, ProbeOutcome, ProbePolicy};
+use power::{PowerManager, PowerReading, PowerThresholds};
+use scheduler::{Scheduler, SchedulerConfig};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
+use supervisor::{Decision, Supervisor, SupervisorPolicy};
+use throttle::{Throttle, ThrottleConfig};
+use warmer::Warmer;
+
+/// Everything a tower is configured with. The `bool` switches default to correct
+/// behaviour; the simulator flips them to plant the bugs its oracles must catch.
+#[derive(Clone, Debug)]
+pub struct TowerConfig {
+    /// This tower.
+    pub id: TowerId,
+    /// Its uplinks (any subset of fibre, LTE, satellite).
+    pub links: Vec<LinkKind>,
+    /// Probe interval and hysteresis.
+    pub probe: ProbePolicy,
+    /// Return to a more preferred link once it is healthy again (`false`: planted
+    /// `no-failback`).
+    pub failback: bool,
+    /// Which classes each link may carry.
+    pub classes: ClassPolicy,
+    /// Download scheduling.
+    pub scheduler: SchedulerConfig,
+    /// AIMD window.
+    pub throttle: ThrottleConfig,
+    /// Circuit breaker on origin calls.
+    pub breaker: BreakerConfig,
+    /// Restart budget for sync tasks.
+    pub supervisor: SupervisorPolicy,
+    /// Battery thresholds.
+    pub power: PowerThresholds,
+    /// Act on battery state (`false`: planted `ignore-battery`).
+    pub power_managed: bool,
+    /// Verify chunk hashes before keeping and serving (`false`: planted `skip-verify`).
+    pub verify: bool,
+    /// Acknowledge device operations only after fsync (`false`: planted `ack-before-fsync`).
+    pub ack_after_fsync: bool,
+    /// Serve devices while no uplink works (`false`: planted `offline-refuse`).
+    pub serve_offline: bool,
+    /// How often to poll the origin's catalog.
+    pub catalog_interval: Duration,
+    /// A request to the origin that has not been answered after this long (plus the
+    /// link's transfer time estimate) is a timeout.
+    pub request_timeout: Duration,
+    /// Operations per forward batch.
+    pub forward_batch_max: usize,
+    /// Bound on the device outbox (operations held).
+    pub outbox_max: usize,
+    /// Demand half-life for the cache warmer.
+    pub warmer_half_life: Duration,
+}
+
+impl TowerConfig {
+    /// Defaults for a tower with the given uplinks.
+    pub fn new(id: TowerId, links: &[LinkKind]) -> Self {
+        TowerConfig {
+            id,
+            links: links.to_vec(),
+            probe: ProbePolicy::default(),
+            failback: true,
+            classes: ClassPolicy::default(),
+            scheduler: SchedulerConfig::default(),
+            throttle: ThrottleConfig::default(),
+            breaker: BreakerConfig::default(),
+            supervisor: SupervisorPolicy::default(),
+            power: PowerThresholds::default(),
+            power_managed: true,
+            verify: true,
+            ack_after_fsync: true,
+            serve_offline: true,
+            catalog_interval: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(20),
+            forward_batch_max: 32,
+            outbox_max: 100_000,
+            warmer_half_life: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Why a device read cannot be served.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The tower does not hold a complete, verified version of the item.
+    NotHeld,
+    /// The tower is shutting down or off.
+    PoweredDown,
+    /// Refused because no uplink works (only with the planted `offline-refuse`).
+    Offline,
+}
+
+impl Refusal {
+    /// A short reason for replies and logs.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refusal::NotHeld => "not held",
+            Refusal::PoweredDown => "powered down",
+            Refusal::Offline => "offline",
+        }
+    }
+}
+
+/// What a driver needs to serve an item: the manifest whose chunks to read and verify.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServePlan {
+    /// The servable version.
+    pub manifest: Manifest,
+}
+
+/// A point-in-time view of a tower for consoles, metrics and oracles.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TowerStatus {
+    /// The active uplink.
+    pub active_link: Option<LinkKind>,
+    /// Links currently considered up.
+    pub links_up: Vec<LinkKind>,
+    /// Power mode.
+    pub power_mode: PowerMode,
+    /// Items servable now.
+    pub items_servable: u64,
+    /// Items known but not yet complete.
+    pub items_pending: u64,
+    /// Verified, durable chunks.
+    pub chunks_held: u64,
+    /// Chunk requests queued per class.
+    pub queued: [u64; 4],
+    /// Chunk requests in flight.
+    pub in_flight: u64,
+    /// Operations held in the outbox (acknowledged or being made durable).
+    pub outbox: u64,
+    /// AIMD window.
+    pub window: u32,
+    /// Failovers so far.
+    pub failovers: u64,
+    /// Breaker openings so far.
+    pub breaker_openings: u64,
+}
+
+/// What an issued write or delete was for, so that its completion can be acted on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Purpose {
+    /// A verified chunk; `bytes` for accounting.
+    Chunk(ChunkHash),
+    /// A catalog entry (item, version).
+    Entry(ItemId, u64),
+    /// A device operation entering the outbox.
+    Outbox(IdemKey),
+    /// A delete we do not track (confirmed ops, quarantined chunks).
+    Untracked,
+}
+
+/// The state of one operation in the tower's outbox.
+#[derive(Clone, Debug)]
+struct OutboxEntry {
+    op: Operation,
+    /// Insertion order: forwarding is oldest first.
+    seq: u64,
+    /// The fsync covering the write completed: acknowledged and forwardable.
+    durable: bool,
+    /// Devices waiting for the acknowledgement (the submitter and duplicates).
+    waiting: BTreeSet<crate::protocol::DeviceId>,
+}
+
+/// A chunk request on the wire.
+#[derive(Clone, Copy, Debug)]
+struct InFlight {
+    class: Priority,
+    deadline: Time,
+    /// The uplink the request went over (bytes are charged to it).
+    link: LinkKind,
+}
+
+/// Per-item sync state.
+#[derive(Clone, Debug)]
+struct ItemState {
+    /// The latest entry known (durable or being written).
+    entry: CatalogEntry,
+    /// The entry's record is durable.
+    entry_durable: bool,
+    /// Chunks of `entry` not yet held.
+    missing: BTreeSet<ChunkHash>,
+    /// The servable version, if any (may be older than `entry` while a newer syncs).
+    servable: Option<Manifest>,
+}
+
+/// A forward batch on the wire.
+#[derive(Clone, Debug)]
+struct ForwardInFlight {
+    deadline: Time,
+}
+
+/// The tower state machine. See the module documentation for the call order.
+pub struct Tower {
+    config: TowerConfig,
+    rng: SplitMix64,
+    failover: Failover,
+    scheduler: Scheduler<ChunkHash>,
+    throttle: Throttle,
+    breaker: Breaker,
+    supervisor: Supervisor,
+    power: PowerManager,
+    warmer: Warmer,
+    gateway: EventGateway,
+
+    items: BTreeMap<ItemId, ItemState>,
+    /// Verified chunks whose write an fsync has covered, with their lengths.
+    held: BTreeMap<ChunkHash, u32>,
+    /// Verified chunks written but not yet covered by a completed fsync.
+    writing: BTreeSet<ChunkHash>,
+    /// Chunks some item is missing → the most urgent class that wants them and their length.
+    wanted: BTreeMap<ChunkHash, (Priority, u32)>,
+    /// Which items wait for a chunk.
+    waiters: BTreeMap<ChunkHash, BTreeSet<ItemId>>,
+    in_flight: BTreeMap<ChunkHash, InFlight>,
+    /// The highest catalog seq whose entry is durable here.
+    catalog_cursor: u64,
+    catalog_deadline: Option<Time>,
+    next_catalog_at: Time,
+
+    outbox: BTreeMap<IdemKey, OutboxEntry>,
+    outbox_order: BTreeMap<u64, IdemKey>,
+    outbox_seq: u64,
+    forward: Option<ForwardInFlight>,
+
+    actions: VecDeque<Action>,
+    next_write: u64,
+    /// Writes issued since the last fsync, in order.
+    unsynced: Vec<(WriteId, Purpose)>,
+    /// Issued fsyncs and the writes each covers.
+    fsyncs: BTreeMap<WriteId, Vec<(WriteId, Purpose)>>,
+    /// Chunk jobs the bounded scheduler had no room for; re-queued as room frees up.
+    overflow: BTreeSet<ChunkHash>,
+    next_probe_at: BTreeMap<LinkKind, Time>,
+    /// Set once a clean shutdown began; the id of the final fsync.
+    shutdown_fsync: Option<WriteId>,
+    now: Time,
+}
+
+impl Tower {
+    /// A tower with an empty store, booting at `now`. `seed` feeds its jitter (the driver
+    /// derives it from the run's seed, or from the OS once, outside the logic).
+    pub fn new(config: TowerConfig, seed: u64, now: Time) -> Tower {
+        let mut tower = Tower::build(config, seed, now);
+        tower.pump();
+        tower
+    }
+
+    /// The state of a tower that holds nothing yet, without starting any work.
+    fn build(config: TowerConfig, seed: u64, now: Time) -> Tower {
+        let failover = Failover::new(&config.links, config.probe.clone(), config.failback);
+        let mut next_probe_at = BTreeMap::new();
+        for (i, link) in failover.links().into_iter().enumerate() {
+            // Spread first probes so links are not probed in lock-step.
+            next_probe_at.insert(link, now + Duration::from_millis(100 * i as u64));
+        }
+        Tower {
+            rng: SplitMix64::new(seed),
+            failover,
+            scheduler: Scheduler::new(config.scheduler.clone()),
+            throttle: Throttle::new(config.throttle.clone()),
+            breaker: Breaker::new(config.breaker.clone()),
+            supervisor: Supervisor::new(config.supervisor.clone()),
+            power: PowerManager::new(config.power.clone(), config.power_managed, now),
+            warmer: Warmer::new(config.warmer_half_life, 10_000),
+            gateway: EventGateway::new(64),
+            items: BTreeMap::new(),
+            held: BTreeMap::new(),
+            writing: BTreeSet::new(),
+            wanted: BTreeMap::new(),
+            waiters: BTreeMap::new(),
+            in_flight: BTreeMap::new(),
+            catalog_cursor: 0,
+            catalog_deadline: None,
+            next_catalog_at: now,
+            outbox: BTreeMap::new(),
+            outbox_order: BTreeMap::new(),
+            outbox_seq: 0,
+            forward: None,
+            actions: VecDeque::new(),
+            next_write: 1,
+            unsynced: Vec::new(),
+            fsyncs: BTreeMap::new(),
+            next_probe_at,
+            shutdown_fsync: None,
+            overflow: BTreeSet::new(),
+            now,
+            config,
+        }
+    }
+
+    /// Rebuild a tower from its durable state alone (what was fsynced before a crash or a
+    /// clean shutdown). Every stored chunk is verified: a mismatch is quarantined (deleted
+    /// and fetched again). Entries resume syncing their missing chunks; outbox operations
+    /// are acknowledged already and will be forwarded.
+    pub fn recover(config: TowerConfig, seed: u64, now: Time, durable: &DurableState) -> Tower {
+        let verify = config.verify;
+        let mut tower = Tower::build(config, seed, now);
+        let mut quarantined = 0u64;
+        for record in durable.values() {
+            match record {
+                Record::Chunk(chunk) => {
+                    if !verify || crate::content::verify_chunk(&chunk.hash, &chunk.bytes) {
+                        tower.held.insert(chunk.hash, chunk.bytes.len() as u32);
+                    } else {
+                        quarantined += 1;
+                        tower.quarantine(chunk.hash);
+                    }
+                }
+                Record::Entry(entry) => {
+                    tower.catalog_cursor = tower.catalog_cursor.max(entry.seq);
+                }
+                Record::Outbox(op) => {
+                    tower.outbox_seq += 1;
+                    tower.outbox_order.insert(tower.outbox_seq, op.key.clone());
+                    tower.outbox.insert(
+                        op.key.clone(),
+                        OutboxEntry {
+                            op: op.clone(),
+                            seq: tower.outbox_seq,
+                            durable: true,
+                            waiting: BTreeSet::new(),
+                        },
+                    );
+                }
+                Record::Applied { .. } => {
+                    debug_assert!(false, "a tower never stores origin apply records");
+                }
+            }
+        }
+        // Entries after chunks so that `missing` reflects what survived verification.
+        for record in durable.values() {
+            if let Record::Entry(entry) = record {
+                tower.adopt_entry(entry.clone(), true);
+            }
+        }
+        let event = Event::Recovered {
+            chunks: tower.held.len() as u64,
+            quarantined,
+            outbox: tower.outbox.len() as u64,
+        };
+        tower.emit(event);
+        tower.pump();
+        tower
+    }
+
+    // ----- inputs ---------------------------------------------------------------------
+
+    /// A message from the origin (a reply) or from a device (a request).
+    pub fn handle_message(&mut self, now: Time, from: Peer, msg: Message) {
+        self.advance(now);
+        if self.power.mode() == PowerMode::Off {
+            return; // a powered-off tower hears nothing
+        }
+        match (from, msg) {
+            (Peer::Origin, Message::CatalogReply { entries }) => self.on_catalog(entries),
+            (Peer::Origin, Message::ChunkReply { hash, bytes }) => self.on_chunk(hash, bytes),
+            (Peer::Origin, Message::ForwardReply { receipts }) => self.on_forward_reply(receipts),
+            (Peer::Device(device), Message::SubmitOp { op }) => self.on_submit(device, op),
+            _ => {} // anything else is not for a tower; drivers answer reads via serve_plan
+        }
+        self.pump();
+    }
+
+    /// A probe of `link` completed.
+    pub fn handle_probe(&mut self, now: Time, link: LinkKind, outcome: ProbeOutcome) {
+        self.advance(now);
+        if self.power.mode() == PowerMode::Off {
+            return;
+        }
+        let events = self.failover.observe(now, link, &outcome);
+        self.on_link_events(events);
+        self.pump();
+    }
+
+    /// A power telemetry reading arrived.
+    pub fn handle_power(&mut self, now: Time, reading: PowerReading) {
+        self.advance(now);
+        if let Some((from, to)) = self.power.handle_reading(now, reading) {
+            self.on_power_mode(from, to);
+        }
+        self.pump();
+    }
+
+    /// A write or delete completed. `Err` means it did not happen (or cannot be trusted).
+    pub fn handle_write_done(&mut self, now: Time, id: WriteId, result: Result<(), String>) {
+        self.advance(now);
+        if let Err(reason) = result {
+            // The write is not on disk: no fsync may count it. Undo what it was for,
+            // whether or not its covering fsync was already issued.
+            let mut failed = None;
+            if let Some(pos) = self.unsynced.iter().position(|(w, _)| *w == id) {
+                failed = Some(self.unsynced.remove(pos).1);
+            } else {
+                for covered in self.fsyncs.values_mut() {
+                    if let Some(pos) = covered.iter().position(|(w, _)| *w == id) {
+                        failed = Some(covered.remove(pos).1);
+                        break;
+                    }
+                }
+            }
+            if let Some(purpose) = failed {
+                self.on_not_durable(purpose, &reason);
+            }
+        }
+        self.pump();
+    }
+
+    /// An fsync completed. `Ok`: every write issued before it is durable. `Err`: none of
+    /// the writes it covered can be trusted (fsyncgate) — they are treated as lost.
+    pub fn handle_fsync_done(&mut self, now: Time, id: WriteId, result: Result<(), String>) {
+        self.advance(now);
+        let purposes = self.fsyncs.remove(&id).unwrap_or_default();
+        match result {
+            Ok(()) => {
+                for (_, purpose) in purposes {
+                    self.on_durable(purpose);
+                }
+            }
+            Err(reason) => {
+                for (_, purpose) in purposes {
+                    self.on_not_durable(purpose, &reason);
+                }
+                let decision = self
+                    .supervisor
+                    .on_failure(now, TaskKind::Fetch, &mut self.rng);
+                self.on_supervision(decision);
+            }
+        }
+        if self.shutdown_fsync == Some(id) {
+            self.finish_shutdown();
+        }
+        self.pump();
+    }
+
+    /// Timers: probes, request deadlines, catalog polls, power telemetry watchdog,
+    /// breaker and supervisor wake-ups. Call when `now >= poll_timeout()`.
+    pub fn handle_timeout(&mut self, now: Time) {
+        self.advance(now);
+        if self.power.mode() == PowerMode::Off {
+            return;
+        }
+        if let Some((from, to)) = self.power.handle_tick(now) {
+            self.on_power_mode(from, to);
+        }
+        // Clear waits that have ended so that poll_timeout never reports a past time.
+        self.breaker.handle_timeout(now);
+        self.supervisor.handle_timeout(now);
+        let due: Vec<LinkKind> = self
+            .next_probe_at
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(l, _)| *l)
+            .collect();
+        for link in due {
+            self.next_probe_at
+                .insert(link, now + self.config.probe.interval);
+            if self.power.mode() < PowerMode::ShuttingDown {
+                self.actions.push_back(Action::Probe { link });
+            }
+        }
+        let expired: Vec<ChunkHash> = self
+            .in_flight
+            .iter()
+            .filter(|(_, f)| f.deadline <= now)
+            .map(|(h, _)| *h)
+            .collect();
+        if !expired.is_empty() {
+            for hash in &expired {
+                if self.in_flight.remove(hash).is_some() {
+                    self.requeue(*hash);
+                }
+            }
+            self.on_origin_failure();
+            if let Some(w) = self.throttle.on_loss(now) {
+                self.emit(Event::Throttle { window: w });
+            }
+        }
+        if self.catalog_deadline.is_some_and(|d| d <= now) {
+            self.catalog_deadline = None;
+            self.on_origin_failure();
+        }
+        if self.forward.as_ref().is_some_and(|f| f.deadline <= now) {
+            self.forward = None;
+            self.on_origin_failure();
+        }
+        self.pump();
+    }
+
+    /// The earliest time at which [`Tower::handle_timeout`] has work to do.
+    pub fn poll_timeout(&self) -> Option<Time> {
+        if self.power.mode() == PowerMode::Off {
+            return None;
+        }
+        let mut t = Time::MAX;
+        let mut take = |x: Option<Time>| {
+            if let Some(x) = x {
+                t = t.min(x);
+            }
+        };
+        take(self.next_probe_at.values().min().copied());
+        take(self.in_flight.values().map(|f| f.deadline).min());
+        take(self.catalog_deadline);
+        take(self.forward.as_ref().map(|f| f.deadline));
+        take(self.power.next_timeout());
+        take(self.breaker.next_timeout());
+        take(self.supervisor.next_timeout());
+        // A catalog poll that is due but blocked (breaker, supervisor) is woken by the
+        // blocker's own timer; only a future poll needs a timer of its own.
+        if self.catalog_deadline.is_none()
+            && self.failover.active().is_some()
+            && self.next_catalog_at > self.now
+        {
+            take(Some(self.next_catalog_at));
+        }
+        (t != Time::MAX).then_some(t)
+    }
+
+    /// The next action for the driver, in issue order.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    // ----- device reads ---------------------------------------------------------------
+
+    /// Plan a device read of `item`: the manifest of its servable version. Records demand
+    /// for the cache warmer either way.
+    pub fn serve_plan(&mut self, now: Time, item: &ItemId) -> Result<ServePlan, Refusal> {
+        self.advance(now);
+        self.warmer.record_request(now, item);
+        if self.power.mode() >= PowerMode::ShuttingDown {
+            return Err(Refusal::PoweredDown);
+        }
+        if !self.config.serve_offline && self.failover.active().is_none() {
+            return Err(Refusal::Offline);
+        }
+        match self.items.get(item).and_then(|s| s.servable.clone()) {
+            Some(manifest) => Ok(ServePlan { manifest }),
+            None => Err(Refusal::NotHeld),
+        }
+    }
+
+    /// A chunk read from the store failed verification: quarantine it (delete, fetch
+    /// again) and stop serving the items that need it until it is back.
+    pub fn report_corrupt(&mut self, now: Time, hash: ChunkHash) {
+        self.advance(now);
+        if self.held.remove(&hash).is_none() {
+            return;
+        }
+        self.quarantine(hash);
+        let affected: Vec<ItemId> = self
+            .items
+            .iter()
+            .filter(|(_, s)| {
+                s.servable
+                    .as_ref()
+                    .is_some_and(|m| m.chunks.iter().any(|c| c.hash == hash))
+                    || s.entry.manifest.chunks.iter().any(|c| c.hash == hash)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in affected {
+            let Some(state) = self.items.get_mut(&id) else {
+                continue;
+            };
+            if state
+                .servable
+                .as_ref()
+                .is_some_and(|m| m.chunks.iter().any(|c| c.hash == hash))
+            {
+                state.servable = None;
+            }
+            if state.entry.manifest.chunks.iter().any(|c| c.hash == hash) {
+                state.missing.insert(hash);
+                let class = state.entry.manifest.priority;
+                let len = state
+                    .entry
+                    .manifest
+                    .chunks
+                    .iter()
+                    .find(|c| c.hash == hash)
+                    .map_or(0, |c| c.len);
+                self.waiters.entry(hash).or_default().insert(id.clone());
+                self.want(hash, class, len);
+            }
+        }
+        self.pump();
+    }
+
+    // ----- queries --------------------------------------------------------------------
+
+    /// This tower's configuration.
+    pub fn config(&self) -> &TowerConfig {
+        &self.config
+    }
+
+    /// Whether chunk bytes are verified (drivers verify on read only if so; `false` is the
+    /// planted `skip-verify`).
+    pub fn verifies(&self) -> bool {
+        self.config.verify
+    }
+
+    /// A summary for consoles and metrics.
+    pub fn status(&self) -> TowerStatus {
+        let mut queued = [0u64; 4];
+        for class in Priority::ALL {
+            queued[class.index()] = self.scheduler.len_class(class) as u64;
+        }
+        TowerStatus {
+            active_link: self.failover.active(),
+            links_up: self
+                .failover
+                .links()
+                .into_iter()
+                .filter(|l| self.failover.health(*l).is_some_and(|h| h.is_up()))
+                .collect(),
+            power_mode: self.power.mode(),
+            items_servable: self.items.values().filter(|s| s.servable.is_some()).count() as u64,
+            items_pending: self
+                .items
+                .values()
+                .filter(|s| !s.missing.is_empty())
+                .count() as u64,
+            chunks_held: self.held.len() as u64,
+            queued,
+            in_flight: self.in_flight.len() as u64,
+            outbox: self.outbox.len() as u64,
+            window: self.throttle.window(),
+            failovers: self.failover.failovers(),
+            breaker_openings: self.breaker.openings(),
+        }
+    }
+
+    /// The servable version of every item (item → version).
+    pub fn servable(&self) -> BTreeMap<ItemId, u64> {
+        self.items
+            .iter()
+            .filter_map(|(id, s)| s.servable.as_ref().map(|m| (id.clone(), m.version)))
+            .collect()
+    }
+
+    /// Whether the chunk is held (verified and durable).
+    pub fn holds_chunk(&self, hash: &ChunkHash) -> bool {
+        self.held.contains_key(hash)
+    }
+
+    /// Keys of the operations in the outbox that are acknowledged (durable).
+    pub fn outbox_acked(&self) -> Vec<IdemKey> {
+        self.outbox
+            .values()
+            .filter(|e| e.durable)
+            .map(|e| e.op.key.clone())
+            .collect()
+    }
+
+    /// Whether P0 work is queued or in flight (the priority oracle's "P0 waiting").
+    pub fn p0_waiting(&self) -> bool {
+        self.scheduler.has_waiting(Priority::P0)
+            || self.in_flight.values().any(|f| f.class == Priority::P0)
+    }
+
+    /// The current power mode.
+    pub fn power_mode(&self) -> PowerMode {
+        self.power.mode()
+    }
+
+    /// The active uplink.
+    pub fn active_link(&self) -> Option<LinkKind> {
+        self.failover.active()
+    }
+
+    /// The failover state (health per link).
+    pub fn failover(&self) -> &Failover {
+        &self.failover
+    }
+
+    /// The event gateway (subscribe, poll).
+    pub fn gateway(&mut self) -> &mut EventGateway {
+        &mut self.gateway
+    }
+
+    // ----- internals ------------------------------------------------------------------
+
+    fn advance(&mut self, now: Time) {
+        // A clock jumping backwards is a fault the simulator injects; never go back.
+        self.now = self.now.max(now);
+    }
+
+    fn emit(&mut self, event: Event) {
+        self.gateway.publish(self.now, &event);
+        self.actions.push_back(Action::Emit(event));
+    }
+
+    fn write(&mut self, record: Record, purpose: Purpose) -> WriteId {
+        let id = WriteId(self.next_write);
+        self.next_write += 1;
+        self.actions.push_back(Action::Write { id, record });
+        self.unsynced.push((id, purpose));
+        id
+    }
+
+    fn delete(&mut self, key: Key) {
+        let id = WriteId(self.next_write);
+        self.next_write += 1;
+        self.actions.push_back(Action::Delete { id, key });
+        self.unsynced.push((id, Purpose::Untracked));
+    }
+
+    /// Group commit: one fsync covers every write issued since the last one.
+    fn fsync(&mut self) -> Option<WriteId> {
+        if self.unsynced.is_empty() {
+            return None;
+        }
+        let id = WriteId(self.next_write);
+        self.next_write += 1;
+        let covered: Vec<(WriteId, Purpose)> = self.unsynced.drain(..).collect();
+        self.fsyncs.insert(id, covered);
+        self.actions.push_back(Action::Fsync { id });
+        Some(id)
+    }
+
+    fn quarantine(&mut self, hash: ChunkHash) {
+        self.delete(Key::Chunk(hash));
+        self.emit(Event::ChunkQuarantined { hash });
+    }
+
+    /// Some item needs `hash` at `class`: queue it unless it is held, being written, or
+    /// already queued at least as urgently.
+    fn want(&mut self, hash: ChunkHash, class: Priority, len: u32) {
+        if self.held.contains_key(&hash) || self.writing.contains(&hash) {
+            return;
+        }
+        match self.wanted.get_mut(&hash) {
+            None => {
+                self.wanted.insert(hash, (class, len));
+                self.enqueue(hash, class, len);
+            }
+            Some(w) if class < w.0 => {
+                // More urgent now: a second, more urgent job; the stale one is skipped
+                // when popped (see `pump_fetch`).
+                w.0 = class;
+                self.enqueue(hash, class, len);
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// Put a wanted chunk back in the queue (after a timeout, a rejected reply, a failed
+    /// write), at the class it is wanted at.
+    fn requeue(&mut self, hash: ChunkHash) {
+        if let Some(&(class, len)) = self.wanted.get(&hash) {
+            self.enqueue(hash, class, len);
+        }
+    }
+
+    fn enqueue(&mut self, hash: ChunkHash, class: Priority, len: u32) {
+        if self.scheduler.push(class, hash, u64::from(len)).is_err() {
+            self.overflow.insert(hash);
+        }
+    }
+
+    /// Take a catalog entry as the item's latest: compute its delta and queue it.
+    fn adopt_entry(&mut self, entry: CatalogEntry, durable: bool) {
+        let item = entry.manifest.item.clone();
+        let previous_servable = self.items.get(&item).and_then(|s| s.servable.clone());
+        let missing: BTreeSet<ChunkHash> =
+            missing_chunks(&entry.manifest, |h| self.held.contains_key(h))
+                .into_iter()
+                .map(|c| c.hash)
+                .collect();
+        let class = entry.manifest.priority;
+        let lens: Vec<(ChunkHash, u32)> = entry
+            .manifest
+            .chunks
+            .iter()
+            .filter(|c| missing.contains(&c.hash))
+            .map(|c| (c.hash, c.len))
+            .collect();
+        let complete_now = missing.is_empty() && durable;
+        let manifest = entry.manifest.clone();
+        self.items.insert(
+            item.clone(),
+            ItemState {
+                entry,
+                entry_durable: durable,
+                missing,
+                servable: if complete_now {
+                    Some(manifest)
+                } else {
+                    previous_servable
+                },
+            },
+        );
+        for (hash, len) in lens {
+            self.waiters.entry(hash).or_default().insert(item.clone());
+            self.want(hash, class, len);
+        }
+        if complete_now {
+            self.mark_servable(&item);
+        }
+    }
+
+    fn mark_servable(&mut self, item: &ItemId) {
+        let Some(state) = self.items.get_mut(item) else {
+            return;
+        };
+        if !state.missing.is_empty() || !state.entry_durable {
+            return;
+        }
+        let m = &state.entry.manifest;
+        state.servable = Some(m.clone());
+        let event = Event::ContentServable {
+            item: m.item.clone(),
+            version: m.version,
+            priority: m.priority,
+        };
+        self.emit(event);
+    }
+
+    fn on_catalog(&mut self, entries: Vec<CatalogEntry>) {
+        self.catalog_deadline = None;
+        self.next_catalog_at = self.now + self.config.catalog_interval;
+        if let Some(e) = self.breaker.on_success(self.now) {
+            self.emit(e);
+        }
+        self.supervisor.on_success(TaskKind::Catalog);
+        // Newer versions only; the most demanded items queue first (cache warmer).
+        let mut fresh: Vec<CatalogEntry> = entries
+            .into_iter()
+            .filter(|e| {
+                self.items
+                    .get(&e.manifest.item)
+                    .is_none_or(|s| s.entry.manifest.version < e.manifest.version)
+            })
+            .collect();
+        let order = self
+            .warmer
+            .rank(self.now, fresh.iter().map(|e| &e.manifest.item));
+        fresh.sort_by_key(|e| {
+            (
+                e.manifest.priority,
+                order.iter().position(|i| *i == e.manifest.item),
+            )
+        });
+        for entry in fresh {
+            let purpose = Purpose::Entry(entry.manifest.item.clone(), entry.manifest.version);
+            self.write(Record::Entry(entry.clone()), purpose);
+            self.adopt_entry(entry, false);
+        }
+        self.fsync();
+    }
+
+    fn on_chunk(&mut self, hash: ChunkHash, bytes: Option<bytes::Bytes>) {
+        let flight = match self.in_flight.remove(&hash) {
+            Some(f) => f,
+            // A late reply (its request timed out and was requeued): still worth keeping
+            // if wanted — on a satellite link the bytes are paid for already. It goes
+            // through the same verification; its stale queue entry is skipped when popped.
+            None => match self.wanted.get(&hash) {
+                Some(&(class, _))
+                    if bytes.is_some()
+                        && !self.writing.contains(&hash)
+                        && !self.held.contains_key(&hash) =>
+                {
+                    InFlight {
+                        class,
+                        deadline: self.now,
+                        link: self.failover.active().unwrap_or(LinkKind::Fibre),
+                    }
+                }
+                _ => return, // duplicate, or no longer wanted
+            },
+        };
+        let Some(bytes) = bytes else {
+            // The origin does not have it (yet): a task failure, retried under supervision.
+            self.requeue(hash);
+            let decision = self
+                .supervisor
+                .on_failure(self.now, TaskKind::Fetch, &mut self.rng);
+            self.on_supervision(decision);
+            return;
+        };
+        if let Some(e) = self.breaker.on_success(self.now) {
+            self.emit(e);
+        }
+        let link = flight.link;
+        if self.config.verify && !crate::content::verify_chunk(&hash, &bytes) {
+            // Damaged in transit: drop the bytes and fetch again. Treated like loss (the
+            // window shrinks), not as a task failure: one bad chunk should not stall
+            // the whole fetch task.
+            self.emit(Event::ChunkRejected { hash, link });
+            self.requeue(hash);
+            if let Some(w) = self.throttle.on_loss(self.now) {
+                self.emit(Event::Throttle { window: w });
+            }
+            return;
+        }
+        self.supervisor.on_success(TaskKind::Fetch);
+        if let Some(w) = self.throttle.on_success(self.now) {
+            self.emit(Event::Throttle { window: w });
+        }
+        if !self.wanted.contains_key(&hash) || self.held.contains_key(&hash) {
+            return;
+        }
+        self.emit(Event::ChunkVerified {
+            hash,
+            priority: flight.class,
+            bytes: bytes.len() as u64,
+            link,
+        });
+        self.writing.insert(hash);
+        self.write(
+            Record::Chunk(crate::content::Chunk { hash, bytes }),
+            Purpose::Chunk(hash),
+        );
+    }
+
+    fn on_submit(&mut self, device: crate::protocol::DeviceId, op: Operation) {
+        let reply = |key: &IdemKey, reply: SubmitReply| Action::Send {
+            to: Peer::Device(device),
+            via: None,
+            msg: Message::SubmitReply {
+                key: key.clone(),
+                reply,
+            },
+        };
+        if self.power.mode() >= PowerMode::ShuttingDown {
+            let a = reply(
+                &op.key,
+                SubmitReply::Retry {
+                    reason: "tower shutting down".into(),
+                },
+            );
+            self.actions.push_back(a);
+            return;
+        }
+        if let Some(existing) = self.outbox.get_mut(&op.key) {
+            let answer = if existing.op.fingerprint() != op.fingerprint() {
+                SubmitReply::Conflict
+            } else if existing.durable {
+                SubmitReply::Duplicate
+            } else {
+                existing.waiting.insert(device);
+                SubmitReply::InFlight
+            };
+            let a = reply(&op.key, answer);
+            self.actions.push_back(a);
+            return;
+        }
+        if self.outbox.len() >= self.config.outbox_max {
+            let a = reply(
+                &op.key,
+                SubmitReply::Retry {
+                    reason: "outbox full".into(),
+                },
+            );
+            self.actions.push_back(a);
+            return;
+        }
+        self.outbox_seq += 1;
+        let key = op.key.clone();
+        self.outbox_order.insert(self.outbox_seq, key.clone());
+        self.outbox.insert(
+            key.clone(),
+            OutboxEntry {
+                op: op.clone(),
+                seq: self.outbox_seq,
+                durable: false,
+                waiting: BTreeSet::from([device]),
+            },
+        );
+        self.write(Record::Outbox(op), Purpose::Outbox(key.clone()));
+        if !self.config.ack_after_fsync {
+            // Planted bug: acknowledge before the fsync has made the operation durable.
+            if let Some(e) = self.outbox.get_mut(&key) {
+                e.waiting.clear();
+            }
+            let a = reply(&key, SubmitReply::Accepted);
+            self.actions.push_back(a);
+            self.emit(Event::OpAcked { key });
+        }
+    }
+
+    fn on_forward_reply(&mut self, receipts: Vec<crate::protocol::OpReceipt>) {
+        self.forward = None;
+        if let Some(e) = self.breaker.on_success(self.now) {
+            self.emit(e);
+        }
+        self.supervisor.on_success(TaskKind::Forward);
+        for receipt in receipts {
+            if let Some(entry) = self.outbox.remove(&receipt.key) {
+                self.outbox_order.remove(&entry.seq);
+                self.delete(Key::Outbox(receipt.key.clone()));
+                let outcome: OpOutcome = receipt.outcome;
+                self.emit(Event::OpConfirmed {
+                    key: receipt.key,
+                    outcome,
+                });
+            }
+        }
+    }
+
+    fn on_durable(&mut self, purpose: Purpose) {
+        match purpose {
+            Purpose::Chunk(hash) => {
+                self.writing.remove(&hash);
+                let Some((_, len)) = self.wanted.remove(&hash) else {
+                    return;
+                };
+                self.held.insert(hash, len);
+                let items = self.waiters.remove(&hash).unwrap_or_default();
+                for item in items {
+                    let done = self.items.get_mut(&item).is_some_and(|s| {
+                        s.missing.remove(&hash);
+                        s.missing.is_empty()
+                    });
+                    if done {
+                        self.mark_servable(&item);
+                    }
+                }
+            }
+            Purpose::Entry(item, version) => {
+                let is_current = self
+                    .items
+                    .get(&item)
+                    .is_some_and(|s| s.entry.manifest.version == version);
+                if is_current {
+                    let seq = self.items.get(&item).map_or(0, |s| s.entry.seq);
+                    self.catalog_cursor = self.catalog_cursor.max(seq);
+                    if let Some(s) = self.items.get_mut(&item) {
+                        s.entry_durable = true;
+                    }
+                    self.mark_servable(&item);
+                }
+            }
+            Purpose::Outbox(key) => {
+                let Some(entry) = self.outbox.get_mut(&key) else {
+                    return;
+                };
+                entry.durable = true;
+                let waiting = std::mem::take(&mut entry.waiting);
+                if !self.config.ack_after_fsync {
+                    return; // already acknowledged at write time (planted bug)
+                }
+                for device in waiting {
+                    self.actions.push_back(Action::Send {
+                        to: Peer::Device(device),
+                        via: None,
+                        msg: Message::SubmitReply {
+                            key: key.clone(),
+                            reply: SubmitReply::Accepted,
+                        },
+                    });
+                }
+                self.emit(Event::OpAcked { key });
+            }
+            Purpose::Untracked => {}
+        }
+    }
+
+    fn on_not_durable(&mut self, purpose: Purpose, reason: &str) {
+        match purpose {
+            Purpose::Chunk(hash) => {
+                self.writing.remove(&hash);
+                self.requeue(hash);
+            }
+            Purpose::Entry(item, version) => {
+                // Write the entry again; the next group commit covers it.
+                let entry = self
+                    .items
+                    .get(&item)
+                    .filter(|s| s.entry.manifest.version == version)
+                    .map(|s| s.entry.clone());
+                if let Some(entry) = entry {
+                    self.write(Record::Entry(entry), Purpose::Entry(item, version));
+                }
+            }
+            Purpose::Outbox(key) => {
+                if let Some(entry) = self.outbox.get(&key)
+                    && !entry.durable
+                {
+                    let entry = self.outbox.remove(&key).expect("present");
+                    self.outbox_order.remove(&entry.seq);
+                    for device in entry.waiting {
+                        self.actions.push_back(Action::Send {
+                            to: Peer::Device(device),
+                            via: None,
+                            msg: Message::SubmitReply {
+                                key: key.clone(),
+                                reply: SubmitReply::Retry {
+                                    reason: format!("not durable: {reason}"),
+                                },
+                            },
+                        });
+                    }
+                }
+            }
+            Purpose::Untracked => {}
+        }
+    }
+
+    fn on_link_events(&mut self, events: Vec<Event>) {
+        for event in events {
+            let changed = matches!(event, Event::ActiveLink { .. });
+            self.emit(event);
+            if changed {
+                self.throttle.reset();
+                self.next_catalog_at = self.now; // new path: catch up at once
+            }
+        }
+    }
+
+    fn on_power_mode(&mut self, from: PowerMode, to: PowerMode) {
+        self.emit(Event::PowerMode { from, to });
+        if to == PowerMode::ShuttingDown && self.shutdown_fsync.is_none() {
+            // Flush: everything issued gets one last fsync; power off when it completes.
+            match self.fsync() {
+                Some(id) => self.shutdown_fsync = Some(id),
+                None if self.fsyncs.is_empty() => self.finish_shutdown(),
+                None => {
+                    // Wait for the newest outstanding fsync.
+                    self.shutdown_fsync = self.fsyncs.keys().next_back().copied();
+                }
+            }
+        }
+    }
+
+    fn finish_shutdown(&mut self) {
+        if self.power.mode() == PowerMode::Off {
+            return;
+        }
+        if let Some((from, to)) = self.power.mark_off() {
+            self.emit(Event::PowerMode { from, to });
+        }
+        self.in_flight.clear();
+        self.actions.push_back(Action::PowerOff { clean: true });
+    }
+
+    fn on_origin_failure(&mut self) {
+        if let Some(e) = self.breaker.on_failure(self.now, &mut self.rng) {
+            self.emit(e);
+        }
+    }
+
+    fn on_supervision(&mut self, (decision, events): (Decision, Vec<Event>)) {
+        let _ = decision; // the supervisor's may_run/next_timeout carry the decision
+        for e in events {
+            self.emit(e);
+        }
+    }
+
+    /// After every input: start whatever work the state now allows, then group-commit.
+    fn pump(&mut self) {
+        self.drain_overflow();
+        let mode = self.power.mode();
+        if mode < PowerMode::ShuttingDown
+            && let Some(link) = self.failover.active()
+        {
+            self.pump_catalog(link);
+            self.pump_forward(link);
+            self.pump_fetch(link);
+        }
+        if self.shutdown_fsync.is_none() {
+            self.fsync();
+        }
+    }
+
+    /// Move jobs the bounded queue refused back in, as room allows.
+    fn drain_overflow(&mut self) {
+        while let Some(hash) = self.overflow.pop_first() {
+            let Some(&(class, len)) = self.wanted.get(&hash) else {
+                continue;
+            };
+            if self.scheduler.push(class, hash, u64::from(len)).is_err() {
+                self.overflow.insert(hash);
+                break;
+            }
+        }
+    }
+
+    fn transfer_deadline(&self, link: LinkKind, bytes: u64) -> Time {
+        let health = self.failover.health(link);
+        let rtt = health
+            .and_then(|h| h.rtt_ewma())
+            .unwrap_or(Duration::from_millis(600));
+        let transfer = health
+            .and_then(|h| h.bandwidth_bps())
+            .filter(|bw| *bw > 0)
+            .map_or(Duration::ZERO, |bw| {
+                Duration::from_micros(bytes.saturating_mul(8_000_000) / bw)
+            });
+        self.now + self.config.request_timeout + rtt * 2 + transfer * 2
+    }
+
+    fn pump_catalog(&mut self, link: LinkKind) {
+        if self.catalog_deadline.is_some()
+            || self.now < self.next_catalog_at
+            || !self.supervisor.may_run(self.now, TaskKind::Catalog)
+            || !self.breaker.allow(self.now)
+        {
+            return;
+        }
+        self.catalog_deadline = Some(self.transfer_deadline(link, 64 * 1024));
+        self.actions.push_back(Action::Send {
+            to: Peer::Origin,
+            via: Some(link),
+            msg: Message::CatalogRequest {
+                since_seq: self.catalog_cursor,
+            },
+        });
+    }
+
+    fn pump_forward(&mut self, link: LinkKind) {
+        if self.forward.is_some() || !self.supervisor.may_run(self.now, TaskKind::Forward) {
+            return;
+        }
+        let ops: Vec<Operation> = self
+            .outbox_order
+            .values()
+            .filter_map(|k| self.outbox.get(k))
+            .filter(|e| e.durable)
+            .take(self.config.forward_batch_max)
+            .map(|e| e.op.clone())
+            .collect();
+        if ops.is_empty() || !self.breaker.allow(self.now) {
+            return;
+        }
+        let msg = Message::ForwardOps { ops };
+        self.forward = Some(ForwardInFlight {
+            deadline: self.transfer_deadline(link, msg.wire_size()),
+        });
+        self.actions.push_back(Action::Send {
+            to: Peer::Origin,
+            via: Some(link),
+            msg,
+        });
+    }
+
+    fn pump_fetch(&mut self, link: LinkKind) {
+        if !self.supervisor.may_run(self.now, TaskKind::Fetch) {
+            return;
+        }
+        let mode = self.power.mode();
+        let classes = self.config.classes.clone();
+        let strict = matches!(
+            self.config.scheduler.policy,
+            scheduler::SchedulePolicy::Priority
+        );
+        // Bounded: at most one pass over the queue per pump.
+        let mut budget = self.scheduler.len() + 1;
+        while budget > 0 && self.throttle.can_send(self.in_flight.len() as u32) {
+            budget -= 1;
+            // P0 in flight holds every lower class back (the priority invariant).
+            let p0_in_flight = strict && self.in_flight.values().any(|f| f.class == Priority::P0);
+            let eligible = |c: Priority| {
+                classes.allows(link, c)
+                    && mode.allows_sync(c)
+                    && (c == Priority::P0 || !p0_in_flight)
+            };
+            let Some((class, hash)) = self.scheduler.pop(eligible) else {
+                break;
+            };
+            let Some(&(want_class, len)) = self.wanted.get(&hash) else {
+                continue; // no longer wanted
+            };
+            if self.in_flight.contains_key(&hash) || self.writing.contains(&hash) {
+                continue;
+            }
+            if want_class < class {
+                continue; // a more urgent copy of this job is queued
+            }
+            if !self.breaker.allow(self.now) {
+                let _ = self.scheduler.push(class, hash, u64::from(len));
+                break;
+            }
+            self.in_flight.insert(
+                hash,
+                InFlight {
+                    class,
+                    deadline: self.transfer_deadline(link, u64::from(len)),
+                    link,
+                },
+            );
+            self.emit(Event::ChunkRequested {
+                hash,
+                priority: class,
+                bytes: u64::from(len),
+                link,
+            });
+            self.actions.push_back(Action::Send {
+                to: Peer::Origin,
+                via: Some(link),
+                msg: Message::ChunkRequest { hash },
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

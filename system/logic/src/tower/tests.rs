@@ -1,0 +1,610 @@
+//! Unit tests of the tower state machine, driven by hand: every action is inspected and
+//! every completion is fed back explicitly.
+
+use super::*;
+use crate::content::{ChunkParams, ItemId, publish};
+use crate::entropy::{Entropy, SplitMix64};
+use crate::protocol::{DeviceId, OpKind};
+use crate::tower::power::UpsState;
+
+fn bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut r = SplitMix64::new(seed);
+    (0..len).map(|_| r.next_u64() as u8).collect()
+}
+
+fn entry(
+    seq: u64,
+    item: &str,
+    class: Priority,
+    data: &[u8],
+) -> (CatalogEntry, Vec<crate::content::Chunk>) {
+    let (manifest, chunks) =
+        publish(ItemId::new(item), 1, class, data, ChunkParams::default()).unwrap();
+    (CatalogEntry { seq, manifest }, chunks)
+}
+
+fn drain(t: &mut Tower) -> Vec<Action> {
+    std::iter::from_fn(|| t.poll_action()).collect()
+}
+
+/// Complete every write and fsync in `actions` successfully; return the rest and the
+/// records that became durable.
+fn complete_io(
+    t: &mut Tower,
+    now: Time,
+    actions: Vec<Action>,
+    durable: &mut DurableState,
+) -> Vec<Action> {
+    let mut rest = Vec::new();
+    let mut pending = Vec::new();
+    for a in actions {
+        match a {
+            Action::Write { id, record } => {
+                pending.push((record.key(), Some(record)));
+                t.handle_write_done(now, id, Ok(()));
+            }
+            Action::Delete { id, key } => {
+                pending.push((key, None));
+                t.handle_write_done(now, id, Ok(()));
+            }
+            Action::Fsync { id } => {
+                for (k, r) in pending.drain(..) {
+                    match r {
+                        Some(r) => {
+                            durable.insert(k, r);
+                        }
+                        None => {
+                            durable.remove(&k);
+                        }
+                    }
+                }
+                t.handle_fsync_done(now, id, Ok(()));
+            }
+            other => rest.push(other),
+        }
+    }
+    rest
+}
+
+fn sends(actions: &[Action]) -> Vec<&Message> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send { msg, .. } => Some(msg),
+            _ => None,
+        })
+        .collect()
+}
+
+fn chunk_requests(actions: &[Action]) -> Vec<ChunkHash> {
+    sends(actions)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::ChunkRequest { hash } => Some(*hash),
+            _ => None,
+        })
+        .collect()
+}
+
+fn tower(links: &[LinkKind]) -> Tower {
+    Tower::new(TowerConfig::new(TowerId(1), links), 1, Time::ZERO)
+}
+
+#[test]
+fn boot_asks_the_origin_for_its_catalog_over_the_preferred_link() {
+    // Goal: a fresh tower starts syncing at once, over fibre.
+    let mut t = tower(&[LinkKind::Satellite, LinkKind::Fibre]);
+    let actions = drain(&mut t);
+    assert!(actions.iter().any(|a| matches!(
+        a,
+        Action::Send {
+            to: Peer::Origin,
+            via: Some(LinkKind::Fibre),
+            msg: Message::CatalogRequest { since_seq: 0 }
+        }
+    )));
+}
+
+#[test]
+fn a_chunk_counts_as_held_only_after_verification_and_fsync() {
+    // Goal: integrity + durability ordering inside the tower.
+    let mut t = tower(&[LinkKind::Fibre]);
+    drain(&mut t);
+    let (e, chunks) = entry(1, "alert", Priority::P0, &bytes(1, 20_000));
+    t.handle_message(
+        Time::ZERO,
+        Peer::Origin,
+        Message::CatalogReply {
+            entries: vec![e.clone()],
+        },
+    );
+    let mut durable = DurableState::new();
+    let actions = drain(&mut t);
+    let actions = complete_io(&mut t, Time::ZERO, actions, &mut durable);
+    let wanted = chunk_requests(&actions);
+    assert_eq!(
+        wanted.len(),
+        e.manifest.chunk_set().len().min(t.status().window as usize)
+    );
+    // Bad bytes: rejected, requested again, nothing written.
+    let first = wanted[0];
+    t.handle_message(
+        Time::ZERO,
+        Peer::Origin,
+        Message::ChunkReply {
+            hash: first,
+            bytes: Some(Bytes::from_static(b"evil")),
+        },
+    );
+    let actions = drain(&mut t);
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Emit(Event::ChunkRejected { .. })))
+    );
+    assert!(!actions.iter().any(|a| matches!(a, Action::Write { .. })));
+    // Requested again: at once if the (now halved) window allows, else queued.
+    assert!(
+        chunk_requests(&actions).contains(&first) || t.status().queued[0] >= 1,
+        "queued again"
+    );
+    // Good bytes: written, but not held until the fsync completes.
+    let good = chunks
+        .iter()
+        .find(|c| c.hash == first)
+        .unwrap()
+        .bytes
+        .clone();
+    t.handle_message(
+        Time::ZERO,
+        Peer::Origin,
+        Message::ChunkReply {
+            hash: first,
+            bytes: Some(good),
+        },
+    );
+    let actions = drain(&mut t);
+    assert!(
+        actions.iter().any(
+            |a| matches!(a, Action::Write { record: Record::Chunk(c), .. } if c.hash == first)
+        )
+    );
+    assert!(!t.holds_chunk(&first));
+    complete_io(&mut t, Time::ZERO, actions, &mut durable);
+    assert!(t.holds_chunk(&first));
+}
+
+use bytes::Bytes;
+
+fn sync_all(
+    t: &mut Tower,
+    now: Time,
+    origin: &BTreeMap<ChunkHash, Bytes>,
+    durable: &mut DurableState,
+) {
+    for _ in 0..10_000 {
+        let actions = drain(t);
+        if actions.is_empty() {
+            return;
+        }
+        let rest = complete_io(t, now, actions, durable);
+        for hash in chunk_requests(&rest) {
+            t.handle_message(
+                now,
+                Peer::Origin,
+                Message::ChunkReply {
+                    hash,
+                    bytes: origin.get(&hash).cloned(),
+                },
+            );
+        }
+    }
+    panic!("sync did not settle");
+}
+
+#[test]
+fn an_item_becomes_servable_when_all_its_chunks_are_durable() {
+    // Goal: the servable set and the ContentServable event follow durability exactly.
+    let mut t = tower(&[LinkKind::Fibre]);
+    drain(&mut t);
+    let (e, chunks) = entry(1, "news", Priority::P1, &bytes(2, 100_000));
+    let origin: BTreeMap<_, _> = chunks.iter().map(|c| (c.hash, c.bytes.clone())).collect();
+    assert_eq!(
+        t.serve_plan(Time::ZERO, &ItemId::new("news")),
+        Err(Refusal::NotHeld)
+    );
+    t.handle_message(
+        Time::ZERO,
+        Peer::Origin,
+        Message::CatalogReply {
+            entries: vec![e.clone()],
+        },
+    );
+    let mut durable = DurableState::new();
+    sync_all(&mut t, Time::ZERO, &origin, &mut durable);
+    let plan = t
+        .serve_plan(Time::ZERO, &ItemId::new("news"))
+        .expect("servable");
+    assert_eq!(plan.manifest, e.manifest);
+    assert_eq!(
+        t.status().chunks_held as usize,
+        e.manifest.chunk_set().len()
+    );
+}
+
+#[test]
+fn p0_in_flight_holds_back_every_lower_class() {
+    // Goal: priority — no lower-class request leaves while P0 work waits.
+    let mut t = tower(&[LinkKind::Fibre]);
+    drain(&mut t);
+    let (bulk, _) = entry(1, "video", Priority::P3, &bytes(3, 400_000));
+    let (alert, alert_chunks) = entry(2, "alert", Priority::P0, &bytes(4, 9_000));
+    t.handle_message(
+        Time::ZERO,
+        Peer::Origin,
+        Message::CatalogReply {
+            entries: vec![bulk.clone(), alert.clone()],
+        },
+    );
+    let mut durable = DurableState::new();
+    let actions = drain(&mut t);
+    let actions = complete_io(&mut t, Time::ZERO, actions, &mut durable);
+    let p0: BTreeSet<ChunkHash> = alert.manifest.chunk_set();
+    let requested = chunk_requests(&actions);
+    assert!(!requested.is_empty());
+    assert!(
+        requested.iter().all(|h| p0.contains(h)),
+        "only P0 requested while P0 waits"
+    );
+    // Complete the P0 chunks: P3 starts flowing.
+    let mut now_requests = Vec::new();
+    for c in &alert_chunks {
+        t.handle_message(
+            Time::ZERO,
+            Peer::Origin,
+            Message::ChunkReply {
+                hash: c.hash,
+                bytes: Some(c.bytes.clone()),
+            },
+        );
+        let actions = drain(&mut t);
+        let rest = complete_io(&mut t, Time::ZERO, actions, &mut durable);
+        now_requests.extend(chunk_requests(&rest));
+    }
+    assert!(t.servable().contains_key(&ItemId::new("alert")));
+    assert!(
+        now_requests
+            .iter()
+            .any(|h| bulk.manifest.chunk_set().contains(h))
+    );
+}
+
+#[test]
+fn satellite_carries_only_p0_and_p1() {
+    // Goal: the class policy keeps bulk off the metered link.
+    let mut t = tower(&[LinkKind::Satellite]);
+    drain(&mut t);
+    let (bulk, _) = entry(1, "video", Priority::P3, &bytes(5, 100_000));
+    let (news, _) = entry(2, "news", Priority::P1, &bytes(6, 20_000));
+    t.handle_message(
+        Time::ZERO,
+        Peer::Origin,
+        Message::CatalogReply {
+            entries: vec![bulk.clone(), news.clone()],
+        },
+    );
+    let mut durable = DurableState::new();
+    let actions = drain(&mut t);
+    let rest = complete_io(&mut t, Time::ZERO, actions, &mut durable);
+    let requested = chunk_requests(&rest);
+    assert!(!requested.is_empty());
+    assert!(
+        requested
+            .iter()
+            .all(|h| news.manifest.chunk_set().contains(h))
+    );
+    assert_eq!(
+        t.status().queued[3] as usize,
+        bulk.manifest.chunk_set().len()
+    );
+}
+
+#[test]
+fn an_operation_is_acknowledged_only_after_its_fsync_and_never_twice_in_effect() {
+    // Goal: the outbox contract: ack after fsync; duplicates; conflicts; fsync failure.
+    let mut t = tower(&[LinkKind::Fibre]);
+    drain(&mut t);
+    let op = Operation {
+        key: crate::protocol::IdemKey::for_device(DeviceId(3), 1),
+        device: DeviceId(3),
+        kind: OpKind::Message {
+            to: "clinic".into(),
+            body: "fever".into(),
+        },
+    };
+    t.handle_message(
+        Time::ZERO,
+        Peer::Device(DeviceId(3)),
+        Message::SubmitOp { op: op.clone() },
+    );
+    let actions = drain(&mut t);
+    assert!(
+        sends(&actions)
+            .iter()
+            .all(|m| !matches!(m, Message::SubmitReply { .. })),
+        "no ack before fsync"
+    );
+    // A duplicate while the first is in flight: 409-style.
+    t.handle_message(
+        Time::ZERO,
+        Peer::Device(DeviceId(3)),
+        Message::SubmitOp { op: op.clone() },
+    );
+    let dup = drain(&mut t);
+    assert!(sends(&dup).iter().any(|m| matches!(
+        m,
+        Message::SubmitReply {
+            reply: SubmitReply::InFlight,
+            ..
+        }
+    )));
+    let mut durable = DurableState::new();
+    let rest = complete_io(&mut t, Time::ZERO, actions, &mut durable);
+    assert!(sends(&rest).is_empty());
+    let after = drain(&mut t);
+    assert!(sends(&after).iter().any(|m| matches!(
+        m,
+        Message::SubmitReply {
+            reply: SubmitReply::Accepted,
+            ..
+        }
+    )));
+    // Once durable it is forwarded to the origin at once.
+    assert!(
+        sends(&after)
+            .iter()
+            .any(|m| matches!(m, Message::ForwardOps { ops } if ops[0].key == op.key))
+    );
+    assert!(durable.contains_key(&Key::Outbox(op.key.clone())));
+    // Same key, different body: 422-style conflict.
+    let mut other = op.clone();
+    other.kind = OpKind::Message {
+        to: "clinic".into(),
+        body: "cough".into(),
+    };
+    t.handle_message(
+        Time::ZERO,
+        Peer::Device(DeviceId(3)),
+        Message::SubmitOp { op: other },
+    );
+    assert!(sends(&drain(&mut t)).iter().any(|m| matches!(
+        m,
+        Message::SubmitReply {
+            reply: SubmitReply::Conflict,
+            ..
+        }
+    )));
+    // It leaves the outbox only when the origin confirmed it.
+    t.handle_timeout(Time::from_secs(1));
+    assert_eq!(t.status().outbox, 1);
+    t.handle_message(
+        Time::from_secs(1),
+        Peer::Origin,
+        Message::ForwardReply {
+            receipts: vec![crate::protocol::OpReceipt {
+                key: op.key.clone(),
+                outcome: OpOutcome::Applied { seq: 1 },
+            }],
+        },
+    );
+    assert_eq!(t.status().outbox, 0);
+}
+
+#[test]
+fn a_failed_fsync_means_no_ack() {
+    // Goal: fsyncgate — an fsync error leaves the op unacknowledged and the device told to retry.
+    let mut t = tower(&[LinkKind::Fibre]);
+    drain(&mut t);
+    let op = Operation {
+        key: crate::protocol::IdemKey::for_device(DeviceId(3), 1),
+        device: DeviceId(3),
+        kind: OpKind::Message {
+            to: "a".into(),
+            body: "b".into(),
+        },
+    };
+    t.handle_message(
+        Time::ZERO,
+        Peer::Device(DeviceId(3)),
+        Message::SubmitOp { op },
+    );
+    let mut replies = Vec::new();
+    for a in drain(&mut t) {
+        match a {
+            Action::Write { id, .. } => t.handle_write_done(Time::ZERO, id, Ok(())),
+            Action::Fsync { id } => t.handle_fsync_done(Time::ZERO, id, Err("EIO".into())),
+            _ => {}
+        }
+    }
+    for a in drain(&mut t) {
+        if let Action::Send {
+            msg: Message::SubmitReply { reply, .. },
+            ..
+        } = a
+        {
+            replies.push(reply);
+        }
+    }
+    assert!(
+        matches!(&replies[..], [SubmitReply::Retry { .. }]),
+        "{replies:?}"
+    );
+    assert_eq!(t.status().outbox, 0);
+}
+
+#[test]
+fn low_battery_sheds_then_shuts_down_cleanly_with_a_final_fsync() {
+    // Goal: power safety — shedding in steps, then flush + fsync before power-off.
+    let mut t = tower(&[LinkKind::Fibre]);
+    drain(&mut t);
+    let reading = |soc| PowerReading {
+        soc_permille: soc,
+        solar_mw: 0,
+        load_mw: 3_000,
+        ups: UpsState::OnBattery,
+    };
+    t.handle_power(Time::from_secs(1), reading(550));
+    assert_eq!(t.power_mode(), PowerMode::ShedP3);
+    t.handle_power(Time::from_secs(2), reading(400));
+    assert_eq!(t.power_mode(), PowerMode::ShedP2);
+    drain(&mut t);
+    // An op in the pipeline when the battery runs low.
+    let op = Operation {
+        key: crate::protocol::IdemKey::for_device(DeviceId(1), 1),
+        device: DeviceId(1),
+        kind: OpKind::Message {
+            to: "a".into(),
+            body: "b".into(),
+        },
+    };
+    t.handle_message(
+        Time::from_secs(3),
+        Peer::Device(DeviceId(1)),
+        Message::SubmitOp { op },
+    );
+    t.handle_power(Time::from_secs(4), reading(200));
+    assert_eq!(t.power_mode(), PowerMode::ShuttingDown);
+    let actions = drain(&mut t);
+    assert!(
+        !actions.iter().any(|a| matches!(a, Action::PowerOff { .. })),
+        "not before the fsync"
+    );
+    let mut durable = DurableState::new();
+    let mut off = false;
+    for a in actions {
+        match a {
+            Action::Write { id, record } => {
+                durable.insert(record.key(), record);
+                t.handle_write_done(Time::from_secs(4), id, Ok(()));
+            }
+            Action::Fsync { id } => t.handle_fsync_done(Time::from_secs(4), id, Ok(())),
+            _ => {}
+        }
+    }
+    for a in drain(&mut t) {
+        off |= matches!(a, Action::PowerOff { clean: true });
+    }
+    assert!(off, "clean power-off after the final fsync");
+    assert_eq!(t.power_mode(), PowerMode::Off);
+    assert_eq!(durable.len(), 1, "the op was flushed");
+    assert_eq!(
+        t.serve_plan(Time::from_secs(5), &ItemId::new("x")),
+        Err(Refusal::PoweredDown)
+    );
+}
+
+#[test]
+fn ignore_battery_plant_keeps_running_to_empty() {
+    // Goal: the planted bug really disables power management.
+    let mut cfg = TowerConfig::new(TowerId(1), &[LinkKind::Fibre]);
+    cfg.power_managed = false;
+    let mut t = Tower::new(cfg, 1, Time::ZERO);
+    t.handle_power(
+        Time::from_secs(1),
+        PowerReading {
+            soc_permille: 10,
+            solar_mw: 0,
+            load_mw: 3_000,
+            ups: UpsState::OnBattery,
+        },
+    );
+    assert_eq!(t.power_mode(), PowerMode::Normal);
+}
+
+#[test]
+fn recovery_quarantines_rotten_chunks_and_resumes_the_sync() {
+    // Goal: a tower rebuilt from durable state alone is consistent and resumes.
+    let mut t = tower(&[LinkKind::Fibre]);
+    drain(&mut t);
+    let (e, chunks) = entry(1, "book", Priority::P2, &bytes(7, 80_000));
+    let origin: BTreeMap<_, _> = chunks.iter().map(|c| (c.hash, c.bytes.clone())).collect();
+    t.handle_message(
+        Time::ZERO,
+        Peer::Origin,
+        Message::CatalogReply {
+            entries: vec![e.clone()],
+        },
+    );
+    let mut durable = DurableState::new();
+    sync_all(&mut t, Time::ZERO, &origin, &mut durable);
+    assert!(t.servable().contains_key(&ItemId::new("book")));
+    // Rot one chunk on disk and drop another (as if its write was never synced).
+    let keys: Vec<Key> = durable
+        .keys()
+        .filter(|k| matches!(k, Key::Chunk(_)))
+        .cloned()
+        .collect();
+    assert!(keys.len() >= 3);
+    if let Some(Record::Chunk(c)) = durable.get_mut(&keys[0]) {
+        let mut v = c.bytes.to_vec();
+        v[0] ^= 0xff;
+        c.bytes = Bytes::from(v);
+    }
+    durable.remove(&keys[1]);
+    let mut t2 = Tower::recover(t.config().clone(), 2, Time::from_secs(10), &durable);
+    assert!(
+        !t2.servable().contains_key(&ItemId::new("book")),
+        "incomplete after recovery"
+    );
+    let actions = drain(&mut t2);
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Emit(Event::Recovered { quarantined: 1, .. })))
+    );
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Delete { key, .. } if *key == keys[0]))
+    );
+    let mut durable2 = durable.clone();
+    let rest = complete_io(&mut t2, Time::from_secs(10), actions, &mut durable2);
+    let requested: BTreeSet<ChunkHash> = chunk_requests(&rest).into_iter().collect();
+    let expect: BTreeSet<ChunkHash> = [&keys[0], &keys[1]]
+        .iter()
+        .filter_map(|k| match k {
+            Key::Chunk(h) => Some(*h),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(requested, expect, "only the lost chunks are fetched again");
+    for h in requested {
+        t2.handle_message(
+            Time::from_secs(10),
+            Peer::Origin,
+            Message::ChunkReply {
+                hash: h,
+                bytes: origin.get(&h).cloned(),
+            },
+        );
+    }
+    sync_all(&mut t2, Time::from_secs(10), &origin, &mut durable2);
+    assert!(t2.servable().contains_key(&ItemId::new("book")));
+}
+
+#[test]
+fn offline_refuse_plant_refuses_reads_without_uplink() {
+    // Goal: the planted bug is observable: with no uplink it refuses reads it could serve.
+    let mut cfg = TowerConfig::new(TowerId(1), &[LinkKind::Fibre]);
+    cfg.serve_offline = false;
+    let mut t = Tower::new(cfg, 1, Time::ZERO);
+    drain(&mut t);
+    for i in 0..10u64 {
+        t.handle_probe(Time::from_secs(i), LinkKind::Fibre, ProbeOutcome::failed());
+    }
+    assert_eq!(t.active_link(), None);
+    assert_eq!(
+        t.serve_plan(Time::from_secs(20), &ItemId::new("x")),
+        Err(Refusal::Offline)
+    );
+}
