@@ -1,0 +1,33 @@
+//! Sovereign's deterministic simulator: a discrete-event world that runs the system's
+//! real logic (`sovereign-logic`) from one seed, injects faults, checks invariants and
+//! measures KPIs.
+//!
+//! # Layout
+//! - [`scenario`]: the scenario model, its TOML parser (file/line/field errors) and writer.
+//! - [`world`]: the run loop — virtual clock, event queue, seeded RNG; hosts (origin,
+//!   towers, devices), links, disks, power, processes and clocks; fault injection.
+//! - [`obs`]: observations the world reports to oracles and KPIs.
+//! - [`oracle`]: one checker per invariant of DESIGN.md §6.
+//! - [`kpi`]: KPIs of DESIGN.md §7 computed from observations; SLO checks.
+//! - [`plant`]: planted bugs, one per oracle.
+//! - [`report`]: a run's result and its exit code.
+//! - [`trace`]: the event trace and its hash (determinism).
+//!
+//! Determinism contract: no wall clock, no OS randomness, no threads, no iteration over
+//! std hash maps in this crate (clippy enforces it). Same seed + scenario + build ⇒ the
+//! same trace hash.
+#![warn(missing_docs)]
+
+pub mod kpi;
+pub mod obs;
+pub mod oracle;
+pub mod plant;
+pub mod report;
+pub mod scenario;
+pub mod trace;
+pub mod world;
+
+pub use plant::Plant;
+pub use report::{RunReport, Violation};
+pub use scenario::{Oracle, Scenario};
+pub use world::{RunOptions, run};

@@ -1,0 +1,114 @@
+//! Planted bugs: one switch per oracle that breaks exactly the invariant the oracle
+//! checks, so that every oracle is shown to fail (DESIGN.md §6: "an oracle that can never
+//! fail is worthless").
+//!
+//! A plant only flips a configuration switch of the real logic (`TowerConfig`,
+//! `OriginConfig`, `SchedulerConfig`); the logic's code paths are the same ones the clean
+//! build runs. Not covered: bugs in the simulator itself.
+
+use crate::scenario::Oracle;
+use std::fmt;
+use std::str::FromStr;
+
+/// A planted bug.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Plant {
+    /// Towers keep and serve chunks without checking their SHA-256 → integrity.
+    SkipVerify,
+    /// Towers acknowledge device operations before the fsync → durability.
+    AckBeforeFsync,
+    /// The origin applies every delivery of an operation → exactly-once.
+    NoIdempotency,
+    /// The ledger rounds each share to nearest instead of flooring → conservation.
+    LedgerRounding,
+    /// The download scheduler is FIFO, ignoring classes → priority.
+    FifoScheduler,
+    /// Towers never return to a better link once they left it → convergence.
+    NoFailback,
+    /// Towers refuse device reads while no uplink works → offline service.
+    OfflineRefuse,
+    /// Towers ignore the battery and run until it is empty → power safety.
+    IgnoreBattery,
+}
+
+impl Plant {
+    /// Every plant.
+    pub const ALL: [Plant; 8] = [
+        Plant::SkipVerify,
+        Plant::AckBeforeFsync,
+        Plant::NoIdempotency,
+        Plant::LedgerRounding,
+        Plant::FifoScheduler,
+        Plant::NoFailback,
+        Plant::OfflineRefuse,
+        Plant::IgnoreBattery,
+    ];
+
+    /// The command-line name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Plant::SkipVerify => "skip-verify",
+            Plant::AckBeforeFsync => "ack-before-fsync",
+            Plant::NoIdempotency => "no-idempotency",
+            Plant::LedgerRounding => "ledger-rounding",
+            Plant::FifoScheduler => "fifo-scheduler",
+            Plant::NoFailback => "no-failback",
+            Plant::OfflineRefuse => "offline-refuse",
+            Plant::IgnoreBattery => "ignore-battery",
+        }
+    }
+
+    /// The oracle this plant must make fail.
+    pub const fn oracle(self) -> Oracle {
+        match self {
+            Plant::SkipVerify => Oracle::Integrity,
+            Plant::AckBeforeFsync => Oracle::Durability,
+            Plant::NoIdempotency => Oracle::ExactlyOnce,
+            Plant::LedgerRounding => Oracle::Conservation,
+            Plant::FifoScheduler => Oracle::Priority,
+            Plant::NoFailback => Oracle::Convergence,
+            Plant::OfflineRefuse => Oracle::OfflineService,
+            Plant::IgnoreBattery => Oracle::PowerSafety,
+        }
+    }
+}
+
+impl fmt::Display for Plant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An unknown plant name.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error(
+    "unknown plant {0:?}; expected one of: skip-verify, ack-before-fsync, no-idempotency, ledger-rounding, fifo-scheduler, no-failback, offline-refuse, ignore-battery"
+)]
+pub struct UnknownPlant(pub String);
+
+impl FromStr for Plant {
+    type Err = UnknownPlant;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Plant::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| UnknownPlant(s.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn one_plant_per_oracle_and_names_round_trip() {
+        // Goal: every oracle has exactly one plant, and names parse back.
+        let oracles: BTreeSet<Oracle> = Plant::ALL.iter().map(|p| p.oracle()).collect();
+        assert_eq!(oracles.len(), Oracle::ALL.len());
+        for p in Plant::ALL {
+            assert_eq!(p.name().parse::<Plant>(), Ok(p));
+        }
+        assert!("bogus".parse::<Plant>().is_err());
+    }
+}

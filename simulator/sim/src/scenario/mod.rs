@@ -1,0 +1,522 @@
+//! Scenarios: what a simulated run contains — topology, workload, duration, faults,
+//! nemesis, invariants and SLOs — as validated data the world consumes.
+//!
+//! Map:
+//! - this file: the validated model ([`Scenario`] and its parts) and the built-in link
+//!   profiles.
+//! - [`parse`]: `scenarios/*.toml` → [`Scenario`], with errors naming file, line, field
+//!   and what was expected; unknown keys are errors.
+//! - [`write`]: [`Scenario`] → TOML that parses back to an equal scenario (failure
+//!   files and shrunk scenarios are written with it).
+//!
+//! Not covered: running a scenario (see [`crate::world`]), reporting.
+
+pub mod parse;
+pub mod write;
+
+use sovereign_logic::content::{ChunkParams, Priority};
+use sovereign_logic::protocol::LinkKind;
+use std::collections::BTreeSet;
+use std::fmt;
+use std::time::Duration;
+
+pub use parse::{ScenarioError, parse_file, parse_str};
+
+/// A validated scenario.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scenario {
+    /// Short name (file stem by default).
+    pub name: String,
+    /// What the scenario is about, in a sentence or two.
+    pub description: String,
+    /// Length of the safety phase (faults on).
+    pub duration: Duration,
+    /// After the safety phase every fault is healed and power restored; every tower
+    /// must then converge to the origin's catalog within this bound (liveness phase).
+    pub liveness_bound: Duration,
+    /// The seed used when none is given on the command line.
+    pub seed: u64,
+    /// The origin.
+    pub origin: OriginSpec,
+    /// The towers, each with its devices, uplinks and power set-up.
+    pub towers: Vec<TowerSpec>,
+    /// What users do.
+    pub workload: Workload,
+    /// The explicit fault schedule.
+    pub faults: Vec<FaultSpec>,
+    /// Random faults drawn from the seed.
+    pub nemesis: Nemesis,
+    /// Which invariants to check.
+    pub invariants: BTreeSet<Oracle>,
+    /// Thresholds on KPIs.
+    pub slo: Slo,
+}
+
+/// The origin's settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OriginSpec {
+    /// FastCDC sizes for published content.
+    pub chunk: ChunkParams,
+}
+
+/// One tower.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TowerSpec {
+    /// Unique name, e.g. `tower-0` (used by fault targets, the console and metrics).
+    pub name: String,
+    /// Devices attached over local Wi-Fi.
+    pub devices: u32,
+    /// Uplinks, each with a profile.
+    pub links: Vec<LinkSpec>,
+    /// The local Wi-Fi to devices.
+    pub wifi: LinkProfile,
+    /// Power set-up.
+    pub power: PowerSpec,
+}
+
+/// One uplink of a tower.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LinkSpec {
+    /// Which uplink (fibre, LTE, satellite).
+    pub kind: LinkKind,
+    /// How it behaves.
+    pub profile: LinkProfile,
+}
+
+/// How a link behaves when healthy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LinkProfile {
+    /// Profile name (`fibre`, `lte`, `geo`, `leo`, `wifi`, or a custom one).
+    pub name: String,
+    /// One-way base latency.
+    pub latency: Duration,
+    /// Uniform jitter added to each delivery, `0..=jitter`.
+    pub jitter: Duration,
+    /// Bandwidth per direction.
+    pub bytes_per_s: u64,
+    /// Probability that a message is lost.
+    pub loss: f64,
+    /// LEO-style handovers: every `handover_every`, the link drops everything for
+    /// `handover_outage`.
+    pub handover_every: Option<Duration>,
+    /// How long a handover outage lasts.
+    pub handover_outage: Duration,
+}
+
+impl LinkProfile {
+    /// The built-in profiles (DESIGN.md §10): `fibre`, `lte`, `geo`, `leo`, `wifi`.
+    pub fn builtin(name: &str) -> Option<LinkProfile> {
+        let ms = Duration::from_millis;
+        let p = |latency, jitter, mbit: u64, loss, handover| LinkProfile {
+            name: name.to_string(),
+            latency,
+            jitter,
+            bytes_per_s: mbit * 1_000_000 / 8,
+            loss,
+            handover_every: handover,
+            handover_outage: if handover.is_some() {
+                ms(150)
+            } else {
+                Duration::ZERO
+            },
+        };
+        Some(match name {
+            // 30–160 ms RTT terrestrial; 100 Mbit/s.
+            "fibre" => p(ms(20), ms(5), 100, 0.0, None),
+            // Rural LTE: 13–19 Mbit/s down; some loss.
+            "lte" => p(ms(45), ms(20), 15, 0.005, None),
+            // GEO satellite: ~600 ms RTT.
+            "geo" => p(ms(300), ms(20), 10, 0.01, None),
+            // LEO (Starlink): ~50 ms RTT, handover about every 15 s.
+            "leo" => p(ms(25), ms(10), 100, 0.002, Some(Duration::from_secs(15))),
+            // Local Wi-Fi to devices.
+            "wifi" => p(ms(3), ms(2), 50, 0.0, None),
+            _ => return None,
+        })
+    }
+
+    /// The names of the built-in profiles.
+    pub const BUILTIN: [&'static str; 5] = ["fibre", "lte", "geo", "leo", "wifi"];
+}
+
+/// A tower's power set-up.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PowerSpec {
+    /// Solar panel peak output, watts (0 = no panel).
+    pub solar_peak_w: f64,
+    /// Battery capacity when new, watt-hours.
+    pub battery_wh: f64,
+    /// State of charge at the start, 0..=1.
+    pub soc_initial: f64,
+    /// Load at full service, watts (lower in shedding modes).
+    pub load_w: f64,
+    /// Mains connection (the tower charges from it when present and up).
+    pub grid: bool,
+    /// A UPS that rides through short outages (brown-outs) and reports its state.
+    pub ups: bool,
+    /// Average cloud cover, 0 (clear) ..= 1 (overcast).
+    pub cloud_cover: f64,
+}
+
+/// What users do.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Workload {
+    /// Items published before the run starts.
+    pub catalog: Vec<CatalogSpec>,
+    /// New versions published per hour, per class (P0..P3), during the safety phase.
+    pub publish_per_hour: [f64; 4],
+    /// Size of each new publication per class, bytes.
+    pub publish_bytes: [u64; 4],
+    /// Reads per device per hour.
+    pub reads_per_device_hour: f64,
+    /// Operations per device per hour.
+    pub ops_per_device_hour: f64,
+    /// Share of operations that are ledger contributions (the rest are messages/forms).
+    pub contribution_share: f64,
+}
+
+/// A group of items in the initial catalog.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CatalogSpec {
+    /// Their class.
+    pub priority: Priority,
+    /// How many items.
+    pub items: u32,
+    /// Size of each, bytes.
+    pub bytes: u64,
+}
+
+/// Where a fault lands.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Target {
+    /// The origin process / its disk.
+    Origin,
+    /// A tower (index into `Scenario::towers`): its process, disk, power, clock, or for
+    /// network faults, all its uplinks (tower↔origin).
+    Tower(usize),
+    /// One uplink of a tower.
+    Link(usize, LinkKind),
+    /// A tower's local Wi-Fi (device↔tower).
+    Wifi(usize),
+}
+
+/// Fault families (DESIGN.md §5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Family {
+    /// Links and partitions.
+    Network,
+    /// Processes.
+    Process,
+    /// Disks and databases.
+    Disk,
+    /// Power.
+    Power,
+    /// Clocks.
+    Clock,
+}
+
+/// What a fault does. Parameters use the scenario file's units.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FaultKind {
+    /// The target link (or all uplinks of a tower) is down.
+    LinkDown,
+    /// Tower↔origin (target: tower) or device↔tower (target: wifi) cut both ways.
+    Partition,
+    /// Extra one-way latency.
+    Latency {
+        /// added delay
+        extra: Duration,
+    },
+    /// Extra message loss probability.
+    Loss {
+        /// probability 0..=1
+        p: f64,
+    },
+    /// Bandwidth capped.
+    Bandwidth {
+        /// cap per direction
+        bytes_per_s: u64,
+    },
+    /// The link goes down and up with this period (half down, half up).
+    Flapping {
+        /// full period
+        period: Duration,
+    },
+    /// Messages delivered twice with this probability.
+    Duplicate {
+        /// probability 0..=1
+        p: f64,
+    },
+    /// Messages delayed by up to `extra` with probability `p`, so they overtake.
+    Reorder {
+        /// probability 0..=1
+        p: f64,
+        /// maximum extra delay
+        extra: Duration,
+    },
+    /// Kill -9; the process restarts when the fault ends (unsynced writes lost).
+    Crash,
+    /// Clean restart at the fault's start (flush + fsync, then boot).
+    Restart,
+    /// Stop the world for the fault's duration (inputs wait).
+    Pause,
+    /// Everything the process does takes `factor` times longer.
+    Slow {
+        /// slow-down factor (>= 1)
+        factor: f64,
+    },
+    /// Crash every `every` while the fault lasts.
+    CrashLoop {
+        /// uptime between crashes
+        every: Duration,
+    },
+    /// Writes fail with probability `p`.
+    WriteError {
+        /// probability 0..=1
+        p: f64,
+    },
+    /// Fsyncs fail with probability `p` (the covered writes are lost).
+    FsyncError {
+        /// probability 0..=1
+        p: f64,
+    },
+    /// A crash at the fault's start that leaves the last unsynced write torn (half
+    /// written); the process restarts when the fault ends.
+    TornWrite,
+    /// Silent corruption: flip a bit in `chunks` stored chunks at the fault's start.
+    Corruption {
+        /// how many chunks rot
+        chunks: u32,
+    },
+    /// Every write fails (ENOSPC) while the fault lasts.
+    DiskFull,
+    /// Every disk operation takes `extra` longer.
+    DiskLatency {
+        /// added latency
+        extra: Duration,
+    },
+    /// The database connection is lost: record writes (catalog, outbox) fail; chunk
+    /// files still work.
+    DbLost,
+    /// Cloud cover: solar output multiplied by `1 - cover`.
+    Clouds {
+        /// 0..=1
+        cover: f64,
+    },
+    /// Battery capacity multiplied by `capacity` (permanent for the run's safety phase).
+    BatteryFade {
+        /// remaining fraction 0..=1
+        capacity: f64,
+    },
+    /// Mains lost.
+    GridLoss,
+    /// The UPS fails (cannot ride through outages).
+    UpsFailure,
+    /// A short dip in supply: with a working UPS nothing happens; without, a crash.
+    BrownOut,
+    /// Power cut at once (a crash); back when the fault ends.
+    HardCut,
+    /// The tower's clock runs fast or slow.
+    ClockSkew {
+        /// parts per million (negative: slow)
+        ppm: i64,
+    },
+    /// The tower's clock jumps at the fault's start.
+    ClockJump {
+        /// jump in milliseconds (negative: backwards)
+        by_ms: i64,
+    },
+}
+
+impl FaultKind {
+    /// The name used in scenario files.
+    pub fn name(&self) -> &'static str {
+        match self {
+            FaultKind::LinkDown => "link-down",
+            FaultKind::Partition => "partition",
+            FaultKind::Latency { .. } => "latency",
+            FaultKind::Loss { .. } => "loss",
+            FaultKind::Bandwidth { .. } => "bandwidth",
+            FaultKind::Flapping { .. } => "flapping",
+            FaultKind::Duplicate { .. } => "duplicate",
+            FaultKind::Reorder { .. } => "reorder",
+            FaultKind::Crash => "crash",
+            FaultKind::Restart => "restart",
+            FaultKind::Pause => "pause",
+            FaultKind::Slow { .. } => "slow",
+            FaultKind::CrashLoop { .. } => "crash-loop",
+            FaultKind::WriteError { .. } => "write-error",
+            FaultKind::FsyncError { .. } => "fsync-error",
+            FaultKind::TornWrite => "torn-write",
+            FaultKind::Corruption { .. } => "corruption",
+            FaultKind::DiskFull => "disk-full",
+            FaultKind::DiskLatency { .. } => "disk-latency",
+            FaultKind::DbLost => "db-lost",
+            FaultKind::Clouds { .. } => "clouds",
+            FaultKind::BatteryFade { .. } => "battery-fade",
+            FaultKind::GridLoss => "grid-loss",
+            FaultKind::UpsFailure => "ups-failure",
+            FaultKind::BrownOut => "brown-out",
+            FaultKind::HardCut => "hard-cut",
+            FaultKind::ClockSkew { .. } => "clock-skew",
+            FaultKind::ClockJump { .. } => "clock-jump",
+        }
+    }
+
+    /// The family the fault belongs to.
+    pub fn family(&self) -> Family {
+        use FaultKind::*;
+        match self {
+            LinkDown
+            | Partition
+            | Latency { .. }
+            | Loss { .. }
+            | Bandwidth { .. }
+            | Flapping { .. }
+            | Duplicate { .. }
+            | Reorder { .. } => Family::Network,
+            Crash | Restart | Pause | Slow { .. } | CrashLoop { .. } => Family::Process,
+            WriteError { .. }
+            | FsyncError { .. }
+            | TornWrite
+            | Corruption { .. }
+            | DiskFull
+            | DiskLatency { .. }
+            | DbLost => Family::Disk,
+            Clouds { .. } | BatteryFade { .. } | GridLoss | UpsFailure | BrownOut | HardCut => {
+                Family::Power
+            }
+            ClockSkew { .. } | ClockJump { .. } => Family::Clock,
+        }
+    }
+}
+
+/// One scheduled fault.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FaultSpec {
+    /// When it starts, from the run's start.
+    pub at: Duration,
+    /// How long it lasts (zero for instantaneous faults such as a clock jump).
+    pub duration: Duration,
+    /// Where it lands.
+    pub target: Target,
+    /// What it does.
+    pub kind: FaultKind,
+}
+
+/// The random nemesis: faults drawn from the seed at the given rates.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Nemesis {
+    /// Faults per hour per family (absent: none of that family).
+    pub rates_per_hour: Vec<(Family, f64)>,
+    /// Mean fault duration (exponentially distributed, capped at `duration_max`).
+    pub duration_mean: Duration,
+    /// Longest fault.
+    pub duration_max: Duration,
+}
+
+impl Nemesis {
+    /// No random faults.
+    pub fn off() -> Nemesis {
+        Nemesis {
+            rates_per_hour: Vec::new(),
+            duration_mean: Duration::from_secs(600),
+            duration_max: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// The invariants of DESIGN.md §6, one oracle each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Oracle {
+    /// 1. No tower serves bytes whose hash mismatches their manifest.
+    Integrity,
+    /// 2. No operation a tower acknowledged is lost.
+    Durability,
+    /// 3. The origin applies each operation once.
+    ExactlyOnce,
+    /// 4. The ledger's money is conserved to the minor unit.
+    Conservation,
+    /// 5. No lower-class byte moves while P0 work waits on the same link.
+    Priority,
+    /// 6. After faults heal, every tower converges to the origin within the bound.
+    Convergence,
+    /// 7. While powered, a tower serves what it holds whatever its uplinks do.
+    OfflineService,
+    /// 8. A tower shuts down cleanly before its battery is empty (unless hard cut).
+    PowerSafety,
+}
+
+impl Oracle {
+    /// All oracles.
+    pub const ALL: [Oracle; 8] = [
+        Oracle::Integrity,
+        Oracle::Durability,
+        Oracle::ExactlyOnce,
+        Oracle::Conservation,
+        Oracle::Priority,
+        Oracle::Convergence,
+        Oracle::OfflineService,
+        Oracle::PowerSafety,
+    ];
+
+    /// The name used in files and output.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Oracle::Integrity => "integrity",
+            Oracle::Durability => "durability",
+            Oracle::ExactlyOnce => "exactly-once",
+            Oracle::Conservation => "conservation",
+            Oracle::Priority => "priority",
+            Oracle::Convergence => "convergence",
+            Oracle::OfflineService => "offline-service",
+            Oracle::PowerSafety => "power-safety",
+        }
+    }
+
+    /// Parse a name.
+    pub fn from_name(s: &str) -> Option<Oracle> {
+        Oracle::ALL.into_iter().find(|o| o.name() == s)
+    }
+}
+
+impl fmt::Display for Oracle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Thresholds on KPIs; a missed SLO is exit code 4 when no invariant failed.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Slo {
+    /// Minimum device-read availability (good / valid reads), 0..=1.
+    pub availability_min: Option<f64>,
+    /// Maximum p99 freshness per class (publish → servable at a tower).
+    pub freshness_p99_max: [Option<Duration>; 4],
+    /// Maximum mean time to recovery.
+    pub mttr_max: Option<Duration>,
+    /// Maximum acknowledged operations lost (the RPO); 0 unless stated.
+    pub rpo_max: u64,
+    /// Minimum lowest state of charge seen, 0..=1.
+    pub soc_min: Option<f64>,
+}
+
+/// Format a duration the way scenario files write them: `1d2h`, `30m`, `1.5s`, `250ms`.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        return "0s".into();
+    }
+    if ms % 1000 != 0 {
+        return format!("{ms}ms");
+    }
+    let mut s = ms / 1000;
+    let mut out = String::new();
+    for (unit, len) in [("d", 86_400u128), ("h", 3600), ("m", 60), ("s", 1)] {
+        if s >= len {
+            out.push_str(&format!("{}{unit}", s / len));
+            s %= len;
+        }
+    }
+    out
+}
