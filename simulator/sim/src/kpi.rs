@@ -8,6 +8,8 @@ use crate::scenario::Slo;
 pub struct Kpis {
     /// Good device reads / valid device reads.
     pub availability: f64,
+    /// Invariant violations found (set by the world).
+    pub violations: u64,
 }
 
 impl Kpis {

@@ -1,10 +1,60 @@
-//! The simulated world. (Being written.)
+//! The simulated world: a discrete-event run of the real logic from one seed.
+//!
+//! One [`World`] holds all simulated state — the virtual clock, one event queue, seeded
+//! random streams (one per component, derived from the run's seed), the origin, the
+//! towers and their devices, every link, disk, battery and clock — and runs the
+//! `sovereign-logic` state machines against it. Time jumps from event to event, so cost
+//! grows with events, not with virtual time.
+//!
+//! # Map
+//! - [`run`]: build a world for a scenario, run the safety phase (faults on), heal, run
+//!   the liveness phase (converge within the bound), report.
+//! - `SimLink`: latency + jitter, serialised bandwidth per direction, loss, LEO
+//!   handovers, and fault overlays (down, partition, extra latency/loss, caps, flapping,
+//!   duplication, reordering). A message in flight on a link that goes down is lost.
+//! - `SimDisk`: pending vs durable records (an fsync makes durable exactly the writes
+//!   issued before it; a crash drops the rest, a torn write leaves half a chunk), write
+//!   and fsync errors, disk full, lost DB connection, latency, bit rot. Each stored
+//!   chunk carries whether its bytes match their hash, computed when they are written or
+//!   changed — equivalent to hashing on every read, and far cheaper.
+//! - `PowerModel`: solar from a day curve and daily cloud cover, a battery with fade,
+//!   load by power mode, grid and UPS.
+//! - processes: crash (kill -9), clean restart, pause, slow, crash loop; restarts run
+//!   the logic's recovery from durable state only.
+//! - clocks: skew and jumps per tower (the logic sees local time).
+//! - faults: the scenario's explicit schedule plus nemesis draws (their own random
+//!   stream, so an explicit replay of the drawn schedule reproduces the run exactly).
+//!
+//! Not covered: device crashes, wire-level corruption on Wi-Fi, the origin's own power.
 
 use crate::kpi::Kpis;
+use crate::obs::{Obs, ReadResult, Stamped};
+use crate::oracle::Oracles;
 use crate::plant::Plant;
-use crate::report::RunReport;
-use crate::scenario::{FaultSpec, Scenario};
+use crate::report::{RunReport, Violation};
+use crate::scenario::{
+    Family, FaultKind, FaultSpec, LinkProfile, Oracle, Scenario, Target, TowerSpec,
+};
+use crate::trace::Trace;
+use bytes::Bytes;
+use rand_chacha::ChaCha8Rng;
+use rand_core::{Rng, SeedableRng};
 use sovereign_logic::Time;
+use sovereign_logic::content::{ChunkHash, ItemId, Manifest, Priority, verify_chunk};
+use sovereign_logic::device::{Device, DeviceConfig};
+use sovereign_logic::entropy::{Entropy, SplitMix64};
+use sovereign_logic::io::{Action, DurableState, Event, Key, PowerMode, Record};
+use sovereign_logic::ledger::Rounding;
+use sovereign_logic::origin::{Origin, OriginConfig};
+use sovereign_logic::protocol::{
+    DeviceId, IdemKey, LinkKind, Message, OpKind, OpOutcome, Peer, SubmitReply, TowerId,
+};
+use sovereign_logic::tower::link::ProbeOutcome;
+use sovereign_logic::tower::power::{PowerManager, PowerReading, UpsState};
+use sovereign_logic::tower::scheduler::SchedulePolicy;
+use sovereign_logic::tower::{Refusal, Tower, TowerConfig};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 /// How to run a scenario.
 #[derive(Clone, Debug, Default)]
@@ -22,17 +72,2607 @@ pub struct RunOptions {
 
 /// Run a scenario to its end.
 pub fn run(scenario: &Scenario, opts: &RunOptions) -> RunReport {
-    RunReport {
-        scenario: scenario.name.clone(),
-        seed: opts.seed,
-        plant: opts.plant,
-        trace_hash: String::new(),
-        events: 0,
-        end: Time::ZERO,
-        violations: Vec::new(),
-        kpis: Kpis::default(),
-        slo: Vec::new(),
-        schedule: Vec::new(),
-        trace: Vec::new(),
+    let mut world = World::new(scenario, opts);
+    world.run();
+    world.finish()
+}
+
+/// Upper bound on processed events in one run (a runaway loop is a finding, not a hang).
+const EVENTS_MAX: u64 = 200_000_000;
+/// Power telemetry and battery model step.
+const POWER_TICK: Duration = Duration::from_secs(10);
+/// Power observations are sampled every this many ticks.
+const POWER_OBS_EVERY: u64 = 60;
+/// Backlog and steady-state sampling period.
+const SAMPLE_EVERY: Duration = Duration::from_secs(60);
+/// How long a crashed origin stays down before its supervisor restarts it.
+const ORIGIN_RESTART: Duration = Duration::from_secs(2);
+/// Boot time of a tower process.
+const BOOT: Duration = Duration::from_secs(5);
+/// Text trace lines kept when recording.
+const TRACE_LINES_MAX: usize = 2_000_000;
+/// Base disk latencies.
+const WRITE_LATENCY: Duration = Duration::from_micros(300);
+const FSYNC_LATENCY: Duration = Duration::from_millis(3);
+/// A failed probe reports after this long.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+// ----- random streams -------------------------------------------------------------------
+
+/// A ChaCha8 stream used as the logic's `Entropy`.
+struct Stream(ChaCha8Rng);
+
+impl Stream {
+    fn new(seed: u64, label: &str) -> Stream {
+        Stream(ChaCha8Rng::seed_from_u64(SplitMix64::derive(seed, label)))
+    }
+    fn exp(&mut self, mean_s: f64) -> Duration {
+        let u = self.unit().max(1e-12);
+        Duration::from_secs_f64((-u.ln() * mean_s).min(1e9))
     }
 }
+
+impl Entropy for Stream {
+    fn next_u64(&mut self) -> u64 {
+        self.0.next_u64()
+    }
+}
+
+// ----- links ----------------------------------------------------------------------------
+
+/// Fault overlays on a link, recomputed from the active faults.
+#[derive(Clone, Debug, Default)]
+struct LinkFaults {
+    down: u32,
+    extra_latency: Duration,
+    extra_loss: f64,
+    cap_bytes_per_s: Option<u64>,
+    flapping: Option<(Time, Duration)>,
+    duplicate: f64,
+    reorder: Option<(f64, Duration)>,
+}
+
+struct SimLink {
+    kind: Option<LinkKind>,
+    profile: LinkProfile,
+    faults: LinkFaults,
+    busy_up: Time,
+    busy_down: Time,
+}
+
+impl SimLink {
+    fn new(kind: Option<LinkKind>, profile: LinkProfile) -> SimLink {
+        SimLink {
+            kind,
+            profile,
+            faults: LinkFaults::default(),
+            busy_up: Time::ZERO,
+            busy_down: Time::ZERO,
+        }
+    }
+
+    /// Is the link passing traffic at `now`?
+    fn is_up(&self, now: Time) -> bool {
+        if self.faults.down > 0 {
+            return false;
+        }
+        if let Some((since, period)) = self.faults.flapping {
+            let p = period.as_micros().max(2) as u64;
+            let phase = now.as_micros().saturating_sub(since.as_micros()) % p;
+            if phase < p / 2 {
+                return false;
+            }
+        }
+        if let Some(every) = self.profile.handover_every {
+            let e = every.as_micros().max(1) as u64;
+            if now.as_micros() % e < self.profile.handover_outage.as_micros() as u64 {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn bytes_per_s(&self) -> u64 {
+        let bw = self.profile.bytes_per_s.max(1);
+        self.faults.cap_bytes_per_s.map_or(bw, |c| c.clamp(1, bw))
+    }
+
+    fn loss(&self) -> f64 {
+        1.0 - (1.0 - self.profile.loss) * (1.0 - self.faults.extra_loss)
+    }
+
+    fn latency(&self) -> Duration {
+        self.profile.latency + self.faults.extra_latency
+    }
+
+    /// Send `bytes` one way; the arrival times of the copies that make it (0, 1 or 2).
+    fn transmit(&mut self, now: Time, bytes: u64, upstream: bool, rng: &mut Stream) -> Vec<Time> {
+        if !self.is_up(now) {
+            return Vec::new();
+        }
+        let bw = self.bytes_per_s();
+        let busy = if upstream {
+            &mut self.busy_up
+        } else {
+            &mut self.busy_down
+        };
+        let start = (*busy).max(now);
+        let end = start + Duration::from_micros(bytes.saturating_mul(1_000_000) / bw);
+        *busy = end;
+        if rng.chance(self.loss()) {
+            return Vec::new();
+        }
+        let jitter_us = self.profile.jitter.as_micros() as u64;
+        let mut at = end + self.latency() + Duration::from_micros(rng.below(jitter_us + 1));
+        if let Some((p, extra)) = self.faults.reorder
+            && rng.chance(p)
+        {
+            at += Duration::from_micros(rng.below(extra.as_micros() as u64 + 1));
+        }
+        let mut out = vec![at];
+        if self.faults.duplicate > 0.0 && rng.chance(self.faults.duplicate) {
+            out.push(at + Duration::from_micros(rng.below(50_000) + 1));
+        }
+        out
+    }
+}
+
+// ----- disks ----------------------------------------------------------------------------
+
+#[derive(Clone, Debug, Default)]
+struct DiskFaults {
+    write_error: f64,
+    fsync_error: f64,
+    full: u32,
+    db_lost: u32,
+    extra_latency: Duration,
+}
+
+/// A stored record and, for chunks, whether its bytes match their hash.
+#[derive(Clone, Debug)]
+struct Stored {
+    record: Record,
+    intact: bool,
+}
+
+struct SimDisk {
+    durable: BTreeMap<Key, Stored>,
+    pending: Vec<(u64, Key, Option<Stored>)>,
+    issued: u64,
+    faults: DiskFaults,
+}
+
+fn stored(record: Record) -> Stored {
+    let intact = match &record {
+        Record::Chunk(c) => verify_chunk(&c.hash, &c.bytes),
+        _ => true,
+    };
+    Stored { record, intact }
+}
+
+impl SimDisk {
+    fn new() -> SimDisk {
+        SimDisk {
+            durable: BTreeMap::new(),
+            pending: Vec::new(),
+            issued: 0,
+            faults: DiskFaults::default(),
+        }
+    }
+
+    fn durable_state(&self) -> DurableState {
+        self.durable
+            .iter()
+            .map(|(k, s)| (k.clone(), s.record.clone()))
+            .collect()
+    }
+
+    fn read(&self, key: &Key) -> Option<&Stored> {
+        for (_, k, s) in self.pending.iter().rev() {
+            if k == key {
+                return s.as_ref();
+            }
+        }
+        self.durable.get(key)
+    }
+
+    fn sync(&mut self, upto: u64) {
+        let pending = std::mem::take(&mut self.pending);
+        for (n, k, s) in pending {
+            if n <= upto {
+                match s {
+                    Some(s) => {
+                        self.durable.insert(k, s);
+                    }
+                    None => {
+                        self.durable.remove(&k);
+                    }
+                }
+            } else {
+                self.pending.push((n, k, s));
+            }
+        }
+    }
+
+    /// Drop writes issued up to `upto` that were not synced (a failed fsync).
+    fn lose(&mut self, upto: u64) {
+        self.pending.retain(|(n, _, _)| *n > upto);
+    }
+
+    /// A crash: unsynced writes are lost; with `torn`, the newest unsynced chunk write
+    /// lands half-written.
+    fn crash(&mut self, torn: bool) {
+        if torn
+            && let Some((_, key, Some(s))) = self
+                .pending
+                .iter()
+                .rev()
+                .find(|(_, _, s)| {
+                    matches!(
+                        s,
+                        Some(Stored {
+                            record: Record::Chunk(_),
+                            ..
+                        })
+                    )
+                })
+                .cloned()
+            && let Record::Chunk(mut c) = s.record
+        {
+            let half = c.bytes.len() / 2;
+            c.bytes = c.bytes.slice(..half);
+            let intact = verify_chunk(&c.hash, &c.bytes);
+            self.durable.insert(
+                key,
+                Stored {
+                    record: Record::Chunk(c),
+                    intact,
+                },
+            );
+        }
+        self.pending.clear();
+    }
+
+    /// Bit rot in up to `n` durable chunks, chosen by `rng`; returns how many rotted.
+    fn rot(&mut self, n: u32, rng: &mut Stream) -> u32 {
+        let keys: Vec<Key> = self
+            .durable
+            .iter()
+            .filter(|(_, s)| matches!(s.record, Record::Chunk(_)))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut done = 0;
+        for _ in 0..n {
+            if keys.is_empty() {
+                break;
+            }
+            let k = &keys[rng.below(keys.len() as u64) as usize];
+            if let Some(s) = self.durable.get_mut(k)
+                && let Record::Chunk(c) = &mut s.record
+                && !c.bytes.is_empty()
+            {
+                let mut v = c.bytes.to_vec();
+                let i = rng.below(v.len() as u64) as usize;
+                v[i] ^= 1 << rng.below(8);
+                c.bytes = Bytes::from(v);
+                s.intact = verify_chunk(&c.hash, &c.bytes);
+                done += 1;
+            }
+        }
+        done
+    }
+
+    fn outbox_keys(&self) -> BTreeSet<IdemKey> {
+        self.durable
+            .keys()
+            .filter_map(|k| match k {
+                Key::Outbox(key) => Some(key.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+// ----- power ----------------------------------------------------------------------------
+
+struct PowerModel {
+    soc_wh: f64,
+    capacity_wh: f64,
+    fade: f64,
+    clouds: f64,
+    grid_lost: u32,
+    ups_failed: u32,
+    hard_cut: u32,
+    energy_wh: f64,
+    solar_w: f64,
+    ticks: u64,
+    /// Daily weather (extra cloudiness per day), drawn lazily.
+    weather: BTreeMap<u64, f64>,
+}
+
+impl PowerModel {
+    fn capacity(&self) -> f64 {
+        (self.capacity_wh * self.fade).max(0.001)
+    }
+    fn soc(&self) -> f64 {
+        (self.soc_wh / self.capacity()).clamp(0.0, 1.0)
+    }
+}
+
+fn load_factor(mode: PowerMode) -> f64 {
+    match mode {
+        PowerMode::Normal => 1.0,
+        PowerMode::ShedP3 => 0.85,
+        PowerMode::ShedP2 => 0.7,
+        PowerMode::Essential | PowerMode::ShuttingDown => 0.5,
+        PowerMode::Off => 0.02,
+    }
+}
+
+// ----- hosts ----------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Proc {
+    Running,
+    /// Down after a crash; a scheduled event (fault end, supervisor) boots it.
+    Down,
+    /// Cleanly powered off by its power manager; boots when the battery allows.
+    Off,
+    /// Died of an empty battery (or a hard cut that ended on a low battery); boots when
+    /// the battery allows.
+    Dead,
+}
+
+struct TowerHost {
+    spec: TowerSpec,
+    config: TowerConfig,
+    tower: Option<Tower>,
+    proc: Proc,
+    incarnation: u64,
+    paused_until: Option<Time>,
+    slow: f64,
+    disk: SimDisk,
+    links: Vec<SimLink>,
+    wifi: SimLink,
+    power: PowerModel,
+    clock_offset_us: i64,
+    skew_ppm: i64,
+    skew_since: Time,
+    timer_gen: u64,
+    timer_at: Option<Time>,
+    steady: bool,
+    converged: bool,
+    crash_faults: u32,
+}
+
+impl TowerHost {
+    fn local(&self, now: Time) -> Time {
+        let skew = (now.as_micros().saturating_sub(self.skew_since.as_micros()) as i128
+            * self.skew_ppm as i128
+            / 1_000_000) as i64;
+        let us = now.as_micros() as i64 + self.clock_offset_us + skew;
+        Time::from_micros(us.max(0) as u64)
+    }
+
+    fn link_mut(&mut self, kind: LinkKind) -> Option<&mut SimLink> {
+        self.links.iter_mut().find(|l| l.kind == Some(kind))
+    }
+
+    fn running(&self) -> bool {
+        self.proc == Proc::Running && self.tower.is_some()
+    }
+
+    /// The most preferred uplink that passes traffic now.
+    fn best_link(&self) -> Option<LinkKind> {
+        let mut kinds: Vec<LinkKind> = self.links.iter().filter_map(|l| l.kind).collect();
+        kinds.sort();
+        kinds.into_iter().find(|k| {
+            self.links
+                .iter()
+                .any(|l| l.kind == Some(*k) && l.faults.down == 0 && l.faults.flapping.is_none())
+        })
+    }
+}
+
+struct OriginHost {
+    origin: Origin,
+    config: OriginConfig,
+    up: bool,
+    incarnation: u64,
+    paused_until: Option<Time>,
+    slow: f64,
+    disk: SimDisk,
+    /// The link each tower last reached the origin over (replies go back on it).
+    reply_link: BTreeMap<usize, LinkKind>,
+    crash_faults: u32,
+}
+
+struct DeviceHost {
+    device: Device,
+    tower: usize,
+    timer_gen: u64,
+    timer_at: Option<Time>,
+}
+
+// ----- events ---------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Node {
+    Origin,
+    Tower(usize),
+}
+
+enum Ev {
+    /// A message arrives.
+    ToOrigin {
+        tower: usize,
+        link: LinkKind,
+        msg: Message,
+    },
+    ToTower {
+        tower: usize,
+        incarnation: u64,
+        from: Peer,
+        link: Option<LinkKind>,
+        msg: Message,
+    },
+    ToDevice {
+        device: usize,
+        msg: Message,
+    },
+    /// A storage operation completes.
+    WriteDone {
+        node: Node,
+        incarnation: u64,
+        id: sovereign_logic::io::WriteId,
+        ok: Result<(), String>,
+    },
+    FsyncDone {
+        node: Node,
+        incarnation: u64,
+        id: sovereign_logic::io::WriteId,
+        upto: u64,
+        fail: bool,
+    },
+    ProbeDone {
+        tower: usize,
+        incarnation: u64,
+        link: LinkKind,
+        outcome: ProbeOutcome,
+    },
+    TowerTimer {
+        tower: usize,
+        generation: u64,
+    },
+    DeviceTimer {
+        device: usize,
+        generation: u64,
+    },
+    FaultStart {
+        id: usize,
+    },
+    FaultEnd {
+        id: usize,
+    },
+    CrashLoopTick {
+        id: usize,
+    },
+    TowerBoot {
+        tower: usize,
+        incarnation: u64,
+    },
+    OriginRestart {
+        incarnation: u64,
+    },
+    PowerTick {
+        tower: usize,
+    },
+    Publish {
+        class: usize,
+    },
+    DeviceRead {
+        device: usize,
+    },
+    DeviceOp {
+        device: usize,
+    },
+    Sample,
+    Heal,
+    End,
+}
+
+struct ScheduledFault {
+    spec: FaultSpec,
+    active: bool,
+}
+
+/// The whole simulated world of one run.
+pub struct World<'a> {
+    sc: &'a Scenario,
+    plant: Option<Plant>,
+    seed: u64,
+    now: Time,
+    queue: BTreeMap<(Time, u64), Ev>,
+    seq: u64,
+    net: Stream,
+    disk_rng: Stream,
+    workload: Stream,
+    weather: Stream,
+    trace: Trace,
+    origin: OriginHost,
+    towers: Vec<TowerHost>,
+    devices: Vec<DeviceHost>,
+    faults: Vec<ScheduledFault>,
+    oracles: Oracles,
+    observations: Vec<Stamped>,
+    /// Published versions visible at the origin: (item, version) → manifest.
+    published: BTreeMap<(ItemId, u64), Manifest>,
+    /// Items visible at the origin, by class, for reads and republishing.
+    items: [Vec<ItemId>; 4],
+    /// Latest bytes per item (republishing edits them).
+    content: BTreeMap<ItemId, Vec<u8>>,
+    /// Entries published but not yet seen visible.
+    publishing: Vec<(ItemId, u64)>,
+    next_item: u64,
+    /// Contribution amounts by operation key, recorded when devices submit them.
+    amounts: BTreeMap<IdemKey, u64>,
+    healed: bool,
+    heal_at: Time,
+    ended: bool,
+    events: u64,
+    step_budget_hit: bool,
+}
+
+impl<'a> World<'a> {
+    /// Build the world for `sc` (nothing runs yet).
+    pub fn new(sc: &'a Scenario, opts: &RunOptions) -> World<'a> {
+        let seed = opts.seed;
+        let plant = opts.plant;
+        let mut origin_config = OriginConfig {
+            chunk_params: sc.origin.chunk,
+            ..OriginConfig::default()
+        };
+        if plant == Some(Plant::NoIdempotency) {
+            origin_config.idempotency = false;
+        }
+        if plant == Some(Plant::LedgerRounding) {
+            origin_config.rounding = Rounding::Nearest;
+        }
+        let origin = OriginHost {
+            origin: Origin::new(origin_config.clone()),
+            config: origin_config,
+            up: true,
+            incarnation: 0,
+            paused_until: None,
+            slow: 1.0,
+            disk: SimDisk::new(),
+            reply_link: BTreeMap::new(),
+            crash_faults: 0,
+        };
+        let mut towers = Vec::new();
+        let mut devices = Vec::new();
+        let mut weather = Stream::new(seed, "weather");
+        for (i, spec) in sc.towers.iter().enumerate() {
+            let kinds: Vec<LinkKind> = spec.links.iter().map(|l| l.kind).collect();
+            let mut config = TowerConfig::new(TowerId(i as u32), &kinds);
+            match plant {
+                Some(Plant::SkipVerify) => config.verify = false,
+                Some(Plant::AckBeforeFsync) => config.ack_after_fsync = false,
+                Some(Plant::FifoScheduler) => config.scheduler.policy = SchedulePolicy::Fifo,
+                Some(Plant::NoFailback) => config.failback = false,
+                Some(Plant::OfflineRefuse) => config.serve_offline = false,
+                Some(Plant::IgnoreBattery) => config.power_managed = false,
+                _ => {}
+            }
+            let first = devices.len();
+            for d in 0..spec.devices {
+                let id = DeviceId((first + d as usize) as u32);
+                let cfg = DeviceConfig::new(id, TowerId(i as u32));
+                devices.push(DeviceHost {
+                    device: Device::new(cfg, SplitMix64::derive(seed, &format!("device-{}", id.0))),
+                    tower: i,
+                    timer_gen: 0,
+                    timer_at: None,
+                });
+            }
+            let capacity = spec.power.battery_wh.max(0.001);
+            let _ = weather.next_u64();
+            towers.push(TowerHost {
+                config,
+                tower: None,
+                proc: Proc::Down,
+                incarnation: 0,
+                paused_until: None,
+                slow: 1.0,
+                disk: SimDisk::new(),
+                links: spec
+                    .links
+                    .iter()
+                    .map(|l| SimLink::new(Some(l.kind), l.profile.clone()))
+                    .collect(),
+                wifi: SimLink::new(None, spec.wifi.clone()),
+                power: PowerModel {
+                    soc_wh: capacity * spec.power.soc_initial.clamp(0.0, 1.0),
+                    capacity_wh: capacity,
+                    fade: 1.0,
+                    clouds: 0.0,
+                    grid_lost: 0,
+                    ups_failed: 0,
+                    hard_cut: 0,
+                    energy_wh: 0.0,
+                    solar_w: 0.0,
+                    ticks: 0,
+                    weather: BTreeMap::new(),
+                },
+                clock_offset_us: 0,
+                skew_ppm: 0,
+                skew_since: Time::ZERO,
+                timer_gen: 0,
+                timer_at: None,
+                steady: false,
+                converged: false,
+                crash_faults: 0,
+                spec: spec.clone(),
+            });
+        }
+        let mut nemesis = Stream::new(seed, "nemesis");
+        let schedule = match &opts.schedule {
+            Some(s) => s.clone(),
+            None => {
+                let mut s = sc.faults.clone();
+                s.extend(draw_nemesis(sc, &mut nemesis));
+                s
+            }
+        };
+        let mut enabled = sc.invariants.clone();
+        if let Some(p) = plant {
+            // A plant is pointless unless its oracle watches.
+            enabled.insert(p.oracle());
+        }
+        World {
+            sc,
+            plant,
+            seed,
+            now: Time::ZERO,
+            queue: BTreeMap::new(),
+            seq: 0,
+            net: Stream::new(seed, "net"),
+            disk_rng: Stream::new(seed, "disk"),
+            workload: Stream::new(seed, "workload"),
+            weather,
+            trace: Trace::new(opts.record_trace, TRACE_LINES_MAX),
+            origin,
+            towers,
+            devices,
+            faults: schedule
+                .into_iter()
+                .map(|spec| ScheduledFault {
+                    spec,
+                    active: false,
+                })
+                .collect(),
+            oracles: Oracles::new(&enabled),
+            observations: Vec::new(),
+            published: BTreeMap::new(),
+            items: Default::default(),
+            content: BTreeMap::new(),
+            publishing: Vec::new(),
+            next_item: 0,
+            amounts: BTreeMap::new(),
+            healed: false,
+            heal_at: Time::ZERO + sc.duration,
+            ended: false,
+            events: 0,
+            step_budget_hit: false,
+        }
+    }
+
+    fn push(&mut self, at: Time, ev: Ev) {
+        self.seq += 1;
+        self.queue.insert((at.max(self.now), self.seq), ev);
+    }
+
+    fn observe(&mut self, obs: Obs) {
+        let s = Stamped { at: self.now, obs };
+        self.oracles.observe(&s);
+        self.observations.push(s);
+    }
+
+    // ----- set-up ---------------------------------------------------------------------
+
+    fn start(&mut self) {
+        self.observe(Obs::Start {
+            towers: self.sc.towers.iter().map(|t| t.name.clone()).collect(),
+            links: self
+                .sc
+                .towers
+                .iter()
+                .map(|t| {
+                    let mut k: Vec<LinkKind> = t.links.iter().map(|l| l.kind).collect();
+                    k.sort();
+                    k
+                })
+                .collect(),
+            devices: self.devices.len() as u32,
+        });
+        // The initial catalog, published before the towers boot.
+        let catalog = self.sc.workload.catalog.clone();
+        for group in &catalog {
+            for _ in 0..group.items {
+                self.publish_new(group.priority, group.bytes);
+            }
+        }
+        self.drain_origin();
+        for i in 0..self.towers.len() {
+            self.boot_tower(i);
+            self.push(self.now + POWER_TICK, Ev::PowerTick { tower: i });
+        }
+        for (id, f) in self.faults.iter().enumerate() {
+            let at = Time::ZERO + f.spec.at;
+            self.seq += 1;
+            self.queue.insert((at, self.seq), Ev::FaultStart { id });
+        }
+        for class in 0..4 {
+            self.schedule_publish(class);
+        }
+        for d in 0..self.devices.len() {
+            self.schedule_read(d);
+            self.schedule_op(d);
+        }
+        self.push(self.now + SAMPLE_EVERY, Ev::Sample);
+        self.push(self.heal_at, Ev::Heal);
+    }
+
+    fn schedule_publish(&mut self, class: usize) {
+        let rate = self.sc.workload.publish_per_hour[class];
+        if rate > 0.0 {
+            let dt = self.workload.exp(3600.0 / rate);
+            self.push(self.now + dt, Ev::Publish { class });
+        }
+    }
+
+    fn schedule_read(&mut self, device: usize) {
+        let rate = self.sc.workload.reads_per_device_hour;
+        if rate > 0.0 {
+            let dt = self.workload.exp(3600.0 / rate);
+            self.push(self.now + dt, Ev::DeviceRead { device });
+        }
+    }
+
+    fn schedule_op(&mut self, device: usize) {
+        let rate = self.sc.workload.ops_per_device_hour;
+        if rate > 0.0 && !self.healed {
+            let dt = self.workload.exp(3600.0 / rate);
+            self.push(self.now + dt, Ev::DeviceOp { device });
+        }
+    }
+
+    fn random_bytes(&mut self, len: u64) -> Vec<u8> {
+        let mut v = Vec::with_capacity(len as usize);
+        while (v.len() as u64) < len {
+            v.extend_from_slice(&self.workload.next_u64().to_le_bytes());
+        }
+        v.truncate(len as usize);
+        v
+    }
+
+    fn publish_new(&mut self, class: Priority, len: u64) {
+        self.next_item += 1;
+        let item = ItemId::new(format!(
+            "{}-{:05}",
+            class.to_string().to_lowercase(),
+            self.next_item
+        ));
+        let bytes = self.random_bytes(len);
+        self.publish(item, class, bytes);
+    }
+
+    fn publish(&mut self, item: ItemId, class: Priority, bytes: Vec<u8>) {
+        if !self.origin.up {
+            return;
+        }
+        if let Ok(entry) = self
+            .origin
+            .origin
+            .publish(self.now, item.clone(), class, &bytes)
+        {
+            self.publishing.push((item.clone(), entry.manifest.version));
+            self.content.insert(item, bytes);
+        }
+    }
+
+    // ----- the run loop ---------------------------------------------------------------
+
+    fn run(&mut self) {
+        self.start();
+        while let Some(((at, _), ev)) = self.queue.pop_first() {
+            if self.ended {
+                break;
+            }
+            self.events += 1;
+            if self.events > EVENTS_MAX {
+                self.step_budget_hit = true;
+                break;
+            }
+            self.now = self.now.max(at);
+            self.dispatch(ev);
+        }
+    }
+
+    fn dispatch(&mut self, ev: Ev) {
+        let now = self.now;
+        match ev {
+            Ev::ToOrigin { tower, link, msg } => {
+                if !self.origin.up {
+                    return;
+                }
+                if let Some(until) = self.origin.paused_until.filter(|u| *u > now) {
+                    self.push(until, Ev::ToOrigin { tower, link, msg });
+                    return;
+                }
+                if !self.towers[tower]
+                    .links
+                    .iter()
+                    .any(|l| l.kind == Some(link) && l.is_up(now))
+                {
+                    return; // cut while in flight
+                }
+                self.trace
+                    .event(now, 1, tower as u64, &[msg.wire_size(), link as u64]);
+                self.trace.line(now, || {
+                    format!("origin <- tower-{tower} via {link}: {}", summary(&msg))
+                });
+                self.origin.reply_link.insert(tower, link);
+                self.origin
+                    .origin
+                    .handle_message(now, Peer::Tower(TowerId(tower as u32)), msg);
+                self.drain_origin();
+            }
+            Ev::ToTower {
+                tower,
+                incarnation,
+                from,
+                link,
+                msg,
+            } => {
+                let t = &self.towers[tower];
+                if t.incarnation != incarnation || !t.running() {
+                    return;
+                }
+                if let Some(until) = t.paused_until.filter(|u| *u > now) {
+                    self.push(
+                        until,
+                        Ev::ToTower {
+                            tower,
+                            incarnation,
+                            from,
+                            link,
+                            msg,
+                        },
+                    );
+                    return;
+                }
+                if let Some(l) = link
+                    && !t.links.iter().any(|x| x.kind == Some(l) && x.is_up(now))
+                {
+                    return;
+                }
+                if matches!(from, Peer::Device(_)) && !t.wifi.is_up(now) {
+                    return;
+                }
+                self.trace
+                    .event(now, 2, tower as u64, &[msg.wire_size(), peer_word(from)]);
+                self.trace.line(now, || {
+                    format!("tower-{tower} <- {from:?}: {}", summary(&msg))
+                });
+                let local = t.local(now);
+                if let Some(tw) = self.towers[tower].tower.as_mut() {
+                    tw.handle_message(local, from, msg);
+                }
+                self.drain_tower(tower);
+            }
+            Ev::ToDevice { device, msg } => {
+                let tower = self.devices[device].tower;
+                if !self.towers[tower].wifi.is_up(now) {
+                    return;
+                }
+                self.trace.event(now, 3, device as u64, &[msg.wire_size()]);
+                self.trace.line(now, || {
+                    format!("device-{device} <- tower-{tower}: {}", summary(&msg))
+                });
+                if let Message::SubmitReply {
+                    key,
+                    reply: SubmitReply::Accepted | SubmitReply::Duplicate,
+                } = &msg
+                {
+                    let tower = self.devices[device].tower;
+                    self.observe(Obs::Acked {
+                        tower,
+                        key: key.clone(),
+                    });
+                }
+                self.devices[device].device.handle_message(now, msg);
+                self.drain_device(device);
+            }
+            Ev::WriteDone {
+                node,
+                incarnation,
+                id,
+                ok,
+            } => {
+                self.trace
+                    .event(now, 4, node_word(node), &[id.0, ok.is_ok() as u64]);
+                match node {
+                    Node::Origin => {
+                        if self.origin.incarnation == incarnation && self.origin.up {
+                            if ok.is_err() {
+                                self.observe(Obs::StorageError { tower: None });
+                            }
+                            self.origin.origin.handle_write_done(now, id, ok);
+                            self.drain_origin();
+                        }
+                    }
+                    Node::Tower(i) => {
+                        if self.towers[i].incarnation == incarnation && self.towers[i].running() {
+                            if let Some(until) = self.towers[i].paused_until.filter(|u| *u > now) {
+                                self.push(
+                                    until,
+                                    Ev::WriteDone {
+                                        node,
+                                        incarnation,
+                                        id,
+                                        ok,
+                                    },
+                                );
+                                return;
+                            }
+                            if ok.is_err() {
+                                self.observe(Obs::StorageError { tower: Some(i) });
+                            }
+                            let local = self.towers[i].local(now);
+                            if let Some(t) = self.towers[i].tower.as_mut() {
+                                t.handle_write_done(local, id, ok);
+                            }
+                            self.drain_tower(i);
+                        }
+                    }
+                }
+            }
+            Ev::FsyncDone {
+                node,
+                incarnation,
+                id,
+                upto,
+                fail,
+            } => {
+                self.trace
+                    .event(now, 5, node_word(node), &[id.0, fail as u64]);
+                match node {
+                    Node::Origin => {
+                        if self.origin.incarnation != incarnation || !self.origin.up {
+                            return;
+                        }
+                        let res = if fail {
+                            self.origin.disk.lose(upto);
+                            self.observe(Obs::StorageError { tower: None });
+                            Err("EIO: fsync failed".to_string())
+                        } else {
+                            self.origin.disk.sync(upto);
+                            Ok(())
+                        };
+                        self.origin.origin.handle_fsync_done(now, id, res);
+                        self.drain_origin();
+                    }
+                    Node::Tower(i) => {
+                        if self.towers[i].incarnation != incarnation {
+                            return;
+                        }
+                        if let Some(until) = self.towers[i].paused_until.filter(|u| *u > now) {
+                            self.push(
+                                until,
+                                Ev::FsyncDone {
+                                    node,
+                                    incarnation,
+                                    id,
+                                    upto,
+                                    fail,
+                                },
+                            );
+                            return;
+                        }
+                        let res = if fail {
+                            self.towers[i].disk.lose(upto);
+                            self.observe(Obs::StorageError { tower: Some(i) });
+                            Err("EIO: fsync failed".to_string())
+                        } else {
+                            self.towers[i].disk.sync(upto);
+                            Ok(())
+                        };
+                        if self.towers[i].running() {
+                            let local = self.towers[i].local(now);
+                            if let Some(t) = self.towers[i].tower.as_mut() {
+                                t.handle_fsync_done(local, id, res);
+                            }
+                            self.drain_tower(i);
+                        }
+                    }
+                }
+            }
+            Ev::ProbeDone {
+                tower,
+                incarnation,
+                link,
+                outcome,
+            } => {
+                let t = &self.towers[tower];
+                if t.incarnation != incarnation || !t.running() {
+                    return;
+                }
+                if let Some(until) = t.paused_until.filter(|u| *u > now) {
+                    self.push(
+                        until,
+                        Ev::ProbeDone {
+                            tower,
+                            incarnation,
+                            link,
+                            outcome,
+                        },
+                    );
+                    return;
+                }
+                self.trace.event(
+                    now,
+                    6,
+                    tower as u64,
+                    &[link as u64, outcome.reachable as u64],
+                );
+                self.trace.line(now, || {
+                    format!(
+                        "tower-{tower} probe {link}: {}",
+                        if outcome.reachable { "ok" } else { "failed" }
+                    )
+                });
+                let local = t.local(now);
+                if let Some(tw) = self.towers[tower].tower.as_mut() {
+                    tw.handle_probe(local, link, outcome);
+                }
+                self.drain_tower(tower);
+            }
+            Ev::TowerTimer { tower, generation } => {
+                let t = &self.towers[tower];
+                if t.timer_gen != generation || !t.running() {
+                    return;
+                }
+                if let Some(until) = t.paused_until.filter(|u| *u > now) {
+                    self.towers[tower].timer_at = None;
+                    self.push(until, Ev::TowerTimer { tower, generation });
+                    self.towers[tower].timer_at = Some(until);
+                    return;
+                }
+                let local = t.local(now);
+                self.towers[tower].timer_at = None;
+                self.trace.event(now, 7, tower as u64, &[]);
+                if let Some(tw) = self.towers[tower].tower.as_mut() {
+                    tw.handle_timeout(local);
+                }
+                self.drain_tower(tower);
+            }
+            Ev::DeviceTimer { device, generation } => {
+                if self.devices[device].timer_gen != generation {
+                    return;
+                }
+                self.devices[device].timer_at = None;
+                self.trace.event(now, 8, device as u64, &[]);
+                self.devices[device].device.handle_timeout(now);
+                self.drain_device(device);
+            }
+            Ev::FaultStart { id } => self.fault_start(id),
+            Ev::FaultEnd { id } => self.fault_end(id),
+            Ev::CrashLoopTick { id } => self.crash_loop_tick(id),
+            Ev::TowerBoot { tower, incarnation } => {
+                if self.towers[tower].incarnation == incarnation && !self.towers[tower].running() {
+                    self.boot_tower(tower);
+                }
+            }
+            Ev::OriginRestart { incarnation } => {
+                if self.origin.incarnation == incarnation && !self.origin.up {
+                    self.restart_origin();
+                }
+            }
+            Ev::PowerTick { tower } => self.power_tick(tower),
+            Ev::Publish { class } => {
+                if !self.healed {
+                    self.trace.event(now, 9, class as u64, &[]);
+                    let prio = Priority::from_index(class).unwrap_or(Priority::P3);
+                    let size = self.sc.workload.publish_bytes[class];
+                    let existing = self.items[class].len();
+                    if existing > 0 && self.workload.chance(0.5) {
+                        let item = self.items[class][self.workload.below(existing as u64) as usize]
+                            .clone();
+                        let mut bytes = self.content.get(&item).cloned().unwrap_or_default();
+                        if !bytes.is_empty() {
+                            // A ~1% edit: delta sync moves little.
+                            let n = (bytes.len() / 100).max(1);
+                            let at = self.workload.below((bytes.len() - n + 1) as u64) as usize;
+                            for b in &mut bytes[at..at + n] {
+                                *b = b.wrapping_add(1);
+                            }
+                        }
+                        self.publish(item, prio, bytes);
+                    } else {
+                        self.publish_new(prio, size);
+                    }
+                    self.drain_origin();
+                    self.schedule_publish(class);
+                }
+            }
+            Ev::DeviceRead { device } => {
+                self.device_read(device);
+                self.schedule_read(device);
+            }
+            Ev::DeviceOp { device } => {
+                if !self.healed {
+                    self.trace.event(now, 10, device as u64, &[]);
+                    let contribution = self.workload.chance(self.sc.workload.contribution_share);
+                    let kind = if contribution {
+                        OpKind::Contribution {
+                            community: format!("community-{}", self.devices[device].tower),
+                            nation: ["ke", "ug", "tz", "rw"][self.workload.below(4) as usize]
+                                .to_string(),
+                            amount_minor: 1 + self.workload.below(10_000),
+                        }
+                    } else {
+                        OpKind::Message {
+                            to: format!("clinic-{}", self.workload.below(10)),
+                            body: format!("report {}", self.workload.next_u64() % 100_000),
+                        }
+                    };
+                    let amount = match &kind {
+                        OpKind::Contribution { amount_minor, .. } => Some(*amount_minor),
+                        _ => None,
+                    };
+                    if let Ok(key) = self.devices[device].device.submit(now, kind)
+                        && let Some(a) = amount
+                    {
+                        self.amounts.insert(key, a);
+                    }
+                    self.drain_device(device);
+                    self.schedule_op(device);
+                }
+            }
+            Ev::Sample => {
+                for i in 0..self.towers.len() {
+                    let ops = self.towers[i]
+                        .tower
+                        .as_ref()
+                        .map_or(0, |t| t.status().outbox);
+                    self.observe(Obs::Backlog { tower: i, ops });
+                    self.update_steady(i);
+                }
+                if self.healed {
+                    self.check_convergence();
+                }
+                if !self.ended {
+                    self.push(self.now + SAMPLE_EVERY, Ev::Sample);
+                }
+            }
+            Ev::Heal => self.heal(),
+            Ev::End => self.ended = true,
+        }
+    }
+
+    // ----- draining actions -------------------------------------------------------------
+
+    fn drain_origin(&mut self) {
+        let slow = self.origin.slow;
+        let mut fsynced = false;
+        while let Some(action) = self.origin.origin.poll_action() {
+            match action {
+                Action::Send {
+                    to: Peer::Tower(TowerId(t)),
+                    msg,
+                    ..
+                } => {
+                    let t = t as usize;
+                    let Some(&link) = self.origin.reply_link.get(&t) else {
+                        continue;
+                    };
+                    let incarnation = self.towers[t].incarnation;
+                    let bytes = msg.wire_size();
+                    let delay = proc_delay(slow);
+                    let arrivals = match self.towers[t].link_mut(link) {
+                        Some(l) => l.transmit(self.now + delay, bytes, false, &mut self.net),
+                        None => Vec::new(),
+                    };
+                    self.observe(Obs::Transfer {
+                        tower: t,
+                        link,
+                        bytes,
+                    });
+                    for at in arrivals {
+                        self.push(
+                            at,
+                            Ev::ToTower {
+                                tower: t,
+                                incarnation,
+                                from: Peer::Origin,
+                                link: Some(link),
+                                msg: msg.clone(),
+                            },
+                        );
+                    }
+                }
+                Action::Send { .. } => {}
+                Action::Write { id, record } => {
+                    let fail = self.disk_write_fails(Node::Origin, &record);
+                    let d = &mut self.origin.disk;
+                    if fail.is_none() {
+                        d.issued += 1;
+                        let n = d.issued;
+                        d.pending.push((n, record.key(), Some(stored(record))));
+                    }
+                    let at = self.now + (WRITE_LATENCY + d.faults.extra_latency).mul_f64(slow);
+                    let incarnation = self.origin.incarnation;
+                    self.push(
+                        at,
+                        Ev::WriteDone {
+                            node: Node::Origin,
+                            incarnation,
+                            id,
+                            ok: fail.map_or(Ok(()), Err),
+                        },
+                    );
+                }
+                Action::Delete { id, key } => {
+                    let d = &mut self.origin.disk;
+                    d.issued += 1;
+                    let n = d.issued;
+                    d.pending.push((n, key, None));
+                    let at = self.now + (WRITE_LATENCY + d.faults.extra_latency).mul_f64(slow);
+                    let incarnation = self.origin.incarnation;
+                    self.push(
+                        at,
+                        Ev::WriteDone {
+                            node: Node::Origin,
+                            incarnation,
+                            id,
+                            ok: Ok(()),
+                        },
+                    );
+                }
+                Action::Fsync { id } => {
+                    let fail = self.disk_rng.chance(self.origin.disk.faults.fsync_error);
+                    let d = &self.origin.disk;
+                    let at = self.now + (FSYNC_LATENCY + d.faults.extra_latency).mul_f64(slow);
+                    let upto = d.issued;
+                    let incarnation = self.origin.incarnation;
+                    self.push(
+                        at,
+                        Ev::FsyncDone {
+                            node: Node::Origin,
+                            incarnation,
+                            id,
+                            upto,
+                            fail,
+                        },
+                    );
+                    fsynced = true;
+                }
+                Action::Emit(event) => {
+                    if let Event::OpApplied {
+                        key,
+                        outcome: OpOutcome::Applied { .. },
+                    } = &event
+                    {
+                        let amount = self.contribution_amount(key);
+                        self.observe(Obs::Applied {
+                            key: key.clone(),
+                            amount_minor: amount,
+                        });
+                        let l = self.origin.origin.ledger();
+                        let obs = Obs::Ledger {
+                            contributed: l.contributed_minor(),
+                            withdrawn: l.withdrawn_minor(),
+                            held: l.held_minor(),
+                        };
+                        self.observe(obs);
+                    }
+                    self.observe(Obs::Origin { event });
+                }
+                Action::Probe { .. } | Action::PowerOff { .. } => {}
+            }
+        }
+        let _ = fsynced;
+        if self.origin.origin.is_failed() && self.origin.up {
+            // Fail-stop (fsync/write failure): its supervisor restarts it from disk.
+            self.crash_origin(ORIGIN_RESTART);
+        }
+        self.check_published();
+    }
+
+    /// The amount of a contribution, as the device submitted it.
+    fn contribution_amount(&self, key: &IdemKey) -> Option<u64> {
+        self.amounts.get(key).copied()
+    }
+
+    fn check_published(&mut self) {
+        if self.publishing.is_empty() {
+            return;
+        }
+        let catalog = self.origin.origin.catalog();
+        let mut still = Vec::new();
+        for (item, version) in std::mem::take(&mut self.publishing) {
+            match catalog.iter().find(|e| e.manifest.item == item) {
+                Some(e) if e.manifest.version >= version => {
+                    if e.manifest.version == version {
+                        let m = e.manifest.clone();
+                        let class = m.priority.index();
+                        if !self.items[class].contains(&item) {
+                            self.items[class].push(item.clone());
+                        }
+                        self.published.insert((item, version), m.clone());
+                        self.observe(Obs::Published { manifest: m });
+                    }
+                }
+                _ => still.push((item, version)),
+            }
+        }
+        self.publishing = still;
+    }
+
+    fn disk_write_fails(&mut self, node: Node, record: &Record) -> Option<String> {
+        let f = match node {
+            Node::Origin => self.origin.disk.faults.clone(),
+            Node::Tower(i) => self.towers[i].disk.faults.clone(),
+        };
+        if f.full > 0 {
+            return Some("ENOSPC: disk full".into());
+        }
+        if f.db_lost > 0 && !matches!(record, Record::Chunk(_)) {
+            return Some("database connection lost".into());
+        }
+        if f.write_error > 0.0 && self.disk_rng.chance(f.write_error) {
+            return Some("EIO: write failed".into());
+        }
+        None
+    }
+
+    fn drain_tower(&mut self, i: usize) {
+        let slow = self.towers[i].slow;
+        loop {
+            let Some(action) = self.towers[i].tower.as_mut().and_then(|t| t.poll_action()) else {
+                break;
+            };
+            match action {
+                Action::Send {
+                    to: Peer::Origin,
+                    via,
+                    msg,
+                } => {
+                    let Some(link) = via else { continue };
+                    let bytes = msg.wire_size();
+                    let delay = proc_delay(slow);
+                    let now = self.now;
+                    let arrivals = match self.towers[i].link_mut(link) {
+                        Some(l) => l.transmit(now + delay, bytes, true, &mut self.net),
+                        None => Vec::new(),
+                    };
+                    self.observe(Obs::Transfer {
+                        tower: i,
+                        link,
+                        bytes,
+                    });
+                    for at in arrivals {
+                        self.push(
+                            at,
+                            Ev::ToOrigin {
+                                tower: i,
+                                link,
+                                msg: msg.clone(),
+                            },
+                        );
+                    }
+                }
+                Action::Send {
+                    to: Peer::Device(DeviceId(d)),
+                    msg,
+                    ..
+                } => {
+                    let bytes = msg.wire_size();
+                    let now = self.now + proc_delay(slow);
+                    let arrivals = self.towers[i]
+                        .wifi
+                        .transmit(now, bytes, false, &mut self.net);
+                    for at in arrivals {
+                        self.push(
+                            at,
+                            Ev::ToDevice {
+                                device: d as usize,
+                                msg: msg.clone(),
+                            },
+                        );
+                    }
+                }
+                Action::Send { .. } => {}
+                Action::Write { id, record } => {
+                    let fail = self.disk_write_fails(Node::Tower(i), &record);
+                    let t = &mut self.towers[i];
+                    if fail.is_none() {
+                        t.disk.issued += 1;
+                        let n = t.disk.issued;
+                        t.disk.pending.push((n, record.key(), Some(stored(record))));
+                    }
+                    let at = self.now + (WRITE_LATENCY + t.disk.faults.extra_latency).mul_f64(slow);
+                    let incarnation = t.incarnation;
+                    self.push(
+                        at,
+                        Ev::WriteDone {
+                            node: Node::Tower(i),
+                            incarnation,
+                            id,
+                            ok: fail.map_or(Ok(()), Err),
+                        },
+                    );
+                }
+                Action::Delete { id, key } => {
+                    let t = &mut self.towers[i];
+                    t.disk.issued += 1;
+                    let n = t.disk.issued;
+                    t.disk.pending.push((n, key, None));
+                    let at = self.now + (WRITE_LATENCY + t.disk.faults.extra_latency).mul_f64(slow);
+                    let incarnation = t.incarnation;
+                    self.push(
+                        at,
+                        Ev::WriteDone {
+                            node: Node::Tower(i),
+                            incarnation,
+                            id,
+                            ok: Ok(()),
+                        },
+                    );
+                }
+                Action::Fsync { id } => {
+                    let fail = self.disk_rng.chance(self.towers[i].disk.faults.fsync_error);
+                    let t = &self.towers[i];
+                    let at = self.now + (FSYNC_LATENCY + t.disk.faults.extra_latency).mul_f64(slow);
+                    let upto = t.disk.issued;
+                    let incarnation = t.incarnation;
+                    self.push(
+                        at,
+                        Ev::FsyncDone {
+                            node: Node::Tower(i),
+                            incarnation,
+                            id,
+                            upto,
+                            fail,
+                        },
+                    );
+                }
+                Action::Probe { link } => {
+                    let now = self.now;
+                    let t = &self.towers[i];
+                    let incarnation = t.incarnation;
+                    let outcome = t.links.iter().find(|l| l.kind == Some(link)).map(|l| {
+                        let up = l.is_up(now);
+                        (up, l.latency(), l.profile.jitter, l.loss(), l.bytes_per_s())
+                    });
+                    let Some((up, latency, jitter, loss, bw)) = outcome else {
+                        continue;
+                    };
+                    if up && !self.net.chance(loss) {
+                        let j = Duration::from_micros(
+                            self.net.below(jitter.as_micros() as u64 * 2 + 1),
+                        );
+                        let rtt = latency * 2 + j;
+                        let outcome = ProbeOutcome {
+                            reachable: true,
+                            rtt: Some(rtt),
+                            loss_pct: (loss * 100.0).round().min(100.0) as u8,
+                            bandwidth_bps: Some(bw.saturating_mul(8)),
+                        };
+                        self.push(
+                            now + rtt,
+                            Ev::ProbeDone {
+                                tower: i,
+                                incarnation,
+                                link,
+                                outcome,
+                            },
+                        );
+                    } else {
+                        self.push(
+                            now + PROBE_TIMEOUT,
+                            Ev::ProbeDone {
+                                tower: i,
+                                incarnation,
+                                link,
+                                outcome: ProbeOutcome::failed(),
+                            },
+                        );
+                    }
+                }
+                Action::Emit(event) => {
+                    if let Event::ChunkRequested {
+                        priority,
+                        bytes,
+                        link,
+                        ..
+                    } = &event
+                    {
+                        let p0_waiting = self.towers[i]
+                            .tower
+                            .as_ref()
+                            .is_some_and(|t| t.p0_waiting());
+                        self.observe(Obs::Requested {
+                            tower: i,
+                            link: *link,
+                            class: *priority,
+                            bytes: *bytes,
+                            p0_waiting,
+                        });
+                    }
+                    self.observe(Obs::Tower { tower: i, event });
+                }
+                Action::PowerOff { clean } => {
+                    self.tower_down(i, clean, Proc::Off);
+                    return;
+                }
+            }
+        }
+        self.schedule_tower_timer(i);
+        self.update_steady(i);
+    }
+
+    fn schedule_tower_timer(&mut self, i: usize) {
+        let t = &self.towers[i];
+        let Some(tw) = t.tower.as_ref() else { return };
+        let Some(local_at) = tw.poll_timeout() else {
+            return;
+        };
+        let local_now = t.local(self.now);
+        let global = self.now + local_at.saturating_since(local_now);
+        if t.timer_at == Some(global) {
+            return;
+        }
+        let t = &mut self.towers[i];
+        t.timer_gen += 1;
+        t.timer_at = Some(global);
+        let generation = t.timer_gen;
+        self.push(
+            global,
+            Ev::TowerTimer {
+                tower: i,
+                generation,
+            },
+        );
+    }
+
+    fn drain_device(&mut self, d: usize) {
+        let tower = self.devices[d].tower;
+        while let Some(action) = self.devices[d].device.poll_action() {
+            if let Action::Send { msg, .. } = action {
+                let t = &mut self.towers[tower];
+                let incarnation = t.incarnation;
+                let bytes = msg.wire_size();
+                let arrivals = t.wifi.transmit(self.now, bytes, true, &mut self.net);
+                for at in arrivals {
+                    self.push(
+                        at,
+                        Ev::ToTower {
+                            tower,
+                            incarnation,
+                            from: Peer::Device(DeviceId(d as u32)),
+                            link: None,
+                            msg: msg.clone(),
+                        },
+                    );
+                }
+            }
+            // Device-local persistence (Write/Fsync/Delete) is not modelled: devices do
+            // not crash in the simulator.
+        }
+        let dh = &self.devices[d];
+        if let Some(at) = dh.device.poll_timeout()
+            && dh.timer_at != Some(at)
+        {
+            let dh = &mut self.devices[d];
+            dh.timer_gen += 1;
+            dh.timer_at = Some(at);
+            let generation = dh.timer_gen;
+            self.push(
+                at,
+                Ev::DeviceTimer {
+                    device: d,
+                    generation,
+                },
+            );
+        }
+    }
+
+    // ----- device reads -----------------------------------------------------------------
+
+    fn device_read(&mut self, device: usize) {
+        let tower = self.devices[device].tower;
+        let now = self.now;
+        // Which item: popularity falls with the item's age rank (Zipf-like), by class.
+        let class = match self.workload.below(10) {
+            0..=2 => 0,
+            3..=5 => 1,
+            6..=7 => 2,
+            _ => 3,
+        };
+        let n = self.items[class].len();
+        if n == 0 {
+            return;
+        }
+        let r = self.workload.unit();
+        let idx = ((n as f64).powf(r) - 1.0)
+            .floor()
+            .clamp(0.0, (n - 1) as f64) as usize;
+        let item = self.items[class][idx].clone();
+        self.trace
+            .event(now, 11, device as u64, &[class as u64, idx as u64]);
+        let t = &self.towers[tower];
+        let powered = t.running()
+            && t.tower
+                .as_ref()
+                .is_some_and(|x| x.power_mode() < PowerMode::ShuttingDown);
+        let paused = t.paused_until.is_some_and(|u| u > now);
+        if !t.running() || paused || !t.wifi.is_up(now) {
+            self.observe(Obs::Read {
+                tower,
+                item,
+                valid: true,
+                result: ReadResult::Unreachable,
+                tower_powered: powered && !paused,
+            });
+            return;
+        }
+        let local = t.local(now);
+        let plan = self.towers[tower]
+            .tower
+            .as_mut()
+            .map(|tw| tw.serve_plan(local, &item));
+        let result = match plan {
+            None => ReadResult::Unreachable,
+            Some(Err(refusal)) => ReadResult::Refused(refusal),
+            Some(Ok(plan)) => {
+                let verifies = self.towers[tower]
+                    .tower
+                    .as_ref()
+                    .is_some_and(|t| t.verifies());
+                let mut chunks = Vec::with_capacity(plan.manifest.chunks.len());
+                let mut bad: Option<ChunkHash> = None;
+                for c in &plan.manifest.chunks {
+                    let ok = match self.towers[tower].disk.read(&Key::Chunk(c.hash)) {
+                        Some(s) => s.intact,
+                        None => false,
+                    };
+                    if !ok && verifies {
+                        bad = Some(c.hash);
+                        break;
+                    }
+                    chunks.push((c.hash, ok));
+                }
+                match bad {
+                    Some(hash) => {
+                        if let Some(tw) = self.towers[tower].tower.as_mut() {
+                            tw.report_corrupt(local, hash);
+                        }
+                        self.drain_tower(tower);
+                        ReadResult::Refused(Refusal::NotHeld)
+                    }
+                    None => {
+                        let m = &plan.manifest;
+                        let manifest_ok =
+                            self.published.get(&(m.item.clone(), m.version)) == Some(m);
+                        self.observe(Obs::Served {
+                            tower,
+                            item: m.item.clone(),
+                            version: m.version,
+                            chunks,
+                            manifest_ok,
+                        });
+                        ReadResult::Served
+                    }
+                }
+            }
+        };
+        self.observe(Obs::Read {
+            tower,
+            item,
+            valid: true,
+            result,
+            tower_powered: powered,
+        });
+    }
+
+    // ----- processes ------------------------------------------------------------------
+
+    fn boot_tower(&mut self, i: usize) {
+        let now = self.now;
+        let t = &mut self.towers[i];
+        t.incarnation += 1;
+        t.proc = Proc::Running;
+        t.paused_until = None;
+        let seed = SplitMix64::derive(self.seed, &format!("tower-{i}-{}", t.incarnation));
+        let local = t.local(now);
+        let durable = t.disk.durable_state();
+        t.tower = Some(if t.incarnation == 1 && durable.is_empty() {
+            Tower::new(t.config.clone(), seed, local)
+        } else {
+            Tower::recover(t.config.clone(), seed, local, &durable)
+        });
+        t.timer_at = None;
+        self.trace
+            .event(now, 12, i as u64, &[self.towers[i].incarnation]);
+        self.trace.line(now, || format!("tower-{i} boots"));
+        self.observe(Obs::TowerUp { tower: i });
+        // First telemetry at once, as a charge controller would report.
+        self.send_power_reading(i);
+        self.drain_tower(i);
+    }
+
+    fn tower_down(&mut self, i: usize, clean: bool, state: Proc) {
+        let now = self.now;
+        let torn = false;
+        let t = &mut self.towers[i];
+        if t.tower.is_none() {
+            t.proc = state;
+            return;
+        }
+        t.tower = None;
+        t.proc = state;
+        t.incarnation += 1;
+        t.timer_at = None;
+        if !clean {
+            t.disk.crash(torn);
+        }
+        let durable_outbox = t.disk.outbox_keys();
+        self.trace.event(now, 13, i as u64, &[clean as u64]);
+        self.trace.line(now, || {
+            format!("tower-{i} down ({})", if clean { "clean" } else { "crash" })
+        });
+        self.observe(Obs::TowerDown {
+            tower: i,
+            clean,
+            durable_outbox,
+        });
+        self.update_steady(i);
+    }
+
+    fn crash_tower(&mut self, i: usize, torn: bool, restart_after: Option<Duration>) {
+        if torn {
+            self.towers[i].disk.crash(true);
+        }
+        self.tower_down(i, false, Proc::Down);
+        if let Some(after) = restart_after {
+            let inc = self.towers[i].incarnation;
+            self.push(
+                self.now + after,
+                Ev::TowerBoot {
+                    tower: i,
+                    incarnation: inc,
+                },
+            );
+        }
+    }
+
+    fn crash_origin(&mut self, restart_after: Duration) {
+        self.origin.up = false;
+        self.origin.incarnation += 1;
+        self.origin.disk.crash(false);
+        self.trace.event(self.now, 14, 0, &[]);
+        self.trace.line(self.now, || "origin down".to_string());
+        let inc = self.origin.incarnation;
+        if self.origin.crash_faults == 0 {
+            self.push(
+                self.now + restart_after,
+                Ev::OriginRestart { incarnation: inc },
+            );
+        }
+    }
+
+    fn restart_origin(&mut self) {
+        let durable = self.origin.disk.durable_state();
+        self.origin.origin = Origin::recover(self.origin.config.clone(), &durable);
+        self.origin.up = true;
+        self.origin.paused_until = None;
+        self.trace.event(self.now, 15, 0, &[]);
+        self.trace.line(self.now, || "origin restarts".to_string());
+        // Entries published but lost before their fsync are gone: drop them.
+        self.publishing.clear();
+        self.drain_origin();
+    }
+
+    // ----- power ------------------------------------------------------------------------
+
+    fn solar_w(&mut self, i: usize) -> f64 {
+        let now = self.now;
+        let t = &self.towers[i];
+        let secs = now.as_micros() / 1_000_000;
+        let day = secs / 86_400;
+        let hour = (secs % 86_400) as f64 / 3600.0;
+        let curve = if (6.0..18.0).contains(&hour) {
+            (std::f64::consts::PI * (hour - 6.0) / 12.0).sin()
+        } else {
+            0.0
+        };
+        let base = t.spec.power.cloud_cover;
+        let peak = t.spec.power.solar_peak_w;
+        let fault_clouds = t.power.clouds;
+        let daily = match self.towers[i].power.weather.get(&day) {
+            Some(w) => *w,
+            None => {
+                let w = (self.weather.unit() - 0.5) * 0.4;
+                self.towers[i].power.weather.insert(day, w);
+                w
+            }
+        };
+        let cover = (base + daily).clamp(0.0, 1.0).max(fault_clouds);
+        peak * curve * (1.0 - 0.9 * cover)
+    }
+
+    fn power_tick(&mut self, i: usize) {
+        let dt_h = POWER_TICK.as_secs_f64() / 3600.0;
+        let solar = self.solar_w(i);
+        let t = &mut self.towers[i];
+        let mode = match (&t.tower, t.proc) {
+            (Some(tw), Proc::Running) => tw.power_mode(),
+            _ => PowerMode::Off,
+        };
+        let load = t.spec.power.load_w * load_factor(mode);
+        let grid = t.spec.power.grid && t.power.grid_lost == 0;
+        let supply = solar + if grid { 20.0 } else { 0.0 };
+        let cap = t.power.capacity();
+        t.power.soc_wh = (t.power.soc_wh + (supply - load) * dt_h).clamp(0.0, cap);
+        t.power.energy_wh += load * dt_h;
+        t.power.solar_w = solar;
+        t.power.ticks += 1;
+        let empty = t.power.soc_wh <= 0.0 && !grid;
+        let running = t.running();
+        if empty && running {
+            let hard_cut = t.power.hard_cut > 0;
+            self.observe(Obs::BatteryEmpty {
+                tower: i,
+                running: true,
+                hard_cut,
+            });
+            // The battery is flat: the tower dies uncleanly.
+            self.tower_down(i, false, Proc::Dead);
+        }
+        let t = &self.towers[i];
+        if t.power.ticks % POWER_OBS_EVERY == 0 {
+            let mode = match (&t.tower, t.proc) {
+                (Some(tw), Proc::Running) => tw.power_mode(),
+                _ => PowerMode::Off,
+            };
+            let obs = Obs::Power {
+                tower: i,
+                soc: t.power.soc(),
+                mode,
+                energy_wh: t.power.energy_wh,
+                solar_w: solar,
+            };
+            self.observe(obs);
+        }
+        // Boot when the battery allows (after a clean shutdown or a power death); the
+        // reconnect threshold sits above the shutdown one.
+        let t = &self.towers[i];
+        if matches!(t.proc, Proc::Off | Proc::Dead) && t.power.hard_cut == 0 && t.crash_faults == 0
+        {
+            let soc_permille = (t.power.soc() * 1000.0) as u16;
+            if grid || PowerManager::may_power_on(&t.config.power, soc_permille) {
+                self.boot_tower(i);
+            }
+        }
+        if self.towers[i].running() {
+            self.send_power_reading(i);
+        }
+        self.push(self.now + POWER_TICK, Ev::PowerTick { tower: i });
+    }
+
+    fn send_power_reading(&mut self, i: usize) {
+        let now = self.now;
+        let t = &self.towers[i];
+        let mode = t.tower.as_ref().map_or(PowerMode::Off, |x| x.power_mode());
+        let grid = t.spec.power.grid && t.power.grid_lost == 0;
+        let reading = PowerReading {
+            soc_permille: (t.power.soc() * 1000.0).round() as u16,
+            solar_mw: (t.power.solar_w * 1000.0) as u32,
+            load_mw: (t.spec.power.load_w * load_factor(mode) * 1000.0) as u32,
+            ups: if t.power.ups_failed > 0 {
+                UpsState::Failed
+            } else if grid {
+                UpsState::Online
+            } else {
+                UpsState::OnBattery
+            },
+        };
+        let local = t.local(now);
+        if t.paused_until.is_some_and(|u| u > now) {
+            return;
+        }
+        self.trace
+            .event(now, 16, i as u64, &[reading.soc_permille as u64]);
+        if let Some(tw) = self.towers[i].tower.as_mut() {
+            tw.handle_power(local, reading);
+        }
+        self.drain_tower(i);
+    }
+
+    // ----- steady state, convergence ----------------------------------------------------
+
+    fn update_steady(&mut self, i: usize) {
+        let t = &self.towers[i];
+        let steady = t.running()
+            && t.tower.as_ref().is_some_and(|x| {
+                x.power_mode() == PowerMode::Normal && x.active_link() == t.best_link()
+            });
+        if steady != t.steady {
+            self.towers[i].steady = steady;
+            self.observe(Obs::Steady { tower: i, steady });
+        }
+    }
+
+    fn check_convergence(&mut self) {
+        let catalog = self.origin.origin.catalog();
+        let mut all = true;
+        for i in 0..self.towers.len() {
+            if self.towers[i].converged {
+                continue;
+            }
+            let t = &self.towers[i];
+            let ok = t.tower.as_ref().is_some_and(|tw| {
+                let servable = tw.servable();
+                let classes = &tw.config().classes;
+                catalog.iter().all(|e| {
+                    let carried = t.links.iter().any(|l| {
+                        l.kind
+                            .is_some_and(|k| classes.allows(k, e.manifest.priority))
+                    });
+                    !carried
+                        || servable
+                            .get(&e.manifest.item)
+                            .is_some_and(|v| *v >= e.manifest.version)
+                })
+            });
+            if ok {
+                self.towers[i].converged = true;
+                self.observe(Obs::Converged { tower: i });
+            } else {
+                all = false;
+            }
+        }
+        let drained = self
+            .towers
+            .iter()
+            .all(|t| t.tower.as_ref().is_some_and(|x| x.status().outbox == 0))
+            && self.devices.iter().all(|d| d.device.pending() == 0);
+        if all && drained {
+            self.end();
+        }
+    }
+
+    fn end(&mut self) {
+        if self.ended {
+            return;
+        }
+        let outboxes = self
+            .towers
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (i, t.disk.outbox_keys()))
+            .collect();
+        let ledger_contributed = self.origin.origin.ledger().contributed_minor();
+        self.observe(Obs::End {
+            outboxes,
+            ledger_contributed,
+        });
+        self.ended = true;
+    }
+
+    // ----- faults -----------------------------------------------------------------------
+
+    fn fault_start(&mut self, id: usize) {
+        if self.healed {
+            return;
+        }
+        let spec = self.faults[id].spec.clone();
+        self.faults[id].active = true;
+        self.trace.event(self.now, 17, id as u64, &[]);
+        self.trace.line(self.now, || {
+            format!(
+                "fault {id} starts: {} on {:?} for {:?}",
+                spec.kind.name(),
+                spec.target,
+                spec.duration
+            )
+        });
+        self.observe(Obs::FaultStart {
+            id: id as u64,
+            spec: spec.clone(),
+        });
+        let end = self.now + spec.duration;
+        match (&spec.kind, &spec.target) {
+            (FaultKind::Crash, Target::Tower(i)) => {
+                self.towers[*i].crash_faults += 1;
+                self.crash_tower(*i, false, None);
+            }
+            (FaultKind::Crash, Target::Origin) => {
+                self.origin.crash_faults += 1;
+                self.crash_origin(spec.duration);
+            }
+            (FaultKind::TornWrite, Target::Tower(i)) => {
+                self.towers[*i].crash_faults += 1;
+                self.crash_tower(*i, true, None);
+            }
+            (FaultKind::TornWrite, Target::Origin) => {
+                self.origin.crash_faults += 1;
+                self.crash_origin(spec.duration);
+            }
+            (FaultKind::Restart, Target::Tower(i)) => {
+                let i = *i;
+                if self.towers[i].running() {
+                    let upto = self.towers[i].disk.issued;
+                    self.towers[i].disk.sync(upto);
+                    self.tower_down(i, true, Proc::Down);
+                    let inc = self.towers[i].incarnation;
+                    self.push(
+                        self.now + BOOT,
+                        Ev::TowerBoot {
+                            tower: i,
+                            incarnation: inc,
+                        },
+                    );
+                }
+            }
+            (FaultKind::Restart, Target::Origin) => {
+                let upto = self.origin.disk.issued;
+                self.origin.disk.sync(upto);
+                self.crash_origin(BOOT);
+            }
+            (FaultKind::Pause, Target::Tower(i)) => self.towers[*i].paused_until = Some(end),
+            (FaultKind::Pause, Target::Origin) => self.origin.paused_until = Some(end),
+            (FaultKind::Slow { factor }, Target::Tower(i)) => {
+                self.towers[*i].slow = factor.max(1.0)
+            }
+            (FaultKind::Slow { factor }, Target::Origin) => self.origin.slow = factor.max(1.0),
+            (FaultKind::CrashLoop { .. }, _) => {
+                match spec.target {
+                    Target::Tower(i) => self.towers[i].crash_faults += 1,
+                    Target::Origin => self.origin.crash_faults += 1,
+                    _ => {}
+                }
+                self.crash_loop_tick(id);
+            }
+            (FaultKind::Corruption { chunks }, target) => {
+                let n = *chunks;
+                match target {
+                    Target::Tower(i) => {
+                        self.towers[*i].disk.rot(n, &mut self.disk_rng);
+                    }
+                    Target::Origin => {
+                        self.origin.disk.rot(n, &mut self.disk_rng);
+                    }
+                    _ => {}
+                }
+            }
+            (FaultKind::HardCut, Target::Tower(i)) => {
+                let i = *i;
+                self.towers[i].power.hard_cut += 1;
+                self.crash_tower(i, false, None);
+            }
+            (FaultKind::BrownOut, Target::Tower(i)) => {
+                let i = *i;
+                let protected =
+                    self.towers[i].spec.power.ups && self.towers[i].power.ups_failed == 0;
+                if !protected {
+                    self.crash_tower(i, false, Some(BOOT));
+                }
+            }
+            (FaultKind::ClockJump { by_ms }, Target::Tower(i)) => {
+                self.towers[*i].clock_offset_us += by_ms * 1000;
+            }
+            (FaultKind::ClockSkew { ppm }, Target::Tower(i)) => {
+                let t = &mut self.towers[*i];
+                let local = t.local(self.now);
+                t.clock_offset_us = local.as_micros() as i64 - self.now.as_micros() as i64;
+                t.skew_ppm = *ppm;
+                t.skew_since = self.now;
+            }
+            (FaultKind::BatteryFade { capacity }, Target::Tower(i)) => {
+                let t = &mut self.towers[*i];
+                t.power.fade = capacity.clamp(0.01, 1.0);
+                t.power.soc_wh = t.power.soc_wh.min(t.power.capacity());
+            }
+            _ => {}
+        }
+        self.recompute_overlays();
+        for i in 0..self.towers.len() {
+            self.update_steady(i);
+        }
+        if !spec.duration.is_zero()
+            || matches!(
+                spec.kind,
+                FaultKind::Crash | FaultKind::TornWrite | FaultKind::HardCut
+            )
+        {
+            self.push(end, Ev::FaultEnd { id });
+        } else {
+            self.faults[id].active = false;
+            self.observe(Obs::FaultEnd {
+                id: id as u64,
+                target: spec.target.clone(),
+            });
+        }
+    }
+
+    fn crash_loop_tick(&mut self, id: usize) {
+        let f = &self.faults[id];
+        if !f.active {
+            return;
+        }
+        let FaultKind::CrashLoop { every } = f.spec.kind else {
+            return;
+        };
+        let target = f.spec.target.clone();
+        match target {
+            Target::Tower(i) => {
+                self.crash_tower(i, false, None);
+                let inc = self.towers[i].incarnation;
+                self.push(
+                    self.now + BOOT,
+                    Ev::TowerBoot {
+                        tower: i,
+                        incarnation: inc,
+                    },
+                );
+            }
+            Target::Origin => {
+                self.crash_origin(BOOT);
+                let inc = self.origin.incarnation;
+                self.push(self.now + BOOT, Ev::OriginRestart { incarnation: inc });
+            }
+            _ => {}
+        }
+        let every = every.max(BOOT + Duration::from_secs(1));
+        self.push(self.now + every, Ev::CrashLoopTick { id });
+    }
+
+    fn fault_end(&mut self, id: usize) {
+        if !self.faults[id].active {
+            return;
+        }
+        self.faults[id].active = false;
+        let spec = self.faults[id].spec.clone();
+        self.trace.event(self.now, 18, id as u64, &[]);
+        self.trace.line(self.now, || {
+            format!("fault {id} ends: {}", spec.kind.name())
+        });
+        match (&spec.kind, &spec.target) {
+            (
+                FaultKind::Crash | FaultKind::TornWrite | FaultKind::CrashLoop { .. },
+                Target::Tower(i),
+            ) => {
+                let i = *i;
+                self.towers[i].crash_faults = self.towers[i].crash_faults.saturating_sub(1);
+                if self.towers[i].crash_faults == 0
+                    && !self.towers[i].running()
+                    && self.towers[i].power.hard_cut == 0
+                {
+                    self.boot_tower(i);
+                }
+            }
+            (
+                FaultKind::Crash | FaultKind::TornWrite | FaultKind::CrashLoop { .. },
+                Target::Origin,
+            ) => {
+                self.origin.crash_faults = self.origin.crash_faults.saturating_sub(1);
+                if self.origin.crash_faults == 0 && !self.origin.up {
+                    self.restart_origin();
+                }
+            }
+            (FaultKind::HardCut, Target::Tower(i)) => {
+                let i = *i;
+                self.towers[i].power.hard_cut = self.towers[i].power.hard_cut.saturating_sub(1);
+                if self.towers[i].power.hard_cut == 0
+                    && self.towers[i].crash_faults == 0
+                    && !self.towers[i].running()
+                {
+                    let soc = (self.towers[i].power.soc() * 1000.0) as u16;
+                    if PowerManager::may_power_on(&self.towers[i].config.power, soc) {
+                        self.boot_tower(i);
+                    } else {
+                        self.towers[i].proc = Proc::Dead; // waits for the sun
+                    }
+                }
+            }
+            (FaultKind::Pause, Target::Tower(i)) => {
+                let i = *i;
+                self.towers[i].paused_until = None;
+                // Telemetry that arrived during the pause waits in the socket buffer: the
+                // process reads a fresh reading before its timers run.
+                if self.towers[i].running() {
+                    self.send_power_reading(i);
+                }
+            }
+            (FaultKind::Pause, Target::Origin) => self.origin.paused_until = None,
+            (FaultKind::Slow { .. }, Target::Tower(i)) => self.towers[*i].slow = 1.0,
+            (FaultKind::Slow { .. }, Target::Origin) => self.origin.slow = 1.0,
+            (FaultKind::ClockSkew { .. }, Target::Tower(i)) => {
+                let t = &mut self.towers[*i];
+                let local = t.local(self.now);
+                t.clock_offset_us = local.as_micros() as i64 - self.now.as_micros() as i64;
+                t.skew_ppm = 0;
+            }
+            _ => {}
+        }
+        self.recompute_overlays();
+        self.observe(Obs::FaultEnd {
+            id: id as u64,
+            target: spec.target.clone(),
+        });
+        for i in 0..self.towers.len() {
+            self.update_steady(i);
+            // Wake the tower so it notices healed links promptly (its probes will).
+            if self.towers[i].running() {
+                self.schedule_tower_timer(i);
+            }
+        }
+    }
+
+    /// Rebuild every link, disk and power overlay from the active faults.
+    fn recompute_overlays(&mut self) {
+        for t in &mut self.towers {
+            for l in &mut t.links {
+                l.faults = LinkFaults::default();
+            }
+            t.wifi.faults = LinkFaults::default();
+            t.disk.faults = DiskFaults::default();
+            t.power.clouds = 0.0;
+            t.power.grid_lost = 0;
+            t.power.ups_failed = 0;
+        }
+        self.origin.disk.faults = DiskFaults::default();
+        for f in &self.faults {
+            if !f.active {
+                continue;
+            }
+            let spec = &f.spec;
+            let start = Time::ZERO + spec.at;
+            // Network overlays.
+            let apply = |l: &mut SimLink| match &spec.kind {
+                FaultKind::LinkDown | FaultKind::Partition => l.faults.down += 1,
+                FaultKind::Latency { extra } => l.faults.extra_latency += *extra,
+                FaultKind::Loss { p } => {
+                    l.faults.extra_loss = 1.0 - (1.0 - l.faults.extra_loss) * (1.0 - p)
+                }
+                FaultKind::Bandwidth { bytes_per_s } => {
+                    l.faults.cap_bytes_per_s = Some(
+                        l.faults
+                            .cap_bytes_per_s
+                            .map_or(*bytes_per_s, |c| c.min(*bytes_per_s)),
+                    )
+                }
+                FaultKind::Flapping { period } => l.faults.flapping = Some((start, *period)),
+                FaultKind::Duplicate { p } => l.faults.duplicate = l.faults.duplicate.max(*p),
+                FaultKind::Reorder { p, extra } => l.faults.reorder = Some((*p, *extra)),
+                _ => {}
+            };
+            if spec.kind.family() == Family::Network {
+                match &spec.target {
+                    Target::Link(i, k) => {
+                        if let Some(l) = self.towers[*i]
+                            .links
+                            .iter_mut()
+                            .find(|l| l.kind == Some(*k))
+                        {
+                            apply(l);
+                        }
+                    }
+                    Target::Tower(i) => {
+                        for l in &mut self.towers[*i].links {
+                            apply(l);
+                        }
+                    }
+                    Target::Wifi(i) => apply(&mut self.towers[*i].wifi),
+                    Target::Origin => {
+                        for t in &mut self.towers {
+                            for l in &mut t.links {
+                                apply(l);
+                            }
+                        }
+                    }
+                }
+                continue;
+            }
+            let disk = match &spec.target {
+                Target::Tower(i) => Some(&mut self.towers[*i].disk),
+                Target::Origin => Some(&mut self.origin.disk),
+                _ => None,
+            };
+            if let Some(d) = disk {
+                match &spec.kind {
+                    FaultKind::WriteError { p } => {
+                        d.faults.write_error = d.faults.write_error.max(*p)
+                    }
+                    FaultKind::FsyncError { p } => {
+                        d.faults.fsync_error = d.faults.fsync_error.max(*p)
+                    }
+                    FaultKind::DiskFull => d.faults.full += 1,
+                    FaultKind::DbLost => d.faults.db_lost += 1,
+                    FaultKind::DiskLatency { extra } => d.faults.extra_latency += *extra,
+                    _ => {}
+                }
+            }
+            if let Target::Tower(i) = &spec.target {
+                let p = &mut self.towers[*i].power;
+                match &spec.kind {
+                    FaultKind::Clouds { cover } => p.clouds = p.clouds.max(*cover),
+                    FaultKind::GridLoss => p.grid_lost += 1,
+                    FaultKind::UpsFailure => p.ups_failed += 1,
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn heal(&mut self) {
+        self.trace.event(self.now, 19, 0, &[]);
+        self.trace.line(self.now, || {
+            "heal: every fault ends; liveness phase".to_string()
+        });
+        for id in 0..self.faults.len() {
+            if self.faults[id].active {
+                self.fault_end(id);
+            }
+        }
+        self.healed = true;
+        // Power restored: the battery is topped up and towers boot.
+        for i in 0..self.towers.len() {
+            let t = &mut self.towers[i];
+            t.power.fade = 1.0;
+            t.power.soc_wh = t.power.capacity();
+            t.power.hard_cut = 0;
+            t.crash_faults = 0;
+            t.clock_offset_us = 0;
+            t.skew_ppm = 0;
+            if !t.running() {
+                self.boot_tower(i);
+            }
+        }
+        self.origin.crash_faults = 0;
+        if !self.origin.up {
+            self.restart_origin();
+        }
+        let bound = self.sc.liveness_bound;
+        self.observe(Obs::Healed { bound });
+        self.push(self.now + bound, Ev::End);
+        self.check_convergence();
+    }
+
+    /// Finish the run: end-of-run checks, KPIs, SLOs, the report.
+    fn finish(mut self) -> RunReport {
+        if !self.ended {
+            self.end();
+        }
+        let mut violations =
+            std::mem::replace(&mut self.oracles, Oracles::new(&BTreeSet::new())).finish();
+        if self.step_budget_hit {
+            violations.push(Violation {
+                oracle: Oracle::Convergence,
+                at: self.now,
+                detail: format!("step budget of {EVENTS_MAX} events exhausted"),
+                liveness: true,
+            });
+        }
+        let mut kpis = Kpis::from_observations(&self.observations);
+        kpis.violations = violations.len() as u64;
+        let slo = kpis.check(&self.sc.slo);
+        let (trace_hash, trace) = self.trace.finish();
+        RunReport {
+            scenario: self.sc.name.clone(),
+            seed: self.seed,
+            plant: self.plant,
+            trace_hash,
+            events: self.events,
+            end: self.now,
+            violations,
+            kpis,
+            slo,
+            schedule: self.faults.iter().map(|f| f.spec.clone()).collect(),
+            trace,
+        }
+    }
+}
+
+fn proc_delay(slow: f64) -> Duration {
+    if slow > 1.0 {
+        Duration::from_millis(2).mul_f64(slow - 1.0)
+    } else {
+        Duration::ZERO
+    }
+}
+
+fn node_word(n: Node) -> u64 {
+    match n {
+        Node::Origin => u64::MAX,
+        Node::Tower(i) => i as u64,
+    }
+}
+
+fn peer_word(p: Peer) -> u64 {
+    match p {
+        Peer::Origin => u64::MAX,
+        Peer::Tower(t) => u64::from(t.0) | 1 << 40,
+        Peer::Device(d) => u64::from(d.0) | 1 << 41,
+    }
+}
+
+fn summary(msg: &Message) -> String {
+    match msg {
+        Message::CatalogRequest { since_seq } => format!("CatalogRequest since {since_seq}"),
+        Message::CatalogReply { entries } => format!("CatalogReply ({} entries)", entries.len()),
+        Message::ChunkRequest { hash } => format!("ChunkRequest {hash:?}"),
+        Message::ChunkReply { hash, bytes } => {
+            format!(
+                "ChunkReply {hash:?} ({} bytes)",
+                bytes.as_ref().map_or(0, |b| b.len())
+            )
+        }
+        Message::ForwardOps { ops } => format!("ForwardOps ({} ops)", ops.len()),
+        Message::ForwardReply { receipts } => format!("ForwardReply ({} receipts)", receipts.len()),
+        Message::SubmitOp { op } => format!("SubmitOp {}", op.key),
+        Message::SubmitReply { key, reply } => format!("SubmitReply {key} {reply:?}"),
+        Message::ReadItem { item } => format!("ReadItem {item}"),
+        Message::ItemData { manifest, .. } => {
+            format!("ItemData {} v{}", manifest.item, manifest.version)
+        }
+        Message::Unavailable { item, reason } => format!("Unavailable {item}: {reason}"),
+    }
+}
+
+/// Draw the nemesis's faults for the safety phase from its own stream.
+fn draw_nemesis(sc: &Scenario, rng: &mut Stream) -> Vec<FaultSpec> {
+    let mut out = Vec::new();
+    let horizon = sc.duration.as_secs_f64();
+    let towers = sc.towers.len();
+    if towers == 0 {
+        return out;
+    }
+    for (family, rate) in &sc.nemesis.rates_per_hour {
+        if *rate <= 0.0 {
+            continue;
+        }
+        let mut t = 0.0;
+        loop {
+            t += rng.exp(3600.0 / rate).as_secs_f64();
+            if t >= horizon {
+                break;
+            }
+            let mean = sc.nemesis.duration_mean.as_secs_f64();
+            let dur = rng.exp(mean).min(sc.nemesis.duration_max);
+            let dur = Duration::from_secs(dur.as_secs().max(1));
+            let tower = rng.below(towers as u64) as usize;
+            let links: Vec<LinkKind> = sc.towers[tower].links.iter().map(|l| l.kind).collect();
+            let (target, kind) = match family {
+                Family::Network => {
+                    let link = links[rng.below(links.len() as u64) as usize];
+                    match rng.below(8) {
+                        0 | 1 => (Target::Link(tower, link), FaultKind::LinkDown),
+                        2 => (Target::Tower(tower), FaultKind::Partition),
+                        3 => (
+                            Target::Link(tower, link),
+                            FaultKind::Latency {
+                                extra: Duration::from_millis(100 + rng.below(900)),
+                            },
+                        ),
+                        4 => (
+                            Target::Link(tower, link),
+                            FaultKind::Loss {
+                                p: 0.05 + rng.unit() * 0.3,
+                            },
+                        ),
+                        5 => (
+                            Target::Link(tower, link),
+                            FaultKind::Bandwidth {
+                                bytes_per_s: 10_000 + rng.below(200_000),
+                            },
+                        ),
+                        6 => (
+                            Target::Link(tower, link),
+                            FaultKind::Duplicate {
+                                p: 0.05 + rng.unit() * 0.2,
+                            },
+                        ),
+                        _ => (Target::Wifi(tower), FaultKind::Partition),
+                    }
+                }
+                Family::Process => {
+                    let target = if rng.below(5) == 0 {
+                        Target::Origin
+                    } else {
+                        Target::Tower(tower)
+                    };
+                    let kind = match rng.below(5) {
+                        0 | 1 => FaultKind::Crash,
+                        2 => FaultKind::Restart,
+                        3 => FaultKind::Pause,
+                        _ => FaultKind::Slow {
+                            factor: 2.0 + rng.unit() * 8.0,
+                        },
+                    };
+                    (target, kind)
+                }
+                Family::Disk => {
+                    let target = if rng.below(5) == 0 {
+                        Target::Origin
+                    } else {
+                        Target::Tower(tower)
+                    };
+                    let kind = match rng.below(7) {
+                        0 => FaultKind::WriteError {
+                            p: 0.05 + rng.unit() * 0.2,
+                        },
+                        1 => FaultKind::FsyncError {
+                            p: 0.05 + rng.unit() * 0.2,
+                        },
+                        2 => FaultKind::TornWrite,
+                        3 => FaultKind::Corruption {
+                            chunks: 1 + rng.below(3) as u32,
+                        },
+                        4 => FaultKind::DiskFull,
+                        5 => FaultKind::DiskLatency {
+                            extra: Duration::from_millis(5 + rng.below(200)),
+                        },
+                        _ => FaultKind::DbLost,
+                    };
+                    (target, kind)
+                }
+                Family::Power => {
+                    let kind = match rng.below(5) {
+                        0 => FaultKind::Clouds {
+                            cover: 0.5 + rng.unit() * 0.5,
+                        },
+                        1 => FaultKind::GridLoss,
+                        2 => FaultKind::UpsFailure,
+                        3 => FaultKind::BrownOut,
+                        _ => FaultKind::HardCut,
+                    };
+                    (Target::Tower(tower), kind)
+                }
+                Family::Clock => {
+                    let kind = if rng.below(2) == 0 {
+                        FaultKind::ClockSkew {
+                            ppm: rng.below(2000) as i64 - 1000,
+                        }
+                    } else {
+                        FaultKind::ClockJump {
+                            by_ms: rng.below(120_000) as i64 - 60_000,
+                        }
+                    };
+                    (Target::Tower(tower), kind)
+                }
+            };
+            let duration = match kind {
+                FaultKind::Corruption { .. }
+                | FaultKind::ClockJump { .. }
+                | FaultKind::BrownOut => Duration::ZERO,
+                FaultKind::TornWrite | FaultKind::HardCut => dur.min(Duration::from_secs(600)),
+                _ => dur,
+            };
+            out.push(FaultSpec {
+                at: Duration::from_secs_f64(t),
+                duration,
+                target,
+                kind,
+            });
+        }
+    }
+    out.sort_by_key(|f| f.at);
+    out
+}
+
+#[cfg(test)]
+mod tests;
