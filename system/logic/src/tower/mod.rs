@@ -308,9 +308,9 @@ impl Tower {
     fn build(config: TowerConfig, seed: u64, now: Time) -> Tower {
         let failover = Failover::new(&config.links, config.probe.clone(), config.failback);
         let mut next_probe_at = BTreeMap::new();
-        for (i, link) in failover.links().into_iter().enumerate() {
-            // Spread first probes so links are not probed in lock-step.
-            next_probe_at.insert(link, now + Duration::from_millis(100 * i as u64));
+        for link in failover.links() {
+            // All uplinks are probed together: one wake-up per interval, not one per link.
+            next_probe_at.insert(link, now);
         }
         Tower {
             rng: SplitMix64::new(seed),
