@@ -2468,6 +2468,7 @@ impl<'a> World<'a> {
             });
         }
         let mut kpis = Kpis::from_observations(&self.observations);
+        kpis.apply_slo(&self.sc.slo);
         kpis.violations = violations.len() as u64;
         let slo = kpis.check(&self.sc.slo);
         let (trace_hash, trace) = self.trace.finish();
