@@ -1,28 +1,157 @@
 //! `sovereign`: the one binary — simulator, servers and console share it.
 //!
-//! Raw flags are parsed by clap into [`Cli`]; `main` maps errors to exit codes.
+//! Map (ripgrep's split): this file holds the raw flags as clap parses them ([`Cli`]) and
+//! `main`, which maps errors to exit codes; [`sim`] resolves the raw flags into what each
+//! `sim` command uses and runs it; [`pool`] runs seeds on worker threads; [`wall`] is the
+//! CLI's only wall clock.
+//!
+//! Exit codes: 0 all held; 1 an invariant was violated (or a replay did not reproduce,
+//! or the determinism self-check failed); 2 bad input or usage (clap's own errors too);
+//! 3 liveness only; 4 SLOs only.
 
-use clap::{Parser, Subcommand};
+mod pool;
+mod sim;
+mod wall;
+
+use clap::{Args, Parser, Subcommand};
+use sovereign_sim::Plant;
+use sovereign_sim::sweep::Shard;
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+/// The build: crate version and the git commit it was built from.
+pub const BUILD: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("SOVEREIGN_GIT_COMMIT"),
+    ")"
+);
+
+/// Exit code for bad input or usage.
+const EXIT_USAGE: u8 = 2;
 
 /// Sovereign: offline-first community towers, and the deterministic simulator that tests them.
 #[derive(Parser, Debug)]
-#[command(name = "sovereign", version, about, long_about = None)]
+#[command(name = "sovereign", version = BUILD, about, long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
 }
 
 #[derive(Subcommand, Debug)]
-enum Command {}
+enum Command {
+    /// The deterministic simulator: run, sweep, replay and shrink scenarios.
+    #[command(subcommand)]
+    Sim(SimCommand),
+}
+
+/// `sovereign sim …`
+#[derive(Subcommand, Debug)]
+enum SimCommand {
+    /// Run one scenario with one seed; print KPIs, SLOs, violations and the trace hash.
+    Run(RunArgs),
+    /// Run scenarios over many seeds in parallel; write a failure file per failing seed.
+    Sweep(SweepArgs),
+    /// Re-run a failure file and check that it reproduces.
+    Replay(ReplayArgs),
+    /// Shrink a failure file to a minimal fault schedule.
+    Shrink(ShrinkArgs),
+}
+
+/// Help text shared by `--plant`.
+const PLANT_HELP: &str = "Planted bug: skip-verify, ack-before-fsync, no-idempotency, \
+ledger-rounding, fifo-scheduler, no-failback, offline-refuse, ignore-battery";
+
+/// Raw flags of `sim run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The scenario file.
+    pub scenario: PathBuf,
+    /// The seed (default: the scenario's own).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[arg(long, help = PLANT_HELP)]
+    pub plant: Option<Plant>,
+    /// Write a failure file (when the run failed) and a summary into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Run twice and compare the trace hashes (exit 1 if they differ).
+    #[arg(long)]
+    pub check_determinism: bool,
+}
+
+/// Raw flags of `sim sweep`.
+#[derive(Args, Debug)]
+pub struct SweepArgs {
+    /// Scenario files, or directories whose `*.toml` files are all swept.
+    #[arg(required = true)]
+    pub scenarios: Vec<PathBuf>,
+    /// How many seeds per scenario.
+    #[arg(long)]
+    pub seeds: u64,
+    /// The first seed.
+    #[arg(long, default_value_t = 0)]
+    pub from: u64,
+    /// Worker threads (default: the available parallelism).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=pool::JOBS_MAX as u64))]
+    pub jobs: Option<u64>,
+    /// Run only shard I of N (0-based): the seeds whose position in the range is I mod N.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<Shard>,
+    #[arg(long, help = PLANT_HELP)]
+    pub plant: Option<Plant>,
+    /// Write JUnit XML here.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Where failure files go.
+    #[arg(long, value_name = "DIR", default_value = "reports/failures")]
+    pub out: PathBuf,
+}
+
+/// Raw flags of `sim replay`.
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// The failure file.
+    pub failure: PathBuf,
+    /// Record the event trace and print the lines around the violation.
+    #[arg(long)]
+    pub trace: bool,
+}
+
+/// Raw flags of `sim shrink`.
+#[derive(Args, Debug)]
+pub struct ShrinkArgs {
+    /// The failure file.
+    pub failure: PathBuf,
+    /// Where to write the shrunk scenario (default: `<name>.shrunk.toml` next to the
+    /// failure file).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Most runs shrinking may use.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub budget_runs: u64,
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         None => {
             use clap::CommandFactory;
             let _ = Cli::command().print_help();
-            ExitCode::from(2)
+            return ExitCode::from(EXIT_USAGE);
+        }
+        Some(Command::Sim(cmd)) => match cmd {
+            SimCommand::Run(a) => sim::run(a),
+            SimCommand::Sweep(a) => sim::sweep(a),
+            SimCommand::Replay(a) => sim::replay(a),
+            SimCommand::Shrink(a) => sim::shrink(a),
+        },
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_USAGE)
         }
     }
 }

@@ -18,12 +18,16 @@
 //! same trace hash.
 #![warn(missing_docs)]
 
+pub mod failure;
+pub mod junit;
 pub mod kpi;
 pub mod obs;
 pub mod oracle;
 pub mod plant;
 pub mod report;
 pub mod scenario;
+pub mod shrink;
+pub mod sweep;
 pub mod trace;
 pub mod world;
 

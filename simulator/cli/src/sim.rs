@@ -1,0 +1,657 @@
+//! `sovereign sim …`: each command first resolves its raw flags into a config (loading
+//! and checking every input up front, so bad input is exit 2 before any run), then runs.
+//!
+//! Map: [`run`], [`sweep`], [`replay`], [`shrink`] (one per subcommand) and their
+//! `*Config::resolve`; output helpers ([`report_lines`], [`trace_window`]).
+//!
+//! Not covered: the world itself (`sovereign_sim::run`), file formats (see
+//! `sovereign_sim::failure`, `sovereign_sim::junit`).
+
+use crate::pool::run_parallel;
+use crate::wall::Stopwatch;
+use crate::{BUILD, ReplayArgs, RunArgs, ShrinkArgs, SweepArgs};
+use anyhow::{Context, Result, anyhow, bail};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use sovereign_sim::failure::{FailureFile, Reproduction, replay_command, shell_quote};
+use sovereign_sim::junit::{CaseFailure, TestCase, junit_xml};
+use sovereign_sim::scenario::{Scenario, ScenarioError, parse_file};
+use sovereign_sim::sweep::{Shard, SweepOutcome, SweepSummary, run_options, sort_outcomes};
+use sovereign_sim::{Plant, RunOptions, RunReport};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+/// Trace lines shown before the violation by `replay --trace`.
+const TRACE_BEFORE: usize = 40;
+/// Trace lines shown from the violation on by `replay --trace`.
+const TRACE_AFTER: usize = 10;
+/// Most scenario files one sweep takes (a typo'd directory must not explode).
+const SWEEP_SCENARIOS_MAX: usize = 10_000;
+/// Most runs one sweep invocation does (scenarios × seeds in the shard).
+const SWEEP_RUNS_MAX: u64 = 100_000_000;
+
+/// A scenario error in one line: `file:line: field: message`, or `file: message` when the
+/// file could not be read at all.
+fn scenario_error(e: ScenarioError) -> anyhow::Error {
+    if e.line == 0 && e.field.is_empty() {
+        anyhow!("{}: {}", e.file, e.message)
+    } else {
+        anyhow!("{e}")
+    }
+}
+
+fn load_scenario(path: &Path) -> Result<Scenario> {
+    parse_file(path).map_err(scenario_error)
+}
+
+fn plant_name(p: Option<Plant>) -> &'static str {
+    p.map_or("none", Plant::name)
+}
+
+/// The lines `sim run` prints after its header: KPIs, SLOs, violations, trace hash.
+pub fn report_lines(report: &RunReport) -> Vec<String> {
+    let mut out = report.kpis.lines();
+    for c in &report.slo {
+        let verdict = if c.pass { "PASS" } else { "FAIL" };
+        out.push(format!(
+            "slo {}: {verdict} (measured {})",
+            c.name, c.measured
+        ));
+    }
+    for v in &report.violations {
+        let class = if v.liveness { "liveness" } else { "safety" };
+        out.push(format!(
+            "VIOLATION {} ({class}) at {}: {}",
+            v.oracle, v.at, v.detail
+        ));
+    }
+    out.push(format!(
+        "events: {}, end: {}, exit: {}",
+        report.events,
+        report.end,
+        report.exit_code()
+    ));
+    out.push(format!("trace-hash: {}", report.trace_hash));
+    out
+}
+
+/// Write `file` into `dir` (created if missing); returns the path written.
+fn write_failure(dir: &Path, file: &FailureFile) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create directory {}", dir.display()))?;
+    let path = dir.join(file.default_file_name());
+    std::fs::write(&path, file.to_toml())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+// ---------------------------------------------------------------------------------------
+// sim run
+
+/// What `sim run` uses.
+struct RunConfig {
+    path: PathBuf,
+    scenario: Scenario,
+    opts: RunOptions,
+    out: Option<PathBuf>,
+    check_determinism: bool,
+}
+
+impl RunConfig {
+    fn resolve(a: RunArgs) -> Result<RunConfig> {
+        let scenario = load_scenario(&a.scenario)?;
+        let seed = a.seed.unwrap_or(scenario.seed);
+        Ok(RunConfig {
+            path: a.scenario,
+            scenario,
+            opts: RunOptions {
+                seed,
+                plant: a.plant,
+                record_trace: false,
+                schedule: None,
+            },
+            out: a.out,
+            check_determinism: a.check_determinism,
+        })
+    }
+}
+
+/// `sovereign sim run`.
+pub fn run(a: RunArgs) -> Result<u8> {
+    let c = RunConfig::resolve(a)?;
+    println!("scenario: {} ({})", c.scenario.name, c.path.display());
+    println!("seed: {}", c.opts.seed);
+    println!("plant: {}", plant_name(c.opts.plant));
+    let report = sovereign_sim::run(&c.scenario, &c.opts);
+    for line in report_lines(&report) {
+        println!("{line}");
+    }
+    if c.check_determinism {
+        let again = sovereign_sim::run(&c.scenario, &c.opts);
+        if again.trace_hash != report.trace_hash {
+            eprintln!(
+                "determinism check FAILED: the same seed gave trace-hash {} then {}",
+                report.trace_hash, again.trace_hash
+            );
+            return Ok(1);
+        }
+        println!("determinism: ok (2 runs, same trace hash)");
+    }
+    if let Some(dir) = &c.out {
+        let source = c.path.display().to_string();
+        let summary = summary_toml(&source, &report);
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create directory {}", dir.display()))?;
+        let file = FailureFile::from_report(&source, &c.scenario, &report, BUILD);
+        let summary_path = dir.join(
+            file.default_file_name()
+                .replace(".failure.toml", ".summary.toml"),
+        );
+        std::fs::write(&summary_path, summary)
+            .with_context(|| format!("cannot write {}", summary_path.display()))?;
+        println!("summary: {}", summary_path.display());
+        if report.exit_code() != 0 {
+            let path = write_failure(dir, &file)?;
+            println!("failure file: {}", path.display());
+            println!("replay: {}", replay_command(&path.display().to_string()));
+        }
+    }
+    Ok(report.exit_code())
+}
+
+/// A small TOML summary of one run.
+fn summary_toml(source: &str, r: &RunReport) -> String {
+    let q = |s: &str| toml::Value::String(s.to_string()).to_string();
+    let mut out = String::from("# Sovereign simulator run summary.\n");
+    out.push_str(&format!("scenario = {}\n", q(&r.scenario)));
+    out.push_str(&format!("source = {}\n", q(source)));
+    out.push_str(&format!("seed = {}\n", q(&r.seed.to_string())));
+    out.push_str(&format!("plant = {}\n", q(plant_name(r.plant))));
+    out.push_str(&format!("build = {}\n", q(BUILD)));
+    out.push_str(&format!("exit_code = {}\n", r.exit_code()));
+    out.push_str(&format!("trace_hash = {}\n", q(&r.trace_hash)));
+    out.push_str(&format!("events = {}\n", r.events));
+    out.push_str(&format!("end_us = {}\n", r.end.as_micros()));
+    let names: Vec<String> = r.violations.iter().map(|v| q(v.oracle.name())).collect();
+    out.push_str(&format!("violations = [{}]\n", names.join(", ")));
+    let kpis: Vec<String> = r.kpis.lines().iter().map(|l| q(l)).collect();
+    out.push_str(&format!("kpis = [{}]\n", kpis.join(", ")));
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// sim sweep
+
+/// What `sim sweep` uses.
+struct SweepConfig {
+    /// (path, scenario), in the order given (directories expanded, sorted).
+    scenarios: Vec<(PathBuf, Scenario)>,
+    seeds: Vec<u64>,
+    from: u64,
+    count: u64,
+    shard: Shard,
+    plant: Option<Plant>,
+    jobs: usize,
+    junit: Option<PathBuf>,
+    out: PathBuf,
+}
+
+impl SweepConfig {
+    fn resolve(a: SweepArgs) -> Result<SweepConfig> {
+        if a.seeds == 0 {
+            bail!("--seeds must be at least 1");
+        }
+        if a.from.checked_add(a.seeds - 1).is_none() {
+            bail!(
+                "--from {} --seeds {} runs past the largest seed {}",
+                a.from,
+                a.seeds,
+                u64::MAX
+            );
+        }
+        let mut paths = Vec::new();
+        for p in &a.scenarios {
+            if p.is_dir() {
+                let mut found: Vec<PathBuf> = std::fs::read_dir(p)
+                    .with_context(|| format!("cannot read directory {}", p.display()))?
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|f| f.extension().is_some_and(|x| x == "toml") && f.is_file())
+                    .collect();
+                if found.is_empty() {
+                    bail!("{}: no *.toml scenario in this directory", p.display());
+                }
+                found.sort();
+                paths.extend(found);
+            } else {
+                paths.push(p.clone());
+            }
+        }
+        if paths.len() > SWEEP_SCENARIOS_MAX {
+            bail!(
+                "{} scenarios; at most {SWEEP_SCENARIOS_MAX} per sweep",
+                paths.len()
+            );
+        }
+        let mut scenarios: Vec<(PathBuf, Scenario)> = Vec::with_capacity(paths.len());
+        for p in paths {
+            let s = load_scenario(&p)?;
+            if let Some((other, _)) = scenarios.iter().find(|(_, o)| o.name == s.name) {
+                bail!(
+                    "{} and {} are both named {:?}; names must be unique in a sweep \
+                     (failure files and JUnit suites are named after them)",
+                    other.display(),
+                    p.display(),
+                    s.name
+                );
+            }
+            scenarios.push((p, s));
+        }
+        let shard = a.shard.unwrap_or(Shard::WHOLE);
+        let seeds: Vec<u64> = shard.seeds(a.from, a.seeds).collect();
+        let runs = (seeds.len() as u64).saturating_mul(scenarios.len() as u64);
+        if runs > SWEEP_RUNS_MAX {
+            bail!("{runs} runs; at most {SWEEP_RUNS_MAX} per sweep (use --shard)");
+        }
+        let jobs = match a.jobs {
+            Some(j) => usize::try_from(j).context("--jobs")?,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+        .min(crate::pool::JOBS_MAX);
+        Ok(SweepConfig {
+            scenarios,
+            seeds,
+            from: a.from,
+            count: a.seeds,
+            shard,
+            plant: a.plant,
+            jobs,
+            junit: a.junit,
+            out: a.out,
+        })
+    }
+}
+
+fn progress_bar(total: u64) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(
+        "{elapsed_precise} [{bar:40}] {pos}/{len} runs ({per_sec}, eta {eta})",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+/// `sovereign sim sweep`.
+pub fn sweep(a: SweepArgs) -> Result<u8> {
+    let c = SweepConfig::resolve(a)?;
+    let items: Vec<(usize, u64)> = (0..c.scenarios.len())
+        .flat_map(|i| c.seeds.iter().map(move |&s| (i, s)))
+        .collect();
+    println!(
+        "sweep: {} scenario(s) × seeds {}..{} (shard {}: {} runs), plant {}, {} jobs, build {BUILD}",
+        c.scenarios.len(),
+        c.from,
+        u128::from(c.from) + u128::from(c.count),
+        c.shard,
+        items.len(),
+        plant_name(c.plant),
+        c.jobs
+    );
+    let bar = progress_bar(items.len() as u64);
+    let clock = Stopwatch::start();
+    let results = run_parallel(
+        c.jobs,
+        &items,
+        |&(i, seed)| {
+            let report = sovereign_sim::run(&c.scenarios[i].1, &run_options(seed, c.plant));
+            SweepOutcome::from_report(i, report)
+        },
+        || bar.inc(1),
+    );
+    let wall = clock.elapsed();
+    bar.finish_and_clear();
+
+    let mut outcomes = Vec::with_capacity(results.len());
+    let mut panics: Vec<(usize, u64, String)> = Vec::new();
+    for (&(i, seed), r) in items.iter().zip(results) {
+        match r {
+            Ok(o) => outcomes.push(o),
+            Err(msg) => panics.push((i, seed, msg)),
+        }
+    }
+    sort_outcomes(&mut outcomes);
+
+    let mut cases = Vec::new();
+    for o in &outcomes {
+        let (path, scenario) = &c.scenarios[o.scenario_index];
+        let Some(report) = &o.failure else {
+            cases.push(TestCase {
+                suite: scenario.name.clone(),
+                name: format!("seed {}", o.seed),
+                failure: None,
+            });
+            continue;
+        };
+        let file = FailureFile::from_report(&path.display().to_string(), scenario, report, BUILD);
+        let written = write_failure(&c.out, &file)?;
+        let cmd = replay_command(&written.display().to_string());
+        let what = match report.first_violation() {
+            Some(v) => format!("{} at {}: {}", v.oracle, v.at, v.detail),
+            None => "SLO missed".to_string(),
+        };
+        println!(
+            "FAIL {} seed {} (exit {}): {what}",
+            scenario.name, o.seed, o.exit_code
+        );
+        println!("  replay: {cmd}");
+        let mut case = TestCase::from_report(report, Some(&cmd));
+        case.suite = scenario.name.clone();
+        cases.push(case);
+    }
+    for (i, seed, msg) in &panics {
+        let (path, scenario) = &c.scenarios[*i];
+        let cmd = format!(
+            "sovereign sim run {} --seed {seed}{}",
+            shell_quote(&path.display().to_string()),
+            c.plant.map(|p| format!(" --plant {p}")).unwrap_or_default()
+        );
+        println!("PANIC {} seed {seed}: {msg}", scenario.name);
+        println!("  rerun: {cmd}");
+        cases.push(TestCase {
+            suite: scenario.name.clone(),
+            name: format!("seed {seed}"),
+            failure: Some(CaseFailure {
+                message: format!("the simulator panicked: {msg}"),
+                kind: "panic".into(),
+                body: format!("{msg}\nrerun: {cmd}"),
+            }),
+        });
+    }
+
+    let summary = SweepSummary::from_outcomes(&outcomes);
+    let secs = wall.as_secs_f64();
+    let runs = summary.runs + panics.len() as u64;
+    let rate = if secs > 0.0 { runs as f64 / secs } else { 0.0 };
+    let panic_note = if panics.is_empty() {
+        String::new()
+    } else {
+        format!(", {} panics", panics.len())
+    };
+    println!(
+        "summary: {}{panic_note}; wall {secs:.2} s, {rate:.1} runs/s",
+        summary.line()
+    );
+    if summary.failures > 0 {
+        println!("failure files: {}", c.out.display());
+    }
+    if let Some(path) = &c.junit {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create directory {}", dir.display()))?;
+        }
+        std::fs::write(path, junit_xml(&cases))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("junit: {}", path.display());
+    }
+    let code = if panics.is_empty() {
+        summary.exit_code
+    } else {
+        1
+    };
+    Ok(code)
+}
+
+// ---------------------------------------------------------------------------------------
+// sim replay
+
+/// A failure file and its embedded scenario, loaded.
+struct Loaded {
+    path: PathBuf,
+    file: FailureFile,
+    scenario: Scenario,
+}
+
+impl Loaded {
+    fn resolve(path: PathBuf) -> Result<Loaded> {
+        let file = FailureFile::read(&path)?;
+        let scenario = file.scenario(&path.display().to_string())?;
+        Ok(Loaded {
+            path,
+            file,
+            scenario,
+        })
+    }
+
+    /// The options that replay the recorded run: its seed and plant, and the embedded
+    /// explicit schedule (so nemesis draws play no part).
+    fn options(&self, record_trace: bool) -> RunOptions {
+        RunOptions {
+            seed: self.file.seed,
+            plant: self.file.plant,
+            record_trace,
+            schedule: Some(self.scenario.faults.clone()),
+        }
+    }
+}
+
+/// The trace lines around `at`: up to `before` lines before the first line at or after
+/// `at`, and `after` lines from it. Lines start with the time (`T+<s>.<us>s`); lines
+/// whose time cannot be read count as earlier. With no `at`, the last `before + after`
+/// lines.
+pub fn trace_window(
+    lines: &[String],
+    at: Option<sovereign_logic::Time>,
+    before: usize,
+    after: usize,
+) -> &[String] {
+    let idx = match at {
+        Some(at) => lines
+            .iter()
+            .position(|l| line_time_us(l).is_some_and(|t| t >= at.as_micros()))
+            .unwrap_or(lines.len()),
+        None => lines.len().saturating_sub(after),
+    };
+    let start = idx.saturating_sub(before);
+    let end = idx.saturating_add(after).min(lines.len());
+    &lines[start..end]
+}
+
+/// The time at the start of a trace line, in microseconds.
+fn line_time_us(line: &str) -> Option<u64> {
+    let rest = line.strip_prefix("T+")?;
+    let (stamp, _) = rest.split_once("s")?;
+    let (secs, micros) = stamp.split_once('.')?;
+    let secs: u64 = secs.parse().ok()?;
+    let micros: u64 = micros.parse().ok()?;
+    secs.checked_mul(1_000_000)?.checked_add(micros)
+}
+
+/// `sovereign sim replay`.
+pub fn replay(a: ReplayArgs) -> Result<u8> {
+    let l = Loaded::resolve(a.failure)?;
+    let f = &l.file;
+    println!(
+        "replay: {} (scenario {}, seed {}, plant {})",
+        l.path.display(),
+        f.scenario_name,
+        f.seed,
+        plant_name(f.plant)
+    );
+    println!("recorded by build {}; this build {BUILD}", f.build);
+    let report = sovereign_sim::run(&l.scenario, &l.options(a.trace));
+    if a.trace {
+        let at = report
+            .first_violation()
+            .map(|v| v.at)
+            .or(f.violation.as_ref().map(|v| v.at));
+        let window = trace_window(&report.trace, at, TRACE_BEFORE, TRACE_AFTER);
+        println!(
+            "trace: {} of {} recorded lines{}",
+            window.len(),
+            report.trace.len(),
+            at.map(|t| format!(" around {t}")).unwrap_or_default()
+        );
+        for line in window {
+            println!("  {line}");
+        }
+    }
+    for line in report_lines(&report) {
+        println!("{line}");
+    }
+    match f.check_reproduced(&report) {
+        Reproduction::Reproduced => {
+            let what = f
+                .violation
+                .as_ref()
+                .map_or("the SLO miss".to_string(), |v| {
+                    format!("the {} violation", v.oracle)
+                });
+            println!("reproduced: {what}, same trace hash");
+            Ok(report.exit_code())
+        }
+        Reproduction::Differs(why) => {
+            eprintln!("did not reproduce: {why}");
+            Ok(1)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// sim shrink
+
+/// Default output path: next to the failure file, `<name>.shrunk.toml` (a trailing
+/// `.failure.toml` or `.toml` is replaced).
+fn shrunk_path(failure: &Path) -> PathBuf {
+    let name = failure
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "failure".into());
+    let stem = name
+        .strip_suffix(".failure.toml")
+        .or_else(|| name.strip_suffix(".toml"))
+        .unwrap_or(&name);
+    failure.with_file_name(format!("{stem}.shrunk.toml"))
+}
+
+/// `sovereign sim shrink`.
+pub fn shrink(a: ShrinkArgs) -> Result<u8> {
+    let l = Loaded::resolve(a.failure)?;
+    let oracle = l.file.oracle().ok_or_else(|| {
+        anyhow!(
+            "{}: no oracle was violated (only SLOs were missed); nothing to shrink",
+            l.path.display()
+        )
+    })?;
+    let out = a.out.unwrap_or_else(|| shrunk_path(&l.path));
+    let budget = usize::try_from(a.budget_runs).context("--budget-runs")?;
+    println!(
+        "shrink: {} (oracle {oracle}, seed {}, plant {}, budget {budget} runs)",
+        l.path.display(),
+        l.file.seed,
+        plant_name(l.file.plant)
+    );
+    let r = sovereign_sim::shrink::shrink(
+        &l.scenario,
+        &l.options(false),
+        oracle,
+        sovereign_sim::run,
+        budget,
+    );
+    println!("faults: {} -> {}", r.faults_before, r.faults_after);
+    println!(
+        "towers: {} -> {}",
+        l.scenario.towers.len(),
+        r.scenario.towers.len()
+    );
+    let exhausted = if r.budget_exhausted {
+        " (budget exhausted)"
+    } else {
+        ""
+    };
+    println!("runs: {}{exhausted}", r.runs);
+    if !r.violates {
+        eprintln!("the failure did not reproduce ({oracle} not violated); nothing written");
+        return Ok(1);
+    }
+    std::fs::write(&out, r.scenario.to_toml())
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    println!("shrunk scenario: {}", out.display());
+    println!(
+        "run it: sovereign sim run {} --seed {}{}",
+        shell_quote(&out.display().to_string()),
+        l.file.seed,
+        l.file
+            .plant
+            .map(|p| format!(" --plant {p}"))
+            .unwrap_or_default()
+    );
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sovereign_logic::Time;
+
+    #[test]
+    fn trace_window_centres_on_the_violation() {
+        // Goal: 40 lines before the first line at/after the violation time, 10 from it.
+        let lines: Vec<String> = (0..100)
+            .map(|i| format!("{} event {i}", Time::from_millis(i * 10)))
+            .collect();
+        let w = trace_window(&lines, Some(Time::from_millis(500)), 40, 10);
+        assert_eq!(w.len(), 50);
+        assert_eq!(w[0], lines[10]);
+        assert_eq!(w[40], lines[50]);
+        let early = trace_window(&lines, Some(Time::from_millis(20)), 40, 10);
+        assert_eq!(early, &lines[0..12]);
+        let none = trace_window(&lines, None, 40, 10);
+        assert_eq!(none, &lines[50..100]);
+        let after_end = trace_window(&lines, Some(Time::from_secs(99)), 40, 10);
+        assert_eq!(after_end, &lines[60..100]);
+    }
+
+    #[test]
+    fn line_time_reads_the_trace_stamp() {
+        // Goal: the time prefix written by the trace parses back.
+        assert_eq!(line_time_us("T+12.000250s tower-0 crash"), Some(12_000_250));
+        assert_eq!(line_time_us("garbage"), None);
+    }
+
+    #[test]
+    fn shrunk_path_sits_next_to_the_failure_file() {
+        // Goal: `<name>.shrunk.toml` beside the failure file.
+        assert_eq!(
+            shrunk_path(Path::new("reports/failures/x-seed3.failure.toml")),
+            PathBuf::from("reports/failures/x-seed3.shrunk.toml")
+        );
+        assert_eq!(
+            shrunk_path(Path::new("f.toml")),
+            PathBuf::from("f.shrunk.toml")
+        );
+    }
+
+    #[test]
+    fn report_lines_end_with_the_trace_hash() {
+        // Goal: the last line is exactly `trace-hash: <hex>`.
+        let scenario_name = "s".to_string();
+        let report = RunReport {
+            scenario: scenario_name,
+            seed: 1,
+            plant: None,
+            trace_hash: "abcd".into(),
+            events: 0,
+            end: Time::ZERO,
+            violations: Vec::new(),
+            kpis: Default::default(),
+            slo: Vec::new(),
+            schedule: Vec::new(),
+            trace: Vec::new(),
+        };
+        let lines = report_lines(&report);
+        assert_eq!(lines.last().unwrap(), "trace-hash: abcd");
+        assert!(lines[0].starts_with("availability"));
+    }
+}

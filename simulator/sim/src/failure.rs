@@ -1,0 +1,868 @@
+//! Failure files: everything needed to replay a failed run, in one human-readable TOML
+//! file (`reports/failures/<scenario>-seed<seed>.failure.toml`).
+//!
+//! A failure file records the scenario's name and source path, the seed, the build, the
+//! planted bug, the first violation (oracle, time, detail), the expected trace hash and
+//! exit code, and the whole scenario with its fault schedule made EXPLICIT (the faults the
+//! run actually applied, nemesis off) as an embedded TOML string written by
+//! [`Scenario::to_toml`]. Replay therefore depends neither on the original scenario file
+//! (which may have changed) nor on nemesis draws.
+//!
+//! Map:
+//! - [`FailureFile`]: the model; [`FailureFile::from_report`], [`FailureFile::to_toml`],
+//!   [`FailureFile::parse`] / [`FailureFile::read`], [`FailureFile::scenario`],
+//!   [`FailureFile::check_reproduced`].
+//! - [`FailureError`]: what can go wrong reading one (file, line, field, message).
+//! - [`replay_command`]: the exact shell command that replays a failure file.
+//!
+//! Not covered: running anything (the CLI does), shrinking (see [`crate::shrink`]).
+
+use crate::plant::Plant;
+use crate::report::{RunReport, Violation};
+use crate::scenario::{Nemesis, Oracle, Scenario, ScenarioError};
+use sovereign_logic::Time;
+use std::path::Path;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+/// The failure-file format version this build writes and reads.
+pub const FORMAT_VERSION: i64 = 1;
+
+/// Longest detail line kept (a runaway oracle message must not make a huge file).
+pub const DETAIL_BYTES_MAX: usize = 4096;
+
+/// Largest failure file accepted by [`FailureFile::read`] (scenarios are small).
+pub const FILE_BYTES_MAX: u64 = 16 * 1024 * 1024;
+
+/// A failed run, as written to disk.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FailureFile {
+    /// The scenario's name.
+    pub scenario_name: String,
+    /// The scenario file the run came from (informational only: replay uses the embedded
+    /// scenario).
+    pub scenario_path: String,
+    /// The seed.
+    pub seed: u64,
+    /// The build that produced the failure (crate version + commit), so a replay on
+    /// another build can be recognised as such when the trace hash differs.
+    pub build: String,
+    /// The planted bug, if any.
+    pub plant: Option<Plant>,
+    /// The first violation; `None` when only SLOs were missed (exit code 4).
+    pub violation: Option<Violation>,
+    /// The trace hash a faithful replay must produce.
+    pub trace_hash: String,
+    /// The run's exit code (see [`RunReport::exit_code`]).
+    pub exit_code: u8,
+    /// The scenario with the explicit fault schedule and nemesis off, as TOML.
+    pub scenario_toml: String,
+}
+
+/// A failure file that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum FailureError {
+    /// The file is malformed: bad TOML, a missing or unknown key, a wrong type or value.
+    #[error("{file}:{line}: {field}: {message}")]
+    Invalid {
+        /// The file.
+        file: String,
+        /// 1-based line (0 when unknown).
+        line: usize,
+        /// The field path, e.g. `violation.oracle`.
+        field: String,
+        /// What was wrong and what was expected.
+        message: String,
+    },
+    /// The embedded scenario did not parse (its lines count from the embedded text).
+    #[error("{file}: embedded scenario: {source}")]
+    Scenario {
+        /// The failure file.
+        file: String,
+        /// The parser's error.
+        source: ScenarioError,
+    },
+    /// The file could not be read.
+    #[error("{file}: {source}")]
+    Io {
+        /// The file.
+        file: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Whether a replay reproduced the recorded failure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reproduction {
+    /// Same oracle violated (or, for an SLO-only failure, the same exit code) and the same
+    /// trace hash.
+    Reproduced,
+    /// Something differs; the string says what.
+    Differs(String),
+}
+
+impl FailureFile {
+    /// Build a failure file from a run. The embedded scenario is `scenario` with its
+    /// faults replaced by `report.schedule` (every fault the run applied), nemesis off and
+    /// its default seed set to the run's seed.
+    pub fn from_report(
+        scenario_path: &str,
+        scenario: &Scenario,
+        report: &RunReport,
+        build: &str,
+    ) -> FailureFile {
+        let mut explicit = scenario.clone();
+        explicit.faults = report.schedule.clone();
+        explicit.nemesis = Nemesis::off();
+        explicit.seed = report.seed;
+        let violation = report.first_violation().cloned().map(|mut v| {
+            truncate_to_boundary(&mut v.detail, DETAIL_BYTES_MAX);
+            v
+        });
+        FailureFile {
+            scenario_name: scenario.name.clone(),
+            scenario_path: scenario_path.to_string(),
+            seed: report.seed,
+            build: build.to_string(),
+            plant: report.plant,
+            violation,
+            trace_hash: report.trace_hash.clone(),
+            exit_code: report.exit_code(),
+            scenario_toml: explicit.to_toml(),
+        }
+    }
+
+    /// The violated oracle, if any.
+    pub fn oracle(&self) -> Option<Oracle> {
+        self.violation.as_ref().map(|v| v.oracle)
+    }
+
+    /// The conventional file name: `<scenario>-seed<seed>.failure.toml`, with any
+    /// character of the name that is not `[A-Za-z0-9_-]` replaced by `_`.
+    pub fn default_file_name(&self) -> String {
+        let name: String = self
+            .scenario_name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let name = if name.is_empty() {
+            "scenario".to_string()
+        } else {
+            name
+        };
+        format!("{name}-seed{}.failure.toml", self.seed)
+    }
+
+    /// The file's text: a comment header, the run, the result, the violation and the
+    /// embedded scenario.
+    pub fn to_toml(&self) -> String {
+        let mut out = String::new();
+        out.push_str("# Sovereign simulator failure file.\n");
+        out.push_str("# Replay it:  sovereign sim replay <this file> [--trace]\n");
+        out.push_str("# Shrink it:  sovereign sim shrink <this file>\n");
+        out.push_str(
+            "# The embedded scenario carries the explicit fault schedule the run applied\n\
+             # (nemesis off), so replay depends neither on the source file nor on nemesis draws.\n",
+        );
+        out.push_str(&format!("format = {FORMAT_VERSION}\n\n[run]\n"));
+        out.push_str(&format!("scenario = {}\n", quote(&self.scenario_name)));
+        out.push_str(&format!("source = {}\n", quote(&self.scenario_path)));
+        out.push_str(&format!("seed = {}\n", seed_value(self.seed)));
+        if let Some(p) = self.plant {
+            out.push_str(&format!("plant = {}\n", quote(p.name())));
+        }
+        out.push_str(&format!("build = {}\n\n[result]\n", quote(&self.build)));
+        out.push_str(&format!("exit_code = {}\n", self.exit_code));
+        out.push_str(&format!("trace_hash = {}\n", quote(&self.trace_hash)));
+        if let Some(v) = &self.violation {
+            out.push_str("\n[violation]\n");
+            out.push_str(&format!("oracle = {}\n", quote(v.oracle.name())));
+            out.push_str(&format!("at_us = {}  # {}\n", v.at.as_micros(), v.at));
+            out.push_str(&format!("liveness = {}\n", v.liveness));
+            out.push_str(&format!("detail = {}\n", quote(&v.detail)));
+        }
+        out.push_str("\n[scenario]\n");
+        out.push_str(&format!("toml = {}\n", multiline(&self.scenario_toml)));
+        out
+    }
+
+    /// Read and parse a failure file.
+    pub fn read(path: &Path) -> Result<FailureFile, FailureError> {
+        let file = path.display().to_string();
+        let io = |source| FailureError::Io {
+            file: file.clone(),
+            source,
+        };
+        let len = std::fs::metadata(path).map_err(io)?.len();
+        if len > FILE_BYTES_MAX {
+            return Err(FailureError::Invalid {
+                file,
+                line: 0,
+                field: String::new(),
+                message: format!("file is {len} bytes; at most {FILE_BYTES_MAX} expected"),
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(io)?;
+        FailureFile::parse(&file, &text)
+    }
+
+    /// Parse a failure file's text; `file_name` names it in errors. Unknown keys are
+    /// errors.
+    pub fn parse(file_name: &str, text: &str) -> Result<FailureFile, FailureError> {
+        let p = Parser {
+            file: file_name,
+            text,
+        };
+        let root = DeTable::parse(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(0);
+            p.err_line(line, "", e.message().trim().to_string())
+        })?;
+        let root = Section {
+            name: "",
+            table: root.get_ref(),
+            span: root.span(),
+        };
+        root.only(&p, &["format", "run", "result", "violation", "scenario"])?;
+
+        let format = root.integer(&p, "format")?;
+        if format.0 != FORMAT_VERSION {
+            return Err(p.err_at(
+                format.1,
+                "format",
+                format!(
+                    "format {} is not supported; this build reads format {FORMAT_VERSION}",
+                    format.0
+                ),
+            ));
+        }
+
+        let run = root.table(&p, "run")?;
+        run.only(&p, &["scenario", "source", "seed", "plant", "build"])?;
+        let scenario_name = run.string(&p, "scenario")?.0;
+        let scenario_path = run.string(&p, "source")?.0;
+        let seed = run.seed(&p, "seed")?;
+        let plant = match run.optional("plant") {
+            None => None,
+            Some(_) => {
+                let (name, span) = run.string(&p, "plant")?;
+                Some(
+                    name.parse::<Plant>()
+                        .map_err(|e| p.err_at(span, "run.plant", e.to_string()))?,
+                )
+            }
+        };
+        let build = run.string(&p, "build")?.0;
+
+        let result = root.table(&p, "result")?;
+        result.only(&p, &["exit_code", "trace_hash"])?;
+        let (code, code_span) = result.integer(&p, "exit_code")?;
+        let exit_code = match u8::try_from(code) {
+            Ok(c @ (0 | 1 | 3 | 4)) => c,
+            _ => {
+                return Err(p.err_at(
+                    code_span,
+                    "result.exit_code",
+                    format!("{code} is not a run's exit code; expected 0, 1, 3 or 4"),
+                ));
+            }
+        };
+        let trace_hash = result.string(&p, "trace_hash")?.0;
+
+        let violation = match root.optional("violation") {
+            None => None,
+            Some(_) => {
+                let v = root.table(&p, "violation")?;
+                v.only(&p, &["oracle", "at_us", "liveness", "detail"])?;
+                let (name, span) = v.string(&p, "oracle")?;
+                let oracle = Oracle::from_name(&name).ok_or_else(|| {
+                    let names: Vec<&str> = Oracle::ALL.iter().map(|o| o.name()).collect();
+                    p.err_at(
+                        span,
+                        "violation.oracle",
+                        format!(
+                            "unknown oracle {name:?}; expected one of: {}",
+                            names.join(", ")
+                        ),
+                    )
+                })?;
+                let (at_us, at_span) = v.integer(&p, "at_us")?;
+                let at_us = u64::try_from(at_us).map_err(|_| {
+                    p.err_at(
+                        at_span,
+                        "violation.at_us",
+                        "expected a non-negative number of microseconds".into(),
+                    )
+                })?;
+                let liveness = v.boolean(&p, "liveness")?;
+                let detail = v.string(&p, "detail")?.0;
+                Some(Violation {
+                    oracle,
+                    at: Time::from_micros(at_us),
+                    detail,
+                    liveness,
+                })
+            }
+        };
+
+        let scenario = root.table(&p, "scenario")?;
+        scenario.only(&p, &["toml"])?;
+        let scenario_toml = scenario.string(&p, "toml")?.0;
+
+        Ok(FailureFile {
+            scenario_name,
+            scenario_path,
+            seed,
+            build,
+            plant,
+            violation,
+            trace_hash,
+            exit_code,
+            scenario_toml,
+        })
+    }
+
+    /// The embedded scenario, parsed. `file_name` names the failure file in errors; the
+    /// parser's lines count from the start of the embedded text.
+    pub fn scenario(&self, file_name: &str) -> Result<Scenario, FailureError> {
+        crate::scenario::parse_str(&format!("{file_name} [scenario.toml]"), &self.scenario_toml)
+            .map_err(|source| FailureError::Scenario {
+                file: file_name.to_string(),
+                source,
+            })
+    }
+
+    /// Compare a replay's report with the recorded failure: the same oracle must be
+    /// violated (for an SLO-only failure: the same exit code) and the trace hash must be
+    /// the same.
+    pub fn check_reproduced(&self, report: &RunReport) -> Reproduction {
+        match &self.violation {
+            Some(v) => {
+                if !report.violations.iter().any(|r| r.oracle == v.oracle) {
+                    let got = match report.first_violation() {
+                        Some(r) => format!("{} ({})", r.oracle, r.detail),
+                        None => "no violation".to_string(),
+                    };
+                    return Reproduction::Differs(format!(
+                        "expected a {} violation, got {got}",
+                        v.oracle
+                    ));
+                }
+            }
+            None => {
+                if report.exit_code() != self.exit_code {
+                    return Reproduction::Differs(format!(
+                        "expected exit code {}, got {}",
+                        self.exit_code,
+                        report.exit_code()
+                    ));
+                }
+            }
+        }
+        if report.trace_hash != self.trace_hash {
+            return Reproduction::Differs(format!(
+                "trace hash {} differs from the recorded {} (recorded by build {})",
+                report.trace_hash, self.trace_hash, self.build
+            ));
+        }
+        Reproduction::Reproduced
+    }
+}
+
+/// The exact command that replays a failure file (the path single-quoted for the shell
+/// when it holds anything but `[A-Za-z0-9_./-]`).
+pub fn replay_command(path: &str) -> String {
+    format!("sovereign sim replay {}", shell_quote(path))
+}
+
+/// Quote `s` for a POSIX shell when needed.
+pub fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | '-' | '+' | ':'));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// Cut `s` to at most `bytes_max` bytes at a char boundary.
+fn truncate_to_boundary(s: &mut String, bytes_max: usize) {
+    if s.len() > bytes_max {
+        let mut cut = bytes_max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+}
+
+/// A TOML basic string.
+fn quote(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+/// A seed as TOML: an integer when it fits TOML's i64, else a decimal string.
+fn seed_value(seed: u64) -> String {
+    match i64::try_from(seed) {
+        Ok(v) => v.to_string(),
+        Err(_) => format!("\"{seed}\""),
+    }
+}
+
+/// A long text as a TOML multi-line literal string (verbatim, easy to read and to cut
+/// out by hand) when it can be one; otherwise a basic string.
+fn multiline(s: &str) -> String {
+    let literal_ok = !s.contains("'''")
+        && !s.ends_with('\'')
+        && !s.chars().any(|c| c.is_control() && c != '\n' && c != '\t');
+    if literal_ok {
+        format!("'''\n{s}'''")
+    } else {
+        quote(s)
+    }
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// Error construction for one file.
+struct Parser<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Parser<'_> {
+    fn err_line(&self, line: usize, field: &str, message: String) -> FailureError {
+        FailureError::Invalid {
+            file: self.file.to_string(),
+            line,
+            field: field.to_string(),
+            message,
+        }
+    }
+
+    fn err_at(&self, span: std::ops::Range<usize>, field: &str, message: String) -> FailureError {
+        self.err_line(line_of(self.text, span.start), field, message)
+    }
+}
+
+/// One table of the file, with its dotted name for errors.
+struct Section<'t, 'i> {
+    name: &'static str,
+    table: &'t DeTable<'i>,
+    span: std::ops::Range<usize>,
+}
+
+impl<'t, 'i> Section<'t, 'i> {
+    fn field(&self, key: &str) -> String {
+        if self.name.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", self.name)
+        }
+    }
+
+    /// Unknown keys are errors.
+    fn only(&self, p: &Parser<'_>, allowed: &[&str]) -> Result<(), FailureError> {
+        for (k, _) in self.table.iter() {
+            let key: &str = k.get_ref();
+            if !allowed.contains(&key) {
+                return Err(p.err_at(
+                    k.span(),
+                    &self.field(key),
+                    format!("unknown key; expected one of: {}", allowed.join(", ")),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn optional(&self, key: &str) -> Option<&'t Spanned<DeValue<'i>>> {
+        self.table.get(key)
+    }
+
+    fn required(
+        &self,
+        p: &Parser<'_>,
+        key: &str,
+    ) -> Result<&'t Spanned<DeValue<'i>>, FailureError> {
+        self.table.get(key).ok_or_else(|| {
+            let where_ = if self.name.is_empty() {
+                "the file".to_string()
+            } else {
+                format!("[{}]", self.name)
+            };
+            p.err_at(
+                self.span.clone(),
+                &self.field(key),
+                format!("missing; {where_} needs it"),
+            )
+        })
+    }
+
+    fn wrong_type(
+        &self,
+        p: &Parser<'_>,
+        key: &str,
+        v: &Spanned<DeValue<'_>>,
+        want: &str,
+    ) -> FailureError {
+        p.err_at(
+            v.span(),
+            &self.field(key),
+            format!("expected {want}, found {}", v.get_ref().type_str()),
+        )
+    }
+
+    fn string(
+        &self,
+        p: &Parser<'_>,
+        key: &str,
+    ) -> Result<(String, std::ops::Range<usize>), FailureError> {
+        let v = self.required(p, key)?;
+        match v.get_ref() {
+            DeValue::String(s) => Ok((s.to_string(), v.span())),
+            _ => Err(self.wrong_type(p, key, v, "a string")),
+        }
+    }
+
+    fn integer(
+        &self,
+        p: &Parser<'_>,
+        key: &str,
+    ) -> Result<(i64, std::ops::Range<usize>), FailureError> {
+        let v = self.required(p, key)?;
+        match v.get_ref() {
+            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
+                .map(|n| (n, v.span()))
+                .map_err(|_| p.err_at(v.span(), &self.field(key), "integer out of range".into())),
+            _ => Err(self.wrong_type(p, key, v, "an integer")),
+        }
+    }
+
+    fn boolean(&self, p: &Parser<'_>, key: &str) -> Result<bool, FailureError> {
+        let v = self.required(p, key)?;
+        match v.get_ref() {
+            DeValue::Boolean(b) => Ok(*b),
+            _ => Err(self.wrong_type(p, key, v, "true or false")),
+        }
+    }
+
+    /// A seed: a non-negative integer, or a decimal string for seeds above i64::MAX.
+    fn seed(&self, p: &Parser<'_>, key: &str) -> Result<u64, FailureError> {
+        let v = self.required(p, key)?;
+        let bad = || {
+            p.err_at(
+                v.span(),
+                &self.field(key),
+                "expected a seed: an integer 0..=18446744073709551615 (a string above 2^63-1)"
+                    .into(),
+            )
+        };
+        match v.get_ref() {
+            DeValue::Integer(_) => {
+                let (n, _) = self.integer(p, key)?;
+                u64::try_from(n).map_err(|_| bad())
+            }
+            DeValue::String(s) => s.parse::<u64>().map_err(|_| bad()),
+            _ => Err(bad()),
+        }
+    }
+
+    fn table(&self, p: &Parser<'_>, key: &'static str) -> Result<Section<'t, 'i>, FailureError> {
+        let v = self.required(p, key)?;
+        match v.get_ref() {
+            DeValue::Table(t) => Ok(Section {
+                name: key,
+                table: t,
+                span: v.span(),
+            }),
+            _ => Err(self.wrong_type(p, key, v, "a table")),
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::kpi::Kpis;
+    use crate::scenario::{
+        FaultKind, FaultSpec, LinkProfile, LinkSpec, OriginSpec, PowerSpec, Slo, Target, TowerSpec,
+        Workload,
+    };
+    use sovereign_logic::content::{ChunkParams, Priority};
+    use sovereign_logic::protocol::LinkKind;
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+
+    /// A small valid scenario with `towers` towers of 4 devices and the given faults.
+    pub(crate) fn scenario(towers: usize, faults: Vec<FaultSpec>) -> Scenario {
+        Scenario {
+            name: "unit".into(),
+            description: "hand-built for unit tests".into(),
+            duration: Duration::from_secs(3600),
+            liveness_bound: Duration::from_secs(600),
+            seed: 7,
+            origin: OriginSpec {
+                chunk: ChunkParams::default(),
+            },
+            towers: (0..towers)
+                .map(|i| TowerSpec {
+                    name: format!("tower-{i}"),
+                    devices: 4,
+                    links: vec![LinkSpec {
+                        kind: LinkKind::Fibre,
+                        profile: LinkProfile::builtin("fibre").unwrap(),
+                    }],
+                    wifi: LinkProfile::builtin("wifi").unwrap(),
+                    power: PowerSpec {
+                        solar_peak_w: 200.0,
+                        battery_wh: 1000.0,
+                        soc_initial: 0.8,
+                        load_w: 40.0,
+                        grid: true,
+                        ups: true,
+                        cloud_cover: 0.2,
+                    },
+                })
+                .collect(),
+            workload: Workload {
+                catalog: vec![crate::scenario::CatalogSpec {
+                    priority: Priority::P0,
+                    items: 3,
+                    bytes: 10_000,
+                }],
+                publish_per_hour: [1.0, 1.0, 1.0, 1.0],
+                publish_bytes: [1000, 2000, 3000, 4000],
+                reads_per_device_hour: 10.0,
+                ops_per_device_hour: 2.0,
+                contribution_share: 0.5,
+            },
+            faults,
+            nemesis: Nemesis {
+                rates_per_hour: vec![(crate::scenario::Family::Network, 2.0)],
+                duration_mean: Duration::from_secs(60),
+                duration_max: Duration::from_secs(600),
+            },
+            invariants: Oracle::ALL.into_iter().collect::<BTreeSet<_>>(),
+            slo: Slo::default(),
+        }
+    }
+
+    /// A fault at `at_s` seconds on tower `tower`.
+    pub(crate) fn fault(at_s: u64, tower: usize, kind: FaultKind) -> FaultSpec {
+        FaultSpec {
+            at: Duration::from_secs(at_s),
+            duration: Duration::from_secs(64),
+            target: Target::Tower(tower),
+            kind,
+        }
+    }
+
+    pub(crate) fn report(
+        seed: u64,
+        violations: Vec<Violation>,
+        schedule: Vec<FaultSpec>,
+    ) -> RunReport {
+        RunReport {
+            scenario: "unit".into(),
+            seed,
+            plant: Some(Plant::SkipVerify),
+            trace_hash: "ab12".repeat(16),
+            events: 10,
+            end: Time::from_secs(4200),
+            violations,
+            kpis: Kpis::default(),
+            slo: Vec::new(),
+            schedule,
+            trace: Vec::new(),
+        }
+    }
+
+    fn violation() -> Violation {
+        Violation {
+            oracle: Oracle::Integrity,
+            at: Time::from_micros(12_000_250),
+            detail: "tower-0 served chunk 3f.. whose hash \"mismatches\"\n\tits manifest & <more>"
+                .into(),
+            liveness: false,
+        }
+    }
+
+    fn sample() -> FailureFile {
+        let s = scenario(2, vec![fault(10, 0, FaultKind::Crash)]);
+        let r = report(
+            42,
+            vec![violation()],
+            vec![
+                fault(10, 0, FaultKind::Crash),
+                fault(99, 1, FaultKind::Partition),
+            ],
+        );
+        FailureFile::from_report("scenarios/unit.toml", &s, &r, "0.1.0 (abc1234)")
+    }
+
+    #[test]
+    fn from_report_embeds_the_explicit_schedule_with_nemesis_off() {
+        // Goal: the embedded scenario is the run's applied schedule, nemesis off, run seed.
+        let s = scenario(2, vec![fault(10, 0, FaultKind::Crash)]);
+        let schedule = vec![
+            fault(10, 0, FaultKind::Crash),
+            fault(99, 1, FaultKind::Partition),
+        ];
+        let r = report(42, vec![violation()], schedule.clone());
+        let f = FailureFile::from_report("scenarios/unit.toml", &s, &r, "b");
+        let mut expected = s.clone();
+        expected.faults = schedule;
+        expected.nemesis = Nemesis::off();
+        expected.seed = 42;
+        assert_eq!(f.scenario_toml, expected.to_toml());
+        assert_eq!(f.seed, 42);
+        assert_eq!(f.exit_code, 1);
+        assert_eq!(f.oracle(), Some(Oracle::Integrity));
+        assert_eq!(f.plant, Some(Plant::SkipVerify));
+        assert_eq!(f.trace_hash, r.trace_hash);
+        assert_eq!(f.default_file_name(), "unit-seed42.failure.toml");
+    }
+
+    #[test]
+    fn to_toml_parses_back_to_an_equal_file() {
+        // Goal: write → parse is the identity, including awkward strings and huge seeds.
+        let mut f = sample();
+        assert_eq!(FailureFile::parse("f.toml", &f.to_toml()).unwrap(), f);
+        f.seed = u64::MAX;
+        f.plant = None;
+        f.violation = None;
+        f.exit_code = 4;
+        f.scenario_toml = "name = 'x'\n# ends with a quote'".into();
+        let text = f.to_toml();
+        assert!(text.starts_with("# Sovereign simulator failure file."));
+        assert_eq!(FailureFile::parse("f.toml", &text).unwrap(), f);
+        f.scenario_toml = "a ''' b\r\u{7}".into();
+        assert_eq!(FailureFile::parse("f.toml", &f.to_toml()).unwrap(), f);
+    }
+
+    #[test]
+    fn embedded_scenario_is_a_readable_literal_block() {
+        // Goal: the scenario appears verbatim in the file, so people can read it.
+        let f = sample();
+        let text = f.to_toml();
+        assert!(text.contains(&format!("toml = '''\n{}'''", f.scenario_toml)));
+        assert!(text.contains("at_us = 12000250  # T+12.000250s"));
+    }
+
+    #[test]
+    fn errors_name_line_and_field() {
+        // Goal: unknown keys, wrong types, bad values and missing keys are reported with
+        // the file, line and field.
+        let good = sample().to_toml();
+        let cases: [(&str, &str, &str); 6] = [
+            ("seed = 42", "seeed = 42", "run.seeed"),
+            ("seed = 42", "seed = \"x\"", "run.seed"),
+            (
+                "oracle = \"integrity\"",
+                "oracle = \"honesty\"",
+                "violation.oracle",
+            ),
+            ("exit_code = 1", "exit_code = 2", "result.exit_code"),
+            ("plant = \"skip-verify\"", "plant = 3", "run.plant"),
+            (
+                "liveness = false",
+                "liveness = \"no\"",
+                "violation.liveness",
+            ),
+        ];
+        for (from, to, field) in cases {
+            assert!(good.contains(from), "{from}");
+            let text = good.replacen(from, to, 1);
+            let want_line = text.lines().position(|l| l.starts_with(to)).unwrap() + 1;
+            match FailureFile::parse("bad.toml", &text) {
+                Err(FailureError::Invalid {
+                    file,
+                    line,
+                    field: f,
+                    ..
+                }) => {
+                    assert_eq!(file, "bad.toml");
+                    assert_eq!(f, field);
+                    assert_eq!(line, want_line, "{field}");
+                }
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+        let missing = good.replacen("trace_hash = ", "# trace_hash = ", 1);
+        let e = FailureFile::parse("bad.toml", &missing)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("result.trace_hash: missing"), "{e}");
+        let e = FailureFile::parse("bad.toml", "format = [")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("bad.toml:1:"), "{e}");
+        let e = FailureFile::parse("bad.toml", &good.replacen("format = 1", "format = 9", 1))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("format 9 is not supported"), "{e}");
+    }
+
+    #[test]
+    fn embedded_scenario_errors_name_the_failure_file() {
+        // Goal: a broken embedded scenario is reported against the failure file.
+        let mut f = sample();
+        f.scenario_toml = "this is = = not toml".into();
+        match f.scenario("x.failure.toml") {
+            Err(e @ FailureError::Scenario { .. }) => {
+                assert!(
+                    e.to_string()
+                        .starts_with("x.failure.toml: embedded scenario:")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn reproduction_needs_same_oracle_and_same_hash() {
+        // Goal: check_reproduced accepts only the same oracle and trace hash.
+        let f = sample();
+        let same = report(42, vec![violation()], Vec::new());
+        assert_eq!(f.check_reproduced(&same), Reproduction::Reproduced);
+        let mut other_hash = same.clone();
+        other_hash.trace_hash = "00".into();
+        assert!(
+            matches!(f.check_reproduced(&other_hash), Reproduction::Differs(m) if m.contains("trace hash"))
+        );
+        let clean = report(42, Vec::new(), Vec::new());
+        assert!(
+            matches!(f.check_reproduced(&clean), Reproduction::Differs(m) if m.contains("no violation"))
+        );
+    }
+
+    #[test]
+    fn replay_command_quotes_odd_paths() {
+        // Goal: the printed command is copy-pasteable.
+        assert_eq!(
+            replay_command("reports/failures/a-seed1.failure.toml"),
+            "sovereign sim replay reports/failures/a-seed1.failure.toml"
+        );
+        assert_eq!(
+            replay_command("my dir/it's"),
+            r"sovereign sim replay 'my dir/it'\''s'"
+        );
+    }
+}

@@ -1,0 +1,319 @@
+//! Seed sweeps: which seeds a (sharded) sweep runs, running them, and summing up.
+//!
+//! Sharding: a sweep over `--seeds N --from S` covers seeds `S, S+1, …, S+N-1`; shard
+//! `I/N'` (0-based `I < N'`) takes the seeds whose position `seed - S` satisfies
+//! `position % N' == I`. The shards `0/N' … (N'-1)/N'` partition the range, so N' CI
+//! machines can split one sweep without overlap or gaps.
+//!
+//! Map:
+//! - [`Shard`]: `I/N` parsed from the command line; [`Shard::seeds`].
+//! - [`sweep_seeds`]: run one scenario over seeds, sequentially, results sorted by seed.
+//! - [`SweepOutcome`]: the compact result of one run kept by a sweep (the full report
+//!   only for failures, so big sweeps stay small in memory).
+//! - [`SweepSummary`]: runs, failures per oracle, worst exit code; [`worst_exit_code`].
+//!
+//! Not covered: threads (this crate has none — the CLI runs seeds in parallel worker
+//! threads, each run single-threaded and independent, and sorts the outcomes so its
+//! output does not depend on the thread count), writing files, JUnit (see
+//! [`crate::junit`]).
+
+use crate::plant::Plant;
+use crate::report::RunReport;
+use crate::scenario::{Oracle, Scenario};
+use crate::world::RunOptions;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+/// Most shards a sweep may be split into.
+pub const SHARDS_MAX: u64 = 1 << 20;
+
+/// One shard of a sweep: `index` of `count`, 0-based.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// Which shard, `0..count`.
+    pub index: u64,
+    /// How many shards.
+    pub count: u64,
+}
+
+impl Shard {
+    /// The whole sweep as one shard.
+    pub const WHOLE: Shard = Shard { index: 0, count: 1 };
+
+    /// Whether the seed at `position` (from the sweep's first seed) is in this shard.
+    pub fn contains(&self, position: u64) -> bool {
+        position % self.count == self.index
+    }
+
+    /// The seeds of this shard among `from, from+1, …, from+seeds-1`, ascending. The range
+    /// stops at `u64::MAX` rather than wrapping.
+    pub fn seeds(&self, from: u64, seeds: u64) -> impl Iterator<Item = u64> + use<> {
+        let shard = *self;
+        (0..seeds)
+            .filter(move |&p| shard.contains(p))
+            .map_while(move |p| from.checked_add(p))
+    }
+}
+
+impl fmt::Display for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// A shard that could not be parsed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("bad shard {0:?}: expected I/N with 0 <= I < N <= {SHARDS_MAX}, e.g. 0/4")]
+pub struct BadShard(pub String);
+
+impl FromStr for Shard {
+    type Err = BadShard;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || BadShard(s.to_string());
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let index: u64 = i.trim().parse().map_err(|_| bad())?;
+        let count: u64 = n.trim().parse().map_err(|_| bad())?;
+        if count == 0 || count > SHARDS_MAX || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+/// Run `scenario` once per seed with `plant`, sequentially; reports sorted by seed
+/// (duplicates kept).
+pub fn sweep_seeds(
+    scenario: &Scenario,
+    seeds: impl IntoIterator<Item = u64>,
+    plant: Option<Plant>,
+    run: impl Fn(&Scenario, &RunOptions) -> RunReport,
+) -> Vec<RunReport> {
+    let mut reports: Vec<RunReport> = seeds
+        .into_iter()
+        .map(|seed| run(scenario, &run_options(seed, plant)))
+        .collect();
+    reports.sort_by_key(|r| r.seed);
+    reports
+}
+
+/// The options of one sweep run: the seed and the plant, no trace, the scenario's own
+/// faults and nemesis.
+pub fn run_options(seed: u64, plant: Option<Plant>) -> RunOptions {
+    RunOptions {
+        seed,
+        plant,
+        record_trace: false,
+        schedule: None,
+    }
+}
+
+/// What a sweep keeps of one run.
+#[derive(Clone, Debug)]
+pub struct SweepOutcome {
+    /// Index of the scenario in the sweep's list.
+    pub scenario_index: usize,
+    /// The seed.
+    pub seed: u64,
+    /// The run's exit code.
+    pub exit_code: u8,
+    /// The full report, kept only when the run failed (exit code ≠ 0).
+    pub failure: Option<RunReport>,
+}
+
+impl SweepOutcome {
+    /// Keep what a sweep needs of `report`.
+    pub fn from_report(scenario_index: usize, report: RunReport) -> SweepOutcome {
+        let exit_code = report.exit_code();
+        SweepOutcome {
+            scenario_index,
+            seed: report.seed,
+            exit_code,
+            failure: (exit_code != 0).then_some(report),
+        }
+    }
+}
+
+/// Sort outcomes by (scenario, seed): the order a sweep prints and writes them in,
+/// whatever the thread count.
+pub fn sort_outcomes(outcomes: &mut [SweepOutcome]) {
+    outcomes.sort_by_key(|o| (o.scenario_index, o.seed));
+}
+
+/// The priority of an exit code when combining runs: 1 (safety) over 3 (liveness) over
+/// 4 (SLO) over 0. Any other code (not a run's) ranks above all.
+pub fn exit_code_rank(code: u8) -> u8 {
+    match code {
+        0 => 0,
+        4 => 1,
+        3 => 2,
+        1 => 3,
+        _ => 4,
+    }
+}
+
+/// The worst exit code of several runs (0 for none).
+pub fn worst_exit_code(codes: impl IntoIterator<Item = u8>) -> u8 {
+    codes
+        .into_iter()
+        .max_by_key(|&c| exit_code_rank(c))
+        .unwrap_or(0)
+}
+
+/// A sweep's totals.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SweepSummary {
+    /// Runs done.
+    pub runs: u64,
+    /// Failed runs (exit code ≠ 0).
+    pub failures: u64,
+    /// Failed runs per first violated oracle.
+    pub by_oracle: BTreeMap<Oracle, u64>,
+    /// Runs that violated no oracle but missed an SLO.
+    pub slo_only: u64,
+    /// The worst exit code (see [`worst_exit_code`]).
+    pub exit_code: u8,
+}
+
+impl SweepSummary {
+    /// Sum up outcomes.
+    pub fn from_outcomes<'a>(outcomes: impl IntoIterator<Item = &'a SweepOutcome>) -> Self {
+        let mut s = SweepSummary::default();
+        for o in outcomes {
+            s.runs += 1;
+            s.exit_code = worst_exit_code([s.exit_code, o.exit_code]);
+            let Some(report) = &o.failure else { continue };
+            s.failures += 1;
+            match report.first_violation() {
+                Some(v) => *s.by_oracle.entry(v.oracle).or_insert(0) += 1,
+                None => s.slo_only += 1,
+            }
+        }
+        s
+    }
+
+    /// One line: `N runs, F failures (integrity: 2, slo-only: 1)`.
+    pub fn line(&self) -> String {
+        let mut parts: Vec<String> = self
+            .by_oracle
+            .iter()
+            .map(|(o, n)| format!("{o}: {n}"))
+            .collect();
+        if self.slo_only > 0 {
+            parts.push(format!("slo-only: {}", self.slo_only));
+        }
+        let detail = if parts.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", parts.join(", "))
+        };
+        format!("{} runs, {} failures{detail}", self.runs, self.failures)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::failure::tests::{report, scenario};
+    use crate::kpi::SloCheck;
+    use crate::report::Violation;
+    use proptest::prelude::*;
+    use sovereign_logic::Time;
+
+    fn fake(_: &Scenario, o: &RunOptions) -> RunReport {
+        let mut r = report(o.seed, Vec::new(), Vec::new());
+        r.plant = o.plant;
+        match o.seed % 5 {
+            1 => r.violations.push(Violation {
+                oracle: Oracle::Integrity,
+                at: Time::ZERO,
+                detail: "x".into(),
+                liveness: false,
+            }),
+            2 => r.violations.push(Violation {
+                oracle: Oracle::Convergence,
+                at: Time::ZERO,
+                detail: "y".into(),
+                liveness: true,
+            }),
+            3 => r.slo.push(SloCheck {
+                name: "availability >= 0.99".into(),
+                pass: false,
+                measured: "0.5".into(),
+            }),
+            _ => {}
+        }
+        r
+    }
+
+    #[test]
+    fn shard_parsing_rejects_out_of_range() {
+        // Goal: I/N parses for 0 <= I < N only.
+        assert_eq!("1/4".parse(), Ok(Shard { index: 1, count: 4 }));
+        for bad in ["3/2", "2/2", "0/0", "x/2", "1", "-1/2", "1/2/3"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+        assert_eq!(Shard { index: 1, count: 4 }.to_string(), "1/4");
+    }
+
+    #[test]
+    fn shard_takes_positions_modulo_count() {
+        // Goal: shard I/N takes the seeds whose position % N == I.
+        let s = Shard { index: 1, count: 3 };
+        assert_eq!(s.seeds(100, 8).collect::<Vec<_>>(), vec![101, 104, 107]);
+        assert_eq!(
+            Shard::WHOLE.seeds(u64::MAX - 1, 5).collect::<Vec<_>>(),
+            vec![u64::MAX - 1, u64::MAX]
+        );
+    }
+
+    #[test]
+    fn sweep_sorts_by_seed_and_passes_plant() {
+        // Goal: results come back sorted by seed whatever the input order.
+        let sc = scenario(1, Vec::new());
+        let reports = sweep_seeds(&sc, [9, 3, 5], Some(Plant::NoFailback), fake);
+        let seeds: Vec<u64> = reports.iter().map(|r| r.seed).collect();
+        assert_eq!(seeds, vec![3, 5, 9]);
+        assert!(reports.iter().all(|r| r.plant == Some(Plant::NoFailback)));
+    }
+
+    #[test]
+    fn summary_counts_and_worst_exit_code() {
+        // Goal: failures per oracle, SLO-only misses and the exit-code priority 1>3>4>0.
+        let sc = scenario(1, Vec::new());
+        let mut outcomes: Vec<SweepOutcome> = sweep_seeds(&sc, 0..10, None, fake)
+            .into_iter()
+            .map(|r| SweepOutcome::from_report(0, r))
+            .collect();
+        sort_outcomes(&mut outcomes);
+        assert!(outcomes[0].failure.is_none());
+        let s = SweepSummary::from_outcomes(&outcomes);
+        assert_eq!(s.runs, 10);
+        assert_eq!(s.failures, 6);
+        assert_eq!(s.by_oracle.get(&Oracle::Integrity), Some(&2));
+        assert_eq!(s.by_oracle.get(&Oracle::Convergence), Some(&2));
+        assert_eq!(s.slo_only, 2);
+        assert_eq!(s.exit_code, 1);
+        assert_eq!(
+            s.line(),
+            "10 runs, 6 failures (integrity: 2, convergence: 2, slo-only: 2)"
+        );
+        assert_eq!(worst_exit_code([0, 4, 3]), 3);
+        assert_eq!(worst_exit_code([4, 0]), 4);
+        assert_eq!(worst_exit_code([3, 1, 4]), 1);
+        assert_eq!(worst_exit_code([]), 0);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Goal: the shards 0/N … N-1/N partition the seed range.
+        #[test]
+        fn shards_partition_the_range(from in 0u64..1000, seeds in 0u64..200, count in 1u64..9) {
+            let mut all: Vec<u64> = (0..count)
+                .flat_map(|index| Shard { index, count }.seeds(from, seeds).collect::<Vec<_>>())
+                .collect();
+            all.sort_unstable();
+            prop_assert_eq!(all, (from..from + seeds).collect::<Vec<_>>());
+        }
+    }
+}
