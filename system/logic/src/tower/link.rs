@@ -191,6 +191,17 @@ pub enum PolicyError {
 }
 
 impl ProbePolicy {
+    /// The default for a GEO satellite link: as [`ProbePolicy::default`] but with
+    /// latency thresholds above its ~600 ms RTT (fail 2000 ms, recover 1200 ms), so a
+    /// healthy satellite link is "good" and a dead one still goes down.
+    pub fn satellite() -> Self {
+        ProbePolicy {
+            latency_fail: Duration::from_millis(2000),
+            latency_recover: Duration::from_millis(1200),
+            ..ProbePolicy::default()
+        }
+    }
+
     /// Check the policy: interval in range, streaks in `1..=STREAK_MAX`, recover
     /// thresholds at or inside the fail thresholds, percentages at most 100.
     pub fn validate(&self) -> Result<(), PolicyError> {
@@ -372,6 +383,9 @@ pub struct Failover {
     /// The configured links, keyed (and so iterated) in preference order.
     health: BTreeMap<LinkKind, LinkHealth>,
     policy: ProbePolicy,
+    /// Per-link policies that replace `policy` (a GEO satellite's ~600 ms RTT can never
+    /// meet a terrestrial 500 ms recover threshold, so it would never come back up).
+    overrides: BTreeMap<LinkKind, ProbePolicy>,
     /// Return to a more preferred link once it is up again (false only to plant the
     /// simulator's `no-failback` bug).
     failback: bool,
@@ -408,6 +422,7 @@ impl Failover {
         Ok(Failover {
             health,
             policy,
+            overrides: BTreeMap::new(),
             failback,
             active,
             failovers: 0,
@@ -421,8 +436,23 @@ impl Failover {
         let Some(health) = self.health.get_mut(&link) else {
             return Vec::new();
         };
-        let flip = health.observe(now, probe, &self.policy);
+        let policy = self.overrides.get(&link).unwrap_or(&self.policy);
+        let flip = health.observe(now, probe, policy);
         self.after(link, flip)
+    }
+
+    /// Use `policy` for `link` instead of the default one. Panics on an invalid policy.
+    pub fn with_link_policy(mut self, link: LinkKind, policy: ProbePolicy) -> Self {
+        if let Err(e) = policy.validate() {
+            panic!("invalid probe policy for {link}: {e}");
+        }
+        self.overrides.insert(link, policy);
+        self
+    }
+
+    /// The policy in force for `link`.
+    pub fn policy_for(&self, link: LinkKind) -> &ProbePolicy {
+        self.overrides.get(&link).unwrap_or(&self.policy)
     }
 
     /// Force a link down now (e.g. the driver saw the interface go away, or requests on
@@ -900,6 +930,22 @@ mod tests {
                 .active()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_geo_link_comes_back_up_under_the_satellite_policy() {
+        // Goal: regression — with the terrestrial 500 ms recover threshold a GEO link
+        // (600 ms RTT) that went down could never come back; its own policy fixes it.
+        let geo = ProbeOutcome::ok(Duration::from_millis(620));
+        for (policy, expect_up) in [(ProbePolicy::default(), false), (ProbePolicy::satellite(), true)] {
+            let mut f = Failover::new(&[LinkKind::Satellite], ProbePolicy::default(), true)
+                .with_link_policy(LinkKind::Satellite, policy);
+            f.mark_down(Time::ZERO, LinkKind::Satellite);
+            for i in 1..=20 {
+                f.observe(Time::from_secs(i), LinkKind::Satellite, &geo);
+            }
+            assert_eq!(f.active() == Some(LinkKind::Satellite), expect_up);
+        }
     }
 
     #[test]

@@ -72,8 +72,10 @@ pub struct TowerConfig {
     pub id: TowerId,
     /// Its uplinks (any subset of fibre, LTE, satellite).
     pub links: Vec<LinkKind>,
-    /// Probe interval and hysteresis.
+    /// Probe interval and hysteresis for terrestrial links (fibre, LTE).
     pub probe: ProbePolicy,
+    /// Probe policy for the satellite link (latency thresholds above a GEO RTT).
+    pub probe_satellite: ProbePolicy,
     /// Return to a more preferred link once it is healthy again (`false`: planted
     /// `no-failback`).
     pub failback: bool,
@@ -117,6 +119,7 @@ impl TowerConfig {
             id,
             links: links.to_vec(),
             probe: ProbePolicy::default(),
+            probe_satellite: ProbePolicy::satellite(),
             failback: true,
             classes: ClassPolicy::default(),
             scheduler: SchedulerConfig::default(),
@@ -289,6 +292,8 @@ pub struct Tower {
     fsyncs: BTreeMap<WriteId, Vec<(WriteId, Purpose)>>,
     /// Chunk jobs the bounded scheduler had no room for; re-queued as room frees up.
     overflow: BTreeSet<ChunkHash>,
+    /// Catalog entries whose write failed; written again when sync may run.
+    rewrite: BTreeSet<ItemId>,
     next_probe_at: BTreeMap<LinkKind, Time>,
     /// Set once a clean shutdown began; the id of the final fsync.
     shutdown_fsync: Option<WriteId>,
@@ -306,7 +311,8 @@ impl Tower {
 
     /// The state of a tower that holds nothing yet, without starting any work.
     fn build(config: TowerConfig, seed: u64, now: Time) -> Tower {
-        let failover = Failover::new(&config.links, config.probe.clone(), config.failback);
+        let failover = Failover::new(&config.links, config.probe.clone(), config.failback)
+            .with_link_policy(LinkKind::Satellite, config.probe_satellite.clone());
         let mut next_probe_at = BTreeMap::new();
         for link in failover.links() {
             // All uplinks are probed together: one wake-up per interval, not one per link.
@@ -342,6 +348,7 @@ impl Tower {
             next_probe_at,
             shutdown_fsync: None,
             overflow: BTreeSet::new(),
+            rewrite: BTreeSet::new(),
             now,
             config,
         }
@@ -458,7 +465,14 @@ impl Tower {
                 }
             }
             if let Some(purpose) = failed {
+                // Storage trouble stalls the sync under supervision (backoff, then a
+                // park), instead of refetching bytes the disk cannot keep in a tight loop.
+                let sync_write = matches!(purpose, Purpose::Chunk(_) | Purpose::Entry(..));
                 self.on_not_durable(purpose, &reason);
+                if sync_write {
+                    let decision = self.supervisor.on_failure(now, TaskKind::Fetch, &mut self.rng);
+                    self.on_supervision(decision);
+                }
             }
         }
         self.pump();
@@ -1123,14 +1137,13 @@ impl Tower {
                 self.requeue(hash);
             }
             Purpose::Entry(item, version) => {
-                // Write the entry again; the next group commit covers it.
-                let entry = self
+                // Write the entry again once the supervisor lets sync run (see `pump`).
+                if self
                     .items
                     .get(&item)
-                    .filter(|s| s.entry.manifest.version == version)
-                    .map(|s| s.entry.clone());
-                if let Some(entry) = entry {
-                    self.write(Record::Entry(entry), Purpose::Entry(item, version));
+                    .is_some_and(|s| s.entry.manifest.version == version)
+                {
+                    self.rewrite.insert(item);
                 }
             }
             Purpose::Outbox(key) => {
@@ -1210,6 +1223,15 @@ impl Tower {
     /// After every input: start whatever work the state now allows, then group-commit.
     fn pump(&mut self) {
         self.drain_overflow();
+        if !self.rewrite.is_empty() && self.supervisor.may_run(self.now, TaskKind::Fetch) {
+            for item in std::mem::take(&mut self.rewrite) {
+                let entry = self.items.get(&item).map(|s| s.entry.clone());
+                if let Some(entry) = entry {
+                    let version = entry.manifest.version;
+                    self.write(Record::Entry(entry), Purpose::Entry(item, version));
+                }
+            }
+        }
         let mode = self.power.mode();
         if mode < PowerMode::ShuttingDown
             && let Some(link) = self.failover.active()
