@@ -17,7 +17,14 @@ fn golden_path() -> PathBuf {
 }
 
 fn hash(name: &str, seed: u64) -> String {
-    run(&load(name), &RunOptions { seed, ..RunOptions::default() }).trace_hash
+    run(
+        &load(name),
+        &RunOptions {
+            seed,
+            ..RunOptions::default()
+        },
+    )
+    .trace_hash
 }
 
 #[test]
@@ -51,7 +58,11 @@ fn trace_hashes_match_the_golden_file() {
         }
         panic!(
             "trace hashes changed (rerun with SNAP_UPDATE=1 if the change is intended):\n{diff}{}",
-            if expected.lines().count() != actual.lines().count() { "(line counts differ)" } else { "" }
+            if expected.lines().count() != actual.lines().count() {
+                "(line counts differ)"
+            } else {
+                ""
+            }
         );
     }
 }

@@ -24,19 +24,39 @@ const SEEDS_MAX: u64 = 100;
 fn caught_by(plant: Plant) -> (u64, Oracle) {
     let sc = load(scenario_for(plant));
     for seed in 0..SEEDS_MAX {
-        let r = run(&sc, &RunOptions { seed, plant: Some(plant), ..RunOptions::default() });
+        let r = run(
+            &sc,
+            &RunOptions {
+                seed,
+                plant: Some(plant),
+                ..RunOptions::default()
+            },
+        );
         if let Some(v) = r.violations.iter().find(|v| v.oracle == plant.oracle()) {
             return (seed, v.oracle);
         }
     }
-    panic!("{plant} was not caught within {SEEDS_MAX} seeds of {}", scenario_for(plant));
+    panic!(
+        "{plant} was not caught within {SEEDS_MAX} seeds of {}",
+        scenario_for(plant)
+    );
 }
 
 fn clean_over(name: &str, seeds: u64) {
     let sc = load(name);
     for seed in 0..=seeds {
-        let r = run(&sc, &RunOptions { seed, ..RunOptions::default() });
-        assert!(r.violations.is_empty(), "clean {name} seed {seed}: {:#?}", r.violations);
+        let r = run(
+            &sc,
+            &RunOptions {
+                seed,
+                ..RunOptions::default()
+            },
+        );
+        assert!(
+            r.violations.is_empty(),
+            "clean {name} seed {seed}: {:#?}",
+            r.violations
+        );
     }
 }
 
@@ -54,13 +74,28 @@ macro_rules! plant_test {
 }
 
 plant_test!(skip_verify_is_caught_by_integrity, Plant::SkipVerify);
-plant_test!(ack_before_fsync_is_caught_by_durability, Plant::AckBeforeFsync);
-plant_test!(no_idempotency_is_caught_by_exactly_once, Plant::NoIdempotency);
-plant_test!(ledger_rounding_is_caught_by_conservation, Plant::LedgerRounding);
+plant_test!(
+    ack_before_fsync_is_caught_by_durability,
+    Plant::AckBeforeFsync
+);
+plant_test!(
+    no_idempotency_is_caught_by_exactly_once,
+    Plant::NoIdempotency
+);
+plant_test!(
+    ledger_rounding_is_caught_by_conservation,
+    Plant::LedgerRounding
+);
 plant_test!(fifo_scheduler_is_caught_by_priority, Plant::FifoScheduler);
 plant_test!(no_failback_is_caught_by_convergence, Plant::NoFailback);
-plant_test!(offline_refuse_is_caught_by_offline_service, Plant::OfflineRefuse);
-plant_test!(ignore_battery_is_caught_by_power_safety, Plant::IgnoreBattery);
+plant_test!(
+    offline_refuse_is_caught_by_offline_service,
+    Plant::OfflineRefuse
+);
+plant_test!(
+    ignore_battery_is_caught_by_power_safety,
+    Plant::IgnoreBattery
+);
 
 #[test]
 fn every_oracle_has_a_plant_test() {

@@ -17,7 +17,10 @@ fn the_scenarios_ci_relies_on_are_shipped() {
         "storm",
         "region",
     ] {
-        assert!(names.iter().any(|n| n == required), "scenarios/{required}.toml is missing");
+        assert!(
+            names.iter().any(|n| n == required),
+            "scenarios/{required}.toml is missing"
+        );
     }
 }
 
@@ -26,10 +29,19 @@ fn every_shipped_scenario_holds_every_invariant_on_its_default_seed() {
     // Goal: the clean build violates nothing in any shipped scenario; SLOs hold too.
     for name in shipped() {
         let sc = load(&name);
-        let r = run(&sc, &RunOptions { seed: sc.seed, ..RunOptions::default() });
+        let r = run(
+            &sc,
+            &RunOptions {
+                seed: sc.seed,
+                ..RunOptions::default()
+            },
+        );
         assert!(r.violations.is_empty(), "{name}: {:#?}", r.violations);
         assert_eq!(r.exit_code(), 0, "{name}: SLOs {:#?}", r.slo);
-        assert!(r.events > 0 && r.end.as_secs_f64() >= sc.duration.as_secs_f64(), "{name} ran");
+        assert!(
+            r.events > 0 && r.end.as_secs_f64() >= sc.duration.as_secs_f64(),
+            "{name} ran"
+        );
     }
 }
 

@@ -128,7 +128,7 @@ fn shipped_scenarios_have_their_shape() {
     assert!(
         sd.faults
             .iter()
-            .all(|x| x.kind == FaultKind::Clouds { cover: 0.9 })
+            .all(|x| x.kind == FaultKind::Clouds { cover: 1.0 })
     );
 
     let families = |s: &Scenario| {

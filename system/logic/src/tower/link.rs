@@ -937,7 +937,10 @@ mod tests {
         // Goal: regression — with the terrestrial 500 ms recover threshold a GEO link
         // (600 ms RTT) that went down could never come back; its own policy fixes it.
         let geo = ProbeOutcome::ok(Duration::from_millis(620));
-        for (policy, expect_up) in [(ProbePolicy::default(), false), (ProbePolicy::satellite(), true)] {
+        for (policy, expect_up) in [
+            (ProbePolicy::default(), false),
+            (ProbePolicy::satellite(), true),
+        ] {
             let mut f = Failover::new(&[LinkKind::Satellite], ProbePolicy::default(), true)
                 .with_link_policy(LinkKind::Satellite, policy);
             f.mark_down(Time::ZERO, LinkKind::Satellite);

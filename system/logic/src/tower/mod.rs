@@ -470,7 +470,9 @@ impl Tower {
                 let sync_write = matches!(purpose, Purpose::Chunk(_) | Purpose::Entry(..));
                 self.on_not_durable(purpose, &reason);
                 if sync_write {
-                    let decision = self.supervisor.on_failure(now, TaskKind::Fetch, &mut self.rng);
+                    let decision = self
+                        .supervisor
+                        .on_failure(now, TaskKind::Fetch, &mut self.rng);
                     self.on_supervision(decision);
                 }
             }
@@ -967,7 +969,6 @@ impl Tower {
             }
             return;
         }
-        self.supervisor.on_success(TaskKind::Fetch);
         if let Some(w) = self.throttle.on_success(self.now) {
             self.emit(Event::Throttle { window: w });
         }
@@ -1076,6 +1077,9 @@ impl Tower {
         match purpose {
             Purpose::Chunk(hash) => {
                 self.writing.remove(&hash);
+                // Progress is a chunk kept, not a chunk received: a disk that cannot keep
+                // what arrives must not reset the fetch task's restart budget.
+                self.supervisor.on_success(TaskKind::Fetch);
                 let Some((_, len)) = self.wanted.remove(&hash) else {
                     return;
                 };
