@@ -34,4 +34,4 @@ pub mod world;
 pub use plant::Plant;
 pub use report::{RunReport, Violation};
 pub use scenario::{Oracle, Scenario};
-pub use world::{RunOptions, run};
+pub use world::{FaultView, LinkView, Phase, RunOptions, Snapshot, TowerView, World, run};

@@ -586,9 +586,98 @@ struct ScheduledFault {
     active: bool,
 }
 
+/// Which phase a run is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Faults on.
+    Safety,
+    /// Faults healed; towers must converge.
+    Liveness,
+    /// Over.
+    Done,
+}
+
+/// A read-only view of the world (consoles, game days).
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    /// Virtual time.
+    pub now: Time,
+    /// The run's phase.
+    pub phase: Phase,
+    /// When the safety phase ends.
+    pub heal_at: Time,
+    /// The origin process is up.
+    pub origin_up: bool,
+    /// Every tower.
+    pub towers: Vec<TowerView>,
+    /// Every scheduled fault (explicit, nemesis and injected), with whether it is active.
+    pub faults: Vec<FaultView>,
+    /// Violations so far.
+    pub violations: Vec<Violation>,
+    /// Events processed.
+    pub events: u64,
+}
+
+/// One tower in a [`Snapshot`].
+#[derive(Clone, Debug)]
+pub struct TowerView {
+    /// Its name.
+    pub name: String,
+    /// The process is up.
+    pub running: bool,
+    /// Stopped by a pause fault.
+    pub paused: bool,
+    /// Its power mode (Off when not running).
+    pub power_mode: PowerMode,
+    /// Battery state of charge 0..=1.
+    pub soc: f64,
+    /// Solar power now, W.
+    pub solar_w: f64,
+    /// The uplink the tower uses.
+    pub active_link: Option<LinkKind>,
+    /// Its uplinks.
+    pub links: Vec<LinkView>,
+    /// Device Wi-Fi passes traffic.
+    pub wifi_up: bool,
+    /// Items servable.
+    pub items_servable: u64,
+    /// Items syncing.
+    pub items_pending: u64,
+    /// Operations in the outbox.
+    pub outbox: u64,
+    /// Chunk requests queued per class.
+    pub queued: [u64; 4],
+    /// In its steady state.
+    pub steady: bool,
+    /// Devices attached.
+    pub devices: u32,
+}
+
+/// One uplink in a [`TowerView`].
+#[derive(Clone, Debug)]
+pub struct LinkView {
+    /// Which uplink.
+    pub kind: LinkKind,
+    /// The simulated link passes traffic now (ground truth).
+    pub passing: bool,
+    /// The tower considers it healthy (its probes' verdict).
+    pub healthy: bool,
+}
+
+/// One fault in a [`Snapshot`].
+#[derive(Clone, Debug)]
+pub struct FaultView {
+    /// Its id.
+    pub id: usize,
+    /// What, where, when.
+    pub spec: FaultSpec,
+    /// Active now.
+    pub active: bool,
+}
+
 /// The whole simulated world of one run.
-pub struct World<'a> {
-    sc: &'a Scenario,
+pub struct World {
+    sc: Scenario,
     plant: Option<Plant>,
     seed: u64,
     now: Time,
@@ -621,11 +710,12 @@ pub struct World<'a> {
     ended: bool,
     events: u64,
     step_budget_hit: bool,
+    started: bool,
 }
 
-impl<'a> World<'a> {
+impl World {
     /// Build the world for `sc` (nothing runs yet).
-    pub fn new(sc: &'a Scenario, opts: &RunOptions) -> World<'a> {
+    pub fn new(sc: &Scenario, opts: &RunOptions) -> World {
         let seed = opts.seed;
         let plant = opts.plant;
         let mut origin_config = OriginConfig {
@@ -730,7 +820,7 @@ impl<'a> World<'a> {
             enabled.insert(p.oracle());
         }
         World {
-            sc,
+            sc: sc.clone(),
             plant,
             seed,
             now: Time::ZERO,
@@ -764,6 +854,7 @@ impl<'a> World<'a> {
             ended: false,
             events: 0,
             step_budget_hit: false,
+            started: false,
         }
     }
 
@@ -781,6 +872,10 @@ impl<'a> World<'a> {
     // ----- set-up ---------------------------------------------------------------------
 
     fn start(&mut self) {
+        if self.started {
+            return;
+        }
+        self.started = true;
         self.observe(Obs::Start {
             towers: self.sc.towers.iter().map(|t| t.name.clone()).collect(),
             links: self
@@ -883,19 +978,180 @@ impl<'a> World<'a> {
 
     // ----- the run loop ---------------------------------------------------------------
 
-    fn run(&mut self) {
+    /// Run to the end.
+    pub fn run(&mut self) {
+        while self.step() {}
+    }
+
+    /// Process the next event. `false` once the run is over (nothing left, the end was
+    /// reached, or the step budget ran out).
+    pub fn step(&mut self) -> bool {
         self.start();
-        while let Some(((at, _), ev)) = self.queue.pop_first() {
-            if self.ended {
-                break;
+        if self.ended || self.step_budget_hit {
+            return false;
+        }
+        let Some(((at, _), ev)) = self.queue.pop_first() else {
+            return false;
+        };
+        self.events += 1;
+        if self.events > EVENTS_MAX {
+            self.step_budget_hit = true;
+            return false;
+        }
+        self.now = self.now.max(at);
+        self.dispatch(ev);
+        !self.ended
+    }
+
+    /// Process every event up to and including virtual time `t` (bounded by the step
+    /// budget); returns whether the run goes on.
+    pub fn run_until(&mut self, t: Time) -> bool {
+        self.start();
+        loop {
+            match self.queue.keys().next() {
+                Some((at, _)) if *at <= t => {
+                    if !self.step() {
+                        return false;
+                    }
+                }
+                Some(_) => {
+                    self.now = self.now.max(t);
+                    return true;
+                }
+                None => return false,
             }
-            self.events += 1;
-            if self.events > EVENTS_MAX {
-                self.step_budget_hit = true;
-                break;
+        }
+    }
+
+    /// Virtual time now.
+    pub fn now(&self) -> Time {
+        self.now
+    }
+
+    /// When the next event happens.
+    pub fn next_event_time(&self) -> Option<Time> {
+        self.queue.keys().next().map(|(t, _)| *t)
+    }
+
+    /// Whether the run is over.
+    pub fn is_done(&self) -> bool {
+        self.ended || self.step_budget_hit || (self.started && self.queue.is_empty())
+    }
+
+    /// The scenario being run.
+    pub fn scenario(&self) -> &Scenario {
+        &self.sc
+    }
+
+    /// Events processed so far.
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    /// Every observation so far, oldest first.
+    pub fn observations(&self) -> &[Stamped] {
+        &self.observations
+    }
+
+    /// Violations found so far.
+    pub fn violations(&self) -> &[Violation] {
+        self.oracles.violations()
+    }
+
+    /// Inject a fault by hand (game days, the console): it starts at `spec.at` (clamped to
+    /// now) and becomes part of the run's explicit schedule, so the report's schedule —
+    /// and a replay of it — includes it. Returns its id. Ignored after the heal.
+    pub fn inject(&mut self, mut spec: FaultSpec) -> Option<usize> {
+        self.start();
+        if self.healed {
+            return None;
+        }
+        let now_d = Duration::from_micros(self.now.as_micros());
+        if spec.at < now_d {
+            spec.at = now_d;
+        }
+        let id = self.faults.len();
+        let at = Time::ZERO + spec.at;
+        self.faults.push(ScheduledFault {
+            spec,
+            active: false,
+        });
+        self.push(at, Ev::FaultStart { id });
+        Some(id)
+    }
+
+    /// End every active fault now (a game day's abort or rollback).
+    pub fn heal_faults(&mut self) {
+        for id in 0..self.faults.len() {
+            if self.faults[id].active {
+                self.fault_end(id);
             }
-            self.now = self.now.max(at);
-            self.dispatch(ev);
+        }
+    }
+
+    /// A view of the world for consoles and game days (read-only).
+    pub fn snapshot(&self) -> Snapshot {
+        let now = self.now;
+        Snapshot {
+            now,
+            phase: if self.ended || self.step_budget_hit {
+                Phase::Done
+            } else if self.healed {
+                Phase::Liveness
+            } else {
+                Phase::Safety
+            },
+            heal_at: self.heal_at,
+            origin_up: self.origin.up,
+            towers: self
+                .towers
+                .iter()
+                .map(|t| {
+                    let status = t.tower.as_ref().map(|x| x.status());
+                    TowerView {
+                        name: t.spec.name.clone(),
+                        running: t.running(),
+                        paused: t.paused_until.is_some_and(|u| u > now),
+                        power_mode: status.as_ref().map_or(PowerMode::Off, |s| s.power_mode),
+                        soc: t.power.soc(),
+                        solar_w: t.power.solar_w,
+                        active_link: status.as_ref().and_then(|s| s.active_link),
+                        links: t
+                            .links
+                            .iter()
+                            .filter_map(|l| {
+                                let kind = l.kind?;
+                                Some(LinkView {
+                                    kind,
+                                    passing: l.is_up(now),
+                                    healthy: status
+                                        .as_ref()
+                                        .is_some_and(|s| s.links_up.contains(&kind)),
+                                })
+                            })
+                            .collect(),
+                        wifi_up: t.wifi.is_up(now),
+                        items_servable: status.as_ref().map_or(0, |s| s.items_servable),
+                        items_pending: status.as_ref().map_or(0, |s| s.items_pending),
+                        outbox: status.as_ref().map_or(0, |s| s.outbox),
+                        queued: status.as_ref().map_or([0; 4], |s| s.queued),
+                        steady: t.steady,
+                        devices: t.spec.devices,
+                    }
+                })
+                .collect(),
+            faults: self
+                .faults
+                .iter()
+                .enumerate()
+                .map(|(id, f)| FaultView {
+                    id,
+                    spec: f.spec.clone(),
+                    active: f.active,
+                })
+                .collect(),
+            violations: self.oracles.violations().to_vec(),
+            events: self.events,
         }
     }
 
@@ -2453,7 +2709,7 @@ impl<'a> World<'a> {
     }
 
     /// Finish the run: end-of-run checks, KPIs, SLOs, the report.
-    fn finish(mut self) -> RunReport {
+    pub fn finish(mut self) -> RunReport {
         if !self.ended {
             self.end();
         }
