@@ -1066,10 +1066,14 @@ impl World {
         if self.healed {
             return None;
         }
-        let now_d = Duration::from_micros(self.now.as_micros());
-        if spec.at < now_d {
-            spec.at = now_d;
+        // Never in the past, and on a whole millisecond (the scenario format's resolution)
+        // so that the replay file's explicit schedule reproduces the run.
+        let now_ms = self.now.as_micros().div_ceil(1000);
+        if spec.at < Duration::from_millis(now_ms) {
+            spec.at = Duration::from_millis(now_ms);
         }
+        spec.at = Duration::from_millis(spec.at.as_millis() as u64);
+        spec.duration = Duration::from_millis(spec.duration.as_millis() as u64);
         let id = self.faults.len();
         let at = Time::ZERO + spec.at;
         self.faults.push(ScheduledFault {
@@ -2920,7 +2924,9 @@ fn draw_nemesis(sc: &Scenario, rng: &mut Stream) -> Vec<FaultSpec> {
                 _ => dur,
             };
             out.push(FaultSpec {
-                at: Duration::from_secs_f64(t),
+                // Whole milliseconds: the scenario format's resolution, so that a failure
+                // file's explicit schedule replays the very same run.
+                at: Duration::from_millis((t * 1000.0) as u64),
                 duration,
                 target,
                 kind,
