@@ -581,6 +581,50 @@ enum Ev {
     End,
 }
 
+/// The event queue: a binary heap of small `(time, seq, slot)` keys over a slab of
+/// events, so that the (large) events never move while the heap reorders. `seq` is unique
+/// and increasing, so ties in time pop in push order: the order is total and
+/// deterministic.
+#[derive(Default)]
+struct Queue {
+    heap: std::collections::BinaryHeap<std::cmp::Reverse<(Time, u64, u32)>>,
+    slots: Vec<Option<Ev>>,
+    free: Vec<u32>,
+}
+
+impl Queue {
+    fn push(&mut self, at: Time, seq: u64, ev: Ev) {
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = Some(ev);
+                slot
+            }
+            None => {
+                self.slots.push(Some(ev));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.heap.push(std::cmp::Reverse((at, seq, slot)));
+    }
+
+    fn pop(&mut self) -> Option<(Time, Ev)> {
+        let std::cmp::Reverse((at, _, slot)) = self.heap.pop()?;
+        let ev = self.slots[slot as usize]
+            .take()
+            .expect("a queued slot holds its event");
+        self.free.push(slot);
+        Some((at, ev))
+    }
+
+    fn peek_time(&self) -> Option<Time> {
+        self.heap.peek().map(|std::cmp::Reverse((t, _, _))| *t)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+}
+
 struct ScheduledFault {
     spec: FaultSpec,
     active: bool,
@@ -681,7 +725,7 @@ pub struct World {
     plant: Option<Plant>,
     seed: u64,
     now: Time,
-    queue: BTreeMap<(Time, u64), Ev>,
+    queue: Queue,
     seq: u64,
     net: Stream,
     disk_rng: Stream,
@@ -824,7 +868,7 @@ impl World {
             plant,
             seed,
             now: Time::ZERO,
-            queue: BTreeMap::new(),
+            queue: Queue::default(),
             seq: 0,
             net: Stream::new(seed, "net"),
             disk_rng: Stream::new(seed, "disk"),
@@ -860,7 +904,7 @@ impl World {
 
     fn push(&mut self, at: Time, ev: Ev) {
         self.seq += 1;
-        self.queue.insert((at.max(self.now), self.seq), ev);
+        self.queue.push(at.max(self.now), self.seq, ev);
     }
 
     fn observe(&mut self, obs: Obs) {
@@ -905,7 +949,7 @@ impl World {
         for (id, f) in self.faults.iter().enumerate() {
             let at = Time::ZERO + f.spec.at;
             self.seq += 1;
-            self.queue.insert((at, self.seq), Ev::FaultStart { id });
+            self.queue.push(at, self.seq, Ev::FaultStart { id });
         }
         for class in 0..4 {
             self.schedule_publish(class);
@@ -990,7 +1034,7 @@ impl World {
         if self.ended || self.step_budget_hit {
             return false;
         }
-        let Some(((at, _), ev)) = self.queue.pop_first() else {
+        let Some((at, ev)) = self.queue.pop() else {
             return false;
         };
         self.events += 1;
@@ -1008,8 +1052,8 @@ impl World {
     pub fn run_until(&mut self, t: Time) -> bool {
         self.start();
         loop {
-            match self.queue.keys().next() {
-                Some((at, _)) if *at <= t => {
+            match self.queue.peek_time() {
+                Some(at) if at <= t => {
                     if !self.step() {
                         return false;
                     }
@@ -1030,7 +1074,7 @@ impl World {
 
     /// When the next event happens.
     pub fn next_event_time(&self) -> Option<Time> {
-        self.queue.keys().next().map(|(t, _)| *t)
+        self.queue.peek_time()
     }
 
     /// Whether the run is over.
