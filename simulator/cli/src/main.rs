@@ -1,7 +1,8 @@
 //! `sovereign`: the one binary — simulator, servers and console share it.
 //!
 //! Map (ripgrep's split): this file holds the raw flags as clap parses them ([`Cli`]) and
-//! `main`, which maps errors to exit codes; [`sim`] resolves the raw flags into what each
+//! `main`, which maps errors to exit codes; [`console`] runs `console` and `gameday`;
+//! [`sim`] resolves the raw flags into what each
 //! `sim` command uses and runs it; [`pool`] runs seeds on worker threads; [`wall`] is the
 //! CLI's only wall clock.
 //!
@@ -9,6 +10,7 @@
 //! or the determinism self-check failed); 2 bad input or usage (clap's own errors too);
 //! 3 liveness only; 4 SLOs only.
 
+mod console;
 mod pool;
 mod sim;
 mod wall;
@@ -43,6 +45,47 @@ enum Command {
     /// The deterministic simulator: run, sweep, replay and shrink scenarios.
     #[command(subcommand)]
     Sim(SimCommand),
+    /// Open the terminal console on a live simulation: panels, hotkeys, fault injection.
+    Console(ConsoleArgs),
+    /// Run a game-day plan (gamedays/*.toml) in the console, or headless for CI; write a
+    /// lessons-learned report and a replay file.
+    Gameday(GamedayArgs),
+}
+
+/// Raw flags of `console`.
+#[derive(Args, Debug)]
+pub struct ConsoleArgs {
+    /// The scenario file.
+    #[arg(default_value = "scenarios/baseline.toml")]
+    pub scenario: PathBuf,
+    /// The seed (default: the scenario's own).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Who is at the keyboard (default: $USER); logged with every injection.
+    #[arg(long, value_name = "NAME")]
+    pub operator: Option<String>,
+    /// Start paused.
+    #[arg(long)]
+    pub paused: bool,
+}
+
+/// Raw flags of `gameday`.
+#[derive(Args, Debug)]
+pub struct GamedayArgs {
+    /// The plan file.
+    pub plan: PathBuf,
+    /// Run without a terminal: checklist items are auto-confirmed (and marked so).
+    #[arg(long)]
+    pub headless: bool,
+    /// The seed (default: the plan's, else the scenario's).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Who is at the keyboard (default: $USER).
+    #[arg(long, value_name = "NAME")]
+    pub operator: Option<String>,
+    /// Where the report and replay file go (default: reports/<plan>-<seed>).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 /// `sovereign sim …`
@@ -146,6 +189,8 @@ fn main() -> ExitCode {
             SimCommand::Replay(a) => sim::replay(a),
             SimCommand::Shrink(a) => sim::shrink(a),
         },
+        Some(Command::Console(a)) => console::console(a),
+        Some(Command::Gameday(a)) => console::gameday(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

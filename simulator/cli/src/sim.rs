@@ -502,12 +502,14 @@ pub fn replay(a: ReplayArgs) -> Result<u8> {
     }
     match f.check_reproduced(&report) {
         Reproduction::Reproduced => {
-            let what = f
-                .violation
-                .as_ref()
-                .map_or("the SLO miss".to_string(), |v| {
-                    format!("the {} violation", v.oracle)
-                });
+            let what = f.violation.as_ref().map_or(
+                if f.exit_code == 0 {
+                    "the clean run".to_string()
+                } else {
+                    "the SLO miss".to_string()
+                },
+                |v| format!("the {} violation", v.oracle),
+            );
             println!("reproduced: {what}, same trace hash");
             Ok(report.exit_code())
         }

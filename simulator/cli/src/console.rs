@@ -1,0 +1,72 @@
+//! `sovereign console` and `sovereign gameday`: resolve the flags (scenario or plan,
+//! seed, operator, output directory), then hand over to `sovereign-console`.
+//!
+//! Not covered: the console itself (the `sovereign-console` crate).
+
+use crate::{BUILD, ConsoleArgs, GamedayArgs};
+use anyhow::{Context, Result, anyhow};
+use sovereign_console::gameday::{self, Outcome};
+use sovereign_console::{App, SimSource, report};
+use sovereign_sim::scenario::parse_file;
+use std::path::Path;
+
+/// The operator's name: `--operator`, else `$USER`, else `operator`.
+fn operator(flag: Option<String>) -> String {
+    flag.filter(|s| !s.trim().is_empty())
+        .or_else(|| std::env::var("USER").ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "operator".into())
+}
+
+/// `sovereign console`.
+pub fn console(a: ConsoleArgs) -> Result<u8> {
+    let scenario = parse_file(&a.scenario).map_err(|e| anyhow!("{e}"))?;
+    let seed = a.seed.unwrap_or(scenario.seed);
+    let src = Box::new(SimSource::new(scenario, seed));
+    let mut app = App::new(src, operator(a.operator), None);
+    app.paused = a.paused;
+    sovereign_console::driver::run(&mut app).context("the terminal console failed")?;
+    Ok(0)
+}
+
+/// `sovereign gameday`.
+pub fn gameday(a: GamedayArgs) -> Result<u8> {
+    let (gd, scenario) = gameday::load(&a.plan).map_err(|e| anyhow!("{e}"))?;
+    let seed = a.seed.or(gd.plan.seed).unwrap_or(scenario.seed);
+    let who = operator(a.operator);
+    let dir = a
+        .out
+        .clone()
+        .unwrap_or_else(|| report::default_dir(&gd.plan.name, seed));
+    let src = Box::new(SimSource::new(scenario, seed));
+    let outcome = if a.headless {
+        println!(
+            "gameday: {} (headless, seed {seed}, operator {who})",
+            gd.plan.title
+        );
+        gameday::run_headless(gd, src, &who)
+    } else {
+        let mut app = App::new(src, who, Some(gd));
+        sovereign_console::driver::run(&mut app).context("the terminal console failed")?;
+        println!("gameday: finishing the run for the report…");
+        app.finish().expect("a game day was attached")
+    };
+    write(&dir, &outcome)
+}
+
+fn write(dir: &Path, o: &Outcome) -> Result<u8> {
+    let w = report::write(dir, o, BUILD)
+        .with_context(|| format!("cannot write the report into {}", dir.display()))?;
+    let (confirmed, why) = report::verdict(o);
+    println!(
+        "hypothesis: {}",
+        if confirmed { "confirmed" } else { "refuted" }
+    );
+    for w in why {
+        println!("  - {w}");
+    }
+    println!("report: {}", w.lessons.display());
+    println!("replay: sovereign sim replay {}", w.replay.display());
+    println!("trace-hash: {}", o.finished.report.trace_hash);
+    // CI runs plans headless: a refuted hypothesis fails the job.
+    Ok(if confirmed { 0 } else { 1 })
+}

@@ -1,0 +1,144 @@
+//! The console end to end in a real terminal: `sovereign console scenarios/baseline.toml`
+//! runs in a detached tmux session; the test presses keys with `send-keys` (pause, step,
+//! select a link, inject a fault, quit) and reads the screen with `capture-pane -p`.
+//!
+//! Bounded: every wait polls with short sleeps under one deadline (< 20 s in all), and
+//! the tmux server (a private socket per test process) is always killed. Skipped, with a
+//! message, only when `tmux -V` does not run.
+#![allow(
+    clippy::disallowed_types,
+    clippy::disallowed_methods,
+    reason = "a real terminal is driven in wall time: the test polls with a deadline"
+)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// The whole test's budget.
+const BUDGET: Duration = Duration::from_secs(18);
+
+struct Tmux {
+    socket: String,
+    session: String,
+    deadline: Instant,
+}
+
+impl Tmux {
+    fn cmd(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .env("TERM", "xterm-256color")
+            .output()
+            .expect("tmux runs")
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", &self.session];
+        args.extend_from_slice(keys);
+        let o = self.cmd(&args);
+        assert!(o.status.success(), "send-keys: {o:?}");
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(
+            &self
+                .cmd(&["capture-pane", "-p", "-t", &self.session])
+                .stdout,
+        )
+        .into_owned()
+    }
+
+    /// Poll the screen until `pred` holds; fail with the last screen at the deadline.
+    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        loop {
+            let s = self.screen();
+            if pred(&s) {
+                return s;
+            }
+            if Instant::now() > self.deadline {
+                panic!("timed out waiting for {what}; screen:\n{s}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn alive(&self) -> bool {
+        self.cmd(&["has-session", "-t", &self.session])
+            .status
+            .success()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]);
+    }
+}
+
+#[test]
+fn console_pauses_steps_injects_and_quits_in_tmux() {
+    // Goal: an operator's key presses do what the screen then shows, in a real terminal.
+    if Command::new("tmux")
+        .arg("-V")
+        .output()
+        .map_or(true, |o| !o.status.success())
+    {
+        eprintln!("skipping console_pauses_steps_injects_and_quits_in_tmux: tmux -V failed");
+        return;
+    }
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let t = Tmux {
+        socket: format!("sovereign-test-{}", std::process::id()),
+        session: "console".into(),
+        deadline: Instant::now() + BUDGET,
+    };
+    let bin = env!("CARGO_BIN_EXE_sovereign");
+    let cmd = format!("{bin} console scenarios/baseline.toml --seed 1 --operator tester");
+    let o = t.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        &t.session,
+        "-x",
+        "100",
+        "-y",
+        "30",
+        "-c",
+        repo.to_str().expect("utf-8 path"),
+        &cmd,
+    ]);
+    assert!(o.status.success(), "new-session: {o:?}");
+
+    let s = t.wait_for("the console", |s| {
+        s.contains("sovereign · baseline · seed 1")
+    });
+    assert!(s.contains("Topology") && s.contains("Invariants"), "{s}");
+
+    t.keys(&["Space"]);
+    t.wait_for("pause", |s| s.contains("paused"));
+
+    t.keys(&["n"]);
+    t.wait_for("a step", |s| s.contains("stepped to"));
+
+    t.keys(&["l"]);
+    t.wait_for("the fibre selected", |s| {
+        s.contains("Topology · tower-0/fibre")
+    });
+    t.keys(&["i"]);
+    t.wait_for("the inject menu", |s| s.contains("Inject on tower-0/fibre"));
+    t.keys(&["c"]);
+    t.wait_for("the injection", |s| s.contains("tester injected fault 0"));
+    t.keys(&["n"]);
+    let s = t.wait_for("the active fault", |s| s.contains("●0 "));
+    assert!(s.contains("link-down tower-0/fibre"), "{s}");
+    assert!(s.contains("tester: injected fault 0"), "{s}");
+
+    t.keys(&["q"]);
+    while t.alive() {
+        assert!(Instant::now() < t.deadline, "the console did not quit");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,718 @@
+//! The console's state and what each key does (ratatui demo2's `App`).
+//!
+//! [`App`] holds the data source, the live KPIs and log, the operator's selection, the
+//! screen shown and the game day if one runs. [`App::handle_key`] maps a key to one small
+//! method; [`App::tick`] moves virtual time forward by the wall time the driver measured
+//! times the speed. Given the same keys and ticks, an `App` does the same thing: it reads
+//! no clock of its own, so tests drive it directly.
+//!
+//! The console acts on the run only through the [`Source`] verbs (advance, step, inject,
+//! heal, restart); everything it shows comes from snapshots and observations.
+//!
+//! Not covered: drawing (see `ui.rs`), the terminal loop (see `driver.rs`).
+
+use crate::gameday::{GameDay, Note, Outcome, Poll};
+use crate::live::{Category, Live, fault_text};
+use crate::source::{Advance, Source};
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use sovereign_logic::Time;
+use sovereign_logic::protocol::LinkKind;
+use sovereign_sim::scenario::{FaultKind, FaultSpec, Target};
+use sovereign_sim::world::Snapshot;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Speeds: virtual seconds per wall second; `None` is unthrottled.
+pub const SPEEDS: [Option<u64>; 7] = [
+    Some(1),
+    Some(10),
+    Some(100),
+    Some(1_000),
+    Some(10_000),
+    Some(100_000),
+    None,
+];
+/// Most events one tick processes (keeps the console responsive when unthrottled).
+pub const TICK_EVENTS_MAX: u64 = 20_000;
+/// How long an operator's fault lasts (clouds last longer; jumps and rot are instant).
+pub const OPERATOR_FAULT_FOR: Duration = Duration::from_secs(600);
+/// How long an operator's cloud cover lasts.
+pub const OPERATOR_CLOUDS_FOR: Duration = Duration::from_secs(4 * 3600);
+/// An operator's clock jump, ms.
+pub const OPERATOR_CLOCK_JUMP_MS: i64 = 300_000;
+/// Chunks an operator's disk corruption rots.
+pub const OPERATOR_CORRUPT_CHUNKS: u32 = 3;
+/// Longest text typed in a prompt.
+pub const INPUT_LEN_MAX: usize = 200;
+
+/// The faults an operator can inject by hotkey (in the inject menu).
+pub const INJECTIONS: [(char, &str); 9] = [
+    ('c', "cut link"),
+    ('x', "partition"),
+    ('k', "crash"),
+    ('z', "pause"),
+    ('d', "corrupt disk"),
+    ('f', "fill disk"),
+    ('o', "clouds"),
+    ('h', "hard power cut"),
+    ('t', "clock jump"),
+];
+
+/// What a prompt is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Prompt {
+    /// A note for the report.
+    Note,
+    /// Jump to a virtual time.
+    Jump,
+    /// Restart with a seed.
+    Seed,
+    /// Filter the log by text.
+    Filter,
+}
+
+impl Prompt {
+    /// Its label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Prompt::Note => "note",
+            Prompt::Jump => "jump to (e.g. 6h, +30m)",
+            Prompt::Seed => "restart with seed",
+            Prompt::Filter => "filter log",
+        }
+    }
+}
+
+/// Which screen is up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Screen {
+    /// The panels.
+    Main,
+    /// Every key.
+    Help,
+    /// The inject menu.
+    Inject,
+    /// Typing into a prompt.
+    Input(Prompt, String),
+}
+
+/// What is selected in the topology: the origin or a tower, and optionally one of the
+/// tower's uplinks (or its Wi-Fi).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Selected {
+    /// The origin.
+    Origin,
+    /// A tower; `link` indexes its uplinks, and `links.len()` means its Wi-Fi.
+    Tower {
+        /// tower index
+        tower: usize,
+        /// uplink index (None: the whole tower)
+        link: Option<usize>,
+    },
+}
+
+/// The console.
+pub struct App {
+    source: Box<dyn Source>,
+    /// Live KPIs and the event log.
+    pub live: Live,
+    snapshot: Snapshot,
+    /// Who is at the keyboard (logged with every injection).
+    pub operator: String,
+    /// Virtual time stands still.
+    pub paused: bool,
+    speed: usize,
+    /// The topology selection.
+    pub selected: Selected,
+    /// The screen shown.
+    pub screen: Screen,
+    /// Show only this category in the log.
+    pub filter: Option<Category>,
+    /// Show only log lines containing this.
+    pub text_filter: String,
+    /// Notes typed by the operator.
+    pub notes: Vec<Note>,
+    /// The game day, if one runs.
+    pub gameday: Option<GameDay>,
+    /// Who injected each fault (fault id → operator).
+    pub injected_by: BTreeMap<usize, String>,
+    /// One line of feedback.
+    pub status: String,
+    jump_to: Option<Time>,
+    /// When the note prompt opened: a note is about what the operator saw then, even if
+    /// virtual time ran on while they typed.
+    note_at: Option<Time>,
+    quit: bool,
+}
+
+impl App {
+    /// A console on `source`, paused or not, at speed ×1000.
+    pub fn new(source: Box<dyn Source>, operator: String, gameday: Option<GameDay>) -> App {
+        let snapshot = source.snapshot();
+        let mut live = Live::new();
+        live.update(source.observations());
+        let mut app = App {
+            source,
+            live,
+            snapshot,
+            operator,
+            paused: false,
+            speed: 3,
+            selected: Selected::Tower {
+                tower: 0,
+                link: None,
+            },
+            screen: Screen::Main,
+            filter: None,
+            text_filter: String::new(),
+            notes: Vec::new(),
+            gameday,
+            injected_by: BTreeMap::new(),
+            status: "press ? for every key".into(),
+            jump_to: None,
+            note_at: None,
+            quit: false,
+        };
+        if app.snapshot.towers.is_empty() {
+            app.selected = Selected::Origin;
+        }
+        app
+    }
+
+    /// The latest snapshot.
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+
+    /// The source (read-only).
+    pub fn source(&self) -> &dyn Source {
+        self.source.as_ref()
+    }
+
+    /// Speed now (`None`: unthrottled).
+    pub fn speed(&self) -> Option<u64> {
+        SPEEDS[self.speed]
+    }
+
+    /// Whether the operator asked to quit.
+    pub fn should_quit(&self) -> bool {
+        self.quit
+    }
+
+    fn refresh(&mut self) {
+        self.live.update(self.source.observations());
+        self.snapshot = self.source.snapshot();
+    }
+
+    // ----- time ----------------------------------------------------------------------
+
+    /// Move virtual time forward by `wall` × speed (or by a bounded number of events when
+    /// unthrottled or jumping), run the game day, check its abort conditions.
+    pub fn tick(&mut self, wall: Duration) {
+        self.run_gameday();
+        let checklist = self
+            .gameday
+            .as_ref()
+            .is_some_and(|g| g.pending_checklist().is_some());
+        if self.source.is_done() || checklist {
+            self.refresh();
+            return;
+        }
+        let now = self.source.now();
+        let mut target = match (self.jump_to, self.paused, self.speed()) {
+            (Some(t), _, _) => t,
+            (None, true, _) => {
+                self.refresh();
+                return;
+            }
+            (None, false, Some(x)) => now + wall.saturating_mul(x.min(u32::MAX as u64) as u32),
+            (None, false, None) => Time::from_micros(u64::MAX / 2),
+        };
+        if let Some(Poll::Advance(t)) = self.peek_gameday() {
+            target = target.min(t);
+        }
+        let r = self.source.advance(target, TICK_EVENTS_MAX);
+        if let Some(j) = self.jump_to
+            && (self.source.now() >= j || r == Advance::Done)
+        {
+            self.jump_to = None;
+            self.status = format!("jumped to {}", crate::ui::clock(self.source.now()));
+        }
+        self.refresh();
+        if let Some(gd) = self.gameday.as_mut() {
+            gd.check_aborts(self.source.as_mut(), &mut self.live);
+        }
+        self.run_gameday();
+        self.refresh();
+    }
+
+    fn peek_gameday(&mut self) -> Option<Poll> {
+        let gd = self.gameday.as_mut()?;
+        Some(gd.poll(self.source.as_mut(), &mut self.live))
+    }
+
+    fn run_gameday(&mut self) {
+        if let Some(gd) = self.gameday.as_mut() {
+            gd.poll(self.source.as_mut(), &mut self.live);
+        }
+    }
+
+    /// Pause or resume.
+    pub fn toggle_pause(&mut self) {
+        self.paused = !self.paused;
+        self.status = if self.paused { "paused" } else { "running" }.into();
+    }
+
+    /// Process the next event only (pauses).
+    pub fn step_next(&mut self) {
+        self.paused = true;
+        if self.source.step() {
+            self.status = format!("stepped to {}", crate::ui::clock(self.source.now()));
+        } else {
+            self.status = "the run is over".into();
+        }
+        self.refresh();
+        self.run_gameday();
+    }
+
+    /// One speed up.
+    pub fn faster(&mut self) {
+        self.speed = (self.speed + 1).min(SPEEDS.len() - 1);
+        self.status = format!("speed {}", crate::ui::speed_text(self.speed()));
+    }
+
+    /// One speed down.
+    pub fn slower(&mut self) {
+        self.speed = self.speed.saturating_sub(1);
+        self.status = format!("speed {}", crate::ui::speed_text(self.speed()));
+    }
+
+    /// Unthrottled (or back to ×1000).
+    pub fn toggle_unthrottled(&mut self) {
+        self.speed = if self.speed().is_none() {
+            3
+        } else {
+            SPEEDS.len() - 1
+        };
+        self.status = format!("speed {}", crate::ui::speed_text(self.speed()));
+    }
+
+    /// Jump to a virtual time: `6h` (absolute) or `+30m` (from now).
+    pub fn jump(&mut self, text: &str) {
+        let (rel, s) = match text.trim().strip_prefix('+') {
+            Some(r) => (true, r),
+            None => (false, text.trim()),
+        };
+        match sovereign_sim::scenario::parse::parse_duration(s, false) {
+            Ok((_, d)) => {
+                let t = if rel {
+                    self.source.now() + d
+                } else {
+                    Time::ZERO + d
+                };
+                if t <= self.source.now() {
+                    self.status = format!(
+                        "cannot go back to {} (now {})",
+                        crate::ui::clock(t),
+                        crate::ui::clock(self.source.now())
+                    );
+                } else {
+                    self.jump_to = Some(t);
+                    self.status = format!("jumping to {}", crate::ui::clock(t));
+                }
+            }
+            Err(e) => self.status = e,
+        }
+    }
+
+    /// Start over with `seed` (not during a game day: its plan and report belong to one
+    /// run).
+    pub fn restart(&mut self, text: &str) {
+        if self.gameday.is_some() {
+            self.status = "no restart during a game day".into();
+            return;
+        }
+        let seed = if text.trim().is_empty() {
+            self.source.seed().wrapping_add(1)
+        } else {
+            match text.trim().parse::<u64>() {
+                Ok(s) => s,
+                Err(_) => {
+                    self.status = format!("not a seed: {text:?}");
+                    return;
+                }
+            }
+        };
+        self.source.restart(seed);
+        self.live = Live::new();
+        self.injected_by.clear();
+        self.jump_to = None;
+        self.refresh();
+        let now = self.source.now();
+        let who = self.operator.clone();
+        self.live.log(
+            now,
+            Category::Operator,
+            format!("{who}: restarted with seed {seed}"),
+        );
+        self.status = format!("restarted with seed {seed}");
+    }
+
+    // ----- selection -----------------------------------------------------------------
+
+    /// Next tower (the origin comes first).
+    pub fn select_next(&mut self) {
+        let n = self.snapshot.towers.len();
+        self.selected = match self.selected {
+            Selected::Origin if n > 0 => Selected::Tower {
+                tower: 0,
+                link: None,
+            },
+            Selected::Tower { tower, .. } if tower + 1 < n => Selected::Tower {
+                tower: tower + 1,
+                link: None,
+            },
+            _ => Selected::Origin,
+        };
+    }
+
+    /// Previous tower.
+    pub fn select_prev(&mut self) {
+        let n = self.snapshot.towers.len();
+        self.selected = match self.selected {
+            Selected::Tower { tower: 0, .. } => Selected::Origin,
+            Selected::Tower { tower, .. } => Selected::Tower {
+                tower: tower - 1,
+                link: None,
+            },
+            Selected::Origin if n > 0 => Selected::Tower {
+                tower: n - 1,
+                link: None,
+            },
+            Selected::Origin => Selected::Origin,
+        };
+    }
+
+    /// Cycle the selected tower's link: whole tower → each uplink → Wi-Fi → whole tower.
+    pub fn select_link(&mut self, forward: bool) {
+        if let Selected::Tower { tower, link } = self.selected {
+            let n = self.snapshot.towers[tower].links.len() + 1; // + Wi-Fi
+            let pos = link.map_or(0, |l| l + 1); // 0 = whole tower
+            let next = if forward {
+                (pos + 1) % (n + 1)
+            } else {
+                (pos + n) % (n + 1)
+            };
+            self.selected = Selected::Tower {
+                tower,
+                link: next.checked_sub(1),
+            };
+        }
+    }
+
+    /// The selection in words: `origin`, `tower-0`, `tower-0/fibre`, `tower-0/wifi`.
+    pub fn selection_text(&self) -> String {
+        match self.selected {
+            Selected::Origin => "origin".into(),
+            Selected::Tower { tower, link } => {
+                let t = &self.snapshot.towers[tower];
+                match link {
+                    None => t.name.clone(),
+                    Some(l) if l < t.links.len() => format!("{}/{}", t.name, t.links[l].kind),
+                    Some(_) => format!("{}/wifi", t.name),
+                }
+            }
+        }
+    }
+
+    // ----- faults --------------------------------------------------------------------
+
+    /// The fault a hotkey means on the current selection, or why it does not apply.
+    pub fn fault_for(&self, key: char) -> Result<FaultSpec, String> {
+        let (tower, link): (Option<usize>, Option<Option<LinkKind>>) = match self.selected {
+            Selected::Origin => (None, None),
+            Selected::Tower { tower, link } => {
+                let t = &self.snapshot.towers[tower];
+                (
+                    Some(tower),
+                    link.map(|l| t.links.get(l).map(|x| x.kind)), // Some(None) = Wi-Fi
+                )
+            }
+        };
+        let need_tower = |what: &str| format!("{what} needs a tower: select one with Tab");
+        let whole = |kind: FaultKind| match tower {
+            Some(t) => (Target::Tower(t), kind),
+            None => (Target::Origin, kind),
+        };
+        let (target, kind) = match key {
+            'c' => match (tower, link) {
+                (Some(t), Some(Some(k))) => (Target::Link(t, k), FaultKind::LinkDown),
+                (Some(t), Some(None)) => (Target::Wifi(t), FaultKind::LinkDown),
+                (Some(t), None) => (Target::Tower(t), FaultKind::LinkDown),
+                (None, _) => (Target::Origin, FaultKind::LinkDown),
+            },
+            'x' => match (tower, link) {
+                (Some(t), Some(None)) => (Target::Wifi(t), FaultKind::Partition),
+                (Some(t), _) => (Target::Tower(t), FaultKind::Partition),
+                (None, _) => return Err(need_tower("a partition")),
+            },
+            'k' => whole(FaultKind::Crash),
+            'z' => whole(FaultKind::Pause),
+            'd' => whole(FaultKind::Corruption {
+                chunks: OPERATOR_CORRUPT_CHUNKS,
+            }),
+            'f' => whole(FaultKind::DiskFull),
+            'o' => match tower {
+                Some(t) => (Target::Tower(t), FaultKind::Clouds { cover: 0.9 }),
+                None => return Err(need_tower("clouds")),
+            },
+            'h' => match tower {
+                Some(t) => (Target::Tower(t), FaultKind::HardCut),
+                None => return Err(need_tower("a hard power cut")),
+            },
+            't' => match tower {
+                Some(t) => (
+                    Target::Tower(t),
+                    FaultKind::ClockJump {
+                        by_ms: OPERATOR_CLOCK_JUMP_MS,
+                    },
+                ),
+                None => return Err(need_tower("a clock jump")),
+            },
+            other => return Err(format!("no fault on key {other:?}")),
+        };
+        let duration = match kind {
+            FaultKind::Corruption { .. } | FaultKind::ClockJump { .. } => Duration::ZERO,
+            FaultKind::Clouds { .. } => OPERATOR_CLOUDS_FOR,
+            _ => OPERATOR_FAULT_FOR,
+        };
+        Ok(FaultSpec {
+            at: Duration::ZERO,
+            duration,
+            target,
+            kind,
+        })
+    }
+
+    /// Inject the fault a hotkey names on the selection, logged with the operator's name.
+    pub fn inject_key(&mut self, key: char) {
+        self.screen = Screen::Main;
+        let spec = match self.fault_for(key) {
+            Ok(s) => s,
+            Err(e) => {
+                self.status = e;
+                return;
+            }
+        };
+        let who = self.operator.clone();
+        let towers: Vec<String> = self
+            .snapshot
+            .towers
+            .iter()
+            .map(|t| t.name.clone())
+            .collect();
+        let text = fault_text(&spec, &towers);
+        let before = self.snapshot.faults.len();
+        if let Some(gd) = self.gameday.as_mut() {
+            gd.inject(self.source.as_mut(), &mut self.live, spec, &who);
+        } else {
+            match self.source.inject(spec) {
+                Ok((id, at)) => self.live.log(
+                    at,
+                    Category::Operator,
+                    format!("{who}: injected fault {id}: {text}"),
+                ),
+                Err(e) => self.status = format!("could not inject {text}: {e}"),
+            }
+        }
+        self.refresh();
+        if self.snapshot.faults.len() > before {
+            let id = self.snapshot.faults.len() - 1;
+            self.injected_by.insert(id, who.clone());
+            self.status = format!(
+                "{who} injected fault {id} at {}: {text}",
+                crate::ui::clock(self.source.now())
+            );
+        }
+    }
+
+    /// Heal every active fault (logged with the operator's name).
+    pub fn heal(&mut self) {
+        let who = self.operator.clone();
+        if let Some(gd) = self.gameday.as_mut() {
+            gd.heal(self.source.as_mut(), &mut self.live, &who);
+        } else {
+            match self.source.heal() {
+                Ok((ids, at)) => self.live.log(
+                    at,
+                    Category::Operator,
+                    format!("{who}: healed faults {ids:?}"),
+                ),
+                Err(e) => self.status = format!("could not heal: {e}"),
+            }
+        }
+        self.refresh();
+        self.status = format!("{who} healed every active fault");
+    }
+
+    // ----- game day ------------------------------------------------------------------
+
+    /// Confirm the next checklist item.
+    pub fn confirm(&mut self) {
+        let now = self.source.now();
+        let who = self.operator.clone();
+        if let Some(gd) = self.gameday.as_mut() {
+            gd.confirm(&mut self.live, now, &who, false);
+            gd.poll(self.source.as_mut(), &mut self.live);
+        }
+        self.refresh();
+    }
+
+    /// Abort the game day (heals and goes to the rollback).
+    pub fn abort(&mut self) {
+        let who = self.operator.clone();
+        if let Some(gd) = self.gameday.as_mut() {
+            gd.abort(
+                self.source.as_mut(),
+                &mut self.live,
+                &who,
+                "aborted by the operator",
+            );
+            self.status = "game day aborted: faults healed, rollback running".into();
+        }
+        self.refresh();
+    }
+
+    /// Add an operator note.
+    pub fn note(&mut self, text: &str) {
+        let text = text.trim();
+        if text.is_empty() {
+            return;
+        }
+        let at = self.note_at.take().unwrap_or_else(|| self.source.now());
+        self.notes.push(Note {
+            at,
+            by: self.operator.clone(),
+            text: text.to_string(),
+        });
+        let who = self.operator.clone();
+        self.live
+            .log(at, Category::Operator, format!("{who} noted: {text}"));
+        self.status = "note saved".into();
+    }
+
+    /// Cycle the log's category filter: all → each category → all.
+    pub fn cycle_filter(&mut self) {
+        self.filter = match self.filter {
+            None => Some(Category::ALL[0]),
+            Some(c) => {
+                let i = Category::ALL.iter().position(|x| *x == c).unwrap_or(0);
+                Category::ALL.get(i + 1).copied()
+            }
+        };
+    }
+
+    // ----- keys ----------------------------------------------------------------------
+
+    /// Map a key to an action.
+    pub fn handle_key(&mut self, key: KeyEvent) {
+        if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+            self.quit = true;
+            return;
+        }
+        match self.screen.clone() {
+            Screen::Input(prompt, mut text) => {
+                match key.code {
+                    KeyCode::Enter => {
+                        self.screen = Screen::Main;
+                        match prompt {
+                            Prompt::Note => self.note(&text),
+                            Prompt::Jump => self.jump(&text),
+                            Prompt::Seed => self.restart(&text),
+                            Prompt::Filter => self.text_filter = text.trim().to_string(),
+                        }
+                        return;
+                    }
+                    KeyCode::Esc => {
+                        self.screen = Screen::Main;
+                        return;
+                    }
+                    KeyCode::Backspace => {
+                        text.pop();
+                    }
+                    KeyCode::Char(c) if text.len() < INPUT_LEN_MAX => text.push(c),
+                    _ => {}
+                }
+                self.screen = Screen::Input(prompt, text);
+            }
+            Screen::Help => {
+                self.screen = Screen::Main;
+                if key.code == KeyCode::Char('q') {
+                    self.quit = true;
+                }
+            }
+            Screen::Inject => match key.code {
+                KeyCode::Char(c) if INJECTIONS.iter().any(|(k, _)| *k == c) => self.inject_key(c),
+                _ => self.screen = Screen::Main,
+            },
+            Screen::Main => self.main_key(key),
+        }
+    }
+
+    fn main_key(&mut self, key: KeyEvent) {
+        let checklist = self
+            .gameday
+            .as_ref()
+            .is_some_and(|g| g.pending_checklist().is_some());
+        match key.code {
+            KeyCode::Char('q') => self.quit = true,
+            KeyCode::Char('?') => self.screen = Screen::Help,
+            KeyCode::Char(' ') | KeyCode::Char('p') => self.toggle_pause(),
+            KeyCode::Char('n') | KeyCode::Char('.') => self.step_next(),
+            KeyCode::Char('+') | KeyCode::Char('=') => self.faster(),
+            KeyCode::Char('-') => self.slower(),
+            KeyCode::Char('u') => self.toggle_unthrottled(),
+            KeyCode::Char('g') => self.screen = Screen::Input(Prompt::Jump, String::new()),
+            KeyCode::Char('R') => self.screen = Screen::Input(Prompt::Seed, String::new()),
+            KeyCode::Char('m') => {
+                self.note_at = Some(self.source.now());
+                self.screen = Screen::Input(Prompt::Note, String::new());
+            }
+            KeyCode::Char('/') => self.screen = Screen::Input(Prompt::Filter, String::new()),
+            KeyCode::Char('f') => self.cycle_filter(),
+            KeyCode::Char('i') => self.screen = Screen::Inject,
+            KeyCode::Char('H') => self.heal(),
+            KeyCode::Char('A') => self.abort(),
+            KeyCode::Enter | KeyCode::Char('y') if checklist => self.confirm(),
+            KeyCode::Tab | KeyCode::Down | KeyCode::Char('j') => self.select_next(),
+            KeyCode::BackTab | KeyCode::Up | KeyCode::Char('k') => self.select_prev(),
+            KeyCode::Right | KeyCode::Char('l') => self.select_link(true),
+            KeyCode::Left | KeyCode::Char('h') => self.select_link(false),
+            KeyCode::Esc => {
+                self.jump_to = None;
+                self.text_filter.clear();
+                self.filter = None;
+            }
+            _ => {}
+        }
+    }
+
+    /// End the session: run the rest of the simulation and hand back what a game day
+    /// report needs (`None` without a game day).
+    pub fn finish(mut self) -> Option<Outcome> {
+        let mut gd = self.gameday.take()?;
+        let now = self.source.now();
+        gd.note_early_end(&mut self.live, now, &self.operator);
+        let finished = self.source.finish();
+        Some(Outcome {
+            gameday: gd,
+            finished,
+            notes: self.notes,
+            operator: self.operator,
+            headless: false,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,235 @@
+//! Screens rendered with ratatui's `TestBackend` at 80×24 and 120×40, asserted on their
+//! content, and the keys that drive them.
+
+use super::*;
+use crate::gameday::GameDay;
+use crate::source::SimSource;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::KeyEvent;
+
+const SIZES: [(u16, u16); 2] = [(80, 24), (120, 40)];
+
+fn scenario() -> sovereign_sim::scenario::Scenario {
+    sovereign_sim::scenario::parse_str(
+        "t.toml",
+        "name = \"small\"\nduration = \"3h\"\nliveness_bound = \"1h\"\n[[tower]]\ncount = 2\n\
+         devices = 3\nlinks = [\"fibre\", \"lte\", \"satellite:geo\"]\n",
+    )
+    .expect("test scenario parses")
+}
+
+fn app(gameday: Option<GameDay>) -> App {
+    App::new(
+        Box::new(SimSource::new(scenario(), 4)),
+        "alice".into(),
+        gameday,
+    )
+}
+
+fn key(c: char) -> KeyEvent {
+    KeyEvent::from(KeyCode::Char(c))
+}
+
+/// The screen as text, one string per row.
+fn render(app: &App, (w, h): (u16, u16)) -> Vec<String> {
+    let mut t = Terminal::new(TestBackend::new(w, h)).expect("test terminal");
+    t.draw(|f| f.render_widget(app, f.area())).expect("draws");
+    let buf = t.backend().buffer();
+    (0..h)
+        .map(|y| (0..w).map(|x| buf[(x, y)].symbol()).collect::<String>())
+        .collect()
+}
+
+fn contains(screen: &[String], s: &str) -> bool {
+    screen.iter().any(|l| l.contains(s))
+}
+
+#[test]
+fn main_screen_shows_every_panel_at_both_sizes() {
+    // Goal: header, topology with links, KPIs, faults, invariants, log and footer all show.
+    let mut a = app(None);
+    a.tick(Duration::from_secs(2)); // ×1000: about 33 virtual minutes
+    for size in SIZES {
+        let s = render(&a, size);
+        assert!(s[0].contains("sovereign · small · seed 4"), "{}", s[0]);
+        assert!(s[0].contains("op alice"), "{}", s[0]);
+        for panel in ["Topology", "KPIs", "Faults", "Invariants", "Events [all]"] {
+            assert!(
+                contains(&s, panel),
+                "{panel} missing at {size:?}:\n{}",
+                s.join("\n")
+            );
+        }
+        assert!(contains(&s, "tower-0"));
+        assert!(contains(&s, "*fibre up"), "{}", s.join("\n"));
+        assert!(contains(&s, "✓ all 8 invariants holding"));
+        assert!(contains(&s, "avail"));
+        assert!(s[usize::from(size.1) - 1].contains("? help"));
+    }
+}
+
+#[test]
+fn help_lists_every_key() {
+    // Goal: `?` opens a help screen naming every key, at 80×24 too; any key closes it.
+    let mut a = app(None);
+    a.handle_key(key('?'));
+    assert_eq!(a.screen, Screen::Help);
+    for size in SIZES {
+        let s = render(&a, size);
+        for (k, what) in crate::ui::HELP {
+            assert!(
+                contains(&s, k) && contains(&s, what),
+                "{k} / {what} missing at {size:?}:\n{}",
+                s.join("\n")
+            );
+        }
+    }
+    a.handle_key(key('x'));
+    assert_eq!(a.screen, Screen::Main);
+}
+
+#[test]
+fn inject_menu_cuts_the_selected_link_and_logs_the_operator() {
+    // Goal: select tower-0/fibre, open the menu, cut it: the fault starts, named and logged.
+    let mut a = app(None);
+    a.tick(Duration::from_secs(1));
+    a.handle_key(key('l')); // tower-0 → its first uplink
+    assert_eq!(a.selection_text(), "tower-0/fibre");
+    a.handle_key(key('i'));
+    for size in SIZES {
+        let s = render(&a, size);
+        assert!(contains(&s, "Inject on tower-0/fibre"), "{}", s.join("\n"));
+        for (_, name) in INJECTIONS {
+            assert!(contains(&s, name), "{name} missing");
+        }
+    }
+    a.handle_key(key('c'));
+    assert_eq!(a.screen, Screen::Main);
+    a.handle_key(key('n')); // the fault starts on the next event
+    let f = &a.snapshot().faults[0];
+    assert_eq!(f.spec.kind, FaultKind::LinkDown);
+    assert_eq!(f.spec.target, Target::Link(0, LinkKind::Fibre));
+    assert!(f.active);
+    assert_eq!(a.injected_by.get(&0).map(String::as_str), Some("alice"));
+    assert!(a.live.log_lines().any(|l| {
+        l.text
+            .starts_with("alice: injected fault 0: link-down on tower-0/fibre")
+    }));
+    let s = render(&a, (80, 24));
+    assert!(contains(&s, "●0 00:"), "{}", s.join("\n"));
+    assert!(contains(&s, "link-down tower-0/fibre"), "{}", s.join("\n"));
+    let s = render(&a, (120, 40));
+    assert!(
+        contains(&s, "link-down tower-0/fibre 10m @alice"),
+        "{}",
+        s.join("\n")
+    );
+}
+
+#[test]
+fn pause_step_speed_and_jump_move_virtual_time_as_asked() {
+    // Goal: paused time stands still, a step moves to the next event, a jump lands exactly.
+    let mut a = app(None);
+    a.handle_key(key(' '));
+    assert!(a.paused);
+    let t0 = a.snapshot().now;
+    a.tick(Duration::from_secs(5));
+    assert_eq!(a.snapshot().now, t0);
+    let next = a.source().next_event_time().expect("an event");
+    a.handle_key(key('n'));
+    assert_eq!(a.snapshot().now, next);
+    a.handle_key(key('+'));
+    assert_eq!(a.speed(), Some(10_000));
+    a.handle_key(key('u'));
+    assert_eq!(a.speed(), None);
+    a.handle_key(key('g'));
+    for c in "1h30m".chars() {
+        a.handle_key(key(c));
+    }
+    a.handle_key(KeyEvent::from(KeyCode::Enter));
+    for _ in 0..1000 {
+        a.tick(Duration::ZERO);
+        if a.status.starts_with("jumped") {
+            break;
+        }
+    }
+    assert_eq!(a.snapshot().now, Time::from_secs(5400));
+}
+
+#[test]
+fn restart_takes_a_new_seed_and_notes_are_kept() {
+    // Goal: R restarts the run with the typed seed; m records a note with the operator.
+    let mut a = app(None);
+    a.tick(Duration::from_secs(1));
+    a.handle_key(key('R'));
+    for c in "42".chars() {
+        a.handle_key(key(c));
+    }
+    a.handle_key(KeyEvent::from(KeyCode::Enter));
+    assert_eq!(a.source().seed(), 42);
+    assert_eq!(a.snapshot().now, Time::ZERO);
+    a.handle_key(key('m'));
+    let opened = a.snapshot().now;
+    a.tick(Duration::from_secs(1)); // time runs on while the operator types
+    for c in "lte slow".chars() {
+        a.handle_key(key(c));
+    }
+    a.handle_key(KeyEvent::from(KeyCode::Enter));
+    assert_eq!(a.notes.len(), 1);
+    assert_eq!(a.notes[0].text, "lte slow");
+    assert_eq!(a.notes[0].by, "alice");
+    assert_eq!(a.notes[0].at, opened, "stamped when the prompt opened");
+    assert!(a.snapshot().now > opened);
+}
+
+fn plan_gameday() -> GameDay {
+    let text = "title = \"t\"\nquarter = \"2026-Q1\"\nhypothesis = \"h\"\n\
+                scenario = \"x.toml\"\n\
+                [[step]]\naction = \"checklist\"\nitems = [\"Fibre is up on tower-0\", \"Log is green\"]\n\
+                [[step]]\naction = \"inject\"\nfault = { kind = \"link-down\", target = \"tower-0/fibre\", for = \"5m\" }\n";
+    let plan = crate::plan::parse_str("gd.toml", text).expect("plan parses");
+    let faults = plan.resolve(&scenario()).expect("resolves");
+    GameDay::new(plan, faults)
+}
+
+#[test]
+fn game_day_checklist_blocks_time_until_confirmed() {
+    // Goal: a pending checklist shows as an overlay, holds virtual time, and Enter
+    // confirms items one by one with the operator's name; then the plan goes on.
+    let mut a = app(Some(plan_gameday()));
+    a.tick(Duration::from_secs(1));
+    let t0 = a.snapshot().now;
+    for size in SIZES {
+        let s = render(&a, size);
+        assert!(contains(&s, "GAME DAY"), "{}", s.join("\n"));
+        assert!(
+            contains(&s, "Checklist: checklist (2 items)"),
+            "{}",
+            s.join("\n")
+        );
+        assert!(contains(&s, "[ ] Fibre is up on tower-0"));
+        assert!(contains(&s, "Enter/y: confirm"));
+    }
+    a.tick(Duration::from_secs(3));
+    assert_eq!(a.snapshot().now, t0, "time held while the checklist waits");
+    a.handle_key(KeyEvent::from(KeyCode::Enter));
+    let s = render(&a, (80, 24));
+    assert!(
+        contains(&s, "[x] Fibre is up on tower-0"),
+        "{}",
+        s.join("\n")
+    );
+    a.handle_key(key('y'));
+    let gd = a.gameday.as_ref().expect("game day");
+    assert_eq!(gd.confirmations.len(), 2);
+    assert!(gd.confirmations.iter().all(|c| c.by == "alice" && !c.auto));
+    assert_eq!(
+        gd.injected.len(),
+        1,
+        "the inject step ran after the checklist"
+    );
+    let out = a.finish().expect("an outcome");
+    assert!(!out.headless);
+    assert_eq!(out.finished.replay_schedule.len(), 1);
+}

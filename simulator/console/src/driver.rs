@@ -1,0 +1,69 @@
+//! The terminal loop: one event enum ([`Msg`]) into one loop, drawing `&App` each frame.
+//!
+//! This is the console's only wall clock. The console is a driver: it paces virtual time
+//! by wall time (speed × elapsed) and polls the keyboard with a timeout. The world never
+//! sees the wall clock — it only receives `advance(to)`, `step`, `inject` and `heal`
+//! calls — so the same seed and the same injections at the same virtual times give the
+//! same trace hash. Hence the lint exemption below, for this module only.
+//!
+//! Not covered: what keys do (see `app.rs`), drawing (see `ui.rs`).
+#![allow(
+    clippy::disallowed_types,
+    clippy::disallowed_methods,
+    reason = "the console paces virtual time by the wall clock; the world never reads it"
+)]
+
+use crate::app::App;
+use ratatui::DefaultTerminal;
+use ratatui::crossterm::event::{self, Event, KeyEventKind};
+use std::time::{Duration, Instant};
+
+/// Longest wait for a key before the next frame.
+pub const FRAME: Duration = Duration::from_millis(50);
+/// Longest wall time one tick accounts for (a stalled terminal must not make a huge leap).
+pub const TICK_MAX: Duration = Duration::from_millis(500);
+
+/// What the loop reacts to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Msg {
+    /// A key was pressed.
+    Key(event::KeyEvent),
+    /// Time to move virtual time and redraw.
+    Tick,
+}
+
+fn next_msg(timeout: Duration) -> std::io::Result<Msg> {
+    if event::poll(timeout)? {
+        if let Event::Key(k) = event::read()?
+            && k.kind == KeyEventKind::Press
+        {
+            return Ok(Msg::Key(k));
+        }
+        return Ok(Msg::Tick);
+    }
+    Ok(Msg::Tick)
+}
+
+/// Run the console in the terminal until the operator quits. The terminal is restored
+/// whatever happens (ratatui's init installs a panic hook too).
+pub fn run(app: &mut App) -> std::io::Result<()> {
+    let mut terminal = ratatui::try_init()?;
+    let result = run_loop(&mut terminal, app);
+    ratatui::restore();
+    result
+}
+
+fn run_loop(terminal: &mut DefaultTerminal, app: &mut App) -> std::io::Result<()> {
+    let mut last = Instant::now();
+    while !app.should_quit() {
+        terminal.draw(|f| f.render_widget(&*app, f.area()))?;
+        match next_msg(FRAME)? {
+            Msg::Key(k) => app.handle_key(k),
+            Msg::Tick => {}
+        }
+        let now = Instant::now();
+        app.tick((now - last).min(TICK_MAX));
+        last = now;
+    }
+    Ok(())
+}

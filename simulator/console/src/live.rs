@@ -1,0 +1,468 @@
+//! Live KPIs and the event log, folded incrementally from a run's observations.
+//!
+//! The console redraws many times a second; recomputing `Kpis::from_observations` over a
+//! day-long run each frame would not keep up. [`Live`] reads each observation once (from
+//! where it left off) and keeps running totals, bounded rolling series for sparklines,
+//! and a bounded log of readable lines.
+//!
+//! The numbers follow `sovereign_sim::kpi`'s definitions (availability = served / valid
+//! reads; freshness = publish → servable) but the live percentiles cover only the most
+//! recent [`FRESHNESS_SAMPLES_MAX`] samples per class. The report uses the real KPIs.
+//!
+//! Not covered: MTTD/MTTR, error budgets (the final report has them).
+
+use sovereign_logic::Time;
+use sovereign_logic::content::ItemId;
+use sovereign_logic::io::Event;
+use sovereign_logic::protocol::LinkKind;
+use sovereign_sim::obs::{Obs, ReadResult, Stamped};
+use sovereign_sim::scenario::{FaultSpec, Target};
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+/// Width of one sparkline bucket, virtual time.
+pub const BUCKET: Duration = Duration::from_secs(600);
+/// Buckets kept per series (a day and a half at 10 minutes).
+pub const BUCKETS_MAX: usize = 216;
+/// Freshness samples kept per class for the live percentiles.
+pub const FRESHNESS_SAMPLES_MAX: usize = 512;
+/// Publications remembered for freshness (oldest forgotten first).
+pub const PUBLISHED_MAX: usize = 20_000;
+/// Event-log lines kept.
+pub const LOG_MAX: usize = 5_000;
+
+const _: () = assert!(BUCKETS_MAX >= 2 && FRESHNESS_SAMPLES_MAX >= 1);
+
+/// What an event-log line is about (the log's filter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Category {
+    /// Fault start and end.
+    Fault,
+    /// Link health and failovers.
+    Link,
+    /// Power modes, battery.
+    Power,
+    /// Content sync.
+    Sync,
+    /// Processes up and down, storage errors.
+    Process,
+    /// What operators did (injections, heals, notes, checklists).
+    Operator,
+    /// Invariant violations.
+    Violation,
+}
+
+impl Category {
+    /// Every category, in filter-cycling order.
+    pub const ALL: [Category; 7] = [
+        Category::Fault,
+        Category::Link,
+        Category::Power,
+        Category::Sync,
+        Category::Process,
+        Category::Operator,
+        Category::Violation,
+    ];
+
+    /// Short name for the log and its filter.
+    pub fn name(self) -> &'static str {
+        match self {
+            Category::Fault => "fault",
+            Category::Link => "link",
+            Category::Power => "power",
+            Category::Sync => "sync",
+            Category::Process => "proc",
+            Category::Operator => "operator",
+            Category::Violation => "violation",
+        }
+    }
+}
+
+/// One event-log line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogLine {
+    /// When.
+    pub at: Time,
+    /// What about.
+    pub category: Category,
+    /// The text.
+    pub text: String,
+}
+
+/// One sparkline bucket.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Bucket {
+    /// Valid reads.
+    pub reads_valid: u64,
+    /// Valid reads served.
+    pub reads_good: u64,
+    /// Total outbox backlog at the bucket's last sample.
+    pub backlog: u64,
+    /// Lowest tower SoC seen in the bucket.
+    pub soc_min: Option<f64>,
+    /// Bytes moved on uplinks in the bucket.
+    pub bytes: u64,
+}
+
+/// Running KPIs and the event log of one run.
+#[derive(Clone, Debug, Default)]
+pub struct Live {
+    seen: usize,
+    tower_names: Vec<String>,
+    /// Valid reads so far.
+    pub reads_valid: u64,
+    /// Valid reads served so far.
+    pub reads_good: u64,
+    published: BTreeMap<(ItemId, u64), Time>,
+    freshness: [VecDeque<u64>; 4],
+    backlog: BTreeMap<usize, u64>,
+    soc: BTreeMap<usize, f64>,
+    /// Bytes per uplink kind so far.
+    pub bytes_per_link: BTreeMap<LinkKind, u64>,
+    /// Failovers (active-link changes) so far.
+    pub failovers: u64,
+    buckets: VecDeque<(u64, Bucket)>,
+    log: VecDeque<LogLine>,
+    /// Log lines dropped because the log was full.
+    pub log_dropped: u64,
+}
+
+fn target_text(t: &Target, towers: &[String]) -> String {
+    let name = |i: usize| {
+        towers
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| format!("tower-{i}"))
+    };
+    match t {
+        Target::Origin => "origin".into(),
+        Target::Tower(i) => name(*i),
+        Target::Link(i, k) => format!("{}/{k}", name(*i)),
+        Target::Wifi(i) => format!("{}/wifi", name(*i)),
+    }
+}
+
+/// A fault in one line: `link-down on tower-0/fibre for 30m`.
+pub fn fault_text(spec: &FaultSpec, towers: &[String]) -> String {
+    let mut s = format!(
+        "{} on {}",
+        spec.kind.name(),
+        target_text(&spec.target, towers)
+    );
+    if !spec.duration.is_zero() {
+        s.push_str(&format!(
+            " for {}",
+            sovereign_sim::scenario::format_duration(spec.duration)
+        ));
+    }
+    s
+}
+
+impl Live {
+    /// An empty fold.
+    pub fn new() -> Live {
+        Live::default()
+    }
+
+    /// Fold every observation not seen yet.
+    pub fn update(&mut self, obs: &[Stamped]) {
+        assert!(self.seen <= obs.len(), "observations only grow");
+        for s in &obs[self.seen..] {
+            self.fold(s);
+        }
+        self.seen = obs.len();
+    }
+
+    /// Observations folded so far.
+    pub fn seen(&self) -> usize {
+        self.seen
+    }
+
+    fn bucket(&mut self, at: Time) -> &mut Bucket {
+        let idx = at.as_micros() / BUCKET.as_micros() as u64;
+        if self.buckets.back().is_none_or(|(i, _)| *i < idx) {
+            // Carry the backlog level over empty periods.
+            let carry = self.buckets.back().map_or(0, |(_, b)| b.backlog);
+            self.buckets.push_back((
+                idx,
+                Bucket {
+                    backlog: carry,
+                    ..Bucket::default()
+                },
+            ));
+            while self.buckets.len() > BUCKETS_MAX {
+                self.buckets.pop_front();
+            }
+        }
+        &mut self.buckets.back_mut().expect("just pushed").1
+    }
+
+    fn tower(&self, i: usize) -> String {
+        self.tower_names
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| format!("tower-{i}"))
+    }
+
+    /// Add a line to the log (operators' actions come in this way too).
+    pub fn log(&mut self, at: Time, category: Category, text: String) {
+        if self.log.len() >= LOG_MAX {
+            self.log.pop_front();
+            self.log_dropped += 1;
+        }
+        self.log.push_back(LogLine { at, category, text });
+    }
+
+    fn fold(&mut self, s: &Stamped) {
+        let at = s.at;
+        match &s.obs {
+            Obs::Start { towers, .. } => {
+                self.tower_names = towers.clone();
+            }
+            Obs::Published { manifest } => {
+                if self.published.len() >= PUBLISHED_MAX {
+                    self.published.pop_first();
+                }
+                self.published
+                    .insert((manifest.item.clone(), manifest.version), at);
+            }
+            Obs::Read {
+                valid: true,
+                result,
+                ..
+            } => {
+                let good = *result == ReadResult::Served;
+                self.reads_valid += 1;
+                self.reads_good += u64::from(good);
+                let b = self.bucket(at);
+                b.reads_valid += 1;
+                b.reads_good += u64::from(good);
+            }
+            Obs::Transfer { link, bytes, .. } => {
+                *self.bytes_per_link.entry(*link).or_default() += bytes;
+                self.bucket(at).bytes += bytes;
+            }
+            Obs::Backlog { tower, ops } => {
+                self.backlog.insert(*tower, *ops);
+                let total = self.backlog.values().sum();
+                self.bucket(at).backlog = total;
+            }
+            Obs::Power { tower, soc, .. } => {
+                self.soc.insert(*tower, *soc);
+                let b = self.bucket(at);
+                b.soc_min = Some(b.soc_min.map_or(*soc, |m| m.min(*soc)));
+            }
+            Obs::FaultStart { id, spec } => {
+                let text = format!("fault {id} starts: {}", fault_text(spec, &self.tower_names));
+                self.log(at, Category::Fault, text);
+            }
+            Obs::FaultEnd { id, target } => {
+                let text = format!(
+                    "fault {id} ends on {}",
+                    target_text(target, &self.tower_names)
+                );
+                self.log(at, Category::Fault, text);
+            }
+            Obs::Healed { bound } => {
+                let text = format!(
+                    "safety phase over: all faults healed; convergence bound {}",
+                    sovereign_sim::scenario::format_duration(*bound)
+                );
+                self.log(at, Category::Fault, text);
+            }
+            Obs::TowerDown { tower, clean, .. } => {
+                let how = if *clean {
+                    "shut down cleanly"
+                } else {
+                    "went down"
+                };
+                let text = format!("{} {how}", self.tower(*tower));
+                self.log(at, Category::Process, text);
+            }
+            Obs::TowerUp { tower } => {
+                let text = format!("{} up", self.tower(*tower));
+                self.log(at, Category::Process, text);
+            }
+            Obs::StorageError { tower } => {
+                let who = tower.map_or("origin".to_string(), |t| self.tower(t));
+                self.log(at, Category::Process, format!("{who}: storage error"));
+            }
+            Obs::BatteryEmpty { tower, .. } => {
+                let text = format!("{} battery empty", self.tower(*tower));
+                self.log(at, Category::Power, text);
+            }
+            Obs::Converged { tower } => {
+                let text = format!("{} converged", self.tower(*tower));
+                self.log(at, Category::Sync, text);
+            }
+            Obs::Tower { tower, event } => self.fold_event(at, *tower, event),
+            _ => {}
+        }
+    }
+
+    fn fold_event(&mut self, at: Time, tower: usize, event: &Event) {
+        let name = self.tower(tower);
+        match event {
+            Event::LinkHealth { link, up } => {
+                let state = if *up { "up" } else { "down" };
+                self.log(at, Category::Link, format!("{name}: {link} {state}"));
+            }
+            Event::ActiveLink { from, to } => {
+                self.failovers += 1;
+                let f = from.map_or("none".into(), |l| l.to_string());
+                let t = to.map_or("none".into(), |l| l.to_string());
+                self.log(
+                    at,
+                    Category::Link,
+                    format!("{name}: active link {f} -> {t}"),
+                );
+            }
+            Event::ContentServable {
+                item,
+                version,
+                priority,
+            } => {
+                if let Some(p) = self.published.get(&(item.clone(), *version)) {
+                    let d = at.as_micros().saturating_sub(p.as_micros());
+                    let q = &mut self.freshness[priority.index()];
+                    if q.len() >= FRESHNESS_SAMPLES_MAX {
+                        q.pop_front();
+                    }
+                    q.push_back(d);
+                }
+                self.log(
+                    at,
+                    Category::Sync,
+                    format!("{name}: {item} v{version} ({priority}) servable"),
+                );
+            }
+            Event::PowerMode { from, to } => {
+                self.log(
+                    at,
+                    Category::Power,
+                    format!("{name}: power {} -> {}", from.name(), to.name()),
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// Availability so far (1 with no valid read).
+    pub fn availability(&self) -> f64 {
+        if self.reads_valid == 0 {
+            1.0
+        } else {
+            self.reads_good as f64 / self.reads_valid as f64
+        }
+    }
+
+    /// Availability over the last `buckets` buckets (`None`: no valid read).
+    pub fn availability_recent(&self, buckets: usize) -> Option<f64> {
+        let (good, valid) = self
+            .buckets
+            .iter()
+            .rev()
+            .take(buckets)
+            .fold((0, 0), |(g, v), (_, b)| {
+                (g + b.reads_good, v + b.reads_valid)
+            });
+        (valid > 0).then(|| good as f64 / valid as f64)
+    }
+
+    /// Live freshness percentile `p` (0..=100) of a class, microseconds.
+    pub fn freshness_us(&self, class: usize, p: u64) -> Option<u64> {
+        let mut v: Vec<u64> = self.freshness[class].iter().copied().collect();
+        v.sort_unstable();
+        sovereign_sim::kpi::percentile(&v, p)
+    }
+
+    /// Total outbox backlog now.
+    pub fn backlog(&self) -> u64 {
+        self.backlog.values().sum()
+    }
+
+    /// Lowest tower SoC now.
+    pub fn soc_min(&self) -> Option<f64> {
+        self.soc.values().copied().reduce(f64::min)
+    }
+
+    /// The buckets, oldest first.
+    pub fn buckets(&self) -> impl Iterator<Item = &Bucket> {
+        self.buckets.iter().map(|(_, b)| b)
+    }
+
+    /// The log, oldest first.
+    pub fn log_lines(&self) -> impl DoubleEndedIterator<Item = &LogLine> {
+        self.log.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sovereign_sim::scenario::FaultKind;
+
+    fn read(at: u64, good: bool) -> Stamped {
+        Stamped {
+            at: Time::from_secs(at),
+            obs: Obs::Read {
+                tower: 0,
+                item: ItemId("i".into()),
+                valid: true,
+                result: if good {
+                    ReadResult::Served
+                } else {
+                    ReadResult::Unreachable
+                },
+                tower_powered: true,
+            },
+        }
+    }
+
+    #[test]
+    fn folds_incrementally_and_matches_the_totals() {
+        // Goal: folding in two halves gives the same availability and buckets as one pass.
+        let obs: Vec<Stamped> = (0..40).map(|i| read(i * 100, i % 4 != 0)).collect();
+        let mut a = Live::new();
+        a.update(&obs[..17]);
+        a.update(&obs);
+        let mut b = Live::new();
+        b.update(&obs);
+        assert_eq!(a.reads_valid, 40);
+        assert_eq!(a.reads_good, 30);
+        assert!((a.availability() - 0.75).abs() < 1e-9);
+        assert_eq!(
+            a.buckets().cloned().collect::<Vec<_>>(),
+            b.buckets().cloned().collect::<Vec<_>>()
+        );
+        assert_eq!(a.seen(), 40);
+    }
+
+    #[test]
+    fn the_log_is_bounded_and_names_faults() {
+        // Goal: the log keeps at most LOG_MAX lines and describes fault starts readably.
+        let mut l = Live::new();
+        for i in 0..(LOG_MAX + 10) {
+            l.log(Time::ZERO, Category::Operator, format!("n{i}"));
+        }
+        assert_eq!(l.log_lines().count(), LOG_MAX);
+        assert_eq!(l.log_dropped, 10);
+        l.update(&[Stamped {
+            at: Time::from_secs(5),
+            obs: Obs::FaultStart {
+                id: 3,
+                spec: FaultSpec {
+                    at: Duration::from_secs(5),
+                    duration: Duration::from_secs(1800),
+                    target: Target::Link(0, LinkKind::Fibre),
+                    kind: FaultKind::LinkDown,
+                },
+            },
+        }]);
+        let last = l.log_lines().last().expect("a line");
+        assert_eq!(
+            last.text,
+            "fault 3 starts: link-down on tower-0/fibre for 30m"
+        );
+    }
+}

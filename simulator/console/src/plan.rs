@@ -1,0 +1,938 @@
+//! Game-day plans (`gamedays/*.toml`): the model and its parser.
+//!
+//! A plan is what a chaos team writes before a game day: title, quarter and date, roles,
+//! the hypothesis, the steady state (KPI tolerances), the scenario it runs on, the blast
+//! radius, abort conditions, the steps (inject, wait, observe, checklist) and the
+//! rollback. `docs/GAMEDAYS.md` documents the format.
+//!
+//! Errors name the file, the line and the field, and say what was expected; unknown keys
+//! are errors (the house approach of `sovereign_sim::scenario::parse`, on toml's spanned
+//! `DeTable`). An inject step's `fault` uses the scenario file's `[[fault]]` grammar and
+//! is checked by the scenario parser itself against the plan's scenario
+//! ([`Plan::resolve`]), so both files always mean the same thing by a fault.
+//!
+//! Not covered: running a plan (see `gameday.rs`).
+
+use sovereign_logic::content::Priority;
+use sovereign_logic::protocol::LinkKind;
+use sovereign_sim::scenario::parse::parse_duration;
+use sovereign_sim::scenario::{FaultSpec, Scenario, Target};
+use std::ops::Range;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+/// Largest plan file, bytes.
+pub const TEXT_BYTES_MAX: usize = 256 * 1024;
+/// Most steps in a plan.
+pub const STEPS_MAX: usize = 256;
+/// Most abort conditions.
+pub const ABORTS_MAX: usize = 32;
+/// Most entries in a list (operators, observers, checklist items, towers).
+pub const LIST_MAX: usize = 64;
+/// Longest text field, bytes.
+pub const TEXT_LEN_MAX: usize = 4096;
+/// Longest wait or game-day time.
+pub const DURATION_MAX: Duration = Duration::from_secs(30 * 86_400);
+
+/// A plan file that could not be used.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[error("{file}:{line}: {field}: {message}")]
+pub struct PlanError {
+    /// The file.
+    pub file: String,
+    /// 1-based line (0 when unknown).
+    pub line: usize,
+    /// The field path, e.g. `step[2].fault.target`.
+    pub field: String,
+    /// What was wrong and what was expected.
+    pub message: String,
+}
+
+/// Who is in the room.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Roles {
+    /// Runs the game day.
+    pub facilitator: String,
+    /// Hands on the console.
+    pub operators: Vec<String>,
+    /// Watch and take notes.
+    pub observers: Vec<String>,
+}
+
+/// KPI tolerances that define "steady" for this game day (checked on the final KPIs).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SteadyState {
+    /// Lowest acceptable device-read availability.
+    pub availability_min: Option<f64>,
+    /// Highest acceptable p99 freshness per class.
+    pub freshness_p99_max: [Option<Duration>; 4],
+    /// Highest acceptable outbox backlog (operations, all towers).
+    pub backlog_max: Option<u64>,
+    /// Lowest acceptable battery state of charge.
+    pub soc_min: Option<f64>,
+    /// Invariant violations tolerated (normally 0).
+    pub violations_max: u64,
+}
+
+/// Which towers the game day may touch.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BlastRadius {
+    /// Towers faults may target (the origin is named `origin`).
+    pub towers: Vec<String>,
+    /// Why this radius.
+    pub note: String,
+}
+
+/// A live metric an abort condition watches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Metric {
+    /// Device-read availability over the last 30 virtual minutes.
+    Availability,
+    /// Outbox backlog, operations, all towers.
+    Backlog,
+    /// Lowest battery state of charge of any tower.
+    Soc,
+    /// Invariant violations so far.
+    Violations,
+    /// Towers not running.
+    TowersDown,
+}
+
+impl Metric {
+    /// Every metric.
+    pub const ALL: [Metric; 5] = [
+        Metric::Availability,
+        Metric::Backlog,
+        Metric::Soc,
+        Metric::Violations,
+        Metric::TowersDown,
+    ];
+
+    /// Its name in plan files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Availability => "availability",
+            Metric::Backlog => "backlog",
+            Metric::Soc => "soc",
+            Metric::Violations => "violations",
+            Metric::TowersDown => "towers-down",
+        }
+    }
+}
+
+/// An abort condition: when `metric` goes below or above `threshold`, stop.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Abort {
+    /// What is watched.
+    pub metric: Metric,
+    /// `true`: abort when the metric is below the threshold; `false`: above.
+    pub below: bool,
+    /// The threshold.
+    pub threshold: f64,
+    /// Why it matters (goes into the report).
+    pub reason: String,
+}
+
+impl Abort {
+    /// The condition in words: `availability < 0.8`.
+    pub fn text(&self) -> String {
+        let op = if self.below { "<" } else { ">" };
+        format!("{} {op} {}", self.metric.name(), self.threshold)
+    }
+}
+
+/// What an observe step checks (every given field must hold).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Observe {
+    /// What the team expects to see, in words.
+    pub expect: String,
+    /// The tower the tower checks apply to.
+    pub tower: Option<String>,
+    /// Its active uplink (`Some(None)`: no uplink).
+    pub active_link: Option<Option<LinkKind>>,
+    /// Its process is running.
+    pub running: Option<bool>,
+    /// It is in its steady state.
+    pub steady: Option<bool>,
+    /// Its power mode, by name (`normal`, `shed-p3`, …).
+    pub power_mode: Option<String>,
+    /// Availability so far at least this.
+    pub availability_min: Option<f64>,
+    /// No invariant violated so far.
+    pub no_violations: Option<bool>,
+}
+
+/// What a step does.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Inject a fault: the inline table's source text, in the scenario `[[fault]]`
+    /// grammar without `at` (resolved by [`Plan::resolve`]).
+    Inject {
+        /// e.g. `{ kind = "link-down", target = "tower-0/fibre", for = "30m" }`
+        fault_text: String,
+        /// Its line in the plan file (errors found while resolving point at it).
+        line: usize,
+    },
+    /// Let virtual time pass.
+    Wait {
+        /// how long
+        duration: Duration,
+    },
+    /// Check the system against expectations.
+    Observe(Observe),
+    /// Items the operator confirms in the console.
+    Checklist {
+        /// the items
+        items: Vec<String>,
+    },
+}
+
+/// One step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    /// Line of the step in the plan file.
+    pub line: usize,
+    /// Wait until this virtual time (from the run's start) before the step.
+    pub at: Option<Duration>,
+    /// What it does.
+    pub action: Action,
+    /// A short title for the timeline.
+    pub title: String,
+}
+
+/// What to do after the steps (or an abort).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Rollback {
+    /// Heal every active fault.
+    pub heal: bool,
+    /// Then let this much virtual time pass.
+    pub wait: Duration,
+    /// Then confirm these items.
+    pub checklist: Vec<String>,
+}
+
+/// A parsed game-day plan.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// File stem (reports are named after it).
+    pub name: String,
+    /// Title.
+    pub title: String,
+    /// Quarter, e.g. `2026-Q3`.
+    pub quarter: String,
+    /// Date, free form (`2026-07-14`).
+    pub date: String,
+    /// Roles.
+    pub roles: Roles,
+    /// The hypothesis under test.
+    pub hypothesis: String,
+    /// Path of the scenario file (relative to the working directory).
+    pub scenario: String,
+    /// Shorten (or lengthen) the scenario's safety phase for this game day.
+    pub duration: Option<Duration>,
+    /// The seed when none is given on the command line.
+    pub seed: Option<u64>,
+    /// KPI tolerances.
+    pub steady_state: SteadyState,
+    /// Blast radius.
+    pub blast_radius: BlastRadius,
+    /// Abort conditions, checked continuously.
+    pub aborts: Vec<Abort>,
+    /// The steps.
+    pub steps: Vec<Step>,
+    /// The rollback.
+    pub rollback: Rollback,
+    /// The file the plan came from (for errors while resolving).
+    pub file: String,
+}
+
+/// Parse a plan file.
+pub fn parse_file(path: &Path) -> Result<Plan, PlanError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| PlanError {
+        file: file.clone(),
+        line: 0,
+        field: String::new(),
+        message: e.to_string(),
+    })?;
+    parse_str(&file, &text)
+}
+
+/// Parse plan text; `file` names it in errors and its stem names the plan.
+pub fn parse_str(file: &str, text: &str) -> Result<Plan, PlanError> {
+    let ctx = Ctx { file, text };
+    if text.len() > TEXT_BYTES_MAX {
+        return Err(ctx.err(
+            &(0..0),
+            "(file)",
+            format!("{} bytes; expected at most {TEXT_BYTES_MAX}", text.len()),
+        ));
+    }
+    let doc = DeTable::parse(text).map_err(|e| {
+        let at = e.span().map_or(0..0, |s| s);
+        ctx.err(
+            &at,
+            "(syntax)",
+            format!("TOML syntax error: {}", e.message()),
+        )
+    })?;
+    let root = Tbl {
+        ctx: &ctx,
+        path: String::new(),
+        span: doc.span(),
+        map: doc.get_ref(),
+    };
+    plan(&ctx, &root)
+}
+
+// ---------------------------------------------------------------------------------------
+// Spanned walking (as in the scenario parser).
+
+struct Ctx<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn line(&self, offset: usize) -> usize {
+        let end = offset.min(self.text.len());
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1
+    }
+
+    fn err(&self, span: &Range<usize>, field: &str, message: impl Into<String>) -> PlanError {
+        PlanError {
+            file: self.file.to_string(),
+            line: self.line(span.start),
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+type Res<T> = Result<T, PlanError>;
+
+struct Tbl<'a> {
+    ctx: &'a Ctx<'a>,
+    path: String,
+    span: Range<usize>,
+    map: &'a DeTable<'a>,
+}
+
+impl<'a> Tbl<'a> {
+    fn field(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+
+    fn keys(&self, allowed: &[&str]) -> Res<()> {
+        let unknown = self
+            .map
+            .keys()
+            .filter(|k| !allowed.contains(&k.get_ref().as_ref()))
+            .min_by_key(|k| k.span().start);
+        match unknown {
+            None => Ok(()),
+            Some(k) => Err(self.ctx.err(
+                &k.span(),
+                &self.field(k.get_ref()),
+                format!(
+                    "unknown key `{}`; expected one of: {}",
+                    k.get_ref(),
+                    allowed.join(", ")
+                ),
+            )),
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<Val<'a>> {
+        self.map.get(key).map(|v| Val {
+            ctx: self.ctx,
+            field: self.field(key),
+            v,
+        })
+    }
+
+    fn req(&self, key: &str, what: &str) -> Res<Val<'a>> {
+        self.get(key).ok_or_else(|| {
+            self.ctx.err(
+                &self.span,
+                &self.field(key),
+                format!("missing; expected {what}"),
+            )
+        })
+    }
+
+    fn text(&self, key: &str, what: &str) -> Res<String> {
+        self.req(key, what)?.text()
+    }
+
+    fn opt_text(&self, key: &str) -> Res<String> {
+        self.get(key).map_or(Ok(String::new()), |v| v.text())
+    }
+}
+
+struct Val<'a> {
+    ctx: &'a Ctx<'a>,
+    field: String,
+    v: &'a Spanned<DeValue<'a>>,
+}
+
+impl<'a> Val<'a> {
+    fn err(&self, message: impl Into<String>) -> PlanError {
+        self.ctx.err(&self.v.span(), &self.field, message)
+    }
+
+    fn line(&self) -> usize {
+        self.ctx.line(self.v.span().start)
+    }
+
+    fn wrong_type(&self, expected: &str) -> PlanError {
+        self.err(format!(
+            "expected {expected}, found {}",
+            self.v.get_ref().type_str()
+        ))
+    }
+
+    fn str(&self) -> Res<&'a str> {
+        match self.v.get_ref() {
+            DeValue::String(s) => Ok(s.as_ref()),
+            _ => Err(self.wrong_type("a string")),
+        }
+    }
+
+    /// A non-empty string of at most TEXT_LEN_MAX bytes.
+    fn text(&self) -> Res<String> {
+        let s = self.str()?.trim();
+        if s.is_empty() {
+            return Err(self.err("empty; expected some text"));
+        }
+        if s.len() > TEXT_LEN_MAX {
+            return Err(self.err(format!(
+                "{} bytes; expected at most {TEXT_LEN_MAX}",
+                s.len()
+            )));
+        }
+        Ok(s.to_string())
+    }
+
+    fn bool(&self) -> Res<bool> {
+        match self.v.get_ref() {
+            DeValue::Boolean(b) => Ok(*b),
+            _ => Err(self.wrong_type("true or false")),
+        }
+    }
+
+    fn f64_in(&self, lo: f64, hi: f64) -> Res<f64> {
+        let expected = format!("a number in {lo}..={hi}");
+        let x = match self.v.get_ref() {
+            DeValue::Float(f) => f.as_str().parse::<f64>().ok(),
+            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
+                .ok()
+                .map(|n| n as f64),
+            _ => return Err(self.wrong_type(&expected)),
+        };
+        match x {
+            Some(x) if x.is_finite() && (lo..=hi).contains(&x) => Ok(x),
+            Some(x) => Err(self.err(format!("{x} is out of range; expected {expected}"))),
+            None => Err(self.err(format!("not a number; expected {expected}"))),
+        }
+    }
+
+    fn u64(&self) -> Res<u64> {
+        match self.v.get_ref() {
+            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
+                .ok()
+                .and_then(|n| u64::try_from(n).ok())
+                .ok_or_else(|| self.err("expected a non-negative integer")),
+            _ => Err(self.wrong_type("a non-negative integer")),
+        }
+    }
+
+    fn duration(&self, min: Duration) -> Res<Duration> {
+        let s = self
+            .str()
+            .map_err(|_| self.wrong_type("a duration string such as \"30m\""))?;
+        let (_, d) = parse_duration(s, false).map_err(|m| self.err(m))?;
+        if d < min || d > DURATION_MAX {
+            return Err(self.err(format!(
+                "{s} is out of range; expected a duration from {} to 30d",
+                sovereign_sim::scenario::format_duration(min)
+            )));
+        }
+        Ok(d)
+    }
+
+    fn table(&self) -> Res<Tbl<'a>> {
+        match self.v.get_ref() {
+            DeValue::Table(map) => Ok(Tbl {
+                ctx: self.ctx,
+                path: self.field.clone(),
+                span: self.v.span(),
+                map,
+            }),
+            _ => Err(self.wrong_type("a table")),
+        }
+    }
+
+    fn array(&self, max: usize) -> Res<Vec<Val<'a>>> {
+        match self.v.get_ref() {
+            DeValue::Array(items) => {
+                if items.len() > max {
+                    return Err(
+                        self.err(format!("{} entries; expected at most {max}", items.len()))
+                    );
+                }
+                Ok(items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| Val {
+                        ctx: self.ctx,
+                        field: format!("{}[{i}]", self.field),
+                        v,
+                    })
+                    .collect())
+            }
+            _ => Err(self.wrong_type("an array")),
+        }
+    }
+
+    fn texts(&self) -> Res<Vec<String>> {
+        self.array(LIST_MAX)?.iter().map(|v| v.text()).collect()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The plan.
+
+fn plan(ctx: &Ctx<'_>, root: &Tbl<'_>) -> Res<Plan> {
+    root.keys(&[
+        "title",
+        "quarter",
+        "date",
+        "hypothesis",
+        "scenario",
+        "duration",
+        "seed",
+        "roles",
+        "steady_state",
+        "blast_radius",
+        "abort",
+        "step",
+        "rollback",
+    ])?;
+    let name = Path::new(ctx.file)
+        .file_stem()
+        .map_or("gameday".to_string(), |s| s.to_string_lossy().to_string());
+    let roles = match root.get("roles") {
+        None => Roles::default(),
+        Some(v) => {
+            let t = v.table()?;
+            t.keys(&["facilitator", "operators", "observers"])?;
+            Roles {
+                facilitator: t.text("facilitator", "the facilitator's name")?,
+                operators: t.req("operators", "a list of names")?.texts()?,
+                observers: t.get("observers").map_or(Ok(Vec::new()), |v| v.texts())?,
+            }
+        }
+    };
+    let steps_v = root.req("step", "at least one [[step]]")?;
+    let mut steps = Vec::new();
+    for v in steps_v.array(STEPS_MAX)? {
+        steps.push(step(&v)?);
+    }
+    if steps.is_empty() {
+        return Err(steps_v.err("no steps; expected at least one [[step]]"));
+    }
+    let mut aborts = Vec::new();
+    if let Some(v) = root.get("abort") {
+        for a in v.array(ABORTS_MAX)? {
+            aborts.push(abort(&a)?);
+        }
+    }
+    Ok(Plan {
+        name,
+        title: root.text("title", "a title")?,
+        quarter: root.text("quarter", "the quarter, e.g. \"2026-Q3\"")?,
+        date: root.opt_text("date")?,
+        roles,
+        hypothesis: root.text("hypothesis", "the hypothesis under test")?,
+        scenario: root.text(
+            "scenario",
+            "a scenario path such as \"scenarios/baseline.toml\"",
+        )?,
+        duration: root
+            .get("duration")
+            .map(|v| v.duration(Duration::from_secs(60)))
+            .transpose()?,
+        seed: root.get("seed").map(|v| v.u64()).transpose()?,
+        steady_state: root
+            .get("steady_state")
+            .map_or(Ok(SteadyState::default()), |v| steady_state(&v))?,
+        blast_radius: match root.get("blast_radius") {
+            None => BlastRadius::default(),
+            Some(v) => {
+                let t = v.table()?;
+                t.keys(&["towers", "note"])?;
+                BlastRadius {
+                    towers: t.req("towers", "a list of tower names")?.texts()?,
+                    note: t.opt_text("note")?,
+                }
+            }
+        },
+        aborts,
+        steps,
+        rollback: match root.get("rollback") {
+            None => Rollback {
+                heal: true,
+                ..Rollback::default()
+            },
+            Some(v) => {
+                let t = v.table()?;
+                t.keys(&["heal", "wait", "checklist"])?;
+                Rollback {
+                    heal: t.get("heal").map_or(Ok(true), |v| v.bool())?,
+                    wait: t
+                        .get("wait")
+                        .map_or(Ok(Duration::ZERO), |v| v.duration(Duration::ZERO))?,
+                    checklist: t.get("checklist").map_or(Ok(Vec::new()), |v| v.texts())?,
+                }
+            }
+        },
+        file: ctx.file.to_string(),
+    })
+}
+
+fn steady_state(v: &Val<'_>) -> Res<SteadyState> {
+    let t = v.table()?;
+    t.keys(&[
+        "availability_min",
+        "freshness_p99_max",
+        "backlog_max",
+        "soc_min",
+        "violations_max",
+    ])?;
+    let mut fresh = [None; 4];
+    if let Some(f) = t.get("freshness_p99_max") {
+        let ft = f.table()?;
+        ft.keys(&["P0", "P1", "P2", "P3"])?;
+        for p in Priority::ALL {
+            if let Some(d) = ft.get(&p.to_string()) {
+                fresh[p.index()] = Some(d.duration(Duration::from_millis(1))?);
+            }
+        }
+    }
+    Ok(SteadyState {
+        availability_min: t
+            .get("availability_min")
+            .map(|v| v.f64_in(0.0, 1.0))
+            .transpose()?,
+        freshness_p99_max: fresh,
+        backlog_max: t.get("backlog_max").map(|v| v.u64()).transpose()?,
+        soc_min: t.get("soc_min").map(|v| v.f64_in(0.0, 1.0)).transpose()?,
+        violations_max: t.get("violations_max").map_or(Ok(0), |v| v.u64())?,
+    })
+}
+
+fn abort(v: &Val<'_>) -> Res<Abort> {
+    let t = v.table()?;
+    t.keys(&["metric", "below", "above", "reason"])?;
+    let names: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
+    let mv = t.req("metric", &format!("one of: {}", names.join(", ")))?;
+    let m = mv.str()?;
+    let metric = Metric::ALL
+        .into_iter()
+        .find(|x| x.name() == m)
+        .ok_or_else(|| {
+            mv.err(format!(
+                "unknown metric `{m}`; expected one of: {}",
+                names.join(", ")
+            ))
+        })?;
+    let (below, tv) = match (t.get("below"), t.get("above")) {
+        (Some(b), None) => (true, b),
+        (None, Some(a)) => (false, a),
+        (Some(_), Some(_)) => {
+            return Err(v.err("both `below` and `above`; expected exactly one"));
+        }
+        (None, None) => {
+            return Err(t.ctx.err(
+                &t.span,
+                &t.field("below"),
+                "missing; expected `below = <number>` or `above = <number>`",
+            ));
+        }
+    };
+    Ok(Abort {
+        metric,
+        below,
+        threshold: tv.f64_in(-1e12, 1e12)?,
+        reason: t.text("reason", "why this condition stops the game day")?,
+    })
+}
+
+fn step(v: &Val<'_>) -> Res<Step> {
+    let t = v.table()?;
+    let actions = ["inject", "wait", "observe", "checklist"];
+    let av = t.req("action", "one of: inject, wait, observe, checklist")?;
+    let a = av.str()?;
+    let common = ["action", "at", "title"];
+    let specific: &[&str] = match a {
+        "inject" => &["fault"],
+        "wait" => &["for"],
+        "observe" => &[
+            "expect",
+            "tower",
+            "active_link",
+            "running",
+            "steady",
+            "power_mode",
+            "availability_min",
+            "no_violations",
+        ],
+        "checklist" => &["items"],
+        _ => {
+            return Err(av.err(format!(
+                "unknown action `{a}`; expected one of: {}",
+                actions.join(", ")
+            )));
+        }
+    };
+    let allowed: Vec<&str> = common.iter().chain(specific).copied().collect();
+    t.keys(&allowed)?;
+    let action = match a {
+        "inject" => {
+            let f = t.req("fault", "an inline table such as { kind = \"link-down\", target = \"tower-0/fibre\", for = \"30m\" }")?;
+            let ft = f.table()?;
+            if let Some((k, _)) = ft.map.get_key_value("at") {
+                return Err(t.ctx.err(
+                    &k.span(),
+                    &ft.field("at"),
+                    "a fault in a step takes no `at`; give the step an `at` instead",
+                ));
+            }
+            let span = f.v.span();
+            let raw = &t.ctx.text[span.clone()];
+            if !raw.trim_start().starts_with('{') {
+                return Err(f.err("expected an inline table: fault = { kind = …, target = … }"));
+            }
+            Action::Inject {
+                fault_text: raw.to_string(),
+                line: f.line(),
+            }
+        }
+        "wait" => Action::Wait {
+            duration: t
+                .req("for", "a duration such as \"10m\"")?
+                .duration(Duration::from_millis(1))?,
+        },
+        "observe" => {
+            let link = t
+                .get("active_link")
+                .map(|v| {
+                    let s = v.str()?;
+                    if s == "none" {
+                        Ok(None)
+                    } else {
+                        LinkKind::from_str(s).map(Some).map_err(|_| {
+                            v.err(format!(
+                                "unknown link `{s}`; expected fibre, lte, satellite or none"
+                            ))
+                        })
+                    }
+                })
+                .transpose()?;
+            let o = Observe {
+                expect: t.text("expect", "what the team expects to see")?,
+                tower: t.get("tower").map(|v| v.text()).transpose()?,
+                active_link: link,
+                running: t.get("running").map(|v| v.bool()).transpose()?,
+                steady: t.get("steady").map(|v| v.bool()).transpose()?,
+                power_mode: t.get("power_mode").map(|v| v.text()).transpose()?,
+                availability_min: t
+                    .get("availability_min")
+                    .map(|v| v.f64_in(0.0, 1.0))
+                    .transpose()?,
+                no_violations: t.get("no_violations").map(|v| v.bool()).transpose()?,
+            };
+            let tower_checks = o.active_link.is_some()
+                || o.running.is_some()
+                || o.steady.is_some()
+                || o.power_mode.is_some();
+            if tower_checks && o.tower.is_none() {
+                return Err(t.ctx.err(
+                    &t.span,
+                    &t.field("tower"),
+                    "missing; tower checks (active_link, running, steady, power_mode) need a tower",
+                ));
+            }
+            if !tower_checks && o.availability_min.is_none() && o.no_violations.is_none() {
+                return Err(t.ctx.err(
+                    &t.span,
+                    &t.field("expect"),
+                    "nothing to check; give at least one of active_link, running, steady, \
+                     power_mode, availability_min, no_violations",
+                ));
+            }
+            if let (Some(pm), Some(v)) = (&o.power_mode, t.get("power_mode")) {
+                const MODES: [&str; 6] = [
+                    "normal",
+                    "shed-p3",
+                    "shed-p2",
+                    "essential",
+                    "shutting-down",
+                    "off",
+                ];
+                if !MODES.contains(&pm.as_str()) {
+                    return Err(v.err(format!(
+                        "unknown power mode `{pm}`; expected one of: {}",
+                        MODES.join(", ")
+                    )));
+                }
+            }
+            Action::Observe(o)
+        }
+        _ => {
+            let iv = t.req("items", "a list of checklist items")?;
+            let items = iv.texts()?;
+            if items.is_empty() {
+                return Err(iv.err("empty; expected at least one item"));
+            }
+            Action::Checklist { items }
+        }
+    };
+    let title = match t.get("title") {
+        Some(v) => v.text()?,
+        None => match &action {
+            Action::Inject { fault_text, .. } => format!("inject {}", fault_text.trim()),
+            Action::Wait { duration } => {
+                format!(
+                    "wait {}",
+                    sovereign_sim::scenario::format_duration(*duration)
+                )
+            }
+            Action::Observe(o) => format!("observe: {}", o.expect),
+            Action::Checklist { items } => format!("checklist ({} items)", items.len()),
+        },
+    };
+    Ok(Step {
+        line: av.line(),
+        at: t
+            .get("at")
+            .map(|v| v.duration(Duration::ZERO))
+            .transpose()?,
+        action,
+        title,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Resolving against the scenario.
+
+impl Plan {
+    /// Check the plan against its scenario: each inject step's fault parsed by the
+    /// scenario parser (same grammar, same errors), tower names known, every target
+    /// inside the blast radius. Returns the faults of each step (empty for other steps).
+    pub fn resolve(&self, scenario: &Scenario) -> Result<Vec<Vec<FaultSpec>>, PlanError> {
+        let towers: Vec<&str> = scenario.towers.iter().map(|t| t.name.as_str()).collect();
+        let err = |line: usize, field: String, message: String| PlanError {
+            file: self.file.clone(),
+            line,
+            field,
+            message,
+        };
+        let known = |name: &str| name == "origin" || towers.contains(&name);
+        for name in &self.blast_radius.towers {
+            if !known(name) {
+                return Err(err(
+                    0,
+                    "blast_radius.towers".into(),
+                    format!(
+                        "unknown tower `{name}`; the scenario has: origin, {}",
+                        towers.join(", ")
+                    ),
+                ));
+            }
+        }
+        let mut base = scenario.clone();
+        base.faults.clear();
+        let base_toml = base.to_toml();
+        let mut out = Vec::new();
+        for (i, s) in self.steps.iter().enumerate() {
+            match &s.action {
+                Action::Inject { fault_text, line } => {
+                    let inner = fault_text.trim().trim_start_matches('{').trim_start();
+                    let entry = if inner.starts_with('}') {
+                        "{ at = \"0s\" }".to_string()
+                    } else {
+                        format!("{{ at = \"0s\", {inner}")
+                    };
+                    let text = format!("fault = [{entry}]\n{base_toml}");
+                    let sc =
+                        sovereign_sim::scenario::parse_str(&self.file, &text).map_err(|e| {
+                            let field = e
+                                .field
+                                .strip_prefix("fault[0]")
+                                .map_or(e.field.clone(), |rest| format!("step[{i}].fault{rest}"));
+                            err(*line, field, e.message)
+                        })?;
+                    if !self.blast_radius.towers.is_empty() {
+                        for f in &sc.faults {
+                            let inside = match &f.target {
+                                Target::Origin => {
+                                    self.blast_radius.towers.iter().any(|t| t == "origin")
+                                }
+                                Target::Tower(t) | Target::Link(t, _) | Target::Wifi(t) => self
+                                    .blast_radius
+                                    .towers
+                                    .iter()
+                                    .any(|n| *n == scenario.towers[*t].name),
+                            };
+                            if !inside {
+                                return Err(err(
+                                    *line,
+                                    format!("step[{i}].fault.target"),
+                                    format!(
+                                        "target outside the blast radius ({}); widen \
+                                         blast_radius.towers or change the target",
+                                        self.blast_radius.towers.join(", ")
+                                    ),
+                                ));
+                            }
+                        }
+                    }
+                    out.push(sc.faults);
+                }
+                Action::Observe(o) => {
+                    if let Some(t) = &o.tower
+                        && !towers.contains(&t.as_str())
+                    {
+                        return Err(err(
+                            s.line,
+                            format!("step[{i}].tower"),
+                            format!(
+                                "unknown tower `{t}`; the scenario has: {}",
+                                towers.join(", ")
+                            ),
+                        ));
+                    }
+                    out.push(Vec::new());
+                }
+                _ => out.push(Vec::new()),
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,336 @@
+//! The end of a game day: a lessons-learned report (Markdown) and a replay file, written
+//! under `reports/<plan>-<seed>/` (or a directory the operator names).
+//!
+//! The report holds the timeline (plan steps, operator injections and heals, checklist
+//! confirmations — auto-confirmed ones marked — and notes), whether the hypothesis was
+//! confirmed or refuted and why, the KPIs against the plan's tolerances, the operators'
+//! notes, and action items derived from what went wrong. The replay file is the
+//! simulator's failure-file format (`sovereign_sim::failure`), written even when nothing
+//! failed, with the operator's injections in its explicit schedule, so
+//! `sovereign sim replay` re-runs the whole game day and checks its trace hash.
+//!
+//! Not covered: HTML or charts; running anything.
+
+use crate::gameday::Outcome;
+use crate::plan::SteadyState;
+use crate::ui::clock;
+use sovereign_logic::content::Priority;
+use sovereign_sim::failure::{FailureFile, replay_command};
+use sovereign_sim::kpi::{Kpis, format_us};
+use std::path::{Path, PathBuf};
+
+/// File name of the report inside its directory.
+pub const LESSONS_FILE: &str = "lessons-learned.md";
+
+/// One KPI against its tolerance.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tolerance {
+    /// The KPI.
+    pub name: String,
+    /// The tolerance, in words (`>= 0.95`).
+    pub tolerance: String,
+    /// What was measured.
+    pub measured: String,
+    /// Within tolerance.
+    pub pass: bool,
+}
+
+/// Check the final KPIs against the plan's steady state.
+pub fn tolerances(ss: &SteadyState, kpis: &Kpis, violations: usize) -> Vec<Tolerance> {
+    let mut out = Vec::new();
+    if let Some(min) = ss.availability_min {
+        out.push(Tolerance {
+            name: "availability".into(),
+            tolerance: format!(">= {min}"),
+            measured: format!("{:.4}", kpis.availability),
+            pass: kpis.availability >= min,
+        });
+    }
+    for p in Priority::ALL {
+        if let Some(max) = ss.freshness_p99_max[p.index()] {
+            let got = kpis.freshness[p.index()].p99_us;
+            out.push(Tolerance {
+                name: format!("freshness p99 {p}"),
+                tolerance: format!("<= {}", sovereign_sim::scenario::format_duration(max)),
+                measured: got.map_or("n/a".into(), format_us),
+                pass: got.is_none_or(|us| us <= max.as_micros() as u64),
+            });
+        }
+    }
+    if let Some(max) = ss.backlog_max {
+        out.push(Tolerance {
+            name: "outbox backlog (max)".into(),
+            tolerance: format!("<= {max}"),
+            measured: kpis.backlog_max.to_string(),
+            pass: kpis.backlog_max <= max,
+        });
+    }
+    if let Some(min) = ss.soc_min {
+        out.push(Tolerance {
+            name: "lowest battery SoC".into(),
+            tolerance: format!(">= {min}"),
+            measured: kpis.soc_lowest.map_or("n/a".into(), |s| format!("{s:.3}")),
+            pass: kpis.soc_lowest.is_none_or(|s| s >= min),
+        });
+    }
+    out.push(Tolerance {
+        name: "invariant violations".into(),
+        tolerance: format!("<= {}", ss.violations_max),
+        measured: violations.to_string(),
+        pass: violations as u64 <= ss.violations_max,
+    });
+    out
+}
+
+/// Whether the hypothesis held, and every reason it did not.
+pub fn verdict(o: &Outcome) -> (bool, Vec<String>) {
+    let r = &o.finished.report;
+    let mut why = Vec::new();
+    if let Some((at, reason)) = &o.gameday.aborted {
+        why.push(format!("aborted at {}: {reason}", clock(*at)));
+    }
+    for ob in o.gameday.observed.iter().filter(|x| !x.pass) {
+        why.push(format!(
+            "step {} at {}: expected {} — saw {}",
+            ob.step + 1,
+            clock(ob.at),
+            ob.expect,
+            ob.seen
+        ));
+    }
+    for t in tolerances(&o.gameday.plan.steady_state, &r.kpis, r.violations.len()) {
+        if !t.pass {
+            why.push(format!(
+                "{} out of tolerance: {} (tolerance {})",
+                t.name, t.measured, t.tolerance
+            ));
+        }
+    }
+    (why.is_empty(), why)
+}
+
+/// The lessons-learned Markdown.
+pub fn lessons_learned(o: &Outcome, replay_file: &str) -> String {
+    let plan = &o.gameday.plan;
+    let r = &o.finished.report;
+    let mut md = String::new();
+    let mut line = |s: String| {
+        md.push_str(&s);
+        md.push('\n');
+    };
+    line(format!("# Lessons learned: {}", plan.title));
+    line(String::new());
+    line(format!(
+        "- Quarter: {}{}",
+        plan.quarter,
+        if plan.date.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", plan.date)
+        }
+    ));
+    line(format!("- Plan: `{}`", plan.file));
+    line(format!(
+        "- Scenario: `{}` (`{}`), seed {}",
+        plan.scenario, r.scenario, r.seed
+    ));
+    line(format!(
+        "- Facilitator: {}; operators: {}; observers: {}",
+        or_none(&plan.roles.facilitator),
+        or_none(&plan.roles.operators.join(", ")),
+        or_none(&plan.roles.observers.join(", "))
+    ));
+    line(format!(
+        "- Run by: {}{}",
+        o.operator,
+        if o.headless {
+            " (headless: checklist items auto-confirmed)"
+        } else {
+            ""
+        }
+    ));
+    if !plan.blast_radius.towers.is_empty() {
+        line(format!(
+            "- Blast radius: {}{}",
+            plan.blast_radius.towers.join(", "),
+            if plan.blast_radius.note.is_empty() {
+                String::new()
+            } else {
+                format!(" — {}", plan.blast_radius.note)
+            }
+        ));
+    }
+    line(String::new());
+    line("## Hypothesis".into());
+    line(String::new());
+    line(format!("> {}", plan.hypothesis));
+    line(String::new());
+    let (confirmed, why) = verdict(o);
+    if confirmed {
+        line(
+            "**Confirmed.** Every observation matched and every KPI stayed within tolerance."
+                .into(),
+        );
+    } else {
+        line("**Refuted.**".into());
+        line(String::new());
+        for w in &why {
+            line(format!("- {w}"));
+        }
+    }
+    line(String::new());
+    line("## Timeline".into());
+    line(String::new());
+    line("| virtual time | who | what |".into());
+    line("|---|---|---|".into());
+    let mut rows: Vec<(sovereign_logic::Time, String, String)> = o
+        .gameday
+        .timeline
+        .iter()
+        .map(|e| (e.at, e.who.clone(), e.what.clone()))
+        .collect();
+    for n in &o.notes {
+        rows.push((n.at, n.by.clone(), format!("note: {}", n.text)));
+    }
+    rows.sort_by_key(|(at, _, _)| *at);
+    for (at, who, what) in rows {
+        line(format!(
+            "| {} | {} | {} |",
+            clock(at),
+            cell(&who),
+            cell(&what)
+        ));
+    }
+    line(String::new());
+    line("## KPIs against tolerances".into());
+    line(String::new());
+    line("| KPI | tolerance | measured | |".into());
+    line("|---|---|---|---|".into());
+    for t in tolerances(&plan.steady_state, &r.kpis, r.violations.len()) {
+        line(format!(
+            "| {} | {} | {} | {} |",
+            t.name,
+            t.tolerance,
+            t.measured,
+            if t.pass { "ok" } else { "**out**" }
+        ));
+    }
+    line(String::new());
+    line("<details><summary>All KPIs</summary>".into());
+    line(String::new());
+    line("```".into());
+    for l in r.kpis.lines() {
+        line(l);
+    }
+    line("```".into());
+    line("</details>".into());
+    line(String::new());
+    line("## Invariants".into());
+    line(String::new());
+    if r.violations.is_empty() {
+        line("All invariants held.".into());
+    } else {
+        for v in &r.violations {
+            line(format!(
+                "- **{}** at {}: {}",
+                v.oracle,
+                clock(v.at),
+                v.detail
+            ));
+        }
+    }
+    line(String::new());
+    line("## Operator notes".into());
+    line(String::new());
+    if o.notes.is_empty() {
+        line("(none)".into());
+    }
+    for n in &o.notes {
+        line(format!("- {} — {}: {}", clock(n.at), n.by, n.text));
+    }
+    line(String::new());
+    line("## Action items".into());
+    line(String::new());
+    let items = action_items(o, &why);
+    for i in &items {
+        line(format!("- [ ] {i}"));
+    }
+    line(String::new());
+    line("## Replay".into());
+    line(String::new());
+    line(format!(
+        "The run, operator injections included, replays with `{}` (trace hash `{}`).",
+        replay_command(replay_file),
+        r.trace_hash
+    ));
+    for c in &o.finished.replay_caveats {
+        line(format!("- caveat: {c}"));
+    }
+    md
+}
+
+fn or_none(s: &str) -> &str {
+    if s.is_empty() { "(none)" } else { s }
+}
+
+/// A Markdown table cell: no pipes or newlines.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// Action items: one per failed expectation, violation, tolerance miss and abort, plus
+/// follow-ups for unconfirmed or auto-confirmed checklists.
+pub fn action_items(o: &Outcome, why: &[String]) -> Vec<String> {
+    let mut items: Vec<String> = why.iter().map(|w| format!("Investigate: {w}")).collect();
+    for v in &o.finished.report.violations {
+        items.push(format!(
+            "Fix the {} violation at {}; reproduce with the replay file",
+            v.oracle,
+            clock(v.at)
+        ));
+    }
+    if o.gameday.confirmations.iter().any(|c| c.auto) {
+        items.push(
+            "Checklist items were auto-confirmed (headless run): walk them with an operator at \
+             the next game day"
+                .into(),
+        );
+    }
+    if !o.gameday.is_done() {
+        items.push("The game day ended before its plan did: schedule the remaining steps".into());
+    }
+    if items.is_empty() {
+        items.push(
+            "No gaps found: widen the blast radius or combine faults at the next game day".into(),
+        );
+    }
+    items
+}
+
+/// Where a game day's report goes by default: `reports/<plan>-<seed>`.
+pub fn default_dir(plan_name: &str, seed: u64) -> PathBuf {
+    PathBuf::from("reports").join(format!("{plan_name}-{seed}"))
+}
+
+/// The files written.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Written {
+    /// `lessons-learned.md`.
+    pub lessons: PathBuf,
+    /// The replay file (`sovereign sim replay` accepts it).
+    pub replay: PathBuf,
+}
+
+/// Write the report and the replay file into `dir` (created if missing). `build` names
+/// the build in the replay file.
+pub fn write(dir: &Path, o: &Outcome, build: &str) -> std::io::Result<Written> {
+    std::fs::create_dir_all(dir)?;
+    let plan = &o.gameday.plan;
+    let report = o.finished.replay_report();
+    let file = FailureFile::from_report(&plan.scenario, &o.finished.scenario, &report, build);
+    let replay = dir.join(format!("{}-seed{}.replay.toml", plan.name, report.seed));
+    std::fs::write(&replay, file.to_toml())?;
+    let lessons = dir.join(LESSONS_FILE);
+    std::fs::write(&lessons, lessons_learned(o, &replay.display().to_string()))?;
+    Ok(Written { lessons, replay })
+}

@@ -1,0 +1,654 @@
+//! Drawing the console: `impl Widget for &App` (ratatui demo2's shape).
+//!
+//! The main screen stacks a header (scenario, seed, virtual time, speed, phase,
+//! operator), the game-day line when a plan runs, topology beside KPIs with sparklines,
+//! the fault timeline and invariant status beside the event log, and a footer with the
+//! last action's result. Overlays: help (every key), the inject menu, a prompt, and the
+//! game-day checklist. Everything fits 80×24; larger terminals get more log and towers.
+//!
+//! Link health colours compare ground truth (the link passes traffic) with the tower's
+//! view (its probes call it healthy): green both up, red both down, magenta down but the
+//! tower has not noticed, yellow up but the tower has not noticed yet.
+//!
+//! Not covered: state changes (see `app.rs`).
+
+use crate::app::{App, INJECTIONS, Screen, Selected};
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style, Stylize};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Widget, Wrap};
+use sovereign_logic::Time;
+use sovereign_sim::world::{LinkView, Phase};
+
+/// Sparkline glyphs, lowest first.
+const SPARKS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+
+/// Virtual time as `HH:MM:SS`, with a day prefix past the first day (`1d 02:03:04`).
+pub fn clock(t: Time) -> String {
+    let s = t.as_micros() / 1_000_000;
+    let (d, h, m, sec) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
+    if d > 0 {
+        format!("{d}d {h:02}:{m:02}:{sec:02}")
+    } else {
+        format!("{h:02}:{m:02}:{sec:02}")
+    }
+}
+
+/// Virtual time as `HH:MM` (`1d02:03` past the first day).
+pub fn clock_short(t: Time) -> String {
+    let m = t.as_micros() / 60_000_000;
+    let (d, h, m) = (m / 1440, m / 60 % 24, m % 60);
+    if d > 0 {
+        format!("{d}d{h:02}:{m:02}")
+    } else {
+        format!("{h:02}:{m:02}")
+    }
+}
+
+/// `×1000` or `unthrottled`.
+pub fn speed_text(speed: Option<u64>) -> String {
+    match speed {
+        Some(x) => format!("×{x}"),
+        None => "unthrottled".into(),
+    }
+}
+
+/// A sparkline of `values` scaled to their maximum (missing points as spaces), the last
+/// `width` points.
+pub fn spark(values: &[Option<f64>], width: usize, lo: Option<f64>) -> String {
+    let vals = &values[values.len().saturating_sub(width)..];
+    let max = vals.iter().flatten().copied().fold(f64::MIN, f64::max);
+    let min = lo.unwrap_or_else(|| vals.iter().flatten().copied().fold(f64::MAX, f64::min));
+    vals.iter()
+        .map(|v| match v {
+            None => ' ',
+            Some(x) => {
+                let span = max - min;
+                let i = if span <= f64::EPSILON {
+                    if max > 0.0 { 7 } else { 0 }
+                } else {
+                    (((x - min) / span) * 7.0).round().clamp(0.0, 7.0) as usize
+                };
+                SPARKS[i]
+            }
+        })
+        .collect()
+}
+
+fn bytes_text(b: u64) -> String {
+    match b {
+        b if b >= 1 << 30 => format!("{:.1}G", b as f64 / (1u64 << 30) as f64),
+        b if b >= 1 << 20 => format!("{:.1}M", b as f64 / (1u64 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.0}K", b as f64 / 1024.0),
+        b => format!("{b}B"),
+    }
+}
+
+fn us_text(us: Option<u64>) -> String {
+    match us {
+        None => "–".into(),
+        Some(u) if u < 10_000_000 => format!("{:.1}s", u as f64 / 1e6),
+        Some(u) if u < 120_000_000 => format!("{}s", u / 1_000_000),
+        Some(u) if u < 7_200_000_000 => format!("{}m", u / 60_000_000),
+        Some(u) => format!("{}h", u / 3_600_000_000),
+    }
+}
+
+/// How a link looks: (label, colour).
+fn link_health(l: &LinkView) -> (&'static str, Color) {
+    match (l.passing, l.healthy) {
+        (true, true) => ("up", Color::Green),
+        (false, false) => ("DOWN", Color::Red),
+        (false, true) => ("down?", Color::Magenta),
+        (true, false) => ("up?", Color::Yellow),
+    }
+}
+
+fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
+}
+
+impl Widget for &App {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let snap = self.snapshot();
+        let gd_h = u16::from(self.gameday.is_some());
+        let towers_h = (1 + 2 * snap.towers.len()) as u16;
+        let top_h = towers_h.max(7).saturating_add(2).min(area.height / 2);
+        let [header, gd_line, top, bottom, footer] = Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Length(gd_h),
+            Constraint::Length(top_h),
+            Constraint::Min(3),
+            Constraint::Length(1),
+        ])
+        .areas(area);
+        self.header(header, buf);
+        if gd_h > 0 {
+            self.gameday_line(gd_line, buf);
+        }
+        let [topo, kpis] =
+            Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(top);
+        self.topology(topo, buf);
+        self.kpis(kpis, buf);
+        let [left, log] =
+            Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)])
+                .areas(bottom);
+        let inv_h = (snap.violations.len().min(4) as u16 + 2).max(3);
+        let [faults, inv] =
+            Layout::vertical([Constraint::Min(3), Constraint::Length(inv_h)]).areas(left);
+        self.faults(faults, buf);
+        self.invariants(inv, buf);
+        self.log(log, buf);
+        self.footer(footer, buf);
+        match &self.screen {
+            Screen::Help => help(area, buf),
+            Screen::Inject => self.inject_menu(area, buf),
+            Screen::Input(p, text) => {
+                let line = Line::from(vec![
+                    Span::styled(format!(" {}: ", p.label()), Style::new().bold()),
+                    Span::raw(text.clone()),
+                    Span::styled("█", Style::new().fg(Color::Gray)),
+                ]);
+                Clear.render(footer, buf);
+                Paragraph::new(line)
+                    .style(Style::new().bg(Color::DarkGray))
+                    .render(footer, buf);
+            }
+            Screen::Main => {
+                if self
+                    .gameday
+                    .as_ref()
+                    .is_some_and(|g| g.pending_checklist().is_some())
+                {
+                    self.checklist(area, buf);
+                }
+            }
+        }
+    }
+}
+
+impl App {
+    fn header(&self, area: Rect, buf: &mut Buffer) {
+        let snap = self.snapshot();
+        let src = self.source();
+        let phase = match snap.phase {
+            Phase::Safety => "safety",
+            Phase::Liveness => "liveness",
+            Phase::Done => "done",
+        };
+        let run = if src.is_done() {
+            "■ over"
+        } else if self.paused {
+            "❚❚ paused"
+        } else {
+            "▶"
+        };
+        let text = format!(
+            " sovereign · {} · seed {} · {} · {} {} · {} · op {}",
+            src.scenario().name,
+            src.seed(),
+            clock(snap.now),
+            speed_text(self.speed()),
+            run,
+            phase,
+            self.operator
+        );
+        Paragraph::new(text)
+            .style(Style::new().bg(Color::Blue).fg(Color::White).bold())
+            .render(area, buf);
+    }
+
+    fn gameday_line(&self, area: Rect, buf: &mut Buffer) {
+        let Some(gd) = &self.gameday else { return };
+        let mut spans = vec![Span::styled(
+            " GAME DAY ",
+            Style::new().bg(Color::Magenta).fg(Color::White).bold(),
+        )];
+        if gd.aborted.is_some() {
+            spans.push(Span::styled(
+                " ABORTED ",
+                Style::new().bg(Color::Red).fg(Color::White).bold(),
+            ));
+        }
+        spans.push(Span::raw(format!(
+            " {} · {}",
+            gd.plan.title,
+            gd.status(self.snapshot().now)
+        )));
+        Paragraph::new(Line::from(spans)).render(area, buf);
+    }
+
+    fn topology(&self, area: Rect, buf: &mut Buffer) {
+        let snap = self.snapshot();
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .title(format!(" Topology · {} ", self.selection_text()));
+        let inner = block.inner(area);
+        block.render(area, buf);
+        let sel = Style::new().add_modifier(Modifier::REVERSED);
+        let mut lines: Vec<Line> = Vec::new();
+        let origin_style = if self.selected == Selected::Origin {
+            sel
+        } else {
+            Style::new()
+        };
+        lines.push(Line::from(vec![
+            Span::styled("origin", origin_style.bold()),
+            if snap.origin_up {
+                Span::styled(" up", Style::new().fg(Color::Green))
+            } else {
+                Span::styled(" DOWN", Style::new().fg(Color::Red).bold())
+            },
+            Span::raw(format!(
+                "  faults {} active",
+                snap.faults.iter().filter(|f| f.active).count()
+            )),
+        ]));
+        let mut first_line_of = Vec::new();
+        for (i, t) in snap.towers.iter().enumerate() {
+            first_line_of.push(lines.len());
+            let (tsel, lsel) = match self.selected {
+                Selected::Tower { tower, link } if tower == i => (link.is_none(), link),
+                _ => (false, None),
+            };
+            let state = if !t.running {
+                Span::styled(" DOWN", Style::new().fg(Color::Red).bold())
+            } else if t.paused {
+                Span::styled(" paused", Style::new().fg(Color::Yellow))
+            } else {
+                Span::styled(
+                    format!(" {}", t.power_mode.name()),
+                    if t.power_mode == sovereign_logic::io::PowerMode::Normal {
+                        Style::new().fg(Color::Green)
+                    } else {
+                        Style::new().fg(Color::Yellow)
+                    },
+                )
+            };
+            lines.push(Line::from(vec![
+                Span::styled(
+                    t.name.clone(),
+                    if tsel {
+                        sel.bold()
+                    } else {
+                        Style::new().bold()
+                    },
+                ),
+                state,
+                Span::raw(format!(
+                    " SoC {:.0}% {:.0}W ob {}{}",
+                    t.soc * 100.0,
+                    t.solar_w,
+                    t.outbox,
+                    if t.steady { "" } else { " unsteady" }
+                )),
+            ]));
+            let mut spans = vec![Span::raw("  ")];
+            for (j, l) in t.links.iter().enumerate() {
+                let (label, colour) = link_health(l);
+                let active = t.active_link == Some(l.kind);
+                let mut st = Style::new().fg(colour);
+                if lsel == Some(j) {
+                    st = st.add_modifier(Modifier::REVERSED);
+                }
+                if active {
+                    st = st.bold();
+                }
+                let kind = match l.kind {
+                    sovereign_logic::protocol::LinkKind::Satellite => "sat".to_string(),
+                    k => k.to_string(),
+                };
+                spans.push(Span::styled(
+                    format!("{}{kind} {label}", if active { "*" } else { "" }),
+                    st,
+                ));
+                spans.push(Span::raw(" "));
+            }
+            let mut wst = Style::new().fg(if t.wifi_up { Color::Green } else { Color::Red });
+            if lsel == Some(t.links.len()) {
+                wst = wst.add_modifier(Modifier::REVERSED);
+            }
+            spans.push(Span::styled(
+                format!("wifi {}", if t.wifi_up { "up" } else { "DOWN" }),
+                wst,
+            ));
+            lines.push(Line::from(spans));
+        }
+        // Keep the selected tower in view.
+        let h = inner.height as usize;
+        let want = match self.selected {
+            Selected::Tower { tower, .. } => first_line_of.get(tower).copied().unwrap_or(0) + 2,
+            Selected::Origin => 1,
+        };
+        let skip = want.saturating_sub(h);
+        let lines: Vec<Line> = lines.into_iter().skip(skip).collect();
+        Paragraph::new(lines).render(inner, buf);
+    }
+
+    fn kpis(&self, area: Rect, buf: &mut Buffer) {
+        let block = Block::default().borders(Borders::ALL).title(" KPIs ");
+        let inner = block.inner(area);
+        block.render(area, buf);
+        let live = &self.live;
+        let w = inner.width.saturating_sub(16) as usize;
+        let buckets: Vec<_> = live.buckets().collect();
+        let avail: Vec<Option<f64>> = buckets
+            .iter()
+            .map(|b| (b.reads_valid > 0).then(|| b.reads_good as f64 / b.reads_valid as f64))
+            .collect();
+        let backlog: Vec<Option<f64>> = buckets.iter().map(|b| Some(b.backlog as f64)).collect();
+        let soc: Vec<Option<f64>> = buckets.iter().map(|b| b.soc_min).collect();
+        let bytes: Vec<Option<f64>> = buckets.iter().map(|b| Some(b.bytes as f64)).collect();
+        let fresh = |c: usize| {
+            format!(
+                "P{c} {}/{}",
+                us_text(live.freshness_us(c, 50)),
+                us_text(live.freshness_us(c, 99))
+            )
+        };
+        let per_link: Vec<String> = sovereign_logic::protocol::LinkKind::ALL
+            .iter()
+            .map(|k| {
+                let b = live.bytes_per_link.get(k).copied().unwrap_or(0);
+                let name = match k {
+                    sovereign_logic::protocol::LinkKind::Satellite => "sat".to_string(),
+                    k => k.to_string(),
+                };
+                format!("{name} {}", bytes_text(b))
+            })
+            .collect();
+        let cyan = Style::new().fg(Color::Cyan);
+        let row = |label: &str, value: String, sp: String| {
+            Line::from(vec![
+                Span::styled(format!("{label:<8}"), Style::new().bold()),
+                Span::raw(format!("{value:<8}")),
+                Span::styled(sp, cyan),
+            ])
+        };
+        let lines = vec![
+            row(
+                "avail",
+                format!("{:.2}%", live.availability() * 100.0),
+                spark(&avail, w, Some(0.0)),
+            ),
+            Line::from(format!("fresh   {}  {}", fresh(0), fresh(1))),
+            Line::from(format!("p50/99  {}  {}", fresh(2), fresh(3))),
+            row(
+                "outbox",
+                live.backlog().to_string(),
+                spark(&backlog, w, Some(0.0)),
+            ),
+            row(
+                "SoC min",
+                live.soc_min()
+                    .map_or("–".into(), |s| format!("{:.0}%", s * 100.0)),
+                spark(&soc, w, Some(0.0)),
+            ),
+            row(
+                "bytes",
+                bytes_text(live.bytes_per_link.values().sum()),
+                spark(&bytes, w, Some(0.0)),
+            ),
+            Line::from(format!("        {}", per_link.join(" "))),
+        ];
+        Paragraph::new(lines).render(inner, buf);
+    }
+
+    fn faults(&self, area: Rect, buf: &mut Buffer) {
+        let snap = self.snapshot();
+        let block = Block::default().borders(Borders::ALL).title(" Faults ");
+        let inner = block.inner(area);
+        block.render(area, buf);
+        let towers: Vec<String> = snap.towers.iter().map(|t| t.name.clone()).collect();
+        let mut faults: Vec<_> = snap.faults.iter().collect();
+        // Active first, then the most recent.
+        faults.sort_by_key(|f| (!f.active, std::cmp::Reverse(f.spec.at)));
+        let now = snap.now.as_micros();
+        let lines: Vec<Line> = if faults.is_empty() {
+            vec![Line::from("no faults yet: i to inject").fg(Color::DarkGray)]
+        } else {
+            faults
+                .iter()
+                .take(inner.height as usize)
+                .map(|f| {
+                    let start = f.spec.at.as_micros() as u64;
+                    let (mark, st) = if f.active {
+                        ("●", Style::new().fg(Color::Red))
+                    } else if start > now {
+                        ("·", Style::new().fg(Color::DarkGray))
+                    } else {
+                        ("○", Style::new())
+                    };
+                    let by = self
+                        .injected_by
+                        .get(&f.id)
+                        .map(|o| format!(" @{o}"))
+                        .unwrap_or_default();
+                    let dur = if f.spec.duration.is_zero() {
+                        String::new()
+                    } else {
+                        format!(
+                            " {}",
+                            sovereign_sim::scenario::format_duration(f.spec.duration)
+                        )
+                    };
+                    let target = crate::live::fault_text(
+                        &sovereign_sim::scenario::FaultSpec {
+                            duration: std::time::Duration::ZERO,
+                            ..f.spec.clone()
+                        },
+                        &towers,
+                    );
+                    let hhmm = clock_short(Time::from_micros(start));
+                    Line::styled(
+                        format!(
+                            "{mark}{} {hhmm} {}{dur}{by}",
+                            f.id,
+                            target.replace(" on ", " ")
+                        ),
+                        st,
+                    )
+                })
+                .collect()
+        };
+        Paragraph::new(lines).render(inner, buf);
+    }
+
+    fn invariants(&self, area: Rect, buf: &mut Buffer) {
+        let snap = self.snapshot();
+        let n = self.source().scenario().invariants.len();
+        let block = Block::default().borders(Borders::ALL).title(" Invariants ");
+        let inner = block.inner(area);
+        block.render(area, buf);
+        let lines: Vec<Line> = if snap.violations.is_empty() {
+            vec![Line::styled(
+                format!("✓ all {n} invariants holding"),
+                Style::new().fg(Color::Green).bold(),
+            )]
+        } else {
+            snap.violations
+                .iter()
+                .map(|v| {
+                    Line::styled(
+                        format!("✗ {} at {}: {}", v.oracle, clock(v.at), v.detail),
+                        Style::new().fg(Color::Red).bold(),
+                    )
+                })
+                .collect()
+        };
+        Paragraph::new(lines).render(inner, buf);
+    }
+
+    fn log(&self, area: Rect, buf: &mut Buffer) {
+        let filter = match (self.filter, self.text_filter.is_empty()) {
+            (None, true) => "all".to_string(),
+            (Some(c), true) => c.name().to_string(),
+            (None, false) => format!("/{}", self.text_filter),
+            (Some(c), false) => format!("{} /{}", c.name(), self.text_filter),
+        };
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .title(format!(" Events [{filter}] "));
+        let inner = block.inner(area);
+        block.render(area, buf);
+        let h = inner.height as usize;
+        let mut lines: Vec<Line> = self
+            .live
+            .log_lines()
+            .rev()
+            .filter(|l| self.filter.is_none_or(|c| c == l.category))
+            .filter(|l| self.text_filter.is_empty() || l.text.contains(&self.text_filter))
+            .take(h)
+            .map(|l| {
+                use crate::live::Category as C;
+                let colour = match l.category {
+                    C::Fault => Color::Red,
+                    C::Link => Color::Yellow,
+                    C::Power => Color::LightYellow,
+                    C::Sync => Color::Gray,
+                    C::Process => Color::LightRed,
+                    C::Operator => Color::Magenta,
+                    C::Violation => Color::Red,
+                };
+                Line::from(vec![
+                    Span::styled(clock(l.at), Style::new().fg(Color::DarkGray)),
+                    Span::raw(" "),
+                    Span::styled(l.text.clone(), Style::new().fg(colour)),
+                ])
+            })
+            .collect();
+        lines.reverse();
+        Paragraph::new(lines).render(inner, buf);
+    }
+
+    fn footer(&self, area: Rect, buf: &mut Buffer) {
+        let keys = " ␣ pause n step +/- speed i inject ? help q quit";
+        let room = (area.width as usize).saturating_sub(keys.chars().count() + 1);
+        let status: String = self.status.chars().take(room).collect();
+        let pad = room.saturating_sub(status.chars().count());
+        Paragraph::new(Line::from(vec![
+            Span::styled(format!(" {status}{}", " ".repeat(pad)), Style::new().bold()),
+            Span::styled(keys, Style::new().fg(Color::Gray)),
+        ]))
+        .style(Style::new().bg(Color::Black))
+        .render(area, buf);
+    }
+
+    fn inject_menu(&self, area: Rect, buf: &mut Buffer) {
+        let r = centered(area, 44, INJECTIONS.len() as u16 + 4);
+        Clear.render(r, buf);
+        let mut lines: Vec<Line> = INJECTIONS
+            .iter()
+            .map(|(k, name)| {
+                let ok = self.fault_for(*k).is_ok();
+                Line::from(vec![
+                    Span::styled(format!(" {k} "), Style::new().bold().fg(Color::Yellow)),
+                    Span::styled(
+                        name.to_string(),
+                        if ok {
+                            Style::new()
+                        } else {
+                            Style::new().fg(Color::DarkGray)
+                        },
+                    ),
+                ])
+            })
+            .collect();
+        lines.push(Line::from(" any other key: close").fg(Color::DarkGray));
+        Paragraph::new(lines)
+            .block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .title(format!(" Inject on {} ", self.selection_text()))
+                    .border_style(Style::new().fg(Color::Yellow)),
+            )
+            .render(r, buf);
+    }
+
+    fn checklist(&self, area: Rect, buf: &mut Buffer) {
+        let Some(gd) = &self.gameday else { return };
+        let Some((title, items, done)) = gd.pending_checklist() else {
+            return;
+        };
+        let h = (items.len() as u16 + 4).min(area.height.saturating_sub(2));
+        let r = centered(area, area.width.saturating_sub(8).min(72), h);
+        Clear.render(r, buf);
+        let mut lines: Vec<Line> = items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let (mark, st) = if i < done {
+                    ("[x]", Style::new().fg(Color::Green))
+                } else if i == done {
+                    ("[ ]", Style::new().bold())
+                } else {
+                    ("[ ]", Style::new().fg(Color::Gray))
+                };
+                Line::styled(format!(" {mark} {item}"), st)
+            })
+            .collect();
+        lines.push(Line::from(" Enter/y: confirm the next item  A: abort").fg(Color::Yellow));
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .title(format!(" Checklist: {title} "))
+                    .border_style(Style::new().fg(Color::Magenta)),
+            )
+            .render(r, buf);
+    }
+}
+
+/// Every key, for the help screen.
+pub const HELP: [(&str, &str); 19] = [
+    ("space / p", "pause / resume"),
+    ("n / .", "step to the next event"),
+    ("+ / -", "speed ×1 … ×100000"),
+    ("u", "unthrottled on / off"),
+    ("g", "jump to a virtual time (6h, +30m)"),
+    ("R", "restart with a new seed"),
+    ("Tab / j / ↓", "select the next tower"),
+    ("S-Tab / k / ↑", "select the previous tower"),
+    ("← → / h l", "select a link of the tower"),
+    ("i", "inject a fault on the selection"),
+    ("H", "heal every active fault"),
+    ("m", "type a note (goes in the report)"),
+    ("f", "cycle the event-log filter"),
+    ("/", "filter the log by text"),
+    ("Enter / y", "confirm a checklist item"),
+    ("A", "abort the game day"),
+    ("Esc", "close, clear filters, stop a jump"),
+    ("?", "this help"),
+    ("q / Ctrl-C", "quit (a game day writes its report)"),
+];
+
+fn help(area: Rect, buf: &mut Buffer) {
+    let r = centered(area, 62, HELP.len() as u16 + 2);
+    Clear.render(r, buf);
+    let lines: Vec<Line> = HELP
+        .iter()
+        .map(|(k, what)| {
+            Line::from(vec![
+                Span::styled(format!(" {k:<14}"), Style::new().bold().fg(Color::Yellow)),
+                Span::raw(what.to_string()),
+            ])
+        })
+        .collect();
+    Paragraph::new(lines)
+        .block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(" Keys (any key closes) ")
+                .border_style(Style::new().fg(Color::Cyan)),
+        )
+        .render(r, buf);
+}
