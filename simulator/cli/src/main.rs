@@ -2,7 +2,7 @@
 //!
 //! Map (ripgrep's split): this file holds the raw flags as clap parses them ([`Cli`]) and
 //! `main`, which maps errors to exit codes; [`console`] runs `console` and `gameday`;
-//! [`sim`] resolves the raw flags into what each
+//! [`report`] rebuilds reports and writes exports; [`sim`] resolves the raw flags into what each
 //! `sim` command uses and runs it; [`pool`] runs seeds on worker threads; [`wall`] is the
 //! CLI's only wall clock.
 //!
@@ -12,6 +12,7 @@
 
 mod console;
 mod pool;
+mod report;
 mod sim;
 mod wall;
 
@@ -45,6 +46,9 @@ enum Command {
     /// The deterministic simulator: run, sweep, replay and shrink scenarios.
     #[command(subcommand)]
     Sim(SimCommand),
+    /// Rebuild a report (report.md, report.html, summary.json) from a report directory's
+    /// saved data (run.json or sweep.json).
+    Report(ReportArgs),
     /// Open the terminal console on a live simulation: panels, hotkeys, fault injection.
     Console(ConsoleArgs),
     /// Run a game-day plan (gamedays/*.toml) in the console, or headless for CI; write a
@@ -88,6 +92,21 @@ pub struct GamedayArgs {
     pub out: Option<PathBuf>,
 }
 
+/// Raw flags of `report`.
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// The report directory (as written by `sim run --report` or `sim sweep --report`).
+    pub dir: PathBuf,
+}
+
+/// Help text shared by `--report`.
+const REPORT_HELP: &str = "Write a report (report.md, report.html with charts, summary.json, \
+and the data to rebuild them) into DIR; without DIR, into reports/<name>/";
+
+/// Help text shared by `--start`.
+const START_HELP: &str = "Where virtual time 0 lands in exported metrics and annotations \
+(UTC, e.g. 2026-01-01T00:00:00Z, the default)";
+
 /// `sovereign sim …`
 #[derive(Subcommand, Debug)]
 enum SimCommand {
@@ -121,6 +140,17 @@ pub struct RunArgs {
     /// Run twice and compare the trace hashes (exit 1 if they differ).
     #[arg(long)]
     pub check_determinism: bool,
+    #[arg(long, value_name = "DIR", num_args = 0..=1, help = REPORT_HELP)]
+    pub report: Option<Option<PathBuf>>,
+    /// Write the run's KPI time series as OpenMetrics text here (for `promtool tsdb
+    /// create-blocks-from openmetrics`).
+    #[arg(long, value_name = "FILE")]
+    pub openmetrics: Option<PathBuf>,
+    /// Write the run's faults (regions) and violations as Grafana annotations (JSON) here.
+    #[arg(long, value_name = "FILE")]
+    pub annotations: Option<PathBuf>,
+    #[arg(long, value_name = "UTC", help = START_HELP)]
+    pub start: Option<String>,
 }
 
 /// Raw flags of `sim sweep`.
@@ -149,6 +179,14 @@ pub struct SweepArgs {
     /// Where failure files go.
     #[arg(long, value_name = "DIR", default_value = "reports/failures")]
     pub out: PathBuf,
+    #[arg(long, value_name = "DIR", num_args = 0..=1, help = REPORT_HELP)]
+    pub report: Option<Option<PathBuf>>,
+    /// Write the sweep's totals (runs, failures per oracle, planted-bug catch rate) as
+    /// OpenMetrics text here, stamped at --start.
+    #[arg(long, value_name = "FILE")]
+    pub openmetrics: Option<PathBuf>,
+    #[arg(long, value_name = "UTC", help = START_HELP)]
+    pub start: Option<String>,
 }
 
 /// Raw flags of `sim replay`.
@@ -191,6 +229,7 @@ fn main() -> ExitCode {
         },
         Some(Command::Console(a)) => console::console(a),
         Some(Command::Gameday(a)) => console::gameday(a),
+        Some(Command::Report(a)) => report::rebuild(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

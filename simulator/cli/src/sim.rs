@@ -8,10 +8,13 @@
 //! `sovereign_sim::failure`, `sovereign_sim::junit`).
 
 use crate::pool::run_parallel;
+use crate::report::Exports;
 use crate::wall::Stopwatch;
 use crate::{BUILD, ReplayArgs, RunArgs, ShrinkArgs, SweepArgs};
 use anyhow::{Context, Result, anyhow, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use sovereign_sim::export::sweep::{SWEEP_DATA_FORMAT, SWEEP_FAILURES_LISTED_MAX, SweepFailure};
+use sovereign_sim::export::{RunData, SweepData};
 use sovereign_sim::failure::{FailureFile, Reproduction, replay_command, shell_quote};
 use sovereign_sim::junit::{CaseFailure, TestCase, junit_xml};
 use sovereign_sim::scenario::{Scenario, ScenarioError, parse_file};
@@ -94,6 +97,7 @@ struct RunConfig {
     opts: RunOptions,
     out: Option<PathBuf>,
     check_determinism: bool,
+    exports: Exports,
 }
 
 impl RunConfig {
@@ -111,6 +115,7 @@ impl RunConfig {
             },
             out: a.out,
             check_determinism: a.check_determinism,
+            exports: Exports::resolve(a.report, a.openmetrics, a.annotations, a.start)?,
         })
     }
 }
@@ -121,7 +126,12 @@ pub fn run(a: RunArgs) -> Result<u8> {
     println!("scenario: {} ({})", c.scenario.name, c.path.display());
     println!("seed: {}", c.opts.seed);
     println!("plant: {}", plant_name(c.opts.plant));
-    let report = sovereign_sim::run(&c.scenario, &c.opts);
+    let (report, series) = if c.exports.wants_series() {
+        let (r, s) = sovereign_sim::export::record(&c.scenario, &c.opts);
+        (r, Some(s))
+    } else {
+        (sovereign_sim::run(&c.scenario, &c.opts), None)
+    };
     for line in report_lines(&report) {
         println!("{line}");
     }
@@ -136,6 +146,7 @@ pub fn run(a: RunArgs) -> Result<u8> {
         }
         println!("determinism: ok (2 runs, same trace hash)");
     }
+    let mut failure_file: Option<String> = None;
     if let Some(dir) = &c.out {
         let source = c.path.display().to_string();
         let summary = summary_toml(&source, &report);
@@ -153,9 +164,36 @@ pub fn run(a: RunArgs) -> Result<u8> {
             let path = write_failure(dir, &file)?;
             println!("failure file: {}", path.display());
             println!("replay: {}", replay_command(&path.display().to_string()));
+            failure_file = Some(path.display().to_string());
         }
     }
+    if let Some(series) = series {
+        let source = c.path.display().to_string();
+        let replay = match &failure_file {
+            Some(f) => replay_command(f),
+            None => rerun_command(&source, c.opts.seed, c.opts.plant),
+        };
+        let data = RunData::build(
+            &c.scenario,
+            &report,
+            series,
+            &source,
+            BUILD,
+            replay,
+            failure_file,
+        );
+        c.exports.write_run(&data)?;
+    }
     Ok(report.exit_code())
+}
+
+/// The command that reruns a scenario file with a seed and plant.
+fn rerun_command(source: &str, seed: u64, plant: Option<Plant>) -> String {
+    format!(
+        "sovereign sim run {} --seed {seed}{}",
+        shell_quote(source),
+        plant.map(|p| format!(" --plant {p}")).unwrap_or_default()
+    )
 }
 
 /// A small TOML summary of one run.
@@ -193,6 +231,7 @@ struct SweepConfig {
     jobs: usize,
     junit: Option<PathBuf>,
     out: PathBuf,
+    exports: Exports,
 }
 
 impl SweepConfig {
@@ -266,6 +305,7 @@ impl SweepConfig {
             jobs,
             junit: a.junit,
             out: a.out,
+            exports: Exports::resolve(a.report, a.openmetrics, None, a.start)?,
         })
     }
 }
@@ -324,6 +364,7 @@ pub fn sweep(a: SweepArgs) -> Result<u8> {
     sort_outcomes(&mut outcomes);
 
     let mut cases = Vec::new();
+    let mut listed: Vec<SweepFailure> = Vec::new();
     for o in &outcomes {
         let (path, scenario) = &c.scenarios[o.scenario_index];
         let Some(report) = &o.failure else {
@@ -346,6 +387,20 @@ pub fn sweep(a: SweepArgs) -> Result<u8> {
             scenario.name, o.seed, o.exit_code
         );
         println!("  replay: {cmd}");
+        if listed.len() < SWEEP_FAILURES_LISTED_MAX {
+            listed.push(SweepFailure {
+                scenario: scenario.name.clone(),
+                seed: o.seed,
+                exit_code: o.exit_code,
+                oracle: report
+                    .first_violation()
+                    .map_or_else(|| "slo".to_string(), |v| v.oracle.name().to_string()),
+                detail: what.clone(),
+                failure_file: Some(written.display().to_string()),
+                replay: cmd.clone(),
+                shrunk: SweepData::shrunk_next_to(&written).map(|p| p.display().to_string()),
+            });
+        }
         let mut case = TestCase::from_report(report, Some(&cmd));
         case.suite = scenario.name.clone();
         cases.push(case);
@@ -359,6 +414,18 @@ pub fn sweep(a: SweepArgs) -> Result<u8> {
         );
         println!("PANIC {} seed {seed}: {msg}", scenario.name);
         println!("  rerun: {cmd}");
+        if listed.len() < SWEEP_FAILURES_LISTED_MAX {
+            listed.push(SweepFailure {
+                scenario: scenario.name.clone(),
+                seed: *seed,
+                exit_code: 1,
+                oracle: "panic".into(),
+                detail: msg.clone(),
+                failure_file: None,
+                replay: cmd.clone(),
+                shrunk: None,
+            });
+        }
         cases.push(TestCase {
             suite: scenario.name.clone(),
             name: format!("seed {seed}"),
@@ -400,6 +467,44 @@ pub fn sweep(a: SweepArgs) -> Result<u8> {
     } else {
         1
     };
+    if c.exports.report.is_some() || c.exports.openmetrics.is_some() {
+        let mut by_oracle: std::collections::BTreeMap<String, u64> = summary
+            .by_oracle
+            .iter()
+            .map(|(o, n)| (o.name().to_string(), *n))
+            .collect();
+        if summary.slo_only > 0 {
+            by_oracle.insert("slo".into(), summary.slo_only);
+        }
+        if !panics.is_empty() {
+            by_oracle.insert("panic".into(), panics.len() as u64);
+        }
+        let caught = c.plant.map(|p| {
+            outcomes
+                .iter()
+                .filter_map(|o| o.failure.as_ref())
+                .filter(|r| r.violations.iter().any(|v| v.oracle == p.oracle()))
+                .count() as u64
+        });
+        let data = SweepData {
+            format: SWEEP_DATA_FORMAT,
+            scenarios: c.scenarios.iter().map(|(_, s)| s.name.clone()).collect(),
+            from: c.from,
+            seeds: c.count,
+            shard: c.shard.to_string(),
+            plant: c.plant.map(|p| p.name().to_string()),
+            plant_oracle: c.plant.map(|p| p.oracle().name().to_string()),
+            build: BUILD.to_string(),
+            runs,
+            failures: summary.failures + panics.len() as u64,
+            failures_by_oracle: by_oracle,
+            plant_catch_ratio: caught.filter(|_| runs > 0).map(|n| n as f64 / runs as f64),
+            wall_s: secs,
+            exit_code: code,
+            failure_list: listed,
+        };
+        c.exports.write_sweep(&data)?;
+    }
     Ok(code)
 }
 

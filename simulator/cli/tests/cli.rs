@@ -81,3 +81,139 @@ fn sweep_and_replay_on_missing_files_are_exit_2() {
     let o = sovereign(&["sim", "sweep", "x.toml", "--seeds", "0"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn run_writes_a_report_and_exports_that_report_rebuilds() {
+    // Goal: `sim run --report DIR --openmetrics F --annotations F` writes the report
+    // files and exports; `sovereign report DIR` renders the same report again.
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-report");
+    let _ = std::fs::remove_dir_all(&dir);
+    let scenario = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scenarios/fibre-cut.toml"
+    );
+    let report = dir.join("run");
+    let om = dir.join("run.om");
+    let ann = dir.join("ann.json");
+    let o = sovereign(&[
+        "sim",
+        "run",
+        scenario,
+        "--report",
+        report.to_str().unwrap(),
+        "--openmetrics",
+        om.to_str().unwrap(),
+        "--annotations",
+        ann.to_str().unwrap(),
+        "--start",
+        "2026-03-01T00:00:00Z",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("report: ") && out.contains("openmetrics: "),
+        "{out}"
+    );
+    for f in ["run.json", "report.md", "report.html", "summary.json"] {
+        assert!(report.join(f).is_file(), "{f} missing");
+    }
+    let text = std::fs::read_to_string(&om).unwrap();
+    assert!(text.ends_with("# EOF\n"));
+    // 2026-03-01T00:00:00Z is 1772323200.
+    assert!(
+        text.contains(" 1772323200\n"),
+        "virtual time 0 not at --start"
+    );
+    assert!(
+        std::fs::read_to_string(&ann)
+            .unwrap()
+            .contains("\"timeEnd\"")
+    );
+    let md = std::fs::read_to_string(report.join("report.md")).unwrap();
+    std::fs::remove_file(report.join("report.md")).unwrap();
+    let o = sovereign(&["report", report.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(report.join("report.md")).unwrap(),
+        md
+    );
+}
+
+#[test]
+fn report_on_a_directory_without_data_is_exit_2() {
+    // Goal: `sovereign report` on an empty directory says what is missing, exit 2.
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-report-empty");
+    std::fs::create_dir_all(&dir).unwrap();
+    let o = sovereign(&["report", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("run.json"), "{}", stderr(&o));
+}
+
+#[test]
+fn bad_start_is_a_usage_error() {
+    // Goal: a malformed --start is rejected before any run, exit 2.
+    let scenario = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scenarios/fibre-cut.toml"
+    );
+    let o = sovereign(&[
+        "sim",
+        "run",
+        scenario,
+        "--openmetrics",
+        "/dev/null",
+        "--start",
+        "yesterday",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--start"), "{}", stderr(&o));
+}
+
+#[test]
+fn sweep_with_a_plant_reports_its_catch_rate() {
+    // Goal: a planted-bug sweep writes sweep.json with the catch rate, a report listing
+    // each failure with its replay command, and an OpenMetrics export of the totals.
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-sweep-report");
+    let _ = std::fs::remove_dir_all(&dir);
+    let scenario = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scenarios/fibre-cut.toml"
+    );
+    let report = dir.join("sweep");
+    let om = dir.join("sweep.om");
+    let o = sovereign(&[
+        "sim",
+        "sweep",
+        scenario,
+        "--seeds",
+        "2",
+        "--jobs",
+        "1",
+        "--plant",
+        "skip-verify",
+        "--out",
+        dir.join("failures").to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+        "--openmetrics",
+        om.to_str().unwrap(),
+    ]);
+    assert!(
+        matches!(o.status.code(), Some(0 | 1 | 3 | 4)),
+        "{}",
+        stderr(&o)
+    );
+    let data = std::fs::read_to_string(report.join("sweep.json")).unwrap();
+    assert!(data.contains("\"plant_catch_ratio\""), "{data}");
+    let md = std::fs::read_to_string(report.join("report.md")).unwrap();
+    if data.contains("\"failures\": 0") {
+        assert!(md.contains("None."), "{md}");
+    } else {
+        assert!(md.contains("replay: `sovereign sim replay"), "{md}");
+    }
+    let text = std::fs::read_to_string(&om).unwrap();
+    assert!(
+        text.contains("sovereign_sweep_plant_catch_ratio{plant=\"skip-verify\"}"),
+        "{text}"
+    );
+}

@@ -12,12 +12,15 @@
 //! - [`plant`]: planted bugs, one per oracle.
 //! - [`report`]: a run's result and its exit code.
 //! - [`trace`]: the event trace and its hash (determinism).
+//! - [`export`]: reports (Markdown, HTML with SVG charts, JSON), OpenMetrics and Grafana
+//!   annotations of runs and sweeps.
 //!
 //! Determinism contract: no wall clock, no OS randomness, no threads, no iteration over
 //! std hash maps in this crate (clippy enforces it). Same seed + scenario + build ⇒ the
 //! same trace hash.
 #![warn(missing_docs)]
 
+pub mod export;
 pub mod failure;
 pub mod junit;
 pub mod kpi;

@@ -1,0 +1,379 @@
+//! The saved data of a run ([`RunData`], `run.json`): everything a report, an
+//! OpenMetrics export or Grafana annotations are rebuilt from, with no simulator needed.
+//!
+//! Map: [`RunData`] and its rows ([`TowerInfo`], [`KpiSummary`], [`ClassRow`],
+//! [`SloRow`], [`ViolationRow`], [`FaultRow`]); [`record`] runs a scenario keeping what
+//! the data needs; [`RunData::build`] assembles it from a report and its series;
+//! [`target_name`] writes a fault target as scenario files do.
+//!
+//! Not covered: rendering (see `render.rs`), sweeps (see `sweep.rs`).
+
+use super::series::RunSeries;
+use crate::kpi::Detection;
+use crate::report::RunReport;
+use crate::scenario::{Scenario, Target};
+use crate::world::{RunOptions, World};
+use serde::{Deserialize, Serialize};
+use sovereign_logic::content::Priority;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Version of the `run.json` layout; bumped on incompatible changes.
+pub const RUN_DATA_FORMAT: u32 = 1;
+
+/// One tower of the scenario.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TowerInfo {
+    /// Its name.
+    pub name: String,
+    /// Devices attached.
+    pub devices: u32,
+    /// Uplinks (`kind:profile`), preference order.
+    pub links: Vec<String>,
+}
+
+/// Freshness of one class.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClassRow {
+    /// `P0`..`P3`.
+    pub class: String,
+    /// Samples.
+    pub samples: u64,
+    /// Median, seconds.
+    pub p50_s: Option<f64>,
+    /// 99th percentile, seconds.
+    pub p99_s: Option<f64>,
+    /// Never servable.
+    pub unservable: u64,
+}
+
+/// The run-wide KPIs (DESIGN.md §7), durations in seconds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)] // Each field is the `crate::kpi::Kpis` field of the same name.
+pub struct KpiSummary {
+    pub availability: f64,
+    pub reads_valid: u64,
+    pub reads_good: u64,
+    pub tower_availability: Vec<f64>,
+    pub freshness: Vec<ClassRow>,
+    pub freshness_superseded: u64,
+    pub faults: u64,
+    pub faults_detected: u64,
+    pub faults_undetected: u64,
+    pub faults_undetectable: u64,
+    pub faults_disrupting: u64,
+    pub faults_unrecovered: u64,
+    pub mttd_s: Option<f64>,
+    pub mttr_s: Option<f64>,
+    pub mttr_after_end_s: Option<f64>,
+    pub rpo: u64,
+    pub rto_bound_s: f64,
+    pub rto_compliance: Option<f64>,
+    pub blast_radius: Option<f64>,
+    pub error_budget_remaining: Option<f64>,
+    pub burn_rate: Option<f64>,
+    pub burn_rate_max: Option<f64>,
+    pub backlog_max: u64,
+    pub backlog_final: u64,
+    pub bytes_per_link: BTreeMap<String, u64>,
+    pub failovers: u64,
+    pub breaker_openings: u64,
+    pub energy_wh: f64,
+    pub soc_lowest: Option<f64>,
+    pub priority_inversions: u64,
+    pub priority_inversion_bytes: u64,
+    pub violations: u64,
+}
+
+/// One SLO check.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SloRow {
+    /// e.g. `availability >= 0.99`.
+    pub name: String,
+    /// Held.
+    pub pass: bool,
+    /// Measured, formatted.
+    pub measured: String,
+}
+
+/// One invariant violation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ViolationRow {
+    /// The oracle's name.
+    pub oracle: String,
+    /// Virtual time, seconds.
+    pub at_s: f64,
+    /// What, in one line.
+    pub detail: String,
+    /// A liveness (convergence) failure rather than a safety one.
+    pub liveness: bool,
+}
+
+/// One injected fault and what came of it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FaultRow {
+    /// Its id in the run.
+    pub id: u64,
+    /// Start, virtual seconds.
+    pub start_s: f64,
+    /// End, virtual seconds (the run's end if it never ended).
+    pub end_s: f64,
+    /// The target as scenario files write it (`tower-0/fibre`).
+    pub target: String,
+    /// The fault kind's name (`link-down`).
+    pub kind: String,
+    /// Its family (`network`, `process`, …).
+    pub family: String,
+    /// `at`, `never` or `excluded` (nothing in the log can detect it).
+    pub detection: String,
+    /// Detection − start, seconds.
+    pub detected_after_s: Option<f64>,
+    /// It disrupted a target's steady state.
+    pub disrupting: bool,
+    /// Steady again − start, seconds.
+    pub recovered_after_s: Option<f64>,
+    /// Towers not steady during it.
+    pub towers_unsteady: u64,
+}
+
+/// Everything saved about one run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunData {
+    /// [`RUN_DATA_FORMAT`].
+    pub format: u32,
+    /// Scenario name.
+    pub scenario: String,
+    /// Its description.
+    pub description: String,
+    /// The scenario file the run came from.
+    pub source: String,
+    /// The seed.
+    pub seed: u64,
+    /// The planted bug's name, if any.
+    pub plant: Option<String>,
+    /// The build that ran it.
+    pub build: String,
+    /// Hex SHA-256 of the event trace.
+    pub trace_hash: String,
+    /// Events processed.
+    pub events: u64,
+    /// Virtual time at the end, seconds.
+    pub end_s: f64,
+    /// The run's exit code (0 held, 1 safety, 3 liveness, 4 SLO).
+    pub exit_code: u8,
+    /// The command that reruns it (a replay of the failure file when one was written).
+    pub replay: String,
+    /// The failure file written for it, if any.
+    pub failure_file: Option<String>,
+    /// Towers of the scenario.
+    pub towers: Vec<TowerInfo>,
+    /// Run-wide KPIs.
+    pub kpis: KpiSummary,
+    /// The KPI lines as `sim run` prints them.
+    pub kpi_lines: Vec<String>,
+    /// SLO checks.
+    pub slo: Vec<SloRow>,
+    /// Violations in the order found.
+    pub violations: Vec<ViolationRow>,
+    /// Every fault applied.
+    pub faults: Vec<FaultRow>,
+    /// Time series.
+    pub series: RunSeries,
+}
+
+/// A fault target as scenario files write it (tower names, not indices).
+pub fn target_name(sc: &Scenario, t: &Target) -> String {
+    let tower = |i: usize| {
+        sc.towers
+            .get(i)
+            .map_or_else(|| format!("tower#{i}"), |t| t.name.clone())
+    };
+    match t {
+        Target::Origin => "origin".into(),
+        Target::Tower(i) => tower(*i),
+        Target::Link(i, k) => format!("{}/{k}", tower(*i)),
+        Target::Wifi(i) => format!("{}/wifi", tower(*i)),
+    }
+}
+
+/// Devices per tower of a scenario.
+pub fn devices_of(sc: &Scenario) -> Vec<u32> {
+    sc.towers.iter().map(|t| t.devices).collect()
+}
+
+/// Sample a world's observations into series (call before [`World::finish`]).
+pub fn series_of(world: &World) -> RunSeries {
+    let end_s = world.now().as_micros().div_ceil(1_000_000);
+    RunSeries::from_observations(world.observations(), end_s, &devices_of(world.scenario()))
+}
+
+/// Run `sc` to its end as [`crate::run`] does, also sampling its series (same report,
+/// same trace hash).
+pub fn record(sc: &Scenario, opts: &RunOptions) -> (RunReport, RunSeries) {
+    let mut world = World::new(sc, opts);
+    world.run();
+    let series = series_of(&world);
+    (world.finish(), series)
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+impl RunData {
+    /// Assemble the data of a run from its report and series. `source`: the scenario
+    /// file; `replay`: the command that reruns it; `failure_file`: the failure file
+    /// written for it, if any.
+    pub fn build(
+        sc: &Scenario,
+        report: &RunReport,
+        mut series: RunSeries,
+        source: &str,
+        build: &str,
+        replay: String,
+        failure_file: Option<String>,
+    ) -> RunData {
+        let k = &report.kpis;
+        series.complete(&k.fault_outcomes, &report.violations, k.rpo);
+        let us_s = |us: u64| us as f64 / 1e6;
+        let kpis = KpiSummary {
+            availability: k.availability,
+            reads_valid: k.reads_valid,
+            reads_good: k.reads_good,
+            tower_availability: k.tower_availability.clone(),
+            freshness: Priority::ALL
+                .iter()
+                .zip(&k.freshness)
+                .map(|(p, f)| ClassRow {
+                    class: p.to_string(),
+                    samples: f.samples,
+                    p50_s: f.p50_us.map(us_s),
+                    p99_s: f.p99_us.map(us_s),
+                    unservable: f.unservable,
+                })
+                .collect(),
+            freshness_superseded: k.freshness_superseded,
+            faults: k.faults,
+            faults_detected: k.faults_detected,
+            faults_undetected: k.faults_undetected,
+            faults_undetectable: k.faults_undetectable,
+            faults_disrupting: k.faults_disrupting,
+            faults_unrecovered: k.faults_unrecovered,
+            mttd_s: k.mttd.map(secs),
+            mttr_s: k.mttr.map(secs),
+            mttr_after_end_s: k.mttr_after_end.map(secs),
+            rpo: k.rpo,
+            rto_bound_s: secs(k.rto_bound),
+            rto_compliance: k.rto_compliance,
+            blast_radius: k.blast_radius,
+            error_budget_remaining: k.error_budget_remaining,
+            burn_rate: k.burn_rate,
+            burn_rate_max: k.burn_rate_max,
+            backlog_max: k.backlog_max,
+            backlog_final: k.backlog_final,
+            bytes_per_link: k
+                .bytes_per_link
+                .iter()
+                .map(|(l, b)| (l.name().to_string(), *b))
+                .collect(),
+            failovers: k.failovers,
+            breaker_openings: k.breaker_openings,
+            energy_wh: k.energy_wh,
+            soc_lowest: k.soc_lowest,
+            priority_inversions: k.priority_inversions,
+            priority_inversion_bytes: k.priority_inversion_bytes,
+            violations: k.violations,
+        };
+        let faults = k
+            .fault_outcomes
+            .iter()
+            .map(|f| {
+                let (detection, detected_after_s) = match f.detected {
+                    Detection::Excluded => ("excluded", None),
+                    Detection::Never => ("never", None),
+                    Detection::At(t) => ("at", Some(secs(t.saturating_since(f.start)))),
+                };
+                FaultRow {
+                    id: f.id,
+                    start_s: f.start.as_secs_f64(),
+                    end_s: f.end.as_secs_f64(),
+                    target: target_name(sc, &f.spec.target),
+                    kind: f.spec.kind.name().to_string(),
+                    family: format!("{:?}", f.spec.kind.family()).to_lowercase(),
+                    detection: detection.to_string(),
+                    detected_after_s,
+                    disrupting: f.disrupting,
+                    recovered_after_s: f.recovered.map(|r| secs(r.saturating_since(f.start))),
+                    towers_unsteady: f.towers_unsteady,
+                }
+            })
+            .collect();
+        RunData {
+            format: RUN_DATA_FORMAT,
+            scenario: report.scenario.clone(),
+            description: sc.description.clone(),
+            source: source.to_string(),
+            seed: report.seed,
+            plant: report.plant.map(|p| p.name().to_string()),
+            build: build.to_string(),
+            trace_hash: report.trace_hash.clone(),
+            events: report.events,
+            end_s: report.end.as_secs_f64(),
+            exit_code: report.exit_code(),
+            replay,
+            failure_file,
+            towers: sc
+                .towers
+                .iter()
+                .map(|t| TowerInfo {
+                    name: t.name.clone(),
+                    devices: t.devices,
+                    links: t
+                        .links
+                        .iter()
+                        .map(|l| format!("{}:{}", l.kind, l.profile.name))
+                        .collect(),
+                })
+                .collect(),
+            kpis,
+            kpi_lines: k.lines(),
+            slo: report
+                .slo
+                .iter()
+                .map(|c| SloRow {
+                    name: c.name.clone(),
+                    pass: c.pass,
+                    measured: c.measured.clone(),
+                })
+                .collect(),
+            violations: report
+                .violations
+                .iter()
+                .map(|v| ViolationRow {
+                    oracle: v.oracle.name().to_string(),
+                    at_s: v.at.as_secs_f64(),
+                    detail: v.detail.clone(),
+                    liveness: v.liveness,
+                })
+                .collect(),
+            faults,
+            series,
+        }
+    }
+
+    /// The verdict in a word, from the exit code.
+    pub fn verdict(&self) -> &'static str {
+        verdict(self.exit_code)
+    }
+}
+
+/// An exit code in a word.
+pub fn verdict(code: u8) -> &'static str {
+    match code {
+        0 => "held",
+        1 => "safety violation",
+        3 => "liveness violation",
+        4 => "SLO missed",
+        _ => "error",
+    }
+}

@@ -1,0 +1,32 @@
+//! Getting runs out of the simulator for people and tools: reports (Markdown, HTML with
+//! SVG charts, JSON), OpenMetrics for Prometheus/Grafana, Grafana annotations.
+//!
+//! # Layout
+//! - [`series`]: per-tower time series sampled from a run's observations.
+//! - [`data`]: [`RunData`], everything saved about a run (`run.json`); [`record`] runs a
+//!   scenario keeping it.
+//! - [`sweep`]: [`SweepData`], everything saved about a sweep (`sweep.json`).
+//! - [`render`]: `report.md`, `report.html` (inline SVG), `summary.json`; [`rebuild`]
+//!   renders them again from a directory's saved data.
+//! - [`svg`]: the chart primitives.
+//! - [`openmetrics`]: the OpenMetrics writer (metric names: [`openmetrics::RUN_METRICS`])
+//!   and a strict checker.
+//! - [`annotations`]: faults and violations as Grafana annotations.
+//! - [`promql`]: metric names in a PromQL expression (dashboard checks).
+//!
+//! Not covered: the real servers' `/metrics` endpoint (same names, served over HTTP by
+//! the servers), game days (they will build a [`RunData`] from their `World` with
+//! [`data::series_of`] and [`RunData::build`]).
+
+pub mod annotations;
+pub mod data;
+pub mod openmetrics;
+pub mod promql;
+pub mod render;
+pub mod series;
+pub mod svg;
+pub mod sweep;
+
+pub use data::{RunData, record};
+pub use render::{rebuild, write_run, write_sweep};
+pub use sweep::SweepData;

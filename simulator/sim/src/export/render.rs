@@ -1,0 +1,926 @@
+//! Reports: a run's or a sweep's saved data rendered as Markdown (`report.md`), a
+//! self-contained HTML page with inline SVG charts (`report.html`) and a JSON summary
+//! (`summary.json`); written next to the data (`run.json` / `sweep.json`) so that
+//! [`rebuild`] can render them again from the directory alone.
+//!
+//! Map: [`write_run`], [`write_sweep`], [`rebuild`] (files); [`run_markdown`],
+//! [`run_html`], [`run_summary`], [`sweep_markdown`], [`sweep_html`], [`sweep_summary`]
+//! (text); [`ReportError`].
+//!
+//! Not covered: running anything (the CLI runs, then hands the data here), OpenMetrics
+//! (see `openmetrics.rs`).
+
+use super::data::{RunData, verdict};
+use super::svg::{Band, BarGroup, Chart, Line, bar_chart, esc, line_chart};
+use super::sweep::SweepData;
+use serde_json::json;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+/// The saved data of a run, in a report directory.
+pub const RUN_DATA_FILE: &str = "run.json";
+/// The saved data of a sweep, in a report directory.
+pub const SWEEP_DATA_FILE: &str = "sweep.json";
+
+/// Why a report could not be written or rebuilt.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// the file
+        path: String,
+        /// why
+        source: std::io::Error,
+    },
+    /// Saved data did not parse.
+    #[error("{path}: line {line}, column {column}: {message}")]
+    Json {
+        /// the file
+        path: String,
+        /// where
+        line: usize,
+        /// where
+        column: usize,
+        /// what was wrong
+        message: String,
+    },
+    /// The directory holds neither a run's nor a sweep's data.
+    #[error(
+        "{dir}: no {RUN_DATA_FILE} or {SWEEP_DATA_FILE} here (write one with `sovereign sim run … --report DIR`)"
+    )]
+    NoData {
+        /// the directory
+        dir: String,
+    },
+    /// The data was written by an incompatible version.
+    #[error("{path}: format {found}, this build reads format {expected}")]
+    Format {
+        /// the file
+        path: String,
+        /// in the file
+        found: u32,
+        /// this build's
+        expected: u32,
+    },
+}
+
+fn write_file(path: &Path, text: &str) -> Result<PathBuf, ReportError> {
+    std::fs::write(path, text).map_err(|source| ReportError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok(path.to_path_buf())
+}
+
+fn create_dir(dir: &Path) -> Result<(), ReportError> {
+    std::fs::create_dir_all(dir).map_err(|source| ReportError::Io {
+        path: dir.display().to_string(),
+        source,
+    })
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> String {
+    let mut s = serde_json::to_string_pretty(v).expect("plain data serialises");
+    s.push('\n');
+    s
+}
+
+/// Write a run's data and its reports into `dir` (created if missing); returns the
+/// files written.
+pub fn write_run(dir: &Path, d: &RunData) -> Result<Vec<PathBuf>, ReportError> {
+    create_dir(dir)?;
+    Ok(vec![
+        write_file(&dir.join(RUN_DATA_FILE), &to_json(d))?,
+        write_file(&dir.join("report.md"), &run_markdown(d))?,
+        write_file(&dir.join("report.html"), &run_html(d))?,
+        write_file(&dir.join("summary.json"), &run_summary(d))?,
+    ])
+}
+
+/// Write a sweep's data and its reports into `dir`; returns the files written.
+pub fn write_sweep(dir: &Path, d: &SweepData) -> Result<Vec<PathBuf>, ReportError> {
+    create_dir(dir)?;
+    Ok(vec![
+        write_file(&dir.join(SWEEP_DATA_FILE), &to_json(d))?,
+        write_file(&dir.join("report.md"), &sweep_markdown(d))?,
+        write_file(&dir.join("report.html"), &sweep_html(d))?,
+        write_file(&dir.join("summary.json"), &sweep_summary(d))?,
+    ])
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ReportError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ReportError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| ReportError::Json {
+        path: path.display().to_string(),
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    })
+}
+
+/// Read the saved data of a run or a sweep in `dir` and write its reports again.
+pub fn rebuild(dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
+    let run = dir.join(RUN_DATA_FILE);
+    let sweep = dir.join(SWEEP_DATA_FILE);
+    if run.is_file() {
+        let d: RunData = read_json(&run)?;
+        if d.format != super::data::RUN_DATA_FORMAT {
+            return Err(ReportError::Format {
+                path: run.display().to_string(),
+                found: d.format,
+                expected: super::data::RUN_DATA_FORMAT,
+            });
+        }
+        write_run(dir, &d)
+    } else if sweep.is_file() {
+        let d: SweepData = read_json(&sweep)?;
+        if d.format != super::sweep::SWEEP_DATA_FORMAT {
+            return Err(ReportError::Format {
+                path: sweep.display().to_string(),
+                found: d.format,
+                expected: super::sweep::SWEEP_DATA_FORMAT,
+            });
+        }
+        write_sweep(dir, &d)
+    } else {
+        Err(ReportError::NoData {
+            dir: dir.display().to_string(),
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Formatting helpers
+
+fn dur(s: Option<f64>) -> String {
+    s.map_or_else(
+        || "n/a".into(),
+        |s| crate::kpi::format_us((s * 1e6).round().max(0.0) as u64),
+    )
+}
+
+fn ratio(v: Option<f64>, p: usize) -> String {
+    v.map_or_else(|| "n/a".into(), |x| format!("{x:.p$}"))
+}
+
+fn bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn md_cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// One KPI row: name, value, and the SLO (name, held) if one applies.
+type KpiRow = (String, String, Option<(String, bool)>);
+
+/// The KPI rows of a report.
+fn kpi_rows(d: &RunData) -> Vec<KpiRow> {
+    let k = &d.kpis;
+    let slo = |prefix: &str| {
+        d.slo
+            .iter()
+            .find(|s| s.name.starts_with(prefix))
+            .map(|s| (s.name.clone(), s.pass))
+    };
+    let mut rows = vec![
+        (
+            "availability".to_string(),
+            format!(
+                "{:.4} ({}/{} valid reads served)",
+                k.availability, k.reads_good, k.reads_valid
+            ),
+            slo("availability"),
+        ),
+        (
+            "MTTD".into(),
+            format!(
+                "{} ({} of {} faults detected, {} undetectable)",
+                dur(k.mttd_s),
+                k.faults_detected,
+                k.faults,
+                k.faults_undetectable
+            ),
+            None,
+        ),
+        (
+            "MTTR".into(),
+            format!(
+                "{} (after fault end {}; {} of {} disrupting never recovered)",
+                dur(k.mttr_s),
+                dur(k.mttr_after_end_s),
+                k.faults_unrecovered,
+                k.faults_disrupting
+            ),
+            slo("mttr"),
+        ),
+        (
+            "RPO".into(),
+            format!("{} acknowledged operations lost", k.rpo),
+            slo("rpo"),
+        ),
+        (
+            "RTO compliance".into(),
+            format!(
+                "{} (within {})",
+                ratio(k.rto_compliance, 3),
+                dur(Some(k.rto_bound_s))
+            ),
+            None,
+        ),
+        ("blast radius".into(), ratio(k.blast_radius, 3), None),
+        (
+            "error budget remaining".into(),
+            format!(
+                "{} (burn rate {}, worst 10 min {})",
+                ratio(k.error_budget_remaining, 3),
+                ratio(k.burn_rate, 2),
+                ratio(k.burn_rate_max, 2)
+            ),
+            None,
+        ),
+    ];
+    for f in &k.freshness {
+        rows.push((
+            format!("freshness {}", f.class),
+            format!(
+                "p50 {}, p99 {} ({} samples, {} never servable)",
+                dur(f.p50_s),
+                dur(f.p99_s),
+                f.samples,
+                f.unservable
+            ),
+            slo(&format!("freshness {} ", f.class)),
+        ));
+    }
+    rows.push((
+        "outbox backlog".into(),
+        format!(
+            "max {}, final {} operations",
+            k.backlog_max, k.backlog_final
+        ),
+        None,
+    ));
+    for (link, b) in &k.bytes_per_link {
+        rows.push((format!("bytes {link}"), bytes(*b), None));
+    }
+    rows.push(("failovers".into(), k.failovers.to_string(), None));
+    rows.push((
+        "breaker openings".into(),
+        k.breaker_openings.to_string(),
+        None,
+    ));
+    rows.push((
+        "energy used / lowest SoC".into(),
+        format!("{:.1} Wh / {}", k.energy_wh, ratio(k.soc_lowest, 3)),
+        slo("lowest soc"),
+    ));
+    rows.push((
+        "priority inversions".into(),
+        format!(
+            "{} ({})",
+            k.priority_inversions,
+            bytes(k.priority_inversion_bytes)
+        ),
+        None,
+    ));
+    rows.push((
+        "invariant violations".into(),
+        k.violations.to_string(),
+        None,
+    ));
+    rows
+}
+
+fn plant_text(p: &Option<String>) -> &str {
+    p.as_deref().unwrap_or("none")
+}
+
+// ---------------------------------------------------------------------------------------
+// Run: Markdown
+
+/// A run's Markdown report.
+pub fn run_markdown(d: &RunData) -> String {
+    let mut w = String::new();
+    let _ = writeln!(w, "# Run report: {} (seed {})\n", d.scenario, d.seed);
+    if !d.description.is_empty() {
+        let _ = writeln!(w, "{}\n", d.description);
+    }
+    let _ = writeln!(
+        w,
+        "**Verdict: {} (exit {}).** Charts: [report.html](report.html).\n",
+        d.verdict(),
+        d.exit_code
+    );
+    let _ = writeln!(w, "| | |\n|---|---|");
+    let towers: Vec<String> = d
+        .towers
+        .iter()
+        .map(|t| format!("{} ({} devices; {})", t.name, t.devices, t.links.join(", ")))
+        .collect();
+    for (k, v) in [
+        ("scenario", format!("{} (`{}`)", d.scenario, d.source)),
+        ("seed", d.seed.to_string()),
+        ("plant", plant_text(&d.plant).to_string()),
+        ("towers", towers.join("; ")),
+        ("virtual time", dur(Some(d.end_s))),
+        ("events", d.events.to_string()),
+        ("build", d.build.clone()),
+        ("trace hash", format!("`{}`", d.trace_hash)),
+        ("rerun", format!("`{}`", d.replay)),
+    ] {
+        let _ = writeln!(w, "| {k} | {} |", md_cell(&v));
+    }
+    let _ = writeln!(w, "\n## KPIs and SLOs\n");
+    let _ = writeln!(w, "| KPI | measured | SLO |\n|---|---|---|");
+    for (name, value, slo) in kpi_rows(d) {
+        let s = slo.map_or_else(String::new, |(n, pass)| {
+            format!("{} {n}", if pass { "PASS" } else { "**FAIL**" })
+        });
+        let _ = writeln!(w, "| {name} | {} | {} |", md_cell(&value), md_cell(&s));
+    }
+    let failing: Vec<_> = d.slo.iter().filter(|s| !s.pass).collect();
+    if !failing.is_empty() {
+        let _ = writeln!(w, "\nSLOs missed:");
+        for s in failing {
+            let _ = writeln!(w, "- {} (measured {})", s.name, s.measured);
+        }
+    }
+    let _ = writeln!(w, "\n## Violations\n");
+    if d.violations.is_empty() {
+        let _ = writeln!(w, "None: every checked invariant held.");
+    } else {
+        let _ = writeln!(w, "| oracle | at | kind | detail |\n|---|---|---|---|");
+        for v in &d.violations {
+            let kind = if v.liveness { "liveness" } else { "safety" };
+            let _ = writeln!(
+                w,
+                "| {} | T+{:.3}s | {kind} | {} |",
+                v.oracle,
+                v.at_s,
+                md_cell(&v.detail)
+            );
+        }
+        let _ = writeln!(w, "\nReproduce:\n\n```sh\n{}\n```", d.replay);
+        if let Some(f) = &d.failure_file {
+            let _ = writeln!(
+                w,
+                "\nShrink to a minimal fault schedule:\n\n```sh\nsovereign sim shrink {}\n```",
+                crate::failure::shell_quote(f)
+            );
+        }
+    }
+    let _ = writeln!(w, "\n## Fault schedule\n");
+    if d.faults.is_empty() {
+        let _ = writeln!(w, "No faults were injected.");
+    } else {
+        let _ = writeln!(
+            w,
+            "| # | start | end | target | kind | family | detected | recovered | towers unsteady |\n|---|---|---|---|---|---|---|---|---|"
+        );
+        for f in &d.faults {
+            let detected = match f.detected_after_s {
+                Some(s) => format!("after {}", dur(Some(s))),
+                None => f.detection.clone(),
+            };
+            let recovered = match (f.disrupting, f.recovered_after_s) {
+                (false, _) => "not disrupting".to_string(),
+                (true, Some(s)) => format!("after {}", dur(Some(s))),
+                (true, None) => "**never**".to_string(),
+            };
+            let _ = writeln!(
+                w,
+                "| {} | {} | {} | {} | {} | {} | {detected} | {recovered} | {} |",
+                f.id,
+                dur(Some(f.start_s)),
+                dur(Some(f.end_s)),
+                md_cell(&f.target),
+                f.kind,
+                f.family,
+                f.towers_unsteady
+            );
+        }
+    }
+    let _ = writeln!(w, "\n## KPI lines\n\n```text");
+    for l in &d.kpi_lines {
+        let _ = writeln!(w, "{l}");
+    }
+    let _ = writeln!(w, "```");
+    w
+}
+
+// ---------------------------------------------------------------------------------------
+// Run: HTML
+
+const STYLE: &str = "body{font-family:sans-serif;max-width:1040px;margin:1em auto;color:#222;padding:0 8px}\
+table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;font-size:13px;vertical-align:top}\
+th{background:#f2f2f2}.pass{color:#006400;font-weight:bold}.fail{color:#b00000;font-weight:bold}\
+.verdict{font-size:18px;padding:6px 10px;display:inline-block;border-radius:4px}\
+.ok{background:#dff0d8}.bad{background:#f2dede}code,pre{background:#f6f6f6;font-size:12px}pre{padding:6px;overflow-x:auto}\
+svg.chart{display:block;margin:10px 0;border:1px solid #eee}";
+
+fn html_head(w: &mut String, title: &str) {
+    let _ = write!(
+        w,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head><body>\n",
+        esc(title)
+    );
+}
+
+fn hours(t_s: &[u64]) -> Vec<f64> {
+    t_s.iter().map(|t| *t as f64 / 3600.0).collect()
+}
+
+fn line<T: Copy>(name: &str, x: &[f64], v: &[T], f: impl Fn(T) -> Option<f64>) -> Line {
+    Line {
+        name: name.into(),
+        points: x.iter().zip(v).map(|(x, v)| (*x, f(*v))).collect(),
+    }
+}
+
+fn fault_bands(d: &RunData) -> Vec<Band> {
+    d.faults
+        .iter()
+        .map(|f| Band {
+            from: f.start_s / 3600.0,
+            to: f.end_s / 3600.0,
+            label: format!("{} {}", f.kind, f.target),
+        })
+        .collect()
+}
+
+/// The run's charts, as inline SVG (each one `<svg class="chart">`).
+pub fn run_charts(d: &RunData) -> Vec<String> {
+    let s = &d.series;
+    let x = hours(&s.t_s);
+    let bands = fault_bands(d);
+    let mut out = Vec::new();
+
+    let mut c = Chart::new("Availability (valid reads served), faults shaded", "ratio");
+    c.y_range = Some((0.0, 1.05));
+    out.push(line_chart(
+        &c,
+        &[
+            line("last 30 min", &x, &s.availability_window, |v| v),
+            line("since start", &x, &s.availability, Some),
+        ],
+        &bands,
+    ));
+
+    let mut c = Chart::new("Towers serving and steady, faults shaded", "towers");
+    c.steps = true;
+    let n = s.t_s.len();
+    let count = |get: &dyn Fn(usize, usize) -> bool| -> Vec<u64> {
+        (0..n)
+            .map(|i| (0..s.towers.len()).filter(|t| get(*t, i)).count() as u64)
+            .collect()
+    };
+    let up = count(&|t, i| s.towers[t].up[i]);
+    let steady = count(&|t, i| s.towers[t].steady[i]);
+    let faults_max = s.faults_active.iter().copied().max().unwrap_or(0);
+    let top = (s.towers.len() as u64).max(faults_max).max(1);
+    c.y_range = Some((0.0, top as f64 + 0.2));
+    out.push(line_chart(
+        &c,
+        &[
+            line("serving", &x, &up, |v| Some(v as f64)),
+            line("steady", &x, &steady, |v| Some(v as f64)),
+            line("faults active", &x, &s.faults_active, |v| Some(v as f64)),
+        ],
+        &bands,
+    ));
+
+    let c = Chart::new("Outbox backlog per tower, faults shaded", "operations");
+    let lines: Vec<Line> = s
+        .towers
+        .iter()
+        .map(|t| line(&t.name, &x, &t.outbox, |v| Some(v as f64)))
+        .collect();
+    out.push(line_chart(&c, &lines, &bands));
+
+    let mut c = Chart::new(
+        "Freshness p99 per class (publish → servable, last hour; log scale), faults shaded",
+        "seconds",
+    );
+    c.log_y = true;
+    let lines: Vec<Line> = s
+        .freshness
+        .iter()
+        .map(|f| line(&f.class, &x, &f.p99_s, |v| v))
+        .collect();
+    out.push(line_chart(&c, &lines, &bands));
+
+    let groups: Vec<BarGroup> = d
+        .kpis
+        .freshness
+        .iter()
+        .map(|f| BarGroup {
+            label: f.class.clone(),
+            values: vec![f.p50_s, f.p99_s],
+        })
+        .collect();
+    out.push(bar_chart(
+        "Freshness per class over the run (p50, p99)",
+        "seconds",
+        &["p50", "p99"],
+        &groups,
+    ));
+
+    let mut c = Chart::new("Battery state of charge per tower, faults shaded", "SoC");
+    c.y_range = Some((0.0, 1.05));
+    let lines: Vec<Line> = s
+        .towers
+        .iter()
+        .map(|t| line(&t.name, &x, &t.soc, |v| v))
+        .collect();
+    out.push(line_chart(&c, &lines, &bands));
+
+    let c = Chart::new("Solar power per tower", "W");
+    let lines: Vec<Line> = s
+        .towers
+        .iter()
+        .map(|t| line(&t.name, &x, &t.solar_w, |v| v))
+        .collect();
+    out.push(line_chart(&c, &lines, &bands));
+
+    let c = Chart::new("Bytes per link (cumulative), faults shaded", "MiB");
+    let lines: Vec<Line> = s
+        .towers
+        .iter()
+        .flat_map(|t| {
+            t.links.iter().map(|l| {
+                line(&format!("{}/{}", t.name, l.kind), &x, &l.bytes, |v| {
+                    Some(v as f64 / 1_048_576.0)
+                })
+            })
+        })
+        .collect();
+    out.push(line_chart(&c, &lines, &bands));
+
+    let groups: Vec<BarGroup> = d
+        .kpis
+        .bytes_per_link
+        .iter()
+        .map(|(l, b)| BarGroup {
+            label: l.clone(),
+            values: vec![Some(*b as f64 / 1_048_576.0)],
+        })
+        .collect();
+    out.push(bar_chart(
+        "Bytes per link over the run",
+        "MiB",
+        &["bytes"],
+        &groups,
+    ));
+    out
+}
+
+/// A run's self-contained HTML report.
+pub fn run_html(d: &RunData) -> String {
+    let mut w = String::new();
+    let title = format!("Run report: {} (seed {})", d.scenario, d.seed);
+    html_head(&mut w, &title);
+    let _ = writeln!(w, "<h1>{}</h1>", esc(&title));
+    if !d.description.is_empty() {
+        let _ = writeln!(w, "<p>{}</p>", esc(&d.description));
+    }
+    let class = if d.exit_code == 0 { "ok" } else { "bad" };
+    let _ = writeln!(
+        w,
+        "<p class=\"verdict {class}\">{} (exit {})</p>",
+        d.verdict(),
+        d.exit_code
+    );
+    let _ = writeln!(w, "<table>");
+    for (k, v) in [
+        ("scenario", format!("{} ({})", d.scenario, d.source)),
+        ("seed", d.seed.to_string()),
+        ("plant", plant_text(&d.plant).to_string()),
+        ("virtual time", dur(Some(d.end_s))),
+        ("events", d.events.to_string()),
+        ("build", d.build.clone()),
+        ("trace hash", d.trace_hash.clone()),
+        ("rerun", d.replay.clone()),
+    ] {
+        let _ = writeln!(w, "<tr><th>{k}</th><td><code>{}</code></td></tr>", esc(&v));
+    }
+    for t in &d.towers {
+        let _ = writeln!(
+            w,
+            "<tr><th>{}</th><td>{} devices; {}</td></tr>",
+            esc(&t.name),
+            t.devices,
+            esc(&t.links.join(", "))
+        );
+    }
+    let _ = writeln!(
+        w,
+        "</table>\n<h2>KPIs and SLOs</h2>\n<table><tr><th>KPI</th><th>measured</th><th>SLO</th></tr>"
+    );
+    for (name, value, slo) in kpi_rows(d) {
+        let s = slo.map_or_else(String::new, |(n, pass)| {
+            let (c, word) = if pass {
+                ("pass", "PASS")
+            } else {
+                ("fail", "FAIL")
+            };
+            format!("<span class=\"{c}\">{word}</span> {}", esc(&n))
+        });
+        let _ = writeln!(
+            w,
+            "<tr><td>{}</td><td>{}</td><td>{s}</td></tr>",
+            esc(&name),
+            esc(&value)
+        );
+    }
+    let _ = writeln!(w, "</table>\n<h2>Charts</h2>");
+    for svg in run_charts(d) {
+        w.push_str(&svg);
+        w.push('\n');
+    }
+    let _ = writeln!(w, "<h2>Violations</h2>");
+    if d.violations.is_empty() {
+        let _ = writeln!(w, "<p>None: every checked invariant held.</p>");
+    } else {
+        let _ = writeln!(
+            w,
+            "<table><tr><th>oracle</th><th>at</th><th>kind</th><th>detail</th></tr>"
+        );
+        for v in &d.violations {
+            let _ = writeln!(
+                w,
+                "<tr><td class=\"fail\">{}</td><td>T+{:.3}s</td><td>{}</td><td>{}</td></tr>",
+                esc(&v.oracle),
+                v.at_s,
+                if v.liveness { "liveness" } else { "safety" },
+                esc(&v.detail)
+            );
+        }
+        let _ = writeln!(w, "</table><p>Reproduce:</p><pre>{}</pre>", esc(&d.replay));
+    }
+    let _ = writeln!(w, "<h2>Fault schedule</h2>");
+    if d.faults.is_empty() {
+        let _ = writeln!(w, "<p>No faults were injected.</p>");
+    } else {
+        let _ = writeln!(
+            w,
+            "<table><tr><th>#</th><th>start</th><th>end</th><th>target</th><th>kind</th><th>family</th><th>detected</th><th>recovered</th></tr>"
+        );
+        for f in &d.faults {
+            let detected = f.detected_after_s.map_or_else(
+                || f.detection.clone(),
+                |s| format!("after {}", dur(Some(s))),
+            );
+            let recovered = match (f.disrupting, f.recovered_after_s) {
+                (false, _) => "not disrupting".to_string(),
+                (true, Some(s)) => format!("after {}", dur(Some(s))),
+                (true, None) => "never".to_string(),
+            };
+            let _ = writeln!(
+                w,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                f.id,
+                dur(Some(f.start_s)),
+                dur(Some(f.end_s)),
+                esc(&f.target),
+                esc(&f.kind),
+                esc(&f.family),
+                esc(&detected),
+                esc(&recovered)
+            );
+        }
+        let _ = writeln!(w, "</table>");
+    }
+    let _ = writeln!(
+        w,
+        "<h2>KPI lines</h2><pre>{}</pre>",
+        esc(&d.kpi_lines.join("\n"))
+    );
+    w.push_str("</body></html>\n");
+    w
+}
+
+/// A run's JSON summary: verdict, KPIs, SLOs, violations per oracle, how to rerun.
+pub fn run_summary(d: &RunData) -> String {
+    let mut by_oracle = std::collections::BTreeMap::new();
+    for v in &d.violations {
+        *by_oracle.entry(v.oracle.clone()).or_insert(0u64) += 1;
+    }
+    to_json(&json!({
+        "kind": "run",
+        "scenario": d.scenario,
+        "source": d.source,
+        "seed": d.seed,
+        "plant": d.plant,
+        "build": d.build,
+        "exit_code": d.exit_code,
+        "verdict": d.verdict(),
+        "trace_hash": d.trace_hash,
+        "events": d.events,
+        "end_s": d.end_s,
+        "kpis": d.kpis,
+        "slo": d.slo,
+        "violations_by_oracle": by_oracle,
+        "faults": d.faults.len(),
+        "replay": d.replay,
+        "failure_file": d.failure_file,
+    }))
+}
+
+// ---------------------------------------------------------------------------------------
+// Sweep
+
+/// A sweep's Markdown report.
+pub fn sweep_markdown(d: &SweepData) -> String {
+    let mut w = String::new();
+    let _ = writeln!(
+        w,
+        "# Sweep report: {} × seeds {}..{}\n",
+        d.scenarios.join(", "),
+        d.from,
+        u128::from(d.from) + u128::from(d.seeds)
+    );
+    let _ = writeln!(
+        w,
+        "**Verdict: {} (exit {}).** {} runs, {} failing. Charts: [report.html](report.html).\n",
+        verdict(d.exit_code),
+        d.exit_code,
+        d.runs,
+        d.failures
+    );
+    let _ = writeln!(w, "| | |\n|---|---|");
+    let catch = d.plant_catch_ratio.map_or_else(
+        || "n/a (no plant)".to_string(),
+        |r| {
+            format!(
+                "{r:.3} ({} caught by {})",
+                plant_text(&d.plant),
+                d.plant_oracle.as_deref().unwrap_or("?")
+            )
+        },
+    );
+    for (k, v) in [
+        ("plant", plant_text(&d.plant).to_string()),
+        ("planted-bug catch rate", catch),
+        ("shard", d.shard.clone()),
+        ("build", d.build.clone()),
+        ("wall time", format!("{:.1} s", d.wall_s)),
+    ] {
+        let _ = writeln!(w, "| {k} | {} |", md_cell(&v));
+    }
+    let _ = writeln!(w, "\n## Failures by oracle\n");
+    if d.failures_by_oracle.is_empty() {
+        let _ = writeln!(w, "None.");
+    } else {
+        let _ = writeln!(w, "| oracle | runs |\n|---|---|");
+        for (o, n) in &d.failures_by_oracle {
+            let _ = writeln!(w, "| {o} | {n} |");
+        }
+    }
+    let _ = writeln!(w, "\n## Failures\n");
+    if d.failure_list.is_empty() {
+        let _ = writeln!(w, "None.");
+    }
+    for f in &d.failure_list {
+        let _ = writeln!(
+            w,
+            "- **{} seed {}** (exit {}, {}): {}\n  - replay: `{}`",
+            f.scenario,
+            f.seed,
+            f.exit_code,
+            f.oracle,
+            md_cell(&f.detail),
+            f.replay
+        );
+        match &f.shrunk {
+            Some(s) => {
+                let _ = writeln!(w, "  - shrunk scenario: `{s}`");
+            }
+            None => {
+                if let Some(file) = &f.failure_file {
+                    let _ = writeln!(
+                        w,
+                        "  - shrink: `sovereign sim shrink {}`",
+                        crate::failure::shell_quote(file)
+                    );
+                }
+            }
+        }
+    }
+    if (d.failure_list.len() as u64) < d.failures {
+        let _ = writeln!(
+            w,
+            "\n({} more failures not listed.)",
+            d.failures - d.failure_list.len() as u64
+        );
+    }
+    w
+}
+
+/// A sweep's self-contained HTML report.
+pub fn sweep_html(d: &SweepData) -> String {
+    let mut w = String::new();
+    let title = format!("Sweep report: {}", d.scenarios.join(", "));
+    html_head(&mut w, &title);
+    let _ = writeln!(w, "<h1>{}</h1>", esc(&title));
+    let class = if d.exit_code == 0 { "ok" } else { "bad" };
+    let _ = writeln!(
+        w,
+        "<p class=\"verdict {class}\">{} (exit {}): {} runs, {} failing</p>",
+        verdict(d.exit_code),
+        d.exit_code,
+        d.runs,
+        d.failures
+    );
+    let _ = writeln!(w, "<table>");
+    for (k, v) in [
+        (
+            "seeds",
+            format!("{}..{}", d.from, u128::from(d.from) + u128::from(d.seeds)),
+        ),
+        ("shard", d.shard.clone()),
+        ("plant", plant_text(&d.plant).to_string()),
+        ("planted-bug catch rate", ratio(d.plant_catch_ratio, 3)),
+        ("build", d.build.clone()),
+        ("wall time", format!("{:.1} s", d.wall_s)),
+    ] {
+        let _ = writeln!(w, "<tr><th>{k}</th><td>{}</td></tr>", esc(&v));
+    }
+    let _ = writeln!(w, "</table>");
+    let groups: Vec<BarGroup> = d
+        .failures_by_oracle
+        .iter()
+        .map(|(o, n)| BarGroup {
+            label: o.clone(),
+            values: vec![Some(*n as f64)],
+        })
+        .collect();
+    w.push_str(&bar_chart(
+        "Failing runs by first violated oracle",
+        "runs",
+        &["runs"],
+        &groups,
+    ));
+    let _ = writeln!(w, "\n<h2>Failures</h2>");
+    if d.failure_list.is_empty() {
+        let _ = writeln!(w, "<p>None.</p>");
+    } else {
+        let _ = writeln!(
+            w,
+            "<table><tr><th>scenario</th><th>seed</th><th>exit</th><th>oracle</th><th>detail</th><th>replay</th><th>shrunk</th></tr>"
+        );
+        for f in &d.failure_list {
+            let _ = writeln!(
+                w,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"fail\">{}</td><td>{}</td><td><code>{}</code></td><td>{}</td></tr>",
+                esc(&f.scenario),
+                f.seed,
+                f.exit_code,
+                esc(&f.oracle),
+                esc(&f.detail),
+                esc(&f.replay),
+                f.shrunk
+                    .as_deref()
+                    .map_or_else(|| "-".to_string(), |s| format!("<code>{}</code>", esc(s)))
+            );
+        }
+        let _ = writeln!(w, "</table>");
+    }
+    w.push_str("</body></html>\n");
+    w
+}
+
+/// A sweep's JSON summary (the data without the failure list).
+pub fn sweep_summary(d: &SweepData) -> String {
+    to_json(&json!({
+        "kind": "sweep",
+        "scenarios": d.scenarios,
+        "from": d.from,
+        "seeds": d.seeds,
+        "shard": d.shard,
+        "plant": d.plant,
+        "plant_oracle": d.plant_oracle,
+        "plant_catch_ratio": d.plant_catch_ratio,
+        "build": d.build,
+        "runs": d.runs,
+        "failures": d.failures,
+        "failures_by_oracle": d.failures_by_oracle,
+        "exit_code": d.exit_code,
+        "verdict": verdict(d.exit_code),
+    }))
+}

@@ -1,0 +1,584 @@
+//! Per-tower time series of a run, sampled on a fixed step from the observation log: the
+//! data behind the report charts and the OpenMetrics export.
+//!
+//! Map: [`RunSeries`] (built by [`RunSeries::from_observations`], then completed from the
+//! run's report by [`RunSeries::complete`]), [`TowerSeries`], [`LinkSeries`],
+//! [`ClassSeries`]; [`step_for`] picks the step; [`POWER_MODES`] names the modes.
+//!
+//! Conventions: point `k` is at `t_s[k] = k × step_s` virtual seconds and shows the state
+//! after every observation at or before it. Counters are cumulative from the start;
+//! gauges hold their last value (`None` before the first one); windowed values (read
+//! availability, freshness quantiles) cover the window ending at the point.
+//!
+//! Not covered: the run-wide KPIs themselves (see [`crate::kpi`]; the series are for
+//! charts and may differ from them in the last digits, e.g. a boot at the start counts as
+//! serving here) and the oracles' verdicts (violations come from the report).
+
+use crate::kpi::{Detection, FaultOutcome};
+use crate::obs::{Obs, ReadResult, Stamped};
+use crate::report::Violation;
+use crate::scenario::Oracle;
+use serde::{Deserialize, Serialize};
+use sovereign_logic::content::{ItemId, Priority};
+use sovereign_logic::io::{Event, PowerMode};
+use sovereign_logic::protocol::LinkKind;
+use std::collections::BTreeMap;
+
+/// The finest step, seconds.
+pub const STEP_MIN_S: u64 = 60;
+/// About this many points per series: the step grows with the run's length.
+pub const POINTS_TARGET: u64 = 720;
+/// Most points per series (a bound on every vector here).
+pub const POINTS_MAX: usize = 2_000;
+/// Freshness quantiles cover servable events in this window before each point, seconds
+/// (as a Prometheus summary's sliding window does).
+pub const FRESHNESS_WINDOW_S: u64 = 3_600;
+/// Windowed read availability covers the reads in this window before each point,
+/// seconds (a minute holds too few reads to say much).
+pub const AVAILABILITY_WINDOW_S: u64 = 1_800;
+/// Power modes in order (index = the mode's rank); names as `PowerMode::name`.
+pub const POWER_MODES: [PowerMode; 6] = [
+    PowerMode::Normal,
+    PowerMode::ShedP3,
+    PowerMode::ShedP2,
+    PowerMode::Essential,
+    PowerMode::ShuttingDown,
+    PowerMode::Off,
+];
+
+const _: () = assert!(POINTS_TARGET as usize * 2 <= POINTS_MAX);
+const _: () = assert!(STEP_MIN_S > 0 && FRESHNESS_WINDOW_S >= STEP_MIN_S);
+const _: () = assert!(AVAILABILITY_WINDOW_S >= STEP_MIN_S);
+
+/// The step for a run ending at `end_s`: a whole number of minutes, at least
+/// [`STEP_MIN_S`], giving at most about [`POINTS_TARGET`] points.
+pub fn step_for(end_s: u64) -> u64 {
+    let raw = end_s.div_ceil(POINTS_TARGET).max(STEP_MIN_S);
+    let step = raw.div_ceil(60) * 60;
+    debug_assert!(end_s / step < POINTS_MAX as u64);
+    step
+}
+
+fn mode_index(m: PowerMode) -> u8 {
+    POWER_MODES.iter().position(|x| *x == m).unwrap_or(0) as u8
+}
+
+/// One uplink of one tower over time.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LinkSeries {
+    /// `fibre`, `lte`, `satellite`.
+    pub kind: String,
+    /// Bytes moved on it (both directions), cumulative.
+    pub bytes: Vec<u64>,
+    /// The tower's probes consider it healthy.
+    pub healthy: Vec<bool>,
+    /// The tower's active uplink.
+    pub active: Vec<bool>,
+}
+
+/// One tower over time.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TowerSeries {
+    /// Its name.
+    pub name: String,
+    /// Devices attached (from the scenario; constant).
+    pub devices: u32,
+    /// Battery state of charge 0..=1.
+    pub soc: Vec<Option<f64>>,
+    /// Solar power, W.
+    pub solar_w: Vec<Option<f64>>,
+    /// Energy drawn by the load since the start, Wh (cumulative).
+    pub energy_wh: Vec<f64>,
+    /// Power mode, as an index into [`POWER_MODES`].
+    pub mode: Vec<u8>,
+    /// Running and not shutting down or off.
+    pub up: Vec<bool>,
+    /// In its steady state.
+    pub steady: Vec<bool>,
+    /// Outbox operations held.
+    pub outbox: Vec<u64>,
+    /// Valid device reads served (cumulative).
+    pub reads_served: Vec<u64>,
+    /// Valid device reads refused (cumulative).
+    pub reads_refused: Vec<u64>,
+    /// Valid device reads that could not reach the tower (cumulative).
+    pub reads_unreachable: Vec<u64>,
+    /// Active-link changes (cumulative).
+    pub failovers: Vec<u64>,
+    /// Circuit-breaker openings (cumulative).
+    pub breaker_openings: Vec<u64>,
+    /// Lower-class chunk requests while P0 waited (cumulative).
+    pub priority_inversions: Vec<u64>,
+    /// Item versions made servable, per class (cumulative).
+    pub servable: [Vec<u64>; 4],
+    /// Chunk bytes requested, per class (cumulative).
+    pub requested_bytes: [Vec<u64>; 4],
+    /// Its uplinks, preference order.
+    pub links: Vec<LinkSeries>,
+}
+
+/// Freshness of one class over time.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClassSeries {
+    /// `P0`..`P3`.
+    pub class: String,
+    /// Median publish → servable over the window, seconds.
+    pub p50_s: Vec<Option<f64>>,
+    /// 99th percentile over the window, seconds.
+    pub p99_s: Vec<Option<f64>>,
+    /// Samples so far (cumulative).
+    pub count: Vec<u64>,
+    /// Sum of samples so far, seconds (cumulative).
+    pub sum_s: Vec<f64>,
+}
+
+/// A run's time series.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunSeries {
+    /// Seconds between points.
+    pub step_s: u64,
+    /// Virtual time of each point, seconds.
+    pub t_s: Vec<u64>,
+    /// Valid reads served / valid reads in the [`AVAILABILITY_WINDOW_S`] ending at the
+    /// point.
+    pub availability_window: Vec<Option<f64>>,
+    /// Valid reads served / valid reads since the start (1 before any).
+    pub availability: Vec<f64>,
+    /// Faults active at the point.
+    pub faults_active: Vec<u64>,
+    /// Mean time to detect over faults detected so far, seconds.
+    pub mttd_s: Vec<Option<f64>>,
+    /// Mean time to recover (from fault start) over recoveries so far, seconds.
+    pub mttr_s: Vec<Option<f64>>,
+    /// Acknowledged operations known lost so far (durability violations; the run's RPO
+    /// at the last point).
+    pub rpo: Vec<u64>,
+    /// Invariant violations per oracle name (every oracle, cumulative).
+    pub violations: BTreeMap<String, Vec<u64>>,
+    /// Every tower.
+    pub towers: Vec<TowerSeries>,
+    /// Freshness per class (index = class).
+    pub freshness: Vec<ClassSeries>,
+}
+
+/// Live per-tower state while scanning.
+#[derive(Clone, Debug)]
+struct TowerState {
+    soc: Option<f64>,
+    solar_w: Option<f64>,
+    energy_wh: f64,
+    mode: PowerMode,
+    running: bool,
+    steady: bool,
+    outbox: u64,
+    reads: [u64; 3],
+    failovers: u64,
+    breaker_openings: u64,
+    priority_inversions: u64,
+    servable: [u64; 4],
+    requested_bytes: [u64; 4],
+    /// (kind, bytes, healthy)
+    links: Vec<(LinkKind, u64, bool)>,
+    active: Option<LinkKind>,
+}
+
+impl TowerState {
+    fn new(links: &[LinkKind]) -> Self {
+        TowerState {
+            soc: None,
+            solar_w: None,
+            energy_wh: 0.0,
+            mode: PowerMode::Normal,
+            running: true,
+            steady: true,
+            outbox: 0,
+            reads: [0; 3],
+            failovers: 0,
+            breaker_openings: 0,
+            priority_inversions: 0,
+            servable: [0; 4],
+            requested_bytes: [0; 4],
+            links: links.iter().map(|k| (*k, 0, true)).collect(),
+            active: links.first().copied(),
+        }
+    }
+
+    fn link(&mut self, kind: LinkKind) -> &mut (LinkKind, u64, bool) {
+        if let Some(i) = self.links.iter().position(|l| l.0 == kind) {
+            &mut self.links[i]
+        } else {
+            self.links.push((kind, 0, true));
+            self.links.last_mut().expect("just pushed")
+        }
+    }
+}
+
+impl TowerSeries {
+    fn push(&mut self, s: &TowerState) {
+        self.soc.push(s.soc);
+        self.solar_w.push(s.solar_w);
+        self.energy_wh.push(s.energy_wh);
+        self.mode.push(mode_index(s.mode));
+        self.up.push(s.running && s.mode < PowerMode::ShuttingDown);
+        self.steady.push(s.steady);
+        self.outbox.push(s.outbox);
+        self.reads_served.push(s.reads[0]);
+        self.reads_refused.push(s.reads[1]);
+        self.reads_unreachable.push(s.reads[2]);
+        self.failovers.push(s.failovers);
+        self.breaker_openings.push(s.breaker_openings);
+        self.priority_inversions.push(s.priority_inversions);
+        for c in 0..4 {
+            self.servable[c].push(s.servable[c]);
+            self.requested_bytes[c].push(s.requested_bytes[c]);
+        }
+        let n = self.soc.len();
+        for (kind, bytes, healthy) in &s.links {
+            let name = kind.name();
+            let i = match self.links.iter().position(|l| l.kind == name) {
+                Some(i) => i,
+                None => {
+                    // A link first seen late: its earlier points are zero / healthy.
+                    self.links.push(LinkSeries {
+                        kind: name.to_string(),
+                        bytes: vec![0; n - 1],
+                        healthy: vec![true; n - 1],
+                        active: vec![false; n - 1],
+                    });
+                    self.links.len() - 1
+                }
+            };
+            let l = &mut self.links[i];
+            l.bytes.push(*bytes);
+            l.healthy.push(*healthy);
+            l.active.push(s.active == Some(*kind));
+        }
+    }
+}
+
+/// Scanner state.
+struct Scan {
+    step_s: u64,
+    series: RunSeries,
+    towers: Vec<TowerState>,
+    reads_total: (u64, u64),
+    /// `reads_total` at each point emitted so far (for the windowed availability).
+    reads_history: Vec<(u64, u64)>,
+    /// (servable at, freshness seconds) per class, in time order.
+    fresh: [Vec<(u64, f64)>; 4],
+}
+
+impl Scan {
+    fn tower(&mut self, t: usize) -> &mut TowerState {
+        if self.towers.len() <= t {
+            self.towers.resize_with(t + 1, || TowerState::new(&[]));
+        }
+        &mut self.towers[t]
+    }
+
+    /// Emit the point at `t` seconds.
+    fn point(&mut self, t: u64) {
+        let s = &mut self.series;
+        assert!(s.t_s.len() < POINTS_MAX, "series longer than {POINTS_MAX}");
+        s.t_s.push(t);
+        let (good, valid) = self.reads_total;
+        let back = usize::try_from(AVAILABILITY_WINDOW_S / self.step_s).unwrap_or(usize::MAX);
+        let (g0, v0) = self
+            .reads_history
+            .len()
+            .checked_sub(back.max(1))
+            .map_or((0, 0), |i| self.reads_history[i]);
+        self.reads_history.push((good, valid));
+        s.availability_window
+            .push((valid > v0).then(|| (good - g0) as f64 / (valid - v0) as f64));
+        s.availability.push(if valid == 0 {
+            1.0
+        } else {
+            good as f64 / valid as f64
+        });
+        while s.towers.len() < self.towers.len() {
+            let n = s.t_s.len() - 1;
+            let name = format!("tower#{}", s.towers.len());
+            s.towers.push(TowerSeries::empty(name, n));
+        }
+        for (ts, st) in s.towers.iter_mut().zip(&self.towers) {
+            ts.push(st);
+        }
+        let from = t.saturating_sub(FRESHNESS_WINDOW_S);
+        for (c, samples) in self.fresh.iter().enumerate() {
+            let cs = &mut s.freshness[c];
+            let upto = samples.partition_point(|(at, _)| *at <= t);
+            let lo = samples.partition_point(|(at, _)| *at <= from);
+            let mut window: Vec<f64> = samples[lo..upto].iter().map(|(_, f)| *f).collect();
+            window.sort_by(f64::total_cmp);
+            cs.p50_s.push(quantile(&window, 0.5));
+            cs.p99_s.push(quantile(&window, 0.99));
+            cs.count.push(upto as u64);
+            cs.sum_s.push(samples[..upto].iter().map(|(_, f)| *f).sum());
+        }
+    }
+}
+
+impl TowerSeries {
+    /// A tower first seen after `n` points: earlier points hold defaults.
+    fn empty(name: String, n: usize) -> TowerSeries {
+        let z = || vec![0u64; n];
+        TowerSeries {
+            name,
+            devices: 0,
+            soc: vec![None; n],
+            solar_w: vec![None; n],
+            energy_wh: vec![0.0; n],
+            mode: vec![0; n],
+            up: vec![true; n],
+            steady: vec![true; n],
+            outbox: z(),
+            reads_served: z(),
+            reads_refused: z(),
+            reads_unreachable: z(),
+            failovers: z(),
+            breaker_openings: z(),
+            priority_inversions: z(),
+            servable: [z(), z(), z(), z()],
+            requested_bytes: [z(), z(), z(), z()],
+            links: Vec::new(),
+        }
+    }
+}
+
+/// The `q` quantile (0..=1) of sorted values, nearest rank.
+fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (q * sorted.len() as f64).ceil().max(1.0) as usize;
+    Some(sorted[rank.min(sorted.len()) - 1])
+}
+
+impl RunSeries {
+    /// Sample a run's observations (in time order) up to `end_s` virtual seconds.
+    /// `devices`: devices per tower (index = tower id) from the scenario.
+    pub fn from_observations(obs: &[Stamped], end_s: u64, devices: &[u32]) -> RunSeries {
+        debug_assert!(obs.windows(2).all(|w| w[0].at <= w[1].at));
+        let step_s = step_for(end_s);
+        let mut scan = Scan {
+            step_s,
+            series: RunSeries {
+                step_s,
+                freshness: Priority::ALL
+                    .iter()
+                    .map(|p| ClassSeries {
+                        class: p.to_string(),
+                        ..ClassSeries::default()
+                    })
+                    .collect(),
+                ..RunSeries::default()
+            },
+            towers: Vec::new(),
+            reads_total: (0, 0),
+            reads_history: Vec::new(),
+            fresh: Default::default(),
+        };
+        let mut published: BTreeMap<(ItemId, u64), (u64, Priority)> = BTreeMap::new();
+        let mut servable_seen: BTreeMap<(usize, ItemId, u64), ()> = BTreeMap::new();
+        let mut next_t = 0u64;
+        for s in obs {
+            let at_us = s.at.as_micros();
+            // Points strictly before this observation are final.
+            while next_t <= end_s && next_t.saturating_mul(1_000_000) < at_us {
+                scan.point(next_t);
+                next_t += scan.step_s;
+            }
+            match &s.obs {
+                Obs::Start { towers, links, .. } => {
+                    scan.towers = links.iter().map(|l| TowerState::new(l)).collect();
+                    scan.towers
+                        .resize_with(towers.len(), || TowerState::new(&[]));
+                    scan.series.towers = towers
+                        .iter()
+                        .enumerate()
+                        .map(|(i, n)| TowerSeries {
+                            devices: devices.get(i).copied().unwrap_or(0),
+                            ..TowerSeries::empty(n.clone(), scan.series.t_s.len())
+                        })
+                        .collect();
+                }
+                Obs::Published { manifest } => {
+                    published
+                        .entry((manifest.item.clone(), manifest.version))
+                        .or_insert((at_us, manifest.priority));
+                }
+                Obs::Read {
+                    tower,
+                    valid: true,
+                    result,
+                    ..
+                } => {
+                    let i = match result {
+                        ReadResult::Served => 0,
+                        ReadResult::Refused(_) => 1,
+                        ReadResult::Unreachable => 2,
+                    };
+                    scan.tower(*tower).reads[i] += 1;
+                    let good = u64::from(i == 0);
+                    scan.reads_total.0 += good;
+                    scan.reads_total.1 += 1;
+                }
+                Obs::Tower { tower, event } => match event {
+                    Event::ContentServable {
+                        item,
+                        version,
+                        priority,
+                    } => {
+                        let key = (*tower, item.clone(), *version);
+                        if servable_seen.insert(key, ()).is_none() {
+                            scan.tower(*tower).servable[priority.index()] += 1;
+                            if let Some((pub_us, class)) = published.get(&(item.clone(), *version))
+                            {
+                                let f = at_us.saturating_sub(*pub_us) as f64 / 1e6;
+                                scan.fresh[class.index()].push((at_us / 1_000_000, f));
+                            }
+                        }
+                    }
+                    Event::LinkHealth { link, up } => scan.tower(*tower).link(*link).2 = *up,
+                    Event::ActiveLink { to, .. } => {
+                        let t = scan.tower(*tower);
+                        t.failovers += 1;
+                        t.active = *to;
+                    }
+                    Event::PowerMode { to, .. } => scan.tower(*tower).mode = *to,
+                    Event::BreakerOpened => scan.tower(*tower).breaker_openings += 1,
+                    _ => {}
+                },
+                Obs::Requested {
+                    tower,
+                    class,
+                    bytes,
+                    ..
+                } => {
+                    let inversion = crate::oracle::priority::is_inversion(&s.obs).is_some();
+                    let t = scan.tower(*tower);
+                    t.requested_bytes[class.index()] =
+                        t.requested_bytes[class.index()].saturating_add(*bytes);
+                    t.priority_inversions += u64::from(inversion);
+                }
+                Obs::Transfer { tower, link, bytes } => {
+                    let l = scan.tower(*tower).link(*link);
+                    l.1 = l.1.saturating_add(*bytes);
+                }
+                Obs::TowerDown { tower, .. } => scan.tower(*tower).running = false,
+                Obs::TowerUp { tower } => {
+                    let t = scan.tower(*tower);
+                    t.running = true;
+                    if t.mode >= PowerMode::ShuttingDown {
+                        t.mode = PowerMode::Normal;
+                    }
+                }
+                Obs::Power {
+                    tower,
+                    soc,
+                    mode,
+                    energy_wh,
+                    solar_w,
+                } => {
+                    let t = scan.tower(*tower);
+                    t.soc = Some(*soc);
+                    t.solar_w = Some(*solar_w);
+                    t.mode = *mode;
+                    t.energy_wh = *energy_wh;
+                }
+                Obs::Backlog { tower, ops } => scan.tower(*tower).outbox = *ops,
+                Obs::Steady { tower, steady } => scan.tower(*tower).steady = *steady,
+                _ => {}
+            }
+        }
+        while next_t <= end_s {
+            scan.point(next_t);
+            next_t += scan.step_s;
+        }
+        let n = scan.series.t_s.len();
+        for t in &mut scan.series.towers {
+            assert_eq!(t.soc.len(), n);
+            for l in &t.links {
+                assert_eq!(l.bytes.len(), n);
+            }
+        }
+        scan.series
+    }
+
+    /// Fill what comes from the run's report: fault activity, running MTTD/MTTR,
+    /// violations per oracle and the RPO.
+    pub fn complete(&mut self, faults: &[FaultOutcome], violations: &[Violation], rpo: u64) {
+        let n = self.t_s.len();
+        let us = |t: u64| t.saturating_mul(1_000_000);
+        self.faults_active = self
+            .t_s
+            .iter()
+            .map(|&t| {
+                faults
+                    .iter()
+                    .filter(|f| f.start.as_micros() <= us(t) && us(t) < f.end.as_micros())
+                    .count() as u64
+            })
+            .collect();
+        let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+        self.mttd_s = self
+            .t_s
+            .iter()
+            .map(|&t| {
+                let v: Vec<f64> = faults
+                    .iter()
+                    .filter_map(|f| match f.detected {
+                        Detection::At(d) if d.as_micros() <= us(t) => {
+                            Some(d.saturating_since(f.start).as_secs_f64())
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                mean(&v)
+            })
+            .collect();
+        self.mttr_s = self
+            .t_s
+            .iter()
+            .map(|&t| {
+                let v: Vec<f64> = faults
+                    .iter()
+                    .filter(|f| f.disrupting)
+                    .filter_map(|f| {
+                        f.recovered
+                            .filter(|r| r.as_micros() <= us(t))
+                            .map(|r| r.saturating_since(f.start).as_secs_f64())
+                    })
+                    .collect();
+                mean(&v)
+            })
+            .collect();
+        self.violations = Oracle::ALL
+            .iter()
+            .map(|o| {
+                let counts = self
+                    .t_s
+                    .iter()
+                    .map(|&t| {
+                        violations
+                            .iter()
+                            .filter(|v| v.oracle == *o && v.at.as_micros() <= us(t))
+                            .count() as u64
+                    })
+                    .collect();
+                (o.name().to_string(), counts)
+            })
+            .collect();
+        let lost = self.violations.get(Oracle::Durability.name()).cloned();
+        self.rpo = lost
+            .unwrap_or_else(|| vec![0; n])
+            .into_iter()
+            .map(|c| c.min(rpo))
+            .collect();
+        if let Some(last) = self.rpo.last_mut() {
+            *last = rpo;
+        }
+        assert_eq!(self.faults_active.len(), n);
+    }
+}

@@ -1,0 +1,465 @@
+//! Small SVG charts written by hand (no scripts, no external assets), for the HTML
+//! report: line charts over virtual time with fault windows shaded as Jepsen's plots do,
+//! and grouped bar charts.
+//!
+//! Map: [`Line`], [`Band`], [`Chart`] and [`line_chart`]; [`BarGroup`] and
+//! [`bar_chart`]; [`nice_ticks`]; [`PALETTE`].
+//!
+//! Not covered: interactivity, log scales, anything but the charts the report needs.
+
+use std::fmt::Write;
+
+/// Series colours, in order (colour-blind friendly, after Okabe–Ito).
+pub const PALETTE: [&str; 8] = [
+    "#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#f0e442", "#000000",
+];
+/// Most points drawn per line (longer lines are thinned evenly).
+pub const POINTS_DRAWN_MAX: usize = 2_000;
+/// Most shaded bands labelled (the rest are shaded only).
+pub const BAND_LABELS_MAX: usize = 40;
+
+const MARGIN_LEFT: f64 = 64.0;
+const MARGIN_RIGHT: f64 = 16.0;
+const MARGIN_TOP: f64 = 44.0;
+const MARGIN_BOTTOM: f64 = 40.0;
+
+/// One line: its name and its points (x, y); `None` leaves a gap.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Line {
+    /// Legend text.
+    pub name: String,
+    /// (x, y) in data units, x ascending.
+    pub points: Vec<(f64, Option<f64>)>,
+}
+
+/// A shaded x range (a fault window).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Band {
+    /// Start, x units.
+    pub from: f64,
+    /// End, x units.
+    pub to: f64,
+    /// A short label (drawn when there is room).
+    pub label: String,
+}
+
+/// A line chart's frame.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Chart {
+    /// Title above the plot.
+    pub title: String,
+    /// The y axis's label (units).
+    pub y_label: String,
+    /// The x axis's label.
+    pub x_label: String,
+    /// Fixed y range (`None`: from the data, starting at 0 when all values are ≥ 0).
+    pub y_range: Option<(f64, f64)>,
+    /// Size in pixels.
+    pub width: f64,
+    /// Size in pixels.
+    pub height: f64,
+    /// Draw steps (hold each value until the next) instead of straight segments.
+    pub steps: bool,
+    /// A logarithmic y axis (values ≤ 0 are left out); for spans of several decades.
+    pub log_y: bool,
+}
+
+impl Chart {
+    /// A chart 1000×260 with x in hours.
+    pub fn new(title: &str, y_label: &str) -> Chart {
+        Chart {
+            title: title.into(),
+            y_label: y_label.into(),
+            x_label: "virtual time (h)".into(),
+            y_range: None,
+            width: 1000.0,
+            height: 260.0,
+            steps: false,
+            log_y: false,
+        }
+    }
+}
+
+/// Text escaped for XML.
+pub fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// About `n` round tick values covering `lo..=hi`.
+pub fn nice_ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
+    assert!(n >= 2);
+    if hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater)
+        || !lo.is_finite()
+        || !hi.is_finite()
+    {
+        return vec![lo];
+    }
+    let raw = (hi - lo) / (n - 1) as f64;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * mag);
+    let first = (lo / step).ceil() * step;
+    let mut out = Vec::new();
+    let mut t = first;
+    while t <= hi + step * 1e-9 && out.len() < 50 {
+        out.push(if t.abs() < step * 1e-9 { 0.0 } else { t });
+        t += step;
+    }
+    out
+}
+
+fn fmt_tick(v: f64) -> String {
+    let a = v.abs();
+    if a >= 1e9 {
+        format!("{:.1}G", v / 1e9)
+    } else if a >= 1e6 {
+        format!("{:.1}M", v / 1e6)
+    } else if a >= 1e4 {
+        format!("{:.0}k", v / 1e3)
+    } else if a >= 100.0 || v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else if a < 0.01 {
+        format!("{v:.0e}")
+    } else if a >= 100.0 {
+        format!("{v:.0}")
+    } else if a >= 1.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+fn thin(points: &[(f64, Option<f64>)]) -> Vec<(f64, Option<f64>)> {
+    if points.len() <= POINTS_DRAWN_MAX {
+        return points.to_vec();
+    }
+    let every = points.len().div_ceil(POINTS_DRAWN_MAX);
+    points.iter().step_by(every).copied().collect()
+}
+
+fn header(w: &mut String, width: f64, height: f64, title: &str) {
+    let _ = write!(
+        w,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" font-family="sans-serif" font-size="11"><title>{t}</title><rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/><text x="{MARGIN_LEFT}" y="18" font-size="14" font-weight="bold">{t}</text>"##,
+        t = esc(title)
+    );
+}
+
+fn legend(w: &mut String, names: &[String], width: f64) {
+    let mut x = width - MARGIN_RIGHT;
+    for (i, name) in names.iter().enumerate().rev() {
+        let len = 7.0 * name.chars().count() as f64 + 24.0;
+        x -= len;
+        let c = PALETTE[i % PALETTE.len()];
+        let _ = write!(
+            w,
+            r#"<rect x="{x:.1}" y="26" width="12" height="4" fill="{c}"/><text x="{:.1}" y="32">{}</text>"#,
+            x + 16.0,
+            esc(name)
+        );
+    }
+}
+
+/// A line chart of `lines` over x, with `bands` shaded behind them.
+pub fn line_chart(c: &Chart, lines: &[Line], bands: &[Band]) -> String {
+    let mut w = String::new();
+    header(&mut w, c.width, c.height, &c.title);
+    let (x0, x1) = (MARGIN_LEFT, c.width - MARGIN_RIGHT);
+    let (y0, y1) = (c.height - MARGIN_BOTTOM, MARGIN_TOP);
+    let xs = lines.iter().flat_map(|l| l.points.iter().map(|p| p.0));
+    let xmin = xs.clone().fold(f64::INFINITY, f64::min);
+    let xmax = xs.fold(f64::NEG_INFINITY, f64::max);
+    let (xmin, xmax) = if xmin.is_finite() && xmax > xmin {
+        (xmin, xmax)
+    } else {
+        (0.0, 1.0)
+    };
+    // On a log axis every value is drawn as its log10; ticks are whole decades.
+    let tf = |y: f64| -> Option<f64> {
+        if c.log_y {
+            (y > 0.0).then(|| y.log10())
+        } else {
+            Some(y)
+        }
+    };
+    let lines: Vec<Line> = lines
+        .iter()
+        .map(|l| Line {
+            name: l.name.clone(),
+            points: l.points.iter().map(|(x, y)| (*x, y.and_then(tf))).collect(),
+        })
+        .collect();
+    let lines = &lines[..];
+    let ys = lines
+        .iter()
+        .flat_map(|l| l.points.iter().filter_map(|p| p.1));
+    let y_range = if c.log_y {
+        let lo = ys.clone().fold(f64::INFINITY, f64::min);
+        let hi = ys.clone().fold(f64::NEG_INFINITY, f64::max);
+        lo.is_finite()
+            .then(|| (lo.floor(), hi.ceil().max(lo.floor() + 1.0)))
+    } else {
+        c.y_range
+    };
+    let (ymin, ymax) = match y_range {
+        Some(r) => r,
+        None => {
+            let lo = ys.clone().fold(f64::INFINITY, f64::min);
+            let hi = ys.fold(f64::NEG_INFINITY, f64::max);
+            if !lo.is_finite() {
+                (0.0, 1.0)
+            } else {
+                let lo = if lo >= 0.0 { 0.0 } else { lo };
+                let hi = if hi > lo { hi * 1.05 } else { lo + 1.0 };
+                (lo, hi)
+            }
+        }
+    };
+    let sx = |x: f64| x0 + (x - xmin) / (xmax - xmin) * (x1 - x0);
+    let sy = |y: f64| y0 - (y.clamp(ymin, ymax) - ymin) / (ymax - ymin) * (y0 - y1);
+    // Fault windows.
+    for (i, b) in bands.iter().enumerate() {
+        let (a, z) = (sx(b.from.max(xmin)), sx(b.to.min(xmax)));
+        let width = (z - a).max(1.5);
+        let _ = write!(
+            w,
+            r##"<rect class="fault" x="{a:.1}" y="{y1:.1}" width="{width:.1}" height="{:.1}" fill="#d55e00" fill-opacity="0.15"><title>{}</title></rect>"##,
+            y0 - y1,
+            esc(&b.label)
+        );
+        if i < BAND_LABELS_MAX && width > 40.0 {
+            let _ = write!(
+                w,
+                r##"<text x="{:.1}" y="{:.1}" fill="#a04000" font-size="9">{}</text>"##,
+                a + 2.0,
+                y1 + 10.0 + (i % 3) as f64 * 10.0,
+                esc(&b.label)
+            );
+        }
+    }
+    // Axes and grid.
+    let y_ticks: Vec<(f64, String)> = if c.log_y {
+        let (lo, hi) = (ymin.floor() as i32, ymax.ceil() as i32);
+        (lo..=hi)
+            .map(|e| (f64::from(e), fmt_tick(10f64.powi(e))))
+            .collect()
+    } else {
+        nice_ticks(ymin, ymax, 5)
+            .into_iter()
+            .map(|t| (t, fmt_tick(t)))
+            .collect()
+    };
+    for (t, label) in y_ticks {
+        let y = sy(t);
+        let _ = write!(
+            w,
+            r##"<line x1="{x0}" y1="{y:.1}" x2="{x1}" y2="{y:.1}" stroke="#dddddd"/><text x="{:.1}" y="{:.1}" text-anchor="end">{label}</text>"##,
+            x0 - 4.0,
+            y + 4.0,
+        );
+    }
+    for t in nice_ticks(xmin, xmax, 12) {
+        let x = sx(t);
+        let _ = write!(
+            w,
+            r##"<line x1="{x:.1}" y1="{y0}" x2="{x:.1}" y2="{:.1}" stroke="#888888"/><text x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
+            y0 + 4.0,
+            y0 + 16.0,
+            fmt_tick(t)
+        );
+    }
+    let _ = write!(
+        w,
+        r##"<line x1="{x0}" y1="{y0}" x2="{x1}" y2="{y0}" stroke="#333333"/><line x1="{x0}" y1="{y0}" x2="{x0}" y2="{y1}" stroke="#333333"/><text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text><text transform="translate(14 {:.1}) rotate(-90)" text-anchor="middle">{}</text>"##,
+        (x0 + x1) / 2.0,
+        c.height - 6.0,
+        esc(&c.x_label),
+        (y0 + y1) / 2.0,
+        esc(&c.y_label)
+    );
+    // Lines.
+    for (i, l) in lines.iter().enumerate() {
+        let colour = PALETTE[i % PALETTE.len()];
+        let mut segments: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
+        let pts = thin(&l.points);
+        for (x, y) in &pts {
+            match y {
+                Some(y) => {
+                    let seg = segments.last_mut().expect("one segment");
+                    if c.steps {
+                        if let Some(&(_, py)) = seg.last() {
+                            seg.push((sx(*x), py));
+                        }
+                    }
+                    seg.push((sx(*x), sy(*y)));
+                }
+                None => segments.push(Vec::new()),
+            }
+        }
+        for seg in segments.iter().filter(|s| !s.is_empty()) {
+            let path: Vec<String> = seg.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
+            if seg.len() == 1 {
+                let (x, y) = seg[0];
+                let _ = write!(
+                    w,
+                    r#"<circle cx="{x:.1}" cy="{y:.1}" r="2" fill="{colour}"/>"#
+                );
+            } else {
+                let _ = write!(
+                    w,
+                    r#"<polyline class="series" fill="none" stroke="{colour}" stroke-width="1.6" points="{}"/>"#,
+                    path.join(" ")
+                );
+            }
+        }
+    }
+    let names: Vec<String> = lines.iter().map(|l| l.name.clone()).collect();
+    legend(&mut w, &names, c.width);
+    w.push_str("</svg>");
+    w
+}
+
+/// One group of bars (a category), one value per series.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BarGroup {
+    /// The category (x label).
+    pub label: String,
+    /// A value per series (`None`: no bar).
+    pub values: Vec<Option<f64>>,
+}
+
+/// A grouped bar chart: `series` names the bars of each group.
+pub fn bar_chart(title: &str, y_label: &str, series: &[&str], groups: &[BarGroup]) -> String {
+    let (width, height) = (1000.0, 240.0);
+    let mut w = String::new();
+    header(&mut w, width, height, title);
+    let (x0, x1) = (MARGIN_LEFT, width - MARGIN_RIGHT);
+    let (y0, y1) = (height - MARGIN_BOTTOM, MARGIN_TOP);
+    let hi = groups
+        .iter()
+        .flat_map(|g| g.values.iter().flatten())
+        .fold(0.0f64, |a, b| a.max(*b));
+    let ymax = if hi > 0.0 { hi * 1.1 } else { 1.0 };
+    let sy = |y: f64| y0 - y / ymax * (y0 - y1);
+    for t in nice_ticks(0.0, ymax, 5) {
+        let y = sy(t);
+        let _ = write!(
+            w,
+            r##"<line x1="{x0}" y1="{y:.1}" x2="{x1}" y2="{y:.1}" stroke="#dddddd"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"##,
+            x0 - 4.0,
+            y + 4.0,
+            fmt_tick(t)
+        );
+    }
+    let n = groups.len().max(1) as f64;
+    let gw = (x1 - x0) / n;
+    let bw = (gw * 0.8 / series.len().max(1) as f64).min(60.0);
+    for (gi, g) in groups.iter().enumerate() {
+        let gx = x0 + gi as f64 * gw + gw * 0.1;
+        for (si, v) in g.values.iter().enumerate() {
+            let Some(v) = v else { continue };
+            let x = gx + si as f64 * bw;
+            let y = sy(*v);
+            let _ = write!(
+                w,
+                r#"<rect class="bar" x="{x:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{} {}: {}</title></rect>"#,
+                bw - 2.0,
+                (y0 - y).max(0.5),
+                PALETTE[si % PALETTE.len()],
+                esc(&g.label),
+                esc(series.get(si).copied().unwrap_or("")),
+                fmt_tick(*v)
+            );
+            // The value above the bar: small bars stay readable next to large ones.
+            let _ = write!(
+                w,
+                r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="10">{}</text>"#,
+                x + (bw - 2.0) / 2.0,
+                y - 3.0,
+                fmt_tick(*v)
+            );
+        }
+        let _ = write!(
+            w,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+            gx + gw * 0.4,
+            y0 + 16.0,
+            esc(&g.label)
+        );
+    }
+    let _ = write!(
+        w,
+        r##"<line x1="{x0}" y1="{y0}" x2="{x1}" y2="{y0}" stroke="#333333"/><text transform="translate(14 {:.1}) rotate(-90)" text-anchor="middle">{}</text>"##,
+        (y0 + y1) / 2.0,
+        esc(y_label)
+    );
+    let names: Vec<String> = series.iter().map(|s| s.to_string()).collect();
+    legend(&mut w, &names, width);
+    w.push_str("</svg>");
+    w
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_are_round_and_cover_the_range() {
+        // Goal: ticks are multiples of a 1/2/2.5/5 step inside the range.
+        assert_eq!(nice_ticks(0.0, 1.0, 5), vec![0.0, 0.25, 0.5, 0.75, 1.0]);
+        assert_eq!(
+            nice_ticks(0.0, 24.0, 13),
+            (0..=12).map(|i| i as f64 * 2.0).collect::<Vec<_>>()
+        );
+        assert_eq!(nice_ticks(3.0, 3.0, 5), vec![3.0]);
+    }
+
+    #[test]
+    fn line_chart_draws_lines_gaps_and_bands() {
+        // Goal: a gap splits a line; a band is shaded; text is escaped.
+        let l = Line {
+            name: "a<b".into(),
+            points: vec![
+                (0.0, Some(1.0)),
+                (1.0, Some(2.0)),
+                (2.0, None),
+                (3.0, Some(1.0)),
+                (4.0, Some(0.5)),
+            ],
+        };
+        let band = Band {
+            from: 1.0,
+            to: 2.5,
+            label: "link-down".into(),
+        };
+        let svg = line_chart(&Chart::new("t & t", "ratio"), &[l], &[band]);
+        assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+        assert!(svg.ends_with("</svg>"));
+        assert_eq!(svg.matches("<polyline").count(), 2);
+        assert_eq!(svg.matches("class=\"fault\"").count(), 1);
+        assert!(svg.contains("a&lt;b") && svg.contains("t &amp; t"));
+    }
+
+    #[test]
+    fn bar_chart_draws_one_bar_per_value() {
+        // Goal: every present value is a bar; missing ones are not.
+        let g = [
+            BarGroup {
+                label: "P0".into(),
+                values: vec![Some(1.0), Some(3.0)],
+            },
+            BarGroup {
+                label: "P1".into(),
+                values: vec![None, Some(2.0)],
+            },
+        ];
+        let svg = bar_chart("f", "s", &["p50", "p99"], &g);
+        assert_eq!(svg.matches("class=\"bar\"").count(), 3);
+    }
+}
