@@ -1569,7 +1569,6 @@ impl World {
 
     fn drain_origin(&mut self) {
         let slow = self.origin.slow;
-        let mut fsynced = false;
         while let Some(action) = self.origin.origin.poll_action() {
             match action {
                 Action::Send {
@@ -1607,60 +1606,8 @@ impl World {
                     }
                 }
                 Action::Send { .. } => {}
-                Action::Write { id, record } => {
-                    let fail = self.disk_write_fails(Node::Origin, &record);
-                    let d = &mut self.origin.disk;
-                    if fail.is_none() {
-                        d.issued += 1;
-                        let n = d.issued;
-                        d.pending.push((n, record.key(), Some(stored(record))));
-                    }
-                    let at = self.now + (WRITE_LATENCY + d.faults.extra_latency).mul_f64(slow);
-                    let incarnation = self.origin.incarnation;
-                    self.push(
-                        at,
-                        Ev::WriteDone {
-                            node: Node::Origin,
-                            incarnation,
-                            id,
-                            ok: fail.map_or(Ok(()), Err),
-                        },
-                    );
-                }
-                Action::Delete { id, key } => {
-                    let d = &mut self.origin.disk;
-                    d.issued += 1;
-                    let n = d.issued;
-                    d.pending.push((n, key, None));
-                    let at = self.now + (WRITE_LATENCY + d.faults.extra_latency).mul_f64(slow);
-                    let incarnation = self.origin.incarnation;
-                    self.push(
-                        at,
-                        Ev::WriteDone {
-                            node: Node::Origin,
-                            incarnation,
-                            id,
-                            ok: Ok(()),
-                        },
-                    );
-                }
-                Action::Fsync { id } => {
-                    let fail = self.disk_rng.chance(self.origin.disk.faults.fsync_error);
-                    let d = &self.origin.disk;
-                    let at = self.now + (FSYNC_LATENCY + d.faults.extra_latency).mul_f64(slow);
-                    let upto = d.issued;
-                    let incarnation = self.origin.incarnation;
-                    self.push(
-                        at,
-                        Ev::FsyncDone {
-                            node: Node::Origin,
-                            incarnation,
-                            id,
-                            upto,
-                            fail,
-                        },
-                    );
-                    fsynced = true;
+                a @ (Action::Write { .. } | Action::Delete { .. } | Action::Fsync { .. }) => {
+                    self.disk_action(Node::Origin, a);
                 }
                 Action::Emit(event) => {
                     if let Event::OpApplied {
@@ -1686,7 +1633,6 @@ impl World {
                 Action::Probe { .. } | Action::PowerOff { .. } => {}
             }
         }
-        let _ = fsynced;
         if self.origin.origin.is_failed() && self.origin.up {
             // Fail-stop (fsync/write failure): its supervisor restarts it from disk.
             self.crash_origin(ORIGIN_RESTART);
@@ -1722,6 +1668,79 @@ impl World {
             }
         }
         self.publishing = still;
+    }
+
+    fn disk_mut(&mut self, node: Node) -> &mut SimDisk {
+        match node {
+            Node::Origin => &mut self.origin.disk,
+            Node::Tower(i) => &mut self.towers[i].disk,
+        }
+    }
+
+    /// Carry out a write, delete or fsync of `node` on its simulated disk; the completion
+    /// comes back as an event after the disk's latency (scaled by a slow fault).
+    fn disk_action(&mut self, node: Node, action: Action) {
+        let (slow, incarnation) = match node {
+            Node::Origin => (self.origin.slow, self.origin.incarnation),
+            Node::Tower(i) => (self.towers[i].slow, self.towers[i].incarnation),
+        };
+        let now = self.now;
+        match action {
+            Action::Write { id, record } => {
+                let fail = self.disk_write_fails(node, &record);
+                let d = self.disk_mut(node);
+                if fail.is_none() {
+                    d.issued += 1;
+                    let n = d.issued;
+                    d.pending.push((n, record.key(), Some(stored(record))));
+                }
+                let at = now + (WRITE_LATENCY + d.faults.extra_latency).mul_f64(slow);
+                let ok = fail.map_or(Ok(()), Err);
+                self.push(
+                    at,
+                    Ev::WriteDone {
+                        node,
+                        incarnation,
+                        id,
+                        ok,
+                    },
+                );
+            }
+            Action::Delete { id, key } => {
+                let d = self.disk_mut(node);
+                d.issued += 1;
+                let n = d.issued;
+                d.pending.push((n, key, None));
+                let at = now + (WRITE_LATENCY + d.faults.extra_latency).mul_f64(slow);
+                self.push(
+                    at,
+                    Ev::WriteDone {
+                        node,
+                        incarnation,
+                        id,
+                        ok: Ok(()),
+                    },
+                );
+            }
+            Action::Fsync { id } => {
+                let p = self.disk_mut(node).faults.fsync_error;
+                let fail = self.disk_rng.chance(p);
+                let d = self.disk_mut(node);
+                let at = now + (FSYNC_LATENCY + d.faults.extra_latency).mul_f64(slow);
+                let upto = d.issued;
+                self.push(
+                    at,
+                    Ev::FsyncDone {
+                        node,
+                        incarnation,
+                        id,
+                        upto,
+                        fail,
+                    },
+                );
+            }
+            other => debug_assert!(false, "not a disk action: {other:?}"),
+        }
     }
 
     fn disk_write_fails(&mut self, node: Node, record: &Record) -> Option<String> {
@@ -1798,59 +1817,8 @@ impl World {
                     }
                 }
                 Action::Send { .. } => {}
-                Action::Write { id, record } => {
-                    let fail = self.disk_write_fails(Node::Tower(i), &record);
-                    let t = &mut self.towers[i];
-                    if fail.is_none() {
-                        t.disk.issued += 1;
-                        let n = t.disk.issued;
-                        t.disk.pending.push((n, record.key(), Some(stored(record))));
-                    }
-                    let at = self.now + (WRITE_LATENCY + t.disk.faults.extra_latency).mul_f64(slow);
-                    let incarnation = t.incarnation;
-                    self.push(
-                        at,
-                        Ev::WriteDone {
-                            node: Node::Tower(i),
-                            incarnation,
-                            id,
-                            ok: fail.map_or(Ok(()), Err),
-                        },
-                    );
-                }
-                Action::Delete { id, key } => {
-                    let t = &mut self.towers[i];
-                    t.disk.issued += 1;
-                    let n = t.disk.issued;
-                    t.disk.pending.push((n, key, None));
-                    let at = self.now + (WRITE_LATENCY + t.disk.faults.extra_latency).mul_f64(slow);
-                    let incarnation = t.incarnation;
-                    self.push(
-                        at,
-                        Ev::WriteDone {
-                            node: Node::Tower(i),
-                            incarnation,
-                            id,
-                            ok: Ok(()),
-                        },
-                    );
-                }
-                Action::Fsync { id } => {
-                    let fail = self.disk_rng.chance(self.towers[i].disk.faults.fsync_error);
-                    let t = &self.towers[i];
-                    let at = self.now + (FSYNC_LATENCY + t.disk.faults.extra_latency).mul_f64(slow);
-                    let upto = t.disk.issued;
-                    let incarnation = t.incarnation;
-                    self.push(
-                        at,
-                        Ev::FsyncDone {
-                            node: Node::Tower(i),
-                            incarnation,
-                            id,
-                            upto,
-                            fail,
-                        },
-                    );
+                a @ (Action::Write { .. } | Action::Delete { .. } | Action::Fsync { .. }) => {
+                    self.disk_action(Node::Tower(i), a);
                 }
                 Action::Probe { link } => {
                     let now = self.now;
