@@ -6,8 +6,8 @@
 //! rollback. `docs/GAMEDAYS.md` documents the format.
 //!
 //! Errors name the file, the line and the field, and say what was expected; unknown keys
-//! are errors (the house approach of `sovereign_sim::scenario::parse`, on toml's spanned
-//! `DeTable`). An inject step's `fault` uses the scenario file's `[[fault]]` grammar and
+//! are errors (the readers of `sovereign_sim::tomlspan`, shared with the scenario parser,
+//! on toml's spanned `DeTable`). An inject step's `fault` uses the scenario file's `[[fault]]` grammar and
 //! is checked by the scenario parser itself against the plan's scenario
 //! ([`Plan::resolve`]), so both files always mean the same thing by a fault.
 //!
@@ -15,13 +15,11 @@
 
 use sovereign_logic::content::Priority;
 use sovereign_logic::protocol::LinkKind;
-use sovereign_sim::scenario::parse::parse_duration;
 use sovereign_sim::scenario::{FaultSpec, Scenario, Target};
-use std::ops::Range;
+use sovereign_sim::tomlspan::{Ctx, Res, SpanError, Tbl, Val};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
-use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 /// Largest plan file, bytes.
@@ -265,11 +263,13 @@ pub fn parse_file(path: &Path) -> Result<Plan, PlanError> {
 pub fn parse_str(file: &str, text: &str) -> Result<Plan, PlanError> {
     let ctx = Ctx { file, text };
     if text.len() > TEXT_BYTES_MAX {
-        return Err(ctx.err(
-            &(0..0),
-            "(file)",
-            format!("{} bytes; expected at most {TEXT_BYTES_MAX}", text.len()),
-        ));
+        return Err(ctx
+            .err(
+                &(0..0),
+                "(file)",
+                format!("{} bytes; expected at most {TEXT_BYTES_MAX}", text.len()),
+            )
+            .into());
     }
     let doc = DeTable::parse(text).map_err(|e| {
         let at = e.span().map_or(0..0, |s| s);
@@ -279,99 +279,33 @@ pub fn parse_str(file: &str, text: &str) -> Result<Plan, PlanError> {
             format!("TOML syntax error: {}", e.message()),
         )
     })?;
-    let root = Tbl {
-        ctx: &ctx,
-        path: String::new(),
-        span: doc.span(),
-        map: doc.get_ref(),
-    };
-    plan(&ctx, &root)
+    let root = Tbl::root(&ctx, &doc);
+    Ok(plan(&ctx, &root)?)
 }
 
 // ---------------------------------------------------------------------------------------
-// Spanned walking (as in the scenario parser).
+// Spanned walking: the shared readers of `sovereign_sim::tomlspan`, plus the plan's own.
 
-struct Ctx<'a> {
-    file: &'a str,
-    text: &'a str,
-}
-
-impl Ctx<'_> {
-    fn line(&self, offset: usize) -> usize {
-        let end = offset.min(self.text.len());
-        self.text.as_bytes()[..end]
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count()
-            + 1
-    }
-
-    fn err(&self, span: &Range<usize>, field: &str, message: impl Into<String>) -> PlanError {
+impl From<SpanError> for PlanError {
+    fn from(e: SpanError) -> Self {
         PlanError {
-            file: self.file.to_string(),
-            line: self.line(span.start),
-            field: field.to_string(),
-            message: message.into(),
+            file: e.file,
+            line: e.line,
+            field: e.field,
+            message: e.message,
         }
     }
 }
 
-type Res<T> = Result<T, PlanError>;
-
-struct Tbl<'a> {
-    ctx: &'a Ctx<'a>,
-    path: String,
-    span: Range<usize>,
-    map: &'a DeTable<'a>,
+/// Plan-only readers of a table.
+trait PlanTbl {
+    /// A required [`PlanVal::text`].
+    fn text(&self, key: &str, what: &str) -> Res<String>;
+    /// An optional [`PlanVal::text`] (empty when absent).
+    fn opt_text(&self, key: &str) -> Res<String>;
 }
 
-impl<'a> Tbl<'a> {
-    fn field(&self, key: &str) -> String {
-        if self.path.is_empty() {
-            key.to_string()
-        } else {
-            format!("{}.{key}", self.path)
-        }
-    }
-
-    fn keys(&self, allowed: &[&str]) -> Res<()> {
-        let unknown = self
-            .map
-            .keys()
-            .filter(|k| !allowed.contains(&k.get_ref().as_ref()))
-            .min_by_key(|k| k.span().start);
-        match unknown {
-            None => Ok(()),
-            Some(k) => Err(self.ctx.err(
-                &k.span(),
-                &self.field(k.get_ref()),
-                format!(
-                    "unknown key `{}`; expected one of: {}",
-                    k.get_ref(),
-                    allowed.join(", ")
-                ),
-            )),
-        }
-    }
-
-    fn get(&self, key: &str) -> Option<Val<'a>> {
-        self.map.get(key).map(|v| Val {
-            ctx: self.ctx,
-            field: self.field(key),
-            v,
-        })
-    }
-
-    fn req(&self, key: &str, what: &str) -> Res<Val<'a>> {
-        self.get(key).ok_or_else(|| {
-            self.ctx.err(
-                &self.span,
-                &self.field(key),
-                format!("missing; expected {what}"),
-            )
-        })
-    }
-
+impl PlanTbl for Tbl<'_> {
     fn text(&self, key: &str, what: &str) -> Res<String> {
         self.req(key, what)?.text()
     }
@@ -381,36 +315,21 @@ impl<'a> Tbl<'a> {
     }
 }
 
-struct Val<'a> {
-    ctx: &'a Ctx<'a>,
-    field: String,
-    v: &'a Spanned<DeValue<'a>>,
+/// Plan-only readers of a value.
+trait PlanVal {
+    /// A non-empty string of at most TEXT_LEN_MAX bytes, trimmed.
+    fn text(&self) -> Res<String>;
+    /// A list of at most LIST_MAX texts.
+    fn texts(&self) -> Res<Vec<String>>;
+    /// A finite number in `lo..=hi` (an infinite one is "out of range").
+    fn number_in(&self, lo: f64, hi: f64) -> Res<f64>;
+    /// A non-negative integer.
+    fn u64(&self) -> Res<u64>;
+    /// A duration from `min` to DURATION_MAX.
+    fn duration(&self, min: Duration) -> Res<Duration>;
 }
 
-impl<'a> Val<'a> {
-    fn err(&self, message: impl Into<String>) -> PlanError {
-        self.ctx.err(&self.v.span(), &self.field, message)
-    }
-
-    fn line(&self) -> usize {
-        self.ctx.line(self.v.span().start)
-    }
-
-    fn wrong_type(&self, expected: &str) -> PlanError {
-        self.err(format!(
-            "expected {expected}, found {}",
-            self.v.get_ref().type_str()
-        ))
-    }
-
-    fn str(&self) -> Res<&'a str> {
-        match self.v.get_ref() {
-            DeValue::String(s) => Ok(s.as_ref()),
-            _ => Err(self.wrong_type("a string")),
-        }
-    }
-
-    /// A non-empty string of at most TEXT_LEN_MAX bytes.
+impl PlanVal for Val<'_> {
     fn text(&self) -> Res<String> {
         let s = self.str()?.trim();
         if s.is_empty() {
@@ -425,23 +344,13 @@ impl<'a> Val<'a> {
         Ok(s.to_string())
     }
 
-    fn bool(&self) -> Res<bool> {
-        match self.v.get_ref() {
-            DeValue::Boolean(b) => Ok(*b),
-            _ => Err(self.wrong_type("true or false")),
-        }
+    fn texts(&self) -> Res<Vec<String>> {
+        self.array(LIST_MAX)?.iter().map(|v| v.text()).collect()
     }
 
-    fn f64_in(&self, lo: f64, hi: f64) -> Res<f64> {
+    fn number_in(&self, lo: f64, hi: f64) -> Res<f64> {
         let expected = format!("a number in {lo}..={hi}");
-        let x = match self.v.get_ref() {
-            DeValue::Float(f) => f.as_str().parse::<f64>().ok(),
-            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
-                .ok()
-                .map(|n| n as f64),
-            _ => return Err(self.wrong_type(&expected)),
-        };
-        match x {
+        match self.number(&expected)? {
             Some(x) if x.is_finite() && (lo..=hi).contains(&x) => Ok(x),
             Some(x) => Err(self.err(format!("{x} is out of range; expected {expected}"))),
             None => Err(self.err(format!("not a number; expected {expected}"))),
@@ -459,55 +368,7 @@ impl<'a> Val<'a> {
     }
 
     fn duration(&self, min: Duration) -> Res<Duration> {
-        let s = self
-            .str()
-            .map_err(|_| self.wrong_type("a duration string such as \"30m\""))?;
-        let (_, d) = parse_duration(s, false).map_err(|m| self.err(m))?;
-        if d < min || d > DURATION_MAX {
-            return Err(self.err(format!(
-                "{s} is out of range; expected a duration from {} to 30d",
-                sovereign_sim::scenario::format_duration(min)
-            )));
-        }
-        Ok(d)
-    }
-
-    fn table(&self) -> Res<Tbl<'a>> {
-        match self.v.get_ref() {
-            DeValue::Table(map) => Ok(Tbl {
-                ctx: self.ctx,
-                path: self.field.clone(),
-                span: self.v.span(),
-                map,
-            }),
-            _ => Err(self.wrong_type("a table")),
-        }
-    }
-
-    fn array(&self, max: usize) -> Res<Vec<Val<'a>>> {
-        match self.v.get_ref() {
-            DeValue::Array(items) => {
-                if items.len() > max {
-                    return Err(
-                        self.err(format!("{} entries; expected at most {max}", items.len()))
-                    );
-                }
-                Ok(items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| Val {
-                        ctx: self.ctx,
-                        field: format!("{}[{i}]", self.field),
-                        v,
-                    })
-                    .collect())
-            }
-            _ => Err(self.wrong_type("an array")),
-        }
-    }
-
-    fn texts(&self) -> Res<Vec<String>> {
-        self.array(LIST_MAX)?.iter().map(|v| v.text()).collect()
+        self.duration_within(min, DURATION_MAX, "a duration string such as \"30m\"")
     }
 }
 
@@ -634,11 +495,14 @@ fn steady_state(v: &Val<'_>) -> Res<SteadyState> {
     Ok(SteadyState {
         availability_min: t
             .get("availability_min")
-            .map(|v| v.f64_in(0.0, 1.0))
+            .map(|v| v.number_in(0.0, 1.0))
             .transpose()?,
         freshness_p99_max: fresh,
         backlog_max: t.get("backlog_max").map(|v| v.u64()).transpose()?,
-        soc_min: t.get("soc_min").map(|v| v.f64_in(0.0, 1.0)).transpose()?,
+        soc_min: t
+            .get("soc_min")
+            .map(|v| v.number_in(0.0, 1.0))
+            .transpose()?,
         violations_max: t.get("violations_max").map_or(Ok(0), |v| v.u64())?,
     })
 }
@@ -675,7 +539,7 @@ fn abort(v: &Val<'_>) -> Res<Abort> {
     Ok(Abort {
         metric,
         below,
-        threshold: tv.f64_in(-1e12, 1e12)?,
+        threshold: tv.number_in(-1e12, 1e12)?,
         reason: t.text("reason", "why this condition stops the game day")?,
     })
 }
@@ -760,7 +624,7 @@ fn step(v: &Val<'_>) -> Res<Step> {
                 power_mode: t.get("power_mode").map(|v| v.text()).transpose()?,
                 availability_min: t
                     .get("availability_min")
-                    .map(|v| v.f64_in(0.0, 1.0))
+                    .map(|v| v.number_in(0.0, 1.0))
                     .transpose()?,
                 no_violations: t.get("no_violations").map(|v| v.bool()).transpose()?,
             };

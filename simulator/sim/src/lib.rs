@@ -12,6 +12,7 @@
 //! - [`plant`]: planted bugs, one per oracle.
 //! - [`report`]: a run's result and its exit code.
 //! - [`trace`]: the event trace and its hash (determinism).
+//! - [`tomlspan`]: reading spanned TOML with file/line/field errors (shared parsers).
 //! - [`export`]: reports (Markdown, HTML with SVG charts, JSON), OpenMetrics and Grafana
 //!   annotations of runs and sweeps.
 //!
@@ -31,6 +32,7 @@ pub mod report;
 pub mod scenario;
 pub mod shrink;
 pub mod sweep;
+pub mod tomlspan;
 pub mod trace;
 pub mod world;
 

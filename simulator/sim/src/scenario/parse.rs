@@ -17,8 +17,9 @@
 //! - the limits (`*_MAX` constants) every value is checked against.
 //! - [`parse_duration`], [`parse_size`]: the scalar grammars, shared with the writer's
 //!   tests.
-//! - private: `Ctx`/`Tbl`/`Val` (spanned walking and error building), then one function
-//!   per section of the file (profiles, towers, workload, faults, nemesis, SLOs).
+//! - private: the scenario-only value readers (sizes, per-priority tables) on top of
+//!   [`crate::tomlspan`]'s `Ctx`/`Tbl`/`Val` (spanned walking and error building), then
+//!   one function per section of the file (profiles, towers, workload, faults, nemesis, SLOs).
 //!
 //! Not covered: writing scenarios back (see [`super::write`]); whether a scenario is
 //! *cheap* to simulate (the limits only keep it finite).
@@ -27,29 +28,20 @@ use super::{
     CatalogSpec, Family, FaultKind, FaultSpec, LinkProfile, LinkSpec, Nemesis, Oracle, OriginSpec,
     PowerSpec, Scenario, Slo, Target, TowerSpec, Workload,
 };
+use crate::tomlspan::{Ctx, Res, SpanError, Tbl, Val};
 use sovereign_logic::content::{ChunkParams, Priority};
 use sovereign_logic::protocol::LinkKind;
 use std::collections::{BTreeMap, BTreeSet};
-use std::ops::Range;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
-use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-/// A scenario file that could not be used.
-#[derive(Debug, thiserror::Error)]
-#[error("{file}:{line}: {field}: {message}")]
-pub struct ScenarioError {
-    /// The file.
-    pub file: String,
-    /// 1-based line (0 when unknown).
-    pub line: usize,
-    /// The field path, e.g. `fault[2].target`.
-    pub field: String,
-    /// What was wrong and what was expected.
-    pub message: String,
-}
+/// A scenario file that could not be used: `file`, 1-based `line` (0 when unknown), the
+/// `field` path (e.g. `fault[2].target`) and the `message` saying what was wrong and what
+/// was expected. It is the shared [`SpanError`] of [`crate::tomlspan`], so the scenario
+/// parser and every parser built on the same readers report problems alike.
+pub type ScenarioError = SpanError;
 
 /// Largest scenario file accepted, bytes.
 pub const TEXT_BYTES_MAX: usize = 1 << 20;
@@ -121,13 +113,8 @@ pub fn parse_str(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
             ),
         ));
     }
-    let doc = DeTable::parse(text).map_err(|e| ctx.syntax(&e))?;
-    let root = Tbl {
-        ctx: &ctx,
-        path: String::new(),
-        span: doc.span(),
-        map: doc.get_ref(),
-    };
+    let doc = DeTable::parse(text).map_err(|e| ctx.syntax(&e, NAME_LEN_MAX))?;
+    let root = Tbl::root(&ctx, &doc);
     scenario(&ctx, &root)
 }
 
@@ -295,256 +282,18 @@ pub fn fault_for_optional(kind: &str) -> bool {
 }
 
 // ---------------------------------------------------------------------------------------
-// Spanned walking.
+// Spanned walking: the shared readers of [`crate::tomlspan`], plus this file's own
+// value grammars.
 
-/// The file being parsed: turns spans into lines and builds errors.
-struct Ctx<'a> {
-    file: &'a str,
-    text: &'a str,
-}
-
-impl Ctx<'_> {
-    /// 1-based line of a byte offset (clamped to the text).
-    fn line(&self, offset: usize) -> usize {
-        let end = offset.min(self.text.len());
-        self.text.as_bytes()[..end]
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count()
-            + 1
-    }
-
-    fn err(&self, span: &Range<usize>, field: &str, message: impl Into<String>) -> ScenarioError {
-        ScenarioError {
-            file: self.file.to_string(),
-            line: self.line(span.start),
-            field: field.to_string(),
-            message: message.into(),
-        }
-    }
-
-    /// A TOML syntax error; the field is the key on the offending line when there is one.
-    fn syntax(&self, e: &toml::de::Error) -> ScenarioError {
-        let start = e.span().map_or(0, |s| s.start);
-        let line = self.line(start);
-        let text = self.text.split('\n').nth(line - 1).unwrap_or("").trim();
-        let field = match text.split_once('=') {
-            Some((key, _)) if !key.trim().is_empty() && !key.contains('[') => key.trim(),
-            _ if text.starts_with('[') => text.trim_matches(|c| c == '[' || c == ']').trim(),
-            _ => "(syntax)",
-        };
-        let field: String = field.chars().take(NAME_LEN_MAX).collect();
-        ScenarioError {
-            file: self.file.to_string(),
-            line,
-            field,
-            message: format!("TOML syntax error: {}", e.message()),
-        }
-    }
-}
-
-type Res<T> = Result<T, ScenarioError>;
-
-/// A table being read, with its path and span.
-struct Tbl<'a> {
-    ctx: &'a Ctx<'a>,
-    path: String,
-    span: Range<usize>,
-    map: &'a DeTable<'a>,
-}
-
-impl<'a> Tbl<'a> {
-    fn field(&self, key: &str) -> String {
-        if self.path.is_empty() {
-            key.to_string()
-        } else {
-            format!("{}.{key}", self.path)
-        }
-    }
-
-    /// Reject the first (in file order) key not in `allowed`.
-    fn keys(&self, allowed: &[&str]) -> Res<()> {
-        let unknown = self
-            .map
-            .keys()
-            .filter(|k| !allowed.contains(&k.get_ref().as_ref()))
-            .min_by_key(|k| k.span().start);
-        match unknown {
-            None => Ok(()),
-            Some(k) => Err(self.ctx.err(
-                &k.span(),
-                &self.field(k.get_ref()),
-                format!(
-                    "unknown key `{}`; expected one of: {}",
-                    k.get_ref(),
-                    allowed.join(", ")
-                ),
-            )),
-        }
-    }
-
-    fn get(&self, key: &str) -> Option<Val<'a>> {
-        self.map.get(key).map(|v| Val {
-            ctx: self.ctx,
-            field: self.field(key),
-            v,
-        })
-    }
-
-    /// A required key; `what` says what it should hold.
-    fn req(&self, key: &str, what: &str) -> Res<Val<'a>> {
-        self.get(key).ok_or_else(|| {
-            self.ctx.err(
-                &self.span,
-                &self.field(key),
-                format!("missing; expected {what}"),
-            )
-        })
-    }
-
-    fn err_at_key(&self, key: &str, message: impl Into<String>) -> ScenarioError {
-        let span = self
-            .map
-            .get_key_value(key)
-            .map_or(self.span.clone(), |(k, _)| k.span());
-        self.ctx.err(&span, &self.field(key), message)
-    }
-}
-
-/// One value being read, with its field path and span.
-struct Val<'a> {
-    ctx: &'a Ctx<'a>,
-    field: String,
-    v: &'a Spanned<DeValue<'a>>,
-}
-
-impl<'a> Val<'a> {
-    fn err(&self, message: impl Into<String>) -> ScenarioError {
-        self.ctx.err(&self.v.span(), &self.field, message)
-    }
-
-    fn wrong_type(&self, expected: &str) -> ScenarioError {
-        self.err(format!(
-            "expected {expected}, found {}",
-            self.v.get_ref().type_str()
-        ))
-    }
-
-    fn str(&self) -> Res<&'a str> {
-        match self.v.get_ref() {
-            DeValue::String(s) => Ok(s.as_ref()),
-            _ => Err(self.wrong_type("a string")),
-        }
-    }
-
-    fn bool(&self) -> Res<bool> {
-        match self.v.get_ref() {
-            DeValue::Boolean(b) => Ok(*b),
-            _ => Err(self.wrong_type("true or false")),
-        }
-    }
-
-    fn i64(&self, expected: &str) -> Res<i64> {
-        match self.v.get_ref() {
-            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
-                .map_err(|_| self.err(format!("integer out of range; expected {expected}"))),
-            _ => Err(self.wrong_type(expected)),
-        }
-    }
-
-    fn int_in(&self, lo: i64, hi: i64) -> Res<i64> {
-        let expected = format!("an integer in {lo}..={hi}");
-        let n = self.i64(&expected)?;
-        if (lo..=hi).contains(&n) {
-            Ok(n)
-        } else {
-            Err(self.err(format!("{n} is out of range; expected {expected}")))
-        }
-    }
-
-    fn u32_in(&self, lo: u32, hi: u32) -> Res<u32> {
-        let n = self.int_in(i64::from(lo), i64::from(hi))?;
-        u32::try_from(n).map_err(|_| self.err("integer out of range"))
-    }
-
-    fn u64_in(&self, lo: u64, hi: u64) -> Res<u64> {
-        let n = self.int_in(
-            i64::try_from(lo).unwrap_or(i64::MAX),
-            i64::try_from(hi).unwrap_or(i64::MAX),
-        )?;
-        u64::try_from(n).map_err(|_| self.err("integer out of range"))
-    }
-
-    fn f64(&self, expected: &str) -> Res<f64> {
-        let x = match self.v.get_ref() {
-            DeValue::Float(f) => f.as_str().parse::<f64>().ok(),
-            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
-                .ok()
-                .map(|n| n as f64),
-            _ => return Err(self.wrong_type(expected)),
-        };
-        match x {
-            Some(x) if x.is_finite() => Ok(x),
-            _ => Err(self.err(format!("not a finite number; expected {expected}"))),
-        }
-    }
-
-    /// A number in `lo..=hi`.
-    fn f64_in(&self, lo: f64, hi: f64) -> Res<f64> {
-        let expected = format!("a number in {lo}..={hi}");
-        let x = self.f64(&expected)?;
-        if (lo..=hi).contains(&x) {
-            Ok(x)
-        } else {
-            Err(self.err(format!("{x} is out of range; expected {expected}")))
-        }
-    }
-
-    /// A probability or fraction, `0..=1`.
-    fn unit(&self) -> Res<f64> {
-        self.f64_in(0.0, 1.0)
-    }
-
-    /// A number in `lo < x <= hi`.
-    fn f64_pos(&self, hi: f64) -> Res<f64> {
-        let expected = format!("a number greater than 0 and at most {hi}");
-        let x = self.f64(&expected)?;
-        if x > 0.0 && x <= hi {
-            Ok(x)
-        } else {
-            Err(self.err(format!("{x} is out of range; expected {expected}")))
-        }
-    }
-
-    fn duration_signed(&self) -> Res<(bool, Duration)> {
-        let s = self
-            .str()
-            .map_err(|_| self.wrong_type("a duration string such as \"30s\""))?;
-        parse_duration(s, true).map_err(|m| self.err(m))
-    }
-
-    /// A duration in `lo..=hi`.
-    fn duration_in(&self, lo: Duration, hi: Duration) -> Res<Duration> {
-        let s = self
-            .str()
-            .map_err(|_| self.wrong_type("a duration string such as \"30s\""))?;
-        let (_, d) = parse_duration(s, false).map_err(|m| self.err(m))?;
-        if d < lo || d > hi {
-            return Err(self.err(format!(
-                "{s} is out of range; expected a duration from {} to {}",
-                super::format_duration(lo),
-                super::format_duration(hi)
-            )));
-        }
-        Ok(d)
-    }
-
-    /// A positive duration up to `hi`.
-    fn duration_pos(&self, hi: Duration) -> Res<Duration> {
-        self.duration_in(Duration::from_millis(1), hi)
-    }
-
+/// Scenario-only readers of a value.
+trait ScenarioVal<'a> {
     /// A size: integer bytes or a string with a unit, `1..=SIZE_BYTES_MAX`.
+    fn size(&self) -> Res<u64>;
+    /// The entries of a table keyed by priority class (`P0`..`P3`), each given once.
+    fn per_priority(&self) -> Res<Vec<(Priority, Val<'a>)>>;
+}
+
+impl<'a> ScenarioVal<'a> for Val<'a> {
     fn size(&self) -> Res<u64> {
         let expected = "a size from 1 byte to 64MiB";
         let n = match self.v.get_ref() {
@@ -560,41 +309,6 @@ impl<'a> Val<'a> {
         Ok(n)
     }
 
-    fn table(&self) -> Res<Tbl<'a>> {
-        match self.v.get_ref() {
-            DeValue::Table(map) => Ok(Tbl {
-                ctx: self.ctx,
-                path: self.field.clone(),
-                span: self.v.span(),
-                map,
-            }),
-            _ => Err(self.wrong_type("a table")),
-        }
-    }
-
-    fn array(&self, max: usize) -> Res<Vec<Val<'a>>> {
-        match self.v.get_ref() {
-            DeValue::Array(items) => {
-                if items.len() > max {
-                    return Err(
-                        self.err(format!("{} entries; expected at most {max}", items.len()))
-                    );
-                }
-                Ok(items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| Val {
-                        ctx: self.ctx,
-                        field: format!("{}[{i}]", self.field),
-                        v,
-                    })
-                    .collect())
-            }
-            _ => Err(self.wrong_type("an array")),
-        }
-    }
-
-    /// The entries of a table keyed by priority class (`P0`..`P3`), each given once.
     fn per_priority(&self) -> Res<Vec<(Priority, Val<'a>)>> {
         let t = self.table()?;
         let mut seen = BTreeSet::new();
