@@ -6,7 +6,7 @@
 //!   profiles.
 //! - [`parse`]: `scenarios/*.toml` → [`Scenario`], with errors naming file, line, field
 //!   and what was expected; unknown keys are errors.
-//! - [`write`](self::write)(self::write): [`Scenario`] → TOML that parses back to an equal scenario (failure
+//! - [`write`](mod@write): [`Scenario`] → TOML that parses back to an equal scenario (failure
 //!   files and shrunk scenarios are written with it).
 //!
 //! Not covered: running a scenario (see [`crate::world`]), reporting.
