@@ -1,0 +1,655 @@
+//! Sovereign's JSON encodings: the bodies of the HTTP API and the records the stores keep.
+//!
+//! The logic crate's types carry no serialisation; this crate maps each onto a DTO with a
+//! stable JSON shape (what the OpenAPI document describes) and back. Decoding validates:
+//! a hash is 64 hex digits, a priority is `P0`..`P3`, a manifest's sizes add up, unknown
+//! fields are refused. Every error names the field and what was expected.
+//!
+//! Map: [`ManifestDto`], [`CatalogEntryDto`], [`OperationDto`] / [`OpKindDto`],
+//! [`OpOutcomeDto`], [`OpReceiptDto`], [`PowerReadingDto`]; records: [`encode_record`],
+//! [`decode_record`]; errors: [`WireError`].
+//!
+//! Not covered: chunk bytes (octet streams on the wire, files in the stores).
+
+use serde::{Deserialize, Serialize};
+use sovereign_logic::content::{ChunkHash, ChunkRef, ItemId, Manifest, Priority};
+use sovereign_logic::io::{Key, Record};
+use sovereign_logic::protocol::{
+    CatalogEntry, DeviceId, IdemKey, OpKind, OpOutcome, OpReceipt, Operation,
+};
+use sovereign_logic::tower::power::{PowerReading, SOC_PERMILLE_MAX, UpsState};
+
+/// Why a body or record was refused: which field, and what was expected.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WireError {
+    /// Not valid JSON for the expected shape (serde's message has line and column).
+    #[error("{0}")]
+    Json(String),
+    /// A field had a value of the right type but an invalid content.
+    #[error("field `{field}`: expected {expected}, found {found}")]
+    Field {
+        /// the JSON path of the field
+        field: String,
+        /// what a valid value looks like
+        expected: String,
+        /// what came (shortened)
+        found: String,
+    },
+}
+
+fn field_err(field: &str, expected: &str, found: impl std::fmt::Display) -> WireError {
+    let found: String = found.to_string().chars().take(80).collect();
+    WireError::Field {
+        field: field.to_string(),
+        expected: expected.to_string(),
+        found,
+    }
+}
+
+fn hash(field: &str, s: &str) -> Result<ChunkHash, WireError> {
+    s.parse().map_err(|_| {
+        field_err(
+            field,
+            "64 lower-case hex digits (SHA-256)",
+            format!("{s:?}"),
+        )
+    })
+}
+
+/// Parse JSON into `T`, mapping serde's error to [`WireError`]: the path of the field
+/// (`op.amount_minor`) where serde can tell it, then serde's message with line and column.
+pub fn from_json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, WireError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." || path.is_empty() {
+            WireError::Json(inner.to_string())
+        } else {
+            WireError::Json(format!("field `{path}`: {inner}"))
+        }
+    })?;
+    // Trailing bytes after the value are an error too.
+    de.end().map_err(|e| WireError::Json(e.to_string()))?;
+    Ok(value)
+}
+
+/// One chunk of a manifest.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ChunkRefDto {
+    /// SHA-256, hex.
+    pub sha256: String,
+    /// Length in bytes.
+    pub len: u32,
+}
+
+/// A published version of an item.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestDto {
+    /// The item's id.
+    pub item: String,
+    /// Version (1, 2, …).
+    pub version: u64,
+    /// `P0`..`P3`.
+    pub priority: String,
+    /// Total bytes.
+    pub size: u64,
+    /// SHA-256 of the whole content, hex.
+    pub sha256: String,
+    /// The chunks in order.
+    pub chunks: Vec<ChunkRefDto>,
+}
+
+impl From<&Manifest> for ManifestDto {
+    fn from(m: &Manifest) -> Self {
+        ManifestDto {
+            item: m.item.0.clone(),
+            version: m.version,
+            priority: m.priority.to_string(),
+            size: m.size,
+            sha256: m.digest.to_hex(),
+            chunks: m
+                .chunks
+                .iter()
+                .map(|c| ChunkRefDto {
+                    sha256: c.hash.to_hex(),
+                    len: c.len,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl ManifestDto {
+    /// The manifest, validated (hashes, priority, sizes adding up, no empty chunk).
+    pub fn to_manifest(&self) -> Result<Manifest, WireError> {
+        if self.item.is_empty() {
+            return Err(field_err("item", "a non-empty item id", "\"\""));
+        }
+        let priority: Priority = self.priority.parse().map_err(|_| {
+            field_err(
+                "priority",
+                "P0, P1, P2 or P3",
+                format!("{:?}", self.priority),
+            )
+        })?;
+        let mut chunks = Vec::with_capacity(self.chunks.len());
+        for (i, c) in self.chunks.iter().enumerate() {
+            chunks.push(ChunkRef {
+                hash: hash(&format!("chunks[{i}].sha256"), &c.sha256)?,
+                len: c.len,
+            });
+        }
+        let m = Manifest {
+            item: ItemId(self.item.clone()),
+            version: self.version,
+            priority,
+            size: self.size,
+            digest: hash("sha256", &self.sha256)?,
+            chunks,
+        };
+        if !m.is_consistent() {
+            return Err(field_err(
+                "size",
+                "the sum of the chunk lengths, and no empty chunk",
+                self.size,
+            ));
+        }
+        Ok(m)
+    }
+}
+
+/// A catalog entry: a manifest and its position in the origin's publish log.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogEntryDto {
+    /// Publish sequence number.
+    pub seq: u64,
+    /// The version.
+    pub manifest: ManifestDto,
+}
+
+impl From<&CatalogEntry> for CatalogEntryDto {
+    fn from(e: &CatalogEntry) -> Self {
+        CatalogEntryDto {
+            seq: e.seq,
+            manifest: ManifestDto::from(&e.manifest),
+        }
+    }
+}
+
+impl CatalogEntryDto {
+    /// The entry, validated.
+    pub fn to_entry(&self) -> Result<CatalogEntry, WireError> {
+        Ok(CatalogEntry {
+            seq: self.seq,
+            manifest: self.manifest.to_manifest()?,
+        })
+    }
+}
+
+/// What a device asks to be done (`"type"` selects the variant).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum OpKindDto {
+    /// A message to someone.
+    Message {
+        /// recipient
+        to: String,
+        /// text
+        body: String,
+    },
+    /// A filled-in form: fields as `[name, value]` pairs in order.
+    Form {
+        /// form name
+        name: String,
+        /// fields
+        fields: Vec<(String, String)>,
+    },
+    /// Money for the ledger, in integer minor units.
+    Contribution {
+        /// the community
+        community: String,
+        /// the contributing nation
+        nation: String,
+        /// amount in minor units (cents)
+        amount_minor: u64,
+    },
+}
+
+impl From<&OpKind> for OpKindDto {
+    fn from(k: &OpKind) -> Self {
+        match k {
+            OpKind::Message { to, body } => OpKindDto::Message {
+                to: to.clone(),
+                body: body.clone(),
+            },
+            OpKind::Form { name, fields } => OpKindDto::Form {
+                name: name.clone(),
+                fields: fields.clone(),
+            },
+            OpKind::Contribution {
+                community,
+                nation,
+                amount_minor,
+            } => OpKindDto::Contribution {
+                community: community.clone(),
+                nation: nation.clone(),
+                amount_minor: *amount_minor,
+            },
+        }
+    }
+}
+
+impl From<OpKindDto> for OpKind {
+    fn from(k: OpKindDto) -> Self {
+        match k {
+            OpKindDto::Message { to, body } => OpKind::Message { to, body },
+            OpKindDto::Form { name, fields } => OpKind::Form { name, fields },
+            OpKindDto::Contribution {
+                community,
+                nation,
+                amount_minor,
+            } => OpKind::Contribution {
+                community,
+                nation,
+                amount_minor,
+            },
+        }
+    }
+}
+
+/// Longest idempotency key accepted on the wire, in bytes.
+pub const IDEM_KEY_MAX: usize = 256;
+
+/// Check an idempotency key: 1..=256 visible ASCII characters.
+pub fn idem_key(field: &str, s: &str) -> Result<IdemKey, WireError> {
+    if s.is_empty() || s.len() > IDEM_KEY_MAX || !s.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(field_err(
+            field,
+            "1 to 256 visible ASCII characters",
+            format!("{s:?}"),
+        ));
+    }
+    Ok(IdemKey(s.to_string()))
+}
+
+/// One device operation as forwarded and stored.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct OperationDto {
+    /// The idempotency key.
+    pub key: String,
+    /// The submitting device.
+    pub device: u32,
+    /// What to do.
+    pub op: OpKindDto,
+}
+
+impl From<&Operation> for OperationDto {
+    fn from(o: &Operation) -> Self {
+        OperationDto {
+            key: o.key.0.clone(),
+            device: o.device.0,
+            op: OpKindDto::from(&o.kind),
+        }
+    }
+}
+
+impl OperationDto {
+    /// The operation, validated.
+    pub fn to_operation(&self) -> Result<Operation, WireError> {
+        Ok(Operation {
+            key: idem_key("key", &self.key)?,
+            device: DeviceId(self.device),
+            kind: self.op.clone().into(),
+        })
+    }
+}
+
+/// The origin's verdict on an operation (`"result"` selects the variant).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "result", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum OpOutcomeDto {
+    /// Applied at position `seq` of the apply log.
+    Applied {
+        /// position (1-based)
+        seq: u64,
+    },
+    /// Same key, different body.
+    Conflict,
+    /// Invalid, recorded so it is not retried.
+    Rejected {
+        /// why
+        reason: String,
+    },
+}
+
+impl From<&OpOutcome> for OpOutcomeDto {
+    fn from(o: &OpOutcome) -> Self {
+        match o {
+            OpOutcome::Applied { seq } => OpOutcomeDto::Applied { seq: *seq },
+            OpOutcome::Conflict => OpOutcomeDto::Conflict,
+            OpOutcome::Rejected { reason } => OpOutcomeDto::Rejected {
+                reason: reason.clone(),
+            },
+        }
+    }
+}
+
+impl From<OpOutcomeDto> for OpOutcome {
+    fn from(o: OpOutcomeDto) -> Self {
+        match o {
+            OpOutcomeDto::Applied { seq } => OpOutcome::Applied { seq },
+            OpOutcomeDto::Conflict => OpOutcome::Conflict,
+            OpOutcomeDto::Rejected { reason } => OpOutcome::Rejected { reason },
+        }
+    }
+}
+
+/// The origin's answer for one forwarded key.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct OpReceiptDto {
+    /// The key.
+    pub key: String,
+    /// The outcome.
+    pub outcome: OpOutcomeDto,
+}
+
+impl From<&OpReceipt> for OpReceiptDto {
+    fn from(r: &OpReceipt) -> Self {
+        OpReceiptDto {
+            key: r.key.0.clone(),
+            outcome: OpOutcomeDto::from(&r.outcome),
+        }
+    }
+}
+
+impl OpReceiptDto {
+    /// The receipt, validated.
+    pub fn to_receipt(&self) -> Result<OpReceipt, WireError> {
+        Ok(OpReceipt {
+            key: idem_key("key", &self.key)?,
+            outcome: self.outcome.clone().into(),
+        })
+    }
+}
+
+/// One reading of the charge controller / UPS, as a telemetry file or endpoint gives it:
+/// `{"battery_soc": 0.82, "solar_w": 120.5, "load_w": 40, "ups": "online"}`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PowerReadingDto {
+    /// Battery state of charge, 0.0..=1.0.
+    pub battery_soc: f64,
+    /// Solar output in watts.
+    pub solar_w: f64,
+    /// The tower's load in watts.
+    #[serde(default)]
+    pub load_w: f64,
+    /// `online`, `on-battery` or `failed`.
+    pub ups: String,
+}
+
+impl From<&PowerReading> for PowerReadingDto {
+    fn from(r: &PowerReading) -> Self {
+        PowerReadingDto {
+            battery_soc: f64::from(r.soc_permille) / 1000.0,
+            solar_w: f64::from(r.solar_mw) / 1000.0,
+            load_w: f64::from(r.load_mw) / 1000.0,
+            ups: match r.ups {
+                UpsState::Online => "online",
+                UpsState::OnBattery => "on-battery",
+                UpsState::Failed => "failed",
+            }
+            .to_string(),
+        }
+    }
+}
+
+impl PowerReadingDto {
+    /// The reading, validated (SoC within 0..=1, watts finite and not negative).
+    pub fn to_reading(&self) -> Result<PowerReading, WireError> {
+        if !(0.0..=1.0).contains(&self.battery_soc) {
+            return Err(field_err(
+                "battery_soc",
+                "a ratio from 0.0 to 1.0",
+                self.battery_soc,
+            ));
+        }
+        let watts = |field: &str, w: f64| -> Result<u32, WireError> {
+            if !w.is_finite() || !(0.0..=4_000_000.0).contains(&w) {
+                return Err(field_err(field, "watts from 0 to 4000000", w));
+            }
+            Ok((w * 1000.0).round() as u32)
+        };
+        let ups = match self.ups.as_str() {
+            "online" => UpsState::Online,
+            "on-battery" => UpsState::OnBattery,
+            "failed" => UpsState::Failed,
+            other => {
+                return Err(field_err(
+                    "ups",
+                    "online, on-battery or failed",
+                    format!("{other:?}"),
+                ));
+            }
+        };
+        Ok(PowerReading {
+            soc_permille: ((self.battery_soc * f64::from(SOC_PERMILLE_MAX)).round() as u16)
+                .min(SOC_PERMILLE_MAX),
+            solar_mw: watts("solar_w", self.solar_w)?,
+            load_mw: watts("load_w", self.load_w)?,
+            ups,
+        })
+    }
+}
+
+/// A stored operation outcome (origin side): the operation as first received, and what
+/// applying it did.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AppliedDto {
+    /// The operation.
+    pub op: OperationDto,
+    /// Its outcome.
+    pub outcome: OpOutcomeDto,
+}
+
+/// The kind of a record's key, as stores name it (a table name, a file suffix).
+pub fn key_kind(key: &Key) -> &'static str {
+    match key {
+        Key::Chunk(_) => "chunk",
+        Key::Entry(_) => "entry",
+        Key::Outbox(_) => "outbox",
+        Key::Applied(_) => "applied",
+    }
+}
+
+/// The string form of a key within its kind (hash hex, item id, idempotency key).
+pub fn key_name(key: &Key) -> String {
+    match key {
+        Key::Chunk(h) => h.to_hex(),
+        Key::Entry(i) => i.0.clone(),
+        Key::Outbox(k) | Key::Applied(k) => k.0.clone(),
+    }
+}
+
+/// Encode a non-chunk record as JSON (chunks are stored as files, not encoded). Returns
+/// `None` for a chunk.
+pub fn encode_record(record: &Record) -> Option<Vec<u8>> {
+    let v = match record {
+        Record::Chunk(_) => return None,
+        Record::Entry(e) => serde_json::to_vec(&CatalogEntryDto::from(e)),
+        Record::Outbox(op) => serde_json::to_vec(&OperationDto::from(op)),
+        Record::Applied { op, outcome } => serde_json::to_vec(&AppliedDto {
+            op: OperationDto::from(op),
+            outcome: OpOutcomeDto::from(outcome),
+        }),
+    };
+    // Serialising these plain structs cannot fail (no maps with non-string keys).
+    v.ok()
+}
+
+/// Decode a record of kind `kind` (`entry`, `outbox`, `applied`) stored by
+/// [`encode_record`].
+pub fn decode_record(kind: &str, bytes: &[u8]) -> Result<Record, WireError> {
+    match kind {
+        "entry" => Ok(Record::Entry(
+            from_json::<CatalogEntryDto>(bytes)?.to_entry()?,
+        )),
+        "outbox" => Ok(Record::Outbox(
+            from_json::<OperationDto>(bytes)?.to_operation()?,
+        )),
+        "applied" => {
+            let a: AppliedDto = from_json(bytes)?;
+            Ok(Record::Applied {
+                op: a.op.to_operation()?,
+                outcome: a.outcome.into(),
+            })
+        }
+        other => Err(field_err(
+            "kind",
+            "entry, outbox or applied",
+            format!("{other:?}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sovereign_logic::content::{ChunkParams, publish};
+
+    fn manifest() -> Manifest {
+        let bytes: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        publish(
+            ItemId::new("alert"),
+            3,
+            Priority::P1,
+            &bytes,
+            ChunkParams::default(),
+        )
+        .unwrap()
+        .0
+    }
+
+    #[test]
+    fn records_round_trip() {
+        let op = Operation {
+            key: IdemKey("7:00000001".into()),
+            device: DeviceId(7),
+            kind: OpKind::Form {
+                name: "census".into(),
+                fields: vec![("a".into(), "1".into())],
+            },
+        };
+        let records = [
+            Record::Entry(CatalogEntry {
+                seq: 9,
+                manifest: manifest(),
+            }),
+            Record::Outbox(op.clone()),
+            Record::Applied {
+                op,
+                outcome: OpOutcome::Rejected {
+                    reason: "zero".into(),
+                },
+            },
+        ];
+        for r in records {
+            let kind = key_kind(&r.key());
+            let bytes = encode_record(&r).unwrap();
+            assert_eq!(decode_record(kind, &bytes).unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn bad_manifests_name_the_field() {
+        let mut dto = ManifestDto::from(&manifest());
+        dto.chunks[1].sha256 = "zz".into();
+        let err = dto.to_manifest().unwrap_err().to_string();
+        assert!(
+            err.contains("chunks[1].sha256") && err.contains("64"),
+            "{err}"
+        );
+        let mut dto = ManifestDto::from(&manifest());
+        dto.size += 1;
+        assert!(
+            dto.to_manifest()
+                .unwrap_err()
+                .to_string()
+                .contains("`size`")
+        );
+        let mut dto = ManifestDto::from(&manifest());
+        dto.priority = "P9".into();
+        assert!(
+            dto.to_manifest()
+                .unwrap_err()
+                .to_string()
+                .contains("P0, P1")
+        );
+    }
+
+    #[test]
+    fn unknown_fields_and_wrong_types_are_refused_with_a_position() {
+        let err = from_json::<OpKindDto>(br#"{"type":"message","to":"a","body":"b","x":1}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `x`"), "{err}");
+        let err = from_json::<OperationDto>(br#"{"key":"k","device":"seven","op":{}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("field `device`")
+                && err.contains("invalid type")
+                && err.contains("column"),
+            "{err}"
+        );
+        let err = from_json::<OperationDto>(br#"{"key":"k","device":1,"op":{"type":"x"}} "#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("field `op.type`") && err.contains("unknown variant"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn power_readings_validate() {
+        let ok: PowerReadingDto =
+            from_json(br#"{"battery_soc":0.5,"solar_w":120.5,"ups":"on-battery"}"#).unwrap();
+        let r = ok.to_reading().unwrap();
+        assert_eq!(
+            (r.soc_permille, r.solar_mw, r.ups),
+            (500, 120_500, UpsState::OnBattery)
+        );
+        let bad: PowerReadingDto =
+            from_json(br#"{"battery_soc":1.5,"solar_w":1,"ups":"online"}"#).unwrap();
+        assert!(
+            bad.to_reading()
+                .unwrap_err()
+                .to_string()
+                .contains("battery_soc")
+        );
+        let bad: PowerReadingDto =
+            from_json(br#"{"battery_soc":0.5,"solar_w":1,"ups":"maybe"}"#).unwrap();
+        assert!(
+            bad.to_reading()
+                .unwrap_err()
+                .to_string()
+                .contains("on-battery")
+        );
+    }
+
+    #[test]
+    fn idempotency_keys_are_bounded_visible_ascii() {
+        assert!(idem_key("k", "abc:1").is_ok());
+        assert!(idem_key("k", "").is_err());
+        assert!(idem_key("k", "a b").is_err());
+        assert!(idem_key("k", &"x".repeat(257)).is_err());
+    }
+}
