@@ -713,6 +713,15 @@ impl Tower {
             .collect()
     }
 
+    /// The manifest of every servable version, in item order (what a device's catalog
+    /// lists). Unlike [`Tower::serve_plan`] this records no demand.
+    pub fn servable_manifests(&self) -> Vec<Manifest> {
+        self.items
+            .values()
+            .filter_map(|s| s.servable.clone())
+            .collect()
+    }
+
     /// Whether the chunk is held (verified and durable).
     pub fn holds_chunk(&self, hash: &ChunkHash) -> bool {
         self.held.contains_key(hash)

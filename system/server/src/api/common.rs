@@ -1,0 +1,283 @@
+//! What every router shares: the JSON error body, body limits, byte ranges and
+//! conditional requests.
+//!
+//! Map: [`ApiError`], [`read_body`], [`parse_range`], [`ByteRange`], [`content_response`].
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// Largest request body a device may send (an operation).
+pub const OP_BODY_MAX: usize = 64 * 1024;
+/// Largest forward batch a tower may send.
+pub const FORWARD_BODY_MAX: usize = 8 * 1024 * 1024;
+
+/// An error answer: a status and `{"error": "...", "field": "..."}`.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// What went wrong, for a person.
+    pub message: String,
+    /// The offending field or header, when there is one.
+    pub field: Option<String>,
+    /// Extra headers (Retry-After, WWW-Authenticate, Content-Range).
+    pub headers: Vec<(header::HeaderName, HeaderValue)>,
+}
+
+impl ApiError {
+    /// An error with `status` and `message`.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+            field: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// 400 naming `field`.
+    pub fn bad_field(field: &str, message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, message).field(field)
+    }
+
+    /// Name the offending field.
+    pub fn field(mut self, field: &str) -> Self {
+        self.field = Some(field.to_string());
+        self
+    }
+
+    /// Add a header.
+    pub fn header(mut self, name: header::HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// 503 with `Retry-After`.
+    pub fn unavailable(message: impl Into<String>, retry_after_s: u32) -> Self {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
+            .header(header::RETRY_AFTER, HeaderValue::from(retry_after_s))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = serde_json::json!({ "error": self.message });
+        if let Some(f) = &self.field {
+            body["field"] = serde_json::Value::String(f.clone());
+        }
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        for (k, v) in self.headers {
+            resp.headers_mut().insert(k, v);
+        }
+        resp
+    }
+}
+
+impl From<crate::tower_node::NodeGone> for ApiError {
+    fn from(_: crate::tower_node::NodeGone) -> Self {
+        ApiError::unavailable("the node is stopped (powered off or restarting)", 30)
+    }
+}
+
+/// Read a request body of at most `max` bytes (413 beyond it).
+pub async fn read_body(body: Body, max: usize) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, max).await.map_err(|e| {
+        let too_big = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+            || e.to_string().contains("length limit");
+        if too_big {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body larger than {max} bytes"),
+            )
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, format!("reading the body: {e}"))
+        }
+    })
+}
+
+/// A satisfiable byte range, inclusive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ByteRange {
+    /// First byte.
+    pub start: u64,
+    /// Last byte (inclusive).
+    pub end: u64,
+}
+
+/// Parse a `Range` header against a representation of `len` bytes: `Ok(None)` when there
+/// is none; 400 when it is malformed or asks for several ranges; 416 (with
+/// `Content-Range: bytes */len`) when it cannot be satisfied.
+pub fn parse_range(headers: &HeaderMap, len: u64) -> Result<Option<ByteRange>, ApiError> {
+    let Some(v) = headers.get(header::RANGE) else {
+        return Ok(None);
+    };
+    let malformed = |why: &str| {
+        ApiError::bad_field(
+            "Range",
+            format!("{why}; expected `bytes=FIRST-LAST`, `bytes=FIRST-` or `bytes=-SUFFIX`"),
+        )
+    };
+    let s = v.to_str().map_err(|_| malformed("not ASCII"))?.trim();
+    let spec = s
+        .strip_prefix("bytes=")
+        .ok_or_else(|| malformed("unit is not `bytes`"))?;
+    if spec.contains(',') {
+        return Err(ApiError::bad_field(
+            "Range",
+            "several ranges in one request are not supported; ask for one range",
+        ));
+    }
+    let (a, b) = spec
+        .split_once('-')
+        .ok_or_else(|| malformed("no `-` in the range"))?;
+    let (a, b) = (a.trim(), b.trim());
+    let num = |x: &str| -> Result<u64, ApiError> {
+        x.parse::<u64>()
+            .map_err(|_| malformed(&format!("{x:?} is not a byte position")))
+    };
+    let unsatisfiable = || {
+        ApiError::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            format!("range {s:?} is outside the {len} bytes of the content"),
+        )
+        .field("Range")
+        .header(
+            header::CONTENT_RANGE,
+            HeaderValue::from_str(&format!("bytes */{len}"))
+                .unwrap_or(HeaderValue::from_static("bytes */0")),
+        )
+    };
+    let range = match (a.is_empty(), b.is_empty()) {
+        (true, true) => return Err(malformed("empty range")),
+        (true, false) => {
+            let n = num(b)?;
+            if n == 0 || len == 0 {
+                return Err(unsatisfiable());
+            }
+            ByteRange {
+                start: len.saturating_sub(n),
+                end: len - 1,
+            }
+        }
+        (false, true) => {
+            let start = num(a)?;
+            if start >= len {
+                return Err(unsatisfiable());
+            }
+            ByteRange {
+                start,
+                end: len - 1,
+            }
+        }
+        (false, false) => {
+            let (start, end) = (num(a)?, num(b)?);
+            if start > end {
+                return Err(malformed("first position after the last"));
+            }
+            if start >= len {
+                return Err(unsatisfiable());
+            }
+            ByteRange {
+                start,
+                end: end.min(len - 1),
+            }
+        }
+    };
+    Ok(Some(range))
+}
+
+/// Whether `If-None-Match` matches `etag` (strong comparison; `*` matches).
+pub fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .map(str::trim)
+                .any(|t| t == "*" || t == etag || t.strip_prefix("W/") == Some(etag))
+        })
+}
+
+/// Answer a GET of verified content: 304 on a matching `If-None-Match`, 206 for a range,
+/// else 200; with the ETag, `Accept-Ranges` and the given `Cache-Control`.
+pub fn content_response(
+    headers: &HeaderMap,
+    bytes: Bytes,
+    etag: &str,
+    cache_control: &'static str,
+    extra: &[(header::HeaderName, HeaderValue)],
+) -> Result<Response, ApiError> {
+    let etag_value = HeaderValue::from_str(etag)
+        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "bad etag"))?;
+    let mut resp = if not_modified(headers, etag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        match parse_range(headers, bytes.len() as u64)? {
+            None => {
+                let mut r = Response::new(Body::from(bytes));
+                *r.status_mut() = StatusCode::OK;
+                r
+            }
+            Some(ByteRange { start, end }) => {
+                let len = bytes.len();
+                let part = bytes.slice(start as usize..=end as usize);
+                let mut r = Response::new(Body::from(part));
+                *r.status_mut() = StatusCode::PARTIAL_CONTENT;
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{len}")) {
+                    r.headers_mut().insert(header::CONTENT_RANGE, v);
+                }
+                r
+            }
+        }
+    };
+    let h = resp.headers_mut();
+    h.insert(header::ETAG, etag_value);
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    for (k, v) in extra {
+        h.insert(k.clone(), v.clone());
+    }
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(v: &str, len: u64) -> Result<Option<ByteRange>, StatusCode> {
+        let mut h = HeaderMap::new();
+        h.insert(header::RANGE, HeaderValue::from_str(v).unwrap());
+        parse_range(&h, len).map_err(|e| e.status)
+    }
+
+    #[test]
+    fn ranges_parse_like_rfc_9110() {
+        let r = |start, end| Ok(Some(ByteRange { start, end }));
+        assert_eq!(range("bytes=0-9", 100), r(0, 9));
+        assert_eq!(range("bytes=90-", 100), r(90, 99));
+        assert_eq!(range("bytes=-10", 100), r(90, 99));
+        assert_eq!(range("bytes=-500", 100), r(0, 99));
+        assert_eq!(range("bytes=50-5000", 100), r(50, 99));
+        assert_eq!(range("bytes=100-", 100), Err(StatusCode::RANGE_NOT_SATISFIABLE));
+        assert_eq!(range("bytes=-0", 100), Err(StatusCode::RANGE_NOT_SATISFIABLE));
+        assert_eq!(range("bytes=9-1", 100), Err(StatusCode::BAD_REQUEST));
+        assert_eq!(range("bytes=a-b", 100), Err(StatusCode::BAD_REQUEST));
+        assert_eq!(range("items=0-1", 100), Err(StatusCode::BAD_REQUEST));
+        assert_eq!(range("bytes=0-1,5-6", 100), Err(StatusCode::BAD_REQUEST));
+        assert_eq!(range("bytes=-", 100), Err(StatusCode::BAD_REQUEST));
+    }
+
+    #[test]
+    fn if_none_match_compares_strongly() {
+        let mut h = HeaderMap::new();
+        h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"a\", \"b\""));
+        assert!(not_modified(&h, "\"b\""));
+        assert!(!not_modified(&h, "\"c\""));
+    }
+}

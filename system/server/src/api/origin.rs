@@ -1,0 +1,213 @@
+//! The origin's public API, which towers call over their uplinks: the catalog since a
+//! publish seq, chunks by hash, and forward batches of device operations (answered only
+//! once their outcomes are durable). Health, readiness, metrics and the OpenAPI document.
+//!
+//! Routes: `GET /v1/catalog?since=N`, `GET /v1/chunks/{sha256}`, `POST /v1/forward`,
+//! `GET /healthz` (the towers' link probe), `GET /readyz`, `GET /metrics`,
+//! `GET /openapi.json`. Publishing is an admin call (`/admin/publish`, admin listener).
+//!
+//! Map: [`OriginApi`], [`router`].
+
+use super::common::{ApiError, FORWARD_BODY_MAX, read_body};
+use crate::origin_node::OriginHandle;
+use crate::tower_node::TOWER_HEADER;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use sovereign_logic::content::ChunkHash;
+use sovereign_logic::protocol::{Message, TowerId};
+use sovereign_wire::{CatalogEntryDto, OpReceiptDto, OperationDto};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Everything the origin API's handlers share.
+pub struct OriginApi {
+    /// The node task.
+    pub node: OriginHandle,
+    /// Prometheus text for `/metrics`.
+    pub metrics: Arc<dyn Fn() -> String + Send + Sync>,
+    /// Observes a served chunk request (`served` / `missing`) and a catalog request.
+    pub observe: Arc<dyn Fn(&str) + Send + Sync>,
+    /// The OpenAPI document.
+    pub openapi: Arc<serde_json::Value>,
+}
+
+/// The origin's public router.
+pub fn router(api: Arc<OriginApi>) -> Router {
+    Router::new()
+        .route("/v1/catalog", get(catalog))
+        .route("/v1/chunks/{sha256}", get(chunk))
+        .route("/v1/forward", post(forward))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
+        .with_state(api)
+}
+
+fn tower_of(headers: &HeaderMap) -> Result<TowerId, ApiError> {
+    match headers.get(TOWER_HEADER) {
+        None => Ok(TowerId(0)),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.parse::<u32>().ok())
+            .map(TowerId)
+            .ok_or_else(|| {
+                ApiError::bad_field(TOWER_HEADER, "expected the tower's number (0..=4294967295)")
+            }),
+    }
+}
+
+async fn catalog(
+    State(api): State<Arc<OriginApi>>,
+    Query(q): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let tower = tower_of(&headers)?;
+    let mut since = 0u64;
+    for (k, v) in &q {
+        match k.as_str() {
+            "since" => {
+                since = v.parse().map_err(|_| {
+                    ApiError::bad_field(
+                        "since",
+                        format!("expected a publish seq (an unsigned integer), found {v:?}"),
+                    )
+                })?
+            }
+            other => {
+                return Err(ApiError::bad_field(
+                    other,
+                    format!("unknown query parameter {other:?}; expected `since`"),
+                ));
+            }
+        }
+    }
+    (api.observe)("catalog");
+    let reply = api
+        .node
+        .message(tower, Message::CatalogRequest { since_seq: since })
+        .await?;
+    match reply {
+        Some(Message::CatalogReply { entries }) => {
+            let entries: Vec<CatalogEntryDto> = entries.iter().map(CatalogEntryDto::from).collect();
+            Ok(axum::Json(serde_json::json!({ "entries": entries })).into_response())
+        }
+        _ => Err(ApiError::unavailable("the origin is restarting", 5)),
+    }
+}
+
+async fn chunk(
+    State(api): State<Arc<OriginApi>>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let tower = tower_of(&headers)?;
+    let hash: ChunkHash = raw.parse().map_err(|_| {
+        ApiError::bad_field(
+            "sha256",
+            format!(
+                "expected 64 hex digits (a SHA-256), found {:?}",
+                raw.chars().take(80).collect::<String>()
+            ),
+        )
+    })?;
+    let reply = api
+        .node
+        .message(tower, Message::ChunkRequest { hash })
+        .await?;
+    match reply {
+        Some(Message::ChunkReply {
+            bytes: Some(bytes), ..
+        }) => {
+            (api.observe)("chunk_served");
+            let mut resp = Response::new(Body::from(bytes));
+            let h = resp.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
+            if let Ok(v) = HeaderValue::from_str(&format!("\"{hash}\"")) {
+                h.insert(header::ETAG, v);
+            }
+            h.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=31536000, immutable"),
+            );
+            Ok(resp)
+        }
+        Some(Message::ChunkReply { bytes: None, .. }) => {
+            (api.observe)("chunk_missing");
+            Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("the origin holds no chunk {hash}"),
+            ))
+        }
+        _ => Err(ApiError::unavailable("the origin is restarting", 5)),
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Batch {
+    ops: Vec<OperationDto>,
+}
+
+async fn forward(
+    State(api): State<Arc<OriginApi>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let tower = tower_of(&headers)?;
+    let bytes = read_body(body, FORWARD_BODY_MAX).await?;
+    let batch: Batch = sovereign_wire::from_json(&bytes)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("forward batch: {e}")))?;
+    let mut ops = Vec::with_capacity(batch.ops.len());
+    for (i, dto) in batch.ops.iter().enumerate() {
+        ops.push(dto.to_operation().map_err(|e| {
+            ApiError::bad_field(&format!("ops[{i}]"), format!("ops[{i}]: {e}"))
+        })?);
+    }
+    let reply = api.node.message(tower, Message::ForwardOps { ops }).await?;
+    match reply {
+        Some(Message::ForwardReply { receipts }) => {
+            let receipts: Vec<OpReceiptDto> = receipts.iter().map(OpReceiptDto::from).collect();
+            Ok(axum::Json(serde_json::json!({ "receipts": receipts })).into_response())
+        }
+        _ => Err(ApiError::unavailable(
+            "the batch is not durable (storage failed; the origin restarted); retry",
+            5,
+        )),
+    }
+}
+
+async fn readyz(State(api): State<Arc<OriginApi>>) -> Result<Response, ApiError> {
+    let (failed, items) = api
+        .node
+        .query(|o, _| (o.is_failed(), o.catalog().len()))
+        .await?;
+    if failed {
+        return Err(ApiError::unavailable("storage failed; recovering", 5));
+    }
+    Ok(axum::Json(serde_json::json!({ "ready": true, "items": items })).into_response())
+}
+
+async fn metrics(State(api): State<Arc<OriginApi>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        (api.metrics)(),
+    )
+        .into_response()
+}
+
+async fn openapi(State(api): State<Arc<OriginApi>>) -> Response {
+    axum::Json((*api.openapi).clone()).into_response()
+}

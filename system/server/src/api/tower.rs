@@ -1,0 +1,395 @@
+//! The tower's public (device) API. Reads are planned by the logic (`serve_plan`: which
+//! version is servable) and served from verified bytes only: every chunk read from the
+//! store is checked against its SHA-256 before it leaves, and a mismatch is reported to
+//! the logic, which quarantines the chunk and fetches it again. Submissions go to the
+//! logic's outbox and are answered only once durable.
+//!
+//! Routes: `GET /v1/catalog`, `GET /v1/items/{id}`, `GET /v1/items/{id}/manifest`,
+//! `GET /v1/chunks/{sha256}`, `POST /v1/ops`, `GET /healthz`, `GET /readyz`,
+//! `GET /metrics`, `GET /openapi.json`. Nothing under `/admin/` (that is the admin
+//! listener's).
+//!
+//! Map: [`TowerApi`], [`router`], [`ReadError`], [`read_item`], [`read_chunk`].
+
+use super::common::{ApiError, OP_BODY_MAX, content_response, read_body};
+use crate::cache::VerifiedCache;
+use crate::tower_node::TowerHandle;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use sovereign_logic::content::{ChunkHash, ItemId, Manifest, verify_chunk};
+use sovereign_logic::protocol::{DeviceId, Operation, SubmitReply};
+use sovereign_logic::tower::{Refusal, TowerStatus};
+use sovereign_store::Store;
+use sovereign_wire::{ManifestDto, OpKindDto};
+use std::sync::Arc;
+
+/// Header carrying an operation's idempotency key.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// Everything the device API's handlers share.
+pub struct TowerApi {
+    /// The node task.
+    pub node: TowerHandle,
+    /// The store (chunk reads).
+    pub store: Arc<dyn Store>,
+    /// Verified bytes.
+    pub cache: Arc<VerifiedCache>,
+    /// `tower-N`.
+    pub name: String,
+    /// Prometheus text for `/metrics`.
+    pub metrics: Arc<dyn Fn() -> String + Send + Sync>,
+    /// Observes each device read's outcome (`served`, `not_modified`, `refused`,
+    /// `corrupt`, `unavailable`) and each device id seen.
+    pub observe_read: Arc<dyn Fn(&str) + Send + Sync>,
+    /// Observes a device id.
+    pub observe_device: Arc<dyn Fn(DeviceId) + Send + Sync>,
+    /// The OpenAPI document.
+    pub openapi: Arc<serde_json::Value>,
+}
+
+/// The device API's router.
+pub fn router(api: Arc<TowerApi>) -> Router {
+    Router::new()
+        .route("/v1/catalog", get(catalog))
+        .route("/v1/items/{id}", get(item))
+        .route("/v1/items/{id}/manifest", get(manifest))
+        .route("/v1/chunks/{sha256}", get(chunk))
+        .route("/v1/ops", post(submit))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .fallback(not_found)
+        .with_state(api)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no such route")
+}
+
+async fn catalog(State(api): State<Arc<TowerApi>>) -> Result<Response, ApiError> {
+    let manifests = api.node.query(|t, _| t.servable_manifests()).await?;
+    let items: Vec<ManifestDto> = manifests.iter().map(ManifestDto::from).collect();
+    Ok(axum::Json(serde_json::json!({ "tower": api.name, "items": items })).into_response())
+}
+
+fn item_id(raw: &str) -> Result<ItemId, ApiError> {
+    if raw.is_empty() || raw.len() > 256 || raw.chars().any(char::is_control) {
+        return Err(ApiError::bad_field(
+            "id",
+            "an item id is 1 to 256 characters without control characters",
+        ));
+    }
+    Ok(ItemId::new(raw))
+}
+
+fn refusal(r: Refusal, item: &ItemId) -> ApiError {
+    match r {
+        Refusal::NotHeld => ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("item {item:?} is not held complete and verified at this tower"),
+        ),
+        Refusal::PoweredDown => ApiError::unavailable("the tower is shutting down", 300),
+        Refusal::Offline => ApiError::unavailable("the tower refuses service offline", 60),
+    }
+}
+
+/// Why a read could not be served.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The logic refused (not held, powered down).
+    Refused(Refusal),
+    /// A stored chunk failed verification (reported and quarantined) or is missing.
+    Corrupt(ChunkHash),
+    /// The store failed.
+    Store(String),
+    /// The node is gone.
+    Gone,
+}
+
+/// Read a chunk's verified bytes: from the cache, or from the store after checking them.
+/// A mismatch is reported to the logic (quarantine, fetch again) and never served.
+pub fn read_chunk(api: &TowerApi, hash: &ChunkHash, len: Option<u32>) -> Result<Bytes, ReadError> {
+    if let Some(b) = api.cache.get(hash) {
+        return Ok(b);
+    }
+    let bytes = crate::tower_node::blocking(|| api.store.chunk(hash))
+        .map_err(|e| ReadError::Store(e.to_string()))?;
+    let Some(bytes) = bytes else {
+        api.node.report_corrupt(*hash);
+        return Err(ReadError::Corrupt(*hash));
+    };
+    if len.is_some_and(|l| l as usize != bytes.len()) || !verify_chunk(hash, &bytes) {
+        tracing::warn!(chunk = %hash, "stored chunk failed verification on read; quarantining");
+        api.node.report_corrupt(*hash);
+        return Err(ReadError::Corrupt(*hash));
+    }
+    api.cache.insert_verified(*hash, bytes.clone());
+    Ok(bytes)
+}
+
+/// Read the servable version of `item`: its manifest and verified bytes.
+pub async fn read_item(api: &TowerApi, item: &ItemId) -> Result<(Manifest, Bytes), ReadError> {
+    let it = item.clone();
+    let plan = api
+        .node
+        .query(move |t, now| t.serve_plan(now, &it))
+        .await
+        .map_err(|_| ReadError::Gone)?
+        .map_err(ReadError::Refused)?;
+    let m = plan.manifest;
+    if let Some(b) = api.cache.get(&m.digest) {
+        return Ok((m, b));
+    }
+    let mut out = Vec::with_capacity(m.size as usize);
+    for c in &m.chunks {
+        let b = read_chunk(api, &c.hash, Some(c.len))?;
+        out.extend_from_slice(&b);
+    }
+    let bytes = Bytes::from(out);
+    if ChunkHash::of(&bytes) != m.digest {
+        // Every chunk verified, so the manifest itself disagrees with its digest: refuse.
+        return Err(ReadError::Store(format!(
+            "{} v{} does not match its digest",
+            m.item, m.version
+        )));
+    }
+    api.cache.insert_verified(m.digest, bytes.clone());
+    Ok((m, bytes))
+}
+
+fn read_error(api: &TowerApi, e: ReadError, item: &ItemId) -> ApiError {
+    let outcome = match &e {
+        ReadError::Refused(_) => "refused",
+        ReadError::Corrupt(_) => "corrupt",
+        ReadError::Store(_) | ReadError::Gone => "unavailable",
+    };
+    (api.observe_read)(outcome);
+    match e {
+        ReadError::Refused(r) => refusal(r, item),
+        ReadError::Corrupt(h) => ApiError::unavailable(
+            format!("stored chunk {h} failed verification; it is quarantined and being fetched again"),
+            30,
+        ),
+        ReadError::Store(e) => ApiError::unavailable(format!("storage: {e}"), 30),
+        ReadError::Gone => crate::tower_node::NodeGone.into(),
+    }
+}
+
+async fn item(
+    State(api): State<Arc<TowerApi>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let item = item_id(&id)?;
+    let (m, bytes) = read_item(&api, &item)
+        .await
+        .map_err(|e| read_error(&api, e, &item))?;
+    let extra = [
+        (
+            HeaderName::from_static("x-sovereign-version"),
+            HeaderValue::from(m.version),
+        ),
+        (
+            HeaderName::from_static("x-sovereign-priority"),
+            HeaderValue::from_str(&m.priority.to_string())
+                .unwrap_or(HeaderValue::from_static("P3")),
+        ),
+    ];
+    // The id names the latest version, which changes: revalidate with the ETag.
+    let resp = content_response(&headers, bytes, &m.etag(), "no-cache", &extra)?;
+    (api.observe_read)(if resp.status() == StatusCode::NOT_MODIFIED {
+        "not_modified"
+    } else {
+        "served"
+    });
+    Ok(resp)
+}
+
+async fn manifest(
+    State(api): State<Arc<TowerApi>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let item = item_id(&id)?;
+    let it = item.clone();
+    let plan = api
+        .node
+        .query(move |t, now| t.serve_plan(now, &it))
+        .await?
+        .map_err(|r| refusal(r, &item))?;
+    let mut resp = axum::Json(ManifestDto::from(&plan.manifest)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&plan.manifest.etag()) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    Ok(resp)
+}
+
+fn parse_hash(raw: &str) -> Result<ChunkHash, ApiError> {
+    raw.parse().map_err(|_| {
+        ApiError::bad_field(
+            "sha256",
+            format!(
+                "expected 64 hex digits (a SHA-256), found {:?}",
+                raw.chars().take(80).collect::<String>()
+            ),
+        )
+    })
+}
+
+async fn chunk(
+    State(api): State<Arc<TowerApi>>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let hash = parse_hash(&raw)?;
+    let held = api.node.query(move |t, _| t.holds_chunk(&hash)).await?;
+    if !held {
+        (api.observe_read)("refused");
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("chunk {hash} is not held at this tower"),
+        ));
+    }
+    let bytes = read_chunk(&api, &hash, None)
+        .map_err(|e| read_error(&api, e, &ItemId::new(hash.to_hex())))?;
+    let etag = format!("\"{hash}\"");
+    // Content-addressed: the bytes under this URL never change.
+    let resp = content_response(
+        &headers,
+        bytes,
+        &etag,
+        "public, max-age=31536000, immutable",
+        &[],
+    )?;
+    (api.observe_read)(if resp.status() == StatusCode::NOT_MODIFIED {
+        "not_modified"
+    } else {
+        "served"
+    });
+    Ok(resp)
+}
+
+/// The body of `POST /v1/ops`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Submission {
+    device: u32,
+    op: OpKindDto,
+}
+
+async fn submit(
+    State(api): State<Arc<TowerApi>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let key = headers
+        .get(IDEMPOTENCY_KEY)
+        .ok_or_else(|| {
+            ApiError::bad_field(
+                "Idempotency-Key",
+                "missing Idempotency-Key header: every operation needs a key that stays the same across retries",
+            )
+        })?
+        .to_str()
+        .map_err(|_| ApiError::bad_field("Idempotency-Key", "not visible ASCII"))?;
+    let key = sovereign_wire::idem_key("Idempotency-Key", key)
+        .map_err(|e| ApiError::bad_field("Idempotency-Key", e.to_string()))?;
+    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
+        if !ct.to_str().unwrap_or("").starts_with("application/json") {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "expected Content-Type: application/json",
+            )
+            .field("Content-Type"));
+        }
+    }
+    let bytes = read_body(body, OP_BODY_MAX).await?;
+    let sub: Submission = sovereign_wire::from_json(&bytes).map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, format!("operation body: {e}"))
+    })?;
+    let device = DeviceId(sub.device);
+    (api.observe_device)(device);
+    let op = Operation {
+        key: key.clone(),
+        device,
+        kind: sub.op.into(),
+    };
+    let reply = api.node.submit(op).await?;
+    let body = |status: &str| serde_json::json!({ "key": key.0, "status": status });
+    let resp = match reply {
+        SubmitReply::Accepted => (StatusCode::ACCEPTED, axum::Json(body("accepted"))).into_response(),
+        SubmitReply::Duplicate => {
+            // The original result, marked as a replay.
+            let mut r = (StatusCode::ACCEPTED, axum::Json(body("accepted"))).into_response();
+            r.headers_mut().insert(
+                HeaderName::from_static("idempotent-replayed"),
+                HeaderValue::from_static("true"),
+            );
+            r
+        }
+        SubmitReply::InFlight => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!("operation {key} is still being made durable; retry shortly"),
+            )
+            .header(header::RETRY_AFTER, HeaderValue::from(1)));
+        }
+        SubmitReply::Conflict => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("Idempotency-Key {key} was used before with a different body"),
+            )
+            .field("Idempotency-Key"));
+        }
+        SubmitReply::Retry { reason } => {
+            return Err(ApiError::unavailable(
+                format!("not stored ({reason}); retry later"),
+                5,
+            ));
+        }
+    };
+    Ok(resp)
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(api): State<Arc<TowerApi>>) -> Result<Response, ApiError> {
+    if api.node.is_off() {
+        return Err(ApiError::unavailable("powered off", 300));
+    }
+    let status: TowerStatus = api.node.query(|t, _| t.status()).await?;
+    if status.power_mode >= sovereign_logic::io::PowerMode::ShuttingDown {
+        return Err(ApiError::unavailable(
+            format!("power mode {}", status.power_mode),
+            300,
+        ));
+    }
+    Ok(axum::Json(serde_json::json!({
+        "ready": true,
+        "power_mode": status.power_mode.name(),
+        "active_link": status.active_link.map(|l| l.name()),
+        "items_servable": status.items_servable,
+    }))
+    .into_response())
+}
+
+async fn metrics(State(api): State<Arc<TowerApi>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        (api.metrics)(),
+    )
+        .into_response()
+}
+
+async fn openapi(State(api): State<Arc<TowerApi>>) -> Response {
+    axum::Json((*api.openapi).clone()).into_response()
+}

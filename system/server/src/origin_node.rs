@@ -1,0 +1,242 @@
+//! The origin's node task: the one owner of the logic's [`Origin`]. HTTP handlers hand it
+//! publishes and towers' messages through an [`OriginHandle`]; it performs the actions
+//! (store writes, fsyncs) synchronously and answers each request with the reply the logic
+//! produced for it — for a forward batch, only after the fsync that made it durable.
+//!
+//! The origin is fail-stop: when a write or fsync fails the logic stops; this task then
+//! rebuilds it from the store's durable state ([`Origin::recover`], as PostgreSQL restarts
+//! after an fsync failure) and answers the requests of that moment with "retry".
+//!
+//! Map: [`OriginHandle`], [`spawn`], [`PublishError`], [`OriginSink`].
+//!
+//! Not covered: HTTP routing (`api`).
+
+use crate::clock::Clock;
+use crate::tower_node::{NodeGone, blocking};
+use sovereign_logic::Time;
+use sovereign_logic::content::{ItemId, Priority};
+use sovereign_logic::io::{Action, Event};
+use sovereign_logic::origin::{Origin, OriginConfig};
+use sovereign_logic::protocol::{CatalogEntry, Message, Peer, TowerId};
+use sovereign_store::Store;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// What the node reports to metrics and logs.
+pub type OriginSink = Arc<dyn Fn(&Event) + Send + Sync>;
+
+type Query = Box<dyn FnOnce(&mut Origin, Time) + Send>;
+
+enum Input {
+    Publish {
+        item: ItemId,
+        priority: Priority,
+        bytes: bytes::Bytes,
+        reply: oneshot::Sender<Result<CatalogEntry, PublishError>>,
+    },
+    Message {
+        from: TowerId,
+        msg: Message,
+        reply: oneshot::Sender<Option<Message>>,
+    },
+    Query(Query),
+}
+
+/// Why a publish did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// Refused by the logic (empty id, too large, busy).
+    #[error("{0}")]
+    Refused(String),
+    /// Storage failed; the origin restarted from its durable state. Retry.
+    #[error("storage failed ({0}); the origin restarted from its durable state, retry")]
+    Storage(String),
+    /// The node is gone.
+    #[error(transparent)]
+    Gone(#[from] NodeGone),
+}
+
+/// A cheap, cloneable handle on the origin's node task.
+#[derive(Clone)]
+pub struct OriginHandle {
+    tx: mpsc::UnboundedSender<Input>,
+}
+
+impl OriginHandle {
+    /// Publish a new version of `item`; resolves once it is durable and in the catalog.
+    pub async fn publish(
+        &self,
+        item: ItemId,
+        priority: Priority,
+        bytes: bytes::Bytes,
+    ) -> Result<CatalogEntry, PublishError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Input::Publish {
+                item,
+                priority,
+                bytes,
+                reply,
+            })
+            .map_err(|_| NodeGone)?;
+        rx.await.map_err(|_| NodeGone)?
+    }
+
+    /// A tower's message; resolves with the origin's reply (`None`: no reply, e.g. the
+    /// origin restarted after a storage failure — the tower retries).
+    pub async fn message(&self, from: TowerId, msg: Message) -> Result<Option<Message>, NodeGone> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Input::Message { from, msg, reply })
+            .map_err(|_| NodeGone)?;
+        rx.await.map_err(|_| NodeGone)
+    }
+
+    /// Run `f` on the origin (on the node task).
+    pub async fn query<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Origin, Time) -> R + Send + 'static,
+    ) -> Result<R, NodeGone> {
+        let (tx, rx) = oneshot::channel();
+        let q: Query = Box::new(move |o, now| {
+            let _ = tx.send(f(o, now));
+        });
+        self.tx.send(Input::Query(q)).map_err(|_| NodeGone)?;
+        rx.await.map_err(|_| NodeGone)
+    }
+}
+
+struct Node {
+    origin: Origin,
+    config: OriginConfig,
+    store: Arc<dyn Store>,
+    clock: Clock,
+    sink: OriginSink,
+    /// Replies the current input produced (`Send` actions), in order.
+    replies: Vec<(Peer, Message)>,
+    /// Storage errors seen while draining.
+    failure: Option<String>,
+}
+
+/// Recover the origin from `store` and start its node task.
+pub fn spawn(
+    config: OriginConfig,
+    store: Arc<dyn Store>,
+    sink: OriginSink,
+) -> Result<OriginHandle, sovereign_store::StoreError> {
+    let recovered = blocking(|| store.recover())?;
+    let origin = Origin::recover(config.clone(), &recovered.durable);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let node = Node {
+        origin,
+        config,
+        store,
+        clock: Clock::start(),
+        sink,
+        replies: Vec::new(),
+        failure: None,
+    };
+    tokio::spawn(node.run(rx));
+    Ok(OriginHandle { tx })
+}
+
+impl Node {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Input>) {
+        while let Some(input) = rx.recv().await {
+            let now = self.clock.now();
+            match input {
+                Input::Publish {
+                    item,
+                    priority,
+                    bytes,
+                    reply,
+                } => {
+                    let r = self.origin.publish(now, item, priority, &bytes);
+                    self.drain();
+                    let answer = match (r, self.restart_if_failed()) {
+                        (_, Some(e)) => Err(PublishError::Storage(e)),
+                        (Ok(entry), None) => Ok(entry),
+                        (Err(e), None) => Err(PublishError::Refused(e.to_string())),
+                    };
+                    let _ = reply.send(answer);
+                }
+                Input::Message { from, msg, reply } => {
+                    self.origin.handle_message(now, Peer::Tower(from), msg);
+                    self.drain();
+                    let failed = self.restart_if_failed();
+                    let mine = self
+                        .replies
+                        .iter()
+                        .position(|(to, _)| *to == Peer::Tower(from));
+                    let answer = match (failed, mine) {
+                        (None, Some(i)) => Some(self.replies.remove(i).1),
+                        _ => None,
+                    };
+                    let _ = reply.send(answer);
+                }
+                Input::Query(q) => q(&mut self.origin, now),
+            }
+            // Replies nobody waits for (a tower's request that timed out) are dropped.
+            self.replies.clear();
+        }
+    }
+
+    fn drain(&mut self) {
+        while let Some(action) = self.origin.poll_action() {
+            let now = self.clock.now();
+            match action {
+                Action::Send { to, msg, .. } => self.replies.push((to, msg)),
+                Action::Write { id, record } => {
+                    let r = blocking(|| self.store.write(&record)).map_err(|e| e.to_string());
+                    self.note(&r);
+                    self.origin.handle_write_done(now, id, r);
+                }
+                Action::Delete { id, key } => {
+                    let r = blocking(|| self.store.delete(&key)).map_err(|e| e.to_string());
+                    self.note(&r);
+                    self.origin.handle_write_done(now, id, r);
+                }
+                Action::Fsync { id } => {
+                    let r = blocking(|| self.store.fsync()).map_err(|e| e.to_string());
+                    self.note(&r);
+                    self.origin.handle_fsync_done(now, id, r);
+                }
+                Action::Emit(event) => {
+                    tracing::info!(?event, "origin event");
+                    (self.sink)(&event);
+                }
+                Action::Probe { .. } | Action::PowerOff { .. } => {}
+            }
+        }
+    }
+
+    fn note(&mut self, r: &Result<(), String>) {
+        if let Err(e) = r {
+            tracing::error!(error = %e, "origin storage failed");
+            self.failure.get_or_insert_with(|| e.clone());
+        }
+    }
+
+    /// After a storage failure the logic has stopped: rebuild it from what is durable.
+    fn restart_if_failed(&mut self) -> Option<String> {
+        if !self.origin.is_failed() {
+            self.failure = None;
+            return None;
+        }
+        let why = self
+            .failure
+            .take()
+            .unwrap_or_else(|| "storage failure".to_string());
+        match blocking(|| self.store.recover()) {
+            Ok(recovered) => {
+                self.origin = Origin::recover(self.config.clone(), &recovered.durable);
+                tracing::warn!(error = %why, "origin restarted from its durable state");
+            }
+            Err(e) => {
+                // Still failed: stay stopped and try again on the next request.
+                tracing::error!(error = %e, "origin recovery failed");
+            }
+        }
+        Some(why)
+    }
+}

@@ -1,0 +1,575 @@
+//! The tower's node task: the one owner of the logic's [`Tower`], turning its actions into
+//! HTTP requests, store calls, probes and events, and its inputs (replies, probe results,
+//! power readings, device submissions, timeouts) back into `handle_*` calls.
+//!
+//! Everything the HTTP handlers need from the logic goes through a [`TowerHandle`] (a
+//! channel to this task), so the state machine is never shared or locked. Store calls are
+//! synchronous and run on this task (inside `block_in_place` on a multi-threaded runtime):
+//! a write's completion is reported before the next action runs, so an fsync's `Ok`
+//! reaches the logic only after the bytes are on disk — which is when the logic acks.
+//!
+//! Map: [`TowerNodeConfig`], [`PowerSource`], [`TowerHandle`], [`NodeGone`], [`spawn`],
+//! [`EventSink`].
+//!
+//! Not covered: HTTP routing (`api`), metrics formatting (`metrics`).
+
+use crate::clock::Clock;
+use crate::transport::{Request, Transport};
+use bytes::Bytes;
+use hyper::http::{HeaderValue, StatusCode, header::HeaderName};
+use sovereign_logic::Time;
+use sovereign_logic::content::ChunkHash;
+use sovereign_logic::io::{Action, Event, Key};
+use sovereign_logic::protocol::{
+    DeviceId, IdemKey, LinkKind, Message, Operation, Peer, SubmitReply,
+};
+use sovereign_logic::tower::power::PowerReading;
+use sovereign_logic::tower::link::ProbeOutcome;
+use sovereign_logic::tower::{Tower, TowerConfig, TowerStatus};
+use sovereign_store::Store;
+use sovereign_wire::{CatalogEntryDto, OpReceiptDto, OperationDto, PowerReadingDto};
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// The header a tower names itself with in requests to the origin.
+pub const TOWER_HEADER: &str = "x-sovereign-tower";
+
+/// Where power telemetry comes from: a JSON file a charge controller rewrites, or an HTTP
+/// endpoint answering the same JSON ([`PowerReadingDto`]).
+#[derive(Clone, Debug)]
+pub enum PowerSource {
+    /// Read this file.
+    File(PathBuf),
+    /// GET this URL.
+    Url(String),
+}
+
+impl std::str::FromStr for PowerSource {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(if s.starts_with("http://") || s.starts_with("https://") {
+            PowerSource::Url(s.to_string())
+        } else {
+            PowerSource::File(PathBuf::from(s))
+        })
+    }
+}
+
+/// How a tower node runs.
+#[derive(Clone, Debug)]
+pub struct TowerNodeConfig {
+    /// The logic's configuration (links, policies, switches).
+    pub tower: TowerConfig,
+    /// Base URL of the origin over each uplink (`http://host:port`).
+    pub uplinks: BTreeMap<LinkKind, String>,
+    /// Power telemetry, if any (without it the power manager is not armed).
+    pub power: Option<PowerSource>,
+    /// How often telemetry is read.
+    pub power_interval: Duration,
+    /// Seed for the logic's jitter.
+    pub seed: u64,
+}
+
+/// What the node reports to metrics and logs: each event, with the status after it.
+pub type EventSink = Arc<dyn Fn(&Event, &TowerStatus) + Send + Sync>;
+
+type Query = Box<dyn FnOnce(&mut Tower, Time) + Send>;
+
+enum Input {
+    Reply(Message),
+    Probe(LinkKind, ProbeOutcome),
+    Power(PowerReading),
+    Submit {
+        op: Operation,
+        reply: oneshot::Sender<SubmitReply>,
+    },
+    Query(Query),
+}
+
+/// The node task has stopped (powered off or crashed).
+#[derive(Debug, thiserror::Error)]
+#[error("the tower node has stopped")]
+pub struct NodeGone;
+
+/// A cheap, cloneable handle on the node task.
+#[derive(Clone)]
+pub struct TowerHandle {
+    tx: mpsc::UnboundedSender<Input>,
+    off: watch::Receiver<Option<bool>>,
+}
+
+impl TowerHandle {
+    /// Queue a device operation; resolves with the tower's answer (after the fsync for an
+    /// acceptance).
+    pub async fn submit(&self, op: Operation) -> Result<SubmitReply, NodeGone> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Input::Submit { op, reply })
+            .map_err(|_| NodeGone)?;
+        rx.await.map_err(|_| NodeGone)
+    }
+
+    /// Run `f` on the tower (on the node task) and return its result.
+    pub async fn query<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Tower, Time) -> R + Send + 'static,
+    ) -> Result<R, NodeGone> {
+        let (tx, rx) = oneshot::channel();
+        let q: Query = Box::new(move |t, now| {
+            let _ = tx.send(f(t, now));
+        });
+        self.tx.send(Input::Query(q)).map_err(|_| NodeGone)?;
+        rx.await.map_err(|_| NodeGone)
+    }
+
+    /// A chunk read from the store failed verification: the tower quarantines it.
+    pub fn report_corrupt(&self, hash: ChunkHash) {
+        let _ = self.tx.send(Input::Query(Box::new(move |t, now| {
+            t.report_corrupt(now, hash);
+        })));
+    }
+
+    /// Hand the tower a power reading (telemetry pushed by chaos tooling or tests).
+    pub fn power(&self, reading: PowerReading) {
+        let _ = self.tx.send(Input::Power(reading));
+    }
+
+    /// Resolves once the logic powered the tower off; `Some(clean)`.
+    pub async fn powered_off(&self) -> bool {
+        let mut off = self.off.clone();
+        loop {
+            if let Some(clean) = *off.borrow_and_update() {
+                return clean;
+            }
+            if off.changed().await.is_err() {
+                return false;
+            }
+        }
+    }
+
+    /// Whether the logic powered the tower off.
+    pub fn is_off(&self) -> bool {
+        self.off.borrow().is_some()
+    }
+}
+
+struct Node {
+    tower: Tower,
+    store: Arc<dyn Store>,
+    transport: Arc<dyn Transport>,
+    clock: Clock,
+    config: TowerNodeConfig,
+    tx: mpsc::UnboundedSender<Input>,
+    waiters: BTreeMap<IdemKey, VecDeque<(DeviceId, oneshot::Sender<SubmitReply>)>>,
+    sink: EventSink,
+    off: watch::Sender<Option<bool>>,
+    /// The submission being handled right now: its immediate answer goes to it.
+    current: Option<(IdemKey, DeviceId, oneshot::Sender<SubmitReply>)>,
+}
+
+/// Recover the tower from `store` and start its node task. Returns the handle; the task
+/// runs until the logic powers the tower off or every handle is dropped.
+pub fn spawn(
+    config: TowerNodeConfig,
+    store: Arc<dyn Store>,
+    transport: Arc<dyn Transport>,
+    sink: EventSink,
+) -> Result<TowerHandle, sovereign_store::StoreError> {
+    let clock = Clock::start();
+    let recovered = blocking(|| store.recover())?;
+    for hash in &recovered.quarantined {
+        tracing::warn!(chunk = %hash, "corrupt chunk quarantined at start-up");
+    }
+    let mut tcfg = config.tower.clone();
+    tcfg.links = config.uplinks.keys().copied().collect();
+    tcfg.power_managed = tcfg.power_managed && config.power.is_some();
+    let tower = Tower::recover(tcfg, config.seed, clock.now(), &recovered.durable);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (off_tx, off_rx) = watch::channel(None);
+    if let Some(source) = config.power.clone() {
+        tokio::spawn(poll_power(
+            source,
+            config.power_interval,
+            transport.clone(),
+            tx.clone(),
+        ));
+    }
+    let node = Node {
+        tower,
+        store,
+        transport,
+        clock,
+        config,
+        tx: tx.clone(),
+        waiters: BTreeMap::new(),
+        sink,
+        off: off_tx,
+        current: None,
+    };
+    tokio::spawn(node.run(rx));
+    Ok(TowerHandle { tx, off: off_rx })
+}
+
+/// Run a blocking store call: inside `block_in_place` on a multi-threaded runtime (so the
+/// other workers keep serving), directly on a current-thread one (turmoil).
+pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+impl Node {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Input>) {
+        loop {
+            self.drain();
+            if self.off.borrow().is_some() {
+                break;
+            }
+            let deadline = self.tower.poll_timeout().map(|t| self.clock.instant(t));
+            let input = match deadline {
+                Some(at) => tokio::select! {
+                    biased;
+                    input = rx.recv() => input,
+                    () = tokio::time::sleep_until(at) => {
+                        let now = self.clock.now();
+                        self.tower.handle_timeout(now);
+                        continue;
+                    }
+                },
+                None => rx.recv().await,
+            };
+            let Some(input) = input else { break };
+            let now = self.clock.now();
+            match input {
+                Input::Reply(msg) => self.tower.handle_message(now, Peer::Origin, msg),
+                Input::Probe(link, outcome) => self.tower.handle_probe(now, link, outcome),
+                Input::Power(reading) => self.tower.handle_power(now, reading),
+                Input::Submit { op, reply } => {
+                    let key = op.key.clone();
+                    let device = op.device;
+                    self.current = Some((key, device, reply));
+                    self.tower
+                        .handle_message(now, Peer::Device(device), Message::SubmitOp { op });
+                    self.drain();
+                    if let Some((key, device, reply)) = self.current.take() {
+                        // No immediate answer: wait for the fsync.
+                        self.waiters
+                            .entry(key)
+                            .or_default()
+                            .push_back((device, reply));
+                    }
+                }
+                Input::Query(q) => q(&mut self.tower, now),
+            }
+        }
+        tracing::info!("tower node stopped");
+    }
+
+    /// Perform every pending action, feeding completions back, until the logic is quiet.
+    fn drain(&mut self) {
+        while let Some(action) = self.tower.poll_action() {
+            match action {
+                Action::Send { to, via, msg } => self.send(to, via, msg),
+                Action::Write { id, record } => {
+                    let r = blocking(|| self.store.write(&record)).map_err(|e| e.to_string());
+                    if let Err(e) = &r {
+                        tracing::error!(error = %e, "store write failed");
+                    }
+                    let now = self.clock.now();
+                    self.tower.handle_write_done(now, id, r);
+                }
+                Action::Delete { id, key } => {
+                    let r = blocking(|| self.store.delete(&key)).map_err(|e| e.to_string());
+                    if let Err(e) = &r {
+                        tracing::error!(error = %e, "store delete failed");
+                    }
+                    let now = self.clock.now();
+                    self.tower.handle_write_done(now, id, r);
+                    if let Key::Chunk(_) = key {
+                        // (the serving cache is invalidated on ChunkQuarantined)
+                    }
+                }
+                Action::Fsync { id } => {
+                    let r = blocking(|| self.store.fsync()).map_err(|e| e.to_string());
+                    if let Err(e) = &r {
+                        tracing::error!(error = %e, "store fsync failed");
+                    }
+                    let now = self.clock.now();
+                    self.tower.handle_fsync_done(now, id, r);
+                }
+                Action::Probe { link } => self.probe(link),
+                Action::Emit(event) => {
+                    log_event(&event);
+                    let status = self.tower.status();
+                    (self.sink)(&event, &status);
+                }
+                Action::PowerOff { clean } => {
+                    tracing::warn!(clean, "the power manager switched the tower off");
+                    let _ = self.off.send(Some(clean));
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, to: Peer, via: Option<LinkKind>, msg: Message) {
+        match (to, msg) {
+            (Peer::Device(device), Message::SubmitReply { key, reply }) => {
+                self.answer(device, key, reply)
+            }
+            (Peer::Origin, msg) => {
+                let link = via
+                    .or_else(|| self.tower.active_link())
+                    .or_else(|| self.config.uplinks.keys().next().copied());
+                let Some(base) = link.and_then(|l| self.config.uplinks.get(&l)).cloned() else {
+                    tracing::warn!("no uplink to send on; the logic's timeout will retry");
+                    return;
+                };
+                let tower_id = self.tower.config().id.0;
+                let timeout = self.tower.config().request_timeout;
+                let transport = self.transport.clone();
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    match origin_exchange(&*transport, &base, tower_id, timeout, msg).await {
+                        Ok(Some(reply)) => {
+                            let _ = tx.send(Input::Reply(reply));
+                        }
+                        Ok(None) => {}
+                        Err(e) => tracing::debug!(error = %e, link = ?link, "origin request failed"),
+                    }
+                });
+            }
+            (to, msg) => tracing::debug!(?to, ?msg, "message with no route dropped"),
+        }
+    }
+
+    fn answer(&mut self, device: DeviceId, key: IdemKey, reply: SubmitReply) {
+        // An answer to the submission being handled goes to it, except an acceptance an
+        // earlier submission of the same key and device is still waiting for.
+        let earlier_waits = matches!(reply, SubmitReply::Accepted)
+            && self
+                .waiters
+                .get(&key)
+                .is_some_and(|q| q.iter().any(|(d, _)| *d == device));
+        if !earlier_waits
+            && self
+                .current
+                .as_ref()
+                .is_some_and(|(k, d, _)| *k == key && *d == device)
+        {
+            if let Some((_, _, tx)) = self.current.take() {
+                let _ = tx.send(reply);
+            }
+            return;
+        }
+        if let Some(q) = self.waiters.get_mut(&key) {
+            if let Some(pos) = q.iter().position(|(d, _)| *d == device) {
+                if let Some((_, tx)) = q.remove(pos) {
+                    let _ = tx.send(reply);
+                }
+            }
+            if q.is_empty() {
+                self.waiters.remove(&key);
+            }
+        }
+    }
+
+    fn probe(&mut self, link: LinkKind) {
+        let Some(base) = self.config.uplinks.get(&link).cloned() else {
+            return;
+        };
+        let timeout = if link == LinkKind::Satellite {
+            Duration::from_secs(4)
+        } else {
+            Duration::from_secs(2)
+        };
+        let transport = self.transport.clone();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let started = tokio::time::Instant::now();
+            let outcome = match transport
+                .send(Request::get(format!("{base}/healthz"), timeout))
+                .await
+            {
+                Ok(r) if r.status.is_success() => ProbeOutcome::ok(started.elapsed()),
+                Ok(_) | Err(_) => ProbeOutcome::failed(),
+            };
+            let _ = tx.send(Input::Probe(link, outcome));
+        });
+    }
+}
+
+fn log_event(event: &Event) {
+    match event {
+        Event::ChunkRejected { .. } | Event::ChunkQuarantined { .. } | Event::TaskParked { .. } => {
+            tracing::warn!(?event, "tower event")
+        }
+        Event::ChunkVerified { .. } | Event::ChunkRequested { .. } | Event::Throttle { .. } => {
+            tracing::trace!(?event, "tower event")
+        }
+        _ => tracing::info!(?event, "tower event"),
+    }
+}
+
+/// Why an exchange with the origin failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    /// No response.
+    #[error(transparent)]
+    Transport(#[from] crate::transport::TransportError),
+    /// A response the tower cannot use.
+    #[error("origin answered {status}: {detail}")]
+    Status {
+        /// status
+        status: StatusCode,
+        /// body or decoding error
+        detail: String,
+    },
+}
+
+fn bad(status: StatusCode, detail: impl std::fmt::Display) -> ExchangeError {
+    ExchangeError::Status {
+        status,
+        detail: detail.to_string().chars().take(300).collect(),
+    }
+}
+
+/// One tower → origin exchange: the HTTP form of `msg`, and the reply as the logic's
+/// message (`None` for messages that have no reply).
+pub async fn origin_exchange(
+    transport: &dyn Transport,
+    base: &str,
+    tower: u32,
+    timeout: Duration,
+    msg: Message,
+) -> Result<Option<Message>, ExchangeError> {
+    let tower_hdr = (
+        HeaderName::from_static(TOWER_HEADER),
+        HeaderValue::from(tower),
+    );
+    match msg {
+        Message::CatalogRequest { since_seq } => {
+            let req = Request::get(format!("{base}/v1/catalog?since={since_seq}"), timeout)
+                .header(tower_hdr.0, tower_hdr.1);
+            let resp = transport.send(req).await?;
+            if resp.status != StatusCode::OK {
+                return Err(bad(resp.status, String::from_utf8_lossy(&resp.body)));
+            }
+            #[derive(serde::Deserialize)]
+            struct Page {
+                entries: Vec<CatalogEntryDto>,
+            }
+            let page: Page =
+                sovereign_wire::from_json(&resp.body).map_err(|e| bad(resp.status, e))?;
+            let entries = page
+                .entries
+                .iter()
+                .map(|e| e.to_entry())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| bad(resp.status, e))?;
+            Ok(Some(Message::CatalogReply { entries }))
+        }
+        Message::ChunkRequest { hash } => {
+            let req = Request::get(format!("{base}/v1/chunks/{hash}"), timeout)
+                .header(tower_hdr.0, tower_hdr.1);
+            let resp = transport.send(req).await?;
+            match resp.status {
+                // Unverified here: the logic verifies before it keeps anything.
+                StatusCode::OK => Ok(Some(Message::ChunkReply {
+                    hash,
+                    bytes: Some(resp.body),
+                })),
+                StatusCode::NOT_FOUND => Ok(Some(Message::ChunkReply { hash, bytes: None })),
+                s => Err(bad(s, String::from_utf8_lossy(&resp.body))),
+            }
+        }
+        Message::ForwardOps { ops } => {
+            #[derive(serde::Serialize)]
+            struct Batch {
+                ops: Vec<OperationDto>,
+            }
+            let body = serde_json::to_vec(&Batch {
+                ops: ops.iter().map(OperationDto::from).collect(),
+            })
+            .map_err(|e| bad(StatusCode::BAD_REQUEST, e))?;
+            let req = Request::post_json(format!("{base}/v1/forward"), body, timeout)
+                .header(tower_hdr.0, tower_hdr.1);
+            let resp = transport.send(req).await?;
+            if resp.status != StatusCode::OK {
+                return Err(bad(resp.status, String::from_utf8_lossy(&resp.body)));
+            }
+            #[derive(serde::Deserialize)]
+            struct Receipts {
+                receipts: Vec<OpReceiptDto>,
+            }
+            let r: Receipts =
+                sovereign_wire::from_json(&resp.body).map_err(|e| bad(resp.status, e))?;
+            let receipts = r
+                .receipts
+                .iter()
+                .map(|r| r.to_receipt())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| bad(resp.status, e))?;
+            Ok(Some(Message::ForwardReply { receipts }))
+        }
+        other => {
+            tracing::debug!(?other, "not an upstream message");
+            Ok(None)
+        }
+    }
+}
+
+async fn poll_power(
+    source: PowerSource,
+    every: Duration,
+    transport: Arc<dyn Transport>,
+    tx: mpsc::UnboundedSender<Input>,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match read_power(&source, &*transport).await {
+            Ok(reading) => {
+                if tx.send(Input::Power(reading)).is_err() {
+                    return;
+                }
+            }
+            // Silence is information: the logic's watchdog treats missing telemetry as a
+            // low battery after its timeout.
+            Err(e) => tracing::warn!(error = %e, "power telemetry unreadable"),
+        }
+    }
+}
+
+/// Read one power reading from `source`.
+pub async fn read_power(
+    source: &PowerSource,
+    transport: &dyn Transport,
+) -> Result<PowerReading, String> {
+    let (bytes, what): (Bytes, String) = match source {
+        PowerSource::File(path) => (
+            tokio::fs::read(path)
+                .await
+                .map_err(|e| format!("{}: {e}", path.display()))?
+                .into(),
+            path.display().to_string(),
+        ),
+        PowerSource::Url(url) => {
+            let resp = transport
+                .send(Request::get(url.clone(), Duration::from_secs(2)))
+                .await
+                .map_err(|e| e.to_string())?;
+            if !resp.status.is_success() {
+                return Err(format!("{url}: status {}", resp.status));
+            }
+            (resp.body, url.clone())
+        }
+    };
+    let dto: PowerReadingDto =
+        sovereign_wire::from_json(&bytes).map_err(|e| format!("{what}: {e}"))?;
+    dto.to_reading().map_err(|e| format!("{what}: {e}"))
+}

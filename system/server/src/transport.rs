@@ -1,0 +1,218 @@
+//! Outgoing HTTP: how a tower talks to the origin over an uplink, and how the device
+//! client talks to a tower.
+//!
+//! [`Transport`] is the seam: the real servers use [`HyperTransport`] over the OS's TCP
+//! ([`HyperTransport::tcp`]); the turmoil tests build the same client over turmoil's
+//! simulated TCP by handing [`HyperTransport::with_connector`] their own connector. Every
+//! request has a deadline and a bound on the response body.
+//!
+//! Map: [`Request`], [`Response`], [`TransportError`], [`Transport`], [`HyperTransport`].
+//!
+//! Not covered: TLS (towers reach the origin over a VPN or a TLS-terminating proxy),
+//! HTTP/2, connection-level metrics.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::{Connect, HttpConnector};
+use hyper_util::rt::TokioExecutor;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+/// Largest response body accepted (a catalog page or a chunk is far smaller).
+pub const RESPONSE_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// One outgoing request.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// GET, POST, …
+    pub method: Method,
+    /// Absolute URL (`http://host:port/path?query`).
+    pub url: String,
+    /// Extra headers.
+    pub headers: Vec<(header::HeaderName, HeaderValue)>,
+    /// Body (empty for GET).
+    pub body: Bytes,
+    /// Deadline for the whole exchange, body included.
+    pub timeout: Duration,
+}
+
+impl Request {
+    /// A GET of `url`.
+    pub fn get(url: impl Into<String>, timeout: Duration) -> Self {
+        Request {
+            method: Method::GET,
+            url: url.into(),
+            headers: Vec::new(),
+            body: Bytes::new(),
+            timeout,
+        }
+    }
+
+    /// A POST of a JSON body to `url`.
+    pub fn post_json(url: impl Into<String>, body: Vec<u8>, timeout: Duration) -> Self {
+        Request {
+            method: Method::POST,
+            url: url.into(),
+            headers: vec![(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body: Bytes::from(body),
+            timeout,
+        }
+    }
+
+    /// Add a header.
+    pub fn header(mut self, name: header::HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+}
+
+/// A complete response.
+#[derive(Clone, Debug)]
+pub struct Response {
+    /// Status code.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// The whole body.
+    pub body: Bytes,
+}
+
+/// Why an exchange produced no response.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// The URL could not be parsed.
+    #[error("bad URL {url:?}: {reason}")]
+    Url {
+        /// the URL
+        url: String,
+        /// why
+        reason: String,
+    },
+    /// Connecting or exchanging failed.
+    #[error("{url}: {reason}")]
+    Failed {
+        /// the URL
+        url: String,
+        /// why
+        reason: String,
+    },
+    /// The deadline passed.
+    #[error("{url}: no answer within {timeout:?}")]
+    Timeout {
+        /// the URL
+        url: String,
+        /// the deadline
+        timeout: Duration,
+    },
+}
+
+/// A boxed future, as [`Transport::send`] returns.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// Sends requests. Cheap to share (`Arc<dyn Transport>`).
+pub trait Transport: Send + Sync + 'static {
+    /// Send `req` and wait for the whole response or the deadline.
+    fn send(&self, req: Request) -> BoxFuture<Result<Response, TransportError>>;
+}
+
+/// A hyper client (HTTP/1.1, pooled connections) over any connector.
+pub struct HyperTransport<C> {
+    client: Client<C, Full<Bytes>>,
+}
+
+impl HyperTransport<HttpConnector> {
+    /// Over the OS's TCP.
+    pub fn tcp() -> Self {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(Duration::from_secs(5)));
+        Self::with_connector(http)
+    }
+}
+
+impl<C> HyperTransport<C>
+where
+    C: Connect + Clone + Send + Sync + 'static,
+{
+    /// Over `connector` (turmoil's TCP in the tests).
+    pub fn with_connector(connector: C) -> Self {
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
+        HyperTransport { client }
+    }
+}
+
+impl<C> Transport for HyperTransport<C>
+where
+    C: Connect + Clone + Send + Sync + 'static,
+{
+    fn send(&self, req: Request) -> BoxFuture<Result<Response, TransportError>> {
+        let client = self.client.clone();
+        Box::pin(async move {
+            let url = req.url.clone();
+            let uri: hyper::Uri = req.url.parse().map_err(|e: hyper::http::uri::InvalidUri| {
+                TransportError::Url {
+                    url: url.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
+            let mut builder = hyper::Request::builder().method(req.method).uri(uri);
+            for (name, value) in req.headers {
+                builder = builder.header(name, value);
+            }
+            let request = builder
+                .body(Full::new(req.body))
+                .map_err(|e| TransportError::Url {
+                    url: url.clone(),
+                    reason: e.to_string(),
+                })?;
+            let timeout = req.timeout;
+            let exchange = async {
+                let resp = client
+                    .request(request)
+                    .await
+                    .map_err(|e| TransportError::Failed {
+                        url: url.clone(),
+                        reason: error_chain(&e),
+                    })?;
+                let (parts, body) = resp.into_parts();
+                let body = Limited::new(body, RESPONSE_BYTES_MAX)
+                    .collect()
+                    .await
+                    .map_err(|e| TransportError::Failed {
+                        url: url.clone(),
+                        reason: format!("reading the body: {e}"),
+                    })?
+                    .to_bytes();
+                Ok(Response {
+                    status: parts.status,
+                    headers: parts.headers,
+                    body,
+                })
+            };
+            match tokio::time::timeout(timeout, exchange).await {
+                Ok(r) => r,
+                Err(_) => Err(TransportError::Timeout { url, timeout }),
+            }
+        })
+    }
+}
+
+/// An error and its sources, joined (hyper's top-level message alone says little).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(inner) = cur {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        cur = inner.source();
+    }
+    s
+}
