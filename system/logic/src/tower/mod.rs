@@ -713,6 +713,11 @@ impl Tower {
             .collect()
     }
 
+    /// The last power telemetry reading, if any arrived.
+    pub fn power_reading(&self) -> Option<power::PowerReading> {
+        self.power.last_reading()
+    }
+
     /// The manifest of every servable version, in item order (what a device's catalog
     /// lists). Unlike [`Tower::serve_plan`] this records no demand.
     pub fn servable_manifests(&self) -> Vec<Manifest> {
