@@ -54,6 +54,12 @@ enum Command {
     /// Run a game-day plan (gamedays/*.toml) in the console, or headless for CI; write a
     /// lessons-learned report and a replay file.
     Gameday(GamedayArgs),
+    /// The real tower server: devices' API, sync over the uplinks, power management.
+    #[command(subcommand)]
+    Tower(sovereign_server::cli::TowerCommand),
+    /// The real origin server, and publishing content to it.
+    #[command(subcommand)]
+    Origin(sovereign_server::cli::OriginCommand),
 }
 
 /// Raw flags of `console`.
@@ -213,6 +219,18 @@ pub struct ShrinkArgs {
     pub budget_runs: u64,
 }
 
+/// A server command's result as an exit code: errors are printed with their causes
+/// (exit 1).
+fn server(r: anyhow::Result<()>) -> anyhow::Result<u8> {
+    match r {
+        Ok(()) => Ok(0),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            Ok(1)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -230,6 +248,8 @@ fn main() -> ExitCode {
         Some(Command::Console(a)) => console::console(a),
         Some(Command::Gameday(a)) => console::gameday(a),
         Some(Command::Report(a)) => report::rebuild(a),
+        Some(Command::Tower(c)) => server(sovereign_server::cli::run_tower(c)),
+        Some(Command::Origin(c)) => server(sovereign_server::cli::run_origin(c)),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -5,9 +5,12 @@
 //! [`api`] (routers), [`transport`] (outgoing HTTP), [`cache`] (verified bytes),
 //! [`clock`].
 
+pub mod admin;
 pub mod api;
 pub mod cache;
+pub mod cli;
 pub mod clock;
 pub mod origin_node;
+pub mod serve;
 pub mod tower_node;
 pub mod transport;

@@ -1,0 +1,293 @@
+//! Shared by the real-process tests: start `sovereign` servers on loopback, a tiny
+//! HTTP/1.1 client over std's TCP (one request per connection), waiting helpers.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const OPERATOR: &str = "operator-token-0123456789";
+pub const VIEWER: &str = "viewer-token-0123456789ab";
+pub const CHAOS: &str = "chaos-token-0123456789abc";
+
+/// A free loopback port (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A response.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// One HTTP/1.1 exchange (Connection: close). `Err` when nothing answers.
+pub fn http(
+    method: &str,
+    addr: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Resp> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())?;
+    s.write_all(body)?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no header end"))?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other("bad status line"))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    if chunked {
+        body = dechunk(&body);
+    }
+    Ok(Resp {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(pos) = b.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size = usize::from_str_radix(
+            String::from_utf8_lossy(&b[..pos]).split(';').next().unwrap_or("0").trim(),
+            16,
+        )
+        .unwrap_or(0);
+        if size == 0 {
+            return out;
+        }
+        let start = pos + 2;
+        out.extend_from_slice(&b[start..start + size]);
+        b = &b[start + size + 2..];
+    }
+}
+
+pub fn get(addr: &str, path: &str) -> std::io::Result<Resp> {
+    http("GET", addr, path, &[], b"")
+}
+
+pub fn admin_get(addr: &str, path: &str, token: &str) -> std::io::Result<Resp> {
+    http(
+        "GET",
+        addr,
+        path,
+        &[("Authorization", &format!("Bearer {token}"))],
+        b"",
+    )
+}
+
+/// Poll `f` every 50 ms until it returns `Some` or `timeout` passes.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if start.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A `sovereign` server process, killed (SIGKILL) on drop.
+pub struct Server {
+    pub child: Child,
+    pub addr: String,
+    pub admin: String,
+    pub log: PathBuf,
+}
+
+impl Server {
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill(); // SIGKILL on Unix
+        let _ = self.child.wait();
+    }
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn spawn(args: &[String], log: &Path, addr: String, admin: String) -> Server {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log file");
+    let child = Command::new(env!("CARGO_BIN_EXE_sovereign"))
+        .args(args)
+        .env("SOVEREIGN_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(out)
+        .spawn()
+        .expect("spawn sovereign");
+    let server = Server {
+        child,
+        addr,
+        admin,
+        log: log.to_path_buf(),
+    };
+    let a = server.addr.clone();
+    wait_for(&format!("{a}/healthz"), Duration::from_secs(30), || {
+        get(&a, "/healthz").ok().filter(|r| r.status == 200)
+    });
+    server
+}
+
+fn tokens() -> Vec<String> {
+    [
+        ("--admin-token-viewer", VIEWER),
+        ("--admin-token-operator", OPERATOR),
+        ("--admin-token-chaos", CHAOS),
+    ]
+    .iter()
+    .flat_map(|(k, v)| [k.to_string(), v.to_string()])
+    .collect()
+}
+
+/// Start an origin with its data in `dir` (extra flags appended).
+pub fn origin(dir: &Path, extra: &[&str]) -> Server {
+    let (p, a) = (free_port(), free_port());
+    let addr = format!("127.0.0.1:{p}");
+    let admin = format!("127.0.0.1:{a}");
+    let mut args: Vec<String> = vec![
+        "origin".into(),
+        "serve".into(),
+        "--data".into(),
+        dir.join("origin").display().to_string(),
+        "--listen".into(),
+        addr.clone(),
+        "--admin-listen".into(),
+        admin.clone(),
+    ];
+    args.extend(tokens());
+    args.extend(extra.iter().map(|s| s.to_string()));
+    spawn(&args, &dir.join("origin.log"), addr, admin)
+}
+
+/// Start tower `id` syncing from `origin`, data in `dir/tower-<id>`.
+pub fn tower(dir: &Path, id: u32, origin: &str, extra: &[&str]) -> Server {
+    let (p, a) = (free_port(), free_port());
+    let addr = format!("127.0.0.1:{p}");
+    let admin = format!("127.0.0.1:{a}");
+    let mut args: Vec<String> = vec![
+        "tower".into(),
+        "serve".into(),
+        "--id".into(),
+        id.to_string(),
+        "--data".into(),
+        dir.join(format!("tower-{id}")).display().to_string(),
+        "--listen".into(),
+        addr.clone(),
+        "--admin-listen".into(),
+        admin.clone(),
+        "--uplink".into(),
+        format!("fibre=http://{origin}"),
+        "--catalog-interval-s".into(),
+        "1".into(),
+        "--request-timeout-s".into(),
+        "3".into(),
+    ];
+    args.extend(tokens());
+    args.extend(extra.iter().map(|s| s.to_string()));
+    spawn(&args, &dir.join(format!("tower-{id}.log")), addr, admin)
+}
+
+/// Publish `bytes` as `item` in class `priority` with `sovereign origin publish`.
+pub fn publish(origin_admin: &str, dir: &Path, item: &str, priority: &str, bytes: &[u8]) {
+    let file = dir.join(format!("{item}.bin"));
+    std::fs::write(&file, bytes).expect("write content");
+    let out = Command::new(env!("CARGO_BIN_EXE_sovereign"))
+        .args([
+            "origin",
+            "publish",
+            "--origin",
+            &format!("http://{origin_admin}"),
+            "--id",
+            item,
+            "--priority",
+            priority,
+            "--token",
+            OPERATOR,
+        ])
+        .arg(&file)
+        .output()
+        .expect("publish runs");
+    assert!(
+        out.status.success(),
+        "publish {item}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn content(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}

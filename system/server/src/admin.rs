@@ -1,0 +1,463 @@
+//! The admin APIs (served on their own listener, never on the device API): status, links,
+//! power, the audit log, and the fault-injection hooks the chaos tooling uses. Every call
+//! needs a bearer token with a role ([`crate::auth`]); every change — each injected or
+//! cleared fault, each publish, each power override — is appended to the audit log
+//! before it is answered.
+//!
+//! Tower: `GET /admin/status`, `GET /admin/links`, `GET /admin/power` (viewer);
+//! `POST /admin/power` (operator: hand the power manager a reading);
+//! `GET /admin/faults` (viewer), `POST /admin/faults`, `DELETE /admin/faults` (chaos);
+//! `GET /admin/audit?n=` (viewer). Origin: the same status/faults/audit routes,
+//! `POST /admin/publish?item=&priority=` (operator), `GET /admin/ledger` (viewer).
+//!
+//! Map: [`AdminCtx`], [`FaultRequest`], [`tower_router`], [`origin_router`].
+
+use crate::api::common::{ApiError, read_body};
+use crate::audit::{AuditEntry, AuditLog};
+use crate::auth::{Caller, Role, Tokens, require};
+use crate::metrics::OriginMetrics;
+use crate::origin_node::{OriginHandle, PublishError};
+use crate::tower_node::TowerHandle;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use sovereign_logic::content::{ItemId, Priority};
+use sovereign_logic::ledger::Account;
+use sovereign_logic::origin::ITEM_BYTES_MAX;
+use sovereign_store::Faults;
+use sovereign_wire::{CatalogEntryDto, PowerReadingDto};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What every admin router needs.
+#[derive(Clone)]
+pub struct AdminCtx {
+    /// Who may call.
+    pub tokens: Tokens,
+    /// Where changes are recorded.
+    pub audit: Arc<AuditLog>,
+    /// The store's fault switchboard.
+    pub faults: Faults,
+    /// Called after a fault is injected or cleared (drops caches of verified bytes).
+    pub on_fault: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl AdminCtx {
+    fn caller(&self, role: Role, headers: &HeaderMap) -> Result<Caller, Response> {
+        require(role, headers, &self.tokens).map_err(IntoResponse::into_response)
+    }
+
+    /// Append to the audit log; an audit failure refuses the change (500).
+    fn record(&self, entry: AuditEntry) -> Result<(), Response> {
+        self.audit.append(&entry).map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("audit log: {e}; the change was not made"),
+            )
+            .into_response()
+        })
+    }
+}
+
+/// A fault to inject into the node's store.
+#[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum FaultRequest {
+    /// The next `count` fsyncs fail (all of them while active if `count` is absent).
+    FsyncFailure {
+        /// how many
+        count: Option<u32>,
+    },
+    /// Writes fail (I/O error).
+    WriteError,
+    /// Writes fail with "no space left on device".
+    DiskFull,
+    /// Every storage operation takes `delay_ms` longer.
+    SlowDisk {
+        /// added latency per operation
+        delay_ms: u64,
+    },
+    /// Flip a byte in `count` stored chunk files (bit rot).
+    Corrupt {
+        /// how many chunks
+        count: Option<u32>,
+    },
+}
+
+fn apply_fault(faults: &Faults, req: &FaultRequest) -> Result<serde_json::Value, String> {
+    match req {
+        FaultRequest::FsyncFailure { count } => faults.fail_fsyncs(*count),
+        FaultRequest::WriteError => faults.fail_writes(true),
+        FaultRequest::DiskFull => faults.disk_full(true),
+        FaultRequest::SlowDisk { delay_ms } => {
+            if *delay_ms > 60_000 {
+                return Err(format!("delay_ms {delay_ms} is above 60000"));
+            }
+            faults.slow(Some(Duration::from_millis(*delay_ms)))
+        }
+        FaultRequest::Corrupt { count } => {
+            let n = count.unwrap_or(1);
+            if n == 0 || n > 10_000 {
+                return Err(format!("count {n} is outside 1..=10000"));
+            }
+            faults.corrupt_chunks(n)
+        }
+    }
+    Ok(serde_json::to_value(faults.snapshot()).unwrap_or_default())
+}
+
+fn json(v: impl serde::Serialize) -> Response {
+    axum::Json(v).into_response()
+}
+
+/// Routes both servers share: faults and the audit log.
+fn common_routes<S: Clone + Send + Sync + 'static>(
+    ctx: AdminCtx,
+) -> Router<S> {
+    Router::new()
+        .route(
+            "/admin/faults",
+            get({
+                let ctx = ctx.clone();
+                move |headers: HeaderMap| async move {
+                    ctx.caller(Role::Viewer, &headers)?;
+                    Ok::<_, Response>(json(ctx.faults.snapshot()))
+                }
+            })
+            .post({
+                let ctx = ctx.clone();
+                move |headers: HeaderMap, body: Body| async move {
+                    let caller = ctx.caller(Role::Chaos, &headers)?;
+                    let bytes = read_body(body, 4096).await.map_err(IntoResponse::into_response)?;
+                    let req: FaultRequest = sovereign_wire::from_json(&bytes).map_err(|e| {
+                        ApiError::new(StatusCode::BAD_REQUEST, format!("fault: {e}")).into_response()
+                    })?;
+                    let detail = serde_json::to_value(&req).unwrap_or_default();
+                    match apply_fault(&ctx.faults, &req) {
+                        Ok(state) => {
+                            (ctx.on_fault)();
+                            ctx.record(
+                                AuditEntry::new(&caller, "fault.inject", "store")
+                                    .detail(detail)
+                                    .outcome("injected"),
+                            )?;
+                            tracing::warn!(?req, token = %caller.token_id, "fault injected");
+                            Ok::<_, Response>((StatusCode::CREATED, json(state)).into_response())
+                        }
+                        Err(why) => {
+                            ctx.record(
+                                AuditEntry::new(&caller, "fault.inject", "store")
+                                    .detail(detail)
+                                    .outcome(format!("refused: {why}")),
+                            )?;
+                            Err(ApiError::new(StatusCode::BAD_REQUEST, why).into_response())
+                        }
+                    }
+                }
+            })
+            .delete({
+                let ctx = ctx.clone();
+                move |headers: HeaderMap| async move {
+                    let caller = ctx.caller(Role::Chaos, &headers)?;
+                    ctx.faults.clear();
+                    (ctx.on_fault)();
+                    ctx.record(AuditEntry::new(&caller, "fault.clear", "store").outcome("cleared"))?;
+                    tracing::warn!(token = %caller.token_id, "faults cleared");
+                    Ok::<_, Response>(json(ctx.faults.snapshot()))
+                }
+            }),
+        )
+        .route(
+            "/admin/audit",
+            get({
+                let ctx = ctx.clone();
+                move |headers: HeaderMap, Query(q): Query<BTreeMap<String, String>>| async move {
+                    ctx.caller(Role::Viewer, &headers)?;
+                    let n = match q.get("n") {
+                        None => 100,
+                        Some(v) => v.parse::<usize>().map_err(|_| {
+                            ApiError::bad_field("n", format!("expected a count, found {v:?}"))
+                                .into_response()
+                        })?,
+                    };
+                    let tail = ctx.audit.read_tail(n.min(10_000)).map_err(|e| {
+                        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+                            .into_response()
+                    })?;
+                    Ok::<_, Response>(json(tail))
+                }
+            }),
+        )
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such admin route") })
+}
+
+/// The tower's admin router.
+pub fn tower_router(ctx: AdminCtx, node: TowerHandle) -> Router {
+    let status = {
+        let (ctx, node) = (ctx.clone(), node.clone());
+        move |headers: HeaderMap| async move {
+            ctx.caller(Role::Viewer, &headers)?;
+            let s = node
+                .query(|t, now| {
+                    let s = t.status();
+                    serde_json::json!({
+                        "tower": t.config().id.to_string(),
+                        "uptime_s": now.as_secs_f64(),
+                        "active_link": s.active_link.map(|l| l.name()),
+                        "links_up": s.links_up.iter().map(|l| l.name()).collect::<Vec<_>>(),
+                        "power_mode": s.power_mode.name(),
+                        "items_servable": s.items_servable,
+                        "items_pending": s.items_pending,
+                        "chunks_held": s.chunks_held,
+                        "queued": { "P0": s.queued[0], "P1": s.queued[1], "P2": s.queued[2], "P3": s.queued[3] },
+                        "in_flight": s.in_flight,
+                        "outbox": s.outbox,
+                        "window": s.window,
+                        "failovers": s.failovers,
+                        "breaker_openings": s.breaker_openings,
+                        "servable": t.servable().into_iter().map(|(i, v)| (i.0, v)).collect::<BTreeMap<_, _>>(),
+                    })
+                })
+                .await
+                .map_err(|e| ApiError::from(e).into_response())?;
+            Ok::<_, Response>(json(s))
+        }
+    };
+    let links = {
+        let (ctx, node) = (ctx.clone(), node.clone());
+        move |headers: HeaderMap| async move {
+            ctx.caller(Role::Viewer, &headers)?;
+            let v = node
+                .query(|t, _| {
+                    let f = t.failover();
+                    f.links()
+                        .into_iter()
+                        .map(|l| {
+                            let h = f.health(l);
+                            serde_json::json!({
+                                "link": l.name(),
+                                "active": f.active() == Some(l),
+                                "healthy": h.is_some_and(|h| h.is_up()),
+                                "rtt_ms": h.and_then(|h| h.rtt_ewma()).map(|d| d.as_secs_f64() * 1000.0),
+                                "loss_pct": h.map(|h| h.loss_pct()),
+                                "last_change_s": h.and_then(|h| h.last_change()).map(|t| t.as_secs_f64()),
+                            })
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .await
+                .map_err(|e| ApiError::from(e).into_response())?;
+            Ok::<_, Response>(json(serde_json::json!({ "links": v })))
+        }
+    };
+    let power_get = {
+        let (ctx, node) = (ctx.clone(), node.clone());
+        move |headers: HeaderMap| async move {
+            ctx.caller(Role::Viewer, &headers)?;
+            let v = node
+                .query(|t, _| {
+                    serde_json::json!({
+                        "mode": t.power_mode().name(),
+                        "reading": t.power_reading().as_ref().map(PowerReadingDto::from),
+                    })
+                })
+                .await
+                .map_err(|e| ApiError::from(e).into_response())?;
+            Ok::<_, Response>(json(v))
+        }
+    };
+    let power_post = {
+        let (ctx, node) = (ctx.clone(), node.clone());
+        move |headers: HeaderMap, body: Body| async move {
+            let caller = ctx.caller(Role::Operator, &headers)?;
+            let bytes = read_body(body, 4096).await.map_err(IntoResponse::into_response)?;
+            let dto: PowerReadingDto = sovereign_wire::from_json(&bytes).map_err(|e| {
+                ApiError::new(StatusCode::BAD_REQUEST, format!("power reading: {e}")).into_response()
+            })?;
+            let reading = dto.to_reading().map_err(|e| {
+                ApiError::new(StatusCode::BAD_REQUEST, format!("power reading: {e}")).into_response()
+            })?;
+            ctx.record(
+                AuditEntry::new(&caller, "power.reading", "power-manager")
+                    .detail(serde_json::to_value(&dto).unwrap_or_default())
+                    .outcome("delivered"),
+            )?;
+            node.power(reading);
+            Ok::<_, Response>((StatusCode::ACCEPTED, json(dto)).into_response())
+        }
+    };
+    let outbox = {
+        let (ctx, node) = (ctx.clone(), node.clone());
+        move |headers: HeaderMap| async move {
+            ctx.caller(Role::Viewer, &headers)?;
+            let keys = node
+                .query(|t, _| t.outbox_acked().into_iter().map(|k| k.0).collect::<Vec<_>>())
+                .await
+                .map_err(|e| ApiError::from(e).into_response())?;
+            Ok::<_, Response>(json(serde_json::json!({ "count": keys.len(), "keys": keys })))
+        }
+    };
+    Router::new()
+        .route("/admin/status", get(status))
+        .route("/admin/outbox", get(outbox))
+        .route("/admin/links", get(links))
+        .route("/admin/power", get(power_get).post(power_post))
+        .merge(common_routes(ctx))
+}
+
+/// The origin's admin router.
+pub fn origin_router(ctx: AdminCtx, node: OriginHandle, metrics: Arc<OriginMetrics>) -> Router {
+    let publish = {
+        let (ctx, node) = (ctx.clone(), node.clone());
+        move |headers: HeaderMap, Query(q): Query<BTreeMap<String, String>>, body: Body| async move {
+            let caller = ctx.caller(Role::Operator, &headers)?;
+            for k in q.keys() {
+                if k != "item" && k != "priority" {
+                    return Err(ApiError::bad_field(
+                        k,
+                        format!("unknown query parameter {k:?}; expected `item` and `priority`"),
+                    )
+                    .into_response());
+                }
+            }
+            let item = q
+                .get("item")
+                .filter(|s| !s.is_empty() && s.len() <= 256 && !s.chars().any(char::is_control))
+                .ok_or_else(|| {
+                    ApiError::bad_field("item", "missing or invalid `item` (1..=256 characters)")
+                        .into_response()
+                })?
+                .clone();
+            let priority: Priority = q
+                .get("priority")
+                .ok_or_else(|| {
+                    ApiError::bad_field("priority", "missing `priority` (P0..P3)").into_response()
+                })?
+                .parse()
+                .map_err(|e: sovereign_logic::content::ParsePriorityError| {
+                    ApiError::bad_field("priority", e.to_string()).into_response()
+                })?;
+            let bytes = read_body(body, ITEM_BYTES_MAX)
+                .await
+                .map_err(IntoResponse::into_response)?;
+            let size = bytes.len();
+            let r = node.publish(ItemId::new(item.clone()), priority, bytes).await;
+            let detail = serde_json::json!({ "item": item, "priority": priority.to_string(), "bytes": size });
+            match r {
+                Ok(entry) => {
+                    metrics.published(priority, size as u64);
+                    ctx.record(
+                        AuditEntry::new(&caller, "publish", item.clone())
+                            .detail(detail)
+                            .outcome(format!("version {}", entry.manifest.version)),
+                    )?;
+                    Ok::<_, Response>(
+                        (StatusCode::CREATED, json(CatalogEntryDto::from(&entry))).into_response(),
+                    )
+                }
+                Err(e) => {
+                    ctx.record(
+                        AuditEntry::new(&caller, "publish", item.clone())
+                            .detail(detail)
+                            .outcome(format!("failed: {e}")),
+                    )?;
+                    let status = match e {
+                        PublishError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                        PublishError::Storage(_) | PublishError::Gone(_) => {
+                            StatusCode::SERVICE_UNAVAILABLE
+                        }
+                    };
+                    Err(ApiError::new(status, e.to_string()).into_response())
+                }
+            }
+        }
+    };
+    let ledger = {
+        let (ctx, node) = (ctx.clone(), node.clone());
+        move |headers: HeaderMap| async move {
+            ctx.caller(Role::Viewer, &headers)?;
+            let v = node
+                .query(|o, _| {
+                    let l = o.ledger();
+                    let mut communities = BTreeMap::new();
+                    let mut nations = BTreeMap::new();
+                    let mut reserve = 0u64;
+                    for (acct, bal) in l.balances() {
+                        match acct {
+                            Account::Community(c) => {
+                                communities.insert(c.clone(), *bal);
+                            }
+                            Account::Nation(n) => {
+                                nations.insert(n.clone(), *bal);
+                            }
+                            Account::Reserve => reserve = *bal,
+                        }
+                    }
+                    serde_json::json!({
+                        "contributed_minor": l.contributed_minor().to_string(),
+                        "held_minor": l.held_minor().to_string(),
+                        "conserved": l.check_conserved().is_ok(),
+                        "communities": communities,
+                        "nations": nations,
+                        "reserve": reserve,
+                        "applied": o.applied_count(),
+                    })
+                })
+                .await
+                .map_err(|e| ApiError::from(e).into_response())?;
+            Ok::<_, Response>(json(v))
+        }
+    };
+    let status = {
+        let (ctx, node) = (ctx.clone(), node.clone());
+        move |headers: HeaderMap| async move {
+            ctx.caller(Role::Viewer, &headers)?;
+            let v = node
+                .query(|o, now| {
+                    serde_json::json!({
+                        "uptime_s": now.as_secs_f64(),
+                        "failed": o.is_failed(),
+                        "items": o.catalog().len(),
+                        "applied": o.applied_count(),
+                        "pending_fsyncs": o.pending_fsyncs(),
+                    })
+                })
+                .await
+                .map_err(|e| ApiError::from(e).into_response())?;
+            Ok::<_, Response>(json(v))
+        }
+    };
+    let op = {
+        let (ctx, node) = (ctx.clone(), node.clone());
+        move |headers: HeaderMap, axum::extract::Path(key): axum::extract::Path<String>| async move {
+            ctx.caller(Role::Viewer, &headers)?;
+            let k = sovereign_wire::idem_key("key", &key)
+                .map_err(|e| ApiError::bad_field("key", e.to_string()).into_response())?;
+            let outcome = node
+                .query(move |o, _| o.applied(&k).cloned())
+                .await
+                .map_err(|e| ApiError::from(e).into_response())?;
+            match outcome {
+                Some(o) => Ok::<_, Response>(json(serde_json::json!({
+                    "key": key,
+                    "outcome": sovereign_wire::OpOutcomeDto::from(&o),
+                }))),
+                None => Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    format!("no operation {key:?} was applied"),
+                )
+                .into_response()),
+            }
+        }
+    };
+    Router::new()
+        .route("/admin/status", get(status))
+        .route("/admin/ops/{key}", get(op))
+        .route("/admin/publish", axum::routing::post(publish))
+        .route("/admin/ledger", get(ledger))
+        .merge(common_routes(ctx))
+}

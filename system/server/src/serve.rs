@@ -1,0 +1,478 @@
+//! Assembling and running the servers: `sovereign tower serve`, `sovereign origin serve`
+//! and `sovereign origin publish`.
+//!
+//! [`tower_parts`] / [`origin_parts`] build a node and its routers from a store and a
+//! transport — the turmoil tests call them with an in-memory store and simulated TCP;
+//! [`run_tower`] / [`run_origin`] open the real stores (SQLite by default, PostgreSQL
+//! for the origin's records with `--postgres`), bind the public and admin listeners and
+//! serve until Ctrl-C, SIGTERM or the power manager's power-off.
+//!
+//! Map: [`TowerArgs`], [`OriginArgs`], [`PublishArgs`], [`TowerParts`], [`OriginParts`],
+//! [`tower_parts`], [`origin_parts`], [`run_tower`], [`run_origin`], [`run_publish`].
+//!
+//! Not covered: TLS termination (a reverse proxy's job), daemonising (systemd's).
+
+use crate::admin::{self, AdminCtx};
+use crate::api;
+use crate::audit::AuditLog;
+use crate::auth::Tokens;
+use crate::cache::{CACHE_BYTES_DEFAULT, VerifiedCache};
+use crate::metrics::{OriginMetrics, TowerMetrics};
+use crate::origin_node::{self, OriginHandle};
+use crate::tower_node::{self, PowerSource, TowerHandle, TowerNodeConfig};
+use crate::transport::{HyperTransport, Request, Transport};
+use anyhow::{Context, Result, anyhow, bail};
+use axum::Router;
+use sovereign_logic::content::Priority;
+use sovereign_logic::origin::OriginConfig;
+use sovereign_logic::protocol::{LinkKind, TowerId};
+use sovereign_logic::tower::TowerConfig;
+use sovereign_store::{Faults, FaultyStore, Store};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Admin tokens, by flag or environment.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct TokenArgs {
+    /// Token of the `viewer` role (read-only admin calls).
+    #[arg(long, env = "SOVEREIGN_ADMIN_TOKEN_VIEWER", hide_env_values = true)]
+    pub admin_token_viewer: Option<String>,
+    /// Token of the `operator` role (publish, power overrides; includes viewer).
+    #[arg(long, env = "SOVEREIGN_ADMIN_TOKEN_OPERATOR", hide_env_values = true)]
+    pub admin_token_operator: Option<String>,
+    /// Token of the `chaos` role (fault injection; includes viewer).
+    #[arg(long, env = "SOVEREIGN_ADMIN_TOKEN_CHAOS", hide_env_values = true)]
+    pub admin_token_chaos: Option<String>,
+}
+
+impl TokenArgs {
+    fn tokens(&self) -> Result<Tokens> {
+        Tokens::new(
+            self.admin_token_viewer.clone(),
+            self.admin_token_operator.clone(),
+            self.admin_token_chaos.clone(),
+        )
+        .map_err(|e| anyhow!("{e}"))
+    }
+}
+
+/// `sovereign tower serve`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TowerArgs {
+    /// Data directory (SQLite database, chunk files, audit log).
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Device API address.
+    #[arg(long, default_value = "0.0.0.0:8080", value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// Admin API address (keep it on loopback or a management network).
+    #[arg(long, default_value = "127.0.0.1:8180", value_name = "ADDR")]
+    pub admin_listen: SocketAddr,
+    /// This tower's number.
+    #[arg(long, default_value_t = 1)]
+    pub id: u32,
+    /// An uplink to the origin: `fibre=URL`, `lte=URL` or `satellite=URL` (repeat).
+    #[arg(long = "uplink", value_name = "KIND=URL", required = true, value_parser = parse_uplink)]
+    pub uplinks: Vec<(LinkKind, String)>,
+    /// Power telemetry: a JSON file the charge controller rewrites, or an http:// URL.
+    #[arg(long, value_name = "FILE|URL")]
+    pub power_telemetry: Option<PowerSource>,
+    /// How often power telemetry is read, seconds.
+    #[arg(long, default_value_t = 5)]
+    pub power_interval_s: u64,
+    /// How often the origin's catalog is polled, seconds.
+    #[arg(long, default_value_t = 30)]
+    pub catalog_interval_s: u64,
+    /// Deadline of a request to the origin, seconds.
+    #[arg(long, default_value_t = 20)]
+    pub request_timeout_s: u64,
+    /// Memory for verified content served to devices, MiB.
+    #[arg(long, default_value_t = (CACHE_BYTES_DEFAULT / (1024 * 1024)) as u64)]
+    pub cache_mib: u64,
+    /// Admin tokens.
+    #[command(flatten)]
+    pub tokens: TokenArgs,
+}
+
+fn parse_uplink(s: &str) -> Result<(LinkKind, String), String> {
+    let (kind, url) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected KIND=URL (e.g. fibre=http://origin:8090), found {s:?}"))?;
+    let kind: LinkKind = kind.parse().map_err(|e| format!("{e}"))?;
+    let url = url.trim_end_matches('/');
+    if !url.starts_with("http://") {
+        return Err(format!("uplink URL must start with http://, found {url:?}"));
+    }
+    url.parse::<hyper::Uri>()
+        .map_err(|e| format!("uplink URL {url:?}: {e}"))?;
+    Ok((kind, url.to_string()))
+}
+
+/// `sovereign origin serve`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct OriginArgs {
+    /// Data directory (chunk files, SQLite database unless --postgres, audit log).
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Tower-facing API address.
+    #[arg(long, default_value = "0.0.0.0:8090", value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// Admin API address (publishing goes here).
+    #[arg(long, default_value = "127.0.0.1:8190", value_name = "ADDR")]
+    pub admin_listen: SocketAddr,
+    /// Keep the catalog and the apply log (the ledger's source) in PostgreSQL instead of
+    /// SQLite: a libpq connection string (`host=… user=… dbname=…`).
+    #[arg(long, env = "SOVEREIGN_POSTGRES", value_name = "CONNINFO", hide_env_values = true)]
+    pub postgres: Option<String>,
+    /// Admin tokens.
+    #[command(flatten)]
+    pub tokens: TokenArgs,
+}
+
+/// `sovereign origin publish`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct PublishArgs {
+    /// The origin's admin URL.
+    #[arg(long, default_value = "http://127.0.0.1:8190", value_name = "URL")]
+    pub origin: String,
+    /// The item's id.
+    #[arg(long)]
+    pub id: String,
+    /// Its class.
+    #[arg(long, value_parser = |s: &str| s.parse::<Priority>().map_err(|e| e.to_string()))]
+    pub priority: Priority,
+    /// The content.
+    pub file: PathBuf,
+    /// An operator token.
+    #[arg(long, env = "SOVEREIGN_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: String,
+}
+
+/// A tower node and its routers.
+pub struct TowerParts {
+    /// The node task.
+    pub handle: TowerHandle,
+    /// The device API.
+    pub public: Router,
+    /// The admin API.
+    pub admin: Router,
+    /// Its metrics.
+    pub metrics: Arc<TowerMetrics>,
+}
+
+/// Build a tower: recover from `store`, start the node, make the routers.
+pub fn tower_parts(
+    config: TowerNodeConfig,
+    store: Arc<dyn Store>,
+    faults: Faults,
+    transport: Arc<dyn Transport>,
+    tokens: Tokens,
+    audit: Arc<AuditLog>,
+    cache_bytes: usize,
+) -> Result<TowerParts> {
+    let name = config.tower.id.to_string();
+    let metrics = Arc::new(TowerMetrics::new(&name));
+    let cache = Arc::new(VerifiedCache::new(cache_bytes));
+    let sink = {
+        let metrics = metrics.clone();
+        let cache = cache.clone();
+        Arc::new(
+            move |event: &sovereign_logic::io::Event,
+                  status: &sovereign_logic::tower::TowerStatus| {
+                if let sovereign_logic::io::Event::ChunkQuarantined { hash } = event {
+                    cache.remove(hash);
+                }
+                metrics.on_event(event);
+                metrics.set_status(status);
+            },
+        )
+    };
+    let handle = tower_node::spawn(config, store.clone(), transport, sink)
+        .context("recovering the tower from its store")?;
+    let api = Arc::new(api::tower::TowerApi {
+        node: handle.clone(),
+        store,
+        cache: cache.clone(),
+        name,
+        metrics: {
+            let m = metrics.clone();
+            Arc::new(move || m.render())
+        },
+        observe_read: {
+            let m = metrics.clone();
+            Arc::new(move |outcome| m.device_read(outcome))
+        },
+        observe_device: {
+            let m = metrics.clone();
+            Arc::new(move |d| m.device_seen(d.0))
+        },
+        openapi: Arc::new(crate::openapi::tower_openapi()),
+    });
+    let public = api::tower::router(api).layer(crate::metrics::http_layer(metrics.clone()));
+    let admin = admin::tower_router(AdminCtx {
+        tokens,
+        audit,
+        faults,
+        on_fault: {
+            let cache = cache.clone();
+            Arc::new(move || cache.clear())
+        },
+    }, handle.clone());
+    Ok(TowerParts {
+        handle,
+        public,
+        admin,
+        metrics,
+    })
+}
+
+/// An origin node and its routers.
+pub struct OriginParts {
+    /// The node task.
+    pub handle: OriginHandle,
+    /// The tower-facing API.
+    pub public: Router,
+    /// The admin API.
+    pub admin: Router,
+}
+
+/// Build an origin: recover from `store`, start the node, make the routers.
+pub fn origin_parts(
+    config: OriginConfig,
+    store: Arc<dyn Store>,
+    faults: Faults,
+    tokens: Tokens,
+    audit: Arc<AuditLog>,
+) -> Result<OriginParts> {
+    let metrics = Arc::new(OriginMetrics::new());
+    let sink = {
+        let m = metrics.clone();
+        Arc::new(move |e: &sovereign_logic::io::Event| m.on_event(e))
+    };
+    let handle =
+        origin_node::spawn(config, store, sink).context("recovering the origin from its store")?;
+    let api = Arc::new(api::origin::OriginApi {
+        node: handle.clone(),
+        metrics: {
+            let m = metrics.clone();
+            let h = handle.clone();
+            Arc::new(move || {
+                let _ = &h;
+                m.render()
+            })
+        },
+        observe: {
+            let m = metrics.clone();
+            Arc::new(move |what| m.request(what))
+        },
+        openapi: Arc::new(crate::openapi::origin_openapi()),
+    });
+    let public = api::origin::router(api).layer(crate::metrics::origin_http_layer(metrics.clone()));
+    let admin = admin::origin_router(
+        AdminCtx {
+            tokens,
+            audit,
+            faults,
+            on_fault: Arc::new(|| {}),
+        },
+        handle.clone(),
+        metrics,
+    );
+    Ok(OriginParts {
+        handle,
+        public,
+        admin,
+    })
+}
+
+/// A seed for the logic's jitter, drawn once from the OS's clock (the logic itself never
+/// reads one).
+fn seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+        ^ u64::from(std::process::id()) << 32
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the {what} listener on {addr}"))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// Serve `public` and `admin` until `stop` resolves.
+async fn serve_both(
+    public: (tokio::net::TcpListener, Router),
+    admin: (tokio::net::TcpListener, Router),
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let p = axum::serve(public.0, public.1).with_graceful_shutdown(wait(rx.clone()));
+    let a = axum::serve(admin.0, admin.1).with_graceful_shutdown(wait(rx));
+    let stopper = tokio::spawn(async move {
+        stop.await;
+        let _ = tx.send(true);
+    });
+    let (p, a) = tokio::join!(p, a);
+    stopper.abort();
+    p.context("device API")?;
+    a.context("admin API")?;
+    Ok(())
+}
+
+fn prepare_data(dir: &std::path::Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
+}
+
+/// `sovereign tower serve`.
+pub async fn run_tower(args: TowerArgs) -> Result<()> {
+    prepare_data(&args.data)?;
+    let tokens = args.tokens.tokens()?;
+    let mut uplinks = BTreeMap::new();
+    for (kind, url) in &args.uplinks {
+        if uplinks.insert(*kind, url.clone()).is_some() {
+            bail!("--uplink {kind}=… given twice");
+        }
+    }
+    let mut tower = TowerConfig::new(TowerId(args.id), &uplinks.keys().copied().collect::<Vec<_>>());
+    tower.catalog_interval = Duration::from_secs(args.catalog_interval_s.max(1));
+    tower.request_timeout = Duration::from_secs(args.request_timeout_s.max(1));
+    let config = TowerNodeConfig {
+        tower,
+        uplinks,
+        power: args.power_telemetry.clone(),
+        power_interval: Duration::from_secs(args.power_interval_s.max(1)),
+        seed: seed(),
+    };
+    let faults = Faults::default();
+    let sqlite = sovereign_store::SqliteStore::open(&args.data)
+        .with_context(|| format!("opening the store in {}", args.data.display()))?;
+    let store: Arc<dyn Store> = Arc::new(FaultyStore::new(sqlite, faults.clone()));
+    let audit = Arc::new(AuditLog::open(&args.data.join("audit.jsonl"))?);
+    let transport: Arc<dyn Transport> = Arc::new(HyperTransport::tcp());
+    let parts = tower_parts(
+        config,
+        store,
+        faults,
+        transport,
+        tokens,
+        audit,
+        (args.cache_mib as usize).saturating_mul(1024 * 1024),
+    )?;
+    let public = bind(args.listen, "device API").await?;
+    let admin = bind(args.admin_listen, "admin API").await?;
+    tracing::info!(
+        listen = %public.local_addr()?,
+        admin = %admin.local_addr()?,
+        "tower {} serving",
+        args.id
+    );
+    let handle = parts.handle.clone();
+    let stop = async move {
+        tokio::select! {
+            () = shutdown_signal() => tracing::info!("signal: shutting down"),
+            clean = handle.powered_off() => tracing::warn!(clean, "powered off by the power manager"),
+        }
+    };
+    serve_both((public, parts.public), (admin, parts.admin), stop).await
+}
+
+/// `sovereign origin serve`.
+pub async fn run_origin(args: OriginArgs) -> Result<()> {
+    prepare_data(&args.data)?;
+    let tokens = args.tokens.tokens()?;
+    let faults = Faults::default();
+    let store: Arc<dyn Store> = match &args.postgres {
+        Some(conninfo) => {
+            let pg = sovereign_store::PgStore::connect(conninfo, &args.data)
+                .context("connecting to PostgreSQL")?;
+            Arc::new(FaultyStore::new(pg, faults.clone()))
+        }
+        None => {
+            let sqlite = sovereign_store::SqliteStore::open(&args.data)
+                .with_context(|| format!("opening the store in {}", args.data.display()))?;
+            Arc::new(FaultyStore::new(sqlite, faults.clone()))
+        }
+    };
+    let audit = Arc::new(AuditLog::open(&args.data.join("audit.jsonl"))?);
+    let parts = origin_parts(OriginConfig::default(), store, faults, tokens, audit)?;
+    let public = bind(args.listen, "tower API").await?;
+    let admin = bind(args.admin_listen, "admin API").await?;
+    tracing::info!(
+        listen = %public.local_addr()?,
+        admin = %admin.local_addr()?,
+        backend = if args.postgres.is_some() { "postgres" } else { "sqlite" },
+        "origin serving"
+    );
+    serve_both((public, parts.public), (admin, parts.admin), shutdown_signal()).await
+}
+
+/// `sovereign origin publish`: send FILE to the origin's admin API.
+pub async fn run_publish(args: PublishArgs) -> Result<()> {
+    let bytes = std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    let transport = HyperTransport::tcp();
+    let base = args.origin.trim_end_matches('/');
+    let url = format!(
+        "{base}/admin/publish?item={}&priority={}",
+        percent_encode(&args.id),
+        args.priority
+    );
+    let auth = hyper::http::HeaderValue::from_str(&format!("Bearer {}", args.token))
+        .map_err(|_| anyhow!("the token contains characters a header cannot carry"))?;
+    let mut req = Request::get(url, Duration::from_secs(120))
+        .header(hyper::http::header::AUTHORIZATION, auth)
+        .header(
+            hyper::http::header::CONTENT_TYPE,
+            hyper::http::HeaderValue::from_static("application/octet-stream"),
+        );
+    req.method = hyper::http::Method::POST;
+    req.body = bytes.into();
+    let resp = transport.send(req).await?;
+    let body = String::from_utf8_lossy(&resp.body);
+    if !resp.status.is_success() {
+        bail!("the origin answered {}: {}", resp.status, body.trim());
+    }
+    println!("{}", body.trim());
+    Ok(())
+}
+
+/// Percent-encode a query value (RFC 3986 unreserved characters pass).
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
