@@ -7,6 +7,39 @@
 //! catalog, apply log), in-memory with crash semantics (turmoil tests). Chunks live in a
 //! content-addressed directory (temp file, fsync, rename, fsync the directory); S3 would
 //! be another [`ChunkDir`]-like backend behind the same trait.
+//!
+//! Map:
+//! - [`Store`], [`StoreError`], [`Recovered`]: the interface (here).
+//! - [`chunks`]: [`ChunkDir`], the content-addressed chunk directory (temp, fsync, rename;
+//!   start-up scan with quarantine).
+//! - [`sqlite`]: [`SqliteStore`], records in one SQLite file, chunks in a [`ChunkDir`].
+//! - [`postgres`]: [`PgStore`], records in PostgreSQL (driven from a dedicated thread),
+//!   chunks in a local [`ChunkDir`].
+//! - [`mem`]: [`MemStore`] over a shared [`MemDisk`], with crash semantics for turmoil.
+//! - [`faults`]: [`FaultyStore`], a wrapper whose failures a [`Faults`] switchboard turns
+//!   on and off (chaos tooling, `/admin/faults`).
+//! - [`fixtures`]: sample records for tests.
+//!
+//! Every backend follows one rule for ordering: chunk files are written (and renamed into
+//! place) at once, records are staged in memory; `fsync` first makes the chunk directory
+//! durable, then commits the staged records in one transaction. So a durable catalog entry
+//! never names a chunk whose rename was not yet durable.
+//!
+//! Not covered: replication, backups, compaction of the chunk directory, S3.
+#![warn(missing_docs)]
+
+pub mod chunks;
+pub mod faults;
+pub mod fixtures;
+pub mod mem;
+pub mod postgres;
+pub mod sqlite;
+
+pub use chunks::ChunkDir;
+pub use faults::{Faults, FaultsSnapshot, FaultyStore};
+pub use mem::{MemDisk, MemStore};
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
 
 use bytes::Bytes;
 use sovereign_logic::content::ChunkHash;
@@ -48,6 +81,9 @@ pub struct Recovered {
     pub durable: DurableState,
     /// Chunks whose bytes failed verification, moved to the quarantine directory.
     pub quarantined: Vec<ChunkHash>,
+    /// Things recovery skipped without failing (a stray file in the chunk directory), one
+    /// sentence each, for the caller to log.
+    pub warnings: Vec<String>,
 }
 
 /// A node's durable storage. Methods are synchronous and are called from inside a tokio
@@ -64,4 +100,16 @@ pub trait Store: Send + Sync {
     fn recover(&self) -> Result<Recovered, StoreError>;
     /// A stored chunk's bytes, unverified (the caller verifies before serving).
     fn chunk(&self, hash: &ChunkHash) -> Result<Option<Bytes>, StoreError>;
+    /// Chaos hook: flip one byte of one stored, still intact chunk (its bytes no longer
+    /// hash to its name; the next [`Store::recover`] quarantines it). Returns which chunk,
+    /// or `None` when there is no intact chunk or the backend has no chunks of its own.
+    fn corrupt_one(&self) -> Result<Option<ChunkHash>, StoreError> {
+        Ok(None)
+    }
+}
+
+/// Shorthand for an [`StoreError::Io`] naming what was done to which path.
+pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StoreError {
+    let what = what.into();
+    move |source| StoreError::Io { what, source }
 }

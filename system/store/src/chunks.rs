@@ -1,0 +1,504 @@
+//! The content-addressed chunk directory: one file per chunk, named by its SHA-256.
+//!
+//! Layout under the store's directory `DIR`:
+//! - `DIR/chunks/<first 2 hex>/<64 hex>`: a chunk's bytes.
+//! - `DIR/chunks/tmp/<64 hex>.<pid>.<n>`: a chunk being written (deleted by [`ChunkDir::scan`]).
+//! - `DIR/quarantine/<64 hex>`: a chunk whose bytes failed verification at start-up.
+//!
+//! A put writes the temp file, fsyncs it, and renames it into place; the rename is durable
+//! only once its directory is fsynced, which [`ChunkDir::sync`] does for every directory
+//! touched since the last sync (the record stores call it before they commit). A delete
+//! removes the file at once; it too is durable at the next sync.
+//!
+//! Map: [`ChunkDir`] (`open`, `put`, `get`, `delete`, `sync`, `scan`, `corrupt_one`),
+//! [`Scan`] (what start-up found).
+//!
+//! Not covered: S3 or any remote object store (another type with the same five verbs
+//! would slot in where the stores hold a `ChunkDir`); garbage collection of chunks no
+//! manifest names (the logic deletes what it evicts); several processes sharing one
+//! directory (one node owns its `DIR`; `scan` deletes temp files it did not write).
+
+use std::collections::BTreeSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use sovereign_logic::content::{Chunk, ChunkHash, verify_chunk};
+
+use crate::{StoreError, io_err};
+
+/// Makes temp file names unique within this process (the pid makes them unique across
+/// processes), also when two `ChunkDir`s point at one directory.
+static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// What [`ChunkDir::scan`] found at start-up.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// Chunks whose bytes hash to their name, in hash order.
+    pub chunks: Vec<Chunk>,
+    /// Chunks whose bytes did not; their files now live in `DIR/quarantine/`.
+    pub quarantined: Vec<ChunkHash>,
+    /// Files and directories that are not chunks, left alone, one sentence each.
+    pub warnings: Vec<String>,
+    /// Temp files of interrupted puts that were deleted.
+    pub tmp_deleted: usize,
+}
+
+/// A content-addressed chunk directory (see the module doc for the layout).
+#[derive(Debug)]
+pub struct ChunkDir {
+    /// `DIR/chunks`
+    chunks: PathBuf,
+    /// `DIR/chunks/tmp`
+    tmp: PathBuf,
+    /// `DIR/quarantine`
+    quarantine: PathBuf,
+    /// Directories whose entries changed since the last [`ChunkDir::sync`]. A std `Mutex`:
+    /// it is held only to insert or take the set, never across I/O.
+    dirty: Mutex<BTreeSet<PathBuf>>,
+}
+
+fn is_lower_hex(s: &str) -> bool {
+    s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// fsync a directory, so that the creations, renames and removals in it are durable.
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(format!("fsync directory {}", dir.display())))
+}
+
+impl ChunkDir {
+    /// Open (creating if needed) the chunk directory under `dir`: `dir/chunks`,
+    /// `dir/chunks/tmp` and `dir/quarantine`.
+    pub fn open(dir: &Path) -> Result<ChunkDir, StoreError> {
+        let chunks = dir.join("chunks");
+        let tmp = chunks.join("tmp");
+        let quarantine = dir.join("quarantine");
+        for d in [&tmp, &quarantine] {
+            fs::create_dir_all(d).map_err(io_err(format!("create directory {}", d.display())))?;
+        }
+        // The directories themselves must survive a power cut before anything is renamed
+        // into them.
+        sync_dir(dir)?;
+        sync_dir(&chunks)?;
+        Ok(ChunkDir {
+            chunks,
+            tmp,
+            quarantine,
+            dirty: Mutex::new(BTreeSet::new()),
+        })
+    }
+
+    /// Where the chunk named `hash` lives.
+    pub fn path_of(&self, hash: &ChunkHash) -> PathBuf {
+        let hex = hash.to_hex();
+        self.chunks.join(&hex[..2]).join(hex)
+    }
+
+    /// The quarantine directory (`DIR/quarantine`).
+    pub fn quarantine_dir(&self) -> &Path {
+        &self.quarantine
+    }
+
+    fn mark_dirty(&self, dir: PathBuf) {
+        self.dirty
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(dir);
+    }
+
+    /// Store `bytes` as the chunk `hash`: temp file, fsync, rename into place. The rename
+    /// is durable at the next [`ChunkDir::sync`]. Refuses bytes that do not hash to `hash`
+    /// (the chunk would be quarantined at the next start anyway).
+    pub fn put(&self, hash: &ChunkHash, bytes: &[u8]) -> Result<(), StoreError> {
+        if !verify_chunk(hash, bytes) {
+            return Err(StoreError::Corrupt {
+                kind: "chunk".into(),
+                name: hash.to_hex(),
+                reason: format!(
+                    "refusing to store {} bytes that do not hash to this name",
+                    bytes.len()
+                ),
+            });
+        }
+        let final_path = self.path_of(hash);
+        let Some(prefix_dir) = final_path.parent().map(Path::to_path_buf) else {
+            unreachable!("a chunk path always has its prefix directory as parent");
+        };
+        match fs::create_dir(&prefix_dir) {
+            Ok(()) => self.mark_dirty(self.chunks.clone()),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(io_err(format!("create directory {}", prefix_dir.display()))(e));
+            }
+        }
+        let tmp_path = self.tmp.join(format!(
+            "{}.{}.{}",
+            hash.to_hex(),
+            std::process::id(),
+            TMP_SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        let written = (|| {
+            let mut f = File::create(&tmp_path)?;
+            f.write_all(bytes)?;
+            f.sync_all()
+        })();
+        if let Err(e) = written {
+            // Best effort: a leftover temp file is deleted by the next scan anyway.
+            let _ = fs::remove_file(&tmp_path);
+            return Err(io_err(format!("write {}", tmp_path.display()))(e));
+        }
+        fs::rename(&tmp_path, &final_path).map_err(io_err(format!(
+            "rename {} to {}",
+            tmp_path.display(),
+            final_path.display()
+        )))?;
+        self.mark_dirty(prefix_dir);
+        Ok(())
+    }
+
+    /// The bytes stored under `hash`, unverified; `None` if there is no such file.
+    pub fn get(&self, hash: &ChunkHash) -> Result<Option<Bytes>, StoreError> {
+        let path = self.path_of(hash);
+        match fs::read(&path) {
+            Ok(b) => Ok(Some(Bytes::from(b))),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(format!("read {}", path.display()))(e)),
+        }
+    }
+
+    /// Remove the chunk `hash` (no error if it is absent). Durable at the next sync.
+    pub fn delete(&self, hash: &ChunkHash) -> Result<(), StoreError> {
+        let path = self.path_of(hash);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_err(format!("remove {}", path.display()))(e)),
+        }
+        if let Some(parent) = path.parent() {
+            self.mark_dirty(parent.to_path_buf());
+        }
+        Ok(())
+    }
+
+    /// fsync every directory touched since the last sync, making earlier puts and deletes
+    /// durable. On failure the directories not yet synced stay marked for the next call.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        let dirs = std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut pending = dirs.into_iter();
+        while let Some(dir) = pending.next() {
+            if let Err(e) = sync_dir(&dir) {
+                let mut dirty = self.dirty.lock().unwrap_or_else(|p| p.into_inner());
+                dirty.insert(dir);
+                dirty.extend(pending);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Start-up: delete temp files of interrupted puts, read every chunk file and verify
+    /// it against its name, move the failures to `DIR/quarantine/` (fsyncing both
+    /// directories). Files that are not named like chunks are left alone with a warning.
+    pub fn scan(&self) -> Result<Scan, StoreError> {
+        let mut scan = Scan::default();
+        // Interrupted puts: never renamed, so never part of any durable state.
+        for entry in read_dir_sorted(&self.tmp)? {
+            let path = self.tmp.join(&entry);
+            match fs::remove_file(&path) {
+                Ok(()) => scan.tmp_deleted += 1,
+                Err(e) => scan.warnings.push(format!(
+                    "could not delete temp file {}: {e}",
+                    path.display()
+                )),
+            }
+        }
+        let mut touched = BTreeSet::new();
+        for prefix in read_dir_sorted(&self.chunks)? {
+            let prefix_dir = self.chunks.join(&prefix);
+            if prefix == "tmp" {
+                continue;
+            }
+            if prefix.len() != 2 || !is_lower_hex(&prefix) || !prefix_dir.is_dir() {
+                scan.warnings.push(format!(
+                    "ignoring {}: expected a directory named by two lower-case hex digits",
+                    prefix_dir.display()
+                ));
+                continue;
+            }
+            for name in read_dir_sorted(&prefix_dir)? {
+                let path = prefix_dir.join(&name);
+                let hash = match name.parse::<ChunkHash>() {
+                    Ok(h) if h.to_hex() == name && name.starts_with(&prefix) && path.is_file() => h,
+                    _ => {
+                        scan.warnings.push(format!(
+                            "ignoring {}: expected a file named by 64 lower-case hex digits \
+                             starting with {prefix}",
+                            path.display()
+                        ));
+                        continue;
+                    }
+                };
+                let bytes = fs::read(&path).map_err(io_err(format!("read {}", path.display())))?;
+                if verify_chunk(&hash, &bytes) {
+                    scan.chunks.push(Chunk {
+                        hash,
+                        bytes: Bytes::from(bytes),
+                    });
+                } else {
+                    let to = self.quarantine.join(&name);
+                    fs::rename(&path, &to).map_err(io_err(format!(
+                        "quarantine {} to {}",
+                        path.display(),
+                        to.display()
+                    )))?;
+                    touched.insert(prefix_dir.clone());
+                    scan.quarantined.push(hash);
+                }
+            }
+        }
+        if !scan.quarantined.is_empty() {
+            touched.insert(self.quarantine.clone());
+        }
+        for dir in &touched {
+            sync_dir(dir)?;
+        }
+        debug_assert!(scan.chunks.windows(2).all(|w| w[0].hash < w[1].hash));
+        Ok(scan)
+    }
+
+    /// Chaos hook: flip one byte in the middle of the first (in hash order) chunk file
+    /// that is non-empty and still verifies, and fsync it. Returns the chunk's hash, or
+    /// `None` if no chunk is left intact.
+    pub fn corrupt_one(&self) -> Result<Option<ChunkHash>, StoreError> {
+        for prefix in read_dir_sorted(&self.chunks)? {
+            if prefix.len() != 2 || !is_lower_hex(&prefix) {
+                continue;
+            }
+            let prefix_dir = self.chunks.join(&prefix);
+            for name in read_dir_sorted(&prefix_dir)? {
+                let Ok(hash) = name.parse::<ChunkHash>() else {
+                    continue;
+                };
+                let path = prefix_dir.join(&name);
+                let mut f = match OpenOptions::new().read(true).write(true).open(&path) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                    Err(e) => return Err(io_err(format!("open {}", path.display()))(e)),
+                };
+                let what = format!("corrupt {}", path.display());
+                let mut bytes = Vec::new();
+                f.read_to_end(&mut bytes).map_err(io_err(what.clone()))?;
+                if bytes.is_empty() || !verify_chunk(&hash, &bytes) {
+                    continue;
+                }
+                let at = bytes.len() / 2;
+                (|| {
+                    f.seek(SeekFrom::Start(at as u64))?;
+                    f.write_all(&[bytes[at] ^ 0xff])?;
+                    f.sync_all()
+                })()
+                .map_err(io_err(what))?;
+                return Ok(Some(hash));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The names in `dir`, sorted (so scans are deterministic). Names that are not UTF-8
+/// are returned lossily; they never parse as chunk names.
+fn read_dir_sorted(dir: &Path) -> Result<Vec<String>, StoreError> {
+    let what = || format!("list directory {}", dir.display());
+    let mut names = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_err(what()))? {
+        let entry = entry.map_err(io_err(what()))?;
+        names.push(entry.file_name().to_string_lossy().into_owned());
+    }
+    names.sort();
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(i: u32) -> (ChunkHash, Vec<u8>) {
+        let bytes: Vec<u8> = format!("chunk number {i} ").repeat(50).into_bytes();
+        (ChunkHash::of(&bytes), bytes)
+    }
+
+    #[test]
+    fn put_renames_into_place_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let cd = ChunkDir::open(dir.path()).unwrap();
+        let (h, b) = chunk(1);
+        cd.put(&h, &b).unwrap();
+        cd.sync().unwrap();
+        let hex = h.to_hex();
+        let path = dir.path().join("chunks").join(&hex[..2]).join(&hex);
+        assert_eq!(fs::read(&path).unwrap(), b);
+        assert_eq!(cd.path_of(&h), path);
+        assert!(
+            read_dir_sorted(&dir.path().join("chunks/tmp"))
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            cd.dirty.lock().unwrap().is_empty(),
+            "sync left directories dirty"
+        );
+        assert_eq!(cd.get(&h).unwrap().as_deref(), Some(&b[..]));
+        // Writing it again is harmless (content-addressed).
+        cd.put(&h, &b).unwrap();
+        assert_eq!(cd.get(&h).unwrap().as_deref(), Some(&b[..]));
+    }
+
+    #[test]
+    fn put_refuses_bytes_that_do_not_match_the_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let cd = ChunkDir::open(dir.path()).unwrap();
+        let (h, _) = chunk(1);
+        let err = cd.put(&h, b"something else").unwrap_err().to_string();
+        assert!(
+            err.contains(&h.to_hex()) && err.contains("do not hash"),
+            "{err}"
+        );
+        assert_eq!(cd.get(&h).unwrap(), None);
+    }
+
+    #[test]
+    fn delete_removes_and_marks_the_directory_for_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let cd = ChunkDir::open(dir.path()).unwrap();
+        let (h, b) = chunk(2);
+        cd.put(&h, &b).unwrap();
+        cd.sync().unwrap();
+        cd.delete(&h).unwrap();
+        assert!(
+            cd.dirty
+                .lock()
+                .unwrap()
+                .contains(cd.path_of(&h).parent().unwrap())
+        );
+        assert_eq!(cd.get(&h).unwrap(), None);
+        cd.delete(&h).unwrap(); // absent: fine
+        cd.sync().unwrap();
+        assert!(cd.scan().unwrap().chunks.is_empty());
+    }
+
+    #[test]
+    fn scan_quarantines_a_flipped_byte_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let cd = ChunkDir::open(dir.path()).unwrap();
+        let chunks: Vec<_> = (0..5).map(chunk).collect();
+        for (h, b) in &chunks {
+            cd.put(h, b).unwrap();
+        }
+        cd.sync().unwrap();
+        // Flip one byte of chunk 3 by hand, as bit rot would.
+        let bad = chunks[3].0;
+        let path = cd.path_of(&bad);
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[10] ^= 0x01;
+        fs::write(&path, &bytes).unwrap();
+
+        let scan = ChunkDir::open(dir.path()).unwrap().scan().unwrap();
+        assert_eq!(scan.quarantined, vec![bad]);
+        let mut kept: Vec<_> = scan.chunks.iter().map(|c| c.hash).collect();
+        let mut want: Vec<_> = chunks.iter().map(|c| c.0).filter(|h| *h != bad).collect();
+        kept.sort();
+        want.sort();
+        assert_eq!(kept, want);
+        for c in &scan.chunks {
+            assert!(verify_chunk(&c.hash, &c.bytes));
+        }
+        assert!(!path.exists());
+        assert_eq!(
+            fs::read(dir.path().join("quarantine").join(bad.to_hex())).unwrap(),
+            bytes
+        );
+        // A second scan finds nothing more to quarantine.
+        let again = cd.scan().unwrap();
+        assert!(again.quarantined.is_empty());
+        assert_eq!(again.chunks.len(), 4);
+    }
+
+    #[test]
+    fn scan_deletes_temp_files_and_warns_about_strangers() {
+        let dir = tempfile::tempdir().unwrap();
+        let cd = ChunkDir::open(dir.path()).unwrap();
+        let (h, b) = chunk(7);
+        cd.put(&h, &b).unwrap();
+        let chunks = dir.path().join("chunks");
+        fs::write(
+            chunks.join("tmp").join(format!("{}.1.1", h.to_hex())),
+            b"half",
+        )
+        .unwrap();
+        fs::write(chunks.join("README"), b"hi").unwrap();
+        fs::create_dir(chunks.join("zz")).unwrap();
+        let prefix = chunks.join(&h.to_hex()[..2]);
+        fs::write(prefix.join("not-a-hash"), b"x").unwrap();
+        fs::write(prefix.join(h.to_hex().to_uppercase()), b"x").unwrap();
+        // A well-formed name under the wrong prefix directory.
+        let (h2, b2) = chunk(8);
+        let wrong = if h2.to_hex().starts_with("00") {
+            "01"
+        } else {
+            "00"
+        };
+        fs::create_dir_all(chunks.join(wrong)).unwrap();
+        fs::write(chunks.join(wrong).join(h2.to_hex()), &b2).unwrap();
+
+        let scan = cd.scan().unwrap();
+        assert_eq!(scan.tmp_deleted, 1);
+        assert!(read_dir_sorted(&chunks.join("tmp")).unwrap().is_empty());
+        assert_eq!(scan.chunks.len(), 1);
+        assert_eq!(scan.chunks[0].hash, h);
+        assert!(scan.quarantined.is_empty());
+        assert_eq!(scan.warnings.len(), 5, "{:#?}", scan.warnings);
+        for needle in [
+            "README",
+            "zz",
+            "not-a-hash",
+            &h.to_hex().to_uppercase(),
+            &h2.to_hex(),
+        ] {
+            assert!(
+                scan.warnings.iter().any(|w| w.contains(needle)),
+                "no warning names {needle}: {:#?}",
+                scan.warnings
+            );
+        }
+    }
+
+    #[test]
+    fn corrupt_one_picks_a_different_intact_chunk_each_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let cd = ChunkDir::open(dir.path()).unwrap();
+        for i in 0..3 {
+            let (h, b) = chunk(i);
+            cd.put(&h, &b).unwrap();
+        }
+        let a = cd.corrupt_one().unwrap().unwrap();
+        let b = cd.corrupt_one().unwrap().unwrap();
+        assert_ne!(a, b);
+        let c = cd.corrupt_one().unwrap().unwrap();
+        assert_eq!(
+            cd.corrupt_one().unwrap(),
+            None,
+            "all three are corrupt already"
+        );
+        let scan = cd.scan().unwrap();
+        let mut want = vec![a, b, c];
+        want.sort();
+        assert_eq!(scan.quarantined, want);
+        assert!(scan.chunks.is_empty());
+    }
+}

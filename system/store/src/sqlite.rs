@@ -1,0 +1,506 @@
+//! The embedded default backend: records in one SQLite file, chunks in a [`ChunkDir`].
+//!
+//! Files under the store's directory `DIR`: `DIR/sovereign.db` (plus SQLite's `-wal` and
+//! `-shm` files), and the chunk directory (`DIR/chunks`, `DIR/quarantine`).
+//!
+//! Durability: the database runs with `journal_mode=WAL` and `synchronous=FULL`. In WAL
+//! mode with `FULL`, a commit appends the transaction to the WAL and fsyncs the WAL before
+//! `COMMIT` returns, so a returned commit survives a power cut; that commit is our
+//! acknowledgement (`NORMAL` would only fsync at checkpoints, and could lose the last
+//! commits). Writes and deletes of records are staged in memory, in order, and applied in
+//! one transaction by [`Store::fsync`], after the chunk directory is synced: nothing the
+//! logic has not fsynced reaches the file, and a crash loses exactly the staged ones.
+//!
+//! Map: [`SqliteStore`] (`open`, the [`Store`] methods), [`SCHEMA_VERSION`].
+//!
+//! Not covered: schema migrations (there is one version; a newer file is refused),
+//! several processes on one directory, WAL checkpoint tuning (SQLite's automatic
+//! checkpoint at 1000 pages is used).
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rusqlite::{Connection, params};
+use sovereign_logic::content::ChunkHash;
+use sovereign_logic::io::{Key, Record};
+use sovereign_wire::{decode_record, encode_record, key_kind, key_name};
+
+use crate::{ChunkDir, Recovered, Store, StoreError, io_err};
+
+/// The schema this code writes, kept in SQLite's `PRAGMA user_version`.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// How long a statement waits for a lock held by another connection (a backup tool, an
+/// operator's `sqlite3` shell) before it fails.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A record change waiting for the next fsync.
+#[derive(Debug, Clone)]
+pub(crate) enum Staged {
+    /// Insert or replace `(kind, name)` with `value`.
+    Put {
+        kind: &'static str,
+        name: String,
+        value: Vec<u8>,
+    },
+    /// Remove `(kind, name)`.
+    Delete { kind: &'static str, name: String },
+}
+
+/// Stage `record`: a chunk goes to `chunks` at once, anything else onto `staged`.
+pub(crate) fn stage_write(
+    chunks: &ChunkDir,
+    staged: &Mutex<Vec<Staged>>,
+    record: &Record,
+) -> Result<(), StoreError> {
+    match record {
+        Record::Chunk(c) => chunks.put(&c.hash, &c.bytes),
+        other => {
+            let key = other.key();
+            let Some(value) = encode_record(other) else {
+                unreachable!("encode_record encodes every record but chunks");
+            };
+            lock(staged).push(Staged::Put {
+                kind: key_kind(&key),
+                name: key_name(&key),
+                value,
+            });
+            Ok(())
+        }
+    }
+}
+
+/// Stage the removal of `key` (a chunk is removed from `chunks` at once).
+pub(crate) fn stage_delete(
+    chunks: &ChunkDir,
+    staged: &Mutex<Vec<Staged>>,
+    key: &Key,
+) -> Result<(), StoreError> {
+    match key {
+        Key::Chunk(h) => chunks.delete(h),
+        other => {
+            lock(staged).push(Staged::Delete {
+                kind: key_kind(other),
+                name: key_name(other),
+            });
+            Ok(())
+        }
+    }
+}
+
+/// Decode one stored row, checking that it lives under its own key.
+pub(crate) fn decode_row(kind: &str, name: &str, value: &[u8]) -> Result<Record, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        kind: kind.to_string(),
+        name: name.to_string(),
+        reason,
+    };
+    let record = decode_record(kind, value).map_err(|e| corrupt(e.to_string()))?;
+    let key = record.key();
+    if key_kind(&key) != kind || key_name(&key) != name {
+        return Err(corrupt(format!(
+            "the record's own key is {}/{}",
+            key_kind(&key),
+            key_name(&key)
+        )));
+    }
+    Ok(record)
+}
+
+/// Start-up for the ChunkDir-backed stores: scan the chunks, then add the decoded rows.
+pub(crate) fn recovered(
+    chunks: &ChunkDir,
+    rows: Vec<(String, String, Vec<u8>)>,
+) -> Result<Recovered, StoreError> {
+    let scan = chunks.scan()?;
+    let mut out = Recovered {
+        quarantined: scan.quarantined,
+        warnings: scan.warnings,
+        ..Recovered::default()
+    };
+    for c in scan.chunks {
+        out.durable.insert(Key::Chunk(c.hash), Record::Chunk(c));
+    }
+    for (kind, name, value) in rows {
+        let record = decode_row(&kind, &name, &value)?;
+        out.durable.insert(record.key(), record);
+    }
+    Ok(out)
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave these plain collections half-updated
+    // in a way that matters more than the panic itself; keep going.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Records in SQLite, chunks in a [`ChunkDir`]; see the module doc.
+pub struct SqliteStore {
+    /// `DIR/sovereign.db`, for error messages.
+    path: PathBuf,
+    chunks: ChunkDir,
+    /// A std `Mutex`: every use is short, synchronous and on the caller's thread (the
+    /// trait methods are sync); rusqlite's `Connection` is `Send` but not `Sync`.
+    conn: Mutex<Connection>,
+    /// Record changes since the last successful fsync, in order.
+    staged: Mutex<Vec<Staged>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .field("staged", &lock(&self.staged).len())
+            .finish()
+    }
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the store in `dir`: the directory, `dir/sovereign.db`
+    /// with its schema, and the chunk directory.
+    pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
+        std::fs::create_dir_all(dir)
+            .map_err(io_err(format!("create directory {}", dir.display())))?;
+        let chunks = ChunkDir::open(dir)?;
+        let path = dir.join("sovereign.db");
+        let db = |what: &str| {
+            let p = path.display().to_string();
+            let what = what.to_string();
+            move |e: rusqlite::Error| StoreError::Db(format!("{p}: {what}: {e}"))
+        };
+        let conn = Connection::open(&path).map_err(db("open"))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(db("set busy_timeout"))?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(db("set journal_mode=WAL"))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Db(format!(
+                "{}: journal_mode is {mode:?}, expected \"wal\"",
+                path.display()
+            )));
+        }
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(db("set synchronous=FULL"))?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(db("read user_version"))?;
+        match version {
+            0 => {
+                conn.execute_batch(
+                    "BEGIN;
+                     CREATE TABLE IF NOT EXISTS records (
+                         kind  TEXT NOT NULL,
+                         name  TEXT NOT NULL,
+                         value BLOB NOT NULL,
+                         PRIMARY KEY (kind, name)
+                     ) WITHOUT ROWID;
+                     PRAGMA user_version = 1;
+                     COMMIT;",
+                )
+                .map_err(db("create schema"))?;
+            }
+            SCHEMA_VERSION => {}
+            other => {
+                return Err(StoreError::Db(format!(
+                    "{}: schema version {other}, this build reads version {SCHEMA_VERSION}",
+                    path.display()
+                )));
+            }
+        }
+        Ok(SqliteStore {
+            path,
+            chunks,
+            conn: Mutex::new(conn),
+            staged: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The chunk directory (for tools and tests).
+    pub fn chunk_dir(&self) -> &ChunkDir {
+        &self.chunks
+    }
+
+    /// The database file.
+    pub fn db_path(&self) -> &Path {
+        &self.path
+    }
+
+    fn db_err(&self, what: &str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+        let p = self.path.display().to_string();
+        let what = what.to_string();
+        move |e| StoreError::Db(format!("{p}: {what}: {e}"))
+    }
+}
+
+const _: () = assert!(
+    SCHEMA_VERSION == 1,
+    "the CREATE TABLE in open() sets version 1"
+);
+
+impl Store for SqliteStore {
+    fn write(&self, record: &Record) -> Result<(), StoreError> {
+        stage_write(&self.chunks, &self.staged, record)
+    }
+
+    fn delete(&self, key: &Key) -> Result<(), StoreError> {
+        stage_delete(&self.chunks, &self.staged, key)
+    }
+
+    fn fsync(&self) -> Result<(), StoreError> {
+        // Held across the commit: a write racing this fsync is either in it or staged
+        // after it, never lost in between.
+        let mut staged = lock(&self.staged);
+        // Chunks first: a committed entry must not name a chunk whose rename could
+        // still vanish.
+        self.chunks.sync()?;
+        if staged.is_empty() {
+            return Ok(());
+        }
+        let mut conn = lock(&self.conn);
+        let tx = conn.transaction().map_err(self.db_err("begin"))?;
+        {
+            let mut put = tx
+                .prepare_cached(
+                    "INSERT INTO records (kind, name, value) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (kind, name) DO UPDATE SET value = excluded.value",
+                )
+                .map_err(self.db_err("prepare insert"))?;
+            let mut del = tx
+                .prepare_cached("DELETE FROM records WHERE kind = ?1 AND name = ?2")
+                .map_err(self.db_err("prepare delete"))?;
+            for op in staged.iter() {
+                match op {
+                    Staged::Put { kind, name, value } => put
+                        .execute(params![kind, name, value])
+                        .map_err(self.db_err(&format!("write {kind}/{name}")))?,
+                    Staged::Delete { kind, name } => del
+                        .execute(params![kind, name])
+                        .map_err(self.db_err(&format!("delete {kind}/{name}")))?,
+                };
+            }
+        }
+        // On any error above, dropping `tx` rolls back and `staged` is kept for a retry.
+        tx.commit().map_err(self.db_err("commit"))?;
+        staged.clear();
+        Ok(())
+    }
+
+    fn recover(&self) -> Result<Recovered, StoreError> {
+        let rows = {
+            let conn = lock(&self.conn);
+            let mut stmt = conn
+                .prepare("SELECT kind, name, value FROM records ORDER BY kind, name")
+                .map_err(self.db_err("prepare select"))?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(self.db_err("select records"))?;
+            rows.collect::<Result<Vec<(String, String, Vec<u8>)>, _>>()
+                .map_err(self.db_err("read records"))?
+        };
+        recovered(&self.chunks, rows)
+    }
+
+    fn chunk(&self, hash: &ChunkHash) -> Result<Option<Bytes>, StoreError> {
+        self.chunks.get(hash)
+    }
+
+    fn corrupt_one(&self) -> Result<Option<ChunkHash>, StoreError> {
+        self.chunks.corrupt_one()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{applied, chunk, entry, outbox};
+
+    #[test]
+    fn staged_writes_are_lost_without_fsync_and_kept_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let records = [entry("a", 1), outbox("7:1"), applied("7:2")];
+        {
+            let s = SqliteStore::open(dir.path()).unwrap();
+            for r in &records {
+                s.write(r).unwrap();
+            }
+            // Not even this process sees them before the fsync.
+            assert!(s.recover().unwrap().durable.is_empty());
+        } // dropped without fsync: what a crash does to the staged writes
+        let s = SqliteStore::open(dir.path()).unwrap();
+        assert!(s.recover().unwrap().durable.is_empty());
+        for r in &records {
+            s.write(r).unwrap();
+        }
+        s.fsync().unwrap();
+        drop(s);
+        let got = SqliteStore::open(dir.path()).unwrap().recover().unwrap();
+        let want: Vec<_> = records.iter().map(|r| (r.key(), r.clone())).collect();
+        assert_eq!(got.durable.into_iter().collect::<Vec<_>>(), {
+            let mut w = want;
+            w.sort_by(|a, b| a.0.cmp(&b.0));
+            w
+        });
+    }
+
+    #[test]
+    fn staged_deletes_apply_at_fsync_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).unwrap();
+        s.write(&entry("a", 1)).unwrap();
+        s.write(&entry("b", 1)).unwrap();
+        s.fsync().unwrap();
+        s.delete(&entry("a", 1).key()).unwrap();
+        drop(s);
+        let s = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(
+            s.recover().unwrap().durable.len(),
+            2,
+            "unsynced delete survived"
+        );
+        // Order within one fsync: delete-then-write keeps, write-then-delete removes.
+        s.delete(&entry("a", 1).key()).unwrap();
+        s.write(&entry("a", 2)).unwrap();
+        s.write(&entry("c", 1)).unwrap();
+        s.delete(&entry("c", 1).key()).unwrap();
+        s.delete(&entry("b", 1).key()).unwrap();
+        s.fsync().unwrap();
+        drop(s);
+        let got = SqliteStore::open(dir.path())
+            .unwrap()
+            .recover()
+            .unwrap()
+            .durable;
+        assert_eq!(
+            got.values().cloned().collect::<Vec<_>>(),
+            vec![entry("a", 2)]
+        );
+    }
+
+    #[test]
+    fn chunks_go_to_files_and_are_synced_before_the_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).unwrap();
+        let c = chunk(3);
+        s.write(&c).unwrap();
+        s.write(&entry("a", 1)).unwrap();
+        let Record::Chunk(ch) = &c else {
+            unreachable!()
+        };
+        // The chunk file is in place at once (renamed), its directory awaits the fsync.
+        assert!(s.chunk_dir().path_of(&ch.hash).is_file());
+        assert_eq!(s.chunk(&ch.hash).unwrap(), Some(ch.bytes.clone()));
+        s.fsync().unwrap();
+        let tmp = dir.path().join("chunks/tmp");
+        assert_eq!(
+            std::fs::read_dir(&tmp).unwrap().count(),
+            0,
+            "temp file left"
+        );
+        drop(s);
+        let got = SqliteStore::open(dir.path()).unwrap().recover().unwrap();
+        assert_eq!(got.durable.get(&c.key()), Some(&c));
+        assert_eq!(got.durable.len(), 2);
+        // Deleting a chunk removes its file.
+        let s = SqliteStore::open(dir.path()).unwrap();
+        s.delete(&c.key()).unwrap();
+        s.fsync().unwrap();
+        assert_eq!(s.chunk(&ch.hash).unwrap(), None);
+        assert!(!s.recover().unwrap().durable.contains_key(&c.key()));
+    }
+
+    #[test]
+    fn recover_quarantines_a_corrupted_chunk_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).unwrap();
+        let (good, bad) = (chunk(1), chunk(2));
+        s.write(&good).unwrap();
+        s.write(&bad).unwrap();
+        s.fsync().unwrap();
+        let Record::Chunk(b) = &bad else {
+            unreachable!()
+        };
+        let path = s.chunk_dir().path_of(&b.hash);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[0] ^= 0x80;
+        std::fs::write(&path, bytes).unwrap();
+        drop(s);
+        let got = SqliteStore::open(dir.path()).unwrap().recover().unwrap();
+        assert_eq!(got.quarantined, vec![b.hash]);
+        assert!(got.durable.contains_key(&good.key()));
+        assert!(!got.durable.contains_key(&bad.key()));
+        assert!(
+            dir.path()
+                .join("quarantine")
+                .join(b.hash.to_hex())
+                .is_file()
+        );
+    }
+
+    #[test]
+    fn a_row_that_does_not_decode_is_reported_by_kind_and_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).unwrap();
+        s.write(&entry("fine", 1)).unwrap();
+        s.fsync().unwrap();
+        drop(s);
+        let raw = Connection::open(dir.path().join("sovereign.db")).unwrap();
+        raw.execute(
+            "INSERT INTO records VALUES ('outbox', '7:broken', ?1)",
+            [b"{\"key\":\"7:broken\"".to_vec()],
+        )
+        .unwrap();
+        drop(raw);
+        let err = SqliteStore::open(dir.path())
+            .unwrap()
+            .recover()
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(msg.contains("outbox/7:broken"), "{msg}");
+
+        // A well-formed record filed under someone else's name is corrupt too.
+        let raw = Connection::open(dir.path().join("sovereign.db")).unwrap();
+        raw.execute("DELETE FROM records WHERE name = '7:broken'", [])
+            .unwrap();
+        let value = encode_record(&entry("b", 1)).unwrap();
+        raw.execute("INSERT INTO records VALUES ('entry', 'a', ?1)", [value])
+            .unwrap();
+        drop(raw);
+        let msg = SqliteStore::open(dir.path())
+            .unwrap()
+            .recover()
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("entry/a") && msg.contains("entry/b"), "{msg}");
+    }
+
+    #[test]
+    fn the_file_runs_in_wal_mode_with_full_sync_and_a_schema_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).unwrap();
+        let conn = lock(&s.conn);
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        let sync: i64 = conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!((mode.as_str(), sync, version), ("wal", 2, SCHEMA_VERSION));
+        drop(conn);
+        drop(s);
+        let raw = Connection::open(dir.path().join("sovereign.db")).unwrap();
+        raw.pragma_update(None, "user_version", 9).unwrap();
+        drop(raw);
+        let msg = SqliteStore::open(dir.path()).unwrap_err().to_string();
+        assert!(
+            msg.contains("sovereign.db") && msg.contains("schema version 9"),
+            "{msg}"
+        );
+    }
+}

@@ -1,0 +1,160 @@
+//! Checks every backend must pass: the write/fsync contract as the logic relies on it.
+//!
+//! Verifies: staged writes and deletes are not durable until fsync, and are after it;
+//! changes within one fsync apply in order; every record kind round-trips exactly;
+//! chunks are readable at once and survive a crash once fsynced.
+//! Does not verify: what survives a power cut (see the binary's doc), concurrency.
+
+use sovereign_logic::io::{Key, Record};
+use sovereign_store::Store;
+use sovereign_store::fixtures::{applied, chunk, entry, outbox};
+
+use crate::common::Backend;
+
+fn durable<B: Backend>(b: &B) -> Vec<Record> {
+    let s = b.open();
+    let rec = s.recover().expect("recover");
+    assert!(
+        rec.quarantined.is_empty(),
+        "unexpected quarantine: {:?}",
+        rec.quarantined
+    );
+    let out = rec.durable.into_values().collect();
+    b.crash(s);
+    out
+}
+
+fn sorted(mut v: Vec<Record>) -> Vec<Record> {
+    v.sort_by_key(Record::key);
+    v
+}
+
+/// Goal: a crash before fsync loses staged writes; after fsync they are all there.
+pub fn staged_writes_are_durable_only_after_fsync<B: Backend>(b: &B) {
+    let records = vec![entry("a", 1), outbox("7:1"), applied("7:2"), entry("b", 2)];
+    let s = b.open();
+    for r in &records {
+        s.write(r).unwrap();
+    }
+    b.crash(s);
+    assert_eq!(durable(b), vec![], "writes without fsync survived a crash");
+
+    let s = b.open();
+    for r in &records {
+        s.write(r).unwrap();
+    }
+    s.fsync().unwrap();
+    // Staged after the fsync: lost again.
+    s.write(&outbox("7:3")).unwrap();
+    b.crash(s);
+    assert_eq!(durable(b), sorted(records));
+}
+
+/// Goal: a staged delete is lost by a crash and applied by fsync.
+pub fn staged_deletes_are_durable_only_after_fsync<B: Backend>(b: &B) {
+    let s = b.open();
+    for r in [entry("a", 1), outbox("7:1"), applied("7:2")] {
+        s.write(&r).unwrap();
+    }
+    s.fsync().unwrap();
+    s.delete(&outbox("7:1").key()).unwrap();
+    b.crash(s);
+    assert_eq!(durable(b).len(), 3, "an unsynced delete took effect");
+
+    let s = b.open();
+    s.delete(&outbox("7:1").key()).unwrap();
+    s.delete(&applied("7:2").key()).unwrap();
+    s.delete(&entry("nope", 1).key()).unwrap(); // absent: fine
+    s.fsync().unwrap();
+    b.crash(s);
+    assert_eq!(durable(b), vec![entry("a", 1)]);
+}
+
+/// Goal: changes within one fsync apply in the order they were made.
+pub fn changes_apply_in_order<B: Backend>(b: &B) {
+    let s = b.open();
+    s.write(&entry("a", 1)).unwrap();
+    s.write(&entry("a", 2)).unwrap(); // overwrite
+    s.write(&outbox("7:1")).unwrap();
+    s.delete(&outbox("7:1").key()).unwrap(); // write then delete: gone
+    s.delete(&applied("7:9").key()).unwrap();
+    s.write(&applied("7:9")).unwrap(); // delete then write: there
+    s.fsync().unwrap();
+    b.crash(s);
+    assert_eq!(durable(b), vec![entry("a", 2), applied("7:9")]);
+}
+
+/// Goal: chunks are readable at once, durable after fsync, and recovered verified.
+pub fn chunks_round_trip<B: Backend>(b: &B) {
+    let s = b.open();
+    let c = chunk(1);
+    let Record::Chunk(ch) = &c else {
+        unreachable!()
+    };
+    s.write(&c).unwrap();
+    assert_eq!(s.chunk(&ch.hash).unwrap(), Some(ch.bytes.clone()));
+    s.write(&entry("a", 1)).unwrap();
+    s.fsync().unwrap();
+    b.crash(s);
+    assert_eq!(durable(b), sorted(vec![c.clone(), entry("a", 1)]));
+    let s = b.open();
+    assert_eq!(s.chunk(&ch.hash).unwrap(), Some(ch.bytes.clone()));
+    s.delete(&c.key()).unwrap();
+    s.fsync().unwrap();
+    assert_eq!(s.chunk(&ch.hash).unwrap(), None);
+    b.crash(s);
+    assert_eq!(durable(b), vec![entry("a", 1)]);
+}
+
+/// Goal: a corrupted chunk is quarantined at recovery, the rest kept.
+pub fn corrupted_chunks_are_quarantined<B: Backend>(b: &B) {
+    let s = b.open();
+    for i in 0..3 {
+        s.write(&chunk(i)).unwrap();
+    }
+    s.fsync().unwrap();
+    let bad = s.corrupt_one().unwrap().expect("a chunk to corrupt");
+    b.crash(s);
+    let s = b.open();
+    let rec = s.recover().unwrap();
+    assert_eq!(rec.quarantined, vec![bad]);
+    assert_eq!(rec.durable.len(), 2);
+    assert!(!rec.durable.contains_key(&Key::Chunk(bad)));
+}
+
+/// Every check, for backends that pass them all.
+macro_rules! conformance_tests {
+    ($backend:expr) => {
+        #[test]
+        fn staged_writes_are_durable_only_after_fsync() {
+            if let Some(b) = $backend("staged_writes") {
+                crate::conformance::staged_writes_are_durable_only_after_fsync(&b);
+            }
+        }
+        #[test]
+        fn staged_deletes_are_durable_only_after_fsync() {
+            if let Some(b) = $backend("staged_deletes") {
+                crate::conformance::staged_deletes_are_durable_only_after_fsync(&b);
+            }
+        }
+        #[test]
+        fn changes_apply_in_order() {
+            if let Some(b) = $backend("in_order") {
+                crate::conformance::changes_apply_in_order(&b);
+            }
+        }
+        #[test]
+        fn chunks_round_trip() {
+            if let Some(b) = $backend("chunks") {
+                crate::conformance::chunks_round_trip(&b);
+            }
+        }
+        #[test]
+        fn corrupted_chunks_are_quarantined() {
+            if let Some(b) = $backend("quarantine") {
+                crate::conformance::corrupted_chunks_are_quarantined(&b);
+            }
+        }
+    };
+}
+pub(crate) use conformance_tests;
