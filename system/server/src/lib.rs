@@ -3,13 +3,18 @@
 //!
 //! Map: [`tower_node`] / [`origin_node`] (the one task that owns each state machine),
 //! [`api`] (routers), [`transport`] (outgoing HTTP), [`cache`] (verified bytes),
-//! [`clock`].
+//! [`clock`], [`auth`] / [`audit`] (admin tokens and the audit trail), [`metrics`],
+//! [`openapi`].
 
 pub mod admin;
 pub mod api;
+pub mod audit;
+pub mod auth;
 pub mod cache;
 pub mod cli;
 pub mod clock;
+pub mod metrics;
+pub mod openapi;
 pub mod origin_node;
 pub mod serve;
 pub mod tower_node;
