@@ -49,7 +49,8 @@ fi
 as_pg() {
     if [ "$(id -u)" = 0 ]; then
         id postgres >/dev/null 2>&1 || die "no 'postgres' user to run the server as"
-        runuser -u postgres -- "$@"
+        # From /: postgres may not be allowed into the caller's working directory.
+        (cd / && runuser -u postgres -- "$@")
     else
         "$@"
     fi
@@ -60,7 +61,9 @@ running() { [ -n "$bindir" ] && [ -f "$data/PG_VERSION" ] && as_pg "$bindir/pg_c
 # Our directories carry this marker; we delete no directory without it.
 marker=.sovereign-pg-test
 remove_dir() {
-    if [ -e "$dir" ]; then
+    if [ -d "$dir" ] && [ -z "$(ls -A "$dir")" ]; then
+        rmdir "$dir"
+    elif [ -e "$dir" ]; then
         [ -f "$dir/$marker" ] || die "$dir exists and was not made by this script (no $marker); not touching it"
         rm -rf "$dir"
     fi

@@ -22,8 +22,7 @@ use bytes::Bytes;
 use sovereign_logic::content::{Chunk, ChunkHash, verify_chunk};
 use sovereign_logic::io::{DurableState, Key, Record};
 
-use crate::sqlite::lock;
-use crate::{Recovered, Store, StoreError};
+use crate::{Recovered, Store, StoreError, lock};
 
 /// A staged change.
 #[derive(Debug, Clone)]

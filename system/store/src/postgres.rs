@@ -42,8 +42,8 @@ use bytes::Bytes;
 use sovereign_logic::content::ChunkHash;
 use sovereign_logic::io::{Key, Record};
 
-use crate::sqlite::{Staged, lock, recovered, stage_delete, stage_write};
-use crate::{ChunkDir, Recovered, Store, StoreError};
+use crate::staged::{Staged, recovered, stage_delete, stage_write};
+use crate::{ChunkDir, Recovered, Store, StoreError, lock};
 
 /// The schema version this code writes into `store_meta`.
 pub const SCHEMA_VERSION: i32 = 1;

@@ -25,9 +25,9 @@ use bytes::Bytes;
 use rusqlite::{Connection, params};
 use sovereign_logic::content::ChunkHash;
 use sovereign_logic::io::{Key, Record};
-use sovereign_wire::{decode_record, encode_record, key_kind, key_name};
 
-use crate::{ChunkDir, Recovered, Store, StoreError, io_err};
+use crate::staged::{Staged, recovered, stage_delete, stage_write};
+use crate::{ChunkDir, Recovered, Store, StoreError, io_err, lock};
 
 /// The schema this code writes, kept in SQLite's `PRAGMA user_version`.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -35,106 +35,6 @@ pub const SCHEMA_VERSION: i64 = 1;
 /// How long a statement waits for a lock held by another connection (a backup tool, an
 /// operator's `sqlite3` shell) before it fails.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// A record change waiting for the next fsync.
-#[derive(Debug, Clone)]
-pub(crate) enum Staged {
-    /// Insert or replace `(kind, name)` with `value`.
-    Put {
-        kind: &'static str,
-        name: String,
-        value: Vec<u8>,
-    },
-    /// Remove `(kind, name)`.
-    Delete { kind: &'static str, name: String },
-}
-
-/// Stage `record`: a chunk goes to `chunks` at once, anything else onto `staged`.
-pub(crate) fn stage_write(
-    chunks: &ChunkDir,
-    staged: &Mutex<Vec<Staged>>,
-    record: &Record,
-) -> Result<(), StoreError> {
-    match record {
-        Record::Chunk(c) => chunks.put(&c.hash, &c.bytes),
-        other => {
-            let key = other.key();
-            let Some(value) = encode_record(other) else {
-                unreachable!("encode_record encodes every record but chunks");
-            };
-            lock(staged).push(Staged::Put {
-                kind: key_kind(&key),
-                name: key_name(&key),
-                value,
-            });
-            Ok(())
-        }
-    }
-}
-
-/// Stage the removal of `key` (a chunk is removed from `chunks` at once).
-pub(crate) fn stage_delete(
-    chunks: &ChunkDir,
-    staged: &Mutex<Vec<Staged>>,
-    key: &Key,
-) -> Result<(), StoreError> {
-    match key {
-        Key::Chunk(h) => chunks.delete(h),
-        other => {
-            lock(staged).push(Staged::Delete {
-                kind: key_kind(other),
-                name: key_name(other),
-            });
-            Ok(())
-        }
-    }
-}
-
-/// Decode one stored row, checking that it lives under its own key.
-pub(crate) fn decode_row(kind: &str, name: &str, value: &[u8]) -> Result<Record, StoreError> {
-    let corrupt = |reason: String| StoreError::Corrupt {
-        kind: kind.to_string(),
-        name: name.to_string(),
-        reason,
-    };
-    let record = decode_record(kind, value).map_err(|e| corrupt(e.to_string()))?;
-    let key = record.key();
-    if key_kind(&key) != kind || key_name(&key) != name {
-        return Err(corrupt(format!(
-            "the record's own key is {}/{}",
-            key_kind(&key),
-            key_name(&key)
-        )));
-    }
-    Ok(record)
-}
-
-/// Start-up for the ChunkDir-backed stores: scan the chunks, then add the decoded rows.
-pub(crate) fn recovered(
-    chunks: &ChunkDir,
-    rows: Vec<(String, String, Vec<u8>)>,
-) -> Result<Recovered, StoreError> {
-    let scan = chunks.scan()?;
-    let mut out = Recovered {
-        quarantined: scan.quarantined,
-        warnings: scan.warnings,
-        ..Recovered::default()
-    };
-    for c in scan.chunks {
-        out.durable.insert(Key::Chunk(c.hash), Record::Chunk(c));
-    }
-    for (kind, name, value) in rows {
-        let record = decode_row(&kind, &name, &value)?;
-        out.durable.insert(record.key(), record);
-    }
-    Ok(out)
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic while holding the lock cannot leave these plain collections half-updated
-    // in a way that matters more than the panic itself; keep going.
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// Records in SQLite, chunks in a [`ChunkDir`]; see the module doc.
 pub struct SqliteStore {
@@ -316,6 +216,7 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
     use crate::fixtures::{applied, chunk, entry, outbox};
+    use sovereign_wire::encode_record;
 
     #[test]
     fn staged_writes_are_lost_without_fsync_and_kept_with_it() {

@@ -38,6 +38,15 @@ pub fn staged_writes_are_durable_only_after_fsync<B: Backend>(b: &B) {
     }
     b.crash(s);
     assert_eq!(durable(b), vec![], "writes without fsync survived a crash");
+    // Nor does the restarted store's first fsync bring them back.
+    let s = b.open();
+    s.fsync().unwrap();
+    b.crash(s);
+    assert_eq!(
+        durable(b),
+        vec![],
+        "a crash kept staged writes for a later fsync"
+    );
 
     let s = b.open();
     for r in &records {

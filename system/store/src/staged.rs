@@ -1,0 +1,107 @@
+//! What the SQLite and PostgreSQL stores share: record changes staged in memory until
+//! fsync (chunks go straight to the [`ChunkDir`]), and start-up recovery from rows.
+//!
+//! Map: [`Staged`], [`stage_write`], [`stage_delete`], [`decode_row`], [`recovered`].
+//!
+//! Not covered: applying the staged changes (each backend's own SQL).
+
+use std::sync::Mutex;
+
+use sovereign_logic::io::{Key, Record};
+use sovereign_wire::{decode_record, encode_record, key_kind, key_name};
+
+use crate::{ChunkDir, Recovered, StoreError, lock};
+
+/// A record change waiting for the next fsync.
+#[derive(Debug, Clone)]
+pub(crate) enum Staged {
+    /// Insert or replace `(kind, name)` with `value`.
+    Put {
+        kind: &'static str,
+        name: String,
+        value: Vec<u8>,
+    },
+    /// Remove `(kind, name)`.
+    Delete { kind: &'static str, name: String },
+}
+
+/// Stage `record`: a chunk goes to `chunks` at once, anything else onto `staged`.
+pub(crate) fn stage_write(
+    chunks: &ChunkDir,
+    staged: &Mutex<Vec<Staged>>,
+    record: &Record,
+) -> Result<(), StoreError> {
+    match record {
+        Record::Chunk(c) => chunks.put(&c.hash, &c.bytes),
+        other => {
+            let key = other.key();
+            let Some(value) = encode_record(other) else {
+                unreachable!("encode_record encodes every record but chunks");
+            };
+            lock(staged).push(Staged::Put {
+                kind: key_kind(&key),
+                name: key_name(&key),
+                value,
+            });
+            Ok(())
+        }
+    }
+}
+
+/// Stage the removal of `key` (a chunk is removed from `chunks` at once).
+pub(crate) fn stage_delete(
+    chunks: &ChunkDir,
+    staged: &Mutex<Vec<Staged>>,
+    key: &Key,
+) -> Result<(), StoreError> {
+    match key {
+        Key::Chunk(h) => chunks.delete(h),
+        other => {
+            lock(staged).push(Staged::Delete {
+                kind: key_kind(other),
+                name: key_name(other),
+            });
+            Ok(())
+        }
+    }
+}
+
+/// Decode one stored row, checking that it lives under its own key.
+pub(crate) fn decode_row(kind: &str, name: &str, value: &[u8]) -> Result<Record, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        kind: kind.to_string(),
+        name: name.to_string(),
+        reason,
+    };
+    let record = decode_record(kind, value).map_err(|e| corrupt(e.to_string()))?;
+    let key = record.key();
+    if key_kind(&key) != kind || key_name(&key) != name {
+        return Err(corrupt(format!(
+            "the record's own key is {}/{}",
+            key_kind(&key),
+            key_name(&key)
+        )));
+    }
+    Ok(record)
+}
+
+/// Start-up for the ChunkDir-backed stores: scan the chunks, then add the decoded rows.
+pub(crate) fn recovered(
+    chunks: &ChunkDir,
+    rows: Vec<(String, String, Vec<u8>)>,
+) -> Result<Recovered, StoreError> {
+    let scan = chunks.scan()?;
+    let mut out = Recovered {
+        quarantined: scan.quarantined,
+        warnings: scan.warnings,
+        ..Recovered::default()
+    };
+    for c in scan.chunks {
+        out.durable.insert(Key::Chunk(c.hash), Record::Chunk(c));
+    }
+    for (kind, name, value) in rows {
+        let record = decode_row(&kind, &name, &value)?;
+        out.durable.insert(record.key(), record);
+    }
+    Ok(out)
+}
