@@ -6,6 +6,9 @@
 //! the sync; the origin must have applied every acknowledged operation exactly once (the
 //! ledger's total is the sum of the distinct amounts).
 
+// Real processes on a real clock: waiting and sleeping are the point here.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
 mod support;
 
 use sovereign_logic::content::ChunkHash;

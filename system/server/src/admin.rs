@@ -12,6 +12,10 @@
 //!
 //! Map: [`AdminCtx`], [`FaultRequest`], [`tower_router`], [`origin_router`].
 
+// Handlers return a finished `Response` as their error (401/403/4xx bodies); it is large,
+// but it is the value axum sends, so boxing it would only add an allocation.
+#![allow(clippy::result_large_err)]
+
 use crate::api::common::{ApiError, read_body};
 use crate::audit::{AuditEntry, AuditLog};
 use crate::auth::{Caller, Role, Tokens, require};
@@ -20,7 +24,7 @@ use crate::origin_node::{OriginHandle, PublishError};
 use crate::tower_node::TowerHandle;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::Query;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -53,7 +57,7 @@ impl AdminCtx {
 
     /// Append to the audit log; an audit failure refuses the change (500).
     fn record(&self, entry: AuditEntry) -> Result<(), Response> {
-        self.audit.append(&entry).map_err(|e| {
+        crate::tower_node::blocking(|| self.audit.append(&entry)).map(|_| ()).map_err(|e| {
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("audit log: {e}; the change was not made"),
@@ -90,14 +94,15 @@ pub enum FaultRequest {
 
 fn apply_fault(faults: &Faults, req: &FaultRequest) -> Result<serde_json::Value, String> {
     match req {
-        FaultRequest::FsyncFailure { count } => faults.fail_fsyncs(*count),
-        FaultRequest::WriteError => faults.fail_writes(true),
-        FaultRequest::DiskFull => faults.disk_full(true),
+        FaultRequest::FsyncFailure { count: Some(n) } => faults.fail_fsyncs(*n),
+        FaultRequest::FsyncFailure { count: None } => faults.fail_fsyncs_until_cleared(),
+        FaultRequest::WriteError => faults.set_write_errors(true),
+        FaultRequest::DiskFull => faults.set_disk_full(true),
         FaultRequest::SlowDisk { delay_ms } => {
             if *delay_ms > 60_000 {
                 return Err(format!("delay_ms {delay_ms} is above 60000"));
             }
-            faults.slow(Some(Duration::from_millis(*delay_ms)))
+            faults.set_delay(Some(Duration::from_millis(*delay_ms)))
         }
         FaultRequest::Corrupt { count } => {
             let n = count.unwrap_or(1);

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// What the node reports to metrics and logs.
-pub type OriginSink = Arc<dyn Fn(&Event) + Send + Sync>;
+pub type OriginSink = Arc<dyn Fn(&Event, &Origin) + Send + Sync>;
 
 type Query = Box<dyn FnOnce(&mut Origin, Time) + Send>;
 
@@ -203,7 +203,7 @@ impl Node {
                 }
                 Action::Emit(event) => {
                     tracing::info!(?event, "origin event");
-                    (self.sink)(&event);
+                    (self.sink)(&event, &self.origin);
                 }
                 Action::Probe { .. } | Action::PowerOff { .. } => {}
             }

@@ -151,6 +151,28 @@ pub struct PublishArgs {
     pub token: String,
 }
 
+/// Feeds the tower's metrics and drops quarantined chunks from the serving cache.
+struct TowerObserver {
+    metrics: Arc<TowerMetrics>,
+    cache: Arc<VerifiedCache>,
+}
+
+impl tower_node::Observer for TowerObserver {
+    fn event(&self, event: &sovereign_logic::io::Event, tower: &sovereign_logic::tower::Tower) {
+        if let sovereign_logic::io::Event::ChunkQuarantined { hash } = event {
+            self.cache.remove(hash);
+        }
+        self.metrics.on_event_p0(event, tower.p0_waiting());
+        self.metrics.set_status(&tower.status());
+    }
+    fn power(&self, reading: &sovereign_logic::tower::power::PowerReading) {
+        self.metrics.set_power(reading);
+    }
+    fn traffic(&self, link: LinkKind, bytes: u64) {
+        self.metrics.link_traffic(link, bytes);
+    }
+}
+
 /// A tower node and its routers.
 pub struct TowerParts {
     /// The node task.
@@ -175,52 +197,35 @@ pub fn tower_parts(
 ) -> Result<TowerParts> {
     let name = config.tower.id.to_string();
     let metrics = Arc::new(TowerMetrics::new(&name));
+    metrics.set_links(&config.uplinks.keys().copied().collect::<Vec<_>>());
     let cache = Arc::new(VerifiedCache::new(cache_bytes));
-    let sink = {
-        let metrics = metrics.clone();
-        let cache = cache.clone();
-        Arc::new(
-            move |event: &sovereign_logic::io::Event,
-                  status: &sovereign_logic::tower::TowerStatus| {
-                if let sovereign_logic::io::Event::ChunkQuarantined { hash } = event {
-                    cache.remove(hash);
-                }
-                metrics.on_event(event);
-                metrics.set_status(status);
-            },
-        )
-    };
-    let handle = tower_node::spawn(config, store.clone(), transport, sink)
+    let observer = Arc::new(TowerObserver {
+        metrics: metrics.clone(),
+        cache: cache.clone(),
+    });
+    let handle = tower_node::spawn(config, store.clone(), transport, observer)
         .context("recovering the tower from its store")?;
     let api = Arc::new(api::tower::TowerApi {
         node: handle.clone(),
         store,
         cache: cache.clone(),
         name,
-        metrics: {
-            let m = metrics.clone();
-            Arc::new(move || m.render())
-        },
-        observe_read: {
-            let m = metrics.clone();
-            Arc::new(move |outcome| m.device_read(outcome))
-        },
-        observe_device: {
-            let m = metrics.clone();
-            Arc::new(move |d| m.device_seen(d.0))
-        },
+        metrics: metrics.clone(),
         openapi: Arc::new(crate::openapi::tower_openapi()),
     });
-    let public = api::tower::router(api).layer(crate::metrics::http_layer(metrics.clone()));
-    let admin = admin::tower_router(AdminCtx {
-        tokens,
-        audit,
-        faults,
-        on_fault: {
-            let cache = cache.clone();
-            Arc::new(move || cache.clear())
+    let public = api::tower::router(api);
+    let admin = admin::tower_router(
+        AdminCtx {
+            tokens,
+            audit,
+            faults,
+            on_fault: {
+                let cache = cache.clone();
+                Arc::new(move || cache.clear())
+            },
         },
-    }, handle.clone());
+        handle.clone(),
+    );
     Ok(TowerParts {
         handle,
         public,
@@ -250,27 +255,20 @@ pub fn origin_parts(
     let metrics = Arc::new(OriginMetrics::new());
     let sink = {
         let m = metrics.clone();
-        Arc::new(move |e: &sovereign_logic::io::Event| m.on_event(e))
+        Arc::new(move |e: &sovereign_logic::io::Event, o: &sovereign_logic::origin::Origin| {
+            m.on_event(e);
+            m.set_ledger(o.ledger());
+            m.set_catalog(o.catalog().len() as u64);
+        })
     };
     let handle =
         origin_node::spawn(config, store, sink).context("recovering the origin from its store")?;
     let api = Arc::new(api::origin::OriginApi {
         node: handle.clone(),
-        metrics: {
-            let m = metrics.clone();
-            let h = handle.clone();
-            Arc::new(move || {
-                let _ = &h;
-                m.render()
-            })
-        },
-        observe: {
-            let m = metrics.clone();
-            Arc::new(move |what| m.request(what))
-        },
+        metrics: metrics.clone(),
         openapi: Arc::new(crate::openapi::origin_openapi()),
     });
-    let public = api::origin::router(api).layer(crate::metrics::origin_http_layer(metrics.clone()));
+    let public = api::origin::router(api);
     let admin = admin::origin_router(
         AdminCtx {
             tokens,
@@ -376,7 +374,7 @@ pub async fn run_tower(args: TowerArgs) -> Result<()> {
     let sqlite = sovereign_store::SqliteStore::open(&args.data)
         .with_context(|| format!("opening the store in {}", args.data.display()))?;
     let store: Arc<dyn Store> = Arc::new(FaultyStore::new(sqlite, faults.clone()));
-    let audit = Arc::new(AuditLog::open(&args.data.join("audit.jsonl"))?);
+    let audit = Arc::new(AuditLog::open(args.data.join("audit.jsonl"))?);
     let transport: Arc<dyn Transport> = Arc::new(HyperTransport::tcp());
     let parts = tower_parts(
         config,
@@ -422,7 +420,7 @@ pub async fn run_origin(args: OriginArgs) -> Result<()> {
             Arc::new(FaultyStore::new(sqlite, faults.clone()))
         }
     };
-    let audit = Arc::new(AuditLog::open(&args.data.join("audit.jsonl"))?);
+    let audit = Arc::new(AuditLog::open(args.data.join("audit.jsonl"))?);
     let parts = origin_parts(OriginConfig::default(), store, faults, tokens, audit)?;
     let public = bind(args.listen, "tower API").await?;
     let admin = bind(args.admin_listen, "admin API").await?;

@@ -9,7 +9,7 @@
 //! reaches the logic only after the bytes are on disk — which is when the logic acks.
 //!
 //! Map: [`TowerNodeConfig`], [`PowerSource`], [`TowerHandle`], [`NodeGone`], [`spawn`],
-//! [`EventSink`].
+//! [`Observer`].
 //!
 //! Not covered: HTTP routing (`api`), metrics formatting (`metrics`).
 
@@ -25,7 +25,7 @@ use sovereign_logic::protocol::{
 };
 use sovereign_logic::tower::power::PowerReading;
 use sovereign_logic::tower::link::ProbeOutcome;
-use sovereign_logic::tower::{Tower, TowerConfig, TowerStatus};
+use sovereign_logic::tower::{Tower, TowerConfig};
 use sovereign_store::Store;
 use sovereign_wire::{CatalogEntryDto, OpReceiptDto, OperationDto, PowerReadingDto};
 use std::collections::{BTreeMap, VecDeque};
@@ -73,8 +73,24 @@ pub struct TowerNodeConfig {
     pub seed: u64,
 }
 
-/// What the node reports to metrics and logs: each event, with the status after it.
-pub type EventSink = Arc<dyn Fn(&Event, &TowerStatus) + Send + Sync>;
+/// What the node reports to metrics and caches.
+pub trait Observer: Send + Sync + 'static {
+    /// An event the logic emitted; `tower` is its state right after.
+    fn event(&self, event: &Event, tower: &Tower);
+    /// A power reading handed to the logic.
+    fn power(&self, reading: &PowerReading);
+    /// Bytes of an exchange with the origin over `link` (both directions).
+    fn traffic(&self, link: LinkKind, bytes: u64);
+}
+
+/// An observer that ignores everything (tests).
+pub struct NoObserver;
+
+impl Observer for NoObserver {
+    fn event(&self, _: &Event, _: &Tower) {}
+    fn power(&self, _: &PowerReading) {}
+    fn traffic(&self, _: LinkKind, _: u64) {}
+}
 
 type Query = Box<dyn FnOnce(&mut Tower, Time) + Send>;
 
@@ -164,7 +180,7 @@ struct Node {
     config: TowerNodeConfig,
     tx: mpsc::UnboundedSender<Input>,
     waiters: BTreeMap<IdemKey, VecDeque<(DeviceId, oneshot::Sender<SubmitReply>)>>,
-    sink: EventSink,
+    sink: Arc<dyn Observer>,
     off: watch::Sender<Option<bool>>,
     /// The submission being handled right now: its immediate answer goes to it.
     current: Option<(IdemKey, DeviceId, oneshot::Sender<SubmitReply>)>,
@@ -176,7 +192,7 @@ pub fn spawn(
     config: TowerNodeConfig,
     store: Arc<dyn Store>,
     transport: Arc<dyn Transport>,
-    sink: EventSink,
+    sink: Arc<dyn Observer>,
 ) -> Result<TowerHandle, sovereign_store::StoreError> {
     let clock = Clock::start();
     let recovered = blocking(|| store.recover())?;
@@ -247,7 +263,10 @@ impl Node {
             match input {
                 Input::Reply(msg) => self.tower.handle_message(now, Peer::Origin, msg),
                 Input::Probe(link, outcome) => self.tower.handle_probe(now, link, outcome),
-                Input::Power(reading) => self.tower.handle_power(now, reading),
+                Input::Power(reading) => {
+                    self.sink.power(&reading);
+                    self.tower.handle_power(now, reading)
+                }
                 Input::Submit { op, reply } => {
                     let key = op.key.clone();
                     let device = op.device;
@@ -304,8 +323,7 @@ impl Node {
                 Action::Probe { link } => self.probe(link),
                 Action::Emit(event) => {
                     log_event(&event);
-                    let status = self.tower.status();
-                    (self.sink)(&event, &status);
+                    self.sink.event(&event, &self.tower);
                 }
                 Action::PowerOff { clean } => {
                     tracing::warn!(clean, "the power manager switched the tower off");
@@ -332,9 +350,14 @@ impl Node {
                 let timeout = self.tower.config().request_timeout;
                 let transport = self.transport.clone();
                 let tx = self.tx.clone();
+                let sink = self.sink.clone();
+                let up = msg.wire_size();
                 tokio::spawn(async move {
                     match origin_exchange(&*transport, &base, tower_id, timeout, msg).await {
                         Ok(Some(reply)) => {
+                            if let Some(l) = link {
+                                sink.traffic(l, up + reply.wire_size());
+                            }
                             let _ = tx.send(Input::Reply(reply));
                         }
                         Ok(None) => {}

@@ -1,6 +1,8 @@
 //! Shared by the real-process tests: start `sovereign` servers on loopback, a tiny
 //! HTTP/1.1 client over std's TCP (one request per connection), waiting helpers.
 #![allow(dead_code)]
+// Real processes on a real clock: waiting and sleeping are the point here.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

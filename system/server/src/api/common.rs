@@ -80,6 +80,29 @@ impl From<crate::tower_node::NodeGone> for ApiError {
     }
 }
 
+/// Run `next` and report the matched route template (never the raw path), the method,
+/// the status and the seconds to the response head.
+pub async fn timed(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+    report: impl FnOnce(&str, &str, u16, f64),
+) -> Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let method = req.method().as_str().to_string();
+    let start = tokio::time::Instant::now();
+    let resp = next.run(req).await;
+    report(
+        &route,
+        &method,
+        resp.status().as_u16(),
+        start.elapsed().as_secs_f64(),
+    );
+    resp
+}
+
 /// Read a request body of at most `max` bytes (413 beyond it).
 pub async fn read_body(body: Body, max: usize) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, max).await.map_err(|e| {

@@ -9,6 +9,7 @@
 //! Map: [`OriginApi`], [`router`].
 
 use super::common::{ApiError, FORWARD_BODY_MAX, read_body};
+use crate::metrics::OriginMetrics;
 use crate::origin_node::OriginHandle;
 use crate::tower_node::TOWER_HEADER;
 use axum::Router;
@@ -27,10 +28,8 @@ use std::sync::Arc;
 pub struct OriginApi {
     /// The node task.
     pub node: OriginHandle,
-    /// Prometheus text for `/metrics`.
-    pub metrics: Arc<dyn Fn() -> String + Send + Sync>,
-    /// Observes a served chunk request (`served` / `missing`) and a catalog request.
-    pub observe: Arc<dyn Fn(&str) + Send + Sync>,
+    /// The origin's metrics.
+    pub metrics: Arc<OriginMetrics>,
     /// The OpenAPI document.
     pub openapi: Arc<serde_json::Value>,
 }
@@ -46,6 +45,15 @@ pub fn router(api: Arc<OriginApi>) -> Router {
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
+        .layer(axum::middleware::from_fn_with_state(
+            api.clone(),
+            |State(api): State<Arc<OriginApi>>, req, next| async move {
+                super::common::timed(req, next, move |route, method, status, secs| {
+                    api.metrics.http_request(route, method, status, secs)
+                })
+                .await
+            },
+        ))
         .with_state(api)
 }
 
@@ -88,7 +96,7 @@ async fn catalog(
             }
         }
     }
-    (api.observe)("catalog");
+    api.metrics.catalog_request();
     let reply = api
         .node
         .message(tower, Message::CatalogRequest { since_seq: since })
@@ -125,7 +133,7 @@ async fn chunk(
         Some(Message::ChunkReply {
             bytes: Some(bytes), ..
         }) => {
-            (api.observe)("chunk_served");
+            api.metrics.chunk_served(bytes.len() as u64);
             let mut resp = Response::new(Body::from(bytes));
             let h = resp.headers_mut();
             h.insert(
@@ -142,7 +150,7 @@ async fn chunk(
             Ok(resp)
         }
         Some(Message::ChunkReply { bytes: None, .. }) => {
-            (api.observe)("chunk_missing");
+            api.metrics.chunk_missing();
             Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 format!("the origin holds no chunk {hash}"),
@@ -173,6 +181,7 @@ async fn forward(
             ApiError::bad_field(&format!("ops[{i}]"), format!("ops[{i}]: {e}"))
         })?);
     }
+    api.metrics.forward_batch(ops.len());
     let reply = api.node.message(tower, Message::ForwardOps { ops }).await?;
     match reply {
         Some(Message::ForwardReply { receipts }) => {
@@ -201,9 +210,9 @@ async fn metrics(State(api): State<Arc<OriginApi>>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
         )],
-        (api.metrics)(),
+        api.metrics.render(),
     )
         .into_response()
 }

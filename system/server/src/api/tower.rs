@@ -13,6 +13,7 @@
 
 use super::common::{ApiError, OP_BODY_MAX, content_response, read_body};
 use crate::cache::VerifiedCache;
+use crate::metrics::TowerMetrics;
 use crate::tower_node::TowerHandle;
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -40,13 +41,8 @@ pub struct TowerApi {
     pub cache: Arc<VerifiedCache>,
     /// `tower-N`.
     pub name: String,
-    /// Prometheus text for `/metrics`.
-    pub metrics: Arc<dyn Fn() -> String + Send + Sync>,
-    /// Observes each device read's outcome (`served`, `not_modified`, `refused`,
-    /// `corrupt`, `unavailable`) and each device id seen.
-    pub observe_read: Arc<dyn Fn(&str) + Send + Sync>,
-    /// Observes a device id.
-    pub observe_device: Arc<dyn Fn(DeviceId) + Send + Sync>,
+    /// The tower's metrics (device reads, devices seen, `/metrics`).
+    pub metrics: Arc<TowerMetrics>,
     /// The OpenAPI document.
     pub openapi: Arc<serde_json::Value>,
 }
@@ -64,6 +60,15 @@ pub fn router(api: Arc<TowerApi>) -> Router {
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            api.clone(),
+            |State(api): State<Arc<TowerApi>>, req, next| async move {
+                super::common::timed(req, next, move |route, method, status, secs| {
+                    api.metrics.http_request(route, method, status, secs)
+                })
+                .await
+            },
+        ))
         .with_state(api)
 }
 
@@ -168,7 +173,7 @@ fn read_error(api: &TowerApi, e: ReadError, item: &ItemId) -> ApiError {
         ReadError::Corrupt(_) => "corrupt",
         ReadError::Store(_) | ReadError::Gone => "unavailable",
     };
-    (api.observe_read)(outcome);
+    api.metrics.device_read(outcome);
     match e {
         ReadError::Refused(r) => refusal(r, item),
         ReadError::Corrupt(h) => ApiError::unavailable(
@@ -202,7 +207,7 @@ async fn item(
     ];
     // The id names the latest version, which changes: revalidate with the ETag.
     let resp = content_response(&headers, bytes, &m.etag(), "no-cache", &extra)?;
-    (api.observe_read)(if resp.status() == StatusCode::NOT_MODIFIED {
+    api.metrics.device_read(if resp.status() == StatusCode::NOT_MODIFIED {
         "not_modified"
     } else {
         "served"
@@ -248,7 +253,7 @@ async fn chunk(
     let hash = parse_hash(&raw)?;
     let held = api.node.query(move |t, _| t.holds_chunk(&hash)).await?;
     if !held {
-        (api.observe_read)("refused");
+        api.metrics.device_read("refused");
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("chunk {hash} is not held at this tower"),
@@ -265,7 +270,7 @@ async fn chunk(
         "public, max-age=31536000, immutable",
         &[],
     )?;
-    (api.observe_read)(if resp.status() == StatusCode::NOT_MODIFIED {
+    api.metrics.device_read(if resp.status() == StatusCode::NOT_MODIFIED {
         "not_modified"
     } else {
         "served"
@@ -312,7 +317,7 @@ async fn submit(
         ApiError::new(StatusCode::BAD_REQUEST, format!("operation body: {e}"))
     })?;
     let device = DeviceId(sub.device);
-    (api.observe_device)(device);
+    api.metrics.device_seen(device, tokio::time::Instant::now());
     let op = Operation {
         key: key.clone(),
         device,
@@ -383,9 +388,9 @@ async fn metrics(State(api): State<Arc<TowerApi>>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
         )],
-        (api.metrics)(),
+        api.metrics.render(),
     )
         .into_response()
 }
