@@ -57,7 +57,10 @@ fn submit(tower: &str, key: &str, amount: u64) -> u16 {
         "POST",
         tower,
         "/v1/ops",
-        &[("Idempotency-Key", key), ("Content-Type", "application/json")],
+        &[
+            ("Idempotency-Key", key),
+            ("Content-Type", "application/json"),
+        ],
         body.as_bytes(),
     )
     .map(|r| r.status)
@@ -105,7 +108,17 @@ fn a_tower_killed_mid_sync_ten_times_loses_nothing_and_serves_nothing_corrupt() 
     let mut pending: BTreeMap<String, u64> = BTreeMap::new();
     let mut next = 1u64;
     let mut t = tower(d, 1, &origin.addr, &[]);
+    let mut killed_mid_sync = 0;
     for round in 0..10u64 {
+        // A new version of the bulk item each round, so that there is always a sync to
+        // interrupt (its chunks differ, as a re-encoded video's would).
+        publish(
+            &origin.admin,
+            d,
+            "video-farming",
+            "P3",
+            &content(100 + round, 3_000_000),
+        );
         // Let it sync for a while (different each round), submitting operations.
         for _ in 0..3 {
             let key = format!("7:{next:08}");
@@ -119,6 +132,14 @@ fn a_tower_killed_mid_sync_ten_times_loses_nothing_and_serves_nothing_corrupt() 
             }
         }
         std::thread::sleep(Duration::from_millis(150 + 70 * round));
+        let status = admin_get(&t.admin, "/admin/status", VIEWER)
+            .expect("status")
+            .json();
+        if status["items_pending"].as_u64().unwrap_or(0) > 0
+            || status["in_flight"].as_u64().unwrap_or(0) > 0
+        {
+            killed_mid_sync += 1;
+        }
         t.kill9();
         t = tower(d, 1, &origin.addr, &[]);
         // After the restart: nothing corrupt served; every acknowledged operation is
@@ -133,6 +154,11 @@ fn a_tower_killed_mid_sync_ten_times_loses_nothing_and_serves_nothing_corrupt() 
             );
         }
     }
+    assert!(
+        killed_mid_sync >= 5,
+        "only {killed_mid_sync} of 10 kills landed mid-sync; the test would prove little"
+    );
+    eprintln!("{killed_mid_sync} of 10 kills landed mid-sync");
     // Unacknowledged submissions are retried with the same key, as a device would.
     for (key, amount) in std::mem::take(&mut pending) {
         wait_for(&format!("ack of {key}"), Duration::from_secs(20), || {
@@ -142,10 +168,14 @@ fn a_tower_killed_mid_sync_ten_times_loses_nothing_and_serves_nothing_corrupt() 
     }
     // The sync finishes: both towers serve every item.
     for (name, tw) in [("tower-1", &t), ("tower-2", &other)] {
-        wait_for(&format!("{name} to finish the sync"), Duration::from_secs(120), || {
-            let served = check_served(&tw.addr);
-            (served.len() == items.len()).then_some(())
-        });
+        wait_for(
+            &format!("{name} to finish the sync"),
+            Duration::from_secs(120),
+            || {
+                let served = check_served(&tw.addr);
+                (served.len() == items.len()).then_some(())
+            },
+        );
     }
     // Exactly once: the outbox drains and the ledger holds each amount once.
     wait_for("the outbox to drain", Duration::from_secs(60), || {

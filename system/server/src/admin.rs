@@ -57,13 +57,15 @@ impl AdminCtx {
 
     /// Append to the audit log; an audit failure refuses the change (500).
     fn record(&self, entry: AuditEntry) -> Result<(), Response> {
-        crate::tower_node::blocking(|| self.audit.append(&entry)).map(|_| ()).map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("audit log: {e}; the change was not made"),
-            )
-            .into_response()
-        })
+        crate::tower_node::blocking(|| self.audit.append(&entry))
+            .map(|_| ())
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("audit log: {e}; the change was not made"),
+                )
+                .into_response()
+            })
     }
 }
 
@@ -120,9 +122,7 @@ fn json(v: impl serde::Serialize) -> Response {
 }
 
 /// Routes both servers share: faults and the audit log.
-fn common_routes<S: Clone + Send + Sync + 'static>(
-    ctx: AdminCtx,
-) -> Router<S> {
+fn common_routes<S: Clone + Send + Sync + 'static>(ctx: AdminCtx) -> Router<S> {
     Router::new()
         .route(
             "/admin/faults",
@@ -137,9 +137,12 @@ fn common_routes<S: Clone + Send + Sync + 'static>(
                 let ctx = ctx.clone();
                 move |headers: HeaderMap, body: Body| async move {
                     let caller = ctx.caller(Role::Chaos, &headers)?;
-                    let bytes = read_body(body, 4096).await.map_err(IntoResponse::into_response)?;
+                    let bytes = read_body(body, 4096)
+                        .await
+                        .map_err(IntoResponse::into_response)?;
                     let req: FaultRequest = sovereign_wire::from_json(&bytes).map_err(|e| {
-                        ApiError::new(StatusCode::BAD_REQUEST, format!("fault: {e}")).into_response()
+                        ApiError::new(StatusCode::BAD_REQUEST, format!("fault: {e}"))
+                            .into_response()
                     })?;
                     let detail = serde_json::to_value(&req).unwrap_or_default();
                     match apply_fault(&ctx.faults, &req) {
@@ -170,7 +173,9 @@ fn common_routes<S: Clone + Send + Sync + 'static>(
                     let caller = ctx.caller(Role::Chaos, &headers)?;
                     ctx.faults.clear();
                     (ctx.on_fault)();
-                    ctx.record(AuditEntry::new(&caller, "fault.clear", "store").outcome("cleared"))?;
+                    ctx.record(
+                        AuditEntry::new(&caller, "fault.clear", "store").outcome("cleared"),
+                    )?;
                     tracing::warn!(token = %caller.token_id, "faults cleared");
                     Ok::<_, Response>(json(ctx.faults.snapshot()))
                 }
@@ -279,12 +284,16 @@ pub fn tower_router(ctx: AdminCtx, node: TowerHandle) -> Router {
         let (ctx, node) = (ctx.clone(), node.clone());
         move |headers: HeaderMap, body: Body| async move {
             let caller = ctx.caller(Role::Operator, &headers)?;
-            let bytes = read_body(body, 4096).await.map_err(IntoResponse::into_response)?;
+            let bytes = read_body(body, 4096)
+                .await
+                .map_err(IntoResponse::into_response)?;
             let dto: PowerReadingDto = sovereign_wire::from_json(&bytes).map_err(|e| {
-                ApiError::new(StatusCode::BAD_REQUEST, format!("power reading: {e}")).into_response()
+                ApiError::new(StatusCode::BAD_REQUEST, format!("power reading: {e}"))
+                    .into_response()
             })?;
             let reading = dto.to_reading().map_err(|e| {
-                ApiError::new(StatusCode::BAD_REQUEST, format!("power reading: {e}")).into_response()
+                ApiError::new(StatusCode::BAD_REQUEST, format!("power reading: {e}"))
+                    .into_response()
             })?;
             ctx.record(
                 AuditEntry::new(&caller, "power.reading", "power-manager")
@@ -300,10 +309,17 @@ pub fn tower_router(ctx: AdminCtx, node: TowerHandle) -> Router {
         move |headers: HeaderMap| async move {
             ctx.caller(Role::Viewer, &headers)?;
             let keys = node
-                .query(|t, _| t.outbox_acked().into_iter().map(|k| k.0).collect::<Vec<_>>())
+                .query(|t, _| {
+                    t.outbox_acked()
+                        .into_iter()
+                        .map(|k| k.0)
+                        .collect::<Vec<_>>()
+                })
                 .await
                 .map_err(|e| ApiError::from(e).into_response())?;
-            Ok::<_, Response>(json(serde_json::json!({ "count": keys.len(), "keys": keys })))
+            Ok::<_, Response>(json(
+                serde_json::json!({ "count": keys.len(), "keys": keys }),
+            ))
         }
     };
     Router::new()
@@ -350,7 +366,9 @@ pub fn origin_router(ctx: AdminCtx, node: OriginHandle, metrics: Arc<OriginMetri
                 .await
                 .map_err(IntoResponse::into_response)?;
             let size = bytes.len();
-            let r = node.publish(ItemId::new(item.clone()), priority, bytes).await;
+            let r = node
+                .publish(ItemId::new(item.clone()), priority, bytes)
+                .await;
             let detail = serde_json::json!({ "item": item, "priority": priority.to_string(), "bytes": size });
             match r {
                 Ok(entry) => {

@@ -125,7 +125,12 @@ pub struct OriginArgs {
     pub admin_listen: SocketAddr,
     /// Keep the catalog and the apply log (the ledger's source) in PostgreSQL instead of
     /// SQLite: a libpq connection string (`host=… user=… dbname=…`).
-    #[arg(long, env = "SOVEREIGN_POSTGRES", value_name = "CONNINFO", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "SOVEREIGN_POSTGRES",
+        value_name = "CONNINFO",
+        hide_env_values = true
+    )]
     pub postgres: Option<String>,
     /// Admin tokens.
     #[command(flatten)]
@@ -255,11 +260,13 @@ pub fn origin_parts(
     let metrics = Arc::new(OriginMetrics::new());
     let sink = {
         let m = metrics.clone();
-        Arc::new(move |e: &sovereign_logic::io::Event, o: &sovereign_logic::origin::Origin| {
-            m.on_event(e);
-            m.set_ledger(o.ledger());
-            m.set_catalog(o.catalog().len() as u64);
-        })
+        Arc::new(
+            move |e: &sovereign_logic::io::Event, o: &sovereign_logic::origin::Origin| {
+                m.on_event(e);
+                m.set_ledger(o.ledger());
+                m.set_catalog(o.catalog().len() as u64);
+            },
+        )
     };
     let handle =
         origin_node::spawn(config, store, sink).context("recovering the origin from its store")?;
@@ -360,7 +367,10 @@ pub async fn run_tower(args: TowerArgs) -> Result<()> {
             bail!("--uplink {kind}=… given twice");
         }
     }
-    let mut tower = TowerConfig::new(TowerId(args.id), &uplinks.keys().copied().collect::<Vec<_>>());
+    let mut tower = TowerConfig::new(
+        TowerId(args.id),
+        &uplinks.keys().copied().collect::<Vec<_>>(),
+    );
     tower.catalog_interval = Duration::from_secs(args.catalog_interval_s.max(1));
     tower.request_timeout = Duration::from_secs(args.request_timeout_s.max(1));
     let config = TowerNodeConfig {
@@ -430,12 +440,18 @@ pub async fn run_origin(args: OriginArgs) -> Result<()> {
         backend = if args.postgres.is_some() { "postgres" } else { "sqlite" },
         "origin serving"
     );
-    serve_both((public, parts.public), (admin, parts.admin), shutdown_signal()).await
+    serve_both(
+        (public, parts.public),
+        (admin, parts.admin),
+        shutdown_signal(),
+    )
+    .await
 }
 
 /// `sovereign origin publish`: send FILE to the origin's admin API.
 pub async fn run_publish(args: PublishArgs) -> Result<()> {
-    let bytes = std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    let bytes =
+        std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
     let transport = HyperTransport::tcp();
     let base = args.origin.trim_end_matches('/');
     let url = format!(

@@ -23,8 +23,8 @@ use sovereign_logic::io::{Action, Event, Key};
 use sovereign_logic::protocol::{
     DeviceId, IdemKey, LinkKind, Message, Operation, Peer, SubmitReply,
 };
-use sovereign_logic::tower::power::PowerReading;
 use sovereign_logic::tower::link::ProbeOutcome;
+use sovereign_logic::tower::power::PowerReading;
 use sovereign_logic::tower::{Tower, TowerConfig};
 use sovereign_store::Store;
 use sovereign_wire::{CatalogEntryDto, OpReceiptDto, OperationDto, PowerReadingDto};
@@ -355,13 +355,19 @@ impl Node {
                 tokio::spawn(async move {
                     match origin_exchange(&*transport, &base, tower_id, timeout, msg).await {
                         Ok(Some(reply)) => {
-                            if let Some(l) = link {
+                            // Chunk bytes are charged when requested (ChunkRequested); the
+                            // rest of the traffic (catalog, forwards) here.
+                            if let (Some(l), false) =
+                                (link, matches!(reply, Message::ChunkReply { .. }))
+                            {
                                 sink.traffic(l, up + reply.wire_size());
                             }
                             let _ = tx.send(Input::Reply(reply));
                         }
                         Ok(None) => {}
-                        Err(e) => tracing::debug!(error = %e, link = ?link, "origin request failed"),
+                        Err(e) => {
+                            tracing::debug!(error = %e, link = ?link, "origin request failed")
+                        }
                     }
                 });
             }

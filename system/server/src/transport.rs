@@ -157,12 +157,13 @@ where
         let client = self.client.clone();
         Box::pin(async move {
             let url = req.url.clone();
-            let uri: hyper::Uri = req.url.parse().map_err(|e: hyper::http::uri::InvalidUri| {
-                TransportError::Url {
-                    url: url.clone(),
-                    reason: e.to_string(),
-                }
-            })?;
+            let uri: hyper::Uri =
+                req.url
+                    .parse()
+                    .map_err(|e: hyper::http::uri::InvalidUri| TransportError::Url {
+                        url: url.clone(),
+                        reason: e.to_string(),
+                    })?;
             let mut builder = hyper::Request::builder().method(req.method).uri(uri);
             for (name, value) in req.headers {
                 builder = builder.header(name, value);

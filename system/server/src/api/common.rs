@@ -257,7 +257,10 @@ pub fn content_response(
     };
     let h = resp.headers_mut();
     h.insert(header::ETAG, etag_value);
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(cache_control),
+    );
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(
         header::CONTENT_TYPE,
@@ -287,8 +290,14 @@ mod tests {
         assert_eq!(range("bytes=-10", 100), r(90, 99));
         assert_eq!(range("bytes=-500", 100), r(0, 99));
         assert_eq!(range("bytes=50-5000", 100), r(50, 99));
-        assert_eq!(range("bytes=100-", 100), Err(StatusCode::RANGE_NOT_SATISFIABLE));
-        assert_eq!(range("bytes=-0", 100), Err(StatusCode::RANGE_NOT_SATISFIABLE));
+        assert_eq!(
+            range("bytes=100-", 100),
+            Err(StatusCode::RANGE_NOT_SATISFIABLE)
+        );
+        assert_eq!(
+            range("bytes=-0", 100),
+            Err(StatusCode::RANGE_NOT_SATISFIABLE)
+        );
         assert_eq!(range("bytes=9-1", 100), Err(StatusCode::BAD_REQUEST));
         assert_eq!(range("bytes=a-b", 100), Err(StatusCode::BAD_REQUEST));
         assert_eq!(range("items=0-1", 100), Err(StatusCode::BAD_REQUEST));
@@ -299,7 +308,10 @@ mod tests {
     #[test]
     fn if_none_match_compares_strongly() {
         let mut h = HeaderMap::new();
-        h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"a\", \"b\""));
+        h.insert(
+            header::IF_NONE_MATCH,
+            HeaderValue::from_static("\"a\", \"b\""),
+        );
         assert!(not_modified(&h, "\"b\""));
         assert!(!not_modified(&h, "\"c\""));
     }

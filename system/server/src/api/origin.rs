@@ -177,9 +177,10 @@ async fn forward(
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("forward batch: {e}")))?;
     let mut ops = Vec::with_capacity(batch.ops.len());
     for (i, dto) in batch.ops.iter().enumerate() {
-        ops.push(dto.to_operation().map_err(|e| {
-            ApiError::bad_field(&format!("ops[{i}]"), format!("ops[{i}]: {e}"))
-        })?);
+        ops.push(
+            dto.to_operation()
+                .map_err(|e| ApiError::bad_field(&format!("ops[{i}]"), format!("ops[{i}]: {e}")))?,
+        );
     }
     api.metrics.forward_batch(ops.len());
     let reply = api.node.message(tower, Message::ForwardOps { ops }).await?;

@@ -177,7 +177,9 @@ fn read_error(api: &TowerApi, e: ReadError, item: &ItemId) -> ApiError {
     match e {
         ReadError::Refused(r) => refusal(r, item),
         ReadError::Corrupt(h) => ApiError::unavailable(
-            format!("stored chunk {h} failed verification; it is quarantined and being fetched again"),
+            format!(
+                "stored chunk {h} failed verification; it is quarantined and being fetched again"
+            ),
             30,
         ),
         ReadError::Store(e) => ApiError::unavailable(format!("storage: {e}"), 30),
@@ -207,11 +209,12 @@ async fn item(
     ];
     // The id names the latest version, which changes: revalidate with the ETag.
     let resp = content_response(&headers, bytes, &m.etag(), "no-cache", &extra)?;
-    api.metrics.device_read(if resp.status() == StatusCode::NOT_MODIFIED {
-        "not_modified"
-    } else {
-        "served"
-    });
+    api.metrics
+        .device_read(if resp.status() == StatusCode::NOT_MODIFIED {
+            "not_modified"
+        } else {
+            "served"
+        });
     Ok(resp)
 }
 
@@ -270,11 +273,12 @@ async fn chunk(
         "public, max-age=31536000, immutable",
         &[],
     )?;
-    api.metrics.device_read(if resp.status() == StatusCode::NOT_MODIFIED {
-        "not_modified"
-    } else {
-        "served"
-    });
+    api.metrics
+        .device_read(if resp.status() == StatusCode::NOT_MODIFIED {
+            "not_modified"
+        } else {
+            "served"
+        });
     Ok(resp)
 }
 
@@ -313,9 +317,8 @@ async fn submit(
         }
     }
     let bytes = read_body(body, OP_BODY_MAX).await?;
-    let sub: Submission = sovereign_wire::from_json(&bytes).map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, format!("operation body: {e}"))
-    })?;
+    let sub: Submission = sovereign_wire::from_json(&bytes)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("operation body: {e}")))?;
     let device = DeviceId(sub.device);
     api.metrics.device_seen(device, tokio::time::Instant::now());
     let op = Operation {
@@ -326,7 +329,9 @@ async fn submit(
     let reply = api.node.submit(op).await?;
     let body = |status: &str| serde_json::json!({ "key": key.0, "status": status });
     let resp = match reply {
-        SubmitReply::Accepted => (StatusCode::ACCEPTED, axum::Json(body("accepted"))).into_response(),
+        SubmitReply::Accepted => {
+            (StatusCode::ACCEPTED, axum::Json(body("accepted"))).into_response()
+        }
         SubmitReply::Duplicate => {
             // The original result, marked as a replay.
             let mut r = (StatusCode::ACCEPTED, axum::Json(body("accepted"))).into_response();
