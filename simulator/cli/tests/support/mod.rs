@@ -212,22 +212,31 @@ fn tokens() -> Vec<String> {
 
 /// Start an origin with its data in `dir` (extra flags appended).
 pub fn origin(dir: &Path, extra: &[&str]) -> Server {
-    let (p, a) = (free_port(), free_port());
-    let addr = format!("127.0.0.1:{p}");
-    let admin = format!("127.0.0.1:{a}");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let admin = format!("127.0.0.1:{}", free_port());
+    origin_at(dir, &addr, &admin, extra)
+}
+
+/// Start (or restart) an origin with its data in `dir` on the given addresses.
+pub fn origin_at(dir: &Path, addr: &str, admin: &str, extra: &[&str]) -> Server {
     let mut args: Vec<String> = vec![
         "origin".into(),
         "serve".into(),
         "--data".into(),
         dir.join("origin").display().to_string(),
         "--listen".into(),
-        addr.clone(),
+        addr.to_string(),
         "--admin-listen".into(),
-        admin.clone(),
+        admin.to_string(),
     ];
     args.extend(tokens());
     args.extend(extra.iter().map(|s| s.to_string()));
-    spawn(&args, &dir.join("origin.log"), addr, admin)
+    spawn(
+        &args,
+        &dir.join("origin.log"),
+        addr.to_string(),
+        admin.to_string(),
+    )
 }
 
 /// Start tower `id` syncing from `origin`, data in `dir/tower-<id>`.
