@@ -352,7 +352,16 @@ impl Node {
                 let tx = self.tx.clone();
                 let sink = self.sink.clone();
                 let up = msg.wire_size();
-                tokio::spawn(async move {
+                // One span per sync exchange (catalog poll, chunk fetch, forward batch):
+                // structured logs carry it, a tracing subscriber can export it.
+                let span = tracing::info_span!(
+                    "sync",
+                    job = sync_job(&msg),
+                    link = link.map(LinkKind::name),
+                    tower = tower_id,
+                    bytes_up = up,
+                );
+                let task = async move {
                     match origin_exchange(&*transport, &base, tower_id, timeout, msg).await {
                         Ok(Some(reply)) => {
                             // Chunk bytes are charged when requested (ChunkRequested); the
@@ -365,11 +374,10 @@ impl Node {
                             let _ = tx.send(Input::Reply(reply));
                         }
                         Ok(None) => {}
-                        Err(e) => {
-                            tracing::debug!(error = %e, link = ?link, "origin request failed")
-                        }
+                        Err(e) => tracing::debug!(error = %e, "origin request failed"),
                     }
-                });
+                };
+                tokio::spawn(tracing::Instrument::instrument(task, span));
             }
             (to, msg) => tracing::debug!(?to, ?msg, "message with no route dropped"),
         }
@@ -428,6 +436,15 @@ impl Node {
             };
             let _ = tx.send(Input::Probe(link, outcome));
         });
+    }
+}
+
+fn sync_job(msg: &Message) -> &'static str {
+    match msg {
+        Message::CatalogRequest { .. } => "catalog",
+        Message::ChunkRequest { .. } => "chunk",
+        Message::ForwardOps { .. } => "forward",
+        _ => "other",
     }
 }
 
