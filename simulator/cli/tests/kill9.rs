@@ -16,9 +16,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use support::*;
 
-/// Every item the tower lists must come back byte-exact and hash-verified; returns the
-/// catalog as item → (version, sha256).
-fn check_served(tower: &str) -> BTreeMap<String, (u64, String)> {
+/// Every item the tower lists must come back byte-exact and hash-verified (or be
+/// refused); returns the catalog as item → (version, sha256), or what was wrong.
+fn check_served(tower: &str) -> Result<BTreeMap<String, (u64, String)>, String> {
     let cat = get(tower, "/v1/catalog").expect("catalog").json();
     let mut out = BTreeMap::new();
     for m in cat["items"].as_array().expect("items") {
@@ -28,23 +28,39 @@ fn check_served(tower: &str) -> BTreeMap<String, (u64, String)> {
         match r.status {
             200 => {
                 let got = ChunkHash::of(&r.body).to_hex();
-                assert_eq!(got, sha, "{id}: served bytes do not match the manifest");
-                assert_eq!(r.header("etag"), Some(format!("\"{sha}\"").as_str()));
+                if got != sha {
+                    return Err(format!(
+                        "{id}: served bytes hash to {got}, manifest says {sha}"
+                    ));
+                }
+                if r.header("etag") != Some(format!("\"{sha}\"").as_str()) {
+                    return Err(format!("{id}: etag {:?}", r.header("etag")));
+                }
             }
             // A chunk found corrupt on read is refused (and refetched), never served.
             503 => {}
-            s => panic!("{id}: unexpected status {s}: {}", r.text()),
+            s => return Err(format!("{id}: unexpected status {s}: {}", r.text())),
         }
         for c in m["chunks"].as_array().unwrap().iter().take(3) {
             let h = c["sha256"].as_str().unwrap();
             let r = get(tower, &format!("/v1/chunks/{h}")).expect("chunk");
-            if r.status == 200 {
-                assert_eq!(ChunkHash::of(&r.body).to_hex(), h, "chunk bytes differ");
+            if r.status == 200 && ChunkHash::of(&r.body).to_hex() != h {
+                return Err(format!("chunk {h}: served bytes differ"));
             }
         }
         out.insert(id, (m["version"].as_u64().unwrap(), sha));
     }
-    out
+    Ok(out)
+}
+
+/// Acknowledged operations neither in the tower's outbox nor applied at the origin.
+fn lost(tower_admin: &str, origin_admin: &str, acked: &BTreeMap<String, u64>) -> Vec<String> {
+    let held = outbox(tower_admin);
+    acked
+        .keys()
+        .filter(|k| !held.contains(k) && !applied_at_origin(origin_admin, k))
+        .cloned()
+        .collect()
 }
 
 fn submit(tower: &str, key: &str, amount: u64) -> u16 {
@@ -144,15 +160,15 @@ fn a_tower_killed_mid_sync_ten_times_loses_nothing_and_serves_nothing_corrupt() 
         t = tower(d, 1, &origin.addr, &[]);
         // After the restart: nothing corrupt served; every acknowledged operation is
         // still in the outbox or already applied at the origin.
-        check_served(&t.addr);
-        let held = outbox(&t.admin);
-        for key in acked.keys() {
-            assert!(
-                held.contains(key) || applied_at_origin(&origin.admin, key),
-                "round {round}: acknowledged operation {key} is lost\n{}",
-                t.log_text()
-            );
+        if let Err(e) = check_served(&t.addr) {
+            panic!("round {round}: {e}");
         }
+        let lost = lost(&t.admin, &origin.admin, &acked);
+        assert!(
+            lost.is_empty(),
+            "round {round}: acknowledged operations lost: {lost:?}\n{}",
+            t.log_text()
+        );
     }
     assert!(
         killed_mid_sync >= 5,
@@ -172,7 +188,7 @@ fn a_tower_killed_mid_sync_ten_times_loses_nothing_and_serves_nothing_corrupt() 
             &format!("{name} to finish the sync"),
             Duration::from_secs(120),
             || {
-                let served = check_served(&tw.addr);
+                let served = check_served(&tw.addr).unwrap_or_else(|e| panic!("{name}: {e}"));
                 (served.len() == items.len()).then_some(())
             },
         );
@@ -192,4 +208,67 @@ fn a_tower_killed_mid_sync_ten_times_loses_nothing_and_serves_nothing_corrupt() 
     );
     assert_eq!(ledger["applied"].as_u64().unwrap(), acked.len() as u64);
     assert_eq!(ledger["conserved"], true);
+}
+
+fn chaos(admin: &str, body: &str) {
+    let r = http(
+        "POST",
+        admin,
+        "/admin/faults",
+        &[("Authorization", &format!("Bearer {CHAOS}"))],
+        body.as_bytes(),
+    )
+    .expect("inject");
+    assert_eq!(r.status, 201, "{}", r.text());
+}
+
+/// The two checks above can fail: a lying fsync (a disk cache that ignores flushes) loses
+/// acknowledged operations across a kill -9, and the planted `skip-verify` serves rotten
+/// bytes — both are caught by the same functions the test above relies on.
+#[test]
+fn the_kill9_checks_catch_a_lying_fsync_and_unverified_reads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let origin = origin(d, &[]);
+    publish(&origin.admin, d, "notice", "P1", &content(5, 300_000));
+
+    // A lying fsync: every acknowledgement is a lie, and kill -9 shows it. The tower's
+    // uplink leads nowhere, so the operations wait in its outbox (else they would reach
+    // the origin at once and survive the lie).
+    let nowhere = format!("127.0.0.1:{}", free_port());
+    let mut t = tower(d, 1, &nowhere, &[]);
+    chaos(&t.admin, r#"{"kind":"lying-fsync"}"#);
+    let mut acked = BTreeMap::new();
+    for i in 0..3u64 {
+        let key = format!("8:{i}");
+        assert_eq!(submit(&t.addr, &key, 500 + i), 202);
+        acked.insert(key, 500 + i);
+    }
+    t.kill9();
+    let t = tower(d, 1, &nowhere, &[]);
+    let lost = lost(&t.admin, &origin.admin, &acked);
+    assert!(
+        !lost.is_empty(),
+        "a lying fsync must lose acknowledged operations, and the check must see it"
+    );
+
+    // skip-verify: rotten bytes on disk are served, and the check sees it. Without the
+    // plant the same corruption is refused.
+    for (plant, must_fail) in [(None, false), (Some("skip-verify"), true)] {
+        let id = if must_fail { 3 } else { 2 };
+        let extra: Vec<&str> = plant.map_or(vec![], |p| vec!["--plant", p]);
+        let tw = tower(d, id, &origin.addr, &extra);
+        wait_for("the notice to sync", Duration::from_secs(30), || {
+            get(&tw.addr, "/v1/items/notice")
+                .ok()
+                .filter(|r| r.status == 200)
+        });
+        chaos(&tw.admin, r#"{"kind":"corrupt","count":1000}"#);
+        let verdict = check_served(&tw.addr);
+        assert_eq!(
+            verdict.is_err(),
+            must_fail,
+            "plant {plant:?}: check said {verdict:?}"
+        );
+    }
 }

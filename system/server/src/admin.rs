@@ -82,6 +82,8 @@ pub enum FaultRequest {
     WriteError,
     /// Writes fail with "no space left on device".
     DiskFull,
+    /// Fsync answers success without making anything durable (a lying disk cache).
+    LyingFsync,
     /// Every storage operation takes `delay_ms` longer.
     SlowDisk {
         /// added latency per operation
@@ -100,6 +102,7 @@ fn apply_fault(faults: &Faults, req: &FaultRequest) -> Result<serde_json::Value,
         FaultRequest::FsyncFailure { count: None } => faults.fail_fsyncs_until_cleared(),
         FaultRequest::WriteError => faults.set_write_errors(true),
         FaultRequest::DiskFull => faults.set_disk_full(true),
+        FaultRequest::LyingFsync => faults.set_lying_fsync(true),
         FaultRequest::SlowDisk { delay_ms } => {
             if *delay_ms > 60_000 {
                 return Err(format!("delay_ms {delay_ms} is above 60000"));

@@ -95,6 +95,10 @@ pub struct TowerArgs {
     /// Admin tokens.
     #[command(flatten)]
     pub tokens: TokenArgs,
+    /// Plant a bug (tests only): `skip-verify` serves stored bytes without checking them.
+    /// The real-process tests use it to show that their corruption check can fail.
+    #[arg(long, hide = true, value_parser = ["skip-verify"])]
+    pub plant: Option<String>,
 }
 
 fn parse_uplink(s: &str) -> Result<(LinkKind, String), String> {
@@ -201,6 +205,7 @@ pub fn tower_parts(
     cache_bytes: usize,
 ) -> Result<TowerParts> {
     let name = config.tower.id.to_string();
+    let verify = config.tower.verify;
     let metrics = Arc::new(TowerMetrics::new(&name));
     metrics.set_links(&config.uplinks.keys().copied().collect::<Vec<_>>());
     let cache = Arc::new(VerifiedCache::new(cache_bytes));
@@ -215,6 +220,7 @@ pub fn tower_parts(
         store,
         cache: cache.clone(),
         name,
+        verify,
         metrics: metrics.clone(),
         openapi: Arc::new(crate::openapi::tower_openapi()),
     });
@@ -373,6 +379,10 @@ pub async fn run_tower(args: TowerArgs) -> Result<()> {
     );
     tower.catalog_interval = Duration::from_secs(args.catalog_interval_s.max(1));
     tower.request_timeout = Duration::from_secs(args.request_timeout_s.max(1));
+    if args.plant.as_deref() == Some("skip-verify") {
+        tracing::error!("PLANTED BUG skip-verify: stored bytes are served unverified");
+        tower.verify = false;
+    }
     let config = TowerNodeConfig {
         tower,
         uplinks,

@@ -8,6 +8,9 @@
 //! - write errors: writes and deletes fail (EIO-like).
 //! - disk full: writes fail with an ENOSPC-like message; deletes still work (they free
 //!   space).
+//! - lying fsync: fsync answers `Ok` without making anything durable, as a disk with a
+//!   volatile write cache that ignores flushes does. The planted bug behind the
+//!   durability checks: whatever is acknowledged meanwhile is lost by a crash.
 //! - slow disk: every call sleeps `delay` first (on the caller's thread, as a slow disk
 //!   blocks it).
 //! - corruption: [`Faults::corrupt_chunks`] asks for N chunks to be corrupted; the next
@@ -54,6 +57,7 @@ struct State {
     fsync: FsyncFaults,
     write_errors: bool,
     disk_full: bool,
+    lying_fsync: bool,
     delay: Option<Duration>,
     corrupt_pending: u32,
     /// Most recent last, at most [`CORRUPTED_LOG_MAX`].
@@ -78,6 +82,8 @@ pub struct FaultsSnapshot {
     pub write_errors: bool,
     /// Writes fail as on a full disk.
     pub disk_full: bool,
+    /// Fsync answers Ok without making anything durable.
+    pub lying_fsync: bool,
     /// Every call sleeps this long first (0: off).
     pub delay_ms: u64,
     /// Chunks still to corrupt at the next call.
@@ -97,6 +103,7 @@ impl FaultsSnapshot {
             || self.fsync_fail_until_cleared
             || self.write_errors
             || self.disk_full
+            || self.lying_fsync
             || self.delay_ms > 0
             || self.corrupt_pending > 0
     }
@@ -106,6 +113,11 @@ impl Faults {
     /// A switchboard with every fault off.
     pub fn new() -> Faults {
         Faults::default()
+    }
+
+    /// Fsync answers `Ok` without reaching the inner store (a lying disk).
+    pub fn set_lying_fsync(&self, on: bool) {
+        lock(&self.0).lying_fsync = on;
     }
 
     /// The next `n` fsyncs fail (replacing any earlier fsync fault; capped at
@@ -153,6 +165,7 @@ impl Faults {
         s.fsync = FsyncFaults::Off;
         s.write_errors = false;
         s.disk_full = false;
+        s.lying_fsync = false;
         s.delay = None;
         s.corrupt_pending = 0;
         s.corrupt_error = None;
@@ -171,6 +184,7 @@ impl Faults {
             fsync_fail_until_cleared,
             write_errors: s.write_errors,
             disk_full: s.disk_full,
+            lying_fsync: s.lying_fsync,
             delay_ms: s
                 .delay
                 .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
@@ -305,6 +319,10 @@ impl<S: Store> Store for FaultyStore<S> {
             if fail {
                 return Err(self.faults.injected(&mut s, "fsync failed (EIO)".into()));
             }
+            if s.lying_fsync {
+                s.injected_total += 1;
+                return Ok(());
+            }
         }
         self.inner.fsync()
     }
@@ -361,6 +379,21 @@ mod tests {
         assert_eq!(disk.durable().len(), 1);
         assert_eq!(faults.snapshot().injected_total, 2);
         assert!(!faults.snapshot().any_active());
+    }
+
+    #[test]
+    fn a_lying_fsync_answers_ok_and_keeps_nothing() {
+        let (disk, faults, s) = mem();
+        faults.set_lying_fsync(true);
+        s.write(&outbox("7:1")).unwrap();
+        s.fsync().unwrap();
+        assert!(faults.snapshot().lying_fsync);
+        disk.crash();
+        assert!(disk.durable().is_empty(), "the lie lost the write");
+        faults.clear();
+        s.write(&outbox("7:2")).unwrap();
+        s.fsync().unwrap();
+        assert_eq!(disk.durable().len(), 1);
     }
 
     #[test]
