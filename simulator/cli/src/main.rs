@@ -8,7 +8,8 @@
 //!
 //! Exit codes: 0 all held; 1 an invariant was violated (or a replay did not reproduce,
 //! or the determinism self-check failed); 2 bad input or usage (clap's own errors too);
-//! 3 liveness only; 4 SLOs only.
+//! 3 liveness only; 4 SLOs only. `device`: 0 done (a submission queued offline included); 1 a
+//! verification failure, tower error or refusal; 2 usage (see `sovereign_server::device_client`).
 
 mod console;
 mod pool;
@@ -17,6 +18,7 @@ mod sim;
 mod wall;
 
 use clap::{Args, Parser, Subcommand};
+use sovereign_server::device_client::DeviceCommand;
 use sovereign_sim::Plant;
 use sovereign_sim::sweep::Shard;
 use std::path::PathBuf;
@@ -60,6 +62,10 @@ enum Command {
     /// The real origin server, and publishing content to it.
     #[command(subcommand)]
     Origin(sovereign_server::cli::OriginCommand),
+    /// Be a device against a real tower: list its catalog, fetch verified items, queue
+    /// operations in an offline outbox and flush it.
+    #[command(subcommand)]
+    Device(DeviceCommand),
 }
 
 /// Raw flags of `console`.
@@ -250,6 +256,7 @@ fn main() -> ExitCode {
         Some(Command::Report(a)) => report::rebuild(a),
         Some(Command::Tower(c)) => server(sovereign_server::cli::run_tower(c)),
         Some(Command::Origin(c)) => server(sovereign_server::cli::run_origin(c)),
+        Some(Command::Device(cmd)) => sovereign_server::device_client::run(cmd),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -4,7 +4,8 @@
 //! Map: [`tower_node`] / [`origin_node`] (the one task that owns each state machine),
 //! [`api`] (routers), [`transport`] (outgoing HTTP), [`cache`] (verified bytes),
 //! [`clock`], [`auth`] / [`audit`] (admin tokens and the audit trail), [`metrics`],
-//! [`openapi`].
+//! [`openapi`]; [`device_client`] (the `sovereign device` commands: a device's verified
+//! reads and offline outbox against a tower).
 
 pub mod admin;
 pub mod api;
@@ -13,6 +14,7 @@ pub mod auth;
 pub mod cache;
 pub mod cli;
 pub mod clock;
+pub mod device_client;
 pub mod metrics;
 pub mod openapi;
 pub mod origin_node;

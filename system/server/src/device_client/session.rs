@@ -1,0 +1,321 @@
+//! The device's outbox driver: the logic's [`Device`] state machine over an
+//! [`OutboxFile`] and a [`Client`].
+//!
+//! A session recovers the device from its log, then drives its actions in order:
+//! `Write`/`Delete`/`Fsync` go to the log at once; `Send { SubmitOp }` is queued and sent
+//! only after every storage action before it ran — so an operation is durable locally
+//! before any network attempt. The tower's answer goes back to the device as a
+//! `SubmitReply`; what it does with it (forget on `Accepted`/`Duplicate`/`Conflict`, keep on
+//! `InFlight`/`Retry`) comes back as more actions. The first "no answer at all" ends the
+//! sending: the tower is unreachable and everything stays queued. The session fsyncs before
+//! it returns (the logic issues no fsync after a delete).
+//!
+//! One gap in the logic is closed here: `Device::recover` numbers new keys after the
+//! highest key still queued, so once the outbox empties a fresh process would reuse key
+//! `N:00000001` — which the tower would answer as a duplicate (same body: the new operation
+//! silently lost) or a conflict. The log remembers the highest key ever issued; recovery
+//! passes the device a placeholder under that key and acknowledges it at once, so the next
+//! key is above it. The placeholder never reaches the log or the network.
+//!
+//! Map: [`DeviceSession`], [`Outcome`], [`SendResult`], [`SessionError`].
+//!
+//! Not covered: retry timers (a CLI run sends once; the next run or `--flush` retries),
+//! reads through the device logic (`fetch` verifies on its own).
+
+use super::http::{Client, ClientError};
+use super::outbox::{OutboxFile, OutboxLog, key_number};
+use sovereign_logic::device::{Device, DeviceConfig, DeviceError};
+use sovereign_logic::io::{Action, Key, Record};
+use sovereign_logic::protocol::{
+    DeviceId, IdemKey, Message, OpKind, Operation, SubmitReply, TowerId,
+};
+use sovereign_logic::time::Time;
+use sovereign_store::{Store, StoreError};
+use std::collections::{BTreeMap, VecDeque};
+use std::path::Path;
+
+/// Why a session could not do what it was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The outbox log could not be read or written.
+    #[error("device outbox: {0}")]
+    Store(#[from] StoreError),
+    /// The device refused (outbox full).
+    #[error("{0}")]
+    Device(#[from] DeviceError),
+    /// The device issued a key at or below one it issued before (a logic bug; refused
+    /// rather than risking a silent duplicate).
+    #[error("the device issued key {key}, but keys up to {floor} were already used; not queued")]
+    KeyReuse {
+        /// the key issued
+        key: IdemKey,
+        /// the highest key number used before
+        floor: u64,
+    },
+    /// The device did not do what its contract says (a logic bug).
+    #[error("device logic: {0}")]
+    Logic(String),
+}
+
+/// What became of one queued operation in this session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SendResult {
+    /// The tower holds it durably; it left the outbox. `duplicate`: an earlier send had
+    /// already delivered it.
+    Acked {
+        /// the tower already held it
+        duplicate: bool,
+    },
+    /// It stays queued: the tower asked to retry (busy, in flight, storage trouble), or
+    /// could not be reached.
+    Queued {
+        /// why, for a person
+        reason: String,
+        /// whether the tower answered at all
+        reachable: bool,
+    },
+    /// The tower refused it: its key was used before with another body. The device
+    /// dropped it from the outbox (the logic's rule); the operation is reported here.
+    Conflict {
+        /// the tower's message
+        message: String,
+    },
+}
+
+/// One operation and what became of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// The operation.
+    pub op: Operation,
+    /// Sends tried in all (over every run).
+    pub attempts: u32,
+    /// The result.
+    pub result: SendResult,
+}
+
+/// A device recovered from its outbox, ready to queue and send.
+pub struct DeviceSession {
+    device: Device,
+    store: OutboxFile,
+    id: DeviceId,
+    /// The highest key number ever issued before this session's submissions.
+    floor: u64,
+    /// The placeholder key that carried `floor` into the device, if one was needed.
+    placeholder: Option<IdemKey>,
+    /// Operations the device asked to send, in order, each once.
+    to_send: VecDeque<Operation>,
+    /// Sends tried per key, as the log had them plus this session's.
+    attempts: BTreeMap<IdemKey, u32>,
+}
+
+impl std::fmt::Debug for DeviceSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceSession")
+            .field("id", &self.id)
+            .field("store", &self.store)
+            .field("pending", &self.device.pending())
+            .finish()
+    }
+}
+
+impl DeviceSession {
+    /// Open device `id`'s outbox in `dir` and recover the device from it.
+    pub fn open(dir: &Path, id: DeviceId) -> Result<DeviceSession, SessionError> {
+        let store = OutboxFile::open(dir)?;
+        let log = store.load()?;
+        let mut durable = log.durable();
+        // The tower the logic addresses is whichever `--tower` this run talks to.
+        let config = DeviceConfig::new(id, TowerId(0));
+        let floor_key = IdemKey::for_device(id, log.last_key);
+        let placeholder = (log.last_key > 0
+            && !durable.contains_key(&Key::Outbox(floor_key.clone())))
+        .then(|| {
+            durable.insert(
+                Key::Outbox(floor_key.clone()),
+                Record::Outbox(Operation {
+                    key: floor_key.clone(),
+                    device: id,
+                    kind: OpKind::Message {
+                        to: String::new(),
+                        body: String::new(),
+                    },
+                }),
+            );
+            floor_key
+        });
+        let mut device = Device::recover(config, u64::from(id.0), Time::ZERO, &durable);
+        if let Some(key) = &placeholder {
+            device.handle_message(
+                Time::ZERO,
+                Message::SubmitReply {
+                    key: key.clone(),
+                    reply: SubmitReply::Accepted,
+                },
+            );
+        }
+        let attempts = log
+            .ops
+            .values()
+            .map(|q| (q.op.key.clone(), q.attempts))
+            .collect();
+        let mut session = DeviceSession {
+            device,
+            store,
+            id,
+            floor: log.last_key,
+            placeholder,
+            to_send: VecDeque::new(),
+            attempts,
+        };
+        session.run_storage()?;
+        Ok(session)
+    }
+
+    /// The outbox as the log holds it now.
+    pub fn log(&self) -> Result<OutboxLog, SessionError> {
+        Ok(self.store.load()?)
+    }
+
+    /// The outbox file.
+    pub fn store(&self) -> &OutboxFile {
+        &self.store
+    }
+
+    /// Queue `kind`: when this returns `Ok`, the operation is written and fsynced. Nothing
+    /// is sent yet ([`DeviceSession::send`] does that).
+    pub fn submit(&mut self, kind: OpKind) -> Result<Operation, SessionError> {
+        let key = self.device.submit(Time::ZERO, kind)?;
+        if key_number(&key) <= self.floor {
+            return Err(SessionError::KeyReuse {
+                key,
+                floor: self.floor,
+            });
+        }
+        self.run_storage()?;
+        self.to_send
+            .iter()
+            .find(|op| op.key == key)
+            .cloned()
+            .ok_or_else(|| {
+                SessionError::Logic(format!(
+                    "the device queued {key} but did not ask to send it"
+                ))
+            })
+    }
+
+    /// Run every storage action the device has issued; queue its sends.
+    fn run_storage(&mut self) -> Result<(), SessionError> {
+        while let Some(action) = self.device.poll_action() {
+            match action {
+                Action::Write { record, .. } => self.store.write(&record)?,
+                Action::Delete { key, .. } => {
+                    if matches!(&key, Key::Outbox(k) if Some(k) == self.placeholder.as_ref()) {
+                        continue; // never written, nothing to delete
+                    }
+                    self.store.delete(&key)?;
+                }
+                Action::Fsync { .. } => self.store.fsync()?,
+                Action::Send {
+                    msg: Message::SubmitOp { op },
+                    ..
+                } => {
+                    if Some(&op.key) != self.placeholder.as_ref()
+                        && !self.to_send.iter().any(|o| o.key == op.key)
+                    {
+                        self.to_send.push_back(op);
+                    }
+                }
+                // A device issues nothing else; reads go through `fetch`.
+                Action::Send { .. }
+                | Action::Probe { .. }
+                | Action::Emit(_)
+                | Action::PowerOff { .. } => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Send everything queued, oldest first, until done or the tower is unreachable
+    /// (`client` `None`: offline, send nothing). Acknowledged operations leave the outbox
+    /// durably before this returns.
+    pub fn send(&mut self, client: Option<&Client>) -> Result<Vec<Outcome>, SessionError> {
+        let mut outcomes = Vec::new();
+        let mut offline: Option<String> = match client {
+            None => Some("offline".to_string()),
+            Some(_) => None,
+        };
+        while let Some(op) = self.to_send.pop_front() {
+            let key = op.key.clone();
+            let tried = self.attempts.get(&key).copied().unwrap_or(0);
+            let (Some(client), None) = (client, &offline) else {
+                outcomes.push(Outcome {
+                    op,
+                    attempts: tried,
+                    result: SendResult::Queued {
+                        reason: offline.clone().unwrap_or_default(),
+                        reachable: false,
+                    },
+                });
+                continue;
+            };
+            let attempts = tried + 1;
+            self.attempts.insert(key.clone(), attempts);
+            let (reply, result) = match client.submit(&op) {
+                Ok(s) => {
+                    let result = match &s.reply {
+                        SubmitReply::Accepted => SendResult::Acked { duplicate: false },
+                        SubmitReply::Duplicate => SendResult::Acked { duplicate: true },
+                        SubmitReply::Conflict => SendResult::Conflict {
+                            message: s.detail.clone(),
+                        },
+                        SubmitReply::InFlight | SubmitReply::Retry { .. } => SendResult::Queued {
+                            reason: s.detail.clone(),
+                            reachable: true,
+                        },
+                    };
+                    (s.reply, result)
+                }
+                Err(e) => {
+                    let reason = match &e {
+                        ClientError::Unreachable(_) => e.to_string(),
+                        other => format!("tower error: {other}"),
+                    };
+                    offline = Some(reason.clone());
+                    (
+                        SubmitReply::Retry {
+                            reason: reason.clone(),
+                        },
+                        SendResult::Queued {
+                            reason,
+                            reachable: false,
+                        },
+                    )
+                }
+            };
+            if let SendResult::Queued { reason, .. } = &result {
+                self.store.note_attempt(&key, attempts, reason)?;
+            }
+            self.device.handle_message(
+                Time::ZERO,
+                Message::SubmitReply {
+                    key: key.clone(),
+                    reply,
+                },
+            );
+            self.run_storage()?;
+            outcomes.push(Outcome {
+                op,
+                attempts,
+                result,
+            });
+        }
+        // The logic deletes without an fsync of its own: make the removals durable.
+        self.store.fsync()?;
+        Ok(outcomes)
+    }
+
+    /// Operations still queued (the device's count).
+    pub fn pending(&self) -> usize {
+        self.device.pending()
+    }
+}

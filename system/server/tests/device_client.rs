@@ -1,0 +1,704 @@
+//! The device client against a small fake tower (axum on 127.0.0.1:0) that serves a real
+//! manifest (made by `sovereign_logic::content::publish`), its bytes — honestly or with one
+//! byte flipped — through the same `content_response` the real tower uses (ETag, Range),
+//! and answers `POST /v1/ops` like the real one: 202, 202 + `idempotent-replayed` for a
+//! repeat, 422 for a key reused with another body; counting requests per key.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use sovereign_logic::content::{ChunkParams, ItemId, Manifest, Priority, publish};
+use sovereign_logic::protocol::{DeviceId, OpKind};
+use sovereign_server::api::common::content_response;
+use sovereign_server::device_client::fetch::{FetchError, FetchOptions, fetch, partial_path};
+use sovereign_server::device_client::http::Client;
+use sovereign_server::device_client::session::{DeviceSession, SendResult};
+use sovereign_server::device_client::{catalog_table, describe};
+use sovereign_wire::ManifestDto;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Default)]
+struct Ops {
+    /// Requests per key.
+    requests: BTreeMap<String, u32>,
+    /// The body first stored under each key.
+    stored: BTreeMap<String, Vec<u8>>,
+}
+
+struct FakeState {
+    manifest: Manifest,
+    /// What is served for the item (maybe tampered).
+    served: Bytes,
+    /// `Range` header of each item request (None: none).
+    ranges: Mutex<Vec<Option<String>>>,
+    ops: Mutex<Ops>,
+    /// Store the first submission of a key but answer 503, as if the ack were lost.
+    lose_first_ack: bool,
+    /// Item requests beyond this many hang (past any client deadline).
+    stall_after: Mutex<Option<usize>>,
+}
+
+struct Fake {
+    state: Arc<FakeState>,
+    url: String,
+    _rt: tokio::runtime::Runtime,
+}
+
+fn sample(len: usize) -> Vec<u8> {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn manifest_of(data: &[u8]) -> Manifest {
+    publish(
+        ItemId::new("alert-cholera"),
+        3,
+        Priority::P0,
+        data,
+        ChunkParams::default(),
+    )
+    .expect("default chunk params are valid")
+    .0
+}
+
+async fn catalog(State(s): State<Arc<FakeState>>) -> Response {
+    axum::Json(serde_json::json!({
+        "tower": "tower-fake",
+        "items": [ManifestDto::from(&s.manifest)],
+    }))
+    .into_response()
+}
+
+async fn manifest_route(State(s): State<Arc<FakeState>>, Path(id): Path<String>) -> Response {
+    if id != s.manifest.item.as_str() {
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(serde_json::json!({"error": "no such item"})),
+        )
+            .into_response();
+    }
+    let mut r = axum::Json(ManifestDto::from(&s.manifest)).into_response();
+    r.headers_mut().insert(
+        header::ETAG,
+        HeaderValue::from_str(&s.manifest.etag()).unwrap(),
+    );
+    r
+}
+
+async fn item(
+    State(s): State<Arc<FakeState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if id != s.manifest.item.as_str() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let seen = {
+        let mut ranges = s.ranges.lock().unwrap();
+        ranges.push(
+            headers
+                .get(header::RANGE)
+                .map(|v| v.to_str().unwrap().to_string()),
+        );
+        ranges.len()
+    };
+    let stall = *s.stall_after.lock().unwrap();
+    if stall.is_some_and(|n| seen > n) {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    }
+    match content_response(
+        &headers,
+        s.served.clone(),
+        &s.manifest.etag(),
+        "no-cache",
+        &[],
+    ) {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn submit(State(s): State<Arc<FakeState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let key = headers
+        .get("idempotency-key")
+        .expect("the client sends Idempotency-Key")
+        .to_str()
+        .unwrap()
+        .to_string();
+    let mut ops = s.ops.lock().unwrap();
+    *ops.requests.entry(key.clone()).or_default() += 1;
+    let ack = axum::Json(serde_json::json!({"key": key, "status": "accepted"}));
+    match ops.stored.get(&key) {
+        None => {
+            ops.stored.insert(key.clone(), body.to_vec());
+            if s.lose_first_ack {
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    axum::Json(serde_json::json!({"error": "ack lost on the way"})),
+                )
+                    .into_response();
+            }
+            (StatusCode::ACCEPTED, ack).into_response()
+        }
+        Some(first) if first[..] == body[..] => {
+            let mut r = (StatusCode::ACCEPTED, ack).into_response();
+            r.headers_mut().insert(
+                HeaderName::from_static("idempotent-replayed"),
+                HeaderValue::from_static("true"),
+            );
+            r
+        }
+        Some(_) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            axum::Json(serde_json::json!({
+                "error": format!("Idempotency-Key {key} was used before with a different body"),
+                "field": "Idempotency-Key",
+            })),
+        )
+            .into_response(),
+    }
+}
+
+impl Fake {
+    fn start(data: &[u8], tamper_at: Option<usize>, lose_first_ack: bool) -> Fake {
+        let manifest = manifest_of(data);
+        let mut served = data.to_vec();
+        if let Some(i) = tamper_at {
+            served[i] ^= 0x01;
+        }
+        let state = Arc::new(FakeState {
+            manifest,
+            served: Bytes::from(served),
+            ranges: Mutex::new(Vec::new()),
+            ops: Mutex::new(Ops::default()),
+            lose_first_ack,
+            stall_after: Mutex::new(None),
+        });
+        let app = Router::new()
+            .route("/v1/catalog", get(catalog))
+            .route("/v1/items/{id}/manifest", get(manifest_route))
+            .route("/v1/items/{id}", get(item))
+            .route("/v1/ops", post(submit))
+            .with_state(state.clone());
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        rt.spawn(async move { axum::serve(listener, app).await });
+        Fake {
+            state,
+            url,
+            _rt: rt,
+        }
+    }
+
+    fn requests(&self, key: &str) -> u32 {
+        self.state
+            .ops
+            .lock()
+            .unwrap()
+            .requests
+            .get(key)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn ranges(&self) -> Vec<Option<String>> {
+        self.state.ranges.lock().unwrap().clone()
+    }
+}
+
+fn client(url: &str) -> Client {
+    Client::tcp(url, Duration::from_secs(10)).unwrap()
+}
+
+/// A URL where nothing listens: bind a port, then let it go.
+fn dead_url() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", l.local_addr().unwrap())
+}
+
+fn leftovers(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+fn message(body: &str) -> OpKind {
+    OpKind::Message {
+        to: "clinic".into(),
+        body: body.into(),
+    }
+}
+
+#[test]
+fn catalog_lists_the_items_with_their_class_and_digest() {
+    // Goal: the catalog decodes and prints item, version, class, size and a digest prefix.
+    let data = sample(40_000);
+    let fake = Fake::start(&data, None, false);
+    let (cat, _raw) = client(&fake.url).catalog().unwrap();
+    let table = catalog_table(&cat);
+    let m = &fake.state.manifest;
+    assert!(table.contains("alert-cholera"), "{table}");
+    assert!(table.contains("v3") && table.contains("P0"), "{table}");
+    assert!(table.contains("40000"), "{table}");
+    assert!(table.contains(&m.digest.to_hex()[..12]), "{table}");
+}
+
+#[test]
+fn fetch_writes_a_verified_file_and_nothing_else() {
+    // Goal: a good download lands at --out with the exact bytes, and no partial remains.
+    let data = sample(300_000);
+    let fake = Fake::start(&data, None, false);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("alert.bin");
+    let f = fetch(
+        &client(&fake.url),
+        "alert-cholera",
+        &out,
+        &FetchOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), data);
+    assert_eq!(f.manifest, fake.state.manifest);
+    assert_eq!(f.resumed_from, 0);
+    assert_eq!(leftovers(dir.path()), vec!["alert.bin".to_string()]);
+}
+
+#[test]
+fn fetch_in_small_windows_asks_for_whole_chunks_by_range() {
+    // Goal: several range requests, each of whole chunks, still assemble the exact bytes.
+    let data = sample(200_000);
+    let fake = Fake::start(&data, None, false);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("a");
+    let opts = FetchOptions {
+        resume: false,
+        window_bytes: 20_000,
+    };
+    let f = fetch(&client(&fake.url), "alert-cholera", &out, &opts).unwrap();
+    assert!(f.requests >= 5, "{} requests", f.requests);
+    assert_eq!(std::fs::read(&out).unwrap(), data);
+    let ranges = fake.ranges();
+    assert_eq!(ranges.len() as u32, f.requests);
+    assert!(ranges.iter().all(Option::is_some), "{ranges:?}");
+}
+
+#[test]
+fn fetch_refuses_a_flipped_byte_naming_the_chunk_and_writes_nothing() {
+    // Goal: tampered bytes are refused, the error names the chunk, no file appears.
+    let data = sample(300_000);
+    let m = manifest_of(&data);
+    let bad = 5usize;
+    let at: usize = m.chunks[..bad]
+        .iter()
+        .map(|c| c.len as usize)
+        .sum::<usize>()
+        + 17;
+    let fake = Fake::start(&data, Some(at), false);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("alert.bin");
+    let err = fetch(
+        &client(&fake.url),
+        "alert-cholera",
+        &out,
+        &FetchOptions::default(),
+    )
+    .unwrap_err();
+    match &err {
+        FetchError::BadChunk(b) => {
+            assert_eq!(b.index, bad);
+            assert_eq!(b.expected, m.chunks[bad].hash);
+        }
+        other => panic!("expected a bad chunk, got {other:?}"),
+    }
+    let msg = err.to_string();
+    assert!(msg.contains(&format!("chunks[{bad}]")), "{msg}");
+    assert!(msg.contains("nothing was written"), "{msg}");
+    assert!(
+        leftovers(dir.path()).is_empty(),
+        "{:?}",
+        leftovers(dir.path())
+    );
+}
+
+#[test]
+fn fetch_resume_continues_with_a_range_from_the_partial_length() {
+    // Goal: --resume asks only for what is missing, and still verifies the whole.
+    let data = sample(300_000);
+    let fake = Fake::start(&data, None, false);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("alert.bin");
+    let half = 150_001usize;
+    std::fs::write(partial_path(&out, &fake.state.manifest), &data[..half]).unwrap();
+    let opts = FetchOptions {
+        resume: true,
+        ..FetchOptions::default()
+    };
+    let f = fetch(&client(&fake.url), "alert-cholera", &out, &opts).unwrap();
+    assert_eq!(f.resumed_from, half as u64);
+    assert_eq!(
+        fake.ranges()[0].as_deref(),
+        Some(format!("bytes={half}-{}", data.len() - 1).as_str())
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), data);
+    assert_eq!(leftovers(dir.path()), vec!["alert.bin".to_string()]);
+}
+
+#[test]
+fn fetch_resume_drops_a_corrupt_partial_and_starts_over() {
+    // Goal: a partial that fails verification is never built upon.
+    let data = sample(100_000);
+    let fake = Fake::start(&data, None, false);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("a");
+    let mut partial = data[..60_000].to_vec();
+    partial[10] ^= 0xff; // inside chunk 0
+    std::fs::write(partial_path(&out, &fake.state.manifest), &partial).unwrap();
+    let opts = FetchOptions {
+        resume: true,
+        ..FetchOptions::default()
+    };
+    let f = fetch(&client(&fake.url), "alert-cholera", &out, &opts).unwrap();
+    assert_eq!(f.resumed_from, 0);
+    assert_eq!(fake.ranges()[0].as_deref(), Some("bytes=0-99999"));
+    assert_eq!(std::fs::read(&out).unwrap(), data);
+}
+
+#[test]
+fn a_fetch_cut_short_keeps_its_verified_part_and_resume_finishes_it() {
+    // Goal: a tower that stops answering leaves a resumable partial (and says so); the
+    // resumed fetch asks only for the rest and verifies the whole.
+    let data = sample(200_000);
+    let fake = Fake::start(&data, None, false);
+    *fake.state.stall_after.lock().unwrap() = Some(1);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("a");
+    let impatient = Client::tcp(&fake.url, Duration::from_millis(500)).unwrap();
+    let opts = FetchOptions {
+        resume: false,
+        window_bytes: 50_000,
+    };
+    let err = fetch(&impatient, "alert-cholera", &out, &opts).unwrap_err();
+    let FetchError::Interrupted { kept, partial, .. } = &err else {
+        panic!("expected an interrupted fetch, got {err:?}");
+    };
+    assert!(*kept > 0 && *kept < data.len() as u64, "kept {kept}");
+    assert!(err.to_string().contains("--resume"), "{err}");
+    assert_eq!(std::fs::read(partial).unwrap(), data[..*kept as usize]);
+    assert!(!out.exists());
+
+    *fake.state.stall_after.lock().unwrap() = None;
+    let resumed = FetchOptions {
+        resume: true,
+        ..opts
+    };
+    let f = fetch(&client(&fake.url), "alert-cholera", &out, &resumed).unwrap();
+    assert_eq!(f.resumed_from, *kept);
+    let last = fake.ranges().len();
+    assert!(
+        fake.ranges()[last - f.requests as usize]
+            .as_deref()
+            .is_some_and(|r| r.starts_with(&format!("bytes={kept}-"))),
+        "{:?}",
+        fake.ranges()
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), data);
+    assert_eq!(leftovers(dir.path()), vec!["a".to_string()]);
+}
+
+#[test]
+fn fetch_from_an_unreachable_tower_fails_and_writes_nothing() {
+    // Goal: no tower, no file; the error says unreachable.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("a");
+    let err = fetch(&client(&dead_url()), "x", &out, &FetchOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("unreachable"), "{err}");
+    assert!(leftovers(dir.path()).is_empty());
+}
+
+#[test]
+fn submit_offline_queues_durably_and_a_later_flush_delivers_exactly_once() {
+    // Goal: an operation queued with the tower down survives a fresh load, is delivered
+    // once by a later flush, leaves the outbox, and its key is never issued again.
+    let state = tempfile::tempdir().unwrap();
+    let dead = client(&dead_url());
+    let key = {
+        let mut s = DeviceSession::open(state.path(), DeviceId(1)).unwrap();
+        let op = s.submit(message("boil water")).unwrap();
+        let out = s.send(Some(&dead)).unwrap();
+        assert_eq!(out.len(), 1);
+        assert!(
+            matches!(
+                &out[0].result,
+                SendResult::Queued {
+                    reachable: false,
+                    ..
+                }
+            ),
+            "{:?}",
+            out[0]
+        );
+        assert!(
+            describe(&out[0]).contains("queued offline"),
+            "{}",
+            describe(&out[0])
+        );
+        op.key
+    };
+    // A fresh process: the outbox is on disk, with its attempt.
+    let log = DeviceSession::open(state.path(), DeviceId(1))
+        .unwrap()
+        .log()
+        .unwrap();
+    assert_eq!(
+        log.ops.keys().cloned().collect::<Vec<_>>(),
+        vec![key.clone()]
+    );
+    assert_eq!(log.ops[&key].attempts, 1);
+
+    let fake = Fake::start(&sample(10), None, false);
+    let tower = client(&fake.url);
+    let mut s = DeviceSession::open(state.path(), DeviceId(1)).unwrap();
+    let out = s.send(Some(&tower)).unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].result, SendResult::Acked { duplicate: false });
+    assert_eq!(fake.requests(&key.0), 1);
+    drop(s);
+
+    // Flushing again sends nothing: the acknowledgement was made durable.
+    let mut s = DeviceSession::open(state.path(), DeviceId(1)).unwrap();
+    assert!(s.log().unwrap().ops.is_empty());
+    assert!(s.send(Some(&tower)).unwrap().is_empty());
+    assert_eq!(fake.requests(&key.0), 1);
+
+    // The next operation gets a new key, though the outbox was empty.
+    let op2 = s.submit(message("second")).unwrap();
+    assert_ne!(op2.key, key);
+    let out = s.send(Some(&tower)).unwrap();
+    assert_eq!(out[0].result, SendResult::Acked { duplicate: false });
+    assert_eq!(fake.requests(&op2.key.0), 1);
+}
+
+#[test]
+fn a_lost_acknowledgement_is_retried_and_the_tower_deduplicates_it() {
+    // Goal: when the ack is lost the op stays queued; the retry is answered as a replay
+    // and the op leaves the outbox — one effect, two requests.
+    let fake = Fake::start(&sample(10), None, true);
+    let tower = client(&fake.url);
+    let state = tempfile::tempdir().unwrap();
+    let mut s = DeviceSession::open(state.path(), DeviceId(4)).unwrap();
+    let op = s
+        .submit(OpKind::Contribution {
+            community: "kibera".into(),
+            nation: "ke".into(),
+            amount_minor: 1234,
+        })
+        .unwrap();
+    let out = s.send(Some(&tower)).unwrap();
+    assert!(
+        matches!(&out[0].result, SendResult::Queued { reachable: true, reason } if reason.contains("503")),
+        "{:?}",
+        out[0]
+    );
+    drop(s);
+    let mut s = DeviceSession::open(state.path(), DeviceId(4)).unwrap();
+    let out = s.send(Some(&tower)).unwrap();
+    assert_eq!(out[0].result, SendResult::Acked { duplicate: true });
+    assert_eq!(out[0].attempts, 2);
+    assert_eq!(fake.requests(&op.key.0), 2);
+    assert_eq!(fake.state.ops.lock().unwrap().stored.len(), 1);
+    assert_eq!(s.pending(), 0);
+}
+
+#[test]
+fn a_conflict_is_surfaced_with_the_operation_and_dropped() {
+    // Goal: 422 (key reused with another body) is an error naming the op, not a retry loop.
+    let fake = Fake::start(&sample(10), None, false);
+    fake.state
+        .ops
+        .lock()
+        .unwrap()
+        .stored
+        .insert("1:00000001".into(), b"{\"something\":\"else\"}".to_vec());
+    let tower = client(&fake.url);
+    let state = tempfile::tempdir().unwrap();
+    let mut s = DeviceSession::open(state.path(), DeviceId(1)).unwrap();
+    let op = s.submit(message("hello")).unwrap();
+    assert_eq!(op.key.0, "1:00000001");
+    let out = s.send(Some(&tower)).unwrap();
+    let SendResult::Conflict { message } = &out[0].result else {
+        panic!("expected a conflict, got {:?}", out[0]);
+    };
+    assert!(
+        message.contains("422") && message.contains("different body"),
+        "{message}"
+    );
+    let line = describe(&out[0]);
+    assert!(
+        line.contains("hello") && line.contains("1:00000001"),
+        "{line}"
+    );
+    drop(s);
+    assert!(
+        DeviceSession::open(state.path(), DeviceId(1))
+            .unwrap()
+            .log()
+            .unwrap()
+            .ops
+            .is_empty()
+    );
+}
+
+/// The contract with the real tower's device API (router, node task, logic), over an
+/// in-memory store and an origin that cannot be reached.
+mod real_tower {
+    use super::*;
+    use sovereign_logic::io::{DurableState, Key, Record};
+    use sovereign_logic::protocol::{LinkKind, SubmitReply, TowerId};
+    use sovereign_logic::tower::TowerConfig;
+    use sovereign_server::api::tower::{TowerApi, router};
+    use sovereign_server::cache::VerifiedCache;
+    use sovereign_server::device_client::http::CatalogDto;
+    use sovereign_server::tower_node::{TowerNodeConfig, spawn};
+    use sovereign_server::transport::HyperTransport;
+    use sovereign_store::{Recovered, Store, StoreError};
+
+    /// Everything durable at once: enough for a contract test.
+    #[derive(Default)]
+    struct Mem(Mutex<DurableState>);
+
+    impl Store for Mem {
+        fn write(&self, record: &Record) -> Result<(), StoreError> {
+            self.0.lock().unwrap().insert(record.key(), record.clone());
+            Ok(())
+        }
+        fn delete(&self, key: &Key) -> Result<(), StoreError> {
+            self.0.lock().unwrap().remove(key);
+            Ok(())
+        }
+        fn fsync(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+        fn recover(&self) -> Result<Recovered, StoreError> {
+            Ok(Recovered {
+                durable: self.0.lock().unwrap().clone(),
+                quarantined: Vec::new(),
+            })
+        }
+        fn chunk(
+            &self,
+            hash: &sovereign_logic::content::ChunkHash,
+        ) -> Result<Option<Bytes>, StoreError> {
+            Ok(match self.0.lock().unwrap().get(&Key::Chunk(*hash)) {
+                Some(Record::Chunk(c)) => Some(c.bytes.clone()),
+                _ => None,
+            })
+        }
+    }
+
+    fn start() -> (String, Arc<Mem>, tokio::runtime::Runtime) {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let mem = Arc::new(Mem::default());
+        let store: Arc<dyn Store> = mem.clone();
+        let origin = dead_url();
+        let url = rt.block_on(async {
+            let node = spawn(
+                TowerNodeConfig {
+                    tower: TowerConfig::new(TowerId(1), &[LinkKind::Fibre]),
+                    uplinks: [(LinkKind::Fibre, origin)].into_iter().collect(),
+                    power: None,
+                    power_interval: Duration::from_secs(60),
+                    seed: 1,
+                },
+                store.clone(),
+                Arc::new(HyperTransport::tcp()),
+                Arc::new(|_, _| {}),
+            )
+            .unwrap();
+            let api = TowerApi {
+                node,
+                store,
+                cache: Arc::new(VerifiedCache::new(1 << 20)),
+                name: "tower-1".into(),
+                metrics: Arc::new(String::new),
+                observe_read: Arc::new(|_| {}),
+                observe_device: Arc::new(|_| {}),
+                openapi: Arc::new(serde_json::json!({})),
+            };
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            tokio::spawn(async move { axum::serve(listener, router(Arc::new(api))).await });
+            url
+        });
+        (url, mem, rt)
+    }
+
+    #[test]
+    fn the_real_tower_acknowledges_replays_and_refuses_as_the_client_expects() {
+        // Goal: the client's reading of POST /v1/ops matches the real tower's: 202, a
+        // replay for the same key and body, 422 for the same key with another body.
+        let (url, mem, _rt) = start();
+        let tower = client(&url);
+        let (cat, _): (CatalogDto, _) = tower.catalog().unwrap();
+        assert_eq!(cat.tower, "tower-1");
+
+        let state = tempfile::tempdir().unwrap();
+        let mut s = DeviceSession::open(state.path(), DeviceId(9)).unwrap();
+        let op = s.submit(message("hello tower")).unwrap();
+        let out = s.send(Some(&tower)).unwrap();
+        assert_eq!(
+            out[0].result,
+            SendResult::Acked { duplicate: false },
+            "{out:?}"
+        );
+        assert!(
+            mem.0
+                .lock()
+                .unwrap()
+                .contains_key(&Key::Outbox(op.key.clone()))
+        );
+
+        let again = tower.submit(&op).unwrap();
+        assert_eq!(again.reply, SubmitReply::Duplicate, "{again:?}");
+        let mut other = op.clone();
+        other.kind = message("something else");
+        let conflict = tower.submit(&other).unwrap();
+        assert_eq!(conflict.reply, SubmitReply::Conflict, "{conflict:?}");
+        assert!(conflict.detail.contains("422"), "{}", conflict.detail);
+
+        // Nothing is servable yet (no origin): fetch is refused with the tower's reason.
+        let dir = tempfile::tempdir().unwrap();
+        let err = fetch(
+            &tower,
+            "nothing",
+            &dir.path().join("n"),
+            &FetchOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("404"), "{err}");
+    }
+}
