@@ -474,6 +474,7 @@ impl Store for OutboxFile {
         Ok(Recovered {
             durable: self.load()?.durable(),
             quarantined: Vec::new(),
+            warnings: Vec::new(),
         })
     }
 
