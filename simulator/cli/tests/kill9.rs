@@ -64,23 +64,7 @@ fn lost(tower_admin: &str, origin_admin: &str, acked: &BTreeMap<String, u64>) ->
 }
 
 fn submit(tower: &str, key: &str, amount: u64) -> u16 {
-    let body = serde_json::json!({
-        "device": 7,
-        "op": {"type": "contribution", "community": "kibera", "nation": "ke", "amount_minor": amount}
-    })
-    .to_string();
-    http(
-        "POST",
-        tower,
-        "/v1/ops",
-        &[
-            ("Idempotency-Key", key),
-            ("Content-Type", "application/json"),
-        ],
-        body.as_bytes(),
-    )
-    .map(|r| r.status)
-    .unwrap_or(0)
+    contribute(tower, 7, key, "kibera", amount)
 }
 
 fn outbox(tower_admin: &str) -> Vec<String> {

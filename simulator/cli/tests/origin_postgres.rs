@@ -47,24 +47,8 @@ fn fresh_database(base: &str) -> String {
     format!("{base} dbname={name}")
 }
 
-fn contribute(tower: &str, key: &str, amount: u64) -> u16 {
-    let body = serde_json::json!({
-        "device": 9,
-        "op": {"type": "contribution", "community": "ngong", "nation": "ke", "amount_minor": amount}
-    })
-    .to_string();
-    http(
-        "POST",
-        tower,
-        "/v1/ops",
-        &[
-            ("Idempotency-Key", key),
-            ("Content-Type", "application/json"),
-        ],
-        body.as_bytes(),
-    )
-    .map(|r| r.status)
-    .unwrap_or(0)
+fn submit(tower: &str, key: &str, amount: u64) -> u16 {
+    contribute(tower, 9, key, "ngong", amount)
 }
 
 fn ledger(origin_admin: &str) -> serde_json::Value {
@@ -84,7 +68,7 @@ fn an_origin_on_postgres_survives_kill_9_with_its_catalog_and_ledger() {
     publish(&origin.admin, d, "bulletin", "P1", &bulletin);
     let t = tower(d, 1, &origin.addr, &[]);
     for (i, amount) in [1001u64, 2002, 3003].iter().enumerate() {
-        assert_eq!(contribute(&t.addr, &format!("9:{i}"), *amount), 202);
+        assert_eq!(submit(&t.addr, &format!("9:{i}"), *amount), 202);
     }
     wait_for(
         "the tower to serve the bulletin",
@@ -124,8 +108,8 @@ fn an_origin_on_postgres_survives_kill_9_with_its_catalog_and_ledger() {
     );
     // Replaying an applied key at the tower is forwarded again and answered from the
     // apply log: no second effect.
-    assert_eq!(contribute(&t.addr, "9:0", 1001), 202);
-    assert_eq!(contribute(&t.addr, "9:3", 4004), 202);
+    assert_eq!(submit(&t.addr, "9:0", 1001), 202);
+    assert_eq!(submit(&t.addr, "9:3", 4004), 202);
     wait_for(
         "the fourth operation applied",
         Duration::from_secs(30),

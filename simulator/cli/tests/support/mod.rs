@@ -306,3 +306,25 @@ pub fn content(seed: u64, len: usize) -> Vec<u8> {
         })
         .collect()
 }
+
+/// Submit a contribution of `amount` minor units under `key` from `device`; the status
+/// (0 when nothing answered).
+pub fn contribute(tower: &str, device: u32, key: &str, community: &str, amount: u64) -> u16 {
+    let body = serde_json::json!({
+        "device": device,
+        "op": {"type": "contribution", "community": community, "nation": "ke", "amount_minor": amount}
+    })
+    .to_string();
+    http(
+        "POST",
+        tower,
+        "/v1/ops",
+        &[
+            ("Idempotency-Key", key),
+            ("Content-Type", "application/json"),
+        ],
+        body.as_bytes(),
+    )
+    .map(|r| r.status)
+    .unwrap_or(0)
+}
