@@ -568,116 +568,156 @@ fn a_conflict_is_surfaced_with_the_operation_and_dropped() {
     );
 }
 
-/// The contract with the real tower's device API (router, node task, logic), over an
-/// in-memory store and an origin that cannot be reached.
-mod real_tower {
+/// The device client against the real servers, end to end: an origin and a tower built by
+/// `serve::{origin_parts, tower_parts}` over in-memory stores, on 127.0.0.1. Content goes
+/// origin → tower → device; an operation device → tower.
+mod real_servers {
     use super::*;
-    use sovereign_logic::io::{DurableState, Key, Record};
+    use sovereign_logic::io::Key;
+    use sovereign_logic::origin::OriginConfig;
     use sovereign_logic::protocol::{LinkKind, SubmitReply, TowerId};
     use sovereign_logic::tower::TowerConfig;
-    use sovereign_server::api::tower::{TowerApi, router};
-    use sovereign_server::cache::VerifiedCache;
-    use sovereign_server::device_client::http::CatalogDto;
-    use sovereign_server::tower_node::{TowerNodeConfig, spawn};
+    use sovereign_server::audit::AuditLog;
+    use sovereign_server::auth::Tokens;
+    use sovereign_server::serve::{origin_parts, tower_parts};
+    use sovereign_server::tower_node::TowerNodeConfig;
     use sovereign_server::transport::HyperTransport;
-    use sovereign_store::{Recovered, Store, StoreError};
+    use sovereign_store::{Faults, MemDisk, MemStore, Store};
 
-    /// Everything durable at once: enough for a contract test.
-    #[derive(Default)]
-    struct Mem(Mutex<DurableState>);
-
-    impl Store for Mem {
-        fn write(&self, record: &Record) -> Result<(), StoreError> {
-            self.0.lock().unwrap().insert(record.key(), record.clone());
-            Ok(())
-        }
-        fn delete(&self, key: &Key) -> Result<(), StoreError> {
-            self.0.lock().unwrap().remove(key);
-            Ok(())
-        }
-        fn fsync(&self) -> Result<(), StoreError> {
-            Ok(())
-        }
-        fn recover(&self) -> Result<Recovered, StoreError> {
-            Ok(Recovered {
-                durable: self.0.lock().unwrap().clone(),
-                quarantined: Vec::new(),
-            })
-        }
-        fn chunk(
-            &self,
-            hash: &sovereign_logic::content::ChunkHash,
-        ) -> Result<Option<Bytes>, StoreError> {
-            Ok(match self.0.lock().unwrap().get(&Key::Chunk(*hash)) {
-                Some(Record::Chunk(c)) => Some(c.bytes.clone()),
-                _ => None,
-            })
-        }
+    struct Servers {
+        tower_url: String,
+        tower_disk: MemDisk,
+        rt: tokio::runtime::Runtime,
+        origin: sovereign_server::origin_node::OriginHandle,
+        _dir: tempfile::TempDir,
     }
 
-    fn start() -> (String, Arc<Mem>, tokio::runtime::Runtime) {
+    async fn serve(router: Router) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        url
+    }
+
+    /// `origin_up: false`: the tower's uplink leads nowhere, so operations stay in its
+    /// outbox (and the tower, not the origin, answers replays).
+    fn start(origin_up: bool) -> Servers {
+        let dir = tempfile::tempdir().unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
-        let mem = Arc::new(Mem::default());
-        let store: Arc<dyn Store> = mem.clone();
-        let origin = dead_url();
-        let url = rt.block_on(async {
-            let node = spawn(
+        let tower_disk = MemDisk::new();
+        let (tower_url, origin) = rt.block_on(async {
+            let origin_store: Arc<dyn Store> = Arc::new(MemStore::new(MemDisk::new()));
+            let origin = origin_parts(
+                OriginConfig::default(),
+                origin_store,
+                Faults::new(),
+                Tokens::none(),
+                Arc::new(AuditLog::open(dir.path().join("origin-audit.jsonl")).unwrap()),
+            )
+            .unwrap();
+            let origin_url = if origin_up {
+                serve(origin.public).await
+            } else {
+                dead_url()
+            };
+            let mut tower = TowerConfig::new(TowerId(1), &[LinkKind::Fibre]);
+            tower.catalog_interval = Duration::from_millis(200);
+            tower.probe.interval = Duration::from_millis(50);
+            let parts = tower_parts(
                 TowerNodeConfig {
-                    tower: TowerConfig::new(TowerId(1), &[LinkKind::Fibre]),
-                    uplinks: [(LinkKind::Fibre, origin)].into_iter().collect(),
+                    tower,
+                    uplinks: [(LinkKind::Fibre, origin_url)].into_iter().collect(),
                     power: None,
                     power_interval: Duration::from_secs(60),
                     seed: 1,
                 },
-                store.clone(),
+                Arc::new(MemStore::new(tower_disk.clone())),
+                Faults::new(),
                 Arc::new(HyperTransport::tcp()),
-                Arc::new(|_, _| {}),
+                Tokens::none(),
+                Arc::new(AuditLog::open(dir.path().join("tower-audit.jsonl")).unwrap()),
+                1 << 20,
             )
             .unwrap();
-            let api = TowerApi {
-                node,
-                store,
-                cache: Arc::new(VerifiedCache::new(1 << 20)),
-                name: "tower-1".into(),
-                metrics: Arc::new(String::new),
-                observe_read: Arc::new(|_| {}),
-                observe_device: Arc::new(|_| {}),
-                openapi: Arc::new(serde_json::json!({})),
-            };
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let url = format!("http://{}", listener.local_addr().unwrap());
-            tokio::spawn(async move { axum::serve(listener, router(Arc::new(api))).await });
-            url
+            (serve(parts.public).await, origin.handle)
         });
-        (url, mem, rt)
+        Servers {
+            tower_url,
+            tower_disk,
+            rt,
+            origin,
+            _dir: dir,
+        }
+    }
+
+    #[test]
+    fn content_published_at_the_origin_is_fetched_verified_through_the_tower() {
+        // Goal: the client's reading of the tower's catalog, manifest, ETag and ranges
+        // matches the real tower's.
+        let s = start(true);
+        let data = Bytes::from(sample(150_000));
+        s.rt.block_on(
+            s.origin
+                .publish(ItemId::new("guide"), Priority::P1, data.clone()),
+        )
+        .unwrap();
+        let tower = client(&s.tower_url);
+        // The tower syncs on its own schedule: wait (at most 30 s) until it serves the item.
+        for tries in 0.. {
+            let (cat, _) = tower.catalog().unwrap();
+            if cat.items.iter().any(|m| m.item == "guide") {
+                assert_eq!(cat.tower, "tower-1");
+                break;
+            }
+            assert!(tries < 300, "the tower never listed the item");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("guide");
+        let opts = FetchOptions {
+            resume: false,
+            window_bytes: 40_000,
+        };
+        let f = fetch(&tower, "guide", &out, &opts).unwrap();
+        assert!(f.requests > 1, "{} requests", f.requests);
+        assert_eq!(std::fs::read(&out).unwrap(), data);
+
+        // An item the tower does not hold: refused with the tower's reason, nothing written.
+        let err = fetch(
+            &tower,
+            "nothing",
+            &dir.path().join("n"),
+            &FetchOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("404"), "{err}");
+        assert!(!dir.path().join("n").exists());
     }
 
     #[test]
     fn the_real_tower_acknowledges_replays_and_refuses_as_the_client_expects() {
         // Goal: the client's reading of POST /v1/ops matches the real tower's: 202, a
         // replay for the same key and body, 422 for the same key with another body.
-        let (url, mem, _rt) = start();
-        let tower = client(&url);
-        let (cat, _): (CatalogDto, _) = tower.catalog().unwrap();
-        assert_eq!(cat.tower, "tower-1");
-
+        let s = start(false);
+        let tower = client(&s.tower_url);
         let state = tempfile::tempdir().unwrap();
-        let mut s = DeviceSession::open(state.path(), DeviceId(9)).unwrap();
-        let op = s.submit(message("hello tower")).unwrap();
-        let out = s.send(Some(&tower)).unwrap();
+        let mut session = DeviceSession::open(state.path(), DeviceId(9)).unwrap();
+        let op = session.submit(message("hello tower")).unwrap();
+        let out = session.send(Some(&tower)).unwrap();
         assert_eq!(
             out[0].result,
             SendResult::Acked { duplicate: false },
             "{out:?}"
         );
+        // Acknowledged means durable at the tower (its origin is out of reach: it stays).
         assert!(
-            mem.0
-                .lock()
-                .unwrap()
+            s.tower_disk
+                .durable()
                 .contains_key(&Key::Outbox(op.key.clone()))
         );
 
@@ -688,17 +728,5 @@ mod real_tower {
         let conflict = tower.submit(&other).unwrap();
         assert_eq!(conflict.reply, SubmitReply::Conflict, "{conflict:?}");
         assert!(conflict.detail.contains("422"), "{}", conflict.detail);
-
-        // Nothing is servable yet (no origin): fetch is refused with the tower's reason.
-        let dir = tempfile::tempdir().unwrap();
-        let err = fetch(
-            &tower,
-            "nothing",
-            &dir.path().join("n"),
-            &FetchOptions::default(),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("404"), "{err}");
     }
 }
