@@ -4,11 +4,14 @@
 //! cleared fault, each publish, each power override — is appended to the audit log
 //! before it is answered.
 //!
-//! Tower: `GET /admin/status`, `GET /admin/links`, `GET /admin/power` (viewer);
-//! `POST /admin/power` (operator: hand the power manager a reading);
-//! `GET /admin/faults` (viewer), `POST /admin/faults`, `DELETE /admin/faults` (chaos);
-//! `GET /admin/audit?n=` (viewer). Origin: the same status/faults/audit routes,
-//! `POST /admin/publish?item=&priority=` (operator), `GET /admin/ledger` (viewer).
+//! Tower: `GET /admin/status`, `GET /admin/outbox`, `GET /admin/links`,
+//! `GET /admin/power` (viewer); `POST /admin/power` (operator: hand the power manager a
+//! reading); `GET /admin/faults` (viewer), `POST /admin/faults`, `DELETE /admin/faults`
+//! (chaos); `GET /admin/audit?n=` (viewer). Origin: the same status/faults/audit routes,
+//! `POST /admin/publish?item=&priority=` (operator), `GET /admin/ledger` and
+//! `GET /admin/ops/{key}` (viewer). Errors are JSON (`api::common::ApiError`), 404 for
+//! an unknown path and 405 for a known one with another method included; the token is
+//! checked before the query or path parameters.
 //!
 //! Map: [`AdminCtx`], [`FaultRequest`], [`tower_router`], [`origin_router`].
 
@@ -16,7 +19,9 @@
 // but it is the value axum sends, so boxing it would only add an allocation.
 #![allow(clippy::result_large_err)]
 
-use crate::api::common::{ApiError, read_body};
+use crate::api::common::{
+    ApiError, PathParam, QueryParams, method_not_allowed, not_found, read_body,
+};
 use crate::audit::{AuditEntry, AuditLog};
 use crate::auth::{Caller, Role, Tokens, require};
 use crate::metrics::OriginMetrics;
@@ -24,7 +29,6 @@ use crate::origin_node::{OriginHandle, PublishError};
 use crate::tower_node::TowerHandle;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::Query;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -96,7 +100,71 @@ pub enum FaultRequest {
     },
 }
 
-fn apply_fault(faults: &Faults, req: &FaultRequest) -> Result<serde_json::Value, String> {
+/// The body of `POST /admin/faults` as sent. It is decoded flat, then checked against its
+/// kind, so that a bad value is reported with its field's name (decoding the tagged
+/// [`FaultRequest`] directly loses the path of the value at fault).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FaultBody {
+    kind: String,
+    count: Option<u32>,
+    delay_ms: Option<u64>,
+}
+
+impl FaultBody {
+    fn request(self) -> Result<FaultRequest, ApiError> {
+        let FaultBody {
+            kind,
+            count,
+            delay_ms,
+        } = self;
+        let req = match kind.as_str() {
+            "fsync-failure" => FaultRequest::FsyncFailure { count },
+            "write-error" => FaultRequest::WriteError,
+            "disk-full" => FaultRequest::DiskFull,
+            "slow-disk" => FaultRequest::SlowDisk {
+                delay_ms: delay_ms.ok_or_else(|| {
+                    ApiError::bad_field(
+                        "delay_ms",
+                        "fault kind slow-disk needs `delay_ms` (milliseconds, at most 60000)",
+                    )
+                })?,
+            },
+            "corrupt" => FaultRequest::Corrupt { count },
+            other => {
+                return Err(ApiError::bad_field(
+                    "kind",
+                    format!(
+                        "unknown fault kind {other:?}; expected fsync-failure, write-error, disk-full, slow-disk or corrupt"
+                    ),
+                ));
+            }
+        };
+        let takes_count = matches!(
+            req,
+            FaultRequest::FsyncFailure { .. } | FaultRequest::Corrupt { .. }
+        );
+        let takes_delay = matches!(req, FaultRequest::SlowDisk { .. });
+        for (field, given, takes) in [
+            ("count", count.is_some(), takes_count),
+            ("delay_ms", delay_ms.is_some(), takes_delay),
+        ] {
+            if given && !takes {
+                return Err(ApiError::bad_field(
+                    field,
+                    format!("fault kind {kind:?} takes no `{field}`"),
+                ));
+            }
+        }
+        Ok(req)
+    }
+}
+
+/// Apply `req`; the faults now active, or the field at fault and why.
+fn apply_fault(
+    faults: &Faults,
+    req: &FaultRequest,
+) -> Result<serde_json::Value, (&'static str, String)> {
     match req {
         FaultRequest::FsyncFailure { count: Some(n) } => faults.fail_fsyncs(*n),
         FaultRequest::FsyncFailure { count: None } => faults.fail_fsyncs_until_cleared(),
@@ -105,14 +173,14 @@ fn apply_fault(faults: &Faults, req: &FaultRequest) -> Result<serde_json::Value,
         FaultRequest::LyingFsync => faults.set_lying_fsync(true),
         FaultRequest::SlowDisk { delay_ms } => {
             if *delay_ms > 60_000 {
-                return Err(format!("delay_ms {delay_ms} is above 60000"));
+                return Err(("delay_ms", format!("delay_ms {delay_ms} is above 60000")));
             }
             faults.set_delay(Some(Duration::from_millis(*delay_ms)))
         }
         FaultRequest::Corrupt { count } => {
             let n = count.unwrap_or(1);
             if n == 0 || n > 10_000 {
-                return Err(format!("count {n} is outside 1..=10000"));
+                return Err(("count", format!("count {n} is outside 1..=10000")));
             }
             faults.corrupt_chunks(n)
         }
@@ -143,10 +211,10 @@ fn common_routes<S: Clone + Send + Sync + 'static>(ctx: AdminCtx) -> Router<S> {
                     let bytes = read_body(body, 4096)
                         .await
                         .map_err(IntoResponse::into_response)?;
-                    let req: FaultRequest = sovereign_wire::from_json(&bytes).map_err(|e| {
-                        ApiError::new(StatusCode::BAD_REQUEST, format!("fault: {e}"))
-                            .into_response()
-                    })?;
+                    let req = sovereign_wire::from_json::<FaultBody>(&bytes)
+                        .map_err(|e| ApiError::from_wire("fault", "", &e))
+                        .and_then(FaultBody::request)
+                        .map_err(IntoResponse::into_response)?;
                     let detail = serde_json::to_value(&req).unwrap_or_default();
                     match apply_fault(&ctx.faults, &req) {
                         Ok(state) => {
@@ -159,13 +227,13 @@ fn common_routes<S: Clone + Send + Sync + 'static>(ctx: AdminCtx) -> Router<S> {
                             tracing::warn!(?req, token = %caller.token_id, "fault injected");
                             Ok::<_, Response>((StatusCode::CREATED, json(state)).into_response())
                         }
-                        Err(why) => {
+                        Err((field, why)) => {
                             ctx.record(
                                 AuditEntry::new(&caller, "fault.inject", "store")
                                     .detail(detail)
                                     .outcome(format!("refused: {why}")),
                             )?;
-                            Err(ApiError::new(StatusCode::BAD_REQUEST, why).into_response())
+                            Err(ApiError::bad_field(field, why).into_response())
                         }
                     }
                 }
@@ -188,9 +256,11 @@ fn common_routes<S: Clone + Send + Sync + 'static>(ctx: AdminCtx) -> Router<S> {
             "/admin/audit",
             get({
                 let ctx = ctx.clone();
-                move |headers: HeaderMap, Query(q): Query<BTreeMap<String, String>>| async move {
+                move |headers: HeaderMap, q: Result<QueryParams, ApiError>| async move {
                     ctx.caller(Role::Viewer, &headers)?;
-                    let n = match q.get("n") {
+                    let q = q.map_err(IntoResponse::into_response)?;
+                    q.only(&["n"]).map_err(IntoResponse::into_response)?;
+                    let n = match q.0.get("n") {
                         None => 100,
                         Some(v) => v.parse::<usize>().map_err(|_| {
                             ApiError::bad_field("n", format!("expected a count, found {v:?}"))
@@ -205,7 +275,7 @@ fn common_routes<S: Clone + Send + Sync + 'static>(ctx: AdminCtx) -> Router<S> {
                 }
             }),
         )
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such admin route") })
+        .fallback(not_found)
 }
 
 /// The tower's admin router.
@@ -290,14 +360,11 @@ pub fn tower_router(ctx: AdminCtx, node: TowerHandle) -> Router {
             let bytes = read_body(body, 4096)
                 .await
                 .map_err(IntoResponse::into_response)?;
-            let dto: PowerReadingDto = sovereign_wire::from_json(&bytes).map_err(|e| {
-                ApiError::new(StatusCode::BAD_REQUEST, format!("power reading: {e}"))
-                    .into_response()
-            })?;
-            let reading = dto.to_reading().map_err(|e| {
-                ApiError::new(StatusCode::BAD_REQUEST, format!("power reading: {e}"))
-                    .into_response()
-            })?;
+            let dto: PowerReadingDto = sovereign_wire::from_json(&bytes)
+                .map_err(|e| ApiError::from_wire("power reading", "", &e).into_response())?;
+            let reading = dto
+                .to_reading()
+                .map_err(|e| ApiError::from_wire("power reading", "", &e).into_response())?;
             ctx.record(
                 AuditEntry::new(&caller, "power.reading", "power-manager")
                     .detail(serde_json::to_value(&dto).unwrap_or_default())
@@ -331,23 +398,20 @@ pub fn tower_router(ctx: AdminCtx, node: TowerHandle) -> Router {
         .route("/admin/links", get(links))
         .route("/admin/power", get(power_get).post(power_post))
         .merge(common_routes(ctx))
+        .method_not_allowed_fallback(method_not_allowed)
 }
 
 /// The origin's admin router.
 pub fn origin_router(ctx: AdminCtx, node: OriginHandle, metrics: Arc<OriginMetrics>) -> Router {
     let publish = {
         let (ctx, node) = (ctx.clone(), node.clone());
-        move |headers: HeaderMap, Query(q): Query<BTreeMap<String, String>>, body: Body| async move {
+        move |headers: HeaderMap, q: Result<QueryParams, ApiError>, body: Body| async move {
+            // Authenticate first: an unauthenticated caller learns nothing about the rest.
             let caller = ctx.caller(Role::Operator, &headers)?;
-            for k in q.keys() {
-                if k != "item" && k != "priority" {
-                    return Err(ApiError::bad_field(
-                        k,
-                        format!("unknown query parameter {k:?}; expected `item` and `priority`"),
-                    )
-                    .into_response());
-                }
-            }
+            let q = q.map_err(IntoResponse::into_response)?;
+            q.only(&["item", "priority"])
+                .map_err(IntoResponse::into_response)?;
+            let q = q.0;
             let item = q
                 .get("item")
                 .filter(|s| !s.is_empty() && s.len() <= 256 && !s.chars().any(char::is_control))
@@ -459,8 +523,9 @@ pub fn origin_router(ctx: AdminCtx, node: OriginHandle, metrics: Arc<OriginMetri
     };
     let op = {
         let (ctx, node) = (ctx.clone(), node.clone());
-        move |headers: HeaderMap, axum::extract::Path(key): axum::extract::Path<String>| async move {
+        move |headers: HeaderMap, key: Result<PathParam, ApiError>| async move {
             ctx.caller(Role::Viewer, &headers)?;
+            let PathParam(key) = key.map_err(IntoResponse::into_response)?;
             let k = sovereign_wire::idem_key("key", &key)
                 .map_err(|e| ApiError::bad_field("key", e.to_string()).into_response())?;
             let outcome = node
@@ -486,4 +551,5 @@ pub fn origin_router(ctx: AdminCtx, node: OriginHandle, metrics: Arc<OriginMetri
         .route("/admin/publish", axum::routing::post(publish))
         .route("/admin/ledger", get(ledger))
         .merge(common_routes(ctx))
+        .method_not_allowed_fallback(method_not_allowed)
 }

@@ -11,13 +11,20 @@
 //!
 //! Map: [`tower_openapi`], [`origin_openapi`] (the documents), [`operations`] (the
 //! (method, path) pairs of a document, to compare with a router), [`unresolved_refs`]
-//! (every `$ref` that does not point into the document); the schemas, parameters and
-//! responses are built by private functions shared by both documents.
+//! (every `$ref` that does not point into the document), [`validate`] /
+//! [`check_schema`] (a body against a documented schema, for tests); the schemas,
+//! parameters and responses are built by private functions shared by both documents.
 //!
-//! Not covered: the admin bodies beyond their documented fields (status, links, faults
+//! The documents follow the routers (`api::tower`, `api::origin`, `admin`); the
+//! integration test `tests/openapi_routes.rs` calls every documented operation and
+//! checks the answer's status and body against the document, and that no route or
+//! method is served undocumented.
+//!
+//! Not covered: the admin bodies beyond their documented fields (status, links, power
 //! and ledger objects allow further properties: the handlers own their exact shape),
 //! examples for every operation, content negotiation (JSON only), HEAD (answered like
-//! GET without a body).
+//! GET without a body), the 404/405 of unknown paths and methods (described once, in
+//! `info` and `components.responses.MethodNotAllowed`, not on each operation).
 
 use serde_json::{Map, Value, json};
 
@@ -310,28 +317,107 @@ fn admin_schemas() -> Map<String, Value> {
             }
         }),
     );
-    s.insert(
-        "Fault".into(),
+    let fault = |kind: &str, description: &str, props: Value, required: &[&str]| {
+        let mut properties = json!({ "kind": { "const": kind } });
+        for (k, v) in props.as_object().into_iter().flatten() {
+            properties[k] = v.clone();
+        }
+        let mut req = vec!["kind".to_string()];
+        req.extend(required.iter().map(|r| r.to_string()));
         json!({
             "type": "object",
-            "description": "An injected fault (a game-day knob). The handlers define the kinds; `kind` and `target` are always present.",
-            "required": ["kind", "target"],
-            "properties": {
-                "id": { "type": "string" },
-                "kind": { "type": "string", "examples": ["link-down", "link-latency", "link-loss", "origin-errors", "disk-slow"] },
-                "target": { "type": "string", "examples": ["fibre", "lte", "satellite", "origin"] },
-                "for_s": { "type": "number", "minimum": 0, "description": "How long; absent: until cleared." }
-            },
-            "additionalProperties": true
+            "description": description,
+            "additionalProperties": false,
+            "required": req,
+            "properties": properties
+        })
+    };
+    s.insert(
+        "FaultFsyncFailure".into(),
+        fault(
+            "fsync-failure",
+            "The next `count` fsyncs fail; without `count`, every fsync fails until the faults are cleared.",
+            json!({ "count": { "type": "integer", "minimum": 0, "maximum": 4294967295u64, "description": "How many; 0 turns the fault off; values above 1000000 are taken as 1000000." } }),
+            &[],
+        ),
+    );
+    s.insert(
+        "FaultWriteError".into(),
+        fault(
+            "write-error",
+            "Writes and deletes fail with an I/O error.",
+            json!({}),
+            &[],
+        ),
+    );
+    s.insert(
+        "FaultDiskFull".into(),
+        fault(
+            "disk-full",
+            "Writes fail as on a full disk.",
+            json!({}),
+            &[],
+        ),
+    );
+    s.insert(
+        "FaultSlowDisk".into(),
+        fault(
+            "slow-disk",
+            "Every storage call takes `delay_ms` longer (0 turns it off).",
+            json!({ "delay_ms": { "type": "integer", "minimum": 0, "maximum": 60000 } }),
+            &["delay_ms"],
+        ),
+    );
+    s.insert(
+        "FaultCorrupt".into(),
+        fault(
+            "corrupt",
+            "Flip a byte in `count` stored chunks (bit rot), at the next storage call.",
+            json!({ "count": { "type": "integer", "minimum": 1, "maximum": 10000, "default": 1 } }),
+            &[],
+        ),
+    );
+    s.insert(
+        "FaultRequest".into(),
+        json!({
+            "description": "A fault to inject into the node's store; `kind` selects it. A parameter the kind does not take is refused (400).",
+            "oneOf": [
+                schema("FaultFsyncFailure"), schema("FaultWriteError"), schema("FaultDiskFull"),
+                schema("FaultSlowDisk"), schema("FaultCorrupt")
+            ],
+            "discriminator": {
+                "propertyName": "kind",
+                "mapping": {
+                    "fsync-failure": "#/components/schemas/FaultFsyncFailure",
+                    "write-error": "#/components/schemas/FaultWriteError",
+                    "disk-full": "#/components/schemas/FaultDiskFull",
+                    "slow-disk": "#/components/schemas/FaultSlowDisk",
+                    "corrupt": "#/components/schemas/FaultCorrupt"
+                }
+            }
         }),
     );
     s.insert(
-        "Faults".into(),
+        "FaultsSnapshot".into(),
         json!({
             "type": "object",
-            "required": ["faults"],
-            "properties": { "faults": { "type": "array", "items": schema("Fault") } },
-            "additionalProperties": true
+            "description": "The store faults active now (sovereign_store::FaultsSnapshot).",
+            "additionalProperties": false,
+            "required": [
+                "fsync_fail_next", "fsync_fail_until_cleared", "write_errors", "disk_full",
+                "delay_ms", "corrupt_pending", "corrupted", "corrupt_error", "injected_total"
+            ],
+            "properties": {
+                "fsync_fail_next": { "type": "integer", "minimum": 0, "description": "How many of the next fsyncs will fail (0 when off or failing until cleared)." },
+                "fsync_fail_until_cleared": { "type": "boolean" },
+                "write_errors": { "type": "boolean" },
+                "disk_full": { "type": "boolean" },
+                "delay_ms": { "type": "integer", "minimum": 0, "description": "Added to every storage call (0: off)." },
+                "corrupt_pending": { "type": "integer", "minimum": 0, "description": "Chunks still to corrupt at the next call." },
+                "corrupted": { "type": "array", "items": sha256_schema("A chunk corrupted so far."), "description": "Most recent last, at most 64." },
+                "corrupt_error": { "type": ["string", "null"], "description": "Why the last corruption attempt failed, if it did." },
+                "injected_total": { "type": "integer", "minimum": 0, "description": "Calls failed on purpose since start." }
+            }
         }),
     );
     s
@@ -394,8 +480,8 @@ fn tower_schemas() -> Map<String, Value> {
                 "key": schema("IdemKey"),
                 "status": {
                     "type": "string",
-                    "enum": ["accepted", "duplicate"],
-                    "description": "`accepted`: written and fsynced at the tower (202). `duplicate`: the same key and body were accepted before (200)."
+                    "enum": ["accepted"],
+                    "description": "`accepted`: written and fsynced at the tower. A replay of an accepted key and body gets the same answer with `Idempotent-Replayed: true`."
                 }
             }
         }),
@@ -406,21 +492,51 @@ fn tower_schemas() -> Map<String, Value> {
             "type": "object",
             "description": "The tower's state machine status.",
             "properties": {
-                "tower": { "type": "string" },
+                "tower": { "type": "string", "examples": ["tower-1"] },
+                "uptime_s": { "type": "number", "minimum": 0 },
                 "active_link": { "type": ["string", "null"], "enum": ["fibre", "lte", "satellite", null] },
                 "links_up": { "type": "array", "items": { "type": "string", "enum": ["fibre", "lte", "satellite"] } },
                 "power_mode": { "type": "string", "enum": ["normal", "shed-p3", "shed-p2", "essential", "shutting-down", "off"] },
                 "items_servable": { "type": "integer", "minimum": 0 },
                 "items_pending": { "type": "integer", "minimum": 0 },
                 "chunks_held": { "type": "integer", "minimum": 0 },
-                "queued": { "type": "array", "items": { "type": "integer", "minimum": 0 }, "minItems": 4, "maxItems": 4, "description": "Chunk requests queued per class P0..P3." },
+                "queued": {
+                    "type": "object",
+                    "description": "Chunk requests queued per class.",
+                    "additionalProperties": false,
+                    "required": ["P0", "P1", "P2", "P3"],
+                    "properties": {
+                        "P0": { "type": "integer", "minimum": 0 },
+                        "P1": { "type": "integer", "minimum": 0 },
+                        "P2": { "type": "integer", "minimum": 0 },
+                        "P3": { "type": "integer", "minimum": 0 }
+                    }
+                },
                 "in_flight": { "type": "integer", "minimum": 0 },
                 "outbox": { "type": "integer", "minimum": 0 },
                 "window": { "type": "integer", "minimum": 0 },
                 "failovers": { "type": "integer", "minimum": 0 },
-                "breaker_openings": { "type": "integer", "minimum": 0 }
+                "breaker_openings": { "type": "integer", "minimum": 0 },
+                "servable": {
+                    "type": "object",
+                    "description": "Servable items: id -> version.",
+                    "additionalProperties": { "type": "integer", "minimum": 1 }
+                }
             },
             "additionalProperties": true
+        }),
+    );
+    s.insert(
+        "Outbox".into(),
+        json!({
+            "type": "object",
+            "description": "Device operations accepted (durable) and not yet acknowledged by the origin.",
+            "additionalProperties": false,
+            "required": ["count", "keys"],
+            "properties": {
+                "count": { "type": "integer", "minimum": 0 },
+                "keys": { "type": "array", "items": schema("IdemKey") }
+            }
         }),
     );
     s.insert(
@@ -428,16 +544,20 @@ fn tower_schemas() -> Map<String, Value> {
         json!({
             "type": "object",
             "description": "Uplinks: which are healthy, which is active, and per-link probe state.",
+            "required": ["links"],
             "properties": {
-                "active": { "type": ["string", "null"] },
                 "links": {
                     "type": "array",
                     "items": {
                         "type": "object",
-                        "required": ["link", "healthy"],
+                        "required": ["link", "active", "healthy"],
                         "properties": {
                             "link": { "type": "string", "enum": ["fibre", "lte", "satellite"] },
-                            "healthy": { "type": "boolean" }
+                            "active": { "type": "boolean" },
+                            "healthy": { "type": "boolean" },
+                            "rtt_ms": { "type": ["number", "null"], "description": "Smoothed probe round trip." },
+                            "loss_pct": { "type": ["number", "null"] },
+                            "last_change_s": { "type": ["number", "null"], "description": "Seconds since start at the last up/down change." }
                         },
                         "additionalProperties": true
                     }
@@ -462,9 +582,9 @@ fn tower_schemas() -> Map<String, Value> {
 }
 
 fn origin_schemas() -> Map<String, Value> {
-    // No power telemetry and no fault injection at the origin.
+    // No power telemetry at the origin.
     let mut s = without(wire_schemas(), &["PowerReading"]);
-    s.append(&mut without(admin_schemas(), &["Fault", "Faults"]));
+    s.append(&mut admin_schemas());
     s.insert(
         "OriginCatalog".into(),
         json!({
@@ -498,36 +618,41 @@ fn origin_schemas() -> Map<String, Value> {
         "OriginStatus".into(),
         json!({
             "type": "object",
+            "required": ["uptime_s", "failed", "items", "applied", "pending_fsyncs"],
             "properties": {
-                "catalog_entries": { "type": "integer", "minimum": 0 },
-                "applied": { "type": "integer", "minimum": 0 },
-                "failed": { "type": "boolean" }
+                "uptime_s": { "type": "number", "minimum": 0 },
+                "failed": { "type": "boolean", "description": "Storage failed; the origin is recovering." },
+                "items": { "type": "integer", "minimum": 0, "description": "Items in the catalog." },
+                "applied": { "type": "integer", "minimum": 0, "description": "Operations in the apply log." },
+                "pending_fsyncs": { "type": "integer", "minimum": 0 }
             },
             "additionalProperties": true
+        }),
+    );
+    s.insert(
+        "OpRecord".into(),
+        json!({
+            "type": "object",
+            "description": "The recorded outcome of a device operation.",
+            "additionalProperties": false,
+            "required": ["key", "outcome"],
+            "properties": { "key": schema("IdemKey"), "outcome": schema("OpOutcome") }
         }),
     );
     s.insert(
         "Ledger".into(),
         json!({
             "type": "object",
-            "description": "Ledger totals in integer minor units; `conserved` is the check held == contributed − withdrawn.",
-            "required": ["contributed_minor", "withdrawn_minor", "held_minor", "conserved"],
+            "description": "Ledger totals and balances in integer minor units; `conserved` is the check that the balances add up to what was contributed.",
+            "required": ["contributed_minor", "held_minor", "conserved", "communities", "nations", "reserve", "applied"],
             "properties": {
-                "contributed_minor": { "type": "integer", "minimum": 0 },
-                "withdrawn_minor": { "type": "integer", "minimum": 0 },
-                "held_minor": { "type": "integer", "minimum": 0 },
+                "contributed_minor": { "type": "string", "pattern": "^[0-9]+$", "description": "A decimal string: the total can exceed 2^53." },
+                "held_minor": { "type": "string", "pattern": "^[0-9]+$", "description": "The sum of the balances, a decimal string." },
                 "conserved": { "type": "boolean" },
-                "accounts": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["account", "balance_minor"],
-                        "properties": {
-                            "account": { "type": "string", "examples": ["community:village", "nation:x", "reserve"] },
-                            "balance_minor": { "type": "integer", "minimum": 0 }
-                        }
-                    }
-                }
+                "communities": { "type": "object", "additionalProperties": { "type": "integer", "minimum": 0 }, "description": "Community -> balance." },
+                "nations": { "type": "object", "additionalProperties": { "type": "integer", "minimum": 0 }, "description": "Nation -> balance." },
+                "reserve": { "type": "integer", "minimum": 0 },
+                "applied": { "type": "integer", "minimum": 0, "description": "Operations in the apply log." }
             },
             "additionalProperties": true
         }),
@@ -544,7 +669,7 @@ fn parameters() -> Value {
         "IdempotencyKey": {
             "name": "Idempotency-Key", "in": "header", "required": true,
             "schema": schema("IdemKey"),
-            "description": "The operation's key. Resubmitting the same key and body is safe (200 duplicate); the same key with another body is 422."
+            "description": "The operation's key. Resubmitting the same key and body is safe (202 again, with `Idempotent-Replayed: true`); the same key with another body is 422."
         },
         "Range": {
             "name": "Range", "in": "header", "required": false,
@@ -563,10 +688,11 @@ fn parameters() -> Value {
         },
         "AuditN": {
             "name": "n", "in": "query", "required": false,
-            "schema": { "type": "integer", "minimum": 0, "maximum": 1000, "default": 100 },
-            "description": "How many of the last entries."
+            "schema": { "type": "integer", "minimum": 0, "default": 100 },
+            "description": "How many of the last entries (at most 10000 are returned)."
         },
-        "PublishItem": { "name": "item", "in": "query", "required": true, "schema": { "type": "string", "minLength": 1 } },
+        "PublishItem": { "name": "item", "in": "query", "required": true, "schema": { "type": "string", "minLength": 1, "maxLength": 256 }, "description": "The item's id (no control characters)." },
+        "OpKey": { "name": "key", "in": "path", "required": true, "schema": schema("IdemKey"), "description": "The operation's idempotency key." },
         "PublishPriority": { "name": "priority", "in": "query", "required": true, "schema": schema("Priority") }
     })
 }
@@ -578,7 +704,11 @@ fn headers() -> Value {
         "ContentRange": { "schema": { "type": "string" }, "description": "`bytes a-b/size` (206), `bytes */size` (416)." },
         "CacheControl": { "schema": { "type": "string" }, "description": "Chunks: `public, max-age=31536000, immutable` (content-addressed)." },
         "RetryAfter": { "schema": { "type": "integer", "minimum": 0 }, "description": "Seconds to wait before retrying." },
-        "WWWAuthenticate": { "schema": { "type": "string" }, "description": "`Bearer realm=\"sovereign-admin\"`." }
+        "WWWAuthenticate": { "schema": { "type": "string" }, "description": "`Bearer realm=\"sovereign-admin\"`." },
+        "IdempotentReplayed": { "schema": { "type": "string", "const": "true" }, "description": "Present on the answer to a replay: the key and body were accepted before." },
+        "Allow": { "schema": { "type": "string" }, "description": "The methods the path serves." },
+        "ItemVersion": { "schema": { "type": "integer", "minimum": 1 }, "description": "`X-Sovereign-Version`: the version served." },
+        "ItemPriority": { "schema": schema("Priority"), "description": "`X-Sovereign-Priority`: the item's class." }
     })
 }
 
@@ -607,9 +737,23 @@ fn responses() -> Value {
     );
     m.insert(
         "Conflict".into(),
-        error_response(
-            "An operation with this key is being made durable right now: retry shortly.",
-        ),
+        json!({
+            "description": "An operation with this key is being made durable right now: retry shortly.",
+            "headers": { "Retry-After": r("headers", "RetryAfter") },
+            "content": json_body("Error")
+        }),
+    );
+    m.insert(
+        "UnsupportedMediaType".into(),
+        error_response("The body is not `application/json` (field `Content-Type`)."),
+    );
+    m.insert(
+        "MethodNotAllowed".into(),
+        json!({
+            "description": "The path exists but does not serve this method.",
+            "headers": { "Allow": r("headers", "Allow") },
+            "content": json_body("Error")
+        }),
     );
     m.insert(
         "PayloadTooLarge".into(),
@@ -674,7 +818,10 @@ fn health_paths(what: &str) -> Map<String, Value> {
         json!({ "get": {
             "operationId": "healthz", "tags": ["ops"], "security": [],
             "summary": format!("Liveness: the {what} process answers."),
-            "responses": { "200": { "description": "Alive." } }
+            "responses": { "200": {
+                "description": "Alive: `ok`.",
+                "content": { "text/plain": { "schema": { "type": "string", "const": "ok\n" } } }
+            }}
         }}),
     );
     p.insert(
@@ -682,7 +829,18 @@ fn health_paths(what: &str) -> Map<String, Value> {
         json!({ "get": {
             "operationId": "readyz", "tags": ["ops"], "security": [],
             "summary": format!("Readiness: the {what} recovered its durable state and serves."),
-            "responses": { "200": { "description": "Ready." }, "503": r("responses", "Unavailable") }
+            "responses": {
+                "200": {
+                    "description": "Ready.",
+                    "content": { "application/json": { "schema": {
+                        "type": "object",
+                        "required": ["ready"],
+                        "properties": { "ready": { "const": true } },
+                        "additionalProperties": true
+                    }}}
+                },
+                "503": r("responses", "Unavailable")
+            }
         }}),
     );
     p.insert(
@@ -759,17 +917,20 @@ fn faults_path() -> Value {
     let mut inject = admin_op(
         "injectFault",
         "chaos",
-        "Inject a fault (audited).",
-        ("201", ok_json("Injected.", "Fault")),
-        &[("400", "BadRequest"), ("422", "Unprocessable")],
+        "Inject a store fault (audited, refusals too).",
+        (
+            "201",
+            ok_json("Injected: the faults now active.", "FaultsSnapshot"),
+        ),
+        &[("400", "BadRequest"), ("413", "PayloadTooLarge")],
     );
-    inject["requestBody"] = json!({ "required": true, "content": json_body("Fault") });
+    inject["requestBody"] = json!({ "required": true, "content": json_body("FaultRequest") });
     json!({
-        "get": admin_op("listFaults", "viewer", "Active injected faults.", ("200", ok_json("The faults.", "Faults")), &[]),
+        "get": admin_op("listFaults", "viewer", "The store faults active now.", ("200", ok_json("The faults.", "FaultsSnapshot")), &[]),
         "post": inject,
         "delete": admin_op(
             "clearFaults", "chaos", "Clear every injected fault (audited).",
-            ("200", ok_json("Cleared; the faults still active, if any.", "Faults")), &[],
+            ("200", ok_json("Cleared: the faults now (all off).", "FaultsSnapshot")), &[],
         )
     })
 }
@@ -783,6 +944,9 @@ fn audit_path() -> Value {
         &[("400", "BadRequest")],
     );
     op["parameters"] = json!([r("parameters", "AuditN")]);
+    op["description"] = json!(
+        "Admin listener. Needs role `viewer`. `n` is the only query parameter; another is 400."
+    );
     json!({ "get": op })
 }
 
@@ -824,12 +988,18 @@ pub fn tower_openapi() -> Value {
             "responses": {
                 "200": {
                     "description": "The whole item.",
-                    "headers": { "ETag": r("headers", "ETag"), "Accept-Ranges": r("headers", "AcceptRanges") },
+                    "headers": {
+                        "ETag": r("headers", "ETag"), "Accept-Ranges": r("headers", "AcceptRanges"),
+                        "X-Sovereign-Version": r("headers", "ItemVersion"), "X-Sovereign-Priority": r("headers", "ItemPriority")
+                    },
                     "content": { "application/octet-stream": { "schema": { "type": "string", "contentMediaType": "application/octet-stream" } } }
                 },
                 "206": {
                     "description": "The requested range.",
-                    "headers": { "ETag": r("headers", "ETag"), "Content-Range": r("headers", "ContentRange"), "Accept-Ranges": r("headers", "AcceptRanges") },
+                    "headers": {
+                        "ETag": r("headers", "ETag"), "Content-Range": r("headers", "ContentRange"), "Accept-Ranges": r("headers", "AcceptRanges"),
+                        "X-Sovereign-Version": r("headers", "ItemVersion"), "X-Sovereign-Priority": r("headers", "ItemPriority")
+                    },
                     "content": { "application/octet-stream": { "schema": { "type": "string", "contentMediaType": "application/octet-stream" } } }
                 },
                 "304": r("responses", "NotModified"),
@@ -847,7 +1017,12 @@ pub fn tower_openapi() -> Value {
             "summary": "The manifest of an item's latest servable version.",
             "parameters": [r("parameters", "ItemId")],
             "responses": {
-                "200": ok_json("The manifest.", "Manifest"),
+                "200": {
+                    "description": "The manifest.",
+                    "headers": { "ETag": r("headers", "ETag") },
+                    "content": json_body("Manifest")
+                },
+                "400": r("responses", "BadRequest"),
                 "404": r("responses", "NotFound"),
                 "503": r("responses", "Unavailable")
             }
@@ -862,11 +1037,15 @@ pub fn tower_openapi() -> Value {
             "parameters": [r("parameters", "IdempotencyKey")],
             "requestBody": { "required": true, "content": json_body("SubmitOp") },
             "responses": {
-                "202": ok_json("Accepted: written and fsynced; the tower will forward it.", "SubmitReply"),
-                "200": ok_json("Duplicate: the same key and body were accepted before.", "SubmitReply"),
+                "202": {
+                    "description": "Accepted: written and fsynced; the tower will forward it. A replay of an accepted key and body gets the same answer with `Idempotent-Replayed: true`.",
+                    "headers": { "Idempotent-Replayed": r("headers", "IdempotentReplayed") },
+                    "content": json_body("SubmitReply")
+                },
                 "400": r("responses", "BadRequest"),
                 "409": r("responses", "Conflict"),
                 "413": r("responses", "PayloadTooLarge"),
+                "415": r("responses", "UnsupportedMediaType"),
                 "422": r("responses", "Unprocessable"),
                 "503": r("responses", "Unavailable")
             }
@@ -880,9 +1059,30 @@ pub fn tower_openapi() -> Value {
         "/admin/links".into(),
         json!({ "get": admin_op("getLinks", "viewer", "Uplink health and the active uplink.", ("200", ok_json("Links.", "Links")), &[]) }),
     );
+    let mut power_post = admin_op(
+        "postPowerReading",
+        "operator",
+        "Hand the power manager a reading, as telemetry would (audited).",
+        (
+            "202",
+            ok_json(
+                "Delivered to the power manager: the reading.",
+                "PowerReading",
+            ),
+        ),
+        &[("400", "BadRequest"), ("413", "PayloadTooLarge")],
+    );
+    power_post["requestBody"] = json!({ "required": true, "content": json_body("PowerReading") });
     paths.insert(
         "/admin/power".into(),
-        json!({ "get": admin_op("getPower", "viewer", "Power mode and the last reading.", ("200", ok_json("Power.", "Power")), &[]) }),
+        json!({
+            "get": admin_op("getPower", "viewer", "Power mode and the last reading.", ("200", ok_json("Power.", "Power")), &[]),
+            "post": power_post
+        }),
+    );
+    paths.insert(
+        "/admin/outbox".into(),
+        json!({ "get": admin_op("getOutbox", "viewer", "Accepted device operations the origin has not acknowledged yet.", ("200", ok_json("The outbox.", "Outbox")), &[]) }),
     );
     paths.insert("/admin/faults".into(), faults_path());
     paths.insert("/admin/audit".into(), audit_path());
@@ -890,7 +1090,7 @@ pub fn tower_openapi() -> Value {
         "openapi": OPENAPI_VERSION,
         "info": info(
             "Sovereign tower",
-            "A tower serves content to nearby devices from its verified store and accepts device operations, which it makes durable and forwards to the origin. Errors are JSON `{\"error\": …, \"field\": …}`."
+            "A tower serves content to nearby devices from its verified store and accepts device operations, which it makes durable and forwards to the origin. Errors are JSON `{\"error\": …, \"field\": …}`; an unknown path is 404 and a known path with another method 405 (with `Allow`), both with that body."
         ),
         "tags": tags(),
         "security": [],
@@ -939,7 +1139,7 @@ pub fn origin_openapi() -> Value {
         "operator",
         "Publish a new version of an item (audited): the body is the content.",
         (
-            "200",
+            "201",
             ok_json("Published: the new catalog entry.", "CatalogEntry"),
         ),
         &[
@@ -962,12 +1162,22 @@ pub fn origin_openapi() -> Value {
         "/admin/ledger".into(),
         json!({ "get": admin_op("getLedger", "viewer", "Ledger totals and balances.", ("200", ok_json("The ledger.", "Ledger")), &[]) }),
     );
+    let mut op = admin_op(
+        "getOp",
+        "viewer",
+        "The recorded outcome of a device operation, by its idempotency key.",
+        ("200", ok_json("The outcome.", "OpRecord")),
+        &[("400", "BadRequest"), ("404", "NotFound")],
+    );
+    op["parameters"] = json!([r("parameters", "OpKey")]);
+    paths.insert("/admin/ops/{key}".into(), json!({ "get": op }));
+    paths.insert("/admin/faults".into(), faults_path());
     paths.insert("/admin/audit".into(), audit_path());
     json!({
         "openapi": OPENAPI_VERSION,
         "info": info(
             "Sovereign origin",
-            "The origin publishes content (catalog and chunks) to towers and applies the device operations they forward. Errors are JSON `{\"error\": …, \"field\": …}`."
+            "The origin publishes content (catalog and chunks) to towers and applies the device operations they forward. Errors are JSON `{\"error\": …, \"field\": …}`; an unknown path is 404 and a known path with another method 405 (with `Allow`), both with that body."
         ),
         "tags": tags(),
         "security": [],
@@ -993,6 +1203,158 @@ pub fn operations(doc: &Value) -> Vec<(String, String)> {
     }
     out.sort();
     out
+}
+
+/// Check `v` against the schema `#/components/schemas/<name>` of `doc`; the first
+/// mismatch, named by its JSON path. See [`check_schema`].
+pub fn validate(doc: &Value, name: &str, v: &Value) -> Result<(), String> {
+    check_schema(
+        doc,
+        &json!({ "$ref": format!("#/components/schemas/{name}") }),
+        v,
+        name,
+    )
+}
+
+/// Whether `s` matches `pattern`, for the patterns these documents use (there is no
+/// regex engine here); `None` for any other pattern.
+fn pattern_matches(pattern: &str, s: &str) -> Option<bool> {
+    let hex_lower = |s: &str, n: usize| {
+        s.len() == n && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    };
+    Some(match pattern {
+        "^[0-9a-f]{64}$" => hex_lower(s, 64),
+        "^[0-9a-f]{8}$" => hex_lower(s, 8),
+        "^[0-9]+$" => !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()),
+        "^[\\x21-\\x7e]{1,256}$" => {
+            (1..=256).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic())
+        }
+        "^bytes=" => s.starts_with("bytes="),
+        _ => return None,
+    })
+}
+
+/// A small JSON Schema checker for the keywords these documents use: `$ref`, `type`,
+/// `const`, `enum`, `required`, `properties`, `additionalProperties` (`false` or a
+/// schema), `items`, `prefixItems`, `minItems`/`maxItems`, `oneOf`,
+/// `minimum`/`maximum`, `minLength`/`maxLength`, and the documents' `pattern`s (an
+/// unknown pattern is an error, not a pass). Errors name the JSON path from `at`.
+pub fn check_schema(doc: &Value, schema: &Value, v: &Value, at: &str) -> Result<(), String> {
+    if let Some(t) = schema["$ref"].as_str() {
+        let target = t
+            .strip_prefix('#')
+            .and_then(|p| doc.pointer(p))
+            .ok_or(format!("{at}: dangling {t}"))?;
+        return check_schema(doc, target, v, at);
+    }
+    let type_ok = |t: &str| match t {
+        "object" => v.is_object(),
+        "array" => v.is_array(),
+        "string" => v.is_string(),
+        "integer" => v.is_u64() || v.is_i64(),
+        "number" => v.is_number(),
+        "boolean" => v.is_boolean(),
+        "null" => v.is_null(),
+        _ => false,
+    };
+    match &schema["type"] {
+        Value::String(t) if !type_ok(t) => return Err(format!("{at}: not a {t}: {v}")),
+        Value::Array(ts) if !ts.iter().any(|t| t.as_str().is_some_and(type_ok)) => {
+            return Err(format!("{at}: not any of {ts:?}: {v}"));
+        }
+        _ => {}
+    }
+    if let Some(c) = schema.get("const") {
+        if c != v {
+            return Err(format!("{at}: expected {c}, got {v}"));
+        }
+    }
+    if let Some(e) = schema["enum"].as_array() {
+        if !e.contains(v) {
+            return Err(format!("{at}: {v} not in {e:?}"));
+        }
+    }
+    if let (Some(min), Some(x)) = (schema["minimum"].as_f64(), v.as_f64()) {
+        if x < min {
+            return Err(format!("{at}: {x} < {min}"));
+        }
+    }
+    if let (Some(max), Some(x)) = (schema["maximum"].as_f64(), v.as_f64()) {
+        if x > max {
+            return Err(format!("{at}: {x} > {max}"));
+        }
+    }
+    if let Some(s) = v.as_str() {
+        let chars = s.chars().count() as u64;
+        if schema["minLength"].as_u64().is_some_and(|min| chars < min) {
+            return Err(format!("{at}: shorter than {}", schema["minLength"]));
+        }
+        if schema["maxLength"].as_u64().is_some_and(|max| chars > max) {
+            return Err(format!("{at}: longer than {}", schema["maxLength"]));
+        }
+        if let Some(p) = schema["pattern"].as_str() {
+            match pattern_matches(p, s) {
+                Some(true) => {}
+                Some(false) => return Err(format!("{at}: {v} does not match {p}")),
+                None => return Err(format!("{at}: the checker does not know pattern {p}")),
+            }
+        }
+    }
+    if let Some(one_of) = schema["oneOf"].as_array() {
+        let ok = one_of
+            .iter()
+            .filter(|s| check_schema(doc, s, v, at).is_ok())
+            .count();
+        if ok != 1 {
+            return Err(format!("{at}: matches {ok} of oneOf, expected 1: {v}"));
+        }
+    }
+    if let Some(o) = v.as_object() {
+        for req in schema["required"].as_array().into_iter().flatten() {
+            let k = req.as_str().unwrap_or("");
+            if !o.contains_key(k) {
+                return Err(format!("{at}: missing required {k}"));
+            }
+        }
+        let props = schema["properties"].as_object();
+        for (k, x) in o {
+            match (
+                props.and_then(|p| p.get(k)),
+                &schema["additionalProperties"],
+            ) {
+                (Some(s), _) => check_schema(doc, s, x, &format!("{at}.{k}"))?,
+                (None, Value::Bool(false)) => {
+                    return Err(format!("{at}: unexpected property {k}"));
+                }
+                (None, extra @ Value::Object(_)) => {
+                    check_schema(doc, extra, x, &format!("{at}.{k}"))?
+                }
+                (None, _) => {}
+            }
+        }
+    }
+    if let Some(a) = v.as_array() {
+        if let Some(min) = schema["minItems"].as_u64() {
+            if (a.len() as u64) < min {
+                return Err(format!("{at}: fewer than {min} items"));
+            }
+        }
+        if let Some(max) = schema["maxItems"].as_u64() {
+            if (a.len() as u64) > max {
+                return Err(format!("{at}: more than {max} items"));
+            }
+        }
+        let prefix = schema["prefixItems"].as_array();
+        for (i, x) in a.iter().enumerate() {
+            let s = prefix
+                .and_then(|p| p.get(i))
+                .or_else(|| schema.get("items"));
+            if let Some(s) = s {
+                check_schema(doc, s, x, &format!("{at}[{i}]"))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Every `$ref` (and discriminator mapping target) in `doc` that does not resolve to a

@@ -1,11 +1,17 @@
 //! What every router shares: the JSON error body, body limits, byte ranges and
-//! conditional requests.
+//! conditional requests, and JSON answers where axum's own would be plain text (path and
+//! query rejections, 404 and 405).
 //!
-//! Map: [`ApiError`], [`read_body`], [`parse_range`], [`ByteRange`], [`content_response`].
+//! Map: [`ApiError`] (+ [`ApiError::from_wire`]), [`read_body`], [`parse_range`],
+//! [`ByteRange`], [`content_response`], [`PathParam`], [`QueryParams`], [`not_found`],
+//! [`method_not_allowed`].
 
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{FromRequestParts, Path, Query};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use std::collections::BTreeMap;
 
 /// Largest request body a device may send (an operation).
 pub const OP_BODY_MAX: usize = 64 * 1024;
@@ -58,6 +64,56 @@ impl ApiError {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
             .header(header::RETRY_AFTER, HeaderValue::from(retry_after_s))
     }
+
+    /// 400 for a body `sovereign_wire` refused, naming the field when the error does:
+    /// `within` is the path of the value that was decoded (`""` for the whole body,
+    /// `"ops[3]"` for one operation of a batch), `what` names the body in the message.
+    pub fn from_wire(what: &str, within: &str, e: &sovereign_wire::WireError) -> Self {
+        let join = |inner: &str| match (within.is_empty(), inner.is_empty()) {
+            (_, true) => within.to_string(),
+            (true, false) => inner.to_string(),
+            (false, false) => format!("{within}.{inner}"),
+        };
+        let field = match e {
+            sovereign_wire::WireError::Field { field, .. } => Some(join(field)),
+            sovereign_wire::WireError::Json(msg) => {
+                // `from_json` prefixes the path of the failing value: "field `a.b`: …".
+                let (path, rest) = msg
+                    .strip_prefix("field `")
+                    .and_then(|r| r.split_once("`: "))
+                    .unwrap_or(("", msg));
+                // `?` marks where the decoder lost track (e.g. at the end of the input).
+                let path = path.strip_suffix('?').unwrap_or(path);
+                let path = path.strip_suffix('.').unwrap_or(path);
+                // serde names a missing field (and, inside a tagged enum, an unknown
+                // one) in its message; the path then ends at the enclosing object.
+                let named = ["unknown field `", "missing field `"].iter().find_map(|p| {
+                    rest.strip_prefix(p)
+                        .and_then(|r| r.split_once('`'))
+                        .map(|(f, _)| f)
+                });
+                let path = match named {
+                    Some(n) if path.rsplit('.').next() != Some(n) => {
+                        if path.is_empty() {
+                            n.to_string()
+                        } else {
+                            format!("{path}.{n}")
+                        }
+                    }
+                    _ => path.to_string(),
+                };
+                (!path.is_empty() || !within.is_empty()).then(|| join(&path))
+            }
+        };
+        let prefix = if within.is_empty() {
+            what.to_string()
+        } else {
+            format!("{what}: {within}")
+        };
+        let mut err = ApiError::new(StatusCode::BAD_REQUEST, format!("{prefix}: {e}"));
+        err.field = field;
+        err
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -77,6 +133,115 @@ impl IntoResponse for ApiError {
 impl From<crate::tower_node::NodeGone> for ApiError {
     fn from(_: crate::tower_node::NodeGone) -> Self {
         ApiError::unavailable("the node is stopped (powered off or restarting)", 30)
+    }
+}
+
+/// The fallback of every router: 404 as JSON.
+pub async fn not_found(uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no such route: {}", uri.path()),
+    )
+}
+
+/// The answer to a known path with a method it does not serve: 405 as JSON (axum's own
+/// has no body). axum adds the `Allow` header listing the methods that are served.
+pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "method {method} is not allowed on {}; the Allow header lists those that are",
+            uri.path()
+        ),
+    )
+}
+
+/// The one path parameter of a route (`{id}`, `{sha256}`, `{key}`), percent-decoded.
+/// Unlike axum's `Path`, a rejection (a parameter that is not UTF-8 once decoded) is a
+/// JSON 400 naming the parameter.
+pub struct PathParam(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        use axum::extract::path::ErrorKind;
+        use axum::extract::rejection::PathRejection;
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(v)) => Ok(PathParam(v)),
+            Err(e) => {
+                let field = match &e {
+                    PathRejection::FailedToDeserializePathParams(d) => match d.kind() {
+                        ErrorKind::InvalidUtf8InPathParam { key } => Some(key.clone()),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                let mut err = ApiError::new(
+                    e.status(),
+                    format!(
+                        "{}; a path parameter must be UTF-8 once percent-decoded",
+                        e.body_text()
+                    ),
+                );
+                err.field = field;
+                Err(err)
+            }
+        }
+    }
+}
+
+/// Query parameters by name. Unlike axum's `Query`, a rejection is a JSON 400, and a
+/// parameter given twice is refused (naming it) instead of one value silently winning.
+pub struct QueryParams(pub BTreeMap<String, String>);
+
+impl QueryParams {
+    /// 400 naming the first parameter not in `known`.
+    pub fn only(&self, known: &[&str]) -> Result<(), ApiError> {
+        match self.0.keys().find(|k| !known.contains(&k.as_str())) {
+            None => Ok(()),
+            Some(k) => Err(ApiError::bad_field(
+                k,
+                format!(
+                    "unknown query parameter {k:?}; expected {}",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known
+                            .iter()
+                            .map(|k| format!("`{k}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                ),
+            )),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Query(pairs) = Query::<Vec<(String, String)>>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("query string: {}", e.body_text()),
+                )
+            })?;
+        let mut map = BTreeMap::new();
+        for (k, v) in pairs {
+            if map.contains_key(&k) {
+                return Err(ApiError::bad_field(
+                    &k,
+                    format!("query parameter {k:?} given more than once"),
+                ));
+            }
+            map.insert(k, v);
+        }
+        Ok(QueryParams(map))
     }
 }
 
@@ -303,6 +468,59 @@ mod tests {
         assert_eq!(range("items=0-1", 100), Err(StatusCode::BAD_REQUEST));
         assert_eq!(range("bytes=0-1,5-6", 100), Err(StatusCode::BAD_REQUEST));
         assert_eq!(range("bytes=-", 100), Err(StatusCode::BAD_REQUEST));
+    }
+
+    #[test]
+    fn wire_errors_name_their_field() {
+        // Goal: from_wire finds the field in each shape of sovereign-wire error (a path, an
+        // unknown or missing field named only in serde's message, a checked value), and
+        // prefixes the element of a batch.
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Body {
+            device: u32,
+            op: sovereign_wire::OpKindDto,
+        }
+        let field = |json: &str| {
+            let e = sovereign_wire::from_json::<Body>(json.as_bytes()).unwrap_err();
+            ApiError::from_wire("body", "", &e).field
+        };
+        let op = r#""op":{"type":"message","to":"a","body":"b"}"#;
+        assert_eq!(
+            field(&format!(r#"{{"device":"x",{op}}}"#)).as_deref(),
+            Some("device")
+        );
+        assert_eq!(field(&format!(r#"{{{op}}}"#)).as_deref(), Some("device"));
+        assert_eq!(
+            field(&format!(r#"{{"device":1,{op},"z":0}}"#)).as_deref(),
+            Some("z")
+        );
+        assert_eq!(
+            field(r#"{"device":1,"op":{"type":"message","to":"a","body":"b","cc":1}}"#).as_deref(),
+            Some("op.cc")
+        );
+        assert_eq!(
+            field(r#"{"device":1,"op":{"type":"message","to":"a"}}"#).as_deref(),
+            Some("op.body")
+        );
+        assert_eq!(field("{"), None);
+        let dto = sovereign_wire::OperationDto {
+            key: "a b".into(),
+            device: 1,
+            op: sovereign_wire::OpKindDto::Message {
+                to: "a".into(),
+                body: "b".into(),
+            },
+        };
+        let e = dto.to_operation().unwrap_err();
+        let err = ApiError::from_wire("batch", "ops[3]", &e);
+        assert_eq!(err.field.as_deref(), Some("ops[3].key"));
+        assert!(
+            err.message.starts_with("batch: ops[3]: "),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

@@ -8,20 +8,21 @@
 //!
 //! Map: [`OriginApi`], [`router`].
 
-use super::common::{ApiError, FORWARD_BODY_MAX, read_body};
+use super::common::{
+    ApiError, FORWARD_BODY_MAX, PathParam, QueryParams, method_not_allowed, not_found, read_body,
+};
 use crate::metrics::OriginMetrics;
 use crate::origin_node::OriginHandle;
 use crate::tower_node::TOWER_HEADER;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use sovereign_logic::content::ChunkHash;
 use sovereign_logic::protocol::{Message, TowerId};
 use sovereign_wire::{CatalogEntryDto, OpReceiptDto, OperationDto};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Everything the origin API's handlers share.
@@ -44,7 +45,8 @@ pub fn router(api: Arc<OriginApi>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             api.clone(),
             |State(api): State<Arc<OriginApi>>, req, next| async move {
@@ -73,29 +75,20 @@ fn tower_of(headers: &HeaderMap) -> Result<TowerId, ApiError> {
 
 async fn catalog(
     State(api): State<Arc<OriginApi>>,
-    Query(q): Query<BTreeMap<String, String>>,
+    q: QueryParams,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let tower = tower_of(&headers)?;
-    let mut since = 0u64;
-    for (k, v) in &q {
-        match k.as_str() {
-            "since" => {
-                since = v.parse().map_err(|_| {
-                    ApiError::bad_field(
-                        "since",
-                        format!("expected a publish seq (an unsigned integer), found {v:?}"),
-                    )
-                })?
-            }
-            other => {
-                return Err(ApiError::bad_field(
-                    other,
-                    format!("unknown query parameter {other:?}; expected `since`"),
-                ));
-            }
-        }
-    }
+    q.only(&["since"])?;
+    let since = match q.0.get("since") {
+        None => 0u64,
+        Some(v) => v.parse().map_err(|_| {
+            ApiError::bad_field(
+                "since",
+                format!("expected a publish seq (an unsigned integer), found {v:?}"),
+            )
+        })?,
+    };
     api.metrics.catalog_request();
     let reply = api
         .node
@@ -112,7 +105,7 @@ async fn catalog(
 
 async fn chunk(
     State(api): State<Arc<OriginApi>>,
-    Path(raw): Path<String>,
+    PathParam(raw): PathParam,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let tower = tower_of(&headers)?;
@@ -174,12 +167,12 @@ async fn forward(
     let tower = tower_of(&headers)?;
     let bytes = read_body(body, FORWARD_BODY_MAX).await?;
     let batch: Batch = sovereign_wire::from_json(&bytes)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("forward batch: {e}")))?;
+        .map_err(|e| ApiError::from_wire("forward batch", "", &e))?;
     let mut ops = Vec::with_capacity(batch.ops.len());
     for (i, dto) in batch.ops.iter().enumerate() {
         ops.push(
             dto.to_operation()
-                .map_err(|e| ApiError::bad_field(&format!("ops[{i}]"), format!("ops[{i}]: {e}")))?,
+                .map_err(|e| ApiError::from_wire("forward batch", &format!("ops[{i}]"), &e))?,
         );
     }
     api.metrics.forward_batch(ops.len());

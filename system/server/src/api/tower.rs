@@ -11,13 +11,15 @@
 //!
 //! Map: [`TowerApi`], [`router`], [`ReadError`], [`read_item`], [`read_chunk`].
 
-use super::common::{ApiError, OP_BODY_MAX, content_response, read_body};
+use super::common::{
+    ApiError, OP_BODY_MAX, PathParam, content_response, method_not_allowed, not_found, read_body,
+};
 use crate::cache::VerifiedCache;
 use crate::metrics::TowerMetrics;
 use crate::tower_node::TowerHandle;
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -63,6 +65,7 @@ pub fn router(api: Arc<TowerApi>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             api.clone(),
@@ -74,10 +77,6 @@ pub fn router(api: Arc<TowerApi>) -> Router {
             },
         ))
         .with_state(api)
-}
-
-async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "no such route")
 }
 
 async fn catalog(State(api): State<Arc<TowerApi>>) -> Result<Response, ApiError> {
@@ -198,7 +197,7 @@ fn read_error(api: &TowerApi, e: ReadError, item: &ItemId) -> ApiError {
 
 async fn item(
     State(api): State<Arc<TowerApi>>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let item = item_id(&id)?;
@@ -229,7 +228,7 @@ async fn item(
 
 async fn manifest(
     State(api): State<Arc<TowerApi>>,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> Result<Response, ApiError> {
     let item = item_id(&id)?;
     let it = item.clone();
@@ -259,7 +258,7 @@ fn parse_hash(raw: &str) -> Result<ChunkHash, ApiError> {
 
 async fn chunk(
     State(api): State<Arc<TowerApi>>,
-    Path(raw): Path<String>,
+    PathParam(raw): PathParam,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let hash = parse_hash(&raw)?;
@@ -327,7 +326,7 @@ async fn submit(
     }
     let bytes = read_body(body, OP_BODY_MAX).await?;
     let sub: Submission = sovereign_wire::from_json(&bytes)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("operation body: {e}")))?;
+        .map_err(|e| ApiError::from_wire("operation body", "", &e))?;
     let device = DeviceId(sub.device);
     api.metrics.device_seen(device, tokio::time::Instant::now());
     let op = Operation {

@@ -7,7 +7,7 @@ use sovereign_wire::{
 };
 use std::collections::BTreeSet;
 
-const TOWER_OPS: [(&str, &str); 16] = [
+const TOWER_OPS: [(&str, &str); 18] = [
     ("GET", "/v1/catalog"),
     ("GET", "/v1/items/{id}"),
     ("GET", "/v1/items/{id}/manifest"),
@@ -20,13 +20,15 @@ const TOWER_OPS: [(&str, &str); 16] = [
     ("GET", "/admin/status"),
     ("GET", "/admin/links"),
     ("GET", "/admin/power"),
+    ("POST", "/admin/power"),
+    ("GET", "/admin/outbox"),
     ("GET", "/admin/faults"),
     ("POST", "/admin/faults"),
     ("DELETE", "/admin/faults"),
     ("GET", "/admin/audit"),
 ];
 
-const ORIGIN_OPS: [(&str, &str); 11] = [
+const ORIGIN_OPS: [(&str, &str); 15] = [
     ("GET", "/v1/catalog"),
     ("GET", "/v1/chunks/{sha256}"),
     ("POST", "/v1/forward"),
@@ -37,6 +39,10 @@ const ORIGIN_OPS: [(&str, &str); 11] = [
     ("GET", "/admin/status"),
     ("POST", "/admin/publish"),
     ("GET", "/admin/ledger"),
+    ("GET", "/admin/ops/{key}"),
+    ("GET", "/admin/faults"),
+    ("POST", "/admin/faults"),
+    ("DELETE", "/admin/faults"),
     ("GET", "/admin/audit"),
 ];
 
@@ -239,121 +245,8 @@ fn every_schema_is_used() {
 
 // ----- the wire DTOs against their schemas ------------------------------------------------
 
-/// A small JSON Schema checker for the keywords these documents use: `$ref`, `type`,
-/// `const`, `enum`, `required`, `properties`, `additionalProperties: false`, `items`,
-/// `prefixItems`, `minItems`/`maxItems`, `oneOf`, `minimum`/`maximum`, `minLength`, and the
-/// one `pattern` shape used (`^[0-9a-f]{64}$`). Errors name the JSON path.
-fn check(doc: &Value, schema: &Value, v: &Value, at: &str) -> Result<(), String> {
-    if let Some(t) = schema["$ref"].as_str() {
-        let target = doc.pointer(&t[1..]).ok_or(format!("{at}: dangling {t}"))?;
-        return check(doc, target, v, at);
-    }
-    let type_ok = |t: &str| match t {
-        "object" => v.is_object(),
-        "array" => v.is_array(),
-        "string" => v.is_string(),
-        "integer" => v.is_u64() || v.is_i64(),
-        "number" => v.is_number(),
-        "boolean" => v.is_boolean(),
-        "null" => v.is_null(),
-        _ => false,
-    };
-    match &schema["type"] {
-        Value::String(t) if !type_ok(t) => return Err(format!("{at}: not a {t}: {v}")),
-        Value::Array(ts) if !ts.iter().any(|t| t.as_str().is_some_and(type_ok)) => {
-            return Err(format!("{at}: not any of {ts:?}: {v}"));
-        }
-        _ => {}
-    }
-    if let Some(c) = schema.get("const") {
-        if c != v {
-            return Err(format!("{at}: expected {c}, got {v}"));
-        }
-    }
-    if let Some(e) = schema["enum"].as_array() {
-        if !e.contains(v) {
-            return Err(format!("{at}: {v} not in {e:?}"));
-        }
-    }
-    if let (Some(min), Some(x)) = (schema["minimum"].as_f64(), v.as_f64()) {
-        if x < min {
-            return Err(format!("{at}: {x} < {min}"));
-        }
-    }
-    if let (Some(max), Some(x)) = (schema["maximum"].as_f64(), v.as_f64()) {
-        if x > max {
-            return Err(format!("{at}: {x} > {max}"));
-        }
-    }
-    if let (Some(min), Some(s)) = (schema["minLength"].as_u64(), v.as_str()) {
-        if (s.chars().count() as u64) < min {
-            return Err(format!("{at}: shorter than {min}"));
-        }
-    }
-    if schema["pattern"] == "^[0-9a-f]{64}$" {
-        let s = v.as_str().unwrap_or("");
-        if s.len() != 64 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            return Err(format!("{at}: not 64 lower-case hex digits: {v}"));
-        }
-    }
-    if let Some(one_of) = schema["oneOf"].as_array() {
-        let ok = one_of
-            .iter()
-            .filter(|s| check(doc, s, v, at).is_ok())
-            .count();
-        if ok != 1 {
-            return Err(format!("{at}: matches {ok} of oneOf, expected 1: {v}"));
-        }
-    }
-    if let Some(o) = v.as_object() {
-        for req in schema["required"].as_array().into_iter().flatten() {
-            let k = req.as_str().unwrap_or("");
-            if !o.contains_key(k) {
-                return Err(format!("{at}: missing required {k}"));
-            }
-        }
-        let props = schema["properties"].as_object();
-        for (k, x) in o {
-            match props.and_then(|p| p.get(k)) {
-                Some(s) => check(doc, s, x, &format!("{at}.{k}"))?,
-                None if schema["additionalProperties"] == false => {
-                    return Err(format!("{at}: unexpected property {k}"));
-                }
-                None => {}
-            }
-        }
-    }
-    if let Some(a) = v.as_array() {
-        if let Some(min) = schema["minItems"].as_u64() {
-            if (a.len() as u64) < min {
-                return Err(format!("{at}: fewer than {min} items"));
-            }
-        }
-        if let Some(max) = schema["maxItems"].as_u64() {
-            if (a.len() as u64) > max {
-                return Err(format!("{at}: more than {max} items"));
-            }
-        }
-        let prefix = schema["prefixItems"].as_array();
-        for (i, x) in a.iter().enumerate() {
-            let s = prefix
-                .and_then(|p| p.get(i))
-                .or_else(|| schema.get("items"));
-            if let Some(s) = s {
-                check(doc, s, x, &format!("{at}[{i}]"))?;
-            }
-        }
-    }
-    Ok(())
-}
-
 fn valid(doc: &Value, name: &str, v: &Value) -> Result<(), String> {
-    check(
-        doc,
-        &json!({ "$ref": format!("#/components/schemas/{name}") }),
-        v,
-        name,
-    )
+    validate(doc, name, v)
 }
 
 fn manifest() -> ManifestDto {
@@ -491,6 +384,49 @@ fn audit_records_validate_against_their_schema() {
 }
 
 #[test]
+fn fault_requests_and_snapshots_validate_against_their_schemas() {
+    // Goal: the fault kinds of admin::FaultRequest and sovereign_store::FaultsSnapshot
+    // are what both documents describe.
+    for doc in [tower_openapi(), origin_openapi()] {
+        for body in [
+            json!({ "kind": "fsync-failure" }),
+            json!({ "kind": "fsync-failure", "count": 3 }),
+            json!({ "kind": "write-error" }),
+            json!({ "kind": "disk-full" }),
+            json!({ "kind": "slow-disk", "delay_ms": 250 }),
+            json!({ "kind": "corrupt" }),
+            json!({ "kind": "corrupt", "count": 2 }),
+        ] {
+            valid(&doc, "FaultRequest", &body).unwrap();
+        }
+        for bad in [
+            json!({ "kind": "meteor" }),
+            json!({ "kind": "slow-disk" }),
+            json!({ "kind": "slow-disk", "delay_ms": 60001 }),
+            json!({ "kind": "disk-full", "count": 1 }),
+            json!({ "kind": "corrupt", "count": 0 }),
+        ] {
+            assert!(valid(&doc, "FaultRequest", &bad).is_err(), "{bad}");
+        }
+        let faults = sovereign_store::Faults::default();
+        valid(
+            &doc,
+            "FaultsSnapshot",
+            &serde_json::to_value(faults.snapshot()).unwrap(),
+        )
+        .unwrap();
+        faults.fail_fsyncs(2);
+        faults.set_delay(Some(std::time::Duration::from_millis(5)));
+        valid(
+            &doc,
+            "FaultsSnapshot",
+            &serde_json::to_value(faults.snapshot()).unwrap(),
+        )
+        .unwrap();
+    }
+}
+
+#[test]
 fn the_schema_checker_rejects_wrong_bodies() {
     // Goal: the checker above can fail, so the conformance tests mean something.
     let doc = origin_openapi();
@@ -510,6 +446,17 @@ fn the_schema_checker_rejects_wrong_bodies() {
     let r = json!({ "key": "k", "outcome": { "result": "applied" } });
     assert!(valid(&doc, "OpReceipt", &r).is_err());
     assert!(valid(&doc, "ForwardRequest", &json!({})).is_err());
+    let ledger = json!({ "contributed_minor": "10", "held_minor": "x", "conserved": true,
+        "communities": {}, "nations": {}, "reserve": 0, "applied": 0 });
+    assert!(valid(&doc, "Ledger", &ledger).is_err(), "pattern ^[0-9]+$");
+    let ledger = json!({ "contributed_minor": "10", "held_minor": "10", "conserved": true,
+        "communities": { "village": -5 }, "nations": {}, "reserve": 0, "applied": 0 });
+    assert!(
+        valid(&doc, "Ledger", &ledger).is_err(),
+        "additionalProperties schema"
+    );
+    let unknown = json!({ "type": "string", "pattern": "^a+$" });
+    assert!(check_schema(&doc, &unknown, &json!("aaa"), "x").is_err());
 }
 
 #[test]
