@@ -122,6 +122,7 @@ impl FaultBody {
             "fsync-failure" => FaultRequest::FsyncFailure { count },
             "write-error" => FaultRequest::WriteError,
             "disk-full" => FaultRequest::DiskFull,
+            "lying-fsync" => FaultRequest::LyingFsync,
             "slow-disk" => FaultRequest::SlowDisk {
                 delay_ms: delay_ms.ok_or_else(|| {
                     ApiError::bad_field(
@@ -135,7 +136,7 @@ impl FaultBody {
                 return Err(ApiError::bad_field(
                     "kind",
                     format!(
-                        "unknown fault kind {other:?}; expected fsync-failure, write-error, disk-full, slow-disk or corrupt"
+                        "unknown fault kind {other:?}; expected fsync-failure, write-error, disk-full, lying-fsync, slow-disk or corrupt"
                     ),
                 ));
             }

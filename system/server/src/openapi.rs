@@ -360,6 +360,15 @@ fn admin_schemas() -> Map<String, Value> {
         ),
     );
     s.insert(
+        "FaultLyingFsync".into(),
+        fault(
+            "lying-fsync",
+            "Fsync answers success without making anything durable, as a disk cache that ignores flushes does: what is acknowledged meanwhile is lost by a crash.",
+            json!({}),
+            &[],
+        ),
+    );
+    s.insert(
         "FaultSlowDisk".into(),
         fault(
             "slow-disk",
@@ -383,7 +392,7 @@ fn admin_schemas() -> Map<String, Value> {
             "description": "A fault to inject into the node's store; `kind` selects it. A parameter the kind does not take is refused (400).",
             "oneOf": [
                 schema("FaultFsyncFailure"), schema("FaultWriteError"), schema("FaultDiskFull"),
-                schema("FaultSlowDisk"), schema("FaultCorrupt")
+                schema("FaultLyingFsync"), schema("FaultSlowDisk"), schema("FaultCorrupt")
             ],
             "discriminator": {
                 "propertyName": "kind",
@@ -391,6 +400,7 @@ fn admin_schemas() -> Map<String, Value> {
                     "fsync-failure": "#/components/schemas/FaultFsyncFailure",
                     "write-error": "#/components/schemas/FaultWriteError",
                     "disk-full": "#/components/schemas/FaultDiskFull",
+                    "lying-fsync": "#/components/schemas/FaultLyingFsync",
                     "slow-disk": "#/components/schemas/FaultSlowDisk",
                     "corrupt": "#/components/schemas/FaultCorrupt"
                 }
@@ -405,13 +415,14 @@ fn admin_schemas() -> Map<String, Value> {
             "additionalProperties": false,
             "required": [
                 "fsync_fail_next", "fsync_fail_until_cleared", "write_errors", "disk_full",
-                "delay_ms", "corrupt_pending", "corrupted", "corrupt_error", "injected_total"
+                "lying_fsync", "delay_ms", "corrupt_pending", "corrupted", "corrupt_error", "injected_total"
             ],
             "properties": {
                 "fsync_fail_next": { "type": "integer", "minimum": 0, "description": "How many of the next fsyncs will fail (0 when off or failing until cleared)." },
                 "fsync_fail_until_cleared": { "type": "boolean" },
                 "write_errors": { "type": "boolean" },
                 "disk_full": { "type": "boolean" },
+                "lying_fsync": { "type": "boolean", "description": "Fsync answers Ok without making anything durable." },
                 "delay_ms": { "type": "integer", "minimum": 0, "description": "Added to every storage call (0: off)." },
                 "corrupt_pending": { "type": "integer", "minimum": 0, "description": "Chunks still to corrupt at the next call." },
                 "corrupted": { "type": "array", "items": sha256_schema("A chunk corrupted so far."), "description": "Most recent last, at most 64." },

@@ -393,6 +393,7 @@ fn fault_requests_and_snapshots_validate_against_their_schemas() {
             json!({ "kind": "fsync-failure", "count": 3 }),
             json!({ "kind": "write-error" }),
             json!({ "kind": "disk-full" }),
+            json!({ "kind": "lying-fsync" }),
             json!({ "kind": "slow-disk", "delay_ms": 250 }),
             json!({ "kind": "corrupt" }),
             json!({ "kind": "corrupt", "count": 2 }),
