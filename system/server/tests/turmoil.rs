@@ -8,8 +8,10 @@
 //! operation is applied at the origin exactly once, outboxes drain, the ledger balances.
 //! Each scenario adds its own checks (offline serving, priority order, …).
 //!
-//! Run: `cargo test -p sovereign-server --test turmoil` (`RUST_LOG=info` for the servers'
-//! logs). `.cargo/config.toml` sets `--cfg tokio_unstable`, which seeds tokio's scheduler.
+//! Run: `cargo test -p sovereign-server --test turmoil`. `.cargo/config.toml` sets
+//! `--cfg tokio_unstable`, which seeds tokio's scheduler. `RUST_LOG=sovereign_server=info`
+//! shows the servers' logs stamped with virtual time, `SOVEREIGN_TURMOIL_TRACE=1` prints
+//! each run's observations, `SOVEREIGN_TURMOIL_SEED=N` shifts every seed by `N`.
 //!
 //! Map: [`partition_and_repair`], [`crash_and_power_cuts`], [`slow_uplink_keeps_priority`],
 //! [`same_seed_same_trace`].
@@ -251,7 +253,7 @@ fn crash_and_power_cuts() {
         down: s(down),
     };
     net.run(vec![
-        (s(1.5), cut("tower1", Covering::Chunk, 20, 4.0)),
+        (s(0.5), cut("tower1", Covering::Chunk, 20, 4.0)),
         (s(10.0), cut("tower1", Covering::Outbox, 0, 3.0)),
         (s(19.0), cut("tower2", Covering::Chunk, 10, 3.0)),
         (s(30.0), Act::Crash("origin")),

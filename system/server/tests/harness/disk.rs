@@ -2,6 +2,14 @@
 //! store a process gets on it ([`HostStore`]), which can lose power at an fsync
 //! ([`Cut`], armed by the schedule's `Act::PowerCut`).
 //!
+//! Why power cuts and not only turmoil crashes: the node tasks perform a write and the
+//! fsync covering it in one synchronous drain, and turmoil crashes a host only between
+//! steps, when every task has yielded — so `sim.crash` plus `MemDisk::crash` finds nothing
+//! unsynced and never separates a write from its fsync. A power cut fires *inside* the
+//! fsync instead: the staged changes vanish, the fsync fails, and the driver crashes the
+//! host at the end of that step (anything the process sent before the fsync — an early
+//! acknowledgement, say — is already on the wire, as in a real power loss).
+//!
 //! Map: [`Covering`], [`Cut`], [`Disk`], [`HostStore`].
 
 use bytes::Bytes;

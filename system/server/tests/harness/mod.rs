@@ -86,10 +86,15 @@ pub struct Setup {
 }
 
 impl Setup {
-    /// Defaults: 240 s of virtual time, 1–20 ms links.
+    /// Defaults: 240 s of virtual time, 1–20 ms links. `SOVEREIGN_TURMOIL_SEED=N` adds `N`
+    /// to every scenario's seed (to explore other interleavings).
     pub fn new(seed: u64) -> Setup {
+        let offset = std::env::var("SOVEREIGN_TURMOIL_SEED")
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0);
         Setup {
-            seed,
+            seed: seed.wrapping_add(offset),
             duration: Duration::from_secs(240),
             latency: (Duration::from_millis(1), Duration::from_millis(20)),
             tower: |_| {},
@@ -109,7 +114,8 @@ pub enum Act {
     Repair(&'static str, &'static str),
     /// Fixed one-way latency on a link.
     Latency(&'static str, &'static str, Duration),
-    /// `kill -9`: the process stops, its unsynced changes vanish.
+    /// `kill -9` between steps: the process stops, its unsynced changes vanish (between
+    /// steps there are rarely any; see [`disk`] and [`Act::PowerCut`]).
     Crash(&'static str),
     /// Start a crashed host again.
     Bounce(&'static str),
