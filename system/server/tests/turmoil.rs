@@ -112,6 +112,7 @@ fn partition_run(setup: &Setup) -> Obs {
     }
     net.reader("reader1", "tower1", s(1.0), s(60.0));
     net.reader("reader2", "tower2", s(1.0), s(60.0));
+    net.auditor("auditor", s(FULL + 10.0), "tower1");
     net.checker(s(HEAL + 2.0), s(200.0));
     net.run(vec![
         (s(CUT), Act::PartitionOneway("origin", "tower1")),
@@ -188,6 +189,13 @@ fn partition_and_repair() {
     assert!(
         acked_offline >= 8,
         "tower1 acknowledged {acked_offline} operations while cut off"
+    );
+    // Lost replies: the origin applied some of tower1's operations whose receipts never
+    // reached it (so tower1 forwards them again after the repair, and the origin must
+    // answer from its record instead of applying them twice).
+    assert!(
+        !obs.applied_early.is_empty(),
+        "no forward of tower1 reached the origin while its replies were dropped"
     );
 }
 

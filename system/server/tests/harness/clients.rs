@@ -568,6 +568,33 @@ impl Net {
             .client(name, reader(self.obs.clone(), tower, every, until));
     }
 
+    /// Add an auditor: at `at`, ask the origin's admin API which of the operations
+    /// submitted to `tower` so far it has applied (into [`super::Obs::applied_early`]).
+    pub fn auditor(&mut self, name: &'static str, at: Duration, tower: &'static str) {
+        let obs = self.obs.clone();
+        self.sim.client(name, async move {
+            let http = Http::new();
+            sleep_until(at).await;
+            let keys: Vec<String> = obs
+                .borrow()
+                .ops
+                .iter()
+                .filter(|(_, o)| o.tower == tower)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for key in keys {
+                let url = format!("http://origin:{ORIGIN_ADMIN_PORT}/admin/ops/{key}");
+                if let Ok(resp) = http.get(url, &[bearer(VIEWER)]).await {
+                    if resp.status == StatusCode::OK {
+                        note(&obs, format!("auditor: {key} applied"));
+                        obs.borrow_mut().applied_early.push(key);
+                    }
+                }
+            }
+            Ok(())
+        });
+    }
+
     /// Add a chaos client: at `at`, POST `fault` to `host`'s `/admin/faults` with the
     /// chaos token (retried every second until the host answers 201).
     pub fn chaos(

@@ -154,6 +154,9 @@ pub struct Obs {
     pub workers: usize,
     /// A tower served an older version of an item after a newer one (must stay empty).
     pub regressions: Vec<String>,
+    /// Operations an auditor found applied at the origin at its one look (see
+    /// `Net::auditor`).
+    pub applied_early: Vec<String>,
     /// Host (re)starts and power cuts, as the driver did them.
     pub restarts: BTreeMap<String, u32>,
     /// The checker's findings.
