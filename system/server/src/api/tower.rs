@@ -141,16 +141,15 @@ pub fn read_chunk(api: &TowerApi, hash: &ChunkHash, len: Option<u32>) -> Result<
     Ok(bytes)
 }
 
-/// Read the servable version of `item`: its manifest and verified bytes.
-pub async fn read_item(api: &TowerApi, item: &ItemId) -> Result<(Manifest, Bytes), ReadError> {
-    let it = item.clone();
-    let plan = api
+/// Read the servable version of `item`: its manifest and verified bytes. Planned from the
+/// node's published view (no round trip: see `tower_node`), which also notes the read for
+/// the cache warmer.
+pub async fn read_item(api: &TowerApi, item: &ItemId) -> Result<(Arc<Manifest>, Bytes), ReadError> {
+    let m = api
         .node
-        .query(move |t, now| t.serve_plan(now, &it))
-        .await
+        .plan_read(item)
         .map_err(|_| ReadError::Gone)?
         .map_err(ReadError::Refused)?;
-    let m = plan.manifest;
     if let Some(b) = api.cache.get(&m.digest) {
         return Ok((m, b));
     }
