@@ -18,15 +18,21 @@
 #      nginx's /ID, alternating tower/nginx for ROUNDS rounds (and the tower's
 #      /v1/chunks/SHA for the first chunk of the 64 KiB item); wrk and the servers share
 #      the machine's cores;
+#      Also measured the same way: `http_floor` (sovereign-server's example: the same
+#      axum/hyper/tokio stack serving the files from memory with no tower work), so a gap
+#      splits into "the stack" and "the tower's own work"; and, with BENCH_BASELINE_BIN, a
+#      second tower run from that binary (e.g. a build of an older commit) for before/after
+#      numbers in the same run;
 #   6. prints a Markdown table: size, server, req/s (mean of rounds, each round), p99,
-#      server CPU per request, ratio tower/nginx of the mean req/s.
+#      server CPU per request, ratio to nginx of the mean req/s.
 #   Every process it started is stopped on exit (trap), and its temporary directory goes.
 #
 # Settings (environment): BENCH_DURATION (wrk -d, default 15s), BENCH_THREADS (wrk -t,
 # default 2), BENCH_CONNS (wrk -c, default 64), BENCH_ROUNDS (default 2), BENCH_SIZES
-# (default "1024 65536 1048576"), BENCH_KEEP=1 keeps the temporary directory (logs, wrk
-# outputs), SOVEREIGN_LOG (the servers' log filter, default warn). Progress goes to
-# stderr, the table to stdout.
+# (default "1024 65536 1048576"), BENCH_BASELINE_BIN (a `sovereign` binary to measure as a
+# second tower), BENCH_FLOOR=0 skips the stack floor, BENCH_KEEP=1 keeps the temporary
+# directory (logs, wrk outputs), SOVEREIGN_LOG (the servers' log filter, default warn).
+# Progress goes to stderr, the table to stdout.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -54,12 +60,21 @@ if ((${#need[@]})); then
 fi
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 
+floor_on=${BENCH_FLOOR:-1}
+baseline_bin=${BENCH_BASELINE_BIN:-}
+[[ -z $baseline_bin || -x $baseline_bin ]] || die "BENCH_BASELINE_BIN=$baseline_bin is not executable"
+
 say "building sovereign (release)"
 (cd "$root" && cargo build --release -p sovereign-cli >&2)
+if [[ $floor_on == 1 ]]; then
+    (cd "$root" && cargo build --release -p sovereign-server --example http_floor >&2)
+fi
 target=${CARGO_TARGET_DIR:-$root/target}
 [[ $target == /* ]] || target=$root/$target
 bin=$target/release/sovereign
+floor_bin=$target/release/examples/http_floor
 [[ -x $bin ]] || die "no binary at $bin after the build"
+[[ $floor_on != 1 || -x $floor_bin ]] || die "no binary at $floor_bin after the build"
 
 # --- processes and cleanup -------------------------------------------------------------
 tmp=$(mktemp -d /tmp/bench-tower-nginx.XXXXXX)
@@ -107,10 +122,13 @@ export SOVEREIGN_ADMIN_TOKEN_CHAOS=bench-chaos-token-0123456789
 
 origin_port=$(free_port) origin_admin=$(free_port)
 tower_port=$(free_port) tower_admin=$(free_port)
-nginx_port=$(free_port)
+base_port=$(free_port) base_admin=$(free_port)
+nginx_port=$(free_port) floor_port=$(free_port)
 origin=127.0.0.1:$origin_port
 tower=127.0.0.1:$tower_port
 nginx=127.0.0.1:$nginx_port
+floor=127.0.0.1:$floor_port
+base=127.0.0.1:$base_port
 
 say "origin on $origin, tower on $tower, nginx on $nginx (scratch: $tmp)"
 "$bin" origin serve --data "$tmp/origin" --listen "$origin" \
@@ -146,21 +164,35 @@ done
 pids+=($!)
 tower_pid=$!
 wait_http "http://$tower/healthz" 30 || die "tower did not start: $(tail -5 "$tmp/tower.log")"
+if [[ -n $baseline_bin ]]; then
+    "$baseline_bin" tower serve --id 2 --data "$tmp/tower-baseline" --listen "$base" \
+        --admin-listen "127.0.0.1:$base_admin" --uplink "fibre=http://$origin" \
+        --catalog-interval-s 1 --request-timeout-s 3 2>"$tmp/tower-baseline.log" &
+    pids+=($!)
+    base_pid=$!
+    wait_http "http://$base/healthz" 30 ||
+        die "baseline tower did not start: $(tail -5 "$tmp/tower-baseline.log")"
+fi
 
-for size in $sizes; do
-    id=${item_of[$size]}
-    ok=0
-    for ((i = 0; i < 600; i++)); do
-        if curl -fsS -o "$tmp/got" "http://$tower/v1/items/$id" 2>/dev/null &&
-            [[ $(sha256sum "$tmp/got" | cut -d' ' -f1) == "${sha_of[$size]}" ]]; then
-            ok=1
-            break
-        fi
-        sleep 0.1
+wait_served() { # ADDR NAME LOG
+    local size id ok i
+    for size in $sizes; do
+        id=${item_of[$size]}
+        ok=0
+        for ((i = 0; i < 600; i++)); do
+            if curl -fsS -o "$tmp/got" "http://$1/v1/items/$id" 2>/dev/null &&
+                [[ $(sha256sum "$tmp/got" | cut -d' ' -f1) == "${sha_of[$size]}" ]]; then
+                ok=1
+                break
+            fi
+            sleep 0.1
+        done
+        ((ok)) || die "the $2 never served $id with sha256 ${sha_of[$size]}: $(tail -5 "$3")"
+        say "$2 serves $id ($size bytes, sha256 ${sha_of[$size]:0:12}…)"
     done
-    ((ok)) || die "the tower never served $id with sha256 ${sha_of[$size]}: $(tail -5 "$tmp/tower.log")"
-    say "tower serves $id ($size bytes, sha256 ${sha_of[$size]:0:12}…)"
-done
+}
+wait_served "$tower" tower "$tmp/tower.log"
+[[ -z $baseline_bin ]] || wait_served "$base" "baseline tower" "$tmp/tower-baseline.log"
 chunk_size=$(echo "$sizes" | awk '{print $2}')
 chunk_sha=
 if [[ -n $chunk_size ]]; then
@@ -210,6 +242,19 @@ for size in $sizes; do
         die "nginx serves other bytes under /$id"
 done
 say "nginx serves the same bytes"
+
+if [[ $floor_on == 1 ]]; then
+    "$floor_bin" "$floor" "$tmp/www" 2>"$tmp/floor.log" &
+    pids+=($!)
+    floor_pid=$!
+    for size in $sizes; do
+        id=${item_of[$size]}
+        wait_http "http://$floor/$id" 10 || die "http_floor does not serve /$id: $(tail -5 "$tmp/floor.log")"
+        [[ $(curl -fsS "http://$floor/$id" | sha256sum | cut -d' ' -f1) == "${sha_of[$size]}" ]] ||
+            die "http_floor serves other bytes under /$id"
+    done
+    say "http_floor serves the same bytes"
+fi
 
 # --- measuring -------------------------------------------------------------------------------
 tck=$(getconf CLK_TCK)
@@ -268,17 +313,25 @@ measure() { # KEY URL PID
     say "  $1 round $round: $rps req/s, p99 $p99 ms, $cpu µs CPU/req"
 }
 
-say "wrk -t$threads -c$conns -d$duration --latency, $rounds rounds, tower/nginx alternating"
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+say "wrk -t$threads -c$conns -d$duration --latency, $rounds rounds, servers alternating"
 for size in $sizes; do
     id=${item_of[$size]}
     for ((round = 1; round <= rounds; round++)); do
         measure "tower-$size" "http://$tower/v1/items/$id" "$tower_pid"
         measure "nginx-$size" "http://$nginx/$id" "$nginx_pid"
+        if [[ $floor_on == 1 ]]; then
+            measure "floor-$size" "http://$floor/$id" "$floor_pid"
+        fi
+        if [[ -n $baseline_bin ]]; then
+            measure "base-$size" "http://$base/v1/items/$id" "$base_pid"
+        fi
         if [[ $size == "$chunk_size" && -n $chunk_sha ]]; then
             measure "chunk-$size" "http://$tower/v1/chunks/$chunk_sha" "$tower_pid"
         fi
     done
 done
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # The tower must still serve the right bytes after the load.
 for size in $sizes; do
@@ -292,19 +345,21 @@ each() { awk '{ for (i = 1; i <= NF; i++) printf "%s%.0f", (i > 1 ? " / " : ""),
 eachf() { awk '{ for (i = 1; i <= NF; i++) printf "%s%.2f", (i > 1 ? " / " : ""), $i }' <<<"$1"; }
 
 echo
-echo "wrk -t$threads -c$conns -d$duration --latency; $rounds rounds alternating; $(nproc) cores shared by wrk and the server"
+echo "wrk -t$threads -c$conns -d$duration --latency; $rounds rounds alternating; $(nproc) cores shared by wrk and the server; load average $load_before before, $load_after after"
 echo
-echo "| size | server | req/s (mean) | req/s (each round) | p99 ms (mean) | p99 ms (each round) | server CPU µs/req | ratio tower/nginx (req/s) |"
+echo "| size | server | req/s (mean) | req/s (each round) | p99 ms (mean) | p99 ms (each round) | server CPU µs/req | req/s ÷ nginx's |"
 echo "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
 for size in $sizes; do
     h=$(human "$size")
     nginx_rps=$(mean "${rps_all[nginx-$size]}")
-    for key in tower nginx chunk; do
+    for key in tower base nginx floor chunk; do
         k=$key-$size
         [[ -n ${rps_all[$k]:-} ]] || continue
         case $key in
             tower) server="tower /v1/items/ID" ;;
             nginx) server="nginx /ID" ;;
+            floor) server="http_floor /ID (axum stack only)" ;;
+            base) server="tower /v1/items/ID (baseline build)" ;;
             chunk) server="tower /v1/chunks/SHA ($(human "$chunk_len") chunk)" ;;
         esac
         r=$(mean "${rps_all[$k]}")
