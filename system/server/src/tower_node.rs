@@ -9,7 +9,9 @@
 //! only when `Tower::serve_epoch` or the refusal moved), [`TowerHandle::plan_read`]
 //! answers from it, and the reads' demand notes reach the logic's cache warmer in
 //! batches. A read therefore sees the state as of the task's last step: it is ordered
-//! before anything the task is doing at that moment. Store calls are
+//! before anything the task is doing at that moment — except behind a power reading
+//! handed in through [`TowerHandle::power`]: until the task has taken it, reads go through
+//! the task, as all reads did before the view. Store calls are
 //! synchronous and run on this task (inside `block_in_place` on a multi-threaded runtime):
 //! a write's completion is reported before the next action runs, so an fsync's `Ok`
 //! reaches the logic only after the bytes are on disk — which is when the logic acks.
@@ -36,6 +38,7 @@ use sovereign_store::Store;
 use sovereign_wire::{CatalogEntryDto, OpReceiptDto, OperationDto, PowerReadingDto};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -112,20 +115,25 @@ pub struct ServeView {
     pub refusal: Option<Refusal>,
     /// `Tower::serve_epoch` when `items` was built.
     pub epoch: u64,
+    /// How many readings handed in through [`TowerHandle::power`] the logic had taken.
+    pub power_done: u64,
     /// `Tower::servable_manifests` by item.
-    pub items: BTreeMap<ItemId, Arc<Manifest>>,
+    pub items: Arc<BTreeMap<ItemId, Arc<Manifest>>>,
 }
 
 impl ServeView {
-    fn of(tower: &Tower) -> ServeView {
+    fn of(tower: &Tower, power_done: u64) -> ServeView {
         ServeView {
             refusal: tower.read_refusal(),
             epoch: tower.serve_epoch(),
-            items: tower
-                .servable_manifests()
-                .into_iter()
-                .map(|m| (m.item.clone(), Arc::new(m)))
-                .collect(),
+            power_done,
+            items: Arc::new(
+                tower
+                    .servable_manifests()
+                    .into_iter()
+                    .map(|m| (m.item.clone(), Arc::new(m)))
+                    .collect(),
+            ),
         }
     }
 
@@ -143,6 +151,8 @@ struct Shared {
     view: RwLock<Arc<ServeView>>,
     /// Reads not yet noted to the logic: item → count.
     demand: Mutex<BTreeMap<ItemId, u32>>,
+    /// Readings handed in through [`TowerHandle::power`] so far.
+    power_sent: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -157,7 +167,8 @@ type Query = Box<dyn FnOnce(&mut Tower, Time) -> Reply + Send>;
 enum Input {
     Reply(Message),
     Probe(LinkKind, ProbeOutcome),
-    Power(PowerReading),
+    /// A reading; `true` when it came through [`TowerHandle::power`] (counted).
+    Power(PowerReading, bool),
     Submit {
         op: Operation,
         reply: oneshot::Sender<SubmitReply>,
@@ -219,17 +230,25 @@ impl TowerHandle {
     /// the node: from the [`ServeView`] it published after its last step. The read is
     /// noted for the cache warmer (in a batch the node applies on its next turn), whether
     /// or not it can be served, as `serve_plan` does.
-    pub fn plan_read(&self, item: &ItemId) -> Result<Result<Arc<Manifest>, Refusal>, NodeGone> {
+    ///
+    /// While a reading handed in through [`TowerHandle::power`] waits for the node, the
+    /// read goes through the node instead (behind that reading, as before the view
+    /// existed): whoever pushed a shutdown reading never sees a read served after it.
+    pub async fn plan_read(
+        &self,
+        item: &ItemId,
+    ) -> Result<Result<Arc<Manifest>, Refusal>, NodeGone> {
         if self.tx.is_closed() {
             return Err(NodeGone);
         }
+        let view = self.serve_view();
+        if view.power_done < self.shared.power_sent.load(Ordering::SeqCst) {
+            let it = item.clone();
+            return self
+                .query(move |t, now| t.serve_plan(now, &it).map(|p| Arc::new(p.manifest)))
+                .await;
+        }
         self.note_demand(item);
-        let view = self
-            .shared
-            .view
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
         Ok(view.plan(item))
     }
 
@@ -262,7 +281,9 @@ impl TowerHandle {
 
     /// Hand the tower a power reading (telemetry pushed by chaos tooling or tests).
     pub fn power(&self, reading: PowerReading) {
-        let _ = self.tx.send(Input::Power(reading));
+        // Counted before it is sent: a read from now on waits for it (see `plan_read`).
+        self.shared.power_sent.fetch_add(1, Ordering::SeqCst);
+        let _ = self.tx.send(Input::Power(reading, true));
     }
 
     /// Resolves once the logic powered the tower off; `Some(clean)`.
@@ -295,6 +316,8 @@ struct Node {
     sink: Arc<dyn Observer>,
     off: watch::Sender<Option<bool>>,
     shared: Arc<Shared>,
+    /// Readings from [`TowerHandle::power`] handed to the logic so far.
+    power_done: u64,
     /// The submission being handled right now: its immediate answer goes to it.
     current: Option<(IdemKey, DeviceId, oneshot::Sender<SubmitReply>)>,
 }
@@ -319,8 +342,9 @@ pub fn spawn(
     let (tx, rx) = mpsc::unbounded_channel();
     let (off_tx, off_rx) = watch::channel(None);
     let shared = Arc::new(Shared {
-        view: RwLock::new(Arc::new(ServeView::of(&tower))),
+        view: RwLock::new(Arc::new(ServeView::of(&tower, 0))),
         demand: Mutex::new(BTreeMap::new()),
+        power_sent: AtomicU64::new(0),
     });
     if let Some(source) = config.power.clone() {
         tokio::spawn(poll_power(
@@ -341,6 +365,7 @@ pub fn spawn(
         sink,
         off: off_tx,
         shared: shared.clone(),
+        power_done: 0,
         current: None,
     };
     tokio::spawn(node.run(rx));
@@ -387,9 +412,12 @@ impl Node {
             match input {
                 Input::Reply(msg) => self.tower.handle_message(now, Peer::Origin, msg),
                 Input::Probe(link, outcome) => self.tower.handle_probe(now, link, outcome),
-                Input::Power(reading) => {
+                Input::Power(reading, counted) => {
                     self.sink.power(&reading);
-                    self.tower.handle_power(now, reading)
+                    self.tower.handle_power(now, reading);
+                    if counted {
+                        self.power_done += 1;
+                    }
                 }
                 Input::Submit { op, reply } => {
                     let key = op.key.clone();
@@ -428,7 +456,8 @@ impl Node {
         tracing::info!("tower node stopped");
     }
 
-    /// Publish a new [`ServeView`] if the logic's read refusal or servable set moved.
+    /// Publish a new [`ServeView`] if the logic's read refusal or servable set moved, or
+    /// a counted power reading was taken.
     fn publish_view(&mut self) {
         let refusal = self.tower.read_refusal();
         let epoch = self.tower.serve_epoch();
@@ -438,10 +467,23 @@ impl Node {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        if current.refusal == refusal && current.epoch == epoch {
+        if current.refusal == refusal
+            && current.epoch == epoch
+            && current.power_done == self.power_done
+        {
             return;
         }
-        let view = Arc::new(ServeView::of(&self.tower));
+        let view = Arc::new(if current.epoch == epoch {
+            // Same servable set: share it.
+            ServeView {
+                refusal,
+                epoch,
+                power_done: self.power_done,
+                items: current.items.clone(),
+            }
+        } else {
+            ServeView::of(&self.tower, self.power_done)
+        });
         *self.shared.view.write().unwrap_or_else(|p| p.into_inner()) = view;
     }
 
@@ -734,7 +776,7 @@ async fn poll_power(
         tick.tick().await;
         match read_power(&source, &*transport).await {
             Ok(reading) => {
-                if tx.send(Input::Power(reading)).is_err() {
+                if tx.send(Input::Power(reading, false)).is_err() {
                     return;
                 }
             }
@@ -813,7 +855,7 @@ mod tests {
     /// `plan_read` and the logic's own `serve_plan`, asked right after each other.
     async fn both(h: &TowerHandle, item: &str) -> (Result<(), Refusal>, Result<(), Refusal>) {
         let item = ItemId::new(item);
-        let fast = h.plan_read(&item).expect("node runs").map(|_| ());
+        let fast = h.plan_read(&item).await.expect("node runs").map(|_| ());
         let it = item.clone();
         let slow = h
             .query(move |t, now| t.serve_plan(now, &it).map(|_| ()))
@@ -831,7 +873,7 @@ mod tests {
 
         // Notes are batched, and the node takes them within DEMAND_FLUSH.
         for _ in 0..5 {
-            let _ = h.plan_read(&ItemId::new("news"));
+            let _ = h.plan_read(&ItemId::new("news")).await;
         }
         // (six with the first plan_read above, unless a flush took that one already)
         let pending = lock(&h.shared.demand).get(&ItemId::new("news")).copied();
@@ -842,22 +884,29 @@ mod tests {
             "the node took the demand notes"
         );
 
-        // A reading below the shutdown threshold: once the node has taken it (the query
-        // answers only after the view is published), reads are refused as powered down.
+        // A reading below the shutdown threshold: the very next read is refused as
+        // powered down (it waits behind the reading), and so is every later one.
         h.power(PowerReading {
             soc_permille: 100,
             solar_mw: 0,
             load_mw: 10_000,
             ups: UpsState::OnBattery,
         });
+        for _ in 0..2 {
+            match h.plan_read(&ItemId::new("news")).await {
+                Ok(r) => assert_eq!(r.map(|_| ()), Err(Refusal::PoweredDown)),
+                Err(NodeGone) => assert!(h.is_off()),
+            }
+        }
         let mode = h.query(|t, _| t.power_mode()).await;
         if let Ok(mode) = mode {
             assert!(
                 mode >= sovereign_logic::io::PowerMode::ShuttingDown,
                 "{mode}"
             );
+            assert_eq!(h.serve_view().power_done, 1, "the view counts the reading");
         }
-        match h.plan_read(&ItemId::new("news")) {
+        match h.plan_read(&ItemId::new("news")).await {
             Ok(r) => assert_eq!(r.map(|_| ()), Err(Refusal::PoweredDown)),
             // The shutdown may already have completed: the node is gone.
             Err(NodeGone) => assert!(h.is_off()),
@@ -869,7 +918,8 @@ mod tests {
         let view = ServeView {
             refusal: None,
             epoch: 0,
-            items: BTreeMap::new(),
+            power_done: 0,
+            items: Arc::new(BTreeMap::new()),
         };
         assert_eq!(view.plan(&ItemId::new("x")), Err(Refusal::NotHeld));
         let off = ServeView {

@@ -148,6 +148,7 @@ pub async fn read_item(api: &TowerApi, item: &ItemId) -> Result<(Arc<Manifest>, 
     let m = api
         .node
         .plan_read(item)
+        .await
         .map_err(|_| ReadError::Gone)?
         .map_err(ReadError::Refused)?;
     if let Some(b) = api.cache.get(&m.digest) {
