@@ -17,7 +17,7 @@
 //! reaches the logic only after the bytes are on disk — which is when the logic acks.
 //!
 //! Map: [`TowerNodeConfig`], [`PowerSource`], [`TowerHandle`], [`ServeView`], [`NodeGone`],
-//! [`spawn`], [`Observer`], [`DEMAND_PENDING_MAX`].
+//! [`spawn`], [`Observer`], [`DEMAND_PENDING_MAX`], [`DEMAND_FLUSH`].
 //!
 //! Not covered: HTTP routing (`api`), metrics formatting (`metrics`).
 
@@ -228,8 +228,8 @@ impl TowerHandle {
 
     /// Plan a device read of `item` as `Tower::serve_plan` would, without a round trip to
     /// the node: from the [`ServeView`] it published after its last step. The read is
-    /// noted for the cache warmer (in a batch the node applies on its next turn), whether
-    /// or not it can be served, as `serve_plan` does.
+    /// noted for the cache warmer (in a batch the node applies within [`DEMAND_FLUSH`]),
+    /// whether or not it can be served, as `serve_plan` does.
     ///
     /// While a reading handed in through [`TowerHandle::power`] waits for the node, the
     /// read goes through the node instead (behind that reading, as before the view
@@ -254,18 +254,19 @@ impl TowerHandle {
 
     fn note_demand(&self, item: &ItemId) {
         let mut pending = lock(&self.shared.demand);
+        let mut half_full = false;
         if let Some(n) = pending.get_mut(item) {
             *n = n.saturating_add(1);
         } else if pending.len() < DEMAND_PENDING_MAX {
             pending.insert(item.clone(), 1);
+            half_full = pending.len() == DEMAND_PENDING_MAX / 2;
         } else {
             tracing::debug!(item = %item.0, "demand note dropped: too many items pending");
         }
-        let full = pending.len() >= DEMAND_PENDING_MAX / 2;
         drop(pending);
         // The node takes the notes every DEMAND_FLUSH (no wake-up per read), or at once when
         // many distinct items pile up.
-        if full {
+        if half_full {
             let _ = self.tx.send(Input::Demand);
         }
     }
