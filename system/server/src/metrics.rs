@@ -44,8 +44,8 @@
 //! (the `process` feature is off), exemplars, OpenMetrics format.
 
 use prometheus::{
-    Counter, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    Counter, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use sovereign_logic::content::Priority;
 use sovereign_logic::io::{Event, PowerMode, TaskKind};
@@ -54,7 +54,7 @@ use sovereign_logic::protocol::{DeviceId, LinkKind, OpOutcome};
 use sovereign_logic::tower::TowerStatus;
 use sovereign_logic::tower::power::PowerReading;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -164,12 +164,46 @@ const POWER_MODES: [PowerMode; 6] = [
 ];
 
 /// HTTP request counts and latencies by route template.
+///
+/// Every request is counted, so the label lookups are cached: a route's histogram and its
+/// counters per (method, code) are resolved once and then found under read locks (no
+/// label hashing, no allocation on the hot path).
 #[derive(Debug)]
 pub struct HttpMetrics {
     requests: IntCounterVec,
     duration: HistogramVec,
-    /// Route labels handed out so far (bounded by [`ROUTES_MAX`]).
-    routes: Mutex<BTreeSet<String>>,
+    /// Route labels handed out so far (bounded by [`ROUTES_MAX`]), with their handles.
+    routes: RwLock<BTreeMap<String, Arc<RouteMetrics>>>,
+    /// Handles of the `other` route (past [`ROUTES_MAX`]), made on first use.
+    other: OnceLock<Arc<RouteMetrics>>,
+}
+
+/// One route's cached metric handles.
+#[derive(Debug)]
+struct RouteMetrics {
+    label: String,
+    duration: Histogram,
+    /// By (method label, status code).
+    requests: RwLock<BTreeMap<(&'static str, u16), IntCounter>>,
+}
+
+impl RouteMetrics {
+    fn new(http: &HttpMetrics, label: &str) -> RouteMetrics {
+        RouteMetrics {
+            label: label.to_string(),
+            duration: http.duration.with_label_values(&[label]),
+            requests: RwLock::new(BTreeMap::new()),
+        }
+    }
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    // Poisoning only means a panic elsewhere; the maps only ever gain entries.
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|p| p.into_inner())
 }
 
 impl HttpMetrics {
@@ -185,8 +219,29 @@ impl HttpMetrics {
                 "Time from request to response head, by route template.",
                 &["route"],
             ),
-            routes: Mutex::new(BTreeSet::new()),
+            routes: RwLock::new(BTreeMap::new()),
+            other: OnceLock::new(),
         }
+    }
+
+    /// The handles of `route`, or of `other` past [`ROUTES_MAX`] distinct routes.
+    fn route(&self, route: &str) -> Arc<RouteMetrics> {
+        if let Some(r) = read(&self.routes).get(route) {
+            return r.clone();
+        }
+        let mut routes = write(&self.routes);
+        if let Some(r) = routes.get(route) {
+            return r.clone();
+        }
+        if routes.len() < ROUTES_MAX {
+            let r = Arc::new(RouteMetrics::new(self, route));
+            routes.insert(route.to_string(), r.clone());
+            return r;
+        }
+        drop(routes);
+        self.other
+            .get_or_init(|| Arc::new(RouteMetrics::new(self, "other")))
+            .clone()
     }
 
     /// Count one request. `route` must be the matched route template (axum's
@@ -194,36 +249,40 @@ impl HttpMetrics {
     /// should pass `unmatched`. Past [`ROUTES_MAX`] distinct routes, new ones count as
     /// `other`.
     pub fn observe(&self, route: &str, method: &str, status: u16, seconds: f64) {
-        let route = {
-            let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
-            if routes.contains(route) {
-                route
-            } else if routes.len() < ROUTES_MAX {
-                routes.insert(route.to_string());
-                route
-            } else {
-                "other"
-            }
-        };
+        let r = self.route(route);
         let method = METHODS
             .iter()
             .find(|m| m.eq_ignore_ascii_case(method))
             .copied()
             .unwrap_or("OTHER");
+        // Codes outside 100..=599 share one label, `invalid` (key 0).
         let code = if (100..=599).contains(&status) {
-            status.to_string()
+            status
         } else {
-            "invalid".to_string()
+            0
         };
-        self.requests
-            .with_label_values(&[route, method, code.as_str()])
-            .inc();
+        let counter = read(&r.requests).get(&(method, code)).cloned();
+        let counter = counter.unwrap_or_else(|| {
+            write(&r.requests)
+                .entry((method, code))
+                .or_insert_with(|| {
+                    let code = if code == 0 {
+                        "invalid".to_string()
+                    } else {
+                        code.to_string()
+                    };
+                    self.requests
+                        .with_label_values(&[r.label.as_str(), method, code.as_str()])
+                })
+                .clone()
+        });
+        counter.inc();
         let seconds = if seconds.is_finite() && seconds >= 0.0 {
             seconds
         } else {
             0.0
         };
-        self.duration.with_label_values(&[route]).observe(seconds);
+        r.duration.observe(seconds);
     }
 }
 
@@ -276,6 +335,8 @@ pub struct TowerMetrics {
     task_restarts: IntCounterVec,
     task_parks: IntCounterVec,
     reads: IntCounterVec,
+    /// `reads` per [`READ_OUTCOMES`] entry.
+    read_counters: Vec<IntCounter>,
     devices: IntGauge,
     tower_up: IntGauge,
     tower_steady: IntGauge,
@@ -293,6 +354,11 @@ impl TowerMetrics {
             registry: &registry,
             constant: vec![("tower", tower.to_string())],
         };
+        let reads = b.counters(
+            "sovereign_reads_total",
+            "Device reads by outcome (served, not_modified, refused, corrupt).",
+            &["outcome"],
+        );
         let m = TowerMetrics {
             link_healthy: b.gauges(
                 "sovereign_link_healthy",
@@ -408,11 +474,11 @@ impl TowerMetrics {
                 "Times a supervised sync task exceeded its restart budget and was parked.",
                 &["task"],
             ),
-            reads: b.counters(
-                "sovereign_reads_total",
-                "Device reads by outcome (served, not_modified, refused, corrupt).",
-                &["outcome"],
-            ),
+            reads: reads.clone(),
+            read_counters: READ_OUTCOMES
+                .iter()
+                .map(|o| reads.with_label_values(&[o]))
+                .collect(),
             devices: b.gauge(
                 "sovereign_devices",
                 "Distinct devices seen by the tower in the last 15 minutes.",
@@ -654,12 +720,12 @@ impl TowerMetrics {
 
     /// Count one device read by outcome (see [`READ_OUTCOMES`]; others count as `other`).
     pub fn device_read(&self, outcome: &str) {
-        let o = READ_OUTCOMES
-            .iter()
-            .find(|o| **o == outcome)
-            .copied()
-            .unwrap_or("other");
-        self.reads.with_label_values(&[o]).inc();
+        // The listed outcomes' handles are resolved once (this runs on every device read);
+        // `other` is made on first use, so that its series appears only then.
+        match READ_OUTCOMES.iter().position(|o| *o == outcome) {
+            Some(i) => self.read_counters[i].inc(),
+            None => self.reads.with_label_values(&["other"]).inc(),
+        }
     }
 
     /// A device made a request at `now`.

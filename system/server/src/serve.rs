@@ -23,6 +23,7 @@ use crate::tower_node::{self, PowerSource, TowerHandle, TowerNodeConfig};
 use crate::transport::{HyperTransport, Request, Transport};
 use anyhow::{Context, Result, anyhow, bail};
 use axum::Router;
+use axum::serve::ListenerExt;
 use sovereign_logic::content::Priority;
 use sovereign_logic::origin::OriginConfig;
 use sovereign_logic::protocol::{LinkKind, TowerId};
@@ -346,8 +347,16 @@ async fn serve_both(
     let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let p = axum::serve(public.0, public.1).with_graceful_shutdown(wait(rx.clone()));
-    let a = axum::serve(admin.0, admin.1).with_graceful_shutdown(wait(rx));
+    // TCP_NODELAY on every accepted connection, as nginx does on keep-alive connections:
+    // a response's last segment must not wait for the peer's delayed ACK.
+    let nodelay = |s: &mut tokio::net::TcpStream| {
+        if let Err(e) = s.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    };
+    let p =
+        axum::serve(public.0.tap_io(nodelay), public.1).with_graceful_shutdown(wait(rx.clone()));
+    let a = axum::serve(admin.0.tap_io(nodelay), admin.1).with_graceful_shutdown(wait(rx));
     let stopper = tokio::spawn(async move {
         stop.await;
         let _ = tx.send(true);

@@ -3,13 +3,21 @@
 //! power readings, device submissions, timeouts) back into `handle_*` calls.
 //!
 //! Everything the HTTP handlers need from the logic goes through a [`TowerHandle`] (a
-//! channel to this task), so the state machine is never shared or locked. Store calls are
+//! channel to this task), so the state machine is never shared or locked. The one
+//! exception is the hottest path, planning a device read: after every step the task
+//! publishes a [`ServeView`] (the logic's read refusal and servable manifests, rebuilt
+//! only when `Tower::serve_epoch` or the refusal moved), [`TowerHandle::plan_read`]
+//! answers from it, and the reads' demand notes reach the logic's cache warmer in
+//! batches. A read therefore sees the state as of the task's last step: it is ordered
+//! before anything the task is doing at that moment — except behind a power reading
+//! handed in through [`TowerHandle::power`]: until the task has taken it, reads go through
+//! the task, as all reads did before the view. Store calls are
 //! synchronous and run on this task (inside `block_in_place` on a multi-threaded runtime):
 //! a write's completion is reported before the next action runs, so an fsync's `Ok`
 //! reaches the logic only after the bytes are on disk — which is when the logic acks.
 //!
-//! Map: [`TowerNodeConfig`], [`PowerSource`], [`TowerHandle`], [`NodeGone`], [`spawn`],
-//! [`Observer`].
+//! Map: [`TowerNodeConfig`], [`PowerSource`], [`TowerHandle`], [`ServeView`], [`NodeGone`],
+//! [`spawn`], [`Observer`], [`DEMAND_PENDING_MAX`], [`DEMAND_FLUSH`].
 //!
 //! Not covered: HTTP routing (`api`), metrics formatting (`metrics`).
 
@@ -18,19 +26,20 @@ use crate::transport::{Request, Transport};
 use bytes::Bytes;
 use hyper::http::{HeaderValue, StatusCode, header::HeaderName};
 use sovereign_logic::Time;
-use sovereign_logic::content::ChunkHash;
+use sovereign_logic::content::{ChunkHash, ItemId, Manifest};
 use sovereign_logic::io::{Action, Event, Key};
 use sovereign_logic::protocol::{
     DeviceId, IdemKey, LinkKind, Message, Operation, Peer, SubmitReply,
 };
 use sovereign_logic::tower::link::ProbeOutcome;
 use sovereign_logic::tower::power::PowerReading;
-use sovereign_logic::tower::{Tower, TowerConfig};
+use sovereign_logic::tower::{Refusal, Tower, TowerConfig};
 use sovereign_store::Store;
 use sovereign_wire::{CatalogEntryDto, OpReceiptDto, OperationDto, PowerReadingDto};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -92,17 +101,81 @@ impl Observer for NoObserver {
     fn traffic(&self, _: LinkKind, _: u64) {}
 }
 
-type Query = Box<dyn FnOnce(&mut Tower, Time) + Send>;
+/// Most distinct items with demand notes waiting for the node; notes for further items
+/// are dropped until it catches up (the warmer only ranks, and tracks a bounded set too).
+pub const DEMAND_PENDING_MAX: usize = 4096;
+
+/// How often the node hands waiting demand notes to the logic's cache warmer.
+pub const DEMAND_FLUSH: Duration = Duration::from_millis(250);
+
+/// What planning a device read needs from the logic, as of the node's last step.
+#[derive(Debug)]
+pub struct ServeView {
+    /// `Tower::read_refusal`: why every read is refused, if it is.
+    pub refusal: Option<Refusal>,
+    /// `Tower::serve_epoch` when `items` was built.
+    pub epoch: u64,
+    /// How many readings handed in through [`TowerHandle::power`] the logic had taken.
+    pub power_done: u64,
+    /// `Tower::servable_manifests` by item.
+    pub items: Arc<BTreeMap<ItemId, Arc<Manifest>>>,
+}
+
+impl ServeView {
+    fn of(tower: &Tower, power_done: u64) -> ServeView {
+        ServeView {
+            refusal: tower.read_refusal(),
+            epoch: tower.serve_epoch(),
+            power_done,
+            items: Arc::new(
+                tower
+                    .servable_manifests()
+                    .into_iter()
+                    .map(|m| (m.item.clone(), Arc::new(m)))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// What `Tower::serve_plan` would answer for `item`.
+    pub fn plan(&self, item: &ItemId) -> Result<Arc<Manifest>, Refusal> {
+        if let Some(r) = &self.refusal {
+            return Err(r.clone());
+        }
+        self.items.get(item).cloned().ok_or(Refusal::NotHeld)
+    }
+}
+
+/// The read side shared between the handles and the node.
+struct Shared {
+    view: RwLock<Arc<ServeView>>,
+    /// Reads not yet noted to the logic: item → count.
+    demand: Mutex<BTreeMap<ItemId, u32>>,
+    /// Readings handed in through [`TowerHandle::power`] so far.
+    power_sent: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The guarded maps are consistent after any panic (single inserts and takes).
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A query's answer, delivered once the node has finished the step (see `Node::run`).
+type Reply = Box<dyn FnOnce() + Send>;
+type Query = Box<dyn FnOnce(&mut Tower, Time) -> Reply + Send>;
 
 enum Input {
     Reply(Message),
     Probe(LinkKind, ProbeOutcome),
-    Power(PowerReading),
+    /// A reading; `true` when it came through [`TowerHandle::power`] (counted).
+    Power(PowerReading, bool),
     Submit {
         op: Operation,
         reply: oneshot::Sender<SubmitReply>,
     },
     Query(Query),
+    /// Demand notes are waiting in `Shared::demand`.
+    Demand,
 }
 
 /// The node task has stopped (powered off or crashed).
@@ -115,6 +188,7 @@ pub struct NodeGone;
 pub struct TowerHandle {
     tx: mpsc::UnboundedSender<Input>,
     off: watch::Receiver<Option<bool>>,
+    shared: Arc<Shared>,
 }
 
 impl TowerHandle {
@@ -135,7 +209,10 @@ impl TowerHandle {
     ) -> Result<R, NodeGone> {
         let (tx, rx) = oneshot::channel();
         let q: Query = Box::new(move |t, now| {
-            let _ = tx.send(f(t, now));
+            let r = f(t, now);
+            Box::new(move || {
+                let _ = tx.send(r);
+            })
         });
         self.tx.send(Input::Query(q)).map_err(|_| NodeGone)?;
         rx.await.map_err(|_| NodeGone)
@@ -145,12 +222,69 @@ impl TowerHandle {
     pub fn report_corrupt(&self, hash: ChunkHash) {
         let _ = self.tx.send(Input::Query(Box::new(move |t, now| {
             t.report_corrupt(now, hash);
+            Box::new(|| {})
         })));
+    }
+
+    /// Plan a device read of `item` as `Tower::serve_plan` would, without a round trip to
+    /// the node: from the [`ServeView`] it published after its last step. The read is
+    /// noted for the cache warmer (in a batch the node applies within [`DEMAND_FLUSH`]),
+    /// whether or not it can be served, as `serve_plan` does.
+    ///
+    /// While a reading handed in through [`TowerHandle::power`] waits for the node, the
+    /// read goes through the node instead (behind that reading, as before the view
+    /// existed): whoever pushed a shutdown reading never sees a read served after it.
+    pub async fn plan_read(
+        &self,
+        item: &ItemId,
+    ) -> Result<Result<Arc<Manifest>, Refusal>, NodeGone> {
+        if self.tx.is_closed() {
+            return Err(NodeGone);
+        }
+        let view = self.serve_view();
+        if view.power_done < self.shared.power_sent.load(Ordering::SeqCst) {
+            let it = item.clone();
+            return self
+                .query(move |t, now| t.serve_plan(now, &it).map(|p| Arc::new(p.manifest)))
+                .await;
+        }
+        self.note_demand(item);
+        Ok(view.plan(item))
+    }
+
+    fn note_demand(&self, item: &ItemId) {
+        let mut pending = lock(&self.shared.demand);
+        let mut half_full = false;
+        if let Some(n) = pending.get_mut(item) {
+            *n = n.saturating_add(1);
+        } else if pending.len() < DEMAND_PENDING_MAX {
+            pending.insert(item.clone(), 1);
+            half_full = pending.len() == DEMAND_PENDING_MAX / 2;
+        } else {
+            tracing::debug!(item = %item.0, "demand note dropped: too many items pending");
+        }
+        drop(pending);
+        // The node takes the notes every DEMAND_FLUSH (no wake-up per read), or at once when
+        // many distinct items pile up.
+        if half_full {
+            let _ = self.tx.send(Input::Demand);
+        }
+    }
+
+    /// The view reads are planned from now.
+    pub fn serve_view(&self) -> Arc<ServeView> {
+        self.shared
+            .view
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Hand the tower a power reading (telemetry pushed by chaos tooling or tests).
     pub fn power(&self, reading: PowerReading) {
-        let _ = self.tx.send(Input::Power(reading));
+        // Counted before it is sent: a read from now on waits for it (see `plan_read`).
+        self.shared.power_sent.fetch_add(1, Ordering::SeqCst);
+        let _ = self.tx.send(Input::Power(reading, true));
     }
 
     /// Resolves once the logic powered the tower off; `Some(clean)`.
@@ -182,6 +316,9 @@ struct Node {
     waiters: BTreeMap<IdemKey, VecDeque<(DeviceId, oneshot::Sender<SubmitReply>)>>,
     sink: Arc<dyn Observer>,
     off: watch::Sender<Option<bool>>,
+    shared: Arc<Shared>,
+    /// Readings from [`TowerHandle::power`] handed to the logic so far.
+    power_done: u64,
     /// The submission being handled right now: its immediate answer goes to it.
     current: Option<(IdemKey, DeviceId, oneshot::Sender<SubmitReply>)>,
 }
@@ -205,6 +342,11 @@ pub fn spawn(
     let tower = Tower::recover(tcfg, config.seed, clock.now(), &recovered.durable);
     let (tx, rx) = mpsc::unbounded_channel();
     let (off_tx, off_rx) = watch::channel(None);
+    let shared = Arc::new(Shared {
+        view: RwLock::new(Arc::new(ServeView::of(&tower, 0))),
+        demand: Mutex::new(BTreeMap::new()),
+        power_sent: AtomicU64::new(0),
+    });
     if let Some(source) = config.power.clone() {
         tokio::spawn(poll_power(
             source,
@@ -223,10 +365,17 @@ pub fn spawn(
         waiters: BTreeMap::new(),
         sink,
         off: off_tx,
+        shared: shared.clone(),
+        power_done: 0,
         current: None,
     };
     tokio::spawn(node.run(rx));
-    Ok(TowerHandle { tx, off: off_rx })
+    tokio::spawn(flush_demand(tx.downgrade(), shared.clone()));
+    Ok(TowerHandle {
+        tx,
+        off: off_rx,
+        shared,
+    })
 }
 
 /// Run a blocking store call: inside `block_in_place` on a multi-threaded runtime (so the
@@ -242,6 +391,7 @@ impl Node {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Input>) {
         loop {
             self.drain();
+            self.publish_view();
             if self.off.borrow().is_some() {
                 break;
             }
@@ -263,9 +413,12 @@ impl Node {
             match input {
                 Input::Reply(msg) => self.tower.handle_message(now, Peer::Origin, msg),
                 Input::Probe(link, outcome) => self.tower.handle_probe(now, link, outcome),
-                Input::Power(reading) => {
+                Input::Power(reading, counted) => {
                     self.sink.power(&reading);
-                    self.tower.handle_power(now, reading)
+                    self.tower.handle_power(now, reading);
+                    if counted {
+                        self.power_done += 1;
+                    }
                 }
                 Input::Submit { op, reply } => {
                     let key = op.key.clone();
@@ -282,10 +435,57 @@ impl Node {
                             .push_back((device, reply));
                     }
                 }
-                Input::Query(q) => q(&mut self.tower, now),
+                Input::Query(q) => {
+                    // Answer only once the step's actions ran and the view shows its
+                    // effect: a caller that saw the answer never plans a read from older
+                    // state.
+                    let reply = q(&mut self.tower, now);
+                    self.drain();
+                    self.publish_view();
+                    reply();
+                }
+                Input::Demand => {
+                    let notes = std::mem::take(&mut *lock(&self.shared.demand));
+                    for (item, n) in notes {
+                        for _ in 0..n {
+                            self.tower.note_request(now, &item);
+                        }
+                    }
+                }
             }
         }
         tracing::info!("tower node stopped");
+    }
+
+    /// Publish a new [`ServeView`] if the logic's read refusal or servable set moved, or
+    /// a counted power reading was taken.
+    fn publish_view(&mut self) {
+        let refusal = self.tower.read_refusal();
+        let epoch = self.tower.serve_epoch();
+        let current = self
+            .shared
+            .view
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if current.refusal == refusal
+            && current.epoch == epoch
+            && current.power_done == self.power_done
+        {
+            return;
+        }
+        let view = Arc::new(if current.epoch == epoch {
+            // Same servable set: share it.
+            ServeView {
+                refusal,
+                epoch,
+                power_done: self.power_done,
+                items: current.items.clone(),
+            }
+        } else {
+            ServeView::of(&self.tower, self.power_done)
+        });
+        *self.shared.view.write().unwrap_or_else(|p| p.into_inner()) = view;
     }
 
     /// Perform every pending action, feeding completions back, until the logic is quiet.
@@ -568,6 +768,20 @@ pub async fn origin_exchange(
     }
 }
 
+/// Every [`DEMAND_FLUSH`], tell the node when demand notes wait. Holds the channel weakly
+/// (the node still stops once every handle is gone) and stops with the node.
+async fn flush_demand(tx: mpsc::WeakUnboundedSender<Input>, shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(DEMAND_FLUSH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(tx) = tx.upgrade() else { return };
+        if !lock(&shared.demand).is_empty() && tx.send(Input::Demand).is_err() {
+            return;
+        }
+    }
+}
+
 async fn poll_power(
     source: PowerSource,
     every: Duration,
@@ -580,7 +794,7 @@ async fn poll_power(
         tick.tick().await;
         match read_power(&source, &*transport).await {
             Ok(reading) => {
-                if tx.send(Input::Power(reading)).is_err() {
+                if tx.send(Input::Power(reading, false)).is_err() {
                     return;
                 }
             }
@@ -618,4 +832,118 @@ pub async fn read_power(
     let dto: PowerReadingDto =
         sovereign_wire::from_json(&bytes).map_err(|e| format!("{what}: {e}"))?;
     dto.to_reading().map_err(|e| format!("{what}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::{BoxFuture, Response, TransportError};
+    use sovereign_logic::protocol::TowerId;
+    use sovereign_logic::tower::power::UpsState;
+    use sovereign_store::{MemDisk, MemStore};
+
+    /// Every exchange with the origin fails: no uplink ever comes up.
+    struct Unreachable;
+
+    impl Transport for Unreachable {
+        fn send(&self, req: Request) -> BoxFuture<Result<Response, TransportError>> {
+            Box::pin(async move {
+                Err(TransportError::Failed {
+                    url: req.url,
+                    reason: "unreachable (test)".into(),
+                })
+            })
+        }
+    }
+
+    fn node() -> TowerHandle {
+        let tower = TowerConfig::new(TowerId(1), &[LinkKind::Fibre]);
+        let config = TowerNodeConfig {
+            tower,
+            uplinks: [(LinkKind::Fibre, "http://127.0.0.1:9".to_string())].into(),
+            // Armed, but read from a file that never appears: readings come from tests.
+            power: Some(PowerSource::File(PathBuf::from("/nonexistent/power.json"))),
+            power_interval: Duration::from_secs(3600),
+            seed: 7,
+        };
+        let store: Arc<dyn Store> = Arc::new(MemStore::new(MemDisk::new()));
+        spawn(config, store, Arc::new(Unreachable), Arc::new(NoObserver)).expect("spawn")
+    }
+
+    /// `plan_read` and the logic's own `serve_plan`, asked right after each other.
+    async fn both(h: &TowerHandle, item: &str) -> (Result<(), Refusal>, Result<(), Refusal>) {
+        let item = ItemId::new(item);
+        let fast = h.plan_read(&item).await.expect("node runs").map(|_| ());
+        let it = item.clone();
+        let slow = h
+            .query(move |t, now| t.serve_plan(now, &it).map(|_| ()))
+            .await
+            .expect("node runs");
+        (fast, slow)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_planned_from_the_view_follow_the_logic_and_note_demand() {
+        let h = node();
+        let (fast, slow) = both(&h, "news").await;
+        assert_eq!(fast, Err(Refusal::NotHeld));
+        assert_eq!(fast, slow);
+
+        // Notes are batched, and the node takes them within DEMAND_FLUSH.
+        for _ in 0..5 {
+            let _ = h.plan_read(&ItemId::new("news")).await;
+        }
+        // (six with the first plan_read above, unless a flush took that one already)
+        let pending = lock(&h.shared.demand).get(&ItemId::new("news")).copied();
+        assert!(matches!(pending, Some(5 | 6)), "{pending:?}");
+        tokio::time::sleep(DEMAND_FLUSH * 3).await;
+        assert!(
+            lock(&h.shared.demand).is_empty(),
+            "the node took the demand notes"
+        );
+
+        // A reading below the shutdown threshold: the very next read is refused as
+        // powered down (it waits behind the reading), and so is every later one.
+        h.power(PowerReading {
+            soc_permille: 100,
+            solar_mw: 0,
+            load_mw: 10_000,
+            ups: UpsState::OnBattery,
+        });
+        for _ in 0..2 {
+            match h.plan_read(&ItemId::new("news")).await {
+                Ok(r) => assert_eq!(r.map(|_| ()), Err(Refusal::PoweredDown)),
+                Err(NodeGone) => assert!(h.is_off()),
+            }
+        }
+        let mode = h.query(|t, _| t.power_mode()).await;
+        if let Ok(mode) = mode {
+            assert!(
+                mode >= sovereign_logic::io::PowerMode::ShuttingDown,
+                "{mode}"
+            );
+            assert_eq!(h.serve_view().power_done, 1, "the view counts the reading");
+        }
+        match h.plan_read(&ItemId::new("news")).await {
+            Ok(r) => assert_eq!(r.map(|_| ()), Err(Refusal::PoweredDown)),
+            // The shutdown may already have completed: the node is gone.
+            Err(NodeGone) => assert!(h.is_off()),
+        }
+    }
+
+    #[test]
+    fn a_view_plans_like_serve_plan() {
+        let view = ServeView {
+            refusal: None,
+            epoch: 0,
+            power_done: 0,
+            items: Arc::new(BTreeMap::new()),
+        };
+        assert_eq!(view.plan(&ItemId::new("x")), Err(Refusal::NotHeld));
+        let off = ServeView {
+            refusal: Some(Refusal::PoweredDown),
+            ..view
+        };
+        assert_eq!(off.plan(&ItemId::new("x")), Err(Refusal::PoweredDown));
+    }
 }

@@ -121,7 +121,7 @@ async fn item(
     match content_response(
         &headers,
         s.served.clone(),
-        &s.manifest.etag(),
+        sovereign_server::api::common::sha256_etag(&s.manifest.digest),
         "no-cache",
         &[],
     ) {

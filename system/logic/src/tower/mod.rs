@@ -298,6 +298,9 @@ pub struct Tower {
     /// Set once a clean shutdown began; the id of the final fsync.
     shutdown_fsync: Option<WriteId>,
     now: Time,
+    /// Bumped whenever an item's servable version may have changed (see
+    /// [`Tower::serve_epoch`]).
+    serve_epoch: u64,
 }
 
 impl Tower {
@@ -350,6 +353,7 @@ impl Tower {
             overflow: BTreeSet::new(),
             rewrite: BTreeSet::new(),
             now,
+            serve_epoch: 0,
             config,
         }
     }
@@ -600,18 +604,44 @@ impl Tower {
     /// Plan a device read of `item`: the manifest of its servable version. Records demand
     /// for the cache warmer either way.
     pub fn serve_plan(&mut self, now: Time, item: &ItemId) -> Result<ServePlan, Refusal> {
-        self.advance(now);
-        self.warmer.record_request(now, item);
-        if self.power.mode() >= PowerMode::ShuttingDown {
-            return Err(Refusal::PoweredDown);
-        }
-        if !self.config.serve_offline && self.failover.active().is_none() {
-            return Err(Refusal::Offline);
+        self.note_request(now, item);
+        if let Some(r) = self.read_refusal() {
+            return Err(r);
         }
         match self.items.get(item).and_then(|s| s.servable.clone()) {
             Some(manifest) => Ok(ServePlan { manifest }),
             None => Err(Refusal::NotHeld),
         }
+    }
+
+    /// Why every device read is refused right now, whatever the item (power-down, or
+    /// offline with the planted `offline-refuse`); `None` when reads of servable items are
+    /// served. [`Tower::serve_plan`] checks this before the item.
+    pub fn read_refusal(&self) -> Option<Refusal> {
+        if self.power.mode() >= PowerMode::ShuttingDown {
+            return Some(Refusal::PoweredDown);
+        }
+        if !self.config.serve_offline && self.failover.active().is_none() {
+            return Some(Refusal::Offline);
+        }
+        None
+    }
+
+    /// Record a device read of `item` for the cache warmer, without planning it (a driver
+    /// that plans reads from its own copy of the servable set, see [`Tower::serve_epoch`],
+    /// reports them here, possibly in batches).
+    pub fn note_request(&mut self, now: Time, item: &ItemId) {
+        self.advance(now);
+        self.warmer.record_request(now, item);
+    }
+
+    /// A number that changes whenever the servable version of some item may have changed
+    /// (a version became servable, one stopped being servable, an entry was adopted). A
+    /// driver that serves reads from a copy of [`Tower::servable_manifests`] rebuilds it
+    /// when this moves; power mode and uplink, the other inputs of [`Tower::serve_plan`],
+    /// have their own accessors.
+    pub fn serve_epoch(&self) -> u64 {
+        self.serve_epoch
     }
 
     /// A chunk read from the store failed verification: quarantine it (delete, fetch
@@ -643,6 +673,7 @@ impl Tower {
                 .is_some_and(|m| m.chunks.iter().any(|c| c.hash == hash))
             {
                 state.servable = None;
+                self.serve_epoch += 1;
             }
             if state.entry.manifest.chunks.iter().any(|c| c.hash == hash) {
                 state.missing.insert(hash);
@@ -866,6 +897,7 @@ impl Tower {
             .collect();
         let complete_now = missing.is_empty() && durable;
         let manifest = entry.manifest.clone();
+        self.serve_epoch += 1;
         self.items.insert(
             item.clone(),
             ItemState {
@@ -897,6 +929,7 @@ impl Tower {
         }
         let m = &state.entry.manifest;
         state.servable = Some(m.clone());
+        self.serve_epoch += 1;
         let event = Event::ContentServable {
             item: m.item.clone(),
             version: m.version,

@@ -233,6 +233,42 @@ fn an_item_becomes_servable_when_all_its_chunks_are_durable() {
 }
 
 #[test]
+fn serve_epoch_moves_with_every_change_of_the_servable_set() {
+    // Goal: a driver that serves from a copy of the servable set (rebuilt when
+    // serve_epoch moves) never keeps serving a version the logic stopped serving.
+    let mut t = tower(&[LinkKind::Fibre]);
+    drain(&mut t);
+    let (e, chunks) = entry(1, "news", Priority::P1, &bytes(5, 100_000));
+    let origin: BTreeMap<_, _> = chunks.iter().map(|c| (c.hash, c.bytes.clone())).collect();
+    let news = ItemId::new("news");
+    let e0 = t.serve_epoch();
+    t.note_request(Time::ZERO, &news);
+    assert_eq!(
+        t.serve_epoch(),
+        e0,
+        "a demand note changes nothing servable"
+    );
+    t.handle_message(
+        Time::ZERO,
+        Peer::Origin,
+        Message::CatalogReply {
+            entries: vec![e.clone()],
+        },
+    );
+    let mut durable = DurableState::new();
+    sync_all(&mut t, Time::ZERO, &origin, &mut durable);
+    let e1 = t.serve_epoch();
+    assert!(e1 > e0, "becoming servable moves the epoch");
+    assert!(t.serve_plan(Time::ZERO, &news).is_ok());
+    t.report_corrupt(Time::ZERO, chunks[0].hash);
+    assert_eq!(t.serve_plan(Time::ZERO, &news), Err(Refusal::NotHeld));
+    assert!(
+        t.serve_epoch() > e1,
+        "losing the servable version moves the epoch"
+    );
+}
+
+#[test]
 fn p0_in_flight_holds_back_every_lower_class() {
     // Goal: priority — no lower-class request leaves while P0 work waits.
     let mut t = tower(&[LinkKind::Fibre]);

@@ -4,7 +4,7 @@
 //!
 //! Map: [`ApiError`] (+ [`ApiError::from_wire`]), [`read_body`], [`parse_range`],
 //! [`ByteRange`], [`content_response`], [`PathParam`], [`QueryParams`], [`not_found`],
-//! [`method_not_allowed`].
+//! [`method_not_allowed`], [`sha256_etag`].
 
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts, Path, Query};
@@ -252,16 +252,17 @@ pub async fn timed(
     next: axum::middleware::Next,
     report: impl FnOnce(&str, &str, u16, f64),
 ) -> Response {
+    // (cheap clones: the matched path is shared, a standard method is inline)
     let route = req
         .extensions()
         .get::<axum::extract::MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
-    let method = req.method().as_str().to_string();
+        .cloned();
+    let method = req.method().clone();
     let start = tokio::time::Instant::now();
     let resp = next.run(req).await;
     report(
-        &route,
-        &method,
+        route.as_ref().map_or("unmatched", |m| m.as_str()),
+        method.as_str(),
         resp.status().as_u16(),
         start.elapsed().as_secs_f64(),
     );
@@ -388,18 +389,32 @@ pub fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
         })
 }
 
+/// The strong ETag of content whose SHA-256 is `hash`: `"<64 hex digits>"` (what
+/// `Manifest::etag` spells), built without formatting machinery: it is on every read.
+pub fn sha256_etag(hash: &sovereign_logic::content::ChunkHash) -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [b'"'; 66];
+    for (i, b) in hash.0.iter().enumerate() {
+        out[1 + 2 * i] = HEX[usize::from(b >> 4)];
+        out[2 + 2 * i] = HEX[usize::from(b & 0xf)];
+    }
+    // Quotes and hex digits are always a valid header value.
+    HeaderValue::from_bytes(&out).unwrap_or(HeaderValue::from_static("\"\""))
+}
+
 /// Answer a GET of verified content: 304 on a matching `If-None-Match`, 206 for a range,
 /// else 200; with the ETag, `Accept-Ranges` and the given `Cache-Control`.
 pub fn content_response(
     headers: &HeaderMap,
     bytes: Bytes,
-    etag: &str,
+    etag: HeaderValue,
     cache_control: &'static str,
     extra: &[(header::HeaderName, HeaderValue)],
 ) -> Result<Response, ApiError> {
-    let etag_value = HeaderValue::from_str(etag)
+    let tag = etag
+        .to_str()
         .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "bad etag"))?;
-    let mut resp = if not_modified(headers, etag) {
+    let mut resp = if not_modified(headers, tag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         match parse_range(headers, bytes.len() as u64)? {
@@ -421,7 +436,8 @@ pub fn content_response(
         }
     };
     let h = resp.headers_mut();
-    h.insert(header::ETAG, etag_value);
+    h.reserve(5 + extra.len());
+    h.insert(header::ETAG, etag);
     h.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static(cache_control),
@@ -521,6 +537,15 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    #[test]
+    fn sha256_etag_spells_the_manifest_etag() {
+        use sovereign_logic::content::ChunkHash;
+        for bytes in [&b""[..], b"abc", &[0xff; 100]] {
+            let h = ChunkHash::of(bytes);
+            assert_eq!(sha256_etag(&h), format!("\"{}\"", h.to_hex()));
+        }
     }
 
     #[test]

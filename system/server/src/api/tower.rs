@@ -13,6 +13,7 @@
 
 use super::common::{
     ApiError, OP_BODY_MAX, PathParam, content_response, method_not_allowed, not_found, read_body,
+    sha256_etag,
 };
 use crate::cache::VerifiedCache;
 use crate::metrics::TowerMetrics;
@@ -29,6 +30,10 @@ use sovereign_logic::tower::{Refusal, TowerStatus};
 use sovereign_store::Store;
 use sovereign_wire::{ManifestDto, OpKindDto};
 use std::sync::Arc;
+
+/// `x-sovereign-priority` values by [`Priority::index`](sovereign_logic::content::Priority::index)
+/// (what `Priority`'s `Display` spells), static so a read allocates none.
+const PRIORITY_NAMES: [&str; 4] = ["P0", "P1", "P2", "P3"];
 
 /// Header carrying an operation's idempotency key.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -143,16 +148,16 @@ pub fn read_chunk(api: &TowerApi, hash: &ChunkHash, len: Option<u32>) -> Result<
     Ok(bytes)
 }
 
-/// Read the servable version of `item`: its manifest and verified bytes.
-pub async fn read_item(api: &TowerApi, item: &ItemId) -> Result<(Manifest, Bytes), ReadError> {
-    let it = item.clone();
-    let plan = api
+/// Read the servable version of `item`: its manifest and verified bytes. Planned from the
+/// node's published view (no round trip: see `tower_node`), which also notes the read for
+/// the cache warmer.
+pub async fn read_item(api: &TowerApi, item: &ItemId) -> Result<(Arc<Manifest>, Bytes), ReadError> {
+    let m = api
         .node
-        .query(move |t, now| t.serve_plan(now, &it))
+        .plan_read(item)
         .await
         .map_err(|_| ReadError::Gone)?
         .map_err(ReadError::Refused)?;
-    let m = plan.manifest;
     if let Some(b) = api.cache.get(&m.digest) {
         return Ok((m, b));
     }
@@ -211,12 +216,11 @@ async fn item(
         ),
         (
             HeaderName::from_static("x-sovereign-priority"),
-            HeaderValue::from_str(&m.priority.to_string())
-                .unwrap_or(HeaderValue::from_static("P3")),
+            HeaderValue::from_static(PRIORITY_NAMES[m.priority.index()]),
         ),
     ];
     // The id names the latest version, which changes: revalidate with the ETag.
-    let resp = content_response(&headers, bytes, &m.etag(), "no-cache", &extra)?;
+    let resp = content_response(&headers, bytes, sha256_etag(&m.digest), "no-cache", &extra)?;
     api.metrics
         .device_read(if resp.status() == StatusCode::NOT_MODIFIED {
             "not_modified"
@@ -272,12 +276,11 @@ async fn chunk(
     }
     let bytes = read_chunk(&api, &hash, None)
         .map_err(|e| read_error(&api, e, &ItemId::new(hash.to_hex())))?;
-    let etag = format!("\"{hash}\"");
     // Content-addressed: the bytes under this URL never change.
     let resp = content_response(
         &headers,
         bytes,
-        &etag,
+        sha256_etag(&hash),
         "public, max-age=31536000, immutable",
         &[],
     )?;
@@ -410,4 +413,17 @@ async fn metrics(State(api): State<Arc<TowerApi>>) -> Response {
 
 async fn openapi(State(api): State<Arc<TowerApi>>) -> Response {
     axum::Json((*api.openapi).clone()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PRIORITY_NAMES;
+    use sovereign_logic::content::Priority;
+
+    #[test]
+    fn priority_names_spell_priority_display() {
+        for p in Priority::ALL {
+            assert_eq!(PRIORITY_NAMES[p.index()], p.to_string());
+        }
+    }
 }
