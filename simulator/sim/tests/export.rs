@@ -6,7 +6,9 @@
 
 use sovereign_sim::RunOptions;
 use sovereign_sim::export::annotations::run_annotations;
+use sovereign_sim::export::data::{GamedayData, TimelineRow, ToleranceRow};
 use sovereign_sim::export::openmetrics::{DEFAULT_START, RUN_METRICS, check, run_openmetrics};
+use sovereign_sim::export::render::{run_html, run_markdown, run_summary};
 use sovereign_sim::export::{RunData, rebuild, record, write_run};
 use sovereign_sim::scenario::parse_file;
 use std::path::{Path, PathBuf};
@@ -41,6 +43,43 @@ fn fibre_cut() -> RunData {
     )
 }
 
+/// `d` as a game day: an operator's fibre cut at 2h10m and a note, a tolerance missed.
+fn with_gameday(mut d: RunData) -> RunData {
+    d.gameday = Some(GamedayData {
+        plan: "fibre-drill".into(),
+        title: "Fibre drill <tower-0>".into(),
+        plan_file: "gamedays/fibre-drill.toml".into(),
+        quarter: "2026-Q4".into(),
+        hypothesis: "LTE carries P0 within 5 minutes".into(),
+        operator: "alice".into(),
+        headless: false,
+        confirmed: false,
+        reasons: vec!["availability out of tolerance: 0.9 (tolerance >= 0.99)".into()],
+        tolerances: vec![ToleranceRow {
+            name: "availability".into(),
+            tolerance: ">= 0.99".into(),
+            measured: "0.9".into(),
+            pass: false,
+        }],
+        timeline: vec![
+            TimelineRow {
+                at_s: 7800.0,
+                who: "alice".into(),
+                what: "injected fault 0: link-down on tower-0/fibre for 45m".into(),
+            },
+            TimelineRow {
+                at_s: 8100.0,
+                who: "bob".into(),
+                what: "note: LTE took over".into(),
+            },
+        ],
+        action_items: vec!["Investigate: availability".into()],
+        replay_caveats: vec![],
+        lessons: "lessons-learned.md".into(),
+    });
+    d
+}
+
 /// A fresh scratch directory under the target directory.
 fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
@@ -54,6 +93,107 @@ fn on_path(tool: &str) -> bool {
         .args(["-c", &format!("command -v {tool}")])
         .output()
         .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn a_game_day_adds_its_verdict_tolerances_and_timeline_to_every_output() {
+    // Goal: with a game day attached, the Markdown, HTML, JSON summary and annotations
+    // carry its title, refuted hypothesis, missed tolerance and timeline (numbered
+    // markers on the availability chart, points in Grafana); without one, none do.
+    let plain = fibre_cut();
+    let d = with_gameday(plain.clone());
+    let md = run_markdown(&d);
+    for want in [
+        "# Game-day report: Fibre drill <tower-0> (seed",
+        "Verdict: hypothesis refuted; held (exit 0)",
+        "## Game day",
+        "> LTE carries P0 within 5 minutes",
+        "- availability out of tolerance: 0.9 (tolerance >= 0.99)",
+        "| availability | >= 0.99 | 0.9 | **out** |",
+        "| 1 | 02:10:00 | alice | injected fault 0: link-down on tower-0/fibre for 45m |",
+        "| 2 | 02:15:00 | bob | note: LTE took over |",
+        "- [ ] Investigate: availability",
+        "[lessons-learned.md](lessons-learned.md)",
+    ] {
+        assert!(md.contains(want), "{want:?} missing from:\n{md}");
+    }
+    let html = run_html(&d);
+    assert!(html.contains("<title>Game-day report: Fibre drill &lt;tower-0&gt; (seed"));
+    assert!(html.contains("<p class=\"verdict bad\">hypothesis refuted</p>"));
+    assert_eq!(html.matches("class=\"marker\"").count(), 2);
+    assert!(html.contains("<title>2. 02:15:00 bob: note: LTE took over</title>"));
+    let summary: serde_json::Value = serde_json::from_str(&run_summary(&d)).expect("json");
+    assert_eq!(summary["kind"], "gameday");
+    assert_eq!(summary["gameday"]["confirmed"], false);
+    assert_eq!(summary["gameday"]["timeline_entries"], 2);
+    assert_eq!(summary["gameday"]["tolerances"][0]["pass"], false);
+    let ann = run_annotations(&d, DEFAULT_START);
+    let points: Vec<_> = ann
+        .iter()
+        .filter(|a| a.tags.iter().any(|t| t == "gameday"))
+        .collect();
+    assert_eq!(points.len(), 2);
+    assert_eq!(points[0].time, (DEFAULT_START + 7800) * 1000);
+    assert!(!points[0].is_region);
+    assert_eq!(points[0].tags, ["sovereign", "gameday", "fibre-drill"]);
+    // A plain run has none of it.
+    assert!(!run_markdown(&plain).contains("Game day"));
+    assert!(!run_html(&plain).contains("class=\"marker\""));
+    assert!(run_summary(&plain).contains("\"kind\": \"run\""));
+    assert!(
+        run_annotations(&plain, DEFAULT_START)
+            .iter()
+            .all(|a| !a.tags.iter().any(|t| t == "gameday"))
+    );
+    // The game day survives run.json: the rebuilt report is the same.
+    let dir = scratch("gameday-rebuild");
+    write_run(&dir, &d).expect("written");
+    let before = std::fs::read_to_string(dir.join("report.html")).expect("html");
+    std::fs::remove_file(dir.join("report.html")).expect("rm");
+    rebuild(&dir).expect("rebuilt");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("report.html")).expect("html"),
+        before
+    );
+    // And run.json of a plain run has no `gameday` key (older readers still read it).
+    let dir = scratch("plain-run-json");
+    write_run(&dir, &plain).expect("written");
+    let json = std::fs::read_to_string(dir.join("run.json")).expect("json");
+    assert!(!json.contains("\"gameday\""));
+}
+
+#[test]
+fn every_tag_annotation_query_of_the_game_day_dashboard_matches_exported_annotations() {
+    // Goal: each tag query of dashboards/grafana/gameday.json (all tags must match)
+    // selects some annotation a game day exports: fault windows, violations, timeline.
+    let text =
+        std::fs::read_to_string(repo().join("dashboards/grafana/gameday.json")).expect("dashboard");
+    let dash: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let mut d = with_gameday(fibre_cut());
+    // A violation too, so the violation layer has something to match.
+    d.violations
+        .push(sovereign_sim::export::data::ViolationRow {
+            oracle: "integrity".into(),
+            at_s: 100.0,
+            detail: "planted".into(),
+            liveness: false,
+        });
+    let ann = run_annotations(&d, DEFAULT_START);
+    let mut queries = 0;
+    for layer in dash["annotations"]["list"].as_array().expect("list") {
+        let Some(tags) = layer["target"]["tags"].as_array() else {
+            continue;
+        };
+        assert_eq!(layer["target"]["matchAny"], false, "{layer}");
+        queries += 1;
+        let tags: Vec<&str> = tags.iter().map(|t| t.as_str().expect("tag")).collect();
+        assert!(
+            ann.iter()
+                .any(|a| tags.iter().all(|t| a.tags.iter().any(|x| x == t))),
+            "no exported annotation has all of {tags:?}"
+        );
+    }
+    assert_eq!(queries, 3, "faults, violations, game-day timeline");
 }
 
 #[test]
@@ -90,6 +230,10 @@ fn openmetrics_export_is_well_formed_and_complete() {
 fn promtool_accepts_the_openmetrics_export() {
     // Goal: Prometheus' own importer loads a sim export (skipped without promtool).
     if !on_path("promtool") {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "promtool is not on PATH, and CI must run this test (apt-get install prometheus)"
+        );
         eprintln!("SKIP: promtool not on PATH (Debian package `prometheus`)");
         return;
     }
@@ -189,19 +333,25 @@ fn html_report_is_self_contained_with_charts_and_rebuilds() {
     assert_eq!(summary["kpis"]["faults"], 4);
 }
 
-#[test]
-fn html_report_renders_non_blank_in_headless_chromium() {
-    // Goal: the page renders: the screenshot has many colours and few blank rows
-    // (skipped without chromium).
-    let Some(chromium) = ["chromium", "chromium-browser"]
+/// The chromium binary, or `None` (a skip) when it is not installed; in CI a missing
+/// chromium is a failure, not a skip.
+fn chromium() -> Option<&'static str> {
+    let found = ["chromium", "chromium-browser"]
         .into_iter()
-        .find(|t| on_path(t))
-    else {
+        .find(|t| on_path(t));
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "chromium is not on PATH, and CI must run this test (apt-get install chromium)"
+        );
         eprintln!("SKIP: chromium not on PATH (Debian package `chromium`)");
-        return;
-    };
-    let dir = scratch("screenshot");
-    write_run(&dir, &fibre_cut()).expect("written");
+    }
+    found
+}
+
+/// Open `dir/report.html` in headless Chromium and check the screenshot: many colours,
+/// few blank rows, and the charts' line colour present.
+fn assert_renders_with_charts(chromium: &str, dir: &Path) {
     let shot = dir.join("out.png");
     let profile = dir.join("profile");
     let out = Command::new(chromium)
@@ -260,4 +410,26 @@ fn html_report_renders_non_blank_in_headless_chromium() {
         colours.contains(&vec![0x00, 0x72, 0xb2]),
         "no chart line colour rendered"
     );
+}
+
+#[test]
+fn html_report_renders_non_blank_in_headless_chromium() {
+    // Goal: the page renders: the screenshot has many colours and few blank rows, and
+    // the charts are drawn (skipped without chromium, except in CI).
+    let Some(chromium) = chromium() else { return };
+    let dir = scratch("screenshot");
+    write_run(&dir, &fibre_cut()).expect("written");
+    assert_renders_with_charts(chromium, &dir);
+}
+
+#[test]
+fn game_day_html_report_renders_non_blank_in_headless_chromium() {
+    // Goal: a game day's page (its section above the charts pushes them down the page)
+    // still renders with its charts in the first screenful of 2000 px.
+    let Some(chromium) = chromium() else { return };
+    let dir = scratch("screenshot-gameday");
+    write_run(&dir, &with_gameday(fibre_cut())).expect("written");
+    let html = std::fs::read_to_string(dir.join("report.html")).expect("html");
+    assert!(html.contains("class=\"marker\""), "no timeline markers");
+    assert_renders_with_charts(chromium, &dir);
 }

@@ -1,5 +1,6 @@
 //! Grafana annotations for a run: one region per fault (its window), one point per
-//! invariant violation, in the shape of Grafana's annotations HTTP API
+//! invariant violation and, for a game day, one point per timeline entry (tags
+//! `sovereign`, `gameday`, the plan), in the shape of Grafana's annotations HTTP API
 //! (`POST /api/annotations`: `time` and `timeEnd` in Unix milliseconds, `tags`, `text`).
 //!
 //! Map: [`Annotation`], [`run_annotations`].
@@ -22,7 +23,8 @@ pub struct Annotation {
     pub time_end: i64,
     /// A region (fault window) rather than a point.
     pub is_region: bool,
-    /// `sovereign`, then `fault` or `violation`, then family/kind/target or oracle.
+    /// `sovereign`, then `fault`, `violation` or `gameday`, then family/kind/target, the
+    /// oracle, or the plan.
     pub tags: Vec<String>,
     /// What, in one line.
     pub text: String,
@@ -81,6 +83,18 @@ pub fn run_annotations(d: &RunData, start: i64) -> Vec<Annotation> {
             text: format!("VIOLATION {}: {}", v.oracle, v.detail),
         }
     }));
+    if let Some(g) = &d.gameday {
+        out.extend(g.timeline.iter().map(|e| {
+            let t = ms(start, e.at_s);
+            Annotation {
+                time: t,
+                time_end: t,
+                is_region: false,
+                tags: vec![TAG.into(), "gameday".into(), g.plan.clone()],
+                text: format!("{} — {}: {}", g.title, e.who, e.what),
+            }
+        }));
+    }
     out.sort_by_key(|a| (a.time, a.time_end));
     out
 }

@@ -2,9 +2,10 @@
 //! OpenMetrics export or Grafana annotations are rebuilt from, with no simulator needed.
 //!
 //! Map: [`RunData`] and its rows ([`TowerInfo`], [`KpiSummary`], [`ClassRow`],
-//! [`SloRow`], [`ViolationRow`], [`FaultRow`]); [`record`] runs a scenario keeping what
-//! the data needs; [`RunData::build`] assembles it from a report and its series;
-//! [`target_name`] writes a fault target as scenario files do.
+//! [`SloRow`], [`ViolationRow`], [`FaultRow`]); for game days [`GamedayData`]
+//! ([`ToleranceRow`], [`TimelineRow`]); [`record`] runs a scenario keeping what the data
+//! needs; [`RunData::build`] assembles it from a report and its series; [`target_name`]
+//! writes a fault target as scenario files do.
 //!
 //! Not covered: rendering (see `render.rs`), sweeps (see `sweep.rs`).
 
@@ -179,6 +180,68 @@ pub struct RunData {
     pub faults: Vec<FaultRow>,
     /// Time series.
     pub series: RunSeries,
+    /// The game day this run was, if it was one (absent in plain runs' `run.json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gameday: Option<GamedayData>,
+}
+
+/// One KPI of a game day against the plan's tolerance.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ToleranceRow {
+    /// The KPI.
+    pub name: String,
+    /// The tolerance, in words (`>= 0.95`).
+    pub tolerance: String,
+    /// What was measured, formatted.
+    pub measured: String,
+    /// Within tolerance.
+    pub pass: bool,
+}
+
+/// One line of a game day's timeline.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TimelineRow {
+    /// Virtual time, seconds.
+    pub at_s: f64,
+    /// Who: an operator's name, `plan`, or `abort`.
+    pub who: String,
+    /// What happened (`note: …` for operator notes).
+    pub what: String,
+}
+
+/// What a game day adds to a run's data: the plan, the verdict on its hypothesis, the
+/// KPIs against its tolerances and the timeline (steps, injections, heals, checklist
+/// confirmations and notes).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GamedayData {
+    /// The plan's file stem.
+    pub plan: String,
+    /// Its title.
+    pub title: String,
+    /// The plan file.
+    pub plan_file: String,
+    /// Quarter (`2026-Q3`).
+    pub quarter: String,
+    /// The hypothesis under test.
+    pub hypothesis: String,
+    /// Who ran it.
+    pub operator: String,
+    /// Run headless (checklists auto-confirmed).
+    pub headless: bool,
+    /// The hypothesis held.
+    pub confirmed: bool,
+    /// Every reason it did not (empty when confirmed).
+    pub reasons: Vec<String>,
+    /// The KPIs against the plan's steady-state tolerances.
+    pub tolerances: Vec<ToleranceRow>,
+    /// The timeline, in time order.
+    pub timeline: Vec<TimelineRow>,
+    /// Action items from the lessons-learned report.
+    pub action_items: Vec<String>,
+    /// Why the replay might not be exact (empty: exact).
+    pub replay_caveats: Vec<String>,
+    /// The lessons-learned report's file name, beside this report.
+    pub lessons: String,
 }
 
 /// A fault target as scenario files write it (tower names, not indices).
@@ -358,6 +421,7 @@ impl RunData {
                 .collect(),
             faults,
             series,
+            gameday: None,
         }
     }
 

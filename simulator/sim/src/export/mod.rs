@@ -14,9 +14,12 @@
 //! - [`annotations`]: faults and violations as Grafana annotations.
 //! - [`promql`]: metric names in a PromQL expression (dashboard checks).
 //!
+//! Game days build a [`RunData`] from their `World` with [`data::series_of`] and
+//! [`RunData::build`], then attach a [`data::GamedayData`]; the renderers add its
+//! verdict, tolerances and timeline.
+//!
 //! Not covered: the real servers' `/metrics` endpoint (same names, served over HTTP by
-//! the servers), game days (they will build a [`RunData`] from their `World` with
-//! [`data::series_of`] and [`RunData::build`]).
+//! the servers).
 
 pub mod annotations;
 pub mod data;

@@ -10,7 +10,7 @@
 //! Not covered: running anything (the CLI runs, then hands the data here), OpenMetrics
 //! (see `openmetrics.rs`).
 
-use super::data::{RunData, verdict};
+use super::data::{GamedayData, RunData, verdict};
 use super::svg::{Band, BarGroup, Chart, Line, bar_chart, esc, line_chart};
 use super::sweep::SweepData;
 use serde_json::json;
@@ -186,6 +186,34 @@ fn md_cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
+/// Virtual seconds as a clock, `HH:MM:SS` (`1d 02:03:04` past the first day), as the
+/// console shows time.
+fn clock(s: f64) -> String {
+    let s = s.max(0.0) as u64;
+    let (d, h, m, sec) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
+    if d > 0 {
+        format!("{d}d {h:02}:{m:02}:{sec:02}")
+    } else {
+        format!("{h:02}:{m:02}:{sec:02}")
+    }
+}
+
+/// A report's title: the game day's, or the run's.
+fn run_title(d: &RunData) -> String {
+    match &d.gameday {
+        Some(g) => format!("Game-day report: {} (seed {})", g.title, d.seed),
+        None => format!("Run report: {} (seed {})", d.scenario, d.seed),
+    }
+}
+
+fn confirmed_text(g: &GamedayData) -> &'static str {
+    if g.confirmed {
+        "hypothesis confirmed"
+    } else {
+        "hypothesis refuted"
+    }
+}
+
 /// One KPI row: name, value, and the SLO (name, held) if one applies.
 type KpiRow = (String, String, Option<(String, bool)>);
 
@@ -317,13 +345,17 @@ fn plant_text(p: &Option<String>) -> &str {
 /// A run's Markdown report.
 pub fn run_markdown(d: &RunData) -> String {
     let mut w = String::new();
-    let _ = writeln!(w, "# Run report: {} (seed {})\n", d.scenario, d.seed);
+    let _ = writeln!(w, "# {}\n", run_title(d));
     if !d.description.is_empty() {
         let _ = writeln!(w, "{}\n", d.description);
     }
+    let game = d
+        .gameday
+        .as_ref()
+        .map_or_else(String::new, |g| format!("{}; ", confirmed_text(g)));
     let _ = writeln!(
         w,
-        "**Verdict: {} (exit {}).** Charts: [report.html](report.html).\n",
+        "**Verdict: {game}{} (exit {}).** Charts: [report.html](report.html).\n",
         d.verdict(),
         d.exit_code
     );
@@ -345,6 +377,9 @@ pub fn run_markdown(d: &RunData) -> String {
         ("rerun", format!("`{}`", d.replay)),
     ] {
         let _ = writeln!(w, "| {k} | {} |", md_cell(&v));
+    }
+    if let Some(g) = &d.gameday {
+        gameday_markdown(&mut w, g);
     }
     let _ = writeln!(w, "\n## KPIs and SLOs\n");
     let _ = writeln!(w, "| KPI | measured | SLO |\n|---|---|---|");
@@ -424,6 +459,157 @@ pub fn run_markdown(d: &RunData) -> String {
     w
 }
 
+/// A game day's part of a Markdown report: plan, hypothesis and verdict, KPIs against
+/// tolerances, timeline, action items.
+fn gameday_markdown(w: &mut String, g: &GamedayData) {
+    let _ = writeln!(w, "\n## Game day\n");
+    let _ = writeln!(w, "| | |\n|---|---|");
+    for (k, v) in [
+        ("plan", format!("{} (`{}`)", g.title, g.plan_file)),
+        ("quarter", g.quarter.clone()),
+        (
+            "run by",
+            format!(
+                "{}{}",
+                g.operator,
+                if g.headless {
+                    " (headless: checklists auto-confirmed)"
+                } else {
+                    ""
+                }
+            ),
+        ),
+        ("lessons learned", format!("[{0}]({0})", g.lessons)),
+    ] {
+        let _ = writeln!(w, "| {k} | {} |", md_cell(&v));
+    }
+    let _ = writeln!(w, "\n> {}\n", g.hypothesis.replace('\n', " "));
+    if g.confirmed {
+        let _ = writeln!(
+            w,
+            "**Hypothesis confirmed.** Every observation matched and every KPI stayed within \
+             tolerance."
+        );
+    } else {
+        let _ = writeln!(w, "**Hypothesis refuted.**\n");
+        for r in &g.reasons {
+            let _ = writeln!(w, "- {r}");
+        }
+    }
+    let _ = writeln!(w, "\n### KPIs against tolerances\n");
+    let _ = writeln!(w, "| KPI | tolerance | measured | |\n|---|---|---|---|");
+    for t in &g.tolerances {
+        let _ = writeln!(
+            w,
+            "| {} | {} | {} | {} |",
+            md_cell(&t.name),
+            md_cell(&t.tolerance),
+            md_cell(&t.measured),
+            if t.pass { "ok" } else { "**out**" }
+        );
+    }
+    let _ = writeln!(
+        w,
+        "\n### Timeline\n\nNumbers match the dashed markers on the availability chart.\n"
+    );
+    let _ = writeln!(w, "| # | virtual time | who | what |\n|---|---|---|---|");
+    for (i, e) in g.timeline.iter().enumerate() {
+        let _ = writeln!(
+            w,
+            "| {} | {} | {} | {} |",
+            i + 1,
+            clock(e.at_s),
+            md_cell(&e.who),
+            md_cell(&e.what)
+        );
+    }
+    let _ = writeln!(w, "\n### Action items\n");
+    for a in &g.action_items {
+        let _ = writeln!(w, "- [ ] {a}");
+    }
+    for c in &g.replay_caveats {
+        let _ = writeln!(w, "\nReplay caveat: {c}");
+    }
+}
+
+/// A game day's part of an HTML report.
+fn gameday_html(w: &mut String, g: &GamedayData) {
+    let _ = writeln!(w, "<h2>Game day</h2>\n<table>");
+    for (k, v) in [
+        ("plan", format!("{} ({})", g.title, g.plan_file)),
+        ("quarter", g.quarter.clone()),
+        (
+            "run by",
+            format!(
+                "{}{}",
+                g.operator,
+                if g.headless {
+                    " (headless: checklists auto-confirmed)"
+                } else {
+                    ""
+                }
+            ),
+        ),
+    ] {
+        let _ = writeln!(w, "<tr><th>{k}</th><td>{}</td></tr>", esc(&v));
+    }
+    let _ = writeln!(
+        w,
+        "<tr><th>lessons learned</th><td><a href=\"{0}\">{0}</a></td></tr></table>",
+        esc(&g.lessons)
+    );
+    let _ = writeln!(w, "<blockquote>{}</blockquote>", esc(&g.hypothesis));
+    let class = if g.confirmed { "ok" } else { "bad" };
+    let _ = writeln!(w, "<p class=\"verdict {class}\">{}</p>", confirmed_text(g));
+    if !g.reasons.is_empty() {
+        let _ = writeln!(w, "<ul>");
+        for r in &g.reasons {
+            let _ = writeln!(w, "<li>{}</li>", esc(r));
+        }
+        let _ = writeln!(w, "</ul>");
+    }
+    let _ = writeln!(
+        w,
+        "<h3>KPIs against tolerances</h3>\n<table><tr><th>KPI</th><th>tolerance</th><th>measured</th><th></th></tr>"
+    );
+    for t in &g.tolerances {
+        let (c, word) = if t.pass {
+            ("pass", "ok")
+        } else {
+            ("fail", "out")
+        };
+        let _ = writeln!(
+            w,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{c}\">{word}</td></tr>",
+            esc(&t.name),
+            esc(&t.tolerance),
+            esc(&t.measured)
+        );
+    }
+    let _ = writeln!(
+        w,
+        "</table>\n<h3>Timeline</h3>\n<p>Numbers match the dashed markers on the availability chart.</p>\n<table class=\"timeline\"><tr><th>#</th><th>virtual time</th><th>who</th><th>what</th></tr>"
+    );
+    for (i, e) in g.timeline.iter().enumerate() {
+        let _ = writeln!(
+            w,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            i + 1,
+            clock(e.at_s),
+            esc(&e.who),
+            esc(&e.what)
+        );
+    }
+    let _ = writeln!(w, "</table>\n<h3>Action items</h3>\n<ul>");
+    for a in &g.action_items {
+        let _ = writeln!(w, "<li>{}</li>", esc(a));
+    }
+    let _ = writeln!(w, "</ul>");
+    for c in &g.replay_caveats {
+        let _ = writeln!(w, "<p>Replay caveat: {}</p>", esc(c));
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Run: HTML
 
@@ -471,7 +657,26 @@ pub fn run_charts(d: &RunData) -> Vec<String> {
     let bands = fault_bands(d);
     let mut out = Vec::new();
 
-    let mut c = Chart::new("Availability (valid reads served), faults shaded", "ratio");
+    let mut c = match &d.gameday {
+        Some(g) => {
+            let mut c = Chart::new(
+                "Availability (valid reads served), faults shaded, game-day timeline numbered",
+                "ratio",
+            );
+            c.markers = g
+                .timeline
+                .iter()
+                .map(|e| {
+                    (
+                        e.at_s / 3600.0,
+                        format!("{} {}: {}", clock(e.at_s), e.who, e.what),
+                    )
+                })
+                .collect();
+            c
+        }
+        None => Chart::new("Availability (valid reads served), faults shaded", "ratio"),
+    };
     c.y_range = Some((0.0, 1.05));
     out.push(line_chart(
         &c,
@@ -593,7 +798,7 @@ pub fn run_charts(d: &RunData) -> Vec<String> {
 /// A run's self-contained HTML report.
 pub fn run_html(d: &RunData) -> String {
     let mut w = String::new();
-    let title = format!("Run report: {} (seed {})", d.scenario, d.seed);
+    let title = run_title(d);
     html_head(&mut w, &title);
     let _ = writeln!(w, "<h1>{}</h1>", esc(&title));
     if !d.description.is_empty() {
@@ -628,9 +833,13 @@ pub fn run_html(d: &RunData) -> String {
             esc(&t.links.join(", "))
         );
     }
+    let _ = writeln!(w, "</table>");
+    if let Some(g) = &d.gameday {
+        gameday_html(&mut w, g);
+    }
     let _ = writeln!(
         w,
-        "</table>\n<h2>KPIs and SLOs</h2>\n<table><tr><th>KPI</th><th>measured</th><th>SLO</th></tr>"
+        "<h2>KPIs and SLOs</h2>\n<table><tr><th>KPI</th><th>measured</th><th>SLO</th></tr>"
     );
     for (name, value, slo) in kpi_rows(d) {
         let s = slo.map_or_else(String::new, |(n, pass)| {
@@ -721,8 +930,26 @@ pub fn run_summary(d: &RunData) -> String {
     for v in &d.violations {
         *by_oracle.entry(v.oracle.clone()).or_insert(0u64) += 1;
     }
+    let gameday = d.gameday.as_ref().map(|g| {
+        json!({
+            "plan": g.plan,
+            "title": g.title,
+            "plan_file": g.plan_file,
+            "quarter": g.quarter,
+            "operator": g.operator,
+            "headless": g.headless,
+            "hypothesis": g.hypothesis,
+            "confirmed": g.confirmed,
+            "reasons": g.reasons,
+            "tolerances": g.tolerances,
+            "action_items": g.action_items,
+            "timeline_entries": g.timeline.len(),
+            "lessons": g.lessons,
+        })
+    });
     to_json(&json!({
-        "kind": "run",
+        "kind": if gameday.is_some() { "gameday" } else { "run" },
+        "gameday": gameday,
         "scenario": d.scenario,
         "source": d.source,
         "seed": d.seed,

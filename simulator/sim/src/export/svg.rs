@@ -5,7 +5,7 @@
 //! Map: [`Line`], [`Band`], [`Chart`] and [`line_chart`]; [`BarGroup`] and
 //! [`bar_chart`]; [`nice_ticks`]; [`PALETTE`].
 //!
-//! Not covered: interactivity, log scales, anything but the charts the report needs.
+//! Not covered: interactivity, anything but the charts the reports need.
 
 use std::fmt::Write;
 
@@ -62,6 +62,9 @@ pub struct Chart {
     pub steps: bool,
     /// A logarithmic y axis (values ≤ 0 are left out); for spans of several decades.
     pub log_y: bool,
+    /// Events drawn as dashed vertical lines, numbered; (x, what) — e.g. a game day's
+    /// steps. The number is the marker's index + 1; `what` is its tooltip.
+    pub markers: Vec<(f64, String)>,
 }
 
 impl Chart {
@@ -76,6 +79,7 @@ impl Chart {
             height: 260.0,
             steps: false,
             log_y: false,
+            markers: Vec::new(),
         }
     }
 }
@@ -283,6 +287,21 @@ pub fn line_chart(c: &Chart, lines: &[Line], bands: &[Band]) -> String {
         (y0 + y1) / 2.0,
         esc(&c.y_label)
     );
+    // Markers.
+    for (i, (x, what)) in c.markers.iter().enumerate() {
+        if !(xmin..=xmax).contains(x) {
+            continue;
+        }
+        let x = sx(*x);
+        let _ = write!(
+            w,
+            r##"<g class="marker"><title>{n}. {}</title><line x1="{x:.1}" y1="{y0}" x2="{x:.1}" y2="{y1}" stroke="#555555" stroke-dasharray="3,3"/><text x="{:.1}" y="{:.1}" fill="#333333" font-size="9">{n}</text></g>"##,
+            esc(what),
+            x + 2.0,
+            y0 - 4.0 - (i % 4) as f64 * 10.0,
+            n = i + 1,
+        );
+    }
     // Lines.
     for (i, l) in lines.iter().enumerate() {
         let colour = PALETTE[i % PALETTE.len()];
@@ -444,6 +463,27 @@ mod tests {
         assert_eq!(svg.matches("<polyline").count(), 2);
         assert_eq!(svg.matches("class=\"fault\"").count(), 1);
         assert!(svg.contains("a&lt;b") && svg.contains("t &amp; t"));
+    }
+
+    #[test]
+    fn markers_inside_the_x_range_are_drawn_numbered_with_their_tooltip() {
+        // Goal: each marker in range is a dashed line numbered by its position, with
+        // its text (escaped) as the tooltip; one outside the data's x range is left out.
+        let l = Line {
+            name: "a".into(),
+            points: vec![(0.0, Some(1.0)), (4.0, Some(1.0))],
+        };
+        let mut c = Chart::new("t", "ratio");
+        c.markers = vec![
+            (1.0, "inject link-down <fibre>".into()),
+            (9.0, "after the end".into()),
+            (3.0, "heal".into()),
+        ];
+        let svg = line_chart(&c, &[l], &[]);
+        assert_eq!(svg.matches("class=\"marker\"").count(), 2);
+        assert!(svg.contains("<title>1. inject link-down &lt;fibre&gt;</title>"));
+        assert!(svg.contains("<title>3. heal</title>"));
+        assert!(!svg.contains("after the end"));
     }
 
     #[test]
