@@ -3,6 +3,7 @@
 //!
 //! Not covered: the console itself (the `sovereign-console` crate).
 
+use crate::report::Exports;
 use crate::{BUILD, ConsoleArgs, GamedayArgs};
 use anyhow::{Context, Result, anyhow};
 use sovereign_console::gameday::{self, Outcome};
@@ -30,6 +31,8 @@ pub fn console(a: ConsoleArgs) -> Result<u8> {
 
 /// `sovereign gameday`.
 pub fn gameday(a: GamedayArgs) -> Result<u8> {
+    // Bad export flags are usage errors before the game day, not after it.
+    let exports = Exports::resolve(None, a.openmetrics, a.annotations, a.start)?;
     let (gd, scenario) = gameday::load(&a.plan).map_err(|e| anyhow!("{e}"))?;
     let seed = a.seed.or(gd.plan.seed).unwrap_or(scenario.seed);
     let who = operator(a.operator);
@@ -50,10 +53,10 @@ pub fn gameday(a: GamedayArgs) -> Result<u8> {
         println!("gameday: finishing the run for the report…");
         app.finish().expect("a game day was attached")
     };
-    write(&dir, &outcome)
+    write(&dir, &outcome, &exports)
 }
 
-fn write(dir: &Path, o: &Outcome) -> Result<u8> {
+fn write(dir: &Path, o: &Outcome, exports: &Exports) -> Result<u8> {
     let w = report::write(dir, o, BUILD)
         .with_context(|| format!("cannot write the report into {}", dir.display()))?;
     let (confirmed, why) = report::verdict(o);
@@ -64,7 +67,17 @@ fn write(dir: &Path, o: &Outcome) -> Result<u8> {
     for w in why {
         println!("  - {w}");
     }
-    println!("report: {}", w.lessons.display());
+    println!("lessons learned: {}", w.lessons.display());
+    match &w.data {
+        Some(d) => {
+            println!("report: {}", dir.join("report.html").display());
+            exports.write_run(d)?;
+        }
+        None if exports.wants_series() => {
+            anyhow::bail!("this source kept no time series: nothing to export")
+        }
+        None => {}
+    }
     println!("replay: sovereign sim replay {}", w.replay.display());
     println!("trace-hash: {}", o.finished.report.trace_hash);
     // CI runs plans headless: a refuted hypothesis fails the job.

@@ -99,9 +99,20 @@ pub struct GamedayArgs {
     /// Who is at the keyboard (default: $USER).
     #[arg(long, value_name = "NAME")]
     pub operator: Option<String>,
-    /// Where the report and replay file go (default: reports/<plan>-<seed>).
+    /// Where the reports (lessons-learned.md, report.md, report.html with charts,
+    /// summary.json, run.json) and the replay file go (default: reports/<plan>-<seed>).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Write the game day's KPI time series as OpenMetrics text here (for `promtool
+    /// tsdb create-blocks-from openmetrics`).
+    #[arg(long, value_name = "FILE")]
+    pub openmetrics: Option<PathBuf>,
+    /// Write the game day's faults (regions), violations and timeline (points) as
+    /// Grafana annotations (JSON) here.
+    #[arg(long, value_name = "FILE")]
+    pub annotations: Option<PathBuf>,
+    #[arg(long, value_name = "UTC", help = START_HELP)]
+    pub start: Option<String>,
 }
 
 /// Raw flags of `report`.

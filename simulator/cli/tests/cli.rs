@@ -140,6 +140,70 @@ fn run_writes_a_report_and_exports_that_report_rebuilds() {
 }
 
 #[test]
+fn gameday_writes_reports_with_charts_and_exports_its_timeline() {
+    // Goal: a headless game day writes lessons-learned.md, the replay file and the
+    // reports every run gets (report.html with charts, report.md, summary.json,
+    // run.json); its OpenMetrics export is stamped at --start and its annotations hold
+    // the fault windows and the timeline; `sovereign report` rebuilds the report.
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-gameday");
+    let _ = std::fs::remove_dir_all(&dir);
+    let plan = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../gamedays/network-fibre-cut.toml"
+    );
+    let om = dir.join("gd.om");
+    let ann = dir.join("ann.json");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_sovereign"))
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .args(["gameday", plan, "--headless", "--operator", "ci", "--out"])
+        .arg(&dir)
+        .arg("--openmetrics")
+        .arg(&om)
+        .arg("--annotations")
+        .arg(&ann)
+        .args(["--start", "2026-03-01T00:00:00Z"])
+        .output()
+        .expect("sovereign runs");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("hypothesis: confirmed"), "{out}");
+    assert!(
+        out.contains("report: ") && out.contains("report.html"),
+        "{out}"
+    );
+    for f in [
+        "lessons-learned.md",
+        "network-fibre-cut-seed7.replay.toml",
+        "run.json",
+        "report.md",
+        "report.html",
+        "summary.json",
+    ] {
+        assert!(dir.join(f).is_file(), "{f} missing; {out}");
+    }
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains("<svg") && html.contains("class=\"marker\""));
+    let text = std::fs::read_to_string(&om).unwrap();
+    assert!(text.ends_with("# EOF\n") && text.contains(" 1772323200\n"));
+    let ann: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&ann).unwrap()).unwrap();
+    let tagged = |tag: &str| {
+        ann.as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["tags"].as_array().unwrap().iter().any(|t| t == tag))
+            .count()
+    };
+    assert_eq!(tagged("fault"), 2, "the plan's two injections");
+    assert!(tagged("gameday") >= 4, "{ann}");
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    std::fs::remove_file(dir.join("report.md")).unwrap();
+    let o = sovereign(&["report", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(dir.join("report.md")).unwrap(), md);
+}
+
+#[test]
 fn report_on_a_directory_without_data_is_exit_2() {
     // Goal: `sovereign report` on an empty directory says what is missing, exit 2.
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-report-empty");

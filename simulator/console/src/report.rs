@@ -7,17 +7,25 @@
 //! notes, and action items derived from what went wrong. The replay file is the
 //! simulator's failure-file format (`sovereign_sim::failure`), written even when nothing
 //! failed, with the operator's injections in its explicit schedule, so
-//! `sovereign sim replay` re-runs the whole game day and checks its trace hash.
+//! `sovereign sim replay` re-runs the whole game day and checks its trace hash. Beside
+//! them, the run's data with the game day attached ([`run_data`], `run.json`) and the
+//! reports every run gets, rendered by `sovereign_sim::export`: `report.md`,
+//! `report.html` (charts, with the timeline as numbered markers) and `summary.json`;
+//! `sovereign report DIR` rebuilds those three from `run.json`.
 //!
-//! Not covered: HTML or charts; running anything.
+//! Not covered: rendering the charts (`sovereign_sim::export`); running anything.
 
 use crate::gameday::Outcome;
 use crate::plan::SteadyState;
 use crate::ui::clock;
+use sovereign_logic::Time;
 use sovereign_logic::content::Priority;
+use sovereign_sim::export::RunData;
+use sovereign_sim::export::data::{GamedayData, TimelineRow, ToleranceRow};
 use sovereign_sim::failure::{FailureFile, replay_command};
 use sovereign_sim::kpi::{Kpis, format_us};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// File name of the report inside its directory.
 pub const LESSONS_FILE: &str = "lessons-learned.md";
@@ -183,22 +191,12 @@ pub fn lessons_learned(o: &Outcome, replay_file: &str) -> String {
     line(String::new());
     line("| virtual time | who | what |".into());
     line("|---|---|---|".into());
-    let mut rows: Vec<(sovereign_logic::Time, String, String)> = o
-        .gameday
-        .timeline
-        .iter()
-        .map(|e| (e.at, e.who.clone(), e.what.clone()))
-        .collect();
-    for n in &o.notes {
-        rows.push((n.at, n.by.clone(), format!("note: {}", n.text)));
-    }
-    rows.sort_by_key(|(at, _, _)| *at);
-    for (at, who, what) in rows {
+    for e in timeline_rows(o) {
         line(format!(
             "| {} | {} | {} |",
-            clock(at),
-            cell(&who),
-            cell(&what)
+            clock(Time::from_micros((e.at_s * 1e6).round() as u64)),
+            cell(&e.who),
+            cell(&e.what)
         ));
     }
     line(String::new());
@@ -319,10 +317,89 @@ pub struct Written {
     pub lessons: PathBuf,
     /// The replay file (`sovereign sim replay` accepts it).
     pub replay: PathBuf,
+    /// The run's data with the game day attached (`run.json`; `report.md`,
+    /// `report.html` and `summary.json` are rendered from it), when the source kept
+    /// its time series.
+    pub data: Option<RunData>,
 }
 
-/// Write the report and the replay file into `dir` (created if missing). `build` names
-/// the build in the replay file.
+/// The timeline as the reports show it: plan steps, injections, heals, confirmations
+/// and operator notes (`note: …`), in time order.
+fn timeline_rows(o: &Outcome) -> Vec<TimelineRow> {
+    let mut rows: Vec<(sovereign_logic::Time, String, String)> = o
+        .gameday
+        .timeline
+        .iter()
+        .map(|e| (e.at, e.who.clone(), e.what.clone()))
+        .collect();
+    for n in &o.notes {
+        rows.push((n.at, n.by.clone(), format!("note: {}", n.text)));
+    }
+    rows.sort_by_key(|(at, _, _)| *at);
+    rows.into_iter()
+        .map(|(at, who, what)| TimelineRow {
+            at_s: Duration::from_micros(at.as_micros()).as_secs_f64(),
+            who,
+            what,
+        })
+        .collect()
+}
+
+/// The run's data for the HTML/Markdown/JSON reports and the exports, with the game day
+/// attached; `None` when the source kept no time series.
+pub fn run_data(o: &Outcome, replay_file: &str, build: &str) -> Option<RunData> {
+    let series = o.finished.series.clone()?;
+    let plan = &o.gameday.plan;
+    let r = &o.finished.report;
+    let mut d = RunData::build(
+        &o.finished.scenario,
+        r,
+        series,
+        &plan.scenario,
+        build,
+        replay_command(replay_file),
+        Some(replay_file.to_string()),
+    );
+    // The scenario's own description may say "no faults": here the plan and its
+    // operators brought them.
+    let about = o.finished.scenario.description.trim();
+    d.description = format!(
+        "Scenario {}{}{about} Every fault below was injected by the game day's plan or its \
+         operators.",
+        r.scenario,
+        if about.is_empty() { "." } else { ": " },
+    );
+    let (confirmed, reasons) = verdict(o);
+    d.gameday = Some(GamedayData {
+        plan: plan.name.clone(),
+        title: plan.title.clone(),
+        plan_file: plan.file.clone(),
+        quarter: plan.quarter.clone(),
+        hypothesis: plan.hypothesis.clone(),
+        operator: o.operator.clone(),
+        headless: o.headless,
+        confirmed,
+        tolerances: tolerances(&plan.steady_state, &r.kpis, r.violations.len())
+            .into_iter()
+            .map(|t| ToleranceRow {
+                name: t.name,
+                tolerance: t.tolerance,
+                measured: t.measured,
+                pass: t.pass,
+            })
+            .collect(),
+        timeline: timeline_rows(o),
+        action_items: action_items(o, &reasons),
+        reasons,
+        replay_caveats: o.finished.replay_caveats.clone(),
+        lessons: LESSONS_FILE.into(),
+    });
+    Some(d)
+}
+
+/// Write the lessons-learned report, the replay file and (when the source kept its time
+/// series) the run's data with `report.md`, `report.html` (charts) and `summary.json`
+/// into `dir` (created if missing). `build` names the build in the replay file.
 pub fn write(dir: &Path, o: &Outcome, build: &str) -> std::io::Result<Written> {
     std::fs::create_dir_all(dir)?;
     let plan = &o.gameday.plan;
@@ -330,7 +407,16 @@ pub fn write(dir: &Path, o: &Outcome, build: &str) -> std::io::Result<Written> {
     let file = FailureFile::from_report(&plan.scenario, &o.finished.scenario, &report, build);
     let replay = dir.join(format!("{}-seed{}.replay.toml", plan.name, report.seed));
     std::fs::write(&replay, file.to_toml())?;
+    let replay_name = replay.display().to_string();
     let lessons = dir.join(LESSONS_FILE);
-    std::fs::write(&lessons, lessons_learned(o, &replay.display().to_string()))?;
-    Ok(Written { lessons, replay })
+    std::fs::write(&lessons, lessons_learned(o, &replay_name))?;
+    let data = run_data(o, &replay_name, build);
+    if let Some(d) = &data {
+        sovereign_sim::export::write_run(dir, d).map_err(std::io::Error::other)?;
+    }
+    Ok(Written {
+        lessons,
+        replay,
+        data,
+    })
 }

@@ -20,6 +20,8 @@
 //! Not covered: real processes (a later issue), rendering, pacing (see `driver.rs`).
 
 use sovereign_logic::Time;
+use sovereign_sim::export::data::series_of;
+use sovereign_sim::export::series::RunSeries;
 use sovereign_sim::obs::Stamped;
 use sovereign_sim::scenario::{FaultKind, FaultSpec, Scenario, Target};
 use sovereign_sim::world::{Snapshot, World};
@@ -63,6 +65,8 @@ pub struct Finished {
     pub replay_schedule: Vec<FaultSpec>,
     /// Why the replay might not be exact (empty: exact).
     pub replay_caveats: Vec<String>,
+    /// The run's time series for reports and exports (`None`: the source keeps none).
+    pub series: Option<RunSeries>,
 }
 
 impl Finished {
@@ -277,6 +281,7 @@ impl Source for SimSource {
 
     fn finish(mut self: Box<Self>) -> Finished {
         while self.world.step() {}
+        let series = series_of(&self.world);
         let report = self.world.finish();
         let mut replay_schedule = report.schedule.clone();
         let mut replay_caveats = Vec::new();
@@ -315,6 +320,7 @@ impl Source for SimSource {
             scenario: self.scenario,
             replay_schedule,
             replay_caveats,
+            series: Some(series),
         }
     }
 }

@@ -71,6 +71,34 @@ fn a_headless_game_day_writes_a_report_and_a_replay_that_reproduces() {
     let (hash, r) = replay(&w.replay);
     assert_eq!(hash, o.finished.report.trace_hash);
     assert_eq!(r, Reproduction::Reproduced);
+    // The reports every run gets, with the game day in them.
+    let d = w.data.as_ref().expect("the simulator keeps its series");
+    assert_eq!(d.trace_hash, o.finished.report.trace_hash);
+    for f in ["run.json", "report.md", "report.html", "summary.json"] {
+        assert!(dir.join(f).is_file(), "{f} missing");
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap())
+            .expect("summary parses");
+    assert_eq!(summary["kind"], "gameday");
+    assert_eq!(summary["gameday"]["confirmed"], true);
+    assert_eq!(summary["trace_hash"], o.finished.report.trace_hash.as_str());
+    let g = d.gameday.as_ref().expect("game day attached");
+    assert_eq!(g.timeline.len(), o.gameday.timeline.len() + o.notes.len());
+    assert!(g.tolerances.iter().all(|t| t.pass));
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains("Game-day report: Fibre cut and LTE failover on tower-0"));
+    assert!(html.contains("hypothesis confirmed"));
+    assert!(html.contains("injected fault 0: link-down on tower-0/fibre for 45m"));
+    // Every timeline entry inside the sampled run is a marker on the chart.
+    let last_sample_s = *d.series.t_s.last().expect("samples") as f64;
+    let inside = g
+        .timeline
+        .iter()
+        .filter(|e| e.at_s <= last_sample_s)
+        .count();
+    assert!(inside >= 2, "{inside} entries inside the run");
+    assert_eq!(html.matches("class=\"marker\"").count(), inside);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -112,6 +140,13 @@ fn an_abort_heals_early_and_the_replay_still_reproduces() {
     let md = std::fs::read_to_string(&w.lessons).expect("report");
     assert!(md.contains("**Refuted.**"), "{md}");
     assert!(md.contains("ABORT: towers-down > 0"), "{md}");
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("out/summary.json")).expect("summary written"),
+    )
+    .expect("summary parses");
+    assert_eq!(summary["gameday"]["confirmed"], false);
+    let first = summary["gameday"]["reasons"][0].as_str().expect("a reason");
+    assert!(first.starts_with("aborted at"), "{first}");
     let (hash, r) = replay(&w.replay);
     assert_eq!(hash, o.finished.report.trace_hash);
     assert_eq!(r, Reproduction::Reproduced);
