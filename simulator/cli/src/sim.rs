@@ -659,13 +659,26 @@ pub fn shrink(a: ShrinkArgs) -> Result<u8> {
         l.file.seed,
         plant_name(l.file.plant)
     );
+    // Each candidate is a whole run: show them against the budget (on a terminal).
+    let bar = progress_bar(budget as u64);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{elapsed_precise} [{bar:40}] {pos}/{len} runs of the budget ({per_sec}) {msg}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
     let r = sovereign_sim::shrink::shrink(
         &l.scenario,
         &l.options(false),
         oracle,
-        sovereign_sim::run,
+        |sc, opts| {
+            bar.set_message(format!("{} faults", sc.faults.len()));
+            let report = sovereign_sim::run(sc, opts);
+            bar.inc(1);
+            report
+        },
         budget,
     );
+    bar.finish_and_clear();
     println!("faults: {} -> {}", r.faults_before, r.faults_after);
     println!(
         "towers: {} -> {}",
