@@ -120,13 +120,26 @@ impl Device {
     }
 
     /// A device rebuilt from its persisted outbox; queued operations are sent again.
-    pub fn recover(config: DeviceConfig, seed: u64, now: Time, durable: &DurableState) -> Device {
+    ///
+    /// `keys_issued` is the highest key number this device ever issued (0: none), which
+    /// the driver must keep durably beside the outbox: an acknowledged operation leaves
+    /// the outbox, so the outbox alone cannot say which keys were used, and a reused key
+    /// would be answered as a duplicate (the new operation silently lost) or a conflict.
+    /// New keys are numbered after both `keys_issued` and every key still queued.
+    pub fn recover(
+        config: DeviceConfig,
+        seed: u64,
+        now: Time,
+        durable: &DurableState,
+        keys_issued: u64,
+    ) -> Device {
         let mut device = Device::new(config, seed);
+        device.next_n = keys_issued.saturating_add(1);
         for record in durable.values() {
             if let Record::Outbox(op) = record
                 && op.device == device.config.id
             {
-                device.next_n = device.next_n.max(key_number(&op.key) + 1);
+                device.next_n = device.next_n.max(op.key.number() + 1);
                 device.outbox.insert(
                     op.key.clone(),
                     Pending {
@@ -323,14 +336,6 @@ impl Device {
     }
 }
 
-fn key_number(key: &IdemKey) -> u64 {
-    key.0
-        .rsplit(':')
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,11 +431,40 @@ mod tests {
                 durable.insert(record.key(), record);
             }
         }
-        let mut d2 = Device::recover(d.config.clone(), 1, Time::from_secs(5), &durable);
+        let mut d2 = Device::recover(d.config.clone(), 1, Time::from_secs(5), &durable, 0);
         let again = sends(&mut d2);
         assert!(matches!(&again[..], [Message::SubmitOp { op }] if op.key == k1));
         let k2 = d2.submit(Time::from_secs(5), msg("b")).unwrap();
         assert_ne!(k1, k2);
+    }
+
+    #[test]
+    fn recovery_numbers_keys_after_the_keys_issued_even_with_an_empty_outbox() {
+        // Goal: once every operation was acknowledged (the outbox is empty), a recovered
+        // device still never reuses a key, given the count the driver kept; with none
+        // given it would start again at 1, which is why the count is an input.
+        let mut d = device();
+        let mut keys = Vec::new();
+        for body in ["a", "b", "c"] {
+            keys.push(d.submit(Time::ZERO, msg(body)).unwrap());
+        }
+        let empty = DurableState::new();
+        let mut d2 = Device::recover(d.config.clone(), 1, Time::from_secs(5), &empty, 3);
+        let k4 = d2.submit(Time::from_secs(5), msg("d")).unwrap();
+        assert!(!keys.contains(&k4), "{k4:?} reused");
+        assert_eq!(k4.number(), 4);
+        let mut forgetful = Device::recover(d.config.clone(), 1, Time::from_secs(5), &empty, 0);
+        let reused = forgetful.submit(Time::from_secs(5), msg("d")).unwrap();
+        assert_eq!(reused, keys[0], "without the count, key 1 comes back");
+        // A queued key above the count still wins.
+        let mut queued = DurableState::new();
+        while let Some(a) = d.poll_action() {
+            if let Action::Write { record, .. } = a {
+                queued.insert(record.key(), record);
+            }
+        }
+        let mut d3 = Device::recover(d.config.clone(), 1, Time::from_secs(5), &queued, 1);
+        assert_eq!(d3.submit(Time::from_secs(5), msg("e")).unwrap().number(), 4);
     }
 
     #[test]

@@ -102,6 +102,16 @@ impl IdemKey {
     pub fn for_device(device: DeviceId, n: u64) -> IdemKey {
         IdemKey(format!("{}:{n:08}", device.0))
     }
+
+    /// The number at the end of a conventional key (`7:00000012` → 12); 0 when there is
+    /// none.
+    pub fn number(&self) -> u64 {
+        self.0
+            .rsplit(':')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
 }
 
 impl fmt::Display for IdemKey {

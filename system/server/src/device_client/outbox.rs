@@ -18,7 +18,7 @@
 //!
 //! Map: [`OutboxFile`] (open, [`Store`] impl, [`OutboxFile::load`],
 //! [`OutboxFile::note_attempt`]), [`OutboxLog`], [`Queued`],
-//! [`key_number`], [`fsync_dir`].
+//! [`fsync_dir`].
 //!
 //! Not covered: chunks (a device keeps no content store; [`Store::chunk`] answers `None`
 //! and writing one is an error), file locking on non-Unix systems.
@@ -99,15 +99,6 @@ impl OutboxLog {
             .map(|q| (Key::Outbox(q.op.key.clone()), Record::Outbox(q.op.clone())))
             .collect()
     }
-}
-
-/// The number at the end of a conventional key (`7:00000012` → 12); 0 when there is none.
-pub fn key_number(key: &IdemKey) -> u64 {
-    key.0
-        .rsplit(':')
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> StoreError {
@@ -379,7 +370,7 @@ fn apply(log: &mut OutboxLog, line: Line) -> Result<(), String> {
     match line {
         Line::Put { op } => {
             let op = op.to_operation().map_err(|e| e.to_string())?;
-            log.last_key = log.last_key.max(key_number(&op.key));
+            log.last_key = log.last_key.max(op.key.number());
             log.ops.insert(
                 op.key.clone(),
                 Queued {

@@ -10,12 +10,10 @@
 //! sending: the tower is unreachable and everything stays queued. The session fsyncs before
 //! it returns (the logic issues no fsync after a delete).
 //!
-//! One gap in the logic is closed here: `Device::recover` numbers new keys after the
-//! highest key still queued, so once the outbox empties a fresh process would reuse key
-//! `N:00000001` — which the tower would answer as a duplicate (same body: the new operation
-//! silently lost) or a conflict. The log remembers the highest key ever issued; recovery
-//! passes the device a placeholder under that key and acknowledges it at once, so the next
-//! key is above it. The placeholder never reaches the log or the network.
+//! Keys are never reused: an acknowledged operation leaves the outbox, so the log also
+//! remembers the highest key ever issued, and recovery hands that to `Device::recover`,
+//! which numbers new keys after it. (Reusing `N:00000001` would be answered by the tower
+//! as a duplicate — same body: the new operation silently lost — or as a conflict.)
 //!
 //! Map: [`DeviceSession`], [`Outcome`], [`SendResult`], [`SessionError`].
 //!
@@ -23,9 +21,9 @@
 //! reads through the device logic (`fetch` verifies on its own).
 
 use super::http::{Client, ClientError};
-use super::outbox::{OutboxFile, OutboxLog, key_number};
+use super::outbox::{OutboxFile, OutboxLog};
 use sovereign_logic::device::{Device, DeviceConfig, DeviceError};
-use sovereign_logic::io::{Action, Key, Record};
+use sovereign_logic::io::Action;
 use sovereign_logic::protocol::{
     DeviceId, IdemKey, Message, OpKind, Operation, SubmitReply, TowerId,
 };
@@ -100,8 +98,6 @@ pub struct DeviceSession {
     id: DeviceId,
     /// The highest key number ever issued before this session's submissions.
     floor: u64,
-    /// The placeholder key that carried `floor` into the device, if one was needed.
-    placeholder: Option<IdemKey>,
     /// Operations the device asked to send, in order, each once.
     to_send: VecDeque<Operation>,
     /// Sends tried per key, as the log had them plus this session's.
@@ -123,36 +119,10 @@ impl DeviceSession {
     pub fn open(dir: &Path, id: DeviceId) -> Result<DeviceSession, SessionError> {
         let store = OutboxFile::open(dir)?;
         let log = store.load()?;
-        let mut durable = log.durable();
+        let durable = log.durable();
         // The tower the logic addresses is whichever `--tower` this run talks to.
         let config = DeviceConfig::new(id, TowerId(0));
-        let floor_key = IdemKey::for_device(id, log.last_key);
-        let placeholder = (log.last_key > 0
-            && !durable.contains_key(&Key::Outbox(floor_key.clone())))
-        .then(|| {
-            durable.insert(
-                Key::Outbox(floor_key.clone()),
-                Record::Outbox(Operation {
-                    key: floor_key.clone(),
-                    device: id,
-                    kind: OpKind::Message {
-                        to: String::new(),
-                        body: String::new(),
-                    },
-                }),
-            );
-            floor_key
-        });
-        let mut device = Device::recover(config, u64::from(id.0), Time::ZERO, &durable);
-        if let Some(key) = &placeholder {
-            device.handle_message(
-                Time::ZERO,
-                Message::SubmitReply {
-                    key: key.clone(),
-                    reply: SubmitReply::Accepted,
-                },
-            );
-        }
+        let device = Device::recover(config, u64::from(id.0), Time::ZERO, &durable, log.last_key);
         let attempts = log
             .ops
             .values()
@@ -163,7 +133,6 @@ impl DeviceSession {
             store,
             id,
             floor: log.last_key,
-            placeholder,
             to_send: VecDeque::new(),
             attempts,
         };
@@ -185,7 +154,7 @@ impl DeviceSession {
     /// is sent yet ([`DeviceSession::send`] does that).
     pub fn submit(&mut self, kind: OpKind) -> Result<Operation, SessionError> {
         let key = self.device.submit(Time::ZERO, kind)?;
-        if key_number(&key) <= self.floor {
+        if key.number() <= self.floor {
             return Err(SessionError::KeyReuse {
                 key,
                 floor: self.floor,
@@ -208,20 +177,13 @@ impl DeviceSession {
         while let Some(action) = self.device.poll_action() {
             match action {
                 Action::Write { record, .. } => self.store.write(&record)?,
-                Action::Delete { key, .. } => {
-                    if matches!(&key, Key::Outbox(k) if Some(k) == self.placeholder.as_ref()) {
-                        continue; // never written, nothing to delete
-                    }
-                    self.store.delete(&key)?;
-                }
+                Action::Delete { key, .. } => self.store.delete(&key)?,
                 Action::Fsync { .. } => self.store.fsync()?,
                 Action::Send {
                     msg: Message::SubmitOp { op },
                     ..
                 } => {
-                    if Some(&op.key) != self.placeholder.as_ref()
-                        && !self.to_send.iter().any(|o| o.key == op.key)
-                    {
+                    if !self.to_send.iter().any(|o| o.key == op.key) {
                         self.to_send.push_back(op);
                     }
                 }
