@@ -32,7 +32,12 @@ pub fn console(a: ConsoleArgs) -> Result<u8> {
 /// `sovereign gameday`.
 pub fn gameday(a: GamedayArgs) -> Result<u8> {
     // Bad export flags are usage errors before the game day, not after it.
-    let exports = Exports::resolve(None, a.openmetrics, a.annotations, a.start)?;
+    let exports = Exports::resolve(
+        None,
+        a.export.openmetrics,
+        a.export.annotations,
+        a.export.start,
+    )?;
     let (gd, scenario) = gameday::load(&a.plan).map_err(|e| anyhow!("{e}"))?;
     let seed = a.seed.or(gd.plan.seed).unwrap_or(scenario.seed);
     let who = operator(a.operator);

@@ -103,16 +103,8 @@ pub struct GamedayArgs {
     /// summary.json, run.json) and the replay file go (default: reports/<plan>-<seed>).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Write the game day's KPI time series as OpenMetrics text here (for `promtool
-    /// tsdb create-blocks-from openmetrics`).
-    #[arg(long, value_name = "FILE")]
-    pub openmetrics: Option<PathBuf>,
-    /// Write the game day's faults (regions), violations and timeline (points) as
-    /// Grafana annotations (JSON) here.
-    #[arg(long, value_name = "FILE")]
-    pub annotations: Option<PathBuf>,
-    #[arg(long, value_name = "UTC", help = START_HELP)]
-    pub start: Option<String>,
+    #[command(flatten)]
+    pub export: RunExportArgs,
 }
 
 /// Raw flags of `report`.
@@ -165,11 +157,19 @@ pub struct RunArgs {
     pub check_determinism: bool,
     #[arg(long, value_name = "DIR", num_args = 0..=1, help = REPORT_HELP)]
     pub report: Option<Option<PathBuf>>,
+    #[command(flatten)]
+    pub export: RunExportArgs,
+}
+
+/// The Grafana export flags of a single run (`sim run`, `gameday`).
+#[derive(Args, Debug)]
+pub struct RunExportArgs {
     /// Write the run's KPI time series as OpenMetrics text here (for `promtool tsdb
     /// create-blocks-from openmetrics`).
     #[arg(long, value_name = "FILE")]
     pub openmetrics: Option<PathBuf>,
-    /// Write the run's faults (regions) and violations as Grafana annotations (JSON) here.
+    /// Write the run's faults (regions), violations and, for a game day, its timeline
+    /// (points) as Grafana annotations (JSON) here.
     #[arg(long, value_name = "FILE")]
     pub annotations: Option<PathBuf>,
     #[arg(long, value_name = "UTC", help = START_HELP)]

@@ -115,7 +115,12 @@ impl RunConfig {
             },
             out: a.out,
             check_determinism: a.check_determinism,
-            exports: Exports::resolve(a.report, a.openmetrics, a.annotations, a.start)?,
+            exports: Exports::resolve(
+                a.report,
+                a.export.openmetrics,
+                a.export.annotations,
+                a.export.start,
+            )?,
         })
     }
 }

@@ -21,7 +21,7 @@ use crate::ui::clock;
 use sovereign_logic::Time;
 use sovereign_logic::content::Priority;
 use sovereign_sim::export::RunData;
-use sovereign_sim::export::data::{GamedayData, TimelineRow, ToleranceRow};
+use sovereign_sim::export::data::{GamedayData, TimelineRow};
 use sovereign_sim::failure::{FailureFile, replay_command};
 use sovereign_sim::kpi::{Kpis, format_us};
 use std::path::{Path, PathBuf};
@@ -30,18 +30,8 @@ use std::time::Duration;
 /// File name of the report inside its directory.
 pub const LESSONS_FILE: &str = "lessons-learned.md";
 
-/// One KPI against its tolerance.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Tolerance {
-    /// The KPI.
-    pub name: String,
-    /// The tolerance, in words (`>= 0.95`).
-    pub tolerance: String,
-    /// What was measured.
-    pub measured: String,
-    /// Within tolerance.
-    pub pass: bool,
-}
+/// One KPI against its tolerance (the row the run reports show).
+pub use sovereign_sim::export::data::ToleranceRow as Tolerance;
 
 /// Check the final KPIs against the plan's steady state.
 pub fn tolerances(ss: &SteadyState, kpis: &Kpis, violations: usize) -> Vec<Tolerance> {
@@ -379,15 +369,7 @@ pub fn run_data(o: &Outcome, replay_file: &str, build: &str) -> Option<RunData> 
         operator: o.operator.clone(),
         headless: o.headless,
         confirmed,
-        tolerances: tolerances(&plan.steady_state, &r.kpis, r.violations.len())
-            .into_iter()
-            .map(|t| ToleranceRow {
-                name: t.name,
-                tolerance: t.tolerance,
-                measured: t.measured,
-                pass: t.pass,
-            })
-            .collect(),
+        tolerances: tolerances(&plan.steady_state, &r.kpis, r.violations.len()),
         timeline: timeline_rows(o),
         action_items: action_items(o, &reasons),
         reasons,

@@ -36,6 +36,20 @@ fn ms(start: i64, s: f64) -> i64 {
         .saturating_add((s * 1000.0).round() as i64)
 }
 
+/// A point annotation at `time` (Unix ms) tagged [`TAG`] and `tags`.
+fn point(time: i64, tags: &[&str], text: String) -> Annotation {
+    Annotation {
+        time,
+        time_end: time,
+        is_region: false,
+        tags: std::iter::once(TAG)
+            .chain(tags.iter().copied())
+            .map(String::from)
+            .collect(),
+        text,
+    }
+}
+
 /// A run's faults (regions) and violations (points), virtual second `s` at Unix second
 /// `start + s`; in time order.
 pub fn run_annotations(d: &RunData, start: i64) -> Vec<Annotation> {
@@ -74,25 +88,19 @@ pub fn run_annotations(d: &RunData, start: i64) -> Vec<Annotation> {
         })
         .collect();
     out.extend(d.violations.iter().map(|v| {
-        let t = ms(start, v.at_s);
-        Annotation {
-            time: t,
-            time_end: t,
-            is_region: false,
-            tags: vec![TAG.into(), "violation".into(), v.oracle.clone()],
-            text: format!("VIOLATION {}: {}", v.oracle, v.detail),
-        }
+        point(
+            ms(start, v.at_s),
+            &["violation", &v.oracle],
+            format!("VIOLATION {}: {}", v.oracle, v.detail),
+        )
     }));
     if let Some(g) = &d.gameday {
         out.extend(g.timeline.iter().map(|e| {
-            let t = ms(start, e.at_s);
-            Annotation {
-                time: t,
-                time_end: t,
-                is_region: false,
-                tags: vec![TAG.into(), "gameday".into(), g.plan.clone()],
-                text: format!("{} — {}: {}", g.title, e.who, e.what),
-            }
+            point(
+                ms(start, e.at_s),
+                &["gameday", &g.plan],
+                format!("{} — {}: {}", g.title, e.who, e.what),
+            )
         }));
     }
     out.sort_by_key(|a| (a.time, a.time_end));

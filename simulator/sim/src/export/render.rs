@@ -206,6 +206,15 @@ fn run_title(d: &RunData) -> String {
     }
 }
 
+fn run_by(g: &GamedayData) -> String {
+    let how = if g.headless {
+        " (headless: checklists auto-confirmed)"
+    } else {
+        ""
+    };
+    format!("{}{how}", g.operator)
+}
+
 fn confirmed_text(g: &GamedayData) -> &'static str {
     if g.confirmed {
         "hypothesis confirmed"
@@ -467,18 +476,7 @@ fn gameday_markdown(w: &mut String, g: &GamedayData) {
     for (k, v) in [
         ("plan", format!("{} (`{}`)", g.title, g.plan_file)),
         ("quarter", g.quarter.clone()),
-        (
-            "run by",
-            format!(
-                "{}{}",
-                g.operator,
-                if g.headless {
-                    " (headless: checklists auto-confirmed)"
-                } else {
-                    ""
-                }
-            ),
-        ),
+        ("run by", run_by(g)),
         ("lessons learned", format!("[{0}]({0})", g.lessons)),
     ] {
         let _ = writeln!(w, "| {k} | {} |", md_cell(&v));
@@ -538,18 +536,7 @@ fn gameday_html(w: &mut String, g: &GamedayData) {
     for (k, v) in [
         ("plan", format!("{} ({})", g.title, g.plan_file)),
         ("quarter", g.quarter.clone()),
-        (
-            "run by",
-            format!(
-                "{}{}",
-                g.operator,
-                if g.headless {
-                    " (headless: checklists auto-confirmed)"
-                } else {
-                    ""
-                }
-            ),
-        ),
+        ("run by", run_by(g)),
     ] {
         let _ = writeln!(w, "<tr><th>{k}</th><td>{}</td></tr>", esc(&v));
     }
