@@ -7,10 +7,11 @@
 //! with `tower::ServiceExt::oneshot`; the tower's uplink is an origin served on a loopback
 //! port so that range requests can be made against real content.
 //!
-//! Map: [`Case`] / [`check_all`] (a table of requests and what each must answer), one test
-//! per area (tower public, origin public, tower admin, origin admin, the device API not
-//! exposing admin), and proptests throwing arbitrary bytes at `POST /v1/ops`,
-//! `GET /v1/chunks/{x}` and `GET /v1/items/{x}`.
+//! Map: [`Case`] / [`Want`] / [`check_all`] (a table of requests and what each must
+//! answer, in groups that must get the same), one test per area (tower public, origin
+//! public, tower admin, origin admin, the device API not exposing admin), and proptests
+//! throwing arbitrary bytes at `POST /v1/ops`, `GET /v1/chunks/{x}` and
+//! `GET /v1/items/{x}`.
 //!
 //! Not covered: bad input below HTTP (malformed request lines, oversized headers: hyper
 //! answers those before a router sees them).
@@ -45,6 +46,19 @@ fn case(what: &'static str, req: Req, status: u16, field: Option<&'static str>) 
     }
 }
 
+/// What every case of a group must get: a status, and the field to name (`None`: not
+/// checked).
+struct Want(u16, Option<&'static str>);
+
+impl Want {
+    /// One case per `(what, request)`, each wanting this.
+    fn cases(&self, rows: Vec<(&'static str, Req)>) -> Vec<Case> {
+        rows.into_iter()
+            .map(|(what, req)| case(what, req, self.0, self.1))
+            .collect()
+    }
+}
+
 /// Why `a` is not a proper client-error answer with `status` naming `field`, if it is not.
 fn problem(a: &Answer, status: u16, field: Option<&str>) -> Option<String> {
     if a.status.as_u16() != status {
@@ -70,11 +84,12 @@ fn problem(a: &Answer, status: u16, field: Option<&str>) -> Option<String> {
     None
 }
 
-/// Send every case to `router`; fail with the list of every wrong answer.
-async fn check_all(server: &str, router: &Router, cases: Vec<Case>) {
+/// Send every case to `router`, in order; fail with the list of every wrong answer.
+async fn check_all(server: &str, router: &Router, cases: impl IntoIterator<Item = Case>) {
     let mut bad = Vec::new();
-    let n = cases.len();
+    let mut n = 0;
     for c in cases {
+        n += 1;
         let a = send(router, c.req).await;
         if let Some(p) = problem(&a, c.status, c.field) {
             bad.push(format!("{server}: {}: {p}", c.what));
@@ -103,109 +118,86 @@ async fn tower_public_answers_bad_operations_with_4xx_json() {
             .header("idempotency-key", key)
             .json(GOOD_OP)
     };
-    let cases = vec![
-        case("malformed JSON", op(r#"{"device":7,"#), 400, None),
-        case("not JSON at all", op("device=7"), 400, None),
-        case("empty body", op(""), 400, None),
-        case("JSON null", op("null"), 400, None),
-        case("JSON array", op("[]"), 400, None),
-        case("trailing garbage", op(&format!("{GOOD_OP} x")), 400, None),
-        case(
-            "non-UTF-8 body",
-            req(Method::POST, "/v1/ops")
-                .header("idempotency-key", "7:1")
-                .header("content-type", "application/json")
-                .body(vec![b'{', 0xff, 0xfe, b'}']),
-            400,
-            None,
-        ),
-        case(
-            "device is a string",
-            op(r#"{"device":"seven","op":{"type":"message","to":"c","body":"b"}}"#),
-            400,
-            Some("device"),
-        ),
-        case(
-            "device is negative",
-            op(r#"{"device":-1,"op":{"type":"message","to":"c","body":"b"}}"#),
-            400,
-            Some("device"),
-        ),
-        case(
-            "device above u32",
-            op(r#"{"device":4294967296,"op":{"type":"message","to":"c","body":"b"}}"#),
-            400,
-            Some("device"),
-        ),
-        case(
-            "device missing",
-            op(r#"{"op":{"type":"message","to":"c","body":"b"}}"#),
-            400,
-            Some("device"),
-        ),
-        case(
-            "op is a string",
-            op(r#"{"device":7,"op":"message"}"#),
-            400,
-            Some("op"),
-        ),
-        case(
-            "unknown op type",
-            op(r#"{"device":7,"op":{"type":"telegram","to":"c","body":"b"}}"#),
-            400,
-            Some("op.type"),
-        ),
-        case(
-            "unknown top-level field",
-            op(r#"{"device":7,"op":{"type":"message","to":"c","body":"b"},"extra":1}"#),
-            400,
-            Some("extra"),
-        ),
-        case(
-            "unknown field in op",
-            op(r#"{"device":7,"op":{"type":"message","to":"c","body":"b","cc":"x"}}"#),
-            400,
-            Some("op.cc"),
-        ),
-        case(
-            "amount is a float",
-            op(
-                r#"{"device":7,"op":{"type":"contribution","community":"c","nation":"n","amount_minor":1.5}}"#,
+    let message_from = |device: &str| {
+        op(&format!(
+            r#"{{"device":{device},"op":{{"type":"message","to":"c","body":"b"}}}}"#
+        ))
+    };
+    let typed = |content_type: &str| {
+        req(Method::POST, "/v1/ops")
+            .header("idempotency-key", "7:1")
+            .header("content-type", content_type)
+    };
+    let cases = [
+        Want(400, None).cases(vec![
+            ("malformed JSON", op(r#"{"device":7,"#)),
+            ("not JSON at all", op("device=7")),
+            ("empty body", op("")),
+            ("JSON null", op("null")),
+            ("JSON array", op("[]")),
+            ("trailing garbage", op(&format!("{GOOD_OP} x"))),
+            (
+                "non-UTF-8 body",
+                typed("application/json").body(vec![b'{', 0xff, 0xfe, b'}']),
             ),
-            400,
-            Some("op"),
-        ),
-        case(
-            "missing Idempotency-Key",
-            req(Method::POST, "/v1/ops").json(GOOD_OP),
-            400,
-            Some("Idempotency-Key"),
-        ),
-        case(
-            "empty Idempotency-Key",
-            op_with(b""),
-            400,
-            Some("Idempotency-Key"),
-        ),
-        case(
-            "Idempotency-Key of 257 characters",
-            op_with("k".repeat(257).as_bytes()),
-            400,
-            Some("Idempotency-Key"),
-        ),
-        case(
-            "non-ASCII Idempotency-Key",
-            op_with("clé-1".as_bytes()),
-            400,
-            Some("Idempotency-Key"),
-        ),
-        case(
-            "Idempotency-Key with a space",
-            op_with(b"7 1"),
-            400,
-            Some("Idempotency-Key"),
-        ),
-        case(
+        ]),
+        Want(400, Some("device")).cases(vec![
+            ("device is a string", message_from(r#""seven""#)),
+            ("device is negative", message_from("-1")),
+            ("device above u32", message_from("4294967296")),
+            (
+                "device missing",
+                op(r#"{"op":{"type":"message","to":"c","body":"b"}}"#),
+            ),
+        ]),
+        vec![
+            case(
+                "op is a string",
+                op(r#"{"device":7,"op":"message"}"#),
+                400,
+                Some("op"),
+            ),
+            case(
+                "unknown op type",
+                op(r#"{"device":7,"op":{"type":"telegram","to":"c","body":"b"}}"#),
+                400,
+                Some("op.type"),
+            ),
+            case(
+                "unknown top-level field",
+                op(r#"{"device":7,"op":{"type":"message","to":"c","body":"b"},"extra":1}"#),
+                400,
+                Some("extra"),
+            ),
+            case(
+                "unknown field in op",
+                op(r#"{"device":7,"op":{"type":"message","to":"c","body":"b","cc":"x"}}"#),
+                400,
+                Some("op.cc"),
+            ),
+            case(
+                "amount is a float",
+                op(
+                    r#"{"device":7,"op":{"type":"contribution","community":"c","nation":"n","amount_minor":1.5}}"#,
+                ),
+                400,
+                Some("op"),
+            ),
+        ],
+        Want(400, Some("Idempotency-Key")).cases(vec![
+            (
+                "missing Idempotency-Key",
+                req(Method::POST, "/v1/ops").json(GOOD_OP),
+            ),
+            ("empty Idempotency-Key", op_with(b"")),
+            (
+                "Idempotency-Key of 257 characters",
+                op_with("k".repeat(257).as_bytes()),
+            ),
+            ("non-ASCII Idempotency-Key", op_with("clé-1".as_bytes())),
+            ("Idempotency-Key with a space", op_with(b"7 1")),
+        ]),
+        vec![case(
             "body over 64 KiB",
             op(&format!(
                 r#"{{"device":7,"op":{{"type":"message","to":"c","body":"{}"}}}}"#,
@@ -213,27 +205,16 @@ async fn tower_public_answers_bad_operations_with_4xx_json() {
             )),
             413,
             None,
-        ),
-        case(
-            "Content-Type text/plain",
-            req(Method::POST, "/v1/ops")
-                .header("idempotency-key", "7:1")
-                .header("content-type", "text/plain")
-                .body(GOOD_OP),
-            415,
-            Some("Content-Type"),
-        ),
-        case(
-            "Content-Type form",
-            req(Method::POST, "/v1/ops")
-                .header("idempotency-key", "7:1")
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(GOOD_OP),
-            415,
-            Some("Content-Type"),
-        ),
+        )],
+        Want(415, Some("Content-Type")).cases(vec![
+            ("Content-Type text/plain", typed("text/plain").body(GOOD_OP)),
+            (
+                "Content-Type form",
+                typed("application/x-www-form-urlencoded").body(GOOD_OP),
+            ),
+        ]),
     ];
-    check_all("tower", &s.tower, cases).await;
+    check_all("tower", &s.tower, cases.into_iter().flatten()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -242,91 +223,56 @@ async fn tower_public_answers_bad_paths_and_methods_with_4xx_json() {
     let s = Servers::start(Some("http://127.0.0.1:9")).await;
     let get = |p: &str| req(Method::GET, p);
     let long_id = format!("/v1/items/{}", "i".repeat(257));
-    let cases = vec![
-        case(
-            "chunk hash not hex",
-            get("/v1/chunks/xyz"),
-            400,
-            Some("sha256"),
-        ),
-        case(
-            "chunk hash of 63 digits",
-            get(&format!("/v1/chunks/{}", &HASH[1..])),
-            400,
-            Some("sha256"),
-        ),
-        case(
-            "chunk hash of 65 digits",
-            get(&format!("/v1/chunks/{HASH}0")),
-            400,
-            Some("sha256"),
-        ),
-        case(
-            "chunk hash with invalid UTF-8",
-            get("/v1/chunks/%FF"),
-            400,
-            Some("sha256"),
-        ),
-        case(
+    let cases = [
+        Want(400, Some("sha256")).cases(vec![
+            ("chunk hash not hex", get("/v1/chunks/xyz")),
+            (
+                "chunk hash of 63 digits",
+                get(&format!("/v1/chunks/{}", &HASH[1..])),
+            ),
+            (
+                "chunk hash of 65 digits",
+                get(&format!("/v1/chunks/{HASH}0")),
+            ),
+            ("chunk hash with invalid UTF-8", get("/v1/chunks/%FF")),
+        ]),
+        vec![case(
             "chunk not held",
             get(&format!("/v1/chunks/{HASH}")),
             404,
             None,
-        ),
-        case("item id with NUL", get("/v1/items/a%00b"), 400, Some("id")),
-        case("item id with ESC", get("/v1/items/a%1Bb"), 400, Some("id")),
-        case(
-            "item id with newline",
-            get("/v1/items/a%0Ab/manifest"),
-            400,
-            Some("id"),
-        ),
-        case("item id with DEL", get("/v1/items/a%7F"), 400, Some("id")),
-        case("item id of 257 characters", get(&long_id), 400, Some("id")),
-        case(
-            "item id with invalid UTF-8",
-            get("/v1/items/%C3%28"),
-            400,
-            Some("id"),
-        ),
-        case(
-            "manifest id with invalid UTF-8",
-            get("/v1/items/%FF/manifest"),
-            400,
-            Some("id"),
-        ),
-        case("item not held", get("/v1/items/nothing-here"), 404, None),
-        case("unknown route", get("/nope"), 404, None),
-        case("unknown route under /v1", get("/v1/items"), 404, None),
-        case("too deep under an item", get("/v1/items/a/b/c"), 404, None),
-        case(
-            "POST /v1/catalog",
-            req(Method::POST, "/v1/catalog"),
-            405,
-            None,
-        ),
-        case(
-            "DELETE /v1/items/x",
-            req(Method::DELETE, "/v1/items/x"),
-            405,
-            None,
-        ),
-        case(
-            "PUT /v1/chunks/h",
-            req(Method::PUT, &format!("/v1/chunks/{HASH}")),
-            405,
-            None,
-        ),
-        case("GET /v1/ops", get("/v1/ops"), 405, None),
-        case("PATCH /healthz", req(Method::PATCH, "/healthz"), 405, None),
-        case(
-            "POST /openapi.json",
-            req(Method::POST, "/openapi.json"),
-            405,
-            None,
-        ),
+        )],
+        Want(400, Some("id")).cases(vec![
+            ("item id with NUL", get("/v1/items/a%00b")),
+            ("item id with ESC", get("/v1/items/a%1Bb")),
+            ("item id with newline", get("/v1/items/a%0Ab/manifest")),
+            ("item id with DEL", get("/v1/items/a%7F")),
+            ("item id of 257 characters", get(&long_id)),
+            ("item id with invalid UTF-8", get("/v1/items/%C3%28")),
+            (
+                "manifest id with invalid UTF-8",
+                get("/v1/items/%FF/manifest"),
+            ),
+        ]),
+        Want(404, None).cases(vec![
+            ("item not held", get("/v1/items/nothing-here")),
+            ("unknown route", get("/nope")),
+            ("unknown route under /v1", get("/v1/items")),
+            ("too deep under an item", get("/v1/items/a/b/c")),
+        ]),
+        Want(405, None).cases(vec![
+            ("POST /v1/catalog", req(Method::POST, "/v1/catalog")),
+            ("DELETE /v1/items/x", req(Method::DELETE, "/v1/items/x")),
+            (
+                "PUT /v1/chunks/h",
+                req(Method::PUT, &format!("/v1/chunks/{HASH}")),
+            ),
+            ("GET /v1/ops", get("/v1/ops")),
+            ("PATCH /healthz", req(Method::PATCH, "/healthz")),
+            ("POST /openapi.json", req(Method::POST, "/openapi.json")),
+        ]),
     ];
-    check_all("tower", &s.tower, cases).await;
+    check_all("tower", &s.tower, cases.into_iter().flatten()).await;
     // A 405 says which methods would do.
     let a = send(&s.tower, req(Method::GET, "/v1/ops")).await;
     assert_eq!(a.header(header::ALLOW), "POST", "{a}");
@@ -360,40 +306,25 @@ async fn tower_public_answers_bad_ranges_on_real_content() {
     let mut cases = Vec::new();
     for path in ["/v1/items/doc-1", chunk_path.as_str()] {
         let ranged = |v: &str| req(Method::GET, path).header("range", v);
-        cases.extend([
-            case("range not bytes", ranged("items=0-1"), 400, Some("Range")),
-            case("range not numbers", ranged("bytes=a-b"), 400, Some("Range")),
-            case("range without dash", ranged("bytes=5"), 400, Some("Range")),
-            case("range empty", ranged("bytes=-"), 400, Some("Range")),
-            case("range backwards", ranged("bytes=9-1"), 400, Some("Range")),
-            case("range negative", ranged("bytes=--5"), 400, Some("Range")),
-            case(
+        cases.extend(Want(400, Some("Range")).cases(vec![
+            ("range not bytes", ranged("items=0-1")),
+            ("range not numbers", ranged("bytes=a-b")),
+            ("range without dash", ranged("bytes=5")),
+            ("range empty", ranged("bytes=-")),
+            ("range backwards", ranged("bytes=9-1")),
+            ("range negative", ranged("bytes=--5")),
+            (
                 "range overflowing u64",
                 ranged("bytes=0-99999999999999999999"),
-                400,
-                Some("Range"),
             ),
-            case(
-                "several ranges",
-                ranged("bytes=0-1,5-6"),
-                400,
-                Some("Range"),
-            ),
-            case("non-ASCII range", ranged("bytes=0-1é"), 400, Some("Range")),
-            case(
-                "range past the end",
-                ranged("bytes=999999-"),
-                416,
-                Some("Range"),
-            ),
-            case(
-                "range from the end",
-                ranged("bytes=999999-9999999"),
-                416,
-                Some("Range"),
-            ),
-            case("empty suffix", ranged("bytes=-0"), 416, Some("Range")),
-        ]);
+            ("several ranges", ranged("bytes=0-1,5-6")),
+            ("non-ASCII range", ranged("bytes=0-1é")),
+        ]));
+        cases.extend(Want(416, Some("Range")).cases(vec![
+            ("range past the end", ranged("bytes=999999-")),
+            ("range from the end", ranged("bytes=999999-9999999")),
+            ("empty suffix", ranged("bytes=-0")),
+        ]));
     }
     check_all("tower", &s.tower, cases).await;
     for (path, len) in [
@@ -436,13 +367,10 @@ async fn the_device_api_does_not_expose_admin() {
     let mut cases = Vec::new();
     for p in paths {
         for m in [Method::GET, Method::POST, Method::DELETE, Method::PUT] {
-            cases.push(case("admin path", req(m.clone(), p), 404, None));
-            cases.push(case(
-                "admin path with a chaos token",
-                req(m, p).bearer(CHAOS),
-                404,
-                None,
-            ));
+            cases.extend(Want(404, None).cases(vec![
+                ("admin path", req(m.clone(), p)),
+                ("admin path with a chaos token", req(m, p).bearer(CHAOS)),
+            ]));
         }
     }
     check_all("tower public", &s.tower, cases).await;
@@ -463,367 +391,287 @@ async fn origin_public_answers_bad_input_with_4xx_json() {
     let good = |i: u32| {
         format!(r#"{{"key":"1:{i}","device":1,"op":{{"type":"message","to":"c","body":"b"}}}}"#)
     };
-    let batch = |last: &str| format!(r#"{{"ops":[{},{},{},{last}]}}"#, good(0), good(1), good(2));
+    // A batch of three good operations and `last`.
+    let batch = |last: &str| {
+        fwd(&format!(
+            r#"{{"ops":[{},{},{},{last}]}}"#,
+            good(0),
+            good(1),
+            good(2)
+        ))
+    };
     let huge = format!(
         r#"{{"ops":[{{"key":"1:1","device":1,"op":{{"type":"message","to":"c","body":"{}"}}}}]}}"#,
         "x".repeat(8 * 1024 * 1024)
     );
-    let cases = vec![
-        case(
-            "since not a number",
-            get("/v1/catalog?since=abc"),
-            400,
-            Some("since"),
-        ),
-        case(
-            "since negative",
-            get("/v1/catalog?since=-1"),
-            400,
-            Some("since"),
-        ),
-        case(
-            "since a float",
-            get("/v1/catalog?since=1.5"),
-            400,
-            Some("since"),
-        ),
-        case(
-            "since too big",
-            get("/v1/catalog?since=99999999999999999999"),
-            400,
-            Some("since"),
-        ),
-        case("since empty", get("/v1/catalog?since="), 400, Some("since")),
-        case(
-            "since twice",
-            get("/v1/catalog?since=1&since=2"),
-            400,
-            Some("since"),
-        ),
-        case(
+    let cases = [
+        Want(400, Some("since")).cases(vec![
+            ("since not a number", get("/v1/catalog?since=abc")),
+            ("since negative", get("/v1/catalog?since=-1")),
+            ("since a float", get("/v1/catalog?since=1.5")),
+            (
+                "since too big",
+                get("/v1/catalog?since=99999999999999999999"),
+            ),
+            ("since empty", get("/v1/catalog?since=")),
+            ("since twice", get("/v1/catalog?since=1&since=2")),
+        ]),
+        vec![case(
             "unknown query parameter",
             get("/v1/catalog?limit=5"),
             400,
             Some("limit"),
-        ),
-        case(
-            "tower header not a number",
-            get("/v1/catalog").header("x-sovereign-tower", "tower-1"),
-            400,
-            Some("x-sovereign-tower"),
-        ),
-        case(
-            "tower header negative",
-            get(&format!("/v1/chunks/{HASH}")).header("x-sovereign-tower", "-3"),
-            400,
-            Some("x-sovereign-tower"),
-        ),
-        case(
-            "tower header non-ASCII",
-            req(Method::POST, "/v1/forward")
-                .header("x-sovereign-tower", "тower".as_bytes())
-                .json(r#"{"ops":[]}"#),
-            400,
-            Some("x-sovereign-tower"),
-        ),
-        case(
-            "chunk hash not hex",
-            get("/v1/chunks/nope"),
-            400,
-            Some("sha256"),
-        ),
-        case(
-            "chunk hash with invalid UTF-8",
-            get("/v1/chunks/%FF%FE"),
-            400,
-            Some("sha256"),
-        ),
-        case(
-            "chunk unknown",
-            get(&format!("/v1/chunks/{HASH}")),
-            404,
-            None,
-        ),
-        case("forward: malformed JSON", fwd(r#"{"ops":["#), 400, None),
-        case("forward: ops missing", fwd("{}"), 400, Some("ops")),
-        case(
-            "forward: ops a string",
-            fwd(r#"{"ops":"x"}"#),
-            400,
-            Some("ops"),
-        ),
-        case(
+        )],
+        Want(400, Some("x-sovereign-tower")).cases(vec![
+            (
+                "tower header not a number",
+                get("/v1/catalog").header("x-sovereign-tower", "tower-1"),
+            ),
+            (
+                "tower header negative",
+                get(&format!("/v1/chunks/{HASH}")).header("x-sovereign-tower", "-3"),
+            ),
+            (
+                "tower header non-ASCII",
+                req(Method::POST, "/v1/forward")
+                    .header("x-sovereign-tower", "тower".as_bytes())
+                    .json(r#"{"ops":[]}"#),
+            ),
+        ]),
+        Want(400, Some("sha256")).cases(vec![
+            ("chunk hash not hex", get("/v1/chunks/nope")),
+            ("chunk hash with invalid UTF-8", get("/v1/chunks/%FF%FE")),
+        ]),
+        vec![
+            case(
+                "chunk unknown",
+                get(&format!("/v1/chunks/{HASH}")),
+                404,
+                None,
+            ),
+            case("forward: malformed JSON", fwd(r#"{"ops":["#), 400, None),
+        ],
+        Want(400, Some("ops")).cases(vec![
+            ("forward: ops missing", fwd("{}")),
+            ("forward: ops a string", fwd(r#"{"ops":"x"}"#)),
+        ]),
+        vec![case(
             "forward: unknown field",
             fwd(r#"{"ops":[],"more":1}"#),
             400,
             Some("more"),
-        ),
-        case(
-            "forward: ops[3].key empty",
-            fwd(&batch(
-                r#"{"key":"","device":1,"op":{"type":"message","to":"c","body":"b"}}"#,
-            )),
-            400,
-            Some("ops[3].key"),
-        ),
-        case(
-            "forward: ops[3].key with a space",
-            fwd(&batch(
-                r#"{"key":"a b","device":1,"op":{"type":"message","to":"c","body":"b"}}"#,
-            )),
-            400,
-            Some("ops[3].key"),
-        ),
-        case(
-            "forward: ops[3].key a number",
-            fwd(&batch(
-                r#"{"key":5,"device":1,"op":{"type":"message","to":"c","body":"b"}}"#,
-            )),
-            400,
-            Some("ops[3].key"),
-        ),
-        case(
-            "forward: ops[3].device a string",
-            fwd(&batch(
-                r#"{"key":"k","device":"one","op":{"type":"message","to":"c","body":"b"}}"#,
-            )),
-            400,
-            Some("ops[3].device"),
-        ),
-        case(
-            "forward: ops[3] unknown field",
-            fwd(&batch(
-                r#"{"key":"k","device":1,"op":{"type":"message","to":"c","body":"b"},"x":0}"#,
-            )),
-            400,
-            Some("ops[3].x"),
-        ),
-        case(
-            "forward: ops[3].op unknown type",
-            fwd(&batch(r#"{"key":"k","device":1,"op":{"type":"nope"}}"#)),
-            400,
-            Some("ops[3].op.type"),
-        ),
-        case("forward: body over 8 MiB", fwd(&huge), 413, None),
-        case("unknown route", get("/v2/catalog"), 404, None),
-        case(
-            "publish is not public",
-            req(Method::POST, "/admin/publish?item=x&priority=P0").bearer(OPERATOR),
-            404,
-            None,
-        ),
-        case(
-            "admin status is not public",
-            get("/admin/status").bearer(VIEWER),
-            404,
-            None,
-        ),
-        case("GET /v1/forward", get("/v1/forward"), 405, None),
-        case(
-            "POST /v1/catalog",
-            req(Method::POST, "/v1/catalog"),
-            405,
-            None,
-        ),
-        case(
-            "DELETE /v1/chunks/h",
-            req(Method::DELETE, &format!("/v1/chunks/{HASH}")),
-            405,
-            None,
-        ),
+        )],
+        Want(400, Some("ops[3].key")).cases(vec![
+            (
+                "forward: ops[3].key empty",
+                batch(r#"{"key":"","device":1,"op":{"type":"message","to":"c","body":"b"}}"#),
+            ),
+            (
+                "forward: ops[3].key with a space",
+                batch(r#"{"key":"a b","device":1,"op":{"type":"message","to":"c","body":"b"}}"#),
+            ),
+            (
+                "forward: ops[3].key a number",
+                batch(r#"{"key":5,"device":1,"op":{"type":"message","to":"c","body":"b"}}"#),
+            ),
+        ]),
+        vec![
+            case(
+                "forward: ops[3].device a string",
+                batch(r#"{"key":"k","device":"one","op":{"type":"message","to":"c","body":"b"}}"#),
+                400,
+                Some("ops[3].device"),
+            ),
+            case(
+                "forward: ops[3] unknown field",
+                batch(
+                    r#"{"key":"k","device":1,"op":{"type":"message","to":"c","body":"b"},"x":0}"#,
+                ),
+                400,
+                Some("ops[3].x"),
+            ),
+            case(
+                "forward: ops[3].op unknown type",
+                batch(r#"{"key":"k","device":1,"op":{"type":"nope"}}"#),
+                400,
+                Some("ops[3].op.type"),
+            ),
+            case("forward: body over 8 MiB", fwd(&huge), 413, None),
+        ],
+        Want(404, None).cases(vec![
+            ("unknown route", get("/v2/catalog")),
+            (
+                "publish is not public",
+                req(Method::POST, "/admin/publish?item=x&priority=P0").bearer(OPERATOR),
+            ),
+            (
+                "admin status is not public",
+                get("/admin/status").bearer(VIEWER),
+            ),
+        ]),
+        Want(405, None).cases(vec![
+            ("GET /v1/forward", get("/v1/forward")),
+            ("POST /v1/catalog", req(Method::POST, "/v1/catalog")),
+            (
+                "DELETE /v1/chunks/h",
+                req(Method::DELETE, &format!("/v1/chunks/{HASH}")),
+            ),
+        ]),
     ];
-    check_all("origin", &s.origin, cases).await;
+    check_all("origin", &s.origin, cases.into_iter().flatten()).await;
 }
 
 /// Admin cases both servers share: auth, faults, audit, unknown routes, wrong methods.
 fn common_admin_cases() -> Vec<Case> {
     let fault = |body: &str| req(Method::POST, "/admin/faults").bearer(CHAOS).json(body);
-    vec![
-        case("no token", req(Method::GET, "/admin/status"), 401, None),
-        case(
-            "no token, faults",
-            req(Method::POST, "/admin/faults").json(r#"{"kind":"disk-full"}"#),
-            401,
-            None,
-        ),
-        case(
-            "unknown token",
-            req(Method::GET, "/admin/audit").bearer("not-a-token-at-all-xx"),
-            401,
-            None,
-        ),
-        case(
-            "not a bearer",
-            req(Method::GET, "/admin/audit").header("authorization", "Basic dXNlcjpwdw=="),
-            401,
-            None,
-        ),
-        case(
-            "empty bearer",
-            req(Method::GET, "/admin/audit").header("authorization", "Bearer "),
-            401,
-            None,
-        ),
-        case(
-            "non-ASCII token",
-            req(Method::GET, "/admin/audit").header("authorization", "Bearer tökén".as_bytes()),
-            401,
-            None,
-        ),
-        case(
-            "viewer injects a fault",
-            req(Method::POST, "/admin/faults")
-                .bearer(VIEWER)
-                .json(r#"{"kind":"disk-full"}"#),
-            403,
-            None,
-        ),
-        case(
-            "operator injects a fault",
-            req(Method::POST, "/admin/faults")
-                .bearer(OPERATOR)
-                .json(r#"{"kind":"disk-full"}"#),
-            403,
-            None,
-        ),
-        case(
-            "viewer clears faults",
-            req(Method::DELETE, "/admin/faults").bearer(VIEWER),
-            403,
-            None,
-        ),
-        case("fault: malformed JSON", fault(r#"{"kind":"#), 400, None),
-        case("fault: no kind", fault("{}"), 400, Some("kind")),
-        case(
-            "fault: unknown kind",
-            fault(r#"{"kind":"meteor-strike"}"#),
+    let audit = |query: &str| req(Method::GET, &format!("/admin/audit{query}")).bearer(VIEWER);
+    let authorized = |value: &[u8]| req(Method::GET, "/admin/audit").header("authorization", value);
+    [
+        Want(401, None).cases(vec![
+            ("no token", req(Method::GET, "/admin/status")),
+            (
+                "no token, faults",
+                req(Method::POST, "/admin/faults").json(r#"{"kind":"disk-full"}"#),
+            ),
+            (
+                "unknown token",
+                req(Method::GET, "/admin/audit").bearer("not-a-token-at-all-xx"),
+            ),
+            ("not a bearer", authorized(b"Basic dXNlcjpwdw==")),
+            ("empty bearer", authorized(b"Bearer ")),
+            ("non-ASCII token", authorized("Bearer tökén".as_bytes())),
+        ]),
+        Want(403, None).cases(vec![
+            (
+                "viewer injects a fault",
+                req(Method::POST, "/admin/faults")
+                    .bearer(VIEWER)
+                    .json(r#"{"kind":"disk-full"}"#),
+            ),
+            (
+                "operator injects a fault",
+                req(Method::POST, "/admin/faults")
+                    .bearer(OPERATOR)
+                    .json(r#"{"kind":"disk-full"}"#),
+            ),
+            (
+                "viewer clears faults",
+                req(Method::DELETE, "/admin/faults").bearer(VIEWER),
+            ),
+        ]),
+        vec![case(
+            "fault: malformed JSON",
+            fault(r#"{"kind":"#),
             400,
-            Some("kind"),
-        ),
-        case(
+            None,
+        )],
+        Want(400, Some("kind")).cases(vec![
+            ("fault: no kind", fault("{}")),
+            ("fault: unknown kind", fault(r#"{"kind":"meteor-strike"}"#)),
+        ]),
+        vec![case(
             "fault: unknown field",
             fault(r#"{"kind":"disk-full","target":"x"}"#),
             400,
             Some("target"),
-        ),
-        case(
-            "fault: delay too large",
-            fault(r#"{"kind":"slow-disk","delay_ms":60001}"#),
-            400,
-            Some("delay_ms"),
-        ),
-        case(
-            "fault: delay missing",
-            fault(r#"{"kind":"slow-disk"}"#),
-            400,
-            Some("delay_ms"),
-        ),
-        case(
-            "fault: count for disk-full",
-            fault(r#"{"kind":"disk-full","count":1}"#),
-            400,
-            Some("count"),
-        ),
-        case(
-            "fault: delay for corrupt",
-            fault(r#"{"kind":"corrupt","delay_ms":1}"#),
-            400,
-            Some("delay_ms"),
-        ),
-        case(
-            "fault: kind a number",
-            fault(r#"{"kind":3}"#),
-            400,
-            Some("kind"),
-        ),
-        case(
-            "fault: delay negative",
-            fault(r#"{"kind":"slow-disk","delay_ms":-5}"#),
-            400,
-            Some("delay_ms"),
-        ),
-        case(
-            "fault: count a string",
-            fault(r#"{"kind":"fsync-failure","count":"3"}"#),
-            400,
-            Some("count"),
-        ),
-        case(
-            "fault: corrupt zero chunks",
-            fault(r#"{"kind":"corrupt","count":0}"#),
-            400,
-            Some("count"),
-        ),
-        case(
-            "fault: body over 4 KiB",
-            fault(&format!(
-                r#"{{"kind":"disk-full","x":"{}"}}"#,
-                "y".repeat(5000)
-            )),
-            413,
-            None,
-        ),
-        case(
-            "audit: n not a number",
-            req(Method::GET, "/admin/audit?n=lots").bearer(VIEWER),
-            400,
-            Some("n"),
-        ),
-        case(
-            "audit: n negative",
-            req(Method::GET, "/admin/audit?n=-1").bearer(VIEWER),
-            400,
-            Some("n"),
-        ),
-        case(
-            "audit: unknown parameter",
-            req(Method::GET, "/admin/audit?last=5").bearer(VIEWER),
-            400,
-            Some("last"),
-        ),
-        case(
-            "audit: n twice",
-            req(Method::GET, "/admin/audit?n=1&n=2").bearer(VIEWER),
-            400,
-            Some("n"),
-        ),
-        case(
-            "audit: bad query, no token",
-            req(Method::GET, "/admin/audit?n=x"),
-            401,
-            None,
-        ),
-        case(
-            "unknown admin route",
-            req(Method::GET, "/admin/nope").bearer(VIEWER),
-            404,
-            None,
-        ),
-        case(
-            "unknown route",
-            req(Method::GET, "/v1/catalog").bearer(VIEWER),
-            404,
-            None,
-        ),
-        case(
-            "PUT /admin/faults",
-            req(Method::PUT, "/admin/faults").bearer(CHAOS),
-            405,
-            None,
-        ),
-        case(
-            "POST /admin/status",
-            req(Method::POST, "/admin/status").bearer(VIEWER),
-            405,
-            None,
-        ),
-        case(
-            "DELETE /admin/audit",
-            req(Method::DELETE, "/admin/audit").bearer(VIEWER),
-            405,
-            None,
-        ),
+        )],
+        Want(400, Some("delay_ms")).cases(vec![
+            (
+                "fault: delay too large",
+                fault(r#"{"kind":"slow-disk","delay_ms":60001}"#),
+            ),
+            ("fault: delay missing", fault(r#"{"kind":"slow-disk"}"#)),
+        ]),
+        vec![
+            case(
+                "fault: count for disk-full",
+                fault(r#"{"kind":"disk-full","count":1}"#),
+                400,
+                Some("count"),
+            ),
+            case(
+                "fault: delay for corrupt",
+                fault(r#"{"kind":"corrupt","delay_ms":1}"#),
+                400,
+                Some("delay_ms"),
+            ),
+            case(
+                "fault: kind a number",
+                fault(r#"{"kind":3}"#),
+                400,
+                Some("kind"),
+            ),
+            case(
+                "fault: delay negative",
+                fault(r#"{"kind":"slow-disk","delay_ms":-5}"#),
+                400,
+                Some("delay_ms"),
+            ),
+        ],
+        Want(400, Some("count")).cases(vec![
+            (
+                "fault: count a string",
+                fault(r#"{"kind":"fsync-failure","count":"3"}"#),
+            ),
+            (
+                "fault: corrupt zero chunks",
+                fault(r#"{"kind":"corrupt","count":0}"#),
+            ),
+        ]),
+        vec![
+            case(
+                "fault: body over 4 KiB",
+                fault(&format!(
+                    r#"{{"kind":"disk-full","x":"{}"}}"#,
+                    "y".repeat(5000)
+                )),
+                413,
+                None,
+            ),
+            case("audit: n not a number", audit("?n=lots"), 400, Some("n")),
+            case("audit: n negative", audit("?n=-1"), 400, Some("n")),
+            case(
+                "audit: unknown parameter",
+                audit("?last=5"),
+                400,
+                Some("last"),
+            ),
+            case("audit: n twice", audit("?n=1&n=2"), 400, Some("n")),
+            case(
+                "audit: bad query, no token",
+                req(Method::GET, "/admin/audit?n=x"),
+                401,
+                None,
+            ),
+        ],
+        Want(404, None).cases(vec![
+            (
+                "unknown admin route",
+                req(Method::GET, "/admin/nope").bearer(VIEWER),
+            ),
+            (
+                "unknown route",
+                req(Method::GET, "/v1/catalog").bearer(VIEWER),
+            ),
+        ]),
+        Want(405, None).cases(vec![
+            (
+                "PUT /admin/faults",
+                req(Method::PUT, "/admin/faults").bearer(CHAOS),
+            ),
+            (
+                "POST /admin/status",
+                req(Method::POST, "/admin/status").bearer(VIEWER),
+            ),
+            (
+                "DELETE /admin/audit",
+                req(Method::DELETE, "/admin/audit").bearer(VIEWER),
+            ),
+        ]),
     ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -836,94 +684,91 @@ async fn tower_admin_answers_bad_input_with_4xx_json() {
             .bearer(OPERATOR)
             .json(body)
     };
-    let mut cases = common_admin_cases();
-    cases.extend([
-        case(
-            "viewer posts power",
-            req(Method::POST, "/admin/power")
-                .bearer(VIEWER)
-                .json(r#"{"battery_soc":0.5,"solar_w":1,"ups":"online"}"#),
-            403,
-            None,
-        ),
-        case(
-            "chaos posts power",
-            req(Method::POST, "/admin/power")
-                .bearer(CHAOS)
-                .json(r#"{"battery_soc":0.5,"solar_w":1,"ups":"online"}"#),
-            403,
-            None,
-        ),
-        case(
-            "power: soc 1.5",
-            power(r#"{"battery_soc":1.5,"solar_w":1,"ups":"online"}"#),
-            400,
-            Some("battery_soc"),
-        ),
-        case(
-            "power: soc negative",
-            power(r#"{"battery_soc":-0.1,"solar_w":1,"ups":"online"}"#),
-            400,
-            Some("battery_soc"),
-        ),
-        case(
-            "power: soc a string",
-            power(r#"{"battery_soc":"full","solar_w":1,"ups":"online"}"#),
-            400,
-            Some("battery_soc"),
-        ),
-        case(
-            "power: solar negative",
-            power(r#"{"battery_soc":0.5,"solar_w":-1,"ups":"online"}"#),
-            400,
-            Some("solar_w"),
-        ),
-        case(
-            "power: load huge",
-            power(r#"{"battery_soc":0.5,"solar_w":1,"load_w":1e12,"ups":"online"}"#),
-            400,
-            Some("load_w"),
-        ),
-        case(
-            "power: unknown ups",
-            power(r#"{"battery_soc":0.5,"solar_w":1,"ups":"exploded"}"#),
-            400,
-            Some("ups"),
-        ),
-        case(
-            "power: unknown field",
-            power(r#"{"battery_soc":0.5,"solar_w":1,"ups":"online","volts":12}"#),
-            400,
-            Some("volts"),
-        ),
-        case(
-            "power: missing ups",
-            power(r#"{"battery_soc":0.5,"solar_w":1}"#),
-            400,
-            Some("ups"),
-        ),
-        case("power: malformed", power("{"), 400, None),
-        case("power: not JSON", power("soc=0.5"), 400, None),
-        case(
+    let reading = r#"{"battery_soc":0.5,"solar_w":1,"ups":"online"}"#;
+    let cases = [
+        common_admin_cases(),
+        Want(403, None).cases(vec![
+            (
+                "viewer posts power",
+                req(Method::POST, "/admin/power")
+                    .bearer(VIEWER)
+                    .json(reading),
+            ),
+            (
+                "chaos posts power",
+                req(Method::POST, "/admin/power")
+                    .bearer(CHAOS)
+                    .json(reading),
+            ),
+        ]),
+        Want(400, Some("battery_soc")).cases(vec![
+            (
+                "power: soc 1.5",
+                power(r#"{"battery_soc":1.5,"solar_w":1,"ups":"online"}"#),
+            ),
+            (
+                "power: soc negative",
+                power(r#"{"battery_soc":-0.1,"solar_w":1,"ups":"online"}"#),
+            ),
+            (
+                "power: soc a string",
+                power(r#"{"battery_soc":"full","solar_w":1,"ups":"online"}"#),
+            ),
+        ]),
+        vec![
+            case(
+                "power: solar negative",
+                power(r#"{"battery_soc":0.5,"solar_w":-1,"ups":"online"}"#),
+                400,
+                Some("solar_w"),
+            ),
+            case(
+                "power: load huge",
+                power(r#"{"battery_soc":0.5,"solar_w":1,"load_w":1e12,"ups":"online"}"#),
+                400,
+                Some("load_w"),
+            ),
+            case(
+                "power: unknown ups",
+                power(r#"{"battery_soc":0.5,"solar_w":1,"ups":"exploded"}"#),
+                400,
+                Some("ups"),
+            ),
+            case(
+                "power: unknown field",
+                power(r#"{"battery_soc":0.5,"solar_w":1,"ups":"online","volts":12}"#),
+                400,
+                Some("volts"),
+            ),
+            case(
+                "power: missing ups",
+                power(r#"{"battery_soc":0.5,"solar_w":1}"#),
+                400,
+                Some("ups"),
+            ),
+        ],
+        Want(400, None).cases(vec![
+            ("power: malformed", power("{")),
+            ("power: not JSON", power("soc=0.5")),
+        ]),
+        vec![case(
             "publish is the origin's",
             req(Method::POST, "/admin/publish?item=x&priority=P0").bearer(OPERATOR),
             404,
             None,
-        ),
-        case(
-            "PUT /admin/power",
-            req(Method::PUT, "/admin/power").bearer(OPERATOR),
-            405,
-            None,
-        ),
-        case(
-            "DELETE /admin/outbox",
-            req(Method::DELETE, "/admin/outbox").bearer(CHAOS),
-            405,
-            None,
-        ),
-    ]);
-    check_all("tower admin", &s.tower_admin, cases).await;
+        )],
+        Want(405, None).cases(vec![
+            (
+                "PUT /admin/power",
+                req(Method::PUT, "/admin/power").bearer(OPERATOR),
+            ),
+            (
+                "DELETE /admin/outbox",
+                req(Method::DELETE, "/admin/outbox").bearer(CHAOS),
+            ),
+        ]),
+    ];
+    check_all("tower admin", &s.tower_admin, cases.into_iter().flatten()).await;
     let a = send(&s.tower_admin, req(Method::GET, "/admin/status")).await;
     assert!(
         a.header(header::WWW_AUTHENTICATE).starts_with("Bearer"),
@@ -940,131 +785,105 @@ async fn origin_admin_answers_bad_input_with_4xx_json() {
             .bearer(OPERATOR)
             .body(b"content".to_vec())
     };
-    let mut cases = common_admin_cases();
-    cases.extend([
-        case(
+    let publish_x = || req(Method::POST, "/admin/publish?item=x&priority=P0");
+    let cases = [
+        common_admin_cases(),
+        vec![case(
             "no token publishes",
-            req(Method::POST, "/admin/publish?item=x&priority=P0").body(b"x".to_vec()),
+            publish_x().body(b"x".to_vec()),
             401,
             None,
-        ),
-        case(
-            "viewer publishes",
-            req(Method::POST, "/admin/publish?item=x&priority=P0")
-                .bearer(VIEWER)
-                .body(b"x".to_vec()),
-            403,
-            None,
-        ),
-        case(
-            "chaos publishes",
-            req(Method::POST, "/admin/publish?item=x&priority=P0")
-                .bearer(CHAOS)
-                .body(b"x".to_vec()),
-            403,
-            None,
-        ),
-        case("publish: no parameters", publish(""), 400, Some("item")),
-        case(
-            "publish: item missing",
-            publish("?priority=P0"),
-            400,
-            Some("item"),
-        ),
-        case(
-            "publish: item empty",
-            publish("?item=&priority=P0"),
-            400,
-            Some("item"),
-        ),
-        case(
-            "publish: item with NUL",
-            publish("?item=a%00b&priority=P0"),
-            400,
-            Some("item"),
-        ),
-        case(
-            "publish: priority missing",
-            publish("?item=x"),
-            400,
-            Some("priority"),
-        ),
-        case(
-            "publish: priority P9",
-            publish("?item=x&priority=P9"),
-            400,
-            Some("priority"),
-        ),
-        case(
-            "publish: priority lower-case",
-            publish("?item=x&priority=high"),
-            400,
-            Some("priority"),
-        ),
-        case(
-            "publish: unknown parameter",
-            publish("?item=x&priority=P0&force=1"),
-            400,
-            Some("force"),
-        ),
-        case(
-            "publish: item twice",
-            publish("?item=x&item=y&priority=P0"),
-            400,
-            Some("item"),
-        ),
-        case(
-            "publish: bad query, no token",
-            req(Method::POST, "/admin/publish?item=x&item=y").body(b"x".to_vec()),
-            401,
-            None,
-        ),
-        case(
-            "GET /admin/publish",
-            req(Method::GET, "/admin/publish").bearer(OPERATOR),
-            405,
-            None,
-        ),
-        case(
-            "op key with a space",
-            req(Method::GET, "/admin/ops/a%20b").bearer(VIEWER),
-            400,
-            Some("key"),
-        ),
-        case(
-            "op key with invalid UTF-8",
-            req(Method::GET, "/admin/ops/%FF").bearer(VIEWER),
-            400,
-            Some("key"),
-        ),
-        case(
-            "op key never applied",
-            req(Method::GET, "/admin/ops/7:1").bearer(VIEWER),
-            404,
-            None,
-        ),
-        case(
-            "no token for an op",
-            req(Method::GET, "/admin/ops/7:1"),
-            401,
-            None,
-        ),
-        case(
-            "power is the tower's",
-            req(Method::POST, "/admin/power")
-                .bearer(OPERATOR)
-                .json("{}"),
-            404,
-            None,
-        ),
-        case(
-            "POST /admin/ledger",
-            req(Method::POST, "/admin/ledger").bearer(OPERATOR),
-            405,
-            None,
-        ),
-    ]);
-    check_all("origin admin", &s.origin_admin, cases).await;
+        )],
+        Want(403, None).cases(vec![
+            (
+                "viewer publishes",
+                publish_x().bearer(VIEWER).body(b"x".to_vec()),
+            ),
+            (
+                "chaos publishes",
+                publish_x().bearer(CHAOS).body(b"x".to_vec()),
+            ),
+        ]),
+        Want(400, Some("item")).cases(vec![
+            ("publish: no parameters", publish("")),
+            ("publish: item missing", publish("?priority=P0")),
+            ("publish: item empty", publish("?item=&priority=P0")),
+            ("publish: item with NUL", publish("?item=a%00b&priority=P0")),
+        ]),
+        Want(400, Some("priority")).cases(vec![
+            ("publish: priority missing", publish("?item=x")),
+            ("publish: priority P9", publish("?item=x&priority=P9")),
+            (
+                "publish: priority lower-case",
+                publish("?item=x&priority=high"),
+            ),
+        ]),
+        vec![
+            case(
+                "publish: unknown parameter",
+                publish("?item=x&priority=P0&force=1"),
+                400,
+                Some("force"),
+            ),
+            case(
+                "publish: item twice",
+                publish("?item=x&item=y&priority=P0"),
+                400,
+                Some("item"),
+            ),
+            case(
+                "publish: bad query, no token",
+                req(Method::POST, "/admin/publish?item=x&item=y").body(b"x".to_vec()),
+                401,
+                None,
+            ),
+            case(
+                "GET /admin/publish",
+                req(Method::GET, "/admin/publish").bearer(OPERATOR),
+                405,
+                None,
+            ),
+        ],
+        Want(400, Some("key")).cases(vec![
+            (
+                "op key with a space",
+                req(Method::GET, "/admin/ops/a%20b").bearer(VIEWER),
+            ),
+            (
+                "op key with invalid UTF-8",
+                req(Method::GET, "/admin/ops/%FF").bearer(VIEWER),
+            ),
+        ]),
+        vec![
+            case(
+                "op key never applied",
+                req(Method::GET, "/admin/ops/7:1").bearer(VIEWER),
+                404,
+                None,
+            ),
+            case(
+                "no token for an op",
+                req(Method::GET, "/admin/ops/7:1"),
+                401,
+                None,
+            ),
+            case(
+                "power is the tower's",
+                req(Method::POST, "/admin/power")
+                    .bearer(OPERATOR)
+                    .json("{}"),
+                404,
+                None,
+            ),
+            case(
+                "POST /admin/ledger",
+                req(Method::POST, "/admin/ledger").bearer(OPERATOR),
+                405,
+                None,
+            ),
+        ],
+    ];
+    check_all("origin admin", &s.origin_admin, cases.into_iter().flatten()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -66,6 +66,37 @@ fn first_versions(at: Duration, p3_size: usize) -> Vec<Publish> {
     ]
 }
 
+/// device1 on tower1 and device2 on tower2, each submitting `count` operations, the
+/// first at `start`, then one every `every` (giving up at 150 s); then [`readers`].
+fn devices_and_readers(
+    net: &mut Net,
+    count: u32,
+    start: Duration,
+    every: Duration,
+    read_every: Duration,
+) {
+    for (name, tower, id) in [("device1", "tower1", 1), ("device2", "tower2", 2)] {
+        net.device(
+            name,
+            Device {
+                id,
+                tower,
+                count,
+                start,
+                every,
+                give_up: s(150.0),
+            },
+        );
+    }
+    readers(net, read_every);
+}
+
+/// reader1 on tower1 and reader2 on tower2, each reading every `every` until 60 s.
+fn readers(net: &mut Net, every: Duration) {
+    net.reader("reader1", "tower1", every, s(60.0));
+    net.reader("reader2", "tower2", every, s(60.0));
+}
+
 /// Scenario (a), also run twice by [`same_seed_same_trace`].
 fn partition_run(setup: &Setup) -> Obs {
     const CUT: f64 = 20.0; // replies from the origin to tower1 lost from here
@@ -97,21 +128,7 @@ fn partition_run(setup: &Setup) -> Obs {
         },
     ]);
     net.operator(plan);
-    for (name, tower, id) in [("device1", "tower1", 1), ("device2", "tower2", 2)] {
-        net.device(
-            name,
-            Device {
-                id,
-                tower,
-                count: 10,
-                start: s(CUT + 0.2),
-                every: s(2.0),
-                give_up: s(150.0),
-            },
-        );
-    }
-    net.reader("reader1", "tower1", s(1.0), s(60.0));
-    net.reader("reader2", "tower2", s(1.0), s(60.0));
+    devices_and_readers(&mut net, 10, s(CUT + 0.2), s(2.0), s(1.0));
     net.auditor("auditor", s(FULL + 10.0), "tower1");
     net.checker(s(HEAL + 2.0), s(200.0));
     net.run(vec![
@@ -232,21 +249,7 @@ fn crash_and_power_cuts() {
         },
     ]);
     net.operator(plan);
-    for (name, tower, id) in [("device1", "tower1", 1), ("device2", "tower2", 2)] {
-        net.device(
-            name,
-            Device {
-                id,
-                tower,
-                count: 30,
-                start: s(2.0),
-                every: s(1.5),
-                give_up: s(150.0),
-            },
-        );
-    }
-    net.reader("reader1", "tower1", s(0.5), s(60.0));
-    net.reader("reader2", "tower2", s(0.5), s(60.0));
+    devices_and_readers(&mut net, 30, s(2.0), s(1.5), s(0.5));
     net.chaos(
         "chaos",
         s(45.0),
@@ -333,8 +336,7 @@ fn slow_uplink_keeps_priority() {
             give_up: s(100.0),
         },
     );
-    net.reader("reader1", "tower1", s(0.2), s(60.0));
-    net.reader("reader2", "tower2", s(0.2), s(60.0));
+    readers(&mut net, s(0.2));
     net.checker(s(10.0), s(200.0));
     net.run(vec![(
         s(0.0),

@@ -30,6 +30,9 @@
 //! Not covered: TLS (NoTls: loopback or a trusted network), connection pooling (one
 //! connection per store), names or kinds with NUL bytes (PostgreSQL's `text` refuses
 //! them; such a record fails at fsync with a database error).
+//!
+//! [`Store`]: crate::Store
+//! [`Store::fsync`]: crate::Store::fsync
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -38,12 +41,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use ::postgres::{Client, Config, NoTls};
-use bytes::Bytes;
-use sovereign_logic::content::ChunkHash;
-use sovereign_logic::io::{Key, Record};
 
-use crate::staged::{Staged, recovered, stage_delete, stage_write};
-use crate::{ChunkDir, Recovered, Store, StoreError, lock};
+use crate::staged::{Rows, Staged, StagedBackend};
+use crate::{ChunkDir, StoreError, lock};
 
 /// The schema version this code writes into `store_meta`.
 pub const SCHEMA_VERSION: i32 = 1;
@@ -51,8 +51,6 @@ pub const SCHEMA_VERSION: i32 = 1;
 /// How long a call waits for the database thread's answer before it gives up (the thread
 /// may still finish the request; an fsync is then retried with the same changes).
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
-
-type Rows = Vec<(String, String, Vec<u8>)>;
 
 /// What the database thread is asked to do.
 enum Request {
@@ -383,39 +381,24 @@ impl Drop for PgStore {
     }
 }
 
-impl Store for PgStore {
-    fn write(&self, record: &Record) -> Result<(), StoreError> {
-        stage_write(&self.chunks, &self.staged, record)
+// The `Store` methods come from `StagedBackend`'s blanket impl.
+impl StagedBackend for PgStore {
+    fn chunks(&self) -> &ChunkDir {
+        &self.chunks
     }
 
-    fn delete(&self, key: &Key) -> Result<(), StoreError> {
-        stage_delete(&self.chunks, &self.staged, key)
+    fn staged(&self) -> &Mutex<Vec<Staged>> {
+        &self.staged
     }
 
-    fn fsync(&self) -> Result<(), StoreError> {
-        // Held across the round trip: a racing write is in this commit or after it.
-        let mut staged = lock(&self.staged);
-        self.chunks.sync()?;
-        if staged.is_empty() {
-            return Ok(());
-        }
-        let ops = staged.clone();
-        self.call("fsync", |reply| Request::Commit { ops, reply })?;
-        staged.clear();
-        Ok(())
+    fn commit_staged(&self, ops: &[Staged]) -> Result<(), StoreError> {
+        // Called with `staged` locked: a racing write is in this commit or after it.
+        let ops = ops.to_vec();
+        self.call("fsync", |reply| Request::Commit { ops, reply })
     }
 
-    fn recover(&self) -> Result<Recovered, StoreError> {
-        let rows = self.call("recover", |reply| Request::Load { reply })?;
-        recovered(&self.chunks, rows)
-    }
-
-    fn chunk(&self, hash: &ChunkHash) -> Result<Option<Bytes>, StoreError> {
-        self.chunks.get(hash)
-    }
-
-    fn corrupt_one(&self) -> Result<Option<ChunkHash>, StoreError> {
-        self.chunks.corrupt_one()
+    fn load_rows(&self) -> Result<Rows, StoreError> {
+        self.call("recover", |reply| Request::Load { reply })
     }
 }
 

@@ -16,18 +16,18 @@
 //! Not covered: schema migrations (there is one version; a newer file is refused),
 //! several processes on one directory, WAL checkpoint tuning (SQLite's automatic
 //! checkpoint at 1000 pages is used).
+//!
+//! [`Store`]: crate::Store
+//! [`Store::fsync`]: crate::Store::fsync
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use bytes::Bytes;
 use rusqlite::{Connection, params};
-use sovereign_logic::content::ChunkHash;
-use sovereign_logic::io::{Key, Record};
 
-use crate::staged::{Staged, recovered, stage_delete, stage_write};
-use crate::{ChunkDir, Recovered, Store, StoreError, io_err, lock};
+use crate::staged::{Rows, Staged, StagedBackend};
+use crate::{ChunkDir, StoreError, io_err, lock};
 
 /// The schema this code writes, kept in SQLite's `PRAGMA user_version`.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -140,25 +140,17 @@ const _: () = assert!(
     "the CREATE TABLE in open() sets version 1"
 );
 
-impl Store for SqliteStore {
-    fn write(&self, record: &Record) -> Result<(), StoreError> {
-        stage_write(&self.chunks, &self.staged, record)
+// The `Store` methods come from `StagedBackend`'s blanket impl.
+impl StagedBackend for SqliteStore {
+    fn chunks(&self) -> &ChunkDir {
+        &self.chunks
     }
 
-    fn delete(&self, key: &Key) -> Result<(), StoreError> {
-        stage_delete(&self.chunks, &self.staged, key)
+    fn staged(&self) -> &Mutex<Vec<Staged>> {
+        &self.staged
     }
 
-    fn fsync(&self) -> Result<(), StoreError> {
-        // Held across the commit: a write racing this fsync is either in it or staged
-        // after it, never lost in between.
-        let mut staged = lock(&self.staged);
-        // Chunks first: a committed entry must not name a chunk whose rename could
-        // still vanish.
-        self.chunks.sync()?;
-        if staged.is_empty() {
-            return Ok(());
-        }
+    fn commit_staged(&self, ops: &[Staged]) -> Result<(), StoreError> {
         let mut conn = lock(&self.conn);
         let tx = conn.transaction().map_err(self.db_err("begin"))?;
         {
@@ -171,7 +163,7 @@ impl Store for SqliteStore {
             let mut del = tx
                 .prepare_cached("DELETE FROM records WHERE kind = ?1 AND name = ?2")
                 .map_err(self.db_err("prepare delete"))?;
-            for op in staged.iter() {
+            for op in ops {
                 match op {
                     Staged::Put { kind, name, value } => put
                         .execute(params![kind, name, value])
@@ -182,40 +174,29 @@ impl Store for SqliteStore {
                 };
             }
         }
-        // On any error above, dropping `tx` rolls back and `staged` is kept for a retry.
-        tx.commit().map_err(self.db_err("commit"))?;
-        staged.clear();
-        Ok(())
+        // On any error above, dropping `tx` rolls back.
+        tx.commit().map_err(self.db_err("commit"))
     }
 
-    fn recover(&self) -> Result<Recovered, StoreError> {
-        let rows = {
-            let conn = lock(&self.conn);
-            let mut stmt = conn
-                .prepare("SELECT kind, name, value FROM records ORDER BY kind, name")
-                .map_err(self.db_err("prepare select"))?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .map_err(self.db_err("select records"))?;
-            rows.collect::<Result<Vec<(String, String, Vec<u8>)>, _>>()
-                .map_err(self.db_err("read records"))?
-        };
-        recovered(&self.chunks, rows)
-    }
-
-    fn chunk(&self, hash: &ChunkHash) -> Result<Option<Bytes>, StoreError> {
-        self.chunks.get(hash)
-    }
-
-    fn corrupt_one(&self) -> Result<Option<ChunkHash>, StoreError> {
-        self.chunks.corrupt_one()
+    fn load_rows(&self) -> Result<Rows, StoreError> {
+        let conn = lock(&self.conn);
+        let mut stmt = conn
+            .prepare("SELECT kind, name, value FROM records ORDER BY kind, name")
+            .map_err(self.db_err("prepare select"))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(self.db_err("select records"))?;
+        rows.collect::<Result<Rows, _>>()
+            .map_err(self.db_err("read records"))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Store;
     use crate::fixtures::{applied, chunk, entry, outbox};
+    use sovereign_logic::io::Record;
     use sovereign_wire::encode_record;
 
     #[test]

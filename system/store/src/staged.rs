@@ -1,16 +1,24 @@
 //! What the SQLite and PostgreSQL stores share: record changes staged in memory until
-//! fsync (chunks go straight to the [`ChunkDir`]), and start-up recovery from rows.
+//! fsync (chunks go straight to the [`ChunkDir`]), and start-up recovery from rows. A
+//! backend implements [`StagedBackend`] (its two database steps) and gets the whole
+//! [`Store`] from the blanket impl here.
 //!
-//! Map: [`Staged`], [`stage_write`], [`stage_delete`], [`decode_row`], [`recovered`].
+//! Map: [`Staged`], [`StagedBackend`] (and its [`Store`] impl), [`stage_write`],
+//! [`stage_delete`], [`decode_row`], [`recovered`].
 //!
 //! Not covered: applying the staged changes (each backend's own SQL).
 
 use std::sync::Mutex;
 
+use bytes::Bytes;
+use sovereign_logic::content::ChunkHash;
 use sovereign_logic::io::{Key, Record};
 use sovereign_wire::{decode_record, encode_record, key_kind, key_name};
 
-use crate::{ChunkDir, Recovered, StoreError, lock};
+use crate::{ChunkDir, Recovered, Store, StoreError, lock};
+
+/// Record rows as stored: `(kind, name, value)`.
+pub(crate) type Rows = Vec<(String, String, Vec<u8>)>;
 
 /// A record change waiting for the next fsync.
 #[derive(Debug, Clone)]
@@ -23,6 +31,59 @@ pub(crate) enum Staged {
     },
     /// Remove `(kind, name)`.
     Delete { kind: &'static str, name: String },
+}
+
+/// A store with chunks in a [`ChunkDir`] and record changes staged until fsync: it
+/// supplies its parts and its two database steps, the blanket impl below is its [`Store`].
+pub(crate) trait StagedBackend: Send + Sync {
+    /// The chunk directory.
+    fn chunks(&self) -> &ChunkDir;
+    /// Record changes since the last successful fsync, in order.
+    fn staged(&self) -> &Mutex<Vec<Staged>>;
+    /// Apply `ops` in order in one transaction and commit it. On an error they stay
+    /// staged and are sent again by the next fsync (upserts and deletes replayed in
+    /// order give the same result even if the failed commit did land).
+    fn commit_staged(&self, ops: &[Staged]) -> Result<(), StoreError>;
+    /// Every record row, ordered by kind and name.
+    fn load_rows(&self) -> Result<Rows, StoreError>;
+}
+
+impl<T: StagedBackend> Store for T {
+    fn write(&self, record: &Record) -> Result<(), StoreError> {
+        stage_write(self.chunks(), self.staged(), record)
+    }
+
+    fn delete(&self, key: &Key) -> Result<(), StoreError> {
+        stage_delete(self.chunks(), self.staged(), key)
+    }
+
+    fn fsync(&self) -> Result<(), StoreError> {
+        // Held across the commit: a write racing this fsync is either in it or staged
+        // after it, never lost in between.
+        let mut staged = lock(self.staged());
+        // Chunks first: a committed entry must not name a chunk whose rename could
+        // still vanish.
+        self.chunks().sync()?;
+        if staged.is_empty() {
+            return Ok(());
+        }
+        // On an error `staged` is kept for a retry.
+        self.commit_staged(&staged)?;
+        staged.clear();
+        Ok(())
+    }
+
+    fn recover(&self) -> Result<Recovered, StoreError> {
+        recovered(self.chunks(), self.load_rows()?)
+    }
+
+    fn chunk(&self, hash: &ChunkHash) -> Result<Option<Bytes>, StoreError> {
+        self.chunks().get(hash)
+    }
+
+    fn corrupt_one(&self) -> Result<Option<ChunkHash>, StoreError> {
+        self.chunks().corrupt_one()
+    }
 }
 
 /// Stage `record`: a chunk goes to `chunks` at once, anything else onto `staged`.
@@ -86,10 +147,7 @@ pub(crate) fn decode_row(kind: &str, name: &str, value: &[u8]) -> Result<Record,
 }
 
 /// Start-up for the ChunkDir-backed stores: scan the chunks, then add the decoded rows.
-pub(crate) fn recovered(
-    chunks: &ChunkDir,
-    rows: Vec<(String, String, Vec<u8>)>,
-) -> Result<Recovered, StoreError> {
+pub(crate) fn recovered(chunks: &ChunkDir, rows: Rows) -> Result<Recovered, StoreError> {
     let scan = chunks.scan()?;
     let mut out = Recovered {
         quarantined: scan.quarantined,

@@ -1,17 +1,22 @@
 //! What every router shares: the JSON error body, body limits, byte ranges and
 //! conditional requests, and JSON answers where axum's own would be plain text (path and
-//! query rejections, 404 and 405).
+//! query rejections, 404 and 405); and the wiring of the two public APIs (their shared
+//! routes, fallbacks and timing middleware).
 //!
 //! Map: [`ApiError`] (+ [`ApiError::from_wire`]), [`read_body`], [`parse_range`],
 //! [`ByteRange`], [`content_response`], [`PathParam`], [`QueryParams`], [`not_found`],
-//! [`method_not_allowed`], [`sha256_etag`].
+//! [`method_not_allowed`], [`sha256_etag`], [`timed`], [`PublicApi`] and
+//! [`public_router`].
 
+use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequestParts, Path, Query};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Largest request body a device may send (an operation).
 pub const OP_BODY_MAX: usize = 64 * 1024;
@@ -267,6 +272,60 @@ pub async fn timed(
         start.elapsed().as_secs_f64(),
     );
     resp
+}
+
+/// What the routes and middleware every public API shares need from its state.
+pub trait PublicApi: Send + Sync + 'static {
+    /// Count one answered request (the route template, method, status and seconds).
+    fn http_request(&self, route: &str, method: &str, status: u16, seconds: f64);
+    /// The `/metrics` exposition text.
+    fn render_metrics(&self) -> String;
+    /// The `/openapi.json` document.
+    fn openapi(&self) -> &serde_json::Value;
+}
+
+/// Finish a public API's router: add `GET /healthz` (`ok`), `GET /metrics` and
+/// `GET /openapi.json`, the JSON 405 and 404 fallbacks (after every route, so that the
+/// 405 covers them all) and the timing middleware around all of it, then bind `api`.
+pub fn public_router<A: PublicApi>(routes: Router<Arc<A>>, api: Arc<A>) -> Router {
+    routes
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics::<A>))
+        .route("/openapi.json", get(openapi::<A>))
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            api.clone(),
+            timing::<A>,
+        ))
+        .with_state(api)
+}
+
+/// The middleware of [`public_router`]: [`timed`], reported to the API's metrics.
+async fn timing<A: PublicApi>(
+    State(api): State<Arc<A>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    timed(req, next, move |route, method, status, secs| {
+        api.http_request(route, method, status, secs)
+    })
+    .await
+}
+
+async fn metrics<A: PublicApi>(State(api): State<Arc<A>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+        )],
+        api.render_metrics(),
+    )
+        .into_response()
+}
+
+async fn openapi<A: PublicApi>(State(api): State<Arc<A>>) -> Response {
+    axum::Json(api.openapi().clone()).into_response()
 }
 
 /// Read a request body of at most `max` bytes (413 beyond it).

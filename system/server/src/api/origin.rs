@@ -9,7 +9,7 @@
 //! Map: [`OriginApi`], [`router`].
 
 use super::common::{
-    ApiError, FORWARD_BODY_MAX, PathParam, QueryParams, method_not_allowed, not_found, read_body,
+    ApiError, FORWARD_BODY_MAX, PathParam, PublicApi, QueryParams, public_router, read_body,
 };
 use crate::metrics::OriginMetrics;
 use crate::origin_node::OriginHandle;
@@ -37,26 +37,14 @@ pub struct OriginApi {
 
 /// The origin's public router.
 pub fn router(api: Arc<OriginApi>) -> Router {
-    Router::new()
-        .route("/v1/catalog", get(catalog))
-        .route("/v1/chunks/{sha256}", get(chunk))
-        .route("/v1/forward", post(forward))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/openapi.json", get(openapi))
-        .method_not_allowed_fallback(method_not_allowed)
-        .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(
-            api.clone(),
-            |State(api): State<Arc<OriginApi>>, req, next| async move {
-                super::common::timed(req, next, move |route, method, status, secs| {
-                    api.metrics.http_request(route, method, status, secs)
-                })
-                .await
-            },
-        ))
-        .with_state(api)
+    public_router(
+        Router::new()
+            .route("/v1/catalog", get(catalog))
+            .route("/v1/chunks/{sha256}", get(chunk))
+            .route("/v1/forward", post(forward))
+            .route("/readyz", get(readyz)),
+        api,
+    )
 }
 
 fn tower_of(headers: &HeaderMap) -> Result<TowerId, ApiError> {
@@ -200,17 +188,16 @@ async fn readyz(State(api): State<Arc<OriginApi>>) -> Result<Response, ApiError>
     Ok(axum::Json(serde_json::json!({ "ready": true, "items": items })).into_response())
 }
 
-async fn metrics(State(api): State<Arc<OriginApi>>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
-        )],
-        api.metrics.render(),
-    )
-        .into_response()
-}
+impl PublicApi for OriginApi {
+    fn http_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        self.metrics.http_request(route, method, status, seconds);
+    }
 
-async fn openapi(State(api): State<Arc<OriginApi>>) -> Response {
-    axum::Json((*api.openapi).clone()).into_response()
+    fn render_metrics(&self) -> String {
+        self.metrics.render()
+    }
+
+    fn openapi(&self) -> &serde_json::Value {
+        &self.openapi
+    }
 }

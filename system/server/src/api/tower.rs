@@ -12,7 +12,7 @@
 //! Map: [`TowerApi`], [`router`], [`ReadError`], [`read_item`], [`read_chunk`].
 
 use super::common::{
-    ApiError, OP_BODY_MAX, PathParam, content_response, method_not_allowed, not_found, read_body,
+    ApiError, OP_BODY_MAX, PathParam, PublicApi, content_response, public_router, read_body,
     sha256_etag,
 };
 use crate::cache::VerifiedCache;
@@ -60,28 +60,16 @@ pub struct TowerApi {
 
 /// The device API's router.
 pub fn router(api: Arc<TowerApi>) -> Router {
-    Router::new()
-        .route("/v1/catalog", get(catalog))
-        .route("/v1/items/{id}", get(item))
-        .route("/v1/items/{id}/manifest", get(manifest))
-        .route("/v1/chunks/{sha256}", get(chunk))
-        .route("/v1/ops", post(submit))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/openapi.json", get(openapi))
-        .method_not_allowed_fallback(method_not_allowed)
-        .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(
-            api.clone(),
-            |State(api): State<Arc<TowerApi>>, req, next| async move {
-                super::common::timed(req, next, move |route, method, status, secs| {
-                    api.metrics.http_request(route, method, status, secs)
-                })
-                .await
-            },
-        ))
-        .with_state(api)
+    public_router(
+        Router::new()
+            .route("/v1/catalog", get(catalog))
+            .route("/v1/items/{id}", get(item))
+            .route("/v1/items/{id}/manifest", get(manifest))
+            .route("/v1/chunks/{sha256}", get(chunk))
+            .route("/v1/ops", post(submit))
+            .route("/readyz", get(readyz)),
+        api,
+    )
 }
 
 async fn catalog(State(api): State<Arc<TowerApi>>) -> Result<Response, ApiError> {
@@ -200,6 +188,17 @@ fn read_error(api: &TowerApi, e: ReadError, item: &ItemId) -> ApiError {
     }
 }
 
+/// Count a served read (`not_modified` for a 304) and pass its answer on.
+fn count_served(api: &TowerApi, resp: Response) -> Response {
+    api.metrics
+        .device_read(if resp.status() == StatusCode::NOT_MODIFIED {
+            "not_modified"
+        } else {
+            "served"
+        });
+    resp
+}
+
 async fn item(
     State(api): State<Arc<TowerApi>>,
     PathParam(id): PathParam,
@@ -221,13 +220,7 @@ async fn item(
     ];
     // The id names the latest version, which changes: revalidate with the ETag.
     let resp = content_response(&headers, bytes, sha256_etag(&m.digest), "no-cache", &extra)?;
-    api.metrics
-        .device_read(if resp.status() == StatusCode::NOT_MODIFIED {
-            "not_modified"
-        } else {
-            "served"
-        });
-    Ok(resp)
+    Ok(count_served(&api, resp))
 }
 
 async fn manifest(
@@ -284,13 +277,7 @@ async fn chunk(
         "public, max-age=31536000, immutable",
         &[],
     )?;
-    api.metrics
-        .device_read(if resp.status() == StatusCode::NOT_MODIFIED {
-            "not_modified"
-        } else {
-            "served"
-        });
-    Ok(resp)
+    Ok(count_served(&api, resp))
 }
 
 /// The body of `POST /v1/ops`.
@@ -376,10 +363,6 @@ async fn submit(
     Ok(resp)
 }
 
-async fn healthz() -> &'static str {
-    "ok\n"
-}
-
 async fn readyz(State(api): State<Arc<TowerApi>>) -> Result<Response, ApiError> {
     if api.node.is_off() {
         return Err(ApiError::unavailable("powered off", 300));
@@ -400,19 +383,18 @@ async fn readyz(State(api): State<Arc<TowerApi>>) -> Result<Response, ApiError> 
     .into_response())
 }
 
-async fn metrics(State(api): State<Arc<TowerApi>>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
-        )],
-        api.metrics.render(),
-    )
-        .into_response()
-}
+impl PublicApi for TowerApi {
+    fn http_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        self.metrics.http_request(route, method, status, seconds);
+    }
 
-async fn openapi(State(api): State<Arc<TowerApi>>) -> Response {
-    axum::Json((*api.openapi).clone()).into_response()
+    fn render_metrics(&self) -> String {
+        self.metrics.render()
+    }
+
+    fn openapi(&self) -> &serde_json::Value {
+        &self.openapi
+    }
 }
 
 #[cfg(test)]
