@@ -1235,6 +1235,24 @@ impl World {
 
     fn dispatch(&mut self, ev: Ev) {
         let now = self.now;
+        // A message or probe result for a tower process: dropped when it was meant for
+        // an earlier incarnation (or the process is down), held back while it is paused.
+        if let Ev::ToTower {
+            tower, incarnation, ..
+        }
+        | Ev::ProbeDone {
+            tower, incarnation, ..
+        } = &ev
+        {
+            let t = &self.towers[*tower];
+            if t.incarnation != *incarnation || !t.running() {
+                return;
+            }
+            if let Some(until) = t.paused_until.filter(|u| *u > now) {
+                self.push(until, ev);
+                return;
+            }
+        }
         match ev {
             Ev::ToOrigin { tower, link, msg } => {
                 if !self.origin.up {
@@ -1264,28 +1282,12 @@ impl World {
             }
             Ev::ToTower {
                 tower,
-                incarnation,
                 from,
                 link,
                 msg,
+                ..
             } => {
                 let t = &self.towers[tower];
-                if t.incarnation != incarnation || !t.running() {
-                    return;
-                }
-                if let Some(until) = t.paused_until.filter(|u| *u > now) {
-                    self.push(
-                        until,
-                        Ev::ToTower {
-                            tower,
-                            incarnation,
-                            from,
-                            link,
-                            msg,
-                        },
-                    );
-                    return;
-                }
                 if let Some(l) = link
                     && !t.links.iter().any(|x| x.kind == Some(l) && x.is_up(now))
                 {
@@ -1434,26 +1436,11 @@ impl World {
             }
             Ev::ProbeDone {
                 tower,
-                incarnation,
                 link,
                 outcome,
+                ..
             } => {
                 let t = &self.towers[tower];
-                if t.incarnation != incarnation || !t.running() {
-                    return;
-                }
-                if let Some(until) = t.paused_until.filter(|u| *u > now) {
-                    self.push(
-                        until,
-                        Ev::ProbeDone {
-                            tower,
-                            incarnation,
-                            link,
-                            outcome,
-                        },
-                    );
-                    return;
-                }
                 self.trace.event(
                     now,
                     6,
