@@ -1388,14 +1388,7 @@ impl World {
                         if self.origin.incarnation != incarnation || !self.origin.up {
                             return;
                         }
-                        let res = if fail {
-                            self.origin.disk.lose(upto);
-                            self.observe(Obs::StorageError { tower: None });
-                            Err("EIO: fsync failed".to_string())
-                        } else {
-                            self.origin.disk.sync(upto);
-                            Ok(())
-                        };
+                        let res = self.fsync_done(node, upto, fail);
                         self.origin.origin.handle_fsync_done(now, id, res);
                         self.drain_origin();
                     }
@@ -1416,14 +1409,7 @@ impl World {
                             );
                             return;
                         }
-                        let res = if fail {
-                            self.towers[i].disk.lose(upto);
-                            self.observe(Obs::StorageError { tower: Some(i) });
-                            Err("EIO: fsync failed".to_string())
-                        } else {
-                            self.towers[i].disk.sync(upto);
-                            Ok(())
-                        };
+                        let res = self.fsync_done(node, upto, fail);
                         if self.towers[i].running() {
                             let local = self.towers[i].local(now);
                             if let Some(t) = self.towers[i].tower.as_mut() {
@@ -1691,6 +1677,23 @@ impl World {
         match node {
             Node::Origin => &mut self.origin.disk,
             Node::Tower(i) => &mut self.towers[i].disk,
+        }
+    }
+
+    /// Complete an fsync of `node`'s disk up to write `upto`: a failed one loses those
+    /// writes (and is observed as a storage error), a good one makes them durable.
+    fn fsync_done(&mut self, node: Node, upto: u64, fail: bool) -> Result<(), String> {
+        if fail {
+            self.disk_mut(node).lose(upto);
+            let tower = match node {
+                Node::Origin => None,
+                Node::Tower(i) => Some(i),
+            };
+            self.observe(Obs::StorageError { tower });
+            Err("EIO: fsync failed".to_string())
+        } else {
+            self.disk_mut(node).sync(upto);
+            Ok(())
         }
     }
 
