@@ -24,11 +24,11 @@ use sovereign_logic::Time;
 use sovereign_logic::content::{ChunkParams, Priority};
 use sovereign_logic::entropy::{Entropy, SplitMix64};
 use sovereign_logic::protocol::LinkKind;
+use sovereign_sim::scenario::parse::power_default;
 use sovereign_sim::scenario::{
-    CatalogSpec, Family, LinkProfile, LinkSpec, Nemesis, OriginSpec, PowerSpec, Slo, TowerSpec,
-    Workload,
+    CatalogSpec, Family, LinkProfile, LinkSpec, Nemesis, OriginSpec, PowerSpec, TowerSpec, Workload,
 };
-use sovereign_sim::{Oracle, RunOptions, RunReport, Scenario, run};
+use sovereign_sim::{RunOptions, RunReport, Scenario, run};
 use std::cell::Cell;
 use std::hint::black_box;
 use std::path::Path;
@@ -112,75 +112,20 @@ fn summary(name: &str, events: u64, virtual_s: f64, tally: &Tally) -> String {
 
 // ----- scenarios built in code ----------------------------------------------------------
 
-fn builtin(name: &str) -> LinkProfile {
-    LinkProfile::builtin(name).expect("built-in link profile")
-}
-
-fn solar_power() -> PowerSpec {
-    PowerSpec {
-        solar_peak_w: 50.0,
-        battery_wh: 40.0,
-        soc_initial: 0.8,
-        load_w: 2.5,
-        grid: false,
-        ups: true,
-        cloud_cover: 0.2,
-    }
-}
-
 /// The region scenario: 10 towers × 100 devices on fibre + LTE + GEO satellite, 24
-/// virtual hours, a mixed catalog, steady publishing, reads and operations, and the storm
-/// nemesis (every fault family).
+/// virtual hours, the mixed workload (a catalog of every class, steady publishing, reads
+/// and operations), and the storm nemesis (every fault family).
 fn region() -> Scenario {
-    let tower = |i: usize| TowerSpec {
-        name: format!("tower-{i}"),
-        devices: 100,
-        links: vec![
-            LinkSpec {
-                kind: LinkKind::Fibre,
-                profile: builtin("fibre"),
-            },
-            LinkSpec {
-                kind: LinkKind::Lte,
-                profile: builtin("lte"),
-            },
-            LinkSpec {
-                kind: LinkKind::Satellite,
-                profile: builtin("geo"),
-            },
-        ],
-        wifi: builtin("wifi"),
-        power: solar_power(),
-    };
-    let group = |priority, items, bytes| CatalogSpec {
-        priority,
-        items,
-        bytes,
+    let tower = |i: usize| {
+        TowerSpec::builtin(
+            format!("tower-{i}"),
+            100,
+            &[LinkKind::Fibre, LinkKind::Lte, LinkKind::Satellite],
+        )
     };
     Scenario {
-        name: "region".into(),
         description: "10 towers, 1,000 devices, 24 hours under the storm nemesis".into(),
-        duration: Duration::from_secs(24 * 3600),
-        liveness_bound: Duration::from_secs(2 * 3600),
-        seed: 1,
-        origin: OriginSpec {
-            chunk: ChunkParams::default(),
-        },
-        towers: (0..10).map(tower).collect(),
-        workload: Workload {
-            catalog: vec![
-                group(Priority::P0, 3, 16 * 1024),
-                group(Priority::P1, 4, 64 * 1024),
-                group(Priority::P2, 3, 256 * 1024),
-                group(Priority::P3, 2, 1024 * 1024),
-            ],
-            publish_per_hour: [0.5, 1.0, 0.5, 0.2],
-            publish_bytes: [8 * 1024, 64 * 1024, 256 * 1024, 1024 * 1024],
-            reads_per_device_hour: 2.0,
-            ops_per_device_hour: 1.0,
-            contribution_share: 0.5,
-        },
-        faults: Vec::new(),
+        workload: Workload::mixed(),
         nemesis: Nemesis {
             rates_per_hour: vec![
                 (Family::Network, 1.0),
@@ -192,8 +137,11 @@ fn region() -> Scenario {
             duration_mean: Duration::from_secs(600),
             duration_max: Duration::from_secs(3600),
         },
-        invariants: Oracle::ALL.into_iter().collect(),
-        slo: Slo::default(),
+        ..Scenario::new(
+            "region",
+            Duration::from_secs(24 * 3600),
+            (0..10).map(tower).collect(),
+        )
     }
 }
 
@@ -210,14 +158,21 @@ fn sync_small() -> Scenario {
         handover_every: None,
         handover_outage: Duration::ZERO,
     };
+    let tower = TowerSpec {
+        links: vec![LinkSpec {
+            kind: LinkKind::Fibre,
+            profile: link,
+        }],
+        power: PowerSpec {
+            grid: true,
+            soc_initial: 1.0,
+            ..power_default()
+        },
+        ..TowerSpec::builtin("tower-0", 0, &[])
+    };
     Scenario {
-        name: "sync-small".into(),
         description: "one tower fetches 500 chunks of 8 KiB over one link".into(),
-        // Heal (and the first convergence check) at 30 s; the sync is done by then, so
-        // the run ends there.
-        duration: Duration::from_secs(30),
         liveness_bound: Duration::from_secs(600),
-        seed: 1,
         origin: OriginSpec {
             chunk: ChunkParams {
                 size_min: SYNC_CHUNK_BYTES,
@@ -225,36 +180,18 @@ fn sync_small() -> Scenario {
                 size_max: SYNC_CHUNK_BYTES,
             },
         },
-        towers: vec![TowerSpec {
-            name: "tower-0".into(),
-            devices: 0,
-            links: vec![LinkSpec {
-                kind: LinkKind::Fibre,
-                profile: link,
-            }],
-            wifi: builtin("wifi"),
-            power: PowerSpec {
-                grid: true,
-                soc_initial: 1.0,
-                ..solar_power()
-            },
-        }],
         workload: Workload {
             catalog: vec![CatalogSpec {
                 priority: Priority::P1,
                 items: SYNC_ITEMS,
                 bytes: u64::from(SYNC_CHUNKS / SYNC_ITEMS) * u64::from(SYNC_CHUNK_BYTES),
             }],
-            publish_per_hour: [0.0; 4],
             publish_bytes: [0; 4],
-            reads_per_device_hour: 0.0,
-            ops_per_device_hour: 0.0,
-            contribution_share: 0.0,
+            ..Workload::idle()
         },
-        faults: Vec::new(),
-        nemesis: Nemesis::off(),
-        invariants: Oracle::ALL.into_iter().collect(),
-        slo: Slo::default(),
+        // Heal (and the first convergence check) at 30 s; the sync is done by then, so
+        // the run ends there.
+        ..Scenario::new("sync-small", Duration::from_secs(30), vec![tower])
     }
 }
 

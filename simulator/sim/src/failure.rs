@@ -601,46 +601,30 @@ impl<'t, 'i> Section<'t, 'i> {
 pub(crate) mod tests {
     use super::*;
     use crate::kpi::Kpis;
-    use crate::scenario::{
-        FaultKind, FaultSpec, LinkProfile, LinkSpec, OriginSpec, PowerSpec, Slo, Target, TowerSpec,
-        Workload,
-    };
-    use sovereign_logic::content::{ChunkParams, Priority};
+    use crate::scenario::{FaultKind, FaultSpec, PowerSpec, Target, TowerSpec, Workload};
+    use sovereign_logic::content::Priority;
     use sovereign_logic::protocol::LinkKind;
-    use std::collections::BTreeSet;
     use std::time::Duration;
 
     /// A small valid scenario with `towers` towers of 4 devices and the given faults.
     pub(crate) fn scenario(towers: usize, faults: Vec<FaultSpec>) -> Scenario {
+        let tower = |i: usize| TowerSpec {
+            // A grid-tied site with a large battery: power never interferes.
+            power: PowerSpec {
+                solar_peak_w: 200.0,
+                battery_wh: 1000.0,
+                soc_initial: 0.8,
+                load_w: 40.0,
+                grid: true,
+                ups: true,
+                cloud_cover: 0.2,
+            },
+            ..TowerSpec::builtin(format!("tower-{i}"), 4, &[LinkKind::Fibre])
+        };
         Scenario {
-            name: "unit".into(),
             description: "hand-built for unit tests".into(),
-            duration: Duration::from_secs(3600),
             liveness_bound: Duration::from_secs(600),
             seed: 7,
-            origin: OriginSpec {
-                chunk: ChunkParams::default(),
-            },
-            towers: (0..towers)
-                .map(|i| TowerSpec {
-                    name: format!("tower-{i}"),
-                    devices: 4,
-                    links: vec![LinkSpec {
-                        kind: LinkKind::Fibre,
-                        profile: LinkProfile::builtin("fibre").unwrap(),
-                    }],
-                    wifi: LinkProfile::builtin("wifi").unwrap(),
-                    power: PowerSpec {
-                        solar_peak_w: 200.0,
-                        battery_wh: 1000.0,
-                        soc_initial: 0.8,
-                        load_w: 40.0,
-                        grid: true,
-                        ups: true,
-                        cloud_cover: 0.2,
-                    },
-                })
-                .collect(),
             workload: Workload {
                 catalog: vec![crate::scenario::CatalogSpec {
                     priority: Priority::P0,
@@ -659,8 +643,11 @@ pub(crate) mod tests {
                 duration_mean: Duration::from_secs(60),
                 duration_max: Duration::from_secs(600),
             },
-            invariants: Oracle::ALL.into_iter().collect::<BTreeSet<_>>(),
-            slo: Slo::default(),
+            ..Scenario::new(
+                "unit",
+                Duration::from_secs(3600),
+                (0..towers).map(tower).collect(),
+            )
         }
     }
 

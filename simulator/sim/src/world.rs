@@ -438,8 +438,7 @@ struct TowerHost {
     clock_offset_us: i64,
     skew_ppm: i64,
     skew_since: Time,
-    timer_gen: u64,
-    timer_at: Option<Time>,
+    timer: Timer,
     steady: bool,
     converged: bool,
     crash_faults: u32,
@@ -490,8 +489,41 @@ struct OriginHost {
 struct DeviceHost {
     device: Device,
     tower: usize,
-    timer_gen: u64,
-    timer_at: Option<Time>,
+    timer: Timer,
+}
+
+/// A host's one logic timer, as an event in the queue that a later arming cancels.
+///
+/// Events cannot be taken out of the queue, so each arming bumps a generation that the
+/// event carries; an event whose generation is no longer the current one is stale and
+/// does nothing. `at` remembers the instant armed, so that asking again for the same
+/// instant pushes no second event (which would also change the event sequence numbers,
+/// and so the trace).
+#[derive(Default)]
+struct Timer {
+    generation: u64,
+    /// When the pending event fires, or `None` when none is pending (fired, or the
+    /// process died).
+    at: Option<Time>,
+}
+
+impl Timer {
+    /// Arms the timer for `at` and returns the generation its event must carry, or
+    /// `None` when it is already armed for `at` (no new event needed).
+    fn arm(&mut self, at: Time) -> Option<u64> {
+        if self.at == Some(at) {
+            return None;
+        }
+        self.generation += 1;
+        self.at = Some(at);
+        Some(self.generation)
+    }
+
+    /// Whether an event carrying `generation` is the pending one (not cancelled by a
+    /// later arming).
+    fn is_current(&self, generation: u64) -> bool {
+        self.generation == generation
+    }
 }
 
 // ----- events ---------------------------------------------------------------------------
@@ -805,8 +837,7 @@ impl World {
                 devices.push(DeviceHost {
                     device: Device::new(cfg, SplitMix64::derive(seed, &format!("device-{}", id.0))),
                     tower: i,
-                    timer_gen: 0,
-                    timer_at: None,
+                    timer: Timer::default(),
                 });
             }
             let capacity = spec.power.battery_wh.max(0.001);
@@ -841,8 +872,7 @@ impl World {
                 clock_offset_us: 0,
                 skew_ppm: 0,
                 skew_since: Time::ZERO,
-                timer_gen: 0,
-                timer_at: None,
+                timer: Timer::default(),
                 steady: false,
                 converged: false,
                 crash_faults: 0,
@@ -1205,6 +1235,24 @@ impl World {
 
     fn dispatch(&mut self, ev: Ev) {
         let now = self.now;
+        // A message or probe result for a tower process: dropped when it was meant for
+        // an earlier incarnation (or the process is down), held back while it is paused.
+        if let Ev::ToTower {
+            tower, incarnation, ..
+        }
+        | Ev::ProbeDone {
+            tower, incarnation, ..
+        } = &ev
+        {
+            let t = &self.towers[*tower];
+            if t.incarnation != *incarnation || !t.running() {
+                return;
+            }
+            if let Some(until) = t.paused_until.filter(|u| *u > now) {
+                self.push(until, ev);
+                return;
+            }
+        }
         match ev {
             Ev::ToOrigin { tower, link, msg } => {
                 if !self.origin.up {
@@ -1234,28 +1282,12 @@ impl World {
             }
             Ev::ToTower {
                 tower,
-                incarnation,
                 from,
                 link,
                 msg,
+                ..
             } => {
                 let t = &self.towers[tower];
-                if t.incarnation != incarnation || !t.running() {
-                    return;
-                }
-                if let Some(until) = t.paused_until.filter(|u| *u > now) {
-                    self.push(
-                        until,
-                        Ev::ToTower {
-                            tower,
-                            incarnation,
-                            from,
-                            link,
-                            msg,
-                        },
-                    );
-                    return;
-                }
                 if let Some(l) = link
                     && !t.links.iter().any(|x| x.kind == Some(l) && x.is_up(now))
                 {
@@ -1356,14 +1388,7 @@ impl World {
                         if self.origin.incarnation != incarnation || !self.origin.up {
                             return;
                         }
-                        let res = if fail {
-                            self.origin.disk.lose(upto);
-                            self.observe(Obs::StorageError { tower: None });
-                            Err("EIO: fsync failed".to_string())
-                        } else {
-                            self.origin.disk.sync(upto);
-                            Ok(())
-                        };
+                        let res = self.fsync_done(node, upto, fail);
                         self.origin.origin.handle_fsync_done(now, id, res);
                         self.drain_origin();
                     }
@@ -1384,14 +1409,7 @@ impl World {
                             );
                             return;
                         }
-                        let res = if fail {
-                            self.towers[i].disk.lose(upto);
-                            self.observe(Obs::StorageError { tower: Some(i) });
-                            Err("EIO: fsync failed".to_string())
-                        } else {
-                            self.towers[i].disk.sync(upto);
-                            Ok(())
-                        };
+                        let res = self.fsync_done(node, upto, fail);
                         if self.towers[i].running() {
                             let local = self.towers[i].local(now);
                             if let Some(t) = self.towers[i].tower.as_mut() {
@@ -1404,26 +1422,11 @@ impl World {
             }
             Ev::ProbeDone {
                 tower,
-                incarnation,
                 link,
                 outcome,
+                ..
             } => {
                 let t = &self.towers[tower];
-                if t.incarnation != incarnation || !t.running() {
-                    return;
-                }
-                if let Some(until) = t.paused_until.filter(|u| *u > now) {
-                    self.push(
-                        until,
-                        Ev::ProbeDone {
-                            tower,
-                            incarnation,
-                            link,
-                            outcome,
-                        },
-                    );
-                    return;
-                }
                 self.trace.event(
                     now,
                     6,
@@ -1444,17 +1447,17 @@ impl World {
             }
             Ev::TowerTimer { tower, generation } => {
                 let t = &self.towers[tower];
-                if t.timer_gen != generation || !t.running() {
+                if !t.timer.is_current(generation) || !t.running() {
                     return;
                 }
                 if let Some(until) = t.paused_until.filter(|u| *u > now) {
-                    self.towers[tower].timer_at = None;
+                    // The same event, later: its generation stays current.
                     self.push(until, Ev::TowerTimer { tower, generation });
-                    self.towers[tower].timer_at = Some(until);
+                    self.towers[tower].timer.at = Some(until);
                     return;
                 }
                 let local = t.local(now);
-                self.towers[tower].timer_at = None;
+                self.towers[tower].timer.at = None;
                 self.trace.event(now, 7, tower as u64, &[]);
                 if let Some(tw) = self.towers[tower].tower.as_mut() {
                     tw.handle_timeout(local);
@@ -1462,10 +1465,10 @@ impl World {
                 self.drain_tower(tower);
             }
             Ev::DeviceTimer { device, generation } => {
-                if self.devices[device].timer_gen != generation {
+                if !self.devices[device].timer.is_current(generation) {
                     return;
                 }
-                self.devices[device].timer_at = None;
+                self.devices[device].timer.at = None;
                 self.trace.event(now, 8, device as u64, &[]);
                 self.devices[device].device.handle_timeout(now);
                 self.drain_device(device);
@@ -1674,6 +1677,23 @@ impl World {
         match node {
             Node::Origin => &mut self.origin.disk,
             Node::Tower(i) => &mut self.towers[i].disk,
+        }
+    }
+
+    /// Complete an fsync of `node`'s disk up to write `upto`: a failed one loses those
+    /// writes (and is observed as a storage error), a good one makes them durable.
+    fn fsync_done(&mut self, node: Node, upto: u64, fail: bool) -> Result<(), String> {
+        if fail {
+            self.disk_mut(node).lose(upto);
+            let tower = match node {
+                Node::Origin => None,
+                Node::Tower(i) => Some(i),
+            };
+            self.observe(Obs::StorageError { tower });
+            Err("EIO: fsync failed".to_string())
+        } else {
+            self.disk_mut(node).sync(upto);
+            Ok(())
         }
     }
 
@@ -1903,13 +1923,9 @@ impl World {
         };
         let local_now = t.local(self.now);
         let global = self.now + local_at.saturating_since(local_now);
-        if t.timer_at == Some(global) {
+        let Some(generation) = self.towers[i].timer.arm(global) else {
             return;
-        }
-        let t = &mut self.towers[i];
-        t.timer_gen += 1;
-        t.timer_at = Some(global);
-        let generation = t.timer_gen;
+        };
         self.push(
             global,
             Ev::TowerTimer {
@@ -1943,14 +1959,10 @@ impl World {
             // Device-local persistence (Write/Fsync/Delete) is not modelled: devices do
             // not crash in the simulator.
         }
-        let dh = &self.devices[d];
+        let dh = &mut self.devices[d];
         if let Some(at) = dh.device.poll_timeout()
-            && dh.timer_at != Some(at)
+            && let Some(generation) = dh.timer.arm(at)
         {
-            let dh = &mut self.devices[d];
-            dh.timer_gen += 1;
-            dh.timer_at = Some(at);
-            let generation = dh.timer_gen;
             self.push(
                 at,
                 Ev::DeviceTimer {
@@ -2075,7 +2087,7 @@ impl World {
         } else {
             Tower::recover(t.config.clone(), seed, local, &durable)
         });
-        t.timer_at = None;
+        t.timer.at = None;
         self.trace
             .event(now, 12, i as u64, &[self.towers[i].incarnation]);
         self.trace.line(now, || format!("tower-{i} boots"));
@@ -2096,7 +2108,7 @@ impl World {
         t.tower = None;
         t.proc = state;
         t.incarnation += 1;
-        t.timer_at = None;
+        t.timer.at = None;
         if !clean {
             t.disk.crash(torn);
         }

@@ -54,6 +54,21 @@ impl Durability {
         self.pending.remove(key);
         self.done.insert(key.clone());
     }
+
+    /// Reports each key of `gone` lost, once: it moves from `pending` to `lost`.
+    fn report_lost(
+        &mut self,
+        gone: Vec<IdemKey>,
+        at: Time,
+        out: &mut Vec<Violation>,
+        detail: impl Fn(&IdemKey) -> String,
+    ) {
+        for key in gone {
+            self.pending.remove(&key);
+            out.push(violation(Oracle::Durability, at, detail(&key), false));
+            self.lost.insert(key);
+        }
+    }
 }
 
 impl Checker for Durability {
@@ -84,19 +99,12 @@ impl Checker for Durability {
                     .map(|(k, _)| k.clone())
                     .collect();
                 let how = if *clean { "clean stop" } else { "crash" };
-                for key in gone {
-                    self.pending.remove(&key);
-                    self.lost.insert(key.clone());
-                    out.push(violation(
-                        Oracle::Durability,
-                        s.at,
-                        format!(
-                            "acknowledged operation lost: {key} acked at {} is not in its durable outbox after a {how}",
-                            self.names.get(*tower)
-                        ),
-                        false,
-                    ));
-                }
+                let name = self.names.get(*tower);
+                self.report_lost(gone, s.at, out, |key| {
+                    format!(
+                        "acknowledged operation lost: {key} acked at {name} is not in its durable outbox after a {how}"
+                    )
+                });
             }
             Obs::End { outboxes, .. } => {
                 let gone: Vec<IdemKey> = self
@@ -105,18 +113,11 @@ impl Checker for Durability {
                     .filter(|k| !outboxes.values().any(|o| o.contains(*k)))
                     .cloned()
                     .collect();
-                for key in gone {
-                    self.pending.remove(&key);
-                    self.lost.insert(key.clone());
-                    out.push(violation(
-                        Oracle::Durability,
-                        s.at,
-                        format!(
-                            "acknowledged operation lost: {key} was never applied and no tower holds it at the end"
-                        ),
-                        false,
-                    ));
-                }
+                self.report_lost(gone, s.at, out, |key| {
+                    format!(
+                        "acknowledged operation lost: {key} was never applied and no tower holds it at the end"
+                    )
+                });
             }
             _ => {}
         }
@@ -133,6 +134,10 @@ mod tests {
 
     fn key(s: &str) -> IdemKey {
         IdemKey(s.into())
+    }
+
+    fn acked(s: u64, tower: usize, k: &str) -> Stamped {
+        at(s, Obs::Acked { tower, key: key(k) })
     }
 
     fn down(tower: usize, keys: &[&str]) -> Obs {
@@ -155,27 +160,9 @@ mod tests {
         // Goal: acked ops that are durable at a crash, confirmed or applied raise nothing.
         let seq = [
             start(2),
-            at(
-                1,
-                Obs::Acked {
-                    tower: 0,
-                    key: key("a"),
-                },
-            ),
-            at(
-                1,
-                Obs::Acked {
-                    tower: 0,
-                    key: key("b"),
-                },
-            ),
-            at(
-                1,
-                Obs::Acked {
-                    tower: 1,
-                    key: key("c"),
-                },
-            ),
+            acked(1, 0, "a"),
+            acked(1, 0, "b"),
+            acked(1, 1, "c"),
             at(
                 2,
                 Obs::Applied {
@@ -208,13 +195,7 @@ mod tests {
         // Goal: an acked op missing from the durable outbox at a crash is a violation.
         let seq = [
             start(1),
-            at(
-                1,
-                Obs::Acked {
-                    tower: 0,
-                    key: key("a"),
-                },
-            ),
+            acked(1, 0, "a"),
             at(2, down(0, &[])),
             at(9, end(&[])),
         ];
@@ -233,20 +214,8 @@ mod tests {
         // Goal: at the end, an acked op neither applied nor held anywhere is lost.
         let seq = [
             start(1),
-            at(
-                1,
-                Obs::Acked {
-                    tower: 0,
-                    key: key("a"),
-                },
-            ),
-            at(
-                1,
-                Obs::Acked {
-                    tower: 0,
-                    key: key("b"),
-                },
-            ),
+            acked(1, 0, "a"),
+            acked(1, 0, "b"),
             at(9, end(&["b"])),
         ];
         let mut d = Durability::default();

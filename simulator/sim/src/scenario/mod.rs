@@ -8,9 +8,12 @@
 //!   and what was expected; unknown keys are errors.
 //! - [`write`](mod@write): [`Scenario`] → TOML that parses back to an equal scenario (failure
 //!   files and shrunk scenarios are written with it).
+//! - [`build`]: scenarios built in code (the parser's defaults as constructors, for tests
+//!   and benches).
 //!
 //! Not covered: running a scenario (see [`crate::world`]), reporting.
 
+pub mod build;
 pub mod parse;
 pub mod write;
 

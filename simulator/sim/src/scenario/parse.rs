@@ -24,6 +24,7 @@
 //! Not covered: writing scenarios back (see [`super::write`]); whether a scenario is
 //! *cheap* to simulate (the limits only keep it finite).
 
+use super::build::LIVENESS_BOUND_DEFAULT;
 use super::{
     CatalogSpec, Family, FaultKind, FaultSpec, LinkProfile, LinkSpec, Nemesis, Oracle, OriginSpec,
     PowerSpec, Scenario, Slo, Target, TowerSpec, Workload,
@@ -412,7 +413,7 @@ fn scenario(ctx: &Ctx<'_>, root: &Tbl<'_>) -> Res<Scenario> {
         .duration_pos(DURATION_MAX)?;
     let liveness_bound = match root.get("liveness_bound") {
         Some(v) => v.duration_pos(DURATION_MAX)?,
-        None => Duration::from_secs(2 * 3600),
+        None => LIVENESS_BOUND_DEFAULT,
     };
     let origin = match root.get("origin") {
         Some(v) => origin(&v.table()?)?,
@@ -427,7 +428,7 @@ fn scenario(ctx: &Ctx<'_>, root: &Tbl<'_>) -> Res<Scenario> {
     let towers = towers(root, &profiles)?;
     let workload = match root.get("workload") {
         Some(v) => workload(&v.table()?)?,
-        None => workload_default(),
+        None => Workload::idle(),
     };
     let faults = match root.get("fault") {
         Some(v) => faults(&v, &towers, duration)?,
@@ -862,17 +863,6 @@ fn towers(root: &Tbl<'_>, custom: &BTreeMap<String, LinkProfile>) -> Res<Vec<Tow
 /// The publication sizes when `publish_size` does not give a class.
 pub const PUBLISH_BYTES_DEFAULT: [u64; 4] = [8 << 10, 64 << 10, 256 << 10, 1 << 20];
 
-fn workload_default() -> Workload {
-    Workload {
-        catalog: Vec::new(),
-        publish_per_hour: [0.0; 4],
-        publish_bytes: PUBLISH_BYTES_DEFAULT,
-        reads_per_device_hour: 0.0,
-        ops_per_device_hour: 0.0,
-        contribution_share: 0.0,
-    }
-}
-
 fn workload(t: &Tbl<'_>) -> Res<Workload> {
     t.keys(&[
         "catalog",
@@ -882,7 +872,7 @@ fn workload(t: &Tbl<'_>) -> Res<Workload> {
         "ops_per_device_hour",
         "contribution_share",
     ])?;
-    let mut w = workload_default();
+    let mut w = Workload::idle();
     if let Some(cv) = t.get("catalog") {
         for e in cv.array(CATALOG_GROUPS_MAX)? {
             let ct = e.table()?;

@@ -588,6 +588,16 @@ mod tests {
         ProbeOutcome::failed()
     }
 
+    /// The event of `link`'s health flipping to `up`.
+    fn health(link: LinkKind, up: bool) -> Event {
+        Event::LinkHealth { link, up }
+    }
+
+    /// The event of the active link moving `from` → `to`.
+    fn switch(from: Option<LinkKind>, to: Option<LinkKind>) -> Event {
+        Event::ActiveLink { from, to }
+    }
+
     fn neutral() -> ProbeOutcome {
         ProbeOutcome::ok(ms(700))
     }
@@ -815,16 +825,7 @@ mod tests {
         assert!(feed(&mut f, &mut t, FIBRE, bad(), 2).is_empty());
         assert_eq!(
             feed(&mut f, &mut t, FIBRE, bad(), 1),
-            vec![
-                Event::LinkHealth {
-                    link: FIBRE,
-                    up: false
-                },
-                Event::ActiveLink {
-                    from: Some(FIBRE),
-                    to: Some(LTE)
-                },
-            ]
+            vec![health(FIBRE, false), switch(Some(FIBRE), Some(LTE))]
         );
         assert_eq!((f.active(), f.failovers()), (Some(LTE), 1));
         feed(&mut f, &mut t, LTE, bad(), 3);
@@ -832,25 +833,13 @@ mod tests {
         assert!(feed(&mut f, &mut t, FIBRE, good(), 7).is_empty());
         assert_eq!(
             feed(&mut f, &mut t, FIBRE, good(), 1),
-            vec![
-                Event::LinkHealth {
-                    link: FIBRE,
-                    up: true
-                },
-                Event::ActiveLink {
-                    from: Some(SAT),
-                    to: Some(FIBRE)
-                },
-            ]
+            vec![health(FIBRE, true), switch(Some(SAT), Some(FIBRE))]
         );
         assert_eq!((f.active(), f.failovers()), (Some(FIBRE), 3));
         // LTE recovering while fibre is active changes health only.
         assert_eq!(
             feed(&mut f, &mut t, LTE, good(), 8),
-            vec![Event::LinkHealth {
-                link: LTE,
-                up: true
-            }]
+            vec![health(LTE, true)]
         );
         assert_eq!(f.failovers(), 3);
     }
@@ -865,25 +854,13 @@ mod tests {
         assert_eq!(f.active(), Some(SAT));
         assert_eq!(
             feed(&mut f, &mut t, FIBRE, good(), 8),
-            vec![Event::LinkHealth {
-                link: FIBRE,
-                up: true
-            }]
+            vec![health(FIBRE, true)]
         );
         assert_eq!((f.active(), f.failovers()), (Some(SAT), 2));
         // Only when the active link dies does it move, and then to the best up link.
         assert_eq!(
             f.mark_down(Time::from_secs(100), SAT),
-            vec![
-                Event::LinkHealth {
-                    link: SAT,
-                    up: false
-                },
-                Event::ActiveLink {
-                    from: Some(SAT),
-                    to: Some(FIBRE)
-                },
-            ]
+            vec![health(SAT, false), switch(Some(SAT), Some(FIBRE))]
         );
         assert_eq!(f.failovers(), 3);
     }
@@ -896,16 +873,7 @@ mod tests {
         assert_eq!(f.mark_down(Time::ZERO, LTE).len(), 2);
         assert_eq!(
             f.mark_down(Time::ZERO, SAT),
-            vec![
-                Event::LinkHealth {
-                    link: SAT,
-                    up: false
-                },
-                Event::ActiveLink {
-                    from: Some(SAT),
-                    to: None
-                },
-            ]
+            vec![health(SAT, false), switch(Some(SAT), None)]
         );
         assert!(
             f.mark_down(Time::ZERO, SAT).is_empty(),
@@ -914,13 +882,7 @@ mod tests {
         assert_eq!(f.active(), None);
         let mut t = 0;
         let events = feed(&mut f, &mut t, SAT, good(), 8);
-        assert_eq!(
-            events[1],
-            Event::ActiveLink {
-                from: None,
-                to: Some(SAT)
-            }
-        );
+        assert_eq!(events[1], switch(None, Some(SAT)));
         assert_eq!(f.failovers(), 3);
         // A link the tower does not have is ignored.
         assert!(feed(&mut f, &mut t, FIBRE, bad(), 5).is_empty());

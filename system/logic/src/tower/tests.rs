@@ -90,6 +90,51 @@ fn tower(links: &[LinkKind]) -> Tower {
     Tower::new(TowerConfig::new(TowerId(1), links), 1, Time::ZERO)
 }
 
+/// A fresh tower on `links` whose boot actions (the first catalog request) are dropped.
+fn booted(links: &[LinkKind]) -> Tower {
+    let mut t = tower(links);
+    drain(&mut t);
+    t
+}
+
+/// The origin answers the catalog request with `entries`, at time zero.
+fn offer_catalog(t: &mut Tower, entries: &[&CatalogEntry]) {
+    t.handle_message(
+        Time::ZERO,
+        Peer::Origin,
+        Message::CatalogReply {
+            entries: entries.iter().map(|e| (*e).clone()).collect(),
+        },
+    );
+}
+
+/// What the origin serves: each chunk's bytes by hash.
+fn origin_store(chunks: &[crate::content::Chunk]) -> BTreeMap<ChunkHash, Bytes> {
+    chunks.iter().map(|c| (c.hash, c.bytes.clone())).collect()
+}
+
+/// The origin answers a chunk request (`None`: it does not have the chunk).
+fn reply_chunk(t: &mut Tower, now: Time, hash: ChunkHash, bytes: Option<Bytes>) {
+    t.handle_message(now, Peer::Origin, Message::ChunkReply { hash, bytes });
+}
+
+/// A message operation under `device`'s first idempotency key.
+fn message_op(device: u32, to: &str, body: &str) -> Operation {
+    Operation {
+        key: crate::protocol::IdemKey::for_device(DeviceId(device), 1),
+        device: DeviceId(device),
+        kind: OpKind::Message {
+            to: to.into(),
+            body: body.into(),
+        },
+    }
+}
+
+/// The operation's device submits it.
+fn submit(t: &mut Tower, now: Time, op: Operation) {
+    t.handle_message(now, Peer::Device(op.device), Message::SubmitOp { op });
+}
+
 #[test]
 fn boot_asks_the_origin_for_its_catalog_over_the_preferred_link() {
     // Goal: a fresh tower starts syncing at once, over fibre.
@@ -108,16 +153,9 @@ fn boot_asks_the_origin_for_its_catalog_over_the_preferred_link() {
 #[test]
 fn a_chunk_counts_as_held_only_after_verification_and_fsync() {
     // Goal: integrity + durability ordering inside the tower.
-    let mut t = tower(&[LinkKind::Fibre]);
-    drain(&mut t);
+    let mut t = booted(&[LinkKind::Fibre]);
     let (e, chunks) = entry(1, "alert", Priority::P0, &bytes(1, 20_000));
-    t.handle_message(
-        Time::ZERO,
-        Peer::Origin,
-        Message::CatalogReply {
-            entries: vec![e.clone()],
-        },
-    );
+    offer_catalog(&mut t, &[&e]);
     let mut durable = DurableState::new();
     let actions = drain(&mut t);
     let actions = complete_io(&mut t, Time::ZERO, actions, &mut durable);
@@ -128,14 +166,7 @@ fn a_chunk_counts_as_held_only_after_verification_and_fsync() {
     );
     // Bad bytes: rejected, requested again, nothing written.
     let first = wanted[0];
-    t.handle_message(
-        Time::ZERO,
-        Peer::Origin,
-        Message::ChunkReply {
-            hash: first,
-            bytes: Some(Bytes::from_static(b"evil")),
-        },
-    );
+    reply_chunk(&mut t, Time::ZERO, first, Some(Bytes::from_static(b"evil")));
     let actions = drain(&mut t);
     assert!(
         actions
@@ -155,14 +186,7 @@ fn a_chunk_counts_as_held_only_after_verification_and_fsync() {
         .unwrap()
         .bytes
         .clone();
-    t.handle_message(
-        Time::ZERO,
-        Peer::Origin,
-        Message::ChunkReply {
-            hash: first,
-            bytes: Some(good),
-        },
-    );
+    reply_chunk(&mut t, Time::ZERO, first, Some(good));
     let actions = drain(&mut t);
     assert!(
         actions.iter().any(
@@ -189,14 +213,7 @@ fn sync_all(
         }
         let rest = complete_io(t, now, actions, durable);
         for hash in chunk_requests(&rest) {
-            t.handle_message(
-                now,
-                Peer::Origin,
-                Message::ChunkReply {
-                    hash,
-                    bytes: origin.get(&hash).cloned(),
-                },
-            );
+            reply_chunk(t, now, hash, origin.get(&hash).cloned());
         }
     }
     panic!("sync did not settle");
@@ -205,21 +222,14 @@ fn sync_all(
 #[test]
 fn an_item_becomes_servable_when_all_its_chunks_are_durable() {
     // Goal: the servable set and the ContentServable event follow durability exactly.
-    let mut t = tower(&[LinkKind::Fibre]);
-    drain(&mut t);
+    let mut t = booted(&[LinkKind::Fibre]);
     let (e, chunks) = entry(1, "news", Priority::P1, &bytes(2, 100_000));
-    let origin: BTreeMap<_, _> = chunks.iter().map(|c| (c.hash, c.bytes.clone())).collect();
+    let origin = origin_store(&chunks);
     assert_eq!(
         t.serve_plan(Time::ZERO, &ItemId::new("news")),
         Err(Refusal::NotHeld)
     );
-    t.handle_message(
-        Time::ZERO,
-        Peer::Origin,
-        Message::CatalogReply {
-            entries: vec![e.clone()],
-        },
-    );
+    offer_catalog(&mut t, &[&e]);
     let mut durable = DurableState::new();
     sync_all(&mut t, Time::ZERO, &origin, &mut durable);
     let plan = t
@@ -236,10 +246,9 @@ fn an_item_becomes_servable_when_all_its_chunks_are_durable() {
 fn serve_epoch_moves_with_every_change_of_the_servable_set() {
     // Goal: a driver that serves from a copy of the servable set (rebuilt when
     // serve_epoch moves) never keeps serving a version the logic stopped serving.
-    let mut t = tower(&[LinkKind::Fibre]);
-    drain(&mut t);
+    let mut t = booted(&[LinkKind::Fibre]);
     let (e, chunks) = entry(1, "news", Priority::P1, &bytes(5, 100_000));
-    let origin: BTreeMap<_, _> = chunks.iter().map(|c| (c.hash, c.bytes.clone())).collect();
+    let origin = origin_store(&chunks);
     let news = ItemId::new("news");
     let e0 = t.serve_epoch();
     t.note_request(Time::ZERO, &news);
@@ -248,13 +257,7 @@ fn serve_epoch_moves_with_every_change_of_the_servable_set() {
         e0,
         "a demand note changes nothing servable"
     );
-    t.handle_message(
-        Time::ZERO,
-        Peer::Origin,
-        Message::CatalogReply {
-            entries: vec![e.clone()],
-        },
-    );
+    offer_catalog(&mut t, &[&e]);
     let mut durable = DurableState::new();
     sync_all(&mut t, Time::ZERO, &origin, &mut durable);
     let e1 = t.serve_epoch();
@@ -271,17 +274,10 @@ fn serve_epoch_moves_with_every_change_of_the_servable_set() {
 #[test]
 fn p0_in_flight_holds_back_every_lower_class() {
     // Goal: priority — no lower-class request leaves while P0 work waits.
-    let mut t = tower(&[LinkKind::Fibre]);
-    drain(&mut t);
+    let mut t = booted(&[LinkKind::Fibre]);
     let (bulk, _) = entry(1, "video", Priority::P3, &bytes(3, 400_000));
     let (alert, alert_chunks) = entry(2, "alert", Priority::P0, &bytes(4, 9_000));
-    t.handle_message(
-        Time::ZERO,
-        Peer::Origin,
-        Message::CatalogReply {
-            entries: vec![bulk.clone(), alert.clone()],
-        },
-    );
+    offer_catalog(&mut t, &[&bulk, &alert]);
     let mut durable = DurableState::new();
     let actions = drain(&mut t);
     let actions = complete_io(&mut t, Time::ZERO, actions, &mut durable);
@@ -295,14 +291,7 @@ fn p0_in_flight_holds_back_every_lower_class() {
     // Complete the P0 chunks: P3 starts flowing.
     let mut now_requests = Vec::new();
     for c in &alert_chunks {
-        t.handle_message(
-            Time::ZERO,
-            Peer::Origin,
-            Message::ChunkReply {
-                hash: c.hash,
-                bytes: Some(c.bytes.clone()),
-            },
-        );
+        reply_chunk(&mut t, Time::ZERO, c.hash, Some(c.bytes.clone()));
         let actions = drain(&mut t);
         let rest = complete_io(&mut t, Time::ZERO, actions, &mut durable);
         now_requests.extend(chunk_requests(&rest));
@@ -318,17 +307,10 @@ fn p0_in_flight_holds_back_every_lower_class() {
 #[test]
 fn satellite_carries_only_p0_and_p1() {
     // Goal: the class policy keeps bulk off the metered link.
-    let mut t = tower(&[LinkKind::Satellite]);
-    drain(&mut t);
+    let mut t = booted(&[LinkKind::Satellite]);
     let (bulk, _) = entry(1, "video", Priority::P3, &bytes(5, 100_000));
     let (news, _) = entry(2, "news", Priority::P1, &bytes(6, 20_000));
-    t.handle_message(
-        Time::ZERO,
-        Peer::Origin,
-        Message::CatalogReply {
-            entries: vec![bulk.clone(), news.clone()],
-        },
-    );
+    offer_catalog(&mut t, &[&bulk, &news]);
     let mut durable = DurableState::new();
     let actions = drain(&mut t);
     let rest = complete_io(&mut t, Time::ZERO, actions, &mut durable);
@@ -348,21 +330,9 @@ fn satellite_carries_only_p0_and_p1() {
 #[test]
 fn an_operation_is_acknowledged_only_after_its_fsync_and_never_twice_in_effect() {
     // Goal: the outbox contract: ack after fsync; duplicates; conflicts; fsync failure.
-    let mut t = tower(&[LinkKind::Fibre]);
-    drain(&mut t);
-    let op = Operation {
-        key: crate::protocol::IdemKey::for_device(DeviceId(3), 1),
-        device: DeviceId(3),
-        kind: OpKind::Message {
-            to: "clinic".into(),
-            body: "fever".into(),
-        },
-    };
-    t.handle_message(
-        Time::ZERO,
-        Peer::Device(DeviceId(3)),
-        Message::SubmitOp { op: op.clone() },
-    );
+    let mut t = booted(&[LinkKind::Fibre]);
+    let op = message_op(3, "clinic", "fever");
+    submit(&mut t, Time::ZERO, op.clone());
     let actions = drain(&mut t);
     assert!(
         sends(&actions)
@@ -371,11 +341,7 @@ fn an_operation_is_acknowledged_only_after_its_fsync_and_never_twice_in_effect()
         "no ack before fsync"
     );
     // A duplicate while the first is in flight: 409-style.
-    t.handle_message(
-        Time::ZERO,
-        Peer::Device(DeviceId(3)),
-        Message::SubmitOp { op: op.clone() },
-    );
+    submit(&mut t, Time::ZERO, op.clone());
     let dup = drain(&mut t);
     assert!(sends(&dup).iter().any(|m| matches!(
         m,
@@ -408,11 +374,7 @@ fn an_operation_is_acknowledged_only_after_its_fsync_and_never_twice_in_effect()
         to: "clinic".into(),
         body: "cough".into(),
     };
-    t.handle_message(
-        Time::ZERO,
-        Peer::Device(DeviceId(3)),
-        Message::SubmitOp { op: other },
-    );
+    submit(&mut t, Time::ZERO, other);
     assert!(sends(&drain(&mut t)).iter().any(|m| matches!(
         m,
         Message::SubmitReply {
@@ -439,21 +401,8 @@ fn an_operation_is_acknowledged_only_after_its_fsync_and_never_twice_in_effect()
 #[test]
 fn a_failed_fsync_means_no_ack() {
     // Goal: fsyncgate — an fsync error leaves the op unacknowledged and the device told to retry.
-    let mut t = tower(&[LinkKind::Fibre]);
-    drain(&mut t);
-    let op = Operation {
-        key: crate::protocol::IdemKey::for_device(DeviceId(3), 1),
-        device: DeviceId(3),
-        kind: OpKind::Message {
-            to: "a".into(),
-            body: "b".into(),
-        },
-    };
-    t.handle_message(
-        Time::ZERO,
-        Peer::Device(DeviceId(3)),
-        Message::SubmitOp { op },
-    );
+    let mut t = booted(&[LinkKind::Fibre]);
+    submit(&mut t, Time::ZERO, message_op(3, "a", "b"));
     let mut replies = Vec::new();
     for a in drain(&mut t) {
         match a {
@@ -481,8 +430,7 @@ fn a_failed_fsync_means_no_ack() {
 #[test]
 fn low_battery_sheds_then_shuts_down_cleanly_with_a_final_fsync() {
     // Goal: power safety — shedding in steps, then flush + fsync before power-off.
-    let mut t = tower(&[LinkKind::Fibre]);
-    drain(&mut t);
+    let mut t = booted(&[LinkKind::Fibre]);
     let reading = |soc| PowerReading {
         soc_permille: soc,
         solar_mw: 0,
@@ -495,19 +443,7 @@ fn low_battery_sheds_then_shuts_down_cleanly_with_a_final_fsync() {
     assert_eq!(t.power_mode(), PowerMode::ShedP2);
     drain(&mut t);
     // An op in the pipeline when the battery runs low.
-    let op = Operation {
-        key: crate::protocol::IdemKey::for_device(DeviceId(1), 1),
-        device: DeviceId(1),
-        kind: OpKind::Message {
-            to: "a".into(),
-            body: "b".into(),
-        },
-    };
-    t.handle_message(
-        Time::from_secs(3),
-        Peer::Device(DeviceId(1)),
-        Message::SubmitOp { op },
-    );
+    submit(&mut t, Time::from_secs(3), message_op(1, "a", "b"));
     t.handle_power(Time::from_secs(4), reading(200));
     assert_eq!(t.power_mode(), PowerMode::ShuttingDown);
     let actions = drain(&mut t);
@@ -560,17 +496,10 @@ fn ignore_battery_plant_keeps_running_to_empty() {
 #[test]
 fn recovery_quarantines_rotten_chunks_and_resumes_the_sync() {
     // Goal: a tower rebuilt from durable state alone is consistent and resumes.
-    let mut t = tower(&[LinkKind::Fibre]);
-    drain(&mut t);
+    let mut t = booted(&[LinkKind::Fibre]);
     let (e, chunks) = entry(1, "book", Priority::P2, &bytes(7, 80_000));
-    let origin: BTreeMap<_, _> = chunks.iter().map(|c| (c.hash, c.bytes.clone())).collect();
-    t.handle_message(
-        Time::ZERO,
-        Peer::Origin,
-        Message::CatalogReply {
-            entries: vec![e.clone()],
-        },
-    );
+    let origin = origin_store(&chunks);
+    offer_catalog(&mut t, &[&e]);
     let mut durable = DurableState::new();
     sync_all(&mut t, Time::ZERO, &origin, &mut durable);
     assert!(t.servable().contains_key(&ItemId::new("book")));
@@ -615,14 +544,7 @@ fn recovery_quarantines_rotten_chunks_and_resumes_the_sync() {
         .collect();
     assert_eq!(requested, expect, "only the lost chunks are fetched again");
     for h in requested {
-        t2.handle_message(
-            Time::from_secs(10),
-            Peer::Origin,
-            Message::ChunkReply {
-                hash: h,
-                bytes: origin.get(&h).cloned(),
-            },
-        );
+        reply_chunk(&mut t2, Time::from_secs(10), h, origin.get(&h).cloned());
     }
     sync_all(&mut t2, Time::from_secs(10), &origin, &mut durable2);
     assert!(t2.servable().contains_key(&ItemId::new("book")));
