@@ -150,9 +150,22 @@ pub async fn read_item(api: &TowerApi, item: &ItemId) -> Result<(Arc<Manifest>, 
         return Ok((m, b));
     }
     let mut out = Vec::with_capacity(m.size as usize);
+    // After a chunk fails, the rest are still checked: rot rarely comes alone, and
+    // reporting every bad chunk of the item now lets the tower fetch them all again at
+    // once, instead of one per failed read.
+    let mut corrupt = None;
     for c in &m.chunks {
-        let b = read_chunk(api, &c.hash, Some(c.len))?;
-        out.extend_from_slice(&b);
+        match read_chunk(api, &c.hash, Some(c.len)) {
+            Ok(b) if corrupt.is_none() => out.extend_from_slice(&b),
+            Ok(_) => {}
+            Err(ReadError::Corrupt(h)) => {
+                corrupt.get_or_insert(h);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if let Some(h) = corrupt {
+        return Err(ReadError::Corrupt(h));
     }
     let bytes = Bytes::from(out);
     if api.verify && ChunkHash::of(&bytes) != m.digest {
