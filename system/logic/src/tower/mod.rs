@@ -5,7 +5,9 @@
 //! file or a clock: the driver feeds it inputs and carries out its [`Action`]s.
 //!
 //! # Call order (the driver's contract)
-//! 1. Build with [`Tower::new`] (empty store) or [`Tower::recover`] (from durable state).
+//! 1. Build with [`Tower::new`] (empty store), [`Tower::recover`] (from durable state), or
+//!    [`Tower::recover_verified`] (durable state whose chunks the store verified and
+//!    hands over as lengths only, so a big store's bytes need not be in memory).
 //! 2. Feed inputs as they happen: [`Tower::handle_message`] (origin replies, device
 //!    requests), [`Tower::handle_probe`], [`Tower::handle_power`],
 //!    [`Tower::handle_write_done`], [`Tower::handle_fsync_done`], and
@@ -363,8 +365,29 @@ impl Tower {
     /// and fetched again). Entries resume syncing their missing chunks; outbox operations
     /// are acknowledged already and will be forwarded.
     pub fn recover(config: TowerConfig, seed: u64, now: Time, durable: &DurableState) -> Tower {
+        Tower::recover_verified(config, seed, now, durable, &BTreeMap::new())
+    }
+
+    /// [`Tower::recover`] for a driver whose store already verified its chunks at start-up
+    /// (read, hashed against the address, quarantined on a mismatch) and hands over only
+    /// the survivors' lengths in `verified`: the tower keeps nothing but `hash -> len` of a
+    /// held chunk, so its bytes need not be in memory at once. `durable` may still carry
+    /// chunk records; those are verified here as in [`Tower::recover`] (one listed in both
+    /// counts once, as its record says).
+    pub fn recover_verified(
+        config: TowerConfig,
+        seed: u64,
+        now: Time,
+        durable: &DurableState,
+        verified: &BTreeMap<ChunkHash, u32>,
+    ) -> Tower {
         let verify = config.verify;
         let mut tower = Tower::build(config, seed, now);
+        // `held` is a map: inserting these first leaves the order of everything the loop
+        // below emits (quarantines) as it was.
+        tower
+            .held
+            .extend(verified.iter().map(|(h, len)| (*h, *len)));
         let mut quarantined = 0u64;
         for record in durable.values() {
             match record {
@@ -373,6 +396,7 @@ impl Tower {
                         tower.held.insert(chunk.hash, chunk.bytes.len() as u32);
                     } else {
                         quarantined += 1;
+                        tower.held.remove(&chunk.hash);
                         tower.quarantine(chunk.hash);
                     }
                 }

@@ -551,6 +551,88 @@ fn recovery_quarantines_rotten_chunks_and_resumes_the_sync() {
 }
 
 #[test]
+fn recover_verified_from_lengths_matches_recover_from_chunk_records() {
+    // Goal: a tower given its chunks as verified lengths (bytes never in memory) holds and
+    // serves the same items, and does the same first steps, as one given the chunk
+    // records; a chunk record that is also listed but rotten is still quarantined.
+    let mut t = booted(&[LinkKind::Fibre]);
+    let (e, chunks) = entry(1, "book", Priority::P2, &bytes(7, 80_000));
+    let (e2, chunks2) = entry(2, "map", Priority::P1, &bytes(8, 30_000));
+    let mut all = chunks.clone();
+    all.extend(chunks2.iter().cloned());
+    let origin = origin_store(&all);
+    offer_catalog(&mut t, &[&e, &e2]);
+    let mut durable = DurableState::new();
+    sync_all(&mut t, Time::ZERO, &origin, &mut durable);
+    assert_eq!(t.servable().len(), 2);
+
+    let mut lean = durable.clone();
+    let mut verified = BTreeMap::new();
+    lean.retain(|_, r| match r {
+        Record::Chunk(c) => {
+            verified.insert(c.hash, c.bytes.len() as u32);
+            false
+        }
+        _ => true,
+    });
+    assert!(verified.len() >= 4, "{} chunks", verified.len());
+    let now = Time::from_secs(10);
+    let mut full = Tower::recover(t.config().clone(), 2, now, &durable);
+    let mut from_lengths = Tower::recover_verified(t.config().clone(), 2, now, &lean, &verified);
+    assert_eq!(from_lengths.servable(), full.servable());
+    assert_eq!(from_lengths.servable().len(), 2);
+    for h in verified.keys() {
+        assert!(from_lengths.holds_chunk(h), "chunk {h} not held");
+    }
+    for item in ["book", "map"] {
+        let id = ItemId::new(item);
+        assert_eq!(
+            from_lengths.serve_plan(now, &id),
+            full.serve_plan(now, &id),
+            "{item}"
+        );
+        assert!(
+            from_lengths.serve_plan(now, &id).is_ok(),
+            "{item} not servable"
+        );
+    }
+    let actions = drain(&mut from_lengths);
+    assert_eq!(actions, drain(&mut full));
+    assert!(
+        chunk_requests(&actions).is_empty(),
+        "nothing is fetched again"
+    );
+
+    // A chunk the store listed as verified but whose record (also given) is rotten: the
+    // record's verdict wins.
+    let rotten = chunks[0].hash;
+    let mut mixed = lean.clone();
+    let mut v = chunks[0].bytes.to_vec();
+    v[0] ^= 0xff;
+    mixed.insert(
+        Key::Chunk(rotten),
+        Record::Chunk(crate::content::Chunk {
+            hash: rotten,
+            bytes: Bytes::from(v),
+        }),
+    );
+    let mut t3 = Tower::recover_verified(t.config().clone(), 2, now, &mixed, &verified);
+    assert!(!t3.holds_chunk(&rotten));
+    assert!(!t3.servable().contains_key(&ItemId::new("book")));
+    let actions = drain(&mut t3);
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Emit(Event::Recovered { quarantined: 1, .. })))
+    );
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Delete { key, .. } if *key == Key::Chunk(rotten)))
+    );
+}
+
+#[test]
 fn offline_refuse_plant_refuses_reads_without_uplink() {
     // Goal: the planted bug is observable: with no uplink it refuses reads it could serve.
     let mut cfg = TowerConfig::new(TowerId(1), &[LinkKind::Fibre]);
