@@ -10,15 +10,16 @@
 //! touched since the last sync (the record stores call it before they commit). A delete
 //! removes the file at once; it too is durable at the next sync.
 //!
-//! Map: [`ChunkDir`] (`open`, `put`, `get`, `delete`, `sync`, `scan`, `corrupt_one`),
-//! [`Scan`] (what start-up found).
+//! Map: [`ChunkDir`] (`open`, `put`, `get`, `delete`, `sync`, `scan`, `scan_index`,
+//! `corrupt_one`), [`Scan`] (what start-up found). `scan` keeps the verified chunks' bytes,
+//! `scan_index` only their lengths (each file is read, hashed and dropped in turn).
 //!
 //! Not covered: S3 or any remote object store (another type with the same five verbs
 //! would slot in where the stores hold a `ChunkDir`); garbage collection of chunks no
 //! manifest names (the logic deletes what it evicts); several processes sharing one
 //! directory (one node owns its `DIR`; `scan` deletes temp files it did not write).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -28,7 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use sovereign_logic::content::{Chunk, ChunkHash, verify_chunk};
 
-use crate::{StoreError, io_err};
+use crate::{StoreError, chunk_len, io_err};
 
 /// Makes temp file names unique within this process (the pid makes them unique across
 /// processes), also when two `ChunkDir`s point at one directory.
@@ -37,8 +38,11 @@ static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
 /// What [`ChunkDir::scan`] found at start-up.
 #[derive(Debug, Default)]
 pub struct Scan {
-    /// Chunks whose bytes hash to their name, in hash order.
+    /// Chunks whose bytes hash to their name, in hash order ([`ChunkDir::scan`] only).
     pub chunks: Vec<Chunk>,
+    /// Lengths of the chunks whose bytes hash to their name ([`ChunkDir::scan_index`]
+    /// only; their bytes were dropped once verified).
+    pub lengths: BTreeMap<ChunkHash, u32>,
     /// Chunks whose bytes did not; their files now live in `DIR/quarantine/`.
     pub quarantined: Vec<ChunkHash>,
     /// Files and directories that are not chunks, left alone, one sentence each.
@@ -205,7 +209,35 @@ impl ChunkDir {
     /// Start-up: delete temp files of interrupted puts, read every chunk file and verify
     /// it against its name, move the failures to `DIR/quarantine/` (fsyncing both
     /// directories). Files that are not named like chunks are left alone with a warning.
+    /// The verified chunks' bytes are returned in [`Scan::chunks`].
     pub fn scan(&self) -> Result<Scan, StoreError> {
+        let mut chunks = Vec::new();
+        let mut scan = self.scan_each(|hash, bytes| {
+            chunks.push(Chunk {
+                hash,
+                bytes: Bytes::from(bytes),
+            })
+        })?;
+        debug_assert!(chunks.windows(2).all(|w| w[0].hash < w[1].hash));
+        scan.chunks = chunks;
+        Ok(scan)
+    }
+
+    /// [`ChunkDir::scan`] that keeps only the verified chunks' lengths
+    /// ([`Scan::lengths`]): one chunk file is in memory at a time, whatever the
+    /// directory holds. Quarantine, temp files and warnings are exactly as `scan`'s.
+    pub fn scan_index(&self) -> Result<Scan, StoreError> {
+        let mut lengths = BTreeMap::new();
+        let mut scan = self.scan_each(|hash, bytes| {
+            lengths.insert(hash, chunk_len(bytes.len()));
+        })?;
+        scan.lengths = lengths;
+        Ok(scan)
+    }
+
+    /// The scan both start-ups share: hands each verified chunk's bytes to `keep`, in hash
+    /// order, and drops them after.
+    fn scan_each(&self, mut keep: impl FnMut(ChunkHash, Vec<u8>)) -> Result<Scan, StoreError> {
         let mut scan = Scan::default();
         // Interrupted puts: never renamed, so never part of any durable state.
         for entry in read_dir_sorted(&self.tmp)? {
@@ -246,10 +278,7 @@ impl ChunkDir {
                 };
                 let bytes = fs::read(&path).map_err(io_err(format!("read {}", path.display())))?;
                 if verify_chunk(&hash, &bytes) {
-                    scan.chunks.push(Chunk {
-                        hash,
-                        bytes: Bytes::from(bytes),
-                    });
+                    keep(hash, bytes);
                 } else {
                     let to = self.quarantine.join(&name);
                     fs::rename(&path, &to).map_err(io_err(format!(
@@ -268,7 +297,6 @@ impl ChunkDir {
         for dir in &touched {
             sync_dir(dir)?;
         }
-        debug_assert!(scan.chunks.windows(2).all(|w| w[0].hash < w[1].hash));
         Ok(scan)
     }
 
@@ -427,6 +455,42 @@ mod tests {
         let again = cd.scan().unwrap();
         assert!(again.quarantined.is_empty());
         assert_eq!(again.chunks.len(), 4);
+    }
+
+    #[test]
+    fn scan_index_keeps_lengths_only_and_quarantines_like_scan() {
+        // Goal: the lean scan finds the same chunks as `scan` (as lengths, no bytes),
+        // quarantines a flipped byte the same way, and deletes temp files too.
+        let dir = tempfile::tempdir().unwrap();
+        let cd = ChunkDir::open(dir.path()).unwrap();
+        let chunks: Vec<_> = (0..4).map(chunk).collect();
+        for (h, b) in &chunks {
+            cd.put(h, b).unwrap();
+        }
+        cd.sync().unwrap();
+        let bad = chunks[1].0;
+        let path = cd.path_of(&bad);
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[3] ^= 0x01;
+        fs::write(&path, &bytes).unwrap();
+        fs::write(dir.path().join("chunks/tmp/x.1.1"), b"half").unwrap();
+
+        let scan = cd.scan_index().unwrap();
+        assert!(scan.chunks.is_empty(), "no bytes kept");
+        let want: BTreeMap<ChunkHash, u32> = chunks
+            .iter()
+            .filter(|(h, _)| *h != bad)
+            .map(|(h, b)| (*h, b.len() as u32))
+            .collect();
+        assert_eq!(scan.lengths, want);
+        assert_eq!(scan.quarantined, vec![bad]);
+        assert_eq!(scan.tmp_deleted, 1);
+        assert!(!path.exists());
+        assert!(dir.path().join("quarantine").join(bad.to_hex()).exists());
+        let full = cd.scan().unwrap();
+        assert!(full.lengths.is_empty());
+        let hashes: Vec<_> = full.chunks.iter().map(|c| c.hash).collect();
+        assert_eq!(hashes, want.keys().copied().collect::<Vec<_>>());
     }
 
     #[test]

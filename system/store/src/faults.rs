@@ -15,7 +15,7 @@
 //!   blocks it).
 //! - corruption: [`Faults::corrupt_chunks`] asks for N chunks to be corrupted; the next
 //!   call on the store flips a byte in N intact stored chunks ([`Store::corrupt_one`]);
-//!   the next [`Store::recover`] quarantines them. Requests beyond the intact chunks stay
+//!   the next [`Store::recover`] (or [`Store::recover_index`]) quarantines them. Requests beyond the intact chunks stay
 //!   pending until more chunks are stored.
 //!
 //! Failures are [`StoreError::Injected`], so logs and metrics can tell them from real ones.
@@ -332,6 +332,11 @@ impl<S: Store> Store for FaultyStore<S> {
         self.inner.recover()
     }
 
+    fn recover_index(&self) -> Result<Recovered, StoreError> {
+        self.before();
+        self.inner.recover_index()
+    }
+
     fn chunk(&self, hash: &ChunkHash) -> Result<Option<Bytes>, StoreError> {
         self.before();
         self.inner.chunk(hash)
@@ -485,6 +490,29 @@ mod tests {
         assert_eq!(rec.durable.len(), 2);
         // Nothing pending: the next recovery quarantines nothing more.
         assert!(s.recover().unwrap().quarantined.is_empty());
+    }
+
+    #[test]
+    fn index_recovery_goes_to_the_inner_store_and_quarantines() {
+        // Goal: the wrapper forwards the lean start-up (lengths, no chunk records) and
+        // corruption it injected is quarantined by it.
+        let dir = tempfile::tempdir().unwrap();
+        let faults = Faults::new();
+        let s = FaultyStore::new(SqliteStore::open(dir.path()).unwrap(), faults.clone());
+        for i in 0..3 {
+            s.write(&chunk(i)).unwrap();
+        }
+        s.write(&entry("a", 1)).unwrap();
+        s.fsync().unwrap();
+        faults.corrupt_chunks(1);
+        let rec = s.recover_index().unwrap();
+        assert_eq!(rec.quarantined.len(), 1);
+        assert_eq!(
+            faults.snapshot().corrupted,
+            vec![rec.quarantined[0].to_hex()]
+        );
+        assert_eq!(rec.chunks.len(), 2);
+        assert_eq!(rec.durable.len(), 1, "the entry, no chunk records");
     }
 
     #[test]

@@ -9,7 +9,10 @@
 //! be another [`ChunkDir`]-like backend behind the same trait.
 //!
 //! Map:
-//! - [`Store`], [`StoreError`], [`Recovered`]: the interface (here).
+//! - [`Store`], [`StoreError`], [`Recovered`]: the interface (here). Two ways to start:
+//!   [`Store::recover`] hands over every chunk's bytes (the origin keeps them all in
+//!   memory), [`Store::recover_index`] verifies each chunk and hands over only its length
+//!   (a tower needs `hash -> len`, so its start-up memory does not grow with its content).
 //! - [`chunks`]: [`ChunkDir`], the content-addressed chunk directory (temp, fsync, rename;
 //!   start-up scan with quarantine).
 //! - [`sqlite`]: [`SqliteStore`], records in one SQLite file, chunks in a [`ChunkDir`].
@@ -31,8 +34,11 @@
 //! throwaway PostgreSQL on 127.0.0.1:5433) exports `SOVEREIGN_TEST_PG`; without it they
 //! are skipped with a loud message, and fail when `CI` is set.
 //!
-//! Not covered: replication, backups, compaction of the chunk directory, S3. Recovery
-//! reads every chunk into memory (the [`DurableState`] the logic takes holds the bytes).
+//! Not covered: replication, backups, compaction of the chunk directory, S3. Full
+//! recovery ([`Store::recover`]) holds every chunk in memory at once (the
+//! [`DurableState`] the logic takes holds the bytes); the lean one reads the chunk files
+//! one at a time but still reads each whole file (a chunk is bounded by the publisher's
+//! chunk size), and the in-memory stores have all bytes in memory anyway.
 #![warn(missing_docs)]
 
 pub mod chunks;
@@ -48,6 +54,8 @@ pub use faults::{Faults, FaultsSnapshot, FaultyStore};
 pub use mem::{MemDisk, MemStore};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+
+use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use sovereign_logic::content::ChunkHash;
@@ -85,8 +93,12 @@ pub enum StoreError {
 /// What start-up recovery found.
 #[derive(Debug, Default)]
 pub struct Recovered {
-    /// Everything durable (chunks verified against their address).
+    /// Everything durable (chunks verified against their address). From
+    /// [`Store::recover_index`] it holds no chunk records: those are in `chunks`.
     pub durable: DurableState,
+    /// From [`Store::recover_index`] only (empty from [`Store::recover`]): every durable
+    /// chunk that verified against its address, by length; its bytes stay on disk.
+    pub chunks: BTreeMap<ChunkHash, u32>,
     /// Chunks whose bytes failed verification, moved to the quarantine directory.
     pub quarantined: Vec<ChunkHash>,
     /// Things recovery skipped without failing (a stray file in the chunk directory), one
@@ -106,6 +118,12 @@ pub trait Store: Send + Sync {
     fn fsync(&self) -> Result<(), StoreError>;
     /// Read back everything durable; verify chunks and quarantine the ones that fail.
     fn recover(&self) -> Result<Recovered, StoreError>;
+    /// [`Store::recover`] without holding chunk bytes: verify and quarantine chunks the
+    /// same way, but return the survivors as [`Recovered::chunks`] (hash and length), not
+    /// as records in [`Recovered::durable`]. A store that reads its chunks from files does
+    /// so one at a time, so memory does not grow with what is stored. A wrapper must
+    /// forward this to its inner store's `recover_index`, not to its `recover`.
+    fn recover_index(&self) -> Result<Recovered, StoreError>;
     /// A stored chunk's bytes, unverified (the caller verifies before serving).
     fn chunk(&self, hash: &ChunkHash) -> Result<Option<Bytes>, StoreError>;
     /// Chaos hook: flip one byte of one stored, still intact chunk (its bytes no longer
@@ -114,6 +132,28 @@ pub trait Store: Send + Sync {
     fn corrupt_one(&self) -> Result<Option<ChunkHash>, StoreError> {
         Ok(None)
     }
+}
+
+impl Recovered {
+    /// A full recovery turned into an index one: chunk records leave `durable` for
+    /// `chunks`, by length. For stores whose chunks are in memory anyway.
+    pub fn into_index(mut self) -> Recovered {
+        let chunks = &mut self.chunks;
+        self.durable.retain(|_, record| match record {
+            Record::Chunk(c) => {
+                chunks.insert(c.hash, chunk_len(c.bytes.len()));
+                false
+            }
+            _ => true,
+        });
+        self
+    }
+}
+
+/// A verified chunk's length as the logic counts it. Chunks are cut by the publisher far
+/// below 4 GiB; a longer one is a broken invariant, not a disk error.
+pub(crate) fn chunk_len(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or_else(|_| panic!("a chunk of {len} bytes exceeds u32"))
 }
 
 /// Shorthand for an [`StoreError::Io`] naming what was done to which path.

@@ -4,7 +4,8 @@
 //! [`Store`] from the blanket impl here.
 //!
 //! Map: [`Staged`], [`StagedBackend`] (and its [`Store`] impl), [`stage_write`],
-//! [`stage_delete`], [`decode_row`], [`recovered`].
+//! [`stage_delete`], [`decode_row`], [`recovered`] (full start-up, chunk bytes in memory),
+//! [`recovered_index`] (chunk lengths only).
 //!
 //! Not covered: applying the staged changes (each backend's own SQL).
 
@@ -75,6 +76,10 @@ impl<T: StagedBackend> Store for T {
 
     fn recover(&self) -> Result<Recovered, StoreError> {
         recovered(self.chunks(), self.load_rows()?)
+    }
+
+    fn recover_index(&self) -> Result<Recovered, StoreError> {
+        recovered_index(self.chunks(), self.load_rows()?)
     }
 
     fn chunk(&self, hash: &ChunkHash) -> Result<Option<Bytes>, StoreError> {
@@ -157,6 +162,23 @@ pub(crate) fn recovered(chunks: &ChunkDir, rows: Rows) -> Result<Recovered, Stor
     for c in scan.chunks {
         out.durable.insert(Key::Chunk(c.hash), Record::Chunk(c));
     }
+    add_rows(out, rows)
+}
+
+/// [`recovered`] with the chunks as lengths ([`ChunkDir::scan_index`]), not records.
+pub(crate) fn recovered_index(chunks: &ChunkDir, rows: Rows) -> Result<Recovered, StoreError> {
+    let scan = chunks.scan_index()?;
+    let out = Recovered {
+        chunks: scan.lengths,
+        quarantined: scan.quarantined,
+        warnings: scan.warnings,
+        ..Recovered::default()
+    };
+    add_rows(out, rows)
+}
+
+/// Decode the record rows into `out.durable`.
+fn add_rows(mut out: Recovered, rows: Rows) -> Result<Recovered, StoreError> {
     for (kind, name, value) in rows {
         let record = decode_row(&kind, &name, &value)?;
         out.durable.insert(record.key(), record);

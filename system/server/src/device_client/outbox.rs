@@ -464,9 +464,13 @@ impl Store for OutboxFile {
     fn recover(&self) -> Result<Recovered, StoreError> {
         Ok(Recovered {
             durable: self.load()?.durable(),
-            quarantined: Vec::new(),
-            warnings: Vec::new(),
+            ..Recovered::default()
         })
+    }
+
+    /// The same as [`Store::recover`]: a device stores no chunks.
+    fn recover_index(&self) -> Result<Recovered, StoreError> {
+        self.recover()
     }
 
     fn chunk(&self, _hash: &ChunkHash) -> Result<Option<Bytes>, StoreError> {

@@ -181,6 +181,10 @@ impl Store for HostStore {
         self.alive()?;
         self.inner.recover()
     }
+    fn recover_index(&self) -> Result<Recovered, StoreError> {
+        self.alive()?;
+        self.inner.recover_index()
+    }
     fn chunk(&self, hash: &ChunkHash) -> Result<Option<Bytes>, StoreError> {
         self.alive()?;
         self.inner.chunk(hash)

@@ -2,7 +2,8 @@
 //!
 //! Verifies: staged writes and deletes are not durable until fsync, and are after it;
 //! changes within one fsync apply in order; every record kind round-trips exactly;
-//! chunks are readable at once and survive a crash once fsynced.
+//! chunks are readable at once and survive a crash once fsynced; the lean start-up
+//! (`recover_index`) hands over the same chunks as lengths, quarantining the same way.
 //! Does not verify: what survives a power cut (see the binary's doc), concurrency.
 
 use sovereign_logic::io::{Key, Record};
@@ -131,6 +132,54 @@ pub fn corrupted_chunks_are_quarantined<B: Backend>(b: &B) {
     assert!(!rec.durable.contains_key(&Key::Chunk(bad)));
 }
 
+/// Goal: the lean start-up returns every verified chunk as its length and no chunk
+/// record (no bytes), the other records as full recovery does, and still quarantines a
+/// corrupted chunk.
+pub fn index_recovery_gives_lengths_and_quarantines<B: Backend>(b: &B) {
+    let s = b.open();
+    let chunks: Vec<_> = (0..3)
+        .map(|i| match chunk(i) {
+            Record::Chunk(c) => c,
+            _ => unreachable!(),
+        })
+        .collect();
+    for c in &chunks {
+        s.write(&Record::Chunk(c.clone())).unwrap();
+    }
+    s.write(&entry("a", 1)).unwrap();
+    s.write(&outbox("7:1")).unwrap();
+    s.fsync().unwrap();
+    b.crash(s);
+    let s = b.open();
+    let rec = s.recover_index().unwrap();
+    let want: std::collections::BTreeMap<_, _> = chunks
+        .iter()
+        .map(|c| (c.hash, c.bytes.len() as u32))
+        .collect();
+    assert_eq!(rec.chunks, want);
+    assert!(rec.quarantined.is_empty());
+    assert_eq!(
+        rec.durable.into_values().collect::<Vec<_>>(),
+        sorted(vec![entry("a", 1), outbox("7:1")]),
+        "records but no chunk records"
+    );
+    let bad = s.corrupt_one().unwrap().expect("a chunk to corrupt");
+    b.crash(s);
+    let s = b.open();
+    let rec = s.recover_index().unwrap();
+    assert_eq!(rec.quarantined, vec![bad]);
+    assert_eq!(rec.chunks.len(), 2);
+    assert!(!rec.chunks.contains_key(&bad));
+    assert_eq!(rec.durable.len(), 2);
+    assert_eq!(s.chunk(&bad).unwrap(), None, "quarantined away");
+    // Full recovery agrees: the chunk is gone, nothing more to quarantine.
+    let full = s.recover().unwrap();
+    assert!(full.quarantined.is_empty());
+    assert!(full.chunks.is_empty(), "full recovery fills no lengths");
+    assert_eq!(full.durable.len(), 4);
+    b.crash(s);
+}
+
 /// Every check, for backends that pass them all.
 macro_rules! conformance_tests {
     ($backend:expr) => {
@@ -156,6 +205,12 @@ macro_rules! conformance_tests {
         fn chunks_round_trip() {
             if let Some(b) = $backend("chunks") {
                 crate::conformance::chunks_round_trip(&b);
+            }
+        }
+        #[test]
+        fn index_recovery_gives_lengths_and_quarantines() {
+            if let Some(b) = $backend("index_recovery") {
+                crate::conformance::index_recovery_gives_lengths_and_quarantines(&b);
             }
         }
         #[test]
