@@ -332,14 +332,22 @@ pub fn spawn(
     sink: Arc<dyn Observer>,
 ) -> Result<TowerHandle, sovereign_store::StoreError> {
     let clock = Clock::start();
-    let recovered = blocking(|| store.recover())?;
+    // The lean start-up: the store verifies each chunk file in turn and hands over only
+    // lengths (all the logic keeps of a held chunk), so memory does not grow with content.
+    let recovered = blocking(|| store.recover_index())?;
     for hash in &recovered.quarantined {
         tracing::warn!(chunk = %hash, "corrupt chunk quarantined at start-up");
     }
     let mut tcfg = config.tower.clone();
     tcfg.links = config.uplinks.keys().copied().collect();
     tcfg.power_managed = tcfg.power_managed && config.power.is_some();
-    let tower = Tower::recover(tcfg, config.seed, clock.now(), &recovered.durable);
+    let tower = Tower::recover_verified(
+        tcfg,
+        config.seed,
+        clock.now(),
+        &recovered.durable,
+        &recovered.chunks,
+    );
     let (tx, rx) = mpsc::unbounded_channel();
     let (off_tx, off_rx) = watch::channel(None);
     let shared = Arc::new(Shared {
