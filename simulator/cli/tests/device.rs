@@ -125,63 +125,27 @@ fn submit_with_the_tower_down_is_queued_offline_and_listed() {
 fn submit_flags_that_do_not_fit_the_type_are_usage_errors() {
     // Goal: exit 2 with the missing or misplaced flag named; nothing is queued.
     let state = StateDir::new("usage");
-    let o = sovereign(
-        &[
-            "device",
-            "submit",
-            "--state",
-            state.arg(),
-            "--type",
-            "message",
-            "--to",
-            "x",
-        ],
-        &[],
-    );
-    assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o.stderr).contains("--body"), "{}", text(&o.stderr));
-    let o = sovereign(
-        &[
-            "device",
-            "submit",
-            "--state",
-            state.arg(),
-            "--type",
-            "form",
-            "--name",
-            "f",
-            "--to",
-            "x",
-        ],
-        &[],
-    );
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        text(&o.stderr).contains("--to does not apply"),
-        "{}",
-        text(&o.stderr)
-    );
-    let o = sovereign(
-        &[
-            "device",
-            "submit",
-            "--state",
-            state.arg(),
-            "--type",
-            "form",
-            "--name",
-            "f",
-            "--field",
-            "novalue",
-        ],
-        &[],
-    );
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        text(&o.stderr).contains("NAME=VALUE"),
-        "{}",
-        text(&o.stderr)
-    );
+    for (flags, says) in [
+        (&["--type", "message", "--to", "x"][..], "--body"),
+        (
+            &["--type", "form", "--name", "f", "--to", "x"][..],
+            "--to does not apply",
+        ),
+        (
+            &["--type", "form", "--name", "f", "--field", "novalue"][..],
+            "NAME=VALUE",
+        ),
+    ] {
+        let mut args = vec!["device", "submit", "--state", state.arg()];
+        args.extend_from_slice(flags);
+        let o = sovereign(&args, &[]);
+        assert_eq!(o.status.code(), Some(2), "{flags:?}");
+        assert!(
+            text(&o.stderr).contains(says),
+            "{flags:?}: {}",
+            text(&o.stderr)
+        );
+    }
     assert!(
         !state.0.exists(),
         "a usage error must not touch the state directory"

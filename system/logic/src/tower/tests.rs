@@ -493,6 +493,22 @@ fn ignore_battery_plant_keeps_running_to_empty() {
     assert_eq!(t.power_mode(), PowerMode::Normal);
 }
 
+/// Recovery reported exactly one quarantined chunk and deleted `key` (its record).
+fn assert_quarantined_one(actions: &[Action], key: &Key) {
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Emit(Event::Recovered { quarantined: 1, .. }))),
+        "{actions:?}"
+    );
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Delete { key: k, .. } if k == key)),
+        "{actions:?}"
+    );
+}
+
 #[test]
 fn recovery_quarantines_rotten_chunks_and_resumes_the_sync() {
     // Goal: a tower rebuilt from durable state alone is consistent and resumes.
@@ -522,16 +538,7 @@ fn recovery_quarantines_rotten_chunks_and_resumes_the_sync() {
         "incomplete after recovery"
     );
     let actions = drain(&mut t2);
-    assert!(
-        actions
-            .iter()
-            .any(|a| matches!(a, Action::Emit(Event::Recovered { quarantined: 1, .. })))
-    );
-    assert!(
-        actions
-            .iter()
-            .any(|a| matches!(a, Action::Delete { key, .. } if *key == keys[0]))
-    );
+    assert_quarantined_one(&actions, &keys[0]);
     let mut durable2 = durable.clone();
     let rest = complete_io(&mut t2, Time::from_secs(10), actions, &mut durable2);
     let requested: BTreeSet<ChunkHash> = chunk_requests(&rest).into_iter().collect();
@@ -619,17 +626,7 @@ fn recover_verified_from_lengths_matches_recover_from_chunk_records() {
     let mut t3 = Tower::recover_verified(t.config().clone(), 2, now, &mixed, &verified);
     assert!(!t3.holds_chunk(&rotten));
     assert!(!t3.servable().contains_key(&ItemId::new("book")));
-    let actions = drain(&mut t3);
-    assert!(
-        actions
-            .iter()
-            .any(|a| matches!(a, Action::Emit(Event::Recovered { quarantined: 1, .. })))
-    );
-    assert!(
-        actions
-            .iter()
-            .any(|a| matches!(a, Action::Delete { key, .. } if *key == Key::Chunk(rotten)))
-    );
+    assert_quarantined_one(&drain(&mut t3), &Key::Chunk(rotten));
 }
 
 #[test]
