@@ -151,7 +151,7 @@ impl Pair {
 
     pub fn add_device(&mut self, id: DeviceId) {
         let cfg = DeviceConfig::new(id, self.tower_config.id);
-        self.devices.insert(id, Device::new(cfg, u64::from(id.0)));
+        self.devices.insert(id, Device::new(cfg, id.0 as u64));
     }
 
     /// Publish at the origin and wait until the entry is durable there (visible).

@@ -32,6 +32,27 @@ pub enum Key {
     Outbox(IdemKey),
     /// The origin's record that an operation was applied (or refused), and how.
     Applied(IdemKey),
+    /// A tower's memory of an operation the origin confirmed (see [`ConfirmedOp`]).
+    Confirmed(IdemKey),
+    /// A device's operation that its tower acknowledged and whose final outcome the
+    /// device has not learnt yet.
+    Awaiting(IdemKey),
+}
+
+/// What a tower remembers of an operation after the origin confirmed it and it left the
+/// outbox: enough to answer a replay (same fingerprint: the original answer; another:
+/// 422) and to tell the owner the origin's verdict, for a bounded window.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ConfirmedOp {
+    /// The operation's key.
+    pub key: IdemKey,
+    /// [`Operation::fingerprint`] of the operation the tower forwarded under the key.
+    pub fingerprint: ChunkHash,
+    /// The origin's verdict.
+    pub outcome: OpOutcome,
+    /// Confirmation order at this tower (1-based, increasing): the oldest are forgotten
+    /// first when the memory is full.
+    pub seq: u64,
 }
 
 /// A durable record.
@@ -50,6 +71,10 @@ pub enum Record {
         /// what applying it did
         outcome: OpOutcome,
     },
+    /// A confirmed operation a tower remembers (tower side).
+    Confirmed(ConfirmedOp),
+    /// An acknowledged operation awaiting its final outcome (device side).
+    Awaiting(Operation),
 }
 
 impl Record {
@@ -60,6 +85,8 @@ impl Record {
             Record::Entry(e) => Key::Entry(e.manifest.item.clone()),
             Record::Outbox(op) => Key::Outbox(op.key.clone()),
             Record::Applied { op, .. } => Key::Applied(op.key.clone()),
+            Record::Confirmed(c) => Key::Confirmed(c.key.clone()),
+            Record::Awaiting(op) => Key::Awaiting(op.key.clone()),
         }
     }
 }
@@ -140,6 +167,30 @@ impl TaskKind {
     }
 }
 
+/// Why a tower refused a device's operation at the edge.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub enum OpRefusal {
+    /// The key or the operation belongs to another device (HTTP 403).
+    NotOwner,
+    /// The operation breaks a rule the origin would reject it for (HTTP 422).
+    Invalid,
+    /// The key was used before with another body (HTTP 422).
+    Conflict,
+}
+
+impl OpRefusal {
+    /// All reasons.
+    pub const ALL: [OpRefusal; 3] = [OpRefusal::NotOwner, OpRefusal::Invalid, OpRefusal::Conflict];
+    /// Lower-case name (metric label).
+    pub const fn name(self) -> &'static str {
+        match self {
+            OpRefusal::NotOwner => "not-owner",
+            OpRefusal::Invalid => "invalid",
+            OpRefusal::Conflict => "conflict",
+        }
+    }
+}
+
 /// Something that happened, for the event gateway, metrics, KPIs and the trace.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Event {
@@ -204,6 +255,13 @@ pub enum Event {
     OpAcked {
         /// the key
         key: IdemKey,
+    },
+    /// A tower refused a device's operation at the edge; nothing was stored.
+    OpRefused {
+        /// the key
+        key: IdemKey,
+        /// why
+        reason: OpRefusal,
     },
     /// The origin confirmed a forwarded operation; the tower dropped it from its outbox.
     OpConfirmed {

@@ -41,6 +41,12 @@ const _: () = assert!(COMMUNITY_PERCENT + NATION_PERCENT + RESERVE_PERCENT == 10
 /// an unbounded name is unbounded memory).
 pub const NAME_BYTES_MAX: usize = 128;
 
+/// Largest single contribution or withdrawal, in minor units (10^15: ten trillion in
+/// major units). A bound every node checks the same way (see
+/// [`crate::protocol::Operation::validate`]), so that a tower can refuse at the edge what
+/// the origin would reject, and so that one operation can never overflow a balance alone.
+pub const AMOUNT_MINOR_MAX: u64 = 1_000_000_000_000_000;
+
 /// An account money can sit in.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Account {
@@ -87,6 +93,9 @@ pub enum LedgerError {
     /// A contribution or withdrawal of zero minor units.
     #[error("amount must be at least one minor unit")]
     ZeroAmount,
+    /// One amount above [`AMOUNT_MINOR_MAX`].
+    #[error("amount {0} exceeds the limit of {AMOUNT_MINOR_MAX} minor units per operation")]
+    AmountTooLarge(u64),
     /// A balance or a running total would exceed its integer range.
     #[error("amount would overflow a ledger balance or total")]
     Overflow,
@@ -136,7 +145,19 @@ pub struct Ledger {
     withdrawn_minor: u128,
 }
 
-fn check_name(name: &str) -> Result<(), LedgerError> {
+/// Check one amount: 1 to [`AMOUNT_MINOR_MAX`] minor units.
+pub fn check_amount(amount_minor: u64) -> Result<(), LedgerError> {
+    if amount_minor == 0 {
+        return Err(LedgerError::ZeroAmount);
+    }
+    if amount_minor > AMOUNT_MINOR_MAX {
+        return Err(LedgerError::AmountTooLarge(amount_minor));
+    }
+    Ok(())
+}
+
+/// Check a community or nation name: 1 to [`NAME_BYTES_MAX`] bytes.
+pub fn check_name(name: &str) -> Result<(), LedgerError> {
     if name.is_empty() {
         return Err(LedgerError::EmptyName);
     }
@@ -205,9 +226,7 @@ impl Ledger {
     ) -> Result<Distribution, LedgerError> {
         check_name(community)?;
         check_name(nation)?;
-        if amount_minor == 0 {
-            return Err(LedgerError::ZeroAmount);
-        }
+        check_amount(amount_minor)?;
         let d = Self::split(amount_minor, self.rounding);
         let contributed = self
             .contributed_minor
@@ -407,16 +426,26 @@ mod tests {
             l.withdraw(&Account::Reserve, 0),
             Err(LedgerError::ZeroAmount)
         );
-        // Half of u64::MAX twice still fits the community balance; a third half does not.
-        l.contribute("kibera", "ke", u64::MAX).unwrap();
-        l.contribute("kibera", "ke", u64::MAX).unwrap();
-        let before = l.balances().clone();
         assert_eq!(
-            l.contribute("kibera", "ke", u64::MAX),
-            Err(LedgerError::Overflow)
+            l.contribute("kibera", "ke", AMOUNT_MINOR_MAX + 1),
+            Err(LedgerError::AmountTooLarge(AMOUNT_MINOR_MAX + 1))
         );
-        assert_eq!(l.balances(), &before);
-        assert_eq!(l.contributed_minor(), 2 * u128::from(u64::MAX));
+        // The largest amount, again and again, until the community's balance would
+        // overflow: refused, and the ledger stays as it was.
+        let mut n = 0u128;
+        let err = loop {
+            let before = l.balances().clone();
+            match l.contribute("kibera", "ke", AMOUNT_MINOR_MAX) {
+                Ok(_) => n += 1,
+                Err(e) => {
+                    assert_eq!(l.balances(), &before);
+                    break e;
+                }
+            }
+        };
+        assert_eq!(err, LedgerError::Overflow);
+        assert_eq!(n, u128::from(u64::MAX / (AMOUNT_MINOR_MAX / 2)));
+        assert_eq!(l.contributed_minor(), n * u128::from(AMOUNT_MINOR_MAX));
         assert_eq!(l.check_conserved(), Ok(()));
     }
 

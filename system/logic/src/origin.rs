@@ -58,7 +58,7 @@ pub const CATALOG_REPLY_ENTRIES_MAX: usize = 1024;
 /// Largest item version [`Origin::publish`] accepts, in bytes.
 pub const ITEM_BYTES_MAX: usize = 256 * 1024 * 1024;
 /// Longest idempotency key accepted, in bytes; longer keys are rejected (and recorded).
-pub const IDEM_KEY_BYTES_MAX: usize = 256;
+pub use crate::protocol::IDEM_KEY_BYTES_MAX;
 /// Most publishes and forward batches waiting for their fsync at once. Beyond it, publish
 /// returns [`OriginError::Busy`] and a `ForwardOps` is dropped unanswered (the tower
 /// retries after its timeout).
@@ -245,7 +245,9 @@ impl Origin {
                 Record::Entry(e) => entries.push(e),
                 Record::Applied { op, outcome } => log.push((op, outcome)),
                 // A tower's record; an origin store never holds one.
-                Record::Outbox(_) => debug_assert!(false, "outbox record in the origin store"),
+                Record::Outbox(_) | Record::Confirmed(_) | Record::Awaiting(_) => {
+                    debug_assert!(false, "tower or device record in the origin store");
+                }
             }
         }
         for e in entries {
@@ -418,6 +420,8 @@ impl Origin {
             | Message::ForwardReply { .. }
             | Message::SubmitOp { .. }
             | Message::SubmitReply { .. }
+            | Message::StatusRequest { .. }
+            | Message::StatusReply { .. }
             | Message::ReadItem { .. }
             | Message::ItemData { .. }
             | Message::Unavailable { .. } => {}
@@ -628,12 +632,11 @@ impl Origin {
 
     /// Apply one operation not seen before (or every time, with the `no-idempotency` bug).
     fn execute(&mut self, op: &Operation) -> OpOutcome {
-        if op.key.0.is_empty() || op.key.0.len() > IDEM_KEY_BYTES_MAX {
+        // The same rules a tower checks at the edge (one function), so an operation a
+        // correct tower acknowledged is never rejected here for breaking them.
+        if let Err(invalid) = op.validate() {
             return OpOutcome::Rejected {
-                reason: format!(
-                    "idempotency key must be 1 to {IDEM_KEY_BYTES_MAX} bytes, got {}",
-                    op.key.0.len()
-                ),
+                reason: invalid.to_string(),
             };
         }
         let Some(seq) = self.apply_seq_last.checked_add(1) else {
@@ -799,7 +802,7 @@ mod tests {
 
     fn contribution(n: u64, amount_minor: u64) -> Operation {
         Operation {
-            key: IdemKey::for_device(DeviceId(7), n),
+            key: IdemKey::for_device(DeviceId(7), n, 0),
             device: DeviceId(7),
             kind: OpKind::Contribution {
                 community: "kibera".into(),

@@ -17,9 +17,51 @@ use std::str::FromStr;
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub struct TowerId(pub u32);
 
-/// A device's identity (unique per deployment).
+/// A device's identity: 128 bits, written as lower-case hex without leading zeros.
+///
+/// A real device derives it from a secret it generated on first use and keeps
+/// ([`DeviceId::from_secret`]), so an identity cannot be guessed, and two devices share one
+/// only if someone copies a device's state on purpose. The tower learns it from the secret
+/// the device presents, never from what a request body claims. The simulator numbers its
+/// devices (0, 1, 2, …): its devices cannot lie about who they are unless a workload option
+/// makes them.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
-pub struct DeviceId(pub u32);
+pub struct DeviceId(pub u128);
+
+/// Bytes of a device secret (see [`DeviceId::from_secret`]).
+pub const DEVICE_SECRET_BYTES: usize = 32;
+
+impl DeviceId {
+    /// The identity that belongs to `secret`: the first 128 bits of
+    /// SHA-256(`"sovereign-device-id/1"` || secret). Knowing an identity does not tell
+    /// the secret, so presenting the secret proves the identity.
+    pub fn from_secret(secret: &[u8; DEVICE_SECRET_BYTES]) -> DeviceId {
+        let mut buf = Vec::with_capacity(21 + DEVICE_SECRET_BYTES);
+        buf.extend_from_slice(b"sovereign-device-id/1");
+        buf.extend_from_slice(secret);
+        let digest = ChunkHash::of(&buf).0;
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&digest[..16]);
+        DeviceId(u128::from_be_bytes(id))
+    }
+
+    /// The canonical text form: lower-case hex, no leading zeros (`0` for zero).
+    pub fn hex(&self) -> String {
+        format!("{:x}", self.0)
+    }
+
+    /// Parse the canonical text form; anything else (upper case, leading zeros, more than
+    /// 32 digits, signs) is `None`, so one identity has exactly one spelling.
+    pub fn parse_hex(s: &str) -> Option<DeviceId> {
+        if s.is_empty() || s.len() > 32 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return None;
+        }
+        if s.len() > 1 && s.starts_with('0') {
+            return None;
+        }
+        u128::from_str_radix(s, 16).ok().map(DeviceId)
+    }
+}
 
 impl fmt::Display for TowerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -29,7 +71,7 @@ impl fmt::Display for TowerId {
 
 impl fmt::Display for DeviceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "device-{}", self.0)
+        write!(f, "device-{:x}", self.0)
     }
 }
 
@@ -94,21 +136,45 @@ impl FromStr for LinkKind {
 }
 
 /// An idempotency key: the device's name for one operation, stable across retries.
+///
+/// Keys that devices make have three parts, `<device>:<n>:<nonce>`: the owner's identity
+/// ([`DeviceId::hex`]), the device's running number (8 digits at least, so keys sort in
+/// issue order) and 64 random bits (16 hex digits). The owner part lets a tower refuse a
+/// key presented by anyone but its owner; the nonce keeps keys unique even when a
+/// device's counter is rolled back (a restored backup) or two devices share an identity.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub struct IdemKey(pub String);
 
+/// Longest idempotency key accepted anywhere, in bytes.
+pub const IDEM_KEY_BYTES_MAX: usize = 256;
+
 impl IdemKey {
-    /// The conventional key for a device's `n`-th operation.
-    pub fn for_device(device: DeviceId, n: u64) -> IdemKey {
-        IdemKey(format!("{}:{n:08}", device.0))
+    /// The key of a device's `n`-th operation with random part `nonce`.
+    pub fn for_device(device: DeviceId, n: u64, nonce: u64) -> IdemKey {
+        IdemKey(format!("{}:{n:08}:{nonce:016x}", device.hex()))
     }
 
-    /// The number at the end of a conventional key (`7:00000012` → 12); 0 when there is
-    /// none.
+    /// A key without the random part, `<device>:<n>` (what devices made before keys had
+    /// one; the simulator's planted bug `sequential-keys`). Still owned by `device`.
+    pub fn sequential(device: DeviceId, n: u64) -> IdemKey {
+        IdemKey(format!("{}:{n:08}", device.hex()))
+    }
+
+    /// The device the key belongs to: its first part as a canonical [`DeviceId`]; `None`
+    /// for a key of another shape.
+    pub fn owner(&self) -> Option<DeviceId> {
+        let (first, rest) = self.0.split_once(':')?;
+        if rest.is_empty() {
+            return None;
+        }
+        DeviceId::parse_hex(first)
+    }
+
+    /// The running number (second part: `7:00000012:…` → 12); 0 when there is none.
     pub fn number(&self) -> u64 {
         self.0
-            .rsplit(':')
-            .next()
+            .split(':')
+            .nth(1)
             .and_then(|n| n.parse().ok())
             .unwrap_or(0)
     }
@@ -159,7 +225,52 @@ pub struct Operation {
     pub kind: OpKind,
 }
 
+/// Why an operation is invalid: the field at fault and what is wrong with it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct OpInvalid {
+    /// The field at fault, as the HTTP body spells it (`key`, `op.amount_minor`, …).
+    pub field: &'static str,
+    /// What is wrong.
+    pub reason: String,
+}
+
 impl Operation {
+    /// The rules every node checks an operation against, the same everywhere: a tower
+    /// refuses at the edge what the origin would reject, so that nothing is acknowledged
+    /// that cannot be applied. (The one rule a tower cannot check is the origin's state: a
+    /// balance that would overflow. The origin rejects that, and the device learns it
+    /// through the operation's status.)
+    pub fn validate(&self) -> Result<(), OpInvalid> {
+        let bad = |field, reason: String| Err(OpInvalid { field, reason });
+        if self.key.0.is_empty() || self.key.0.len() > IDEM_KEY_BYTES_MAX {
+            return bad(
+                "key",
+                format!(
+                    "idempotency key must be 1 to {IDEM_KEY_BYTES_MAX} bytes, got {}",
+                    self.key.0.len()
+                ),
+            );
+        }
+        if let OpKind::Contribution {
+            community,
+            nation,
+            amount_minor,
+        } = &self.kind
+        {
+            if let Err(e) = crate::ledger::check_name(community) {
+                return bad("op.community", e.to_string());
+            }
+            if let Err(e) = crate::ledger::check_name(nation) {
+                return bad("op.nation", e.to_string());
+            }
+            if let Err(e) = crate::ledger::check_amount(*amount_minor) {
+                return bad("op.amount_minor", e.to_string());
+            }
+        }
+        Ok(())
+    }
+
     /// SHA-256 over a canonical, length-prefixed encoding of the operation's body (device
     /// and kind, not the key). Two submissions with one key and different fingerprints are
     /// a conflict (HTTP 422), never a second effect.
@@ -241,6 +352,37 @@ pub enum SubmitReply {
         /// why
         reason: String,
     },
+    /// The key does not belong to the device presenting it, or the operation names
+    /// another device (HTTP 403). Nothing was stored.
+    Forbidden {
+        /// why
+        reason: String,
+    },
+    /// The operation breaks a rule the origin would reject it for (HTTP 422 naming the
+    /// field). Nothing was stored; sending it again cannot help.
+    Invalid {
+        /// what is wrong, and where
+        invalid: OpInvalid,
+    },
+}
+
+/// What a tower knows of one operation, for the device that owns it.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum OpStatus {
+    /// Held durably at the tower, not yet confirmed by the origin.
+    Pending,
+    /// The origin's verdict on the operation it received under this key, and that
+    /// operation's [`Operation::fingerprint`]: a device whose own operation has another
+    /// fingerprint learns that its operation was not the one applied (a conflict).
+    Done {
+        /// the origin's verdict
+        outcome: OpOutcome,
+        /// the fingerprint of the operation the verdict is about
+        fingerprint: ChunkHash,
+    },
+    /// The tower holds nothing under this key for this device: never received (or not
+    /// acknowledged), or confirmed longer ago than the tower remembers.
+    Unknown,
 }
 
 /// One entry of the origin's catalog: a manifest and its position in the publish log.
@@ -299,6 +441,16 @@ pub enum Message {
         /// the answer
         reply: SubmitReply,
     },
+    /// Device → tower: what became of these operations (keys the device owns).
+    StatusRequest {
+        /// the keys asked about
+        keys: Vec<IdemKey>,
+    },
+    /// Tower → device: one status per key asked about, in the same order.
+    StatusReply {
+        /// key and status
+        statuses: Vec<(IdemKey, OpStatus)>,
+    },
     /// Device → tower: read the latest version of an item.
     ReadItem {
         /// the item
@@ -354,6 +506,11 @@ impl Message {
             }
             Message::SubmitOp { op: o } => op(o),
             Message::SubmitReply { key, .. } => 16 + key.0.len() as u64,
+            Message::StatusRequest { keys } => keys.iter().map(|k| 8 + k.0.len() as u64).sum(),
+            Message::StatusReply { statuses } => statuses
+                .iter()
+                .map(|(k, _)| 48 + k.0.len() as u64)
+                .sum(),
             Message::ReadItem { item } => item.0.len() as u64,
             Message::ItemData { manifest: m, bytes } => manifest(m) + bytes.len() as u64,
             Message::Unavailable { item, reason } => (item.0.len() + reason.len()) as u64,
@@ -367,7 +524,7 @@ mod tests {
 
     fn contribution(amount: u64) -> Operation {
         Operation {
-            key: IdemKey::for_device(DeviceId(1), 1),
+            key: IdemKey::for_device(DeviceId(1), 1, 0),
             device: DeviceId(1),
             kind: OpKind::Contribution {
                 community: "kibera".into(),

@@ -45,6 +45,7 @@ impl Topic {
             | Event::ChunkQuarantined { .. }
             | Event::ChunkRequested { .. }
             | Event::OpAcked { .. }
+            | Event::OpRefused { .. }
             | Event::OpConfirmed { .. }
             | Event::OpApplied { .. }
             | Event::BreakerOpened

@@ -52,7 +52,8 @@ use crate::content::{ChunkHash, ItemId, Manifest, Priority, missing_chunks};
 use crate::entropy::SplitMix64;
 use crate::io::{Action, DurableState, Event, Key, PowerMode, Record, TaskKind, WriteId};
 use crate::protocol::{
-    CatalogEntry, IdemKey, LinkKind, Message, OpOutcome, Operation, Peer, SubmitReply, TowerId,
+    CatalogEntry, IdemKey, LinkKind, Message, OpOutcome, OpStatus, Operation, Peer, SubmitReply,
+    TowerId,
 };
 use crate::time::Time;
 use breaker::{Breaker, BreakerConfig};
@@ -65,6 +66,10 @@ use std::time::Duration;
 use supervisor::{Decision, Supervisor, SupervisorPolicy};
 use throttle::{Throttle, ThrottleConfig};
 use warmer::Warmer;
+
+/// Most keys one status request is answered for (the rest are ignored; the device asks
+/// again).
+pub const STATUS_KEYS_MAX: usize = 256;
 
 /// Everything a tower is configured with. The `bool` switches default to correct
 /// behaviour; the simulator flips them to plant the bugs its oracles must catch.
@@ -101,6 +106,21 @@ pub struct TowerConfig {
     pub ack_after_fsync: bool,
     /// Serve devices while no uplink works (`false`: planted `offline-refuse`).
     pub serve_offline: bool,
+    /// Refuse an operation whose key or `device` is not the presenting device's
+    /// (`false`: planted `no-key-owner-check`).
+    pub check_key_owner: bool,
+    /// Refuse at the edge an operation the origin would reject (`false`: planted
+    /// `no-edge-validation`).
+    pub validate_ops: bool,
+    /// Remember confirmed keys (`false`: planted `forget-confirmed`, the tower forgets a
+    /// key once the origin confirmed it, so a reused key with another body is accepted).
+    pub remember_confirmed: bool,
+    /// How long a confirmed operation's key, fingerprint and outcome are remembered
+    /// (measured in this tower's time: a restart starts the window again for what it
+    /// recovers, so a key is remembered at least this long).
+    pub confirmed_window: Duration,
+    /// Bound on remembered confirmed operations; the oldest are forgotten first.
+    pub confirmed_max: usize,
     /// How often to poll the origin's catalog.
     pub catalog_interval: Duration,
     /// A request to the origin that has not been answered after this long (plus the
@@ -133,6 +153,11 @@ impl TowerConfig {
             verify: true,
             ack_after_fsync: true,
             serve_offline: true,
+            check_key_owner: true,
+            validate_ops: true,
+            remember_confirmed: true,
+            confirmed_window: Duration::from_secs(30 * 86_400),
+            confirmed_max: 200_000,
             catalog_interval: Duration::from_secs(30),
             request_timeout: Duration::from_secs(20),
             forward_batch_max: 32,
@@ -192,6 +217,8 @@ pub struct TowerStatus {
     pub in_flight: u64,
     /// Operations held in the outbox (acknowledged or being made durable).
     pub outbox: u64,
+    /// Confirmed operations remembered (key, fingerprint, outcome).
+    pub confirmed: u64,
     /// AIMD window.
     pub window: u32,
     /// Failovers so far.
@@ -247,6 +274,14 @@ struct ItemState {
     servable: Option<Manifest>,
 }
 
+/// A confirmed operation remembered, and when it is forgotten.
+#[derive(Clone, Debug)]
+struct Remembered {
+    op: crate::io::ConfirmedOp,
+    /// When the window ends.
+    until: Time,
+}
+
 /// A forward batch on the wire.
 #[derive(Clone, Debug)]
 struct ForwardInFlight {
@@ -285,6 +320,11 @@ pub struct Tower {
     outbox_order: BTreeMap<u64, IdemKey>,
     outbox_seq: u64,
     forward: Option<ForwardInFlight>,
+    /// Confirmed operations remembered, by key.
+    confirmed: BTreeMap<IdemKey, Remembered>,
+    /// The same, by confirmation seq (oldest first): what to forget first.
+    confirmed_order: BTreeMap<u64, IdemKey>,
+    confirmed_seq: u64,
 
     actions: VecDeque<Action>,
     next_write: u64,
@@ -346,6 +386,9 @@ impl Tower {
             outbox_order: BTreeMap::new(),
             outbox_seq: 0,
             forward: None,
+            confirmed: BTreeMap::new(),
+            confirmed_order: BTreeMap::new(),
+            confirmed_seq: 0,
             actions: VecDeque::new(),
             next_write: 1,
             unsynced: Vec::new(),
@@ -416,8 +459,20 @@ impl Tower {
                         },
                     );
                 }
-                Record::Applied { .. } => {
-                    debug_assert!(false, "a tower never stores origin apply records");
+                Record::Confirmed(c) => {
+                    tower.confirmed_seq = tower.confirmed_seq.max(c.seq);
+                    let until = now + tower.config.confirmed_window;
+                    tower.confirmed_order.insert(c.seq, c.key.clone());
+                    tower.confirmed.insert(
+                        c.key.clone(),
+                        Remembered {
+                            op: c.clone(),
+                            until,
+                        },
+                    );
+                }
+                Record::Applied { .. } | Record::Awaiting(_) => {
+                    debug_assert!(false, "a tower never stores origin or device records");
                 }
             }
         }
@@ -450,6 +505,21 @@ impl Tower {
             (Peer::Origin, Message::ChunkReply { hash, bytes }) => self.on_chunk(hash, bytes),
             (Peer::Origin, Message::ForwardReply { receipts }) => self.on_forward_reply(receipts),
             (Peer::Device(device), Message::SubmitOp { op }) => self.on_submit(device, op),
+            (Peer::Device(device), Message::StatusRequest { keys }) => {
+                let statuses = keys
+                    .into_iter()
+                    .take(STATUS_KEYS_MAX)
+                    .map(|k| {
+                        let status = self.op_status(device, &k);
+                        (k, status)
+                    })
+                    .collect();
+                self.actions.push_back(Action::Send {
+                    to: Peer::Device(device),
+                    via: None,
+                    msg: Message::StatusReply { statuses },
+                });
+            }
             _ => {} // anything else is not for a tower; drivers answer reads via serve_plan
         }
         self.pump();
@@ -586,6 +656,7 @@ impl Tower {
             self.forward = None;
             self.on_origin_failure();
         }
+        self.forget_confirmed(now);
         self.pump();
     }
 
@@ -607,6 +678,12 @@ impl Tower {
         take(self.power.next_timeout());
         take(self.breaker.next_timeout());
         take(self.supervisor.next_timeout());
+        take(
+            self.confirmed_order
+                .first_key_value()
+                .and_then(|(_, k)| self.confirmed.get(k))
+                .map(|r| r.until),
+        );
         // A catalog poll that is due but blocked (breaker, supervisor) is woken by the
         // blocker's own timer; only a future poll needs a timer of its own.
         if self.catalog_deadline.is_none()
@@ -754,6 +831,7 @@ impl Tower {
             queued,
             in_flight: self.in_flight.len() as u64,
             outbox: self.outbox.len() as u64,
+            confirmed: self.confirmed.len() as u64,
             window: self.throttle.window(),
             failovers: self.failover.failovers(),
             breaker_openings: self.breaker.openings(),
@@ -1078,6 +1156,22 @@ impl Tower {
             self.actions.push_back(a);
             return;
         }
+        // Trust first: nothing a device sends may touch another device's operations, so a
+        // key or an operation that is not the presenting device's is refused before it is
+        // compared with anything stored (the answer must not tell a stranger whether the
+        // key exists).
+        if self.config.check_key_owner && (op.device != device || op.key.owner() != Some(device))
+        {
+            let why = if op.device != device {
+                format!("the operation names {} but {device} presented it", op.device)
+            } else {
+                format!("idempotency key {} does not belong to {device}", op.key)
+            };
+            self.refuse(&op.key, crate::io::OpRefusal::NotOwner);
+            let a = reply(&op.key, SubmitReply::Forbidden { reason: why });
+            self.actions.push_back(a);
+            return;
+        }
         if let Some(existing) = self.outbox.get_mut(&op.key) {
             let answer = if existing.op.fingerprint() != op.fingerprint() {
                 SubmitReply::Conflict
@@ -1087,7 +1181,31 @@ impl Tower {
                 existing.waiting.insert(device);
                 SubmitReply::InFlight
             };
+            if answer == SubmitReply::Conflict {
+                self.refuse(&op.key, crate::io::OpRefusal::Conflict);
+            }
             let a = reply(&op.key, answer);
+            self.actions.push_back(a);
+            return;
+        }
+        if let Some(done) = self.confirmed.get(&op.key) {
+            // Confirmed already: the same operation again gets the original answer, another
+            // body under the key is a conflict (never a second, silently dropped entry).
+            let answer = if done.op.fingerprint == op.fingerprint() {
+                SubmitReply::Duplicate
+            } else {
+                self.refuse(&op.key, crate::io::OpRefusal::Conflict);
+                SubmitReply::Conflict
+            };
+            let a = reply(&op.key, answer);
+            self.actions.push_back(a);
+            return;
+        }
+        if self.config.validate_ops
+            && let Err(invalid) = op.validate()
+        {
+            self.refuse(&op.key, crate::io::OpRefusal::Invalid);
+            let a = reply(&op.key, SubmitReply::Invalid { invalid });
             self.actions.push_back(a);
             return;
         }
@@ -1125,6 +1243,37 @@ impl Tower {
         }
     }
 
+    fn refuse(&mut self, key: &IdemKey, reason: crate::io::OpRefusal) {
+        self.emit(Event::OpRefused {
+            key: key.clone(),
+            reason,
+        });
+    }
+
+    /// What this tower knows of `key`, for `device`. Only the key's owner learns anything:
+    /// for anyone else every key is [`OpStatus::Unknown`].
+    pub fn op_status(&self, device: crate::protocol::DeviceId, key: &IdemKey) -> OpStatus {
+        if key.owner() != Some(device) {
+            return OpStatus::Unknown;
+        }
+        if let Some(entry) = self.outbox.get(key) {
+            // Only an operation that was acknowledged is pending; one still being made
+            // durable may yet fail (the device has not been told it is held).
+            return if entry.durable {
+                OpStatus::Pending
+            } else {
+                OpStatus::Unknown
+            };
+        }
+        match self.confirmed.get(key) {
+            Some(r) => OpStatus::Done {
+                outcome: r.op.outcome.clone(),
+                fingerprint: r.op.fingerprint,
+            },
+            None => OpStatus::Unknown,
+        }
+    }
+
     fn on_forward_reply(&mut self, receipts: Vec<crate::protocol::OpReceipt>) {
         self.forward = None;
         if let Some(e) = self.breaker.on_success(self.now) {
@@ -1134,13 +1283,59 @@ impl Tower {
         for receipt in receipts {
             if let Some(entry) = self.outbox.remove(&receipt.key) {
                 self.outbox_order.remove(&entry.seq);
+                // One batch (one fsync, one transaction): the outbox entry goes and the
+                // memory of its confirmation comes, so a crash keeps one or the other.
                 self.delete(Key::Outbox(receipt.key.clone()));
+                if self.config.remember_confirmed {
+                    self.remember(&entry.op, receipt.outcome.clone());
+                }
                 let outcome: OpOutcome = receipt.outcome;
                 self.emit(Event::OpConfirmed {
                     key: receipt.key,
                     outcome,
                 });
             }
+        }
+    }
+
+    /// Remember a confirmed operation (durably, with the next fsync) for the window.
+    fn remember(&mut self, op: &Operation, outcome: OpOutcome) {
+        self.confirmed_seq += 1;
+        let c = crate::io::ConfirmedOp {
+            key: op.key.clone(),
+            fingerprint: op.fingerprint(),
+            outcome,
+            seq: self.confirmed_seq,
+        };
+        if let Some(old) = self.confirmed.remove(&c.key) {
+            self.confirmed_order.remove(&old.op.seq);
+        }
+        self.confirmed_order.insert(c.seq, c.key.clone());
+        self.write(Record::Confirmed(c.clone()), Purpose::Untracked);
+        let until = self.now + self.config.confirmed_window;
+        self.confirmed.insert(c.key.clone(), Remembered { op: c, until });
+        while self.confirmed.len() > self.config.confirmed_max {
+            let Some((_, key)) = self.confirmed_order.pop_first() else {
+                break;
+            };
+            self.confirmed.remove(&key);
+            self.delete(Key::Confirmed(key));
+        }
+        debug_assert_eq!(self.confirmed.len(), self.confirmed_order.len());
+    }
+
+    /// Forget confirmed operations whose window has ended.
+    fn forget_confirmed(&mut self, now: Time) {
+        while let Some((_, key)) = self.confirmed_order.first_key_value() {
+            let due = self.confirmed.get(key).is_none_or(|r| r.until <= now);
+            if !due {
+                break;
+            }
+            let Some((_, key)) = self.confirmed_order.pop_first() else {
+                break;
+            };
+            self.confirmed.remove(&key);
+            self.delete(Key::Confirmed(key));
         }
     }
 

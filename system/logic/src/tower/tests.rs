@@ -4,7 +4,7 @@
 use super::*;
 use crate::content::{ChunkParams, ItemId, publish};
 use crate::entropy::{Entropy, SplitMix64};
-use crate::protocol::{DeviceId, OpKind};
+use crate::protocol::{DeviceId, IdemKey, OpKind};
 use crate::tower::power::UpsState;
 
 fn bytes(seed: u64, len: usize) -> Vec<u8> {
@@ -121,8 +121,8 @@ fn reply_chunk(t: &mut Tower, now: Time, hash: ChunkHash, bytes: Option<Bytes>) 
 /// A message operation under `device`'s first idempotency key.
 fn message_op(device: u32, to: &str, body: &str) -> Operation {
     Operation {
-        key: crate::protocol::IdemKey::for_device(DeviceId(device), 1),
-        device: DeviceId(device),
+        key: crate::protocol::IdemKey::for_device(DeviceId(u128::from(device)), 1, 0),
+        device: DeviceId(u128::from(device)),
         kind: OpKind::Message {
             to: to.into(),
             body: body.into(),
@@ -643,5 +643,298 @@ fn offline_refuse_plant_refuses_reads_without_uplink() {
     assert_eq!(
         t.serve_plan(Time::from_secs(20), &ItemId::new("x")),
         Err(Refusal::Offline)
+    );
+}
+
+// ----- the device edge: ownership, validation, memory of confirmed operations -----------
+
+/// The tower's answers to devices among `actions`.
+fn replies(actions: &[Action]) -> Vec<SubmitReply> {
+    sends(actions)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::SubmitReply { reply, .. } => Some(reply.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `presenter` submits `op`; the tower's answers once every write it issued is durable.
+fn submit_as(
+    t: &mut Tower,
+    now: Time,
+    presenter: DeviceId,
+    op: Operation,
+    durable: &mut DurableState,
+) -> Vec<SubmitReply> {
+    t.handle_message(now, Peer::Device(presenter), Message::SubmitOp { op });
+    let first = drain(t);
+    let mut out = replies(&first);
+    complete_io(t, now, first, durable);
+    out.extend(replies(&drain(t)));
+    out
+}
+
+/// The origin confirms `key` with `outcome`; the tower's writes are completed.
+fn confirm(t: &mut Tower, now: Time, key: &IdemKey, outcome: OpOutcome, durable: &mut DurableState) {
+    t.handle_message(
+        now,
+        Peer::Origin,
+        Message::ForwardReply {
+            receipts: vec![crate::protocol::OpReceipt {
+                key: key.clone(),
+                outcome,
+            }],
+        },
+    );
+    // The confirmation's delete and memory are covered by the next fsync, which any later
+    // write triggers; a timeout with nothing else to do may not issue one, so force one
+    // the way the driver's next batch would.
+    let mut actions = drain(t);
+    if !actions.iter().any(|a| matches!(a, Action::Fsync { .. })) {
+        if let Some(id) = t.fsync() {
+            actions.push(Action::Fsync { id });
+        }
+    }
+    complete_io(t, now, actions, durable);
+}
+
+fn contribution_op(device: u32, n: u64, amount_minor: u64) -> Operation {
+    let device = DeviceId(u128::from(device));
+    Operation {
+        key: IdemKey::for_device(device, n, 0xfeed),
+        device,
+        kind: OpKind::Contribution {
+            community: "kibera".into(),
+            nation: "ke".into(),
+            amount_minor,
+        },
+    }
+}
+
+#[test]
+fn a_key_or_operation_of_another_device_is_refused_and_touches_nothing() {
+    // Goal: nothing a device sends can touch another device's operations: device 9 cannot
+    // take device 3's key (or claim to be device 3), and the victim's own operation under
+    // that key is accepted afterwards; the planted `no-key-owner-check` accepts the thief.
+    let mut t = booted(&[LinkKind::Fibre]);
+    let mut durable = DurableState::new();
+    let victim = contribution_op(3, 1, 1_000);
+    let mut theft = victim.clone();
+    theft.kind = OpKind::Contribution {
+        community: "attacker".into(),
+        nation: "xx".into(),
+        amount_minor: 5_000_000,
+    };
+    // The thief names the victim as the device, or itself with the victim's key.
+    let mut own_name = theft.clone();
+    own_name.device = DeviceId(9);
+    for op in [theft.clone(), own_name] {
+        let r = submit_as(&mut t, Time::ZERO, DeviceId(9), op, &mut durable);
+        assert!(matches!(&r[..], [SubmitReply::Forbidden { .. }]), "{r:?}");
+    }
+    assert!(durable.is_empty(), "nothing stored: {durable:?}");
+    assert_eq!(t.status().outbox, 0);
+    let r = submit_as(&mut t, Time::ZERO, DeviceId(3), victim.clone(), &mut durable);
+    assert_eq!(r, vec![SubmitReply::Accepted]);
+    assert_eq!(
+        durable.get(&Key::Outbox(victim.key.clone())),
+        Some(&Record::Outbox(victim))
+    );
+
+    let mut cfg = TowerConfig::new(TowerId(1), &[LinkKind::Fibre]);
+    cfg.check_key_owner = false;
+    let mut planted = Tower::new(cfg, 1, Time::ZERO);
+    drain(&mut planted);
+    let r = submit_as(&mut planted, Time::ZERO, DeviceId(9), theft, &mut durable);
+    assert_eq!(r, vec![SubmitReply::Accepted], "planted bug takes the key");
+}
+
+#[test]
+fn operations_the_origin_would_reject_are_refused_at_the_edge() {
+    // Goal: the tower checks the origin's rules (one function) before it acknowledges, so
+    // "acknowledged" never means "the origin will reject it"; the planted
+    // `no-edge-validation` acknowledges them.
+    let cases = [
+        (contribution_op(3, 1, 0), "op.amount_minor"),
+        (
+            contribution_op(3, 2, crate::ledger::AMOUNT_MINOR_MAX + 1),
+            "op.amount_minor",
+        ),
+        (
+            Operation {
+                kind: OpKind::Contribution {
+                    community: String::new(),
+                    nation: "ke".into(),
+                    amount_minor: 5,
+                },
+                ..contribution_op(3, 3, 5)
+            },
+            "op.community",
+        ),
+    ];
+    let mut origin = crate::origin::Origin::new(crate::origin::OriginConfig::default());
+    for (op, field) in cases {
+        let mut t = booted(&[LinkKind::Fibre]);
+        let mut durable = DurableState::new();
+        let r = submit_as(&mut t, Time::ZERO, op.device, op.clone(), &mut durable);
+        assert!(
+            matches!(&r[..], [SubmitReply::Invalid { invalid }] if invalid.field == field),
+            "{op:?}: {r:?}"
+        );
+        assert!(durable.is_empty());
+        // The origin, given the same operation, rejects it.
+        origin.handle_message(Time::ZERO, Peer::Tower(TowerId(1)), Message::ForwardOps { ops: vec![op.clone()] });
+        let rejected = std::iter::from_fn(|| origin.poll_action()).any(|a| {
+            matches!(a, Action::Write { record: Record::Applied { outcome: OpOutcome::Rejected { .. }, .. }, .. })
+        });
+        assert!(rejected, "the origin rejects {op:?} too");
+
+        let mut cfg = TowerConfig::new(TowerId(1), &[LinkKind::Fibre]);
+        cfg.validate_ops = false;
+        let mut planted = Tower::new(cfg, 1, Time::ZERO);
+        drain(&mut planted);
+        let r = submit_as(&mut planted, Time::ZERO, op.device, op, &mut durable);
+        assert_eq!(r, vec![SubmitReply::Accepted], "planted bug acknowledges it");
+    }
+    // A valid operation passes.
+    let mut t = booted(&[LinkKind::Fibre]);
+    let op = contribution_op(3, 9, crate::ledger::AMOUNT_MINOR_MAX);
+    let r = submit_as(&mut t, Time::ZERO, op.device, op, &mut DurableState::new());
+    assert_eq!(r, vec![SubmitReply::Accepted]);
+}
+
+#[test]
+fn a_confirmed_key_is_remembered_durably_and_its_reuse_with_another_body_is_a_conflict() {
+    // Goal: the tower does not forget a key once the origin confirmed it: the same
+    // operation again is answered as a replay, another body under the key is a conflict
+    // (422), also after a restart; the planted `forget-confirmed` accepts the reuse (the
+    // acknowledged-then-dropped bug).
+    let mut t = booted(&[LinkKind::Fibre]);
+    let mut durable = DurableState::new();
+    let op = contribution_op(3, 1, 1_000);
+    let mut reuse = op.clone();
+    reuse.kind = OpKind::Contribution {
+        community: "other".into(),
+        nation: "ke".into(),
+        amount_minor: 2_000,
+    };
+    assert_eq!(
+        submit_as(&mut t, Time::ZERO, op.device, op.clone(), &mut durable),
+        vec![SubmitReply::Accepted]
+    );
+    confirm(&mut t, Time::from_secs(1), &op.key, OpOutcome::Applied { seq: 1 }, &mut durable);
+    assert_eq!(t.status().outbox, 0);
+    assert!(!durable.contains_key(&Key::Outbox(op.key.clone())));
+    assert!(matches!(
+        durable.get(&Key::Confirmed(op.key.clone())),
+        Some(Record::Confirmed(c)) if c.fingerprint == op.fingerprint() && c.outcome == OpOutcome::Applied { seq: 1 }
+    ));
+    let check = |t: &mut Tower, durable: &mut DurableState| {
+        assert_eq!(
+            submit_as(t, Time::from_secs(2), op.device, op.clone(), durable),
+            vec![SubmitReply::Duplicate]
+        );
+        assert_eq!(
+            submit_as(t, Time::from_secs(2), op.device, reuse.clone(), durable),
+            vec![SubmitReply::Conflict]
+        );
+        assert_eq!(t.status().outbox, 0, "nothing new held");
+    };
+    check(&mut t, &mut durable);
+    let mut restarted = Tower::recover(
+        TowerConfig::new(TowerId(1), &[LinkKind::Fibre]),
+        2,
+        Time::ZERO,
+        &durable,
+    );
+    drain(&mut restarted);
+    check(&mut restarted, &mut durable);
+    assert_eq!(restarted.status().confirmed, 1);
+
+    let mut cfg = TowerConfig::new(TowerId(1), &[LinkKind::Fibre]);
+    cfg.remember_confirmed = false;
+    let mut planted = Tower::new(cfg, 1, Time::ZERO);
+    drain(&mut planted);
+    let mut d2 = DurableState::new();
+    submit_as(&mut planted, Time::ZERO, op.device, op.clone(), &mut d2);
+    confirm(&mut planted, Time::from_secs(1), &op.key, OpOutcome::Applied { seq: 1 }, &mut d2);
+    assert_eq!(
+        submit_as(&mut planted, Time::from_secs(2), op.device, reuse, &mut d2),
+        vec![SubmitReply::Accepted],
+        "the planted bug acknowledges a reused key"
+    );
+}
+
+#[test]
+fn the_memory_of_confirmed_keys_is_bounded_by_its_window_and_its_size() {
+    // Goal: a bounded memory: the oldest confirmed keys go first when it is full, and every
+    // key goes once its window has passed (its record deleted too).
+    let mut cfg = TowerConfig::new(TowerId(1), &[LinkKind::Fibre]);
+    cfg.confirmed_max = 2;
+    cfg.confirmed_window = Duration::from_secs(3600);
+    let mut t = Tower::new(cfg, 1, Time::ZERO);
+    drain(&mut t);
+    let mut durable = DurableState::new();
+    let ops: Vec<Operation> = (1..=3).map(|n| contribution_op(3, n, 10)).collect();
+    for (i, op) in ops.iter().enumerate() {
+        let now = Time::from_secs(i as u64);
+        submit_as(&mut t, now, op.device, op.clone(), &mut durable);
+        confirm(&mut t, now, &op.key, OpOutcome::Applied { seq: i as u64 + 1 }, &mut durable);
+    }
+    let remembered = |d: &DurableState| {
+        d.keys()
+            .filter_map(|k| match k {
+                Key::Confirmed(k) => Some(k.clone()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(remembered(&durable), vec![ops[1].key.clone(), ops[2].key.clone()]);
+    assert_eq!(t.op_status(ops[0].device, &ops[0].key), OpStatus::Unknown);
+    // The window: the first remaining key was confirmed at 1 s, so it goes at 1 h + 1 s.
+    assert_eq!(t.poll_timeout().map(|x| x <= Time::from_secs(3601)), Some(true));
+    let late = Time::from_secs(3601);
+    t.handle_timeout(late);
+    let mut actions = drain(&mut t);
+    if let Some(id) = t.fsync() {
+        actions.push(Action::Fsync { id });
+    }
+    complete_io(&mut t, late, actions, &mut durable);
+    assert_eq!(remembered(&durable), vec![ops[2].key.clone()]);
+    assert_eq!(t.status().confirmed, 1);
+}
+
+#[test]
+fn an_operations_status_is_told_to_its_owner_only() {
+    // Goal: the device learns what became of its operation (pending, then the origin's
+    // verdict with the fingerprint it is about); any other device learns nothing.
+    let mut t = booted(&[LinkKind::Fibre]);
+    let mut durable = DurableState::new();
+    let op = contribution_op(3, 1, 1_000);
+    let owner = op.device;
+    assert_eq!(t.op_status(owner, &op.key), OpStatus::Unknown);
+    submit_as(&mut t, Time::ZERO, owner, op.clone(), &mut durable);
+    assert_eq!(t.op_status(owner, &op.key), OpStatus::Pending);
+    assert_eq!(t.op_status(DeviceId(9), &op.key), OpStatus::Unknown);
+    confirm(&mut t, Time::from_secs(1), &op.key, OpOutcome::Conflict, &mut durable);
+    let done = OpStatus::Done {
+        outcome: OpOutcome::Conflict,
+        fingerprint: op.fingerprint(),
+    };
+    assert_eq!(t.op_status(owner, &op.key), done);
+    assert_eq!(t.op_status(DeviceId(9), &op.key), OpStatus::Unknown);
+    // And as messages, the way devices ask.
+    t.handle_message(
+        Time::from_secs(2),
+        Peer::Device(owner),
+        Message::StatusRequest {
+            keys: vec![op.key.clone()],
+        },
+    );
+    let answers = drain(&mut t);
+    assert!(
+        sends(&answers).iter().any(|m| matches!(m, Message::StatusReply { statuses } if statuses == &vec![(op.key.clone(), done.clone())])),
+        "{answers:?}"
     );
 }
