@@ -832,7 +832,7 @@ impl World {
             }
             let first = devices.len();
             for d in 0..spec.devices {
-                let id = DeviceId((first + d as usize) as u32);
+                let id = DeviceId((first + d as usize) as u128);
                 let cfg = DeviceConfig::new(id, TowerId(i as u32));
                 devices.push(DeviceHost {
                     device: Device::new(cfg, SplitMix64::derive(seed, &format!("device-{}", id.0))),
@@ -1949,7 +1949,7 @@ impl World {
                         Ev::ToTower {
                             tower,
                             incarnation,
-                            from: Peer::Device(DeviceId(d as u32)),
+                            from: Peer::Device(DeviceId(d as u128)),
                             link: None,
                             msg: msg.clone(),
                         },
@@ -2791,7 +2791,7 @@ fn peer_word(p: Peer) -> u64 {
     match p {
         Peer::Origin => u64::MAX,
         Peer::Tower(t) => u64::from(t.0) | 1 << 40,
-        Peer::Device(d) => u64::from(d.0) | 1 << 41,
+        Peer::Device(d) => (d.0 as u64) | 1 << 41,
     }
 }
 
@@ -2810,6 +2810,8 @@ fn summary(msg: &Message) -> String {
         Message::ForwardReply { receipts } => format!("ForwardReply ({} receipts)", receipts.len()),
         Message::SubmitOp { op } => format!("SubmitOp {}", op.key),
         Message::SubmitReply { key, reply } => format!("SubmitReply {key} {reply:?}"),
+        Message::StatusRequest { keys } => format!("StatusRequest ({} keys)", keys.len()),
+        Message::StatusReply { statuses } => format!("StatusReply ({} statuses)", statuses.len()),
         Message::ReadItem { item } => format!("ReadItem {item}"),
         Message::ItemData { manifest, .. } => {
             format!("ItemData {} v{}", manifest.item, manifest.version)

@@ -9,6 +9,13 @@
 //!   operation's idempotency key); an unreachable tower is normal: it stays queued
 //!   ([`session`], [`outbox`]).
 //! - `outbox` lists what is queued; `--flush` sends it now.
+//! - `status` shows the device's identity, what is queued, what the tower acknowledged
+//!   and what became of it: it asks the tower (`GET /v1/ops/{key}`) about every operation
+//!   still awaiting the origin's verdict, and lists the final word on the latest ones
+//!   (applied, or a conflict, rejection or refusal, with the operation that was lost).
+//!
+//! Each device (state directory, `--device` profile) has its own identity: a secret
+//! generated on first use ([`identity`]) that every submission presents.
 //!
 //! The outbox is driven by the logic's `Device` state machine, exactly as the simulator
 //! drives it; this module only supplies a disk ([`outbox::OutboxFile`]) and a network
@@ -26,13 +33,15 @@
 
 pub mod fetch;
 pub mod http;
+pub mod identity;
 pub mod outbox;
 pub mod session;
 
 use clap::{Args, Subcommand, ValueEnum};
 use fetch::FetchOptions;
 use http::Client;
-use session::{DeviceSession, Outcome, SendResult};
+use session::{DeviceSession, Outcome, SendResult, StatusResult};
+use sovereign_logic::device::FinalOutcome;
 use sovereign_logic::protocol::{DeviceId, OpKind, Operation};
 use sovereign_wire::OpKindDto;
 use std::path::{Path, PathBuf};
@@ -57,7 +66,8 @@ pub struct DeviceOpts {
     /// ~/.sovereign-device].
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
-    /// This device's id (its operations' keys are `N:00000001`, …).
+    /// Which device profile under the state directory (`device-N`): each has its own
+    /// identity, generated on first use, and its own outbox.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub device: u32,
     /// Deadline for each exchange with the tower, in seconds.
@@ -78,6 +88,9 @@ pub enum DeviceCommand {
     Submit(SubmitArgs),
     /// List the operations still queued; --flush sends them now.
     Outbox(OutboxArgs),
+    /// This device's identity, its queue, and what became of its acknowledged operations
+    /// (asks the tower about those still awaiting the origin's verdict).
+    Status(StatusArgs),
 }
 
 /// Flags of `device catalog`.
@@ -162,6 +175,17 @@ pub struct OutboxArgs {
     pub flush: bool,
 }
 
+/// Flags of `device status`.
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub opts: DeviceOpts,
+    /// Do not ask the tower; show what the log holds.
+    #[arg(long)]
+    pub offline: bool,
+}
+
 /// The state directory: `--state`, else `$SOVEREIGN_DEVICE_STATE`, else
 /// `~/.sovereign-device`.
 pub fn state_root(opts: &DeviceOpts) -> anyhow::Result<PathBuf> {
@@ -198,6 +222,7 @@ pub fn run(cmd: DeviceCommand) -> anyhow::Result<u8> {
         DeviceCommand::Fetch(a) => fetch_cmd(&a),
         DeviceCommand::Submit(a) => submit_cmd(&a),
         DeviceCommand::Outbox(a) => outbox_cmd(&a),
+        DeviceCommand::Status(a) => status_cmd(&a),
     }
 }
 
@@ -405,7 +430,7 @@ pub fn describe(o: &Outcome) -> String {
             reason,
             reachable: true,
         } => format!("{key} stays queued: {reason}"),
-        SendResult::Conflict { message } => format!(
+        SendResult::Conflict { message } | SendResult::Refused { message } => format!(
             "{key} refused by the tower and dropped from the outbox: {message}; the operation was {}",
             op_json(&o.op)
         ),
@@ -414,7 +439,7 @@ pub fn describe(o: &Outcome) -> String {
 
 fn open_session(opts: &DeviceOpts) -> anyhow::Result<Result<DeviceSession, session::SessionError>> {
     let dir = device_dir(opts)?;
-    let s = DeviceSession::open(&dir, DeviceId(opts.device));
+    let s = DeviceSession::open(&dir);
     if let Ok(s) = &s {
         let torn = s.store().torn_bytes_dropped();
         if torn > 0 {
@@ -429,7 +454,8 @@ fn open_session(opts: &DeviceOpts) -> anyhow::Result<Result<DeviceSession, sessi
 
 fn submit_cmd(a: &SubmitArgs) -> anyhow::Result<u8> {
     let kind = op_kind(a)?;
-    let body = http::submission_body(a.opts.device, &OpKindDto::from(&kind));
+    // The largest identity: the body is never longer than this with the real one.
+    let body = http::submission_body(DeviceId(u128::MAX), &OpKindDto::from(&kind));
     anyhow::ensure!(
         body.len() <= crate::api::common::OP_BODY_MAX,
         "the operation is {} bytes as JSON; a tower takes at most {}",
@@ -452,7 +478,10 @@ fn submit_cmd(a: &SubmitArgs) -> anyhow::Result<u8> {
     let mut code = EXIT_OK;
     let mut earlier_acked = 0usize;
     for o in &outcomes {
-        let conflict = matches!(o.result, SendResult::Conflict { .. });
+        let conflict = matches!(
+            o.result,
+            SendResult::Conflict { .. } | SendResult::Refused { .. }
+        );
         if o.op.key == op.key {
             if conflict {
                 eprintln!("error: {}", describe(o));
@@ -514,7 +543,7 @@ fn outbox_cmd(a: &OutboxArgs) -> anyhow::Result<u8> {
                 queued += 1;
                 println!("{}", describe(o));
             }
-            SendResult::Conflict { .. } => {
+            SendResult::Conflict { .. } | SendResult::Refused { .. } => {
                 conflicts += 1;
                 eprintln!("error: {}", describe(o));
             }
@@ -526,6 +555,65 @@ fn outbox_cmd(a: &OutboxArgs) -> anyhow::Result<u8> {
     } else {
         EXIT_FAILED
     })
+}
+
+fn status_cmd(a: &StatusArgs) -> anyhow::Result<u8> {
+    let client = if a.offline {
+        None
+    } else {
+        Some(client(&a.opts)?)
+    };
+    let mut session = match open_session(&a.opts)? {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let checked = match session.check_status(client.as_ref()) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let log = match session.log() {
+        Ok(l) => l,
+        Err(e) => return fail(e),
+    };
+    println!("device {} ({})", session.id().hex(), session.store().path().display());
+    print!("{}", outbox_table(&log, session.store().path()));
+    let mut code = EXIT_OK;
+    if checked.is_empty() {
+        println!("no acknowledged operation awaits the origin's verdict");
+    }
+    for (op, result) in &checked {
+        let line = match result {
+            StatusResult::Pending => "acknowledged, held at the tower, not yet applied".to_string(),
+            StatusResult::Final(FinalOutcome::Applied { seq }) => {
+                format!("applied at the origin (apply seq {seq})")
+            }
+            StatusResult::Final(f) => {
+                code = EXIT_FAILED;
+                format!(
+                    "NOT APPLIED: {}; the operation was {}",
+                    match f {
+                        FinalOutcome::Conflict => "the origin applied another operation under this key".to_string(),
+                        FinalOutcome::Rejected { reason } => format!("rejected by the origin: {reason}"),
+                        _ => "the tower no longer knows this key".to_string(),
+                    },
+                    op_json(op)
+                )
+            }
+            StatusResult::Unknown => {
+                "acknowledged earlier; this tower does not know the key (another tower's, or forgotten)".to_string()
+            }
+            StatusResult::Unreachable(why) => format!("acknowledged; not checked: {why}"),
+        };
+        println!("{}  {line}", op.key);
+    }
+    let refused: Vec<_> = log.outcomes.iter().filter(|o| o.result != "applied").collect();
+    if !refused.is_empty() {
+        println!("{} operation(s) not applied (latest last):", refused.len());
+        for o in refused {
+            println!("{}  {}: {}; the operation was {}", o.op.key, o.result, o.detail, op_json(&o.op));
+        }
+    }
+    Ok(code)
 }
 
 /// The outbox as a table: key, type, attempts, how the last attempt went.

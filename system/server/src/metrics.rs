@@ -326,6 +326,7 @@ pub struct TowerMetrics {
     items_pending: IntGauge,
     ops_acked: IntCounter,
     ops_confirmed: IntCounterVec,
+    ops_refused: IntCounterVec,
     outbox_operations: IntGauge,
     power_mode: IntGaugeVec,
     battery_soc: Gauge,
@@ -445,6 +446,11 @@ impl TowerMetrics {
                 "Forwarded operations the origin confirmed, by outcome.",
                 &["outcome"],
             ),
+            ops_refused: b.counters(
+                "sovereign_ops_refused_total",
+                "Device operations refused at the edge (nothing stored), by reason: not-owner (another device's key), invalid (the origin would reject it), conflict (key reused with another body).",
+                &["reason"],
+            ),
             outbox_operations: b.gauge(
                 "sovereign_outbox_operations",
                 "Operations held in the tower's outbox (acknowledged to devices, not yet applied).",
@@ -505,6 +511,9 @@ impl TowerMetrics {
         }
         for o in OP_OUTCOMES {
             m.ops_confirmed.with_label_values(&[o]);
+        }
+        for r in sovereign_logic::io::OpRefusal::ALL {
+            m.ops_refused.with_label_values(&[r.name()]);
         }
         for o in READ_OUTCOMES {
             m.reads.with_label_values(&[o]);
@@ -638,6 +647,9 @@ impl TowerMetrics {
                 }
             }
             Event::OpAcked { .. } => self.ops_acked.inc(),
+            Event::OpRefused { reason, .. } => {
+                self.ops_refused.with_label_values(&[reason.name()]).inc();
+            }
             Event::OpConfirmed { outcome, .. } => {
                 self.ops_confirmed
                     .with_label_values(&[outcome_name(outcome)])

@@ -191,7 +191,34 @@ fn wire_schemas() -> Map<String, Value> {
         json!({
             "type": "string",
             "pattern": "^[\\x21-\\x7e]{1,256}$",
-            "description": "Idempotency key: 1 to 256 visible ASCII characters, unique per operation (conventionally `<device>:<n>`)."
+            "description": "Idempotency key: 1 to 256 visible ASCII characters, unique per operation. Devices make `<device>:<n>:<nonce>`: their identity, a running number (8 digits at least) and 64 random bits (16 hex digits). A tower accepts a key only from the device it belongs to (its first part)."
+        }),
+    );
+    s.insert(
+        "DeviceId".into(),
+        json!({
+            "type": "string",
+            "pattern": "^(0|[1-9a-f][0-9a-f]{0,31})$",
+            "description": "A device's identity: 128 bits as lower-case hex without leading zeros, derived from the secret the device presents (first 16 bytes of SHA-256(\"sovereign-device-id/1\" || secret))."
+        }),
+    );
+    s.insert(
+        "OpStatus".into(),
+        json!({
+            "type": "object",
+            "description": "What the tower knows of one of the presenting device's operations.",
+            "additionalProperties": false,
+            "required": ["status", "key"],
+            "properties": {
+                "status": {
+                    "type": "string",
+                    "enum": ["pending", "done", "unknown"],
+                    "description": "`pending`: acknowledged, held durably, not yet confirmed by the origin. `done`: the origin's verdict (`outcome`) on the operation whose fingerprint is `fingerprint` (if it is not the device's own operation's, its operation was not the one applied). `unknown`: nothing held under the key for this device (never acknowledged, another device's key, or confirmed longer ago than the tower remembers: 30 days by default)."
+                },
+                "key": schema("IdemKey"),
+                "outcome": schema("OpOutcome"),
+                "fingerprint": sha256_schema("SHA-256 fingerprint of the operation the verdict is about (its device and body, not its key).")
+            }
         }),
     );
     s.insert(
@@ -203,7 +230,10 @@ fn wire_schemas() -> Map<String, Value> {
             "required": ["key", "device", "op"],
             "properties": {
                 "key": schema("IdemKey"),
-                "device": { "type": "integer", "minimum": 0, "maximum": 4294967295u64 },
+                "device": {
+                    "anyOf": [schema("DeviceId"), { "type": "integer", "minimum": 0, "maximum": 4294967295u64 }],
+                    "description": "The device's identity; a number only in records stored before identities were 128-bit."
+                },
                 "op": schema("OpKind")
             }
         }),
@@ -447,15 +477,7 @@ fn without(mut m: Map<String, Value>, unused: &[&str]) -> Map<String, Value> {
 fn tower_schemas() -> Map<String, Value> {
     // The tower's public API speaks manifests and device submissions; catalog entries,
     // stored operations and receipts are between the tower and the origin.
-    let unused = [
-        "CatalogEntry",
-        "Operation",
-        "OpOutcome",
-        "OpOutcomeApplied",
-        "OpOutcomeConflict",
-        "OpOutcomeRejected",
-        "OpReceipt",
-    ];
+    let unused = ["CatalogEntry", "Operation", "OpReceipt"];
     let mut s = without(wire_schemas(), &unused);
     s.append(&mut admin_schemas());
     s.insert(
@@ -473,11 +495,11 @@ fn tower_schemas() -> Map<String, Value> {
         "SubmitOp".into(),
         json!({
             "type": "object",
-            "description": "An operation from a device; its key is the Idempotency-Key header.",
+            "description": "An operation from a device; its key is the Idempotency-Key header, its device the one that authenticated (`Authorization: Device <secret>`).",
             "additionalProperties": false,
-            "required": ["device", "op"],
+            "required": ["op"],
             "properties": {
-                "device": { "type": "integer", "minimum": 0, "maximum": 4294967295u64 },
+                "device": { "allOf": [schema("DeviceId")], "description": "Optional; if present it must be the authenticated device's identity (else 403)." },
                 "op": schema("OpKind")
             }
         }),
@@ -593,8 +615,9 @@ fn tower_schemas() -> Map<String, Value> {
 }
 
 fn origin_schemas() -> Map<String, Value> {
-    // No power telemetry at the origin.
-    let mut s = without(wire_schemas(), &["PowerReading"]);
+    // No power telemetry at the origin, and devices ask their tower, not the origin, what
+    // became of their operations.
+    let mut s = without(wire_schemas(), &["PowerReading", "OpStatus"]);
     s.append(&mut admin_schemas());
     s.insert(
         "OriginCatalog".into(),
@@ -739,6 +762,18 @@ fn responses() -> Value {
         }),
     );
     m.insert(
+        "DeviceUnauthorized".into(),
+        json!({
+            "description": "No `Authorization: Device <secret>`, or a secret that is not 64 hex digits (field `Authorization`).",
+            "headers": { "WWW-Authenticate": { "schema": { "type": "string" }, "description": "`Device realm=\"sovereign-tower\"`." } },
+            "content": json_body("Error")
+        }),
+    );
+    m.insert(
+        "DeviceForbidden".into(),
+        error_response("The Idempotency-Key belongs to another device, or the body names another device than the one that authenticated. Nothing was stored."),
+    );
+    m.insert(
         "Forbidden".into(),
         error_response("The token is valid but its role does not allow this call."),
     );
@@ -804,6 +839,12 @@ fn components(schemas: Map<String, Value>) -> Value {
         "headers": headers(),
         "responses": responses(),
         "securitySchemes": {
+            "deviceSecret": {
+                "type": "apiKey",
+                "in": "header",
+                "name": "Authorization",
+                "description": "`Device <secret>`: the device's 32-byte secret as 64 hex digits, generated on first use and kept in the device's state directory. The tower derives the device's identity from it; it accepts only keys that belong to that identity."
+            },
             "adminBearer": {
                 "type": "http",
                 "scheme": "bearer",
@@ -1043,8 +1084,8 @@ pub fn tower_openapi() -> Value {
     paths.insert(
         "/v1/ops".into(),
         json!({ "post": {
-            "operationId": "submitOp", "tags": ["operations"], "security": [],
-            "summary": "Submit a device operation; acknowledged only once durable at the tower.",
+            "operationId": "submitOp", "tags": ["operations"], "security": [{ "deviceSecret": [] }],
+            "summary": "Submit a device operation; acknowledged only once durable at the tower. Refused (nothing stored) when the key or the operation is another device's (403), when the origin would reject it (422 naming the field), or when the key was used before with another body — also after the origin confirmed it (422, field `Idempotency-Key`).",
             "parameters": [r("parameters", "IdempotencyKey")],
             "requestBody": { "required": true, "content": json_body("SubmitOp") },
             "responses": {
@@ -1054,10 +1095,26 @@ pub fn tower_openapi() -> Value {
                     "content": json_body("SubmitReply")
                 },
                 "400": r("responses", "BadRequest"),
+                "401": r("responses", "DeviceUnauthorized"),
+                "403": r("responses", "DeviceForbidden"),
                 "409": r("responses", "Conflict"),
                 "413": r("responses", "PayloadTooLarge"),
                 "415": r("responses", "UnsupportedMediaType"),
                 "422": r("responses", "Unprocessable"),
+                "503": r("responses", "Unavailable")
+            }
+        }}),
+    );
+    paths.insert(
+        "/v1/ops/{key}".into(),
+        json!({ "get": {
+            "operationId": "getOpStatus", "tags": ["operations"], "security": [{ "deviceSecret": [] }],
+            "summary": "What became of one of the presenting device's operations: pending at the tower, the origin's verdict, or unknown. Another device's key is always unknown.",
+            "parameters": [r("parameters", "OpKey")],
+            "responses": {
+                "200": { "description": "The status.", "content": json_body("OpStatus") },
+                "400": r("responses", "BadRequest"),
+                "401": r("responses", "DeviceUnauthorized"),
                 "503": r("responses", "Unavailable")
             }
         }}),

@@ -170,6 +170,8 @@ enum Input {
     /// A reading; `true` when it came through [`TowerHandle::power`] (counted).
     Power(PowerReading, bool),
     Submit {
+        /// The device that authenticated the request.
+        presenter: DeviceId,
         op: Operation,
         reply: oneshot::Sender<SubmitReply>,
     },
@@ -194,10 +196,18 @@ pub struct TowerHandle {
 impl TowerHandle {
     /// Queue a device operation; resolves with the tower's answer (after the fsync for an
     /// acceptance).
-    pub async fn submit(&self, op: Operation) -> Result<SubmitReply, NodeGone> {
+    pub async fn submit(
+        &self,
+        presenter: DeviceId,
+        op: Operation,
+    ) -> Result<SubmitReply, NodeGone> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Input::Submit { op, reply })
+            .send(Input::Submit {
+                presenter,
+                op,
+                reply,
+            })
             .map_err(|_| NodeGone)?;
         rx.await.map_err(|_| NodeGone)
     }
@@ -428,9 +438,15 @@ impl Node {
                         self.power_done += 1;
                     }
                 }
-                Input::Submit { op, reply } => {
+                Input::Submit {
+                    presenter,
+                    op,
+                    reply,
+                } => {
+                    // The device is who authenticated, never what the body claims: the
+                    // logic refuses a key or operation that is not the presenter's.
                     let key = op.key.clone();
-                    let device = op.device;
+                    let device = presenter;
                     self.current = Some((key, device, reply));
                     self.tower
                         .handle_message(now, Peer::Device(device), Message::SubmitOp { op });

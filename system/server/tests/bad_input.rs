@@ -21,10 +21,22 @@ mod support;
 use axum::Router;
 use axum::http::{Method, StatusCode, header};
 use proptest::prelude::*;
-use support::{Answer, CHAOS, OPERATOR, Req, Servers, VIEWER, pct, req, send};
+use support::{
+    Answer, CHAOS, OPERATOR, Req, Servers, VIEWER, device, device_auth, device_key, pct, req,
+    send,
+};
 
-const GOOD_OP: &str = r#"{"device":7,"op":{"type":"message","to":"clinic","body":"hi"}}"#;
+const GOOD_OP: &str = r#"{"op":{"type":"message","to":"clinic","body":"hi"}}"#;
+
 const HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+fn key(n: u64) -> String {
+    device_key(n)
+}
+
+fn auth() -> String {
+    device_auth()
+}
 
 /// One bad request and what it must get.
 struct Case {
@@ -105,7 +117,8 @@ async fn check_all(server: &str, router: &Router, cases: impl IntoIterator<Item 
 
 fn op(body: &str) -> Req {
     req(Method::POST, "/v1/ops")
-        .header("idempotency-key", "7:00000001")
+        .header("idempotency-key", key(1))
+        .header("authorization", auth())
         .json(body)
 }
 
@@ -116,7 +129,16 @@ async fn tower_public_answers_bad_operations_with_4xx_json() {
     let op_with = |key: &[u8]| {
         req(Method::POST, "/v1/ops")
             .header("idempotency-key", key)
+            .header("authorization", auth())
             .json(GOOD_OP)
+    };
+    let authorized = |authorization: Option<&str>| {
+        let r = req(Method::POST, "/v1/ops").header("idempotency-key", key(1));
+        match authorization {
+            Some(a) => r.header("authorization", a),
+            None => r,
+        }
+        .json(GOOD_OP)
     };
     let message_from = |device: &str| {
         op(&format!(
@@ -125,8 +147,14 @@ async fn tower_public_answers_bad_operations_with_4xx_json() {
     };
     let typed = |content_type: &str| {
         req(Method::POST, "/v1/ops")
-            .header("idempotency-key", "7:1")
+            .header("idempotency-key", key(1))
+            .header("authorization", auth())
             .header("content-type", content_type)
+    };
+    let contribution = |amount: &str| {
+        op(&format!(
+            r#"{{"op":{{"type":"contribution","community":"c","nation":"n","amount_minor":{amount}}}}}"#
+        ))
     };
     let cases = [
         Want(400, None).cases(vec![
@@ -142,13 +170,35 @@ async fn tower_public_answers_bad_operations_with_4xx_json() {
             ),
         ]),
         Want(400, Some("device")).cases(vec![
-            ("device is a string", message_from(r#""seven""#)),
+            ("device is not hex", message_from(r#""seven""#)),
+            ("device with a leading zero", message_from(r#""07""#)),
             ("device is negative", message_from("-1")),
             ("device above u32", message_from("4294967296")),
+            ("device is an object", message_from("{}")),
+        ]),
+        Want(401, Some("Authorization")).cases(vec![
+            ("no Authorization", authorized(None)),
+            ("a bearer token", authorized(Some("Bearer abc"))),
+            ("a short secret", authorized(Some("Device abcd"))),
             (
-                "device missing",
-                op(r#"{"op":{"type":"message","to":"c","body":"b"}}"#),
+                "a secret that is not hex",
+                authorized(Some(&format!("Device {}", "z".repeat(64)))),
             ),
+        ]),
+        Want(403, Some("Idempotency-Key")).cases(vec![
+            (
+                "the body names another device",
+                message_from(r#""7""#),
+            ),
+            (
+                "another device's key",
+                op_with(b"7:00000001:0000000000000abc"),
+            ),
+            ("a key of no device", op_with(b"7:1")),
+        ]),
+        Want(422, Some("op.amount_minor")).cases(vec![
+            ("a zero contribution", contribution("0")),
+            ("a contribution above the limit", contribution("1000000000000001")),
         ]),
         vec![
             case(
@@ -187,7 +237,9 @@ async fn tower_public_answers_bad_operations_with_4xx_json() {
         Want(400, Some("Idempotency-Key")).cases(vec![
             (
                 "missing Idempotency-Key",
-                req(Method::POST, "/v1/ops").json(GOOD_OP),
+                req(Method::POST, "/v1/ops")
+                    .header("authorization", auth())
+                    .json(GOOD_OP),
             ),
             ("empty Idempotency-Key", op_with(b"")),
             (
@@ -896,17 +948,46 @@ async fn operation_answers_keep_their_documented_shapes() {
     assert_eq!(a.status, StatusCode::ACCEPTED, "{a}");
     assert_eq!(
         a.json(),
-        Some(serde_json::json!({ "key": "7:00000001", "status": "accepted" }))
+        Some(serde_json::json!({ "key": key(1), "status": "accepted" }))
     );
-    let replay = send(&s.tower, op(GOOD_OP)).await;
+    // Naming the device in the body is the same operation.
+    let named = format!(
+        r#"{{"device":"{}","op":{{"type":"message","to":"clinic","body":"hi"}}}}"#,
+        device().hex()
+    );
+    let replay = send(&s.tower, op(&named)).await;
     assert_eq!(replay.status, StatusCode::ACCEPTED, "{replay}");
     assert_eq!(replay.header("idempotent-replayed"), "true");
     let other = send(
         &s.tower,
-        op(r#"{"device":7,"op":{"type":"message","to":"clinic","body":"bye"}}"#),
+        op(r#"{"op":{"type":"message","to":"clinic","body":"bye"}}"#),
     )
     .await;
     assert_eq!(problem(&other, 422, Some("Idempotency-Key")), None);
+    // Its status, to its owner only.
+    let status = send(
+        &s.tower,
+        req(Method::GET, &format!("/v1/ops/{}", key(1))).header("authorization", auth()),
+    )
+    .await;
+    assert_eq!(
+        status.json(),
+        Some(serde_json::json!({ "status": "pending", "key": key(1) })),
+        "{status}"
+    );
+    let stranger = send(
+        &s.tower,
+        req(Method::GET, &format!("/v1/ops/{}", key(1)))
+            .header("authorization", format!("Device {}", "ab".repeat(32))),
+    )
+    .await;
+    assert_eq!(
+        stranger.json(),
+        Some(serde_json::json!({ "status": "unknown", "key": key(1) })),
+        "{stranger}"
+    );
+    let anonymous = send(&s.tower, req(Method::GET, &format!("/v1/ops/{}", key(1)))).await;
+    assert_eq!(problem(&anonymous, 401, Some("Authorization")), None);
 }
 
 // ----- arbitrary input -----------------------------------------------------------------
@@ -962,7 +1043,7 @@ proptest! {
     ) {
         // Goal: whatever a device sends to POST /v1/ops, the tower answers without a 5xx
         // (503 aside) and without panicking.
-        let mut r = req(Method::POST, "/v1/ops").body(body);
+        let mut r = req(Method::POST, "/v1/ops").body(body).header("authorization", auth());
         // A header value cannot hold control characters: such a request never reaches a
         // router, so those headers are left out.
         let valid = |v: &[u8]| axum::http::HeaderValue::from_bytes(v).is_ok();

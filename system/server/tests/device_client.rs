@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use sovereign_logic::content::{ChunkParams, ItemId, Manifest, Priority, publish};
-use sovereign_logic::protocol::{DeviceId, OpKind};
+use sovereign_logic::protocol::OpKind;
 use sovereign_server::api::common::content_response;
 use sovereign_server::device_client::fetch::{FetchError, FetchOptions, fetch, partial_path};
 use sovereign_server::device_client::http::Client;
@@ -442,7 +442,7 @@ fn submit_offline_queues_durably_and_a_later_flush_delivers_exactly_once() {
     let state = tempfile::tempdir().unwrap();
     let dead = client(&dead_url());
     let key = {
-        let mut s = DeviceSession::open(state.path(), DeviceId(1)).unwrap();
+        let mut s = DeviceSession::open(state.path()).unwrap();
         let op = s.submit(message("boil water")).unwrap();
         let out = s.send(Some(&dead)).unwrap();
         assert_eq!(out.len(), 1);
@@ -465,7 +465,7 @@ fn submit_offline_queues_durably_and_a_later_flush_delivers_exactly_once() {
         op.key
     };
     // A fresh process: the outbox is on disk, with its attempt.
-    let log = DeviceSession::open(state.path(), DeviceId(1))
+    let log = DeviceSession::open(state.path())
         .unwrap()
         .log()
         .unwrap();
@@ -477,7 +477,7 @@ fn submit_offline_queues_durably_and_a_later_flush_delivers_exactly_once() {
 
     let fake = Fake::start(&sample(10), None, false);
     let tower = client(&fake.url);
-    let mut s = DeviceSession::open(state.path(), DeviceId(1)).unwrap();
+    let mut s = DeviceSession::open(state.path()).unwrap();
     let out = s.send(Some(&tower)).unwrap();
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].result, SendResult::Acked { duplicate: false });
@@ -485,7 +485,7 @@ fn submit_offline_queues_durably_and_a_later_flush_delivers_exactly_once() {
     drop(s);
 
     // Flushing again sends nothing: the acknowledgement was made durable.
-    let mut s = DeviceSession::open(state.path(), DeviceId(1)).unwrap();
+    let mut s = DeviceSession::open(state.path()).unwrap();
     assert!(s.log().unwrap().ops.is_empty());
     assert!(s.send(Some(&tower)).unwrap().is_empty());
     assert_eq!(fake.requests(&key.0), 1);
@@ -505,7 +505,7 @@ fn a_lost_acknowledgement_is_retried_and_the_tower_deduplicates_it() {
     let fake = Fake::start(&sample(10), None, true);
     let tower = client(&fake.url);
     let state = tempfile::tempdir().unwrap();
-    let mut s = DeviceSession::open(state.path(), DeviceId(4)).unwrap();
+    let mut s = DeviceSession::open(state.path()).unwrap();
     let op = s
         .submit(OpKind::Contribution {
             community: "kibera".into(),
@@ -520,7 +520,7 @@ fn a_lost_acknowledgement_is_retried_and_the_tower_deduplicates_it() {
         out[0]
     );
     drop(s);
-    let mut s = DeviceSession::open(state.path(), DeviceId(4)).unwrap();
+    let mut s = DeviceSession::open(state.path()).unwrap();
     let out = s.send(Some(&tower)).unwrap();
     assert_eq!(out[0].result, SendResult::Acked { duplicate: true });
     assert_eq!(out[0].attempts, 2);
@@ -531,19 +531,20 @@ fn a_lost_acknowledgement_is_retried_and_the_tower_deduplicates_it() {
 
 #[test]
 fn a_conflict_is_surfaced_with_the_operation_and_dropped() {
-    // Goal: 422 (key reused with another body) is an error naming the op, not a retry loop.
+    // Goal: 422 (key reused with another body) is an error naming the op, not a retry
+    // loop, and the log keeps it as the operation's outcome.
     let fake = Fake::start(&sample(10), None, false);
+    let tower = client(&fake.url);
+    let state = tempfile::tempdir().unwrap();
+    let mut s = DeviceSession::open(state.path()).unwrap();
+    let op = s.submit(message("hello")).unwrap();
+    // Someone else's body is already stored under the key.
     fake.state
         .ops
         .lock()
         .unwrap()
         .stored
-        .insert("1:00000001".into(), b"{\"something\":\"else\"}".to_vec());
-    let tower = client(&fake.url);
-    let state = tempfile::tempdir().unwrap();
-    let mut s = DeviceSession::open(state.path(), DeviceId(1)).unwrap();
-    let op = s.submit(message("hello")).unwrap();
-    assert_eq!(op.key.0, "1:00000001");
+        .insert(op.key.0.clone(), b"{\"something\":\"else\"}".to_vec());
     let out = s.send(Some(&tower)).unwrap();
     let SendResult::Conflict { message } = &out[0].result else {
         panic!("expected a conflict, got {:?}", out[0]);
@@ -553,18 +554,14 @@ fn a_conflict_is_surfaced_with_the_operation_and_dropped() {
         "{message}"
     );
     let line = describe(&out[0]);
-    assert!(
-        line.contains("hello") && line.contains("1:00000001"),
-        "{line}"
-    );
+    assert!(line.contains("hello") && line.contains(&op.key.0), "{line}");
     drop(s);
-    assert!(
-        DeviceSession::open(state.path(), DeviceId(1))
-            .unwrap()
-            .log()
-            .unwrap()
-            .ops
-            .is_empty()
+    let log = DeviceSession::open(state.path()).unwrap().log().unwrap();
+    assert!(log.ops.is_empty());
+    assert_eq!(log.outcomes.len(), 1);
+    assert_eq!(
+        (log.outcomes[0].op.key.clone(), log.outcomes[0].result.as_str()),
+        (op.key, "conflict")
     );
 }
 
@@ -575,7 +572,10 @@ mod real_servers {
     use super::*;
     use sovereign_logic::io::Key;
     use sovereign_logic::origin::OriginConfig;
-    use sovereign_logic::protocol::{LinkKind, SubmitReply, TowerId};
+    use sovereign_logic::device::FinalOutcome;
+    use sovereign_logic::protocol::{LinkKind, Message, SubmitReply, TowerId};
+    use sovereign_server::device_client::identity::DeviceIdentity;
+    use sovereign_server::device_client::session::StatusResult;
     use sovereign_logic::tower::TowerConfig;
     use sovereign_server::audit::AuditLog;
     use sovereign_server::auth::Tokens;
@@ -706,7 +706,7 @@ mod real_servers {
         let s = start(false);
         let tower = client(&s.tower_url);
         let state = tempfile::tempdir().unwrap();
-        let mut session = DeviceSession::open(state.path(), DeviceId(9)).unwrap();
+        let mut session = DeviceSession::open(state.path()).unwrap();
         let op = session.submit(message("hello tower")).unwrap();
         let out = session.send(Some(&tower)).unwrap();
         assert_eq!(
@@ -721,12 +721,129 @@ mod real_servers {
                 .contains_key(&Key::Outbox(op.key.clone()))
         );
 
-        let again = tower.submit(&op).unwrap();
+        let me = DeviceIdentity::load_or_create(state.path()).unwrap();
+        let again = tower.submit(&op, &me).unwrap();
         assert_eq!(again.reply, SubmitReply::Duplicate, "{again:?}");
         let mut other = op.clone();
         other.kind = message("something else");
-        let conflict = tower.submit(&other).unwrap();
+        let conflict = tower.submit(&other, &me).unwrap();
         assert_eq!(conflict.reply, SubmitReply::Conflict, "{conflict:?}");
         assert!(conflict.detail.contains("422"), "{}", conflict.detail);
+    }
+
+    #[test]
+    fn another_devices_key_or_identity_is_refused_by_the_real_tower() {
+        // Goal: issue 11 item 1 — a device cannot take another's key (or claim to be it),
+        // whatever it guesses; the victim's operation is accepted afterwards.
+        let s = start(false);
+        let tower = client(&s.tower_url);
+        let victim_dir = tempfile::tempdir().unwrap();
+        let mut victim = DeviceSession::open(victim_dir.path()).unwrap();
+        let op = victim.submit(message("mine")).unwrap();
+        let thief = DeviceIdentity::from_secret([7; 32]);
+        let mut stolen = op.clone();
+        stolen.kind = message("the thief's body");
+        let r = tower.submit(&stolen, &thief).unwrap();
+        assert!(matches!(r.reply, SubmitReply::Forbidden { .. }), "{r:?}");
+        assert!(r.detail.contains("403"), "{}", r.detail);
+        let mut as_itself = stolen.clone();
+        as_itself.device = thief.id();
+        let r = tower.submit(&as_itself, &thief).unwrap();
+        assert!(matches!(r.reply, SubmitReply::Forbidden { .. }), "{r:?}");
+        assert!(s.tower_disk.durable().is_empty(), "nothing stored");
+        let out = victim.send(Some(&tower)).unwrap();
+        assert_eq!(out[0].result, SendResult::Acked { duplicate: false });
+        // Invalid at the edge: the origin's rules, 422 naming the field, nothing stored.
+        let zero = victim
+            .submit(OpKind::Contribution {
+                community: "kibera".into(),
+                nation: "ke".into(),
+                amount_minor: 0,
+            })
+            .unwrap();
+        let out = victim.send(Some(&tower)).unwrap();
+        assert!(
+            matches!(&out[0].result, SendResult::Refused { message } if message.contains("422") && message.contains("op.amount_minor")),
+            "{out:?}"
+        );
+        assert!(!s.tower_disk.durable().contains_key(&Key::Outbox(zero.key)));
+    }
+
+    #[test]
+    fn a_conflict_found_later_at_the_origin_reaches_the_device() {
+        // Goal: issue 11 item 1 — "acknowledged" then dropped without a word no more: the
+        // origin already applied another body under the device's key; the tower
+        // acknowledges, the origin answers conflict, and `device status` (check_status)
+        // reports the operation as not applied, with it, and keeps that in the log.
+        let s = start(true);
+        let tower = client(&s.tower_url);
+        let state = tempfile::tempdir().unwrap();
+        let mut session = DeviceSession::open(state.path()).unwrap();
+        let op = session
+            .submit(OpKind::Contribution {
+                community: "phoneB".into(),
+                nation: "ke".into(),
+                amount_minor: 2_000,
+            })
+            .unwrap();
+        let mut first = op.clone();
+        first.kind = OpKind::Contribution {
+            community: "phoneA".into(),
+            nation: "ke".into(),
+            amount_minor: 1_000,
+        };
+        let applied = s
+            .rt
+            .block_on(s.origin.message(TowerId(1), Message::ForwardOps { ops: vec![first] }))
+            .unwrap();
+        assert!(matches!(applied, Some(Message::ForwardReply { .. })), "{applied:?}");
+        let out = session.send(Some(&tower)).unwrap();
+        assert_eq!(out[0].result, SendResult::Acked { duplicate: false });
+        let mut last = Vec::new();
+        for _ in 0..300 {
+            last = session.check_status(Some(&tower)).unwrap();
+            if matches!(last.as_slice(), [(_, StatusResult::Final(_))]) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(
+            last,
+            vec![(op.clone(), StatusResult::Final(FinalOutcome::Conflict))]
+        );
+        drop(session);
+        let log = DeviceSession::open(state.path()).unwrap().log().unwrap();
+        assert!(log.awaiting.is_empty(), "settled");
+        assert_eq!(log.outcomes.last().map(|o| (o.op.key.clone(), o.result.clone())), Some((op.key, "conflict".to_string())));
+    }
+
+    #[test]
+    fn an_applied_operation_is_reported_applied() {
+        // Goal: the usual case: acknowledged, forwarded, applied — and the device knows.
+        let s = start(true);
+        let tower = client(&s.tower_url);
+        let state = tempfile::tempdir().unwrap();
+        let mut session = DeviceSession::open(state.path()).unwrap();
+        let op = session.submit(message("applied please")).unwrap();
+        assert_eq!(
+            session.send(Some(&tower)).unwrap()[0].result,
+            SendResult::Acked { duplicate: false }
+        );
+        let mut last = Vec::new();
+        for _ in 0..300 {
+            last = session.check_status(Some(&tower)).unwrap();
+            if matches!(last.as_slice(), [(_, StatusResult::Final(_))]) {
+                break;
+            }
+            assert!(
+                matches!(last.as_slice(), [(_, StatusResult::Pending)]),
+                "{last:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(
+            matches!(last.as_slice(), [(o, StatusResult::Final(FinalOutcome::Applied { .. }))] if o.key == op.key),
+            "{last:?}"
+        );
     }
 }

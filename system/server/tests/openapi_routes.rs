@@ -21,7 +21,9 @@ use axum::http::{Method, StatusCode};
 use serde_json::Value;
 use sovereign_server::openapi;
 use std::collections::BTreeSet;
-use support::{Answer, CHAOS, OPERATOR, Req, Servers, VIEWER, req, send};
+use support::{
+    Answer, CHAOS, OPERATOR, Req, Servers, VIEWER, device_auth, device_key, req, send,
+};
 
 /// The tower's device API (`api::tower::router`).
 const TOWER_PUBLIC: &[(&str, &str)] = &[
@@ -30,6 +32,7 @@ const TOWER_PUBLIC: &[(&str, &str)] = &[
     ("GET", "/v1/items/{id}/manifest"),
     ("GET", "/v1/chunks/{sha256}"),
     ("POST", "/v1/ops"),
+    ("GET", "/v1/ops/{key}"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -72,7 +75,7 @@ const ORIGIN_ADMIN: &[(&str, &str)] = &[
     ("GET", "/admin/audit"),
 ];
 
-const GOOD_OP: &str = r#"{"device":7,"op":{"type":"message","to":"clinic","body":"hi"}}"#;
+const GOOD_OP: &str = r#"{"op":{"type":"message","to":"clinic","body":"hi"}}"#;
 const FORWARDED_KEY: &str = "3:00000001";
 
 /// What the samples need: a published item's id and one of its chunks.
@@ -95,8 +98,11 @@ fn sample(c: &Ctx, method: &str, path: &str) -> Req {
         .replace("{key}", FORWARDED_KEY);
     let r = match (method, path) {
         ("POST", "/v1/ops") => req(m, &uri)
-            .header("idempotency-key", "7:00000001")
+            .header("idempotency-key", device_key(1))
+            .header("authorization", device_auth())
             .json(GOOD_OP),
+        ("GET", "/v1/ops/{key}") => req(m, &path.replace("{key}", &device_key(1)))
+            .header("authorization", device_auth()),
         ("POST", "/v1/forward") => req(m, &uri).header("x-sovereign-tower", "3").json(&format!(
             r#"{{"ops":[{{"key":"{FORWARDED_KEY}","device":3,"op":{{"type":"contribution","community":"village","nation":"n","amount_minor":700}}}}]}}"#
         )),

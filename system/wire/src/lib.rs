@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use sovereign_logic::content::{ChunkHash, ChunkRef, ItemId, Manifest, Priority};
 use sovereign_logic::io::{Key, Record};
 use sovereign_logic::protocol::{
-    CatalogEntry, DeviceId, IdemKey, OpKind, OpOutcome, OpReceipt, Operation,
+    CatalogEntry, DeviceId, IdemKey, OpKind, OpOutcome, OpReceipt, OpStatus, Operation,
 };
 use sovereign_logic::tower::power::{PowerReading, SOC_PERMILLE_MAX, UpsState};
 
@@ -276,6 +276,46 @@ pub fn idem_key(field: &str, s: &str) -> Result<IdemKey, WireError> {
     Ok(IdemKey(s.to_string()))
 }
 
+/// A device identity on the wire: its canonical hex form (`"7"`, `"3fa2…"`, see
+/// [`DeviceId::hex`]). Records stored before identities were 128-bit hold a number, which
+/// still decodes; nothing writes one any more.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum DeviceDto {
+    /// The canonical hex form.
+    Hex(String),
+    /// A device number from before (decoded as that number).
+    Legacy(u32),
+}
+
+impl From<DeviceId> for DeviceDto {
+    fn from(d: DeviceId) -> Self {
+        DeviceDto::Hex(d.hex())
+    }
+}
+
+impl DeviceDto {
+    /// The identity, validated (`field` names it in the error).
+    pub fn to_device(&self, field: &str) -> Result<DeviceId, WireError> {
+        match self {
+            DeviceDto::Legacy(n) => Ok(DeviceId(u128::from(*n))),
+            DeviceDto::Hex(s) => device_id(field, s),
+        }
+    }
+}
+
+/// Check a device identity in its canonical form: 1 to 32 lower-case hex digits without
+/// leading zeros.
+pub fn device_id(field: &str, s: &str) -> Result<DeviceId, WireError> {
+    DeviceId::parse_hex(s).ok_or_else(|| {
+        field_err(
+            field,
+            "a device identity: 1 to 32 lower-case hex digits without leading zeros",
+            format!("{s:?}"),
+        )
+    })
+}
+
 /// One device operation as forwarded and stored.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -283,7 +323,7 @@ pub struct OperationDto {
     /// The idempotency key.
     pub key: String,
     /// The submitting device.
-    pub device: u32,
+    pub device: DeviceDto,
     /// What to do.
     pub op: OpKindDto,
 }
@@ -292,7 +332,7 @@ impl From<&Operation> for OperationDto {
     fn from(o: &Operation) -> Self {
         OperationDto {
             key: o.key.0.clone(),
-            device: o.device.0,
+            device: DeviceDto::from(o.device),
             op: OpKindDto::from(&o.kind),
         }
     }
@@ -303,8 +343,73 @@ impl OperationDto {
     pub fn to_operation(&self) -> Result<Operation, WireError> {
         Ok(Operation {
             key: idem_key("key", &self.key)?,
-            device: DeviceId(self.device),
+            device: self.device.to_device("device")?,
             kind: self.op.clone().into(),
+        })
+    }
+}
+
+/// What a tower knows of one operation, for its owner (`GET /v1/ops/{key}`;
+/// `"status"` selects the variant).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "status", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum OpStatusDto {
+    /// Held durably at the tower, not yet confirmed by the origin.
+    Pending {
+        /// the key
+        key: String,
+    },
+    /// The origin's verdict on the operation it received under the key, whose
+    /// fingerprint is `fingerprint` (the device compares it with its own operation's).
+    Done {
+        /// the key
+        key: String,
+        /// the verdict
+        outcome: OpOutcomeDto,
+        /// SHA-256 fingerprint of the operation the verdict is about
+        fingerprint: String,
+    },
+    /// Nothing held under the key for this device (never acknowledged, or forgotten).
+    Unknown {
+        /// the key
+        key: String,
+    },
+}
+
+impl OpStatusDto {
+    /// The DTO of `status` for `key`.
+    pub fn new(key: &IdemKey, status: &OpStatus) -> Self {
+        let key = key.0.clone();
+        match status {
+            OpStatus::Pending => OpStatusDto::Pending { key },
+            OpStatus::Done {
+                outcome,
+                fingerprint,
+            } => OpStatusDto::Done {
+                key,
+                outcome: OpOutcomeDto::from(outcome),
+                fingerprint: fingerprint.to_hex(),
+            },
+            OpStatus::Unknown => OpStatusDto::Unknown { key },
+        }
+    }
+
+    /// The key and status, validated.
+    pub fn to_status(&self) -> Result<(IdemKey, OpStatus), WireError> {
+        Ok(match self {
+            OpStatusDto::Pending { key } => (idem_key("key", key)?, OpStatus::Pending),
+            OpStatusDto::Unknown { key } => (idem_key("key", key)?, OpStatus::Unknown),
+            OpStatusDto::Done {
+                key,
+                outcome,
+                fingerprint,
+            } => (
+                idem_key("key", key)?,
+                OpStatus::Done {
+                    outcome: outcome.clone().into(),
+                    fingerprint: hash("fingerprint", fingerprint)?,
+                },
+            ),
         })
     }
 }
@@ -459,6 +564,20 @@ pub struct AppliedDto {
     pub outcome: OpOutcomeDto,
 }
 
+/// A tower's stored memory of a confirmed operation.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmedDto {
+    /// The key.
+    pub key: String,
+    /// The fingerprint of the operation forwarded under it (hex SHA-256).
+    pub fingerprint: String,
+    /// The origin's verdict.
+    pub outcome: OpOutcomeDto,
+    /// Confirmation order at the tower.
+    pub seq: u64,
+}
+
 /// The kind of a record's key, as stores name it (a table name, a file suffix).
 pub fn key_kind(key: &Key) -> &'static str {
     match key {
@@ -466,6 +585,8 @@ pub fn key_kind(key: &Key) -> &'static str {
         Key::Entry(_) => "entry",
         Key::Outbox(_) => "outbox",
         Key::Applied(_) => "applied",
+        Key::Confirmed(_) => "confirmed",
+        Key::Awaiting(_) => "awaiting",
     }
 }
 
@@ -474,7 +595,7 @@ pub fn key_name(key: &Key) -> String {
     match key {
         Key::Chunk(h) => h.to_hex(),
         Key::Entry(i) => i.0.clone(),
-        Key::Outbox(k) | Key::Applied(k) => k.0.clone(),
+        Key::Outbox(k) | Key::Applied(k) | Key::Confirmed(k) | Key::Awaiting(k) => k.0.clone(),
     }
 }
 
@@ -489,12 +610,20 @@ pub fn encode_record(record: &Record) -> Option<Vec<u8>> {
             op: OperationDto::from(op),
             outcome: OpOutcomeDto::from(outcome),
         }),
+        Record::Confirmed(c) => serde_json::to_vec(&ConfirmedDto {
+            key: c.key.0.clone(),
+            fingerprint: c.fingerprint.to_hex(),
+            outcome: OpOutcomeDto::from(&c.outcome),
+            seq: c.seq,
+        }),
+        Record::Awaiting(op) => serde_json::to_vec(&OperationDto::from(op)),
     };
     // Serialising these plain structs cannot fail (no maps with non-string keys).
     v.ok()
 }
 
-/// Decode a record of kind `kind` (`entry`, `outbox`, `applied`) stored by
+/// Decode a record of kind `kind` (`entry`, `outbox`, `applied`, `confirmed`,
+/// `awaiting`) stored by
 /// [`encode_record`].
 pub fn decode_record(kind: &str, bytes: &[u8]) -> Result<Record, WireError> {
     match kind {
@@ -511,9 +640,21 @@ pub fn decode_record(kind: &str, bytes: &[u8]) -> Result<Record, WireError> {
                 outcome: a.outcome.into(),
             })
         }
+        "confirmed" => {
+            let c: ConfirmedDto = from_json(bytes)?;
+            Ok(Record::Confirmed(sovereign_logic::io::ConfirmedOp {
+                key: idem_key("key", &c.key)?,
+                fingerprint: hash("fingerprint", &c.fingerprint)?,
+                outcome: c.outcome.into(),
+                seq: c.seq,
+            }))
+        }
+        "awaiting" => Ok(Record::Awaiting(
+            from_json::<OperationDto>(bytes)?.to_operation()?,
+        )),
         other => Err(field_err(
             "kind",
-            "entry, outbox or applied",
+            "entry, outbox, applied, confirmed or awaiting",
             format!("{other:?}"),
         )),
     }
@@ -540,8 +681,8 @@ mod tests {
     #[test]
     fn records_round_trip() {
         let op = Operation {
-            key: IdemKey("7:00000001".into()),
-            device: DeviceId(7),
+            key: IdemKey("7:00000001:00000000000000ab".into()),
+            device: DeviceId(0x3fa2_0000_0000_0000_0000_0000_0000_0007),
             kind: OpKind::Form {
                 name: "census".into(),
                 fields: vec![("a".into(), "1".into())],
@@ -554,11 +695,18 @@ mod tests {
             }),
             Record::Outbox(op.clone()),
             Record::Applied {
-                op,
+                op: op.clone(),
                 outcome: OpOutcome::Rejected {
                     reason: "zero".into(),
                 },
             },
+            Record::Confirmed(sovereign_logic::io::ConfirmedOp {
+                key: op.key.clone(),
+                fingerprint: op.fingerprint(),
+                outcome: OpOutcome::Applied { seq: 4 },
+                seq: 12,
+            }),
+            Record::Awaiting(op),
         ];
         for r in records {
             let kind = key_kind(&r.key());
@@ -600,13 +748,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("unknown field `x`"), "{err}");
-        let err = from_json::<OperationDto>(br#"{"key":"k","device":"seven","op":{}}"#)
+        let err = from_json::<OperationDto>(br#"{"key":"k","device":true,"op":{}}"#)
             .unwrap_err()
             .to_string();
+        assert!(err.contains("field `device`"), "{err}");
+        let dto: OperationDto = from_json(
+            br#"{"key":"k","device":"seven","op":{"type":"message","to":"a","body":"b"}}"#,
+        )
+        .unwrap();
+        let err = dto.to_operation().unwrap_err().to_string();
         assert!(
-            err.contains("field `device`")
-                && err.contains("invalid type")
-                && err.contains("column"),
+            err.contains("field `device`") && err.contains("hex digits"),
             "{err}"
         );
         let err = from_json::<OperationDto>(br#"{"key":"k","device":1,"op":{"type":"x"}} "#)
@@ -643,6 +795,55 @@ mod tests {
                 .to_string()
                 .contains("on-battery")
         );
+    }
+
+    #[test]
+    fn device_identities_are_canonical_hex_and_old_numbers_still_decode() {
+        // Goal: one spelling per identity (no leading zeros, lower case), and outbox
+        // records written before identities were 128-bit still load.
+        let op = |device: &str| {
+            format!(r#"{{"key":"k","device":{device},"op":{{"type":"message","to":"a","body":"b"}}}}"#)
+        };
+        let decode = |device: &str| {
+            from_json::<OperationDto>(op(device).as_bytes())
+                .unwrap()
+                .to_operation()
+                .map(|o| o.device)
+        };
+        assert_eq!(decode("7"), Ok(DeviceId(7)));
+        assert_eq!(decode(r#""ff""#), Ok(DeviceId(255)));
+        for bad in [r#""0ff""#, r#""FF""#, r#""""#, &format!("\"{}\"", "f".repeat(33))] {
+            assert!(decode(bad).is_err(), "{bad}");
+        }
+        let written = serde_json::to_string(&OperationDto::from(&Operation {
+            key: IdemKey("k".into()),
+            device: DeviceId(255),
+            kind: OpKind::Message {
+                to: "a".into(),
+                body: "b".into(),
+            },
+        }))
+        .unwrap();
+        assert!(written.contains(r#""device":"ff""#), "{written}");
+    }
+
+    #[test]
+    fn op_statuses_round_trip() {
+        let key = IdemKey("7:00000001:00000000000000ab".into());
+        for status in [
+            OpStatus::Pending,
+            OpStatus::Unknown,
+            OpStatus::Done {
+                outcome: OpOutcome::Rejected {
+                    reason: "overflow".into(),
+                },
+                fingerprint: ChunkHash::of(b"x"),
+            },
+        ] {
+            let json = serde_json::to_vec(&OpStatusDto::new(&key, &status)).unwrap();
+            let back: OpStatusDto = from_json(&json).unwrap();
+            assert_eq!(back.to_status().unwrap(), (key.clone(), status));
+        }
     }
 
     #[test]

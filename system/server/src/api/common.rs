@@ -582,7 +582,7 @@ mod tests {
         assert_eq!(field("{"), None);
         let dto = sovereign_wire::OperationDto {
             key: "a b".into(),
-            device: 1,
+            device: sovereign_wire::DeviceDto::Hex("1".into()),
             op: sovereign_wire::OpKindDto::Message {
                 to: "a".into(),
                 body: "b".into(),

@@ -5,11 +5,18 @@
 //! logic's outbox and are answered only once durable.
 //!
 //! Routes: `GET /v1/catalog`, `GET /v1/items/{id}`, `GET /v1/items/{id}/manifest`,
-//! `GET /v1/chunks/{sha256}`, `POST /v1/ops`, `GET /healthz`, `GET /readyz`,
-//! `GET /metrics`, `GET /openapi.json`. Nothing under `/admin/` (that is the admin
-//! listener's).
+//! `GET /v1/chunks/{sha256}`, `POST /v1/ops`, `GET /v1/ops/{key}`, `GET /healthz`,
+//! `GET /readyz`, `GET /metrics`, `GET /openapi.json`. Nothing under `/admin/` (that is
+//! the admin listener's).
 //!
-//! Map: [`TowerApi`], [`router`], [`ReadError`], [`read_item`], [`read_chunk`].
+//! Devices authenticate their operations with `Authorization: Device <secret>` (64 hex
+//! digits): the tower derives the device's identity from the secret
+//! ([`DeviceId::from_secret`]) and hands the logic that identity, never one a body
+//! claims, so the logic can refuse a key or operation that belongs to another device.
+//! Reads need no identity.
+//!
+//! Map: [`TowerApi`], [`router`], [`device_identity`], [`ReadError`], [`read_item`],
+//! [`read_chunk`].
 
 use super::common::{
     ApiError, OP_BODY_MAX, PathParam, PublicApi, content_response, public_router, read_body,
@@ -25,10 +32,10 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use sovereign_logic::content::{ChunkHash, ItemId, Manifest, verify_chunk};
-use sovereign_logic::protocol::{DeviceId, Operation, SubmitReply};
+use sovereign_logic::protocol::{DEVICE_SECRET_BYTES, DeviceId, Operation, SubmitReply};
 use sovereign_logic::tower::{Refusal, TowerStatus};
 use sovereign_store::Store;
-use sovereign_wire::{ManifestDto, OpKindDto};
+use sovereign_wire::{DeviceDto, ManifestDto, OpKindDto, OpStatusDto};
 use std::sync::Arc;
 
 /// `x-sovereign-priority` values by [`Priority::index`](sovereign_logic::content::Priority::index)
@@ -67,6 +74,7 @@ pub fn router(api: Arc<TowerApi>) -> Router {
             .route("/v1/items/{id}/manifest", get(manifest))
             .route("/v1/chunks/{sha256}", get(chunk))
             .route("/v1/ops", post(submit))
+            .route("/v1/ops/{key}", get(op_status))
             .route("/readyz", get(readyz)),
         api,
     )
@@ -293,11 +301,60 @@ async fn chunk(
     Ok(count_served(&api, resp))
 }
 
-/// The body of `POST /v1/ops`.
+/// The authentication scheme of device requests: `Authorization: Device <secret>`.
+pub const DEVICE_AUTH_SCHEME: &str = "Device";
+
+/// The identity of the device presenting a request: `Authorization: Device <secret>`, the
+/// secret as 64 hex digits (32 bytes), the identity derived from it. 401 with
+/// `WWW-Authenticate: Device` when the header is missing or malformed.
+pub fn device_identity(headers: &HeaderMap) -> Result<DeviceId, ApiError> {
+    let challenge = |msg: &str| {
+        ApiError::new(StatusCode::UNAUTHORIZED, msg)
+            .field("Authorization")
+            .header(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Device realm=\"sovereign-tower\""),
+            )
+    };
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(challenge(
+            "missing Authorization: Device <secret>: operations are accepted from an identified device only (the device client generates its secret on first use)",
+        ));
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| challenge("Authorization is not visible ASCII"))?;
+    let secret = value
+        .strip_prefix(DEVICE_AUTH_SCHEME)
+        .and_then(|r| r.strip_prefix(' '))
+        .map(str::trim)
+        .ok_or_else(|| challenge("expected Authorization: Device <secret>"))?;
+    let mut bytes = [0u8; DEVICE_SECRET_BYTES];
+    if secret.len() != 2 * DEVICE_SECRET_BYTES
+        || secret.as_bytes().chunks(2).zip(bytes.iter_mut()).any(|(pair, out)| {
+            match std::str::from_utf8(pair).ok().and_then(|p| u8::from_str_radix(p, 16).ok()) {
+                Some(b) => {
+                    *out = b;
+                    false
+                }
+                None => true,
+            }
+        })
+    {
+        return Err(challenge(
+            "the device secret must be 64 hex digits (32 bytes)",
+        ));
+    }
+    Ok(DeviceId::from_secret(&bytes))
+}
+
+/// The body of `POST /v1/ops`: the operation, and optionally the device's identity (which
+/// must then be the authenticated one).
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Submission {
-    device: u32,
+    #[serde(default)]
+    device: Option<DeviceDto>,
     op: OpKindDto,
 }
 
@@ -327,17 +384,24 @@ async fn submit(
             .field("Content-Type"));
         }
     }
+    let presenter = device_identity(&headers)?;
     let bytes = read_body(body, OP_BODY_MAX).await?;
     let sub: Submission = sovereign_wire::from_json(&bytes)
         .map_err(|e| ApiError::from_wire("operation body", "", &e))?;
-    let device = DeviceId(sub.device);
-    api.metrics.device_seen(device, tokio::time::Instant::now());
+    // A body may name a device; the logic refuses (403) one that is not the presenter.
+    let device = match &sub.device {
+        Some(d) => d
+            .to_device("device")
+            .map_err(|e| ApiError::from_wire("operation body", "", &e))?,
+        None => presenter,
+    };
+    api.metrics.device_seen(presenter, tokio::time::Instant::now());
     let op = Operation {
         key: key.clone(),
         device,
         kind: sub.op.into(),
     };
-    let reply = api.node.submit(op).await?;
+    let reply = api.node.submit(presenter, op).await?;
     let body = |status: &str| serde_json::json!({ "key": key.0, "status": status });
     let resp = match reply {
         SubmitReply::Accepted => {
@@ -372,8 +436,34 @@ async fn submit(
                 5,
             ));
         }
+        SubmitReply::Forbidden { reason } => {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, reason).field("Idempotency-Key"));
+        }
+        SubmitReply::Invalid { invalid } => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("the operation would be rejected by the origin: {invalid}"),
+            )
+            .field(invalid.field));
+        }
     };
     Ok(resp)
+}
+
+/// `GET /v1/ops/{key}`: what this tower knows of the presenting device's operation —
+/// pending (held, not yet confirmed), done (the origin's verdict and the fingerprint of
+/// the operation it is about) or unknown. Another device's key is always unknown.
+async fn op_status(
+    State(api): State<Arc<TowerApi>>,
+    PathParam(raw): PathParam,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let presenter = device_identity(&headers)?;
+    let key = sovereign_wire::idem_key("key", &raw)
+        .map_err(|e| ApiError::bad_field("key", e.to_string()))?;
+    let k = key.clone();
+    let status = api.node.query(move |t, _| t.op_status(presenter, &k)).await?;
+    Ok(axum::Json(OpStatusDto::new(&key, &status)).into_response())
 }
 
 async fn readyz(State(api): State<Arc<TowerApi>>) -> Result<Response, ApiError> {

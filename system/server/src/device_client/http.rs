@@ -3,6 +3,8 @@
 //!
 //! Every answer is checked before it is believed: a catalog and a manifest are decoded and
 //! validated by `sovereign_wire`, an acknowledgement must name the key that was sent.
+//! Submissions and status requests carry the device's proof of identity
+//! (`Authorization: Device <secret>`, see [`super::identity`]).
 //! Errors name the URL, the status and the tower's own `{"error": …}` message.
 //!
 //! Map: [`Client`], [`ClientError`], [`CatalogDto`], [`Submitted`], [`path_segment`].
@@ -15,8 +17,9 @@ use crate::transport::{HyperTransport, Request, Response, Transport, TransportEr
 use hyper::http::{HeaderName, HeaderValue, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use sovereign_logic::content::Manifest;
-use sovereign_logic::protocol::{Operation, SubmitReply};
-use sovereign_wire::{ManifestDto, OpKindDto};
+use super::identity::DeviceIdentity;
+use sovereign_logic::protocol::{DeviceId, IdemKey, OpInvalid, OpStatus, Operation, SubmitReply};
+use sovereign_wire::{ManifestDto, OpKindDto, OpStatusDto};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -82,7 +85,7 @@ pub struct Submitted {
 /// The body of `POST /v1/ops`.
 #[derive(Serialize)]
 struct Submission<'a> {
-    device: u32,
+    device: String,
     op: &'a OpKindDto,
 }
 
@@ -121,6 +124,23 @@ fn tower_message(body: &[u8]) -> String {
             }
         }
     }
+}
+
+/// The `field` of a tower's JSON error body, if it names one.
+fn error_field(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct ErrorBody {
+        field: Option<String>,
+    }
+    serde_json::from_slice::<ErrorBody>(body).ok()?.field
+}
+
+/// The operation fields a tower's 422 can name, as the logic spells them.
+fn static_field(field: &str) -> &'static str {
+    ["key", "op.community", "op.nation", "op.amount_minor"]
+        .into_iter()
+        .find(|f| *f == field)
+        .unwrap_or("op")
 }
 
 /// A device's connection to one tower. Blocking: each call runs the exchange on the
@@ -290,29 +310,70 @@ impl Client {
         Ok(m)
     }
 
-    /// `POST /v1/ops` with the operation's key as `Idempotency-Key`, the answer mapped to
-    /// the logic's [`SubmitReply`]: 202 → `Accepted` (`Duplicate` when marked
-    /// `idempotent-replayed`; a 200 is a replay too), 409 → `InFlight`, 422 → `Conflict`,
-    /// anything else → `Retry`. No answer at all is [`ClientError::Unreachable`].
-    pub fn submit(&self, op: &Operation) -> Result<Submitted, ClientError> {
+    /// `POST /v1/ops` with the operation's key as `Idempotency-Key`, as `identity`, the
+    /// answer mapped to the logic's [`SubmitReply`]: 202 → `Accepted` (`Duplicate` when
+    /// marked `idempotent-replayed`; a 200 is a replay too), 409 → `InFlight`, 422 naming
+    /// `Idempotency-Key` → `Conflict`, another 422 → `Invalid`, 403 → `Forbidden`, anything
+    /// else → `Retry`. No answer at all is [`ClientError::Unreachable`].
+    pub fn submit(&self, op: &Operation, identity: &DeviceIdentity) -> Result<Submitted, ClientError> {
         let path = "/v1/ops";
         let kind = OpKindDto::from(&op.kind);
-        let body = submission_body(op.device.0, &kind);
+        let body = submission_body(op.device, &kind);
         let key = HeaderValue::from_str(&op.key.0).map_err(|_| ClientError::Body {
             url: self.url(path),
             reason: format!("the key {:?} cannot be a header value", op.key.0),
         })?;
         let req = Request::post_json(self.url(path), body, self.timeout)
-            .header(HeaderName::from_static(IDEMPOTENCY_KEY), key);
+            .header(HeaderName::from_static(IDEMPOTENCY_KEY), key)
+            .header(header::AUTHORIZATION, auth_value(identity));
         let resp = self.send(req)?;
         Ok(map_submit(&op.key.0, &resp))
     }
+
+    /// `GET /v1/ops/{key}` as `identity`: what the tower knows of the operation.
+    pub fn op_status(
+        &self,
+        key: &IdemKey,
+        identity: &DeviceIdentity,
+    ) -> Result<OpStatus, ClientError> {
+        let path = format!("/v1/ops/{}", path_segment(&key.0));
+        let req = Request::get(self.url(&path), self.timeout)
+            .header(header::AUTHORIZATION, auth_value(identity));
+        let resp = self.send(req)?;
+        if resp.status != StatusCode::OK {
+            return Err(self.status_error(&path, &resp));
+        }
+        let dto: OpStatusDto = sovereign_wire::from_json(&resp.body).map_err(|e| ClientError::Body {
+            url: self.url(&path),
+            reason: e.to_string(),
+        })?;
+        let (k, status) = dto.to_status().map_err(|e| ClientError::Body {
+            url: self.url(&path),
+            reason: e.to_string(),
+        })?;
+        if &k != key {
+            return Err(ClientError::Body {
+                url: self.url(&path),
+                reason: format!("the tower answered for key {:?}", k.0),
+            });
+        }
+        Ok(status)
+    }
 }
 
-/// The JSON body of a submission: `{"device":N,"op":{…}}`.
-pub fn submission_body(device: u32, op: &OpKindDto) -> Vec<u8> {
+fn auth_value(identity: &DeviceIdentity) -> HeaderValue {
+    // `Device ` and hex digits: always a valid header value.
+    HeaderValue::from_str(&identity.authorization()).unwrap_or(HeaderValue::from_static(""))
+}
+
+/// The JSON body of a submission: `{"device":"<identity>","op":{…}}`.
+pub fn submission_body(device: DeviceId, op: &OpKindDto) -> Vec<u8> {
     // Plain structs of strings and integers: serialising cannot fail.
-    serde_json::to_vec(&Submission { device, op }).unwrap_or_default()
+    serde_json::to_vec(&Submission {
+        device: device.hex(),
+        op,
+    })
+    .unwrap_or_default()
 }
 
 /// Map a tower's answer to a submission onto the logic's [`SubmitReply`].
@@ -350,7 +411,16 @@ pub fn map_submit(key: &str, resp: &Response) -> Submitted {
             }
         }
         409 => SubmitReply::InFlight,
-        422 => SubmitReply::Conflict,
+        422 => match error_field(&resp.body).as_deref() {
+            Some("Idempotency-Key") | None => SubmitReply::Conflict,
+            Some(field) => SubmitReply::Invalid {
+                invalid: OpInvalid {
+                    field: static_field(field),
+                    reason: message(),
+                },
+            },
+        },
+        403 => SubmitReply::Forbidden { reason: message() },
         _ => SubmitReply::Retry {
             reason: format!("{status}: {}", message()),
         },
@@ -359,7 +429,10 @@ pub fn map_submit(key: &str, resp: &Response) -> Submitted {
         SubmitReply::Accepted => "accepted: durable at the tower".to_string(),
         SubmitReply::Duplicate => "accepted earlier: the tower already held it".to_string(),
         SubmitReply::Retry { reason } => reason.clone(),
-        SubmitReply::InFlight | SubmitReply::Conflict => format!("{status}: {}", message()),
+        SubmitReply::InFlight
+        | SubmitReply::Conflict
+        | SubmitReply::Forbidden { .. }
+        | SubmitReply::Invalid { .. } => format!("{status}: {}", message()),
     };
     Submitted { reply, detail }
 }
@@ -390,6 +463,17 @@ mod tests {
         assert_eq!(r(200, false, ok), SubmitReply::Duplicate);
         assert_eq!(r(409, false, r#"{"error":"busy"}"#), SubmitReply::InFlight);
         assert_eq!(r(422, false, r#"{"error":"x"}"#), SubmitReply::Conflict);
+        assert_eq!(
+            r(422, false, r#"{"error":"x","field":"Idempotency-Key"}"#),
+            SubmitReply::Conflict
+        );
+        assert!(matches!(
+            r(422, false, r#"{"error":"zero","field":"op.amount_minor"}"#),
+            SubmitReply::Invalid { invalid } if invalid.field == "op.amount_minor"
+        ));
+        assert!(
+            matches!(r(403, false, r#"{"error":"not yours"}"#), SubmitReply::Forbidden { reason } if reason.contains("not yours"))
+        );
         assert!(
             matches!(r(503, false, r#"{"error":"disk"}"#), SubmitReply::Retry { reason } if reason.contains("disk"))
         );

@@ -3,10 +3,14 @@
 //! [`Store::fsync`] returns `Ok`; after that it survives).
 //!
 //! Layout: `STATE/device-N/outbox.jsonl`, appended to, one record per line:
-//! `{"t":"put","op":{OperationDto}}` (an operation queued), `{"t":"del","key":"1:00000003"}`
-//! (acknowledged, gone), `{"t":"tried","key":..,"attempts":3,"last":"503: .."}` (driver
-//! bookkeeping, not part of the logic's state) and `{"t":"floor","last_key":7}` (the highest
-//! key number ever issued, so that a key is never reused once the outbox empties).
+//! `{"t":"put","op":{OperationDto}}` (an operation queued), `{"t":"del","key":…}` (it left
+//! the queue), `{"t":"acked","op":{…}}` (acknowledged by the tower, awaiting the origin's
+//! verdict), `{"t":"settled","key":…}` (the verdict is known), `{"t":"tried","key":..,
+//! "attempts":3,"last":"503: .."}` and `{"t":"outcome","key":..,"result":"conflict",
+//! "detail":..,"op":{…}}` (driver bookkeeping, not part of the logic's state: how sending
+//! went, and the final word on an operation for `device status`), and
+//! `{"t":"floor","last_key":7}` (the highest key number ever issued, so that a key is
+//! never reused once the outbox empties).
 //! Replaying the log in order rebuilds the outbox. A torn last line (a crash in the middle
 //! of an append that was never fsynced) is dropped and cut off; a bad line anywhere else is
 //! an error naming the line. When the log has grown well past its live records it is
@@ -61,6 +65,31 @@ enum Line {
     },
     /// The highest key number ever issued by this device.
     Floor { last_key: u64 },
+    /// The tower acknowledged an operation; its final outcome is awaited.
+    Acked { op: OperationDto },
+    /// An awaited operation's final outcome is known; it is no longer awaited.
+    Settled { key: String },
+    /// The final word on an operation, for the user.
+    Outcome {
+        key: String,
+        result: String,
+        detail: String,
+        op: OperationDto,
+    },
+}
+
+/// Final outcomes a compacted log keeps (the most recent).
+pub const OUTCOMES_KEPT: usize = 200;
+
+/// The final word on one operation, as the log keeps it for `device status`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settled {
+    /// The operation.
+    pub op: Operation,
+    /// `applied`, `conflict`, `rejected`, `refused` or `unknown`.
+    pub result: String,
+    /// For a person: the sequence number, the tower's or the origin's reason.
+    pub detail: String,
 }
 
 /// A queued operation, as the log holds it.
@@ -79,6 +108,10 @@ pub struct Queued {
 pub struct OutboxLog {
     /// Queued operations by key (the order the device sends them in).
     pub ops: BTreeMap<IdemKey, Queued>,
+    /// Acknowledged operations whose final outcome is awaited, by key.
+    pub awaiting: BTreeMap<IdemKey, Operation>,
+    /// Final outcomes, oldest first.
+    pub outcomes: Vec<Settled>,
     /// The highest key number ever issued (queued, acknowledged or dropped), 0 if none.
     pub last_key: u64,
     /// Lines read (the torn tail excluded).
@@ -92,11 +125,17 @@ pub struct OutboxLog {
 }
 
 impl OutboxLog {
-    /// The logic's view: every queued operation as an outbox record.
+    /// The logic's view: every queued operation as an outbox record, every awaited one as
+    /// an awaiting record.
     pub fn durable(&self) -> DurableState {
         self.ops
             .values()
             .map(|q| (Key::Outbox(q.op.key.clone()), Record::Outbox(q.op.clone())))
+            .chain(
+                self.awaiting
+                    .values()
+                    .map(|op| (Key::Awaiting(op.key.clone()), Record::Awaiting(op.clone()))),
+            )
             .collect()
     }
 }
@@ -212,7 +251,8 @@ impl OutboxFile {
                     out.path.display()
                 )))?;
         }
-        if log.lines > 2 * log.ops.len() + COMPACT_SLACK_LINES {
+        let live = log.ops.len() + log.awaiting.len() + log.outcomes.len().min(OUTCOMES_KEPT);
+        if log.lines > 2 * live + COMPACT_SLACK_LINES {
             out.compact(&log)?;
         }
         Ok(out)
@@ -261,6 +301,16 @@ impl OutboxFile {
         })
     }
 
+    /// Record the final word on `op` for the user (made durable by the next fsync).
+    pub fn note_outcome(&self, op: &Operation, result: &str, detail: &str) -> Result<(), StoreError> {
+        self.append(&Line::Outcome {
+            key: op.key.0.clone(),
+            result: result.to_string(),
+            detail: detail.chars().take(300).collect(),
+            op: OperationDto::from(op),
+        })
+    }
+
     /// Replay the log.
     pub fn load(&self) -> Result<OutboxLog, StoreError> {
         let mut text = Vec::new();
@@ -270,7 +320,7 @@ impl OutboxFile {
         replay(&self.path, &text)
     }
 
-    /// Rewrite the log as its live operations and the key floor only.
+    /// Rewrite the log as its live operations, the key floor and the latest outcomes only.
     fn compact(&self, log: &OutboxLog) -> Result<(), StoreError> {
         let tmp = self.dir.join(format!("{LOG_NAME}.tmp"));
         let mut text = String::new();
@@ -298,6 +348,20 @@ impl OutboxFile {
                     last: last.clone(),
                 })?;
             }
+        }
+        for op in log.awaiting.values() {
+            push(&Line::Acked {
+                op: OperationDto::from(op),
+            })?;
+        }
+        let skip = log.outcomes.len().saturating_sub(OUTCOMES_KEPT);
+        for o in &log.outcomes[skip..] {
+            push(&Line::Outcome {
+                key: o.op.key.0.clone(),
+                result: o.result.clone(),
+                detail: o.detail.clone(),
+                op: OperationDto::from(&o.op),
+            })?;
         }
         let what = format!("rewriting {} via {}", self.path.display(), tmp.display());
         let mut inner = self.lock_inner();
@@ -347,7 +411,9 @@ fn replay(path: &Path, text: &[u8]) -> Result<OutboxLog, StoreError> {
             Err(e) if !is_last => {
                 return Err(corrupt(
                     n,
-                    format!("{e}; expected a JSON object with \"t\" put, del, tried or floor"),
+                    format!(
+                        "{e}; expected a JSON object with \"t\" put, del, acked, settled, tried, outcome or floor"
+                    ),
                 ));
             }
             // The last line without its newline, or unreadable: an append a crash cut
@@ -395,6 +461,29 @@ fn apply(log: &mut OutboxLog, line: Line) -> Result<(), String> {
             }
         }
         Line::Floor { last_key } => log.last_key = log.last_key.max(last_key),
+        Line::Acked { op } => {
+            let op = op.to_operation().map_err(|e| e.to_string())?;
+            log.last_key = log.last_key.max(op.key.number());
+            log.awaiting.insert(op.key.clone(), op);
+        }
+        Line::Settled { key } => {
+            log.awaiting.remove(&IdemKey(key));
+        }
+        Line::Outcome {
+            key,
+            result,
+            detail,
+            op,
+        } => {
+            let op = op.to_operation().map_err(|e| e.to_string())?;
+            if op.key.0 != key {
+                return Err(format!("outcome for {key:?} carries operation {:?}", op.key.0));
+            }
+            log.outcomes.push(Settled { op, result, detail });
+            if log.outcomes.len() > 2 * OUTCOMES_KEPT {
+                log.outcomes.drain(..OUTCOMES_KEPT);
+            }
+        }
     }
     Ok(())
 }
@@ -427,6 +516,9 @@ impl Store for OutboxFile {
             Record::Outbox(op) => self.append(&Line::Put {
                 op: OperationDto::from(op),
             }),
+            Record::Awaiting(op) => self.append(&Line::Acked {
+                op: OperationDto::from(op),
+            }),
             other => Err(StoreError::Io {
                 what: format!(
                     "writing a {} record to {}",
@@ -435,7 +527,7 @@ impl Store for OutboxFile {
                 ),
                 source: io::Error::new(
                     io::ErrorKind::Unsupported,
-                    "a device outbox stores outbox records only",
+                    "a device outbox stores outbox and awaiting records only",
                 ),
             }),
         }
@@ -444,6 +536,7 @@ impl Store for OutboxFile {
     fn delete(&self, key: &Key) -> Result<(), StoreError> {
         match key {
             Key::Outbox(k) => self.append(&Line::Del { key: k.0.clone() }),
+            Key::Awaiting(k) => self.append(&Line::Settled { key: k.0.clone() }),
             // Nothing else is ever stored here, so nothing else needs removing.
             _ => Ok(()),
         }
@@ -485,7 +578,7 @@ mod tests {
 
     fn op(n: u64) -> Operation {
         Operation {
-            key: IdemKey::for_device(DeviceId(1), n),
+            key: IdemKey::for_device(DeviceId(1), n, 0xab),
             device: DeviceId(1),
             kind: OpKind::Message {
                 to: "clinic".into(),

@@ -12,20 +12,28 @@
 //!
 //! Keys are never reused: an acknowledged operation leaves the outbox, so the log also
 //! remembers the highest key ever issued, and recovery hands that to `Device::recover`,
-//! which numbers new keys after it. (Reusing `N:00000001` would be answered by the tower
-//! as a duplicate — same body: the new operation silently lost — or as a conflict.)
+//! which numbers new keys after it; every key also has 64 random bits from the OS (a
+//! restored backup cannot bring a key back). The device is who its identity file says
+//! ([`super::identity`]): every submission carries its proof.
 //!
-//! Map: [`DeviceSession`], [`Outcome`], [`SendResult`], [`SessionError`].
+//! "Acknowledged" is not the last word: an acknowledged operation is *awaiting* until the
+//! tower tells the origin's verdict ([`DeviceSession::check_status`], `device status`); a
+//! conflict or rejection found later at the origin, and a refusal at the tower, is kept in
+//! the log as the operation's outcome, never dropped without a word.
+//!
+//! Map: [`DeviceSession`], [`Outcome`], [`SendResult`], [`StatusResult`],
+//! [`SessionError`].
 //!
 //! Not covered: retry timers (a CLI run sends once; the next run or `--flush` retries),
 //! reads through the device logic (`fetch` verifies on its own).
 
 use super::http::{Client, ClientError};
+use super::identity::DeviceIdentity;
 use super::outbox::{OutboxFile, OutboxLog};
-use sovereign_logic::device::{Device, DeviceConfig, DeviceError};
+use sovereign_logic::device::{Device, DeviceConfig, DeviceError, FinalOutcome};
 use sovereign_logic::io::Action;
 use sovereign_logic::protocol::{
-    DeviceId, IdemKey, Message, OpKind, Operation, SubmitReply, TowerId,
+    DeviceId, IdemKey, Message, OpKind, OpStatus, Operation, SubmitReply, TowerId,
 };
 use sovereign_logic::time::Time;
 use sovereign_store::{Store, StoreError};
@@ -53,6 +61,9 @@ pub enum SessionError {
     /// The device did not do what its contract says (a logic bug).
     #[error("device logic: {0}")]
     Logic(String),
+    /// The device's identity could not be read or created.
+    #[error("device identity: {0}")]
+    Identity(std::io::Error),
 }
 
 /// What became of one queued operation in this session.
@@ -78,6 +89,26 @@ pub enum SendResult {
         /// the tower's message
         message: String,
     },
+    /// The tower refused it for good: not this device's key (403), or an operation the
+    /// origin would reject (422 naming the field). Dropped from the outbox, reported here
+    /// and kept in the log as its outcome.
+    Refused {
+        /// the tower's message
+        message: String,
+    },
+}
+
+/// What a status check learnt about one awaited operation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StatusResult {
+    /// Still held at the tower, not yet confirmed by the origin.
+    Pending,
+    /// The final word: applied, conflict, rejected (kept in the log as the outcome).
+    Final(FinalOutcome),
+    /// The tower does not know the key (another tower's, or forgotten): still awaited.
+    Unknown,
+    /// The tower could not be asked.
+    Unreachable(String),
 }
 
 /// One operation and what became of it.
@@ -95,6 +126,7 @@ pub struct Outcome {
 pub struct DeviceSession {
     device: Device,
     store: OutboxFile,
+    identity: DeviceIdentity,
     id: DeviceId,
     /// The highest key number ever issued before this session's submissions.
     floor: u64,
@@ -115,14 +147,19 @@ impl std::fmt::Debug for DeviceSession {
 }
 
 impl DeviceSession {
-    /// Open device `id`'s outbox in `dir` and recover the device from it.
-    pub fn open(dir: &Path, id: DeviceId) -> Result<DeviceSession, SessionError> {
+    /// Open the device whose state is in `dir`: its identity (created on first use), its
+    /// outbox, and the device recovered from it.
+    pub fn open(dir: &Path) -> Result<DeviceSession, SessionError> {
         let store = OutboxFile::open(dir)?;
+        let identity = DeviceIdentity::load_or_create(dir).map_err(SessionError::Identity)?;
+        let id = identity.id();
         let log = store.load()?;
         let durable = log.durable();
         // The tower the logic addresses is whichever `--tower` this run talks to.
         let config = DeviceConfig::new(id, TowerId(0));
-        let device = Device::recover(config, u64::from(id.0), Time::ZERO, &durable, log.last_key);
+        // The keys' random parts: fresh from the OS in every process.
+        let seed = DeviceIdentity::fresh_seed().map_err(SessionError::Identity)?;
+        let device = Device::recover(config, seed, Time::ZERO, &durable, log.last_key);
         let attempts = log
             .ops
             .values()
@@ -131,6 +168,7 @@ impl DeviceSession {
         let mut session = DeviceSession {
             device,
             store,
+            identity,
             id,
             floor: log.last_key,
             to_send: VecDeque::new(),
@@ -148,6 +186,75 @@ impl DeviceSession {
     /// The outbox file.
     pub fn store(&self) -> &OutboxFile {
         &self.store
+    }
+
+    /// This device's identity.
+    pub fn id(&self) -> DeviceId {
+        self.id
+    }
+
+    /// Ask the tower what became of every awaited operation; feed the answers to the
+    /// device, keep every final word in the log (durably before this returns) and report
+    /// each operation's status. `client` `None`: offline, nothing asked.
+    pub fn check_status(
+        &mut self,
+        client: Option<&Client>,
+    ) -> Result<Vec<(Operation, StatusResult)>, SessionError> {
+        let log = self.store.load()?;
+        let mut out = Vec::new();
+        let mut statuses = Vec::new();
+        for (key, op) in &log.awaiting {
+            let Some(client) = client else {
+                out.push((op.clone(), StatusResult::Unreachable("offline".into())));
+                continue;
+            };
+            match client.op_status(key, &self.identity) {
+                Ok(status) => statuses.push((key.clone(), status)),
+                Err(e @ ClientError::Unreachable(_)) => {
+                    // Offline: ask about nothing more this time.
+                    let why = e.to_string();
+                    for op in log.awaiting.values().skip(out.len() + statuses.len()) {
+                        out.push((op.clone(), StatusResult::Unreachable(why.clone())));
+                    }
+                    break;
+                }
+                Err(e) => out.push((op.clone(), StatusResult::Unreachable(e.to_string()))),
+            }
+        }
+        if statuses.is_empty() {
+            return Ok(out);
+        }
+        let before: usize = self.device.outcomes().count();
+        self.device.handle_message(
+            Time::ZERO,
+            Message::StatusReply {
+                statuses: statuses.clone(),
+            },
+        );
+        let finals: BTreeMap<IdemKey, FinalOutcome> = self
+            .device
+            .outcomes()
+            .skip(before)
+            .map(|(k, o)| (k.clone(), o.clone()))
+            .collect();
+        for (key, status) in statuses {
+            let Some(op) = log.awaiting.get(&key) else {
+                continue;
+            };
+            let result = match (finals.get(&key), status) {
+                (Some(f), _) => {
+                    let (result, detail) = final_words(f);
+                    self.store.note_outcome(op, result, &detail)?;
+                    StatusResult::Final(f.clone())
+                }
+                (None, OpStatus::Pending) => StatusResult::Pending,
+                (None, _) => StatusResult::Unknown,
+            };
+            out.push((op.clone(), result));
+        }
+        self.run_storage()?;
+        self.store.fsync()?;
+        Ok(out)
     }
 
     /// Queue `kind`: when this returns `Ok`, the operation is written and fsynced. Nothing
@@ -222,7 +329,7 @@ impl DeviceSession {
             };
             let attempts = tried + 1;
             self.attempts.insert(key.clone(), attempts);
-            let (reply, result) = match client.submit(&op) {
+            let (reply, result) = match client.submit(&op, &self.identity) {
                 Ok(s) => {
                     let result = match &s.reply {
                         SubmitReply::Accepted => SendResult::Acked { duplicate: false },
@@ -230,6 +337,11 @@ impl DeviceSession {
                         SubmitReply::Conflict => SendResult::Conflict {
                             message: s.detail.clone(),
                         },
+                        SubmitReply::Forbidden { .. } | SubmitReply::Invalid { .. } => {
+                            SendResult::Refused {
+                                message: s.detail.clone(),
+                            }
+                        }
                         SubmitReply::InFlight | SubmitReply::Retry { .. } => SendResult::Queued {
                             reason: s.detail.clone(),
                             reachable: true,
@@ -254,8 +366,17 @@ impl DeviceSession {
                     )
                 }
             };
-            if let SendResult::Queued { reason, .. } = &result {
-                self.store.note_attempt(&key, attempts, reason)?;
+            match &result {
+                SendResult::Queued { reason, .. } => {
+                    self.store.note_attempt(&key, attempts, reason)?;
+                }
+                SendResult::Conflict { message } => {
+                    self.store.note_outcome(&op, "conflict", message)?;
+                }
+                SendResult::Refused { message } => {
+                    self.store.note_outcome(&op, "refused", message)?;
+                }
+                SendResult::Acked { .. } => {}
             }
             self.device.handle_message(
                 Time::ZERO,
@@ -279,5 +400,18 @@ impl DeviceSession {
     /// Operations still queued (the device's count).
     pub fn pending(&self) -> usize {
         self.device.pending()
+    }
+}
+
+/// The log's `result` and `detail` of a final outcome.
+fn final_words(f: &FinalOutcome) -> (&'static str, String) {
+    match f {
+        FinalOutcome::Applied { seq } => ("applied", format!("applied at the origin (apply seq {seq})")),
+        FinalOutcome::Conflict => (
+            "conflict",
+            "the origin applied another operation under this key; this one will never be applied".to_string(),
+        ),
+        FinalOutcome::Rejected { reason } => ("rejected", format!("rejected by the origin: {reason}")),
+        FinalOutcome::Unknown => ("unknown", "the tower no longer knows this key".to_string()),
     }
 }

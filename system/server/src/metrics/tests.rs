@@ -240,6 +240,7 @@ fn status() -> TowerStatus {
         queued: [0, 2, 0, 5],
         in_flight: 4,
         outbox: 6,
+        confirmed: 2,
         window: 8,
         failovers: 0,
         breaker_openings: 0,

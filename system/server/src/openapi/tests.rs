@@ -7,12 +7,13 @@ use sovereign_wire::{
 };
 use std::collections::BTreeSet;
 
-const TOWER_OPS: [(&str, &str); 18] = [
+const TOWER_OPS: [(&str, &str); 19] = [
     ("GET", "/v1/catalog"),
     ("GET", "/v1/items/{id}"),
     ("GET", "/v1/items/{id}/manifest"),
     ("GET", "/v1/chunks/{sha256}"),
     ("POST", "/v1/ops"),
+    ("GET", "/v1/ops/{key}"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -157,7 +158,8 @@ fn operation_ids_are_unique_and_path_parameters_declared() {
 
 #[test]
 fn admin_operations_need_a_bearer_token_and_public_ones_do_not() {
-    // Goal: /admin/* declares adminBearer, a role, 401 and 403; the rest is open.
+    // Goal: /admin/* declares adminBearer, a role, 401 and 403; device operations declare
+    // the device's secret and 401; the rest is open.
     for (what, doc) in docs() {
         assert_eq!(
             doc["components"]["securitySchemes"]["adminBearer"]["scheme"],
@@ -183,6 +185,13 @@ fn admin_operations_need_a_bearer_token_and_public_ones_do_not() {
                         "{what} {m} {p}: no {code}"
                     );
                 }
+            } else if p.starts_with("/v1/ops") {
+                assert_eq!(
+                    op["security"],
+                    json!([{ "deviceSecret": [] }]),
+                    "{what} {m} {p}"
+                );
+                assert!(op["responses"].get("401").is_some(), "{what} {m} {p}");
             } else {
                 assert_eq!(op["security"], json!([]), "{what} {m} {p}");
             }
@@ -282,8 +291,8 @@ fn ops() -> Vec<OperationDto> {
     .into_iter()
     .enumerate()
     .map(|(i, op)| OperationDto {
-        key: format!("7:{i:08}"),
-        device: 7,
+        key: format!("7:{i:08}:00000000000000ab"),
+        device: sovereign_wire::DeviceDto::Hex("7".into()),
         op,
     })
     .collect()

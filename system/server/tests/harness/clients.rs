@@ -191,6 +191,24 @@ pub struct Device {
     pub give_up: Duration,
 }
 
+/// Device `id`'s secret: 32 bytes of `id`.
+fn device_secret(id: u32) -> [u8; 32] {
+    [id as u8; 32]
+}
+
+/// Device `id`'s `n`-th idempotency key (owned by its identity; random part fixed, so a
+/// run is reproducible).
+pub fn device_key(id: u32, n: u32) -> String {
+    let device = sovereign_logic::protocol::DeviceId::from_secret(&device_secret(id));
+    sovereign_logic::protocol::IdemKey::for_device(device, u64::from(n), u64::from(id)).0
+}
+
+/// `Authorization: Device <secret>` of device `id`.
+fn device_auth(id: u32) -> String {
+    let hex: String = device_secret(id).iter().map(|b| format!("{b:02x}")).collect();
+    format!("Device {hex}")
+}
+
 /// The amount device `id` contributes with its `n`th operation (distinct per key).
 pub fn amount(id: u32, n: u32) -> u64 {
     u64::from(id) * 1000 + u64::from(n)
@@ -201,7 +219,7 @@ pub async fn device(obs: Shared, d: Device) -> turmoil::Result {
     let http = Http::new();
     for n in 1..=d.count {
         sleep_until(d.start + d.every * (n - 1)).await;
-        let key = format!("d{}-{n:03}", d.id);
+        let key = device_key(d.id, n);
         let amount = amount(d.id, n);
         obs.borrow_mut().ops.insert(
             key.clone(),
@@ -213,7 +231,6 @@ pub async fn device(obs: Shared, d: Device) -> turmoil::Result {
             },
         );
         let body = serde_json::json!({
-            "device": d.id,
             "op": {"type": "contribution", "community": "kibera", "nation": "ke", "amount_minor": amount},
         });
         let body = Bytes::from(serde_json::to_vec(&body)?);
@@ -227,6 +244,7 @@ pub async fn device(obs: Shared, d: Device) -> turmoil::Result {
                     format!("http://{}:{TOWER_PORT}/v1/ops", d.tower),
                     &[
                         ("idempotency-key", key.clone()),
+                        ("authorization", device_auth(d.id)),
                         ("content-type", "application/json".into()),
                     ],
                     body.clone(),

@@ -32,6 +32,8 @@ pub enum Covering {
     Applied,
     /// a catalog entry
     Entry,
+    /// a tower's memory of a confirmed operation, or a device's awaited one
+    Memory,
 }
 
 #[derive(Debug, Default)]
@@ -109,6 +111,7 @@ fn kind_of(key: &Key) -> Covering {
         Key::Entry(_) => Covering::Entry,
         Key::Outbox(_) => Covering::Outbox,
         Key::Applied(_) => Covering::Applied,
+        Key::Confirmed(_) | Key::Awaiting(_) => Covering::Memory,
     }
 }
 
@@ -118,6 +121,7 @@ fn kind_name(c: Covering) -> &'static str {
         Covering::Chunk => "chunk",
         Covering::Applied => "applied",
         Covering::Entry => "entry",
+        Covering::Memory => "memory",
     }
 }
 

@@ -3,7 +3,8 @@
 //! request with `tower::ServiceExt::oneshot` and look at the answer.
 //!
 //! Map: [`Servers`] ([`Servers::start`], [`Servers::publish`], [`Servers::wait_servable`]),
-//! [`Answer`], [`send`], [`req`], tokens [`VIEWER`] / [`OPERATOR`] / [`CHAOS`].
+//! [`Answer`], [`send`], [`req`], tokens [`VIEWER`] / [`OPERATOR`] / [`CHAOS`], the test
+//! device ([`device_auth`], [`device_key`]).
 //!
 //! Not covered: real stores (the durability tests' job) and real processes (the CLI's
 //! kill -9 test).
@@ -26,6 +27,25 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tower::ServiceExt;
+
+/// The test device's secret (see [`device`], [`device_key`], [`device_auth`]).
+pub const DEVICE_SECRET: [u8; 32] = [0x5e; 32];
+
+/// The test device's identity.
+pub fn device() -> sovereign_logic::protocol::DeviceId {
+    sovereign_logic::protocol::DeviceId::from_secret(&DEVICE_SECRET)
+}
+
+/// The test device's `n`-th idempotency key.
+pub fn device_key(n: u64) -> String {
+    sovereign_logic::protocol::IdemKey::for_device(device(), n, 0xabc).0
+}
+
+/// `Authorization: Device <DEVICE_SECRET>`: the test device's proof of identity.
+pub fn device_auth() -> String {
+    let hex: String = DEVICE_SECRET.iter().map(|b| format!("{b:02x}")).collect();
+    format!("Device {hex}")
+}
 
 /// Token of the viewer role.
 pub const VIEWER: &str = "viewer-token-0123456789";
