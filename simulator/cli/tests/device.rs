@@ -84,7 +84,20 @@ fn submit_with_the_tower_down_is_queued_offline_and_listed() {
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let out = text(&o.stdout);
-    assert!(out.contains("1:00000001 queued offline"), "{out}");
+    // The key is this device's: its generated identity, number 1, a random part.
+    let key = out
+        .split_whitespace()
+        .next()
+        .expect("the key first")
+        .to_string();
+    let parts: Vec<&str> = key.split(':').collect();
+    assert!(
+        parts.len() == 3 && parts[0].len() >= 16 && parts[1] == "00000001" && parts[2].len() == 16,
+        "{out}"
+    );
+    assert!(out.contains(&format!("{key} queued offline")), "{out}");
+    let identity = std::fs::read_to_string(state.0.join("device-1").join("identity")).unwrap();
+    assert_eq!(identity.trim().len(), 64, "a 32-byte secret, hex");
 
     // The state directory comes from the environment just as well.
     let o = sovereign(
@@ -96,7 +109,7 @@ fn submit_with_the_tower_down_is_queued_offline_and_listed() {
     assert!(out.contains("1 operation(s) queued"), "{out}");
     assert!(
         out.lines()
-            .any(|l| l.starts_with("1:00000001") && l.contains("message") && l.contains(" 1 ")),
+            .any(|l| l.starts_with(&key) && l.contains("message") && l.contains(" 1 ")),
         "{out}"
     );
 

@@ -123,7 +123,7 @@ fn a_tower_killed_mid_sync_ten_times_loses_nothing_and_serves_nothing_corrupt() 
         );
         // Let it sync for a while (different each round), submitting operations.
         for _ in 0..3 {
-            let key = format!("7:{next:08}");
+            let key = device_key(7, next);
             pending.insert(key, next * 100 + 1);
             next += 1;
         }
@@ -226,7 +226,7 @@ fn the_kill9_checks_catch_a_lying_fsync_and_unverified_reads() {
     chaos(&t.admin, r#"{"kind":"lying-fsync"}"#);
     let mut acked = BTreeMap::new();
     for i in 0..3u64 {
-        let key = format!("8:{i}");
+        let key = device_key(7, 1_000 + i);
         assert_eq!(submit(&t.addr, &key, 500 + i), 202);
         acked.insert(key, 500 + i);
     }

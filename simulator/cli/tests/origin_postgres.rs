@@ -68,7 +68,7 @@ fn an_origin_on_postgres_survives_kill_9_with_its_catalog_and_ledger() {
     publish(&origin.admin, d, "bulletin", "P1", &bulletin);
     let t = tower(d, 1, &origin.addr, &[]);
     for (i, amount) in [1001u64, 2002, 3003].iter().enumerate() {
-        assert_eq!(submit(&t.addr, &format!("9:{i}"), *amount), 202);
+        assert_eq!(submit(&t.addr, &device_key(9, i as u64), *amount), 202);
     }
     wait_for(
         "the tower to serve the bulletin",
@@ -108,8 +108,8 @@ fn an_origin_on_postgres_survives_kill_9_with_its_catalog_and_ledger() {
     );
     // Replaying an applied key at the tower is forwarded again and answered from the
     // apply log: no second effect.
-    assert_eq!(submit(&t.addr, "9:0", 1001), 202);
-    assert_eq!(submit(&t.addr, "9:3", 4004), 202);
+    assert_eq!(submit(&t.addr, &device_key(9, 0), 1001), 202);
+    assert_eq!(submit(&t.addr, &device_key(9, 3), 4004), 202);
     wait_for(
         "the fourth operation applied",
         Duration::from_secs(30),

@@ -353,7 +353,6 @@ fn load(tower: String, items: Vec<String>, stop: Arc<AtomicBool>) -> u64 {
         }
         let _ = get(&tower, "/v1/items/no-such-item");
         let body = serde_json::json!({
-            "device": 7 + round % 2,
             "op": {"type": "message", "to": "clinic", "body": format!("round {round}")}
         })
         .to_string();
@@ -362,7 +361,8 @@ fn load(tower: String, items: Vec<String>, stop: Arc<AtomicBool>) -> u64 {
             &tower,
             "/v1/ops",
             &[
-                ("Idempotency-Key", &format!("promscrape-{round}")),
+                ("Idempotency-Key", &device_key(7 + (round % 2) as u32, round)),
+                ("Authorization", &device_auth(7 + (round % 2) as u32)),
                 ("Content-Type", "application/json"),
             ],
             body.as_bytes(),

@@ -307,11 +307,31 @@ pub fn content(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// Submit a contribution of `amount` minor units under `key` from `device`; the status
-/// (0 when nothing answered).
+/// Test device `device`'s secret: 32 bytes of `device`.
+pub fn device_secret(device: u32) -> [u8; 32] {
+    [device as u8; 32]
+}
+
+/// Test device `device`'s `n`-th idempotency key (owned by its identity).
+pub fn device_key(device: u32, n: u64) -> String {
+    let id = sovereign_logic::protocol::DeviceId::from_secret(&device_secret(device));
+    sovereign_logic::protocol::IdemKey::for_device(id, n, 0x5eed).0
+}
+
+/// `Authorization: Device <secret>` of test device `device`.
+pub fn device_auth(device: u32) -> String {
+    let hex: String = device_secret(device)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("Device {hex}")
+}
+
+/// Submit a contribution of `amount` minor units under `key` as test device `device`
+/// ([`device_auth`]; the key must be one of its own, [`device_key`]); the status (0 when
+/// nothing answered).
 pub fn contribute(tower: &str, device: u32, key: &str, community: &str, amount: u64) -> u16 {
     let body = serde_json::json!({
-        "device": device,
         "op": {"type": "contribution", "community": community, "nation": "ke", "amount_minor": amount}
     })
     .to_string();
@@ -321,6 +341,7 @@ pub fn contribute(tower: &str, device: u32, key: &str, community: &str, amount: 
         "/v1/ops",
         &[
             ("Idempotency-Key", key),
+            ("Authorization", &device_auth(device)),
             ("Content-Type", "application/json"),
         ],
         body.as_bytes(),
