@@ -16,6 +16,10 @@ fn scenario_for(plant: Plant) -> &'static str {
         Plant::NoFailback => "fibre-cut",
         Plant::OfflineRefuse => "fibre-cut",
         Plant::IgnoreBattery => "solar-drought",
+        Plant::SequentialKeys
+        | Plant::ForgetConfirmed
+        | Plant::NoKeyOwnerCheck
+        | Plant::NoEdgeValidation => "hostile-devices",
     }
 }
 
@@ -95,6 +99,22 @@ plant_test!(
 plant_test!(
     ignore_battery_is_caught_by_power_safety,
     Plant::IgnoreBattery
+);
+plant_test!(
+    sequential_keys_are_caught_by_attribution,
+    Plant::SequentialKeys
+);
+plant_test!(
+    forget_confirmed_is_caught_by_durability,
+    Plant::ForgetConfirmed
+);
+plant_test!(
+    no_key_owner_check_is_caught_by_attribution,
+    Plant::NoKeyOwnerCheck
+);
+plant_test!(
+    no_edge_validation_is_caught_by_durability,
+    Plant::NoEdgeValidation
 );
 
 #[test]

@@ -636,6 +636,12 @@ pub(crate) mod tests {
                 reads_per_device_hour: 10.0,
                 ops_per_device_hour: 2.0,
                 contribution_share: 0.5,
+                misuse: crate::scenario::Misuse {
+                    shared_identity: 0.25,
+                    key_reuse_per_device_hour: 0.5,
+                    key_theft_per_hour: 1.0,
+                    invalid_share: 0.1,
+                },
             },
             faults,
             nemesis: Nemesis {

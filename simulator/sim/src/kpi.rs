@@ -1232,6 +1232,7 @@ mod tests {
                 Obs::Acked {
                     tower: 0,
                     key: IdemKey("k".into()),
+                    fingerprint: sovereign_logic::content::ChunkHash([1; 32]),
                 },
             ),
             fault(10, 1, Target::Tower(0), FaultKind::HardCut, 50),

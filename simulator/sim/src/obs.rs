@@ -95,18 +95,35 @@ pub enum Obs {
         /// the manifest equals the origin's for (item, version)
         manifest_ok: bool,
     },
-    /// A device received an acknowledgement (Accepted/Duplicate) for an operation.
+    /// A device queued an operation (its first submission under this key and body).
+    Submitted {
+        /// device index (its host, not its identity: two devices may share one)
+        device: usize,
+        /// the key
+        key: IdemKey,
+        /// the operation's fingerprint
+        fingerprint: ChunkHash,
+        /// whether the key is one the device made for this operation (`false`: a key it
+        /// reused, or a stranger's guess at another device's key)
+        own_key: bool,
+    },
+    /// A device received an acknowledgement (Accepted/Duplicate) for an operation it
+    /// held.
     Acked {
         /// tower index
         tower: usize,
         /// the operation
         key: IdemKey,
+        /// the fingerprint of the operation the device held under the key
+        fingerprint: ChunkHash,
     },
     /// The origin applied an operation (an `OpApplied` with outcome Applied), with the
     /// contribution amount if it was one.
     Applied {
         /// the operation
         key: IdemKey,
+        /// the fingerprint of the operation the origin applied
+        fingerprint: ChunkHash,
         /// minor units contributed, if a contribution
         amount_minor: Option<u64>,
     },

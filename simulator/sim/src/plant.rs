@@ -1,5 +1,5 @@
-//! Planted bugs: one switch per oracle that breaks exactly the invariant the oracle
-//! checks, so that every oracle is shown to fail (DESIGN.md §6: "an oracle that can never
+//! Planted bugs: switches that each break exactly one invariant (at least one per oracle),
+//! so that every oracle is shown to fail (DESIGN.md §6: "an oracle that can never
 //! fail is worthless").
 //!
 //! A plant only flips a configuration switch of the real logic (`TowerConfig`,
@@ -29,11 +29,21 @@ pub enum Plant {
     OfflineRefuse,
     /// Towers ignore the battery and run until it is empty → power safety.
     IgnoreBattery,
+    /// Devices make keys without a random part (`<device>:<n>`): devices that share an
+    /// identity issue the same keys → attribution.
+    SequentialKeys,
+    /// Towers forget a key once the origin confirmed it, so a reused key with another body
+    /// is acknowledged and then dropped → durability.
+    ForgetConfirmed,
+    /// Towers accept a key (or an operation) that belongs to another device → attribution.
+    NoKeyOwnerCheck,
+    /// Towers acknowledge operations the origin will reject → durability.
+    NoEdgeValidation,
 }
 
 impl Plant {
     /// Every plant.
-    pub const ALL: [Plant; 8] = [
+    pub const ALL: [Plant; 12] = [
         Plant::SkipVerify,
         Plant::AckBeforeFsync,
         Plant::NoIdempotency,
@@ -42,6 +52,10 @@ impl Plant {
         Plant::NoFailback,
         Plant::OfflineRefuse,
         Plant::IgnoreBattery,
+        Plant::SequentialKeys,
+        Plant::ForgetConfirmed,
+        Plant::NoKeyOwnerCheck,
+        Plant::NoEdgeValidation,
     ];
 
     /// The command-line name.
@@ -55,6 +69,10 @@ impl Plant {
             Plant::NoFailback => "no-failback",
             Plant::OfflineRefuse => "offline-refuse",
             Plant::IgnoreBattery => "ignore-battery",
+            Plant::SequentialKeys => "sequential-keys",
+            Plant::ForgetConfirmed => "forget-confirmed",
+            Plant::NoKeyOwnerCheck => "no-key-owner-check",
+            Plant::NoEdgeValidation => "no-edge-validation",
         }
     }
 
@@ -69,6 +87,8 @@ impl Plant {
             Plant::NoFailback => Oracle::Convergence,
             Plant::OfflineRefuse => Oracle::OfflineService,
             Plant::IgnoreBattery => Oracle::PowerSafety,
+            Plant::SequentialKeys | Plant::NoKeyOwnerCheck => Oracle::Attribution,
+            Plant::ForgetConfirmed | Plant::NoEdgeValidation => Oracle::Durability,
         }
     }
 }
@@ -82,7 +102,7 @@ impl fmt::Display for Plant {
 /// An unknown plant name.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
-    "unknown plant {0:?}; expected one of: skip-verify, ack-before-fsync, no-idempotency, ledger-rounding, fifo-scheduler, no-failback, offline-refuse, ignore-battery"
+    "unknown plant {0:?}; expected one of: skip-verify, ack-before-fsync, no-idempotency, ledger-rounding, fifo-scheduler, no-failback, offline-refuse, ignore-battery, sequential-keys, forget-confirmed, no-key-owner-check, no-edge-validation"
 )]
 pub struct UnknownPlant(pub String);
 
@@ -102,8 +122,8 @@ mod tests {
     use std::collections::BTreeSet;
 
     #[test]
-    fn one_plant_per_oracle_and_names_round_trip() {
-        // Goal: every oracle has exactly one plant, and names parse back.
+    fn every_oracle_has_a_plant_and_names_round_trip() {
+        // Goal: every oracle has at least one plant, and names parse back.
         let oracles: BTreeSet<Oracle> = Plant::ALL.iter().map(|p| p.oracle()).collect();
         assert_eq!(oracles.len(), Oracle::ALL.len());
         for p in Plant::ALL {

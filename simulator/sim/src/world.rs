@@ -47,7 +47,8 @@ use sovereign_logic::io::{Action, DurableState, Event, Key, PowerMode, Record};
 use sovereign_logic::ledger::Rounding;
 use sovereign_logic::origin::{Origin, OriginConfig};
 use sovereign_logic::protocol::{
-    DeviceId, IdemKey, LinkKind, Message, OpKind, OpOutcome, Peer, SubmitReply, TowerId,
+    DeviceId, IdemKey, LinkKind, Message, OpKind, OpOutcome, Operation, Peer, SubmitReply,
+    TowerId,
 };
 use sovereign_logic::tower::link::ProbeOutcome;
 use sovereign_logic::tower::power::{PowerManager, PowerReading, UpsState};
@@ -95,6 +96,10 @@ const TRACE_LINES_MAX: usize = 2_000_000;
 const WRITE_LATENCY: Duration = Duration::from_micros(300);
 const FSYNC_LATENCY: Duration = Duration::from_millis(3);
 /// A failed probe reports after this long.
+/// Identities of the strangers of the `key_theft_per_hour` workload (one per tower): far
+/// above any device's number, so no device has one.
+const STRANGER_ID_BASE: u128 = 1 << 100;
+/// How long a probe waits.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 // ----- random streams -------------------------------------------------------------------
@@ -488,6 +493,9 @@ struct OriginHost {
 
 struct DeviceHost {
     device: Device,
+    /// Who the device is (what it presents to its tower): its own identity, or — with the
+    /// `shared_identity` workload — the one of the device before it.
+    identity: DeviceId,
     tower: usize,
     timer: Timer,
 }
@@ -608,6 +616,13 @@ enum Ev {
     DeviceOp {
         device: usize,
     },
+    /// The `key_reuse_per_device_hour` workload: the device sends an acknowledged key again
+    /// with another body.
+    KeyReuse {
+        device: usize,
+    },
+    /// The `key_theft_per_hour` workload: a stranger submits under a guessed key.
+    KeyTheft,
     Sample,
     Heal,
     End,
@@ -779,8 +794,14 @@ pub struct World {
     /// Entries published but not yet seen visible.
     publishing: Vec<(ItemId, u64)>,
     next_item: u64,
-    /// Contribution amounts by operation key, recorded when devices submit them.
-    amounts: BTreeMap<IdemKey, u64>,
+    /// Contribution amounts by operation (key, fingerprint), recorded when devices (and
+    /// strangers) submit them.
+    amounts: BTreeMap<(IdemKey, ChunkHash), u64>,
+    /// Draws of the misuse workload (its own stream: runs without misuse draw nothing).
+    misuse: Stream,
+    /// Device hosts by the identity they present (several share one with
+    /// `shared_identity`).
+    by_identity: BTreeMap<DeviceId, Vec<usize>>,
     healed: bool,
     heal_at: Time,
     ended: bool,
@@ -818,6 +839,8 @@ impl World {
         let mut towers = Vec::new();
         let mut devices = Vec::new();
         let mut weather = Stream::new(seed, "weather");
+        let mut identities = Stream::new(seed, "identities");
+        let mut by_identity: BTreeMap<DeviceId, Vec<usize>> = BTreeMap::new();
         for (i, spec) in sc.towers.iter().enumerate() {
             let kinds: Vec<LinkKind> = spec.links.iter().map(|l| l.kind).collect();
             let mut config = TowerConfig::new(TowerId(i as u32), &kinds);
@@ -828,14 +851,28 @@ impl World {
                 Some(Plant::NoFailback) => config.failback = false,
                 Some(Plant::OfflineRefuse) => config.serve_offline = false,
                 Some(Plant::IgnoreBattery) => config.power_managed = false,
+                Some(Plant::ForgetConfirmed) => config.remember_confirmed = false,
+                Some(Plant::NoKeyOwnerCheck) => config.check_key_owner = false,
+                Some(Plant::NoEdgeValidation) => config.validate_ops = false,
                 _ => {}
             }
             let first = devices.len();
             for d in 0..spec.devices {
-                let id = DeviceId((first + d as usize) as u128);
-                let cfg = DeviceConfig::new(id, TowerId(i as u32));
+                let own = DeviceId((first + d as usize) as u128);
+                // A copy of the device before it (same tower): same identity, own RNG.
+                let identity = if d > 0 && identities.chance(sc.workload.misuse.shared_identity) {
+                    devices.last().map_or(own, |h: &DeviceHost| h.identity)
+                } else {
+                    own
+                };
+                let mut cfg = DeviceConfig::new(identity, TowerId(i as u32));
+                if plant == Some(Plant::SequentialKeys) {
+                    cfg.key_nonce = false;
+                }
+                by_identity.entry(identity).or_default().push(devices.len());
                 devices.push(DeviceHost {
-                    device: Device::new(cfg, SplitMix64::derive(seed, &format!("device-{}", id.0))),
+                    device: Device::new(cfg, SplitMix64::derive(seed, &format!("device-{}", own.0))),
+                    identity,
                     tower: i,
                     timer: Timer::default(),
                 });
@@ -923,6 +960,8 @@ impl World {
             publishing: Vec::new(),
             next_item: 0,
             amounts: BTreeMap::new(),
+            misuse: Stream::new(seed, "misuse"),
+            by_identity,
             healed: false,
             heal_at: Time::ZERO + sc.duration,
             ended: false,
@@ -987,7 +1026,9 @@ impl World {
         for d in 0..self.devices.len() {
             self.schedule_read(d);
             self.schedule_op(d);
+            self.schedule_key_reuse(d);
         }
+        self.schedule_key_theft();
         self.push(self.now + SAMPLE_EVERY, Ev::Sample);
         self.push(self.heal_at, Ev::Heal);
     }
@@ -1006,6 +1047,58 @@ impl World {
             let dt = self.workload.exp(3600.0 / rate);
             self.push(self.now + dt, Ev::DeviceRead { device });
         }
+    }
+
+    fn schedule_key_reuse(&mut self, device: usize) {
+        let rate = self.sc.workload.misuse.key_reuse_per_device_hour;
+        if rate > 0.0 && !self.healed {
+            let dt = self.misuse.exp(3600.0 / rate);
+            self.push(self.now + dt, Ev::KeyReuse { device });
+        }
+    }
+
+    fn schedule_key_theft(&mut self) {
+        let rate = self.sc.workload.misuse.key_theft_per_hour;
+        if rate > 0.0 && !self.healed && !self.devices.is_empty() {
+            let dt = self.misuse.exp(3600.0 / rate);
+            self.push(self.now + dt, Ev::KeyTheft);
+        }
+    }
+
+    /// Send `op` from `from` over `tower`'s Wi-Fi (what a device's submission does).
+    fn send_over_wifi(&mut self, tower: usize, from: DeviceId, msg: Message) {
+        let t = &mut self.towers[tower];
+        let incarnation = t.incarnation;
+        let arrivals = t.wifi.transmit(self.now, msg.wire_size(), true, &mut self.net);
+        for at in arrivals {
+            self.push(
+                at,
+                Ev::ToTower {
+                    tower,
+                    incarnation,
+                    from: Peer::Device(from),
+                    link: None,
+                    msg: msg.clone(),
+                },
+            );
+        }
+    }
+
+    /// A device of `device`'s queued operation under `key`, observed as submitted.
+    fn note_submitted(&mut self, device: usize, key: &IdemKey, own_key: bool) {
+        let Some(op) = self.devices[device].device.queued(key).cloned() else {
+            return;
+        };
+        let fingerprint = op.fingerprint();
+        if let OpKind::Contribution { amount_minor, .. } = &op.kind {
+            self.amounts.insert((key.clone(), fingerprint), *amount_minor);
+        }
+        self.observe(Obs::Submitted {
+            device,
+            key: key.clone(),
+            fingerprint,
+            own_key,
+        });
     }
 
     fn schedule_op(&mut self, device: usize) {
@@ -1320,11 +1413,14 @@ impl World {
                     key,
                     reply: SubmitReply::Accepted | SubmitReply::Duplicate,
                 } = &msg
+                    && let Some(op) = self.devices[device].device.queued(key)
                 {
                     let tower = self.devices[device].tower;
+                    let fingerprint = op.fingerprint();
                     self.observe(Obs::Acked {
                         tower,
                         key: key.clone(),
+                        fingerprint,
                     });
                 }
                 self.devices[device].device.handle_message(now, msg);
@@ -1534,17 +1630,86 @@ impl World {
                             body: format!("report {}", self.workload.next_u64() % 100_000),
                         }
                     };
-                    let amount = match &kind {
-                        OpKind::Contribution { amount_minor, .. } => Some(*amount_minor),
-                        _ => None,
+                    // A device that gets its contribution wrong (the origin rejects 0).
+                    let kind = match kind {
+                        OpKind::Contribution {
+                            community, nation, ..
+                        } if self.sc.workload.misuse.invalid_share > 0.0
+                            && self.misuse.chance(self.sc.workload.misuse.invalid_share) =>
+                        {
+                            OpKind::Contribution {
+                                community,
+                                nation,
+                                amount_minor: 0,
+                            }
+                        }
+                        k => k,
                     };
-                    if let Ok(key) = self.devices[device].device.submit(now, kind)
-                        && let Some(a) = amount
-                    {
-                        self.amounts.insert(key, a);
+                    if let Ok(key) = self.devices[device].device.submit(now, kind) {
+                        self.note_submitted(device, &key, true);
                     }
                     self.drain_device(device);
                     self.schedule_op(device);
+                }
+            }
+            Ev::KeyReuse { device } => {
+                if !self.healed {
+                    // The device's latest acknowledged key, again, with another body.
+                    let key = self.devices[device].device.acked().last().cloned();
+                    if let Some(key) = key {
+                        let kind = OpKind::Message {
+                            to: "clinic-0".into(),
+                            body: format!("restored {}", self.misuse.next_u64() % 100_000),
+                        };
+                        self.trace.event(now, 12, device as u64, &[]);
+                        if self.devices[device]
+                            .device
+                            .submit_under(now, key.clone(), kind)
+                            .is_ok()
+                        {
+                            self.note_submitted(device, &key, false);
+                        }
+                        self.drain_device(device);
+                    }
+                    self.schedule_key_reuse(device);
+                }
+            }
+            Ev::KeyTheft => {
+                if !self.healed {
+                    // A stranger on a victim's tower guesses the victim's next key: the
+                    // number is easy; the random part (when keys have one) is a guess.
+                    let victim = self.misuse.below(self.devices.len() as u64) as usize;
+                    let tower = self.devices[victim].tower;
+                    let owner = self.devices[victim].identity;
+                    let n = self.devices[victim].device.next_number();
+                    let key = if self.devices[victim].device.config().key_nonce {
+                        IdemKey::for_device(owner, n, self.misuse.next_u64())
+                    } else {
+                        IdemKey::sequential(owner, n)
+                    };
+                    let stranger = DeviceId(STRANGER_ID_BASE + tower as u128);
+                    let op = Operation {
+                        key: key.clone(),
+                        device: stranger,
+                        kind: OpKind::Contribution {
+                            community: "stranger".into(),
+                            nation: "xx".into(),
+                            amount_minor: 1 + self.misuse.below(10_000),
+                        },
+                    };
+                    let fingerprint = op.fingerprint();
+                    if let OpKind::Contribution { amount_minor, .. } = &op.kind {
+                        self.amounts.insert((key.clone(), fingerprint), *amount_minor);
+                    }
+                    self.trace.event(now, 13, tower as u64, &[n]);
+                    self.observe(Obs::Submitted {
+                        device: self.devices.len() + tower,
+                        key,
+                        fingerprint,
+                        own_key: false,
+                    });
+                    self.send_over_wifi(tower, stranger, Message::SubmitOp { op });
+                    self.schedule_key_theft();
                 }
             }
             Ev::Sample => {
@@ -1618,9 +1783,15 @@ impl World {
                         outcome: OpOutcome::Applied { .. },
                     } = &event
                     {
-                        let amount = self.contribution_amount(key);
+                        let fingerprint = self
+                            .origin
+                            .origin
+                            .applied_fingerprint(key)
+                            .unwrap_or(ChunkHash([0; 32]));
+                        let amount = self.amounts.get(&(key.clone(), fingerprint)).copied();
                         self.observe(Obs::Applied {
                             key: key.clone(),
+                            fingerprint,
                             amount_minor: amount,
                         });
                         let l = self.origin.origin.ledger();
@@ -1643,10 +1814,6 @@ impl World {
         self.check_published();
     }
 
-    /// The amount of a contribution, as the device submitted it.
-    fn contribution_amount(&self, key: &IdemKey) -> Option<u64> {
-        self.amounts.get(key).copied()
-    }
 
     fn check_published(&mut self) {
         if self.publishing.is_empty() {
@@ -1817,23 +1984,29 @@ impl World {
                     }
                 }
                 Action::Send {
-                    to: Peer::Device(DeviceId(d)),
+                    to: Peer::Device(id),
                     msg,
                     ..
                 } => {
+                    let to = self.recipients(id, &msg);
+                    if to.is_empty() {
+                        continue; // a stranger: nobody to hear the answer
+                    }
                     let bytes = msg.wire_size();
                     let now = self.now + proc_delay(slow);
                     let arrivals = self.towers[i]
                         .wifi
                         .transmit(now, bytes, false, &mut self.net);
                     for at in arrivals {
-                        self.push(
-                            at,
-                            Ev::ToDevice {
-                                device: d as usize,
-                                msg: msg.clone(),
-                            },
-                        );
+                        for &device in &to {
+                            self.push(
+                                at,
+                                Ev::ToDevice {
+                                    device,
+                                    msg: msg.clone(),
+                                },
+                            );
+                        }
                     }
                 }
                 Action::Send { .. } => {}
@@ -1937,24 +2110,10 @@ impl World {
 
     fn drain_device(&mut self, d: usize) {
         let tower = self.devices[d].tower;
+        let identity = self.devices[d].identity;
         while let Some(action) = self.devices[d].device.poll_action() {
             if let Action::Send { msg, .. } = action {
-                let t = &mut self.towers[tower];
-                let incarnation = t.incarnation;
-                let bytes = msg.wire_size();
-                let arrivals = t.wifi.transmit(self.now, bytes, true, &mut self.net);
-                for at in arrivals {
-                    self.push(
-                        at,
-                        Ev::ToTower {
-                            tower,
-                            incarnation,
-                            from: Peer::Device(DeviceId(d as u128)),
-                            link: None,
-                            msg: msg.clone(),
-                        },
-                    );
-                }
+                self.send_over_wifi(tower, identity, msg);
             }
             // Device-local persistence (Write/Fsync/Delete) is not modelled: devices do
             // not crash in the simulator.
@@ -1970,6 +2129,31 @@ impl World {
                     generation,
                 },
             );
+        }
+    }
+
+    /// The device hosts a tower's answer to identity `id` reaches. One, unless devices
+    /// share the identity: then an answer about a key reaches those holding the key (a
+    /// shared identity has no way to tell them apart), a status answer all of them.
+    fn recipients(&self, id: DeviceId, msg: &Message) -> Vec<usize> {
+        let Some(hosts) = self.by_identity.get(&id) else {
+            return Vec::new();
+        };
+        if hosts.len() == 1 {
+            return hosts.clone();
+        }
+        let holding: Vec<usize> = match msg {
+            Message::SubmitReply { key, .. } => hosts
+                .iter()
+                .copied()
+                .filter(|&d| self.devices[d].device.queued(key).is_some())
+                .collect(),
+            _ => hosts.clone(),
+        };
+        if holding.is_empty() {
+            hosts[..1].to_vec()
+        } else {
+            holding
         }
     }
 

@@ -85,6 +85,9 @@ pub enum DeviceError {
     /// The offline outbox is full; the user must wait for the tower.
     #[error("outbox full ({0} operations queued)")]
     OutboxFull(usize),
+    /// An operation under this key is queued already.
+    #[error("an operation under {0} is queued already")]
+    KeyQueued(IdemKey),
 }
 
 /// What became of a device read.
@@ -257,6 +260,51 @@ impl Device {
         );
         self.pump(now);
         Ok(key)
+    }
+
+    /// Queue an operation under a key the caller chooses (a driver importing an outbox
+    /// from elsewhere; the simulator's key-reuse workload, a device restored from an old
+    /// backup). A key already queued is refused. Prefer [`Device::submit`].
+    pub fn submit_under(&mut self, now: Time, key: IdemKey, kind: OpKind) -> Result<(), DeviceError> {
+        if self.outbox.len() >= self.config.outbox_max {
+            return Err(DeviceError::OutboxFull(self.outbox.len()));
+        }
+        if self.outbox.contains_key(&key) {
+            return Err(DeviceError::KeyQueued(key));
+        }
+        let op = Operation {
+            key: key.clone(),
+            device: self.config.id,
+            kind,
+        };
+        self.persist(Record::Outbox(op.clone()));
+        self.outbox.insert(
+            key,
+            Pending {
+                op,
+                backoff: Backoff::new(self.config.retry.clone()),
+                next_try: Some(now),
+                reply_deadline: None,
+                attempts: 0,
+            },
+        );
+        self.pump(now);
+        Ok(())
+    }
+
+    /// The queued (not yet acknowledged) operation under `key`.
+    pub fn queued(&self, key: &IdemKey) -> Option<&Operation> {
+        self.outbox.get(key).map(|p| &p.op)
+    }
+
+    /// The number the next key will carry.
+    pub fn next_number(&self) -> u64 {
+        self.next_n
+    }
+
+    /// The device's settings.
+    pub fn config(&self) -> &DeviceConfig {
+        &self.config
     }
 
     /// Ask the tower for the latest version of `item`.

@@ -528,6 +528,12 @@ impl Origin {
         self.applied.get(key).map(|a| &a.outcome)
     }
 
+    /// The fingerprint of the operation first received under `key` (the one its verdict
+    /// is about).
+    pub fn applied_fingerprint(&self, key: &IdemKey) -> Option<crate::content::ChunkHash> {
+        self.applied.get(key).map(|a| a.fingerprint)
+    }
+
     /// How many applications with an effect (outcome `Applied`) the current state holds;
     /// with the `no-idempotency` bug every re-application counts.
     pub fn applied_count(&self) -> u64 {

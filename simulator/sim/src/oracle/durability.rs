@@ -1,42 +1,51 @@
-//! Invariant 2, durability: no operation a tower acknowledged is lost (the RPO is 0).
+//! Invariant 2, durability: no operation a tower acknowledged is lost (the RPO is 0) —
+//! neither by a crash nor by being "acknowledged, then dropped".
 //!
-//! Verifies, from [`Obs::Acked`], [`Obs::Applied`], the towers' `OpConfirmed` events,
-//! [`Obs::TowerDown`] and [`Obs::End`]:
+//! An operation is its key *and* its body (fingerprint): two bodies under one key are two
+//! operations. Verifies, from [`Obs::Acked`], [`Obs::Applied`], the towers'
+//! `OpConfirmed` events, [`Obs::TowerDown`] and [`Obs::End`]:
 //! - when a tower stops (crash, power loss or clean stop), every operation acknowledged
 //!   at that tower and not yet confirmed by or applied at the origin is in the outbox the
 //!   tower's recovery will see (`durable_outbox`);
+//! - an acknowledged operation is applied *as acknowledged*: the origin applying another
+//!   body under its key, or confirming it as a conflict or a rejection, means it was
+//!   acknowledged and then dropped (what a tower that forgets confirmed keys, or does not
+//!   check operations at the edge, does);
 //! - at the end of the run, every acknowledged operation was applied at the origin or is
 //!   still held in some tower's durable outbox.
 //!
-//! Each lost key is reported once; [`Durability::lost_count`] is the RPO (the KPI uses
-//! the same rule).
+//! Each lost operation is reported once; [`Durability::lost_count`] is the RPO (the KPI
+//! uses the same rule).
 //!
 //! Does not verify: that held operations are eventually forwarded (convergence and the
-//! backlog KPI cover that), that an operation is applied only once (exactly-once), or
-//! operations a device submitted that were never acknowledged (the device retries those;
-//! losing them breaks no promise). An operation reported lost at a crash stays reported
-//! even if the origin later applies it from a forward that was already in flight — a
-//! correct tower forwards only what is durable, so that cannot happen without a bug.
+//! backlog KPI cover that), that an operation is applied only once (exactly-once), whose
+//! operation an applied one was (attribution), or operations a device submitted that were
+//! never acknowledged (the device retries those; losing them breaks no promise). An
+//! operation reported lost at a crash stays reported even if the origin later applies it
+//! from a forward that was already in flight — a correct tower forwards only what is
+//! durable, so that cannot happen without a bug.
 
 use super::{Checker, TowerNames, violation};
 use crate::obs::{Obs, Stamped};
 use crate::report::Violation;
 use crate::scenario::Oracle;
 use sovereign_logic::Time;
+use sovereign_logic::content::ChunkHash;
 use sovereign_logic::io::Event;
-use sovereign_logic::protocol::IdemKey;
+use sovereign_logic::protocol::{IdemKey, OpOutcome};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The durability checker.
 #[derive(Clone, Debug, Default)]
 pub struct Durability {
     names: TowerNames,
-    /// Acknowledged, not yet confirmed/applied: key → towers that acknowledged it.
-    pending: BTreeMap<IdemKey, BTreeSet<usize>>,
-    /// Confirmed or applied: the origin has it, no tower needs to hold it any more.
-    done: BTreeSet<IdemKey>,
-    /// Keys reported lost (the RPO).
-    lost: BTreeSet<IdemKey>,
+    /// Acknowledged, not yet confirmed/applied: (key, fingerprint) → towers that
+    /// acknowledged it.
+    pending: BTreeMap<(IdemKey, ChunkHash), BTreeSet<usize>>,
+    /// Applied at the origin: key → the fingerprint of the operation applied under it.
+    done: BTreeMap<IdemKey, ChunkHash>,
+    /// Operations reported lost (the RPO).
+    lost: BTreeSet<(IdemKey, ChunkHash)>,
 }
 
 impl Durability {
@@ -46,27 +55,31 @@ impl Durability {
     }
 
     /// The lost keys.
-    pub fn lost(&self) -> &BTreeSet<IdemKey> {
-        &self.lost
+    pub fn lost(&self) -> BTreeSet<IdemKey> {
+        self.lost.iter().map(|(k, _)| k.clone()).collect()
     }
 
-    fn settle(&mut self, key: &IdemKey) {
-        self.pending.remove(key);
-        self.done.insert(key.clone());
+    fn pending_under(&self, key: &IdemKey) -> Vec<(IdemKey, ChunkHash)> {
+        self.pending
+            .keys()
+            .filter(|(k, _)| k == key)
+            .cloned()
+            .collect()
     }
 
-    /// Reports each key of `gone` lost, once: it moves from `pending` to `lost`.
+    /// Reports each operation of `gone` lost, once: it moves from `pending` to `lost`.
     fn report_lost(
         &mut self,
-        gone: Vec<IdemKey>,
+        gone: Vec<(IdemKey, ChunkHash)>,
         at: Time,
         out: &mut Vec<Violation>,
         detail: impl Fn(&IdemKey) -> String,
     ) {
-        for key in gone {
-            self.pending.remove(&key);
-            out.push(violation(Oracle::Durability, at, detail(&key), false));
-            self.lost.insert(key);
+        for op in gone {
+            self.pending.remove(&op);
+            if self.lost.insert(op.clone()) {
+                out.push(violation(Oracle::Durability, at, detail(&op.0), false));
+            }
         }
     }
 }
@@ -79,27 +92,84 @@ impl Checker for Durability {
     fn observe(&mut self, s: &Stamped, out: &mut Vec<Violation>) {
         self.names.learn(&s.obs);
         match &s.obs {
-            Obs::Acked { tower, key } if !self.done.contains(key) && !self.lost.contains(key) => {
-                self.pending.entry(key.clone()).or_default().insert(*tower);
+            Obs::Acked {
+                tower,
+                key,
+                fingerprint,
+            } => {
+                let op = (key.clone(), *fingerprint);
+                if self.lost.contains(&op) {
+                    return;
+                }
+                match self.done.get(key) {
+                    Some(f) if f == fingerprint => {}
+                    Some(_) => {
+                        let name = self.names.get(*tower).to_string();
+                        self.report_lost(vec![op], s.at, out, |key| {
+                            format!(
+                                "acknowledged then dropped: {key} acked at {name} after the origin had applied another body under it"
+                            )
+                        });
+                    }
+                    None => {
+                        self.pending.entry(op).or_default().insert(*tower);
+                    }
+                }
             }
-            Obs::Applied { key, .. } => self.settle(key),
+            Obs::Applied {
+                key, fingerprint, ..
+            } => {
+                self.done.insert(key.clone(), *fingerprint);
+                self.pending.remove(&(key.clone(), *fingerprint));
+                let others = self.pending_under(key);
+                self.report_lost(others, s.at, out, |key| {
+                    format!(
+                        "acknowledged then dropped: the origin applied another body under {key}, never the one acknowledged"
+                    )
+                });
+            }
             Obs::Tower {
-                event: Event::OpConfirmed { key, .. },
-                ..
-            } => self.settle(key),
+                tower,
+                event: Event::OpConfirmed { key, outcome },
+            } => match outcome {
+                OpOutcome::Applied { .. } => {
+                    // The applied body is settled by `Applied`; a confirmation without one
+                    // (a replayed receipt) settles what the origin holds under the key.
+                    let ops = self.pending_under(key);
+                    for op in ops {
+                        if self.done.get(key).is_none_or(|f| *f == op.1) {
+                            self.pending.remove(&op);
+                        }
+                    }
+                }
+                OpOutcome::Conflict | OpOutcome::Rejected { .. } => {
+                    let what = match outcome {
+                        OpOutcome::Conflict => "a conflict".to_string(),
+                        OpOutcome::Rejected { reason } => format!("rejected ({reason})"),
+                        OpOutcome::Applied { .. } => unreachable!("matched above"),
+                    };
+                    let name = self.names.get(*tower).to_string();
+                    let gone = self.pending_under(key);
+                    self.report_lost(gone, s.at, out, |key| {
+                        format!(
+                            "acknowledged then dropped: {key} acked at {name}, then the origin answered {what}"
+                        )
+                    });
+                }
+            },
             Obs::TowerDown {
                 tower,
                 durable_outbox,
                 clean,
             } => {
-                let gone: Vec<IdemKey> = self
+                let gone: Vec<(IdemKey, ChunkHash)> = self
                     .pending
                     .iter()
-                    .filter(|(k, towers)| towers.contains(tower) && !durable_outbox.contains(*k))
-                    .map(|(k, _)| k.clone())
+                    .filter(|((k, _), towers)| towers.contains(tower) && !durable_outbox.contains(k))
+                    .map(|(op, _)| op.clone())
                     .collect();
                 let how = if *clean { "clean stop" } else { "crash" };
-                let name = self.names.get(*tower);
+                let name = self.names.get(*tower).to_string();
                 self.report_lost(gone, s.at, out, |key| {
                     format!(
                         "acknowledged operation lost: {key} acked at {name} is not in its durable outbox after a {how}"
@@ -107,10 +177,10 @@ impl Checker for Durability {
                 });
             }
             Obs::End { outboxes, .. } => {
-                let gone: Vec<IdemKey> = self
+                let gone: Vec<(IdemKey, ChunkHash)> = self
                     .pending
                     .keys()
-                    .filter(|k| !outboxes.values().any(|o| o.contains(*k)))
+                    .filter(|(k, _)| !outboxes.values().any(|o| o.contains(k)))
                     .cloned()
                     .collect();
                 self.report_lost(gone, s.at, out, |key| {
@@ -136,8 +206,19 @@ mod tests {
         IdemKey(s.into())
     }
 
+    fn fp() -> ChunkHash {
+        ChunkHash([1; 32])
+    }
+
     fn acked(s: u64, tower: usize, k: &str) -> Stamped {
-        at(s, Obs::Acked { tower, key: key(k) })
+        at(
+            s,
+            Obs::Acked {
+                tower,
+                key: key(k),
+                fingerprint: fp(),
+            },
+        )
     }
 
     fn down(tower: usize, keys: &[&str]) -> Obs {
@@ -167,6 +248,7 @@ mod tests {
                 2,
                 Obs::Applied {
                     key: key("a"),
+                    fingerprint: fp(),
                     amount_minor: None,
                 },
             ),
@@ -223,5 +305,89 @@ mod tests {
         assert_eq!(v.len(), 1);
         assert!(v[0].detail.contains(" a "));
         assert_eq!(d.lost_count(), 1);
+    }
+}
+
+#[cfg(test)]
+mod dropped_tests {
+    use super::super::test_util::*;
+    use super::*;
+
+    fn key(s: &str) -> IdemKey {
+        IdemKey(s.into())
+    }
+
+    fn acked(s: u64, k: &str, f: u8) -> Stamped {
+        at(
+            s,
+            Obs::Acked {
+                tower: 0,
+                key: key(k),
+                fingerprint: ChunkHash([f; 32]),
+            },
+        )
+    }
+
+    fn confirmed(s: u64, k: &str, outcome: OpOutcome) -> Stamped {
+        at(
+            s,
+            Obs::Tower {
+                tower: 0,
+                event: Event::OpConfirmed {
+                    key: key(k),
+                    outcome,
+                },
+            },
+        )
+    }
+
+    fn applied(s: u64, k: &str, f: u8) -> Stamped {
+        at(
+            s,
+            Obs::Applied {
+                key: key(k),
+                fingerprint: ChunkHash([f; 32]),
+                amount_minor: None,
+            },
+        )
+    }
+
+    #[test]
+    fn acknowledged_then_dropped_is_a_loss() {
+        // Goal: the reported bug — acked, then the origin answers conflict (or rejects it,
+        // or applied another body under the key) — counts as a lost operation.
+        let seq = [
+            start(1),
+            acked(1, "conflict", 1),
+            acked(1, "rejected", 1),
+            acked(1, "other-body", 2),
+            applied(2, "applied-first", 1),
+            acked(3, "applied-first", 2),
+            confirmed(4, "conflict", OpOutcome::Conflict),
+            confirmed(4, "rejected", OpOutcome::Rejected { reason: "zero".into() }),
+            applied(5, "other-body", 1),
+            at(9, Obs::End { outboxes: BTreeMap::new(), ledger_contributed: 0 }),
+        ];
+        let mut d = Durability::default();
+        let v = run(&mut d, &seq);
+        assert_eq!(v.len(), 4, "{v:#?}");
+        assert!(v.iter().all(|x| x.detail.starts_with("acknowledged then dropped")), "{v:#?}");
+        assert_eq!(d.lost_count(), 4);
+    }
+
+    #[test]
+    fn applied_as_acknowledged_is_quiet() {
+        // Goal: the same key and body acked twice (a replay) and applied once: no loss.
+        let seq = [
+            start(1),
+            acked(1, "a", 1),
+            acked(2, "a", 1),
+            applied(3, "a", 1),
+            confirmed(4, "a", OpOutcome::Applied { seq: 1 }),
+            acked(5, "a", 1),
+            at(9, Obs::End { outboxes: BTreeMap::new(), ledger_contributed: 0 }),
+        ];
+        let mut d = Durability::default();
+        assert!(run(&mut d, &seq).is_empty());
     }
 }

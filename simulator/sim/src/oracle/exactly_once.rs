@@ -43,7 +43,9 @@ impl Checker for ExactlyOnce {
 
     fn observe(&mut self, s: &Stamped, out: &mut Vec<Violation>) {
         match &s.obs {
-            Obs::Applied { key, amount_minor } => {
+            Obs::Applied {
+                key, amount_minor, ..
+            } => {
                 let e = self
                     .applied
                     .entry(key.clone())
@@ -93,6 +95,7 @@ mod tests {
             s,
             Obs::Applied {
                 key: IdemKey(k.into()),
+                fingerprint: sovereign_logic::content::ChunkHash([1; 32]),
                 amount_minor: amount,
             },
         )

@@ -5,13 +5,15 @@
 //!   dispatches each observation to the enabled checkers and caps how many violations a
 //!   run keeps ([`VIOLATIONS_MAX`]). Each checker reports a distinct problem once.
 //! - [`integrity`], [`durability`], [`exactly_once`], [`conservation`], [`priority`],
-//!   [`convergence`], [`offline`], [`power_safety`]: one module per invariant, each with
+//!   [`convergence`], [`offline`], [`power_safety`], [`attribution`]: one module per
+//!   invariant, each with
 //!   what it verifies and what it does not in its module doc.
 //!
 //! Checkers see only [`Stamped`] observations (the outside view of a run); they never
 //! look inside a state machine. Not covered here: KPIs (see [`crate::kpi`]), which are
 //! measured from the same stream but never fail a run by themselves.
 
+pub mod attribution;
 pub mod conservation;
 pub mod convergence;
 pub mod durability;
@@ -72,6 +74,7 @@ impl Oracles {
                     Oracle::Convergence => Box::new(convergence::Convergence::default()),
                     Oracle::OfflineService => Box::new(offline::OfflineService::default()),
                     Oracle::PowerSafety => Box::new(power_safety::PowerSafety::default()),
+                    Oracle::Attribution => Box::new(attribution::Attribution::default()),
                 }
             })
             .collect();

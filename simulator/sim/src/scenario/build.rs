@@ -89,6 +89,7 @@ impl Workload {
             reads_per_device_hour: 0.0,
             ops_per_device_hour: 0.0,
             contribution_share: 0.0,
+            misuse: crate::scenario::Misuse::default(),
         }
     }
 

@@ -176,6 +176,28 @@ pub struct Workload {
     pub ops_per_device_hour: f64,
     /// Share of operations that are ledger contributions (the rest are messages/forms).
     pub contribution_share: f64,
+    /// Devices that misuse identities and keys (the lessons of issue 11, item 1).
+    pub misuse: Misuse,
+}
+
+/// How devices misuse identities and keys, the way the real servers were attacked: every
+/// rate 0 by default (well-behaved devices).
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Misuse {
+    /// Share of devices (after the first on each tower) that are copies of the device
+    /// before them: the same identity, their own operations (a cloned state directory, or
+    /// two phones on the default device number). `shared_identity`, 0..=1.
+    pub shared_identity: f64,
+    /// Per device-hour: the device sends one of its earlier, acknowledged keys again with
+    /// another body (a restored backup). `key_reuse_per_device_hour`.
+    pub key_reuse_per_device_hour: f64,
+    /// Per hour, across the deployment: a stranger on a tower's Wi-Fi submits a
+    /// contribution under the next key it guesses for one of that tower's devices.
+    /// `key_theft_per_hour`.
+    pub key_theft_per_hour: f64,
+    /// Share of contributions a device gets wrong (amount 0, which the origin rejects).
+    /// `invalid_share`, 0..=1.
+    pub invalid_share: f64,
 }
 
 /// A group of items in the initial catalog.
@@ -448,11 +470,14 @@ pub enum Oracle {
     OfflineService,
     /// 8. A tower shuts down cleanly before its battery is empty (unless hard cut).
     PowerSafety,
+    /// 9. Trust (DESIGN.md §11): every operation the origin applies is one its key's
+    /// owner submitted, and no two devices ever issue the same key.
+    Attribution,
 }
 
 impl Oracle {
     /// All oracles.
-    pub const ALL: [Oracle; 8] = [
+    pub const ALL: [Oracle; 9] = [
         Oracle::Integrity,
         Oracle::Durability,
         Oracle::ExactlyOnce,
@@ -461,6 +486,7 @@ impl Oracle {
         Oracle::Convergence,
         Oracle::OfflineService,
         Oracle::PowerSafety,
+        Oracle::Attribution,
     ];
 
     /// The name used in files and output.
@@ -474,6 +500,7 @@ impl Oracle {
             Oracle::Convergence => "convergence",
             Oracle::OfflineService => "offline-service",
             Oracle::PowerSafety => "power-safety",
+            Oracle::Attribution => "attribution",
         }
     }
 

@@ -871,6 +871,10 @@ fn workload(t: &Tbl<'_>) -> Res<Workload> {
         "reads_per_device_hour",
         "ops_per_device_hour",
         "contribution_share",
+        "shared_identity",
+        "key_reuse_per_device_hour",
+        "key_theft_per_hour",
+        "invalid_share",
     ])?;
     let mut w = Workload::idle();
     if let Some(cv) = t.get("catalog") {
@@ -908,6 +912,19 @@ fn workload(t: &Tbl<'_>) -> Res<Workload> {
     }
     if let Some(v) = t.get("contribution_share") {
         w.contribution_share = v.unit()?;
+    }
+    let m = &mut w.misuse;
+    if let Some(v) = t.get("shared_identity") {
+        m.shared_identity = v.unit()?;
+    }
+    if let Some(v) = t.get("key_reuse_per_device_hour") {
+        m.key_reuse_per_device_hour = v.f64_in(0.0, RATE_PER_HOUR_MAX)?;
+    }
+    if let Some(v) = t.get("key_theft_per_hour") {
+        m.key_theft_per_hour = v.f64_in(0.0, RATE_PER_HOUR_MAX)?;
+    }
+    if let Some(v) = t.get("invalid_share") {
+        m.invalid_share = v.unit()?;
     }
     Ok(w)
 }

@@ -104,6 +104,18 @@ impl Scenario {
         kv(w, "reads_per_device_hour", &num(wl.reads_per_device_hour));
         kv(w, "ops_per_device_hour", &num(wl.ops_per_device_hour));
         kv(w, "contribution_share", &num(wl.contribution_share));
+        let m = &wl.misuse;
+        for (name, value) in [
+            ("shared_identity", m.shared_identity),
+            ("key_reuse_per_device_hour", m.key_reuse_per_device_hour),
+            ("key_theft_per_hour", m.key_theft_per_hour),
+            ("invalid_share", m.invalid_share),
+        ] {
+            // Written only when set, so files without misuse stay as they were.
+            if value != 0.0 {
+                kv(w, name, &num(value));
+            }
+        }
 
         for f in &self.faults {
             self.write_fault(w, f);
