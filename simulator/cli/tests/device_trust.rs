@@ -52,23 +52,14 @@ fn device_contribute(tower: &str, state: &Path, community: &str, amount: &str) -
 }
 
 fn ledger_community(origin_admin: &str, community: &str) -> Option<u64> {
-    let l = admin_get(origin_admin, "/admin/ledger", VIEWER).ok()?.json();
+    let l = admin_get(origin_admin, "/admin/ledger", VIEWER)
+        .ok()?
+        .json();
     l["communities"][community].as_u64()
 }
 
 fn raw_submit(tower: &str, device: u32, key: &str, body: &str) -> Resp {
-    http(
-        "POST",
-        tower,
-        "/v1/ops",
-        &[
-            ("Idempotency-Key", key),
-            ("Authorization", &device_auth(device)),
-            ("Content-Type", "application/json"),
-        ],
-        body.as_bytes(),
-    )
-    .expect("the tower answers")
+    submit_op(tower, device, key, body).expect("the tower answers")
 }
 
 #[test]
@@ -161,7 +152,8 @@ fn another_devices_key_and_a_reused_key_are_refused_and_invalid_operations_stop_
     // The refusals are counted.
     let m = get(&tower.addr, "/metrics").unwrap().text();
     for (reason, n) in [("not-owner", 1), ("conflict", 1), ("invalid", 2)] {
-        let line = format!("sovereign_ops_refused_total{{reason=\"{reason}\",tower=\"tower-1\"}} {n}");
+        let line =
+            format!("sovereign_ops_refused_total{{reason=\"{reason}\",tower=\"tower-1\"}} {n}");
         assert!(m.lines().any(|l| l == line), "{line} not in:\n{m}");
     }
     // And the ledger holds the victim's 1,000 once.

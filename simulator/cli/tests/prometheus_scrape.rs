@@ -361,7 +361,10 @@ fn load(tower: String, items: Vec<String>, stop: Arc<AtomicBool>) -> u64 {
             &tower,
             "/v1/ops",
             &[
-                ("Idempotency-Key", &device_key(7 + (round % 2) as u32, round)),
+                (
+                    "Idempotency-Key",
+                    &device_key(7 + (round % 2) as u32, round),
+                ),
                 ("Authorization", &device_auth(7 + (round % 2) as u32)),
                 ("Content-Type", "application/json"),
             ],

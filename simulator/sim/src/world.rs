@@ -47,8 +47,7 @@ use sovereign_logic::io::{Action, DurableState, Event, Key, PowerMode, Record};
 use sovereign_logic::ledger::Rounding;
 use sovereign_logic::origin::{Origin, OriginConfig};
 use sovereign_logic::protocol::{
-    DeviceId, IdemKey, LinkKind, Message, OpKind, OpOutcome, Operation, Peer, SubmitReply,
-    TowerId,
+    DeviceId, IdemKey, LinkKind, Message, OpKind, OpOutcome, Operation, Peer, SubmitReply, TowerId,
 };
 use sovereign_logic::tower::link::ProbeOutcome;
 use sovereign_logic::tower::power::{PowerManager, PowerReading, UpsState};
@@ -871,7 +870,10 @@ impl World {
                 }
                 by_identity.entry(identity).or_default().push(devices.len());
                 devices.push(DeviceHost {
-                    device: Device::new(cfg, SplitMix64::derive(seed, &format!("device-{}", own.0))),
+                    device: Device::new(
+                        cfg,
+                        SplitMix64::derive(seed, &format!("device-{}", own.0)),
+                    ),
                     identity,
                     tower: i,
                     timer: Timer::default(),
@@ -1069,7 +1071,9 @@ impl World {
     fn send_over_wifi(&mut self, tower: usize, from: DeviceId, msg: Message) {
         let t = &mut self.towers[tower];
         let incarnation = t.incarnation;
-        let arrivals = t.wifi.transmit(self.now, msg.wire_size(), true, &mut self.net);
+        let arrivals = t
+            .wifi
+            .transmit(self.now, msg.wire_size(), true, &mut self.net);
         for at in arrivals {
             self.push(
                 at,
@@ -1091,7 +1095,8 @@ impl World {
         };
         let fingerprint = op.fingerprint();
         if let OpKind::Contribution { amount_minor, .. } = &op.kind {
-            self.amounts.insert((key.clone(), fingerprint), *amount_minor);
+            self.amounts
+                .insert((key.clone(), fingerprint), *amount_minor);
         }
         self.observe(Obs::Submitted {
             device,
@@ -1699,7 +1704,8 @@ impl World {
                     };
                     let fingerprint = op.fingerprint();
                     if let OpKind::Contribution { amount_minor, .. } = &op.kind {
-                        self.amounts.insert((key.clone(), fingerprint), *amount_minor);
+                        self.amounts
+                            .insert((key.clone(), fingerprint), *amount_minor);
                     }
                     self.trace.event(now, 13, tower as u64, &[n]);
                     self.observe(Obs::Submitted {
@@ -1813,7 +1819,6 @@ impl World {
         }
         self.check_published();
     }
-
 
     fn check_published(&mut self) {
         if self.publishing.is_empty() {

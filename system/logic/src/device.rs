@@ -242,36 +242,31 @@ impl Device {
             IdemKey::sequential(self.config.id, self.next_n)
         };
         self.next_n += 1;
-        let op = Operation {
-            key: key.clone(),
-            device: self.config.id,
-            kind,
-        };
-        self.persist(Record::Outbox(op.clone()));
-        self.outbox.insert(
-            key.clone(),
-            Pending {
-                op,
-                backoff: Backoff::new(self.config.retry.clone()),
-                next_try: Some(now),
-                reply_deadline: None,
-                attempts: 0,
-            },
-        );
-        self.pump(now);
+        self.queue(now, key.clone(), kind);
         Ok(key)
     }
 
     /// Queue an operation under a key the caller chooses (a driver importing an outbox
     /// from elsewhere; the simulator's key-reuse workload, a device restored from an old
     /// backup). A key already queued is refused. Prefer [`Device::submit`].
-    pub fn submit_under(&mut self, now: Time, key: IdemKey, kind: OpKind) -> Result<(), DeviceError> {
+    pub fn submit_under(
+        &mut self,
+        now: Time,
+        key: IdemKey,
+        kind: OpKind,
+    ) -> Result<(), DeviceError> {
         if self.outbox.len() >= self.config.outbox_max {
             return Err(DeviceError::OutboxFull(self.outbox.len()));
         }
         if self.outbox.contains_key(&key) {
             return Err(DeviceError::KeyQueued(key));
         }
+        self.queue(now, key, kind);
+        Ok(())
+    }
+
+    /// Persist and queue this device's operation `kind` under `key`, and send it.
+    fn queue(&mut self, now: Time, key: IdemKey, kind: OpKind) {
         let op = Operation {
             key: key.clone(),
             device: self.config.id,
@@ -289,7 +284,6 @@ impl Device {
             },
         );
         self.pump(now);
-        Ok(())
     }
 
     /// The queued (not yet acknowledged) operation under `key`.
@@ -707,19 +701,35 @@ mod tests {
             other.kind = msg("someone else's body");
             OpStatus::Done {
                 outcome,
-                fingerprint: if same { op.fingerprint() } else { other.fingerprint() },
+                fingerprint: if same {
+                    op.fingerprint()
+                } else {
+                    other.fingerprint()
+                },
             }
         };
         d.handle_message(
             Time::from_secs(600),
             Message::StatusReply {
                 statuses: vec![
-                    (applied.key.clone(), done(&applied, OpOutcome::Applied { seq: 9 }, true)),
+                    (
+                        applied.key.clone(),
+                        done(&applied, OpOutcome::Applied { seq: 9 }, true),
+                    ),
                     // Applied — but another operation under this key, not this one.
-                    (conflict.key.clone(), done(&conflict, OpOutcome::Applied { seq: 10 }, false)),
+                    (
+                        conflict.key.clone(),
+                        done(&conflict, OpOutcome::Applied { seq: 10 }, false),
+                    ),
                     (
                         rejected.key.clone(),
-                        done(&rejected, OpOutcome::Rejected { reason: "overflow".into() }, true),
+                        done(
+                            &rejected,
+                            OpOutcome::Rejected {
+                                reason: "overflow".into(),
+                            },
+                            true,
+                        ),
                     ),
                     (pending.key.clone(), OpStatus::Pending),
                 ],
@@ -751,9 +761,19 @@ mod tests {
         assert!(deletes.iter().all(|k| matches!(k, Key::Awaiting(_))));
         assert_eq!(d.awaiting(), 1);
         let again = status_requests(&mut d, Time::from_secs(4 * 3600));
-        assert!(again.iter().all(|(_, keys)| keys == &vec![pending.key.clone()]));
-        let gaps: Vec<u64> = again.windows(2).map(|w| w[1].0.as_micros() - w[0].0.as_micros()).collect();
-        assert!(gaps.windows(2).all(|g| g[1] > g[0]), "intervals grow: {gaps:?}");
+        assert!(
+            again
+                .iter()
+                .all(|(_, keys)| keys == &vec![pending.key.clone()])
+        );
+        let gaps: Vec<u64> = again
+            .windows(2)
+            .map(|w| w[1].0.as_micros() - w[0].0.as_micros())
+            .collect();
+        assert!(
+            gaps.windows(2).all(|g| g[1] > g[0]),
+            "intervals grow: {gaps:?}"
+        );
     }
 
     #[test]
@@ -850,14 +870,22 @@ mod tests {
         assert_eq!(k1.0.split(':').count(), 3);
         assert!(k1.0.starts_with("7:00000001:") && k1.0.len() == "7:00000001:".len() + 16);
         let mut other = Device::new(DeviceConfig::new(DeviceId(7), TowerId(1)), 43);
-        assert_ne!(other.submit(Time::ZERO, msg("a")).unwrap(), k1, "same id, same number");
+        assert_ne!(
+            other.submit(Time::ZERO, msg("a")).unwrap(),
+            k1,
+            "same id, same number"
+        );
         let mut cfg = DeviceConfig::new(DeviceId(7), TowerId(1));
         cfg.key_nonce = false;
         let mut planted = Device::new(cfg.clone(), 42);
         let mut twin = Device::new(cfg, 43);
         let p1 = planted.submit(Time::ZERO, msg("a")).unwrap();
         assert_eq!(p1, IdemKey("7:00000001".into()));
-        assert_eq!(twin.submit(Time::ZERO, msg("z")).unwrap(), p1, "shared identity collides");
+        assert_eq!(
+            twin.submit(Time::ZERO, msg("z")).unwrap(),
+            p1,
+            "shared identity collides"
+        );
     }
 
     #[test]

@@ -53,7 +53,10 @@ impl DeviceId {
     /// Parse the canonical text form; anything else (upper case, leading zeros, more than
     /// 32 digits, signs) is `None`, so one identity has exactly one spelling.
     pub fn parse_hex(s: &str) -> Option<DeviceId> {
-        if s.is_empty() || s.len() > 32 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        if s.is_empty()
+            || s.len() > 32
+            || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
             return None;
         }
         if s.len() > 1 && s.starts_with('0') {
@@ -507,10 +510,9 @@ impl Message {
             Message::SubmitOp { op: o } => op(o),
             Message::SubmitReply { key, .. } => 16 + key.0.len() as u64,
             Message::StatusRequest { keys } => keys.iter().map(|k| 8 + k.0.len() as u64).sum(),
-            Message::StatusReply { statuses } => statuses
-                .iter()
-                .map(|(k, _)| 48 + k.0.len() as u64)
-                .sum(),
+            Message::StatusReply { statuses } => {
+                statuses.iter().map(|(k, _)| 48 + k.0.len() as u64).sum()
+            }
             Message::ReadItem { item } => item.0.len() as u64,
             Message::ItemData { manifest: m, bytes } => manifest(m) + bytes.len() as u64,
             Message::Unavailable { item, reason } => (item.0.len() + reason.len()) as u64,

@@ -575,7 +575,11 @@ fn status_cmd(a: &StatusArgs) -> anyhow::Result<u8> {
         Ok(l) => l,
         Err(e) => return fail(e),
     };
-    println!("device {} ({})", session.id().hex(), session.store().path().display());
+    println!(
+        "device {} ({})",
+        session.id().hex(),
+        session.store().path().display()
+    );
     print!("{}", outbox_table(&log, session.store().path()));
     let mut code = EXIT_OK;
     if checked.is_empty() {
@@ -606,11 +610,21 @@ fn status_cmd(a: &StatusArgs) -> anyhow::Result<u8> {
         };
         println!("{}  {line}", op.key);
     }
-    let refused: Vec<_> = log.outcomes.iter().filter(|o| o.result != "applied").collect();
+    let refused: Vec<_> = log
+        .outcomes
+        .iter()
+        .filter(|o| o.result != "applied")
+        .collect();
     if !refused.is_empty() {
         println!("{} operation(s) not applied (latest last):", refused.len());
         for o in refused {
-            println!("{}  {}: {}; the operation was {}", o.op.key, o.result, o.detail, op_json(&o.op));
+            println!(
+                "{}  {}: {}; the operation was {}",
+                o.op.key,
+                o.result,
+                o.detail,
+                op_json(&o.op)
+            );
         }
     }
     Ok(code)

@@ -22,8 +22,7 @@ use axum::Router;
 use axum::http::{Method, StatusCode, header};
 use proptest::prelude::*;
 use support::{
-    Answer, CHAOS, OPERATOR, Req, Servers, VIEWER, device, device_auth, device_key, pct, req,
-    send,
+    Answer, CHAOS, OPERATOR, Req, Servers, VIEWER, device, device_auth, device_key, pct, req, send,
 };
 
 const GOOD_OP: &str = r#"{"op":{"type":"message","to":"clinic","body":"hi"}}"#;
@@ -186,10 +185,7 @@ async fn tower_public_answers_bad_operations_with_4xx_json() {
             ),
         ]),
         Want(403, Some("Idempotency-Key")).cases(vec![
-            (
-                "the body names another device",
-                message_from(r#""7""#),
-            ),
+            ("the body names another device", message_from(r#""7""#)),
             (
                 "another device's key",
                 op_with(b"7:00000001:0000000000000abc"),
@@ -198,7 +194,10 @@ async fn tower_public_answers_bad_operations_with_4xx_json() {
         ]),
         Want(422, Some("op.amount_minor")).cases(vec![
             ("a zero contribution", contribution("0")),
-            ("a contribution above the limit", contribution("1000000000000001")),
+            (
+                "a contribution above the limit",
+                contribution("1000000000000001"),
+            ),
         ]),
         vec![
             case(

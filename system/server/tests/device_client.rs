@@ -465,10 +465,7 @@ fn submit_offline_queues_durably_and_a_later_flush_delivers_exactly_once() {
         op.key
     };
     // A fresh process: the outbox is on disk, with its attempt.
-    let log = DeviceSession::open(state.path())
-        .unwrap()
-        .log()
-        .unwrap();
+    let log = DeviceSession::open(state.path()).unwrap().log().unwrap();
     assert_eq!(
         log.ops.keys().cloned().collect::<Vec<_>>(),
         vec![key.clone()]
@@ -560,7 +557,10 @@ fn a_conflict_is_surfaced_with_the_operation_and_dropped() {
     assert!(log.ops.is_empty());
     assert_eq!(log.outcomes.len(), 1);
     assert_eq!(
-        (log.outcomes[0].op.key.clone(), log.outcomes[0].result.as_str()),
+        (
+            log.outcomes[0].op.key.clone(),
+            log.outcomes[0].result.as_str()
+        ),
         (op.key, "conflict")
     );
 }
@@ -570,15 +570,15 @@ fn a_conflict_is_surfaced_with_the_operation_and_dropped() {
 /// origin → tower → device; an operation device → tower.
 mod real_servers {
     use super::*;
+    use sovereign_logic::device::FinalOutcome;
     use sovereign_logic::io::Key;
     use sovereign_logic::origin::OriginConfig;
-    use sovereign_logic::device::FinalOutcome;
     use sovereign_logic::protocol::{LinkKind, Message, SubmitReply, TowerId};
-    use sovereign_server::device_client::identity::DeviceIdentity;
-    use sovereign_server::device_client::session::StatusResult;
     use sovereign_logic::tower::TowerConfig;
     use sovereign_server::audit::AuditLog;
     use sovereign_server::auth::Tokens;
+    use sovereign_server::device_client::identity::DeviceIdentity;
+    use sovereign_server::device_client::session::StatusResult;
     use sovereign_server::serve::{origin_parts, tower_parts};
     use sovereign_server::tower_node::TowerNodeConfig;
     use sovereign_server::transport::HyperTransport;
@@ -792,11 +792,16 @@ mod real_servers {
             nation: "ke".into(),
             amount_minor: 1_000,
         };
-        let applied = s
-            .rt
-            .block_on(s.origin.message(TowerId(1), Message::ForwardOps { ops: vec![first] }))
+        let applied =
+            s.rt.block_on(
+                s.origin
+                    .message(TowerId(1), Message::ForwardOps { ops: vec![first] }),
+            )
             .unwrap();
-        assert!(matches!(applied, Some(Message::ForwardReply { .. })), "{applied:?}");
+        assert!(
+            matches!(applied, Some(Message::ForwardReply { .. })),
+            "{applied:?}"
+        );
         let out = session.send(Some(&tower)).unwrap();
         assert_eq!(out[0].result, SendResult::Acked { duplicate: false });
         let mut last = Vec::new();
@@ -814,7 +819,12 @@ mod real_servers {
         drop(session);
         let log = DeviceSession::open(state.path()).unwrap().log().unwrap();
         assert!(log.awaiting.is_empty(), "settled");
-        assert_eq!(log.outcomes.last().map(|o| (o.op.key.clone(), o.result.clone())), Some((op.key, "conflict".to_string())));
+        assert_eq!(
+            log.outcomes
+                .last()
+                .map(|o| (o.op.key.clone(), o.result.clone())),
+            Some((op.key, "conflict".to_string()))
+        );
     }
 
     #[test]

@@ -21,9 +21,7 @@ use axum::http::{Method, StatusCode};
 use serde_json::Value;
 use sovereign_server::openapi;
 use std::collections::BTreeSet;
-use support::{
-    Answer, CHAOS, OPERATOR, Req, Servers, VIEWER, device_auth, device_key, req, send,
-};
+use support::{Answer, CHAOS, OPERATOR, Req, Servers, VIEWER, device_auth, device_key, req, send};
 
 /// The tower's device API (`api::tower::router`).
 const TOWER_PUBLIC: &[(&str, &str)] = &[

@@ -802,7 +802,9 @@ mod tests {
         // Goal: one spelling per identity (no leading zeros, lower case), and outbox
         // records written before identities were 128-bit still load.
         let op = |device: &str| {
-            format!(r#"{{"key":"k","device":{device},"op":{{"type":"message","to":"a","body":"b"}}}}"#)
+            format!(
+                r#"{{"key":"k","device":{device},"op":{{"type":"message","to":"a","body":"b"}}}}"#
+            )
         };
         let decode = |device: &str| {
             from_json::<OperationDto>(op(device).as_bytes())
@@ -812,7 +814,12 @@ mod tests {
         };
         assert_eq!(decode("7"), Ok(DeviceId(7)));
         assert_eq!(decode(r#""ff""#), Ok(DeviceId(255)));
-        for bad in [r#""0ff""#, r#""FF""#, r#""""#, &format!("\"{}\"", "f".repeat(33))] {
+        for bad in [
+            r#""0ff""#,
+            r#""FF""#,
+            r#""""#,
+            &format!("\"{}\"", "f".repeat(33)),
+        ] {
             assert!(decode(bad).is_err(), "{bad}");
         }
         let written = serde_json::to_string(&OperationDto::from(&Operation {

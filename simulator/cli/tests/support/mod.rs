@@ -327,14 +327,9 @@ pub fn device_auth(device: u32) -> String {
     format!("Device {hex}")
 }
 
-/// Submit a contribution of `amount` minor units under `key` as test device `device`
-/// ([`device_auth`]; the key must be one of its own, [`device_key`]); the status (0 when
-/// nothing answered).
-pub fn contribute(tower: &str, device: u32, key: &str, community: &str, amount: u64) -> u16 {
-    let body = serde_json::json!({
-        "op": {"type": "contribution", "community": community, "nation": "ke", "amount_minor": amount}
-    })
-    .to_string();
+/// `POST /v1/ops` with `body` under `key` as test device `device` ([`device_auth`]); the
+/// answer, or the error when nothing answered.
+pub fn submit_op(tower: &str, device: u32, key: &str, body: &str) -> std::io::Result<Resp> {
     http(
         "POST",
         tower,
@@ -346,6 +341,16 @@ pub fn contribute(tower: &str, device: u32, key: &str, community: &str, amount: 
         ],
         body.as_bytes(),
     )
-    .map(|r| r.status)
-    .unwrap_or(0)
+}
+
+/// Submit a contribution of `amount` minor units under `key` as test device `device`
+/// (the key must be one of its own, [`device_key`]); the status (0 when nothing answered).
+pub fn contribute(tower: &str, device: u32, key: &str, community: &str, amount: u64) -> u16 {
+    let body = serde_json::json!({
+        "op": {"type": "contribution", "community": community, "nation": "ke", "amount_minor": amount}
+    })
+    .to_string();
+    submit_op(tower, device, key, &body)
+        .map(|r| r.status)
+        .unwrap_or(0)
 }

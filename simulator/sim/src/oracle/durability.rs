@@ -165,7 +165,9 @@ impl Checker for Durability {
                 let gone: Vec<(IdemKey, ChunkHash)> = self
                     .pending
                     .iter()
-                    .filter(|((k, _), towers)| towers.contains(tower) && !durable_outbox.contains(k))
+                    .filter(|((k, _), towers)| {
+                        towers.contains(tower) && !durable_outbox.contains(k)
+                    })
                     .map(|(op, _)| op.clone())
                     .collect();
                 let how = if *clean { "clean stop" } else { "crash" };
@@ -364,14 +366,30 @@ mod dropped_tests {
             applied(2, "applied-first", 1),
             acked(3, "applied-first", 2),
             confirmed(4, "conflict", OpOutcome::Conflict),
-            confirmed(4, "rejected", OpOutcome::Rejected { reason: "zero".into() }),
+            confirmed(
+                4,
+                "rejected",
+                OpOutcome::Rejected {
+                    reason: "zero".into(),
+                },
+            ),
             applied(5, "other-body", 1),
-            at(9, Obs::End { outboxes: BTreeMap::new(), ledger_contributed: 0 }),
+            at(
+                9,
+                Obs::End {
+                    outboxes: BTreeMap::new(),
+                    ledger_contributed: 0,
+                },
+            ),
         ];
         let mut d = Durability::default();
         let v = run(&mut d, &seq);
         assert_eq!(v.len(), 4, "{v:#?}");
-        assert!(v.iter().all(|x| x.detail.starts_with("acknowledged then dropped")), "{v:#?}");
+        assert!(
+            v.iter()
+                .all(|x| x.detail.starts_with("acknowledged then dropped")),
+            "{v:#?}"
+        );
         assert_eq!(d.lost_count(), 4);
     }
 
@@ -385,7 +403,13 @@ mod dropped_tests {
             applied(3, "a", 1),
             confirmed(4, "a", OpOutcome::Applied { seq: 1 }),
             acked(5, "a", 1),
-            at(9, Obs::End { outboxes: BTreeMap::new(), ledger_contributed: 0 }),
+            at(
+                9,
+                Obs::End {
+                    outboxes: BTreeMap::new(),
+                    ledger_contributed: 0,
+                },
+            ),
         ];
         let mut d = Durability::default();
         assert!(run(&mut d, &seq).is_empty());

@@ -1160,10 +1160,12 @@ impl Tower {
         // key or an operation that is not the presenting device's is refused before it is
         // compared with anything stored (the answer must not tell a stranger whether the
         // key exists).
-        if self.config.check_key_owner && (op.device != device || op.key.owner() != Some(device))
-        {
+        if self.config.check_key_owner && (op.device != device || op.key.owner() != Some(device)) {
             let why = if op.device != device {
-                format!("the operation names {} but {device} presented it", op.device)
+                format!(
+                    "the operation names {} but {device} presented it",
+                    op.device
+                )
             } else {
                 format!("idempotency key {} does not belong to {device}", op.key)
             };
@@ -1313,7 +1315,8 @@ impl Tower {
         self.confirmed_order.insert(c.seq, c.key.clone());
         self.write(Record::Confirmed(c.clone()), Purpose::Untracked);
         let until = self.now + self.config.confirmed_window;
-        self.confirmed.insert(c.key.clone(), Remembered { op: c, until });
+        self.confirmed
+            .insert(c.key.clone(), Remembered { op: c, until });
         while self.confirmed.len() > self.config.confirmed_max {
             let Some((_, key)) = self.confirmed_order.pop_first() else {
                 break;

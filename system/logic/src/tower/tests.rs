@@ -676,7 +676,13 @@ fn submit_as(
 }
 
 /// The origin confirms `key` with `outcome`; the tower's writes are completed.
-fn confirm(t: &mut Tower, now: Time, key: &IdemKey, outcome: OpOutcome, durable: &mut DurableState) {
+fn confirm(
+    t: &mut Tower,
+    now: Time,
+    key: &IdemKey,
+    outcome: OpOutcome,
+    durable: &mut DurableState,
+) {
     t.handle_message(
         now,
         Peer::Origin,
@@ -735,7 +741,13 @@ fn a_key_or_operation_of_another_device_is_refused_and_touches_nothing() {
     }
     assert!(durable.is_empty(), "nothing stored: {durable:?}");
     assert_eq!(t.status().outbox, 0);
-    let r = submit_as(&mut t, Time::ZERO, DeviceId(3), victim.clone(), &mut durable);
+    let r = submit_as(
+        &mut t,
+        Time::ZERO,
+        DeviceId(3),
+        victim.clone(),
+        &mut durable,
+    );
     assert_eq!(r, vec![SubmitReply::Accepted]);
     assert_eq!(
         durable.get(&Key::Outbox(victim.key.clone())),
@@ -784,9 +796,24 @@ fn operations_the_origin_would_reject_are_refused_at_the_edge() {
         );
         assert!(durable.is_empty());
         // The origin, given the same operation, rejects it.
-        origin.handle_message(Time::ZERO, Peer::Tower(TowerId(1)), Message::ForwardOps { ops: vec![op.clone()] });
+        origin.handle_message(
+            Time::ZERO,
+            Peer::Tower(TowerId(1)),
+            Message::ForwardOps {
+                ops: vec![op.clone()],
+            },
+        );
         let rejected = std::iter::from_fn(|| origin.poll_action()).any(|a| {
-            matches!(a, Action::Write { record: Record::Applied { outcome: OpOutcome::Rejected { .. }, .. }, .. })
+            matches!(
+                a,
+                Action::Write {
+                    record: Record::Applied {
+                        outcome: OpOutcome::Rejected { .. },
+                        ..
+                    },
+                    ..
+                }
+            )
         });
         assert!(rejected, "the origin rejects {op:?} too");
 
@@ -795,7 +822,11 @@ fn operations_the_origin_would_reject_are_refused_at_the_edge() {
         let mut planted = Tower::new(cfg, 1, Time::ZERO);
         drain(&mut planted);
         let r = submit_as(&mut planted, Time::ZERO, op.device, op, &mut durable);
-        assert_eq!(r, vec![SubmitReply::Accepted], "planted bug acknowledges it");
+        assert_eq!(
+            r,
+            vec![SubmitReply::Accepted],
+            "planted bug acknowledges it"
+        );
     }
     // A valid operation passes.
     let mut t = booted(&[LinkKind::Fibre]);
@@ -823,7 +854,13 @@ fn a_confirmed_key_is_remembered_durably_and_its_reuse_with_another_body_is_a_co
         submit_as(&mut t, Time::ZERO, op.device, op.clone(), &mut durable),
         vec![SubmitReply::Accepted]
     );
-    confirm(&mut t, Time::from_secs(1), &op.key, OpOutcome::Applied { seq: 1 }, &mut durable);
+    confirm(
+        &mut t,
+        Time::from_secs(1),
+        &op.key,
+        OpOutcome::Applied { seq: 1 },
+        &mut durable,
+    );
     assert_eq!(t.status().outbox, 0);
     assert!(!durable.contains_key(&Key::Outbox(op.key.clone())));
     assert!(matches!(
@@ -858,7 +895,13 @@ fn a_confirmed_key_is_remembered_durably_and_its_reuse_with_another_body_is_a_co
     drain(&mut planted);
     let mut d2 = DurableState::new();
     submit_as(&mut planted, Time::ZERO, op.device, op.clone(), &mut d2);
-    confirm(&mut planted, Time::from_secs(1), &op.key, OpOutcome::Applied { seq: 1 }, &mut d2);
+    confirm(
+        &mut planted,
+        Time::from_secs(1),
+        &op.key,
+        OpOutcome::Applied { seq: 1 },
+        &mut d2,
+    );
     assert_eq!(
         submit_as(&mut planted, Time::from_secs(2), op.device, reuse, &mut d2),
         vec![SubmitReply::Accepted],
@@ -880,7 +923,13 @@ fn the_memory_of_confirmed_keys_is_bounded_by_its_window_and_its_size() {
     for (i, op) in ops.iter().enumerate() {
         let now = Time::from_secs(i as u64);
         submit_as(&mut t, now, op.device, op.clone(), &mut durable);
-        confirm(&mut t, now, &op.key, OpOutcome::Applied { seq: i as u64 + 1 }, &mut durable);
+        confirm(
+            &mut t,
+            now,
+            &op.key,
+            OpOutcome::Applied { seq: i as u64 + 1 },
+            &mut durable,
+        );
     }
     let remembered = |d: &DurableState| {
         d.keys()
@@ -890,10 +939,16 @@ fn the_memory_of_confirmed_keys_is_bounded_by_its_window_and_its_size() {
             })
             .collect::<Vec<_>>()
     };
-    assert_eq!(remembered(&durable), vec![ops[1].key.clone(), ops[2].key.clone()]);
+    assert_eq!(
+        remembered(&durable),
+        vec![ops[1].key.clone(), ops[2].key.clone()]
+    );
     assert_eq!(t.op_status(ops[0].device, &ops[0].key), OpStatus::Unknown);
     // The window: the first remaining key was confirmed at 1 s, so it goes at 1 h + 1 s.
-    assert_eq!(t.poll_timeout().map(|x| x <= Time::from_secs(3601)), Some(true));
+    assert_eq!(
+        t.poll_timeout().map(|x| x <= Time::from_secs(3601)),
+        Some(true)
+    );
     let late = Time::from_secs(3601);
     t.handle_timeout(late);
     let mut actions = drain(&mut t);
@@ -917,7 +972,13 @@ fn an_operations_status_is_told_to_its_owner_only() {
     submit_as(&mut t, Time::ZERO, owner, op.clone(), &mut durable);
     assert_eq!(t.op_status(owner, &op.key), OpStatus::Pending);
     assert_eq!(t.op_status(DeviceId(9), &op.key), OpStatus::Unknown);
-    confirm(&mut t, Time::from_secs(1), &op.key, OpOutcome::Conflict, &mut durable);
+    confirm(
+        &mut t,
+        Time::from_secs(1),
+        &op.key,
+        OpOutcome::Conflict,
+        &mut durable,
+    );
     let done = OpStatus::Done {
         outcome: OpOutcome::Conflict,
         fingerprint: op.fingerprint(),

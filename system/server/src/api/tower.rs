@@ -331,15 +331,22 @@ pub fn device_identity(headers: &HeaderMap) -> Result<DeviceId, ApiError> {
         .ok_or_else(|| challenge("expected Authorization: Device <secret>"))?;
     let mut bytes = [0u8; DEVICE_SECRET_BYTES];
     if secret.len() != 2 * DEVICE_SECRET_BYTES
-        || secret.as_bytes().chunks(2).zip(bytes.iter_mut()).any(|(pair, out)| {
-            match std::str::from_utf8(pair).ok().and_then(|p| u8::from_str_radix(p, 16).ok()) {
-                Some(b) => {
-                    *out = b;
-                    false
+        || secret
+            .as_bytes()
+            .chunks(2)
+            .zip(bytes.iter_mut())
+            .any(|(pair, out)| {
+                match std::str::from_utf8(pair)
+                    .ok()
+                    .and_then(|p| u8::from_str_radix(p, 16).ok())
+                {
+                    Some(b) => {
+                        *out = b;
+                        false
+                    }
+                    None => true,
                 }
-                None => true,
-            }
-        })
+            })
     {
         return Err(challenge(
             "the device secret must be 64 hex digits (32 bytes)",
@@ -395,7 +402,8 @@ async fn submit(
             .map_err(|e| ApiError::from_wire("operation body", "", &e))?,
         None => presenter,
     };
-    api.metrics.device_seen(presenter, tokio::time::Instant::now());
+    api.metrics
+        .device_seen(presenter, tokio::time::Instant::now());
     let op = Operation {
         key: key.clone(),
         device,
@@ -462,7 +470,10 @@ async fn op_status(
     let key = sovereign_wire::idem_key("key", &raw)
         .map_err(|e| ApiError::bad_field("key", e.to_string()))?;
     let k = key.clone();
-    let status = api.node.query(move |t, _| t.op_status(presenter, &k)).await?;
+    let status = api
+        .node
+        .query(move |t, _| t.op_status(presenter, &k))
+        .await?;
     Ok(axum::Json(OpStatusDto::new(&key, &status)).into_response())
 }
 

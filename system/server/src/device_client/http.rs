@@ -12,12 +12,12 @@
 //! Not covered: TLS (plain `http://`; a device reaches its tower on the local network),
 //! redirects, proxies.
 
+use super::identity::DeviceIdentity;
 use crate::api::tower::IDEMPOTENCY_KEY;
 use crate::transport::{HyperTransport, Request, Response, Transport, TransportError};
 use hyper::http::{HeaderName, HeaderValue, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use sovereign_logic::content::Manifest;
-use super::identity::DeviceIdentity;
 use sovereign_logic::protocol::{DeviceId, IdemKey, OpInvalid, OpStatus, Operation, SubmitReply};
 use sovereign_wire::{ManifestDto, OpKindDto, OpStatusDto};
 use std::sync::Arc;
@@ -315,7 +315,11 @@ impl Client {
     /// marked `idempotent-replayed`; a 200 is a replay too), 409 → `InFlight`, 422 naming
     /// `Idempotency-Key` → `Conflict`, another 422 → `Invalid`, 403 → `Forbidden`, anything
     /// else → `Retry`. No answer at all is [`ClientError::Unreachable`].
-    pub fn submit(&self, op: &Operation, identity: &DeviceIdentity) -> Result<Submitted, ClientError> {
+    pub fn submit(
+        &self,
+        op: &Operation,
+        identity: &DeviceIdentity,
+    ) -> Result<Submitted, ClientError> {
         let path = "/v1/ops";
         let kind = OpKindDto::from(&op.kind);
         let body = submission_body(op.device, &kind);
@@ -343,10 +347,11 @@ impl Client {
         if resp.status != StatusCode::OK {
             return Err(self.status_error(&path, &resp));
         }
-        let dto: OpStatusDto = sovereign_wire::from_json(&resp.body).map_err(|e| ClientError::Body {
-            url: self.url(&path),
-            reason: e.to_string(),
-        })?;
+        let dto: OpStatusDto =
+            sovereign_wire::from_json(&resp.body).map_err(|e| ClientError::Body {
+                url: self.url(&path),
+                reason: e.to_string(),
+            })?;
         let (k, status) = dto.to_status().map_err(|e| ClientError::Body {
             url: self.url(&path),
             reason: e.to_string(),

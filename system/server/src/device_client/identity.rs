@@ -69,7 +69,8 @@ impl DeviceIdentity {
     /// A new identity from the OS's CSPRNG.
     pub fn generate() -> io::Result<Self> {
         let mut secret = [0u8; DEVICE_SECRET_BYTES];
-        getrandom::fill(&mut secret).map_err(|e| io::Error::other(format!("OS randomness: {e}")))?;
+        getrandom::fill(&mut secret)
+            .map_err(|e| io::Error::other(format!("OS randomness: {e}")))?;
         Ok(DeviceIdentity::from_secret(secret))
     }
 
@@ -164,7 +165,10 @@ mod tests {
         let b = DeviceIdentity::load_or_create(other.path()).unwrap();
         assert_ne!(a.id(), b.id());
         assert!(a.authorization().starts_with("Device ") && a.authorization().len() == 7 + 64);
-        assert!(!format!("{a:?}").contains(&a.authorization()[7..]), "Debug hides the secret");
+        assert!(
+            !format!("{a:?}").contains(&a.authorization()[7..]),
+            "Debug hides the secret"
+        );
     }
 
     #[test]
@@ -172,7 +176,12 @@ mod tests {
         // Goal: never silently become another device.
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(IDENTITY_FILE), "not hex\n").unwrap();
-        let err = DeviceIdentity::load_or_create(dir.path()).unwrap_err().to_string();
-        assert!(err.contains(IDENTITY_FILE) && err.contains("64 hex digits"), "{err}");
+        let err = DeviceIdentity::load_or_create(dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(IDENTITY_FILE) && err.contains("64 hex digits"),
+            "{err}"
+        );
     }
 }

@@ -302,7 +302,12 @@ impl OutboxFile {
     }
 
     /// Record the final word on `op` for the user (made durable by the next fsync).
-    pub fn note_outcome(&self, op: &Operation, result: &str, detail: &str) -> Result<(), StoreError> {
+    pub fn note_outcome(
+        &self,
+        op: &Operation,
+        result: &str,
+        detail: &str,
+    ) -> Result<(), StoreError> {
         self.append(&Line::Outcome {
             key: op.key.0.clone(),
             result: result.to_string(),
@@ -477,7 +482,10 @@ fn apply(log: &mut OutboxLog, line: Line) -> Result<(), String> {
         } => {
             let op = op.to_operation().map_err(|e| e.to_string())?;
             if op.key.0 != key {
-                return Err(format!("outcome for {key:?} carries operation {:?}", op.key.0));
+                return Err(format!(
+                    "outcome for {key:?} carries operation {:?}",
+                    op.key.0
+                ));
             }
             log.outcomes.push(Settled { op, result, detail });
             if log.outcomes.len() > 2 * OUTCOMES_KEPT {

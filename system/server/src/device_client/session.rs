@@ -406,12 +406,18 @@ impl DeviceSession {
 /// The log's `result` and `detail` of a final outcome.
 fn final_words(f: &FinalOutcome) -> (&'static str, String) {
     match f {
-        FinalOutcome::Applied { seq } => ("applied", format!("applied at the origin (apply seq {seq})")),
+        FinalOutcome::Applied { seq } => (
+            "applied",
+            format!("applied at the origin (apply seq {seq})"),
+        ),
         FinalOutcome::Conflict => (
             "conflict",
-            "the origin applied another operation under this key; this one will never be applied".to_string(),
+            "the origin applied another operation under this key; this one will never be applied"
+                .to_string(),
         ),
-        FinalOutcome::Rejected { reason } => ("rejected", format!("rejected by the origin: {reason}")),
+        FinalOutcome::Rejected { reason } => {
+            ("rejected", format!("rejected by the origin: {reason}"))
+        }
         FinalOutcome::Unknown => ("unknown", "the tower no longer knows this key".to_string()),
     }
 }

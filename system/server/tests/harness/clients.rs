@@ -205,7 +205,10 @@ pub fn device_key(id: u32, n: u32) -> String {
 
 /// `Authorization: Device <secret>` of device `id`.
 fn device_auth(id: u32) -> String {
-    let hex: String = device_secret(id).iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = device_secret(id)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     format!("Device {hex}")
 }
 
