@@ -49,7 +49,7 @@
 //! sweeps: a real tower cannot see them — see the test's allow-list), process metrics
 //! (the `process` feature is off), exemplars, OpenMetrics format.
 
-use crate::storage::{DiskWatch, StorageHealth, parked_reasons};
+use crate::storage::{DiskWatch, StorageHealth};
 use prometheus::{
     Counter, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -619,22 +619,16 @@ impl TowerMetrics {
         let mut st = self.state();
         if st.parked != parked {
             st.parked = parked.to_vec();
-            self.refresh_steady(&st);
+            self.refresh_steady(&st, false);
         }
     }
 
-    /// Why the tower is degraded now: parked sync tasks and the storage's reasons (empty:
-    /// it is not). Readiness and `/admin/status` say the same, from the node's own view
-    /// of the parked tasks.
-    pub fn degraded(&self) -> Vec<String> {
-        let parked = self.state().parked.clone();
-        let mut out = parked_reasons(&parked);
-        out.extend(self.storage.reasons());
-        out
-    }
-
-    fn refresh_steady(&self, st: &TowerState) {
-        let steady = st.steady_status && st.parked.is_empty() && self.storage.reasons().is_empty();
+    /// Set the steady gauge: the status's steady state, unless degraded (readiness and
+    /// `/admin/status` name the same reasons). `fresh`: read the free space now (a
+    /// scrape); otherwise the last reading is used, since this runs on every event.
+    fn refresh_steady(&self, st: &TowerState, fresh: bool) {
+        let steady =
+            st.steady_status && st.parked.is_empty() && self.storage.reasons_with(fresh).is_empty();
         self.tower_steady.set(i64::from(steady));
     }
 
@@ -756,7 +750,7 @@ impl TowerMetrics {
         self.sync_window.set(i64::from(s.window));
         let mut st = self.state();
         st.steady_status = is_steady(s);
-        self.refresh_steady(&st);
+        self.refresh_steady(&st, false);
     }
 
     /// Record a power reading taken now.
@@ -852,7 +846,7 @@ impl TowerMetrics {
             let mut st = self.state();
             self.expire_devices(&mut st, now);
             // Reads the free space (the gauge) and ages storage errors out.
-            self.refresh_steady(&st);
+            self.refresh_steady(&st, true);
         }
         encode(&self.registry)
     }

@@ -30,6 +30,7 @@ use sovereign_logic::io::{Key, Record, TaskKind};
 use sovereign_store::{Garbage, Recovered, Store, StoreError};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -109,8 +110,13 @@ pub struct StorageHealth {
     errors: IntCounterVec,
     /// `sovereign_storage_free_bytes`.
     free: IntGauge,
+    /// The last free space read ([`FREE_UNKNOWN`]: none yet).
+    free_last: AtomicU64,
     ops: Mutex<[OpState; 4]>,
 }
+
+/// `StorageHealth::free_last` before any reading.
+const FREE_UNKNOWN: u64 = u64::MAX;
 
 impl StorageHealth {
     /// Health of the store watched as `watch` says, counting into `errors` (labelled
@@ -123,6 +129,7 @@ impl StorageHealth {
             watch,
             errors,
             free,
+            free_last: AtomicU64::new(FREE_UNKNOWN),
             ops: Mutex::new(Default::default()),
         };
         health.free_bytes();
@@ -160,17 +167,26 @@ impl StorageHealth {
         let free = self.watch.dir.as_deref().and_then(free_bytes_at);
         if let Some(f) = free {
             self.free.set(i64::try_from(f).unwrap_or(i64::MAX));
+            self.free_last
+                .store(f.min(FREE_UNKNOWN - 1), Ordering::Relaxed);
         }
         free
     }
 
-    /// Why the storage is degraded now (empty: it is not), one sentence each.
+    /// Why the storage is degraded now (empty: it is not), one sentence each. Reads the
+    /// free space.
     pub fn reasons(&self) -> Vec<String> {
-        self.reasons_at(Instant::now())
+        self.reasons_at(Instant::now(), true)
+    }
+
+    /// [`StorageHealth::reasons`]; with `fresh` false the free space is the last one read
+    /// (for hot paths: no system call).
+    pub fn reasons_with(&self, fresh: bool) -> Vec<String> {
+        self.reasons_at(Instant::now(), fresh)
     }
 
     /// [`StorageHealth::reasons`] as of `now`.
-    pub fn reasons_at(&self, now: Instant) -> Vec<String> {
+    fn reasons_at(&self, now: Instant, fresh: bool) -> Vec<String> {
         let mut out = Vec::new();
         let mut full_error = None;
         for (op, st) in StoreOp::ALL.iter().zip(self.ops().iter()) {
@@ -197,7 +213,12 @@ impl StorageHealth {
             .as_deref()
             .map(|d| d.display().to_string())
             .unwrap_or_default();
-        match (self.free_bytes(), full_error) {
+        let free = if fresh {
+            self.free_bytes()
+        } else {
+            Some(self.free_last.load(Ordering::Relaxed)).filter(|f| *f != FREE_UNKNOWN)
+        };
+        match (free, full_error) {
             (Some(0), _) => out.push(format!("disk full: no free space on {dir}")),
             (_, Some(op)) => out.push(format!(
                 "disk full: the last {op} error says there is no space left"
@@ -362,5 +383,8 @@ mod tests {
         let r = tight.reasons();
         assert_eq!(r.len(), 1, "{r:?}");
         assert!(r[0].starts_with("free space low"), "{r:?}");
+        // The hot path's reading (no system call) judges the same.
+        assert_eq!(tight.reasons_with(false), r);
+        assert!(roomy.reasons_with(false).is_empty());
     }
 }
