@@ -4,6 +4,10 @@
 //! cleared fault, each publish, each power override — is appended to the audit log
 //! before it is answered.
 //!
+//! `GET /admin/status` on both servers carries `degraded` (why the server is not ready:
+//! storage failing, disk full or under its free-space minimum, a parked sync task; the
+//! same reasons `/readyz` gives) and `storage_free_bytes`.
+//!
 //! Tower: `GET /admin/status`, `GET /admin/outbox`, `GET /admin/links`,
 //! `GET /admin/power` (viewer); `POST /admin/power` (operator: hand the power manager a
 //! reading); `GET /admin/faults` (viewer), `POST /admin/faults`, `DELETE /admin/faults`
@@ -26,6 +30,7 @@ use crate::audit::{AuditEntry, AuditLog};
 use crate::auth::{Caller, Role, Tokens, require};
 use crate::metrics::OriginMetrics;
 use crate::origin_node::{OriginHandle, PublishError};
+use crate::storage::{StorageHealth, parked_reasons};
 use crate::tower_node::TowerHandle;
 use axum::Router;
 use axum::body::Body;
@@ -52,6 +57,8 @@ pub struct AdminCtx {
     pub faults: Faults,
     /// Called after a fault is injected or cleared (drops caches of verified bytes).
     pub on_fault: Arc<dyn Fn() + Send + Sync>,
+    /// The storage health (`degraded` in `/admin/status`).
+    pub storage: Arc<StorageHealth>,
 }
 
 impl AdminCtx {
@@ -285,10 +292,10 @@ pub fn tower_router(ctx: AdminCtx, node: TowerHandle) -> Router {
         let (ctx, node) = (ctx.clone(), node.clone());
         move |headers: HeaderMap| async move {
             ctx.caller(Role::Viewer, &headers)?;
-            let s = node
+            let (mut s, parked) = node
                 .query(|t, now| {
                     let s = t.status();
-                    serde_json::json!({
+                    let v = serde_json::json!({
                         "tower": t.config().id.to_string(),
                         "uptime_s": now.as_secs_f64(),
                         "active_link": s.active_link.map(|l| l.name()),
@@ -304,10 +311,15 @@ pub fn tower_router(ctx: AdminCtx, node: TowerHandle) -> Router {
                         "failovers": s.failovers,
                         "breaker_openings": s.breaker_openings,
                         "servable": t.servable().into_iter().map(|(i, v)| (i.0, v)).collect::<BTreeMap<_, _>>(),
-                    })
+                    });
+                    (v, t.parked(now))
                 })
                 .await
                 .map_err(|e| ApiError::from(e).into_response())?;
+            let mut degraded = parked_reasons(&parked);
+            degraded.extend(ctx.storage.reasons());
+            s["degraded"] = serde_json::json!(degraded);
+            s["storage_free_bytes"] = serde_json::json!(ctx.storage.free_bytes());
             Ok::<_, Response>(json(s))
         }
     };
@@ -507,7 +519,7 @@ pub fn origin_router(ctx: AdminCtx, node: OriginHandle, metrics: Arc<OriginMetri
         let (ctx, node) = (ctx.clone(), node.clone());
         move |headers: HeaderMap| async move {
             ctx.caller(Role::Viewer, &headers)?;
-            let v = node
+            let mut v = node
                 .query(|o, now| {
                     serde_json::json!({
                         "uptime_s": now.as_secs_f64(),
@@ -519,6 +531,13 @@ pub fn origin_router(ctx: AdminCtx, node: OriginHandle, metrics: Arc<OriginMetri
                 })
                 .await
                 .map_err(|e| ApiError::from(e).into_response())?;
+            let mut degraded = Vec::new();
+            if v["failed"] == true {
+                degraded.push("origin failed: rebuilding from its durable state".to_string());
+            }
+            degraded.extend(ctx.storage.reasons());
+            v["degraded"] = serde_json::json!(degraded);
+            v["storage_free_bytes"] = serde_json::json!(ctx.storage.free_bytes());
             Ok::<_, Response>(json(v))
         }
     };

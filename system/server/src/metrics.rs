@@ -21,8 +21,13 @@
 //! - `sovereign_tower_up`: 1 unless the power mode is `shutting-down` or `off`.
 //! - `sovereign_tower_steady`: 1 while up, in power mode `normal`, with an active uplink
 //!   that is the most preferred of the links the probes consider up (fibre < lte <
-//!   satellite). Queued sync work does not make a tower unsteady: the steady state is
-//!   about service and the uplink, as in the simulator's MTTR.
+//!   satellite), and not degraded: no sync task parked, no storage failing, the disk
+//!   neither full nor under its free-space minimum ([`crate::storage`]). Queued sync work
+//!   does not make a tower unsteady: the steady state is about service, the uplink and the
+//!   ability to keep what arrives, as in the simulator's MTTR.
+//! - `sovereign_storage_errors_total{op}` and `sovereign_storage_free_bytes` (both
+//!   servers): see [`crate::storage::StorageHealth`]; the free space is read at each
+//!   scrape.
 //! - `sovereign_failovers_total`: every change of the active uplink (including losing the
 //!   last one), as `tower::TowerStatus::failovers` counts.
 //! - `sovereign_priority_inversions_total`: chunk requests of class P1–P3 issued while P0
@@ -35,7 +40,8 @@
 //!   `ChunkRequested`) plus what the driver reports with [`TowerMetrics::link_traffic`]
 //!   (catalog polls, forwards).
 //!
-//! Map: [`TowerMetrics`], [`OriginMetrics`], [`HttpMetrics`] (shared by both),
+//! Map: [`TowerMetrics`], [`OriginMetrics`], [`HttpMetrics`] (shared by both; the storage
+//! metrics come with [`crate::storage::StorageHealth`]),
 //! [`READ_OUTCOMES`], [`CONTENT_TYPE`], [`DEVICE_WINDOW`], [`DEVICES_MAX`],
 //! [`POWER_GAP_MAX`], [`ROUTES_MAX`].
 //!
@@ -43,6 +49,7 @@
 //! sweeps: a real tower cannot see them — see the test's allow-list), process metrics
 //! (the `process` feature is off), exemplars, OpenMetrics format.
 
+use crate::storage::{DiskWatch, StorageHealth};
 use prometheus::{
     Counter, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -115,6 +122,21 @@ impl Builder<'_> {
     }
     fn gauge(&self, name: &str, help: &str) -> IntGauge {
         self.reg(must(IntGauge::with_opts(self.opts(name, help))))
+    }
+    /// The storage health and its two metrics, registered here.
+    fn storage(&self, watch: DiskWatch) -> Arc<StorageHealth> {
+        Arc::new(StorageHealth::new(
+            watch,
+            self.counters(
+                "sovereign_storage_errors_total",
+                "Store calls that failed, by operation (write, fsync, delete, read).",
+                &["op"],
+            ),
+            self.gauge(
+                "sovereign_storage_free_bytes",
+                "Free bytes on the data directory's file system (for an unprivileged writer).",
+            ),
+        ))
     }
     fn gauge_f(&self, name: &str, help: &str) -> Gauge {
         self.reg(must(Gauge::with_opts(self.opts(name, help))))
@@ -299,6 +321,10 @@ struct TowerState {
     links: BTreeSet<LinkKind>,
     /// The active link as last reported.
     active: Option<LinkKind>,
+    /// The steady state as the last status said, before degradation is considered.
+    steady_status: bool,
+    /// The sync tasks parked as last reported.
+    parked: Vec<TaskKind>,
 }
 
 /// A tower's metrics. Thread-safe (`&self` everywhere): share it in an `Arc`.
@@ -342,6 +368,7 @@ pub struct TowerMetrics {
     tower_up: IntGauge,
     tower_steady: IntGauge,
     http: HttpMetrics,
+    storage: Arc<StorageHealth>,
     state: Mutex<TowerState>,
 }
 
@@ -350,6 +377,12 @@ impl TowerMetrics {
     /// `tower-1`). Counters with bounded labels start at 0 so that dashboards see them
     /// before the first event.
     pub fn new(tower: &str) -> TowerMetrics {
+        TowerMetrics::with_storage(tower, DiskWatch::default())
+    }
+
+    /// [`TowerMetrics::new`] for a tower whose store lives where `watch` says (its free
+    /// space is reported and judged).
+    pub fn with_storage(tower: &str, watch: DiskWatch) -> TowerMetrics {
         let registry = Registry::new();
         let b = Builder {
             registry: &registry,
@@ -498,6 +531,7 @@ impl TowerMetrics {
                 "1 while the tower is steady: running, Normal power, on its preferred healthy uplink.",
             ),
             http: HttpMetrics::new(&b),
+            storage: b.storage(watch),
             state: Mutex::new(TowerState::default()),
             registry,
         };
@@ -579,8 +613,32 @@ impl TowerMetrics {
         let up = !matches!(mode, PowerMode::ShuttingDown | PowerMode::Off);
         self.tower_up.set(i64::from(up));
         if !up {
+            self.state().steady_status = false;
             self.tower_steady.set(0);
         }
+    }
+
+    /// The storage health this tower's store reports to (readiness reads it too).
+    pub fn storage(&self) -> &Arc<StorageHealth> {
+        &self.storage
+    }
+
+    /// The sync tasks the supervisor has parked now (the node reports after each step).
+    pub fn set_parked(&self, parked: &[TaskKind]) {
+        let mut st = self.state();
+        if st.parked != parked {
+            st.parked = parked.to_vec();
+            self.refresh_steady(&st, false);
+        }
+    }
+
+    /// Set the steady gauge: the status's steady state, unless degraded (readiness and
+    /// `/admin/status` name the same reasons). `fresh`: read the free space now (a
+    /// scrape); otherwise the last reading is used, since this runs on every event.
+    fn refresh_steady(&self, st: &TowerState, fresh: bool) {
+        let steady =
+            st.steady_status && st.parked.is_empty() && self.storage.reasons_with(fresh).is_empty();
+        self.tower_steady.set(i64::from(steady));
     }
 
     /// Account for one event the tower's logic emitted. Priority inversions are not
@@ -702,7 +760,9 @@ impl TowerMetrics {
         self.sync_in_flight.set(to_i64(s.in_flight));
         self.outbox_operations.set(to_i64(s.outbox));
         self.sync_window.set(i64::from(s.window));
-        self.tower_steady.set(i64::from(is_steady(s)));
+        let mut st = self.state();
+        st.steady_status = is_steady(s);
+        self.refresh_steady(&st, false);
     }
 
     /// Record a power reading taken now.
@@ -797,6 +857,8 @@ impl TowerMetrics {
         {
             let mut st = self.state();
             self.expire_devices(&mut st, now);
+            // Reads the free space (the gauge) and ages storage errors out.
+            self.refresh_steady(&st, true);
         }
         encode(&self.registry)
     }
@@ -828,6 +890,7 @@ pub struct OriginMetrics {
     ledger_held: Gauge,
     ledger_conserved: IntGauge,
     http: HttpMetrics,
+    storage: Arc<StorageHealth>,
     /// Ledger totals already counted (contributed, withdrawn): counters move by deltas.
     ledger_seen: Mutex<(u128, u128)>,
 }
@@ -841,6 +904,11 @@ impl Default for OriginMetrics {
 impl OriginMetrics {
     /// The origin's metrics, at 0.
     pub fn new() -> OriginMetrics {
+        OriginMetrics::with_storage(DiskWatch::default())
+    }
+
+    /// [`OriginMetrics::new`] for an origin whose store lives where `watch` says.
+    pub fn with_storage(watch: DiskWatch) -> OriginMetrics {
         let registry = Registry::new();
         let b = Builder {
             registry: &registry,
@@ -905,6 +973,7 @@ impl OriginMetrics {
                 "1 while the ledger's balances equal contributions minus withdrawals.",
             ),
             http: HttpMetrics::new(&b),
+            storage: b.storage(watch),
             ledger_seen: Mutex::new((0, 0)),
             registry,
         };
@@ -991,8 +1060,15 @@ impl OriginMetrics {
         self.http.observe(route, method, status, seconds);
     }
 
+    /// The storage health this origin's store reports to (readiness reads it too).
+    pub fn storage(&self) -> &Arc<StorageHealth> {
+        &self.storage
+    }
+
     /// The exposition text.
     pub fn render(&self) -> String {
+        // Reads the free space into its gauge.
+        self.storage.free_bytes();
         encode(&self.registry)
     }
 }

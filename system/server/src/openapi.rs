@@ -62,6 +62,27 @@ fn sha256_schema(description: &str) -> Value {
 fn wire_schemas() -> Map<String, Value> {
     let mut s = Map::new();
     s.insert(
+        "Degraded".into(),
+        json!({
+            "type": "array",
+            "description": "Why the server is not ready, one sentence each (empty: it is): a store operation failing (an error in the last 5 minutes and no success since), the disk full, free space under --storage-free-min-mib, a sync task parked by the supervisor (tower).",
+            "items": { "type": "string" }
+        }),
+    );
+    s.insert(
+        "NotReady".into(),
+        json!({
+            "type": "object",
+            "description": "A degraded server's readiness: `error` joins the reasons.",
+            "required": ["error", "ready", "degraded"],
+            "properties": {
+                "error": { "type": "string" },
+                "ready": { "const": false },
+                "degraded": schema("Degraded")
+            }
+        }),
+    );
+    s.insert(
         "Error".into(),
         json!({
             "type": "object",
@@ -554,7 +575,9 @@ fn tower_schemas() -> Map<String, Value> {
                     "type": "object",
                     "description": "Servable items: id -> version.",
                     "additionalProperties": { "type": "integer", "minimum": 1 }
-                }
+                },
+                "degraded": schema("Degraded"),
+                "storage_free_bytes": { "type": ["integer", "null"], "minimum": 0, "description": "Free bytes on the data directory's file system (null: not watched)." }
             },
             "additionalProperties": true
         }),
@@ -658,7 +681,9 @@ fn origin_schemas() -> Map<String, Value> {
                 "failed": { "type": "boolean", "description": "Storage failed; the origin is recovering." },
                 "items": { "type": "integer", "minimum": 0, "description": "Items in the catalog." },
                 "applied": { "type": "integer", "minimum": 0, "description": "Operations in the apply log." },
-                "pending_fsyncs": { "type": "integer", "minimum": 0 }
+                "pending_fsyncs": { "type": "integer", "minimum": 0 },
+                "degraded": schema("Degraded"),
+                "storage_free_bytes": { "type": ["integer", "null"], "minimum": 0, "description": "Free bytes on the data directory's file system (null: not watched)." }
             },
             "additionalProperties": true
         }),
@@ -891,7 +916,11 @@ fn health_paths(what: &str) -> Map<String, Value> {
                         "additionalProperties": true
                     }}}
                 },
-                "503": r("responses", "Unavailable")
+                "503": {
+                    "description": "Not ready: shutting down or recovering (an `Error` body), or degraded (a `NotReady` body naming the reasons). `Retry-After` says when to look again.",
+                    "headers": { "Retry-After": r("headers", "RetryAfter") },
+                    "content": { "application/json": { "schema": { "oneOf": [schema("NotReady"), schema("Error")] } } }
+                }
             }
         }}),
     );
@@ -1101,7 +1130,11 @@ pub fn tower_openapi() -> Value {
                 "413": r("responses", "PayloadTooLarge"),
                 "415": r("responses", "UnsupportedMediaType"),
                 "422": r("responses", "Unprocessable"),
-                "503": r("responses", "Unavailable")
+                "503": {
+                    "description": "Not acknowledged; retry with the same Idempotency-Key (the key makes the retry safe). `error` says which: `not stored (…)` — the write was refused, the outbox is full or the tower is shutting down: nothing was stored; or `not acknowledged, outcome unknown: …` — the commit failed after the write, and a failed commit may have reached the disk: the operation may or may not have been stored, and only a retry with the same key settles it.",
+                    "headers": { "Retry-After": r("headers", "RetryAfter") },
+                    "content": json_body("Error")
+                }
             }
         }}),
     );

@@ -4,8 +4,13 @@
 //! produced for it — for a forward batch, only after the fsync that made it durable.
 //!
 //! The origin is fail-stop: when a write or fsync fails the logic stops; this task then
-//! rebuilds it from the store's durable state ([`Origin::recover`], as PostgreSQL restarts
-//! after an fsync failure) and answers the requests of that moment with "retry".
+//! discards what the store staged for it ([`Store::discard`]: records dropped, chunk files
+//! the failed publish created removed — a failed publish leaves nothing behind, and the
+//! origin never fills its disk with its own garbage), rebuilds it from the store's durable
+//! state ([`Origin::recover`], as PostgreSQL restarts after an fsync failure) and answers
+//! the requests of that moment with "retry". At start-up and at each such restart, chunk
+//! files no committed entry names are garbage-collected (a crash between a publish's chunk
+//! writes and its commit leaves them).
 //!
 //! Map: [`OriginHandle`], [`spawn`], [`PublishError`], [`OriginSink`].
 //!
@@ -48,8 +53,11 @@ pub enum PublishError {
     /// Refused by the logic (empty id, too large, busy).
     #[error("{0}")]
     Refused(String),
-    /// Storage failed; the origin restarted from its durable state. Retry.
-    #[error("storage failed ({0}); the origin restarted from its durable state, retry")]
+    /// Storage failed; the origin discarded the step's writes and restarted from its
+    /// durable state. Retry.
+    #[error(
+        "storage failed ({0}); the origin discarded this publish's writes and restarted from its durable state, retry"
+    )]
     Storage(String),
     /// The node is gone.
     #[error(transparent)]
@@ -118,13 +126,29 @@ struct Node {
     failure: Option<String>,
 }
 
+/// Read the durable state and garbage-collect chunk files no committed entry names
+/// (logged with their count and bytes).
+fn recover(store: &dyn Store) -> Result<sovereign_store::Recovered, sovereign_store::StoreError> {
+    let mut recovered = blocking(|| store.recover())?;
+    match blocking(|| sovereign_store::collect_garbage(store, &mut recovered)) {
+        Ok(g) if g.files > 0 => tracing::warn!(
+            files = g.files,
+            bytes = g.bytes,
+            "garbage-collected chunk files no committed entry names"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "chunk garbage collection failed; going on"),
+    }
+    Ok(recovered)
+}
+
 /// Recover the origin from `store` and start its node task.
 pub fn spawn(
     config: OriginConfig,
     store: Arc<dyn Store>,
     sink: OriginSink,
 ) -> Result<OriginHandle, sovereign_store::StoreError> {
-    let recovered = blocking(|| store.recover())?;
+    let recovered = recover(&*store)?;
     let origin = Origin::recover(config.clone(), &recovered.durable);
     let (tx, rx) = mpsc::unbounded_channel();
     let node = Node {
@@ -227,7 +251,13 @@ impl Node {
             .failure
             .take()
             .unwrap_or_else(|| "storage failure".to_string());
-        match blocking(|| self.store.recover()) {
+        // What the failed step staged must never be committed by a later fsync, and the
+        // chunk files a failed publish created must not stay (on a full disk they are what
+        // keeps it full).
+        if let Err(e) = blocking(|| self.store.discard()) {
+            tracing::error!(error = %e, "discarding the failed writes left files behind");
+        }
+        match recover(&*self.store) {
             Ok(recovered) => {
                 self.origin = Origin::recover(self.config.clone(), &recovered.durable);
                 tracing::warn!(error = %why, "origin restarted from its durable state");

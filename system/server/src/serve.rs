@@ -2,13 +2,17 @@
 //! and `sovereign origin publish`.
 //!
 //! [`tower_parts`] / [`origin_parts`] build a node and its routers from a store and a
-//! transport — the turmoil tests call them with an in-memory store and simulated TCP;
+//! transport — the turmoil tests call them with an in-memory store and simulated TCP
+//! ([`tower_parts_watched`] / [`origin_parts_watched`] also watch the data directory's
+//! free space); every store call goes through an [`ObservedStore`] that feeds the
+//! storage health (`/readyz`, `/admin/status`, the storage metrics);
 //! [`run_tower`] / [`run_origin`] open the real stores (SQLite by default, PostgreSQL
 //! for the origin's records with `--postgres`), bind the public and admin listeners and
 //! serve until Ctrl-C, SIGTERM or the power manager's power-off.
 //!
 //! Map: [`TowerArgs`], [`OriginArgs`], [`PublishArgs`], [`TowerParts`], [`OriginParts`],
-//! [`tower_parts`], [`origin_parts`], [`run_tower`], [`run_origin`], [`run_publish`].
+//! [`tower_parts`], [`tower_parts_watched`], [`origin_parts`], [`origin_parts_watched`],
+//! [`run_tower`], [`run_origin`], [`run_publish`].
 //!
 //! Not covered: TLS termination (a reverse proxy's job), daemonising (systemd's).
 
@@ -19,6 +23,7 @@ use crate::auth::Tokens;
 use crate::cache::{CACHE_BYTES_DEFAULT, VerifiedCache};
 use crate::metrics::{OriginMetrics, TowerMetrics};
 use crate::origin_node::{self, OriginHandle};
+use crate::storage::{DiskWatch, FREE_MIN_MIB_DEFAULT, ObservedStore};
 use crate::tower_node::{self, PowerSource, TowerHandle, TowerNodeConfig};
 use crate::transport::{HyperTransport, Request, Transport};
 use anyhow::{Context, Result, anyhow, bail};
@@ -93,6 +98,10 @@ pub struct TowerArgs {
     /// Memory for verified content served to devices, MiB.
     #[arg(long, default_value_t = (CACHE_BYTES_DEFAULT / (1024 * 1024)) as u64)]
     pub cache_mib: u64,
+    /// Below this much free space on the data directory's file system the tower is
+    /// degraded (not ready), MiB; 0: no minimum.
+    #[arg(long, default_value_t = FREE_MIN_MIB_DEFAULT)]
+    pub storage_free_min_mib: u64,
     /// Admin tokens.
     #[command(flatten)]
     pub tokens: TokenArgs,
@@ -137,6 +146,10 @@ pub struct OriginArgs {
         hide_env_values = true
     )]
     pub postgres: Option<String>,
+    /// Below this much free space on the data directory's file system the origin is
+    /// degraded (not ready), MiB; 0: no minimum.
+    #[arg(long, default_value_t = FREE_MIN_MIB_DEFAULT)]
+    pub storage_free_min_mib: u64,
     /// Admin tokens.
     #[command(flatten)]
     pub tokens: TokenArgs,
@@ -181,6 +194,9 @@ impl tower_node::Observer for TowerObserver {
     fn traffic(&self, link: LinkKind, bytes: u64) {
         self.metrics.link_traffic(link, bytes);
     }
+    fn parked(&self, tasks: &[sovereign_logic::io::TaskKind]) {
+        self.metrics.set_parked(tasks);
+    }
 }
 
 /// A tower node and its routers.
@@ -195,7 +211,8 @@ pub struct TowerParts {
     pub metrics: Arc<TowerMetrics>,
 }
 
-/// Build a tower: recover from `store`, start the node, make the routers.
+/// Build a tower: recover from `store`, start the node, make the routers. No data
+/// directory is watched for free space (see [`tower_parts_watched`]).
 pub fn tower_parts(
     config: TowerNodeConfig,
     store: Arc<dyn Store>,
@@ -205,9 +222,35 @@ pub fn tower_parts(
     audit: Arc<AuditLog>,
     cache_bytes: usize,
 ) -> Result<TowerParts> {
+    tower_parts_watched(
+        config,
+        store,
+        faults,
+        transport,
+        tokens,
+        audit,
+        cache_bytes,
+        DiskWatch::default(),
+    )
+}
+
+/// [`tower_parts`] for a store in the directory `watch` names: its free space is
+/// reported and judged against the minimum.
+#[allow(clippy::too_many_arguments)]
+pub fn tower_parts_watched(
+    config: TowerNodeConfig,
+    store: Arc<dyn Store>,
+    faults: Faults,
+    transport: Arc<dyn Transport>,
+    tokens: Tokens,
+    audit: Arc<AuditLog>,
+    cache_bytes: usize,
+    watch: DiskWatch,
+) -> Result<TowerParts> {
     let name = config.tower.id.to_string();
     let verify = config.tower.verify;
-    let metrics = Arc::new(TowerMetrics::new(&name));
+    let metrics = Arc::new(TowerMetrics::with_storage(&name, watch));
+    let store: Arc<dyn Store> = Arc::new(ObservedStore::new(store, metrics.storage().clone()));
     metrics.set_links(&config.uplinks.keys().copied().collect::<Vec<_>>());
     let cache = Arc::new(VerifiedCache::new(cache_bytes));
     let observer = Arc::new(TowerObserver {
@@ -235,6 +278,7 @@ pub fn tower_parts(
                 let cache = cache.clone();
                 Arc::new(move || cache.clear())
             },
+            storage: metrics.storage().clone(),
         },
         handle.clone(),
     );
@@ -256,7 +300,8 @@ pub struct OriginParts {
     pub admin: Router,
 }
 
-/// Build an origin: recover from `store`, start the node, make the routers.
+/// Build an origin: recover from `store`, start the node, make the routers. No data
+/// directory is watched for free space (see [`origin_parts_watched`]).
 pub fn origin_parts(
     config: OriginConfig,
     store: Arc<dyn Store>,
@@ -264,7 +309,20 @@ pub fn origin_parts(
     tokens: Tokens,
     audit: Arc<AuditLog>,
 ) -> Result<OriginParts> {
-    let metrics = Arc::new(OriginMetrics::new());
+    origin_parts_watched(config, store, faults, tokens, audit, DiskWatch::default())
+}
+
+/// [`origin_parts`] for a store in the directory `watch` names.
+pub fn origin_parts_watched(
+    config: OriginConfig,
+    store: Arc<dyn Store>,
+    faults: Faults,
+    tokens: Tokens,
+    audit: Arc<AuditLog>,
+    watch: DiskWatch,
+) -> Result<OriginParts> {
+    let metrics = Arc::new(OriginMetrics::with_storage(watch));
+    let store: Arc<dyn Store> = Arc::new(ObservedStore::new(store, metrics.storage().clone()));
     let sink = {
         let m = metrics.clone();
         Arc::new(
@@ -289,6 +347,7 @@ pub fn origin_parts(
             audit,
             faults,
             on_fault: Arc::new(|| {}),
+            storage: metrics.storage().clone(),
         },
         handle.clone(),
         metrics,
@@ -405,7 +464,11 @@ pub async fn run_tower(args: TowerArgs) -> Result<()> {
     let store: Arc<dyn Store> = Arc::new(FaultyStore::new(sqlite, faults.clone()));
     let audit = Arc::new(AuditLog::open(args.data.join("audit.jsonl"))?);
     let transport: Arc<dyn Transport> = Arc::new(HyperTransport::tcp());
-    let parts = tower_parts(
+    let watch = DiskWatch {
+        dir: Some(args.data.clone()),
+        free_min_bytes: args.storage_free_min_mib.saturating_mul(1024 * 1024),
+    };
+    let parts = tower_parts_watched(
         config,
         store,
         faults,
@@ -413,6 +476,7 @@ pub async fn run_tower(args: TowerArgs) -> Result<()> {
         tokens,
         audit,
         (args.cache_mib as usize).saturating_mul(1024 * 1024),
+        watch,
     )?;
     let public = bind(args.listen, "device API").await?;
     let admin = bind(args.admin_listen, "admin API").await?;
@@ -450,7 +514,11 @@ pub async fn run_origin(args: OriginArgs) -> Result<()> {
         }
     };
     let audit = Arc::new(AuditLog::open(args.data.join("audit.jsonl"))?);
-    let parts = origin_parts(OriginConfig::default(), store, faults, tokens, audit)?;
+    let watch = DiskWatch {
+        dir: Some(args.data.clone()),
+        free_min_bytes: args.storage_free_min_mib.saturating_mul(1024 * 1024),
+    };
+    let parts = origin_parts_watched(OriginConfig::default(), store, faults, tokens, audit, watch)?;
     let public = bind(args.listen, "tower API").await?;
     let admin = bind(args.admin_listen, "admin API").await?;
     tracing::info!(

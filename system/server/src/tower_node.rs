@@ -27,7 +27,7 @@ use bytes::Bytes;
 use hyper::http::{HeaderValue, StatusCode, header::HeaderName};
 use sovereign_logic::Time;
 use sovereign_logic::content::{ChunkHash, ItemId, Manifest};
-use sovereign_logic::io::{Action, Event, Key};
+use sovereign_logic::io::{Action, Event, Key, TaskKind};
 use sovereign_logic::protocol::{
     DeviceId, IdemKey, LinkKind, Message, Operation, Peer, SubmitReply,
 };
@@ -90,6 +90,8 @@ pub trait Observer: Send + Sync + 'static {
     fn power(&self, reading: &PowerReading);
     /// Bytes of an exchange with the origin over `link` (both directions).
     fn traffic(&self, link: LinkKind, bytes: u64);
+    /// After every step: the sync tasks the supervisor has parked now (readiness).
+    fn parked(&self, _tasks: &[TaskKind]) {}
 }
 
 /// An observer that ignores everything (tests).
@@ -344,9 +346,20 @@ pub fn spawn(
     let clock = Clock::start();
     // The lean start-up: the store verifies each chunk file in turn and hands over only
     // lengths (all the logic keeps of a held chunk), so memory does not grow with content.
-    let recovered = blocking(|| store.recover_index())?;
+    let mut recovered = blocking(|| store.recover_index())?;
     for hash in &recovered.quarantined {
         tracing::warn!(chunk = %hash, "corrupt chunk quarantined at start-up");
+    }
+    // Chunk files no committed entry names: a sync whose entry never committed, an old
+    // version the entry moved past. The tower cannot serve them; they only take space.
+    match blocking(|| sovereign_store::collect_garbage(&*store, &mut recovered)) {
+        Ok(g) if g.files > 0 => tracing::warn!(
+            files = g.files,
+            bytes = g.bytes,
+            "garbage-collected chunk files no committed entry names"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "chunk garbage collection failed; going on"),
     }
     let mut tcfg = config.tower.clone();
     tcfg.links = config.uplinks.keys().copied().collect();
@@ -410,6 +423,7 @@ impl Node {
         loop {
             self.drain();
             self.publish_view();
+            self.sink.parked(&self.tower.parked(self.clock.now()));
             if self.off.borrow().is_some() {
                 break;
             }

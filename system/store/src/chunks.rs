@@ -10,14 +10,27 @@
 //! touched since the last sync (the record stores call it before they commit). A delete
 //! removes the file at once; it too is durable at the next sync.
 //!
-//! Map: [`ChunkDir`] (`open`, `put`, `get`, `delete`, `sync`, `scan`, `scan_index`,
-//! `corrupt_one`), [`Scan`] (what start-up found). `scan` keeps the verified chunks' bytes,
-//! `scan_index` only their lengths (each file is read, hashed and dropped in turn).
+//! A put that creates a file (the chunk was not stored yet) is remembered as *fresh* until
+//! the record store's commit succeeds ([`ChunkDir::committed`]). When the commit fails, the
+//! logic has been told none of those writes is durable, so [`ChunkDir::discard_fresh`]
+//! removes exactly the fresh files: a failed publish or sync leaves no chunk behind, and a
+//! chunk that was already stored (content addressing makes a second put of it harmless)
+//! is never removed by someone else's failure.
 //!
-//! Not covered: S3 or any remote object store (another type with the same five verbs
-//! would slot in where the stores hold a `ChunkDir`); garbage collection of chunks no
-//! manifest names (the logic deletes what it evicts); several processes sharing one
-//! directory (one node owns its `DIR`; `scan` deletes temp files it did not write).
+//! At start-up, after recovery, [`ChunkDir::collect_garbage`] removes every chunk file no
+//! committed record names (left by a crash between a put and its commit, or by a discard
+//! that could not finish): the caller passes the names to keep.
+//!
+//! Map: [`ChunkDir`] (`open`, `put`, `get`, `delete`, `sync`, `committed`,
+//! `discard_fresh`, `scan`, `scan_index`, `collect_garbage`, `corrupt_one`), [`Scan`] (what
+//! start-up found), [`Garbage`] (what garbage collection removed). `scan` keeps the
+//! verified chunks' bytes, `scan_index` only their lengths (each file is read, hashed and
+//! dropped in turn).
+//!
+//! Not covered: S3 or any remote object store (another type with the same verbs would
+//! slot in where the stores hold a `ChunkDir`); eviction while running (the logic deletes
+//! what it evicts); several processes sharing one directory (one node owns its `DIR`;
+//! `scan` deletes temp files it did not write, `collect_garbage` chunks it did not).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
@@ -51,6 +64,15 @@ pub struct Scan {
     pub tmp_deleted: usize,
 }
 
+/// What [`ChunkDir::collect_garbage`] removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Garbage {
+    /// Chunk files removed.
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
 /// A content-addressed chunk directory (see the module doc for the layout).
 #[derive(Debug)]
 pub struct ChunkDir {
@@ -63,6 +85,10 @@ pub struct ChunkDir {
     /// Directories whose entries changed since the last [`ChunkDir::sync`]. A std `Mutex`:
     /// it is held only to insert or take the set, never across I/O.
     dirty: Mutex<BTreeSet<PathBuf>>,
+    /// Chunks whose files a put created since the last [`ChunkDir::committed`]: what
+    /// [`ChunkDir::discard_fresh`] removes when the commit that would have made them part
+    /// of the state fails.
+    fresh: Mutex<BTreeSet<ChunkHash>>,
 }
 
 fn is_lower_hex(s: &str) -> bool {
@@ -95,6 +121,7 @@ impl ChunkDir {
             tmp,
             quarantine,
             dirty: Mutex::new(BTreeSet::new()),
+            fresh: Mutex::new(BTreeSet::new()),
         })
     }
 
@@ -114,6 +141,10 @@ impl ChunkDir {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(dir);
+    }
+
+    fn fresh(&self) -> std::sync::MutexGuard<'_, BTreeSet<ChunkHash>> {
+        self.fresh.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Store `bytes` as the chunk `hash`: temp file, fsync, rename into place. The rename
@@ -157,11 +188,20 @@ impl ChunkDir {
             let _ = fs::remove_file(&tmp_path);
             return Err(io_err(format!("write {}", tmp_path.display()))(e));
         }
-        fs::rename(&tmp_path, &final_path).map_err(io_err(format!(
-            "rename {} to {}",
-            tmp_path.display(),
-            final_path.display()
-        )))?;
+        // One node owns the directory, so nothing creates this file between the check and
+        // the rename.
+        let existed = fs::symlink_metadata(&final_path).is_ok();
+        if let Err(e) = fs::rename(&tmp_path, &final_path) {
+            let _ = fs::remove_file(&tmp_path);
+            return Err(io_err(format!(
+                "rename {} to {}",
+                tmp_path.display(),
+                final_path.display()
+            ))(e));
+        }
+        if !existed {
+            self.fresh().insert(*hash);
+        }
         self.mark_dirty(prefix_dir);
         Ok(())
     }
@@ -204,6 +244,86 @@ impl ChunkDir {
             }
         }
         Ok(())
+    }
+
+    /// The record store committed: every chunk put so far is part of the durable state
+    /// (its directory was synced before the commit), none is fresh any more.
+    pub fn committed(&self) {
+        self.fresh().clear();
+    }
+
+    /// The commit that would have made the fresh chunks part of the state failed: remove
+    /// their files (a chunk that existed before its put is not fresh and stays). Goes on
+    /// past a file it cannot remove and returns the first such error; what is left is
+    /// garbage that [`ChunkDir::collect_garbage`] removes at the next start. Returns how
+    /// many files were removed.
+    pub fn discard_fresh(&self) -> Result<u64, StoreError> {
+        let fresh = std::mem::take(&mut *self.fresh());
+        let mut removed = 0;
+        let mut first_error = None;
+        for hash in fresh {
+            let path = self.path_of(&hash);
+            match fs::remove_file(&path) {
+                Ok(()) => {
+                    removed += 1;
+                    if let Some(parent) = path.parent() {
+                        self.mark_dirty(parent.to_path_buf());
+                    }
+                }
+                // Deleted since (quarantined): nothing to do.
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => {
+                    first_error.get_or_insert(io_err(format!("remove {}", path.display()))(e));
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(removed),
+        }
+    }
+
+    /// Start-up, after recovery: remove every chunk file whose name is not in `keep` (the
+    /// chunks the committed records name), and sync the directories touched. Files not
+    /// named like chunks, temp files and the quarantine are left alone (`scan` deals with
+    /// them). Run it only with the complete set of names the committed state refers to.
+    pub fn collect_garbage(&self, keep: &BTreeSet<ChunkHash>) -> Result<Garbage, StoreError> {
+        let mut garbage = Garbage::default();
+        let mut touched = BTreeSet::new();
+        for prefix in read_dir_sorted(&self.chunks)? {
+            if prefix.len() != 2 || !is_lower_hex(&prefix) {
+                continue;
+            }
+            let prefix_dir = self.chunks.join(&prefix);
+            if !prefix_dir.is_dir() {
+                continue;
+            }
+            for name in read_dir_sorted(&prefix_dir)? {
+                let hash = match name.parse::<ChunkHash>() {
+                    Ok(h) if h.to_hex() == name && name.starts_with(&prefix) => h,
+                    _ => continue,
+                };
+                if keep.contains(&hash) {
+                    continue;
+                }
+                let path = prefix_dir.join(&name);
+                let meta = match fs::symlink_metadata(&path) {
+                    Ok(m) if m.is_file() => m,
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                    Err(e) => return Err(io_err(format!("stat {}", path.display()))(e)),
+                };
+                fs::remove_file(&path).map_err(io_err(format!("remove {}", path.display())))?;
+                garbage.files += 1;
+                garbage.bytes += meta.len();
+                touched.insert(prefix_dir.clone());
+            }
+        }
+        self.fresh().retain(|h| keep.contains(h));
+        for dir in &touched {
+            sync_dir(dir)?;
+        }
+        Ok(garbage)
     }
 
     /// Start-up: delete temp files of interrupted puts, read every chunk file and verify
@@ -385,6 +505,74 @@ mod tests {
         // Writing it again is harmless (content-addressed).
         cd.put(&h, &b).unwrap();
         assert_eq!(cd.get(&h).unwrap().as_deref(), Some(&b[..]));
+    }
+
+    #[test]
+    fn discard_removes_only_the_files_puts_created_since_the_commit() {
+        // Goal: a failed commit takes back the chunk files its batch created, never one
+        // that was stored before (a second put of it changes nothing it owns).
+        let dir = tempfile::tempdir().unwrap();
+        let cd = ChunkDir::open(dir.path()).unwrap();
+        let (old, old_b) = chunk(1);
+        cd.put(&old, &old_b).unwrap();
+        cd.sync().unwrap();
+        cd.committed();
+        let (new, new_b) = chunk(2);
+        cd.put(&new, &new_b).unwrap();
+        cd.put(&old, &old_b).unwrap();
+        assert_eq!(cd.discard_fresh().unwrap(), 1);
+        assert_eq!(cd.get(&new).unwrap(), None);
+        assert_eq!(cd.get(&old).unwrap().as_deref(), Some(&old_b[..]));
+        assert_eq!(cd.discard_fresh().unwrap(), 0, "nothing fresh any more");
+        // After a commit, what was put is no longer fresh.
+        cd.put(&new, &new_b).unwrap();
+        cd.sync().unwrap();
+        cd.committed();
+        assert_eq!(cd.discard_fresh().unwrap(), 0);
+        assert!(cd.get(&new).unwrap().is_some());
+        // A fresh chunk deleted before the discard (quarantined) is no error.
+        let (third, third_b) = chunk(3);
+        cd.put(&third, &third_b).unwrap();
+        cd.delete(&third).unwrap();
+        assert_eq!(cd.discard_fresh().unwrap(), 0);
+    }
+
+    #[test]
+    fn garbage_collection_removes_unnamed_chunks_and_nothing_else() {
+        // Goal: every chunk file not in `keep` goes (counted with its bytes), the kept
+        // ones, temp files, strangers and the quarantine stay.
+        let dir = tempfile::tempdir().unwrap();
+        let cd = ChunkDir::open(dir.path()).unwrap();
+        let chunks: Vec<_> = (0..4).map(chunk).collect();
+        for (h, b) in &chunks {
+            cd.put(h, b).unwrap();
+        }
+        cd.sync().unwrap();
+        let stranger = dir.path().join("chunks").join("README");
+        fs::write(&stranger, b"hi").unwrap();
+        let tmp = dir.path().join("chunks/tmp/x.1.1");
+        fs::write(&tmp, b"half").unwrap();
+        let quarantined = dir.path().join("quarantine").join(chunks[3].0.to_hex());
+        fs::write(&quarantined, b"rotten").unwrap();
+        let keep: BTreeSet<ChunkHash> = [chunks[0].0, chunks[2].0].into();
+        let g = cd.collect_garbage(&keep).unwrap();
+        let want_bytes = (chunks[1].1.len() + chunks[3].1.len()) as u64;
+        assert_eq!(
+            g,
+            Garbage {
+                files: 2,
+                bytes: want_bytes
+            }
+        );
+        for (i, (h, b)) in chunks.iter().enumerate() {
+            let kept = i == 0 || i == 2;
+            assert_eq!(cd.get(h).unwrap().is_some(), kept, "chunk {i}");
+            if kept {
+                assert_eq!(cd.get(h).unwrap().as_deref(), Some(&b[..]));
+            }
+        }
+        assert!(stranger.exists() && tmp.exists() && quarantined.exists());
+        assert_eq!(cd.collect_garbage(&keep).unwrap(), Garbage::default());
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //!
 //! Faults (each on until cleared, unless said otherwise):
 //! - fsync failure: the next N fsyncs fail ([`Faults::fail_fsyncs`]) or all of them
-//!   ([`Faults::fail_fsyncs_until_cleared`]). A failed fsync does not reach the inner
-//!   store, so the changes stay staged and a later successful fsync commits them.
+//!   ([`Faults::fail_fsyncs_until_cleared`]). A failed fsync commits nothing and discards
+//!   what was staged ([`Store::discard`] on the inner store), as a real failed fsync does:
+//!   a later successful fsync never commits it.
 //! - write errors: writes and deletes fail (EIO-like).
 //! - disk full: writes fail with an ENOSPC-like message; deletes still work (they free
 //!   space).
@@ -26,6 +27,7 @@
 //! Not covered: read errors and torn writes (a crash in the middle of a call), which need
 //! a backend's cooperation; the admin API's parsing of fault requests (the server's).
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,7 +37,7 @@ use sovereign_logic::content::ChunkHash;
 use sovereign_logic::io::{Key, Record};
 use sovereign_wire::{key_kind, key_name};
 
-use crate::{Recovered, Store, StoreError, lock};
+use crate::{Garbage, Recovered, Store, StoreError, lock};
 
 /// How many corrupted chunk hashes the snapshot remembers (the most recent ones).
 pub const CORRUPTED_LOG_MAX: usize = 64;
@@ -317,7 +319,12 @@ impl<S: Store> Store for FaultyStore<S> {
                 FsyncFaults::UntilCleared => true,
             };
             if fail {
-                return Err(self.faults.injected(&mut s, "fsync failed (EIO)".into()));
+                let err = self.faults.injected(&mut s, "fsync failed (EIO)".into());
+                drop(s);
+                // As a real failed fsync: nothing staged survives it. A chunk file the
+                // discard cannot remove is garbage for the next start.
+                let _ = self.inner.discard();
+                return Err(err);
             }
             if s.lying_fsync {
                 s.injected_total += 1;
@@ -325,6 +332,15 @@ impl<S: Store> Store for FaultyStore<S> {
             }
         }
         self.inner.fsync()
+    }
+
+    fn discard(&self) -> Result<(), StoreError> {
+        self.inner.discard()
+    }
+
+    fn collect_garbage(&self, keep: &BTreeSet<ChunkHash>) -> Result<Garbage, StoreError> {
+        self.before();
+        self.inner.collect_garbage(keep)
     }
 
     fn recover(&self) -> Result<Recovered, StoreError> {
@@ -368,20 +384,32 @@ mod tests {
     }
 
     #[test]
-    fn the_next_n_fsyncs_fail_and_the_changes_wait_for_a_good_one() {
+    fn the_next_n_fsyncs_fail_and_discard_what_they_covered() {
+        // Goal: an injected fsync failure commits nothing and leaves nothing staged for a
+        // later fsync: the logic was told those writes are not durable.
         let (disk, faults, s) = mem();
         s.write(&entry("a", 1)).unwrap();
         faults.fail_fsyncs(2);
         assert_eq!(faults.snapshot().fsync_fail_next, 2);
         injected(s.fsync());
-        injected(s.fsync());
         assert!(
             disk.durable().is_empty(),
             "a failed fsync made changes durable"
         );
-        assert_eq!(disk.staged_len(), 1);
+        assert_eq!(
+            disk.staged_len(),
+            0,
+            "a failed fsync kept its changes staged"
+        );
+        s.write(&outbox("7:1")).unwrap();
+        injected(s.fsync());
+        s.write(&outbox("7:2")).unwrap();
         s.fsync().unwrap();
-        assert_eq!(disk.durable().len(), 1);
+        assert_eq!(
+            disk.durable().into_values().collect::<Vec<_>>(),
+            vec![outbox("7:2")],
+            "only what the successful fsync covered"
+        );
         assert_eq!(faults.snapshot().injected_total, 2);
         assert!(!faults.snapshot().any_active());
     }
@@ -405,12 +433,18 @@ mod tests {
     fn fsyncs_fail_until_cleared() {
         let (disk, faults, s) = mem();
         faults.fail_fsyncs_until_cleared();
-        s.write(&outbox("7:1")).unwrap();
-        for _ in 0..5 {
+        for i in 0..5 {
+            s.write(&outbox(&format!("7:{i}"))).unwrap();
             injected(s.fsync());
         }
         assert!(faults.snapshot().fsync_fail_until_cleared);
         faults.clear();
+        s.fsync().unwrap();
+        assert!(
+            disk.durable().is_empty(),
+            "a failed fsync's writes landed later"
+        );
+        s.write(&outbox("7:9")).unwrap();
         s.fsync().unwrap();
         assert_eq!(disk.durable().len(), 1);
     }

@@ -9,7 +9,8 @@
 //! be another [`ChunkDir`]-like backend behind the same trait.
 //!
 //! Map:
-//! - [`Store`], [`StoreError`], [`Recovered`]: the interface (here). Two ways to start:
+//! - [`Store`], [`StoreError`], [`Recovered`], [`collect_garbage`],
+//!   [`referenced_chunks`]: the interface (here). Two ways to start:
 //!   [`Store::recover`] hands over every chunk's bytes (the origin keeps them all in
 //!   memory), [`Store::recover_index`] verifies each chunk and hands over only its length
 //!   (a tower needs `hash -> len`, so its start-up memory does not grow with its content).
@@ -28,13 +29,23 @@
 //! durable, then commits the staged records in one transaction. So a durable catalog entry
 //! never names a chunk whose rename was not yet durable.
 //!
+//! And one rule for failure: a failed `write` stored nothing; a failed `fsync` discards
+//! everything staged since the last successful one (records dropped, chunk files it
+//! created removed, [`Store::discard`]), because the logic now treats those writes as
+//! lost and acts on it (answers "retry", writes again, fetches again); no later fsync may
+//! commit them behind its back. What a failed commit did to the disk is not always
+//! knowable (an fsync error after the WAL write; a commit whose reply was lost with the
+//! connection), so a restart may still find it: the servers answer such a failure as
+//! "outcome unknown, retry with the same key", which idempotency makes safe. At start,
+//! after recovery, [`collect_garbage`] removes chunk files no committed record names.
+//!
 //! Tests: unit tests beside each backend; `tests/durability/` runs one conformance suite
 //! against every backend and crashes a real child process (`abort()`) mid-work. The
 //! PostgreSQL tests need a server: `eval "$(scripts/pg-test-server.sh start)"` (a
 //! throwaway PostgreSQL on 127.0.0.1:5433) exports `SOVEREIGN_TEST_PG`; without it they
 //! are skipped with a loud message, and fail when `CI` is set.
 //!
-//! Not covered: replication, backups, compaction of the chunk directory, S3. Full
+//! Not covered: replication, backups, eviction from the chunk directory while running, S3. Full
 //! recovery ([`Store::recover`]) holds every chunk in memory at once (the
 //! [`DurableState`] the logic takes holds the bytes); the lean one reads the chunk files
 //! one at a time but still reads each whole file (a chunk is bounded by the publisher's
@@ -49,13 +60,13 @@ pub mod postgres;
 pub mod sqlite;
 mod staged;
 
-pub use chunks::ChunkDir;
+pub use chunks::{ChunkDir, Garbage};
 pub use faults::{Faults, FaultsSnapshot, FaultyStore};
 pub use mem::{MemDisk, MemStore};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 use sovereign_logic::content::ChunkHash;
@@ -90,6 +101,26 @@ pub enum StoreError {
     Injected(String),
 }
 
+impl StoreError {
+    /// Whether the error says the disk (or the database's share of it) is full: ENOSPC
+    /// from the file system, SQLite's `SQLITE_FULL`, PostgreSQL's "No space left on
+    /// device", or the injected `disk-full` fault. For health reports, not for decisions
+    /// about durability (every error is a failure either way).
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::Io { source, .. } => {
+                source.kind() == std::io::ErrorKind::StorageFull
+                    || source.to_string().contains("No space left on device")
+            }
+            StoreError::Db(m) => {
+                m.contains("database or disk is full") || m.contains("No space left on device")
+            }
+            StoreError::Injected(m) => m.contains("ENOSPC"),
+            StoreError::Corrupt { .. } => false,
+        }
+    }
+}
+
 /// What start-up recovery found.
 #[derive(Debug, Default)]
 pub struct Recovered {
@@ -114,8 +145,21 @@ pub trait Store: Send + Sync {
     fn write(&self, record: &Record) -> Result<(), StoreError>;
     /// Stage the removal of a record. Not durable until [`Store::fsync`].
     fn delete(&self, key: &Key) -> Result<(), StoreError>;
-    /// Make every earlier write and delete durable.
+    /// Make every earlier write and delete durable. On `Err`, everything staged since the
+    /// last successful fsync is discarded, as by [`Store::discard`]: a later fsync never
+    /// commits it (whether the failed commit reached the disk may be unknown, see the crate
+    /// doc).
     fn fsync(&self) -> Result<(), StoreError>;
+    /// Forget every change since the last successful fsync: staged records are dropped
+    /// and chunk files created since then are removed (a chunk that was stored before is
+    /// kept). What a failed fsync does; a driver calls it when it abandons writes without
+    /// an fsync (the origin's fail-stop after a failed write). An `Err` names a chunk file
+    /// that could not be removed: garbage for [`Store::collect_garbage`] at the next start;
+    /// the staged records are dropped either way.
+    fn discard(&self) -> Result<(), StoreError>;
+    /// Start-up, after recovery: remove every stored chunk whose hash is not in `keep`
+    /// (the chunks the committed records name; see [`collect_garbage`]).
+    fn collect_garbage(&self, keep: &BTreeSet<ChunkHash>) -> Result<Garbage, StoreError>;
     /// Read back everything durable; verify chunks and quarantine the ones that fail.
     fn recover(&self) -> Result<Recovered, StoreError>;
     /// [`Store::recover`] without holding chunk bytes: verify and quarantine chunks the
@@ -148,6 +192,39 @@ impl Recovered {
         });
         self
     }
+}
+
+/// Every chunk the committed catalog entries in `durable` name (those garbage collection
+/// must keep).
+pub fn referenced_chunks(durable: &DurableState) -> BTreeSet<ChunkHash> {
+    durable
+        .values()
+        .filter_map(|r| match r {
+            Record::Entry(e) => Some(e.manifest.chunks.iter().map(|c| c.hash)),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+/// Start-up, right after recovery: remove from `store` every chunk no committed entry in
+/// `recovered` names (a publish or a sync whose commit never happened: a crash between the
+/// chunk writes and the commit, or a discard that could not finish), and drop them from
+/// `recovered` too, so the logic never holds or serves them. Returns what was removed; on
+/// `Err` (a file that could not be removed) `recovered` is trimmed all the same and the
+/// caller may go on: the files left are named by nothing and collected at the next start.
+pub fn collect_garbage(
+    store: &dyn Store,
+    recovered: &mut Recovered,
+) -> Result<Garbage, StoreError> {
+    let keep = referenced_chunks(&recovered.durable);
+    // Dropped from the recovered state whether or not their files go: nothing committed
+    // names them, so the logic has no use for them.
+    recovered
+        .durable
+        .retain(|k, _| !matches!(k, Key::Chunk(h) if !keep.contains(h)));
+    recovered.chunks.retain(|h, _| keep.contains(h));
+    store.collect_garbage(&keep)
 }
 
 /// A verified chunk's length as the logic counts it. Chunks are cut by the publisher far

@@ -8,21 +8,22 @@
 //!
 //! Chunks behave like the file-backed stores' from the outside: [`Store::chunk`] sees a
 //! written chunk at once, recovery verifies every durable chunk and moves failures to the
-//! disk's quarantine.
+//! disk's quarantine. Its own fsync never fails; [`Store::discard`] (what a failed fsync
+//! of a wrapping [`crate::FaultyStore`] does) drops the staged changes, chunks included.
 //!
 //! Map: [`MemDisk`] (`crash`, `durable`, `staged_len`, `quarantined`), [`MemStore`].
 //!
 //! Not covered: torn or partially flushed writes (a crash keeps none of the staged ops,
 //! never some of them), I/O latency, errors (wrap it in a [`crate::FaultyStore`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use sovereign_logic::content::{Chunk, ChunkHash, verify_chunk};
 use sovereign_logic::io::{DurableState, Key, Record};
 
-use crate::{Recovered, Store, StoreError, lock};
+use crate::{Garbage, Recovered, Store, StoreError, lock};
 
 /// A staged change.
 #[derive(Debug, Clone)]
@@ -128,6 +129,25 @@ impl Store for MemStore {
             }
         }
         Ok(())
+    }
+
+    fn discard(&self) -> Result<(), StoreError> {
+        lock(&self.disk.0).staged.clear();
+        Ok(())
+    }
+
+    fn collect_garbage(&self, keep: &BTreeSet<ChunkHash>) -> Result<Garbage, StoreError> {
+        let mut d = lock(&self.disk.0);
+        let mut garbage = Garbage::default();
+        d.durable.retain(|_, r| match r {
+            Record::Chunk(c) if !keep.contains(&c.hash) => {
+                garbage.files += 1;
+                garbage.bytes += c.bytes.len() as u64;
+                false
+            }
+            _ => true,
+        });
+        Ok(garbage)
     }
 
     /// The durable state only (at start-up nothing is staged; a running store's staged

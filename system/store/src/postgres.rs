@@ -11,9 +11,11 @@
 //! syncs the chunk directory, then sends the staged changes to the thread, which applies
 //! them in one transaction and commits with `synchronous_commit = on` (set for the
 //! session, whatever the server's default), so a returned commit is in the server's
-//! fsynced WAL. On any failure the changes stay staged, and the next fsync sends them
-//! again: upserts and deletes replayed in order give the same result even if the failed
-//! commit did land.
+//! fsynced WAL. On any failure the changes are discarded (with the chunk files created for
+//! them), never sent again: the logic was told they are not durable. A commit whose answer
+//! was lost (the connection dropped during `COMMIT`, or [`REPLY_TIMEOUT`] passed while the
+//! thread still works) may have landed all the same: its outcome is unknown, which the
+//! servers tell their clients.
 //!
 //! Schema (created if missing): `records(kind TEXT, name TEXT, value BYTEA, PRIMARY KEY
 //! (kind, name))` and `store_meta(version INTEGER)`, in the connection's default schema
@@ -49,7 +51,7 @@ use crate::{ChunkDir, StoreError, lock};
 pub const SCHEMA_VERSION: i32 = 1;
 
 /// How long a call waits for the database thread's answer before it gives up (the thread
-/// may still finish the request; an fsync is then retried with the same changes).
+/// may still finish the request: a commit given up on this way has an unknown outcome).
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the database thread is asked to do.

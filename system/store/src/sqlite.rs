@@ -9,7 +9,12 @@
 //! acknowledgement (`NORMAL` would only fsync at checkpoints, and could lose the last
 //! commits). Writes and deletes of records are staged in memory, in order, and applied in
 //! one transaction by [`Store::fsync`], after the chunk directory is synced: nothing the
-//! logic has not fsynced reaches the file, and a crash loses exactly the staged ones.
+//! logic has not fsynced reaches the file, and a crash loses exactly the staged ones. A
+//! failed commit is rolled back and its changes discarded (with the chunk files created
+//! for them): a full disk (`SQLITE_FULL`) usually fails before the commit frame reaches the WAL,
+//! but an error from the WAL's own fsync comes after the frames were written, and SQLite's
+//! recovery at the next open may then find the transaction — the outcome of a failed
+//! commit is unknown, and the servers say so.
 //!
 //! Map: [`SqliteStore`] (`open`, the [`Store`] methods), [`SCHEMA_VERSION`].
 //!
@@ -152,6 +157,38 @@ impl StagedBackend for SqliteStore {
 
     fn commit_staged(&self, ops: &[Staged]) -> Result<(), StoreError> {
         let mut conn = lock(&self.conn);
+        let result = self.apply(&mut conn, ops);
+        if result.is_err() && !conn.is_autocommit() {
+            // rusqlite rolls back a failed transaction when it drops it, ignoring errors;
+            // a transaction still open here would make every later commit fail.
+            if let Err(e) = conn.execute_batch("ROLLBACK") {
+                return Err(StoreError::Db(format!(
+                    "{}: rollback after a failed commit: {e} (after: {})",
+                    self.path.display(),
+                    result.err().map(|e| e.to_string()).unwrap_or_default()
+                )));
+            }
+        }
+        result
+    }
+
+    fn load_rows(&self) -> Result<Rows, StoreError> {
+        let conn = lock(&self.conn);
+        let mut stmt = conn
+            .prepare("SELECT kind, name, value FROM records ORDER BY kind, name")
+            .map_err(self.db_err("prepare select"))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(self.db_err("select records"))?;
+        rows.collect::<Result<Rows, _>>()
+            .map_err(self.db_err("read records"))
+    }
+}
+
+impl SqliteStore {
+    /// `ops` in one transaction, committed. On an error the transaction is rolled back
+    /// when `tx` drops.
+    fn apply(&self, conn: &mut Connection, ops: &[Staged]) -> Result<(), StoreError> {
         let tx = conn.transaction().map_err(self.db_err("begin"))?;
         {
             let mut put = tx
@@ -176,18 +213,6 @@ impl StagedBackend for SqliteStore {
         }
         // On any error above, dropping `tx` rolls back.
         tx.commit().map_err(self.db_err("commit"))
-    }
-
-    fn load_rows(&self) -> Result<Rows, StoreError> {
-        let conn = lock(&self.conn);
-        let mut stmt = conn
-            .prepare("SELECT kind, name, value FROM records ORDER BY kind, name")
-            .map_err(self.db_err("prepare select"))?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .map_err(self.db_err("select records"))?;
-        rows.collect::<Result<Rows, _>>()
-            .map_err(self.db_err("read records"))
     }
 }
 

@@ -3,6 +3,13 @@
 //! backend implements [`StagedBackend`] (its two database steps) and gets the whole
 //! [`Store`] from the blanket impl here.
 //!
+//! A failed fsync discards: the staged changes are dropped and the chunk files created
+//! since the last commit are removed ([`ChunkDir::discard_fresh`]). The logic was told that
+//! none of those writes is durable — it answers the device "retry", writes the entry
+//! again, fetches the chunk again — so no later fsync may commit them behind its back.
+//! (Keeping them staged for the next fsync to "retry" is how an operation answered 503 used
+//! to be stored anyway by the next device's fsync, and forwarded after a restart.)
+//!
 //! Map: [`Staged`], [`StagedBackend`] (and its [`Store`] impl), [`stage_write`],
 //! [`stage_delete`], [`decode_row`], [`recovered`] (full start-up, chunk bytes in memory),
 //! [`recovered_index`] (chunk lengths only).
@@ -16,6 +23,7 @@ use sovereign_logic::content::ChunkHash;
 use sovereign_logic::io::{Key, Record};
 use sovereign_wire::{decode_record, encode_record, key_kind, key_name};
 
+use crate::chunks::Garbage;
 use crate::{ChunkDir, Recovered, Store, StoreError, lock};
 
 /// Record rows as stored: `(kind, name, value)`.
@@ -41,9 +49,11 @@ pub(crate) trait StagedBackend: Send + Sync {
     fn chunks(&self) -> &ChunkDir;
     /// Record changes since the last successful fsync, in order.
     fn staged(&self) -> &Mutex<Vec<Staged>>;
-    /// Apply `ops` in order in one transaction and commit it. On an error they stay
-    /// staged and are sent again by the next fsync (upserts and deletes replayed in
-    /// order give the same result even if the failed commit did land).
+    /// Apply `ops` in order in one transaction and commit it. On an error the caller
+    /// discards them (the transaction must not be left open: it is rolled back, or was
+    /// never begun). Whether a failed commit reached the disk anyway cannot always be
+    /// known (an fsync error after the WAL write, a reply lost with the connection): the
+    /// server answers such a failure as "outcome unknown".
     fn commit_staged(&self, ops: &[Staged]) -> Result<(), StoreError>;
     /// Every record row, ordered by kind and name.
     fn load_rows(&self) -> Result<Rows, StoreError>;
@@ -64,14 +74,34 @@ impl<T: StagedBackend> Store for T {
         let mut staged = lock(self.staged());
         // Chunks first: a committed entry must not name a chunk whose rename could
         // still vanish.
-        self.chunks().sync()?;
-        if staged.is_empty() {
-            return Ok(());
-        }
-        // On an error `staged` is kept for a retry.
-        self.commit_staged(&staged)?;
+        let result = match self.chunks().sync() {
+            Ok(()) if staged.is_empty() => Ok(()),
+            Ok(()) => self.commit_staged(&staged),
+            Err(e) => Err(e),
+        };
         staged.clear();
-        Ok(())
+        match result {
+            Ok(()) => self.chunks().committed(),
+            // A fresh chunk file left behind is garbage the next start collects: not
+            // named by any committed record, it is never part of a recovered state.
+            Err(_) => {
+                let _ = self.chunks().discard_fresh();
+            }
+        }
+        result
+    }
+
+    fn discard(&self) -> Result<(), StoreError> {
+        let mut staged = lock(self.staged());
+        staged.clear();
+        self.chunks().discard_fresh().map(|_| ())
+    }
+
+    fn collect_garbage(
+        &self,
+        keep: &std::collections::BTreeSet<ChunkHash>,
+    ) -> Result<Garbage, StoreError> {
+        self.chunks().collect_garbage(keep)
     }
 
     fn recover(&self) -> Result<Recovered, StoreError> {

@@ -227,6 +227,16 @@ pub struct TowerStatus {
     pub breaker_openings: u64,
 }
 
+/// How the reason of a [`SubmitReply::Retry`] begins when the fsync that was to make the
+/// operation durable failed: the store discarded the write, but a failed commit may still
+/// have reached the disk, so the device must treat the outcome as unknown and retry with
+/// the same idempotency key (which makes the retry safe). A failed write stored nothing:
+/// its reason begins with [`RETRY_NOT_STORED`].
+pub const RETRY_OUTCOME_UNKNOWN: &str = "outcome unknown";
+/// How the reason of a [`SubmitReply::Retry`] begins when the operation's write itself
+/// failed (nothing was stored).
+pub const RETRY_NOT_STORED: &str = "not stored";
+
 /// What an issued write or delete was for, so that its completion can be acted on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Purpose {
@@ -566,6 +576,7 @@ impl Tower {
                 // Storage trouble stalls the sync under supervision (backoff, then a
                 // park), instead of refetching bytes the disk cannot keep in a tight loop.
                 let sync_write = matches!(purpose, Purpose::Chunk(_) | Purpose::Entry(..));
+                let reason = format!("{RETRY_NOT_STORED}: the write failed: {reason}");
                 self.on_not_durable(purpose, &reason);
                 if sync_write {
                     let decision = self
@@ -590,6 +601,9 @@ impl Tower {
                 }
             }
             Err(reason) => {
+                // The store discarded these writes, but a commit that failed may have
+                // reached the disk anyway: what a device is told is "unknown".
+                let reason = format!("{RETRY_OUTCOME_UNKNOWN}: the commit failed: {reason}");
                 for (_, purpose) in purposes {
                     self.on_not_durable(purpose, &reason);
                 }
@@ -836,6 +850,16 @@ impl Tower {
             failovers: self.failover.failovers(),
             breaker_openings: self.breaker.openings(),
         }
+    }
+
+    /// The sync tasks the supervisor has parked at `now` (restart budget spent): a tower
+    /// in this state is not ready, whatever its links say.
+    pub fn parked(&self, now: Time) -> Vec<TaskKind> {
+        TaskKind::ALL
+            .iter()
+            .copied()
+            .filter(|t| self.supervisor.is_parked(now, *t))
+            .collect()
     }
 
     /// The servable version of every item (item → version).
@@ -1095,6 +1119,14 @@ impl Tower {
             },
         };
         let Some(bytes) = bytes else {
+            if !self.still_missing(&hash) {
+                // Only versions the items have moved past named it, and the origin no
+                // longer has it (it collects the chunks of versions no entry names any
+                // more): nothing to fetch, and no failure.
+                self.wanted.remove(&hash);
+                self.waiters.remove(&hash);
+                return;
+            }
             // The origin does not have it (yet): a task failure, retried under supervision.
             self.requeue(hash);
             let decision = self
@@ -1135,6 +1167,16 @@ impl Tower {
             Record::Chunk(crate::content::Chunk { hash, bytes }),
             Purpose::Chunk(hash),
         );
+    }
+
+    /// Whether some item's latest entry still misses `hash` (a chunk wanted for an older
+    /// version only is not).
+    fn still_missing(&self, hash: &ChunkHash) -> bool {
+        self.waiters.get(hash).is_some_and(|items| {
+            items
+                .iter()
+                .any(|i| self.items.get(i).is_some_and(|s| s.missing.contains(hash)))
+        })
     }
 
     fn on_submit(&mut self, device: crate::protocol::DeviceId, op: Operation) {
@@ -1432,7 +1474,7 @@ impl Tower {
                             msg: Message::SubmitReply {
                                 key: key.clone(),
                                 reply: SubmitReply::Retry {
-                                    reason: format!("not durable: {reason}"),
+                                    reason: reason.to_string(),
                                 },
                             },
                         });

@@ -999,3 +999,145 @@ fn an_operations_status_is_told_to_its_owner_only() {
         "{answers:?}"
     );
 }
+
+#[test]
+fn a_refused_write_is_not_stored_and_a_failed_commit_is_an_unknown_outcome() {
+    // Goal: the device is told the truth. A write the store refused stored nothing ("not
+    // stored"); a failed fsync may have reached the disk anyway ("outcome unknown": retry
+    // with the same key). Either way the op leaves the outbox and is not acknowledged.
+    for (write_fails, prefix) in [(true, RETRY_NOT_STORED), (false, RETRY_OUTCOME_UNKNOWN)] {
+        let mut t = booted(&[LinkKind::Fibre]);
+        submit(&mut t, Time::ZERO, message_op(3, "a", "b"));
+        for a in drain(&mut t) {
+            match a {
+                Action::Write { id, .. } if write_fails => {
+                    t.handle_write_done(Time::ZERO, id, Err("ENOSPC".into()))
+                }
+                Action::Write { id, .. } => t.handle_write_done(Time::ZERO, id, Ok(())),
+                Action::Fsync { id } if write_fails => t.handle_fsync_done(Time::ZERO, id, Ok(())),
+                Action::Fsync { id } => t.handle_fsync_done(Time::ZERO, id, Err("EIO".into())),
+                _ => {}
+            }
+        }
+        let replies = replies(&drain(&mut t));
+        match &replies[..] {
+            [SubmitReply::Retry { reason }] => {
+                assert!(reason.starts_with(prefix), "{reason}");
+                let cause = if write_fails { "ENOSPC" } else { "EIO" };
+                assert!(reason.contains(cause), "{reason}");
+            }
+            other => panic!("write fails: {write_fails}: {other:?}"),
+        }
+        assert_eq!(t.status().outbox, 0);
+        assert!(t.outbox_acked().is_empty());
+    }
+}
+
+#[test]
+fn a_fetch_task_that_spent_its_restart_budget_on_a_failing_disk_is_parked() {
+    // Goal: `Tower::parked` names the fetch task once chunk writes failing on a full disk
+    // spent its restart budget, and forgets it when the park is over.
+    let mut t = booted(&[LinkKind::Fibre]);
+    let (e, chunks) = entry(1, "alert", Priority::P0, &bytes(3, 200_000));
+    let origin = origin_store(&chunks);
+    offer_catalog(&mut t, &[&e]);
+    let mut now = Time::ZERO;
+    let mut parked_at = None;
+    for _ in 0..1_000 {
+        let mut requested = Vec::new();
+        for a in drain(&mut t) {
+            match a {
+                Action::Write {
+                    id,
+                    record: Record::Chunk(_),
+                } => t.handle_write_done(now, id, Err("No space left on device".into())),
+                Action::Write { id, .. } | Action::Delete { id, .. } => {
+                    t.handle_write_done(now, id, Ok(()))
+                }
+                Action::Fsync { id } => t.handle_fsync_done(now, id, Ok(())),
+                Action::Probe { link } => {
+                    t.handle_probe(now, link, ProbeOutcome::ok(Duration::from_millis(20)))
+                }
+                Action::Send {
+                    msg: Message::ChunkRequest { hash },
+                    ..
+                } => requested.push(hash),
+                Action::Emit(Event::TaskParked {
+                    task: TaskKind::Fetch,
+                }) => parked_at = Some(now),
+                _ => {}
+            }
+        }
+        if parked_at.is_some() {
+            break;
+        }
+        if requested.is_empty() {
+            now = t
+                .poll_timeout()
+                .expect("a timer while the fetch task waits");
+            t.handle_timeout(now);
+        }
+        for h in requested {
+            reply_chunk(&mut t, now, h, origin.get(&h).cloned());
+        }
+    }
+    let at = parked_at.expect("the fetch task was never parked");
+    assert!(t.parked(at).contains(&TaskKind::Fetch));
+    assert_eq!(t.parked(at), vec![TaskKind::Fetch]);
+    let park_for = t.config().supervisor.park_for;
+    assert!(t.parked(at + park_for).is_empty(), "parked past its park");
+}
+
+#[test]
+fn a_chunk_only_an_older_version_names_is_dropped_when_the_origin_lost_it() {
+    // Goal: an origin that collected an old version's chunks (start-up garbage collection
+    // keeps only what its entries name) does not wedge a tower that had queued them: a
+    // "not found" for a chunk no item still misses is dropped, not a task failure.
+    let mut t = booted(&[LinkKind::Fibre]);
+    let (v1, _) = entry(1, "news", Priority::P1, &bytes(7, 120_000));
+    let (m2, chunks2) = publish(
+        ItemId::new("news"),
+        2,
+        Priority::P1,
+        &bytes(8, 120_000),
+        ChunkParams::default(),
+    )
+    .unwrap();
+    let v2 = CatalogEntry {
+        seq: 2,
+        manifest: m2,
+    };
+    let origin = origin_store(&chunks2);
+    offer_catalog(&mut t, &[&v1]);
+    let mut durable = DurableState::new();
+    let actions = drain(&mut t);
+    let in_flight_v1 = chunk_requests(&complete_io(&mut t, Time::ZERO, actions, &mut durable));
+    assert!(!in_flight_v1.is_empty(), "v1 chunks requested");
+    offer_catalog(&mut t, &[&v2]);
+    let mut replies: Vec<ChunkHash> = in_flight_v1;
+    let mut failures = Vec::new();
+    for _ in 0..10_000 {
+        for h in std::mem::take(&mut replies) {
+            reply_chunk(&mut t, Time::ZERO, h, origin.get(&h).cloned());
+        }
+        let actions = drain(&mut t);
+        if actions.is_empty() {
+            break;
+        }
+        failures.extend(actions.iter().filter_map(|a| match a {
+            Action::Emit(e @ (Event::TaskRestarted { .. } | Event::TaskParked { .. })) => {
+                Some(e.clone())
+            }
+            _ => None,
+        }));
+        let rest = complete_io(&mut t, Time::ZERO, actions, &mut durable);
+        replies = chunk_requests(&rest);
+    }
+    assert!(failures.is_empty(), "{failures:?}");
+    assert_eq!(
+        t.serve_plan(Time::ZERO, &ItemId::new("news"))
+            .map(|p| p.manifest.version),
+        Ok(2)
+    );
+    assert_eq!(t.status().queued, [0; 4], "stale jobs left queued");
+}

@@ -5,8 +5,8 @@
 //!
 //! Map: [`ApiError`] (+ [`ApiError::from_wire`]), [`read_body`], [`parse_range`],
 //! [`ByteRange`], [`content_response`], [`PathParam`], [`QueryParams`], [`not_found`],
-//! [`method_not_allowed`], [`sha256_etag`], [`timed`], [`PublicApi`] and
-//! [`public_router`].
+//! [`method_not_allowed`], [`not_ready`] (a degraded server's `/readyz`), [`sha256_etag`],
+//! [`timed`], [`PublicApi`] and [`public_router`].
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -139,6 +139,19 @@ impl From<crate::tower_node::NodeGone> for ApiError {
     fn from(_: crate::tower_node::NodeGone) -> Self {
         ApiError::unavailable("the node is stopped (powered off or restarting)", 30)
     }
+}
+
+/// `/readyz` of a degraded server: 503, `Retry-After`, the reasons (also in `degraded`).
+pub fn not_ready(degraded: Vec<String>) -> Response {
+    let body = serde_json::json!({
+        "error": format!("not ready: {}", degraded.join("; ")),
+        "ready": false,
+        "degraded": degraded,
+    });
+    let mut resp = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(30));
+    resp
 }
 
 /// The fallback of every router: 404 as JSON.

@@ -185,7 +185,16 @@ async fn readyz(State(api): State<Arc<OriginApi>>) -> Result<Response, ApiError>
     if failed {
         return Err(ApiError::unavailable("storage failed; recovering", 5));
     }
-    Ok(axum::Json(serde_json::json!({ "ready": true, "items": items })).into_response())
+    let degraded = api.metrics.storage().reasons();
+    if !degraded.is_empty() {
+        return Ok(super::common::not_ready(degraded));
+    }
+    Ok(axum::Json(serde_json::json!({
+        "ready": true,
+        "items": items,
+        "storage_free_bytes": api.metrics.storage().free_bytes(),
+    }))
+    .into_response())
 }
 
 impl PublicApi for OriginApi {

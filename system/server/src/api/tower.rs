@@ -2,7 +2,11 @@
 //! version is servable) and served from verified bytes only: every chunk read from the
 //! store is checked against its SHA-256 before it leaves, and a mismatch is reported to
 //! the logic, which quarantines the chunk and fetches it again. Submissions go to the
-//! logic's outbox and are answered only once durable.
+//! logic's outbox and are answered only once durable; a 503 says whether the operation
+//! was not stored (its write failed) or its outcome is unknown (its commit failed: it may
+//! have reached the disk), and asks for a retry with the same key either way. `/readyz`
+//! answers 503 with the reasons while the tower is degraded (storage failing, disk full
+//! or low, a sync task parked).
 //!
 //! Routes: `GET /v1/catalog`, `GET /v1/items/{id}`, `GET /v1/items/{id}/manifest`,
 //! `GET /v1/chunks/{sha256}`, `POST /v1/ops`, `GET /v1/ops/{key}`, `GET /healthz`,
@@ -33,7 +37,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use sovereign_logic::content::{ChunkHash, ItemId, Manifest, verify_chunk};
 use sovereign_logic::protocol::{DEVICE_SECRET_BYTES, DeviceId, Operation, SubmitReply};
-use sovereign_logic::tower::{Refusal, TowerStatus};
+use sovereign_logic::tower::{RETRY_OUTCOME_UNKNOWN, Refusal, TowerStatus};
 use sovereign_store::Store;
 use sovereign_wire::{DeviceDto, ManifestDto, OpKindDto, OpStatusDto};
 use std::sync::Arc;
@@ -439,10 +443,16 @@ async fn submit(
             .field("Idempotency-Key"));
         }
         SubmitReply::Retry { reason } => {
-            return Err(ApiError::unavailable(
-                format!("not stored ({reason}); retry later"),
-                5,
-            ));
+            // A failed commit may have reached the disk anyway: say so, not "not stored".
+            let message = if reason.starts_with(RETRY_OUTCOME_UNKNOWN) {
+                format!(
+                    "not acknowledged, {reason}: the operation may or may not have been \
+                     stored; retry with the same Idempotency-Key (the retry is idempotent)"
+                )
+            } else {
+                format!("not stored ({reason}); retry with the same Idempotency-Key")
+            };
+            return Err(ApiError::unavailable(message, 5));
         }
         SubmitReply::Forbidden { reason } => {
             return Err(ApiError::new(StatusCode::FORBIDDEN, reason).field("Idempotency-Key"));
@@ -481,18 +491,25 @@ async fn readyz(State(api): State<Arc<TowerApi>>) -> Result<Response, ApiError> 
     if api.node.is_off() {
         return Err(ApiError::unavailable("powered off", 300));
     }
-    let status: TowerStatus = api.node.query(|t, _| t.status()).await?;
+    let (status, parked): (TowerStatus, _) =
+        api.node.query(|t, now| (t.status(), t.parked(now))).await?;
     if status.power_mode >= sovereign_logic::io::PowerMode::ShuttingDown {
         return Err(ApiError::unavailable(
             format!("power mode {}", status.power_mode),
             300,
         ));
     }
+    let mut degraded = crate::storage::parked_reasons(&parked);
+    degraded.extend(api.metrics.storage().reasons());
+    if !degraded.is_empty() {
+        return Ok(super::common::not_ready(degraded));
+    }
     Ok(axum::Json(serde_json::json!({
         "ready": true,
         "power_mode": status.power_mode.name(),
         "active_link": status.active_link.map(|l| l.name()),
         "items_servable": status.items_servable,
+        "storage_free_bytes": api.metrics.storage().free_bytes(),
     }))
     .into_response())
 }

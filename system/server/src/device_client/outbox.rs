@@ -183,6 +183,9 @@ struct Inner {
     file: File,
     /// Something was appended since the last fsync.
     dirty: bool,
+    /// The log's length before the first append since the last fsync (meaningful while
+    /// `dirty`): what a failed fsync truncates it back to.
+    synced_len: u64,
 }
 
 /// A device's outbox log (see the module doc). Implements [`Store`] for outbox records.
@@ -233,7 +236,11 @@ impl OutboxFile {
         let mut out = OutboxFile {
             dir: dir.to_path_buf(),
             path,
-            inner: Mutex::new(Inner { file, dirty: false }),
+            inner: Mutex::new(Inner {
+                file,
+                dirty: false,
+                synced_len: 0,
+            }),
             torn_bytes: 0,
             _lock: lock,
         };
@@ -282,6 +289,16 @@ impl OutboxFile {
         })?;
         text.push('\n');
         let mut inner = self.lock_inner();
+        if !inner.dirty {
+            inner.synced_len = inner
+                .file
+                .metadata()
+                .map_err(io_err(format!(
+                    "reading the length of {}",
+                    self.path.display()
+                )))?
+                .len();
+        }
         // One write per line: O_APPEND puts it at the end in one piece.
         inner
             .file
@@ -553,13 +570,40 @@ impl Store for OutboxFile {
     fn fsync(&self) -> Result<(), StoreError> {
         let mut inner = self.lock_inner();
         if inner.dirty {
-            inner
-                .file
-                .sync_data()
-                .map_err(io_err(format!("fsync {}", self.path.display())))?;
+            if let Err(e) = inner.file.sync_data() {
+                drop(inner);
+                // The contract: a failed fsync leaves nothing a later one would keep.
+                let _ = self.discard();
+                return Err(io_err(format!("fsync {}", self.path.display()))(e));
+            }
             inner.dirty = false;
         }
         Ok(())
+    }
+
+    /// Appends reach the file at once: cut the log back to its length at the last
+    /// successful fsync.
+    fn discard(&self) -> Result<(), StoreError> {
+        let mut inner = self.lock_inner();
+        if inner.dirty {
+            inner
+                .file
+                .set_len(inner.synced_len)
+                .map_err(io_err(format!(
+                    "truncating {} after a failed fsync",
+                    self.path.display()
+                )))?;
+            inner.dirty = false;
+        }
+        Ok(())
+    }
+
+    /// A device stores no chunks.
+    fn collect_garbage(
+        &self,
+        _keep: &std::collections::BTreeSet<ChunkHash>,
+    ) -> Result<sovereign_store::Garbage, StoreError> {
+        Ok(sovereign_store::Garbage::default())
     }
 
     fn recover(&self) -> Result<Recovered, StoreError> {
@@ -614,6 +658,26 @@ mod tests {
         assert_eq!((q.attempts, q.last.as_deref()), (3, Some("503: busy")));
         assert_eq!(log.last_key, 2, "the deleted op's key still counts");
         assert_eq!(f.recover().unwrap().durable.len(), 1);
+    }
+
+    #[test]
+    fn a_discard_cuts_the_log_back_to_the_last_fsync() {
+        // Goal: what a failed fsync means for the log: the appends since the last good
+        // fsync are gone, never read back by a later process.
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let f = OutboxFile::open(dir.path()).unwrap();
+            f.write(&Record::Outbox(op(1))).unwrap();
+            f.fsync().unwrap();
+            f.write(&Record::Outbox(op(2))).unwrap();
+            f.delete(&Key::Outbox(op(1).key)).unwrap();
+            f.discard().unwrap();
+            f.write(&Record::Outbox(op(3))).unwrap();
+            f.fsync().unwrap();
+        }
+        let f = OutboxFile::open(dir.path()).unwrap();
+        let keys: Vec<_> = f.load().unwrap().ops.into_keys().collect();
+        assert_eq!(keys, vec![op(1).key, op(3).key]);
     }
 
     #[test]

@@ -15,7 +15,7 @@
 use bytes::Bytes;
 use sovereign_logic::content::ChunkHash;
 use sovereign_logic::io::{Key, Record};
-use sovereign_store::{MemDisk, MemStore, Recovered, Store, StoreError};
+use sovereign_store::{Garbage, MemDisk, MemStore, Recovered, Store, StoreError};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -180,6 +180,14 @@ impl Store for HostStore {
         }
         drop(c);
         self.inner.fsync()
+    }
+    fn discard(&self) -> Result<(), StoreError> {
+        self.alive()?;
+        self.inner.discard()
+    }
+    fn collect_garbage(&self, keep: &BTreeSet<ChunkHash>) -> Result<Garbage, StoreError> {
+        self.alive()?;
+        self.inner.collect_garbage(keep)
     }
     fn recover(&self) -> Result<Recovered, StoreError> {
         self.alive()?;

@@ -15,6 +15,15 @@ pub trait Backend {
     fn crash(&self, store: Self::S);
 }
 
+/// A backend whose commits a test can make fail, the way a full disk or a failing fsync
+/// does (with the backend's own error path, where it has one).
+pub trait Failing: Backend {
+    /// From now on, every fsync with records to commit fails.
+    fn break_commits(&self, store: &Self::S);
+    /// Commits work again.
+    fn mend_commits(&self, store: &Self::S);
+}
+
 /// The PostgreSQL connection string for tests, or `None` (after a loud message) when
 /// there is no server to test against outside CI. In CI (`CI` set) a missing server is a
 /// failure: CI must run these tests.

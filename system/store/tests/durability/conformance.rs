@@ -3,14 +3,19 @@
 //! Verifies: staged writes and deletes are not durable until fsync, and are after it;
 //! changes within one fsync apply in order; every record kind round-trips exactly;
 //! chunks are readable at once and survive a crash once fsynced; the lean start-up
-//! (`recover_index`) hands over the same chunks as lengths, quarantining the same way.
-//! Does not verify: what survives a power cut (see the binary's doc), concurrency.
+//! (`recover_index`) hands over the same chunks as lengths, quarantining the same way;
+//! and, for backends whose commits can be made to fail ([`Failing`]), that a failed fsync
+//! leaves nothing a later fsync or a restart would bring back (the logic was told those
+//! writes are not durable).
+//! Does not verify: what survives a power cut (see the binary's doc), concurrency, a
+//! failed commit that reached the disk anyway (an fsync error after the WAL write: no
+//! backend here can produce one on demand; the servers answer it as "outcome unknown").
 
 use sovereign_logic::io::{Key, Record};
 use sovereign_store::Store;
 use sovereign_store::fixtures::{applied, chunk, entry, outbox};
 
-use crate::common::Backend;
+use crate::common::{Backend, Failing};
 
 fn durable<B: Backend>(b: &B) -> Vec<Record> {
     let s = b.open();
@@ -180,6 +185,132 @@ pub fn index_recovery_gives_lengths_and_quarantines<B: Backend>(b: &B) {
     b.crash(s);
 }
 
+/// Goal: a failed fsync discards what it covered: neither a later successful fsync nor a
+/// restart brings back its records, the chunk file it created is gone at once, and a
+/// chunk that was durable before (written again in the failed batch) stays.
+pub fn a_failed_fsync_leaves_nothing_to_recover<B: Failing>(b: &B) {
+    let s = b.open();
+    s.write(&chunk(1)).unwrap();
+    s.write(&entry("a", 1)).unwrap();
+    s.fsync().unwrap();
+    let (Record::Chunk(old), Record::Chunk(new)) = (chunk(1), chunk(2)) else {
+        unreachable!()
+    };
+
+    b.break_commits(&s);
+    s.write(&chunk(2)).unwrap(); // created by this batch
+    s.write(&chunk(1)).unwrap(); // stored before: the batch does not own it
+    s.write(&outbox("7:1")).unwrap();
+    s.delete(&entry("a", 1).key()).unwrap();
+    assert!(s.fsync().is_err(), "the broken commit succeeded");
+    assert_eq!(
+        s.chunk(&new.hash).unwrap(),
+        None,
+        "a chunk written for the failed fsync is still there"
+    );
+    assert_eq!(s.chunk(&old.hash).unwrap(), Some(old.bytes.clone()));
+    // Nothing to commit now, so nothing fails.
+    b.mend_commits(&s);
+    s.write(&outbox("7:2")).unwrap();
+    s.fsync().unwrap();
+    b.crash(s);
+    assert_eq!(
+        durable(b),
+        sorted(vec![chunk(1), entry("a", 1), outbox("7:2")]),
+        "the failed fsync's changes came back (or the later one's are missing)"
+    );
+    let s = b.open();
+    let rec = s.recover_index().unwrap();
+    assert_eq!(
+        rec.chunks.keys().copied().collect::<Vec<_>>(),
+        vec![old.hash],
+        "lean start-up found the failed fsync's chunk"
+    );
+    b.crash(s);
+}
+
+/// Goal: start-up garbage collection removes exactly the chunks no committed entry names
+/// (from the store and from the recovered state), counts their files and bytes, and keeps
+/// every chunk an entry names, on both start-up paths.
+pub fn garbage_collection_keeps_what_entries_name<B: Backend>(b: &B) {
+    use sovereign_logic::content::{ChunkParams, ItemId, Priority, publish};
+    use sovereign_logic::protocol::CatalogEntry;
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let bytes: Vec<u8> = (0..60_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let (manifest, chunks) = publish(
+        ItemId::new("kept"),
+        1,
+        Priority::P1,
+        &bytes,
+        ChunkParams::default(),
+    )
+    .unwrap();
+    assert!(chunks.len() > 1, "the item needs several chunks");
+    let s = b.open();
+    for c in &chunks {
+        s.write(&Record::Chunk(c.clone())).unwrap();
+    }
+    s.write(&Record::Entry(CatalogEntry { seq: 1, manifest }))
+        .unwrap();
+    let (stray_a, stray_b) = (chunk(90), chunk(91));
+    s.write(&stray_a).unwrap();
+    s.write(&stray_b).unwrap();
+    s.fsync().unwrap();
+    b.crash(s);
+
+    let s = b.open();
+    let mut rec = s.recover().unwrap();
+    let garbage = sovereign_store::collect_garbage(&s, &mut rec).unwrap();
+    let stray_bytes: u64 = [&stray_a, &stray_b]
+        .iter()
+        .map(|r| match r {
+            Record::Chunk(c) => c.bytes.len() as u64,
+            _ => 0,
+        })
+        .sum();
+    assert_eq!((garbage.files, garbage.bytes), (2, stray_bytes));
+    assert!(!rec.durable.contains_key(&stray_a.key()));
+    assert_eq!(
+        rec.durable.len(),
+        chunks.len() + 1,
+        "entry and its chunks kept"
+    );
+    b.crash(s);
+    let s = b.open();
+    let mut rec = s.recover_index().unwrap();
+    assert_eq!(rec.chunks.len(), chunks.len(), "the strays' files are gone");
+    let again = sovereign_store::collect_garbage(&s, &mut rec).unwrap();
+    assert_eq!(
+        (again.files, again.bytes),
+        (0, 0),
+        "nothing left to collect"
+    );
+    for c in &chunks {
+        assert_eq!(s.chunk(&c.hash).unwrap(), Some(c.bytes.clone()));
+    }
+    b.crash(s);
+}
+
+/// The failure check, for backends that implement [`Failing`].
+macro_rules! failing_tests {
+    ($backend:expr) => {
+        #[test]
+        fn a_failed_fsync_leaves_nothing_to_recover() {
+            if let Some(b) = $backend("failed_fsync") {
+                crate::conformance::a_failed_fsync_leaves_nothing_to_recover(&b);
+            }
+        }
+    };
+}
+pub(crate) use failing_tests;
+
 /// Every check, for backends that pass them all.
 macro_rules! conformance_tests {
     ($backend:expr) => {
@@ -211,6 +342,12 @@ macro_rules! conformance_tests {
         fn index_recovery_gives_lengths_and_quarantines() {
             if let Some(b) = $backend("index_recovery") {
                 crate::conformance::index_recovery_gives_lengths_and_quarantines(&b);
+            }
+        }
+        #[test]
+        fn garbage_collection_keeps_what_entries_name() {
+            if let Some(b) = $backend("garbage") {
+                crate::conformance::garbage_collection_keeps_what_entries_name(&b);
             }
         }
         #[test]
