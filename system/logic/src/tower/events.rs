@@ -52,7 +52,11 @@ impl Topic {
             | Event::TaskRestarted { .. }
             | Event::TaskParked { .. }
             | Event::Recovered { .. }
-            | Event::Throttle { .. } => None,
+            | Event::Throttle { .. }
+            | Event::OriginAdopted { .. }
+            | Event::OriginMismatch { .. }
+            | Event::OriginRestored { .. }
+            | Event::RehomeStarted { .. } => None,
         }
     }
 }
