@@ -171,10 +171,14 @@ impl Tower {
                 if self.compare_origin(expected, found) {
                     self.on_catalog(entries);
                 } else {
-                    // The exchange worked; the answer is not ours to adopt. Poll again at
-                    // the usual pace to notice the trusted origin's return.
+                    // The exchange worked (the breaker need not open over it); the answer
+                    // is not ours to adopt. Poll again at the usual pace to notice the
+                    // trusted origin's return.
                     self.catalog_deadline = None;
                     self.next_catalog_at = self.now + self.config.catalog_interval;
+                    if let Some(e) = self.breaker.on_success(self.now) {
+                        self.emit(e);
+                    }
                 }
             }
             Trust::Rehoming(state) => self.rehome_page(state, found, entries),

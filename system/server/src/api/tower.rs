@@ -5,7 +5,9 @@
 //! logic's outbox and are answered only once durable.
 //!
 //! Routes: `GET /v1/catalog`, `GET /v1/items/{id}`, `GET /v1/items/{id}/manifest`,
-//! `GET /v1/chunks/{sha256}`, `POST /v1/ops`, `GET /healthz`, `GET /readyz`,
+//! `GET /v1/chunks/{sha256}`, `POST /v1/ops`, `GET /healthz`, `GET /readyz` (503 while
+//! powered down, or while another origin answers in place of the trusted one: reads go
+//! on, syncing does not),
 //! `GET /metrics`, `GET /openapi.json`. Nothing under `/admin/` (that is the admin
 //! listener's).
 //!
@@ -380,11 +382,24 @@ async fn readyz(State(api): State<Arc<TowerApi>>) -> Result<Response, ApiError> 
     if api.node.is_off() {
         return Err(ApiError::unavailable("powered off", 300));
     }
-    let status: TowerStatus = api.node.query(|t, _| t.status()).await?;
+    let (status, mismatch, trusted): (TowerStatus, _, _) = api
+        .node
+        .query(|t, _| (t.status(), t.origin_mismatch(), t.trusted_origin()))
+        .await?;
     if status.power_mode >= sovereign_logic::io::PowerMode::ShuttingDown {
         return Err(ApiError::unavailable(
             format!("power mode {}", status.power_mode),
             300,
+        ));
+    }
+    if let Some((expected, found)) = mismatch {
+        // Devices are still served what the tower holds; it is not ready to sync.
+        return Err(ApiError::unavailable(
+            format!(
+                "origin mismatch: trusting origin {expected}, but origin {} answers at the uplinks' address; syncing stopped (serving what is held); an operator re-homes with POST /admin/rehome",
+                found.map_or_else(|| "(none announced)".to_string(), |f| f.to_string())
+            ),
+            60,
         ));
     }
     Ok(axum::Json(serde_json::json!({
@@ -392,6 +407,7 @@ async fn readyz(State(api): State<Arc<TowerApi>>) -> Result<Response, ApiError> 
         "power_mode": status.power_mode.name(),
         "active_link": status.active_link.map(|l| l.name()),
         "items_servable": status.items_servable,
+        "origin": trusted.map(|o| o.to_string()),
     }))
     .into_response())
 }

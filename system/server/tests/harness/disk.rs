@@ -32,6 +32,8 @@ pub enum Covering {
     Applied,
     /// a catalog entry
     Entry,
+    /// the origin's identity or a tower's trusted origin
+    Identity,
 }
 
 #[derive(Debug, Default)]
@@ -109,6 +111,7 @@ fn kind_of(key: &Key) -> Covering {
         Key::Entry(_) => Covering::Entry,
         Key::Outbox(_) => Covering::Outbox,
         Key::Applied(_) => Covering::Applied,
+        Key::Identity | Key::TrustedOrigin => Covering::Identity,
     }
 }
 
@@ -118,6 +121,7 @@ fn kind_name(c: Covering) -> &'static str {
         Covering::Chunk => "chunk",
         Covering::Applied => "applied",
         Covering::Entry => "entry",
+        Covering::Identity => "identity",
     }
 }
 
