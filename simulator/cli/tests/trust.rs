@@ -95,15 +95,30 @@ fn only_known_towers_reach_the_origin_and_it_records_who_forwarded_what() {
         "{:?}",
         r.headers
     );
-    assert!(r.json()["error"].as_str().is_some_and(|e| e.contains("credential")));
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("credential"))
+    );
     // A made-up credential, and tower 1's credential presented as tower 2.
-    let r = forward_as(&origin.addr, "99", Some("0123456789abcdef0123456789abcdef"), ATTACK);
+    let r = forward_as(
+        &origin.addr,
+        "99",
+        Some("0123456789abcdef0123456789abcdef"),
+        ATTACK,
+    );
     assert_eq!(r.status, 401, "{}", r.text());
     let r = forward_as(&origin.addr, "2", Some(&credential(d, 1)), ATTACK);
     assert_eq!(r.status, 403, "{}", r.text());
     // The catalog and chunks are closed to strangers too.
-    let r = http("GET", &origin.addr, "/v1/catalog", &[("x-sovereign-tower", "99")], b"")
-        .expect("catalog");
+    let r = http(
+        "GET",
+        &origin.addr,
+        "/v1/catalog",
+        &[("x-sovereign-tower", "99")],
+        b"",
+    )
+    .expect("catalog");
     assert_eq!(r.status, 401, "{}", r.text());
     // Nothing reached the ledger or the apply log.
     let l = ledger(&origin.admin);
@@ -112,11 +127,19 @@ fn only_known_towers_reach_the_origin_and_it_records_who_forwarded_what() {
     let r = admin_get(&origin.admin, "/admin/ops/666:00000001", VIEWER).expect("op");
     assert_eq!(r.status, 404, "{}", r.text());
     assert_eq!(
-        metric(&origin.addr, "sovereign_tower_auth_refusals_total", "reason=\"missing\""),
+        metric(
+            &origin.addr,
+            "sovereign_tower_auth_refusals_total",
+            "reason=\"missing\""
+        ),
         Some(2.0)
     );
     assert_eq!(
-        metric(&origin.addr, "sovereign_tower_auth_refusals_total", "reason=\"wrong_tower\""),
+        metric(
+            &origin.addr,
+            "sovereign_tower_auth_refusals_total",
+            "reason=\"wrong_tower\""
+        ),
         Some(1.0)
     );
 
@@ -143,14 +166,21 @@ fn only_known_towers_reach_the_origin_and_it_records_who_forwarded_what() {
             .filter(|r| r.status == 200 && r.body == bytes)
     });
     assert_eq!(contribute(&t.addr, 7, "7:00000001", "kibera", 1000), 202);
-    let rec = wait_for("the origin applied 7:00000001", Duration::from_secs(60), || {
-        admin_get(&origin.admin, "/admin/ops/7:00000001", VIEWER)
-            .ok()
-            .filter(|r| r.status == 200)
-            .map(|r| r.json())
-    });
+    let rec = wait_for(
+        "the origin applied 7:00000001",
+        Duration::from_secs(60),
+        || {
+            admin_get(&origin.admin, "/admin/ops/7:00000001", VIEWER)
+                .ok()
+                .filter(|r| r.status == 200)
+                .map(|r| r.json())
+        },
+    );
     assert_eq!(rec["outcome"]["result"], "applied", "{rec}");
-    assert_eq!(rec["tower"], 1, "the record names the forwarding tower: {rec}");
+    assert_eq!(
+        rec["tower"], 1,
+        "the record names the forwarding tower: {rec}"
+    );
     assert_eq!(ledger(&origin.admin)["contributed_minor"], "1000");
 
     // Revoked, tower 1 is refused from then on.
@@ -165,7 +195,9 @@ fn only_known_towers_reach_the_origin_and_it_records_who_forwarded_what() {
     assert_eq!(r.status, 200, "{}", r.text());
     let r = forward_as(&origin.addr, "1", Some(&credential(d, 1)), ATTACK);
     assert_eq!(r.status, 401, "{}", r.text());
-    let audit = admin_get(&origin.admin, "/admin/audit", VIEWER).expect("audit").text();
+    let audit = admin_get(&origin.admin, "/admin/audit", VIEWER)
+        .expect("audit")
+        .text();
     assert!(
         audit.contains("tower.credential.issue") && audit.contains("tower.credential.revoke"),
         "{audit}"
@@ -192,13 +224,19 @@ fn a_replaced_origin_is_noticed_and_only_a_rehome_moves_the_tower() {
     publish(&first.admin, d, "news", "P1", &news);
     let t = tower(d, 1, &first.addr, &[]);
     for (item, want) in [("alert", &old_alert), ("news", &news)] {
-        wait_for(&format!("tower serves {item}"), Duration::from_secs(60), || {
-            get(&t.addr, &format!("/v1/items/{item}"))
-                .ok()
-                .filter(|r| r.status == 200 && r.body == *want)
-        });
+        wait_for(
+            &format!("tower serves {item}"),
+            Duration::from_secs(60),
+            || {
+                get(&t.addr, &format!("/v1/items/{item}"))
+                    .ok()
+                    .filter(|r| r.status == 200 && r.body == *want)
+            },
+        );
     }
-    let status = admin_get(&t.admin, "/admin/status", VIEWER).expect("status").json();
+    let status = admin_get(&t.admin, "/admin/status", VIEWER)
+        .expect("status")
+        .json();
     assert_eq!(status["origin"]["trusted"], first_id.as_str(), "{status}");
 
     // The first origin goes; a fresh one with its own data answers at the same address.
@@ -230,14 +268,27 @@ fn a_replaced_origin_is_noticed_and_only_a_rehome_moves_the_tower() {
         why.contains("origin mismatch") && why.contains(&first_id) && why.contains(&second_id),
         "{why}"
     );
-    let status = admin_get(&t.admin, "/admin/status", VIEWER).expect("status").json();
-    assert_eq!(status["origin"]["mismatch"]["expected"], first_id.as_str(), "{status}");
-    assert_eq!(status["origin"]["mismatch"]["found"], second_id.as_str(), "{status}");
+    let status = admin_get(&t.admin, "/admin/status", VIEWER)
+        .expect("status")
+        .json();
+    assert_eq!(
+        status["origin"]["mismatch"]["expected"],
+        first_id.as_str(),
+        "{status}"
+    );
+    assert_eq!(
+        status["origin"]["mismatch"]["found"],
+        second_id.as_str(),
+        "{status}"
+    );
     assert_eq!(
         metric(&t.addr, "sovereign_origin_mismatch", "tower=\"tower-1\""),
         Some(1.0)
     );
-    assert!(t.log_text().contains("ORIGIN MISMATCH"), "an ERROR log line");
+    assert!(
+        t.log_text().contains("ORIGIN MISMATCH"),
+        "an ERROR log line"
+    );
 
     // An operation acknowledged now stays in the outbox: nothing goes to a stranger.
     assert_eq!(contribute(&t.addr, 8, "8:00000001", "kibera", 700), 202);
@@ -245,13 +296,23 @@ fn a_replaced_origin_is_noticed_and_only_a_rehome_moves_the_tower() {
     let r = admin_get(&second.admin, "/admin/ops/8:00000001", VIEWER).expect("op");
     assert_eq!(r.status, 404, "forwarded to a stranger: {}", r.text());
     assert_eq!(ledger(&second.admin)["contributed_minor"], "0");
-    let outbox = admin_get(&t.admin, "/admin/outbox", VIEWER).expect("outbox").json();
-    assert_eq!(outbox["keys"], serde_json::json!(["8:00000001"]), "{outbox}");
+    let outbox = admin_get(&t.admin, "/admin/outbox", VIEWER)
+        .expect("outbox")
+        .json();
+    assert_eq!(
+        outbox["keys"],
+        serde_json::json!(["8:00000001"]),
+        "{outbox}"
+    );
 
     // Served meanwhile: what the tower verified from the origin it trusts, nothing of
     // the stranger's.
     let r = get(&t.addr, "/v1/items/alert").expect("alert");
-    assert_eq!((r.status, r.body == old_alert), (200, true), "old bytes, verified");
+    assert_eq!(
+        (r.status, r.body == old_alert),
+        (200, true),
+        "old bytes, verified"
+    );
     let r = get(&t.addr, "/v1/items/news").expect("news");
     assert_eq!((r.status, r.body == news), (200, true));
     assert_eq!(get(&t.addr, "/v1/items/fresh").expect("fresh").status, 404);
@@ -272,15 +333,23 @@ fn a_replaced_origin_is_noticed_and_only_a_rehome_moves_the_tower() {
         .output()
         .expect("rehome runs");
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(said.contains("\"credential\":\"reloaded\""), "{said}");
 
     // The new origin's bytes, the new item, and no more news.
-    wait_for("the tower serves the new alert", Duration::from_secs(60), || {
-        get(&t.addr, "/v1/items/alert")
-            .ok()
-            .filter(|r| r.status == 200 && r.body == new_alert)
-    });
+    wait_for(
+        "the tower serves the new alert",
+        Duration::from_secs(60),
+        || {
+            get(&t.addr, "/v1/items/alert")
+                .ok()
+                .filter(|r| r.status == 200 && r.body == new_alert)
+        },
+    );
     wait_for("the tower serves fresh", Duration::from_secs(60), || {
         get(&t.addr, "/v1/items/fresh")
             .ok()
@@ -302,20 +371,28 @@ fn a_replaced_origin_is_noticed_and_only_a_rehome_moves_the_tower() {
     wait_for("the tower is ready", Duration::from_secs(30), || {
         get(&t.addr, "/readyz").ok().filter(|r| r.status == 200)
     });
-    let status = admin_get(&t.admin, "/admin/status", VIEWER).expect("status").json();
+    let status = admin_get(&t.admin, "/admin/status", VIEWER)
+        .expect("status")
+        .json();
     assert_eq!(status["origin"]["trusted"], second_id.as_str(), "{status}");
     assert_eq!(
         metric(&t.addr, "sovereign_origin_mismatch", "tower=\"tower-1\""),
         Some(0.0)
     );
     // The outbox went to the origin the tower now trusts, recorded as tower 1's.
-    let rec = wait_for("the new origin applied 8:00000001", Duration::from_secs(60), || {
-        admin_get(&second.admin, "/admin/ops/8:00000001", VIEWER)
-            .ok()
-            .filter(|r| r.status == 200)
-            .map(|r| r.json())
-    });
+    let rec = wait_for(
+        "the new origin applied 8:00000001",
+        Duration::from_secs(60),
+        || {
+            admin_get(&second.admin, "/admin/ops/8:00000001", VIEWER)
+                .ok()
+                .filter(|r| r.status == 200)
+                .map(|r| r.json())
+        },
+    );
     assert_eq!(rec["tower"], 1, "{rec}");
-    let audit = admin_get(&t.admin, "/admin/audit", VIEWER).expect("audit").text();
+    let audit = admin_get(&t.admin, "/admin/audit", VIEWER)
+        .expect("audit")
+        .text();
     assert!(audit.contains("origin.rehome"), "{audit}");
 }

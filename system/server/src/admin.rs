@@ -412,7 +412,9 @@ pub fn tower_router(ctx: AdminCtx, node: TowerHandle) -> Router {
                 Ok(credential) => {
                     ctx.record(
                         AuditEntry::new(&caller, "origin.rehome", "origin")
-                            .detail(serde_json::json!({ "before": before, "credential": credential }))
+                            .detail(
+                                serde_json::json!({ "before": before, "credential": credential }),
+                            )
                             .outcome("started"),
                     )?;
                     tracing::warn!(
@@ -660,7 +662,10 @@ pub fn origin_router(
         move || {
             let (node, credentials, metrics) = (node.clone(), credentials.clone(), metrics.clone());
             async move {
-                metrics.set_towers(credentials.towers().len(), credentials.allows_unauthenticated());
+                metrics.set_towers(
+                    credentials.towers().len(),
+                    credentials.allows_unauthenticated(),
+                );
                 node.set_towers(known_towers(&credentials)).await
             }
         }
@@ -687,7 +692,9 @@ pub fn origin_router(
                 let _ = sync().await;
                 return Err(refusal);
             }
-            sync().await.map_err(|e| ApiError::from(e).into_response())?;
+            sync()
+                .await
+                .map_err(|e| ApiError::from(e).into_response())?;
             tracing::warn!(%tower, credential_id = %issued.credential_id, replaced = issued.replaced, token = %caller.token_id, "tower credential issued");
             Ok::<_, Response>(
                 (
@@ -708,10 +715,13 @@ pub fn origin_router(
         move |headers: HeaderMap, p: Result<PathParam, ApiError>| async move {
             let caller = ctx.caller(Role::Operator, &headers)?;
             let tower = tower_param(p)?;
-            let revoked = crate::tower_node::blocking(|| credentials.revoke(tower)).map_err(|e| {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
-            })?;
-            sync().await.map_err(|e| ApiError::from(e).into_response())?;
+            let revoked =
+                crate::tower_node::blocking(|| credentials.revoke(tower)).map_err(|e| {
+                    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
+                })?;
+            sync()
+                .await
+                .map_err(|e| ApiError::from(e).into_response())?;
             ctx.record(
                 AuditEntry::new(&caller, "tower.credential.revoke", tower.to_string())
                     .outcome(if revoked { "revoked" } else { "no credential" }),
@@ -724,7 +734,9 @@ pub fn origin_router(
                 .into_response());
             }
             tracing::warn!(%tower, token = %caller.token_id, "tower credential revoked");
-            Ok::<_, Response>(json(serde_json::json!({ "tower": tower.0, "revoked": true })))
+            Ok::<_, Response>(json(
+                serde_json::json!({ "tower": tower.0, "revoked": true }),
+            ))
         }
     };
     Router::new()

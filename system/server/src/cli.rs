@@ -13,7 +13,7 @@ use crate::serve::{
 #[derive(clap::Subcommand, Debug)]
 pub enum TowerCommand {
     /// Serve devices from the local store and sync from the origin over the uplinks.
-    Serve(TowerArgs),
+    Serve(Box<TowerArgs>),
     /// Adopt the origin that now answers at the uplinks' address (operator token): held
     /// content is reconciled with its catalog; re-reads the credential file first.
     Rehome(RehomeArgs),
@@ -58,7 +58,7 @@ pub fn run_tower(cmd: TowerCommand) -> anyhow::Result<()> {
     init_logs();
     let rt = runtime()?;
     match cmd {
-        TowerCommand::Serve(args) => rt.block_on(serve::run_tower(args)),
+        TowerCommand::Serve(args) => rt.block_on(serve::run_tower(*args)),
         TowerCommand::Rehome(args) => rt.block_on(serve::run_rehome(args)),
     }
 }

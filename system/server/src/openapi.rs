@@ -1038,7 +1038,10 @@ fn admin_op(
 /// expects, and the refusals that go with them.
 fn tower_call(mut op: Value) -> Value {
     op["security"] = json!([{ "towerBearer": [] }]);
-    let mut params = vec![r("parameters", "TowerHeader"), r("parameters", "ExpectOrigin")];
+    let mut params = vec![
+        r("parameters", "TowerHeader"),
+        r("parameters", "ExpectOrigin"),
+    ];
     if let Some(existing) = op["parameters"].as_array() {
         params.extend(existing.iter().cloned());
     }

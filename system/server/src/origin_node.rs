@@ -166,9 +166,11 @@ impl Node {
             return Ok(id);
         }
         let mut bytes = [0u8; 16];
-        getrandom::fill(&mut bytes).map_err(|e| sovereign_store::StoreError::Io {
-            what: "drawing the origin's identity".into(),
-            source: std::io::Error::other(e.to_string()),
+        crate::tower_auth::secret_bytes(&mut bytes).map_err(|e| {
+            sovereign_store::StoreError::Io {
+                what: "drawing the origin's identity".into(),
+                source: std::io::Error::other(e),
+            }
         })?;
         let candidate = OriginId(u128::from_be_bytes(bytes));
         let fail = |what: String| sovereign_store::StoreError::Io {

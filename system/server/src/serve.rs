@@ -468,7 +468,9 @@ pub async fn run_tower(args: TowerArgs) -> Result<()> {
         tower.verify = false;
     }
     if args.plant.as_deref() == Some("no-origin-check") {
-        tracing::error!("PLANTED BUG no-origin-check: any origin at the uplinks' address is synced from");
+        tracing::error!(
+            "PLANTED BUG no-origin-check: any origin at the uplinks' address is synced from"
+        );
         tower.check_origin = false;
     }
     let credential = match &args.credential {
@@ -623,8 +625,8 @@ async fn admin_call(
     let transport = HyperTransport::tcp();
     let auth = hyper::http::HeaderValue::from_str(&format!("Bearer {token}"))
         .map_err(|_| anyhow!("the token contains characters a header cannot carry"))?;
-    let mut req = Request::get(url, Duration::from_secs(30))
-        .header(hyper::http::header::AUTHORIZATION, auth);
+    let mut req =
+        Request::get(url, Duration::from_secs(30)).header(hyper::http::header::AUTHORIZATION, auth);
     req.method = method;
     let resp = transport.send(req).await?;
     let body = String::from_utf8_lossy(&resp.body);

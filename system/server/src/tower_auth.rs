@@ -114,9 +114,7 @@ pub enum CredentialError {
 /// Check a credential's shape (length, visible ASCII); `what` names it in the error.
 pub fn validate_credential(what: &str, credential: &str) -> Result<(), CredentialError> {
     let chars = credential.chars().count();
-    let found = if chars < CREDENTIAL_CHARS_MIN {
-        format!("{chars} characters")
-    } else if chars > CREDENTIAL_CHARS_MAX {
+    let found = if !(CREDENTIAL_CHARS_MIN..=CREDENTIAL_CHARS_MAX).contains(&chars) {
         format!("{chars} characters")
     } else if let Some(p) = credential.chars().position(|c| !c.is_ascii_graphic()) {
         format!("a character outside visible ASCII at position {p}")
@@ -372,7 +370,7 @@ impl TowerCredentials {
     /// working at once); kept durably before it is returned.
     pub fn issue(&self, tower: TowerId) -> Result<Issued, CredentialError> {
         let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret).map_err(|e| CredentialError::Random(e.to_string()))?;
+        secret_bytes(&mut secret).map_err(CredentialError::Random)?;
         let credential: String = secret.iter().map(|b| format!("{b:02x}")).collect();
         self.register(tower, &credential)
     }
@@ -386,9 +384,7 @@ impl TowerCredentials {
                 return Err(CredentialError::Full);
             }
             let issued = crate::audit::rfc3339_utc(std::time::SystemTime::now());
-            Ok(table
-                .insert(tower, Entry { digest: d, issued })
-                .is_some())
+            Ok(table.insert(tower, Entry { digest: d, issued }).is_some())
         })?;
         Ok(Issued {
             tower,
@@ -452,6 +448,15 @@ impl TowerCredentials {
             }),
         }
     }
+}
+
+/// Fill `buf` from the OS's cryptographic random source. Secrets (tower credentials, the
+/// origin's identity) must be unpredictable: the logic's injected `Entropy` (a seeded
+/// SplitMix64, which the workspace's lint steers randomness to) is for jitter, not for
+/// secrets, so this is the one place the servers read the OS's randomness.
+#[allow(clippy::disallowed_methods)]
+pub fn secret_bytes(buf: &mut [u8]) -> Result<(), String> {
+    getrandom::fill(buf).map_err(|e| e.to_string())
 }
 
 fn parse_digest(hex: &str) -> Option<Digest32> {
@@ -525,7 +530,9 @@ fn bearer(headers: &HeaderMap) -> Result<Option<&str>, TowerAuthError> {
         return Ok(None);
     };
     if values.next().is_some() {
-        return Err(TowerAuthError::Malformed("more than one Authorization header"));
+        return Err(TowerAuthError::Malformed(
+            "more than one Authorization header",
+        ));
     }
     let text = value
         .to_str()
@@ -634,7 +641,10 @@ mod tests {
     fn headers(tower: Option<&str>, credential: Option<&str>) -> HeaderMap {
         let mut h = HeaderMap::new();
         if let Some(t) = tower {
-            h.insert(crate::tower_node::TOWER_HEADER, HeaderValue::from_str(t).unwrap());
+            h.insert(
+                crate::tower_node::TOWER_HEADER,
+                HeaderValue::from_str(t).unwrap(),
+            );
         }
         if let Some(c) = credential {
             h.insert(
@@ -670,14 +680,27 @@ mod tests {
         assert_eq!(ApiError::from(e).status, StatusCode::FORBIDDEN);
         for (h, want) in [
             (headers(Some("1"), None), TowerAuthError::Missing),
-            (headers(Some("1"), Some(&A[..A.len() - 1])), TowerAuthError::Unknown),
+            (
+                headers(Some("1"), Some(&A[..A.len() - 1])),
+                TowerAuthError::Unknown,
+            ),
             (headers(None, Some(A)), TowerAuthError::MissingTower),
-            (headers(Some("one"), Some(A)), TowerAuthError::BadTowerHeader),
+            (
+                headers(Some("one"), Some(A)),
+                TowerAuthError::BadTowerHeader,
+            ),
         ] {
             assert_eq!(c.authenticate(&h), Err(want.clone()));
             let api = ApiError::from(want.clone());
-            let challenged = api.headers.iter().any(|(k, _)| k == header::WWW_AUTHENTICATE);
-            assert_eq!(challenged, api.status == StatusCode::UNAUTHORIZED, "{want:?}");
+            let challenged = api
+                .headers
+                .iter()
+                .any(|(k, _)| k == header::WWW_AUTHENTICATE);
+            assert_eq!(
+                challenged,
+                api.status == StatusCode::UNAUTHORIZED,
+                "{want:?}"
+            );
         }
         // Revoked: unknown from then on.
         assert!(c.revoke(TowerId(1)).unwrap());
@@ -697,7 +720,10 @@ mod tests {
             c.authenticate(&headers(Some("1"), Some(A))),
             Err(TowerAuthError::NotConfigured)
         );
-        assert_eq!(c.authenticate(&headers(Some("1"), None)), Err(TowerAuthError::Missing));
+        assert_eq!(
+            c.authenticate(&headers(Some("1"), None)),
+            Err(TowerAuthError::Missing)
+        );
         let open = TowerCredentials::with(BTreeMap::new(), None, true);
         assert_eq!(open.authenticate(&headers(Some("7"), None)), Ok(TowerId(7)));
         assert_eq!(
@@ -737,8 +763,11 @@ mod tests {
             again.authenticate(&headers(Some("4"), Some(&issued.credential))),
             Err(TowerAuthError::Unknown)
         );
-        std::fs::write(&path, br#"{"version":1,"towers":{"4":{"sha256":"zz","issued":"x"}}}"#)
-            .unwrap();
+        std::fs::write(
+            &path,
+            br#"{"version":1,"towers":{"4":{"sha256":"zz","issued":"x"}}}"#,
+        )
+        .unwrap();
         let err = TowerCredentials::open(path, false).unwrap_err().to_string();
         assert!(err.contains("towers.4.sha256"), "{err}");
     }

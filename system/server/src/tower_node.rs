@@ -459,7 +459,9 @@ pub fn spawn(
     if let Some(expected) = tower.trusted_origin() {
         tracing::info!(origin = %expected, "trusting the origin remembered in the store");
     } else if tower.rehoming() {
-        tracing::warn!("a re-home was in progress: the next origin to answer will be reconciled with");
+        tracing::warn!(
+            "a re-home was in progress: the next origin to answer will be reconciled with"
+        );
     }
     if let Some(source) = config.power.clone() {
         tokio::spawn(poll_power(
@@ -752,7 +754,8 @@ impl Node {
                     bytes_up = up,
                 );
                 let task = async move {
-                    let ex = origin_exchange(&*transport, &base, tower_id, &auth, timeout, msg).await;
+                    let ex =
+                        origin_exchange(&*transport, &base, tower_id, &auth, timeout, msg).await;
                     let reply = match ex.result {
                         Ok(Some(reply)) => {
                             // Chunk bytes are charged when requested (ChunkRequested); the
@@ -953,7 +956,10 @@ async fn exchange(
     seen: &mut Option<Option<OriginId>>,
 ) -> Result<Option<Message>, ExchangeError> {
     let with_auth = |mut req: Request| {
-        req = req.header(HeaderName::from_static(TOWER_HEADER), HeaderValue::from(tower));
+        req = req.header(
+            HeaderName::from_static(TOWER_HEADER),
+            HeaderValue::from(tower),
+        );
         if let Some(c) = &auth.credential
             && let Ok(v) = HeaderValue::from_str(&format!("Bearer {c}"))
         {

@@ -422,19 +422,18 @@ async fn origin_public_answers_bad_input_with_4xx_json() {
             ),
             (
                 "a credential in another scheme",
-                anon("/v1/catalog")
-                    .header("x-sovereign-tower", "1")
-                    .header("authorization", format!("Basic {}", support::tower_credential(1))),
+                anon("/v1/catalog").header("x-sovereign-tower", "1").header(
+                    "authorization",
+                    format!("Basic {}", support::tower_credential(1)),
+                ),
             ),
         ]),
-        Want(403, Some("authorization")).cases(vec![
-            (
-                "tower 2's credential as tower 1",
-                anon("/v1/catalog")
-                    .header("x-sovereign-tower", "1")
-                    .bearer(&support::tower_credential(2)),
-            ),
-        ]),
+        Want(403, Some("authorization")).cases(vec![(
+            "tower 2's credential as tower 1",
+            anon("/v1/catalog")
+                .header("x-sovereign-tower", "1")
+                .bearer(&support::tower_credential(2)),
+        )]),
         Want(401, Some("x-sovereign-tower")).cases(vec![(
             "a credential without the tower header",
             anon("/v1/catalog").bearer(&support::tower_credential(1)),

@@ -39,18 +39,28 @@ pub fn provision_to(origin_admin: &str, id: u32, file: &Path) -> String {
         b"",
     )
     .expect("the origin's admin API answers");
-    assert_eq!(r.status, 201, "issuing tower-{id}'s credential: {}", r.text());
+    assert_eq!(
+        r.status,
+        201,
+        "issuing tower-{id}'s credential: {}",
+        r.text()
+    );
     let credential = r.json()["credential"]
         .as_str()
         .expect("a credential")
         .to_string();
-    std::fs::write(file, format!("{credential}
-")).expect("write the credential");
+    std::fs::write(
+        file,
+        format!(
+            "{credential}
+"
+        ),
+    )
+    .expect("write the credential");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
-            .expect("chmod 600");
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
     }
     credential
 }
@@ -169,6 +179,21 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
 
 pub fn get(addr: &str, path: &str) -> std::io::Result<Resp> {
     http("GET", addr, path, &[], b"")
+}
+
+/// GET on the origin's tower API as tower `id`, with its credential from `dir`.
+pub fn tower_get(addr: &str, path: &str, dir: &Path, id: u32) -> std::io::Result<Resp> {
+    let credential = std::fs::read_to_string(credential_file(dir, id))?;
+    http(
+        "GET",
+        addr,
+        path,
+        &[
+            ("x-sovereign-tower", &id.to_string()),
+            ("Authorization", &format!("Bearer {}", credential.trim())),
+        ],
+        b"",
+    )
 }
 
 pub fn admin_get(addr: &str, path: &str, token: &str) -> std::io::Result<Resp> {

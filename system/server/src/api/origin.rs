@@ -130,7 +130,10 @@ async fn catalog(
         Some(Message::CatalogReply { entries, origin }) => {
             let entries: Vec<CatalogEntryDto> = entries.iter().map(CatalogEntryDto::from).collect();
             let origin = origin.map(|o| o.to_string());
-            Ok(axum::Json(serde_json::json!({ "entries": entries, "origin": origin })).into_response())
+            Ok(
+                axum::Json(serde_json::json!({ "entries": entries, "origin": origin }))
+                    .into_response(),
+            )
         }
         Some(Message::Refused { reason }) => Err(refused(reason)),
         _ => Err(ApiError::unavailable("the origin is restarting", 5)),

@@ -196,7 +196,11 @@ fn admin_operations_need_a_bearer_token_and_public_ones_do_not() {
                     );
                 }
             } else if what == "origin" && TOWER_CALLS.contains(&(m.as_str(), p.as_str())) {
-                assert_eq!(op["security"], json!([{ "towerBearer": [] }]), "{what} {m} {p}");
+                assert_eq!(
+                    op["security"],
+                    json!([{ "towerBearer": [] }]),
+                    "{what} {m} {p}"
+                );
                 for code in ["401", "403", "412"] {
                     assert!(
                         op["responses"].get(code).is_some(),
@@ -330,7 +334,14 @@ fn wire_dtos_validate_against_their_schemas() {
         &json!({ "entries": [entry], "origin": "0123456789abcdef0123456789abcdef" }),
     )
     .unwrap();
-    assert!(valid(&origin, "OriginCatalog", &json!({ "entries": [], "origin": "XYZ" })).is_err());
+    assert!(
+        valid(
+            &origin,
+            "OriginCatalog",
+            &json!({ "entries": [], "origin": "XYZ" })
+        )
+        .is_err()
+    );
     let ops = ops();
     for op in &ops {
         let v = serde_json::to_value(op).unwrap();

@@ -396,7 +396,10 @@ pub async fn checker(obs: Shared, start: Duration, deadline: Duration) -> turmoi
                 // The origin answers known towers only: the checker reads as tower 1.
                 &[
                     ("x-sovereign-tower", "1".to_string()),
-                    ("authorization", format!("Bearer {}", super::tower_credential(1))),
+                    (
+                        "authorization",
+                        format!("Bearer {}", super::tower_credential(1)),
+                    ),
                 ],
             )
             .await
