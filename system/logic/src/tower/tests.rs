@@ -1095,3 +1095,36 @@ fn a_rehome_interrupted_before_its_trust_is_durable_starts_over() {
     assert!(!durable2.contains_key(&Key::Entry(ItemId::new("news"))));
     assert!(r.servable().is_empty());
 }
+
+#[test]
+fn a_reply_to_a_poll_sent_before_the_rehome_withdraws_nothing() {
+    // Goal: the answer to a catalog poll sent before the re-home (from the old cursor: a
+    // partial catalog) is not taken for the new origin's whole catalog; the re-home then
+    // reads it from seq 0.
+    let (news, nc) = entry(30, "news", Priority::P1, &bytes(50, 20_000));
+    let (mut t, mut durable) = trusting_o1(&[(&news, &nc)]);
+    let polls = run_timers(&mut t, 1, 31, &mut durable, None);
+    assert_eq!(
+        catalog_requests(&polls),
+        vec![30],
+        "a poll from the cursor is in flight"
+    );
+    let now = Time::from_secs(31);
+    t.rehome(now);
+    let actions = drain(&mut t);
+    let rest = complete_io(&mut t, now, actions, &mut durable);
+    assert!(catalog_requests(&rest).is_empty(), "one poll at a time");
+    offer_catalog_from(&mut t, now, Some(O2), &[]);
+    let actions = drain(&mut t);
+    assert!(t.rehoming(), "still re-homing");
+    assert!(
+        t.servable().contains_key(&ItemId::new("news")),
+        "nothing withdrawn"
+    );
+    assert!(!actions.iter().any(|a| matches!(a, Action::Delete { .. })));
+    assert_eq!(
+        catalog_requests(&actions),
+        vec![0],
+        "the whole catalog, at once"
+    );
+}

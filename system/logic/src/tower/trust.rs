@@ -288,6 +288,8 @@ impl Tower {
             rehomed: true,
             dropped,
         });
+        // Nothing to wait for (no entry re-stamped or withdrawn): the trust is written now.
+        self.settle_rehome();
     }
 
     /// Delete an item's entry record (re-issued by `pump` if the delete fails).
