@@ -9,8 +9,11 @@
 #   2. builds `sovereign` in release (`cargo build --release -p sovereign-cli`, honours
 #      CARGO_TARGET_DIR);
 #   3. starts `sovereign origin serve`, publishes three items of pseudo-random bytes from a
-#      fixed seed (1 KiB P0, 64 KiB P1, 1 MiB P3), starts `sovereign tower serve` synced
-#      from it, and waits until the tower serves each item with the right SHA-256;
+#      fixed seed (1 KiB P0, 64 KiB P1, 1 MiB P3), issues tower 1's credential
+#      (`sovereign origin add-tower`), starts `sovereign tower serve --credential` synced
+#      from it, and waits until the tower serves each item with the right SHA-256 (a
+#      baseline binary that predates tower credentials gets none: the origin then runs
+#      with --allow-unauthenticated-towers);
 #   4. writes the same bytes under a directory served by an nginx with a private config
 #      (worker_processes auto, access_log off, sendfile on, keepalive_requests raised so
 #      neither server closes wrk's connections);
@@ -131,8 +134,19 @@ floor=127.0.0.1:$floor_port
 base=127.0.0.1:$base_port
 
 say "origin on $origin, tower on $tower, nginx on $nginx (scratch: $tmp)"
+# A baseline binary from before tower credentials cannot present one.
+origin_extra=()
+baseline_credential=0
+if [[ -n $baseline_bin ]]; then
+    if "$baseline_bin" tower serve --help 2>/dev/null | grep -q -- '--credential'; then
+        baseline_credential=1
+    else
+        say "the baseline binary has no --credential: the origin allows unauthenticated towers"
+        origin_extra+=(--allow-unauthenticated-towers)
+    fi
+fi
 "$bin" origin serve --data "$tmp/origin" --listen "$origin" \
-    --admin-listen "127.0.0.1:$origin_admin" 2>"$tmp/origin.log" &
+    --admin-listen "127.0.0.1:$origin_admin" "${origin_extra[@]}" 2>"$tmp/origin.log" &
 pids+=($!)
 wait_http "http://$origin/healthz" 30 || die "origin did not start: $(tail -5 "$tmp/origin.log")"
 
@@ -158,15 +172,25 @@ for size in $sizes; do
         >>"$tmp/publish.log" || die "publishing $id failed"
 done
 
+# Each tower's credential, issued by the origin (shown once; kept mode 0600).
+for t in 1 2; do
+    "$bin" origin add-tower --origin "http://127.0.0.1:$origin_admin" --tower "$t" \
+        --token "$SOVEREIGN_ADMIN_TOKEN_OPERATOR" --out "$tmp/tower-$t.credential" \
+        2>>"$tmp/publish.log" || die "issuing tower $t's credential failed"
+done
 "$bin" tower serve --id 1 --data "$tmp/tower" --listen "$tower" \
     --admin-listen "127.0.0.1:$tower_admin" --uplink "fibre=http://$origin" \
+    --credential "$tmp/tower-1.credential" \
     --catalog-interval-s 1 --request-timeout-s 3 2>"$tmp/tower.log" &
 pids+=($!)
 tower_pid=$!
 wait_http "http://$tower/healthz" 30 || die "tower did not start: $(tail -5 "$tmp/tower.log")"
 if [[ -n $baseline_bin ]]; then
+    base_extra=()
+    ((baseline_credential)) && base_extra+=(--credential "$tmp/tower-2.credential")
     "$baseline_bin" tower serve --id 2 --data "$tmp/tower-baseline" --listen "$base" \
         --admin-listen "127.0.0.1:$base_admin" --uplink "fibre=http://$origin" \
+        "${base_extra[@]}" \
         --catalog-interval-s 1 --request-timeout-s 3 2>"$tmp/tower-baseline.log" &
     pids+=($!)
     base_pid=$!

@@ -83,15 +83,24 @@ fn an_origin_on_postgres_survives_kill_9_with_its_catalog_and_ledger() {
         (ledger(&origin.admin)["applied"] == 3).then_some(())
     });
 
+    let id = get(&origin.addr, "/healthz").expect("healthz");
+    let id = id
+        .header("x-sovereign-origin")
+        .expect("origin id")
+        .to_string();
     origin.kill9();
     let origin = support::origin_at(d, &origin.addr, &origin.admin, &["--postgres", &db]);
+    // The identity is kept with the data (in PostgreSQL): the same origin came back, and
+    // the tower goes on syncing from it.
+    let again = get(&origin.addr, "/healthz").expect("healthz");
+    assert_eq!(again.header("x-sovereign-origin"), Some(id.as_str()));
     let l = ledger(&origin.admin);
     assert_eq!(l["applied"], 3, "{l}");
     assert_eq!(l["contributed_minor"], "6006", "{l}");
     assert_eq!(l["conserved"], true);
     // The catalog came back from PostgreSQL: the tower can still fetch a new version's
     // chunks and the old entry is there.
-    let cat = get(&origin.addr, "/v1/catalog?since=0")
+    let cat = tower_get(&origin.addr, "/v1/catalog?since=0", d, 1)
         .expect("catalog")
         .json();
     assert_eq!(cat["entries"].as_array().map(Vec::len), Some(1), "{cat}");

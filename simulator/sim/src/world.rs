@@ -2987,7 +2987,9 @@ fn peer_word(p: Peer) -> u64 {
 fn summary(msg: &Message) -> String {
     match msg {
         Message::CatalogRequest { since_seq } => format!("CatalogRequest since {since_seq}"),
-        Message::CatalogReply { entries } => format!("CatalogReply ({} entries)", entries.len()),
+        Message::CatalogReply { entries, .. } => {
+            format!("CatalogReply ({} entries)", entries.len())
+        }
         Message::ChunkRequest { hash } => format!("ChunkRequest {hash:?}"),
         Message::ChunkReply { hash, bytes } => {
             format!(
@@ -3006,6 +3008,7 @@ fn summary(msg: &Message) -> String {
             format!("ItemData {} v{}", manifest.item, manifest.version)
         }
         Message::Unavailable { item, reason } => format!("Unavailable {item}: {reason}"),
+        Message::Refused { reason } => format!("Refused: {reason}"),
     }
 }
 

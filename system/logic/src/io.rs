@@ -13,7 +13,9 @@
 //! Not covered: how a driver lays records out (SQLite rows, files) — see the store crates.
 
 use crate::content::{Chunk, ChunkHash, ItemId, Priority};
-use crate::protocol::{CatalogEntry, IdemKey, LinkKind, Message, OpOutcome, Operation, Peer};
+use crate::protocol::{
+    CatalogEntry, IdemKey, LinkKind, Message, OpOutcome, Operation, OriginId, Peer, TowerId,
+};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -37,6 +39,10 @@ pub enum Key {
     /// A device's operation that its tower acknowledged and whose final outcome the
     /// device has not learnt yet.
     Awaiting(IdemKey),
+    /// The origin's own identity (one record per origin store).
+    Identity,
+    /// The origin a tower trusts (one record per tower store).
+    TrustedOrigin,
 }
 
 /// What a tower remembers of an operation after the origin confirmed it and it left the
@@ -70,11 +76,20 @@ pub enum Record {
         op: Operation,
         /// what applying it did
         outcome: OpOutcome,
+        /// The tower that forwarded it first (`None`: recorded before the origin kept it,
+        /// or received from a peer that is not a tower).
+        tower: Option<TowerId>,
     },
     /// A confirmed operation a tower remembers (tower side).
     Confirmed(ConfirmedOp),
     /// An acknowledged operation awaiting its final outcome (device side).
     Awaiting(Operation),
+    /// The origin's identity (origin side), written once at its first start.
+    Identity(OriginId),
+    /// The origin a tower trusts (tower side): `Some(id)` once it adopted one; `None`
+    /// while an operator-ordered re-home waits to reconcile with the next origin's
+    /// catalog. No record at all: a tower that never saw an origin with an identity.
+    TrustedOrigin(Option<OriginId>),
 }
 
 impl Record {
@@ -87,6 +102,8 @@ impl Record {
             Record::Applied { op, .. } => Key::Applied(op.key.clone()),
             Record::Confirmed(c) => Key::Confirmed(c.key.clone()),
             Record::Awaiting(op) => Key::Awaiting(op.key.clone()),
+            Record::Identity(_) => Key::Identity,
+            Record::TrustedOrigin(_) => Key::TrustedOrigin,
         }
     }
 }
@@ -313,6 +330,38 @@ pub enum Event {
     Throttle {
         /// new window
         window: u32,
+    },
+    /// The tower now trusts `origin`: the first origin it saw (`rehomed: false`), or the
+    /// one an operator-ordered re-home reconciled with (`rehomed: true`, `dropped` items
+    /// that origin lacks or holds other bytes for were withdrawn from service).
+    OriginAdopted {
+        /// the origin now trusted
+        origin: OriginId,
+        /// after a re-home?
+        rehomed: bool,
+        /// items withdrawn by the re-home (0 otherwise)
+        dropped: u64,
+    },
+    /// A different origin (or one with no identity) answered in place of the trusted one:
+    /// the tower stops syncing (no catalog adoption, no chunk requests, no forwarding)
+    /// and keeps serving what it holds, until the trusted origin answers again or an
+    /// operator re-homes it. Emitted when the mismatch begins or `found` changes.
+    OriginMismatch {
+        /// the origin the tower trusts
+        expected: OriginId,
+        /// what answered instead
+        found: Option<OriginId>,
+    },
+    /// The trusted origin answers again after a mismatch: syncing resumes.
+    OriginRestored {
+        /// the trusted origin
+        origin: OriginId,
+    },
+    /// An operator ordered a re-home: the next origin to answer becomes the trusted one
+    /// once everything held is reconciled with its catalog.
+    RehomeStarted {
+        /// the origin trusted until now
+        from: Option<OriginId>,
     },
 }
 

@@ -34,6 +34,25 @@
 //! the first). The planted bug `no-idempotency` (`OriginConfig::idempotency = false`)
 //! skips the lookup: every delivery is applied again, with a fresh effect and event.
 //!
+//! # Who may ask
+//!
+//! [`OriginConfig::towers`] names the towers the origin knows (`None`: any peer, as for
+//! callers that predate it). A catalog, chunk or forward request from any other peer gets
+//! [`Message::Refused`] and has no effect: nothing is read, nothing applied, nothing
+//! written. The real servers authenticate each tower with its own credential before the
+//! logic sees the request and keep this set equal to the provisioned towers; the check
+//! here is what the simulator exercises. The planted bug `OriginConfig::authenticate_towers
+//! = false` answers every peer, as the origin did before towers were known.
+//! Each applied operation's record names the tower that forwarded it first
+//! ([`Origin::forwarded_by`]).
+//!
+//! # Identity
+//!
+//! An origin has an [`OriginId`], drawn by its driver at the first start
+//! ([`Origin::establish_identity`]) and kept as `Record::Identity`; it is announced in
+//! every catalog reply once durable, so towers notice a different origin at the same
+//! address. An origin without one (the simulator's, older stores) announces `None`.
+//!
 //! Map: [`OriginConfig`], [`OriginError`], [`Origin`]; limits [`CATALOG_REPLY_ENTRIES_MAX`],
 //! [`ITEM_BYTES_MAX`], [`IDEM_KEY_BYTES_MAX`], [`PENDING_FSYNCS_MAX`].
 //!
@@ -45,10 +64,11 @@ use crate::content::{self, ChunkHash, ChunkParams, ChunkParamsError, ItemId, Pri
 use crate::io::{Action, DurableState, Event, Record, WriteId};
 use crate::ledger::{Ledger, Rounding};
 use crate::protocol::{
-    CatalogEntry, IdemKey, Message, OpKind, OpOutcome, OpReceipt, Operation, Peer,
+    CatalogEntry, IdemKey, Message, OpKind, OpOutcome, OpReceipt, Operation, OriginId, Peer,
+    TowerId,
 };
 use bytes::Bytes;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// Default for [`OriginConfig::batch_max`].
 pub const BATCH_MAX_DEFAULT: usize = 64;
@@ -79,6 +99,12 @@ pub struct OriginConfig {
     /// Operations per `ForwardOps` accepted; the rest of a longer batch gets no receipt and
     /// stays in the tower's outbox for its next batch.
     pub batch_max: usize,
+    /// The towers this origin answers (`None`: every peer, for callers that do not track
+    /// towers). A request from any other peer is refused with [`Message::Refused`].
+    pub towers: Option<BTreeSet<TowerId>>,
+    /// Refuse peers outside [`OriginConfig::towers`]. `false` = planted bug: every peer is
+    /// answered and its operations applied, as before towers were authenticated.
+    pub authenticate_towers: bool,
 }
 
 impl Default for OriginConfig {
@@ -88,6 +114,8 @@ impl Default for OriginConfig {
             rounding: Rounding::Floor,
             idempotency: true,
             batch_max: BATCH_MAX_DEFAULT,
+            towers: None,
+            authenticate_towers: true,
         }
     }
 }
@@ -144,6 +172,8 @@ struct AppliedOp {
     outcome: OpOutcome,
     /// The fsync that makes the record durable, while it is still pending.
     pending_fsync: Option<WriteId>,
+    /// The tower that forwarded it first.
+    tower: Option<TowerId>,
 }
 
 /// A published version waiting for its fsync before it enters the catalog.
@@ -193,6 +223,10 @@ pub struct Origin {
     /// In-memory ledger; it may run ahead of the disk by the pending batches, which is
     /// harmless because any storage failure discards it (fail-stop, then recover).
     ledger: Ledger,
+    /// This origin's identity, once taken (durable or waiting for `identity_fsync`).
+    identity: Option<OriginId>,
+    /// The fsync that makes `identity` durable, while pending; it is announced only after.
+    identity_fsync: Option<WriteId>,
 }
 
 impl Origin {
@@ -216,6 +250,8 @@ impl Origin {
             applied_count: 0,
             pending_batches: VecDeque::new(),
             ledger,
+            identity: None,
+            identity_fsync: None,
         }
     }
 
@@ -243,10 +279,14 @@ impl Origin {
                     }
                 }
                 Record::Entry(e) => entries.push(e),
-                Record::Applied { op, outcome } => log.push((op, outcome)),
-                // A tower's record; an origin store never holds one.
-                Record::Outbox(_) | Record::Confirmed(_) | Record::Awaiting(_) => {
-                    debug_assert!(false, "tower or device record in the origin store");
+                Record::Applied { op, outcome, tower } => log.push((op, outcome, *tower)),
+                Record::Identity(id) => o.identity = Some(*id),
+                // A tower's or a device's records; an origin store never holds one.
+                Record::Outbox(_)
+                | Record::TrustedOrigin(_)
+                | Record::Confirmed(_)
+                | Record::Awaiting(_) => {
+                    debug_assert!(false, "tower or device record {key:?} in the origin store")
                 }
             }
         }
@@ -269,9 +309,9 @@ impl Origin {
             OpOutcome::Applied { seq } => *seq,
             _ => 0,
         };
-        log.sort_by_key(|(_, outcome)| seq_of(outcome));
+        log.sort_by_key(|(_, outcome, _)| seq_of(outcome));
         let mut contributed_minor: u128 = 0;
-        for (op, outcome) in log {
+        for (op, outcome, tower) in log {
             match outcome {
                 OpOutcome::Applied { seq } => {
                     assert!(
@@ -308,6 +348,7 @@ impl Origin {
                     fingerprint: op.fingerprint(),
                     outcome: outcome.clone(),
                     pending_fsync: None,
+                    tower,
                 },
             );
         }
@@ -392,10 +433,26 @@ impl Origin {
     /// it (ledger effect for contributions), Write(Record::Applied). Then one Fsync for the
     /// batch; the ForwardReply (all receipts, in op order) is sent only after that fsync
     /// completes OK. Duplicates of an op whose apply is still waiting for its fsync join
-    /// that pending batch's outcome (no second effect). Messages meant for towers or
-    /// devices are ignored, as is everything once the origin has failed.
+    /// that pending batch's outcome (no second effect). A request from a peer outside
+    /// [`OriginConfig::towers`] gets [`Message::Refused`] and nothing else (see the module
+    /// doc). Messages meant for towers or devices are ignored, as is everything once the
+    /// origin has failed.
     pub fn handle_message(&mut self, _now: Time, from: Peer, msg: Message) {
         if self.failed {
+            return;
+        }
+        let request = matches!(
+            msg,
+            Message::CatalogRequest { .. }
+                | Message::ChunkRequest { .. }
+                | Message::ForwardOps { .. }
+        );
+        if request && !self.admits(from) {
+            let reason = match from {
+                Peer::Tower(t) => format!("{t} is not a tower this origin knows"),
+                other => format!("{other:?} is not a tower"),
+            };
+            self.send(from, Message::Refused { reason });
             return;
         }
         match msg {
@@ -408,7 +465,8 @@ impl Origin {
                     .collect();
                 entries.sort_by_key(|e| e.seq);
                 entries.truncate(CATALOG_REPLY_ENTRIES_MAX);
-                self.send(from, Message::CatalogReply { entries });
+                let origin = self.identity();
+                self.send(from, Message::CatalogReply { entries, origin });
             }
             Message::ChunkRequest { hash } => {
                 let bytes = self.chunks.get(&hash).cloned();
@@ -424,7 +482,54 @@ impl Origin {
             | Message::StatusReply { .. }
             | Message::ReadItem { .. }
             | Message::ItemData { .. }
-            | Message::Unavailable { .. } => {}
+            | Message::Unavailable { .. }
+            | Message::Refused { .. } => {}
+        }
+    }
+
+    /// Take `candidate` as this origin's identity unless it has one already (drivers draw
+    /// it from the OS's randomness at the first start; the logic never draws one). Emits
+    /// the identity's write and an fsync; it is announced once that fsync completes OK.
+    /// Returns the identity in force (the old one if there was one).
+    pub fn establish_identity(&mut self, candidate: OriginId) -> Result<OriginId, OriginError> {
+        if self.failed {
+            return Err(OriginError::Failed);
+        }
+        if let Some(id) = self.identity {
+            return Ok(id);
+        }
+        self.identity = Some(candidate);
+        let id = self.next_write_id();
+        self.actions.push_back(Action::Write {
+            id,
+            record: Record::Identity(candidate),
+        });
+        let fsync = self.next_write_id();
+        self.actions.push_back(Action::Fsync { id: fsync });
+        self.identity_fsync = Some(fsync);
+        Ok(candidate)
+    }
+
+    /// This origin's identity, once durable (what catalog replies announce).
+    pub fn identity(&self) -> Option<OriginId> {
+        self.identity.filter(|_| self.identity_fsync.is_none())
+    }
+
+    /// Replace the set of towers this origin answers (see [`OriginConfig::towers`]); the
+    /// real origin calls this when a tower's credential is added or revoked.
+    pub fn set_towers(&mut self, towers: Option<BTreeSet<TowerId>>) {
+        self.config.towers = towers;
+    }
+
+    /// Whether `from` may read the catalog and chunks and forward operations.
+    fn admits(&self, from: Peer) -> bool {
+        if !self.config.authenticate_towers {
+            return true; // planted bug: every peer is answered
+        }
+        match (&self.config.towers, from) {
+            (None, _) => true,
+            (Some(known), Peer::Tower(t)) => known.contains(&t),
+            (Some(_), _) => false,
         }
     }
 
@@ -450,6 +555,9 @@ impl Origin {
         if result.is_err() {
             self.fail();
             return;
+        }
+        if self.identity_fsync.is_some_and(|f| f <= id) {
+            self.identity_fsync = None;
         }
         while self
             .pending_publishes
@@ -534,6 +642,12 @@ impl Origin {
         self.applied.get(key).map(|a| a.fingerprint)
     }
 
+    /// The tower that first forwarded the operation under `key` (`None`: unknown key, or
+    /// a record from before the origin kept it).
+    pub fn forwarded_by(&self, key: &IdemKey) -> Option<TowerId> {
+        self.applied.get(key).and_then(|a| a.tower)
+    }
+
     /// How many applications with an effect (outcome `Applied`) the current state holds;
     /// with the `no-idempotency` bug every re-application counts.
     pub fn applied_count(&self) -> u64 {
@@ -560,6 +674,11 @@ impl Origin {
         self.actions.clear();
         self.pending_publishes.clear();
         self.pending_batches.clear();
+        // An identity whose fsync never completed is not known to be durable.
+        if self.identity_fsync.is_some() {
+            self.identity = None;
+            self.identity_fsync = None;
+        }
     }
 
     fn forward(&mut self, from: Peer, ops: Vec<Operation>) {
@@ -570,6 +689,10 @@ impl Origin {
         let mut waits_on_pending = false;
         let mut receipts = Vec::new();
         let mut first_applied = Vec::new();
+        let tower = match from {
+            Peer::Tower(t) => Some(t),
+            Peer::Origin | Peer::Device(_) => None,
+        };
         for op in ops.into_iter().take(self.config.batch_max) {
             let fingerprint = op.fingerprint();
             if self.config.idempotency {
@@ -605,6 +728,7 @@ impl Origin {
                     fingerprint,
                     outcome: outcome.clone(),
                     pending_fsync: Some(batch_fsync),
+                    tower,
                 },
             );
             first_applied.push((op.key.clone(), outcome.clone()));
@@ -614,7 +738,7 @@ impl Origin {
             });
             self.actions.push_back(Action::Write {
                 id,
-                record: Record::Applied { op, outcome },
+                record: Record::Applied { op, outcome, tower },
             });
         }
         let fsync = match (fsync, waits_on_pending) {
@@ -825,7 +949,7 @@ mod tests {
 
     fn catalog_reply(node: &mut Node, since_seq: u64) -> Vec<CatalogEntry> {
         match node.ask(Message::CatalogRequest { since_seq }) {
-            Message::CatalogReply { entries } => entries,
+            Message::CatalogReply { entries, .. } => entries,
             other => panic!("expected a catalog reply, got {other:?}"),
         }
     }
@@ -1150,6 +1274,170 @@ mod tests {
         assert!(node.origin.ledger().check_conserved().is_err());
         node.crash(|_| false);
         assert_eq!(node.origin.ledger().held_minor(), 4);
+    }
+
+    /// A config that knows only tower 1 (`TOWER`).
+    fn knows_tower_1() -> OriginConfig {
+        OriginConfig {
+            towers: Some(BTreeSet::from([TowerId(1)])),
+            ..OriginConfig::default()
+        }
+    }
+
+    /// Send `msg` as `from`; the reply addressed to `from`.
+    fn ask_as(node: &mut Node, from: Peer, msg: Message) -> Message {
+        node.origin.handle_message(T0, from, msg);
+        node.drain();
+        let (to, reply) = node.sent.pop().expect("a reply");
+        assert_eq!(to, from);
+        reply
+    }
+
+    #[test]
+    fn an_unknown_tower_is_refused_and_changes_nothing() {
+        // Goal: catalog, chunk and forward requests from a tower outside the known set get
+        // Refused, and the forward applies nothing, writes nothing and emits nothing.
+        let mut node = Node::new(knows_tower_1());
+        let e = node.publish("alert", b"boil water");
+        node.sync_all();
+        let written = node.written.len();
+        let stranger = Peer::Tower(TowerId(99));
+        let refused =
+            |m: Message| matches!(m, Message::Refused { reason } if reason.contains("tower-99"));
+        let op = contribution(1, 5_000_000);
+        assert!(refused(ask_as(
+            &mut node,
+            stranger,
+            Message::ForwardOps {
+                ops: vec![op.clone()]
+            }
+        )));
+        assert!(refused(ask_as(
+            &mut node,
+            stranger,
+            Message::CatalogRequest { since_seq: 0 }
+        )));
+        let hash = e.manifest.chunks[0].hash;
+        assert!(refused(ask_as(
+            &mut node,
+            stranger,
+            Message::ChunkRequest { hash }
+        )));
+        // A device is no tower either.
+        let device = Peer::Device(DeviceId(3));
+        assert!(matches!(
+            ask_as(
+                &mut node,
+                device,
+                Message::ForwardOps {
+                    ops: vec![op.clone()]
+                }
+            ),
+            Message::Refused { .. }
+        ));
+        assert_eq!(node.written.len(), written, "a refusal writes nothing");
+        assert!(node.fsyncs.is_empty());
+        assert_eq!(node.origin.applied(&op.key), None);
+        assert_eq!(node.origin.ledger().contributed_minor(), 0);
+        assert_eq!(node.applied_events(&op.key), 0);
+        // The known tower is served and its operation applied.
+        node.deliver(vec![op.clone()]);
+        node.sync_all();
+        assert_eq!(
+            node.origin.applied(&op.key),
+            Some(&OpOutcome::Applied { seq: 1 })
+        );
+        assert_eq!(node.origin.ledger().contributed_minor(), 5_000_000);
+        // Revoking the tower refuses it from then on.
+        node.origin.set_towers(Some(BTreeSet::new()));
+        assert!(matches!(
+            ask_as(&mut node, TOWER, Message::CatalogRequest { since_seq: 0 }),
+            Message::Refused { .. }
+        ));
+    }
+
+    #[test]
+    fn without_tower_authentication_a_stranger_is_applied() {
+        // Goal: the planted bug (authenticate_towers = false) answers an unknown tower and
+        // applies its operation, as the origin did before towers were known.
+        let mut node = Node::new(OriginConfig {
+            authenticate_towers: false,
+            ..knows_tower_1()
+        });
+        let stranger = Peer::Tower(TowerId(99));
+        let op = contribution(1, 5_000_000);
+        node.origin.handle_message(
+            T0,
+            stranger,
+            Message::ForwardOps {
+                ops: vec![op.clone()],
+            },
+        );
+        node.drain();
+        node.sync_all();
+        assert_eq!(
+            node.origin.applied(&op.key),
+            Some(&OpOutcome::Applied { seq: 1 })
+        );
+        assert_eq!(node.origin.ledger().contributed_minor(), 5_000_000);
+        assert_eq!(node.origin.forwarded_by(&op.key), Some(TowerId(99)));
+    }
+
+    #[test]
+    fn the_forwarding_tower_is_recorded_and_survives_recovery() {
+        // Goal: each applied record names the tower that forwarded it first; a replay from
+        // another tower does not change it; recovery keeps it.
+        let mut node = Node::new(OriginConfig::default());
+        let op = contribution(1, 100);
+        node.deliver(vec![op.clone()]);
+        node.sync_all();
+        let other = Peer::Tower(TowerId(2));
+        node.origin.handle_message(
+            T0,
+            other,
+            Message::ForwardOps {
+                ops: vec![op.clone()],
+            },
+        );
+        node.drain();
+        assert_eq!(node.origin.forwarded_by(&op.key), Some(TowerId(1)));
+        assert!(node.written.iter().any(|r| matches!(
+            r,
+            Record::Applied {
+                tower: Some(TowerId(1)),
+                ..
+            }
+        )));
+        node.crash(|_| false);
+        assert_eq!(node.origin.forwarded_by(&op.key), Some(TowerId(1)));
+        assert_eq!(node.origin.forwarded_by(&IdemKey("none".into())), None);
+    }
+
+    #[test]
+    fn the_identity_is_announced_once_durable_and_kept() {
+        // Goal: an origin announces no identity until its identity's fsync completed;
+        // then every catalog reply carries it; recovery keeps it and a second
+        // establish_identity does not replace it; a crash before the fsync forgets it.
+        let mut node = Node::new(OriginConfig::default());
+        let announced = |node: &mut Node| match node.ask(Message::CatalogRequest { since_seq: 0 }) {
+            Message::CatalogReply { origin, .. } => origin,
+            other => panic!("{other:?}"),
+        };
+        let id = OriginId(0xfeed);
+        assert_eq!(node.origin.establish_identity(id), Ok(id));
+        node.drain();
+        assert_eq!(announced(&mut node), None, "not durable yet");
+        node.crash(|_| false);
+        assert_eq!(node.origin.identity(), None, "lost with the crash");
+        assert_eq!(node.origin.establish_identity(id), Ok(id));
+        node.drain();
+        node.sync_all();
+        assert_eq!(announced(&mut node), Some(id));
+        node.crash(|_| false);
+        assert_eq!(announced(&mut node), Some(id));
+        assert_eq!(node.origin.establish_identity(OriginId(1)), Ok(id));
+        node.drain();
+        assert_eq!(node.origin.identity(), Some(id));
     }
 
     #[derive(Clone, Debug)]

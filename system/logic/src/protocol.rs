@@ -5,8 +5,14 @@
 //! request/reply pairs below). Device operations carry an idempotency key so that
 //! retries, duplicates and reordering never apply an effect twice.
 //!
+//! Identities: [`TowerId`], [`DeviceId`], and [`OriginId`] — the origin's own name,
+//! drawn once at its first start and announced with every catalog reply, so that a tower
+//! notices when a different origin answers at the address it syncs from.
+//!
 //! Not covered: encoding (the real servers use JSON/octet-stream over HTTP), probes
-//! (the driver measures a link and hands the logic a `ProbeOutcome`).
+//! (the driver measures a link and hands the logic a `ProbeOutcome`), how a tower proves
+//! who it is (the real servers' per-tower credentials; the logic only sees the
+//! [`Peer`] the driver vouches for).
 
 use crate::content::{ChunkHash, ItemId, Manifest};
 use bytes::Bytes;
@@ -63,6 +69,42 @@ impl DeviceId {
             return None;
         }
         u128::from_str_radix(s, 16).ok().map(DeviceId)
+    }
+}
+
+/// The origin's identity: 128 random bits drawn once, when the origin first starts, and
+/// kept durably with its data (`Record::Identity`). Two origins with different ids are
+/// different origins, whatever address they answer at. Written as 32 lower-case hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OriginId(pub u128);
+
+impl fmt::Display for OriginId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+impl fmt::Debug for OriginId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "OriginId({self})")
+    }
+}
+
+/// Why an origin id was rejected.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("expected an origin id of 32 lower-case hex digits, found {0:?}")]
+pub struct ParseOriginIdError(pub String);
+
+impl FromStr for OriginId {
+    type Err = ParseOriginIdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let valid = s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !valid {
+            return Err(ParseOriginIdError(s.chars().take(80).collect()));
+        }
+        u128::from_str_radix(s, 16)
+            .map(OriginId)
+            .map_err(|_| ParseOriginIdError(s.to_string()))
     }
 }
 
@@ -409,6 +451,9 @@ pub enum Message {
     CatalogReply {
         /// entries in seq order
         entries: Vec<CatalogEntry>,
+        /// The answering origin's identity (`None`: an origin that announces none, e.g.
+        /// an older build). A tower compares it with the origin it trusts.
+        origin: Option<OriginId>,
     },
     /// Tower → origin: one chunk.
     ChunkRequest {
@@ -473,6 +518,13 @@ pub enum Message {
         /// why
         reason: String,
     },
+    /// Origin → tower: the request was refused without effect (the tower is not one the
+    /// origin knows). Nothing was read or applied; the tower's request times out as if
+    /// unanswered.
+    Refused {
+        /// why
+        reason: String,
+    },
 }
 
 impl Message {
@@ -498,7 +550,8 @@ impl Message {
         };
         HDR + match self {
             Message::CatalogRequest { .. } => 8,
-            Message::CatalogReply { entries } => {
+            // The origin's id travels in a header, within HDR.
+            Message::CatalogReply { entries, .. } => {
                 entries.iter().map(|e| 8 + manifest(&e.manifest)).sum()
             }
             Message::ChunkRequest { .. } => 32,
@@ -516,6 +569,7 @@ impl Message {
             Message::ReadItem { item } => item.0.len() as u64,
             Message::ItemData { manifest: m, bytes } => manifest(m) + bytes.len() as u64,
             Message::Unavailable { item, reason } => (item.0.len() + reason.len()) as u64,
+            Message::Refused { reason } => reason.len() as u64,
         }
     }
 }
@@ -550,6 +604,26 @@ mod tests {
         assert_eq!("lte".parse::<LinkKind>(), Ok(LinkKind::Lte));
         assert!("wifi".parse::<LinkKind>().is_err());
         assert!(LinkKind::Fibre < LinkKind::Lte && LinkKind::Lte < LinkKind::Satellite);
+    }
+
+    #[test]
+    fn origin_ids_are_32_hex_digits_both_ways() {
+        // Goal: an origin id prints as 32 lower-case hex digits and parses back; anything
+        // else is refused.
+        let id = OriginId(0x0123_4567_89ab_cdef_0011_2233_4455_6677);
+        let s = id.to_string();
+        assert_eq!(s, "0123456789abcdef0011223344556677");
+        assert_eq!(s.parse::<OriginId>(), Ok(id));
+        assert_eq!(OriginId(1).to_string().len(), 32);
+        for bad in [
+            "",
+            "0123",
+            &s.to_uppercase(),
+            &format!("{s}0"),
+            "+123456789abcdef0011223344556677",
+        ] {
+            assert!(bad.parse::<OriginId>().is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -10,10 +10,14 @@
 //!
 //! Tower: `GET /admin/status`, `GET /admin/outbox`, `GET /admin/links`,
 //! `GET /admin/power` (viewer); `POST /admin/power` (operator: hand the power manager a
-//! reading); `GET /admin/faults` (viewer), `POST /admin/faults`, `DELETE /admin/faults`
-//! (chaos); `GET /admin/audit?n=` (viewer). Origin: the same status/faults/audit routes,
+//! reading); `POST /admin/rehome` (operator: re-read the credential file and adopt the
+//! origin that answers next, see `sovereign_logic::tower::trust`); `GET /admin/faults`
+//! (viewer), `POST /admin/faults`, `DELETE /admin/faults` (chaos); `GET /admin/audit?n=`
+//! (viewer). Origin: the same status/faults/audit routes,
 //! `POST /admin/publish?item=&priority=` (operator), `GET /admin/ledger` and
-//! `GET /admin/ops/{key}` (viewer). Errors are JSON (`api::common::ApiError`), 404 for
+//! `GET /admin/ops/{key}` (viewer; with the tower that forwarded the operation),
+//! `GET /admin/towers` (viewer), `POST /admin/towers/{tower}` (operator: issue a new
+//! credential, shown once) and `DELETE /admin/towers/{tower}` (operator: revoke). Errors are JSON (`api::common::ApiError`), 404 for
 //! an unknown path and 405 for a known one with another method included; the token is
 //! checked before the query or path parameters.
 //!
@@ -31,7 +35,8 @@ use crate::auth::{Caller, Role, Tokens, require};
 use crate::metrics::OriginMetrics;
 use crate::origin_node::{OriginHandle, PublishError};
 use crate::storage::{StorageHealth, parked_reasons};
-use crate::tower_node::TowerHandle;
+use crate::tower_auth::TowerCredentials;
+use crate::tower_node::{RehomeError, TowerHandle};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode};
@@ -40,6 +45,7 @@ use axum::routing::get;
 use sovereign_logic::content::{ItemId, Priority};
 use sovereign_logic::ledger::Account;
 use sovereign_logic::origin::ITEM_BYTES_MAX;
+use sovereign_logic::protocol::TowerId;
 use sovereign_store::Faults;
 use sovereign_wire::{CatalogEntryDto, PowerReadingDto};
 use std::collections::BTreeMap;
@@ -311,6 +317,7 @@ pub fn tower_router(ctx: AdminCtx, node: TowerHandle) -> Router {
                         "failovers": s.failovers,
                         "breaker_openings": s.breaker_openings,
                         "servable": t.servable().into_iter().map(|(i, v)| (i.0, v)).collect::<BTreeMap<_, _>>(),
+                        "origin": origin_status(t),
                     });
                     (v, t.parked(now))
                 })
@@ -405,8 +412,60 @@ pub fn tower_router(ctx: AdminCtx, node: TowerHandle) -> Router {
             ))
         }
     };
+    let rehome = {
+        let (ctx, node) = (ctx.clone(), node.clone());
+        move |headers: HeaderMap| async move {
+            let caller = ctx.caller(Role::Operator, &headers)?;
+            let before = node
+                .query(|t, _| origin_status(t))
+                .await
+                .map_err(|e| ApiError::from(e).into_response())?;
+            match node.rehome().await {
+                Ok(credential) => {
+                    ctx.record(
+                        AuditEntry::new(&caller, "origin.rehome", "origin")
+                            .detail(
+                                serde_json::json!({ "before": before, "credential": credential }),
+                            )
+                            .outcome("started"),
+                    )?;
+                    tracing::warn!(
+                        token = %caller.token_id,
+                        ?before,
+                        "re-home ordered: the next origin to answer will be trusted once its catalog is reconciled"
+                    );
+                    Ok::<_, Response>(
+                        (
+                            StatusCode::ACCEPTED,
+                            json(serde_json::json!({
+                                "rehoming": true,
+                                "before": before,
+                                "credential": credential,
+                            })),
+                        )
+                            .into_response(),
+                    )
+                }
+                Err(e) => {
+                    ctx.record(
+                        AuditEntry::new(&caller, "origin.rehome", "origin")
+                            .detail(serde_json::json!({ "before": before }))
+                            .outcome(format!("refused: {e}")),
+                    )?;
+                    let status = match e {
+                        RehomeError::Credential(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                        RehomeError::Gone(_) => StatusCode::SERVICE_UNAVAILABLE,
+                    };
+                    Err(ApiError::new(status, e.to_string())
+                        .field("credential")
+                        .into_response())
+                }
+            }
+        }
+    };
     Router::new()
         .route("/admin/status", get(status))
+        .route("/admin/rehome", axum::routing::post(rehome))
         .route("/admin/outbox", get(outbox))
         .route("/admin/links", get(links))
         .route("/admin/power", get(power_get).post(power_post))
@@ -414,10 +473,46 @@ pub fn tower_router(ctx: AdminCtx, node: TowerHandle) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
 }
 
+/// The tower's relation to its origin, for the status and the audit trail.
+fn origin_status(t: &sovereign_logic::tower::Tower) -> serde_json::Value {
+    serde_json::json!({
+        "trusted": t.trusted_origin().map(|o| o.to_string()),
+        "mismatch": t.origin_mismatch().map(|(expected, found)| serde_json::json!({
+            "expected": expected.to_string(),
+            "found": found.map(|f| f.to_string()),
+        })),
+        "rehoming": t.rehoming(),
+    })
+}
+
+/// The towers the origin's logic answers, from the credential table.
+pub fn known_towers(credentials: &TowerCredentials) -> Option<std::collections::BTreeSet<TowerId>> {
+    (!credentials.allows_unauthenticated()).then(|| credentials.towers())
+}
+
+fn tower_param(p: Result<PathParam, ApiError>) -> Result<TowerId, Response> {
+    let PathParam(raw) = p.map_err(IntoResponse::into_response)?;
+    raw.parse::<u32>().map(TowerId).map_err(|_| {
+        ApiError::bad_field(
+            "tower",
+            format!(
+                "expected a tower number (0..=4294967295), found {:?}",
+                raw.chars().take(40).collect::<String>()
+            ),
+        )
+        .into_response()
+    })
+}
+
 /// The origin's admin router.
-pub fn origin_router(ctx: AdminCtx, node: OriginHandle, metrics: Arc<OriginMetrics>) -> Router {
+pub fn origin_router(
+    ctx: AdminCtx,
+    node: OriginHandle,
+    metrics: Arc<OriginMetrics>,
+    credentials: TowerCredentials,
+) -> Router {
     let publish = {
-        let (ctx, node) = (ctx.clone(), node.clone());
+        let (ctx, node, metrics) = (ctx.clone(), node.clone(), metrics.clone());
         move |headers: HeaderMap, q: Result<QueryParams, ApiError>, body: Body| async move {
             // Authenticate first: an unauthenticated caller learns nothing about the rest.
             let caller = ctx.caller(Role::Operator, &headers)?;
@@ -516,17 +611,22 @@ pub fn origin_router(ctx: AdminCtx, node: OriginHandle, metrics: Arc<OriginMetri
         }
     };
     let status = {
-        let (ctx, node) = (ctx.clone(), node.clone());
+        let (ctx, node, credentials) = (ctx.clone(), node.clone(), credentials.clone());
         move |headers: HeaderMap| async move {
             ctx.caller(Role::Viewer, &headers)?;
+            let towers = credentials.towers().len();
+            let unauthenticated = credentials.allows_unauthenticated();
             let mut v = node
-                .query(|o, now| {
+                .query(move |o, now| {
                     serde_json::json!({
                         "uptime_s": now.as_secs_f64(),
                         "failed": o.is_failed(),
                         "items": o.catalog().len(),
                         "applied": o.applied_count(),
                         "pending_fsyncs": o.pending_fsyncs(),
+                        "origin": o.identity().map(|i| i.to_string()),
+                        "towers_credentialed": towers,
+                        "allow_unauthenticated_towers": unauthenticated,
                     })
                 })
                 .await
@@ -549,13 +649,14 @@ pub fn origin_router(ctx: AdminCtx, node: OriginHandle, metrics: Arc<OriginMetri
             let k = sovereign_wire::idem_key("key", &key)
                 .map_err(|e| ApiError::bad_field("key", e.to_string()).into_response())?;
             let outcome = node
-                .query(move |o, _| o.applied(&k).cloned())
+                .query(move |o, _| o.applied(&k).cloned().map(|a| (a, o.forwarded_by(&k))))
                 .await
                 .map_err(|e| ApiError::from(e).into_response())?;
             match outcome {
-                Some(o) => Ok::<_, Response>(json(serde_json::json!({
+                Some((o, tower)) => Ok::<_, Response>(json(serde_json::json!({
                     "key": key,
                     "outcome": sovereign_wire::OpOutcomeDto::from(&o),
+                    "tower": tower.map(|t| t.0),
                 }))),
                 None => Err(ApiError::new(
                     StatusCode::NOT_FOUND,
@@ -565,8 +666,105 @@ pub fn origin_router(ctx: AdminCtx, node: OriginHandle, metrics: Arc<OriginMetri
             }
         }
     };
+    let towers_list = {
+        let (ctx, credentials) = (ctx.clone(), credentials.clone());
+        move |headers: HeaderMap| async move {
+            ctx.caller(Role::Viewer, &headers)?;
+            Ok::<_, Response>(json(serde_json::json!({
+                "towers": credentials.list(),
+                "allow_unauthenticated": credentials.allows_unauthenticated(),
+            })))
+        }
+    };
+    let sync = {
+        let (node, credentials, metrics) = (node.clone(), credentials.clone(), metrics.clone());
+        move || {
+            let (node, credentials, metrics) = (node.clone(), credentials.clone(), metrics.clone());
+            async move {
+                metrics.set_towers(
+                    credentials.towers().len(),
+                    credentials.allows_unauthenticated(),
+                );
+                node.set_towers(known_towers(&credentials)).await
+            }
+        }
+    };
+    let tower_issue = {
+        let (ctx, credentials, sync) = (ctx.clone(), credentials.clone(), sync.clone());
+        move |headers: HeaderMap, p: Result<PathParam, ApiError>| async move {
+            let caller = ctx.caller(Role::Operator, &headers)?;
+            let tower = tower_param(p)?;
+            let issued = crate::tower_node::blocking(|| credentials.issue(tower)).map_err(|e| {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
+            })?;
+            let audit = ctx.record(
+                AuditEntry::new(&caller, "tower.credential.issue", tower.to_string())
+                    .detail(serde_json::json!({
+                        "credential_id": issued.credential_id,
+                        "replaced": issued.replaced,
+                    }))
+                    .outcome("issued"),
+            );
+            if let Err(refusal) = audit {
+                // Unaudited, so not made: the new credential must not work.
+                let _ = crate::tower_node::blocking(|| credentials.revoke(tower));
+                let _ = sync().await;
+                return Err(refusal);
+            }
+            sync()
+                .await
+                .map_err(|e| ApiError::from(e).into_response())?;
+            tracing::warn!(%tower, credential_id = %issued.credential_id, replaced = issued.replaced, token = %caller.token_id, "tower credential issued");
+            Ok::<_, Response>(
+                (
+                    StatusCode::CREATED,
+                    json(serde_json::json!({
+                        "tower": tower.0,
+                        "credential": issued.credential,
+                        "credential_id": issued.credential_id,
+                        "replaced": issued.replaced,
+                    })),
+                )
+                    .into_response(),
+            )
+        }
+    };
+    let tower_revoke = {
+        let (ctx, credentials, sync) = (ctx.clone(), credentials.clone(), sync.clone());
+        move |headers: HeaderMap, p: Result<PathParam, ApiError>| async move {
+            let caller = ctx.caller(Role::Operator, &headers)?;
+            let tower = tower_param(p)?;
+            let revoked =
+                crate::tower_node::blocking(|| credentials.revoke(tower)).map_err(|e| {
+                    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
+                })?;
+            sync()
+                .await
+                .map_err(|e| ApiError::from(e).into_response())?;
+            ctx.record(
+                AuditEntry::new(&caller, "tower.credential.revoke", tower.to_string())
+                    .outcome(if revoked { "revoked" } else { "no credential" }),
+            )?;
+            if !revoked {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    format!("{tower} holds no credential"),
+                )
+                .into_response());
+            }
+            tracing::warn!(%tower, token = %caller.token_id, "tower credential revoked");
+            Ok::<_, Response>(json(
+                serde_json::json!({ "tower": tower.0, "revoked": true }),
+            ))
+        }
+    };
     Router::new()
         .route("/admin/status", get(status))
+        .route("/admin/towers", get(towers_list))
+        .route(
+            "/admin/towers/{tower}",
+            axum::routing::post(tower_issue).delete(tower_revoke),
+        )
         .route("/admin/ops/{key}", get(op))
         .route("/admin/publish", axum::routing::post(publish))
         .route("/admin/ledger", get(ledger))

@@ -1,16 +1,22 @@
 //! The server commands as the `sovereign` binary exposes them: `tower serve`,
-//! `origin serve`, `origin publish`. The CLI crate only forwards to [`run_tower`] and
+//! `tower rehome`, `origin serve`, `origin publish`, `origin add-tower`,
+//! `origin revoke-tower`. The CLI crate only forwards to [`run_tower`] and
 //! [`run_origin`]; each builds its own tokio runtime and logger.
 //!
 //! Map: [`TowerCommand`], [`OriginCommand`], [`run_tower`], [`run_origin`], [`init_logs`].
 
-use crate::serve::{self, OriginArgs, PublishArgs, TowerArgs};
+use crate::serve::{
+    self, AddTowerArgs, OriginArgs, PublishArgs, RehomeArgs, RevokeTowerArgs, TowerArgs,
+};
 
 /// `sovereign tower …`.
 #[derive(clap::Subcommand, Debug)]
 pub enum TowerCommand {
     /// Serve devices from the local store and sync from the origin over the uplinks.
-    Serve(TowerArgs),
+    Serve(Box<TowerArgs>),
+    /// Adopt the origin that now answers at the uplinks' address (operator token): held
+    /// content is reconciled with its catalog; re-reads the credential file first.
+    Rehome(RehomeArgs),
 }
 
 /// `sovereign origin …`.
@@ -20,6 +26,10 @@ pub enum OriginCommand {
     Serve(OriginArgs),
     /// Publish a new version of an item (needs an operator token).
     Publish(PublishArgs),
+    /// Issue a tower's credential (operator token); shown once.
+    AddTower(AddTowerArgs),
+    /// Revoke a tower's credential (operator token).
+    RevokeTower(RevokeTowerArgs),
 }
 
 /// Structured logs on stderr: `SOVEREIGN_LOG` (an `EnvFilter`, default `info`) and
@@ -48,7 +58,8 @@ pub fn run_tower(cmd: TowerCommand) -> anyhow::Result<()> {
     init_logs();
     let rt = runtime()?;
     match cmd {
-        TowerCommand::Serve(args) => rt.block_on(serve::run_tower(args)),
+        TowerCommand::Serve(args) => rt.block_on(serve::run_tower(*args)),
+        TowerCommand::Rehome(args) => rt.block_on(serve::run_rehome(args)),
     }
 }
 
@@ -61,5 +72,7 @@ pub fn run_origin(cmd: OriginCommand) -> anyhow::Result<()> {
             rt.block_on(serve::run_origin(args))
         }
         OriginCommand::Publish(args) => rt.block_on(serve::run_publish(args)),
+        OriginCommand::AddTower(args) => rt.block_on(serve::run_add_tower(args)),
+        OriginCommand::RevokeTower(args) => rt.block_on(serve::run_revoke_tower(args)),
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! Map: [`tower_node`] / [`origin_node`] (the one task that owns each state machine),
 //! [`api`] (routers), [`transport`] (outgoing HTTP), [`cache`] (verified bytes),
-//! [`clock`], [`auth`] / [`audit`] (admin tokens and the audit trail), [`metrics`],
+//! [`clock`], [`auth`] / [`audit`] (admin tokens and the audit trail), [`tower_auth`]
+//! (per-tower credentials, the origin's identity on the wire), [`metrics`],
 //! [`storage`] (storage health: errors, free space, readiness reasons),
 //! [`openapi`]; [`device_client`] (the `sovereign device` commands: a device's verified
 //! reads and offline outbox against a tower).
@@ -21,5 +22,6 @@ pub mod openapi;
 pub mod origin_node;
 pub mod serve;
 pub mod storage;
+pub mod tower_auth;
 pub mod tower_node;
 pub mod transport;

@@ -367,6 +367,8 @@ pub struct TowerMetrics {
     devices: IntGauge,
     tower_up: IntGauge,
     tower_steady: IntGauge,
+    origin_mismatch: IntGauge,
+    origin_refusals: IntCounterVec,
     http: HttpMetrics,
     storage: Arc<StorageHealth>,
     state: Mutex<TowerState>,
@@ -530,6 +532,15 @@ impl TowerMetrics {
                 "sovereign_tower_steady",
                 "1 while the tower is steady: running, Normal power, on its preferred healthy uplink.",
             ),
+            origin_mismatch: b.gauge(
+                "sovereign_origin_mismatch",
+                "1 while an origin other than the trusted one answers at the uplinks' address: syncing is stopped until it returns or an operator re-homes the tower.",
+            ),
+            origin_refusals: b.counters(
+                "sovereign_origin_refusals_total",
+                "Requests to the origin it refused, by status (401, 403, 412).",
+                &["code"],
+            ),
             http: HttpMetrics::new(&b),
             storage: b.storage(watch),
             state: Mutex::new(TowerState::default()),
@@ -559,7 +570,19 @@ impl TowerMetrics {
         for mode in POWER_MODES {
             m.power_mode.with_label_values(&[mode.name()]);
         }
+        for code in ["401", "403", "412"] {
+            m.origin_refusals.with_label_values(&[code]);
+        }
         m
+    }
+
+    /// The origin refused a request with `status` (401, 403 or 412; others are ignored).
+    pub fn origin_refused(&self, status: u16) {
+        if matches!(status, 401 | 403 | 412) {
+            self.origin_refusals
+                .with_label_values(&[&status.to_string()])
+                .inc();
+        }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, TowerState> {
@@ -726,6 +749,10 @@ impl TowerMetrics {
                 self.task_parks.with_label_values(&[task.name()]).inc();
             }
             Event::Throttle { window } => self.sync_window.set(i64::from(*window)),
+            Event::OriginMismatch { .. } => self.origin_mismatch.set(1),
+            Event::OriginRestored { .. }
+            | Event::OriginAdopted { .. }
+            | Event::RehomeStarted { .. } => self.origin_mismatch.set(0),
             // Origin-side, or carried by other metrics (Recovered: the quarantined chunks
             // come as ChunkQuarantined events, the rest is in the status gauges).
             Event::OpApplied { .. } | Event::Recovered { .. } => {}
@@ -889,6 +916,9 @@ pub struct OriginMetrics {
     ledger_withdrawn: IntCounter,
     ledger_held: Gauge,
     ledger_conserved: IntGauge,
+    tower_refusals: IntCounterVec,
+    towers_credentialed: IntGauge,
+    towers_unauthenticated: IntGauge,
     http: HttpMetrics,
     storage: Arc<StorageHealth>,
     /// Ledger totals already counted (contributed, withdrawn): counters move by deltas.
@@ -972,11 +1002,30 @@ impl OriginMetrics {
                 "sovereign_ledger_conserved",
                 "1 while the ledger's balances equal contributions minus withdrawals.",
             ),
+            tower_refusals: b.counters(
+                "sovereign_tower_auth_refusals_total",
+                "Tower requests refused, by reason (tower_header, missing, not_configured, unknown, wrong_tower, other_origin).",
+                &["reason"],
+            ),
+            towers_credentialed: b.gauge(
+                "sovereign_towers_credentialed",
+                "Towers holding a credential at this origin.",
+            ),
+            towers_unauthenticated: b.gauge(
+                "sovereign_towers_unauthenticated_allowed",
+                "1 when the origin runs with --allow-unauthenticated-towers (local experiments only).",
+            ),
             http: HttpMetrics::new(&b),
             storage: b.storage(watch),
             ledger_seen: Mutex::new((0, 0)),
             registry,
         };
+        for r in crate::tower_auth::TowerAuthError::REASONS
+            .into_iter()
+            .chain(["other_origin"])
+        {
+            m.tower_refusals.with_label_values(&[r]);
+        }
         m.origin_up.set(1);
         m.ledger_conserved.set(1);
         for p in Priority::ALL {
@@ -1014,6 +1063,19 @@ impl OriginMetrics {
     pub fn chunk_served(&self, bytes: u64) {
         self.chunk_requests.with_label_values(&["served"]).inc();
         self.chunk_served_bytes.inc_by(bytes);
+    }
+
+    /// A tower request was refused for `reason` (a `TowerAuthError::reason`, or
+    /// `other_origin` for a 412).
+    pub fn tower_refused(&self, reason: &str) {
+        self.tower_refusals.with_label_values(&[reason]).inc();
+    }
+
+    /// `towers` hold a credential; `unauthenticated`: `--allow-unauthenticated-towers`.
+    pub fn set_towers(&self, towers: usize, unauthenticated: bool) {
+        self.towers_credentialed
+            .set(i64::try_from(towers).unwrap_or(i64::MAX));
+        self.towers_unauthenticated.set(i64::from(unauthenticated));
     }
 
     /// A requested chunk was not found.

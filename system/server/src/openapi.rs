@@ -577,9 +577,53 @@ fn tower_schemas() -> Map<String, Value> {
                     "additionalProperties": { "type": "integer", "minimum": 1 }
                 },
                 "degraded": schema("Degraded"),
-                "storage_free_bytes": { "type": ["integer", "null"], "minimum": 0, "description": "Free bytes on the data directory's file system (null: not watched)." }
+                "storage_free_bytes": { "type": ["integer", "null"], "minimum": 0, "description": "Free bytes on the data directory's file system (null: not watched)." },
+                "origin": schema("OriginTrust")
             },
             "additionalProperties": true
+        }),
+    );
+    s.insert(
+        "OriginTrust".into(),
+        json!({
+            "type": "object",
+            "description": "The origin this tower trusts. `mismatch`: another origin (or one announcing no id) answers at the uplinks' address; syncing is stopped until the trusted one returns or an operator re-homes the tower. `rehoming`: a re-home is reconciling with the next origin's catalog.",
+            "additionalProperties": false,
+            "required": ["trusted", "mismatch", "rehoming"],
+            "properties": {
+                "trusted": { "type": ["string", "null"], "pattern": "^[0-9a-f]{32}$", "description": "An origin id (32 hex digits), or null." },
+                "mismatch": { "oneOf": [
+                    {
+                        "type": "object",
+                        "additionalProperties": false,
+                        "required": ["expected", "found"],
+                        "properties": {
+                            "expected": schema("OriginId"),
+                            "found": { "type": ["string", "null"], "pattern": "^[0-9a-f]{32}$", "description": "An origin id (32 hex digits), or null." }
+                        }
+                    },
+                    { "type": "null" }
+                ] },
+                "rehoming": { "type": "boolean" }
+            }
+        }),
+    );
+    s.insert(
+        "OriginId".into(),
+        json!({ "type": "string", "pattern": "^[0-9a-f]{32}$", "description": "An origin's identity, drawn at its first start." }),
+    );
+    s.insert(
+        "Rehome".into(),
+        json!({
+            "type": "object",
+            "description": "The re-home was ordered: the next origin to answer is trusted once everything held is reconciled with its catalog.",
+            "additionalProperties": false,
+            "required": ["rehoming", "before", "credential"],
+            "properties": {
+                "rehoming": { "const": true },
+                "before": schema("OriginTrust"),
+                "credential": { "type": "string", "enum": ["reloaded", "unchanged", "none"], "description": "What re-reading --credential FILE did." }
+            }
         }),
     );
     s.insert(
@@ -646,10 +690,56 @@ fn origin_schemas() -> Map<String, Value> {
         "OriginCatalog".into(),
         json!({
             "type": "object",
-            "required": ["entries"],
+            "required": ["entries", "origin"],
             "properties": {
-                "entries": { "type": "array", "items": schema("CatalogEntry"), "description": "Entries with seq > since, in seq order." }
+                "entries": { "type": "array", "items": schema("CatalogEntry"), "description": "Entries with seq > since, in seq order." },
+                "origin": { "type": ["string", "null"], "pattern": "^[0-9a-f]{32}$", "description": "This origin's id (also in the `x-sovereign-origin` header of every answer)." }
             }
+        }),
+    );
+    s.insert(
+        "TowerList".into(),
+        json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["towers", "allow_unauthenticated"],
+            "properties": {
+                "towers": { "type": "array", "items": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["tower", "credential_id", "issued"],
+                    "properties": {
+                        "tower": { "type": "integer", "minimum": 0 },
+                        "credential_id": { "type": "string", "pattern": "^[0-9a-f]{8}$", "description": "First 8 hex digits of the credential's SHA-256 (never the credential)." },
+                        "issued": { "type": "string", "format": "date-time" }
+                    }
+                } },
+                "allow_unauthenticated": { "type": "boolean", "description": "--allow-unauthenticated-towers." }
+            }
+        }),
+    );
+    s.insert(
+        "IssuedCredential".into(),
+        json!({
+            "type": "object",
+            "description": "A tower's new credential: shown this once (the origin keeps its SHA-256 only). An earlier credential of the tower stops working.",
+            "additionalProperties": false,
+            "required": ["tower", "credential", "credential_id", "replaced"],
+            "properties": {
+                "tower": { "type": "integer", "minimum": 0 },
+                "credential": { "type": "string", "pattern": "^[0-9a-f]{64}$" },
+                "credential_id": { "type": "string", "pattern": "^[0-9a-f]{8}$" },
+                "replaced": { "type": "boolean" }
+            }
+        }),
+    );
+    s.insert(
+        "RevokedCredential".into(),
+        json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["tower", "revoked"],
+            "properties": { "tower": { "type": "integer", "minimum": 0 }, "revoked": { "const": true } }
         }),
     );
     s.insert(
@@ -683,7 +773,10 @@ fn origin_schemas() -> Map<String, Value> {
                 "applied": { "type": "integer", "minimum": 0, "description": "Operations in the apply log." },
                 "pending_fsyncs": { "type": "integer", "minimum": 0 },
                 "degraded": schema("Degraded"),
-                "storage_free_bytes": { "type": ["integer", "null"], "minimum": 0, "description": "Free bytes on the data directory's file system (null: not watched)." }
+                "storage_free_bytes": { "type": ["integer", "null"], "minimum": 0, "description": "Free bytes on the data directory's file system (null: not watched)." },
+                "origin": { "type": ["string", "null"], "pattern": "^[0-9a-f]{32}$", "description": "An origin id (32 hex digits), or null." },
+                "towers_credentialed": { "type": "integer", "minimum": 0 },
+                "allow_unauthenticated_towers": { "type": "boolean" }
             },
             "additionalProperties": true
         }),
@@ -694,8 +787,12 @@ fn origin_schemas() -> Map<String, Value> {
             "type": "object",
             "description": "The recorded outcome of a device operation.",
             "additionalProperties": false,
-            "required": ["key", "outcome"],
-            "properties": { "key": schema("IdemKey"), "outcome": schema("OpOutcome") }
+            "required": ["key", "outcome", "tower"],
+            "properties": {
+                "key": schema("IdemKey"),
+                "outcome": schema("OpOutcome"),
+                "tower": { "type": ["integer", "null"], "minimum": 0, "description": "The tower that forwarded it first (null: recorded before the origin kept it)." }
+            }
         }),
     );
     s.insert(
@@ -752,7 +849,18 @@ fn parameters() -> Value {
         },
         "PublishItem": { "name": "item", "in": "query", "required": true, "schema": { "type": "string", "minLength": 1, "maxLength": 256 }, "description": "The item's id (no control characters)." },
         "OpKey": { "name": "key", "in": "path", "required": true, "schema": schema("IdemKey"), "description": "The operation's idempotency key." },
-        "PublishPriority": { "name": "priority", "in": "query", "required": true, "schema": schema("Priority") }
+        "PublishPriority": { "name": "priority", "in": "query", "required": true, "schema": schema("Priority") },
+        "TowerHeader": {
+            "name": "x-sovereign-tower", "in": "header", "required": true,
+            "schema": { "type": "integer", "minimum": 0, "maximum": 4294967295u64 },
+            "description": "The calling tower's number; the bearer credential must be this tower's."
+        },
+        "ExpectOrigin": {
+            "name": "x-sovereign-expect-origin", "in": "header", "required": false,
+            "schema": { "type": "string", "pattern": "^[0-9a-f]{32}$" },
+            "description": "The origin id the tower trusts; another origin answers 412 and does nothing."
+        },
+        "TowerNumber": { "name": "tower", "in": "path", "required": true, "schema": { "type": "integer", "minimum": 0, "maximum": 4294967295u64 }, "description": "The tower's number." }
     })
 }
 
@@ -801,6 +909,22 @@ fn responses() -> Value {
     m.insert(
         "Forbidden".into(),
         error_response("The token is valid but its role does not allow this call."),
+    );
+    m.insert(
+        "TowerUnauthorized".into(),
+        json!({
+            "description": "No tower credential, an unknown one, no x-sovereign-tower header, or no credential provisioned at this origin (fail closed). `WWW-Authenticate: Bearer realm=\"sovereign-towers\"`.",
+            "headers": { "WWW-Authenticate": r("headers", "WWWAuthenticate") },
+            "content": json_body("Error")
+        }),
+    );
+    m.insert(
+        "TowerForbidden".into(),
+        error_response("The credential belongs to another tower than the one named in x-sovereign-tower (or the tower was revoked meanwhile)."),
+    );
+    m.insert(
+        "PreconditionFailed".into(),
+        error_response("x-sovereign-expect-origin names another origin: nothing was done (field `x-sovereign-expect-origin`)."),
     );
     m.insert(
         "NotFound".into(),
@@ -874,6 +998,11 @@ fn components(schemas: Map<String, Value>) -> Value {
                 "type": "http",
                 "scheme": "bearer",
                 "description": "One token per role (viewer, operator, chaos), at least 16 characters, configured with --admin-token-<role> or SOVEREIGN_ADMIN_TOKEN_<ROLE>. Operator and chaos each include viewer. Without any token configured every admin call is 401."
+            },
+            "towerBearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "A tower's own credential (issued by POST /admin/towers/{tower} on the origin's admin listener), with the tower's number in x-sovereign-tower. Only the origin's tower-facing routes use it."
             }
         }
     })
@@ -973,6 +1102,29 @@ fn admin_op(
         "x-sovereign-role": role,
         "responses": Value::Object(responses)
     })
+}
+
+/// `op` as a call only a known tower may make: its credential, its number, the origin it
+/// expects, and the refusals that go with them.
+fn tower_call(mut op: Value) -> Value {
+    op["security"] = json!([{ "towerBearer": [] }]);
+    let mut params = vec![
+        r("parameters", "TowerHeader"),
+        r("parameters", "ExpectOrigin"),
+    ];
+    if let Some(existing) = op["parameters"].as_array() {
+        params.extend(existing.iter().cloned());
+    }
+    op["parameters"] = Value::Array(params);
+    if let Some(responses) = op["responses"].as_object_mut() {
+        responses.insert("401".into(), r("responses", "TowerUnauthorized"));
+        responses.insert("403".into(), r("responses", "TowerForbidden"));
+        responses.insert("412".into(), r("responses", "PreconditionFailed"));
+    }
+    op["description"] = json!(
+        "Only known towers: `x-sovereign-tower` and that tower's credential as a bearer token, checked before anything else. Every answer carries this origin's id in `x-sovereign-origin`."
+    );
+    op
 }
 
 fn chunk_path() -> Value {
@@ -1182,6 +1334,15 @@ pub fn tower_openapi() -> Value {
         }),
     );
     paths.insert(
+        "/admin/rehome".into(),
+        json!({ "post": admin_op(
+            "rehome", "operator",
+            "Re-home the tower (audited): re-read --credential FILE, then trust the origin that answers next once everything held is reconciled with its catalog (identical items kept, others replaced, missing ones withdrawn).",
+            ("202", ok_json("Ordered.", "Rehome")),
+            &[("422", "Unprocessable"), ("503", "Unavailable")],
+        ) }),
+    );
+    paths.insert(
         "/admin/outbox".into(),
         json!({ "get": admin_op("getOutbox", "viewer", "Accepted device operations the origin has not acknowledged yet.", ("200", ok_json("The outbox.", "Outbox")), &[]) }),
     );
@@ -1205,8 +1366,8 @@ pub fn origin_openapi() -> Value {
     let mut paths = health_paths("origin");
     paths.insert(
         "/v1/catalog".into(),
-        json!({ "get": {
-            "operationId": "getCatalog", "tags": ["content"], "security": [],
+        json!({ "get": tower_call(json!({
+            "operationId": "getCatalog", "tags": ["content"],
             "summary": "Catalog entries published after `since`.",
             "parameters": [r("parameters", "Since")],
             "responses": {
@@ -1214,14 +1375,16 @@ pub fn origin_openapi() -> Value {
                 "400": r("responses", "BadRequest"),
                 "503": r("responses", "Unavailable")
             }
-        }}),
+        }))}),
     );
-    paths.insert("/v1/chunks/{sha256}".into(), chunk_path());
+    let mut chunk = chunk_path();
+    chunk["get"] = tower_call(chunk["get"].clone());
+    paths.insert("/v1/chunks/{sha256}".into(), chunk);
     paths.insert(
         "/v1/forward".into(),
-        json!({ "post": {
-            "operationId": "forward", "tags": ["operations"], "security": [],
-            "summary": "Apply a batch of operations forwarded by a tower (idempotent per key).",
+        json!({ "post": tower_call(json!({
+            "operationId": "forward", "tags": ["operations"],
+            "summary": "Apply a batch of operations forwarded by a tower (idempotent per key); the origin records which tower forwarded each.",
             "requestBody": { "required": true, "content": json_body("ForwardRequest") },
             "responses": {
                 "200": ok_json("Receipts for the durable operations.", "ForwardReply"),
@@ -1229,7 +1392,31 @@ pub fn origin_openapi() -> Value {
                 "413": r("responses", "PayloadTooLarge"),
                 "503": r("responses", "Unavailable")
             }
-        }}),
+        }))}),
+    );
+    paths.insert(
+        "/admin/towers".into(),
+        json!({ "get": admin_op("getTowers", "viewer", "The towers holding a credential (ids of the credentials, never the secrets).", ("200", ok_json("The towers.", "TowerList")), &[]) }),
+    );
+    let mut issue = admin_op(
+        "issueTowerCredential",
+        "operator",
+        "Issue a new random credential for the tower (audited); shown once. An earlier one stops working.",
+        ("201", ok_json("The credential.", "IssuedCredential")),
+        &[("400", "BadRequest")],
+    );
+    issue["parameters"] = json!([r("parameters", "TowerNumber")]);
+    let mut revoke = admin_op(
+        "revokeTowerCredential",
+        "operator",
+        "Revoke the tower's credential (audited): its requests are refused from now on.",
+        ("200", ok_json("Revoked.", "RevokedCredential")),
+        &[("400", "BadRequest"), ("404", "NotFound")],
+    );
+    revoke["parameters"] = json!([r("parameters", "TowerNumber")]);
+    paths.insert(
+        "/admin/towers/{tower}".into(),
+        json!({ "post": issue, "delete": revoke }),
     );
     paths.insert(
         "/admin/status".into(),
@@ -1326,6 +1513,7 @@ fn pattern_matches(pattern: &str, s: &str) -> Option<bool> {
     Some(match pattern {
         "^[0-9a-f]{64}$" => hex_lower(s, 64),
         "^[0-9a-f]{8}$" => hex_lower(s, 8),
+        "^[0-9a-f]{32}$" => hex_lower(s, 32),
         "^[0-9]+$" => !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()),
         "^[\\x21-\\x7e]{1,256}$" => {
             (1..=256).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic())

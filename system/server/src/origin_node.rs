@@ -12,6 +12,10 @@
 //! files no committed entry names are garbage-collected (a crash between a publish's chunk
 //! writes and its commit leaves them).
 //!
+//! At the first start (a store without `Record::Identity`) [`spawn`] draws the origin's
+//! identity from the OS's random source and makes it durable before anything is served;
+//! later starts read it back ([`OriginHandle::identity`]).
+//!
 //! Map: [`OriginHandle`], [`spawn`], [`PublishError`], [`OriginSink`].
 //!
 //! Not covered: HTTP routing (`api`).
@@ -22,8 +26,9 @@ use sovereign_logic::Time;
 use sovereign_logic::content::{ItemId, Priority};
 use sovereign_logic::io::{Action, Event};
 use sovereign_logic::origin::{Origin, OriginConfig};
-use sovereign_logic::protocol::{CatalogEntry, Message, Peer, TowerId};
+use sovereign_logic::protocol::{CatalogEntry, Message, OriginId, Peer, TowerId};
 use sovereign_store::Store;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
@@ -68,9 +73,20 @@ pub enum PublishError {
 #[derive(Clone)]
 pub struct OriginHandle {
     tx: mpsc::UnboundedSender<Input>,
+    identity: OriginId,
 }
 
 impl OriginHandle {
+    /// This origin's identity (durable since before the node started).
+    pub fn identity(&self) -> OriginId {
+        self.identity
+    }
+
+    /// The towers the logic answers (`None`: any); kept across the node's restarts.
+    pub async fn set_towers(&self, towers: Option<BTreeSet<TowerId>>) -> Result<(), NodeGone> {
+        self.query(move |o, _| o.set_towers(towers)).await
+    }
+
     /// Publish a new version of `item`; resolves once it is durable and in the catalog.
     pub async fn publish(
         &self,
@@ -142,7 +158,8 @@ fn recover(store: &dyn Store) -> Result<sovereign_store::Recovered, sovereign_st
     Ok(recovered)
 }
 
-/// Recover the origin from `store` and start its node task.
+/// Recover the origin from `store` (taking an identity at the first start) and start its
+/// node task.
 pub fn spawn(
     config: OriginConfig,
     store: Arc<dyn Store>,
@@ -150,8 +167,7 @@ pub fn spawn(
 ) -> Result<OriginHandle, sovereign_store::StoreError> {
     let recovered = recover(&*store)?;
     let origin = Origin::recover(config.clone(), &recovered.durable);
-    let (tx, rx) = mpsc::unbounded_channel();
-    let node = Node {
+    let mut node = Node {
         origin,
         config,
         store,
@@ -160,11 +176,46 @@ pub fn spawn(
         replies: Vec::new(),
         failure: None,
     };
+    let identity = node.identity()?;
+    let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(node.run(rx));
-    Ok(OriginHandle { tx })
+    Ok(OriginHandle { tx, identity })
 }
 
 impl Node {
+    /// The origin's identity: the recovered one, or a new one drawn from the OS and made
+    /// durable now (a storage failure here fails the start).
+    fn identity(&mut self) -> Result<OriginId, sovereign_store::StoreError> {
+        if let Some(id) = self.origin.identity() {
+            return Ok(id);
+        }
+        let mut bytes = [0u8; 16];
+        crate::tower_auth::secret_bytes(&mut bytes).map_err(|e| {
+            sovereign_store::StoreError::Io {
+                what: "drawing the origin's identity".into(),
+                source: std::io::Error::other(e),
+            }
+        })?;
+        let candidate = OriginId(u128::from_be_bytes(bytes));
+        let fail = |what: String| sovereign_store::StoreError::Io {
+            what,
+            source: std::io::Error::other("the origin's identity is not durable"),
+        };
+        self.origin
+            .establish_identity(candidate)
+            .map_err(|e| fail(e.to_string()))?;
+        self.drain();
+        match (self.origin.identity(), self.failure.take()) {
+            (Some(id), None) => {
+                tracing::info!(origin = %id, "origin identity created (first start)");
+                Ok(id)
+            }
+            (_, why) => Err(fail(
+                why.unwrap_or_else(|| "writing the origin's identity".into()),
+            )),
+        }
+    }
+
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Input>) {
         while let Some(input) = rx.recv().await {
             let now = self.clock.now();
@@ -257,6 +308,8 @@ impl Node {
         if let Err(e) = blocking(|| self.store.discard()) {
             tracing::error!(error = %e, "discarding the failed writes left files behind");
         }
+        // Towers added or revoked since the start are kept.
+        self.config.towers = self.origin.config().towers.clone();
         match recover(&*self.store) {
             Ok(recovered) => {
                 self.origin = Origin::recover(self.config.clone(), &recovered.durable);

@@ -10,9 +10,17 @@
 //! for the origin's records with `--postgres`), bind the public and admin listeners and
 //! serve until Ctrl-C, SIGTERM or the power manager's power-off.
 //!
-//! Map: [`TowerArgs`], [`OriginArgs`], [`PublishArgs`], [`TowerParts`], [`OriginParts`],
-//! [`tower_parts`], [`tower_parts_watched`], [`origin_parts`], [`origin_parts_watched`],
-//! [`run_tower`], [`run_origin`], [`run_publish`].
+//! Trust between towers and the origin ([`crate::tower_auth`]): the origin keeps its
+//! towers' credential digests in `DATA/towers.json` and refuses every tower call while
+//! none is provisioned (unless `--allow-unauthenticated-towers`, logged at ERROR); a
+//! tower reads its credential from `--credential FILE` (warning loudly without one).
+//! [`run_add_tower`] / [`run_revoke_tower`] / [`run_rehome`] are the operator commands.
+//!
+//! Map: [`TowerArgs`], [`OriginArgs`], [`PublishArgs`], [`AddTowerArgs`],
+//! [`RevokeTowerArgs`], [`RehomeArgs`], [`TowerParts`], [`OriginParts`], [`tower_parts`],
+//! [`tower_parts_watched`], [`origin_parts`], [`origin_parts_watched`], [`run_tower`],
+//! [`run_origin`], [`run_publish`], [`run_add_tower`], [`run_revoke_tower`],
+//! [`run_rehome`].
 //!
 //! Not covered: TLS termination (a reverse proxy's job), daemonising (systemd's).
 
@@ -24,7 +32,8 @@ use crate::cache::{CACHE_BYTES_DEFAULT, VerifiedCache};
 use crate::metrics::{OriginMetrics, TowerMetrics};
 use crate::origin_node::{self, OriginHandle};
 use crate::storage::{DiskWatch, FREE_MIN_MIB_DEFAULT, ObservedStore};
-use crate::tower_node::{self, PowerSource, TowerHandle, TowerNodeConfig};
+use crate::tower_auth::TowerCredentials;
+use crate::tower_node::{self, PowerSource, TowerCredential, TowerHandle, TowerNodeConfig};
 use crate::transport::{HyperTransport, Request, Transport};
 use anyhow::{Context, Result, anyhow, bail};
 use axum::Router;
@@ -102,12 +111,17 @@ pub struct TowerArgs {
     /// degraded (not ready), MiB; 0: no minimum.
     #[arg(long, default_value_t = FREE_MIN_MIB_DEFAULT)]
     pub storage_free_min_mib: u64,
+    /// The tower's credential for the origin: a file holding the secret the origin issued
+    /// (`sovereign origin add-tower`); keep it mode 0600. Re-read on `POST /admin/rehome`.
+    #[arg(long, env = "SOVEREIGN_TOWER_CREDENTIAL_FILE", value_name = "FILE")]
+    pub credential: Option<PathBuf>,
     /// Admin tokens.
     #[command(flatten)]
     pub tokens: TokenArgs,
-    /// Plant a bug (tests only): `skip-verify` serves stored bytes without checking them.
-    /// The real-process tests use it to show that their corruption check can fail.
-    #[arg(long, hide = true, value_parser = ["skip-verify"])]
+    /// Plant a bug (tests only): `skip-verify` serves stored bytes without checking them;
+    /// `no-origin-check` syncs from whatever origin answers (no identity check). The
+    /// real-process tests use them to show that their checks can fail.
+    #[arg(long, hide = true, value_parser = ["skip-verify", "no-origin-check"])]
     pub plant: Option<String>,
 }
 
@@ -150,9 +164,56 @@ pub struct OriginArgs {
     /// degraded (not ready), MiB; 0: no minimum.
     #[arg(long, default_value_t = FREE_MIN_MIB_DEFAULT)]
     pub storage_free_min_mib: u64,
+    /// Answer towers that present no credential, as the tower they claim to be (local
+    /// experiments only: anyone who can reach the listener can then forward operations).
+    /// A credential that is presented is still checked.
+    #[arg(long)]
+    pub allow_unauthenticated_towers: bool,
     /// Admin tokens.
     #[command(flatten)]
     pub tokens: TokenArgs,
+}
+
+/// `sovereign origin add-tower`: issue a tower's credential through the admin API.
+#[derive(clap::Args, Debug, Clone)]
+pub struct AddTowerArgs {
+    /// The origin's admin URL.
+    #[arg(long, default_value = "http://127.0.0.1:8190", value_name = "URL")]
+    pub origin: String,
+    /// The tower's number.
+    #[arg(long)]
+    pub tower: u32,
+    /// Write the credential to FILE (mode 0600) instead of printing it.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// An operator token.
+    #[arg(long, env = "SOVEREIGN_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: String,
+}
+
+/// `sovereign origin revoke-tower`: revoke a tower's credential through the admin API.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RevokeTowerArgs {
+    /// The origin's admin URL.
+    #[arg(long, default_value = "http://127.0.0.1:8190", value_name = "URL")]
+    pub origin: String,
+    /// The tower's number.
+    #[arg(long)]
+    pub tower: u32,
+    /// An operator token.
+    #[arg(long, env = "SOVEREIGN_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: String,
+}
+
+/// `sovereign tower rehome`: order a re-home through the tower's admin API.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RehomeArgs {
+    /// The tower's admin URL.
+    #[arg(long, default_value = "http://127.0.0.1:8180", value_name = "URL")]
+    pub tower: String,
+    /// An operator token.
+    #[arg(long, env = "SOVEREIGN_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: String,
 }
 
 /// `sovereign origin publish`.
@@ -196,6 +257,9 @@ impl tower_node::Observer for TowerObserver {
     }
     fn parked(&self, tasks: &[sovereign_logic::io::TaskKind]) {
         self.metrics.set_parked(tasks);
+    }
+    fn refused(&self, status: u16) {
+        self.metrics.origin_refused(status);
     }
 }
 
@@ -300,27 +364,40 @@ pub struct OriginParts {
     pub admin: Router,
 }
 
-/// Build an origin: recover from `store`, start the node, make the routers. No data
-/// directory is watched for free space (see [`origin_parts_watched`]).
+/// Build an origin: recover from `store`, start the node, make the routers. The logic
+/// answers the towers holding a credential in `credentials` (any tower with
+/// `--allow-unauthenticated-towers`), whatever `config.towers` says. No data directory is
+/// watched for free space (see [`origin_parts_watched`]).
 pub fn origin_parts(
     config: OriginConfig,
     store: Arc<dyn Store>,
     faults: Faults,
     tokens: Tokens,
     audit: Arc<AuditLog>,
+    credentials: TowerCredentials,
 ) -> Result<OriginParts> {
-    origin_parts_watched(config, store, faults, tokens, audit, DiskWatch::default())
+    origin_parts_watched(
+        config,
+        store,
+        faults,
+        tokens,
+        audit,
+        credentials,
+        DiskWatch::default(),
+    )
 }
 
 /// [`origin_parts`] for a store in the directory `watch` names.
 pub fn origin_parts_watched(
-    config: OriginConfig,
+    mut config: OriginConfig,
     store: Arc<dyn Store>,
     faults: Faults,
     tokens: Tokens,
     audit: Arc<AuditLog>,
+    credentials: TowerCredentials,
     watch: DiskWatch,
 ) -> Result<OriginParts> {
+    config.towers = admin::known_towers(&credentials);
     let metrics = Arc::new(OriginMetrics::with_storage(watch));
     let store: Arc<dyn Store> = Arc::new(ObservedStore::new(store, metrics.storage().clone()));
     let sink = {
@@ -335,10 +412,16 @@ pub fn origin_parts_watched(
     };
     let handle =
         origin_node::spawn(config, store, sink).context("recovering the origin from its store")?;
+    metrics.set_towers(
+        credentials.towers().len(),
+        credentials.allows_unauthenticated(),
+    );
     let api = Arc::new(api::origin::OriginApi {
         node: handle.clone(),
         metrics: metrics.clone(),
         openapi: Arc::new(crate::openapi::origin_openapi()),
+        credentials: credentials.clone(),
+        identity: handle.identity(),
     });
     let public = api::origin::router(api);
     let admin = admin::origin_router(
@@ -351,6 +434,7 @@ pub fn origin_parts_watched(
         },
         handle.clone(),
         metrics,
+        credentials,
     );
     Ok(OriginParts {
         handle,
@@ -451,12 +535,32 @@ pub async fn run_tower(args: TowerArgs) -> Result<()> {
         tracing::error!("PLANTED BUG skip-verify: stored bytes are served unverified");
         tower.verify = false;
     }
+    if args.plant.as_deref() == Some("no-origin-check") {
+        tracing::error!(
+            "PLANTED BUG no-origin-check: any origin at the uplinks' address is synced from"
+        );
+        tower.check_origin = false;
+    }
+    let credential = match &args.credential {
+        Some(path) => Some(
+            TowerCredential::from_file(path.clone())
+                .with_context(|| format!("reading the tower credential {}", path.display()))?,
+        ),
+        None => {
+            tracing::warn!(
+                "no --credential: the origin will refuse this tower's catalog, chunk and forward requests (it still serves devices what it holds); issue one with `sovereign origin add-tower --tower {} --out FILE`",
+                args.id
+            );
+            None
+        }
+    };
     let config = TowerNodeConfig {
         tower,
         uplinks,
         power: args.power_telemetry.clone(),
         power_interval: Duration::from_secs(args.power_interval_s.max(1)),
         seed: seed(),
+        credential,
     };
     let faults = Faults::default();
     let sqlite = sovereign_store::SqliteStore::open(&args.data)
@@ -518,13 +622,38 @@ pub async fn run_origin(args: OriginArgs) -> Result<()> {
         dir: Some(args.data.clone()),
         free_min_bytes: args.storage_free_min_mib.saturating_mul(1024 * 1024),
     };
-    let parts = origin_parts_watched(OriginConfig::default(), store, faults, tokens, audit, watch)?;
+    let credentials = TowerCredentials::open(
+        args.data.join("towers.json"),
+        args.allow_unauthenticated_towers,
+    )
+    .context("reading the tower credentials")?;
+    if args.allow_unauthenticated_towers {
+        tracing::error!(
+            "--allow-unauthenticated-towers: anyone who reaches the tower API can read the catalog and forward operations as any tower; for local experiments only"
+        );
+    } else if credentials.towers().is_empty() {
+        tracing::warn!(
+            "no tower credential provisioned: every tower is refused until one is issued (`sovereign origin add-tower --tower N`, or POST /admin/towers/N)"
+        );
+    } else {
+        tracing::info!(towers = ?credentials.towers().iter().map(|t| t.0).collect::<Vec<_>>(), "towers with a credential");
+    }
+    let parts = origin_parts_watched(
+        OriginConfig::default(),
+        store,
+        faults,
+        tokens,
+        audit,
+        credentials,
+        watch,
+    )?;
     let public = bind(args.listen, "tower API").await?;
     let admin = bind(args.admin_listen, "admin API").await?;
     tracing::info!(
         listen = %public.local_addr()?,
         admin = %admin.local_addr()?,
         backend = if args.postgres.is_some() { "postgres" } else { "sqlite" },
+        origin = %parts.handle.identity(),
         "origin serving"
     );
     serve_both(
@@ -562,6 +691,89 @@ pub async fn run_publish(args: PublishArgs) -> Result<()> {
         bail!("the origin answered {}: {}", resp.status, body.trim());
     }
     println!("{}", body.trim());
+    Ok(())
+}
+
+/// Send an admin request with an operator token; the JSON answer, or the error.
+async fn admin_call(
+    method: hyper::http::Method,
+    url: String,
+    token: &str,
+) -> Result<serde_json::Value> {
+    let transport = HyperTransport::tcp();
+    let auth = hyper::http::HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|_| anyhow!("the token contains characters a header cannot carry"))?;
+    let mut req =
+        Request::get(url, Duration::from_secs(30)).header(hyper::http::header::AUTHORIZATION, auth);
+    req.method = method;
+    let resp = transport.send(req).await?;
+    let body = String::from_utf8_lossy(&resp.body);
+    if !resp.status.is_success() {
+        bail!("answered {}: {}", resp.status, body.trim());
+    }
+    serde_json::from_slice(&resp.body).with_context(|| format!("not JSON: {}", body.trim()))
+}
+
+/// `sovereign origin add-tower`: issue tower N's credential; write it to `--out` (mode
+/// 0600) or print it. It is shown once: the origin keeps only its SHA-256.
+pub async fn run_add_tower(args: AddTowerArgs) -> Result<()> {
+    let base = args.origin.trim_end_matches('/');
+    let v = admin_call(
+        hyper::http::Method::POST,
+        format!("{base}/admin/towers/{}", args.tower),
+        &args.token,
+    )
+    .await
+    .context("issuing the credential")?;
+    let credential = v["credential"]
+        .as_str()
+        .ok_or_else(|| anyhow!("the origin's answer has no credential: {v}"))?;
+    let id = v["credential_id"].as_str().unwrap_or("?");
+    match &args.out {
+        Some(path) => {
+            crate::tower_auth::write_credential_file(path, credential)
+                .map_err(|e| anyhow!("{e}"))?;
+            eprintln!(
+                "tower-{} credential {id} written to {} (mode 0600){}",
+                args.tower,
+                path.display(),
+                if v["replaced"].as_bool() == Some(true) {
+                    "; the previous credential no longer works"
+                } else {
+                    ""
+                }
+            );
+        }
+        None => println!("{credential}"),
+    }
+    Ok(())
+}
+
+/// `sovereign origin revoke-tower`.
+pub async fn run_revoke_tower(args: RevokeTowerArgs) -> Result<()> {
+    let base = args.origin.trim_end_matches('/');
+    admin_call(
+        hyper::http::Method::DELETE,
+        format!("{base}/admin/towers/{}", args.tower),
+        &args.token,
+    )
+    .await
+    .context("revoking the credential")?;
+    eprintln!("tower-{} credential revoked", args.tower);
+    Ok(())
+}
+
+/// `sovereign tower rehome`.
+pub async fn run_rehome(args: RehomeArgs) -> Result<()> {
+    let base = args.tower.trim_end_matches('/');
+    let v = admin_call(
+        hyper::http::Method::POST,
+        format!("{base}/admin/rehome"),
+        &args.token,
+    )
+    .await
+    .context("ordering the re-home")?;
+    println!("{v}");
     Ok(())
 }
 

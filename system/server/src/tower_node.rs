@@ -16,8 +16,18 @@
 //! a write's completion is reported before the next action runs, so an fsync's `Ok`
 //! reaches the logic only after the bytes are on disk — which is when the logic acks.
 //!
-//! Map: [`TowerNodeConfig`], [`PowerSource`], [`TowerHandle`], [`ServeView`], [`NodeGone`],
-//! [`spawn`], [`Observer`], [`DEMAND_PENDING_MAX`], [`DEMAND_FLUSH`].
+//! Requests to the origin carry the tower's number ([`TOWER_HEADER`]), its credential
+//! (`Authorization: Bearer`, from [`TowerCredential`]) and, once it trusts an origin, that
+//! origin's id (`x-sovereign-expect-origin`). The origin id every answer carries
+//! (`x-sovereign-origin`) is checked here (see `sovereign_logic::tower::trust`): a catalog
+//! reply hands it to the logic with the entries; any other answer from an origin that
+//! is not the trusted one is reported with `Tower::handle_origin_identity` and dropped —
+//! a forward's receipts from a stranger never empty the outbox. A mismatch is logged at
+//! ERROR. [`TowerHandle::rehome`] re-reads the credential file and orders the re-home.
+//!
+//! Map: [`TowerNodeConfig`], [`TowerCredential`], [`PowerSource`], [`TowerHandle`],
+//! [`ServeView`], [`NodeGone`], [`RehomeError`], [`spawn`], [`Observer`],
+//! [`origin_exchange`] / [`Exchange`], [`DEMAND_PENDING_MAX`], [`DEMAND_FLUSH`].
 //!
 //! Not covered: HTTP routing (`api`), metrics formatting (`metrics`).
 
@@ -29,7 +39,7 @@ use sovereign_logic::Time;
 use sovereign_logic::content::{ChunkHash, ItemId, Manifest};
 use sovereign_logic::io::{Action, Event, Key, TaskKind};
 use sovereign_logic::protocol::{
-    DeviceId, IdemKey, LinkKind, Message, Operation, Peer, SubmitReply,
+    DeviceId, IdemKey, LinkKind, Message, Operation, OriginId, Peer, SubmitReply,
 };
 use sovereign_logic::tower::link::ProbeOutcome;
 use sovereign_logic::tower::power::PowerReading;
@@ -45,6 +55,41 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 /// The header a tower names itself with in requests to the origin.
 pub const TOWER_HEADER: &str = "x-sovereign-tower";
+
+/// A tower's credential for the origin: the secret, and the file it came from (re-read by
+/// [`TowerHandle::rehome`]). `Debug` never shows the secret.
+#[derive(Clone)]
+pub struct TowerCredential {
+    secret: Arc<str>,
+    file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for TowerCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TowerCredential")
+            .field("file", &self.file)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TowerCredential {
+    /// A credential given as is (tests).
+    pub fn secret(secret: impl Into<String>) -> TowerCredential {
+        TowerCredential {
+            secret: Arc::from(secret.into()),
+            file: None,
+        }
+    }
+
+    /// The credential in `path` (`--credential FILE`), validated.
+    pub fn from_file(path: PathBuf) -> Result<TowerCredential, crate::tower_auth::CredentialError> {
+        let secret = crate::tower_auth::read_credential_file(&path)?;
+        Ok(TowerCredential {
+            secret: Arc::from(secret),
+            file: Some(path),
+        })
+    }
+}
 
 /// Where power telemetry comes from: a JSON file a charge controller rewrites, or an HTTP
 /// endpoint answering the same JSON ([`PowerReadingDto`]).
@@ -80,6 +125,9 @@ pub struct TowerNodeConfig {
     pub power_interval: Duration,
     /// Seed for the logic's jitter.
     pub seed: u64,
+    /// The credential sent to the origin (`None`: none; the origin refuses the tower
+    /// unless it allows unauthenticated towers).
+    pub credential: Option<TowerCredential>,
 }
 
 /// What the node reports to metrics and caches.
@@ -92,6 +140,8 @@ pub trait Observer: Send + Sync + 'static {
     fn traffic(&self, link: LinkKind, bytes: u64);
     /// After every step: the sync tasks the supervisor has parked now (readiness).
     fn parked(&self, _tasks: &[TaskKind]) {}
+    /// The origin refused a request with `status` (401, 403, 412).
+    fn refused(&self, _status: u16) {}
 }
 
 /// An observer that ignores everything (tests).
@@ -155,6 +205,8 @@ struct Shared {
     demand: Mutex<BTreeMap<ItemId, u32>>,
     /// Readings handed in through [`TowerHandle::power`] so far.
     power_sent: AtomicU64,
+    /// The credential requests to the origin carry (replaced by a re-home's re-read).
+    credential: RwLock<Option<TowerCredential>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -167,7 +219,14 @@ type Reply = Box<dyn FnOnce() + Send>;
 type Query = Box<dyn FnOnce(&mut Tower, Time) -> Reply + Send>;
 
 enum Input {
-    Reply(Message),
+    /// An answer from the origin: the reply the logic takes (if any) and the origin id
+    /// the answer announced.
+    Reply {
+        reply: Option<Message>,
+        origin: Option<OriginId>,
+        /// The request was a catalog poll.
+        catalog: bool,
+    },
     Probe(LinkKind, ProbeOutcome),
     /// A reading; `true` when it came through [`TowerHandle::power`] (counted).
     Power(PowerReading, bool),
@@ -186,6 +245,17 @@ enum Input {
 #[derive(Debug, thiserror::Error)]
 #[error("the tower node has stopped")]
 pub struct NodeGone;
+
+/// Why a re-home was not started.
+#[derive(Debug, thiserror::Error)]
+pub enum RehomeError {
+    /// The credential file could not be read again.
+    #[error("re-reading the credential file: {0}")]
+    Credential(#[from] crate::tower_auth::CredentialError),
+    /// The node is gone.
+    #[error(transparent)]
+    Gone(#[from] NodeGone),
+}
 
 /// A cheap, cloneable handle on the node task.
 #[derive(Clone)]
@@ -316,6 +386,36 @@ impl TowerHandle {
     pub fn is_off(&self) -> bool {
         self.off.borrow().is_some()
     }
+
+    /// An operator re-homes the tower: re-read the credential file (if the credential
+    /// came from one; a new origin issues a new credential), then let the logic adopt the
+    /// origin that answers next once its catalog is reconciled. Returns what happened to
+    /// the credential: `reloaded`, `unchanged` (same secret) or `none` (no file).
+    pub async fn rehome(&self) -> Result<&'static str, RehomeError> {
+        let file = self
+            .shared
+            .credential
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .and_then(|c| c.file.clone());
+        let outcome = match file {
+            Some(path) => {
+                let fresh = crate::tower_node::blocking(|| TowerCredential::from_file(path))?;
+                let mut slot = self
+                    .shared
+                    .credential
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner());
+                let same = slot.as_ref().is_some_and(|c| c.secret == fresh.secret);
+                *slot = Some(fresh);
+                if same { "unchanged" } else { "reloaded" }
+            }
+            None => "none",
+        };
+        self.query(|t, now| t.rehome(now)).await?;
+        Ok(outcome)
+    }
 }
 
 struct Node {
@@ -377,7 +477,15 @@ pub fn spawn(
         view: RwLock::new(Arc::new(ServeView::of(&tower, 0))),
         demand: Mutex::new(BTreeMap::new()),
         power_sent: AtomicU64::new(0),
+        credential: RwLock::new(config.credential.clone()),
     });
+    if let Some(expected) = tower.trusted_origin() {
+        tracing::info!(origin = %expected, "trusting the origin remembered in the store");
+    } else if tower.rehoming() {
+        tracing::warn!(
+            "a re-home was in progress: the next origin to answer will be reconciled with"
+        );
+    }
     if let Some(source) = config.power.clone() {
         tokio::spawn(poll_power(
             source,
@@ -443,7 +551,11 @@ impl Node {
             let Some(input) = input else { break };
             let now = self.clock.now();
             match input {
-                Input::Reply(msg) => self.tower.handle_message(now, Peer::Origin, msg),
+                Input::Reply {
+                    reply,
+                    origin,
+                    catalog,
+                } => self.on_reply(now, reply, origin, catalog),
                 Input::Probe(link, outcome) => self.tower.handle_probe(now, link, outcome),
                 Input::Power(reading, counted) => {
                     self.sink.power(&reading);
@@ -493,6 +605,67 @@ impl Node {
             }
         }
         tracing::info!("tower node stopped");
+    }
+
+    /// An answer from the origin: check who answered (see the module doc), then hand the
+    /// reply to the logic.
+    fn on_reply(
+        &mut self,
+        now: Time,
+        reply: Option<Message>,
+        origin: Option<OriginId>,
+        catalog: bool,
+    ) {
+        let before = self.tower.origin_mismatch();
+        let trusted = self.tower.trusted_origin();
+        // A catalog poll refused (401/403/412) by another origin than the trusted one is
+        // that origin's (empty) answer: the logic notes the mismatch and its poll ends
+        // there, instead of timing out into the breaker.
+        let reply = match reply {
+            None if catalog && trusted.is_some() && origin.is_some() && origin != trusted => {
+                Some(Message::CatalogReply {
+                    entries: Vec::new(),
+                    origin,
+                })
+            }
+            other => other,
+        };
+        match reply {
+            // The logic compares the catalog's origin itself (and adopts the first one).
+            Some(Message::CatalogReply { entries, .. }) => self.tower.handle_message(
+                now,
+                Peer::Origin,
+                Message::CatalogReply { entries, origin },
+            ),
+            other => {
+                if trusted.is_some() {
+                    self.tower.handle_origin_identity(now, origin);
+                }
+                match other {
+                    Some(msg) if trusted.is_none() || trusted == origin => {
+                        self.tower.handle_message(now, Peer::Origin, msg)
+                    }
+                    Some(msg) => tracing::error!(
+                        expected = ?trusted.map(|o| o.to_string()),
+                        found = ?origin.map(|o| o.to_string()),
+                        reply = sync_job_reply(&msg),
+                        "reply from an origin that is not the trusted one dropped"
+                    ),
+                    None => {}
+                }
+            }
+        }
+        let after = self.tower.origin_mismatch();
+        if after != before {
+            match after {
+                Some((expected, found)) => tracing::error!(
+                    expected = %expected,
+                    found = %found.map_or_else(|| "none".to_string(), |f| f.to_string()),
+                    "ORIGIN MISMATCH: another origin answers at the uplinks' address; syncing stopped (nothing adopted, fetched or forwarded), serving what this tower holds; re-home with POST /admin/rehome if the change is intended"
+                ),
+                None => tracing::warn!("the trusted origin answers again; syncing resumed"),
+            }
+        }
     }
 
     /// Publish a new [`ServeView`] if the logic's read refusal or servable set moved, or
@@ -586,10 +759,21 @@ impl Node {
                 };
                 let tower_id = self.tower.config().id.0;
                 let timeout = self.tower.config().request_timeout;
+                let auth = OriginAuth {
+                    credential: self
+                        .shared
+                        .credential
+                        .read()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .as_ref()
+                        .map(|c| c.secret.clone()),
+                    expect: self.tower.trusted_origin(),
+                };
                 let transport = self.transport.clone();
                 let tx = self.tx.clone();
                 let sink = self.sink.clone();
                 let up = msg.wire_size();
+                let catalog = matches!(msg, Message::CatalogRequest { .. });
                 // One span per sync exchange (catalog poll, chunk fetch, forward batch):
                 // structured logs carry it, a tracing subscriber can export it.
                 let span = tracing::info_span!(
@@ -600,7 +784,9 @@ impl Node {
                     bytes_up = up,
                 );
                 let task = async move {
-                    match origin_exchange(&*transport, &base, tower_id, timeout, msg).await {
+                    let ex =
+                        origin_exchange(&*transport, &base, tower_id, &auth, timeout, msg).await;
+                    let reply = match ex.result {
                         Ok(Some(reply)) => {
                             // Chunk bytes are charged when requested (ChunkRequested); the
                             // rest of the traffic (catalog, forwards) here.
@@ -609,10 +795,30 @@ impl Node {
                             {
                                 sink.traffic(l, up + reply.wire_size());
                             }
-                            let _ = tx.send(Input::Reply(reply));
+                            Some(reply)
                         }
-                        Ok(None) => {}
-                        Err(e) => tracing::debug!(error = %e, "origin request failed"),
+                        Ok(None) => None,
+                        Err(e) => {
+                            if let ExchangeError::Status { status, .. } = &e {
+                                sink.refused(status.as_u16());
+                                if matches!(status.as_u16(), 401 | 403) {
+                                    tracing::warn!(error = %e, "the origin refused this tower's credential");
+                                } else {
+                                    tracing::debug!(error = %e, "origin request failed");
+                                }
+                            } else {
+                                tracing::debug!(error = %e, "origin request failed");
+                            }
+                            None
+                        }
+                    };
+                    // Whoever answered, even with an error, said who it is.
+                    if ex.responded {
+                        let _ = tx.send(Input::Reply {
+                            reply,
+                            origin: ex.origin,
+                            catalog,
+                        });
                     }
                 };
                 tokio::spawn(tracing::Instrument::instrument(task, span));
@@ -677,6 +883,14 @@ impl Node {
     }
 }
 
+fn sync_job_reply(msg: &Message) -> &'static str {
+    match msg {
+        Message::ChunkReply { .. } => "chunk",
+        Message::ForwardReply { .. } => "forward",
+        _ => "other",
+    }
+}
+
 fn sync_job(msg: &Message) -> &'static str {
     match msg {
         Message::CatalogRequest { .. } => "catalog",
@@ -721,30 +935,100 @@ fn bad(status: StatusCode, detail: impl std::fmt::Display) -> ExchangeError {
     }
 }
 
-/// One tower → origin exchange: the HTTP form of `msg`, and the reply as the logic's
-/// message (`None` for messages that have no reply).
+/// What a tower presents to the origin with each request.
+#[derive(Clone, Debug, Default)]
+pub struct OriginAuth {
+    /// The tower's credential (sent as `Authorization: Bearer`).
+    pub credential: Option<Arc<str>>,
+    /// The origin the tower trusts (sent as `x-sovereign-expect-origin`).
+    pub expect: Option<OriginId>,
+}
+
+/// The outcome of one exchange with the origin.
+#[derive(Debug)]
+pub struct Exchange {
+    /// Whether an HTTP answer came back (of any status).
+    pub responded: bool,
+    /// The origin id the answer announced in `x-sovereign-origin` (`None`: no answer,
+    /// no header, or not an id).
+    pub origin: Option<OriginId>,
+    /// The reply as the logic's message, or why there is none.
+    pub result: Result<Option<Message>, ExchangeError>,
+}
+
+/// One tower → origin exchange: the HTTP form of `msg` (with the tower's number, its
+/// credential and the origin it expects), and the reply as the logic's message (`None`
+/// for messages that have no reply), with the identity of whoever answered.
 pub async fn origin_exchange(
     transport: &dyn Transport,
     base: &str,
     tower: u32,
+    auth: &OriginAuth,
     timeout: Duration,
     msg: Message,
+) -> Exchange {
+    let mut seen: Option<Option<OriginId>> = None;
+    let result = exchange(transport, base, tower, auth, timeout, msg, &mut seen).await;
+    Exchange {
+        responded: seen.is_some(),
+        origin: seen.flatten(),
+        result,
+    }
+}
+
+async fn exchange(
+    transport: &dyn Transport,
+    base: &str,
+    tower: u32,
+    auth: &OriginAuth,
+    timeout: Duration,
+    msg: Message,
+    seen: &mut Option<Option<OriginId>>,
 ) -> Result<Option<Message>, ExchangeError> {
-    let tower_hdr = (
-        HeaderName::from_static(TOWER_HEADER),
-        HeaderValue::from(tower),
-    );
+    let with_auth = |mut req: Request| {
+        req = req.header(
+            HeaderName::from_static(TOWER_HEADER),
+            HeaderValue::from(tower),
+        );
+        if let Some(c) = &auth.credential
+            && let Ok(v) = HeaderValue::from_str(&format!("Bearer {c}"))
+        {
+            req = req.header(hyper::http::header::AUTHORIZATION, v);
+        }
+        if let Some(o) = auth.expect
+            && let Ok(v) = HeaderValue::from_str(&o.to_string())
+        {
+            req = req.header(
+                HeaderName::from_static(crate::tower_auth::EXPECT_ORIGIN_HEADER),
+                v,
+            );
+        }
+        req
+    };
+    let send = |req: Request| async {
+        let resp = transport.send(with_auth(req)).await?;
+        let origin = resp
+            .headers
+            .get(crate::tower_auth::ORIGIN_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| s.parse::<OriginId>().ok());
+        Ok::<_, ExchangeError>((resp, origin))
+    };
     match msg {
         Message::CatalogRequest { since_seq } => {
-            let req = Request::get(format!("{base}/v1/catalog?since={since_seq}"), timeout)
-                .header(tower_hdr.0, tower_hdr.1);
-            let resp = transport.send(req).await?;
+            let req = Request::get(format!("{base}/v1/catalog?since={since_seq}"), timeout);
+            let (resp, origin) = send(req).await?;
+            *seen = Some(origin);
             if resp.status != StatusCode::OK {
                 return Err(bad(resp.status, String::from_utf8_lossy(&resp.body)));
             }
             #[derive(serde::Deserialize)]
             struct Page {
                 entries: Vec<CatalogEntryDto>,
+                // The header is what counts; the body's copy is for people.
+                #[serde(default)]
+                #[allow(dead_code)]
+                origin: Option<String>,
             }
             let page: Page =
                 sovereign_wire::from_json(&resp.body).map_err(|e| bad(resp.status, e))?;
@@ -754,12 +1038,12 @@ pub async fn origin_exchange(
                 .map(|e| e.to_entry())
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| bad(resp.status, e))?;
-            Ok(Some(Message::CatalogReply { entries }))
+            Ok(Some(Message::CatalogReply { entries, origin }))
         }
         Message::ChunkRequest { hash } => {
-            let req = Request::get(format!("{base}/v1/chunks/{hash}"), timeout)
-                .header(tower_hdr.0, tower_hdr.1);
-            let resp = transport.send(req).await?;
+            let req = Request::get(format!("{base}/v1/chunks/{hash}"), timeout);
+            let (resp, origin) = send(req).await?;
+            *seen = Some(origin);
             match resp.status {
                 // Unverified here: the logic verifies before it keeps anything.
                 StatusCode::OK => Ok(Some(Message::ChunkReply {
@@ -779,9 +1063,9 @@ pub async fn origin_exchange(
                 ops: ops.iter().map(OperationDto::from).collect(),
             })
             .map_err(|e| bad(StatusCode::BAD_REQUEST, e))?;
-            let req = Request::post_json(format!("{base}/v1/forward"), body, timeout)
-                .header(tower_hdr.0, tower_hdr.1);
-            let resp = transport.send(req).await?;
+            let req = Request::post_json(format!("{base}/v1/forward"), body, timeout);
+            let (resp, origin) = send(req).await?;
+            *seen = Some(origin);
             if resp.status != StatusCode::OK {
                 return Err(bad(resp.status, String::from_utf8_lossy(&resp.body)));
             }
@@ -903,6 +1187,7 @@ mod tests {
             power: Some(PowerSource::File(PathBuf::from("/nonexistent/power.json"))),
             power_interval: Duration::from_secs(3600),
             seed: 7,
+            credential: None,
         };
         let store: Arc<dyn Store> = Arc::new(MemStore::new(MemDisk::new()));
         spawn(config, store, Arc::new(Unreachable), Arc::new(NoObserver)).expect("spawn")

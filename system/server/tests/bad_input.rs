@@ -429,16 +429,14 @@ async fn the_device_api_does_not_expose_admin() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn origin_public_answers_bad_input_with_4xx_json() {
-    // Goal: bad `since`, unknown parameters, a bad tower header, malformed forward
-    // batches (with the field path of the bad operation), huge batches, unknown routes
-    // and wrong methods are 4xx JSON.
+    // Goal: a missing, unknown or borrowed tower credential, bad `since`, unknown
+    // parameters, a bad tower header, malformed forward batches (with the field path of
+    // the bad operation), huge batches, unknown routes and wrong methods are 4xx JSON.
     let s = Servers::start(Some("http://127.0.0.1:9")).await;
-    let get = |p: &str| req(Method::GET, p);
-    let fwd = |body: &str| {
-        req(Method::POST, "/v1/forward")
-            .header("x-sovereign-tower", "1")
-            .json(body)
-    };
+    // As tower 1, with its credential: the input is what is at fault.
+    let get = |p: &str| req(Method::GET, p).tower(1);
+    let fwd = |body: &str| req(Method::POST, "/v1/forward").tower(1).json(body);
+    let anon = |p: &str| req(Method::GET, p);
     let good = |i: u32| {
         format!(r#"{{"key":"1:{i}","device":1,"op":{{"type":"message","to":"c","body":"b"}}}}"#)
     };
@@ -456,6 +454,41 @@ async fn origin_public_answers_bad_input_with_4xx_json() {
         "x".repeat(8 * 1024 * 1024)
     );
     let cases = [
+        Want(401, Some("authorization")).cases(vec![
+            (
+                "catalog without a credential",
+                anon("/v1/catalog").header("x-sovereign-tower", "1"),
+            ),
+            (
+                "chunk with an unknown credential",
+                anon(&format!("/v1/chunks/{HASH}"))
+                    .header("x-sovereign-tower", "1")
+                    .bearer("not-a-credential-of-any-tower-at-all"),
+            ),
+            (
+                "forward without a credential",
+                req(Method::POST, "/v1/forward")
+                    .header("x-sovereign-tower", "99")
+                    .json(r#"{"ops":[]}"#),
+            ),
+            (
+                "a credential in another scheme",
+                anon("/v1/catalog").header("x-sovereign-tower", "1").header(
+                    "authorization",
+                    format!("Basic {}", support::tower_credential(1)),
+                ),
+            ),
+        ]),
+        Want(403, Some("authorization")).cases(vec![(
+            "tower 2's credential as tower 1",
+            anon("/v1/catalog")
+                .header("x-sovereign-tower", "1")
+                .bearer(&support::tower_credential(2)),
+        )]),
+        Want(401, Some("x-sovereign-tower")).cases(vec![(
+            "a credential without the tower header",
+            anon("/v1/catalog").bearer(&support::tower_credential(1)),
+        )]),
         Want(400, Some("since")).cases(vec![
             ("since not a number", get("/v1/catalog?since=abc")),
             ("since negative", get("/v1/catalog?since=-1")),
@@ -476,17 +509,21 @@ async fn origin_public_answers_bad_input_with_4xx_json() {
         Want(400, Some("x-sovereign-tower")).cases(vec![
             (
                 "tower header not a number",
-                get("/v1/catalog").header("x-sovereign-tower", "tower-1"),
+                anon("/v1/catalog").header("x-sovereign-tower", "tower-1"),
             ),
             (
                 "tower header negative",
-                get(&format!("/v1/chunks/{HASH}")).header("x-sovereign-tower", "-3"),
+                anon(&format!("/v1/chunks/{HASH}")).header("x-sovereign-tower", "-3"),
             ),
             (
                 "tower header non-ASCII",
                 req(Method::POST, "/v1/forward")
                     .header("x-sovereign-tower", "тower".as_bytes())
                     .json(r#"{"ops":[]}"#),
+            ),
+            (
+                "tower header twice",
+                get("/v1/catalog").header("x-sovereign-tower", "1"),
             ),
         ]),
         Want(400, Some("sha256")).cases(vec![

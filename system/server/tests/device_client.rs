@@ -580,9 +580,13 @@ mod real_servers {
     use sovereign_server::device_client::identity::DeviceIdentity;
     use sovereign_server::device_client::session::StatusResult;
     use sovereign_server::serve::{origin_parts, tower_parts};
-    use sovereign_server::tower_node::TowerNodeConfig;
+    use sovereign_server::tower_auth::TowerCredentials;
+    use sovereign_server::tower_node::{TowerCredential, TowerNodeConfig};
     use sovereign_server::transport::HyperTransport;
     use sovereign_store::{Faults, MemDisk, MemStore, Store};
+
+    /// The tower's credential at the origin.
+    const CREDENTIAL: &str = "tower-1-credential-0123456789abcdef";
 
     struct Servers {
         tower_url: String,
@@ -617,6 +621,11 @@ mod real_servers {
                 Faults::new(),
                 Tokens::none(),
                 Arc::new(AuditLog::open(dir.path().join("origin-audit.jsonl")).unwrap()),
+                {
+                    let c = TowerCredentials::in_memory();
+                    c.register(TowerId(1), CREDENTIAL).unwrap();
+                    c
+                },
             )
             .unwrap();
             let origin_url = if origin_up {
@@ -634,6 +643,7 @@ mod real_servers {
                     power: None,
                     power_interval: Duration::from_secs(60),
                     seed: 1,
+                    credential: Some(TowerCredential::secret(CREDENTIAL)),
                 },
                 Arc::new(MemStore::new(tower_disk.clone())),
                 Faults::new(),

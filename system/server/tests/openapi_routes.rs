@@ -40,6 +40,7 @@ const TOWER_PUBLIC: &[(&str, &str)] = &[
 /// The tower's admin API (`admin::tower_router`).
 const TOWER_ADMIN: &[(&str, &str)] = &[
     ("GET", "/admin/status"),
+    ("POST", "/admin/rehome"),
     ("GET", "/admin/outbox"),
     ("GET", "/admin/links"),
     ("GET", "/admin/power"),
@@ -64,6 +65,9 @@ const ORIGIN_PUBLIC: &[(&str, &str)] = &[
 /// The origin's admin API (`admin::origin_router`).
 const ORIGIN_ADMIN: &[(&str, &str)] = &[
     ("GET", "/admin/status"),
+    ("GET", "/admin/towers"),
+    ("POST", "/admin/towers/{tower}"),
+    ("DELETE", "/admin/towers/{tower}"),
     ("GET", "/admin/ops/{key}"),
     ("POST", "/admin/publish"),
     ("GET", "/admin/ledger"),
@@ -87,13 +91,15 @@ fn sample(c: &Ctx, method: &str, path: &str) -> Req {
     let m = Method::from_bytes(method.as_bytes()).expect("method");
     let role = match (method, path) {
         ("POST" | "DELETE", "/admin/faults") => CHAOS,
-        ("POST", _) => OPERATOR,
+        ("POST", _) | ("DELETE", "/admin/towers/{tower}") => OPERATOR,
         _ => VIEWER,
     };
     let uri = path
         .replace("{id}", &c.item)
         .replace("{sha256}", &c.chunk)
-        .replace("{key}", FORWARDED_KEY);
+        .replace("{key}", FORWARDED_KEY)
+        // A tower without a credential: issued, then revoked (towers 1..=3 are in use).
+        .replace("{tower}", "9");
     let r = match (method, path) {
         ("POST", "/v1/ops") => req(m, &uri)
             .header("idempotency-key", device_key(1))
@@ -101,7 +107,7 @@ fn sample(c: &Ctx, method: &str, path: &str) -> Req {
             .json(GOOD_OP),
         ("GET", "/v1/ops/{key}") => req(m, &path.replace("{key}", &device_key(1)))
             .header("authorization", device_auth()),
-        ("POST", "/v1/forward") => req(m, &uri).header("x-sovereign-tower", "3").json(&format!(
+        ("POST", "/v1/forward") => req(m, &uri).tower(3).json(&format!(
             r#"{{"ops":[{{"key":"{FORWARDED_KEY}","device":3,"op":{{"type":"contribution","community":"village","nation":"n","amount_minor":700}}}}]}}"#
         )),
         ("POST", "/admin/power") => {
@@ -111,6 +117,9 @@ fn sample(c: &Ctx, method: &str, path: &str) -> Req {
         ("POST", "/admin/publish") => req(m, &format!("{uri}?item=doc-2&priority=P2"))
             .header("content-type", "application/octet-stream")
             .body(b"second document".to_vec()),
+        // The origin's tower-facing reads need a tower's credential (the tower's device
+        // API ignores it).
+        (_, "/v1/catalog" | "/v1/chunks/{sha256}") => req(m, &uri).tower(3),
         _ => req(m, &uri),
     };
     if path.starts_with("/admin/") {

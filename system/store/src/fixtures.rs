@@ -54,5 +54,6 @@ pub fn applied(key: &str) -> Record {
     Record::Applied {
         op: op(key),
         outcome: OpOutcome::Applied { seq: 1 },
+        tower: Some(sovereign_logic::protocol::TowerId(1)),
     }
 }

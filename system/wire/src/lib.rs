@@ -6,8 +6,10 @@
 //! fields are refused. Every error names the field and what was expected.
 //!
 //! Map: [`ManifestDto`], [`CatalogEntryDto`], [`OperationDto`] / [`OpKindDto`],
-//! [`OpOutcomeDto`], [`OpReceiptDto`], [`PowerReadingDto`]; records: [`encode_record`],
-//! [`decode_record`]; errors: [`WireError`].
+//! [`OpOutcomeDto`], [`OpReceiptDto`], [`PowerReadingDto`], [`origin_id`]; records:
+//! [`AppliedDto`] (with the forwarding tower, absent in records written before it was
+//! kept), [`OriginDto`] (the origin's identity, a tower's trusted origin),
+//! [`encode_record`], [`decode_record`]; errors: [`WireError`].
 //!
 //! Not covered: chunk bytes (octet streams on the wire, files in the stores).
 
@@ -15,7 +17,8 @@ use serde::{Deserialize, Serialize};
 use sovereign_logic::content::{ChunkHash, ChunkRef, ItemId, Manifest, Priority};
 use sovereign_logic::io::{Key, Record};
 use sovereign_logic::protocol::{
-    CatalogEntry, DeviceId, IdemKey, OpKind, OpOutcome, OpReceipt, OpStatus, Operation,
+    CatalogEntry, DeviceId, IdemKey, OpKind, OpOutcome, OpReceipt, OpStatus, Operation, OriginId,
+    TowerId,
 };
 use sovereign_logic::tower::power::{PowerReading, SOC_PERMILLE_MAX, UpsState};
 
@@ -553,8 +556,8 @@ impl PowerReadingDto {
     }
 }
 
-/// A stored operation outcome (origin side): the operation as first received, and what
-/// applying it did.
+/// A stored operation outcome (origin side): the operation as first received, what
+/// applying it did, and which tower forwarded it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct AppliedDto {
@@ -562,6 +565,45 @@ pub struct AppliedDto {
     pub op: OperationDto,
     /// Its outcome.
     pub outcome: OpOutcomeDto,
+    /// The number of the tower that forwarded it first; absent in records written before
+    /// the origin kept it (they decode with `None`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tower: Option<u32>,
+}
+
+/// Check an origin id: 32 lower-case hex digits.
+pub fn origin_id(field: &str, s: &str) -> Result<OriginId, WireError> {
+    s.parse().map_err(|_| {
+        field_err(
+            field,
+            "32 lower-case hex digits (an origin id)",
+            format!("{s:?}"),
+        )
+    })
+}
+
+/// An origin identity as stored: the origin's own (`{"origin": "…"}`), or the one a
+/// tower trusts (`{"origin": null}` while a re-home is pending).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct OriginDto {
+    /// 32 hex digits, or null.
+    pub origin: Option<String>,
+}
+
+impl OriginDto {
+    fn of(id: Option<OriginId>) -> OriginDto {
+        OriginDto {
+            origin: id.map(|i| i.to_string()),
+        }
+    }
+
+    fn id(&self) -> Result<Option<OriginId>, WireError> {
+        self.origin
+            .as_deref()
+            .map(|s| origin_id("origin", s))
+            .transpose()
+    }
 }
 
 /// A tower's stored memory of a confirmed operation.
@@ -587,6 +629,8 @@ pub fn key_kind(key: &Key) -> &'static str {
         Key::Applied(_) => "applied",
         Key::Confirmed(_) => "confirmed",
         Key::Awaiting(_) => "awaiting",
+        Key::Identity => "identity",
+        Key::TrustedOrigin => "trust",
     }
 }
 
@@ -596,6 +640,7 @@ pub fn key_name(key: &Key) -> String {
         Key::Chunk(h) => h.to_hex(),
         Key::Entry(i) => i.0.clone(),
         Key::Outbox(k) | Key::Applied(k) | Key::Confirmed(k) | Key::Awaiting(k) => k.0.clone(),
+        Key::Identity | Key::TrustedOrigin => "origin".to_string(),
     }
 }
 
@@ -606,9 +651,10 @@ pub fn encode_record(record: &Record) -> Option<Vec<u8>> {
         Record::Chunk(_) => return None,
         Record::Entry(e) => serde_json::to_vec(&CatalogEntryDto::from(e)),
         Record::Outbox(op) => serde_json::to_vec(&OperationDto::from(op)),
-        Record::Applied { op, outcome } => serde_json::to_vec(&AppliedDto {
+        Record::Applied { op, outcome, tower } => serde_json::to_vec(&AppliedDto {
             op: OperationDto::from(op),
             outcome: OpOutcomeDto::from(outcome),
+            tower: tower.map(|t| t.0),
         }),
         Record::Confirmed(c) => serde_json::to_vec(&ConfirmedDto {
             key: c.key.0.clone(),
@@ -617,14 +663,15 @@ pub fn encode_record(record: &Record) -> Option<Vec<u8>> {
             seq: c.seq,
         }),
         Record::Awaiting(op) => serde_json::to_vec(&OperationDto::from(op)),
+        Record::Identity(id) => serde_json::to_vec(&OriginDto::of(Some(*id))),
+        Record::TrustedOrigin(id) => serde_json::to_vec(&OriginDto::of(*id)),
     };
     // Serialising these plain structs cannot fail (no maps with non-string keys).
     v.ok()
 }
 
-/// Decode a record of kind `kind` (`entry`, `outbox`, `applied`, `confirmed`,
-/// `awaiting`) stored by
-/// [`encode_record`].
+/// Decode a record of kind `kind` (`entry`, `outbox`, `applied`, `confirmed`, `awaiting`,
+/// `identity`, `trust`) stored by [`encode_record`].
 pub fn decode_record(kind: &str, bytes: &[u8]) -> Result<Record, WireError> {
     match kind {
         "entry" => Ok(Record::Entry(
@@ -638,6 +685,7 @@ pub fn decode_record(kind: &str, bytes: &[u8]) -> Result<Record, WireError> {
             Ok(Record::Applied {
                 op: a.op.to_operation()?,
                 outcome: a.outcome.into(),
+                tower: a.tower.map(TowerId),
             })
         }
         "confirmed" => {
@@ -652,9 +700,14 @@ pub fn decode_record(kind: &str, bytes: &[u8]) -> Result<Record, WireError> {
         "awaiting" => Ok(Record::Awaiting(
             from_json::<OperationDto>(bytes)?.to_operation()?,
         )),
+        "identity" => match from_json::<OriginDto>(bytes)?.id()? {
+            Some(id) => Ok(Record::Identity(id)),
+            None => Err(field_err("origin", "the origin's id", "null")),
+        },
+        "trust" => Ok(Record::TrustedOrigin(from_json::<OriginDto>(bytes)?.id()?)),
         other => Err(field_err(
             "kind",
-            "entry, outbox, applied, confirmed or awaiting",
+            "entry, outbox, applied, confirmed, awaiting, identity or trust",
             format!("{other:?}"),
         )),
     }
@@ -699,6 +752,7 @@ mod tests {
                 outcome: OpOutcome::Rejected {
                     reason: "zero".into(),
                 },
+                tower: None,
             },
             Record::Confirmed(sovereign_logic::io::ConfirmedOp {
                 key: op.key.clone(),
@@ -706,13 +760,39 @@ mod tests {
                 outcome: OpOutcome::Applied { seq: 4 },
                 seq: 12,
             }),
-            Record::Awaiting(op),
+            Record::Awaiting(op.clone()),
+            Record::Applied {
+                op,
+                outcome: OpOutcome::Applied { seq: 4 },
+                tower: Some(TowerId(3)),
+            },
+            Record::Identity(OriginId(0xabc)),
+            Record::TrustedOrigin(Some(OriginId(u128::MAX))),
+            Record::TrustedOrigin(None),
         ];
         for r in records {
             let kind = key_kind(&r.key());
             let bytes = encode_record(&r).unwrap();
             assert_eq!(decode_record(kind, &bytes).unwrap(), r);
         }
+    }
+
+    #[test]
+    fn applied_records_written_before_the_tower_was_kept_still_decode() {
+        // Goal: an apply record of the previous shape (no `tower`) decodes, with no tower.
+        let old = br#"{"op":{"key":"7:00000001","device":7,"op":{"type":"message","to":"a","body":"b"}},"outcome":{"result":"applied","seq":1}}"#;
+        match decode_record("applied", old).unwrap() {
+            Record::Applied { tower, outcome, .. } => {
+                assert_eq!(tower, None);
+                assert_eq!(outcome, OpOutcome::Applied { seq: 1 });
+            }
+            other => panic!("{other:?}"),
+        }
+        let err = decode_record("identity", br#"{"origin":"xyz"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`origin`") && err.contains("32"), "{err}");
+        assert!(decode_record("identity", br#"{"origin":null}"#).is_err());
     }
 
     #[test]

@@ -1,5 +1,11 @@
 //! Shared by the real-process tests: start `sovereign` servers on loopback, a tiny
 //! HTTP/1.1 client over std's TCP (one request per connection), waiting helpers.
+//!
+//! Tower credentials: [`origin_at`] issues one for each of towers 1 to
+//! [`TOWERS_PROVISIONED`] whose credential file (`DIR/tower-N.credential`, see
+//! [`credential_file`]) does not exist yet, through the origin's admin API
+//! ([`provision`]); [`tower`] passes that file as `--credential` when it exists. A test
+//! that wants a tower without a credential (or another origin's) manages the file itself.
 #![allow(dead_code)]
 // Real processes on a real clock: waiting and sleeping are the point here.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
@@ -13,6 +19,56 @@ use std::time::{Duration, Instant};
 pub const OPERATOR: &str = "operator-token-0123456789";
 pub const VIEWER: &str = "viewer-token-0123456789ab";
 pub const CHAOS: &str = "chaos-token-0123456789abc";
+
+/// Towers [`origin_at`] issues credentials for.
+pub const TOWERS_PROVISIONED: u32 = 4;
+
+/// Where tower `id`'s credential is kept for the tests in `dir`.
+pub fn credential_file(dir: &Path, id: u32) -> PathBuf {
+    dir.join(format!("tower-{id}.credential"))
+}
+
+/// Issue tower `id`'s credential at the origin (`POST /admin/towers/{id}`, operator) and
+/// write it to `file` (mode 0600); the credential.
+pub fn provision_to(origin_admin: &str, id: u32, file: &Path) -> String {
+    let r = http(
+        "POST",
+        origin_admin,
+        &format!("/admin/towers/{id}"),
+        &[("Authorization", &format!("Bearer {OPERATOR}"))],
+        b"",
+    )
+    .expect("the origin's admin API answers");
+    assert_eq!(
+        r.status,
+        201,
+        "issuing tower-{id}'s credential: {}",
+        r.text()
+    );
+    let credential = r.json()["credential"]
+        .as_str()
+        .expect("a credential")
+        .to_string();
+    std::fs::write(
+        file,
+        format!(
+            "{credential}
+"
+        ),
+    )
+    .expect("write the credential");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
+    }
+    credential
+}
+
+/// [`provision_to`] the usual file, [`credential_file`]`(dir, id)`.
+pub fn provision(origin_admin: &str, dir: &Path, id: u32) -> String {
+    provision_to(origin_admin, id, &credential_file(dir, id))
+}
 
 /// A free loopback port (bound and released; good enough for tests).
 pub fn free_port() -> u16 {
@@ -125,6 +181,21 @@ pub fn get(addr: &str, path: &str) -> std::io::Result<Resp> {
     http("GET", addr, path, &[], b"")
 }
 
+/// GET on the origin's tower API as tower `id`, with its credential from `dir`.
+pub fn tower_get(addr: &str, path: &str, dir: &Path, id: u32) -> std::io::Result<Resp> {
+    let credential = std::fs::read_to_string(credential_file(dir, id))?;
+    http(
+        "GET",
+        addr,
+        path,
+        &[
+            ("x-sovereign-tower", &id.to_string()),
+            ("Authorization", &format!("Bearer {}", credential.trim())),
+        ],
+        b"",
+    )
+}
+
 pub fn admin_get(addr: &str, path: &str, token: &str) -> std::io::Result<Resp> {
     http(
         "GET",
@@ -231,12 +302,18 @@ pub fn origin_at(dir: &Path, addr: &str, admin: &str, extra: &[&str]) -> Server 
     ];
     args.extend(tokens());
     args.extend(extra.iter().map(|s| s.to_string()));
-    spawn(
+    let server = spawn(
         &args,
         &dir.join("origin.log"),
         addr.to_string(),
         admin.to_string(),
-    )
+    );
+    for id in 1..=TOWERS_PROVISIONED {
+        if !credential_file(dir, id).exists() {
+            provision(admin, dir, id);
+        }
+    }
+    server
 }
 
 /// Start tower `id` syncing from `origin`, data in `dir/tower-<id>`.
@@ -263,6 +340,10 @@ pub fn tower(dir: &Path, id: u32, origin: &str, extra: &[&str]) -> Server {
         "3".into(),
     ];
     args.extend(tokens());
+    let credential = credential_file(dir, id);
+    if credential.exists() {
+        args.extend(["--credential".to_string(), credential.display().to_string()]);
+    }
     args.extend(extra.iter().map(|s| s.to_string()));
     spawn(&args, &dir.join(format!("tower-{id}.log")), addr, admin)
 }

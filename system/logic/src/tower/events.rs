@@ -53,7 +53,11 @@ impl Topic {
             | Event::TaskRestarted { .. }
             | Event::TaskParked { .. }
             | Event::Recovered { .. }
-            | Event::Throttle { .. } => None,
+            | Event::Throttle { .. }
+            | Event::OriginAdopted { .. }
+            | Event::OriginMismatch { .. }
+            | Event::OriginRestored { .. }
+            | Event::RehomeStarted { .. } => None,
         }
     }
 }

@@ -28,6 +28,7 @@
 //! - [`power`]: load shedding and clean shutdown from battery state.
 //! - [`warmer`]: demand tracking; popular items are queued first.
 //! - [`events`]: bounded subscriber queues for content/link/power events.
+//! - [`trust`]: the origin the tower trusts, mismatches, operator-ordered re-homes.
 //! - this file: the [`Tower`] that composes them, the device outbox and integrity rules.
 //!
 //! # Invariants kept here
@@ -36,6 +37,7 @@
 //! - A device operation is acknowledged only after the fsync that covers its write
 //!   completed; it leaves the outbox only when the origin confirmed it.
 //! - While P0 work is queued or in flight, no request of a lower class is sent.
+//! - Nothing is synced from an origin other than the trusted one (see [`trust`]).
 //!
 //! Not covered: HTTP, files, SQL (drivers); what the origin does (see [`crate::origin`]).
 
@@ -46,14 +48,15 @@ pub mod power;
 pub mod scheduler;
 pub mod supervisor;
 pub mod throttle;
+pub mod trust;
 pub mod warmer;
 
 use crate::content::{ChunkHash, ItemId, Manifest, Priority, missing_chunks};
 use crate::entropy::SplitMix64;
 use crate::io::{Action, DurableState, Event, Key, PowerMode, Record, TaskKind, WriteId};
 use crate::protocol::{
-    CatalogEntry, IdemKey, LinkKind, Message, OpOutcome, OpStatus, Operation, Peer, SubmitReply,
-    TowerId,
+    CatalogEntry, IdemKey, LinkKind, Message, OpOutcome, OpStatus, Operation, OriginId, Peer,
+    SubmitReply, TowerId,
 };
 use crate::time::Time;
 use breaker::{Breaker, BreakerConfig};
@@ -65,6 +68,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 use supervisor::{Decision, Supervisor, SupervisorPolicy};
 use throttle::{Throttle, ThrottleConfig};
+use trust::Trust;
 use warmer::Warmer;
 
 /// Most keys one status request is answered for (the rest are ignored; the device asks
@@ -121,6 +125,10 @@ pub struct TowerConfig {
     pub confirmed_window: Duration,
     /// Bound on remembered confirmed operations; the oldest are forgotten first.
     pub confirmed_max: usize,
+    /// Check the identity the origin announces against the trusted one (see [`trust`]).
+    /// `false` = planted bug: a different origin at the same address is synced from
+    /// silently, as before origins had identities.
+    pub check_origin: bool,
     /// How often to poll the origin's catalog.
     pub catalog_interval: Duration,
     /// A request to the origin that has not been answered after this long (plus the
@@ -158,6 +166,7 @@ impl TowerConfig {
             remember_confirmed: true,
             confirmed_window: Duration::from_secs(30 * 86_400),
             confirmed_max: 200_000,
+            check_origin: true,
             catalog_interval: Duration::from_secs(30),
             request_timeout: Duration::from_secs(20),
             forward_batch_max: 32,
@@ -246,6 +255,10 @@ enum Purpose {
     Entry(ItemId, u64),
     /// A device operation entering the outbox.
     Outbox(IdemKey),
+    /// The record of the trusted origin (re-issued if it fails).
+    Trust,
+    /// The delete of an item's entry that a re-home withdrew (re-issued if it fails).
+    Drop(ItemId),
     /// A delete we do not track (confirmed ops, quarantined chunks).
     Untracked,
 }
@@ -353,6 +366,19 @@ pub struct Tower {
     /// Bumped whenever an item's servable version may have changed (see
     /// [`Tower::serve_epoch`]).
     serve_epoch: u64,
+
+    /// The origin trusted, or a re-home in progress (see [`trust`]).
+    trust: Trust,
+    /// While another origin answers in place of the trusted one: (expected, found).
+    origin_mismatch: Option<(OriginId, Option<OriginId>)>,
+    /// A finished re-home whose trust record waits for the reconciliation's writes.
+    rehome_settle: Option<OriginId>,
+    /// The `since_seq` of the catalog request in flight, when it was a re-home page.
+    catalog_rehome_since: Option<u64>,
+    /// Entry deletes of a re-home that failed; issued again when sync may run.
+    redrop: BTreeSet<ItemId>,
+    /// The trust record's write failed; written again on the next pump.
+    trust_rewrite: bool,
 }
 
 impl Tower {
@@ -409,6 +435,12 @@ impl Tower {
             rewrite: BTreeSet::new(),
             now,
             serve_epoch: 0,
+            trust: Trust::Unset,
+            origin_mismatch: None,
+            rehome_settle: None,
+            catalog_rehome_since: None,
+            redrop: BTreeSet::new(),
+            trust_rewrite: false,
             config,
         }
     }
@@ -481,8 +513,16 @@ impl Tower {
                         },
                     );
                 }
-                Record::Applied { .. } | Record::Awaiting(_) => {
-                    debug_assert!(false, "a tower never stores origin or device records");
+                Record::TrustedOrigin(Some(id)) => tower.trust = Trust::Trusted(*id),
+                // A re-home was ordered and not finished: it starts over.
+                Record::TrustedOrigin(None) => {
+                    tower.trust = Trust::Rehoming(trust::Rehome::default());
+                }
+                Record::Applied { .. } | Record::Identity(_) | Record::Awaiting(_) => {
+                    debug_assert!(
+                        false,
+                        "a tower never stores the origin's or a device's records"
+                    );
                 }
             }
         }
@@ -511,7 +551,14 @@ impl Tower {
             return; // a powered-off tower hears nothing
         }
         match (from, msg) {
-            (Peer::Origin, Message::CatalogReply { entries }) => self.on_catalog(entries),
+            (Peer::Origin, Message::CatalogReply { entries, origin }) => {
+                self.on_catalog_from(origin, entries)
+            }
+            // Sent before a mismatch was noticed, answered by who knows: the operations
+            // stay in the outbox and go to the trusted origin later (see `trust`).
+            (Peer::Origin, Message::ForwardReply { .. }) if self.origin_mismatch.is_some() => {
+                self.forward = None;
+            }
             (Peer::Origin, Message::ChunkReply { hash, bytes }) => self.on_chunk(hash, bytes),
             (Peer::Origin, Message::ForwardReply { receipts }) => self.on_forward_reply(receipts),
             (Peer::Device(device), Message::SubmitOp { op }) => self.on_submit(device, op),
@@ -613,6 +660,7 @@ impl Tower {
                 self.on_supervision(decision);
             }
         }
+        self.settle_rehome();
         if self.shutdown_fsync == Some(id) {
             self.finish_shutdown();
         }
@@ -1441,7 +1489,7 @@ impl Tower {
                 }
                 self.emit(Event::OpAcked { key });
             }
-            Purpose::Untracked => {}
+            Purpose::Trust | Purpose::Drop(_) | Purpose::Untracked => {}
         }
     }
 
@@ -1479,6 +1527,12 @@ impl Tower {
                             },
                         });
                     }
+                }
+            }
+            Purpose::Trust => self.trust_rewrite = true,
+            Purpose::Drop(item) => {
+                if !self.items.contains_key(&item) {
+                    self.redrop.insert(item);
                 }
             }
             Purpose::Untracked => {}
@@ -1547,13 +1601,26 @@ impl Tower {
                 }
             }
         }
+        if !self.redrop.is_empty() && self.supervisor.may_run(self.now, TaskKind::Fetch) {
+            for item in std::mem::take(&mut self.redrop) {
+                self.drop_entry(item);
+            }
+        }
+        if std::mem::take(&mut self.trust_rewrite)
+            && let Some(record) = self.trust_record()
+        {
+            self.write(record, Purpose::Trust);
+        }
         let mode = self.power.mode();
         if mode < PowerMode::ShuttingDown
             && let Some(link) = self.failover.active()
         {
             self.pump_catalog(link);
-            self.pump_forward(link);
-            self.pump_fetch(link);
+            // Nothing is fetched from or forwarded to an origin that is not trusted.
+            if !self.sync_held() {
+                self.pump_forward(link);
+                self.pump_fetch(link);
+            }
         }
         if self.shutdown_fsync.is_none() {
             self.fsync();
@@ -1596,12 +1663,20 @@ impl Tower {
             return;
         }
         self.catalog_deadline = Some(self.transfer_deadline(link, 64 * 1024));
+        let since_seq = match &self.trust {
+            Trust::Rehoming(r) => {
+                self.catalog_rehome_since = Some(r.since);
+                r.since
+            }
+            Trust::Unset | Trust::Trusted(_) => {
+                self.catalog_rehome_since = None;
+                self.catalog_cursor
+            }
+        };
         self.actions.push_back(Action::Send {
             to: Peer::Origin,
             via: Some(link),
-            msg: Message::CatalogRequest {
-                since_seq: self.catalog_cursor,
-            },
+            msg: Message::CatalogRequest { since_seq },
         });
     }
 

@@ -104,6 +104,7 @@ fn offer_catalog(t: &mut Tower, entries: &[&CatalogEntry]) {
         Peer::Origin,
         Message::CatalogReply {
             entries: entries.iter().map(|e| (*e).clone()).collect(),
+            origin: None,
         },
     );
 }
@@ -1140,4 +1141,486 @@ fn a_chunk_only_an_older_version_names_is_dropped_when_the_origin_lost_it() {
         Ok(2)
     );
     assert_eq!(t.status().queued, [0; 4], "stale jobs left queued");
+}
+
+// ----- the origin's identity (trust.rs) ----------------------------------------------------
+
+const O1: OriginId = OriginId(0x0101);
+const O2: OriginId = OriginId(0x0202);
+
+/// `entry` with the given version (another origin may number its versions differently).
+fn entry_v(
+    seq: u64,
+    item: &str,
+    version: u64,
+    data: &[u8],
+) -> (CatalogEntry, Vec<crate::content::Chunk>) {
+    let (manifest, chunks) = publish(
+        ItemId::new(item),
+        version,
+        Priority::P1,
+        data,
+        ChunkParams::default(),
+    )
+    .unwrap();
+    (CatalogEntry { seq, manifest }, chunks)
+}
+
+/// `origin` answers the catalog request with `entries`.
+fn offer_catalog_from(
+    t: &mut Tower,
+    now: Time,
+    origin: Option<OriginId>,
+    entries: &[&CatalogEntry],
+) {
+    t.handle_message(
+        now,
+        Peer::Origin,
+        Message::CatalogReply {
+            entries: entries.iter().map(|e| (*e).clone()).collect(),
+            origin,
+        },
+    );
+}
+
+fn emitted(actions: &[Action], want: &Event) -> bool {
+    actions
+        .iter()
+        .any(|a| matches!(a, Action::Emit(e) if e == want))
+}
+
+fn catalog_requests(actions: &[Action]) -> Vec<u64> {
+    sends(actions)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::CatalogRequest { since_seq } => Some(*since_seq),
+            _ => None,
+        })
+        .collect()
+}
+
+fn forwards(actions: &[Action]) -> usize {
+    sends(actions)
+        .iter()
+        .filter(|m| matches!(m, Message::ForwardOps { .. }))
+        .count()
+}
+
+/// Run the tower's timers from `from` to `to` seconds, one second at a time, with every
+/// probe answered OK, every write completed and every catalog request answered by
+/// `catalog` (when given); chunk requests go unanswered. Returns every other action.
+fn run_timers(
+    t: &mut Tower,
+    from: u64,
+    to: u64,
+    durable: &mut DurableState,
+    catalog: Option<(Option<OriginId>, &[&CatalogEntry])>,
+) -> Vec<Action> {
+    let mut out = Vec::new();
+    for s in from..=to {
+        let now = Time::from_secs(s);
+        t.handle_timeout(now);
+        for _ in 0..100 {
+            let actions = drain(t);
+            if actions.is_empty() {
+                break;
+            }
+            let rest = complete_io(t, now, actions, durable);
+            for a in rest {
+                match &a {
+                    Action::Probe { link } => {
+                        t.handle_probe(now, *link, ProbeOutcome::ok(Duration::from_millis(40)))
+                    }
+                    Action::Send {
+                        msg: Message::CatalogRequest { .. },
+                        ..
+                    } => {
+                        if let Some((origin, entries)) = catalog {
+                            offer_catalog_from(t, now, origin, entries);
+                        }
+                    }
+                    _ => {}
+                }
+                out.push(a);
+            }
+        }
+    }
+    out
+}
+
+/// A tower on fibre that adopted `O1` and holds `items` (fully synced, durable).
+fn trusting_o1(items: &[(&CatalogEntry, &[crate::content::Chunk])]) -> (Tower, DurableState) {
+    let mut t = booted(&[LinkKind::Fibre]);
+    let entries: Vec<&CatalogEntry> = items.iter().map(|(e, _)| *e).collect();
+    offer_catalog_from(&mut t, Time::ZERO, Some(O1), &entries);
+    let store: BTreeMap<ChunkHash, Bytes> = items
+        .iter()
+        .flat_map(|(_, c)| c.iter().map(|c| (c.hash, c.bytes.clone())))
+        .collect();
+    let mut durable = DurableState::new();
+    sync_all(&mut t, Time::ZERO, &store, &mut durable);
+    for (e, _) in items {
+        assert_eq!(
+            t.serve_plan(Time::ZERO, &e.manifest.item)
+                .map(|p| p.manifest),
+            Ok(e.manifest.clone())
+        );
+    }
+    (t, durable)
+}
+
+#[test]
+fn the_first_origin_seen_is_adopted_durably_and_kept_across_recovery() {
+    // Goal: a tower with no trusted origin adopts the first one announcing an identity,
+    // writes it durably, and a recovered tower still trusts it (and mismatches another).
+    let (a, ac) = entry(1, "alert", Priority::P0, &bytes(20, 20_000));
+    let (t, durable) = trusting_o1(&[(&a, &ac)]);
+    assert_eq!(t.trusted_origin(), Some(O1));
+    assert_eq!(
+        durable.get(&Key::TrustedOrigin),
+        Some(&Record::TrustedOrigin(Some(O1)))
+    );
+    let mut r = Tower::recover(t.config().clone(), 2, Time::ZERO, &durable);
+    assert_eq!(r.trusted_origin(), Some(O1));
+    drain(&mut r);
+    offer_catalog_from(&mut r, Time::ZERO, Some(O2), &[]);
+    let actions = drain(&mut r);
+    assert!(emitted(
+        &actions,
+        &Event::OriginMismatch {
+            expected: O1,
+            found: Some(O2)
+        }
+    ));
+    // An old store (no trust record) adopts whoever announces an identity first.
+    let mut old = durable.clone();
+    old.remove(&Key::TrustedOrigin);
+    let mut r = Tower::recover(t.config().clone(), 2, Time::ZERO, &old);
+    assert_eq!(r.trusted_origin(), None);
+    drain(&mut r);
+    offer_catalog_from(&mut r, Time::ZERO, Some(O2), &[]);
+    assert!(emitted(
+        &drain(&mut r),
+        &Event::OriginAdopted {
+            origin: O2,
+            rehomed: false,
+            dropped: 0
+        }
+    ));
+    assert_eq!(r.trusted_origin(), Some(O2));
+}
+
+#[test]
+fn another_origin_stops_every_sync_but_not_the_service() {
+    // Goal: when another origin answers, the tower adopts nothing from it, requests no
+    // chunks, forwards nothing (a forward reply meanwhile leaves the outbox as it is),
+    // keeps serving what it verified and says so with an event; when the trusted origin
+    // answers again, syncing resumes.
+    let (a, ac) = entry(1, "alert", Priority::P0, &bytes(21, 30_000));
+    let (mut t, mut durable) = trusting_o1(&[(&a, &ac)]);
+    let op = message_op(3, "clinic", "fever");
+    submit(&mut t, Time::ZERO, op.clone());
+    let actions = drain(&mut t);
+    let rest = complete_io(&mut t, Time::ZERO, actions, &mut durable);
+    let rest = [rest, drain(&mut t)].concat();
+    assert_eq!(forwards(&rest), 1, "forwarded to the trusted origin");
+    // Origin 2 at the same address: other bytes under alert v1, and an item of its own.
+    let (a2, _) = entry(1, "alert", Priority::P0, &bytes(22, 30_000));
+    let (b, _) = entry(2, "news", Priority::P1, &bytes(23, 10_000));
+    offer_catalog_from(&mut t, Time::ZERO, Some(O2), &[&a2, &b]);
+    let actions = drain(&mut t);
+    assert!(emitted(
+        &actions,
+        &Event::OriginMismatch {
+            expected: O1,
+            found: Some(O2)
+        }
+    ));
+    assert!(
+        !actions.iter().any(|a| matches!(a, Action::Write { .. })),
+        "nothing adopted"
+    );
+    assert!(chunk_requests(&actions).is_empty());
+    assert_eq!(t.origin_mismatch(), Some((O1, Some(O2))));
+    // The forward sent before is answered (by whoever): the operation stays.
+    t.handle_message(
+        Time::ZERO,
+        Peer::Origin,
+        Message::ForwardReply {
+            receipts: vec![crate::protocol::OpReceipt {
+                key: op.key.clone(),
+                outcome: OpOutcome::Applied { seq: 1 },
+            }],
+        },
+    );
+    assert_eq!(t.outbox_acked(), vec![op.key.clone()]);
+    // Two minutes of origin 2: catalog polls go on, nothing else does.
+    let later = run_timers(&mut t, 1, 120, &mut durable, Some((Some(O2), &[&a2, &b])));
+    assert!(
+        catalog_requests(&later).len() >= 3,
+        "the catalog is still polled"
+    );
+    assert_eq!(forwards(&later), 0, "nothing forwarded to a stranger");
+    assert!(
+        chunk_requests(&later).is_empty(),
+        "nothing fetched from a stranger"
+    );
+    assert!(!later.iter().any(|a| matches!(
+        a,
+        Action::Write {
+            record: Record::Entry(_),
+            ..
+        }
+    )));
+    // Offline service continues: the verified old bytes, nothing of origin 2's.
+    let now = Time::from_secs(120);
+    assert_eq!(
+        t.serve_plan(now, &ItemId::new("alert")).map(|p| p.manifest),
+        Ok(a.manifest.clone())
+    );
+    assert_eq!(
+        t.serve_plan(now, &ItemId::new("news")),
+        Err(Refusal::NotHeld)
+    );
+    // A chunk reply's identity counts too (reported by the driver).
+    t.handle_origin_identity(now, Some(O2));
+    assert_eq!(t.origin_mismatch(), Some((O1, Some(O2))));
+    // The trusted origin is back: sync resumes, the operation is forwarded.
+    let back = run_timers(&mut t, 121, 150, &mut durable, Some((Some(O1), &[&a])));
+    assert!(emitted(&back, &Event::OriginRestored { origin: O1 }));
+    assert_eq!(t.origin_mismatch(), None);
+    assert!(forwards(&back) >= 1);
+}
+
+#[test]
+fn without_the_origin_check_a_different_origin_is_synced_from_silently() {
+    // Goal: the planted bug (check_origin = false) reproduces the silent switch: no
+    // event, catalog polls continue from the old cursor (an item the new origin numbers
+    // below it is never fetched), and the old bytes are served on as if nothing happened.
+    let mut cfg = TowerConfig::new(TowerId(1), &[LinkKind::Fibre]);
+    cfg.check_origin = false;
+    let mut t = Tower::new(cfg, 1, Time::ZERO);
+    drain(&mut t);
+    let (a, ac) = entry(30, "alert", Priority::P0, &bytes(24, 20_000));
+    offer_catalog_from(&mut t, Time::ZERO, Some(O1), &[&a]);
+    let mut durable = DurableState::new();
+    sync_all(&mut t, Time::ZERO, &origin_store(&ac), &mut durable);
+    assert_eq!(t.trusted_origin(), None, "nothing remembered");
+    let (a2, _) = entry(1, "alert", Priority::P0, &bytes(25, 20_000));
+    let later = run_timers(&mut t, 1, 90, &mut durable, Some((Some(O2), &[&a2])));
+    assert!(
+        !later
+            .iter()
+            .any(|a| matches!(a, Action::Emit(Event::OriginMismatch { .. })))
+    );
+    assert!(
+        catalog_requests(&later).iter().all(|s| *s == 30),
+        "{:?}",
+        catalog_requests(&later)
+    );
+    let now = Time::from_secs(90);
+    assert_eq!(
+        t.serve_plan(now, &ItemId::new("alert")).map(|p| p.manifest),
+        Ok(a.manifest)
+    );
+}
+
+#[test]
+fn rehome_reconciles_held_content_with_the_new_origin() {
+    // Goal: after an operator's re-home the tower serves only what the new origin vouches
+    // for: an identical item is kept (and served throughout, its chunks not fetched
+    // again), other bytes under the same id and version are replaced, an item the new
+    // origin lacks is withdrawn and its entry deleted, an item the new origin numbers
+    // below the old cursor is fetched; the new trust is durable only after all that.
+    let (kept, kc) = entry(10, "kept", Priority::P1, &bytes(30, 40_000));
+    let (alert, alc) = entry(20, "alert", Priority::P0, &bytes(31, 30_000));
+    let (news, nc) = entry(30, "news", Priority::P1, &bytes(32, 30_000));
+    let (mut t, mut durable) = trusting_o1(&[(&kept, &kc), (&alert, &alc), (&news, &nc)]);
+    // Origin 2: same "kept" (its own seq), other bytes under alert v1, no news, a fresh
+    // item at a seq below the old cursor (30).
+    let kept2 = CatalogEntry {
+        seq: 5,
+        manifest: kept.manifest.clone(),
+    };
+    let (alert2, alc2) = entry_v(1, "alert", 1, &bytes(33, 30_000));
+    let (fresh, fc) = entry_v(6, "fresh", 1, &bytes(34, 20_000));
+    let o2_catalog = [&alert2, &kept2, &fresh];
+    offer_catalog_from(&mut t, Time::ZERO, Some(O2), &o2_catalog);
+    drain(&mut t);
+    assert!(t.origin_mismatch().is_some());
+
+    let now = Time::from_secs(1);
+    t.rehome(now);
+    let actions = drain(&mut t);
+    assert!(emitted(&actions, &Event::RehomeStarted { from: Some(O1) }));
+    assert!(t.rehoming() && t.origin_mismatch().is_none());
+    let asked = complete_io(&mut t, now, actions, &mut durable);
+    assert_eq!(
+        durable.get(&Key::TrustedOrigin),
+        Some(&Record::TrustedOrigin(None))
+    );
+    // A crash now resumes the re-home.
+    let r = Tower::recover(t.config().clone(), 3, now, &durable);
+    assert!(r.rehoming());
+    // Until the new catalog is read, what the tower held is served.
+    assert!(t.serve_plan(now, &ItemId::new("news")).is_ok());
+    // The next catalog poll reads origin 2's catalog from the start.
+    assert_eq!(catalog_requests(&asked), vec![0]);
+    offer_catalog_from(&mut t, Time::from_secs(2), Some(O2), &o2_catalog);
+    let actions = drain(&mut t);
+    assert!(emitted(
+        &actions,
+        &Event::OriginAdopted {
+            origin: O2,
+            rehomed: true,
+            dropped: 1
+        }
+    ));
+    assert_eq!(t.trusted_origin(), Some(O2));
+    let now = Time::from_secs(2);
+    assert_eq!(
+        t.serve_plan(now, &ItemId::new("news")),
+        Err(Refusal::NotHeld)
+    );
+    assert_eq!(
+        t.serve_plan(now, &ItemId::new("alert")),
+        Err(Refusal::NotHeld),
+        "old bytes withdrawn"
+    );
+    assert_eq!(
+        t.serve_plan(now, &ItemId::new("kept")).map(|p| p.manifest),
+        Ok(kept.manifest.clone())
+    );
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Delete { key: Key::Entry(i), .. } if i.0 == "news"))
+    );
+    // Sync with origin 2: only alert2's and fresh's chunks move.
+    let store: BTreeMap<ChunkHash, Bytes> = alc2
+        .iter()
+        .chain(fc.iter())
+        .map(|c| (c.hash, c.bytes.clone()))
+        .collect();
+    let mut requested = chunk_requests(&actions);
+    let rest = complete_io(&mut t, now, actions, &mut durable);
+    requested.extend(chunk_requests(&rest));
+    for hash in chunk_requests(&rest) {
+        reply_chunk(&mut t, now, hash, store.get(&hash).cloned());
+    }
+    sync_all(&mut t, now, &store, &mut durable);
+    assert!(
+        requested.iter().all(|h| store.contains_key(h)),
+        "kept's chunks are not fetched again"
+    );
+    assert_eq!(
+        t.serve_plan(now, &ItemId::new("alert")).map(|p| p.manifest),
+        Ok(alert2.manifest.clone())
+    );
+    assert_eq!(
+        t.serve_plan(now, &ItemId::new("fresh")).map(|p| p.manifest),
+        Ok(fresh.manifest.clone())
+    );
+    assert_eq!(
+        t.serve_plan(now, &ItemId::new("kept")).map(|p| p.manifest),
+        Ok(kept.manifest.clone())
+    );
+    // Durable: the new trust, no entry for news, kept re-stamped with origin 2's seq.
+    assert_eq!(
+        durable.get(&Key::TrustedOrigin),
+        Some(&Record::TrustedOrigin(Some(O2)))
+    );
+    assert!(!durable.contains_key(&Key::Entry(ItemId::new("news"))));
+    assert!(
+        matches!(durable.get(&Key::Entry(ItemId::new("kept"))), Some(Record::Entry(e)) if e.seq == 5)
+    );
+    // And the cursor is origin 2's: the next poll asks from its highest seq.
+    let polls = run_timers(&mut t, 3, 40, &mut durable, None);
+    assert_eq!(catalog_requests(&polls).first(), Some(&6));
+    // A restart trusts origin 2 and serves the same.
+    let mut r = Tower::recover(t.config().clone(), 3, now, &durable);
+    assert_eq!(r.trusted_origin(), Some(O2));
+    assert_eq!(r.servable(), t.servable());
+    drain(&mut r);
+}
+
+#[test]
+fn a_rehome_interrupted_before_its_trust_is_durable_starts_over() {
+    // Goal: the new trust is written only after the reconciliation's writes are durable;
+    // a crash before that leaves the re-home pending, and it completes on the next poll.
+    let (news, nc) = entry(30, "news", Priority::P1, &bytes(40, 20_000));
+    let (mut t, mut durable) = trusting_o1(&[(&news, &nc)]);
+    t.rehome(Time::ZERO);
+    let actions = drain(&mut t);
+    complete_io(&mut t, Time::ZERO, actions, &mut durable);
+    offer_catalog_from(&mut t, Time::ZERO, Some(O2), &[]);
+    // The reconciliation's writes are issued, not yet durable: crash here.
+    let pending = drain(&mut t);
+    assert!(pending.iter().any(|a| matches!(
+        a,
+        Action::Delete {
+            key: Key::Entry(_),
+            ..
+        }
+    )));
+    assert!(
+        !pending.iter().any(|a| matches!(
+            a,
+            Action::Write {
+                record: Record::TrustedOrigin(Some(_)),
+                ..
+            }
+        )),
+        "trust waits for the deletes"
+    );
+    let mut r = Tower::recover(t.config().clone(), 5, Time::ZERO, &durable);
+    assert!(r.rehoming());
+    assert!(
+        r.servable().contains_key(&ItemId::new("news")),
+        "nothing half-done"
+    );
+    let asked = drain(&mut r);
+    assert_eq!(catalog_requests(&asked), vec![0]);
+    offer_catalog_from(&mut r, Time::ZERO, Some(O2), &[]);
+    let mut durable2 = durable.clone();
+    sync_all(&mut r, Time::ZERO, &BTreeMap::new(), &mut durable2);
+    assert_eq!(
+        durable2.get(&Key::TrustedOrigin),
+        Some(&Record::TrustedOrigin(Some(O2)))
+    );
+    assert!(!durable2.contains_key(&Key::Entry(ItemId::new("news"))));
+    assert!(r.servable().is_empty());
+}
+
+#[test]
+fn a_reply_to_a_poll_sent_before_the_rehome_withdraws_nothing() {
+    // Goal: the answer to a catalog poll sent before the re-home (from the old cursor: a
+    // partial catalog) is not taken for the new origin's whole catalog; the re-home then
+    // reads it from seq 0.
+    let (news, nc) = entry(30, "news", Priority::P1, &bytes(50, 20_000));
+    let (mut t, mut durable) = trusting_o1(&[(&news, &nc)]);
+    let polls = run_timers(&mut t, 1, 31, &mut durable, None);
+    assert_eq!(
+        catalog_requests(&polls),
+        vec![30],
+        "a poll from the cursor is in flight"
+    );
+    let now = Time::from_secs(31);
+    t.rehome(now);
+    let actions = drain(&mut t);
+    let rest = complete_io(&mut t, now, actions, &mut durable);
+    assert!(catalog_requests(&rest).is_empty(), "one poll at a time");
+    offer_catalog_from(&mut t, now, Some(O2), &[]);
+    let actions = drain(&mut t);
+    assert!(t.rehoming(), "still re-homing");
+    assert!(
+        t.servable().contains_key(&ItemId::new("news")),
+        "nothing withdrawn"
+    );
+    assert!(!actions.iter().any(|a| matches!(a, Action::Delete { .. })));
+    assert_eq!(
+        catalog_requests(&actions),
+        vec![0],
+        "the whole catalog, at once"
+    );
 }

@@ -6,6 +6,14 @@
 //! `GET /healthz` (the towers' link probe), `GET /readyz`, `GET /metrics`,
 //! `GET /openapi.json`. Publishing is an admin call (`/admin/publish`, admin listener).
 //!
+//! Who may call (see [`crate::tower_auth`]): the catalog, chunk and forward routes need a
+//! known tower — `x-sovereign-tower: N` and that tower's credential as a bearer token —
+//! checked before anything else is read (401 missing or unknown, 403 another tower's,
+//! counted in `sovereign_tower_auth_refusals_total`); a request whose
+//! `x-sovereign-expect-origin` names another origin gets 412 and no effect. Every answer
+//! of this listener carries the origin's id in `x-sovereign-origin`; the catalog repeats
+//! it as `origin`. The probe, readiness, metrics and document routes stay open.
+//!
 //! Map: [`OriginApi`], [`router`].
 
 use super::common::{
@@ -13,7 +21,7 @@ use super::common::{
 };
 use crate::metrics::OriginMetrics;
 use crate::origin_node::OriginHandle;
-use crate::tower_node::TOWER_HEADER;
+use crate::tower_auth::{EXPECT_ORIGIN_HEADER, ORIGIN_HEADER, TowerCredentials};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
@@ -21,7 +29,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use sovereign_logic::content::ChunkHash;
-use sovereign_logic::protocol::{Message, TowerId};
+use sovereign_logic::protocol::{Message, OriginId, TowerId};
 use sovereign_wire::{CatalogEntryDto, OpReceiptDto, OperationDto};
 use std::sync::Arc;
 
@@ -33,10 +41,16 @@ pub struct OriginApi {
     pub metrics: Arc<OriginMetrics>,
     /// The OpenAPI document.
     pub openapi: Arc<serde_json::Value>,
+    /// The towers' credentials.
+    pub credentials: TowerCredentials,
+    /// This origin's identity, announced on every answer.
+    pub identity: OriginId,
 }
 
 /// The origin's public router.
 pub fn router(api: Arc<OriginApi>) -> Router {
+    let id = HeaderValue::from_str(&api.identity.to_string())
+        .unwrap_or_else(|_| HeaderValue::from_static("invalid"));
     public_router(
         Router::new()
             .route("/v1/catalog", get(catalog))
@@ -45,20 +59,50 @@ pub fn router(api: Arc<OriginApi>) -> Router {
             .route("/readyz", get(readyz)),
         api,
     )
+    // Outermost: every answer says who answered, errors and 404s included, so that a
+    // tower notices another origin whatever it asked.
+    .layer(axum::middleware::map_response(move |mut resp: Response| {
+        let id = id.clone();
+        async move {
+            resp.headers_mut().insert(ORIGIN_HEADER, id);
+            resp
+        }
+    }))
 }
 
-fn tower_of(headers: &HeaderMap) -> Result<TowerId, ApiError> {
-    match headers.get(TOWER_HEADER) {
-        None => Ok(TowerId(0)),
-        Some(v) => v
-            .to_str()
-            .ok()
-            .and_then(|s| s.parse::<u32>().ok())
-            .map(TowerId)
-            .ok_or_else(|| {
-                ApiError::bad_field(TOWER_HEADER, "expected the tower's number (0..=4294967295)")
-            }),
+impl OriginApi {
+    /// The calling tower, authenticated, and the request meant for this origin; or the
+    /// refusal (counted).
+    fn tower_of(&self, headers: &HeaderMap) -> Result<TowerId, ApiError> {
+        let tower = self.credentials.authenticate(headers).map_err(|e| {
+            self.metrics.tower_refused(e.reason());
+            if matches!(e, crate::tower_auth::TowerAuthError::WrongTower { .. }) {
+                tracing::warn!(error = %e, "tower credential presented for another tower");
+            }
+            ApiError::from(e)
+        })?;
+        if let Some(v) = headers.get(EXPECT_ORIGIN_HEADER) {
+            let expected = v.to_str().ok().and_then(|s| s.parse::<OriginId>().ok());
+            if expected != Some(self.identity) {
+                self.metrics.tower_refused("other_origin");
+                return Err(ApiError::new(
+                    StatusCode::PRECONDITION_FAILED,
+                    format!(
+                        "{tower} expects origin {}; this is origin {}: nothing was done",
+                        v.to_str().unwrap_or("(not ASCII)"),
+                        self.identity
+                    ),
+                )
+                .field(EXPECT_ORIGIN_HEADER));
+            }
+        }
+        Ok(tower)
     }
+}
+
+/// The logic refused the tower (it is no longer known: revoked meanwhile).
+fn refused(reason: String) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, reason)
 }
 
 async fn catalog(
@@ -66,7 +110,7 @@ async fn catalog(
     q: QueryParams,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let tower = tower_of(&headers)?;
+    let tower = api.tower_of(&headers)?;
     q.only(&["since"])?;
     let since = match q.0.get("since") {
         None => 0u64,
@@ -83,10 +127,15 @@ async fn catalog(
         .message(tower, Message::CatalogRequest { since_seq: since })
         .await?;
     match reply {
-        Some(Message::CatalogReply { entries }) => {
+        Some(Message::CatalogReply { entries, origin }) => {
             let entries: Vec<CatalogEntryDto> = entries.iter().map(CatalogEntryDto::from).collect();
-            Ok(axum::Json(serde_json::json!({ "entries": entries })).into_response())
+            let origin = origin.map(|o| o.to_string());
+            Ok(
+                axum::Json(serde_json::json!({ "entries": entries, "origin": origin }))
+                    .into_response(),
+            )
         }
+        Some(Message::Refused { reason }) => Err(refused(reason)),
         _ => Err(ApiError::unavailable("the origin is restarting", 5)),
     }
 }
@@ -96,7 +145,7 @@ async fn chunk(
     PathParam(raw): PathParam,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let tower = tower_of(&headers)?;
+    let tower = api.tower_of(&headers)?;
     let hash: ChunkHash = raw.parse().map_err(|_| {
         ApiError::bad_field(
             "sha256",
@@ -137,6 +186,7 @@ async fn chunk(
                 format!("the origin holds no chunk {hash}"),
             ))
         }
+        Some(Message::Refused { reason }) => Err(refused(reason)),
         _ => Err(ApiError::unavailable("the origin is restarting", 5)),
     }
 }
@@ -152,7 +202,7 @@ async fn forward(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let tower = tower_of(&headers)?;
+    let tower = api.tower_of(&headers)?;
     let bytes = read_body(body, FORWARD_BODY_MAX).await?;
     let batch: Batch = sovereign_wire::from_json(&bytes)
         .map_err(|e| ApiError::from_wire("forward batch", "", &e))?;
@@ -170,6 +220,7 @@ async fn forward(
             let receipts: Vec<OpReceiptDto> = receipts.iter().map(OpReceiptDto::from).collect();
             Ok(axum::Json(serde_json::json!({ "receipts": receipts })).into_response())
         }
+        Some(Message::Refused { reason }) => Err(refused(reason)),
         _ => Err(ApiError::unavailable(
             "the batch is not durable (storage failed; the origin restarted); retry",
             5,
@@ -193,6 +244,8 @@ async fn readyz(State(api): State<Arc<OriginApi>>) -> Result<Response, ApiError>
         "ready": true,
         "items": items,
         "storage_free_bytes": api.metrics.storage().free_bytes(),
+        "origin": api.identity.to_string(),
+        "towers": api.credentials.towers().len(),
     }))
     .into_response())
 }

@@ -10,8 +10,10 @@
 //!
 //! Routes: `GET /v1/catalog`, `GET /v1/items/{id}`, `GET /v1/items/{id}/manifest`,
 //! `GET /v1/chunks/{sha256}`, `POST /v1/ops`, `GET /v1/ops/{key}`, `GET /healthz`,
-//! `GET /readyz`, `GET /metrics`, `GET /openapi.json`. Nothing under `/admin/` (that is
-//! the admin listener's).
+//! `GET /readyz` (503 while powered down, or while degraded: storage failing, a sync task
+//! parked, or another origin answering in place of the trusted one — reads go on, syncing
+//! does not), `GET /metrics`, `GET /openapi.json`. Nothing under `/admin/` (that is the
+//! admin listener's).
 //!
 //! Devices authenticate their operations with `Authorization: Device <secret>` (64 hex
 //! digits): the tower derives the device's identity from the secret
@@ -491,8 +493,17 @@ async fn readyz(State(api): State<Arc<TowerApi>>) -> Result<Response, ApiError> 
     if api.node.is_off() {
         return Err(ApiError::unavailable("powered off", 300));
     }
-    let (status, parked): (TowerStatus, _) =
-        api.node.query(|t, now| (t.status(), t.parked(now))).await?;
+    let (status, parked, mismatch, trusted): (TowerStatus, _, _, _) = api
+        .node
+        .query(|t, now| {
+            (
+                t.status(),
+                t.parked(now),
+                t.origin_mismatch(),
+                t.trusted_origin(),
+            )
+        })
+        .await?;
     if status.power_mode >= sovereign_logic::io::PowerMode::ShuttingDown {
         return Err(ApiError::unavailable(
             format!("power mode {}", status.power_mode),
@@ -501,6 +512,13 @@ async fn readyz(State(api): State<Arc<TowerApi>>) -> Result<Response, ApiError> 
     }
     let mut degraded = crate::storage::parked_reasons(&parked);
     degraded.extend(api.metrics.storage().reasons());
+    if let Some((expected, found)) = mismatch {
+        // Devices are still served what the tower holds; it is not ready to sync.
+        degraded.push(format!(
+            "origin mismatch: trusting origin {expected}, but origin {} answers at the uplinks' address; syncing stopped (serving what is held); an operator re-homes with POST /admin/rehome",
+            found.map_or_else(|| "(none announced)".to_string(), |f| f.to_string())
+        ));
+    }
     if !degraded.is_empty() {
         return Ok(super::common::not_ready(degraded));
     }
@@ -510,6 +528,7 @@ async fn readyz(State(api): State<Arc<TowerApi>>) -> Result<Response, ApiError> 
         "active_link": status.active_link.map(|l| l.name()),
         "items_servable": status.items_servable,
         "storage_free_bytes": api.metrics.storage().free_bytes(),
+        "origin": trusted.map(|o| o.to_string()),
     }))
     .into_response())
 }

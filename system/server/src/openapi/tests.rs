@@ -7,7 +7,7 @@ use sovereign_wire::{
 };
 use std::collections::BTreeSet;
 
-const TOWER_OPS: [(&str, &str); 19] = [
+const TOWER_OPS: [(&str, &str); 20] = [
     ("GET", "/v1/catalog"),
     ("GET", "/v1/items/{id}"),
     ("GET", "/v1/items/{id}/manifest"),
@@ -22,6 +22,7 @@ const TOWER_OPS: [(&str, &str); 19] = [
     ("GET", "/admin/links"),
     ("GET", "/admin/power"),
     ("POST", "/admin/power"),
+    ("POST", "/admin/rehome"),
     ("GET", "/admin/outbox"),
     ("GET", "/admin/faults"),
     ("POST", "/admin/faults"),
@@ -29,7 +30,7 @@ const TOWER_OPS: [(&str, &str); 19] = [
     ("GET", "/admin/audit"),
 ];
 
-const ORIGIN_OPS: [(&str, &str); 15] = [
+const ORIGIN_OPS: [(&str, &str); 18] = [
     ("GET", "/v1/catalog"),
     ("GET", "/v1/chunks/{sha256}"),
     ("POST", "/v1/forward"),
@@ -41,10 +42,20 @@ const ORIGIN_OPS: [(&str, &str); 15] = [
     ("POST", "/admin/publish"),
     ("GET", "/admin/ledger"),
     ("GET", "/admin/ops/{key}"),
+    ("GET", "/admin/towers"),
+    ("POST", "/admin/towers/{tower}"),
+    ("DELETE", "/admin/towers/{tower}"),
     ("GET", "/admin/faults"),
     ("POST", "/admin/faults"),
     ("DELETE", "/admin/faults"),
     ("GET", "/admin/audit"),
+];
+
+/// The origin's routes only known towers may call.
+const TOWER_CALLS: [(&str, &str); 3] = [
+    ("GET", "/v1/catalog"),
+    ("GET", "/v1/chunks/{sha256}"),
+    ("POST", "/v1/forward"),
 ];
 
 fn docs() -> [(&'static str, Value); 2] {
@@ -159,7 +170,8 @@ fn operation_ids_are_unique_and_path_parameters_declared() {
 #[test]
 fn admin_operations_need_a_bearer_token_and_public_ones_do_not() {
     // Goal: /admin/* declares adminBearer, a role, 401 and 403; device operations declare
-    // the device's secret and 401; the rest is open.
+    // the device's secret and 401; the origin's tower calls declare towerBearer, 401, 403
+    // and 412; the rest is open.
     for (what, doc) in docs() {
         assert_eq!(
             doc["components"]["securitySchemes"]["adminBearer"]["scheme"],
@@ -180,6 +192,18 @@ fn admin_operations_need_a_bearer_token_and_public_ones_do_not() {
                 // Reads are viewer; mutations are not.
                 assert_eq!(m == "GET", role == "viewer", "{what} {m} {p}: role {role}");
                 for code in ["401", "403"] {
+                    assert!(
+                        op["responses"].get(code).is_some(),
+                        "{what} {m} {p}: no {code}"
+                    );
+                }
+            } else if what == "origin" && TOWER_CALLS.contains(&(m.as_str(), p.as_str())) {
+                assert_eq!(
+                    op["security"],
+                    json!([{ "towerBearer": [] }]),
+                    "{what} {m} {p}"
+                );
+                for code in ["401", "403", "412"] {
                     assert!(
                         op["responses"].get(code).is_some(),
                         "{what} {m} {p}: no {code}"
@@ -313,7 +337,20 @@ fn wire_dtos_validate_against_their_schemas() {
     .unwrap();
     let entry = json!({ "seq": 3, "manifest": m });
     valid(&origin, "CatalogEntry", &entry).unwrap();
-    valid(&origin, "OriginCatalog", &json!({ "entries": [entry] })).unwrap();
+    valid(
+        &origin,
+        "OriginCatalog",
+        &json!({ "entries": [entry], "origin": "0123456789abcdef0123456789abcdef" }),
+    )
+    .unwrap();
+    assert!(
+        valid(
+            &origin,
+            "OriginCatalog",
+            &json!({ "entries": [], "origin": "XYZ" })
+        )
+        .is_err()
+    );
     let ops = ops();
     for op in &ops {
         let v = serde_json::to_value(op).unwrap();

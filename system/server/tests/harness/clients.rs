@@ -414,7 +414,14 @@ pub async fn checker(obs: Shared, start: Duration, deadline: Duration) -> turmoi
         if let Ok(resp) = http
             .get(
                 format!("http://origin:{ORIGIN_PORT}/v1/catalog?since=0"),
-                &[],
+                // The origin answers known towers only: the checker reads as tower 1.
+                &[
+                    ("x-sovereign-tower", "1".to_string()),
+                    (
+                        "authorization",
+                        format!("Bearer {}", super::tower_credential(1)),
+                    ),
+                ],
             )
             .await
         {

@@ -34,6 +34,8 @@ pub enum Covering {
     Entry,
     /// a tower's memory of a confirmed operation, or a device's awaited one
     Memory,
+    /// the origin's identity or a tower's trusted origin
+    Identity,
 }
 
 #[derive(Debug, Default)]
@@ -112,6 +114,7 @@ fn kind_of(key: &Key) -> Covering {
         Key::Outbox(_) => Covering::Outbox,
         Key::Applied(_) => Covering::Applied,
         Key::Confirmed(_) | Key::Awaiting(_) => Covering::Memory,
+        Key::Identity | Key::TrustedOrigin => Covering::Identity,
     }
 }
 
@@ -122,6 +125,7 @@ fn kind_name(c: Covering) -> &'static str {
         Covering::Applied => "applied",
         Covering::Entry => "entry",
         Covering::Memory => "memory",
+        Covering::Identity => "identity",
     }
 }
 

@@ -31,7 +31,8 @@ use sovereign_logic::tower::TowerConfig;
 use sovereign_server::audit::AuditLog;
 use sovereign_server::auth::Tokens;
 use sovereign_server::serve::{origin_parts, tower_parts};
-use sovereign_server::tower_node::TowerNodeConfig;
+use sovereign_server::tower_auth::TowerCredentials;
+use sovereign_server::tower_node::{TowerCredential, TowerNodeConfig};
 use sovereign_server::transport::Transport;
 use sovereign_store::{Faults, FaultyStore, Store};
 use std::cell::RefCell;
@@ -58,6 +59,21 @@ pub const OPERATOR: &str = "operator-token-0123456789";
 pub const CHAOS: &str = "chaos-token-0123456789abc";
 /// The towers of every topology.
 pub const TOWERS: [&str; 2] = ["tower1", "tower2"];
+
+/// Tower `id`'s credential at the origin.
+pub fn tower_credential(id: u32) -> String {
+    format!("tower-{id}-credential-0123456789abcdef")
+}
+
+/// The origin's table: every tower of the topology holds its credential.
+fn tower_credentials() -> TowerCredentials {
+    let c = TowerCredentials::in_memory();
+    for id in 1..=TOWERS.len() as u32 {
+        c.register(TowerId(id), &tower_credential(id))
+            .expect("valid test credential");
+    }
+    c
+}
 
 fn tokens() -> Tokens {
     Tokens::new(
@@ -369,7 +385,14 @@ impl Net {
 async fn origin_main(disk: Disk, config: OriginConfig, audit: PathBuf) -> turmoil::Result {
     let store: Arc<dyn Store> = Arc::new(disk.store());
     let audit = Arc::new(AuditLog::open(&audit)?);
-    let parts = origin_parts(config, store, Faults::default(), tokens(), audit)?;
+    let parts = origin_parts(
+        config,
+        store,
+        Faults::default(),
+        tokens(),
+        audit,
+        tower_credentials(),
+    )?;
     serve_pair(parts.public, ORIGIN_PORT, parts.admin, ORIGIN_ADMIN_PORT).await
 }
 
@@ -389,6 +412,7 @@ async fn tower_main(
         power: None,
         power_interval: Duration::from_secs(5),
         seed: u64::from(id),
+        credential: Some(TowerCredential::secret(tower_credential(id))),
     };
     // The chaos admin API's faults (bit rot, failing fsyncs) act on this process's store.
     let faults = Faults::default();

@@ -4,7 +4,9 @@
 //!
 //! Map: [`Servers`] ([`Servers::start`], [`Servers::publish`], [`Servers::wait_servable`]),
 //! [`Answer`], [`send`], [`req`], tokens [`VIEWER`] / [`OPERATOR`] / [`CHAOS`], the test
-//! device ([`device_auth`], [`device_key`]).
+//! device ([`device_auth`], [`device_key`]), tower credentials [`tower_credential`]
+//! (towers 1 to [`TOWERS_CREDENTIALED`] hold one at the origin; the in-process tower is
+//! tower 1), [`Req::tower`].
 //!
 //! Not covered: real stores (the durability tests' job) and real processes (the CLI's
 //! kill -9 test).
@@ -20,7 +22,8 @@ use sovereign_logic::tower::TowerConfig;
 use sovereign_server::audit::AuditLog;
 use sovereign_server::auth::Tokens;
 use sovereign_server::serve::{origin_parts, tower_parts};
-use sovereign_server::tower_node::TowerNodeConfig;
+use sovereign_server::tower_auth::TowerCredentials;
+use sovereign_server::tower_node::{TowerCredential, TowerNodeConfig};
 use sovereign_server::transport::{HyperTransport, Transport};
 use sovereign_store::{Faults, FaultyStore, MemDisk, MemStore, Store};
 use std::collections::BTreeMap;
@@ -53,6 +56,24 @@ pub const VIEWER: &str = "viewer-token-0123456789";
 pub const OPERATOR: &str = "operator-token-0123456789";
 /// Token of the chaos role.
 pub const CHAOS: &str = "chaos-token-0123456789";
+
+/// Towers 1 to this hold a credential at the origin of [`Servers`].
+pub const TOWERS_CREDENTIALED: u32 = 3;
+
+/// Tower `n`'s credential at the origin of [`Servers`].
+pub fn tower_credential(n: u32) -> String {
+    format!("tower-{n}-credential-0123456789abcdef")
+}
+
+/// The origin's credential table: towers 1 to [`TOWERS_CREDENTIALED`].
+pub fn tower_credentials() -> TowerCredentials {
+    let c = TowerCredentials::in_memory();
+    for n in 1..=TOWERS_CREDENTIALED {
+        c.register(TowerId(n), &tower_credential(n))
+            .expect("valid test credential");
+    }
+    c
+}
 
 /// The tokens of all three roles.
 pub fn tokens() -> Tokens {
@@ -99,6 +120,7 @@ impl Servers {
             faults,
             tokens(),
             Arc::new(AuditLog::open(dir.path().join("origin-audit.jsonl")).expect("audit")),
+            tower_credentials(),
         )
         .expect("origin starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -122,6 +144,7 @@ impl Servers {
             power: None,
             power_interval: Duration::from_secs(5),
             seed: 7,
+            credential: Some(TowerCredential::secret(tower_credential(1))),
         };
         let faults = Faults::default();
         let transport: Arc<dyn Transport> = Arc::new(HyperTransport::tcp());
@@ -209,6 +232,12 @@ impl Req {
     /// `Authorization: Bearer <token>`.
     pub fn bearer(self, token: &str) -> Self {
         self.header("authorization", format!("Bearer {token}"))
+    }
+
+    /// As tower `n`, with its credential (`x-sovereign-tower` and the bearer token).
+    pub fn tower(self, n: u32) -> Self {
+        self.header("x-sovereign-tower", n.to_string())
+            .bearer(&tower_credential(n))
     }
 
     /// The body.

@@ -1,0 +1,398 @@
+//! Real processes on loopback: the trust boundary between towers and the origin
+//! (DESIGN.md §11), as the issue reported it.
+//!
+//! - Only known towers reach the origin: the reported forward of a contribution by a
+//!   tower that does not exist (no credential) is 401, another tower's credential is 403,
+//!   and the ledger is unchanged; a tower with its own credential syncs and forwards, and
+//!   the origin's record of each operation names the tower that forwarded it.
+//! - A replaced origin is noticed: after the origin is swapped for a fresh one at the same
+//!   address (same id and version of an item with other bytes, an item missing, a new one
+//!   numbered below the tower's old cursor), the tower stops syncing — nothing adopted,
+//!   fetched or forwarded (the new origin accepts its credential, so only the identity
+//!   check stands in the way) — keeps serving what it verified from the origin it
+//!   trusts, says so (`/readyz` 503 with the reason, `/admin/status`, a metric, an ERROR
+//!   log), and after `sovereign tower rehome` serves the new origin's bytes, lacks the
+//!   missing item and forwards its outbox there.
+//!
+//! Not covered: TLS (not built), towers with several uplinks reaching different origins.
+
+// Real processes on a real clock: waiting and sleeping are the point here.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+mod support;
+
+use sovereign_logic::content::ChunkHash;
+use std::process::Command;
+use std::time::Duration;
+use support::*;
+
+/// The issue's reproduction, verbatim: a contribution forwarded as a tower that does not
+/// exist.
+const ATTACK: &str = r#"{"ops":[{"key":"666:00000001","device":666,"op":{"type":"contribution","community":"attacker","nation":"xx","amount_minor":5000000}}]}"#;
+
+fn forward_as(origin: &str, tower: &str, credential: Option<&str>, body: &str) -> Resp {
+    let auth = credential.map(|c| format!("Bearer {c}"));
+    let mut headers = vec![
+        ("x-sovereign-tower", tower),
+        ("content-type", "application/json"),
+    ];
+    if let Some(a) = &auth {
+        headers.push(("Authorization", a));
+    }
+    http("POST", origin, "/v1/forward", &headers, body.as_bytes()).expect("the origin answers")
+}
+
+fn ledger(origin_admin: &str) -> serde_json::Value {
+    let r = admin_get(origin_admin, "/admin/ledger", VIEWER).expect("ledger");
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()
+}
+
+/// The value of the first sample of `name` whose line contains `labels`.
+fn metric(addr: &str, name: &str, labels: &str) -> Option<f64> {
+    let text = get(addr, "/metrics").ok()?.text();
+    text.lines()
+        .filter(|l| l.starts_with(name) && l.contains(labels))
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+fn credential(dir: &std::path::Path, id: u32) -> String {
+    std::fs::read_to_string(credential_file(dir, id))
+        .expect("credential file")
+        .trim()
+        .to_string()
+}
+
+/// The origin's id, from the header every answer of its tower API carries.
+fn origin_id(origin: &str) -> String {
+    let r = get(origin, "/healthz").expect("healthz");
+    let id = r.header("x-sovereign-origin").expect("x-sovereign-origin");
+    assert_eq!(id.len(), 32, "{id}");
+    id.to_string()
+}
+
+#[test]
+fn only_known_towers_reach_the_origin_and_it_records_who_forwarded_what() {
+    // Goal: item 2 of the issue — the reported forward by a tower that does not exist is
+    // refused (401) without effect, another tower's credential is 403, and a tower with
+    // its own credential syncs and forwards, recorded as the forwarding tower.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let origin = origin(d, &[]);
+    assert!(
+        origin
+            .log_text()
+            .contains("no tower credential provisioned: every tower is refused"),
+        "the origin warns at start-up that no tower can reach it yet"
+    );
+
+    // The issue's curl, exactly: no credential at all.
+    let r = forward_as(&origin.addr, "99", None, ATTACK);
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(
+        r.header("www-authenticate")
+            .is_some_and(|v| v.starts_with("Bearer")),
+        "{:?}",
+        r.headers
+    );
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("credential"))
+    );
+    // A made-up credential, and tower 1's credential presented as tower 2.
+    let r = forward_as(
+        &origin.addr,
+        "99",
+        Some("0123456789abcdef0123456789abcdef"),
+        ATTACK,
+    );
+    assert_eq!(r.status, 401, "{}", r.text());
+    let r = forward_as(&origin.addr, "2", Some(&credential(d, 1)), ATTACK);
+    assert_eq!(r.status, 403, "{}", r.text());
+    // The catalog and chunks are closed to strangers too.
+    let r = http(
+        "GET",
+        &origin.addr,
+        "/v1/catalog",
+        &[("x-sovereign-tower", "99")],
+        b"",
+    )
+    .expect("catalog");
+    assert_eq!(r.status, 401, "{}", r.text());
+    // Nothing reached the ledger or the apply log.
+    let l = ledger(&origin.admin);
+    assert_eq!(l["contributed_minor"], "0", "{l}");
+    assert!(l["communities"].get("attacker").is_none(), "{l}");
+    let r = admin_get(&origin.admin, "/admin/ops/666:00000001", VIEWER).expect("op");
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert_eq!(
+        metric(
+            &origin.addr,
+            "sovereign_tower_auth_refusals_total",
+            "reason=\"missing\""
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        metric(
+            &origin.addr,
+            "sovereign_tower_auth_refusals_total",
+            "reason=\"wrong_tower\""
+        ),
+        Some(1.0)
+    );
+
+    // The origin keeps only digests, readable by its owner only.
+    let towers = std::fs::read_to_string(d.join("origin/towers.json")).expect("towers.json");
+    assert!(!towers.contains(&credential(d, 1)), "{towers}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(d.join("origin/towers.json"))
+            .expect("towers.json")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // Tower 1 with its own credential syncs and forwards.
+    let bytes = content(1, 50_000);
+    publish(&origin.admin, d, "alert", "P0", &bytes);
+    let t = tower(d, 1, &origin.addr, &[]);
+    wait_for("tower 1 serves alert", Duration::from_secs(60), || {
+        get(&t.addr, "/v1/items/alert")
+            .ok()
+            .filter(|r| r.status == 200 && r.body == bytes)
+    });
+    assert_eq!(contribute(&t.addr, 7, "7:00000001", "kibera", 1000), 202);
+    let rec = wait_for(
+        "the origin applied 7:00000001",
+        Duration::from_secs(60),
+        || {
+            admin_get(&origin.admin, "/admin/ops/7:00000001", VIEWER)
+                .ok()
+                .filter(|r| r.status == 200)
+                .map(|r| r.json())
+        },
+    );
+    assert_eq!(rec["outcome"]["result"], "applied", "{rec}");
+    assert_eq!(
+        rec["tower"], 1,
+        "the record names the forwarding tower: {rec}"
+    );
+    assert_eq!(ledger(&origin.admin)["contributed_minor"], "1000");
+
+    // Revoked, tower 1 is refused from then on.
+    let r = http(
+        "DELETE",
+        &origin.admin,
+        "/admin/towers/1",
+        &[("Authorization", &format!("Bearer {OPERATOR}"))],
+        b"",
+    )
+    .expect("revoke");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = forward_as(&origin.addr, "1", Some(&credential(d, 1)), ATTACK);
+    assert_eq!(r.status, 401, "{}", r.text());
+    let audit = admin_get(&origin.admin, "/admin/audit", VIEWER)
+        .expect("audit")
+        .text();
+    assert!(
+        audit.contains("tower.credential.issue") && audit.contains("tower.credential.revoke"),
+        "{audit}"
+    );
+}
+
+#[test]
+fn a_replaced_origin_is_noticed_and_only_a_rehome_moves_the_tower() {
+    // Goal: item 5 of the issue — a fresh origin at the same address (accepting the
+    // tower's credential) is not synced from: its bytes for the same id and version are
+    // not served, the item it lacks is still served from what the tower verified, its new
+    // item (numbered below the tower's old cursor) is not fetched, the outbox is not
+    // forwarded to it; /readyz, /admin/status, the metric and the log say why. After
+    // `sovereign tower rehome` (with a credential the new origin issued) the tower serves
+    // the new origin's bytes, no longer serves the missing item, fetches the new one and
+    // forwards the outbox there.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let mut first = origin(d, &[]);
+    let first_id = origin_id(&first.addr);
+    let old_alert = content(10, 40_000);
+    let news = content(11, 30_000);
+    publish(&first.admin, d, "alert", "P0", &old_alert);
+    publish(&first.admin, d, "news", "P1", &news);
+    let t = tower(d, 1, &first.addr, &[]);
+    for (item, want) in [("alert", &old_alert), ("news", &news)] {
+        wait_for(
+            &format!("tower serves {item}"),
+            Duration::from_secs(60),
+            || {
+                get(&t.addr, &format!("/v1/items/{item}"))
+                    .ok()
+                    .filter(|r| r.status == 200 && r.body == *want)
+            },
+        );
+    }
+    let status = admin_get(&t.admin, "/admin/status", VIEWER)
+        .expect("status")
+        .json();
+    assert_eq!(status["origin"]["trusted"], first_id.as_str(), "{status}");
+
+    // The first origin goes; a fresh one with its own data answers at the same address.
+    // It was given the first one's tower credentials (towers.json): the tower's requests
+    // are accepted, only the identity tells the two apart.
+    first.kill9();
+    let d2 = d.join("second");
+    std::fs::create_dir_all(d2.join("origin")).expect("mkdir");
+    std::fs::copy(d.join("origin/towers.json"), d2.join("origin/towers.json")).expect("copy");
+    for id in 1..=TOWERS_PROVISIONED {
+        std::fs::copy(credential_file(d, id), credential_file(&d2, id)).expect("copy");
+    }
+    let second = origin_at(&d2, &first.addr, &first.admin, &[]);
+    let second_id = origin_id(&second.addr);
+    assert_ne!(first_id, second_id);
+    let new_alert = content(12, 40_000);
+    let fresh = content(13, 20_000);
+    publish(&second.admin, &d2, "alert", "P0", &new_alert); // seq 1, version 1
+    publish(&second.admin, &d2, "fresh", "P1", &fresh); // seq 2: below the old cursor
+
+    // The tower notices and says why.
+    let why = wait_for("the tower is not ready", Duration::from_secs(60), || {
+        get(&t.addr, "/readyz")
+            .ok()
+            .filter(|r| r.status == 503)
+            .map(|r| r.json()["error"].as_str().unwrap_or("").to_string())
+    });
+    assert!(
+        why.contains("origin mismatch") && why.contains(&first_id) && why.contains(&second_id),
+        "{why}"
+    );
+    let status = admin_get(&t.admin, "/admin/status", VIEWER)
+        .expect("status")
+        .json();
+    assert_eq!(
+        status["origin"]["mismatch"]["expected"],
+        first_id.as_str(),
+        "{status}"
+    );
+    assert_eq!(
+        status["origin"]["mismatch"]["found"],
+        second_id.as_str(),
+        "{status}"
+    );
+    assert_eq!(
+        metric(&t.addr, "sovereign_origin_mismatch", "tower=\"tower-1\""),
+        Some(1.0)
+    );
+    assert!(
+        t.log_text().contains("ORIGIN MISMATCH"),
+        "an ERROR log line"
+    );
+
+    // An operation acknowledged now stays in the outbox: nothing goes to a stranger.
+    assert_eq!(contribute(&t.addr, 8, "8:00000001", "kibera", 700), 202);
+    std::thread::sleep(Duration::from_secs(4)); // several catalog polls and forward tries
+    let r = admin_get(&second.admin, "/admin/ops/8:00000001", VIEWER).expect("op");
+    assert_eq!(r.status, 404, "forwarded to a stranger: {}", r.text());
+    assert_eq!(ledger(&second.admin)["contributed_minor"], "0");
+    let outbox = admin_get(&t.admin, "/admin/outbox", VIEWER)
+        .expect("outbox")
+        .json();
+    assert_eq!(
+        outbox["keys"],
+        serde_json::json!(["8:00000001"]),
+        "{outbox}"
+    );
+
+    // Served meanwhile: what the tower verified from the origin it trusts, nothing of
+    // the stranger's.
+    let r = get(&t.addr, "/v1/items/alert").expect("alert");
+    assert_eq!(
+        (r.status, r.body == old_alert),
+        (200, true),
+        "old bytes, verified"
+    );
+    let r = get(&t.addr, "/v1/items/news").expect("news");
+    assert_eq!((r.status, r.body == news), (200, true));
+    assert_eq!(get(&t.addr, "/v1/items/fresh").expect("fresh").status, 404);
+
+    // The operator re-homes: the new origin issues the tower a credential of its own
+    // (the copied one stops working), written to the tower's credential file.
+    provision(&second.admin, &d2, 1);
+    std::fs::copy(credential_file(&d2, 1), credential_file(d, 1)).expect("copy");
+    let out = Command::new(env!("CARGO_BIN_EXE_sovereign"))
+        .args([
+            "tower",
+            "rehome",
+            "--tower",
+            &format!("http://{}", t.admin),
+            "--token",
+            OPERATOR,
+        ])
+        .output()
+        .expect("rehome runs");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("\"credential\":\"reloaded\""), "{said}");
+
+    // The new origin's bytes, the new item, and no more news.
+    wait_for(
+        "the tower serves the new alert",
+        Duration::from_secs(60),
+        || {
+            get(&t.addr, "/v1/items/alert")
+                .ok()
+                .filter(|r| r.status == 200 && r.body == new_alert)
+        },
+    );
+    wait_for("the tower serves fresh", Duration::from_secs(60), || {
+        get(&t.addr, "/v1/items/fresh")
+            .ok()
+            .filter(|r| r.status == 200 && r.body == fresh)
+    });
+    assert_eq!(get(&t.addr, "/v1/items/news").expect("news").status, 404);
+    let cat = get(&t.addr, "/v1/catalog").expect("catalog").json();
+    let listed: Vec<&str> = cat["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|m| m["item"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ["alert", "fresh"], "{cat}");
+    assert_eq!(
+        cat["items"][0]["sha256"],
+        ChunkHash::of(&new_alert).to_hex().as_str()
+    );
+    wait_for("the tower is ready", Duration::from_secs(30), || {
+        get(&t.addr, "/readyz").ok().filter(|r| r.status == 200)
+    });
+    let status = admin_get(&t.admin, "/admin/status", VIEWER)
+        .expect("status")
+        .json();
+    assert_eq!(status["origin"]["trusted"], second_id.as_str(), "{status}");
+    assert_eq!(
+        metric(&t.addr, "sovereign_origin_mismatch", "tower=\"tower-1\""),
+        Some(0.0)
+    );
+    // The outbox went to the origin the tower now trusts, recorded as tower 1's.
+    let rec = wait_for(
+        "the new origin applied 8:00000001",
+        Duration::from_secs(60),
+        || {
+            admin_get(&second.admin, "/admin/ops/8:00000001", VIEWER)
+                .ok()
+                .filter(|r| r.status == 200)
+                .map(|r| r.json())
+        },
+    );
+    assert_eq!(rec["tower"], 1, "{rec}");
+    let audit = admin_get(&t.admin, "/admin/audit", VIEWER)
+        .expect("audit")
+        .text();
+    assert!(audit.contains("origin.rehome"), "{audit}");
+}
