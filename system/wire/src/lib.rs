@@ -7,9 +7,12 @@
 //!
 //! Map: [`ManifestDto`], [`CatalogEntryDto`], [`OperationDto`] / [`OpKindDto`],
 //! [`OpOutcomeDto`], [`OpReceiptDto`], [`PowerReadingDto`]; records: [`encode_record`],
-//! [`decode_record`]; errors: [`WireError`].
+//! [`decode_record`]; errors: [`WireError`]; [`input`]: reading an input file with a size
+//! cap before it is parsed (the crate's only I/O, shared by every file reader).
 //!
 //! Not covered: chunk bytes (octet streams on the wire, files in the stores).
+
+pub mod input;
 
 use serde::{Deserialize, Serialize};
 use sovereign_logic::content::{ChunkHash, ChunkRef, ItemId, Manifest, Priority};
