@@ -685,7 +685,7 @@ fn parameters() -> Value {
         "Range": {
             "name": "Range", "in": "header", "required": false,
             "schema": { "type": "string", "pattern": "^bytes=" },
-            "description": "One byte range (`bytes=0-1023`, `bytes=1024-`, `bytes=-512`); multiple ranges are not supported."
+            "description": "One byte range (`bytes=0-1023`, `bytes=1024-`, `bytes=-512`): 206 with that part, 416 when it lies outside the content. A header that is malformed or asks for several ranges is ignored (RFC 9110 §14.2): 200 with the whole content."
         },
         "IfNoneMatch": {
             "name": "If-None-Match", "in": "header", "required": false,
