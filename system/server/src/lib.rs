@@ -3,7 +3,9 @@
 //!
 //! Map: [`tower_node`] / [`origin_node`] (the one task that owns each state machine),
 //! [`api`] (routers), [`transport`] (outgoing HTTP), [`cache`] (verified bytes),
-//! [`clock`], [`auth`] / [`audit`] (admin tokens and the audit trail), [`metrics`],
+//! [`listener`] (the accept loop: connection, head and body limits), [`tls`], [`limit`]
+//! (rate limits by key), [`clock`], [`auth`] / [`audit`] (admin tokens and the audit
+//! trail), [`metrics`],
 //! [`openapi`]; [`device_client`] (the `sovereign device` commands: a device's verified
 //! reads and offline outbox against a tower).
 
@@ -15,9 +17,12 @@ pub mod cache;
 pub mod cli;
 pub mod clock;
 pub mod device_client;
+pub mod limit;
+pub mod listener;
 pub mod metrics;
 pub mod openapi;
 pub mod origin_node;
 pub mod serve;
+pub mod tls;
 pub mod tower_node;
 pub mod transport;

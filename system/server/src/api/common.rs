@@ -6,7 +6,7 @@
 //! Map: [`ApiError`] (+ [`ApiError::from_wire`]), [`read_body`], [`parse_range`],
 //! [`ByteRange`], [`content_response`], [`PathParam`], [`QueryParams`], [`not_found`],
 //! [`method_not_allowed`], [`sha256_etag`], [`timed`], [`PublicApi`] and
-//! [`public_router`].
+//! [`public_router`] (with the listeners' per-address rate limits: 429 + `Retry-After`).
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -294,11 +294,46 @@ pub fn public_router<A: PublicApi>(routes: Router<Arc<A>>, api: Arc<A>) -> Route
         .route("/openapi.json", get(openapi::<A>))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(rate_limit))
         .layer(axum::middleware::from_fn_with_state(
             api.clone(),
             timing::<A>,
         ))
         .with_state(api)
+}
+
+/// The rate limits of the listener a request came in on (`listener::RateLimits`, put in
+/// its extensions with the client's address): a read (GET, HEAD) takes a token from the
+/// client address's read bucket, `POST /v1/ops` from its operations bucket; an empty
+/// bucket is 429 with `Retry-After`. Requests with no limits attached (in-process tests)
+/// pass.
+async fn rate_limit(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let limits = req
+        .extensions()
+        .get::<Arc<crate::listener::RateLimits>>()
+        .cloned();
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    if let (Some(limits), Some(ip)) = (limits, peer) {
+        let (limiter, what) = match *req.method() {
+            Method::GET | Method::HEAD => (limits.reads.as_ref(), "reads"),
+            Method::POST if req.uri().path() == "/v1/ops" => (limits.ops.as_ref(), "operations"),
+            _ => (None, ""),
+        };
+        if let Some(Err(wait)) = limiter.map(|l| l.check(&ip.to_string())) {
+            let retry = crate::limit::retry_after_s(wait);
+            tracing::debug!(client = %ip, what, retry_after_s = retry, "rate limited");
+            return ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("too many {what} from your address; retry in {retry} s"),
+            )
+            .header(header::RETRY_AFTER, HeaderValue::from(retry))
+            .into_response();
+        }
+    }
+    next.run(req).await
 }
 
 /// The middleware of [`public_router`]: [`timed`], reported to the API's metrics.
@@ -328,9 +363,18 @@ async fn openapi<A: PublicApi>(State(api): State<Arc<A>>) -> Response {
     axum::Json(api.openapi().clone()).into_response()
 }
 
-/// Read a request body of at most `max` bytes (413 beyond it).
+/// Read a request body of at most `max` bytes (413 beyond it; 408 when it does not
+/// arrive within the listener's body timeout).
 pub async fn read_body(body: Body, max: usize) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, max).await.map_err(|e| {
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            if let Some(t) = s.downcast_ref::<crate::listener::BodyTimeout>() {
+                return ApiError::new(StatusCode::REQUEST_TIMEOUT, t.to_string())
+                    .header(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            source = s.source();
+        }
         let too_big = std::error::Error::source(&e)
             .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
             || e.to_string().contains("length limit");
