@@ -158,9 +158,13 @@ for size in $sizes; do
         >>"$tmp/publish.log" || die "publishing $id failed"
 done
 
+# wrk's load comes from one address: no per-address rate or connection limit (nginx
+# has none either).
 "$bin" tower serve --id 1 --data "$tmp/tower" --listen "$tower" \
     --admin-listen "127.0.0.1:$tower_admin" --uplink "fibre=http://$origin" \
-    --catalog-interval-s 1 --request-timeout-s 3 2>"$tmp/tower.log" &
+    --catalog-interval-s 1 --request-timeout-s 3 \
+    --read-rate-per-s 0 --connections-max 65536 --connections-per-client-max 65536 \
+    2>"$tmp/tower.log" &
 pids+=($!)
 tower_pid=$!
 wait_http "http://$tower/healthz" 30 || die "tower did not start: $(tail -5 "$tmp/tower.log")"

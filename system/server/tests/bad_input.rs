@@ -326,7 +326,7 @@ async fn tower_public_answers_bad_ranges_on_real_content() {
             let a = send(&s.tower, ranged(v)).await;
             if a.status != StatusCode::OK
                 || &a.body != whole
-                || a.header(header::CONTENT_RANGE) != ""
+                || !a.header(header::CONTENT_RANGE).is_empty()
             {
                 wrong.push(format!(
                     "{path}: {what} ({v:?}): expected 200 with the whole, got {a}"

@@ -201,7 +201,11 @@ async fn a_flood_from_one_address_does_not_stop_another() {
         let start = Instant::now();
         let (raw, _) = exchange(addr, OTHER, GET_HEALTHZ, Duration::from_secs(5)).await;
         assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
-        assert!(start.elapsed() < Duration::from_secs(1), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            start.elapsed()
+        );
     }
     // The flood's own address gets in again once its connections close.
     drop(flood);
@@ -251,7 +255,10 @@ async fn a_lying_content_length_is_cut_at_the_body_timeout() {
     let get = b"GET /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\nxx";
     let (raw, closed) = exchange(addr, ME, get, Duration::from_secs(5)).await;
     assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
-    assert!(closed.is_some_and(|c| c < Duration::from_millis(500)), "{closed:?}");
+    assert!(
+        closed.is_some_and(|c| c < Duration::from_millis(500)),
+        "{closed:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -304,7 +311,10 @@ async fn reads_and_operations_get_429_after_their_rate() {
     let (raw, _) = exchange(addr, ME, GET_HEALTHZ, Duration::from_secs(5)).await;
     let (status, e) = json_error(&raw);
     assert_eq!(status, 429, "{e}");
-    assert!(raw.to_ascii_lowercase().contains("retry-after: 2\r\n"), "{raw}");
+    assert!(
+        raw.to_ascii_lowercase().contains("retry-after: 2\r\n"),
+        "{raw}"
+    );
     let (raw, _) = exchange(addr, OTHER, GET_HEALTHZ, Duration::from_secs(5)).await;
     assert!(raw.starts_with("HTTP/1.1 200"), "another address: {raw}");
     let op = |key: &str| {
@@ -320,7 +330,13 @@ async fn reads_and_operations_get_429_after_their_rate() {
         let (raw, _) = exchange(addr, ME, op(k).as_bytes(), Duration::from_secs(10)).await;
         assert!(raw.starts_with("HTTP/1.1 202"), "{k}: {raw}");
     }
-    let (raw, _) = exchange(addr, ME, op("7:00000003").as_bytes(), Duration::from_secs(5)).await;
+    let (raw, _) = exchange(
+        addr,
+        ME,
+        op("7:00000003").as_bytes(),
+        Duration::from_secs(5),
+    )
+    .await;
     let (status, e) = json_error(&raw);
     assert_eq!(status, 429, "{e}");
     assert!(e.contains("operations"), "{e}");
@@ -365,12 +381,9 @@ async fn tls_round_trips_and_an_untrusted_client_is_refused() {
         serve(s.origin.clone(), Some(acceptor), limits(2.0, 5.0, 1024, 64)).await;
     let url = format!("https://{addr}/healthz");
 
-    let trusted = sovereign_server::tls::client_config(
-        Some(&dir.path().join("ca.pem")),
-        "--origin-ca",
-        true,
-    )
-    .expect("client config");
+    let trusted =
+        sovereign_server::tls::client_config(Some(&dir.path().join("ca.pem")), "--origin-ca", true)
+            .expect("client config");
     let t = HyperTransport::tcp_tls(trusted);
     let r = t
         .send(Request::get(url.clone(), Duration::from_secs(5)))
@@ -378,16 +391,13 @@ async fn tls_round_trips_and_an_untrusted_client_is_refused() {
         .expect("a TLS round trip");
     assert_eq!((r.status.as_u16(), &r.body[..]), (200, &b"ok\n"[..]));
 
-    let untrusted = sovereign_server::tls::client_config(None, "--origin-ca", true)
-        .expect("system roots");
+    let untrusted =
+        sovereign_server::tls::client_config(None, "--origin-ca", true).expect("system roots");
     let e = HyperTransport::tcp_tls(untrusted)
         .send(Request::get(url.clone(), Duration::from_secs(5)))
         .await
         .expect_err("a client without the CA must be refused");
-    assert!(
-        e.to_string().to_lowercase().contains("certificate"),
-        "{e}"
-    );
+    assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
 
     // Plain HTTP to a TLS listener: no HTTP answer (the handshake fails).
     let (raw, closed) = exchange(addr, ME, GET_HEALTHZ, Duration::from_secs(5)).await;
@@ -405,7 +415,8 @@ async fn tls_round_trips_and_an_untrusted_client_is_refused() {
     .err()
     .expect("refused");
     assert!(
-        e.to_string().contains("bad.pem: --tls-cert: no certificate"),
+        e.to_string()
+            .contains("bad.pem: --tls-cert: no certificate"),
         "{e}"
     );
 }
