@@ -771,6 +771,20 @@ fn responses() -> Value {
         error_response("The body is larger than the server accepts."),
     );
     m.insert(
+        "RequestTimeout".into(),
+        error_response(
+            "The body did not arrive within the listener's body timeout; the connection is closed.",
+        ),
+    );
+    m.insert(
+        "TooManyRequests".into(),
+        json!({
+            "description": "This client address is over its rate (reads, or operations); retry after the given delay.",
+            "headers": { "Retry-After": r("headers", "RetryAfter") },
+            "content": json_body("Error")
+        }),
+    );
+    m.insert(
         "RangeNotSatisfiable".into(),
         json!({
             "description": "The range lies outside the content.",
@@ -1054,10 +1068,12 @@ pub fn tower_openapi() -> Value {
                     "content": json_body("SubmitReply")
                 },
                 "400": r("responses", "BadRequest"),
+                "408": r("responses", "RequestTimeout"),
                 "409": r("responses", "Conflict"),
                 "413": r("responses", "PayloadTooLarge"),
                 "415": r("responses", "UnsupportedMediaType"),
                 "422": r("responses", "Unprocessable"),
+                "429": r("responses", "TooManyRequests"),
                 "503": r("responses", "Unavailable")
             }
         }}),
@@ -1101,7 +1117,7 @@ pub fn tower_openapi() -> Value {
         "openapi": OPENAPI_VERSION,
         "info": info(
             "Sovereign tower",
-            "A tower serves content to nearby devices from its verified store and accepts device operations, which it makes durable and forwards to the origin. Errors are JSON `{\"error\": …, \"field\": …}`; an unknown path is 404 and a known path with another method 405 (with `Allow`), both with that body."
+            "A tower serves content to nearby devices from its verified store and accepts device operations, which it makes durable and forwards to the origin. Errors are JSON `{\"error\": …, \"field\": …}`; an unknown path is 404 and a known path with another method 405 (with `Allow`), both with that body. Any request may also get, from the listener before any route: 400 (a malformed request line or header), 414 (a request target over 8 KiB), 431 (a head over 64 KiB or 100 headers), 408 (a body that did not arrive within the body timeout), 429 with `Retry-After` (this client address is over its rate, or its connection limit), 503 (the listener is at its connection limit) — each with the same JSON body."
         ),
         "tags": tags(),
         "security": [],
@@ -1188,7 +1204,7 @@ pub fn origin_openapi() -> Value {
         "openapi": OPENAPI_VERSION,
         "info": info(
             "Sovereign origin",
-            "The origin publishes content (catalog and chunks) to towers and applies the device operations they forward. Errors are JSON `{\"error\": …, \"field\": …}`; an unknown path is 404 and a known path with another method 405 (with `Allow`), both with that body."
+            "The origin publishes content (catalog and chunks) to towers and applies the device operations they forward. Errors are JSON `{\"error\": …, \"field\": …}`; an unknown path is 404 and a known path with another method 405 (with `Allow`), both with that body. Any request may also get, from the listener before any route: 400 (a malformed request line or header), 414 (a request target over 8 KiB), 431 (a head over 64 KiB or 100 headers), 408 (a body that did not arrive within the body timeout), 429 with `Retry-After` (this client address is over its rate, or its connection limit), 503 (the listener is at its connection limit) — each with the same JSON body."
         ),
         "tags": tags(),
         "security": [],

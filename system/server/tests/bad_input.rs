@@ -13,8 +13,9 @@
 //! throwing arbitrary bytes at `POST /v1/ops`, `GET /v1/chunks/{x}` and
 //! `GET /v1/items/{x}`.
 //!
-//! Not covered: bad input below HTTP (malformed request lines, oversized headers: hyper
-//! answers those before a router sees them).
+//! Not covered: bad input below the routers (malformed request lines, oversized heads,
+//! slow or lying bodies, too many connections): the listener answers those, see
+//! `tests/limits.rs`.
 
 mod support;
 

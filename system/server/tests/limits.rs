@@ -274,7 +274,7 @@ async fn oversized_and_malformed_heads_get_json_errors() {
     let many: String = (0..150).map(|i| format!("X-H{i}: v\r\n")).collect();
     let many_headers = format!("GET /healthz HTTP/1.1\r\nHost: t\r\n{many}\r\n");
     let long_target = format!(
-        "GET /v1/items/{} HTTP/1.1\r\nHost: t\r\n\r\n",
+        "GET /v1/items/{} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
         "a".repeat(9000)
     );
     let cases: [(&str, &[u8], u16); 4] = [
