@@ -453,6 +453,90 @@ fn a_connection_flood_is_bounded_and_does_not_starve_another_address() {
 }
 
 #[test]
+fn under_a_low_hard_file_limit_connections_are_refused_not_starved_of_descriptors() {
+    // Goal: a tower started with a hard open-file limit of 600 lowers --connections-max
+    // to what fits ((600 - 256) / 2 = 172, logged); 250 connections from 50 addresses
+    // (5 each, under the per-address limit) get 172 held and 78 refused with 503 at once;
+    // the log never says "Too many open files"; once the held ones time out, requests
+    // are served again.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (addr, admin) = (loopback(), loopback());
+    let args = tower_args(
+        dir.path(),
+        &addr,
+        &admin,
+        "http://127.0.0.1:9",
+        &["--header-timeout-s", "3"],
+    );
+    let log_path = dir.path().join("tower.log");
+    let out = std::fs::File::create(&log_path).expect("log");
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -n 600 && exec \"$0\" \"$@\"")
+        .arg(bin())
+        .args(&args)
+        .env("SOVEREIGN_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(out)
+        .spawn()
+        .expect("spawn");
+    let tower = Server {
+        child,
+        addr: addr.clone(),
+        admin,
+        log: log_path,
+    };
+    wait_for("the tower to serve", Duration::from_secs(30), || {
+        plain(&tower.log_text()).contains(" serving").then_some(())
+    });
+    let log = plain(&tower.log_text());
+    assert!(
+        log.contains("open_files_max=600") && log.contains("lowered_to=172"),
+        "{log}"
+    );
+    let mut held = Vec::new();
+    for i in 0..250u32 {
+        let from = ip(10 + (i / 5) as u8);
+        held.push(connect_from(from, &addr).expect("connect"));
+    }
+    // Refusals are answered at once; look at every connection once, without waiting.
+    std::thread::sleep(Duration::from_millis(500));
+    let (mut refused, mut open) = (0, 0);
+    for c in &mut held {
+        c.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 4096];
+        match c.read(&mut buf) {
+            Ok(n) if n > 0 => {
+                let (status, e) = json_status(&String::from_utf8_lossy(&buf[..n]));
+                assert_eq!(status, 503, "{e}");
+                assert!(e.contains("172 connections"), "{e}");
+                refused += 1;
+            }
+            Ok(_) => panic!("closed without an answer"),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => open += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!((open, refused), (172, 78));
+    drop(held);
+    wait_for(
+        "a request to be served again",
+        Duration::from_secs(10),
+        || {
+            let (raw, _) = exchange(
+                ip(9),
+                &addr,
+                b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+                Duration::from_secs(5),
+            );
+            raw.starts_with("HTTP/1.1 200").then_some(())
+        },
+    );
+    let log = plain(&tower.log_text());
+    assert!(!log.contains("Too many open files"), "{log}");
+}
+
+#[test]
 fn request_limits_on_the_real_tower() {
     // Goal: on a real tower with content: a lying Content-Length is cut at the 1 s body
     // timeout (408 JSON, closed); a 70 KB header is 431 and a 9 KB target 414, both JSON;

@@ -513,11 +513,15 @@ async fn serve_both(
     Ok(())
 }
 
-/// Raise the open-file limit to the hard limit and log it, warning when the listeners'
-/// connection limits do not fit in it.
-fn raise_file_limit(listen: &ListenArgs) {
-    // Two listeners, plus the store, chunk files, uplinks and logs.
-    let needed = 2 * listen.connections_max + 256;
+/// Open files a server keeps besides its connections: the store, chunk files, uplinks,
+/// logs.
+const FILES_RESERVED: u64 = 256;
+
+/// Raise the open-file limit to the hard limit and log it; when the two listeners'
+/// `--connections-max` does not fit in it (with [`FILES_RESERVED`]), lower it to what
+/// fits, so that the server refuses connections instead of running out of descriptors.
+fn raise_file_limit(listen: &mut ListenArgs) {
+    let needed = 2 * listen.connections_max + FILES_RESERVED;
     match crate::listener::raise_nofile_limit() {
         Ok(Some(limit)) => {
             tracing::info!(
@@ -525,11 +529,15 @@ fn raise_file_limit(listen: &ListenArgs) {
                 "open-file limit raised to the hard limit"
             );
             if limit < needed {
+                let fits = (limit.saturating_sub(FILES_RESERVED) / 2).max(1);
                 tracing::warn!(
                     open_files_max = limit,
                     connections_max = listen.connections_max,
-                    "the open-file limit is below what 2 × --connections-max + 256 needs; lower --connections-max or raise the hard limit (ulimit -Hn)"
+                    lowered_to = fits,
+                    "--connections-max does not fit in the open-file limit (2 listeners + {FILES_RESERVED} files); lowered; raise the hard limit (ulimit -Hn) to allow more"
                 );
+                listen.connections_max = fits;
+                listen.connections_per_client_max = listen.connections_per_client_max.min(fits);
             }
         }
         Ok(None) => tracing::info!("open-file limit: unlimited"),
@@ -551,8 +559,8 @@ fn prepare_data(dir: &std::path::Path) -> Result<()> {
 }
 
 /// `sovereign tower serve`.
-pub async fn run_tower(args: TowerArgs) -> Result<()> {
-    raise_file_limit(&args.net);
+pub async fn run_tower(mut args: TowerArgs) -> Result<()> {
+    raise_file_limit(&mut args.net);
     prepare_data(&args.data)?;
     let tokens = args.tokens.tokens()?;
     let (public_tls, admin_tls) = args.net.tls()?;
@@ -643,8 +651,8 @@ pub async fn run_tower(args: TowerArgs) -> Result<()> {
 }
 
 /// `sovereign origin serve`.
-pub async fn run_origin(args: OriginArgs) -> Result<()> {
-    raise_file_limit(&args.net);
+pub async fn run_origin(mut args: OriginArgs) -> Result<()> {
+    raise_file_limit(&mut args.net);
     prepare_data(&args.data)?;
     let tokens = args.tokens.tokens()?;
     let (public_tls, admin_tls) = args.net.tls()?;
