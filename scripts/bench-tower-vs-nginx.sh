@@ -178,10 +178,14 @@ for t in 1 2; do
         --token "$SOVEREIGN_ADMIN_TOKEN_OPERATOR" --out "$tmp/tower-$t.credential" \
         2>>"$tmp/publish.log" || die "issuing tower $t's credential failed"
 done
+# wrk's load comes from one address: no per-address rate or connection limit (nginx
+# has none either).
 "$bin" tower serve --id 1 --data "$tmp/tower" --listen "$tower" \
     --admin-listen "127.0.0.1:$tower_admin" --uplink "fibre=http://$origin" \
     --credential "$tmp/tower-1.credential" \
-    --catalog-interval-s 1 --request-timeout-s 3 2>"$tmp/tower.log" &
+    --catalog-interval-s 1 --request-timeout-s 3 \
+    --read-rate-per-s 0 --connections-max 65536 --connections-per-client-max 65536 \
+    2>"$tmp/tower.log" &
 pids+=($!)
 tower_pid=$!
 wait_http "http://$tower/healthz" 30 || die "tower did not start: $(tail -5 "$tmp/tower.log")"

@@ -17,7 +17,7 @@ use sovereign_sim::export::sweep::{SWEEP_DATA_FORMAT, SWEEP_FAILURES_LISTED_MAX,
 use sovereign_sim::export::{RunData, SweepData};
 use sovereign_sim::failure::{FailureFile, Reproduction, replay_command, shell_quote};
 use sovereign_sim::junit::{CaseFailure, TestCase, junit_xml};
-use sovereign_sim::scenario::{Scenario, ScenarioError, parse_file};
+use sovereign_sim::scenario::{Scenario, parse_file};
 use sovereign_sim::sweep::{Shard, SweepOutcome, SweepSummary, run_options, sort_outcomes};
 use sovereign_sim::{Plant, RunOptions, RunReport};
 use std::io::IsTerminal;
@@ -32,18 +32,9 @@ const SWEEP_SCENARIOS_MAX: usize = 10_000;
 /// Most runs one sweep invocation does (scenarios × seeds in the shard).
 const SWEEP_RUNS_MAX: u64 = 100_000_000;
 
-/// A scenario error in one line: `file:line: field: message`, or `file: message` when the
-/// file could not be read at all.
-fn scenario_error(e: ScenarioError) -> anyhow::Error {
-    if e.line == 0 && e.field.is_empty() {
-        anyhow!("{}: {}", e.file, e.message)
-    } else {
-        anyhow!("{e}")
-    }
-}
-
 fn load_scenario(path: &Path) -> Result<Scenario> {
-    parse_file(path).map_err(scenario_error)
+    // `file:line: field: message`, or `file: message` when the file could not be read.
+    parse_file(path).map_err(|e| anyhow!("{e}"))
 }
 
 fn plant_name(p: Option<Plant>) -> &'static str {

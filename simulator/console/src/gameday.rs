@@ -31,9 +31,16 @@ pub enum GameDayError {
     /// The plan file is invalid.
     #[error("{0}")]
     Plan(#[from] PlanError),
-    /// The plan's scenario file is invalid.
-    #[error("{0}")]
-    Scenario(#[from] ScenarioError),
+    /// The plan's scenario file (its `scenario` field) is unreadable or invalid.
+    #[error("{plan}:{line}: scenario: the plan's scenario file is unusable: {source}")]
+    Scenario {
+        /// The plan file.
+        plan: String,
+        /// The line of its `scenario` key.
+        line: usize,
+        /// What was wrong with the scenario file.
+        source: ScenarioError,
+    },
 }
 
 /// One line of the game day's timeline.
@@ -138,7 +145,14 @@ pub fn load(plan_path: &Path) -> Result<(GameDay, Scenario), GameDayError> {
 /// top level; tests run elsewhere).
 pub fn load_in(plan_path: &Path, root: &Path) -> Result<(GameDay, Scenario), GameDayError> {
     let plan = crate::plan::parse_file(plan_path)?;
-    let mut scenario = sovereign_sim::scenario::parse_file(&root.join(&plan.scenario))?;
+    let mut scenario =
+        sovereign_sim::scenario::parse_file(&root.join(&plan.scenario)).map_err(|source| {
+            GameDayError::Scenario {
+                plan: plan_path.display().to_string(),
+                line: plan.scenario_line,
+                source,
+            }
+        })?;
     if let Some(d) = plan.duration {
         scenario.duration = d;
     }

@@ -37,7 +37,7 @@ pub const DURATION_MAX: Duration = Duration::from_secs(30 * 86_400);
 
 /// A plan file that could not be used.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
-#[error("{file}:{line}: {field}: {message}")]
+#[error("{}", sovereign_sim::tomlspan::located(file, *line, field, message))]
 pub struct PlanError {
     /// The file.
     pub file: String,
@@ -229,6 +229,8 @@ pub struct Plan {
     pub hypothesis: String,
     /// Path of the scenario file (relative to the working directory).
     pub scenario: String,
+    /// 1-based line of the `scenario` key: errors reading that file point here too.
+    pub scenario_line: usize,
     /// Shorten (or lengthen) the scenario's safety phase for this game day.
     pub duration: Option<Duration>,
     /// The seed when none is given on the command line.
@@ -250,12 +252,8 @@ pub struct Plan {
 /// Parse a plan file.
 pub fn parse_file(path: &Path) -> Result<Plan, PlanError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| PlanError {
-        file: file.clone(),
-        line: 0,
-        field: String::new(),
-        message: e.to_string(),
-    })?;
+    let text = sovereign_wire::input::read_capped_text(path, TEXT_BYTES_MAX as u64, "plan file")
+        .map_err(SpanError::from)?;
     parse_str(&file, &text)
 }
 
@@ -420,6 +418,10 @@ fn plan(ctx: &Ctx<'_>, root: &Tbl<'_>) -> Res<Plan> {
             aborts.push(abort(&a)?);
         }
     }
+    let scenario_v = root.req(
+        "scenario",
+        "a scenario path such as \"scenarios/baseline.toml\"",
+    )?;
     Ok(Plan {
         name,
         title: root.text("title", "a title")?,
@@ -427,10 +429,8 @@ fn plan(ctx: &Ctx<'_>, root: &Tbl<'_>) -> Res<Plan> {
         date: root.opt_text("date")?,
         roles,
         hypothesis: root.text("hypothesis", "the hypothesis under test")?,
-        scenario: root.text(
-            "scenario",
-            "a scenario path such as \"scenarios/baseline.toml\"",
-        )?,
+        scenario: scenario_v.text()?,
+        scenario_line: ctx.line(scenario_v.v.span().start),
         duration: root
             .get("duration")
             .map(|v| v.duration(Duration::from_secs(60)))

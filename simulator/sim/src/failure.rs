@@ -34,6 +34,14 @@ pub const DETAIL_BYTES_MAX: usize = 4096;
 /// Largest failure file accepted by [`FailureFile::read`] (scenarios are small).
 pub const FILE_BYTES_MAX: u64 = 16 * 1024 * 1024;
 
+/// Hex digits of a trace hash (the SHA-256 of the trace, [`crate::trace`]).
+pub const TRACE_HASH_HEX_DIGITS: usize = 64;
+
+/// Whether `s` is spelled as a trace hash: [`TRACE_HASH_HEX_DIGITS`] lower-case hex digits.
+pub fn is_trace_hash(s: &str) -> bool {
+    s.len() == TRACE_HASH_HEX_DIGITS && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// A failed run, as written to disk.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FailureFile {
@@ -63,7 +71,7 @@ pub struct FailureFile {
 #[derive(Debug, thiserror::Error)]
 pub enum FailureError {
     /// The file is malformed: bad TOML, a missing or unknown key, a wrong type or value.
-    #[error("{file}:{line}: {field}: {message}")]
+    #[error("{}", crate::tomlspan::located(file, *line, field, message))]
     Invalid {
         /// The file.
         file: String,
@@ -82,14 +90,9 @@ pub enum FailureError {
         /// The parser's error.
         source: ScenarioError,
     },
-    /// The file could not be read.
-    #[error("{file}: {source}")]
-    Io {
-        /// The file.
-        file: String,
-        /// The OS error.
-        source: std::io::Error,
-    },
+    /// The file could not be read, is larger than [`FILE_BYTES_MAX`] or is not UTF-8.
+    #[error(transparent)]
+    Input(#[from] sovereign_wire::input::InputError),
 }
 
 /// Whether a replay reproduced the recorded failure.
@@ -196,20 +199,7 @@ impl FailureFile {
     /// Read and parse a failure file.
     pub fn read(path: &Path) -> Result<FailureFile, FailureError> {
         let file = path.display().to_string();
-        let io = |source| FailureError::Io {
-            file: file.clone(),
-            source,
-        };
-        let len = std::fs::metadata(path).map_err(io)?.len();
-        if len > FILE_BYTES_MAX {
-            return Err(FailureError::Invalid {
-                file,
-                line: 0,
-                field: String::new(),
-                message: format!("file is {len} bytes; at most {FILE_BYTES_MAX} expected"),
-            });
-        }
-        let text = std::fs::read_to_string(path).map_err(io)?;
+        let text = sovereign_wire::input::read_capped_text(path, FILE_BYTES_MAX, "failure file")?;
         FailureFile::parse(&file, &text)
     }
 
@@ -273,7 +263,17 @@ impl FailureFile {
                 ));
             }
         };
-        let trace_hash = result.string(&p, "trace_hash")?.0;
+        let (trace_hash, hash_span) = result.string(&p, "trace_hash")?;
+        if !is_trace_hash(&trace_hash) {
+            return Err(p.err_at(
+                hash_span,
+                "result.trace_hash",
+                format!(
+                    "{:?} is not a trace hash; expected {TRACE_HASH_HEX_DIGITS} lower-case hex digits (a SHA-256, as `sim run` prints after `trace-hash:`)",
+                    trace_hash.chars().take(80).collect::<String>()
+                ),
+            ));
+        }
 
         let violation = match root.optional("violation") {
             None => None,
@@ -803,6 +803,31 @@ pub(crate) mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("result.trace_hash: missing"), "{e}");
+        // A trace hash is 64 lower-case hex digits: "zz", a short one, an upper-case one
+        // are refused at their line.
+        let hash = format!("trace_hash = \"{}\"", "ab12".repeat(16));
+        assert!(good.contains(&hash));
+        for bad in [
+            "zz",
+            "ab12",
+            &"AB12".repeat(16),
+            &format!("{}0", "ab12".repeat(16)),
+        ] {
+            let text = good.replacen(&hash, &format!("trace_hash = \"{bad}\""), 1);
+            let want_line = text
+                .lines()
+                .position(|l| l.starts_with("trace_hash"))
+                .unwrap()
+                + 1;
+            let e = FailureFile::parse("bad.toml", &text)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with(&format!("bad.toml:{want_line}: result.trace_hash: ")),
+                "{e}"
+            );
+            assert!(e.contains("expected 64 lower-case hex digits"), "{e}");
+        }
         let e = FailureFile::parse("bad.toml", "format = [")
             .unwrap_err()
             .to_string();

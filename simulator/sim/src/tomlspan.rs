@@ -8,7 +8,8 @@
 //! all carry a line.
 //!
 //! Map:
-//! - [`SpanError`]: the error value (`file:line: field: message`).
+//! - [`SpanError`]: the error value (`file:line: field: message`), [`located`] (its
+//!   format), made from an input file's read error too.
 //! - [`Ctx`]: the file being read; spans to lines, error building, syntax errors.
 //! - [`Tbl`]: a table with its field path: `keys`, `get`, `req`, `err_at_key`.
 //! - [`Val`]: one value with its field path: strings, booleans, integers, numbers,
@@ -24,9 +25,10 @@ use std::time::Duration;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-/// A problem at a place in a TOML file.
+/// A problem at a place in a TOML file: `file:line: field: message`; the line and the
+/// field are left out when unknown (`file: message` for a file that could not be read).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{line}: {field}: {message}")]
+#[error("{}", located(file, *line, field, message))]
 pub struct SpanError {
     /// The file.
     pub file: String,
@@ -36,6 +38,30 @@ pub struct SpanError {
     pub field: String,
     /// What was wrong and what was expected.
     pub message: String,
+}
+
+/// `file:line: field: message`, leaving out a line of 0 and an empty field.
+pub fn located(file: &str, line: usize, field: &str, message: &str) -> String {
+    let mut out = file.to_string();
+    if line > 0 {
+        out.push_str(&format!(":{line}"));
+    }
+    if !field.is_empty() {
+        out.push_str(&format!(": {field}"));
+    }
+    out.push_str(&format!(": {message}"));
+    out
+}
+
+impl From<sovereign_wire::input::InputError> for SpanError {
+    fn from(e: sovereign_wire::input::InputError) -> Self {
+        SpanError {
+            file: e.file().to_string(),
+            line: e.line().unwrap_or(0),
+            field: String::new(),
+            message: e.detail(),
+        }
+    }
 }
 
 /// Result of reading a spanned value.

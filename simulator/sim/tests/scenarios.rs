@@ -224,7 +224,7 @@ fn valid_fixtures_parse_and_round_trip() {
 /// Goal: every invalid fixture fails with the exact file, line and field.
 #[test]
 fn invalid_fixtures_name_file_line_and_field() {
-    let cases: [(&str, usize, &str, &str); 14] = [
+    let cases: [(&str, usize, &str, &str); 16] = [
         ("unknown-key", 9, "tower[0].power.batery_wh", "unknown key"),
         ("bad-priority", 10, "workload.catalog[1].priority", "P5"),
         ("bad-duration", 2, "duration", "expected a duration"),
@@ -254,6 +254,19 @@ fn invalid_fixtures_name_file_line_and_field() {
         ),
         ("wrong-type", 4, "tower[0].devices", "found string"),
         ("too-many-devices", 4, "tower[0].devices", "0..=100000"),
+        // Cost limits of the whole scenario (scenario/limits.rs).
+        (
+            "devices-in-all-towers",
+            8,
+            "tower[0].devices",
+            "devices in all towers (devices × count, summed) would be 100000000, over the limit of 1000000",
+        ),
+        (
+            "catalog-bytes",
+            12,
+            "workload.catalog[0].size",
+            "content bytes in the catalog (items × size, summed) would be 671088640000, over the limit of 1073741824",
+        ),
     ];
     let files = toml_files(&fixtures("invalid"));
     assert_eq!(files.len(), cases.len(), "one case per invalid fixture");

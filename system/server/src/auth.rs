@@ -22,8 +22,8 @@
 //! [`TOKEN_CHARS_MAX`].
 //!
 //! Not covered: token rotation without a restart, per-endpoint scopes finer than the three
-//! roles, rate limiting of failed attempts, TLS (the admin listener is meant for loopback
-//! or a management network).
+//! roles, rate limiting of failed attempts (the admin listener is meant for loopback or a
+//! management network; TLS on it is an option of `serve`).
 
 use axum::Json;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};

@@ -28,7 +28,7 @@
 //! Map: [`DeviceCommand`] and its args ([`DeviceOpts`], [`CatalogArgs`], [`FetchArgs`],
 //! [`SubmitArgs`], [`OutboxArgs`]), [`run`]; [`http`], [`fetch`], [`outbox`], [`session`].
 //!
-//! Not covered: TLS, several towers, reading through the device logic (`fetch` verifies on
+//! Not covered: client certificates, several towers, reading through the device logic (`fetch` verifies on
 //! its own), background retry (run `outbox --flush` from a timer).
 
 pub mod fetch;
@@ -70,6 +70,10 @@ pub struct DeviceOpts {
     /// identity, generated on first use, and its own outbox.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub device: u32,
+    /// Trust only the CA certificates in this PEM file for an https:// tower (default:
+    /// the system's roots).
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
     /// Deadline for each exchange with the tower, in seconds.
     #[arg(long, value_name = "S", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -211,7 +215,12 @@ pub fn device_dir(opts: &DeviceOpts) -> anyhow::Result<PathBuf> {
 
 fn client(opts: &DeviceOpts) -> anyhow::Result<Client> {
     // A bad URL is usage (exit 2); the binary prints it.
-    Client::tcp(&opts.tower, Duration::from_secs(opts.timeout_s)).map_err(anyhow::Error::from)
+    Client::tcp_tls(
+        &opts.tower,
+        Duration::from_secs(opts.timeout_s),
+        opts.ca.as_deref(),
+    )
+    .map_err(anyhow::Error::from)
 }
 
 /// Run a `device` command. `Ok(code)`: exit with it (failures already printed); `Err`: a

@@ -3,9 +3,10 @@
 //!
 //! Map: [`tower_node`] / [`origin_node`] (the one task that owns each state machine),
 //! [`api`] (routers), [`transport`] (outgoing HTTP), [`cache`] (verified bytes),
-//! [`clock`], [`auth`] / [`audit`] (admin tokens and the audit trail), [`tower_auth`]
-//! (per-tower credentials, the origin's identity on the wire), [`metrics`],
-//! [`storage`] (storage health: errors, free space, readiness reasons),
+//! [`listener`] (the accept loop: connection, head and body limits), [`tls`], [`limit`]
+//! (rate limits by key), [`clock`], [`auth`] / [`audit`] (admin tokens and the audit
+//! trail), [`tower_auth`] (per-tower credentials, the origin's identity on the wire),
+//! [`metrics`], [`storage`] (storage health: errors, free space, readiness reasons),
 //! [`openapi`]; [`device_client`] (the `sovereign device` commands: a device's verified
 //! reads and offline outbox against a tower).
 
@@ -17,11 +18,14 @@ pub mod cache;
 pub mod cli;
 pub mod clock;
 pub mod device_client;
+pub mod limit;
+pub mod listener;
 pub mod metrics;
 pub mod openapi;
 pub mod origin_node;
 pub mod serve;
 pub mod storage;
+pub mod tls;
 pub mod tower_auth;
 pub mod tower_node;
 pub mod transport;

@@ -830,7 +830,7 @@ fn parameters() -> Value {
         "Range": {
             "name": "Range", "in": "header", "required": false,
             "schema": { "type": "string", "pattern": "^bytes=" },
-            "description": "One byte range (`bytes=0-1023`, `bytes=1024-`, `bytes=-512`); multiple ranges are not supported."
+            "description": "One byte range (`bytes=0-1023`, `bytes=1024-`, `bytes=-512`): 206 with that part, 416 when it lies outside the content. A header that is malformed or asks for several ranges is ignored (RFC 9110 §14.2): 200 with the whole content."
         },
         "IfNoneMatch": {
             "name": "If-None-Match", "in": "header", "required": false,
@@ -953,6 +953,20 @@ fn responses() -> Value {
     m.insert(
         "PayloadTooLarge".into(),
         error_response("The body is larger than the server accepts."),
+    );
+    m.insert(
+        "RequestTimeout".into(),
+        error_response(
+            "The body did not arrive within the listener's body timeout; the connection is closed.",
+        ),
+    );
+    m.insert(
+        "TooManyRequests".into(),
+        json!({
+            "description": "This client address is over its rate (reads, or operations); retry after the given delay.",
+            "headers": { "Retry-After": r("headers", "RetryAfter") },
+            "content": json_body("Error")
+        }),
     );
     m.insert(
         "RangeNotSatisfiable".into(),
@@ -1278,10 +1292,12 @@ pub fn tower_openapi() -> Value {
                 "400": r("responses", "BadRequest"),
                 "401": r("responses", "DeviceUnauthorized"),
                 "403": r("responses", "DeviceForbidden"),
+                "408": r("responses", "RequestTimeout"),
                 "409": r("responses", "Conflict"),
                 "413": r("responses", "PayloadTooLarge"),
                 "415": r("responses", "UnsupportedMediaType"),
                 "422": r("responses", "Unprocessable"),
+                "429": r("responses", "TooManyRequests"),
                 "503": {
                     "description": "Not acknowledged; retry with the same Idempotency-Key (the key makes the retry safe). `error` says which: `not stored (…)` — the write was refused, the outbox is full or the tower is shutting down: nothing was stored; or `not acknowledged, outcome unknown: …` — the commit failed after the write, and a failed commit may have reached the disk: the operation may or may not have been stored, and only a retry with the same key settles it.",
                     "headers": { "Retry-After": r("headers", "RetryAfter") },
@@ -1300,6 +1316,7 @@ pub fn tower_openapi() -> Value {
                 "200": { "description": "The status.", "content": json_body("OpStatus") },
                 "400": r("responses", "BadRequest"),
                 "401": r("responses", "DeviceUnauthorized"),
+                "429": r("responses", "TooManyRequests"),
                 "503": r("responses", "Unavailable")
             }
         }}),
@@ -1352,7 +1369,7 @@ pub fn tower_openapi() -> Value {
         "openapi": OPENAPI_VERSION,
         "info": info(
             "Sovereign tower",
-            "A tower serves content to nearby devices from its verified store and accepts device operations, which it makes durable and forwards to the origin. Errors are JSON `{\"error\": …, \"field\": …}`; an unknown path is 404 and a known path with another method 405 (with `Allow`), both with that body."
+            "A tower serves content to nearby devices from its verified store and accepts device operations, which it makes durable and forwards to the origin. Errors are JSON `{\"error\": …, \"field\": …}`; an unknown path is 404 and a known path with another method 405 (with `Allow`), both with that body. Any request may also get, from the listener before any route: 400 (a malformed request line or header), 414 (a request target over 8 KiB), 431 (a head over 64 KiB or 100 headers), 408 (a body that did not arrive within the body timeout), 429 with `Retry-After` (this client address is over its rate, or its connection limit), 503 (the listener is at its connection limit) — each with the same JSON body."
         ),
         "tags": tags(),
         "security": [],
@@ -1465,7 +1482,7 @@ pub fn origin_openapi() -> Value {
         "openapi": OPENAPI_VERSION,
         "info": info(
             "Sovereign origin",
-            "The origin publishes content (catalog and chunks) to towers and applies the device operations they forward. Errors are JSON `{\"error\": …, \"field\": …}`; an unknown path is 404 and a known path with another method 405 (with `Allow`), both with that body."
+            "The origin publishes content (catalog and chunks) to towers and applies the device operations they forward. Errors are JSON `{\"error\": …, \"field\": …}`; an unknown path is 404 and a known path with another method 405 (with `Allow`), both with that body. Any request may also get, from the listener before any route: 400 (a malformed request line or header), 414 (a request target over 8 KiB), 431 (a head over 64 KiB or 100 headers), 408 (a body that did not arrive within the body timeout), 429 with `Retry-After` (this client address is over its rate, or its connection limit), 503 (the listener is at its connection limit) — each with the same JSON body."
         ),
         "tags": tags(),
         "security": [],

@@ -6,9 +6,11 @@
 //! ([`tower_parts_watched`] / [`origin_parts_watched`] also watch the data directory's
 //! free space); every store call goes through an [`ObservedStore`] that feeds the
 //! storage health (`/readyz`, `/admin/status`, the storage metrics);
-//! [`run_tower`] / [`run_origin`] open the real stores (SQLite by default, PostgreSQL
-//! for the origin's records with `--postgres`), bind the public and admin listeners and
-//! serve until Ctrl-C, SIGTERM or the power manager's power-off.
+//! [`run_tower`] / [`run_origin`] raise the open-file limit, open the real stores (SQLite
+//! by default, PostgreSQL for the origin's records with `--postgres`), bind the public
+//! and admin listeners (plain HTTP, or TLS with `--tls-cert/--tls-key` and
+//! `--admin-tls-cert/--admin-tls-key`) and serve them with `listener::serve` under the
+//! limits of [`ListenArgs`] until Ctrl-C, SIGTERM or the power manager's power-off.
 //!
 //! Trust between towers and the origin ([`crate::tower_auth`]): the origin keeps its
 //! towers' credential digests in `DATA/towers.json` and refuses every tower call while
@@ -16,28 +18,30 @@
 //! tower reads its credential from `--credential FILE` (warning loudly without one).
 //! [`run_add_tower`] / [`run_revoke_tower`] / [`run_rehome`] are the operator commands.
 //!
-//! Map: [`TowerArgs`], [`OriginArgs`], [`PublishArgs`], [`AddTowerArgs`],
+//! Map: [`ListenArgs`], [`TowerArgs`], [`OriginArgs`], [`PublishArgs`], [`AddTowerArgs`],
 //! [`RevokeTowerArgs`], [`RehomeArgs`], [`TowerParts`], [`OriginParts`], [`tower_parts`],
 //! [`tower_parts_watched`], [`origin_parts`], [`origin_parts_watched`], [`run_tower`],
 //! [`run_origin`], [`run_publish`], [`run_add_tower`], [`run_revoke_tower`],
 //! [`run_rehome`].
 //!
-//! Not covered: TLS termination (a reverse proxy's job), daemonising (systemd's).
+//! Not covered: daemonising (systemd's), certificate issuance and rotation.
 
 use crate::admin::{self, AdminCtx};
 use crate::api;
 use crate::audit::AuditLog;
 use crate::auth::Tokens;
 use crate::cache::{CACHE_BYTES_DEFAULT, VerifiedCache};
+use crate::limit::{KEYS_MAX_DEFAULT, KeyedLimiter};
+use crate::listener::{Limits, RateLimits};
 use crate::metrics::{OriginMetrics, TowerMetrics};
 use crate::origin_node::{self, OriginHandle};
 use crate::storage::{DiskWatch, FREE_MIN_MIB_DEFAULT, ObservedStore};
+use crate::tls::TlsFiles;
 use crate::tower_auth::TowerCredentials;
 use crate::tower_node::{self, PowerSource, TowerCredential, TowerHandle, TowerNodeConfig};
 use crate::transport::{HyperTransport, Request, Transport};
 use anyhow::{Context, Result, anyhow, bail};
 use axum::Router;
-use axum::serve::ListenerExt;
 use sovereign_logic::content::Priority;
 use sovereign_logic::origin::OriginConfig;
 use sovereign_logic::protocol::{LinkKind, TowerId};
@@ -72,6 +76,101 @@ impl TokenArgs {
         )
         .map_err(|e| anyhow!("{e}"))
     }
+}
+
+/// What both servers' listeners allow a client, and their TLS.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ListenArgs {
+    /// A request head (and a TLS handshake) must arrive within this many seconds, also on
+    /// an idle keep-alive connection; else the connection is closed.
+    #[arg(long, default_value_t = 10, value_name = "S",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_timeout_s: u64,
+    /// A request body must arrive within this many seconds of its head (408 after).
+    #[arg(long, default_value_t = 60, value_name = "S",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub body_timeout_s: u64,
+    /// Most connections open on each listener; more are closed at once (503).
+    #[arg(long, default_value_t = 1024, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub connections_max: u64,
+    /// Most connections open from one client address on each listener; more are closed
+    /// at once (429).
+    #[arg(long, default_value_t = 64, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub connections_per_client_max: u64,
+    /// TLS on the public listener: its PEM certificate chain (with --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS on the public listener: its PEM private key (with --tls-cert).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// TLS on the admin listener: its PEM certificate chain (with --admin-tls-key).
+    #[arg(long, value_name = "FILE", requires = "admin_tls_key")]
+    pub admin_tls_cert: Option<PathBuf>,
+    /// TLS on the admin listener: its PEM private key (with --admin-tls-cert).
+    #[arg(long, value_name = "FILE", requires = "admin_tls_cert")]
+    pub admin_tls_key: Option<PathBuf>,
+}
+
+impl ListenArgs {
+    /// The limits of one listener, with `rates` (public listeners only).
+    fn limits(&self, rates: Option<RateLimits>) -> Limits {
+        Limits {
+            header_timeout: Duration::from_secs(self.header_timeout_s),
+            body_timeout: Duration::from_secs(self.body_timeout_s),
+            connections_max: self.connections_max as usize,
+            connections_per_client_max: self.connections_per_client_max as usize,
+            rates: rates.map(Arc::new),
+        }
+    }
+
+    /// The public and the admin listener's TLS (`None`: plain HTTP).
+    fn tls(
+        &self,
+    ) -> Result<(
+        Option<tokio_rustls::TlsAcceptor>,
+        Option<tokio_rustls::TlsAcceptor>,
+    )> {
+        let acceptor =
+            |cert: &Option<PathBuf>, key: &Option<PathBuf>, flags: (&'static str, &'static str)| {
+                match (cert, key) {
+                    (Some(cert), Some(key)) => crate::tls::acceptor(&TlsFiles {
+                        cert: cert.clone(),
+                        key: key.clone(),
+                        cert_flag: flags.0,
+                        key_flag: flags.1,
+                    })
+                    .map(Some)
+                    .map_err(anyhow::Error::from),
+                    // clap makes each flag require the other.
+                    _ => Ok(None),
+                }
+            };
+        Ok((
+            acceptor(&self.tls_cert, &self.tls_key, ("--tls-cert", "--tls-key"))?,
+            acceptor(
+                &self.admin_tls_cert,
+                &self.admin_tls_key,
+                ("--admin-tls-cert", "--admin-tls-key"),
+            )?,
+        ))
+    }
+}
+
+/// A per-address rate: `rate` per second with bursts of `burst`; `None` when `rate` is 0.
+fn limiter(rate_per_s: f64, burst: u32) -> Option<KeyedLimiter> {
+    (rate_per_s > 0.0).then(|| KeyedLimiter::new(rate_per_s, burst.max(1), KEYS_MAX_DEFAULT))
+}
+
+fn rate(s: &str) -> Result<f64, String> {
+    let r: f64 = s
+        .parse()
+        .map_err(|_| format!("expected a number of requests per second, found {s:?}"))?;
+    if !(0.0..=1_000_000.0).contains(&r) {
+        return Err(format!("{r} is out of range; expected 0 (off) to 1000000"));
+    }
+    Ok(r)
 }
 
 /// `sovereign tower serve`.
@@ -115,6 +214,28 @@ pub struct TowerArgs {
     /// (`sovereign origin add-tower`); keep it mode 0600. Re-read on `POST /admin/rehome`.
     #[arg(long, env = "SOVEREIGN_TOWER_CREDENTIAL_FILE", value_name = "FILE")]
     pub credential: Option<PathBuf>,
+    /// Reads (GET, HEAD) per second from one client address on the device API; 0: no
+    /// limit. Beyond it: 429 with Retry-After.
+    #[arg(long, default_value = "50", value_name = "N", value_parser = rate)]
+    pub read_rate_per_s: f64,
+    /// Reads one client address may make at once before --read-rate-per-s applies.
+    #[arg(long, default_value_t = 200, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub read_burst: u32,
+    /// Operations (POST /v1/ops) per second from one client address; 0: no limit.
+    #[arg(long, default_value = "10", value_name = "N", value_parser = rate)]
+    pub ops_rate_per_s: f64,
+    /// Operations one client address may send at once before --ops-rate-per-s applies.
+    #[arg(long, default_value_t = 100, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub ops_burst: u32,
+    /// Trust only the CA certificates in this PEM file for https:// uplinks and power
+    /// telemetry (default: the system's roots).
+    #[arg(long, value_name = "FILE")]
+    pub origin_ca: Option<PathBuf>,
+    /// Listener limits and TLS.
+    #[command(flatten)]
+    pub net: ListenArgs,
     /// Admin tokens.
     #[command(flatten)]
     pub tokens: TokenArgs,
@@ -131,8 +252,10 @@ fn parse_uplink(s: &str) -> Result<(LinkKind, String), String> {
         .ok_or_else(|| format!("expected KIND=URL (e.g. fibre=http://origin:8090), found {s:?}"))?;
     let kind: LinkKind = kind.parse().map_err(|e| format!("{e}"))?;
     let url = url.trim_end_matches('/');
-    if !url.starts_with("http://") {
-        return Err(format!("uplink URL must start with http://, found {url:?}"));
+    if !url.starts_with("http://") && !url.starts_with("https://") {
+        return Err(format!(
+            "uplink URL must start with http:// or https://, found {url:?}"
+        ));
     }
     url.parse::<hyper::Uri>()
         .map_err(|e| format!("uplink URL {url:?}: {e}"))?;
@@ -169,6 +292,17 @@ pub struct OriginArgs {
     /// A credential that is presented is still checked.
     #[arg(long)]
     pub allow_unauthenticated_towers: bool,
+    /// Reads (GET, HEAD) per second from one client address on the tower API; 0 (the
+    /// default): no limit, for a tower syncing fetches many chunks at once.
+    #[arg(long, default_value = "0", value_name = "N", value_parser = rate)]
+    pub read_rate_per_s: f64,
+    /// Reads one client address may make at once before --read-rate-per-s applies.
+    #[arg(long, default_value_t = 1000, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub read_burst: u32,
+    /// Listener limits and TLS.
+    #[command(flatten)]
+    pub net: ListenArgs,
     /// Admin tokens.
     #[command(flatten)]
     pub tokens: TokenArgs,
@@ -233,6 +367,10 @@ pub struct PublishArgs {
     /// An operator token.
     #[arg(long, env = "SOVEREIGN_ADMIN_TOKEN", hide_env_values = true)]
     pub token: String,
+    /// Trust only the CA certificates in this PEM file for an https:// --origin (default:
+    /// the system's roots).
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
 }
 
 /// Feeds the tower's metrics and drops quarantined chunks from the serving cache.
@@ -480,35 +618,82 @@ async fn shutdown_signal() {
     }
 }
 
+/// One listener to serve: its socket, router, TLS (`None`: plain HTTP) and limits.
+struct Served {
+    what: &'static str,
+    listener: tokio::net::TcpListener,
+    router: Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: Limits,
+}
+
 /// Serve `public` and `admin` until `stop` resolves.
 async fn serve_both(
-    public: (tokio::net::TcpListener, Router),
-    admin: (tokio::net::TcpListener, Router),
+    public: Served,
+    admin: Served,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let (tx, rx) = tokio::sync::watch::channel(false);
     let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    // TCP_NODELAY on every accepted connection, as nginx does on keep-alive connections:
-    // a response's last segment must not wait for the peer's delayed ACK.
-    let nodelay = |s: &mut tokio::net::TcpStream| {
-        if let Err(e) = s.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
+    let serve = |s: Served, rx| async move {
+        crate::listener::serve(s.listener, s.router, s.tls, s.limits, wait(rx))
+            .await
+            .with_context(|| s.what)
     };
-    let p =
-        axum::serve(public.0.tap_io(nodelay), public.1).with_graceful_shutdown(wait(rx.clone()));
-    let a = axum::serve(admin.0.tap_io(nodelay), admin.1).with_graceful_shutdown(wait(rx));
+    let p = serve(public, rx.clone());
+    let a = serve(admin, rx);
     let stopper = tokio::spawn(async move {
         stop.await;
         let _ = tx.send(true);
     });
     let (p, a) = tokio::join!(p, a);
     stopper.abort();
-    p.context("device API")?;
-    a.context("admin API")?;
+    p?;
+    a?;
     Ok(())
+}
+
+/// Open files a server keeps besides its connections: the store, chunk files, uplinks,
+/// logs.
+const FILES_RESERVED: u64 = 256;
+
+/// Raise the open-file limit to the hard limit and log it; when the two listeners'
+/// `--connections-max` does not fit in it (with [`FILES_RESERVED`]), lower it to what
+/// fits, so that the server refuses connections instead of running out of descriptors.
+fn raise_file_limit(listen: &mut ListenArgs) {
+    let needed = 2 * listen.connections_max + FILES_RESERVED;
+    match crate::listener::raise_nofile_limit() {
+        Ok(Some(limit)) => {
+            tracing::info!(
+                open_files_max = limit,
+                "open-file limit raised to the hard limit"
+            );
+            if limit < needed {
+                let fits = (limit.saturating_sub(FILES_RESERVED) / 2).max(1);
+                tracing::warn!(
+                    open_files_max = limit,
+                    connections_max = listen.connections_max,
+                    lowered_to = fits,
+                    "--connections-max does not fit in the open-file limit (2 listeners + {FILES_RESERVED} files); lowered; raise the hard limit (ulimit -Hn) to allow more"
+                );
+                listen.connections_max = fits;
+                listen.connections_per_client_max = listen.connections_per_client_max.min(fits);
+            }
+        }
+        Ok(None) => tracing::info!("open-file limit: unlimited"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
+    }
+}
+
+/// "TLS" or "plain HTTP", for the start-up log.
+fn scheme(tls: &Option<tokio_rustls::TlsAcceptor>) -> &'static str {
+    if tls.is_some() {
+        "https (TLS)"
+    } else {
+        "http (plain)"
+    }
 }
 
 fn prepare_data(dir: &std::path::Path) -> Result<()> {
@@ -516,9 +701,15 @@ fn prepare_data(dir: &std::path::Path) -> Result<()> {
 }
 
 /// `sovereign tower serve`.
-pub async fn run_tower(args: TowerArgs) -> Result<()> {
+pub async fn run_tower(mut args: TowerArgs) -> Result<()> {
+    raise_file_limit(&mut args.net);
     prepare_data(&args.data)?;
     let tokens = args.tokens.tokens()?;
+    let (public_tls, admin_tls) = args.net.tls()?;
+    let https_used = args.uplinks.iter().any(|(_, u)| u.starts_with("https://"))
+        || matches!(&args.power_telemetry, Some(PowerSource::Url(u)) if u.starts_with("https://"));
+    let client_tls =
+        crate::tls::client_config(args.origin_ca.as_deref(), "--origin-ca", https_used)?;
     let mut uplinks = BTreeMap::new();
     for (kind, url) in &args.uplinks {
         if uplinks.insert(*kind, url.clone()).is_some() {
@@ -567,7 +758,7 @@ pub async fn run_tower(args: TowerArgs) -> Result<()> {
         .with_context(|| format!("opening the store in {}", args.data.display()))?;
     let store: Arc<dyn Store> = Arc::new(FaultyStore::new(sqlite, faults.clone()));
     let audit = Arc::new(AuditLog::open(args.data.join("audit.jsonl"))?);
-    let transport: Arc<dyn Transport> = Arc::new(HyperTransport::tcp());
+    let transport: Arc<dyn Transport> = Arc::new(HyperTransport::tcp_tls(client_tls));
     let watch = DiskWatch {
         dir: Some(args.data.clone()),
         free_min_bytes: args.storage_free_min_mib.saturating_mul(1024 * 1024),
@@ -586,10 +777,36 @@ pub async fn run_tower(args: TowerArgs) -> Result<()> {
     let admin = bind(args.admin_listen, "admin API").await?;
     tracing::info!(
         listen = %public.local_addr()?,
+        listen_scheme = scheme(&public_tls),
         admin = %admin.local_addr()?,
+        admin_scheme = scheme(&admin_tls),
+        header_timeout_s = args.net.header_timeout_s,
+        body_timeout_s = args.net.body_timeout_s,
+        connections_max = args.net.connections_max,
+        connections_per_client_max = args.net.connections_per_client_max,
+        read_rate_per_s = args.read_rate_per_s,
+        ops_rate_per_s = args.ops_rate_per_s,
         "tower {} serving",
         args.id
     );
+    let rates = RateLimits {
+        reads: limiter(args.read_rate_per_s, args.read_burst),
+        ops: limiter(args.ops_rate_per_s, args.ops_burst),
+    };
+    let public = Served {
+        what: "device API",
+        listener: public,
+        router: parts.public,
+        tls: public_tls,
+        limits: args.net.limits(Some(rates)),
+    };
+    let admin = Served {
+        what: "admin API",
+        listener: admin,
+        router: parts.admin,
+        tls: admin_tls,
+        limits: args.net.limits(None),
+    };
     let handle = parts.handle.clone();
     let stop = async move {
         tokio::select! {
@@ -597,13 +814,15 @@ pub async fn run_tower(args: TowerArgs) -> Result<()> {
             clean = handle.powered_off() => tracing::warn!(clean, "powered off by the power manager"),
         }
     };
-    serve_both((public, parts.public), (admin, parts.admin), stop).await
+    serve_both(public, admin, stop).await
 }
 
 /// `sovereign origin serve`.
-pub async fn run_origin(args: OriginArgs) -> Result<()> {
+pub async fn run_origin(mut args: OriginArgs) -> Result<()> {
+    raise_file_limit(&mut args.net);
     prepare_data(&args.data)?;
     let tokens = args.tokens.tokens()?;
+    let (public_tls, admin_tls) = args.net.tls()?;
     let faults = Faults::default();
     let store: Arc<dyn Store> = match &args.postgres {
         Some(conninfo) => {
@@ -651,24 +870,52 @@ pub async fn run_origin(args: OriginArgs) -> Result<()> {
     let admin = bind(args.admin_listen, "admin API").await?;
     tracing::info!(
         listen = %public.local_addr()?,
+        listen_scheme = scheme(&public_tls),
         admin = %admin.local_addr()?,
+        admin_scheme = scheme(&admin_tls),
+        header_timeout_s = args.net.header_timeout_s,
+        body_timeout_s = args.net.body_timeout_s,
+        connections_max = args.net.connections_max,
+        connections_per_client_max = args.net.connections_per_client_max,
+        read_rate_per_s = args.read_rate_per_s,
         backend = if args.postgres.is_some() { "postgres" } else { "sqlite" },
         origin = %parts.handle.identity(),
         "origin serving"
     );
-    serve_both(
-        (public, parts.public),
-        (admin, parts.admin),
-        shutdown_signal(),
-    )
-    .await
+    let rates = RateLimits {
+        reads: limiter(args.read_rate_per_s, args.read_burst),
+        ops: None,
+    };
+    let public = Served {
+        what: "tower API",
+        listener: public,
+        router: parts.public,
+        tls: public_tls,
+        limits: args.net.limits(Some(rates)),
+    };
+    let admin = Served {
+        what: "admin API",
+        listener: admin,
+        router: parts.admin,
+        tls: admin_tls,
+        limits: args.net.limits(None),
+    };
+    serve_both(public, admin, shutdown_signal()).await
 }
 
 /// `sovereign origin publish`: send FILE to the origin's admin API.
 pub async fn run_publish(args: PublishArgs) -> Result<()> {
-    let bytes =
-        std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
-    let transport = HyperTransport::tcp();
+    let bytes = sovereign_wire::input::read_capped(
+        &args.file,
+        sovereign_logic::origin::ITEM_BYTES_MAX as u64,
+        "content to publish (FILE)",
+    )?;
+    let tls = crate::tls::client_config(
+        args.ca.as_deref(),
+        "--ca",
+        args.origin.starts_with("https://"),
+    )?;
+    let transport = HyperTransport::tcp_tls(tls);
     let base = args.origin.trim_end_matches('/');
     let url = format!(
         "{base}/admin/publish?item={}&priority={}",

@@ -1133,13 +1133,18 @@ pub async fn read_power(
     transport: &dyn Transport,
 ) -> Result<PowerReading, String> {
     let (bytes, what): (Bytes, String) = match source {
-        PowerSource::File(path) => (
-            tokio::fs::read(path)
-                .await
-                .map_err(|e| format!("{}: {e}", path.display()))?
-                .into(),
-            path.display().to_string(),
-        ),
+        PowerSource::File(path) => {
+            // Read with a cap: a reading is a few dozen bytes, and the path may be anything.
+            let p = path.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                sovereign_wire::input::read_capped(&p, 64 * 1024, "--power-telemetry file")
+            });
+            let bytes = read.await.map_err(|e| e.to_string())?;
+            (
+                bytes.map_err(|e| e.to_string())?.into(),
+                path.display().to_string(),
+            )
+        }
         PowerSource::Url(url) => {
             let resp = transport
                 .send(Request::get(url.clone(), Duration::from_secs(2)))

@@ -2,14 +2,14 @@
 //! client talks to a tower.
 //!
 //! [`Transport`] is the seam: the real servers use [`HyperTransport`] over the OS's TCP
-//! ([`HyperTransport::tcp`]); the turmoil tests build the same client over turmoil's
+//! ([`HyperTransport::tcp_tls`]: `http://` and `https://`; [`HyperTransport::tcp`]:
+//! `http://` only); the turmoil tests build the same client over turmoil's
 //! simulated TCP by handing [`HyperTransport::with_connector`] their own connector. Every
 //! request has a deadline and a bound on the response body.
 //!
 //! Map: [`Request`], [`Response`], [`TransportError`], [`Transport`], [`HyperTransport`].
 //!
-//! Not covered: TLS (towers reach the origin over a VPN or a TLS-terminating proxy),
-//! HTTP/2, connection-level metrics.
+//! Not covered: client certificates (mutual TLS), HTTP/2, connection-level metrics.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -133,6 +133,23 @@ impl HyperTransport<HttpConnector> {
         http.set_nodelay(true);
         http.set_connect_timeout(Some(Duration::from_secs(5)));
         Self::with_connector(http)
+    }
+}
+
+impl HyperTransport<hyper_rustls::HttpsConnector<HttpConnector>> {
+    /// Over the OS's TCP, for `http://` and `https://` URLs; the servers of the latter are
+    /// checked against `tls`'s roots ([`crate::tls::client_config`]).
+    pub fn tcp_tls(tls: std::sync::Arc<rustls::ClientConfig>) -> Self {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(Duration::from_secs(5)));
+        http.enforce_http(false);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config((*tls).clone())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        Self::with_connector(https)
     }
 }
 

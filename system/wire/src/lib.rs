@@ -9,9 +9,13 @@
 //! [`OpOutcomeDto`], [`OpReceiptDto`], [`PowerReadingDto`], [`origin_id`]; records:
 //! [`AppliedDto`] (with the forwarding tower, absent in records written before it was
 //! kept), [`OriginDto`] (the origin's identity, a tower's trusted origin),
-//! [`encode_record`], [`decode_record`]; errors: [`WireError`].
+//! [`encode_record`], [`decode_record`]; errors: [`WireError`]; [`input`]: reading an
+//! input file with a size cap before it is parsed (the crate's only I/O, shared by every
+//! file reader).
 //!
 //! Not covered: chunk bytes (octet streams on the wire, files in the stores).
+
+pub mod input;
 
 use serde::{Deserialize, Serialize};
 use sovereign_logic::content::{ChunkHash, ChunkRef, ItemId, Manifest, Priority};

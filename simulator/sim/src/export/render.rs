@@ -33,6 +33,9 @@ pub enum ReportError {
         /// why
         source: std::io::Error,
     },
+    /// Saved data could not be read: missing, larger than [`DATA_BYTES_MAX`], not UTF-8.
+    #[error(transparent)]
+    Input(#[from] sovereign_wire::input::InputError),
     /// Saved data did not parse.
     #[error("{path}: line {line}, column {column}: {message}")]
     Json {
@@ -109,11 +112,12 @@ pub fn write_sweep(dir: &Path, d: &SweepData) -> Result<Vec<PathBuf>, ReportErro
     ])
 }
 
+/// Largest saved run or sweep data file `sovereign report` reads (a run's series over a
+/// year of virtual time at the export's resolution stays far below it).
+pub const DATA_BYTES_MAX: u64 = 256 << 20;
+
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ReportError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ReportError::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let text = sovereign_wire::input::read_capped_text(path, DATA_BYTES_MAX, "report data file")?;
     serde_json::from_str(&text).map_err(|e| ReportError::Json {
         path: path.display().to_string(),
         line: e.line(),

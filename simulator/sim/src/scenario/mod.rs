@@ -8,12 +8,15 @@
 //!   and what was expected; unknown keys are errors.
 //! - [`write`](mod@write): [`Scenario`] → TOML that parses back to an equal scenario (failure
 //!   files and shrunk scenarios are written with it).
+//! - [`limits`]: the cost of a scenario as a whole (devices in all, content bytes,
+//!   publications, operations, reads …), checked by the parser before any run allocates.
 //! - [`build`]: scenarios built in code (the parser's defaults as constructors, for tests
 //!   and benches).
 //!
 //! Not covered: running a scenario (see [`crate::world`]), reporting.
 
 pub mod build;
+pub mod limits;
 pub mod parse;
 pub mod write;
 

@@ -21,8 +21,9 @@
 //!   [`crate::tomlspan`]'s `Ctx`/`Tbl`/`Val` (spanned walking and error building), then
 //!   one function per section of the file (profiles, towers, workload, faults, nemesis, SLOs).
 //!
-//! Not covered: writing scenarios back (see [`super::write`]); whether a scenario is
-//! *cheap* to simulate (the limits only keep it finite).
+//! Not covered: writing scenarios back (see [`super::write`]); the cost of a scenario as
+//! a whole (products such as towers × devices: [`super::limits`], called from
+//! [`parse_str`]).
 
 use super::build::LIVENESS_BOUND_DEFAULT;
 use super::{
@@ -92,12 +93,8 @@ pub const BYTES_PER_S_PER_MBIT: f64 = 125_000.0;
 
 /// Parse a scenario file.
 pub fn parse_file(path: &Path) -> Result<Scenario, ScenarioError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
-        file: path.display().to_string(),
-        line: 0,
-        field: String::new(),
-        message: e.to_string(),
-    })?;
+    let text =
+        sovereign_wire::input::read_capped_text(path, TEXT_BYTES_MAX as u64, "scenario file")?;
     parse_str(&path.display().to_string(), &text)
 }
 
@@ -116,7 +113,7 @@ pub fn parse_str(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
     }
     let doc = DeTable::parse(text).map_err(|e| ctx.syntax(&e, NAME_LEN_MAX))?;
     let root = Tbl::root(&ctx, &doc);
-    scenario(&ctx, &root)
+    scenario(&ctx, &root).and_then(|sc| super::limits::check(&root, sc))
 }
 
 /// Parse a duration: one or more `<integer><unit>` terms, units `d`, `h`, `m`, `s`, `ms`

@@ -9,8 +9,10 @@
 //!
 //! Map: [`Client`], [`ClientError`], [`CatalogDto`], [`Submitted`], [`path_segment`].
 //!
-//! Not covered: TLS (plain `http://`; a device reaches its tower on the local network),
-//! redirects, proxies.
+//! Towers are reached over `http://` or, with TLS, `https://` (checked against `--ca` or
+//! the system's roots: [`Client::tcp_tls`]).
+//!
+//! Not covered: client certificates, redirects, proxies.
 
 use super::identity::DeviceIdentity;
 use crate::api::tower::IDEMPOTENCY_KEY;
@@ -62,6 +64,9 @@ pub enum ClientError {
     /// The client's runtime could not start.
     #[error("starting the HTTP client's runtime: {0}")]
     Runtime(std::io::Error),
+    /// The CA file for `https://` towers could not be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// `GET /v1/catalog`.
@@ -161,7 +166,8 @@ impl std::fmt::Debug for Client {
     }
 }
 
-/// Check a tower base URL: `http://host:port`, optionally with a trailing `/`.
+/// Check a tower base URL: `http://host:port` or `https://host:port`, optionally with a
+/// trailing `/`.
 fn check_base(url: &str) -> Result<String, ClientError> {
     let bad = |reason: &str| ClientError::BadUrl {
         url: url.to_string(),
@@ -170,16 +176,14 @@ fn check_base(url: &str) -> Result<String, ClientError> {
     let uri: hyper::Uri = url
         .parse()
         .map_err(|e: hyper::http::uri::InvalidUri| bad(&format!("not a URL ({e})")))?;
-    if uri.scheme_str() != Some("http") {
-        return Err(bad(
-            "expected http://HOST:PORT (TLS is not covered: reach the tower on its local network)",
-        ));
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err(bad("expected http://HOST:PORT or https://HOST:PORT"));
     }
     if uri.authority().is_none() {
         return Err(bad("no host"));
     }
     if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
-        return Err(bad("expected no path or query, only http://HOST:PORT"));
+        return Err(bad("expected no path or query, only http(s)://HOST:PORT"));
     }
     Ok(url.trim_end_matches('/').to_string())
 }
@@ -197,6 +201,33 @@ impl Client {
         let transport = {
             let _guard = rt.enter();
             Arc::new(HyperTransport::tcp()) as Arc<dyn Transport>
+        };
+        Ok(Client {
+            base,
+            transport,
+            rt,
+            timeout,
+        })
+    }
+
+    /// A client of the tower at `base` (`http://` or `https://host:port`) over TCP, on a
+    /// runtime of its own; an `https://` tower's certificate is checked against the CA
+    /// certificates in `ca` (a PEM file, `--ca`) or, without one, the system's roots.
+    pub fn tcp_tls(
+        base: &str,
+        timeout: Duration,
+        ca: Option<&std::path::Path>,
+    ) -> Result<Client, ClientError> {
+        let base = check_base(base)?;
+        let tls = crate::tls::client_config(ca, "--ca", base.starts_with("https://"))?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(ClientError::Runtime)?;
+        let transport = {
+            let _guard = rt.enter();
+            Arc::new(HyperTransport::tcp_tls(tls)) as Arc<dyn Transport>
         };
         Ok(Client {
             base,
@@ -497,7 +528,8 @@ mod tests {
     #[test]
     fn tower_urls_are_checked() {
         assert_eq!(check_base("http://h:1/").unwrap(), "http://h:1");
-        assert!(check_base("https://h:1").is_err());
+        assert_eq!(check_base("https://h:1").unwrap(), "https://h:1");
+        assert!(check_base("ftp://h:1").is_err());
         assert!(check_base("http://h:1/v1").is_err());
         assert!(check_base("h:1").is_err());
     }

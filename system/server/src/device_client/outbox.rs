@@ -36,7 +36,7 @@ use sovereign_store::{Recovered, Store, StoreError};
 use sovereign_wire::OperationDto;
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -48,6 +48,8 @@ pub const LOCK_NAME: &str = "lock";
 pub const COMPACT_SLACK_LINES: usize = 64;
 /// Longest line accepted when reading the log back (an operation body is at most 64 KiB).
 pub const LINE_BYTES_MAX: usize = 1024 * 1024;
+/// Largest outbox log read (compaction keeps it near the live operations' size).
+pub const LOG_BYTES_MAX: u64 = 64 * 1024 * 1024;
 
 /// One line of the log.
 #[derive(Debug, Serialize, Deserialize)]
@@ -335,10 +337,19 @@ impl OutboxFile {
 
     /// Replay the log.
     pub fn load(&self) -> Result<OutboxLog, StoreError> {
-        let mut text = Vec::new();
-        File::open(&self.path)
-            .and_then(|mut f| f.read_to_end(&mut text))
-            .map_err(io_err(format!("reading {}", self.path.display())))?;
+        use sovereign_wire::input::{InputError, read_capped};
+        let text =
+            read_capped(&self.path, LOG_BYTES_MAX, "device outbox").map_err(|e| match e {
+                InputError::Io { source, .. } => StoreError::Io {
+                    what: format!("reading {}", self.path.display()),
+                    source,
+                },
+                other => StoreError::Corrupt {
+                    kind: "outbox".into(),
+                    name: self.path.display().to_string(),
+                    reason: other.detail(),
+                },
+            })?;
         replay(&self.path, &text)
     }
 
