@@ -109,6 +109,10 @@ pub struct RateLimits {
     pub reads: Option<KeyedLimiter>,
     /// `POST /v1/ops` per client address.
     pub ops: Option<KeyedLimiter>,
+    /// `POST /v1/ops` per device identity (the one its `Authorization: Device` proves):
+    /// one device cannot flood a tower's outbox from many addresses, nor starve the
+    /// other devices behind one address.
+    pub device_ops: Option<KeyedLimiter>,
 }
 
 /// Reading a request body took longer than the listener's body timeout.

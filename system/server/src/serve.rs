@@ -229,6 +229,15 @@ pub struct TowerArgs {
     #[arg(long, default_value_t = 100, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub ops_burst: u32,
+    /// Operations (POST /v1/ops) per second from one device identity, whatever address
+    /// it uses; 0: no limit. Beyond it: 429 with Retry-After.
+    #[arg(long, default_value = "2", value_name = "N", value_parser = rate)]
+    pub device_ops_rate_per_s: f64,
+    /// Operations one device may send at once before --device-ops-rate-per-s applies (a
+    /// device flushing its offline outbox sends them back to back).
+    #[arg(long, default_value_t = 50, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub device_ops_burst: u32,
     /// Trust only the CA certificates in this PEM file for https:// uplinks and power
     /// telemetry (default: the system's roots).
     #[arg(long, value_name = "FILE")]
@@ -786,12 +795,14 @@ pub async fn run_tower(mut args: TowerArgs) -> Result<()> {
         connections_per_client_max = args.net.connections_per_client_max,
         read_rate_per_s = args.read_rate_per_s,
         ops_rate_per_s = args.ops_rate_per_s,
+        device_ops_rate_per_s = args.device_ops_rate_per_s,
         "tower {} serving",
         args.id
     );
     let rates = RateLimits {
         reads: limiter(args.read_rate_per_s, args.read_burst),
         ops: limiter(args.ops_rate_per_s, args.ops_burst),
+        device_ops: limiter(args.device_ops_rate_per_s, args.device_ops_burst),
     };
     let public = Served {
         what: "device API",
@@ -885,6 +896,7 @@ pub async fn run_origin(mut args: OriginArgs) -> Result<()> {
     let rates = RateLimits {
         reads: limiter(args.read_rate_per_s, args.read_burst),
         ops: None,
+        device_ops: None,
     };
     let public = Served {
         what: "tower API",

@@ -19,7 +19,7 @@ use sovereign_server::transport::{HyperTransport, Request, Transport};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
-use support::Servers;
+use support::{Servers, device_auth, device_key};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
@@ -242,8 +242,12 @@ async fn a_lying_content_length_is_cut_at_the_body_timeout() {
     // answered at once and closed (its body is never waited for).
     let s = Servers::start(Some("http://127.0.0.1:9")).await;
     let (addr, _stop, _task) = serve(s.tower.clone(), None, limits(5.0, 1.0, 1024, 64)).await;
-    let post = b"POST /v1/ops HTTP/1.1\r\nHost: t\r\nIdempotency-Key: 7:00000001\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"device\":";
-    let (raw, closed) = exchange(addr, ME, post, Duration::from_secs(5)).await;
+    let post = format!(
+        "POST /v1/ops HTTP/1.1\r\nHost: t\r\nIdempotency-Key: {}\r\nAuthorization: {}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"op\":",
+        device_key(1),
+        device_auth()
+    );
+    let (raw, closed) = exchange(addr, ME, post.as_bytes(), Duration::from_secs(5)).await;
     let (status, e) = json_error(&raw);
     assert_eq!(status, 408, "{e}");
     assert!(e.contains("did not arrive within 1s"), "{e}");
@@ -302,6 +306,7 @@ async fn reads_and_operations_get_429_after_their_rate() {
     l.rates = Some(Arc::new(RateLimits {
         reads: Some(KeyedLimiter::new(0.5, 5, 100)),
         ops: Some(KeyedLimiter::new(0.5, 2, 100)),
+        device_ops: None,
     }));
     let (addr, _stop, _task) = serve(s.tower.clone(), None, l).await;
     for i in 0..5 {
@@ -317,29 +322,51 @@ async fn reads_and_operations_get_429_after_their_rate() {
     );
     let (raw, _) = exchange(addr, OTHER, GET_HEALTHZ, Duration::from_secs(5)).await;
     assert!(raw.starts_with("HTTP/1.1 200"), "another address: {raw}");
-    let op = |key: &str| {
-        let body = r#"{"device":7,"op":{"type":"message","to":"clinic","body":"hi"}}"#;
-        format!(
-            "POST /v1/ops HTTP/1.1\r\nHost: t\r\nConnection: close\r\nIdempotency-Key: {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-    };
     // The operations' bucket is separate from the (empty) reads' bucket: two pass the
     // limiter (the tower has no uplink, but stores them: 202), the third is 429.
-    for k in ["7:00000001", "7:00000002"] {
-        let (raw, _) = exchange(addr, ME, op(k).as_bytes(), Duration::from_secs(10)).await;
-        assert!(raw.starts_with("HTTP/1.1 202"), "{k}: {raw}");
+    for n in [1, 2] {
+        let (raw, _) = exchange(addr, ME, op(n).as_bytes(), Duration::from_secs(10)).await;
+        assert!(raw.starts_with("HTTP/1.1 202"), "{n}: {raw}");
     }
-    let (raw, _) = exchange(
-        addr,
-        ME,
-        op("7:00000003").as_bytes(),
-        Duration::from_secs(5),
-    )
-    .await;
+    let (raw, _) = exchange(addr, ME, op(3).as_bytes(), Duration::from_secs(5)).await;
     let (status, e) = json_error(&raw);
     assert_eq!(status, 429, "{e}");
     assert!(e.contains("operations"), "{e}");
+}
+
+/// `POST /v1/ops` of the test device's `n`-th key, as a raw request.
+fn op(n: u64) -> String {
+    let body = r#"{"op":{"type":"message","to":"clinic","body":"hi"}}"#;
+    format!(
+        "POST /v1/ops HTTP/1.1\r\nHost: t\r\nConnection: close\r\nIdempotency-Key: {}\r\nAuthorization: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        device_key(n),
+        device_auth(),
+        body.len()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_gets_429_after_its_rate_whatever_address_it_uses() {
+    // Goal: operations are limited per device identity too: a device that moves between
+    // addresses (or many addresses presenting one identity) gets its burst, then 429;
+    // without the per-device limit the second address would start a fresh bucket.
+    let s = Servers::start(Some("http://127.0.0.1:9")).await;
+    let mut l = limits(5.0, 5.0, 1024, 64);
+    l.rates = Some(Arc::new(RateLimits {
+        reads: None,
+        ops: Some(KeyedLimiter::new(0.5, 100, 100)),
+        device_ops: Some(KeyedLimiter::new(0.5, 2, 100)),
+    }));
+    let (addr, _stop, _task) = serve(s.tower.clone(), None, l).await;
+    let (raw, _) = exchange(addr, ME, op(1).as_bytes(), Duration::from_secs(10)).await;
+    assert!(raw.starts_with("HTTP/1.1 202"), "{raw}");
+    let (raw, _) = exchange(addr, OTHER, op(2).as_bytes(), Duration::from_secs(10)).await;
+    assert!(raw.starts_with("HTTP/1.1 202"), "{raw}");
+    let (raw, _) = exchange(addr, OTHER, op(3).as_bytes(), Duration::from_secs(5)).await;
+    let (status, e) = json_error(&raw);
+    assert_eq!(status, 429, "{e}");
+    assert!(e.contains("from your device"), "{e}");
+    assert!(raw.to_ascii_lowercase().contains("retry-after: "), "{raw}");
 }
 
 /// A CA and a server certificate for 127.0.0.1 and localhost it signed: (CA PEM,
@@ -427,9 +454,11 @@ async fn shutdown_lets_a_request_in_progress_finish() {
     // sending its body is still answered, and `serve` then returns.
     let s = Servers::start(Some("http://127.0.0.1:9")).await;
     let (addr, stop, task) = serve(s.tower.clone(), None, limits(5.0, 5.0, 1024, 64)).await;
-    let body = r#"{"device":7,"op":{"type":"message","to":"clinic","body":"hi"}}"#;
+    let body = r#"{"op":{"type":"message","to":"clinic","body":"hi"}}"#;
     let head = format!(
-        "POST /v1/ops HTTP/1.1\r\nHost: t\r\nIdempotency-Key: 7:00000009\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        "POST /v1/ops HTTP/1.1\r\nHost: t\r\nIdempotency-Key: {}\r\nAuthorization: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        device_key(9),
+        device_auth(),
         body.len()
     );
     let mut c = connect(addr, ME).await.expect("connect");

@@ -337,17 +337,32 @@ async fn rate_limit(req: axum::extract::Request, next: axum::middleware::Next) -
             _ => (None, ""),
         };
         if let Some(Err(wait)) = limiter.map(|l| l.check(&ip.to_string())) {
-            let retry = crate::limit::retry_after_s(wait);
-            tracing::debug!(client = %ip, what, retry_after_s = retry, "rate limited");
-            return ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                format!("too many {what} from your address; retry in {retry} s"),
-            )
-            .header(header::RETRY_AFTER, HeaderValue::from(retry))
-            .into_response();
+            return too_many(format!("{what} from your address"), &ip.to_string(), wait);
+        }
+        // Operations are also limited per device (whatever address it comes from); a
+        // request without a valid device secret is refused by the handler (401).
+        if req.method() == Method::POST
+            && req.uri().path() == "/v1/ops"
+            && let Some(l) = limits.device_ops.as_ref()
+            && let Ok(device) = crate::api::tower::device_identity(req.headers())
+            && let Err(wait) = l.check(&device.hex())
+        {
+            return too_many("operations from your device".into(), &device.to_string(), wait);
         }
     }
     next.run(req).await
+}
+
+/// 429 with `Retry-After` for `who`, over its limit of `what` for `wait`.
+fn too_many(what: String, who: &str, wait: std::time::Duration) -> Response {
+    let retry = crate::limit::retry_after_s(wait);
+    tracing::debug!(client = who, what, retry_after_s = retry, "rate limited");
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!("too many {what}; retry in {retry} s"),
+    )
+    .header(header::RETRY_AFTER, HeaderValue::from(retry))
+    .into_response()
 }
 
 /// The middleware of [`public_router`]: [`timed`], reported to the API's metrics.
