@@ -19,7 +19,8 @@ fn scenario_for(plant: Plant) -> &'static str {
         Plant::SequentialKeys
         | Plant::ForgetConfirmed
         | Plant::NoKeyOwnerCheck
-        | Plant::NoEdgeValidation => "hostile-devices",
+        | Plant::NoEdgeValidation
+        | Plant::KeepRefusedWrites => "hostile-devices",
     }
 }
 
@@ -115,6 +116,10 @@ plant_test!(
 plant_test!(
     no_edge_validation_is_caught_by_durability,
     Plant::NoEdgeValidation
+);
+plant_test!(
+    keep_refused_writes_is_caught_by_durability,
+    Plant::KeepRefusedWrites
 );
 
 #[test]

@@ -117,6 +117,14 @@ pub enum Obs {
         /// the fingerprint of the operation the device held under the key
         fingerprint: ChunkHash,
     },
+    /// A tower answered a submission "not stored" (its write was refused: nothing of it
+    /// may become durable unless the tower acknowledges it later).
+    NotStored {
+        /// tower index
+        tower: usize,
+        /// the operation's key
+        key: IdemKey,
+    },
     /// The origin applied an operation (an `OpApplied` with outcome Applied), with the
     /// contribution amount if it was one.
     Applied {

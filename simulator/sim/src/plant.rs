@@ -2,9 +2,10 @@
 //! so that every oracle is shown to fail (DESIGN.md §6: "an oracle that can never
 //! fail is worthless").
 //!
-//! A plant only flips a configuration switch of the real logic (`TowerConfig`,
-//! `OriginConfig`, `SchedulerConfig`); the logic's code paths are the same ones the clean
-//! build runs. Not covered: bugs in the simulator itself.
+//! A plant flips a configuration switch of the real logic (`TowerConfig`, `OriginConfig`,
+//! `SchedulerConfig`, `DeviceConfig`) — the logic's code paths are the same ones the
+//! clean build runs — or, for a bug of a store rather than of the logic
+//! (`keep-refused-writes`), the simulated disk's behaviour. Not covered: bugs in the simulator itself.
 
 use crate::scenario::Oracle;
 use std::fmt;
@@ -39,11 +40,14 @@ pub enum Plant {
     NoKeyOwnerCheck,
     /// Towers acknowledge operations the origin will reject → durability.
     NoEdgeValidation,
+    /// A disk that refuses a write (full, failing) keeps it anyway, and a later fsync
+    /// makes it durable: a tower's "not stored" answer becomes a lie → durability.
+    KeepRefusedWrites,
 }
 
 impl Plant {
     /// Every plant.
-    pub const ALL: [Plant; 12] = [
+    pub const ALL: [Plant; 13] = [
         Plant::SkipVerify,
         Plant::AckBeforeFsync,
         Plant::NoIdempotency,
@@ -56,6 +60,7 @@ impl Plant {
         Plant::ForgetConfirmed,
         Plant::NoKeyOwnerCheck,
         Plant::NoEdgeValidation,
+        Plant::KeepRefusedWrites,
     ];
 
     /// The command-line name.
@@ -73,6 +78,7 @@ impl Plant {
             Plant::ForgetConfirmed => "forget-confirmed",
             Plant::NoKeyOwnerCheck => "no-key-owner-check",
             Plant::NoEdgeValidation => "no-edge-validation",
+            Plant::KeepRefusedWrites => "keep-refused-writes",
         }
     }
 
@@ -88,7 +94,9 @@ impl Plant {
             Plant::OfflineRefuse => Oracle::OfflineService,
             Plant::IgnoreBattery => Oracle::PowerSafety,
             Plant::SequentialKeys | Plant::NoKeyOwnerCheck => Oracle::Attribution,
-            Plant::ForgetConfirmed | Plant::NoEdgeValidation => Oracle::Durability,
+            Plant::ForgetConfirmed | Plant::NoEdgeValidation | Plant::KeepRefusedWrites => {
+                Oracle::Durability
+            }
         }
     }
 }
@@ -102,7 +110,7 @@ impl fmt::Display for Plant {
 /// An unknown plant name.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
-    "unknown plant {0:?}; expected one of: skip-verify, ack-before-fsync, no-idempotency, ledger-rounding, fifo-scheduler, no-failback, offline-refuse, ignore-battery, sequential-keys, forget-confirmed, no-key-owner-check, no-edge-validation"
+    "unknown plant {0:?}; expected one of: skip-verify, ack-before-fsync, no-idempotency, ledger-rounding, fifo-scheduler, no-failback, offline-refuse, ignore-battery, sequential-keys, forget-confirmed, no-key-owner-check, no-edge-validation, keep-refused-writes"
 )]
 pub struct UnknownPlant(pub String);
 

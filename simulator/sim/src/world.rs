@@ -52,7 +52,7 @@ use sovereign_logic::protocol::{
 use sovereign_logic::tower::link::ProbeOutcome;
 use sovereign_logic::tower::power::{PowerManager, PowerReading, UpsState};
 use sovereign_logic::tower::scheduler::SchedulePolicy;
-use sovereign_logic::tower::{Refusal, Tower, TowerConfig};
+use sovereign_logic::tower::{RETRY_NOT_STORED, Refusal, Tower, TowerConfig};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -1880,8 +1880,11 @@ impl World {
         match action {
             Action::Write { id, record } => {
                 let fail = self.disk_write_fails(node, &record);
+                // Planted `keep-refused-writes`: the disk reports the error but keeps what
+                // it was given, and the next good fsync makes it durable.
+                let keep = self.plant == Some(Plant::KeepRefusedWrites);
                 let d = self.disk_mut(node);
-                if fail.is_none() {
+                if fail.is_none() || keep {
                     d.issued += 1;
                     let n = d.issued;
                     d.pending.push((n, record.key(), Some(stored(record))));
@@ -1993,6 +1996,17 @@ impl World {
                     msg,
                     ..
                 } => {
+                    if let Message::SubmitReply {
+                        key,
+                        reply: SubmitReply::Retry { reason },
+                    } = &msg
+                        && reason.starts_with(RETRY_NOT_STORED)
+                    {
+                        self.observe(Obs::NotStored {
+                            tower: i,
+                            key: key.clone(),
+                        });
+                    }
                     let to = self.recipients(id, &msg);
                     if to.is_empty() {
                         continue; // a stranger: nobody to hear the answer

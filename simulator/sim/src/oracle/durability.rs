@@ -12,7 +12,12 @@
 //!   acknowledged and then dropped (what a tower that forgets confirmed keys, or does not
 //!   check operations at the edge, does);
 //! - at the end of the run, every acknowledged operation was applied at the origin or is
-//!   still held in some tower's durable outbox.
+//!   still held in some tower's durable outbox;
+//! - durability claims are true both ways: an operation a tower answered "not stored"
+//!   ([`Obs::NotStored`]) and has not acknowledged since is not in that tower's durable
+//!   outbox when it stops (a store that reports an error but keeps the write, which a
+//!   restart then applies, makes the answer a lie). An "outcome unknown" answer makes no
+//!   such claim.
 //!
 //! Each lost operation is reported once; [`Durability::lost_count`] is the RPO (the KPI
 //! uses the same rule).
@@ -46,6 +51,8 @@ pub struct Durability {
     done: BTreeMap<IdemKey, ChunkHash>,
     /// Operations reported lost (the RPO).
     lost: BTreeSet<(IdemKey, ChunkHash)>,
+    /// (tower, key) answered "not stored" and not acknowledged by that tower since.
+    not_stored: BTreeSet<(usize, IdemKey)>,
 }
 
 impl Durability {
@@ -157,11 +164,38 @@ impl Checker for Durability {
                     });
                 }
             },
+            Obs::NotStored { tower, key } => {
+                self.not_stored.insert((*tower, key.clone()));
+            }
+            Obs::Tower {
+                tower,
+                event: Event::OpAcked { key },
+            } => {
+                self.not_stored.remove(&(*tower, key.clone()));
+            }
             Obs::TowerDown {
                 tower,
                 durable_outbox,
                 clean,
             } => {
+                let lies: Vec<IdemKey> = self
+                    .not_stored
+                    .iter()
+                    .filter(|(t, k)| t == tower && durable_outbox.contains(k))
+                    .map(|(_, k)| k.clone())
+                    .collect();
+                let name = self.names.get(*tower).to_string();
+                for key in lies {
+                    self.not_stored.remove(&(*tower, key.clone()));
+                    out.push(violation(
+                        Oracle::Durability,
+                        s.at,
+                        format!(
+                            "{name} answered {key} \"not stored\", yet it is in its durable outbox when it stops: recovery will forward what the device was told was never kept"
+                        ),
+                        false,
+                    ));
+                }
                 let gone: Vec<(IdemKey, ChunkHash)> = self
                     .pending
                     .iter()
@@ -413,5 +447,69 @@ mod dropped_tests {
         ];
         let mut d = Durability::default();
         assert!(run(&mut d, &seq).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod not_stored_tests {
+    use super::super::test_util::*;
+    use super::*;
+
+    fn key(s: &str) -> IdemKey {
+        IdemKey(s.into())
+    }
+
+    fn down(keys: &[&str]) -> Obs {
+        Obs::TowerDown {
+            tower: 0,
+            clean: false,
+            durable_outbox: keys.iter().map(|k| key(k)).collect(),
+        }
+    }
+
+    #[test]
+    fn a_not_stored_answer_must_be_true() {
+        // Goal: "not stored" then found in the durable outbox at a crash is a violation;
+        // "not stored" then acknowledged (a later retry stored it) is not.
+        let seq = [
+            start(1),
+            at(
+                1,
+                Obs::NotStored {
+                    tower: 0,
+                    key: key("lie"),
+                },
+            ),
+            at(
+                1,
+                Obs::NotStored {
+                    tower: 0,
+                    key: key("retried"),
+                },
+            ),
+            at(
+                1,
+                Obs::NotStored {
+                    tower: 0,
+                    key: key("truly-not"),
+                },
+            ),
+            at(
+                2,
+                Obs::Tower {
+                    tower: 0,
+                    event: Event::OpAcked {
+                        key: key("retried"),
+                    },
+                },
+            ),
+            at(3, down(&["lie", "retried"])),
+        ];
+        let v = run(&mut Durability::default(), &seq);
+        assert_eq!(v.len(), 1, "{v:#?}");
+        assert!(
+            v[0].detail.contains("lie") && v[0].detail.contains("not stored"),
+            "{v:?}"
+        );
     }
 }

@@ -347,7 +347,11 @@ async fn rate_limit(req: axum::extract::Request, next: axum::middleware::Next) -
             && let Ok(device) = crate::api::tower::device_identity(req.headers())
             && let Err(wait) = l.check(&device.hex())
         {
-            return too_many("operations from your device".into(), &device.to_string(), wait);
+            return too_many(
+                "operations from your device".into(),
+                &device.to_string(),
+                wait,
+            );
         }
     }
     next.run(req).await
