@@ -15,6 +15,8 @@
 #   SOVEREIGN_BIN               the binary (default target/release/sovereign)
 #   SCHEMATHESIS_MAX_EXAMPLES   test cases per operation and phase (default 25)
 #   SCHEMATHESIS_SEED           the generator's seed (default 1: the same cases each run)
+#   SCHEMATHESIS_CHECKS         the checks (default: the four above; `all` for every one
+#                               schemathesis has, e.g. to explore)
 #   SCHEMATHESIS_REPORTS        where the JUnit reports and server logs go
 #                               (default reports/ci/schemathesis)
 #   SCHEMATHESIS_ADMIN_TOKEN    which role's token the admin runs use: viewer, operator
@@ -33,6 +35,7 @@ examples=${SCHEMATHESIS_MAX_EXAMPLES:-25}
 seed=${SCHEMATHESIS_SEED:-1}
 reports=${SCHEMATHESIS_REPORTS:-reports/ci/schemathesis}
 role=${SCHEMATHESIS_ADMIN_TOKEN:-operator}
+checks=${SCHEMATHESIS_CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance}
 command -v schemathesis >/dev/null || { echo "schemathesis missing: pip install schemathesis" >&2; exit 2; }
 [ -x "$bin" ] || { echo "$bin missing: cargo build --release" >&2; exit 2; }
 
@@ -102,7 +105,7 @@ run() {
   while IFS= read -r h; do [ -n "$h" ] && headers+=(-H "$h"); done <<<"$header_lines"
   echo "--- schemathesis: $name ($base)"
   if ! schemathesis --config-file "$config" run "$doc" --url "$base" \
-    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
+    --checks "$checks" \
     --max-examples "$examples" --seed "$seed" --workers 1 --request-timeout 30 \
     --report junit --report-junit-path "$reports/$name.junit.xml" \
     "${headers[@]}" "$@"; then

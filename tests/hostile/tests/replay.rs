@@ -84,7 +84,10 @@ fn replay(target: &str) {
 /// Why a seed's verdict is not the one its name promises (module doc), if it is not.
 fn seed_problem(target: &str, path: &Path, verdict: Verdict) -> Option<String> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    let dir = path.parent().and_then(|p| p.file_name()).and_then(|n| n.to_str());
+    let dir = path
+        .parent()
+        .and_then(|p| p.file_name())
+        .and_then(|n| n.to_str());
     let want = if target == "http" {
         return (verdict == Verdict::Skipped).then(|| "no request was sent".to_string());
     } else if name.starts_with("invalid-") || dir == Some("invalid") {
