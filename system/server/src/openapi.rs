@@ -818,9 +818,16 @@ fn origin_schemas() -> Map<String, Value> {
 
 // ----- parameters, headers, responses ----------------------------------------------------
 
+/// An item id in a path: no control characters (Unicode `Cc`, as `char::is_control`).
+const ITEM_ID_PATTERN: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$";
+
 fn parameters() -> Value {
     json!({
-        "ItemId": { "name": "id", "in": "path", "required": true, "schema": { "type": "string", "minLength": 1 }, "description": "The item's id." },
+        "ItemId": {
+            "name": "id", "in": "path", "required": true,
+            "schema": { "type": "string", "minLength": 1, "maxLength": 256, "pattern": ITEM_ID_PATTERN },
+            "description": "The item's id: 1 to 256 bytes of UTF-8 without control characters (else 400)."
+        },
         "ChunkSha256": { "name": "sha256", "in": "path", "required": true, "schema": sha256_schema("The chunk's SHA-256.") },
         "IdempotencyKey": {
             "name": "Idempotency-Key", "in": "header", "required": true,
@@ -1536,6 +1543,7 @@ fn pattern_matches(pattern: &str, s: &str) -> Option<bool> {
             (1..=256).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic())
         }
         "^bytes=" => s.starts_with("bytes="),
+        ITEM_ID_PATTERN => !s.is_empty() && !s.chars().any(char::is_control),
         _ => return None,
     })
 }

@@ -530,3 +530,20 @@ fn openapi_spec_validator_accepts_both_documents() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn item_id_pattern_refuses_what_the_handlers_refuse() {
+    // Goal: the documented item-id pattern means "no control characters" (C0, DEL, C1),
+    // the rule `api::tower::item_id` applies, so a schema-valid id is not a 400.
+    let m = |s: &str| pattern_matches(ITEM_ID_PATTERN, s);
+    assert_eq!(m("alert-water"), Some(true));
+    assert_eq!(m("façade/été 1"), Some(true));
+    assert_eq!(m(""), Some(false));
+    for control in ['\u{0}', '\u{18}', '\u{7f}', '\u{85}', '\u{9f}'] {
+        assert_eq!(m(&format!("a{control}b")), Some(false), "{control:?}");
+    }
+    let doc = tower_openapi();
+    let id = &doc["components"]["parameters"]["ItemId"]["schema"];
+    assert_eq!(id["pattern"], ITEM_ID_PATTERN);
+    assert_eq!(id["maxLength"], 256);
+}
