@@ -83,11 +83,14 @@ head -c 300000 /dev/urandom >"$data/content.bin"
 "$bin" origin publish --origin "http://$origin_admin" --id schemathesis-item --priority P1 \
   --token "$SOVEREIGN_ADMIN_TOKEN_OPERATOR" "$data/content.bin" >/dev/null
 
+# Tower 1's credential at the origin (the origin refuses towers without one).
+"$bin" origin add-tower --origin "http://$origin_admin" --tower 1 \
+  --token "$SOVEREIGN_ADMIN_TOKEN_OPERATOR" --out "$data/tower-1.credential" >/dev/null
 tower=127.0.0.1:$(free_port); tower_admin=127.0.0.1:$(free_port)
 # shellcheck disable=SC2086
 "$bin" tower serve --id 1 --data "$data/tower" --listen "$tower" --admin-listen "$tower_admin" \
-  --uplink "fibre=http://$origin" --catalog-interval-s 1 ${SOVEREIGN_TOWER_ARGS:-} \
-  2>"$reports/tower.log" &
+  --uplink "fibre=http://$origin" --credential "$data/tower-1.credential" \
+  --catalog-interval-s 1 ${SOVEREIGN_TOWER_ARGS:-} 2>"$reports/tower.log" &
 pids+=($!)
 wait_ok "http://$tower/healthz"
 wait_ok "http://$tower/v1/items/schemathesis-item"
@@ -113,11 +116,18 @@ run() {
   fi
 }
 
-run origin "http://$origin/openapi.json" "http://$origin" "${SCHEMATHESIS_ORIGIN_HEADERS:-}" \
+# By default the tower API is called as tower 1 with its credential, and the device API as
+# one device (its secret), so that the authenticated paths are exercised too; schemathesis
+# still tries requests without them.
+origin_headers=${SCHEMATHESIS_ORIGIN_HEADERS-"x-sovereign-tower: 1
+Authorization: Bearer $(cat "$data/tower-1.credential")"}
+device_secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+tower_headers=${SCHEMATHESIS_TOWER_HEADERS-"Authorization: Device $device_secret"}
+run origin "http://$origin/openapi.json" "http://$origin" "$origin_headers" \
   --exclude-tag admin
 run origin-admin "http://$origin/openapi.json" "http://$origin_admin" \
   "Authorization: Bearer $admin_token" --include-tag admin
-run tower "http://$tower/openapi.json" "http://$tower" "${SCHEMATHESIS_TOWER_HEADERS:-}" \
+run tower "http://$tower/openapi.json" "http://$tower" "$tower_headers" \
   --exclude-tag admin
 run tower-admin "http://$tower/openapi.json" "http://$tower_admin" \
   "Authorization: Bearer $admin_token" --include-tag admin
