@@ -21,6 +21,7 @@ fn scenario_for(plant: Plant) -> &'static str {
         | Plant::NoKeyOwnerCheck
         | Plant::NoEdgeValidation
         | Plant::KeepRefusedWrites => "hostile-devices",
+        Plant::AcceptUnknownTowers | Plant::NoOriginCheck => "origin-trust",
     }
 }
 
@@ -121,6 +122,11 @@ plant_test!(
     keep_refused_writes_is_caught_by_durability,
     Plant::KeepRefusedWrites
 );
+plant_test!(
+    accept_unknown_towers_is_caught_by_attribution,
+    Plant::AcceptUnknownTowers
+);
+plant_test!(no_origin_check_is_caught_by_convergence, Plant::NoOriginCheck);
 
 #[test]
 fn every_oracle_has_a_plant_test() {

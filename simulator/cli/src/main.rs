@@ -137,7 +137,9 @@ enum SimCommand {
 
 /// Help text shared by `--plant`.
 const PLANT_HELP: &str = "Planted bug: skip-verify, ack-before-fsync, no-idempotency, \
-ledger-rounding, fifo-scheduler, no-failback, offline-refuse, ignore-battery";
+ledger-rounding, fifo-scheduler, no-failback, offline-refuse, ignore-battery, sequential-keys, \
+forget-confirmed, no-key-owner-check, no-edge-validation, keep-refused-writes, \
+accept-unknown-towers, no-origin-check";
 
 /// Raw flags of `sim run`.
 #[derive(Args, Debug)]
@@ -274,6 +276,19 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PLANT_HELP;
+
+    #[test]
+    fn the_plant_help_names_every_plant() {
+        // Goal: a new planted bug cannot be missing from `--plant`'s help.
+        for p in sovereign_sim::Plant::ALL {
+            assert!(PLANT_HELP.contains(p.name()), "{} missing", p.name());
         }
     }
 }

@@ -257,6 +257,8 @@ enum Signal {
     Down,
     /// A storage operation failed.
     Storage,
+    /// A tower found another origin than the one it trusts answering its uplinks.
+    OriginMismatch,
 }
 
 /// Per-tower state while scanning.
@@ -361,6 +363,8 @@ fn detects(family: Family, target: &Target, tower: Option<usize>, signal: Signal
         }
         (Family::Disk, Target::Tower(t), Signal::Storage) => on(*t),
         (Family::Disk, Target::Origin, Signal::Storage) => tower.is_none(),
+        // Only an `origin-replace` makes a tower see another origin.
+        (Family::Process, Target::Origin, Signal::OriginMismatch) => tower.is_some(),
         // A hard cut or brown-out crash stops the tower before it can change mode; the
         // supervisor sees the stop at once.
         (Family::Power, Target::Tower(t), Signal::PowerMode | Signal::Down) => on(*t),
@@ -370,7 +374,10 @@ fn detects(family: Family, target: &Target, tower: Option<usize>, signal: Signal
 
 /// Nothing in the log can detect this fault.
 fn undetectable(spec: &FaultSpec) -> bool {
-    matches!(spec.kind.family(), Family::Clock)
+    // A rogue forward is refused by the origin without a trace in the log (the real
+    // origin counts it in `sovereign_tower_auth_refusals_total`).
+    matches!(spec.kind, crate::scenario::FaultKind::RogueForward)
+        || matches!(spec.kind.family(), Family::Clock)
         || matches!(spec.target, Target::Wifi(_))
         || (spec.kind.family() == Family::Power && spec.target == Target::Origin)
 }
@@ -444,6 +451,9 @@ impl Kpis {
                     Event::ActiveLink { .. } => {
                         k.failovers += 1;
                         signals.push((s.at, Some(*tower), Signal::Failover));
+                    }
+                    Event::OriginMismatch { .. } => {
+                        signals.push((s.at, Some(*tower), Signal::OriginMismatch));
                     }
                     Event::PowerMode { to, .. } => {
                         signals.push((s.at, Some(*tower), Signal::PowerMode));
@@ -592,7 +602,11 @@ impl Kpis {
             let family = spec.kind.family();
             let detected = if undetectable(&spec) {
                 Detection::Excluded
-            } else if family == Family::Process {
+            } else if family == Family::Process
+                && !matches!(spec.kind, crate::scenario::FaultKind::OriginReplace)
+            {
+                // A process fault stops (or stalls) a process: its supervisor sees it at
+                // once. A replaced origin runs on; only the towers' mismatch reveals it.
                 Detection::At(start)
             } else {
                 let window_end = end.max(start + DETECT_GRACE);

@@ -117,6 +117,9 @@ pub enum Obs {
         /// the fingerprint of the operation the device held under the key
         fingerprint: ChunkHash,
     },
+    /// A fresh origin replaced the origin (`origin-replace`): what the old one applied and
+    /// published is gone with it.
+    OriginReplaced,
     /// A tower answered a submission "not stored" (its write was refused: nothing of it
     /// may become durable unless the tower acknowledges it later).
     NotStored {

@@ -43,11 +43,17 @@ pub enum Plant {
     /// A disk that refuses a write (full, failing) keeps it anyway, and a later fsync
     /// makes it durable: a tower's "not stored" answer becomes a lie → durability.
     KeepRefusedWrites,
+    /// The origin answers peers that are not its towers and applies their operations →
+    /// attribution.
+    AcceptUnknownTowers,
+    /// Towers sync from whatever origin answers at the uplinks' address, keeping their
+    /// catalog cursor → convergence.
+    NoOriginCheck,
 }
 
 impl Plant {
     /// Every plant.
-    pub const ALL: [Plant; 13] = [
+    pub const ALL: [Plant; 15] = [
         Plant::SkipVerify,
         Plant::AckBeforeFsync,
         Plant::NoIdempotency,
@@ -61,6 +67,8 @@ impl Plant {
         Plant::NoKeyOwnerCheck,
         Plant::NoEdgeValidation,
         Plant::KeepRefusedWrites,
+        Plant::AcceptUnknownTowers,
+        Plant::NoOriginCheck,
     ];
 
     /// The command-line name.
@@ -79,6 +87,8 @@ impl Plant {
             Plant::NoKeyOwnerCheck => "no-key-owner-check",
             Plant::NoEdgeValidation => "no-edge-validation",
             Plant::KeepRefusedWrites => "keep-refused-writes",
+            Plant::AcceptUnknownTowers => "accept-unknown-towers",
+            Plant::NoOriginCheck => "no-origin-check",
         }
     }
 
@@ -93,7 +103,10 @@ impl Plant {
             Plant::NoFailback => Oracle::Convergence,
             Plant::OfflineRefuse => Oracle::OfflineService,
             Plant::IgnoreBattery => Oracle::PowerSafety,
-            Plant::SequentialKeys | Plant::NoKeyOwnerCheck => Oracle::Attribution,
+            Plant::SequentialKeys | Plant::NoKeyOwnerCheck | Plant::AcceptUnknownTowers => {
+                Oracle::Attribution
+            }
+            Plant::NoOriginCheck => Oracle::Convergence,
             Plant::ForgetConfirmed | Plant::NoEdgeValidation | Plant::KeepRefusedWrites => {
                 Oracle::Durability
             }
@@ -110,7 +123,7 @@ impl fmt::Display for Plant {
 /// An unknown plant name.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
-    "unknown plant {0:?}; expected one of: skip-verify, ack-before-fsync, no-idempotency, ledger-rounding, fifo-scheduler, no-failback, offline-refuse, ignore-battery, sequential-keys, forget-confirmed, no-key-owner-check, no-edge-validation, keep-refused-writes"
+    "unknown plant {0:?}; expected one of: skip-verify, ack-before-fsync, no-idempotency, ledger-rounding, fifo-scheduler, no-failback, offline-refuse, ignore-battery, sequential-keys, forget-confirmed, no-key-owner-check, no-edge-validation, keep-refused-writes, accept-unknown-towers, no-origin-check"
 )]
 pub struct UnknownPlant(pub String);
 

@@ -47,7 +47,8 @@ use sovereign_logic::io::{Action, DurableState, Event, Key, PowerMode, Record};
 use sovereign_logic::ledger::Rounding;
 use sovereign_logic::origin::{Origin, OriginConfig};
 use sovereign_logic::protocol::{
-    DeviceId, IdemKey, LinkKind, Message, OpKind, OpOutcome, Operation, Peer, SubmitReply, TowerId,
+    DeviceId, IdemKey, LinkKind, Message, OpKind, OpOutcome, Operation, OriginId, Peer,
+    SubmitReply, TowerId,
 };
 use sovereign_logic::tower::link::ProbeOutcome;
 use sovereign_logic::tower::power::{PowerManager, PowerReading, UpsState};
@@ -98,6 +99,17 @@ const FSYNC_LATENCY: Duration = Duration::from_millis(3);
 /// Identities of the strangers of the `key_theft_per_hour` workload (one per tower): far
 /// above any device's number, so no device has one.
 const STRANGER_ID_BASE: u128 = 1 << 100;
+/// The tower number a rogue forward claims (no scenario has that many towers).
+const ROGUE_TOWER: u32 = 999_999;
+/// Between two rogue forwards while a `rogue-forward` fault lasts.
+const ROGUE_EVERY: Duration = Duration::from_secs(300);
+
+/// The identity of the origin of `epoch` (0: the first; each replacement draws another).
+fn origin_id(seed: u64, epoch: u64) -> OriginId {
+    let hi = SplitMix64::derive(seed, &format!("origin-id-{epoch}"));
+    let lo = SplitMix64::derive(seed, &format!("origin-id-{epoch}-lo"));
+    OriginId((u128::from(hi) << 64) | u128::from(lo))
+}
 /// How long a probe waits.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -488,6 +500,10 @@ struct OriginHost {
     /// The link each tower last reached the origin over (replies go back on it).
     reply_link: BTreeMap<usize, LinkKind>,
     crash_faults: u32,
+    /// The identity of the origin at this address (a replacement draws another).
+    id: OriginId,
+    /// How many times the origin was replaced (`origin-replace`).
+    epoch: u64,
 }
 
 struct DeviceHost {
@@ -622,6 +638,10 @@ enum Ev {
     },
     /// The `key_theft_per_hour` workload: a stranger submits under a guessed key.
     KeyTheft,
+    /// A `rogue-forward` fault's next forward.
+    RogueTick {
+        id: usize,
+    },
     Sample,
     Heal,
     End,
@@ -796,6 +816,15 @@ pub struct World {
     /// Contribution amounts by operation (key, fingerprint), recorded when devices (and
     /// strangers) submit them.
     amounts: BTreeMap<(IdemKey, ChunkHash), u64>,
+    /// Towers that reported another origin and have not been re-homed yet.
+    mismatched: BTreeSet<usize>,
+    /// An `origin-replace` fault's delay has passed: reporting towers are re-homed.
+    rehome_open: bool,
+    /// Manifests published by origins since replaced (a tower may serve them until it is
+    /// re-homed: genuine, if no longer the origin's).
+    published_before: BTreeMap<(ItemId, u64), Manifest>,
+    /// Rogue forward batches sent so far.
+    rogue_sent: u64,
     /// Draws of the misuse workload (its own stream: runs without misuse draw nothing).
     misuse: Stream,
     /// Device hosts by the identity they present (several share one with
@@ -824,6 +853,12 @@ impl World {
         if plant == Some(Plant::LedgerRounding) {
             origin_config.rounding = Rounding::Nearest;
         }
+        // The origin answers the scenario's towers only (the real one: those holding a
+        // credential); the planted `accept-unknown-towers` answers anyone.
+        origin_config.towers = Some((0..sc.towers.len() as u32).map(TowerId).collect());
+        if plant == Some(Plant::AcceptUnknownTowers) {
+            origin_config.authenticate_towers = false;
+        }
         let origin = OriginHost {
             origin: Origin::new(origin_config.clone()),
             config: origin_config,
@@ -834,6 +869,8 @@ impl World {
             disk: SimDisk::new(),
             reply_link: BTreeMap::new(),
             crash_faults: 0,
+            id: origin_id(seed, 0),
+            epoch: 0,
         };
         let mut towers = Vec::new();
         let mut devices = Vec::new();
@@ -853,6 +890,7 @@ impl World {
                 Some(Plant::ForgetConfirmed) => config.remember_confirmed = false,
                 Some(Plant::NoKeyOwnerCheck) => config.check_key_owner = false,
                 Some(Plant::NoEdgeValidation) => config.validate_ops = false,
+                Some(Plant::NoOriginCheck) => config.check_origin = false,
                 _ => {}
             }
             let first = devices.len();
@@ -963,6 +1001,10 @@ impl World {
             next_item: 0,
             amounts: BTreeMap::new(),
             misuse: Stream::new(seed, "misuse"),
+            mismatched: BTreeSet::new(),
+            rehome_open: false,
+            published_before: BTreeMap::new(),
+            rogue_sent: 0,
             by_identity,
             healed: false,
             heal_at: Time::ZERO + sc.duration,
@@ -1005,7 +1047,8 @@ impl World {
                 .collect(),
             devices: self.devices.len() as u32,
         });
-        // The initial catalog, published before the towers boot.
+        // The origin's identity, then the initial catalog, published before the towers boot.
+        let _ = self.origin.origin.establish_identity(self.origin.id);
         let catalog = self.sc.workload.catalog.clone();
         for group in &catalog {
             for _ in 0..group.items {
@@ -1576,6 +1619,12 @@ impl World {
             }
             Ev::FaultStart { id } => self.fault_start(id),
             Ev::FaultEnd { id } => self.fault_end(id),
+            Ev::RogueTick { id } => {
+                if self.faults[id].active && !self.healed {
+                    self.rogue_forward();
+                    self.push(now + ROGUE_EVERY, Ev::RogueTick { id });
+                }
+            }
             Ev::CrashLoopTick { id } => self.crash_loop_tick(id),
             Ev::TowerBoot { tower, incarnation } => {
                 if self.towers[tower].incarnation == incarnation && !self.towers[tower].running() {
@@ -1666,7 +1715,7 @@ impl World {
                             to: "clinic-0".into(),
                             body: format!("restored {}", self.misuse.next_u64() % 100_000),
                         };
-                        self.trace.event(now, 12, device as u64, &[]);
+                        self.trace.event(now, 21, device as u64, &[]);
                         if self.devices[device]
                             .device
                             .submit_under(now, key.clone(), kind)
@@ -1707,7 +1756,7 @@ impl World {
                         self.amounts
                             .insert((key.clone(), fingerprint), *amount_minor);
                     }
-                    self.trace.event(now, 13, tower as u64, &[n]);
+                    self.trace.event(now, 22, tower as u64, &[n]);
                     self.observe(Obs::Submitted {
                         device: self.devices.len() + tower,
                         key,
@@ -2095,6 +2144,9 @@ impl World {
                             p0_waiting,
                         });
                     }
+                    if matches!(event, Event::OriginMismatch { .. }) {
+                        self.mismatched.insert(i);
+                    }
                     self.observe(Obs::Tower { tower: i, event });
                 }
                 Action::PowerOff { clean } => {
@@ -2103,8 +2155,94 @@ impl World {
                 }
             }
         }
+        // The operator re-homes a tower that reported another origin, once the
+        // `origin-replace` fault's delay has passed.
+        if self.rehome_open && self.mismatched.remove(&i) {
+            self.rehome(i);
+            return;
+        }
         self.schedule_tower_timer(i);
         self.update_steady(i);
+    }
+
+    /// An operator re-homes tower `i` onto the origin that answers now.
+    fn rehome(&mut self, i: usize) {
+        if !self.towers[i].running() {
+            // Not running: re-homed when it reports again after its restart.
+            return;
+        }
+        let local = self.towers[i].local(self.now);
+        self.trace.event(self.now, 23, i as u64, &[]);
+        self.trace.line(self.now, || format!("operator re-homes tower-{i}"));
+        if let Some(t) = self.towers[i].tower.as_mut() {
+            t.rehome(local);
+        }
+        self.drain_tower(i);
+    }
+
+    /// `origin-replace`: a fresh origin at the same address — another identity, an empty
+    /// store, about half of the catalog published again under the same ids with other
+    /// bytes (the rest is gone).
+    fn replace_origin(&mut self) {
+        self.origin.epoch += 1;
+        self.origin.id = origin_id(self.seed, self.origin.epoch);
+        self.origin.origin = Origin::new(self.origin.config.clone());
+        self.origin.disk = SimDisk::new();
+        self.origin.incarnation += 1; // what the old one had in flight is dropped
+        self.origin.up = true;
+        self.origin.paused_until = None;
+        self.origin.slow = 1.0;
+        self.trace.event(self.now, 24, self.origin.epoch, &[]);
+        self.trace
+            .line(self.now, || "a fresh origin answers at the origin's address".to_string());
+        let _ = self.origin.origin.establish_identity(self.origin.id);
+        self.publishing.clear();
+        self.published_before.append(&mut self.published);
+        self.observe(Obs::OriginReplaced);
+        let old: Vec<(ItemId, Priority)> = (0..4)
+            .flat_map(|c| {
+                let p = Priority::from_index(c).unwrap_or(Priority::P3);
+                std::mem::take(&mut self.items[c])
+                    .into_iter()
+                    .map(move |i| (i, p))
+            })
+            .collect();
+        for (item, class) in old {
+            let bytes = self.content.remove(&item).unwrap_or_default();
+            if !bytes.is_empty() && self.disk_rng.chance(0.5) {
+                let mut bytes = bytes;
+                bytes[0] = bytes[0].wrapping_add(1);
+                self.publish(item, class, bytes);
+            }
+        }
+        self.drain_origin();
+    }
+
+    /// Someone who is not a tower forwards a contribution to the origin.
+    fn rogue_forward(&mut self) {
+        let now = self.now;
+        if !self.origin.up || self.origin.paused_until.is_some_and(|u| u > now) {
+            return;
+        }
+        self.rogue_sent += 1;
+        let op = Operation {
+            key: IdemKey(format!("rogue:{}", self.rogue_sent)),
+            device: DeviceId(STRANGER_ID_BASE - 1),
+            kind: OpKind::Contribution {
+                community: "attacker".into(),
+                nation: "xx".into(),
+                amount_minor: 5_000_000,
+            },
+        };
+        self.amounts
+            .insert((op.key.clone(), op.fingerprint()), 5_000_000);
+        self.trace.event(now, 25, self.rogue_sent, &[]);
+        self.origin.origin.handle_message(
+            now,
+            Peer::Tower(TowerId(ROGUE_TOWER)),
+            Message::ForwardOps { ops: vec![op] },
+        );
+        self.drain_origin();
     }
 
     fn schedule_tower_timer(&mut self, i: usize) {
@@ -2252,7 +2390,9 @@ impl World {
                     None => {
                         let m = &plan.manifest;
                         let manifest_ok =
-                            self.published.get(&(m.item.clone(), m.version)) == Some(m);
+                            self.published.get(&(m.item.clone(), m.version)) == Some(m)
+                                || self.published_before.get(&(m.item.clone(), m.version))
+                                    == Some(m);
                         self.observe(Obs::Served {
                             tower,
                             item: m.item.clone(),
@@ -2363,6 +2503,9 @@ impl World {
     fn restart_origin(&mut self) {
         let durable = self.origin.disk.durable_state();
         self.origin.origin = Origin::recover(self.origin.config.clone(), &durable);
+        // Its identity is in its store once made durable; if a crash came first, it takes
+        // the same one again (an origin's id belongs to its data).
+        let _ = self.origin.origin.establish_identity(self.origin.id);
         self.origin.up = true;
         self.origin.paused_until = None;
         self.trace.event(self.now, 15, 0, &[]);
@@ -2619,6 +2762,10 @@ impl World {
                 self.origin.disk.sync(upto);
                 self.crash_origin(BOOT);
             }
+            (FaultKind::OriginReplace, Target::Origin) => self.replace_origin(),
+            (FaultKind::RogueForward, Target::Origin) => {
+                self.push(self.now, Ev::RogueTick { id });
+            }
             (FaultKind::Pause, Target::Tower(i)) => self.towers[*i].paused_until = Some(end),
             (FaultKind::Pause, Target::Origin) => self.origin.paused_until = Some(end),
             (FaultKind::Slow { factor }, Target::Tower(i)) => {
@@ -2738,6 +2885,14 @@ impl World {
             format!("fault {id} ends: {}", spec.kind.name())
         });
         match (&spec.kind, &spec.target) {
+            (FaultKind::OriginReplace, Target::Origin) => {
+                // The operator has noticed: every tower that reported the new origin is
+                // re-homed now, any that reports later at once.
+                self.rehome_open = true;
+                for i in std::mem::take(&mut self.mismatched) {
+                    self.rehome(i);
+                }
+            }
             (
                 FaultKind::Crash | FaultKind::TornWrite | FaultKind::CrashLoop { .. },
                 Target::Tower(i),

@@ -293,6 +293,11 @@ pub enum FaultKind {
         /// slow-down factor (>= 1)
         factor: f64,
     },
+    /// The origin is replaced by a fresh one at the same address (another identity, an
+    /// empty store, about half of the catalog published again under the same ids, other
+    /// bytes); an operator re-homes each tower that reports the mismatch, `for` after the
+    /// start (or at once, when it reports later). Origin only.
+    OriginReplace,
     /// Crash every `every` while the fault lasts.
     CrashLoop {
         /// uptime between crashes
@@ -344,6 +349,9 @@ pub enum FaultKind {
     BrownOut,
     /// Power cut at once (a crash); back when the fault ends.
     HardCut,
+    /// Someone who is not a tower forwards operations to the origin (every 5 minutes while
+    /// the fault lasts), claiming to be a tower that does not exist. Origin only.
+    RogueForward,
     /// The tower's clock runs fast or slow.
     ClockSkew {
         /// parts per million (negative: slow)
@@ -373,6 +381,8 @@ impl FaultKind {
             FaultKind::Pause => "pause",
             FaultKind::Slow { .. } => "slow",
             FaultKind::CrashLoop { .. } => "crash-loop",
+            FaultKind::OriginReplace => "origin-replace",
+            FaultKind::RogueForward => "rogue-forward",
             FaultKind::WriteError { .. } => "write-error",
             FaultKind::FsyncError { .. } => "fsync-error",
             FaultKind::TornWrite => "torn-write",
@@ -402,8 +412,11 @@ impl FaultKind {
             | Bandwidth { .. }
             | Flapping { .. }
             | Duplicate { .. }
-            | Reorder { .. } => Family::Network,
-            Crash | Restart | Pause | Slow { .. } | CrashLoop { .. } => Family::Process,
+            | Reorder { .. }
+            | RogueForward => Family::Network,
+            Crash | Restart | Pause | Slow { .. } | CrashLoop { .. } | OriginReplace => {
+                Family::Process
+            }
             WriteError { .. }
             | FsyncError { .. }
             | TornWrite

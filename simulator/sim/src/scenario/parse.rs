@@ -203,7 +203,7 @@ pub fn mbit_to_bytes_per_s(mbit: f64) -> u64 {
 }
 
 /// The names of every fault kind, in [`FaultKind`] order.
-pub const FAULT_KINDS: [&str; 28] = [
+pub const FAULT_KINDS: [&str; 30] = [
     "link-down",
     "partition",
     "latency",
@@ -217,6 +217,7 @@ pub const FAULT_KINDS: [&str; 28] = [
     "pause",
     "slow",
     "crash-loop",
+    "origin-replace",
     "write-error",
     "fsync-error",
     "torn-write",
@@ -232,6 +233,7 @@ pub const FAULT_KINDS: [&str; 28] = [
     "hard-cut",
     "clock-skew",
     "clock-jump",
+    "rogue-forward",
 ];
 
 /// Every fault parameter key of any kind.
@@ -930,6 +932,7 @@ fn workload(t: &Tbl<'_>) -> Res<Workload> {
 fn target_ok(kind: &FaultKind, target: &Target) -> Result<(), &'static str> {
     use FaultKind::*;
     let ok = match kind {
+        RogueForward | OriginReplace => matches!(target, Target::Origin),
         Partition => matches!(target, Target::Tower(_) | Target::Wifi(_)),
         k if k.family() == Family::Network => {
             matches!(
@@ -946,6 +949,7 @@ fn target_ok(kind: &FaultKind, target: &Target) -> Result<(), &'static str> {
         return Ok(());
     }
     Err(match kind {
+        RogueForward | OriginReplace => "\"origin\"",
         Partition => "a tower (tower↔origin) or \"<tower>/wifi\" (device↔tower)",
         k if k.family() == Family::Network => {
             "a tower (all its uplinks), \"<tower>/<fibre|lte|satellite>\" or \"<tower>/wifi\""
@@ -1052,6 +1056,8 @@ fn fault_kind(t: &Tbl<'_>, kind_v: &Val<'_>, name: &str) -> Res<FaultKind> {
         "slow" => Slow {
             factor: req("factor", "a slow-down factor >= 1")?.f64_in(1.0, SLOW_FACTOR_MAX)?,
         },
+        "origin-replace" => OriginReplace,
+        "rogue-forward" => RogueForward,
         "crash-loop" => CrashLoop {
             every: req("every", "the uptime between crashes such as \"5m\"")?.duration_pos(day)?,
         },

@@ -169,7 +169,7 @@ impl Scenario {
         use FaultKind::*;
         match &f.kind {
             LinkDown | Partition | Crash | Restart | Pause | TornWrite | DiskFull | DbLost
-            | GridLoss | UpsFailure | BrownOut | HardCut => {}
+            | GridLoss | UpsFailure | BrownOut | HardCut | OriginReplace | RogueForward => {}
             Latency { extra } | DiskLatency { extra } => kv(w, "extra", &dur(*extra)),
             Loss { p } | Duplicate { p } | WriteError { p } | FsyncError { p } => {
                 kv(w, "p", &num(*p))
