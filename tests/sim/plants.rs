@@ -126,7 +126,10 @@ plant_test!(
     accept_unknown_towers_is_caught_by_attribution,
     Plant::AcceptUnknownTowers
 );
-plant_test!(no_origin_check_is_caught_by_convergence, Plant::NoOriginCheck);
+plant_test!(
+    no_origin_check_is_caught_by_convergence,
+    Plant::NoOriginCheck
+);
 
 #[test]
 fn every_oracle_has_a_plant_test() {

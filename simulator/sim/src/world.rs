@@ -2173,7 +2173,8 @@ impl World {
         }
         let local = self.towers[i].local(self.now);
         self.trace.event(self.now, 23, i as u64, &[]);
-        self.trace.line(self.now, || format!("operator re-homes tower-{i}"));
+        self.trace
+            .line(self.now, || format!("operator re-homes tower-{i}"));
         if let Some(t) = self.towers[i].tower.as_mut() {
             t.rehome(local);
         }
@@ -2193,8 +2194,9 @@ impl World {
         self.origin.paused_until = None;
         self.origin.slow = 1.0;
         self.trace.event(self.now, 24, self.origin.epoch, &[]);
-        self.trace
-            .line(self.now, || "a fresh origin answers at the origin's address".to_string());
+        self.trace.line(self.now, || {
+            "a fresh origin answers at the origin's address".to_string()
+        });
         let _ = self.origin.origin.establish_identity(self.origin.id);
         self.publishing.clear();
         self.published_before.append(&mut self.published);
@@ -2389,10 +2391,9 @@ impl World {
                     }
                     None => {
                         let m = &plan.manifest;
-                        let manifest_ok =
-                            self.published.get(&(m.item.clone(), m.version)) == Some(m)
-                                || self.published_before.get(&(m.item.clone(), m.version))
-                                    == Some(m);
+                        let manifest_ok = self.published.get(&(m.item.clone(), m.version))
+                            == Some(m)
+                            || self.published_before.get(&(m.item.clone(), m.version)) == Some(m);
                         self.observe(Obs::Served {
                             tower,
                             item: m.item.clone(),

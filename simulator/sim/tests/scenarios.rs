@@ -325,6 +325,9 @@ fn targets_for(kind: &FaultKind) -> Vec<Target> {
     ];
     let wifi = [Target::Wifi(0), Target::Wifi(1)];
     match kind.family() {
+        _ if matches!(kind, FaultKind::OriginReplace | FaultKind::RogueForward) => {
+            vec![Target::Origin]
+        }
         Family::Network if *kind == FaultKind::Partition => [&towers[..], &wifi].concat(),
         Family::Network => [&towers[..], &links, &wifi].concat(),
         Family::Process | Family::Disk => [&[Target::Origin][..], &towers].concat(),
@@ -355,6 +358,7 @@ fn sample_kinds() -> Vec<FaultKind> {
         Pause,
         Slow { factor: 3.5 },
         CrashLoop { every: ms(300_000) },
+        OriginReplace,
         WriteError { p: 0.01 },
         FsyncError { p: 1.0 },
         TornWrite,
@@ -370,6 +374,7 @@ fn sample_kinds() -> Vec<FaultKind> {
         HardCut,
         ClockSkew { ppm: -250 },
         ClockJump { by_ms: -30_000 },
+        RogueForward,
     ]
 }
 
