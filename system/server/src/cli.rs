@@ -23,7 +23,7 @@ pub enum TowerCommand {
 #[derive(clap::Subcommand, Debug)]
 pub enum OriginCommand {
     /// Serve the catalog, chunks and the operation apply log to towers.
-    Serve(OriginArgs),
+    Serve(Box<OriginArgs>),
     /// Publish a new version of an item (needs an operator token).
     Publish(PublishArgs),
     /// Issue a tower's credential (operator token); shown once.
@@ -69,7 +69,7 @@ pub fn run_origin(cmd: OriginCommand) -> anyhow::Result<()> {
     match cmd {
         OriginCommand::Serve(args) => {
             init_logs();
-            rt.block_on(serve::run_origin(args))
+            rt.block_on(serve::run_origin(*args))
         }
         OriginCommand::Publish(args) => rt.block_on(serve::run_publish(args)),
         OriginCommand::AddTower(args) => rt.block_on(serve::run_add_tower(args)),

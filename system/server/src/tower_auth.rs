@@ -451,9 +451,10 @@ impl TowerCredentials {
 }
 
 /// Fill `buf` from the OS's cryptographic random source. Secrets (tower credentials, the
-/// origin's identity) must be unpredictable: the logic's injected `Entropy` (a seeded
-/// SplitMix64, which the workspace's lint steers randomness to) is for jitter, not for
-/// secrets, so this is the one place the servers read the OS's randomness.
+/// origin's identity, device identities, key nonces) must be unpredictable: the logic's
+/// injected `Entropy` (a seeded SplitMix64, which the workspace's lint steers randomness
+/// to) is for jitter, not for secrets, so this is the one place the servers read the OS's
+/// randomness.
 #[allow(clippy::disallowed_methods)]
 pub fn secret_bytes(buf: &mut [u8]) -> Result<(), String> {
     getrandom::fill(buf).map_err(|e| e.to_string())

@@ -486,8 +486,8 @@ pub enum Oracle {
     OfflineService,
     /// 8. A tower shuts down cleanly before its battery is empty (unless hard cut).
     PowerSafety,
-    /// 9. Trust (DESIGN.md §11): every operation the origin applies is one its key's
-    /// owner submitted, and no two devices ever issue the same key.
+    /// 9. Trust (DESIGN.md §11): every operation the origin applies is one its
+    ///    key's owner submitted, and no two devices ever issue the same key.
     Attribution,
 }
 

@@ -69,7 +69,7 @@ impl DeviceIdentity {
     /// A new identity from the OS's CSPRNG.
     pub fn generate() -> io::Result<Self> {
         let mut secret = [0u8; DEVICE_SECRET_BYTES];
-        getrandom::fill(&mut secret)
+        crate::tower_auth::secret_bytes(&mut secret)
             .map_err(|e| io::Error::other(format!("OS randomness: {e}")))?;
         Ok(DeviceIdentity::from_secret(secret))
     }
@@ -134,7 +134,8 @@ impl DeviceIdentity {
     /// A seed for the device logic's random draws (the keys' random parts), from the OS.
     pub fn fresh_seed() -> io::Result<u64> {
         let mut b = [0u8; 8];
-        getrandom::fill(&mut b).map_err(|e| io::Error::other(format!("OS randomness: {e}")))?;
+        crate::tower_auth::secret_bytes(&mut b)
+            .map_err(|e| io::Error::other(format!("OS randomness: {e}")))?;
         Ok(u64::from_le_bytes(b))
     }
 }
