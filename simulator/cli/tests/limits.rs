@@ -347,6 +347,11 @@ fn tower_args(dir: &Path, addr: &str, admin: &str, uplink: &str, extra: &[&str])
     .map(|s| s.to_string())
     .collect();
     a.extend(tokens());
+    // Tower 1's credential, issued by `origin` (support's `origin_at`), when there is one.
+    let credential = credential_file(dir, 1);
+    if credential.exists() {
+        a.extend(["--credential".to_string(), credential.display().to_string()]);
+    }
     a.extend(extra.iter().map(|s| s.to_string()));
     a
 }
@@ -629,7 +634,12 @@ fn request_limits_on_the_real_tower() {
     let (raw, closed) = exchange(
         ip(5),
         &tower.addr,
-        b"POST /v1/ops HTTP/1.1\r\nHost: t\r\nIdempotency-Key: 7:00000001\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"device\":7",
+        format!(
+            "POST /v1/ops HTTP/1.1\r\nHost: t\r\nAuthorization: {}\r\nIdempotency-Key: {}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"op\":",
+            device_auth(7),
+            device_key(7, 1)
+        )
+        .as_bytes(),
         Duration::from_secs(10),
     );
     let (status, e) = json_status(&raw);
@@ -658,12 +668,13 @@ fn request_limits_on_the_real_tower() {
     assert!(get(7, "/v1/catalog", "").starts_with("HTTP/1.1 200"));
     // Operations: a burst of 2, then 429.
     let op = |key: &str| {
-        let body = r#"{"device":7,"op":{"type":"message","to":"clinic","body":"hi"}}"#;
+        let body = r#"{"op":{"type":"message","to":"clinic","body":"hi"}}"#;
         exchange(
             ip(8),
             &tower.addr,
             format!(
-                "POST /v1/ops HTTP/1.1\r\nHost: t\r\nConnection: close\r\nIdempotency-Key: {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                "POST /v1/ops HTTP/1.1\r\nHost: t\r\nConnection: close\r\nAuthorization: {}\r\nIdempotency-Key: {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                device_auth(7),
                 body.len()
             )
             .as_bytes(),
@@ -671,9 +682,11 @@ fn request_limits_on_the_real_tower() {
         )
         .0
     };
-    assert!(op("7:00000002").starts_with("HTTP/1.1 202"));
-    assert!(op("7:00000003").starts_with("HTTP/1.1 202"));
-    let raw = op("7:00000004");
+    for n in [2, 3] {
+        let raw = op(&device_key(7, n));
+        assert!(raw.starts_with("HTTP/1.1 202"), "{raw}");
+    }
+    let raw = op(&device_key(7, 4));
     let (status, e) = json_status(&raw);
     assert_eq!(status, 429, "{e}");
     assert!(e.contains("too many operations"), "{e}");
@@ -786,6 +799,25 @@ fn tls_on_every_listener_and_client() {
         stderr(&o)
     );
     let o = publish(Some(&pem("ca.pem")));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+
+    // Tower 1's credential, issued over the https admin API (add-tower trusts --ca).
+    let cred = credential_file(dir.path(), 1);
+    let o = run(&[
+        "origin",
+        "add-tower",
+        "--origin",
+        &format!("https://{o_admin}"),
+        "--tower",
+        "1",
+        "--out",
+        &cred.display().to_string(),
+        "--token",
+        OPERATOR,
+        "--ca",
+        &pem("ca.pem"),
+    ])
+    .0;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 
     let (t_addr, t_admin) = (loopback(), loopback());

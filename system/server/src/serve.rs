@@ -49,7 +49,7 @@ use sovereign_logic::tower::TowerConfig;
 use sovereign_store::{Faults, FaultyStore, Store};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -332,6 +332,10 @@ pub struct AddTowerArgs {
     /// An operator token.
     #[arg(long, env = "SOVEREIGN_ADMIN_TOKEN", hide_env_values = true)]
     pub token: String,
+    /// Trust only the CA certificates in this PEM file for an https:// admin URL (default:
+    /// the system's roots).
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
 }
 
 /// `sovereign origin revoke-tower`: revoke a tower's credential through the admin API.
@@ -346,6 +350,10 @@ pub struct RevokeTowerArgs {
     /// An operator token.
     #[arg(long, env = "SOVEREIGN_ADMIN_TOKEN", hide_env_values = true)]
     pub token: String,
+    /// Trust only the CA certificates in this PEM file for an https:// admin URL (default:
+    /// the system's roots).
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
 }
 
 /// `sovereign tower rehome`: order a re-home through the tower's admin API.
@@ -357,6 +365,10 @@ pub struct RehomeArgs {
     /// An operator token.
     #[arg(long, env = "SOVEREIGN_ADMIN_TOKEN", hide_env_values = true)]
     pub token: String,
+    /// Trust only the CA certificates in this PEM file for an https:// admin URL (default:
+    /// the system's roots).
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
 }
 
 /// `sovereign origin publish`.
@@ -958,8 +970,10 @@ async fn admin_call(
     method: hyper::http::Method,
     url: String,
     token: &str,
+    ca: Option<&Path>,
 ) -> Result<serde_json::Value> {
-    let transport = HyperTransport::tcp();
+    let tls = crate::tls::client_config(ca, "--ca", url.starts_with("https://"))?;
+    let transport = HyperTransport::tcp_tls(tls);
     let auth = hyper::http::HeaderValue::from_str(&format!("Bearer {token}"))
         .map_err(|_| anyhow!("the token contains characters a header cannot carry"))?;
     let mut req =
@@ -981,6 +995,7 @@ pub async fn run_add_tower(args: AddTowerArgs) -> Result<()> {
         hyper::http::Method::POST,
         format!("{base}/admin/towers/{}", args.tower),
         &args.token,
+        args.ca.as_deref(),
     )
     .await
     .context("issuing the credential")?;
@@ -1015,6 +1030,7 @@ pub async fn run_revoke_tower(args: RevokeTowerArgs) -> Result<()> {
         hyper::http::Method::DELETE,
         format!("{base}/admin/towers/{}", args.tower),
         &args.token,
+        args.ca.as_deref(),
     )
     .await
     .context("revoking the credential")?;
@@ -1029,6 +1045,7 @@ pub async fn run_rehome(args: RehomeArgs) -> Result<()> {
         hyper::http::Method::POST,
         format!("{base}/admin/rehome"),
         &args.token,
+        args.ca.as_deref(),
     )
     .await
     .context("ordering the re-home")?;

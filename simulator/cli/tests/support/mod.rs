@@ -264,9 +264,16 @@ fn spawn(args: &[String], log: &Path, addr: String, admin: String) -> Server {
         log: log.to_path_buf(),
     };
     let a = server.addr.clone();
-    wait_for(&format!("{a}/healthz"), Duration::from_secs(30), || {
-        get(&a, "/healthz").ok().filter(|r| r.status == 200)
-    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get(&a, "/healthz").ok().filter(|r| r.status == 200).is_none() {
+        // A server that never comes up says why: its log is in the failure message.
+        assert!(
+            Instant::now() < deadline,
+            "timed out after 30s waiting for {a}/healthz; {args:?} logged:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     server
 }
 
