@@ -91,24 +91,13 @@ impl Drop for Tmpfs {
     }
 }
 
-/// Submit a contribution; the status and the body.
+/// Submit a contribution as test device 3 under one of its keys; the status and the body.
 fn submit(tower: &str, key: &str, amount: u64) -> Resp {
     let body = serde_json::json!({
-        "device": 3,
         "op": {"type": "contribution", "community": "kibera", "nation": "ke", "amount_minor": amount}
     })
     .to_string();
-    http(
-        "POST",
-        tower,
-        "/v1/ops",
-        &[
-            ("Idempotency-Key", key),
-            ("Content-Type", "application/json"),
-        ],
-        body.as_bytes(),
-    )
-    .expect("the tower answers")
+    submit_op(tower, 3, key, &body).expect("the tower answers")
 }
 
 fn applied_at_origin(origin_admin: &str, key: &str) -> bool {
@@ -273,8 +262,8 @@ fn an_operation_refused_on_a_full_disk_is_never_stored_later() {
     let origin = origin(d, &[]);
     let extra = ["--storage-free-min-mib", "0"];
     let mut t = tower(d, 1, &origin.addr, &extra);
-    assert_eq!(submit(&t.addr, "3:00000100", 100).status, 202);
-    wait_applied(&origin.admin, "3:00000100");
+    assert_eq!(submit(&t.addr, &device_key(3, 100), 100).status, 202);
+    wait_applied(&origin.admin, &device_key(3, 100));
     // Its confirmation deleted at the tower, before the disk fills. (A delete whose
     // commit fails is dropped: the confirmed operation is recovered after a restart and
     // forwarded again, which the origin answers from its record without applying it
@@ -285,7 +274,7 @@ fn an_operation_refused_on_a_full_disk_is_never_stored_later() {
     assert_eq!(readiness(&t.addr).0, 200, "ready before the disk fills");
 
     let filler = fs.fill();
-    let refused = submit(&t.addr, "3:00000101", 1_000);
+    let refused = submit(&t.addr, &device_key(3, 101), 1_000);
     assert_eq!(refused.status, 503, "{}", refused.text());
     let msg = refused.json()["error"]
         .as_str()
@@ -321,8 +310,8 @@ fn an_operation_refused_on_a_full_disk_is_never_stored_later() {
 
     // Space is back; the next operation's fsync must commit only itself.
     std::fs::remove_file(&filler).expect("free the disk");
-    assert_eq!(submit(&t.addr, "3:00000102", 10_000).status, 202);
-    wait_applied(&origin.admin, "3:00000102");
+    assert_eq!(submit(&t.addr, &device_key(3, 102), 10_000).status, 202);
+    wait_applied(&origin.admin, &device_key(3, 102));
     wait_for("the outbox to drain", Duration::from_secs(30), || {
         (outbox_len(&t.admin) == 0).then_some(())
     });
@@ -345,13 +334,13 @@ fn an_operation_refused_on_a_full_disk_is_never_stored_later() {
         plain(&t.log_text())
     );
     assert!(
-        !applied_at_origin(&origin.admin, "3:00000101"),
+        !applied_at_origin(&origin.admin, &device_key(3, 101)),
         "the origin applied an operation the tower answered 503"
     );
     assert_eq!(contributed(&origin.admin), 10_100);
     // The device retries with the same key, as told: applied once.
-    assert_eq!(submit(&t.addr, "3:00000101", 1_000).status, 202);
-    wait_applied(&origin.admin, "3:00000101");
+    assert_eq!(submit(&t.addr, &device_key(3, 101), 1_000).status, 202);
+    wait_applied(&origin.admin, &device_key(3, 101));
     assert_eq!(contributed(&origin.admin), 11_100);
 }
 
@@ -366,15 +355,15 @@ fn an_operation_refused_by_a_failed_fsync_is_never_stored_later() {
     let origin = origin(d, &[]);
     let mut t = tower(d, 1, &origin.addr, &[]);
     chaos(&t.admin, "POST", r#"{"kind":"fsync-failure","count":1}"#);
-    let refused = submit(&t.addr, "3:00000201", 1_000);
+    let refused = submit(&t.addr, &device_key(3, 201), 1_000);
     assert_eq!(refused.status, 503, "{}", refused.text());
     assert!(
         refused.text().contains("outcome unknown"),
         "{}",
         refused.text()
     );
-    assert_eq!(submit(&t.addr, "3:00000202", 20).status, 202);
-    wait_applied(&origin.admin, "3:00000202");
+    assert_eq!(submit(&t.addr, &device_key(3, 202), 20).status, 202);
+    wait_applied(&origin.admin, &device_key(3, 202));
     // Confirmed and deleted at the tower too, so that a restart has nothing to recover.
     wait_for("the outbox to drain", Duration::from_secs(30), || {
         (outbox_len(&t.admin) == 0).then_some(())
@@ -393,7 +382,7 @@ fn an_operation_refused_by_a_failed_fsync_is_never_stored_later() {
         "the restarted tower recovered an operation it had refused"
     );
     assert!(
-        !applied_at_origin(&origin.admin, "3:00000201"),
+        !applied_at_origin(&origin.admin, &device_key(3, 201)),
         "the origin applied an operation the tower answered 503"
     );
     assert_eq!(contributed(&origin.admin), 20);
@@ -481,8 +470,8 @@ fn a_publish_that_fails_on_a_full_disk_leaves_nothing_and_the_origin_goes_on() {
     let (ok, err) = try_publish(&origin.admin, d, "after", &content(3, 200_000));
     assert!(ok, "the origin is wedged after a failed publish: {err}");
     let t = tower(d, 1, &origin.addr, &[]);
-    assert_eq!(submit(&t.addr, "3:00000301", 300).status, 202);
-    wait_applied(&origin.admin, "3:00000301");
+    assert_eq!(submit(&t.addr, &device_key(3, 301), 300).status, 202);
+    wait_applied(&origin.admin, &device_key(3, 301));
     wait_for(
         "the tower to serve `after`",
         Duration::from_secs(30),
@@ -544,7 +533,7 @@ fn chunk_files_no_entry_names_are_collected_when_origin_and_tower_start() {
         "no garbage-collection line with files=40 bytes={o_bytes}:\n{}",
         origin.log_text()
     );
-    let r = get(&origin.addr, &format!("/v1/chunks/{}", o_strays[0])).expect("chunk");
+    let r = tower_get(&origin.addr, &format!("/v1/chunks/{}", o_strays[0]), d, 1).expect("chunk");
     assert_eq!(r.status, 404, "a collected chunk is still served");
 
     let t = tower(d, 1, &origin.addr, &[]);
@@ -581,7 +570,7 @@ fn storage_failures_show_in_readiness_metrics_and_status() {
     assert!(metric(&t.addr, "sovereign_storage_free_bytes", &[]).is_some_and(|v| v > 0.0));
 
     chaos(&t.admin, "POST", r#"{"kind":"disk-full"}"#);
-    let r = submit(&t.addr, "3:00000401", 5);
+    let r = submit(&t.addr, &device_key(3, 401), 5);
     assert_eq!(r.status, 503, "{}", r.text());
     assert!(r.text().contains("not stored"), "{}", r.text());
     let (code, reasons) = readiness(&t.addr);
@@ -604,7 +593,7 @@ fn storage_failures_show_in_readiness_metrics_and_status() {
         .is_some_and(|v| v >= 1.0)
     );
     chaos(&t.admin, "DELETE", "");
-    assert_eq!(submit(&t.addr, "3:00000401", 5).status, 202);
+    assert_eq!(submit(&t.addr, &device_key(3, 401), 5).status, 202);
     assert_eq!(readiness(&t.addr), (200, vec![]));
     assert!(status_degraded(&t.admin).is_empty());
     wait_for("steady again", Duration::from_secs(10), || {

@@ -165,15 +165,22 @@ fn only_known_towers_reach_the_origin_and_it_records_who_forwarded_what() {
             .ok()
             .filter(|r| r.status == 200 && r.body == bytes)
     });
-    assert_eq!(contribute(&t.addr, 7, "7:00000001", "kibera", 1000), 202);
+    assert_eq!(
+        contribute(&t.addr, 7, &device_key(7, 1), "kibera", 1000),
+        202
+    );
     let rec = wait_for(
-        "the origin applied 7:00000001",
+        "the origin applied device 7's first operation",
         Duration::from_secs(60),
         || {
-            admin_get(&origin.admin, "/admin/ops/7:00000001", VIEWER)
-                .ok()
-                .filter(|r| r.status == 200)
-                .map(|r| r.json())
+            admin_get(
+                &origin.admin,
+                &format!("/admin/ops/{}", device_key(7, 1)),
+                VIEWER,
+            )
+            .ok()
+            .filter(|r| r.status == 200)
+            .map(|r| r.json())
         },
     );
     assert_eq!(rec["outcome"]["result"], "applied", "{rec}");
@@ -291,9 +298,17 @@ fn a_replaced_origin_is_noticed_and_only_a_rehome_moves_the_tower() {
     );
 
     // An operation acknowledged now stays in the outbox: nothing goes to a stranger.
-    assert_eq!(contribute(&t.addr, 8, "8:00000001", "kibera", 700), 202);
+    assert_eq!(
+        contribute(&t.addr, 8, &device_key(8, 1), "kibera", 700),
+        202
+    );
     std::thread::sleep(Duration::from_secs(4)); // several catalog polls and forward tries
-    let r = admin_get(&second.admin, "/admin/ops/8:00000001", VIEWER).expect("op");
+    let r = admin_get(
+        &second.admin,
+        &format!("/admin/ops/{}", device_key(8, 1)),
+        VIEWER,
+    )
+    .expect("op");
     assert_eq!(r.status, 404, "forwarded to a stranger: {}", r.text());
     assert_eq!(ledger(&second.admin)["contributed_minor"], "0");
     let outbox = admin_get(&t.admin, "/admin/outbox", VIEWER)
@@ -301,7 +316,7 @@ fn a_replaced_origin_is_noticed_and_only_a_rehome_moves_the_tower() {
         .json();
     assert_eq!(
         outbox["keys"],
-        serde_json::json!(["8:00000001"]),
+        serde_json::json!([device_key(8, 1)]),
         "{outbox}"
     );
 
@@ -381,13 +396,17 @@ fn a_replaced_origin_is_noticed_and_only_a_rehome_moves_the_tower() {
     );
     // The outbox went to the origin the tower now trusts, recorded as tower 1's.
     let rec = wait_for(
-        "the new origin applied 8:00000001",
+        "the new origin applied device 8's first operation",
         Duration::from_secs(60),
         || {
-            admin_get(&second.admin, "/admin/ops/8:00000001", VIEWER)
-                .ok()
-                .filter(|r| r.status == 200)
-                .map(|r| r.json())
+            admin_get(
+                &second.admin,
+                &format!("/admin/ops/{}", device_key(8, 1)),
+                VIEWER,
+            )
+            .ok()
+            .filter(|r| r.status == 200)
+            .map(|r| r.json())
         },
     );
     assert_eq!(rec["tower"], 1, "{rec}");

@@ -265,7 +265,11 @@ fn spawn(args: &[String], log: &Path, addr: String, admin: String) -> Server {
     };
     let a = server.addr.clone();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while get(&a, "/healthz").ok().filter(|r| r.status == 200).is_none() {
+    while get(&a, "/healthz")
+        .ok()
+        .filter(|r| r.status == 200)
+        .is_none()
+    {
         // A server that never comes up says why: its log is in the failure message.
         assert!(
             Instant::now() < deadline,

@@ -63,7 +63,7 @@ fn main_screen_shows_every_panel_at_both_sizes() {
         }
         assert!(contains(&s, "tower-0"));
         assert!(contains(&s, "*fibre up"), "{}", s.join("\n"));
-        assert!(contains(&s, "✓ all 8 invariants holding"));
+        assert!(contains(&s, "✓ all 9 invariants holding"));
         assert!(contains(&s, "avail"));
         assert!(s[usize::from(size.1) - 1].contains("? help"));
     }
