@@ -660,6 +660,13 @@ impl App {
     }
 
     fn main_key(&mut self, key: KeyEvent) {
+        // Ctrl/Alt chords are not the letter alone (Ctrl-C was handled above).
+        if key
+            .modifiers
+            .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
+        {
+            return;
+        }
         let checklist = self
             .gameday
             .as_ref()

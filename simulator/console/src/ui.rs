@@ -612,7 +612,7 @@ impl App {
 pub const HELP: [(&str, &str); 19] = [
     ("space / p", "pause / resume"),
     ("n / .", "step to the next event"),
-    ("+ / -", "speed ×1 … ×100000"),
+    ("+ = / -", "faster / slower (×1 … ×100000)"),
     ("u", "unthrottled on / off"),
     ("g", "jump to a virtual time (6h, +30m)"),
     ("R", "restart with a new seed"),

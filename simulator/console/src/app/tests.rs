@@ -89,6 +89,122 @@ fn help_lists_every_key() {
     assert_eq!(a.screen, Screen::Main);
 }
 
+/// What a key can change, as text: two states with the same fingerprint look the same to
+/// the operator and to a game day.
+fn fingerprint(a: &App) -> String {
+    let gd = a
+        .gameday
+        .as_ref()
+        .map(|g| (g.confirmations.len(), g.aborted.is_some(), g.injected.len()));
+    format!(
+        "{:?}|{}|{}|{:?}|{:?}|{:?}|{}|{}|{:?}|{:?}|{}|{:?}|{}|{gd:?}",
+        a.screen,
+        a.paused,
+        a.speed,
+        a.selected,
+        a.filter,
+        a.text_filter,
+        a.notes.len(),
+        a.status,
+        a.jump_to,
+        a.note_at,
+        a.quit,
+        a.source.now(),
+        a.live.log_lines().count(),
+    )
+}
+
+/// The keys a help entry names ("Tab / j / ↓", "q / Ctrl-C", "← → / h l", …).
+fn help_keys(entry: &str) -> Vec<KeyEvent> {
+    // Keys are separated by spaces, alternatives by " / "; "/" alone is the key itself.
+    entry
+        .split(' ')
+        .filter(|t| !t.is_empty() && (*t != "/" || entry == "/"))
+        .map(|t| match t {
+            "space" => key(' '),
+            "Tab" => KeyEvent::from(KeyCode::Tab),
+            "S-Tab" => KeyEvent::from(KeyCode::BackTab),
+            "Enter" => KeyEvent::from(KeyCode::Enter),
+            "Esc" => KeyEvent::from(KeyCode::Esc),
+            "↑" => KeyEvent::from(KeyCode::Up),
+            "↓" => KeyEvent::from(KeyCode::Down),
+            "←" => KeyEvent::from(KeyCode::Left),
+            "→" => KeyEvent::from(KeyCode::Right),
+            "Ctrl-C" => KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL),
+            one if one.chars().count() == 1 => key(one.chars().next().unwrap_or(' ')),
+            other => panic!("help names a key this test cannot press: {other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn help_names_exactly_the_keys_the_handler_handles() {
+    // Goal: press every key a keyboard has on the main screen (in a game day with a
+    // checklist pending and log filters set, so that every key has something to act on):
+    // the keys that change anything are exactly the keys the help names.
+    let fresh = || {
+        let mut a = app(Some(plan_gameday()));
+        a.text_filter = "tower".into();
+        a.jump_to = Some(Time::from_secs(7200));
+        a
+    };
+    let mut keyboard: Vec<KeyEvent> = (' '..='~').map(key).collect();
+    keyboard.extend(
+        [
+            KeyCode::Enter,
+            KeyCode::Esc,
+            KeyCode::Tab,
+            KeyCode::BackTab,
+            KeyCode::Backspace,
+            KeyCode::Delete,
+            KeyCode::Insert,
+            KeyCode::Home,
+            KeyCode::End,
+            KeyCode::PageUp,
+            KeyCode::PageDown,
+            KeyCode::Up,
+            KeyCode::Down,
+            KeyCode::Left,
+            KeyCode::Right,
+            KeyCode::F(1),
+        ]
+        .map(KeyEvent::from),
+    );
+    keyboard
+        .extend(['c', 'q', 'x'].map(|c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL)));
+    let before = fingerprint(&fresh());
+    let handled: Vec<String> = keyboard
+        .iter()
+        .filter(|k| {
+            let mut a = fresh();
+            a.handle_key(**k);
+            fingerprint(&a) != before
+        })
+        .map(|k| format!("{k:?}"))
+        .collect();
+    let mut documented: Vec<String> = crate::ui::HELP
+        .iter()
+        .flat_map(|(keys, _)| help_keys(keys))
+        .map(|k| format!("{k:?}"))
+        .collect();
+    documented.sort();
+    documented.dedup();
+    let mut handled_sorted = handled.clone();
+    handled_sorted.sort();
+    let undocumented: Vec<&String> = handled_sorted
+        .iter()
+        .filter(|k| !documented.contains(k))
+        .collect();
+    let dead: Vec<&String> = documented
+        .iter()
+        .filter(|k| !handled_sorted.contains(k))
+        .collect();
+    assert!(
+        undocumented.is_empty() && dead.is_empty(),
+        "handled but not in the help: {undocumented:?}\nin the help but doing nothing: {dead:?}"
+    );
+}
+
 #[test]
 fn inject_menu_cuts_the_selected_link_and_logs_the_operator() {
     // Goal: select tower-0/fibre, open the menu, cut it: the fault starts, named and logged.
