@@ -30,7 +30,7 @@ mod support;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use support::*;
 
 /// A tmpfs mounted at a directory for the life of the value (unmounted on drop).
@@ -661,4 +661,50 @@ fn a_parked_fetch_task_makes_the_tower_unready() {
             .is_some_and(|v| v >= 1.0),
         "the park is counted"
     );
+}
+
+#[test]
+fn an_origin_that_keeps_failing_is_not_rebuilt_on_every_request() {
+    // Goal: a rebuild reads the whole store, so a failing disk must not turn every request
+    // into one: the first failure is rebuilt at once, the next in a row waits (2 s, then
+    // longer) and requests meanwhile get "storage failed" without a rebuild; once the
+    // disk works, the origin comes back by itself.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let origin = origin(d, &[]);
+    let restarted = |o: &Server| {
+        plain(&o.log_text())
+            .matches("origin restarted from its durable state")
+            .count()
+    };
+    chaos(&origin.admin, "POST", r#"{"kind":"disk-full"}"#);
+    // The first failure is rebuilt at once, the second stops the origin for 2 s, the
+    // third comes inside those 2 s.
+    for n in 0..3 {
+        let (ok, err) = try_publish(&origin.admin, d, &format!("p{n}"), &content(n, 20_000));
+        assert!(!ok && err.contains("storage failed"), "publish {n}: {err}");
+    }
+    let log = plain(&origin.log_text());
+    assert_eq!(restarted(&origin), 1, "{log}");
+    assert!(
+        log.contains("rebuilding it later") && log.contains("failures_in_a_row=2"),
+        "{log}"
+    );
+    chaos(&origin.admin, "DELETE", "");
+    let started = Instant::now();
+    wait_for(
+        "a publish after the disk works",
+        Duration::from_secs(20),
+        || {
+            try_publish(&origin.admin, d, "after", &content(9, 20_000))
+                .0
+                .then_some(())
+        },
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(restarted(&origin), 2, "{}", plain(&origin.log_text()));
 }

@@ -45,7 +45,7 @@ use sovereign_logic::device::{Device, DeviceConfig};
 use sovereign_logic::entropy::{Entropy, SplitMix64};
 use sovereign_logic::io::{Action, DurableState, Event, Key, PowerMode, Record};
 use sovereign_logic::ledger::Rounding;
-use sovereign_logic::origin::{Origin, OriginConfig};
+use sovereign_logic::origin::{Origin, OriginConfig, RestartPacing};
 use sovereign_logic::protocol::{
     DeviceId, IdemKey, LinkKind, Message, OpKind, OpOutcome, Operation, OriginId, Peer,
     SubmitReply, TowerId,
@@ -86,7 +86,8 @@ const POWER_TICK: Duration = Duration::from_secs(10);
 const POWER_OBS_EVERY: u64 = 60;
 /// Backlog and steady-state sampling period.
 const SAMPLE_EVERY: Duration = Duration::from_secs(60);
-/// How long a crashed origin stays down before its supervisor restarts it.
+/// How long a crashed origin stays down before its supervisor restarts it (plus the
+/// origin's [`RestartPacing`] wait when it keeps failing).
 const ORIGIN_RESTART: Duration = Duration::from_secs(2);
 /// Boot time of a tower process.
 const BOOT: Duration = Duration::from_secs(5);
@@ -504,6 +505,8 @@ struct OriginHost {
     id: OriginId,
     /// How many times the origin was replaced (`origin-replace`).
     epoch: u64,
+    /// Paces fail-stop restarts; told when an fsync completes OK.
+    restarts: RestartPacing,
 }
 
 struct DeviceHost {
@@ -871,6 +874,7 @@ impl World {
             crash_faults: 0,
             id: origin_id(seed, 0),
             epoch: 0,
+            restarts: RestartPacing::default(),
         };
         let mut towers = Vec::new();
         let mut devices = Vec::new();
@@ -1533,6 +1537,9 @@ impl World {
                             return;
                         }
                         let res = self.fsync_done(node, upto, fail);
+                        if res.is_ok() {
+                            self.origin.restarts.on_durable();
+                        }
                         self.origin.origin.handle_fsync_done(now, id, res);
                         self.drain_origin();
                     }
@@ -1863,8 +1870,10 @@ impl World {
             }
         }
         if self.origin.origin.is_failed() && self.origin.up {
-            // Fail-stop (fsync/write failure): its supervisor restarts it from disk.
-            self.crash_origin(ORIGIN_RESTART);
+            // Fail-stop (fsync/write failure): its supervisor restarts it from disk, later
+            // each time it fails again before an fsync succeeds.
+            let after = ORIGIN_RESTART + self.origin.restarts.on_failure();
+            self.crash_origin(after);
         }
         self.check_published();
     }
@@ -2189,6 +2198,7 @@ impl World {
         self.origin.id = origin_id(self.seed, self.origin.epoch);
         self.origin.origin = Origin::new(self.origin.config.clone());
         self.origin.disk = SimDisk::new();
+        self.origin.restarts = RestartPacing::default();
         self.origin.incarnation += 1; // what the old one had in flight is dropped
         self.origin.up = true;
         self.origin.paused_until = None;

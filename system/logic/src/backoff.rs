@@ -138,6 +138,19 @@ impl Backoff {
         delay
     }
 
+    /// The next delay of a policy without jitter ([`Jitter::None`]), which needs no draw;
+    /// increments attempt. Panics on a jittered policy (use [`Backoff::next_delay`]).
+    pub fn next_fixed_delay(&mut self) -> Duration {
+        assert_eq!(
+            self.policy.jitter,
+            Jitter::None,
+            "a jittered backoff needs an Entropy: call next_delay"
+        );
+        let d = self.policy.ceiling(self.attempt);
+        self.attempt = self.attempt.saturating_add(1);
+        d
+    }
+
     /// Back to attempt 0 (after a success).
     pub fn reset(&mut self) {
         self.attempt = 0;
@@ -192,6 +205,35 @@ mod tests {
         b.reset();
         assert_eq!(b.attempt(), 0);
         assert_eq!(b.next_delay(&mut rng), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn fixed_delays_need_no_draw_and_match_next_delay() {
+        // Goal: next_fixed_delay gives the same sequence as next_delay without jitter, and
+        // resets the same way; the origin's restart pacing built on it rebuilds the first
+        // failure at once, then waits 2 s doubling to 64 s, until an fsync succeeds.
+        let mut a = Backoff::new(policy(Jitter::None));
+        let mut b = Backoff::new(policy(Jitter::None));
+        let mut rng = SplitMix64::new(7);
+        for _ in 0..9 {
+            assert_eq!(a.next_fixed_delay(), b.next_delay(&mut rng));
+        }
+        a.reset();
+        assert_eq!(a.next_fixed_delay(), Duration::from_millis(100));
+        let mut r = crate::origin::RestartPacing::default();
+        let secs: Vec<u64> = (0..9).map(|_| r.on_failure().as_secs()).collect();
+        assert_eq!(secs, [0, 2, 4, 8, 16, 32, 64, 64, 64]);
+        assert_eq!(r.failures(), 9);
+        r.on_durable();
+        assert_eq!(r.on_failure(), Duration::ZERO);
+        assert_eq!(r.on_failure(), Duration::from_secs(2));
+    }
+
+    #[test]
+    #[should_panic(expected = "needs an Entropy")]
+    fn fixed_delay_of_a_jittered_policy_is_refused() {
+        // Goal: a jittered policy cannot silently lose its jitter.
+        Backoff::new(policy(Jitter::Full)).next_fixed_delay();
     }
 
     #[test]

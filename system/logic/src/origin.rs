@@ -22,7 +22,12 @@
 //! - Any write or fsync failure stops the origin (fail-stop, as PostgreSQL does on fsync
 //!   failure): it cannot know what reached the disk. It emits nothing further; the driver
 //!   restarts it through [`Origin::recover`], which rebuilds everything (the ledger
-//!   included) from the durable records alone.
+//!   included) from the durable records alone. A recovery reads the whole durable state,
+//!   so its cost grows with the origin's history; the drivers pace restarts with
+//!   [`RestartPacing`]: the first failure since an fsync last succeeded is rebuilt at
+//!   once, each further one in a row waits [`RESTART_BACKOFF`] (2 s, doubling to 64 s),
+//!   so a full disk does not turn every tower request into a full recovery. Meanwhile
+//!   the origin answers nothing (towers retry).
 //!
 //! # Exactly once
 //!
@@ -54,12 +59,14 @@
 //! address. An origin without one (the simulator's, older stores) announces `None`.
 //!
 //! Map: [`OriginConfig`], [`OriginError`], [`Origin`]; limits [`CATALOG_REPLY_ENTRIES_MAX`],
-//! [`ITEM_BYTES_MAX`], [`IDEM_KEY_BYTES_MAX`], [`PENDING_FSYNCS_MAX`].
+//! [`ITEM_BYTES_MAX`], [`IDEM_KEY_BYTES_MAX`], [`PENDING_FSYNCS_MAX`]; restarts
+//! [`RestartPacing`], [`RESTART_BACKOFF`].
 //!
 //! Not covered: HTTP, SQL and files (the drivers'), withdrawals from the ledger (no
 //! operation asks for one yet), deleting old versions or unreferenced chunks.
 
 use crate::Time;
+use crate::backoff::{Backoff, BackoffPolicy, Jitter};
 use crate::content::{self, ChunkHash, ChunkParams, ChunkParamsError, ItemId, Priority};
 use crate::io::{Action, DurableState, Event, Record, WriteId};
 use crate::ledger::{Ledger, Rounding};
@@ -85,6 +92,58 @@ pub use crate::protocol::IDEM_KEY_BYTES_MAX;
 pub const PENDING_FSYNCS_MAX: usize = 4096;
 const _: () = assert!(BATCH_MAX_DEFAULT <= PENDING_FSYNCS_MAX);
 const _: () = assert!(CATALOG_REPLY_ENTRIES_MAX > 0);
+
+/// The waits of [`RestartPacing`] after the first failure in a row: 2 s, doubling up to
+/// 64 s. No jitter: the origin is one process.
+pub const RESTART_BACKOFF: BackoffPolicy = BackoffPolicy {
+    base: std::time::Duration::from_secs(2),
+    max: std::time::Duration::from_secs(64),
+    multiplier: 2,
+    jitter: Jitter::None,
+};
+
+/// When a driver rebuilds a fail-stopped origin with [`Origin::recover`], which reads the
+/// whole durable state: at once after the first failure since an fsync last completed
+/// OK, then after [`RESTART_BACKOFF`]'s waits while failures keep coming (a full disk,
+/// a dying device). Both drivers (the simulator, the real origin's node) use it.
+#[derive(Clone, Debug)]
+pub struct RestartPacing {
+    /// Failures in a row since the last good fsync.
+    failures: u32,
+    backoff: Backoff,
+}
+
+impl Default for RestartPacing {
+    fn default() -> Self {
+        RestartPacing {
+            failures: 0,
+            backoff: Backoff::new(RESTART_BACKOFF),
+        }
+    }
+}
+
+impl RestartPacing {
+    /// The origin failed: how long to wait before rebuilding it (zero the first time).
+    pub fn on_failure(&mut self) -> std::time::Duration {
+        self.failures = self.failures.saturating_add(1);
+        if self.failures == 1 {
+            std::time::Duration::ZERO
+        } else {
+            self.backoff.next_fixed_delay()
+        }
+    }
+
+    /// An fsync completed OK: the next failure is rebuilt at once again.
+    pub fn on_durable(&mut self) {
+        self.failures = 0;
+        self.backoff.reset();
+    }
+
+    /// Failures in a row since the last good fsync.
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+}
 
 /// How the origin behaves; the two planted bugs are switched here.
 #[derive(Clone, Debug)]
@@ -801,9 +860,33 @@ mod tests {
     use crate::protocol::{DeviceId, TowerId};
     use proptest::prelude::*;
     use std::collections::BTreeSet;
+    use std::time::Duration;
 
     const TOWER: Peer = Peer::Tower(TowerId(1));
     const T0: Time = Time::ZERO;
+
+    /// Goal: a fail-stopped origin is rebuilt at once the first time, then after 2, 4, 8,
+    /// … 64 s while failures keep coming; a good fsync makes the next one immediate again.
+    #[test]
+    fn restarts_are_paced_while_failures_keep_coming() {
+        let s = Duration::from_secs;
+        let mut p = RestartPacing::default();
+        let waits: Vec<Duration> = (0..9).map(|_| p.on_failure()).collect();
+        assert_eq!(
+            waits,
+            [0, 2, 4, 8, 16, 32, 64, 64, 64].map(s).to_vec(),
+            "paced waits"
+        );
+        assert_eq!(p.failures(), 9);
+        p.on_durable();
+        assert_eq!(p.failures(), 0);
+        assert_eq!(
+            p.on_failure(),
+            Duration::ZERO,
+            "first again after a good fsync"
+        );
+        assert_eq!(p.on_failure(), s(2), "the backoff starts over");
+    }
 
     /// A hand-driven origin with a disk model: writes are pending until a later fsync
     /// completes; a crash loses pending writes (except the ones `crash` is told to flush).

@@ -8,7 +8,10 @@
 //! the failed publish created removed — a failed publish leaves nothing behind, and the
 //! origin never fills its disk with its own garbage), rebuilds it from the store's durable
 //! state ([`Origin::recover`], as PostgreSQL restarts after an fsync failure) and answers
-//! the requests of that moment with "retry". At start-up and at each such restart, chunk
+//! the requests of that moment with "retry". A rebuild reads the whole store, so it is
+//! paced ([`RestartPacing`]): the first failure since an fsync last succeeded is rebuilt at
+//! once, each further one in a row only on the first request after a wait of 2 s doubling
+//! to 64 s; requests meanwhile get "retry" without touching the store. At start-up and at each such restart, chunk
 //! files no committed entry names are garbage-collected (a crash between a publish's chunk
 //! writes and its commit leaves them).
 //!
@@ -25,7 +28,7 @@ use crate::tower_node::{NodeGone, blocking};
 use sovereign_logic::Time;
 use sovereign_logic::content::{ItemId, Priority};
 use sovereign_logic::io::{Action, Event};
-use sovereign_logic::origin::{Origin, OriginConfig};
+use sovereign_logic::origin::{Origin, OriginConfig, RestartPacing};
 use sovereign_logic::protocol::{CatalogEntry, Message, OriginId, Peer, TowerId};
 use sovereign_store::Store;
 use std::collections::BTreeSet;
@@ -140,6 +143,11 @@ struct Node {
     replies: Vec<(Peer, Message)>,
     /// Storage errors seen while draining.
     failure: Option<String>,
+    /// When a fail-stopped origin is rebuilt: the first failure at once, further ones in
+    /// a row after a growing wait ([`RestartPacing`]).
+    pacing: RestartPacing,
+    /// The origin failed and waits for its rebuild until then (the instant and why).
+    stopped: Option<(tokio::time::Instant, String)>,
 }
 
 /// Read the durable state and garbage-collect chunk files no committed entry names
@@ -175,6 +183,8 @@ pub fn spawn(
         sink,
         replies: Vec::new(),
         failure: None,
+        pacing: RestartPacing::default(),
+        stopped: None,
     };
     let identity = node.identity()?;
     let (tx, rx) = mpsc::unbounded_channel();
@@ -274,6 +284,9 @@ impl Node {
                 Action::Fsync { id } => {
                     let r = blocking(|| self.store.fsync()).map_err(|e| e.to_string());
                     self.note(&r);
+                    if r.is_ok() {
+                        self.pacing.on_durable();
+                    }
                     self.origin.handle_fsync_done(now, id, r);
                 }
                 Action::Emit(event) => {
@@ -292,27 +305,46 @@ impl Node {
         }
     }
 
-    /// After a storage failure the logic has stopped: rebuild it from what is durable.
+    /// After a storage failure the logic has stopped: discard what the failed step staged
+    /// at once, and rebuild the origin from what is durable — at once the first time, after
+    /// [`RestartPacing`]'s wait when it keeps failing (a rebuild reads the whole store).
+    /// `Some(why)` while the origin is (still) stopped for this input.
     fn restart_if_failed(&mut self) -> Option<String> {
         if !self.origin.is_failed() {
             self.failure = None;
             return None;
         }
-        let why = self
-            .failure
-            .take()
-            .unwrap_or_else(|| "storage failure".to_string());
-        // What the failed step staged must never be committed by a later fsync, and the
-        // chunk files a failed publish created must not stay (on a full disk they are what
-        // keeps it full).
-        if let Err(e) = blocking(|| self.store.discard()) {
-            tracing::error!(error = %e, "discarding the failed writes left files behind");
+        if let Some(why) = self.failure.take() {
+            // A new failure. What the failed step staged must never be committed by a later
+            // fsync, and the chunk files a failed publish created must not stay (on a full
+            // disk they are what keeps it full).
+            if let Err(e) = blocking(|| self.store.discard()) {
+                tracing::error!(error = %e, "discarding the failed writes left files behind");
+            }
+            let wait = self.pacing.on_failure();
+            if !wait.is_zero() {
+                tracing::warn!(
+                    error = %why,
+                    failures_in_a_row = self.pacing.failures(),
+                    wait_s = wait.as_secs(),
+                    "origin stopped after another storage failure; rebuilding it later"
+                );
+            }
+            self.stopped = Some((tokio::time::Instant::now() + wait, why));
+        }
+        let (at, why) = self
+            .stopped
+            .clone()
+            .unwrap_or_else(|| (tokio::time::Instant::now(), "storage failure".to_string()));
+        if tokio::time::Instant::now() < at {
+            return Some(why);
         }
         // Towers added or revoked since the start are kept.
         self.config.towers = self.origin.config().towers.clone();
         match recover(&*self.store) {
             Ok(recovered) => {
                 self.origin = Origin::recover(self.config.clone(), &recovered.durable);
+                self.stopped = None;
                 tracing::warn!(error = %why, "origin restarted from its durable state");
             }
             Err(e) => {
