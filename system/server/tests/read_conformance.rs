@@ -9,7 +9,8 @@
 //! rotten (all of them quarantined by the one read); its class shed by the power manager
 //! (still served); a new version published while the class is shed (the tower adopts it
 //! and cannot fetch it: mid-sync, the last complete version is served); a chunk of that
-//! last complete version rotten while the new one cannot sync (repairing, then not held);
+//! last complete version rotten while the new one cannot sync (repairing, and still
+//! repairing on the next read: the tower lost what it held and is fetching);
 //! power back (the new version syncs and is served).
 //!
 //! The simulator's side is `sovereign_sim::world::tower_read` (what `World::device_read`
@@ -592,7 +593,7 @@ async fn the_simulator_and_the_real_tower_answer_reads_alike() {
         ),
         (
             "after the quarantine, mid-sync",
-            Answer::NotHeld,
+            Answer::Repairing,
             BTreeSet::new(),
         ),
         (

@@ -299,6 +299,9 @@ struct ItemState {
     missing: BTreeSet<ChunkHash>,
     /// The servable version, if any (may be older than `entry` while a newer syncs).
     servable: Option<Manifest>,
+    /// The servable version was lost to a quarantine and the item has not been servable
+    /// since: reads answer "repairing", not "not held" (not durable: a restart forgets it).
+    repairing: bool,
 }
 
 /// A confirmed operation remembered, and when it is forgotten.
@@ -773,12 +776,13 @@ impl Tower {
     /// warmer either way.
     pub fn serve_plan(&mut self, now: Time, item: &ItemId) -> Result<ServePlan, Refusal> {
         self.note_request(now, item);
+        let state = self.items.get(item);
         read::plan(
             self.read_refusal(),
-            self.items
-                .get(item)
+            state
                 .and_then(|s| s.servable.clone())
                 .map(std::sync::Arc::new),
+            state.is_some_and(|s| s.repairing),
             self.config.verify,
         )
     }
@@ -798,6 +802,13 @@ impl Tower {
                             .as_ref()
                             .map(|m| (id.clone(), std::sync::Arc::new(m.clone())))
                     })
+                    .collect(),
+            ),
+            repairing: std::sync::Arc::new(
+                self.items
+                    .iter()
+                    .filter(|(_, s)| s.repairing)
+                    .map(|(id, _)| id.clone())
                     .collect(),
             ),
         }
@@ -863,7 +874,8 @@ impl Tower {
     }
 
     /// A chunk read from the store failed verification: quarantine it (delete, fetch
-    /// again) and stop serving the items that need it until it is back.
+    /// again) and stop serving the items that need it until it is back (their reads
+    /// answer [`Refusal::Repairing`] meanwhile).
     pub fn report_corrupt(&mut self, now: Time, hash: ChunkHash) {
         self.advance(now);
         if self.held.remove(&hash).is_none() {
@@ -891,6 +903,7 @@ impl Tower {
                 .is_some_and(|m| m.chunks.iter().any(|c| c.hash == hash))
             {
                 state.servable = None;
+                state.repairing = true;
                 self.serve_epoch += 1;
             }
             if state.entry.manifest.chunks.iter().any(|c| c.hash == hash) {
@@ -1111,6 +1124,7 @@ impl Tower {
     fn adopt_entry(&mut self, entry: CatalogEntry, durable: bool) {
         let item = entry.manifest.item.clone();
         let previous_servable = self.items.get(&item).and_then(|s| s.servable.clone());
+        let repairing = self.items.get(&item).is_some_and(|s| s.repairing);
         let missing: BTreeSet<ChunkHash> =
             missing_chunks(&entry.manifest, |h| self.held.contains_key(h))
                 .into_iter()
@@ -1138,6 +1152,7 @@ impl Tower {
                 } else {
                     previous_servable
                 },
+                repairing,
             },
         );
         for (hash, len) in lens {
@@ -1158,6 +1173,7 @@ impl Tower {
         }
         let m = &state.entry.manifest;
         state.servable = Some(m.clone());
+        state.repairing = false;
         self.serve_epoch += 1;
         let event = Event::ContentServable {
             item: m.item.clone(),

@@ -24,9 +24,13 @@
 //! - the tower is shutting down or off: [`Refusal::PoweredDown`] (whatever the item);
 //! - no uplink works and the tower refuses offline service (only the planted
 //!   `offline-refuse`): [`Refusal::Offline`];
-//! - the item has no complete, verified version: [`Refusal::NotHeld`] (404 on the real
-//!   API) — this includes an item whose servable version lost a chunk to a quarantine,
-//!   until it is fetched again;
+//! - the item's servable version was lost to a quarantine (a read found rot) and it has
+//!   not been servable since: [`Refusal::Repairing`], as the read that found the rot
+//!   answered — the tower is fetching it again (or a newer version), so "retry", not "not
+//!   held". This is not durable: after a restart such an item answers "not held" until
+//!   it is servable again;
+//! - the item has no complete, verified version otherwise: [`Refusal::NotHeld`] (404 on
+//!   the real API);
 //! - otherwise the servable version. An item whose newer version is still syncing serves
 //!   its last complete verified version; a class whose syncing the power manager shed
 //!   (`ShedP3`, `ShedP2`, `Essential`) is still served from what is held — shedding stops
@@ -43,7 +47,7 @@
 
 use super::Refusal;
 use crate::content::{ChunkHash, ItemId, Manifest};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// What planning a device read needs from the tower, as of one moment: a snapshot a
@@ -56,6 +60,8 @@ pub struct ReadView {
     pub(super) epoch: u64,
     pub(super) verify: bool,
     pub(super) items: Arc<BTreeMap<ItemId, Arc<Manifest>>>,
+    /// Items whose servable version was lost to a quarantine (see the module doc).
+    pub(super) repairing: Arc<BTreeSet<ItemId>>,
 }
 
 impl ReadView {
@@ -65,6 +71,7 @@ impl ReadView {
         plan(
             self.refusal.clone(),
             self.items.get(item).cloned(),
+            self.repairing.contains(item),
             self.verify,
         )
     }
@@ -86,10 +93,12 @@ impl ReadView {
     }
 }
 
-/// The one planning rule: a refusal of every read first, then the item's servable version.
+/// The one planning rule: a refusal of every read first, then the item's servable
+/// version, then whether it is being repaired.
 pub(super) fn plan(
     refusal: Option<Refusal>,
     servable: Option<Arc<Manifest>>,
+    repairing: bool,
     verify: bool,
 ) -> Result<ServePlan, Refusal> {
     if let Some(r) = refusal {
@@ -97,6 +106,7 @@ pub(super) fn plan(
     }
     match servable {
         Some(manifest) => Ok(ServePlan { manifest, verify }),
+        None if repairing => Err(Refusal::Repairing),
         None => Err(Refusal::NotHeld),
     }
 }

@@ -265,7 +265,7 @@ fn serve_epoch_moves_with_every_change_of_the_servable_set() {
     assert!(e1 > e0, "becoming servable moves the epoch");
     assert!(t.serve_plan(Time::ZERO, &news).is_ok());
     t.report_corrupt(Time::ZERO, chunks[0].hash);
-    assert_eq!(t.serve_plan(Time::ZERO, &news), Err(Refusal::NotHeld));
+    assert_eq!(t.serve_plan(Time::ZERO, &news), Err(Refusal::Repairing));
     assert!(
         t.serve_epoch() > e1,
         "losing the servable version moves the epoch"
@@ -1652,7 +1652,7 @@ fn a_read_checks_every_chunk_and_quarantines_every_rotten_one() {
     // Goal: one read that finds rot reports every rotten chunk of the item (not only the
     // first), answers "repairing" (not "not held"), and the tower quarantines and fetches
     // each of them again.
-    let (mut t, e, _) = holding("news", 31);
+    let (mut t, e, chunks) = holding("news", 31);
     let news = ItemId::new("news");
     let plan = t.serve_plan(Time::ZERO, &news).expect("servable");
     let n = plan.manifest.chunks.len();
@@ -1704,7 +1704,20 @@ fn a_read_checks_every_chunk_and_quarantines_every_rotten_one() {
     want.sort();
     assert_eq!(fetched, want, "both are fetched again");
     assert!(!t.holds_chunk(&first) && !t.holds_chunk(&last));
-    assert_eq!(t.serve_plan(Time::ZERO, &news), Err(Refusal::NotHeld));
+    assert_eq!(
+        t.serve_plan(Time::ZERO, &news),
+        Err(Refusal::Repairing),
+        "later reads say 'retry' too while the chunks are fetched"
+    );
+    // Both come back: served again.
+    let origin = origin_store(&chunks);
+    let mut durable = DurableState::new();
+    complete_io(&mut t, Time::ZERO, actions, &mut durable);
+    for hash in [first, last] {
+        reply_chunk(&mut t, Time::ZERO, hash, origin.get(&hash).cloned());
+    }
+    sync_all(&mut t, Time::ZERO, &origin, &mut durable);
+    assert!(t.serve_plan(Time::ZERO, &news).is_ok());
 }
 
 #[test]
@@ -1743,7 +1756,7 @@ fn a_missing_or_unjudged_chunk_is_never_served() {
         read::ReadOutcome::Repair { rotten: vec![] }
     );
 
-    let skip = read::plan(None, Some(plan.manifest.clone()), false).expect("planned");
+    let skip = read::plan(None, Some(plan.manifest.clone()), false, false).expect("planned");
     assert!(!skip.verifies());
     let mut rotten = vec![read::ChunkVerdict::Intact; n];
     rotten[0] = read::ChunkVerdict::Rotten;
@@ -1793,7 +1806,7 @@ fn the_read_view_plans_every_read_as_serve_plan_does() {
     t.report_corrupt(Time::ZERO, chunk);
     view = t.refresh_read_view(&view).expect("the servable set moved");
     same(&mut t, &view);
-    assert_eq!(view.plan(&news), Err(Refusal::NotHeld));
+    assert_eq!(view.plan(&news), Err(Refusal::Repairing));
 
     t.handle_power(Time::from_secs(2), reading(200));
     assert_eq!(t.power_mode(), PowerMode::ShuttingDown);
