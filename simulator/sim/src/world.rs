@@ -52,8 +52,9 @@ use sovereign_logic::protocol::{
 };
 use sovereign_logic::tower::link::ProbeOutcome;
 use sovereign_logic::tower::power::{PowerManager, PowerReading, UpsState};
+use sovereign_logic::tower::read::ChunkVerdict;
 use sovereign_logic::tower::scheduler::SchedulePolicy;
-use sovereign_logic::tower::{RETRY_NOT_STORED, Refusal, Tower, TowerConfig};
+use sovereign_logic::tower::{RETRY_NOT_STORED, Tower, TowerConfig};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -2366,54 +2367,34 @@ impl World {
             return;
         }
         let local = t.local(now);
-        let plan = self.towers[tower]
-            .tower
-            .as_mut()
-            .map(|tw| tw.serve_plan(local, &item));
-        let result = match plan {
+        let t = &mut self.towers[tower];
+        let result = match t.tower.as_mut() {
             None => ReadResult::Unreachable,
-            Some(Err(refusal)) => ReadResult::Refused(refusal),
-            Some(Ok(plan)) => {
-                let verifies = self.towers[tower]
-                    .tower
-                    .as_ref()
-                    .is_some_and(|t| t.verifies());
-                let mut chunks = Vec::with_capacity(plan.manifest.chunks.len());
-                let mut bad: Option<ChunkHash> = None;
-                for c in &plan.manifest.chunks {
-                    let ok = match self.towers[tower].disk.read(&Key::Chunk(c.hash)) {
-                        Some(s) => s.intact,
-                        None => false,
-                    };
-                    if !ok && verifies {
-                        bad = Some(c.hash);
-                        break;
+            Some(tw) => {
+                let disk = &t.disk;
+                let read = tower_read(tw, local, &item, |hash| {
+                    match disk.read(&Key::Chunk(*hash)) {
+                        Some(s) if s.intact => ChunkVerdict::Intact,
+                        Some(_) => ChunkVerdict::Rotten,
+                        None => ChunkVerdict::Missing,
                     }
-                    chunks.push((c.hash, ok));
+                });
+                if !read.reported.is_empty() {
+                    // The quarantines a read caused are observed before the read itself.
+                    self.drain_tower(tower);
                 }
-                match bad {
-                    Some(hash) => {
-                        if let Some(tw) = self.towers[tower].tower.as_mut() {
-                            tw.report_corrupt(local, hash);
-                        }
-                        self.drain_tower(tower);
-                        ReadResult::Refused(Refusal::NotHeld)
-                    }
-                    None => {
-                        let m = &plan.manifest;
-                        let manifest_ok = self.published.get(&(m.item.clone(), m.version))
-                            == Some(m)
-                            || self.published_before.get(&(m.item.clone(), m.version)) == Some(m);
-                        self.observe(Obs::Served {
-                            tower,
-                            item: m.item.clone(),
-                            version: m.version,
-                            chunks,
-                            manifest_ok,
-                        });
-                        ReadResult::Served
-                    }
+                if let Some((m, chunks)) = read.served {
+                    let manifest_ok = self.published.get(&(m.item.clone(), m.version)) == Some(&*m)
+                        || self.published_before.get(&(m.item.clone(), m.version)) == Some(&*m);
+                    self.observe(Obs::Served {
+                        tower,
+                        item: m.item.clone(),
+                        version: m.version,
+                        chunks,
+                        manifest_ok,
+                    });
                 }
+                read.result
             }
         };
         self.observe(Obs::Read {
@@ -3334,6 +3315,9 @@ fn draw_nemesis(sc: &Scenario, rng: &mut Stream) -> Vec<FaultSpec> {
     out.sort_by_key(|f| f.at);
     out
 }
+
+mod read;
+pub use read::{TowerRead, tower_read};
 
 #[cfg(test)]
 mod tests;

@@ -18,6 +18,7 @@ use crate::origin::{Origin, OriginConfig};
 use crate::protocol::{DeviceId, LinkKind, Message, OpKind, Peer, TowerId};
 use crate::time::Time;
 use crate::tower::link::ProbeOutcome;
+use crate::tower::read::ChunkVerdict;
 use crate::tower::{Tower, TowerConfig};
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -334,7 +335,8 @@ impl Pair {
         }
     }
 
-    /// Serve a device read the way a driver does: plan, read, verify every chunk.
+    /// Serve a device read the way a driver does: plan, read and judge every chunk, let
+    /// the plan decide, report what it found (see `tower::read`).
     fn serve(&mut self, device: DeviceId, item: ItemId) {
         let reply = match self.tower.serve_plan(self.now, &item) {
             Err(refusal) => Message::Unavailable {
@@ -343,30 +345,29 @@ impl Pair {
             },
             Ok(plan) => {
                 let mut body = Vec::with_capacity(plan.manifest.size as usize);
-                let mut corrupt: Option<ChunkHash> = None;
+                let mut verdicts = Vec::with_capacity(plan.manifest.chunks.len());
                 for c in &plan.manifest.chunks {
-                    match self.tower_disk.read(&Key::Chunk(c.hash)) {
-                        Some(Record::Chunk(chunk))
-                            if !self.tower.verifies() || verify_chunk(&c.hash, &chunk.bytes) =>
-                        {
-                            body.extend_from_slice(&chunk.bytes)
+                    verdicts.push(match self.tower_disk.read(&Key::Chunk(c.hash)) {
+                        Some(Record::Chunk(chunk)) => {
+                            body.extend_from_slice(&chunk.bytes);
+                            if !plan.verifies() || verify_chunk(&c.hash, &chunk.bytes) {
+                                ChunkVerdict::Intact
+                            } else {
+                                ChunkVerdict::Rotten
+                            }
                         }
-                        _ => {
-                            corrupt = Some(c.hash);
-                            break;
-                        }
-                    }
+                        _ => ChunkVerdict::Missing,
+                    });
                 }
-                match corrupt {
-                    Some(hash) => {
-                        self.tower.report_corrupt(self.now, hash);
-                        Message::Unavailable {
-                            item,
-                            reason: "chunk failed verification".into(),
-                        }
-                    }
+                let outcome = plan.decide(verdicts);
+                self.tower.handle_read_result(self.now, &outcome);
+                match outcome.refusal() {
+                    Some(refusal) => Message::Unavailable {
+                        item,
+                        reason: refusal.reason().to_string(),
+                    },
                     None => Message::ItemData {
-                        manifest: plan.manifest,
+                        manifest: (*plan.manifest).clone(),
                         bytes: Bytes::from(body),
                     },
                 }

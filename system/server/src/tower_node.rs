@@ -5,10 +5,13 @@
 //! Everything the HTTP handlers need from the logic goes through a [`TowerHandle`] (a
 //! channel to this task), so the state machine is never shared or locked. The one
 //! exception is the hottest path, planning a device read: after every step the task
-//! publishes a [`ServeView`] (the logic's read refusal and servable manifests, rebuilt
-//! only when `Tower::serve_epoch` or the refusal moved), [`TowerHandle::plan_read`]
-//! answers from it, and the reads' demand notes reach the logic's cache warmer in
-//! batches. A read therefore sees the state as of the task's last step: it is ordered
+//! publishes the logic's own [`ReadView`] (`Tower::refresh_read_view`: replaced only when
+//! the servable set or the refusal moved) in a [`PublishedView`],
+//! [`TowerHandle::plan_read`] plans from it with `ReadView::plan` — the logic's rule, not a
+//! copy — and the reads' demand notes reach the logic's cache warmer in batches. What a
+//! planned read answers once its chunks are judged is the logic's too
+//! (`ServePlan::decide`, see `sovereign_logic::tower::read`); the outcome goes back with
+//! [`TowerHandle::report_read`]. A read therefore sees the state as of the task's last step: it is ordered
 //! before anything the task is doing at that moment — except behind a power reading
 //! handed in through [`TowerHandle::power`]: until the task has taken it, reads go through
 //! the task, as all reads did before the view. Store calls are
@@ -26,7 +29,7 @@
 //! ERROR. [`TowerHandle::rehome`] re-reads the credential file and orders the re-home.
 //!
 //! Map: [`TowerNodeConfig`], [`TowerCredential`], [`PowerSource`], [`TowerHandle`],
-//! [`ServeView`], [`NodeGone`], [`RehomeError`], [`spawn`], [`Observer`],
+//! [`PublishedView`], [`NodeGone`], [`RehomeError`], [`spawn`], [`Observer`],
 //! [`origin_exchange`] / [`Exchange`], [`DEMAND_PENDING_MAX`], [`DEMAND_FLUSH`].
 //!
 //! Not covered: HTTP routing (`api`), metrics formatting (`metrics`).
@@ -36,14 +39,15 @@ use crate::transport::{Request, Transport};
 use bytes::Bytes;
 use hyper::http::{HeaderValue, StatusCode, header::HeaderName};
 use sovereign_logic::Time;
-use sovereign_logic::content::{ChunkHash, ItemId, Manifest};
+use sovereign_logic::content::{ChunkHash, ItemId};
 use sovereign_logic::io::{Action, Event, Key, TaskKind};
 use sovereign_logic::protocol::{
     DeviceId, IdemKey, LinkKind, Message, Operation, OriginId, Peer, SubmitReply,
 };
 use sovereign_logic::tower::link::ProbeOutcome;
 use sovereign_logic::tower::power::PowerReading;
-use sovereign_logic::tower::{Refusal, Tower, TowerConfig};
+use sovereign_logic::tower::read::{ReadOutcome, ReadView};
+use sovereign_logic::tower::{Refusal, ServePlan, Tower, TowerConfig};
 use sovereign_store::Store;
 use sovereign_wire::{CatalogEntryDto, OpReceiptDto, OperationDto, PowerReadingDto};
 use std::collections::{BTreeMap, VecDeque};
@@ -160,47 +164,19 @@ pub const DEMAND_PENDING_MAX: usize = 4096;
 /// How often the node hands waiting demand notes to the logic's cache warmer.
 pub const DEMAND_FLUSH: Duration = Duration::from_millis(250);
 
-/// What planning a device read needs from the logic, as of the node's last step.
+/// The logic's read view as of the node's last step, and how many power readings handed
+/// in through [`TowerHandle::power`] the logic had taken by then.
 #[derive(Debug)]
-pub struct ServeView {
-    /// `Tower::read_refusal`: why every read is refused, if it is.
-    pub refusal: Option<Refusal>,
-    /// `Tower::serve_epoch` when `items` was built.
-    pub epoch: u64,
-    /// How many readings handed in through [`TowerHandle::power`] the logic had taken.
+pub struct PublishedView {
+    /// `Tower::read_view`, kept fresh with `Tower::refresh_read_view`.
+    pub read: ReadView,
+    /// Readings taken (see [`TowerHandle::plan_read`]).
     pub power_done: u64,
-    /// `Tower::servable_manifests` by item.
-    pub items: Arc<BTreeMap<ItemId, Arc<Manifest>>>,
-}
-
-impl ServeView {
-    fn of(tower: &Tower, power_done: u64) -> ServeView {
-        ServeView {
-            refusal: tower.read_refusal(),
-            epoch: tower.serve_epoch(),
-            power_done,
-            items: Arc::new(
-                tower
-                    .servable_manifests()
-                    .into_iter()
-                    .map(|m| (m.item.clone(), Arc::new(m)))
-                    .collect(),
-            ),
-        }
-    }
-
-    /// What `Tower::serve_plan` would answer for `item`.
-    pub fn plan(&self, item: &ItemId) -> Result<Arc<Manifest>, Refusal> {
-        if let Some(r) = &self.refusal {
-            return Err(r.clone());
-        }
-        self.items.get(item).cloned().ok_or(Refusal::NotHeld)
-    }
 }
 
 /// The read side shared between the handles and the node.
 struct Shared {
-    view: RwLock<Arc<ServeView>>,
+    view: RwLock<Arc<PublishedView>>,
     /// Reads not yet noted to the logic: item → count.
     demand: Mutex<BTreeMap<ItemId, u32>>,
     /// Readings handed in through [`TowerHandle::power`] so far.
@@ -302,36 +278,40 @@ impl TowerHandle {
 
     /// A chunk read from the store failed verification: the tower quarantines it.
     pub fn report_corrupt(&self, hash: ChunkHash) {
+        self.report_read(ReadOutcome::Repair { rotten: vec![hash] });
+    }
+
+    /// What a planned read came to (`ServePlan::decide`): the tower quarantines every
+    /// chunk a repair lists and fetches it again (`Tower::handle_read_result`).
+    pub fn report_read(&self, outcome: ReadOutcome) {
+        if outcome == ReadOutcome::Serve {
+            return;
+        }
         let _ = self.tx.send(Input::Query(Box::new(move |t, now| {
-            t.report_corrupt(now, hash);
+            t.handle_read_result(now, &outcome);
             Box::new(|| {})
         })));
     }
 
     /// Plan a device read of `item` as `Tower::serve_plan` would, without a round trip to
-    /// the node: from the [`ServeView`] it published after its last step. The read is
+    /// the node: from the [`ReadView`] it published after its last step. The read is
     /// noted for the cache warmer (in a batch the node applies within [`DEMAND_FLUSH`]),
     /// whether or not it can be served, as `serve_plan` does.
     ///
     /// While a reading handed in through [`TowerHandle::power`] waits for the node, the
     /// read goes through the node instead (behind that reading, as before the view
     /// existed): whoever pushed a shutdown reading never sees a read served after it.
-    pub async fn plan_read(
-        &self,
-        item: &ItemId,
-    ) -> Result<Result<Arc<Manifest>, Refusal>, NodeGone> {
+    pub async fn plan_read(&self, item: &ItemId) -> Result<Result<ServePlan, Refusal>, NodeGone> {
         if self.tx.is_closed() {
             return Err(NodeGone);
         }
-        let view = self.serve_view();
+        let view = self.read_view();
         if view.power_done < self.shared.power_sent.load(Ordering::SeqCst) {
             let it = item.clone();
-            return self
-                .query(move |t, now| t.serve_plan(now, &it).map(|p| Arc::new(p.manifest)))
-                .await;
+            return self.query(move |t, now| t.serve_plan(now, &it)).await;
         }
         self.note_demand(item);
-        Ok(view.plan(item))
+        Ok(view.read.plan(item))
     }
 
     fn note_demand(&self, item: &ItemId) {
@@ -354,7 +334,7 @@ impl TowerHandle {
     }
 
     /// The view reads are planned from now.
-    pub fn serve_view(&self) -> Arc<ServeView> {
+    pub fn read_view(&self) -> Arc<PublishedView> {
         self.shared
             .view
             .read()
@@ -474,7 +454,10 @@ pub fn spawn(
     let (tx, rx) = mpsc::unbounded_channel();
     let (off_tx, off_rx) = watch::channel(None);
     let shared = Arc::new(Shared {
-        view: RwLock::new(Arc::new(ServeView::of(&tower, 0))),
+        view: RwLock::new(Arc::new(PublishedView {
+            read: tower.read_view(),
+            power_done: 0,
+        })),
         demand: Mutex::new(BTreeMap::new()),
         power_sent: AtomicU64::new(0),
         credential: RwLock::new(config.credential.clone()),
@@ -668,33 +651,22 @@ impl Node {
         }
     }
 
-    /// Publish a new [`ServeView`] if the logic's read refusal or servable set moved, or
-    /// a counted power reading was taken.
+    /// Publish a new [`PublishedView`] if the logic's read view moved
+    /// (`Tower::refresh_read_view`), or a counted power reading was taken.
     fn publish_view(&mut self) {
-        let refusal = self.tower.read_refusal();
-        let epoch = self.tower.serve_epoch();
         let current = self
             .shared
             .view
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        if current.refusal == refusal
-            && current.epoch == epoch
-            && current.power_done == self.power_done
-        {
+        let fresh = self.tower.refresh_read_view(&current.read);
+        if fresh.is_none() && current.power_done == self.power_done {
             return;
         }
-        let view = Arc::new(if current.epoch == epoch {
-            // Same servable set: share it.
-            ServeView {
-                refusal,
-                epoch,
-                power_done: self.power_done,
-                items: current.items.clone(),
-            }
-        } else {
-            ServeView::of(&self.tower, self.power_done)
+        let view = Arc::new(PublishedView {
+            read: fresh.unwrap_or_else(|| current.read.clone()),
+            power_done: self.power_done,
         });
         *self.shared.view.write().unwrap_or_else(|p| p.into_inner()) = view;
     }
@@ -1250,28 +1222,12 @@ mod tests {
                 mode >= sovereign_logic::io::PowerMode::ShuttingDown,
                 "{mode}"
             );
-            assert_eq!(h.serve_view().power_done, 1, "the view counts the reading");
+            assert_eq!(h.read_view().power_done, 1, "the view counts the reading");
         }
         match h.plan_read(&ItemId::new("news")).await {
             Ok(r) => assert_eq!(r.map(|_| ()), Err(Refusal::PoweredDown)),
             // The shutdown may already have completed: the node is gone.
             Err(NodeGone) => assert!(h.is_off()),
         }
-    }
-
-    #[test]
-    fn a_view_plans_like_serve_plan() {
-        let view = ServeView {
-            refusal: None,
-            epoch: 0,
-            power_done: 0,
-            items: Arc::new(BTreeMap::new()),
-        };
-        assert_eq!(view.plan(&ItemId::new("x")), Err(Refusal::NotHeld));
-        let off = ServeView {
-            refusal: Some(Refusal::PoweredDown),
-            ..view
-        };
-        assert_eq!(off.plan(&ItemId::new("x")), Err(Refusal::PoweredDown));
     }
 }

@@ -15,9 +15,11 @@
 //! 3. After each input, drain [`Tower::poll_action`] until it returns `None` and carry
 //!    the actions out in order (writes and fsyncs in issue order: an fsync covers every
 //!    write issued before it).
-//! 4. Serve device reads with [`Tower::serve_plan`], verify every chunk read from disk
-//!    with [`crate::content::verify_chunk`], and report a mismatch with
-//!    [`Tower::report_corrupt`].
+//! 4. Serve device reads as [`read`] says: plan with [`Tower::serve_plan`] (or from a
+//!    shared [`read::ReadView`], kept fresh with [`Tower::refresh_read_view`]), verify
+//!    every chunk read from disk with [`crate::content::verify_chunk`], let
+//!    [`read::ServePlan::decide`] answer, and hand a read that found rot to
+//!    [`Tower::handle_read_result`].
 //!
 //! # Map
 //! - [`link`]: probe hysteresis, failover/fail-back, per-link class policy.
@@ -29,6 +31,8 @@
 //! - [`warmer`]: demand tracking; popular items are queued first.
 //! - [`events`]: bounded subscriber queues for content/link/power events.
 //! - [`trust`]: the origin the tower trusts, mismatches, operator-ordered re-homes.
+//! - [`read`]: the read path — planning a device read and deciding it from the driver's
+//!   per-chunk verdicts.
 //! - this file: the [`Tower`] that composes them, the device outbox and integrity rules.
 //!
 //! # Invariants kept here
@@ -45,6 +49,7 @@ pub mod breaker;
 pub mod events;
 pub mod link;
 pub mod power;
+pub mod read;
 pub mod scheduler;
 pub mod supervisor;
 pub mod throttle;
@@ -185,6 +190,9 @@ pub enum Refusal {
     PoweredDown,
     /// Refused because no uplink works (only with the planted `offline-refuse`).
     Offline,
+    /// A chunk of the item failed verification (or was missing) on this read: it is
+    /// quarantined and being fetched again; retry later (see [`read`]).
+    Repairing,
 }
 
 impl Refusal {
@@ -194,16 +202,12 @@ impl Refusal {
             Refusal::NotHeld => "not held",
             Refusal::PoweredDown => "powered down",
             Refusal::Offline => "offline",
+            Refusal::Repairing => "repairing",
         }
     }
 }
 
-/// What a driver needs to serve an item: the manifest whose chunks to read and verify.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServePlan {
-    /// The servable version.
-    pub manifest: Manifest,
-}
+pub use read::ServePlan;
 
 /// A point-in-time view of a tower for consoles, metrics and oracles.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -295,6 +299,9 @@ struct ItemState {
     missing: BTreeSet<ChunkHash>,
     /// The servable version, if any (may be older than `entry` while a newer syncs).
     servable: Option<Manifest>,
+    /// The servable version was lost to a quarantine and the item has not been servable
+    /// since: reads answer "repairing", not "not held" (not durable: a restart forgets it).
+    repairing: bool,
 }
 
 /// A confirmed operation remembered, and when it is forgotten.
@@ -764,16 +771,75 @@ impl Tower {
 
     // ----- device reads ---------------------------------------------------------------
 
-    /// Plan a device read of `item`: the manifest of its servable version. Records demand
-    /// for the cache warmer either way.
+    /// Plan a device read of `item`: the manifest of its servable version (the rule is
+    /// [`read`]'s, shared with [`read::ReadView::plan`]). Records demand for the cache
+    /// warmer either way.
     pub fn serve_plan(&mut self, now: Time, item: &ItemId) -> Result<ServePlan, Refusal> {
         self.note_request(now, item);
-        if let Some(r) = self.read_refusal() {
-            return Err(r);
+        let state = self.items.get(item);
+        read::plan(
+            self.read_refusal(),
+            state
+                .and_then(|s| s.servable.clone())
+                .map(std::sync::Arc::new),
+            state.is_some_and(|s| s.repairing),
+            self.config.verify,
+        )
+    }
+
+    /// A snapshot of what planning reads needs ([`read::ReadView`]), for drivers that plan
+    /// reads from a shared copy on many tasks at once.
+    pub fn read_view(&self) -> read::ReadView {
+        read::ReadView {
+            refusal: self.read_refusal(),
+            epoch: self.serve_epoch,
+            verify: self.config.verify,
+            items: std::sync::Arc::new(
+                self.items
+                    .iter()
+                    .filter_map(|(id, s)| {
+                        s.servable
+                            .as_ref()
+                            .map(|m| (id.clone(), std::sync::Arc::new(m.clone())))
+                    })
+                    .collect(),
+            ),
+            repairing: std::sync::Arc::new(
+                self.items
+                    .iter()
+                    .filter(|(_, s)| s.repairing)
+                    .map(|(id, _)| id.clone())
+                    .collect(),
+            ),
         }
-        match self.items.get(item).and_then(|s| s.servable.clone()) {
-            Some(manifest) => Ok(ServePlan { manifest }),
-            None => Err(Refusal::NotHeld),
+    }
+
+    /// `current` brought up to date: `None` when it still answers every read as
+    /// [`Tower::serve_plan`] would; otherwise a new view, sharing `current`'s servable set
+    /// when only the refusal moved.
+    pub fn refresh_read_view(&self, current: &read::ReadView) -> Option<read::ReadView> {
+        let refusal = self.read_refusal();
+        if current.refusal == refusal && current.epoch == self.serve_epoch {
+            return None;
+        }
+        if current.epoch == self.serve_epoch {
+            return Some(read::ReadView {
+                refusal,
+                ..current.clone()
+            });
+        }
+        Some(self.read_view())
+    }
+
+    /// The driver read a planned item and [`read::ServePlan::decide`] answered: a
+    /// [`read::ReadOutcome::Repair`] quarantines every chunk it lists (delete, fetch
+    /// again) and stops serving the items that need them until they are back. A served
+    /// read changes nothing.
+    pub fn handle_read_result(&mut self, now: Time, outcome: &read::ReadOutcome) {
+        if let read::ReadOutcome::Repair { rotten } = outcome {
+            for hash in rotten {
+                self.report_corrupt(now, *hash);
+            }
         }
     }
 
@@ -808,7 +874,8 @@ impl Tower {
     }
 
     /// A chunk read from the store failed verification: quarantine it (delete, fetch
-    /// again) and stop serving the items that need it until it is back.
+    /// again) and stop serving the items that need it until it is back (their reads
+    /// answer [`Refusal::Repairing`] meanwhile).
     pub fn report_corrupt(&mut self, now: Time, hash: ChunkHash) {
         self.advance(now);
         if self.held.remove(&hash).is_none() {
@@ -836,6 +903,7 @@ impl Tower {
                 .is_some_and(|m| m.chunks.iter().any(|c| c.hash == hash))
             {
                 state.servable = None;
+                state.repairing = true;
                 self.serve_epoch += 1;
             }
             if state.entry.manifest.chunks.iter().any(|c| c.hash == hash) {
@@ -1056,6 +1124,7 @@ impl Tower {
     fn adopt_entry(&mut self, entry: CatalogEntry, durable: bool) {
         let item = entry.manifest.item.clone();
         let previous_servable = self.items.get(&item).and_then(|s| s.servable.clone());
+        let repairing = self.items.get(&item).is_some_and(|s| s.repairing);
         let missing: BTreeSet<ChunkHash> =
             missing_chunks(&entry.manifest, |h| self.held.contains_key(h))
                 .into_iter()
@@ -1083,6 +1152,7 @@ impl Tower {
                 } else {
                     previous_servable
                 },
+                repairing,
             },
         );
         for (hash, len) in lens {
@@ -1103,6 +1173,7 @@ impl Tower {
         }
         let m = &state.entry.manifest;
         state.servable = Some(m.clone());
+        state.repairing = false;
         self.serve_epoch += 1;
         let event = Event::ContentServable {
             item: m.item.clone(),

@@ -236,7 +236,7 @@ fn an_item_becomes_servable_when_all_its_chunks_are_durable() {
     let plan = t
         .serve_plan(Time::ZERO, &ItemId::new("news"))
         .expect("servable");
-    assert_eq!(plan.manifest, e.manifest);
+    assert_eq!(*plan.manifest, e.manifest);
     assert_eq!(
         t.status().chunks_held as usize,
         e.manifest.chunk_set().len()
@@ -265,7 +265,7 @@ fn serve_epoch_moves_with_every_change_of_the_servable_set() {
     assert!(e1 > e0, "becoming servable moves the epoch");
     assert!(t.serve_plan(Time::ZERO, &news).is_ok());
     t.report_corrupt(Time::ZERO, chunks[0].hash);
-    assert_eq!(t.serve_plan(Time::ZERO, &news), Err(Refusal::NotHeld));
+    assert_eq!(t.serve_plan(Time::ZERO, &news), Err(Refusal::Repairing));
     assert!(
         t.serve_epoch() > e1,
         "losing the servable version moves the epoch"
@@ -1262,7 +1262,7 @@ fn trusting_o1(items: &[(&CatalogEntry, &[crate::content::Chunk])]) -> (Tower, D
     for (e, _) in items {
         assert_eq!(
             t.serve_plan(Time::ZERO, &e.manifest.item)
-                .map(|p| p.manifest),
+                .map(|p| (*p.manifest).clone()),
             Ok(e.manifest.clone())
         );
     }
@@ -1375,7 +1375,8 @@ fn another_origin_stops_every_sync_but_not_the_service() {
     // Offline service continues: the verified old bytes, nothing of origin 2's.
     let now = Time::from_secs(120);
     assert_eq!(
-        t.serve_plan(now, &ItemId::new("alert")).map(|p| p.manifest),
+        t.serve_plan(now, &ItemId::new("alert"))
+            .map(|p| (*p.manifest).clone()),
         Ok(a.manifest.clone())
     );
     assert_eq!(
@@ -1420,7 +1421,8 @@ fn without_the_origin_check_a_different_origin_is_synced_from_silently() {
     );
     let now = Time::from_secs(90);
     assert_eq!(
-        t.serve_plan(now, &ItemId::new("alert")).map(|p| p.manifest),
+        t.serve_plan(now, &ItemId::new("alert"))
+            .map(|p| (*p.manifest).clone()),
         Ok(a.manifest)
     );
 }
@@ -1488,7 +1490,8 @@ fn rehome_reconciles_held_content_with_the_new_origin() {
         "old bytes withdrawn"
     );
     assert_eq!(
-        t.serve_plan(now, &ItemId::new("kept")).map(|p| p.manifest),
+        t.serve_plan(now, &ItemId::new("kept"))
+            .map(|p| (*p.manifest).clone()),
         Ok(kept.manifest.clone())
     );
     assert!(
@@ -1514,15 +1517,18 @@ fn rehome_reconciles_held_content_with_the_new_origin() {
         "kept's chunks are not fetched again"
     );
     assert_eq!(
-        t.serve_plan(now, &ItemId::new("alert")).map(|p| p.manifest),
+        t.serve_plan(now, &ItemId::new("alert"))
+            .map(|p| (*p.manifest).clone()),
         Ok(alert2.manifest.clone())
     );
     assert_eq!(
-        t.serve_plan(now, &ItemId::new("fresh")).map(|p| p.manifest),
+        t.serve_plan(now, &ItemId::new("fresh"))
+            .map(|p| (*p.manifest).clone()),
         Ok(fresh.manifest.clone())
     );
     assert_eq!(
-        t.serve_plan(now, &ItemId::new("kept")).map(|p| p.manifest),
+        t.serve_plan(now, &ItemId::new("kept"))
+            .map(|p| (*p.manifest).clone()),
         Ok(kept.manifest.clone())
     );
     // Durable: the new trust, no entry for news, kept re-stamped with origin 2's seq.
@@ -1623,4 +1629,193 @@ fn a_reply_to_a_poll_sent_before_the_rehome_withdraws_nothing() {
         vec![0],
         "the whole catalog, at once"
     );
+}
+
+// ----- the read path (tower/read.rs) --------------------------------------------------
+
+/// A booted tower holding `item` (class P3, several chunks) complete; its chunks.
+fn holding(item: &str, seed: u64) -> (Tower, CatalogEntry, Vec<crate::content::Chunk>) {
+    let mut t = booted(&[LinkKind::Fibre]);
+    let (e, chunks) = entry(1, item, Priority::P3, &bytes(seed, 300_000));
+    assert!(
+        e.manifest.chunks.len() >= 3,
+        "the item needs several chunks"
+    );
+    offer_catalog(&mut t, &[&e]);
+    let mut durable = DurableState::new();
+    sync_all(&mut t, Time::ZERO, &origin_store(&chunks), &mut durable);
+    (t, e, chunks)
+}
+
+#[test]
+fn a_read_checks_every_chunk_and_quarantines_every_rotten_one() {
+    // Goal: one read that finds rot reports every rotten chunk of the item (not only the
+    // first), answers "repairing" (not "not held"), and the tower quarantines and fetches
+    // each of them again.
+    let (mut t, e, chunks) = holding("news", 31);
+    let news = ItemId::new("news");
+    let plan = t.serve_plan(Time::ZERO, &news).expect("servable");
+    let n = plan.manifest.chunks.len();
+    let verdicts: Vec<read::ChunkVerdict> = (0..n)
+        .map(|i| {
+            if i == 0 || i == n - 1 {
+                read::ChunkVerdict::Rotten
+            } else {
+                read::ChunkVerdict::Intact
+            }
+        })
+        .collect();
+    let outcome = plan.decide(verdicts);
+    let first = e.manifest.chunks[0].hash;
+    let last = e.manifest.chunks[n - 1].hash;
+    assert_eq!(
+        outcome,
+        read::ReadOutcome::Repair {
+            rotten: vec![first, last]
+        }
+    );
+    assert_eq!(outcome.refusal(), Some(Refusal::Repairing));
+    t.handle_read_result(Time::ZERO, &outcome);
+    let actions = drain(&mut t);
+    let quarantined: Vec<ChunkHash> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Emit(Event::ChunkQuarantined { hash }) => Some(*hash),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(quarantined, vec![first, last]);
+    let deleted = actions
+        .iter()
+        .filter(|a| {
+            matches!(
+                a,
+                Action::Delete {
+                    key: Key::Chunk(_),
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(deleted, 2, "both rotten chunks are deleted: {actions:?}");
+    let mut fetched = chunk_requests(&actions);
+    fetched.sort();
+    let mut want = vec![first, last];
+    want.sort();
+    assert_eq!(fetched, want, "both are fetched again");
+    assert!(!t.holds_chunk(&first) && !t.holds_chunk(&last));
+    assert_eq!(
+        t.serve_plan(Time::ZERO, &news),
+        Err(Refusal::Repairing),
+        "later reads say 'retry' too while the chunks are fetched"
+    );
+    // Both come back: served again.
+    let origin = origin_store(&chunks);
+    let mut durable = DurableState::new();
+    complete_io(&mut t, Time::ZERO, actions, &mut durable);
+    for hash in [first, last] {
+        reply_chunk(&mut t, Time::ZERO, hash, origin.get(&hash).cloned());
+    }
+    sync_all(&mut t, Time::ZERO, &origin, &mut durable);
+    assert!(t.serve_plan(Time::ZERO, &news).is_ok());
+}
+
+#[test]
+fn a_read_with_every_chunk_intact_is_served_and_changes_nothing() {
+    // Goal: a clean read is served and a served outcome quarantines nothing.
+    let (mut t, _, _) = holding("news", 32);
+    let news = ItemId::new("news");
+    let plan = t.serve_plan(Time::ZERO, &news).expect("servable");
+    let outcome = plan.decide(vec![read::ChunkVerdict::Intact; plan.manifest.chunks.len()]);
+    assert_eq!(outcome, read::ReadOutcome::Serve);
+    assert_eq!(outcome.refusal(), None);
+    drain(&mut t);
+    t.handle_read_result(Time::ZERO, &outcome);
+    assert!(drain(&mut t).is_empty());
+    assert!(t.serve_plan(Time::ZERO, &news).is_ok());
+}
+
+#[test]
+fn a_missing_or_unjudged_chunk_is_never_served() {
+    // Goal: a chunk the store has no bytes for stops the read even with skip-verify
+    // (nothing to serve), a rotten one does not with skip-verify (the planted bug), and a
+    // read whose driver judged too few chunks is not served and quarantines nothing.
+    let (t, _, _) = holding("news", 33);
+    let plan = t.read_view().plan(&ItemId::new("news")).expect("servable");
+    let n = plan.manifest.chunks.len();
+    let mut v = vec![read::ChunkVerdict::Intact; n];
+    v[1] = read::ChunkVerdict::Missing;
+    assert_eq!(
+        plan.decide(v.clone()),
+        read::ReadOutcome::Repair {
+            rotten: vec![plan.manifest.chunks[1].hash]
+        }
+    );
+    assert_eq!(
+        plan.decide(vec![read::ChunkVerdict::Intact; n - 1]),
+        read::ReadOutcome::Repair { rotten: vec![] }
+    );
+
+    let skip = read::plan(None, Some(plan.manifest.clone()), false, false).expect("planned");
+    assert!(!skip.verifies());
+    let mut rotten = vec![read::ChunkVerdict::Intact; n];
+    rotten[0] = read::ChunkVerdict::Rotten;
+    assert_eq!(skip.decide(rotten), read::ReadOutcome::Serve);
+    assert_eq!(
+        skip.decide(v),
+        read::ReadOutcome::Repair {
+            rotten: vec![plan.manifest.chunks[1].hash]
+        }
+    );
+}
+
+#[test]
+fn the_read_view_plans_every_read_as_serve_plan_does() {
+    // Goal: the shared view drivers plan from answers what serve_plan answers — held,
+    // not held, a shed class (still served), shutting down — and refresh_read_view says
+    // when it must be replaced.
+    let (mut t, _, _) = holding("news", 34);
+    let news = ItemId::new("news");
+    let other = ItemId::new("other");
+    let mut view = t.read_view();
+    let same = |t: &mut Tower, view: &read::ReadView| {
+        for item in [&news, &other] {
+            assert_eq!(view.plan(item), t.serve_plan(Time::ZERO, item), "{item:?}");
+        }
+    };
+    same(&mut t, &view);
+    assert!(view.plan(&news).is_ok());
+    assert_eq!(view.plan(&other), Err(Refusal::NotHeld));
+    assert_eq!(t.refresh_read_view(&view), None, "nothing moved");
+
+    let reading = |soc| PowerReading {
+        soc_permille: soc,
+        solar_mw: 0,
+        load_mw: 3_000,
+        ups: UpsState::OnBattery,
+    };
+    t.handle_power(Time::from_secs(1), reading(550));
+    assert_eq!(t.power_mode(), PowerMode::ShedP3);
+    if let Some(v) = t.refresh_read_view(&view) {
+        view = v;
+    }
+    same(&mut t, &view);
+    assert!(view.plan(&news).is_ok(), "a shed class is still served");
+
+    let chunk = view.items()[&news].chunks[0].hash;
+    t.report_corrupt(Time::ZERO, chunk);
+    view = t.refresh_read_view(&view).expect("the servable set moved");
+    same(&mut t, &view);
+    assert_eq!(view.plan(&news), Err(Refusal::Repairing));
+
+    t.handle_power(Time::from_secs(2), reading(200));
+    assert_eq!(t.power_mode(), PowerMode::ShuttingDown);
+    let before = view.items.clone();
+    view = t.refresh_read_view(&view).expect("the refusal moved");
+    assert!(
+        std::sync::Arc::ptr_eq(&before, &view.items),
+        "same servable set, shared"
+    );
+    same(&mut t, &view);
+    assert_eq!(view.plan(&other), Err(Refusal::PoweredDown));
 }

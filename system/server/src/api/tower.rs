@@ -1,7 +1,10 @@
-//! The tower's public (device) API. Reads are planned by the logic (`serve_plan`: which
-//! version is servable) and served from verified bytes only: every chunk read from the
-//! store is checked against its SHA-256 before it leaves, and a mismatch is reported to
-//! the logic, which quarantines the chunk and fetches it again. Submissions go to the
+//! The tower's public (device) API. Reads go through the logic's read path
+//! (`sovereign_logic::tower::read`, the same code the simulator's device reads run): the
+//! logic plans the read (which version is servable, or why not), this driver reads every
+//! chunk of it from the cache or the store and hashes it, and the plan decides from those
+//! verdicts — served only if every chunk verified; otherwise 503 (retry) and every rotten
+//! or missing chunk of the item goes back to the logic, which quarantines it and fetches it
+//! again. Bytes that fail their hash never leave. Submissions go to the
 //! logic's outbox and are answered only once durable; a 503 says whether the operation
 //! was not stored (its write failed) or its outcome is unknown (its commit failed: it may
 //! have reached the disk), and asks for a retry with the same key either way. `/readyz`
@@ -39,6 +42,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use sovereign_logic::content::{ChunkHash, ItemId, Manifest, verify_chunk};
 use sovereign_logic::protocol::{DEVICE_SECRET_BYTES, DeviceId, Operation, SubmitReply};
+use sovereign_logic::tower::read::{ChunkVerdict, ReadOutcome};
 use sovereign_logic::tower::{RETRY_OUTCOME_UNKNOWN, Refusal, TowerStatus};
 use sovereign_store::Store;
 use sovereign_wire::{DeviceDto, ManifestDto, OpKindDto, OpStatusDto};
@@ -110,6 +114,12 @@ fn refusal(r: Refusal, item: &ItemId) -> ApiError {
         ),
         Refusal::PoweredDown => ApiError::unavailable("the tower is shutting down", 300),
         Refusal::Offline => ApiError::unavailable("the tower refuses service offline", 60),
+        Refusal::Repairing => ApiError::unavailable(
+            format!(
+                "a stored chunk of {item:?} failed verification; it is quarantined and being fetched again"
+            ),
+            30,
+        ),
     }
 }
 
@@ -118,78 +128,96 @@ fn refusal(r: Refusal, item: &ItemId) -> ApiError {
 pub enum ReadError {
     /// The logic refused (not held, powered down).
     Refused(Refusal),
-    /// A stored chunk failed verification (reported and quarantined) or is missing.
-    Corrupt(ChunkHash),
+    /// Stored chunks failed verification or are missing (reported to the logic, which
+    /// quarantines them): every such chunk of the item, in manifest order.
+    Corrupt(Vec<ChunkHash>),
     /// The store failed.
     Store(String),
     /// The node is gone.
     Gone,
 }
 
-/// Read a chunk's verified bytes: from the cache, or from the store after checking them.
-/// A mismatch is reported to the logic (quarantine, fetch again) and never served.
-pub fn read_chunk(api: &TowerApi, hash: &ChunkHash, len: Option<u32>) -> Result<Bytes, ReadError> {
+/// Read one chunk and judge it: its bytes and [`ChunkVerdict::Intact`] from the cache
+/// (verified bytes only) or from the store after checking them against the hash and `len`
+/// (when `verify`), or the verdict that it is rotten or missing. Reporting a bad chunk is
+/// the caller's.
+fn judge_chunk(
+    api: &TowerApi,
+    hash: &ChunkHash,
+    len: Option<u32>,
+    verify: bool,
+) -> Result<(Option<Bytes>, ChunkVerdict), ReadError> {
     if let Some(b) = api.cache.get(hash) {
-        return Ok(b);
+        return Ok((Some(b), ChunkVerdict::Intact));
     }
     let bytes = crate::tower_node::blocking(|| api.store.chunk(hash))
         .map_err(|e| ReadError::Store(e.to_string()))?;
     let Some(bytes) = bytes else {
-        api.node.report_corrupt(*hash);
-        return Err(ReadError::Corrupt(*hash));
+        return Ok((None, ChunkVerdict::Missing));
     };
-    if api.verify && (len.is_some_and(|l| l as usize != bytes.len()) || !verify_chunk(hash, &bytes))
-    {
+    if verify && (len.is_some_and(|l| l as usize != bytes.len()) || !verify_chunk(hash, &bytes)) {
         tracing::warn!(chunk = %hash, "stored chunk failed verification on read; quarantining");
-        api.node.report_corrupt(*hash);
-        return Err(ReadError::Corrupt(*hash));
+        return Ok((None, ChunkVerdict::Rotten));
     }
-    if api.verify {
+    if verify {
         api.cache.insert_verified(*hash, bytes.clone());
     }
-    Ok(bytes)
+    Ok((Some(bytes), ChunkVerdict::Intact))
+}
+
+/// Read a chunk's verified bytes: from the cache, or from the store after checking them.
+/// A mismatch (or a chunk the store lost) is reported to the logic (quarantine, fetch
+/// again) and never served.
+pub fn read_chunk(api: &TowerApi, hash: &ChunkHash, len: Option<u32>) -> Result<Bytes, ReadError> {
+    match judge_chunk(api, hash, len, api.verify)? {
+        (Some(bytes), ChunkVerdict::Intact) => Ok(bytes),
+        _ => {
+            api.node.report_corrupt(*hash);
+            Err(ReadError::Corrupt(vec![*hash]))
+        }
+    }
 }
 
 /// Read the servable version of `item`: its manifest and verified bytes. Planned from the
-/// node's published view (no round trip: see `tower_node`), which also notes the read for
-/// the cache warmer.
+/// node's published view of the logic (no round trip: see `tower_node`), which also notes
+/// the read for the cache warmer; every chunk is judged (not only up to the first bad
+/// one) and the logic's plan decides (`ServePlan::decide`); a read that found rot hands
+/// the outcome to the logic, which quarantines every chunk it lists.
 pub async fn read_item(api: &TowerApi, item: &ItemId) -> Result<(Arc<Manifest>, Bytes), ReadError> {
-    let m = api
+    let plan = api
         .node
         .plan_read(item)
         .await
         .map_err(|_| ReadError::Gone)?
         .map_err(ReadError::Refused)?;
+    let m = plan.manifest.clone();
     if let Some(b) = api.cache.get(&m.digest) {
         return Ok((m, b));
     }
     let mut out = Vec::with_capacity(m.size as usize);
-    // After a chunk fails, the rest are still checked: rot rarely comes alone, and
-    // reporting every bad chunk of the item now lets the tower fetch them all again at
-    // once, instead of one per failed read.
-    let mut corrupt = None;
+    let mut verdicts = Vec::with_capacity(m.chunks.len());
     for c in &m.chunks {
-        match read_chunk(api, &c.hash, Some(c.len)) {
-            Ok(b) if corrupt.is_none() => out.extend_from_slice(&b),
-            Ok(_) => {}
-            Err(ReadError::Corrupt(h)) => {
-                corrupt.get_or_insert(h);
-            }
-            Err(e) => return Err(e),
+        let (bytes, verdict) = judge_chunk(api, &c.hash, Some(c.len), plan.verifies())?;
+        if let Some(b) = bytes {
+            out.extend_from_slice(&b);
         }
+        verdicts.push(verdict);
     }
-    if let Some(h) = corrupt {
-        return Err(ReadError::Corrupt(h));
+    let outcome = plan.decide(verdicts);
+    if let ReadOutcome::Repair { rotten } = &outcome {
+        let rotten = rotten.clone();
+        api.node.report_read(outcome);
+        return Err(ReadError::Corrupt(rotten));
     }
     let bytes = Bytes::from(out);
-    if api.verify && ChunkHash::of(&bytes) != m.digest {
+    if plan.verifies() && ChunkHash::of(&bytes) != m.digest {
         // Every chunk verified, so the manifest itself disagrees with its digest: refuse.
         return Err(ReadError::Store(format!(
             "{} v{} does not match its digest",
             m.item, m.version
         )));
     }
-    if api.verify {
+    if plan.verifies() {
         api.cache.insert_verified(m.digest, bytes.clone());
     }
     Ok((m, bytes))
@@ -204,9 +232,15 @@ fn read_error(api: &TowerApi, e: ReadError, item: &ItemId) -> ApiError {
     api.metrics.device_read(outcome);
     match e {
         ReadError::Refused(r) => refusal(r, item),
-        ReadError::Corrupt(h) => ApiError::unavailable(
+        ReadError::Corrupt(rotten) => ApiError::unavailable(
             format!(
-                "stored chunk {h} failed verification; it is quarantined and being fetched again"
+                "{} stored chunk(s) of {item:?} failed verification ({}); they are quarantined and being fetched again",
+                rotten.len(),
+                rotten
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             30,
         ),
@@ -261,7 +295,7 @@ async fn manifest(
         .query(move |t, now| t.serve_plan(now, &it))
         .await?
         .map_err(|r| refusal(r, &item))?;
-    let mut resp = axum::Json(ManifestDto::from(&plan.manifest)).into_response();
+    let mut resp = axum::Json(ManifestDto::from(&*plan.manifest)).into_response();
     if let Ok(v) = HeaderValue::from_str(&plan.manifest.etag()) {
         resp.headers_mut().insert(header::ETAG, v);
     }
