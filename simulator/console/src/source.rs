@@ -163,6 +163,7 @@ impl SimSource {
 /// known): the same sequence as `World::run`, which starts on its first step.
 fn started(scenario: &Scenario, seed: u64) -> World {
     let mut world = World::new(scenario, &options(seed));
+    world.keep_observations(); // the live view and the report's charts read them
     world.run_until(Time::ZERO);
     world
 }

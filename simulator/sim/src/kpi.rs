@@ -390,149 +390,188 @@ fn target_towers(target: &Target, n: usize) -> Vec<usize> {
     }
 }
 
-impl Kpis {
-    /// Compute the KPIs from a run's observations (in time order). SLO-relative KPIs
-    /// use no SLO (RTO bound [`RTO_DEFAULT`], no error budget); see [`Kpis::apply_slo`].
-    pub fn from_observations(obs: &[Stamped]) -> Kpis {
-        let mut k = Kpis::default();
-        let t0 = obs.first().map_or(Time::ZERO, |s| s.at);
-        let t_end = obs.last().map_or(Time::ZERO, |s| s.at);
-        let mut towers: Vec<TowerScan> = Vec::new();
-        let mut durability = Durability::default();
-        let mut scratch = Vec::new();
-        let mut published: BTreeMap<(ItemId, u64), (Time, Priority)> = BTreeMap::new();
-        let mut servable: BTreeMap<(usize, ItemId, u64), Time> = BTreeMap::new();
-        let mut faults: Vec<(u64, FaultSpec, Time, Option<Time>)> = Vec::new();
-        let mut signals: Vec<(Time, Option<usize>, Signal)> = Vec::new();
-        let mut soc_by_bucket: BTreeMap<usize, (f64, u64)> = BTreeMap::new();
+/// The KPIs measured as a run goes: fed each observation once, in time order, and
+/// finished at the end. What it keeps grows with the run's notable events (publishes,
+/// versions made servable, faults, detection signals, steady-state changes), not with
+/// its reads and transfers, so a run need not keep its observation log for the KPIs.
+#[derive(Debug, Default)]
+pub struct KpiScan {
+    k: Kpis,
+    /// The first observation's time (the run's start), once seen.
+    t0: Option<Time>,
+    /// The last observation's time.
+    t_end: Time,
+    towers: Vec<TowerScan>,
+    /// The durability oracle's rules, run again for RPO (acknowledged writes lost).
+    durability: Durability,
+    scratch: Vec<crate::report::Violation>,
+    published: BTreeMap<(ItemId, u64), (Time, Priority)>,
+    servable: BTreeMap<(usize, ItemId, u64), Time>,
+    faults: Vec<(u64, FaultSpec, Time, Option<Time>)>,
+    signals: Vec<(Time, Option<usize>, Signal)>,
+    soc_by_bucket: BTreeMap<usize, (f64, u64)>,
+}
 
-        for s in obs {
-            durability.observe(s, &mut scratch);
-            if let Some(t) = tower_of(&s.obs) {
-                if towers.len() <= t {
-                    towers.resize_with(t + 1, || TowerScan::new(t0));
-                }
-            }
-            let bucket = k.bucket(s.at, &towers);
-            match &s.obs {
-                Obs::Start { towers: names, .. } => {
-                    k.tower_names = names.clone();
-                    if towers.len() < names.len() {
-                        towers.resize_with(names.len(), || TowerScan::new(t0));
-                    }
-                }
-                Obs::Published { manifest } => {
-                    published
-                        .entry((manifest.item.clone(), manifest.version))
-                        .or_insert((s.at, manifest.priority));
-                }
-                Obs::Read {
-                    valid: true,
-                    result,
-                    ..
-                } => {
-                    let good = *result == ReadResult::Served;
-                    k.reads_valid += 1;
-                    k.reads_good += u64::from(good);
-                    if let Some(b) = bucket.and_then(|b| k.series.get_mut(b)) {
-                        b.reads_valid += 1;
-                        b.reads_good += u64::from(good);
-                    }
-                }
-                Obs::Tower { tower, event } => match event {
-                    Event::ContentServable { item, version, .. } => {
-                        servable
-                            .entry((*tower, item.clone(), *version))
-                            .or_insert(s.at);
-                    }
-                    Event::LinkHealth { link, up: false } => {
-                        signals.push((s.at, Some(*tower), Signal::LinkDown(*link)));
-                    }
-                    Event::ActiveLink { .. } => {
-                        k.failovers += 1;
-                        signals.push((s.at, Some(*tower), Signal::Failover));
-                    }
-                    Event::OriginMismatch { .. } => {
-                        signals.push((s.at, Some(*tower), Signal::OriginMismatch));
-                    }
-                    Event::PowerMode { to, .. } => {
-                        signals.push((s.at, Some(*tower), Signal::PowerMode));
-                        towers[*tower].update(s.at, |t| t.mode = *to);
-                    }
-                    Event::BreakerOpened => k.breaker_openings += 1,
-                    _ => {}
-                },
-                Obs::Origin {
-                    event: Event::BreakerOpened,
-                } => k.breaker_openings += 1,
-                Obs::Requested { .. } => {
-                    if let Some(bytes) = is_inversion(&s.obs) {
-                        k.priority_inversions += 1;
-                        k.priority_inversion_bytes =
-                            k.priority_inversion_bytes.saturating_add(bytes);
-                    }
-                }
-                Obs::Transfer { link, bytes, .. } => {
-                    let e = k.bytes_per_link.entry(*link).or_insert(0);
-                    *e = e.saturating_add(*bytes);
-                }
-                Obs::TowerDown { tower, .. } => {
-                    signals.push((s.at, Some(*tower), Signal::Down));
-                    towers[*tower].update(s.at, |t| t.up = Some(false));
-                }
-                Obs::TowerUp { tower } => {
-                    towers[*tower].update(s.at, |t| {
-                        if t.up.is_none() {
-                            // The first word on this tower is a start: it was not
-                            // running before (booting), contrary to the assumption.
-                            t.serving_us = 0;
-                            t.serving_since = None;
-                        }
-                        t.up = Some(true);
-                        if t.mode >= PowerMode::ShuttingDown {
-                            // A started process serves; its mode is reported next.
-                            t.mode = PowerMode::Normal;
-                        }
-                    });
-                }
-                Obs::StorageError { tower } => signals.push((s.at, *tower, Signal::Storage)),
-                Obs::Power {
-                    tower,
-                    soc,
-                    mode,
-                    energy_wh,
-                    ..
-                } => {
-                    towers[*tower].update(s.at, |t| {
-                        t.mode = *mode;
-                        t.energy_wh = *energy_wh;
-                    });
-                    k.soc_lowest = Some(k.soc_lowest.map_or(*soc, |m| m.min(*soc)));
-                    if let Some(b) = bucket {
-                        let e = soc_by_bucket.entry(b).or_insert((0.0, 0));
-                        e.0 += *soc;
-                        e.1 += 1;
-                    }
-                }
-                Obs::Backlog { tower, ops } => {
-                    towers[*tower].backlog = *ops;
-                    let total: u64 = towers.iter().map(|t| t.backlog).sum();
-                    k.backlog_max = k.backlog_max.max(total);
-                    if let Some(b) = bucket.and_then(|b| k.series.get_mut(b)) {
-                        b.backlog = total;
-                    }
-                }
-                Obs::Steady { tower, steady } => towers[*tower].steady.push((s.at, *steady)),
-                Obs::FaultStart { id, spec } => faults.push((*id, spec.clone(), s.at, None)),
-                Obs::FaultEnd { id, .. } => {
-                    if let Some(f) = faults.iter_mut().rev().find(|f| f.0 == *id) {
-                        f.3.get_or_insert(s.at);
-                    }
-                }
-                _ => {}
+impl KpiScan {
+    /// Feed one observation (in time order).
+    pub fn observe(&mut self, s: &Stamped) {
+        let KpiScan {
+            k,
+            t0,
+            t_end,
+            towers,
+            durability,
+            scratch,
+            published,
+            servable,
+            faults,
+            signals,
+            soc_by_bucket,
+        } = self;
+        let t0 = *t0.get_or_insert(s.at);
+        *t_end = s.at;
+        durability.observe(s, scratch);
+        scratch.clear(); // its violations are the oracle's to report; RPO is counted below
+        if let Some(t) = tower_of(&s.obs) {
+            if towers.len() <= t {
+                towers.resize_with(t + 1, || TowerScan::new(t0));
             }
         }
+        let bucket = k.bucket(s.at, &towers);
+        match &s.obs {
+            Obs::Start { towers: names, .. } => {
+                k.tower_names = names.clone();
+                if towers.len() < names.len() {
+                    towers.resize_with(names.len(), || TowerScan::new(t0));
+                }
+            }
+            Obs::Published { manifest } => {
+                published
+                    .entry((manifest.item.clone(), manifest.version))
+                    .or_insert((s.at, manifest.priority));
+            }
+            Obs::Read {
+                valid: true,
+                result,
+                ..
+            } => {
+                let good = *result == ReadResult::Served;
+                k.reads_valid += 1;
+                k.reads_good += u64::from(good);
+                if let Some(b) = bucket.and_then(|b| k.series.get_mut(b)) {
+                    b.reads_valid += 1;
+                    b.reads_good += u64::from(good);
+                }
+            }
+            Obs::Tower { tower, event } => match event {
+                Event::ContentServable { item, version, .. } => {
+                    servable
+                        .entry((*tower, item.clone(), *version))
+                        .or_insert(s.at);
+                }
+                Event::LinkHealth { link, up: false } => {
+                    signals.push((s.at, Some(*tower), Signal::LinkDown(*link)));
+                }
+                Event::ActiveLink { .. } => {
+                    k.failovers += 1;
+                    signals.push((s.at, Some(*tower), Signal::Failover));
+                }
+                Event::OriginMismatch { .. } => {
+                    signals.push((s.at, Some(*tower), Signal::OriginMismatch));
+                }
+                Event::PowerMode { to, .. } => {
+                    signals.push((s.at, Some(*tower), Signal::PowerMode));
+                    towers[*tower].update(s.at, |t| t.mode = *to);
+                }
+                Event::BreakerOpened => k.breaker_openings += 1,
+                _ => {}
+            },
+            Obs::Origin {
+                event: Event::BreakerOpened,
+            } => k.breaker_openings += 1,
+            Obs::Requested { .. } => {
+                if let Some(bytes) = is_inversion(&s.obs) {
+                    k.priority_inversions += 1;
+                    k.priority_inversion_bytes = k.priority_inversion_bytes.saturating_add(bytes);
+                }
+            }
+            Obs::Transfer { link, bytes, .. } => {
+                let e = k.bytes_per_link.entry(*link).or_insert(0);
+                *e = e.saturating_add(*bytes);
+            }
+            Obs::TowerDown { tower, .. } => {
+                signals.push((s.at, Some(*tower), Signal::Down));
+                towers[*tower].update(s.at, |t| t.up = Some(false));
+            }
+            Obs::TowerUp { tower } => {
+                towers[*tower].update(s.at, |t| {
+                    if t.up.is_none() {
+                        // The first word on this tower is a start: it was not
+                        // running before (booting), contrary to the assumption.
+                        t.serving_us = 0;
+                        t.serving_since = None;
+                    }
+                    t.up = Some(true);
+                    if t.mode >= PowerMode::ShuttingDown {
+                        // A started process serves; its mode is reported next.
+                        t.mode = PowerMode::Normal;
+                    }
+                });
+            }
+            Obs::StorageError { tower } => signals.push((s.at, *tower, Signal::Storage)),
+            Obs::Power {
+                tower,
+                soc,
+                mode,
+                energy_wh,
+                ..
+            } => {
+                towers[*tower].update(s.at, |t| {
+                    t.mode = *mode;
+                    t.energy_wh = *energy_wh;
+                });
+                k.soc_lowest = Some(k.soc_lowest.map_or(*soc, |m| m.min(*soc)));
+                if let Some(b) = bucket {
+                    let e = soc_by_bucket.entry(b).or_insert((0.0, 0));
+                    e.0 += *soc;
+                    e.1 += 1;
+                }
+            }
+            Obs::Backlog { tower, ops } => {
+                towers[*tower].backlog = *ops;
+                let total: u64 = towers.iter().map(|t| t.backlog).sum();
+                k.backlog_max = k.backlog_max.max(total);
+                if let Some(b) = bucket.and_then(|b| k.series.get_mut(b)) {
+                    b.backlog = total;
+                }
+            }
+            Obs::Steady { tower, steady } => towers[*tower].steady.push((s.at, *steady)),
+            Obs::FaultStart { id, spec } => faults.push((*id, spec.clone(), s.at, None)),
+            Obs::FaultEnd { id, .. } => {
+                if let Some(f) = faults.iter_mut().rev().find(|f| f.0 == *id) {
+                    f.3.get_or_insert(s.at);
+                }
+            }
+            _ => {}
+        }
+    }
 
+    /// The KPIs of everything observed (SLO-relative ones against no SLO).
+    pub fn finish(self) -> Kpis {
+        let KpiScan {
+            mut k,
+            t0,
+            t_end,
+            mut towers,
+            durability,
+            published,
+            servable,
+            faults,
+            signals,
+            soc_by_bucket,
+            ..
+        } = self;
+        let t0 = t0.unwrap_or(Time::ZERO);
         // Availability.
         k.availability = if k.reads_valid == 0 {
             1.0
@@ -691,6 +730,19 @@ impl Kpis {
         assert!(k.reads_good <= k.reads_valid);
         assert!(k.series.len() <= SAMPLES_MAX);
         k
+    }
+}
+
+impl Kpis {
+    /// Compute the KPIs from a run's observations (in time order), as [`KpiScan`] does
+    /// while a run goes. SLO-relative KPIs use no SLO (RTO bound [`RTO_DEFAULT`], no
+    /// error budget); see [`Kpis::apply_slo`].
+    pub fn from_observations(obs: &[Stamped]) -> Kpis {
+        let mut scan = KpiScan::default();
+        for s in obs {
+            scan.observe(s);
+        }
+        scan.finish()
     }
 
     /// The series index for `at`, creating samples up to it (carrying the backlog), or

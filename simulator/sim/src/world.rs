@@ -27,7 +27,7 @@
 //!
 //! Not covered: device crashes, wire-level corruption on Wi-Fi, the origin's own power.
 
-use crate::kpi::Kpis;
+use crate::kpi::KpiScan;
 use crate::obs::{Obs, ReadResult, Stamped};
 use crate::oracle::Oracles;
 use crate::plant::Plant;
@@ -807,7 +807,12 @@ pub struct World {
     devices: Vec<DeviceHost>,
     faults: Vec<ScheduledFault>,
     oracles: Oracles,
-    observations: Vec<Stamped>,
+    /// The KPIs, measured as observations come.
+    kpis: KpiScan,
+    /// Every observation, oldest first, only when asked for ([`World::keep_observations`]):
+    /// the oracles and KPIs read each one as it comes, so a run without it keeps memory
+    /// that does not grow with every read and transfer.
+    observations: Option<Vec<Stamped>>,
     /// Published versions visible at the origin: (item, version) → manifest.
     published: BTreeMap<(ItemId, u64), Manifest>,
     /// Items visible at the origin, by class, for reads and republishing.
@@ -998,7 +1003,8 @@ impl World {
                 })
                 .collect(),
             oracles: Oracles::new(&enabled),
-            observations: Vec::new(),
+            kpis: KpiScan::default(),
+            observations: None,
             published: BTreeMap::new(),
             items: Default::default(),
             content: BTreeMap::new(),
@@ -1028,7 +1034,10 @@ impl World {
     fn observe(&mut self, obs: Obs) {
         let s = Stamped { at: self.now, obs };
         self.oracles.observe(&s);
-        self.observations.push(s);
+        self.kpis.observe(&s);
+        if let Some(log) = &mut self.observations {
+            log.push(s);
+        }
     }
 
     // ----- set-up ---------------------------------------------------------------------
@@ -1268,9 +1277,22 @@ impl World {
         self.events
     }
 
-    /// Every observation so far, oldest first.
+    /// Keep every observation for [`World::observations`] (the console's live view, a
+    /// report's charts). Call it before the run starts. A world that does not keep them
+    /// still checks every oracle and measures every KPI.
+    pub fn keep_observations(&mut self) {
+        assert!(
+            !self.started,
+            "keep_observations must be called before the run starts"
+        );
+        self.observations.get_or_insert_with(Vec::new);
+    }
+
+    /// Every observation so far, oldest first (kept since [`World::keep_observations`]).
     pub fn observations(&self) -> &[Stamped] {
-        &self.observations
+        self.observations
+            .as_deref()
+            .expect("observations are kept only after World::keep_observations")
     }
 
     /// Violations found so far.
@@ -3101,7 +3123,7 @@ impl World {
                 liveness: true,
             });
         }
-        let mut kpis = Kpis::from_observations(&self.observations);
+        let mut kpis = std::mem::take(&mut self.kpis).finish();
         kpis.apply_slo(&self.sc.slo);
         kpis.violations = violations.len() as u64;
         let slo = kpis.check(&self.sc.slo);

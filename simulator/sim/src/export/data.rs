@@ -264,7 +264,8 @@ pub fn devices_of(sc: &Scenario) -> Vec<u32> {
     sc.towers.iter().map(|t| t.devices).collect()
 }
 
-/// Sample a world's observations into series (call before [`World::finish`]).
+/// Sample a world's observations into series (call before [`World::finish`]; the world
+/// must keep them: [`World::keep_observations`]).
 pub fn series_of(world: &World) -> RunSeries {
     let end_s = world.now().as_micros().div_ceil(1_000_000);
     RunSeries::from_observations(world.observations(), end_s, &devices_of(world.scenario()))
@@ -274,6 +275,7 @@ pub fn series_of(world: &World) -> RunSeries {
 /// same trace hash).
 pub fn record(sc: &Scenario, opts: &RunOptions) -> (RunReport, RunSeries) {
     let mut world = World::new(sc, opts);
+    world.keep_observations();
     world.run();
     let series = series_of(&world);
     (world.finish(), series)
