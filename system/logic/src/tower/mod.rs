@@ -80,6 +80,10 @@ use warmer::Warmer;
 /// again).
 pub const STATUS_KEYS_MAX: usize = 256;
 
+/// Stale jobs the fetch queue may hold beyond twice the live ones before it is compacted
+/// (jobs for chunks no longer wanted, see `Tower::compact_queue`).
+const QUEUE_SLACK: usize = 64;
+
 /// Everything a tower is configured with. The `bool` switches default to correct
 /// behaviour; the simulator flips them to plant the bugs its oracles must catch.
 #[derive(Clone, Debug)]
@@ -1125,6 +1129,11 @@ impl Tower {
         let item = entry.manifest.item.clone();
         let previous_servable = self.items.get(&item).and_then(|s| s.servable.clone());
         let repairing = self.items.get(&item).is_some_and(|s| s.repairing);
+        let previous_missing = self
+            .items
+            .get(&item)
+            .map(|s| s.missing.clone())
+            .unwrap_or_default();
         let missing: BTreeSet<ChunkHash> =
             missing_chunks(&entry.manifest, |h| self.held.contains_key(h))
                 .into_iter()
@@ -1159,9 +1168,56 @@ impl Tower {
             self.waiters.entry(hash).or_default().insert(item.clone());
             self.want(hash, class, len);
         }
+        self.release_superseded(&item, previous_missing);
         if complete_now {
             self.mark_servable(&item);
         }
+    }
+
+    /// `item` moved to a newer entry: the chunks only its previous entry missed are no
+    /// longer wanted for it, and one that no other item waits for leaves the fetch queue
+    /// (it is not fetched, and not kept waiting forever on a link whose class policy never
+    /// carries it — satellite and P2/P3). A chunk being written stays wanted, so that it
+    /// is recorded as held when its write is durable.
+    fn release_superseded(&mut self, item: &ItemId, previous_missing: BTreeSet<ChunkHash>) {
+        let Some(state) = self.items.get(item) else {
+            return;
+        };
+        let mut released = false;
+        for hash in previous_missing {
+            if state.missing.contains(&hash) {
+                continue;
+            }
+            let Some(waiting) = self.waiters.get_mut(&hash) else {
+                continue;
+            };
+            waiting.remove(item);
+            if !waiting.is_empty() {
+                continue;
+            }
+            self.waiters.remove(&hash);
+            if !self.writing.contains(&hash) {
+                self.wanted.remove(&hash);
+                self.overflow.remove(&hash);
+                released = true;
+            }
+        }
+        if released {
+            self.compact_queue();
+        }
+    }
+
+    /// Drop the queue's jobs for chunks no longer wanted (or wanted at another class)
+    /// once they outnumber the live ones: popping skips them anyway, but a class no link
+    /// may carry is never popped. Amortised: the queue is at most about twice the live
+    /// jobs plus [`QUEUE_SLACK`].
+    fn compact_queue(&mut self) {
+        if self.scheduler.len() <= 2 * self.wanted.len() + QUEUE_SLACK {
+            return;
+        }
+        let wanted = &self.wanted;
+        self.scheduler
+            .retain(|class, hash| wanted.get(hash).is_some_and(|w| w.0 == class));
     }
 
     fn mark_servable(&mut self, item: &ItemId) {

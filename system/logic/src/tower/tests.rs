@@ -1819,3 +1819,87 @@ fn the_read_view_plans_every_read_as_serve_plan_does() {
     same(&mut t, &view);
     assert_eq!(view.plan(&other), Err(Refusal::PoweredDown));
 }
+
+#[test]
+fn a_superseded_versions_missing_chunks_are_no_longer_wanted() {
+    // Goal: an item that moves to a newer entry before the older one was fetched stops
+    // waiting for the chunks only the older one needed: they leave the fetch queue. On
+    // satellite (never P3 by class policy) they used to pile up, one set per version, for
+    // the life of the tower; on other links they were fetched for nothing.
+    let mut t = booted(&[LinkKind::Satellite]);
+    let mut durable = DurableState::new();
+    let mut last = Vec::new();
+    for v in 1..=40u64 {
+        let (manifest, chunks) = publish(
+            ItemId::new("film"),
+            v,
+            Priority::P3,
+            &bytes(v, 96 * 1024),
+            ChunkParams::default(),
+        )
+        .unwrap();
+        offer_catalog(&mut t, &[&CatalogEntry { seq: v, manifest }]);
+        let actions = drain(&mut t);
+        assert!(
+            chunk_requests(&actions).is_empty(),
+            "satellite does not carry P3"
+        );
+        complete_io(&mut t, Time::ZERO, actions, &mut durable);
+        last = chunks;
+    }
+    let want: BTreeSet<ChunkHash> = last.iter().map(|c| c.hash).collect();
+    assert!(want.len() > 1, "the item has several chunks");
+    let wanted: BTreeSet<ChunkHash> = t.wanted.keys().copied().collect();
+    assert!(
+        wanted == want,
+        "only the latest version's {} chunks may be wanted; {} are",
+        want.len(),
+        wanted.len()
+    );
+    let waited: BTreeSet<ChunkHash> = t.waiters.keys().copied().collect();
+    assert!(
+        waited == want,
+        "only they may be waited for; {} are",
+        waited.len()
+    );
+    assert!(
+        t.scheduler.len() <= 2 * t.wanted.len() + QUEUE_SLACK,
+        "the queue holds {} jobs for {} wanted chunks",
+        t.scheduler.len(),
+        t.wanted.len()
+    );
+    assert_eq!(t.status().items_pending, 1);
+}
+
+#[test]
+fn a_chunk_shared_with_another_items_latest_entry_stays_wanted() {
+    // Goal: releasing a superseded version's chunk must not drop a chunk another item
+    // still misses (content-defined chunking shares chunks between items).
+    let mut t = booted(&[LinkKind::Satellite]);
+    let mut durable = DurableState::new();
+    let data = bytes(7, 64 * 1024);
+    let (a1, a1_chunks) = entry(1, "a", Priority::P3, &data);
+    let (b1, _) = entry(2, "b", Priority::P3, &data);
+    offer_catalog(&mut t, &[&a1, &b1]);
+    let actions = drain(&mut t);
+    complete_io(&mut t, Time::ZERO, actions, &mut durable);
+    // "a" moves on to other bytes; "b" still needs the shared chunks.
+    let (manifest, _) = publish(
+        ItemId::new("a"),
+        2,
+        Priority::P3,
+        &bytes(8, 64 * 1024),
+        ChunkParams::default(),
+    )
+    .unwrap();
+    offer_catalog(&mut t, &[&CatalogEntry { seq: 3, manifest }]);
+    let actions = drain(&mut t);
+    complete_io(&mut t, Time::ZERO, actions, &mut durable);
+    for c in &a1_chunks {
+        assert!(t.wanted.contains_key(&c.hash), "b still needs {}", c.hash);
+        assert_eq!(
+            t.waiters.get(&c.hash),
+            Some(&BTreeSet::from([ItemId::new("b")]))
+        );
+    }
+}
