@@ -443,7 +443,7 @@ impl KpiScan {
                 towers.resize_with(t + 1, || TowerScan::new(t0));
             }
         }
-        let bucket = k.bucket(s.at, &towers);
+        let bucket = k.bucket(s.at, towers);
         match &s.obs {
             Obs::Start { towers: names, .. } => {
                 k.tower_names = names.clone();
