@@ -86,6 +86,16 @@ fn chunk_requests(actions: &[Action]) -> Vec<ChunkHash> {
         .collect()
 }
 
+/// A power reading on battery, no sun, 3 W load, at `soc` per-mille.
+fn on_battery(soc: u16) -> PowerReading {
+    PowerReading {
+        soc_permille: soc,
+        solar_mw: 0,
+        load_mw: 3_000,
+        ups: UpsState::OnBattery,
+    }
+}
+
 fn tower(links: &[LinkKind]) -> Tower {
     Tower::new(TowerConfig::new(TowerId(1), links), 1, Time::ZERO)
 }
@@ -432,20 +442,14 @@ fn a_failed_fsync_means_no_ack() {
 fn low_battery_sheds_then_shuts_down_cleanly_with_a_final_fsync() {
     // Goal: power safety — shedding in steps, then flush + fsync before power-off.
     let mut t = booted(&[LinkKind::Fibre]);
-    let reading = |soc| PowerReading {
-        soc_permille: soc,
-        solar_mw: 0,
-        load_mw: 3_000,
-        ups: UpsState::OnBattery,
-    };
-    t.handle_power(Time::from_secs(1), reading(550));
+    t.handle_power(Time::from_secs(1), on_battery(550));
     assert_eq!(t.power_mode(), PowerMode::ShedP3);
-    t.handle_power(Time::from_secs(2), reading(400));
+    t.handle_power(Time::from_secs(2), on_battery(400));
     assert_eq!(t.power_mode(), PowerMode::ShedP2);
     drain(&mut t);
     // An op in the pipeline when the battery runs low.
     submit(&mut t, Time::from_secs(3), message_op(1, "a", "b"));
-    t.handle_power(Time::from_secs(4), reading(200));
+    t.handle_power(Time::from_secs(4), on_battery(200));
     assert_eq!(t.power_mode(), PowerMode::ShuttingDown);
     let actions = drain(&mut t);
     assert!(
@@ -1788,13 +1792,7 @@ fn the_read_view_plans_every_read_as_serve_plan_does() {
     assert_eq!(view.plan(&other), Err(Refusal::NotHeld));
     assert_eq!(t.refresh_read_view(&view), None, "nothing moved");
 
-    let reading = |soc| PowerReading {
-        soc_permille: soc,
-        solar_mw: 0,
-        load_mw: 3_000,
-        ups: UpsState::OnBattery,
-    };
-    t.handle_power(Time::from_secs(1), reading(550));
+    t.handle_power(Time::from_secs(1), on_battery(550));
     assert_eq!(t.power_mode(), PowerMode::ShedP3);
     if let Some(v) = t.refresh_read_view(&view) {
         view = v;
@@ -1808,7 +1806,7 @@ fn the_read_view_plans_every_read_as_serve_plan_does() {
     same(&mut t, &view);
     assert_eq!(view.plan(&news), Err(Refusal::Repairing));
 
-    t.handle_power(Time::from_secs(2), reading(200));
+    t.handle_power(Time::from_secs(2), on_battery(200));
     assert_eq!(t.power_mode(), PowerMode::ShuttingDown);
     let before = view.items.clone();
     view = t.refresh_read_view(&view).expect("the refusal moved");
