@@ -312,8 +312,6 @@ struct ItemState {
 #[derive(Clone, Debug)]
 struct Remembered {
     op: crate::io::ConfirmedOp,
-    /// When the window ends.
-    until: Time,
 }
 
 /// A forward batch on the wire.
@@ -356,8 +354,9 @@ pub struct Tower {
     forward: Option<ForwardInFlight>,
     /// Confirmed operations remembered, by key.
     confirmed: BTreeMap<IdemKey, Remembered>,
-    /// The same, by confirmation seq (oldest first): what to forget first.
-    confirmed_order: BTreeMap<u64, IdemKey>,
+    /// The same, by confirmation seq (oldest first), with when each is forgotten: what
+    /// to forget first. `until` grows with the seq, so the first entry is the next due.
+    confirmed_order: BTreeMap<u64, (Time, IdemKey)>,
     confirmed_seq: u64,
 
     actions: VecDeque<Action>,
@@ -515,14 +514,10 @@ impl Tower {
                 Record::Confirmed(c) => {
                     tower.confirmed_seq = tower.confirmed_seq.max(c.seq);
                     let until = now + tower.config.confirmed_window;
-                    tower.confirmed_order.insert(c.seq, c.key.clone());
-                    tower.confirmed.insert(
-                        c.key.clone(),
-                        Remembered {
-                            op: c.clone(),
-                            until,
-                        },
-                    );
+                    tower.confirmed_order.insert(c.seq, (until, c.key.clone()));
+                    tower
+                        .confirmed
+                        .insert(c.key.clone(), Remembered { op: c.clone() });
                 }
                 Record::TrustedOrigin(Some(id)) => tower.trust = Trust::Trusted(*id),
                 // A re-home was ordered and not finished: it starts over.
@@ -754,8 +749,7 @@ impl Tower {
         take(
             self.confirmed_order
                 .first_key_value()
-                .and_then(|(_, k)| self.confirmed.get(k))
-                .map(|r| r.until),
+                .map(|(_, (until, _))| *until),
         );
         // A catalog poll that is due but blocked (breaker, supervisor) is woken by the
         // blocker's own timer; only a future poll needs a timer of its own.
@@ -1529,13 +1523,12 @@ impl Tower {
         if let Some(old) = self.confirmed.remove(&c.key) {
             self.confirmed_order.remove(&old.op.seq);
         }
-        self.confirmed_order.insert(c.seq, c.key.clone());
-        self.write(Record::Confirmed(c.clone()), Purpose::Untracked);
         let until = self.now + self.config.confirmed_window;
-        self.confirmed
-            .insert(c.key.clone(), Remembered { op: c, until });
+        self.confirmed_order.insert(c.seq, (until, c.key.clone()));
+        self.write(Record::Confirmed(c.clone()), Purpose::Untracked);
+        self.confirmed.insert(c.key.clone(), Remembered { op: c });
         while self.confirmed.len() > self.config.confirmed_max {
-            let Some((_, key)) = self.confirmed_order.pop_first() else {
+            let Some((_, (_, key))) = self.confirmed_order.pop_first() else {
                 break;
             };
             self.confirmed.remove(&key);
@@ -1546,12 +1539,11 @@ impl Tower {
 
     /// Forget confirmed operations whose window has ended.
     fn forget_confirmed(&mut self, now: Time) {
-        while let Some((_, key)) = self.confirmed_order.first_key_value() {
-            let due = self.confirmed.get(key).is_none_or(|r| r.until <= now);
-            if !due {
+        while let Some((_, (until, _))) = self.confirmed_order.first_key_value() {
+            if *until > now {
                 break;
             }
-            let Some((_, key)) = self.confirmed_order.pop_first() else {
+            let Some((_, (_, key))) = self.confirmed_order.pop_first() else {
                 break;
             };
             self.confirmed.remove(&key);
