@@ -1,0 +1,117 @@
+//! `sovereign proxy serve`: the fault proxy's command.
+//!
+//! Map: [`ProxyCommand`] is the clap definition the `sovereign` binary mounts; [`run`]
+//! checks the flags (a non-loopback API needs a token), starts the API, creates the
+//! proxies of `--config` (the array `/populate` takes) and serves until Ctrl-C/SIGTERM.
+//!
+//! Not here: the API itself (`api`).
+
+use crate::{Config, Limits};
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// `sovereign proxy …`
+#[derive(Subcommand, Debug)]
+pub enum ProxyCommand {
+    /// Serve the Toxiproxy-compatible API and the proxies it configures.
+    Serve(ServeArgs),
+}
+
+/// Flags of `sovereign proxy serve`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Where the API listens (loopback by default; elsewhere only with --token).
+    #[arg(long, default_value = "127.0.0.1:8474")]
+    pub listen: SocketAddr,
+    /// Proxies to create at start: a JSON array in `/populate`'s shape.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Seeds the proxies' randomness (jitter, toxicity, slicer, loss): a run repeats.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Require `Authorization: Bearer <T>` on every request.
+    #[arg(
+        long,
+        value_name = "T",
+        env = "SOVEREIGN_PROXY_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+}
+
+/// Runs a proxy command.
+pub fn run(cmd: ProxyCommand) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SOVEREIGN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+    let ProxyCommand::Serve(args) = cmd;
+    if !args.listen.ip().is_loopback() && args.token.as_deref().is_none_or(str::is_empty) {
+        bail!(
+            "the proxy API on {} (not loopback) needs --token: anyone who reaches it can cut links",
+            args.listen
+        );
+    }
+    let populate = match &args.config {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let v: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not JSON", path.display()))?;
+            Some(v)
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting tokio")?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("binding the API on {}", args.listen))?;
+        let config = Config {
+            seed: args.seed,
+            token: args.token,
+            limits: Limits::default(),
+        };
+        let running = crate::spawn(listener, config)?;
+        if let Some(v) = populate {
+            let path = args
+                .config
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            running
+                .registry
+                .populate(&v)
+                .await
+                .map_err(|e| anyhow::anyhow!("{path}: {}", e.message))?;
+        }
+        tracing::info!(api = %running.addr, seed = args.seed, "proxy API listening");
+        shutdown().await;
+        running.task.abort();
+        Ok(())
+    })
+}
+
+async fn shutdown() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
