@@ -115,3 +115,31 @@ async fn shutdown() {
     #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_api_off_loopback_needs_a_token() {
+        // Goal: `serve --listen 0.0.0.0:…` without --token is refused before anything listens.
+        let args = ServeArgs {
+            listen: "0.0.0.0:0".parse().unwrap(),
+            config: None,
+            seed: 0,
+            token: None,
+        };
+        let e = run(ProxyCommand::Serve(args)).expect_err("a public API without a token");
+        assert!(e.to_string().contains("needs --token"), "{e}");
+        let args = ServeArgs {
+            listen: "0.0.0.0:0".parse().unwrap(),
+            config: None,
+            seed: 0,
+            token: Some(String::new()),
+        };
+        assert!(
+            run(ProxyCommand::Serve(args)).is_err(),
+            "an empty token is no token"
+        );
+    }
+}

@@ -42,13 +42,15 @@ pub struct Active {
 pub type Chain = Arc<Vec<Active>>;
 
 /// Bytes read per chunk at most.
-const CHUNK: usize = 32 * 1024;
+const CHUNK: usize = 128 * 1024;
 /// Chunks in flight between a direction's reader and writer (bounds memory under
-/// latency: 64 × 32 KiB per direction).
-const IN_FLIGHT: usize = 64;
+/// latency: 16 × 128 KiB = 2 MiB per direction).
+const IN_FLIGHT: usize = 16;
 /// How far behind its schedule a bandwidth-limited writer may be and still catch up
-/// (a small burst); beyond it, the schedule restarts from now.
-const PACE_SLACK: Duration = Duration::from_millis(20);
+/// (a burst of at most this much data at the rate, as Toxiproxy writes 100 ms of data at
+/// a time); beyond it, the schedule restarts from now. It keeps the average rate when
+/// the proxy's threads are descheduled for tens of milliseconds on a busy machine.
+const PACE_SLACK: Duration = Duration::from_millis(100);
 /// The longest retransmission wait of the loss toxic (Linux's `TCP_RTO_MAX`).
 const RTO_MAX: Duration = Duration::from_secs(120);
 
@@ -356,7 +358,7 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
                     // The schedule runs from the previous piece's due time, not from
                     // when this task woke: timer granularity (a sleep ends up to 1 ms late)
                     // would otherwise cost every piece a little and the rate 10% or more.
-                    // A link idle for longer than PACE_SLACK starts afresh (no burst).
+                    // A link idle for longer than PACE_SLACK starts afresh.
                     let from = s.ready.max(now.checked_sub(PACE_SLACK).unwrap_or(now));
                     s.ready =
                         from + Duration::from_nanos((n as u64).saturating_mul(1_000_000) / rate);

@@ -8,7 +8,10 @@
 //!
 //! These tests measure from outside, on the wall clock, what a client of the proxy sees
 //! (the crate's lint asks the proxy itself for tokio's clock).
-#![allow(clippy::disallowed_methods, reason = "wall-clock measurements of a client's view")]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "wall-clock measurements of a client's view"
+)]
 
 mod common;
 
@@ -113,6 +116,22 @@ fn populate_list_version_reset_through_the_client() {
     assert_eq!(client.all().unwrap().len(), 1);
 }
 
+/// Runs a timing check up to `attempts` times and returns at the first pass. Only upper
+/// bounds on time go through here: a loaded machine can make a transfer slower than the
+/// toxic asks, never faster, so bounds a toxic guarantees (a delay at least this long, a
+/// rate at most this high) are asserted on every attempt and a toxic that does nothing
+/// fails every attempt.
+fn retry<T>(attempts: usize, mut check: impl FnMut() -> Result<T, String>) -> T {
+    let mut errors = Vec::new();
+    for _ in 0..attempts {
+        match check() {
+            Ok(v) => return v,
+            Err(e) => errors.push(e),
+        }
+    }
+    panic!("all {attempts} attempts failed: {errors:?}")
+}
+
 #[test]
 fn latency_adds_its_delay_with_jitter_on_live_connections() {
     // Goal: latency 100±10 ms adds 100 ms ±10% (plus the jitter bound) to a round trip, stacks across streams, reaches an open connection, and leaves nothing behind when removed.
@@ -122,30 +141,41 @@ fn latency_adds_its_delay_with_jitter_on_live_connections() {
     let base = median((0..5).map(|_| round_trip(&mut s, 100)).collect());
     proxy.with_latency("downstream".into(), 100, 10, 1.0);
     assert_eq!(proxy.toxics().unwrap().len(), 1);
-    let samples: Vec<Duration> = (0..5).map(|_| round_trip(&mut s, 100)).collect();
-    for d in &samples {
-        let added = d.saturating_sub(base);
-        assert!(
-            added >= Duration::from_millis(80),
-            "added {added:?} < 100 - 10 (jitter) - 10%"
-        );
-    }
-    let added = median(samples).saturating_sub(base);
-    assert!(
-        added <= Duration::from_millis(120),
-        "added {added:?} > 100 + 10 (jitter) + 10%"
-    );
+    retry(3, || {
+        let samples: Vec<Duration> = (0..5).map(|_| round_trip(&mut s, 100)).collect();
+        for d in &samples {
+            let added = d.saturating_sub(base);
+            assert!(
+                added >= Duration::from_millis(80),
+                "added {added:?} < 100 - 10 (jitter) - 10%"
+            );
+        }
+        let added = median(samples).saturating_sub(base);
+        if added <= Duration::from_millis(120) {
+            Ok(())
+        } else {
+            Err(format!("added {added:?} > 100 + 10 (jitter) + 10%"))
+        }
+    });
     // Upstream latency stacks with downstream.
     proxy.with_latency("upstream".into(), 50, 0, 1.0);
-    let both = median((0..3).map(|_| round_trip(&mut s, 100)).collect()).saturating_sub(base);
-    assert!(
-        both >= Duration::from_millis(135) && both <= Duration::from_millis(175),
-        "both {both:?}"
-    );
+    retry(3, || {
+        let both = median((0..3).map(|_| round_trip(&mut s, 100)).collect()).saturating_sub(base);
+        assert!(
+            both >= Duration::from_millis(135),
+            "both {both:?} < 150 - 10 - 10%"
+        );
+        if both <= Duration::from_millis(175) {
+            Ok(())
+        } else {
+            Err(format!("both {both:?} > 150 + 10 + 10%"))
+        }
+    });
     proxy.delete_all_toxics().unwrap();
+    // Below the 90 ms the removed toxic could not go under: it is gone.
     let after = median((0..5).map(|_| round_trip(&mut s, 100)).collect());
     assert!(
-        after < Duration::from_millis(30),
+        after < Duration::from_millis(80),
         "latency leaked after removal: {after:?}"
     );
 }
@@ -158,17 +188,26 @@ fn bandwidth_holds_the_rate_over_two_megabytes() {
     let (_client, proxy, listen) = proxied(&f, "bw", f.source(n));
     proxy.with_bandwidth("downstream".into(), 4000, 1.0);
     assert_eq!(proxy.toxics().unwrap().len(), 1);
-    let t = Instant::now();
-    let mut s = connect(listen);
-    let (got, err) = read_all(&mut s);
-    let took = t.elapsed();
-    assert!(err.is_none(), "{err:?}");
-    assert_eq!(got, pattern(n));
-    let rate = n as f64 / took.as_secs_f64() / 1000.0;
-    assert!(
-        (3600.0..=4400.0).contains(&rate),
-        "rate {rate:.0} KB/s over {took:?}, want 4000 ±10%"
-    );
+    retry(3, || {
+        let t = Instant::now();
+        let mut s = connect(listen);
+        let (got, err) = read_all(&mut s);
+        let took = t.elapsed();
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(got, pattern(n));
+        let rate = n as f64 / took.as_secs_f64() / 1000.0;
+        assert!(
+            rate <= 4400.0,
+            "rate {rate:.0} KB/s over {took:?}: more than 4000 + 10%"
+        );
+        if rate >= 3600.0 {
+            Ok(())
+        } else {
+            Err(format!(
+                "rate {rate:.0} KB/s over {took:?}: less than 4000 - 10%"
+            ))
+        }
+    });
 }
 
 #[test]
@@ -185,7 +224,7 @@ fn timeout_closes_after_its_time_and_zero_drops_until_removed() {
     let took = t.elapsed();
     assert!(got.is_empty(), "data passed a timeout toxic: {got:?}");
     assert!(
-        took >= Duration::from_millis(190) && took < Duration::from_millis(600),
+        took >= Duration::from_millis(190) && took < Duration::from_millis(1500),
         "closed after {took:?}"
     );
     proxy.delete_all_toxics().unwrap();
@@ -299,7 +338,10 @@ fn slow_close_delays_the_eof() {
     let mut s = connect(listen);
     let mut first = [0u8; 10];
     s.read_exact(&mut first).unwrap();
-    assert!(t.elapsed() < Duration::from_millis(200));
+    assert!(
+        t.elapsed() < Duration::from_millis(290),
+        "the data waited for the close"
+    );
     let (rest, _) = read_all(&mut s);
     assert!(rest.is_empty());
     assert!(
@@ -323,7 +365,7 @@ fn noop_and_loss_keep_the_bytes_and_loss_stalls() {
     );
     assert_eq!(st, 200, "{v}");
     let mut s = connect(listen);
-    assert!(round_trip(&mut s, 1000) < Duration::from_millis(50));
+    assert!(round_trip(&mut s, 1000) < Duration::from_millis(500));
     let (st, v) = http(
         f.api,
         "POST",
@@ -408,4 +450,75 @@ fn disabled_refuses_and_closes_and_reset_restores() {
     client.reset().unwrap();
     let mut again = connect(listen);
     round_trip(&mut again, 10);
+}
+
+#[test]
+fn every_toxic_type_is_added_and_removed_and_leaves_a_clean_link() {
+    // Goal: all nine toxic types can be added (through the client where it has a call, raw HTTP otherwise), listed in order, removed one by one, and a link with them removed carries data intact and without delay.
+    let f = fixture(Config::default());
+    let (_client, proxy, listen) = proxied(&f, "all", f.echo());
+    proxy.with_latency("downstream".into(), 500, 0, 1.0);
+    proxy.with_bandwidth("upstream".into(), 1, 1.0);
+    proxy.with_slow_close("downstream".into(), 500, 1.0);
+    proxy.with_timeout("upstream".into(), 0, 1.0);
+    proxy.with_slicer("upstream".into(), 1, 0, 1000, 1.0);
+    proxy.with_limit_data("downstream".into(), 1, 1.0);
+    for body in [
+        r#"{"type":"reset_peer","stream":"upstream","attributes":{"timeout":1}}"#,
+        r#"{"type":"noop"}"#,
+        r#"{"type":"loss","attributes":{"loss_rate":1}}"#,
+    ] {
+        let (st, v) = http(f.api, "POST", "/proxies/all/toxics", body, &[]);
+        assert_eq!(st, 200, "{body}: {v}");
+    }
+    let names = |api| -> Vec<String> {
+        let (st, v) = http(api, "GET", "/proxies/all/toxics", "", &[]);
+        assert_eq!(st, 200);
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let all = names(f.api);
+    assert_eq!(
+        all,
+        [
+            "latency_downstream",
+            "bandwidth_upstream",
+            "slow_close_downstream",
+            "timeout_upstream",
+            "slicer_upstream",
+            "limit_data_downstream",
+            "reset_peer_upstream",
+            "noop_downstream",
+            "loss_downstream",
+        ]
+    );
+    for (i, name) in all.iter().enumerate() {
+        let (st, v) = http(
+            f.api,
+            "DELETE",
+            &format!("/proxies/all/toxics/{name}"),
+            "",
+            &[],
+        );
+        assert_eq!(st, 204, "{name}: {v}");
+        assert_eq!(names(f.api), all[i + 1..], "after removing {name}");
+    }
+    let mut s = connect(listen);
+    let took = round_trip(&mut s, 100_000);
+    assert!(
+        took < Duration::from_millis(450),
+        "a link without toxics took {took:?} for 100 kB"
+    );
+    // The client's `apply` adds toxics for a closure and removes them after.
+    proxy
+        .apply(|| {
+            proxy.with_latency("downstream".into(), 200, 0, 1.0);
+            assert!(round_trip(&mut s, 10) >= Duration::from_millis(180));
+        })
+        .unwrap();
+    assert!(proxy.toxics().unwrap().is_empty());
+    assert!(round_trip(&mut s, 10) < Duration::from_millis(180));
 }
