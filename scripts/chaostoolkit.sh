@@ -114,7 +114,14 @@ run() {
   "$venv/bin/chaos" --no-version-check --log-file "$reports/$name.chaos.log" run \
     --rollback-strategy always --journal-path "$reports/$name.journal.json" "$experiment" ||
     true
-  # What the proxy holds after the rollback, for the check below.
+  # The hypothesis once more after the rollback (the tower ready, a device reading the
+  # newest notice), and what the proxy holds then, for the checks below.
+  if gamedays/chaostoolkit/drill.sh read >/dev/null &&
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$tower/readyz")" = 200 ]; then
+    echo met >"$reports/$name.after-rollback.txt"
+  else
+    echo "not met" >"$reports/$name.after-rollback.txt"
+  fi
   curl -s "http://$api/proxies" >"$reports/$name.proxies-after.json"
   curl -s -H "Authorization: Bearer $SOVEREIGN_ADMIN_TOKEN_VIEWER" \
     "http://$tower_admin/admin/links" >"$reports/$name.links-after.json" || true
@@ -124,9 +131,11 @@ run() {
 failed=()
 
 run failover
-# The hypothesis held before and after the method, the run completed, and the rollback
-# (reset) ran and left the proxies as they were: enabled, no toxics.
-if ! python3 - "$reports/failover.journal.json" "$reports/failover.proxies-after.json" <<'EOF'; then failed+=(failover); fi
+# The hypothesis held before and after the method and after the rollback, the run
+# completed, and the rollback (reset) ran and left the proxies as they were: enabled, no
+# toxics.
+if ! python3 - "$reports/failover.journal.json" "$reports/failover.proxies-after.json" \
+  "$reports/failover.after-rollback.txt" <<'EOF'; then failed+=(failover); fi
 import json, sys
 j = json.load(open(sys.argv[1]))
 p = json.load(open(sys.argv[2]))
@@ -142,10 +151,12 @@ if not j.get("rollbacks") or any(r["status"] != "succeeded" for r in j["rollback
 for name, proxy in p.items():
     if not proxy["enabled"] or proxy["toxics"]:
         problems.append(f"proxy {name} not restored by the rollback: {proxy}")
+if open(sys.argv[3]).read().strip() != "met":
+    problems.append("the hypothesis is not met after the rollback")
 if problems:
     print("chaostoolkit (failover): " + "; ".join(problems), file=sys.stderr)
     sys.exit(1)
-print("chaostoolkit (failover): completed, hypothesis met before and after, rollback restored the proxies")
+print("chaostoolkit (failover): completed; hypothesis met before and after the method and after the rollback, which restored the proxies")
 EOF
 
 run no-failover no-failover
