@@ -142,4 +142,36 @@ mod tests {
             "an empty token is no token"
         );
     }
+
+    #[test]
+    fn a_bad_config_file_is_named_in_the_error() {
+        // Goal: a missing file, a file that is not JSON, and a bad proxy entry each fail the start with the file's name and what is wrong.
+        let dir = std::env::temp_dir().join(format!("sovereign-proxy-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let not_json = dir.join("not-json.json");
+        std::fs::write(&not_json, "[{").unwrap();
+        let bad_entry = dir.join("bad-entry.json");
+        std::fs::write(&bad_entry, r#"[{"name": "fibre"}]"#).unwrap();
+        for (path, want) in [
+            (dir.join("missing.json"), "reading"),
+            (not_json, "not JSON"),
+            (bad_entry, "proxy 0: missing required field: upstream"),
+        ] {
+            let args = ServeArgs {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                config: Some(path.clone()),
+                seed: 0,
+                token: None,
+            };
+            let e = format!(
+                "{:#}",
+                run(ProxyCommand::Serve(args)).expect_err("a bad config")
+            );
+            assert!(
+                e.contains(&path.display().to_string()) && e.contains(want),
+                "{e}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
