@@ -48,6 +48,8 @@ pub fn run(cmd: ProxyCommand) -> anyhow::Result<()> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only on a terminal: logs kept in files (CI's) stay plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
     let ProxyCommand::Serve(args) = cmd;
     if !args.listen.ip().is_loopback() && args.token.as_deref().is_none_or(str::is_empty) {
