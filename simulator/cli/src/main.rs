@@ -66,6 +66,10 @@ enum Command {
     /// operations in an offline outbox and flush it.
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// A TCP fault proxy with Toxiproxy's HTTP API: put real towers, origins and databases
+    /// through latency, bandwidth, resets, loss and link-down (docs/PROXY.md).
+    #[command(subcommand)]
+    Proxy(sovereign_proxy::cli::ProxyCommand),
 }
 
 /// Raw flags of `console`.
@@ -270,6 +274,7 @@ fn main() -> ExitCode {
         Some(Command::Tower(c)) => server(sovereign_server::cli::run_tower(c)),
         Some(Command::Origin(c)) => server(sovereign_server::cli::run_origin(c)),
         Some(Command::Device(cmd)) => sovereign_server::device_client::run(cmd),
+        Some(Command::Proxy(c)) => server(sovereign_proxy::cli::run(c)),
     };
     match result {
         Ok(code) => ExitCode::from(code),

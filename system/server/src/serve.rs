@@ -249,9 +249,10 @@ pub struct TowerArgs {
     #[command(flatten)]
     pub tokens: TokenArgs,
     /// Plant a bug (tests only): `skip-verify` serves stored bytes without checking them;
-    /// `no-origin-check` syncs from whatever origin answers (no identity check). The
-    /// real-process tests use them to show that their checks can fail.
-    #[arg(long, hide = true, value_parser = ["skip-verify", "no-origin-check"])]
+    /// `no-origin-check` syncs from whatever origin answers (no identity check);
+    /// `no-failover` stays on the first uplink when it goes down. The real-process tests
+    /// (and scripts/chaostoolkit.sh) use them to show that their checks can fail.
+    #[arg(long, hide = true, value_parser = ["skip-verify", "no-origin-check", "no-failover"])]
     pub plant: Option<String>,
 }
 
@@ -752,6 +753,12 @@ pub async fn run_tower(mut args: TowerArgs) -> Result<()> {
             "PLANTED BUG no-origin-check: any origin at the uplinks' address is synced from"
         );
         tower.check_origin = false;
+    }
+    if args.plant.as_deref() == Some("no-failover") {
+        tracing::error!(
+            "PLANTED BUG no-failover: the tower stays on its first uplink when that link goes down"
+        );
+        tower.failover = false;
     }
     let credential = match &args.credential {
         Some(path) => Some(

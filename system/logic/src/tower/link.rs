@@ -389,6 +389,9 @@ pub struct Failover {
     /// Return to a more preferred link once it is up again (false only to plant the
     /// simulator's `no-failback` bug).
     failback: bool,
+    /// Leave a link that went down for the best one up (false only to plant the real
+    /// tower's `no-failover` bug: the tower stays on its first link, up or down).
+    failover: bool,
     active: Option<LinkKind>,
     failovers: u64,
 }
@@ -424,9 +427,18 @@ impl Failover {
             policy,
             overrides: BTreeMap::new(),
             failback,
+            failover: true,
             active,
             failovers: 0,
         })
+    }
+
+    /// With `false`, the active link never changes: the tower keeps sending over its
+    /// first link even while that link is down (the planted bug `no-failover`, which the
+    /// Chaos Toolkit experiment `gamedays/chaostoolkit/uplink-latency.json` must catch).
+    pub fn with_failover(mut self, failover: bool) -> Self {
+        self.failover = failover;
+        self
     }
 
     /// Feed a probe result; returns the events it caused, in order:
@@ -510,7 +522,9 @@ impl Failover {
             .active
             .and_then(|a| self.health.get(&a))
             .is_some_and(LinkHealth::is_up);
-        let next = if self.failback || !current_up {
+        let next = if !self.failover {
+            self.active
+        } else if self.failback || !current_up {
             self.best_up()
         } else {
             self.active
@@ -523,8 +537,8 @@ impl Failover {
             self.active = next;
             self.failovers += 1;
         }
-        debug_assert!(self.active.is_none_or(|a| self.health[&a].is_up()));
-        debug_assert!(!self.failback || self.active == self.best_up());
+        debug_assert!(!self.failover || self.active.is_none_or(|a| self.health[&a].is_up()));
+        debug_assert!(!self.failover || !self.failback || self.active == self.best_up());
         events
     }
 }
@@ -863,6 +877,23 @@ mod tests {
             vec![health(SAT, false), switch(Some(SAT), Some(FIBRE))]
         );
         assert_eq!(f.failovers(), 3);
+    }
+
+    #[test]
+    fn without_failover_the_tower_stays_on_a_dead_link() {
+        // Goal: failover=false (the planted `no-failover` bug) keeps fibre active while it is down and LTE is up.
+        let mut f = Failover::new(&[FIBRE, LTE], ProbePolicy::default(), true).with_failover(false);
+        let mut t = 0;
+        assert_eq!(
+            feed(&mut f, &mut t, FIBRE, bad(), 3),
+            vec![health(FIBRE, false)]
+        );
+        assert_eq!((f.active(), f.failovers()), (Some(FIBRE), 0));
+        // The same input with fail-over on moves to LTE.
+        let mut g = Failover::new(&[FIBRE, LTE], ProbePolicy::default(), true);
+        let mut t = 0;
+        feed(&mut g, &mut t, FIBRE, bad(), 3);
+        assert_eq!(g.active(), Some(LTE));
     }
 
     #[test]

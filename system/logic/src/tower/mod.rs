@@ -99,6 +99,9 @@ pub struct TowerConfig {
     /// Return to a more preferred link once it is healthy again (`false`: planted
     /// `no-failback`).
     pub failback: bool,
+    /// Leave an uplink that went down for the next one up (`false`: planted
+    /// `no-failover`, the real tower's `--plant no-failover`).
+    pub failover: bool,
     /// Which classes each link may carry.
     pub classes: ClassPolicy,
     /// Download scheduling.
@@ -160,6 +163,7 @@ impl TowerConfig {
             probe: ProbePolicy::default(),
             probe_satellite: ProbePolicy::satellite(),
             failback: true,
+            failover: true,
             classes: ClassPolicy::default(),
             scheduler: SchedulerConfig::default(),
             throttle: ThrottleConfig::default(),
@@ -403,7 +407,8 @@ impl Tower {
     /// The state of a tower that holds nothing yet, without starting any work.
     fn build(config: TowerConfig, seed: u64, now: Time) -> Tower {
         let failover = Failover::new(&config.links, config.probe.clone(), config.failback)
-            .with_link_policy(LinkKind::Satellite, config.probe_satellite.clone());
+            .with_link_policy(LinkKind::Satellite, config.probe_satellite.clone())
+            .with_failover(config.failover);
         let mut next_probe_at = BTreeMap::new();
         for link in failover.links() {
             // All uplinks are probed together: one wake-up per interval, not one per link.
