@@ -1739,7 +1739,7 @@ impl World {
             Ev::KeyReuse { device } => {
                 if !self.healed {
                     // The device's latest acknowledged key, again, with another body.
-                    let key = self.devices[device].device.acked().last().cloned();
+                    let key = self.devices[device].device.acked().back().cloned();
                     if let Some(key) = key {
                         let kind = OpKind::Message {
                             to: "clinic-0".into(),

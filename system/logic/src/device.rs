@@ -127,8 +127,18 @@ pub enum FinalOutcome {
 
 /// Status checks asked about in one request.
 pub const STATUS_BATCH_MAX: usize = 64;
-/// Final outcomes kept in memory (the oldest are dropped; drivers keep their own log).
+/// Entries kept in memory in each of the device's histories — final outcomes,
+/// acknowledgements, conflicts, refusals (the oldest are dropped; drivers keep their own
+/// log). A device that runs for months must not grow with every operation it ever sent.
 pub const OUTCOMES_MAX: usize = 10_000;
+
+/// Append to a history, dropping its oldest entry beyond [`OUTCOMES_MAX`].
+fn remember<T>(history: &mut VecDeque<T>, entry: T) {
+    if history.len() >= OUTCOMES_MAX {
+        history.pop_front();
+    }
+    history.push_back(entry);
+}
 
 /// An acknowledged operation whose final outcome is not known yet.
 #[derive(Clone, Debug)]
@@ -162,9 +172,9 @@ pub struct Device {
     next_write: u64,
     actions: VecDeque<Action>,
     reads: BTreeMap<ItemId, ReadOutcome>,
-    acked: Vec<IdemKey>,
-    conflicts: Vec<IdemKey>,
-    refusals: Vec<(IdemKey, SubmitReply)>,
+    acked: VecDeque<IdemKey>,
+    conflicts: VecDeque<IdemKey>,
+    refusals: VecDeque<(IdemKey, SubmitReply)>,
     outcomes: VecDeque<(IdemKey, FinalOutcome)>,
 }
 
@@ -181,9 +191,9 @@ impl Device {
             next_write: 1,
             actions: VecDeque::new(),
             reads: BTreeMap::new(),
-            acked: Vec::new(),
-            conflicts: Vec::new(),
-            refusals: Vec::new(),
+            acked: VecDeque::new(),
+            conflicts: VecDeque::new(),
+            refusals: VecDeque::new(),
             outcomes: VecDeque::new(),
         }
     }
@@ -364,19 +374,20 @@ impl Device {
         self.outbox.len()
     }
 
-    /// Keys the tower acknowledged, in order.
-    pub fn acked(&self) -> &[IdemKey] {
+    /// Keys the tower acknowledged, in order (the last [`OUTCOMES_MAX`]).
+    pub fn acked(&self) -> &VecDeque<IdemKey> {
         &self.acked
     }
 
-    /// Keys the tower refused as conflicting (same key, different body).
-    pub fn conflicts(&self) -> &[IdemKey] {
+    /// Keys the tower refused as conflicting (same key, different body; the last
+    /// [`OUTCOMES_MAX`]).
+    pub fn conflicts(&self) -> &VecDeque<IdemKey> {
         &self.conflicts
     }
 
     /// Operations the tower refused at the edge for another reason (`Forbidden`,
-    /// `Invalid`), with the refusal.
-    pub fn refusals(&self) -> &[(IdemKey, SubmitReply)] {
+    /// `Invalid`), with the refusal (the last [`OUTCOMES_MAX`]).
+    pub fn refusals(&self) -> &VecDeque<(IdemKey, SubmitReply)> {
         &self.refusals
     }
 
@@ -424,7 +435,7 @@ impl Device {
         match reply {
             SubmitReply::Accepted | SubmitReply::Duplicate => {
                 if let Some(p) = self.outbox.get(&key) {
-                    self.acked.push(key.clone());
+                    remember(&mut self.acked, key.clone());
                     // Awaiting its verdict, durably, before it leaves the outbox: a crash
                     // in between leaves it in both, and resending it is harmless.
                     let op = p.op.clone();
@@ -435,13 +446,13 @@ impl Device {
             }
             SubmitReply::Conflict => {
                 if self.outbox.contains_key(&key) {
-                    self.conflicts.push(key.clone());
+                    remember(&mut self.conflicts, key.clone());
                 }
                 self.forget(&key);
             }
             SubmitReply::Forbidden { .. } | SubmitReply::Invalid { .. } => {
                 if self.outbox.contains_key(&key) {
-                    self.refusals.push((key.clone(), reply));
+                    remember(&mut self.refusals, (key.clone(), reply));
                 }
                 self.forget(&key);
             }
@@ -513,10 +524,7 @@ impl Device {
             id,
             key: Key::Awaiting(key.clone()),
         });
-        if self.outcomes.len() >= OUTCOMES_MAX {
-            self.outcomes.pop_front();
-        }
-        self.outcomes.push_back((key, outcome));
+        remember(&mut self.outcomes, (key, outcome));
     }
 
     fn on_item(&mut self, manifest: Manifest, bytes: Bytes) {
@@ -588,6 +596,19 @@ impl Device {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn histories_keep_the_last_outcomes_max_entries() {
+        // Goal: acknowledgements, conflicts, refusals and outcomes are bounded (they grew
+        // with every operation a device ever sent: a memory leak on a long-lived device).
+        let mut h = VecDeque::new();
+        for i in 0..OUTCOMES_MAX + 5 {
+            remember(&mut h, i);
+        }
+        assert_eq!(h.len(), OUTCOMES_MAX);
+        assert_eq!(h.front(), Some(&5), "the oldest are dropped");
+        assert_eq!(h.back(), Some(&(OUTCOMES_MAX + 4)));
+    }
     use crate::content::{ChunkParams, Priority, publish};
 
     fn device() -> Device {

@@ -723,7 +723,8 @@ mod tests {
         }
         // Wait until the device saw every ack (or a bound).
         pair.run_until(100_000, |p| p.devices[&DeviceId(9)].acked().len() == 5);
-        let acked = pair.devices[&DeviceId(9)].acked().to_vec();
+        let acked: Vec<crate::protocol::IdemKey> =
+            pair.devices[&DeviceId(9)].acked().iter().cloned().collect();
         pair.crash_tower();
         pair.run_for(Duration::from_secs(1));
         pair.restart_tower();
