@@ -1126,13 +1126,12 @@ impl Tower {
     /// Take a catalog entry as the item's latest: compute its delta and queue it.
     fn adopt_entry(&mut self, entry: CatalogEntry, durable: bool) {
         let item = entry.manifest.item.clone();
-        let previous_servable = self.items.get(&item).and_then(|s| s.servable.clone());
-        let repairing = self.items.get(&item).is_some_and(|s| s.repairing);
-        let previous_missing = self
-            .items
-            .get(&item)
-            .map(|s| s.missing.clone())
-            .unwrap_or_default();
+        // The item's previous state, taken out whole (it is replaced below): no copy of
+        // its missing set.
+        let previous = self.items.remove(&item);
+        let previous_servable = previous.as_ref().and_then(|s| s.servable.clone());
+        let repairing = previous.as_ref().is_some_and(|s| s.repairing);
+        let previous_missing = previous.map(|s| s.missing).unwrap_or_default();
         let missing: BTreeSet<ChunkHash> =
             missing_chunks(&entry.manifest, |h| self.held.contains_key(h))
                 .into_iter()
