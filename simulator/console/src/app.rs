@@ -16,7 +16,7 @@ use crate::live::{Category, Live, fault_text};
 use crate::source::{Advance, Source};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use sovereign_logic::Time;
-use sovereign_logic::protocol::LinkKind;
+use sovereign_sim::scenario::faults::Live as Injection;
 use sovereign_sim::scenario::{FaultKind, FaultSpec, Target};
 use sovereign_sim::world::Snapshot;
 use std::collections::BTreeMap;
@@ -34,29 +34,14 @@ pub const SPEEDS: [Option<u64>; 7] = [
 ];
 /// Most events one tick processes (keeps the console responsive when unthrottled).
 pub const TICK_EVENTS_MAX: u64 = 20_000;
-/// How long an operator's fault lasts (clouds last longer; jumps and rot are instant).
-pub const OPERATOR_FAULT_FOR: Duration = Duration::from_secs(600);
-/// How long an operator's cloud cover lasts.
-pub const OPERATOR_CLOUDS_FOR: Duration = Duration::from_secs(4 * 3600);
-/// An operator's clock jump, ms.
-pub const OPERATOR_CLOCK_JUMP_MS: i64 = 300_000;
-/// Chunks an operator's disk corruption rots.
-pub const OPERATOR_CORRUPT_CHUNKS: u32 = 3;
 /// Longest text typed in a prompt.
 pub const INPUT_LEN_MAX: usize = 200;
 
-/// The faults an operator can inject by hotkey (in the inject menu).
-pub const INJECTIONS: [(char, &str); 9] = [
-    ('c', "cut link"),
-    ('x', "partition"),
-    ('k', "crash"),
-    ('z', "pause"),
-    ('d', "corrupt disk"),
-    ('f', "fill disk"),
-    ('o', "clouds"),
-    ('h', "hard power cut"),
-    ('t', "clock jump"),
-];
+/// The faults an operator can inject by hotkey (in the inject menu), as the fault table
+/// declares them: key, label, the fault and how long it lasts.
+pub fn injections() -> impl Iterator<Item = &'static Injection> {
+    FaultKind::all().filter_map(|d| d.live.as_ref())
+}
 
 /// What a prompt is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -427,70 +412,41 @@ impl App {
 
     // ----- faults --------------------------------------------------------------------
 
-    /// The fault a hotkey means on the current selection, or why it does not apply.
+    /// The fault a hotkey means on the current selection, or why it does not apply: the
+    /// selected link or Wi-Fi when the kind may target it, else the selected tower (or
+    /// its Wi-Fi, for a Wi-Fi-only kind), else the origin.
     pub fn fault_for(&self, key: char) -> Result<FaultSpec, String> {
-        let (tower, link): (Option<usize>, Option<Option<LinkKind>>) = match self.selected {
-            Selected::Origin => (None, None),
+        let live = injections()
+            .find(|l| l.key == key)
+            .ok_or_else(|| format!("no fault on key {key:?}"))?;
+        let allowed = live.kind.decl().targets;
+        let mut candidates = Vec::with_capacity(3);
+        match self.selected {
+            Selected::Origin => candidates.push(Target::Origin),
             Selected::Tower { tower, link } => {
-                let t = &self.snapshot.towers[tower];
-                (
-                    Some(tower),
-                    link.map(|l| t.links.get(l).map(|x| x.kind)), // Some(None) = Wi-Fi
-                )
+                match link.map(|l| self.snapshot.towers[tower].links.get(l).map(|x| x.kind)) {
+                    Some(Some(kind)) => candidates.push(Target::Link(tower, kind)),
+                    Some(None) => candidates.push(Target::Wifi(tower)),
+                    None => {}
+                }
+                candidates.extend([Target::Tower(tower), Target::Wifi(tower)]);
             }
-        };
-        let need_tower = |what: &str| format!("{what} needs a tower: select one with Tab");
-        let whole = |kind: FaultKind| match tower {
-            Some(t) => (Target::Tower(t), kind),
-            None => (Target::Origin, kind),
-        };
-        let (target, kind) = match key {
-            'c' => match (tower, link) {
-                (Some(t), Some(Some(k))) => (Target::Link(t, k), FaultKind::LinkDown),
-                (Some(t), Some(None)) => (Target::Wifi(t), FaultKind::LinkDown),
-                (Some(t), None) => (Target::Tower(t), FaultKind::LinkDown),
-                (None, _) => (Target::Origin, FaultKind::LinkDown),
-            },
-            'x' => match (tower, link) {
-                (Some(t), Some(None)) => (Target::Wifi(t), FaultKind::Partition),
-                (Some(t), _) => (Target::Tower(t), FaultKind::Partition),
-                (None, _) => return Err(need_tower("a partition")),
-            },
-            'k' => whole(FaultKind::Crash),
-            'z' => whole(FaultKind::Pause),
-            'd' => whole(FaultKind::Corruption {
-                chunks: OPERATOR_CORRUPT_CHUNKS,
-            }),
-            'f' => whole(FaultKind::DiskFull),
-            'o' => match tower {
-                Some(t) => (Target::Tower(t), FaultKind::Clouds { cover: 0.9 }),
-                None => return Err(need_tower("clouds")),
-            },
-            'h' => match tower {
-                Some(t) => (Target::Tower(t), FaultKind::HardCut),
-                None => return Err(need_tower("a hard power cut")),
-            },
-            't' => match tower {
-                Some(t) => (
-                    Target::Tower(t),
-                    FaultKind::ClockJump {
-                        by_ms: OPERATOR_CLOCK_JUMP_MS,
-                    },
-                ),
-                None => return Err(need_tower("a clock jump")),
-            },
-            other => return Err(format!("no fault on key {other:?}")),
-        };
-        let duration = match kind {
-            FaultKind::Corruption { .. } | FaultKind::ClockJump { .. } => Duration::ZERO,
-            FaultKind::Clouds { .. } => OPERATOR_CLOUDS_FOR,
-            _ => OPERATOR_FAULT_FOR,
-        };
+        }
+        let target = candidates
+            .into_iter()
+            .find(|t| allowed.contains(t))
+            .ok_or_else(|| {
+                format!(
+                    "{} needs {}: select one with Tab",
+                    live.label,
+                    allowed.phrase()
+                )
+            })?;
         Ok(FaultSpec {
             at: Duration::ZERO,
-            duration,
+            duration: live.lasts,
             target,
-            kind,
+            kind: live.kind.clone(),
         })
     }
 
@@ -652,7 +608,7 @@ impl App {
                 }
             }
             Screen::Inject => match key.code {
-                KeyCode::Char(c) if INJECTIONS.iter().any(|(k, _)| *k == c) => self.inject_key(c),
+                KeyCode::Char(c) if injections().any(|l| l.key == c) => self.inject_key(c),
                 _ => self.screen = Screen::Main,
             },
             Screen::Main => self.main_key(key),

@@ -15,7 +15,8 @@
 
 use sovereign_logic::content::Priority;
 use sovereign_logic::protocol::LinkKind;
-use sovereign_sim::scenario::{FaultSpec, Scenario, Target};
+use sovereign_sim::scenario::parse::resolve_targets;
+use sovereign_sim::scenario::{FaultKind, FaultSpec, Scenario, Target};
 use sovereign_sim::tomlspan::{Ctx, Res, SpanError, Tbl, Val};
 use std::path::Path;
 use std::str::FromStr;
@@ -166,11 +167,19 @@ pub struct Observe {
 /// What a step does.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
-    /// Inject a fault: the inline table's source text, in the scenario `[[fault]]`
-    /// grammar without `at` (resolved by [`Plan::resolve`]).
+    /// Inject a fault, given in the scenario `[[fault]]` grammar without `at` and read by
+    /// the scenario's own fault reader; its target is resolved against the scenario's
+    /// towers by [`Plan::resolve`].
     Inject {
-        /// e.g. `{ kind = "link-down", target = "tower-0/fibre", for = "30m" }`
+        /// The inline table's source text (the step's default title), e.g.
+        /// `{ kind = "link-down", target = "tower-0/fibre", for = "30m" }`.
         fault_text: String,
+        /// The kind with its parameters.
+        kind: FaultKind,
+        /// `for`, when given.
+        lasts: Option<Duration>,
+        /// The target as written (`tower-0/fibre`, `*`, `origin`).
+        target: String,
         /// Its line in the plan file (errors found while resolving point at it).
         line: usize,
     },
@@ -589,8 +598,12 @@ fn step(v: &Val<'_>) -> Res<Step> {
             if !raw.trim_start().starts_with('{') {
                 return Err(f.err("expected an inline table: fault = { kind = …, target = … }"));
             }
+            let parts = sovereign_sim::scenario::parse::fault_parts(&ft, &[])?;
             Action::Inject {
                 fault_text: raw.to_string(),
+                target: parts.target.str()?.to_string(),
+                kind: parts.kind,
+                lasts: parts.lasts,
                 line: f.line(),
             }
         }
@@ -727,30 +740,29 @@ impl Plan {
                 ));
             }
         }
-        let mut base = scenario.clone();
-        base.faults.clear();
-        let base_toml = base.to_toml();
         let mut out = Vec::new();
         for (i, s) in self.steps.iter().enumerate() {
             match &s.action {
-                Action::Inject { fault_text, line } => {
-                    let inner = fault_text.trim().trim_start_matches('{').trim_start();
-                    let entry = if inner.starts_with('}') {
-                        "{ at = \"0s\" }".to_string()
-                    } else {
-                        format!("{{ at = \"0s\", {inner}")
-                    };
-                    let text = format!("fault = [{entry}]\n{base_toml}");
-                    let sc =
-                        sovereign_sim::scenario::parse_str(&self.file, &text).map_err(|e| {
-                            let field = e
-                                .field
-                                .strip_prefix("fault[0]")
-                                .map_or(e.field.clone(), |rest| format!("step[{i}].fault{rest}"));
-                            err(*line, field, e.message)
-                        })?;
+                Action::Inject {
+                    kind,
+                    lasts,
+                    target,
+                    line,
+                    ..
+                } => {
+                    let decl = kind.decl();
+                    let faults: Vec<FaultSpec> = resolve_targets(decl, target, &scenario.towers)
+                        .map_err(|m| err(*line, format!("step[{i}].fault.target"), m))?
+                        .into_iter()
+                        .map(|target| FaultSpec {
+                            at: Duration::ZERO,
+                            duration: decl.duration(*lasts, scenario.duration),
+                            target,
+                            kind: kind.clone(),
+                        })
+                        .collect();
                     if !self.blast_radius.towers.is_empty() {
-                        for f in &sc.faults {
+                        for f in &faults {
                             let inside = match &f.target {
                                 Target::Origin => {
                                     self.blast_radius.towers.iter().any(|t| t == "origin")
@@ -774,7 +786,7 @@ impl Plan {
                             }
                         }
                     }
-                    out.push(sc.faults);
+                    out.push(faults);
                 }
                 Action::Observe(o) => {
                     if let Some(t) = &o.tower

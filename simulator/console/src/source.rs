@@ -23,7 +23,7 @@ use sovereign_logic::Time;
 use sovereign_sim::export::data::series_of;
 use sovereign_sim::export::series::RunSeries;
 use sovereign_sim::obs::Stamped;
-use sovereign_sim::scenario::{FaultKind, FaultSpec, Scenario, Target};
+use sovereign_sim::scenario::{FaultSpec, Scenario};
 use sovereign_sim::world::{Snapshot, World};
 use sovereign_sim::{RunOptions, RunReport};
 use std::time::Duration;
@@ -175,15 +175,6 @@ fn options(seed: u64) -> RunOptions {
     }
 }
 
-/// Whether a fault's start depends on its own duration (then an early heal is not
-/// reproduced exactly by cutting the duration).
-fn start_uses_duration(spec: &FaultSpec) -> bool {
-    matches!(
-        (&spec.kind, &spec.target),
-        (FaultKind::Pause, _) | (FaultKind::Crash | FaultKind::TornWrite, Target::Origin)
-    )
-}
-
 impl Source for SimSource {
     fn snapshot(&self) -> Snapshot {
         self.world.snapshot()
@@ -291,7 +282,7 @@ impl Source for SimSource {
             let start = Duration::from_micros(spec.at.as_micros() as u64);
             let cut = Duration::from_micros(at.as_micros()).saturating_sub(start);
             if cut < spec.duration {
-                if start_uses_duration(spec) {
+                if spec.kind.decl().start_uses_duration.contains(&spec.target) {
                     replay_caveats.push(format!(
                         "fault {id} ({} on {:?}) was healed early; its start depends on its \
                          duration, so the replay may differ after {at}",
@@ -330,6 +321,7 @@ impl Source for SimSource {
 mod tests {
     use super::*;
     use sovereign_logic::protocol::LinkKind;
+    use sovereign_sim::scenario::{FaultKind, Target};
 
     fn short() -> Scenario {
         let mut sc = sovereign_sim::scenario::parse_str(

@@ -12,7 +12,7 @@
 //!
 //! Not covered: state changes (see `app.rs`).
 
-use crate::app::{App, INJECTIONS, Screen, Selected};
+use crate::app::{App, Screen, Selected, injections};
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style, Stylize};
@@ -543,16 +543,18 @@ impl App {
     }
 
     fn inject_menu(&self, area: Rect, buf: &mut Buffer) {
-        let r = centered(area, 44, INJECTIONS.len() as u16 + 4);
+        let r = centered(area, 44, injections().count() as u16 + 4);
         Clear.render(r, buf);
-        let mut lines: Vec<Line> = INJECTIONS
-            .iter()
-            .map(|(k, name)| {
-                let ok = self.fault_for(*k).is_ok();
+        let mut lines: Vec<Line> = injections()
+            .map(|l| {
+                let ok = self.fault_for(l.key).is_ok();
                 Line::from(vec![
-                    Span::styled(format!(" {k} "), Style::new().bold().fg(Color::Yellow)),
                     Span::styled(
-                        name.to_string(),
+                        format!(" {} ", l.key),
+                        Style::new().bold().fg(Color::Yellow),
+                    ),
+                    Span::styled(
+                        l.label.to_string(),
                         if ok {
                             Style::new()
                         } else {

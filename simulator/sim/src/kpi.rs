@@ -378,14 +378,10 @@ fn detects(family: Family, target: &Target, tower: Option<usize>, signal: Signal
     }
 }
 
-/// Nothing in the log can detect this fault.
+/// Nothing in the log can detect this fault (its declaration says on which targets a
+/// fault signal can).
 fn undetectable(spec: &FaultSpec) -> bool {
-    // A rogue forward is refused by the origin without a trace in the log (the real
-    // origin counts it in `sovereign_tower_auth_refusals_total`).
-    matches!(spec.kind, crate::scenario::FaultKind::RogueForward)
-        || matches!(spec.kind.family(), Family::Clock)
-        || matches!(spec.target, Target::Wifi(_))
-        || (spec.kind.family() == Family::Power && spec.target == Target::Origin)
+    !spec.kind.decl().detected_on.contains(&spec.target)
 }
 
 /// The towers a fault lands on (`n`: towers in the run).

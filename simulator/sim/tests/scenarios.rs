@@ -5,7 +5,8 @@
 use proptest::prelude::*;
 use sovereign_logic::content::Priority;
 use sovereign_logic::protocol::LinkKind;
-use sovereign_sim::scenario::parse::{FAULT_KINDS, parse_file, parse_str};
+use sovereign_sim::scenario::faults::{ParamTy, ParamValue};
+use sovereign_sim::scenario::parse::{parse_file, parse_str};
 use sovereign_sim::scenario::{Family, FaultKind, FaultSpec, Oracle, Scenario, Target};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -200,13 +201,6 @@ fn valid_fixtures_parse_and_round_trip() {
     );
     assert_eq!(full.towers[1].links[0].profile.bytes_per_s, 250_000);
     assert_eq!(full.towers[3].links[0].profile.name, "odd");
-    let kinds: std::collections::BTreeSet<&str> =
-        full.faults.iter().map(|f| f.kind.name()).collect();
-    assert_eq!(
-        kinds.len(),
-        FAULT_KINDS.len(),
-        "full.toml covers every kind"
-    );
     // `*` on link-down expanded to the four towers.
     assert_eq!(
         full.faults
@@ -321,68 +315,27 @@ fn base() -> Scenario {
     parse_str("base.toml", BASE).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// The targets a kind accepts on [`base`].
+/// The targets a kind accepts on [`base`], as its declaration says.
 fn targets_for(kind: &FaultKind) -> Vec<Target> {
-    let towers = [Target::Tower(0), Target::Tower(1)];
-    let links = [
+    [
+        Target::Origin,
+        Target::Tower(0),
+        Target::Tower(1),
         Target::Link(0, LinkKind::Fibre),
         Target::Link(0, LinkKind::Lte),
         Target::Link(0, LinkKind::Satellite),
         Target::Link(1, LinkKind::Lte),
-    ];
-    let wifi = [Target::Wifi(0), Target::Wifi(1)];
-    match kind.family() {
-        _ if matches!(kind, FaultKind::OriginReplace | FaultKind::RogueForward) => {
-            vec![Target::Origin]
-        }
-        Family::Network if *kind == FaultKind::Partition => [&towers[..], &wifi].concat(),
-        Family::Network => [&towers[..], &links, &wifi].concat(),
-        Family::Process | Family::Disk => [&[Target::Origin][..], &towers].concat(),
-        Family::Power | Family::Clock => towers.to_vec(),
-    }
+        Target::Wifi(0),
+        Target::Wifi(1),
+    ]
+    .into_iter()
+    .filter(|t| kind.decl().targets.contains(t))
+    .collect()
 }
 
-/// One sample of every kind, in FAULT_KINDS order.
+/// Each kind's declared example.
 fn sample_kinds() -> Vec<FaultKind> {
-    use FaultKind::*;
-    let ms = Duration::from_millis;
-    vec![
-        LinkDown,
-        Partition,
-        Latency { extra: ms(200) },
-        Loss { p: 0.25 },
-        Bandwidth {
-            bytes_per_s: 125_000,
-        },
-        Flapping { period: ms(30_000) },
-        Duplicate { p: 0.1 },
-        Reorder {
-            p: 0.3,
-            extra: ms(1500),
-        },
-        Crash,
-        Restart,
-        Pause,
-        Slow { factor: 3.5 },
-        CrashLoop { every: ms(300_000) },
-        OriginReplace,
-        WriteError { p: 0.01 },
-        FsyncError { p: 1.0 },
-        TornWrite,
-        Corruption { chunks: 7 },
-        DiskFull,
-        DiskLatency { extra: ms(75) },
-        DbLost,
-        Clouds { cover: 0.9 },
-        BatteryFade { capacity: 0.5 },
-        GridLoss,
-        UpsFailure,
-        BrownOut,
-        HardCut,
-        ClockSkew { ppm: -250 },
-        ClockJump { by_ms: -30_000 },
-        RogueForward,
-    ]
+    FaultKind::all().map(|d| d.example.clone()).collect()
 }
 
 /// Goal: every fault kind, on every target it accepts, round-trips; the table covers
@@ -390,8 +343,6 @@ fn sample_kinds() -> Vec<FaultKind> {
 #[test]
 fn every_fault_kind_round_trips_on_every_valid_target() {
     let kinds = sample_kinds();
-    let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
-    assert_eq!(names, FAULT_KINDS);
     let mut s = base();
     for kind in kinds {
         for target in targets_for(&kind) {
@@ -438,46 +389,35 @@ fn invalid_targets_are_rejected_for_every_kind() {
     }
 }
 
-fn ms_in(lo: u64, hi: u64) -> impl Strategy<Value = Duration> {
-    (lo..=hi).prop_map(Duration::from_millis)
+/// Any value a parameter of this type accepts.
+fn any_param(ty: ParamTy) -> BoxedStrategy<ParamValue> {
+    let ms = |d: Duration| d.as_millis() as u64;
+    match ty {
+        ParamTy::Unit => (0.0..=1.0f64).prop_map(ParamValue::Number).boxed(),
+        ParamTy::Number { min, max } => (min..=max).prop_map(ParamValue::Number).boxed(),
+        ParamTy::Int { min, max } => (min..=max).prop_map(ParamValue::Int).boxed(),
+        ParamTy::Duration { min, max } => (ms(min)..=ms(max))
+            .prop_map(|x| ParamValue::Duration(Duration::from_millis(x)))
+            .boxed(),
+        ParamTy::SignedDuration => (1i64..=365 * 86_400_000, any::<bool>())
+            .prop_map(|(x, neg)| ParamValue::SignedMs(if neg { -x } else { x }))
+            .boxed(),
+        ParamTy::Bandwidth => (1i64..=12_500_000_000).prop_map(ParamValue::Int).boxed(),
+    }
 }
 
+/// A kind of the table with any valid parameters.
 fn any_kind() -> impl Strategy<Value = FaultKind> {
-    use FaultKind::*;
-    let hour = 3_600_000u64;
-    let day = 24 * hour;
-    prop_oneof![
-        Just(LinkDown),
-        Just(Partition),
-        ms_in(1, hour).prop_map(|extra| Latency { extra }),
-        (0.0..=1.0f64).prop_map(|p| Loss { p }),
-        (1u64..=12_500_000_000).prop_map(|bytes_per_s| Bandwidth { bytes_per_s }),
-        ms_in(2, day).prop_map(|period| Flapping { period }),
-        (0.0..=1.0f64).prop_map(|p| Duplicate { p }),
-        ((0.0..=1.0f64), ms_in(1, hour)).prop_map(|(p, extra)| Reorder { p, extra }),
-        Just(Crash),
-        Just(Restart),
-        Just(Pause),
-        (1.0..=1000.0f64).prop_map(|factor| Slow { factor }),
-        ms_in(1, day).prop_map(|every| CrashLoop { every }),
-        (0.0..=1.0f64).prop_map(|p| WriteError { p }),
-        (0.0..=1.0f64).prop_map(|p| FsyncError { p }),
-        Just(TornWrite),
-        (1u32..=100_000).prop_map(|chunks| Corruption { chunks }),
-        Just(DiskFull),
-        ms_in(1, hour).prop_map(|extra| DiskLatency { extra }),
-        Just(DbLost),
-        (0.0..=1.0f64).prop_map(|cover| Clouds { cover }),
-        (0.0..=1.0f64).prop_map(|capacity| BatteryFade { capacity }),
-        Just(GridLoss),
-        Just(UpsFailure),
-        Just(BrownOut),
-        Just(HardCut),
-        (-500_000i64..=500_000).prop_map(|ppm| ClockSkew { ppm }),
-        (1i64..=365 * 86_400_000, any::<bool>()).prop_map(|(ms, neg)| ClockJump {
-            by_ms: if neg { -ms } else { ms }
-        }),
-    ]
+    let decls: Vec<_> = FaultKind::all().collect();
+    prop::sample::select(decls).prop_flat_map(|d| {
+        let params: Vec<BoxedStrategy<ParamValue>> =
+            d.params.iter().map(|p| any_param(p.ty)).collect();
+        params.prop_map(move |values| {
+            let values: Vec<(&str, ParamValue)> =
+                d.params.iter().map(|p| p.key).zip(values).collect();
+            FaultKind::from_params(d.name, &values).expect("valid parameters")
+        })
+    })
 }
 
 /// A fault of any kind with valid parameters, target, start and length.

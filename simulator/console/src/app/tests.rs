@@ -7,6 +7,7 @@ use crate::source::SimSource;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::KeyEvent;
+use sovereign_logic::protocol::LinkKind;
 
 const SIZES: [(u16, u16); 2] = [(80, 24), (120, 40)];
 
@@ -216,8 +217,8 @@ fn inject_menu_cuts_the_selected_link_and_logs_the_operator() {
     for size in SIZES {
         let s = render(&a, size);
         assert!(contains(&s, "Inject on tower-0/fibre"), "{}", s.join("\n"));
-        for (_, name) in INJECTIONS {
-            assert!(contains(&s, name), "{name} missing");
+        for l in injections() {
+            assert!(contains(&s, l.label), "{} missing", l.label);
         }
     }
     a.handle_key(key('c'));

@@ -10,12 +10,15 @@
 //!   files and shrunk scenarios are written with it).
 //! - [`limits`]: the cost of a scenario as a whole (devices in all, content bytes,
 //!   publications, operations, reads …), checked by the parser before any run allocates.
+//! - [`faults`]: the fault table — every fault kind's parameters, targets, duration rule,
+//!   nemesis draws, live injection, disturbed invariants and detection, declared once.
 //! - [`build`]: scenarios built in code (the parser's defaults as constructors, for tests
 //!   and benches).
 //!
 //! Not covered: running a scenario (see [`crate::world`]), reporting.
 
 pub mod build;
+pub mod faults;
 pub mod limits;
 pub mod parse;
 pub mod write;
@@ -26,6 +29,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::time::Duration;
 
+pub use faults::{FaultDecl, FaultKind};
 pub use parse::{ScenarioError, parse_file, parse_str};
 
 /// A validated scenario.
@@ -241,195 +245,6 @@ pub enum Family {
     Power,
     /// Clocks.
     Clock,
-}
-
-/// What a fault does. Parameters use the scenario file's units.
-#[derive(Clone, Debug, PartialEq)]
-pub enum FaultKind {
-    /// The target link (or all uplinks of a tower) is down.
-    LinkDown,
-    /// Tower↔origin (target: tower) or device↔tower (target: wifi) cut both ways.
-    Partition,
-    /// Extra one-way latency.
-    Latency {
-        /// added delay
-        extra: Duration,
-    },
-    /// Extra message loss probability.
-    Loss {
-        /// probability 0..=1
-        p: f64,
-    },
-    /// Bandwidth capped.
-    Bandwidth {
-        /// cap per direction
-        bytes_per_s: u64,
-    },
-    /// The link goes down and up with this period (half down, half up).
-    Flapping {
-        /// full period
-        period: Duration,
-    },
-    /// Messages delivered twice with this probability.
-    Duplicate {
-        /// probability 0..=1
-        p: f64,
-    },
-    /// Messages delayed by up to `extra` with probability `p`, so they overtake.
-    Reorder {
-        /// probability 0..=1
-        p: f64,
-        /// maximum extra delay
-        extra: Duration,
-    },
-    /// Kill -9; the process restarts when the fault ends (unsynced writes lost).
-    Crash,
-    /// Clean restart at the fault's start (flush + fsync, then boot).
-    Restart,
-    /// Stop the world for the fault's duration (inputs wait).
-    Pause,
-    /// Everything the process does takes `factor` times longer.
-    Slow {
-        /// slow-down factor (>= 1)
-        factor: f64,
-    },
-    /// The origin is replaced by a fresh one at the same address (another identity, an
-    /// empty store, about half of the catalog published again under the same ids, other
-    /// bytes); an operator re-homes each tower that reports the mismatch, `for` after the
-    /// start (or at once, when it reports later). Origin only.
-    OriginReplace,
-    /// Crash every `every` while the fault lasts.
-    CrashLoop {
-        /// uptime between crashes
-        every: Duration,
-    },
-    /// Writes fail with probability `p`.
-    WriteError {
-        /// probability 0..=1
-        p: f64,
-    },
-    /// Fsyncs fail with probability `p` (the covered writes are lost).
-    FsyncError {
-        /// probability 0..=1
-        p: f64,
-    },
-    /// A crash at the fault's start that leaves the last unsynced write torn (half
-    /// written); the process restarts when the fault ends.
-    TornWrite,
-    /// Silent corruption: flip a bit in `chunks` stored chunks at the fault's start.
-    Corruption {
-        /// how many chunks rot
-        chunks: u32,
-    },
-    /// Every write fails (ENOSPC) while the fault lasts.
-    DiskFull,
-    /// Every disk operation takes `extra` longer.
-    DiskLatency {
-        /// added latency
-        extra: Duration,
-    },
-    /// The database connection is lost: record writes (catalog, outbox) fail; chunk
-    /// files still work.
-    DbLost,
-    /// Cloud cover: solar output multiplied by `1 - cover`.
-    Clouds {
-        /// 0..=1
-        cover: f64,
-    },
-    /// Battery capacity multiplied by `capacity` (permanent for the run's safety phase).
-    BatteryFade {
-        /// remaining fraction 0..=1
-        capacity: f64,
-    },
-    /// Mains lost.
-    GridLoss,
-    /// The UPS fails (cannot ride through outages).
-    UpsFailure,
-    /// A short dip in supply: with a working UPS nothing happens; without, a crash.
-    BrownOut,
-    /// Power cut at once (a crash); back when the fault ends.
-    HardCut,
-    /// Someone who is not a tower forwards operations to the origin (every 5 minutes while
-    /// the fault lasts), claiming to be a tower that does not exist. Origin only.
-    RogueForward,
-    /// The tower's clock runs fast or slow.
-    ClockSkew {
-        /// parts per million (negative: slow)
-        ppm: i64,
-    },
-    /// The tower's clock jumps at the fault's start.
-    ClockJump {
-        /// jump in milliseconds (negative: backwards)
-        by_ms: i64,
-    },
-}
-
-impl FaultKind {
-    /// The name used in scenario files.
-    pub fn name(&self) -> &'static str {
-        match self {
-            FaultKind::LinkDown => "link-down",
-            FaultKind::Partition => "partition",
-            FaultKind::Latency { .. } => "latency",
-            FaultKind::Loss { .. } => "loss",
-            FaultKind::Bandwidth { .. } => "bandwidth",
-            FaultKind::Flapping { .. } => "flapping",
-            FaultKind::Duplicate { .. } => "duplicate",
-            FaultKind::Reorder { .. } => "reorder",
-            FaultKind::Crash => "crash",
-            FaultKind::Restart => "restart",
-            FaultKind::Pause => "pause",
-            FaultKind::Slow { .. } => "slow",
-            FaultKind::CrashLoop { .. } => "crash-loop",
-            FaultKind::OriginReplace => "origin-replace",
-            FaultKind::RogueForward => "rogue-forward",
-            FaultKind::WriteError { .. } => "write-error",
-            FaultKind::FsyncError { .. } => "fsync-error",
-            FaultKind::TornWrite => "torn-write",
-            FaultKind::Corruption { .. } => "corruption",
-            FaultKind::DiskFull => "disk-full",
-            FaultKind::DiskLatency { .. } => "disk-latency",
-            FaultKind::DbLost => "db-lost",
-            FaultKind::Clouds { .. } => "clouds",
-            FaultKind::BatteryFade { .. } => "battery-fade",
-            FaultKind::GridLoss => "grid-loss",
-            FaultKind::UpsFailure => "ups-failure",
-            FaultKind::BrownOut => "brown-out",
-            FaultKind::HardCut => "hard-cut",
-            FaultKind::ClockSkew { .. } => "clock-skew",
-            FaultKind::ClockJump { .. } => "clock-jump",
-        }
-    }
-
-    /// The family the fault belongs to.
-    pub fn family(&self) -> Family {
-        use FaultKind::*;
-        match self {
-            LinkDown
-            | Partition
-            | Latency { .. }
-            | Loss { .. }
-            | Bandwidth { .. }
-            | Flapping { .. }
-            | Duplicate { .. }
-            | Reorder { .. }
-            | RogueForward => Family::Network,
-            Crash | Restart | Pause | Slow { .. } | CrashLoop { .. } | OriginReplace => {
-                Family::Process
-            }
-            WriteError { .. }
-            | FsyncError { .. }
-            | TornWrite
-            | Corruption { .. }
-            | DiskFull
-            | DiskLatency { .. }
-            | DbLost => Family::Disk,
-            Clouds { .. } | BatteryFade { .. } | GridLoss | UpsFailure | BrownOut | HardCut => {
-                Family::Power
-            }
-            ClockSkew { .. } | ClockJump { .. } => Family::Clock,
-        }
-    }
 }
 
 /// One scheduled fault.

@@ -26,6 +26,7 @@
 //! [`parse_str`]).
 
 use super::build::LIVENESS_BOUND_DEFAULT;
+use super::faults::{FaultDecl, Lasts, ParamDecl, ParamTy, ParamValue};
 use super::{
     CatalogSpec, Family, FaultKind, FaultSpec, LinkProfile, LinkSpec, Nemesis, Oracle, OriginSpec,
     PowerSpec, Scenario, Slo, Target, TowerSpec, Workload,
@@ -202,83 +203,9 @@ pub fn mbit_to_bytes_per_s(mbit: f64) -> u64 {
     (mbit * BYTES_PER_S_PER_MBIT).round() as u64
 }
 
-/// The names of every fault kind, in [`FaultKind`] order.
-pub const FAULT_KINDS: [&str; 30] = [
-    "link-down",
-    "partition",
-    "latency",
-    "loss",
-    "bandwidth",
-    "flapping",
-    "duplicate",
-    "reorder",
-    "crash",
-    "restart",
-    "pause",
-    "slow",
-    "crash-loop",
-    "origin-replace",
-    "write-error",
-    "fsync-error",
-    "torn-write",
-    "corruption",
-    "disk-full",
-    "disk-latency",
-    "db-lost",
-    "clouds",
-    "battery-fade",
-    "grid-loss",
-    "ups-failure",
-    "brown-out",
-    "hard-cut",
-    "clock-skew",
-    "clock-jump",
-    "rogue-forward",
-];
-
-/// Every fault parameter key of any kind.
-const FAULT_PARAMS: [&str; 12] = [
-    "extra",
-    "p",
-    "bandwidth_mbit",
-    "bytes_per_s",
-    "period",
-    "factor",
-    "every",
-    "chunks",
-    "cover",
-    "capacity",
-    "ppm",
-    "by",
-];
-
-/// The parameter keys a fault kind accepts (bandwidth takes one of its two).
-pub fn fault_params(kind: &str) -> &'static [&'static str] {
-    match kind {
-        "latency" | "disk-latency" => &["extra"],
-        "loss" | "duplicate" | "write-error" | "fsync-error" => &["p"],
-        "bandwidth" => &["bandwidth_mbit", "bytes_per_s"],
-        "flapping" => &["period"],
-        "reorder" => &["p", "extra"],
-        "slow" => &["factor"],
-        "crash-loop" => &["every"],
-        "corruption" => &["chunks"],
-        "clouds" => &["cover"],
-        "battery-fade" => &["capacity"],
-        "clock-skew" => &["ppm"],
-        "clock-jump" => &["by"],
-        _ => &[],
-    }
-}
-
-/// Kinds whose `for` may be omitted: they act at their start (`restart`, `corruption`,
-/// `clock-jump`: default `0s`) or last for the rest of the safety phase
-/// (`battery-fade`: default `duration - at`).
-pub fn fault_for_optional(kind: &str) -> bool {
-    matches!(
-        kind,
-        "restart" | "corruption" | "clock-jump" | "battery-fade"
-    )
+/// The names of every fault kind, in the fault table's order.
+pub fn fault_kinds() -> Vec<&'static str> {
+    FaultKind::all().map(|d| d.name).collect()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -928,181 +855,210 @@ fn workload(t: &Tbl<'_>) -> Res<Workload> {
     Ok(w)
 }
 
-/// Which targets a fault kind accepts, as a phrase for errors.
-fn target_ok(kind: &FaultKind, target: &Target) -> Result<(), &'static str> {
-    use FaultKind::*;
-    let ok = match kind {
-        RogueForward | OriginReplace => matches!(target, Target::Origin),
-        Partition => matches!(target, Target::Tower(_) | Target::Wifi(_)),
-        k if k.family() == Family::Network => {
-            matches!(
-                target,
-                Target::Tower(_) | Target::Link(..) | Target::Wifi(_)
-            )
-        }
-        k if matches!(k.family(), Family::Process | Family::Disk) => {
-            matches!(target, Target::Origin | Target::Tower(_))
-        }
-        _ => matches!(target, Target::Tower(_)),
-    };
-    if ok {
-        return Ok(());
-    }
-    Err(match kind {
-        RogueForward | OriginReplace => "\"origin\"",
-        Partition => "a tower (tower↔origin) or \"<tower>/wifi\" (device↔tower)",
-        k if k.family() == Family::Network => {
-            "a tower (all its uplinks), \"<tower>/<fibre|lte|satellite>\" or \"<tower>/wifi\""
-        }
-        k if matches!(k.family(), Family::Process | Family::Disk) => "\"origin\" or a tower",
-        _ => "a tower",
-    })
-}
-
-/// Resolve a target string against the towers (`*` expands to every tower).
-fn targets(v: &Val<'_>, towers: &[TowerSpec]) -> Res<Vec<Target>> {
-    let s = v.str()?;
-    if s == "origin" {
-        return Ok(vec![Target::Origin]);
-    }
-    let (tower_s, sub) = match s.split_once('/') {
-        Some((t, rest)) => (t, Some(rest)),
-        None => (s, None),
-    };
-    let indices: Vec<usize> = if tower_s == "*" {
-        (0..towers.len()).collect()
+/// Resolve a target string against the towers (`*` expands to every tower) and check
+/// each against the kind's declared targets; `Err` says what was expected.
+pub fn resolve_targets(
+    decl: &FaultDecl,
+    s: &str,
+    towers: &[TowerSpec],
+) -> Result<Vec<Target>, String> {
+    let resolved = if s == "origin" {
+        vec![Target::Origin]
     } else {
-        match towers.iter().position(|t| t.name == tower_s) {
-            Some(i) => vec![i],
-            None => {
-                let known: Vec<&str> = towers.iter().take(10).map(|t| t.name.as_str()).collect();
-                let more = if towers.len() > 10 { ", ..." } else { "" };
-                return Err(v.err(format!(
-                    "unknown target {s:?}; expected \"origin\", \"*\" or a tower ({}{more}), optionally followed by /fibre, /lte, /satellite or /wifi",
-                    known.join(", ")
-                )));
-            }
-        }
-    };
-    let mut out = Vec::new();
-    for i in indices {
-        let t = match sub {
-            None => Target::Tower(i),
-            Some("wifi") => Target::Wifi(i),
-            Some(k) => {
-                let kind = LinkKind::from_str(k).map_err(|_| {
-                    v.err(format!(
-                        "unknown target {s:?}: after '/' expected fibre, lte, satellite or wifi"
-                    ))
-                })?;
-                let tower = &towers[i];
-                if !tower.links.iter().any(|l| l.kind == kind) {
-                    let has: Vec<&str> = tower.links.iter().map(|l| l.kind.name()).collect();
-                    return Err(v.err(format!(
-                        "tower `{}` has no {kind} link; its links are: {}",
-                        tower.name,
-                        has.join(", ")
-                    )));
-                }
-                Target::Link(i, kind)
-            }
+        let (tower_s, sub) = match s.split_once('/') {
+            Some((t, rest)) => (t, Some(rest)),
+            None => (s, None),
         };
-        out.push(t);
-    }
-    Ok(out)
-}
-
-fn fault_kind(t: &Tbl<'_>, kind_v: &Val<'_>, name: &str) -> Res<FaultKind> {
-    use FaultKind::*;
-    let req = |key: &str, what: &str| t.req(key, &format!("{what} for fault kind `{name}`"));
-    let prob = |key: &str| req(key, "a probability 0..=1")?.unit();
-    let delay = |key: &str| req(key, "a delay such as \"200ms\"")?.duration_pos(DELAY_MAX);
-    let day = Duration::from_secs(86_400);
-    Ok(match name {
-        "link-down" => LinkDown,
-        "partition" => Partition,
-        "latency" => Latency {
-            extra: delay("extra")?,
-        },
-        "loss" => Loss { p: prob("p")? },
-        "bandwidth" => Bandwidth {
-            bytes_per_s: match (t.get("bandwidth_mbit"), t.get("bytes_per_s")) {
-                (Some(_), Some(v)) => {
-                    return Err(v.err("give either bandwidth_mbit or bytes_per_s, not both"));
-                }
-                (Some(v), None) => mbit_to_bytes_per_s(v.f64_pos(BANDWIDTH_MBIT_MAX)?).max(1),
-                (None, Some(v)) => v.u64_in(1, mbit_to_bytes_per_s(BANDWIDTH_MBIT_MAX))?,
-                (None, None) => {
-                    return Err(t.ctx.err(
-                        &t.span,
-                        &t.field("bandwidth_mbit"),
-                        "missing; expected a bandwidth cap in Mbit/s for fault kind `bandwidth`",
+        let indices: Vec<usize> = if tower_s == "*" {
+            (0..towers.len()).collect()
+        } else {
+            match towers.iter().position(|t| t.name == tower_s) {
+                Some(i) => vec![i],
+                None => {
+                    let known: Vec<&str> =
+                        towers.iter().take(10).map(|t| t.name.as_str()).collect();
+                    let more = if towers.len() > 10 { ", ..." } else { "" };
+                    return Err(format!(
+                        "unknown target {s:?}; expected \"origin\", \"*\" or a tower ({}{more}), optionally followed by /fibre, /lte, /satellite or /wifi",
+                        known.join(", ")
                     ));
                 }
-            },
-        },
-        "flapping" => Flapping {
-            period: req("period", "a full down+up period such as \"30s\"")?
-                .duration_in(Duration::from_millis(2), day)?,
-        },
-        "duplicate" => Duplicate { p: prob("p")? },
-        "reorder" => Reorder {
-            p: prob("p")?,
-            extra: delay("extra")?,
-        },
-        "crash" => Crash,
-        "restart" => Restart,
-        "pause" => Pause,
-        "slow" => Slow {
-            factor: req("factor", "a slow-down factor >= 1")?.f64_in(1.0, SLOW_FACTOR_MAX)?,
-        },
-        "origin-replace" => OriginReplace,
-        "rogue-forward" => RogueForward,
-        "crash-loop" => CrashLoop {
-            every: req("every", "the uptime between crashes such as \"5m\"")?.duration_pos(day)?,
-        },
-        "write-error" => WriteError { p: prob("p")? },
-        "fsync-error" => FsyncError { p: prob("p")? },
-        "torn-write" => TornWrite,
-        "corruption" => Corruption {
-            chunks: req("chunks", "how many chunks rot")?.u32_in(1, CORRUPTION_CHUNKS_MAX)?,
-        },
-        "disk-full" => DiskFull,
-        "disk-latency" => DiskLatency {
-            extra: delay("extra")?,
-        },
-        "db-lost" => DbLost,
-        "clouds" => Clouds {
-            cover: req("cover", "a cloud cover 0..=1")?.unit()?,
-        },
-        "battery-fade" => BatteryFade {
-            capacity: req("capacity", "the remaining capacity fraction 0..=1")?.unit()?,
-        },
-        "grid-loss" => GridLoss,
-        "ups-failure" => UpsFailure,
-        "brown-out" => BrownOut,
-        "hard-cut" => HardCut,
-        "clock-skew" => ClockSkew {
-            ppm: req("ppm", "a skew in parts per million")?
-                .int_in(-CLOCK_SKEW_PPM_MAX, CLOCK_SKEW_PPM_MAX)?,
-        },
-        "clock-jump" => {
-            let v = req("by", "a signed jump such as \"-30s\"")?;
+            }
+        };
+        let mut out = Vec::new();
+        for i in indices {
+            out.push(match sub {
+                None => Target::Tower(i),
+                Some("wifi") => Target::Wifi(i),
+                Some(k) => {
+                    let kind = LinkKind::from_str(k).map_err(|_| {
+                        format!(
+                            "unknown target {s:?}: after '/' expected fibre, lte, satellite or wifi"
+                        )
+                    })?;
+                    let tower = &towers[i];
+                    if !tower.links.iter().any(|l| l.kind == kind) {
+                        let has: Vec<&str> = tower.links.iter().map(|l| l.kind.name()).collect();
+                        return Err(format!(
+                            "tower `{}` has no {kind} link; its links are: {}",
+                            tower.name,
+                            has.join(", ")
+                        ));
+                    }
+                    Target::Link(i, kind)
+                }
+            });
+        }
+        out
+    };
+    if resolved.iter().any(|t| !decl.targets.contains(t)) {
+        return Err(format!(
+            "fault kind `{}` cannot target {s:?}; expected {}",
+            decl.name,
+            decl.targets.phrase()
+        ));
+    }
+    Ok(resolved)
+}
+
+/// One parameter's value, read and range-checked against its declaration.
+fn param(t: &Tbl<'_>, decl: &FaultDecl, p: &'static ParamDecl) -> Res<ParamValue> {
+    let missing = |key: &str| {
+        t.ctx.err(
+            &t.span,
+            &t.field(key),
+            format!(
+                "missing; expected {} for fault kind `{}`",
+                p.what, decl.name
+            ),
+        )
+    };
+    if let ParamTy::Bandwidth = p.ty {
+        let bytes_per_s = match (t.get("bandwidth_mbit"), t.get("bytes_per_s")) {
+            (Some(_), Some(v)) => {
+                return Err(v.err("give either bandwidth_mbit or bytes_per_s, not both"));
+            }
+            (Some(v), None) => mbit_to_bytes_per_s(v.f64_pos(BANDWIDTH_MBIT_MAX)?).max(1),
+            (None, Some(v)) => v.u64_in(1, mbit_to_bytes_per_s(BANDWIDTH_MBIT_MAX))?,
+            (None, None) => return Err(missing("bandwidth_mbit")),
+        };
+        return Ok(ParamValue::Int(bytes_per_s as i64));
+    }
+    let v = t.get(p.key).ok_or_else(|| missing(p.key))?;
+    Ok(match p.ty {
+        ParamTy::Unit => ParamValue::Number(v.unit()?),
+        ParamTy::Number { min, max } => ParamValue::Number(v.f64_in(min, max)?),
+        ParamTy::Int { min, max } => ParamValue::Int(v.int_in(min, max)?),
+        ParamTy::Duration { min, max } => ParamValue::Duration(v.duration_in(min, max)?),
+        ParamTy::SignedDuration => {
             let (negative, d) = v.duration_signed()?;
             if d.is_zero() {
                 return Err(v.err("expected a non-zero jump such as \"-30s\" or \"5m\""));
             }
             let ms = i64::try_from(d.as_millis()).map_err(|_| v.err("jump out of range"))?;
-            ClockJump {
-                by_ms: if negative { -ms } else { ms },
-            }
+            ParamValue::SignedMs(if negative { -ms } else { ms })
         }
-        other => {
-            return Err(kind_v.err(format!(
-                "unknown fault kind {other:?}; expected one of: {}",
-                FAULT_KINDS.join(", ")
-            )));
+        ParamTy::Bandwidth => unreachable!("handled above"),
+    })
+}
+
+/// A fault's kind with its parameters, as its declaration says.
+fn fault_kind(t: &Tbl<'_>, decl: &'static FaultDecl) -> Res<FaultKind> {
+    let mut values = Vec::with_capacity(decl.params.len());
+    for p in decl.params {
+        values.push((p.key, param(t, decl, p)?));
+    }
+    // The values were checked against their declarations; a mismatch with the variant's
+    // fields is a bug in the table (`faults::tests` checks every kind).
+    FaultKind::from_params(decl.name, &values).map_err(|e| {
+        t.ctx
+            .err(&t.span, &t.field("kind"), format!("internal: {e}"))
+    })
+}
+
+/// A fault's kind, parameters, `for` and target, as a scenario's `[[fault]]` or a game-day
+/// step's `fault = { … }` gives them (`at` is the caller's).
+pub struct FaultParts<'a> {
+    /// The kind's declaration.
+    pub decl: &'static FaultDecl,
+    /// The kind with its parameters.
+    pub kind: FaultKind,
+    /// `for`, when given (checked: positive unless the kind may be instant).
+    pub lasts: Option<Duration>,
+    /// The `target` value, resolved against towers by [`resolve_targets`].
+    pub target: Val<'a>,
+}
+
+impl FaultParts<'_> {
+    /// How long the fault lasts when it starts at `at` in a safety phase of `duration`.
+    pub fn duration(&self, at: Duration, duration: Duration) -> Duration {
+        self.decl.duration(self.lasts, duration.saturating_sub(at))
+    }
+}
+
+/// Read a fault table's kind, parameters, `for` and `target`; `keys` are the other keys
+/// the table may have (`at` in a scenario).
+pub fn fault_parts<'a>(t: &Tbl<'a>, keys: &[&str]) -> Res<FaultParts<'a>> {
+    let kinds = fault_kinds().join(", ");
+    let kind_v = t.req("kind", &format!("a fault kind: {kinds}"))?;
+    let kind_name = kind_v.str()?;
+    let decl = FaultKind::decl_named(kind_name).ok_or_else(|| {
+        kind_v.err(format!(
+            "unknown fault kind {kind_name:?}; expected one of: {kinds}"
+        ))
+    })?;
+    // A parameter of another kind gets a message of its own before the generic check.
+    let params: Vec<&str> = decl.params.iter().flat_map(|p| p.keys()).copied().collect();
+    let foreign = t
+        .map
+        .keys()
+        .filter(|k| {
+            let k = k.get_ref().as_ref();
+            FaultKind::all().any(|d| d.params.iter().any(|p| p.keys().contains(&k)))
+                && !params.contains(&k)
+        })
+        .min_by_key(|k| k.span().start);
+    if let Some(k) = foreign {
+        let takes = if params.is_empty() {
+            "no parameters".to_string()
+        } else {
+            params.join(", ")
+        };
+        return Err(t.err_at_key(
+            k.get_ref(),
+            format!(
+                "`{}` is not a parameter of fault kind `{kind_name}`; it takes {takes}",
+                k.get_ref()
+            ),
+        ));
+    }
+    let mut allowed = vec!["for", "target", "kind"];
+    allowed.extend(keys);
+    allowed.extend(&params);
+    t.keys(&allowed)?;
+    let kind = fault_kind(t, decl)?;
+    let lasts = match (t.get("for"), decl.lasts) {
+        (Some(fv), Lasts::For) => Some(fv.duration_pos(DURATION_MAX)?),
+        (Some(fv), _) => Some(fv.duration_in(Duration::ZERO, DURATION_MAX)?),
+        (None, Lasts::For) => {
+            return Err(t.ctx.err(
+                &t.span,
+                &t.field("for"),
+                format!("missing; expected how long the `{kind_name}` fault lasts, e.g. \"30m\""),
+            ));
         }
+        (None, _) => None,
+    };
+    let target = t.req(
+        "target",
+        "\"origin\", a tower, \"<tower>/<link>\" or \"<tower>/wifi\"",
+    )?;
+    target.str()?;
+    Ok(FaultParts {
+        decl,
+        kind,
+        lasts,
+        target,
     })
 }
 
@@ -1113,37 +1069,7 @@ fn faults(v: &Val<'_>, towers: &[TowerSpec], duration: Duration) -> Res<Vec<Faul
     let mut out = Vec::new();
     for e in v.array(FAULTS_MAX)? {
         let t = e.table()?;
-        let kind_v = t.req("kind", &format!("a fault kind: {}", FAULT_KINDS.join(", ")))?;
-        let kind_name = kind_v.str()?;
-        // A parameter of another kind gets a message of its own before the generic check.
-        let params = fault_params(kind_name);
-        let foreign = t
-            .map
-            .keys()
-            .filter(|k| {
-                FAULT_PARAMS.contains(&k.get_ref().as_ref())
-                    && !params.contains(&k.get_ref().as_ref())
-            })
-            .min_by_key(|k| k.span().start)
-            .filter(|_| FAULT_KINDS.contains(&kind_name));
-        if let Some(k) = foreign {
-            let takes = if params.is_empty() {
-                "no parameters".to_string()
-            } else {
-                params.join(", ")
-            };
-            return Err(t.err_at_key(
-                k.get_ref(),
-                format!(
-                    "`{}` is not a parameter of fault kind `{kind_name}`; it takes {takes}",
-                    k.get_ref()
-                ),
-            ));
-        }
-        let mut allowed = vec!["at", "for", "target", "kind"];
-        allowed.extend(params);
-        t.keys(&allowed)?;
-        let kind = fault_kind(&t, &kind_v, kind_name)?;
+        let parts = fault_parts(&t, &["at"])?;
         let at_v = t.req("at", "when the fault starts, e.g. \"2h\"")?;
         let at = at_v.duration_in(Duration::ZERO, DURATION_MAX)?;
         if at >= duration {
@@ -1152,34 +1078,8 @@ fn faults(v: &Val<'_>, towers: &[TowerSpec], duration: Duration) -> Res<Vec<Faul
                 super::format_duration(duration)
             )));
         }
-        let fault_duration = match t.get("for") {
-            Some(fv) if fault_for_optional(kind_name) => {
-                fv.duration_in(Duration::ZERO, DURATION_MAX)?
-            }
-            Some(fv) => fv.duration_pos(DURATION_MAX)?,
-            None if kind_name == "battery-fade" => duration - at,
-            None if fault_for_optional(kind_name) => Duration::ZERO,
-            None => {
-                return Err(t.ctx.err(
-                    &t.span,
-                    &t.field("for"),
-                    format!(
-                        "missing; expected how long the `{kind_name}` fault lasts, e.g. \"30m\""
-                    ),
-                ));
-            }
-        };
-        let tv = t.req(
-            "target",
-            "\"origin\", a tower, \"<tower>/<link>\" or \"<tower>/wifi\"",
-        )?;
-        for target in targets(&tv, towers)? {
-            if let Err(expected) = target_ok(&kind, &target) {
-                return Err(tv.err(format!(
-                    "fault kind `{kind_name}` cannot target {:?}; expected {expected}",
-                    tv.str()?
-                )));
-            }
+        let tv = &parts.target;
+        for target in resolve_targets(parts.decl, tv.str()?, towers).map_err(|m| tv.err(m))? {
             if out.len() >= FAULTS_MAX {
                 return Err(tv.err(format!(
                     "more than {FAULTS_MAX} faults after expanding \"*\"; expected at most {FAULTS_MAX}"
@@ -1187,9 +1087,9 @@ fn faults(v: &Val<'_>, towers: &[TowerSpec], duration: Duration) -> Res<Vec<Faul
             }
             out.push(FaultSpec {
                 at,
-                duration: fault_duration,
+                duration: parts.duration(at, duration),
                 target,
-                kind: kind.clone(),
+                kind: parts.kind.clone(),
             });
         }
     }

@@ -12,8 +12,9 @@
 //! than a millisecond (written rounded down to the millisecond; the parser never makes
 //! them), non-finite numbers (the parser rejects them).
 
+use super::faults::{ParamTy, ParamValue, duration_text, signed_duration_text};
 use super::parse::{BYTES_PER_S_PER_MBIT, NEMESIS_RATES, mbit_to_bytes_per_s};
-use super::{FaultKind, FaultSpec, LinkProfile, Scenario, Target, format_duration};
+use super::{FaultSpec, LinkProfile, Scenario, Target};
 use sovereign_logic::content::Priority;
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -166,33 +167,16 @@ impl Scenario {
         kv(w, "for", &dur(f.duration));
         kv(w, "target", &quote(&self.target_name(&f.target)));
         kv(w, "kind", &quote(f.kind.name()));
-        use FaultKind::*;
-        match &f.kind {
-            LinkDown | Partition | Crash | Restart | Pause | TornWrite | DiskFull | DbLost
-            | GridLoss | UpsFailure | BrownOut | HardCut | OriginReplace | RogueForward => {}
-            Latency { extra } | DiskLatency { extra } => kv(w, "extra", &dur(*extra)),
-            Loss { p } | Duplicate { p } | WriteError { p } | FsyncError { p } => {
-                kv(w, "p", &num(*p))
-            }
-            Bandwidth { bytes_per_s } => {
-                let (key, value) = bandwidth(*bytes_per_s);
-                kv(w, key, &value);
-            }
-            Flapping { period } => kv(w, "period", &dur(*period)),
-            Reorder { p, extra } => {
-                kv(w, "p", &num(*p));
-                kv(w, "extra", &dur(*extra));
-            }
-            Slow { factor } => kv(w, "factor", &num(*factor)),
-            CrashLoop { every } => kv(w, "every", &dur(*every)),
-            Corruption { chunks } => kv(w, "chunks", &chunks.to_string()),
-            Clouds { cover } => kv(w, "cover", &num(*cover)),
-            BatteryFade { capacity } => kv(w, "capacity", &num(*capacity)),
-            ClockSkew { ppm } => kv(w, "ppm", &ppm.to_string()),
-            ClockJump { by_ms } => {
-                let d = duration_text(Duration::from_millis(by_ms.unsigned_abs()));
-                let s = if *by_ms < 0 { format!("-{d}") } else { d };
-                kv(w, "by", &quote(&s));
+        for (p, (key, value)) in f.kind.decl().params.iter().zip(f.kind.params()) {
+            match value {
+                ParamValue::Number(x) => kv(w, key, &num(x)),
+                ParamValue::Int(n) if matches!(p.ty, ParamTy::Bandwidth) => {
+                    let (key, value) = bandwidth(n as u64);
+                    kv(w, key, &value);
+                }
+                ParamValue::Int(n) => kv(w, key, &n.to_string()),
+                ParamValue::Duration(d) => kv(w, key, &dur(d)),
+                ParamValue::SignedMs(ms) => kv(w, key, &quote(&signed_duration_text(ms))),
             }
         }
     }
@@ -253,17 +237,6 @@ fn num(x: f64) -> String {
         "inf".into()
     } else {
         "-inf".into()
-    }
-}
-
-/// A duration as files write it, to the millisecond: `1h30m`, `250ms`, `1h2m3s4ms`.
-fn duration_text(d: Duration) -> String {
-    let whole_s = Duration::from_secs(d.as_secs());
-    let ms = d.subsec_millis();
-    match (whole_s.is_zero(), ms) {
-        (_, 0) => format_duration(whole_s),
-        (true, ms) => format!("{ms}ms"),
-        (false, ms) => format!("{}{ms}ms", format_duration(whole_s)),
     }
 }
 
