@@ -30,6 +30,7 @@ fn expect(plant: Plant) -> (&'static str, &'static [(Oracle, &'static str)]) {
         | Plant::NoEdgeValidation
         | Plant::KeepRefusedWrites => ("hostile-devices", &[]),
         Plant::AcceptUnknownTowers | Plant::NoOriginCheck => ("origin-trust", &[]),
+        Plant::DeviceSkipVerify => ("hostile-devices", &[]),
     }
 }
 
@@ -132,6 +133,7 @@ plant_tests! {
     keep_refused_writes_is_caught_by_durability: Plant::KeepRefusedWrites;
     accept_unknown_towers_is_caught_by_attribution: Plant::AcceptUnknownTowers;
     no_origin_check_is_caught_by_convergence: Plant::NoOriginCheck;
+    device_skip_verify_is_caught_by_integrity: Plant::DeviceSkipVerify;
 }
 
 /// The plants of `Plant::ALL` without a line in `tested`, and the oracles of

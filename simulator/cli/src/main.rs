@@ -137,13 +137,16 @@ enum SimCommand {
     Replay(ReplayArgs),
     /// Shrink a failure file to a minimal fault schedule.
     Shrink(ShrinkArgs),
+    /// List every fault kind as declared: family, parameters, targets, default duration,
+    /// nemesis weight, console hotkey and the invariants it can disturb.
+    Faults,
 }
 
 /// Help text shared by `--plant`.
 const PLANT_HELP: &str = "Planted bug: skip-verify, ack-before-fsync, no-idempotency, \
 ledger-rounding, fifo-scheduler, no-failback, offline-refuse, ignore-battery, sequential-keys, \
 forget-confirmed, no-key-owner-check, no-edge-validation, keep-refused-writes, \
-accept-unknown-towers, no-origin-check";
+accept-unknown-towers, no-origin-check, device-skip-verify";
 
 /// Raw flags of `sim run`.
 #[derive(Args, Debug)]
@@ -267,6 +270,10 @@ fn main() -> ExitCode {
             SimCommand::Sweep(a) => sim::sweep(a),
             SimCommand::Replay(a) => sim::replay(a),
             SimCommand::Shrink(a) => sim::shrink(a),
+            SimCommand::Faults => {
+                print!("{}", sovereign_sim::scenario::faults::table_text());
+                Ok(0)
+            }
         },
         Some(Command::Console(a)) => console::console(a),
         Some(Command::Gameday(a)) => console::gameday(a),

@@ -95,6 +95,23 @@ pub enum Obs {
         /// the manifest equals the origin's for (item, version)
         manifest_ok: bool,
     },
+    /// A device received the bytes of a served read over a Wi-Fi that garbles them
+    /// (`wifi-corruption`): whether they matched their hashes on arrival, and whether the
+    /// device kept them.
+    Delivered {
+        /// tower index
+        tower: usize,
+        /// device index
+        device: usize,
+        /// the item
+        item: ItemId,
+        /// the version served
+        version: u64,
+        /// every chunk arrived as the tower sent it and matched its hash
+        intact: bool,
+        /// the device's read accepted the bytes
+        accepted: bool,
+    },
     /// A device queued an operation (its first submission under this key and body).
     Submitted {
         /// device index (its host, not its identity: two devices may share one)

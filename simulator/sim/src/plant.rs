@@ -49,11 +49,14 @@ pub enum Plant {
     /// Towers sync from whatever origin answers at the uplinks' address, keeping their
     /// catalog cursor → convergence.
     NoOriginCheck,
+    /// Devices accept a read's bytes without checking them against the manifest, so bytes
+    /// garbled on the Wi-Fi are kept → integrity.
+    DeviceSkipVerify,
 }
 
 impl Plant {
     /// Every plant.
-    pub const ALL: [Plant; 15] = [
+    pub const ALL: [Plant; 16] = [
         Plant::SkipVerify,
         Plant::AckBeforeFsync,
         Plant::NoIdempotency,
@@ -69,6 +72,7 @@ impl Plant {
         Plant::KeepRefusedWrites,
         Plant::AcceptUnknownTowers,
         Plant::NoOriginCheck,
+        Plant::DeviceSkipVerify,
     ];
 
     /// The command-line name.
@@ -89,13 +93,14 @@ impl Plant {
             Plant::KeepRefusedWrites => "keep-refused-writes",
             Plant::AcceptUnknownTowers => "accept-unknown-towers",
             Plant::NoOriginCheck => "no-origin-check",
+            Plant::DeviceSkipVerify => "device-skip-verify",
         }
     }
 
     /// The oracle this plant must make fail.
     pub const fn oracle(self) -> Oracle {
         match self {
-            Plant::SkipVerify => Oracle::Integrity,
+            Plant::SkipVerify | Plant::DeviceSkipVerify => Oracle::Integrity,
             Plant::AckBeforeFsync => Oracle::Durability,
             Plant::NoIdempotency => Oracle::ExactlyOnce,
             Plant::LedgerRounding => Oracle::Conservation,
@@ -123,7 +128,7 @@ impl fmt::Display for Plant {
 /// An unknown plant name.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
-    "unknown plant {0:?}; expected one of: skip-verify, ack-before-fsync, no-idempotency, ledger-rounding, fifo-scheduler, no-failback, offline-refuse, ignore-battery, sequential-keys, forget-confirmed, no-key-owner-check, no-edge-validation, keep-refused-writes, accept-unknown-towers, no-origin-check"
+    "unknown plant {0:?}; expected one of: skip-verify, ack-before-fsync, no-idempotency, ledger-rounding, fifo-scheduler, no-failback, offline-refuse, ignore-battery, sequential-keys, forget-confirmed, no-key-owner-check, no-edge-validation, keep-refused-writes, accept-unknown-towers, no-origin-check, device-skip-verify"
 )]
 pub struct UnknownPlant(pub String);
 

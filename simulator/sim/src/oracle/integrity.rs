@@ -1,13 +1,17 @@
-//! Invariant 1, integrity: no tower serves bytes whose hash mismatches their manifest.
+//! Invariant 1, integrity: no tower serves bytes whose hash mismatches their manifest,
+//! and no device keeps bytes that fail their hash.
 //!
 //! Verifies: every [`Obs::Served`] — each chunk's bytes matched its hash at the moment
 //! they were served, and the manifest served is the one the origin published for that
-//! (item, version). Each bad (tower, item, version, chunk) is reported once.
+//! (item, version). Each bad (tower, item, version, chunk) is reported once. Every
+//! [`Obs::Delivered`] — a device that accepted bytes that arrived garbled (reported once
+//! per device, item and version).
 //!
 //! Does not verify: that a device got the *latest* version (freshness is a KPI), bytes
 //! that stayed at rest without being served (quarantine is the tower's job, not a
-//! violation), or what happens on the device after delivery (the world reports the
-//! check at the tower's boundary, before Wi-Fi).
+//! violation), or deliveries over a Wi-Fi that does not garble (the world runs the
+//! device's check only while a `wifi-corruption` fault is on: elsewhere the bytes that
+//! leave the tower are the bytes that arrive, and the served check covers them).
 
 use super::{Checker, TowerNames, violation};
 use crate::obs::{Obs, Stamped};
@@ -23,6 +27,8 @@ pub struct Integrity {
     names: TowerNames,
     /// (tower, item, version, chunk; `None` for the manifest) already reported.
     reported: BTreeSet<(usize, ItemId, u64, Option<ChunkHash>)>,
+    /// (device, item, version) whose garbled bytes were reported kept.
+    kept: BTreeSet<(usize, ItemId, u64)>,
 }
 
 impl Checker for Integrity {
@@ -32,6 +38,28 @@ impl Checker for Integrity {
 
     fn observe(&mut self, s: &Stamped, out: &mut Vec<Violation>) {
         self.names.learn(&s.obs);
+        if let Obs::Delivered {
+            tower,
+            device,
+            item,
+            version,
+            intact: false,
+            accepted: true,
+        } = &s.obs
+        {
+            if self.kept.insert((*device, item.clone(), *version)) {
+                out.push(violation(
+                    Oracle::Integrity,
+                    s.at,
+                    format!(
+                        "device {device} of {} kept {item} v{version} although its bytes failed their hash",
+                        self.names.get(*tower)
+                    ),
+                    false,
+                ));
+            }
+            return;
+        }
         let Obs::Served {
             tower,
             item,
@@ -106,6 +134,32 @@ mod tests {
         assert!(!v[0].liveness);
         assert!(v[0].detail.contains("tower-0") && v[0].detail.contains("alert v2"));
         assert!(v[0].detail.contains(&format!("{:?}", ChunkHash::of(b"b"))));
+    }
+
+    fn delivered(intact: bool, accepted: bool) -> Stamped {
+        at(
+            4,
+            Obs::Delivered {
+                tower: 0,
+                device: 3,
+                item: ItemId::new("alert"),
+                version: 2,
+                intact,
+                accepted,
+            },
+        )
+    }
+
+    #[test]
+    fn a_device_keeping_garbled_bytes_fails_and_refusing_them_passes() {
+        // Goal: only "garbled and accepted" is a violation, reported once, naming the device.
+        let quiet = [delivered(false, false), delivered(true, true)];
+        let v = run(&mut Integrity::default(), &[&[start(1)][..], &quiet].concat());
+        assert!(v.is_empty(), "{v:?}");
+        let bad = [start(1), delivered(false, true), delivered(false, true)];
+        let v = run(&mut Integrity::default(), &bad);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].detail.contains("device 3 of tower-0 kept alert v2"));
     }
 
     #[test]

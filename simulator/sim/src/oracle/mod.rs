@@ -167,6 +167,7 @@ pub(crate) fn tower_of(obs: &Obs) -> Option<usize> {
         Obs::Tower { tower, .. }
         | Obs::Read { tower, .. }
         | Obs::Served { tower, .. }
+        | Obs::Delivered { tower, .. }
         | Obs::Acked { tower, .. }
         | Obs::Requested { tower, .. }
         | Obs::Transfer { tower, .. }

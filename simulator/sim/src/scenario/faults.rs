@@ -622,6 +622,67 @@ pub fn signed_duration_text(ms: i64) -> String {
     signed_text::format(ms)
 }
 
+/// The table as text for people (`sovereign sim faults`): one block per kind.
+pub fn table_text() -> String {
+    let mut out = String::new();
+    for d in &DECLS {
+        let family = format!("{:?}", d.family).to_lowercase();
+        out.push_str(&format!("{} ({family})\n", d.name));
+        let params: Vec<String> = d
+            .params
+            .iter()
+            .map(|p| format!("{} ({})", p.keys().join(" or "), p.what))
+            .collect();
+        let params = if params.is_empty() {
+            "none".to_string()
+        } else {
+            params.join("; ")
+        };
+        out.push_str(&format!("  parameters: {params}\n"));
+        out.push_str(&format!("  targets:    {}\n", d.targets.phrase()));
+        let lasts = match d.lasts {
+            Lasts::For => "`for` required",
+            Lasts::Instant => "acts at its start (`for` optional, default 0s)",
+            Lasts::RestOfRun => "to the end of the safety phase unless `for` is given",
+        };
+        out.push_str(&format!("  lasts:      {lasts}\n"));
+        let family_total: u64 = DECLS
+            .iter()
+            .filter(|x| x.family == d.family)
+            .flat_map(|x| x.nemesis)
+            .map(|n| n.weight)
+            .sum();
+        let nemesis: Vec<String> = d
+            .nemesis
+            .iter()
+            .map(|n| format!("{}/{family_total} on {:?}", n.weight, n.on).to_lowercase())
+            .collect();
+        let nemesis = if nemesis.is_empty() {
+            "never drawn".to_string()
+        } else {
+            nemesis.join(", ")
+        };
+        out.push_str(&format!("  nemesis:    {nemesis}\n"));
+        if let Some(l) = &d.live {
+            out.push_str(&format!(
+                "  console:    key '{}' ({}), for {}\n",
+                l.key,
+                l.label,
+                format_duration(l.lasts)
+            ));
+        }
+        let disturbs: Vec<&str> = d.disturbs.iter().map(|o| o.name()).collect();
+        out.push_str(&format!("  disturbs:   {}\n", disturbs.join(", ")));
+        let seen = if d.detected_on == Targets::NONE {
+            "never (no fault signal sees it)".to_string()
+        } else {
+            format!("on {}", d.detected_on.phrase())
+        };
+        out.push_str(&format!("  detected:   {seen}\n\n"));
+    }
+    out
+}
+
 /// Draw the nemesis' faults for a run from `rng`: per family, arrivals at the family's
 /// rate; each picks a tower, then one of the family's [`NemesisDraw`]s by weight, its
 /// target and its parameters; durations exponential around the mean, capped.
