@@ -32,25 +32,19 @@ use crate::obs::{Obs, ReadResult, Stamped};
 use crate::oracle::Oracles;
 use crate::plant::Plant;
 use crate::report::{RunReport, Violation};
-use crate::scenario::{
-    Family, FaultKind, FaultSpec, LinkProfile, Oracle, Scenario, Target, TowerSpec,
-};
+use crate::scenario::{Family, FaultKind, FaultSpec, Oracle, Scenario, Target, TowerSpec};
 use crate::trace::Trace;
-use bytes::Bytes;
-use rand_chacha::ChaCha8Rng;
-use rand_core::{Rng, SeedableRng};
 use sovereign_logic::Time;
-use sovereign_logic::content::{ChunkHash, ItemId, Manifest, Priority, verify_chunk};
+use sovereign_logic::content::{ChunkHash, ItemId, Manifest, Priority};
 use sovereign_logic::device::{Device, DeviceConfig};
 use sovereign_logic::entropy::{Entropy, SplitMix64};
-use sovereign_logic::io::{Action, DurableState, Event, Key, PowerMode, Record};
+use sovereign_logic::io::{Action, Event, Key, PowerMode};
 use sovereign_logic::ledger::Rounding;
 use sovereign_logic::origin::{Origin, OriginConfig, RestartPacing};
 use sovereign_logic::protocol::{
     DeviceId, IdemKey, LinkKind, Message, OpKind, OpOutcome, Operation, OriginId, Peer,
     SubmitReply, TowerId,
 };
-use sovereign_logic::tower::link::ProbeOutcome;
 use sovereign_logic::tower::power::{PowerManager, PowerReading, UpsState};
 use sovereign_logic::tower::read::ChunkVerdict;
 use sovereign_logic::tower::scheduler::SchedulePolicy;
@@ -94,10 +88,6 @@ const ORIGIN_RESTART: Duration = Duration::from_secs(2);
 const BOOT: Duration = Duration::from_secs(5);
 /// Text trace lines kept when recording.
 const TRACE_LINES_MAX: usize = 2_000_000;
-/// Base disk latencies.
-const WRITE_LATENCY: Duration = Duration::from_micros(300);
-const FSYNC_LATENCY: Duration = Duration::from_millis(3);
-/// A failed probe reports after this long.
 /// Identities of the strangers of the `key_theft_per_hour` workload (one per tower): far
 /// above any device's number, so no device has one.
 const STRANGER_ID_BASE: u128 = 1 << 100;
@@ -111,284 +101,6 @@ fn origin_id(seed: u64, epoch: u64) -> OriginId {
     let hi = SplitMix64::derive(seed, &format!("origin-id-{epoch}"));
     let lo = SplitMix64::derive(seed, &format!("origin-id-{epoch}-lo"));
     OriginId((u128::from(hi) << 64) | u128::from(lo))
-}
-/// How long a probe waits.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
-
-// ----- random streams -------------------------------------------------------------------
-
-/// A ChaCha8 stream used as the logic's `Entropy`.
-struct Stream(ChaCha8Rng);
-
-impl Stream {
-    fn new(seed: u64, label: &str) -> Stream {
-        Stream(ChaCha8Rng::seed_from_u64(SplitMix64::derive(seed, label)))
-    }
-    fn exp(&mut self, mean_s: f64) -> Duration {
-        let u = self.unit().max(1e-12);
-        Duration::from_secs_f64((-u.ln() * mean_s).min(1e9))
-    }
-}
-
-impl Entropy for Stream {
-    fn next_u64(&mut self) -> u64 {
-        self.0.next_u64()
-    }
-}
-
-// ----- links ----------------------------------------------------------------------------
-
-/// Fault overlays on a link, recomputed from the active faults.
-#[derive(Clone, Debug, Default)]
-struct LinkFaults {
-    down: u32,
-    extra_latency: Duration,
-    extra_loss: f64,
-    cap_bytes_per_s: Option<u64>,
-    flapping: Option<(Time, Duration)>,
-    duplicate: f64,
-    reorder: Option<(f64, Duration)>,
-}
-
-struct SimLink {
-    kind: Option<LinkKind>,
-    profile: LinkProfile,
-    faults: LinkFaults,
-    busy_up: Time,
-    busy_down: Time,
-}
-
-impl SimLink {
-    fn new(kind: Option<LinkKind>, profile: LinkProfile) -> SimLink {
-        SimLink {
-            kind,
-            profile,
-            faults: LinkFaults::default(),
-            busy_up: Time::ZERO,
-            busy_down: Time::ZERO,
-        }
-    }
-
-    /// Is the link passing traffic at `now`?
-    fn is_up(&self, now: Time) -> bool {
-        if self.faults.down > 0 {
-            return false;
-        }
-        if let Some((since, period)) = self.faults.flapping {
-            let p = period.as_micros().max(2) as u64;
-            let phase = now.as_micros().saturating_sub(since.as_micros()) % p;
-            if phase < p / 2 {
-                return false;
-            }
-        }
-        if let Some(every) = self.profile.handover_every {
-            let e = every.as_micros().max(1) as u64;
-            if now.as_micros() % e < self.profile.handover_outage.as_micros() as u64 {
-                return false;
-            }
-        }
-        true
-    }
-
-    fn bytes_per_s(&self) -> u64 {
-        let bw = self.profile.bytes_per_s.max(1);
-        self.faults.cap_bytes_per_s.map_or(bw, |c| c.clamp(1, bw))
-    }
-
-    fn loss(&self) -> f64 {
-        1.0 - (1.0 - self.profile.loss) * (1.0 - self.faults.extra_loss)
-    }
-
-    fn latency(&self) -> Duration {
-        self.profile.latency + self.faults.extra_latency
-    }
-
-    /// Send `bytes` one way; the arrival times of the copies that make it (0, 1 or 2).
-    fn transmit(&mut self, now: Time, bytes: u64, upstream: bool, rng: &mut Stream) -> Vec<Time> {
-        if !self.is_up(now) {
-            return Vec::new();
-        }
-        let bw = self.bytes_per_s();
-        let busy = if upstream {
-            &mut self.busy_up
-        } else {
-            &mut self.busy_down
-        };
-        let start = (*busy).max(now);
-        let end = start + Duration::from_micros(bytes.saturating_mul(1_000_000) / bw);
-        *busy = end;
-        if rng.chance(self.loss()) {
-            return Vec::new();
-        }
-        let jitter_us = self.profile.jitter.as_micros() as u64;
-        let mut at = end + self.latency() + Duration::from_micros(rng.below(jitter_us + 1));
-        if let Some((p, extra)) = self.faults.reorder
-            && rng.chance(p)
-        {
-            at += Duration::from_micros(rng.below(extra.as_micros() as u64 + 1));
-        }
-        let mut out = vec![at];
-        if self.faults.duplicate > 0.0 && rng.chance(self.faults.duplicate) {
-            out.push(at + Duration::from_micros(rng.below(50_000) + 1));
-        }
-        out
-    }
-}
-
-// ----- disks ----------------------------------------------------------------------------
-
-#[derive(Clone, Debug, Default)]
-struct DiskFaults {
-    write_error: f64,
-    fsync_error: f64,
-    full: u32,
-    db_lost: u32,
-    extra_latency: Duration,
-}
-
-/// A stored record and, for chunks, whether its bytes match their hash.
-#[derive(Clone, Debug)]
-struct Stored {
-    record: Record,
-    intact: bool,
-}
-
-struct SimDisk {
-    durable: BTreeMap<Key, Stored>,
-    pending: Vec<(u64, Key, Option<Stored>)>,
-    issued: u64,
-    faults: DiskFaults,
-}
-
-fn stored(record: Record) -> Stored {
-    let intact = match &record {
-        Record::Chunk(c) => verify_chunk(&c.hash, &c.bytes),
-        _ => true,
-    };
-    Stored { record, intact }
-}
-
-impl SimDisk {
-    fn new() -> SimDisk {
-        SimDisk {
-            durable: BTreeMap::new(),
-            pending: Vec::new(),
-            issued: 0,
-            faults: DiskFaults::default(),
-        }
-    }
-
-    fn durable_state(&self) -> DurableState {
-        self.durable
-            .iter()
-            .map(|(k, s)| (k.clone(), s.record.clone()))
-            .collect()
-    }
-
-    fn read(&self, key: &Key) -> Option<&Stored> {
-        for (_, k, s) in self.pending.iter().rev() {
-            if k == key {
-                return s.as_ref();
-            }
-        }
-        self.durable.get(key)
-    }
-
-    fn sync(&mut self, upto: u64) {
-        let pending = std::mem::take(&mut self.pending);
-        for (n, k, s) in pending {
-            if n <= upto {
-                match s {
-                    Some(s) => {
-                        self.durable.insert(k, s);
-                    }
-                    None => {
-                        self.durable.remove(&k);
-                    }
-                }
-            } else {
-                self.pending.push((n, k, s));
-            }
-        }
-    }
-
-    /// Drop writes issued up to `upto` that were not synced (a failed fsync).
-    fn lose(&mut self, upto: u64) {
-        self.pending.retain(|(n, _, _)| *n > upto);
-    }
-
-    /// A crash: unsynced writes are lost; with `torn`, the newest unsynced chunk write
-    /// lands half-written.
-    fn crash(&mut self, torn: bool) {
-        if torn
-            && let Some((_, key, Some(s))) = self
-                .pending
-                .iter()
-                .rev()
-                .find(|(_, _, s)| {
-                    matches!(
-                        s,
-                        Some(Stored {
-                            record: Record::Chunk(_),
-                            ..
-                        })
-                    )
-                })
-                .cloned()
-            && let Record::Chunk(mut c) = s.record
-        {
-            let half = c.bytes.len() / 2;
-            c.bytes = c.bytes.slice(..half);
-            let intact = verify_chunk(&c.hash, &c.bytes);
-            self.durable.insert(
-                key,
-                Stored {
-                    record: Record::Chunk(c),
-                    intact,
-                },
-            );
-        }
-        self.pending.clear();
-    }
-
-    /// Bit rot in up to `n` durable chunks, chosen by `rng`; returns how many rotted.
-    fn rot(&mut self, n: u32, rng: &mut Stream) -> u32 {
-        let keys: Vec<Key> = self
-            .durable
-            .iter()
-            .filter(|(_, s)| matches!(s.record, Record::Chunk(_)))
-            .map(|(k, _)| k.clone())
-            .collect();
-        let mut done = 0;
-        for _ in 0..n {
-            if keys.is_empty() {
-                break;
-            }
-            let k = &keys[rng.below(keys.len() as u64) as usize];
-            if let Some(s) = self.durable.get_mut(k)
-                && let Record::Chunk(c) = &mut s.record
-                && !c.bytes.is_empty()
-            {
-                let mut v = c.bytes.to_vec();
-                let i = rng.below(v.len() as u64) as usize;
-                v[i] ^= 1 << rng.below(8);
-                c.bytes = Bytes::from(v);
-                s.intact = verify_chunk(&c.hash, &c.bytes);
-                done += 1;
-            }
-        }
-        done
-    }
-
-    fn outbox_keys(&self) -> BTreeSet<IdemKey> {
-        self.durable
-            .keys()
-            .filter_map(|k| match k {
-                Key::Outbox(key) => Some(key.clone()),
-                _ => None,
-            })
-            .collect()
-    }
 }
 
 // ----- power ----------------------------------------------------------------------------
@@ -550,148 +262,6 @@ impl Timer {
     /// later arming).
     fn is_current(&self, generation: u64) -> bool {
         self.generation == generation
-    }
-}
-
-// ----- events ---------------------------------------------------------------------------
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Node {
-    Origin,
-    Tower(usize),
-}
-
-enum Ev {
-    /// A message arrives.
-    ToOrigin {
-        tower: usize,
-        link: LinkKind,
-        msg: Message,
-    },
-    ToTower {
-        tower: usize,
-        incarnation: u64,
-        from: Peer,
-        link: Option<LinkKind>,
-        msg: Message,
-    },
-    ToDevice {
-        device: usize,
-        msg: Message,
-    },
-    /// A storage operation completes.
-    WriteDone {
-        node: Node,
-        incarnation: u64,
-        id: sovereign_logic::io::WriteId,
-        ok: Result<(), String>,
-    },
-    FsyncDone {
-        node: Node,
-        incarnation: u64,
-        id: sovereign_logic::io::WriteId,
-        upto: u64,
-        fail: bool,
-    },
-    ProbeDone {
-        tower: usize,
-        incarnation: u64,
-        link: LinkKind,
-        outcome: ProbeOutcome,
-    },
-    TowerTimer {
-        tower: usize,
-        generation: u64,
-    },
-    DeviceTimer {
-        device: usize,
-        generation: u64,
-    },
-    FaultStart {
-        id: usize,
-    },
-    FaultEnd {
-        id: usize,
-    },
-    CrashLoopTick {
-        id: usize,
-    },
-    TowerBoot {
-        tower: usize,
-        incarnation: u64,
-    },
-    OriginRestart {
-        incarnation: u64,
-    },
-    PowerTick {
-        tower: usize,
-    },
-    Publish {
-        class: usize,
-    },
-    DeviceRead {
-        device: usize,
-    },
-    DeviceOp {
-        device: usize,
-    },
-    /// The `key_reuse_per_device_hour` workload: the device sends an acknowledged key again
-    /// with another body.
-    KeyReuse {
-        device: usize,
-    },
-    /// The `key_theft_per_hour` workload: a stranger submits under a guessed key.
-    KeyTheft,
-    /// A `rogue-forward` fault's next forward.
-    RogueTick {
-        id: usize,
-    },
-    Sample,
-    Heal,
-    End,
-}
-
-/// The event queue: a binary heap of small `(time, seq, slot)` keys over a slab of
-/// events, so that the (large) events never move while the heap reorders. `seq` is unique
-/// and increasing, so ties in time pop in push order: the order is total and
-/// deterministic.
-#[derive(Default)]
-struct Queue {
-    heap: std::collections::BinaryHeap<std::cmp::Reverse<(Time, u64, u32)>>,
-    slots: Vec<Option<Ev>>,
-    free: Vec<u32>,
-}
-
-impl Queue {
-    fn push(&mut self, at: Time, seq: u64, ev: Ev) {
-        let slot = match self.free.pop() {
-            Some(slot) => {
-                self.slots[slot as usize] = Some(ev);
-                slot
-            }
-            None => {
-                self.slots.push(Some(ev));
-                (self.slots.len() - 1) as u32
-            }
-        };
-        self.heap.push(std::cmp::Reverse((at, seq, slot)));
-    }
-
-    fn pop(&mut self) -> Option<(Time, Ev)> {
-        let std::cmp::Reverse((at, _, slot)) = self.heap.pop()?;
-        let ev = self.slots[slot as usize]
-            .take()
-            .expect("a queued slot holds its event");
-        self.free.push(slot);
-        Some((at, ev))
-    }
-
-    fn peek_time(&self) -> Option<Time> {
-        self.heap.peek().map(|std::cmp::Reverse((t, _, _))| *t)
-    }
-
-    fn is_empty(&self) -> bool {
-        self.heap.is_empty()
     }
 }
 
@@ -1926,116 +1496,6 @@ impl World {
         self.publishing = still;
     }
 
-    fn disk_mut(&mut self, node: Node) -> &mut SimDisk {
-        match node {
-            Node::Origin => &mut self.origin.disk,
-            Node::Tower(i) => &mut self.towers[i].disk,
-        }
-    }
-
-    /// Complete an fsync of `node`'s disk up to write `upto`: a failed one loses those
-    /// writes (and is observed as a storage error), a good one makes them durable.
-    fn fsync_done(&mut self, node: Node, upto: u64, fail: bool) -> Result<(), String> {
-        if fail {
-            self.disk_mut(node).lose(upto);
-            let tower = match node {
-                Node::Origin => None,
-                Node::Tower(i) => Some(i),
-            };
-            self.observe(Obs::StorageError { tower });
-            Err("EIO: fsync failed".to_string())
-        } else {
-            self.disk_mut(node).sync(upto);
-            Ok(())
-        }
-    }
-
-    /// Carry out a write, delete or fsync of `node` on its simulated disk; the completion
-    /// comes back as an event after the disk's latency (scaled by a slow fault).
-    fn disk_action(&mut self, node: Node, action: Action) {
-        let (slow, incarnation) = match node {
-            Node::Origin => (self.origin.slow, self.origin.incarnation),
-            Node::Tower(i) => (self.towers[i].slow, self.towers[i].incarnation),
-        };
-        let now = self.now;
-        match action {
-            Action::Write { id, record } => {
-                let fail = self.disk_write_fails(node, &record);
-                // Planted `keep-refused-writes`: the disk reports the error but keeps what
-                // it was given, and the next good fsync makes it durable.
-                let keep = self.plant == Some(Plant::KeepRefusedWrites);
-                let d = self.disk_mut(node);
-                if fail.is_none() || keep {
-                    d.issued += 1;
-                    let n = d.issued;
-                    d.pending.push((n, record.key(), Some(stored(record))));
-                }
-                let at = now + (WRITE_LATENCY + d.faults.extra_latency).mul_f64(slow);
-                let ok = fail.map_or(Ok(()), Err);
-                self.push(
-                    at,
-                    Ev::WriteDone {
-                        node,
-                        incarnation,
-                        id,
-                        ok,
-                    },
-                );
-            }
-            Action::Delete { id, key } => {
-                let d = self.disk_mut(node);
-                d.issued += 1;
-                let n = d.issued;
-                d.pending.push((n, key, None));
-                let at = now + (WRITE_LATENCY + d.faults.extra_latency).mul_f64(slow);
-                self.push(
-                    at,
-                    Ev::WriteDone {
-                        node,
-                        incarnation,
-                        id,
-                        ok: Ok(()),
-                    },
-                );
-            }
-            Action::Fsync { id } => {
-                let p = self.disk_mut(node).faults.fsync_error;
-                let fail = self.disk_rng.chance(p);
-                let d = self.disk_mut(node);
-                let at = now + (FSYNC_LATENCY + d.faults.extra_latency).mul_f64(slow);
-                let upto = d.issued;
-                self.push(
-                    at,
-                    Ev::FsyncDone {
-                        node,
-                        incarnation,
-                        id,
-                        upto,
-                        fail,
-                    },
-                );
-            }
-            other => debug_assert!(false, "not a disk action: {other:?}"),
-        }
-    }
-
-    fn disk_write_fails(&mut self, node: Node, record: &Record) -> Option<String> {
-        let f = match node {
-            Node::Origin => self.origin.disk.faults.clone(),
-            Node::Tower(i) => self.towers[i].disk.faults.clone(),
-        };
-        if f.full > 0 {
-            return Some("ENOSPC: disk full".into());
-        }
-        if f.db_lost > 0 && !matches!(record, Record::Chunk(_)) {
-            return Some("database connection lost".into());
-        }
-        if f.write_error > 0.0 && self.disk_rng.chance(f.write_error) {
-            return Some("EIO: write failed".into());
-        }
-        None
-    }
-
     fn drain_tower(&mut self, i: usize) {
         let slow = self.towers[i].slow;
         loop {
@@ -2117,44 +1577,19 @@ impl World {
                     let now = self.now;
                     let t = &self.towers[i];
                     let incarnation = t.incarnation;
-                    let outcome = t.links.iter().find(|l| l.kind == Some(link)).map(|l| {
-                        let up = l.is_up(now);
-                        (up, l.latency(), l.profile.jitter, l.loss(), l.bytes_per_s())
-                    });
-                    let Some((up, latency, jitter, loss, bw)) = outcome else {
+                    let Some(l) = t.links.iter().find(|l| l.kind == Some(link)) else {
                         continue;
                     };
-                    if up && !self.net.chance(loss) {
-                        let j = Duration::from_micros(
-                            self.net.below(jitter.as_micros() as u64 * 2 + 1),
-                        );
-                        let rtt = latency * 2 + j;
-                        let outcome = ProbeOutcome {
-                            reachable: true,
-                            rtt: Some(rtt),
-                            loss_pct: (loss * 100.0).round().min(100.0) as u8,
-                            bandwidth_bps: Some(bw.saturating_mul(8)),
-                        };
-                        self.push(
-                            now + rtt,
-                            Ev::ProbeDone {
-                                tower: i,
-                                incarnation,
-                                link,
-                                outcome,
-                            },
-                        );
-                    } else {
-                        self.push(
-                            now + PROBE_TIMEOUT,
-                            Ev::ProbeDone {
-                                tower: i,
-                                incarnation,
-                                link,
-                                outcome: ProbeOutcome::failed(),
-                            },
-                        );
-                    }
+                    let (after, outcome) = l.probe(now, &mut self.net);
+                    self.push(
+                        now + after,
+                        Ev::ProbeDone {
+                            tower: i,
+                            incarnation,
+                            link,
+                            outcome,
+                        },
+                    );
                 }
                 Action::Emit(event) => {
                     if let Event::ChunkRequested {
@@ -3152,49 +2587,6 @@ fn proc_delay(slow: f64) -> Duration {
     }
 }
 
-fn node_word(n: Node) -> u64 {
-    match n {
-        Node::Origin => u64::MAX,
-        Node::Tower(i) => i as u64,
-    }
-}
-
-fn peer_word(p: Peer) -> u64 {
-    match p {
-        Peer::Origin => u64::MAX,
-        Peer::Tower(t) => u64::from(t.0) | 1 << 40,
-        Peer::Device(d) => (d.0 as u64) | 1 << 41,
-    }
-}
-
-fn summary(msg: &Message) -> String {
-    match msg {
-        Message::CatalogRequest { since_seq } => format!("CatalogRequest since {since_seq}"),
-        Message::CatalogReply { entries, .. } => {
-            format!("CatalogReply ({} entries)", entries.len())
-        }
-        Message::ChunkRequest { hash } => format!("ChunkRequest {hash:?}"),
-        Message::ChunkReply { hash, bytes } => {
-            format!(
-                "ChunkReply {hash:?} ({} bytes)",
-                bytes.as_ref().map_or(0, |b| b.len())
-            )
-        }
-        Message::ForwardOps { ops } => format!("ForwardOps ({} ops)", ops.len()),
-        Message::ForwardReply { receipts } => format!("ForwardReply ({} receipts)", receipts.len()),
-        Message::SubmitOp { op } => format!("SubmitOp {}", op.key),
-        Message::SubmitReply { key, reply } => format!("SubmitReply {key} {reply:?}"),
-        Message::StatusRequest { keys } => format!("StatusRequest ({} keys)", keys.len()),
-        Message::StatusReply { statuses } => format!("StatusReply ({} statuses)", statuses.len()),
-        Message::ReadItem { item } => format!("ReadItem {item}"),
-        Message::ItemData { manifest, .. } => {
-            format!("ItemData {} v{}", manifest.item, manifest.version)
-        }
-        Message::Unavailable { item, reason } => format!("Unavailable {item}: {reason}"),
-        Message::Refused { reason } => format!("Refused: {reason}"),
-    }
-}
-
 /// Draw the nemesis's faults for the safety phase from its own stream.
 fn draw_nemesis(sc: &Scenario, rng: &mut Stream) -> Vec<FaultSpec> {
     let mut out = Vec::new();
@@ -3338,8 +2730,17 @@ fn draw_nemesis(sc: &Scenario, rng: &mut Stream) -> Vec<FaultSpec> {
     out
 }
 
+mod disk;
+mod events;
+mod net;
 mod read;
+mod rng;
+
+use disk::{DiskFaults, SimDisk};
+use events::{Ev, Node, Queue, node_word, peer_word, summary};
+use net::{LinkFaults, SimLink};
 pub use read::{TowerRead, tower_read};
+use rng::Stream;
 
 #[cfg(test)]
 mod tests;
