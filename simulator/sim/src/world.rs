@@ -32,7 +32,7 @@ use crate::obs::{Obs, ReadResult, Stamped};
 use crate::oracle::Oracles;
 use crate::plant::Plant;
 use crate::report::{RunReport, Violation};
-use crate::scenario::{Family, FaultKind, FaultSpec, Oracle, Scenario, Target, TowerSpec};
+use crate::scenario::{Family, FaultKind, FaultSpec, Oracle, Scenario, Target};
 use crate::trace::Trace;
 use sovereign_logic::Time;
 use sovereign_logic::content::{ChunkHash, ItemId, Manifest, Priority};
@@ -40,15 +40,14 @@ use sovereign_logic::device::{Device, DeviceConfig};
 use sovereign_logic::entropy::{Entropy, SplitMix64};
 use sovereign_logic::io::{Action, Event, Key, PowerMode};
 use sovereign_logic::ledger::Rounding;
-use sovereign_logic::origin::{Origin, OriginConfig, RestartPacing};
+use sovereign_logic::origin::OriginConfig;
 use sovereign_logic::protocol::{
-    DeviceId, IdemKey, LinkKind, Message, OpKind, OpOutcome, Operation, OriginId, Peer,
-    SubmitReply, TowerId,
+    DeviceId, IdemKey, LinkKind, Message, OpKind, OpOutcome, Operation, Peer, SubmitReply, TowerId,
 };
-use sovereign_logic::tower::power::{PowerManager, PowerReading, UpsState};
+use sovereign_logic::tower::power::PowerManager;
 use sovereign_logic::tower::read::ChunkVerdict;
 use sovereign_logic::tower::scheduler::SchedulePolicy;
-use sovereign_logic::tower::{RETRY_NOT_STORED, Tower, TowerConfig};
+use sovereign_logic::tower::{RETRY_NOT_STORED, TowerConfig};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -75,17 +74,8 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> RunReport {
 
 /// Upper bound on processed events in one run (a runaway loop is a finding, not a hang).
 const EVENTS_MAX: u64 = 200_000_000;
-/// Power telemetry and battery model step.
-const POWER_TICK: Duration = Duration::from_secs(10);
-/// Power observations are sampled every this many ticks.
-const POWER_OBS_EVERY: u64 = 60;
 /// Backlog and steady-state sampling period.
 const SAMPLE_EVERY: Duration = Duration::from_secs(60);
-/// How long a crashed origin stays down before its supervisor restarts it (plus the
-/// origin's [`RestartPacing`] wait when it keeps failing).
-const ORIGIN_RESTART: Duration = Duration::from_secs(2);
-/// Boot time of a tower process.
-const BOOT: Duration = Duration::from_secs(5);
 /// Text trace lines kept when recording.
 const TRACE_LINES_MAX: usize = 2_000_000;
 /// Identities of the strangers of the `key_theft_per_hour` workload (one per tower): far
@@ -95,175 +85,6 @@ const STRANGER_ID_BASE: u128 = 1 << 100;
 const ROGUE_TOWER: u32 = 999_999;
 /// Between two rogue forwards while a `rogue-forward` fault lasts.
 const ROGUE_EVERY: Duration = Duration::from_secs(300);
-
-/// The identity of the origin of `epoch` (0: the first; each replacement draws another).
-fn origin_id(seed: u64, epoch: u64) -> OriginId {
-    let hi = SplitMix64::derive(seed, &format!("origin-id-{epoch}"));
-    let lo = SplitMix64::derive(seed, &format!("origin-id-{epoch}-lo"));
-    OriginId((u128::from(hi) << 64) | u128::from(lo))
-}
-
-// ----- power ----------------------------------------------------------------------------
-
-struct PowerModel {
-    soc_wh: f64,
-    capacity_wh: f64,
-    fade: f64,
-    clouds: f64,
-    grid_lost: u32,
-    ups_failed: u32,
-    hard_cut: u32,
-    energy_wh: f64,
-    solar_w: f64,
-    ticks: u64,
-    /// Daily weather (extra cloudiness per day), drawn lazily.
-    weather: BTreeMap<u64, f64>,
-}
-
-impl PowerModel {
-    fn capacity(&self) -> f64 {
-        (self.capacity_wh * self.fade).max(0.001)
-    }
-    fn soc(&self) -> f64 {
-        (self.soc_wh / self.capacity()).clamp(0.0, 1.0)
-    }
-}
-
-fn load_factor(mode: PowerMode) -> f64 {
-    match mode {
-        PowerMode::Normal => 1.0,
-        PowerMode::ShedP3 => 0.85,
-        PowerMode::ShedP2 => 0.7,
-        PowerMode::Essential | PowerMode::ShuttingDown => 0.5,
-        PowerMode::Off => 0.02,
-    }
-}
-
-// ----- hosts ----------------------------------------------------------------------------
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Proc {
-    Running,
-    /// Down after a crash; a scheduled event (fault end, supervisor) boots it.
-    Down,
-    /// Cleanly powered off by its power manager; boots when the battery allows.
-    Off,
-    /// Died of an empty battery (or a hard cut that ended on a low battery); boots when
-    /// the battery allows.
-    Dead,
-}
-
-struct TowerHost {
-    spec: TowerSpec,
-    config: TowerConfig,
-    tower: Option<Tower>,
-    proc: Proc,
-    incarnation: u64,
-    paused_until: Option<Time>,
-    slow: f64,
-    disk: SimDisk,
-    links: Vec<SimLink>,
-    wifi: SimLink,
-    power: PowerModel,
-    clock_offset_us: i64,
-    skew_ppm: i64,
-    skew_since: Time,
-    timer: Timer,
-    steady: bool,
-    converged: bool,
-    crash_faults: u32,
-}
-
-impl TowerHost {
-    fn local(&self, now: Time) -> Time {
-        let skew = (now.as_micros().saturating_sub(self.skew_since.as_micros()) as i128
-            * self.skew_ppm as i128
-            / 1_000_000) as i64;
-        let us = now.as_micros() as i64 + self.clock_offset_us + skew;
-        Time::from_micros(us.max(0) as u64)
-    }
-
-    fn link_mut(&mut self, kind: LinkKind) -> Option<&mut SimLink> {
-        self.links.iter_mut().find(|l| l.kind == Some(kind))
-    }
-
-    fn running(&self) -> bool {
-        self.proc == Proc::Running && self.tower.is_some()
-    }
-
-    /// The most preferred uplink that passes traffic now.
-    fn best_link(&self) -> Option<LinkKind> {
-        let mut kinds: Vec<LinkKind> = self.links.iter().filter_map(|l| l.kind).collect();
-        kinds.sort();
-        kinds.into_iter().find(|k| {
-            self.links
-                .iter()
-                .any(|l| l.kind == Some(*k) && l.faults.down == 0 && l.faults.flapping.is_none())
-        })
-    }
-}
-
-struct OriginHost {
-    origin: Origin,
-    config: OriginConfig,
-    up: bool,
-    incarnation: u64,
-    paused_until: Option<Time>,
-    slow: f64,
-    disk: SimDisk,
-    /// The link each tower last reached the origin over (replies go back on it).
-    reply_link: BTreeMap<usize, LinkKind>,
-    crash_faults: u32,
-    /// The identity of the origin at this address (a replacement draws another).
-    id: OriginId,
-    /// How many times the origin was replaced (`origin-replace`).
-    epoch: u64,
-    /// Paces fail-stop restarts; told when an fsync completes OK.
-    restarts: RestartPacing,
-}
-
-struct DeviceHost {
-    device: Device,
-    /// Who the device is (what it presents to its tower): its own identity, or — with the
-    /// `shared_identity` workload — the one of the device before it.
-    identity: DeviceId,
-    tower: usize,
-    timer: Timer,
-}
-
-/// A host's one logic timer, as an event in the queue that a later arming cancels.
-///
-/// Events cannot be taken out of the queue, so each arming bumps a generation that the
-/// event carries; an event whose generation is no longer the current one is stale and
-/// does nothing. `at` remembers the instant armed, so that asking again for the same
-/// instant pushes no second event (which would also change the event sequence numbers,
-/// and so the trace).
-#[derive(Default)]
-struct Timer {
-    generation: u64,
-    /// When the pending event fires, or `None` when none is pending (fired, or the
-    /// process died).
-    at: Option<Time>,
-}
-
-impl Timer {
-    /// Arms the timer for `at` and returns the generation its event must carry, or
-    /// `None` when it is already armed for `at` (no new event needed).
-    fn arm(&mut self, at: Time) -> Option<u64> {
-        if self.at == Some(at) {
-            return None;
-        }
-        self.generation += 1;
-        self.at = Some(at);
-        Some(self.generation)
-    }
-
-    /// Whether an event carrying `generation` is the pending one (not cancelled by a
-    /// later arming).
-    fn is_current(&self, generation: u64) -> bool {
-        self.generation == generation
-    }
-}
 
 struct ScheduledFault {
     spec: FaultSpec,
@@ -438,20 +259,7 @@ impl World {
         if plant == Some(Plant::AcceptUnknownTowers) {
             origin_config.authenticate_towers = false;
         }
-        let origin = OriginHost {
-            origin: Origin::new(origin_config.clone()),
-            config: origin_config,
-            up: true,
-            incarnation: 0,
-            paused_until: None,
-            slow: 1.0,
-            disk: SimDisk::new(),
-            reply_link: BTreeMap::new(),
-            crash_faults: 0,
-            id: origin_id(seed, 0),
-            epoch: 0,
-            restarts: RestartPacing::default(),
-        };
+        let origin = OriginHost::new(origin_config, origin_id(seed, 0));
         let mut towers = Vec::new();
         let mut devices = Vec::new();
         let mut weather = Stream::new(seed, "weather");
@@ -497,44 +305,8 @@ impl World {
                     timer: Timer::default(),
                 });
             }
-            let capacity = spec.power.battery_wh.max(0.001);
             let _ = weather.next_u64();
-            towers.push(TowerHost {
-                config,
-                tower: None,
-                proc: Proc::Down,
-                incarnation: 0,
-                paused_until: None,
-                slow: 1.0,
-                disk: SimDisk::new(),
-                links: spec
-                    .links
-                    .iter()
-                    .map(|l| SimLink::new(Some(l.kind), l.profile.clone()))
-                    .collect(),
-                wifi: SimLink::new(None, spec.wifi.clone()),
-                power: PowerModel {
-                    soc_wh: capacity * spec.power.soc_initial.clamp(0.0, 1.0),
-                    capacity_wh: capacity,
-                    fade: 1.0,
-                    clouds: 0.0,
-                    grid_lost: 0,
-                    ups_failed: 0,
-                    hard_cut: 0,
-                    energy_wh: 0.0,
-                    solar_w: 0.0,
-                    ticks: 0,
-                    weather: BTreeMap::new(),
-                },
-                clock_offset_us: 0,
-                skew_ppm: 0,
-                skew_since: Time::ZERO,
-                timer: Timer::default(),
-                steady: false,
-                converged: false,
-                crash_faults: 0,
-                spec: spec.clone(),
-            });
+            towers.push(TowerHost::new(spec, config));
         }
         let mut nemesis = Stream::new(seed, "nemesis");
         let schedule = match &opts.schedule {
@@ -1632,62 +1404,6 @@ impl World {
         self.update_steady(i);
     }
 
-    /// An operator re-homes tower `i` onto the origin that answers now.
-    fn rehome(&mut self, i: usize) {
-        if !self.towers[i].running() {
-            // Not running: re-homed when it reports again after its restart.
-            return;
-        }
-        let local = self.towers[i].local(self.now);
-        self.trace.event(self.now, 23, i as u64, &[]);
-        self.trace
-            .line(self.now, || format!("operator re-homes tower-{i}"));
-        if let Some(t) = self.towers[i].tower.as_mut() {
-            t.rehome(local);
-        }
-        self.drain_tower(i);
-    }
-
-    /// `origin-replace`: a fresh origin at the same address — another identity, an empty
-    /// store, about half of the catalog published again under the same ids with other
-    /// bytes (the rest is gone).
-    fn replace_origin(&mut self) {
-        self.origin.epoch += 1;
-        self.origin.id = origin_id(self.seed, self.origin.epoch);
-        self.origin.origin = Origin::new(self.origin.config.clone());
-        self.origin.disk = SimDisk::new();
-        self.origin.restarts = RestartPacing::default();
-        self.origin.incarnation += 1; // what the old one had in flight is dropped
-        self.origin.up = true;
-        self.origin.paused_until = None;
-        self.origin.slow = 1.0;
-        self.trace.event(self.now, 24, self.origin.epoch, &[]);
-        self.trace.line(self.now, || {
-            "a fresh origin answers at the origin's address".to_string()
-        });
-        let _ = self.origin.origin.establish_identity(self.origin.id);
-        self.publishing.clear();
-        self.published_before.append(&mut self.published);
-        self.observe(Obs::OriginReplaced);
-        let old: Vec<(ItemId, Priority)> = (0..4)
-            .flat_map(|c| {
-                let p = Priority::from_index(c).unwrap_or(Priority::P3);
-                std::mem::take(&mut self.items[c])
-                    .into_iter()
-                    .map(move |i| (i, p))
-            })
-            .collect();
-        for (item, class) in old {
-            let bytes = self.content.remove(&item).unwrap_or_default();
-            if !bytes.is_empty() && self.disk_rng.chance(0.5) {
-                let mut bytes = bytes;
-                bytes[0] = bytes[0].wrapping_add(1);
-                self.publish(item, class, bytes);
-            }
-        }
-        self.drain_origin();
-    }
-
     /// Someone who is not a tower forwards a contribution to the origin.
     fn rogue_forward(&mut self) {
         let now = self.now;
@@ -1713,26 +1429,6 @@ impl World {
             Message::ForwardOps { ops: vec![op] },
         );
         self.drain_origin();
-    }
-
-    fn schedule_tower_timer(&mut self, i: usize) {
-        let t = &self.towers[i];
-        let Some(tw) = t.tower.as_ref() else { return };
-        let Some(local_at) = tw.poll_timeout() else {
-            return;
-        };
-        let local_now = t.local(self.now);
-        let global = self.now + local_at.saturating_since(local_now);
-        let Some(generation) = self.towers[i].timer.arm(global) else {
-            return;
-        };
-        self.push(
-            global,
-            Ev::TowerTimer {
-                tower: i,
-                generation,
-            },
-        );
     }
 
     fn drain_device(&mut self, d: usize) {
@@ -1861,223 +1557,6 @@ impl World {
             result,
             tower_powered: powered,
         });
-    }
-
-    // ----- processes ------------------------------------------------------------------
-
-    fn boot_tower(&mut self, i: usize) {
-        let now = self.now;
-        let t = &mut self.towers[i];
-        t.incarnation += 1;
-        t.proc = Proc::Running;
-        t.paused_until = None;
-        let seed = SplitMix64::derive(self.seed, &format!("tower-{i}-{}", t.incarnation));
-        let local = t.local(now);
-        let durable = t.disk.durable_state();
-        t.tower = Some(if t.incarnation == 1 && durable.is_empty() {
-            Tower::new(t.config.clone(), seed, local)
-        } else {
-            Tower::recover(t.config.clone(), seed, local, &durable)
-        });
-        t.timer.at = None;
-        self.trace
-            .event(now, 12, i as u64, &[self.towers[i].incarnation]);
-        self.trace.line(now, || format!("tower-{i} boots"));
-        self.observe(Obs::TowerUp { tower: i });
-        // First telemetry at once, as a charge controller would report.
-        self.send_power_reading(i);
-        self.drain_tower(i);
-    }
-
-    fn tower_down(&mut self, i: usize, clean: bool, state: Proc) {
-        let now = self.now;
-        let torn = false;
-        let t = &mut self.towers[i];
-        if t.tower.is_none() {
-            t.proc = state;
-            return;
-        }
-        t.tower = None;
-        t.proc = state;
-        t.incarnation += 1;
-        t.timer.at = None;
-        if !clean {
-            t.disk.crash(torn);
-        }
-        let durable_outbox = t.disk.outbox_keys();
-        self.trace.event(now, 13, i as u64, &[clean as u64]);
-        self.trace.line(now, || {
-            format!("tower-{i} down ({})", if clean { "clean" } else { "crash" })
-        });
-        self.observe(Obs::TowerDown {
-            tower: i,
-            clean,
-            durable_outbox,
-        });
-        self.update_steady(i);
-    }
-
-    fn crash_tower(&mut self, i: usize, torn: bool, restart_after: Option<Duration>) {
-        if torn {
-            self.towers[i].disk.crash(true);
-        }
-        self.tower_down(i, false, Proc::Down);
-        if let Some(after) = restart_after {
-            let inc = self.towers[i].incarnation;
-            self.push(
-                self.now + after,
-                Ev::TowerBoot {
-                    tower: i,
-                    incarnation: inc,
-                },
-            );
-        }
-    }
-
-    fn crash_origin(&mut self, restart_after: Duration) {
-        self.origin.up = false;
-        self.origin.incarnation += 1;
-        self.origin.disk.crash(false);
-        self.trace.event(self.now, 14, 0, &[]);
-        self.trace.line(self.now, || "origin down".to_string());
-        let inc = self.origin.incarnation;
-        if self.origin.crash_faults == 0 {
-            self.push(
-                self.now + restart_after,
-                Ev::OriginRestart { incarnation: inc },
-            );
-        }
-    }
-
-    fn restart_origin(&mut self) {
-        let durable = self.origin.disk.durable_state();
-        self.origin.origin = Origin::recover(self.origin.config.clone(), &durable);
-        // Its identity is in its store once made durable; if a crash came first, it takes
-        // the same one again (an origin's id belongs to its data).
-        let _ = self.origin.origin.establish_identity(self.origin.id);
-        self.origin.up = true;
-        self.origin.paused_until = None;
-        self.trace.event(self.now, 15, 0, &[]);
-        self.trace.line(self.now, || "origin restarts".to_string());
-        // Entries published but lost before their fsync are gone: drop them.
-        self.publishing.clear();
-        self.drain_origin();
-    }
-
-    // ----- power ------------------------------------------------------------------------
-
-    fn solar_w(&mut self, i: usize) -> f64 {
-        let now = self.now;
-        let t = &self.towers[i];
-        let secs = now.as_micros() / 1_000_000;
-        let day = secs / 86_400;
-        let hour = (secs % 86_400) as f64 / 3600.0;
-        let curve = if (6.0..18.0).contains(&hour) {
-            (std::f64::consts::PI * (hour - 6.0) / 12.0).sin()
-        } else {
-            0.0
-        };
-        let base = t.spec.power.cloud_cover;
-        let peak = t.spec.power.solar_peak_w;
-        let fault_clouds = t.power.clouds;
-        let daily = match self.towers[i].power.weather.get(&day) {
-            Some(w) => *w,
-            None => {
-                let w = (self.weather.unit() - 0.5) * 0.4;
-                self.towers[i].power.weather.insert(day, w);
-                w
-            }
-        };
-        let cover = (base + daily).clamp(0.0, 1.0).max(fault_clouds);
-        peak * curve * (1.0 - 0.9 * cover)
-    }
-
-    fn power_tick(&mut self, i: usize) {
-        let dt_h = POWER_TICK.as_secs_f64() / 3600.0;
-        let solar = self.solar_w(i);
-        let t = &mut self.towers[i];
-        let mode = match (&t.tower, t.proc) {
-            (Some(tw), Proc::Running) => tw.power_mode(),
-            _ => PowerMode::Off,
-        };
-        let load = t.spec.power.load_w * load_factor(mode);
-        let grid = t.spec.power.grid && t.power.grid_lost == 0;
-        let supply = solar + if grid { 20.0 } else { 0.0 };
-        let cap = t.power.capacity();
-        t.power.soc_wh = (t.power.soc_wh + (supply - load) * dt_h).clamp(0.0, cap);
-        t.power.energy_wh += load * dt_h;
-        t.power.solar_w = solar;
-        t.power.ticks += 1;
-        let empty = t.power.soc_wh <= 0.0 && !grid;
-        let running = t.running();
-        if empty && running {
-            let hard_cut = t.power.hard_cut > 0;
-            self.observe(Obs::BatteryEmpty {
-                tower: i,
-                running: true,
-                hard_cut,
-            });
-            // The battery is flat: the tower dies uncleanly.
-            self.tower_down(i, false, Proc::Dead);
-        }
-        let t = &self.towers[i];
-        if t.power.ticks % POWER_OBS_EVERY == 0 {
-            let mode = match (&t.tower, t.proc) {
-                (Some(tw), Proc::Running) => tw.power_mode(),
-                _ => PowerMode::Off,
-            };
-            let obs = Obs::Power {
-                tower: i,
-                soc: t.power.soc(),
-                mode,
-                energy_wh: t.power.energy_wh,
-                solar_w: solar,
-            };
-            self.observe(obs);
-        }
-        // Boot when the battery allows (after a clean shutdown or a power death); the
-        // reconnect threshold sits above the shutdown one.
-        let t = &self.towers[i];
-        if matches!(t.proc, Proc::Off | Proc::Dead) && t.power.hard_cut == 0 && t.crash_faults == 0
-        {
-            let soc_permille = (t.power.soc() * 1000.0) as u16;
-            if grid || PowerManager::may_power_on(&t.config.power, soc_permille) {
-                self.boot_tower(i);
-            }
-        }
-        if self.towers[i].running() {
-            self.send_power_reading(i);
-        }
-        self.push(self.now + POWER_TICK, Ev::PowerTick { tower: i });
-    }
-
-    fn send_power_reading(&mut self, i: usize) {
-        let now = self.now;
-        let t = &self.towers[i];
-        let mode = t.tower.as_ref().map_or(PowerMode::Off, |x| x.power_mode());
-        let grid = t.spec.power.grid && t.power.grid_lost == 0;
-        let reading = PowerReading {
-            soc_permille: (t.power.soc() * 1000.0).round() as u16,
-            solar_mw: (t.power.solar_w * 1000.0) as u32,
-            load_mw: (t.spec.power.load_w * load_factor(mode) * 1000.0) as u32,
-            ups: if t.power.ups_failed > 0 {
-                UpsState::Failed
-            } else if grid {
-                UpsState::Online
-            } else {
-                UpsState::OnBattery
-            },
-        };
-        let local = t.local(now);
-        if t.paused_until.is_some_and(|u| u > now) {
-            return;
-        }
-        self.trace
-            .event(now, 16, i as u64, &[reading.soc_permille as u64]);
-        if let Some(tw) = self.towers[i].tower.as_mut() {
-            tw.handle_power(local, reading);
-        }
-        self.drain_tower(i);
     }
 
     // ----- steady state, convergence ----------------------------------------------------
@@ -2579,14 +2058,6 @@ impl World {
     }
 }
 
-fn proc_delay(slow: f64) -> Duration {
-    if slow > 1.0 {
-        Duration::from_millis(2).mul_f64(slow - 1.0)
-    } else {
-        Duration::ZERO
-    }
-}
-
 /// Draw the nemesis's faults for the safety phase from its own stream.
 fn draw_nemesis(sc: &Scenario, rng: &mut Stream) -> Vec<FaultSpec> {
     let mut out = Vec::new();
@@ -2732,13 +2203,19 @@ fn draw_nemesis(sc: &Scenario, rng: &mut Stream) -> Vec<FaultSpec> {
 
 mod disk;
 mod events;
+mod hosts;
 mod net;
+mod power;
 mod read;
 mod rng;
 
-use disk::{DiskFaults, SimDisk};
+use disk::DiskFaults;
 use events::{Ev, Node, Queue, node_word, peer_word, summary};
+use hosts::{
+    BOOT, DeviceHost, ORIGIN_RESTART, OriginHost, Proc, Timer, TowerHost, origin_id, proc_delay,
+};
 use net::{LinkFaults, SimLink};
+use power::POWER_TICK;
 pub use read::{TowerRead, tower_read};
 use rng::Stream;
 
