@@ -28,24 +28,23 @@
 //! Not covered: device crashes, wire-level corruption on Wi-Fi, the origin's own power.
 
 use crate::kpi::KpiScan;
-use crate::obs::{Obs, ReadResult, Stamped};
+use crate::obs::{Obs, Stamped};
 use crate::oracle::Oracles;
 use crate::plant::Plant;
 use crate::report::{RunReport, Violation};
 use crate::scenario::{Family, FaultKind, FaultSpec, Oracle, Scenario, Target};
 use crate::trace::Trace;
 use sovereign_logic::Time;
-use sovereign_logic::content::{ChunkHash, ItemId, Manifest, Priority};
+use sovereign_logic::content::{ChunkHash, ItemId, Manifest};
 use sovereign_logic::device::{Device, DeviceConfig};
 use sovereign_logic::entropy::{Entropy, SplitMix64};
-use sovereign_logic::io::{Action, Event, Key, PowerMode};
+use sovereign_logic::io::{Action, Event, PowerMode};
 use sovereign_logic::ledger::Rounding;
 use sovereign_logic::origin::OriginConfig;
 use sovereign_logic::protocol::{
     DeviceId, IdemKey, LinkKind, Message, OpKind, OpOutcome, Operation, Peer, SubmitReply, TowerId,
 };
 use sovereign_logic::tower::power::PowerManager;
-use sovereign_logic::tower::read::ChunkVerdict;
 use sovereign_logic::tower::scheduler::SchedulePolicy;
 use sovereign_logic::tower::{RETRY_NOT_STORED, TowerConfig};
 use std::collections::{BTreeMap, BTreeSet};
@@ -78,9 +77,6 @@ const EVENTS_MAX: u64 = 200_000_000;
 const SAMPLE_EVERY: Duration = Duration::from_secs(60);
 /// Text trace lines kept when recording.
 const TRACE_LINES_MAX: usize = 2_000_000;
-/// Identities of the strangers of the `key_theft_per_hour` workload (one per tower): far
-/// above any device's number, so no device has one.
-const STRANGER_ID_BASE: u128 = 1 << 100;
 /// The tower number a rogue forward claims (no scenario has that many towers).
 const ROGUE_TOWER: u32 = 999_999;
 /// Between two rogue forwards while a `rogue-forward` fault lasts.
@@ -432,119 +428,6 @@ impl World {
         self.schedule_key_theft();
         self.push(self.now + SAMPLE_EVERY, Ev::Sample);
         self.push(self.heal_at, Ev::Heal);
-    }
-
-    fn schedule_publish(&mut self, class: usize) {
-        let rate = self.sc.workload.publish_per_hour[class];
-        if rate > 0.0 {
-            let dt = self.workload.exp(3600.0 / rate);
-            self.push(self.now + dt, Ev::Publish { class });
-        }
-    }
-
-    fn schedule_read(&mut self, device: usize) {
-        let rate = self.sc.workload.reads_per_device_hour;
-        if rate > 0.0 {
-            let dt = self.workload.exp(3600.0 / rate);
-            self.push(self.now + dt, Ev::DeviceRead { device });
-        }
-    }
-
-    fn schedule_key_reuse(&mut self, device: usize) {
-        let rate = self.sc.workload.misuse.key_reuse_per_device_hour;
-        if rate > 0.0 && !self.healed {
-            let dt = self.misuse.exp(3600.0 / rate);
-            self.push(self.now + dt, Ev::KeyReuse { device });
-        }
-    }
-
-    fn schedule_key_theft(&mut self) {
-        let rate = self.sc.workload.misuse.key_theft_per_hour;
-        if rate > 0.0 && !self.healed && !self.devices.is_empty() {
-            let dt = self.misuse.exp(3600.0 / rate);
-            self.push(self.now + dt, Ev::KeyTheft);
-        }
-    }
-
-    /// Send `op` from `from` over `tower`'s Wi-Fi (what a device's submission does).
-    fn send_over_wifi(&mut self, tower: usize, from: DeviceId, msg: Message) {
-        let t = &mut self.towers[tower];
-        let incarnation = t.incarnation;
-        let arrivals = t
-            .wifi
-            .transmit(self.now, msg.wire_size(), true, &mut self.net);
-        for at in arrivals {
-            self.push(
-                at,
-                Ev::ToTower {
-                    tower,
-                    incarnation,
-                    from: Peer::Device(from),
-                    link: None,
-                    msg: msg.clone(),
-                },
-            );
-        }
-    }
-
-    /// A device of `device`'s queued operation under `key`, observed as submitted.
-    fn note_submitted(&mut self, device: usize, key: &IdemKey, own_key: bool) {
-        let Some(op) = self.devices[device].device.queued(key).cloned() else {
-            return;
-        };
-        let fingerprint = op.fingerprint();
-        if let OpKind::Contribution { amount_minor, .. } = &op.kind {
-            self.amounts
-                .insert((key.clone(), fingerprint), *amount_minor);
-        }
-        self.observe(Obs::Submitted {
-            device,
-            key: key.clone(),
-            fingerprint,
-            own_key,
-        });
-    }
-
-    fn schedule_op(&mut self, device: usize) {
-        let rate = self.sc.workload.ops_per_device_hour;
-        if rate > 0.0 && !self.healed {
-            let dt = self.workload.exp(3600.0 / rate);
-            self.push(self.now + dt, Ev::DeviceOp { device });
-        }
-    }
-
-    fn random_bytes(&mut self, len: u64) -> Vec<u8> {
-        let mut v = Vec::with_capacity(len as usize);
-        while (v.len() as u64) < len {
-            v.extend_from_slice(&self.workload.next_u64().to_le_bytes());
-        }
-        v.truncate(len as usize);
-        v
-    }
-
-    fn publish_new(&mut self, class: Priority, len: u64) {
-        self.next_item += 1;
-        let item = ItemId::new(format!(
-            "{}-{:05}",
-            class.to_string().to_lowercase(),
-            self.next_item
-        ));
-        let bytes = self.random_bytes(len);
-        self.publish(item, class, bytes);
-    }
-
-    fn publish(&mut self, item: ItemId, class: Priority, bytes: Vec<u8>) {
-        if !self.origin.up {
-            return;
-        }
-        if let Ok(entry) = self
-            .origin
-            .origin
-            .publish(self.now, item.clone(), class, &bytes)
-        {
-            self.publishing.push((item.clone(), entry.manifest.version));
-            self.content.insert(item, bytes);
-        }
     }
 
     // ----- the run loop ---------------------------------------------------------------
@@ -1009,136 +892,14 @@ impl World {
                 }
             }
             Ev::PowerTick { tower } => self.power_tick(tower),
-            Ev::Publish { class } => {
-                if !self.healed {
-                    self.trace.event(now, 9, class as u64, &[]);
-                    let prio = Priority::from_index(class).unwrap_or(Priority::P3);
-                    let size = self.sc.workload.publish_bytes[class];
-                    let existing = self.items[class].len();
-                    if existing > 0 && self.workload.chance(0.5) {
-                        let item = self.items[class][self.workload.below(existing as u64) as usize]
-                            .clone();
-                        let mut bytes = self.content.get(&item).cloned().unwrap_or_default();
-                        if !bytes.is_empty() {
-                            // A ~1% edit: delta sync moves little.
-                            let n = (bytes.len() / 100).max(1);
-                            let at = self.workload.below((bytes.len() - n + 1) as u64) as usize;
-                            for b in &mut bytes[at..at + n] {
-                                *b = b.wrapping_add(1);
-                            }
-                        }
-                        self.publish(item, prio, bytes);
-                    } else {
-                        self.publish_new(prio, size);
-                    }
-                    self.drain_origin();
-                    self.schedule_publish(class);
-                }
-            }
+            Ev::Publish { class } => self.publish_tick(class),
             Ev::DeviceRead { device } => {
                 self.device_read(device);
                 self.schedule_read(device);
             }
-            Ev::DeviceOp { device } => {
-                if !self.healed {
-                    self.trace.event(now, 10, device as u64, &[]);
-                    let contribution = self.workload.chance(self.sc.workload.contribution_share);
-                    let kind = if contribution {
-                        OpKind::Contribution {
-                            community: format!("community-{}", self.devices[device].tower),
-                            nation: ["ke", "ug", "tz", "rw"][self.workload.below(4) as usize]
-                                .to_string(),
-                            amount_minor: 1 + self.workload.below(10_000),
-                        }
-                    } else {
-                        OpKind::Message {
-                            to: format!("clinic-{}", self.workload.below(10)),
-                            body: format!("report {}", self.workload.next_u64() % 100_000),
-                        }
-                    };
-                    // A device that gets its contribution wrong (the origin rejects 0).
-                    let kind = match kind {
-                        OpKind::Contribution {
-                            community, nation, ..
-                        } if self.sc.workload.misuse.invalid_share > 0.0
-                            && self.misuse.chance(self.sc.workload.misuse.invalid_share) =>
-                        {
-                            OpKind::Contribution {
-                                community,
-                                nation,
-                                amount_minor: 0,
-                            }
-                        }
-                        k => k,
-                    };
-                    if let Ok(key) = self.devices[device].device.submit(now, kind) {
-                        self.note_submitted(device, &key, true);
-                    }
-                    self.drain_device(device);
-                    self.schedule_op(device);
-                }
-            }
-            Ev::KeyReuse { device } => {
-                if !self.healed {
-                    // The device's latest acknowledged key, again, with another body.
-                    let key = self.devices[device].device.acked().back().cloned();
-                    if let Some(key) = key {
-                        let kind = OpKind::Message {
-                            to: "clinic-0".into(),
-                            body: format!("restored {}", self.misuse.next_u64() % 100_000),
-                        };
-                        self.trace.event(now, 21, device as u64, &[]);
-                        if self.devices[device]
-                            .device
-                            .submit_under(now, key.clone(), kind)
-                            .is_ok()
-                        {
-                            self.note_submitted(device, &key, false);
-                        }
-                        self.drain_device(device);
-                    }
-                    self.schedule_key_reuse(device);
-                }
-            }
-            Ev::KeyTheft => {
-                if !self.healed {
-                    // A stranger on a victim's tower guesses the victim's next key: the
-                    // number is easy; the random part (when keys have one) is a guess.
-                    let victim = self.misuse.below(self.devices.len() as u64) as usize;
-                    let tower = self.devices[victim].tower;
-                    let owner = self.devices[victim].identity;
-                    let n = self.devices[victim].device.next_number();
-                    let key = if self.devices[victim].device.config().key_nonce {
-                        IdemKey::for_device(owner, n, self.misuse.next_u64())
-                    } else {
-                        IdemKey::sequential(owner, n)
-                    };
-                    let stranger = DeviceId(STRANGER_ID_BASE + tower as u128);
-                    let op = Operation {
-                        key: key.clone(),
-                        device: stranger,
-                        kind: OpKind::Contribution {
-                            community: "stranger".into(),
-                            nation: "xx".into(),
-                            amount_minor: 1 + self.misuse.below(10_000),
-                        },
-                    };
-                    let fingerprint = op.fingerprint();
-                    if let OpKind::Contribution { amount_minor, .. } = &op.kind {
-                        self.amounts
-                            .insert((key.clone(), fingerprint), *amount_minor);
-                    }
-                    self.trace.event(now, 22, tower as u64, &[n]);
-                    self.observe(Obs::Submitted {
-                        device: self.devices.len() + tower,
-                        key,
-                        fingerprint,
-                        own_key: false,
-                    });
-                    self.send_over_wifi(tower, stranger, Message::SubmitOp { op });
-                    self.schedule_key_theft();
-                }
-            }
+            Ev::DeviceOp { device } => self.device_op(device),
+            Ev::KeyReuse { device } => self.key_reuse(device),
+            Ev::KeyTheft => self.key_theft(),
             Ev::Sample => {
                 for i in 0..self.towers.len() {
                     let ops = self.towers[i]
@@ -1241,31 +1002,6 @@ impl World {
             self.crash_origin(after);
         }
         self.check_published();
-    }
-
-    fn check_published(&mut self) {
-        if self.publishing.is_empty() {
-            return;
-        }
-        let catalog = self.origin.origin.catalog();
-        let mut still = Vec::new();
-        for (item, version) in std::mem::take(&mut self.publishing) {
-            match catalog.iter().find(|e| e.manifest.item == item) {
-                Some(e) if e.manifest.version >= version => {
-                    if e.manifest.version == version {
-                        let m = e.manifest.clone();
-                        let class = m.priority.index();
-                        if !self.items[class].contains(&item) {
-                            self.items[class].push(item.clone());
-                        }
-                        self.published.insert((item, version), m.clone());
-                        self.observe(Obs::Published { manifest: m });
-                    }
-                }
-                _ => still.push((item, version)),
-            }
-        }
-        self.publishing = still;
     }
 
     fn drain_tower(&mut self, i: usize) {
@@ -1478,85 +1214,6 @@ impl World {
         } else {
             holding
         }
-    }
-
-    // ----- device reads -----------------------------------------------------------------
-
-    fn device_read(&mut self, device: usize) {
-        let tower = self.devices[device].tower;
-        let now = self.now;
-        // Which item: popularity falls with the item's age rank (Zipf-like), by class.
-        let class = match self.workload.below(10) {
-            0..=2 => 0,
-            3..=5 => 1,
-            6..=7 => 2,
-            _ => 3,
-        };
-        let n = self.items[class].len();
-        if n == 0 {
-            return;
-        }
-        let r = self.workload.unit();
-        let idx = ((n as f64).powf(r) - 1.0)
-            .floor()
-            .clamp(0.0, (n - 1) as f64) as usize;
-        let item = self.items[class][idx].clone();
-        self.trace
-            .event(now, 11, device as u64, &[class as u64, idx as u64]);
-        let t = &self.towers[tower];
-        let powered = t.running()
-            && t.tower
-                .as_ref()
-                .is_some_and(|x| x.power_mode() < PowerMode::ShuttingDown);
-        let paused = t.paused_until.is_some_and(|u| u > now);
-        if !t.running() || paused || !t.wifi.is_up(now) {
-            self.observe(Obs::Read {
-                tower,
-                item,
-                valid: true,
-                result: ReadResult::Unreachable,
-                tower_powered: powered && !paused,
-            });
-            return;
-        }
-        let local = t.local(now);
-        let t = &mut self.towers[tower];
-        let result = match t.tower.as_mut() {
-            None => ReadResult::Unreachable,
-            Some(tw) => {
-                let disk = &t.disk;
-                let read = tower_read(tw, local, &item, |hash| {
-                    match disk.read(&Key::Chunk(*hash)) {
-                        Some(s) if s.intact => ChunkVerdict::Intact,
-                        Some(_) => ChunkVerdict::Rotten,
-                        None => ChunkVerdict::Missing,
-                    }
-                });
-                if !read.reported.is_empty() {
-                    // The quarantines a read caused are observed before the read itself.
-                    self.drain_tower(tower);
-                }
-                if let Some((m, chunks)) = read.served {
-                    let manifest_ok = self.published.get(&(m.item.clone(), m.version)) == Some(&*m)
-                        || self.published_before.get(&(m.item.clone(), m.version)) == Some(&*m);
-                    self.observe(Obs::Served {
-                        tower,
-                        item: m.item.clone(),
-                        version: m.version,
-                        chunks,
-                        manifest_ok,
-                    });
-                }
-                read.result
-            }
-        };
-        self.observe(Obs::Read {
-            tower,
-            item,
-            valid: true,
-            result,
-            tower_powered: powered,
-        });
     }
 
     // ----- steady state, convergence ----------------------------------------------------
@@ -2208,6 +1865,7 @@ mod net;
 mod power;
 mod read;
 mod rng;
+mod workload;
 
 use disk::DiskFaults;
 use events::{Ev, Node, Queue, node_word, peer_word, summary};
@@ -2218,6 +1876,7 @@ use net::{LinkFaults, SimLink};
 use power::POWER_TICK;
 pub use read::{TowerRead, tower_read};
 use rng::Stream;
+use workload::STRANGER_ID_BASE;
 
 #[cfg(test)]
 mod tests;
