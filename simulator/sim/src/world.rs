@@ -7,23 +7,32 @@
 //! grows with events, not with virtual time.
 //!
 //! # Map
-//! - [`run`]: build a world for a scenario, run the safety phase (faults on), heal, run
-//!   the liveness phase (converge within the bound), report.
-//! - `SimLink`: latency + jitter, serialised bandwidth per direction, loss, LEO
-//!   handovers, and fault overlays (down, partition, extra latency/loss, caps, flapping,
-//!   duplication, reordering). A message in flight on a link that goes down is lost.
-//! - `SimDisk`: pending vs durable records (an fsync makes durable exactly the writes
-//!   issued before it; a crash drops the rest, a torn write leaves half a chunk), write
-//!   and fsync errors, disk full, lost DB connection, latency, bit rot. Each stored
-//!   chunk carries whether its bytes match their hash, computed when they are written or
-//!   changed — equivalent to hashing on every read, and far cheaper.
-//! - `PowerModel`: solar from a day curve and daily cloud cover, a battery with fade,
-//!   load by power mode, grid and UPS.
-//! - processes: crash (kill -9), clean restart, pause, slow, crash loop; restarts run
-//!   the logic's recovery from durable state only.
-//! - clocks: skew and jumps per tower (the logic sees local time).
-//! - faults: the scenario's explicit schedule plus nemesis draws (their own random
-//!   stream, so an explicit replay of the drawn schedule reproduces the run exactly).
+//! The run loop is here; the simulated environment, the workload and the faults each have
+//! a module, as VOPR keeps its simulator apart from the packet simulator and the storage.
+//! - here: [`run`], [`RunOptions`], [`World`] — build a world for a scenario, run the
+//!   safety phase (faults on), heal, run the liveness phase (converge within the bound),
+//!   report; `dispatch` of every event, the drains of each state machine's actions,
+//!   steady state and convergence.
+//! - `events`: `Ev`, `Node`, `Queue` (time, then push order), trace words and text.
+//! - `rng`: `Stream`, one seeded random stream per component.
+//! - `net`: `SimLink` — latency + jitter, serialised bandwidth per direction, loss, LEO
+//!   handovers, fault overlays (down, partition, extra latency/loss, caps, flapping,
+//!   duplication, reordering), probes. A message in flight on a link that goes down is
+//!   lost.
+//! - `disk`: `SimDisk` — pending vs durable records (an fsync makes durable exactly the
+//!   writes issued before it; a crash drops the rest, a torn write leaves half a chunk),
+//!   write and fsync errors, disk full, lost DB connection, latency, bit rot.
+//! - `power`: `PowerModel` — solar from a day curve and daily cloud cover, a battery with
+//!   fade, load by power mode, grid and UPS; the power tick.
+//! - `hosts`: the origin, towers and devices; processes: boot, crash (kill -9), clean
+//!   restart from durable state only, replacement; clocks with skew and jumps (the logic
+//!   sees local time).
+//! - `workload`: publishing, device operations, misuse. `read`: device reads
+//!   ([`tower_read`]).
+//! - `faults`: fault start/end, overlays, crash loops, pause, slow, the heal. `nemesis`:
+//!   faults drawn from their own stream (an explicit replay of the drawn schedule
+//!   reproduces the run exactly).
+//! - `view`: [`Snapshot`] and its parts, for consoles and game days.
 //!
 //! Not covered: device crashes, wire-level corruption on Wi-Fi, the origin's own power.
 

@@ -1,7 +1,7 @@
 //! The workload: what users do, drawn from the `workload` stream — publishing at the
 //! origin (new items and ~1% edits), device reads (`World::device_read`) and device
-//! operations (contributions and messages) — and the misuse of the `misuse` stream: invalid
-//! contributions, a device reusing an acknowledged key, strangers guessing keys.
+//! operations (contributions and messages) — and the misuse of the `misuse` stream:
+//! invalid contributions, a device reusing an acknowledged key, strangers guessing keys.
 //!
 //! Map: `schedule_*` (the next event of each kind, exponential waits), `publish_tick`,
 //! `publish_new`, `publish`, `check_published` (what became visible at the origin),
