@@ -42,7 +42,7 @@ use crate::oracle::Oracles;
 use crate::plant::Plant;
 use crate::report::{RunReport, Violation};
 use crate::scenario::{FaultSpec, Oracle, Scenario};
-use crate::trace::Trace;
+use crate::trace::{Trace, TraceKind};
 use sovereign_logic::Time;
 use sovereign_logic::content::{ChunkHash, ItemId, Manifest};
 use sovereign_logic::device::{Device, DeviceConfig};
@@ -494,8 +494,12 @@ impl World {
                 {
                     return; // cut while in flight
                 }
-                self.trace
-                    .event(now, 1, tower as u64, &[msg.wire_size(), link as u64]);
+                self.trace.event(
+                    now,
+                    TraceKind::ToOrigin,
+                    tower as u64,
+                    &[msg.wire_size(), link as u64],
+                );
                 self.trace.line(now, || {
                     format!("origin <- tower-{tower} via {link}: {}", summary(&msg))
                 });
@@ -521,8 +525,12 @@ impl World {
                 if matches!(from, Peer::Device(_)) && !t.wifi.is_up(now) {
                     return;
                 }
-                self.trace
-                    .event(now, 2, tower as u64, &[msg.wire_size(), peer_word(from)]);
+                self.trace.event(
+                    now,
+                    TraceKind::ToTower,
+                    tower as u64,
+                    &[msg.wire_size(), peer_word(from)],
+                );
                 self.trace.line(now, || {
                     format!("tower-{tower} <- {from:?}: {}", summary(&msg))
                 });
@@ -537,7 +545,8 @@ impl World {
                 if !self.towers[tower].wifi.is_up(now) {
                     return;
                 }
-                self.trace.event(now, 3, device as u64, &[msg.wire_size()]);
+                self.trace
+                    .event(now, TraceKind::ToDevice, device as u64, &[msg.wire_size()]);
                 self.trace.line(now, || {
                     format!("device-{device} <- tower-{tower}: {}", summary(&msg))
                 });
@@ -564,8 +573,12 @@ impl World {
                 id,
                 ok,
             } => {
-                self.trace
-                    .event(now, 4, node_word(node), &[id.0, ok.is_ok() as u64]);
+                self.trace.event(
+                    now,
+                    TraceKind::WriteDone,
+                    node_word(node),
+                    &[id.0, ok.is_ok() as u64],
+                );
                 match node {
                     Node::Origin => {
                         if self.origin.incarnation == incarnation && self.origin.up {
@@ -609,8 +622,12 @@ impl World {
                 upto,
                 fail,
             } => {
-                self.trace
-                    .event(now, 5, node_word(node), &[id.0, fail as u64]);
+                self.trace.event(
+                    now,
+                    TraceKind::FsyncDone,
+                    node_word(node),
+                    &[id.0, fail as u64],
+                );
                 match node {
                     Node::Origin => {
                         if self.origin.incarnation != incarnation || !self.origin.up {
@@ -660,7 +677,7 @@ impl World {
                 let t = &self.towers[tower];
                 self.trace.event(
                     now,
-                    6,
+                    TraceKind::ProbeDone,
                     tower as u64,
                     &[link as u64, outcome.reachable as u64],
                 );
@@ -689,7 +706,8 @@ impl World {
                 }
                 let local = t.local(now);
                 self.towers[tower].timer.at = None;
-                self.trace.event(now, 7, tower as u64, &[]);
+                self.trace
+                    .event(now, TraceKind::TowerTimer, tower as u64, &[]);
                 if let Some(tw) = self.towers[tower].tower.as_mut() {
                     tw.handle_timeout(local);
                 }
@@ -700,7 +718,8 @@ impl World {
                     return;
                 }
                 self.devices[device].timer.at = None;
-                self.trace.event(now, 8, device as u64, &[]);
+                self.trace
+                    .event(now, TraceKind::DeviceTimer, device as u64, &[]);
                 self.devices[device].device.handle_timeout(now);
                 self.drain_device(device);
             }

@@ -23,6 +23,7 @@ use super::net::{LinkFaults, SimLink};
 use super::workload::STRANGER_ID_BASE;
 use crate::obs::Obs;
 use crate::scenario::{Family, FaultKind, FaultSpec, Target};
+use crate::trace::TraceKind;
 use sovereign_logic::Time;
 use sovereign_logic::protocol::{DeviceId, IdemKey, Message, OpKind, Operation, Peer, TowerId};
 use sovereign_logic::tower::power::PowerManager;
@@ -81,7 +82,8 @@ impl World {
         }
         let spec = self.faults[id].spec.clone();
         self.faults[id].active = true;
-        self.trace.event(self.now, 17, id as u64, &[]);
+        self.trace
+            .event(self.now, TraceKind::FaultStart, id as u64, &[]);
         self.trace.line(self.now, || {
             format!(
                 "fault {id} starts: {} on {:?} for {:?}",
@@ -251,7 +253,8 @@ impl World {
         }
         self.faults[id].active = false;
         let spec = self.faults[id].spec.clone();
-        self.trace.event(self.now, 18, id as u64, &[]);
+        self.trace
+            .event(self.now, TraceKind::FaultEnd, id as u64, &[]);
         self.trace.line(self.now, || {
             format!("fault {id} ends: {}", spec.kind.name())
         });
@@ -432,7 +435,7 @@ impl World {
     }
 
     pub(super) fn heal(&mut self) {
-        self.trace.event(self.now, 19, 0, &[]);
+        self.trace.event(self.now, TraceKind::Heal, 0, &[]);
         self.trace.line(self.now, || {
             "heal: every fault ends; liveness phase".to_string()
         });
@@ -491,7 +494,8 @@ impl World {
         };
         self.amounts
             .insert((op.key.clone(), op.fingerprint()), 5_000_000);
-        self.trace.event(now, 25, self.rogue_sent, &[]);
+        self.trace
+            .event(now, TraceKind::RogueForward, self.rogue_sent, &[]);
         self.origin.origin.handle_message(
             now,
             Peer::Tower(TowerId(ROGUE_TOWER)),

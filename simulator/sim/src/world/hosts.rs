@@ -19,6 +19,7 @@ use super::net::SimLink;
 use super::power::PowerModel;
 use crate::obs::Obs;
 use crate::scenario::TowerSpec;
+use crate::trace::TraceKind;
 use sovereign_logic::Time;
 use sovereign_logic::content::{ItemId, Priority};
 use sovereign_logic::device::Device;
@@ -245,8 +246,12 @@ impl World {
             Tower::recover(t.config.clone(), seed, local, &durable)
         });
         t.timer.at = None;
-        self.trace
-            .event(now, 12, i as u64, &[self.towers[i].incarnation]);
+        self.trace.event(
+            now,
+            TraceKind::TowerBoot,
+            i as u64,
+            &[self.towers[i].incarnation],
+        );
         self.trace.line(now, || format!("tower-{i} boots"));
         self.observe(Obs::TowerUp { tower: i });
         // First telemetry at once, as a charge controller would report.
@@ -270,7 +275,8 @@ impl World {
             t.disk.crash(torn);
         }
         let durable_outbox = t.disk.outbox_keys();
-        self.trace.event(now, 13, i as u64, &[clean as u64]);
+        self.trace
+            .event(now, TraceKind::TowerDown, i as u64, &[clean as u64]);
         self.trace.line(now, || {
             format!("tower-{i} down ({})", if clean { "clean" } else { "crash" })
         });
@@ -303,7 +309,7 @@ impl World {
         self.origin.up = false;
         self.origin.incarnation += 1;
         self.origin.disk.crash(false);
-        self.trace.event(self.now, 14, 0, &[]);
+        self.trace.event(self.now, TraceKind::OriginDown, 0, &[]);
         self.trace.line(self.now, || "origin down".to_string());
         let inc = self.origin.incarnation;
         if self.origin.crash_faults == 0 {
@@ -322,7 +328,7 @@ impl World {
         let _ = self.origin.origin.establish_identity(self.origin.id);
         self.origin.up = true;
         self.origin.paused_until = None;
-        self.trace.event(self.now, 15, 0, &[]);
+        self.trace.event(self.now, TraceKind::OriginRestart, 0, &[]);
         self.trace.line(self.now, || "origin restarts".to_string());
         // Entries published but lost before their fsync are gone: drop them.
         self.publishing.clear();
@@ -342,7 +348,8 @@ impl World {
         self.origin.up = true;
         self.origin.paused_until = None;
         self.origin.slow = 1.0;
-        self.trace.event(self.now, 24, self.origin.epoch, &[]);
+        self.trace
+            .event(self.now, TraceKind::OriginReplaced, self.origin.epoch, &[]);
         self.trace.line(self.now, || {
             "a fresh origin answers at the origin's address".to_string()
         });
@@ -376,7 +383,7 @@ impl World {
             return;
         }
         let local = self.towers[i].local(self.now);
-        self.trace.event(self.now, 23, i as u64, &[]);
+        self.trace.event(self.now, TraceKind::Rehome, i as u64, &[]);
         self.trace
             .line(self.now, || format!("operator re-homes tower-{i}"));
         if let Some(t) = self.towers[i].tower.as_mut() {

@@ -16,6 +16,7 @@ use super::events::Ev;
 use super::hosts::Proc;
 use crate::obs::Obs;
 use crate::scenario::PowerSpec;
+use crate::trace::TraceKind;
 use sovereign_logic::entropy::Entropy;
 use sovereign_logic::io::PowerMode;
 use sovereign_logic::tower::power::{PowerManager, PowerReading, UpsState};
@@ -188,8 +189,12 @@ impl World {
         if t.paused_until.is_some_and(|u| u > now) {
             return;
         }
-        self.trace
-            .event(now, 16, i as u64, &[reading.soc_permille as u64]);
+        self.trace.event(
+            now,
+            TraceKind::PowerReading,
+            i as u64,
+            &[reading.soc_permille as u64],
+        );
         if let Some(tw) = self.towers[i].tower.as_mut() {
             tw.handle_power(local, reading);
         }

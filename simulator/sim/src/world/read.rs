@@ -15,6 +15,7 @@
 
 use super::World;
 use crate::obs::{Obs, ReadResult};
+use crate::trace::TraceKind;
 use sovereign_logic::Time;
 use sovereign_logic::content::{ChunkHash, ItemId, Manifest};
 use sovereign_logic::entropy::Entropy;
@@ -115,8 +116,12 @@ impl World {
             .floor()
             .clamp(0.0, (n - 1) as f64) as usize;
         let item = self.items[class][idx].clone();
-        self.trace
-            .event(now, 11, device as u64, &[class as u64, idx as u64]);
+        self.trace.event(
+            now,
+            TraceKind::DeviceRead,
+            device as u64,
+            &[class as u64, idx as u64],
+        );
         let t = &self.towers[tower];
         let powered = t.running()
             && t.tower

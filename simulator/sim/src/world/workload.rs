@@ -15,6 +15,7 @@
 use super::World;
 use super::events::Ev;
 use crate::obs::Obs;
+use crate::trace::TraceKind;
 use sovereign_logic::content::{ItemId, Priority};
 use sovereign_logic::entropy::Entropy;
 use sovereign_logic::protocol::{DeviceId, IdemKey, Message, OpKind, Operation, Peer};
@@ -71,7 +72,7 @@ impl World {
             return;
         }
         let now = self.now;
-        self.trace.event(now, 9, class as u64, &[]);
+        self.trace.event(now, TraceKind::Publish, class as u64, &[]);
         let prio = Priority::from_index(class).unwrap_or(Priority::P3);
         let size = self.sc.workload.publish_bytes[class];
         let existing = self.items[class].len();
@@ -160,7 +161,8 @@ impl World {
             return;
         }
         let now = self.now;
-        self.trace.event(now, 10, device as u64, &[]);
+        self.trace
+            .event(now, TraceKind::DeviceOp, device as u64, &[]);
         let contribution = self.workload.chance(self.sc.workload.contribution_share);
         let kind = if contribution {
             OpKind::Contribution {
@@ -249,7 +251,8 @@ impl World {
                 to: "clinic-0".into(),
                 body: format!("restored {}", self.misuse.next_u64() % 100_000),
             };
-            self.trace.event(now, 21, device as u64, &[]);
+            self.trace
+                .event(now, TraceKind::KeyReuse, device as u64, &[]);
             if self.devices[device]
                 .device
                 .submit_under(now, key.clone(), kind)
@@ -295,7 +298,8 @@ impl World {
             self.amounts
                 .insert((key.clone(), fingerprint), *amount_minor);
         }
-        self.trace.event(now, 22, tower as u64, &[n]);
+        self.trace
+            .event(now, TraceKind::KeyTheft, tower as u64, &[n]);
         self.observe(Obs::Submitted {
             device: self.devices.len() + tower,
             key,
