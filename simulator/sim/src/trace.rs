@@ -5,10 +5,70 @@
 //! what each node was told and when (kind, node, virtual time, and a digest of the
 //! payload), which is what determines everything the logic does.
 //!
+//! Map: [`Trace`], [`TraceKind`].
+//!
 //! Not covered: the contents of the text lines are for people; only the hash is a contract.
 
 use sha2::{Digest, Sha256};
 use sovereign_logic::Time;
+
+/// What a traced event is. The number of each kind is folded into the hash, so it is part
+/// of the determinism contract: a kind keeps its number for good (20 was never used), and a
+/// new kind takes a new one. The node word and payload words each kind carries are listed
+/// with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum TraceKind {
+    /// A message reaches the origin. Node: the tower; payload: wire size, link.
+    ToOrigin = 1,
+    /// A message reaches a tower. Node: the tower; payload: wire size, sender.
+    ToTower = 2,
+    /// A message reaches a device. Node: the device; payload: wire size.
+    ToDevice = 3,
+    /// A disk write or delete completes. Node: the disk's host; payload: write id, ok.
+    WriteDone = 4,
+    /// An fsync completes. Node: the disk's host; payload: write id, failed.
+    FsyncDone = 5,
+    /// A link probe reports. Node: the tower; payload: link, reachable.
+    ProbeDone = 6,
+    /// A tower's logic timer fires. Node: the tower.
+    TowerTimer = 7,
+    /// A device's logic timer fires. Node: the device.
+    DeviceTimer = 8,
+    /// The workload publishes. Node: the class.
+    Publish = 9,
+    /// A device submits an operation. Node: the device.
+    DeviceOp = 10,
+    /// A device reads an item. Node: the device; payload: class, rank of the item.
+    DeviceRead = 11,
+    /// A tower process boots. Node: the tower; payload: its incarnation.
+    TowerBoot = 12,
+    /// A tower process stops. Node: the tower; payload: clean.
+    TowerDown = 13,
+    /// The origin process goes down.
+    OriginDown = 14,
+    /// The origin process restarts from its disk.
+    OriginRestart = 15,
+    /// A tower is handed a power reading. Node: the tower; payload: state of charge ‰.
+    PowerReading = 16,
+    /// A fault starts. Node: the fault's id.
+    FaultStart = 17,
+    /// A fault ends. Node: the fault's id.
+    FaultEnd = 18,
+    /// Every fault is healed: the liveness phase begins.
+    Heal = 19,
+    /// A device sends an acknowledged key again (misuse). Node: the device.
+    KeyReuse = 21,
+    /// A stranger submits under a guessed key (misuse). Node: the victim's tower; payload:
+    /// the key's number.
+    KeyTheft = 22,
+    /// An operator re-homes a tower onto the origin that answers now. Node: the tower.
+    Rehome = 23,
+    /// A fresh origin replaces the old one. Node: the new origin's epoch.
+    OriginReplaced = 24,
+    /// A rogue forwards operations to the origin. Node: how many it has sent.
+    RogueForward = 25,
+}
 
 /// The trace of one run.
 pub struct Trace {
@@ -37,11 +97,11 @@ impl Trace {
         self.record
     }
 
-    /// Fold one event: its time, a kind tag, a node number and payload words.
-    pub fn event(&mut self, at: Time, kind: u8, node: u64, payload: &[u64]) {
+    /// Fold one event: its time, its kind, a node number and payload words.
+    pub fn event(&mut self, at: Time, kind: TraceKind, node: u64, payload: &[u64]) {
         self.events += 1;
         self.hasher.update(at.as_micros().to_le_bytes());
-        self.hasher.update([kind]);
+        self.hasher.update([kind as u8]);
         self.hasher.update(node.to_le_bytes());
         for w in payload {
             self.hasher.update(w.to_le_bytes());

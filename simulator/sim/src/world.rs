@@ -7,56 +7,79 @@
 //! grows with events, not with virtual time.
 //!
 //! # Map
-//! - [`run`]: build a world for a scenario, run the safety phase (faults on), heal, run
-//!   the liveness phase (converge within the bound), report.
-//! - `SimLink`: latency + jitter, serialised bandwidth per direction, loss, LEO
-//!   handovers, and fault overlays (down, partition, extra latency/loss, caps, flapping,
-//!   duplication, reordering). A message in flight on a link that goes down is lost.
-//! - `SimDisk`: pending vs durable records (an fsync makes durable exactly the writes
-//!   issued before it; a crash drops the rest, a torn write leaves half a chunk), write
-//!   and fsync errors, disk full, lost DB connection, latency, bit rot. Each stored
-//!   chunk carries whether its bytes match their hash, computed when they are written or
-//!   changed — equivalent to hashing on every read, and far cheaper.
-//! - `PowerModel`: solar from a day curve and daily cloud cover, a battery with fade,
-//!   load by power mode, grid and UPS.
-//! - processes: crash (kill -9), clean restart, pause, slow, crash loop; restarts run
-//!   the logic's recovery from durable state only.
-//! - clocks: skew and jumps per tower (the logic sees local time).
-//! - faults: the scenario's explicit schedule plus nemesis draws (their own random
-//!   stream, so an explicit replay of the drawn schedule reproduces the run exactly).
+//! The run loop is here; the simulated environment, the workload and the faults each have
+//! a module, as VOPR keeps its simulator apart from the packet simulator and the storage.
+//! - here: [`run`], [`RunOptions`], [`World`] — build a world for a scenario, run the
+//!   safety phase (faults on), heal, run the liveness phase (converge within the bound),
+//!   report; `dispatch` of every event, the drains of each state machine's actions,
+//!   steady state and convergence.
+//! - `events`: `Ev`, `Node`, `Queue` (time, then push order), trace words and text.
+//! - `rng`: `Stream`, one seeded random stream per component.
+//! - `net`: `SimLink` — latency + jitter, serialised bandwidth per direction, loss, LEO
+//!   handovers, fault overlays (down, partition, extra latency/loss, caps, flapping,
+//!   duplication, reordering), probes. A message in flight on a link that goes down is
+//!   lost.
+//! - `disk`: `SimDisk` — pending vs durable records (an fsync makes durable exactly the
+//!   writes issued before it; a crash drops the rest, a torn write leaves half a chunk),
+//!   write and fsync errors, disk full, lost DB connection, latency, bit rot.
+//! - `power`: `PowerModel` — solar from a day curve and daily cloud cover, a battery with
+//!   fade, load by power mode, grid and UPS; the power tick.
+//! - `hosts`: the origin, towers and devices; processes: boot, crash (kill -9), clean
+//!   restart from durable state only, replacement; clocks with skew and jumps (the logic
+//!   sees local time).
+//! - `workload`: publishing, device operations, misuse. `read`: device reads
+//!   ([`tower_read`]).
+//! - `faults`: fault start/end, overlays, crash loops, pause, slow, the heal. `nemesis`:
+//!   faults drawn from their own stream (an explicit replay of the drawn schedule
+//!   reproduces the run exactly).
+//! - `view`: [`Snapshot`] and its parts, for consoles and game days.
 //!
 //! Not covered: device crashes, wire-level corruption on Wi-Fi, the origin's own power.
 
 use crate::kpi::KpiScan;
-use crate::obs::{Obs, ReadResult, Stamped};
+use crate::obs::{Obs, Stamped};
 use crate::oracle::Oracles;
 use crate::plant::Plant;
 use crate::report::{RunReport, Violation};
-use crate::scenario::{
-    Family, FaultKind, FaultSpec, LinkProfile, Oracle, Scenario, Target, TowerSpec,
-};
-use crate::trace::Trace;
-use bytes::Bytes;
-use rand_chacha::ChaCha8Rng;
-use rand_core::{Rng, SeedableRng};
+use crate::scenario::{FaultSpec, Oracle, Scenario};
+use crate::trace::{Trace, TraceKind};
 use sovereign_logic::Time;
-use sovereign_logic::content::{ChunkHash, ItemId, Manifest, Priority, verify_chunk};
+use sovereign_logic::content::{ChunkHash, ItemId, Manifest};
 use sovereign_logic::device::{Device, DeviceConfig};
 use sovereign_logic::entropy::{Entropy, SplitMix64};
-use sovereign_logic::io::{Action, DurableState, Event, Key, PowerMode, Record};
+use sovereign_logic::io::{Action, Event, PowerMode};
 use sovereign_logic::ledger::Rounding;
-use sovereign_logic::origin::{Origin, OriginConfig, RestartPacing};
+use sovereign_logic::origin::OriginConfig;
 use sovereign_logic::protocol::{
-    DeviceId, IdemKey, LinkKind, Message, OpKind, OpOutcome, Operation, OriginId, Peer,
-    SubmitReply, TowerId,
+    DeviceId, IdemKey, LinkKind, Message, OpOutcome, Peer, SubmitReply, TowerId,
 };
-use sovereign_logic::tower::link::ProbeOutcome;
-use sovereign_logic::tower::power::{PowerManager, PowerReading, UpsState};
-use sovereign_logic::tower::read::ChunkVerdict;
 use sovereign_logic::tower::scheduler::SchedulePolicy;
-use sovereign_logic::tower::{RETRY_NOT_STORED, Tower, TowerConfig};
+use sovereign_logic::tower::{RETRY_NOT_STORED, TowerConfig};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
+
+mod disk;
+mod events;
+mod faults;
+mod hosts;
+mod nemesis;
+mod net;
+mod power;
+mod read;
+mod rng;
+mod view;
+mod workload;
+
+use events::{Ev, Node, Queue, node_word, peer_word, summary};
+use faults::ScheduledFault;
+use hosts::{
+    DeviceHost, ORIGIN_RESTART, OriginHost, Proc, Timer, TowerHost, origin_id, proc_delay,
+};
+use nemesis::draw_nemesis;
+use power::POWER_TICK;
+pub use read::{TowerRead, tower_read};
+use rng::Stream;
+pub use view::{FaultView, LinkView, Phase, Snapshot, TowerView};
 
 /// How to run a scenario.
 #[derive(Clone, Debug, Default)]
@@ -81,713 +104,10 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> RunReport {
 
 /// Upper bound on processed events in one run (a runaway loop is a finding, not a hang).
 const EVENTS_MAX: u64 = 200_000_000;
-/// Power telemetry and battery model step.
-const POWER_TICK: Duration = Duration::from_secs(10);
-/// Power observations are sampled every this many ticks.
-const POWER_OBS_EVERY: u64 = 60;
 /// Backlog and steady-state sampling period.
 const SAMPLE_EVERY: Duration = Duration::from_secs(60);
-/// How long a crashed origin stays down before its supervisor restarts it (plus the
-/// origin's [`RestartPacing`] wait when it keeps failing).
-const ORIGIN_RESTART: Duration = Duration::from_secs(2);
-/// Boot time of a tower process.
-const BOOT: Duration = Duration::from_secs(5);
 /// Text trace lines kept when recording.
 const TRACE_LINES_MAX: usize = 2_000_000;
-/// Base disk latencies.
-const WRITE_LATENCY: Duration = Duration::from_micros(300);
-const FSYNC_LATENCY: Duration = Duration::from_millis(3);
-/// A failed probe reports after this long.
-/// Identities of the strangers of the `key_theft_per_hour` workload (one per tower): far
-/// above any device's number, so no device has one.
-const STRANGER_ID_BASE: u128 = 1 << 100;
-/// The tower number a rogue forward claims (no scenario has that many towers).
-const ROGUE_TOWER: u32 = 999_999;
-/// Between two rogue forwards while a `rogue-forward` fault lasts.
-const ROGUE_EVERY: Duration = Duration::from_secs(300);
-
-/// The identity of the origin of `epoch` (0: the first; each replacement draws another).
-fn origin_id(seed: u64, epoch: u64) -> OriginId {
-    let hi = SplitMix64::derive(seed, &format!("origin-id-{epoch}"));
-    let lo = SplitMix64::derive(seed, &format!("origin-id-{epoch}-lo"));
-    OriginId((u128::from(hi) << 64) | u128::from(lo))
-}
-/// How long a probe waits.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
-
-// ----- random streams -------------------------------------------------------------------
-
-/// A ChaCha8 stream used as the logic's `Entropy`.
-struct Stream(ChaCha8Rng);
-
-impl Stream {
-    fn new(seed: u64, label: &str) -> Stream {
-        Stream(ChaCha8Rng::seed_from_u64(SplitMix64::derive(seed, label)))
-    }
-    fn exp(&mut self, mean_s: f64) -> Duration {
-        let u = self.unit().max(1e-12);
-        Duration::from_secs_f64((-u.ln() * mean_s).min(1e9))
-    }
-}
-
-impl Entropy for Stream {
-    fn next_u64(&mut self) -> u64 {
-        self.0.next_u64()
-    }
-}
-
-// ----- links ----------------------------------------------------------------------------
-
-/// Fault overlays on a link, recomputed from the active faults.
-#[derive(Clone, Debug, Default)]
-struct LinkFaults {
-    down: u32,
-    extra_latency: Duration,
-    extra_loss: f64,
-    cap_bytes_per_s: Option<u64>,
-    flapping: Option<(Time, Duration)>,
-    duplicate: f64,
-    reorder: Option<(f64, Duration)>,
-}
-
-struct SimLink {
-    kind: Option<LinkKind>,
-    profile: LinkProfile,
-    faults: LinkFaults,
-    busy_up: Time,
-    busy_down: Time,
-}
-
-impl SimLink {
-    fn new(kind: Option<LinkKind>, profile: LinkProfile) -> SimLink {
-        SimLink {
-            kind,
-            profile,
-            faults: LinkFaults::default(),
-            busy_up: Time::ZERO,
-            busy_down: Time::ZERO,
-        }
-    }
-
-    /// Is the link passing traffic at `now`?
-    fn is_up(&self, now: Time) -> bool {
-        if self.faults.down > 0 {
-            return false;
-        }
-        if let Some((since, period)) = self.faults.flapping {
-            let p = period.as_micros().max(2) as u64;
-            let phase = now.as_micros().saturating_sub(since.as_micros()) % p;
-            if phase < p / 2 {
-                return false;
-            }
-        }
-        if let Some(every) = self.profile.handover_every {
-            let e = every.as_micros().max(1) as u64;
-            if now.as_micros() % e < self.profile.handover_outage.as_micros() as u64 {
-                return false;
-            }
-        }
-        true
-    }
-
-    fn bytes_per_s(&self) -> u64 {
-        let bw = self.profile.bytes_per_s.max(1);
-        self.faults.cap_bytes_per_s.map_or(bw, |c| c.clamp(1, bw))
-    }
-
-    fn loss(&self) -> f64 {
-        1.0 - (1.0 - self.profile.loss) * (1.0 - self.faults.extra_loss)
-    }
-
-    fn latency(&self) -> Duration {
-        self.profile.latency + self.faults.extra_latency
-    }
-
-    /// Send `bytes` one way; the arrival times of the copies that make it (0, 1 or 2).
-    fn transmit(&mut self, now: Time, bytes: u64, upstream: bool, rng: &mut Stream) -> Vec<Time> {
-        if !self.is_up(now) {
-            return Vec::new();
-        }
-        let bw = self.bytes_per_s();
-        let busy = if upstream {
-            &mut self.busy_up
-        } else {
-            &mut self.busy_down
-        };
-        let start = (*busy).max(now);
-        let end = start + Duration::from_micros(bytes.saturating_mul(1_000_000) / bw);
-        *busy = end;
-        if rng.chance(self.loss()) {
-            return Vec::new();
-        }
-        let jitter_us = self.profile.jitter.as_micros() as u64;
-        let mut at = end + self.latency() + Duration::from_micros(rng.below(jitter_us + 1));
-        if let Some((p, extra)) = self.faults.reorder
-            && rng.chance(p)
-        {
-            at += Duration::from_micros(rng.below(extra.as_micros() as u64 + 1));
-        }
-        let mut out = vec![at];
-        if self.faults.duplicate > 0.0 && rng.chance(self.faults.duplicate) {
-            out.push(at + Duration::from_micros(rng.below(50_000) + 1));
-        }
-        out
-    }
-}
-
-// ----- disks ----------------------------------------------------------------------------
-
-#[derive(Clone, Debug, Default)]
-struct DiskFaults {
-    write_error: f64,
-    fsync_error: f64,
-    full: u32,
-    db_lost: u32,
-    extra_latency: Duration,
-}
-
-/// A stored record and, for chunks, whether its bytes match their hash.
-#[derive(Clone, Debug)]
-struct Stored {
-    record: Record,
-    intact: bool,
-}
-
-struct SimDisk {
-    durable: BTreeMap<Key, Stored>,
-    pending: Vec<(u64, Key, Option<Stored>)>,
-    issued: u64,
-    faults: DiskFaults,
-}
-
-fn stored(record: Record) -> Stored {
-    let intact = match &record {
-        Record::Chunk(c) => verify_chunk(&c.hash, &c.bytes),
-        _ => true,
-    };
-    Stored { record, intact }
-}
-
-impl SimDisk {
-    fn new() -> SimDisk {
-        SimDisk {
-            durable: BTreeMap::new(),
-            pending: Vec::new(),
-            issued: 0,
-            faults: DiskFaults::default(),
-        }
-    }
-
-    fn durable_state(&self) -> DurableState {
-        self.durable
-            .iter()
-            .map(|(k, s)| (k.clone(), s.record.clone()))
-            .collect()
-    }
-
-    fn read(&self, key: &Key) -> Option<&Stored> {
-        for (_, k, s) in self.pending.iter().rev() {
-            if k == key {
-                return s.as_ref();
-            }
-        }
-        self.durable.get(key)
-    }
-
-    fn sync(&mut self, upto: u64) {
-        let pending = std::mem::take(&mut self.pending);
-        for (n, k, s) in pending {
-            if n <= upto {
-                match s {
-                    Some(s) => {
-                        self.durable.insert(k, s);
-                    }
-                    None => {
-                        self.durable.remove(&k);
-                    }
-                }
-            } else {
-                self.pending.push((n, k, s));
-            }
-        }
-    }
-
-    /// Drop writes issued up to `upto` that were not synced (a failed fsync).
-    fn lose(&mut self, upto: u64) {
-        self.pending.retain(|(n, _, _)| *n > upto);
-    }
-
-    /// A crash: unsynced writes are lost; with `torn`, the newest unsynced chunk write
-    /// lands half-written.
-    fn crash(&mut self, torn: bool) {
-        if torn
-            && let Some((_, key, Some(s))) = self
-                .pending
-                .iter()
-                .rev()
-                .find(|(_, _, s)| {
-                    matches!(
-                        s,
-                        Some(Stored {
-                            record: Record::Chunk(_),
-                            ..
-                        })
-                    )
-                })
-                .cloned()
-            && let Record::Chunk(mut c) = s.record
-        {
-            let half = c.bytes.len() / 2;
-            c.bytes = c.bytes.slice(..half);
-            let intact = verify_chunk(&c.hash, &c.bytes);
-            self.durable.insert(
-                key,
-                Stored {
-                    record: Record::Chunk(c),
-                    intact,
-                },
-            );
-        }
-        self.pending.clear();
-    }
-
-    /// Bit rot in up to `n` durable chunks, chosen by `rng`; returns how many rotted.
-    fn rot(&mut self, n: u32, rng: &mut Stream) -> u32 {
-        let keys: Vec<Key> = self
-            .durable
-            .iter()
-            .filter(|(_, s)| matches!(s.record, Record::Chunk(_)))
-            .map(|(k, _)| k.clone())
-            .collect();
-        let mut done = 0;
-        for _ in 0..n {
-            if keys.is_empty() {
-                break;
-            }
-            let k = &keys[rng.below(keys.len() as u64) as usize];
-            if let Some(s) = self.durable.get_mut(k)
-                && let Record::Chunk(c) = &mut s.record
-                && !c.bytes.is_empty()
-            {
-                let mut v = c.bytes.to_vec();
-                let i = rng.below(v.len() as u64) as usize;
-                v[i] ^= 1 << rng.below(8);
-                c.bytes = Bytes::from(v);
-                s.intact = verify_chunk(&c.hash, &c.bytes);
-                done += 1;
-            }
-        }
-        done
-    }
-
-    fn outbox_keys(&self) -> BTreeSet<IdemKey> {
-        self.durable
-            .keys()
-            .filter_map(|k| match k {
-                Key::Outbox(key) => Some(key.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-}
-
-// ----- power ----------------------------------------------------------------------------
-
-struct PowerModel {
-    soc_wh: f64,
-    capacity_wh: f64,
-    fade: f64,
-    clouds: f64,
-    grid_lost: u32,
-    ups_failed: u32,
-    hard_cut: u32,
-    energy_wh: f64,
-    solar_w: f64,
-    ticks: u64,
-    /// Daily weather (extra cloudiness per day), drawn lazily.
-    weather: BTreeMap<u64, f64>,
-}
-
-impl PowerModel {
-    fn capacity(&self) -> f64 {
-        (self.capacity_wh * self.fade).max(0.001)
-    }
-    fn soc(&self) -> f64 {
-        (self.soc_wh / self.capacity()).clamp(0.0, 1.0)
-    }
-}
-
-fn load_factor(mode: PowerMode) -> f64 {
-    match mode {
-        PowerMode::Normal => 1.0,
-        PowerMode::ShedP3 => 0.85,
-        PowerMode::ShedP2 => 0.7,
-        PowerMode::Essential | PowerMode::ShuttingDown => 0.5,
-        PowerMode::Off => 0.02,
-    }
-}
-
-// ----- hosts ----------------------------------------------------------------------------
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Proc {
-    Running,
-    /// Down after a crash; a scheduled event (fault end, supervisor) boots it.
-    Down,
-    /// Cleanly powered off by its power manager; boots when the battery allows.
-    Off,
-    /// Died of an empty battery (or a hard cut that ended on a low battery); boots when
-    /// the battery allows.
-    Dead,
-}
-
-struct TowerHost {
-    spec: TowerSpec,
-    config: TowerConfig,
-    tower: Option<Tower>,
-    proc: Proc,
-    incarnation: u64,
-    paused_until: Option<Time>,
-    slow: f64,
-    disk: SimDisk,
-    links: Vec<SimLink>,
-    wifi: SimLink,
-    power: PowerModel,
-    clock_offset_us: i64,
-    skew_ppm: i64,
-    skew_since: Time,
-    timer: Timer,
-    steady: bool,
-    converged: bool,
-    crash_faults: u32,
-}
-
-impl TowerHost {
-    fn local(&self, now: Time) -> Time {
-        let skew = (now.as_micros().saturating_sub(self.skew_since.as_micros()) as i128
-            * self.skew_ppm as i128
-            / 1_000_000) as i64;
-        let us = now.as_micros() as i64 + self.clock_offset_us + skew;
-        Time::from_micros(us.max(0) as u64)
-    }
-
-    fn link_mut(&mut self, kind: LinkKind) -> Option<&mut SimLink> {
-        self.links.iter_mut().find(|l| l.kind == Some(kind))
-    }
-
-    fn running(&self) -> bool {
-        self.proc == Proc::Running && self.tower.is_some()
-    }
-
-    /// The most preferred uplink that passes traffic now.
-    fn best_link(&self) -> Option<LinkKind> {
-        let mut kinds: Vec<LinkKind> = self.links.iter().filter_map(|l| l.kind).collect();
-        kinds.sort();
-        kinds.into_iter().find(|k| {
-            self.links
-                .iter()
-                .any(|l| l.kind == Some(*k) && l.faults.down == 0 && l.faults.flapping.is_none())
-        })
-    }
-}
-
-struct OriginHost {
-    origin: Origin,
-    config: OriginConfig,
-    up: bool,
-    incarnation: u64,
-    paused_until: Option<Time>,
-    slow: f64,
-    disk: SimDisk,
-    /// The link each tower last reached the origin over (replies go back on it).
-    reply_link: BTreeMap<usize, LinkKind>,
-    crash_faults: u32,
-    /// The identity of the origin at this address (a replacement draws another).
-    id: OriginId,
-    /// How many times the origin was replaced (`origin-replace`).
-    epoch: u64,
-    /// Paces fail-stop restarts; told when an fsync completes OK.
-    restarts: RestartPacing,
-}
-
-struct DeviceHost {
-    device: Device,
-    /// Who the device is (what it presents to its tower): its own identity, or — with the
-    /// `shared_identity` workload — the one of the device before it.
-    identity: DeviceId,
-    tower: usize,
-    timer: Timer,
-}
-
-/// A host's one logic timer, as an event in the queue that a later arming cancels.
-///
-/// Events cannot be taken out of the queue, so each arming bumps a generation that the
-/// event carries; an event whose generation is no longer the current one is stale and
-/// does nothing. `at` remembers the instant armed, so that asking again for the same
-/// instant pushes no second event (which would also change the event sequence numbers,
-/// and so the trace).
-#[derive(Default)]
-struct Timer {
-    generation: u64,
-    /// When the pending event fires, or `None` when none is pending (fired, or the
-    /// process died).
-    at: Option<Time>,
-}
-
-impl Timer {
-    /// Arms the timer for `at` and returns the generation its event must carry, or
-    /// `None` when it is already armed for `at` (no new event needed).
-    fn arm(&mut self, at: Time) -> Option<u64> {
-        if self.at == Some(at) {
-            return None;
-        }
-        self.generation += 1;
-        self.at = Some(at);
-        Some(self.generation)
-    }
-
-    /// Whether an event carrying `generation` is the pending one (not cancelled by a
-    /// later arming).
-    fn is_current(&self, generation: u64) -> bool {
-        self.generation == generation
-    }
-}
-
-// ----- events ---------------------------------------------------------------------------
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Node {
-    Origin,
-    Tower(usize),
-}
-
-enum Ev {
-    /// A message arrives.
-    ToOrigin {
-        tower: usize,
-        link: LinkKind,
-        msg: Message,
-    },
-    ToTower {
-        tower: usize,
-        incarnation: u64,
-        from: Peer,
-        link: Option<LinkKind>,
-        msg: Message,
-    },
-    ToDevice {
-        device: usize,
-        msg: Message,
-    },
-    /// A storage operation completes.
-    WriteDone {
-        node: Node,
-        incarnation: u64,
-        id: sovereign_logic::io::WriteId,
-        ok: Result<(), String>,
-    },
-    FsyncDone {
-        node: Node,
-        incarnation: u64,
-        id: sovereign_logic::io::WriteId,
-        upto: u64,
-        fail: bool,
-    },
-    ProbeDone {
-        tower: usize,
-        incarnation: u64,
-        link: LinkKind,
-        outcome: ProbeOutcome,
-    },
-    TowerTimer {
-        tower: usize,
-        generation: u64,
-    },
-    DeviceTimer {
-        device: usize,
-        generation: u64,
-    },
-    FaultStart {
-        id: usize,
-    },
-    FaultEnd {
-        id: usize,
-    },
-    CrashLoopTick {
-        id: usize,
-    },
-    TowerBoot {
-        tower: usize,
-        incarnation: u64,
-    },
-    OriginRestart {
-        incarnation: u64,
-    },
-    PowerTick {
-        tower: usize,
-    },
-    Publish {
-        class: usize,
-    },
-    DeviceRead {
-        device: usize,
-    },
-    DeviceOp {
-        device: usize,
-    },
-    /// The `key_reuse_per_device_hour` workload: the device sends an acknowledged key again
-    /// with another body.
-    KeyReuse {
-        device: usize,
-    },
-    /// The `key_theft_per_hour` workload: a stranger submits under a guessed key.
-    KeyTheft,
-    /// A `rogue-forward` fault's next forward.
-    RogueTick {
-        id: usize,
-    },
-    Sample,
-    Heal,
-    End,
-}
-
-/// The event queue: a binary heap of small `(time, seq, slot)` keys over a slab of
-/// events, so that the (large) events never move while the heap reorders. `seq` is unique
-/// and increasing, so ties in time pop in push order: the order is total and
-/// deterministic.
-#[derive(Default)]
-struct Queue {
-    heap: std::collections::BinaryHeap<std::cmp::Reverse<(Time, u64, u32)>>,
-    slots: Vec<Option<Ev>>,
-    free: Vec<u32>,
-}
-
-impl Queue {
-    fn push(&mut self, at: Time, seq: u64, ev: Ev) {
-        let slot = match self.free.pop() {
-            Some(slot) => {
-                self.slots[slot as usize] = Some(ev);
-                slot
-            }
-            None => {
-                self.slots.push(Some(ev));
-                (self.slots.len() - 1) as u32
-            }
-        };
-        self.heap.push(std::cmp::Reverse((at, seq, slot)));
-    }
-
-    fn pop(&mut self) -> Option<(Time, Ev)> {
-        let std::cmp::Reverse((at, _, slot)) = self.heap.pop()?;
-        let ev = self.slots[slot as usize]
-            .take()
-            .expect("a queued slot holds its event");
-        self.free.push(slot);
-        Some((at, ev))
-    }
-
-    fn peek_time(&self) -> Option<Time> {
-        self.heap.peek().map(|std::cmp::Reverse((t, _, _))| *t)
-    }
-
-    fn is_empty(&self) -> bool {
-        self.heap.is_empty()
-    }
-}
-
-struct ScheduledFault {
-    spec: FaultSpec,
-    active: bool,
-}
-
-/// Which phase a run is in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Phase {
-    /// Faults on.
-    Safety,
-    /// Faults healed; towers must converge.
-    Liveness,
-    /// Over.
-    Done,
-}
-
-/// A read-only view of the world (consoles, game days).
-#[derive(Clone, Debug)]
-pub struct Snapshot {
-    /// Virtual time.
-    pub now: Time,
-    /// The run's phase.
-    pub phase: Phase,
-    /// When the safety phase ends.
-    pub heal_at: Time,
-    /// The origin process is up.
-    pub origin_up: bool,
-    /// Every tower.
-    pub towers: Vec<TowerView>,
-    /// Every scheduled fault (explicit, nemesis and injected), with whether it is active.
-    pub faults: Vec<FaultView>,
-    /// Violations so far.
-    pub violations: Vec<Violation>,
-    /// Events processed.
-    pub events: u64,
-}
-
-/// One tower in a [`Snapshot`].
-#[derive(Clone, Debug)]
-pub struct TowerView {
-    /// Its name.
-    pub name: String,
-    /// The process is up.
-    pub running: bool,
-    /// Stopped by a pause fault.
-    pub paused: bool,
-    /// Its power mode (Off when not running).
-    pub power_mode: PowerMode,
-    /// Battery state of charge 0..=1.
-    pub soc: f64,
-    /// Solar power now, W.
-    pub solar_w: f64,
-    /// The uplink the tower uses.
-    pub active_link: Option<LinkKind>,
-    /// Its uplinks.
-    pub links: Vec<LinkView>,
-    /// Device Wi-Fi passes traffic.
-    pub wifi_up: bool,
-    /// Items servable.
-    pub items_servable: u64,
-    /// Items syncing.
-    pub items_pending: u64,
-    /// Operations in the outbox.
-    pub outbox: u64,
-    /// Chunk requests queued per class.
-    pub queued: [u64; 4],
-    /// In its steady state.
-    pub steady: bool,
-    /// Devices attached.
-    pub devices: u32,
-}
-
-/// One uplink in a [`TowerView`].
-#[derive(Clone, Debug)]
-pub struct LinkView {
-    /// Which uplink.
-    pub kind: LinkKind,
-    /// The simulated link passes traffic now (ground truth).
-    pub passing: bool,
-    /// The tower considers it healthy (its probes' verdict).
-    pub healthy: bool,
-}
-
-/// One fault in a [`Snapshot`].
-#[derive(Clone, Debug)]
-pub struct FaultView {
-    /// Its id.
-    pub id: usize,
-    /// What, where, when.
-    pub spec: FaultSpec,
-    /// Active now.
-    pub active: bool,
-}
 
 /// The whole simulated world of one run.
 pub struct World {
@@ -868,20 +188,7 @@ impl World {
         if plant == Some(Plant::AcceptUnknownTowers) {
             origin_config.authenticate_towers = false;
         }
-        let origin = OriginHost {
-            origin: Origin::new(origin_config.clone()),
-            config: origin_config,
-            up: true,
-            incarnation: 0,
-            paused_until: None,
-            slow: 1.0,
-            disk: SimDisk::new(),
-            reply_link: BTreeMap::new(),
-            crash_faults: 0,
-            id: origin_id(seed, 0),
-            epoch: 0,
-            restarts: RestartPacing::default(),
-        };
+        let origin = OriginHost::new(origin_config, origin_id(seed, 0));
         let mut towers = Vec::new();
         let mut devices = Vec::new();
         let mut weather = Stream::new(seed, "weather");
@@ -927,51 +234,15 @@ impl World {
                     timer: Timer::default(),
                 });
             }
-            let capacity = spec.power.battery_wh.max(0.001);
             let _ = weather.next_u64();
-            towers.push(TowerHost {
-                config,
-                tower: None,
-                proc: Proc::Down,
-                incarnation: 0,
-                paused_until: None,
-                slow: 1.0,
-                disk: SimDisk::new(),
-                links: spec
-                    .links
-                    .iter()
-                    .map(|l| SimLink::new(Some(l.kind), l.profile.clone()))
-                    .collect(),
-                wifi: SimLink::new(None, spec.wifi.clone()),
-                power: PowerModel {
-                    soc_wh: capacity * spec.power.soc_initial.clamp(0.0, 1.0),
-                    capacity_wh: capacity,
-                    fade: 1.0,
-                    clouds: 0.0,
-                    grid_lost: 0,
-                    ups_failed: 0,
-                    hard_cut: 0,
-                    energy_wh: 0.0,
-                    solar_w: 0.0,
-                    ticks: 0,
-                    weather: BTreeMap::new(),
-                },
-                clock_offset_us: 0,
-                skew_ppm: 0,
-                skew_since: Time::ZERO,
-                timer: Timer::default(),
-                steady: false,
-                converged: false,
-                crash_faults: 0,
-                spec: spec.clone(),
-            });
+            towers.push(TowerHost::new(spec, config));
         }
         let mut nemesis = Stream::new(seed, "nemesis");
         let schedule = match &opts.schedule {
             Some(s) => s.clone(),
             None => {
                 let mut s = sc.faults.clone();
-                s.extend(crate::scenario::faults::draw_nemesis(sc, &mut nemesis));
+                s.extend(draw_nemesis(sc, &mut nemesis));
                 s
             }
         };
@@ -1092,119 +363,6 @@ impl World {
         self.push(self.heal_at, Ev::Heal);
     }
 
-    fn schedule_publish(&mut self, class: usize) {
-        let rate = self.sc.workload.publish_per_hour[class];
-        if rate > 0.0 {
-            let dt = self.workload.exp(3600.0 / rate);
-            self.push(self.now + dt, Ev::Publish { class });
-        }
-    }
-
-    fn schedule_read(&mut self, device: usize) {
-        let rate = self.sc.workload.reads_per_device_hour;
-        if rate > 0.0 {
-            let dt = self.workload.exp(3600.0 / rate);
-            self.push(self.now + dt, Ev::DeviceRead { device });
-        }
-    }
-
-    fn schedule_key_reuse(&mut self, device: usize) {
-        let rate = self.sc.workload.misuse.key_reuse_per_device_hour;
-        if rate > 0.0 && !self.healed {
-            let dt = self.misuse.exp(3600.0 / rate);
-            self.push(self.now + dt, Ev::KeyReuse { device });
-        }
-    }
-
-    fn schedule_key_theft(&mut self) {
-        let rate = self.sc.workload.misuse.key_theft_per_hour;
-        if rate > 0.0 && !self.healed && !self.devices.is_empty() {
-            let dt = self.misuse.exp(3600.0 / rate);
-            self.push(self.now + dt, Ev::KeyTheft);
-        }
-    }
-
-    /// Send `op` from `from` over `tower`'s Wi-Fi (what a device's submission does).
-    fn send_over_wifi(&mut self, tower: usize, from: DeviceId, msg: Message) {
-        let t = &mut self.towers[tower];
-        let incarnation = t.incarnation;
-        let arrivals = t
-            .wifi
-            .transmit(self.now, msg.wire_size(), true, &mut self.net);
-        for at in arrivals {
-            self.push(
-                at,
-                Ev::ToTower {
-                    tower,
-                    incarnation,
-                    from: Peer::Device(from),
-                    link: None,
-                    msg: msg.clone(),
-                },
-            );
-        }
-    }
-
-    /// A device of `device`'s queued operation under `key`, observed as submitted.
-    fn note_submitted(&mut self, device: usize, key: &IdemKey, own_key: bool) {
-        let Some(op) = self.devices[device].device.queued(key).cloned() else {
-            return;
-        };
-        let fingerprint = op.fingerprint();
-        if let OpKind::Contribution { amount_minor, .. } = &op.kind {
-            self.amounts
-                .insert((key.clone(), fingerprint), *amount_minor);
-        }
-        self.observe(Obs::Submitted {
-            device,
-            key: key.clone(),
-            fingerprint,
-            own_key,
-        });
-    }
-
-    fn schedule_op(&mut self, device: usize) {
-        let rate = self.sc.workload.ops_per_device_hour;
-        if rate > 0.0 && !self.healed {
-            let dt = self.workload.exp(3600.0 / rate);
-            self.push(self.now + dt, Ev::DeviceOp { device });
-        }
-    }
-
-    fn random_bytes(&mut self, len: u64) -> Vec<u8> {
-        let mut v = Vec::with_capacity(len as usize);
-        while (v.len() as u64) < len {
-            v.extend_from_slice(&self.workload.next_u64().to_le_bytes());
-        }
-        v.truncate(len as usize);
-        v
-    }
-
-    fn publish_new(&mut self, class: Priority, len: u64) {
-        self.next_item += 1;
-        let item = ItemId::new(format!(
-            "{}-{:05}",
-            class.to_string().to_lowercase(),
-            self.next_item
-        ));
-        let bytes = self.random_bytes(len);
-        self.publish(item, class, bytes);
-    }
-
-    fn publish(&mut self, item: ItemId, class: Priority, bytes: Vec<u8>) {
-        if !self.origin.up {
-            return;
-        }
-        if let Ok(entry) = self
-            .origin
-            .origin
-            .publish(self.now, item.clone(), class, &bytes)
-        {
-            self.publishing.push((item.clone(), entry.manifest.version));
-            self.content.insert(item, bytes);
-        }
-    }
-
     // ----- the run loop ---------------------------------------------------------------
 
     /// Run to the end.
@@ -1300,107 +458,6 @@ impl World {
         self.oracles.violations()
     }
 
-    /// Inject a fault by hand (game days, the console): it starts at `spec.at` (clamped to
-    /// now) and becomes part of the run's explicit schedule, so the report's schedule —
-    /// and a replay of it — includes it. Returns its id. Ignored after the heal.
-    pub fn inject(&mut self, mut spec: FaultSpec) -> Option<usize> {
-        self.start();
-        if self.healed {
-            return None;
-        }
-        // Never in the past, and on a whole millisecond (the scenario format's resolution)
-        // so that the replay file's explicit schedule reproduces the run.
-        let now_ms = self.now.as_micros().div_ceil(1000);
-        if spec.at < Duration::from_millis(now_ms) {
-            spec.at = Duration::from_millis(now_ms);
-        }
-        spec.at = Duration::from_millis(spec.at.as_millis() as u64);
-        spec.duration = Duration::from_millis(spec.duration.as_millis() as u64);
-        let id = self.faults.len();
-        let at = Time::ZERO + spec.at;
-        self.faults.push(ScheduledFault {
-            spec,
-            active: false,
-        });
-        self.push(at, Ev::FaultStart { id });
-        Some(id)
-    }
-
-    /// End every active fault now (a game day's abort or rollback).
-    pub fn heal_faults(&mut self) {
-        for id in 0..self.faults.len() {
-            if self.faults[id].active {
-                self.fault_end(id);
-            }
-        }
-    }
-
-    /// A view of the world for consoles and game days (read-only).
-    pub fn snapshot(&self) -> Snapshot {
-        let now = self.now;
-        Snapshot {
-            now,
-            phase: if self.ended || self.step_budget_hit {
-                Phase::Done
-            } else if self.healed {
-                Phase::Liveness
-            } else {
-                Phase::Safety
-            },
-            heal_at: self.heal_at,
-            origin_up: self.origin.up,
-            towers: self
-                .towers
-                .iter()
-                .map(|t| {
-                    let status = t.tower.as_ref().map(|x| x.status());
-                    TowerView {
-                        name: t.spec.name.clone(),
-                        running: t.running(),
-                        paused: t.paused_until.is_some_and(|u| u > now),
-                        power_mode: status.as_ref().map_or(PowerMode::Off, |s| s.power_mode),
-                        soc: t.power.soc(),
-                        solar_w: t.power.solar_w,
-                        active_link: status.as_ref().and_then(|s| s.active_link),
-                        links: t
-                            .links
-                            .iter()
-                            .filter_map(|l| {
-                                let kind = l.kind?;
-                                Some(LinkView {
-                                    kind,
-                                    passing: l.is_up(now),
-                                    healthy: status
-                                        .as_ref()
-                                        .is_some_and(|s| s.links_up.contains(&kind)),
-                                })
-                            })
-                            .collect(),
-                        wifi_up: t.wifi.is_up(now),
-                        items_servable: status.as_ref().map_or(0, |s| s.items_servable),
-                        items_pending: status.as_ref().map_or(0, |s| s.items_pending),
-                        outbox: status.as_ref().map_or(0, |s| s.outbox),
-                        queued: status.as_ref().map_or([0; 4], |s| s.queued),
-                        steady: t.steady,
-                        devices: t.spec.devices,
-                    }
-                })
-                .collect(),
-            faults: self
-                .faults
-                .iter()
-                .enumerate()
-                .map(|(id, f)| FaultView {
-                    id,
-                    spec: f.spec.clone(),
-                    active: f.active,
-                })
-                .collect(),
-            violations: self.oracles.violations().to_vec(),
-            events: self.events,
-        }
-    }
-
     fn dispatch(&mut self, ev: Ev) {
         let now = self.now;
         // A message or probe result for a tower process: dropped when it was meant for
@@ -1437,8 +494,12 @@ impl World {
                 {
                     return; // cut while in flight
                 }
-                self.trace
-                    .event(now, 1, tower as u64, &[msg.wire_size(), link as u64]);
+                self.trace.event(
+                    now,
+                    TraceKind::ToOrigin,
+                    tower as u64,
+                    &[msg.wire_size(), link as u64],
+                );
                 self.trace.line(now, || {
                     format!("origin <- tower-{tower} via {link}: {}", summary(&msg))
                 });
@@ -1464,8 +525,12 @@ impl World {
                 if matches!(from, Peer::Device(_)) && !t.wifi.is_up(now) {
                     return;
                 }
-                self.trace
-                    .event(now, 2, tower as u64, &[msg.wire_size(), peer_word(from)]);
+                self.trace.event(
+                    now,
+                    TraceKind::ToTower,
+                    tower as u64,
+                    &[msg.wire_size(), peer_word(from)],
+                );
                 self.trace.line(now, || {
                     format!("tower-{tower} <- {from:?}: {}", summary(&msg))
                 });
@@ -1480,7 +545,8 @@ impl World {
                 if !self.towers[tower].wifi.is_up(now) {
                     return;
                 }
-                self.trace.event(now, 3, device as u64, &[msg.wire_size()]);
+                self.trace
+                    .event(now, TraceKind::ToDevice, device as u64, &[msg.wire_size()]);
                 self.trace.line(now, || {
                     format!("device-{device} <- tower-{tower}: {}", summary(&msg))
                 });
@@ -1507,8 +573,12 @@ impl World {
                 id,
                 ok,
             } => {
-                self.trace
-                    .event(now, 4, node_word(node), &[id.0, ok.is_ok() as u64]);
+                self.trace.event(
+                    now,
+                    TraceKind::WriteDone,
+                    node_word(node),
+                    &[id.0, ok.is_ok() as u64],
+                );
                 match node {
                     Node::Origin => {
                         if self.origin.incarnation == incarnation && self.origin.up {
@@ -1552,8 +622,12 @@ impl World {
                 upto,
                 fail,
             } => {
-                self.trace
-                    .event(now, 5, node_word(node), &[id.0, fail as u64]);
+                self.trace.event(
+                    now,
+                    TraceKind::FsyncDone,
+                    node_word(node),
+                    &[id.0, fail as u64],
+                );
                 match node {
                     Node::Origin => {
                         if self.origin.incarnation != incarnation || !self.origin.up {
@@ -1603,7 +677,7 @@ impl World {
                 let t = &self.towers[tower];
                 self.trace.event(
                     now,
-                    6,
+                    TraceKind::ProbeDone,
                     tower as u64,
                     &[link as u64, outcome.reachable as u64],
                 );
@@ -1632,7 +706,8 @@ impl World {
                 }
                 let local = t.local(now);
                 self.towers[tower].timer.at = None;
-                self.trace.event(now, 7, tower as u64, &[]);
+                self.trace
+                    .event(now, TraceKind::TowerTimer, tower as u64, &[]);
                 if let Some(tw) = self.towers[tower].tower.as_mut() {
                     tw.handle_timeout(local);
                 }
@@ -1643,18 +718,14 @@ impl World {
                     return;
                 }
                 self.devices[device].timer.at = None;
-                self.trace.event(now, 8, device as u64, &[]);
+                self.trace
+                    .event(now, TraceKind::DeviceTimer, device as u64, &[]);
                 self.devices[device].device.handle_timeout(now);
                 self.drain_device(device);
             }
             Ev::FaultStart { id } => self.fault_start(id),
             Ev::FaultEnd { id } => self.fault_end(id),
-            Ev::RogueTick { id } => {
-                if self.faults[id].active && !self.healed {
-                    self.rogue_forward();
-                    self.push(now + ROGUE_EVERY, Ev::RogueTick { id });
-                }
-            }
+            Ev::RogueTick { id } => self.rogue_tick(id),
             Ev::CrashLoopTick { id } => self.crash_loop_tick(id),
             Ev::TowerBoot { tower, incarnation } => {
                 if self.towers[tower].incarnation == incarnation && !self.towers[tower].running() {
@@ -1667,136 +738,14 @@ impl World {
                 }
             }
             Ev::PowerTick { tower } => self.power_tick(tower),
-            Ev::Publish { class } => {
-                if !self.healed {
-                    self.trace.event(now, 9, class as u64, &[]);
-                    let prio = Priority::from_index(class).unwrap_or(Priority::P3);
-                    let size = self.sc.workload.publish_bytes[class];
-                    let existing = self.items[class].len();
-                    if existing > 0 && self.workload.chance(0.5) {
-                        let item = self.items[class][self.workload.below(existing as u64) as usize]
-                            .clone();
-                        let mut bytes = self.content.get(&item).cloned().unwrap_or_default();
-                        if !bytes.is_empty() {
-                            // A ~1% edit: delta sync moves little.
-                            let n = (bytes.len() / 100).max(1);
-                            let at = self.workload.below((bytes.len() - n + 1) as u64) as usize;
-                            for b in &mut bytes[at..at + n] {
-                                *b = b.wrapping_add(1);
-                            }
-                        }
-                        self.publish(item, prio, bytes);
-                    } else {
-                        self.publish_new(prio, size);
-                    }
-                    self.drain_origin();
-                    self.schedule_publish(class);
-                }
-            }
+            Ev::Publish { class } => self.publish_tick(class),
             Ev::DeviceRead { device } => {
                 self.device_read(device);
                 self.schedule_read(device);
             }
-            Ev::DeviceOp { device } => {
-                if !self.healed {
-                    self.trace.event(now, 10, device as u64, &[]);
-                    let contribution = self.workload.chance(self.sc.workload.contribution_share);
-                    let kind = if contribution {
-                        OpKind::Contribution {
-                            community: format!("community-{}", self.devices[device].tower),
-                            nation: ["ke", "ug", "tz", "rw"][self.workload.below(4) as usize]
-                                .to_string(),
-                            amount_minor: 1 + self.workload.below(10_000),
-                        }
-                    } else {
-                        OpKind::Message {
-                            to: format!("clinic-{}", self.workload.below(10)),
-                            body: format!("report {}", self.workload.next_u64() % 100_000),
-                        }
-                    };
-                    // A device that gets its contribution wrong (the origin rejects 0).
-                    let kind = match kind {
-                        OpKind::Contribution {
-                            community, nation, ..
-                        } if self.sc.workload.misuse.invalid_share > 0.0
-                            && self.misuse.chance(self.sc.workload.misuse.invalid_share) =>
-                        {
-                            OpKind::Contribution {
-                                community,
-                                nation,
-                                amount_minor: 0,
-                            }
-                        }
-                        k => k,
-                    };
-                    if let Ok(key) = self.devices[device].device.submit(now, kind) {
-                        self.note_submitted(device, &key, true);
-                    }
-                    self.drain_device(device);
-                    self.schedule_op(device);
-                }
-            }
-            Ev::KeyReuse { device } => {
-                if !self.healed {
-                    // The device's latest acknowledged key, again, with another body.
-                    let key = self.devices[device].device.acked().back().cloned();
-                    if let Some(key) = key {
-                        let kind = OpKind::Message {
-                            to: "clinic-0".into(),
-                            body: format!("restored {}", self.misuse.next_u64() % 100_000),
-                        };
-                        self.trace.event(now, 21, device as u64, &[]);
-                        if self.devices[device]
-                            .device
-                            .submit_under(now, key.clone(), kind)
-                            .is_ok()
-                        {
-                            self.note_submitted(device, &key, false);
-                        }
-                        self.drain_device(device);
-                    }
-                    self.schedule_key_reuse(device);
-                }
-            }
-            Ev::KeyTheft => {
-                if !self.healed {
-                    // A stranger on a victim's tower guesses the victim's next key: the
-                    // number is easy; the random part (when keys have one) is a guess.
-                    let victim = self.misuse.below(self.devices.len() as u64) as usize;
-                    let tower = self.devices[victim].tower;
-                    let owner = self.devices[victim].identity;
-                    let n = self.devices[victim].device.next_number();
-                    let key = if self.devices[victim].device.config().key_nonce {
-                        IdemKey::for_device(owner, n, self.misuse.next_u64())
-                    } else {
-                        IdemKey::sequential(owner, n)
-                    };
-                    let stranger = DeviceId(STRANGER_ID_BASE + tower as u128);
-                    let op = Operation {
-                        key: key.clone(),
-                        device: stranger,
-                        kind: OpKind::Contribution {
-                            community: "stranger".into(),
-                            nation: "xx".into(),
-                            amount_minor: 1 + self.misuse.below(10_000),
-                        },
-                    };
-                    let fingerprint = op.fingerprint();
-                    if let OpKind::Contribution { amount_minor, .. } = &op.kind {
-                        self.amounts
-                            .insert((key.clone(), fingerprint), *amount_minor);
-                    }
-                    self.trace.event(now, 22, tower as u64, &[n]);
-                    self.observe(Obs::Submitted {
-                        device: self.devices.len() + tower,
-                        key,
-                        fingerprint,
-                        own_key: false,
-                    });
-                    self.send_over_wifi(tower, stranger, Message::SubmitOp { op });
-                    self.schedule_key_theft();
-                }
-            }
+            Ev::DeviceOp { device } => self.device_op(device),
+            Ev::KeyReuse { device } => self.key_reuse(device),
+            Ev::KeyTheft => self.key_theft(),
             Ev::Sample => {
                 for i in 0..self.towers.len() {
                     let ops = self.towers[i]
@@ -1901,141 +850,6 @@ impl World {
         self.check_published();
     }
 
-    fn check_published(&mut self) {
-        if self.publishing.is_empty() {
-            return;
-        }
-        let catalog = self.origin.origin.catalog();
-        let mut still = Vec::new();
-        for (item, version) in std::mem::take(&mut self.publishing) {
-            match catalog.iter().find(|e| e.manifest.item == item) {
-                Some(e) if e.manifest.version >= version => {
-                    if e.manifest.version == version {
-                        let m = e.manifest.clone();
-                        let class = m.priority.index();
-                        if !self.items[class].contains(&item) {
-                            self.items[class].push(item.clone());
-                        }
-                        self.published.insert((item, version), m.clone());
-                        self.observe(Obs::Published { manifest: m });
-                    }
-                }
-                _ => still.push((item, version)),
-            }
-        }
-        self.publishing = still;
-    }
-
-    fn disk_mut(&mut self, node: Node) -> &mut SimDisk {
-        match node {
-            Node::Origin => &mut self.origin.disk,
-            Node::Tower(i) => &mut self.towers[i].disk,
-        }
-    }
-
-    /// Complete an fsync of `node`'s disk up to write `upto`: a failed one loses those
-    /// writes (and is observed as a storage error), a good one makes them durable.
-    fn fsync_done(&mut self, node: Node, upto: u64, fail: bool) -> Result<(), String> {
-        if fail {
-            self.disk_mut(node).lose(upto);
-            let tower = match node {
-                Node::Origin => None,
-                Node::Tower(i) => Some(i),
-            };
-            self.observe(Obs::StorageError { tower });
-            Err("EIO: fsync failed".to_string())
-        } else {
-            self.disk_mut(node).sync(upto);
-            Ok(())
-        }
-    }
-
-    /// Carry out a write, delete or fsync of `node` on its simulated disk; the completion
-    /// comes back as an event after the disk's latency (scaled by a slow fault).
-    fn disk_action(&mut self, node: Node, action: Action) {
-        let (slow, incarnation) = match node {
-            Node::Origin => (self.origin.slow, self.origin.incarnation),
-            Node::Tower(i) => (self.towers[i].slow, self.towers[i].incarnation),
-        };
-        let now = self.now;
-        match action {
-            Action::Write { id, record } => {
-                let fail = self.disk_write_fails(node, &record);
-                // Planted `keep-refused-writes`: the disk reports the error but keeps what
-                // it was given, and the next good fsync makes it durable.
-                let keep = self.plant == Some(Plant::KeepRefusedWrites);
-                let d = self.disk_mut(node);
-                if fail.is_none() || keep {
-                    d.issued += 1;
-                    let n = d.issued;
-                    d.pending.push((n, record.key(), Some(stored(record))));
-                }
-                let at = now + (WRITE_LATENCY + d.faults.extra_latency).mul_f64(slow);
-                let ok = fail.map_or(Ok(()), Err);
-                self.push(
-                    at,
-                    Ev::WriteDone {
-                        node,
-                        incarnation,
-                        id,
-                        ok,
-                    },
-                );
-            }
-            Action::Delete { id, key } => {
-                let d = self.disk_mut(node);
-                d.issued += 1;
-                let n = d.issued;
-                d.pending.push((n, key, None));
-                let at = now + (WRITE_LATENCY + d.faults.extra_latency).mul_f64(slow);
-                self.push(
-                    at,
-                    Ev::WriteDone {
-                        node,
-                        incarnation,
-                        id,
-                        ok: Ok(()),
-                    },
-                );
-            }
-            Action::Fsync { id } => {
-                let p = self.disk_mut(node).faults.fsync_error;
-                let fail = self.disk_rng.chance(p);
-                let d = self.disk_mut(node);
-                let at = now + (FSYNC_LATENCY + d.faults.extra_latency).mul_f64(slow);
-                let upto = d.issued;
-                self.push(
-                    at,
-                    Ev::FsyncDone {
-                        node,
-                        incarnation,
-                        id,
-                        upto,
-                        fail,
-                    },
-                );
-            }
-            other => debug_assert!(false, "not a disk action: {other:?}"),
-        }
-    }
-
-    fn disk_write_fails(&mut self, node: Node, record: &Record) -> Option<String> {
-        let f = match node {
-            Node::Origin => self.origin.disk.faults.clone(),
-            Node::Tower(i) => self.towers[i].disk.faults.clone(),
-        };
-        if f.full > 0 {
-            return Some("ENOSPC: disk full".into());
-        }
-        if f.db_lost > 0 && !matches!(record, Record::Chunk(_)) {
-            return Some("database connection lost".into());
-        }
-        if f.write_error > 0.0 && self.disk_rng.chance(f.write_error) {
-            return Some("EIO: write failed".into());
-        }
-        None
-    }
-
     fn drain_tower(&mut self, i: usize) {
         let slow = self.towers[i].slow;
         loop {
@@ -2117,44 +931,19 @@ impl World {
                     let now = self.now;
                     let t = &self.towers[i];
                     let incarnation = t.incarnation;
-                    let outcome = t.links.iter().find(|l| l.kind == Some(link)).map(|l| {
-                        let up = l.is_up(now);
-                        (up, l.latency(), l.profile.jitter, l.loss(), l.bytes_per_s())
-                    });
-                    let Some((up, latency, jitter, loss, bw)) = outcome else {
+                    let Some(l) = t.links.iter().find(|l| l.kind == Some(link)) else {
                         continue;
                     };
-                    if up && !self.net.chance(loss) {
-                        let j = Duration::from_micros(
-                            self.net.below(jitter.as_micros() as u64 * 2 + 1),
-                        );
-                        let rtt = latency * 2 + j;
-                        let outcome = ProbeOutcome {
-                            reachable: true,
-                            rtt: Some(rtt),
-                            loss_pct: (loss * 100.0).round().min(100.0) as u8,
-                            bandwidth_bps: Some(bw.saturating_mul(8)),
-                        };
-                        self.push(
-                            now + rtt,
-                            Ev::ProbeDone {
-                                tower: i,
-                                incarnation,
-                                link,
-                                outcome,
-                            },
-                        );
-                    } else {
-                        self.push(
-                            now + PROBE_TIMEOUT,
-                            Ev::ProbeDone {
-                                tower: i,
-                                incarnation,
-                                link,
-                                outcome: ProbeOutcome::failed(),
-                            },
-                        );
-                    }
+                    let (after, outcome) = l.probe(now, &mut self.net);
+                    self.push(
+                        now + after,
+                        Ev::ProbeDone {
+                            tower: i,
+                            incarnation,
+                            link,
+                            outcome,
+                        },
+                    );
                 }
                 Action::Emit(event) => {
                     if let Event::ChunkRequested {
@@ -2195,109 +984,6 @@ impl World {
         }
         self.schedule_tower_timer(i);
         self.update_steady(i);
-    }
-
-    /// An operator re-homes tower `i` onto the origin that answers now.
-    fn rehome(&mut self, i: usize) {
-        if !self.towers[i].running() {
-            // Not running: re-homed when it reports again after its restart.
-            return;
-        }
-        let local = self.towers[i].local(self.now);
-        self.trace.event(self.now, 23, i as u64, &[]);
-        self.trace
-            .line(self.now, || format!("operator re-homes tower-{i}"));
-        if let Some(t) = self.towers[i].tower.as_mut() {
-            t.rehome(local);
-        }
-        self.drain_tower(i);
-    }
-
-    /// `origin-replace`: a fresh origin at the same address — another identity, an empty
-    /// store, about half of the catalog published again under the same ids with other
-    /// bytes (the rest is gone).
-    fn replace_origin(&mut self) {
-        self.origin.epoch += 1;
-        self.origin.id = origin_id(self.seed, self.origin.epoch);
-        self.origin.origin = Origin::new(self.origin.config.clone());
-        self.origin.disk = SimDisk::new();
-        self.origin.restarts = RestartPacing::default();
-        self.origin.incarnation += 1; // what the old one had in flight is dropped
-        self.origin.up = true;
-        self.origin.paused_until = None;
-        self.origin.slow = 1.0;
-        self.trace.event(self.now, 24, self.origin.epoch, &[]);
-        self.trace.line(self.now, || {
-            "a fresh origin answers at the origin's address".to_string()
-        });
-        let _ = self.origin.origin.establish_identity(self.origin.id);
-        self.publishing.clear();
-        self.published_before.append(&mut self.published);
-        self.observe(Obs::OriginReplaced);
-        let old: Vec<(ItemId, Priority)> = (0..4)
-            .flat_map(|c| {
-                let p = Priority::from_index(c).unwrap_or(Priority::P3);
-                std::mem::take(&mut self.items[c])
-                    .into_iter()
-                    .map(move |i| (i, p))
-            })
-            .collect();
-        for (item, class) in old {
-            let bytes = self.content.remove(&item).unwrap_or_default();
-            if !bytes.is_empty() && self.disk_rng.chance(0.5) {
-                let mut bytes = bytes;
-                bytes[0] = bytes[0].wrapping_add(1);
-                self.publish(item, class, bytes);
-            }
-        }
-        self.drain_origin();
-    }
-
-    /// Someone who is not a tower forwards a contribution to the origin.
-    fn rogue_forward(&mut self) {
-        let now = self.now;
-        if !self.origin.up || self.origin.paused_until.is_some_and(|u| u > now) {
-            return;
-        }
-        self.rogue_sent += 1;
-        let op = Operation {
-            key: IdemKey(format!("rogue:{}", self.rogue_sent)),
-            device: DeviceId(STRANGER_ID_BASE - 1),
-            kind: OpKind::Contribution {
-                community: "attacker".into(),
-                nation: "xx".into(),
-                amount_minor: 5_000_000,
-            },
-        };
-        self.amounts
-            .insert((op.key.clone(), op.fingerprint()), 5_000_000);
-        self.trace.event(now, 25, self.rogue_sent, &[]);
-        self.origin.origin.handle_message(
-            now,
-            Peer::Tower(TowerId(ROGUE_TOWER)),
-            Message::ForwardOps { ops: vec![op] },
-        );
-        self.drain_origin();
-    }
-
-    fn schedule_tower_timer(&mut self, i: usize) {
-        let t = &self.towers[i];
-        let Some(tw) = t.tower.as_ref() else { return };
-        let Some(local_at) = tw.poll_timeout() else {
-            return;
-        };
-        let local_now = t.local(self.now);
-        let global = self.now + local_at.saturating_since(local_now);
-        let Some(generation) = self.towers[i].timer.arm(global) else {
-            return;
-        };
-        self.push(
-            global,
-            Ev::TowerTimer {
-                tower: i,
-                generation,
-            },
-        );
     }
 
     fn drain_device(&mut self, d: usize) {
@@ -2347,302 +1033,6 @@ impl World {
         } else {
             holding
         }
-    }
-
-    // ----- device reads -----------------------------------------------------------------
-
-    fn device_read(&mut self, device: usize) {
-        let tower = self.devices[device].tower;
-        let now = self.now;
-        // Which item: popularity falls with the item's age rank (Zipf-like), by class.
-        let class = match self.workload.below(10) {
-            0..=2 => 0,
-            3..=5 => 1,
-            6..=7 => 2,
-            _ => 3,
-        };
-        let n = self.items[class].len();
-        if n == 0 {
-            return;
-        }
-        let r = self.workload.unit();
-        let idx = ((n as f64).powf(r) - 1.0)
-            .floor()
-            .clamp(0.0, (n - 1) as f64) as usize;
-        let item = self.items[class][idx].clone();
-        self.trace
-            .event(now, 11, device as u64, &[class as u64, idx as u64]);
-        let t = &self.towers[tower];
-        let powered = t.running()
-            && t.tower
-                .as_ref()
-                .is_some_and(|x| x.power_mode() < PowerMode::ShuttingDown);
-        let paused = t.paused_until.is_some_and(|u| u > now);
-        if !t.running() || paused || !t.wifi.is_up(now) {
-            self.observe(Obs::Read {
-                tower,
-                item,
-                valid: true,
-                result: ReadResult::Unreachable,
-                tower_powered: powered && !paused,
-            });
-            return;
-        }
-        let local = t.local(now);
-        let t = &mut self.towers[tower];
-        let result = match t.tower.as_mut() {
-            None => ReadResult::Unreachable,
-            Some(tw) => {
-                let disk = &t.disk;
-                let read = tower_read(tw, local, &item, |hash| {
-                    match disk.read(&Key::Chunk(*hash)) {
-                        Some(s) if s.intact => ChunkVerdict::Intact,
-                        Some(_) => ChunkVerdict::Rotten,
-                        None => ChunkVerdict::Missing,
-                    }
-                });
-                if !read.reported.is_empty() {
-                    // The quarantines a read caused are observed before the read itself.
-                    self.drain_tower(tower);
-                }
-                if let Some((m, chunks)) = read.served {
-                    let manifest_ok = self.published.get(&(m.item.clone(), m.version)) == Some(&*m)
-                        || self.published_before.get(&(m.item.clone(), m.version)) == Some(&*m);
-                    self.observe(Obs::Served {
-                        tower,
-                        item: m.item.clone(),
-                        version: m.version,
-                        chunks,
-                        manifest_ok,
-                    });
-                }
-                read.result
-            }
-        };
-        self.observe(Obs::Read {
-            tower,
-            item,
-            valid: true,
-            result,
-            tower_powered: powered,
-        });
-    }
-
-    // ----- processes ------------------------------------------------------------------
-
-    fn boot_tower(&mut self, i: usize) {
-        let now = self.now;
-        let t = &mut self.towers[i];
-        t.incarnation += 1;
-        t.proc = Proc::Running;
-        t.paused_until = None;
-        let seed = SplitMix64::derive(self.seed, &format!("tower-{i}-{}", t.incarnation));
-        let local = t.local(now);
-        let durable = t.disk.durable_state();
-        t.tower = Some(if t.incarnation == 1 && durable.is_empty() {
-            Tower::new(t.config.clone(), seed, local)
-        } else {
-            Tower::recover(t.config.clone(), seed, local, &durable)
-        });
-        t.timer.at = None;
-        self.trace
-            .event(now, 12, i as u64, &[self.towers[i].incarnation]);
-        self.trace.line(now, || format!("tower-{i} boots"));
-        self.observe(Obs::TowerUp { tower: i });
-        // First telemetry at once, as a charge controller would report.
-        self.send_power_reading(i);
-        self.drain_tower(i);
-    }
-
-    fn tower_down(&mut self, i: usize, clean: bool, state: Proc) {
-        let now = self.now;
-        let torn = false;
-        let t = &mut self.towers[i];
-        if t.tower.is_none() {
-            t.proc = state;
-            return;
-        }
-        t.tower = None;
-        t.proc = state;
-        t.incarnation += 1;
-        t.timer.at = None;
-        if !clean {
-            t.disk.crash(torn);
-        }
-        let durable_outbox = t.disk.outbox_keys();
-        self.trace.event(now, 13, i as u64, &[clean as u64]);
-        self.trace.line(now, || {
-            format!("tower-{i} down ({})", if clean { "clean" } else { "crash" })
-        });
-        self.observe(Obs::TowerDown {
-            tower: i,
-            clean,
-            durable_outbox,
-        });
-        self.update_steady(i);
-    }
-
-    fn crash_tower(&mut self, i: usize, torn: bool, restart_after: Option<Duration>) {
-        if torn {
-            self.towers[i].disk.crash(true);
-        }
-        self.tower_down(i, false, Proc::Down);
-        if let Some(after) = restart_after {
-            let inc = self.towers[i].incarnation;
-            self.push(
-                self.now + after,
-                Ev::TowerBoot {
-                    tower: i,
-                    incarnation: inc,
-                },
-            );
-        }
-    }
-
-    fn crash_origin(&mut self, restart_after: Duration) {
-        self.origin.up = false;
-        self.origin.incarnation += 1;
-        self.origin.disk.crash(false);
-        self.trace.event(self.now, 14, 0, &[]);
-        self.trace.line(self.now, || "origin down".to_string());
-        let inc = self.origin.incarnation;
-        if self.origin.crash_faults == 0 {
-            self.push(
-                self.now + restart_after,
-                Ev::OriginRestart { incarnation: inc },
-            );
-        }
-    }
-
-    fn restart_origin(&mut self) {
-        let durable = self.origin.disk.durable_state();
-        self.origin.origin = Origin::recover(self.origin.config.clone(), &durable);
-        // Its identity is in its store once made durable; if a crash came first, it takes
-        // the same one again (an origin's id belongs to its data).
-        let _ = self.origin.origin.establish_identity(self.origin.id);
-        self.origin.up = true;
-        self.origin.paused_until = None;
-        self.trace.event(self.now, 15, 0, &[]);
-        self.trace.line(self.now, || "origin restarts".to_string());
-        // Entries published but lost before their fsync are gone: drop them.
-        self.publishing.clear();
-        self.drain_origin();
-    }
-
-    // ----- power ------------------------------------------------------------------------
-
-    fn solar_w(&mut self, i: usize) -> f64 {
-        let now = self.now;
-        let t = &self.towers[i];
-        let secs = now.as_micros() / 1_000_000;
-        let day = secs / 86_400;
-        let hour = (secs % 86_400) as f64 / 3600.0;
-        let curve = if (6.0..18.0).contains(&hour) {
-            (std::f64::consts::PI * (hour - 6.0) / 12.0).sin()
-        } else {
-            0.0
-        };
-        let base = t.spec.power.cloud_cover;
-        let peak = t.spec.power.solar_peak_w;
-        let fault_clouds = t.power.clouds;
-        let daily = match self.towers[i].power.weather.get(&day) {
-            Some(w) => *w,
-            None => {
-                let w = (self.weather.unit() - 0.5) * 0.4;
-                self.towers[i].power.weather.insert(day, w);
-                w
-            }
-        };
-        let cover = (base + daily).clamp(0.0, 1.0).max(fault_clouds);
-        peak * curve * (1.0 - 0.9 * cover)
-    }
-
-    fn power_tick(&mut self, i: usize) {
-        let dt_h = POWER_TICK.as_secs_f64() / 3600.0;
-        let solar = self.solar_w(i);
-        let t = &mut self.towers[i];
-        let mode = match (&t.tower, t.proc) {
-            (Some(tw), Proc::Running) => tw.power_mode(),
-            _ => PowerMode::Off,
-        };
-        let load = t.spec.power.load_w * load_factor(mode);
-        let grid = t.spec.power.grid && t.power.grid_lost == 0;
-        let supply = solar + if grid { 20.0 } else { 0.0 };
-        let cap = t.power.capacity();
-        t.power.soc_wh = (t.power.soc_wh + (supply - load) * dt_h).clamp(0.0, cap);
-        t.power.energy_wh += load * dt_h;
-        t.power.solar_w = solar;
-        t.power.ticks += 1;
-        let empty = t.power.soc_wh <= 0.0 && !grid;
-        let running = t.running();
-        if empty && running {
-            let hard_cut = t.power.hard_cut > 0;
-            self.observe(Obs::BatteryEmpty {
-                tower: i,
-                running: true,
-                hard_cut,
-            });
-            // The battery is flat: the tower dies uncleanly.
-            self.tower_down(i, false, Proc::Dead);
-        }
-        let t = &self.towers[i];
-        if t.power.ticks % POWER_OBS_EVERY == 0 {
-            let mode = match (&t.tower, t.proc) {
-                (Some(tw), Proc::Running) => tw.power_mode(),
-                _ => PowerMode::Off,
-            };
-            let obs = Obs::Power {
-                tower: i,
-                soc: t.power.soc(),
-                mode,
-                energy_wh: t.power.energy_wh,
-                solar_w: solar,
-            };
-            self.observe(obs);
-        }
-        // Boot when the battery allows (after a clean shutdown or a power death); the
-        // reconnect threshold sits above the shutdown one.
-        let t = &self.towers[i];
-        if matches!(t.proc, Proc::Off | Proc::Dead) && t.power.hard_cut == 0 && t.crash_faults == 0
-        {
-            let soc_permille = (t.power.soc() * 1000.0) as u16;
-            if grid || PowerManager::may_power_on(&t.config.power, soc_permille) {
-                self.boot_tower(i);
-            }
-        }
-        if self.towers[i].running() {
-            self.send_power_reading(i);
-        }
-        self.push(self.now + POWER_TICK, Ev::PowerTick { tower: i });
-    }
-
-    fn send_power_reading(&mut self, i: usize) {
-        let now = self.now;
-        let t = &self.towers[i];
-        let mode = t.tower.as_ref().map_or(PowerMode::Off, |x| x.power_mode());
-        let grid = t.spec.power.grid && t.power.grid_lost == 0;
-        let reading = PowerReading {
-            soc_permille: (t.power.soc() * 1000.0).round() as u16,
-            solar_mw: (t.power.solar_w * 1000.0) as u32,
-            load_mw: (t.spec.power.load_w * load_factor(mode) * 1000.0) as u32,
-            ups: if t.power.ups_failed > 0 {
-                UpsState::Failed
-            } else if grid {
-                UpsState::Online
-            } else {
-                UpsState::OnBattery
-            },
-        };
-        let local = t.local(now);
-        if t.paused_until.is_some_and(|u| u > now) {
-            return;
-        }
-        self.trace
-            .event(now, 16, i as u64, &[reading.soc_permille as u64]);
-        if let Some(tw) = self.towers[i].tower.as_mut() {
-            tw.handle_power(local, reading);
-        }
-        self.drain_tower(i);
     }
 
     // ----- steady state, convergence ----------------------------------------------------
@@ -2716,398 +1106,6 @@ impl World {
         self.ended = true;
     }
 
-    // ----- faults -----------------------------------------------------------------------
-
-    fn fault_start(&mut self, id: usize) {
-        if self.healed {
-            return;
-        }
-        let spec = self.faults[id].spec.clone();
-        self.faults[id].active = true;
-        self.trace.event(self.now, 17, id as u64, &[]);
-        self.trace.line(self.now, || {
-            format!(
-                "fault {id} starts: {} on {:?} for {:?}",
-                spec.kind.name(),
-                spec.target,
-                spec.duration
-            )
-        });
-        self.observe(Obs::FaultStart {
-            id: id as u64,
-            spec: spec.clone(),
-        });
-        let end = self.now + spec.duration;
-        match (&spec.kind, &spec.target) {
-            (FaultKind::Crash, Target::Tower(i)) => {
-                self.towers[*i].crash_faults += 1;
-                self.crash_tower(*i, false, None);
-            }
-            (FaultKind::Crash, Target::Origin) => {
-                self.origin.crash_faults += 1;
-                self.crash_origin(spec.duration);
-            }
-            (FaultKind::TornWrite, Target::Tower(i)) => {
-                self.towers[*i].crash_faults += 1;
-                self.crash_tower(*i, true, None);
-            }
-            (FaultKind::TornWrite, Target::Origin) => {
-                self.origin.crash_faults += 1;
-                self.crash_origin(spec.duration);
-            }
-            (FaultKind::Restart, Target::Tower(i)) => {
-                let i = *i;
-                if self.towers[i].running() {
-                    let upto = self.towers[i].disk.issued;
-                    self.towers[i].disk.sync(upto);
-                    self.tower_down(i, true, Proc::Down);
-                    let inc = self.towers[i].incarnation;
-                    self.push(
-                        self.now + BOOT,
-                        Ev::TowerBoot {
-                            tower: i,
-                            incarnation: inc,
-                        },
-                    );
-                }
-            }
-            (FaultKind::Restart, Target::Origin) => {
-                let upto = self.origin.disk.issued;
-                self.origin.disk.sync(upto);
-                self.crash_origin(BOOT);
-            }
-            (FaultKind::OriginReplace, Target::Origin) => self.replace_origin(),
-            (FaultKind::RogueForward, Target::Origin) => {
-                self.push(self.now, Ev::RogueTick { id });
-            }
-            (FaultKind::Pause, Target::Tower(i)) => self.towers[*i].paused_until = Some(end),
-            (FaultKind::Pause, Target::Origin) => self.origin.paused_until = Some(end),
-            (FaultKind::Slow { factor }, Target::Tower(i)) => {
-                self.towers[*i].slow = factor.max(1.0)
-            }
-            (FaultKind::Slow { factor }, Target::Origin) => self.origin.slow = factor.max(1.0),
-            (FaultKind::CrashLoop { .. }, _) => {
-                match spec.target {
-                    Target::Tower(i) => self.towers[i].crash_faults += 1,
-                    Target::Origin => self.origin.crash_faults += 1,
-                    _ => {}
-                }
-                self.crash_loop_tick(id);
-            }
-            (FaultKind::Corruption { chunks }, target) => {
-                let n = *chunks;
-                match target {
-                    Target::Tower(i) => {
-                        self.towers[*i].disk.rot(n, &mut self.disk_rng);
-                    }
-                    Target::Origin => {
-                        self.origin.disk.rot(n, &mut self.disk_rng);
-                    }
-                    _ => {}
-                }
-            }
-            (FaultKind::HardCut, Target::Tower(i)) => {
-                let i = *i;
-                self.towers[i].power.hard_cut += 1;
-                self.crash_tower(i, false, None);
-            }
-            (FaultKind::BrownOut, Target::Tower(i)) => {
-                let i = *i;
-                let protected =
-                    self.towers[i].spec.power.ups && self.towers[i].power.ups_failed == 0;
-                if !protected {
-                    self.crash_tower(i, false, Some(BOOT));
-                }
-            }
-            (FaultKind::ClockJump { by_ms }, Target::Tower(i)) => {
-                self.towers[*i].clock_offset_us += by_ms * 1000;
-            }
-            (FaultKind::ClockSkew { ppm }, Target::Tower(i)) => {
-                let t = &mut self.towers[*i];
-                let local = t.local(self.now);
-                t.clock_offset_us = local.as_micros() as i64 - self.now.as_micros() as i64;
-                t.skew_ppm = *ppm;
-                t.skew_since = self.now;
-            }
-            (FaultKind::BatteryFade { capacity }, Target::Tower(i)) => {
-                let t = &mut self.towers[*i];
-                t.power.fade = capacity.clamp(0.01, 1.0);
-                t.power.soc_wh = t.power.soc_wh.min(t.power.capacity());
-            }
-            _ => {}
-        }
-        self.recompute_overlays();
-        for i in 0..self.towers.len() {
-            self.update_steady(i);
-        }
-        if !spec.duration.is_zero()
-            || matches!(
-                spec.kind,
-                FaultKind::Crash | FaultKind::TornWrite | FaultKind::HardCut
-            )
-        {
-            self.push(end, Ev::FaultEnd { id });
-        } else {
-            self.faults[id].active = false;
-            self.observe(Obs::FaultEnd {
-                id: id as u64,
-                target: spec.target.clone(),
-            });
-        }
-    }
-
-    fn crash_loop_tick(&mut self, id: usize) {
-        let f = &self.faults[id];
-        if !f.active {
-            return;
-        }
-        let FaultKind::CrashLoop { every } = f.spec.kind else {
-            return;
-        };
-        let target = f.spec.target.clone();
-        match target {
-            Target::Tower(i) => {
-                self.crash_tower(i, false, None);
-                let inc = self.towers[i].incarnation;
-                self.push(
-                    self.now + BOOT,
-                    Ev::TowerBoot {
-                        tower: i,
-                        incarnation: inc,
-                    },
-                );
-            }
-            Target::Origin => {
-                self.crash_origin(BOOT);
-                let inc = self.origin.incarnation;
-                self.push(self.now + BOOT, Ev::OriginRestart { incarnation: inc });
-            }
-            _ => {}
-        }
-        let every = every.max(BOOT + Duration::from_secs(1));
-        self.push(self.now + every, Ev::CrashLoopTick { id });
-    }
-
-    fn fault_end(&mut self, id: usize) {
-        if !self.faults[id].active {
-            return;
-        }
-        self.faults[id].active = false;
-        let spec = self.faults[id].spec.clone();
-        self.trace.event(self.now, 18, id as u64, &[]);
-        self.trace.line(self.now, || {
-            format!("fault {id} ends: {}", spec.kind.name())
-        });
-        match (&spec.kind, &spec.target) {
-            (FaultKind::OriginReplace, Target::Origin) => {
-                // The operator has noticed: every tower that reported the new origin is
-                // re-homed now, any that reports later at once.
-                self.rehome_open = true;
-                for i in std::mem::take(&mut self.mismatched) {
-                    self.rehome(i);
-                }
-            }
-            (
-                FaultKind::Crash | FaultKind::TornWrite | FaultKind::CrashLoop { .. },
-                Target::Tower(i),
-            ) => {
-                let i = *i;
-                self.towers[i].crash_faults = self.towers[i].crash_faults.saturating_sub(1);
-                if self.towers[i].crash_faults == 0
-                    && !self.towers[i].running()
-                    && self.towers[i].power.hard_cut == 0
-                {
-                    self.boot_tower(i);
-                }
-            }
-            (
-                FaultKind::Crash | FaultKind::TornWrite | FaultKind::CrashLoop { .. },
-                Target::Origin,
-            ) => {
-                self.origin.crash_faults = self.origin.crash_faults.saturating_sub(1);
-                if self.origin.crash_faults == 0 && !self.origin.up {
-                    self.restart_origin();
-                }
-            }
-            (FaultKind::HardCut, Target::Tower(i)) => {
-                let i = *i;
-                self.towers[i].power.hard_cut = self.towers[i].power.hard_cut.saturating_sub(1);
-                if self.towers[i].power.hard_cut == 0
-                    && self.towers[i].crash_faults == 0
-                    && !self.towers[i].running()
-                {
-                    let soc = (self.towers[i].power.soc() * 1000.0) as u16;
-                    if PowerManager::may_power_on(&self.towers[i].config.power, soc) {
-                        self.boot_tower(i);
-                    } else {
-                        self.towers[i].proc = Proc::Dead; // waits for the sun
-                    }
-                }
-            }
-            (FaultKind::Pause, Target::Tower(i)) => {
-                let i = *i;
-                self.towers[i].paused_until = None;
-                // Telemetry that arrived during the pause waits in the socket buffer: the
-                // process reads a fresh reading before its timers run.
-                if self.towers[i].running() {
-                    self.send_power_reading(i);
-                }
-            }
-            (FaultKind::Pause, Target::Origin) => self.origin.paused_until = None,
-            (FaultKind::Slow { .. }, Target::Tower(i)) => self.towers[*i].slow = 1.0,
-            (FaultKind::Slow { .. }, Target::Origin) => self.origin.slow = 1.0,
-            (FaultKind::ClockSkew { .. }, Target::Tower(i)) => {
-                let t = &mut self.towers[*i];
-                let local = t.local(self.now);
-                t.clock_offset_us = local.as_micros() as i64 - self.now.as_micros() as i64;
-                t.skew_ppm = 0;
-            }
-            _ => {}
-        }
-        self.recompute_overlays();
-        self.observe(Obs::FaultEnd {
-            id: id as u64,
-            target: spec.target.clone(),
-        });
-        for i in 0..self.towers.len() {
-            self.update_steady(i);
-            // Wake the tower so it notices healed links promptly (its probes will).
-            if self.towers[i].running() {
-                self.schedule_tower_timer(i);
-            }
-        }
-    }
-
-    /// Rebuild every link, disk and power overlay from the active faults.
-    fn recompute_overlays(&mut self) {
-        for t in &mut self.towers {
-            for l in &mut t.links {
-                l.faults = LinkFaults::default();
-            }
-            t.wifi.faults = LinkFaults::default();
-            t.disk.faults = DiskFaults::default();
-            t.power.clouds = 0.0;
-            t.power.grid_lost = 0;
-            t.power.ups_failed = 0;
-        }
-        self.origin.disk.faults = DiskFaults::default();
-        for f in &self.faults {
-            if !f.active {
-                continue;
-            }
-            let spec = &f.spec;
-            let start = Time::ZERO + spec.at;
-            // Network overlays.
-            let apply = |l: &mut SimLink| match &spec.kind {
-                FaultKind::LinkDown | FaultKind::Partition => l.faults.down += 1,
-                FaultKind::Latency { extra } => l.faults.extra_latency += *extra,
-                FaultKind::Loss { p } => {
-                    l.faults.extra_loss = 1.0 - (1.0 - l.faults.extra_loss) * (1.0 - p)
-                }
-                FaultKind::Bandwidth { bytes_per_s } => {
-                    l.faults.cap_bytes_per_s = Some(
-                        l.faults
-                            .cap_bytes_per_s
-                            .map_or(*bytes_per_s, |c| c.min(*bytes_per_s)),
-                    )
-                }
-                FaultKind::Flapping { period } => l.faults.flapping = Some((start, *period)),
-                FaultKind::Duplicate { p } => l.faults.duplicate = l.faults.duplicate.max(*p),
-                FaultKind::Reorder { p, extra } => l.faults.reorder = Some((*p, *extra)),
-                _ => {}
-            };
-            if spec.kind.family() == Family::Network {
-                match &spec.target {
-                    Target::Link(i, k) => {
-                        if let Some(l) = self.towers[*i]
-                            .links
-                            .iter_mut()
-                            .find(|l| l.kind == Some(*k))
-                        {
-                            apply(l);
-                        }
-                    }
-                    Target::Tower(i) => {
-                        for l in &mut self.towers[*i].links {
-                            apply(l);
-                        }
-                    }
-                    Target::Wifi(i) => apply(&mut self.towers[*i].wifi),
-                    Target::Origin => {
-                        for t in &mut self.towers {
-                            for l in &mut t.links {
-                                apply(l);
-                            }
-                        }
-                    }
-                }
-                continue;
-            }
-            let disk = match &spec.target {
-                Target::Tower(i) => Some(&mut self.towers[*i].disk),
-                Target::Origin => Some(&mut self.origin.disk),
-                _ => None,
-            };
-            if let Some(d) = disk {
-                match &spec.kind {
-                    FaultKind::WriteError { p } => {
-                        d.faults.write_error = d.faults.write_error.max(*p)
-                    }
-                    FaultKind::FsyncError { p } => {
-                        d.faults.fsync_error = d.faults.fsync_error.max(*p)
-                    }
-                    FaultKind::DiskFull => d.faults.full += 1,
-                    FaultKind::DbLost => d.faults.db_lost += 1,
-                    FaultKind::DiskLatency { extra } => d.faults.extra_latency += *extra,
-                    _ => {}
-                }
-            }
-            if let Target::Tower(i) = &spec.target {
-                let p = &mut self.towers[*i].power;
-                match &spec.kind {
-                    FaultKind::Clouds { cover } => p.clouds = p.clouds.max(*cover),
-                    FaultKind::GridLoss => p.grid_lost += 1,
-                    FaultKind::UpsFailure => p.ups_failed += 1,
-                    _ => {}
-                }
-            }
-        }
-    }
-
-    fn heal(&mut self) {
-        self.trace.event(self.now, 19, 0, &[]);
-        self.trace.line(self.now, || {
-            "heal: every fault ends; liveness phase".to_string()
-        });
-        for id in 0..self.faults.len() {
-            if self.faults[id].active {
-                self.fault_end(id);
-            }
-        }
-        self.healed = true;
-        // Power restored: the battery is topped up and towers boot.
-        for i in 0..self.towers.len() {
-            let t = &mut self.towers[i];
-            t.power.fade = 1.0;
-            t.power.soc_wh = t.power.capacity();
-            t.power.hard_cut = 0;
-            t.crash_faults = 0;
-            t.clock_offset_us = 0;
-            t.skew_ppm = 0;
-            if !t.running() {
-                self.boot_tower(i);
-            }
-        }
-        self.origin.crash_faults = 0;
-        if !self.origin.up {
-            self.restart_origin();
-        }
-        let bound = self.sc.liveness_bound;
-        self.observe(Obs::Healed { bound });
-        self.push(self.now + bound, Ev::End);
-        self.check_convergence();
-    }
-
     /// Finish the run: end-of-run checks, KPIs, SLOs, the report.
     pub fn finish(mut self) -> RunReport {
         if !self.ended {
@@ -3143,60 +1141,6 @@ impl World {
         }
     }
 }
-
-fn proc_delay(slow: f64) -> Duration {
-    if slow > 1.0 {
-        Duration::from_millis(2).mul_f64(slow - 1.0)
-    } else {
-        Duration::ZERO
-    }
-}
-
-fn node_word(n: Node) -> u64 {
-    match n {
-        Node::Origin => u64::MAX,
-        Node::Tower(i) => i as u64,
-    }
-}
-
-fn peer_word(p: Peer) -> u64 {
-    match p {
-        Peer::Origin => u64::MAX,
-        Peer::Tower(t) => u64::from(t.0) | 1 << 40,
-        Peer::Device(d) => (d.0 as u64) | 1 << 41,
-    }
-}
-
-fn summary(msg: &Message) -> String {
-    match msg {
-        Message::CatalogRequest { since_seq } => format!("CatalogRequest since {since_seq}"),
-        Message::CatalogReply { entries, .. } => {
-            format!("CatalogReply ({} entries)", entries.len())
-        }
-        Message::ChunkRequest { hash } => format!("ChunkRequest {hash:?}"),
-        Message::ChunkReply { hash, bytes } => {
-            format!(
-                "ChunkReply {hash:?} ({} bytes)",
-                bytes.as_ref().map_or(0, |b| b.len())
-            )
-        }
-        Message::ForwardOps { ops } => format!("ForwardOps ({} ops)", ops.len()),
-        Message::ForwardReply { receipts } => format!("ForwardReply ({} receipts)", receipts.len()),
-        Message::SubmitOp { op } => format!("SubmitOp {}", op.key),
-        Message::SubmitReply { key, reply } => format!("SubmitReply {key} {reply:?}"),
-        Message::StatusRequest { keys } => format!("StatusRequest ({} keys)", keys.len()),
-        Message::StatusReply { statuses } => format!("StatusReply ({} statuses)", statuses.len()),
-        Message::ReadItem { item } => format!("ReadItem {item}"),
-        Message::ItemData { manifest, .. } => {
-            format!("ItemData {} v{}", manifest.item, manifest.version)
-        }
-        Message::Unavailable { item, reason } => format!("Unavailable {item}: {reason}"),
-        Message::Refused { reason } => format!("Refused: {reason}"),
-    }
-}
-
-mod read;
-pub use read::{TowerRead, tower_read};
 
 #[cfg(test)]
 mod tests;

@@ -3,14 +3,23 @@
 //! device has reached a running tower; it is public so that a conformance test can drive
 //! the very same code next to the real tower's device API.
 //!
-//! Map: [`tower_read`], [`TowerRead`], [`Served`].
+//! `World::device_read` is the whole of a device's read in the simulator: the workload
+//! picks the item (popularity falls with age, Zipf-like), the device must reach a running,
+//! unpaused tower over Wi-Fi, the disk says what it holds of each chunk, and what was
+//! served is checked against what the origin published.
 //!
-//! Not covered: picking the item, reachability, draining the tower's actions and the
-//! observations (`World::device_read`).
+//! Map: [`tower_read`], [`TowerRead`], [`Served`]; `World::device_read`.
+//!
+//! Not covered: devices' own caches, reads over the real tower's HTTP API (the conformance
+//! test's side).
 
-use crate::obs::ReadResult;
+use super::World;
+use crate::obs::{Obs, ReadResult};
+use crate::trace::TraceKind;
 use sovereign_logic::Time;
 use sovereign_logic::content::{ChunkHash, ItemId, Manifest};
+use sovereign_logic::entropy::Entropy;
+use sovereign_logic::io::{Key, PowerMode};
 use sovereign_logic::tower::Tower;
 use sovereign_logic::tower::read::{ChunkVerdict, ReadOutcome};
 use std::sync::Arc;
@@ -84,5 +93,88 @@ pub fn tower_read(
                 reported,
             }
         }
+    }
+}
+
+impl World {
+    pub(super) fn device_read(&mut self, device: usize) {
+        let tower = self.devices[device].tower;
+        let now = self.now;
+        // Which item: popularity falls with the item's age rank (Zipf-like), by class.
+        let class = match self.workload.below(10) {
+            0..=2 => 0,
+            3..=5 => 1,
+            6..=7 => 2,
+            _ => 3,
+        };
+        let n = self.items[class].len();
+        if n == 0 {
+            return;
+        }
+        let r = self.workload.unit();
+        let idx = ((n as f64).powf(r) - 1.0)
+            .floor()
+            .clamp(0.0, (n - 1) as f64) as usize;
+        let item = self.items[class][idx].clone();
+        self.trace.event(
+            now,
+            TraceKind::DeviceRead,
+            device as u64,
+            &[class as u64, idx as u64],
+        );
+        let t = &self.towers[tower];
+        let powered = t.running()
+            && t.tower
+                .as_ref()
+                .is_some_and(|x| x.power_mode() < PowerMode::ShuttingDown);
+        let paused = t.paused_until.is_some_and(|u| u > now);
+        if !t.running() || paused || !t.wifi.is_up(now) {
+            self.observe(Obs::Read {
+                tower,
+                item,
+                valid: true,
+                result: ReadResult::Unreachable,
+                tower_powered: powered && !paused,
+            });
+            return;
+        }
+        let local = t.local(now);
+        let t = &mut self.towers[tower];
+        let result = match t.tower.as_mut() {
+            None => ReadResult::Unreachable,
+            Some(tw) => {
+                let disk = &t.disk;
+                let read = tower_read(tw, local, &item, |hash| {
+                    match disk.read(&Key::Chunk(*hash)) {
+                        Some(s) if s.intact => ChunkVerdict::Intact,
+                        Some(_) => ChunkVerdict::Rotten,
+                        None => ChunkVerdict::Missing,
+                    }
+                });
+                if !read.reported.is_empty() {
+                    // The quarantines a read caused are observed before the read itself.
+                    self.drain_tower(tower);
+                }
+                if let Some((m, chunks)) = read.served {
+                    let manifest_ok = self.published.get(&(m.item.clone(), m.version)) == Some(&*m)
+                        || self.published_before.get(&(m.item.clone(), m.version)) == Some(&*m);
+                    self.observe(Obs::Served {
+                        tower,
+                        item: m.item.clone(),
+                        version: m.version,
+                        chunks,
+                        manifest_ok,
+                    });
+                }
+                read.result
+            }
+        };
+        self.observe(Obs::Read {
+            tower,
+            item,
+            valid: true,
+            result,
+            tower_powered: powered,
+        });
     }
 }

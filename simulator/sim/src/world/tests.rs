@@ -1,7 +1,7 @@
 //! World tests on scenarios built in code (the shipped files are tested elsewhere).
 
 use super::*;
-use crate::scenario::Workload;
+use crate::scenario::{TowerSpec, Workload};
 
 /// Two towers of 5 devices on fibre, LTE and GEO satellite, the mixed workload, no
 /// faults, for `duration_h` hours.
