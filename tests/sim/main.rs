@@ -6,5 +6,6 @@
 
 mod common;
 mod determinism;
+mod faults;
 mod plants;
 mod scenarios;

@@ -119,6 +119,8 @@ pub struct World {
     seq: u64,
     net: Stream,
     disk_rng: Stream,
+    /// Which chunks a garbling Wi-Fi flips, and where (drawn only while one is).
+    wifi_rng: Stream,
     workload: Stream,
     weather: Stream,
     trace: Trace,
@@ -220,9 +222,8 @@ impl World {
                     own
                 };
                 let mut cfg = DeviceConfig::new(identity, TowerId(i as u32));
-                if plant == Some(Plant::SequentialKeys) {
-                    cfg.key_nonce = false;
-                }
+                cfg.key_nonce = plant != Some(Plant::SequentialKeys);
+                cfg.verify_reads = plant != Some(Plant::DeviceSkipVerify);
                 by_identity.entry(identity).or_default().push(devices.len());
                 devices.push(DeviceHost {
                     device: Device::new(
@@ -260,6 +261,7 @@ impl World {
             seq: 0,
             net: Stream::new(seed, "net"),
             disk_rng: Stream::new(seed, "disk"),
+            wifi_rng: Stream::new(seed, "wifi"),
             workload: Stream::new(seed, "workload"),
             weather,
             trace: Trace::new(opts.record_trace, TRACE_LINES_MAX),

@@ -154,7 +154,10 @@ mod tests {
     fn a_device_keeping_garbled_bytes_fails_and_refusing_them_passes() {
         // Goal: only "garbled and accepted" is a violation, reported once, naming the device.
         let quiet = [delivered(false, false), delivered(true, true)];
-        let v = run(&mut Integrity::default(), &[&[start(1)][..], &quiet].concat());
+        let v = run(
+            &mut Integrity::default(),
+            &[&[start(1)][..], &quiet].concat(),
+        );
         assert!(v.is_empty(), "{v:?}");
         let bad = [start(1), delivered(false, true), delivered(false, true)];
         let v = run(&mut Integrity::default(), &bad);

@@ -374,6 +374,9 @@ impl World {
                 FaultKind::Flapping { period } => l.faults.flapping = Some((start, *period)),
                 FaultKind::Duplicate { p } => l.faults.duplicate = l.faults.duplicate.max(*p),
                 FaultKind::Reorder { p, extra } => l.faults.reorder = Some((*p, *extra)),
+                FaultKind::WifiCorruption { p } => {
+                    l.faults.corrupt = 1.0 - (1.0 - l.faults.corrupt) * (1.0 - p)
+                }
                 _ => {}
             };
             if spec.kind.family() == Family::Network {
@@ -496,6 +499,10 @@ impl World {
             .insert((op.key.clone(), op.fingerprint()), 5_000_000);
         self.trace
             .event(now, TraceKind::RogueForward, self.rogue_sent, &[]);
+        let n = self.rogue_sent;
+        self.trace.line(now, || {
+            format!("rogue forward {n}: a stranger posing as tower {ROGUE_TOWER} sends the origin a contribution")
+        });
         self.origin.origin.handle_message(
             now,
             Peer::Tower(TowerId(ROGUE_TOWER)),

@@ -86,4 +86,3 @@ pub(super) fn draw_nemesis(sc: &Scenario, rng: &mut dyn Entropy) -> Vec<FaultSpe
     out.sort_by_key(|f| f.at);
     out
 }
-

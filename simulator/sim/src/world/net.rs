@@ -40,6 +40,9 @@ pub(super) struct LinkFaults {
     pub(super) duplicate: f64,
     /// Probability that a message is held back, and by up to how long.
     pub(super) reorder: Option<(f64, Duration)>,
+    /// Probability that a chunk of a served read arrives with a flipped bit (Wi-Fi only:
+    /// the world applies it where devices receive bytes, `World::deliver_garbled`).
+    pub(super) corrupt: f64,
 }
 
 /// One simulated link (an uplink, or a tower's device Wi-Fi when `kind` is `None`).

@@ -16,10 +16,13 @@
 use super::World;
 use crate::obs::{Obs, ReadResult};
 use crate::trace::TraceKind;
+use bytes::Bytes;
 use sovereign_logic::Time;
 use sovereign_logic::content::{ChunkHash, ItemId, Manifest};
+use sovereign_logic::device::ReadOutcome as DeviceRead;
 use sovereign_logic::entropy::Entropy;
-use sovereign_logic::io::{Key, PowerMode};
+use sovereign_logic::io::{Key, PowerMode, Record};
+use sovereign_logic::protocol::Message;
 use sovereign_logic::tower::Tower;
 use sovereign_logic::tower::read::{ChunkVerdict, ReadOutcome};
 use std::sync::Arc;
@@ -97,6 +100,61 @@ pub fn tower_read(
 }
 
 impl World {
+    /// A served read over a Wi-Fi that garbles bytes (`wifi-corruption`): the bytes the
+    /// tower sent (its disk's), each chunk arriving with one flipped bit with probability
+    /// `p`, are handed to the device's own read check (`Device::handle_message` with the
+    /// item's data), and whether they arrived intact and whether the device kept them is
+    /// observed. Only while the fault is on: elsewhere the device would get exactly what
+    /// `Obs::Served` reports, so the simulator spares the hashing.
+    fn deliver_garbled(&mut self, device: usize, m: &Manifest, p: f64) {
+        let tower = self.devices[device].tower;
+        let mut bytes = Vec::with_capacity(usize::try_from(m.size).unwrap_or(0));
+        let mut intact = true;
+        for c in &m.chunks {
+            let mut piece = match self.towers[tower].disk.read(&Key::Chunk(c.hash)) {
+                Some(s) => {
+                    intact &= s.intact;
+                    match &s.record {
+                        Record::Chunk(chunk) => chunk.bytes.to_vec(),
+                        _ => Vec::new(),
+                    }
+                }
+                None => Vec::new(),
+            };
+            if piece.len() as u64 != u64::from(c.len) {
+                intact = false;
+            }
+            if !piece.is_empty() && self.wifi_rng.chance(p) {
+                let at = self.wifi_rng.below(piece.len() as u64) as usize;
+                piece[at] ^= 1 << self.wifi_rng.below(8);
+                intact = false;
+            }
+            bytes.extend_from_slice(&piece);
+        }
+        let now = self.now;
+        let d = &mut self.devices[device].device;
+        d.handle_message(
+            now,
+            Message::ItemData {
+                manifest: m.clone(),
+                bytes: Bytes::from(bytes),
+            },
+        );
+        let accepted = matches!(
+            d.last_read(&m.item),
+            Some(DeviceRead::Ok { version, .. }) if *version == m.version
+        );
+        self.drain_device(device);
+        self.observe(Obs::Delivered {
+            tower,
+            device,
+            item: m.item.clone(),
+            version: m.version,
+            intact,
+            accepted,
+        });
+    }
+
     pub(super) fn device_read(&mut self, device: usize) {
         let tower = self.devices[device].tower;
         let now = self.now;
@@ -165,6 +223,10 @@ impl World {
                         chunks,
                         manifest_ok,
                     });
+                    let p = self.towers[tower].wifi.faults.corrupt;
+                    if p > 0.0 {
+                        self.deliver_garbled(device, &m, p);
+                    }
                 }
                 read.result
             }
