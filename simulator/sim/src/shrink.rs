@@ -4,7 +4,9 @@
 //! Steps, each candidate run with the same seed and plant, all bounded by one run budget:
 //! 1. Baseline: the failing run's explicit schedule (`RunOptions::schedule`, or the
 //!    schedule the run reports when there is none) is run once to confirm it fails.
-//! 2. The empty schedule is tried (planted bugs often fail without any fault).
+//! 2. The empty schedule is tried (planted bugs often fail without any fault), then the
+//!    faults that can disturb the failing invariant (each kind declares which:
+//!    `FaultDecl::disturbs`) alone; when that still fails, the rest are dropped at once.
 //! 3. Delta debugging (Zeller & Hildebrandt's ddmin) over the list of faults.
 //! 4. Each remaining fault's duration is halved (to whole milliseconds, at least 1 ms)
 //!    while the run still fails.
@@ -90,6 +92,21 @@ pub fn shrink(
             budget_exhausted: tester.exhausted,
         };
     }
+
+    // 2. The suspects alone: the faults whose kind can disturb the failing invariant.
+    let suspects: Vec<FaultSpec> = start
+        .iter()
+        .filter(|f| f.kind.decl().disturbs.contains(&oracle))
+        .cloned()
+        .collect();
+    let start = if !suspects.is_empty()
+        && suspects.len() < start.len()
+        && tester.fails(&explicit(&current, suspects.clone())) == Some(true)
+    {
+        suspects
+    } else {
+        start
+    };
 
     // 2 + 3. The empty schedule, then ddmin over the faults.
     if !start.is_empty() {
@@ -372,6 +389,40 @@ mod tests {
         assert_eq!(ats, vec![30, 70]);
         assert_eq!(r.scenario.nemesis, Nemesis::off());
         assert!(!r.budget_exhausted);
+    }
+
+    #[test]
+    fn faults_that_cannot_disturb_the_invariant_go_first() {
+        // Goal: with an integrity failure among pauses and one disk corruption, the second
+        // run tries the corruption alone (the only kind declared to disturb integrity),
+        // and the shrunk schedule is that fault.
+        let mut faults: Vec<FaultSpec> = (1..=5)
+            .map(|k| fault(k * 10, 0, FaultKind::Pause))
+            .collect();
+        faults.push(fault(70, 0, FaultKind::Corruption { chunks: 1 }));
+        let s = scenario(1, faults.clone());
+        let opts = RunOptions {
+            schedule: Some(faults),
+            ..RunOptions::default()
+        };
+        let seen = std::cell::RefCell::new(Vec::new());
+        let run = |_: &Scenario, o: &RunOptions| {
+            let schedule = o.schedule.clone().unwrap();
+            seen.borrow_mut().push(schedule.len());
+            let v = if has(o, 70).is_some() {
+                vec![bad(Oracle::Integrity)]
+            } else {
+                Vec::new()
+            };
+            report(o.seed, v, schedule)
+        };
+        let r = shrink(&s, &opts, Oracle::Integrity, run, 1000);
+        assert_eq!(r.faults_after, 1);
+        assert!(matches!(
+            r.scenario.faults[0].kind,
+            FaultKind::Corruption { .. }
+        ));
+        assert_eq!(seen.borrow()[..2], [6, 1]);
     }
 
     #[test]
