@@ -32,20 +32,38 @@ use sovereign_logic::protocol::{
 use sovereign_logic::tower::power::{PowerReading, SOC_PERMILLE_MAX, UpsState};
 use utoipa::ToSchema;
 
-/// Content class: P0 critical (alerts), P1 important, P2 normal, P3 bulk (the names
-/// `Priority` displays and parses; documentation only).
-#[derive(ToSchema)]
-#[schema(as = Priority)]
-pub enum PriorityName {
-    /// critical
-    P0,
-    /// important
-    P1,
-    /// normal
-    P2,
-    /// bulk
-    P3,
+/// Declare `$ty`, a type for the OpenAPI documents only: a string schema named `$name`
+/// whose values are `$names`, the names a logic type spells (so they are not restated).
+#[macro_export]
+macro_rules! names_schema {
+    ($(#[$doc:meta])* $ty:ident as $name:literal, $description:literal, $names:expr) => {
+        $(#[$doc])*
+        pub struct $ty;
+
+        impl utoipa::PartialSchema for $ty {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::Type::String)
+                    .description(Some($description))
+                    .enum_values(Some($names))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $ty {
+            fn name() -> std::borrow::Cow<'static, str> {
+                $name.into()
+            }
+        }
+    };
 }
+
+names_schema!(
+    /// The names [`Priority`] displays and parses.
+    PriorityName as "Priority",
+    "Content class: P0 critical (alerts), P1 important, P2 normal, P3 bulk.",
+    Priority::ALL.map(|p| p.to_string())
+);
 
 /// Why a body or record was refused: which field, and what was expected.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
