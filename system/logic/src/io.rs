@@ -131,6 +131,16 @@ pub enum PowerMode {
 }
 
 impl PowerMode {
+    /// All modes, by severity.
+    pub const ALL: [PowerMode; 6] = [
+        PowerMode::Normal,
+        PowerMode::ShedP3,
+        PowerMode::ShedP2,
+        PowerMode::Essential,
+        PowerMode::ShuttingDown,
+        PowerMode::Off,
+    ];
+
     /// Lower-case name for metrics, files and the console.
     pub const fn name(self) -> &'static str {
         match self {

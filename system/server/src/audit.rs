@@ -111,27 +111,31 @@ impl AuditEntry {
     }
 }
 
-/// One stored line: the time it was appended and the entry.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// One stored line (of DATA/audit.jsonl): the time it was appended and the entry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditRecord {
     /// RFC 3339 UTC with milliseconds, from the system clock.
+    #[schema(format = DateTime)]
     pub time: String,
     /// The caller's role.
     pub role: Role,
-    /// The caller's token id.
+    /// The caller's token id: the first 8 hex digits of the token's SHA-256 (never the
+    /// token).
+    #[schema(pattern = "^[0-9a-f]{8}$")]
     pub token_id: String,
-    /// What was done.
+    /// What was done: `publish`, `fault.inject`, `fault.clear`, ….
     pub action: String,
     /// To what.
     pub target: String,
-    /// Parameters.
+    /// Parameters of the call; any JSON value.
     pub detail: serde_json::Value,
-    /// How it went.
+    /// `ok`, or what failed.
     pub outcome: String,
 }
 
 /// The last entries of the trail, oldest first.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = AuditTail)]
 pub struct Tail {
     /// The entries.
     pub records: Vec<AuditRecord>,

@@ -39,7 +39,8 @@ pub const TOKEN_CHARS_MAX: usize = 1024;
 const _: () = assert!(TOKEN_CHARS_MIN <= TOKEN_CHARS_MAX);
 
 /// What a token may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
 pub enum Role {
     /// Read-only: status, links, power, faults, audit trail, ledger.
     Viewer,

@@ -176,15 +176,6 @@ fn outcome_name(o: &OpOutcome) -> &'static str {
 
 const OP_OUTCOMES: [&str; 3] = ["applied", "conflict", "rejected"];
 
-const POWER_MODES: [PowerMode; 6] = [
-    PowerMode::Normal,
-    PowerMode::ShedP3,
-    PowerMode::ShedP2,
-    PowerMode::Essential,
-    PowerMode::ShuttingDown,
-    PowerMode::Off,
-];
-
 /// HTTP request counts and latencies by route template.
 ///
 /// Every request is counted, so the label lookups are cached: a route's histogram and its
@@ -567,7 +558,7 @@ impl TowerMetrics {
             m.task_restarts.with_label_values(&[t.name()]);
             m.task_parks.with_label_values(&[t.name()]);
         }
-        for mode in POWER_MODES {
+        for mode in PowerMode::ALL {
             m.power_mode.with_label_values(&[mode.name()]);
         }
         for code in ["401", "403", "412"] {
@@ -628,7 +619,7 @@ impl TowerMetrics {
     }
 
     fn set_mode(&self, mode: PowerMode) {
-        for m in POWER_MODES {
+        for m in PowerMode::ALL {
             self.power_mode
                 .with_label_values(&[m.name()])
                 .set(i64::from(m == mode));

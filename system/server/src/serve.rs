@@ -490,7 +490,7 @@ pub fn tower_parts_watched(
         name,
         verify,
         metrics: metrics.clone(),
-        openapi: Arc::new(crate::openapi::tower_openapi()),
+        openapi: crate::openapi::serialized(&crate::openapi::tower_openapi()),
     });
     let public = api::tower::router(api);
     let admin = admin::tower_router(
@@ -579,7 +579,7 @@ pub fn origin_parts_watched(
     let api = Arc::new(api::origin::OriginApi {
         node: handle.clone(),
         metrics: metrics.clone(),
-        openapi: Arc::new(crate::openapi::origin_openapi()),
+        openapi: crate::openapi::serialized(&crate::openapi::origin_openapi()),
         credentials: credentials.clone(),
         identity: handle.identity(),
     });

@@ -210,13 +210,15 @@ struct Entry {
 }
 
 /// A tower with a credential, as listed (never the credential or its full digest).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct TowerInfo {
     /// The tower's number.
     pub tower: u32,
-    /// First 8 hex digits of the credential's SHA-256.
+    /// First 8 hex digits of the credential's SHA-256 (never the credential).
+    #[schema(pattern = "^[0-9a-f]{8}$")]
     pub credential_id: String,
     /// When it was issued (RFC 3339 UTC).
+    #[schema(format = DateTime)]
     pub issued: String,
 }
 

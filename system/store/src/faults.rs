@@ -74,7 +74,7 @@ struct State {
 pub struct Faults(Arc<Mutex<State>>);
 
 /// What is active, for `GET /admin/faults`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FaultsSnapshot {
     /// How many of the next fsyncs will fail (0 when off or when failing until cleared).
     pub fsync_fail_next: u32,

@@ -13,6 +13,11 @@
 //! input file with a size cap before it is parsed (the crate's only I/O, shared by every
 //! file reader).
 //!
+//! Every DTO of the HTTP APIs derives [`utoipa::ToSchema`]: the servers' OpenAPI documents
+//! take their schemas from here (under the names given with `#[schema(as = …)]`), with the
+//! limits decoding checks written as `pattern`, `minimum`, `maxLength`, so a document
+//! cannot drift from what is serialized.
+//!
 //! Not covered: chunk bytes (octet streams on the wire, files in the stores).
 
 pub mod input;
@@ -25,6 +30,40 @@ use sovereign_logic::protocol::{
     TowerId,
 };
 use sovereign_logic::tower::power::{PowerReading, SOC_PERMILLE_MAX, UpsState};
+use utoipa::ToSchema;
+
+/// Declare `$ty`, a type for the OpenAPI documents only: a string schema named `$name`
+/// whose values are `$names`, the names a logic type spells (so they are not restated).
+#[macro_export]
+macro_rules! names_schema {
+    ($(#[$doc:meta])* $ty:ident as $name:literal, $description:literal, $names:expr) => {
+        $(#[$doc])*
+        pub struct $ty;
+
+        impl utoipa::PartialSchema for $ty {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::Type::String)
+                    .description(Some($description))
+                    .enum_values(Some($names))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $ty {
+            fn name() -> std::borrow::Cow<'static, str> {
+                $name.into()
+            }
+        }
+    };
+}
+
+names_schema!(
+    /// The names [`Priority`] displays and parses.
+    PriorityName as "Priority",
+    "Content class: P0 critical (alerts), P1 important, P2 normal, P3 bulk.",
+    Priority::ALL.map(|p| p.to_string())
+);
 
 /// Why a body or record was refused: which field, and what was expected.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -82,28 +121,36 @@ pub fn from_json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, WireEr
 }
 
 /// One chunk of a manifest.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ChunkRef)]
 pub struct ChunkRefDto {
-    /// SHA-256, hex.
+    /// SHA-256 of the chunk's bytes, lower-case hex.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     pub sha256: String,
     /// Length in bytes.
+    #[schema(minimum = 1)]
     pub len: u32,
 }
 
-/// A published version of an item.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+/// A published version of an item: its chunks in order.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Manifest)]
 pub struct ManifestDto {
     /// The item's id.
+    #[schema(min_length = 1)]
     pub item: String,
     /// Version (1, 2, …).
+    #[schema(minimum = 1)]
     pub version: u64,
     /// `P0`..`P3`.
+    #[schema(value_type = PriorityName)]
     pub priority: String,
-    /// Total bytes.
+    /// Total bytes: the sum of the chunk lengths.
     pub size: u64,
-    /// SHA-256 of the whole content, hex.
+    /// SHA-256 of the whole content, hex; also the item's ETag.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     pub sha256: String,
     /// The chunks in order.
     pub chunks: Vec<ChunkRefDto>,
@@ -169,10 +216,12 @@ impl ManifestDto {
 }
 
 /// A catalog entry: a manifest and its position in the origin's publish log.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CatalogEntry)]
 pub struct CatalogEntryDto {
-    /// Publish sequence number.
+    /// Position in the origin's publish log.
+    #[schema(minimum = 1)]
     pub seq: u64,
     /// The version.
     pub manifest: ManifestDto,
@@ -198,8 +247,9 @@ impl CatalogEntryDto {
 }
 
 /// What a device asks to be done (`"type"` selects the variant).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+#[schema(as = OpKind)]
 pub enum OpKindDto {
     /// A message to someone.
     Message {
@@ -218,10 +268,13 @@ pub enum OpKindDto {
     /// Money for the ledger, in integer minor units.
     Contribution {
         /// the community
+        #[schema(min_length = 1, max_length = 128)]
         community: String,
         /// the contributing nation
+        #[schema(min_length = 1, max_length = 128)]
         nation: String,
-        /// amount in minor units (cents)
+        /// amount in minor units (cents); split 50/30/20 community/nation/reserve
+        #[schema(minimum = 1)]
         amount_minor: u64,
     },
 }
@@ -286,13 +339,39 @@ pub fn idem_key(field: &str, s: &str) -> Result<IdemKey, WireError> {
 /// A device identity on the wire: its canonical hex form (`"7"`, `"3fa2…"`, see
 /// [`DeviceId::hex`]). Records stored before identities were 128-bit hold a number, which
 /// still decodes; nothing writes one any more.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(untagged)]
+#[schema(as = Device)]
 pub enum DeviceDto {
     /// The canonical hex form.
+    #[schema(value_type = DeviceHex)]
     Hex(String),
     /// A device number from before (decoded as that number).
     Legacy(u32),
+}
+
+/// A device identity's canonical hex form in the documents (schema `DeviceId`):
+/// [`DeviceDto::Hex`] holds it as a `String`.
+pub struct DeviceHex;
+
+impl utoipa::PartialSchema for DeviceHex {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .pattern(Some("^(0|[1-9a-f][0-9a-f]{0,31})$"))
+            .description(Some(
+                "A device's identity: 128 bits as lower-case hex without leading zeros, derived \
+                 from the secret the device presents (the first 16 bytes of \
+                 SHA-256(\"sovereign-device-id/1\" || secret)).",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for DeviceHex {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "DeviceId".into()
+    }
 }
 
 impl From<DeviceId> for DeviceDto {
@@ -324,10 +403,12 @@ pub fn device_id(field: &str, s: &str) -> Result<DeviceId, WireError> {
 }
 
 /// One device operation as forwarded and stored.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Operation)]
 pub struct OperationDto {
     /// The idempotency key.
+    #[schema(pattern = "^[\\x21-\\x7e]{1,256}$")]
     pub key: String,
     /// The submitting device.
     pub device: DeviceDto,
@@ -358,27 +439,35 @@ impl OperationDto {
 
 /// What a tower knows of one operation, for its owner (`GET /v1/ops/{key}`;
 /// `"status"` selects the variant).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(tag = "status", rename_all = "kebab-case", deny_unknown_fields)]
+#[schema(as = OpStatus)]
 pub enum OpStatusDto {
     /// Held durably at the tower, not yet confirmed by the origin.
     Pending {
         /// the key
+        #[schema(pattern = "^[\\x21-\\x7e]{1,256}$")]
         key: String,
     },
     /// The origin's verdict on the operation it received under the key, whose
-    /// fingerprint is `fingerprint` (the device compares it with its own operation's).
+    /// fingerprint is `fingerprint`: if it is not the device's own operation's, its
+    /// operation was not the one applied.
     Done {
         /// the key
+        #[schema(pattern = "^[\\x21-\\x7e]{1,256}$")]
         key: String,
         /// the verdict
         outcome: OpOutcomeDto,
-        /// SHA-256 fingerprint of the operation the verdict is about
+        /// SHA-256 fingerprint of the operation the verdict is about (its device and body,
+        /// not its key)
+        #[schema(pattern = "^[0-9a-f]{64}$")]
         fingerprint: String,
     },
-    /// Nothing held under the key for this device (never acknowledged, or forgotten).
+    /// Nothing held under the key for this device: never acknowledged, another device's
+    /// key, or confirmed longer ago than the tower remembers (30 days by default).
     Unknown {
         /// the key
+        #[schema(pattern = "^[\\x21-\\x7e]{1,256}$")]
         key: String,
     },
 }
@@ -422,12 +511,14 @@ impl OpStatusDto {
 }
 
 /// The origin's verdict on an operation (`"result"` selects the variant).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(tag = "result", rename_all = "kebab-case", deny_unknown_fields)]
+#[schema(as = OpOutcome)]
 pub enum OpOutcomeDto {
     /// Applied at position `seq` of the apply log.
     Applied {
         /// position (1-based)
+        #[schema(minimum = 1)]
         seq: u64,
     },
     /// Same key, different body.
@@ -462,10 +553,12 @@ impl From<OpOutcomeDto> for OpOutcome {
 }
 
 /// The origin's answer for one forwarded key.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = OpReceipt)]
 pub struct OpReceiptDto {
     /// The key.
+    #[schema(pattern = "^[\\x21-\\x7e]{1,256}$")]
     pub key: String,
     /// The outcome.
     pub outcome: OpOutcomeDto,
@@ -492,18 +585,36 @@ impl OpReceiptDto {
 
 /// One reading of the charge controller / UPS, as a telemetry file or endpoint gives it:
 /// `{"battery_soc": 0.82, "solar_w": 120.5, "load_w": 40, "ups": "online"}`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = PowerReading)]
 pub struct PowerReadingDto {
     /// Battery state of charge, 0.0..=1.0.
+    #[schema(minimum = 0, maximum = 1)]
     pub battery_soc: f64,
     /// Solar output in watts.
+    #[schema(minimum = 0, maximum = 4_000_000)]
     pub solar_w: f64,
     /// The tower's load in watts.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 4_000_000)]
     pub load_w: f64,
     /// `online`, `on-battery` or `failed`.
+    #[schema(value_type = UpsName)]
     pub ups: String,
+}
+
+/// The UPS's state in a power reading (documentation only: [`PowerReadingDto::ups`] is
+/// checked when it is decoded).
+#[derive(ToSchema)]
+#[schema(as = Ups, rename_all = "kebab-case")]
+pub enum UpsName {
+    /// on mains
+    Online,
+    /// on battery
+    OnBattery,
+    /// failed
+    Failed,
 }
 
 impl From<&PowerReading> for PowerReadingDto {

@@ -6,23 +6,53 @@
 //! Map: [`ApiError`] (+ [`ApiError::from_wire`]), [`read_body`], [`parse_range`],
 //! [`ByteRange`], [`content_response`], [`PathParam`], [`QueryParams`], [`not_found`],
 //! [`method_not_allowed`], [`not_ready`] (a degraded server's `/readyz`), [`sha256_etag`],
-//! [`timed`], [`PublicApi`] and [`public_router`] (with the listeners' per-address rate
-//! limits: 429 + `Retry-After`).
+//! [`timed`], [`PublicApi`], [`public_routes`] (the routes both public APIs serve) and
+//! [`public_router`] (with the listeners' per-address rate limits: 429 + `Retry-After`);
+//! the bodies [`ErrorBody`] and [`NotReady`].
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRef, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Largest request body a device may send (an operation).
 pub const OP_BODY_MAX: usize = 64 * 1024;
 /// Largest forward batch a tower may send.
 pub const FORWARD_BODY_MAX: usize = 8 * 1024 * 1024;
+
+/// Every error body. `field` names the offending request field or header when there is
+/// one.
+#[derive(Debug, serde::Serialize, serde::Deserialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    /// What went wrong and what was expected.
+    pub error: String,
+    /// The field or header at fault, e.g. `op.amount_minor` or `Idempotency-Key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// A server's readiness when it is not ready: `error` says why; a degraded server (storage
+/// failing, disk full or low, a sync task parked, another origin answering) also lists the
+/// reasons in `degraded`, one sentence each.
+#[derive(serde::Serialize, ToSchema)]
+pub struct NotReady {
+    /// The reasons, joined.
+    pub error: String,
+    /// `false` when present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ready: Option<bool>,
+    /// Why the server is not ready (absent: shutting down or recovering).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub degraded: Option<Vec<String>>,
+}
 
 /// An error answer: a status and `{"error": "...", "field": "..."}`.
 #[derive(Debug)]
@@ -124,10 +154,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = serde_json::json!({ "error": self.message });
-        if let Some(f) = &self.field {
-            body["field"] = serde_json::Value::String(f.clone());
-        }
+        let body = ErrorBody {
+            error: self.message,
+            field: self.field,
+        };
         let mut resp = (self.status, axum::Json(body)).into_response();
         for (k, v) in self.headers {
             resp.headers_mut().insert(k, v);
@@ -144,11 +174,11 @@ impl From<crate::tower_node::NodeGone> for ApiError {
 
 /// `/readyz` of a degraded server: 503, `Retry-After`, the reasons (also in `degraded`).
 pub fn not_ready(degraded: Vec<String>) -> Response {
-    let body = serde_json::json!({
-        "error": format!("not ready: {}", degraded.join("; ")),
-        "ready": false,
-        "degraded": degraded,
-    });
+    let body = NotReady {
+        error: format!("not ready: {}", degraded.join("; ")),
+        ready: Some(false),
+        degraded: Some(degraded),
+    };
     let mut resp = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
     resp.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(30));
@@ -294,18 +324,39 @@ pub trait PublicApi: Send + Sync + 'static {
     fn http_request(&self, route: &str, method: &str, status: u16, seconds: f64);
     /// The `/metrics` exposition text.
     fn render_metrics(&self) -> String;
-    /// The `/openapi.json` document.
-    fn openapi(&self) -> &serde_json::Value;
+    /// The `/openapi.json` document, serialized.
+    fn openapi(&self) -> &Bytes;
 }
 
-/// Finish a public API's router: add `GET /healthz` (`ok`), `GET /metrics` and
-/// `GET /openapi.json`, the JSON 405 and 404 fallbacks (after every route, so that the
-/// 405 covers them all) and the timing middleware around all of it, then bind `api`.
-pub fn public_router<A: PublicApi>(routes: Router<Arc<A>>, api: Arc<A>) -> Router {
+/// A public API's state as the shared routes see it.
+#[derive(Clone)]
+pub struct Shared(Arc<dyn PublicApi>);
+
+impl<A: PublicApi> FromRef<Arc<A>> for Shared {
+    fn from_ref(api: &Arc<A>) -> Self {
+        Shared(api.clone())
+    }
+}
+
+/// `routes` and the routes every public API serves: `GET /healthz`, `GET /metrics`,
+/// `GET /openapi.json`.
+pub fn public_routes<S>(routes: OpenApiRouter<S>) -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Shared: FromRef<S>,
+{
     routes
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/metrics", get(metrics::<A>))
-        .route("/openapi.json", get(openapi::<A>))
+        .routes(routes!(healthz))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi))
+}
+
+/// Finish a public API's router: the JSON 405 and 404 fallbacks (after every route, so
+/// that the 405 covers them all) and the timing middleware around all of it, then bind
+/// `api`.
+pub fn public_router<A: PublicApi>(routes: OpenApiRouter<Arc<A>>, api: Arc<A>) -> Router {
+    let (routes, _) = routes.split_for_parts();
+    routes
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(axum::middleware::from_fn(rate_limit))
@@ -381,7 +432,17 @@ async fn timing<A: PublicApi>(
     .await
 }
 
-async fn metrics<A: PublicApi>(State(api): State<Arc<A>>) -> Response {
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "ops",
+    responses((status = 200, description = "Alive: `ok`.", body = String, content_type = "text/plain")))]
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Prometheus metrics (text exposition format 0.0.4).
+#[utoipa::path(get, path = "/metrics", tag = "ops", responses(
+    (status = 200, description = "The exposition.", body = String, content_type = "text/plain; version=0.0.4")))]
+async fn metrics(State(Shared(api)): State<Shared>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
@@ -392,8 +453,18 @@ async fn metrics<A: PublicApi>(State(api): State<Arc<A>>) -> Response {
         .into_response()
 }
 
-async fn openapi<A: PublicApi>(State(api): State<Arc<A>>) -> Response {
-    axum::Json(api.openapi().clone()).into_response()
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "ops",
+    responses((status = 200, description = "OpenAPI 3.1 document.", body = Object)))]
+async fn openapi(State(Shared(api)): State<Shared>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        api.openapi().clone(),
+    )
+        .into_response()
 }
 
 /// Read a request body of at most `max` bytes (413 beyond it; 408 when it does not

@@ -14,24 +14,32 @@
 //! of this listener carries the origin's id in `x-sovereign-origin`; the catalog repeats
 //! it as `origin`. The probe, readiness, metrics and document routes stay open.
 //!
-//! Map: [`OriginApi`], [`router`].
+//! Map: [`OriginApi`], [`routes`] (documented: `#[utoipa::path]` on each handler),
+//! [`router`]; the bodies [`OriginCatalog`], [`ForwardRequest`], [`ForwardReply`],
+//! [`Ready`].
 
 use super::common::{
-    ApiError, FORWARD_BODY_MAX, PathParam, PublicApi, QueryParams, public_router, read_body,
+    ApiError, FORWARD_BODY_MAX, NotReady, PathParam, PublicApi, QueryParams, public_router,
+    public_routes, read_body,
 };
 use crate::metrics::OriginMetrics;
+use crate::openapi::{
+    BadRequest, ChunkPath, NotFound, PayloadTooLarge, TowerCall, TowerRefusals, Unavailable,
+};
 use crate::origin_node::OriginHandle;
 use crate::tower_auth::{EXPECT_ORIGIN_HEADER, ORIGIN_HEADER, TowerCredentials};
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use sovereign_logic::content::ChunkHash;
 use sovereign_logic::protocol::{Message, OriginId, TowerId};
 use sovereign_wire::{CatalogEntryDto, OpReceiptDto, OperationDto};
 use std::sync::Arc;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Everything the origin API's handlers share.
 pub struct OriginApi {
@@ -39,35 +47,39 @@ pub struct OriginApi {
     pub node: OriginHandle,
     /// The origin's metrics.
     pub metrics: Arc<OriginMetrics>,
-    /// The OpenAPI document.
-    pub openapi: Arc<serde_json::Value>,
+    /// The OpenAPI document, serialized (`crate::openapi::origin_openapi`).
+    pub openapi: Bytes,
     /// The towers' credentials.
     pub credentials: TowerCredentials,
     /// This origin's identity, announced on every answer.
     pub identity: OriginId,
 }
 
+/// The origin's public routes, each with its description.
+pub fn routes() -> OpenApiRouter<Arc<OriginApi>> {
+    public_routes(
+        OpenApiRouter::new()
+            .routes(routes!(catalog))
+            .routes(routes!(chunk))
+            .routes(routes!(forward))
+            .routes(routes!(readyz)),
+    )
+}
+
 /// The origin's public router.
 pub fn router(api: Arc<OriginApi>) -> Router {
     let id = HeaderValue::from_str(&api.identity.to_string())
         .unwrap_or_else(|_| HeaderValue::from_static("invalid"));
-    public_router(
-        Router::new()
-            .route("/v1/catalog", get(catalog))
-            .route("/v1/chunks/{sha256}", get(chunk))
-            .route("/v1/forward", post(forward))
-            .route("/readyz", get(readyz)),
-        api,
-    )
-    // Outermost: every answer says who answered, errors and 404s included, so that a
-    // tower notices another origin whatever it asked.
-    .layer(axum::middleware::map_response(move |mut resp: Response| {
-        let id = id.clone();
-        async move {
-            resp.headers_mut().insert(ORIGIN_HEADER, id);
-            resp
-        }
-    }))
+    public_router(routes(), api)
+        // Outermost: every answer says who answered, errors and 404s included, so that a
+        // tower notices another origin whatever it asked.
+        .layer(axum::middleware::map_response(move |mut resp: Response| {
+            let id = id.clone();
+            async move {
+                resp.headers_mut().insert(ORIGIN_HEADER, id);
+                resp
+            }
+        }))
 }
 
 impl OriginApi {
@@ -105,6 +117,26 @@ fn refused(reason: String) -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, reason)
 }
 
+/// Catalog entries published after `since`, and this origin's id.
+#[derive(serde::Serialize, ToSchema)]
+pub struct OriginCatalog {
+    /// Entries with seq > since, in seq order.
+    pub entries: Vec<CatalogEntryDto>,
+    /// This origin's id (also in the `x-sovereign-origin` header of every answer).
+    #[schema(pattern = "^[0-9a-f]{32}$")]
+    pub origin: Option<String>,
+}
+
+/// Catalog entries published after `since`.
+///
+/// Only known towers: `x-sovereign-tower` and that tower's credential as a bearer token,
+/// checked before anything else. Every answer carries this origin's id in
+/// `x-sovereign-origin`.
+#[utoipa::path(get, path = "/v1/catalog", tag = "content", security(("towerBearer" = [])),
+  params(TowerCall, ("since" = Option<u64>, Query, description = "Only entries with seq > since (default 0).")),
+  responses(TowerRefusals,
+    (status = 200, description = "Entries in seq order.", body = OriginCatalog),
+    (status = 400, response = BadRequest), (status = 503, response = Unavailable)))]
 async fn catalog(
     State(api): State<Arc<OriginApi>>,
     q: QueryParams,
@@ -130,16 +162,22 @@ async fn catalog(
         Some(Message::CatalogReply { entries, origin }) => {
             let entries: Vec<CatalogEntryDto> = entries.iter().map(CatalogEntryDto::from).collect();
             let origin = origin.map(|o| o.to_string());
-            Ok(
-                axum::Json(serde_json::json!({ "entries": entries, "origin": origin }))
-                    .into_response(),
-            )
+            Ok(axum::Json(OriginCatalog { entries, origin }).into_response())
         }
         Some(Message::Refused { reason }) => Err(refused(reason)),
         _ => Err(ApiError::unavailable("the origin is restarting", 5)),
     }
 }
 
+/// A chunk's bytes by SHA-256 (content-addressed, immutable).
+///
+/// Only known towers, as for the catalog.
+#[utoipa::path(get, path = "/v1/chunks/{sha256}", tag = "content", security(("towerBearer" = [])),
+  params(TowerCall, ChunkPath),
+  responses(TowerRefusals,
+    (status = 200, description = "The chunk; its SHA-256 is the path's.", body = String, content_type = "application/octet-stream",
+        headers(("ETag" = String), ("Cache-Control" = String, description = "`public, max-age=31536000, immutable`."))),
+    (status = 400, response = BadRequest), (status = 404, response = NotFound), (status = 503, response = Unavailable)))]
 async fn chunk(
     State(api): State<Arc<OriginApi>>,
     PathParam(raw): PathParam,
@@ -191,12 +229,31 @@ async fn chunk(
     }
 }
 
-#[derive(serde::Deserialize)]
+/// A batch of operations forwarded by a tower.
+#[derive(serde::Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Batch {
-    ops: Vec<OperationDto>,
+pub struct ForwardRequest {
+    /// The operations, in the tower's order.
+    pub ops: Vec<OperationDto>,
 }
 
+/// The origin's answers to a forwarded batch.
+#[derive(serde::Serialize, ToSchema)]
+pub struct ForwardReply {
+    /// One receipt per durable operation (applied or recorded), same order as the request;
+    /// an operation without a receipt is to be forwarded again.
+    pub receipts: Vec<OpReceiptDto>,
+}
+
+/// Apply a batch of operations forwarded by a tower (idempotent per key); the origin
+/// records which tower forwarded each.
+///
+/// Only known towers, as for the catalog. Answered once the outcomes are durable.
+#[utoipa::path(post, path = "/v1/forward", tag = "operations", security(("towerBearer" = [])),
+  params(TowerCall), request_body = ForwardRequest,
+  responses(TowerRefusals,
+    (status = 200, description = "Receipts for the durable operations.", body = ForwardReply),
+    (status = 400, response = BadRequest), (status = 413, response = PayloadTooLarge), (status = 503, response = Unavailable)))]
 async fn forward(
     State(api): State<Arc<OriginApi>>,
     headers: HeaderMap,
@@ -204,7 +261,7 @@ async fn forward(
 ) -> Result<Response, ApiError> {
     let tower = api.tower_of(&headers)?;
     let bytes = read_body(body, FORWARD_BODY_MAX).await?;
-    let batch: Batch = sovereign_wire::from_json(&bytes)
+    let batch: ForwardRequest = sovereign_wire::from_json(&bytes)
         .map_err(|e| ApiError::from_wire("forward batch", "", &e))?;
     let mut ops = Vec::with_capacity(batch.ops.len());
     for (i, dto) in batch.ops.iter().enumerate() {
@@ -218,7 +275,7 @@ async fn forward(
     match reply {
         Some(Message::ForwardReply { receipts }) => {
             let receipts: Vec<OpReceiptDto> = receipts.iter().map(OpReceiptDto::from).collect();
-            Ok(axum::Json(serde_json::json!({ "receipts": receipts })).into_response())
+            Ok(axum::Json(ForwardReply { receipts }).into_response())
         }
         Some(Message::Refused { reason }) => Err(refused(reason)),
         _ => Err(ApiError::unavailable(
@@ -228,6 +285,29 @@ async fn forward(
     }
 }
 
+/// A ready origin's readiness.
+#[derive(serde::Serialize, ToSchema)]
+pub struct Ready {
+    /// Always `true`.
+    pub ready: bool,
+    /// Items in the catalog.
+    pub items: usize,
+    /// Free bytes on the data directory's file system (null: not watched).
+    pub storage_free_bytes: Option<u64>,
+    /// This origin's id.
+    #[schema(pattern = "^[0-9a-f]{32}$")]
+    pub origin: String,
+    /// Towers holding a credential.
+    pub towers: usize,
+}
+
+/// Readiness: the origin recovered its durable state and serves.
+///
+/// 503 while recovering from a storage failure, or while degraded.
+#[utoipa::path(get, path = "/readyz", tag = "ops", responses(
+    (status = 200, description = "Ready.", body = Ready),
+    (status = 503, description = "Not ready; `Retry-After` says when to look again.", body = NotReady,
+        headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")))))]
 async fn readyz(State(api): State<Arc<OriginApi>>) -> Result<Response, ApiError> {
     let (failed, items) = api
         .node
@@ -240,13 +320,13 @@ async fn readyz(State(api): State<Arc<OriginApi>>) -> Result<Response, ApiError>
     if !degraded.is_empty() {
         return Ok(super::common::not_ready(degraded));
     }
-    Ok(axum::Json(serde_json::json!({
-        "ready": true,
-        "items": items,
-        "storage_free_bytes": api.metrics.storage().free_bytes(),
-        "origin": api.identity.to_string(),
-        "towers": api.credentials.towers().len(),
-    }))
+    Ok(axum::Json(Ready {
+        ready: true,
+        items,
+        storage_free_bytes: api.metrics.storage().free_bytes(),
+        origin: api.identity.to_string(),
+        towers: api.credentials.towers().len(),
+    })
     .into_response())
 }
 
@@ -259,7 +339,7 @@ impl PublicApi for OriginApi {
         self.metrics.render()
     }
 
-    fn openapi(&self) -> &serde_json::Value {
+    fn openapi(&self) -> &Bytes {
         &self.openapi
     }
 }

@@ -24,29 +24,37 @@
 //! claims, so the logic can refuse a key or operation that belongs to another device.
 //! Reads need no identity.
 //!
-//! Map: [`TowerApi`], [`router`], [`device_identity`], [`ReadError`], [`read_item`],
-//! [`read_chunk`].
+//! Map: [`TowerApi`], [`routes`] (documented: `#[utoipa::path]` on each handler),
+//! [`router`], [`device_identity`], [`ReadError`], [`read_item`], [`read_chunk`]; the
+//! bodies [`TowerCatalog`], [`SubmitReply`], [`Ready`].
 
 use super::common::{
-    ApiError, OP_BODY_MAX, PathParam, PublicApi, content_response, public_router, read_body,
-    sha256_etag,
+    ApiError, NotReady, OP_BODY_MAX, PathParam, PublicApi, content_response, public_router,
+    public_routes, read_body, sha256_etag,
 };
 use crate::cache::VerifiedCache;
 use crate::metrics::TowerMetrics;
+use crate::openapi::{
+    BadRequest, ChunkPath, Conflict, DeviceForbidden, DeviceUnauthorized, IfNoneMatch, ItemPath,
+    NotFound, NotModified, OpKeyPath, PayloadTooLarge, Range, RangeNotSatisfiable, RequestTimeout,
+    TooManyRequests, Unavailable, Unprocessable, UnsupportedMediaType,
+};
 use crate::tower_node::TowerHandle;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use sovereign_logic::content::{ChunkHash, ItemId, Manifest, verify_chunk};
-use sovereign_logic::protocol::{DEVICE_SECRET_BYTES, DeviceId, Operation, SubmitReply};
+use sovereign_logic::protocol::{DEVICE_SECRET_BYTES, DeviceId, Operation, SubmitReply as Reply};
 use sovereign_logic::tower::read::{ChunkVerdict, ReadOutcome};
 use sovereign_logic::tower::{RETRY_OUTCOME_UNKNOWN, Refusal, TowerStatus};
 use sovereign_store::Store;
 use sovereign_wire::{DeviceDto, ManifestDto, OpKindDto, OpStatusDto};
 use std::sync::Arc;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// `x-sovereign-priority` values by [`Priority::index`](sovereign_logic::content::Priority::index)
 /// (what `Priority`'s `Display` spells), static so a read allocates none.
@@ -71,29 +79,48 @@ pub struct TowerApi {
     pub verify: bool,
     /// The tower's metrics (device reads, devices seen, `/metrics`).
     pub metrics: Arc<TowerMetrics>,
-    /// The OpenAPI document.
-    pub openapi: Arc<serde_json::Value>,
+    /// The OpenAPI document, serialized (`crate::openapi::tower_openapi`).
+    pub openapi: Bytes,
+}
+
+/// The device API's routes, each with its description.
+pub fn routes() -> OpenApiRouter<Arc<TowerApi>> {
+    public_routes(
+        OpenApiRouter::new()
+            .routes(routes!(catalog))
+            .routes(routes!(item))
+            .routes(routes!(manifest))
+            .routes(routes!(chunk))
+            .routes(routes!(submit))
+            .routes(routes!(op_status))
+            .routes(routes!(readyz)),
+    )
 }
 
 /// The device API's router.
 pub fn router(api: Arc<TowerApi>) -> Router {
-    public_router(
-        Router::new()
-            .route("/v1/catalog", get(catalog))
-            .route("/v1/items/{id}", get(item))
-            .route("/v1/items/{id}/manifest", get(manifest))
-            .route("/v1/chunks/{sha256}", get(chunk))
-            .route("/v1/ops", post(submit))
-            .route("/v1/ops/{key}", get(op_status))
-            .route("/readyz", get(readyz)),
-        api,
-    )
+    public_router(routes(), api)
 }
 
+/// What a tower can serve now.
+#[derive(serde::Serialize, ToSchema)]
+pub struct TowerCatalog {
+    /// `tower-N`.
+    #[schema(examples("tower-1"))]
+    pub tower: String,
+    /// Servable items (complete, verified, durable), latest version each.
+    pub items: Vec<ManifestDto>,
+}
+
+/// What this tower can serve now.
+#[utoipa::path(get, path = "/v1/catalog", tag = "content", responses(
+    (status = 200, description = "Servable items.", body = TowerCatalog),
+    (status = 503, response = Unavailable)))]
 async fn catalog(State(api): State<Arc<TowerApi>>) -> Result<Response, ApiError> {
     let manifests = api.node.query(|t, _| t.servable_manifests()).await?;
     let items: Vec<ManifestDto> = manifests.iter().map(ManifestDto::from).collect();
-    Ok(axum::Json(serde_json::json!({ "tower": api.name, "items": items })).into_response())
+    let tower = api.name.clone();
+    Ok(axum::Json(TowerCatalog { tower, items }).into_response())
 }
 
 fn item_id(raw: &str) -> Result<ItemId, ApiError> {
@@ -260,6 +287,20 @@ fn count_served(api: &TowerApi, resp: Response) -> Response {
     resp
 }
 
+/// An item's bytes (latest servable version), with ranges and revalidation.
+#[utoipa::path(get, path = "/v1/items/{id}", tag = "content", params(
+    ItemPath, Range, IfNoneMatch),
+  responses(
+    (status = 200, description = "The whole item.", body = String, content_type = "application/octet-stream", headers(
+        ("ETag" = String, description = "`\"<sha256 hex>\"` of the content."), ("Accept-Ranges" = String),
+        ("X-Sovereign-Version" = u64, description = "The version served."),
+        ("X-Sovereign-Priority" = String, description = "The item's class."))),
+    (status = 206, description = "The requested range.", body = String, content_type = "application/octet-stream", headers(
+        ("ETag" = String), ("Content-Range" = String, description = "`bytes a-b/size`."), ("Accept-Ranges" = String),
+        ("X-Sovereign-Version" = u64), ("X-Sovereign-Priority" = String))),
+    (status = 304, response = NotModified), (status = 400, response = BadRequest),
+    (status = 404, response = NotFound), (status = 416, response = RangeNotSatisfiable),
+    (status = 503, response = Unavailable)))]
 async fn item(
     State(api): State<Arc<TowerApi>>,
     PathParam(id): PathParam,
@@ -284,6 +325,11 @@ async fn item(
     Ok(count_served(&api, resp))
 }
 
+/// The manifest of an item's latest servable version.
+#[utoipa::path(get, path = "/v1/items/{id}/manifest", tag = "content", params(ItemPath), responses(
+    (status = 200, description = "The manifest.", body = ManifestDto, headers(("ETag" = String))),
+    (status = 400, response = BadRequest), (status = 404, response = NotFound),
+    (status = 503, response = Unavailable)))]
 async fn manifest(
     State(api): State<Arc<TowerApi>>,
     PathParam(id): PathParam,
@@ -314,6 +360,13 @@ fn parse_hash(raw: &str) -> Result<ChunkHash, ApiError> {
     })
 }
 
+/// A chunk's bytes by SHA-256 (content-addressed, immutable).
+#[utoipa::path(get, path = "/v1/chunks/{sha256}", tag = "content", params(ChunkPath, IfNoneMatch),
+  responses(
+    (status = 200, description = "The chunk; its SHA-256 is the path's.", body = String, content_type = "application/octet-stream",
+        headers(("ETag" = String), ("Cache-Control" = String, description = "`public, max-age=31536000, immutable`."))),
+    (status = 304, response = NotModified), (status = 400, response = BadRequest),
+    (status = 404, response = NotFound), (status = 503, response = Unavailable)))]
 async fn chunk(
     State(api): State<Arc<TowerApi>>,
     PathParam(raw): PathParam,
@@ -395,16 +448,56 @@ pub fn device_identity(headers: &HeaderMap) -> Result<DeviceId, ApiError> {
     Ok(DeviceId::from_secret(&bytes))
 }
 
-/// The body of `POST /v1/ops`: the operation, and optionally the device's identity (which
-/// must then be the authenticated one).
-#[derive(serde::Deserialize)]
+/// An operation from a device; its key is the Idempotency-Key header, its device the one
+/// that authenticated (`Authorization: Device <secret>`).
+#[derive(serde::Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = SubmitOp)]
 struct Submission {
+    /// Optional; if present it must be the authenticated device's identity (else 403).
     #[serde(default)]
     device: Option<DeviceDto>,
+    /// What to do.
     op: OpKindDto,
 }
 
+/// The answer to an operation made durable.
+#[derive(serde::Serialize, ToSchema)]
+pub struct SubmitReply {
+    /// The operation's key.
+    #[schema(pattern = "^[\\x21-\\x7e]{1,256}$")]
+    pub key: String,
+    /// `accepted`: written and fsynced at the tower.
+    #[schema(value_type = SubmitStatus)]
+    pub status: &'static str,
+}
+
+/// What became of a submission (documentation only).
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum SubmitStatus {
+    /// written and fsynced at the tower
+    Accepted,
+}
+
+/// Submit a device operation; acknowledged only once durable at the tower.
+///
+/// Refused (nothing stored) when the key or the operation is another device's (403), when
+/// the origin would reject it (422 naming the field), or when the key was used before with
+/// another body — also after the origin confirmed it (422, field `Idempotency-Key`).
+#[utoipa::path(post, path = "/v1/ops", tag = "operations", security(("deviceSecret" = [])),
+  params(("Idempotency-Key" = String, Header, pattern = "^[\\x21-\\x7e]{1,256}$", description = "The operation's key. Resubmitting the same key and body is safe (202 again, with `Idempotent-Replayed: true`); the same key with another body is 422.")),
+  request_body = Submission,
+  responses(
+    (status = 202, description = "Accepted: written and fsynced; the tower will forward it. A replay of an accepted key and body gets the same answer with `Idempotent-Replayed: true`.",
+        body = SubmitReply, headers(("Idempotent-Replayed" = String, description = "`true` on the answer to a replay."))),
+    (status = 400, response = BadRequest), (status = 401, response = DeviceUnauthorized),
+    (status = 403, response = DeviceForbidden), (status = 408, response = RequestTimeout),
+    (status = 409, response = Conflict), (status = 413, response = PayloadTooLarge),
+    (status = 415, response = UnsupportedMediaType), (status = 422, response = Unprocessable),
+    (status = 429, response = TooManyRequests),
+    (status = 503, description = "Not acknowledged; retry with the same Idempotency-Key (the key makes the retry safe). `error` says which: `not stored (…)` — the write was refused, the outbox is full or the tower is shutting down: nothing was stored; or `not acknowledged, outcome unknown: …` — the commit failed after the write, and a failed commit may have reached the disk: the operation may or may not have been stored, and only a retry with the same key settles it.",
+        body = super::common::ErrorBody, headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")))))]
 async fn submit(
     State(api): State<Arc<TowerApi>>,
     headers: HeaderMap,
@@ -450,35 +543,39 @@ async fn submit(
         kind: sub.op.into(),
     };
     let reply = api.node.submit(presenter, op).await?;
-    let body = |status: &str| serde_json::json!({ "key": key.0, "status": status });
+    let accepted = || {
+        let body = SubmitReply {
+            key: key.0.clone(),
+            status: "accepted",
+        };
+        (StatusCode::ACCEPTED, axum::Json(body)).into_response()
+    };
     let resp = match reply {
-        SubmitReply::Accepted => {
-            (StatusCode::ACCEPTED, axum::Json(body("accepted"))).into_response()
-        }
-        SubmitReply::Duplicate => {
+        Reply::Accepted => accepted(),
+        Reply::Duplicate => {
             // The original result, marked as a replay.
-            let mut r = (StatusCode::ACCEPTED, axum::Json(body("accepted"))).into_response();
+            let mut r = accepted();
             r.headers_mut().insert(
                 HeaderName::from_static("idempotent-replayed"),
                 HeaderValue::from_static("true"),
             );
             r
         }
-        SubmitReply::InFlight => {
+        Reply::InFlight => {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 format!("operation {key} is still being made durable; retry shortly"),
             )
             .header(header::RETRY_AFTER, HeaderValue::from(1)));
         }
-        SubmitReply::Conflict => {
+        Reply::Conflict => {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 format!("Idempotency-Key {key} was used before with a different body"),
             )
             .field("Idempotency-Key"));
         }
-        SubmitReply::Retry { reason } => {
+        Reply::Retry { reason } => {
             // A failed commit may have reached the disk anyway: say so, not "not stored".
             let message = if reason.starts_with(RETRY_OUTCOME_UNKNOWN) {
                 format!(
@@ -490,10 +587,10 @@ async fn submit(
             };
             return Err(ApiError::unavailable(message, 5));
         }
-        SubmitReply::Forbidden { reason } => {
+        Reply::Forbidden { reason } => {
             return Err(ApiError::new(StatusCode::FORBIDDEN, reason).field("Idempotency-Key"));
         }
-        SubmitReply::Invalid { invalid } => {
+        Reply::Invalid { invalid } => {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 format!("the operation would be rejected by the origin: {invalid}"),
@@ -504,9 +601,13 @@ async fn submit(
     Ok(resp)
 }
 
-/// `GET /v1/ops/{key}`: what this tower knows of the presenting device's operation —
-/// pending (held, not yet confirmed), done (the origin's verdict and the fingerprint of
-/// the operation it is about) or unknown. Another device's key is always unknown.
+/// What became of one of the presenting device's operations: pending at the tower, the
+/// origin's verdict, or unknown. Another device's key is always unknown.
+#[utoipa::path(get, path = "/v1/ops/{key}", tag = "operations", security(("deviceSecret" = [])),
+  params(OpKeyPath), responses(
+    (status = 200, description = "The status.", body = OpStatusDto),
+    (status = 400, response = BadRequest), (status = 401, response = DeviceUnauthorized),
+    (status = 429, response = TooManyRequests), (status = 503, response = Unavailable)))]
 async fn op_status(
     State(api): State<Arc<TowerApi>>,
     PathParam(raw): PathParam,
@@ -523,6 +624,31 @@ async fn op_status(
     Ok(axum::Json(OpStatusDto::new(&key, &status)).into_response())
 }
 
+/// A ready tower's readiness.
+#[derive(serde::Serialize, ToSchema)]
+pub struct Ready {
+    /// Always `true`.
+    pub ready: bool,
+    /// The power manager's mode.
+    pub power_mode: &'static str,
+    /// The uplink in use, if any.
+    pub active_link: Option<&'static str>,
+    /// Items servable now.
+    pub items_servable: u64,
+    /// Free bytes on the data directory's file system (null: not watched).
+    pub storage_free_bytes: Option<u64>,
+    /// The origin this tower trusts (32 hex digits), if any.
+    pub origin: Option<String>,
+}
+
+/// Readiness: the tower recovered its durable state and serves.
+///
+/// 503 while powered down or shutting down, or while degraded: storage failing, a sync task
+/// parked, or another origin answering in place of the trusted one (reads go on).
+#[utoipa::path(get, path = "/readyz", tag = "ops", responses(
+    (status = 200, description = "Ready.", body = Ready),
+    (status = 503, description = "Not ready; `Retry-After` says when to look again.", body = NotReady,
+        headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")))))]
 async fn readyz(State(api): State<Arc<TowerApi>>) -> Result<Response, ApiError> {
     if api.node.is_off() {
         return Err(ApiError::unavailable("powered off", 300));
@@ -556,14 +682,14 @@ async fn readyz(State(api): State<Arc<TowerApi>>) -> Result<Response, ApiError> 
     if !degraded.is_empty() {
         return Ok(super::common::not_ready(degraded));
     }
-    Ok(axum::Json(serde_json::json!({
-        "ready": true,
-        "power_mode": status.power_mode.name(),
-        "active_link": status.active_link.map(|l| l.name()),
-        "items_servable": status.items_servable,
-        "storage_free_bytes": api.metrics.storage().free_bytes(),
-        "origin": trusted.map(|o| o.to_string()),
-    }))
+    Ok(axum::Json(Ready {
+        ready: true,
+        power_mode: status.power_mode.name(),
+        active_link: status.active_link.map(|l| l.name()),
+        items_servable: status.items_servable,
+        storage_free_bytes: api.metrics.storage().free_bytes(),
+        origin: trusted.map(|o| o.to_string()),
+    })
     .into_response())
 }
 
@@ -576,7 +702,7 @@ impl PublicApi for TowerApi {
         self.metrics.render()
     }
 
-    fn openapi(&self) -> &serde_json::Value {
+    fn openapi(&self) -> &Bytes {
         &self.openapi
     }
 }
