@@ -630,7 +630,19 @@ pub fn table_text() -> String {
         let params: Vec<String> = d
             .params
             .iter()
-            .map(|p| format!("{} ({})", p.keys().join(" or "), p.what))
+            .map(|p| {
+                let range = match p.ty {
+                    ParamTy::Unit => "0..=1".to_string(),
+                    ParamTy::Number { min, max } => format!("{min}..={max}"),
+                    ParamTy::Int { min, max } => format!("integer {min}..={max}"),
+                    ParamTy::Duration { min, max } => {
+                        format!("{}..={}", text::format(min), text::format(max))
+                    }
+                    ParamTy::SignedDuration => "signed duration, not 0".to_string(),
+                    ParamTy::Bandwidth => "Mbit/s, or exact bytes/s".to_string(),
+                };
+                format!("{} ({}; {range})", p.keys().join(" or "), p.what)
+            })
             .collect();
         let params = if params.is_empty() {
             "none".to_string()
