@@ -330,3 +330,247 @@ impl World {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sovereign_logic::content::{Chunk, ChunkHash};
+    use sovereign_logic::protocol::{DeviceId, OpKind, Operation};
+
+    /// A chunk record of `len` bytes filled with `fill`, and its key.
+    fn chunk(fill: u8, len: usize) -> (Key, Record) {
+        let bytes = Bytes::from(vec![fill; len]);
+        let c = Chunk {
+            hash: ChunkHash::of(&bytes),
+            bytes,
+        };
+        (Key::Chunk(c.hash), Record::Chunk(c))
+    }
+
+    /// An outbox record (not a chunk) for operation `n`, and its key.
+    fn outbox(n: u32) -> (Key, Record) {
+        let op = Operation {
+            key: IdemKey(format!("op-{n}")),
+            device: DeviceId(1),
+            kind: OpKind::Message {
+                to: "clinic-0".into(),
+                body: format!("report {n}"),
+            },
+        };
+        (Key::Outbox(op.key.clone()), Record::Outbox(op))
+    }
+
+    /// The chunk bytes stored under `key` and whether they are intact.
+    fn bytes_at(d: &SimDisk, key: &Key) -> Option<(Bytes, bool)> {
+        match d.read(key)? {
+            Stored {
+                record: Record::Chunk(c),
+                intact,
+            } => Some((c.bytes.clone(), *intact)),
+            _ => None,
+        }
+    }
+
+    fn durable_keys(d: &SimDisk) -> Vec<Key> {
+        d.durable_state().keys().cloned().collect()
+    }
+
+    #[test]
+    fn a_crash_keeps_what_was_synced_and_loses_the_rest() {
+        // Goal: writes and deletes are pending (yet readable) until an fsync covers them;
+        // a crash drops what no fsync covered and keeps what one did.
+        let mut d = SimDisk::new();
+        let (a, ra) = chunk(1, 64);
+        let (b, rb) = outbox(1);
+        let (c, rc) = outbox(2);
+        d.write(ra);
+        d.write(rb);
+        d.sync(d.issued);
+        d.write(rc);
+        d.delete(a.clone());
+        assert!(
+            d.read(&c).is_some() && d.read(&a).is_none(),
+            "pending is readable"
+        );
+        d.write(chunk(1, 64).1);
+        assert!(
+            d.read(&a).is_some(),
+            "reads see the newest pending write of a key"
+        );
+        assert_eq!(durable_keys(&d), vec![a.clone(), b.clone()]);
+        d.crash(false);
+        assert_eq!(durable_keys(&d), vec![a.clone(), b.clone()]);
+        assert!(d.read(&a).is_some() && d.read(&c).is_none());
+        assert_eq!(d.outbox_keys().len(), 1);
+    }
+
+    #[test]
+    fn an_fsync_makes_durable_exactly_the_writes_issued_before_it() {
+        // Goal: an fsync covers the writes issued up to it, not the ones after (they
+        // were still in flight when it was issued).
+        let mut d = SimDisk::new();
+        let (a, ra) = outbox(1);
+        let (b, rb) = outbox(2);
+        d.write(ra);
+        let upto = d.issued;
+        d.write(rb);
+        d.sync(upto);
+        assert_eq!(durable_keys(&d), vec![a.clone()]);
+        d.crash(false);
+        assert_eq!(durable_keys(&d), vec![a.clone()]);
+        assert!(d.read(&b).is_none());
+        d.delete(a);
+        d.sync(d.issued);
+        assert!(
+            durable_keys(&d).is_empty(),
+            "a synced delete removes the record"
+        );
+    }
+
+    #[test]
+    fn a_failed_fsync_loses_the_writes_it_covered_and_only_those() {
+        // Goal: the lying fsync of fsyncgate: the writes a failed fsync covered are gone
+        // (even to reads, and a later good fsync does not bring them back); the durable
+        // version under the same key and later writes are unaffected.
+        let mut d = SimDisk::new();
+        let (x, x1) = chunk(1, 64);
+        d.write(x1.clone());
+        d.sync(d.issued);
+        let (k, rk) = outbox(1);
+        d.write(rk);
+        d.delete(x.clone());
+        let upto = d.issued;
+        let (later, rl) = outbox(2);
+        d.write(rl);
+        d.lose(upto);
+        assert!(d.read(&k).is_none(), "the covered write is gone");
+        assert!(
+            d.read(&x).is_some(),
+            "the covered delete is gone: the durable one shows"
+        );
+        d.sync(d.issued);
+        assert_eq!(durable_keys(&d), vec![x, later]);
+    }
+
+    #[test]
+    fn a_torn_write_leaves_the_newest_unsynced_chunk_half_written_and_rotten() {
+        // Goal: a crash mid-write (torn) makes the newest pending chunk write durable with
+        // half its bytes, which no longer match their hash (a read reports it rotten);
+        // older pending writes and non-chunk records are lost as in any crash.
+        let setup = || {
+            let mut d = SimDisk::new();
+            let (a, ra) = chunk(1, 64);
+            d.write(ra);
+            d.sync(d.issued);
+            let (b, rb) = chunk(2, 64);
+            let (c, rc) = chunk(3, 64);
+            let (r, rr) = outbox(1);
+            d.write(rb);
+            d.write(rc);
+            d.write(rr);
+            (d, [a, b, c, r])
+        };
+        let (mut d, [a, b, c, r]) = setup();
+        d.crash(true);
+        assert_eq!(bytes_at(&d, &a), Some((Bytes::from(vec![1; 64]), true)));
+        assert_eq!(bytes_at(&d, &c), Some((Bytes::from(vec![3; 32]), false)));
+        assert!(d.read(&b).is_none() && d.read(&r).is_none());
+        let (mut d, [_, _, c, _]) = setup();
+        d.crash(false);
+        assert!(d.read(&c).is_none(), "not torn: the chunk is simply lost");
+        let mut d = SimDisk::new();
+        d.write(outbox(1).1);
+        d.crash(true);
+        assert!(
+            durable_keys(&d).is_empty(),
+            "no chunk pending: nothing torn"
+        );
+    }
+
+    #[test]
+    fn bit_rot_flips_one_bit_of_a_durable_chunk_and_is_seeded() {
+        // Goal: rot flips one bit in durable chunks (a read then finds them rotten), never
+        // in pending writes or other records; the same seed rots the same bit, and on a
+        // disk without chunks it draws nothing.
+        let setup = || {
+            let mut d = SimDisk::new();
+            for fill in 1..=5 {
+                d.write(chunk(fill, 256).1);
+            }
+            d.write(outbox(1).1);
+            d.sync(d.issued);
+            d.write(chunk(9, 256).1);
+            d
+        };
+        let rotted = |seed: u64| {
+            let mut d = setup();
+            assert_eq!(d.rot(1, &mut Stream::new(seed, "disk")), 1);
+            d
+        };
+        let d = rotted(7);
+        let mut bad = Vec::new();
+        for fill in 1..=5 {
+            let (key, _) = chunk(fill, 256);
+            let (bytes, intact) = bytes_at(&d, &key).expect("still stored");
+            let flipped: u32 = bytes.iter().map(|b| (b ^ fill).count_ones()).sum();
+            assert_eq!(flipped == 0, intact, "chunk {fill}");
+            if !intact {
+                assert_eq!((flipped, bytes.len()), (1, 256), "one bit of chunk {fill}");
+                bad.push((fill, bytes));
+            }
+        }
+        assert_eq!(bad.len(), 1);
+        assert_eq!(bytes_at(&d, &chunk(9, 256).0).map(|(_, ok)| ok), Some(true));
+        assert!(d.read(&outbox(1).0).is_some());
+        let again = rotted(7);
+        assert_eq!(
+            bytes_at(&again, &chunk(bad[0].0, 256).0).unwrap().0,
+            bad[0].1
+        );
+        let (mut chunks, mut spots) = (BTreeSet::new(), BTreeSet::new());
+        for seed in 0..8 {
+            let d = rotted(seed);
+            for fill in 1..=5 {
+                let (bytes, intact) = bytes_at(&d, &chunk(fill, 256).0).unwrap();
+                if !intact {
+                    chunks.insert(fill);
+                    spots.insert(bytes);
+                }
+            }
+        }
+        assert!(
+            chunks.len() > 1 && spots.len() > 1,
+            "other seeds rot elsewhere"
+        );
+        let mut empty = SimDisk::new();
+        let (mut r, mut twin) = (Stream::new(1, "disk"), Stream::new(1, "disk"));
+        assert_eq!(empty.rot(3, &mut r), 0);
+        assert_eq!(r.next_u64(), twin.next_u64(), "no draws");
+    }
+
+    #[test]
+    fn write_faults_refuse_writes_as_the_fault_says() {
+        // Goal: a full disk refuses every write, a lost database every write but a
+        // chunk's (chunks are files), a write error ~p of them.
+        let mut r = Stream::new(3, "disk");
+        let mut d = SimDisk::new();
+        let (_, c) = chunk(1, 16);
+        let (_, o) = outbox(1);
+        assert_eq!(d.write_error(&o, &mut r), None);
+        d.faults.full = 1;
+        assert!(
+            d.write_error(&c, &mut r)
+                .is_some_and(|e| e.starts_with("ENOSPC"))
+        );
+        d.faults.full = 0;
+        d.faults.db_lost = 1;
+        assert_eq!(d.write_error(&c, &mut r), None);
+        assert!(d.write_error(&o, &mut r).is_some());
+        d.faults.db_lost = 0;
+        d.faults.write_error = 0.3;
+        let failed = (0..10_000)
+            .filter(|_| d.write_error(&o, &mut r).is_some())
+            .count();
+        assert!((2_800..=3_200).contains(&failed), "failed {failed}");
+    }
+}
