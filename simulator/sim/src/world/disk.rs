@@ -268,8 +268,7 @@ impl World {
             Node::Origin => (self.origin.slow, self.origin.incarnation),
             Node::Tower(i) => (self.towers[i].slow, self.towers[i].incarnation),
         };
-        let now = self.now;
-        match action {
+        let (latency, done) = match action {
             Action::Write { id, record } => {
                 let disk = match node {
                     Node::Origin => &self.origin.disk,
@@ -279,55 +278,48 @@ impl World {
                 // Planted `keep-refused-writes`: the disk reports the error but keeps what
                 // it was given, and the next good fsync makes it durable.
                 let keep = self.plant == Some(Plant::KeepRefusedWrites);
-                let d = self.disk_mut(node);
                 if fail.is_none() || keep {
-                    d.write(record);
+                    self.disk_mut(node).write(record);
                 }
-                let at = now + (WRITE_LATENCY + d.faults.extra_latency).mul_f64(slow);
                 let ok = fail.map_or(Ok(()), Err);
-                self.push(
-                    at,
-                    Ev::WriteDone {
-                        node,
-                        incarnation,
-                        id,
-                        ok,
-                    },
-                );
+                let done = Ev::WriteDone {
+                    node,
+                    incarnation,
+                    id,
+                    ok,
+                };
+                (WRITE_LATENCY, done)
             }
             Action::Delete { id, key } => {
-                let d = self.disk_mut(node);
-                d.delete(key);
-                let at = now + (WRITE_LATENCY + d.faults.extra_latency).mul_f64(slow);
-                self.push(
-                    at,
-                    Ev::WriteDone {
-                        node,
-                        incarnation,
-                        id,
-                        ok: Ok(()),
-                    },
-                );
+                self.disk_mut(node).delete(key);
+                let done = Ev::WriteDone {
+                    node,
+                    incarnation,
+                    id,
+                    ok: Ok(()),
+                };
+                (WRITE_LATENCY, done)
             }
             Action::Fsync { id } => {
-                let p = self.disk_mut(node).faults.fsync_error;
-                let fail = self.disk_rng.chance(p);
                 let d = self.disk_mut(node);
-                let at = now + (FSYNC_LATENCY + d.faults.extra_latency).mul_f64(slow);
-                let upto = d.issued;
-                self.push(
-                    at,
-                    Ev::FsyncDone {
-                        node,
-                        incarnation,
-                        id,
-                        upto,
-                        fail,
-                    },
-                );
+                let (p, upto) = (d.faults.fsync_error, d.issued);
+                let fail = self.disk_rng.chance(p);
+                let done = Ev::FsyncDone {
+                    node,
+                    incarnation,
+                    id,
+                    upto,
+                    fail,
+                };
+                (FSYNC_LATENCY, done)
             }
-            other => debug_assert!(false, "not a disk action: {other:?}"),
-        }
+            other => {
+                debug_assert!(false, "not a disk action: {other:?}");
+                return;
+            }
+        };
+        let extra = self.disk_mut(node).faults.extra_latency;
+        self.push(self.now + (latency + extra).mul_f64(slow), done);
     }
 }
 
