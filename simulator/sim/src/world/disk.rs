@@ -1,7 +1,8 @@
 //! The simulated disks: one [`SimDisk`] per tower and one for the origin, and the
 //! world's side of a storage action (write, delete, fsync) and its completion.
 //!
-//! A disk keeps pending and durable records apart. Every write or delete is numbered when
+//! A disk keeps pending and durable records apart with the model every simulated disk
+//! shares (`sovereign_logic::io::DiskModel`): every write or delete is numbered when
 //! issued and stays pending; an fsync makes durable exactly the writes issued before it,
 //! and a failed fsync loses them (the kernel dropped the dirty pages: what it covered is
 //! gone, and later writes are unaffected). A crash drops everything pending; a torn write
@@ -28,9 +29,9 @@ use crate::plant::Plant;
 use bytes::Bytes;
 use sovereign_logic::content::verify_chunk;
 use sovereign_logic::entropy::Entropy;
-use sovereign_logic::io::{Action, DurableState, Key, Record};
+use sovereign_logic::io::{Action, DiskModel, DurableState, Key, Record};
 use sovereign_logic::protocol::IdemKey;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// Base latency of a write or delete.
@@ -67,29 +68,25 @@ impl Stored {
     }
 }
 
-/// One simulated disk.
+/// One simulated disk: the shared pending/durable model ([`DiskModel`]) of records with
+/// their checksum verdicts, and the faults on top.
 pub(super) struct SimDisk {
-    durable: BTreeMap<Key, Stored>,
-    /// Issued writes (`Some`) and deletes (`None`) no fsync has covered yet, by number.
-    pending: Vec<(u64, Key, Option<Stored>)>,
-    /// The number of the last write or delete issued.
-    pub(super) issued: u64,
+    writes: DiskModel<Stored>,
     pub(super) faults: DiskFaults,
 }
 
 impl SimDisk {
     pub(super) fn new() -> SimDisk {
         SimDisk {
-            durable: BTreeMap::new(),
-            pending: Vec::new(),
-            issued: 0,
+            writes: DiskModel::new(),
             faults: DiskFaults::default(),
         }
     }
 
     /// What a process recovering from this disk finds (the durable records only).
     pub(super) fn durable_state(&self) -> DurableState {
-        self.durable
+        self.writes
+            .durable()
             .iter()
             .map(|(k, s)| (k.clone(), s.record.clone()))
             .collect()
@@ -98,27 +95,22 @@ impl SimDisk {
     /// What a read of `key` finds: the newest pending write or delete, else the durable
     /// record.
     pub(super) fn read(&self, key: &Key) -> Option<&Stored> {
-        for (_, k, s) in self.pending.iter().rev() {
-            if k == key {
-                return s.as_ref();
-            }
-        }
-        self.durable.get(key)
+        self.writes.read(key)
     }
 
     /// Issue a write of `record` (pending until an fsync covers it).
     pub(super) fn write(&mut self, record: Record) {
-        self.issued += 1;
-        let n = self.issued;
-        self.pending
-            .push((n, record.key(), Some(Stored::new(record))));
+        self.writes.write(record.key(), Stored::new(record));
     }
 
     /// Issue a delete of `key` (pending until an fsync covers it).
     pub(super) fn delete(&mut self, key: Key) {
-        self.issued += 1;
-        let n = self.issued;
-        self.pending.push((n, key, None));
+        self.writes.delete(key);
+    }
+
+    /// The number of the last write or delete issued (what an fsync issued now covers).
+    pub(super) fn issued(&self) -> u64 {
+        self.writes.issued()
     }
 
     /// Why a write of `record` fails under the disk's faults, if it does (a write error
@@ -139,52 +131,34 @@ impl SimDisk {
 
     /// Make durable the writes issued up to `upto` (a good fsync).
     pub(super) fn sync(&mut self, upto: u64) {
-        let pending = std::mem::take(&mut self.pending);
-        for (n, k, s) in pending {
-            if n <= upto {
-                match s {
-                    Some(s) => {
-                        self.durable.insert(k, s);
-                    }
-                    None => {
-                        self.durable.remove(&k);
-                    }
-                }
-            } else {
-                self.pending.push((n, k, s));
-            }
-        }
+        self.writes.sync(upto);
     }
 
     /// Drop writes issued up to `upto` that were not synced (a failed fsync).
     pub(super) fn lose(&mut self, upto: u64) {
-        self.pending.retain(|(n, _, _)| *n > upto);
+        self.writes.lose(upto);
     }
 
     /// A crash: unsynced writes are lost; with `torn`, the newest unsynced chunk write
     /// lands half-written.
     pub(super) fn crash(&mut self, torn: bool) {
+        let lost = self.writes.crash();
         if torn
-            && let Some((_, key, Some(s))) = self
-                .pending
-                .iter()
-                .rev()
-                .find(|(_, _, s)| {
-                    matches!(
-                        s,
-                        Some(Stored {
-                            record: Record::Chunk(_),
-                            ..
-                        })
-                    )
-                })
-                .cloned()
+            && let Some((_, key, Some(s))) = lost.into_iter().rev().find(|(_, _, s)| {
+                matches!(
+                    s,
+                    Some(Stored {
+                        record: Record::Chunk(_),
+                        ..
+                    })
+                )
+            })
             && let Record::Chunk(mut c) = s.record
         {
             let half = c.bytes.len() / 2;
             c.bytes = c.bytes.slice(..half);
             let intact = verify_chunk(&c.hash, &c.bytes);
-            self.durable.insert(
+            self.writes.durable_mut().insert(
                 key,
                 Stored {
                     record: Record::Chunk(c),
@@ -192,13 +166,12 @@ impl SimDisk {
                 },
             );
         }
-        self.pending.clear();
     }
 
     /// Bit rot in up to `n` durable chunks, chosen by `rng`; returns how many rotted.
     pub(super) fn rot(&mut self, n: u32, rng: &mut Stream) -> u32 {
-        let keys: Vec<Key> = self
-            .durable
+        let durable = self.writes.durable_mut();
+        let keys: Vec<Key> = durable
             .iter()
             .filter(|(_, s)| matches!(s.record, Record::Chunk(_)))
             .map(|(k, _)| k.clone())
@@ -209,7 +182,7 @@ impl SimDisk {
                 break;
             }
             let k = &keys[rng.below(keys.len() as u64) as usize];
-            if let Some(s) = self.durable.get_mut(k)
+            if let Some(s) = durable.get_mut(k)
                 && let Record::Chunk(c) = &mut s.record
                 && !c.bytes.is_empty()
             {
@@ -226,7 +199,8 @@ impl SimDisk {
 
     /// The operations in the durable outbox.
     pub(super) fn outbox_keys(&self) -> BTreeSet<IdemKey> {
-        self.durable
+        self.writes
+            .durable()
             .keys()
             .filter_map(|k| match k {
                 Key::Outbox(key) => Some(key.clone()),
@@ -302,7 +276,7 @@ impl World {
             }
             Action::Fsync { id } => {
                 let d = self.disk_mut(node);
-                let (p, upto) = (d.faults.fsync_error, d.issued);
+                let (p, upto) = (d.faults.fsync_error, d.issued());
                 let fail = self.disk_rng.chance(p);
                 let done = Ev::FsyncDone {
                     node,
@@ -377,7 +351,7 @@ mod tests {
         let (c, rc) = outbox(2);
         d.write(ra);
         d.write(rb);
-        d.sync(d.issued);
+        d.sync(d.issued());
         d.write(rc);
         d.delete(a.clone());
         assert!(
@@ -404,7 +378,7 @@ mod tests {
         let (a, ra) = outbox(1);
         let (b, rb) = outbox(2);
         d.write(ra);
-        let upto = d.issued;
+        let upto = d.issued();
         d.write(rb);
         d.sync(upto);
         assert_eq!(durable_keys(&d), vec![a.clone()]);
@@ -412,7 +386,7 @@ mod tests {
         assert_eq!(durable_keys(&d), vec![a.clone()]);
         assert!(d.read(&b).is_none());
         d.delete(a);
-        d.sync(d.issued);
+        d.sync(d.issued());
         assert!(
             durable_keys(&d).is_empty(),
             "a synced delete removes the record"
@@ -427,11 +401,11 @@ mod tests {
         let mut d = SimDisk::new();
         let (x, x1) = chunk(1, 64);
         d.write(x1.clone());
-        d.sync(d.issued);
+        d.sync(d.issued());
         let (k, rk) = outbox(1);
         d.write(rk);
         d.delete(x.clone());
-        let upto = d.issued;
+        let upto = d.issued();
         let (later, rl) = outbox(2);
         d.write(rl);
         d.lose(upto);
@@ -440,7 +414,7 @@ mod tests {
             d.read(&x).is_some(),
             "the covered delete is gone: the durable one shows"
         );
-        d.sync(d.issued);
+        d.sync(d.issued());
         assert_eq!(durable_keys(&d), vec![x, later]);
     }
 
@@ -453,7 +427,7 @@ mod tests {
             let mut d = SimDisk::new();
             let (a, ra) = chunk(1, 64);
             d.write(ra);
-            d.sync(d.issued);
+            d.sync(d.issued());
             let (b, rb) = chunk(2, 64);
             let (c, rc) = chunk(3, 64);
             let (r, rr) = outbox(1);
@@ -490,7 +464,7 @@ mod tests {
                 d.write(chunk(fill, 256).1);
             }
             d.write(outbox(1).1);
-            d.sync(d.issued);
+            d.sync(d.issued());
             d.write(chunk(9, 256).1);
             d
         };
