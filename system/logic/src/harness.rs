@@ -13,7 +13,7 @@
 
 use crate::content::{ChunkHash, ItemId, Priority, verify_chunk};
 use crate::device::{Device, DeviceConfig};
-use crate::io::{Action, DurableState, Event, Key, Record, WriteId};
+use crate::io::{Action, DiskModel, Event, Key, Record, WriteId};
 use crate::origin::{Origin, OriginConfig};
 use crate::protocol::{DeviceId, LinkKind, Message, OpKind, Peer, TowerId};
 use crate::time::Time;
@@ -31,52 +31,8 @@ pub enum Node {
     Tower,
 }
 
-/// A disk with pending and durable state.
-#[derive(Default)]
-pub struct Disk {
-    pub durable: DurableState,
-    /// Writes not yet covered by a completed fsync, with their issue numbers.
-    pending: Vec<(u64, Key, Option<Record>)>,
-    issued: u64,
-}
-
-impl Disk {
-    fn write(&mut self, key: Key, record: Option<Record>) {
-        self.issued += 1;
-        self.pending.push((self.issued, key, record));
-    }
-
-    /// What a read sees now: durable state overlaid with pending writes (page cache).
-    pub fn read(&self, key: &Key) -> Option<Record> {
-        for (_, k, r) in self.pending.iter().rev() {
-            if k == key {
-                return r.clone();
-            }
-        }
-        self.durable.get(key).cloned()
-    }
-
-    /// An fsync issued when `upto` writes had been issued completed: they are durable.
-    fn sync(&mut self, upto: u64) {
-        let (done, rest): (Vec<_>, Vec<_>) =
-            self.pending.drain(..).partition(|(n, _, _)| *n <= upto);
-        self.pending = rest;
-        for (_, k, r) in done {
-            match r {
-                Some(r) => {
-                    self.durable.insert(k, r);
-                }
-                None => {
-                    self.durable.remove(&k);
-                }
-            }
-        }
-    }
-
-    fn crash(&mut self) {
-        self.pending.clear();
-    }
-}
+/// A disk with pending and durable state (the shared model; no faults here).
+pub type Disk = DiskModel<Record>;
 
 enum Delivery {
     ToOrigin(Message),
@@ -197,7 +153,7 @@ impl Pair {
             self.tower_config.clone(),
             100 + self.tower_incarnation,
             self.now,
-            &self.tower_disk.durable,
+            self.tower_disk.durable(),
         );
         self.tower_up = true;
         self.drain();
@@ -264,15 +220,15 @@ impl Pair {
         };
         match a {
             Action::Write { id, record } => {
-                disk.write(record.key(), Some(record));
+                disk.write(record.key(), record);
                 self.push(self.now, Delivery::WriteDone(node, incarnation, id));
             }
             Action::Delete { id, key } => {
-                disk.write(key, None);
+                disk.delete(key);
                 self.push(self.now, Delivery::WriteDone(node, incarnation, id));
             }
             Action::Fsync { id } => {
-                let upto = disk.issued;
+                let upto = disk.issued();
                 self.push(
                     self.now + delay,
                     Delivery::FsyncDone(node, incarnation, id, upto),
@@ -680,12 +636,12 @@ mod tests {
         // Flip a bit in one stored chunk.
         let key = pair
             .tower_disk
-            .durable
+            .durable()
             .keys()
             .find(|k| matches!(k, Key::Chunk(_)))
             .cloned()
             .expect("a chunk");
-        if let Some(Record::Chunk(c)) = pair.tower_disk.durable.get_mut(&key) {
+        if let Some(Record::Chunk(c)) = pair.tower_disk.durable_mut().get_mut(&key) {
             let mut v = c.bytes.to_vec();
             v[3] ^= 1;
             c.bytes = Bytes::from(v);

@@ -8,7 +8,8 @@
 //! honour the same contract).
 //!
 //! Map: [`Key`]/[`Record`] (durable state), [`WriteId`], [`Action`], [`Event`],
-//! [`PowerMode`], [`TaskKind`], [`DurableState`] (what recovery reads).
+//! [`PowerMode`], [`TaskKind`], [`DurableState`] (what recovery reads); [`disk`]: the
+//! contract as a model every simulated disk is built on ([`DiskModel`]).
 //!
 //! Not covered: how a driver lays records out (SQLite rows, files) — see the store crates.
 
@@ -18,6 +19,9 @@ use crate::protocol::{
 };
 use std::collections::BTreeMap;
 use std::fmt;
+
+pub mod disk;
+pub use disk::DiskModel;
 
 /// Identifies a write or fsync so that its completion can be matched to it.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]

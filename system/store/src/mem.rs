@@ -1,7 +1,8 @@
 //! An in-memory store with crash semantics, for turmoil tests of the real servers.
 //!
 //! A [`MemDisk`] is the simulated disk of one host: durable records plus the writes and
-//! deletes staged since the last fsync. It outlives the host's process; the test keeps a
+//! deletes staged since the last fsync, kept by the model every simulated disk shares
+//! (`sovereign_logic::io::DiskModel`). It outlives the host's process; the test keeps a
 //! clone, and after [`MemDisk::crash`] (what `kill -9` does: staged changes vanish) builds
 //! a new [`MemStore`] on it for the restarted host, whose [`Store::recover`] sees exactly
 //! what was fsynced.
@@ -21,22 +22,14 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use sovereign_logic::content::{Chunk, ChunkHash, verify_chunk};
-use sovereign_logic::io::{DurableState, Key, Record};
+use sovereign_logic::io::{DiskModel, DurableState, Key, Record};
 
 use crate::{Garbage, Recovered, Store, StoreError, lock};
 
-/// A staged change.
-#[derive(Debug, Clone)]
-enum Op {
-    Write(Record),
-    Delete(Key),
-}
-
 #[derive(Debug, Default)]
 struct DiskState {
-    durable: DurableState,
-    /// Changes since the last fsync, in order.
-    staged: Vec<Op>,
+    /// Durable records and the changes staged since the last fsync.
+    writes: DiskModel<Record>,
     /// Chunks that failed verification at recovery, with their bytes.
     quarantine: BTreeMap<ChunkHash, Bytes>,
 }
@@ -54,17 +47,17 @@ impl MemDisk {
 
     /// The process died: every change not yet fsynced is gone.
     pub fn crash(&self) {
-        lock(&self.0).staged.clear();
+        lock(&self.0).writes.crash();
     }
 
     /// What is durable now (a copy).
     pub fn durable(&self) -> DurableState {
-        lock(&self.0).durable.clone()
+        lock(&self.0).writes.durable().clone()
     }
 
     /// How many changes await an fsync.
     pub fn staged_len(&self) -> usize {
-        lock(&self.0).staged.len()
+        lock(&self.0).writes.pending_len()
     }
 
     /// The chunks quarantined by recoveries so far.
@@ -106,40 +99,33 @@ impl Store for MemStore {
                 });
             }
         }
-        lock(&self.disk.0).staged.push(Op::Write(record.clone()));
+        lock(&self.disk.0)
+            .writes
+            .write(record.key(), record.clone());
         Ok(())
     }
 
     fn delete(&self, key: &Key) -> Result<(), StoreError> {
-        lock(&self.disk.0).staged.push(Op::Delete(key.clone()));
+        lock(&self.disk.0).writes.delete(key.clone());
         Ok(())
     }
 
     fn fsync(&self) -> Result<(), StoreError> {
-        let mut d = lock(&self.disk.0);
-        let staged = std::mem::take(&mut d.staged);
-        for op in staged {
-            match op {
-                Op::Write(r) => {
-                    d.durable.insert(r.key(), r);
-                }
-                Op::Delete(k) => {
-                    d.durable.remove(&k);
-                }
-            }
-        }
+        let writes = &mut lock(&self.disk.0).writes;
+        writes.sync(writes.issued());
         Ok(())
     }
 
     fn discard(&self) -> Result<(), StoreError> {
-        lock(&self.disk.0).staged.clear();
+        let writes = &mut lock(&self.disk.0).writes;
+        writes.lose(writes.issued());
         Ok(())
     }
 
     fn collect_garbage(&self, keep: &BTreeSet<ChunkHash>) -> Result<Garbage, StoreError> {
         let mut d = lock(&self.disk.0);
         let mut garbage = Garbage::default();
-        d.durable.retain(|_, r| match r {
+        d.writes.durable_mut().retain(|_, r| match r {
             Record::Chunk(c) if !keep.contains(&c.hash) => {
                 garbage.files += 1;
                 garbage.bytes += c.bytes.len() as u64;
@@ -155,7 +141,8 @@ impl Store for MemStore {
     fn recover(&self) -> Result<Recovered, StoreError> {
         let mut d = lock(&self.disk.0);
         let bad: Vec<(ChunkHash, Bytes)> = d
-            .durable
+            .writes
+            .durable()
             .values()
             .filter_map(|r| match r {
                 Record::Chunk(c) if !verify_chunk(&c.hash, &c.bytes) => {
@@ -166,12 +153,12 @@ impl Store for MemStore {
             .collect();
         let mut quarantined = Vec::with_capacity(bad.len());
         for (hash, bytes) in bad {
-            d.durable.remove(&Key::Chunk(hash));
+            d.writes.durable_mut().remove(&Key::Chunk(hash));
             d.quarantine.insert(hash, bytes);
             quarantined.push(hash);
         }
         Ok(Recovered {
-            durable: d.durable.clone(),
+            durable: d.writes.durable().clone(),
             quarantined,
             ..Recovered::default()
         })
@@ -184,17 +171,8 @@ impl Store for MemStore {
     }
 
     fn chunk(&self, hash: &ChunkHash) -> Result<Option<Bytes>, StoreError> {
-        let d = lock(&self.disk.0);
-        let key = Key::Chunk(*hash);
         // The latest staged change to this chunk wins, as with files renamed at once.
-        for op in d.staged.iter().rev() {
-            match op {
-                Op::Write(Record::Chunk(c)) if c.hash == *hash => return Ok(Some(c.bytes.clone())),
-                Op::Delete(k) if *k == key => return Ok(None),
-                _ => {}
-            }
-        }
-        Ok(match d.durable.get(&key) {
+        Ok(match lock(&self.disk.0).writes.read(&Key::Chunk(*hash)) {
             Some(Record::Chunk(c)) => Some(c.bytes.clone()),
             _ => None,
         })
@@ -203,7 +181,7 @@ impl Store for MemStore {
     /// Flips a byte of the first durable chunk (in hash order) that still verifies.
     fn corrupt_one(&self) -> Result<Option<ChunkHash>, StoreError> {
         let mut d = lock(&self.disk.0);
-        let target = d.durable.values().find_map(|r| match r {
+        let target = d.writes.durable().values().find_map(|r| match r {
             Record::Chunk(c) if !c.bytes.is_empty() && verify_chunk(&c.hash, &c.bytes) => {
                 Some(c.clone())
             }
@@ -215,7 +193,7 @@ impl Store for MemStore {
         let mut bytes = c.bytes.to_vec();
         let at = bytes.len() / 2;
         bytes[at] ^= 0xff;
-        d.durable.insert(
+        d.writes.durable_mut().insert(
             Key::Chunk(c.hash),
             Record::Chunk(Chunk {
                 hash: c.hash,

@@ -1,7 +1,8 @@
 //! The simulated disks: one [`SimDisk`] per tower and one for the origin, and the
 //! world's side of a storage action (write, delete, fsync) and its completion.
 //!
-//! A disk keeps pending and durable records apart. Every write or delete is numbered when
+//! A disk keeps pending and durable records apart with the model every simulated disk
+//! shares (`sovereign_logic::io::DiskModel`): every write or delete is numbered when
 //! issued and stays pending; an fsync makes durable exactly the writes issued before it,
 //! and a failed fsync loses them (the kernel dropped the dirty pages: what it covered is
 //! gone, and later writes are unaffected). A crash drops everything pending; a torn write
@@ -28,9 +29,9 @@ use crate::plant::Plant;
 use bytes::Bytes;
 use sovereign_logic::content::verify_chunk;
 use sovereign_logic::entropy::Entropy;
-use sovereign_logic::io::{Action, DurableState, Key, Record};
+use sovereign_logic::io::{Action, DiskModel, DurableState, Key, Record};
 use sovereign_logic::protocol::IdemKey;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// Base latency of a write or delete.
@@ -67,29 +68,25 @@ impl Stored {
     }
 }
 
-/// One simulated disk.
+/// One simulated disk: the shared pending/durable model ([`DiskModel`]) of records with
+/// their checksum verdicts, and the faults on top.
 pub(super) struct SimDisk {
-    durable: BTreeMap<Key, Stored>,
-    /// Issued writes (`Some`) and deletes (`None`) no fsync has covered yet, by number.
-    pending: Vec<(u64, Key, Option<Stored>)>,
-    /// The number of the last write or delete issued.
-    pub(super) issued: u64,
+    writes: DiskModel<Stored>,
     pub(super) faults: DiskFaults,
 }
 
 impl SimDisk {
     pub(super) fn new() -> SimDisk {
         SimDisk {
-            durable: BTreeMap::new(),
-            pending: Vec::new(),
-            issued: 0,
+            writes: DiskModel::new(),
             faults: DiskFaults::default(),
         }
     }
 
     /// What a process recovering from this disk finds (the durable records only).
     pub(super) fn durable_state(&self) -> DurableState {
-        self.durable
+        self.writes
+            .durable()
             .iter()
             .map(|(k, s)| (k.clone(), s.record.clone()))
             .collect()
@@ -98,27 +95,22 @@ impl SimDisk {
     /// What a read of `key` finds: the newest pending write or delete, else the durable
     /// record.
     pub(super) fn read(&self, key: &Key) -> Option<&Stored> {
-        for (_, k, s) in self.pending.iter().rev() {
-            if k == key {
-                return s.as_ref();
-            }
-        }
-        self.durable.get(key)
+        self.writes.read(key)
     }
 
     /// Issue a write of `record` (pending until an fsync covers it).
     pub(super) fn write(&mut self, record: Record) {
-        self.issued += 1;
-        let n = self.issued;
-        self.pending
-            .push((n, record.key(), Some(Stored::new(record))));
+        self.writes.write(record.key(), Stored::new(record));
     }
 
     /// Issue a delete of `key` (pending until an fsync covers it).
     pub(super) fn delete(&mut self, key: Key) {
-        self.issued += 1;
-        let n = self.issued;
-        self.pending.push((n, key, None));
+        self.writes.delete(key);
+    }
+
+    /// The number of the last write or delete issued (what an fsync issued now covers).
+    pub(super) fn issued(&self) -> u64 {
+        self.writes.issued()
     }
 
     /// Why a write of `record` fails under the disk's faults, if it does (a write error
@@ -139,52 +131,34 @@ impl SimDisk {
 
     /// Make durable the writes issued up to `upto` (a good fsync).
     pub(super) fn sync(&mut self, upto: u64) {
-        let pending = std::mem::take(&mut self.pending);
-        for (n, k, s) in pending {
-            if n <= upto {
-                match s {
-                    Some(s) => {
-                        self.durable.insert(k, s);
-                    }
-                    None => {
-                        self.durable.remove(&k);
-                    }
-                }
-            } else {
-                self.pending.push((n, k, s));
-            }
-        }
+        self.writes.sync(upto);
     }
 
     /// Drop writes issued up to `upto` that were not synced (a failed fsync).
     pub(super) fn lose(&mut self, upto: u64) {
-        self.pending.retain(|(n, _, _)| *n > upto);
+        self.writes.lose(upto);
     }
 
     /// A crash: unsynced writes are lost; with `torn`, the newest unsynced chunk write
     /// lands half-written.
     pub(super) fn crash(&mut self, torn: bool) {
+        let lost = self.writes.crash();
         if torn
-            && let Some((_, key, Some(s))) = self
-                .pending
-                .iter()
-                .rev()
-                .find(|(_, _, s)| {
-                    matches!(
-                        s,
-                        Some(Stored {
-                            record: Record::Chunk(_),
-                            ..
-                        })
-                    )
-                })
-                .cloned()
+            && let Some((_, key, Some(s))) = lost.into_iter().rev().find(|(_, _, s)| {
+                matches!(
+                    s,
+                    Some(Stored {
+                        record: Record::Chunk(_),
+                        ..
+                    })
+                )
+            })
             && let Record::Chunk(mut c) = s.record
         {
             let half = c.bytes.len() / 2;
             c.bytes = c.bytes.slice(..half);
             let intact = verify_chunk(&c.hash, &c.bytes);
-            self.durable.insert(
+            self.writes.durable_mut().insert(
                 key,
                 Stored {
                     record: Record::Chunk(c),
@@ -192,13 +166,12 @@ impl SimDisk {
                 },
             );
         }
-        self.pending.clear();
     }
 
     /// Bit rot in up to `n` durable chunks, chosen by `rng`; returns how many rotted.
     pub(super) fn rot(&mut self, n: u32, rng: &mut Stream) -> u32 {
-        let keys: Vec<Key> = self
-            .durable
+        let durable = self.writes.durable_mut();
+        let keys: Vec<Key> = durable
             .iter()
             .filter(|(_, s)| matches!(s.record, Record::Chunk(_)))
             .map(|(k, _)| k.clone())
@@ -209,7 +182,7 @@ impl SimDisk {
                 break;
             }
             let k = &keys[rng.below(keys.len() as u64) as usize];
-            if let Some(s) = self.durable.get_mut(k)
+            if let Some(s) = durable.get_mut(k)
                 && let Record::Chunk(c) = &mut s.record
                 && !c.bytes.is_empty()
             {
@@ -226,7 +199,8 @@ impl SimDisk {
 
     /// The operations in the durable outbox.
     pub(super) fn outbox_keys(&self) -> BTreeSet<IdemKey> {
-        self.durable
+        self.writes
+            .durable()
             .keys()
             .filter_map(|k| match k {
                 Key::Outbox(key) => Some(key.clone()),
@@ -268,8 +242,7 @@ impl World {
             Node::Origin => (self.origin.slow, self.origin.incarnation),
             Node::Tower(i) => (self.towers[i].slow, self.towers[i].incarnation),
         };
-        let now = self.now;
-        match action {
+        let (latency, done) = match action {
             Action::Write { id, record } => {
                 let disk = match node {
                     Node::Origin => &self.origin.disk,
@@ -279,54 +252,291 @@ impl World {
                 // Planted `keep-refused-writes`: the disk reports the error but keeps what
                 // it was given, and the next good fsync makes it durable.
                 let keep = self.plant == Some(Plant::KeepRefusedWrites);
-                let d = self.disk_mut(node);
                 if fail.is_none() || keep {
-                    d.write(record);
+                    self.disk_mut(node).write(record);
                 }
-                let at = now + (WRITE_LATENCY + d.faults.extra_latency).mul_f64(slow);
                 let ok = fail.map_or(Ok(()), Err);
-                self.push(
-                    at,
-                    Ev::WriteDone {
-                        node,
-                        incarnation,
-                        id,
-                        ok,
-                    },
-                );
+                let done = Ev::WriteDone {
+                    node,
+                    incarnation,
+                    id,
+                    ok,
+                };
+                (WRITE_LATENCY, done)
             }
             Action::Delete { id, key } => {
-                let d = self.disk_mut(node);
-                d.delete(key);
-                let at = now + (WRITE_LATENCY + d.faults.extra_latency).mul_f64(slow);
-                self.push(
-                    at,
-                    Ev::WriteDone {
-                        node,
-                        incarnation,
-                        id,
-                        ok: Ok(()),
-                    },
-                );
+                self.disk_mut(node).delete(key);
+                let done = Ev::WriteDone {
+                    node,
+                    incarnation,
+                    id,
+                    ok: Ok(()),
+                };
+                (WRITE_LATENCY, done)
             }
             Action::Fsync { id } => {
-                let p = self.disk_mut(node).faults.fsync_error;
-                let fail = self.disk_rng.chance(p);
                 let d = self.disk_mut(node);
-                let at = now + (FSYNC_LATENCY + d.faults.extra_latency).mul_f64(slow);
-                let upto = d.issued;
-                self.push(
-                    at,
-                    Ev::FsyncDone {
-                        node,
-                        incarnation,
-                        id,
-                        upto,
-                        fail,
-                    },
-                );
+                let (p, upto) = (d.faults.fsync_error, d.issued());
+                let fail = self.disk_rng.chance(p);
+                let done = Ev::FsyncDone {
+                    node,
+                    incarnation,
+                    id,
+                    upto,
+                    fail,
+                };
+                (FSYNC_LATENCY, done)
             }
-            other => debug_assert!(false, "not a disk action: {other:?}"),
+            other => {
+                debug_assert!(false, "not a disk action: {other:?}");
+                return;
+            }
+        };
+        let extra = self.disk_mut(node).faults.extra_latency;
+        self.push(self.now + (latency + extra).mul_f64(slow), done);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sovereign_logic::content::{Chunk, ChunkHash};
+    use sovereign_logic::protocol::{DeviceId, OpKind, Operation};
+
+    /// A chunk record of `len` bytes filled with `fill`, and its key.
+    fn chunk(fill: u8, len: usize) -> (Key, Record) {
+        let bytes = Bytes::from(vec![fill; len]);
+        let c = Chunk {
+            hash: ChunkHash::of(&bytes),
+            bytes,
+        };
+        (Key::Chunk(c.hash), Record::Chunk(c))
+    }
+
+    /// An outbox record (not a chunk) for operation `n`, and its key.
+    fn outbox(n: u32) -> (Key, Record) {
+        let op = Operation {
+            key: IdemKey(format!("op-{n}")),
+            device: DeviceId(1),
+            kind: OpKind::Message {
+                to: "clinic-0".into(),
+                body: format!("report {n}"),
+            },
+        };
+        (Key::Outbox(op.key.clone()), Record::Outbox(op))
+    }
+
+    /// The chunk bytes stored under `key` and whether they are intact.
+    fn bytes_at(d: &SimDisk, key: &Key) -> Option<(Bytes, bool)> {
+        match d.read(key)? {
+            Stored {
+                record: Record::Chunk(c),
+                intact,
+            } => Some((c.bytes.clone(), *intact)),
+            _ => None,
         }
+    }
+
+    fn durable_keys(d: &SimDisk) -> Vec<Key> {
+        d.durable_state().keys().cloned().collect()
+    }
+
+    #[test]
+    fn a_crash_keeps_what_was_synced_and_loses_the_rest() {
+        // Goal: writes and deletes are pending (yet readable) until an fsync covers them;
+        // a crash drops what no fsync covered and keeps what one did.
+        let mut d = SimDisk::new();
+        let (a, ra) = chunk(1, 64);
+        let (b, rb) = outbox(1);
+        let (c, rc) = outbox(2);
+        d.write(ra);
+        d.write(rb);
+        d.sync(d.issued());
+        d.write(rc);
+        d.delete(a.clone());
+        assert!(
+            d.read(&c).is_some() && d.read(&a).is_none(),
+            "pending is readable"
+        );
+        d.write(chunk(1, 64).1);
+        assert!(
+            d.read(&a).is_some(),
+            "reads see the newest pending write of a key"
+        );
+        assert_eq!(durable_keys(&d), vec![a.clone(), b.clone()]);
+        d.crash(false);
+        assert_eq!(durable_keys(&d), vec![a.clone(), b.clone()]);
+        assert!(d.read(&a).is_some() && d.read(&c).is_none());
+        assert_eq!(d.outbox_keys().len(), 1);
+    }
+
+    #[test]
+    fn an_fsync_makes_durable_exactly_the_writes_issued_before_it() {
+        // Goal: an fsync covers the writes issued up to it, not the ones after (they
+        // were still in flight when it was issued).
+        let mut d = SimDisk::new();
+        let (a, ra) = outbox(1);
+        let (b, rb) = outbox(2);
+        d.write(ra);
+        let upto = d.issued();
+        d.write(rb);
+        d.sync(upto);
+        assert_eq!(durable_keys(&d), vec![a.clone()]);
+        d.crash(false);
+        assert_eq!(durable_keys(&d), vec![a.clone()]);
+        assert!(d.read(&b).is_none());
+        d.delete(a);
+        d.sync(d.issued());
+        assert!(
+            durable_keys(&d).is_empty(),
+            "a synced delete removes the record"
+        );
+    }
+
+    #[test]
+    fn a_failed_fsync_loses_the_writes_it_covered_and_only_those() {
+        // Goal: the lying fsync of fsyncgate: the writes a failed fsync covered are gone
+        // (even to reads, and a later good fsync does not bring them back); the durable
+        // version under the same key and later writes are unaffected.
+        let mut d = SimDisk::new();
+        let (x, x1) = chunk(1, 64);
+        d.write(x1.clone());
+        d.sync(d.issued());
+        let (k, rk) = outbox(1);
+        d.write(rk);
+        d.delete(x.clone());
+        let upto = d.issued();
+        let (later, rl) = outbox(2);
+        d.write(rl);
+        d.lose(upto);
+        assert!(d.read(&k).is_none(), "the covered write is gone");
+        assert!(
+            d.read(&x).is_some(),
+            "the covered delete is gone: the durable one shows"
+        );
+        d.sync(d.issued());
+        assert_eq!(durable_keys(&d), vec![x, later]);
+    }
+
+    #[test]
+    fn a_torn_write_leaves_the_newest_unsynced_chunk_half_written_and_rotten() {
+        // Goal: a crash mid-write (torn) makes the newest pending chunk write durable with
+        // half its bytes, which no longer match their hash (a read reports it rotten);
+        // older pending writes and non-chunk records are lost as in any crash.
+        let setup = || {
+            let mut d = SimDisk::new();
+            let (a, ra) = chunk(1, 64);
+            d.write(ra);
+            d.sync(d.issued());
+            let (b, rb) = chunk(2, 64);
+            let (c, rc) = chunk(3, 64);
+            let (r, rr) = outbox(1);
+            d.write(rb);
+            d.write(rc);
+            d.write(rr);
+            (d, [a, b, c, r])
+        };
+        let (mut d, [a, b, c, r]) = setup();
+        d.crash(true);
+        assert_eq!(bytes_at(&d, &a), Some((Bytes::from(vec![1; 64]), true)));
+        assert_eq!(bytes_at(&d, &c), Some((Bytes::from(vec![3; 32]), false)));
+        assert!(d.read(&b).is_none() && d.read(&r).is_none());
+        let (mut d, [_, _, c, _]) = setup();
+        d.crash(false);
+        assert!(d.read(&c).is_none(), "not torn: the chunk is simply lost");
+        let mut d = SimDisk::new();
+        d.write(outbox(1).1);
+        d.crash(true);
+        assert!(
+            durable_keys(&d).is_empty(),
+            "no chunk pending: nothing torn"
+        );
+    }
+
+    #[test]
+    fn bit_rot_flips_one_bit_of_a_durable_chunk_and_is_seeded() {
+        // Goal: rot flips one bit in durable chunks (a read then finds them rotten), never
+        // in pending writes or other records; the same seed rots the same bit, and on a
+        // disk without chunks it draws nothing.
+        let setup = || {
+            let mut d = SimDisk::new();
+            for fill in 1..=5 {
+                d.write(chunk(fill, 256).1);
+            }
+            d.write(outbox(1).1);
+            d.sync(d.issued());
+            d.write(chunk(9, 256).1);
+            d
+        };
+        let rotted = |seed: u64| {
+            let mut d = setup();
+            assert_eq!(d.rot(1, &mut Stream::new(seed, "disk")), 1);
+            d
+        };
+        let d = rotted(7);
+        let mut bad = Vec::new();
+        for fill in 1..=5 {
+            let (key, _) = chunk(fill, 256);
+            let (bytes, intact) = bytes_at(&d, &key).expect("still stored");
+            let flipped: u32 = bytes.iter().map(|b| (b ^ fill).count_ones()).sum();
+            assert_eq!(flipped == 0, intact, "chunk {fill}");
+            if !intact {
+                assert_eq!((flipped, bytes.len()), (1, 256), "one bit of chunk {fill}");
+                bad.push((fill, bytes));
+            }
+        }
+        assert_eq!(bad.len(), 1);
+        assert_eq!(bytes_at(&d, &chunk(9, 256).0).map(|(_, ok)| ok), Some(true));
+        assert!(d.read(&outbox(1).0).is_some());
+        let again = rotted(7);
+        assert_eq!(
+            bytes_at(&again, &chunk(bad[0].0, 256).0).unwrap().0,
+            bad[0].1
+        );
+        let (mut chunks, mut spots) = (BTreeSet::new(), BTreeSet::new());
+        for seed in 0..8 {
+            let d = rotted(seed);
+            for fill in 1..=5 {
+                let (bytes, intact) = bytes_at(&d, &chunk(fill, 256).0).unwrap();
+                if !intact {
+                    chunks.insert(fill);
+                    spots.insert(bytes);
+                }
+            }
+        }
+        assert!(
+            chunks.len() > 1 && spots.len() > 1,
+            "other seeds rot elsewhere"
+        );
+        let mut empty = SimDisk::new();
+        let (mut r, mut twin) = (Stream::new(1, "disk"), Stream::new(1, "disk"));
+        assert_eq!(empty.rot(3, &mut r), 0);
+        assert_eq!(r.next_u64(), twin.next_u64(), "no draws");
+    }
+
+    #[test]
+    fn write_faults_refuse_writes_as_the_fault_says() {
+        // Goal: a full disk refuses every write, a lost database every write but a
+        // chunk's (chunks are files), a write error ~p of them.
+        let mut r = Stream::new(3, "disk");
+        let mut d = SimDisk::new();
+        let (_, c) = chunk(1, 16);
+        let (_, o) = outbox(1);
+        assert_eq!(d.write_error(&o, &mut r), None);
+        d.faults.full = 1;
+        assert!(
+            d.write_error(&c, &mut r)
+                .is_some_and(|e| e.starts_with("ENOSPC"))
+        );
+        d.faults.full = 0;
+        d.faults.db_lost = 1;
+        assert_eq!(d.write_error(&c, &mut r), None);
+        assert!(d.write_error(&o, &mut r).is_some());
+        d.faults.db_lost = 0;
+        d.faults.write_error = 0.3;
+        let failed = (0..10_000)
+            .filter(|_| d.write_error(&o, &mut r).is_some())
+            .count();
+        assert!((2_800..=3_200).contains(&failed), "failed {failed}");
     }
 }

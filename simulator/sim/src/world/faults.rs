@@ -117,7 +117,7 @@ impl World {
             (FaultKind::Restart, Target::Tower(i)) => {
                 let i = *i;
                 if self.towers[i].running() {
-                    let upto = self.towers[i].disk.issued;
+                    let upto = self.towers[i].disk.issued();
                     self.towers[i].disk.sync(upto);
                     self.tower_down(i, true, Proc::Down);
                     let inc = self.towers[i].incarnation;
@@ -131,7 +131,7 @@ impl World {
                 }
             }
             (FaultKind::Restart, Target::Origin) => {
-                let upto = self.origin.disk.issued;
+                let upto = self.origin.disk.issued();
                 self.origin.disk.sync(upto);
                 self.crash_origin(BOOT);
             }

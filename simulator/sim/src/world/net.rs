@@ -161,3 +161,191 @@ impl SimLink {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    /// A link of `bytes_per_s` with 10 ms latency, no jitter, loss `loss`.
+    fn link(bytes_per_s: u64, loss: f64) -> SimLink {
+        let profile = LinkProfile {
+            name: "test".into(),
+            latency: 10 * MS,
+            jitter: Duration::ZERO,
+            bytes_per_s,
+            loss,
+            handover_every: None,
+            handover_outage: Duration::ZERO,
+        };
+        SimLink::new(Some(LinkKind::Fibre), profile)
+    }
+
+    fn rng() -> Stream {
+        Stream::new(42, "net-test")
+    }
+
+    /// Send `n` small messages a second apart (never queued); how many copies arrive, and
+    /// how many sends delivered two.
+    fn send_apart(l: &mut SimLink, n: u64, rng: &mut Stream) -> (u64, u64) {
+        let (mut copies, mut doubled) = (0, 0);
+        for i in 0..n {
+            let got = l.transmit(Time::from_secs(i), 100, true, rng);
+            copies += got.len() as u64;
+            doubled += (got.len() == 2) as u64;
+        }
+        (copies, doubled)
+    }
+
+    #[test]
+    fn loss_drops_about_p_of_messages_and_a_loss_fault_compounds_it() {
+        // Goal: loss p drops ~p of the messages (20,000 draws: ±2% is over 7 sigma), and a
+        // `loss` fault drops independently on top: 1 - (1 - 0.2)(1 - 0.5) = 0.6.
+        let mut r = rng();
+        let n = 20_000;
+        let (arrived, _) = send_apart(&mut link(1_000_000, 0.2), n, &mut r);
+        let share = arrived as f64 / n as f64;
+        assert!((0.78..=0.82).contains(&share), "delivered {share}");
+        let mut l = link(1_000_000, 0.2);
+        l.faults.extra_loss = 0.5;
+        let (arrived, _) = send_apart(&mut l, n, &mut r);
+        let share = arrived as f64 / n as f64;
+        assert!((0.38..=0.42).contains(&share), "delivered {share}");
+        assert_eq!(send_apart(&mut link(1_000_000, 0.0), 1000, &mut r).0, 1000);
+        assert_eq!(send_apart(&mut link(1_000_000, 1.0), 1000, &mut r).0, 0);
+    }
+
+    #[test]
+    fn duplication_delivers_a_second_copy_shortly_after_the_first() {
+        // Goal: a `duplicate` fault of p doubles ~p of the deliveries, the copy within
+        // 50 ms after the original; without it nothing is doubled.
+        let mut r = rng();
+        let mut l = link(1_000_000, 0.0);
+        assert_eq!(send_apart(&mut l, 1000, &mut r), (1000, 0));
+        l.faults.duplicate = 0.3;
+        let (copies, doubled) = send_apart(&mut l, 20_000, &mut r);
+        assert_eq!(copies, 20_000 + doubled);
+        let share = doubled as f64 / 20_000.0;
+        assert!((0.28..=0.32).contains(&share), "doubled {share}");
+        l.faults.duplicate = 1.0;
+        let got = l.transmit(Time::from_secs(30_000), 100, true, &mut r);
+        assert_eq!(got.len(), 2);
+        assert!(got[0] < got[1] && got[1] <= got[0] + 50 * MS, "{got:?}");
+    }
+
+    #[test]
+    fn reordering_holds_messages_back_so_that_later_ones_overtake_them() {
+        // Goal: without reordering a link is FIFO; a `reorder` fault of (p, extra) holds ~p
+        // of the messages back by up to `extra`, and later messages overtake them.
+        let mut r = rng();
+        let send_every_ms = |l: &mut SimLink, r: &mut Stream| -> Vec<Time> {
+            (0..2000)
+                .map(|i| l.transmit(Time::from_millis(i), 100, true, r)[0])
+                .collect()
+        };
+        let mut l = link(1_000_000, 0.0);
+        let fifo = send_every_ms(&mut l, &mut r);
+        assert!(
+            fifo.windows(2).all(|w| w[0] < w[1]),
+            "in order without the fault"
+        );
+        let mut l = link(1_000_000, 0.0);
+        l.faults.reorder = Some((0.5, 100 * MS));
+        let held = send_every_ms(&mut l, &mut r);
+        let overtaken = held.windows(2).filter(|w| w[0] > w[1]).count();
+        assert!(overtaken > 100, "overtaken {overtaken}");
+        let mut late = 0;
+        for (base, at) in fifo.iter().zip(&held) {
+            assert!(*base <= *at && *at <= *base + 100 * MS, "{base} {at}");
+            late += (at > base) as u32;
+        }
+        assert!((900..=1100).contains(&late), "held back {late} of 2000");
+    }
+
+    #[test]
+    fn a_burst_queues_behind_the_bandwidth_one_direction_at_a_time() {
+        // Goal: n messages of b bytes sent at once over B bytes/s leave one after the
+        // other: the k-th arrives k·b/B after the send (plus latency), the last no sooner
+        // than n·b/B. The other direction has its own queue; a bandwidth cap slows it.
+        let mut r = rng();
+        let mut l = link(100_000, 0.0);
+        let t0 = Time::from_secs(1);
+        let arrivals: Vec<Time> = (0..50)
+            .map(|_| l.transmit(t0, 1000, true, &mut r)[0])
+            .collect();
+        for (k, at) in arrivals.iter().enumerate() {
+            assert_eq!(*at, t0 + 10 * MS * (k as u32 + 1) + 10 * MS, "message {k}");
+        }
+        assert!(arrivals[49] >= t0 + Duration::from_millis(50 * 1000 * 1000 / 100_000));
+        let down = l.transmit(t0, 1000, false, &mut r);
+        assert_eq!(
+            down,
+            vec![t0 + 20 * MS],
+            "downstream does not wait for upstream"
+        );
+        let later = t0 + Duration::from_secs(2);
+        assert_eq!(l.transmit(later, 1000, true, &mut r), vec![later + 20 * MS]);
+        l.faults.cap_bytes_per_s = Some(10_000);
+        let capped = t0 + Duration::from_secs(3);
+        assert_eq!(
+            l.transmit(capped, 1000, true, &mut r),
+            vec![capped + 110 * MS]
+        );
+    }
+
+    #[test]
+    fn a_link_passes_nothing_while_down_flapping_or_in_a_handover() {
+        // Goal: a down link (link-down, partition) delivers nothing and queues nothing; a
+        // flapping one is down for the first half of every period; a LEO link drops
+        // everything during each handover outage.
+        let mut r = rng();
+        let mut l = link(100_000, 0.0);
+        let t = Time::from_secs(10);
+        l.faults.down = 1;
+        assert!(!l.is_up(t));
+        for _ in 0..10 {
+            assert!(l.transmit(t, 1000, true, &mut r).is_empty());
+        }
+        l.faults.down = 0;
+        assert_eq!(l.transmit(t, 1000, true, &mut r), vec![t + 20 * MS]);
+        l.faults.flapping = Some((Time::from_secs(100), Duration::from_secs(10)));
+        for (s, up) in [
+            (100, false),
+            (104, false),
+            (105, true),
+            (109, true),
+            (110, false),
+        ] {
+            assert_eq!(l.is_up(Time::from_secs(s)), up, "at {s} s");
+        }
+        assert!(
+            l.transmit(Time::from_secs(101), 100, true, &mut r)
+                .is_empty()
+        );
+        assert_eq!(l.transmit(Time::from_secs(106), 100, true, &mut r).len(), 1);
+        let mut leo = link(100_000, 0.0);
+        leo.profile.handover_every = Some(Duration::from_secs(60));
+        leo.profile.handover_outage = 150 * MS;
+        assert!(!leo.is_up(Time::from_millis(60_100)));
+        assert!(leo.is_up(Time::from_millis(60_200)));
+    }
+
+    #[test]
+    fn a_probe_measures_the_round_trip_or_fails_after_the_timeout() {
+        // Goal: a probe of an up link reports twice its latency and its bandwidth in bits;
+        // one of a down link fails after PROBE_TIMEOUT.
+        let mut r = rng();
+        let mut l = link(100_000, 0.0);
+        l.faults.extra_latency = 5 * MS;
+        let (after, outcome) = l.probe(Time::ZERO, &mut r);
+        assert_eq!(after, 30 * MS);
+        assert!(outcome.reachable);
+        assert_eq!(outcome.rtt, Some(30 * MS));
+        assert_eq!(outcome.bandwidth_bps, Some(800_000));
+        l.faults.down = 1;
+        let (after, outcome) = l.probe(Time::ZERO, &mut r);
+        assert_eq!(after, PROBE_TIMEOUT);
+        assert!(!outcome.reachable);
+    }
+}

@@ -1,0 +1,168 @@
+//! The write/fsync contract as a model: [`DiskModel`], the one simulated disk behind the
+//! simulator's disks, the in-memory store the real servers are tested on, and the logic's
+//! own test harness, so that all of them lose exactly what a real disk may lose.
+//!
+//! Writes and deletes are numbered as they are issued and stay pending — visible to reads
+//! (the page cache) but not durable. An fsync covers the writes issued before it: when it
+//! completes they become durable in issue order; when it fails they are gone (the kernel
+//! dropped the dirty pages; fsyncgate). A crash drops everything pending.
+//!
+//! Map: [`DiskModel`].
+//!
+//! Not covered: faults beyond those (torn writes, bit rot, write errors, latency) and
+//! checksums — each driver adds what it simulates on top, keeping its own value type `R`.
+
+use super::Key;
+use std::collections::BTreeMap;
+
+/// Durable values by key, and the writes (`Some`) and deletes (`None`) issued since,
+/// oldest first, with their issue numbers.
+#[derive(Clone, Debug)]
+pub struct DiskModel<R> {
+    durable: BTreeMap<Key, R>,
+    pending: Vec<(u64, Key, Option<R>)>,
+    issued: u64,
+}
+
+impl<R> Default for DiskModel<R> {
+    fn default() -> Self {
+        DiskModel {
+            durable: BTreeMap::new(),
+            pending: Vec::new(),
+            issued: 0,
+        }
+    }
+}
+
+impl<R> DiskModel<R> {
+    /// An empty disk.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Issue a write of `value` under `key`; returns its number.
+    pub fn write(&mut self, key: Key, value: R) -> u64 {
+        self.issue(key, Some(value))
+    }
+
+    /// Issue a delete of `key`; returns its number.
+    pub fn delete(&mut self, key: Key) -> u64 {
+        self.issue(key, None)
+    }
+
+    fn issue(&mut self, key: Key, value: Option<R>) -> u64 {
+        self.issued += 1;
+        self.pending.push((self.issued, key, value));
+        self.issued
+    }
+
+    /// The number of the last write or delete issued: what an fsync issued now covers.
+    pub fn issued(&self) -> u64 {
+        self.issued
+    }
+
+    /// What a read of `key` sees now: the newest pending write or delete of it, else the
+    /// durable value.
+    pub fn read(&self, key: &Key) -> Option<&R> {
+        match self.pending.iter().rev().find(|(_, k, _)| k == key) {
+            Some((_, _, value)) => value.as_ref(),
+            None => self.durable.get(key),
+        }
+    }
+
+    /// An fsync covering the writes issued up to `upto` completed: they are durable, in
+    /// issue order; later ones stay pending.
+    pub fn sync(&mut self, upto: u64) {
+        let (done, rest) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|(n, _, _)| *n <= upto);
+        self.pending = rest;
+        for (_, key, value) in done {
+            match value {
+                Some(v) => self.durable.insert(key, v),
+                None => self.durable.remove(&key),
+            };
+        }
+    }
+
+    /// An fsync covering the writes issued up to `upto` failed: they are gone; later ones
+    /// stay pending.
+    pub fn lose(&mut self, upto: u64) {
+        self.pending.retain(|(n, _, _)| *n > upto);
+    }
+
+    /// A crash: every pending write and delete is gone. Returns them, oldest first (what a
+    /// driver that tears a write picks from).
+    pub fn crash(&mut self) -> Vec<(u64, Key, Option<R>)> {
+        std::mem::take(&mut self.pending)
+    }
+
+    /// Writes and deletes not yet covered by a completed fsync.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// What is durable: what a process restarting on this disk finds.
+    pub fn durable(&self) -> &BTreeMap<Key, R> {
+        &self.durable
+    }
+
+    /// The durable values, to change behind the writes' back (bit rot, a torn write,
+    /// garbage collection, quarantine).
+    pub fn durable_mut(&mut self) -> &mut BTreeMap<Key, R> {
+        &mut self.durable
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::IdemKey;
+
+    fn key(n: u32) -> Key {
+        Key::Outbox(IdemKey(format!("op-{n}")))
+    }
+
+    #[test]
+    fn an_fsync_makes_durable_exactly_the_writes_issued_before_it() {
+        // Goal: the write/fsync split: pending writes are readable but not durable; an
+        // fsync covers what was issued before it, in order, deletes included.
+        let mut d = DiskModel::new();
+        d.write(key(1), "a1");
+        d.write(key(2), "b");
+        let upto = d.issued();
+        d.delete(key(1));
+        d.write(key(1), "a2");
+        assert_eq!(
+            d.read(&key(1)),
+            Some(&"a2"),
+            "the newest pending write wins"
+        );
+        assert!(d.durable().is_empty());
+        d.sync(upto);
+        assert_eq!(d.durable().get(&key(1)), Some(&"a1"));
+        assert_eq!(d.pending_len(), 2);
+        d.sync(d.issued());
+        assert_eq!(d.durable().values().collect::<Vec<_>>(), vec![&"a2", &"b"]);
+    }
+
+    #[test]
+    fn a_failed_fsync_loses_what_it_covered_and_a_crash_loses_all_that_is_pending() {
+        // Goal: a failed fsync drops the writes it covered (reads fall back to the durable
+        // value), not later ones; a crash drops every pending one and hands them back.
+        let mut d = DiskModel::new();
+        d.write(key(1), 1);
+        d.sync(d.issued());
+        d.write(key(1), 2);
+        let upto = d.issued();
+        d.write(key(2), 3);
+        d.lose(upto);
+        assert_eq!(d.read(&key(1)), Some(&1));
+        assert_eq!(d.read(&key(2)), Some(&3));
+        d.delete(key(1));
+        let lost = d.crash();
+        assert_eq!(lost, vec![(3, key(2), Some(3)), (4, key(1), None)]);
+        assert_eq!((d.read(&key(1)), d.read(&key(2))), (Some(&1), None));
+        assert_eq!(d.issued(), 4, "numbers are not reused");
+    }
+}
