@@ -12,9 +12,9 @@
 //! Not covered: serving `/metrics` over HTTP (the real servers' job), exemplars, `_created`
 //! samples, UNIT lines (units are in the names).
 
-use super::data::RunData;
-use super::series::{POWER_MODES, TowerSeries};
-use super::sweep::SweepData;
+use crate::data::RunData;
+use crate::series::{POWER_MODES, TowerSeries};
+use crate::sweep::SweepData;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The default start of virtual time: 2026-01-01T00:00:00Z (fixed, so exports are

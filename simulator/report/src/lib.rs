@@ -1,5 +1,7 @@
 //! Getting runs out of the simulator for people and tools: reports (Markdown, HTML with
-//! SVG charts, JSON), OpenMetrics for Prometheus/Grafana, Grafana annotations.
+//! SVG charts, JSON), OpenMetrics for Prometheus/Grafana, Grafana annotations, and JUnit
+//! XML for CI. Everything here reads what a run produced (`sovereign_sim`'s report, KPIs
+//! and observation log); nothing here runs or changes a simulation.
 //!
 //! # Layout
 //! - [`series`]: per-tower time series sampled from a run's observations.
@@ -13,16 +15,22 @@
 //!   and a strict checker.
 //! - [`annotations`]: faults and violations as Grafana annotations.
 //! - [`promql`]: metric names in a PromQL expression (dashboard checks).
+//! - [`junit`]: JUnit XML of a sweep's runs.
 //!
 //! Game days build a [`RunData`] from their `World` with [`data::series_of`] and
 //! [`RunData::build`], then attach a [`data::GamedayData`]; the renderers add its
 //! verdict, tolerances and timeline.
 //!
 //! Not covered: the real servers' `/metrics` endpoint (same names, served over HTTP by
-//! the servers).
+//! the servers); running scenarios or sweeps (`sovereign_sim`, the CLI).
+//!
+//! Determinism: the same data renders the same bytes (no wall clock, no hash-map order;
+//! the workspace's clippy rules apply here as in the simulator).
+#![warn(missing_docs)]
 
 pub mod annotations;
 pub mod data;
+pub mod junit;
 pub mod openmetrics;
 pub mod promql;
 pub mod render;

@@ -10,9 +10,9 @@
 //! Not covered: running anything (the CLI runs, then hands the data here), OpenMetrics
 //! (see `openmetrics.rs`).
 
-use super::data::{GamedayData, RunData, verdict};
-use super::svg::{Band, BarGroup, Chart, Line, bar_chart, esc, line_chart};
-use super::sweep::SweepData;
+use crate::data::{GamedayData, RunData, verdict};
+use crate::svg::{Band, BarGroup, Chart, Line, bar_chart, esc, line_chart};
+use crate::sweep::SweepData;
 use serde_json::json;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -132,21 +132,21 @@ pub fn rebuild(dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
     let sweep = dir.join(SWEEP_DATA_FILE);
     if run.is_file() {
         let d: RunData = read_json(&run)?;
-        if d.format != super::data::RUN_DATA_FORMAT {
+        if d.format != crate::data::RUN_DATA_FORMAT {
             return Err(ReportError::Format {
                 path: run.display().to_string(),
                 found: d.format,
-                expected: super::data::RUN_DATA_FORMAT,
+                expected: crate::data::RUN_DATA_FORMAT,
             });
         }
         write_run(dir, &d)
     } else if sweep.is_file() {
         let d: SweepData = read_json(&sweep)?;
-        if d.format != super::sweep::SWEEP_DATA_FORMAT {
+        if d.format != crate::sweep::SWEEP_DATA_FORMAT {
             return Err(ReportError::Format {
                 path: sweep.display().to_string(),
                 found: d.format,
-                expected: super::sweep::SWEEP_DATA_FORMAT,
+                expected: crate::sweep::SWEEP_DATA_FORMAT,
             });
         }
         write_sweep(dir, &d)
@@ -163,7 +163,7 @@ pub fn rebuild(dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
 fn dur(s: Option<f64>) -> String {
     s.map_or_else(
         || "n/a".into(),
-        |s| crate::kpi::format_us((s * 1e6).round().max(0.0) as u64),
+        |s| sovereign_sim::kpi::format_us((s * 1e6).round().max(0.0) as u64),
     )
 }
 
@@ -429,7 +429,7 @@ pub fn run_markdown(d: &RunData) -> String {
             let _ = writeln!(
                 w,
                 "\nShrink to a minimal fault schedule:\n\n```sh\nsovereign sim shrink {}\n```",
-                crate::failure::shell_quote(f)
+                sovereign_sim::failure::shell_quote(f)
             );
         }
     }
@@ -1034,7 +1034,7 @@ pub fn sweep_markdown(d: &SweepData) -> String {
                     let _ = writeln!(
                         w,
                         "  - shrink: `sovereign sim shrink {}`",
-                        crate::failure::shell_quote(file)
+                        sovereign_sim::failure::shell_quote(file)
                     );
                 }
             }

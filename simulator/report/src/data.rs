@@ -9,13 +9,13 @@
 //!
 //! Not covered: rendering (see `render.rs`), sweeps (see `sweep.rs`).
 
-use super::series::RunSeries;
-use crate::kpi::Detection;
-use crate::report::RunReport;
-use crate::scenario::{Scenario, Target};
-use crate::world::{RunOptions, World};
+use crate::series::RunSeries;
 use serde::{Deserialize, Serialize};
 use sovereign_logic::content::Priority;
+use sovereign_sim::kpi::Detection;
+use sovereign_sim::report::RunReport;
+use sovereign_sim::scenario::{Scenario, Target};
+use sovereign_sim::world::{RunOptions, World};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -50,7 +50,7 @@ pub struct ClassRow {
 
 /// The run-wide KPIs (DESIGN.md §7), durations in seconds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[allow(missing_docs)] // Each field is the `crate::kpi::Kpis` field of the same name.
+#[allow(missing_docs)] // Each field is the `sovereign_sim::kpi::Kpis` field of the same name.
 pub struct KpiSummary {
     pub availability: f64,
     pub reads_valid: u64,
@@ -271,7 +271,7 @@ pub fn series_of(world: &World) -> RunSeries {
     RunSeries::from_observations(world.observations(), end_s, &devices_of(world.scenario()))
 }
 
-/// Run `sc` to its end as [`crate::run`] does, also sampling its series (same report,
+/// Run `sc` to its end as [`sovereign_sim::run`] does, also sampling its series (same report,
 /// same trace hash).
 pub fn record(sc: &Scenario, opts: &RunOptions) -> (RunReport, RunSeries) {
     let mut world = World::new(sc, opts);

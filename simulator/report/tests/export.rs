@@ -4,12 +4,12 @@
 //! (and renders non-blank in headless Chromium when it is installed), and a report
 //! rebuilds identically from its saved data.
 
+use sovereign_report::annotations::run_annotations;
+use sovereign_report::data::{GamedayData, TimelineRow, ToleranceRow};
+use sovereign_report::openmetrics::{DEFAULT_START, RUN_METRICS, check, run_openmetrics};
+use sovereign_report::render::{run_html, run_markdown, run_summary};
+use sovereign_report::{RunData, rebuild, record, write_run};
 use sovereign_sim::RunOptions;
-use sovereign_sim::export::annotations::run_annotations;
-use sovereign_sim::export::data::{GamedayData, TimelineRow, ToleranceRow};
-use sovereign_sim::export::openmetrics::{DEFAULT_START, RUN_METRICS, check, run_openmetrics};
-use sovereign_sim::export::render::{run_html, run_markdown, run_summary};
-use sovereign_sim::export::{RunData, rebuild, record, write_run};
 use sovereign_sim::scenario::parse_file;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -171,13 +171,12 @@ fn every_tag_annotation_query_of_the_game_day_dashboard_matches_exported_annotat
     let dash: serde_json::Value = serde_json::from_str(&text).expect("json");
     let mut d = with_gameday(fibre_cut());
     // A violation too, so the violation layer has something to match.
-    d.violations
-        .push(sovereign_sim::export::data::ViolationRow {
-            oracle: "integrity".into(),
-            at_s: 100.0,
-            detail: "planted".into(),
-            liveness: false,
-        });
+    d.violations.push(sovereign_report::data::ViolationRow {
+        oracle: "integrity".into(),
+        at_s: 100.0,
+        detail: "planted".into(),
+        liveness: false,
+    });
     let ann = run_annotations(&d, DEFAULT_START);
     let mut queries = 0;
     for layer in dash["annotations"]["list"].as_array().expect("list") {
