@@ -14,8 +14,10 @@ use crate::data::{GamedayData, RunData, verdict};
 use crate::svg::{Band, BarGroup, Chart, Line, bar_chart, esc, line_chart};
 use crate::sweep::SweepData;
 use serde_json::json;
+use sovereign_logic::content::Priority;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The saved data of a run, in a report directory.
 pub const RUN_DATA_FILE: &str = "run.json";
@@ -160,6 +162,16 @@ pub fn rebuild(dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
 // ---------------------------------------------------------------------------------------
 // Formatting helpers
 
+/// Seconds of a KPI measured in microseconds, as `run.json` writes them.
+fn us_secs(us: u64) -> f64 {
+    us as f64 / 1e6
+}
+
+/// A KPI duration as [`dur`] writes seconds.
+fn kpi_dur(d: Option<Duration>) -> String {
+    dur(d.map(|d| d.as_secs_f64()))
+}
+
 fn dur(s: Option<f64>) -> String {
     s.map_or_else(
         || "n/a".into(),
@@ -252,7 +264,7 @@ fn kpi_rows(d: &RunData) -> Vec<KpiRow> {
             "MTTD".into(),
             format!(
                 "{} ({} of {} faults detected, {} undetectable)",
-                dur(k.mttd_s),
+                kpi_dur(k.mttd),
                 k.faults_detected,
                 k.faults,
                 k.faults_undetectable
@@ -263,8 +275,8 @@ fn kpi_rows(d: &RunData) -> Vec<KpiRow> {
             "MTTR".into(),
             format!(
                 "{} (after fault end {}; {} of {} disrupting never recovered)",
-                dur(k.mttr_s),
-                dur(k.mttr_after_end_s),
+                kpi_dur(k.mttr),
+                kpi_dur(k.mttr_after_end),
                 k.faults_unrecovered,
                 k.faults_disrupting
             ),
@@ -280,7 +292,7 @@ fn kpi_rows(d: &RunData) -> Vec<KpiRow> {
             format!(
                 "{} (within {})",
                 ratio(k.rto_compliance, 3),
-                dur(Some(k.rto_bound_s))
+                kpi_dur(Some(k.rto_bound))
             ),
             None,
         ),
@@ -296,17 +308,17 @@ fn kpi_rows(d: &RunData) -> Vec<KpiRow> {
             None,
         ),
     ];
-    for f in &k.freshness {
+    for (class, f) in Priority::ALL.iter().zip(&k.freshness) {
         rows.push((
-            format!("freshness {}", f.class),
+            format!("freshness {class}"),
             format!(
                 "p50 {}, p99 {} ({} samples, {} never servable)",
-                dur(f.p50_s),
-                dur(f.p99_s),
+                dur(f.p50_us.map(us_secs)),
+                dur(f.p99_us.map(us_secs)),
                 f.samples,
                 f.unservable
             ),
-            slo(&format!("freshness {} ", f.class)),
+            slo(&format!("freshness {class} ")),
         ));
     }
     rows.push((
@@ -318,7 +330,7 @@ fn kpi_rows(d: &RunData) -> Vec<KpiRow> {
         None,
     ));
     for (link, b) in &k.bytes_per_link {
-        rows.push((format!("bytes {link}"), bytes(*b), None));
+        rows.push((format!("bytes {}", link.name()), bytes(*b), None));
     }
     rows.push(("failovers".into(), k.failovers.to_string(), None));
     rows.push((
@@ -725,9 +737,10 @@ pub fn run_charts(d: &RunData) -> Vec<String> {
         .kpis
         .freshness
         .iter()
-        .map(|f| BarGroup {
-            label: f.class.clone(),
-            values: vec![f.p50_s, f.p99_s],
+        .zip(Priority::ALL)
+        .map(|(f, class)| BarGroup {
+            label: class.to_string(),
+            values: vec![f.p50_us.map(us_secs), f.p99_us.map(us_secs)],
         })
         .collect();
     out.push(bar_chart(
@@ -773,7 +786,7 @@ pub fn run_charts(d: &RunData) -> Vec<String> {
         .bytes_per_link
         .iter()
         .map(|(l, b)| BarGroup {
-            label: l.clone(),
+            label: l.name().to_string(),
             values: vec![Some(*b as f64 / 1_048_576.0)],
         })
         .collect();

@@ -8,7 +8,8 @@
 //!   towers, devices), links, disks, power, processes and clocks; fault injection.
 //! - [`obs`]: observations the world reports to oracles and KPIs.
 //! - [`oracle`]: one checker per invariant of DESIGN.md §6.
-//! - [`kpi`]: KPIs of DESIGN.md §7 computed from observations; SLO checks.
+//! - [`kpi`]: KPIs of DESIGN.md §7 computed from observations; SLO checks; `kpi_serde`:
+//!   how they read and write themselves in JSON (seconds, class rows, link names).
 //! - [`plant`]: planted bugs, one per oracle.
 //! - [`report`]: a run's result and its exit code.
 //! - [`trace`]: the event trace and its hash (determinism).
@@ -24,6 +25,7 @@
 
 pub mod failure;
 pub mod kpi;
+mod kpi_serde;
 pub mod obs;
 pub mod oracle;
 pub mod plant;
