@@ -152,13 +152,13 @@ pub struct Kpis {
     pub faults_undetected: u64,
     /// Faults nothing in the log can detect (clock, Wi-Fi).
     pub faults_undetectable: u64,
-    /// Mean time to detect, over detected faults.
-    #[serde(rename = "mttd_s", with = "crate::kpi_serde::opt_secs")]
-    pub mttd: Option<Duration>,
     /// Faults that disrupted a target's steady state.
     pub faults_disrupting: u64,
     /// Disrupting faults never recovered from.
     pub faults_unrecovered: u64,
+    /// Mean time to detect, over detected faults.
+    #[serde(rename = "mttd_s", with = "crate::kpi_serde::opt_secs")]
+    pub mttd: Option<Duration>,
     /// Mean (steady again − fault start) over recovered disrupting faults.
     #[serde(rename = "mttr_s", with = "crate::kpi_serde::opt_secs")]
     pub mttr: Option<Duration>,
