@@ -11,8 +11,7 @@
 //! - [`render`]: `report.md`, `report.html` (inline SVG), `summary.json`; [`rebuild`]
 //!   renders them again from a directory's saved data.
 //! - [`svg`]: the chart primitives.
-//! - [`openmetrics`]: the OpenMetrics writer (metric names: [`openmetrics::RUN_METRICS`])
-//!   and a strict checker.
+//! - [`openmetrics`]: the OpenMetrics writer (metric names: [`openmetrics::RUN_METRICS`]).
 //! - [`annotations`]: faults and violations as Grafana annotations.
 //! - [`promql`]: metric names in a PromQL expression (dashboard checks).
 //! - [`junit`]: JUnit XML of a sweep's runs.
@@ -22,7 +21,8 @@
 //! verdict, tolerances and timeline.
 //!
 //! Not covered: the real servers' `/metrics` endpoint (same names, served over HTTP by
-//! the servers); running scenarios or sweeps (`sovereign_sim`, the CLI).
+//! the servers); running scenarios or sweeps (`sovereign_sim`, the CLI); checking the
+//! OpenMetrics text (test support: `sovereign-promcheck`).
 //!
 //! Determinism: the same data renders the same bytes (no wall clock, no hash-map order;
 //! the workspace's clippy rules apply here as in the simulator).

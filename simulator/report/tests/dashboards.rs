@@ -4,7 +4,8 @@
 //! `prometheus.yml` (when promtool is installed).
 
 use serde_json::Value;
-use sovereign_report::openmetrics::{DEFAULT_START, check, run_openmetrics, sweep_openmetrics};
+use sovereign_promcheck::openmetrics::check;
+use sovereign_report::openmetrics::{DEFAULT_START, run_openmetrics, sweep_openmetrics};
 use sovereign_report::promql::metric_names;
 use sovereign_report::sweep::{SWEEP_DATA_FORMAT, SweepData};
 use sovereign_report::{RunData, record};

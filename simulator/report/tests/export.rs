@@ -4,9 +4,12 @@
 //! (and renders non-blank in headless Chromium when it is installed), and a report
 //! rebuilds identically from its saved data.
 
+use sovereign_promcheck::openmetrics::check;
 use sovereign_report::annotations::run_annotations;
 use sovereign_report::data::{GamedayData, TimelineRow, ToleranceRow};
-use sovereign_report::openmetrics::{DEFAULT_START, RUN_METRICS, check, run_openmetrics};
+use sovereign_report::openmetrics::{
+    DEFAULT_START, Exposition, MetricType, RUN_METRICS, run_openmetrics,
+};
 use sovereign_report::render::{run_html, run_markdown, run_summary};
 use sovereign_report::{RunData, rebuild, record, write_run};
 use sovereign_sim::RunOptions;
@@ -193,6 +196,28 @@ fn every_tag_annotation_query_of_the_game_day_dashboard_matches_exported_annotat
         );
     }
     assert_eq!(queries, 3, "faults, violations, game-day timeline");
+}
+
+#[test]
+fn exposition_writes_what_the_checker_accepts() {
+    // Goal: what Exposition writes (label values escaped, counters, summaries) passes the
+    // strict checker, with names counted.
+    let mut e = Exposition::default();
+    e.family("a_bytes", MetricType::Counter, "help");
+    e.sample("_total", &[("x", "q\"uote\\\n")], 1.0, 10);
+    e.sample("_total", &[("x", "q\"uote\\\n")], 2.0, 20);
+    e.family("b_seconds", MetricType::Summary, "help\non two lines");
+    e.sample("", &[("quantile", "0.5")], 1.0, 10);
+    e.sample("_sum", &[], 1.0, 10);
+    e.sample("_count", &[], 1.0, 10);
+    e.family("c_ratio", MetricType::Gauge, "help");
+    e.sample("", &[], f64::NAN, 10);
+    let text = e.finish();
+    let s = check(&text).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
+    assert_eq!(s.samples, 6);
+    assert_eq!(s.series, 5);
+    assert!(s.sample_names.contains("a_bytes_total"));
+    assert_eq!(s.families.len(), 3);
 }
 
 #[test]
