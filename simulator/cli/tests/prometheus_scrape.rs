@@ -30,7 +30,7 @@
 mod support;
 
 use serde_json::Value;
-use sovereign_report::promql::metric_names;
+use sovereign_promcheck::promql::metric_names;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

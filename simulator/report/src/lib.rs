@@ -13,7 +13,6 @@
 //! - [`svg`]: the chart primitives.
 //! - [`openmetrics`]: the OpenMetrics writer (metric names: [`openmetrics::RUN_METRICS`]).
 //! - [`annotations`]: faults and violations as Grafana annotations.
-//! - [`promql`]: metric names in a PromQL expression (dashboard checks).
 //! - [`junit`]: JUnit XML of a sweep's runs.
 //!
 //! Game days build a [`RunData`] from their `World` with [`data::series_of`] and
@@ -22,7 +21,7 @@
 //!
 //! Not covered: the real servers' `/metrics` endpoint (same names, served over HTTP by
 //! the servers); running scenarios or sweeps (`sovereign_sim`, the CLI); checking the
-//! OpenMetrics text (test support: `sovereign-promcheck`).
+//! OpenMetrics text and the dashboards' PromQL (test support: `sovereign-promcheck`).
 //!
 //! Determinism: the same data renders the same bytes (no wall clock, no hash-map order;
 //! the workspace's clippy rules apply here as in the simulator).
@@ -32,7 +31,6 @@ pub mod annotations;
 pub mod data;
 pub mod junit;
 pub mod openmetrics;
-pub mod promql;
 pub mod render;
 pub mod series;
 pub mod svg;

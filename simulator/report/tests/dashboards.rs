@@ -5,8 +5,8 @@
 
 use serde_json::Value;
 use sovereign_promcheck::openmetrics::check;
+use sovereign_promcheck::promql::metric_names;
 use sovereign_report::openmetrics::{DEFAULT_START, run_openmetrics, sweep_openmetrics};
-use sovereign_report::promql::metric_names;
 use sovereign_report::sweep::{SWEEP_DATA_FORMAT, SweepData};
 use sovereign_report::{RunData, record};
 use sovereign_sim::scenario::parse_file;
