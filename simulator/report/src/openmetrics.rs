@@ -103,12 +103,13 @@ pub struct Exposition {
     samples: usize,
 }
 
-/// A valid metric name (`[a-zA-Z_:][a-zA-Z0-9_:]*`).
-fn valid_name(s: &str) -> bool {
-    let mut c = s.chars();
-    c.next()
-        .is_some_and(|f| f.is_ascii_alphabetic() || f == '_' || f == ':')
-        && c.all(|x| x.is_ascii_alphanumeric() || x == '_' || x == ':')
+/// A family name as this project writes them: lower-case snake case starting with a
+/// letter (Prometheus allows more: capitals, colons for recording rules).
+fn snake_case(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// Escape a label value (backslash, double quote, newline).
@@ -136,7 +137,7 @@ fn value_text(v: f64) -> String {
 impl Exposition {
     /// Start a family (each name once).
     pub fn family(&mut self, name: &str, kind: MetricType, help: &str) {
-        assert!(valid_name(name), "bad metric name {name}");
+        assert!(snake_case(name), "bad metric name {name}");
         assert!(
             kind != MetricType::Counter || !name.ends_with("_total"),
             "counter family {name} must be named without _total"

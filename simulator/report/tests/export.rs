@@ -213,11 +213,16 @@ fn exposition_writes_what_the_checker_accepts() {
     e.family("c_ratio", MetricType::Gauge, "help");
     e.sample("", &[], f64::NAN, 10);
     let text = e.finish();
-    let s = check(&text).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
-    assert_eq!(s.samples, 6);
-    assert_eq!(s.series, 5);
-    assert!(s.sample_names.contains("a_bytes_total"));
-    assert_eq!(s.families.len(), 3);
+    let seen = check(&text).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
+    let names = [
+        "a_bytes_total",
+        "b_seconds",
+        "b_seconds_count",
+        "b_seconds_sum",
+        "c_ratio",
+    ];
+    assert_eq!(seen.sample_names, names.map(String::from).into());
+    assert_eq!((seen.samples, seen.series), (6, 5), "{text}");
 }
 
 #[test]
