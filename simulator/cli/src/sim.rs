@@ -5,7 +5,7 @@
 //! `*Config::resolve`; output helpers ([`report_lines`], [`trace_window`]).
 //!
 //! Not covered: the world itself (`sovereign_sim::run`), file formats (see
-//! `sovereign_sim::failure`, `sovereign_sim::junit`).
+//! `sovereign_sim::failure`, `sovereign_report::junit`).
 
 use crate::pool::run_parallel;
 use crate::report::Exports;
@@ -13,10 +13,10 @@ use crate::wall::Stopwatch;
 use crate::{BUILD, ReplayArgs, RunArgs, ShrinkArgs, SweepArgs};
 use anyhow::{Context, Result, anyhow, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use sovereign_sim::export::sweep::{SWEEP_DATA_FORMAT, SWEEP_FAILURES_LISTED_MAX, SweepFailure};
-use sovereign_sim::export::{RunData, SweepData};
+use sovereign_report::junit::{CaseFailure, TestCase, junit_xml};
+use sovereign_report::sweep::{SWEEP_DATA_FORMAT, SWEEP_FAILURES_LISTED_MAX, SweepFailure};
+use sovereign_report::{RunData, SweepData};
 use sovereign_sim::failure::{FailureFile, Reproduction, replay_command, shell_quote};
-use sovereign_sim::junit::{CaseFailure, TestCase, junit_xml};
 use sovereign_sim::scenario::{Scenario, parse_file};
 use sovereign_sim::sweep::{Shard, SweepOutcome, SweepSummary, run_options, sort_outcomes};
 use sovereign_sim::{Plant, RunOptions, RunReport};
@@ -123,7 +123,7 @@ pub fn run(a: RunArgs) -> Result<u8> {
     println!("seed: {}", c.opts.seed);
     println!("plant: {}", plant_name(c.opts.plant));
     let (report, series) = if c.exports.wants_series() {
-        let (r, s) = sovereign_sim::export::record(&c.scenario, &c.opts);
+        let (r, s) = sovereign_report::record(&c.scenario, &c.opts);
         (r, Some(s))
     } else {
         (sovereign_sim::run(&c.scenario, &c.opts), None)

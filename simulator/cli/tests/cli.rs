@@ -2,6 +2,7 @@
 //! clear message for bad input or usage. (End-to-end runs on real scenarios come with the
 //! world and the scenario parser.)
 
+use std::path::Path;
 use std::process::{Command, Output};
 
 fn sovereign(args: &[&str]) -> Output {
@@ -13,6 +14,15 @@ fn sovereign(args: &[&str]) -> Output {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The OpenMetrics file the binary wrote at `path`, after the strict checker passed it.
+fn checked_openmetrics(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    if let Err(errs) = sovereign_promcheck::openmetrics::check(&text) {
+        panic!("{}: {errs:#?}", path.display());
+    }
+    text
 }
 
 #[test]
@@ -85,7 +95,8 @@ fn sweep_and_replay_on_missing_files_are_exit_2() {
 #[test]
 fn run_writes_a_report_and_exports_that_report_rebuilds() {
     // Goal: `sim run --report DIR --openmetrics F --annotations F` writes the report
-    // files and exports; `sovereign report DIR` renders the same report again.
+    // files and exports (the OpenMetrics file passes the strict checker); `sovereign
+    // report DIR` renders the same report again.
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-report");
     let _ = std::fs::remove_dir_all(&dir);
     let scenario = concat!(
@@ -117,7 +128,7 @@ fn run_writes_a_report_and_exports_that_report_rebuilds() {
     for f in ["run.json", "report.md", "report.html", "summary.json"] {
         assert!(report.join(f).is_file(), "{f} missing");
     }
-    let text = std::fs::read_to_string(&om).unwrap();
+    let text = checked_openmetrics(&om);
     assert!(text.ends_with("# EOF\n"));
     // 2026-03-01T00:00:00Z is 1772323200.
     assert!(
@@ -143,8 +154,9 @@ fn run_writes_a_report_and_exports_that_report_rebuilds() {
 fn gameday_writes_reports_with_charts_and_exports_its_timeline() {
     // Goal: a headless game day writes lessons-learned.md, the replay file and the
     // reports every run gets (report.html with charts, report.md, summary.json,
-    // run.json); its OpenMetrics export is stamped at --start and its annotations hold
-    // the fault windows and the timeline; `sovereign report` rebuilds the report.
+    // run.json); its OpenMetrics export passes the strict checker, is stamped at --start,
+    // and its annotations hold the fault windows and the timeline; `sovereign report`
+    // rebuilds the report.
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-gameday");
     let _ = std::fs::remove_dir_all(&dir);
     let plan = concat!(
@@ -183,7 +195,7 @@ fn gameday_writes_reports_with_charts_and_exports_its_timeline() {
     }
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
     assert!(html.contains("<svg") && html.contains("class=\"marker\""));
-    let text = std::fs::read_to_string(&om).unwrap();
+    let text = checked_openmetrics(&om);
     assert!(text.ends_with("# EOF\n") && text.contains(" 1772323200\n"));
     let ann: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&ann).unwrap()).unwrap();
@@ -236,7 +248,8 @@ fn bad_start_is_a_usage_error() {
 #[test]
 fn sweep_with_a_plant_reports_its_catch_rate() {
     // Goal: a planted-bug sweep writes sweep.json with the catch rate, a report listing
-    // each failure with its replay command, and an OpenMetrics export of the totals.
+    // each failure with its replay command, and an OpenMetrics export of the totals that
+    // passes the strict checker.
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-sweep-report");
     let _ = std::fs::remove_dir_all(&dir);
     let scenario = concat!(
@@ -275,7 +288,7 @@ fn sweep_with_a_plant_reports_its_catch_rate() {
     } else {
         assert!(md.contains("replay: `sovereign sim replay"), "{md}");
     }
-    let text = std::fs::read_to_string(&om).unwrap();
+    let text = checked_openmetrics(&om);
     assert!(
         text.contains("sovereign_sweep_plant_catch_ratio{plant=\"skip-verify\"}"),
         "{text}"

@@ -13,7 +13,7 @@
 //! - `tower-operations.json`: every query, no exception;
 //! - `resilience.json`, `gameday.json`: every query whose metrics a real server emits;
 //!   the others use a metric of [`SIM_ONLY`] (each with the reason a real tower cannot
-//!   emit it) and are checked against the simulator's export by `sovereign-sim`'s
+//!   emit it) and are checked against the simulator's export by `sovereign-report`'s
 //!   `dashboards` test instead. No [`SIM_ONLY`] metric may appear in what Prometheus
 //!   scraped (the list stays honest: a metric the servers start emitting leaves it).
 //!
@@ -30,7 +30,7 @@
 mod support;
 
 use serde_json::Value;
-use sovereign_sim::export::promql::metric_names;
+use sovereign_promcheck::promql::metric_names;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -9,19 +9,19 @@
 //! failed, with the operator's injections in its explicit schedule, so
 //! `sovereign sim replay` re-runs the whole game day and checks its trace hash. Beside
 //! them, the run's data with the game day attached ([`run_data`], `run.json`) and the
-//! reports every run gets, rendered by `sovereign_sim::export`: `report.md`,
+//! reports every run gets, rendered by `sovereign_report`: `report.md`,
 //! `report.html` (charts, with the timeline as numbered markers) and `summary.json`;
 //! `sovereign report DIR` rebuilds those three from `run.json`.
 //!
-//! Not covered: rendering the charts (`sovereign_sim::export`); running anything.
+//! Not covered: rendering the charts (`sovereign_report`); running anything.
 
 use crate::gameday::Outcome;
 use crate::plan::SteadyState;
 use crate::ui::clock;
 use sovereign_logic::Time;
 use sovereign_logic::content::Priority;
-use sovereign_sim::export::RunData;
-use sovereign_sim::export::data::{GamedayData, TimelineRow};
+use sovereign_report::RunData;
+use sovereign_report::data::{GamedayData, TimelineRow};
 use sovereign_sim::failure::{FailureFile, replay_command};
 use sovereign_sim::kpi::{Kpis, format_us};
 use std::path::{Path, PathBuf};
@@ -31,7 +31,7 @@ use std::time::Duration;
 pub const LESSONS_FILE: &str = "lessons-learned.md";
 
 /// One KPI against its tolerance (the row the run reports show).
-pub use sovereign_sim::export::data::ToleranceRow as Tolerance;
+pub use sovereign_report::data::ToleranceRow as Tolerance;
 
 /// Check the final KPIs against the plan's steady state.
 pub fn tolerances(ss: &SteadyState, kpis: &Kpis, violations: usize) -> Vec<Tolerance> {
@@ -394,7 +394,7 @@ pub fn write(dir: &Path, o: &Outcome, build: &str) -> std::io::Result<Written> {
     std::fs::write(&lessons, lessons_learned(o, &replay_name))?;
     let data = run_data(o, &replay_name, build);
     if let Some(d) = &data {
-        sovereign_sim::export::write_run(dir, d).map_err(std::io::Error::other)?;
+        sovereign_report::write_run(dir, d).map_err(std::io::Error::other)?;
     }
     Ok(Written {
         lessons,

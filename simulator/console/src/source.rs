@@ -20,8 +20,8 @@
 //! Not covered: real processes (a later issue), rendering, pacing (see `driver.rs`).
 
 use sovereign_logic::Time;
-use sovereign_sim::export::data::series_of;
-use sovereign_sim::export::series::RunSeries;
+use sovereign_report::data::series_of;
+use sovereign_report::series::RunSeries;
 use sovereign_sim::obs::Stamped;
 use sovereign_sim::scenario::{FaultSpec, Scenario};
 use sovereign_sim::world::{Snapshot, World};

@@ -53,13 +53,15 @@ const _: () = assert!(SAMPLE_PERIOD.as_secs() > 0);
 const _: () = assert!(DETECT_GRACE.as_secs() < RTO_DEFAULT.as_secs());
 
 /// Freshness of one priority class.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ClassFreshness {
     /// (tower, item, version) that became servable after their publish was seen.
     pub samples: u64,
     /// Median publish → servable, microseconds (nearest rank).
+    #[serde(rename = "p50_s", with = "crate::kpi_serde::opt_us_as_secs")]
     pub p50_us: Option<u64>,
     /// 99th percentile publish → servable, microseconds (nearest rank).
+    #[serde(rename = "p99_s", with = "crate::kpi_serde::opt_us_as_secs")]
     pub p99_us: Option<u64>,
     /// (tower, item, version) that never became servable, nor any later version of the
     /// item at that tower (a skipped, superseded version is counted apart).
@@ -118,7 +120,7 @@ pub struct FaultOutcome {
 }
 
 /// The KPIs of one run.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Kpis {
     /// Good device reads / valid device reads (1 when there was no valid read).
     pub availability: f64,
@@ -127,6 +129,7 @@ pub struct Kpis {
     /// Valid reads that were served.
     pub reads_good: u64,
     /// Tower names (index = tower id), from the run's start.
+    #[serde(skip)]
     pub tower_names: Vec<String>,
     /// Per tower: time running and not shutting down or off / run time (DESIGN §7's
     /// per-tower availability: uptime, which says nothing of whether reads were served;
@@ -134,8 +137,10 @@ pub struct Kpis {
     pub tower_availability: Vec<f64>,
     /// Per tower: (valid reads served, valid reads) — the read availability of each
     /// tower, which the overall [`Kpis::availability`] sums.
+    #[serde(skip)]
     pub tower_reads: Vec<(u64, u64)>,
     /// Freshness per class (index = class).
+    #[serde(with = "crate::kpi_serde::classes")]
     pub freshness: [ClassFreshness; 4],
     /// (tower, item, version) never servable because a later version arrived first.
     pub freshness_superseded: u64,
@@ -147,19 +152,23 @@ pub struct Kpis {
     pub faults_undetected: u64,
     /// Faults nothing in the log can detect (clock, Wi-Fi).
     pub faults_undetectable: u64,
-    /// Mean time to detect, over detected faults.
-    pub mttd: Option<Duration>,
     /// Faults that disrupted a target's steady state.
     pub faults_disrupting: u64,
     /// Disrupting faults never recovered from.
     pub faults_unrecovered: u64,
+    /// Mean time to detect, over detected faults.
+    #[serde(rename = "mttd_s", with = "crate::kpi_serde::opt_secs")]
+    pub mttd: Option<Duration>,
     /// Mean (steady again − fault start) over recovered disrupting faults.
+    #[serde(rename = "mttr_s", with = "crate::kpi_serde::opt_secs")]
     pub mttr: Option<Duration>,
     /// Mean (steady again − fault end) over recovered disrupting faults.
+    #[serde(rename = "mttr_after_end_s", with = "crate::kpi_serde::opt_secs")]
     pub mttr_after_end: Option<Duration>,
     /// Acknowledged operations lost.
     pub rpo: u64,
     /// The recovery bound RTO compliance was measured against.
+    #[serde(rename = "rto_bound_s", with = "crate::kpi_serde::secs")]
     pub rto_bound: Duration,
     /// Share of disrupting faults recovered within `rto_bound` (`None`: none).
     pub rto_compliance: Option<f64>,
@@ -176,6 +185,7 @@ pub struct Kpis {
     /// Total outbox backlog at the end, operations.
     pub backlog_final: u64,
     /// Bytes moved per uplink kind (both directions).
+    #[serde(with = "crate::kpi_serde::link_names")]
     pub bytes_per_link: BTreeMap<LinkKind, u64>,
     /// Active-link changes.
     pub failovers: u64,
@@ -192,8 +202,10 @@ pub struct Kpis {
     /// Invariant violations (set by the world from the oracles).
     pub violations: u64,
     /// The coarse time series.
+    #[serde(skip)]
     pub series: Vec<KpiSample>,
     /// Every fault and what came of it.
+    #[serde(skip)]
     pub fault_outcomes: Vec<FaultOutcome>,
 }
 

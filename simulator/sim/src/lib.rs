@@ -8,23 +8,24 @@
 //!   towers, devices), links, disks, power, processes and clocks; fault injection.
 //! - [`obs`]: observations the world reports to oracles and KPIs.
 //! - [`oracle`]: one checker per invariant of DESIGN.md §6.
-//! - [`kpi`]: KPIs of DESIGN.md §7 computed from observations; SLO checks.
+//! - [`kpi`]: KPIs of DESIGN.md §7 computed from observations; SLO checks; `kpi_serde`:
+//!   how they read and write themselves in JSON (seconds, class rows, link names).
 //! - [`plant`]: planted bugs, one per oracle.
 //! - [`report`]: a run's result and its exit code.
 //! - [`trace`]: the event trace and its hash (determinism).
 //! - [`tomlspan`]: reading spanned TOML with file/line/field errors (shared parsers).
-//! - [`export`]: reports (Markdown, HTML with SVG charts, JSON), OpenMetrics and Grafana
-//!   annotations of runs and sweeps.
+//!
+//! Not covered: rendering runs for people and tools (reports, OpenMetrics, Grafana
+//! annotations, JUnit: the `sovereign-report` crate).
 //!
 //! Determinism contract: no wall clock, no OS randomness, no threads, no iteration over
 //! std hash maps in this crate (clippy enforces it). Same seed + scenario + build ⇒ the
 //! same trace hash.
 #![warn(missing_docs)]
 
-pub mod export;
 pub mod failure;
-pub mod junit;
 pub mod kpi;
+mod kpi_serde;
 pub mod obs;
 pub mod oracle;
 pub mod plant;

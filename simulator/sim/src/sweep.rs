@@ -15,7 +15,7 @@
 //! Not covered: threads (this crate has none — the CLI runs seeds in parallel worker
 //! threads, each run single-threaded and independent, and sorts the outcomes so its
 //! output does not depend on the thread count), writing files, JUnit (see
-//! [`crate::junit`]).
+//! `sovereign_report::junit`).
 
 use crate::plant::Plant;
 use crate::report::RunReport;

@@ -10,18 +10,18 @@
 //! gauges hold their last value (`None` before the first one); windowed values (read
 //! availability, freshness quantiles) cover the window ending at the point.
 //!
-//! Not covered: the run-wide KPIs themselves (see [`crate::kpi`]; the series are for
+//! Not covered: the run-wide KPIs themselves (see [`sovereign_sim::kpi`]; the series are for
 //! charts and may differ from them in the last digits, e.g. a boot at the start counts as
 //! serving here) and the oracles' verdicts (violations come from the report).
 
-use crate::kpi::{Detection, FaultOutcome};
-use crate::obs::{Obs, ReadResult, Stamped};
-use crate::report::Violation;
-use crate::scenario::Oracle;
 use serde::{Deserialize, Serialize};
 use sovereign_logic::content::{ItemId, Priority};
 use sovereign_logic::io::{Event, PowerMode};
 use sovereign_logic::protocol::LinkKind;
+use sovereign_sim::kpi::{Detection, FaultOutcome};
+use sovereign_sim::obs::{Obs, ReadResult, Stamped};
+use sovereign_sim::report::Violation;
+use sovereign_sim::scenario::Oracle;
 use std::collections::BTreeMap;
 
 /// The finest step, seconds.
@@ -456,7 +456,7 @@ impl RunSeries {
                     bytes,
                     ..
                 } => {
-                    let inversion = crate::oracle::priority::is_inversion(&s.obs).is_some();
+                    let inversion = sovereign_sim::oracle::priority::is_inversion(&s.obs).is_some();
                     let t = scan.tower(*tower);
                     t.requested_bytes[class.index()] =
                         t.requested_bytes[class.index()].saturating_add(*bytes);

@@ -1,20 +1,20 @@
 //! OpenMetrics text for a simulated run (and a sweep), with virtual time mapped onto a
 //! chosen start, so that `promtool tsdb create-blocks-from openmetrics` loads it and the
-//! Grafana dashboards show it; and a checker for the format.
+//! Grafana dashboards show it.
 //!
 //! Map: [`run_openmetrics`], [`sweep_openmetrics`] (writers); [`Exposition`] (the
-//! builder they share); [`check`] (a strict checker: HELP/TYPE before samples, names,
-//! `_total` on counters, non-decreasing timestamps and counters per series, `# EOF`);
-//! [`parse_utc`] / [`format_utc`] (`2026-01-01T00:00:00Z` ↔ Unix seconds);
-//! [`DEFAULT_START`]. The metric names are listed in [`RUN_METRICS`] and
-//! [`SWEEP_METRICS`]; the real tower's `/metrics` will use the same names.
+//! builder they share; it asserts the format's rules as it writes); [`parse_utc`] /
+//! [`format_utc`] (`2026-01-01T00:00:00Z` ↔ Unix seconds); [`DEFAULT_START`]. The metric
+//! names are listed in [`RUN_METRICS`] and [`SWEEP_METRICS`]; the real tower's `/metrics`
+//! uses the same names.
 //!
 //! Not covered: serving `/metrics` over HTTP (the real servers' job), exemplars, `_created`
-//! samples, UNIT lines (units are in the names).
+//! samples, UNIT lines (units are in the names), checking the text (the tests do, with
+//! `sovereign-promcheck`'s strict checker and promtool).
 
-use super::data::RunData;
-use super::series::{POWER_MODES, TowerSeries};
-use super::sweep::SweepData;
+use crate::data::RunData;
+use crate::series::{POWER_MODES, TowerSeries};
+use crate::sweep::SweepData;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The default start of virtual time: 2026-01-01T00:00:00Z (fixed, so exports are
@@ -84,12 +84,6 @@ impl MetricType {
         }
     }
 
-    fn from_name(s: &str) -> Option<MetricType> {
-        [MetricType::Counter, MetricType::Gauge, MetricType::Summary]
-            .into_iter()
-            .find(|t| t.name() == s)
-    }
-
     /// Sample-name suffixes allowed in a family of this type.
     fn suffixes(self) -> &'static [&'static str] {
         match self {
@@ -107,6 +101,15 @@ pub struct Exposition {
     families: BTreeSet<String>,
     current: Option<(String, MetricType)>,
     samples: usize,
+}
+
+/// A family name as this project writes them: lower-case snake case starting with a
+/// letter (Prometheus allows more: capitals, colons for recording rules).
+fn snake_case(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// Escape a label value (backslash, double quote, newline).
@@ -134,7 +137,7 @@ fn value_text(v: f64) -> String {
 impl Exposition {
     /// Start a family (each name once).
     pub fn family(&mut self, name: &str, kind: MetricType, help: &str) {
-        assert!(valid_name(name), "bad metric name {name}");
+        assert!(snake_case(name), "bad metric name {name}");
         assert!(
             kind != MetricType::Counter || !name.ends_with("_total"),
             "counter family {name} must be named without _total"
@@ -205,8 +208,6 @@ fn series<T: Copy>(
 
 /// A per-tower series family: name, help, and which series of a tower it reads.
 type TowerFamily<T> = (&'static str, &'static str, fn(&TowerSeries) -> &Vec<T>);
-/// Parsed labels and the rest of the line.
-type Labels<'a> = (Vec<(String, String)>, &'a str);
 
 fn b(v: bool) -> Option<f64> {
     Some(if v { 1.0 } else { 0.0 })
@@ -549,250 +550,6 @@ pub fn sweep_openmetrics(d: &SweepData, at: i64) -> String {
 }
 
 // ---------------------------------------------------------------------------------------
-// Checking
-
-fn valid_name(s: &str) -> bool {
-    let mut c = s.chars();
-    c.next()
-        .is_some_and(|f| f.is_ascii_alphabetic() || f == '_' || f == ':')
-        && c.all(|x| x.is_ascii_alphanumeric() || x == '_' || x == ':')
-}
-
-fn valid_label_name(s: &str) -> bool {
-    let mut c = s.chars();
-    c.next()
-        .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
-        && c.all(|x| x.is_ascii_alphanumeric() || x == '_')
-}
-
-/// What [`check`] saw in a well-formed text.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct OmStats {
-    /// Family names.
-    pub families: BTreeSet<String>,
-    /// Sample names (with suffixes), e.g. `sovereign_link_bytes_total`.
-    pub sample_names: BTreeSet<String>,
-    /// Samples.
-    pub samples: u64,
-    /// Distinct series (name + labels).
-    pub series: u64,
-}
-
-/// Parse `{k="v",…}`; returns the labels and the rest of the line.
-fn parse_labels(s: &str) -> Result<Labels<'_>, String> {
-    let Some(mut rest) = s.strip_prefix('{') else {
-        return Ok((Vec::new(), s));
-    };
-    let mut out = Vec::new();
-    loop {
-        if let Some(r) = rest.strip_prefix('}') {
-            return Ok((out, r));
-        }
-        let eq = rest.find('=').ok_or("label without '='")?;
-        let name = &rest[..eq];
-        if !valid_label_name(name) {
-            return Err(format!("bad label name {name:?}"));
-        }
-        let mut chars = rest[eq + 1..].char_indices();
-        if chars.next().map(|(_, c)| c) != Some('"') {
-            return Err(format!("label {name}: value not quoted"));
-        }
-        let mut value = String::new();
-        let mut end = None;
-        let mut escaped = false;
-        for (i, c) in chars {
-            if escaped {
-                value.push(match c {
-                    'n' => '\n',
-                    other => other,
-                });
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                end = Some(eq + 1 + i + 1);
-                break;
-            } else {
-                value.push(c);
-            }
-        }
-        let end = end.ok_or_else(|| format!("label {name}: unterminated value"))?;
-        if out.iter().any(|(n, _)| n == name) {
-            return Err(format!("label {name} twice"));
-        }
-        out.push((name.to_string(), value));
-        rest = &rest[end..];
-        rest = rest.strip_prefix(',').unwrap_or(rest);
-    }
-}
-
-fn parse_value(s: &str) -> Option<f64> {
-    match s {
-        "+Inf" => Some(f64::INFINITY),
-        "-Inf" => Some(f64::NEG_INFINITY),
-        "NaN" => Some(f64::NAN),
-        _ => s.parse().ok(),
-    }
-}
-
-/// Check OpenMetrics text strictly enough for `promtool tsdb create-blocks-from
-/// openmetrics`: every family has HELP and TYPE before its samples and appears once
-/// (no interleaving); names and label names are valid; counter families are named
-/// without `_total` and their samples with it, never decreasing; every sample has a
-/// timestamp, non-decreasing per series; the text ends with `# EOF`. Returns every
-/// problem found (line-numbered).
-pub fn check(text: &str) -> Result<OmStats, Vec<String>> {
-    let mut errs = Vec::new();
-    let mut stats = OmStats::default();
-    let mut current: Option<(String, MetricType, bool)> = None; // name, type, has HELP
-    let mut closed: BTreeSet<String> = BTreeSet::new();
-    let mut last: BTreeMap<String, (f64, f64)> = BTreeMap::new(); // series → (ts, value)
-    let mut eof = false;
-    let lines: Vec<&str> = text.split('\n').collect();
-    let n = if text.ends_with('\n') {
-        lines.len() - 1
-    } else {
-        lines.len()
-    };
-    for (i, line) in lines[..n].iter().enumerate() {
-        let ln = i + 1;
-        let mut err = |m: String| {
-            if errs.len() < 100 {
-                errs.push(format!("line {ln}: {m}"));
-            }
-        };
-        if eof {
-            err("content after # EOF".into());
-            break;
-        }
-        if *line == "# EOF" {
-            eof = true;
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("# ") {
-            let mut parts = rest.splitn(3, ' ');
-            let (kw, name, arg) = (parts.next(), parts.next(), parts.next());
-            let (Some(kw), Some(name)) = (kw, name) else {
-                err(format!("bad comment line {line:?}"));
-                continue;
-            };
-            if !valid_name(name) {
-                err(format!("bad family name {name:?}"));
-                continue;
-            }
-            let same = current.as_ref().is_some_and(|c| c.0 == name);
-            match kw {
-                "HELP" => {
-                    if same || closed.contains(name) || stats.families.contains(name) {
-                        err(format!("HELP for {name} again"));
-                    }
-                    if let Some(c) = current.take() {
-                        closed.insert(c.0);
-                    }
-                    current = Some((name.to_string(), MetricType::Gauge, true));
-                    stats.families.insert(name.to_string());
-                }
-                "TYPE" => {
-                    let Some(kind) = arg.and_then(MetricType::from_name) else {
-                        err(format!("TYPE {name}: unknown type {arg:?}"));
-                        continue;
-                    };
-                    if kind == MetricType::Counter && name.ends_with("_total") {
-                        err(format!("counter family {name} must not end in _total"));
-                    }
-                    if !same {
-                        err(format!("TYPE {name} without its HELP just before"));
-                        continue;
-                    }
-                    if let Some(c) = current.as_mut() {
-                        c.1 = kind;
-                        c.2 = false; // now typed
-                    }
-                }
-                _ => err(format!("unknown comment {kw}")),
-            }
-            continue;
-        }
-        // A sample.
-        let name_end = line.find(['{', ' ']).unwrap_or(line.len());
-        let name = &line[..name_end];
-        let Some((family, kind, untyped)) = current.clone() else {
-            err(format!("sample {name} before any HELP/TYPE"));
-            continue;
-        };
-        if untyped {
-            err(format!("sample {name}: family {family} has no TYPE"));
-        }
-        let suffix = name.strip_prefix(family.as_str());
-        if !suffix.is_some_and(|s| kind.suffixes().contains(&s)) {
-            err(format!(
-                "sample {name} does not belong to {} family {family}",
-                kind.name()
-            ));
-            continue;
-        }
-        let (labels, rest) = match parse_labels(&line[name_end..]) {
-            Ok(x) => x,
-            Err(m) => {
-                err(format!("{name}: {m}"));
-                continue;
-            }
-        };
-        let quantile = labels.iter().any(|(k, _)| k == "quantile");
-        if kind == MetricType::Summary && suffix == Some("") && !quantile {
-            err(format!(
-                "{name}: summary quantile sample without quantile label"
-            ));
-        }
-        let fields: Vec<&str> = rest.split(' ').filter(|f| !f.is_empty()).collect();
-        let (value, ts) = match fields.as_slice() {
-            [v, t] => (parse_value(v), t.parse::<f64>().ok()),
-            [_] => {
-                err(format!("{name}: no timestamp"));
-                continue;
-            }
-            _ => {
-                err(format!(
-                    "{name}: expected `value timestamp`, found {rest:?}"
-                ));
-                continue;
-            }
-        };
-        let (Some(value), Some(ts)) = (value, ts) else {
-            err(format!("{name}: unreadable value or timestamp in {rest:?}"));
-            continue;
-        };
-        let mut key_labels = labels.clone();
-        key_labels.sort();
-        let key = format!("{name}{key_labels:?}");
-        if kind == MetricType::Counter && value < 0.0 {
-            err(format!("{name}: negative counter"));
-        }
-        if let Some((pts, pv)) = last.get(&key) {
-            if ts < *pts {
-                err(format!("{key}: timestamp {ts} before {pts}"));
-            }
-            if kind == MetricType::Counter && value < *pv {
-                err(format!("{key}: counter went down from {pv} to {value}"));
-            }
-        } else {
-            stats.series += 1;
-        }
-        last.insert(key, (ts, value));
-        stats.samples += 1;
-        stats.sample_names.insert(name.to_string());
-    }
-    if !eof {
-        errs.push("no # EOF at the end".into());
-    }
-    if errs.is_empty() {
-        Ok(stats)
-    } else {
-        Err(errs)
-    }
-}
-
-// ---------------------------------------------------------------------------------------
 // Time
 
 /// Days since 1970-01-01 of a civil date (proleptic Gregorian).
@@ -880,50 +637,6 @@ mod tests {
             "x",
         ] {
             assert!(parse_utc(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn checker_accepts_a_minimal_exposition() {
-        // Goal: what Exposition writes passes the checker, with names counted.
-        let mut e = Exposition::default();
-        e.family("a_bytes", MetricType::Counter, "help");
-        e.sample("_total", &[("x", "q\"uote")], 1.0, 10);
-        e.sample("_total", &[("x", "q\"uote")], 2.0, 20);
-        e.family("b_seconds", MetricType::Summary, "help");
-        e.sample("", &[("quantile", "0.5")], 1.0, 10);
-        e.sample("_sum", &[], 1.0, 10);
-        e.sample("_count", &[], 1.0, 10);
-        let text = e.finish();
-        let s = check(&text).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
-        assert_eq!(s.samples, 5);
-        assert!(s.sample_names.contains("a_bytes_total"));
-        assert_eq!(s.families.len(), 2);
-    }
-
-    #[test]
-    fn checker_rejects_each_broken_rule() {
-        // Goal: each rule of the checker can fail.
-        let ok = "# HELP a_bytes h\n# TYPE a_bytes counter\na_bytes_total 1 10\n";
-        assert!(check(&format!("{ok}# EOF\n")).is_ok());
-        let cases = [
-            (ok.to_string(), "EOF"),
-            (format!("{ok}a_bytes_total 0 20\n# EOF\n"), "went down"),
-            (format!("{ok}a_bytes_total 2 5\n# EOF\n"), "before"),
-            ("# HELP a_total h\n# TYPE a_total counter\na_total_total 1 1\n# EOF\n".into(), "_total"),
-            ("# HELP a h\n# TYPE a counter\na 1 1\n# EOF\n".into(), "does not belong"),
-            ("# HELP a h\n# TYPE a gauge\na 1\n# EOF\n".into(), "no timestamp"),
-            ("a 1 1\n# EOF\n".into(), "before any"),
-            ("# HELP a h\n# TYPE a gauge\na{1x=\"v\"} 1 1\n# EOF\n".into(), "label name"),
-            (
-                "# HELP a h\n# TYPE a gauge\na 1 1\n# HELP b h\n# TYPE b gauge\nb 1 1\n# HELP a h\n# TYPE a gauge\n# EOF\n".into(),
-                "again",
-            ),
-            (format!("{ok}# EOF\nx 1 1\n"), "after # EOF"),
-        ];
-        for (text, want) in cases {
-            let e = check(&text).expect_err(&text);
-            assert!(e.iter().any(|m| m.contains(want)), "{want} not in {e:?}");
         }
     }
 }

@@ -1,5 +1,7 @@
 //! Getting runs out of the simulator for people and tools: reports (Markdown, HTML with
-//! SVG charts, JSON), OpenMetrics for Prometheus/Grafana, Grafana annotations.
+//! SVG charts, JSON), OpenMetrics for Prometheus/Grafana, Grafana annotations, and JUnit
+//! XML for CI. Everything here reads what a run produced (`sovereign_sim`'s report, KPIs
+//! and observation log); nothing here runs or changes a simulation.
 //!
 //! # Layout
 //! - [`series`]: per-tower time series sampled from a run's observations.
@@ -9,22 +11,26 @@
 //! - [`render`]: `report.md`, `report.html` (inline SVG), `summary.json`; [`rebuild`]
 //!   renders them again from a directory's saved data.
 //! - [`svg`]: the chart primitives.
-//! - [`openmetrics`]: the OpenMetrics writer (metric names: [`openmetrics::RUN_METRICS`])
-//!   and a strict checker.
+//! - [`openmetrics`]: the OpenMetrics writer (metric names: [`openmetrics::RUN_METRICS`]).
 //! - [`annotations`]: faults and violations as Grafana annotations.
-//! - [`promql`]: metric names in a PromQL expression (dashboard checks).
+//! - [`junit`]: JUnit XML of a sweep's runs.
 //!
 //! Game days build a [`RunData`] from their `World` with [`data::series_of`] and
 //! [`RunData::build`], then attach a [`data::GamedayData`]; the renderers add its
 //! verdict, tolerances and timeline.
 //!
 //! Not covered: the real servers' `/metrics` endpoint (same names, served over HTTP by
-//! the servers).
+//! the servers); running scenarios or sweeps (`sovereign_sim`, the CLI); checking the
+//! OpenMetrics text and the dashboards' PromQL (test support: `sovereign-promcheck`).
+//!
+//! Determinism: the same data renders the same bytes (no wall clock, no hash-map order;
+//! the workspace's clippy rules apply here as in the simulator).
+#![warn(missing_docs)]
 
 pub mod annotations;
 pub mod data;
+pub mod junit;
 pub mod openmetrics;
-pub mod promql;
 pub mod render;
 pub mod series;
 pub mod svg;

@@ -10,12 +10,14 @@
 //! Not covered: running anything (the CLI runs, then hands the data here), OpenMetrics
 //! (see `openmetrics.rs`).
 
-use super::data::{GamedayData, RunData, verdict};
-use super::svg::{Band, BarGroup, Chart, Line, bar_chart, esc, line_chart};
-use super::sweep::SweepData;
+use crate::data::{GamedayData, RunData, verdict};
+use crate::svg::{Band, BarGroup, Chart, Line, bar_chart, esc, line_chart};
+use crate::sweep::SweepData;
 use serde_json::json;
+use sovereign_logic::content::Priority;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The saved data of a run, in a report directory.
 pub const RUN_DATA_FILE: &str = "run.json";
@@ -132,21 +134,21 @@ pub fn rebuild(dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
     let sweep = dir.join(SWEEP_DATA_FILE);
     if run.is_file() {
         let d: RunData = read_json(&run)?;
-        if d.format != super::data::RUN_DATA_FORMAT {
+        if d.format != crate::data::RUN_DATA_FORMAT {
             return Err(ReportError::Format {
                 path: run.display().to_string(),
                 found: d.format,
-                expected: super::data::RUN_DATA_FORMAT,
+                expected: crate::data::RUN_DATA_FORMAT,
             });
         }
         write_run(dir, &d)
     } else if sweep.is_file() {
         let d: SweepData = read_json(&sweep)?;
-        if d.format != super::sweep::SWEEP_DATA_FORMAT {
+        if d.format != crate::sweep::SWEEP_DATA_FORMAT {
             return Err(ReportError::Format {
                 path: sweep.display().to_string(),
                 found: d.format,
-                expected: super::sweep::SWEEP_DATA_FORMAT,
+                expected: crate::sweep::SWEEP_DATA_FORMAT,
             });
         }
         write_sweep(dir, &d)
@@ -160,10 +162,20 @@ pub fn rebuild(dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
 // ---------------------------------------------------------------------------------------
 // Formatting helpers
 
+/// Seconds of a KPI measured in microseconds, as `run.json` writes them.
+fn us_secs(us: u64) -> f64 {
+    us as f64 / 1e6
+}
+
+/// A KPI duration as [`dur`] writes seconds.
+fn kpi_dur(d: Option<Duration>) -> String {
+    dur(d.map(|d| d.as_secs_f64()))
+}
+
 fn dur(s: Option<f64>) -> String {
     s.map_or_else(
         || "n/a".into(),
-        |s| crate::kpi::format_us((s * 1e6).round().max(0.0) as u64),
+        |s| sovereign_sim::kpi::format_us((s * 1e6).round().max(0.0) as u64),
     )
 }
 
@@ -252,7 +264,7 @@ fn kpi_rows(d: &RunData) -> Vec<KpiRow> {
             "MTTD".into(),
             format!(
                 "{} ({} of {} faults detected, {} undetectable)",
-                dur(k.mttd_s),
+                kpi_dur(k.mttd),
                 k.faults_detected,
                 k.faults,
                 k.faults_undetectable
@@ -263,8 +275,8 @@ fn kpi_rows(d: &RunData) -> Vec<KpiRow> {
             "MTTR".into(),
             format!(
                 "{} (after fault end {}; {} of {} disrupting never recovered)",
-                dur(k.mttr_s),
-                dur(k.mttr_after_end_s),
+                kpi_dur(k.mttr),
+                kpi_dur(k.mttr_after_end),
                 k.faults_unrecovered,
                 k.faults_disrupting
             ),
@@ -280,7 +292,7 @@ fn kpi_rows(d: &RunData) -> Vec<KpiRow> {
             format!(
                 "{} (within {})",
                 ratio(k.rto_compliance, 3),
-                dur(Some(k.rto_bound_s))
+                kpi_dur(Some(k.rto_bound))
             ),
             None,
         ),
@@ -296,17 +308,17 @@ fn kpi_rows(d: &RunData) -> Vec<KpiRow> {
             None,
         ),
     ];
-    for f in &k.freshness {
+    for (class, f) in Priority::ALL.iter().zip(&k.freshness) {
         rows.push((
-            format!("freshness {}", f.class),
+            format!("freshness {class}"),
             format!(
                 "p50 {}, p99 {} ({} samples, {} never servable)",
-                dur(f.p50_s),
-                dur(f.p99_s),
+                dur(f.p50_us.map(us_secs)),
+                dur(f.p99_us.map(us_secs)),
                 f.samples,
                 f.unservable
             ),
-            slo(&format!("freshness {} ", f.class)),
+            slo(&format!("freshness {class} ")),
         ));
     }
     rows.push((
@@ -318,7 +330,7 @@ fn kpi_rows(d: &RunData) -> Vec<KpiRow> {
         None,
     ));
     for (link, b) in &k.bytes_per_link {
-        rows.push((format!("bytes {link}"), bytes(*b), None));
+        rows.push((format!("bytes {}", link.name()), bytes(*b), None));
     }
     rows.push(("failovers".into(), k.failovers.to_string(), None));
     rows.push((
@@ -429,7 +441,7 @@ pub fn run_markdown(d: &RunData) -> String {
             let _ = writeln!(
                 w,
                 "\nShrink to a minimal fault schedule:\n\n```sh\nsovereign sim shrink {}\n```",
-                crate::failure::shell_quote(f)
+                sovereign_sim::failure::shell_quote(f)
             );
         }
     }
@@ -725,9 +737,10 @@ pub fn run_charts(d: &RunData) -> Vec<String> {
         .kpis
         .freshness
         .iter()
-        .map(|f| BarGroup {
-            label: f.class.clone(),
-            values: vec![f.p50_s, f.p99_s],
+        .zip(Priority::ALL)
+        .map(|(f, class)| BarGroup {
+            label: class.to_string(),
+            values: vec![f.p50_us.map(us_secs), f.p99_us.map(us_secs)],
         })
         .collect();
     out.push(bar_chart(
@@ -773,7 +786,7 @@ pub fn run_charts(d: &RunData) -> Vec<String> {
         .bytes_per_link
         .iter()
         .map(|(l, b)| BarGroup {
-            label: l.clone(),
+            label: l.name().to_string(),
             values: vec![Some(*b as f64 / 1_048_576.0)],
         })
         .collect();
@@ -1034,7 +1047,7 @@ pub fn sweep_markdown(d: &SweepData) -> String {
                     let _ = writeln!(
                         w,
                         "  - shrink: `sovereign sim shrink {}`",
-                        crate::failure::shell_quote(file)
+                        sovereign_sim::failure::shell_quote(file)
                     );
                 }
             }

@@ -4,12 +4,15 @@
 //! (and renders non-blank in headless Chromium when it is installed), and a report
 //! rebuilds identically from its saved data.
 
+use sovereign_promcheck::openmetrics::check;
+use sovereign_report::annotations::run_annotations;
+use sovereign_report::data::{GamedayData, TimelineRow, ToleranceRow};
+use sovereign_report::openmetrics::{
+    DEFAULT_START, Exposition, MetricType, RUN_METRICS, run_openmetrics,
+};
+use sovereign_report::render::{run_html, run_markdown, run_summary};
+use sovereign_report::{RunData, rebuild, record, write_run};
 use sovereign_sim::RunOptions;
-use sovereign_sim::export::annotations::run_annotations;
-use sovereign_sim::export::data::{GamedayData, TimelineRow, ToleranceRow};
-use sovereign_sim::export::openmetrics::{DEFAULT_START, RUN_METRICS, check, run_openmetrics};
-use sovereign_sim::export::render::{run_html, run_markdown, run_summary};
-use sovereign_sim::export::{RunData, rebuild, record, write_run};
 use sovereign_sim::scenario::parse_file;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -171,13 +174,12 @@ fn every_tag_annotation_query_of_the_game_day_dashboard_matches_exported_annotat
     let dash: serde_json::Value = serde_json::from_str(&text).expect("json");
     let mut d = with_gameday(fibre_cut());
     // A violation too, so the violation layer has something to match.
-    d.violations
-        .push(sovereign_sim::export::data::ViolationRow {
-            oracle: "integrity".into(),
-            at_s: 100.0,
-            detail: "planted".into(),
-            liveness: false,
-        });
+    d.violations.push(sovereign_report::data::ViolationRow {
+        oracle: "integrity".into(),
+        at_s: 100.0,
+        detail: "planted".into(),
+        liveness: false,
+    });
     let ann = run_annotations(&d, DEFAULT_START);
     let mut queries = 0;
     for layer in dash["annotations"]["list"].as_array().expect("list") {
@@ -194,6 +196,33 @@ fn every_tag_annotation_query_of_the_game_day_dashboard_matches_exported_annotat
         );
     }
     assert_eq!(queries, 3, "faults, violations, game-day timeline");
+}
+
+#[test]
+fn exposition_writes_what_the_checker_accepts() {
+    // Goal: what Exposition writes (label values escaped, counters, summaries) passes the
+    // strict checker, with names counted.
+    let mut e = Exposition::default();
+    e.family("a_bytes", MetricType::Counter, "help");
+    e.sample("_total", &[("x", "q\"uote\\\n")], 1.0, 10);
+    e.sample("_total", &[("x", "q\"uote\\\n")], 2.0, 20);
+    e.family("b_seconds", MetricType::Summary, "help\non two lines");
+    e.sample("", &[("quantile", "0.5")], 1.0, 10);
+    e.sample("_sum", &[], 1.0, 10);
+    e.sample("_count", &[], 1.0, 10);
+    e.family("c_ratio", MetricType::Gauge, "help");
+    e.sample("", &[], f64::NAN, 10);
+    let text = e.finish();
+    let seen = check(&text).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
+    let names = [
+        "a_bytes_total",
+        "b_seconds",
+        "b_seconds_count",
+        "b_seconds_sum",
+        "c_ratio",
+    ];
+    assert_eq!(seen.sample_names, names.map(String::from).into());
+    assert_eq!((seen.samples, seen.series), (6, 5), "{text}");
 }
 
 #[test]

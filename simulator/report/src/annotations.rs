@@ -7,7 +7,7 @@
 //!
 //! Not covered: posting them (see dashboards/README.md for the one-line loop).
 
-use super::data::RunData;
+use crate::data::RunData;
 use serde::{Deserialize, Serialize};
 
 /// Tag on every annotation from the simulator.

@@ -7,7 +7,7 @@
 //! Not covered: timings (runs are measured in virtual time; CI only needs pass/fail),
 //! reading JUnit back.
 
-use crate::report::RunReport;
+use sovereign_sim::report::RunReport;
 use std::fmt::Write as _;
 
 /// One test case: a scenario run with one seed.
@@ -156,11 +156,28 @@ pub fn escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::failure::tests::report;
-    use crate::kpi::SloCheck;
-    use crate::report::Violation;
-    use crate::scenario::Oracle;
     use sovereign_logic::Time;
+    use sovereign_sim::kpi::SloCheck;
+    use sovereign_sim::report::Violation;
+    use sovereign_sim::scenario::Oracle;
+
+    /// A finished run of `scenario` with `seed` and these violations; nothing else of it
+    /// shows in JUnit but its trace hash.
+    fn report(scenario: &str, seed: u64, violations: Vec<Violation>) -> RunReport {
+        RunReport {
+            scenario: scenario.into(),
+            seed,
+            plant: None,
+            trace_hash: "ab12".repeat(16),
+            events: 10,
+            end: Time::from_secs(4200),
+            violations,
+            kpis: Default::default(),
+            slo: Vec::new(),
+            schedule: Vec::new(),
+            trace: Vec::new(),
+        }
+    }
 
     #[test]
     fn escape_covers_markup_quotes_and_controls() {
@@ -176,7 +193,8 @@ mod tests {
     fn structure_groups_cases_per_scenario_with_counts() {
         // Goal: testsuites > testsuite per scenario > testcase per seed; failure elements
         // carry the oracle message, the type and the replay command.
-        let mut bad = report(
+        let bad = report(
+            "a&b",
             7,
             vec![Violation {
                 oracle: Oracle::Integrity,
@@ -184,13 +202,9 @@ mod tests {
                 detail: "served <bad> & \"wrong\" bytes".into(),
                 liveness: false,
             }],
-            Vec::new(),
         );
-        bad.scenario = "a&b".into();
-        let mut good = report(8, Vec::new(), Vec::new());
-        good.scenario = "a&b".into();
-        let mut slo = report(9, Vec::new(), Vec::new());
-        slo.scenario = "other".into();
+        let good = report("a&b", 8, Vec::new());
+        let mut slo = report("other", 9, Vec::new());
         slo.slo.push(SloCheck {
             name: "availability >= 0.99".into(),
             pass: false,

@@ -1,22 +1,20 @@
 //! The saved data of a run ([`RunData`], `run.json`): everything a report, an
 //! OpenMetrics export or Grafana annotations are rebuilt from, with no simulator needed.
 //!
-//! Map: [`RunData`] and its rows ([`TowerInfo`], [`KpiSummary`], [`ClassRow`],
-//! [`SloRow`], [`ViolationRow`], [`FaultRow`]); for game days [`GamedayData`]
-//! ([`ToleranceRow`], [`TimelineRow`]); [`record`] runs a scenario keeping what the data
-//! needs; [`RunData::build`] assembles it from a report and its series; [`target_name`]
+//! Map: [`RunData`] and its rows ([`TowerInfo`], [`SloRow`], [`ViolationRow`],
+//! [`FaultRow`]; the KPIs are `sovereign_sim`'s [`Kpis`], which serialise themselves);
+//! for game days [`GamedayData`] ([`ToleranceRow`], [`TimelineRow`]); [`record`] runs a
+//! scenario keeping what the data needs; [`RunData::build`] assembles it from a report and its series; [`target_name`]
 //! writes a fault target as scenario files do.
 //!
 //! Not covered: rendering (see `render.rs`), sweeps (see `sweep.rs`).
 
-use super::series::RunSeries;
-use crate::kpi::Detection;
-use crate::report::RunReport;
-use crate::scenario::{Scenario, Target};
-use crate::world::{RunOptions, World};
+use crate::series::RunSeries;
 use serde::{Deserialize, Serialize};
-use sovereign_logic::content::Priority;
-use std::collections::BTreeMap;
+use sovereign_sim::kpi::{Detection, Kpis};
+use sovereign_sim::report::RunReport;
+use sovereign_sim::scenario::{Scenario, Target};
+use sovereign_sim::world::{RunOptions, World};
 use std::time::Duration;
 
 /// Version of the `run.json` layout; bumped on incompatible changes.
@@ -31,59 +29,6 @@ pub struct TowerInfo {
     pub devices: u32,
     /// Uplinks (`kind:profile`), preference order.
     pub links: Vec<String>,
-}
-
-/// Freshness of one class.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ClassRow {
-    /// `P0`..`P3`.
-    pub class: String,
-    /// Samples.
-    pub samples: u64,
-    /// Median, seconds.
-    pub p50_s: Option<f64>,
-    /// 99th percentile, seconds.
-    pub p99_s: Option<f64>,
-    /// Never servable.
-    pub unservable: u64,
-}
-
-/// The run-wide KPIs (DESIGN.md §7), durations in seconds.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[allow(missing_docs)] // Each field is the `crate::kpi::Kpis` field of the same name.
-pub struct KpiSummary {
-    pub availability: f64,
-    pub reads_valid: u64,
-    pub reads_good: u64,
-    pub tower_availability: Vec<f64>,
-    pub freshness: Vec<ClassRow>,
-    pub freshness_superseded: u64,
-    pub faults: u64,
-    pub faults_detected: u64,
-    pub faults_undetected: u64,
-    pub faults_undetectable: u64,
-    pub faults_disrupting: u64,
-    pub faults_unrecovered: u64,
-    pub mttd_s: Option<f64>,
-    pub mttr_s: Option<f64>,
-    pub mttr_after_end_s: Option<f64>,
-    pub rpo: u64,
-    pub rto_bound_s: f64,
-    pub rto_compliance: Option<f64>,
-    pub blast_radius: Option<f64>,
-    pub error_budget_remaining: Option<f64>,
-    pub burn_rate: Option<f64>,
-    pub burn_rate_max: Option<f64>,
-    pub backlog_max: u64,
-    pub backlog_final: u64,
-    pub bytes_per_link: BTreeMap<String, u64>,
-    pub failovers: u64,
-    pub breaker_openings: u64,
-    pub energy_wh: f64,
-    pub soc_lowest: Option<f64>,
-    pub priority_inversions: u64,
-    pub priority_inversion_bytes: u64,
-    pub violations: u64,
 }
 
 /// One SLO check.
@@ -168,8 +113,8 @@ pub struct RunData {
     pub failure_file: Option<String>,
     /// Towers of the scenario.
     pub towers: Vec<TowerInfo>,
-    /// Run-wide KPIs.
-    pub kpis: KpiSummary,
+    /// Run-wide KPIs (durations in seconds: `mttd_s`, …; see `sovereign_sim::kpi`).
+    pub kpis: Kpis,
     /// The KPI lines as `sim run` prints them.
     pub kpi_lines: Vec<String>,
     /// SLO checks.
@@ -271,7 +216,7 @@ pub fn series_of(world: &World) -> RunSeries {
     RunSeries::from_observations(world.observations(), end_s, &devices_of(world.scenario()))
 }
 
-/// Run `sc` to its end as [`crate::run`] does, also sampling its series (same report,
+/// Run `sc` to its end as [`sovereign_sim::run`] does, also sampling its series (same report,
 /// same trace hash).
 pub fn record(sc: &Scenario, opts: &RunOptions) -> (RunReport, RunSeries) {
     let mut world = World::new(sc, opts);
@@ -300,55 +245,6 @@ impl RunData {
     ) -> RunData {
         let k = &report.kpis;
         series.complete(&k.fault_outcomes, &report.violations, k.rpo);
-        let us_s = |us: u64| us as f64 / 1e6;
-        let kpis = KpiSummary {
-            availability: k.availability,
-            reads_valid: k.reads_valid,
-            reads_good: k.reads_good,
-            tower_availability: k.tower_availability.clone(),
-            freshness: Priority::ALL
-                .iter()
-                .zip(&k.freshness)
-                .map(|(p, f)| ClassRow {
-                    class: p.to_string(),
-                    samples: f.samples,
-                    p50_s: f.p50_us.map(us_s),
-                    p99_s: f.p99_us.map(us_s),
-                    unservable: f.unservable,
-                })
-                .collect(),
-            freshness_superseded: k.freshness_superseded,
-            faults: k.faults,
-            faults_detected: k.faults_detected,
-            faults_undetected: k.faults_undetected,
-            faults_undetectable: k.faults_undetectable,
-            faults_disrupting: k.faults_disrupting,
-            faults_unrecovered: k.faults_unrecovered,
-            mttd_s: k.mttd.map(secs),
-            mttr_s: k.mttr.map(secs),
-            mttr_after_end_s: k.mttr_after_end.map(secs),
-            rpo: k.rpo,
-            rto_bound_s: secs(k.rto_bound),
-            rto_compliance: k.rto_compliance,
-            blast_radius: k.blast_radius,
-            error_budget_remaining: k.error_budget_remaining,
-            burn_rate: k.burn_rate,
-            burn_rate_max: k.burn_rate_max,
-            backlog_max: k.backlog_max,
-            backlog_final: k.backlog_final,
-            bytes_per_link: k
-                .bytes_per_link
-                .iter()
-                .map(|(l, b)| (l.name().to_string(), *b))
-                .collect(),
-            failovers: k.failovers,
-            breaker_openings: k.breaker_openings,
-            energy_wh: k.energy_wh,
-            soc_lowest: k.soc_lowest,
-            priority_inversions: k.priority_inversions,
-            priority_inversion_bytes: k.priority_inversion_bytes,
-            violations: k.violations,
-        };
         let faults = k
             .fault_outcomes
             .iter()
@@ -400,7 +296,16 @@ impl RunData {
                         .collect(),
                 })
                 .collect(),
-            kpis,
+            kpis: Kpis {
+                // Empty what run.json leaves out (the `#[serde(skip)]` fields of `Kpis`;
+                // the series and faults are saved here apart), so that a report renders
+                // the same from a run as from its data read back.
+                tower_names: Vec::new(),
+                tower_reads: Vec::new(),
+                series: Vec::new(),
+                fault_outcomes: Vec::new(),
+                ..k.clone()
+            },
             kpi_lines: k.lines(),
             slo: report
                 .slo

@@ -4,12 +4,11 @@
 //! `prometheus.yml` (when promtool is installed).
 
 use serde_json::Value;
-use sovereign_sim::export::openmetrics::{
-    DEFAULT_START, check, run_openmetrics, sweep_openmetrics,
-};
-use sovereign_sim::export::promql::metric_names;
-use sovereign_sim::export::sweep::{SWEEP_DATA_FORMAT, SweepData};
-use sovereign_sim::export::{RunData, record};
+use sovereign_promcheck::openmetrics::check;
+use sovereign_promcheck::promql::metric_names;
+use sovereign_report::openmetrics::{DEFAULT_START, run_openmetrics, sweep_openmetrics};
+use sovereign_report::sweep::{SWEEP_DATA_FORMAT, SweepData};
+use sovereign_report::{RunData, record};
 use sovereign_sim::scenario::parse_file;
 use sovereign_sim::{Plant, RunOptions};
 use std::collections::{BTreeMap, BTreeSet};
