@@ -37,14 +37,7 @@ pub const FRESHNESS_WINDOW_S: u64 = 3_600;
 /// seconds (a minute holds too few reads to say much).
 pub const AVAILABILITY_WINDOW_S: u64 = 1_800;
 /// Power modes in order (index = the mode's rank); names as `PowerMode::name`.
-pub const POWER_MODES: [PowerMode; 6] = [
-    PowerMode::Normal,
-    PowerMode::ShedP3,
-    PowerMode::ShedP2,
-    PowerMode::Essential,
-    PowerMode::ShuttingDown,
-    PowerMode::Off,
-];
+pub const POWER_MODES: [PowerMode; 6] = PowerMode::ALL;
 
 const _: () = assert!(POINTS_TARGET as usize * 2 <= POINTS_MAX);
 const _: () = assert!(STEP_MIN_S > 0 && FRESHNESS_WINDOW_S >= STEP_MIN_S);
