@@ -133,14 +133,26 @@ fn a_tower_killed_mid_sync_ten_times_loses_nothing_and_serves_nothing_corrupt() 
                 acked.insert(key, amount);
             }
         }
-        std::thread::sleep(Duration::from_millis(150 + 70 * round));
-        let status = admin_get(&t.admin, "/admin/status", VIEWER)
-            .expect("status")
-            .json();
-        if status["items_pending"].as_u64().unwrap_or(0) > 0
-            || status["in_flight"].as_u64().unwrap_or(0) > 0
-        {
-            killed_mid_sync += 1;
+        // Kill at a different point of the sync each round: at the first status poll,
+        // from poll `2 * round` on, that shows the sync under way (fixed sleeps missed it
+        // on a loaded machine, where the sync's speed varies), or once it is over. Polls
+        // are counted, not timed (no wall clock in tests: clippy.toml).
+        let mut seen = false;
+        for poll in 0..500u64 {
+            let status = admin_get(&t.admin, "/admin/status", VIEWER)
+                .expect("status")
+                .json();
+            let syncing = status["items_pending"].as_u64().unwrap_or(0) > 0
+                || status["in_flight"].as_u64().unwrap_or(0) > 0;
+            if syncing && poll >= 2 * round {
+                killed_mid_sync += 1;
+                break;
+            }
+            if seen && !syncing {
+                break;
+            }
+            seen |= syncing;
+            std::thread::sleep(Duration::from_millis(10));
         }
         t.kill9();
         t = tower(d, 1, &origin.addr, &[]);
