@@ -39,8 +39,10 @@ fn check_served(tower: &str) -> Result<BTreeMap<String, (u64, String)>, String> 
                     return Err(format!("{id}: etag {:?}", r.header("etag")));
                 }
             }
-            // A chunk found corrupt on read is refused (and refetched), never served.
-            503 => {}
+            // A chunk found corrupt on read is refused (and refetched), never served; the
+            // read rate limit refuses this test's tight polling now and then (429).
+            // Refusals are never corrupt bytes.
+            503 | 429 => {}
             s => return Err(format!("{id}: unexpected status {s}: {}", r.text())),
         }
         for c in m["chunks"].as_array().unwrap().iter().take(3) {
