@@ -48,6 +48,9 @@ stop() {
   rm -rf "$data"
 }
 trap stop EXIT
+# Ctrl-C and kill end the script through its EXIT trap, so the servers it started stop too.
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'

@@ -98,19 +98,13 @@ impl World {
         });
         let end = self.now + spec.duration;
         match (&spec.kind, &spec.target) {
-            (FaultKind::Crash, Target::Tower(i)) => {
+            (FaultKind::Crash | FaultKind::TornWrite, Target::Tower(i)) => {
                 self.towers[*i].crash_faults += 1;
-                self.crash_tower(*i, false, None);
+                let torn = spec.kind == FaultKind::TornWrite;
+                self.crash_tower(*i, torn, None);
             }
-            (FaultKind::Crash, Target::Origin) => {
-                self.origin.crash_faults += 1;
-                self.crash_origin(spec.duration);
-            }
-            (FaultKind::TornWrite, Target::Tower(i)) => {
-                self.towers[*i].crash_faults += 1;
-                self.crash_tower(*i, true, None);
-            }
-            (FaultKind::TornWrite, Target::Origin) => {
+            // The origin's recovery does not model a torn last write.
+            (FaultKind::Crash | FaultKind::TornWrite, Target::Origin) => {
                 self.origin.crash_faults += 1;
                 self.crash_origin(spec.duration);
             }

@@ -9,6 +9,7 @@
 //!
 //! Not covered: applying the faults (`faults.rs`), faults injected by hand.
 
+use super::rng::Stream;
 use crate::scenario::faults::{FaultDecl, Lasts, NemesisDraw, NemesisOn};
 use crate::scenario::{FaultKind, FaultSpec, Scenario, Target};
 use sovereign_logic::entropy::Entropy;
@@ -18,17 +19,13 @@ use std::time::Duration;
 /// Draw the nemesis' faults for a run from `rng`: per family, arrivals at the family's
 /// rate; each picks a tower, then one of the family's [`NemesisDraw`]s by weight, its
 /// target and its parameters; durations exponential around the mean, capped.
-pub(super) fn draw_nemesis(sc: &Scenario, rng: &mut dyn Entropy) -> Vec<FaultSpec> {
+pub(super) fn draw_nemesis(sc: &Scenario, rng: &mut Stream) -> Vec<FaultSpec> {
     let mut out = Vec::new();
     let horizon = sc.duration.as_secs_f64();
     let towers = sc.towers.len();
     if towers == 0 {
         return out;
     }
-    let exp = |rng: &mut dyn Entropy, mean_s: f64| {
-        let u = rng.unit().max(1e-12);
-        Duration::from_secs_f64((-u.ln() * mean_s).min(1e9))
-    };
     for (family, rate) in &sc.nemesis.rates_per_hour {
         let draws: Vec<(&FaultDecl, &NemesisDraw)> = FaultKind::all()
             .filter(|d| d.family == *family)
@@ -40,11 +37,13 @@ pub(super) fn draw_nemesis(sc: &Scenario, rng: &mut dyn Entropy) -> Vec<FaultSpe
         }
         let mut t = 0.0;
         loop {
-            t += exp(rng, 3600.0 / rate).as_secs_f64();
+            t += rng.exp(3600.0 / rate).as_secs_f64();
             if t >= horizon {
                 break;
             }
-            let dur = exp(rng, sc.nemesis.duration_mean.as_secs_f64()).min(sc.nemesis.duration_max);
+            let dur = rng
+                .exp(sc.nemesis.duration_mean.as_secs_f64())
+                .min(sc.nemesis.duration_max);
             let dur = Duration::from_secs(dur.as_secs().max(1));
             let tower = rng.below(towers as u64) as usize;
             let mut pick = rng.below(total);
