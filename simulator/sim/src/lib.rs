@@ -3,17 +3,18 @@
 //! measures KPIs.
 //!
 //! # Layout
-//! - [`scenario`]: the scenario model, its TOML parser (file/line/field errors) and writer.
+//! - [`scenario`]: the scenario files (the `sovereign-scenario` crate, re-exported):
+//!   the model, the fault table, the TOML reader (file/line/field errors) and writer;
+//!   [`tomlspan`] reads spanned TOML for it and the other file formats.
 //! - [`world`]: the run loop — virtual clock, event queue, seeded RNG; hosts (origin,
 //!   towers, devices), links, disks, power, processes and clocks; fault injection.
-//! - [`obs`]: observations the world reports to oracles and KPIs.
-//! - [`oracle`]: one checker per invariant of DESIGN.md §6.
-//! - [`kpi`]: KPIs of DESIGN.md §7 computed from observations; SLO checks; `kpi_serde`:
-//!   how they read and write themselves in JSON (seconds, class rows, link names).
+//! - [`obs`], [`oracle`], [`kpi`], [`Observer`]: the observation stream the world reports
+//!   and what reads it as the run goes — one checker per invariant of DESIGN.md §6, the
+//!   KPIs of §7 (the `sovereign-observe` crate, re-exported; it does not depend on the
+//!   simulator, so the lab feeds it from real processes).
 //! - [`plant`]: planted bugs, one per oracle.
 //! - [`report`]: a run's result and its exit code.
 //! - [`trace`]: the event trace and its hash (determinism).
-//! - [`tomlspan`]: reading spanned TOML with file/line/field errors (shared parsers).
 //!
 //! Not covered: rendering runs for people and tools (reports, OpenMetrics, Grafana
 //! annotations, JUnit: the `sovereign-report` crate).
@@ -24,18 +25,16 @@
 #![warn(missing_docs)]
 
 pub mod failure;
-pub mod kpi;
-mod kpi_serde;
-pub mod obs;
-pub mod oracle;
 pub mod plant;
 pub mod report;
-pub mod scenario;
 pub mod shrink;
 pub mod sweep;
-pub mod tomlspan;
 pub mod trace;
 pub mod world;
+
+pub use sovereign_observe::{Observer, kpi, obs, oracle};
+pub use sovereign_scenario as scenario;
+pub use sovereign_scenario::tomlspan;
 
 pub use plant::Plant;
 pub use report::{RunReport, Violation};

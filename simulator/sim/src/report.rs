@@ -7,21 +7,9 @@
 
 use crate::kpi::{Kpis, SloCheck};
 use crate::plant::Plant;
-use crate::scenario::{FaultSpec, Oracle};
+use crate::scenario::FaultSpec;
 use sovereign_logic::Time;
-
-/// One invariant violation.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Violation {
-    /// Which oracle fired.
-    pub oracle: Oracle,
-    /// When (virtual time).
-    pub at: Time,
-    /// What exactly, in one line.
-    pub detail: String,
-    /// A liveness failure (convergence) rather than a safety one.
-    pub liveness: bool,
-}
+pub use sovereign_observe::Violation;
 
 /// The result of one run.
 #[derive(Clone, Debug)]

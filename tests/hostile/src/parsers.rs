@@ -1,4 +1,4 @@
-//! The file parsers under hostile text: scenarios (`simulator/sim/src/scenario/parse.rs`),
+//! The file parsers under hostile text: scenarios (`simulator/scenario/src/parse.rs`),
 //! failure files (`simulator/sim/src/failure.rs`) and game-day plans
 //! (`simulator/console/src/plan.rs`).
 //!

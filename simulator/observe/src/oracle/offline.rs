@@ -17,12 +17,12 @@
 //! [`ReadResult::Unreachable`]: crate::obs::ReadResult::Unreachable
 
 use super::{Checker, TowerNames, violation};
+use crate::Violation;
 use crate::obs::{Obs, ReadResult, Stamped};
-use crate::report::Violation;
-use crate::scenario::Oracle;
 use sovereign_logic::Time;
 use sovereign_logic::content::{ChunkHash, ItemId};
 use sovereign_logic::io::Event;
+use sovereign_scenario::Oracle;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The offline-service checker.

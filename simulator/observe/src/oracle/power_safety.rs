@@ -10,10 +10,10 @@
 //! the tower comes back when power returns (convergence).
 
 use super::{Checker, TowerNames, violation};
+use crate::Violation;
 use crate::obs::{Obs, Stamped};
-use crate::report::Violation;
-use crate::scenario::Oracle;
 use sovereign_logic::Time;
+use sovereign_scenario::Oracle;
 use std::collections::BTreeSet;
 
 /// The power-safety checker.

@@ -572,7 +572,7 @@ mod text {
     }
 
     pub fn parse(s: &str) -> Result<Duration, String> {
-        crate::scenario::parse::parse_duration(s, false).map(|(_, d)| d)
+        crate::parse::parse_duration(s, false).map(|(_, d)| d)
     }
 
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -596,7 +596,7 @@ mod signed_text {
     }
 
     pub fn parse(s: &str) -> Result<i64, String> {
-        let (negative, d) = crate::scenario::parse::parse_duration(s, true)?;
+        let (negative, d) = crate::parse::parse_duration(s, true)?;
         let ms = i64::try_from(d.as_millis()).map_err(|_| format!("{s} is out of range"))?;
         Ok(if negative { -ms } else { ms })
     }

@@ -89,7 +89,7 @@ impl Workload {
             reads_per_device_hour: 0.0,
             ops_per_device_hour: 0.0,
             contribution_share: 0.0,
-            misuse: crate::scenario::Misuse::default(),
+            misuse: crate::Misuse::default(),
         }
     }
 
@@ -122,7 +122,7 @@ impl Workload {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::parse_str;
+    use crate::parse_str;
 
     #[test]
     fn the_constructors_build_what_a_minimal_file_parses_to() {

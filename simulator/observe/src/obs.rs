@@ -15,7 +15,7 @@ use sovereign_logic::protocol::{IdemKey, LinkKind};
 use sovereign_logic::tower::Refusal;
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::scenario::{FaultSpec, Target};
+use sovereign_scenario::{FaultSpec, Target};
 
 /// An observation and when it happened.
 #[derive(Clone, Debug, PartialEq)]

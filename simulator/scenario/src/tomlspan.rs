@@ -1,7 +1,7 @@
 //! Reading TOML by hand on toml's span-preserving document ([`DeTable`]), with errors
 //! that name the file, the 1-based line, the field path and what was expected.
 //!
-//! Shared by the scenario parser ([`crate::scenario::parse`]) and the console's game-day
+//! Shared by the scenario parser ([`crate::parse`]) and the console's game-day
 //! plan parser, so both files report problems the same way. Each table first declares the
 //! keys it accepts ([`Tbl::keys`]); each value is then converted and range-checked with
 //! its span at hand ([`Val`]'s typed accessors), so type, unknown-key and semantic errors
@@ -18,8 +18,8 @@
 //! Not covered: any file's grammar (sections, domain values such as sizes, priorities
 //! or fault kinds stay with their parser); serde-style deserialisation.
 
-use crate::scenario::format_duration;
-use crate::scenario::parse::parse_duration;
+use crate::format_duration;
+use crate::parse::parse_duration;
 use std::ops::Range;
 use std::time::Duration;
 use toml::Spanned;

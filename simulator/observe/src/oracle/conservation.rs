@@ -11,10 +11,10 @@
 //! its effect on the totals.
 
 use super::{Checker, violation};
+use crate::Violation;
 use crate::obs::{Obs, Stamped};
-use crate::report::Violation;
-use crate::scenario::Oracle;
 use sovereign_logic::Time;
+use sovereign_scenario::Oracle;
 
 /// The conservation checker.
 #[derive(Clone, Debug, Default)]

@@ -14,10 +14,10 @@
 //! nothing to check).
 
 use super::{Checker, TowerNames, tower_of, violation};
+use crate::Violation;
 use crate::obs::{Obs, Stamped};
-use crate::report::Violation;
-use crate::scenario::Oracle;
 use sovereign_logic::Time;
+use sovereign_scenario::Oracle;
 use std::collections::BTreeSet;
 
 /// The convergence checker.

@@ -14,12 +14,12 @@
 //! doing; the tower answers 422, see durability for what must not happen then).
 
 use super::{Checker, violation};
+use crate::Violation;
 use crate::obs::{Obs, Stamped};
-use crate::report::Violation;
-use crate::scenario::Oracle;
 use sovereign_logic::Time;
 use sovereign_logic::content::ChunkHash;
 use sovereign_logic::protocol::IdemKey;
+use sovereign_scenario::Oracle;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The attribution checker.

@@ -23,10 +23,10 @@ pub mod offline;
 pub mod power_safety;
 pub mod priority;
 
+use crate::Violation;
 use crate::obs::{Obs, Stamped};
-use crate::report::Violation;
-use crate::scenario::Oracle;
 use sovereign_logic::Time;
+use sovereign_scenario::Oracle;
 use std::collections::BTreeSet;
 
 /// Most violations a run keeps. A broken invariant tends to fire over and over; the

@@ -31,13 +31,13 @@
 //! durable, so that cannot happen without a bug.
 
 use super::{Checker, TowerNames, violation};
+use crate::Violation;
 use crate::obs::{Obs, Stamped};
-use crate::report::Violation;
-use crate::scenario::Oracle;
 use sovereign_logic::Time;
 use sovereign_logic::content::ChunkHash;
 use sovereign_logic::io::Event;
 use sovereign_logic::protocol::{IdemKey, OpOutcome};
+use sovereign_scenario::Oracle;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The durability checker.

@@ -14,11 +14,11 @@
 //! leave the tower are the bytes that arrive, and the served check covers them).
 
 use super::{Checker, TowerNames, violation};
+use crate::Violation;
 use crate::obs::{Obs, Stamped};
-use crate::report::Violation;
-use crate::scenario::Oracle;
 use sovereign_logic::Time;
 use sovereign_logic::content::{ChunkHash, ItemId};
+use sovereign_scenario::Oracle;
 use std::collections::BTreeSet;
 
 /// The integrity checker.

@@ -11,11 +11,11 @@
 //! conflicting or rejected submissions (they have no effect to duplicate).
 
 use super::{Checker, violation};
+use crate::Violation;
 use crate::obs::{Obs, Stamped};
-use crate::report::Violation;
-use crate::scenario::Oracle;
 use sovereign_logic::Time;
 use sovereign_logic::protocol::IdemKey;
+use sovereign_scenario::Oracle;
 use std::collections::BTreeMap;
 
 /// The exactly-once checker.

@@ -30,11 +30,11 @@ use crate::obs::{Obs, ReadResult, Stamped};
 use crate::oracle::durability::Durability;
 use crate::oracle::priority::is_inversion;
 use crate::oracle::{Checker, tower_of};
-use crate::scenario::{Family, FaultSpec, Slo, Target, format_duration};
 use sovereign_logic::Time;
 use sovereign_logic::content::{ItemId, Priority};
 use sovereign_logic::io::{Event, PowerMode};
 use sovereign_logic::protocol::LinkKind;
+use sovereign_scenario::{Family, FaultSpec, Slo, Target, format_duration};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -418,7 +418,7 @@ pub struct KpiScan {
     towers: Vec<TowerScan>,
     /// The durability oracle's rules, run again for RPO (acknowledged writes lost).
     durability: Durability,
-    scratch: Vec<crate::report::Violation>,
+    scratch: Vec<crate::Violation>,
     published: BTreeMap<(ItemId, u64), (Time, Priority)>,
     servable: BTreeMap<(usize, ItemId, u64), Time>,
     faults: Vec<(u64, FaultSpec, Time, Option<Time>)>,
@@ -662,7 +662,7 @@ impl KpiScan {
             let detected = if undetectable(&spec) {
                 Detection::Excluded
             } else if family == Family::Process
-                && !matches!(spec.kind, crate::scenario::FaultKind::OriginReplace)
+                && !matches!(spec.kind, sovereign_scenario::FaultKind::OriginReplace)
             {
                 // A process fault stops (or stalls) a process: its supervisor sees it at
                 // once. A replaced origin runs on; only the towers' mismatch reveals it.
@@ -1024,9 +1024,9 @@ pub struct SloCheck {
 mod tests {
     use super::*;
     use crate::oracle::test_util::{at, manifest, start};
-    use crate::scenario::FaultKind;
     use sovereign_logic::protocol::IdemKey;
     use sovereign_logic::tower::Refusal;
+    use sovereign_scenario::FaultKind;
     use std::collections::BTreeSet;
 
     fn read(s: u64, valid: bool, result: ReadResult) -> Stamped {

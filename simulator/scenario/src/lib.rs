@@ -12,15 +12,20 @@
 //!   publications, operations, reads …), checked by the parser before any run allocates.
 //! - [`faults`]: the fault table — every fault kind's parameters, targets, duration rule,
 //!   nemesis draws, live injection, disturbed invariants and detection, declared once.
+//! - [`tomlspan`]: TOML values with the line they came from, for errors that name the
+//!   file, line and field.
 //! - [`build`]: scenarios built in code (the parser's defaults as constructors, for tests
 //!   and benches).
 //!
-//! Not covered: running a scenario (see [`crate::world`]), reporting.
+//! Not covered: running a scenario (see the simulator's world), reporting.
+
+#![warn(missing_docs)]
 
 pub mod build;
 pub mod faults;
 pub mod limits;
 pub mod parse;
+pub mod tomlspan;
 pub mod write;
 
 use sovereign_logic::content::{ChunkParams, Priority};

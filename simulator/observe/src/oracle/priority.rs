@@ -11,12 +11,12 @@
 //! on the link (catalog polls, outbox forwarding), or the device side (Wi-Fi).
 
 use super::{Checker, TowerNames, violation};
+use crate::Violation;
 use crate::obs::{Obs, Stamped};
-use crate::report::Violation;
-use crate::scenario::Oracle;
 use sovereign_logic::Time;
 use sovereign_logic::content::Priority;
 use sovereign_logic::protocol::LinkKind;
+use sovereign_scenario::Oracle;
 use std::collections::BTreeSet;
 
 /// The priority checker.
