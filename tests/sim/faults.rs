@@ -75,14 +75,9 @@ fn outcome(sc: &Scenario, extra: Option<FaultSpec>) -> (Vec<Stamped>, Vec<String
             ..RunOptions::default()
         },
     );
-    world.keep_observations();
-    world.run();
-    let obs: Vec<Stamped> = world
-        .observations()
-        .iter()
-        .filter(|s| !matches!(s.obs, Obs::FaultStart { .. } | Obs::FaultEnd { .. }))
-        .cloned()
-        .collect();
+    let mut obs: Vec<Stamped> = Vec::new();
+    world.run_observed(&mut obs);
+    obs.retain(|s| !matches!(s.obs, Obs::FaultStart { .. } | Obs::FaultEnd { .. }));
     let lines = world
         .finish()
         .trace

@@ -133,9 +133,10 @@ pub struct App {
 impl App {
     /// A console on `source`, paused or not, at speed ×1000.
     pub fn new(source: Box<dyn Source>, operator: String, gameday: Option<GameDay>) -> App {
+        let mut source = source;
         let snapshot = source.snapshot();
         let mut live = Live::new();
-        live.update(source.observations());
+        live.update(&source.take_observations());
         let mut app = App {
             source,
             live,
@@ -185,7 +186,7 @@ impl App {
     }
 
     fn refresh(&mut self) {
-        self.live.update(self.source.observations());
+        self.live.update(&self.source.take_observations());
         self.snapshot = self.source.snapshot();
     }
 

@@ -526,14 +526,14 @@ pub struct Outcome {
 /// to its end so the replay file reproduces it whole.
 pub fn run_headless(mut gd: GameDay, mut src: Box<dyn Source>, operator: &str) -> Outcome {
     let mut live = Live::new();
-    live.update(src.observations());
+    live.update(&src.take_observations());
     for _ in 0..HEADLESS_POLLS_MAX {
         gd.check_aborts(src.as_mut(), &mut live);
         match gd.poll(src.as_mut(), &mut live) {
             Poll::Advance(t) => {
                 let next = t.min(src.now() + ABORT_CHECK_EVERY);
                 let r = src.advance(next, u64::MAX);
-                live.update(src.observations());
+                live.update(&src.take_observations());
                 if r == Advance::Done {
                     // The run ended first; the plan's remaining waits are moot.
                     let now = src.now();

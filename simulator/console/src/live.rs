@@ -1,9 +1,9 @@
 //! Live KPIs and the event log, folded incrementally from a run's observations.
 //!
 //! The console redraws many times a second; recomputing `Kpis::from_observations` over a
-//! day-long run each frame would not keep up. [`Live`] reads each observation once (from
-//! where it left off) and keeps running totals, bounded rolling series for sparklines,
-//! and a bounded log of readable lines.
+//! day-long run each frame would not keep up (and no run keeps its log). [`Live`] folds
+//! each observation once, as the source hands it over, and keeps running totals, bounded
+//! rolling series for sparklines, and a bounded log of readable lines.
 //!
 //! The numbers follow `sovereign_sim::kpi`'s definitions (availability = served / valid
 //! reads; freshness = publish → servable) but the live percentiles cover only the most
@@ -107,7 +107,7 @@ pub struct Bucket {
 /// Running KPIs and the event log of one run.
 #[derive(Clone, Debug, Default)]
 pub struct Live {
-    seen: usize,
+    seen: u64,
     tower_names: Vec<String>,
     /// Valid reads so far.
     pub reads_valid: u64,
@@ -164,17 +164,16 @@ impl Live {
         Live::default()
     }
 
-    /// Fold every observation not seen yet.
+    /// Fold new observations (each once, in time order).
     pub fn update(&mut self, obs: &[Stamped]) {
-        assert!(self.seen <= obs.len(), "observations only grow");
-        for s in &obs[self.seen..] {
+        for s in obs {
             self.fold(s);
         }
-        self.seen = obs.len();
+        self.seen += obs.len() as u64;
     }
 
     /// Observations folded so far.
-    pub fn seen(&self) -> usize {
+    pub fn seen(&self) -> u64 {
         self.seen
     }
 
@@ -425,7 +424,7 @@ mod tests {
         let obs: Vec<Stamped> = (0..40).map(|i| read(i * 100, i % 4 != 0)).collect();
         let mut a = Live::new();
         a.update(&obs[..17]);
-        a.update(&obs);
+        a.update(&obs[17..]);
         let mut b = Live::new();
         b.update(&obs);
         assert_eq!(a.reads_valid, 40);

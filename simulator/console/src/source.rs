@@ -20,8 +20,10 @@
 //! Not covered: real processes (a later issue), rendering, pacing (see `driver.rs`).
 
 use sovereign_logic::Time;
-use sovereign_report::data::series_of;
+use sovereign_report::data::series_end;
 use sovereign_report::series::RunSeries;
+use sovereign_report::series::SeriesScan;
+use sovereign_sim::Observer;
 use sovereign_sim::obs::Stamped;
 use sovereign_sim::scenario::{FaultSpec, Scenario};
 use sovereign_sim::world::{Snapshot, World};
@@ -89,8 +91,9 @@ pub trait Source {
     fn next_event_time(&self) -> Option<Time>;
     /// Whether the run is over.
     fn is_done(&self) -> bool;
-    /// Every observation so far, oldest first (the console reads from where it left off).
-    fn observations(&self) -> &[Stamped];
+    /// The observations made since the last call, oldest first (the console's live view
+    /// folds them; nothing keeps the whole log).
+    fn take_observations(&mut self) -> Vec<Stamped>;
     /// The scenario being run.
     fn scenario(&self) -> &Scenario;
     /// The run's seed.
@@ -116,6 +119,10 @@ pub struct SimSource {
     world: World,
     /// (fault id, heal time) of faults ended early by [`Source::heal`].
     healed: Vec<(usize, Time)>,
+    /// The report's charts, sampled as the run goes.
+    series: SeriesScan,
+    /// Observations the series has seen and the console has not taken yet.
+    pending: Vec<Stamped>,
 }
 
 impl SimSource {
@@ -123,10 +130,20 @@ impl SimSource {
     pub fn new(scenario: Scenario, seed: u64) -> SimSource {
         let world = started(&scenario, seed);
         SimSource {
+            series: SeriesScan::new(&scenario),
             scenario,
             seed,
             world,
             healed: Vec::new(),
+            pending: Vec::new(),
+        }
+    }
+
+    /// Hand the world's new observations to the series and keep them for the console.
+    fn pump(&mut self) {
+        for s in self.world.take_observations() {
+            self.series.observe(&s);
+            self.pending.push(s);
         }
     }
 
@@ -163,7 +180,7 @@ impl SimSource {
 /// known): the same sequence as `World::run`, which starts on its first step.
 fn started(scenario: &Scenario, seed: u64) -> World {
     let mut world = World::new(scenario, &options(seed));
-    world.keep_observations(); // the live view and the report's charts read them
+    world.tap_observations(); // the live view and the report's charts read them
     world.run_until(Time::ZERO);
     world
 }
@@ -192,8 +209,9 @@ impl Source for SimSource {
         self.world.is_done()
     }
 
-    fn observations(&self) -> &[Stamped] {
-        self.world.observations()
+    fn take_observations(&mut self) -> Vec<Stamped> {
+        self.pump();
+        std::mem::take(&mut self.pending)
     }
 
     fn scenario(&self) -> &Scenario {
@@ -269,11 +287,17 @@ impl Source for SimSource {
         self.seed = seed;
         self.world = started(&self.scenario, seed);
         self.healed.clear();
+        self.series = SeriesScan::new(&self.scenario);
+        self.pending.clear();
     }
 
     fn finish(mut self: Box<Self>) -> Finished {
-        while self.world.step() {}
-        let series = series_of(&self.world);
+        self.pump();
+        self.pending.clear(); // nobody looks at the live view after the end
+        self.world.run_observed(&mut self.series);
+        let end = series_end(&self.world);
+        let series =
+            std::mem::replace(&mut self.series, SeriesScan::with_step(1, Vec::new())).finish(end);
         let report = self.world.finish();
         let mut replay_schedule = report.schedule.clone();
         let mut replay_caveats = Vec::new();

@@ -42,6 +42,13 @@ impl Observer for kpi::KpiScan {
     }
 }
 
+/// Keeping every observation: for tests and short runs only (a long run's log is large).
+impl Observer for Vec<obs::Stamped> {
+    fn observe(&mut self, s: &obs::Stamped) {
+        self.push(s.clone());
+    }
+}
+
 /// One invariant violation.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Violation {

@@ -9,7 +9,7 @@
 //!
 //! Not covered: rendering (see `render.rs`), sweeps (see `sweep.rs`).
 
-use crate::series::RunSeries;
+use crate::series::{RunSeries, SeriesScan};
 use serde::{Deserialize, Serialize};
 use sovereign_sim::kpi::{Detection, Kpis};
 use sovereign_sim::report::RunReport;
@@ -209,20 +209,18 @@ pub fn devices_of(sc: &Scenario) -> Vec<u32> {
     sc.towers.iter().map(|t| t.devices).collect()
 }
 
-/// Sample a world's observations into series (call before [`World::finish`]; the world
-/// must keep them: [`World::keep_observations`]).
-pub fn series_of(world: &World) -> RunSeries {
-    let end_s = world.now().as_micros().div_ceil(1_000_000);
-    RunSeries::from_observations(world.observations(), end_s, &devices_of(world.scenario()))
+/// The last point of a world's series: its virtual time now, in whole seconds up.
+pub fn series_end(world: &World) -> u64 {
+    world.now().as_micros().div_ceil(1_000_000)
 }
 
-/// Run `sc` to its end as [`sovereign_sim::run`] does, also sampling its series (same report,
-/// same trace hash).
+/// Run `sc` to its end as [`sovereign_sim::run`] does, also sampling its series as it goes
+/// (same report, same trace hash).
 pub fn record(sc: &Scenario, opts: &RunOptions) -> (RunReport, RunSeries) {
     let mut world = World::new(sc, opts);
-    world.keep_observations();
-    world.run();
-    let series = series_of(&world);
+    let mut scan = SeriesScan::new(sc);
+    world.run_observed(&mut scan);
+    let series = scan.finish(series_end(&world));
     (world.finish(), series)
 }
 

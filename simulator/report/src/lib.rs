@@ -1,10 +1,10 @@
 //! Getting runs out of the simulator for people and tools: reports (Markdown, HTML with
 //! SVG charts, JSON), OpenMetrics for Prometheus/Grafana, Grafana annotations, and JUnit
 //! XML for CI. Everything here reads what a run produced (`sovereign_sim`'s report, KPIs
-//! and observation log); nothing here runs or changes a simulation.
+//! and observation stream, sampled as the run goes); nothing here changes a simulation.
 //!
 //! # Layout
-//! - [`series`]: per-tower time series sampled from a run's observations.
+//! - [`series`]: per-tower time series sampled from a run's observations as it goes.
 //! - [`data`]: [`RunData`], everything saved about a run (`run.json`); [`record`] runs a
 //!   scenario keeping it.
 //! - [`sweep`]: [`SweepData`], everything saved about a sweep (`sweep.json`).
@@ -15,8 +15,8 @@
 //! - [`annotations`]: faults and violations as Grafana annotations.
 //! - [`junit`]: JUnit XML of a sweep's runs.
 //!
-//! Game days build a [`RunData`] from their `World` with [`data::series_of`] and
-//! [`RunData::build`], then attach a [`data::GamedayData`]; the renderers add its
+//! Game days feed a [`series::SeriesScan`] from their `World` as it runs, then build a
+//! [`RunData`] with [`RunData::build`], then attach a [`data::GamedayData`]; the renderers add its
 //! verdict, tolerances and timeline.
 //!
 //! Not covered: the real servers' `/metrics` endpoint (same names, served over HTTP by

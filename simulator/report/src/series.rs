@@ -1,8 +1,9 @@
-//! Per-tower time series of a run, sampled on a fixed step from the observation log: the
-//! data behind the report charts and the OpenMetrics export.
+//! Per-tower time series of a run, sampled on a fixed step from the observation stream as
+//! the run goes: the data behind the report charts and the OpenMetrics export.
 //!
-//! Map: [`RunSeries`] (built by [`RunSeries::from_observations`], then completed from the
-//! run's report by [`RunSeries::complete`]), [`TowerSeries`], [`LinkSeries`],
+//! Map: [`SeriesScan`] (an observer of the run; its step is fixed from the latest the run
+//! can end), which gives the [`RunSeries`], then completed from the run's report by
+//! [`RunSeries::complete`]; [`TowerSeries`], [`LinkSeries`],
 //! [`ClassSeries`]; [`step_for`] picks the step; [`POWER_MODES`] names the modes.
 //!
 //! Conventions: point `k` is at `t_s[k] = k × step_s` virtual seconds and shows the state
@@ -14,15 +15,18 @@
 //! charts and may differ from them in the last digits, e.g. a boot at the start counts as
 //! serving here) and the oracles' verdicts (violations come from the report).
 
+use crate::data::devices_of;
 use serde::{Deserialize, Serialize};
 use sovereign_logic::content::{ItemId, Priority};
 use sovereign_logic::io::{Event, PowerMode};
 use sovereign_logic::protocol::LinkKind;
+use sovereign_sim::Observer;
 use sovereign_sim::kpi::{Detection, FaultOutcome};
 use sovereign_sim::obs::{Obs, ReadResult, Stamped};
 use sovereign_sim::report::Violation;
 use sovereign_sim::scenario::Oracle;
-use std::collections::BTreeMap;
+use sovereign_sim::scenario::Scenario;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// The finest step, seconds.
 pub const STEP_MIN_S: u64 = 60;
@@ -257,9 +261,13 @@ struct Scan {
     reads_total: (u64, u64),
     /// `reads_total` at each point emitted so far (for the windowed availability).
     reads_history: Vec<(u64, u64)>,
-    /// (servable at, freshness seconds) per class, in time order.
-    fresh: [Vec<(u64, f64)>; 4],
+    /// Freshness samples per class.
+    fresh: [Fresh; 4],
 }
+
+/// One class's freshness samples: (servable at, freshness seconds) in the last
+/// [`FRESHNESS_WINDOW_S`], in time order, and the count and sum of every sample so far.
+type Fresh = (VecDeque<(u64, f64)>, u64, f64);
 
 impl Scan {
     fn tower(&mut self, t: usize) -> &mut TowerState {
@@ -298,16 +306,19 @@ impl Scan {
             ts.push(st);
         }
         let from = t.saturating_sub(FRESHNESS_WINDOW_S);
-        for (c, samples) in self.fresh.iter().enumerate() {
+        for (c, (samples, count, sum)) in self.fresh.iter_mut().enumerate() {
             let cs = &mut s.freshness[c];
-            let upto = samples.partition_point(|(at, _)| *at <= t);
-            let lo = samples.partition_point(|(at, _)| *at <= from);
-            let mut window: Vec<f64> = samples[lo..upto].iter().map(|(_, f)| *f).collect();
+            while samples.front().is_some_and(|(at, _)| *at <= from) {
+                samples.pop_front();
+            }
+            // Every sample held is at or before `t`: points are emitted before later
+            // observations are read.
+            let mut window: Vec<f64> = samples.iter().map(|(_, f)| *f).collect();
             window.sort_by(f64::total_cmp);
             cs.p50_s.push(quantile(&window, 0.5));
             cs.p99_s.push(quantile(&window, 0.99));
-            cs.count.push(upto as u64);
-            cs.sum_s.push(samples[..upto].iter().map(|(_, f)| *f).sum());
+            cs.count.push(*count);
+            cs.sum_s.push(*sum);
         }
     }
 }
@@ -348,155 +359,208 @@ fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
     Some(sorted[rank.min(sorted.len()) - 1])
 }
 
-impl RunSeries {
-    /// Sample a run's observations (in time order) up to `end_s` virtual seconds.
-    /// `devices`: devices per tower (index = tower id) from the scenario.
-    pub fn from_observations(obs: &[Stamped], end_s: u64, devices: &[u32]) -> RunSeries {
-        debug_assert!(obs.windows(2).all(|w| w[0].at <= w[1].at));
-        let step_s = step_for(end_s);
-        let mut scan = Scan {
-            step_s,
-            series: RunSeries {
+/// A run's series sampled as its observations come: an [`Observer`] fed once per
+/// observation, in time order, then [`SeriesScan::finish`]ed at the run's end. What it
+/// keeps is bounded by the topology and the number of points, not by the run's reads.
+pub struct SeriesScan {
+    scan: Scan,
+    devices: Vec<u32>,
+    published: BTreeMap<(ItemId, u64), (u64, Priority)>,
+    servable_seen: BTreeSet<(usize, ItemId, u64)>,
+    /// The next point not emitted yet, seconds.
+    next_t: u64,
+}
+
+impl SeriesScan {
+    /// The series of a run of `sc`, one point per [`step_for`] the latest the run can end
+    /// (its duration plus its liveness bound).
+    pub fn new(sc: &Scenario) -> SeriesScan {
+        let end = sc.duration.saturating_add(sc.liveness_bound);
+        SeriesScan::with_step(step_for(end.as_secs()), devices_of(sc))
+    }
+
+    /// A series with points every `step_s` seconds; `devices`: devices per tower (index =
+    /// tower id) from the scenario.
+    pub fn with_step(step_s: u64, devices: Vec<u32>) -> SeriesScan {
+        SeriesScan {
+            scan: Scan {
                 step_s,
-                freshness: Priority::ALL
-                    .iter()
-                    .map(|p| ClassSeries {
-                        class: p.to_string(),
-                        ..ClassSeries::default()
-                    })
-                    .collect(),
-                ..RunSeries::default()
-            },
-            towers: Vec::new(),
-            reads_total: (0, 0),
-            reads_history: Vec::new(),
-            fresh: Default::default(),
-        };
-        let mut published: BTreeMap<(ItemId, u64), (u64, Priority)> = BTreeMap::new();
-        let mut servable_seen: BTreeMap<(usize, ItemId, u64), ()> = BTreeMap::new();
-        let mut next_t = 0u64;
-        for s in obs {
-            let at_us = s.at.as_micros();
-            // Points strictly before this observation are final.
-            while next_t <= end_s && next_t.saturating_mul(1_000_000) < at_us {
-                scan.point(next_t);
-                next_t += scan.step_s;
-            }
-            match &s.obs {
-                Obs::Start { towers, links, .. } => {
-                    scan.towers = links.iter().map(|l| TowerState::new(l)).collect();
-                    scan.towers
-                        .resize_with(towers.len(), || TowerState::new(&[]));
-                    scan.series.towers = towers
+                series: RunSeries {
+                    step_s,
+                    freshness: Priority::ALL
                         .iter()
-                        .enumerate()
-                        .map(|(i, n)| TowerSeries {
-                            devices: devices.get(i).copied().unwrap_or(0),
-                            ..TowerSeries::empty(n.clone(), scan.series.t_s.len())
+                        .map(|p| ClassSeries {
+                            class: p.to_string(),
+                            ..ClassSeries::default()
                         })
-                        .collect();
-                }
-                Obs::Published { manifest } => {
-                    published
-                        .entry((manifest.item.clone(), manifest.version))
-                        .or_insert((at_us, manifest.priority));
-                }
-                Obs::Read {
-                    tower,
-                    valid: true,
-                    result,
-                    ..
-                } => {
-                    let i = match result {
-                        ReadResult::Served => 0,
-                        ReadResult::Refused(_) => 1,
-                        ReadResult::Unreachable => 2,
-                    };
-                    scan.tower(*tower).reads[i] += 1;
-                    let good = u64::from(i == 0);
-                    scan.reads_total.0 += good;
-                    scan.reads_total.1 += 1;
-                }
-                Obs::Tower { tower, event } => match event {
-                    Event::ContentServable {
-                        item,
-                        version,
-                        priority,
-                    } => {
-                        let key = (*tower, item.clone(), *version);
-                        if servable_seen.insert(key, ()).is_none() {
-                            scan.tower(*tower).servable[priority.index()] += 1;
-                            if let Some((pub_us, class)) = published.get(&(item.clone(), *version))
-                            {
-                                let f = at_us.saturating_sub(*pub_us) as f64 / 1e6;
-                                scan.fresh[class.index()].push((at_us / 1_000_000, f));
-                            }
-                        }
-                    }
-                    Event::LinkHealth { link, up } => scan.tower(*tower).link(*link).2 = *up,
-                    Event::ActiveLink { to, .. } => {
-                        let t = scan.tower(*tower);
-                        t.failovers += 1;
-                        t.active = *to;
-                    }
-                    Event::PowerMode { to, .. } => scan.tower(*tower).mode = *to,
-                    Event::BreakerOpened => scan.tower(*tower).breaker_openings += 1,
-                    _ => {}
+                        .collect(),
+                    ..RunSeries::default()
                 },
-                Obs::Requested {
-                    tower,
-                    class,
-                    bytes,
-                    ..
-                } => {
-                    let inversion = sovereign_sim::oracle::priority::is_inversion(&s.obs).is_some();
-                    let t = scan.tower(*tower);
-                    t.requested_bytes[class.index()] =
-                        t.requested_bytes[class.index()].saturating_add(*bytes);
-                    t.priority_inversions += u64::from(inversion);
-                }
-                Obs::Transfer { tower, link, bytes } => {
-                    let l = scan.tower(*tower).link(*link);
-                    l.1 = l.1.saturating_add(*bytes);
-                }
-                Obs::TowerDown { tower, .. } => scan.tower(*tower).running = false,
-                Obs::TowerUp { tower } => {
-                    let t = scan.tower(*tower);
-                    t.running = true;
-                    if t.mode >= PowerMode::ShuttingDown {
-                        t.mode = PowerMode::Normal;
-                    }
-                }
-                Obs::Power {
-                    tower,
-                    soc,
-                    mode,
-                    energy_wh,
-                    solar_w,
-                } => {
-                    let t = scan.tower(*tower);
-                    t.soc = Some(*soc);
-                    t.solar_w = Some(*solar_w);
-                    t.mode = *mode;
-                    t.energy_wh = *energy_wh;
-                }
-                Obs::Backlog { tower, ops } => scan.tower(*tower).outbox = *ops,
-                Obs::Steady { tower, steady } => scan.tower(*tower).steady = *steady,
-                _ => {}
-            }
+                towers: Vec::new(),
+                reads_total: (0, 0),
+                reads_history: Vec::new(),
+                fresh: Default::default(),
+            },
+            devices,
+            published: BTreeMap::new(),
+            servable_seen: BTreeSet::new(),
+            next_t: 0,
         }
-        while next_t <= end_s {
-            scan.point(next_t);
-            next_t += scan.step_s;
+    }
+
+    /// Emit every point up to `limit_us` (exclusive) and at most `end_s`.
+    fn points_before(&mut self, limit_us: u64, end_s: u64) {
+        while self.next_t <= end_s
+            && self.next_t.saturating_mul(1_000_000) < limit_us
+            && self.scan.series.t_s.len() < POINTS_MAX
+        {
+            self.scan.point(self.next_t);
+            self.next_t += self.scan.step_s;
         }
-        let n = scan.series.t_s.len();
-        for t in &mut scan.series.towers {
+    }
+
+    /// The series up to `end_s` virtual seconds (the run's end).
+    pub fn finish(mut self, end_s: u64) -> RunSeries {
+        self.points_before(u64::MAX, end_s);
+        let n = self.scan.series.t_s.len();
+        for t in &mut self.scan.series.towers {
             assert_eq!(t.soc.len(), n);
             for l in &t.links {
                 assert_eq!(l.bytes.len(), n);
             }
         }
-        scan.series
+        self.scan.series
+    }
+}
+
+impl Observer for SeriesScan {
+    fn observe(&mut self, s: &Stamped) {
+        let at_us = s.at.as_micros();
+        // Points strictly before this observation are final.
+        self.points_before(at_us, u64::MAX);
+        let SeriesScan {
+            scan,
+            devices,
+            published,
+            servable_seen,
+            ..
+        } = self;
+        match &s.obs {
+            Obs::Start { towers, links, .. } => {
+                scan.towers = links.iter().map(|l| TowerState::new(l)).collect();
+                scan.towers
+                    .resize_with(towers.len(), || TowerState::new(&[]));
+                scan.series.towers = towers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| TowerSeries {
+                        devices: devices.get(i).copied().unwrap_or(0),
+                        ..TowerSeries::empty(n.clone(), scan.series.t_s.len())
+                    })
+                    .collect();
+            }
+            Obs::Published { manifest } => {
+                published
+                    .entry((manifest.item.clone(), manifest.version))
+                    .or_insert((at_us, manifest.priority));
+            }
+            Obs::Read {
+                tower,
+                valid: true,
+                result,
+                ..
+            } => {
+                let i = match result {
+                    ReadResult::Served => 0,
+                    ReadResult::Refused(_) => 1,
+                    ReadResult::Unreachable => 2,
+                };
+                scan.tower(*tower).reads[i] += 1;
+                let good = u64::from(i == 0);
+                scan.reads_total.0 += good;
+                scan.reads_total.1 += 1;
+            }
+            Obs::Tower { tower, event } => match event {
+                Event::ContentServable {
+                    item,
+                    version,
+                    priority,
+                } => {
+                    let key = (*tower, item.clone(), *version);
+                    if servable_seen.insert(key) {
+                        scan.tower(*tower).servable[priority.index()] += 1;
+                        if let Some((pub_us, class)) = published.get(&(item.clone(), *version)) {
+                            let f = at_us.saturating_sub(*pub_us) as f64 / 1e6;
+                            let (window, count, sum) = &mut scan.fresh[class.index()];
+                            window.push_back((at_us / 1_000_000, f));
+                            *count += 1;
+                            *sum += f;
+                        }
+                    }
+                }
+                Event::LinkHealth { link, up } => scan.tower(*tower).link(*link).2 = *up,
+                Event::ActiveLink { to, .. } => {
+                    let t = scan.tower(*tower);
+                    t.failovers += 1;
+                    t.active = *to;
+                }
+                Event::PowerMode { to, .. } => scan.tower(*tower).mode = *to,
+                Event::BreakerOpened => scan.tower(*tower).breaker_openings += 1,
+                _ => {}
+            },
+            Obs::Requested {
+                tower,
+                class,
+                bytes,
+                ..
+            } => {
+                let inversion = sovereign_sim::oracle::priority::is_inversion(&s.obs).is_some();
+                let t = scan.tower(*tower);
+                t.requested_bytes[class.index()] =
+                    t.requested_bytes[class.index()].saturating_add(*bytes);
+                t.priority_inversions += u64::from(inversion);
+            }
+            Obs::Transfer { tower, link, bytes } => {
+                let l = scan.tower(*tower).link(*link);
+                l.1 = l.1.saturating_add(*bytes);
+            }
+            Obs::TowerDown { tower, .. } => scan.tower(*tower).running = false,
+            Obs::TowerUp { tower } => {
+                let t = scan.tower(*tower);
+                t.running = true;
+                if t.mode >= PowerMode::ShuttingDown {
+                    t.mode = PowerMode::Normal;
+                }
+            }
+            Obs::Power {
+                tower,
+                soc,
+                mode,
+                energy_wh,
+                solar_w,
+            } => {
+                let t = scan.tower(*tower);
+                t.soc = Some(*soc);
+                t.solar_w = Some(*solar_w);
+                t.mode = *mode;
+                t.energy_wh = *energy_wh;
+            }
+            Obs::Backlog { tower, ops } => scan.tower(*tower).outbox = *ops,
+            Obs::Steady { tower, steady } => scan.tower(*tower).steady = *steady,
+            _ => {}
+        }
+    }
+}
+
+impl RunSeries {
+    /// Sample a whole log of observations (in time order) up to `end_s` virtual seconds
+    /// (tests and short runs; a run feeds a [`SeriesScan`] as it goes instead).
+    pub fn from_observations(obs: &[Stamped], end_s: u64, devices: &[u32]) -> RunSeries {
+        let mut scan = SeriesScan::with_step(step_for(end_s), devices.to_vec());
+        for s in obs {
+            scan.observe(s);
+        }
+        scan.finish(end_s)
     }
 
     /// Fill what comes from the run's report: fault activity, running MTTD/MTTR,
@@ -573,5 +637,78 @@ impl RunSeries {
             *last = rpo;
         }
         assert_eq!(self.faults_active.len(), n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sovereign_logic::Time;
+    use sovereign_logic::content::{ChunkHash, Manifest};
+
+    fn at(s: u64, obs: Obs) -> Stamped {
+        Stamped {
+            at: Time::from_secs(s),
+            obs,
+        }
+    }
+
+    /// One P0 item per publish second in `published`, servable at `servable` (same order).
+    fn log(published: &[u64], servable: &[u64]) -> Vec<Stamped> {
+        let mut obs = vec![at(
+            0,
+            Obs::Start {
+                towers: vec!["t".into()],
+                links: vec![vec![LinkKind::Fibre]],
+                devices: 1,
+            },
+        )];
+        let item = |i: usize| ItemId::new(format!("i{i}"));
+        let mut timed: Vec<(u64, Obs)> = Vec::new();
+        for (i, p) in published.iter().enumerate() {
+            let manifest = Manifest {
+                item: item(i),
+                version: 1,
+                priority: Priority::P0,
+                size: 0,
+                digest: ChunkHash::of(b"x"),
+                chunks: Vec::new(),
+            };
+            timed.push((*p, Obs::Published { manifest }));
+        }
+        for (i, s) in servable.iter().enumerate() {
+            let event = Event::ContentServable {
+                item: item(i),
+                version: 1,
+                priority: Priority::P0,
+            };
+            timed.push((*s, Obs::Tower { tower: 0, event }));
+        }
+        timed.sort_by_key(|(t, _)| *t);
+        obs.extend(timed.into_iter().map(|(t, o)| at(t, o)));
+        obs
+    }
+
+    #[test]
+    fn freshness_quantiles_cover_the_window_before_each_point_and_counts_all() {
+        // Goal: a point's quantiles see exactly the samples in (t − window, t]; its count
+        // and sum see every sample so far; a sample at a point's own second is in it.
+        let s = RunSeries::from_observations(&log(&[0, 0, 0], &[100, 300, 3_720]), 4_200, &[1]);
+        assert_eq!(s.step_s, 60);
+        let p = |t: u64| s.t_s.iter().position(|x| *x == t).expect("point");
+        let f = &s.freshness[0];
+        // At 3,660 s: samples at 100 and 300 s (freshness 100 and 300).
+        assert_eq!(f.p50_s[p(3_660)], Some(100.0));
+        assert_eq!(f.p99_s[p(3_660)], Some(300.0));
+        // At 3,720 s: 100 s left the window; the sample at 3,720 s itself is in.
+        assert_eq!(f.p50_s[p(3_720)], Some(300.0));
+        assert_eq!(f.p99_s[p(3_720)], Some(3_720.0));
+        assert_eq!(f.count[p(3_660)], 2);
+        assert_eq!(f.count[p(3_720)], 3);
+        assert_eq!(f.sum_s[p(3_720)], 4_120.0);
+        // At 3,960 s only the last sample is left; before any sample, none.
+        assert_eq!(f.p50_s[p(3_960)], Some(3_720.0));
+        assert_eq!(f.p50_s[p(60)], None);
+        assert_eq!(f.count[p(60)], 0);
     }
 }

@@ -462,3 +462,54 @@ fn game_day_html_report_renders_non_blank_in_headless_chromium() {
     assert!(html.contains("class=\"marker\""), "no timeline markers");
     assert_renders_with_charts(chromium, &dir);
 }
+
+#[test]
+fn series_sampled_as_the_run_goes_equal_the_whole_log_and_the_kpis() {
+    // Goal: the series a run feeds as it goes (bounded memory) are the series of its
+    // whole observation log sampled afterwards at the same step, and their last point
+    // carries the same read and freshness counts as the run's KPIs.
+    let sc = parse_file(&repo().join("scenarios/fibre-cut.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let opts = RunOptions {
+        seed: sc.seed,
+        ..RunOptions::default()
+    };
+    let (report, live) = record(&sc, &opts);
+    // The whole log, taken once at the end (a path apart from run_observed's batches).
+    let mut world = sovereign_sim::World::new(&sc, &opts);
+    world.tap_observations();
+    world.run();
+    let log = world.take_observations();
+    let end_s = sovereign_report::data::series_end(&world);
+    let mut whole = sovereign_report::series::SeriesScan::with_step(
+        live.step_s,
+        sovereign_report::data::devices_of(&sc),
+    );
+    for s in &log {
+        sovereign_sim::Observer::observe(&mut whole, s);
+    }
+    assert_eq!(live, whole.finish(end_s));
+    assert!(live.t_s.len() > 10, "{} points", live.t_s.len());
+    let k = &report.kpis;
+    let last = |v: &[u64]| *v.last().expect("points");
+    let served: u64 = live.towers.iter().map(|t| last(&t.reads_served)).sum();
+    let valid: u64 = live
+        .towers
+        .iter()
+        .map(|t| last(&t.reads_served) + last(&t.reads_refused) + last(&t.reads_unreachable))
+        .sum();
+    assert_eq!((served, valid), (k.reads_good, k.reads_valid));
+    assert_eq!(*live.availability.last().expect("points"), k.availability);
+    for (i, t) in live.towers.iter().enumerate() {
+        let (good, all) = k.tower_reads[i];
+        assert_eq!(last(&t.reads_served), good, "{}", t.name);
+        assert_eq!(
+            last(&t.reads_served) + last(&t.reads_refused) + last(&t.reads_unreachable),
+            all,
+            "{}",
+            t.name
+        );
+    }
+    for (c, f) in live.freshness.iter().enumerate() {
+        assert_eq!(last(&f.count), k.freshness[c].samples, "class {c}");
+    }
+}

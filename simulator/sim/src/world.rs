@@ -36,6 +36,7 @@
 //!
 //! Not covered: device crashes, wire-level corruption on Wi-Fi, the origin's own power.
 
+use crate::Observer;
 use crate::kpi::KpiScan;
 use crate::obs::{Obs, Stamped};
 use crate::oracle::Oracles;
@@ -106,6 +107,8 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> RunReport {
 const EVENTS_MAX: u64 = 200_000_000;
 /// Backlog and steady-state sampling period.
 const SAMPLE_EVERY: Duration = Duration::from_secs(60);
+/// Observations a tap holds before [`World::run_observed`] hands them on.
+const TAP_BATCH: usize = 4096;
 /// Text trace lines kept when recording.
 const TRACE_LINES_MAX: usize = 2_000_000;
 
@@ -131,10 +134,10 @@ pub struct World {
     oracles: Oracles,
     /// The KPIs, measured as observations come.
     kpis: KpiScan,
-    /// Every observation, oldest first, only when asked for ([`World::keep_observations`]):
-    /// the oracles and KPIs read each one as it comes, so a run without it keeps memory
-    /// that does not grow with every read and transfer.
-    observations: Option<Vec<Stamped>>,
+    /// Observations not yet taken, only while tapped ([`World::tap_observations`]): the
+    /// oracles and KPIs read each one as it comes, and a tap's reader takes them as it
+    /// goes, so no run keeps its whole log.
+    tap: Option<Vec<Stamped>>,
     /// Published versions visible at the origin: (item, version) → manifest.
     published: BTreeMap<(ItemId, u64), Manifest>,
     /// Items visible at the origin, by class, for reads and republishing.
@@ -277,7 +280,7 @@ impl World {
                 .collect(),
             oracles: Oracles::new(&enabled),
             kpis: KpiScan::default(),
-            observations: None,
+            tap: None,
             published: BTreeMap::new(),
             items: Default::default(),
             content: BTreeMap::new(),
@@ -308,8 +311,8 @@ impl World {
         let s = Stamped { at: self.now, obs };
         self.oracles.observe(&s);
         self.kpis.observe(&s);
-        if let Some(log) = &mut self.observations {
-            log.push(s);
+        if let Some(tap) = &mut self.tap {
+            tap.push(s);
         }
     }
 
@@ -437,22 +440,40 @@ impl World {
         self.events
     }
 
-    /// Keep every observation for [`World::observations`] (the console's live view, a
-    /// report's charts). Call it before the run starts. A world that does not keep them
-    /// still checks every oracle and measures every KPI.
-    pub fn keep_observations(&mut self) {
+    /// Also hand every observation to a reader outside the world (the console's live view,
+    /// a report's charts), through [`World::take_observations`]. Call it before the run
+    /// starts. Without it the world still checks every oracle and measures every KPI.
+    pub fn tap_observations(&mut self) {
         assert!(
             !self.started,
-            "keep_observations must be called before the run starts"
+            "tap_observations must be called before the run starts"
         );
-        self.observations.get_or_insert_with(Vec::new);
+        self.tap.get_or_insert_with(Vec::new);
     }
 
-    /// Every observation so far, oldest first (kept since [`World::keep_observations`]).
-    pub fn observations(&self) -> &[Stamped] {
-        self.observations
-            .as_deref()
-            .expect("observations are kept only after World::keep_observations")
+    /// The observations made since the last call, oldest first (empty unless tapped).
+    pub fn take_observations(&mut self) -> Vec<Stamped> {
+        self.tap.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Run to the end as [`World::run`] does, handing every observation to `reader` as
+    /// the run goes (a bounded batch at a time). The trace is the same as `run`'s.
+    /// A world tapped before it started may run observed after it started.
+    pub fn run_observed(&mut self, reader: &mut dyn Observer) {
+        if self.tap.is_none() {
+            self.tap_observations();
+        }
+        loop {
+            let more = self.step();
+            if !more || self.tap.as_ref().is_some_and(|t| t.len() >= TAP_BATCH) {
+                for s in self.take_observations() {
+                    reader.observe(&s);
+                }
+            }
+            if !more {
+                return;
+            }
+        }
     }
 
     /// Violations found so far.
