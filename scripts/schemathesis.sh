@@ -128,12 +128,14 @@ device_secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 tower_headers=${SCHEMATHESIS_TOWER_HEADERS-"Authorization: Device $device_secret"}
 run origin "http://$origin/openapi.json" "http://$origin" "$origin_headers" \
   --exclude-tag admin
+# GET /admin/events is an endless server-sent-event stream: every call would run into
+# the request timeout (tests/events.rs in simulator/cli tests it instead).
 run origin-admin "http://$origin/openapi.json" "http://$origin_admin" \
-  "Authorization: Bearer $admin_token" --include-tag admin
+  "Authorization: Bearer $admin_token" --include-tag admin --exclude-path /admin/events
 run tower "http://$tower/openapi.json" "http://$tower" "$tower_headers" \
   --exclude-tag admin
 run tower-admin "http://$tower/openapi.json" "http://$tower_admin" \
-  "Authorization: Bearer $admin_token" --include-tag admin
+  "Authorization: Bearer $admin_token" --include-tag admin --exclude-path /admin/events
 
 if [ "${#failed[@]}" -gt 0 ]; then
   echo "schemathesis: failures in ${failed[*]} (reports and server logs in $reports)" >&2

@@ -13,7 +13,8 @@
 //! reading); `POST /admin/rehome` (operator: re-read the credential file and adopt the
 //! origin that answers next, see `sovereign_logic::tower::trust`); `GET /admin/faults`
 //! (viewer), `POST /admin/faults`, `DELETE /admin/faults` (chaos); `GET /admin/audit?n=`
-//! (viewer). Origin: the same status/faults/audit routes,
+//! (viewer); `GET /admin/events` (viewer: the logic's events as server-sent events,
+//! `crate::events`). Origin: the same status/faults/audit/events routes,
 //! `POST /admin/publish?item=&priority=` (operator), `GET /admin/ledger` and
 //! `GET /admin/ops/{key}` (viewer; with the tower that forwarded the operation),
 //! `GET /admin/towers` (viewer), `POST /admin/towers/{tower}` (operator: issue a new
@@ -39,6 +40,7 @@ use crate::api::common::{
 };
 use crate::audit::{AuditEntry, AuditLog, Tail};
 use crate::auth::{Caller, Role, Tokens, require};
+use crate::events::EventStream;
 use crate::metrics::OriginMetrics;
 use crate::openapi::{
     AdminRefusals, BadRequest, NotFound, OpKeyPath, PayloadTooLarge, TowerPath, Unavailable,
@@ -52,12 +54,14 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{FromRef, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use sovereign_logic::content::{ItemId, Priority};
 use sovereign_logic::ledger::Account;
 use sovereign_logic::origin::ITEM_BYTES_MAX;
 use sovereign_logic::protocol::TowerId;
 use sovereign_store::{Faults, FaultsSnapshot};
+use sovereign_wire::event::EventRecordDto;
 use sovereign_wire::{CatalogEntryDto, OpOutcomeDto, PowerReadingDto, PriorityName};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -79,6 +83,8 @@ pub struct AdminCtx {
     pub on_fault: Arc<dyn Fn() + Send + Sync>,
     /// The storage health (`degraded` in `/admin/status`).
     pub storage: Arc<StorageHealth>,
+    /// The logic's events, for `GET /admin/events`.
+    pub events: EventStream,
 }
 
 impl AdminCtx {
@@ -239,6 +245,7 @@ where
     OpenApiRouter::new()
         .routes(routes!(faults_get, faults_inject, faults_clear))
         .routes(routes!(audit))
+        .routes(routes!(events))
 }
 
 /// Finish an admin router: the JSON 405 and 404 fallbacks, then bind `state`.
@@ -337,6 +344,39 @@ async fn audit(
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
     })?;
     Ok(json(tail))
+}
+
+/// The logic's events as they happen (server-sent events; `crate::events`): one
+/// `event: event` message per event, its data an `EventRecord`; `event: lagged` with the
+/// count a slow reader missed. At most 8 readers at once.
+#[utoipa::path(get, path = "/admin/events", tag = "admin", security(("adminBearer" = ["viewer"])),
+    responses(AdminRefusals,
+        (status = 200, description = "A text/event-stream of the logic's events; each message's data is an EventRecord (JSON).", content_type = "text/event-stream", body = EventRecordDto),
+        (status = 503, response = Unavailable)))]
+async fn events(State(ctx): State<AdminCtx>, headers: HeaderMap) -> Result<Response, Response> {
+    ctx.caller(Role::Viewer, &headers)?;
+    let Some(sub) = ctx.events.subscribe() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "{} event readers already connected",
+                crate::events::SUBSCRIBERS_MAX
+            ),
+        )
+        .into_response());
+    };
+    let stream = futures_util::stream::unfold(sub, |mut sub| async move {
+        use tokio::sync::broadcast::error::RecvError;
+        let msg = match sub.rx.recv().await {
+            Ok(text) => SseEvent::default().event("event").data(&*text),
+            Err(RecvError::Lagged(n)) => SseEvent::default().event("lagged").data(n.to_string()),
+            Err(RecvError::Closed) => return None,
+        };
+        Some((Ok::<_, std::convert::Infallible>(msg), sub))
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }
 
 /// What the tower's admin handlers share.

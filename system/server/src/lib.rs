@@ -6,7 +6,8 @@
 //! [`listener`] (the accept loop: connection, head and body limits), [`tls`], [`limit`]
 //! (rate limits by key), [`clock`], [`auth`] / [`audit`] (admin tokens and the audit
 //! trail), [`tower_auth`] (per-tower credentials, the origin's identity on the wire),
-//! [`metrics`], [`storage`] (storage health: errors, free space, readiness reasons),
+//! [`metrics`], [`events`] (the logic's events as a stream for `GET /admin/events`),
+//! [`storage`] (storage health: errors, free space, readiness reasons),
 //! [`openapi`]; [`device_client`] (the `sovereign device` commands: a device's verified
 //! reads and offline outbox against a tower).
 
@@ -18,6 +19,7 @@ pub mod cache;
 pub mod cli;
 pub mod clock;
 pub mod device_client;
+pub mod events;
 pub mod limit;
 pub mod listener;
 pub mod metrics;

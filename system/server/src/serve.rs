@@ -31,6 +31,7 @@ use crate::api;
 use crate::audit::AuditLog;
 use crate::auth::Tokens;
 use crate::cache::{CACHE_BYTES_DEFAULT, VerifiedCache};
+use crate::events::EventStream;
 use crate::limit::{KEYS_MAX_DEFAULT, KeyedLimiter};
 use crate::listener::{Limits, RateLimits};
 use crate::metrics::{OriginMetrics, TowerMetrics};
@@ -399,6 +400,7 @@ pub struct PublishArgs {
 struct TowerObserver {
     metrics: Arc<TowerMetrics>,
     cache: Arc<VerifiedCache>,
+    events: EventStream,
 }
 
 impl tower_node::Observer for TowerObserver {
@@ -408,6 +410,7 @@ impl tower_node::Observer for TowerObserver {
         }
         self.metrics.on_event_p0(event, tower.p0_waiting());
         self.metrics.set_status(&tower.status());
+        self.events.publish(event);
     }
     fn power(&self, reading: &sovereign_logic::tower::power::PowerReading) {
         self.metrics.set_power(reading);
@@ -477,9 +480,11 @@ pub fn tower_parts_watched(
     let store: Arc<dyn Store> = Arc::new(ObservedStore::new(store, metrics.storage().clone()));
     metrics.set_links(&config.uplinks.keys().copied().collect::<Vec<_>>());
     let cache = Arc::new(VerifiedCache::new(cache_bytes));
+    let events = EventStream::new(&name);
     let observer = Arc::new(TowerObserver {
         metrics: metrics.clone(),
         cache: cache.clone(),
+        events: events.clone(),
     });
     let handle = tower_node::spawn(config, store.clone(), transport, observer)
         .context("recovering the tower from its store")?;
@@ -503,6 +508,7 @@ pub fn tower_parts_watched(
                 Arc::new(move || cache.clear())
             },
             storage: metrics.storage().clone(),
+            events,
         },
         handle.clone(),
     );
@@ -560,13 +566,16 @@ pub fn origin_parts_watched(
     config.towers = admin::known_towers(&credentials);
     let metrics = Arc::new(OriginMetrics::with_storage(watch));
     let store: Arc<dyn Store> = Arc::new(ObservedStore::new(store, metrics.storage().clone()));
+    let events = EventStream::new("origin");
     let sink = {
         let m = metrics.clone();
+        let events = events.clone();
         Arc::new(
             move |e: &sovereign_logic::io::Event, o: &sovereign_logic::origin::Origin| {
                 m.on_event(e);
                 m.set_ledger(o.ledger());
                 m.set_catalog(o.catalog().len() as u64);
+                events.publish(e);
             },
         )
     };
@@ -591,6 +600,7 @@ pub fn origin_parts_watched(
             faults,
             on_fault: Arc::new(|| {}),
             storage: metrics.storage().clone(),
+            events,
         },
         handle.clone(),
         metrics,

@@ -46,6 +46,7 @@ const TOWER_OPS: &[(&str, &str)] = &[
     ("POST", "/admin/faults"),
     ("DELETE", "/admin/faults"),
     ("GET", "/admin/audit"),
+    ("GET", "/admin/events"),
 ];
 
 /// The origin's API: the tower-facing API, then the admin API.
@@ -68,6 +69,7 @@ const ORIGIN_OPS: &[(&str, &str)] = &[
     ("POST", "/admin/faults"),
     ("DELETE", "/admin/faults"),
     ("GET", "/admin/audit"),
+    ("GET", "/admin/events"),
 ];
 
 /// The origin's routes only known towers may call.

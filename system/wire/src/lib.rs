@@ -9,7 +9,8 @@
 //! [`OpOutcomeDto`], [`OpReceiptDto`], [`PowerReadingDto`], [`origin_id`]; records:
 //! [`AppliedDto`] (with the forwarding tower, absent in records written before it was
 //! kept), [`OriginDto`] (the origin's identity, a tower's trusted origin),
-//! [`encode_record`], [`decode_record`]; errors: [`WireError`]; [`input`]: reading an
+//! [`encode_record`], [`decode_record`]; [`event`]: the logic's events as the servers
+//! stream them; errors: [`WireError`]; [`input`]: reading an
 //! input file with a size cap before it is parsed (the crate's only I/O, shared by every
 //! file reader).
 //!
@@ -20,6 +21,7 @@
 //!
 //! Not covered: chunk bytes (octet streams on the wire, files in the stores).
 
+pub mod event;
 pub mod input;
 
 use serde::{Deserialize, Serialize};
