@@ -24,11 +24,13 @@ use super::Scenario;
 use super::parse::{
     BANDWIDTH_MBIT_MAX, BATTERY_WH_MAX, CATALOG_GROUPS_MAX, CATALOG_ITEMS_MAX, CLOCK_SKEW_PPM_MAX,
     CORRUPTION_CHUNKS_MAX, DELAY_MAX, DESCRIPTION_LEN_MAX, DEVICES_PER_TOWER_MAX, DURATION_MAX,
-    FAULTS_MAX, NAME_LEN_MAX, POWER_W_MAX, RATE_PER_HOUR_MAX, RPO_MAX, SIZE_BYTES_MAX,
+    FAULTS_MAX, NAME_LEN_MAX, POWER_W_MAX, RATE_PER_HOUR_MAX, RPO_MAX, RawScenario, SIZE_BYTES_MAX,
     SLOW_FACTOR_MAX, TEXT_BYTES_MAX, TOWERS_MAX,
 };
-use crate::tomlspan::{Res, Tbl, Val};
+use crate::tomlspan::{Ctx, Res};
+use std::ops::Range;
 use std::time::Duration;
+use toml::Spanned;
 
 /// Most devices in the whole scenario (every tower's `devices` × its `count`).
 pub const DEVICES_TOTAL_MAX: u64 = 1_000_000;
@@ -64,53 +66,51 @@ fn count(n: f64) -> u64 {
     }
 }
 
-/// The `[[tower]]` groups of the file, each with the towers it expands to.
-fn tower_groups<'a>(root: &Tbl<'a>) -> Res<Vec<(Tbl<'a>, u64)>> {
-    let Some(v) = root.get("tower") else {
-        return Ok(Vec::new());
-    };
-    let mut out = Vec::new();
-    for g in v.array(TOWERS_MAX)? {
-        let t = g.table()?;
-        let n = match t.get("count") {
-            Some(c) => u64::try_from(c.i64("an integer")?).unwrap_or(0),
-            None => 1,
-        };
-        out.push((t, n));
-    }
-    Ok(out)
-}
-
-/// The `workload` table, when the file has one.
-fn workload<'a>(root: &Tbl<'a>) -> Res<Option<Tbl<'a>>> {
-    root.get("workload").map(|v| v.table()).transpose()
-}
-
 /// "`{found}` …; expected at most `{max}` …": the message every limit uses.
 fn over(what: &str, found: u64, max: u64, hint: &str) -> String {
     format!("{what} would be {found}, over the limit of {max} per scenario; {hint}")
 }
 
-/// Check `sc` (parsed from `root`) against every cost limit; the error names the field
-/// that took the scenario over one. Returns `sc` unchanged when all hold.
-pub fn check(root: &Tbl<'_>, sc: Scenario) -> Res<Scenario> {
+/// An error at `key` of the table at `table`: at the key's value when the file gives it.
+fn at<T>(
+    ctx: &Ctx<'_>,
+    table: &Range<usize>,
+    key: &str,
+    v: Option<&Spanned<T>>,
+    message: String,
+) -> crate::tomlspan::SpanError {
+    match v {
+        Some(v) => ctx.err(&v.span(), message),
+        None => ctx.err_key(table, key, message),
+    }
+}
+
+/// Check `sc` (validated from `raw`, whose root table is at `root`) against every cost
+/// limit; the error names the field that took the scenario over one. Returns `sc`
+/// unchanged when all hold.
+pub(crate) fn check(
+    ctx: &Ctx<'_>,
+    raw: &RawScenario,
+    root: &Range<usize>,
+    sc: Scenario,
+) -> Res<Scenario> {
     let towers = sc.towers.len() as u64;
     let safety_h = hours(sc.duration);
     let both_h = hours(sc.duration + sc.liveness_bound);
 
     // Devices, tower group by tower group.
     let mut devices = 0u64;
-    for (t, n) in tower_groups(root)? {
-        let per = t
-            .get("devices")
-            .map(|v| v.i64("an integer"))
-            .transpose()?
-            .and_then(|d| u64::try_from(d).ok())
-            .unwrap_or(0);
+    for g in raw.tower.iter().flat_map(|t| &t.get_ref().0) {
+        let t = g.get_ref();
+        let n = t.count.as_ref().map_or(1, |c| c.get_ref().0 as u64);
+        let per = t.devices.as_ref().map_or(0, |d| d.get_ref().0 as u64);
         devices = devices.saturating_add(per.saturating_mul(n));
         if devices > DEVICES_TOTAL_MAX {
-            return Err(t.err_at_key(
+            return Err(at(
+                ctx,
+                &g.span(),
                 "devices",
+                t.devices.as_ref(),
                 over(
                     "devices in all towers (devices × count, summed)",
                     devices,
@@ -124,8 +124,11 @@ pub fn check(root: &Tbl<'_>, sc: Scenario) -> Res<Scenario> {
     // Tower-hours.
     let tower_hours = count(towers as f64 * both_h);
     if tower_hours > TOWER_HOURS_MAX {
-        return Err(root.err_at_key(
+        return Err(at(
+            ctx,
+            root,
             "duration",
+            raw.duration.as_ref(),
             over(
                 "tower-hours (towers × (duration + liveness_bound))",
                 tower_hours,
@@ -136,10 +139,12 @@ pub fn check(root: &Tbl<'_>, sc: Scenario) -> Res<Scenario> {
     }
 
     let w = &sc.workload;
-    let wt = workload(root)?;
-    let err_w = |key: &str, message: String| match &wt {
-        Some(t) => t.err_at_key(key, message),
-        None => root.err_at_key("workload", message),
+    let wt = raw.workload.as_ref();
+    // An error at a key of `[workload]` (at `workload` itself when the file has none).
+    let err_w = |key: &str, v: Option<Range<usize>>, message: String| match (wt, v) {
+        (_, Some(v)) => ctx.err(&v, message),
+        (Some(t), None) => ctx.err_key(&t.span(), key, message),
+        (None, None) => ctx.err_key(root, "workload", message),
     };
 
     // The initial catalog, group by group: items, bytes, chunk copies.
@@ -147,23 +152,19 @@ pub fn check(root: &Tbl<'_>, sc: Scenario) -> Res<Scenario> {
     let mut items = 0u64;
     let mut bytes = 0u64;
     let mut chunks = 0u64;
-    let groups: Vec<Val<'_>> = match wt.as_ref().and_then(|t| t.get("catalog")) {
-        Some(v) => v.array(CATALOG_GROUPS_MAX)?,
-        None => Vec::new(),
-    };
-    for (i, g) in w.catalog.iter().enumerate() {
+    let groups = wt.and_then(|t| t.get_ref().catalog.as_ref());
+    for (g, e) in w.catalog.iter().zip(groups.iter().flat_map(|c| &c.0)) {
         let n = u64::from(g.items);
         items = items.saturating_add(n);
         bytes = bytes.saturating_add(n.saturating_mul(g.bytes));
         chunks = chunks.saturating_add(n.saturating_mul(g.bytes.div_ceil(avg)));
-        let at = |key: &str, message: String| match groups.get(i).map(|v| v.table()) {
-            Some(Ok(t)) => t.err_at_key(key, message),
-            Some(Err(e)) => e,
-            None => err_w("catalog", message),
-        };
+        let c = e.get_ref();
         if items > PUBLICATIONS_MAX {
             return Err(at(
+                ctx,
+                &e.span(),
                 "items",
+                c.items.as_ref(),
                 over(
                     "items in the catalog",
                     items,
@@ -174,7 +175,10 @@ pub fn check(root: &Tbl<'_>, sc: Scenario) -> Res<Scenario> {
         }
         if bytes > CONTENT_BYTES_MAX {
             return Err(at(
+                ctx,
+                &e.span(),
                 "size",
+                c.size.as_ref(),
                 over(
                     "content bytes in the catalog (items × size, summed)",
                     bytes,
@@ -185,7 +189,10 @@ pub fn check(root: &Tbl<'_>, sc: Scenario) -> Res<Scenario> {
         }
         if chunks.saturating_mul(towers) > CHUNK_COPIES_MAX {
             return Err(at(
+                ctx,
+                &e.span(),
                 "size",
+                c.size.as_ref(),
                 over(
                     "chunk copies at the towers (catalog bytes / origin.chunk_avg_bytes × towers)",
                     chunks.saturating_mul(towers),
@@ -197,6 +204,7 @@ pub fn check(root: &Tbl<'_>, sc: Scenario) -> Res<Scenario> {
     }
 
     // Publications over the safety phase, class by class.
+    let publish = wt.and_then(|t| t.get_ref().publish_per_hour.as_ref().map(|v| v.span()));
     for p in 0..4 {
         let n = count(w.publish_per_hour[p] * safety_h);
         items = items.saturating_add(n);
@@ -204,45 +212,41 @@ pub fn check(root: &Tbl<'_>, sc: Scenario) -> Res<Scenario> {
         chunks = chunks.saturating_add(n.saturating_mul(w.publish_bytes[p].div_ceil(avg)));
         let hint =
             "expected a lower publish_per_hour, a smaller publish_size or a shorter duration";
-        if items > PUBLICATIONS_MAX {
-            return Err(err_w(
-                "publish_per_hour",
-                over(
-                    "catalog items plus publications (publish_per_hour × duration)",
-                    items,
-                    PUBLICATIONS_MAX,
-                    hint,
-                ),
-            ));
-        }
-        if bytes > CONTENT_BYTES_MAX {
-            return Err(err_w(
-                "publish_per_hour",
-                over(
-                    "content bytes (catalog plus publish_per_hour × duration × publish_size)",
-                    bytes,
-                    CONTENT_BYTES_MAX,
-                    hint,
-                ),
-            ));
-        }
-        if chunks.saturating_mul(towers) > CHUNK_COPIES_MAX {
-            return Err(err_w(
-                "publish_per_hour",
-                over(
-                    "chunk copies at the towers (content bytes / origin.chunk_avg_bytes × towers)",
-                    chunks.saturating_mul(towers),
-                    CHUNK_COPIES_MAX,
-                    hint,
-                ),
-            ));
+        let over_by = if items > PUBLICATIONS_MAX {
+            Some(over(
+                "catalog items plus publications (publish_per_hour × duration)",
+                items,
+                PUBLICATIONS_MAX,
+                hint,
+            ))
+        } else if bytes > CONTENT_BYTES_MAX {
+            Some(over(
+                "content bytes (catalog plus publish_per_hour × duration × publish_size)",
+                bytes,
+                CONTENT_BYTES_MAX,
+                hint,
+            ))
+        } else if chunks.saturating_mul(towers) > CHUNK_COPIES_MAX {
+            Some(over(
+                "chunk copies at the towers (content bytes / origin.chunk_avg_bytes × towers)",
+                chunks.saturating_mul(towers),
+                CHUNK_COPIES_MAX,
+                hint,
+            ))
+        } else {
+            None
+        };
+        if let Some(message) = over_by {
+            return Err(err_w("publish_per_hour", publish.clone(), message));
         }
     }
 
     let ops = count(w.ops_per_device_hour * devices as f64 * safety_h);
     if ops > OPS_TOTAL_MAX {
+        let v = wt.and_then(|t| t.get_ref().ops_per_device_hour.as_ref().map(|v| v.span()));
         return Err(err_w(
             "ops_per_device_hour",
+            v,
             over(
                 "device operations (ops_per_device_hour × devices × duration)",
                 ops,
@@ -253,8 +257,10 @@ pub fn check(root: &Tbl<'_>, sc: Scenario) -> Res<Scenario> {
     }
     let reads = count(w.reads_per_device_hour * devices as f64 * both_h);
     if reads > READS_TOTAL_MAX {
+        let v = wt.and_then(|t| t.get_ref().reads_per_device_hour.as_ref().map(|v| v.span()));
         return Err(err_w(
             "reads_per_device_hour",
+            v,
             over(
                 "device reads (reads_per_device_hour × devices × (duration + liveness_bound))",
                 reads,
@@ -268,20 +274,22 @@ pub fn check(root: &Tbl<'_>, sc: Scenario) -> Res<Scenario> {
     for (family, rate) in &sc.nemesis.rates_per_hour {
         nemesis = nemesis.saturating_add(count(rate * safety_h));
         if nemesis > NEMESIS_FAULTS_MAX {
-            let key = super::parse::NEMESIS_RATES
-                .iter()
-                .find(|(_, f)| f == family)
-                .map_or("nemesis", |(k, _)| k);
             let message = over(
                 "nemesis faults (the *_per_hour rates × duration, summed)",
                 nemesis,
                 NEMESIS_FAULTS_MAX,
                 "expected lower rates or a shorter duration",
             );
-            return Err(match root.get("nemesis").map(|v| v.table()) {
-                Some(Ok(t)) => t.err_at_key(key, message),
-                Some(Err(e)) => e,
-                None => root.err_at_key("nemesis", message),
+            let v = raw.nemesis.as_ref().and_then(|t| {
+                t.get_ref()
+                    .rates()
+                    .into_iter()
+                    .find(|(f, _)| f == family)
+                    .and_then(|(_, v)| v.as_ref().map(|v| v.span()))
+            });
+            return Err(match v {
+                Some(v) => ctx.err(&v, message),
+                None => ctx.err_key(root, "nemesis", message),
             });
         }
     }
