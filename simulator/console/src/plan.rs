@@ -278,7 +278,7 @@ pub fn parse_str(file: &str, text: &str) -> Result<Plan, PlanError> {
             )
             .into());
     }
-    let raw: Spanned<RawPlan> = ctx.read(64)?;
+    let raw: Spanned<RawPlan> = ctx.read(64).map_err(|e| step_keys(text, e))?;
     Ok(plan(&ctx, raw.get_ref(), &raw.span())?)
 }
 
@@ -574,6 +574,51 @@ fn abort(ctx: &Ctx<'_>, a: &Spanned<RawAbort>) -> Res<Abort> {
     })
 }
 
+/// The keys an action takes besides `action`, `at` and `title`.
+fn action_keys(action: &str) -> Option<&'static [&'static str]> {
+    Some(match action {
+        "inject" => &["fault"],
+        "wait" => &["for"],
+        "observe" => &[
+            "expect",
+            "tower",
+            "active_link",
+            "running",
+            "steady",
+            "power_mode",
+            "availability_min",
+            "no_violations",
+        ],
+        "checklist" => &["items"],
+        _ => return None,
+    })
+}
+
+/// serde lists the keys of every action for an unknown key in a step: name only those of
+/// the step's own action.
+fn step_keys(text: &str, mut e: SpanError) -> SpanError {
+    let step = e
+        .field
+        .strip_prefix("step[")
+        .and_then(|r| r.split_once(']'));
+    let action = step
+        .filter(|_| e.message.starts_with("unknown key"))
+        .and_then(|(i, _)| {
+            let doc: toml::Table = toml::from_str(text).ok()?;
+            let step = doc.get("step")?.get(i.parse::<usize>().ok()?)?;
+            action_keys(step.get("action")?.as_str()?)
+        });
+    if let (Some(keys), Some((head, _))) = (action, e.message.split_once("; expected")) {
+        let allowed: Vec<&str> = ["action", "at", "title"]
+            .iter()
+            .chain(keys)
+            .copied()
+            .collect();
+        e.message = format!("{head}; expected one of: {}", allowed.join(", "));
+    }
+    e
+}
+
 fn step(ctx: &Ctx<'_>, v: &Spanned<RawStep>) -> Res<Step> {
     let (t, span) = (v.get_ref(), v.span());
     let actions = ["inject", "wait", "observe", "checklist"];
@@ -600,29 +645,14 @@ fn step(ctx: &Ctx<'_>, v: &Spanned<RawStep>) -> Res<Step> {
         ),
         ("no_violations", t.no_violations.as_ref().map(|v| v.span())),
     ];
-    let specific: &[&str] = match a {
-        "inject" => &["fault"],
-        "wait" => &["for"],
-        "observe" => &[
-            "expect",
-            "tower",
-            "active_link",
-            "running",
-            "steady",
-            "power_mode",
-            "availability_min",
-            "no_violations",
-        ],
-        "checklist" => &["items"],
-        _ => {
-            return Err(ctx.err(
-                &av.span(),
-                format!(
-                    "unknown action `{a}`; expected one of: {}",
-                    actions.join(", ")
-                ),
-            ));
-        }
+    let Some(specific) = action_keys(a) else {
+        return Err(ctx.err(
+            &av.span(),
+            format!(
+                "unknown action `{a}`; expected one of: {}",
+                actions.join(", ")
+            ),
+        ));
     };
     let items = ("items", t.items.as_ref().map(|v| v.span()));
     let stray = given

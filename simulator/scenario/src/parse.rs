@@ -130,7 +130,7 @@ pub fn parse_str(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
             ),
         ));
     }
-    let raw: Spanned<RawScenario> = ctx.read(NAME_LEN_MAX)?;
+    let raw: Spanned<RawScenario> = ctx.read(NAME_LEN_MAX).map_err(profile_keys)?;
     let sc = scenario(&ctx, raw.get_ref(), &raw.span())?;
     super::limits::check(&ctx, raw.get_ref(), &raw.span(), sc)
 }
@@ -274,6 +274,24 @@ pub(crate) struct RawProfile {
     pub loss: Option<Unit>,
     pub handover_every: Option<Dur<0, DAY_MS>>,
     pub handover_outage: Option<Spanned<Dur<0, 60_000>>>,
+}
+
+/// serde lists the naming keys of every place a profile table can be: name this place's.
+fn profile_keys(mut e: SpanError) -> SpanError {
+    let all = "expected one of: kind, profile, base, ";
+    if e.message.starts_with("unknown key") && e.message.contains(all) {
+        let place = if e.field.starts_with("profiles.") {
+            "base"
+        } else if e.field.contains(".links[") {
+            "kind, profile"
+        } else {
+            "profile"
+        };
+        e.message = e
+            .message
+            .replace(all, &format!("expected one of: {place}, "));
+    }
+    e
 }
 
 /// The keys that set a link profile's figures.
@@ -1578,6 +1596,37 @@ mod tests {
             e.to_string(),
             format!("t.toml:6: slo.freshness_p99_max.P9: {}", e.message)
         );
+    }
+
+    /// Goal: an unknown key in a profile table lists the keys of that place only.
+    #[test]
+    fn profile_tables_name_their_own_keys() {
+        let figures =
+            "latency, jitter, bandwidth_mbit, bytes_per_s, loss, handover_every, handover_outage";
+        for (text, field, naming) in [
+            (
+                "[profiles.x]\nlatncy = \"1ms\"\n",
+                "profiles.x.latncy",
+                "base",
+            ),
+            (
+                "[[tower]]\ndevices = 1\nlinks = [{ kind = \"lte\", latncy = \"1ms\" }]\n",
+                "tower[0].links[0].latncy",
+                "kind, profile",
+            ),
+            (
+                "[[tower]]\ndevices = 1\nlinks = [\"lte\"]\nwifi = { latncy = \"1ms\" }\n",
+                "tower[0].wifi.latncy",
+                "profile",
+            ),
+        ] {
+            let e = err(&format!("duration = \"1h\"\n{text}"));
+            assert_eq!(e.field, field);
+            assert_eq!(
+                e.message,
+                format!("unknown key `latncy`; expected one of: {naming}, {figures}")
+            );
+        }
     }
 
     /// Goal: a link of the same kind twice and an uplink-less tower are rejected.
