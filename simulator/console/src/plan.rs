@@ -15,7 +15,9 @@
 
 use serde::Deserialize;
 use sovereign_logic::protocol::LinkKind;
-use sovereign_sim::scenario::parse::{PerPriority, RawFault, fault_parts, resolve_targets};
+use sovereign_sim::scenario::parse::{
+    PerPriority, RawFault, classes, fault_parts, resolve_targets,
+};
 use sovereign_sim::scenario::{FaultKind, FaultSpec, Scenario, Target};
 use sovereign_sim::tomlspan::{Capped, Ctx, Dur, Int, Num, Res, SpanError, Unit, checked, wrong};
 use std::ops::Range;
@@ -312,7 +314,8 @@ struct RawPlan {
     duration: Option<Dur<60_000, DURATION_MAX_MS>>,
     seed: Option<Count>,
     roles: Option<Spanned<RawRoles>>,
-    steady_state: Option<RawSteady>,
+    #[serde(default)]
+    steady_state: RawSteady,
     blast_radius: Option<Spanned<RawBlast>>,
     abort: Option<Capped<Spanned<RawAbort>, ABORTS_MAX>>,
     step: Option<Spanned<Capped<Spanned<RawStep>, STEPS_MAX>>>,
@@ -327,11 +330,12 @@ struct RawRoles {
     observers: Option<Texts>,
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSteady {
     availability_min: Option<Unit>,
-    freshness_p99_max: Option<PerPriority<Dur<1, DURATION_MAX_MS>>>,
+    #[serde(default)]
+    freshness_p99_max: PerPriority<Dur<1, DURATION_MAX_MS>>,
     backlog_max: Option<Count>,
     soc_min: Option<Unit>,
     violations_max: Option<Count>,
@@ -474,17 +478,11 @@ fn plan(ctx: &Ctx<'_>, raw: &RawPlan, root: &Range<usize>) -> Res<Plan> {
         duration: raw.duration.map(|d| d.0),
         seed: raw.seed.map(|n| n.0 as u64),
         steady_state: SteadyState {
-            availability_min: s.as_ref().and_then(|s| s.availability_min).map(|v| v.0),
-            freshness_p99_max: s
-                .as_ref()
-                .and_then(|s| s.freshness_p99_max.as_ref())
-                .map_or([None; 4], |f| f.0.map(|d| d.map(|d| d.0))),
-            backlog_max: s.as_ref().and_then(|s| s.backlog_max).map(|n| n.0 as u64),
-            soc_min: s.as_ref().and_then(|s| s.soc_min).map(|v| v.0),
-            violations_max: s
-                .as_ref()
-                .and_then(|s| s.violations_max)
-                .map_or(0, |n| n.0 as u64),
+            availability_min: s.availability_min.map(|v| v.0),
+            freshness_p99_max: classes(ctx, &s.freshness_p99_max)?.map(|d| d.map(|d| d.0)),
+            backlog_max: s.backlog_max.map(|n| n.0 as u64),
+            soc_min: s.soc_min.map(|v| v.0),
+            violations_max: s.violations_max.map_or(0, |n| n.0 as u64),
         },
         blast_radius: match &raw.blast_radius {
             None => BlastRadius::default(),

@@ -30,7 +30,6 @@ use super::parse::{
 use crate::tomlspan::{Ctx, Res};
 use std::ops::Range;
 use std::time::Duration;
-use toml::Spanned;
 
 /// Most devices in the whole scenario (every tower's `devices` × its `count`).
 pub const DEVICES_TOTAL_MAX: u64 = 1_000_000;
@@ -71,20 +70,6 @@ fn over(what: &str, found: u64, max: u64, hint: &str) -> String {
     format!("{what} would be {found}, over the limit of {max} per scenario; {hint}")
 }
 
-/// An error at `key` of the table at `table`: at the key's value when the file gives it.
-fn at<T>(
-    ctx: &Ctx<'_>,
-    table: &Range<usize>,
-    key: &str,
-    v: Option<&Spanned<T>>,
-    message: String,
-) -> crate::tomlspan::SpanError {
-    match v {
-        Some(v) => ctx.err(&v.span(), message),
-        None => ctx.err_key(table, key, message),
-    }
-}
-
 /// Check `sc` (validated from `raw`, whose root table is at `root`) against every cost
 /// limit; the error names the field that took the scenario over one. Returns `sc`
 /// unchanged when all hold.
@@ -106,11 +91,10 @@ pub(crate) fn check(
         let per = t.devices.as_ref().map_or(0, |d| d.get_ref().0 as u64);
         devices = devices.saturating_add(per.saturating_mul(n));
         if devices > DEVICES_TOTAL_MAX {
-            return Err(at(
-                ctx,
+            return Err(ctx.err_at(
+                t.devices.as_ref(),
                 &g.span(),
                 "devices",
-                t.devices.as_ref(),
                 over(
                     "devices in all towers (devices × count, summed)",
                     devices,
@@ -124,11 +108,10 @@ pub(crate) fn check(
     // Tower-hours.
     let tower_hours = count(towers as f64 * both_h);
     if tower_hours > TOWER_HOURS_MAX {
-        return Err(at(
-            ctx,
+        return Err(ctx.err_at(
+            raw.duration.as_ref(),
             root,
             "duration",
-            raw.duration.as_ref(),
             over(
                 "tower-hours (towers × (duration + liveness_bound))",
                 tower_hours,
@@ -141,9 +124,9 @@ pub(crate) fn check(
     let w = &sc.workload;
     let wt = raw.workload.as_ref();
     // An error at a key of `[workload]` (at `workload` itself when the file has none).
-    let err_w = |key: &str, v: Option<Range<usize>>, message: String| match (wt, v) {
-        (_, Some(v)) => ctx.err(&v, message),
-        (Some(t), None) => ctx.err_key(&t.span(), key, message),
+    let err_w = |key: &str, v: Option<Range<usize>>, message: String| match (v, wt) {
+        (Some(v), _) => ctx.err(&v, message),
+        (None, Some(t)) => ctx.err_key(&t.span(), key, message),
         (None, None) => ctx.err_key(root, "workload", message),
     };
 
@@ -160,11 +143,10 @@ pub(crate) fn check(
         chunks = chunks.saturating_add(n.saturating_mul(g.bytes.div_ceil(avg)));
         let c = e.get_ref();
         if items > PUBLICATIONS_MAX {
-            return Err(at(
-                ctx,
+            return Err(ctx.err_at(
+                c.items.as_ref(),
                 &e.span(),
                 "items",
-                c.items.as_ref(),
                 over(
                     "items in the catalog",
                     items,
@@ -174,11 +156,10 @@ pub(crate) fn check(
             ));
         }
         if bytes > CONTENT_BYTES_MAX {
-            return Err(at(
-                ctx,
+            return Err(ctx.err_at(
+                c.size.as_ref(),
                 &e.span(),
                 "size",
-                c.size.as_ref(),
                 over(
                     "content bytes in the catalog (items × size, summed)",
                     bytes,
@@ -188,11 +169,10 @@ pub(crate) fn check(
             ));
         }
         if chunks.saturating_mul(towers) > CHUNK_COPIES_MAX {
-            return Err(at(
-                ctx,
+            return Err(ctx.err_at(
+                c.size.as_ref(),
                 &e.span(),
                 "size",
-                c.size.as_ref(),
                 over(
                     "chunk copies at the towers (catalog bytes / origin.chunk_avg_bytes × towers)",
                     chunks.saturating_mul(towers),

@@ -29,20 +29,18 @@
 use super::build::LIVENESS_BOUND_DEFAULT;
 use super::faults::{FaultDecl, Lasts, ParamDecl, ParamTy, ParamValue};
 use super::{
-    CatalogSpec, Family, FaultKind, FaultSpec, LinkProfile, LinkSpec, Nemesis, Oracle, OriginSpec,
-    PowerSpec, Scenario, Slo, Target, TowerSpec, Workload,
+    CatalogSpec, Family, FaultKind, FaultSpec, LinkProfile, LinkSpec, Misuse, Nemesis, Oracle,
+    OriginSpec, PowerSpec, Scenario, Slo, Target, TowerSpec, Workload,
 };
 use crate::tomlspan::{
     Capped, Ctx, Dur, Int, Num, Pos, Res, SpanError, StrOr, Unit, checked, dur_in, dur_signed,
-    int_in, num_in, pos_in, wrong,
+    int_in, num_in, pos_in, unspanned as sp, wrong,
 };
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
-use serde::ser::SerializeMap;
+use serde::de::Deserializer;
 use serde::{Deserialize, Serialize, Serializer};
 use sovereign_logic::content::{ChunkParams, Priority};
 use sovereign_logic::protocol::LinkKind;
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::ops::Range;
 use std::path::Path;
 use std::str::FromStr;
@@ -350,7 +348,7 @@ pub(crate) struct RawWorkload {
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawCatalog {
-    pub priority: Option<Class>,
+    pub priority: Option<Spanned<String>>,
     pub items: Option<Spanned<Int<1, { CATALOG_ITEMS_MAX as i64 }>>>,
     pub size: Option<Spanned<Size>>,
 }
@@ -471,75 +469,35 @@ impl Serialize for Size {
     }
 }
 
-/// A priority class, `P0`..`P3` (`p0`..`p3` also accepted).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Class(pub Priority);
+/// A table keyed by priority class (`P0`..`P3`, `p0`..`p3`); [`classes`] checks the keys.
+pub type PerPriority<T> = BTreeMap<Spanned<String>, T>;
 
-impl<'de> Deserialize<'de> for Class {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        checked(d, |v| match v {
-            Value::String(s) => Priority::from_str(s).map_err(|e| e.to_string()),
-            v => Err(wrong(v, "a priority class P0, P1, P2 or P3")),
-        })
-        .map(Class)
+/// The entries of a [`PerPriority`] table by class, each class given once.
+pub fn classes<T: Copy>(ctx: &Ctx<'_>, t: &PerPriority<T>) -> Res<[Option<T>; 4]> {
+    let mut out = [None; 4];
+    let mut entries: Vec<_> = t.iter().collect();
+    entries.sort_by_key(|(k, _)| k.span().start);
+    for (k, v) in entries {
+        let p = class(ctx, k)?;
+        if out[p.index()].replace(*v).is_some() {
+            return Err(ctx.err(&k.span(), format!("{p} given twice")));
+        }
     }
+    Ok(out)
 }
 
-impl Serialize for Class {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&self.0)
-    }
+/// A priority class's name at its span.
+fn class(ctx: &Ctx<'_>, v: &Spanned<String>) -> Res<Priority> {
+    Priority::from_str(v.get_ref()).map_err(|e| ctx.err(&v.span(), e.to_string()))
 }
 
-/// A table keyed by priority class, each class at most once (`P0` and `p0` are one).
-#[derive(Clone, Debug, PartialEq)]
-pub struct PerPriority<T>(pub [Option<T>; 4]);
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for PerPriority<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        /// Reads a key as a class not seen before (so an error lands on the key).
-        struct Key<'a>(&'a [bool; 4]);
-        impl<'de> DeserializeSeed<'de> for Key<'_> {
-            type Value = Priority;
-            fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Priority, D::Error> {
-                let s = String::deserialize(d)?;
-                let p = Priority::from_str(&s).map_err(de::Error::custom)?;
-                if self.0[p.index()] {
-                    return Err(de::Error::custom(format!("{p} given twice")));
-                }
-                Ok(p)
-            }
-        }
-        struct V<T>(std::marker::PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
-            type Value = PerPriority<T>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a table keyed by priority class, such as { P0 = …, P3 = … }")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut seen = [false; 4];
-                let mut out = [None, None, None, None];
-                while let Some(p) = map.next_key_seed(Key(&seen))? {
-                    seen[p.index()] = true;
-                    out[p.index()] = Some(map.next_value()?);
-                }
-                Ok(PerPriority(out))
-            }
-        }
-        d.deserialize_map(V(std::marker::PhantomData))
-    }
-}
-
-impl<T: Serialize> Serialize for PerPriority<T> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(None)?;
-        for p in Priority::ALL {
-            if let Some(v) = &self.0[p.index()] {
-                m.serialize_entry(&p.to_string(), v)?;
-            }
-        }
-        m.end()
-    }
+/// A [`PerPriority`] table of the classes given, for writing.
+pub(crate) fn per_class<T>(values: [Option<T>; 4]) -> PerPriority<T> {
+    Priority::ALL
+        .into_iter()
+        .zip(values)
+        .filter_map(|(p, v)| Some((sp(p.to_string()), v?)))
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -632,7 +590,10 @@ fn scenario(ctx: &Ctx<'_>, raw: &RawScenario, root: &Range<usize>) -> Res<Scenar
             Some(v) => invariants(ctx, &v.0)?,
             None => Oracle::ALL.into_iter().collect(),
         },
-        slo: raw.slo.as_ref().map_or_else(Slo::default, slo),
+        slo: raw
+            .slo
+            .as_ref()
+            .map_or_else(|| Ok(Slo::default()), |r| slo(ctx, r))?,
     })
 }
 
@@ -648,13 +609,11 @@ fn origin(ctx: &Ctx<'_>, t: &Spanned<RawOrigin>) -> Res<OriginSpec> {
         size_avg: get(sizes[1], d.size_avg),
         size_max: get(sizes[2], d.size_max),
     };
-    chunk.validate().map_err(|e| {
-        // Point at the first size given (the table itself when none is).
-        match sizes.iter().find_map(|v| v.as_ref()) {
-            Some(v) => ctx.err(&v.span(), e.to_string()),
-            None => ctx.err_key(&t.span(), "chunk_min_bytes", e.to_string()),
-        }
-    })?;
+    // Point at the first size given (the table itself when none is).
+    let first = sizes.iter().find_map(|v| v.as_ref());
+    chunk
+        .validate()
+        .map_err(|e| ctx.err_at(first, &t.span(), "chunk_min_bytes", e.to_string()))?;
     Ok(OriginSpec { chunk })
 }
 
@@ -956,11 +915,6 @@ fn towers(
     let mut names: BTreeMap<String, usize> = BTreeMap::new();
     for (gi, g) in groups.get_ref().0.iter().enumerate() {
         let (t, span) = (g.get_ref(), g.span());
-        // An error at `key` of this group: at its value, or at the table when absent.
-        let at_key = |key: &str, v: Option<Range<usize>>, message: String| match v {
-            Some(s) => ctx.err(&s, message),
-            None => ctx.err_key(&span, key, message),
-        };
         let name = match &t.name {
             Some(nv) => {
                 check_name(ctx, &nv.span(), nv.get_ref())?;
@@ -976,15 +930,12 @@ fn towers(
         };
         let count = t.count.as_ref().map_or(1, |c| c.get_ref().0 as usize);
         if out.len() + count > TOWERS_MAX {
-            let (key, v) = match &t.count {
-                Some(c) => ("count", Some(c.span())),
-                None => ("name", t.name.as_ref().map(|n| n.span())),
-            };
-            return Err(at_key(
-                key,
-                v,
-                format!("more than {TOWERS_MAX} towers in total; expected at most {TOWERS_MAX}"),
-            ));
+            let m =
+                format!("more than {TOWERS_MAX} towers in total; expected at most {TOWERS_MAX}");
+            return Err(match &t.count {
+                Some(c) => ctx.err(&c.span(), m),
+                None => ctx.err_at(t.name.as_ref(), &span, "name", m),
+            });
         }
         let devices = ctx
             .req(
@@ -1029,17 +980,13 @@ fn towers(
                 None => format!("tower-{}", out.len()),
             };
             if let Some(prev) = names.insert(tower_name.clone(), gi) {
-                let (key, v) = match &t.name {
-                    Some(n) => ("name", Some(n.span())),
-                    None => ("count", t.count.as_ref().map(|c| c.span())),
-                };
-                return Err(at_key(
-                    key,
-                    v,
-                    format!(
-                        "tower name `{tower_name}` is already used (by tower[{prev}]); expected unique names"
-                    ),
-                ));
+                let m = format!(
+                    "tower name `{tower_name}` is already used (by tower[{prev}]); expected unique names"
+                );
+                return Err(match &t.name {
+                    Some(n) => ctx.err(&n.span(), m),
+                    None => ctx.err_at(t.count.as_ref(), &span, "count", m),
+                });
             }
             out.push(TowerSpec {
                 name: tower_name,
@@ -1061,15 +1008,9 @@ fn workload(ctx: &Ctx<'_>, t: &Spanned<RawWorkload>) -> Res<Workload> {
     let mut w = Workload::idle();
     for e in r.catalog.iter().flat_map(|c| &c.0) {
         let (c, span) = (e.get_ref(), e.span());
+        let what = "a priority class P0, P1, P2 or P3";
         w.catalog.push(CatalogSpec {
-            priority: ctx
-                .req(
-                    &c.priority,
-                    &span,
-                    "priority",
-                    "a priority class P0, P1, P2 or P3",
-                )?
-                .0,
+            priority: class(ctx, ctx.req(&c.priority, &span, "priority", what)?)?,
             items: ctx
                 .req(&c.items, &span, "items", "how many items")?
                 .get_ref()
@@ -1080,28 +1021,29 @@ fn workload(ctx: &Ctx<'_>, t: &Spanned<RawWorkload>) -> Res<Workload> {
                 .0,
         });
     }
-    for p in Priority::ALL {
-        let i = p.index();
-        if let Some(rate) = r.publish_per_hour.as_ref().and_then(|v| v.get_ref().0[i]) {
-            w.publish_per_hour[i] = rate.0;
-        }
-        if let Some(size) = r.publish_size.as_ref().and_then(|v| v.0[i]) {
-            w.publish_bytes[i] = size.0;
+    if let Some(v) = &r.publish_per_hour {
+        for (i, rate) in classes(ctx, v.get_ref())?.into_iter().enumerate() {
+            w.publish_per_hour[i] = rate.map_or(0.0, |r| r.0);
         }
     }
-    let get = |v: Option<Num<0, RATE_MAX>>| v.map(|v| v.0);
-    w.reads_per_device_hour =
-        get(r.reads_per_device_hour.as_ref().map(|v| *v.get_ref())).unwrap_or(0.0);
-    w.ops_per_device_hour =
-        get(r.ops_per_device_hour.as_ref().map(|v| *v.get_ref())).unwrap_or(0.0);
-    w.contribution_share = r.contribution_share.map_or(w.contribution_share, |v| v.0);
-    let m = &mut w.misuse;
-    m.shared_identity = r.shared_identity.map_or(0.0, |v| v.0);
-    m.key_reuse_per_device_hour = get(r.key_reuse_per_device_hour).unwrap_or(0.0);
-    m.key_theft_per_hour = get(r.key_theft_per_hour).unwrap_or(0.0);
-    m.invalid_share = r.invalid_share.map_or(0.0, |v| v.0);
+    if let Some(v) = &r.publish_size {
+        for (i, size) in classes(ctx, v)?.into_iter().enumerate() {
+            w.publish_bytes[i] = size.map_or(w.publish_bytes[i], |s| s.0);
+        }
+    }
+    let rate = |v: Option<Rate>| v.map_or(0.0, |v| v.0);
+    w.reads_per_device_hour = rate(r.reads_per_device_hour.as_ref().map(|v| *v.get_ref()));
+    w.ops_per_device_hour = rate(r.ops_per_device_hour.as_ref().map(|v| *v.get_ref()));
+    w.contribution_share = rate(r.contribution_share.map(|v| Num(v.0)));
+    w.misuse = Misuse {
+        shared_identity: rate(r.shared_identity.map(|v| Num(v.0))),
+        key_reuse_per_device_hour: rate(r.key_reuse_per_device_hour),
+        key_theft_per_hour: rate(r.key_theft_per_hour),
+        invalid_share: rate(r.invalid_share.map(|v| Num(v.0))),
+    };
     Ok(w)
 }
+
 /// Resolve a target string against the towers (`*` expands to every tower) and check
 /// each against the kind's declared targets; `Err` says what was expected.
 pub fn resolve_targets(
@@ -1405,10 +1347,7 @@ fn nemesis(ctx: &Ctx<'_>, t: &Spanned<RawNemesis>) -> Res<Nemesis> {
             super::format_duration(n.duration_mean),
             super::format_duration(n.duration_max)
         );
-        return Err(match v {
-            Some(v) => ctx.err(&v.span(), message),
-            None => ctx.err_key(&t.span(), "duration_mean", message),
-        });
+        return Err(ctx.err_at(v, &t.span(), "duration_mean", message));
     }
     Ok(n)
 }
@@ -1436,18 +1375,17 @@ fn invariants(ctx: &Ctx<'_>, names: &[Spanned<String>]) -> Res<BTreeSet<Oracle>>
     Ok(out)
 }
 
-fn slo(r: &RawSlo) -> Slo {
-    let mut s = Slo {
+fn slo(ctx: &Ctx<'_>, r: &RawSlo) -> Res<Slo> {
+    Ok(Slo {
         availability_min: r.availability_min.map(|v| v.0),
+        freshness_p99_max: match &r.freshness_p99_max {
+            Some(f) => classes(ctx, f)?.map(|d| d.map(|d| d.0)),
+            None => [None; 4],
+        },
         mttr_max: r.mttr_max.map(|v| v.0),
         rpo_max: r.rpo_max.map_or(0, |v| v.0 as u64),
         soc_min: r.soc_min.map(|v| v.0),
-        ..Slo::default()
-    };
-    if let Some(f) = &r.freshness_p99_max {
-        s.freshness_p99_max = f.0.map(|d| d.map(|d| d.0));
-    }
-    s
+    })
 }
 
 #[cfg(test)]

@@ -116,6 +116,20 @@ impl Ctx<'_> {
         self.at(table, Some(key), message.into())
     }
 
+    /// An error at `key` of the table at `table`: at its value when the file gives it.
+    pub fn err_at<T>(
+        &self,
+        value: Option<&Spanned<T>>,
+        table: &Range<usize>,
+        key: &str,
+        message: impl Into<String>,
+    ) -> SpanError {
+        match value {
+            Some(v) => self.err(&v.span(), message),
+            None => self.err_key(table, key, message),
+        }
+    }
+
     /// A required key's value, or "missing; expected `what`" at the table at `table`.
     pub fn req<'v, T>(
         &self,

@@ -16,9 +16,8 @@
 
 use super::faults::{ParamTy, ParamValue, duration_text, signed_duration_text};
 use super::parse::{
-    BYTES_PER_S_PER_MBIT, Class, PerPriority, RawCatalog, RawFault, RawNemesis, RawOrigin,
-    RawPower, RawProfile, RawScenario, RawSlo, RawTower, RawWorkload, Seed, Size,
-    mbit_to_bytes_per_s,
+    BYTES_PER_S_PER_MBIT, RawCatalog, RawFault, RawNemesis, RawOrigin, RawPower, RawProfile,
+    RawScenario, RawSlo, RawTower, RawWorkload, Seed, Size, mbit_to_bytes_per_s, per_class,
 };
 use super::{Family, FaultSpec, LinkProfile, Scenario, Target};
 use crate::tomlspan::{Capped, Dur, Int, Num, Pos, StrOr, unspanned as sp};
@@ -86,15 +85,15 @@ impl Scenario {
                         .iter()
                         .map(|c| {
                             sp(RawCatalog {
-                                priority: Some(Class(c.priority)),
+                                priority: Some(sp(c.priority.to_string())),
                                 items: Some(sp(Int(i64::from(c.items)))),
                                 size: Some(sp(Size(c.bytes))),
                             })
                         })
                         .collect(),
                 )),
-                publish_per_hour: Some(sp(PerPriority(w.publish_per_hour.map(|x| Some(Num(x)))))),
-                publish_size: Some(PerPriority(w.publish_bytes.map(|b| Some(Size(b))))),
+                publish_per_hour: Some(sp(per_class(w.publish_per_hour.map(|x| Some(Num(x)))))),
+                publish_size: Some(per_class(w.publish_bytes.map(|b| Some(Size(b))))),
                 reads_per_device_hour: Some(sp(Num(w.reads_per_device_hour))),
                 ops_per_device_hour: Some(sp(Num(w.ops_per_device_hour))),
                 contribution_share: Some(Num(w.contribution_share)),
@@ -111,7 +110,7 @@ impl Scenario {
             slo: Some(RawSlo {
                 availability_min: self.slo.availability_min.map(Num),
                 freshness_p99_max: (self.slo.freshness_p99_max.iter().any(Option::is_some))
-                    .then(|| PerPriority(self.slo.freshness_p99_max.map(|d| d.map(Dur)))),
+                    .then(|| per_class(self.slo.freshness_p99_max.map(|d| d.map(Dur)))),
                 mttr_max: self.slo.mttr_max.map(Dur),
                 rpo_max: Some(Int(self.slo.rpo_max as i64)),
                 soc_min: self.slo.soc_min.map(Num),
