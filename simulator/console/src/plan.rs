@@ -5,11 +5,13 @@
 //! radius, abort conditions, the steps (inject, wait, observe, checklist) and the
 //! rollback. `docs/GAMEDAYS.md` documents the format.
 //!
-//! Errors name the file, the line and the field, and say what was expected; unknown keys
-//! are errors (the readers of `sovereign_sim::tomlspan`, shared with the scenario parser,
-//! on toml's spanned `DeTable`). An inject step's `fault` uses the scenario file's `[[fault]]` grammar and
-//! is checked by the scenario parser itself against the plan's scenario
-//! ([`Plan::resolve`]), so both files always mean the same thing by a fault.
+//! The file is read with serde into raw structs (`RawPlan` and its parts,
+//! `deny_unknown_fields`, through `sovereign_sim::tomlspan` as the scenario parser reads
+//! scenarios), then validated into the [`Plan`]; errors name the file, the line and the
+//! field, and say what was expected. An inject step's `fault` uses the scenario file's
+//! `[[fault]]` grammar and is checked by the scenario parser itself
+//! (`scenario::parse::fault_parts`; its target against the plan's scenario in
+//! [`Plan::resolve`]), so both files always mean the same thing by a fault.
 //!
 //! Not covered: running a plan (see `gameday.rs`).
 
@@ -407,7 +409,7 @@ impl<'de> Deserialize<'de> for Text {
 /// A list of at most [`LIST_MAX`] texts.
 type Texts = Capped<Text, LIST_MAX>;
 
-fn texts(v: &Option<Texts>) -> Vec<String> {
+fn texts(v: Option<&Texts>) -> Vec<String> {
     v.iter().flat_map(|t| &t.0).map(|t| t.0.clone()).collect()
 }
 
@@ -430,16 +432,13 @@ fn plan(ctx: &Ctx<'_>, raw: &RawPlan, root: &Range<usize>) -> Res<Plan> {
                 )?
                 .0
                 .clone(),
-            operators: texts(&Some(
-                ctx.req(
-                    &r.get_ref().operators,
-                    &r.span(),
-                    "operators",
-                    "a list of names",
-                )?
-                .clone(),
-            )),
-            observers: texts(&r.get_ref().observers),
+            operators: texts(Some(ctx.req(
+                &r.get_ref().operators,
+                &r.span(),
+                "operators",
+                "a list of names",
+            )?)),
+            observers: texts(r.get_ref().observers.as_ref()),
         },
     };
     let steps_v = ctx.req(&raw.step, root, "step", "at least one [[step]]")?;
@@ -487,15 +486,12 @@ fn plan(ctx: &Ctx<'_>, raw: &RawPlan, root: &Range<usize>) -> Res<Plan> {
         blast_radius: match &raw.blast_radius {
             None => BlastRadius::default(),
             Some(b) => BlastRadius {
-                towers: texts(&Some(
-                    ctx.req(
-                        &b.get_ref().towers,
-                        &b.span(),
-                        "towers",
-                        "a list of tower names",
-                    )?
-                    .clone(),
-                )),
+                towers: texts(Some(ctx.req(
+                    &b.get_ref().towers,
+                    &b.span(),
+                    "towers",
+                    "a list of tower names",
+                )?)),
                 note: b
                     .get_ref()
                     .note
@@ -513,7 +509,7 @@ fn plan(ctx: &Ctx<'_>, raw: &RawPlan, root: &Range<usize>) -> Res<Plan> {
             Some(r) => Rollback {
                 heal: r.heal.unwrap_or(true),
                 wait: r.wait.map_or(Duration::ZERO, |d| d.0),
-                checklist: texts(&r.checklist),
+                checklist: texts(r.checklist.as_ref()),
             },
         },
         file: ctx.file.to_string(),
@@ -782,7 +778,7 @@ fn step(ctx: &Ctx<'_>, v: &Spanned<RawStep>) -> Res<Step> {
                 return Err(ctx.err(&iv.span(), "empty; expected at least one item"));
             }
             Action::Checklist {
-                items: texts(&Some(iv.get_ref().clone())),
+                items: texts(Some(iv.get_ref())),
             }
         }
     };

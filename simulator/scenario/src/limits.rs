@@ -5,7 +5,7 @@
 //! towers, 100 000 devices on one tower, 64 MiB items …). Products of bounded values are
 //! not bounded enough: 1000 towers × 100 000 devices is 10⁸ device state machines, and
 //! 256 groups × 10 000 items × 64 MiB is 160 TiB of content, each of which a run would
-//! try to allocate. [`check`] bounds the products that decide what a run holds in memory
+//! try to allocate. `check` bounds the products that decide what a run holds in memory
 //! or how many events it must process — devices in all, content bytes, chunk copies at
 //! the towers, publications, device operations and reads, nemesis faults, tower-hours —
 //! and reports the first one over its limit as an error at the field that pushed it
@@ -14,7 +14,7 @@
 //! Expected counts are what the rates give on average (a run's Poisson draws land near
 //! them); the limits leave room for that.
 //!
-//! Map: the `*_MAX` cost constants, [`check`], [`TABLE`] (every limit of a scenario file,
+//! Map: the `*_MAX` cost constants, `check`, [`TABLE`] (every limit of a scenario file,
 //! by name, as `docs/SCENARIOS.md` lists them: a test keeps the two equal).
 //!
 //! Not covered: how long a run takes on a given machine (the world's own event budget

@@ -10,18 +10,19 @@
 //! values a later rule needs to point at keep their span ([`Spanned`]). The validation
 //! step then turns the raw structs into the [`Scenario`]: defaults, profiles, tower
 //! names, link rules, fault kinds and targets, cross-field rules. A `[[fault]]` table is
-//! read by hand ([`RawFault`]) because the keys it accepts depend on its `kind`; its
-//! parameters are checked against the fault table ([`FaultDecl`]). The writer
+//! read as a map of spanned keys and values ([`RawFault`]) because the keys it accepts
+//! depend on its `kind`; its parameters are checked against the fault table
+//! ([`FaultDecl`]). The writer
 //! ([`super::write`]) serialises the same raw structs.
 //!
 //! Map:
 //! - [`ScenarioError`], [`parse_file`], [`parse_str`]: the public API.
 //! - the limits (`*_MAX` constants) every value is checked against.
 //! - [`parse_duration`], [`parse_size`]: the scalar grammars.
-//! - the raw structs and the scenario's own value types ([`Seed`], [`Size`], [`Class`],
-//!   [`PerPriority`]).
+//! - the raw structs and the scenario's own value types ([`Seed`], [`Size`],
+//!   [`PerPriority`] with [`classes`]).
 //! - the validation, one function per section (profiles, towers, workload, faults,
-//!   nemesis, SLOs); [`RawFault::parts`] is shared with game-day plans.
+//!   nemesis, SLOs); [`fault_parts`] is shared with game-day plans.
 //!
 //! Not covered: the cost of a scenario as a whole (products such as towers × devices:
 //! [`super::limits`], called from [`parse_str`]).

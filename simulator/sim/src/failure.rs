@@ -14,6 +14,9 @@
 //!   [`FailureFile::check_reproduced`].
 //! - [`FailureError`]: what can go wrong reading one (file, line, field, message).
 //! - [`replay_command`]: the exact shell command that replays a failure file.
+//! - the raw file (`RawFailure` and its tables): what serde reads (through
+//!   [`crate::tomlspan`], unknown keys refused) and writes; `parse` validates it into the
+//!   model (format version, plant, exit code, trace hash, oracle).
 //!
 //! Not covered: running anything (the CLI does), shrinking (see [`crate::shrink`]).
 
