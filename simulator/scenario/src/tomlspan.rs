@@ -232,7 +232,12 @@ impl Ctx<'_> {
                 );
             }
         }
-        self.err(&span, m.to_string())
+        let mut e = self.err(&span, m.to_string());
+        if m.contains(" entries; expected at most ") {
+            // An array of tables shares its span with its first table: name the array.
+            e.field = e.field.trim_end_matches("[0]").to_string();
+        }
+        e
     }
 }
 
@@ -448,6 +453,12 @@ impl<'de, T: Deserialize<'de>, const MAX: usize> Deserialize<'de> for Capped<T, 
     }
 }
 
+impl<T, const MAX: usize> FromIterator<T> for Capped<T, MAX> {
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
+        Capped(iter.into_iter().collect())
+    }
+}
+
 /// A string or a table (`"fibre"` or `{ kind = "lte", … }`).
 #[derive(Clone, Debug, PartialEq)]
 pub enum StrOr<T> {
@@ -502,6 +513,7 @@ mod tests {
         s: Option<bool>,
         d: Option<Dur<0, 60_000>>,
         l: Option<Capped<i64, 2>>,
+        tl: Option<Capped<Value, 2>>,
         t: Option<Inner>,
     }
 
@@ -552,6 +564,8 @@ mod tests {
             e.message,
             "90s is out of range; expected a duration from 0s to 1m"
         );
+        let e = err("[[tl]]\n[[tl]]\n[[tl]]\n");
+        assert_eq!((e.line, e.field.as_str()), (1, "tl"));
         let e = err("l = [1, 2, 3]\n");
         assert_eq!(
             (e.field.as_str(), e.message.as_str()),

@@ -19,8 +19,8 @@ use super::parse::{
     BYTES_PER_S_PER_MBIT, RawCatalog, RawFault, RawNemesis, RawOrigin, RawPower, RawProfile,
     RawScenario, RawSlo, RawTower, RawWorkload, Seed, Size, mbit_to_bytes_per_s, per_class,
 };
-use super::{Family, FaultSpec, LinkProfile, Scenario, Target};
-use crate::tomlspan::{Capped, Dur, Int, Num, Pos, StrOr, unspanned as sp};
+use super::{Family, FaultSpec, LinkProfile, LinkSpec, Scenario, Target, TowerSpec};
+use crate::tomlspan::{Dur, Int, Num, Pos, StrOr, unspanned as sp};
 use std::time::Duration;
 use toml::Value;
 
@@ -34,53 +34,21 @@ impl Scenario {
             seed: Some(Seed(self.seed)),
             duration: Some(sp(Dur(self.duration))),
             liveness_bound: Some(Dur(self.liveness_bound)),
-            invariants: Some(Capped(
+            invariants: Some(
                 self.invariants
                     .iter()
                     .map(|o| sp(o.name().to_string()))
                     .collect(),
-            )),
+            ),
             origin: Some(sp(RawOrigin {
                 chunk_min_bytes: Some(sp(Int(i64::from(self.origin.chunk.size_min)))),
                 chunk_avg_bytes: Some(sp(Int(i64::from(self.origin.chunk.size_avg)))),
                 chunk_max_bytes: Some(sp(Int(i64::from(self.origin.chunk.size_max)))),
             })),
             profiles: None,
-            tower: Some(sp(Capped(
-                self.towers
-                    .iter()
-                    .map(|t| {
-                        sp(RawTower {
-                            name: Some(sp(t.name.clone())),
-                            count: None,
-                            devices: Some(sp(Int(i64::from(t.devices)))),
-                            links: Some(sp(Capped(
-                                t.links
-                                    .iter()
-                                    .map(|l| {
-                                        sp(StrOr::Table(RawProfile {
-                                            kind: Some(sp(l.kind.name().to_string())),
-                                            ..profile(&l.profile)
-                                        }))
-                                    })
-                                    .collect(),
-                            ))),
-                            wifi: Some(sp(StrOr::Table(profile(&t.wifi)))),
-                            power: Some(RawPower {
-                                solar_peak_w: Some(Num(t.power.solar_peak_w)),
-                                battery_wh: Some(Num(t.power.battery_wh)),
-                                soc_initial: Some(Num(t.power.soc_initial)),
-                                load_w: Some(Pos(t.power.load_w)),
-                                grid: Some(t.power.grid),
-                                ups: Some(t.power.ups),
-                                cloud_cover: Some(Num(t.power.cloud_cover)),
-                            }),
-                        })
-                    })
-                    .collect(),
-            ))),
+            tower: Some(sp(self.towers.iter().map(raw_tower).collect())),
             workload: Some(sp(RawWorkload {
-                catalog: Some(Capped(
+                catalog: Some(
                     w.catalog
                         .iter()
                         .map(|c| {
@@ -91,7 +59,7 @@ impl Scenario {
                             })
                         })
                         .collect(),
-                )),
+                ),
                 publish_per_hour: Some(sp(per_class(w.publish_per_hour.map(|x| Some(Num(x)))))),
                 publish_size: Some(per_class(w.publish_bytes.map(|b| Some(Size(b))))),
                 reads_per_device_hour: Some(sp(Num(w.reads_per_device_hour))),
@@ -103,9 +71,7 @@ impl Scenario {
                 key_theft_per_hour: set(w.misuse.key_theft_per_hour),
                 invalid_share: set(w.misuse.invalid_share),
             })),
-            fault: Some(Capped(
-                self.faults.iter().map(|f| sp(self.raw_fault(f))).collect(),
-            )),
+            fault: Some(self.faults.iter().map(|f| sp(self.raw_fault(f))).collect()),
             nemesis: Some(sp(self.raw_nemesis())),
             slo: Some(RawSlo {
                 availability_min: self.slo.availability_min.map(Num),
@@ -177,6 +143,34 @@ impl Scenario {
             Target::Wifi(i) => format!("{}/wifi", tower(*i)),
         }
     }
+}
+
+/// A tower on its own `[[tower]]`, every link and its Wi-Fi with all their figures.
+fn raw_tower(t: &TowerSpec) -> toml::Spanned<RawTower> {
+    let link = |l: &LinkSpec| {
+        let kind = Some(sp(l.kind.name().to_string()));
+        sp(StrOr::Table(RawProfile {
+            kind,
+            ..profile(&l.profile)
+        }))
+    };
+    let p = &t.power;
+    sp(RawTower {
+        name: Some(sp(t.name.clone())),
+        count: None,
+        devices: Some(sp(Int(i64::from(t.devices)))),
+        links: Some(sp(t.links.iter().map(link).collect())),
+        wifi: Some(sp(StrOr::Table(profile(&t.wifi)))),
+        power: Some(RawPower {
+            solar_peak_w: Some(Num(p.solar_peak_w)),
+            battery_wh: Some(Num(p.battery_wh)),
+            soc_initial: Some(Num(p.soc_initial)),
+            load_w: Some(Pos(p.load_w)),
+            grid: Some(p.grid),
+            ups: Some(p.ups),
+            cloud_cover: Some(Num(p.cloud_cover)),
+        }),
+    })
 }
 
 /// A misuse rate, when it is set.
