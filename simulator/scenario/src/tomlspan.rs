@@ -198,7 +198,11 @@ impl Ctx<'_> {
         };
         if let Some(rest) = m.strip_prefix("missing field ") {
             let key = ticked(rest).pop().unwrap_or_default();
-            return self.err_key(&span, &key, "missing; this table needs it");
+            let needs = match self.err(&span, "").field.as_str() {
+                "(file)" => "the file".to_string(),
+                table => format!("[{table}]"),
+            };
+            return self.err_key(&span, &key, format!("missing; {needs} needs it"));
         }
         for (prefix, what) in [("unknown field ", "key"), ("unknown variant ", "value")] {
             if let Some(rest) = m.strip_prefix(prefix) {
@@ -542,7 +546,7 @@ mod tests {
         );
         assert_eq!(
             err("n = 1\n[t]\n").to_string(),
-            "t.toml:2: t.x: missing; this table needs it"
+            "t.toml:2: t.x: missing; [t] needs it"
         );
     }
 
