@@ -41,19 +41,9 @@ pub const TEXT_LEN_MAX: usize = 4096;
 /// Longest wait or game-day time.
 pub const DURATION_MAX: Duration = Duration::from_secs(30 * 86_400);
 
-/// A plan file that could not be used.
-#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
-#[error("{}", sovereign_sim::tomlspan::located(file, *line, field, message))]
-pub struct PlanError {
-    /// The file.
-    pub file: String,
-    /// 1-based line (0 when unknown).
-    pub line: usize,
-    /// The field path, e.g. `step[2].fault.target`.
-    pub field: String,
-    /// What was wrong and what was expected.
-    pub message: String,
-}
+/// A plan file that could not be used: `file:line: field: message` (the field path, e.g.
+/// `step[2].fault.target`), the shared [`SpanError`] of every file format.
+pub type PlanError = SpanError;
 
 /// Who is in the room.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -266,8 +256,7 @@ pub struct Plan {
 /// Parse a plan file.
 pub fn parse_file(path: &Path) -> Result<Plan, PlanError> {
     let file = path.display().to_string();
-    let text = sovereign_wire::input::read_capped_text(path, TEXT_BYTES_MAX as u64, "plan file")
-        .map_err(SpanError::from)?;
+    let text = sovereign_wire::input::read_capped_text(path, TEXT_BYTES_MAX as u64, "plan file")?;
     parse_str(&file, &text)
 }
 
@@ -275,26 +264,13 @@ pub fn parse_file(path: &Path) -> Result<Plan, PlanError> {
 pub fn parse_str(file: &str, text: &str) -> Result<Plan, PlanError> {
     let ctx = Ctx { file, text };
     if text.len() > TEXT_BYTES_MAX {
-        return Err(ctx
-            .err(
-                &(0..0),
-                format!("{} bytes; expected at most {TEXT_BYTES_MAX}", text.len()),
-            )
-            .into());
+        return Err(ctx.err(
+            &(0..0),
+            format!("{} bytes; expected at most {TEXT_BYTES_MAX}", text.len()),
+        ));
     }
     let raw: Spanned<RawPlan> = ctx.read(64).map_err(|e| step_keys(text, e))?;
-    Ok(plan(&ctx, raw.get_ref(), &raw.span())?)
-}
-
-impl From<SpanError> for PlanError {
-    fn from(e: SpanError) -> Self {
-        PlanError {
-            file: e.file,
-            line: e.line,
-            field: e.field,
-            message: e.message,
-        }
-    }
+    plan(&ctx, raw.get_ref(), &raw.span())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -420,6 +396,10 @@ fn plan(ctx: &Ctx<'_>, raw: &RawPlan, root: &Range<usize>) -> Res<Plan> {
     let name = Path::new(ctx.file)
         .file_stem()
         .map_or("gameday".to_string(), |s| s.to_string_lossy().to_string());
+    // A required list of texts.
+    let list = |v: &Option<Texts>, table: Range<usize>, key: &str, what: &str| {
+        ctx.req(v, &table, key, what).map(|t| texts(Some(t)))
+    };
     let roles = match &raw.roles {
         None => Roles::default(),
         Some(r) => Roles {
@@ -432,12 +412,12 @@ fn plan(ctx: &Ctx<'_>, raw: &RawPlan, root: &Range<usize>) -> Res<Plan> {
                 )?
                 .0
                 .clone(),
-            operators: texts(Some(ctx.req(
+            operators: list(
                 &r.get_ref().operators,
-                &r.span(),
+                r.span(),
                 "operators",
                 "a list of names",
-            )?)),
+            )?,
             observers: texts(r.get_ref().observers.as_ref()),
         },
     };
@@ -486,12 +466,12 @@ fn plan(ctx: &Ctx<'_>, raw: &RawPlan, root: &Range<usize>) -> Res<Plan> {
         blast_radius: match &raw.blast_radius {
             None => BlastRadius::default(),
             Some(b) => BlastRadius {
-                towers: texts(Some(ctx.req(
+                towers: list(
                     &b.get_ref().towers,
-                    &b.span(),
+                    b.span(),
                     "towers",
                     "a list of tower names",
-                )?)),
+                )?,
                 note: b
                     .get_ref()
                     .note
