@@ -544,6 +544,8 @@ mod tests {
             err("n = 1\n[t]\nx = 2\ny = 3\n").to_string(),
             "t.toml:4: t.y: unknown key `y`; expected one of: x"
         );
+        // Several problems: the first in the file is reported (toml keeps file order).
+        assert_eq!(err("zz = 1\naa = 2\n").field, "zz");
         assert_eq!(
             err("n = 1\n[t]\n").to_string(),
             "t.toml:2: t.x: missing; [t] needs it"
