@@ -5,23 +5,28 @@
 //! radius, abort conditions, the steps (inject, wait, observe, checklist) and the
 //! rollback. `docs/GAMEDAYS.md` documents the format.
 //!
-//! Errors name the file, the line and the field, and say what was expected; unknown keys
-//! are errors (the readers of `sovereign_sim::tomlspan`, shared with the scenario parser,
-//! on toml's spanned `DeTable`). An inject step's `fault` uses the scenario file's `[[fault]]` grammar and
-//! is checked by the scenario parser itself against the plan's scenario
-//! ([`Plan::resolve`]), so both files always mean the same thing by a fault.
+//! The file is read with serde into raw structs (`RawPlan` and its parts,
+//! `deny_unknown_fields`, through `sovereign_sim::tomlspan` as the scenario parser reads
+//! scenarios), then validated into the [`Plan`]; errors name the file, the line and the
+//! field, and say what was expected. An inject step's `fault` uses the scenario file's
+//! `[[fault]]` grammar and is checked by the scenario parser itself
+//! (`scenario::parse::fault_parts`; its target against the plan's scenario in
+//! [`Plan::resolve`]), so both files always mean the same thing by a fault.
 //!
 //! Not covered: running a plan (see `gameday.rs`).
 
-use sovereign_logic::content::Priority;
+use serde::Deserialize;
 use sovereign_logic::protocol::LinkKind;
-use sovereign_sim::scenario::parse::resolve_targets;
+use sovereign_sim::scenario::parse::{
+    PerPriority, RawFault, classes, fault_parts, resolve_targets,
+};
 use sovereign_sim::scenario::{FaultKind, FaultSpec, Scenario, Target};
-use sovereign_sim::tomlspan::{Ctx, Res, SpanError, Tbl, Val};
+use sovereign_sim::tomlspan::{Capped, Ctx, Dur, Int, Num, Res, SpanError, Unit, checked, wrong};
+use std::ops::Range;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
-use toml::de::{DeTable, DeValue};
+use toml::{Spanned, Value};
 
 /// Largest plan file, bytes.
 pub const TEXT_BYTES_MAX: usize = 256 * 1024;
@@ -36,19 +41,9 @@ pub const TEXT_LEN_MAX: usize = 4096;
 /// Longest wait or game-day time.
 pub const DURATION_MAX: Duration = Duration::from_secs(30 * 86_400);
 
-/// A plan file that could not be used.
-#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
-#[error("{}", sovereign_sim::tomlspan::located(file, *line, field, message))]
-pub struct PlanError {
-    /// The file.
-    pub file: String,
-    /// 1-based line (0 when unknown).
-    pub line: usize,
-    /// The field path, e.g. `step[2].fault.target`.
-    pub field: String,
-    /// What was wrong and what was expected.
-    pub message: String,
-}
+/// A plan file that could not be used: `file:line: field: message` (the field path, e.g.
+/// `step[2].fault.target`), the shared [`SpanError`] of every file format.
+pub type PlanError = SpanError;
 
 /// Who is in the room.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -261,8 +256,7 @@ pub struct Plan {
 /// Parse a plan file.
 pub fn parse_file(path: &Path) -> Result<Plan, PlanError> {
     let file = path.display().to_string();
-    let text = sovereign_wire::input::read_capped_text(path, TEXT_BYTES_MAX as u64, "plan file")
-        .map_err(SpanError::from)?;
+    let text = sovereign_wire::input::read_capped_text(path, TEXT_BYTES_MAX as u64, "plan file")?;
     parse_str(&file, &text)
 }
 
@@ -270,277 +264,270 @@ pub fn parse_file(path: &Path) -> Result<Plan, PlanError> {
 pub fn parse_str(file: &str, text: &str) -> Result<Plan, PlanError> {
     let ctx = Ctx { file, text };
     if text.len() > TEXT_BYTES_MAX {
-        return Err(ctx
-            .err(
-                &(0..0),
-                "(file)",
-                format!("{} bytes; expected at most {TEXT_BYTES_MAX}", text.len()),
-            )
-            .into());
+        return Err(ctx.err(
+            &(0..0),
+            format!("{} bytes; expected at most {TEXT_BYTES_MAX}", text.len()),
+        ));
     }
-    let doc = DeTable::parse(text).map_err(|e| {
-        let at = e.span().map_or(0..0, |s| s);
-        ctx.err(
-            &at,
-            "(syntax)",
-            format!("TOML syntax error: {}", e.message()),
-        )
-    })?;
-    let root = Tbl::root(&ctx, &doc);
-    Ok(plan(&ctx, &root)?)
+    let raw: Spanned<RawPlan> = ctx.read(64).map_err(|e| step_keys(text, e))?;
+    plan(&ctx, raw.get_ref(), &raw.span())
 }
 
 // ---------------------------------------------------------------------------------------
-// Spanned walking: the shared readers of `sovereign_sim::tomlspan`, plus the plan's own.
+// The raw file, as serde reads it.
 
-impl From<SpanError> for PlanError {
-    fn from(e: SpanError) -> Self {
-        PlanError {
-            file: e.file,
-            line: e.line,
-            field: e.field,
-            message: e.message,
-        }
-    }
+/// Milliseconds in [`DURATION_MAX`].
+const DURATION_MAX_MS: u64 = DURATION_MAX.as_millis() as u64;
+/// A count: a non-negative integer.
+type Count = Int<0, { i64::MAX }>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlan {
+    title: Option<Text>,
+    quarter: Option<Text>,
+    date: Option<Text>,
+    hypothesis: Option<Text>,
+    scenario: Option<Spanned<Text>>,
+    duration: Option<Dur<60_000, DURATION_MAX_MS>>,
+    seed: Option<Count>,
+    roles: Option<Spanned<RawRoles>>,
+    #[serde(default)]
+    steady_state: RawSteady,
+    blast_radius: Option<Spanned<RawBlast>>,
+    abort: Option<Capped<Spanned<RawAbort>, ABORTS_MAX>>,
+    step: Option<Spanned<Capped<Spanned<RawStep>, STEPS_MAX>>>,
+    rollback: Option<RawRollback>,
 }
 
-/// Plan-only readers of a table.
-trait PlanTbl {
-    /// A required [`PlanVal::text`].
-    fn text(&self, key: &str, what: &str) -> Res<String>;
-    /// An optional [`PlanVal::text`] (empty when absent).
-    fn opt_text(&self, key: &str) -> Res<String>;
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoles {
+    facilitator: Option<Text>,
+    operators: Option<Texts>,
+    observers: Option<Texts>,
 }
 
-impl PlanTbl for Tbl<'_> {
-    fn text(&self, key: &str, what: &str) -> Res<String> {
-        self.req(key, what)?.text()
-    }
-
-    fn opt_text(&self, key: &str) -> Res<String> {
-        self.get(key).map_or(Ok(String::new()), |v| v.text())
-    }
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSteady {
+    availability_min: Option<Unit>,
+    #[serde(default)]
+    freshness_p99_max: PerPriority<Dur<1, DURATION_MAX_MS>>,
+    backlog_max: Option<Count>,
+    soc_min: Option<Unit>,
+    violations_max: Option<Count>,
 }
 
-/// Plan-only readers of a value.
-trait PlanVal {
-    /// A non-empty string of at most TEXT_LEN_MAX bytes, trimmed.
-    fn text(&self) -> Res<String>;
-    /// A list of at most LIST_MAX texts.
-    fn texts(&self) -> Res<Vec<String>>;
-    /// A finite number in `lo..=hi` (an infinite one is "out of range").
-    fn number_in(&self, lo: f64, hi: f64) -> Res<f64>;
-    /// A non-negative integer.
-    fn u64(&self) -> Res<u64>;
-    /// A duration from `min` to DURATION_MAX.
-    fn duration(&self, min: Duration) -> Res<Duration>;
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBlast {
+    towers: Option<Texts>,
+    note: Option<Text>,
 }
 
-impl PlanVal for Val<'_> {
-    fn text(&self) -> Res<String> {
-        let s = self.str()?.trim();
-        if s.is_empty() {
-            return Err(self.err("empty; expected some text"));
-        }
-        if s.len() > TEXT_LEN_MAX {
-            return Err(self.err(format!(
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAbort {
+    metric: Option<Spanned<String>>,
+    below: Option<Num<-1_000_000_000_000, 1_000_000_000_000>>,
+    above: Option<Num<-1_000_000_000_000, 1_000_000_000_000>>,
+    reason: Option<Text>,
+}
+
+/// A step: the keys of every action; [`step`] refuses those of another action.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    action: Option<Spanned<String>>,
+    at: Option<Dur<0, DURATION_MAX_MS>>,
+    title: Option<Text>,
+    fault: Option<Spanned<RawFault>>,
+    #[serde(rename = "for")]
+    wait: Option<Spanned<Dur<1, DURATION_MAX_MS>>>,
+    expect: Option<Spanned<Text>>,
+    tower: Option<Spanned<Text>>,
+    active_link: Option<Spanned<String>>,
+    running: Option<Spanned<bool>>,
+    steady: Option<Spanned<bool>>,
+    power_mode: Option<Spanned<Text>>,
+    availability_min: Option<Spanned<Unit>>,
+    no_violations: Option<Spanned<bool>>,
+    items: Option<Spanned<Texts>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRollback {
+    heal: Option<bool>,
+    wait: Option<Dur<0, DURATION_MAX_MS>>,
+    checklist: Option<Texts>,
+}
+
+/// A non-empty string of at most [`TEXT_LEN_MAX`] bytes, trimmed.
+#[derive(Clone, Debug)]
+struct Text(String);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        checked(d, |v| match v {
+            Value::String(s) if s.trim().is_empty() => Err("empty; expected some text".into()),
+            Value::String(s) if s.trim().len() > TEXT_LEN_MAX => Err(format!(
                 "{} bytes; expected at most {TEXT_LEN_MAX}",
-                s.len()
-            )));
-        }
-        Ok(s.to_string())
-    }
-
-    fn texts(&self) -> Res<Vec<String>> {
-        self.array(LIST_MAX)?.iter().map(|v| v.text()).collect()
-    }
-
-    fn number_in(&self, lo: f64, hi: f64) -> Res<f64> {
-        let expected = format!("a number in {lo}..={hi}");
-        match self.number(&expected)? {
-            Some(x) if x.is_finite() && (lo..=hi).contains(&x) => Ok(x),
-            Some(x) => Err(self.err(format!("{x} is out of range; expected {expected}"))),
-            None => Err(self.err(format!("not a number; expected {expected}"))),
-        }
-    }
-
-    fn u64(&self) -> Res<u64> {
-        match self.v.get_ref() {
-            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
-                .ok()
-                .and_then(|n| u64::try_from(n).ok())
-                .ok_or_else(|| self.err("expected a non-negative integer")),
-            _ => Err(self.wrong_type("a non-negative integer")),
-        }
-    }
-
-    fn duration(&self, min: Duration) -> Res<Duration> {
-        self.duration_within(min, DURATION_MAX, "a duration string such as \"30m\"")
+                s.trim().len()
+            )),
+            Value::String(s) => Ok(Text(s.trim().to_string())),
+            v => Err(wrong(v, "some text")),
+        })
     }
 }
 
-// ---------------------------------------------------------------------------------------
-// The plan.
+/// A list of at most [`LIST_MAX`] texts.
+type Texts = Capped<Text, LIST_MAX>;
 
-fn plan(ctx: &Ctx<'_>, root: &Tbl<'_>) -> Res<Plan> {
-    root.keys(&[
-        "title",
-        "quarter",
-        "date",
-        "hypothesis",
-        "scenario",
-        "duration",
-        "seed",
-        "roles",
-        "steady_state",
-        "blast_radius",
-        "abort",
-        "step",
-        "rollback",
-    ])?;
+fn texts(v: Option<&Texts>) -> Vec<String> {
+    v.iter().flat_map(|t| &t.0).map(|t| t.0.clone()).collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Validation: the raw file → the plan.
+
+fn plan(ctx: &Ctx<'_>, raw: &RawPlan, root: &Range<usize>) -> Res<Plan> {
     let name = Path::new(ctx.file)
         .file_stem()
         .map_or("gameday".to_string(), |s| s.to_string_lossy().to_string());
-    let roles = match root.get("roles") {
-        None => Roles::default(),
-        Some(v) => {
-            let t = v.table()?;
-            t.keys(&["facilitator", "operators", "observers"])?;
-            Roles {
-                facilitator: t.text("facilitator", "the facilitator's name")?,
-                operators: t.req("operators", "a list of names")?.texts()?,
-                observers: t.get("observers").map_or(Ok(Vec::new()), |v| v.texts())?,
-            }
-        }
+    // A required list of texts.
+    let list = |v: &Option<Texts>, table: Range<usize>, key: &str, what: &str| {
+        ctx.req(v, &table, key, what).map(|t| texts(Some(t)))
     };
-    let steps_v = root.req("step", "at least one [[step]]")?;
+    let roles = match &raw.roles {
+        None => Roles::default(),
+        Some(r) => Roles {
+            facilitator: ctx
+                .req(
+                    &r.get_ref().facilitator,
+                    &r.span(),
+                    "facilitator",
+                    "the facilitator's name",
+                )?
+                .0
+                .clone(),
+            operators: list(
+                &r.get_ref().operators,
+                r.span(),
+                "operators",
+                "a list of names",
+            )?,
+            observers: texts(r.get_ref().observers.as_ref()),
+        },
+    };
+    let steps_v = ctx.req(&raw.step, root, "step", "at least one [[step]]")?;
     let mut steps = Vec::new();
-    for v in steps_v.array(STEPS_MAX)? {
-        steps.push(step(&v)?);
+    for v in &steps_v.get_ref().0 {
+        steps.push(step(ctx, v)?);
     }
     if steps.is_empty() {
-        return Err(steps_v.err("no steps; expected at least one [[step]]"));
+        return Err(ctx.err(&steps_v.span(), "no steps; expected at least one [[step]]"));
     }
     let mut aborts = Vec::new();
-    if let Some(v) = root.get("abort") {
-        for a in v.array(ABORTS_MAX)? {
-            aborts.push(abort(&a)?);
-        }
+    for a in raw.abort.iter().flat_map(|a| &a.0) {
+        aborts.push(abort(ctx, a)?);
     }
-    let scenario_v = root.req(
+    let text =
+        |v: &Option<Text>, key: &str, what: &str| ctx.req(v, root, key, what).map(|t| t.0.clone());
+    let title = text(&raw.title, "title", "a title")?;
+    let quarter = text(&raw.quarter, "quarter", "the quarter, e.g. \"2026-Q3\"")?;
+    let hypothesis = text(&raw.hypothesis, "hypothesis", "the hypothesis under test")?;
+    let scenario_v = ctx.req(
+        &raw.scenario,
+        root,
         "scenario",
         "a scenario path such as \"scenarios/baseline.toml\"",
     )?;
+    let s = &raw.steady_state;
     Ok(Plan {
         name,
-        title: root.text("title", "a title")?,
-        quarter: root.text("quarter", "the quarter, e.g. \"2026-Q3\"")?,
-        date: root.opt_text("date")?,
+        title,
+        quarter,
+        date: raw.date.as_ref().map_or(String::new(), |t| t.0.clone()),
         roles,
-        hypothesis: root.text("hypothesis", "the hypothesis under test")?,
-        scenario: scenario_v.text()?,
-        scenario_line: ctx.line(scenario_v.v.span().start),
-        duration: root
-            .get("duration")
-            .map(|v| v.duration(Duration::from_secs(60)))
-            .transpose()?,
-        seed: root.get("seed").map(|v| v.u64()).transpose()?,
-        steady_state: root
-            .get("steady_state")
-            .map_or(Ok(SteadyState::default()), |v| steady_state(&v))?,
-        blast_radius: match root.get("blast_radius") {
+        hypothesis,
+        scenario: scenario_v.get_ref().0.clone(),
+        scenario_line: ctx.line(scenario_v.span().start),
+        duration: raw.duration.map(|d| d.0),
+        seed: raw.seed.map(|n| n.0 as u64),
+        steady_state: SteadyState {
+            availability_min: s.availability_min.map(|v| v.0),
+            freshness_p99_max: classes(ctx, &s.freshness_p99_max)?.map(|d| d.map(|d| d.0)),
+            backlog_max: s.backlog_max.map(|n| n.0 as u64),
+            soc_min: s.soc_min.map(|v| v.0),
+            violations_max: s.violations_max.map_or(0, |n| n.0 as u64),
+        },
+        blast_radius: match &raw.blast_radius {
             None => BlastRadius::default(),
-            Some(v) => {
-                let t = v.table()?;
-                t.keys(&["towers", "note"])?;
-                BlastRadius {
-                    towers: t.req("towers", "a list of tower names")?.texts()?,
-                    note: t.opt_text("note")?,
-                }
-            }
+            Some(b) => BlastRadius {
+                towers: list(
+                    &b.get_ref().towers,
+                    b.span(),
+                    "towers",
+                    "a list of tower names",
+                )?,
+                note: b
+                    .get_ref()
+                    .note
+                    .as_ref()
+                    .map_or(String::new(), |t| t.0.clone()),
+            },
         },
         aborts,
         steps,
-        rollback: match root.get("rollback") {
+        rollback: match &raw.rollback {
             None => Rollback {
                 heal: true,
                 ..Rollback::default()
             },
-            Some(v) => {
-                let t = v.table()?;
-                t.keys(&["heal", "wait", "checklist"])?;
-                Rollback {
-                    heal: t.get("heal").map_or(Ok(true), |v| v.bool())?,
-                    wait: t
-                        .get("wait")
-                        .map_or(Ok(Duration::ZERO), |v| v.duration(Duration::ZERO))?,
-                    checklist: t.get("checklist").map_or(Ok(Vec::new()), |v| v.texts())?,
-                }
-            }
+            Some(r) => Rollback {
+                heal: r.heal.unwrap_or(true),
+                wait: r.wait.map_or(Duration::ZERO, |d| d.0),
+                checklist: texts(r.checklist.as_ref()),
+            },
         },
         file: ctx.file.to_string(),
     })
 }
 
-fn steady_state(v: &Val<'_>) -> Res<SteadyState> {
-    let t = v.table()?;
-    t.keys(&[
-        "availability_min",
-        "freshness_p99_max",
-        "backlog_max",
-        "soc_min",
-        "violations_max",
-    ])?;
-    let mut fresh = [None; 4];
-    if let Some(f) = t.get("freshness_p99_max") {
-        let ft = f.table()?;
-        ft.keys(&["P0", "P1", "P2", "P3"])?;
-        for p in Priority::ALL {
-            if let Some(d) = ft.get(&p.to_string()) {
-                fresh[p.index()] = Some(d.duration(Duration::from_millis(1))?);
-            }
-        }
-    }
-    Ok(SteadyState {
-        availability_min: t
-            .get("availability_min")
-            .map(|v| v.number_in(0.0, 1.0))
-            .transpose()?,
-        freshness_p99_max: fresh,
-        backlog_max: t.get("backlog_max").map(|v| v.u64()).transpose()?,
-        soc_min: t
-            .get("soc_min")
-            .map(|v| v.number_in(0.0, 1.0))
-            .transpose()?,
-        violations_max: t.get("violations_max").map_or(Ok(0), |v| v.u64())?,
-    })
-}
-
-fn abort(v: &Val<'_>) -> Res<Abort> {
-    let t = v.table()?;
-    t.keys(&["metric", "below", "above", "reason"])?;
+fn abort(ctx: &Ctx<'_>, a: &Spanned<RawAbort>) -> Res<Abort> {
+    let (t, span) = (a.get_ref(), a.span());
     let names: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
-    let mv = t.req("metric", &format!("one of: {}", names.join(", ")))?;
-    let m = mv.str()?;
+    let mv = ctx.req(
+        &t.metric,
+        &span,
+        "metric",
+        &format!("one of: {}", names.join(", ")),
+    )?;
     let metric = Metric::ALL
         .into_iter()
-        .find(|x| x.name() == m)
+        .find(|x| x.name() == mv.get_ref())
         .ok_or_else(|| {
-            mv.err(format!(
-                "unknown metric `{m}`; expected one of: {}",
-                names.join(", ")
-            ))
+            ctx.err(
+                &mv.span(),
+                format!(
+                    "unknown metric `{}`; expected one of: {}",
+                    mv.get_ref(),
+                    names.join(", ")
+                ),
+            )
         })?;
-    let (below, tv) = match (t.get("below"), t.get("above")) {
-        (Some(b), None) => (true, b),
-        (None, Some(a)) => (false, a),
+    let (below, threshold) = match (t.below, t.above) {
+        (Some(b), None) => (true, b.0),
+        (None, Some(a)) => (false, a.0),
         (Some(_), Some(_)) => {
-            return Err(v.err("both `below` and `above`; expected exactly one"));
+            return Err(ctx.err(&span, "both `below` and `above`; expected exactly one"));
         }
         (None, None) => {
-            return Err(t.ctx.err(
-                &t.span,
-                &t.field("below"),
+            return Err(ctx.err_key(
+                &span,
+                "below",
                 "missing; expected `below = <number>` or `above = <number>`",
             ));
         }
@@ -548,18 +535,22 @@ fn abort(v: &Val<'_>) -> Res<Abort> {
     Ok(Abort {
         metric,
         below,
-        threshold: tv.number_in(-1e12, 1e12)?,
-        reason: t.text("reason", "why this condition stops the game day")?,
+        threshold,
+        reason: ctx
+            .req(
+                &t.reason,
+                &span,
+                "reason",
+                "why this condition stops the game day",
+            )?
+            .0
+            .clone(),
     })
 }
 
-fn step(v: &Val<'_>) -> Res<Step> {
-    let t = v.table()?;
-    let actions = ["inject", "wait", "observe", "checklist"];
-    let av = t.req("action", "one of: inject, wait, observe, checklist")?;
-    let a = av.str()?;
-    let common = ["action", "at", "title"];
-    let specific: &[&str] = match a {
+/// The keys an action takes besides `action`, `at` and `title`.
+fn action_keys(action: &str) -> Option<&'static [&'static str]> {
+    Some(match action {
         "inject" => &["fault"],
         "wait" => &["for"],
         "observe" => &[
@@ -573,94 +564,173 @@ fn step(v: &Val<'_>) -> Res<Step> {
             "no_violations",
         ],
         "checklist" => &["items"],
-        _ => {
-            return Err(av.err(format!(
+        _ => return None,
+    })
+}
+
+/// serde lists the keys of every action for an unknown key in a step: name only those of
+/// the step's own action.
+fn step_keys(text: &str, mut e: SpanError) -> SpanError {
+    let step = e
+        .field
+        .strip_prefix("step[")
+        .and_then(|r| r.split_once(']'));
+    let action = step
+        .filter(|_| e.message.starts_with("unknown key"))
+        .and_then(|(i, _)| {
+            let doc: toml::Table = toml::from_str(text).ok()?;
+            let step = doc.get("step")?.get(i.parse::<usize>().ok()?)?;
+            action_keys(step.get("action")?.as_str()?)
+        });
+    if let (Some(keys), Some((head, _))) = (action, e.message.split_once("; expected")) {
+        let allowed: Vec<&str> = ["action", "at", "title"]
+            .iter()
+            .chain(keys)
+            .copied()
+            .collect();
+        e.message = format!("{head}; expected one of: {}", allowed.join(", "));
+    }
+    e
+}
+
+fn step(ctx: &Ctx<'_>, v: &Spanned<RawStep>) -> Res<Step> {
+    let (t, span) = (v.get_ref(), v.span());
+    let actions = ["inject", "wait", "observe", "checklist"];
+    let av = ctx.req(
+        &t.action,
+        &span,
+        "action",
+        "one of: inject, wait, observe, checklist",
+    )?;
+    let a = av.get_ref().as_str();
+    // The keys each action takes, with the spans of those given.
+    let given: [(&str, Option<Range<usize>>); 10] = [
+        ("fault", t.fault.as_ref().map(|v| v.span())),
+        ("for", t.wait.as_ref().map(|v| v.span())),
+        ("expect", t.expect.as_ref().map(|v| v.span())),
+        ("tower", t.tower.as_ref().map(|v| v.span())),
+        ("active_link", t.active_link.as_ref().map(|v| v.span())),
+        ("running", t.running.as_ref().map(|v| v.span())),
+        ("steady", t.steady.as_ref().map(|v| v.span())),
+        ("power_mode", t.power_mode.as_ref().map(|v| v.span())),
+        (
+            "availability_min",
+            t.availability_min.as_ref().map(|v| v.span()),
+        ),
+        ("no_violations", t.no_violations.as_ref().map(|v| v.span())),
+    ];
+    let Some(specific) = action_keys(a) else {
+        return Err(ctx.err(
+            &av.span(),
+            format!(
                 "unknown action `{a}`; expected one of: {}",
                 actions.join(", ")
-            )));
-        }
+            ),
+        ));
     };
-    let allowed: Vec<&str> = common.iter().chain(specific).copied().collect();
-    t.keys(&allowed)?;
+    let items = ("items", t.items.as_ref().map(|v| v.span()));
+    let stray = given
+        .iter()
+        .chain([&items])
+        .filter(|(k, s)| s.is_some() && !specific.contains(k))
+        .min_by_key(|(_, s)| s.as_ref().map(|s| s.start));
+    if let Some((key, Some(at))) = stray {
+        let allowed: Vec<&str> = ["action", "at", "title"]
+            .iter()
+            .chain(specific)
+            .copied()
+            .collect();
+        return Err(ctx.err(
+            at,
+            format!(
+                "unknown key `{key}`; expected one of: {}",
+                allowed.join(", ")
+            ),
+        ));
+    }
     let action = match a {
         "inject" => {
-            let f = t.req("fault", "an inline table such as { kind = \"link-down\", target = \"tower-0/fibre\", for = \"30m\" }")?;
-            let ft = f.table()?;
-            if let Some((k, _)) = ft.map.get_key_value("at") {
-                return Err(t.ctx.err(
-                    &k.span(),
-                    &ft.field("at"),
+            let f = ctx.req(&t.fault,
+                &span,
+                "fault",
+                "an inline table such as { kind = \"link-down\", target = \"tower-0/fibre\", for = \"30m\" }",
+            )?;
+            if let Some((at, _)) = f.get_ref().get_key_value("at") {
+                return Err(ctx.err(
+                    &at.span(),
                     "a fault in a step takes no `at`; give the step an `at` instead",
                 ));
             }
-            let span = f.v.span();
-            let raw = &t.ctx.text[span.clone()];
+            let raw = ctx.text.get(f.span()).unwrap_or("");
             if !raw.trim_start().starts_with('{') {
-                return Err(f.err("expected an inline table: fault = { kind = …, target = … }"));
+                return Err(ctx.err(
+                    &f.span(),
+                    "expected an inline table: fault = { kind = …, target = … }",
+                ));
             }
-            let parts = sovereign_sim::scenario::parse::fault_parts(&ft, &[])?;
+            let parts = fault_parts(ctx, f.get_ref(), &f.span(), &[])?;
             Action::Inject {
                 fault_text: raw.to_string(),
-                target: parts.target.str()?.to_string(),
+                target: parts.target.get_ref().clone(),
                 kind: parts.kind,
                 lasts: parts.lasts,
-                line: f.line(),
+                line: ctx.line(f.span().start),
             }
         }
         "wait" => Action::Wait {
-            duration: t
-                .req("for", "a duration such as \"10m\"")?
-                .duration(Duration::from_millis(1))?,
+            duration: ctx
+                .req(&t.wait, &span, "for", "a duration such as \"10m\"")?
+                .get_ref()
+                .0,
         },
         "observe" => {
-            let link = t
-                .get("active_link")
-                .map(|v| {
-                    let s = v.str()?;
-                    if s == "none" {
-                        Ok(None)
-                    } else {
-                        LinkKind::from_str(s).map(Some).map_err(|_| {
-                            v.err(format!(
-                                "unknown link `{s}`; expected fibre, lte, satellite or none"
-                            ))
-                        })
-                    }
-                })
-                .transpose()?;
+            let link = match &t.active_link {
+                Some(v) if v.get_ref() == "none" => Some(None),
+                Some(v) => Some(Some(LinkKind::from_str(v.get_ref()).map_err(|_| {
+                    ctx.err(
+                        &v.span(),
+                        format!(
+                            "unknown link `{}`; expected fibre, lte, satellite or none",
+                            v.get_ref()
+                        ),
+                    )
+                })?)),
+                None => None,
+            };
             let o = Observe {
-                expect: t.text("expect", "what the team expects to see")?,
-                tower: t.get("tower").map(|v| v.text()).transpose()?,
+                expect: ctx
+                    .req(&t.expect, &span, "expect", "what the team expects to see")?
+                    .get_ref()
+                    .0
+                    .clone(),
+                tower: t.tower.as_ref().map(|v| v.get_ref().0.clone()),
                 active_link: link,
-                running: t.get("running").map(|v| v.bool()).transpose()?,
-                steady: t.get("steady").map(|v| v.bool()).transpose()?,
-                power_mode: t.get("power_mode").map(|v| v.text()).transpose()?,
-                availability_min: t
-                    .get("availability_min")
-                    .map(|v| v.number_in(0.0, 1.0))
-                    .transpose()?,
-                no_violations: t.get("no_violations").map(|v| v.bool()).transpose()?,
+                running: t.running.as_ref().map(|v| *v.get_ref()),
+                steady: t.steady.as_ref().map(|v| *v.get_ref()),
+                power_mode: t.power_mode.as_ref().map(|v| v.get_ref().0.clone()),
+                availability_min: t.availability_min.as_ref().map(|v| v.get_ref().0),
+                no_violations: t.no_violations.as_ref().map(|v| *v.get_ref()),
             };
             let tower_checks = o.active_link.is_some()
                 || o.running.is_some()
                 || o.steady.is_some()
                 || o.power_mode.is_some();
             if tower_checks && o.tower.is_none() {
-                return Err(t.ctx.err(
-                    &t.span,
-                    &t.field("tower"),
+                return Err(ctx.err_key(
+                    &span,
+                    "tower",
                     "missing; tower checks (active_link, running, steady, power_mode) need a tower",
                 ));
             }
             if !tower_checks && o.availability_min.is_none() && o.no_violations.is_none() {
-                return Err(t.ctx.err(
-                    &t.span,
-                    &t.field("expect"),
+                return Err(ctx.err_key(
+                    &span,
+                    "expect",
                     "nothing to check; give at least one of active_link, running, steady, \
                      power_mode, availability_min, no_violations",
                 ));
             }
-            if let (Some(pm), Some(v)) = (&o.power_mode, t.get("power_mode")) {
+            if let Some(v) = &t.power_mode {
                 const MODES: [&str; 6] = [
                     "normal",
                     "shed-p3",
@@ -669,26 +739,31 @@ fn step(v: &Val<'_>) -> Res<Step> {
                     "shutting-down",
                     "off",
                 ];
-                if !MODES.contains(&pm.as_str()) {
-                    return Err(v.err(format!(
-                        "unknown power mode `{pm}`; expected one of: {}",
-                        MODES.join(", ")
-                    )));
+                let pm = v.get_ref().0.as_str();
+                if !MODES.contains(&pm) {
+                    return Err(ctx.err(
+                        &v.span(),
+                        format!(
+                            "unknown power mode `{pm}`; expected one of: {}",
+                            MODES.join(", ")
+                        ),
+                    ));
                 }
             }
             Action::Observe(o)
         }
         _ => {
-            let iv = t.req("items", "a list of checklist items")?;
-            let items = iv.texts()?;
-            if items.is_empty() {
-                return Err(iv.err("empty; expected at least one item"));
+            let iv = ctx.req(&t.items, &span, "items", "a list of checklist items")?;
+            if iv.get_ref().0.is_empty() {
+                return Err(ctx.err(&iv.span(), "empty; expected at least one item"));
             }
-            Action::Checklist { items }
+            Action::Checklist {
+                items: texts(Some(iv.get_ref())),
+            }
         }
     };
-    let title = match t.get("title") {
-        Some(v) => v.text()?,
+    let title = match &t.title {
+        Some(v) => v.0.clone(),
         None => match &action {
             Action::Inject { fault_text, .. } => format!("inject {}", fault_text.trim()),
             Action::Wait { duration } => {
@@ -702,11 +777,8 @@ fn step(v: &Val<'_>) -> Res<Step> {
         },
     };
     Ok(Step {
-        line: av.line(),
-        at: t
-            .get("at")
-            .map(|v| v.duration(Duration::ZERO))
-            .transpose()?,
+        line: ctx.line(av.span().start),
+        at: t.at.map(|d| d.0),
         action,
         title,
     })

@@ -4,16 +4,16 @@
 //! Map:
 //! - this file: the validated model ([`Scenario`] and its parts) and the built-in link
 //!   profiles.
-//! - [`parse`]: `scenarios/*.toml` → [`Scenario`], with errors naming file, line, field
-//!   and what was expected; unknown keys are errors.
-//! - [`write`](mod@write): [`Scenario`] → TOML that parses back to an equal scenario (failure
-//!   files and shrunk scenarios are written with it).
+//! - [`parse`]: `scenarios/*.toml` → raw structs (serde, unknown keys are errors) →
+//!   validated [`Scenario`], with errors naming file, line, field and what was expected.
+//! - [`write`](mod@write): [`Scenario`] → the same raw structs → TOML that parses back to an
+//!   equal scenario (failure files and shrunk scenarios are written with it).
 //! - [`limits`]: the cost of a scenario as a whole (devices in all, content bytes,
 //!   publications, operations, reads …), checked by the parser before any run allocates.
 //! - [`faults`]: the fault table — every fault kind's parameters, targets, duration rule,
 //!   nemesis draws, live injection, disturbed invariants and detection, declared once.
-//! - [`tomlspan`]: TOML values with the line they came from, for errors that name the
-//!   file, line and field.
+//! - [`tomlspan`]: TOML read with serde, errors that name the file, line and field (from a
+//!   value's span), and value types checked as they are read.
 //! - [`build`]: scenarios built in code (the parser's defaults as constructors, for tests
 //!   and benches).
 //!

@@ -5,7 +5,7 @@
 //! towers, 100 000 devices on one tower, 64 MiB items …). Products of bounded values are
 //! not bounded enough: 1000 towers × 100 000 devices is 10⁸ device state machines, and
 //! 256 groups × 10 000 items × 64 MiB is 160 TiB of content, each of which a run would
-//! try to allocate. [`check`] bounds the products that decide what a run holds in memory
+//! try to allocate. `check` bounds the products that decide what a run holds in memory
 //! or how many events it must process — devices in all, content bytes, chunk copies at
 //! the towers, publications, device operations and reads, nemesis faults, tower-hours —
 //! and reports the first one over its limit as an error at the field that pushed it
@@ -14,7 +14,7 @@
 //! Expected counts are what the rates give on average (a run's Poisson draws land near
 //! them); the limits leave room for that.
 //!
-//! Map: the `*_MAX` cost constants, [`check`], [`TABLE`] (every limit of a scenario file,
+//! Map: the `*_MAX` cost constants, `check`, [`TABLE`] (every limit of a scenario file,
 //! by name, as `docs/SCENARIOS.md` lists them: a test keeps the two equal).
 //!
 //! Not covered: how long a run takes on a given machine (the world's own event budget
@@ -24,10 +24,11 @@ use super::Scenario;
 use super::parse::{
     BANDWIDTH_MBIT_MAX, BATTERY_WH_MAX, CATALOG_GROUPS_MAX, CATALOG_ITEMS_MAX, CLOCK_SKEW_PPM_MAX,
     CORRUPTION_CHUNKS_MAX, DELAY_MAX, DESCRIPTION_LEN_MAX, DEVICES_PER_TOWER_MAX, DURATION_MAX,
-    FAULTS_MAX, NAME_LEN_MAX, POWER_W_MAX, RATE_PER_HOUR_MAX, RPO_MAX, SIZE_BYTES_MAX,
+    FAULTS_MAX, NAME_LEN_MAX, POWER_W_MAX, RATE_PER_HOUR_MAX, RPO_MAX, RawScenario, SIZE_BYTES_MAX,
     SLOW_FACTOR_MAX, TEXT_BYTES_MAX, TOWERS_MAX,
 };
-use crate::tomlspan::{Res, Tbl, Val};
+use crate::tomlspan::{Ctx, Res};
+use std::ops::Range;
 use std::time::Duration;
 
 /// Most devices in the whole scenario (every tower's `devices` × its `count`).
@@ -64,52 +65,35 @@ fn count(n: f64) -> u64 {
     }
 }
 
-/// The `[[tower]]` groups of the file, each with the towers it expands to.
-fn tower_groups<'a>(root: &Tbl<'a>) -> Res<Vec<(Tbl<'a>, u64)>> {
-    let Some(v) = root.get("tower") else {
-        return Ok(Vec::new());
-    };
-    let mut out = Vec::new();
-    for g in v.array(TOWERS_MAX)? {
-        let t = g.table()?;
-        let n = match t.get("count") {
-            Some(c) => u64::try_from(c.i64("an integer")?).unwrap_or(0),
-            None => 1,
-        };
-        out.push((t, n));
-    }
-    Ok(out)
-}
-
-/// The `workload` table, when the file has one.
-fn workload<'a>(root: &Tbl<'a>) -> Res<Option<Tbl<'a>>> {
-    root.get("workload").map(|v| v.table()).transpose()
-}
-
 /// "`{found}` …; expected at most `{max}` …": the message every limit uses.
 fn over(what: &str, found: u64, max: u64, hint: &str) -> String {
     format!("{what} would be {found}, over the limit of {max} per scenario; {hint}")
 }
 
-/// Check `sc` (parsed from `root`) against every cost limit; the error names the field
-/// that took the scenario over one. Returns `sc` unchanged when all hold.
-pub fn check(root: &Tbl<'_>, sc: Scenario) -> Res<Scenario> {
+/// Check `sc` (validated from `raw`, whose root table is at `root`) against every cost
+/// limit; the error names the field that took the scenario over one. Returns `sc`
+/// unchanged when all hold.
+pub(crate) fn check(
+    ctx: &Ctx<'_>,
+    raw: &RawScenario,
+    root: &Range<usize>,
+    sc: Scenario,
+) -> Res<Scenario> {
     let towers = sc.towers.len() as u64;
     let safety_h = hours(sc.duration);
     let both_h = hours(sc.duration + sc.liveness_bound);
 
     // Devices, tower group by tower group.
     let mut devices = 0u64;
-    for (t, n) in tower_groups(root)? {
-        let per = t
-            .get("devices")
-            .map(|v| v.i64("an integer"))
-            .transpose()?
-            .and_then(|d| u64::try_from(d).ok())
-            .unwrap_or(0);
+    for g in raw.tower.iter().flat_map(|t| &t.get_ref().0) {
+        let t = g.get_ref();
+        let n = t.count.as_ref().map_or(1, |c| c.get_ref().0 as u64);
+        let per = t.devices.as_ref().map_or(0, |d| d.get_ref().0 as u64);
         devices = devices.saturating_add(per.saturating_mul(n));
         if devices > DEVICES_TOTAL_MAX {
-            return Err(t.err_at_key(
+            return Err(ctx.err_at(
+                t.devices.as_ref(),
+                &g.span(),
                 "devices",
                 over(
                     "devices in all towers (devices × count, summed)",
@@ -124,7 +108,9 @@ pub fn check(root: &Tbl<'_>, sc: Scenario) -> Res<Scenario> {
     // Tower-hours.
     let tower_hours = count(towers as f64 * both_h);
     if tower_hours > TOWER_HOURS_MAX {
-        return Err(root.err_at_key(
+        return Err(ctx.err_at(
+            raw.duration.as_ref(),
+            root,
             "duration",
             over(
                 "tower-hours (towers × (duration + liveness_bound))",
@@ -136,10 +122,12 @@ pub fn check(root: &Tbl<'_>, sc: Scenario) -> Res<Scenario> {
     }
 
     let w = &sc.workload;
-    let wt = workload(root)?;
-    let err_w = |key: &str, message: String| match &wt {
-        Some(t) => t.err_at_key(key, message),
-        None => root.err_at_key("workload", message),
+    let wt = raw.workload.as_ref();
+    // An error at a key of `[workload]` (at `workload` itself when the file has none).
+    let err_w = |key: &str, v: Option<Range<usize>>, message: String| match (v, wt) {
+        (Some(v), _) => ctx.err(&v, message),
+        (None, Some(t)) => ctx.err_key(&t.span(), key, message),
+        (None, None) => ctx.err_key(root, "workload", message),
     };
 
     // The initial catalog, group by group: items, bytes, chunk copies.
@@ -147,22 +135,17 @@ pub fn check(root: &Tbl<'_>, sc: Scenario) -> Res<Scenario> {
     let mut items = 0u64;
     let mut bytes = 0u64;
     let mut chunks = 0u64;
-    let groups: Vec<Val<'_>> = match wt.as_ref().and_then(|t| t.get("catalog")) {
-        Some(v) => v.array(CATALOG_GROUPS_MAX)?,
-        None => Vec::new(),
-    };
-    for (i, g) in w.catalog.iter().enumerate() {
+    let groups = wt.and_then(|t| t.get_ref().catalog.as_ref());
+    for (g, e) in w.catalog.iter().zip(groups.iter().flat_map(|c| &c.0)) {
         let n = u64::from(g.items);
         items = items.saturating_add(n);
         bytes = bytes.saturating_add(n.saturating_mul(g.bytes));
         chunks = chunks.saturating_add(n.saturating_mul(g.bytes.div_ceil(avg)));
-        let at = |key: &str, message: String| match groups.get(i).map(|v| v.table()) {
-            Some(Ok(t)) => t.err_at_key(key, message),
-            Some(Err(e)) => e,
-            None => err_w("catalog", message),
-        };
+        let c = e.get_ref();
         if items > PUBLICATIONS_MAX {
-            return Err(at(
+            return Err(ctx.err_at(
+                c.items.as_ref(),
+                &e.span(),
                 "items",
                 over(
                     "items in the catalog",
@@ -173,7 +156,9 @@ pub fn check(root: &Tbl<'_>, sc: Scenario) -> Res<Scenario> {
             ));
         }
         if bytes > CONTENT_BYTES_MAX {
-            return Err(at(
+            return Err(ctx.err_at(
+                c.size.as_ref(),
+                &e.span(),
                 "size",
                 over(
                     "content bytes in the catalog (items × size, summed)",
@@ -184,7 +169,9 @@ pub fn check(root: &Tbl<'_>, sc: Scenario) -> Res<Scenario> {
             ));
         }
         if chunks.saturating_mul(towers) > CHUNK_COPIES_MAX {
-            return Err(at(
+            return Err(ctx.err_at(
+                c.size.as_ref(),
+                &e.span(),
                 "size",
                 over(
                     "chunk copies at the towers (catalog bytes / origin.chunk_avg_bytes × towers)",
@@ -197,6 +184,7 @@ pub fn check(root: &Tbl<'_>, sc: Scenario) -> Res<Scenario> {
     }
 
     // Publications over the safety phase, class by class.
+    let publish = wt.and_then(|t| t.get_ref().publish_per_hour.as_ref().map(|v| v.span()));
     for p in 0..4 {
         let n = count(w.publish_per_hour[p] * safety_h);
         items = items.saturating_add(n);
@@ -204,45 +192,41 @@ pub fn check(root: &Tbl<'_>, sc: Scenario) -> Res<Scenario> {
         chunks = chunks.saturating_add(n.saturating_mul(w.publish_bytes[p].div_ceil(avg)));
         let hint =
             "expected a lower publish_per_hour, a smaller publish_size or a shorter duration";
-        if items > PUBLICATIONS_MAX {
-            return Err(err_w(
-                "publish_per_hour",
-                over(
-                    "catalog items plus publications (publish_per_hour × duration)",
-                    items,
-                    PUBLICATIONS_MAX,
-                    hint,
-                ),
-            ));
-        }
-        if bytes > CONTENT_BYTES_MAX {
-            return Err(err_w(
-                "publish_per_hour",
-                over(
-                    "content bytes (catalog plus publish_per_hour × duration × publish_size)",
-                    bytes,
-                    CONTENT_BYTES_MAX,
-                    hint,
-                ),
-            ));
-        }
-        if chunks.saturating_mul(towers) > CHUNK_COPIES_MAX {
-            return Err(err_w(
-                "publish_per_hour",
-                over(
-                    "chunk copies at the towers (content bytes / origin.chunk_avg_bytes × towers)",
-                    chunks.saturating_mul(towers),
-                    CHUNK_COPIES_MAX,
-                    hint,
-                ),
-            ));
+        let over_by = if items > PUBLICATIONS_MAX {
+            Some(over(
+                "catalog items plus publications (publish_per_hour × duration)",
+                items,
+                PUBLICATIONS_MAX,
+                hint,
+            ))
+        } else if bytes > CONTENT_BYTES_MAX {
+            Some(over(
+                "content bytes (catalog plus publish_per_hour × duration × publish_size)",
+                bytes,
+                CONTENT_BYTES_MAX,
+                hint,
+            ))
+        } else if chunks.saturating_mul(towers) > CHUNK_COPIES_MAX {
+            Some(over(
+                "chunk copies at the towers (content bytes / origin.chunk_avg_bytes × towers)",
+                chunks.saturating_mul(towers),
+                CHUNK_COPIES_MAX,
+                hint,
+            ))
+        } else {
+            None
+        };
+        if let Some(message) = over_by {
+            return Err(err_w("publish_per_hour", publish.clone(), message));
         }
     }
 
     let ops = count(w.ops_per_device_hour * devices as f64 * safety_h);
     if ops > OPS_TOTAL_MAX {
+        let v = wt.and_then(|t| t.get_ref().ops_per_device_hour.as_ref().map(|v| v.span()));
         return Err(err_w(
             "ops_per_device_hour",
+            v,
             over(
                 "device operations (ops_per_device_hour × devices × duration)",
                 ops,
@@ -253,8 +237,10 @@ pub fn check(root: &Tbl<'_>, sc: Scenario) -> Res<Scenario> {
     }
     let reads = count(w.reads_per_device_hour * devices as f64 * both_h);
     if reads > READS_TOTAL_MAX {
+        let v = wt.and_then(|t| t.get_ref().reads_per_device_hour.as_ref().map(|v| v.span()));
         return Err(err_w(
             "reads_per_device_hour",
+            v,
             over(
                 "device reads (reads_per_device_hour × devices × (duration + liveness_bound))",
                 reads,
@@ -268,20 +254,22 @@ pub fn check(root: &Tbl<'_>, sc: Scenario) -> Res<Scenario> {
     for (family, rate) in &sc.nemesis.rates_per_hour {
         nemesis = nemesis.saturating_add(count(rate * safety_h));
         if nemesis > NEMESIS_FAULTS_MAX {
-            let key = super::parse::NEMESIS_RATES
-                .iter()
-                .find(|(_, f)| f == family)
-                .map_or("nemesis", |(k, _)| k);
             let message = over(
                 "nemesis faults (the *_per_hour rates × duration, summed)",
                 nemesis,
                 NEMESIS_FAULTS_MAX,
                 "expected lower rates or a shorter duration",
             );
-            return Err(match root.get("nemesis").map(|v| v.table()) {
-                Some(Ok(t)) => t.err_at_key(key, message),
-                Some(Err(e)) => e,
-                None => root.err_at_key("nemesis", message),
+            let v = raw.nemesis.as_ref().and_then(|t| {
+                t.get_ref()
+                    .rates()
+                    .into_iter()
+                    .find(|(f, _)| f == family)
+                    .and_then(|(_, v)| v.as_ref().map(|v| v.span()))
+            });
+            return Err(match v {
+                Some(v) => ctx.err(&v, message),
+                None => ctx.err_key(root, "nemesis", message),
             });
         }
     }

@@ -4,41 +4,49 @@
 //! path (`tower[1].power.soc_initial`, `fault[2].target`) and what was expected. Unknown
 //! keys are errors in every table. Nothing here panics on any input.
 //!
-//! How: the text is parsed once with `toml`'s span-preserving document parser
-//! ([`DeTable`]); syntax errors (including duplicate keys) come from it. The document is
-//! then walked by hand: each table first declares the keys it accepts (`Tbl::keys`),
-//! then each value is converted and range-checked with the span of its key or value at
-//! hand, so semantic errors carry a line too. Walking the spanned tree (rather than
-//! deriving `serde` structs) keeps one mechanism for type, unknown-key and semantic
-//! errors, and lets a fault's accepted keys depend on its `kind`.
+//! How: serde reads the text into the raw structs below (`RawScenario` and its parts,
+//! `deny_unknown_fields` everywhere) through [`crate::tomlspan`]; values whose range is
+//! fixed are checked as they are read ([`Int`], [`Num`], [`Dur`], [`Size`], …), and the
+//! values a later rule needs to point at keep their span ([`Spanned`]). The validation
+//! step then turns the raw structs into the [`Scenario`]: defaults, profiles, tower
+//! names, link rules, fault kinds and targets, cross-field rules. A `[[fault]]` table is
+//! read as a map of spanned keys and values ([`RawFault`]) because the keys it accepts
+//! depend on its `kind`; its parameters are checked against the fault table
+//! ([`FaultDecl`]). The writer
+//! ([`super::write`]) serialises the same raw structs.
 //!
 //! Map:
 //! - [`ScenarioError`], [`parse_file`], [`parse_str`]: the public API.
 //! - the limits (`*_MAX` constants) every value is checked against.
-//! - [`parse_duration`], [`parse_size`]: the scalar grammars, shared with the writer's
-//!   tests.
-//! - private: the scenario-only value readers (sizes, per-priority tables) on top of
-//!   [`crate::tomlspan`]'s `Ctx`/`Tbl`/`Val` (spanned walking and error building), then
-//!   one function per section of the file (profiles, towers, workload, faults, nemesis, SLOs).
+//! - [`parse_duration`], [`parse_size`]: the scalar grammars.
+//! - the raw structs and the scenario's own value types ([`Seed`], [`Size`],
+//!   [`PerPriority`] with [`classes`]).
+//! - the validation, one function per section (profiles, towers, workload, faults,
+//!   nemesis, SLOs); [`fault_parts`] is shared with game-day plans.
 //!
-//! Not covered: writing scenarios back (see [`super::write`]); the cost of a scenario as
-//! a whole (products such as towers × devices: [`super::limits`], called from
-//! [`parse_str`]).
+//! Not covered: the cost of a scenario as a whole (products such as towers × devices:
+//! [`super::limits`], called from [`parse_str`]).
 
 use super::build::LIVENESS_BOUND_DEFAULT;
 use super::faults::{FaultDecl, Lasts, ParamDecl, ParamTy, ParamValue};
 use super::{
-    CatalogSpec, Family, FaultKind, FaultSpec, LinkProfile, LinkSpec, Nemesis, Oracle, OriginSpec,
-    PowerSpec, Scenario, Slo, Target, TowerSpec, Workload,
+    CatalogSpec, Family, FaultKind, FaultSpec, LinkProfile, LinkSpec, Misuse, Nemesis, Oracle,
+    OriginSpec, PowerSpec, Scenario, Slo, Target, TowerSpec, Workload,
 };
-use crate::tomlspan::{Ctx, Res, SpanError, Tbl, Val};
+use crate::tomlspan::{
+    Capped, Ctx, Dur, Int, Num, Pos, Res, SpanError, StrOr, Unit, checked, dur_in, dur_signed,
+    int_in, num_in, pos_in, unspanned as sp, wrong,
+};
+use serde::de::Deserializer;
+use serde::{Deserialize, Serialize, Serializer};
 use sovereign_logic::content::{ChunkParams, Priority};
 use sovereign_logic::protocol::LinkKind;
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
-use toml::de::{DeTable, DeValue};
+use toml::{Spanned, Value};
 
 /// A scenario file that could not be used: `file`, 1-based `line` (0 when unknown), the
 /// `field` path (e.g. `fault[2].target`) and the `message` saying what was wrong and what
@@ -92,6 +100,16 @@ const _: () = assert!(SIZE_BYTES_MAX <= u32::MAX as u64);
 /// Bytes per second in one Mbit/s.
 pub const BYTES_PER_S_PER_MBIT: f64 = 125_000.0;
 
+// The limits as the checked value types take them (integers; milliseconds).
+const DURATION_MAX_MS: u64 = DURATION_MAX.as_millis() as u64;
+const DELAY_MAX_MS: u64 = DELAY_MAX.as_millis() as u64;
+const DAY_MS: u64 = 86_400_000;
+const RATE_MAX: i64 = RATE_PER_HOUR_MAX as i64;
+const BYTES_PER_S_MAX: i64 = (BANDWIDTH_MBIT_MAX * BYTES_PER_S_PER_MBIT) as i64;
+type PosDur = Dur<1, DURATION_MAX_MS>;
+type Delay = Dur<0, DELAY_MAX_MS>;
+type Rate = Num<0, RATE_MAX>;
+
 /// Parse a scenario file.
 pub fn parse_file(path: &Path) -> Result<Scenario, ScenarioError> {
     let text =
@@ -105,16 +123,15 @@ pub fn parse_str(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
     if text.len() > TEXT_BYTES_MAX {
         return Err(ctx.err(
             &(0..0),
-            "(file)",
             format!(
                 "file is {} bytes; expected at most {TEXT_BYTES_MAX}",
                 text.len()
             ),
         ));
     }
-    let doc = DeTable::parse(text).map_err(|e| ctx.syntax(&e, NAME_LEN_MAX))?;
-    let root = Tbl::root(&ctx, &doc);
-    scenario(&ctx, &root).and_then(|sc| super::limits::check(&root, sc))
+    let raw: Spanned<RawScenario> = ctx.read(NAME_LEN_MAX).map_err(profile_keys)?;
+    let sc = scenario(&ctx, raw.get_ref(), &raw.span())?;
+    super::limits::check(&ctx, raw.get_ref(), &raw.span(), sc)
 }
 
 /// Parse a duration: one or more `<integer><unit>` terms, units `d`, `h`, `m`, `s`, `ms`
@@ -209,223 +226,71 @@ pub fn fault_kinds() -> Vec<&'static str> {
 }
 
 // ---------------------------------------------------------------------------------------
-// Spanned walking: the shared readers of [`crate::tomlspan`], plus this file's own
-// value grammars.
+// The raw file: what serde reads and writes. `Option` for every key a file may leave out
+// (the validation gives defaults, or says what a required key should hold).
 
-/// Scenario-only readers of a value.
-trait ScenarioVal<'a> {
-    /// A size: integer bytes or a string with a unit, `1..=SIZE_BYTES_MAX`.
-    fn size(&self) -> Res<u64>;
-    /// The entries of a table keyed by priority class (`P0`..`P3`), each given once.
-    fn per_priority(&self) -> Res<Vec<(Priority, Val<'a>)>>;
+/// A scenario file as written.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawScenario {
+    pub name: Option<Spanned<String>>,
+    pub description: Option<Spanned<String>>,
+    pub seed: Option<Seed>,
+    pub duration: Option<Spanned<PosDur>>,
+    pub liveness_bound: Option<PosDur>,
+    pub invariants: Option<Capped<Spanned<String>, 64>>,
+    pub origin: Option<Spanned<RawOrigin>>,
+    pub profiles: Option<BTreeMap<Spanned<String>, Spanned<RawProfile>>>,
+    pub tower: Option<Spanned<Capped<Spanned<RawTower>, TOWERS_MAX>>>,
+    pub workload: Option<Spanned<RawWorkload>>,
+    pub fault: Option<Capped<Spanned<RawFault>, FAULTS_MAX>>,
+    pub nemesis: Option<Spanned<RawNemesis>>,
+    pub slo: Option<RawSlo>,
 }
 
-impl<'a> ScenarioVal<'a> for Val<'a> {
-    fn size(&self) -> Res<u64> {
-        let expected = "a size from 1 byte to 64MiB";
-        let n = match self.v.get_ref() {
-            DeValue::Integer(_) => u64::try_from(self.i64(expected)?).unwrap_or(0),
-            DeValue::String(s) => parse_size(s).map_err(|m| self.err(m))?,
-            _ => {
-                return Err(self.wrong_type("a size (integer bytes or a string such as \"16KiB\")"));
-            }
+/// `[origin]`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOrigin {
+    pub chunk_min_bytes: Option<Spanned<Int<1, { 16 << 20 }>>>,
+    pub chunk_avg_bytes: Option<Spanned<Int<1, { 16 << 20 }>>>,
+    pub chunk_max_bytes: Option<Spanned<Int<1, { 16 << 20 }>>>,
+}
+
+/// A link profile's table: `[profiles.<name>]` (with `base`), a link's inline table (with
+/// `kind` and `profile`) or a Wi-Fi's (with `profile`). Which of the three naming keys a
+/// place accepts is checked by [`RawProfile::only`].
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProfile {
+    pub kind: Option<Spanned<String>>,
+    pub profile: Option<Spanned<String>>,
+    pub base: Option<Spanned<String>>,
+    pub latency: Option<Delay>,
+    pub jitter: Option<Delay>,
+    pub bandwidth_mbit: Option<Pos<{ BANDWIDTH_MBIT_MAX as i64 }>>,
+    pub bytes_per_s: Option<Spanned<Int<1, BYTES_PER_S_MAX>>>,
+    pub loss: Option<Unit>,
+    pub handover_every: Option<Dur<0, DAY_MS>>,
+    pub handover_outage: Option<Spanned<Dur<0, 60_000>>>,
+}
+
+/// serde lists the naming keys of every place a profile table can be: name this place's.
+fn profile_keys(mut e: SpanError) -> SpanError {
+    let all = "expected one of: kind, profile, base, ";
+    if e.message.starts_with("unknown key") && e.message.contains(all) {
+        let place = if e.field.starts_with("profiles.") {
+            "base"
+        } else if e.field.contains(".links[") {
+            "kind, profile"
+        } else {
+            "profile"
         };
-        if n == 0 || n > SIZE_BYTES_MAX {
-            return Err(self.err(format!("{n} bytes is out of range; expected {expected}")));
-        }
-        Ok(n)
+        e.message = e
+            .message
+            .replace(all, &format!("expected one of: {place}, "));
     }
-
-    fn per_priority(&self) -> Res<Vec<(Priority, Val<'a>)>> {
-        let t = self.table()?;
-        let mut seen = BTreeSet::new();
-        let mut out = Vec::new();
-        let mut keys: Vec<_> = t.map.iter().collect();
-        keys.sort_by_key(|(k, _)| k.span().start);
-        for (k, v) in keys {
-            let field = t.field(k.get_ref());
-            let p = Priority::from_str(k.get_ref())
-                .map_err(|e| self.ctx.err(&k.span(), &field, e.to_string()))?;
-            if !seen.insert(p) {
-                return Err(self.ctx.err(&k.span(), &field, format!("{p} given twice")));
-            }
-            out.push((
-                p,
-                Val {
-                    ctx: self.ctx,
-                    field,
-                    v,
-                },
-            ));
-        }
-        Ok(out)
-    }
-}
-
-/// Tower, profile and scenario names: `[A-Za-z0-9_.-]`, 1..=NAME_LEN_MAX bytes.
-fn check_name(v: &Val<'_>, s: &str) -> Res<()> {
-    let ok = !s.is_empty()
-        && s.len() <= NAME_LEN_MAX
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(v.err(format!(
-            "{s:?} is not a valid name; expected 1 to {NAME_LEN_MAX} letters, digits, '_', '-' or '.'"
-        )))
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// Sections.
-
-const ROOT_KEYS: [&str; 13] = [
-    "name",
-    "description",
-    "seed",
-    "duration",
-    "liveness_bound",
-    "invariants",
-    "origin",
-    "profiles",
-    "tower",
-    "workload",
-    "fault",
-    "nemesis",
-    "slo",
-];
-
-fn scenario(ctx: &Ctx<'_>, root: &Tbl<'_>) -> Res<Scenario> {
-    root.keys(&ROOT_KEYS)?;
-    let name = match root.get("name") {
-        Some(v) => {
-            let s = v.str()?;
-            if s.is_empty() || s.len() > NAME_LEN_MAX || s.chars().any(char::is_control) {
-                return Err(v.err(format!(
-                    "expected 1 to {NAME_LEN_MAX} bytes without control characters"
-                )));
-            }
-            s.to_string()
-        }
-        None => Path::new(ctx.file)
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .filter(|s| !s.is_empty())
-            .unwrap_or("scenario")
-            .chars()
-            .take(NAME_LEN_MAX)
-            .collect(),
-    };
-    let description = match root.get("description") {
-        Some(v) => {
-            let s = v.str()?;
-            if s.len() > DESCRIPTION_LEN_MAX {
-                return Err(v.err(format!(
-                    "{} bytes; expected at most {DESCRIPTION_LEN_MAX}",
-                    s.len()
-                )));
-            }
-            s.to_string()
-        }
-        None => String::new(),
-    };
-    let seed = match root.get("seed") {
-        Some(v) => seed(&v)?,
-        None => 1,
-    };
-    let duration = root
-        .req("duration", "the safety phase's length, e.g. \"24h\"")?
-        .duration_pos(DURATION_MAX)?;
-    let liveness_bound = match root.get("liveness_bound") {
-        Some(v) => v.duration_pos(DURATION_MAX)?,
-        None => LIVENESS_BOUND_DEFAULT,
-    };
-    let origin = match root.get("origin") {
-        Some(v) => origin(&v.table()?)?,
-        None => OriginSpec {
-            chunk: ChunkParams::default(),
-        },
-    };
-    let profiles = match root.get("profiles") {
-        Some(v) => profiles(&v.table()?)?,
-        None => BTreeMap::new(),
-    };
-    let towers = towers(root, &profiles)?;
-    let workload = match root.get("workload") {
-        Some(v) => workload(&v.table()?)?,
-        None => Workload::idle(),
-    };
-    let faults = match root.get("fault") {
-        Some(v) => faults(&v, &towers, duration)?,
-        None => Vec::new(),
-    };
-    let nemesis = match root.get("nemesis") {
-        Some(v) => nemesis(&v.table()?)?,
-        None => Nemesis::off(),
-    };
-    let invariants = match root.get("invariants") {
-        Some(v) => invariants(&v)?,
-        None => Oracle::ALL.into_iter().collect(),
-    };
-    let slo = match root.get("slo") {
-        Some(v) => slo(&v.table()?)?,
-        None => Slo::default(),
-    };
-    Ok(Scenario {
-        name,
-        description,
-        duration,
-        liveness_bound,
-        seed,
-        origin,
-        towers,
-        workload,
-        faults,
-        nemesis,
-        invariants,
-        slo,
-    })
-}
-
-/// A seed: a non-negative integer, or a string of decimal digits for seeds above
-/// `i64::MAX` (TOML integers are signed 64-bit).
-fn seed(v: &Val<'_>) -> Res<u64> {
-    let expected = "a non-negative integer (or a string of digits up to 18446744073709551615)";
-    match v.v.get_ref() {
-        DeValue::String(s) => s
-            .parse::<u64>()
-            .map_err(|_| v.err(format!("expected {expected}, found {s:?}"))),
-        _ => {
-            let n = v.i64(expected)?;
-            u64::try_from(n).map_err(|_| v.err(format!("{n} is negative; expected {expected}")))
-        }
-    }
-}
-
-fn origin(t: &Tbl<'_>) -> Res<OriginSpec> {
-    t.keys(&["chunk_min_bytes", "chunk_avg_bytes", "chunk_max_bytes"])?;
-    let d = ChunkParams::default();
-    let get = |key: &str, default: u32| -> Res<u32> {
-        match t.get(key) {
-            Some(v) => v.u32_in(1, 16 << 20),
-            None => Ok(default),
-        }
-    };
-    let chunk = ChunkParams {
-        size_min: get("chunk_min_bytes", d.size_min)?,
-        size_avg: get("chunk_avg_bytes", d.size_avg)?,
-        size_max: get("chunk_max_bytes", d.size_max)?,
-    };
-    chunk.validate().map_err(|e| {
-        // Point at the first size given (the table itself when none is).
-        let key = ["chunk_min_bytes", "chunk_avg_bytes", "chunk_max_bytes"]
-            .into_iter()
-            .find(|k| t.map.contains_key(*k))
-            .unwrap_or("chunk_min_bytes");
-        t.err_at_key(key, e.to_string())
-    })?;
-    Ok(OriginSpec { chunk })
+    e
 }
 
 /// The keys that set a link profile's figures.
@@ -439,136 +304,490 @@ const PROFILE_FIELDS: [&str; 7] = [
     "handover_outage",
 ];
 
-fn profiles(t: &Tbl<'_>) -> Res<BTreeMap<String, LinkProfile>> {
-    let mut out = BTreeMap::new();
-    let mut entries: Vec<_> = t.map.iter().collect();
+/// A `[[tower]]` group.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTower {
+    pub name: Option<Spanned<String>>,
+    pub count: Option<Spanned<Int<1, { TOWERS_MAX as i64 }>>>,
+    pub devices: Option<Spanned<Int<0, { DEVICES_PER_TOWER_MAX as i64 }>>>,
+    pub links: Option<Spanned<Capped<Spanned<StrOr<RawProfile>>, 3>>>,
+    pub wifi: Option<Spanned<StrOr<RawProfile>>>,
+    pub power: Option<RawPower>,
+}
+
+/// `[tower.power]`.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPower {
+    pub solar_peak_w: Option<Num<0, { POWER_W_MAX as i64 }>>,
+    pub battery_wh: Option<Num<0, { BATTERY_WH_MAX as i64 }>>,
+    pub soc_initial: Option<Unit>,
+    pub load_w: Option<Pos<{ POWER_W_MAX as i64 }>>,
+    pub grid: Option<bool>,
+    pub ups: Option<bool>,
+    pub cloud_cover: Option<Unit>,
+}
+
+/// `[workload]`.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWorkload {
+    pub catalog: Option<Capped<Spanned<RawCatalog>, CATALOG_GROUPS_MAX>>,
+    pub publish_per_hour: Option<Spanned<PerPriority<Rate>>>,
+    pub publish_size: Option<PerPriority<Size>>,
+    pub reads_per_device_hour: Option<Spanned<Rate>>,
+    pub ops_per_device_hour: Option<Spanned<Rate>>,
+    pub contribution_share: Option<Unit>,
+    pub shared_identity: Option<Unit>,
+    pub key_reuse_per_device_hour: Option<Rate>,
+    pub key_theft_per_hour: Option<Rate>,
+    pub invalid_share: Option<Unit>,
+}
+
+/// One entry of `workload.catalog`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCatalog {
+    pub priority: Option<Spanned<String>>,
+    pub items: Option<Spanned<Int<1, { CATALOG_ITEMS_MAX as i64 }>>>,
+    pub size: Option<Spanned<Size>>,
+}
+
+/// `[nemesis]`.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawNemesis {
+    pub network_per_hour: Option<Spanned<Rate>>,
+    pub process_per_hour: Option<Spanned<Rate>>,
+    pub disk_per_hour: Option<Spanned<Rate>>,
+    pub power_per_hour: Option<Spanned<Rate>>,
+    pub clock_per_hour: Option<Spanned<Rate>>,
+    pub duration_mean: Option<Spanned<PosDur>>,
+    pub duration_max: Option<Spanned<PosDur>>,
+}
+
+impl RawNemesis {
+    /// The rates, in [`Family`] order.
+    pub fn rates(&self) -> [(Family, &Option<Spanned<Rate>>); 5] {
+        [
+            (Family::Network, &self.network_per_hour),
+            (Family::Process, &self.process_per_hour),
+            (Family::Disk, &self.disk_per_hour),
+            (Family::Power, &self.power_per_hour),
+            (Family::Clock, &self.clock_per_hour),
+        ]
+    }
+}
+
+/// `[slo]`.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSlo {
+    pub availability_min: Option<Unit>,
+    pub freshness_p99_max: Option<PerPriority<PosDur>>,
+    pub mttr_max: Option<PosDur>,
+    pub rpo_max: Option<Int<0, { RPO_MAX as i64 }>>,
+    pub soc_min: Option<Unit>,
+}
+
+/// A fault table: a scenario's `[[fault]]` or a game-day step's `fault = { … }`, every key
+/// with its span and its value as written: the keys a fault takes depend on its `kind`, so
+/// [`fault_parts`] checks them against the fault table.
+pub type RawFault = BTreeMap<Spanned<String>, Spanned<Value>>;
+
+// ---------------------------------------------------------------------------------------
+// The scenario's own value types.
+
+/// What a seed is.
+const SEED_EXPECTED: &str =
+    "a non-negative integer (or a string of digits up to 18446744073709551615)";
+
+/// A seed: a non-negative integer, or a string of decimal digits for seeds above
+/// `i64::MAX` (TOML integers are signed 64-bit); written the same way.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Seed(pub u64);
+
+impl<'de> Deserialize<'de> for Seed {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        checked(d, |v| match v {
+            Value::Integer(n) => {
+                u64::try_from(*n).map_err(|_| format!("{n} is negative; expected {SEED_EXPECTED}"))
+            }
+            Value::String(s) => s
+                .parse::<u64>()
+                .map_err(|_| format!("expected {SEED_EXPECTED}, found {s:?}")),
+            v => Err(wrong(v, SEED_EXPECTED)),
+        })
+        .map(Seed)
+    }
+}
+
+impl Serialize for Seed {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match i64::try_from(self.0) {
+            Ok(n) => s.serialize_i64(n),
+            Err(_) => s.serialize_str(&self.0.to_string()),
+        }
+    }
+}
+
+/// A size: integer bytes or a string with a unit, `1..=SIZE_BYTES_MAX`; written with the
+/// largest exact unit.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Size(pub u64);
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        checked(d, |v| {
+            let n = match v {
+                Value::Integer(n) => u64::try_from(*n).unwrap_or(0),
+                Value::String(s) => parse_size(s)?,
+                v => {
+                    return Err(wrong(
+                        v,
+                        "a size (integer bytes or a string such as \"16KiB\")",
+                    ));
+                }
+            };
+            if n == 0 || n > SIZE_BYTES_MAX {
+                return Err(format!(
+                    "{n} bytes is out of range; expected a size from 1 byte to 64MiB"
+                ));
+            }
+            Ok(Size(n))
+        })
+    }
+}
+
+impl Serialize for Size {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            b if b > 0 && b % (1 << 20) == 0 => s.serialize_str(&format!("{}MiB", b >> 20)),
+            b if b > 0 && b % (1 << 10) == 0 => s.serialize_str(&format!("{}KiB", b >> 10)),
+            b => s.serialize_u64(b),
+        }
+    }
+}
+
+/// A table keyed by priority class (`P0`..`P3`, `p0`..`p3`); [`classes`] checks the keys.
+pub type PerPriority<T> = BTreeMap<Spanned<String>, T>;
+
+/// The entries of a [`PerPriority`] table by class, each class given once.
+pub fn classes<T: Copy>(ctx: &Ctx<'_>, t: &PerPriority<T>) -> Res<[Option<T>; 4]> {
+    let mut out = [None; 4];
+    let mut entries: Vec<_> = t.iter().collect();
     entries.sort_by_key(|(k, _)| k.span().start);
     for (k, v) in entries {
-        let name: &str = k.get_ref();
-        let val = Val {
-            ctx: t.ctx,
-            field: t.field(name),
-            v,
-        };
-        check_name(&val, name)?;
-        if LinkProfile::BUILTIN.contains(&name) {
-            return Err(t.err_at_key(
-                name,
-                format!(
-                    "`{name}` is a built-in profile; give the custom one another name and set base = \"{name}\""
-                ),
-            ));
+        let p = class(ctx, k)?;
+        if out[p.index()].replace(*v).is_some() {
+            return Err(ctx.err(&k.span(), format!("{p} given twice")));
         }
-        let pt = val.table()?;
-        let mut allowed = vec!["base"];
-        allowed.extend(PROFILE_FIELDS);
-        pt.keys(&allowed)?;
-        let base = match pt.get("base") {
-            Some(b) => {
-                let s = b.str()?;
-                Some(LinkProfile::builtin(s).ok_or_else(|| {
-                    b.err(format!(
-                        "unknown built-in profile {s:?}; expected one of: {}",
-                        LinkProfile::BUILTIN.join(", ")
-                    ))
-                })?)
-            }
-            None => None,
-        };
-        out.insert(name.to_string(), profile_fields(&pt, name, base)?);
     }
     Ok(out)
 }
 
-/// A profile named `name` from the figures in `t`, defaulting to `base`'s; without a
-/// base every figure is required.
-fn profile_fields(t: &Tbl<'_>, name: &str, base: Option<LinkProfile>) -> Res<LinkProfile> {
-    let need = |key: &str, what: &str| -> ScenarioError {
-        t.ctx.err(
-            &t.span,
-            &t.field(key),
-            format!("missing; `{name}` has no base profile to take it from, so expected {what}"),
-        )
-    };
-    let latency = match (t.get("latency"), &base) {
-        (Some(v), _) => v.duration_in(Duration::ZERO, DELAY_MAX)?,
-        (None, Some(b)) => b.latency,
-        (None, None) => return Err(need("latency", "a one-way latency such as \"20ms\"")),
-    };
-    let jitter = match (t.get("jitter"), &base) {
-        (Some(v), _) => v.duration_in(Duration::ZERO, DELAY_MAX)?,
-        (None, Some(b)) => b.jitter,
-        (None, None) => return Err(need("jitter", "a jitter such as \"5ms\"")),
-    };
-    let bytes_per_s = match (t.get("bandwidth_mbit"), t.get("bytes_per_s"), &base) {
-        (Some(_), Some(v), _) => {
-            return Err(v.err("give either bandwidth_mbit or bytes_per_s, not both"));
+/// A priority class's name at its span.
+fn class(ctx: &Ctx<'_>, v: &Spanned<String>) -> Res<Priority> {
+    Priority::from_str(v.get_ref()).map_err(|e| ctx.err(&v.span(), e.to_string()))
+}
+
+/// A [`PerPriority`] table of the classes given, for writing.
+pub(crate) fn per_class<T>(values: [Option<T>; 4]) -> PerPriority<T> {
+    Priority::ALL
+        .into_iter()
+        .zip(values)
+        .filter_map(|(p, v)| Some((sp(p.to_string()), v?)))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Validation: the raw file → the scenario.
+
+/// Tower, profile and scenario names: `[A-Za-z0-9_.-]`, 1..=NAME_LEN_MAX bytes.
+fn check_name(ctx: &Ctx<'_>, span: &Range<usize>, s: &str) -> Res<()> {
+    let ok = !s.is_empty()
+        && s.len() <= NAME_LEN_MAX
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ctx.err(span, format!(
+            "{s:?} is not a valid name; expected 1 to {NAME_LEN_MAX} letters, digits, '_', '-' or '.'"
+        )))
+    }
+}
+
+fn scenario(ctx: &Ctx<'_>, raw: &RawScenario, root: &Range<usize>) -> Res<Scenario> {
+    let name = match &raw.name {
+        Some(v) => {
+            let s = v.get_ref();
+            if s.is_empty() || s.len() > NAME_LEN_MAX || s.chars().any(char::is_control) {
+                return Err(ctx.err(
+                    &v.span(),
+                    format!("expected 1 to {NAME_LEN_MAX} bytes without control characters"),
+                ));
+            }
+            s.clone()
         }
-        (Some(v), None, _) => mbit_to_bytes_per_s(v.f64_pos(BANDWIDTH_MBIT_MAX)?).max(1),
-        (None, Some(v), _) => v.u64_in(1, mbit_to_bytes_per_s(BANDWIDTH_MBIT_MAX))?,
-        (None, None, Some(b)) => b.bytes_per_s,
-        (None, None, None) => {
-            return Err(need("bandwidth_mbit", "a bandwidth in Mbit/s such as 10.0"));
+        None => Path::new(ctx.file)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .filter(|s| !s.is_empty())
+            .unwrap_or("scenario")
+            .chars()
+            .take(NAME_LEN_MAX)
+            .collect(),
+    };
+    let description = match &raw.description {
+        Some(v) if v.get_ref().len() > DESCRIPTION_LEN_MAX => {
+            return Err(ctx.err(
+                &v.span(),
+                format!(
+                    "{} bytes; expected at most {DESCRIPTION_LEN_MAX}",
+                    v.get_ref().len()
+                ),
+            ));
         }
+        Some(v) => v.get_ref().clone(),
+        None => String::new(),
     };
-    let loss = match (t.get("loss"), &base) {
-        (Some(v), _) => v.unit()?,
-        (None, Some(b)) => b.loss,
-        (None, None) => return Err(need("loss", "a loss probability 0..=1")),
+    let duration = ctx
+        .req(
+            &raw.duration,
+            root,
+            "duration",
+            "the safety phase's length, e.g. \"24h\"",
+        )?
+        .get_ref()
+        .0;
+    let origin = match &raw.origin {
+        Some(v) => origin(ctx, v)?,
+        None => OriginSpec {
+            chunk: ChunkParams::default(),
+        },
     };
-    let handover_every = match (t.get("handover_every"), &base) {
-        (Some(v), _) => {
-            let d = v.duration_in(Duration::ZERO, Duration::from_secs(86_400))?;
-            (!d.is_zero()).then_some(d)
-        }
-        (None, Some(b)) => b.handover_every,
-        (None, None) => None,
+    let profiles = profiles(ctx, raw.profiles.as_ref())?;
+    let towers = towers(ctx, raw, root, &profiles)?;
+    Ok(Scenario {
+        name,
+        description,
+        duration,
+        liveness_bound: raw.liveness_bound.map_or(LIVENESS_BOUND_DEFAULT, |d| d.0),
+        seed: raw.seed.map_or(1, |s| s.0),
+        origin,
+        faults: faults(ctx, raw.fault.as_ref(), &towers, duration)?,
+        towers,
+        workload: raw
+            .workload
+            .as_ref()
+            .map_or_else(|| Ok(Workload::idle()), |w| workload(ctx, w))?,
+        nemesis: raw
+            .nemesis
+            .as_ref()
+            .map_or_else(|| Ok(Nemesis::off()), |n| nemesis(ctx, n))?,
+        invariants: match &raw.invariants {
+            Some(v) => invariants(ctx, &v.0)?,
+            None => Oracle::ALL.into_iter().collect(),
+        },
+        slo: raw
+            .slo
+            .as_ref()
+            .map_or_else(|| Ok(Slo::default()), |r| slo(ctx, r))?,
+    })
+}
+
+fn origin(ctx: &Ctx<'_>, t: &Spanned<RawOrigin>) -> Res<OriginSpec> {
+    let r = t.get_ref();
+    let sizes = [&r.chunk_min_bytes, &r.chunk_avg_bytes, &r.chunk_max_bytes];
+    let d = ChunkParams::default();
+    let get = |v: &Option<Spanned<Int<1, { 16 << 20 }>>>, default: u32| {
+        v.as_ref().map_or(default, |v| v.get_ref().0 as u32)
     };
-    let handover_outage = match (t.get("handover_outage"), &base) {
-        (Some(v), _) => {
-            let d = v.duration_in(Duration::ZERO, Duration::from_secs(60))?;
-            match handover_every {
-                Some(every) if d >= every => {
-                    return Err(v.err(format!(
-                        "expected an outage shorter than handover_every ({})",
-                        super::format_duration(every)
-                    )));
-                }
-                _ => d,
+    let chunk = ChunkParams {
+        size_min: get(sizes[0], d.size_min),
+        size_avg: get(sizes[1], d.size_avg),
+        size_max: get(sizes[2], d.size_max),
+    };
+    // Point at the first size given (the table itself when none is).
+    let first = sizes.iter().find_map(|v| v.as_ref());
+    chunk
+        .validate()
+        .map_err(|e| ctx.err_at(first, &t.span(), "chunk_min_bytes", e.to_string()))?;
+    Ok(OriginSpec { chunk })
+}
+
+impl RawProfile {
+    /// Refuse a naming key this place does not take (`extra` are those it does).
+    fn only(&self, ctx: &Ctx<'_>, extra: &[&str]) -> Res<()> {
+        for (key, v) in [
+            ("kind", &self.kind),
+            ("profile", &self.profile),
+            ("base", &self.base),
+        ] {
+            if let Some(v) = v.as_ref().filter(|_| !extra.contains(&key)) {
+                let mut allowed = extra.to_vec();
+                allowed.extend(PROFILE_FIELDS);
+                return Err(ctx.err(
+                    &v.span(),
+                    format!(
+                        "unknown key `{key}`; expected one of: {}",
+                        allowed.join(", ")
+                    ),
+                ));
             }
         }
-        (None, Some(b)) => b.handover_outage,
-        (None, None) => Duration::ZERO,
-    };
-    Ok(LinkProfile {
-        name: name.to_string(),
-        latency,
-        jitter,
-        bytes_per_s,
-        loss,
-        handover_every,
-        handover_outage,
-    })
+        Ok(())
+    }
+
+    /// A profile named `name` from these figures, defaulting to `base`'s; without a base
+    /// every figure is required. `span` is the table's.
+    fn to_profile(
+        &self,
+        ctx: &Ctx<'_>,
+        span: &Range<usize>,
+        name: &str,
+        base: Option<LinkProfile>,
+    ) -> Res<LinkProfile> {
+        let need = |key: &str, what: &str| {
+            ctx.err_key(
+                span,
+                key,
+                format!(
+                    "missing; `{name}` has no base profile to take it from, so expected {what}"
+                ),
+            )
+        };
+        let pick = |v: Option<Duration>, b: Option<Duration>, key: &str, what: &str| {
+            v.or(b).ok_or_else(|| need(key, what))
+        };
+        let latency = pick(
+            self.latency.map(|d| d.0),
+            base.as_ref().map(|b| b.latency),
+            "latency",
+            "a one-way latency such as \"20ms\"",
+        )?;
+        let jitter = pick(
+            self.jitter.map(|d| d.0),
+            base.as_ref().map(|b| b.jitter),
+            "jitter",
+            "a jitter such as \"5ms\"",
+        )?;
+        let bytes_per_s = match (self.bandwidth_mbit, &self.bytes_per_s, &base) {
+            (Some(_), Some(v), _) => {
+                return Err(ctx.err(
+                    &v.span(),
+                    "give either bandwidth_mbit or bytes_per_s, not both",
+                ));
+            }
+            (Some(m), None, _) => mbit_to_bytes_per_s(m.0).max(1),
+            (None, Some(v), _) => v.get_ref().0 as u64,
+            (None, None, Some(b)) => b.bytes_per_s,
+            (None, None, None) => {
+                return Err(need("bandwidth_mbit", "a bandwidth in Mbit/s such as 10.0"));
+            }
+        };
+        let loss = match (self.loss, &base) {
+            (Some(v), _) => v.0,
+            (None, Some(b)) => b.loss,
+            (None, None) => return Err(need("loss", "a loss probability 0..=1")),
+        };
+        let handover_every = match (self.handover_every, &base) {
+            (Some(d), _) => (!d.0.is_zero()).then_some(d.0),
+            (None, Some(b)) => b.handover_every,
+            (None, None) => None,
+        };
+        let handover_outage = match (&self.handover_outage, &base) {
+            (Some(v), _) => match handover_every {
+                Some(every) if v.get_ref().0 >= every => {
+                    return Err(ctx.err(
+                        &v.span(),
+                        format!(
+                            "expected an outage shorter than handover_every ({})",
+                            super::format_duration(every)
+                        ),
+                    ));
+                }
+                _ => v.get_ref().0,
+            },
+            (None, Some(b)) => b.handover_outage,
+            (None, None) => Duration::ZERO,
+        };
+        Ok(LinkProfile {
+            name: name.to_string(),
+            latency,
+            jitter,
+            bytes_per_s,
+            loss,
+            handover_every,
+            handover_outage,
+        })
+    }
+}
+
+fn profiles(
+    ctx: &Ctx<'_>,
+    raw: Option<&BTreeMap<Spanned<String>, Spanned<RawProfile>>>,
+) -> Res<BTreeMap<String, LinkProfile>> {
+    let mut out = BTreeMap::new();
+    let mut entries: Vec<_> = raw.into_iter().flatten().collect();
+    entries.sort_by_key(|(k, _)| k.span().start);
+    for (k, v) in entries {
+        let name = k.get_ref().as_str();
+        check_name(ctx, &k.span(), name)?;
+        if LinkProfile::BUILTIN.contains(&name) {
+            return Err(ctx.err(&k.span(), format!(
+                "`{name}` is a built-in profile; give the custom one another name and set base = \"{name}\""
+            )));
+        }
+        let p = v.get_ref();
+        p.only(ctx, &["base"])?;
+        let base = match &p.base {
+            Some(b) => Some(LinkProfile::builtin(b.get_ref()).ok_or_else(|| {
+                ctx.err(
+                    &b.span(),
+                    format!(
+                        "unknown built-in profile {:?}; expected one of: {}",
+                        b.get_ref(),
+                        LinkProfile::BUILTIN.join(", ")
+                    ),
+                )
+            })?),
+            None => None,
+        };
+        out.insert(name.to_string(), p.to_profile(ctx, &v.span(), name, base)?);
+    }
+    Ok(out)
 }
 
 /// A profile by name: custom ones first, then the built-ins.
 fn lookup_profile(
-    v: &Val<'_>,
+    ctx: &Ctx<'_>,
+    span: &Range<usize>,
     name: &str,
     custom: &BTreeMap<String, LinkProfile>,
 ) -> Res<Option<LinkProfile>> {
-    check_name(v, name)?;
+    check_name(ctx, span, name)?;
     Ok(custom
         .get(name)
         .cloned()
         .or_else(|| LinkProfile::builtin(name)))
 }
 
-fn unknown_profile(v: &Val<'_>, name: &str) -> ScenarioError {
-    v.err(format!(
-        "unknown link profile `{name}`; expected a built-in ({}) or one defined under [profiles]",
-        LinkProfile::BUILTIN.join(", ")
-    ))
+/// A profile that must exist.
+fn known_profile(
+    ctx: &Ctx<'_>,
+    span: &Range<usize>,
+    name: &str,
+    custom: &BTreeMap<String, LinkProfile>,
+) -> Res<LinkProfile> {
+    lookup_profile(ctx, span, name, custom)?.ok_or_else(|| {
+        ctx.err(span, format!(
+            "unknown link profile `{name}`; expected a built-in ({}) or one defined under [profiles]",
+            LinkProfile::BUILTIN.join(", ")
+        ))
+    })
 }
 
 /// The profile an uplink kind gets when none is named.
@@ -580,98 +799,79 @@ pub fn default_profile(kind: LinkKind) -> &'static str {
     }
 }
 
+/// A link kind's name at `span`.
+fn link_kind(ctx: &Ctx<'_>, span: &Range<usize>, s: &str) -> Res<LinkKind> {
+    LinkKind::from_str(s).map_err(|e| ctx.err(span, e.to_string()))
+}
+
+/// A table's profile: the one it names (`default` when it names none) with its figures.
+fn table_profile(
+    ctx: &Ctx<'_>,
+    t: &RawProfile,
+    span: &Range<usize>,
+    default: &str,
+    custom: &BTreeMap<String, LinkProfile>,
+) -> Res<LinkProfile> {
+    let (name, base) = match &t.profile {
+        Some(p) => (
+            p.get_ref().as_str(),
+            lookup_profile(ctx, &p.span(), p.get_ref(), custom)?,
+        ),
+        None => (default, LinkProfile::builtin(default)),
+    };
+    t.to_profile(ctx, span, name, base)
+}
+
 /// One entry of `links`: `"kind"`, `"kind:profile"` or an inline table.
-fn link(v: &Val<'_>, custom: &BTreeMap<String, LinkProfile>) -> Res<LinkSpec> {
-    match v.v.get_ref() {
-        DeValue::String(s) => {
+fn link(
+    ctx: &Ctx<'_>,
+    v: &Spanned<StrOr<RawProfile>>,
+    custom: &BTreeMap<String, LinkProfile>,
+) -> Res<LinkSpec> {
+    let span = v.span();
+    match v.get_ref() {
+        StrOr::Str(s) => {
             let (kind_s, profile_s) = match s.split_once(':') {
                 Some((k, p)) => (k, Some(p)),
-                None => (s.as_ref(), None),
+                None => (s.as_str(), None),
             };
-            let kind = LinkKind::from_str(kind_s).map_err(|e| v.err(e.to_string()))?;
-            let pname = profile_s.unwrap_or(default_profile(kind));
-            let profile =
-                lookup_profile(v, pname, custom)?.ok_or_else(|| unknown_profile(v, pname))?;
+            let kind = link_kind(ctx, &span, kind_s)?;
+            let profile = known_profile(
+                ctx,
+                &span,
+                profile_s.unwrap_or(default_profile(kind)),
+                custom,
+            )?;
             Ok(LinkSpec { kind, profile })
         }
-        DeValue::Table(_) => {
-            let t = v.table()?;
-            let mut allowed = vec!["kind", "profile"];
-            allowed.extend(PROFILE_FIELDS);
-            t.keys(&allowed)?;
-            let kv = t.req("kind", "a link kind: fibre, lte or satellite")?;
-            let kind = LinkKind::from_str(kv.str()?).map_err(|e| kv.err(e.to_string()))?;
-            let (pname, base) = match t.get("profile") {
-                Some(pv) => {
-                    let n = pv.str()?;
-                    (n, lookup_profile(&pv, n, custom)?)
-                }
-                None => {
-                    let n = default_profile(kind);
-                    (n, LinkProfile::builtin(n))
-                }
-            };
-            Ok(LinkSpec {
-                kind,
-                profile: profile_fields(&t, pname, base)?,
-            })
+        StrOr::Table(t) => {
+            t.only(ctx, &["kind", "profile"])?;
+            let kv = ctx.req(
+                &t.kind,
+                &span,
+                "kind",
+                "a link kind: fibre, lte or satellite",
+            )?;
+            let kind = link_kind(ctx, &kv.span(), kv.get_ref())?;
+            let profile = table_profile(ctx, t, &span, default_profile(kind), custom)?;
+            Ok(LinkSpec { kind, profile })
         }
-        _ => Err(v.wrong_type("a link such as \"fibre\", \"satellite:leo\" or an inline table")),
     }
 }
 
 /// The Wi-Fi profile: a profile name or an inline table.
-fn wifi(v: &Val<'_>, custom: &BTreeMap<String, LinkProfile>) -> Res<LinkProfile> {
-    match v.v.get_ref() {
-        DeValue::String(s) => lookup_profile(v, s, custom)?.ok_or_else(|| unknown_profile(v, s)),
-        DeValue::Table(_) => {
-            let t = v.table()?;
-            let mut allowed = vec!["profile"];
-            allowed.extend(PROFILE_FIELDS);
-            t.keys(&allowed)?;
-            let (pname, base) = match t.get("profile") {
-                Some(pv) => {
-                    let n = pv.str()?;
-                    (n, lookup_profile(&pv, n, custom)?)
-                }
-                None => ("wifi", LinkProfile::builtin("wifi")),
-            };
-            profile_fields(&t, pname, base)
+fn wifi(
+    ctx: &Ctx<'_>,
+    v: &Spanned<StrOr<RawProfile>>,
+    custom: &BTreeMap<String, LinkProfile>,
+) -> Res<LinkProfile> {
+    match v.get_ref() {
+        StrOr::Str(s) => known_profile(ctx, &v.span(), s, custom),
+        StrOr::Table(t) => {
+            t.only(ctx, &["profile"])?;
+            table_profile(ctx, t, &v.span(), "wifi", custom)
         }
-        _ => Err(v.wrong_type("a profile name such as \"wifi\" or an inline table")),
     }
-}
-
-fn power(t: &Tbl<'_>) -> Res<PowerSpec> {
-    t.keys(&[
-        "solar_peak_w",
-        "battery_wh",
-        "soc_initial",
-        "load_w",
-        "grid",
-        "ups",
-        "cloud_cover",
-    ])?;
-    let d = power_default();
-    Ok(PowerSpec {
-        solar_peak_w: t
-            .get("solar_peak_w")
-            .map_or(Ok(d.solar_peak_w), |v| v.f64_in(0.0, POWER_W_MAX))?,
-        battery_wh: t
-            .get("battery_wh")
-            .map_or(Ok(d.battery_wh), |v| v.f64_in(0.0, BATTERY_WH_MAX))?,
-        soc_initial: t
-            .get("soc_initial")
-            .map_or(Ok(d.soc_initial), |v| v.unit())?,
-        load_w: t
-            .get("load_w")
-            .map_or(Ok(d.load_w), |v| v.f64_pos(POWER_W_MAX))?,
-        grid: t.get("grid").map_or(Ok(d.grid), |v| v.bool())?,
-        ups: t.get("ups").map_or(Ok(d.ups), |v| v.bool())?,
-        cloud_cover: t
-            .get("cloud_cover")
-            .map_or(Ok(d.cloud_cover), |v| v.unit())?,
-    })
 }
 
 /// The power set-up of a tower that gives no `[tower.power]` (DESIGN.md §10's solar
@@ -688,77 +888,92 @@ pub fn power_default() -> PowerSpec {
     }
 }
 
-fn towers(root: &Tbl<'_>, custom: &BTreeMap<String, LinkProfile>) -> Res<Vec<TowerSpec>> {
-    let v = root.req("tower", "at least one [[tower]] table")?;
-    if !matches!(v.v.get_ref(), DeValue::Array(_)) {
-        return Err(v.wrong_type("an array of tables ([[tower]])"));
+fn power(p: &RawPower) -> PowerSpec {
+    let d = power_default();
+    PowerSpec {
+        solar_peak_w: p.solar_peak_w.map_or(d.solar_peak_w, |v| v.0),
+        battery_wh: p.battery_wh.map_or(d.battery_wh, |v| v.0),
+        soc_initial: p.soc_initial.map_or(d.soc_initial, |v| v.0),
+        load_w: p.load_w.map_or(d.load_w, |v| v.0),
+        grid: p.grid.unwrap_or(d.grid),
+        ups: p.ups.unwrap_or(d.ups),
+        cloud_cover: p.cloud_cover.map_or(d.cloud_cover, |v| v.0),
     }
-    let groups = v.array(TOWERS_MAX)?;
-    if groups.is_empty() {
-        return Err(v.err("expected at least one tower"));
+}
+
+fn towers(
+    ctx: &Ctx<'_>,
+    raw: &RawScenario,
+    root: &Range<usize>,
+    custom: &BTreeMap<String, LinkProfile>,
+) -> Res<Vec<TowerSpec>> {
+    let groups = ctx.req(&raw.tower, root, "tower", "at least one [[tower]] table")?;
+    if groups.get_ref().0.is_empty() {
+        return Err(ctx.err(&groups.span(), "expected at least one tower"));
     }
     let mut out: Vec<TowerSpec> = Vec::new();
     // name → (group index) for duplicate reports.
     let mut names: BTreeMap<String, usize> = BTreeMap::new();
-    for (gi, g) in groups.iter().enumerate() {
-        let t = g.table()?;
-        t.keys(&["name", "count", "devices", "links", "wifi", "power"])?;
-        let name = match t.get("name") {
+    for (gi, g) in groups.get_ref().0.iter().enumerate() {
+        let (t, span) = (g.get_ref(), g.span());
+        let name = match &t.name {
             Some(nv) => {
-                let s = nv.str()?;
-                check_name(&nv, s)?;
-                if s == "origin" {
-                    return Err(nv.err("`origin` is reserved for the origin; pick another name"));
+                check_name(ctx, &nv.span(), nv.get_ref())?;
+                if nv.get_ref() == "origin" {
+                    return Err(ctx.err(
+                        &nv.span(),
+                        "`origin` is reserved for the origin; pick another name",
+                    ));
                 }
-                Some(s)
+                Some(nv.get_ref().as_str())
             }
             None => None,
         };
-        let count = match t.get("count") {
-            Some(cv) => cv.u32_in(1, TOWERS_MAX as u32)? as usize,
-            None => 1,
-        };
+        let count = t.count.as_ref().map_or(1, |c| c.get_ref().0 as usize);
         if out.len() + count > TOWERS_MAX {
-            let key = if t.map.contains_key("count") {
-                "count"
-            } else {
-                "name"
-            };
-            return Err(t.err_at_key(
-                key,
-                format!("more than {TOWERS_MAX} towers in total; expected at most {TOWERS_MAX}"),
-            ));
+            let m =
+                format!("more than {TOWERS_MAX} towers in total; expected at most {TOWERS_MAX}");
+            return Err(match &t.count {
+                Some(c) => ctx.err(&c.span(), m),
+                None => ctx.err_at(t.name.as_ref(), &span, "name", m),
+            });
         }
-        let devices = t
-            .req("devices", "the number of devices on each tower")?
-            .u32_in(0, DEVICES_PER_TOWER_MAX)?;
-        let lv = t.req(
+        let devices = ctx
+            .req(
+                &t.devices,
+                &span,
+                "devices",
+                "the number of devices on each tower",
+            )?
+            .get_ref()
+            .0 as u32;
+        let lv = ctx.req(
+            &t.links,
+            &span,
             "links",
             "the tower's uplinks, e.g. [\"fibre\", \"lte\", \"satellite:geo\"]",
         )?;
-        let mut links: Vec<LinkSpec> = Vec::new();
-        let entries = lv.array(LinkKind::ALL.len())?;
-        if entries.is_empty() {
-            return Err(lv.err("expected at least one uplink"));
+        if lv.get_ref().0.is_empty() {
+            return Err(ctx.err(&lv.span(), "expected at least one uplink"));
         }
-        for e in &entries {
-            let l = link(e, custom)?;
+        let mut links: Vec<LinkSpec> = Vec::new();
+        for e in &lv.get_ref().0 {
+            let l = link(ctx, e, custom)?;
             if links.iter().any(|x| x.kind == l.kind) {
-                return Err(e.err(format!(
-                    "a second {} link; expected each kind at most once",
-                    l.kind
-                )));
+                return Err(ctx.err(
+                    &e.span(),
+                    format!("a second {} link; expected each kind at most once", l.kind),
+                ));
             }
             links.push(l);
         }
-        let wifi = match t.get("wifi") {
-            Some(wv) => wifi(&wv, custom)?,
-            None => LinkProfile::builtin("wifi").ok_or_else(|| g.err("no built-in wifi"))?,
+        let wifi = match &t.wifi {
+            Some(wv) => wifi(ctx, wv, custom)?,
+            None => {
+                LinkProfile::builtin("wifi").ok_or_else(|| ctx.err(&span, "no built-in wifi"))?
+            }
         };
-        let power = match t.get("power") {
-            Some(pv) => power(&pv.table()?)?,
-            None => power_default(),
-        };
+        let power = t.power.as_ref().map_or_else(power_default, power);
         for i in 0..count {
             let tower_name = match name {
                 Some(n) if count == 1 => n.to_string(),
@@ -766,13 +981,13 @@ fn towers(root: &Tbl<'_>, custom: &BTreeMap<String, LinkProfile>) -> Res<Vec<Tow
                 None => format!("tower-{}", out.len()),
             };
             if let Some(prev) = names.insert(tower_name.clone(), gi) {
-                let key = if name.is_some() { "name" } else { "count" };
-                return Err(t.err_at_key(
-                    key,
-                    format!(
-                        "tower name `{tower_name}` is already used (by tower[{prev}]); expected unique names"
-                    ),
-                ));
+                let m = format!(
+                    "tower name `{tower_name}` is already used (by tower[{prev}]); expected unique names"
+                );
+                return Err(match &t.name {
+                    Some(n) => ctx.err(&n.span(), m),
+                    None => ctx.err_at(t.count.as_ref(), &span, "count", m),
+                });
             }
             out.push(TowerSpec {
                 name: tower_name,
@@ -789,69 +1004,44 @@ fn towers(root: &Tbl<'_>, custom: &BTreeMap<String, LinkProfile>) -> Res<Vec<Tow
 /// The publication sizes when `publish_size` does not give a class.
 pub const PUBLISH_BYTES_DEFAULT: [u64; 4] = [8 << 10, 64 << 10, 256 << 10, 1 << 20];
 
-fn workload(t: &Tbl<'_>) -> Res<Workload> {
-    t.keys(&[
-        "catalog",
-        "publish_per_hour",
-        "publish_size",
-        "reads_per_device_hour",
-        "ops_per_device_hour",
-        "contribution_share",
-        "shared_identity",
-        "key_reuse_per_device_hour",
-        "key_theft_per_hour",
-        "invalid_share",
-    ])?;
+fn workload(ctx: &Ctx<'_>, t: &Spanned<RawWorkload>) -> Res<Workload> {
+    let r = t.get_ref();
     let mut w = Workload::idle();
-    if let Some(cv) = t.get("catalog") {
-        for e in cv.array(CATALOG_GROUPS_MAX)? {
-            let ct = e.table()?;
-            ct.keys(&["priority", "items", "size"])?;
-            let pv = ct.req("priority", "a priority class P0, P1, P2 or P3")?;
-            let priority = Priority::from_str(pv.str()?).map_err(|e| pv.err(e.to_string()))?;
-            let items = ct
-                .req("items", "how many items")?
-                .u32_in(1, CATALOG_ITEMS_MAX)?;
-            let bytes = ct.req("size", "the size of each item")?.size()?;
-            w.catalog.push(CatalogSpec {
-                priority,
-                items,
-                bytes,
-            });
+    for e in r.catalog.iter().flat_map(|c| &c.0) {
+        let (c, span) = (e.get_ref(), e.span());
+        let what = "a priority class P0, P1, P2 or P3";
+        w.catalog.push(CatalogSpec {
+            priority: class(ctx, ctx.req(&c.priority, &span, "priority", what)?)?,
+            items: ctx
+                .req(&c.items, &span, "items", "how many items")?
+                .get_ref()
+                .0 as u32,
+            bytes: ctx
+                .req(&c.size, &span, "size", "the size of each item")?
+                .get_ref()
+                .0,
+        });
+    }
+    if let Some(v) = &r.publish_per_hour {
+        for (i, rate) in classes(ctx, v.get_ref())?.into_iter().enumerate() {
+            w.publish_per_hour[i] = rate.map_or(0.0, |r| r.0);
         }
     }
-    if let Some(v) = t.get("publish_per_hour") {
-        for (p, rv) in v.per_priority()? {
-            w.publish_per_hour[p.index()] = rv.f64_in(0.0, RATE_PER_HOUR_MAX)?;
+    if let Some(v) = &r.publish_size {
+        for (i, size) in classes(ctx, v)?.into_iter().enumerate() {
+            w.publish_bytes[i] = size.map_or(w.publish_bytes[i], |s| s.0);
         }
     }
-    if let Some(v) = t.get("publish_size") {
-        for (p, sv) in v.per_priority()? {
-            w.publish_bytes[p.index()] = sv.size()?;
-        }
-    }
-    if let Some(v) = t.get("reads_per_device_hour") {
-        w.reads_per_device_hour = v.f64_in(0.0, RATE_PER_HOUR_MAX)?;
-    }
-    if let Some(v) = t.get("ops_per_device_hour") {
-        w.ops_per_device_hour = v.f64_in(0.0, RATE_PER_HOUR_MAX)?;
-    }
-    if let Some(v) = t.get("contribution_share") {
-        w.contribution_share = v.unit()?;
-    }
-    let m = &mut w.misuse;
-    if let Some(v) = t.get("shared_identity") {
-        m.shared_identity = v.unit()?;
-    }
-    if let Some(v) = t.get("key_reuse_per_device_hour") {
-        m.key_reuse_per_device_hour = v.f64_in(0.0, RATE_PER_HOUR_MAX)?;
-    }
-    if let Some(v) = t.get("key_theft_per_hour") {
-        m.key_theft_per_hour = v.f64_in(0.0, RATE_PER_HOUR_MAX)?;
-    }
-    if let Some(v) = t.get("invalid_share") {
-        m.invalid_share = v.unit()?;
-    }
+    let rate = |v: Option<Rate>| v.map_or(0.0, |v| v.0);
+    w.reads_per_device_hour = rate(r.reads_per_device_hour.as_ref().map(|v| *v.get_ref()));
+    w.ops_per_device_hour = rate(r.ops_per_device_hour.as_ref().map(|v| *v.get_ref()));
+    w.contribution_share = rate(r.contribution_share.map(|v| Num(v.0)));
+    w.misuse = Misuse {
+        shared_identity: rate(r.shared_identity.map(|v| Num(v.0))),
+        key_reuse_per_device_hour: rate(r.key_reuse_per_device_hour),
+        key_theft_per_hour: rate(r.key_theft_per_hour),
+        invalid_share: rate(r.invalid_share.map(|v| Num(v.0))),
+    };
     Ok(w)
 }
 
@@ -921,64 +1111,9 @@ pub fn resolve_targets(
     Ok(resolved)
 }
 
-/// One parameter's value, read and range-checked against its declaration.
-fn param(t: &Tbl<'_>, decl: &FaultDecl, p: &'static ParamDecl) -> Res<ParamValue> {
-    let missing = |key: &str| {
-        t.ctx.err(
-            &t.span,
-            &t.field(key),
-            format!(
-                "missing; expected {} for fault kind `{}`",
-                p.what, decl.name
-            ),
-        )
-    };
-    if let ParamTy::Bandwidth = p.ty {
-        let bytes_per_s = match (t.get("bandwidth_mbit"), t.get("bytes_per_s")) {
-            (Some(_), Some(v)) => {
-                return Err(v.err("give either bandwidth_mbit or bytes_per_s, not both"));
-            }
-            (Some(v), None) => mbit_to_bytes_per_s(v.f64_pos(BANDWIDTH_MBIT_MAX)?).max(1),
-            (None, Some(v)) => v.u64_in(1, mbit_to_bytes_per_s(BANDWIDTH_MBIT_MAX))?,
-            (None, None) => return Err(missing("bandwidth_mbit")),
-        };
-        return Ok(ParamValue::Int(bytes_per_s as i64));
-    }
-    let v = t.get(p.key).ok_or_else(|| missing(p.key))?;
-    Ok(match p.ty {
-        ParamTy::Unit => ParamValue::Number(v.unit()?),
-        ParamTy::Number { min, max } => ParamValue::Number(v.f64_in(min, max)?),
-        ParamTy::Int { min, max } => ParamValue::Int(v.int_in(min, max)?),
-        ParamTy::Duration { min, max } => ParamValue::Duration(v.duration_in(min, max)?),
-        ParamTy::SignedDuration => {
-            let (negative, d) = v.duration_signed()?;
-            if d.is_zero() {
-                return Err(v.err("expected a non-zero jump such as \"-30s\" or \"5m\""));
-            }
-            let ms = i64::try_from(d.as_millis()).map_err(|_| v.err("jump out of range"))?;
-            ParamValue::SignedMs(if negative { -ms } else { ms })
-        }
-        ParamTy::Bandwidth => unreachable!("handled above"),
-    })
-}
-
-/// A fault's kind with its parameters, as its declaration says.
-fn fault_kind(t: &Tbl<'_>, decl: &'static FaultDecl) -> Res<FaultKind> {
-    let mut values = Vec::with_capacity(decl.params.len());
-    for p in decl.params {
-        values.push((p.key, param(t, decl, p)?));
-    }
-    // The values were checked against their declarations; a mismatch with the variant's
-    // fields is a bug in the table (`faults::tests` checks every kind).
-    FaultKind::from_params(decl.name, &values).map_err(|e| {
-        t.ctx
-            .err(&t.span, &t.field("kind"), format!("internal: {e}"))
-    })
-}
-
 /// A fault's kind, parameters, `for` and target, as a scenario's `[[fault]]` or a game-day
 /// step's `fault = { … }` gives them (`at` is the caller's).
-pub struct FaultParts<'a> {
+pub struct FaultParts {
     /// The kind's declaration.
     pub decl: &'static FaultDecl,
     /// The kind with its parameters.
@@ -986,102 +1121,198 @@ pub struct FaultParts<'a> {
     /// `for`, when given (checked: positive unless the kind may be instant).
     pub lasts: Option<Duration>,
     /// The `target` value, resolved against towers by [`resolve_targets`].
-    pub target: Val<'a>,
+    pub target: Spanned<String>,
 }
 
-impl FaultParts<'_> {
+impl FaultParts {
     /// How long the fault lasts when it starts at `at` in a safety phase of `duration`.
     pub fn duration(&self, at: Duration, duration: Duration) -> Duration {
         self.decl.duration(self.lasts, duration.saturating_sub(at))
     }
 }
 
-/// Read a fault table's kind, parameters, `for` and `target`; `keys` are the other keys
-/// the table may have (`at` in a scenario).
-pub fn fault_parts<'a>(t: &Tbl<'a>, keys: &[&str]) -> Res<FaultParts<'a>> {
+/// A string value.
+fn string(ctx: &Ctx<'_>, v: &Spanned<Value>) -> Res<Spanned<String>> {
+    match v.get_ref() {
+        Value::String(s) => Ok(Spanned::new(v.span(), s.clone())),
+        other => Err(ctx.err(&v.span(), wrong(other, "a string"))),
+    }
+}
+
+/// Check a fault table's kind, parameters, `for` and `target`; `keys` are the other keys
+/// the table may have (`at` in a scenario); `span` is the table's.
+pub fn fault_parts(
+    ctx: &Ctx<'_>,
+    f: &RawFault,
+    span: &Range<usize>,
+    keys: &[&str],
+) -> Res<FaultParts> {
     let kinds = fault_kinds().join(", ");
-    let kind_v = t.req("kind", &format!("a fault kind: {kinds}"))?;
-    let kind_name = kind_v.str()?;
-    let decl = FaultKind::decl_named(kind_name).ok_or_else(|| {
-        kind_v.err(format!(
-            "unknown fault kind {kind_name:?}; expected one of: {kinds}"
-        ))
+    let (kind_v, target_v) = (f.get("kind"), f.get("target"));
+    let kind_v = ctx.req(&kind_v, span, "kind", &format!("a fault kind: {kinds}"))?;
+    let kind_v = string(ctx, kind_v)?;
+    let name = kind_v.get_ref().as_str();
+    let decl = FaultKind::decl_named(name).ok_or_else(|| {
+        ctx.err(
+            &kind_v.span(),
+            format!("unknown fault kind {name:?}; expected one of: {kinds}"),
+        )
     })?;
     // A parameter of another kind gets a message of its own before the generic check.
     let params: Vec<&str> = decl.params.iter().flat_map(|p| p.keys()).copied().collect();
-    let foreign = t
-        .map
-        .keys()
-        .filter(|k| {
-            let k = k.get_ref().as_ref();
-            FaultKind::all().any(|d| d.params.iter().any(|p| p.keys().contains(&k)))
-                && !params.contains(&k)
-        })
-        .min_by_key(|k| k.span().start);
-    if let Some(k) = foreign {
-        let takes = if params.is_empty() {
-            "no parameters".to_string()
-        } else {
-            params.join(", ")
-        };
-        return Err(t.err_at_key(
-            k.get_ref(),
-            format!(
-                "`{}` is not a parameter of fault kind `{kind_name}`; it takes {takes}",
-                k.get_ref()
-            ),
-        ));
-    }
     let mut allowed = vec!["for", "target", "kind"];
     allowed.extend(keys);
     allowed.extend(&params);
-    t.keys(&allowed)?;
-    let kind = fault_kind(t, decl)?;
-    let lasts = match (t.get("for"), decl.lasts) {
-        (Some(fv), Lasts::For) => Some(fv.duration_pos(DURATION_MAX)?),
-        (Some(fv), _) => Some(fv.duration_in(Duration::ZERO, DURATION_MAX)?),
-        (None, Lasts::For) => {
-            return Err(t.ctx.err(
-                &t.span,
-                &t.field("for"),
-                format!("missing; expected how long the `{kind_name}` fault lasts, e.g. \"30m\""),
+    let any_param =
+        |k: &str| FaultKind::all().any(|d| d.params.iter().any(|p| p.keys().contains(&k)));
+    let stray = f
+        .keys()
+        .filter(|k| !allowed.contains(&k.get_ref().as_str()))
+        .min_by_key(|k| (!any_param(k.get_ref()), k.span().start));
+    if let Some(k) = stray {
+        let k_name = k.get_ref();
+        let message = if any_param(k_name) {
+            let takes = if params.is_empty() {
+                "no parameters".to_string()
+            } else {
+                params.join(", ")
+            };
+            format!("`{k_name}` is not a parameter of fault kind `{name}`; it takes {takes}")
+        } else {
+            format!(
+                "unknown key `{k_name}`; expected one of: {}",
+                allowed.join(", ")
+            )
+        };
+        return Err(ctx.err(&k.span(), message));
+    }
+    let mut values = Vec::with_capacity(decl.params.len());
+    for p in decl.params {
+        values.push((p.key, param_value(ctx, f, span, decl, p)?));
+    }
+    // The values were checked against their declarations; a mismatch with the variant's
+    // fields is a bug in the table (`faults::tests` checks every kind).
+    let kind = FaultKind::from_params(decl.name, &values)
+        .map_err(|e| ctx.err(&kind_v.span(), format!("internal: {e}")))?;
+    let shortest = match decl.lasts {
+        Lasts::For => Duration::from_millis(1),
+        _ => Duration::ZERO,
+    };
+    let lasts = match f.get("for") {
+        Some(v) => {
+            Some(dur_in(v.get_ref(), shortest, DURATION_MAX).map_err(|m| ctx.err(&v.span(), m))?)
+        }
+        None if decl.lasts == Lasts::For => {
+            return Err(ctx.err_key(
+                span,
+                "for",
+                format!("missing; expected how long the `{name}` fault lasts, e.g. \"30m\""),
             ));
         }
-        (None, _) => None,
+        None => None,
     };
-    let target = t.req(
+    let target = ctx.req(
+        &target_v,
+        span,
         "target",
         "\"origin\", a tower, \"<tower>/<link>\" or \"<tower>/wifi\"",
     )?;
-    target.str()?;
     Ok(FaultParts {
         decl,
         kind,
         lasts,
-        target,
+        target: string(ctx, target)?,
     })
 }
 
-fn faults(v: &Val<'_>, towers: &[TowerSpec], duration: Duration) -> Res<Vec<FaultSpec>> {
-    if !matches!(v.v.get_ref(), DeValue::Array(_)) {
-        return Err(v.wrong_type("an array of tables ([[fault]])"));
+/// One parameter's value, read and range-checked against its declaration.
+fn param_value(
+    ctx: &Ctx<'_>,
+    f: &RawFault,
+    span: &Range<usize>,
+    decl: &FaultDecl,
+    p: &ParamDecl,
+) -> Res<ParamValue> {
+    let missing = |key: &str| {
+        ctx.err_key(
+            span,
+            key,
+            format!(
+                "missing; expected {} for fault kind `{}`",
+                p.what, decl.name
+            ),
+        )
+    };
+    let at = |v: &Spanned<Value>| {
+        let span = v.span();
+        move |m: String| ctx.err(&span, m)
+    };
+    if let ParamTy::Bandwidth = p.ty {
+        let bytes_per_s = match (f.get("bandwidth_mbit"), f.get("bytes_per_s")) {
+            (Some(_), Some(v)) => {
+                return Err(ctx.err(
+                    &v.span(),
+                    "give either bandwidth_mbit or bytes_per_s, not both",
+                ));
+            }
+            (Some(v), None) => {
+                mbit_to_bytes_per_s(pos_in(v.get_ref(), BANDWIDTH_MBIT_MAX).map_err(at(v))?).max(1)
+                    as i64
+            }
+            (None, Some(v)) => int_in(v.get_ref(), 1, BYTES_PER_S_MAX).map_err(at(v))?,
+            (None, None) => return Err(missing("bandwidth_mbit")),
+        };
+        return Ok(ParamValue::Int(bytes_per_s));
     }
+    let v = f.get(p.key).ok_or_else(|| missing(p.key))?;
+    let s = v.get_ref();
+    Ok(match p.ty {
+        ParamTy::Unit => ParamValue::Number(num_in(s, 0.0, 1.0).map_err(at(v))?),
+        ParamTy::Number { min, max } => ParamValue::Number(num_in(s, min, max).map_err(at(v))?),
+        ParamTy::Int { min, max } => ParamValue::Int(int_in(s, min, max).map_err(at(v))?),
+        ParamTy::Duration { min, max } => ParamValue::Duration(dur_in(s, min, max).map_err(at(v))?),
+        ParamTy::SignedDuration => {
+            let (negative, d) = dur_signed(s).map_err(at(v))?;
+            if d.is_zero() {
+                return Err(ctx.err(
+                    &v.span(),
+                    "expected a non-zero jump such as \"-30s\" or \"5m\"",
+                ));
+            }
+            let ms = i64::try_from(d.as_millis())
+                .map_err(|_| ctx.err(&v.span(), "jump out of range"))?;
+            ParamValue::SignedMs(if negative { -ms } else { ms })
+        }
+        ParamTy::Bandwidth => unreachable!("handled above"),
+    })
+}
+
+fn faults(
+    ctx: &Ctx<'_>,
+    raw: Option<&Capped<Spanned<RawFault>, FAULTS_MAX>>,
+    towers: &[TowerSpec],
+    duration: Duration,
+) -> Res<Vec<FaultSpec>> {
     let mut out = Vec::new();
-    for e in v.array(FAULTS_MAX)? {
-        let t = e.table()?;
-        let parts = fault_parts(&t, &["at"])?;
-        let at_v = t.req("at", "when the fault starts, e.g. \"2h\"")?;
-        let at = at_v.duration_in(Duration::ZERO, DURATION_MAX)?;
+    for e in raw.into_iter().flat_map(|f| &f.0) {
+        let (f, span) = (e.get_ref(), e.span());
+        let parts = fault_parts(ctx, f, &span, &["at"])?;
+        let at_v = f.get("at");
+        let at_v = ctx.req(&at_v, &span, "at", "when the fault starts, e.g. \"2h\"")?;
+        let at = dur_in(at_v.get_ref(), Duration::ZERO, DURATION_MAX)
+            .map_err(|m| ctx.err(&at_v.span(), m))?;
         if at >= duration {
-            return Err(at_v.err(format!(
+            return Err(ctx.err(&at_v.span(), format!(
                 "the fault starts at or after the end of the safety phase; expected less than duration ({})",
                 super::format_duration(duration)
             )));
         }
         let tv = &parts.target;
-        for target in resolve_targets(parts.decl, tv.str()?, towers).map_err(|m| tv.err(m))? {
+        let targets = resolve_targets(parts.decl, tv.get_ref(), towers)
+            .map_err(|m| ctx.err(&tv.span(), m))?;
+        for target in targets {
             if out.len() >= FAULTS_MAX {
-                return Err(tv.err(format!(
+                return Err(ctx.err(&tv.span(), format!(
                     "more than {FAULTS_MAX} faults after expanding \"*\"; expected at most {FAULTS_MAX}"
                 )));
             }
@@ -1096,99 +1327,66 @@ fn faults(v: &Val<'_>, towers: &[TowerSpec], duration: Duration) -> Res<Vec<Faul
     Ok(out)
 }
 
-/// The nemesis rate keys, in [`Family`] order.
-pub const NEMESIS_RATES: [(&str, Family); 5] = [
-    ("network_per_hour", Family::Network),
-    ("process_per_hour", Family::Process),
-    ("disk_per_hour", Family::Disk),
-    ("power_per_hour", Family::Power),
-    ("clock_per_hour", Family::Clock),
-];
-
-fn nemesis(t: &Tbl<'_>) -> Res<Nemesis> {
-    let mut allowed: Vec<&str> = NEMESIS_RATES.iter().map(|(k, _)| *k).collect();
-    allowed.extend(["duration_mean", "duration_max"]);
-    t.keys(&allowed)?;
+fn nemesis(ctx: &Ctx<'_>, t: &Spanned<RawNemesis>) -> Res<Nemesis> {
+    let r = t.get_ref();
     let mut n = Nemesis::off();
-    for (key, family) in NEMESIS_RATES {
-        if let Some(v) = t.get(key) {
-            let rate = v.f64_in(0.0, RATE_PER_HOUR_MAX)?;
-            if rate > 0.0 {
-                n.rates_per_hour.push((family, rate));
-            }
+    for (family, rate) in r.rates() {
+        if let Some(rate) = rate.as_ref().map(|v| v.get_ref().0).filter(|r| *r > 0.0) {
+            n.rates_per_hour.push((family, rate));
         }
     }
-    if let Some(v) = t.get("duration_mean") {
-        n.duration_mean = v.duration_pos(DURATION_MAX)?;
+    if let Some(v) = &r.duration_mean {
+        n.duration_mean = v.get_ref().0;
     }
-    if let Some(v) = t.get("duration_max") {
-        n.duration_max = v.duration_pos(DURATION_MAX)?;
+    if let Some(v) = &r.duration_max {
+        n.duration_max = v.get_ref().0;
     }
     if n.duration_mean > n.duration_max {
-        let key = if t.map.contains_key("duration_mean") {
-            "duration_mean"
-        } else {
-            "duration_max"
-        };
-        return Err(t.err_at_key(
-            key,
-            format!(
-                "duration_mean ({}) is longer than duration_max ({}); expected mean <= max",
-                super::format_duration(n.duration_mean),
-                super::format_duration(n.duration_max)
-            ),
-        ));
+        let v = r.duration_mean.as_ref().or(r.duration_max.as_ref());
+        let message = format!(
+            "duration_mean ({}) is longer than duration_max ({}); expected mean <= max",
+            super::format_duration(n.duration_mean),
+            super::format_duration(n.duration_max)
+        );
+        return Err(ctx.err_at(v, &t.span(), "duration_mean", message));
     }
     Ok(n)
 }
 
-fn invariants(v: &Val<'_>) -> Res<BTreeSet<Oracle>> {
+fn invariants(ctx: &Ctx<'_>, names: &[Spanned<String>]) -> Res<BTreeSet<Oracle>> {
     let mut out = BTreeSet::new();
-    for e in v.array(64)? {
-        let s = e.str()?;
+    for e in names {
+        let s = e.get_ref().as_str();
         if s == "all" {
             out.extend(Oracle::ALL);
             continue;
         }
         let o = Oracle::from_name(s).ok_or_else(|| {
             let names: Vec<&str> = Oracle::ALL.iter().map(|o| o.name()).collect();
-            e.err(format!(
-                "unknown invariant {s:?}; expected \"all\" or one of: {}",
-                names.join(", ")
-            ))
+            ctx.err(
+                &e.span(),
+                format!(
+                    "unknown invariant {s:?}; expected \"all\" or one of: {}",
+                    names.join(", ")
+                ),
+            )
         })?;
         out.insert(o);
     }
     Ok(out)
 }
 
-fn slo(t: &Tbl<'_>) -> Res<Slo> {
-    t.keys(&[
-        "availability_min",
-        "freshness_p99_max",
-        "mttr_max",
-        "rpo_max",
-        "soc_min",
-    ])?;
-    let mut s = Slo::default();
-    if let Some(v) = t.get("availability_min") {
-        s.availability_min = Some(v.unit()?);
-    }
-    if let Some(v) = t.get("freshness_p99_max") {
-        for (p, dv) in v.per_priority()? {
-            s.freshness_p99_max[p.index()] = Some(dv.duration_pos(DURATION_MAX)?);
-        }
-    }
-    if let Some(v) = t.get("mttr_max") {
-        s.mttr_max = Some(v.duration_pos(DURATION_MAX)?);
-    }
-    if let Some(v) = t.get("rpo_max") {
-        s.rpo_max = v.u64_in(0, RPO_MAX)?;
-    }
-    if let Some(v) = t.get("soc_min") {
-        s.soc_min = Some(v.unit()?);
-    }
-    Ok(s)
+fn slo(ctx: &Ctx<'_>, r: &RawSlo) -> Res<Slo> {
+    Ok(Slo {
+        availability_min: r.availability_min.map(|v| v.0),
+        freshness_p99_max: match &r.freshness_p99_max {
+            Some(f) => classes(ctx, f)?.map(|d| d.map(|d| d.0)),
+            None => [None; 4],
+        },
+        mttr_max: r.mttr_max.map(|v| v.0),
+        rpo_max: r.rpo_max.map_or(0, |v| v.0 as u64),
+        soc_min: r.soc_min.map(|v| v.0),
+    })
 }
 
 #[cfg(test)]
@@ -1337,6 +1535,37 @@ mod tests {
             e.to_string(),
             format!("t.toml:6: slo.freshness_p99_max.P9: {}", e.message)
         );
+    }
+
+    /// Goal: an unknown key in a profile table lists the keys of that place only.
+    #[test]
+    fn profile_tables_name_their_own_keys() {
+        let figures =
+            "latency, jitter, bandwidth_mbit, bytes_per_s, loss, handover_every, handover_outage";
+        for (text, field, naming) in [
+            (
+                "[profiles.x]\nlatncy = \"1ms\"\n",
+                "profiles.x.latncy",
+                "base",
+            ),
+            (
+                "[[tower]]\ndevices = 1\nlinks = [{ kind = \"lte\", latncy = \"1ms\" }]\n",
+                "tower[0].links[0].latncy",
+                "kind, profile",
+            ),
+            (
+                "[[tower]]\ndevices = 1\nlinks = [\"lte\"]\nwifi = { latncy = \"1ms\" }\n",
+                "tower[0].wifi.latncy",
+                "profile",
+            ),
+        ] {
+            let e = err(&format!("duration = \"1h\"\n{text}"));
+            assert_eq!(e.field, field);
+            assert_eq!(
+                e.message,
+                format!("unknown key `latncy`; expected one of: {naming}, {figures}")
+            );
+        }
     }
 
     /// Goal: a link of the same kind twice and an uplink-less tower are rejected.

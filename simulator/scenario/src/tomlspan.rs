@@ -1,29 +1,37 @@
-//! Reading TOML by hand on toml's span-preserving document ([`DeTable`]), with errors
-//! that name the file, the 1-based line, the field path and what was expected.
+//! TOML files read with serde, with errors that name the file, the 1-based line, the field
+//! path and what was expected.
 //!
-//! Shared by the scenario parser ([`crate::parse`]) and the console's game-day
-//! plan parser, so both files report problems the same way. Each table first declares the
-//! keys it accepts ([`Tbl::keys`]); each value is then converted and range-checked with
-//! its span at hand ([`Val`]'s typed accessors), so type, unknown-key and semantic errors
-//! all carry a line.
+//! Shared by the scenario parser ([`crate::parse`]), the failure files and the console's
+//! game-day plans. Each file format is a set of raw structs deriving `Deserialize` and
+//! `Serialize` with `deny_unknown_fields`; [`Ctx::read`] parses the text and
+//! deserialises it, then the format's own validation turns the raw structs into its model,
+//! reporting problems at the span of a [`toml::Spanned`] value ([`Ctx::err`]) or at a
+//! missing key of a table ([`Ctx::err_key`]). Every error gets its line from the span and
+//! its field path (`tower[1].power.soc_initial`) from the place in the document the span
+//! belongs to, so neither serde's errors nor a validation step need to track paths.
 //!
 //! Map:
 //! - [`SpanError`]: the error value (`file:line: field: message`), [`located`] (its
 //!   format), made from an input file's read error too.
-//! - [`Ctx`]: the file being read; spans to lines, error building, syntax errors.
-//! - [`Tbl`]: a table with its field path: `keys`, `get`, `req`, `err_at_key`.
-//! - [`Val`]: one value with its field path: strings, booleans, integers, numbers,
-//!   durations, tables and arrays, each with its range check.
+//! - [`Ctx`]: the file being read: `read`, `err`, `err_key`, `line`; serde's messages
+//!   reworded in the files' terms (keys, tables, arrays; "expected …, found …").
+//! - value types checked while they are read, each saying what it expected: [`Int`],
+//!   [`Num`], [`Pos`], [`Dur`], [`Capped`], [`StrOr`]; the `*_in` checks behind them, on a
+//!   [`toml::Value`], for values whose range is known only at run time (fault parameters).
 //!
-//! Not covered: any file's grammar (sections, domain values such as sizes, priorities
-//! or fault kinds stay with their parser); serde-style deserialisation.
+//! Not covered: any file's own grammar (sizes, priorities, fault kinds, cross-field rules
+//! stay with their format).
 
 use crate::format_duration;
 use crate::parse::parse_duration;
+use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+use std::fmt;
+use std::marker::PhantomData;
 use std::ops::Range;
 use std::time::Duration;
-use toml::Spanned;
 use toml::de::{DeTable, DeValue};
+use toml::{Spanned, Value};
 
 /// A problem at a place in a TOML file: `file:line: field: message`; the line and the
 /// field are left out when unknown (`file: message` for a file that could not be read).
@@ -64,10 +72,10 @@ impl From<sovereign_wire::input::InputError> for SpanError {
     }
 }
 
-/// Result of reading a spanned value.
+/// Result of reading a file.
 pub type Res<T> = Result<T, SpanError>;
 
-/// The file being read: turns spans into lines and builds errors.
+/// The file being read: parses it, turns spans into lines and field paths, builds errors.
 pub struct Ctx<'a> {
     /// Names the file in errors.
     pub file: &'a str,
@@ -86,19 +94,80 @@ impl Ctx<'_> {
             + 1
     }
 
-    /// An error at the start of `span`.
-    pub fn err(&self, span: &Range<usize>, field: &str, message: impl Into<String>) -> SpanError {
+    /// Parse the text and deserialise it as `T`. A syntax error's field is the key (or
+    /// table header) on its line, cut to `field_len_max` characters.
+    pub fn read<T: DeserializeOwned>(&self, field_len_max: usize) -> Res<T> {
+        let doc = DeTable::parse(self.text).map_err(|e| self.syntax(&e, field_len_max))?;
+        T::deserialize(toml::de::Deserializer::from(doc)).map_err(|e| self.de_error(&e))
+    }
+
+    /// An error at `span`: a key, a value or a table of the document.
+    pub fn err(&self, span: &Range<usize>, message: impl Into<String>) -> SpanError {
+        self.at(span, None, message.into())
+    }
+
+    /// An error at `key` of the table at `span` (a missing key, or one given elsewhere).
+    pub fn err_key(
+        &self,
+        table: &Range<usize>,
+        key: &str,
+        message: impl Into<String>,
+    ) -> SpanError {
+        self.at(table, Some(key), message.into())
+    }
+
+    /// An error at `key` of the table at `table`: at its value when the file gives it.
+    pub fn err_at<T>(
+        &self,
+        value: Option<&Spanned<T>>,
+        table: &Range<usize>,
+        key: &str,
+        message: impl Into<String>,
+    ) -> SpanError {
+        match value {
+            Some(v) => self.err(&v.span(), message),
+            None => self.err_key(table, key, message),
+        }
+    }
+
+    /// A required key's value, or "missing; expected `what`" at the table at `table`.
+    pub fn req<'v, T>(
+        &self,
+        v: &'v Option<T>,
+        table: &Range<usize>,
+        key: &str,
+        what: &str,
+    ) -> Res<&'v T> {
+        v.as_ref()
+            .ok_or_else(|| self.err_key(table, key, format!("missing; expected {what}")))
+    }
+
+    fn at(&self, span: &Range<usize>, key: Option<&str>, message: String) -> SpanError {
+        let mut field = DeTable::parse(self.text)
+            .ok()
+            .and_then(|doc| find(doc.get_ref(), span, ""))
+            .unwrap_or_default();
+        if let Some(key) = key {
+            field = if field.is_empty() {
+                key.to_string()
+            } else {
+                format!("{field}.{key}")
+            };
+        }
+        if field.is_empty() {
+            field = "(file)".into();
+        }
         SpanError {
             file: self.file.to_string(),
             line: self.line(span.start),
-            field: field.to_string(),
-            message: message.into(),
+            field,
+            message,
         }
     }
 
     /// A TOML syntax error; the field is the key (or table header) on the offending line
     /// when there is one, cut to `field_len_max` characters.
-    pub fn syntax(&self, e: &toml::de::Error, field_len_max: usize) -> SpanError {
+    fn syntax(&self, e: &toml::de::Error, field_len_max: usize) -> SpanError {
         let start = e.span().map_or(0, |s| s.start);
         let line = self.line(start);
         let text = self.text.split('\n').nth(line - 1).unwrap_or("").trim();
@@ -115,346 +184,406 @@ impl Ctx<'_> {
             message: format!("TOML syntax error: {}", e.message()),
         }
     }
-}
 
-/// A table being read, with its path and span.
-pub struct Tbl<'a> {
-    /// The file.
-    pub ctx: &'a Ctx<'a>,
-    /// Field path of the table (empty at the root); keys are reported under it.
-    pub path: String,
-    /// The table's span: missing keys are reported at its start.
-    pub span: Range<usize>,
-    /// Its entries.
-    pub map: &'a DeTable<'a>,
-}
-
-impl<'a> Tbl<'a> {
-    /// The root table of a parsed document.
-    pub fn root(ctx: &'a Ctx<'a>, doc: &'a Spanned<DeTable<'a>>) -> Self {
-        Tbl {
-            ctx,
-            path: String::new(),
-            span: doc.span(),
-            map: doc.get_ref(),
+    /// A deserialisation error, reworded from serde's terms into the file's.
+    fn de_error(&self, e: &toml::de::Error) -> SpanError {
+        let span = e.span().unwrap_or(0..0);
+        let m = e.message();
+        let ticked = |s: &str| -> Vec<String> {
+            s.split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_string)
+                .collect()
+        };
+        if let Some(rest) = m.strip_prefix("missing field ") {
+            let key = ticked(rest).pop().unwrap_or_default();
+            let needs = match self.err(&span, "").field.as_str() {
+                "(file)" => "the file".to_string(),
+                table => format!("[{table}]"),
+            };
+            return self.err_key(&span, &key, format!("missing; {needs} needs it"));
         }
+        for (prefix, what) in [("unknown field ", "key"), ("unknown variant ", "value")] {
+            if let Some(rest) = m.strip_prefix(prefix) {
+                let (found, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
+                let expected = match ticked(expected) {
+                    names if names.is_empty() => "nothing here".to_string(),
+                    names => format!("one of: {}", names.join(", ")),
+                };
+                let found = ticked(found).pop().unwrap_or_default();
+                return self.err(
+                    &span,
+                    format!("unknown {what} `{found}`; expected {expected}"),
+                );
+            }
+        }
+        if m.contains("` as i128") || m.contains("` as u128") {
+            return self.err(&span, "integer out of range; expected a 64-bit integer");
+        }
+        for prefix in ["invalid type: ", "invalid value: "] {
+            if let Some((found, expected)) = m
+                .strip_prefix(prefix)
+                .and_then(|r| r.split_once(", expected "))
+            {
+                return self.err(
+                    &span,
+                    format!(
+                        "expected {}, found {}",
+                        expected_words(expected),
+                        found_words(found)
+                    ),
+                );
+            }
+        }
+        let mut e = self.err(&span, m.to_string());
+        if m.contains(" entries; expected at most ") {
+            // An array of tables shares its span with its first table: name the array.
+            e.field = e.field.trim_end_matches("[0]").to_string();
+        }
+        e
     }
+}
 
-    /// The field path of `key` in this table.
-    pub fn field(&self, key: &str) -> String {
-        if self.path.is_empty() {
-            key.to_string()
+/// serde's name for an expected type, in the files' terms.
+fn expected_words(s: &str) -> &str {
+    match s {
+        _ if s.starts_with("struct ") || s == "a map" || s == "map" => "a table",
+        "a sequence" => "an array",
+        "a boolean" => "true or false",
+        "i64" | "u64" | "i32" | "u32" | "u16" | "u8" | "usize" => "an integer",
+        "f64" | "f32" => "a number",
+        s => s,
+    }
+}
+
+/// serde's name for a value found, in the files' terms.
+fn found_words(s: &str) -> String {
+    s.replacen("map", "table", 1)
+        .replacen("sequence", "array", 1)
+        .replacen("floating point", "float", 1)
+}
+
+/// The field path of the key, value or table at exactly `span` (the deepest one, so an
+/// array of tables' first element wins over the array that shares its header).
+fn find(t: &DeTable<'_>, span: &Range<usize>, path: &str) -> Option<String> {
+    t.iter().find_map(|(k, v)| {
+        let here = if path.is_empty() {
+            k.get_ref().to_string()
         } else {
-            format!("{}.{key}", self.path)
-        }
-    }
+            format!("{path}.{}", k.get_ref())
+        };
+        find_value(v, span, &here).or_else(|| (k.span() == *span).then_some(here))
+    })
+}
 
-    /// Reject the first (in file order) key not in `allowed`.
-    pub fn keys(&self, allowed: &[&str]) -> Res<()> {
-        let unknown = self
-            .map
-            .keys()
-            .filter(|k| !allowed.contains(&k.get_ref().as_ref()))
-            .min_by_key(|k| k.span().start);
-        match unknown {
-            None => Ok(()),
-            Some(k) => Err(self.ctx.err(
-                &k.span(),
-                &self.field(k.get_ref()),
-                format!(
-                    "unknown key `{}`; expected one of: {}",
-                    k.get_ref(),
-                    allowed.join(", ")
-                ),
-            )),
-        }
-    }
+fn find_value(v: &Spanned<DeValue<'_>>, span: &Range<usize>, here: &str) -> Option<String> {
+    let inner = match v.get_ref() {
+        DeValue::Table(t) => find(t, span, here),
+        DeValue::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, e)| find_value(e, span, &format!("{here}[{i}]"))),
+        _ => None,
+    };
+    inner.or_else(|| (v.span() == *span).then(|| here.to_string()))
+}
 
-    /// An optional key.
-    pub fn get(&self, key: &str) -> Option<Val<'a>> {
-        self.map.get(key).map(|v| Val {
-            ctx: self.ctx,
-            field: self.field(key),
-            v,
-        })
-    }
+// ---------------------------------------------------------------------------------------
+// Values checked while they are read.
 
-    /// A required key; `what` says what it should hold.
-    pub fn req(&self, key: &str, what: &str) -> Res<Val<'a>> {
-        self.get(key).ok_or_else(|| {
-            self.ctx.err(
-                &self.span,
-                &self.field(key),
-                format!("missing; expected {what}"),
-            )
-        })
-    }
+/// "expected `expected`, found <the value's type>".
+pub fn wrong(v: &Value, expected: &str) -> String {
+    format!("expected {expected}, found {}", v.type_str())
+}
 
-    /// An error at `key` (at the table itself when the key is absent).
-    pub fn err_at_key(&self, key: &str, message: impl Into<String>) -> SpanError {
-        let span = self
-            .map
-            .get_key_value(key)
-            .map_or(self.span.clone(), |(k, _)| k.span());
-        self.ctx.err(&span, &self.field(key), message)
+/// An integer in `lo..=hi`.
+pub fn int_in(v: &Value, lo: i64, hi: i64) -> Result<i64, String> {
+    let expected = format!("an integer in {lo}..={hi}");
+    match v {
+        Value::Integer(n) if (lo..=hi).contains(n) => Ok(*n),
+        Value::Integer(n) => Err(format!("{n} is out of range; expected {expected}")),
+        v => Err(wrong(v, &expected)),
     }
 }
 
-/// One value being read, with its field path and span.
-pub struct Val<'a> {
-    /// The file.
-    pub ctx: &'a Ctx<'a>,
-    /// Field path of the value, e.g. `tower[1].power.soc_initial`.
-    pub field: String,
-    /// The value and its span.
-    pub v: &'a Spanned<DeValue<'a>>,
+/// A finite number (integers are numbers) that `ok` accepts; `expected` describes it.
+fn number(v: &Value, expected: &str, ok: impl Fn(f64) -> bool) -> Result<f64, String> {
+    let x = match v {
+        Value::Integer(n) => Some(*n as f64),
+        Value::Float(x) => Some(*x),
+        _ => None,
+    };
+    match x {
+        None => Err(wrong(v, expected)),
+        Some(x) if !x.is_finite() => Err(format!("not a finite number; expected {expected}")),
+        Some(x) if ok(x) => Ok(x),
+        Some(x) => Err(format!("{x} is out of range; expected {expected}")),
+    }
 }
 
-/// What a duration accessor says it expected when the value is not a string.
+/// A number in `lo..=hi`.
+pub fn num_in(v: &Value, lo: f64, hi: f64) -> Result<f64, String> {
+    number(v, &format!("a number in {lo}..={hi}"), |x| {
+        (lo..=hi).contains(&x)
+    })
+}
+
+/// A number in `0 < x <= hi`.
+pub fn pos_in(v: &Value, hi: f64) -> Result<f64, String> {
+    let expected = format!("a number greater than 0 and at most {hi}");
+    number(v, &expected, |x| x > 0.0 && x <= hi)
+}
+
+/// What a duration told a value of another type.
 const DURATION_EXPECTED: &str = "a duration string such as \"30s\"";
 
-impl<'a> Val<'a> {
-    /// An error at this value.
-    pub fn err(&self, message: impl Into<String>) -> SpanError {
-        self.ctx.err(&self.v.span(), &self.field, message)
+/// A duration in `lo..=hi`.
+pub fn dur_in(v: &Value, lo: Duration, hi: Duration) -> Result<Duration, String> {
+    let Value::String(s) = v else {
+        return Err(wrong(v, DURATION_EXPECTED));
+    };
+    let (_, d) = parse_duration(s, false)?;
+    if d < lo || d > hi {
+        return Err(format!(
+            "{s} is out of range; expected a duration from {} to {}",
+            format_duration(lo),
+            format_duration(hi)
+        ));
     }
+    Ok(d)
+}
 
-    /// 1-based line of this value.
-    pub fn line(&self) -> usize {
-        self.ctx.line(self.v.span().start)
+/// A signed duration (`"-30s"`): (negative, length).
+pub fn dur_signed(v: &Value) -> Result<(bool, Duration), String> {
+    match v {
+        Value::String(s) => parse_duration(s, true),
+        v => Err(wrong(v, DURATION_EXPECTED)),
     }
+}
 
-    /// An error "expected `expected`, found" the value's type.
-    pub fn wrong_type(&self, expected: &str) -> SpanError {
-        self.err(format!(
-            "expected {expected}, found {}",
-            self.v.get_ref().type_str()
-        ))
+/// Read a value and check it with `f`; its message becomes the error at the value.
+pub fn checked<'de, D: Deserializer<'de>, T>(
+    d: D,
+    f: impl FnOnce(&Value) -> Result<T, String>,
+) -> Result<T, D::Error> {
+    f(&Value::deserialize(d)?).map_err(de::Error::custom)
+}
+
+/// An integer in `LO..=HI`, checked when it is read.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct Int<const LO: i64, const HI: i64>(pub i64);
+
+impl<'de, const LO: i64, const HI: i64> Deserialize<'de> for Int<LO, HI> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        checked(d, |v| int_in(v, LO, HI)).map(Int)
     }
+}
 
-    /// A string.
-    pub fn str(&self) -> Res<&'a str> {
-        match self.v.get_ref() {
-            DeValue::String(s) => Ok(s.as_ref()),
-            _ => Err(self.wrong_type("a string")),
-        }
+/// A number in `LO..=HI` (integers are numbers), checked when it is read.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct Num<const LO: i64, const HI: i64>(pub f64);
+
+impl<'de, const LO: i64, const HI: i64> Deserialize<'de> for Num<LO, HI> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        checked(d, |v| num_in(v, LO as f64, HI as f64)).map(Num)
     }
+}
 
-    /// A boolean.
-    pub fn bool(&self) -> Res<bool> {
-        match self.v.get_ref() {
-            DeValue::Boolean(b) => Ok(*b),
-            _ => Err(self.wrong_type("true or false")),
-        }
+/// A probability or fraction, `0..=1`.
+pub type Unit = Num<0, 1>;
+
+/// A number in `0 < x <= HI`, checked when it is read.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct Pos<const HI: i64>(pub f64);
+
+impl<'de, const HI: i64> Deserialize<'de> for Pos<HI> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        checked(d, |v| pos_in(v, HI as f64)).map(Pos)
     }
+}
 
-    /// An integer; `expected` describes it in errors.
-    pub fn i64(&self, expected: &str) -> Res<i64> {
-        match self.v.get_ref() {
-            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
-                .map_err(|_| self.err(format!("integer out of range; expected {expected}"))),
-            _ => Err(self.wrong_type(expected)),
-        }
+/// A duration text (`"1h30m"`) from `LO` to `HI` milliseconds, checked when it is read and
+/// written to the millisecond.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Dur<const LO: u64, const HI: u64>(pub Duration);
+
+impl<'de, const LO: u64, const HI: u64> Deserialize<'de> for Dur<LO, HI> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        checked(d, |v| {
+            dur_in(v, Duration::from_millis(LO), Duration::from_millis(HI))
+        })
+        .map(Dur)
     }
+}
 
-    /// An integer in `lo..=hi`.
-    pub fn int_in(&self, lo: i64, hi: i64) -> Res<i64> {
-        let expected = format!("an integer in {lo}..={hi}");
-        let n = self.i64(&expected)?;
-        if (lo..=hi).contains(&n) {
-            Ok(n)
-        } else {
-            Err(self.err(format!("{n} is out of range; expected {expected}")))
-        }
+impl<const LO: u64, const HI: u64> Serialize for Dur<LO, HI> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&crate::faults::duration_text(self.0))
     }
+}
 
-    /// An integer in `lo..=hi`.
-    pub fn u32_in(&self, lo: u32, hi: u32) -> Res<u32> {
-        let n = self.int_in(i64::from(lo), i64::from(hi))?;
-        u32::try_from(n).map_err(|_| self.err("integer out of range"))
-    }
+/// An array of at most `MAX` entries: a longer one is refused as it is read, before it is
+/// held.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct Capped<T, const MAX: usize>(pub Vec<T>);
 
-    /// An integer in `lo..=hi` (bounds above `i64::MAX` act as `i64::MAX`).
-    pub fn u64_in(&self, lo: u64, hi: u64) -> Res<u64> {
-        let n = self.int_in(
-            i64::try_from(lo).unwrap_or(i64::MAX),
-            i64::try_from(hi).unwrap_or(i64::MAX),
-        )?;
-        u64::try_from(n).map_err(|_| self.err("integer out of range"))
-    }
-
-    /// A float or integer as written: `None` when it does not parse or does not fit;
-    /// any other type is an error saying `expected`.
-    pub fn number(&self, expected: &str) -> Res<Option<f64>> {
-        match self.v.get_ref() {
-            DeValue::Float(f) => Ok(f.as_str().parse::<f64>().ok()),
-            DeValue::Integer(i) => Ok(i64::from_str_radix(i.as_str(), i.radix())
-                .ok()
-                .map(|n| n as f64)),
-            _ => Err(self.wrong_type(expected)),
-        }
-    }
-
-    /// A finite number; `expected` describes it in errors.
-    pub fn f64(&self, expected: &str) -> Res<f64> {
-        match self.number(expected)? {
-            Some(x) if x.is_finite() => Ok(x),
-            _ => Err(self.err(format!("not a finite number; expected {expected}"))),
-        }
-    }
-
-    /// A number in `lo..=hi`.
-    pub fn f64_in(&self, lo: f64, hi: f64) -> Res<f64> {
-        let expected = format!("a number in {lo}..={hi}");
-        let x = self.f64(&expected)?;
-        if (lo..=hi).contains(&x) {
-            Ok(x)
-        } else {
-            Err(self.err(format!("{x} is out of range; expected {expected}")))
-        }
-    }
-
-    /// A probability or fraction, `0..=1`.
-    pub fn unit(&self) -> Res<f64> {
-        self.f64_in(0.0, 1.0)
-    }
-
-    /// A number in `0 < x <= hi`.
-    pub fn f64_pos(&self, hi: f64) -> Res<f64> {
-        let expected = format!("a number greater than 0 and at most {hi}");
-        let x = self.f64(&expected)?;
-        if x > 0.0 && x <= hi {
-            Ok(x)
-        } else {
-            Err(self.err(format!("{x} is out of range; expected {expected}")))
-        }
-    }
-
-    /// A duration, optionally negative: (negative, length).
-    pub fn duration_signed(&self) -> Res<(bool, Duration)> {
-        let s = self.str().map_err(|_| self.wrong_type(DURATION_EXPECTED))?;
-        parse_duration(s, true).map_err(|m| self.err(m))
-    }
-
-    /// A duration in `lo..=hi`.
-    pub fn duration_in(&self, lo: Duration, hi: Duration) -> Res<Duration> {
-        self.duration_within(lo, hi, DURATION_EXPECTED)
-    }
-
-    /// A duration in `lo..=hi`; `expected` is what a value of another type is told.
-    pub fn duration_within(&self, lo: Duration, hi: Duration, expected: &str) -> Res<Duration> {
-        let s = self.str().map_err(|_| self.wrong_type(expected))?;
-        let (_, d) = parse_duration(s, false).map_err(|m| self.err(m))?;
-        if d < lo || d > hi {
-            return Err(self.err(format!(
-                "{s} is out of range; expected a duration from {} to {}",
-                format_duration(lo),
-                format_duration(hi)
-            )));
-        }
-        Ok(d)
-    }
-
-    /// A positive duration up to `hi`.
-    pub fn duration_pos(&self, hi: Duration) -> Res<Duration> {
-        self.duration_in(Duration::from_millis(1), hi)
-    }
-
-    /// A table.
-    pub fn table(&self) -> Res<Tbl<'a>> {
-        match self.v.get_ref() {
-            DeValue::Table(map) => Ok(Tbl {
-                ctx: self.ctx,
-                path: self.field.clone(),
-                span: self.v.span(),
-                map,
-            }),
-            _ => Err(self.wrong_type("a table")),
-        }
-    }
-
-    /// An array of at most `max` entries, each with its `field[i]` path.
-    pub fn array(&self, max: usize) -> Res<Vec<Val<'a>>> {
-        match self.v.get_ref() {
-            DeValue::Array(items) => {
-                if items.len() > max {
-                    return Err(
-                        self.err(format!("{} entries; expected at most {max}", items.len()))
-                    );
-                }
-                Ok(items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| Val {
-                        ctx: self.ctx,
-                        field: format!("{}[{i}]", self.field),
-                        v,
-                    })
-                    .collect())
+impl<'de, T: Deserialize<'de>, const MAX: usize> Deserialize<'de> for Capped<T, MAX> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T, const MAX: usize>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>, const MAX: usize> Visitor<'de> for V<T, MAX> {
+            type Value = Capped<T, MAX>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "an array of at most {MAX} entries")
             }
-            _ => Err(self.wrong_type("an array")),
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(x) = seq.next_element()? {
+                    if out.len() == MAX {
+                        return Err(de::Error::custom(format!(
+                            "more than {MAX} entries; expected at most {MAX}"
+                        )));
+                    }
+                    out.push(x);
+                }
+                Ok(Capped(out))
+            }
+        }
+        d.deserialize_seq(V(PhantomData))
+    }
+}
+
+impl<T, const MAX: usize> FromIterator<T> for Capped<T, MAX> {
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
+        Capped(iter.into_iter().collect())
+    }
+}
+
+/// A string or a table (`"fibre"` or `{ kind = "lte", … }`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum StrOr<T> {
+    /// The short form.
+    Str(String),
+    /// The table form.
+    Table(T),
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for StrOr<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = StrOr<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a name such as \"lte\" or \"satellite:leo\", or an inline table")
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(StrOr::Str(s.to_string()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(StrOr::Table)
+            }
+        }
+        d.deserialize_any(V(PhantomData))
+    }
+}
+
+impl<T: Serialize> Serialize for StrOr<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            StrOr::Str(v) => s.serialize_str(v),
+            StrOr::Table(t) => t.serialize(s),
         }
     }
+}
+
+/// A value with no span, for writing (spans are only read).
+pub fn unspanned<T>(v: T) -> Spanned<T> {
+    Spanned::new(0..0, v)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Parse `text` and run `f` on its root table.
-    fn with_root<T>(text: &str, f: impl FnOnce(&Tbl<'_>) -> T) -> T {
-        let ctx = Ctx {
+    #[allow(dead_code)] // read only for their errors
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Doc {
+        n: Option<Int<0, 5>>,
+        s: Option<bool>,
+        d: Option<Dur<0, 60_000>>,
+        l: Option<Capped<i64, 2>>,
+        tl: Option<Capped<Value, 2>>,
+        t: Option<Inner>,
+    }
+
+    #[allow(dead_code)]
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Inner {
+        x: i64,
+    }
+
+    fn err(text: &str) -> SpanError {
+        Ctx {
             file: "t.toml",
             text,
-        };
-        let doc = DeTable::parse(text).expect("valid TOML");
-        f(&Tbl::root(&ctx, &doc))
+        }
+        .read::<Doc>(64)
+        .unwrap_err()
     }
 
     #[test]
     fn errors_name_file_line_and_field() {
         // Goal: an unknown key is reported at its own line with its path and the allowed keys.
-        let e = with_root("a = 1\n[t]\nx = 2\ny = 3\n", |r| {
-            let t = r.req("t", "a table").unwrap().table().unwrap();
-            t.keys(&["x"]).unwrap_err()
-        });
         assert_eq!(
-            e.to_string(),
+            err("n = 1\n[t]\nx = 2\ny = 3\n").to_string(),
             "t.toml:4: t.y: unknown key `y`; expected one of: x"
+        );
+        // Several problems: the first in the file is reported (toml keeps file order).
+        assert_eq!(err("zz = 1\naa = 2\n").field, "zz");
+        assert_eq!(
+            err("n = 1\n[t]\n").to_string(),
+            "t.toml:2: t.x: missing; [t] needs it"
         );
     }
 
     #[test]
-    fn typed_accessors_check_type_and_range() {
-        // Goal: each accessor rejects a wrong type or an out-of-range value with its line.
-        with_root("n = 7\ns = \"x\"\nd = \"90s\"\nl = [1, 2]\n", |r| {
-            assert_eq!(r.get("n").unwrap().int_in(0, 10).unwrap(), 7);
-            let e = r.get("n").unwrap().int_in(0, 5).unwrap_err();
-            assert_eq!(
-                (e.line, e.message.as_str()),
-                (1, "7 is out of range; expected an integer in 0..=5")
-            );
-            let e = r.get("s").unwrap().bool().unwrap_err();
-            assert_eq!(
-                (e.line, e.message.as_str()),
-                (2, "expected true or false, found string")
-            );
-            let d = r.get("d").unwrap();
-            assert_eq!(
-                d.duration_pos(Duration::from_secs(100)).unwrap(),
-                Duration::from_secs(90)
-            );
-            assert!(d.duration_pos(Duration::from_secs(60)).is_err());
-            let l = r.get("l").unwrap().array(2).unwrap();
-            assert_eq!(l[1].field, "l[1]");
-            assert!(r.get("l").unwrap().array(1).is_err());
-            let Err(e) = r.req("m", "a number") else {
-                panic!("a missing key must be an error")
-            };
-            assert_eq!(
-                (e.field.as_str(), e.message.as_str()),
-                ("m", "missing; expected a number")
-            );
-        });
+    fn checked_values_say_what_they_expected() {
+        // Goal: each value type rejects a wrong type or an out-of-range value at its line.
+        let e = err("s = true\nn = 7\n");
+        assert_eq!(
+            (e.line, e.field.as_str(), e.message.as_str()),
+            (2, "n", "7 is out of range; expected an integer in 0..=5")
+        );
+        let e = err("\ns = \"x\"\n");
+        assert_eq!(
+            (e.line, e.message.as_str()),
+            (2, "expected true or false, found string \"x\"")
+        );
+        let e = err("d = \"90s\"\n");
+        assert_eq!(
+            e.message,
+            "90s is out of range; expected a duration from 0s to 1m"
+        );
+        let e = err("[[tl]]\n[[tl]]\n[[tl]]\n");
+        assert_eq!((e.line, e.field.as_str()), (1, "tl"));
+        let e = err("l = [1, 2, 3]\n");
+        assert_eq!(
+            (e.field.as_str(), e.message.as_str()),
+            ("l", "more than 2 entries; expected at most 2")
+        );
+        assert_eq!(
+            err("t = 3\n").message,
+            "expected a table, found integer `3`"
+        );
+        assert_eq!(
+            err("n = 1.5\n").message,
+            "expected an integer in 0..=5, found float"
+        );
     }
 }

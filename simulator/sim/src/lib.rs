@@ -5,7 +5,8 @@
 //! # Layout
 //! - [`scenario`]: the scenario files (the `sovereign-scenario` crate, re-exported):
 //!   the model, the fault table, the TOML reader (file/line/field errors) and writer;
-//!   [`tomlspan`] reads spanned TOML for it and the other file formats.
+//!   [`tomlspan`] reads TOML with serde for it and the other file formats (failure files,
+//!   game-day plans), with the same errors.
 //! - [`world`]: the run loop — virtual clock, event queue, seeded RNG; hosts (origin,
 //!   towers, devices), links, disks, power, processes and clocks; fault injection.
 //! - [`obs`], [`oracle`], [`kpi`], [`Observer`]: the observation stream the world reports
