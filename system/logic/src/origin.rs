@@ -68,7 +68,7 @@
 use crate::Time;
 use crate::backoff::{Backoff, BackoffPolicy, Jitter};
 use crate::content::{self, ChunkHash, ChunkParams, ChunkParamsError, ItemId, Priority};
-use crate::io::{Action, DurableState, Event, Record, WriteId};
+use crate::io::{Action, DurableState, Event, Key, Record, WriteId};
 use crate::ledger::{Ledger, Rounding};
 use crate::protocol::{
     CatalogEntry, IdemKey, Message, OpKind, OpOutcome, OpReceipt, Operation, OriginId, Peer,
@@ -323,6 +323,17 @@ impl Origin {
     /// never visible and is left out of the catalog, though its version and seq numbers are
     /// not reused.
     pub fn recover(config: OriginConfig, durable: &DurableState) -> Self {
+        Origin::recover_from(config, durable)
+    }
+
+    /// [`Origin::recover`] from durable records the driver lends in key order (a
+    /// `DurableState`, or a simulated disk's own map), so that a rebuild copies nothing
+    /// but what the origin keeps: a restart of an origin with a long history must not
+    /// first clone that history.
+    pub fn recover_from<'a>(
+        config: OriginConfig,
+        durable: impl IntoIterator<Item = (&'a Key, &'a Record)>,
+    ) -> Self {
         let mut o = Origin::new(config);
         let mut entries = Vec::new();
         let mut log = Vec::new();
@@ -363,6 +374,21 @@ impl Origin {
                 o.catalog.insert(item, e.clone());
             }
         }
+        // The applied set, built in one go from the log as lent (in key order, a bulk
+        // build rather than a search per key). Conflicts are answered, never recorded.
+        o.applied = log
+            .iter()
+            .filter(|(_, outcome, _)| !matches!(outcome, OpOutcome::Conflict))
+            .map(|(op, outcome, tower)| {
+                let applied = AppliedOp {
+                    fingerprint: op.fingerprint(),
+                    outcome: (*outcome).clone(),
+                    pending_fsync: None,
+                    tower: *tower,
+                };
+                (op.key.clone(), applied)
+            })
+            .collect();
         // Rejected outcomes carry no seq and no effect; their order does not matter.
         let seq_of = |outcome: &OpOutcome| match outcome {
             OpOutcome::Applied { seq } => *seq,
@@ -370,7 +396,7 @@ impl Origin {
         };
         log.sort_by_key(|(_, outcome, _)| seq_of(outcome));
         let mut contributed_minor: u128 = 0;
-        for (op, outcome, tower) in log {
+        for (op, outcome, _) in log {
             match outcome {
                 OpOutcome::Applied { seq } => {
                     assert!(
@@ -398,18 +424,8 @@ impl Origin {
                 // Conflicts are answered, never recorded.
                 OpOutcome::Conflict => {
                     debug_assert!(false, "conflict recorded for {}", op.key);
-                    continue;
                 }
             }
-            o.applied.insert(
-                op.key.clone(),
-                AppliedOp {
-                    fingerprint: op.fingerprint(),
-                    outcome: outcome.clone(),
-                    pending_fsync: None,
-                    tower,
-                },
-            );
         }
         assert_eq!(o.ledger.contributed_minor(), contributed_minor);
         if o.config.rounding == Rounding::Floor {

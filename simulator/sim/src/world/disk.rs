@@ -29,7 +29,7 @@ use crate::plant::Plant;
 use bytes::Bytes;
 use sovereign_logic::content::verify_chunk;
 use sovereign_logic::entropy::Entropy;
-use sovereign_logic::io::{Action, DiskModel, DurableState, Key, Record};
+use sovereign_logic::io::{Action, DiskModel, Key, Record};
 use sovereign_logic::protocol::IdemKey;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -83,13 +83,10 @@ impl SimDisk {
         }
     }
 
-    /// What a process recovering from this disk finds (the durable records only).
-    pub(super) fn durable_state(&self) -> DurableState {
-        self.writes
-            .durable()
-            .iter()
-            .map(|(k, s)| (k.clone(), s.record.clone()))
-            .collect()
+    /// What a process recovering from this disk finds: the durable records, lent in key
+    /// order (a restart copies only what the rebuilt process keeps).
+    pub(super) fn durable_records(&self) -> impl Iterator<Item = (&Key, &Record)> + Clone {
+        self.writes.durable().iter().map(|(k, s)| (k, &s.record))
     }
 
     /// What a read of `key` finds: the newest pending write or delete, else the durable
@@ -316,7 +313,7 @@ mod tests {
     /// An outbox record (not a chunk) for operation `n`, and its key.
     fn outbox(n: u32) -> (Key, Record) {
         let op = Operation {
-            key: IdemKey(format!("op-{n}")),
+            key: IdemKey(format!("op-{n}").into()),
             device: DeviceId(1),
             kind: OpKind::Message {
                 to: "clinic-0".into(),
@@ -338,7 +335,7 @@ mod tests {
     }
 
     fn durable_keys(d: &SimDisk) -> Vec<Key> {
-        d.durable_state().keys().cloned().collect()
+        d.durable_records().map(|(k, _)| k.clone()).collect()
     }
 
     #[test]

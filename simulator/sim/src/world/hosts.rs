@@ -239,12 +239,15 @@ impl World {
         t.paused_until = None;
         let seed = SplitMix64::derive(self.seed, &format!("tower-{i}-{}", t.incarnation));
         let local = t.local(now);
-        let durable = t.disk.durable_state();
-        t.tower = Some(if t.incarnation == 1 && durable.is_empty() {
-            Tower::new(t.config.clone(), seed, local)
-        } else {
-            Tower::recover(t.config.clone(), seed, local, &durable)
-        });
+        // From the disk's own records, copying nothing of its history.
+        t.tower = Some(
+            if t.incarnation == 1 && t.disk.durable_records().next().is_none() {
+                Tower::new(t.config.clone(), seed, local)
+            } else {
+                let records = t.disk.durable_records().map(|(_, r)| r);
+                Tower::recover_from(t.config.clone(), seed, local, records, &BTreeMap::new())
+            },
+        );
         t.timer.at = None;
         self.trace.event(
             now,
@@ -321,8 +324,12 @@ impl World {
     }
 
     pub(super) fn restart_origin(&mut self) {
-        let durable = self.origin.disk.durable_state();
-        self.origin.origin = Origin::recover(self.origin.config.clone(), &durable);
+        // From the disk's own records: nothing of the history is copied but what the
+        // rebuilt origin keeps.
+        self.origin.origin = Origin::recover_from(
+            self.origin.config.clone(),
+            self.origin.disk.durable_records(),
+        );
         // Its identity is in its store once made durable; if a crash came first, it takes
         // the same one again (an origin's id belongs to its data).
         let _ = self.origin.origin.establish_identity(self.origin.id);

@@ -481,6 +481,24 @@ impl Tower {
         durable: &DurableState,
         verified: &BTreeMap<ChunkHash, u32>,
     ) -> Tower {
+        Tower::recover_from(config, seed, now, durable.values(), verified)
+    }
+
+    /// [`Tower::recover_verified`] from durable records the driver lends in key order (a
+    /// `DurableState`'s values, or a simulated disk's own map), so that a restart copies
+    /// nothing but what the tower keeps.
+    pub fn recover_from<'a, I>(
+        config: TowerConfig,
+        seed: u64,
+        now: Time,
+        durable: I,
+        verified: &BTreeMap<ChunkHash, u32>,
+    ) -> Tower
+    where
+        I: IntoIterator<Item = &'a Record>,
+        I::IntoIter: Clone,
+    {
+        let durable = durable.into_iter();
         let verify = config.verify;
         let mut tower = Tower::build(config, seed, now);
         // `held` is a map: inserting these first leaves the order of everything the loop
@@ -489,7 +507,7 @@ impl Tower {
             .held
             .extend(verified.iter().map(|(h, len)| (*h, *len)));
         let mut quarantined = 0u64;
-        for record in durable.values() {
+        for record in durable.clone() {
             match record {
                 Record::Chunk(chunk) => {
                     if !verify || crate::content::verify_chunk(&chunk.hash, &chunk.bytes) {
@@ -538,7 +556,7 @@ impl Tower {
             }
         }
         // Entries after chunks so that `missing` reflects what survived verification.
-        for record in durable.values() {
+        for record in durable {
             if let Record::Entry(entry) = record {
                 tower.adopt_entry(entry.clone(), true);
             }
