@@ -239,7 +239,9 @@ impl World {
         t.paused_until = None;
         let seed = SplitMix64::derive(self.seed, &format!("tower-{i}-{}", t.incarnation));
         let local = t.local(now);
-        // From the disk's own records, copying nothing of its history.
+        // From the disk's own records, copying nothing of its history; the previous
+        // incarnation (if any) is dropped first.
+        t.tower = None;
         t.tower = Some(
             if t.incarnation == 1 && t.disk.durable_records().next().is_none() {
                 Tower::new(t.config.clone(), seed, local)
@@ -324,8 +326,10 @@ impl World {
     }
 
     pub(super) fn restart_origin(&mut self) {
-        // From the disk's own records: nothing of the history is copied but what the
-        // rebuilt origin keeps.
+        // The failed incarnation goes first, so that its state and the rebuilt one are
+        // never held at once; the rebuild reads the disk's own records, copying nothing of
+        // the history but what the new origin keeps.
+        self.origin.origin = Origin::new(self.origin.config.clone());
         self.origin.origin = Origin::recover_from(
             self.origin.config.clone(),
             self.origin.disk.durable_records(),

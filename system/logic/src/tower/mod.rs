@@ -1007,6 +1007,12 @@ impl Tower {
             .collect()
     }
 
+    /// Operations held in the outbox ([`TowerStatus::outbox`] without building the rest
+    /// of the status, which counts every item).
+    pub fn outbox_len(&self) -> u64 {
+        self.outbox.len() as u64
+    }
+
     /// The last power telemetry reading, if any arrived.
     pub fn power_reading(&self) -> Option<power::PowerReading> {
         self.power.last_reading()
