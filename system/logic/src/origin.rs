@@ -334,10 +334,23 @@ impl Origin {
         config: OriginConfig,
         durable: impl IntoIterator<Item = (&'a Key, &'a Record)>,
     ) -> Self {
+        Origin::recover_fingerprinted(config, durable.into_iter().map(|(k, r)| (k, r, None)))
+    }
+
+    /// [`Origin::recover_from`] for a driver that kept each apply-log record's
+    /// [`Operation::fingerprint`] when it was written (`Some`; `None` for other records
+    /// or when it did not): a rebuild then hashes nothing per operation ever applied, as
+    /// [`crate::tower::Tower::recover_verified`] takes the lengths of chunks its store
+    /// verified. A fingerprint handed over must be the record's own (checked in debug
+    /// builds): exactly-once tells a replay from a conflicting reuse of a key by it.
+    pub fn recover_fingerprinted<'a>(
+        config: OriginConfig,
+        durable: impl IntoIterator<Item = (&'a Key, &'a Record, Option<ChunkHash>)>,
+    ) -> Self {
         let mut o = Origin::new(config);
         let mut entries = Vec::new();
         let mut log = Vec::new();
-        for (key, record) in durable {
+        for (key, record, fingerprint) in durable {
             debug_assert_eq!(&record.key(), key, "record stored under a foreign key");
             if record.key() != *key {
                 continue;
@@ -349,7 +362,15 @@ impl Origin {
                     }
                 }
                 Record::Entry(e) => entries.push(e),
-                Record::Applied { op, outcome, tower } => log.push((op, outcome, *tower)),
+                Record::Applied { op, outcome, tower } => {
+                    debug_assert!(
+                        fingerprint.is_none_or(|f| f == op.fingerprint()),
+                        "the fingerprint handed over for {} is not its record's",
+                        op.key
+                    );
+                    let fingerprint = fingerprint.unwrap_or_else(|| op.fingerprint());
+                    log.push((op, outcome, *tower, fingerprint));
+                }
                 Record::Identity(id) => o.identity = Some(*id),
                 // A tower's or a device's records; an origin store never holds one.
                 Record::Outbox(_)
@@ -378,10 +399,10 @@ impl Origin {
         // build rather than a search per key). Conflicts are answered, never recorded.
         o.applied = log
             .iter()
-            .filter(|(_, outcome, _)| !matches!(outcome, OpOutcome::Conflict))
-            .map(|(op, outcome, tower)| {
+            .filter(|(_, outcome, _, _)| !matches!(outcome, OpOutcome::Conflict))
+            .map(|(op, outcome, tower, fingerprint)| {
                 let applied = AppliedOp {
-                    fingerprint: op.fingerprint(),
+                    fingerprint: *fingerprint,
                     outcome: (*outcome).clone(),
                     pending_fsync: None,
                     tower: *tower,
@@ -394,9 +415,9 @@ impl Origin {
             OpOutcome::Applied { seq } => *seq,
             _ => 0,
         };
-        log.sort_by_key(|(_, outcome, _)| seq_of(outcome));
+        log.sort_by_key(|(_, outcome, _, _)| seq_of(outcome));
         let mut contributed_minor: u128 = 0;
-        for (op, outcome, _) in log {
+        for (op, outcome, _, _) in log {
             match outcome {
                 OpOutcome::Applied { seq } => {
                     assert!(

@@ -27,7 +27,7 @@ use super::rng::Stream;
 use crate::obs::Obs;
 use crate::plant::Plant;
 use bytes::Bytes;
-use sovereign_logic::content::verify_chunk;
+use sovereign_logic::content::{ChunkHash, verify_chunk};
 use sovereign_logic::entropy::Entropy;
 use sovereign_logic::io::{Action, DiskModel, Key, Record};
 use sovereign_logic::protocol::IdemKey;
@@ -56,6 +56,11 @@ pub(super) struct DiskFaults {
 pub(super) struct Stored {
     pub(super) record: Record,
     pub(super) intact: bool,
+    /// For an apply-log record, its operation's fingerprint, computed once when written
+    /// (no fault changes such a record), so that the origin's rebuilds do not hash every
+    /// operation ever applied again (`Origin::recover_fingerprinted`). Boxed: most
+    /// records are not apply-log records and pay one pointer, not 33 bytes.
+    pub(super) fingerprint: Option<Box<ChunkHash>>,
 }
 
 impl Stored {
@@ -64,7 +69,15 @@ impl Stored {
             Record::Chunk(c) => verify_chunk(&c.hash, &c.bytes),
             _ => true,
         };
-        Stored { record, intact }
+        let fingerprint = match &record {
+            Record::Applied { op, .. } => Some(Box::new(op.fingerprint())),
+            _ => None,
+        };
+        Stored {
+            record,
+            intact,
+            fingerprint,
+        }
     }
 }
 
@@ -87,6 +100,16 @@ impl SimDisk {
     /// order (a restart copies only what the rebuilt process keeps).
     pub(super) fn durable_records(&self) -> impl Iterator<Item = (&Key, &Record)> + Clone {
         self.writes.durable().iter().map(|(k, s)| (k, &s.record))
+    }
+
+    /// [`SimDisk::durable_records`] with each apply-log record's fingerprint.
+    pub(super) fn durable_fingerprinted(
+        &self,
+    ) -> impl Iterator<Item = (&Key, &Record, Option<ChunkHash>)> {
+        self.writes
+            .durable()
+            .iter()
+            .map(|(k, s)| (k, &s.record, s.fingerprint.as_deref().copied()))
     }
 
     /// What a read of `key` finds: the newest pending write or delete, else the durable
@@ -160,6 +183,7 @@ impl SimDisk {
                 Stored {
                     record: Record::Chunk(c),
                     intact,
+                    fingerprint: None,
                 },
             );
         }
@@ -329,6 +353,7 @@ mod tests {
             Stored {
                 record: Record::Chunk(c),
                 intact,
+                ..
             } => Some((c.bytes.clone(), *intact)),
             _ => None,
         }

@@ -330,9 +330,9 @@ impl World {
         // never held at once; the rebuild reads the disk's own records, copying nothing of
         // the history but what the new origin keeps.
         self.origin.origin = Origin::new(self.origin.config.clone());
-        self.origin.origin = Origin::recover_from(
+        self.origin.origin = Origin::recover_fingerprinted(
             self.origin.config.clone(),
-            self.origin.disk.durable_records(),
+            self.origin.disk.durable_fingerprinted(),
         );
         // Its identity is in its store once made durable; if a crash came first, it takes
         // the same one again (an origin's id belongs to its data).
