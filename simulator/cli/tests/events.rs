@@ -125,7 +125,7 @@ fn a_viewer_sees_the_logics_events_as_they_happen() {
     let key = device_key(7, 1);
     assert_eq!(contribute(&tower.addr, 7, &key, "school", 100), 202);
     let applied = o.until(
-        |r| matches!(r.event.to_event(), Ok(Event::OpApplied { key: ref k, .. }) if k.0 == key),
+        |r| matches!(r.event.to_event(), Ok(Event::OpApplied { key: ref k, .. }) if *k.0 == *key),
     );
     assert_eq!(applied.last().expect("one").source, "origin");
 

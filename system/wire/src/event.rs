@@ -165,17 +165,19 @@ impl From<&Event> for EventDto {
                 bytes: *bytes,
                 link: link(*l),
             },
-            Event::OpAcked { key } => EventDto::OpAcked { key: key.0.clone() },
+            Event::OpAcked { key } => EventDto::OpAcked {
+                key: key.0.to_string(),
+            },
             Event::OpRefused { key, reason } => EventDto::OpRefused {
-                key: key.0.clone(),
+                key: key.0.to_string(),
                 reason: reason.name().to_string(),
             },
             Event::OpConfirmed { key, outcome } => EventDto::OpConfirmed {
-                key: key.0.clone(),
+                key: key.0.to_string(),
                 outcome: outcome.into(),
             },
             Event::OpApplied { key, outcome } => EventDto::OpApplied {
-                key: key.0.clone(),
+                key: key.0.to_string(),
                 outcome: outcome.into(),
             },
             Event::PowerMode { from, to } => EventDto::PowerMode {
