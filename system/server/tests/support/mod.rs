@@ -318,6 +318,17 @@ pub async fn send_request(router: &Router, request: Request<Body>) -> Answer {
         .unwrap_or_else(|e: std::convert::Infallible| match e {});
     let status = resp.status();
     let headers = resp.headers().clone();
+    // An event stream (`GET /admin/events`) never ends: its head is the answer.
+    if headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"))
+    {
+        return Answer {
+            status,
+            headers,
+            body: Vec::new(),
+        };
+    }
     let body = axum::body::to_bytes(resp.into_body(), 64 * 1024 * 1024)
         .await
         .expect("body")
