@@ -335,7 +335,7 @@ pub fn idem_key(field: &str, s: &str) -> Result<IdemKey, WireError> {
             format!("{s:?}"),
         ));
     }
-    Ok(IdemKey(s.into()))
+    Ok(IdemKey(s.to_string()))
 }
 
 /// A device identity on the wire: its canonical hex form (`"7"`, `"3fa2…"`, see
@@ -421,7 +421,7 @@ pub struct OperationDto {
 impl From<&Operation> for OperationDto {
     fn from(o: &Operation) -> Self {
         OperationDto {
-            key: o.key.0.to_string(),
+            key: o.key.0.clone(),
             device: DeviceDto::from(o.device),
             op: OpKindDto::from(&o.kind),
         }
@@ -477,7 +477,7 @@ pub enum OpStatusDto {
 impl OpStatusDto {
     /// The DTO of `status` for `key`.
     pub fn new(key: &IdemKey, status: &OpStatus) -> Self {
-        let key = key.0.to_string();
+        let key = key.0.clone();
         match status {
             OpStatus::Pending => OpStatusDto::Pending { key },
             OpStatus::Done {
@@ -569,7 +569,7 @@ pub struct OpReceiptDto {
 impl From<&OpReceipt> for OpReceiptDto {
     fn from(r: &OpReceipt) -> Self {
         OpReceiptDto {
-            key: r.key.0.to_string(),
+            key: r.key.0.clone(),
             outcome: OpOutcomeDto::from(&r.outcome),
         }
     }
@@ -756,7 +756,7 @@ pub fn key_name(key: &Key) -> String {
     match key {
         Key::Chunk(h) => h.to_hex(),
         Key::Entry(i) => i.0.clone(),
-        Key::Outbox(k) | Key::Applied(k) | Key::Confirmed(k) | Key::Awaiting(k) => k.0.to_string(),
+        Key::Outbox(k) | Key::Applied(k) | Key::Confirmed(k) | Key::Awaiting(k) => k.0.clone(),
         Key::Identity | Key::TrustedOrigin => "origin".to_string(),
     }
 }
@@ -774,7 +774,7 @@ pub fn encode_record(record: &Record) -> Option<Vec<u8>> {
             tower: tower.map(|t| t.0),
         }),
         Record::Confirmed(c) => serde_json::to_vec(&ConfirmedDto {
-            key: c.key.0.to_string(),
+            key: c.key.0.clone(),
             fingerprint: c.fingerprint.to_hex(),
             outcome: OpOutcomeDto::from(&c.outcome),
             seq: c.seq,

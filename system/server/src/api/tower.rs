@@ -545,7 +545,7 @@ async fn submit(
     let reply = api.node.submit(presenter, op).await?;
     let accepted = || {
         let body = SubmitReply {
-            key: key.0.to_string(),
+            key: key.0.clone(),
             status: "accepted",
         };
         (StatusCode::ACCEPTED, axum::Json(body)).into_response()
