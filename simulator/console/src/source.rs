@@ -296,8 +296,7 @@ impl Source for SimSource {
         self.pending.clear(); // nobody looks at the live view after the end
         self.world.run_observed(&mut self.series);
         let end = series_end(&self.world);
-        let series =
-            std::mem::replace(&mut self.series, SeriesScan::with_step(1, Vec::new())).finish(end);
+        let series = self.series.finish(end);
         let report = self.world.finish();
         let mut replay_schedule = report.schedule.clone();
         let mut replay_caveats = Vec::new();

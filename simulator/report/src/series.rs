@@ -553,16 +553,6 @@ impl Observer for SeriesScan {
 }
 
 impl RunSeries {
-    /// Sample a whole log of observations (in time order) up to `end_s` virtual seconds
-    /// (tests and short runs; a run feeds a [`SeriesScan`] as it goes instead).
-    pub fn from_observations(obs: &[Stamped], end_s: u64, devices: &[u32]) -> RunSeries {
-        let mut scan = SeriesScan::with_step(step_for(end_s), devices.to_vec());
-        for s in obs {
-            scan.observe(s);
-        }
-        scan.finish(end_s)
-    }
-
     /// Fill what comes from the run's report: fault activity, running MTTD/MTTR,
     /// violations per oracle and the RPO.
     pub fn complete(&mut self, faults: &[FaultOutcome], violations: &[Violation], rpo: u64) {
@@ -646,6 +636,15 @@ mod tests {
     use sovereign_logic::Time;
     use sovereign_logic::content::{ChunkHash, Manifest};
 
+    /// The series of a whole log (in time order) up to `end_s`, at [`step_for`]'s step.
+    fn from_observations(obs: &[Stamped], end_s: u64, devices: &[u32]) -> RunSeries {
+        let mut scan = SeriesScan::with_step(step_for(end_s), devices.to_vec());
+        for s in obs {
+            scan.observe(s);
+        }
+        scan.finish(end_s)
+    }
+
     fn at(s: u64, obs: Obs) -> Stamped {
         Stamped {
             at: Time::from_secs(s),
@@ -693,7 +692,7 @@ mod tests {
     fn freshness_quantiles_cover_the_window_before_each_point_and_counts_all() {
         // Goal: a point's quantiles see exactly the samples in (t − window, t]; its count
         // and sum see every sample so far; a sample at a point's own second is in it.
-        let s = RunSeries::from_observations(&log(&[0, 0, 0], &[100, 300, 3_720]), 4_200, &[1]);
+        let s = from_observations(&log(&[0, 0, 0], &[100, 300, 3_720]), 4_200, &[1]);
         assert_eq!(s.step_s, 60);
         let p = |t: u64| s.t_s.iter().position(|x| *x == t).expect("point");
         let f = &s.freshness[0];

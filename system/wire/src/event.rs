@@ -8,9 +8,9 @@
 //!
 //! Not covered: the stream itself (the servers' `events` module).
 
-use crate::{OpOutcomeDto, WireError, field_err, hash, idem_key, origin_id};
+use crate::{OpOutcomeDto, WireError, field_err, hash, idem_key, origin_id, priority};
 use serde::{Deserialize, Serialize};
-use sovereign_logic::content::{ItemId, Priority};
+use sovereign_logic::content::ItemId;
 use sovereign_logic::io::{Event, OpRefusal, PowerMode, TaskKind};
 use sovereign_logic::protocol::{LinkKind, OriginId};
 use utoipa::ToSchema;
@@ -245,11 +245,6 @@ fn link_kind(field: &str, s: &str) -> Result<LinkKind, WireError> {
     named(field, s, &LinkKind::ALL, |l| l.name())
 }
 
-fn priority(field: &str, s: &str) -> Result<Priority, WireError> {
-    s.parse()
-        .map_err(|_| field_err(field, "P0, P1, P2 or P3", format!("{s:?}")))
-}
-
 impl EventDto {
     /// The logic's event, validated (names, hashes, keys, origin ids).
     pub fn to_event(&self) -> Result<Event, WireError> {
@@ -371,7 +366,7 @@ impl EventDto {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sovereign_logic::content::ChunkHash;
+    use sovereign_logic::content::{ChunkHash, Priority};
     use sovereign_logic::protocol::{IdemKey, OpOutcome};
 
     /// One event of every variant.

@@ -104,6 +104,11 @@ fn hash(field: &str, s: &str) -> Result<ChunkHash, WireError> {
     })
 }
 
+fn priority(field: &str, s: &str) -> Result<Priority, WireError> {
+    s.parse()
+        .map_err(|_| field_err(field, "P0, P1, P2 or P3", format!("{s:?}")))
+}
+
 /// Parse JSON into `T`, mapping serde's error to [`WireError`]: the path of the field
 /// (`op.amount_minor`) where serde can tell it, then serde's message with line and column.
 pub fn from_json<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, WireError> {
@@ -184,13 +189,7 @@ impl ManifestDto {
         if self.item.is_empty() {
             return Err(field_err("item", "a non-empty item id", "\"\""));
         }
-        let priority: Priority = self.priority.parse().map_err(|_| {
-            field_err(
-                "priority",
-                "P0, P1, P2 or P3",
-                format!("{:?}", self.priority),
-            )
-        })?;
+        let priority = priority("priority", &self.priority)?;
         let mut chunks = Vec::with_capacity(self.chunks.len());
         for (i, c) in self.chunks.iter().enumerate() {
             chunks.push(ChunkRef {
