@@ -771,10 +771,7 @@ impl World {
             Ev::KeyTheft => self.key_theft(),
             Ev::Sample => {
                 for i in 0..self.towers.len() {
-                    let ops = self.towers[i]
-                        .tower
-                        .as_ref()
-                        .map_or(0, |t| t.status().outbox);
+                    let ops = self.towers[i].tower.as_ref().map_or(0, |t| t.outbox_len());
                     self.observe(Obs::Backlog { tower: i, ops });
                     self.update_steady(i);
                 }
@@ -1104,7 +1101,7 @@ impl World {
         let drained = self
             .towers
             .iter()
-            .all(|t| t.tower.as_ref().is_some_and(|x| x.status().outbox == 0))
+            .all(|t| t.tower.as_ref().is_some_and(|x| x.outbox_len() == 0))
             && self.devices.iter().all(|d| d.device.pending() == 0);
         if all && drained {
             self.end();

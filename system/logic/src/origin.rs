@@ -68,7 +68,7 @@
 use crate::Time;
 use crate::backoff::{Backoff, BackoffPolicy, Jitter};
 use crate::content::{self, ChunkHash, ChunkParams, ChunkParamsError, ItemId, Priority};
-use crate::io::{Action, DurableState, Event, Record, WriteId};
+use crate::io::{Action, DurableState, Event, Key, Record, WriteId};
 use crate::ledger::{Ledger, Rounding};
 use crate::protocol::{
     CatalogEntry, IdemKey, Message, OpKind, OpOutcome, OpReceipt, Operation, OriginId, Peer,
@@ -323,10 +323,34 @@ impl Origin {
     /// never visible and is left out of the catalog, though its version and seq numbers are
     /// not reused.
     pub fn recover(config: OriginConfig, durable: &DurableState) -> Self {
+        Origin::recover_from(config, durable)
+    }
+
+    /// [`Origin::recover`] from durable records the driver lends in key order (a
+    /// `DurableState`, or a simulated disk's own map), so that a rebuild copies nothing
+    /// but what the origin keeps: a restart of an origin with a long history must not
+    /// first clone that history.
+    pub fn recover_from<'a>(
+        config: OriginConfig,
+        durable: impl IntoIterator<Item = (&'a Key, &'a Record)>,
+    ) -> Self {
+        Origin::recover_fingerprinted(config, durable.into_iter().map(|(k, r)| (k, r, None)))
+    }
+
+    /// [`Origin::recover_from`] for a driver that kept each apply-log record's
+    /// [`Operation::fingerprint`] when it was written (`Some`; `None` for other records
+    /// or when it did not): a rebuild then hashes nothing per operation ever applied, as
+    /// [`crate::tower::Tower::recover_verified`] takes the lengths of chunks its store
+    /// verified. A fingerprint handed over must be the record's own (checked in debug
+    /// builds): exactly-once tells a replay from a conflicting reuse of a key by it.
+    pub fn recover_fingerprinted<'a>(
+        config: OriginConfig,
+        durable: impl IntoIterator<Item = (&'a Key, &'a Record, Option<ChunkHash>)>,
+    ) -> Self {
         let mut o = Origin::new(config);
         let mut entries = Vec::new();
         let mut log = Vec::new();
-        for (key, record) in durable {
+        for (key, record, fingerprint) in durable {
             debug_assert_eq!(&record.key(), key, "record stored under a foreign key");
             if record.key() != *key {
                 continue;
@@ -338,7 +362,15 @@ impl Origin {
                     }
                 }
                 Record::Entry(e) => entries.push(e),
-                Record::Applied { op, outcome, tower } => log.push((op, outcome, *tower)),
+                Record::Applied { op, outcome, tower } => {
+                    debug_assert!(
+                        fingerprint.is_none_or(|f| f == op.fingerprint()),
+                        "the fingerprint handed over for {} is not its record's",
+                        op.key
+                    );
+                    let fingerprint = fingerprint.unwrap_or_else(|| op.fingerprint());
+                    log.push((op, outcome, *tower, fingerprint));
+                }
                 Record::Identity(id) => o.identity = Some(*id),
                 // A tower's or a device's records; an origin store never holds one.
                 Record::Outbox(_)
@@ -363,14 +395,29 @@ impl Origin {
                 o.catalog.insert(item, e.clone());
             }
         }
+        // The applied set, built in one go from the log as lent (in key order, a bulk
+        // build rather than a search per key). Conflicts are answered, never recorded.
+        o.applied = log
+            .iter()
+            .filter(|(_, outcome, _, _)| !matches!(outcome, OpOutcome::Conflict))
+            .map(|(op, outcome, tower, fingerprint)| {
+                let applied = AppliedOp {
+                    fingerprint: *fingerprint,
+                    outcome: (*outcome).clone(),
+                    pending_fsync: None,
+                    tower: *tower,
+                };
+                (op.key.clone(), applied)
+            })
+            .collect();
         // Rejected outcomes carry no seq and no effect; their order does not matter.
         let seq_of = |outcome: &OpOutcome| match outcome {
             OpOutcome::Applied { seq } => *seq,
             _ => 0,
         };
-        log.sort_by_key(|(_, outcome, _)| seq_of(outcome));
+        log.sort_by_key(|(_, outcome, _, _)| seq_of(outcome));
         let mut contributed_minor: u128 = 0;
-        for (op, outcome, tower) in log {
+        for (op, outcome, _, _) in log {
             match outcome {
                 OpOutcome::Applied { seq } => {
                     assert!(
@@ -398,18 +445,8 @@ impl Origin {
                 // Conflicts are answered, never recorded.
                 OpOutcome::Conflict => {
                     debug_assert!(false, "conflict recorded for {}", op.key);
-                    continue;
                 }
             }
-            o.applied.insert(
-                op.key.clone(),
-                AppliedOp {
-                    fingerprint: op.fingerprint(),
-                    outcome: outcome.clone(),
-                    pending_fsync: None,
-                    tower,
-                },
-            );
         }
         assert_eq!(o.ledger.contributed_minor(), contributed_minor);
         if o.config.rounding == Rounding::Floor {

@@ -187,8 +187,13 @@ impl FromStr for LinkKind {
 /// issue order) and 64 random bits (16 hex digits). The owner part lets a tower refuse a
 /// key presented by anyone but its owner; the nonce keeps keys unique even when a
 /// device's counter is rolled back (a restored backup) or two devices share an identity.
+///
+/// The text is shared (`Arc<str>`), not copied: one operation's key is held at once by
+/// the device, the tower's outbox and confirmed memory, the origin's applied set, their
+/// stores and the simulator's oracles, and a month of operations is hundreds of
+/// thousands of keys. A clone is a reference count, not an allocation.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
-pub struct IdemKey(pub String);
+pub struct IdemKey(pub std::sync::Arc<str>);
 
 /// Longest idempotency key accepted anywhere, in bytes.
 pub const IDEM_KEY_BYTES_MAX: usize = 256;
@@ -196,13 +201,13 @@ pub const IDEM_KEY_BYTES_MAX: usize = 256;
 impl IdemKey {
     /// The key of a device's `n`-th operation with random part `nonce`.
     pub fn for_device(device: DeviceId, n: u64, nonce: u64) -> IdemKey {
-        IdemKey(format!("{}:{n:08}:{nonce:016x}", device.hex()))
+        IdemKey(format!("{}:{n:08}:{nonce:016x}", device.hex()).into())
     }
 
     /// A key without the random part, `<device>:<n>` (what devices made before keys had
     /// one; the simulator's planted bug `sequential-keys`). Still owned by `device`.
     pub fn sequential(device: DeviceId, n: u64) -> IdemKey {
-        IdemKey(format!("{}:{n:08}", device.hex()))
+        IdemKey(format!("{}:{n:08}", device.hex()).into())
     }
 
     /// The device the key belongs to: its first part as a canonical [`DeviceId`]; `None`

@@ -672,7 +672,12 @@ async fn outbox(State(s): State<TowerAdmin>, headers: HeaderMap) -> Result<Respo
     s.ctx.caller(Role::Viewer, &headers)?;
     let keys: Vec<String> = s
         .node
-        .query(|t, _| t.outbox_acked().into_iter().map(|k| k.0).collect())
+        .query(|t, _| {
+            t.outbox_acked()
+                .into_iter()
+                .map(|k| k.0.to_string())
+                .collect()
+        })
         .await
         .map_err(gone)?;
     Ok(json(Outbox {

@@ -541,7 +541,7 @@ fn a_conflict_is_surfaced_with_the_operation_and_dropped() {
         .lock()
         .unwrap()
         .stored
-        .insert(op.key.0.clone(), b"{\"something\":\"else\"}".to_vec());
+        .insert(op.key.0.to_string(), b"{\"something\":\"else\"}".to_vec());
     let out = s.send(Some(&tower)).unwrap();
     let SendResult::Conflict { message } = &out[0].result else {
         panic!("expected a conflict, got {:?}", out[0]);
@@ -551,7 +551,10 @@ fn a_conflict_is_surfaced_with_the_operation_and_dropped() {
         "{message}"
     );
     let line = describe(&out[0]);
-    assert!(line.contains("hello") && line.contains(&op.key.0), "{line}");
+    assert!(
+        line.contains("hello") && line.contains(&*op.key.0),
+        "{line}"
+    );
     drop(s);
     let log = DeviceSession::open(state.path()).unwrap().log().unwrap();
     assert!(log.ops.is_empty());

@@ -35,7 +35,7 @@ pub fn entry(item: &str, seq: u64) -> Record {
 
 fn op(key: &str) -> Operation {
     Operation {
-        key: IdemKey(key.to_string()),
+        key: IdemKey(key.into()),
         device: DeviceId(7),
         kind: OpKind::Message {
             to: "clinic".into(),

@@ -334,7 +334,7 @@ pub fn idem_key(field: &str, s: &str) -> Result<IdemKey, WireError> {
             format!("{s:?}"),
         ));
     }
-    Ok(IdemKey(s.to_string()))
+    Ok(IdemKey(s.into()))
 }
 
 /// A device identity on the wire: its canonical hex form (`"7"`, `"3fa2…"`, see
@@ -420,7 +420,7 @@ pub struct OperationDto {
 impl From<&Operation> for OperationDto {
     fn from(o: &Operation) -> Self {
         OperationDto {
-            key: o.key.0.clone(),
+            key: o.key.0.to_string(),
             device: DeviceDto::from(o.device),
             op: OpKindDto::from(&o.kind),
         }
@@ -476,7 +476,7 @@ pub enum OpStatusDto {
 impl OpStatusDto {
     /// The DTO of `status` for `key`.
     pub fn new(key: &IdemKey, status: &OpStatus) -> Self {
-        let key = key.0.clone();
+        let key = key.0.to_string();
         match status {
             OpStatus::Pending => OpStatusDto::Pending { key },
             OpStatus::Done {
@@ -568,7 +568,7 @@ pub struct OpReceiptDto {
 impl From<&OpReceipt> for OpReceiptDto {
     fn from(r: &OpReceipt) -> Self {
         OpReceiptDto {
-            key: r.key.0.clone(),
+            key: r.key.0.to_string(),
             outcome: OpOutcomeDto::from(&r.outcome),
         }
     }
@@ -755,7 +755,7 @@ pub fn key_name(key: &Key) -> String {
     match key {
         Key::Chunk(h) => h.to_hex(),
         Key::Entry(i) => i.0.clone(),
-        Key::Outbox(k) | Key::Applied(k) | Key::Confirmed(k) | Key::Awaiting(k) => k.0.clone(),
+        Key::Outbox(k) | Key::Applied(k) | Key::Confirmed(k) | Key::Awaiting(k) => k.0.to_string(),
         Key::Identity | Key::TrustedOrigin => "origin".to_string(),
     }
 }
@@ -773,7 +773,7 @@ pub fn encode_record(record: &Record) -> Option<Vec<u8>> {
             tower: tower.map(|t| t.0),
         }),
         Record::Confirmed(c) => serde_json::to_vec(&ConfirmedDto {
-            key: c.key.0.clone(),
+            key: c.key.0.to_string(),
             fingerprint: c.fingerprint.to_hex(),
             outcome: OpOutcomeDto::from(&c.outcome),
             seq: c.seq,

@@ -68,7 +68,7 @@ pub fn check(data: &[u8]) -> Verdict {
             };
             match idem_key("key", s) {
                 Ok(k) => {
-                    assert_eq!(k.0, s, "idem_key changed the key");
+                    assert_eq!(&*k.0, s, "idem_key changed the key");
                     assert!(
                         (1..=sovereign_wire::IDEM_KEY_MAX).contains(&s.len())
                             && s.bytes().all(|b| b.is_ascii_graphic()),

@@ -407,7 +407,9 @@ pub fn device_secret(device: u32) -> [u8; 32] {
 /// Test device `device`'s `n`-th idempotency key (owned by its identity).
 pub fn device_key(device: u32, n: u64) -> String {
     let id = sovereign_logic::protocol::DeviceId::from_secret(&device_secret(device));
-    sovereign_logic::protocol::IdemKey::for_device(id, n, 0x5eed).0
+    sovereign_logic::protocol::IdemKey::for_device(id, n, 0x5eed)
+        .0
+        .to_string()
 }
 
 /// `Authorization: Device <secret>` of test device `device`.

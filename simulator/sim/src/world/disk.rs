@@ -27,9 +27,9 @@ use super::rng::Stream;
 use crate::obs::Obs;
 use crate::plant::Plant;
 use bytes::Bytes;
-use sovereign_logic::content::verify_chunk;
+use sovereign_logic::content::{ChunkHash, verify_chunk};
 use sovereign_logic::entropy::Entropy;
-use sovereign_logic::io::{Action, DiskModel, DurableState, Key, Record};
+use sovereign_logic::io::{Action, DiskModel, Key, Record};
 use sovereign_logic::protocol::IdemKey;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -56,6 +56,11 @@ pub(super) struct DiskFaults {
 pub(super) struct Stored {
     pub(super) record: Record,
     pub(super) intact: bool,
+    /// For an apply-log record, its operation's fingerprint, computed once when written
+    /// (no fault changes such a record), so that the origin's rebuilds do not hash every
+    /// operation ever applied again (`Origin::recover_fingerprinted`). Boxed: most
+    /// records are not apply-log records and pay one pointer, not 33 bytes.
+    pub(super) fingerprint: Option<Box<ChunkHash>>,
 }
 
 impl Stored {
@@ -64,7 +69,15 @@ impl Stored {
             Record::Chunk(c) => verify_chunk(&c.hash, &c.bytes),
             _ => true,
         };
-        Stored { record, intact }
+        let fingerprint = match &record {
+            Record::Applied { op, .. } => Some(Box::new(op.fingerprint())),
+            _ => None,
+        };
+        Stored {
+            record,
+            intact,
+            fingerprint,
+        }
     }
 }
 
@@ -83,13 +96,20 @@ impl SimDisk {
         }
     }
 
-    /// What a process recovering from this disk finds (the durable records only).
-    pub(super) fn durable_state(&self) -> DurableState {
+    /// What a process recovering from this disk finds: the durable records, lent in key
+    /// order (a restart copies only what the rebuilt process keeps).
+    pub(super) fn durable_records(&self) -> impl Iterator<Item = (&Key, &Record)> + Clone {
+        self.writes.durable().iter().map(|(k, s)| (k, &s.record))
+    }
+
+    /// [`SimDisk::durable_records`] with each apply-log record's fingerprint.
+    pub(super) fn durable_fingerprinted(
+        &self,
+    ) -> impl Iterator<Item = (&Key, &Record, Option<ChunkHash>)> {
         self.writes
             .durable()
             .iter()
-            .map(|(k, s)| (k.clone(), s.record.clone()))
-            .collect()
+            .map(|(k, s)| (k, &s.record, s.fingerprint.as_deref().copied()))
     }
 
     /// What a read of `key` finds: the newest pending write or delete, else the durable
@@ -163,6 +183,7 @@ impl SimDisk {
                 Stored {
                     record: Record::Chunk(c),
                     intact,
+                    fingerprint: None,
                 },
             );
         }
@@ -316,7 +337,7 @@ mod tests {
     /// An outbox record (not a chunk) for operation `n`, and its key.
     fn outbox(n: u32) -> (Key, Record) {
         let op = Operation {
-            key: IdemKey(format!("op-{n}")),
+            key: IdemKey(format!("op-{n}").into()),
             device: DeviceId(1),
             kind: OpKind::Message {
                 to: "clinic-0".into(),
@@ -332,13 +353,14 @@ mod tests {
             Stored {
                 record: Record::Chunk(c),
                 intact,
+                ..
             } => Some((c.bytes.clone(), *intact)),
             _ => None,
         }
     }
 
     fn durable_keys(d: &SimDisk) -> Vec<Key> {
-        d.durable_state().keys().cloned().collect()
+        d.durable_records().map(|(k, _)| k.clone()).collect()
     }
 
     #[test]

@@ -481,7 +481,7 @@ impl World {
         }
         self.rogue_sent += 1;
         let op = Operation {
-            key: IdemKey(format!("rogue:{}", self.rogue_sent)),
+            key: IdemKey(format!("rogue:{}", self.rogue_sent).into()),
             device: DeviceId(STRANGER_ID_BASE - 1),
             kind: OpKind::Contribution {
                 community: "attacker".into(),

@@ -239,12 +239,17 @@ impl World {
         t.paused_until = None;
         let seed = SplitMix64::derive(self.seed, &format!("tower-{i}-{}", t.incarnation));
         let local = t.local(now);
-        let durable = t.disk.durable_state();
-        t.tower = Some(if t.incarnation == 1 && durable.is_empty() {
-            Tower::new(t.config.clone(), seed, local)
-        } else {
-            Tower::recover(t.config.clone(), seed, local, &durable)
-        });
+        // From the disk's own records, copying nothing of its history; the previous
+        // incarnation (if any) is dropped first.
+        t.tower = None;
+        t.tower = Some(
+            if t.incarnation == 1 && t.disk.durable_records().next().is_none() {
+                Tower::new(t.config.clone(), seed, local)
+            } else {
+                let records = t.disk.durable_records().map(|(_, r)| r);
+                Tower::recover_from(t.config.clone(), seed, local, records, &BTreeMap::new())
+            },
+        );
         t.timer.at = None;
         self.trace.event(
             now,
@@ -321,8 +326,14 @@ impl World {
     }
 
     pub(super) fn restart_origin(&mut self) {
-        let durable = self.origin.disk.durable_state();
-        self.origin.origin = Origin::recover(self.origin.config.clone(), &durable);
+        // The failed incarnation goes first, so that its state and the rebuilt one are
+        // never held at once; the rebuild reads the disk's own records, copying nothing of
+        // the history but what the new origin keeps.
+        self.origin.origin = Origin::new(self.origin.config.clone());
+        self.origin.origin = Origin::recover_fingerprinted(
+            self.origin.config.clone(),
+            self.origin.disk.durable_fingerprinted(),
+        );
         // Its identity is in its store once made durable; if a crash came first, it takes
         // the same one again (an origin's id belongs to its data).
         let _ = self.origin.origin.establish_identity(self.origin.id);

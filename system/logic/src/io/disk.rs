@@ -120,7 +120,7 @@ mod tests {
     use crate::protocol::IdemKey;
 
     fn key(n: u32) -> Key {
-        Key::Outbox(IdemKey(format!("op-{n}")))
+        Key::Outbox(IdemKey(format!("op-{n}").into()))
     }
 
     #[test]

@@ -152,6 +152,12 @@ pub struct TowerConfig {
     pub outbox_max: usize,
     /// Demand half-life for the cache warmer.
     pub warmer_half_life: Duration,
+    /// How long the chunks of a version the tower moved past stay on disk before they are
+    /// deleted (when no kept version uses them). A driver that plans device reads from a
+    /// snapshot ([`read::ReadView`]) may still be reading the old version's chunks: every
+    /// read must finish within this grace, or it finds a chunk gone and answers
+    /// "repairing" (never wrong bytes).
+    pub chunk_gc_grace: Duration,
 }
 
 impl TowerConfig {
@@ -185,6 +191,7 @@ impl TowerConfig {
             forward_batch_max: 32,
             outbox_max: 100_000,
             warmer_half_life: Duration::from_secs(3600),
+            chunk_gc_grace: Duration::from_secs(600),
         }
     }
 }
@@ -371,6 +378,10 @@ pub struct Tower {
     fsyncs: BTreeMap<WriteId, Vec<(WriteId, Purpose)>>,
     /// Chunk jobs the bounded scheduler had no room for; re-queued as room frees up.
     overflow: BTreeSet<ChunkHash>,
+    /// Chunks of versions the tower moved past, with when they may be deleted (now + the
+    /// grace when they were retired), oldest first: `collect_chunks` deletes those no
+    /// kept version uses by then. Not durable: a restart retires every unused chunk.
+    retired: VecDeque<(Time, Vec<ChunkHash>)>,
     /// Catalog entries whose write failed; written again when sync may run.
     rewrite: BTreeSet<ItemId>,
     next_probe_at: BTreeMap<LinkKind, Time>,
@@ -447,6 +458,7 @@ impl Tower {
             next_probe_at,
             shutdown_fsync: None,
             overflow: BTreeSet::new(),
+            retired: VecDeque::new(),
             rewrite: BTreeSet::new(),
             now,
             serve_epoch: 0,
@@ -481,6 +493,24 @@ impl Tower {
         durable: &DurableState,
         verified: &BTreeMap<ChunkHash, u32>,
     ) -> Tower {
+        Tower::recover_from(config, seed, now, durable.values(), verified)
+    }
+
+    /// [`Tower::recover_verified`] from durable records the driver lends in key order (a
+    /// `DurableState`'s values, or a simulated disk's own map), so that a restart copies
+    /// nothing but what the tower keeps.
+    pub fn recover_from<'a, I>(
+        config: TowerConfig,
+        seed: u64,
+        now: Time,
+        durable: I,
+        verified: &BTreeMap<ChunkHash, u32>,
+    ) -> Tower
+    where
+        I: IntoIterator<Item = &'a Record>,
+        I::IntoIter: Clone,
+    {
+        let durable = durable.into_iter();
         let verify = config.verify;
         let mut tower = Tower::build(config, seed, now);
         // `held` is a map: inserting these first leaves the order of everything the loop
@@ -489,7 +519,7 @@ impl Tower {
             .held
             .extend(verified.iter().map(|(h, len)| (*h, *len)));
         let mut quarantined = 0u64;
-        for record in durable.values() {
+        for record in durable.clone() {
             match record {
                 Record::Chunk(chunk) => {
                     if !verify || crate::content::verify_chunk(&chunk.hash, &chunk.bytes) {
@@ -538,11 +568,15 @@ impl Tower {
             }
         }
         // Entries after chunks so that `missing` reflects what survived verification.
-        for record in durable.values() {
+        for record in durable {
             if let Record::Entry(entry) = record {
                 tower.adopt_entry(entry.clone(), true);
             }
         }
+        // Chunks no entry names (versions moved past before the crash, whose deletes were
+        // not done or not durable) go after the grace like any other.
+        let held: Vec<ChunkHash> = tower.held.keys().copied().collect();
+        tower.retire(held);
         let event = Event::Recovered {
             chunks: tower.held.len() as u64,
             quarantined,
@@ -730,6 +764,7 @@ impl Tower {
             self.on_origin_failure();
         }
         self.forget_confirmed(now);
+        self.collect_chunks(now);
         self.pump();
     }
 
@@ -756,6 +791,7 @@ impl Tower {
                 .first_key_value()
                 .map(|(_, (until, _))| *until),
         );
+        take(self.retired.front().map(|(at, _)| *at));
         // A catalog poll that is due but blocked (breaker, supervisor) is woken by the
         // blocker's own timer; only a future poll needs a timer of its own.
         if self.catalog_deadline.is_none()
@@ -896,6 +932,7 @@ impl Tower {
             })
             .map(|(id, _)| id.clone())
             .collect();
+        let mut retired = Vec::new();
         for id in affected {
             let Some(state) = self.items.get_mut(&id) else {
                 continue;
@@ -905,7 +942,9 @@ impl Tower {
                 .as_ref()
                 .is_some_and(|m| m.chunks.iter().any(|c| c.hash == hash))
             {
-                state.servable = None;
+                if let Some(old) = state.servable.take() {
+                    retired.extend(old.chunks.iter().map(|c| c.hash));
+                }
                 state.repairing = true;
                 self.serve_epoch += 1;
             }
@@ -923,6 +962,7 @@ impl Tower {
                 self.want(hash, class, len);
             }
         }
+        self.retire(retired);
         self.pump();
     }
 
@@ -987,6 +1027,12 @@ impl Tower {
             .iter()
             .filter_map(|(id, s)| s.servable.as_ref().map(|m| (id.clone(), m.version)))
             .collect()
+    }
+
+    /// Operations held in the outbox ([`TowerStatus::outbox`] without building the rest
+    /// of the status, which counts every item).
+    pub fn outbox_len(&self) -> u64 {
+        self.outbox.len() as u64
     }
 
     /// The last power telemetry reading, if any arrived.
@@ -1131,6 +1177,12 @@ impl Tower {
         let previous = self.items.remove(&item);
         let previous_servable = previous.as_ref().and_then(|s| s.servable.clone());
         let repairing = previous.as_ref().is_some_and(|s| s.repairing);
+        // The entry it replaces is retired (its chunks go after the grace unless a kept
+        // version names them: the servable one still may).
+        let mut retired: Vec<ChunkHash> = previous
+            .as_ref()
+            .map(|s| s.entry.manifest.chunks.iter().map(|c| c.hash).collect())
+            .unwrap_or_default();
         let previous_missing = previous.map(|s| s.missing).unwrap_or_default();
         let missing: BTreeSet<ChunkHash> =
             missing_chunks(&entry.manifest, |h| self.held.contains_key(h))
@@ -1146,6 +1198,9 @@ impl Tower {
             .map(|c| (c.hash, c.len))
             .collect();
         let complete_now = missing.is_empty() && durable;
+        if complete_now && let Some(old) = &previous_servable {
+            retired.extend(old.chunks.iter().map(|c| c.hash));
+        }
         let manifest = entry.manifest.clone();
         self.serve_epoch += 1;
         self.items.insert(
@@ -1167,6 +1222,7 @@ impl Tower {
             self.want(hash, class, len);
         }
         self.release_superseded(&item, previous_missing);
+        self.retire(retired);
         if complete_now {
             self.mark_servable(&item);
         }
@@ -1226,7 +1282,7 @@ impl Tower {
             return;
         }
         let m = &state.entry.manifest;
-        state.servable = Some(m.clone());
+        let old = state.servable.replace(m.clone());
         state.repairing = false;
         self.serve_epoch += 1;
         let event = Event::ContentServable {
@@ -1234,7 +1290,68 @@ impl Tower {
             version: m.version,
             priority: m.priority,
         };
+        // The version it replaces is retired (a version moved past).
+        let retired: Vec<ChunkHash> = old
+            .filter(|o| o.chunks != m.chunks)
+            .map(|o| o.chunks.iter().map(|c| c.hash).collect())
+            .unwrap_or_default();
         self.emit(event);
+        self.retire(retired);
+    }
+
+    /// The chunks of a version the tower moved past (or of all held chunks, after a
+    /// restart): each is deleted after [`TowerConfig::chunk_gc_grace`] unless a kept
+    /// version (an item's latest entry or its servable version) names it by then.
+    fn retire(&mut self, mut hashes: Vec<ChunkHash>) {
+        hashes.retain(|h| self.held.contains_key(h));
+        if hashes.is_empty() {
+            return;
+        }
+        hashes.sort_unstable();
+        hashes.dedup();
+        let at = self.now + self.config.chunk_gc_grace;
+        debug_assert!(
+            self.retired.back().is_none_or(|(last, _)| *last <= at),
+            "retirements are queued in time order"
+        );
+        self.retired.push_back((at, hashes));
+    }
+
+    /// Delete the retired chunks whose grace has ended and that no kept version names:
+    /// content-addressed chunks shared with a kept version (of this item or another) stay,
+    /// as do chunks wanted again, being written, or in flight.
+    fn collect_chunks(&mut self, now: Time) {
+        if self.retired.front().is_none_or(|(at, _)| *at > now) {
+            return;
+        }
+        let kept: BTreeSet<ChunkHash> = self
+            .items
+            .values()
+            .flat_map(|s| {
+                s.entry
+                    .manifest
+                    .chunks
+                    .iter()
+                    .chain(s.servable.iter().flat_map(|m| m.chunks.iter()))
+            })
+            .map(|c| c.hash)
+            .collect();
+        while self.retired.front().is_some_and(|(at, _)| *at <= now) {
+            let Some((_, hashes)) = self.retired.pop_front() else {
+                break;
+            };
+            for hash in hashes {
+                if kept.contains(&hash)
+                    || self.wanted.contains_key(&hash)
+                    || self.writing.contains(&hash)
+                {
+                    continue;
+                }
+                if self.held.remove(&hash).is_some() {
+                    self.delete(Key::Chunk(hash));
+                }
+            }
+        }
     }
 
     fn on_catalog(&mut self, entries: Vec<CatalogEntry>) {
@@ -1567,6 +1684,10 @@ impl Tower {
                 };
                 self.held.insert(hash, len);
                 let items = self.waiters.remove(&hash).unwrap_or_default();
+                if items.is_empty() {
+                    // Kept for a version moved past while it was being written.
+                    self.retire(vec![hash]);
+                }
                 for item in items {
                     let done = self.items.get_mut(&item).is_some_and(|s| {
                         s.missing.remove(&hash);

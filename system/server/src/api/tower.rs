@@ -545,7 +545,7 @@ async fn submit(
     let reply = api.node.submit(presenter, op).await?;
     let accepted = || {
         let body = SubmitReply {
-            key: key.0.clone(),
+            key: key.0.to_string(),
             status: "accepted",
         };
         (StatusCode::ACCEPTED, axum::Json(body)).into_response()

@@ -314,7 +314,7 @@ impl OutboxFile {
     /// ending as `last`. Bookkeeping only: made durable by the next fsync, if any.
     pub fn note_attempt(&self, key: &IdemKey, attempts: u32, last: &str) -> Result<(), StoreError> {
         self.append(&Line::Tried {
-            key: key.0.clone(),
+            key: key.0.to_string(),
             attempts,
             last: last.chars().take(300).collect(),
         })
@@ -328,7 +328,7 @@ impl OutboxFile {
         detail: &str,
     ) -> Result<(), StoreError> {
         self.append(&Line::Outcome {
-            key: op.key.0.clone(),
+            key: op.key.0.to_string(),
             result: result.to_string(),
             detail: detail.chars().take(300).collect(),
             op: OperationDto::from(op),
@@ -376,7 +376,7 @@ impl OutboxFile {
             })?;
             if let Some(last) = &q.last {
                 push(&Line::Tried {
-                    key: q.op.key.0.clone(),
+                    key: q.op.key.0.to_string(),
                     attempts: q.attempts,
                     last: last.clone(),
                 })?;
@@ -390,7 +390,7 @@ impl OutboxFile {
         let skip = log.outcomes.len().saturating_sub(OUTCOMES_KEPT);
         for o in &log.outcomes[skip..] {
             push(&Line::Outcome {
-                key: o.op.key.0.clone(),
+                key: o.op.key.0.to_string(),
                 result: o.result.clone(),
                 detail: o.detail.clone(),
                 op: OperationDto::from(&o.op),
@@ -480,7 +480,7 @@ fn apply(log: &mut OutboxLog, line: Line) -> Result<(), String> {
             );
         }
         Line::Del { key } => {
-            log.ops.remove(&IdemKey(key));
+            log.ops.remove(&IdemKey(key.into()));
         }
         Line::Tried {
             key,
@@ -488,7 +488,7 @@ fn apply(log: &mut OutboxLog, line: Line) -> Result<(), String> {
             last,
         } => {
             // A note about an operation already gone is harmless: ignore it.
-            if let Some(q) = log.ops.get_mut(&IdemKey(key)) {
+            if let Some(q) = log.ops.get_mut(&IdemKey(key.into())) {
                 q.attempts = attempts;
                 q.last = Some(last);
             }
@@ -500,7 +500,7 @@ fn apply(log: &mut OutboxLog, line: Line) -> Result<(), String> {
             log.awaiting.insert(op.key.clone(), op);
         }
         Line::Settled { key } => {
-            log.awaiting.remove(&IdemKey(key));
+            log.awaiting.remove(&IdemKey(key.into()));
         }
         Line::Outcome {
             key,
@@ -509,7 +509,7 @@ fn apply(log: &mut OutboxLog, line: Line) -> Result<(), String> {
             op,
         } => {
             let op = op.to_operation().map_err(|e| e.to_string())?;
-            if op.key.0 != key {
+            if *op.key.0 != *key {
                 return Err(format!(
                     "outcome for {key:?} carries operation {:?}",
                     op.key.0
@@ -571,8 +571,12 @@ impl Store for OutboxFile {
 
     fn delete(&self, key: &Key) -> Result<(), StoreError> {
         match key {
-            Key::Outbox(k) => self.append(&Line::Del { key: k.0.clone() }),
-            Key::Awaiting(k) => self.append(&Line::Settled { key: k.0.clone() }),
+            Key::Outbox(k) => self.append(&Line::Del {
+                key: k.0.to_string(),
+            }),
+            Key::Awaiting(k) => self.append(&Line::Settled {
+                key: k.0.to_string(),
+            }),
             // Nothing else is ever stored here, so nothing else needs removing.
             _ => Ok(()),
         }

@@ -200,7 +200,9 @@ fn device_secret(id: u32) -> [u8; 32] {
 /// run is reproducible).
 pub fn device_key(id: u32, n: u32) -> String {
     let device = sovereign_logic::protocol::DeviceId::from_secret(&device_secret(id));
-    sovereign_logic::protocol::IdemKey::for_device(device, u64::from(n), u64::from(id)).0
+    sovereign_logic::protocol::IdemKey::for_device(device, u64::from(n), u64::from(id))
+        .0
+        .to_string()
 }
 
 /// `Authorization: Device <secret>` of device `id`.

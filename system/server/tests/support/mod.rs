@@ -41,7 +41,9 @@ pub fn device() -> sovereign_logic::protocol::DeviceId {
 
 /// The test device's `n`-th idempotency key.
 pub fn device_key(n: u64) -> String {
-    sovereign_logic::protocol::IdemKey::for_device(device(), n, 0xabc).0
+    sovereign_logic::protocol::IdemKey::for_device(device(), n, 0xabc)
+        .0
+        .to_string()
 }
 
 /// `Authorization: Device <DEVICE_SECRET>`: the test device's proof of identity.
