@@ -13,6 +13,7 @@
 
 mod console;
 mod pool;
+mod progress;
 mod report;
 mod sim;
 mod wall;

@@ -12,14 +12,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// Most worker threads (a sanity bound on `--jobs`).
 pub const JOBS_MAX: usize = 1024;
 
-/// Run `work` on every item with up to `jobs` threads; `done` is called after each item
-/// (from the worker, e.g. to advance a progress bar). Results are in `items` order; a
+/// Run `work` on every item with up to `jobs` threads; `done` is called with each item's
+/// result as it finishes (from the worker, e.g. to advance a progress bar). Results are in `items` order; a
 /// panicking item yields `Err(panic message)`.
 pub fn run_parallel<T, R>(
     jobs: usize,
     items: &[T],
     work: impl Fn(&T) -> R + Sync,
-    done: impl Fn() + Sync,
+    done: impl Fn(&Result<R, String>) + Sync,
 ) -> Vec<Result<R, String>>
 where
     T: Sync,
@@ -36,8 +36,8 @@ where
                 break;
             }
             let r = catch_unwind(AssertUnwindSafe(|| work(&items[i]))).map_err(panic_message);
+            done(&r);
             mine.push((i, r));
-            done();
         }
         mine
     };
@@ -80,7 +80,7 @@ mod tests {
                 jobs,
                 &items,
                 |x| x * x,
-                || {
+                |_| {
                     count.fetch_add(1, Ordering::Relaxed);
                 },
             )
@@ -90,7 +90,7 @@ mod tests {
             assert_eq!(got, expected);
             assert_eq!(count.load(Ordering::Relaxed), 200);
         }
-        assert!(run_parallel(4, &[] as &[u64], |x| *x, || {}).is_empty());
+        assert!(run_parallel(4, &[] as &[u64], |x| *x, |_| {}).is_empty());
     }
 
     #[test]
@@ -101,7 +101,7 @@ mod tests {
             2,
             &items,
             |&x| if x == 2 { panic!("boom {x}") } else { x },
-            || {},
+            |_| {},
         );
         assert_eq!(got, vec![Ok(1), Err("boom 2".to_string()), Ok(3)]);
     }

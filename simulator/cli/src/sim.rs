@@ -8,11 +8,11 @@
 //! `sovereign_sim::failure`, `sovereign_report::junit`).
 
 use crate::pool::run_parallel;
+use crate::progress::Progress;
 use crate::report::Exports;
 use crate::wall::Stopwatch;
 use crate::{BUILD, ReplayArgs, RunArgs, ShrinkArgs, SweepArgs};
 use anyhow::{Context, Result, anyhow, bail};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sovereign_report::junit::{CaseFailure, TestCase, junit_xml};
 use sovereign_report::sweep::{SWEEP_DATA_FORMAT, SWEEP_FAILURES_LISTED_MAX, SweepFailure};
 use sovereign_report::{RunData, SweepData};
@@ -20,7 +20,7 @@ use sovereign_sim::failure::{FailureFile, Reproduction, replay_command, shell_qu
 use sovereign_sim::scenario::{Scenario, parse_file};
 use sovereign_sim::sweep::{Shard, SweepOutcome, SweepSummary, run_options, sort_outcomes};
 use sovereign_sim::{Plant, RunOptions, RunReport};
-use std::io::IsTerminal;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Trace lines shown before the violation by `replay --trace`.
@@ -306,19 +306,6 @@ impl SweepConfig {
     }
 }
 
-fn progress_bar(total: u64) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template(
-        "{elapsed_precise} [{bar:40}] {pos}/{len} runs ({per_sec}, eta {eta})",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar
-}
-
 /// `sovereign sim sweep`.
 pub fn sweep(a: SweepArgs) -> Result<u8> {
     let c = SweepConfig::resolve(a)?;
@@ -335,25 +322,34 @@ pub fn sweep(a: SweepArgs) -> Result<u8> {
         plant_name(c.plant),
         c.jobs
     );
-    let bar = progress_bar(items.len() as u64);
+    let progress = Progress::new(
+        "sweep",
+        items.len() as u64,
+        "{elapsed_precise} [{bar:40}] {pos}/{len} runs ({per_sec}, eta {eta})",
+    );
     let clock = Stopwatch::start();
     let results = run_parallel(
         c.jobs,
         &items,
         |&(i, seed)| {
+            let took = Stopwatch::start();
             let report = sovereign_sim::run(&c.scenarios[i].1, &run_options(seed, c.plant));
-            SweepOutcome::from_report(i, report)
+            (SweepOutcome::from_report(i, report), took.elapsed())
         },
-        || bar.inc(1),
+        |r| progress.inc(r.as_ref().map_or(true, |(o, _)| o.exit_code != 0)),
     );
     let wall = clock.elapsed();
-    bar.finish_and_clear();
+    progress.finish();
 
     let mut outcomes = Vec::with_capacity(results.len());
+    let mut times = BTreeMap::new();
     let mut panics: Vec<(usize, u64, String)> = Vec::new();
     for (&(i, seed), r) in items.iter().zip(results) {
         match r {
-            Ok(o) => outcomes.push(o),
+            Ok((o, took)) => {
+                times.insert((i, seed), took);
+                outcomes.push(o);
+            }
             Err(msg) => panics.push((i, seed, msg)),
         }
     }
@@ -368,6 +364,7 @@ pub fn sweep(a: SweepArgs) -> Result<u8> {
                 suite: scenario.name.clone(),
                 name: format!("seed {}", o.seed),
                 failure: None,
+                time: times.get(&(o.scenario_index, o.seed)).copied(),
             });
             continue;
         };
@@ -399,6 +396,7 @@ pub fn sweep(a: SweepArgs) -> Result<u8> {
         }
         let mut case = TestCase::from_report(report, Some(&cmd));
         case.suite = scenario.name.clone();
+        case.time = times.get(&(o.scenario_index, o.seed)).copied();
         cases.push(case);
     }
     for (i, seed, msg) in &panics {
@@ -430,6 +428,7 @@ pub fn sweep(a: SweepArgs) -> Result<u8> {
                 kind: "panic".into(),
                 body: format!("{msg}\nrerun: {cmd}"),
             }),
+            time: None,
         });
     }
 
@@ -655,26 +654,26 @@ pub fn shrink(a: ShrinkArgs) -> Result<u8> {
         l.file.seed,
         plant_name(l.file.plant)
     );
-    // Each candidate is a whole run: show them against the budget (on a terminal).
-    let bar = progress_bar(budget as u64);
-    if let Ok(style) = ProgressStyle::with_template(
+    // Each candidate is a whole run: show them against the budget.
+    let progress = Progress::new(
+        "shrink",
+        budget as u64,
         "{elapsed_precise} [{bar:40}] {pos}/{len} runs of the budget ({per_sec}) {msg}",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
-    }
+    );
     let r = sovereign_sim::shrink::shrink(
         &l.scenario,
         &l.options(false),
         oracle,
         |sc, opts| {
-            bar.set_message(format!("{} faults", sc.faults.len()));
+            progress.set_message(format!("{} faults", sc.faults.len()));
             let report = sovereign_sim::run(sc, opts);
-            bar.inc(1);
+            // A shrink candidate "fails" when it still violates: that is progress here.
+            progress.inc(report.exit_code() != 0);
             report
         },
         budget,
     );
-    bar.finish_and_clear();
+    progress.finish();
     println!("faults: {} -> {}", r.faults_before, r.faults_after);
     println!(
         "towers: {} -> {}",

@@ -248,8 +248,9 @@ fn bad_start_is_a_usage_error() {
 #[test]
 fn sweep_with_a_plant_reports_its_catch_rate() {
     // Goal: a planted-bug sweep writes sweep.json with the catch rate, a report listing
-    // each failure with its replay command, and an OpenMetrics export of the totals that
-    // passes the strict checker.
+    // each failure with its replay command, an OpenMetrics export of the totals that
+    // passes the strict checker, and JUnit with each case's time; off a terminal it says
+    // how far it got on stderr (a CI log is not silent for minutes).
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-sweep-report");
     let _ = std::fs::remove_dir_all(&dir);
     let scenario = concat!(
@@ -258,6 +259,7 @@ fn sweep_with_a_plant_reports_its_catch_rate() {
     );
     let report = dir.join("sweep");
     let om = dir.join("sweep.om");
+    let junit = dir.join("junit.xml");
     let o = sovereign(&[
         "sim",
         "sweep",
@@ -274,12 +276,29 @@ fn sweep_with_a_plant_reports_its_catch_rate() {
         report.to_str().unwrap(),
         "--openmetrics",
         om.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
     ]);
     assert!(
         matches!(o.status.code(), Some(0 | 1 | 3 | 4)),
         "{}",
         stderr(&o)
     );
+    let err = stderr(&o);
+    assert!(
+        err.contains("sweep: 1/2 runs, ")
+            && err.contains("sweep: 2/2 runs, ")
+            && err.contains("done"),
+        "{err}"
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert_eq!(xml.matches("<testcase ").count(), 2, "{xml}");
+    assert_eq!(
+        xml.matches(" time=\"").count(),
+        4,
+        "two cases, their suite, the whole: {xml}"
+    );
+
     let data = std::fs::read_to_string(report.join("sweep.json")).unwrap();
     assert!(data.contains("\"plant_catch_ratio\""), "{data}");
     let md = std::fs::read_to_string(report.join("report.md")).unwrap();

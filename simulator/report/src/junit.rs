@@ -4,11 +4,14 @@
 //! Map: [`TestCase`] / [`CaseFailure`] (the input), [`TestCase::from_report`],
 //! [`junit_xml`] (the writer), [`escape`] (XML text and attribute escaping).
 //!
-//! Not covered: timings (runs are measured in virtual time; CI only needs pass/fail),
-//! reading JUnit back.
+//! Times are the wall time each run took on the machine that ran it (the driver measures
+//! them; CI dashboards sort and trend cases by them), never virtual time.
+//!
+//! Not covered: reading JUnit back.
 
 use sovereign_sim::report::RunReport;
 use std::fmt::Write as _;
+use std::time::Duration;
 
 /// One test case: a scenario run with one seed.
 #[derive(Clone, Debug, PartialEq)]
@@ -19,6 +22,8 @@ pub struct TestCase {
     pub name: String,
     /// Why it failed, if it did.
     pub failure: Option<CaseFailure>,
+    /// The wall time the run took, when the driver measured it (a panicked run has none).
+    pub time: Option<Duration>,
 }
 
 /// A failed case.
@@ -71,6 +76,7 @@ impl TestCase {
             suite: report.scenario.clone(),
             name: format!("seed {}", report.seed),
             failure,
+            time: None,
         }
     }
 }
@@ -85,28 +91,43 @@ pub fn junit_xml(cases: &[TestCase]) -> String {
         }
     }
     let failures = |cs: &[&TestCase]| cs.iter().filter(|c| c.failure.is_some()).count();
+    // ` time="s"`: a case's own, a suite's the sum of its cases' (when any was measured).
+    let time = |cs: &[&TestCase]| {
+        let known: Vec<Duration> = cs.iter().filter_map(|c| c.time).collect();
+        if known.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " time=\"{:.3}\"",
+                known.iter().sum::<Duration>().as_secs_f64()
+            )
+        }
+    };
     let all: Vec<&TestCase> = cases.iter().collect();
     let mut out = String::new();
     out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         out,
-        "<testsuites name=\"sovereign sim\" tests=\"{}\" failures=\"{}\" errors=\"0\">",
+        "<testsuites name=\"sovereign sim\" tests=\"{}\" failures=\"{}\" errors=\"0\"{}>",
         cases.len(),
-        failures(&all)
+        failures(&all),
+        time(&all)
     );
     for (name, cs) in &suites {
         let _ = writeln!(
             out,
-            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"0\">",
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"0\"{}>",
             escape(name),
             cs.len(),
-            failures(cs)
+            failures(cs),
+            time(cs)
         );
         for c in cs {
             let head = format!(
-                "    <testcase name=\"{}\" classname=\"sim.{}\"",
+                "    <testcase name=\"{}\" classname=\"sim.{}\"{}",
                 escape(&c.name),
-                escape(&c.suite)
+                escape(&c.suite),
+                time(&[c])
             );
             match &c.failure {
                 None => {
@@ -210,16 +231,27 @@ mod tests {
             pass: false,
             measured: "0.5".into(),
         });
-        let cases = vec![
+        let mut cases = vec![
             TestCase::from_report(&bad, Some("sovereign sim replay f.toml")),
             TestCase::from_report(&good, None),
             TestCase::from_report(&slo, None),
         ];
+        cases[0].time = Some(Duration::from_millis(1500));
+        cases[1].time = Some(Duration::from_millis(250));
         let xml = junit_xml(&cases);
-        assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"sovereign sim\" tests=\"3\" failures=\"2\""));
-        assert!(xml.contains("<testsuite name=\"a&amp;b\" tests=\"2\" failures=\"1\""));
-        assert!(xml.contains("<testsuite name=\"other\" tests=\"1\" failures=\"1\""));
-        assert!(xml.contains("<testcase name=\"seed 8\" classname=\"sim.a&amp;b\"/>"));
+        assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"sovereign sim\" tests=\"3\" failures=\"2\" errors=\"0\" time=\"1.750\">"));
+        assert!(xml.contains("<testsuite name=\"a&amp;b\" tests=\"2\" failures=\"1\" errors=\"0\" skipped=\"0\" time=\"1.750\">"));
+        // A suite with no measured case has no time (not a made-up zero).
+        assert!(xml.contains(
+            "<testsuite name=\"other\" tests=\"1\" failures=\"1\" errors=\"0\" skipped=\"0\">"
+        ));
+        assert!(
+            xml.contains("<testcase name=\"seed 7\" classname=\"sim.a&amp;b\" time=\"1.500\">")
+        );
+        assert!(
+            xml.contains("<testcase name=\"seed 8\" classname=\"sim.a&amp;b\" time=\"0.250\"/>")
+        );
+        assert!(xml.contains("<testcase name=\"seed 9\" classname=\"sim.other\">"));
         assert!(xml.contains(
             "<failure message=\"integrity at T+3.000000s: served &lt;bad&gt; &amp; &quot;wrong&quot; bytes\" type=\"oracle\">"
         ));
