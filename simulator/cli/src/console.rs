@@ -9,6 +9,7 @@ use anyhow::{Context, Result, anyhow};
 use sovereign_console::gameday::{self, Outcome};
 use sovereign_console::{App, SimSource, report};
 use sovereign_sim::scenario::parse_file;
+use std::io::IsTerminal;
 use std::path::Path;
 
 /// The operator's name: `--operator`, else `$USER`, else `operator`.
@@ -21,6 +22,13 @@ fn operator(flag: Option<String>) -> String {
 /// `sovereign console`.
 pub fn console(a: ConsoleArgs) -> Result<u8> {
     let scenario = parse_file(&a.scenario).map_err(|e| anyhow!("{e}"))?;
+    if !std::io::stdout().is_terminal() {
+        anyhow::bail!(
+            "{}: no terminal to run the console in (for a run without one: sovereign sim \
+             run {0})",
+            a.scenario.display()
+        );
+    }
     let seed = a.seed.unwrap_or(scenario.seed);
     let src = Box::new(SimSource::new(scenario, seed));
     let mut app = App::new(src, operator(a.operator), None);
@@ -38,7 +46,15 @@ pub fn gameday(a: GamedayArgs) -> Result<u8> {
         a.export.annotations,
         a.export.start,
     )?;
-    let (gd, scenario) = gameday::load(&a.plan).map_err(|e| anyhow!("{e}"))?;
+    let plan = a.plan.context("a plan file is required")?;
+    let (gd, scenario) = gameday::load(&plan).map_err(|e| anyhow!("{e}"))?;
+    if !a.headless && !std::io::stdout().is_terminal() {
+        anyhow::bail!(
+            "{}: no terminal to run the console in; run it with --headless (checklist \
+             items are then confirmed automatically and marked so)",
+            plan.display()
+        );
+    }
     let seed = a.seed.or(gd.plan.seed).unwrap_or(scenario.seed);
     let who = operator(a.operator);
     let dir = a

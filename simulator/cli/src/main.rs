@@ -16,6 +16,7 @@ mod pool;
 mod progress;
 mod report;
 mod sim;
+mod validate;
 mod wall;
 
 use clap::{Args, Parser, Subcommand};
@@ -92,9 +93,13 @@ pub struct ConsoleArgs {
 
 /// Raw flags of `gameday`.
 #[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct GamedayArgs {
+    #[command(subcommand)]
+    pub command: Option<GamedayCommand>,
     /// The plan file.
-    pub plan: PathBuf,
+    #[arg(required = true)]
+    pub plan: Option<PathBuf>,
     /// Run without a terminal: checklist items are auto-confirmed (and marked so).
     #[arg(long)]
     pub headless: bool,
@@ -110,6 +115,14 @@ pub struct GamedayArgs {
     pub out: Option<PathBuf>,
     #[command(flatten)]
     pub export: RunExportArgs,
+}
+
+/// `sovereign gameday validate …`
+#[derive(Subcommand, Debug)]
+pub enum GamedayCommand {
+    /// Check plan files and their scenarios without running them (fields, steps, fault
+    /// targets, blast radius, tolerances) and summarise each. Exit 2 if any is invalid.
+    Validate(ValidateArgs),
 }
 
 /// Raw flags of `report`.
@@ -141,6 +154,18 @@ enum SimCommand {
     /// List every fault kind as declared: family, parameters, targets, default duration,
     /// nemesis weight, console hotkey and the invariants it can disturb.
     Faults,
+    /// Check scenario files without running them (syntax, fields, targets, limits) and
+    /// summarise each: topology, fault schedule, nemesis, invariants, SLOs. Exit 2 if any
+    /// is invalid.
+    Validate(ValidateArgs),
+}
+
+/// Raw flags of `sim validate` and `gameday validate`.
+#[derive(Args, Debug)]
+pub struct ValidateArgs {
+    /// The files.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
 }
 
 /// Help text shared by `--plant`.
@@ -275,8 +300,13 @@ fn main() -> ExitCode {
                 print!("{}", sovereign_sim::scenario::faults::table_text());
                 Ok(0)
             }
+            SimCommand::Validate(a) => Ok(validate::scenarios(&a.files)),
         },
         Some(Command::Console(a)) => console::console(a),
+        Some(Command::Gameday(GamedayArgs {
+            command: Some(GamedayCommand::Validate(a)),
+            ..
+        })) => Ok(validate::plans(&a.files)),
         Some(Command::Gameday(a)) => console::gameday(a),
         Some(Command::Report(a)) => report::rebuild(a),
         Some(Command::Tower(c)) => server(sovereign_server::cli::run_tower(c)),

@@ -313,3 +313,85 @@ fn sweep_with_a_plant_reports_its_catch_rate() {
         "{text}"
     );
 }
+
+#[test]
+fn validate_checks_every_shipped_scenario_and_plan_and_names_a_bad_line() {
+    // Goal: `sim validate` and `gameday validate` accept every shipped file (exit 0, a
+    // summary each) and reject a bad one with exit 2 and its file:line, without running.
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let toml_in = |dir: &str| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(Path::new(root).join(dir))
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let run = |args: Vec<String>| {
+        Command::new(env!("CARGO_BIN_EXE_sovereign"))
+            .current_dir(root)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let scenarios = toml_in("scenarios");
+    let o = run([vec!["sim".into(), "validate".into()], scenarios.clone()].concat());
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
+    assert_eq!(out.matches(": ok\n").count(), scenarios.len(), "{out}");
+    assert!(
+        out.contains("invariants (") && out.contains("SLOs: "),
+        "{out}"
+    );
+    let plans = toml_in("gamedays");
+    let o = run([vec!["gameday".into(), "validate".into()], plans.clone()].concat());
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
+    assert_eq!(out.matches(": ok\n").count(), plans.len(), "{out}");
+    assert!(out.contains("blast radius: "), "{out}");
+
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-validate");
+    let _ = std::fs::create_dir_all(&dir);
+    let bad = dir.join("bad.toml");
+    let text = std::fs::read_to_string(Path::new(root).join("scenarios/baseline.toml"))
+        .unwrap()
+        .replacen("duration = ", "durration = ", 1);
+    std::fs::write(&bad, text).unwrap();
+    let bad = bad.to_string_lossy().into_owned();
+    let o = run(vec![
+        "sim".into(),
+        "validate".into(),
+        scenarios[0].clone(),
+        bad.clone(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        out.contains(&format!("{bad}: invalid")) && out.contains("1 of 2 valid"),
+        "{out}"
+    );
+    assert!(
+        stderr(&o).contains(&format!("{bad}:")) && stderr(&o).contains("durration"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_game_day_without_a_terminal_suggests_headless() {
+    // Goal: with no terminal the console cannot start; the error says what to do instead
+    // of "No such device or address".
+    let plan = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../gamedays/network-fibre-cut.toml"
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_sovereign"))
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .args(["gameday", plan])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--headless"), "{}", stderr(&o));
+}

@@ -252,6 +252,19 @@ pub enum Family {
     Clock,
 }
 
+impl Family {
+    /// As the docs and the nemesis keys (`network_per_hour`) spell it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Family::Network => "network",
+            Family::Process => "process",
+            Family::Disk => "disk",
+            Family::Power => "power",
+            Family::Clock => "clock",
+        }
+    }
+}
+
 /// One scheduled fault.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FaultSpec {
