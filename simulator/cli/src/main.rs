@@ -252,9 +252,36 @@ pub struct SweepArgs {
 pub struct ReplayArgs {
     /// The failure file.
     pub failure: PathBuf,
-    /// Record the event trace and print the lines around the violation.
+    /// Record the event trace and print the lines around the violation (marked `>>>`).
     #[arg(long)]
     pub trace: bool,
+    /// With --trace: only lines that name this tower, device or `origin` (e.g. tower-0).
+    #[arg(long, value_name = "NAME", requires = "trace")]
+    pub tower: Option<String>,
+    /// With --trace: only lines of this kind, a word of the line such as probe, fault,
+    /// SubmitOp, ForwardOps, boot, crash (case-insensitive).
+    #[arg(long, value_name = "WORD", requires = "trace")]
+    pub kind: Option<String>,
+    /// With --trace: centre the window on this time of the run (`10h`, `36057.06s`,
+    /// `T+36057.062068s`) instead of the violation.
+    #[arg(long, value_name = "TIME", requires = "trace", value_parser = parse_run_time)]
+    pub around: Option<sovereign_logic::Time>,
+    /// With --trace: how many lines to show (a fifth before the centre).
+    #[arg(long, value_name = "N", requires = "trace", default_value_t = 50,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub lines: u64,
+}
+
+/// A time of the run as `--around` takes it: a duration from the start (`10h`, `1.5s`),
+/// optionally written as the trace writes it (`T+36057.062068s`).
+fn parse_run_time(s: &str) -> Result<sovereign_logic::Time, String> {
+    let text = s.strip_prefix("T+").unwrap_or(s);
+    let d = match text.strip_suffix('s').and_then(|n| n.parse::<f64>().ok()) {
+        Some(secs) if (0.0..1e12).contains(&secs) => std::time::Duration::from_secs_f64(secs),
+        _ => sovereign_sim::scenario::parse::parse_duration(text, false)?.1,
+    };
+    let us = u64::try_from(d.as_micros()).map_err(|_| format!("{s}: too far"))?;
+    Ok(sovereign_logic::Time::from_micros(us))
 }
 
 /// Raw flags of `sim shrink`.
@@ -283,7 +310,27 @@ fn server(r: anyhow::Result<()>) -> anyhow::Result<u8> {
     }
 }
 
+/// Exit quietly, as a C tool killed by SIGPIPE would (128 + 13), when stdout is a closed
+/// pipe (`sovereign sim replay F --trace | head`): Rust ignores SIGPIPE, so `println!`
+/// panics instead. Every other panic goes to the default hook.
+fn quiet_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_on_closed_pipe();
     let cli = Cli::parse();
     let result = match cli.command {
         None => {

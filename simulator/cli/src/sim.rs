@@ -23,10 +23,6 @@ use sovereign_sim::{Plant, RunOptions, RunReport};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Trace lines shown before the violation by `replay --trace`.
-const TRACE_BEFORE: usize = 40;
-/// Trace lines shown from the violation on by `replay --trace`.
-const TRACE_AFTER: usize = 10;
 /// Most scenario files one sweep takes (a typo'd directory must not explode).
 const SWEEP_SCENARIOS_MAX: usize = 10_000;
 /// Most runs one sweep invocation does (scenarios × seeds in the shard).
@@ -162,6 +158,12 @@ pub fn run(a: RunArgs) -> Result<u8> {
             println!("replay: {}", replay_command(&path.display().to_string()));
             failure_file = Some(path.display().to_string());
         }
+    } else if report.exit_code() != 0 {
+        // No failure file without --out: say how to get one (to replay, trace, shrink).
+        println!(
+            "rerun: {} --out DIR  (writes a failure file to replay with --trace and shrink)",
+            rerun_command(&c.path.display().to_string(), c.opts.seed, c.opts.plant)
+        );
     }
     if let Some(series) = series {
         let source = c.path.display().to_string();
@@ -536,26 +538,66 @@ impl Loaded {
     }
 }
 
-/// The trace lines around `at`: up to `before` lines before the first line at or after
-/// `at`, and `after` lines from it. Lines start with the time (`T+<s>.<us>s`); lines
-/// whose time cannot be read count as earlier. With no `at`, the last `before + after`
-/// lines.
-pub fn trace_window(
-    lines: &[String],
-    at: Option<sovereign_logic::Time>,
-    before: usize,
-    after: usize,
-) -> &[String] {
-    let idx = match at {
-        Some(at) => lines
-            .iter()
-            .position(|l| line_time_us(l).is_some_and(|t| t >= at.as_micros()))
-            .unwrap_or(lines.len()),
-        None => lines.len().saturating_sub(after),
-    };
-    let start = idx.saturating_sub(before);
-    let end = idx.saturating_add(after).min(lines.len());
-    &lines[start..end]
+/// What `replay --trace` shows: which lines, around when, how many.
+pub struct TraceView<'a> {
+    /// Only lines naming this node (`tower-0`, `device-3`, `origin`) as a word.
+    pub node: Option<&'a str>,
+    /// Only lines with this word (case-insensitive).
+    pub kind: Option<&'a str>,
+    /// The centre; `None`: the end of the trace.
+    pub at: Option<sovereign_logic::Time>,
+    /// Lines shown before the centre.
+    pub before: usize,
+    /// Lines shown from the centre on.
+    pub after: usize,
+}
+
+impl TraceView<'_> {
+    /// Whether `line` passes the filters.
+    fn keeps(&self, line: &str) -> bool {
+        let words = || {
+            line.split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '_'))
+                .filter(|w| !w.is_empty())
+        };
+        self.node.is_none_or(|n| words().any(|w| w == n))
+            && self
+                .kind
+                .is_none_or(|k| words().any(|w| w.eq_ignore_ascii_case(k)))
+    }
+
+    /// The filtered lines around the centre (indented), with `marker` (the violation)
+    /// inserted at its time, marked `>>>`, when that time falls inside the window.
+    pub fn window(
+        &self,
+        lines: &[String],
+        marker: Option<(sovereign_logic::Time, String)>,
+    ) -> Vec<String> {
+        let kept: Vec<&String> = lines.iter().filter(|l| self.keeps(l)).collect();
+        let idx = match self.at {
+            Some(at) => kept
+                .iter()
+                .position(|l| line_time_us(l).is_some_and(|t| t >= at.as_micros()))
+                .unwrap_or(kept.len()),
+            None => kept.len().saturating_sub(self.after),
+        };
+        let start = idx.saturating_sub(self.before);
+        let end = idx.saturating_add(self.after).min(kept.len());
+        let shown = &kept[start..end];
+        let mut out: Vec<String> = shown.iter().map(|l| format!("    {l}")).collect();
+        if let Some((t, text)) = marker {
+            let t_us = t.as_micros();
+            let first = shown.first().and_then(|l| line_time_us(l));
+            let past = kept.get(end).and_then(|l| line_time_us(l));
+            if first.is_none_or(|f| t_us >= f) && past.is_none_or(|p| t_us < p) {
+                let at = shown
+                    .iter()
+                    .position(|l| line_time_us(l).is_some_and(|u| u > t_us))
+                    .unwrap_or(shown.len());
+                out.insert(at, format!(">>> {t} {text}"));
+            }
+        }
+        out
+    }
 }
 
 /// The time at the start of a trace line, in microseconds.
@@ -582,19 +624,39 @@ pub fn replay(a: ReplayArgs) -> Result<u8> {
     println!("recorded by build {}; this build {BUILD}", f.build);
     let report = sovereign_sim::run(&l.scenario, &l.options(a.trace));
     if a.trace {
-        let at = report
+        let violation = report
             .first_violation()
-            .map(|v| v.at)
-            .or(f.violation.as_ref().map(|v| v.at));
-        let window = trace_window(&report.trace, at, TRACE_BEFORE, TRACE_AFTER);
+            .map(|v| (v.at, format!("VIOLATION {}: {}", v.oracle, v.detail)))
+            .or(f
+                .violation
+                .as_ref()
+                .map(|v| (v.at, format!("VIOLATION {} (recorded)", v.oracle))));
+        let lines = usize::try_from(a.lines).unwrap_or(usize::MAX);
+        let view = TraceView {
+            node: a.tower.as_deref(),
+            kind: a.kind.as_deref(),
+            at: a.around.or(violation.as_ref().map(|v| v.0)),
+            before: lines - lines / 5,
+            after: lines / 5,
+        };
+        let window = view.window(&report.trace, violation);
+        let filters: Vec<String> = [("tower", &a.tower), ("kind", &a.kind)]
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k} {v}")))
+            .collect();
         println!(
-            "trace: {} of {} recorded lines{}",
-            window.len(),
+            "trace: {} of {} recorded lines{}{}",
+            window.iter().filter(|l| !l.starts_with(">>>")).count(),
             report.trace.len(),
-            at.map(|t| format!(" around {t}")).unwrap_or_default()
+            view.at.map(|t| format!(" around {t}")).unwrap_or_default(),
+            if filters.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", filters.join(", "))
+            }
         );
         for line in window {
-            println!("  {line}");
+            println!("{line}");
         }
     }
     for line in report_lines(&report) {
@@ -710,22 +772,77 @@ mod tests {
     use super::*;
     use sovereign_logic::Time;
 
+    fn view(at: Option<Time>, before: usize, after: usize) -> TraceView<'static> {
+        TraceView {
+            node: None,
+            kind: None,
+            at,
+            before,
+            after,
+        }
+    }
+
     #[test]
     fn trace_window_centres_on_the_violation() {
         // Goal: 40 lines before the first line at/after the violation time, 10 from it.
         let lines: Vec<String> = (0..100)
             .map(|i| format!("{} event {i}", Time::from_millis(i * 10)))
             .collect();
-        let w = trace_window(&lines, Some(Time::from_millis(500)), 40, 10);
-        assert_eq!(w.len(), 50);
-        assert_eq!(w[0], lines[10]);
-        assert_eq!(w[40], lines[50]);
-        let early = trace_window(&lines, Some(Time::from_millis(20)), 40, 10);
-        assert_eq!(early, &lines[0..12]);
-        let none = trace_window(&lines, None, 40, 10);
-        assert_eq!(none, &lines[50..100]);
-        let after_end = trace_window(&lines, Some(Time::from_secs(99)), 40, 10);
-        assert_eq!(after_end, &lines[60..100]);
+        let shown = |r: std::ops::Range<usize>| -> Vec<String> {
+            lines[r].iter().map(|l| format!("    {l}")).collect()
+        };
+        let w = view(Some(Time::from_millis(500)), 40, 10).window(&lines, None);
+        assert_eq!(w, shown(10..60));
+        let early = view(Some(Time::from_millis(20)), 40, 10).window(&lines, None);
+        assert_eq!(early, shown(0..12));
+        let none = view(None, 40, 10).window(&lines, None);
+        assert_eq!(none, shown(50..100));
+        let after_end = view(Some(Time::from_secs(99)), 40, 10).window(&lines, None);
+        assert_eq!(after_end, shown(60..100));
+    }
+
+    #[test]
+    fn the_violation_is_marked_at_its_time_and_filters_keep_whole_words() {
+        // Goal: the marker sits between the last line before the violation and the first
+        // after it; --tower keeps tower-1 but not tower-10; --kind matches a word in any
+        // case; a violation outside the window shown is not marked.
+        let lines: Vec<String> = (0..20)
+            .map(|i| {
+                let who = if i % 2 == 0 { "tower-1" } else { "tower-10" };
+                let what = if i % 3 == 0 {
+                    "probe fibre: ok"
+                } else {
+                    "SubmitOp k"
+                };
+                format!("{} {who} {what}", Time::from_secs(i))
+            })
+            .collect();
+        let v = Some((
+            Time::from_millis(6_500),
+            "VIOLATION integrity: x".to_string(),
+        ));
+        let w = view(Some(Time::from_millis(6_500)), 2, 2).window(&lines, v.clone());
+        assert_eq!(
+            w,
+            [
+                format!("    {}", lines[5]),
+                format!("    {}", lines[6]),
+                ">>> T+6.500000s VIOLATION integrity: x".to_string(),
+                format!("    {}", lines[7]),
+                format!("    {}", lines[8]),
+            ]
+        );
+        let mut t1 = view(Some(Time::from_millis(6_500)), 20, 20);
+        t1.node = Some("tower-1");
+        let w = t1.window(&lines, None);
+        assert_eq!(w.len(), 10);
+        assert!(w.iter().all(|l| l.contains("tower-1 ")), "{w:?}");
+        let mut probes = view(Some(Time::from_millis(6_500)), 20, 20);
+        probes.kind = Some("PROBE");
+        let w = probes.window(&lines, None);
+        assert_eq!(w.len(), 7, "{w:?}");
+        let far = view(Some(Time::from_secs(15)), 1, 1).window(&lines, v);
+        assert!(!far.iter().any(|l| l.starts_with(">>>")), "{far:?}");
     }
 
     #[test]

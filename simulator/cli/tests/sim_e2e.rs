@@ -117,6 +117,19 @@ fn a_storm_failure_replays_exactly_and_shrinks_to_fewer_faults() {
     let o = sovereign(&["sim", "replay", &f]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     assert!(stdout(&o).contains("reproduced"), "{}", stdout(&o));
+    // The trace around the violation, one tower's lines only, the violation marked.
+    let o = sovereign(&[
+        "sim", "replay", &f, "--trace", "--tower", "tower-1", "--lines", "8",
+    ]);
+    let text = stdout(&o);
+    let shown: Vec<&str> = text.lines().filter(|l| l.starts_with("    T+")).collect();
+    assert_eq!(shown.len(), 8, "{text}");
+    assert!(shown.iter().all(|l| l.contains("tower-1")), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(">>> T+") && l.contains("VIOLATION integrity")),
+        "{text}"
+    );
 
     let shrunk = dir.join("storm.shrunk.toml");
     let s = shrunk.to_string_lossy().into_owned();
