@@ -144,7 +144,15 @@ fn console_pauses_steps_injects_and_quits_in_tmux() {
     assert!(s.contains("link-down tower-0/fibre"), "{s}");
     assert!(s.contains("tester: injected fault 0"), "{s}");
 
+    // q asks while the run goes on; any key but y keeps the console.
     t.keys(&["q"]);
+    t.wait_for("the quit question", |s| s.contains("quit now?"));
+    t.keys(&["x"]);
+    t.wait_for("the question withdrawn", |s| s.contains("cancelled"));
+    assert!(t.alive(), "the console quit without a yes");
+    t.keys(&["q"]);
+    t.wait_for("the quit question", |s| s.contains("quit now?"));
+    t.keys(&["y"]);
     while t.alive() {
         assert!(Instant::now() < t.deadline, "the console did not quit");
         std::thread::sleep(Duration::from_millis(100));

@@ -11,7 +11,7 @@
 //!
 //! Not covered: drawing (see `ui.rs`), the terminal loop (see `driver.rs`).
 
-use crate::gameday::{GameDay, Note, Outcome, Poll};
+use crate::gameday::{Answer, GameDay, Note, Outcome, Poll};
 use crate::live::{Category, Live, fault_text};
 use crate::source::{Advance, Source};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -54,6 +54,10 @@ pub enum Prompt {
     Seed,
     /// Filter the log by text.
     Filter,
+    /// Why inject outside the game day's blast radius.
+    Override,
+    /// The operator's words for a checklist answer.
+    Answer(Answer),
 }
 
 impl Prompt {
@@ -64,6 +68,10 @@ impl Prompt {
             Prompt::Jump => "jump to (e.g. 6h, +30m)",
             Prompt::Seed => "restart with seed",
             Prompt::Filter => "filter log",
+            Prompt::Override => "outside the blast radius: type why to inject anyway (Esc cancels)",
+            Prompt::Answer(Answer::No) => "answer no: what did you see?",
+            Prompt::Answer(Answer::Skip) => "skip: why can it not be judged now? (optional)",
+            Prompt::Answer(Answer::Yes) => "confirm (a comment is optional)",
         }
     }
 }
@@ -79,6 +87,30 @@ pub enum Screen {
     Inject,
     /// Typing into a prompt.
     Input(Prompt, String),
+    /// A destructive key waits for `y`.
+    Confirm(Danger),
+}
+
+/// What a destructive key would do, asked before it is done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Danger {
+    /// Quit while the run goes on.
+    Quit,
+    /// Heal every active fault.
+    Heal,
+    /// Abort the game day.
+    Abort,
+}
+
+impl Danger {
+    /// The question.
+    pub fn question(self) -> &'static str {
+        match self {
+            Danger::Quit => "quit now? the run is not over (a game day writes its report)",
+            Danger::Heal => "heal every active fault?",
+            Danger::Abort => "abort the game day? (heals, runs the rollback, refutes)",
+        }
+    }
 }
 
 /// What is selected in the topology: the origin or a tower, and optionally one of the
@@ -127,6 +159,8 @@ pub struct App {
     /// When the note prompt opened: a note is about what the operator saw then, even if
     /// virtual time ran on while they typed.
     note_at: Option<Time>,
+    /// An injection outside the blast radius, waiting for the operator's reason.
+    pending_injection: Option<FaultSpec>,
     quit: bool,
 }
 
@@ -157,6 +191,7 @@ impl App {
             status: "press ? for every key".into(),
             jump_to: None,
             note_at: None,
+            pending_injection: None,
             quit: false,
         };
         if app.snapshot.towers.is_empty() {
@@ -461,6 +496,31 @@ impl App {
                 return;
             }
         };
+        let towers: Vec<String> = self
+            .snapshot
+            .towers
+            .iter()
+            .map(|t| t.name.clone())
+            .collect();
+        if let Some(gd) = &self.gameday
+            && !gd.plan.blast_radius.allows(&spec.target, &towers)
+        {
+            // Outside the plan's radius: not without a reason that goes in the report.
+            self.status = format!(
+                "{} is outside the blast radius ({})",
+                fault_text(&spec, &towers),
+                gd.plan.blast_radius.towers.join(", ")
+            );
+            self.pending_injection = Some(spec);
+            self.screen = Screen::Input(Prompt::Override, String::new());
+            return;
+        }
+        self.inject_spec(spec, None);
+    }
+
+    /// Inject `spec` now; `reason`: the operator's words for going outside the blast
+    /// radius.
+    fn inject_spec(&mut self, spec: FaultSpec, reason: Option<&str>) {
         let who = self.operator.clone();
         let towers: Vec<String> = self
             .snapshot
@@ -471,7 +531,10 @@ impl App {
         let text = fault_text(&spec, &towers);
         let before = self.snapshot.faults.len();
         if let Some(gd) = self.gameday.as_mut() {
-            gd.inject(self.source.as_mut(), &mut self.live, spec, &who);
+            match reason {
+                Some(r) => gd.inject_outside(self.source.as_mut(), &mut self.live, spec, &who, r),
+                None => gd.inject(self.source.as_mut(), &mut self.live, spec, &who),
+            }
         } else {
             match self.source.inject(spec) {
                 Ok((id, at)) => self.live.log(
@@ -516,11 +579,21 @@ impl App {
 
     /// Confirm the next checklist item.
     pub fn confirm(&mut self) {
+        self.answer(Answer::Yes, "");
+    }
+
+    /// Answer the next checklist item with the operator's words; a "no" needs them.
+    pub fn answer(&mut self, answer: Answer, comment: &str) {
+        if answer == Answer::No && comment.trim().is_empty() {
+            self.status = "a \"no\" needs what you saw: press n and type it".into();
+            return;
+        }
         let now = self.source.now();
         let who = self.operator.clone();
         if let Some(gd) = self.gameday.as_mut() {
-            gd.confirm(&mut self.live, now, &who, false);
+            gd.answer(&mut self.live, now, &who, false, answer, comment);
             gd.poll(self.source.as_mut(), &mut self.live);
+            self.status = answer.word().to_string();
         }
         self.refresh();
     }
@@ -558,6 +631,18 @@ impl App {
         self.status = "note saved".into();
     }
 
+    /// Inject the pending out-of-radius fault with the operator's reason (none: cancel).
+    fn override_radius(&mut self, reason: &str) {
+        let Some(spec) = self.pending_injection.take() else {
+            return;
+        };
+        if reason.trim().is_empty() {
+            self.status = "not injected: going outside the blast radius needs a reason".into();
+            return;
+        }
+        self.inject_spec(spec, Some(reason.trim()));
+    }
+
     /// Cycle the log's category filter: all → each category → all.
     pub fn cycle_filter(&mut self) {
         self.filter = match self.filter {
@@ -587,11 +672,16 @@ impl App {
                             Prompt::Jump => self.jump(&text),
                             Prompt::Seed => self.restart(&text),
                             Prompt::Filter => self.text_filter = text.trim().to_string(),
+                            Prompt::Override => self.override_radius(&text),
+                            Prompt::Answer(a) => self.answer(a, &text),
                         }
                         return;
                     }
                     KeyCode::Esc => {
                         self.screen = Screen::Main;
+                        if self.pending_injection.take().is_some() {
+                            self.status = "injection cancelled".into();
+                        }
                         return;
                     }
                     KeyCode::Backspace => {
@@ -612,6 +702,18 @@ impl App {
                 KeyCode::Char(c) if injections().any(|l| l.key == c) => self.inject_key(c),
                 _ => self.screen = Screen::Main,
             },
+            Screen::Confirm(danger) => {
+                self.screen = Screen::Main;
+                if key.code != KeyCode::Char('y') {
+                    self.status = "cancelled".into();
+                    return;
+                }
+                match danger {
+                    Danger::Quit => self.quit = true,
+                    Danger::Heal => self.heal(),
+                    Danger::Abort => self.abort(),
+                }
+            }
             Screen::Main => self.main_key(key),
         }
     }
@@ -629,7 +731,16 @@ impl App {
             .as_ref()
             .is_some_and(|g| g.pending_checklist().is_some());
         match key.code {
-            KeyCode::Char('q') => self.quit = true,
+            // A pending checklist takes y / n / s (time stands still until it is answered).
+            KeyCode::Enter | KeyCode::Char('y') if checklist => self.confirm(),
+            KeyCode::Char('n') if checklist => {
+                self.screen = Screen::Input(Prompt::Answer(Answer::No), String::new());
+            }
+            KeyCode::Char('s') if checklist => {
+                self.screen = Screen::Input(Prompt::Answer(Answer::Skip), String::new());
+            }
+            KeyCode::Char('q') if self.source.is_done() => self.quit = true,
+            KeyCode::Char('q') => self.screen = Screen::Confirm(Danger::Quit),
             KeyCode::Char('?') => self.screen = Screen::Help,
             KeyCode::Char(' ') | KeyCode::Char('p') => self.toggle_pause(),
             KeyCode::Char('n') | KeyCode::Char('.') => self.step_next(),
@@ -645,9 +756,10 @@ impl App {
             KeyCode::Char('/') => self.screen = Screen::Input(Prompt::Filter, String::new()),
             KeyCode::Char('f') => self.cycle_filter(),
             KeyCode::Char('i') => self.screen = Screen::Inject,
-            KeyCode::Char('H') => self.heal(),
-            KeyCode::Char('A') => self.abort(),
-            KeyCode::Enter | KeyCode::Char('y') if checklist => self.confirm(),
+            KeyCode::Char('H') => self.screen = Screen::Confirm(Danger::Heal),
+            KeyCode::Char('A') if self.gameday.is_some() => {
+                self.screen = Screen::Confirm(Danger::Abort);
+            }
             KeyCode::Tab | KeyCode::Down | KeyCode::Char('j') => self.select_next(),
             KeyCode::BackTab | KeyCode::Up | KeyCode::Char('k') => self.select_prev(),
             KeyCode::Right | KeyCode::Char('l') => self.select_link(true),

@@ -69,17 +69,43 @@ pub struct Observed {
     pub seen: String,
 }
 
-/// A confirmed checklist item.
+/// An operator's answer to a checklist item: what they saw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// Seen as stated.
+    Yes,
+    /// Not as stated: counts against the hypothesis, with the operator's words.
+    No,
+    /// Could not be judged (left for later, with a reason).
+    Skip,
+}
+
+impl Answer {
+    /// As the timeline and the reports write it.
+    pub fn word(self) -> &'static str {
+        match self {
+            Answer::Yes => "confirmed",
+            Answer::No => "answered no",
+            Answer::Skip => "skipped",
+        }
+    }
+}
+
+/// An answered checklist item.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Confirmation {
     /// When.
     pub at: Time,
     /// The item.
     pub item: String,
-    /// Who confirmed it.
+    /// Who answered.
     pub by: String,
     /// Confirmed by the headless runner, not a person.
     pub auto: bool,
+    /// The answer.
+    pub answer: Answer,
+    /// The operator's words (required for a "no").
+    pub comment: String,
 }
 
 /// A note an operator typed in the console.
@@ -131,6 +157,9 @@ pub struct GameDay {
     pub confirmations: Vec<Confirmation>,
     /// When and why the game day was aborted.
     pub aborted: Option<(Time, String)>,
+    /// Injections an operator made outside the blast radius: (when, who, the fault, the
+    /// reason they typed).
+    pub overrides: Vec<(Time, String, String, String)>,
     /// Faults injected by the plan or by operators: (fault id, start, who, text).
     pub injected: Vec<(usize, Time, String, String)>,
 }
@@ -174,6 +203,7 @@ impl GameDay {
             timeline: Vec::new(),
             observed: Vec::new(),
             confirmations: Vec::new(),
+            overrides: Vec::new(),
             aborted: None,
             injected: Vec::new(),
         }
@@ -249,19 +279,50 @@ impl GameDay {
 
     /// Confirm the next pending checklist item.
     pub fn confirm(&mut self, live: &mut Live, now: Time, by: &str, auto: bool) {
+        self.answer(live, now, by, auto, Answer::Yes, "");
+    }
+
+    /// Answer the next pending checklist item, with the operator's words.
+    pub fn answer(
+        &mut self,
+        live: &mut Live,
+        now: Time,
+        by: &str,
+        auto: bool,
+        answer: Answer,
+        comment: &str,
+    ) {
         let Some((_, items, done)) = self.pending_checklist() else {
             return;
         };
         let item = items[done].clone();
         self.checklist_done += 1;
-        let how = if auto { "auto-confirmed" } else { "confirmed" };
-        self.record(live, now, by, format!("{how}: {item}"));
+        let how = if auto {
+            "auto-confirmed"
+        } else {
+            answer.word()
+        };
+        let comment = comment.trim().to_string();
+        let words = if comment.is_empty() {
+            String::new()
+        } else {
+            format!(" — \"{comment}\"")
+        };
+        self.record(live, now, by, format!("{how}: {item}{words}"));
         self.confirmations.push(Confirmation {
             at: now,
             item,
             by: by.to_string(),
             auto,
+            answer,
+            comment,
         });
+    }
+
+    /// The answers given to the checklist pending now, in item order.
+    pub fn pending_answers(&self) -> &[Confirmation] {
+        let done = self.pending_checklist().map_or(0, |(_, _, d)| d);
+        &self.confirmations[self.confirmations.len().saturating_sub(done)..]
     }
 
     /// Perform everything that can happen now; say what the plan waits for.
@@ -378,6 +439,38 @@ impl GameDay {
                 self.record(live, now, who, format!("could not inject {text}: {e}"));
             }
         }
+    }
+
+    /// Inject a fault outside the plan's blast radius on behalf of `who`, who typed
+    /// `reason`: recorded in the timeline and the report before the fault starts.
+    pub fn inject_outside(
+        &mut self,
+        src: &mut dyn Source,
+        live: &mut Live,
+        spec: FaultSpec,
+        who: &str,
+        reason: &str,
+    ) {
+        let towers: Vec<String> = src
+            .scenario()
+            .towers
+            .iter()
+            .map(|t| t.name.clone())
+            .collect();
+        let text = fault_text(&spec, &towers);
+        let now = src.now();
+        self.record(
+            live,
+            now,
+            who,
+            format!(
+                "overrode the blast radius ({}) for {text}: \"{reason}\"",
+                self.plan.blast_radius.towers.join(", ")
+            ),
+        );
+        self.overrides
+            .push((now, who.to_string(), text, reason.to_string()));
+        self.inject(src, live, spec, who);
     }
 
     /// Heal every active fault on behalf of `who`.

@@ -80,6 +80,21 @@ pub struct BlastRadius {
     pub note: String,
 }
 
+impl BlastRadius {
+    /// Whether a fault on `target` stays inside the radius (`towers`: the scenario's
+    /// tower names by index). An empty radius allows everything.
+    pub fn allows(&self, target: &Target, towers: &[String]) -> bool {
+        let named = |name: &str| self.towers.iter().any(|t| t == name);
+        self.towers.is_empty()
+            || match target {
+                Target::Origin => named("origin"),
+                Target::Tower(t) | Target::Link(t, _) | Target::Wifi(t) => {
+                    towers.get(*t).is_some_and(|n| named(n))
+                }
+            }
+    }
+}
+
 /// A live metric an abort condition watches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Metric {
@@ -833,30 +848,20 @@ impl Plan {
                             kind: kind.clone(),
                         })
                         .collect();
-                    if !self.blast_radius.towers.is_empty() {
-                        for f in &faults {
-                            let inside = match &f.target {
-                                Target::Origin => {
-                                    self.blast_radius.towers.iter().any(|t| t == "origin")
-                                }
-                                Target::Tower(t) | Target::Link(t, _) | Target::Wifi(t) => self
-                                    .blast_radius
-                                    .towers
-                                    .iter()
-                                    .any(|n| *n == scenario.towers[*t].name),
-                            };
-                            if !inside {
-                                return Err(err(
-                                    *line,
-                                    format!("step[{i}].fault.target"),
-                                    format!(
-                                        "target outside the blast radius ({}); widen \
-                                         blast_radius.towers or change the target",
-                                        self.blast_radius.towers.join(", ")
-                                    ),
-                                ));
-                            }
-                        }
+                    let names: Vec<String> = towers.iter().map(|t| (*t).to_string()).collect();
+                    if faults
+                        .iter()
+                        .any(|f| !self.blast_radius.allows(&f.target, &names))
+                    {
+                        return Err(err(
+                            *line,
+                            format!("step[{i}].fault.target"),
+                            format!(
+                                "target outside the blast radius ({}); widen \
+                                 blast_radius.towers or change the target",
+                                self.blast_radius.towers.join(", ")
+                            ),
+                        ));
                     }
                     out.push(faults);
                 }

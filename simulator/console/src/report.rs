@@ -15,7 +15,7 @@
 //!
 //! Not covered: rendering the charts (`sovereign_report`); running anything.
 
-use crate::gameday::Outcome;
+use crate::gameday::{Answer, Outcome};
 use crate::plan::SteadyState;
 use crate::ui::clock;
 use sovereign_logic::Time;
@@ -94,6 +94,20 @@ pub fn verdict(o: &Outcome) -> (bool, Vec<String>) {
             clock(ob.at),
             ob.expect,
             ob.seen
+        ));
+    }
+    for c in o
+        .gameday
+        .confirmations
+        .iter()
+        .filter(|c| c.answer == Answer::No)
+    {
+        why.push(format!(
+            "checklist at {}: \"{}\" — {} answered no: {}",
+            clock(c.at),
+            c.item,
+            c.by,
+            c.comment
         ));
     }
     for t in tolerances(&o.gameday.plan.steady_state, &r.kpis, r.violations.len()) {
@@ -275,6 +289,30 @@ pub fn action_items(o: &Outcome, why: &[String]) -> Vec<String> {
             "Fix the {} violation at {}; reproduce with the replay file",
             v.oracle,
             clock(v.at)
+        ));
+    }
+    for c in o
+        .gameday
+        .confirmations
+        .iter()
+        .filter(|c| c.answer == Answer::Skip)
+    {
+        items.push(format!(
+            "Check what the game day skipped: \"{}\" ({} at {}{})",
+            c.item,
+            c.by,
+            clock(c.at),
+            if c.comment.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", c.comment)
+            }
+        ));
+    }
+    for (at, who, fault, reason) in &o.gameday.overrides {
+        items.push(format!(
+            "Review the blast radius: {who} injected {fault} outside it at {}: \"{reason}\"",
+            clock(*at)
         ));
     }
     if o.gameday.confirmations.iter().any(|c| c.auto) {

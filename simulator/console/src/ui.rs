@@ -13,6 +13,7 @@
 //! Not covered: state changes (see `app.rs`).
 
 use crate::app::{App, Screen, Selected, injections};
+use crate::gameday::Answer;
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style, Stylize};
@@ -162,13 +163,23 @@ impl Widget for &App {
                     .style(Style::new().bg(Color::DarkGray))
                     .render(footer, buf);
             }
+            Screen::Confirm(danger) => {
+                let line = Line::from(vec![
+                    Span::styled(format!(" {} ", danger.question()), Style::new().bold()),
+                    Span::styled("y: yes, any other key: no", Style::new().fg(Color::Yellow)),
+                ]);
+                Clear.render(footer, buf);
+                Paragraph::new(line)
+                    .style(Style::new().bg(Color::Red))
+                    .render(footer, buf);
+            }
             Screen::Main => {
                 if self
                     .gameday
                     .as_ref()
                     .is_some_and(|g| g.pending_checklist().is_some())
                 {
-                    self.checklist(area, buf);
+                    self.checklist(left, buf);
                 }
             }
         }
@@ -580,15 +591,30 @@ impl App {
         let Some((title, items, done)) = gd.pending_checklist() else {
             return;
         };
-        let h = (items.len() as u16 + 4).min(area.height.saturating_sub(2));
-        let r = centered(area, area.width.saturating_sub(8).min(72), h);
+        // Over the faults panel (`area`): the topology, the KPIs and the event log — what
+        // the items ask the operator to look at — stay visible. Items wrap to its width.
+        let inner = usize::from(area.width.saturating_sub(2)).max(1);
+        let rows: usize = items
+            .iter()
+            .map(|i| (i.chars().count() + 5).div_ceil(inner))
+            .sum::<usize>()
+            + 3;
+        let r = Rect {
+            height: area.height.min(u16::try_from(rows + 2).unwrap_or(u16::MAX)),
+            ..area
+        };
         Clear.render(r, buf);
+        let answers = gd.pending_answers();
         let mut lines: Vec<Line> = items
             .iter()
             .enumerate()
             .map(|(i, item)| {
                 let (mark, st) = if i < done {
-                    ("[x]", Style::new().fg(Color::Green))
+                    match answers.get(i).map(|c| c.answer) {
+                        Some(Answer::No) => ("[✗]", Style::new().fg(Color::Red)),
+                        Some(Answer::Skip) => ("[-]", Style::new().fg(Color::Gray)),
+                        _ => ("[x]", Style::new().fg(Color::Green)),
+                    }
                 } else if i == done {
                     ("[ ]", Style::new().bold())
                 } else {
@@ -597,7 +623,10 @@ impl App {
                 Line::styled(format!(" {mark} {item}"), st)
             })
             .collect();
-        lines.push(Line::from(" Enter/y: confirm the next item  A: abort").fg(Color::Yellow));
+        lines.push(
+            Line::from(" y/Enter yes · n no (say what you saw) · s skip · A abort")
+                .fg(Color::Yellow),
+        );
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
             .block(
@@ -611,7 +640,7 @@ impl App {
 }
 
 /// Every key, for the help screen.
-pub const HELP: [(&str, &str); 19] = [
+pub const HELP: [(&str, &str); 21] = [
     ("space / p", "pause / resume"),
     ("n / .", "step to the next event"),
     ("+ = / -", "faster / slower (×1 … ×100000)"),
@@ -622,15 +651,17 @@ pub const HELP: [(&str, &str); 19] = [
     ("S-Tab / k / ↑", "select the previous tower"),
     ("← → / h l", "select a link of the tower"),
     ("i", "inject a fault on the selection"),
-    ("H", "heal every active fault"),
+    ("H", "heal every active fault (asks first)"),
     ("m", "type a note (goes in the report)"),
     ("f", "cycle the event-log filter"),
     ("/", "filter the log by text"),
-    ("Enter / y", "confirm a checklist item"),
-    ("A", "abort the game day"),
+    ("Enter / y", "checklist: yes, as stated"),
+    ("n", "checklist: no, and type what you saw"),
+    ("s", "checklist: skip, with a reason"),
+    ("A", "abort the game day (asks first)"),
     ("Esc", "close, clear filters, stop a jump"),
     ("?", "this help"),
-    ("q / Ctrl-C", "quit (a game day writes its report)"),
+    ("q / Ctrl-C", "quit (asks while the run goes on)"),
 ];
 
 fn help(area: Rect, buf: &mut Buffer) {

@@ -326,7 +326,7 @@ fn game_day_checklist_blocks_time_until_confirmed() {
             s.join("\n")
         );
         assert!(contains(&s, "[ ] Fibre is up on tower-0"));
-        assert!(contains(&s, "Enter/y: confirm"));
+        assert!(contains(&s, "y/Enter yes · n no"), "{}", s.join("\n"));
     }
     a.tick(Duration::from_secs(3));
     assert_eq!(a.snapshot().now, t0, "time held while the checklist waits");
@@ -349,4 +349,165 @@ fn game_day_checklist_blocks_time_until_confirmed() {
     let out = a.finish().expect("an outcome");
     assert!(!out.headless);
     assert_eq!(out.finished.replay_schedule.len(), 1);
+}
+
+fn typed(a: &mut App, text: &str) {
+    for c in text.chars() {
+        a.handle_key(key(c));
+    }
+    a.handle_key(KeyEvent::from(KeyCode::Enter));
+}
+
+#[test]
+fn a_checklist_no_needs_words_and_refutes_a_skip_becomes_an_action_item() {
+    // Goal: `n` asks what the operator saw (an empty answer is refused), the "no" is
+    // marked on the overlay, in the timeline and in the verdict with those words; `s`
+    // skips with a reason that becomes an action item; the log stays visible meanwhile.
+    let mut a = app(Some(plan_gameday()));
+    a.tick(Duration::from_secs(1));
+    a.handle_key(key('n'));
+    assert_eq!(
+        a.screen,
+        Screen::Input(Prompt::Answer(Answer::No), String::new())
+    );
+    a.handle_key(KeyEvent::from(KeyCode::Enter)); // nothing typed
+    assert!(a.status.contains("needs what you saw"), "{}", a.status);
+    assert_eq!(a.gameday.as_ref().unwrap().confirmations.len(), 0);
+    a.handle_key(key('n'));
+    typed(&mut a, "fibre shows down on tower-0");
+    let s = render(&a, (120, 40));
+    assert!(
+        contains(&s, "[✗] Fibre is up on tower-0"),
+        "{}",
+        s.join("\n")
+    );
+    assert!(
+        contains(&s, "Events"),
+        "the log stays visible: {}",
+        s.join("\n")
+    );
+    a.handle_key(key('s'));
+    typed(&mut a, "log panel was filtered");
+    let gd = a.gameday.as_ref().unwrap();
+    let answers: Vec<(Answer, &str)> = gd
+        .confirmations
+        .iter()
+        .map(|c| (c.answer, c.comment.as_str()))
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            (Answer::No, "fibre shows down on tower-0"),
+            (Answer::Skip, "log panel was filtered")
+        ]
+    );
+    assert!(gd.timeline.iter().any(|e| e.who == "alice"
+        && e.what == "answered no: Fibre is up on tower-0 — \"fibre shows down on tower-0\""));
+    let out = a.finish().expect("an outcome");
+    let (confirmed, why) = crate::report::verdict(&out);
+    assert!(!confirmed);
+    assert!(
+        why.iter()
+            .any(|w| w.contains("alice answered no: fibre shows down on tower-0")),
+        "{why:?}"
+    );
+    let items = crate::report::action_items(&out, &why);
+    assert!(
+        items.iter().any(|i| i.contains("skipped")
+            || i.contains("Check what the game day skipped: \"Log is green\"")),
+        "{items:?}"
+    );
+}
+
+fn radius_gameday() -> GameDay {
+    let text = "title = \"t\"\nquarter = \"2026-Q1\"\nhypothesis = \"h\"\n\
+                scenario = \"x.toml\"\n[blast_radius]\ntowers = [\"tower-0\"]\n\
+                [[step]]\naction = \"wait\"\nfor = \"2h\"\n";
+    let plan = crate::plan::parse_str("gd.toml", text).expect("plan parses");
+    let faults = plan.resolve(&scenario()).expect("resolves");
+    GameDay::new(plan, faults)
+}
+
+#[test]
+fn an_injection_outside_the_blast_radius_needs_a_typed_reason() {
+    // Goal: on tower-1 (outside a radius of tower-0) the crash key asks why; Esc or an
+    // empty reason injects nothing; a reason injects it and lands in the timeline and the
+    // report's action items. Inside the radius nothing is asked.
+    let mut a = app(Some(radius_gameday()));
+    a.tick(Duration::from_secs(1));
+    a.handle_key(KeyEvent::from(KeyCode::Tab)); // tower-1
+    assert_eq!(a.selection_text(), "tower-1");
+    let crash = injections()
+        .find(|l| l.kind == FaultKind::Crash)
+        .expect("a crash hotkey")
+        .key;
+    a.handle_key(key('i'));
+    a.handle_key(key(crash));
+    assert_eq!(a.screen, Screen::Input(Prompt::Override, String::new()));
+    assert!(
+        a.status.contains("outside the blast radius (tower-0)"),
+        "{}",
+        a.status
+    );
+    a.handle_key(KeyEvent::from(KeyCode::Esc));
+    assert_eq!(a.gameday.as_ref().unwrap().injected.len(), 0);
+    a.handle_key(key('i'));
+    a.handle_key(key(crash));
+    a.handle_key(KeyEvent::from(KeyCode::Enter)); // no reason
+    assert_eq!(a.gameday.as_ref().unwrap().injected.len(), 0);
+    a.handle_key(key('i'));
+    a.handle_key(key(crash));
+    typed(&mut a, "control tower must survive too");
+    let gd = a.gameday.as_ref().unwrap();
+    assert_eq!(gd.injected.len(), 1);
+    assert_eq!(gd.overrides.len(), 1);
+    assert!(
+        gd.timeline
+            .iter()
+            .any(|e| e.what.contains("overrode the blast radius (tower-0)")
+                && e.what.contains("control tower must survive too"))
+    );
+    // Inside the radius: no question.
+    a.handle_key(KeyEvent::from(KeyCode::BackTab)); // tower-0
+    a.handle_key(key('i'));
+    a.handle_key(key(crash));
+    assert_eq!(a.screen, Screen::Main);
+    assert_eq!(a.gameday.as_ref().unwrap().injected.len(), 2);
+    let out = a.finish().expect("an outcome");
+    let (_, why) = crate::report::verdict(&out);
+    let items = crate::report::action_items(&out, &why);
+    assert!(
+        items
+            .iter()
+            .any(|i| i.starts_with("Review the blast radius: alice injected")
+                && i.contains("control tower must survive too")),
+        "{items:?}"
+    );
+}
+
+#[test]
+fn destructive_keys_ask_first() {
+    // Goal: q (while the run goes on), H and A ask; only `y` does it.
+    let mut a = app(Some(radius_gameday()));
+    a.tick(Duration::from_secs(1));
+    for (k, danger) in [
+        ('q', Danger::Quit),
+        ('H', Danger::Heal),
+        ('A', Danger::Abort),
+    ] {
+        a.handle_key(key(k));
+        assert_eq!(a.screen, Screen::Confirm(danger));
+        let s = render(&a, (80, 24));
+        assert!(contains(&s, "y: yes"), "{}", s.join("\n"));
+        a.handle_key(key('x'));
+        assert_eq!(a.screen, Screen::Main);
+        assert_eq!(a.status, "cancelled");
+    }
+    assert!(!a.quit && a.gameday.as_ref().unwrap().aborted.is_none());
+    a.handle_key(key('A'));
+    a.handle_key(key('y'));
+    assert!(a.gameday.as_ref().unwrap().aborted.is_some());
+    a.handle_key(key('q'));
+    a.handle_key(key('y'));
+    assert!(a.quit);
 }
