@@ -6,7 +6,8 @@
 use crate::report::Exports;
 use crate::{BUILD, ConsoleArgs, GamedayArgs};
 use anyhow::{Context, Result, anyhow};
-use sovereign_console::gameday::{self, Outcome};
+use sovereign_console::gameday::{self, GameDay, Outcome};
+use sovereign_console::plan::Plan;
 use sovereign_console::{App, SimSource, report};
 use sovereign_sim::scenario::parse_file;
 use std::io::IsTerminal;
@@ -30,11 +31,23 @@ pub fn console(a: ConsoleArgs) -> Result<u8> {
         );
     }
     let seed = a.seed.unwrap_or(scenario.seed);
+    // Free play keeps a journal, written on quit like a game day's report.
+    let plan = Plan::free_play(&a.scenario.display().to_string(), &scenario);
+    let dir = a
+        .out
+        .clone()
+        .unwrap_or_else(|| report::default_dir(&plan.name, seed));
     let src = Box::new(SimSource::new(scenario, seed));
-    let mut app = App::new(src, operator(a.operator), None);
+    let mut app = App::new(
+        src,
+        operator(a.operator),
+        Some(GameDay::new(plan, Vec::new())),
+    );
     app.paused = a.paused;
     sovereign_console::driver::run(&mut app).context("the terminal console failed")?;
-    Ok(0)
+    println!("console: finishing the run for the journal…");
+    let outcome = app.finish().expect("free play keeps a journal");
+    write(&dir, &outcome, &Exports::resolve(None, None, None, None)?)
 }
 
 /// `sovereign gameday`.

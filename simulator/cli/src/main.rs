@@ -89,6 +89,11 @@ pub struct ConsoleArgs {
     /// Start paused.
     #[arg(long)]
     pub paused: bool,
+    /// Where the run's journal goes on quit: lessons-learned.md (what was injected, healed
+    /// and noted, the verdict, the KPIs), report.html/md, summary.json and the replay file
+    /// (default: reports/console-<scenario>-<seed>).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 /// Raw flags of `gameday`.

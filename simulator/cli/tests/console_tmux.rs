@@ -104,7 +104,12 @@ fn console_pauses_steps_injects_and_quits_in_tmux() {
         deadline: Instant::now() + BUDGET,
     };
     let bin = env!("CARGO_BIN_EXE_sovereign");
-    let cmd = format!("{bin} console scenarios/baseline.toml --seed 1 --operator tester");
+    let journal = std::env::temp_dir().join(format!("sovereign-journal-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&journal);
+    let cmd = format!(
+        "{bin} console scenarios/baseline.toml --seed 1 --operator tester --out {}",
+        journal.display()
+    );
     let o = t.cmd(&[
         "new-session",
         "-d",
@@ -157,4 +162,15 @@ fn console_pauses_steps_injects_and_quits_in_tmux() {
         assert!(Instant::now() < t.deadline, "the console did not quit");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // Free play left its journal: the operator's injection, and a replay file.
+    let lessons =
+        std::fs::read_to_string(journal.join("lessons-learned.md")).expect("the free-play journal");
+    assert!(
+        lessons.contains("Free play on baseline")
+            && lessons.contains("| tester | injected fault 0: link-down on tower-0/fibre"),
+        "{lessons}"
+    );
+    assert!(journal.join("console-baseline-seed1.replay.toml").exists());
+    assert!(journal.join("report.html").exists());
+    let _ = std::fs::remove_dir_all(&journal);
 }

@@ -349,7 +349,7 @@ impl App {
     /// Start over with `seed` (not during a game day: its plan and report belong to one
     /// run).
     pub fn restart(&mut self, text: &str) {
-        if self.gameday.is_some() {
+        if self.gameday.as_ref().is_some_and(|g| !g.plan.free_play) {
             self.status = "no restart during a game day".into();
             return;
         }
@@ -365,6 +365,11 @@ impl App {
             }
         };
         self.source.restart(seed);
+        // A free-play journal belongs to one run: the new run starts a new one.
+        if let Some(gd) = self.gameday.as_mut() {
+            *gd = GameDay::new(gd.plan.clone(), Vec::new());
+            self.notes.clear();
+        }
         self.live = Live::new();
         self.injected_by.clear();
         self.jump_to = None;
@@ -757,7 +762,7 @@ impl App {
             KeyCode::Char('f') => self.cycle_filter(),
             KeyCode::Char('i') => self.screen = Screen::Inject,
             KeyCode::Char('H') => self.screen = Screen::Confirm(Danger::Heal),
-            KeyCode::Char('A') if self.gameday.is_some() => {
+            KeyCode::Char('A') if self.gameday.as_ref().is_some_and(|g| !g.plan.free_play) => {
                 self.screen = Screen::Confirm(Danger::Abort);
             }
             KeyCode::Tab | KeyCode::Down | KeyCode::Char('j') => self.select_next(),

@@ -407,7 +407,9 @@ impl GameDay {
                     if self.checklist_done < self.plan.rollback.checklist.len() {
                         return Poll::Checklist;
                     }
-                    self.record(live, now, "plan", "game day complete".into());
+                    if !self.plan.free_play {
+                        self.record(live, now, "plan", "game day complete".into());
+                    }
                     self.stage = Stage::Done;
                 }
                 Stage::Done => return Poll::Done,

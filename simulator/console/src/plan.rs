@@ -266,6 +266,35 @@ pub struct Plan {
     pub rollback: Rollback,
     /// The file the plan came from (for errors while resolving).
     pub file: String,
+    /// Not a written plan: the journal of a free-play console run ([`Plan::free_play`]).
+    pub free_play: bool,
+}
+
+impl Plan {
+    /// The implicit plan of a free-play console run on `scenario_file`: no steps, no
+    /// radius, no tolerance but the invariants; its report is the run's journal (what the
+    /// operators injected, healed and noted, the KPIs and the replay file).
+    pub fn free_play(scenario_file: &str, scenario: &Scenario) -> Plan {
+        Plan {
+            name: format!("console-{}", scenario.name),
+            title: format!("Free play on {}", scenario.name),
+            quarter: String::new(),
+            date: String::new(),
+            roles: Roles::default(),
+            hypothesis: "No invariant breaks while operators inject faults by hand.".into(),
+            scenario: scenario_file.to_string(),
+            scenario_line: 0,
+            duration: None,
+            seed: None,
+            steady_state: SteadyState::default(),
+            blast_radius: BlastRadius::default(),
+            aborts: Vec::new(),
+            steps: Vec::new(),
+            rollback: Rollback::default(),
+            file: "(free play: no plan file)".into(),
+            free_play: true,
+        }
+    }
 }
 
 /// Parse a plan file.
@@ -508,6 +537,7 @@ fn plan(ctx: &Ctx<'_>, raw: &RawPlan, root: &Range<usize>) -> Res<Plan> {
             },
         },
         file: ctx.file.to_string(),
+        free_play: false,
     })
 }
 

@@ -132,26 +132,35 @@ pub fn lessons_learned(o: &Outcome, replay_file: &str) -> String {
     };
     line(format!("# Lessons learned: {}", plan.title));
     line(String::new());
-    line(format!(
-        "- Quarter: {}{}",
-        plan.quarter,
-        if plan.date.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", plan.date)
-        }
-    ));
-    line(format!("- Plan: `{}`", plan.file));
+    if !plan.quarter.is_empty() {
+        line(format!(
+            "- Quarter: {}{}",
+            plan.quarter,
+            if plan.date.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", plan.date)
+            }
+        ));
+    }
+    if plan.free_play {
+        line("- Plan: none (free play in the console)".into());
+    } else {
+        line(format!("- Plan: `{}`", plan.file));
+    }
     line(format!(
         "- Scenario: `{}` (`{}`), seed {}",
         plan.scenario, r.scenario, r.seed
     ));
-    line(format!(
-        "- Facilitator: {}; operators: {}; observers: {}",
-        or_none(&plan.roles.facilitator),
-        or_none(&plan.roles.operators.join(", ")),
-        or_none(&plan.roles.observers.join(", "))
-    ));
+    let roles = &plan.roles;
+    if !(roles.facilitator.is_empty() && roles.operators.is_empty() && roles.observers.is_empty()) {
+        line(format!(
+            "- Facilitator: {}; operators: {}; observers: {}",
+            or_none(&roles.facilitator),
+            or_none(&roles.operators.join(", ")),
+            or_none(&roles.observers.join(", "))
+        ));
+    }
     line(format!(
         "- Run by: {}{}",
         o.operator,
@@ -388,15 +397,24 @@ pub fn run_data(o: &Outcome, replay_file: &str, build: &str) -> Option<RunData> 
         replay_command(replay_file),
         Some(replay_file.to_string()),
     );
-    // The scenario's own description may say "no faults": here the plan and its
-    // operators brought them.
     let about = o.finished.scenario.description.trim();
-    d.description = format!(
-        "Scenario {}{}{about} Every fault below was injected by the game day's plan or its \
-         operators.",
-        r.scenario,
-        if about.is_empty() { "." } else { ": " },
-    );
+    d.description = if plan.free_play {
+        format!(
+            "Free play in the console on scenario {}{}{about} The faults below are the \
+             scenario's own and those operators injected by hand (the timeline names who).",
+            r.scenario,
+            if about.is_empty() { "." } else { ": " },
+        )
+    } else {
+        // The scenario's own description may say "no faults": here the plan and its
+        // operators brought them.
+        format!(
+            "Scenario {}{}{about} Every fault below was injected by the game day's plan or \
+             its operators.",
+            r.scenario,
+            if about.is_empty() { "." } else { ": " },
+        )
+    };
     let (confirmed, reasons) = verdict(o);
     d.gameday = Some(GamedayData {
         plan: plan.name.clone(),

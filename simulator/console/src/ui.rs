@@ -219,6 +219,17 @@ impl App {
 
     fn gameday_line(&self, area: Rect, buf: &mut Buffer) {
         let Some(gd) = &self.gameday else { return };
+        if gd.plan.free_play {
+            let line = Line::from(vec![
+                Span::styled(
+                    " FREE PLAY ",
+                    Style::new().bg(Color::DarkGray).fg(Color::White).bold(),
+                ),
+                Span::raw(" injections, heals and notes (m) go in the journal written on quit"),
+            ]);
+            Paragraph::new(line).render(area, buf);
+            return;
+        }
         let mut spans = vec![Span::styled(
             " GAME DAY ",
             Style::new().bg(Color::Magenta).fg(Color::White).bold(),
