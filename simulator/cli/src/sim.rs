@@ -752,7 +752,21 @@ pub fn shrink(a: ShrinkArgs) -> Result<u8> {
         eprintln!("the failure did not reproduce ({oracle} not violated); nothing written");
         return Ok(1);
     }
-    std::fs::write(&out, r.scenario.to_toml())
+    // Say what it is now: the original's description no longer holds for what is left.
+    let mut shrunk = r.scenario;
+    shrunk.description = format!(
+        "Shrunk from {} (seed {}, plant {}): {oracle} still fails with {} of {} faults and \
+         {} of {} towers. The original: {}",
+        l.path.display(),
+        l.file.seed,
+        plant_name(l.file.plant),
+        r.faults_after,
+        r.faults_before,
+        shrunk.towers.len(),
+        l.scenario.towers.len(),
+        l.scenario.description.trim()
+    );
+    std::fs::write(&out, shrunk.to_toml())
         .with_context(|| format!("cannot write {}", out.display()))?;
     println!("shrunk scenario: {}", out.display());
     println!(

@@ -153,6 +153,13 @@ fn a_storm_failure_replays_exactly_and_shrinks_to_fewer_faults() {
         })
         .expect("a `faults: N -> M` line");
     assert!(after < before, "shrink kept {after} of {before} faults");
+    let text = std::fs::read_to_string(&shrunk).unwrap();
+    assert!(
+        text.contains(&format!(
+            "description = \"Shrunk from {f} (seed 0, plant skip-verify): integrity still fails with {after} of {before} faults"
+        )),
+        "{text}"
+    );
     // The shrunk scenario still fails the same oracle.
     let o = sovereign(&["sim", "run", &s, "--seed", "0", "--plant", "skip-verify"]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));

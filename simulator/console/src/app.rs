@@ -161,6 +161,8 @@ pub struct App {
     note_at: Option<Time>,
     /// An injection outside the blast radius, waiting for the operator's reason.
     pending_injection: Option<FaultSpec>,
+    /// Whether the run was paused when help opened (help holds time; closing restores).
+    paused_before_help: bool,
     quit: bool,
 }
 
@@ -192,6 +194,7 @@ impl App {
             jump_to: None,
             note_at: None,
             pending_injection: None,
+            paused_before_help: false,
             quit: false,
         };
         if app.snapshot.towers.is_empty() {
@@ -699,6 +702,7 @@ impl App {
             }
             Screen::Help => {
                 self.screen = Screen::Main;
+                self.paused = self.paused_before_help;
                 if key.code == KeyCode::Char('q') {
                     self.quit = true;
                 }
@@ -746,7 +750,12 @@ impl App {
             }
             KeyCode::Char('q') if self.source.is_done() => self.quit = true,
             KeyCode::Char('q') => self.screen = Screen::Confirm(Danger::Quit),
-            KeyCode::Char('?') => self.screen = Screen::Help,
+            KeyCode::Char('?') => {
+                // Reading the help must not cost the operator the moment they wait for.
+                self.paused_before_help = self.paused;
+                self.paused = true;
+                self.screen = Screen::Help;
+            }
             KeyCode::Char(' ') | KeyCode::Char('p') => self.toggle_pause(),
             KeyCode::Char('n') | KeyCode::Char('.') => self.step_next(),
             KeyCode::Char('+') | KeyCode::Char('=') => self.faster(),

@@ -532,6 +532,10 @@ impl App {
             .map(|l| {
                 use crate::live::Category as C;
                 let colour = match l.category {
+                    // A fault's end (and the heal) is good news: not the start's red.
+                    C::Fault if l.text.contains(" ends on ") || l.text.contains("healed") => {
+                        Color::Green
+                    }
                     C::Fault => Color::Red,
                     C::Link => Color::Yellow,
                     C::Power => Color::LightYellow,
@@ -691,7 +695,7 @@ fn help(area: Rect, buf: &mut Buffer) {
         .block(
             Block::default()
                 .borders(Borders::ALL)
-                .title(" Keys (any key closes) ")
+                .title(" Keys (time holds; any key closes) ")
                 .border_style(Style::new().fg(Color::Cyan)),
         )
         .render(r, buf);

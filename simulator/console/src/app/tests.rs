@@ -72,10 +72,15 @@ fn main_screen_shows_every_panel_at_both_sizes() {
 
 #[test]
 fn help_lists_every_key() {
-    // Goal: `?` opens a help screen naming every key, at 80×24 too; any key closes it.
+    // Goal: `?` opens a help screen naming every key, at 80×24 too, and holds virtual
+    // time while it is open; any key closes it and the run goes on as before.
     let mut a = app(None);
+    a.tick(Duration::from_secs(1));
     a.handle_key(key('?'));
     assert_eq!(a.screen, Screen::Help);
+    let t = a.snapshot().now;
+    a.tick(Duration::from_secs(5));
+    assert_eq!(a.snapshot().now, t, "time held while help is open");
     for size in SIZES {
         let s = render(&a, size);
         for (k, what) in crate::ui::HELP {
@@ -88,6 +93,9 @@ fn help_lists_every_key() {
     }
     a.handle_key(key('x'));
     assert_eq!(a.screen, Screen::Main);
+    assert!(!a.paused, "running again as before");
+    a.tick(Duration::from_secs(1));
+    assert!(a.snapshot().now > t);
 }
 
 /// What a key can change, as text: two states with the same fingerprint look the same to
