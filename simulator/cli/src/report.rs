@@ -130,9 +130,11 @@ impl Exports {
         if let Some(path) = &self.openmetrics {
             write(path, &run_openmetrics(d, self.start))?;
             println!(
-                "openmetrics: {} (virtual time 0 at {})",
+                "openmetrics: {} (virtual time 0 at {}, a sample every {} s: the dashboards' \
+                 rate window must be at least twice that; `auto` is, over the whole run)",
                 path.display(),
-                format_utc(self.start)
+                format_utc(self.start),
+                d.series.step_s
             );
         }
         if let Some(path) = &self.annotations {

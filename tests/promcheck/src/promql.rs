@@ -16,9 +16,11 @@ use std::collections::BTreeSet;
 /// Most characters of one expression (a bound on the input).
 pub const EXPR_LEN_MAX: usize = 10_000;
 
-/// Grafana's interval macros and a duration standing in for each (Grafana substitutes
-/// them before Prometheus sees the query; any valid duration parses the same).
-pub const GRAFANA_INTERVALS: [(&str, &str); 3] = [
+/// Grafana's interval macros and the dashboards' interval variable (`$window`), and a
+/// duration standing in for each (Grafana substitutes them before Prometheus sees the
+/// query; any valid duration parses the same).
+pub const GRAFANA_INTERVALS: [(&str, &str); 4] = [
+    ("$window", "1m"),
     ("$__rate_interval", "1m"),
     ("$__interval", "1m"),
     ("$__range", "1h"),
