@@ -267,8 +267,8 @@ pub struct ReplayArgs {
     /// SubmitOp, ForwardOps, boot, crash (case-insensitive).
     #[arg(long, value_name = "WORD", requires = "trace")]
     pub kind: Option<String>,
-    /// With --trace: centre the window on this time of the run (`10h`, `36057.06s`,
-    /// `T+36057.062068s`) instead of the violation.
+    /// With --trace: centre the window on this time of the run (`10:00:57.062`, `1d
+    /// 02:00:00`, or a duration such as `10h`) instead of the violation.
     #[arg(long, value_name = "TIME", requires = "trace", value_parser = parse_run_time)]
     pub around: Option<sovereign_logic::Time>,
     /// With --trace: how many lines to show (a fifth before the centre).
@@ -277,10 +277,13 @@ pub struct ReplayArgs {
     pub lines: u64,
 }
 
-/// A time of the run as `--around` takes it: a duration from the start (`10h`, `1.5s`),
-/// optionally written as the trace writes it (`T+36057.062068s`).
+/// A time of the run as `--around` takes it: as the trace writes it (`10:00:57.062`,
+/// `1d 02:00:00`), or a duration from the start (`10h`, `36057.06s`).
 fn parse_run_time(s: &str) -> Result<sovereign_logic::Time, String> {
-    let text = s.strip_prefix("T+").unwrap_or(s);
+    if let Some(t) = sovereign_logic::Time::parse_clock(s) {
+        return Ok(t);
+    }
+    let text = s;
     let d = match text.strip_suffix('s').and_then(|n| n.parse::<f64>().ok()) {
         Some(secs) if (0.0..1e12).contains(&secs) => std::time::Duration::from_secs_f64(secs),
         _ => sovereign_sim::scenario::parse::parse_duration(text, false)?.1,

@@ -600,14 +600,17 @@ impl TraceView<'_> {
     }
 }
 
-/// The time at the start of a trace line, in microseconds.
+/// The time at the start of a trace line (as [`sovereign_logic::Time`] writes it), in
+/// microseconds.
 fn line_time_us(line: &str) -> Option<u64> {
-    let rest = line.strip_prefix("T+")?;
-    let (stamp, _) = rest.split_once("s")?;
-    let (secs, micros) = stamp.split_once('.')?;
-    let secs: u64 = secs.parse().ok()?;
-    let micros: u64 = micros.parse().ok()?;
-    secs.checked_mul(1_000_000)?.checked_add(micros)
+    let mut words = line.splitn(3, ' ');
+    let first = words.next()?;
+    let stamp = if first.ends_with('d') {
+        format!("{first} {}", words.next()?)
+    } else {
+        first.to_string()
+    };
+    sovereign_logic::Time::parse_clock(&stamp).map(|t| t.as_micros())
 }
 
 /// `sovereign sim replay`.
@@ -841,7 +844,7 @@ mod tests {
             [
                 format!("    {}", lines[5]),
                 format!("    {}", lines[6]),
-                ">>> T+6.500000s VIOLATION integrity: x".to_string(),
+                ">>> 00:00:06.500 VIOLATION integrity: x".to_string(),
                 format!("    {}", lines[7]),
                 format!("    {}", lines[8]),
             ]
@@ -862,7 +865,11 @@ mod tests {
     #[test]
     fn line_time_reads_the_trace_stamp() {
         // Goal: the time prefix written by the trace parses back.
-        assert_eq!(line_time_us("T+12.000250s tower-0 crash"), Some(12_000_250));
+        assert_eq!(line_time_us("00:00:12.250 tower-0 crash"), Some(12_250_000));
+        assert_eq!(
+            line_time_us("1d 00:00:12.250 tower-0 crash"),
+            Some(86_412_250_000)
+        );
         assert_eq!(line_time_us("garbage"), None);
     }
 

@@ -122,12 +122,15 @@ fn a_storm_failure_replays_exactly_and_shrinks_to_fewer_faults() {
         "sim", "replay", &f, "--trace", "--tower", "tower-1", "--lines", "8",
     ]);
     let text = stdout(&o);
-    let shown: Vec<&str> = text.lines().filter(|l| l.starts_with("    T+")).collect();
+    let shown: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("    ") && l.as_bytes().get(4).is_some_and(u8::is_ascii_digit))
+        .collect();
     assert_eq!(shown.len(), 8, "{text}");
     assert!(shown.iter().all(|l| l.contains("tower-1")), "{text}");
     assert!(
         text.lines()
-            .any(|l| l.starts_with(">>> T+") && l.contains("VIOLATION integrity")),
+            .any(|l| l.starts_with(">>> ") && l.contains("VIOLATION integrity")),
         "{text}"
     );
 

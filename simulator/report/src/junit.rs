@@ -29,7 +29,7 @@ pub struct TestCase {
 /// A failed case.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CaseFailure {
-    /// One line: `integrity at T+12.000250s: …`.
+    /// One line: `integrity at 00:00:12.000: …`.
     pub message: String,
     /// `oracle` for an invariant violation (safety or liveness), `slo` for missed SLOs.
     pub kind: String,
@@ -253,7 +253,7 @@ mod tests {
         );
         assert!(xml.contains("<testcase name=\"seed 9\" classname=\"sim.other\">"));
         assert!(xml.contains(
-            "<failure message=\"integrity at T+3.000000s: served &lt;bad&gt; &amp; &quot;wrong&quot; bytes\" type=\"oracle\">"
+            "<failure message=\"integrity at 00:00:03.000: served &lt;bad&gt; &amp; &quot;wrong&quot; bytes\" type=\"oracle\">"
         ));
         assert!(xml.contains("&#10;replay: sovereign sim replay f.toml"));
         assert!(xml.contains("type=\"slo\""));

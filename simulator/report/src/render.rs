@@ -214,6 +214,11 @@ fn clock(s: f64) -> String {
     }
 }
 
+/// A moment of the run as every screen writes it (`1d 02:03:04.567`).
+fn at_clock(s: f64) -> String {
+    sovereign_logic::Time::from_micros((s.max(0.0) * 1e6).round() as u64).to_string()
+}
+
 /// A report's title: the game day's, or the run's.
 fn run_title(d: &RunData) -> String {
     match &d.gameday {
@@ -430,9 +435,9 @@ pub fn run_markdown(d: &RunData) -> String {
             let kind = if v.liveness { "liveness" } else { "safety" };
             let _ = writeln!(
                 w,
-                "| {} | T+{:.3}s | {kind} | {} |",
+                "| {} | {} | {kind} | {} |",
                 v.oracle,
-                v.at_s,
+                at_clock(v.at_s),
                 md_cell(&v.detail)
             );
         }
@@ -877,9 +882,9 @@ pub fn run_html(d: &RunData) -> String {
         for v in &d.violations {
             let _ = writeln!(
                 w,
-                "<tr><td class=\"fail\">{}</td><td>T+{:.3}s</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td class=\"fail\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(&v.oracle),
-                v.at_s,
+                at_clock(v.at_s),
                 if v.liveness { "liveness" } else { "safety" },
                 esc(&v.detail)
             );

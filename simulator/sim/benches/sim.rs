@@ -219,13 +219,8 @@ fn reference_run(sc: &Scenario, record_trace: bool) -> RunReport {
 /// From a recorded trace: (chunk replies the tower received, virtual time from the
 /// tower's first catalog request to its last chunk reply).
 fn sync_span(trace: &[String]) -> (u64, Duration) {
-    let at = |line: &str| -> Option<Time> {
-        let s = line.strip_prefix("T+")?.split_once("s ")?.0;
-        let (secs, micros) = s.split_once('.')?;
-        Some(Time::from_micros(
-            secs.parse::<u64>().ok()? * 1_000_000 + micros.parse::<u64>().ok()?,
-        ))
-    };
+    // Runs this short stay within the first day: the stamp is the line's first word.
+    let at = |line: &str| -> Option<Time> { Time::parse_clock(line.split(' ').next()?) };
     let first = trace
         .iter()
         .find(|l| l.contains("origin <- tower-0") && l.contains("CatalogRequest"))

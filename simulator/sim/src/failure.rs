@@ -580,7 +580,7 @@ pub(crate) mod tests {
         let f = sample();
         let text = f.to_toml();
         assert!(text.contains(&format!("toml = \"\"\"\n{}\"\"\"", f.scenario_toml)));
-        assert!(text.contains("at_us = 12000250  # T+12.000250s"));
+        assert!(text.contains("at_us = 12000250  # 00:00:12.000"));
     }
 
     #[test]

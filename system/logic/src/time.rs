@@ -78,9 +78,45 @@ impl fmt::Debug for Time {
 }
 
 impl fmt::Display for Time {
-    /// `T+<seconds>.<micros>s`, e.g. `T+12.000250s`.
+    /// Time since the run's start as every screen writes it: `HH:MM:SS.mmm`, with whole
+    /// days in front past the first (`1d 02:03:04.567`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "T+{}.{:06}s", self.0 / 1_000_000, self.0 % 1_000_000)
+        let ms = self.0 / 1000;
+        let s = ms / 1000;
+        let (d, h, m, sec, frac) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60, ms % 1000);
+        if d > 0 {
+            write!(f, "{d}d ")?;
+        }
+        write!(f, "{h:02}:{m:02}:{sec:02}.{frac:03}")
+    }
+}
+
+impl Time {
+    /// Read a time written as [`Time`]'s `Display` does (`02:03:04.567`,
+    /// `1d 02:03:04.567`; the fraction optional, up to microseconds).
+    pub fn parse_clock(text: &str) -> Option<Time> {
+        let text = text.trim();
+        let (days, clock) = match text.split_once(' ') {
+            Some((d, rest)) => (d.strip_suffix('d')?.parse::<u64>().ok()?, rest.trim()),
+            None => (0, text),
+        };
+        let (hms, frac) = clock.split_once('.').unwrap_or((clock, ""));
+        let mut parts = hms.split(':').map(|p| p.parse::<u64>().ok());
+        let (h, m, s) = (parts.next()??, parts.next()??, parts.next()??);
+        if parts.next().is_some() || h >= 24 || m >= 60 || s >= 60 || frac.len() > 6 {
+            return None;
+        }
+        let micros = if frac.is_empty() {
+            0
+        } else {
+            frac.parse::<u64>().ok()? * 10u64.pow(6 - frac.len() as u32)
+        };
+        let secs = days
+            .checked_mul(86_400)?
+            .checked_add(h * 3600 + m * 60 + s)?;
+        secs.checked_mul(1_000_000)?
+            .checked_add(micros)
+            .map(Time::from_micros)
     }
 }
 
@@ -99,6 +135,33 @@ mod tests {
             Time::from_millis(1500).saturating_since(Time::from_secs(1)),
             Duration::from_millis(500)
         );
-        assert_eq!(format!("{}", Time::from_micros(12_000_250)), "T+12.000250s");
+    }
+
+    #[test]
+    fn one_clock_format_written_and_read_back() {
+        // Goal: the format every screen uses, and its reader, agree (to the millisecond).
+        assert_eq!(Time::from_micros(12_000_250).to_string(), "00:00:12.000");
+        assert_eq!(Time::from_millis(3_723_567).to_string(), "01:02:03.567");
+        let t = Time::from_millis(93_784_005);
+        assert_eq!(t.to_string(), "1d 02:03:04.005");
+        assert_eq!(Time::parse_clock(&t.to_string()), Some(t));
+        assert_eq!(
+            Time::parse_clock("00:00:01.5"),
+            Some(Time::from_millis(1_500))
+        );
+        assert_eq!(
+            Time::parse_clock("00:00:01.000250"),
+            Some(Time::from_micros(1_000_250))
+        );
+        for bad in [
+            "",
+            "1:2",
+            "24:00:00",
+            "00:60:00",
+            "x 01:00:00",
+            "00:00:01.1234567",
+        ] {
+            assert_eq!(Time::parse_clock(bad), None, "{bad:?}");
+        }
     }
 }
