@@ -1134,6 +1134,8 @@ impl World {
         if !self.ended {
             self.end();
         }
+        // The RPO is the durability checker's count (the rule lives there once).
+        let rpo = self.oracles.rpo();
         let mut violations =
             std::mem::replace(&mut self.oracles, Oracles::new(&BTreeSet::new())).finish();
         if self.step_budget_hit {
@@ -1144,7 +1146,8 @@ impl World {
                 liveness: true,
             });
         }
-        let mut kpis = std::mem::take(&mut self.kpis).finish();
+        let mut kpis = self.kpis.finish();
+        kpis.rpo = rpo;
         kpis.apply_slo(&self.sc.slo);
         kpis.violations = violations.len() as u64;
         let slo = kpis.check(&self.sc.slo);
