@@ -220,7 +220,7 @@ impl Live {
             }
             Obs::Transfer { bytes, .. } => self.bucket(at).bytes += bytes,
             Obs::Backlog { .. } => {
-                let total = self.kpis.backlog().total();
+                let total = self.kpis.backlog.total();
                 self.bucket(at).backlog = total;
             }
             Obs::Power { soc, .. } => {
@@ -320,12 +320,12 @@ impl Live {
 
     /// Availability so far (1 with no valid read).
     pub fn availability(&self) -> f64 {
-        self.kpis.reads().availability()
+        self.kpis.reads.availability()
     }
 
     /// Bytes per uplink kind so far.
     pub fn bytes_per_link(&self) -> &BTreeMap<LinkKind, u64> {
-        self.kpis.links().bytes_per_link()
+        self.kpis.links.bytes_per_link()
     }
 
     /// Availability over the last `buckets` buckets (`None`: no valid read).
@@ -343,7 +343,7 @@ impl Live {
 
     /// Live freshness percentile `p` (0..=100) of a class, microseconds.
     pub fn freshness_us(&self, class: usize, p: u64) -> Option<u64> {
-        let samples = self.kpis.freshness().samples(Priority::ALL[class]);
+        let samples = self.kpis.freshness.samples(Priority::ALL[class]);
         let recent = &samples[samples.len().saturating_sub(FRESHNESS_SAMPLES_MAX)..];
         let mut v: Vec<u64> = recent.iter().map(|(_, us)| *us).collect();
         v.sort_unstable();
@@ -352,13 +352,13 @@ impl Live {
 
     /// Total outbox backlog now.
     pub fn backlog(&self) -> u64 {
-        self.kpis.backlog().total()
+        self.kpis.backlog.total()
     }
 
     /// Lowest tower SoC now.
     pub fn soc_min(&self) -> Option<f64> {
         (0..self.kpis.towers())
-            .filter_map(|t| self.kpis.power().tower(t).soc)
+            .filter_map(|t| self.kpis.power.tower(t).soc)
             .reduce(f64::min)
     }
 
@@ -404,7 +404,7 @@ mod tests {
         a.update(&obs[17..]);
         let mut b = Live::new();
         b.update(&obs);
-        assert_eq!(a.kpis().reads().totals(), (30, 40));
+        assert_eq!(a.kpis().reads.totals(), (30, 40));
         assert!((a.availability() - 0.75).abs() < 1e-9);
         assert_eq!(
             a.buckets().cloned().collect::<Vec<_>>(),

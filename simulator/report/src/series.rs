@@ -163,17 +163,17 @@ pub struct RunSeries {
 impl TowerSeries {
     /// Push tower `i`'s state now, read from the KPI families.
     fn push(&mut self, k: &KpiScan, i: usize) {
-        let power = k.power().tower(i);
-        let reads = k.reads().tower(i);
-        let requests = k.inversions().tower(i);
-        let servable = k.freshness().servable(i);
+        let power = k.power.tower(i);
+        let reads = k.reads.tower(i);
+        let requests = k.inversions.tower(i);
+        let servable = k.freshness.servable(i);
         self.soc.push(power.soc);
         self.solar_w.push(power.solar_w);
         self.energy_wh.push(power.energy_wh);
         self.mode.push(mode_index(power.mode));
         self.up.push(power.serving());
-        self.steady.push(k.faults().steady(i));
-        self.outbox.push(k.backlog().tower(i));
+        self.steady.push(k.faults.steady(i));
+        self.outbox.push(k.backlog.tower(i));
         self.reads_served.push(reads[0]);
         self.reads_refused.push(reads[1]);
         self.reads_unreachable.push(reads[2]);
@@ -182,7 +182,7 @@ impl TowerSeries {
             self.servable[c].push(*n);
             self.requested_bytes[c].push(requests.bytes[c]);
         }
-        let links = k.links().tower(i);
+        let links = k.links.tower(i);
         self.failovers.push(links.map_or(0, |l| l.failovers));
         self.breaker_openings
             .push(links.map_or(0, |l| l.breaker_openings));
@@ -317,7 +317,7 @@ impl SeriesScan {
         let s = &mut self.series;
         assert!(s.t_s.len() < POINTS_MAX, "series longer than {POINTS_MAX}");
         s.t_s.push(t);
-        let (good, valid) = k.reads().totals();
+        let (good, valid) = k.reads.totals();
         let back = usize::try_from(AVAILABILITY_WINDOW_S / self.step_s).unwrap_or(usize::MAX);
         let (g0, v0) = self
             .reads_history
@@ -327,7 +327,7 @@ impl SeriesScan {
         self.reads_history.push((good, valid));
         s.availability_window
             .push((valid > v0).then(|| (good - g0) as f64 / (valid - v0) as f64));
-        s.availability.push(k.reads().availability());
+        s.availability.push(k.reads.availability());
         while s.towers.len() < k.towers() {
             let n = s.t_s.len() - 1;
             let name = format!("tower#{}", s.towers.len());
@@ -338,7 +338,7 @@ impl SeriesScan {
         }
         let from = t.saturating_sub(FRESHNESS_WINDOW_S);
         for (class, cursor) in Priority::ALL.iter().zip(&mut self.fresh) {
-            let samples = k.freshness().samples(*class);
+            let samples = k.freshness.samples(*class);
             let secs = |us: u64| us as f64 / 1e6;
             for (_, us) in &samples[cursor.summed..] {
                 cursor.sum_s += secs(*us);

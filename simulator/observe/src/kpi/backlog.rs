@@ -1,7 +1,7 @@
 //! The outbox backlog: operations acknowledged to devices and not yet applied upstream.
 //!
-//! One computation gives: the totals ([`Kpis::backlog_max`], `backlog_final`, the level
-//! at the end of each sample period), the chart samples (a tower's outbox now,
+//! One computation gives: the totals ([`Kpis::backlog_max`], `backlog_final`), the chart
+//! samples (a tower's outbox now,
 //! [`Backlog::tower`]; all towers', [`Backlog::total`]) and the text row.
 //!
 //! The rule: each tower reports its outbox's size; the backlog is their sum. Not
@@ -10,32 +10,22 @@
 use super::{Kpis, Row, grow};
 use crate::obs::{Obs, Stamped};
 
-/// Every tower's outbox and the total's history.
+/// Every tower's outbox, the total and its highest level.
 #[derive(Clone, Debug, Default)]
 pub struct Backlog {
     towers: Vec<u64>,
     total: u64,
     max: u64,
-    /// The total at the end of each sample period, up to the last one with a report.
-    periods: Vec<u64>,
 }
 
 impl Backlog {
-    pub(super) fn observe(&mut self, s: &Stamped, period: Option<usize>) {
+    pub(super) fn observe(&mut self, s: &Stamped) {
         let Obs::Backlog { tower, ops } = &s.obs else {
             return;
         };
         *grow(&mut self.towers, *tower) = *ops;
-        let before = self.total;
         self.total = self.towers.iter().sum();
         self.max = self.max.max(self.total);
-        if let Some(p) = period {
-            // Periods since the last report held the level before this one.
-            if self.periods.len() <= p {
-                self.periods.resize(p + 1, before);
-            }
-            self.periods[p] = self.total;
-        }
     }
 
     /// A tower's outbox now, operations.
@@ -46,11 +36,6 @@ impl Backlog {
     /// All towers' outboxes now, operations.
     pub fn total(&self) -> u64 {
         self.total
-    }
-
-    /// The total at the end of sample period `p` (`p` not after the current one).
-    pub(super) fn period(&self, p: usize) -> u64 {
-        self.periods.get(p).copied().unwrap_or(self.total)
     }
 
     pub(super) fn finish(&self, k: &mut Kpis) {

@@ -2,8 +2,7 @@
 //!
 //! One computation gives: the totals ([`Kpis`]' `faults*`, `mttd`, `mttr`,
 //! `mttr_after_end`, `blast_radius`, `rto_compliance`, and every [`FaultOutcome`]), the
-//! chart samples (faults injected so far, [`Faults::injected`]; a tower's steady state
-//! now, [`Faults::steady`]) and the text rows.
+//! chart sample (a tower's steady state now, [`Faults::steady`]) and the text rows.
 //!
 //! The rules: a fault is detected by the first signal in its window (its start to its
 //! end, or [`DETECT_GRACE`] after its start for shorter faults) that can reveal its
@@ -191,11 +190,6 @@ impl Faults {
             }
             _ => {}
         }
-    }
-
-    /// Faults injected so far, with their start times.
-    pub fn injected(&self) -> impl Iterator<Item = (&FaultSpec, Time)> {
-        self.faults.iter().map(|(_, spec, start, _)| (spec, *start))
     }
 
     /// Whether a tower is in its steady state now (before any report: steady).

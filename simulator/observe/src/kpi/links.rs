@@ -116,11 +116,6 @@ impl Links {
         &self.bytes_per_link
     }
 
-    /// Active-link changes so far, all towers.
-    pub fn failovers(&self) -> u64 {
-        self.failovers
-    }
-
     pub(super) fn finish(&self, k: &mut Kpis) {
         k.bytes_per_link = self.bytes_per_link.clone();
         k.failovers = self.failovers;

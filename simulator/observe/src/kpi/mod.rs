@@ -20,8 +20,8 @@
 //!
 //! The RPO (acknowledged operations lost) is the durability oracle's count
 //! ([`crate::oracle::Oracles::rpo`]; the rule lives there once), and the violations the
-//! oracles' — the world sets both. This file: [`KpiScan`] (the families together, and
-//! the coarse [`KpiSample`] series every [`SAMPLE_PERIOD`]), [`Kpis`] with
+//! oracles' — the world sets both. This file: [`KpiScan`] (the families together),
+//! [`Kpis`] with
 //! [`Kpis::apply_slo`], [`Kpis::lines`] and [`Kpis::check`] ([`SloCheck`]); helpers
 //! [`format_us`] (durations for people) and [`percentile`] (nearest rank).
 //!
@@ -49,32 +49,15 @@ use sovereign_scenario::{Slo, format_duration};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// Width of one [`KpiSample`]: 10 virtual minutes.
+/// The period of the worst burn rate ([`Kpis::burn_rate_max`]): 10 virtual minutes.
 pub const SAMPLE_PERIOD: Duration = Duration::from_secs(600);
-/// Most samples kept (about 69 days at 10 minutes); later observations are left out of
-/// the series (not out of the KPIs).
+/// Most periods kept (about 69 days at 10 minutes); later reads are left out of the worst
+/// burn rate (not out of the other KPIs).
 pub const SAMPLES_MAX: usize = 10_000;
 /// The recovery bound for RTO compliance when the scenario sets no `mttr_max`.
 pub const RTO_DEFAULT: Duration = Duration::from_secs(3600);
 
 const _: () = assert!(SAMPLE_PERIOD.as_secs() > 0);
-
-/// One point of the coarse time series (one [`SAMPLE_PERIOD`]).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct KpiSample {
-    /// Start of the period.
-    pub start: Time,
-    /// Valid reads served in the period.
-    pub reads_good: u64,
-    /// Valid reads in the period.
-    pub reads_valid: u64,
-    /// good / valid in the period (`None`: no valid read).
-    pub availability: Option<f64>,
-    /// Mean state of charge over the period's power samples, all towers.
-    pub soc_mean: Option<f64>,
-    /// Total outbox backlog (all towers) at the end of the period, operations.
-    pub backlog: u64,
-}
 
 /// The KPIs of one run.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -158,9 +141,9 @@ pub struct Kpis {
     pub priority_inversion_bytes: u64,
     /// Invariant violations (set by the world from the oracles).
     pub violations: u64,
-    /// The coarse time series.
+    /// Per [`SAMPLE_PERIOD`]: (valid reads served, valid reads), for the worst burn rate.
     #[serde(skip)]
-    pub series: Vec<KpiSample>,
+    pub read_periods: Vec<(u64, u64)>,
     /// Every fault and what came of it.
     #[serde(skip)]
     pub fault_outcomes: Vec<FaultOutcome>,
@@ -237,7 +220,8 @@ type Row = (String, String);
 /// The KPIs measured as a run goes: every family, fed each observation once, in time
 /// order, and finished at the end. What it keeps grows with the run's notable events
 /// (publishes, versions made servable, faults, detection signals, steady-state changes)
-/// and its length in [`SAMPLE_PERIOD`]s, not with its reads and transfers.
+/// and its length in [`SAMPLE_PERIOD`]s, not with its reads and transfers. The families
+/// are public so that charts and the console can sample them as the run goes.
 #[derive(Clone, Debug, Default)]
 pub struct KpiScan {
     /// The first observation's time (the run's start), once seen.
@@ -248,15 +232,20 @@ pub struct KpiScan {
     names: Vec<String>,
     /// Towers heard of (named at the start or seen in an observation).
     towers: usize,
-    /// [`KpiSample`]s begun (up to the last observation's).
-    periods: usize,
-    reads: reads::Reads,
-    freshness: freshness::Freshness,
-    faults: faults::Faults,
-    power: power::Power,
-    backlog: backlog::Backlog,
-    links: links::Links,
-    inversions: inversions::Inversions,
+    /// Availability and reads.
+    pub reads: reads::Reads,
+    /// Freshness.
+    pub freshness: freshness::Freshness,
+    /// Faults and steady states.
+    pub faults: faults::Faults,
+    /// Power and serving time.
+    pub power: power::Power,
+    /// The outbox backlog.
+    pub backlog: backlog::Backlog,
+    /// Uplinks.
+    pub links: links::Links,
+    /// Chunk requests and priority inversions.
+    pub inversions: inversions::Inversions,
 }
 
 impl KpiScan {
@@ -272,17 +261,11 @@ impl KpiScan {
             self.names = towers.clone();
             self.towers = self.towers.max(towers.len());
         }
-        let period = usize::try_from(s.at.as_micros() / SAMPLE_PERIOD.as_micros() as u64)
-            .ok()
-            .filter(|p| *p < SAMPLES_MAX);
-        if let Some(p) = period {
-            self.periods = self.periods.max(p + 1);
-        }
-        self.reads.observe(s, period);
+        self.reads.observe(s);
         self.freshness.observe(s);
         self.faults.observe(s);
-        self.power.observe(s, t0, period);
-        self.backlog.observe(s, period);
+        self.power.observe(s, t0);
+        self.backlog.observe(s);
         self.links.observe(s);
         self.inversions.observe(s);
     }
@@ -295,41 +278,6 @@ impl KpiScan {
     /// Towers heard of so far.
     pub fn towers(&self) -> usize {
         self.towers
-    }
-
-    /// Availability and reads.
-    pub fn reads(&self) -> &reads::Reads {
-        &self.reads
-    }
-
-    /// Freshness.
-    pub fn freshness(&self) -> &freshness::Freshness {
-        &self.freshness
-    }
-
-    /// Faults and steady states.
-    pub fn faults(&self) -> &faults::Faults {
-        &self.faults
-    }
-
-    /// Power and serving time.
-    pub fn power(&self) -> &power::Power {
-        &self.power
-    }
-
-    /// The outbox backlog.
-    pub fn backlog(&self) -> &backlog::Backlog {
-        &self.backlog
-    }
-
-    /// Uplinks.
-    pub fn links(&self) -> &links::Links {
-        &self.links
-    }
-
-    /// Chunk requests and priority inversions.
-    pub fn inversions(&self) -> &inversions::Inversions {
-        &self.inversions
     }
 
     /// The KPIs of everything observed (SLO-relative ones against no SLO; the RPO and
@@ -347,20 +295,6 @@ impl KpiScan {
         self.backlog.finish(&mut k);
         self.links.finish(&mut k);
         self.inversions.finish(&mut k);
-        let period = SAMPLE_PERIOD.as_micros() as u64;
-        k.series = (0..self.periods)
-            .map(|p| {
-                let (reads_good, reads_valid) = self.reads.period(p);
-                KpiSample {
-                    start: Time::from_micros(p as u64 * period),
-                    reads_good,
-                    reads_valid,
-                    availability: (reads_valid > 0).then(|| reads_good as f64 / reads_valid as f64),
-                    soc_mean: self.power.soc_mean(p),
-                    backlog: self.backlog.period(p),
-                }
-            })
-            .collect();
         k.apply_slo(&Slo::default());
         k
     }
@@ -907,26 +841,24 @@ mod tests {
     }
 
     #[test]
-    fn series_buckets_of_ten_minutes() {
-        // Goal: the series has one sample per 10 minutes with availability, mean SoC and
-        // the backlog carried across empty periods.
+    fn the_worst_burn_rate_is_that_of_the_worst_ten_minutes() {
+        // Goal: reads are counted per 10 minutes (none in an empty period); with a 0.9
+        // SLO, 1 bad read in 2 burns at 5 over its period and 1 in 3 over the run.
         let seq = [
             start(1),
             read(10, true, ReadResult::Served),
             read(20, true, ReadResult::Unreachable),
-            power(30, 0, 0.4, PowerMode::Normal, 0.0),
-            power(40, 0, 0.6, PowerMode::Normal, 0.0),
-            at(50, Obs::Backlog { tower: 0, ops: 4 }),
             read(1300, true, ReadResult::Served),
         ];
-        let k = from_observations(&seq);
-        assert_eq!(k.series.len(), 3);
-        assert_eq!(k.series[0].availability, Some(0.5));
-        assert_eq!(k.series[0].soc_mean, Some(0.5));
-        assert_eq!(k.series[1].availability, None);
-        assert_eq!(k.series[1].start, Time::from_secs(600));
-        assert_eq!(k.series[2].availability, Some(1.0));
-        assert!(k.series.iter().all(|s| s.backlog == 4));
+        let mut k = from_observations(&seq);
+        assert_eq!(k.read_periods, vec![(1, 2), (0, 0), (1, 1)]);
+        k.apply_slo(&Slo {
+            availability_min: Some(0.9),
+            ..Slo::default()
+        });
+        let near = |a: Option<f64>, b: f64| a.is_some_and(|a| (a - b).abs() < 1e-9);
+        assert!(near(k.burn_rate_max, 5.0), "{:?}", k.burn_rate_max);
+        assert!(near(k.burn_rate, 10.0 / 3.0), "{:?}", k.burn_rate);
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Power and serving time: each tower's power mode, running state, battery and energy.
 //!
 //! One computation gives: the totals ([`Kpis::tower_availability`] — powered-and-serving
-//! time / run time, DESIGN §7's per-tower availability —, `energy_wh`, `soc_lowest`, the
-//! mean state of charge per sample period), the chart samples (a tower's state now,
+//! time / run time, DESIGN §7's per-tower availability —, `energy_wh`, `soc_lowest`),
+//! the chart samples (a tower's state now,
 //! [`Power::tower`]) and the text rows.
 //!
 //! The rule: a tower serves while it runs (assumed from the run's start until told
@@ -15,7 +15,7 @@ use sovereign_logic::Time;
 use sovereign_logic::io::{Event, PowerMode};
 
 /// One tower's power state.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct TowerPower {
     /// Running (`None`: no TowerUp/TowerDown seen yet — assumed running).
     up: Option<bool>,
@@ -32,22 +32,6 @@ pub struct TowerPower {
     pub soc: Option<f64>,
     /// The last solar power reported, W.
     pub solar_w: Option<f64>,
-}
-
-impl Default for TowerPower {
-    /// A tower not heard of yet: running in Normal mode since the run's start.
-    fn default() -> Self {
-        TowerPower {
-            up: None,
-            mode: PowerMode::Normal,
-            serving_since: None,
-            stopped: false,
-            serving_us: 0,
-            energy_wh: 0.0,
-            soc: None,
-            solar_w: None,
-        }
-    }
 }
 
 impl TowerPower {
@@ -74,17 +58,15 @@ impl TowerPower {
     }
 }
 
-/// Every tower's power state, the lowest state of charge and its mean per period.
+/// Every tower's power state and the lowest state of charge.
 #[derive(Clone, Debug, Default)]
 pub struct Power {
     towers: Vec<TowerPower>,
     soc_lowest: Option<f64>,
-    /// Per sample period: (sum of SoC samples, samples).
-    periods: Vec<(f64, u64)>,
 }
 
 impl Power {
-    pub(super) fn observe(&mut self, s: &Stamped, t0: Time, period: Option<usize>) {
+    pub(super) fn observe(&mut self, s: &Stamped, t0: Time) {
         let at = s.at;
         match &s.obs {
             Obs::Tower {
@@ -121,11 +103,6 @@ impl Power {
                     t.solar_w = Some(*solar_w);
                 });
                 self.soc_lowest = Some(self.soc_lowest.map_or(*soc, |m| m.min(*soc)));
-                if let Some(p) = period {
-                    let e = grow(&mut self.periods, p);
-                    e.0 += *soc;
-                    e.1 += 1;
-                }
             }
             _ => {}
         }
@@ -139,14 +116,6 @@ impl Power {
     /// The lowest state of charge of any tower so far.
     pub fn soc_lowest(&self) -> Option<f64> {
         self.soc_lowest
-    }
-
-    /// Mean state of charge over sample period `p`.
-    pub(super) fn soc_mean(&self, p: usize) -> Option<f64> {
-        self.periods
-            .get(p)
-            .filter(|(_, n)| *n > 0)
-            .map(|(sum, n)| sum / *n as f64)
     }
 
     /// `towers`: towers in the run; the run went from `t0` to `end`.

@@ -23,12 +23,12 @@ pub struct Reads {
     good: u64,
     /// Valid reads, all towers.
     valid: u64,
-    /// Per sample period: (served, valid).
+    /// Per [`super::SAMPLE_PERIOD`] (up to [`super::SAMPLES_MAX`]): (served, valid).
     periods: Vec<(u64, u64)>,
 }
 
 impl Reads {
-    pub(super) fn observe(&mut self, s: &Stamped, period: Option<usize>) {
+    pub(super) fn observe(&mut self, s: &Stamped) {
         let Obs::Read {
             tower,
             valid: true,
@@ -47,7 +47,11 @@ impl Reads {
         grow(&mut self.towers, *tower)[i] += 1;
         self.good += good;
         self.valid += 1;
-        if let Some(p) = period {
+        let period = s.at.as_micros() / super::SAMPLE_PERIOD.as_micros() as u64;
+        if let Some(p) = usize::try_from(period)
+            .ok()
+            .filter(|p| *p < super::SAMPLES_MAX)
+        {
             let e = grow(&mut self.periods, p);
             e.0 += good;
             e.1 += 1;
@@ -73,16 +77,12 @@ impl Reads {
         }
     }
 
-    /// (served, valid) in sample period `p`.
-    pub(super) fn period(&self, p: usize) -> (u64, u64) {
-        self.periods.get(p).copied().unwrap_or_default()
-    }
-
     pub(super) fn finish(&self, k: &mut Kpis) {
         k.reads_good = self.good;
         k.reads_valid = self.valid;
         k.availability = self.availability();
         k.tower_reads = self.towers.iter().map(|r| (r[0], r.iter().sum())).collect();
+        k.read_periods = self.periods.clone();
         assert!(k.reads_good <= k.reads_valid);
     }
 }
@@ -98,10 +98,10 @@ pub(super) fn apply_slo(k: &mut Kpis, slo: &Slo) {
         .map(|a| burn(k.reads_good, k.reads_valid, a));
     k.error_budget_remaining = allowed.map(|_| 1.0 - k.burn_rate.unwrap_or(0.0));
     k.burn_rate_max = allowed.and_then(|a| {
-        k.series
+        k.read_periods
             .iter()
-            .filter(|s| s.reads_valid > 0)
-            .map(|s| burn(s.reads_good, s.reads_valid, a))
+            .filter(|(_, valid)| *valid > 0)
+            .map(|(good, valid)| burn(*good, *valid, a))
             .reduce(f64::max)
     });
 }
