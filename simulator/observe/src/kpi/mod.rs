@@ -481,6 +481,18 @@ mod tests {
         at(s, Obs::FaultEnd { id, target })
     }
 
+    fn request(s: u64, class: Priority, bytes: u64, p0_waiting: bool) -> Stamped {
+        let (tower, link) = (0, LinkKind::Fibre);
+        let obs = Obs::Requested {
+            tower,
+            link,
+            class,
+            bytes,
+            p0_waiting,
+        };
+        at(s, obs)
+    }
+
     fn counters_run() -> Vec<Stamped> {
         vec![
             start(2),
@@ -533,6 +545,10 @@ mod tests {
                 },
             ),
             tower_event(12, 1, Event::BreakerOpened),
+            request(12, Priority::P3, 100, true),
+            request(12, Priority::P1, 200, true),
+            request(12, Priority::P0, 50, true), // P0 itself: no inversion
+            request(12, Priority::P2, 70, false),
             at(13, Obs::Backlog { tower: 0, ops: 5 }),
             at(13, Obs::Backlog { tower: 1, ops: 3 }),
             at(14, Obs::Backlog { tower: 0, ops: 0 }),
@@ -541,8 +557,9 @@ mod tests {
 
     #[test]
     fn counters_availability_bytes_power() {
-        // Goal: availability, bytes per link, SoC, energy, failovers, breaker and backlog
-        // match hand-computed values.
+        // Goal: availability, bytes per link, SoC, energy, failovers, breaker, backlog and
+        // priority inversions (the oracle's rule: below P0 while P0 waits) match
+        // hand-computed values.
         let k = from_observations(&counters_run());
         assert_eq!((k.reads_good, k.reads_valid), (3, 4));
         assert_eq!(k.availability, 0.75);
@@ -554,6 +571,10 @@ mod tests {
         assert_eq!(k.energy_wh, 15.0);
         assert_eq!(k.failovers, 2);
         assert_eq!(k.breaker_openings, 1);
+        assert_eq!(
+            (k.priority_inversions, k.priority_inversion_bytes),
+            (2, 300)
+        );
         assert_eq!((k.backlog_max, k.backlog_final), (8, 3));
         assert_eq!(k.rpo, 0);
         assert_eq!(k.tower_names, vec!["tower-0", "tower-1"]);
