@@ -45,11 +45,7 @@ impl Backlog {
 }
 
 pub(super) fn row(k: &Kpis) -> Row {
-    (
-        "outbox backlog".into(),
-        format!(
-            "max {}, final {} operations",
-            k.backlog_max, k.backlog_final
-        ),
-    )
+    let (max, last) = (k.backlog_max, k.backlog_final);
+    let text = format!("max {max}, final {last} operations");
+    ("outbox backlog".into(), text)
 }

@@ -60,11 +60,7 @@ impl Inversions {
 }
 
 pub(super) fn row(k: &Kpis) -> Row {
-    (
-        "priority inversions".into(),
-        format!(
-            "{} ({} bytes)",
-            k.priority_inversions, k.priority_inversion_bytes
-        ),
-    )
+    let bytes = k.priority_inversion_bytes;
+    let text = format!("{} ({bytes} bytes)", k.priority_inversions);
+    ("priority inversions".into(), text)
 }

@@ -106,9 +106,14 @@ impl Oracles {
             "observations must come in time order"
         );
         self.last_at = self.last_at.max(obs.at);
+        self.each(|c, out| c.observe(obs, out));
+    }
+
+    /// Run `f` on every checker (in order), keeping what the enabled ones report.
+    fn each(&mut self, f: impl Fn(&mut dyn Checker, &mut Vec<Violation>)) {
         for (c, enabled) in &mut self.checkers {
             let kept = self.scratch.len();
-            c.observe(obs, &mut self.scratch);
+            f(c.as_mut(), &mut self.scratch);
             if !*enabled {
                 self.scratch.truncate(kept);
             }
@@ -138,14 +143,7 @@ impl Oracles {
     /// Finish (end-of-run checks) and return every violation.
     pub fn finish(mut self) -> Vec<Violation> {
         let end = self.last_at;
-        for (c, enabled) in &mut self.checkers {
-            let kept = self.scratch.len();
-            c.finish(end, &mut self.scratch);
-            if !*enabled {
-                self.scratch.truncate(kept);
-            }
-        }
-        self.absorb();
+        self.each(|c, out| c.finish(end, out));
         self.violations
     }
 
