@@ -1,20 +1,21 @@
 //! Live KPIs and the event log, folded incrementally from a run's observations.
 //!
-//! The console redraws many times a second; recomputing `Kpis::from_observations` over a
-//! day-long run each frame would not keep up (and no run keeps its log). [`Live`] folds
-//! each observation once, as the source hands it over, and keeps running totals, bounded
-//! rolling series for sparklines, and a bounded log of readable lines.
+//! The console redraws many times a second and no run keeps its log: [`Live`] takes each
+//! observation once, as the source hands it over, into the KPI families
+//! (`sovereign_sim::kpi::KpiScan`, the same computation the run's report comes from), and
+//! keeps bounded rolling buckets for sparklines and a bounded log of readable lines.
 //!
-//! The numbers follow `sovereign_sim::kpi`'s definitions (availability = served / valid
-//! reads; freshness = publish → servable) but the live percentiles cover only the most
-//! recent [`FRESHNESS_SAMPLES_MAX`] samples per class. The report uses the real KPIs.
+//! The totals shown (availability, backlog, bytes, SoC) are the families' own; the live
+//! freshness percentiles cover only the most recent [`FRESHNESS_SAMPLES_MAX`] samples of
+//! each class (the report's cover the whole run).
 //!
 //! Not covered: MTTD/MTTR, error budgets (the final report has them).
 
 use sovereign_logic::Time;
-use sovereign_logic::content::ItemId;
+use sovereign_logic::content::Priority;
 use sovereign_logic::io::Event;
 use sovereign_logic::protocol::LinkKind;
+use sovereign_sim::kpi::KpiScan;
 use sovereign_sim::obs::{Obs, ReadResult, Stamped};
 use sovereign_sim::scenario::{FaultSpec, Target};
 use std::collections::{BTreeMap, VecDeque};
@@ -24,10 +25,8 @@ use std::time::Duration;
 pub const BUCKET: Duration = Duration::from_secs(600);
 /// Buckets kept per series (a day and a half at 10 minutes).
 pub const BUCKETS_MAX: usize = 216;
-/// Freshness samples kept per class for the live percentiles.
+/// Freshness samples per class the live percentiles cover (the most recent).
 pub const FRESHNESS_SAMPLES_MAX: usize = 512;
-/// Publications remembered for freshness (oldest forgotten first).
-pub const PUBLISHED_MAX: usize = 20_000;
 /// Event-log lines kept.
 pub const LOG_MAX: usize = 5_000;
 
@@ -109,18 +108,8 @@ pub struct Bucket {
 pub struct Live {
     seen: u64,
     tower_names: Vec<String>,
-    /// Valid reads so far.
-    pub reads_valid: u64,
-    /// Valid reads served so far.
-    pub reads_good: u64,
-    published: BTreeMap<(ItemId, u64), Time>,
-    freshness: [VecDeque<u64>; 4],
-    backlog: BTreeMap<usize, u64>,
-    soc: BTreeMap<usize, f64>,
-    /// Bytes per uplink kind so far.
-    pub bytes_per_link: BTreeMap<LinkKind, u64>,
-    /// Failovers (active-link changes) so far.
-    pub failovers: u64,
+    /// The KPI families, fed every observation.
+    kpis: KpiScan,
     buckets: VecDeque<(u64, Bucket)>,
     log: VecDeque<LogLine>,
     /// Log lines dropped because the log was full.
@@ -214,16 +203,10 @@ impl Live {
 
     fn fold(&mut self, s: &Stamped) {
         let at = s.at;
+        self.kpis.observe(s);
         match &s.obs {
             Obs::Start { towers, .. } => {
                 self.tower_names = towers.clone();
-            }
-            Obs::Published { manifest } => {
-                if self.published.len() >= PUBLISHED_MAX {
-                    self.published.pop_first();
-                }
-                self.published
-                    .insert((manifest.item.clone(), manifest.version), at);
             }
             Obs::Read {
                 valid: true,
@@ -231,23 +214,16 @@ impl Live {
                 ..
             } => {
                 let good = *result == ReadResult::Served;
-                self.reads_valid += 1;
-                self.reads_good += u64::from(good);
                 let b = self.bucket(at);
                 b.reads_valid += 1;
                 b.reads_good += u64::from(good);
             }
-            Obs::Transfer { link, bytes, .. } => {
-                *self.bytes_per_link.entry(*link).or_default() += bytes;
-                self.bucket(at).bytes += bytes;
-            }
-            Obs::Backlog { tower, ops } => {
-                self.backlog.insert(*tower, *ops);
-                let total = self.backlog.values().sum();
+            Obs::Transfer { bytes, .. } => self.bucket(at).bytes += bytes,
+            Obs::Backlog { .. } => {
+                let total = self.kpis.backlog.total();
                 self.bucket(at).backlog = total;
             }
-            Obs::Power { tower, soc, .. } => {
-                self.soc.insert(*tower, *soc);
+            Obs::Power { soc, .. } => {
                 let b = self.bucket(at);
                 b.soc_min = Some(b.soc_min.map_or(*soc, |m| m.min(*soc)));
             }
@@ -307,7 +283,6 @@ impl Live {
                 self.log(at, Category::Link, format!("{name}: {link} {state}"));
             }
             Event::ActiveLink { from, to } => {
-                self.failovers += 1;
                 let f = from.map_or("none".into(), |l| l.to_string());
                 let t = to.map_or("none".into(), |l| l.to_string());
                 self.log(
@@ -321,14 +296,6 @@ impl Live {
                 version,
                 priority,
             } => {
-                if let Some(p) = self.published.get(&(item.clone(), *version)) {
-                    let d = at.as_micros().saturating_sub(p.as_micros());
-                    let q = &mut self.freshness[priority.index()];
-                    if q.len() >= FRESHNESS_SAMPLES_MAX {
-                        q.pop_front();
-                    }
-                    q.push_back(d);
-                }
                 self.log(
                     at,
                     Category::Sync,
@@ -346,13 +313,19 @@ impl Live {
         }
     }
 
+    /// The KPI families so far.
+    pub fn kpis(&self) -> &KpiScan {
+        &self.kpis
+    }
+
     /// Availability so far (1 with no valid read).
     pub fn availability(&self) -> f64 {
-        if self.reads_valid == 0 {
-            1.0
-        } else {
-            self.reads_good as f64 / self.reads_valid as f64
-        }
+        self.kpis.reads.availability()
+    }
+
+    /// Bytes per uplink kind so far.
+    pub fn bytes_per_link(&self) -> &BTreeMap<LinkKind, u64> {
+        self.kpis.links.bytes_per_link()
     }
 
     /// Availability over the last `buckets` buckets (`None`: no valid read).
@@ -370,19 +343,23 @@ impl Live {
 
     /// Live freshness percentile `p` (0..=100) of a class, microseconds.
     pub fn freshness_us(&self, class: usize, p: u64) -> Option<u64> {
-        let mut v: Vec<u64> = self.freshness[class].iter().copied().collect();
+        let samples = self.kpis.freshness.samples(Priority::ALL[class]);
+        let recent = &samples[samples.len().saturating_sub(FRESHNESS_SAMPLES_MAX)..];
+        let mut v: Vec<u64> = recent.iter().map(|(_, us)| *us).collect();
         v.sort_unstable();
         sovereign_sim::kpi::percentile(&v, p)
     }
 
     /// Total outbox backlog now.
     pub fn backlog(&self) -> u64 {
-        self.backlog.values().sum()
+        self.kpis.backlog.total()
     }
 
     /// Lowest tower SoC now.
     pub fn soc_min(&self) -> Option<f64> {
-        self.soc.values().copied().reduce(f64::min)
+        (0..self.kpis.towers())
+            .filter_map(|t| self.kpis.power.tower(t).soc)
+            .reduce(f64::min)
     }
 
     /// The buckets, oldest first.
@@ -406,7 +383,7 @@ mod tests {
             at: Time::from_secs(at),
             obs: Obs::Read {
                 tower: 0,
-                item: ItemId("i".into()),
+                item: sovereign_logic::content::ItemId("i".into()),
                 valid: true,
                 result: if good {
                     ReadResult::Served
@@ -427,8 +404,7 @@ mod tests {
         a.update(&obs[17..]);
         let mut b = Live::new();
         b.update(&obs);
-        assert_eq!(a.reads_valid, 40);
-        assert_eq!(a.reads_good, 30);
+        assert_eq!(a.kpis().reads.totals(), (30, 40));
         assert!((a.availability() - 0.75).abs() < 1e-9);
         assert_eq!(
             a.buckets().cloned().collect::<Vec<_>>(),

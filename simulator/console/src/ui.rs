@@ -379,7 +379,7 @@ impl App {
         let per_link: Vec<String> = sovereign_logic::protocol::LinkKind::ALL
             .iter()
             .map(|k| {
-                let b = live.bytes_per_link.get(k).copied().unwrap_or(0);
+                let b = live.bytes_per_link().get(k).copied().unwrap_or(0);
                 let name = match k {
                     sovereign_logic::protocol::LinkKind::Satellite => "sat".to_string(),
                     k => k.to_string(),
@@ -416,7 +416,7 @@ impl App {
             ),
             row(
                 "bytes",
-                bytes_text(live.bytes_per_link.values().sum()),
+                bytes_text(live.bytes_per_link().values().sum()),
                 spark(&bytes, w, Some(0.0)),
             ),
             Line::from(format!("        {}", per_link.join(" "))),

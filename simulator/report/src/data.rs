@@ -300,7 +300,7 @@ impl RunData {
                 // the same from a run as from its data read back.
                 tower_names: Vec::new(),
                 tower_reads: Vec::new(),
-                series: Vec::new(),
+                read_periods: Vec::new(),
                 fault_outcomes: Vec::new(),
                 ..k.clone()
             },

@@ -11,22 +11,24 @@
 //! gauges hold their last value (`None` before the first one); windowed values (read
 //! availability, freshness quantiles) cover the window ending at the point.
 //!
-//! Not covered: the run-wide KPIs themselves (see [`sovereign_sim::kpi`]; the series are for
-//! charts and may differ from them in the last digits, e.g. a boot at the start counts as
-//! serving here) and the oracles' verdicts (violations come from the report).
+//! Nothing here folds observations itself: a [`SeriesScan`] feeds the KPI families
+//! ([`sovereign_sim::kpi::KpiScan`]) and samples their state at each point, so the
+//! charts follow the KPIs' rules and their last point equals the KPIs' totals.
+//!
+//! Not covered: the oracles' verdicts and the faults' outcomes (violations, detection and
+//! recovery come from the report, [`RunSeries::complete`]).
 
 use crate::data::devices_of;
 use serde::{Deserialize, Serialize};
-use sovereign_logic::content::{ItemId, Priority};
-use sovereign_logic::io::{Event, PowerMode};
-use sovereign_logic::protocol::LinkKind;
+use sovereign_logic::content::Priority;
+use sovereign_logic::io::PowerMode;
 use sovereign_sim::Observer;
-use sovereign_sim::kpi::{Detection, FaultOutcome};
-use sovereign_sim::obs::{Obs, ReadResult, Stamped};
+use sovereign_sim::kpi::{Detection, FaultOutcome, KpiScan};
+use sovereign_sim::obs::{Obs, Stamped};
 use sovereign_sim::report::Violation;
 use sovereign_sim::scenario::Oracle;
 use sovereign_sim::scenario::Scenario;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::BTreeMap;
 
 /// The finest step, seconds.
 pub const STEP_MIN_S: u64 = 60;
@@ -158,81 +160,36 @@ pub struct RunSeries {
     pub freshness: Vec<ClassSeries>,
 }
 
-/// Live per-tower state while scanning.
-#[derive(Clone, Debug)]
-struct TowerState {
-    soc: Option<f64>,
-    solar_w: Option<f64>,
-    energy_wh: f64,
-    mode: PowerMode,
-    running: bool,
-    steady: bool,
-    outbox: u64,
-    reads: [u64; 3],
-    failovers: u64,
-    breaker_openings: u64,
-    priority_inversions: u64,
-    servable: [u64; 4],
-    requested_bytes: [u64; 4],
-    /// (kind, bytes, healthy)
-    links: Vec<(LinkKind, u64, bool)>,
-    active: Option<LinkKind>,
-}
-
-impl TowerState {
-    fn new(links: &[LinkKind]) -> Self {
-        TowerState {
-            soc: None,
-            solar_w: None,
-            energy_wh: 0.0,
-            mode: PowerMode::Normal,
-            running: true,
-            steady: true,
-            outbox: 0,
-            reads: [0; 3],
-            failovers: 0,
-            breaker_openings: 0,
-            priority_inversions: 0,
-            servable: [0; 4],
-            requested_bytes: [0; 4],
-            links: links.iter().map(|k| (*k, 0, true)).collect(),
-            active: links.first().copied(),
-        }
-    }
-
-    fn link(&mut self, kind: LinkKind) -> &mut (LinkKind, u64, bool) {
-        if let Some(i) = self.links.iter().position(|l| l.0 == kind) {
-            &mut self.links[i]
-        } else {
-            self.links.push((kind, 0, true));
-            self.links.last_mut().expect("just pushed")
-        }
-    }
-}
-
 impl TowerSeries {
-    fn push(&mut self, s: &TowerState) {
-        self.soc.push(s.soc);
-        self.solar_w.push(s.solar_w);
-        self.energy_wh.push(s.energy_wh);
-        self.mode.push(mode_index(s.mode));
-        self.up.push(s.running && s.mode < PowerMode::ShuttingDown);
-        self.steady.push(s.steady);
-        self.outbox.push(s.outbox);
-        self.reads_served.push(s.reads[0]);
-        self.reads_refused.push(s.reads[1]);
-        self.reads_unreachable.push(s.reads[2]);
-        self.failovers.push(s.failovers);
-        self.breaker_openings.push(s.breaker_openings);
-        self.priority_inversions.push(s.priority_inversions);
-        for c in 0..4 {
-            self.servable[c].push(s.servable[c]);
-            self.requested_bytes[c].push(s.requested_bytes[c]);
+    /// Push tower `i`'s state now, read from the KPI families.
+    fn push(&mut self, k: &KpiScan, i: usize) {
+        let power = k.power.tower(i);
+        let reads = k.reads.tower(i);
+        let requests = k.inversions.tower(i);
+        let servable = k.freshness.servable(i);
+        self.soc.push(power.soc);
+        self.solar_w.push(power.solar_w);
+        self.energy_wh.push(power.energy_wh);
+        self.mode.push(mode_index(power.mode));
+        self.up.push(power.serving());
+        self.steady.push(k.faults.steady(i));
+        self.outbox.push(k.backlog.tower(i));
+        self.reads_served.push(reads[0]);
+        self.reads_refused.push(reads[1]);
+        self.reads_unreachable.push(reads[2]);
+        self.priority_inversions.push(requests.inversions);
+        for (c, n) in servable.iter().enumerate() {
+            self.servable[c].push(*n);
+            self.requested_bytes[c].push(requests.bytes[c]);
         }
+        let links = k.links.tower(i);
+        self.failovers.push(links.map_or(0, |l| l.failovers));
+        self.breaker_openings
+            .push(links.map_or(0, |l| l.breaker_openings));
         let n = self.soc.len();
-        for (kind, bytes, healthy) in &s.links {
-            let name = kind.name();
-            let i = match self.links.iter().position(|l| l.kind == name) {
+        for l in links.map_or(&[][..], |l| &l.links) {
+            let name = l.kind.name();
+            let i = match self.links.iter().position(|s| s.kind == name) {
                 Some(i) => i,
                 None => {
                     // A link first seen late: its earlier points are zero / healthy.
@@ -245,85 +202,14 @@ impl TowerSeries {
                     self.links.len() - 1
                 }
             };
-            let l = &mut self.links[i];
-            l.bytes.push(*bytes);
-            l.healthy.push(*healthy);
-            l.active.push(s.active == Some(*kind));
+            let s = &mut self.links[i];
+            s.bytes.push(l.bytes);
+            s.healthy.push(l.healthy);
+            s.active
+                .push(links.is_some_and(|t| t.active == Some(l.kind)));
         }
     }
-}
 
-/// Scanner state.
-struct Scan {
-    step_s: u64,
-    series: RunSeries,
-    towers: Vec<TowerState>,
-    reads_total: (u64, u64),
-    /// `reads_total` at each point emitted so far (for the windowed availability).
-    reads_history: Vec<(u64, u64)>,
-    /// Freshness samples per class.
-    fresh: [Fresh; 4],
-}
-
-/// One class's freshness samples: (servable at, freshness seconds) in the last
-/// [`FRESHNESS_WINDOW_S`], in time order, and the count and sum of every sample so far.
-type Fresh = (VecDeque<(u64, f64)>, u64, f64);
-
-impl Scan {
-    fn tower(&mut self, t: usize) -> &mut TowerState {
-        if self.towers.len() <= t {
-            self.towers.resize_with(t + 1, || TowerState::new(&[]));
-        }
-        &mut self.towers[t]
-    }
-
-    /// Emit the point at `t` seconds.
-    fn point(&mut self, t: u64) {
-        let s = &mut self.series;
-        assert!(s.t_s.len() < POINTS_MAX, "series longer than {POINTS_MAX}");
-        s.t_s.push(t);
-        let (good, valid) = self.reads_total;
-        let back = usize::try_from(AVAILABILITY_WINDOW_S / self.step_s).unwrap_or(usize::MAX);
-        let (g0, v0) = self
-            .reads_history
-            .len()
-            .checked_sub(back.max(1))
-            .map_or((0, 0), |i| self.reads_history[i]);
-        self.reads_history.push((good, valid));
-        s.availability_window
-            .push((valid > v0).then(|| (good - g0) as f64 / (valid - v0) as f64));
-        s.availability.push(if valid == 0 {
-            1.0
-        } else {
-            good as f64 / valid as f64
-        });
-        while s.towers.len() < self.towers.len() {
-            let n = s.t_s.len() - 1;
-            let name = format!("tower#{}", s.towers.len());
-            s.towers.push(TowerSeries::empty(name, n));
-        }
-        for (ts, st) in s.towers.iter_mut().zip(&self.towers) {
-            ts.push(st);
-        }
-        let from = t.saturating_sub(FRESHNESS_WINDOW_S);
-        for (c, (samples, count, sum)) in self.fresh.iter_mut().enumerate() {
-            let cs = &mut s.freshness[c];
-            while samples.front().is_some_and(|(at, _)| *at <= from) {
-                samples.pop_front();
-            }
-            // Every sample held is at or before `t`: points are emitted before later
-            // observations are read.
-            let mut window: Vec<f64> = samples.iter().map(|(_, f)| *f).collect();
-            window.sort_by(f64::total_cmp);
-            cs.p50_s.push(quantile(&window, 0.5));
-            cs.p99_s.push(quantile(&window, 0.99));
-            cs.count.push(*count);
-            cs.sum_s.push(*sum);
-        }
-    }
-}
-
-impl TowerSeries {
     /// A tower first seen after `n` points: earlier points hold defaults.
     fn empty(name: String, n: usize) -> TowerSeries {
         let z = || vec![0u64; n];
@@ -359,14 +245,31 @@ fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
     Some(sorted[rank.min(sorted.len()) - 1])
 }
 
+/// Where a class's chart stands in the freshness family's samples.
+#[derive(Clone, Debug, Default)]
+struct FreshCursor {
+    /// Samples summed so far.
+    summed: usize,
+    /// Their sum, seconds.
+    sum_s: f64,
+    /// The first sample inside the window of the last point.
+    window_from: usize,
+}
+
 /// A run's series sampled as its observations come: an [`Observer`] fed once per
-/// observation, in time order, then [`SeriesScan::finish`]ed at the run's end. What it
-/// keeps is bounded by the topology and the number of points, not by the run's reads.
+/// observation, in time order, then [`SeriesScan::finish`]ed at the run's end. It folds
+/// each observation into the KPI families ([`KpiScan`]) and samples them at each point,
+/// so its last point shows the run's KPI totals. What it keeps is bounded by the
+/// topology, the number of points and what the KPIs keep, not by the run's reads.
 pub struct SeriesScan {
-    scan: Scan,
+    step_s: u64,
+    series: RunSeries,
     devices: Vec<u32>,
-    published: BTreeMap<(ItemId, u64), (u64, Priority)>,
-    servable_seen: BTreeSet<(usize, ItemId, u64)>,
+    kpis: KpiScan,
+    /// The run's (served, valid) reads at each point so far (for the windowed
+    /// availability).
+    reads_history: Vec<(u64, u64)>,
+    fresh: [FreshCursor; 4],
     /// The next point not emitted yet, seconds.
     next_t: u64,
 }
@@ -383,28 +286,82 @@ impl SeriesScan {
     /// tower id) from the scenario.
     pub fn with_step(step_s: u64, devices: Vec<u32>) -> SeriesScan {
         SeriesScan {
-            scan: Scan {
+            step_s,
+            series: RunSeries {
                 step_s,
-                series: RunSeries {
-                    step_s,
-                    freshness: Priority::ALL
-                        .iter()
-                        .map(|p| ClassSeries {
-                            class: p.to_string(),
-                            ..ClassSeries::default()
-                        })
-                        .collect(),
-                    ..RunSeries::default()
-                },
-                towers: Vec::new(),
-                reads_total: (0, 0),
-                reads_history: Vec::new(),
-                fresh: Default::default(),
+                freshness: Priority::ALL
+                    .iter()
+                    .map(|p| ClassSeries {
+                        class: p.to_string(),
+                        ..ClassSeries::default()
+                    })
+                    .collect(),
+                ..RunSeries::default()
             },
             devices,
-            published: BTreeMap::new(),
-            servable_seen: BTreeSet::new(),
+            kpis: KpiScan::default(),
+            reads_history: Vec::new(),
+            fresh: Default::default(),
             next_t: 0,
+        }
+    }
+
+    /// The KPI families the series sample.
+    pub fn kpis(&self) -> &KpiScan {
+        &self.kpis
+    }
+
+    /// Emit the point at `t` seconds.
+    fn point(&mut self, t: u64) {
+        let k = &self.kpis;
+        let s = &mut self.series;
+        assert!(s.t_s.len() < POINTS_MAX, "series longer than {POINTS_MAX}");
+        s.t_s.push(t);
+        let (good, valid) = k.reads.totals();
+        let back = usize::try_from(AVAILABILITY_WINDOW_S / self.step_s).unwrap_or(usize::MAX);
+        let (g0, v0) = self
+            .reads_history
+            .len()
+            .checked_sub(back.max(1))
+            .map_or((0, 0), |i| self.reads_history[i]);
+        self.reads_history.push((good, valid));
+        s.availability_window
+            .push((valid > v0).then(|| (good - g0) as f64 / (valid - v0) as f64));
+        s.availability.push(k.reads.availability());
+        while s.towers.len() < k.towers() {
+            let n = s.t_s.len() - 1;
+            let name = format!("tower#{}", s.towers.len());
+            s.towers.push(TowerSeries::empty(name, n));
+        }
+        for (i, ts) in s.towers.iter_mut().enumerate() {
+            ts.push(k, i);
+        }
+        let from = t.saturating_sub(FRESHNESS_WINDOW_S);
+        for (class, cursor) in Priority::ALL.iter().zip(&mut self.fresh) {
+            let samples = k.freshness.samples(*class);
+            let secs = |us: u64| us as f64 / 1e6;
+            for (_, us) in &samples[cursor.summed..] {
+                cursor.sum_s += secs(*us);
+            }
+            cursor.summed = samples.len();
+            // Every sample is at or before `t`: points are emitted before later
+            // observations are read.
+            while samples
+                .get(cursor.window_from)
+                .is_some_and(|(at, _)| at.as_micros() / 1_000_000 <= from)
+            {
+                cursor.window_from += 1;
+            }
+            let mut window: Vec<f64> = samples[cursor.window_from..]
+                .iter()
+                .map(|(_, us)| secs(*us))
+                .collect();
+            window.sort_by(f64::total_cmp);
+            let cs = &mut s.freshness[class.index()];
+            cs.p50_s.push(quantile(&window, 0.5));
+            cs.p99_s.push(quantile(&window, 0.99));
+            cs.count.push(samples.len() as u64);
+            cs.sum_s.push(cursor.sum_s);
         }
     }
 
@@ -412,143 +369,43 @@ impl SeriesScan {
     fn points_before(&mut self, limit_us: u64, end_s: u64) {
         while self.next_t <= end_s
             && self.next_t.saturating_mul(1_000_000) < limit_us
-            && self.scan.series.t_s.len() < POINTS_MAX
+            && self.series.t_s.len() < POINTS_MAX
         {
-            self.scan.point(self.next_t);
-            self.next_t += self.scan.step_s;
+            self.point(self.next_t);
+            self.next_t += self.step_s;
         }
     }
 
     /// The series up to `end_s` virtual seconds (the run's end).
     pub fn finish(mut self, end_s: u64) -> RunSeries {
         self.points_before(u64::MAX, end_s);
-        let n = self.scan.series.t_s.len();
-        for t in &mut self.scan.series.towers {
+        let n = self.series.t_s.len();
+        for t in &mut self.series.towers {
             assert_eq!(t.soc.len(), n);
             for l in &t.links {
                 assert_eq!(l.bytes.len(), n);
             }
         }
-        self.scan.series
+        self.series
     }
 }
 
 impl Observer for SeriesScan {
     fn observe(&mut self, s: &Stamped) {
-        let at_us = s.at.as_micros();
         // Points strictly before this observation are final.
-        self.points_before(at_us, u64::MAX);
-        let SeriesScan {
-            scan,
-            devices,
-            published,
-            servable_seen,
-            ..
-        } = self;
-        match &s.obs {
-            Obs::Start { towers, links, .. } => {
-                scan.towers = links.iter().map(|l| TowerState::new(l)).collect();
-                scan.towers
-                    .resize_with(towers.len(), || TowerState::new(&[]));
-                scan.series.towers = towers
-                    .iter()
-                    .enumerate()
-                    .map(|(i, n)| TowerSeries {
-                        devices: devices.get(i).copied().unwrap_or(0),
-                        ..TowerSeries::empty(n.clone(), scan.series.t_s.len())
-                    })
-                    .collect();
-            }
-            Obs::Published { manifest } => {
-                published
-                    .entry((manifest.item.clone(), manifest.version))
-                    .or_insert((at_us, manifest.priority));
-            }
-            Obs::Read {
-                tower,
-                valid: true,
-                result,
-                ..
-            } => {
-                let i = match result {
-                    ReadResult::Served => 0,
-                    ReadResult::Refused(_) => 1,
-                    ReadResult::Unreachable => 2,
-                };
-                scan.tower(*tower).reads[i] += 1;
-                let good = u64::from(i == 0);
-                scan.reads_total.0 += good;
-                scan.reads_total.1 += 1;
-            }
-            Obs::Tower { tower, event } => match event {
-                Event::ContentServable {
-                    item,
-                    version,
-                    priority,
-                } => {
-                    let key = (*tower, item.clone(), *version);
-                    if servable_seen.insert(key) {
-                        scan.tower(*tower).servable[priority.index()] += 1;
-                        if let Some((pub_us, class)) = published.get(&(item.clone(), *version)) {
-                            let f = at_us.saturating_sub(*pub_us) as f64 / 1e6;
-                            let (window, count, sum) = &mut scan.fresh[class.index()];
-                            window.push_back((at_us / 1_000_000, f));
-                            *count += 1;
-                            *sum += f;
-                        }
-                    }
-                }
-                Event::LinkHealth { link, up } => scan.tower(*tower).link(*link).2 = *up,
-                Event::ActiveLink { to, .. } => {
-                    let t = scan.tower(*tower);
-                    t.failovers += 1;
-                    t.active = *to;
-                }
-                Event::PowerMode { to, .. } => scan.tower(*tower).mode = *to,
-                Event::BreakerOpened => scan.tower(*tower).breaker_openings += 1,
-                _ => {}
-            },
-            Obs::Requested {
-                tower,
-                class,
-                bytes,
-                ..
-            } => {
-                let inversion = sovereign_sim::oracle::priority::is_inversion(&s.obs).is_some();
-                let t = scan.tower(*tower);
-                t.requested_bytes[class.index()] =
-                    t.requested_bytes[class.index()].saturating_add(*bytes);
-                t.priority_inversions += u64::from(inversion);
-            }
-            Obs::Transfer { tower, link, bytes } => {
-                let l = scan.tower(*tower).link(*link);
-                l.1 = l.1.saturating_add(*bytes);
-            }
-            Obs::TowerDown { tower, .. } => scan.tower(*tower).running = false,
-            Obs::TowerUp { tower } => {
-                let t = scan.tower(*tower);
-                t.running = true;
-                if t.mode >= PowerMode::ShuttingDown {
-                    t.mode = PowerMode::Normal;
-                }
-            }
-            Obs::Power {
-                tower,
-                soc,
-                mode,
-                energy_wh,
-                solar_w,
-            } => {
-                let t = scan.tower(*tower);
-                t.soc = Some(*soc);
-                t.solar_w = Some(*solar_w);
-                t.mode = *mode;
-                t.energy_wh = *energy_wh;
-            }
-            Obs::Backlog { tower, ops } => scan.tower(*tower).outbox = *ops,
-            Obs::Steady { tower, steady } => scan.tower(*tower).steady = *steady,
-            _ => {}
+        self.points_before(s.at.as_micros(), u64::MAX);
+        if let Obs::Start { towers, .. } = &s.obs {
+            let n = self.series.t_s.len();
+            self.series.towers = towers
+                .iter()
+                .enumerate()
+                .map(|(i, name)| TowerSeries {
+                    devices: self.devices.get(i).copied().unwrap_or(0),
+                    ..TowerSeries::empty(name.clone(), n)
+                })
+                .collect();
         }
+        self.kpis.observe(s);
     }
 }
 
@@ -634,7 +491,10 @@ impl RunSeries {
 mod tests {
     use super::*;
     use sovereign_logic::Time;
-    use sovereign_logic::content::{ChunkHash, Manifest};
+    use sovereign_logic::content::{ChunkHash, ItemId, Manifest};
+    use sovereign_logic::io::Event;
+    use sovereign_logic::protocol::LinkKind;
+    use sovereign_sim::obs::ReadResult;
 
     /// The series of a whole log (in time order) up to `end_s`, at [`step_for`]'s step.
     fn from_observations(obs: &[Stamped], end_s: u64, devices: &[u32]) -> RunSeries {
@@ -709,5 +569,122 @@ mod tests {
         assert_eq!(f.p50_s[p(3_960)], Some(3_720.0));
         assert_eq!(f.p50_s[p(60)], None);
         assert_eq!(f.count[p(60)], 0);
+    }
+
+    #[test]
+    fn the_last_point_shows_the_kpi_totals() {
+        // Goal: the charts sample the KPI families, so their last point carries the run's
+        // totals exactly: reads (overall and per tower), freshness samples, bytes per
+        // link, failovers, inversions, energy and the backlog — here worked out by hand.
+        let mut obs = log(&[0, 0], &[30, 90]);
+        let two = Obs::Start {
+            towers: vec!["t".into(), "u".into()],
+            links: vec![vec![LinkKind::Fibre], vec![LinkKind::Fibre, LinkKind::Lte]],
+            devices: 2,
+        };
+        obs[0] = at(0, two);
+        let read = |tower, result| Obs::Read {
+            tower,
+            item: ItemId::new("i0"),
+            valid: true,
+            result,
+            tower_powered: true,
+        };
+        let refused = ReadResult::Refused(sovereign_logic::tower::Refusal::NotHeld);
+        let transfer = |tower, link, bytes| Obs::Transfer { tower, link, bytes };
+        let requested = |tower, class, p0_waiting| Obs::Requested {
+            tower,
+            link: LinkKind::Fibre,
+            class,
+            bytes: 10,
+            p0_waiting,
+        };
+        let power = |tower, energy_wh| Obs::Power {
+            tower,
+            soc: 0.5,
+            mode: PowerMode::Normal,
+            energy_wh,
+            solar_w: 1.0,
+        };
+        let failover = Event::ActiveLink {
+            from: Some(LinkKind::Fibre),
+            to: Some(LinkKind::Lte),
+        };
+        obs.extend(
+            [
+                (100, read(0, ReadResult::Served)),
+                (110, read(1, ReadResult::Served)),
+                (120, read(1, refused)),
+                (130, read(1, ReadResult::Unreachable)),
+                (140, transfer(0, LinkKind::Fibre, 100)),
+                (150, transfer(1, LinkKind::Lte, 7)),
+                (160, transfer(1, LinkKind::Fibre, 5)),
+                (170, requested(1, Priority::P3, true)),
+                (180, requested(1, Priority::P3, false)),
+                (190, power(0, 2.5)),
+                (200, power(1, 1.5)),
+                (210, Obs::Backlog { tower: 1, ops: 4 }),
+                (
+                    220,
+                    Obs::Tower {
+                        tower: 1,
+                        event: failover,
+                    },
+                ),
+            ]
+            .map(|(t, o)| at(t, o)),
+        );
+        let mut scan = SeriesScan::with_step(60, vec![1, 1]);
+        for s in &obs {
+            scan.observe(s);
+        }
+        let k = scan.kpis().finish();
+        let s = scan.finish(300);
+        let last = |v: &[u64]| *v.last().expect("points");
+        let (t, u) = (&s.towers[0], &s.towers[1]);
+        assert_eq!((k.reads_good, k.reads_valid), (2, 4));
+        assert_eq!(k.tower_reads, vec![(1, 1), (1, 3)]);
+        assert_eq!(
+            [
+                last(&u.reads_served),
+                last(&u.reads_refused),
+                last(&u.reads_unreachable)
+            ],
+            [1, 1, 1]
+        );
+        assert_eq!(last(&t.reads_served), 1);
+        assert_eq!(*s.availability.last().expect("points"), k.availability);
+        assert_eq!(k.availability, 0.5);
+        assert_eq!(
+            (last(&s.freshness[0].count), k.freshness[0].samples),
+            (2, 2)
+        );
+        assert_eq!(*s.freshness[0].sum_s.last().expect("points"), 120.0);
+        let link_bytes = |kind: &str| -> u64 {
+            let towers = s.towers.iter().flat_map(|t| &t.links);
+            towers
+                .filter(|l| l.kind == kind)
+                .map(|l| last(&l.bytes))
+                .sum()
+        };
+        assert_eq!(k.bytes_per_link[&LinkKind::Fibre], 105);
+        assert_eq!(link_bytes("fibre"), 105);
+        assert_eq!(k.bytes_per_link[&LinkKind::Lte], 7);
+        assert_eq!(link_bytes("lte"), 7);
+        assert_eq!((last(&u.failovers), k.failovers), (1, 1));
+        assert_eq!(u.links[1].active.last(), Some(&true));
+        assert_eq!(
+            (last(&u.priority_inversions), k.priority_inversions),
+            (1, 1)
+        );
+        assert_eq!(last(&u.requested_bytes[3]), 20);
+        let energy: f64 = s
+            .towers
+            .iter()
+            .map(|t| *t.energy_wh.last().expect("pts"))
+            .sum();
+        assert_eq!((energy, k.energy_wh), (4.0, 4.0));
+        let outbox: u64 = s.towers.iter().map(|t| last(&t.outbox)).sum();
+        assert_eq!((outbox, k.backlog_final), (4, 4));
     }
 }

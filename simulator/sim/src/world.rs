@@ -1131,6 +1131,8 @@ impl World {
         if !self.ended {
             self.end();
         }
+        // The RPO is the durability checker's count (the rule lives there once).
+        let rpo = self.oracles.rpo();
         let mut violations =
             std::mem::replace(&mut self.oracles, Oracles::new(&BTreeSet::new())).finish();
         if self.step_budget_hit {
@@ -1141,7 +1143,8 @@ impl World {
                 liveness: true,
             });
         }
-        let mut kpis = std::mem::take(&mut self.kpis).finish();
+        let mut kpis = self.kpis.finish();
+        kpis.rpo = rpo;
         kpis.apply_slo(&self.sc.slo);
         kpis.violations = violations.len() as u64;
         let slo = kpis.check(&self.sc.slo);

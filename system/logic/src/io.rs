@@ -118,9 +118,10 @@ impl Record {
 pub type DurableState = BTreeMap<Key, Record>;
 
 /// The power-management mode of a tower, from full service to off. Ordered by severity.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
 pub enum PowerMode {
     /// Everything runs.
+    #[default]
     Normal,
     /// P3 sync paused.
     ShedP3,

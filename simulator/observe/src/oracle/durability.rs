@@ -20,7 +20,7 @@
 //!   such claim.
 //!
 //! Each lost operation is reported once; [`Durability::lost_count`] is the RPO (the KPI
-//! uses the same rule).
+//! is this count: [`super::Oracles`] always runs this checker).
 //!
 //! Does not verify: that held operations are eventually forwarded (convergence and the
 //! backlog KPI cover that), that an operation is applied only once (exactly-once), whose
@@ -230,6 +230,10 @@ impl Checker for Durability {
     }
 
     fn finish(&mut self, _end: Time, _out: &mut Vec<Violation>) {}
+
+    fn lost_acknowledged(&self) -> Option<u64> {
+        Some(self.lost_count())
+    }
 }
 
 #[cfg(test)]

@@ -42,13 +42,21 @@ pub trait Checker {
     fn observe(&mut self, s: &Stamped, out: &mut Vec<Violation>);
     /// End-of-run checks. `end`: the time of the last observation.
     fn finish(&mut self, end: Time, out: &mut Vec<Violation>);
+    /// Acknowledged operations lost so far, from the one checker that owns that rule
+    /// (durability): the run's RPO. `None` from every other checker.
+    fn lost_acknowledged(&self) -> Option<u64> {
+        None
+    }
 }
 
-/// Runs the enabled checkers over a stream of observations.
+/// Runs the enabled checkers over a stream of observations, and the durability checker
+/// always: its count of lost acknowledgements is the RPO KPI ([`Oracles::rpo`]), so the
+/// rule runs once per run whether or not the scenario checks the invariant.
 pub struct Oracles {
-    /// The enabled checkers, in [`Oracle`] order (so violations at one instant come out
-    /// in a deterministic order).
-    checkers: Vec<Box<dyn Checker>>,
+    /// The checkers, in [`Oracle`] order (so violations at one instant come out in a
+    /// deterministic order), each with whether it is enabled (a disabled one — only
+    /// durability — measures, and its violations are dropped).
+    checkers: Vec<(Box<dyn Checker>, bool)>,
     /// Violations kept, in the order found (at most [`VIOLATIONS_MAX`]).
     violations: Vec<Violation>,
     /// Violations found after the cap was reached.
@@ -62,10 +70,12 @@ pub struct Oracles {
 impl Oracles {
     /// Checkers for the given invariants.
     pub fn new(enabled: &BTreeSet<Oracle>) -> Oracles {
-        let checkers: Vec<Box<dyn Checker>> = enabled
+        let mut run = enabled.clone();
+        run.insert(Oracle::Durability);
+        let checkers: Vec<(Box<dyn Checker>, bool)> = run
             .iter()
-            .map(|o| -> Box<dyn Checker> {
-                match o {
+            .map(|o| -> (Box<dyn Checker>, bool) {
+                let c: Box<dyn Checker> = match o {
                     Oracle::Integrity => Box::new(integrity::Integrity::default()),
                     Oracle::Durability => Box::new(durability::Durability::default()),
                     Oracle::ExactlyOnce => Box::new(exactly_once::ExactlyOnce::default()),
@@ -75,10 +85,11 @@ impl Oracles {
                     Oracle::OfflineService => Box::new(offline::OfflineService::default()),
                     Oracle::PowerSafety => Box::new(power_safety::PowerSafety::default()),
                     Oracle::Attribution => Box::new(attribution::Attribution::default()),
-                }
+                };
+                (c, enabled.contains(o))
             })
             .collect();
-        assert_eq!(checkers.len(), enabled.len());
+        assert_eq!(checkers.len(), run.len());
         Oracles {
             checkers,
             violations: Vec::new(),
@@ -95,10 +106,28 @@ impl Oracles {
             "observations must come in time order"
         );
         self.last_at = self.last_at.max(obs.at);
-        for c in &mut self.checkers {
-            c.observe(obs, &mut self.scratch);
+        self.each(|c, out| c.observe(obs, out));
+    }
+
+    /// Run `f` on every checker (in order), keeping what the enabled ones report.
+    fn each(&mut self, f: impl Fn(&mut dyn Checker, &mut Vec<Violation>)) {
+        for (c, enabled) in &mut self.checkers {
+            let kept = self.scratch.len();
+            f(c.as_mut(), &mut self.scratch);
+            if !*enabled {
+                self.scratch.truncate(kept);
+            }
         }
         self.absorb();
+    }
+
+    /// Acknowledged operations lost so far (the durability checker's count): the RPO.
+    pub fn rpo(&self) -> u64 {
+        let rpo = self
+            .checkers
+            .iter()
+            .find_map(|(c, _)| c.lost_acknowledged());
+        rpo.expect("the durability checker always runs")
     }
 
     /// Violations found so far.
@@ -114,10 +143,7 @@ impl Oracles {
     /// Finish (end-of-run checks) and return every violation.
     pub fn finish(mut self) -> Vec<Violation> {
         let end = self.last_at;
-        for c in &mut self.checkers {
-            c.finish(end, &mut self.scratch);
-        }
-        self.absorb();
+        self.each(|c, out| c.finish(end, out));
         self.violations
     }
 
@@ -287,6 +313,39 @@ mod tests {
         let v = some.finish();
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].oracle, Oracle::Integrity);
+    }
+
+    #[test]
+    fn the_rpo_is_measured_whether_or_not_durability_is_checked() {
+        // Goal: the durability checker always runs (its count is the RPO KPI); disabled,
+        // its violations are dropped, enabled they are kept.
+        let lost = [
+            start(1),
+            at(
+                2,
+                Obs::Acked {
+                    tower: 0,
+                    key: sovereign_logic::protocol::IdemKey("k".into()),
+                    fingerprint: sovereign_logic::content::ChunkHash([1; 32]),
+                },
+            ),
+            at(
+                3,
+                Obs::TowerDown {
+                    tower: 0,
+                    clean: false,
+                    durable_outbox: BTreeSet::new(),
+                },
+            ),
+        ];
+        for (enabled, kept) in [(Oracle::Integrity, 0), (Oracle::Durability, 1)] {
+            let mut o = Oracles::new(&BTreeSet::from([enabled]));
+            for s in &lost {
+                o.observe(s);
+            }
+            assert_eq!(o.rpo(), 1, "{enabled:?}");
+            assert_eq!(o.finish().len(), kept, "{enabled:?}");
+        }
     }
 
     #[test]

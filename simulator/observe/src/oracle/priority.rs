@@ -2,9 +2,10 @@
 //! tower.
 //!
 //! Verifies: every chunk request a tower issues ([`Obs::Requested`]) of a class below P0
-//! is issued while no P0 work is waiting (queued or in flight) at that tower. Each
-//! inversion is counted ([`PriorityOrder::inversions`], and the bytes it moved); the
-//! first one per (tower, link, class) is reported.
+//! is issued while no P0 work is waiting (queued or in flight) at that tower
+//! ([`is_inversion`], the rule the priority-inversion KPI counts with); the first one
+//! per (tower, link, class) is reported. Counting them is the KPI's job
+//! (`kpi/inversions.rs`), not this checker's.
 //!
 //! Does not verify: the order among P1–P3 (only P0 is protected), bytes already in
 //! flight when P0 work arrived (requests are checked when they are issued), other traffic
@@ -23,24 +24,8 @@ use std::collections::BTreeSet;
 #[derive(Clone, Debug, Default)]
 pub struct PriorityOrder {
     names: TowerNames,
-    /// Inversions seen.
-    inversions: u64,
-    /// Bytes requested by inverting requests.
-    inversion_bytes: u64,
     /// (tower, link, class) already reported.
     reported: BTreeSet<(usize, LinkKind, Priority)>,
-}
-
-impl PriorityOrder {
-    /// Lower-class requests issued while P0 work waited.
-    pub fn inversions(&self) -> u64 {
-        self.inversions
-    }
-
-    /// Bytes those requests moved.
-    pub fn inversion_bytes(&self) -> u64 {
-        self.inversion_bytes
-    }
 }
 
 /// Whether a request is a priority inversion.
@@ -72,8 +57,6 @@ impl Checker for PriorityOrder {
         let Some(bytes) = is_inversion(&s.obs) else {
             return;
         };
-        self.inversions += 1;
-        self.inversion_bytes = self.inversion_bytes.saturating_add(bytes);
         if self.reported.insert((*tower, *link, *class)) {
             out.push(violation(
                 Oracle::Priority,
@@ -119,12 +102,11 @@ mod tests {
         ];
         let mut p = PriorityOrder::default();
         assert!(run(&mut p, &seq).is_empty());
-        assert_eq!(p.inversions(), 0);
     }
 
     #[test]
-    fn p3_while_p0_waits_fails_and_is_measured() {
-        // Goal: a P3 request while P0 waits is a violation; each is counted, reported once.
+    fn p3_while_p0_waits_fails_once_per_class() {
+        // Goal: a P3 request while P0 waits is a violation, reported once per class.
         let seq = [
             start(1),
             req(1, Priority::P3, true),
@@ -137,7 +119,5 @@ mod tests {
         assert_eq!(v[0].oracle, Oracle::Priority);
         assert!(!v[0].liveness);
         assert!(v[0].detail.contains("P3 over satellite"));
-        assert_eq!(p.inversions(), 3);
-        assert_eq!(p.inversion_bytes(), 3000);
     }
 }
