@@ -533,9 +533,20 @@ impl Lab {
                 addrs.admin.clone(),
                 "--credential".into(),
                 file.display().to_string(),
-                // Short runs: poll the catalog every second, give up on a request after 3 s.
+                // The scenario's catalog poll (the simulator runs the same); without one,
+                // the logic's default, as in the simulator.
                 "--catalog-interval-s".into(),
-                "1".into(),
+                t.catalog_poll
+                    .unwrap_or(
+                        sovereign_logic::tower::TowerConfig::new(
+                            sovereign_logic::protocol::TowerId(0),
+                            &[LinkKind::Fibre],
+                        )
+                        .catalog_interval,
+                    )
+                    .as_secs()
+                    .to_string(),
+                // Short runs: give up on a request to the origin after 3 s.
                 "--request-timeout-s".into(),
                 "3".into(),
                 // Every device of the lab reads from 127.0.0.1: no per-address limits.
@@ -600,7 +611,9 @@ impl Lab {
             }
             actions.push((p.spec.at, true, k));
             let end = (p.spec.at + p.spec.duration).min(sc.duration);
-            actions.push((end, false, k));
+            if end > p.spec.at {
+                actions.push((end, false, k));
+            }
         }
         actions.sort_by_key(|a| (a.0, a.1, a.2)); // an end before a start at the same time
         let mut publications: Vec<(Duration, Priority)> = Vec::new();
@@ -627,7 +640,12 @@ impl Lab {
                 next_action += 1;
                 if start {
                     self.inject(&planned[k])?;
-                    active.insert(k);
+                    if actions.iter().any(|a| !a.1 && a.2 == k) {
+                        active.insert(k);
+                    } else {
+                        // An instant fault (a restart, bit rot): it ends as it starts.
+                        self.lift(&planned[k])?;
+                    }
                 } else if active.remove(&k) {
                     self.lift(&planned[k])?;
                 }

@@ -314,6 +314,9 @@ pub(crate) struct RawTower {
     pub links: Option<Spanned<Capped<Spanned<StrOr<RawProfile>>, 3>>>,
     pub wifi: Option<Spanned<StrOr<RawProfile>>>,
     pub power: Option<RawPower>,
+    /// How often the tower polls the origin's catalog (whole seconds: the real tower's
+    /// `--catalog-interval-s`).
+    pub catalog_poll: Option<Spanned<Dur<1000, 3_600_000>>>,
 }
 
 /// `[tower.power]`.
@@ -974,6 +977,21 @@ fn towers(
             }
         };
         let power = t.power.as_ref().map_or_else(power_default, power);
+        let catalog_poll = match &t.catalog_poll {
+            Some(v) => {
+                let d = v.get_ref().0;
+                if d.subsec_nanos() != 0 {
+                    return Err(ctx.err(
+                        &v.span(),
+                        format!(
+                            "{d:?} is not a whole number of seconds; expected a duration such as \"1s\" or \"30s\" (the real tower polls in whole seconds)"
+                        ),
+                    ));
+                }
+                Some(d)
+            }
+            None => None,
+        };
         for i in 0..count {
             let tower_name = match name {
                 Some(n) if count == 1 => n.to_string(),
@@ -995,6 +1013,7 @@ fn towers(
                 links: links.clone(),
                 wifi: wifi.clone(),
                 power: power.clone(),
+                catalog_poll,
             });
         }
     }
