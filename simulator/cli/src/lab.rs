@@ -13,6 +13,9 @@ use sovereign_sim::failure::shell_quote;
 use sovereign_sim::scenario::parse_file;
 use std::path::PathBuf;
 
+/// Exit code of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
+const EXIT_INTERRUPTED: u8 = 130;
+
 /// `sovereign lab run`.
 pub fn run(a: LabRunArgs) -> Result<u8> {
     let scenario = parse_file(&a.scenario).map_err(|e| anyhow!("{e}"))?;
@@ -58,6 +61,7 @@ pub fn run(a: LabRunArgs) -> Result<u8> {
         println!("{n}");
     }
     let exe = std::env::current_exe().context("finding the sovereign executable")?;
+    let interrupt = sovereign_lab::interrupt_flag()?;
     let run = sovereign_lab::run(sovereign_lab::LabOptions {
         file: source.clone(),
         scenario: scenario.clone(),
@@ -69,8 +73,16 @@ pub fn run(a: LabRunArgs) -> Result<u8> {
             .clone()
             .unwrap_or_else(sovereign_lab::default_state_dir),
         keep: a.keep,
-        interrupt: sovereign_lab::interrupt_flag()?,
-    })?;
+        interrupt: interrupt.clone(),
+    });
+    let run = match run {
+        Ok(r) => r,
+        Err(e) if interrupt.load(std::sync::atomic::Ordering::Relaxed) => {
+            eprintln!("error: {e:#}");
+            return Ok(EXIT_INTERRUPTED);
+        }
+        Err(e) => return Err(e),
+    };
     if a.keep {
         println!("run directory (kept): {}", run.run_dir.display());
     }

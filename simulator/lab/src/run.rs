@@ -1012,6 +1012,9 @@ impl Lab {
             .collect()
     }
 
+    /// Once a second: each tower's outbox (`Backlog`), and each server's storage health
+    /// (`StorageError` while `/admin/status` says a storage call is failing or the disk
+    /// is full — the detection signal of disk faults, at this resolution).
     fn sample_backlog(&self) {
         for i in 0..self.towers.len() {
             if let Some(o) = self.outbox(i) {
@@ -1019,6 +1022,24 @@ impl Lab {
                     tower: i,
                     ops: o.len() as u64,
                 });
+            }
+        }
+        let servers = (0..self.towers.len())
+            .map(|i| (Some(i), self.towers[i].admin.clone()))
+            .chain(std::iter::once((None, self.origin.admin.clone())));
+        for (tower, admin) in servers {
+            let Ok(r) = call("GET", &admin, "/admin/status", Some(VIEWER), b"") else {
+                continue;
+            };
+            let failing = r.json().ok().is_some_and(|v| {
+                v["degraded"].as_array().is_some_and(|d| {
+                    d.iter()
+                        .filter_map(|x| x.as_str())
+                        .any(|x| x.starts_with("storage ") || x.starts_with("disk full"))
+                })
+            });
+            if failing {
+                self.shared.log.now(Obs::StorageError { tower });
             }
         }
     }

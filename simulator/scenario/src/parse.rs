@@ -1421,6 +1421,23 @@ mod tests {
         }
     }
 
+    /// Goal: `catalog_poll` is whole seconds in 1s..=1h, optional, and written back.
+    #[test]
+    fn catalog_poll() {
+        assert_eq!(
+            parse_str("t.toml", MINIMAL).unwrap().towers[0].catalog_poll,
+            None
+        );
+        let s = parse_str("t.toml", &format!("{MINIMAL}catalog_poll = \"2s\"\n")).unwrap();
+        assert_eq!(s.towers[0].catalog_poll, Some(Duration::from_secs(2)));
+        assert_eq!(parse_str("t.toml", &s.to_toml()).unwrap(), s);
+        let e = err(&format!("{MINIMAL}catalog_poll = \"1500ms\"\n"));
+        assert_eq!((e.line, e.field.as_str()), (5, "tower[0].catalog_poll"));
+        assert!(e.message.contains("whole number of seconds"), "{e}");
+        let e = err(&format!("{MINIMAL}catalog_poll = \"500ms\"\n"));
+        assert_eq!((e.line, e.field.as_str()), (5, "tower[0].catalog_poll"));
+    }
+
     /// Goal: the duration grammar accepts units in decreasing order and rejects the rest.
     #[test]
     fn durations() {
