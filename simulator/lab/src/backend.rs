@@ -96,8 +96,7 @@ impl Processes {
         let logs = run_dir.join("logs");
         std::fs::create_dir_all(&logs)
             .with_context(|| format!("cannot create {}", logs.display()))?;
-        std::fs::create_dir_all(state_dir)
-            .with_context(|| format!("cannot create {}", state_dir.display()))?;
+        private_dir(state_dir)?;
         let p = Processes {
             exe,
             logs,
@@ -263,6 +262,41 @@ impl Drop for Processes {
     }
 }
 
+/// Create `dir` (mode 0700) if it is missing, and refuse one that another user owns or
+/// others may write: state files say which processes `lab down` kills and which
+/// directory it removes, so nobody else may plant one.
+pub fn private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let m =
+        std::fs::symlink_metadata(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    let me = rustix::process::getuid().as_raw();
+    if !m.is_dir() || m.uid() != me || m.permissions().mode() & 0o022 != 0 {
+        bail!(
+            "{}: not a private directory of this user (owner uid {}, mode {:o}); refusing to keep lab state there",
+            dir.display(),
+            m.uid(),
+            m.permissions().mode() & 0o7777
+        );
+    }
+    Ok(())
+}
+
+/// Whether `run_dir` is a lab run directory: `sovereign-lab-…` directly in the temp
+/// directory (the only kind `down` removes).
+fn is_run_dir(run_dir: &Path) -> bool {
+    run_dir.parent() == Some(std::env::temp_dir().as_path())
+        && run_dir
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("sovereign-lab-"))
+}
+
 /// Whether `pid` is a live process running a `sovereign` executable (so that a recycled
 /// pid of some other program is never signalled).
 fn is_sovereign(pid: u32) -> bool {
@@ -291,6 +325,7 @@ pub fn down(state_dir: &Path) -> Result<Vec<String>> {
         }
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", state_dir.display())),
     };
+    private_dir(state_dir)?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
@@ -317,7 +352,7 @@ pub fn down(state_dir: &Path) -> Result<Vec<String>> {
             }
         }
         std::fs::remove_file(&f).with_context(|| format!("cannot remove {}", f.display()))?;
-        if s.run_dir.starts_with(std::env::temp_dir()) && s.run_dir.exists() {
+        if is_run_dir(&s.run_dir) && s.run_dir.exists() {
             let _ = std::fs::remove_dir_all(&s.run_dir);
             out.push(format!("removed {}", s.run_dir.display()));
         }

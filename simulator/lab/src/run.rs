@@ -296,8 +296,14 @@ pub fn run(o: LabOptions) -> Result<LabRun> {
     let planned = crate::plan::plan(&sc, &o.file)?;
     let run_dir =
         std::env::temp_dir().join(format!("sovereign-lab-{}-{}", std::process::id(), now_us()));
-    std::fs::create_dir_all(&run_dir)
-        .with_context(|| format!("cannot create {}", run_dir.display()))?;
+    {
+        // A fresh private directory: never one that already exists (someone else's).
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&run_dir)
+            .with_context(|| format!("cannot create {}", run_dir.display()))?;
+    }
     let backend = Processes::new(o.exe.clone(), &run_dir, &o.state_dir)?;
     let audit = std::fs::File::create(run_dir.join("lab-audit.jsonl"))?;
     let shared = Arc::new(Shared {
