@@ -256,3 +256,48 @@ fn lab_down_kills_what_a_killed_harness_left() {
     );
     assert_nothing_left(&prefix, &addresses(&seen), state.path());
 }
+
+#[test]
+fn ctrl_c_stops_the_run_and_cleans_up() {
+    // Goal: SIGINT to the harness (Ctrl-C) kills every server it started, frees their
+    // ports, removes its state file, and exits 130.
+    let state = tempfile::tempdir().expect("tempdir");
+    let mut child = sovereign()
+        .args(["lab", "run", SCENARIO, "--state-dir"])
+        .arg(state.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let prefix = format!("sovereign-lab-{}-", child.id());
+    let stdout = child.stdout.take().expect("stdout");
+    let mut seen = String::new();
+    let mut lines = BufReader::new(stdout).lines();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while !seen.contains("lab: tower-0 listens on") {
+        assert!(
+            Instant::now() < deadline,
+            "the tower never started:\n{seen}"
+        );
+        match lines.next() {
+            Some(Ok(l)) => {
+                seen.push_str(&l);
+                seen.push('\n');
+            }
+            _ => panic!("the run ended early:\n{seen}"),
+        }
+    }
+    assert!(!marked(&prefix).is_empty(), "servers are running");
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(status.success());
+    for l in lines.map_while(Result::ok) {
+        seen.push_str(&l);
+        seen.push('\n');
+    }
+    let code = child.wait().expect("the harness exits").code();
+    assert_eq!(code, Some(130), "{seen}");
+    assert_nothing_left(&prefix, &addresses(&seen), state.path());
+}
