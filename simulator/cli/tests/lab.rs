@@ -25,8 +25,13 @@ fn sovereign() -> Command {
 
 /// Run the lab scenario; the run's marker prefix (`sovereign-lab-<pid>-`) and output.
 fn lab_run(state: &Path, extra: &[&str]) -> (String, Output) {
+    lab_run_file(SCENARIO, state, extra)
+}
+
+/// Run lab scenario `file`; the run's marker prefix and output.
+fn lab_run_file(file: &str, state: &Path, extra: &[&str]) -> (String, Output) {
     let child = sovereign()
-        .args(["lab", "run", SCENARIO, "--state-dir"])
+        .args(["lab", "run", file, "--state-dir"])
         .arg(state)
         .args(extra)
         .stdout(Stdio::piped())
@@ -300,4 +305,33 @@ fn ctrl_c_stops_the_run_and_cleans_up() {
     let code = child.wait().expect("the harness exits").code();
     assert_eq!(code, Some(130), "{seen}");
     assert_nothing_left(&prefix, &addresses(&seen), state.path());
+}
+
+#[test]
+fn a_crash_while_offline_loses_nothing_and_a_lying_fsync_is_caught_by_durability() {
+    // Goal: the durability oracle is real on real processes — a tower killed while it
+    // holds acknowledged operations it could not forward keeps them (exit 0), and with
+    // the switchboard's lying fsync the same crash loses them and the run fails on
+    // durability (exit 1).
+    const FILE: &str = "scenarios/lab/crash-offline.toml";
+    let state = tempfile::tempdir().expect("tempdir");
+    let (prefix, o) = lab_run_file(FILE, state.path(), &[]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(out.contains("rpo                     0 "), "{}", text(&o));
+    assert_nothing_left(&prefix, &addresses(&out), state.path());
+    let (prefix, o) = lab_run_file(
+        FILE,
+        state.path(),
+        &["--plant", "lying-fsync", "--allow-planted-bugs"],
+    );
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        out.contains("VIOLATION durability (safety)")
+            && out.contains("is not in its durable outbox after a crash"),
+        "{}",
+        text(&o)
+    );
+    assert_nothing_left(&prefix, &addresses(&out), state.path());
 }

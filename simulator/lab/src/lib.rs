@@ -26,9 +26,16 @@ pub mod run;
 pub use backend::{default_state_dir, down};
 pub use run::{LabOptions, LabRun, run};
 
-/// Planted bugs the lab can switch on in its towers (`tower serve --plant`), each
-/// refused unless explicitly allowed.
-pub const PLANTS: &[&str] = &["skip-verify", "no-failover"];
+/// Planted bugs the lab can switch on in its towers, each refused unless explicitly
+/// allowed: `skip-verify` and `no-failover` are `tower serve --plant`; `lying-fsync` is
+/// the admin switchboard's fault of that name, switched on in every tower as soon as it
+/// answers (and again after each restart): acknowledgements that a crash then loses.
+pub const PLANTS: &[&str] = &["skip-verify", "no-failover", "lying-fsync"];
+
+/// Whether `plant` is switched on through the admin switchboard rather than a flag.
+pub fn plant_is_switchboard(plant: &str) -> bool {
+    plant == "lying-fsync"
+}
 
 /// A flag set by Ctrl-C (SIGINT) or SIGTERM: the run stops, kills every process it
 /// started and reports. A second signal is not special (the harness still cleans up).

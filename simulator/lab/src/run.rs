@@ -188,6 +188,8 @@ struct Lab {
     proxy_down: BTreeMap<String, u32>,
     /// Audit lines of the lab's own injections (signals, proxy calls).
     audit: std::fs::File,
+    /// The planted bug, if any.
+    plant: Option<String>,
 }
 
 fn auth(token: &str) -> String {
@@ -331,6 +333,7 @@ pub fn run(o: LabOptions) -> Result<LabRun> {
         run_dir: run_dir.clone(),
         proxy_down: BTreeMap::new(),
         audit,
+        plant: o.plant.clone(),
     };
     let mut threads = Vec::new();
     let outcome = lab.drive(&o, &planned, &mut threads);
@@ -573,7 +576,7 @@ impl Lab {
                 args.push("--uplink".into());
                 args.push(format!("{}=http://{at}", l.kind.name()));
             }
-            if let Some(p) = &o.plant {
+            if let Some(p) = o.plant.as_ref().filter(|p| !crate::plant_is_switchboard(p)) {
                 args.push("--plant".into());
                 args.push(p.clone());
             }
@@ -590,6 +593,7 @@ impl Lab {
             );
             self.shared.powered[i].store(true, Ordering::Relaxed);
             self.shared.log.now(Obs::TowerUp { tower: i });
+            self.switchboard_plant(&name)?;
             let s = self.shared.clone();
             let admin = self.towers[i].admin.clone();
             threads.push(std::thread::spawn(move || tower_events(&s, i, &admin)));
@@ -824,7 +828,32 @@ impl Lab {
         if let Some(i) = self.server_index(name) {
             self.shared.powered[i].store(true, Ordering::Relaxed);
             self.shared.log.now(Obs::TowerUp { tower: i });
+            self.switchboard_plant(name)?;
         }
+        Ok(())
+    }
+
+    /// Switch a planted bug of the admin switchboard on in tower `name` (the switchboard
+    /// lives in memory: a restarted tower needs it again).
+    fn switchboard_plant(&mut self, name: &str) -> Result<()> {
+        let Some(p) = self
+            .plant
+            .clone()
+            .filter(|p| crate::plant_is_switchboard(p))
+        else {
+            return Ok(());
+        };
+        let admin = self.admin_of(name);
+        let body = serde_json::json!({ "kind": p });
+        let r = call(
+            "POST",
+            &admin,
+            "/admin/faults",
+            Some(CHAOS),
+            body.to_string().as_bytes(),
+        )?;
+        expect(r, &[200, 201], &format!("planting {p} in {name}"))?;
+        self.audit("plant", serde_json::json!({ "plant": p, "tower": name }));
         Ok(())
     }
 
