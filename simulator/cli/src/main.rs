@@ -12,6 +12,7 @@
 //! verification failure, tower error or refusal; 2 usage (see `sovereign_server::device_client`).
 
 mod console;
+mod lab;
 mod pool;
 mod progress;
 mod report;
@@ -72,6 +73,55 @@ enum Command {
     /// through latency, bandwidth, resets, loss and link-down (docs/PROXY.md).
     #[command(subcommand)]
     Proxy(sovereign_proxy::cli::ProxyCommand),
+    /// The lab: run a scenario file against real origin, tower and proxy processes, with
+    /// the same oracles, KPIs and reports as `sim run` (docs/LAB.md).
+    #[command(subcommand)]
+    Lab(LabCommand),
+}
+
+/// `sovereign lab …`
+#[derive(Subcommand, Debug)]
+enum LabCommand {
+    /// Run a scenario against real processes; exit codes as `sim run`.
+    Run(LabRunArgs),
+    /// Kill every process a lab run (one that crashed, or is still running) left behind.
+    Down(LabDownArgs),
+}
+
+/// Raw flags of `lab run`.
+#[derive(Args, Debug)]
+pub struct LabRunArgs {
+    /// The scenario file (the simulator's format; see scenarios/lab/).
+    pub scenario: PathBuf,
+    /// The seed of the devices' schedules and content (default: the scenario's own).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[arg(long, value_name = "DIR", num_args = 0..=1, help = REPORT_HELP)]
+    pub report: Option<Option<PathBuf>>,
+    /// Write JUnit XML here.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Run every tower with a planted bug (skip-verify, no-failover, lying-fsync); needs
+    /// --allow-planted-bugs.
+    #[arg(long, value_name = "NAME")]
+    pub plant: Option<String>,
+    /// Allow --plant.
+    #[arg(long)]
+    pub allow_planted_bugs: bool,
+    /// Keep the run's directory (data and logs of every server) and print where it is.
+    #[arg(long)]
+    pub keep: bool,
+    /// Where the run records its processes for `lab down` (default: $TMPDIR/sovereign-lab).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// Raw flags of `lab down`.
+#[derive(Args, Debug)]
+pub struct LabDownArgs {
+    /// Where lab runs record their processes (default: $TMPDIR/sovereign-lab).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 /// Raw flags of `console`.
@@ -368,6 +418,8 @@ fn main() -> ExitCode {
         Some(Command::Origin(c)) => server(sovereign_server::cli::run_origin(c)),
         Some(Command::Device(cmd)) => sovereign_server::device_client::run(cmd),
         Some(Command::Proxy(c)) => server(sovereign_proxy::cli::run(c)),
+        Some(Command::Lab(LabCommand::Run(a))) => lab::run(a),
+        Some(Command::Lab(LabCommand::Down(a))) => lab::down(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

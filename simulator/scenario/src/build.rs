@@ -74,6 +74,7 @@ impl TowerSpec {
                 .collect(),
             wifi: builtin("wifi"),
             power: power_default(),
+            catalog_poll: None,
         }
     }
 }

@@ -87,6 +87,9 @@ pub struct TowerSpec {
     pub wifi: LinkProfile,
     /// Power set-up.
     pub power: PowerSpec,
+    /// How often the tower polls the origin's catalog; `None`: the logic's default
+    /// (`TowerConfig::catalog_interval`, 30 s). Whole seconds, 1 s..=1 h.
+    pub catalog_poll: Option<Duration>,
 }
 
 /// One uplink of a tower.

@@ -314,6 +314,9 @@ pub(crate) struct RawTower {
     pub links: Option<Spanned<Capped<Spanned<StrOr<RawProfile>>, 3>>>,
     pub wifi: Option<Spanned<StrOr<RawProfile>>>,
     pub power: Option<RawPower>,
+    /// How often the tower polls the origin's catalog (whole seconds: the real tower's
+    /// `--catalog-interval-s`).
+    pub catalog_poll: Option<Spanned<Dur<1000, 3_600_000>>>,
 }
 
 /// `[tower.power]`.
@@ -974,6 +977,21 @@ fn towers(
             }
         };
         let power = t.power.as_ref().map_or_else(power_default, power);
+        let catalog_poll = match &t.catalog_poll {
+            Some(v) => {
+                let d = v.get_ref().0;
+                if d.subsec_nanos() != 0 {
+                    return Err(ctx.err(
+                        &v.span(),
+                        format!(
+                            "{d:?} is not a whole number of seconds; expected a duration such as \"1s\" or \"30s\" (the real tower polls in whole seconds)"
+                        ),
+                    ));
+                }
+                Some(d)
+            }
+            None => None,
+        };
         for i in 0..count {
             let tower_name = match name {
                 Some(n) if count == 1 => n.to_string(),
@@ -995,6 +1013,7 @@ fn towers(
                 links: links.clone(),
                 wifi: wifi.clone(),
                 power: power.clone(),
+                catalog_poll,
             });
         }
     }
@@ -1400,6 +1419,23 @@ mod tests {
             Ok(s) => panic!("expected an error, parsed {s:?}"),
             Err(e) => e,
         }
+    }
+
+    /// Goal: `catalog_poll` is whole seconds in 1s..=1h, optional, and written back.
+    #[test]
+    fn catalog_poll() {
+        assert_eq!(
+            parse_str("t.toml", MINIMAL).unwrap().towers[0].catalog_poll,
+            None
+        );
+        let s = parse_str("t.toml", &format!("{MINIMAL}catalog_poll = \"2s\"\n")).unwrap();
+        assert_eq!(s.towers[0].catalog_poll, Some(Duration::from_secs(2)));
+        assert_eq!(parse_str("t.toml", &s.to_toml()).unwrap(), s);
+        let e = err(&format!("{MINIMAL}catalog_poll = \"1500ms\"\n"));
+        assert_eq!((e.line, e.field.as_str()), (5, "tower[0].catalog_poll"));
+        assert!(e.message.contains("whole number of seconds"), "{e}");
+        let e = err(&format!("{MINIMAL}catalog_poll = \"500ms\"\n"));
+        assert_eq!((e.line, e.field.as_str()), (5, "tower[0].catalog_poll"));
     }
 
     /// Goal: the duration grammar accepts units in decreasing order and rejects the rest.

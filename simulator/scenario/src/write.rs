@@ -170,6 +170,7 @@ fn raw_tower(t: &TowerSpec) -> toml::Spanned<RawTower> {
             ups: Some(p.ups),
             cloud_cover: Some(Num(p.cloud_cover)),
         }),
+        catalog_poll: t.catalog_poll.map(|d| sp(Dur(d))),
     })
 }
 

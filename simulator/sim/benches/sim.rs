@@ -159,6 +159,7 @@ fn sync_small() -> Scenario {
         handover_outage: Duration::ZERO,
     };
     let tower = TowerSpec {
+        catalog_poll: None,
         links: vec![LinkSpec {
             kind: LinkKind::Fibre,
             profile: link,

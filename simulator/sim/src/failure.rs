@@ -433,6 +433,7 @@ pub(crate) mod tests {
     /// A small valid scenario with `towers` towers of 4 devices and the given faults.
     pub(crate) fn scenario(towers: usize, faults: Vec<FaultSpec>) -> Scenario {
         let tower = |i: usize| TowerSpec {
+            catalog_poll: None,
             // A grid-tied site with a large battery: power never interferes.
             power: PowerSpec {
                 solar_peak_w: 200.0,

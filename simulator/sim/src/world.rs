@@ -202,6 +202,9 @@ impl World {
         for (i, spec) in sc.towers.iter().enumerate() {
             let kinds: Vec<LinkKind> = spec.links.iter().map(|l| l.kind).collect();
             let mut config = TowerConfig::new(TowerId(i as u32), &kinds);
+            if let Some(p) = spec.catalog_poll {
+                config.catalog_interval = p;
+            }
             match plant {
                 Some(Plant::SkipVerify) => config.verify = false,
                 Some(Plant::AckBeforeFsync) => config.ack_after_fsync = false,

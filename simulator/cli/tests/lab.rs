@@ -1,0 +1,337 @@
+//! `sovereign lab` against real processes: a clean run of a shipped lab scenario is quiet
+//! (exit 0), the same run with the planted bug skip-verify is caught by the integrity
+//! oracle (exit 1), bad requests are refused before anything starts (exit 2), and no
+//! run — finished or with its harness killed and `lab down` called — leaves a process or
+//! a listening port behind.
+// Real processes on a real clock: waiting, sleeping and reading /proc are the point here.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const SCENARIO: &str = "scenarios/lab/disk-corruption.toml";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn sovereign() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sovereign"));
+    c.current_dir(repo());
+    c
+}
+
+/// Run the lab scenario; the run's marker prefix (`sovereign-lab-<pid>-`) and output.
+fn lab_run(state: &Path, extra: &[&str]) -> (String, Output) {
+    lab_run_file(SCENARIO, state, extra)
+}
+
+/// Run lab scenario `file`; the run's marker prefix and output.
+fn lab_run_file(file: &str, state: &Path, extra: &[&str]) -> (String, Output) {
+    let child = sovereign()
+        .args(["lab", "run", file, "--state-dir"])
+        .arg(state)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sovereign lab run starts");
+    let prefix = format!("sovereign-lab-{}-", child.id());
+    (
+        prefix,
+        child.wait_with_output().expect("sovereign lab run runs"),
+    )
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Processes that carry the lab's run marker with `prefix` (`sovereign-lab-<pid>-`).
+fn marked(prefix: &str) -> Vec<u32> {
+    let needle = format!("SOVEREIGN_LAB_RUN={prefix}");
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(env) = std::fs::read(e.path().join("environ")) else {
+            continue;
+        };
+        if env
+            .split(|b| *b == 0)
+            .any(|v| String::from_utf8_lossy(v).starts_with(&needle))
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Every address the run printed it listens on (`lab: … listens on A (admin B)`, and the
+/// proxy's uplinks `name=A`).
+fn addresses(stdout: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in stdout.lines().filter(|l| l.starts_with("lab: ")) {
+        for word in line.split([' ', '(', ')', '=']) {
+            if word.starts_with("127.0.0.1:") {
+                out.push(word.to_string());
+            }
+        }
+    }
+    out
+}
+
+fn assert_nothing_left(prefix: &str, addrs: &[String], state: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = marked(prefix);
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "processes left behind: {left:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!addrs.is_empty(), "the run printed no addresses");
+    for a in addrs {
+        assert!(
+            std::net::TcpStream::connect(a).is_err(),
+            "{a} still accepts connections"
+        );
+    }
+    let states: Vec<_> = std::fs::read_dir(state)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(states.is_empty(), "state files left: {states:?}");
+}
+
+#[test]
+fn clean_run_is_quiet_and_leaves_nothing_behind() {
+    // Goal: a correct build passes the lab scenario (exit 0, no violation) and cleans up.
+    let state = tempfile::tempdir().expect("tempdir");
+    let report = tempfile::tempdir().expect("tempdir");
+    let junit = report.path().join("junit.xml");
+    let (prefix, o) = lab_run(
+        state.path(),
+        &[
+            "--report",
+            report.path().to_str().expect("utf-8"),
+            "--junit",
+            junit.to_str().expect("utf-8"),
+        ],
+    );
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(!out.contains("VIOLATION"), "{}", text(&o));
+    assert!(out.contains("availability"), "KPIs printed: {}", text(&o));
+    assert!(
+        out.contains("oracle power-safety: NOT CHECKED"),
+        "{}",
+        text(&o)
+    );
+    // The fault schedule really ran.
+    assert!(out.contains("lab: inject"), "{}", text(&o));
+    assert!(report.path().join("report.html").exists());
+    assert!(report.path().join("summary.json").exists());
+    assert!(
+        std::fs::read_to_string(&junit)
+            .expect("junit")
+            .contains("<testsuite")
+    );
+    assert_nothing_left(&prefix, &addresses(&out), state.path());
+}
+
+#[test]
+fn planted_skip_verify_is_caught_by_the_integrity_oracle() {
+    // Goal: the oracle can fail on real processes — a tower that serves its rotten chunks
+    // unverified is caught (exit 1, integrity), and the run still cleans up.
+    let state = tempfile::tempdir().expect("tempdir");
+    let (prefix, o) = lab_run(
+        state.path(),
+        &["--plant", "skip-verify", "--allow-planted-bugs"],
+    );
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(out.contains("VIOLATION integrity"), "{}", text(&o));
+    assert_nothing_left(&prefix, &addresses(&out), state.path());
+}
+
+#[test]
+fn a_plant_is_refused_without_explicit_permission() {
+    // Goal: a planted bug never runs by accident (exit 2, nothing started).
+    let state = tempfile::tempdir().expect("tempdir");
+    let (_, o) = lab_run(state.path(), &["--plant", "skip-verify"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--allow-planted-bugs"),
+        "{}",
+        text(&o)
+    );
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("listens on"));
+}
+
+#[test]
+fn faults_the_lab_cannot_inject_are_refused_up_front() {
+    // Goal: a fault without a real injection is an error naming the file, the fault and
+    // why — before any process starts — never silently skipped.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("clock.toml");
+    std::fs::write(
+        &file,
+        "duration = \"20s\"\n[[tower]]\ndevices = 1\nlinks = [\"fibre\"]\n\
+         [[fault]]\nat = \"5s\"\nfor = \"5s\"\ntarget = \"tower-0\"\nkind = \"clock-skew\"\nppm = 1000\n",
+    )
+    .expect("write");
+    let o = sovereign()
+        .args(["lab", "run"])
+        .arg(&file)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        err.contains("clock.toml: fault[0] (clock-skew on tower-0"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        err.contains("cannot be injected in the lab"),
+        "{}",
+        text(&o)
+    );
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("listens on"));
+}
+
+#[test]
+fn lab_down_kills_what_a_killed_harness_left() {
+    // Goal: a harness killed with SIGKILL (no clean-up of its own) leaves its servers
+    // running; `lab down` kills them all and frees their ports.
+    let state = tempfile::tempdir().expect("tempdir");
+    let mut child = sovereign()
+        .args(["lab", "run", SCENARIO, "--state-dir"])
+        .arg(state.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let prefix = format!("sovereign-lab-{}-", child.id());
+    let stdout = child.stdout.take().expect("stdout");
+    let mut seen = String::new();
+    let mut lines = BufReader::new(stdout).lines();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while !seen.contains("lab: tower-0 listens on") {
+        assert!(
+            Instant::now() < deadline,
+            "the tower never started:\n{seen}"
+        );
+        match lines.next() {
+            Some(Ok(l)) => {
+                seen.push_str(&l);
+                seen.push('\n');
+            }
+            _ => panic!("the run ended early:\n{seen}"),
+        }
+    }
+    child.kill().expect("SIGKILL the harness");
+    let _ = child.wait();
+    assert!(
+        marked(&prefix).len() >= 3,
+        "origin, proxy and tower outlive the killed harness: {:?}",
+        marked(&prefix)
+    );
+    let o = sovereign()
+        .args(["lab", "down", "--state-dir"])
+        .arg(state.path())
+        .output()
+        .expect("lab down runs");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("killed tower-0"),
+        "{}",
+        text(&o)
+    );
+    assert_nothing_left(&prefix, &addresses(&seen), state.path());
+}
+
+#[test]
+fn ctrl_c_stops_the_run_and_cleans_up() {
+    // Goal: SIGINT to the harness (Ctrl-C) kills every server it started, frees their
+    // ports, removes its state file, and exits 130.
+    let state = tempfile::tempdir().expect("tempdir");
+    let mut child = sovereign()
+        .args(["lab", "run", SCENARIO, "--state-dir"])
+        .arg(state.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let prefix = format!("sovereign-lab-{}-", child.id());
+    let stdout = child.stdout.take().expect("stdout");
+    let mut seen = String::new();
+    let mut lines = BufReader::new(stdout).lines();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while !seen.contains("lab: tower-0 listens on") {
+        assert!(
+            Instant::now() < deadline,
+            "the tower never started:\n{seen}"
+        );
+        match lines.next() {
+            Some(Ok(l)) => {
+                seen.push_str(&l);
+                seen.push('\n');
+            }
+            _ => panic!("the run ended early:\n{seen}"),
+        }
+    }
+    assert!(!marked(&prefix).is_empty(), "servers are running");
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(status.success());
+    for l in lines.map_while(Result::ok) {
+        seen.push_str(&l);
+        seen.push('\n');
+    }
+    let code = child.wait().expect("the harness exits").code();
+    assert_eq!(code, Some(130), "{seen}");
+    assert_nothing_left(&prefix, &addresses(&seen), state.path());
+}
+
+#[test]
+fn a_crash_while_offline_loses_nothing_and_a_lying_fsync_is_caught_by_durability() {
+    // Goal: the durability oracle is real on real processes — a tower killed while it
+    // holds acknowledged operations it could not forward keeps them (exit 0), and with
+    // the switchboard's lying fsync the same crash loses them and the run fails on
+    // durability (exit 1).
+    const FILE: &str = "scenarios/lab/crash-offline.toml";
+    let state = tempfile::tempdir().expect("tempdir");
+    let (prefix, o) = lab_run_file(FILE, state.path(), &[]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(out.contains("rpo                     0 "), "{}", text(&o));
+    assert_nothing_left(&prefix, &addresses(&out), state.path());
+    let (prefix, o) = lab_run_file(
+        FILE,
+        state.path(),
+        &["--plant", "lying-fsync", "--allow-planted-bugs"],
+    );
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        out.contains("VIOLATION durability (safety)")
+            && out.contains("is not in its durable outbox after a crash"),
+        "{}",
+        text(&o)
+    );
+    assert_nothing_left(&prefix, &addresses(&out), state.path());
+}

@@ -1,0 +1,379 @@
+//! Where the lab's servers run: the [`Backend`] trait and its one implementation today,
+//! [`Processes`] (child processes of the `sovereign` executable, each in its own process
+//! group). A container backend (Docker Engine API) is not built yet.
+//!
+//! Every child is recorded in a state file (`STATE_DIR/run-<harness pid>.json`) as it is
+//! started, so that [`down`] can kill what a harness that crashed (or was SIGKILLed) left
+//! behind. [`Processes`] kills every child's process group when it is shut down or
+//! dropped, and removes its state file.
+//!
+//! Not covered: ports (the caller picks them, [`free_port`]), what the children are.
+
+use anyhow::{Context, Result, anyhow, bail};
+use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The environment variable every child carries: the run directory's name, unique per
+/// run (`sovereign-lab-<harness pid>-<µs>`), so that what a run left can be found.
+pub const RUN_ENV: &str = "SOVEREIGN_LAB_RUN";
+
+/// A signal the lab sends to a server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sig {
+    /// SIGKILL: a crash (kill -9).
+    Kill,
+    /// SIGTERM: a clean stop.
+    Term,
+    /// SIGSTOP: freeze (a pause).
+    Stop,
+    /// SIGCONT: thaw.
+    Cont,
+}
+
+/// Runs the lab's servers.
+pub trait Backend {
+    /// `processes` (or, later, `containers`).
+    fn kind(&self) -> &'static str;
+    /// Start server `name` with `args` (the `sovereign` command line after the program).
+    fn start(&mut self, name: &str, args: Vec<String>) -> Result<()>;
+    /// Start `name` again with the arguments it was last started with.
+    fn restart(&mut self, name: &str) -> Result<()>;
+    /// Send `sig` to `name` (its whole process group).
+    fn signal(&mut self, name: &str, sig: Sig) -> Result<()>;
+    /// Wait up to `timeout` for `name` to exit; whether it did.
+    fn wait_exit(&mut self, name: &str, timeout: Duration) -> Result<bool>;
+    /// Where `name`'s log (stderr) goes.
+    fn log_path(&self, name: &str) -> PathBuf;
+    /// Kill everything started (SIGKILL to each group, reaped); remove the state file.
+    fn shutdown(&mut self);
+}
+
+/// A free loopback port: bound, then released (another process may take it in between;
+/// a server that cannot bind fails at start and the run says so).
+pub fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// The default directory of state files: `$TMPDIR/sovereign-lab`.
+pub fn default_state_dir() -> PathBuf {
+    std::env::temp_dir().join("sovereign-lab")
+}
+
+struct Proc {
+    child: Child,
+    args: Vec<String>,
+    /// Exited and reaped.
+    reaped: bool,
+}
+
+/// The `processes` backend.
+pub struct Processes {
+    exe: PathBuf,
+    logs: PathBuf,
+    state_file: PathBuf,
+    /// The run's directory (data and logs), removed by [`down`] for a crashed run.
+    run_dir: PathBuf,
+    procs: BTreeMap<String, Proc>,
+}
+
+/// One line of the state file.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StateFile {
+    harness_pid: u32,
+    run_dir: PathBuf,
+    children: Vec<(String, u32)>,
+}
+
+impl Processes {
+    /// A backend running `exe` (the `sovereign` binary), logs under `run_dir/logs`,
+    /// recording children in `state_dir`.
+    pub fn new(exe: PathBuf, run_dir: &Path, state_dir: &Path) -> Result<Processes> {
+        let logs = run_dir.join("logs");
+        std::fs::create_dir_all(&logs)
+            .with_context(|| format!("cannot create {}", logs.display()))?;
+        private_dir(state_dir)?;
+        let p = Processes {
+            exe,
+            logs,
+            state_file: state_dir.join(format!("run-{}.json", std::process::id())),
+            run_dir: run_dir.to_path_buf(),
+            procs: BTreeMap::new(),
+        };
+        p.save()?;
+        Ok(p)
+    }
+
+    fn save(&self) -> Result<()> {
+        let s = StateFile {
+            harness_pid: std::process::id(),
+            run_dir: self.run_dir.clone(),
+            children: self
+                .procs
+                .iter()
+                .filter(|(_, p)| !p.reaped)
+                .map(|(n, p)| (n.clone(), p.child.id()))
+                .collect(),
+        };
+        let tmp = self.state_file.with_extension("tmp");
+        std::fs::write(&tmp, serde_json::to_vec(&s)?)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, &self.state_file)
+            .with_context(|| format!("cannot write {}", self.state_file.display()))?;
+        Ok(())
+    }
+
+    fn spawn(&mut self, name: &str, args: Vec<String>) -> Result<()> {
+        let log = self.log_path(name);
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .with_context(|| format!("cannot open {}", log.display()))?;
+        let child = Command::new(&self.exe)
+            .args(&args)
+            .env("SOVEREIGN_LOG", "info")
+            // Marks the run's processes (tests find leftovers by it).
+            .env(RUN_ENV, self.run_dir.file_name().unwrap_or_default())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(out)
+            // Its own process group: signals reach the server and anything it starts,
+            // and a Ctrl-C at the terminal reaches only the harness, which cleans up.
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("cannot start {} {name}", self.exe.display()))?;
+        self.procs.insert(
+            name.to_string(),
+            Proc {
+                child,
+                args,
+                reaped: false,
+            },
+        );
+        self.save()
+    }
+}
+
+fn send(pid: u32, sig: Sig) -> std::io::Result<()> {
+    use rustix::process::{Pid, Signal, kill_process_group};
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(Pid::from_raw)
+        .ok_or_else(|| std::io::Error::other(format!("bad pid {pid}")))?;
+    let s = match sig {
+        Sig::Kill => Signal::KILL,
+        Sig::Term => Signal::TERM,
+        Sig::Stop => Signal::STOP,
+        Sig::Cont => Signal::CONT,
+    };
+    kill_process_group(pid, s).map_err(std::io::Error::from)
+}
+
+impl Backend for Processes {
+    fn kind(&self) -> &'static str {
+        "processes"
+    }
+
+    fn start(&mut self, name: &str, args: Vec<String>) -> Result<()> {
+        if self.procs.get(name).is_some_and(|p| !p.reaped) {
+            bail!("{name} is already running");
+        }
+        self.spawn(name, args)
+    }
+
+    fn restart(&mut self, name: &str) -> Result<()> {
+        let p = self
+            .procs
+            .get(name)
+            .ok_or_else(|| anyhow!("no server {name}"))?;
+        if !p.reaped {
+            bail!("{name} is still running");
+        }
+        let args = p.args.clone();
+        self.spawn(name, args)
+    }
+
+    fn signal(&mut self, name: &str, sig: Sig) -> Result<()> {
+        let p = self
+            .procs
+            .get_mut(name)
+            .ok_or_else(|| anyhow!("no server {name}"))?;
+        if p.reaped {
+            bail!("{name} is not running");
+        }
+        send(p.child.id(), sig).with_context(|| format!("signal {sig:?} to {name}"))?;
+        if sig == Sig::Kill {
+            let _ = p.child.wait();
+            p.reaped = true;
+            self.save()?;
+        }
+        Ok(())
+    }
+
+    fn wait_exit(&mut self, name: &str, timeout: Duration) -> Result<bool> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let p = self
+                .procs
+                .get_mut(name)
+                .ok_or_else(|| anyhow!("no server {name}"))?;
+            if p.reaped || p.child.try_wait()?.is_some() {
+                p.reaped = true;
+                self.save()?;
+                return Ok(true);
+            }
+            if Instant::now() >= deadline {
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log_path(&self, name: &str) -> PathBuf {
+        self.logs.join(format!("{name}.log"))
+    }
+
+    fn shutdown(&mut self) {
+        for (name, p) in &mut self.procs {
+            if p.reaped {
+                continue;
+            }
+            // A stopped group is killed too (SIGKILL needs no SIGCONT).
+            if let Err(e) = send(p.child.id(), Sig::Kill) {
+                if p.child.try_wait().ok().flatten().is_none() {
+                    eprintln!("lab: could not kill {name}: {e}");
+                }
+            }
+            let _ = p.child.wait();
+            p.reaped = true;
+        }
+        let _ = std::fs::remove_file(&self.state_file);
+    }
+}
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Create `dir` (mode 0700) if it is missing, and refuse one that another user owns or
+/// others may write: state files say which processes `lab down` kills and which
+/// directory it removes, so nobody else may plant one.
+pub fn private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let m =
+        std::fs::symlink_metadata(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    let me = rustix::process::getuid().as_raw();
+    if !m.is_dir() || m.uid() != me || m.permissions().mode() & 0o022 != 0 {
+        bail!(
+            "{}: not a private directory of this user (owner uid {}, mode {:o}); refusing to keep lab state there",
+            dir.display(),
+            m.uid(),
+            m.permissions().mode() & 0o7777
+        );
+    }
+    Ok(())
+}
+
+/// Whether `run_dir` is a lab run directory: `sovereign-lab-…` directly in the temp
+/// directory (the only kind `down` removes).
+fn is_run_dir(run_dir: &Path) -> bool {
+    run_dir.parent() == Some(std::env::temp_dir().as_path())
+        && run_dir
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("sovereign-lab-"))
+}
+
+/// Whether `pid` is a live process running a `sovereign` executable (so that a recycled
+/// pid of some other program is never signalled).
+fn is_sovereign(pid: u32) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or(&[]);
+    Path::new(&*String::from_utf8_lossy(argv0))
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("sovereign"))
+}
+
+/// `sovereign lab down`: kill every server (process group) recorded in `state_dir`'s
+/// state files, and the harness that recorded them if it still runs; remove each state
+/// file and its run directory. The lines to print.
+pub fn down(state_dir: &Path) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(state_dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            out.push(format!(
+                "nothing to do: {} does not exist",
+                state_dir.display()
+            ));
+            return Ok(out);
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", state_dir.display())),
+    };
+    private_dir(state_dir)?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    for f in files {
+        let text = std::fs::read(&f).with_context(|| format!("cannot read {}", f.display()))?;
+        let s: StateFile = serde_json::from_slice(&text)
+            .with_context(|| format!("{}: not a lab state file", f.display()))?;
+        if s.harness_pid != std::process::id() && is_sovereign(s.harness_pid) {
+            // The harness first, so that it does not restart what is killed next.
+            if send_pid(s.harness_pid, Sig::Kill).is_ok() {
+                out.push(format!("killed the harness (pid {})", s.harness_pid));
+            }
+        }
+        for (name, pid) in &s.children {
+            if is_sovereign(*pid) {
+                match send(*pid, Sig::Kill) {
+                    Ok(()) => out.push(format!("killed {name} (process group {pid})")),
+                    Err(e) => out.push(format!("could not kill {name} (pid {pid}): {e}")),
+                }
+            } else {
+                out.push(format!("{name} (pid {pid}) is not running"));
+            }
+        }
+        std::fs::remove_file(&f).with_context(|| format!("cannot remove {}", f.display()))?;
+        if is_run_dir(&s.run_dir) && s.run_dir.exists() {
+            let _ = std::fs::remove_dir_all(&s.run_dir);
+            out.push(format!("removed {}", s.run_dir.display()));
+        }
+    }
+    if out.is_empty() {
+        out.push("nothing to do: no lab run is recorded".to_string());
+    }
+    Ok(out)
+}
+
+fn send_pid(pid: u32, sig: Sig) -> std::io::Result<()> {
+    use rustix::process::{Pid, Signal, kill_process};
+    let p = i32::try_from(pid)
+        .ok()
+        .and_then(Pid::from_raw)
+        .ok_or_else(|| std::io::Error::other(format!("bad pid {pid}")))?;
+    let s = match sig {
+        Sig::Kill => Signal::KILL,
+        Sig::Term => Signal::TERM,
+        Sig::Stop => Signal::STOP,
+        Sig::Cont => Signal::CONT,
+    };
+    kill_process(p, s).map_err(std::io::Error::from)
+}

@@ -1,0 +1,48 @@
+//! The lab: a scenario file — the same TOML the simulator runs — run against real
+//! processes: an origin (SQLite), the scenario's towers, one `sovereign proxy` in front
+//! of every tower uplink, and device load generators. The fault schedule is carried out
+//! in wall-clock time by real injections (proxy toxics, signals, the servers' admin fault
+//! switchboard); what the servers and devices do is observed into the same
+//! `sovereign-observe` oracles and KPIs as a simulated run, and reported the same way.
+//!
+//! Map:
+//! - [`backend`]: the [`backend::Backend`] trait, the `processes` backend, the state file
+//!   and [`backend::down`];
+//! - [`plan`]: each fault kind's real injection, and the refusals (kinds, targets,
+//!   parameters, scenario options the lab cannot carry out; oracles it cannot feed);
+//! - [`run`]: one run, from start to report ([`run::run`]);
+//! - [`http`]: the small blocking HTTP client and event-stream reader it uses.
+//!
+//! Not covered: the container backend, Wi-Fi and power faults, nemesis faults, device
+//! misuse, clock faults (docs/LAB.md says what is real and what is not).
+
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod http;
+pub mod plan;
+pub mod run;
+
+pub use backend::{default_state_dir, down};
+pub use run::{LabOptions, LabRun, run};
+
+/// Planted bugs the lab can switch on in its towers, each refused unless explicitly
+/// allowed: `skip-verify` and `no-failover` are `tower serve --plant`; `lying-fsync` is
+/// the admin switchboard's fault of that name, switched on in every tower as soon as it
+/// answers (and again after each restart): acknowledgements that a crash then loses.
+pub const PLANTS: &[&str] = &["skip-verify", "no-failover", "lying-fsync"];
+
+/// Whether `plant` is switched on through the admin switchboard rather than a flag.
+pub fn plant_is_switchboard(plant: &str) -> bool {
+    plant == "lying-fsync"
+}
+
+/// A flag set by Ctrl-C (SIGINT) or SIGTERM: the run stops, kills every process it
+/// started and reports. A second signal is not special (the harness still cleans up).
+pub fn interrupt_flag() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, flag.clone())?;
+    }
+    Ok(flag)
+}

@@ -1,0 +1,302 @@
+//! What the lab does for each fault of a scenario: the real injection of each kind it
+//! can inject, and a refusal — before anything starts — for every kind, target or
+//! parameter it cannot (docs/LAB.md has the table). Also the scenario-wide refusals
+//! (a nemesis, device misuse, Wi-Fi faults) and the oracles the lab cannot feed.
+//!
+//! Not covered: carrying the injections out (`run.rs`).
+
+use anyhow::{Result, bail};
+use sovereign_logic::protocol::LinkKind;
+use sovereign_report::data::target_name;
+use sovereign_scenario::faults::FaultKind;
+use sovereign_scenario::{FaultSpec, Oracle, Scenario, Target};
+use std::collections::BTreeSet;
+
+/// A real injection.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Injection {
+    /// Disable these proxies (the uplinks go down: connections closed, new ones refused)
+    /// for the fault's duration.
+    ProxyDown {
+        /// proxy names
+        proxies: Vec<String>,
+    },
+    /// Add a toxic on both streams of these proxies for the fault's duration.
+    Toxic {
+        /// proxy names
+        proxies: Vec<String>,
+        /// Toxiproxy type (`latency`, `bandwidth`, `loss`)
+        kind: &'static str,
+        /// its attributes
+        attributes: serde_json::Value,
+    },
+    /// SIGKILL the server; start it again when the fault ends.
+    Crash {
+        /// server name (`origin` or the tower's)
+        server: String,
+    },
+    /// SIGTERM the server, wait for it to exit, start it again at once.
+    Restart {
+        /// server name
+        server: String,
+    },
+    /// SIGSTOP the server; SIGCONT when the fault ends.
+    Pause {
+        /// server name
+        server: String,
+    },
+    /// `POST /admin/faults` on the server's admin API (chaos role); `DELETE
+    /// /admin/faults` when the fault ends if `clear`.
+    Admin {
+        /// server name
+        server: String,
+        /// the request body
+        body: serde_json::Value,
+        /// clear the switchboard when the fault ends (`false` for an instant fault)
+        clear: bool,
+    },
+}
+
+impl Injection {
+    /// One line: what is done.
+    pub fn describe(&self) -> String {
+        match self {
+            Injection::ProxyDown { proxies } => format!("proxies {} disabled", proxies.join(", ")),
+            Injection::Toxic {
+                proxies,
+                kind,
+                attributes,
+            } => format!("{kind} toxic {attributes} on {}", proxies.join(", ")),
+            Injection::Crash { server } => format!("SIGKILL {server}, restart at the end"),
+            Injection::Restart { server } => format!("SIGTERM {server}, restart"),
+            Injection::Pause { server } => format!("SIGSTOP {server}, SIGCONT at the end"),
+            Injection::Admin { server, body, .. } => {
+                format!("POST /admin/faults {body} on {server}")
+            }
+        }
+    }
+}
+
+/// One fault of the schedule and its injection.
+#[derive(Clone, Debug)]
+pub struct Planned {
+    /// Its id in the run (its position in the schedule).
+    pub id: u64,
+    /// The fault as the scenario says it.
+    pub spec: FaultSpec,
+    /// What the lab does.
+    pub injection: Injection,
+}
+
+/// The name of tower `i`'s proxy for its `kind` uplink.
+pub fn proxy_name(i: usize, kind: LinkKind) -> String {
+    format!("t{i}-{}", kind.name())
+}
+
+/// The server a target names (`origin` or the tower's name).
+pub fn server_name(sc: &Scenario, t: &Target) -> String {
+    match t {
+        Target::Origin => "origin".to_string(),
+        Target::Tower(i) | Target::Link(i, _) | Target::Wifi(i) => sc.towers[*i].name.clone(),
+    }
+}
+
+fn proxies(sc: &Scenario, t: &Target) -> Option<Vec<String>> {
+    match t {
+        Target::Tower(i) => Some(
+            sc.towers[*i]
+                .links
+                .iter()
+                .map(|l| proxy_name(*i, l.kind))
+                .collect(),
+        ),
+        Target::Link(i, k) => Some(vec![proxy_name(*i, *k)]),
+        Target::Origin | Target::Wifi(_) => None,
+    }
+}
+
+/// Why the lab cannot inject `spec`, or its injection.
+fn injection(sc: &Scenario, spec: &FaultSpec) -> Result<Injection, String> {
+    if let Target::Wifi(_) = spec.target {
+        return Err(
+            "Wi-Fi (device↔tower) faults are not injected yet: the lab's devices reach their tower directly, not through a proxy".into(),
+        );
+    }
+    let net = || {
+        proxies(sc, &spec.target).ok_or_else(|| {
+            "network faults need a tower or one of its uplinks as the target".to_string()
+        })
+    };
+    let server = || server_name(sc, &spec.target);
+    let whole = |p: f64, what: &str| {
+        if p >= 1.0 {
+            Ok(())
+        } else {
+            Err(format!(
+                "p = {p}: the servers' fault switchboard fails every {what} or none; only p = 1 is injectable"
+            ))
+        }
+    };
+    Ok(match &spec.kind {
+        FaultKind::LinkDown | FaultKind::Partition => Injection::ProxyDown { proxies: net()? },
+        FaultKind::Latency { extra } => Injection::Toxic {
+            proxies: net()?,
+            kind: "latency",
+            attributes: serde_json::json!({ "latency": extra.as_millis() as u64, "jitter": 0 }),
+        },
+        FaultKind::Bandwidth { bytes_per_s } => Injection::Toxic {
+            proxies: net()?,
+            kind: "bandwidth",
+            // Toxiproxy's rate is in KB/s (1000 bytes); at least 1 (0 would mean no limit).
+            attributes: serde_json::json!({ "rate": (bytes_per_s / 1000).max(1) }),
+        },
+        FaultKind::Loss { p } => Injection::Toxic {
+            proxies: net()?,
+            kind: "loss",
+            attributes: serde_json::json!({ "loss_rate": p }),
+        },
+        FaultKind::Crash => Injection::Crash { server: server() },
+        FaultKind::Restart => Injection::Restart { server: server() },
+        FaultKind::Pause => Injection::Pause { server: server() },
+        FaultKind::WriteError { p } => {
+            whole(*p, "write")?;
+            Injection::Admin {
+                server: server(),
+                body: serde_json::json!({ "kind": "write-error" }),
+                clear: true,
+            }
+        }
+        FaultKind::FsyncError { p } => {
+            whole(*p, "fsync")?;
+            Injection::Admin {
+                server: server(),
+                body: serde_json::json!({ "kind": "fsync-failure" }),
+                clear: true,
+            }
+        }
+        FaultKind::DiskFull => Injection::Admin {
+            server: server(),
+            body: serde_json::json!({ "kind": "disk-full" }),
+            clear: true,
+        },
+        FaultKind::DiskLatency { extra } => {
+            let ms = extra.as_millis();
+            if ms > 60_000 {
+                return Err(format!(
+                    "extra = {ms} ms: the servers' slow-disk fault takes at most 60000 ms"
+                ));
+            }
+            Injection::Admin {
+                server: server(),
+                body: serde_json::json!({ "kind": "slow-disk", "delay_ms": ms as u64 }),
+                clear: true,
+            }
+        }
+        FaultKind::Corruption { chunks } => {
+            if *chunks > 10_000 {
+                return Err(format!(
+                    "chunks = {chunks}: the servers' corrupt fault takes at most 10000"
+                ));
+            }
+            Injection::Admin {
+                server: server(),
+                body: serde_json::json!({ "kind": "corrupt", "count": chunks }),
+                clear: false,
+            }
+        }
+        other => return Err(not_real(other.name()).to_string()),
+    })
+}
+
+/// Why a kind has no real injection yet (docs/LAB.md says the same).
+fn not_real(kind: &str) -> &'static str {
+    match kind {
+        "flapping" => {
+            "flapping is not injected yet (it needs a toxic schedule: down/up every half period)"
+        }
+        "duplicate" | "reorder" => {
+            "a TCP proxy cannot duplicate or reorder messages: TCP delivers each byte once, in order"
+        }
+        "wifi-corruption" => {
+            "Wi-Fi faults are not injected yet (no proxy between devices and towers)"
+        }
+        "slow" => "a slow CPU has no real injection here (no cgroup CPU quota is set by the lab)",
+        "crash-loop" => "crash-loop is not injected yet (repeated SIGKILL on a timer)",
+        "origin-replace" | "rogue-forward" => "trust faults are not injected by the lab yet",
+        "torn-write" => {
+            "a torn write needs a crash between a write and its fsync; the servers have no switch for it"
+        }
+        "db-lost" => {
+            "the servers' switchboard cannot fail record writes alone (write-error fails chunk files too)"
+        }
+        "clouds" | "battery-fade" | "grid-loss" | "ups-failure" | "brown-out" | "hard-cut" => {
+            "power faults need the towers' power telemetry driven by the scenario's solar/battery model, which the lab does not do yet"
+        }
+        "clock-skew" | "clock-jump" => {
+            "a real clock fault needs a clock the servers read through (e.g. libfaketime); none is set up"
+        }
+        _ => "this kind has no real injection in the lab",
+    }
+}
+
+/// Check the whole scenario for the lab and plan its faults: every reason it cannot run
+/// is one line of the error (`FILE: fault[i] (kind on target at T): why`).
+pub fn plan(sc: &Scenario, file: &str) -> Result<Vec<Planned>> {
+    let mut errors = Vec::new();
+    if !sc.nemesis.rates_per_hour.is_empty() {
+        errors.push(format!(
+            "{file}: nemesis: the lab does not draw random faults yet; remove [nemesis] (the simulator runs it)"
+        ));
+    }
+    let m = &sc.workload.misuse;
+    if m.shared_identity > 0.0
+        || m.key_reuse_per_device_hour > 0.0
+        || m.key_theft_per_hour > 0.0
+        || m.invalid_share > 0.0
+    {
+        errors.push(format!(
+            "{file}: workload: the lab's devices do not misuse identities or keys yet; set the misuse options to 0"
+        ));
+    }
+    let mut planned = Vec::new();
+    for (i, spec) in sc.faults.iter().enumerate() {
+        match injection(sc, spec) {
+            Ok(injection) => planned.push(Planned {
+                id: i as u64,
+                spec: spec.clone(),
+                injection,
+            }),
+            Err(why) => errors.push(format!(
+                "{file}: fault[{i}] ({} on {} at {:?}): cannot be injected in the lab: {why}",
+                spec.kind.name(),
+                target_name(sc, &spec.target),
+                spec.at
+            )),
+        }
+    }
+    if !errors.is_empty() {
+        bail!("{}", errors.join("\n"));
+    }
+    Ok(planned)
+}
+
+/// The oracles the lab cannot feed honestly, with why: they are switched off and the
+/// reason printed, never left to pass on observations that never come.
+pub fn unfed_oracles() -> Vec<(Oracle, &'static str)> {
+    vec![
+        (
+            Oracle::Priority,
+            "needs whether P0 work was waiting at each chunk request (Obs::Requested), which the servers do not expose",
+        ),
+        (
+            Oracle::PowerSafety,
+            "needs power samples and battery state; the lab does not drive the towers' power telemetry yet",
+        ),
+    ]
+}
+
+/// The invariants a lab run checks: the scenario's, less [`unfed_oracles`].
+pub fn lab_invariants(sc: &Scenario) -> BTreeSet<Oracle> {
+    let off: BTreeSet<Oracle> = unfed_oracles().into_iter().map(|(o, _)| o).collect();
+    sc.invariants.difference(&off).copied().collect()
+}
