@@ -1036,7 +1036,7 @@ impl Lab {
             v["keys"]
                 .as_array()?
                 .iter()
-                .filter_map(|k| k.as_str().map(|s| IdemKey(s.to_string())))
+                .filter_map(|k| k.as_str().map(|s| IdemKey(s.into())))
                 .collect(),
         )
     }
