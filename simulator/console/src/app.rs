@@ -163,6 +163,9 @@ pub struct App {
     pending_injection: Option<FaultSpec>,
     /// Whether the run was paused when help opened (help holds time; closing restores).
     paused_before_help: bool,
+    /// The run's KPIs so far, against the scenario's SLOs (the same computation as the
+    /// report's), and how many observations they cover.
+    summary: (u64, sovereign_sim::kpi::Kpis),
     quit: bool,
 }
 
@@ -195,6 +198,7 @@ impl App {
             note_at: None,
             pending_injection: None,
             paused_before_help: false,
+            summary: (0, sovereign_sim::kpi::Kpis::default()),
             quit: false,
         };
         if app.snapshot.towers.is_empty() {
@@ -226,6 +230,16 @@ impl App {
     fn refresh(&mut self) {
         self.live.update(&self.source.take_observations());
         self.snapshot = self.source.snapshot();
+        if self.summary.0 != self.live.seen() {
+            let mut k = self.live.kpis().finish();
+            k.apply_slo(&self.source.scenario().slo);
+            self.summary = (self.live.seen(), k);
+        }
+    }
+
+    /// The run's KPIs so far (MTTD, MTTR, error budget, …), as the report computes them.
+    pub fn summary(&self) -> &sovereign_sim::kpi::Kpis {
+        &self.summary.1
     }
 
     // ----- time ----------------------------------------------------------------------

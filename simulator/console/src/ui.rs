@@ -180,6 +180,8 @@ impl Widget for &App {
                     .is_some_and(|g| g.pending_checklist().is_some())
                 {
                     self.checklist(left, buf);
+                } else if self.source().is_done() {
+                    self.verdict(left, buf);
                 }
             }
         }
@@ -419,9 +421,86 @@ impl App {
                 bytes_text(live.bytes_per_link().values().sum()),
                 spark(&bytes, w, Some(0.0)),
             ),
+            // Before the per-link detail: on a short panel that is what gives way.
+            self.recovery_line(),
             Line::from(format!("        {}", per_link.join(" "))),
         ];
         Paragraph::new(lines).render(inner, buf);
+    }
+
+    /// The end of the run: the verdict on the invariants and the headline KPIs, over the
+    /// faults panel (`area`).
+    fn verdict(&self, area: Rect, buf: &mut Buffer) {
+        let snap = self.snapshot();
+        let k = self.summary();
+        let (head, colour) = if snap.violations.is_empty() {
+            ("every invariant held".to_string(), Color::Green)
+        } else {
+            (
+                format!("{} invariant violation(s)", snap.violations.len()),
+                Color::Red,
+            )
+        };
+        // The report's own lines (one truth), without their column padding.
+        let pick = |name: &str| {
+            k.lines()
+                .into_iter()
+                .find_map(|l| {
+                    let rest = l.strip_prefix(name)?;
+                    Some(format!("{name}: {}", rest.trim()))
+                })
+                .unwrap_or_default()
+        };
+        let mut lines = vec![Line::styled(
+            format!(" {head}"),
+            Style::new().bold().fg(colour),
+        )];
+        for name in [
+            "availability",
+            "mttd",
+            "mttr",
+            "error budget",
+            "outbox backlog",
+        ] {
+            lines.push(Line::from(format!(" {}", pick(name))));
+        }
+        lines.push(Line::from(" q: write the journal / report and quit").fg(Color::Yellow));
+        Clear.render(area, buf);
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .title(" Run over ")
+                    .border_style(Style::new().fg(colour)),
+            )
+            .render(area, buf);
+    }
+
+    /// MTTD, MTTR and the error budget so far, as the report computes them; the budget
+    /// red once spent.
+    fn recovery_line(&self) -> Line<'static> {
+        let k = self.summary();
+        let dur = |d: Option<std::time::Duration>| {
+            us_text(d.map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)))
+        };
+        let mut spans = vec![
+            Span::styled("mttd/r  ", Style::new().bold()),
+            Span::raw(format!("{} / {}", dur(k.mttd), dur(k.mttr))),
+            Span::raw("  budget "),
+        ];
+        spans.push(match k.error_budget_remaining {
+            None => Span::styled("n/a (no SLO)", Style::new().fg(Color::DarkGray)),
+            Some(b) => Span::styled(
+                format!(
+                    "{:.0}% burn {}",
+                    b * 100.0,
+                    k.burn_rate.map_or("–".into(), |r| format!("{r:.2}"))
+                ),
+                Style::new().fg(if b < 0.0 { Color::Red } else { Color::Green }),
+            ),
+        });
+        Line::from(spans)
     }
 
     fn faults(&self, area: Rect, buf: &mut Buffer) {

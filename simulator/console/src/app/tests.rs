@@ -519,3 +519,36 @@ fn destructive_keys_ask_first() {
     a.handle_key(key('y'));
     assert!(a.quit);
 }
+
+#[test]
+fn the_end_of_a_run_shows_the_verdict_and_the_reports_kpis() {
+    // Goal: once the run is over, the faults panel gives way to the verdict and the
+    // headline KPIs, in the report's own words and figures; MTTD/MTTR and the error
+    // budget show in the KPI panel all along.
+    let mut a = app(None);
+    a.handle_key(key('u'));
+    for _ in 0..10_000 {
+        if a.source().is_done() {
+            break;
+        }
+        a.tick(Duration::from_secs(1));
+    }
+    assert!(a.source().is_done());
+    let s = render(&a, (120, 40));
+    assert!(contains(&s, "Run over"), "{}", s.join("\n"));
+    assert!(contains(&s, "every invariant held"), "{}", s.join("\n"));
+    let avail = a
+        .summary()
+        .lines()
+        .into_iter()
+        .find(|l| l.starts_with("availability"))
+        .expect("an availability line");
+    let figure = avail.split_whitespace().nth(1).expect("a figure");
+    assert!(
+        contains(&s, &format!("availability: {figure}")),
+        "{figure}: {}",
+        s.join("\n")
+    );
+    assert!(contains(&s, "mttd/r"), "{}", s.join("\n"));
+    assert!(contains(&s, "budget n/a (no SLO)"), "{}", s.join("\n"));
+}
