@@ -61,6 +61,6 @@ impl Inversions {
 
 pub(super) fn row(k: &Kpis) -> Row {
     let bytes = k.priority_inversion_bytes;
-    let text = format!("{} ({bytes} bytes)", k.priority_inversions);
+    let text = format!("{} ({})", k.priority_inversions, super::format_bytes(bytes));
     ("priority inversions".into(), text)
 }

@@ -127,7 +127,13 @@ pub(super) fn rows(k: &Kpis) -> Vec<Row> {
     let mut rows: Vec<Row> = k
         .bytes_per_link
         .iter()
-        .map(|(link, bytes)| (format!("bytes {link}"), format!("{bytes}")))
+        .map(|(link, bytes)| {
+            let text = match *bytes {
+                b if b < 1024 => super::format_bytes(b),
+                b => format!("{} ({b} B)", super::format_bytes(b)),
+            };
+            (format!("bytes {link}"), text)
+        })
         .collect();
     rows.push(("failovers".into(), format!("{}", k.failovers)));
     rows.push(("breaker openings".into(), format!("{}", k.breaker_openings)));

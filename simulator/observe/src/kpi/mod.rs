@@ -187,6 +187,21 @@ pub fn format_us(us: u64) -> String {
     out
 }
 
+/// Bytes as people read them (binary units, one decimal): `512 B`, `1.5 KiB`, `22.3 MiB`.
+pub fn format_bytes(b: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if b < 1024 {
+        return format!("{b} B");
+    }
+    let mut v = b as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
 fn format_dur(d: Duration) -> String {
     format_us(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
@@ -414,6 +429,16 @@ mod tests {
     use sovereign_scenario::{FaultKind, FaultSpec, Target};
     use std::collections::BTreeSet;
 
+    #[test]
+    fn bytes_read_as_people_write_them() {
+        assert_eq!(format_bytes(0), "0 B");
+        assert_eq!(format_bytes(1023), "1023 B");
+        assert_eq!(format_bytes(1536), "1.5 KiB");
+        assert_eq!(format_bytes(23_393_536), "22.3 MiB");
+        assert_eq!(format_bytes(5 << 30), "5.0 GiB");
+        assert_eq!(format_bytes(u64::MAX), "16777216.0 TiB");
+    }
+
     /// The KPIs of a whole log as a run measures them, the RPO (the durability oracle's
     /// count) included.
     fn from_observations(obs: &[Stamped]) -> Kpis {
@@ -587,7 +612,7 @@ mod tests {
         assert!(
             lines
                 .iter()
-                .any(|l| l.starts_with("bytes satellite") && l.ends_with(" 10"))
+                .any(|l| l.starts_with("bytes satellite") && l.ends_with(" 10 B"))
         );
         // Aligned: every value starts in the same column.
         let col = |l: &String| {
