@@ -211,10 +211,15 @@ fn faults_the_lab_cannot_inject_are_refused_up_front() {
     assert!(!String::from_utf8_lossy(&o.stdout).contains("listens on"));
 }
 
-#[test]
-fn lab_down_kills_what_a_killed_harness_left() {
-    // Goal: a harness killed with SIGKILL (no clean-up of its own) leaves its servers
-    // running; `lab down` kills them all and frees their ports.
+/// A `lab run` of [`SCENARIO`] with its own state directory, once its tower listens:
+/// (the state directory, the harness, its processes' marker prefix, its output so far).
+fn started_run() -> (
+    tempfile::TempDir,
+    std::process::Child,
+    String,
+    String,
+    std::io::Lines<BufReader<std::process::ChildStdout>>,
+) {
     let state = tempfile::tempdir().expect("tempdir");
     let mut child = sovereign()
         .args(["lab", "run", SCENARIO, "--state-dir"])
@@ -241,6 +246,14 @@ fn lab_down_kills_what_a_killed_harness_left() {
             _ => panic!("the run ended early:\n{seen}"),
         }
     }
+    (state, child, prefix, seen, lines)
+}
+
+#[test]
+fn lab_down_kills_what_a_killed_harness_left() {
+    // Goal: a harness killed with SIGKILL (no clean-up of its own) leaves its servers
+    // running; `lab down` kills them all and frees their ports.
+    let (state, mut child, prefix, seen, _lines) = started_run();
     child.kill().expect("SIGKILL the harness");
     let _ = child.wait();
     assert!(
@@ -266,32 +279,7 @@ fn lab_down_kills_what_a_killed_harness_left() {
 fn ctrl_c_stops_the_run_and_cleans_up() {
     // Goal: SIGINT to the harness (Ctrl-C) kills every server it started, frees their
     // ports, removes its state file, and exits 130.
-    let state = tempfile::tempdir().expect("tempdir");
-    let mut child = sovereign()
-        .args(["lab", "run", SCENARIO, "--state-dir"])
-        .arg(state.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let prefix = format!("sovereign-lab-{}-", child.id());
-    let stdout = child.stdout.take().expect("stdout");
-    let mut seen = String::new();
-    let mut lines = BufReader::new(stdout).lines();
-    let deadline = Instant::now() + Duration::from_secs(40);
-    while !seen.contains("lab: tower-0 listens on") {
-        assert!(
-            Instant::now() < deadline,
-            "the tower never started:\n{seen}"
-        );
-        match lines.next() {
-            Some(Ok(l)) => {
-                seen.push_str(&l);
-                seen.push('\n');
-            }
-            _ => panic!("the run ended early:\n{seen}"),
-        }
-    }
+    let (state, mut child, prefix, mut seen, lines) = started_run();
     assert!(!marked(&prefix).is_empty(), "servers are running");
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])

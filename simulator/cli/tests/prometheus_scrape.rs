@@ -874,15 +874,5 @@ fn an_imported_storm_run_answers_every_dashboard_panel_over_its_whole_range() {
 
 /// Every dashboard JSON, by file name.
 fn load_dashboards() -> BTreeMap<String, Value> {
-    let dir = dashboards().join("grafana");
-    let mut out = BTreeMap::new();
-    for e in std::fs::read_dir(&dir).expect("dashboards/grafana") {
-        let p = e.expect("entry").path();
-        if p.extension().is_some_and(|x| x == "json") {
-            let text = std::fs::read_to_string(&p).expect("read");
-            let v: Value = serde_json::from_str(&text).expect("json");
-            out.insert(p.file_name().unwrap().to_string_lossy().to_string(), v);
-        }
-    }
-    out
+    sovereign_promcheck::dashboards::load(&dashboards().join("grafana"))
 }

@@ -237,6 +237,15 @@ impl App {
         }
     }
 
+    /// The towers' names, index = tower id.
+    fn tower_names(&self) -> Vec<String> {
+        self.snapshot
+            .towers
+            .iter()
+            .map(|t| t.name.clone())
+            .collect()
+    }
+
     /// The run's KPIs so far (MTTD, MTTR, error budget, …), as the report computes them.
     pub fn summary(&self) -> &sovereign_sim::kpi::Kpis {
         &self.summary.1
@@ -518,12 +527,7 @@ impl App {
                 return;
             }
         };
-        let towers: Vec<String> = self
-            .snapshot
-            .towers
-            .iter()
-            .map(|t| t.name.clone())
-            .collect();
+        let towers = self.tower_names();
         if let Some(gd) = &self.gameday
             && !gd.plan.blast_radius.allows(&spec.target, &towers)
         {
@@ -544,12 +548,7 @@ impl App {
     /// radius.
     fn inject_spec(&mut self, spec: FaultSpec, reason: Option<&str>) {
         let who = self.operator.clone();
-        let towers: Vec<String> = self
-            .snapshot
-            .towers
-            .iter()
-            .map(|t| t.name.clone())
-            .collect();
+        let towers = self.tower_names();
         let text = fault_text(&spec, &towers);
         let before = self.snapshot.faults.len();
         if let Some(gd) = self.gameday.as_mut() {

@@ -139,6 +139,15 @@ enum Stage {
     Done,
 }
 
+/// The scenario's tower names, index = tower id.
+fn tower_names(src: &dyn Source) -> Vec<String> {
+    src.scenario()
+        .towers
+        .iter()
+        .map(|t| t.name.clone())
+        .collect()
+}
+
 /// A running game day.
 #[derive(Clone, Debug)]
 pub struct GameDay {
@@ -424,12 +433,7 @@ impl GameDay {
 
     /// Inject a fault now on behalf of `who` (the plan or an operator).
     pub fn inject(&mut self, src: &mut dyn Source, live: &mut Live, spec: FaultSpec, who: &str) {
-        let towers: Vec<String> = src
-            .scenario()
-            .towers
-            .iter()
-            .map(|t| t.name.clone())
-            .collect();
+        let towers = tower_names(src);
         let text = fault_text(&spec, &towers);
         match src.inject(spec) {
             Ok((id, at)) => {
@@ -453,12 +457,7 @@ impl GameDay {
         who: &str,
         reason: &str,
     ) {
-        let towers: Vec<String> = src
-            .scenario()
-            .towers
-            .iter()
-            .map(|t| t.name.clone())
-            .collect();
+        let towers = tower_names(src);
         let text = fault_text(&spec, &towers);
         let now = src.now();
         self.record(

@@ -15,7 +15,7 @@
 //!
 //! Not covered: rendering the charts (`sovereign_report`); running anything.
 
-use crate::gameday::{Answer, Outcome};
+use crate::gameday::{Answer, Confirmation, Outcome};
 use crate::plan::SteadyState;
 use crate::ui::clock;
 use sovereign_logic::Time;
@@ -80,6 +80,14 @@ pub fn tolerances(ss: &SteadyState, kpis: &Kpis, violations: usize) -> Vec<Toler
     out
 }
 
+/// The checklist items answered `answer`.
+fn answered(o: &Outcome, answer: Answer) -> impl Iterator<Item = &Confirmation> {
+    o.gameday
+        .confirmations
+        .iter()
+        .filter(move |c| c.answer == answer)
+}
+
 /// Whether the hypothesis held, and every reason it did not.
 pub fn verdict(o: &Outcome) -> (bool, Vec<String>) {
     let r = &o.finished.report;
@@ -96,12 +104,7 @@ pub fn verdict(o: &Outcome) -> (bool, Vec<String>) {
             ob.seen
         ));
     }
-    for c in o
-        .gameday
-        .confirmations
-        .iter()
-        .filter(|c| c.answer == Answer::No)
-    {
+    for c in answered(o, Answer::No) {
         why.push(format!(
             "checklist at {}: \"{}\" — {} answered no: {}",
             clock(c.at),
@@ -300,12 +303,7 @@ pub fn action_items(o: &Outcome, why: &[String]) -> Vec<String> {
             clock(v.at)
         ));
     }
-    for c in o
-        .gameday
-        .confirmations
-        .iter()
-        .filter(|c| c.answer == Answer::Skip)
-    {
+    for c in answered(o, Answer::Skip) {
         items.push(format!(
             "Check what the game day skipped: \"{}\" ({} at {}{})",
             c.item,

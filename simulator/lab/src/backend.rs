@@ -159,9 +159,13 @@ impl Processes {
     }
 }
 
-fn send(pid: u32, sig: Sig) -> std::io::Result<()> {
-    use rustix::process::{Pid, Signal, kill_process_group};
-    let pid = i32::try_from(pid)
+/// `pid` and `sig` as rustix takes them.
+fn pid_signal(
+    pid: u32,
+    sig: Sig,
+) -> std::io::Result<(rustix::process::Pid, rustix::process::Signal)> {
+    use rustix::process::{Pid, Signal};
+    let p = i32::try_from(pid)
         .ok()
         .and_then(Pid::from_raw)
         .ok_or_else(|| std::io::Error::other(format!("bad pid {pid}")))?;
@@ -171,7 +175,13 @@ fn send(pid: u32, sig: Sig) -> std::io::Result<()> {
         Sig::Stop => Signal::STOP,
         Sig::Cont => Signal::CONT,
     };
-    kill_process_group(pid, s).map_err(std::io::Error::from)
+    Ok((p, s))
+}
+
+/// Signal the process group led by `pid`.
+fn send(pid: u32, sig: Sig) -> std::io::Result<()> {
+    let (p, s) = pid_signal(pid, sig)?;
+    rustix::process::kill_process_group(p, s).map_err(std::io::Error::from)
 }
 
 impl Backend for Processes {
@@ -363,17 +373,8 @@ pub fn down(state_dir: &Path) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// Signal the one process `pid`.
 fn send_pid(pid: u32, sig: Sig) -> std::io::Result<()> {
-    use rustix::process::{Pid, Signal, kill_process};
-    let p = i32::try_from(pid)
-        .ok()
-        .and_then(Pid::from_raw)
-        .ok_or_else(|| std::io::Error::other(format!("bad pid {pid}")))?;
-    let s = match sig {
-        Sig::Kill => Signal::KILL,
-        Sig::Term => Signal::TERM,
-        Sig::Stop => Signal::STOP,
-        Sig::Cont => Signal::CONT,
-    };
-    kill_process(p, s).map_err(std::io::Error::from)
+    let (p, s) = pid_signal(pid, sig)?;
+    rustix::process::kill_process(p, s).map_err(std::io::Error::from)
 }

@@ -475,19 +475,7 @@ impl Lab {
         );
         // The run starts: time 0.
         self.shared.log.t0_reset();
-        self.shared.log.now(Obs::Start {
-            towers: sc.towers.iter().map(|t| t.name.clone()).collect(),
-            links: sc
-                .towers
-                .iter()
-                .map(|t| {
-                    let mut k: Vec<LinkKind> = t.links.iter().map(|l| l.kind).collect();
-                    k.sort();
-                    k
-                })
-                .collect(),
-            devices: sc.towers.iter().map(|t| t.devices).sum(),
-        });
+        self.shared.log.now(Obs::start(&sc));
         {
             let s = self.shared.clone();
             let admin = self.origin.admin.clone();
@@ -777,6 +765,19 @@ impl Lab {
         }
     }
 
+    /// Switch a fault on through server `name`'s admin fault switchboard (chaos role);
+    /// `what` names it in an error.
+    fn post_fault(&self, name: &str, body: &serde_json::Value, what: &str) -> Result<()> {
+        let r = call(
+            "POST",
+            &self.admin_of(name),
+            "/admin/faults",
+            Some(CHAOS),
+            body.to_string().as_bytes(),
+        )?;
+        expect(r, &[200, 201], what).map(drop)
+    }
+
     fn public_of(&self, name: &str) -> String {
         match self.server_index(name) {
             Some(i) => self.towers[i].public.clone(),
@@ -843,16 +844,8 @@ impl Lab {
         else {
             return Ok(());
         };
-        let admin = self.admin_of(name);
         let body = serde_json::json!({ "kind": p });
-        let r = call(
-            "POST",
-            &admin,
-            "/admin/faults",
-            Some(CHAOS),
-            body.to_string().as_bytes(),
-        )?;
-        expect(r, &[200, 201], &format!("planting {p} in {name}"))?;
+        self.post_fault(name, &body, &format!("planting {p} in {name}"))?;
         self.audit("plant", serde_json::json!({ "plant": p, "tower": name }));
         Ok(())
     }
@@ -946,15 +939,7 @@ impl Lab {
                 }
             }
             Injection::Admin { server, body, .. } => {
-                let admin = self.admin_of(server);
-                let r = call(
-                    "POST",
-                    &admin,
-                    "/admin/faults",
-                    Some(CHAOS),
-                    body.to_string().as_bytes(),
-                )?;
-                expect(r, &[200, 201], &format!("injecting {body} into {server}"))?;
+                self.post_fault(server, body, &format!("injecting {body} into {server}"))?;
             }
         }
         self.shared.log.at(

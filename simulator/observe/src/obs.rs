@@ -15,7 +15,7 @@ use sovereign_logic::protocol::{IdemKey, LinkKind};
 use sovereign_logic::tower::Refusal;
 use std::collections::{BTreeMap, BTreeSet};
 
-use sovereign_scenario::{FaultSpec, Target};
+use sovereign_scenario::{FaultSpec, Scenario, Target};
 
 /// An observation and when it happened.
 #[derive(Clone, Debug, PartialEq)]
@@ -278,4 +278,23 @@ pub enum Obs {
         /// the origin ledger's contributed total
         ledger_contributed: u128,
     },
+}
+
+impl Obs {
+    /// The start of a run of `sc`: its towers, their uplinks (sorted) and its devices.
+    pub fn start(sc: &Scenario) -> Obs {
+        Obs::Start {
+            towers: sc.towers.iter().map(|t| t.name.clone()).collect(),
+            links: sc
+                .towers
+                .iter()
+                .map(|t| {
+                    let mut k: Vec<LinkKind> = t.links.iter().map(|l| l.kind).collect();
+                    k.sort();
+                    k
+                })
+                .collect(),
+            devices: sc.towers.iter().map(|t| t.devices).sum(),
+        }
+    }
 }

@@ -21,18 +21,7 @@ fn dashboards() -> PathBuf {
 
 /// Every dashboard JSON, by file name.
 fn load() -> BTreeMap<String, Value> {
-    let dir = dashboards().join("grafana");
-    let mut out = BTreeMap::new();
-    for e in std::fs::read_dir(&dir).expect("dashboards/grafana") {
-        let p = e.expect("entry").path();
-        if p.extension().is_some_and(|x| x == "json") {
-            let text = std::fs::read_to_string(&p).expect("read");
-            let v: Value =
-                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-            out.insert(p.file_name().unwrap().to_string_lossy().to_string(), v);
-        }
-    }
-    out
+    sovereign_promcheck::dashboards::load(&dashboards().join("grafana"))
 }
 
 /// The sample names of a real run's export plus a planted-bug sweep's export.

@@ -326,20 +326,15 @@ impl World {
             return;
         }
         self.started = true;
-        self.observe(Obs::Start {
-            towers: self.sc.towers.iter().map(|t| t.name.clone()).collect(),
-            links: self
-                .sc
+        debug_assert_eq!(
+            self.devices.len() as u64,
+            self.sc
                 .towers
                 .iter()
-                .map(|t| {
-                    let mut k: Vec<LinkKind> = t.links.iter().map(|l| l.kind).collect();
-                    k.sort();
-                    k
-                })
-                .collect(),
-            devices: self.devices.len() as u32,
-        });
+                .map(|t| u64::from(t.devices))
+                .sum::<u64>()
+        );
+        self.observe(Obs::start(&self.sc));
         // The origin's identity, then the initial catalog, published before the towers boot.
         let _ = self.origin.origin.establish_identity(self.origin.id);
         let catalog = self.sc.workload.catalog.clone();

@@ -8,10 +8,12 @@
 //!   on counters, non-decreasing timestamps and counters per series, `# EOF`; what it saw
 //!   ([`openmetrics::OmStats`]).
 //! - [`promql`]: [`promql::metric_names`], through a full PromQL parser.
+//! - [`dashboards`]: [`dashboards::load`], the Grafana dashboards as JSON.
 //!
 //! Not covered: Prometheus' own importer and config checks (the tests run promtool when it
 //! is installed, and in CI).
 #![warn(missing_docs)]
 
+pub mod dashboards;
 pub mod openmetrics;
 pub mod promql;
