@@ -174,3 +174,89 @@ fn console_pauses_steps_injects_and_quits_in_tmux() {
     assert!(journal.join("report.html").exists());
     let _ = std::fs::remove_dir_all(&journal);
 }
+
+#[test]
+fn a_game_day_in_tmux_takes_a_no_and_refuses_an_injection_outside_its_radius() {
+    // Goal: the operator's loop of a game day in a real terminal: a checklist item
+    // answered "no" with what they saw, a crash on the control tower (outside the blast
+    // radius) held until they type why, and both in the lessons learned.
+    if Command::new("tmux")
+        .arg("-V")
+        .output()
+        .map_or(true, |o| !o.status.success())
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "tmux is not installed, and CI must run this test (apt-get install tmux)"
+        );
+        eprintln!("\n*** SKIP: `tmux -V` failed; the game day was NOT driven ***\n");
+        return;
+    }
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = std::env::temp_dir().join(format!("sovereign-gd-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let t = Tmux {
+        socket: format!("sovereign-gd-{}", std::process::id()),
+        session: "gameday".into(),
+        deadline: Instant::now() + BUDGET * 2,
+    };
+    let cmd = format!(
+        "{} gameday gamedays/network-fibre-cut.toml --operator tester --out {}",
+        env!("CARGO_BIN_EXE_sovereign"),
+        out.display()
+    );
+    let o = t.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        &t.session,
+        "-x",
+        "110",
+        "-y",
+        "32",
+        "-c",
+        repo.to_str().expect("utf-8 path"),
+        &cmd,
+    ]);
+    assert!(o.status.success(), "new-session: {o:?}");
+    t.wait_for("the console", |s| s.contains("GAME DAY"));
+    t.keys(&["u"]);
+    t.wait_for("the first checklist", |s| {
+        s.contains("n no (say what you saw)")
+    });
+    t.keys(&["n"]);
+    t.wait_for("the answer prompt", |s| s.contains("what did you see?"));
+    t.keys(&["-l", "no star on lte"]);
+    t.keys(&["Enter"]);
+    t.wait_for("the no marked", |s| s.contains("[✗]"));
+    // tower-1 is outside the radius (tower-0): Tab from tower-0, then crash.
+    t.keys(&["Tab"]);
+    t.wait_for("tower-1 selected", |s| s.contains("Topology · tower-1"));
+    t.keys(&["i"]);
+    t.wait_for("the inject menu", |s| s.contains("Inject on tower-1"));
+    t.keys(&["k"]);
+    t.wait_for("the radius question", |s| {
+        s.contains("outside the blast radius: type why")
+    });
+    t.keys(&["-l", "control tower drill"]);
+    t.keys(&["Enter"]);
+    t.keys(&["y"]); // the second checklist item
+    t.keys(&["q"]);
+    t.wait_for("the quit question", |s| s.contains("quit now?"));
+    t.keys(&["y"]);
+    while t.alive() {
+        assert!(Instant::now() < t.deadline, "the game day did not end");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let lessons = std::fs::read_to_string(out.join("lessons-learned.md")).expect("lessons");
+    assert!(
+        lessons.contains("**Refuted.**") && lessons.contains("tester answered no: no star on lte"),
+        "{lessons}"
+    );
+    assert!(
+        lessons.contains("overrode the blast radius (tower-0)")
+            && lessons.contains("Review the blast radius: tester injected crash on tower-1"),
+        "{lessons}"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}
