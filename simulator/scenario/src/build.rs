@@ -75,6 +75,7 @@ impl TowerSpec {
             wifi: builtin("wifi"),
             power: power_default(),
             catalog_poll: None,
+            request_timeout: None,
         }
     }
 }

@@ -90,6 +90,10 @@ pub struct TowerSpec {
     /// How often the tower polls the origin's catalog; `None`: the logic's default
     /// (`TowerConfig::catalog_interval`, 30 s). Whole seconds, 1 s..=1 h.
     pub catalog_poll: Option<Duration>,
+    /// How long the tower waits for an answer from the origin before it gives the request
+    /// up; `None`: the logic's default (`TowerConfig::request_timeout`, 20 s). Whole
+    /// seconds, 1 s..=10 min.
+    pub request_timeout: Option<Duration>,
 }
 
 /// One uplink of a tower.

@@ -317,6 +317,9 @@ pub(crate) struct RawTower {
     /// How often the tower polls the origin's catalog (whole seconds: the real tower's
     /// `--catalog-interval-s`).
     pub catalog_poll: Option<Spanned<Dur<1000, 3_600_000>>>,
+    /// How long the tower waits for the origin's answer (whole seconds: the real tower's
+    /// `--request-timeout-s`).
+    pub request_timeout: Option<Spanned<Dur<1000, 600_000>>>,
 }
 
 /// `[tower.power]`.
@@ -977,21 +980,25 @@ fn towers(
             }
         };
         let power = t.power.as_ref().map_or_else(power_default, power);
-        let catalog_poll = match &t.catalog_poll {
-            Some(v) => {
-                let d = v.get_ref().0;
-                if d.subsec_nanos() != 0 {
-                    return Err(ctx.err(
-                        &v.span(),
-                        format!(
-                            "{d:?} is not a whole number of seconds; expected a duration such as \"1s\" or \"30s\" (the real tower polls in whole seconds)"
-                        ),
-                    ));
-                }
-                Some(d)
+        // Both are whole seconds: the real tower takes them so.
+        let whole_secs = |v: Option<(Range<usize>, Duration)>| -> Res<Option<Duration>> {
+            match v {
+                Some((span, d)) if d.subsec_nanos() != 0 => Err(ctx.err(
+                    &span,
+                    format!(
+                        "{d:?} is not a whole number of seconds; expected a duration such as \"1s\" or \"30s\" (the real tower takes whole seconds)"
+                    ),
+                )),
+                Some((_, d)) => Ok(Some(d)),
+                None => Ok(None),
             }
-            None => None,
         };
+        let catalog_poll = whole_secs(t.catalog_poll.as_ref().map(|v| (v.span(), v.get_ref().0)))?;
+        let request_timeout = whole_secs(
+            t.request_timeout
+                .as_ref()
+                .map(|v| (v.span(), v.get_ref().0)),
+        )?;
         for i in 0..count {
             let tower_name = match name {
                 Some(n) if count == 1 => n.to_string(),
@@ -1014,6 +1021,7 @@ fn towers(
                 wifi: wifi.clone(),
                 power: power.clone(),
                 catalog_poll,
+                request_timeout,
             });
         }
     }
@@ -1436,6 +1444,23 @@ mod tests {
         assert!(e.message.contains("whole number of seconds"), "{e}");
         let e = err(&format!("{MINIMAL}catalog_poll = \"500ms\"\n"));
         assert_eq!((e.line, e.field.as_str()), (5, "tower[0].catalog_poll"));
+    }
+
+    /// Goal: `request_timeout` is whole seconds in 1s..=10min, optional, and written back.
+    #[test]
+    fn request_timeout() {
+        assert_eq!(
+            parse_str("t.toml", MINIMAL).unwrap().towers[0].request_timeout,
+            None
+        );
+        let s = parse_str("t.toml", &format!("{MINIMAL}request_timeout = \"3s\"\n")).unwrap();
+        assert_eq!(s.towers[0].request_timeout, Some(Duration::from_secs(3)));
+        assert_eq!(parse_str("t.toml", &s.to_toml()).unwrap(), s);
+        let e = err(&format!("{MINIMAL}request_timeout = \"2500ms\"\n"));
+        assert_eq!((e.line, e.field.as_str()), (5, "tower[0].request_timeout"));
+        assert!(e.message.contains("whole number of seconds"), "{e}");
+        let e = err(&format!("{MINIMAL}request_timeout = \"11m\"\n"));
+        assert_eq!((e.line, e.field.as_str()), (5, "tower[0].request_timeout"));
     }
 
     /// Goal: the duration grammar accepts units in decreasing order and rejects the rest.

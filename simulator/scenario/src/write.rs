@@ -171,6 +171,7 @@ fn raw_tower(t: &TowerSpec) -> toml::Spanned<RawTower> {
             cloud_cover: Some(Num(p.cloud_cover)),
         }),
         catalog_poll: t.catalog_poll.map(|d| sp(Dur(d))),
+        request_timeout: t.request_timeout.map(|d| sp(Dur(d))),
     })
 }
 

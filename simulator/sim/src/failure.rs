@@ -434,6 +434,7 @@ pub(crate) mod tests {
     pub(crate) fn scenario(towers: usize, faults: Vec<FaultSpec>) -> Scenario {
         let tower = |i: usize| TowerSpec {
             catalog_poll: None,
+            request_timeout: None,
             // A grid-tied site with a large battery: power never interferes.
             power: PowerSpec {
                 solar_peak_w: 200.0,

@@ -205,6 +205,9 @@ impl World {
             if let Some(p) = spec.catalog_poll {
                 config.catalog_interval = p;
             }
+            if let Some(t) = spec.request_timeout {
+                config.request_timeout = t;
+            }
             match plant {
                 Some(Plant::SkipVerify) => config.verify = false,
                 Some(Plant::AckBeforeFsync) => config.ack_after_fsync = false,
