@@ -161,13 +161,16 @@ fn dechunk(b: &mut &[u8], out: &mut Vec<u8>) -> std::io::Result<bool> {
     }
 }
 
-/// Read `GET /admin/events` on `addr` with the viewer `token`, calling `on` with each
-/// event record, until the stream ends, fails, or `stop` is set (checked every 250 ms).
-/// `Ok(())` when it ended or was stopped.
+/// Read `GET /admin/events` on `addr` with the viewer `token`, calling `opened` once the
+/// server has answered 200 (the stream has no history: what happened before is for
+/// `opened` to read from the server's state), then `on` with each event record, until the
+/// stream ends, fails, or `stop` is set (checked every 250 ms). `Ok(())` when it ended or
+/// was stopped.
 pub fn events(
     addr: &str,
     token: &str,
     stop: &AtomicBool,
+    mut opened: impl FnMut(),
     mut on: impl FnMut(EventRecordDto),
 ) -> std::io::Result<()> {
     let sock = addr
@@ -214,6 +217,7 @@ pub fn events(
                 let c = h.contains("transfer-encoding: chunked");
                 raw.drain(..p + 4);
                 head = Some(c);
+                opened();
                 c
             }
         };

@@ -61,7 +61,12 @@ impl Injection {
     /// One line: what is done.
     pub fn describe(&self) -> String {
         match self {
-            Injection::ProxyDown { proxies } => format!("proxies {} disabled", proxies.join(", ")),
+            Injection::ProxyDown { proxies } => {
+                format!(
+                    "proxies {} black-holed (timeout toxic 0)",
+                    proxies.join(", ")
+                )
+            }
             Injection::Toxic {
                 proxies,
                 kind,

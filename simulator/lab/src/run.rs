@@ -69,6 +69,41 @@ pub struct LabOptions {
     pub keep: bool,
     /// Set by Ctrl-C / SIGTERM: stop, clean up, and report what was seen.
     pub interrupt: Arc<AtomicBool>,
+    /// The publications after the initial catalog, e.g. the simulator's own (`lab
+    /// fidelity`); `None`: drawn from the seed at the scenario's `publish_per_hour`.
+    pub publications: Option<Vec<Publication>>,
+}
+
+/// One publication at the origin during the run. An item the origin already has gets a
+/// ~1% edit of its bytes (as the simulator edits: delta sync moves little); a new one
+/// gets `size` fresh bytes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Publication {
+    /// When, from the run's start.
+    pub at: Duration,
+    /// The item (the simulator's names: `p0-00004`).
+    pub item: String,
+    /// Its class.
+    pub class: Priority,
+    /// Its size when new.
+    pub size: u64,
+}
+
+/// An item's name as the simulator gives it: class and a run-wide number (`p1-00007`).
+pub fn item_name(class: Priority, n: u64) -> String {
+    format!("{}-{n:05}", class.to_string().to_lowercase())
+}
+
+/// `bytes` with a run of ~1% of them changed at a drawn place: the simulator's edit.
+fn edit(bytes: &mut [u8], rng: &mut Rng) {
+    if bytes.is_empty() {
+        return;
+    }
+    let n = (bytes.len() / 100).max(1);
+    let at = (rng.next() % (bytes.len() - n + 1) as u64) as usize;
+    for b in &mut bytes[at..at + n] {
+        *b = b.wrapping_add(1);
+    }
 }
 
 /// What a lab run gives back.
@@ -150,6 +185,12 @@ struct Shared {
     /// Reads refused because stored chunks failed verification: (when, tower, item, the
     /// chunks the answer named). See [`order_repairs`].
     repairs: Mutex<Vec<Repair>>,
+    /// (when, tower, its active link) read from a tower's status each time its event
+    /// stream (re)connects: the choice made before the reader was there. Not an event of
+    /// the tower (the KPIs would count it as a failover); only steadiness reads it.
+    links_read: Mutex<Vec<(Time, usize, Option<LinkKind>)>>,
+    /// Tower event streams opened (reconnections included).
+    streams_opened: std::sync::atomic::AtomicUsize,
 }
 
 /// A read answered 503 "repairing", with the chunks the tower named.
@@ -184,12 +225,15 @@ struct Lab {
     towers: Vec<Addrs>,
     proxy_api: String,
     run_dir: PathBuf,
-    /// Active link-down faults per proxy (overlapping faults on one link).
-    proxy_down: BTreeMap<String, u32>,
     /// Audit lines of the lab's own injections (signals, proxy calls).
     audit: std::fs::File,
     /// The planted bug, if any.
     plant: Option<String>,
+    /// Per uplink proxy: (tower, link, bytes through it in both directions when last
+    /// read from the proxy's `/metrics`).
+    link_bytes: BTreeMap<String, (usize, LinkKind, u64)>,
+    /// Every item's latest bytes (what an edit changes).
+    content: BTreeMap<String, Vec<u8>>,
 }
 
 fn auth(token: &str) -> String {
@@ -319,6 +363,8 @@ pub fn run(o: LabOptions) -> Result<LabRun> {
         stop_events: AtomicBool::new(false),
         warnings: Mutex::new(Vec::new()),
         repairs: Mutex::new(Vec::new()),
+        links_read: Mutex::new(Vec::new()),
+        streams_opened: std::sync::atomic::AtomicUsize::new(0),
     });
     let mut lab = Lab {
         sc: sc.clone(),
@@ -331,9 +377,10 @@ pub fn run(o: LabOptions) -> Result<LabRun> {
         towers: Vec::new(),
         proxy_api: String::new(),
         run_dir: run_dir.clone(),
-        proxy_down: BTreeMap::new(),
         audit,
         plant: o.plant.clone(),
+        link_bytes: BTreeMap::new(),
+        content: BTreeMap::new(),
     };
     let mut threads = Vec::new();
     let outcome = lab.drive(&o, &planned, &mut threads);
@@ -354,7 +401,17 @@ pub fn run(o: LabOptions) -> Result<LabRun> {
     let entries = std::mem::take(&mut *lock(&shared.log.entries));
     let warnings = lock(&shared.warnings).clone();
     let repairs = std::mem::take(&mut *lock(&shared.repairs));
-    let (report, series) = judge(&sc, o.seed, &planned, entries, &repairs);
+    let links_read = std::mem::take(&mut *lock(&shared.links_read));
+    let dump = keep_dir.then(|| run_dir.join("observations.log"));
+    let (report, series) = judge(
+        &sc,
+        o.seed,
+        &planned,
+        entries,
+        &repairs,
+        &links_read,
+        dump.as_deref(),
+    );
     Ok(LabRun {
         report,
         series,
@@ -443,6 +500,8 @@ impl Lab {
         let mut populate = Vec::new();
         for (i, t) in sc.towers.iter().enumerate() {
             for l in &t.links {
+                self.link_bytes
+                    .insert(proxy_name(i, l.kind), (i, l.kind, 0));
                 populate.push(serde_json::json!({
                     "name": proxy_name(i, l.kind),
                     "listen": "127.0.0.1:0",
@@ -480,17 +539,6 @@ impl Lab {
             let s = self.shared.clone();
             let admin = self.origin.admin.clone();
             threads.push(std::thread::spawn(move || origin_events(&s, &admin)));
-        }
-        // The initial catalog.
-        let mut rng = Rng::new(o.seed, 1);
-        let mut n = 0u32;
-        for group in &sc.workload.catalog {
-            for _ in 0..group.items {
-                n += 1;
-                let id = format!("{}-item-{n}", group.priority);
-                let bytes = rng.bytes(group.bytes as usize);
-                self.publish(&id, group.priority, &bytes)?;
-            }
         }
         // The towers.
         for (i, t) in sc.towers.iter().enumerate() {
@@ -543,9 +591,19 @@ impl Lab {
                     )
                     .as_secs()
                     .to_string(),
-                // Short runs: give up on a request to the origin after 3 s.
+                // The scenario's request timeout (the simulator runs the same); without
+                // one, the logic's default, as in the simulator.
                 "--request-timeout-s".into(),
-                "3".into(),
+                t.request_timeout
+                    .unwrap_or(
+                        sovereign_logic::tower::TowerConfig::new(
+                            sovereign_logic::protocol::TowerId(0),
+                            &[LinkKind::Fibre],
+                        )
+                        .request_timeout,
+                    )
+                    .as_secs()
+                    .to_string(),
                 // Every device of the lab reads from 127.0.0.1: no per-address limits.
                 "--read-rate-per-s".into(),
                 "0".into(),
@@ -586,6 +644,31 @@ impl Lab {
             let admin = self.towers[i].admin.clone();
             threads.push(std::thread::spawn(move || tower_events(&s, i, &admin)));
         }
+        // The initial catalog, once every tower's event stream is open (the streams have
+        // no history: a version made servable before its reader connected would be
+        // missing from the freshness samples).
+        let deadline = Instant::now() + START_TIMEOUT;
+        while self.shared.streams_opened.load(Ordering::Relaxed) < sc.towers.len() {
+            if Instant::now() > deadline {
+                bail!("the towers' event streams did not open within {START_TIMEOUT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Named as the simulator names them (one run-wide counter), so that `lab
+        // fidelity` can publish the simulator's own schedule.
+        let mut rng = Rng::new(o.seed, 1);
+        let mut next_item = 0u64;
+        let mut of_class: BTreeMap<Priority, Vec<String>> = BTreeMap::new();
+        for group in &sc.workload.catalog {
+            for _ in 0..group.items {
+                next_item += 1;
+                let id = item_name(group.priority, next_item);
+                let bytes = rng.bytes(group.bytes as usize);
+                self.publish(&id, group.priority, &bytes)?;
+                of_class.entry(group.priority).or_default().push(id.clone());
+                self.content.insert(id, bytes);
+            }
+        }
         // The devices.
         let mut d = 0usize;
         for (i, t) in sc.towers.iter().enumerate() {
@@ -614,19 +697,46 @@ impl Lab {
             }
         }
         actions.sort_by_key(|a| (a.0, a.1, a.2)); // an end before a start at the same time
-        let mut publications: Vec<(Duration, Priority)> = Vec::new();
+        // Publications: given, or drawn as the simulator draws them (each one an edit of
+        // an item of its class half the time, else a new item).
         let mut prng = Rng::new(o.seed, 2);
-        for (c, rate) in sc.workload.publish_per_hour.iter().enumerate() {
-            let mut t = Duration::ZERO;
-            while let Some(w) = prng.wait(*rate) {
-                t += w;
-                if t >= sc.duration {
-                    break;
+        let publications: Vec<Publication> = match &o.publications {
+            Some(p) => p.clone(),
+            None => {
+                let mut drawn: Vec<(Duration, Priority)> = Vec::new();
+                for (c, rate) in sc.workload.publish_per_hour.iter().enumerate() {
+                    let mut t = Duration::ZERO;
+                    while let Some(w) = prng.wait(*rate) {
+                        t += w;
+                        if t >= sc.duration {
+                            break;
+                        }
+                        drawn.push((t, Priority::ALL[c]));
+                    }
                 }
-                publications.push((t, Priority::ALL[c]));
+                drawn.sort_by_key(|p| p.0);
+                drawn
+                    .into_iter()
+                    .map(|(at, class)| {
+                        let same = of_class.entry(class).or_default();
+                        let item = if !same.is_empty() && prng.unit() < 0.5 {
+                            same[(prng.next() % same.len() as u64) as usize].clone()
+                        } else {
+                            next_item += 1;
+                            let id = item_name(class, next_item);
+                            same.push(id.clone());
+                            id
+                        };
+                        Publication {
+                            at,
+                            item,
+                            class,
+                            size: sc.workload.publish_bytes[class.index()],
+                        }
+                    })
+                    .collect()
             }
-        }
-        publications.sort_by_key(|p| p.0);
+        };
         let mut active: BTreeSet<usize> = BTreeSet::new();
         let (mut next_action, mut next_pub) = (0usize, 0usize);
         let mut next_backlog = Duration::ZERO;
@@ -648,27 +758,23 @@ impl Lab {
                     self.lift(&planned[k])?;
                 }
             }
-            while next_pub < publications.len() && publications[next_pub].0 <= now {
-                let class = publications[next_pub].1;
+            while next_pub < publications.len() && publications[next_pub].at <= now {
+                let p = &publications[next_pub];
                 next_pub += 1;
-                let id = {
-                    let items = lock(&self.shared.items);
-                    let same: Vec<&ItemId> = items
-                        .iter()
-                        .filter(|i| i.0.starts_with(&format!("{class}-")))
-                        .collect();
-                    if same.is_empty() {
-                        format!("{class}-item-pub{next_pub}")
-                    } else {
-                        same[(prng.next() % same.len() as u64) as usize].0.clone()
+                let bytes = match self.content.get_mut(&p.item) {
+                    Some(b) => {
+                        edit(b, &mut prng);
+                        b.clone()
                     }
+                    None => prng.bytes(p.size as usize),
                 };
-                let bytes = prng.bytes(sc.workload.publish_bytes[class.index()] as usize);
-                self.publish(&id, class, &bytes)?;
+                self.publish(&p.item, p.class, &bytes)?;
+                self.content.insert(p.item.clone(), bytes);
             }
             if now >= next_backlog {
                 next_backlog = now + Duration::from_secs(1);
                 self.sample_backlog();
+                self.sample_links();
             }
             if now >= sc.duration {
                 break;
@@ -701,8 +807,10 @@ impl Lab {
                 break;
             }
             self.sample_backlog();
+            self.sample_links();
             std::thread::sleep(Duration::from_millis(500));
         }
+        self.sample_links();
         // Let the devices' last operations settle, then the end.
         self.shared.stop_reads.store(true, Ordering::Relaxed);
         let outboxes = self.outboxes();
@@ -850,24 +958,6 @@ impl Lab {
         Ok(())
     }
 
-    fn set_proxy(&mut self, proxy: &str, enabled: bool) -> Result<()> {
-        let r = call(
-            "POST",
-            &self.proxy_api,
-            &format!("/proxies/{proxy}"),
-            None,
-            serde_json::json!({ "enabled": enabled })
-                .to_string()
-                .as_bytes(),
-        )?;
-        expect(
-            r,
-            &[200],
-            &format!("setting proxy {proxy} enabled={enabled}"),
-        )?;
-        Ok(())
-    }
-
     fn inject(&mut self, p: &Planned) -> Result<()> {
         let at = now_us();
         self.audit(
@@ -876,11 +966,27 @@ impl Lab {
         );
         match &p.injection {
             Injection::ProxyDown { proxies } => {
+                // A cut link is a black hole, as in the simulator: nothing gets through
+                // and nothing answers (Toxiproxy's `timeout` toxic with 0: connections
+                // stay open, data is dropped). Disabling the proxy instead refuses
+                // connections at once, which no cut fibre does and which let the real
+                // tower fail over faster than any real one could.
                 for x in proxies {
-                    let n = self.proxy_down.entry(x.clone()).or_insert(0);
-                    *n += 1;
-                    if *n == 1 {
-                        self.set_proxy(x, false)?;
+                    for stream in ["downstream", "upstream"] {
+                        let body = serde_json::json!({
+                            "name": format!("f{}-down-{stream}", p.id),
+                            "type": "timeout",
+                            "stream": stream,
+                            "attributes": { "timeout": 0 },
+                        });
+                        let r = call(
+                            "POST",
+                            &self.proxy_api,
+                            &format!("/proxies/{x}/toxics"),
+                            None,
+                            body.to_string().as_bytes(),
+                        )?;
+                        expect(r, &[200], &format!("cutting {x}"))?;
                     }
                 }
             }
@@ -960,10 +1066,15 @@ impl Lab {
         match &p.injection {
             Injection::ProxyDown { proxies } => {
                 for x in proxies {
-                    let n = self.proxy_down.entry(x.clone()).or_insert(1);
-                    *n = n.saturating_sub(1);
-                    if *n == 0 {
-                        self.set_proxy(x, true)?;
+                    for stream in ["downstream", "upstream"] {
+                        let r = call(
+                            "DELETE",
+                            &self.proxy_api,
+                            &format!("/proxies/{x}/toxics/f{}-down-{stream}", p.id),
+                            None,
+                            b"",
+                        )?;
+                        expect(r, &[204], &format!("mending {x}"))?;
                     }
                 }
             }
@@ -1035,6 +1146,46 @@ impl Lab {
     /// Once a second: each tower's outbox (`Backlog`), and each server's storage health
     /// (`StorageError` while `/admin/status` says a storage call is failing or the disk
     /// is full — the detection signal of disk faults, at this resolution).
+    /// The bytes that crossed each uplink proxy since the last reading, both directions,
+    /// as the simulator counts a link's bytes: every byte on the wire (HTTP, catalog
+    /// polls, manifests, chunks, forwards, probes).
+    fn sample_links(&mut self) {
+        let Ok(r) = call("GET", &self.proxy_api, "/metrics", None, b"") else {
+            return;
+        };
+        if r.status != 200 {
+            return;
+        }
+        let mut now: BTreeMap<String, u64> = BTreeMap::new();
+        for line in r.text().lines() {
+            let Some(rest) = line.strip_prefix("sovereign_proxy_bytes_total{proxy=\"") else {
+                continue;
+            };
+            let Some((name, rest)) = rest.split_once('"') else {
+                continue;
+            };
+            let Some(v) = rest.rsplit(' ').next().and_then(|v| v.parse::<u64>().ok()) else {
+                continue;
+            };
+            *now.entry(name.to_string()).or_insert(0) += v;
+        }
+        for (name, (tower, link, seen)) in &mut self.link_bytes {
+            let Some(&total) = now.get(name) else {
+                continue;
+            };
+            // A counter below the last reading was reset: all of it is new.
+            let new = if total >= *seen { total - *seen } else { total };
+            if new > 0 {
+                self.shared.log.now(Obs::Transfer {
+                    tower: *tower,
+                    link: *link,
+                    bytes: new,
+                });
+            }
+            *seen = total;
+        }
+    }
+
     fn sample_backlog(&self) {
         for i in 0..self.towers.len() {
             if let Some(o) = self.outbox(i) {
@@ -1130,21 +1281,25 @@ fn ledger(admin: &str) -> Result<(u128, u128)> {
 /// Read tower `i`'s event stream until the run ends, reconnecting after a restart.
 fn tower_events(s: &Shared, i: usize, admin: &str) {
     while !s.stop_events.load(Ordering::Relaxed) {
-        let r = http::events(admin, VIEWER, &s.stop_events, |rec| {
+        // The stream has no history: the link the tower chose before this reader
+        // connected (at boot, after a restart) is read from its status.
+        let opened = || {
+            s.streams_opened.fetch_add(1, Ordering::Relaxed);
+            let Ok(r) = call("GET", admin, "/admin/status", Some(VIEWER), b"") else {
+                return;
+            };
+            let to = r
+                .json()
+                .ok()
+                .and_then(|v| v["active_link"].as_str()?.parse::<LinkKind>().ok());
+            let at = s.log.stamp(now_us());
+            lock(&s.links_read).push((at, i, to));
+        };
+        let r = http::events(admin, VIEWER, &s.stop_events, opened, |rec| {
             let Ok(event) = rec.event.to_event() else {
                 s.warn(format!("an event of tower {i} did not decode: {rec:?}"));
                 return;
             };
-            if let Event::ChunkVerified { bytes, link, .. } = &event {
-                s.log.at(
-                    rec.at_unix_us,
-                    Obs::Transfer {
-                        tower: i,
-                        link: *link,
-                        bytes: *bytes,
-                    },
-                );
-            }
             s.log.at(rec.at_unix_us, Obs::Tower { tower: i, event });
         });
         if r.is_err() {
@@ -1157,47 +1312,55 @@ fn tower_events(s: &Shared, i: usize, admin: &str) {
 /// `Applied` and the ledger after it.
 fn origin_events(s: &Shared, admin: &str) {
     while !s.stop_events.load(Ordering::Relaxed) {
-        let r = http::events(admin, VIEWER, &s.stop_events, |rec| {
-            let Ok(event) = rec.event.to_event() else {
-                s.warn(format!("an event of the origin did not decode: {rec:?}"));
-                return;
-            };
-            if let Event::OpApplied {
-                key,
-                outcome: OpOutcome::Applied { .. },
-            } = &event
-            {
-                let known = lock(&s.submitted).get(key).copied();
-                let (fingerprint, amount_minor) = match known {
-                    Some(k) => k,
-                    None => {
-                        s.warn(format!(
-                            "the origin applied {key}, which no lab device submitted"
-                        ));
-                        (ChunkHash([0; 32]), None)
-                    }
+        let r = http::events(
+            admin,
+            VIEWER,
+            &s.stop_events,
+            || {},
+            |rec| {
+                let Ok(event) = rec.event.to_event() else {
+                    s.warn(format!("an event of the origin did not decode: {rec:?}"));
+                    return;
                 };
-                s.log.at(
-                    rec.at_unix_us,
-                    Obs::Applied {
-                        key: key.clone(),
-                        fingerprint,
-                        amount_minor,
-                    },
-                );
-                match ledger(admin) {
-                    Ok((contributed, held)) => s.log.now(Obs::Ledger {
-                        contributed,
-                        // The admin API has no withdrawn total; the lab's devices never
-                        // withdraw, so it is 0.
-                        withdrawn: 0,
-                        held,
-                    }),
-                    Err(e) => s.warn(format!("could not read the ledger after an apply: {e:#}")),
+                if let Event::OpApplied {
+                    key,
+                    outcome: OpOutcome::Applied { .. },
+                } = &event
+                {
+                    let known = lock(&s.submitted).get(key).copied();
+                    let (fingerprint, amount_minor) = match known {
+                        Some(k) => k,
+                        None => {
+                            s.warn(format!(
+                                "the origin applied {key}, which no lab device submitted"
+                            ));
+                            (ChunkHash([0; 32]), None)
+                        }
+                    };
+                    s.log.at(
+                        rec.at_unix_us,
+                        Obs::Applied {
+                            key: key.clone(),
+                            fingerprint,
+                            amount_minor,
+                        },
+                    );
+                    match ledger(admin) {
+                        Ok((contributed, held)) => s.log.now(Obs::Ledger {
+                            contributed,
+                            // The admin API has no withdrawn total; the lab's devices never
+                            // withdraw, so it is 0.
+                            withdrawn: 0,
+                            held,
+                        }),
+                        Err(e) => {
+                            s.warn(format!("could not read the ledger after an apply: {e:#}"))
+                        }
+                    }
                 }
-            }
-            s.log.at(rec.at_unix_us, Obs::Origin { event });
-        });
+                s.log.at(rec.at_unix_us, Obs::Origin { event });
+            },
+        );
         if r.is_err() {
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -1566,7 +1729,15 @@ fn submit(
 /// Insert [`Obs::Steady`] where a tower's steadiness changes, as the simulator reports
 /// it: running, not frozen, on its most preferred link that no fault holds down. (The
 /// lab's towers run without power telemetry: always in Normal mode.)
-fn derive_steady(sc: &Scenario, planned: &[Planned], log: Vec<Stamped>) -> Vec<Stamped> {
+///
+/// `links_read`: each tower's active link as read from its status when its event stream
+/// (re)connected, applied in time order with the log.
+fn derive_steady(
+    sc: &Scenario,
+    planned: &[Planned],
+    log: Vec<Stamped>,
+    links_read: &[(Time, usize, Option<LinkKind>)],
+) -> Vec<Stamped> {
     struct T {
         up: bool,
         paused: bool,
@@ -1602,16 +1773,31 @@ fn derive_steady(sc: &Scenario, planned: &[Planned], log: Vec<Stamped>) -> Vec<S
         }
     };
     let mut out = Vec::with_capacity(log.len() * 2);
+    let mut reads = {
+        let mut r = links_read.to_vec();
+        r.sort_by_key(|x| x.0);
+        r.into_iter().peekable()
+    };
     for s in log {
         let mut touched: Option<Vec<usize>> = None;
+        let mut read_now = Vec::new();
+        while let Some((_, tower, to)) = reads.next_if(|r| r.0 <= s.at) {
+            if let Some(t) = towers.get_mut(tower) {
+                t.active = to;
+                read_now.push(tower);
+            }
+        }
         match &s.obs {
             Obs::TowerUp { tower } => {
                 towers[*tower].up = true;
-                towers[*tower].active = None;
                 touched = Some(vec![*tower]);
             }
+            // A stopped tower has no link; the next incarnation's choice comes as an
+            // `ActiveLink` (its event, or its status read when the event stream
+            // reconnects), which may be seen before the lab logs `TowerUp`.
             Obs::TowerDown { tower, .. } => {
                 towers[*tower].up = false;
+                towers[*tower].active = None;
                 touched = Some(vec![*tower]);
             }
             Obs::Tower {
@@ -1641,7 +1827,9 @@ fn derive_steady(sc: &Scenario, planned: &[Planned], log: Vec<Stamped>) -> Vec<S
         }
         let at = s.at;
         out.push(s);
-        for i in touched.unwrap_or_default() {
+        let mut touched = touched.unwrap_or_default();
+        touched.extend(read_now);
+        for i in touched {
             let t = &mut towers[i];
             let mut kinds: Vec<LinkKind> = sc.towers[i].links.iter().map(|l| l.kind).collect();
             kinds.sort();
@@ -1670,10 +1858,20 @@ fn judge(
     planned: &[Planned],
     mut log: Vec<Stamped>,
     repairs: &[Repair],
+    links_read: &[(Time, usize, Option<LinkKind>)],
+    dump: Option<&Path>,
 ) -> (RunReport, RunSeries) {
     log.sort_by_key(|s| s.at); // stable: what was recorded together stays in order
     let log = order_repairs(log, repairs);
-    let log = derive_steady(sc, planned, log);
+    let log = derive_steady(sc, planned, log, links_read);
+    if let Some(path) = dump {
+        // `--keep`: the observation log as the oracles and KPIs read it, one per line.
+        let text: String = log
+            .iter()
+            .map(|s| format!("{} {:?}\n", s.at, s.obs))
+            .collect();
+        let _ = std::fs::write(path, text);
+    }
     let enabled = lab_invariants(sc);
     let mut oracles = Oracles::new(&enabled);
     let mut kpis = KpiScan::default();
