@@ -2,15 +2,19 @@
 //! same verdict and KPIs as `sim run`, write the same reports; `lab down` kills what a
 //! crashed run left.
 //!
+//! `lab fidelity` runs a scenario in both worlds and prints the comparison
+//! (`sovereign_lab::fidelity`).
+//!
 //! Not covered: the run itself (`sovereign_lab::run`).
 
 use crate::report::Exports;
-use crate::{BUILD, LabDownArgs, LabRunArgs};
+use crate::{BUILD, LabDownArgs, LabFidelityArgs, LabRunArgs};
 use anyhow::{Context, Result, anyhow, bail};
+use sovereign_lab::Publication;
 use sovereign_report::RunData;
 use sovereign_report::junit::{TestCase, junit_xml};
 use sovereign_sim::failure::shell_quote;
-use sovereign_sim::scenario::parse_file;
+use sovereign_sim::scenario::{Scenario, format_duration, parse_file};
 use std::path::PathBuf;
 
 /// Exit code of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
@@ -60,28 +64,17 @@ pub fn run(a: LabRunArgs) -> Result<u8> {
     for n in &notes {
         println!("{n}");
     }
-    let exe = std::env::current_exe().context("finding the sovereign executable")?;
-    let interrupt = sovereign_lab::interrupt_flag()?;
-    let run = sovereign_lab::run(sovereign_lab::LabOptions {
-        file: source.clone(),
-        scenario: scenario.clone(),
+    let run = match start(
+        &scenario,
+        &source,
         seed,
-        plant: a.plant.clone(),
-        exe,
-        state_dir: a
-            .state_dir
-            .clone()
-            .unwrap_or_else(sovereign_lab::default_state_dir),
-        keep: a.keep,
-        interrupt: interrupt.clone(),
-    });
-    let run = match run {
+        a.plant.clone(),
+        a.state_dir,
+        a.keep,
+        None,
+    )? {
         Ok(r) => r,
-        Err(e) if interrupt.load(std::sync::atomic::Ordering::Relaxed) => {
-            eprintln!("error: {e:#}");
-            return Ok(EXIT_INTERRUPTED);
-        }
-        Err(e) => return Err(e),
+        Err(code) => return Ok(code),
     };
     if a.keep {
         println!("run directory (kept): {}", run.run_dir.display());
@@ -123,6 +116,174 @@ pub fn run(a: LabRunArgs) -> Result<u8> {
         println!("junit: {}", path.display());
     }
     Ok(run.report.exit_code())
+}
+
+/// Run the lab: `Err(code)` when Ctrl-C or SIGTERM stopped it.
+fn start(
+    scenario: &Scenario,
+    source: &str,
+    seed: u64,
+    plant: Option<String>,
+    state_dir: Option<PathBuf>,
+    keep: bool,
+    publications: Option<Vec<Publication>>,
+) -> Result<std::result::Result<sovereign_lab::LabRun, u8>> {
+    let exe = std::env::current_exe().context("finding the sovereign executable")?;
+    let interrupt = sovereign_lab::interrupt_flag()?;
+    let run = sovereign_lab::run(sovereign_lab::LabOptions {
+        file: source.to_string(),
+        scenario: scenario.clone(),
+        seed,
+        plant,
+        exe,
+        state_dir: state_dir.unwrap_or_else(sovereign_lab::default_state_dir),
+        keep,
+        interrupt: interrupt.clone(),
+        publications,
+    });
+    match run {
+        Ok(r) => Ok(Ok(r)),
+        Err(e) if interrupt.load(std::sync::atomic::Ordering::Relaxed) => {
+            eprintln!("error: {e:#}");
+            Ok(Err(EXIT_INTERRUPTED))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `sovereign lab fidelity`: the simulator first (seconds), then the lab (the scenario's
+/// duration in wall-clock time), then the table.
+pub fn fidelity(a: LabFidelityArgs) -> Result<u8> {
+    let scenario = parse_file(&a.scenario).map_err(|e| anyhow!("{e}"))?;
+    let seed = a.seed.unwrap_or(scenario.seed);
+    let source = a.scenario.display().to_string();
+    sovereign_lab::plan::plan(&scenario, &source)?;
+    println!("scenario: {} ({source})", scenario.name);
+    println!("seed: {seed}");
+    // The simulator first; its publications become the lab's, so that both worlds
+    // publish the same items at the same times.
+    let mut world = sovereign_sim::World::new(
+        &scenario,
+        &sovereign_sim::RunOptions {
+            seed,
+            plant: None,
+            record_trace: false,
+            schedule: None,
+        },
+    );
+    let mut published = Published::new(&scenario);
+    world.run_observed(&mut published);
+    let sim = world.finish();
+    println!(
+        "simulator: exit {}, {} violations, trace-hash {}",
+        sim.exit_code(),
+        sim.violations.len(),
+        sim.trace_hash
+    );
+    println!(
+        "simulator: {} publications after the initial catalog; the lab publishes the same",
+        published.after.len()
+    );
+    println!("lab: running for {} …", format_duration(scenario.duration));
+    let lab = match start(
+        &scenario,
+        &source,
+        seed,
+        None,
+        a.state_dir,
+        a.keep,
+        Some(published.after),
+    )? {
+        Ok(r) => r,
+        Err(code) => return Ok(code),
+    };
+    println!(
+        "lab: exit {}, {} violations, {} warnings",
+        lab.report.exit_code(),
+        lab.report.violations.len(),
+        lab.warnings.len()
+    );
+    if a.keep {
+        println!("run directory (kept): {}", lab.run_dir.display());
+    }
+    for (world, r) in [("simulator", &sim), ("lab", &lab.report)] {
+        for v in &r.violations {
+            println!("{world}: VIOLATION {} at {}: {}", v.oracle, v.at, v.detail);
+        }
+    }
+    let rows = sovereign_lab::fidelity::compare(&scenario, &sim.kpis, &lab.report.kpis);
+    for line in sovereign_lab::fidelity::table(&rows) {
+        println!("{line}");
+    }
+    let outside = rows.iter().filter(|r| r.verdict().fails()).count();
+    let compared = rows
+        .iter()
+        .filter(|r| r.verdict() != sovereign_lab::fidelity::Verdict::NotCompared)
+        .count();
+    println!(
+        "fidelity: {} of {compared} compared KPIs within tolerance",
+        compared - outside
+    );
+    if let Some(path) = &a.json {
+        let doc = sovereign_lab::fidelity::Comparison {
+            scenario: scenario.name.clone(),
+            seed,
+            sim_exit: sim.exit_code(),
+            lab_exit: lab.report.exit_code(),
+            rows: &rows,
+        };
+        let text = serde_json::to_string_pretty(&doc).context("serialising the comparison")?;
+        std::fs::write(path, text + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("json: {}", path.display());
+    }
+    Ok(
+        if outside > 0 || sim.exit_code() != 0 || lab.report.exit_code() != 0 {
+            1
+        } else {
+            0
+        },
+    )
+}
+
+/// The simulator's publications after its initial catalog (which both worlds publish
+/// before the towers start, under the same names; its versions become durable shortly
+/// after time 0).
+struct Published {
+    initial: std::collections::BTreeSet<String>,
+    after: Vec<Publication>,
+}
+
+impl Published {
+    fn new(sc: &Scenario) -> Published {
+        let mut initial = std::collections::BTreeSet::new();
+        let mut n = 0;
+        for group in &sc.workload.catalog {
+            for _ in 0..group.items {
+                n += 1;
+                initial.insert(sovereign_lab::item_name(group.priority, n));
+            }
+        }
+        Published {
+            initial,
+            after: Vec::new(),
+        }
+    }
+}
+
+impl sovereign_sim::Observer for Published {
+    fn observe(&mut self, s: &sovereign_sim::obs::Stamped) {
+        if let sovereign_sim::obs::Obs::Published { manifest } = &s.obs {
+            if manifest.version > 1 || !self.initial.contains(&manifest.item.0) {
+                self.after.push(Publication {
+                    at: std::time::Duration::from_micros(s.at.as_micros()),
+                    item: manifest.item.0.clone(),
+                    class: manifest.priority,
+                    size: manifest.size,
+                });
+            }
+        }
+    }
 }
 
 /// `sovereign lab down`.

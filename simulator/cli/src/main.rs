@@ -86,6 +86,31 @@ enum LabCommand {
     Run(LabRunArgs),
     /// Kill every process a lab run (one that crashed, or is still running) left behind.
     Down(LabDownArgs),
+    /// Run a scenario in the simulator and in the lab and print each KPI of both, the
+    /// ratio and the tolerance claimed for it (docs/FIDELITY.md); exit 1 when a KPI is
+    /// outside its tolerance or either run fails its own checks.
+    Fidelity(LabFidelityArgs),
+}
+
+/// Raw flags of `lab fidelity`.
+#[derive(Args, Debug)]
+pub struct LabFidelityArgs {
+    /// The scenario file (see scenarios/lab/).
+    pub scenario: PathBuf,
+    /// The seed of both runs (default: the scenario's own).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Write the comparison as JSON here (every row: both values, ratio, tolerance,
+    /// verdict, reason).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Keep the lab run's directory (data and logs of every server).
+    #[arg(long)]
+    pub keep: bool,
+    /// Where the lab run records its processes for `lab down` (default:
+    /// $TMPDIR/sovereign-lab).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 /// Raw flags of `lab run`.
@@ -420,6 +445,7 @@ fn main() -> ExitCode {
         Some(Command::Proxy(c)) => server(sovereign_proxy::cli::run(c)),
         Some(Command::Lab(LabCommand::Run(a))) => lab::run(a),
         Some(Command::Lab(LabCommand::Down(a))) => lab::down(a),
+        Some(Command::Lab(LabCommand::Fidelity(a))) => lab::fidelity(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

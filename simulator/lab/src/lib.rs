@@ -11,7 +11,8 @@
 //! - [`plan`]: each fault kind's real injection, and the refusals (kinds, targets,
 //!   parameters, scenario options the lab cannot carry out; oracles it cannot feed);
 //! - [`run`]: one run, from start to report ([`run::run`]);
-//! - [`http`]: the small blocking HTTP client and event-stream reader it uses.
+//! - [`http`]: the small blocking HTTP client and event-stream reader it uses;
+//! - [`fidelity`]: the simulator's KPIs against the lab's, with the tolerances claimed.
 //!
 //! Not covered: the container backend, Wi-Fi and power faults, nemesis faults, device
 //! misuse, clock faults (docs/LAB.md says what is real and what is not).
@@ -19,12 +20,13 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod fidelity;
 pub mod http;
 pub mod plan;
 pub mod run;
 
 pub use backend::{default_state_dir, down};
-pub use run::{LabOptions, LabRun, run};
+pub use run::{LabOptions, LabRun, Publication, item_name, run};
 
 /// Planted bugs the lab can switch on in its towers, each refused unless explicitly
 /// allowed: `skip-verify` and `no-failover` are `tower serve --plant`; `lying-fsync` is
