@@ -26,6 +26,25 @@ struct Tmux {
 }
 
 impl Tmux {
+    /// A detached session `width` × `height` in `dir` running `cmd`.
+    fn start(&self, width: u16, height: u16, dir: &std::path::Path, cmd: &str) {
+        let (w, h) = (width.to_string(), height.to_string());
+        let o = self.cmd(&[
+            "new-session",
+            "-d",
+            "-s",
+            &self.session,
+            "-x",
+            &w,
+            "-y",
+            &h,
+            "-c",
+            dir.to_str().expect("utf-8 path"),
+            cmd,
+        ]);
+        assert!(o.status.success(), "new-session: {o:?}");
+    }
+
     fn cmd(&self, args: &[&str]) -> Output {
         Command::new("tmux")
             .arg("-L")
@@ -73,6 +92,23 @@ impl Tmux {
     }
 }
 
+/// Whether tmux runs here; without it the test is skipped loudly, and under `CI` fails.
+fn tmux_here(test: &str) -> bool {
+    if Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "tmux is not installed, and CI must run this test (apt-get install tmux)"
+    );
+    eprintln!("\n*** SKIP {test}: `tmux -V` failed; nothing was driven in a terminal ***\n");
+    false
+}
+
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = self.cmd(&["kill-server"]);
@@ -82,19 +118,7 @@ impl Drop for Tmux {
 #[test]
 fn console_pauses_steps_injects_and_quits_in_tmux() {
     // Goal: an operator's key presses do what the screen then shows, in a real terminal.
-    if Command::new("tmux")
-        .arg("-V")
-        .output()
-        .map_or(true, |o| !o.status.success())
-    {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "tmux is not installed, and CI must run this test (apt-get install tmux)"
-        );
-        eprintln!(
-            "\n*** SKIP console_pauses_steps_injects_and_quits_in_tmux: `tmux -V` failed; the \
-             console was NOT driven in a terminal ***\n"
-        );
+    if !tmux_here("console_pauses_steps_injects_and_quits_in_tmux") {
         return;
     }
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -110,20 +134,7 @@ fn console_pauses_steps_injects_and_quits_in_tmux() {
         "{bin} console scenarios/baseline.toml --seed 1 --operator tester --out {}",
         journal.display()
     );
-    let o = t.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        &t.session,
-        "-x",
-        "100",
-        "-y",
-        "30",
-        "-c",
-        repo.to_str().expect("utf-8 path"),
-        &cmd,
-    ]);
-    assert!(o.status.success(), "new-session: {o:?}");
+    t.start(100, 30, &repo, &cmd);
 
     let s = t.wait_for("the console", |s| {
         s.contains("sovereign · baseline · seed 1")
@@ -180,16 +191,7 @@ fn a_game_day_in_tmux_takes_a_no_and_refuses_an_injection_outside_its_radius() {
     // Goal: the operator's loop of a game day in a real terminal: a checklist item
     // answered "no" with what they saw, a crash on the control tower (outside the blast
     // radius) held until they type why, and both in the lessons learned.
-    if Command::new("tmux")
-        .arg("-V")
-        .output()
-        .map_or(true, |o| !o.status.success())
-    {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "tmux is not installed, and CI must run this test (apt-get install tmux)"
-        );
-        eprintln!("\n*** SKIP: `tmux -V` failed; the game day was NOT driven ***\n");
+    if !tmux_here("a_game_day_in_tmux_takes_a_no_and_refuses_an_injection_outside_its_radius") {
         return;
     }
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -205,20 +207,7 @@ fn a_game_day_in_tmux_takes_a_no_and_refuses_an_injection_outside_its_radius() {
         env!("CARGO_BIN_EXE_sovereign"),
         out.display()
     );
-    let o = t.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        &t.session,
-        "-x",
-        "110",
-        "-y",
-        "32",
-        "-c",
-        repo.to_str().expect("utf-8 path"),
-        &cmd,
-    ]);
-    assert!(o.status.success(), "new-session: {o:?}");
+    t.start(110, 32, &repo, &cmd);
     t.wait_for("the console", |s| s.contains("GAME DAY"));
     t.keys(&["u"]);
     t.wait_for("the first checklist", |s| {

@@ -541,6 +541,10 @@ impl Lab {
             threads.push(std::thread::spawn(move || origin_events(&s, &admin)));
         }
         // The towers.
+        let defaults = sovereign_logic::tower::TowerConfig::new(
+            sovereign_logic::protocol::TowerId(0),
+            &[LinkKind::Fibre],
+        );
         for (i, t) in sc.towers.iter().enumerate() {
             let id = i as u32 + 1;
             let r = call(
@@ -578,30 +582,16 @@ impl Lab {
                 addrs.admin.clone(),
                 "--credential".into(),
                 file.display().to_string(),
-                // The scenario's catalog poll (the simulator runs the same); without one,
-                // the logic's default, as in the simulator.
+                // The scenario's catalog poll and request timeout (the simulator runs the
+                // same); without them, the logic's defaults, as in the simulator.
                 "--catalog-interval-s".into(),
                 t.catalog_poll
-                    .unwrap_or(
-                        sovereign_logic::tower::TowerConfig::new(
-                            sovereign_logic::protocol::TowerId(0),
-                            &[LinkKind::Fibre],
-                        )
-                        .catalog_interval,
-                    )
+                    .unwrap_or(defaults.catalog_interval)
                     .as_secs()
                     .to_string(),
-                // The scenario's request timeout (the simulator runs the same); without
-                // one, the logic's default, as in the simulator.
                 "--request-timeout-s".into(),
                 t.request_timeout
-                    .unwrap_or(
-                        sovereign_logic::tower::TowerConfig::new(
-                            sovereign_logic::protocol::TowerId(0),
-                            &[LinkKind::Fibre],
-                        )
-                        .request_timeout,
-                    )
+                    .unwrap_or(defaults.request_timeout)
                     .as_secs()
                     .to_string(),
                 // Every device of the lab reads from 127.0.0.1: no per-address limits.
@@ -971,49 +961,14 @@ impl Lab {
                 // stay open, data is dropped). Disabling the proxy instead refuses
                 // connections at once, which no cut fibre does and which let the real
                 // tower fail over faster than any real one could.
-                for x in proxies {
-                    for stream in ["downstream", "upstream"] {
-                        let body = serde_json::json!({
-                            "name": format!("f{}-down-{stream}", p.id),
-                            "type": "timeout",
-                            "stream": stream,
-                            "attributes": { "timeout": 0 },
-                        });
-                        let r = call(
-                            "POST",
-                            &self.proxy_api,
-                            &format!("/proxies/{x}/toxics"),
-                            None,
-                            body.to_string().as_bytes(),
-                        )?;
-                        expect(r, &[200], &format!("cutting {x}"))?;
-                    }
-                }
+                let cut = serde_json::json!({ "timeout": 0 });
+                self.add_toxics(proxies, p.id, "down", "timeout", &cut)?;
             }
             Injection::Toxic {
                 proxies,
                 kind,
                 attributes,
-            } => {
-                for x in proxies {
-                    for stream in ["downstream", "upstream"] {
-                        let body = serde_json::json!({
-                            "name": format!("f{}-{kind}-{stream}", p.id),
-                            "type": kind,
-                            "stream": stream,
-                            "attributes": attributes,
-                        });
-                        let r = call(
-                            "POST",
-                            &self.proxy_api,
-                            &format!("/proxies/{x}/toxics"),
-                            None,
-                            body.to_string().as_bytes(),
-                        )?;
-                        expect(r, &[200], &format!("adding a {kind} toxic to {x}"))?;
-                    }
-                }
-            }
+            } => self.add_toxics(proxies, p.id, kind, kind, attributes)?,
             Injection::Crash { server } => self.kill(server)?,
             Injection::Restart { server } => {
                 let t = now_us();
@@ -1058,40 +1013,62 @@ impl Lab {
         Ok(())
     }
 
+    /// Add a toxic of `kind` with `attributes` on both streams of each of `proxies`,
+    /// named `f{id}-{label}-{stream}`.
+    fn add_toxics(
+        &self,
+        proxies: &[String],
+        id: u64,
+        label: &str,
+        kind: &str,
+        attributes: &serde_json::Value,
+    ) -> Result<()> {
+        for x in proxies {
+            for stream in ["downstream", "upstream"] {
+                let body = serde_json::json!({
+                    "name": format!("f{id}-{label}-{stream}"),
+                    "type": kind,
+                    "stream": stream,
+                    "attributes": attributes,
+                });
+                let r = call(
+                    "POST",
+                    &self.proxy_api,
+                    &format!("/proxies/{x}/toxics"),
+                    None,
+                    body.to_string().as_bytes(),
+                )?;
+                expect(r, &[200], &format!("adding a {kind} toxic to {x}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Delete fault `id`'s toxics named `f{id}-{label}-{stream}` from `proxies`.
+    fn remove_toxics(&self, proxies: &[String], id: u64, label: &str) -> Result<()> {
+        for x in proxies {
+            for stream in ["downstream", "upstream"] {
+                let r = call(
+                    "DELETE",
+                    &self.proxy_api,
+                    &format!("/proxies/{x}/toxics/f{id}-{label}-{stream}"),
+                    None,
+                    b"",
+                )?;
+                expect(r, &[204], &format!("removing toxic f{id}-{label} from {x}"))?;
+            }
+        }
+        Ok(())
+    }
+
     fn lift(&mut self, p: &Planned) -> Result<()> {
         self.audit(
             "lift",
             serde_json::json!({ "fault": p.id, "kind": p.spec.kind.name() }),
         );
         match &p.injection {
-            Injection::ProxyDown { proxies } => {
-                for x in proxies {
-                    for stream in ["downstream", "upstream"] {
-                        let r = call(
-                            "DELETE",
-                            &self.proxy_api,
-                            &format!("/proxies/{x}/toxics/f{}-down-{stream}", p.id),
-                            None,
-                            b"",
-                        )?;
-                        expect(r, &[204], &format!("mending {x}"))?;
-                    }
-                }
-            }
-            Injection::Toxic { proxies, kind, .. } => {
-                for x in proxies {
-                    for stream in ["downstream", "upstream"] {
-                        let r = call(
-                            "DELETE",
-                            &self.proxy_api,
-                            &format!("/proxies/{x}/toxics/f{}-{kind}-{stream}", p.id),
-                            None,
-                            b"",
-                        )?;
-                        expect(r, &[204], &format!("removing a toxic from {x}"))?;
-                    }
-                }
-            }
+            Injection::ProxyDown { proxies } => self.remove_toxics(proxies, p.id, "down")?,
+            Injection::Toxic { proxies, kind, .. } => self.remove_toxics(proxies, p.id, kind)?,
             Injection::Crash { server } => self.start_again(server)?,
             Injection::Restart { .. } => {}
             Injection::Pause { server } => {
