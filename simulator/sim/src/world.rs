@@ -165,6 +165,10 @@ pub struct World {
     /// `shared_identity`).
     by_identity: BTreeMap<DeviceId, Vec<usize>>,
     healed: bool,
+    /// After the heal: something a tower's convergence depends on changed (a version
+    /// made servable, an operation confirmed or acknowledged); check at the end of the
+    /// step, so that convergence is seen when it happens, not at the next sample.
+    converge_dirty: bool,
     heal_at: Time,
     ended: bool,
     events: u64,
@@ -300,6 +304,7 @@ impl World {
             rogue_sent: 0,
             by_identity,
             healed: false,
+            converge_dirty: false,
             heal_at: Time::ZERO + sc.duration,
             ended: false,
             events: 0,
@@ -314,6 +319,17 @@ impl World {
     }
 
     fn observe(&mut self, obs: Obs) {
+        if self.healed
+            && matches!(
+                obs,
+                Obs::Tower {
+                    event: Event::ContentServable { .. } | Event::OpConfirmed { .. },
+                    ..
+                } | Obs::Acked { .. }
+            )
+        {
+            self.converge_dirty = true;
+        }
         let s = Stamped { at: self.now, obs };
         self.oracles.observe(&s);
         self.kpis.observe(&s);
@@ -393,6 +409,9 @@ impl World {
         }
         self.now = self.now.max(at);
         self.dispatch(ev);
+        if std::mem::take(&mut self.converge_dirty) && !self.ended {
+            self.check_convergence();
+        }
         !self.ended
     }
 
