@@ -126,8 +126,8 @@ pub struct LabRunArgs {
     /// Write JUnit XML here.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
-    /// Run every tower with a planted bug (skip-verify, no-failover, lying-fsync); needs
-    /// --allow-planted-bugs.
+    /// Run every tower with a planted bug (skip-verify, no-failover, no-failback,
+    /// lying-fsync); needs --allow-planted-bugs.
     #[arg(long, value_name = "NAME")]
     pub plant: Option<String>,
     /// Allow --plant.

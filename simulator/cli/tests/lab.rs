@@ -382,3 +382,43 @@ fn fidelity_keeps_what_the_docs_claim() {
     }
     assert_nothing_left(&prefix, &addresses(&out), state.path());
 }
+
+#[test]
+fn planted_no_failback_is_caught_by_convergence_and_the_clean_build_is_quiet() {
+    // Goal: a real tower that never fails back from satellite (which carries P0-P1 only)
+    // never receives the P3 versions published during the cut: the convergence oracle
+    // fails the run (exit 3); the same scenario on a correct build fails back and passes.
+    // Both runs at once (each about a minute and a half).
+    const FILE: &str = "scenarios/lab/fibre-cut-failback.toml";
+    let clean_state = tempfile::tempdir().expect("tempdir");
+    let plant_state = tempfile::tempdir().expect("tempdir");
+    let (clean, planted) = std::thread::scope(|s| {
+        let clean = s.spawn(|| lab_run_file(FILE, clean_state.path(), &[]));
+        let planted = s.spawn(|| {
+            lab_run_file(
+                FILE,
+                plant_state.path(),
+                &["--plant", "no-failback", "--allow-planted-bugs"],
+            )
+        });
+        (
+            clean.join().expect("clean run"),
+            planted.join().expect("planted run"),
+        )
+    });
+    let (prefix, o) = clean;
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(out.contains("failovers               2"), "{}", text(&o));
+    assert_nothing_left(&prefix, &addresses(&out), clean_state.path());
+    let (prefix, o) = planted;
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        out.contains("VIOLATION convergence (liveness)")
+            && out.contains("tower-0 did not converge"),
+        "{}",
+        text(&o)
+    );
+    assert_nothing_left(&prefix, &addresses(&out), plant_state.path());
+}

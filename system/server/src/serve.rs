@@ -251,9 +251,14 @@ pub struct TowerArgs {
     pub tokens: TokenArgs,
     /// Plant a bug (tests only): `skip-verify` serves stored bytes without checking them;
     /// `no-origin-check` syncs from whatever origin answers (no identity check);
-    /// `no-failover` stays on the first uplink when it goes down. The real-process tests
-    /// (and scripts/chaostoolkit.sh) use them to show that their checks can fail.
-    #[arg(long, hide = true, value_parser = ["skip-verify", "no-origin-check", "no-failover"])]
+    /// `no-failover` stays on the first uplink when it goes down; `no-failback` never
+    /// returns to a more preferred uplink once it has left it. The real-process tests (and
+    /// scripts/chaostoolkit.sh) use them to show that their checks can fail.
+    #[arg(
+        long,
+        hide = true,
+        value_parser = ["skip-verify", "no-origin-check", "no-failover", "no-failback"]
+    )]
     pub plant: Option<String>,
 }
 
@@ -769,6 +774,12 @@ pub async fn run_tower(mut args: TowerArgs) -> Result<()> {
             "PLANTED BUG no-failover: the tower stays on its first uplink when that link goes down"
         );
         tower.failover = false;
+    }
+    if args.plant.as_deref() == Some("no-failback") {
+        tracing::error!(
+            "PLANTED BUG no-failback: the tower never returns to a more preferred uplink once it has failed over"
+        );
+        tower.failback = false;
     }
     let credential = match &args.credential {
         Some(path) => Some(
