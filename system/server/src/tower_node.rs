@@ -834,11 +834,7 @@ impl Node {
         let Some(base) = self.config.uplinks.get(&link).cloned() else {
             return;
         };
-        let timeout = if link == LinkKind::Satellite {
-            Duration::from_secs(4)
-        } else {
-            Duration::from_secs(2)
-        };
+        let timeout = sovereign_logic::tower::link::probe_timeout(link);
         let transport = self.transport.clone();
         let tx = self.tx.clone();
         tokio::spawn(async move {

@@ -8,7 +8,7 @@
 //! previous one has left, so a burst queues behind the bandwidth. Loss, jitter,
 //! reordering and duplication are drawn from the `net` stream.
 //!
-//! Map: [`LinkFaults`], [`SimLink`] (`is_up`, `transmit`, `probe`), [`PROBE_TIMEOUT`].
+//! Map: [`LinkFaults`], [`SimLink`] (`is_up`, `transmit`, `probe`: the logic's `probe_timeout`).
 //!
 //! Not covered: whether a message in flight still arrives when its link went down
 //! meanwhile (the world checks that on arrival), wire-level corruption, congestion
@@ -19,11 +19,8 @@ use crate::scenario::LinkProfile;
 use sovereign_logic::Time;
 use sovereign_logic::entropy::Entropy;
 use sovereign_logic::protocol::LinkKind;
-use sovereign_logic::tower::link::ProbeOutcome;
+use sovereign_logic::tower::link::{ProbeOutcome, probe_timeout};
 use std::time::Duration;
-
-/// How long a probe waits before it reports a failure.
-pub(super) const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Fault overlays on a link, recomputed from the active faults.
 #[derive(Clone, Debug, Default)]
@@ -141,14 +138,18 @@ impl SimLink {
 
     /// A tower's probe of the link at `now`: after how long it reports, and what. A probe
     /// that gets through measures a round trip (twice the latency plus up to twice the
-    /// jitter); a lost one, or one on a link that is down, fails after
-    /// [`PROBE_TIMEOUT`].
+    /// jitter); a lost one, one on a link that is down, or one whose round trip exceeds
+    /// the logic's `probe_timeout` (as the real tower waits) fails after that timeout.
     pub(super) fn probe(&self, now: Time, rng: &mut Stream) -> (Duration, ProbeOutcome) {
         let loss = self.loss();
+        let timeout = probe_timeout(self.kind.unwrap_or(LinkKind::Fibre));
         if self.is_up(now) && !rng.chance(loss) {
             let jitter = self.profile.jitter;
             let j = Duration::from_micros(rng.below(jitter.as_micros() as u64 * 2 + 1));
             let rtt = self.latency() * 2 + j;
+            if rtt > timeout {
+                return (timeout, ProbeOutcome::failed());
+            }
             let outcome = ProbeOutcome {
                 reachable: true,
                 rtt: Some(rtt),
@@ -157,7 +158,7 @@ impl SimLink {
             };
             (rtt, outcome)
         } else {
-            (PROBE_TIMEOUT, ProbeOutcome::failed())
+            (timeout, ProbeOutcome::failed())
         }
     }
 }
@@ -334,7 +335,8 @@ mod tests {
     #[test]
     fn a_probe_measures_the_round_trip_or_fails_after_the_timeout() {
         // Goal: a probe of an up link reports twice its latency and its bandwidth in bits;
-        // one of a down link fails after PROBE_TIMEOUT.
+        // one of a down link, or one slower than the timeout, fails after the logic's
+        // probe timeout (2 s on this fibre link, as the real tower waits).
         let mut r = rng();
         let mut l = link(100_000, 0.0);
         l.faults.extra_latency = 5 * MS;
@@ -343,9 +345,14 @@ mod tests {
         assert!(outcome.reachable);
         assert_eq!(outcome.rtt, Some(30 * MS));
         assert_eq!(outcome.bandwidth_bps, Some(800_000));
+        l.faults.extra_latency = 1500 * MS;
+        let (after, outcome) = l.probe(Time::ZERO, &mut r);
+        assert_eq!(after, 2 * 1000 * MS);
+        assert!(!outcome.reachable, "a 3 s round trip is a failed probe");
+        l.faults.extra_latency = 5 * MS;
         l.faults.down = 1;
         let (after, outcome) = l.probe(Time::ZERO, &mut r);
-        assert_eq!(after, PROBE_TIMEOUT);
+        assert_eq!(after, 2 * 1000 * MS);
         assert!(!outcome.reachable);
     }
 }

@@ -135,6 +135,16 @@ pub struct ProbePolicy {
     pub loss_recover_pct: u8,
 }
 
+/// How long a driver waits for a probe's answer before it reports the probe failed:
+/// 2 s, and 4 s over satellite (a GEO round trip alone is about 0.6 s). A probe answered
+/// later is a failed probe too. The real tower and the simulator both wait this long.
+pub fn probe_timeout(link: LinkKind) -> Duration {
+    match link {
+        LinkKind::Satellite => Duration::from_secs(4),
+        LinkKind::Fibre | LinkKind::Lte => Duration::from_secs(2),
+    }
+}
+
 impl Default for ProbePolicy {
     fn default() -> Self {
         ProbePolicy {
