@@ -7,7 +7,9 @@
 //! behind. [`Processes`] kills every child's process group when it is shut down or
 //! dropped, and removes its state file.
 //!
-//! Not covered: ports (the caller picks them, [`free_port`]), what the children are.
+//! Ports: [`free_port`] hands out reserved ones, [`release_ports`] gives them back.
+//!
+//! Not covered: what the children are.
 
 use anyhow::{Context, Result, anyhow, bail};
 use std::collections::BTreeMap;
@@ -51,12 +53,81 @@ pub trait Backend {
     fn shutdown(&mut self);
 }
 
-/// A free loopback port: bound, then released (another process may take it in between;
-/// a server that cannot bind fails at start and the run says so).
+/// Ports the lab hands its servers: below Linux's ephemeral range (32768–60999), so that
+/// neither another process's port-0 bind nor an outgoing connection (the devices open
+/// many) takes one between the lab choosing it and the server binding it. Found when two
+/// lab runs at once failed with `Address already in use`.
+const PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// Ports handed out by this process (each is tried once per process).
+static NEXT_PORT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Where runs reserve ports: one file per port, holding the reserving process's id.
+fn port_dir() -> PathBuf {
+    std::env::temp_dir().join("sovereign-lab-ports")
+}
+
+/// A free loopback port for a server of this run, from [`PORTS`], reserved against every
+/// other lab run on this machine by a file created exclusively in `$TMPDIR/sovereign-lab-
+/// ports` (a reservation whose process is gone is taken over; [`release_ports`] removes
+/// this process's). Nothing else listens on it when it is handed out (checked by binding
+/// it).
 pub fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    let dir = port_dir();
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let me = std::process::id();
+    let span = u32::from(PORTS.end - PORTS.start);
+    // Each process starts at its own place in the range: runs started together spread.
+    let start = me.wrapping_mul(2_654_435_761) % span;
+    for _ in 0..span {
+        let k = NEXT_PORT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = PORTS.start + ((start + k) % span) as u16;
+        let file = dir.join(port.to_string());
+        let reserved = match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&file)
+        {
+            Ok(mut f) => {
+                use std::io::Write;
+                f.write_all(me.to_string().as_bytes())?;
+                true
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let owner: Option<u32> = std::fs::read_to_string(&file)
+                    .ok()
+                    .and_then(|t| t.trim().parse().ok());
+                let gone = owner.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists());
+                if gone {
+                    // Taken over: rewrite it as ours (a race with another run taking it
+                    // over too ends in one of them finding it bound below).
+                    std::fs::write(&file, me.to_string())?;
+                }
+                gone
+            }
+            Err(e) => return Err(e).with_context(|| format!("reserving {}", file.display())),
+        };
+        if reserved && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!(
+        "no free port in {PORTS:?} (reservations in {})",
+        dir.display()
+    )
+}
+
+/// Remove this process's port reservations (at the end of a run).
+pub fn release_ports() {
+    let me = std::process::id().to_string();
+    let Ok(entries) = std::fs::read_dir(port_dir()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if std::fs::read_to_string(e.path()).is_ok_and(|t| t.trim() == me) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// The default directory of state files: `$TMPDIR/sovereign-lab`.
@@ -324,6 +395,17 @@ fn is_sovereign(pid: u32) -> bool {
 /// file and its run directory. The lines to print.
 pub fn down(state_dir: &Path) -> Result<Vec<String>> {
     let mut out = Vec::new();
+    // Port reservations of runs that are gone.
+    if let Ok(entries) = std::fs::read_dir(port_dir()) {
+        for e in entries.flatten() {
+            let owner: Option<u32> = std::fs::read_to_string(e.path())
+                .ok()
+                .and_then(|t| t.trim().parse().ok());
+            if owner.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists()) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
     let entries = match std::fs::read_dir(state_dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -392,6 +392,7 @@ pub fn run(o: LabOptions) -> Result<LabRun> {
         let _ = t.join();
     }
     lab.backend.shutdown();
+    crate::backend::release_ports();
     let keep_dir = o.keep;
     drop(lab);
     if !keep_dir {
