@@ -333,8 +333,7 @@ fn metrics_count_bytes_connections_and_toxics() {
     s.write_all(&[7u8; 1234]).unwrap();
     let mut back = [0u8; 1234];
     s.read_exact(&mut back).unwrap();
-    let text = reqwest_free_get(f.api, "/metrics");
-    for line in [
+    let want = [
         "sovereign_proxy_bytes_total{proxy=\"m\",direction=\"upstream\"} 1234",
         "sovereign_proxy_bytes_total{proxy=\"m\",direction=\"downstream\"} 1234",
         "sovereign_proxy_connections_total{proxy=\"m\"} 1",
@@ -342,7 +341,18 @@ fn metrics_count_bytes_connections_and_toxics() {
         "sovereign_proxy_toxics_active{proxy=\"m\",stream=\"upstream\"} 1",
         "sovereign_proxy_toxics_active{proxy=\"m\",stream=\"downstream\"} 0",
         "sovereign_proxy_enabled{proxy=\"m\"} 1",
-    ] {
+    ];
+    // A direction's bytes are counted once its write has completed, which the client can
+    // see (and read) before the pump's bookkeeping runs: wait for the counters, briefly.
+    let mut text = String::new();
+    for _ in 0..250 {
+        text = reqwest_free_get(f.api, "/metrics");
+        if want.iter().all(|w| text.lines().any(|l| l == *w)) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    for line in want {
         assert!(
             text.lines().any(|l| l == line),
             "missing {line:?} in\n{text}"
