@@ -256,16 +256,11 @@ struct Published {
 
 impl Published {
     fn new(sc: &Scenario) -> Published {
-        let mut initial = std::collections::BTreeSet::new();
-        let mut n = 0;
-        for group in &sc.workload.catalog {
-            for _ in 0..group.items {
-                n += 1;
-                initial.insert(sovereign_lab::item_name(group.priority, n));
-            }
-        }
         Published {
-            initial,
+            initial: sovereign_lab::initial_items(sc)
+                .into_iter()
+                .map(|(name, _, _)| name)
+                .collect(),
             after: Vec::new(),
         }
     }

@@ -94,10 +94,7 @@ pub fn free_port() -> Result<u16> {
                 true
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let owner: Option<u32> = std::fs::read_to_string(&file)
-                    .ok()
-                    .and_then(|t| t.trim().parse().ok());
-                let gone = owner.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists());
+                let gone = reservation_gone(&file);
                 if gone {
                     // Taken over: rewrite it as ours (a race with another run taking it
                     // over too ends in one of them finding it bound below).
@@ -115,6 +112,14 @@ pub fn free_port() -> Result<u16> {
         "no free port in {PORTS:?} (reservations in {})",
         dir.display()
     )
+}
+
+/// Whether the port reservation `file` belongs to a process that is gone.
+fn reservation_gone(file: &Path) -> bool {
+    std::fs::read_to_string(file)
+        .ok()
+        .and_then(|t| t.trim().parse::<u32>().ok())
+        .is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists())
 }
 
 /// Remove this process's port reservations (at the end of a run).
@@ -398,10 +403,7 @@ pub fn down(state_dir: &Path) -> Result<Vec<String>> {
     // Port reservations of runs that are gone.
     if let Ok(entries) = std::fs::read_dir(port_dir()) {
         for e in entries.flatten() {
-            let owner: Option<u32> = std::fs::read_to_string(e.path())
-                .ok()
-                .and_then(|t| t.trim().parse().ok());
-            if owner.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists()) {
+            if reservation_gone(&e.path()) {
                 let _ = std::fs::remove_file(e.path());
             }
         }

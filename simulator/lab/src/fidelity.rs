@@ -193,17 +193,20 @@ fn catalog_poll(sc: &Scenario) -> Duration {
     sc.towers
         .iter()
         .find_map(|t| t.catalog_poll)
-        .unwrap_or(Duration::from_secs(30))
+        .unwrap_or_else(|| {
+            sovereign_logic::tower::TowerConfig::new(
+                sovereign_logic::protocol::TowerId(0),
+                &[LinkKind::Fibre],
+            )
+            .catalog_interval
+        })
 }
-
-/// A link's probe interval, as both worlds run it (mwan3's default; not configurable).
-const PROBE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// The comparison: every KPI both worlds measure, with its tolerance.
 pub fn compare(sc: &Scenario, sim: &Kpis, lab: &Kpis) -> Vec<Row> {
     let us = |d: Duration| d.as_micros() as f64;
     let poll_us = us(catalog_poll(sc));
-    let probe_us = us(PROBE_INTERVAL);
+    let probe_us = us(sovereign_logic::tower::link::ProbePolicy::default().interval);
     let exact = Tolerance::Within {
         rel: 0.0,
         abs: 0.0,

@@ -26,7 +26,7 @@ pub mod plan;
 pub mod run;
 
 pub use backend::{default_state_dir, down};
-pub use run::{LabOptions, LabRun, Publication, item_name, run};
+pub use run::{LabOptions, LabRun, Publication, initial_items, item_name, run};
 
 /// Planted bugs the lab can switch on in its towers, each refused unless explicitly
 /// allowed: `skip-verify`, `no-failover` and `no-failback` are `tower serve --plant`;

@@ -94,6 +94,19 @@ pub fn item_name(class: Priority, n: u64) -> String {
     format!("{}-{n:05}", class.to_string().to_lowercase())
 }
 
+/// The initial catalog's items in publishing order, named as the simulator names them:
+/// (name, class, size).
+pub fn initial_items(sc: &Scenario) -> Vec<(String, Priority, u64)> {
+    let mut out = Vec::new();
+    for group in &sc.workload.catalog {
+        for _ in 0..group.items {
+            let n = out.len() as u64 + 1;
+            out.push((item_name(group.priority, n), group.priority, group.bytes));
+        }
+    }
+    out
+}
+
 /// `bytes` with a run of ~1% of them changed at a drawn place: the simulator's edit.
 fn edit(bytes: &mut [u8], rng: &mut Rng) {
     if bytes.is_empty() {
@@ -648,17 +661,14 @@ impl Lab {
         // Named as the simulator names them (one run-wide counter), so that `lab
         // fidelity` can publish the simulator's own schedule.
         let mut rng = Rng::new(o.seed, 1);
-        let mut next_item = 0u64;
+        let initial = initial_items(&sc);
+        let mut next_item = initial.len() as u64;
         let mut of_class: BTreeMap<Priority, Vec<String>> = BTreeMap::new();
-        for group in &sc.workload.catalog {
-            for _ in 0..group.items {
-                next_item += 1;
-                let id = item_name(group.priority, next_item);
-                let bytes = rng.bytes(group.bytes as usize);
-                self.publish(&id, group.priority, &bytes)?;
-                of_class.entry(group.priority).or_default().push(id.clone());
-                self.content.insert(id, bytes);
-            }
+        for (id, class, size) in initial {
+            let bytes = rng.bytes(size as usize);
+            self.publish(&id, class, &bytes)?;
+            of_class.entry(class).or_default().push(id.clone());
+            self.content.insert(id, bytes);
         }
         // The devices.
         let mut d = 0usize;
