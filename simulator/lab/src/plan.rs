@@ -8,9 +8,10 @@
 use anyhow::{Result, bail};
 use sovereign_logic::protocol::LinkKind;
 use sovereign_report::data::target_name;
-use sovereign_scenario::faults::FaultKind;
+use sovereign_scenario::faults::{BOOT, FaultKind, crash_loop_period};
 use sovereign_scenario::{FaultSpec, Oracle, Scenario, Target};
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 /// A real injection.
 #[derive(Clone, Debug, PartialEq)]
@@ -34,6 +35,22 @@ pub enum Injection {
     Crash {
         /// server name (`origin` or the tower's)
         server: String,
+    },
+    /// SIGKILL the server at the start and every `period` after; each time it starts
+    /// again [`BOOT`] later; started again at the end if it is down.
+    CrashLoop {
+        /// server name
+        server: String,
+        /// between two kills ([`crash_loop_period`] of the fault's `every`)
+        period: Duration,
+    },
+    /// Black-hole these proxies (as [`Injection::ProxyDown`]) for the first half of every
+    /// `period` from the start, open them for the second half.
+    Flapping {
+        /// proxy names
+        proxies: Vec<String>,
+        /// full period
+        period: Duration,
     },
     /// SIGTERM the server, wait for it to exit, start it again at once.
     Restart {
@@ -73,6 +90,13 @@ impl Injection {
                 attributes,
             } => format!("{kind} toxic {attributes} on {}", proxies.join(", ")),
             Injection::Crash { server } => format!("SIGKILL {server}, restart at the end"),
+            Injection::CrashLoop { server, period } => {
+                format!("SIGKILL {server} every {period:?}, each time restarted {BOOT:?} later")
+            }
+            Injection::Flapping { proxies, period } => format!(
+                "proxies {} black-holed for the first half of every {period:?}",
+                proxies.join(", ")
+            ),
             Injection::Restart { server } => format!("SIGTERM {server}, restart"),
             Injection::Pause { server } => format!("SIGSTOP {server}, SIGCONT at the end"),
             Injection::Admin { server, body, .. } => {
@@ -161,6 +185,21 @@ fn injection(sc: &Scenario, spec: &FaultSpec) -> Result<Injection, String> {
             attributes: serde_json::json!({ "loss_rate": p }),
         },
         FaultKind::Crash => Injection::Crash { server: server() },
+        FaultKind::CrashLoop { every } => Injection::CrashLoop {
+            server: server(),
+            period: crash_loop_period(*every),
+        },
+        FaultKind::Flapping { period } => {
+            if *period < Duration::from_millis(200) {
+                return Err(format!(
+                    "period = {period:?}: the lab switches a proxy's toxics by HTTP calls; a period under 200 ms cannot be kept"
+                ));
+            }
+            Injection::Flapping {
+                proxies: net()?,
+                period: *period,
+            }
+        }
         FaultKind::Restart => Injection::Restart { server: server() },
         FaultKind::Pause => Injection::Pause { server: server() },
         FaultKind::WriteError { p } => {
@@ -216,9 +255,6 @@ fn injection(sc: &Scenario, spec: &FaultSpec) -> Result<Injection, String> {
 /// Why a kind has no real injection yet (docs/LAB.md says the same).
 fn not_real(kind: &str) -> &'static str {
     match kind {
-        "flapping" => {
-            "flapping is not injected yet (it needs a toxic schedule: down/up every half period)"
-        }
         "duplicate" | "reorder" => {
             "a TCP proxy cannot duplicate or reorder messages: TCP delivers each byte once, in order"
         }
@@ -226,7 +262,6 @@ fn not_real(kind: &str) -> &'static str {
             "Wi-Fi faults are not injected yet (no proxy between devices and towers)"
         }
         "slow" => "a slow CPU has no real injection here (no cgroup CPU quota is set by the lab)",
-        "crash-loop" => "crash-loop is not injected yet (repeated SIGKILL on a timer)",
         "origin-replace" | "rogue-forward" => "trust faults are not injected by the lab yet",
         "torn-write" => {
             "a torn write needs a crash between a write and its fsync; the servers have no switch for it"

@@ -193,6 +193,8 @@ struct Shared {
     stop_reads: AtomicBool,
     /// Event readers stop.
     stop_events: AtomicBool,
+    /// The sampler of the servers' outboxes and status stops ([`sample_servers`]).
+    stop_sampling: AtomicBool,
     /// Warnings, printed at the end too.
     warnings: Mutex<Vec<String>>,
     /// Reads refused because stored chunks failed verification: (when, tower, item, the
@@ -247,6 +249,37 @@ struct Lab {
     link_bytes: BTreeMap<String, (usize, LinkKind, u64)>,
     /// Every item's latest bytes (what an edit changes).
     content: BTreeMap<String, Vec<u8>>,
+    /// The faults on now, by id.
+    active: BTreeSet<u64>,
+    /// Switchboard faults on now, by fault id: (server, request body). A disk fault
+    /// outlives its server's restart, as a real disk's does: each is posted again when
+    /// the server starts again, and when another one on the same server is lifted.
+    disk_faults: BTreeMap<u64, (String, serde_json::Value)>,
+    /// Crash loops whose server is down, flapping faults whose link is down, by id.
+    held_down: BTreeSet<u64>,
+    /// The next steps of crash loops and flapping links, in run time.
+    timers: Vec<Timer>,
+}
+
+/// A next step of a fault that acts on a schedule ([`Injection::CrashLoop`],
+/// [`Injection::Flapping`]).
+struct Timer {
+    /// When, from the run's start.
+    at: Duration,
+    fault: Planned,
+    step: Step,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    /// Crash loop: kill the server.
+    Kill,
+    /// Crash loop: start it again.
+    Boot,
+    /// Flapping: the link goes down.
+    Down,
+    /// Flapping: the link comes back.
+    Up,
 }
 
 fn auth(token: &str) -> String {
@@ -374,6 +407,7 @@ pub fn run(o: LabOptions) -> Result<LabRun> {
         stop_ops: AtomicBool::new(false),
         stop_reads: AtomicBool::new(false),
         stop_events: AtomicBool::new(false),
+        stop_sampling: AtomicBool::new(false),
         warnings: Mutex::new(Vec::new()),
         repairs: Mutex::new(Vec::new()),
         links_read: Mutex::new(Vec::new()),
@@ -394,6 +428,10 @@ pub fn run(o: LabOptions) -> Result<LabRun> {
         plant: o.plant.clone(),
         link_bytes: BTreeMap::new(),
         content: BTreeMap::new(),
+        active: BTreeSet::new(),
+        disk_faults: BTreeMap::new(),
+        held_down: BTreeSet::new(),
+        timers: Vec::new(),
     };
     let mut threads = Vec::new();
     let outcome = lab.drive(&o, &planned, &mut threads);
@@ -401,6 +439,7 @@ pub fn run(o: LabOptions) -> Result<LabRun> {
     shared.stop_ops.store(true, Ordering::Relaxed);
     shared.stop_reads.store(true, Ordering::Relaxed);
     shared.stop_events.store(true, Ordering::Relaxed);
+    shared.stop_sampling.store(true, Ordering::Relaxed);
     for t in threads {
         let _ = t.join();
     }
@@ -643,7 +682,7 @@ impl Lab {
             );
             self.shared.powered[i].store(true, Ordering::Relaxed);
             self.shared.log.now(Obs::TowerUp { tower: i });
-            self.switchboard_plant(&name)?;
+            self.switchboard(&name)?;
             let s = self.shared.clone();
             let admin = self.towers[i].admin.clone();
             threads.push(std::thread::spawn(move || tower_events(&s, i, &admin)));
@@ -685,6 +724,17 @@ impl Lab {
                 d += 1;
             }
         }
+        // The outboxes and the servers' storage state, once a second, in a thread of
+        // their own: a server slowed by a fault answers late, and the fault schedule must
+        // not wait for it.
+        let mut sampler = {
+            let s = self.shared.clone();
+            let towers: Vec<String> = self.towers.iter().map(|t| t.admin.clone()).collect();
+            let origin = self.origin.admin.clone();
+            Some(std::thread::spawn(move || {
+                sample_servers(&s, &towers, &origin)
+            }))
+        };
         // The fault schedule and publications, in wall-clock time.
         let mut actions: Vec<(Duration, bool, usize)> = Vec::new(); // (when, start?, planned index)
         for (k, p) in planned.iter().enumerate() {
@@ -759,6 +809,7 @@ impl Lab {
                     self.lift(&planned[k])?;
                 }
             }
+            self.run_timers(now)?;
             while next_pub < publications.len() && publications[next_pub].at <= now {
                 let p = &publications[next_pub];
                 next_pub += 1;
@@ -774,7 +825,6 @@ impl Lab {
             }
             if now >= next_backlog {
                 next_backlog = now + Duration::from_secs(1);
-                self.sample_backlog();
                 self.sample_links();
             }
             if now >= sc.duration {
@@ -807,12 +857,16 @@ impl Lab {
             if drained || self.shared.log.elapsed() > heal + sc.liveness_bound {
                 break;
             }
-            self.sample_backlog();
             self.sample_links();
             std::thread::sleep(Duration::from_millis(500));
         }
         self.sample_links();
-        // Let the devices' last operations settle, then the end.
+        // Let the devices' last operations settle, then the end (after the sampler's
+        // last observation).
+        self.shared.stop_sampling.store(true, Ordering::Relaxed);
+        if let Some(t) = sampler.take() {
+            let _ = t.join();
+        }
         self.shared.stop_reads.store(true, Ordering::Relaxed);
         let outboxes = self.outboxes();
         let ledger = self.ledger()?;
@@ -938,24 +992,94 @@ impl Lab {
         if let Some(i) = self.server_index(name) {
             self.shared.powered[i].store(true, Ordering::Relaxed);
             self.shared.log.now(Obs::TowerUp { tower: i });
-            self.switchboard_plant(name)?;
+        }
+        self.switchboard(name)
+    }
+
+    /// Switch on in server `name` what its admin switchboard must hold: the planted bug
+    /// of the switchboard (towers only) and the disk faults on now. The switchboard lives
+    /// in memory: a restarted server, or one whose switchboard was just cleared, needs
+    /// them again.
+    fn switchboard(&mut self, name: &str) -> Result<()> {
+        if let Some(p) = self
+            .plant
+            .clone()
+            .filter(|p| crate::plant_is_switchboard(p) && self.server_index(name).is_some())
+        {
+            let body = serde_json::json!({ "kind": p });
+            self.post_fault(name, &body, &format!("planting {p} in {name}"))?;
+            self.audit("plant", serde_json::json!({ "plant": p, "tower": name }));
+        }
+        let again: Vec<(u64, serde_json::Value)> = self
+            .disk_faults
+            .iter()
+            .filter(|(_, (server, _))| server == name)
+            .map(|(id, (_, body))| (*id, body.clone()))
+            .collect();
+        for (id, body) in again {
+            self.post_fault(name, &body, &format!("injecting {body} into {name} again"))?;
+            self.audit(
+                "inject-again",
+                serde_json::json!({ "fault": id, "server": name, "body": body }),
+            );
         }
         Ok(())
     }
 
-    /// Switch a planted bug of the admin switchboard on in tower `name` (the switchboard
-    /// lives in memory: a restarted tower needs it again).
-    fn switchboard_plant(&mut self, name: &str) -> Result<()> {
-        let Some(p) = self
-            .plant
-            .clone()
-            .filter(|p| crate::plant_is_switchboard(p))
-        else {
-            return Ok(());
+    /// Run the crash loops' and flapping links' steps that are due at `now`, in time order.
+    fn run_timers(&mut self, now: Duration) -> Result<()> {
+        loop {
+            let Some(next) = (0..self.timers.len())
+                .filter(|&k| self.timers[k].at <= now)
+                .min_by_key(|&k| self.timers[k].at)
+            else {
+                return Ok(());
+            };
+            let t = self.timers.swap_remove(next);
+            if self.active.contains(&t.fault.id) {
+                self.step(&t.fault, t.step, t.at)?;
+            }
+        }
+    }
+
+    /// One step of a fault on a schedule, due at `at`; schedules the next.
+    fn step(&mut self, p: &Planned, step: Step, at: Duration) -> Result<()> {
+        let id = p.id;
+        let next = |lab: &mut Lab, after: Duration, step: Step| {
+            lab.timers.push(Timer {
+                at: at + after,
+                fault: p.clone(),
+                step,
+            })
         };
-        let body = serde_json::json!({ "kind": p });
-        self.post_fault(name, &body, &format!("planting {p} in {name}"))?;
-        self.audit("plant", serde_json::json!({ "plant": p, "tower": name }));
+        match (&p.injection, step) {
+            (Injection::CrashLoop { server, period }, Step::Kill) => {
+                self.audit("crash-loop-kill", serde_json::json!({ "fault": id }));
+                self.kill(server)?;
+                self.held_down.insert(id);
+                next(self, sovereign_scenario::faults::BOOT, Step::Boot);
+                next(self, *period, Step::Kill);
+            }
+            (Injection::CrashLoop { server, .. }, Step::Boot) if self.held_down.remove(&id) => {
+                self.audit("crash-loop-boot", serde_json::json!({ "fault": id }));
+                self.start_again(server)?;
+            }
+            (Injection::Flapping { proxies, period }, Step::Down) => {
+                self.audit("flap-down", serde_json::json!({ "fault": id }));
+                let cut = serde_json::json!({ "timeout": 0 });
+                self.add_toxics(proxies, id, "flap", "timeout", &cut)?;
+                self.held_down.insert(id);
+                next(self, *period / 2, Step::Up);
+            }
+            (Injection::Flapping { proxies, period }, Step::Up) => {
+                if self.held_down.remove(&id) {
+                    self.audit("flap-up", serde_json::json!({ "fault": id }));
+                    self.remove_toxics(proxies, id, "flap")?;
+                }
+                next(self, *period - *period / 2, Step::Down);
+            }
+            _ => {}
+        }
         Ok(())
     }
 
@@ -1010,10 +1134,21 @@ impl Lab {
                     self.shared.powered[i].store(false, Ordering::Relaxed);
                 }
             }
-            Injection::Admin { server, body, .. } => {
+            Injection::CrashLoop { .. } => self.step(p, Step::Kill, p.spec.at)?,
+            Injection::Flapping { .. } => self.step(p, Step::Down, p.spec.at)?,
+            Injection::Admin {
+                server,
+                body,
+                clear,
+            } => {
                 self.post_fault(server, body, &format!("injecting {body} into {server}"))?;
+                if *clear {
+                    self.disk_faults
+                        .insert(p.id, (server.clone(), body.clone()));
+                }
             }
         }
+        self.active.insert(p.id);
         self.shared.log.at(
             at,
             Obs::FaultStart {
@@ -1077,8 +1212,20 @@ impl Lab {
             "lift",
             serde_json::json!({ "fault": p.id, "kind": p.spec.kind.name() }),
         );
+        self.active.remove(&p.id);
+        self.timers.retain(|t| t.fault.id != p.id);
         match &p.injection {
             Injection::ProxyDown { proxies } => self.remove_toxics(proxies, p.id, "down")?,
+            Injection::CrashLoop { server, .. } => {
+                if self.held_down.remove(&p.id) {
+                    self.start_again(server)?;
+                }
+            }
+            Injection::Flapping { proxies, .. } => {
+                if self.held_down.remove(&p.id) {
+                    self.remove_toxics(proxies, p.id, "flap")?;
+                }
+            }
             Injection::Toxic { proxies, kind, .. } => self.remove_toxics(proxies, p.id, kind)?,
             Injection::Crash { server } => self.start_again(server)?,
             Injection::Restart { .. } => {}
@@ -1090,9 +1237,13 @@ impl Lab {
             }
             Injection::Admin { server, clear, .. } => {
                 if *clear {
+                    // The switchboard clears as a whole: what else it must hold (the
+                    // plant, the other disk faults on now) is switched on again.
+                    self.disk_faults.remove(&p.id);
                     let admin = self.admin_of(server);
                     let r = call("DELETE", &admin, "/admin/faults", Some(CHAOS), b"")?;
                     expect(r, &[200, 204], &format!("clearing the faults of {server}"))?;
+                    self.switchboard(server)?;
                 }
             }
         }
@@ -1104,25 +1255,7 @@ impl Lab {
     }
 
     fn outbox(&self, i: usize) -> Option<BTreeSet<IdemKey>> {
-        let r = call(
-            "GET",
-            &self.towers[i].admin,
-            "/admin/outbox",
-            Some(VIEWER),
-            b"",
-        )
-        .ok()?;
-        if r.status != 200 {
-            return None;
-        }
-        let v = r.json().ok()?;
-        Some(
-            v["keys"]
-                .as_array()?
-                .iter()
-                .filter_map(|k| k.as_str().map(|s| IdemKey(s.into())))
-                .collect(),
-        )
+        outbox(&self.towers[i].admin)
     }
 
     fn outboxes(&self) -> BTreeMap<usize, BTreeSet<IdemKey>> {
@@ -1174,35 +1307,6 @@ impl Lab {
         }
     }
 
-    fn sample_backlog(&self) {
-        for i in 0..self.towers.len() {
-            if let Some(o) = self.outbox(i) {
-                self.shared.log.now(Obs::Backlog {
-                    tower: i,
-                    ops: o.len() as u64,
-                });
-            }
-        }
-        let servers = (0..self.towers.len())
-            .map(|i| (Some(i), self.towers[i].admin.clone()))
-            .chain(std::iter::once((None, self.origin.admin.clone())));
-        for (tower, admin) in servers {
-            let Ok(r) = call("GET", &admin, "/admin/status", Some(VIEWER), b"") else {
-                continue;
-            };
-            let failing = r.json().ok().is_some_and(|v| {
-                v["degraded"].as_array().is_some_and(|d| {
-                    d.iter()
-                        .filter_map(|x| x.as_str())
-                        .any(|x| x.starts_with("storage ") || x.starts_with("disk full"))
-                })
-            });
-            if failing {
-                self.shared.log.now(Obs::StorageError { tower });
-            }
-        }
-    }
-
     /// (contributed, held) of the origin's ledger.
     fn ledger(&self) -> Result<(u128, u128)> {
         ledger(&self.origin.admin)
@@ -1251,6 +1355,65 @@ impl Log {
             "t0 moves only before the first observation"
         );
         self.t0_us.store(now_us(), Ordering::Relaxed);
+    }
+}
+
+/// The outbox keys a tower reports (`GET /admin/outbox`); `None` when it does not answer.
+fn outbox(admin: &str) -> Option<BTreeSet<IdemKey>> {
+    let r = call("GET", admin, "/admin/outbox", Some(VIEWER), b"").ok()?;
+    if r.status != 200 {
+        return None;
+    }
+    let v = r.json().ok()?;
+    Some(
+        v["keys"]
+            .as_array()?
+            .iter()
+            .filter_map(|k| k.as_str().map(|s| IdemKey(s.into())))
+            .collect(),
+    )
+}
+
+/// Once a second until told to stop: each tower's outbox length (`Backlog`), and each
+/// server whose `GET /admin/status` reports failing storage or a full disk
+/// (`StorageError`). Nothing is logged once the stop is set.
+fn sample_servers(s: &Shared, towers: &[String], origin: &str) {
+    let stopped = || s.stop_sampling.load(Ordering::Relaxed);
+    while !stopped() {
+        let next = Instant::now() + Duration::from_secs(1);
+        for (i, admin) in towers.iter().enumerate() {
+            if let Some(o) = outbox(admin)
+                && !stopped()
+            {
+                s.log.now(Obs::Backlog {
+                    tower: i,
+                    ops: o.len() as u64,
+                });
+            }
+        }
+        let servers = towers
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (Some(i), a.as_str()))
+            .chain(std::iter::once((None, origin)));
+        for (tower, admin) in servers {
+            let Ok(r) = call("GET", admin, "/admin/status", Some(VIEWER), b"") else {
+                continue;
+            };
+            let failing = r.json().ok().is_some_and(|v| {
+                v["degraded"].as_array().is_some_and(|d| {
+                    d.iter()
+                        .filter_map(|x| x.as_str())
+                        .any(|x| x.starts_with("storage ") || x.starts_with("disk full"))
+                })
+            });
+            if failing && !stopped() {
+                s.log.now(Obs::StorageError { tower });
+            }
+        }
+        while Instant::now() < next && !stopped() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 

@@ -24,6 +24,17 @@ use serde::{Deserialize, Serialize};
 use sovereign_logic::entropy::Entropy;
 use std::time::Duration;
 
+/// The boot time of a crashed tower in a crash loop: it comes back this long after each
+/// crash, and the loop's next crash is at least this plus one second after the previous
+/// one. The simulator's boot time of a tower process; the lab waits it out too.
+pub const BOOT: Duration = Duration::from_secs(5);
+
+/// The period of a crash loop that crashes every `every`: at least [`BOOT`] plus one
+/// second, so that every crash finds a booted process.
+pub fn crash_loop_period(every: Duration) -> Duration {
+    every.max(BOOT + Duration::from_secs(1))
+}
+
 /// What a fault does. Parameters use the scenario file's units and key names (serde
 /// renames); values are checked against their [`ParamTy`] by the parser, not by serde.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

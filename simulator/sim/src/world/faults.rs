@@ -237,8 +237,8 @@ impl World {
             }
             _ => {}
         }
-        let every = every.max(BOOT + Duration::from_secs(1));
-        self.push(self.now + every, Ev::CrashLoopTick { id });
+        let period = sovereign_scenario::faults::crash_loop_period(every);
+        self.push(self.now + period, Ev::CrashLoopTick { id });
     }
 
     pub(super) fn fault_end(&mut self, id: usize) {

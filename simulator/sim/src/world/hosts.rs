@@ -35,7 +35,7 @@ use std::time::Duration;
 pub(super) const ORIGIN_RESTART: Duration = Duration::from_secs(2);
 
 /// Boot time of a tower process.
-pub(super) const BOOT: Duration = Duration::from_secs(5);
+pub(super) const BOOT: Duration = sovereign_scenario::faults::BOOT;
 
 /// The identity of the origin of `epoch` (0: the first; each replacement draws another).
 pub(super) fn origin_id(seed: u64, epoch: u64) -> OriginId {
