@@ -422,3 +422,107 @@ fn planted_no_failback_is_caught_by_convergence_and_the_clean_build_is_quiet() {
     );
     assert_nothing_left(&prefix, &addresses(&out), plant_state.path());
 }
+
+#[test]
+fn a_crash_loop_loses_nothing_and_planted_ack_before_fsync_is_caught_by_durability() {
+    // Goal: a real tower killed three times in a crash loop, after 3 s of failing fsyncs,
+    // keeps every operation it acknowledged (exit 0); the same tower acknowledging on the
+    // write (`--plant ack-before-fsync`) acknowledges operations the failed fsyncs
+    // discarded, and the first kill shows them missing from its store: durability fails
+    // the run (exit 1). Both runs at once (about 30 s each).
+    const FILE: &str = "scenarios/lab/crash-loop.toml";
+    let clean_state = tempfile::tempdir().expect("tempdir");
+    let plant_state = tempfile::tempdir().expect("tempdir");
+    let (clean, planted) = std::thread::scope(|s| {
+        let clean = s.spawn(|| lab_run_file(FILE, clean_state.path(), &[]));
+        let planted = s.spawn(|| {
+            lab_run_file(
+                FILE,
+                plant_state.path(),
+                &["--plant", "ack-before-fsync", "--allow-planted-bugs"],
+            )
+        });
+        (
+            clean.join().expect("clean run"),
+            planted.join().expect("planted run"),
+        )
+    });
+    let (prefix, o) = clean;
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        out.matches("lab: crash-loop-kill").count(),
+        3,
+        "kills at 5, 13 and 21 s\n{}",
+        text(&o)
+    );
+    assert_eq!(
+        out.matches("lab: crash-loop-boot").count(),
+        3,
+        "{}",
+        text(&o)
+    );
+    assert!(out.contains("rpo                     0 "), "{}", text(&o));
+    assert_nothing_left(&prefix, &addresses(&out), clean_state.path());
+    let (prefix, o) = planted;
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        out.contains("VIOLATION durability (safety)")
+            && out.contains("is not in its durable outbox after a crash"),
+        "{}",
+        text(&o)
+    );
+    assert_nothing_left(&prefix, &addresses(&out), plant_state.path());
+}
+
+#[test]
+fn a_flapping_link_is_black_holed_for_the_first_half_of_every_period() {
+    // Goal: `flapping` is a real schedule of the uplink proxy's toxics: down at the
+    // start and every period after, up half a period later, lifted at the end; the lab's
+    // audit log shows each switch at its time.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("flap.toml");
+    std::fs::write(
+        &file,
+        "duration = \"12s\"\nliveness_bound = \"30s\"\n\
+         [[tower]]\ndevices = 1\nlinks = [\"fibre\", \"lte\"]\ncatalog_poll = \"1s\"\nrequest_timeout = \"3s\"\n\
+         [workload]\ncatalog = [{ priority = \"P0\", items = 1, size = \"4KiB\" }]\n\
+         [[fault]]\nat = \"2s\"\nfor = \"8s\"\ntarget = \"tower-0/fibre\"\nkind = \"flapping\"\nperiod = \"2s\"\n",
+    )
+    .expect("write");
+    let state = dir.path().join("state");
+    let (prefix, o) = lab_run_file(file.to_str().expect("utf-8"), &state, &["--keep"]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_nothing_left(&prefix, &addresses(&out), &state);
+    let kept = out
+        .lines()
+        .find_map(|l| l.strip_prefix("run directory (kept): "))
+        .expect("the kept run directory is printed");
+    let audit = std::fs::read_to_string(Path::new(kept).join("lab-audit.jsonl")).expect("audit");
+    let _ = std::fs::remove_dir_all(kept);
+    let at = |action: &str| -> Vec<f64> {
+        audit
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["action"] == action)
+            .map(|v| v["run_s"].as_f64().expect("run_s"))
+            .collect()
+    };
+    let (down, up) = (at("flap-down"), at("flap-up"));
+    assert_eq!(down.len(), 4, "down at 2, 4, 6, 8 s: {down:?}\n{audit}");
+    assert_eq!(up.len(), 4, "up at 3, 5, 7, 9 s: {up:?}\n{audit}");
+    for (k, (d, u)) in down.iter().zip(&up).enumerate() {
+        let (want_d, want_u) = (2.0 + 2.0 * k as f64, 3.0 + 2.0 * k as f64);
+        assert!(
+            (d - want_d).abs() < 0.5,
+            "down {k} at {d} s, not {want_d}\n{audit}"
+        );
+        assert!(
+            (u - want_u).abs() < 0.5,
+            "up {k} at {u} s, not {want_u}\n{audit}"
+        );
+    }
+    assert_eq!(at("lift").len(), 1, "{audit}");
+}

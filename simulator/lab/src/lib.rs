@@ -29,11 +29,18 @@ pub use backend::{default_state_dir, down};
 pub use run::{LabOptions, LabRun, Publication, initial_items, item_name, run};
 
 /// Planted bugs the lab can switch on in its towers, each refused unless explicitly
-/// allowed: `skip-verify`, `no-failover` and `no-failback` are `tower serve --plant`;
+/// allowed: `skip-verify`, `no-failover`, `no-failback` and `ack-before-fsync` are
+/// `tower serve --plant`;
 /// `lying-fsync` is the admin switchboard's fault of that name, switched on in every
 /// tower as soon as it answers (and again after each restart): acknowledgements that a
 /// crash then loses.
-pub const PLANTS: &[&str] = &["skip-verify", "no-failover", "no-failback", "lying-fsync"];
+pub const PLANTS: &[&str] = &[
+    "skip-verify",
+    "no-failover",
+    "no-failback",
+    "ack-before-fsync",
+    "lying-fsync",
+];
 
 /// Whether `plant` is switched on through the admin switchboard rather than a flag.
 pub fn plant_is_switchboard(plant: &str) -> bool {

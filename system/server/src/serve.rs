@@ -252,12 +252,14 @@ pub struct TowerArgs {
     /// Plant a bug (tests only): `skip-verify` serves stored bytes without checking them;
     /// `no-origin-check` syncs from whatever origin answers (no identity check);
     /// `no-failover` stays on the first uplink when it goes down; `no-failback` never
-    /// returns to a more preferred uplink once it has left it. The real-process tests (and
+    /// returns to a more preferred uplink once it has left it; `ack-before-fsync`
+    /// acknowledges a device's operation when it is written, before the fsync that makes
+    /// it durable (a crash in between loses it). The real-process tests (and
     /// scripts/chaostoolkit.sh) use them to show that their checks can fail.
     #[arg(
         long,
         hide = true,
-        value_parser = ["skip-verify", "no-origin-check", "no-failover", "no-failback"]
+        value_parser = ["skip-verify", "no-origin-check", "no-failover", "no-failback", "ack-before-fsync"]
     )]
     pub plant: Option<String>,
 }
@@ -780,6 +782,12 @@ pub async fn run_tower(mut args: TowerArgs) -> Result<()> {
             "PLANTED BUG no-failback: the tower never returns to a more preferred uplink once it has failed over"
         );
         tower.failback = false;
+    }
+    if args.plant.as_deref() == Some("ack-before-fsync") {
+        tracing::error!(
+            "PLANTED BUG ack-before-fsync: device operations are acknowledged before the fsync that makes them durable"
+        );
+        tower.ack_after_fsync = false;
     }
     let credential = match &args.credential {
         Some(path) => Some(
