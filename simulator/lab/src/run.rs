@@ -647,6 +647,11 @@ impl Lab {
                     .unwrap_or(defaults.request_timeout)
                     .as_secs()
                     .to_string(),
+                "--probe-interval-s".into(),
+                t.probe_interval
+                    .unwrap_or(defaults.probe.interval)
+                    .as_secs()
+                    .to_string(),
                 // Every device of the lab reads from 127.0.0.1: no per-address limits.
                 "--read-rate-per-s".into(),
                 "0".into(),

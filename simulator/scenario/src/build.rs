@@ -76,6 +76,7 @@ impl TowerSpec {
             power: power_default(),
             catalog_poll: None,
             request_timeout: None,
+            probe_interval: None,
         }
     }
 }

@@ -94,6 +94,10 @@ pub struct TowerSpec {
     /// up; `None`: the logic's default (`TowerConfig::request_timeout`, 20 s). Whole
     /// seconds, 1 s..=10 min.
     pub request_timeout: Option<Duration>,
+    /// Time between two probes of each of the tower's links; `None`: the logic's default
+    /// (`ProbePolicy::interval`, 5 s). Whole seconds, 1 s..=1 h. Detection takes
+    /// `down_after` (3) failed probes, fail-back `up_after` (8) good ones.
+    pub probe_interval: Option<Duration>,
 }
 
 /// One uplink of a tower.

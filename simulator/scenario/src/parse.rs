@@ -320,6 +320,9 @@ pub(crate) struct RawTower {
     /// How long the tower waits for the origin's answer (whole seconds: the real tower's
     /// `--request-timeout-s`).
     pub request_timeout: Option<Spanned<Dur<1000, 600_000>>>,
+    /// Time between two probes of each link (whole seconds: the real tower's
+    /// `--probe-interval-s`).
+    pub probe_interval: Option<Spanned<Dur<1000, 3_600_000>>>,
 }
 
 /// `[tower.power]`.
@@ -999,6 +1002,8 @@ fn towers(
                 .as_ref()
                 .map(|v| (v.span(), v.get_ref().0)),
         )?;
+        let probe_interval =
+            whole_secs(t.probe_interval.as_ref().map(|v| (v.span(), v.get_ref().0)))?;
         for i in 0..count {
             let tower_name = match name {
                 Some(n) if count == 1 => n.to_string(),
@@ -1022,6 +1027,7 @@ fn towers(
                 power: power.clone(),
                 catalog_poll,
                 request_timeout,
+                probe_interval,
             });
         }
     }
@@ -1444,6 +1450,23 @@ mod tests {
         assert!(e.message.contains("whole number of seconds"), "{e}");
         let e = err(&format!("{MINIMAL}catalog_poll = \"500ms\"\n"));
         assert_eq!((e.line, e.field.as_str()), (5, "tower[0].catalog_poll"));
+    }
+
+    /// Goal: `probe_interval` is whole seconds in 1s..=1h, optional, and written back.
+    #[test]
+    fn probe_interval() {
+        assert_eq!(
+            parse_str("t.toml", MINIMAL).unwrap().towers[0].probe_interval,
+            None
+        );
+        let s = parse_str("t.toml", &format!("{MINIMAL}probe_interval = \"2s\"\n")).unwrap();
+        assert_eq!(s.towers[0].probe_interval, Some(Duration::from_secs(2)));
+        assert_eq!(parse_str("t.toml", &s.to_toml()).unwrap(), s);
+        let e = err(&format!("{MINIMAL}probe_interval = \"2500ms\"\n"));
+        assert_eq!((e.line, e.field.as_str()), (5, "tower[0].probe_interval"));
+        assert!(e.message.contains("whole number of seconds"), "{e}");
+        let e = err(&format!("{MINIMAL}probe_interval = \"2h\"\n"));
+        assert_eq!((e.line, e.field.as_str()), (5, "tower[0].probe_interval"));
     }
 
     /// Goal: `request_timeout` is whole seconds in 1s..=10min, optional, and written back.

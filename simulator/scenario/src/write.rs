@@ -172,6 +172,7 @@ fn raw_tower(t: &TowerSpec) -> toml::Spanned<RawTower> {
         }),
         catalog_poll: t.catalog_poll.map(|d| sp(Dur(d))),
         request_timeout: t.request_timeout.map(|d| sp(Dur(d))),
+        probe_interval: t.probe_interval.map(|d| sp(Dur(d))),
     })
 }
 

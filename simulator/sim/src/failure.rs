@@ -435,6 +435,7 @@ pub(crate) mod tests {
         let tower = |i: usize| TowerSpec {
             catalog_poll: None,
             request_timeout: None,
+            probe_interval: None,
             // A grid-tied site with a large battery: power never interferes.
             power: PowerSpec {
                 solar_peak_w: 200.0,

@@ -212,6 +212,10 @@ impl World {
             if let Some(t) = spec.request_timeout {
                 config.request_timeout = t;
             }
+            if let Some(p) = spec.probe_interval {
+                config.probe.interval = p;
+                config.probe_satellite.interval = p;
+            }
             match plant {
                 Some(Plant::SkipVerify) => config.verify = false,
                 Some(Plant::AckBeforeFsync) => config.ack_after_fsync = false,

@@ -204,6 +204,10 @@ pub struct TowerArgs {
     /// Deadline of a request to the origin, seconds.
     #[arg(long, default_value_t = 20)]
     pub request_timeout_s: u64,
+    /// Time between two probes of each uplink, seconds (1..=3600). A link goes down after
+    /// 3 failed probes and is trusted again after 8 good ones.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub probe_interval_s: u64,
     /// Memory for verified content served to devices, MiB.
     #[arg(long, default_value_t = (CACHE_BYTES_DEFAULT / (1024 * 1024)) as u64)]
     pub cache_mib: u64,
@@ -761,6 +765,8 @@ pub async fn run_tower(mut args: TowerArgs) -> Result<()> {
     );
     tower.catalog_interval = Duration::from_secs(args.catalog_interval_s.max(1));
     tower.request_timeout = Duration::from_secs(args.request_timeout_s.max(1));
+    tower.probe.interval = Duration::from_secs(args.probe_interval_s);
+    tower.probe_satellite.interval = Duration::from_secs(args.probe_interval_s);
     if args.plant.as_deref() == Some("skip-verify") {
         tracing::error!("PLANTED BUG skip-verify: stored bytes are served unverified");
         tower.verify = false;
