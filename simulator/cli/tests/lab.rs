@@ -383,44 +383,62 @@ fn fidelity_keeps_what_the_docs_claim() {
     assert_nothing_left(&prefix, &addresses(&out), state.path());
 }
 
+/// One run of [`clean_and_planted`]: its marker prefix, output and state directory.
+struct Ran {
+    prefix: String,
+    out: Output,
+    state: tempfile::TempDir,
+}
+
+impl Ran {
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.out.stdout).into_owned()
+    }
+    /// No process, address or state file of the run is left.
+    fn nothing_left(&self) {
+        assert_nothing_left(&self.prefix, &addresses(&self.stdout()), self.state.path());
+    }
+}
+
+/// Lab scenario `file` run twice at once, each with its own state directory: on the
+/// clean build, and with `--plant plant --allow-planted-bugs`.
+fn clean_and_planted(file: &str, plant: &str) -> (Ran, Ran) {
+    let run = |extra: &[&str]| {
+        let state = tempfile::tempdir().expect("tempdir");
+        let (prefix, out) = lab_run_file(file, state.path(), extra);
+        Ran { prefix, out, state }
+    };
+    std::thread::scope(|s| {
+        let clean = s.spawn(|| run(&[]));
+        let planted = s.spawn(|| run(&["--plant", plant, "--allow-planted-bugs"]));
+        (
+            clean.join().expect("clean run"),
+            planted.join().expect("planted run"),
+        )
+    })
+}
+
 #[test]
 fn planted_no_failback_is_caught_by_convergence_and_the_clean_build_is_quiet() {
     // Goal: a real tower that never fails back from satellite (which carries P0-P1 only)
     // never receives the P3 versions published during the cut: the convergence oracle
     // fails the run (exit 3); the same scenario on a correct build fails back and passes.
     // Both runs at once (each about a minute and a half).
-    const FILE: &str = "scenarios/lab/fibre-cut-failback.toml";
-    let clean_state = tempfile::tempdir().expect("tempdir");
-    let plant_state = tempfile::tempdir().expect("tempdir");
-    let (clean, planted) = std::thread::scope(|s| {
-        let clean = s.spawn(|| lab_run_file(FILE, clean_state.path(), &[]));
-        let planted = s.spawn(|| {
-            lab_run_file(
-                FILE,
-                plant_state.path(),
-                &["--plant", "no-failback", "--allow-planted-bugs"],
-            )
-        });
-        (
-            clean.join().expect("clean run"),
-            planted.join().expect("planted run"),
-        )
-    });
-    let (prefix, o) = clean;
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(out.contains("failovers               2"), "{}", text(&o));
-    assert_nothing_left(&prefix, &addresses(&out), clean_state.path());
-    let (prefix, o) = planted;
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let (clean, planted) =
+        clean_and_planted("scenarios/lab/fibre-cut-failback.toml", "no-failback");
+    let (o, out) = (&clean.out, clean.stdout());
+    assert_eq!(o.status.code(), Some(0), "{}", text(o));
+    assert!(out.contains("failovers               2"), "{}", text(o));
+    clean.nothing_left();
+    let (o, out) = (&planted.out, planted.stdout());
+    assert_eq!(o.status.code(), Some(3), "{}", text(o));
     assert!(
         out.contains("VIOLATION convergence (liveness)")
             && out.contains("tower-0 did not converge"),
         "{}",
-        text(&o)
+        text(o)
     );
-    assert_nothing_left(&prefix, &addresses(&out), plant_state.path());
+    planted.nothing_left();
 }
 
 #[test]
@@ -430,50 +448,32 @@ fn a_crash_loop_loses_nothing_and_planted_ack_before_fsync_is_caught_by_durabili
     // write (`--plant ack-before-fsync`) acknowledges operations the failed fsyncs
     // discarded, and the first kill shows them missing from its store: durability fails
     // the run (exit 1). Both runs at once (about 30 s each).
-    const FILE: &str = "scenarios/lab/crash-loop.toml";
-    let clean_state = tempfile::tempdir().expect("tempdir");
-    let plant_state = tempfile::tempdir().expect("tempdir");
-    let (clean, planted) = std::thread::scope(|s| {
-        let clean = s.spawn(|| lab_run_file(FILE, clean_state.path(), &[]));
-        let planted = s.spawn(|| {
-            lab_run_file(
-                FILE,
-                plant_state.path(),
-                &["--plant", "ack-before-fsync", "--allow-planted-bugs"],
-            )
-        });
-        (
-            clean.join().expect("clean run"),
-            planted.join().expect("planted run"),
-        )
-    });
-    let (prefix, o) = clean;
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let (clean, planted) = clean_and_planted("scenarios/lab/crash-loop.toml", "ack-before-fsync");
+    let (o, out) = (&clean.out, clean.stdout());
+    assert_eq!(o.status.code(), Some(0), "{}", text(o));
     assert_eq!(
         out.matches("lab: crash-loop-kill").count(),
         3,
         "kills at 5, 13 and 21 s\n{}",
-        text(&o)
+        text(o)
     );
     assert_eq!(
         out.matches("lab: crash-loop-boot").count(),
         3,
         "{}",
-        text(&o)
+        text(o)
     );
-    assert!(out.contains("rpo                     0 "), "{}", text(&o));
-    assert_nothing_left(&prefix, &addresses(&out), clean_state.path());
-    let (prefix, o) = planted;
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(out.contains("rpo                     0 "), "{}", text(o));
+    clean.nothing_left();
+    let (o, out) = (&planted.out, planted.stdout());
+    assert_eq!(o.status.code(), Some(1), "{}", text(o));
     assert!(
         out.contains("VIOLATION durability (safety)")
             && out.contains("is not in its durable outbox after a crash"),
         "{}",
-        text(&o)
+        text(o)
     );
-    assert_nothing_left(&prefix, &addresses(&out), plant_state.path());
+    planted.nothing_left();
 }
 
 #[test]

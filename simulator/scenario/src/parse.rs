@@ -1435,55 +1435,34 @@ mod tests {
         }
     }
 
-    /// Goal: `catalog_poll` is whole seconds in 1s..=1h, optional, and written back.
+    /// Goal: the towers' timings — `catalog_poll` (1s..=1h), `probe_interval` (1s..=1h)
+    /// and `request_timeout` (1s..=10min) — are whole seconds in range, optional, and
+    /// written back; a fraction or a value out of range names the field and its line.
     #[test]
-    fn catalog_poll() {
-        assert_eq!(
-            parse_str("t.toml", MINIMAL).unwrap().towers[0].catalog_poll,
-            None
-        );
-        let s = parse_str("t.toml", &format!("{MINIMAL}catalog_poll = \"2s\"\n")).unwrap();
-        assert_eq!(s.towers[0].catalog_poll, Some(Duration::from_secs(2)));
-        assert_eq!(parse_str("t.toml", &s.to_toml()).unwrap(), s);
-        let e = err(&format!("{MINIMAL}catalog_poll = \"1500ms\"\n"));
-        assert_eq!((e.line, e.field.as_str()), (5, "tower[0].catalog_poll"));
-        assert!(e.message.contains("whole number of seconds"), "{e}");
-        let e = err(&format!("{MINIMAL}catalog_poll = \"500ms\"\n"));
-        assert_eq!((e.line, e.field.as_str()), (5, "tower[0].catalog_poll"));
-    }
-
-    /// Goal: `probe_interval` is whole seconds in 1s..=1h, optional, and written back.
-    #[test]
-    fn probe_interval() {
-        assert_eq!(
-            parse_str("t.toml", MINIMAL).unwrap().towers[0].probe_interval,
-            None
-        );
-        let s = parse_str("t.toml", &format!("{MINIMAL}probe_interval = \"2s\"\n")).unwrap();
-        assert_eq!(s.towers[0].probe_interval, Some(Duration::from_secs(2)));
-        assert_eq!(parse_str("t.toml", &s.to_toml()).unwrap(), s);
-        let e = err(&format!("{MINIMAL}probe_interval = \"2500ms\"\n"));
-        assert_eq!((e.line, e.field.as_str()), (5, "tower[0].probe_interval"));
-        assert!(e.message.contains("whole number of seconds"), "{e}");
-        let e = err(&format!("{MINIMAL}probe_interval = \"2h\"\n"));
-        assert_eq!((e.line, e.field.as_str()), (5, "tower[0].probe_interval"));
-    }
-
-    /// Goal: `request_timeout` is whole seconds in 1s..=10min, optional, and written back.
-    #[test]
-    fn request_timeout() {
-        assert_eq!(
-            parse_str("t.toml", MINIMAL).unwrap().towers[0].request_timeout,
-            None
-        );
-        let s = parse_str("t.toml", &format!("{MINIMAL}request_timeout = \"3s\"\n")).unwrap();
-        assert_eq!(s.towers[0].request_timeout, Some(Duration::from_secs(3)));
-        assert_eq!(parse_str("t.toml", &s.to_toml()).unwrap(), s);
-        let e = err(&format!("{MINIMAL}request_timeout = \"2500ms\"\n"));
-        assert_eq!((e.line, e.field.as_str()), (5, "tower[0].request_timeout"));
-        assert!(e.message.contains("whole number of seconds"), "{e}");
-        let e = err(&format!("{MINIMAL}request_timeout = \"11m\"\n"));
-        assert_eq!((e.line, e.field.as_str()), (5, "tower[0].request_timeout"));
+    fn tower_timings() {
+        type Get = fn(&TowerSpec) -> Option<Duration>;
+        let fields: [(&str, Get, &str); 3] = [
+            ("catalog_poll", |t| t.catalog_poll, "2h"),
+            ("probe_interval", |t| t.probe_interval, "2h"),
+            ("request_timeout", |t| t.request_timeout, "11m"),
+        ];
+        for (field, get, too_long) in fields {
+            assert_eq!(get(&parse_str("t.toml", MINIMAL).unwrap().towers[0]), None);
+            let s = parse_str("t.toml", &format!("{MINIMAL}{field} = \"2s\"\n")).unwrap();
+            assert_eq!(get(&s.towers[0]), Some(Duration::from_secs(2)), "{field}");
+            assert_eq!(parse_str("t.toml", &s.to_toml()).unwrap(), s, "{field}");
+            let e = err(&format!("{MINIMAL}{field} = \"1500ms\"\n"));
+            assert_eq!((e.line, e.field.clone()), (5, format!("tower[0].{field}")));
+            assert!(e.message.contains("whole number of seconds"), "{e}");
+            for bad in ["500ms", too_long] {
+                let e = err(&format!("{MINIMAL}{field} = \"{bad}\"\n"));
+                assert_eq!(
+                    (e.line, e.field.clone()),
+                    (5, format!("tower[0].{field}")),
+                    "{bad}"
+                );
+            }
+        }
     }
 
     /// Goal: the duration grammar accepts units in decreasing order and rejects the rest.
