@@ -134,3 +134,42 @@ fn a_viewer_sees_the_logics_events_as_they_happen() {
     assert!(more.iter().all(|m| m.status == 200));
     assert_eq!(open(&tower.admin, Some(VIEWER)).status, 503);
 }
+
+#[test]
+fn a_stop_does_not_wait_on_an_open_event_stream() {
+    // Goal: a server asked to stop (SIGTERM; the power manager's power-off takes the same
+    // way out) exits although a reader keeps its event stream open — an event stream
+    // never ends by itself. Before the shutdown grace period the lab found a tower that
+    // had powered itself off still running a minute later, waiting on the lab's reader.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut origin = origin(dir.path(), &[]);
+    let mut stream = open(&origin.admin, Some(VIEWER));
+    assert_eq!(stream.status, 200);
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &origin.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    // The grace period (5 s) plus room for a loaded machine.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = origin.child.try_wait().expect("try_wait") {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the origin did not exit within 30 s of SIGTERM with an event stream open; its log:\n{}",
+            origin.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status:?}\n{}", origin.log_text());
+    assert!(
+        origin.log_text().contains("shutdown grace period"),
+        "{}",
+        origin.log_text()
+    );
+    // The reader sees its stream end.
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut stream.lines, &mut rest);
+}

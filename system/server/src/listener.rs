@@ -28,7 +28,9 @@
 //! Each request carries the client's address (`axum::extract::ConnectInfo<SocketAddr>`)
 //! and the listener's [`RateLimits`] as extensions, for the rate-limit middleware of the
 //! public APIs (`api::common`). TCP_NODELAY is set on every connection. Shutdown is
-//! graceful: the listener closes, idle connections close, requests in progress finish.
+//! graceful: the listener closes, idle connections close, requests in progress finish —
+//! for at most [`SHUTDOWN_GRACE`], after which what is still open (an event stream, a
+//! client that does not read) is abandoned, so that a stop never waits on a client.
 //!
 //! [`raise_nofile_limit`] raises the process's open-file limit to its hard limit.
 //!
@@ -335,10 +337,23 @@ pub async fn serve(
     drop(listener);
     let _ = stop_tx.send(true);
     drop(open_tx);
-    // Every connection task holds a sender: this returns when the last one ends.
-    let _ = open_rx.recv().await;
+    // Every connection task holds a sender: this returns when the last one ends — or
+    // after SHUTDOWN_GRACE, when what is left (an event stream never ends by itself; a
+    // client that never reads) is abandoned: a stop must not wait on a client.
+    if tokio::time::timeout(SHUTDOWN_GRACE, open_rx.recv())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_s = SHUTDOWN_GRACE.as_secs(),
+            "connections still open at the end of the shutdown grace period: closed"
+        );
+    }
     Ok(())
 }
+
+/// How long a stopping listener waits for its open connections to finish.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Serve HTTP/1.1 on one accepted connection (plain TCP or TLS).
 async fn serve_connection<I>(
