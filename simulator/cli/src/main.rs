@@ -127,7 +127,7 @@ pub struct LabRunArgs {
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
     /// Run every tower with a planted bug (skip-verify, no-failover, no-failback,
-    /// lying-fsync); needs --allow-planted-bugs.
+    /// ack-before-fsync, ignore-battery, lying-fsync); needs --allow-planted-bugs.
     #[arg(long, value_name = "NAME")]
     pub plant: Option<String>,
     /// Allow --plant.

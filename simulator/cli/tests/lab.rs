@@ -132,7 +132,7 @@ fn clean_run_is_quiet_and_leaves_nothing_behind() {
     assert!(!out.contains("VIOLATION"), "{}", text(&o));
     assert!(out.contains("availability"), "KPIs printed: {}", text(&o));
     assert!(
-        out.contains("oracle power-safety: NOT CHECKED"),
+        out.contains("oracle priority: NOT CHECKED") && !out.contains("oracle power-safety"),
         "{}",
         text(&o)
     );
@@ -525,4 +525,33 @@ fn a_flapping_link_is_black_holed_for_the_first_half_of_every_period() {
         );
     }
     assert_eq!(at("lift").len(), 1, "{audit}");
+}
+
+#[test]
+fn power_shedding_shuts_down_cleanly_and_planted_ignore_battery_is_caught_by_power_safety() {
+    // Goal: the lab drives a real tower's power telemetry from the scenario's power model:
+    // after a grid loss the tower sheds load, powers itself off before the battery is
+    // empty (its process exits), and boots again when the grid is back (exit 0); a tower
+    // that ignores its battery runs it flat and the power-safety oracle fails the run
+    // (exit 1). Both runs at once (70 s each).
+    let (clean, planted) = clean_and_planted("scenarios/lab/power-shedding.toml", "ignore-battery");
+    let (o, out) = (&clean.out, clean.stdout());
+    assert_eq!(o.status.code(), Some(0), "{}", text(o));
+    assert!(
+        out.contains(r#"lab: exited {"power_off":true,"tower":"tower-0"}"#),
+        "the tower switched itself off\n{}",
+        text(o)
+    );
+    assert_eq!(out.matches("lab: power-on").count(), 1, "{}", text(o));
+    assert!(!out.contains("battery-empty"), "{}", text(o));
+    clean.nothing_left();
+    let (o, out) = (&planted.out, planted.stdout());
+    assert_eq!(o.status.code(), Some(1), "{}", text(o));
+    assert!(
+        out.contains("VIOLATION power-safety (safety)")
+            && out.contains("tower-0 was still running when its battery hit empty"),
+        "{}",
+        text(o)
+    );
+    planted.nothing_left();
 }

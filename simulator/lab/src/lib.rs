@@ -29,8 +29,8 @@ pub use backend::{default_state_dir, down};
 pub use run::{LabOptions, LabRun, Publication, initial_items, item_name, run};
 
 /// Planted bugs the lab can switch on in its towers, each refused unless explicitly
-/// allowed: `skip-verify`, `no-failover`, `no-failback` and `ack-before-fsync` are
-/// `tower serve --plant`;
+/// allowed: `skip-verify`, `no-failover`, `no-failback`, `ack-before-fsync` and
+/// `ignore-battery` are `tower serve --plant`;
 /// `lying-fsync` is the admin switchboard's fault of that name, switched on in every
 /// tower as soon as it answers (and again after each restart): acknowledgements that a
 /// crash then loses.
@@ -39,6 +39,7 @@ pub const PLANTS: &[&str] = &[
     "no-failover",
     "no-failback",
     "ack-before-fsync",
+    "ignore-battery",
     "lying-fsync",
 ];
 

@@ -52,6 +52,17 @@ pub enum Injection {
         /// full period
         period: Duration,
     },
+    /// A power fault on tower `tower`'s power plant, which the lab steps and whose
+    /// readings the tower reads as its telemetry (`clouds`, `grid-loss`, `ups-failure`,
+    /// `battery-fade` change the plant; `hard-cut` also SIGKILLs the tower and keeps it
+    /// down until the fault ends; `brown-out` SIGKILLs a tower its UPS does not protect
+    /// and starts it [`BOOT`] later).
+    Power {
+        /// the tower's index
+        tower: usize,
+        /// the fault
+        kind: FaultKind,
+    },
     /// SIGTERM the server, wait for it to exit, start it again at once.
     Restart {
         /// server name
@@ -98,6 +109,15 @@ impl Injection {
                 proxies.join(", ")
             ),
             Injection::Restart { server } => format!("SIGTERM {server}, restart"),
+            Injection::Power { tower, kind } => format!(
+                "{} on tower {tower}'s power plant (its telemetry){}",
+                kind.name(),
+                match kind {
+                    FaultKind::HardCut => ", SIGKILL, down until the end",
+                    FaultKind::BrownOut => ", SIGKILL unless its UPS holds",
+                    _ => "",
+                }
+            ),
             Injection::Pause { server } => format!("SIGSTOP {server}, SIGCONT at the end"),
             Injection::Admin { server, body, .. } => {
                 format!("POST /admin/faults {body} on {server}")
@@ -201,6 +221,18 @@ fn injection(sc: &Scenario, spec: &FaultSpec) -> Result<Injection, String> {
             }
         }
         FaultKind::Restart => Injection::Restart { server: server() },
+        FaultKind::Clouds { .. }
+        | FaultKind::GridLoss
+        | FaultKind::UpsFailure
+        | FaultKind::BatteryFade { .. }
+        | FaultKind::HardCut
+        | FaultKind::BrownOut => match spec.target {
+            Target::Tower(i) => Injection::Power {
+                tower: i,
+                kind: spec.kind.clone(),
+            },
+            _ => return Err("power faults need a tower as the target".into()),
+        },
         FaultKind::Pause => Injection::Pause { server: server() },
         FaultKind::WriteError { p } => {
             whole(*p, "write")?;
@@ -269,9 +301,6 @@ fn not_real(kind: &str) -> &'static str {
         "db-lost" => {
             "the servers' switchboard cannot fail record writes alone (write-error fails chunk files too)"
         }
-        "clouds" | "battery-fade" | "grid-loss" | "ups-failure" | "brown-out" | "hard-cut" => {
-            "power faults need the towers' power telemetry driven by the scenario's solar/battery model, which the lab does not do yet"
-        }
         "clock-skew" | "clock-jump" => {
             "a real clock fault needs a clock the servers read through (e.g. libfaketime); none is set up"
         }
@@ -323,16 +352,10 @@ pub fn plan(sc: &Scenario, file: &str) -> Result<Vec<Planned>> {
 /// The oracles the lab cannot feed honestly, with why: they are switched off and the
 /// reason printed, never left to pass on observations that never come.
 pub fn unfed_oracles() -> Vec<(Oracle, &'static str)> {
-    vec![
-        (
-            Oracle::Priority,
-            "needs whether P0 work was waiting at each chunk request (Obs::Requested), which the servers do not expose",
-        ),
-        (
-            Oracle::PowerSafety,
-            "needs power samples and battery state; the lab does not drive the towers' power telemetry yet",
-        ),
-    ]
+    vec![(
+        Oracle::Priority,
+        "needs whether P0 work was waiting at each chunk request (Obs::Requested), which the servers do not expose",
+    )]
 }
 
 /// The invariants a lab run checks: the scenario's, less [`unfed_oracles`].

@@ -23,7 +23,7 @@ use crate::plan::{Injection, Planned, lab_invariants, proxy_name};
 use anyhow::{Context, Result, anyhow, bail};
 use sovereign_logic::Time;
 use sovereign_logic::content::{ChunkHash, ItemId, Manifest, Priority};
-use sovereign_logic::io::{Event, Key};
+use sovereign_logic::io::{Event, Key, PowerMode};
 use sovereign_logic::protocol::{DeviceId, IdemKey, LinkKind, OpKind, OpOutcome, Operation};
 use sovereign_logic::tower::Refusal;
 use sovereign_logic::tower::link::ClassPolicy;
@@ -32,6 +32,8 @@ use sovereign_observe::kpi::KpiScan;
 use sovereign_observe::obs::{Obs, ReadResult, Stamped};
 use sovereign_observe::oracle::Oracles;
 use sovereign_report::series::{RunSeries, SeriesScan};
+use sovereign_scenario::faults::FaultKind;
+use sovereign_scenario::power::{POWER_OBS_EVERY, POWER_TICK, PowerModel};
 use sovereign_scenario::{FaultSpec, Scenario, Target};
 use sovereign_sim::RunReport;
 use std::collections::{BTreeMap, BTreeSet};
@@ -206,6 +208,9 @@ struct Shared {
     links_read: Mutex<Vec<(Time, usize, Option<LinkKind>)>>,
     /// Tower event streams opened (reconnections included).
     streams_opened: std::sync::atomic::AtomicUsize,
+    /// Per tower: its power mode, from its `PowerMode` events (Normal again when it
+    /// stops: each boot starts in Normal).
+    modes: Mutex<Vec<PowerMode>>,
 }
 
 /// A read answered 503 "repairing", with the chunks the tower named.
@@ -259,6 +264,15 @@ struct Lab {
     held_down: BTreeSet<u64>,
     /// The next steps of crash loops and flapping links, in run time.
     timers: Vec<Timer>,
+    /// Per tower: its power plant, stepped every [`POWER_TICK`] of the run.
+    power: Vec<PowerModel>,
+    /// Per tower: down for want of power (it powered itself off, its battery died, or a
+    /// hard cut): the power tick starts it again when the battery allows.
+    power_down: Vec<bool>,
+    /// Power faults on now, by fault id: (tower, kind).
+    power_faults: BTreeMap<u64, (usize, FaultKind)>,
+    /// The daily weather draws.
+    weather: Rng,
 }
 
 /// A next step of a fault that acts on a schedule ([`Injection::CrashLoop`],
@@ -412,6 +426,7 @@ pub fn run(o: LabOptions) -> Result<LabRun> {
         repairs: Mutex::new(Vec::new()),
         links_read: Mutex::new(Vec::new()),
         streams_opened: std::sync::atomic::AtomicUsize::new(0),
+        modes: Mutex::new(vec![PowerMode::Normal; sc.towers.len()]),
     });
     let mut lab = Lab {
         sc: sc.clone(),
@@ -432,6 +447,14 @@ pub fn run(o: LabOptions) -> Result<LabRun> {
         disk_faults: BTreeMap::new(),
         held_down: BTreeSet::new(),
         timers: Vec::new(),
+        power: sc
+            .towers
+            .iter()
+            .map(|t| PowerModel::new(&t.power))
+            .collect(),
+        power_down: vec![false; sc.towers.len()],
+        power_faults: BTreeMap::new(),
+        weather: Rng::new(o.seed, 3),
     };
     let mut threads = Vec::new();
     let outcome = lab.drive(&o, &planned, &mut threads);
@@ -670,6 +693,13 @@ impl Lab {
                 args.push("--uplink".into());
                 args.push(format!("{}=http://{at}", l.kind.name()));
             }
+            // The power telemetry the lab writes from the scenario's power model (read
+            // every second; the model steps every POWER_TICK, as in the simulator).
+            self.write_reading(i)?;
+            args.push("--power-telemetry".into());
+            args.push(self.telemetry_file(i).display().to_string());
+            args.push("--power-interval-s".into());
+            args.push("1".into());
             if let Some(p) = o.plant.as_ref().filter(|p| !crate::plant_is_switchboard(p)) {
                 args.push("--plant".into());
                 args.push(p.clone());
@@ -796,6 +826,7 @@ impl Lab {
         let mut active: BTreeSet<usize> = BTreeSet::new();
         let (mut next_action, mut next_pub) = (0usize, 0usize);
         let mut next_backlog = Duration::ZERO;
+        let mut next_power = POWER_TICK;
         loop {
             Self::interrupted(o)?;
             let now = self.shared.log.elapsed();
@@ -815,6 +846,11 @@ impl Lab {
                 }
             }
             self.run_timers(now)?;
+            self.check_exits()?;
+            if now >= next_power {
+                self.power_tick()?;
+                next_power += POWER_TICK;
+            }
             while next_pub < publications.len() && publications[next_pub].at <= now {
                 let p = &publications[next_pub];
                 next_pub += 1;
@@ -842,6 +878,21 @@ impl Lab {
             self.lift(&planned[k])?;
         }
         let _ = call("POST", &self.proxy_api, "/reset", None, b"");
+        // Power restored, as in the simulator: every battery topped up, every tower
+        // down for want of power started again.
+        for i in 0..self.power.len() {
+            let p = &mut self.power[i];
+            p.fade = 1.0;
+            p.soc_wh = p.capacity();
+            p.hard_cut = 0;
+            self.write_reading(i)?;
+            if self.power_down[i] {
+                self.power_down[i] = false;
+                let name = self.sc.towers[i].name.clone();
+                self.audit("power-restored", serde_json::json!({ "tower": name }));
+                self.start_again(&name)?;
+            }
+        }
         self.shared.stop_ops.store(true, Ordering::Relaxed);
         self.shared.log.now(Obs::Healed {
             bound: sc.liveness_bound,
@@ -863,6 +914,11 @@ impl Lab {
                 break;
             }
             self.sample_links();
+            self.check_exits()?;
+            while self.shared.log.elapsed() >= next_power {
+                self.power_tick()?;
+                next_power += POWER_TICK;
+            }
             std::thread::sleep(Duration::from_millis(500));
         }
         self.sample_links();
@@ -955,10 +1011,14 @@ impl Lab {
 
     /// Kill `name` (SIGKILL); for a tower, what its recovery will find in its outbox.
     fn kill(&mut self, name: &str) -> Result<()> {
+        if self.server_index(name).is_some_and(|i| self.power_down[i]) {
+            return Ok(()); // down already, for want of power
+        }
         let at = now_us();
         self.backend.signal(name, Sig::Kill)?;
         if let Some(i) = self.server_index(name) {
             self.shared.powered[i].store(false, Ordering::Relaxed);
+            lock(&self.shared.modes)[i] = PowerMode::Normal;
             let durable_outbox = self.durable_outbox(i)?;
             self.shared.log.at(
                 at,
@@ -991,6 +1051,9 @@ impl Lab {
     }
 
     fn start_again(&mut self, name: &str) -> Result<()> {
+        if self.server_index(name).is_some_and(|i| self.power_down[i]) {
+            return Ok(()); // the power tick starts it when the battery allows
+        }
         self.backend.restart(name)?;
         let addr = self.public_of(name);
         wait_healthy(&mut self.backend, name, &addr)?;
@@ -1031,6 +1094,161 @@ impl Lab {
         Ok(())
     }
 
+    fn telemetry_file(&self, i: usize) -> PathBuf {
+        self.run_dir
+            .join(format!("{}.power.json", self.sc.towers[i].name))
+    }
+
+    /// Tower `i`'s power mode as its events told (`Off` when it does not run).
+    fn mode(&self, i: usize) -> PowerMode {
+        if self.shared.powered[i].load(Ordering::Relaxed) {
+            lock(&self.shared.modes)[i]
+        } else {
+            PowerMode::Off
+        }
+    }
+
+    /// Write tower `i`'s power reading where it reads its telemetry (a new file renamed
+    /// over the old one: the tower never reads half a reading).
+    fn write_reading(&self, i: usize) -> Result<()> {
+        let spec = &self.sc.towers[i].power;
+        let reading = self.power[i].reading(spec, self.mode(i));
+        let dto = sovereign_wire::PowerReadingDto::from(&reading);
+        let file = self.telemetry_file(i);
+        let tmp = file.with_extension("json.new");
+        std::fs::write(&tmp, serde_json::to_vec(&dto)?)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &file).with_context(|| format!("writing {}", file.display()))?;
+        Ok(())
+    }
+
+    /// A tower that was running and whose process is gone without the lab stopping it:
+    /// its power manager switched it off (it was shutting down) — a clean stop, down for
+    /// want of power until the battery allows a boot — or it died on its own (warned).
+    fn check_exits(&mut self) -> Result<()> {
+        for i in 0..self.sc.towers.len() {
+            if !self.shared.powered[i].load(Ordering::Relaxed) {
+                continue;
+            }
+            let name = self.sc.towers[i].name.clone();
+            if !self.backend.wait_exit(&name, Duration::ZERO)? {
+                continue;
+            }
+            let at = now_us();
+            let shutting_down = lock(&self.shared.modes)[i] >= PowerMode::ShuttingDown;
+            if !shutting_down {
+                self.shared.warn(format!(
+                    "{name} exited by itself while not shutting down; its log:\n{}",
+                    tail(&self.backend.log_path(&name))
+                ));
+            }
+            self.audit(
+                "exited",
+                serde_json::json!({ "tower": name, "power_off": shutting_down }),
+            );
+            self.shared.powered[i].store(false, Ordering::Relaxed);
+            lock(&self.shared.modes)[i] = PowerMode::Normal;
+            self.power_down[i] = true;
+            let durable_outbox = self.durable_outbox(i)?;
+            self.shared.log.at(
+                at,
+                Obs::TowerDown {
+                    tower: i,
+                    clean: shutting_down,
+                    durable_outbox,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// One step of every tower's power plant, as the simulator's power tick: the battery
+    /// charges or drains by the tower's mode; a running tower whose battery is empty dies
+    /// (SIGKILL); a sample every [`POWER_OBS_EVERY`] steps; a tower down for want of power
+    /// starts again once the grid is back or the battery reaches the reconnect threshold;
+    /// a running tower gets the new reading.
+    fn power_tick(&mut self) -> Result<()> {
+        let secs = self.shared.log.elapsed().as_secs();
+        let thresholds = sovereign_logic::tower::TowerConfig::new(
+            sovereign_logic::protocol::TowerId(0),
+            &[LinkKind::Fibre],
+        )
+        .power;
+        for i in 0..self.sc.towers.len() {
+            let spec = self.sc.towers[i].power.clone();
+            let day = secs / 86_400;
+            let daily = match self.power[i].weather.get(&day) {
+                Some(w) => *w,
+                None => {
+                    let w = (self.weather.unit() - 0.5) * 0.4;
+                    self.power[i].weather.insert(day, w);
+                    w
+                }
+            };
+            let solar = self.power[i].solar_w(&spec, secs, daily);
+            let mode = self.mode(i);
+            let empty = self.power[i].step(&spec, solar, mode, POWER_TICK);
+            let running = self.shared.powered[i].load(Ordering::Relaxed);
+            let name = self.sc.towers[i].name.clone();
+            if empty && running {
+                let hard_cut = self.power[i].hard_cut > 0;
+                self.shared.log.now(Obs::BatteryEmpty {
+                    tower: i,
+                    running: true,
+                    hard_cut,
+                });
+                self.audit("battery-empty", serde_json::json!({ "tower": name }));
+                self.kill(&name)?;
+                self.power_down[i] = true;
+            }
+            let p = &self.power[i];
+            if p.ticks % POWER_OBS_EVERY == 0 {
+                self.shared.log.now(Obs::Power {
+                    tower: i,
+                    soc: p.soc(),
+                    mode: self.mode(i),
+                    energy_wh: p.energy_wh,
+                    solar_w: solar,
+                });
+            }
+            let may_boot = self.power[i].grid(&spec)
+                || sovereign_logic::tower::power::PowerManager::may_power_on(
+                    &thresholds,
+                    self.power[i].soc_permille(),
+                );
+            if self.power_down[i] && self.power[i].hard_cut == 0 && may_boot {
+                self.power_down[i] = false;
+                self.audit(
+                    "power-on",
+                    serde_json::json!({ "tower": name, "soc": self.power[i].soc() }),
+                );
+                self.write_reading(i)?;
+                self.start_again(&name)?;
+            }
+            self.write_reading(i)?;
+        }
+        Ok(())
+    }
+
+    /// Rebuild the power plants' fault overlays (clouds, grid, UPS) from the power
+    /// faults on now, as the simulator does at every fault start and end.
+    fn power_overlays(&mut self) {
+        for p in &mut self.power {
+            p.clouds = 0.0;
+            p.grid_lost = 0;
+            p.ups_failed = 0;
+        }
+        for (i, kind) in self.power_faults.values() {
+            let p = &mut self.power[*i];
+            match kind {
+                FaultKind::Clouds { cover } => p.clouds = p.clouds.max(*cover),
+                FaultKind::GridLoss => p.grid_lost += 1,
+                FaultKind::UpsFailure => p.ups_failed += 1,
+                _ => {}
+            }
+        }
+    }
+
     /// Run the crash loops' and flapping links' steps that are due at `now`, in time order.
     fn run_timers(&mut self, now: Duration) -> Result<()> {
         loop {
@@ -1041,7 +1259,9 @@ impl Lab {
                 return Ok(());
             };
             let t = self.timers.swap_remove(next);
-            if self.active.contains(&t.fault.id) {
+            // A brown-out's boot is owed whether or not the fault still lasts.
+            let owed = t.step == Step::Boot && matches!(t.fault.injection, Injection::Power { .. });
+            if owed || self.active.contains(&t.fault.id) {
                 self.step(&t.fault, t.step, t.at)?;
             }
         }
@@ -1068,6 +1288,11 @@ impl Lab {
             (Injection::CrashLoop { server, .. }, Step::Boot) if self.held_down.remove(&id) => {
                 self.audit("crash-loop-boot", serde_json::json!({ "fault": id }));
                 self.start_again(server)?;
+            }
+            (Injection::Power { tower, .. }, Step::Boot) if self.held_down.remove(&id) => {
+                let name = self.sc.towers[*tower].name.clone();
+                self.audit("brown-out-boot", serde_json::json!({ "fault": id }));
+                self.start_again(&name)?;
             }
             (Injection::Flapping { proxies, period }, Step::Down) => {
                 self.audit("flap-down", serde_json::json!({ "fault": id }));
@@ -1121,6 +1346,7 @@ impl Lab {
                 }
                 if let Some(i) = self.server_index(server) {
                     self.shared.powered[i].store(false, Ordering::Relaxed);
+                    lock(&self.shared.modes)[i] = PowerMode::Normal;
                     let durable_outbox = self.durable_outbox(i)?;
                     self.shared.log.at(
                         t,
@@ -1140,6 +1366,38 @@ impl Lab {
                 }
             }
             Injection::CrashLoop { .. } => self.step(p, Step::Kill, p.spec.at)?,
+            Injection::Power { tower, kind } => {
+                let (i, name) = (*tower, self.sc.towers[*tower].name.clone());
+                self.power_faults.insert(p.id, (i, kind.clone()));
+                self.power_overlays();
+                match kind {
+                    FaultKind::BatteryFade { capacity } => {
+                        let m = &mut self.power[i];
+                        m.fade = capacity.clamp(0.01, 1.0);
+                        m.soc_wh = m.soc_wh.min(m.capacity());
+                    }
+                    FaultKind::HardCut => {
+                        self.power[i].hard_cut += 1;
+                        self.kill(&name)?;
+                        self.power_down[i] = true;
+                    }
+                    FaultKind::BrownOut => {
+                        let protected =
+                            self.sc.towers[i].power.ups && self.power[i].ups_failed == 0;
+                        if !protected && self.shared.powered[i].load(Ordering::Relaxed) {
+                            self.kill(&name)?;
+                            self.held_down.insert(p.id);
+                            self.timers.push(Timer {
+                                at: p.spec.at + sovereign_scenario::faults::BOOT,
+                                fault: p.clone(),
+                                step: Step::Boot,
+                            });
+                        }
+                    }
+                    _ => {}
+                }
+                self.write_reading(i)?;
+            }
             Injection::Flapping { .. } => self.step(p, Step::Down, p.spec.at)?,
             Injection::Admin {
                 server,
@@ -1218,7 +1476,10 @@ impl Lab {
             serde_json::json!({ "fault": p.id, "kind": p.spec.kind.name() }),
         );
         self.active.remove(&p.id);
-        self.timers.retain(|t| t.fault.id != p.id);
+        self.timers.retain(|t| {
+            t.fault.id != p.id
+                || (t.step == Step::Boot && matches!(t.fault.injection, Injection::Power { .. }))
+        });
         match &p.injection {
             Injection::ProxyDown { proxies } => self.remove_toxics(proxies, p.id, "down")?,
             Injection::CrashLoop { server, .. } => {
@@ -1230,6 +1491,17 @@ impl Lab {
                 if self.held_down.remove(&p.id) {
                     self.remove_toxics(proxies, p.id, "flap")?;
                 }
+            }
+            Injection::Power { tower, kind } => {
+                let i = *tower;
+                self.power_faults.remove(&p.id);
+                self.power_overlays();
+                if let FaultKind::HardCut = kind {
+                    // Down until the power tick finds the battery allows a boot.
+                    self.power[i].hard_cut = self.power[i].hard_cut.saturating_sub(1);
+                }
+                // (a brown-out's boot comes BOOT after it, from its timer)
+                self.write_reading(i)?;
             }
             Injection::Toxic { proxies, kind, .. } => self.remove_toxics(proxies, p.id, kind)?,
             Injection::Crash { server } => self.start_again(server)?,
@@ -1456,6 +1728,9 @@ fn tower_events(s: &Shared, i: usize, admin: &str) {
                 s.warn(format!("an event of tower {i} did not decode: {rec:?}"));
                 return;
             };
+            if let Event::PowerMode { to, .. } = event {
+                lock(&s.modes)[i] = to;
+            }
             s.log.at(rec.at_unix_us, Obs::Tower { tower: i, event });
         });
         if r.is_err() {
@@ -1897,6 +2172,7 @@ fn derive_steady(
     struct T {
         up: bool,
         paused: bool,
+        mode: PowerMode,
         active: Option<LinkKind>,
         down: BTreeMap<LinkKind, u32>,
         steady: bool,
@@ -1907,6 +2183,7 @@ fn derive_steady(
         .map(|_| T {
             up: false,
             paused: false,
+            mode: PowerMode::Normal,
             active: None,
             down: BTreeMap::new(),
             steady: false,
@@ -1954,6 +2231,7 @@ fn derive_steady(
             Obs::TowerDown { tower, .. } => {
                 towers[*tower].up = false;
                 towers[*tower].active = None;
+                towers[*tower].mode = PowerMode::Normal;
                 touched = Some(vec![*tower]);
             }
             Obs::Tower {
@@ -1961,6 +2239,13 @@ fn derive_steady(
                 event: Event::ActiveLink { to, .. },
             } => {
                 towers[*tower].active = *to;
+                touched = Some(vec![*tower]);
+            }
+            Obs::Tower {
+                tower,
+                event: Event::PowerMode { to, .. },
+            } => {
+                towers[*tower].mode = *to;
                 touched = Some(vec![*tower]);
             }
             Obs::FaultStart { id, .. } | Obs::FaultEnd { id, .. } => {
@@ -1993,7 +2278,11 @@ fn derive_steady(
                 .iter()
                 .copied()
                 .find(|k| t.down.get(k).copied().unwrap_or(0) == 0);
-            let steady = t.up && !t.paused && t.active.is_some() && t.active == best;
+            let steady = t.up
+                && !t.paused
+                && t.mode == PowerMode::Normal
+                && t.active.is_some()
+                && t.active == best;
             if steady != t.steady {
                 t.steady = steady;
                 out.push(Stamped {

@@ -25,6 +25,7 @@ pub mod build;
 pub mod faults;
 pub mod limits;
 pub mod parse;
+pub mod power;
 pub mod tomlspan;
 pub mod write;
 

@@ -258,12 +258,13 @@ pub struct TowerArgs {
     /// `no-failover` stays on the first uplink when it goes down; `no-failback` never
     /// returns to a more preferred uplink once it has left it; `ack-before-fsync`
     /// acknowledges a device's operation when it is written, before the fsync that makes
-    /// it durable (a crash in between loses it). The real-process tests (and
+    /// it durable (a crash in between loses it); `ignore-battery` runs the tower on until
+    /// its battery is empty (no load shedding, no clean shutdown). The real-process tests (and
     /// scripts/chaostoolkit.sh) use them to show that their checks can fail.
     #[arg(
         long,
         hide = true,
-        value_parser = ["skip-verify", "no-origin-check", "no-failover", "no-failback", "ack-before-fsync"]
+        value_parser = ["skip-verify", "no-origin-check", "no-failover", "no-failback", "ack-before-fsync", "ignore-battery"]
     )]
     pub plant: Option<String>,
 }
@@ -794,6 +795,12 @@ pub async fn run_tower(mut args: TowerArgs) -> Result<()> {
             "PLANTED BUG ack-before-fsync: device operations are acknowledged before the fsync that makes them durable"
         );
         tower.ack_after_fsync = false;
+    }
+    if args.plant.as_deref() == Some("ignore-battery") {
+        tracing::error!(
+            "PLANTED BUG ignore-battery: the tower runs on until its battery is empty (no load shedding, no clean shutdown)"
+        );
+        tower.power_managed = false;
     }
     let credential = match &args.credential {
         Some(path) => Some(
