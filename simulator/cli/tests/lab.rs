@@ -555,3 +555,62 @@ fn power_shedding_shuts_down_cleanly_and_planted_ignore_battery_is_caught_by_pow
     );
     planted.nothing_left();
 }
+
+#[test]
+fn a_wifi_cut_makes_the_towers_devices_unreachable_and_only_while_it_lasts() {
+    // Goal: the devices reach their tower through its Wi-Fi proxy, and a `link-down` on
+    // `tower-0/wifi` switches it off: every device read during the cut is unreachable
+    // (at once, as in the simulator), every read well before and after is served.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("wifi.toml");
+    std::fs::write(
+        &file,
+        "duration = \"20s\"\nliveness_bound = \"30s\"\n\
+         [[tower]]\ndevices = 8\nlinks = [\"fibre\"]\ncatalog_poll = \"1s\"\nrequest_timeout = \"3s\"\n\
+         [workload]\ncatalog = [{ priority = \"P0\", items = 1, size = \"4KiB\" }, { priority = \"P1\", items = 1, size = \"4KiB\" }]\n\
+         reads_per_device_hour = 1000.0\nops_per_device_hour = 0.0\n\
+         [[fault]]\nat = \"5s\"\nfor = \"8s\"\ntarget = \"tower-0/wifi\"\nkind = \"link-down\"\n",
+    )
+    .expect("write");
+    let state = dir.path().join("state");
+    let (prefix, o) = lab_run_file(file.to_str().expect("utf-8"), &state, &["--keep"]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(out.contains("lab: t0-wifi listens on"), "{}", text(&o));
+    assert_nothing_left(&prefix, &addresses(&out), &state);
+    let kept = out
+        .lines()
+        .find_map(|l| l.strip_prefix("run directory (kept): "))
+        .expect("the kept run directory is printed");
+    let log = std::fs::read_to_string(Path::new(kept).join("observations.log")).expect("log");
+    let _ = std::fs::remove_dir_all(kept);
+    // "HH:MM:SS.mmm Read { … result: Served|Unreachable … }": (seconds, served?).
+    let reads: Vec<(f64, bool)> = log
+        .lines()
+        .filter(|l| l.contains(" Read {"))
+        .map(|l| {
+            let t = &l[..12];
+            let secs = t[0..2].parse::<f64>().expect("h") * 3600.0
+                + t[3..5].parse::<f64>().expect("m") * 60.0
+                + t[6..].parse::<f64>().expect("s");
+            (secs, l.contains("result: Served"))
+        })
+        .collect();
+    let during: Vec<_> = reads.iter().filter(|r| r.0 > 5.3 && r.0 < 12.7).collect();
+    assert!(!during.is_empty(), "no read during the cut: {reads:?}");
+    assert!(
+        during.iter().all(|r| !r.1),
+        "served during the cut: {reads:?}"
+    );
+    // (from 2.5 s: the catalog is published at about 0.1 s and reaches the tower within
+    // one catalog poll)
+    let outside: Vec<_> = reads
+        .iter()
+        .filter(|r| (r.0 > 2.5 && r.0 < 4.7) || r.0 > 14.0)
+        .collect();
+    assert!(!outside.is_empty(), "{reads:?}");
+    assert!(
+        outside.iter().all(|r| r.1),
+        "not served outside the cut: {reads:?}"
+    );
+}

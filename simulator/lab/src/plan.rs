@@ -16,8 +16,8 @@ use std::time::Duration;
 /// A real injection.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Injection {
-    /// Disable these proxies (the uplinks go down: connections closed, new ones refused)
-    /// for the fault's duration.
+    /// Take these proxies down for the fault's duration: an uplink's black-holed, a
+    /// Wi-Fi's switched off (`Lab::cut`).
     ProxyDown {
         /// proxy names
         proxies: Vec<String>,
@@ -89,12 +89,10 @@ impl Injection {
     /// One line: what is done.
     pub fn describe(&self) -> String {
         match self {
-            Injection::ProxyDown { proxies } => {
-                format!(
-                    "proxies {} black-holed (timeout toxic 0)",
-                    proxies.join(", ")
-                )
-            }
+            Injection::ProxyDown { proxies } => format!(
+                "proxies {} down (an uplink black-holed by a timeout toxic 0, a Wi-Fi switched off)",
+                proxies.join(", ")
+            ),
             Injection::Toxic {
                 proxies,
                 kind,
@@ -142,6 +140,16 @@ pub fn proxy_name(i: usize, kind: LinkKind) -> String {
     format!("t{i}-{}", kind.name())
 }
 
+/// The name of tower `i`'s Wi-Fi proxy (between its devices and it).
+pub fn wifi_proxy_name(i: usize) -> String {
+    format!("t{i}-wifi")
+}
+
+/// Whether `proxy` is a tower's Wi-Fi proxy ([`wifi_proxy_name`]) rather than an uplink's.
+pub fn is_wifi_proxy(proxy: &str) -> bool {
+    proxy.ends_with("-wifi")
+}
+
 /// The server a target names (`origin` or the tower's name).
 pub fn server_name(sc: &Scenario, t: &Target) -> String {
     match t {
@@ -160,17 +168,13 @@ fn proxies(sc: &Scenario, t: &Target) -> Option<Vec<String>> {
                 .collect(),
         ),
         Target::Link(i, k) => Some(vec![proxy_name(*i, *k)]),
-        Target::Origin | Target::Wifi(_) => None,
+        Target::Wifi(i) => Some(vec![wifi_proxy_name(*i)]),
+        Target::Origin => None,
     }
 }
 
 /// Why the lab cannot inject `spec`, or its injection.
 fn injection(sc: &Scenario, spec: &FaultSpec) -> Result<Injection, String> {
-    if let Target::Wifi(_) = spec.target {
-        return Err(
-            "Wi-Fi (device↔tower) faults are not injected yet: the lab's devices reach their tower directly, not through a proxy".into(),
-        );
-    }
     let net = || {
         proxies(sc, &spec.target).ok_or_else(|| {
             "network faults need a tower or one of its uplinks as the target".to_string()
@@ -291,7 +295,7 @@ fn not_real(kind: &str) -> &'static str {
             "a TCP proxy cannot duplicate or reorder messages: TCP delivers each byte once, in order"
         }
         "wifi-corruption" => {
-            "Wi-Fi faults are not injected yet (no proxy between devices and towers)"
+            "the proxy passes bytes through unchanged: it has no toxic that flips bits (Toxiproxy has none either)"
         }
         "slow" => "a slow CPU has no real injection here (no cgroup CPU quota is set by the lab)",
         "origin-replace" | "rogue-forward" => "trust faults are not injected by the lab yet",

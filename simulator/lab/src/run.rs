@@ -19,7 +19,7 @@
 
 use crate::backend::{Backend, Processes, Sig, free_port};
 use crate::http::{self, Resp};
-use crate::plan::{Injection, Planned, lab_invariants, proxy_name};
+use crate::plan::{Injection, Planned, is_wifi_proxy, lab_invariants, proxy_name, wifi_proxy_name};
 use anyhow::{Context, Result, anyhow, bail};
 use sovereign_logic::Time;
 use sovereign_logic::content::{ChunkHash, ItemId, Manifest, Priority};
@@ -183,8 +183,9 @@ struct Shared {
     log: Log,
     /// Published manifests by (item, version).
     manifests: Mutex<BTreeMap<(ItemId, u64), Manifest>>,
-    /// Items devices may read.
-    items: Mutex<Vec<ItemId>>,
+    /// Items devices may read, by class, in publication order (as the simulator keeps
+    /// them: devices choose by class and rank, `sovereign_scenario::reads`).
+    items: Mutex<[Vec<ItemId>; 4]>,
     /// Every submitted operation: key → (fingerprint, contribution amount).
     submitted: Mutex<BTreeMap<IdemKey, (ChunkHash, Option<u64>)>>,
     /// Per tower: its process runs and is not frozen.
@@ -273,6 +274,8 @@ struct Lab {
     power_faults: BTreeMap<u64, (usize, FaultKind)>,
     /// The daily weather draws.
     weather: Rng,
+    /// Wi-Fi proxies switched off, with how many faults hold each off.
+    wifi_off: BTreeMap<String, u32>,
 }
 
 /// A next step of a fault that acts on a schedule ([`Injection::CrashLoop`],
@@ -396,6 +399,12 @@ impl Rng {
     }
 }
 
+impl sovereign_logic::entropy::Entropy for Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.next()
+    }
+}
+
 /// Run the scenario against real processes.
 pub fn run(o: LabOptions) -> Result<LabRun> {
     let sc = o.scenario.clone();
@@ -415,7 +424,7 @@ pub fn run(o: LabOptions) -> Result<LabRun> {
     let shared = Arc::new(Shared {
         log: Log::new(),
         manifests: Mutex::new(BTreeMap::new()),
-        items: Mutex::new(Vec::new()),
+        items: Mutex::new(Default::default()),
         submitted: Mutex::new(BTreeMap::new()),
         powered: sc.towers.iter().map(|_| AtomicBool::new(false)).collect(),
         stop_ops: AtomicBool::new(false),
@@ -455,6 +464,7 @@ pub fn run(o: LabOptions) -> Result<LabRun> {
         power_down: vec![false; sc.towers.len()],
         power_faults: BTreeMap::new(),
         weather: Rng::new(o.seed, 3),
+        wifi_off: BTreeMap::new(),
     };
     let mut threads = Vec::new();
     let outcome = lab.drive(&o, &planned, &mut threads);
@@ -744,12 +754,39 @@ impl Lab {
             of_class.entry(class).or_default().push(id.clone());
             self.content.insert(id, bytes);
         }
-        // The devices.
+        // Each tower's Wi-Fi: a proxy between its devices and it, as its uplinks have one.
+        let mut wifi = Vec::new();
+        for i in 0..sc.towers.len() {
+            let name = wifi_proxy_name(i);
+            let body = serde_json::json!({
+                "name": name,
+                "listen": "127.0.0.1:0",
+                "upstream": self.towers[i].public,
+            });
+            let r = call(
+                "POST",
+                &self.proxy_api,
+                "/proxies",
+                None,
+                body.to_string().as_bytes(),
+            )?;
+            let r = expect(r, &[200, 201], &format!("creating the Wi-Fi proxy {name}"))?;
+            let listen = r.json()?["listen"]
+                .as_str()
+                .ok_or_else(|| anyhow!("the proxy did not say where {name} listens"))?
+                .to_string();
+            println!(
+                "lab: {name} listens on {listen} (devices of {})",
+                sc.towers[i].name
+            );
+            wifi.push(listen);
+        }
+        // The devices, each through its tower's Wi-Fi proxy.
         let mut d = 0usize;
         for (i, t) in sc.towers.iter().enumerate() {
             for _ in 0..t.devices {
                 let s = self.shared.clone();
-                let addr = self.towers[i].public.clone();
+                let addr = wifi[i].clone();
                 let w = sc.workload.clone();
                 let seed = o.seed;
                 let dev = d;
@@ -957,8 +994,9 @@ impl Lab {
         lock(&self.shared.manifests).insert((item.clone(), manifest.version), manifest.clone());
         {
             let mut items = lock(&self.shared.items);
-            if !items.contains(&item) {
-                items.push(item);
+            let of_class = &mut items[class.index()];
+            if !of_class.contains(&item) {
+                of_class.push(item);
             }
         }
         self.shared.log.now(Obs::Published { manifest });
@@ -1296,15 +1334,14 @@ impl Lab {
             }
             (Injection::Flapping { proxies, period }, Step::Down) => {
                 self.audit("flap-down", serde_json::json!({ "fault": id }));
-                let cut = serde_json::json!({ "timeout": 0 });
-                self.add_toxics(proxies, id, "flap", "timeout", &cut)?;
+                self.cut(proxies, id, "flap")?;
                 self.held_down.insert(id);
                 next(self, *period / 2, Step::Up);
             }
             (Injection::Flapping { proxies, period }, Step::Up) => {
                 if self.held_down.remove(&id) {
                     self.audit("flap-up", serde_json::json!({ "fault": id }));
-                    self.remove_toxics(proxies, id, "flap")?;
+                    self.uncut(proxies, id, "flap")?;
                 }
                 next(self, *period - *period / 2, Step::Down);
             }
@@ -1320,15 +1357,7 @@ impl Lab {
             serde_json::json!({ "fault": p.id, "kind": p.spec.kind.name(), "target": sovereign_report::data::target_name(&self.sc, &p.spec.target), "injection": p.injection.describe() }),
         );
         match &p.injection {
-            Injection::ProxyDown { proxies } => {
-                // A cut link is a black hole, as in the simulator: nothing gets through
-                // and nothing answers (Toxiproxy's `timeout` toxic with 0: connections
-                // stay open, data is dropped). Disabling the proxy instead refuses
-                // connections at once, which no cut fibre does and which let the real
-                // tower fail over faster than any real one could.
-                let cut = serde_json::json!({ "timeout": 0 });
-                self.add_toxics(proxies, p.id, "down", "timeout", &cut)?;
-            }
+            Injection::ProxyDown { proxies } => self.cut(proxies, p.id, "down")?,
             Injection::Toxic {
                 proxies,
                 kind,
@@ -1422,6 +1451,62 @@ impl Lab {
         Ok(())
     }
 
+    /// Take `proxies` down for fault `id` (`label` names its toxics). An uplink is a black
+    /// hole, as in the simulator: nothing gets through and nothing answers (Toxiproxy's
+    /// `timeout` toxic with 0: connections stay open, data is dropped) — refusing
+    /// connections at once, which no cut fibre does, let the real tower fail over faster
+    /// than any real one could. A tower's Wi-Fi is switched off instead (the proxy
+    /// disabled: connections refused, open ones closed), as a device without its Wi-Fi
+    /// fails at once — the simulator's reads over a down Wi-Fi are unreachable at once.
+    fn cut(&mut self, proxies: &[String], id: u64, label: &str) -> Result<()> {
+        let (wifi, uplinks): (Vec<String>, Vec<String>) =
+            proxies.iter().cloned().partition(|x| is_wifi_proxy(x));
+        let black_hole = serde_json::json!({ "timeout": 0 });
+        self.add_toxics(&uplinks, id, label, "timeout", &black_hole)?;
+        for x in wifi {
+            let n = self.wifi_off.entry(x.clone()).or_insert(0);
+            *n += 1;
+            if *n == 1 {
+                self.enable(&x, false)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Undo [`Lab::cut`] of fault `id`: its toxics deleted, a Wi-Fi switched on again
+    /// when no other fault holds it off.
+    fn uncut(&mut self, proxies: &[String], id: u64, label: &str) -> Result<()> {
+        let (wifi, uplinks): (Vec<String>, Vec<String>) =
+            proxies.iter().cloned().partition(|x| is_wifi_proxy(x));
+        self.remove_toxics(&uplinks, id, label)?;
+        for x in wifi {
+            let n = self.wifi_off.entry(x.clone()).or_insert(1);
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.wifi_off.remove(&x);
+                self.enable(&x, true)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn enable(&self, proxy: &str, on: bool) -> Result<()> {
+        let body = serde_json::json!({ "enabled": on });
+        let r = call(
+            "POST",
+            &self.proxy_api,
+            &format!("/proxies/{proxy}"),
+            None,
+            body.to_string().as_bytes(),
+        )?;
+        expect(
+            r,
+            &[200],
+            &format!("switching {proxy} {}", if on { "on" } else { "off" }),
+        )?;
+        Ok(())
+    }
+
     /// Add a toxic of `kind` with `attributes` on both streams of each of `proxies`,
     /// named `f{id}-{label}-{stream}`.
     fn add_toxics(
@@ -1481,7 +1566,7 @@ impl Lab {
                 || (t.step == Step::Boot && matches!(t.fault.injection, Injection::Power { .. }))
         });
         match &p.injection {
-            Injection::ProxyDown { proxies } => self.remove_toxics(proxies, p.id, "down")?,
+            Injection::ProxyDown { proxies } => self.uncut(proxies, p.id, "down")?,
             Injection::CrashLoop { server, .. } => {
                 if self.held_down.remove(&p.id) {
                     self.start_again(server)?;
@@ -1489,7 +1574,7 @@ impl Lab {
             }
             Injection::Flapping { proxies, .. } => {
                 if self.held_down.remove(&p.id) {
-                    self.remove_toxics(proxies, p.id, "flap")?;
+                    self.uncut(proxies, p.id, "flap")?;
                 }
             }
             Injection::Power { tower, kind } => {
@@ -1875,10 +1960,11 @@ fn device(
 fn read(s: &Shared, rng: &mut Rng, tower: usize, addr: &str) {
     let item = {
         let items = lock(&s.items);
-        if items.is_empty() {
+        let Some((class, idx)) = sovereign_scenario::reads::pick_read(rng, |c| items[c].len())
+        else {
             return;
-        }
-        items[(rng.next() % items.len() as u64) as usize].clone()
+        };
+        items[class][idx].clone()
     };
     let powered = s.powered[tower].load(Ordering::Relaxed);
     let r = http::request(

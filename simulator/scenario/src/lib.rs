@@ -26,6 +26,7 @@ pub mod faults;
 pub mod limits;
 pub mod parse;
 pub mod power;
+pub mod reads;
 pub mod tomlspan;
 pub mod write;
 

@@ -158,21 +158,14 @@ impl World {
     pub(super) fn device_read(&mut self, device: usize) {
         let tower = self.devices[device].tower;
         let now = self.now;
-        // Which item: popularity falls with the item's age rank (Zipf-like), by class.
-        let class = match self.workload.below(10) {
-            0..=2 => 0,
-            3..=5 => 1,
-            6..=7 => 2,
-            _ => 3,
-        };
-        let n = self.items[class].len();
-        if n == 0 {
+        // Which item: by class, popularity falling with the item's age rank (the lab's
+        // devices choose the same way).
+        let items = &self.items;
+        let Some((class, idx)) =
+            sovereign_scenario::reads::pick_read(&mut self.workload, |c| items[c].len())
+        else {
             return;
-        }
-        let r = self.workload.unit();
-        let idx = ((n as f64).powf(r) - 1.0)
-            .floor()
-            .clamp(0.0, (n - 1) as f64) as usize;
+        };
         let item = self.items[class][idx].clone();
         self.trace.event(
             now,
