@@ -595,14 +595,13 @@ impl Lab {
                 }));
             }
         }
-        let r = call(
+        let r = self.proxy(
             "POST",
-            &self.proxy_api,
             "/populate",
-            None,
-            serde_json::Value::Array(populate).to_string().as_bytes(),
+            &serde_json::Value::Array(populate),
+            &[200, 201],
+            "creating the uplink proxies",
         )?;
-        let r = expect(r, &[200, 201], "creating the uplink proxies")?;
         let mut listen: BTreeMap<String, String> = BTreeMap::new();
         for p in r.json()?["proxies"].as_array().cloned().unwrap_or_default() {
             if let (Some(n), Some(l)) = (p["name"].as_str(), p["listen"].as_str()) {
@@ -763,14 +762,13 @@ impl Lab {
                 "listen": "127.0.0.1:0",
                 "upstream": self.towers[i].public,
             });
-            let r = call(
+            let r = self.proxy(
                 "POST",
-                &self.proxy_api,
                 "/proxies",
-                None,
-                body.to_string().as_bytes(),
+                &body,
+                &[200, 201],
+                &format!("creating the Wi-Fi proxy {name}"),
             )?;
-            let r = expect(r, &[200, 201], &format!("creating the Wi-Fi proxy {name}"))?;
             let listen = r.json()?["listen"]
                 .as_str()
                 .ok_or_else(|| anyhow!("the proxy did not say where {name} listens"))?
@@ -1055,18 +1053,25 @@ impl Lab {
         let at = now_us();
         self.backend.signal(name, Sig::Kill)?;
         if let Some(i) = self.server_index(name) {
-            self.shared.powered[i].store(false, Ordering::Relaxed);
-            lock(&self.shared.modes)[i] = PowerMode::Normal;
-            let durable_outbox = self.durable_outbox(i)?;
-            self.shared.log.at(
-                at,
-                Obs::TowerDown {
-                    tower: i,
-                    clean: false,
-                    durable_outbox,
-                },
-            );
+            self.tower_stopped(i, at, false)?;
         }
+        Ok(())
+    }
+
+    /// Tower `i`'s process stopped at `at` (wall clock, µs): not powered, back to power
+    /// mode Normal for its next boot, and its `TowerDown` with what its store holds.
+    fn tower_stopped(&mut self, i: usize, at: u64, clean: bool) -> Result<()> {
+        self.shared.powered[i].store(false, Ordering::Relaxed);
+        lock(&self.shared.modes)[i] = PowerMode::Normal;
+        let durable_outbox = self.durable_outbox(i)?;
+        self.shared.log.at(
+            at,
+            Obs::TowerDown {
+                tower: i,
+                clean,
+                durable_outbox,
+            },
+        );
         Ok(())
     }
 
@@ -1184,18 +1189,8 @@ impl Lab {
                 "exited",
                 serde_json::json!({ "tower": name, "power_off": shutting_down }),
             );
-            self.shared.powered[i].store(false, Ordering::Relaxed);
-            lock(&self.shared.modes)[i] = PowerMode::Normal;
             self.power_down[i] = true;
-            let durable_outbox = self.durable_outbox(i)?;
-            self.shared.log.at(
-                at,
-                Obs::TowerDown {
-                    tower: i,
-                    clean: shutting_down,
-                    durable_outbox,
-                },
-            );
+            self.tower_stopped(i, at, shutting_down)?;
         }
         Ok(())
     }
@@ -1374,17 +1369,7 @@ impl Lab {
                     self.backend.signal(server, Sig::Kill)?;
                 }
                 if let Some(i) = self.server_index(server) {
-                    self.shared.powered[i].store(false, Ordering::Relaxed);
-                    lock(&self.shared.modes)[i] = PowerMode::Normal;
-                    let durable_outbox = self.durable_outbox(i)?;
-                    self.shared.log.at(
-                        t,
-                        Obs::TowerDown {
-                            tower: i,
-                            clean: true,
-                            durable_outbox,
-                        },
-                    );
+                    self.tower_stopped(i, t, true)?;
                 }
                 self.start_again(server)?;
             }
@@ -1491,20 +1476,28 @@ impl Lab {
     }
 
     fn enable(&self, proxy: &str, on: bool) -> Result<()> {
+        let what = format!("switching {proxy} {}", if on { "on" } else { "off" });
         let body = serde_json::json!({ "enabled": on });
-        let r = call(
-            "POST",
-            &self.proxy_api,
-            &format!("/proxies/{proxy}"),
-            None,
-            body.to_string().as_bytes(),
-        )?;
-        expect(
-            r,
-            &[200],
-            &format!("switching {proxy} {}", if on { "on" } else { "off" }),
-        )?;
+        self.proxy("POST", &format!("/proxies/{proxy}"), &body, &[200], &what)?;
         Ok(())
+    }
+
+    /// A call to the proxy's API with a JSON body (`null`: none), which must answer one
+    /// of `ok` (else an error saying `what` failed).
+    fn proxy(
+        &self,
+        method: &str,
+        path: &str,
+        body: &serde_json::Value,
+        ok: &[u16],
+        what: &str,
+    ) -> Result<Resp> {
+        let bytes = if body.is_null() {
+            Vec::new()
+        } else {
+            body.to_string().into_bytes()
+        };
+        expect(call(method, &self.proxy_api, path, None, &bytes)?, ok, what)
     }
 
     /// Add a toxic of `kind` with `attributes` on both streams of each of `proxies`,
@@ -1525,14 +1518,13 @@ impl Lab {
                     "stream": stream,
                     "attributes": attributes,
                 });
-                let r = call(
+                self.proxy(
                     "POST",
-                    &self.proxy_api,
                     &format!("/proxies/{x}/toxics"),
-                    None,
-                    body.to_string().as_bytes(),
+                    &body,
+                    &[200],
+                    &format!("adding a {kind} toxic to {x}"),
                 )?;
-                expect(r, &[200], &format!("adding a {kind} toxic to {x}"))?;
             }
         }
         Ok(())
@@ -1542,14 +1534,13 @@ impl Lab {
     fn remove_toxics(&self, proxies: &[String], id: u64, label: &str) -> Result<()> {
         for x in proxies {
             for stream in ["downstream", "upstream"] {
-                let r = call(
+                self.proxy(
                     "DELETE",
-                    &self.proxy_api,
                     &format!("/proxies/{x}/toxics/f{id}-{label}-{stream}"),
-                    None,
-                    b"",
+                    &serde_json::Value::Null,
+                    &[204],
+                    &format!("removing toxic f{id}-{label} from {x}"),
                 )?;
-                expect(r, &[204], &format!("removing toxic f{id}-{label} from {x}"))?;
             }
         }
         Ok(())

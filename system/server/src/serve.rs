@@ -264,10 +264,44 @@ pub struct TowerArgs {
     #[arg(
         long,
         hide = true,
-        value_parser = ["skip-verify", "no-origin-check", "no-failover", "no-failback", "ack-before-fsync", "ignore-battery"]
+        value_parser = clap::builder::PossibleValuesParser::new(TOWER_PLANTS.map(|p| p.0))
     )]
     pub plant: Option<String>,
 }
+
+/// The tower's planted bugs (`tower serve --plant`): name, what it does (logged at
+/// start), and the switch of the logic's configuration it turns off.
+type PlantSwitch = fn(&mut TowerConfig);
+const TOWER_PLANTS: [(&str, &str, PlantSwitch); 6] = [
+    ("skip-verify", "stored bytes are served unverified", |t| {
+        t.verify = false
+    }),
+    (
+        "no-origin-check",
+        "any origin at the uplinks' address is synced from",
+        |t| t.check_origin = false,
+    ),
+    (
+        "no-failover",
+        "the tower stays on its first uplink when that link goes down",
+        |t| t.failover = false,
+    ),
+    (
+        "no-failback",
+        "the tower never returns to a more preferred uplink once it has failed over",
+        |t| t.failback = false,
+    ),
+    (
+        "ack-before-fsync",
+        "device operations are acknowledged before the fsync that makes them durable",
+        |t| t.ack_after_fsync = false,
+    ),
+    (
+        "ignore-battery",
+        "the tower runs on until its battery is empty (no load shedding, no clean shutdown)",
+        |t| t.power_managed = false,
+    ),
+];
 
 fn parse_uplink(s: &str) -> Result<(LinkKind, String), String> {
     let (kind, url) = s
@@ -768,39 +802,12 @@ pub async fn run_tower(mut args: TowerArgs) -> Result<()> {
     tower.request_timeout = Duration::from_secs(args.request_timeout_s.max(1));
     tower.probe.interval = Duration::from_secs(args.probe_interval_s);
     tower.probe_satellite.interval = Duration::from_secs(args.probe_interval_s);
-    if args.plant.as_deref() == Some("skip-verify") {
-        tracing::error!("PLANTED BUG skip-verify: stored bytes are served unverified");
-        tower.verify = false;
-    }
-    if args.plant.as_deref() == Some("no-origin-check") {
-        tracing::error!(
-            "PLANTED BUG no-origin-check: any origin at the uplinks' address is synced from"
-        );
-        tower.check_origin = false;
-    }
-    if args.plant.as_deref() == Some("no-failover") {
-        tracing::error!(
-            "PLANTED BUG no-failover: the tower stays on its first uplink when that link goes down"
-        );
-        tower.failover = false;
-    }
-    if args.plant.as_deref() == Some("no-failback") {
-        tracing::error!(
-            "PLANTED BUG no-failback: the tower never returns to a more preferred uplink once it has failed over"
-        );
-        tower.failback = false;
-    }
-    if args.plant.as_deref() == Some("ack-before-fsync") {
-        tracing::error!(
-            "PLANTED BUG ack-before-fsync: device operations are acknowledged before the fsync that makes them durable"
-        );
-        tower.ack_after_fsync = false;
-    }
-    if args.plant.as_deref() == Some("ignore-battery") {
-        tracing::error!(
-            "PLANTED BUG ignore-battery: the tower runs on until its battery is empty (no load shedding, no clean shutdown)"
-        );
-        tower.power_managed = false;
+    if let Some((name, what, switch)) = TOWER_PLANTS
+        .iter()
+        .find(|p| Some(p.0) == args.plant.as_deref())
+    {
+        tracing::error!("PLANTED BUG {name}: {what}");
+        switch(&mut tower);
     }
     let credential = match &args.credential {
         Some(path) => Some(
