@@ -501,7 +501,27 @@ fn a_flapping_link_is_black_holed_for_the_first_half_of_every_period() {
         .find_map(|l| l.strip_prefix("run directory (kept): "))
         .expect("the kept run directory is printed");
     let audit = std::fs::read_to_string(Path::new(kept).join("lab-audit.jsonl")).expect("audit");
+    let proxy_log =
+        std::fs::read_to_string(Path::new(kept).join("logs/proxy.log")).expect("proxy log");
     let _ = std::fs::remove_dir_all(kept);
+    // The proxy itself added and removed the black hole on both streams of the fibre's
+    // proxy each time (its own audit lines), not only the lab saying so.
+    let proxy_audit = |action: &str| {
+        proxy_log
+            .lines()
+            .filter(|l| l.contains(action) && l.contains("t0-fibre") && l.contains("f0-flap-"))
+            .count()
+    };
+    assert_eq!(
+        proxy_audit("toxic_added"),
+        8,
+        "4 downs x 2 streams\n{proxy_log}"
+    );
+    assert_eq!(
+        proxy_audit("toxic_removed"),
+        8,
+        "4 ups x 2 streams\n{proxy_log}"
+    );
     let at = |action: &str| -> Vec<f64> {
         audit
             .lines()
@@ -584,8 +604,8 @@ fn a_wifi_cut_makes_the_towers_devices_unreachable_and_only_while_it_lasts() {
         .expect("the kept run directory is printed");
     let log = std::fs::read_to_string(Path::new(kept).join("observations.log")).expect("log");
     let _ = std::fs::remove_dir_all(kept);
-    // "HH:MM:SS.mmm Read { … result: Served|Unreachable … }": (seconds, served?).
-    let reads: Vec<(f64, bool)> = log
+    // "HH:MM:SS.mmm Read { … result: Served|Unreachable … }": (seconds, result).
+    let reads: Vec<(f64, &str)> = log
         .lines()
         .filter(|l| l.contains(" Read {"))
         .map(|l| {
@@ -593,14 +613,21 @@ fn a_wifi_cut_makes_the_towers_devices_unreachable_and_only_while_it_lasts() {
             let secs = t[0..2].parse::<f64>().expect("h") * 3600.0
                 + t[3..5].parse::<f64>().expect("m") * 60.0
                 + t[6..].parse::<f64>().expect("s");
-            (secs, l.contains("result: Served"))
+            let result = if l.contains("result: Served") {
+                "served"
+            } else if l.contains("result: Unreachable") {
+                "unreachable"
+            } else {
+                "other"
+            };
+            (secs, result)
         })
         .collect();
     let during: Vec<_> = reads.iter().filter(|r| r.0 > 5.3 && r.0 < 12.7).collect();
     assert!(!during.is_empty(), "no read during the cut: {reads:?}");
     assert!(
-        during.iter().all(|r| !r.1),
-        "served during the cut: {reads:?}"
+        during.iter().all(|r| r.1 == "unreachable"),
+        "not unreachable during the cut: {reads:?}"
     );
     // (from 2.5 s: the catalog is published at about 0.1 s and reaches the tower within
     // one catalog poll)
@@ -610,7 +637,74 @@ fn a_wifi_cut_makes_the_towers_devices_unreachable_and_only_while_it_lasts() {
         .collect();
     assert!(!outside.is_empty(), "{reads:?}");
     assert!(
-        outside.iter().all(|r| r.1),
+        outside.iter().all(|r| r.1 == "served"),
         "not served outside the cut: {reads:?}"
     );
 }
+
+#[test]
+fn overlapping_process_and_power_faults_keep_the_run_going() {
+    // Goal: faults that overlap on one tower never make the lab kill a dead process or
+    // start a running one (either aborted the run): a crash inside a hard cut (the tower
+    // boots when both are over), a brown-out without a UPS (back 5 s later), a crash of a
+    // frozen tower (the pause's end finds it dead). The run ends clean (exit 0).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("overlap.toml");
+    std::fs::write(&file, OVERLAP).expect("write");
+    let state = dir.path().join("state");
+    let (prefix, o) = lab_run_file(file.to_str().expect("utf-8"), &state, &[]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(out.matches("lab: lift").count(), 5, "{}", text(&o));
+    // The hard cut ends at 8 s with the grid up: power-on, but the crash (to 12 s) still
+    // holds the tower down.
+    assert_eq!(out.matches("lab: power-on").count(), 1, "{}", text(&o));
+    assert!(
+        !String::from_utf8_lossy(&o.stderr).contains("WARNING"),
+        "{}",
+        text(&o)
+    );
+    assert_nothing_left(&prefix, &addresses(&out), &state);
+}
+
+const OVERLAP: &str = r#"duration = "28s"
+liveness_bound = "30s"
+[[tower]]
+devices = 2
+links = ["fibre"]
+catalog_poll = "1s"
+request_timeout = "3s"
+[tower.power]
+grid = true
+ups = false
+battery_wh = 40.0
+soc_initial = 0.9
+[workload]
+catalog = [{ priority = "P0", items = 1, size = "4KiB" }]
+ops_per_device_hour = 600.0
+[[fault]]
+at = "3s"
+for = "5s"
+target = "tower-0"
+kind = "hard-cut"
+[[fault]]
+at = "5s"
+for = "7s"
+target = "tower-0"
+kind = "crash"
+[[fault]]
+at = "14s"
+for = "1s"
+target = "tower-0"
+kind = "brown-out"
+[[fault]]
+at = "20s"
+for = "4s"
+target = "tower-0"
+kind = "pause"
+[[fault]]
+at = "22s"
+for = "1s"
+target = "tower-0"
+kind = "crash"
+"#;

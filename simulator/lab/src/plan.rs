@@ -103,7 +103,7 @@ impl Injection {
                 format!("SIGKILL {server} every {period:?}, each time restarted {BOOT:?} later")
             }
             Injection::Flapping { proxies, period } => format!(
-                "proxies {} black-holed for the first half of every {period:?}",
+                "proxies {} down (an uplink black-holed, a Wi-Fi switched off) for the first half of every {period:?}",
                 proxies.join(", ")
             ),
             Injection::Restart { server } => format!("SIGTERM {server}, restart"),

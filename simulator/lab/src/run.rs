@@ -206,12 +206,24 @@ struct Shared {
     /// (when, tower, its active link) read from a tower's status each time its event
     /// stream (re)connects: the choice made before the reader was there. Not an event of
     /// the tower (the KPIs would count it as a failover); only steadiness reads it.
-    links_read: Mutex<Vec<(Time, usize, Option<LinkKind>)>>,
+    links_read: Mutex<Vec<StatusRead>>,
     /// Tower event streams opened (reconnections included).
     streams_opened: std::sync::atomic::AtomicUsize,
     /// Per tower: its power mode, from its `PowerMode` events (Normal again when it
     /// stops: each boot starts in Normal).
     modes: Mutex<Vec<PowerMode>>,
+}
+
+/// A tower's state read from its `/admin/status` when its event stream (re)opened: what
+/// it chose before the reader was there (at boot, after a restart).
+#[derive(Clone, Copy, Debug)]
+struct StatusRead {
+    at: Time,
+    tower: usize,
+    /// its active link
+    link: Option<LinkKind>,
+    /// its power mode (a tower that boots on a low battery sheds at its first reading)
+    mode: Option<PowerMode>,
 }
 
 /// A read answered 503 "repairing", with the chunks the tower named.
@@ -261,8 +273,15 @@ struct Lab {
     /// outlives its server's restart, as a real disk's does: each is posted again when
     /// the server starts again, and when another one on the same server is lifted.
     disk_faults: BTreeMap<u64, (String, serde_json::Value)>,
-    /// Crash loops whose server is down, flapping faults whose link is down, by id.
+    /// Flapping faults whose link is down now, by id.
     held_down: BTreeSet<u64>,
+    /// What keeps a server down besides the power: crash loops and brown-outs in their
+    /// down window (fault id → server), and `crash` faults on (server → how many). A
+    /// server starts again only when nothing holds it down ([`Lab::held`]).
+    down_for: BTreeMap<u64, String>,
+    crash_holds: BTreeMap<String, u32>,
+    /// Servers frozen by a `pause` fault (SIGSTOP): alive, not serving.
+    paused: BTreeSet<String>,
     /// The next steps of crash loops and flapping links, in run time.
     timers: Vec<Timer>,
     /// Per tower: its power plant, stepped every [`POWER_TICK`] of the run.
@@ -455,6 +474,9 @@ pub fn run(o: LabOptions) -> Result<LabRun> {
         active: BTreeSet::new(),
         disk_faults: BTreeMap::new(),
         held_down: BTreeSet::new(),
+        down_for: BTreeMap::new(),
+        crash_holds: BTreeMap::new(),
+        paused: BTreeSet::new(),
         timers: Vec::new(),
         power: sc
             .towers
@@ -759,7 +781,9 @@ impl Lab {
             let name = wifi_proxy_name(i);
             let body = serde_json::json!({
                 "name": name,
-                "listen": "127.0.0.1:0",
+                // A reserved port, not port 0: switching the proxy off closes its
+                // listener, and switching it on binds the same port again.
+                "listen": port(())?,
                 "upstream": self.towers[i].public,
             });
             let r = self.proxy(
@@ -913,18 +937,26 @@ impl Lab {
             self.lift(&planned[k])?;
         }
         let _ = call("POST", &self.proxy_api, "/reset", None, b"");
-        // Power restored, as in the simulator: every battery topped up, every tower
-        // down for want of power started again.
+        // As in the simulator's heal: power restored (every battery topped up), nothing
+        // holds a server down any more (a brown-out's pending boot included), and every
+        // server that is not running starts again.
+        self.timers.clear();
+        self.down_for.clear();
+        self.crash_holds.clear();
         for i in 0..self.power.len() {
             let p = &mut self.power[i];
             p.fade = 1.0;
             p.soc_wh = p.capacity();
             p.hard_cut = 0;
+            self.power_down[i] = false;
             self.write_reading(i)?;
-            if self.power_down[i] {
-                self.power_down[i] = false;
-                let name = self.sc.towers[i].name.clone();
-                self.audit("power-restored", serde_json::json!({ "tower": name }));
+        }
+        let servers: Vec<String> = std::iter::once("origin".to_string())
+            .chain(self.sc.towers.iter().map(|t| t.name.clone()))
+            .collect();
+        for name in servers {
+            if !self.alive(&name)? {
+                self.audit("healed-start", serde_json::json!({ "server": name }));
                 self.start_again(&name)?;
             }
         }
@@ -1046,12 +1078,15 @@ impl Lab {
     }
 
     /// Kill `name` (SIGKILL); for a tower, what its recovery will find in its outbox.
+    /// Nothing to do when it is not running (down for another fault or for want of
+    /// power); a frozen process dies too.
     fn kill(&mut self, name: &str) -> Result<()> {
-        if self.server_index(name).is_some_and(|i| self.power_down[i]) {
-            return Ok(()); // down already, for want of power
+        if !self.alive(name)? {
+            return Ok(());
         }
         let at = now_us();
         self.backend.signal(name, Sig::Kill)?;
+        self.paused.remove(name);
         if let Some(i) = self.server_index(name) {
             self.tower_stopped(i, at, false)?;
         }
@@ -1093,9 +1128,26 @@ impl Lab {
             .collect())
     }
 
+    /// Whether `name`'s process runs (frozen or not).
+    fn alive(&mut self, name: &str) -> Result<bool> {
+        Ok(!self.backend.wait_exit(name, Duration::ZERO)?)
+    }
+
+    /// Whether something keeps `name` down: a `crash` fault on, a crash loop's or a
+    /// brown-out's down window, or (a tower) the want of power.
+    fn held(&self, name: &str) -> bool {
+        self.crash_holds.get(name).is_some_and(|n| *n > 0)
+            || self.down_for.values().any(|s| s == name)
+            || self
+                .server_index(name)
+                .is_some_and(|i| self.power_down[i] || self.power[i].hard_cut > 0)
+    }
+
+    /// Start `name` again, unless it runs or something still holds it down (then the
+    /// last hold to go starts it).
     fn start_again(&mut self, name: &str) -> Result<()> {
-        if self.server_index(name).is_some_and(|i| self.power_down[i]) {
-            return Ok(()); // the power tick starts it when the battery allows
+        if self.held(name) || self.alive(name)? {
+            return Ok(());
         }
         self.backend.restart(name)?;
         let addr = self.public_of(name);
@@ -1142,9 +1194,16 @@ impl Lab {
             .join(format!("{}.power.json", self.sc.towers[i].name))
     }
 
+    /// Tower `i` runs: serving, or frozen by a pause (a frozen tower still draws its
+    /// load and can die of an empty battery, as in the simulator).
+    fn running(&self, i: usize) -> bool {
+        self.shared.powered[i].load(Ordering::Relaxed)
+            || self.paused.contains(&self.sc.towers[i].name)
+    }
+
     /// Tower `i`'s power mode as its events told (`Off` when it does not run).
     fn mode(&self, i: usize) -> PowerMode {
-        if self.shared.powered[i].load(Ordering::Relaxed) {
+        if self.running(i) {
             lock(&self.shared.modes)[i]
         } else {
             PowerMode::Off
@@ -1189,7 +1248,10 @@ impl Lab {
                 "exited",
                 serde_json::json!({ "tower": name, "power_off": shutting_down }),
             );
-            self.power_down[i] = true;
+            // Down for want of power only after its power manager switched it off; a
+            // tower that died on its own stays down (the run shows it), as no simulated
+            // tower dies by itself.
+            self.power_down[i] = shutting_down;
             self.tower_stopped(i, at, shutting_down)?;
         }
         Ok(())
@@ -1202,11 +1264,6 @@ impl Lab {
     /// a running tower gets the new reading.
     fn power_tick(&mut self) -> Result<()> {
         let secs = self.shared.log.elapsed().as_secs();
-        let thresholds = sovereign_logic::tower::TowerConfig::new(
-            sovereign_logic::protocol::TowerId(0),
-            &[LinkKind::Fibre],
-        )
-        .power;
         for i in 0..self.sc.towers.len() {
             let spec = self.sc.towers[i].power.clone();
             let day = secs / 86_400;
@@ -1221,7 +1278,7 @@ impl Lab {
             let solar = self.power[i].solar_w(&spec, secs, daily);
             let mode = self.mode(i);
             let empty = self.power[i].step(&spec, solar, mode, POWER_TICK);
-            let running = self.shared.powered[i].load(Ordering::Relaxed);
+            let running = self.running(i);
             let name = self.sc.towers[i].name.clone();
             if empty && running {
                 let hard_cut = self.power[i].hard_cut > 0;
@@ -1244,23 +1301,38 @@ impl Lab {
                     solar_w: solar,
                 });
             }
-            let may_boot = self.power[i].grid(&spec)
-                || sovereign_logic::tower::power::PowerManager::may_power_on(
-                    &thresholds,
-                    self.power[i].soc_permille(),
-                );
-            if self.power_down[i] && self.power[i].hard_cut == 0 && may_boot {
-                self.power_down[i] = false;
-                self.audit(
-                    "power-on",
-                    serde_json::json!({ "tower": name, "soc": self.power[i].soc() }),
-                );
-                self.write_reading(i)?;
-                self.start_again(&name)?;
-            }
+            self.power_on_if_allowed(i)?;
             self.write_reading(i)?;
         }
         Ok(())
+    }
+
+    /// A tower down for want of power boots when no hard cut holds it and the grid is
+    /// up or the battery has reached the reconnect threshold (the simulator's rule, at
+    /// each power tick and when a hard cut ends); other holds (a crash fault) still wait.
+    fn power_on_if_allowed(&mut self, i: usize) -> Result<()> {
+        let thresholds = sovereign_logic::tower::TowerConfig::new(
+            sovereign_logic::protocol::TowerId(0),
+            &[LinkKind::Fibre],
+        )
+        .power;
+        let p = &self.power[i];
+        let may_boot = p.grid(&self.sc.towers[i].power)
+            || sovereign_logic::tower::power::PowerManager::may_power_on(
+                &thresholds,
+                p.soc_permille(),
+            );
+        if !self.power_down[i] || p.hard_cut > 0 || !may_boot {
+            return Ok(());
+        }
+        self.power_down[i] = false;
+        let name = self.sc.towers[i].name.clone();
+        self.audit(
+            "power-on",
+            serde_json::json!({ "tower": name, "soc": self.power[i].soc() }),
+        );
+        self.write_reading(i)?;
+        self.start_again(&name)
     }
 
     /// Rebuild the power plants' fault overlays (clouds, grid, UPS) from the power
@@ -1314,15 +1386,17 @@ impl Lab {
             (Injection::CrashLoop { server, period }, Step::Kill) => {
                 self.audit("crash-loop-kill", serde_json::json!({ "fault": id }));
                 self.kill(server)?;
-                self.held_down.insert(id);
+                self.down_for.insert(id, server.clone());
                 next(self, sovereign_scenario::faults::BOOT, Step::Boot);
                 next(self, *period, Step::Kill);
             }
-            (Injection::CrashLoop { server, .. }, Step::Boot) if self.held_down.remove(&id) => {
+            (Injection::CrashLoop { server, .. }, Step::Boot)
+                if self.down_for.remove(&id).is_some() =>
+            {
                 self.audit("crash-loop-boot", serde_json::json!({ "fault": id }));
                 self.start_again(server)?;
             }
-            (Injection::Power { tower, .. }, Step::Boot) if self.held_down.remove(&id) => {
+            (Injection::Power { tower, .. }, Step::Boot) if self.down_for.remove(&id).is_some() => {
                 let name = self.sc.towers[*tower].name.clone();
                 self.audit("brown-out-boot", serde_json::json!({ "fault": id }));
                 self.start_again(&name)?;
@@ -1358,7 +1432,16 @@ impl Lab {
                 kind,
                 attributes,
             } => self.add_toxics(proxies, p.id, kind, kind, attributes)?,
-            Injection::Crash { server } => self.kill(server)?,
+            Injection::Crash { server } => {
+                *self.crash_holds.entry(server.clone()).or_insert(0) += 1;
+                self.kill(server)?;
+            }
+            Injection::Restart { server } if !self.alive(server)? => {
+                self.audit(
+                    "skipped",
+                    serde_json::json!({ "fault": p.id, "why": format!("{server} is not running") }),
+                );
+            }
             Injection::Restart { server } => {
                 let t = now_us();
                 self.backend.signal(server, Sig::Term)?;
@@ -1373,8 +1456,15 @@ impl Lab {
                 }
                 self.start_again(server)?;
             }
+            Injection::Pause { server } if !self.alive(server)? => {
+                self.audit(
+                    "skipped",
+                    serde_json::json!({ "fault": p.id, "why": format!("{server} is not running") }),
+                );
+            }
             Injection::Pause { server } => {
                 self.backend.signal(server, Sig::Stop)?;
+                self.paused.insert(server.clone());
                 if let Some(i) = self.server_index(server) {
                     self.shared.powered[i].store(false, Ordering::Relaxed);
                 }
@@ -1398,9 +1488,9 @@ impl Lab {
                     FaultKind::BrownOut => {
                         let protected =
                             self.sc.towers[i].power.ups && self.power[i].ups_failed == 0;
-                        if !protected && self.shared.powered[i].load(Ordering::Relaxed) {
+                        if !protected && self.alive(&name)? {
                             self.kill(&name)?;
-                            self.held_down.insert(p.id);
+                            self.down_for.insert(p.id, name.clone());
                             self.timers.push(Timer {
                                 at: p.spec.at + sovereign_scenario::faults::BOOT,
                                 fault: p.clone(),
@@ -1418,7 +1508,19 @@ impl Lab {
                 body,
                 clear,
             } => {
-                self.post_fault(server, body, &format!("injecting {body} into {server}"))?;
+                if self.alive(server)? && !self.paused.contains(server) {
+                    self.post_fault(server, body, &format!("injecting {body} into {server}"))?;
+                } else if *clear {
+                    self.audit(
+                        "deferred",
+                        serde_json::json!({ "fault": p.id, "why": format!("{server} is not serving; posted when it starts") }),
+                    );
+                } else {
+                    self.shared.warn(format!(
+                        "fault {} ({body}) not injected: {server} is not serving",
+                        p.id
+                    ));
+                }
                 if *clear {
                     self.disk_faults
                         .insert(p.id, (server.clone(), body.clone()));
@@ -1559,7 +1661,7 @@ impl Lab {
         match &p.injection {
             Injection::ProxyDown { proxies } => self.uncut(proxies, p.id, "down")?,
             Injection::CrashLoop { server, .. } => {
-                if self.held_down.remove(&p.id) {
+                if self.down_for.remove(&p.id).is_some() {
                     self.start_again(server)?;
                 }
             }
@@ -1573,30 +1675,44 @@ impl Lab {
                 self.power_faults.remove(&p.id);
                 self.power_overlays();
                 if let FaultKind::HardCut = kind {
-                    // Down until the power tick finds the battery allows a boot.
+                    // Boots now if the battery allows, as in the simulator; else the
+                    // power tick waits for the sun or the grid.
                     self.power[i].hard_cut = self.power[i].hard_cut.saturating_sub(1);
+                    self.power_on_if_allowed(i)?;
                 }
                 // (a brown-out's boot comes BOOT after it, from its timer)
                 self.write_reading(i)?;
             }
             Injection::Toxic { proxies, kind, .. } => self.remove_toxics(proxies, p.id, kind)?,
-            Injection::Crash { server } => self.start_again(server)?,
+            Injection::Crash { server } => {
+                if let Some(n) = self.crash_holds.get_mut(server) {
+                    *n = n.saturating_sub(1);
+                }
+                self.start_again(server)?;
+            }
             Injection::Restart { .. } => {}
             Injection::Pause { server } => {
-                self.backend.signal(server, Sig::Cont)?;
-                if let Some(i) = self.server_index(server) {
-                    self.shared.powered[i].store(true, Ordering::Relaxed);
+                // (a frozen server killed meanwhile stays dead: its own hold restarts it)
+                if self.paused.remove(server) && self.alive(server)? {
+                    self.backend.signal(server, Sig::Cont)?;
+                    if let Some(i) = self.server_index(server) {
+                        self.shared.powered[i].store(true, Ordering::Relaxed);
+                    }
                 }
             }
             Injection::Admin { server, clear, .. } => {
                 if *clear {
                     // The switchboard clears as a whole: what else it must hold (the
                     // plant, the other disk faults on now) is switched on again.
+                    // A server that is down starts with an empty switchboard and is
+                    // given only what is still on.
                     self.disk_faults.remove(&p.id);
-                    let admin = self.admin_of(server);
-                    let r = call("DELETE", &admin, "/admin/faults", Some(CHAOS), b"")?;
-                    expect(r, &[200, 204], &format!("clearing the faults of {server}"))?;
-                    self.switchboard(server)?;
+                    if self.alive(server)? && !self.paused.contains(server) {
+                        let admin = self.admin_of(server);
+                        let r = call("DELETE", &admin, "/admin/faults", Some(CHAOS), b"")?;
+                        expect(r, &[200, 204], &format!("clearing the faults of {server}"))?;
+                        self.switchboard(server)?;
+                    }
                 }
             }
         }
@@ -1792,12 +1908,24 @@ fn tower_events(s: &Shared, i: usize, admin: &str) {
             let Ok(r) = call("GET", admin, "/admin/status", Some(VIEWER), b"") else {
                 return;
             };
-            let to = r
-                .json()
-                .ok()
+            let v = r.json().ok();
+            let link = v
+                .as_ref()
                 .and_then(|v| v["active_link"].as_str()?.parse::<LinkKind>().ok());
+            let mode = v.as_ref().and_then(|v| {
+                let name = v["power_mode"].as_str()?;
+                PowerMode::ALL.into_iter().find(|m| m.name() == name)
+            });
+            if let Some(m) = mode {
+                lock(&s.modes)[i] = m;
+            }
             let at = s.log.stamp(now_us());
-            lock(&s.links_read).push((at, i, to));
+            lock(&s.links_read).push(StatusRead {
+                at,
+                tower: i,
+                link,
+                mode,
+            });
         };
         let r = http::events(admin, VIEWER, &s.stop_events, opened, |rec| {
             let Ok(event) = rec.event.to_event() else {
@@ -2238,13 +2366,13 @@ fn submit(
 /// it: running, not frozen, on its most preferred link that no fault holds down. (The
 /// lab's towers run without power telemetry: always in Normal mode.)
 ///
-/// `links_read`: each tower's active link as read from its status when its event stream
+/// `links_read`: each tower's active link and power mode as read from its status when its event stream
 /// (re)connected, applied in time order with the log.
 fn derive_steady(
     sc: &Scenario,
     planned: &[Planned],
     log: Vec<Stamped>,
-    links_read: &[(Time, usize, Option<LinkKind>)],
+    links_read: &[StatusRead],
 ) -> Vec<Stamped> {
     struct T {
         up: bool,
@@ -2285,15 +2413,21 @@ fn derive_steady(
     let mut out = Vec::with_capacity(log.len() * 2);
     let mut reads = {
         let mut r = links_read.to_vec();
-        r.sort_by_key(|x| x.0);
+        r.sort_by_key(|x| x.at);
         r.into_iter().peekable()
     };
     for s in log {
         let mut touched: Option<Vec<usize>> = None;
         let mut read_now = Vec::new();
-        while let Some((_, tower, to)) = reads.next_if(|r| r.0 <= s.at) {
+        while let Some(StatusRead {
+            tower, link, mode, ..
+        }) = reads.next_if(|r| r.at <= s.at)
+        {
             if let Some(t) = towers.get_mut(tower) {
-                t.active = to;
+                t.active = link;
+                if let Some(m) = mode {
+                    t.mode = m;
+                }
                 read_now.push(tower);
             }
         }
@@ -2380,7 +2514,7 @@ fn judge(
     planned: &[Planned],
     mut log: Vec<Stamped>,
     repairs: &[Repair],
-    links_read: &[(Time, usize, Option<LinkKind>)],
+    links_read: &[StatusRead],
     dump: Option<&Path>,
 ) -> (RunReport, RunSeries) {
     log.sort_by_key(|s| s.at); // stable: what was recorded together stays in order
