@@ -40,7 +40,7 @@ fn every_lab_scenario_is_injectable_and_runs_clean_in_the_simulator() {
 fn a_scenario_with_faults_the_lab_cannot_inject_is_refused_naming_each() {
     // Goal: every fault without a real injection is named with its file and why.
     let text = "duration = \"1m\"\n[[tower]]\ndevices = 1\nlinks = [\"fibre\"]\n\
-                [[fault]]\nat = \"5s\"\nfor = \"5s\"\ntarget = \"tower-0\"\nkind = \"clouds\"\ncover = 0.5\n\
+                [[fault]]\nat = \"5s\"\nfor = \"5s\"\ntarget = \"tower-0\"\nkind = \"clock-skew\"\nppm = 1000\n\
                 [[fault]]\nat = \"5s\"\nfor = \"5s\"\ntarget = \"tower-0/fibre\"\nkind = \"link-down\"\n\
                 [[fault]]\nat = \"6s\"\nfor = \"5s\"\ntarget = \"tower-0\"\nkind = \"write-error\"\np = 0.5\n";
     let sc = sovereign_scenario::parse_str("x.toml", text).expect("parses");
@@ -48,8 +48,8 @@ fn a_scenario_with_faults_the_lab_cannot_inject_is_refused_naming_each() {
         "{:#}",
         sovereign_lab::plan::plan(&sc, "x.toml").unwrap_err()
     );
-    assert!(e.contains("x.toml: fault[0] (clouds on tower-0"), "{e}");
-    assert!(e.contains("power telemetry"), "{e}");
+    assert!(e.contains("x.toml: fault[0] (clock-skew on tower-0"), "{e}");
+    assert!(e.contains("real clock fault"), "{e}");
     assert!(!e.contains("fault[1]"), "link-down is injectable: {e}");
     assert!(
         e.contains("x.toml: fault[2] (write-error on tower-0"),
