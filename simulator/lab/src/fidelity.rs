@@ -10,6 +10,7 @@
 //! Not covered: running the two worlds (the CLI's `lab fidelity` does, with
 //! `sovereign_sim::run` and [`crate::run`]).
 
+use crate::plan::tower_defaults;
 use sovereign_logic::content::Priority;
 use sovereign_logic::protocol::LinkKind;
 use sovereign_observe::kpi::{Kpis, format_bytes, format_us};
@@ -193,13 +194,7 @@ fn catalog_poll(sc: &Scenario) -> Duration {
     sc.towers
         .iter()
         .find_map(|t| t.catalog_poll)
-        .unwrap_or_else(|| {
-            sovereign_logic::tower::TowerConfig::new(
-                sovereign_logic::protocol::TowerId(0),
-                &[LinkKind::Fibre],
-            )
-            .catalog_interval
-        })
+        .unwrap_or_else(|| tower_defaults().catalog_interval)
 }
 
 /// The longest probe interval of the scenario's towers (the logic's default for a tower

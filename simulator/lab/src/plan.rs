@@ -16,11 +16,10 @@ use std::time::Duration;
 /// A real injection.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Injection {
-    /// Take these proxies down for the fault's duration: an uplink's black-holed, a
-    /// Wi-Fi's switched off (`Lab::cut`).
+    /// Take these proxies down for the fault's duration (`Lab::cut`).
     ProxyDown {
-        /// proxy names
-        proxies: Vec<String>,
+        /// which
+        cut: Cut,
     },
     /// Add a toxic on both streams of these proxies for the fault's duration.
     Toxic {
@@ -47,8 +46,8 @@ pub enum Injection {
     /// Black-hole these proxies (as [`Injection::ProxyDown`]) for the first half of every
     /// `period` from the start, open them for the second half.
     Flapping {
-        /// proxy names
-        proxies: Vec<String>,
+        /// which
+        cut: Cut,
         /// full period
         period: Duration,
     },
@@ -89,10 +88,7 @@ impl Injection {
     /// One line: what is done.
     pub fn describe(&self) -> String {
         match self {
-            Injection::ProxyDown { proxies } => format!(
-                "proxies {} down (an uplink black-holed by a timeout toxic 0, a Wi-Fi switched off)",
-                proxies.join(", ")
-            ),
+            Injection::ProxyDown { cut } => format!("{} down", cut.describe()),
             Injection::Toxic {
                 proxies,
                 kind,
@@ -102,9 +98,9 @@ impl Injection {
             Injection::CrashLoop { server, period } => {
                 format!("SIGKILL {server} every {period:?}, each time restarted {BOOT:?} later")
             }
-            Injection::Flapping { proxies, period } => format!(
-                "proxies {} down (an uplink black-holed, a Wi-Fi switched off) for the first half of every {period:?}",
-                proxies.join(", ")
+            Injection::Flapping { cut, period } => format!(
+                "{} down for the first half of every {period:?}",
+                cut.describe()
             ),
             Injection::Restart { server } => format!("SIGTERM {server}, restart"),
             Injection::Power { tower, kind } => format!(
@@ -145,9 +141,36 @@ pub fn wifi_proxy_name(i: usize) -> String {
     format!("t{i}-wifi")
 }
 
-/// Whether `proxy` is a tower's Wi-Fi proxy ([`wifi_proxy_name`]) rather than an uplink's.
-pub fn is_wifi_proxy(proxy: &str) -> bool {
-    proxy.ends_with("-wifi")
+/// The proxies a link cut takes down: uplinks are black-holed (a timeout toxic 0), a
+/// tower's Wi-Fi is switched off (`Lab::cut` says why they differ).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cut {
+    /// uplink proxies' names
+    pub uplinks: Vec<String>,
+    /// Wi-Fi proxies' names
+    pub wifi: Vec<String>,
+}
+
+impl Cut {
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.uplinks.is_empty() {
+            parts.push(format!("uplinks {} black-holed", self.uplinks.join(", ")));
+        }
+        if !self.wifi.is_empty() {
+            parts.push(format!("Wi-Fi {} switched off", self.wifi.join(", ")));
+        }
+        parts.join(", ")
+    }
+}
+
+/// The tower-default configuration of the logic: what a `[[tower]]` without a catalog
+/// poll, request timeout or power thresholds runs with.
+pub fn tower_defaults() -> sovereign_logic::tower::TowerConfig {
+    sovereign_logic::tower::TowerConfig::new(
+        sovereign_logic::protocol::TowerId(0),
+        &[LinkKind::Fibre],
+    )
 }
 
 /// The server a target names (`origin` or the tower's name).
@@ -180,6 +203,18 @@ fn injection(sc: &Scenario, spec: &FaultSpec) -> Result<Injection, String> {
             "network faults need a tower or one of its uplinks as the target".to_string()
         })
     };
+    let cut = || {
+        Ok::<_, String>(match spec.target {
+            Target::Wifi(i) => Cut {
+                uplinks: Vec::new(),
+                wifi: vec![wifi_proxy_name(i)],
+            },
+            _ => Cut {
+                uplinks: net()?,
+                wifi: Vec::new(),
+            },
+        })
+    };
     let server = || server_name(sc, &spec.target);
     let whole = |p: f64, what: &str| {
         if p >= 1.0 {
@@ -191,7 +226,7 @@ fn injection(sc: &Scenario, spec: &FaultSpec) -> Result<Injection, String> {
         }
     };
     Ok(match &spec.kind {
-        FaultKind::LinkDown | FaultKind::Partition => Injection::ProxyDown { proxies: net()? },
+        FaultKind::LinkDown | FaultKind::Partition => Injection::ProxyDown { cut: cut()? },
         FaultKind::Latency { extra } => Injection::Toxic {
             proxies: net()?,
             kind: "latency",
@@ -220,7 +255,7 @@ fn injection(sc: &Scenario, spec: &FaultSpec) -> Result<Injection, String> {
                 ));
             }
             Injection::Flapping {
-                proxies: net()?,
+                cut: cut()?,
                 period: *period,
             }
         }

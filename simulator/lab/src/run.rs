@@ -19,10 +19,13 @@
 
 use crate::backend::{Backend, Processes, Sig, free_port};
 use crate::http::{self, Resp};
-use crate::plan::{Injection, Planned, is_wifi_proxy, lab_invariants, proxy_name, wifi_proxy_name};
+use crate::plan::{
+    Cut, Injection, Planned, lab_invariants, proxy_name, tower_defaults, wifi_proxy_name,
+};
 use anyhow::{Context, Result, anyhow, bail};
 use sovereign_logic::Time;
 use sovereign_logic::content::{ChunkHash, ItemId, Manifest, Priority};
+use sovereign_logic::entropy::{Entropy, SplitMix64};
 use sovereign_logic::io::{Event, Key, PowerMode};
 use sovereign_logic::protocol::{DeviceId, IdemKey, LinkKind, OpKind, OpOutcome, Operation};
 use sovereign_logic::tower::Refusal;
@@ -382,23 +385,22 @@ fn tokens() -> Vec<String> {
     .collect()
 }
 
-/// SplitMix64: the lab's seeded draws (schedules and content; not the servers').
+/// The lab's seeded draws (schedules and content; not the servers'): the logic's
+/// SplitMix64, one stream per use.
 #[derive(Clone)]
-struct Rng(u64);
+struct Rng(SplitMix64);
 
 impl Rng {
     fn new(seed: u64, stream: u64) -> Rng {
-        Rng(seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        Rng(SplitMix64::new(
+            seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        ))
     }
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
     fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        self.0.unit()
     }
     /// An exponential wait for a rate per hour (`None` for rate 0).
     fn wait(&mut self, per_hour: f64) -> Option<Duration> {
@@ -648,10 +650,7 @@ impl Lab {
             threads.push(std::thread::spawn(move || origin_events(&s, &admin)));
         }
         // The towers.
-        let defaults = sovereign_logic::tower::TowerConfig::new(
-            sovereign_logic::protocol::TowerId(0),
-            &[LinkKind::Fibre],
-        );
+        let defaults = tower_defaults();
         for (i, t) in sc.towers.iter().enumerate() {
             let id = i as u32 + 1;
             let r = call(
@@ -1301,8 +1300,10 @@ impl Lab {
                     solar_w: solar,
                 });
             }
-            self.power_on_if_allowed(i)?;
-            self.write_reading(i)?;
+            // A tower that boots now got its reading before it started.
+            if !self.power_on_if_allowed(i)? {
+                self.write_reading(i)?;
+            }
         }
         Ok(())
     }
@@ -1310,12 +1311,9 @@ impl Lab {
     /// A tower down for want of power boots when no hard cut holds it and the grid is
     /// up or the battery has reached the reconnect threshold (the simulator's rule, at
     /// each power tick and when a hard cut ends); other holds (a crash fault) still wait.
-    fn power_on_if_allowed(&mut self, i: usize) -> Result<()> {
-        let thresholds = sovereign_logic::tower::TowerConfig::new(
-            sovereign_logic::protocol::TowerId(0),
-            &[LinkKind::Fibre],
-        )
-        .power;
+    /// Whether it booted (its reading written first, so that it starts on it).
+    fn power_on_if_allowed(&mut self, i: usize) -> Result<bool> {
+        let thresholds = sovereign_logic::tower::power::PowerThresholds::default();
         let p = &self.power[i];
         let may_boot = p.grid(&self.sc.towers[i].power)
             || sovereign_logic::tower::power::PowerManager::may_power_on(
@@ -1323,7 +1321,7 @@ impl Lab {
                 p.soc_permille(),
             );
         if !self.power_down[i] || p.hard_cut > 0 || !may_boot {
-            return Ok(());
+            return Ok(false);
         }
         self.power_down[i] = false;
         let name = self.sc.towers[i].name.clone();
@@ -1332,7 +1330,8 @@ impl Lab {
             serde_json::json!({ "tower": name, "soc": self.power[i].soc() }),
         );
         self.write_reading(i)?;
-        self.start_again(&name)
+        self.start_again(&name)?;
+        Ok(true)
     }
 
     /// Rebuild the power plants' fault overlays (clouds, grid, UPS) from the power
@@ -1401,16 +1400,16 @@ impl Lab {
                 self.audit("brown-out-boot", serde_json::json!({ "fault": id }));
                 self.start_again(&name)?;
             }
-            (Injection::Flapping { proxies, period }, Step::Down) => {
+            (Injection::Flapping { cut, period }, Step::Down) => {
                 self.audit("flap-down", serde_json::json!({ "fault": id }));
-                self.cut(proxies, id, "flap")?;
+                self.cut(cut, id, "flap")?;
                 self.held_down.insert(id);
                 next(self, *period / 2, Step::Up);
             }
-            (Injection::Flapping { proxies, period }, Step::Up) => {
+            (Injection::Flapping { cut, period }, Step::Up) => {
                 if self.held_down.remove(&id) {
                     self.audit("flap-up", serde_json::json!({ "fault": id }));
-                    self.uncut(proxies, id, "flap")?;
+                    self.uncut(cut, id, "flap")?;
                 }
                 next(self, *period - *period / 2, Step::Down);
             }
@@ -1426,7 +1425,7 @@ impl Lab {
             serde_json::json!({ "fault": p.id, "kind": p.spec.kind.name(), "target": sovereign_report::data::target_name(&self.sc, &p.spec.target), "injection": p.injection.describe() }),
         );
         match &p.injection {
-            Injection::ProxyDown { proxies } => self.cut(proxies, p.id, "down")?,
+            Injection::ProxyDown { cut } => self.cut(cut, p.id, "down")?,
             Injection::Toxic {
                 proxies,
                 kind,
@@ -1545,16 +1544,14 @@ impl Lab {
     /// than any real one could. A tower's Wi-Fi is switched off instead (the proxy
     /// disabled: connections refused, open ones closed), as a device without its Wi-Fi
     /// fails at once — the simulator's reads over a down Wi-Fi are unreachable at once.
-    fn cut(&mut self, proxies: &[String], id: u64, label: &str) -> Result<()> {
-        let (wifi, uplinks): (Vec<String>, Vec<String>) =
-            proxies.iter().cloned().partition(|x| is_wifi_proxy(x));
+    fn cut(&mut self, cut: &Cut, id: u64, label: &str) -> Result<()> {
         let black_hole = serde_json::json!({ "timeout": 0 });
-        self.add_toxics(&uplinks, id, label, "timeout", &black_hole)?;
-        for x in wifi {
+        self.add_toxics(&cut.uplinks, id, label, "timeout", &black_hole)?;
+        for x in &cut.wifi {
             let n = self.wifi_off.entry(x.clone()).or_insert(0);
             *n += 1;
             if *n == 1 {
-                self.enable(&x, false)?;
+                self.enable(x, false)?;
             }
         }
         Ok(())
@@ -1562,16 +1559,14 @@ impl Lab {
 
     /// Undo [`Lab::cut`] of fault `id`: its toxics deleted, a Wi-Fi switched on again
     /// when no other fault holds it off.
-    fn uncut(&mut self, proxies: &[String], id: u64, label: &str) -> Result<()> {
-        let (wifi, uplinks): (Vec<String>, Vec<String>) =
-            proxies.iter().cloned().partition(|x| is_wifi_proxy(x));
-        self.remove_toxics(&uplinks, id, label)?;
-        for x in wifi {
+    fn uncut(&mut self, cut: &Cut, id: u64, label: &str) -> Result<()> {
+        self.remove_toxics(&cut.uplinks, id, label)?;
+        for x in &cut.wifi {
             let n = self.wifi_off.entry(x.clone()).or_insert(1);
             *n = n.saturating_sub(1);
             if *n == 0 {
-                self.wifi_off.remove(&x);
-                self.enable(&x, true)?;
+                self.wifi_off.remove(x);
+                self.enable(x, true)?;
             }
         }
         Ok(())
@@ -1659,15 +1654,15 @@ impl Lab {
                 || (t.step == Step::Boot && matches!(t.fault.injection, Injection::Power { .. }))
         });
         match &p.injection {
-            Injection::ProxyDown { proxies } => self.uncut(proxies, p.id, "down")?,
+            Injection::ProxyDown { cut } => self.uncut(cut, p.id, "down")?,
             Injection::CrashLoop { server, .. } => {
                 if self.down_for.remove(&p.id).is_some() {
                     self.start_again(server)?;
                 }
             }
-            Injection::Flapping { proxies, .. } => {
+            Injection::Flapping { cut, .. } => {
                 if self.held_down.remove(&p.id) {
-                    self.uncut(proxies, p.id, "flap")?;
+                    self.uncut(cut, p.id, "flap")?;
                 }
             }
             Injection::Power { tower, kind } => {
