@@ -54,7 +54,8 @@ pub fn run(a: LabRunArgs) -> Result<u8> {
     println!("scenario: {} ({source})", scenario.name);
     println!("seed: {seed}");
     println!("plant: {}", a.plant.as_deref().unwrap_or("none"));
-    println!("backend: processes");
+    let backend = sovereign_lab::BackendKind::parse(&a.backend)?;
+    println!("backend: {}", backend.name());
     let mut notes = Vec::new();
     for (o, why) in sovereign_lab::plan::unfed_oracles() {
         if scenario.invariants.contains(&o) {
@@ -64,15 +65,13 @@ pub fn run(a: LabRunArgs) -> Result<u8> {
     for n in &notes {
         println!("{n}");
     }
-    let run = match start(
-        &scenario,
-        &source,
-        seed,
-        a.plant.clone(),
-        a.state_dir,
-        a.keep,
-        None,
-    )? {
+    let how = How {
+        plant: a.plant.clone(),
+        backend,
+        state_dir: a.state_dir,
+        keep: a.keep,
+    };
+    let run = match start(&scenario, &source, seed, how, None)? {
         Ok(r) => r,
         Err(code) => return Ok(code),
     };
@@ -83,7 +82,11 @@ pub fn run(a: LabRunArgs) -> Result<u8> {
         println!("{line}");
     }
     println!("lab warnings: {}", run.warnings.len());
-    let mut cmd = format!("sovereign lab run {} --seed {seed}", shell_quote(&source));
+    let mut cmd = format!(
+        "sovereign lab run {} --seed {seed} --backend {}",
+        shell_quote(&source),
+        backend.name()
+    );
     if let Some(p) = &a.plant {
         cmd.push_str(&format!(" --plant {p} --allow-planted-bugs"));
     }
@@ -118,16 +121,28 @@ pub fn run(a: LabRunArgs) -> Result<u8> {
     Ok(run.report.exit_code())
 }
 
+/// How a lab run runs its servers (the flags `lab run` and `lab fidelity` share).
+struct How {
+    plant: Option<String>,
+    backend: sovereign_lab::BackendKind,
+    state_dir: Option<PathBuf>,
+    keep: bool,
+}
+
 /// Run the lab: `Err(code)` when Ctrl-C or SIGTERM stopped it.
 fn start(
     scenario: &Scenario,
     source: &str,
     seed: u64,
-    plant: Option<String>,
-    state_dir: Option<PathBuf>,
-    keep: bool,
+    how: How,
     publications: Option<Vec<Publication>>,
 ) -> Result<std::result::Result<sovereign_lab::LabRun, u8>> {
+    let How {
+        plant,
+        backend,
+        state_dir,
+        keep,
+    } = how;
     let exe = std::env::current_exe().context("finding the sovereign executable")?;
     let interrupt = sovereign_lab::interrupt_flag()?;
     let run = sovereign_lab::run(sovereign_lab::LabOptions {
@@ -136,6 +151,7 @@ fn start(
         seed,
         plant,
         exe,
+        backend,
         state_dir: state_dir.unwrap_or_else(sovereign_lab::default_state_dir),
         keep,
         interrupt: interrupt.clone(),
@@ -158,8 +174,10 @@ pub fn fidelity(a: LabFidelityArgs) -> Result<u8> {
     let seed = a.seed.unwrap_or(scenario.seed);
     let source = a.scenario.display().to_string();
     sovereign_lab::plan::plan(&scenario, &source)?;
+    let backend = sovereign_lab::BackendKind::parse(&a.backend)?;
     println!("scenario: {} ({source})", scenario.name);
     println!("seed: {seed}");
+    println!("backend: {}", backend.name());
     // The simulator first; its publications become the lab's, so that both worlds
     // publish the same items at the same times.
     let mut world = sovereign_sim::World::new(
@@ -185,15 +203,13 @@ pub fn fidelity(a: LabFidelityArgs) -> Result<u8> {
         published.after.len()
     );
     println!("lab: running for {} …", format_duration(scenario.duration));
-    let lab = match start(
-        &scenario,
-        &source,
-        seed,
-        None,
-        a.state_dir,
-        a.keep,
-        Some(published.after),
-    )? {
+    let how = How {
+        plant: None,
+        backend,
+        state_dir: a.state_dir,
+        keep: a.keep,
+    };
+    let lab = match start(&scenario, &source, seed, how, Some(published.after))? {
         Ok(r) => r,
         Err(code) => return Ok(code),
     };

@@ -107,6 +107,10 @@ pub struct LabFidelityArgs {
     /// Keep the lab run's directory (data and logs of every server).
     #[arg(long)]
     pub keep: bool,
+    /// Where the servers run: child processes (nothing to install) or Docker containers
+    /// (a running Docker engine; the image is built locally from this binary).
+    #[arg(long, value_name = "KIND", default_value = "processes", value_parser = ["processes", "containers"])]
+    pub backend: String,
     /// Where the lab run records its processes for `lab down` (default:
     /// $TMPDIR/sovereign-lab).
     #[arg(long, value_name = "DIR")]
@@ -136,6 +140,10 @@ pub struct LabRunArgs {
     /// Keep the run's directory (data and logs of every server) and print where it is.
     #[arg(long)]
     pub keep: bool,
+    /// Where the servers run: child processes (nothing to install) or Docker containers
+    /// (a running Docker engine; the image is built locally from this binary).
+    #[arg(long, value_name = "KIND", default_value = "processes", value_parser = ["processes", "containers"])]
+    pub backend: String,
     /// Where the run records its processes for `lab down` (default: $TMPDIR/sovereign-lab).
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,

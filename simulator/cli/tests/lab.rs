@@ -1,10 +1,14 @@
 //! `sovereign lab` against real processes: a clean run of a shipped lab scenario is quiet
 //! (exit 0), the same run with the planted bug skip-verify is caught by the integrity
 //! oracle (exit 1), bad requests are refused before anything starts (exit 2), and no
-//! run — finished or with its harness killed and `lab down` called — leaves a process or
-//! a listening port behind.
+//! run — finished or with its harness killed and `lab down` called — leaves a process, a
+//! container or a listening port behind. The `containers` backend runs the crash loop,
+//! the overlapping faults and `lab down` too (a Docker engine needed: skipped without
+//! one, failed under `CI`).
 // Real processes on a real clock: waiting, sleeping and reading /proc are the point here.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+mod support;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -89,7 +93,25 @@ fn addresses(stdout: &str) -> Vec<String> {
     out
 }
 
+/// Containers (running or not) whose name starts with `prefix` (the containers backend
+/// names them `<run directory>-<server>`); none where no Docker engine answers.
+fn containers(prefix: &str) -> Vec<String> {
+    let Ok(o) = Command::new("docker")
+        .args(["ps", "-a", "--format", "{{.Names}}"])
+        .output()
+    else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|n| n.starts_with(prefix))
+        .map(str::to_string)
+        .collect()
+}
+
 fn assert_nothing_left(prefix: &str, addrs: &[String], state: &Path) {
+    let left = containers(prefix);
+    assert!(left.is_empty(), "containers left behind: {left:?}");
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let left = marked(prefix);
@@ -213,7 +235,9 @@ fn faults_the_lab_cannot_inject_are_refused_up_front() {
 
 /// A `lab run` of [`SCENARIO`] with its own state directory, once its tower listens:
 /// (the state directory, the harness, its processes' marker prefix, its output so far).
-fn started_run() -> (
+fn started_run(
+    extra: &[&str],
+) -> (
     tempfile::TempDir,
     std::process::Child,
     String,
@@ -224,6 +248,7 @@ fn started_run() -> (
     let mut child = sovereign()
         .args(["lab", "run", SCENARIO, "--state-dir"])
         .arg(state.path())
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -253,7 +278,26 @@ fn started_run() -> (
 fn lab_down_kills_what_a_killed_harness_left() {
     // Goal: a harness killed with SIGKILL (no clean-up of its own) leaves its servers
     // running; `lab down` kills them all and frees their ports.
-    let (state, mut child, prefix, seen, _lines) = started_run();
+    let (_, out) = down_after_killed_harness(&[]);
+    assert!(out.contains("killed tower-0"), "{out}");
+}
+
+#[test]
+fn containers_lab_down_removes_what_a_killed_harness_left() {
+    // Goal: the same with the containers backend: the killed harness's containers keep
+    // running; `lab down` removes them (found in the state file) and frees the ports.
+    if support::docker_here("containers_lab_down_removes_what_a_killed_harness_left") {
+        let (prefix, out) = down_after_killed_harness(&["--backend", "containers"]);
+        assert!(out.contains("removed container tower-0"), "{out}");
+        assert!(containers(&prefix).is_empty());
+    }
+}
+
+/// Start a run with `extra`, SIGKILL its harness once the tower listens, check that its
+/// servers outlive it, call `lab down`, check that nothing is left; the run's marker
+/// prefix and what `lab down` printed.
+fn down_after_killed_harness(extra: &[&str]) -> (String, String) {
+    let (state, mut child, prefix, seen, _lines) = started_run(extra);
     child.kill().expect("SIGKILL the harness");
     let _ = child.wait();
     assert!(
@@ -267,19 +311,15 @@ fn lab_down_kills_what_a_killed_harness_left() {
         .output()
         .expect("lab down runs");
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stdout).contains("killed tower-0"),
-        "{}",
-        text(&o)
-    );
     assert_nothing_left(&prefix, &addresses(&seen), state.path());
+    (prefix, String::from_utf8_lossy(&o.stdout).into_owned())
 }
 
 #[test]
 fn ctrl_c_stops_the_run_and_cleans_up() {
     // Goal: SIGINT to the harness (Ctrl-C) kills every server it started, frees their
     // ports, removes its state file, and exits 130.
-    let (state, mut child, prefix, mut seen, lines) = started_run();
+    let (state, mut child, prefix, mut seen, lines) = started_run(&[]);
     assert!(!marked(&prefix).is_empty(), "servers are running");
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -403,9 +443,15 @@ impl Ran {
 /// Lab scenario `file` run twice at once, each with its own state directory: on the
 /// clean build, and with `--plant plant --allow-planted-bugs`.
 fn clean_and_planted(file: &str, plant: &str) -> (Ran, Ran) {
-    let run = |extra: &[&str]| {
+    clean_and_planted_with(file, plant, &[])
+}
+
+/// [`clean_and_planted`] with `extra` flags on both runs.
+fn clean_and_planted_with(file: &str, plant: &str, extra: &[&str]) -> (Ran, Ran) {
+    let run = |flags: &[&str]| {
         let state = tempfile::tempdir().expect("tempdir");
-        let (prefix, out) = lab_run_file(file, state.path(), extra);
+        let flags: Vec<&str> = flags.iter().chain(extra).copied().collect();
+        let (prefix, out) = lab_run_file(file, state.path(), &flags);
         Ran { prefix, out, state }
     };
     std::thread::scope(|s| {
@@ -448,7 +494,26 @@ fn a_crash_loop_loses_nothing_and_planted_ack_before_fsync_is_caught_by_durabili
     // write (`--plant ack-before-fsync`) acknowledges operations the failed fsyncs
     // discarded, and the first kill shows them missing from its store: durability fails
     // the run (exit 1). Both runs at once (about 30 s each).
-    let (clean, planted) = clean_and_planted("scenarios/lab/crash-loop.toml", "ack-before-fsync");
+    crash_loop(&[]);
+}
+
+#[test]
+fn containers_a_crash_loop_loses_nothing_and_planted_ack_before_fsync_is_caught() {
+    // Goal: the same verdicts with every server a Docker container (the image built from
+    // this binary): three kills of the tower's container through the engine, each
+    // followed by a start of the same container on the same data; the clean build loses
+    // nothing, the planted one is caught by durability.
+    if support::docker_here(
+        "containers_a_crash_loop_loses_nothing_and_planted_ack_before_fsync_is_caught",
+    ) {
+        crash_loop(&["--backend", "containers"]);
+    }
+}
+
+/// The crash-loop scenario, clean and with ack-before-fsync, run with `extra`; checked.
+fn crash_loop(extra: &[&str]) {
+    let (clean, planted) =
+        clean_and_planted_with("scenarios/lab/crash-loop.toml", "ack-before-fsync", extra);
     let (o, out) = (&clean.out, clean.stdout());
     assert_eq!(o.status.code(), Some(0), "{}", text(o));
     assert_eq!(
@@ -648,11 +713,27 @@ fn overlapping_process_and_power_faults_keep_the_run_going() {
     // start a running one (either aborted the run): a crash inside a hard cut (the tower
     // boots when both are over), a brown-out without a UPS (back 5 s later), a crash of a
     // frozen tower (the pause's end finds it dead). The run ends clean (exit 0).
+    overlapping_faults(&[]);
+}
+
+#[test]
+fn containers_overlapping_faults_keep_the_run_going() {
+    // Goal: the same overlapping faults with every server a container: kills through
+    // the engine, a `docker pause` and a kill of the paused container, a restart of the
+    // same container; the same verdict, and no container left.
+    if support::docker_here("containers_overlapping_faults_keep_the_run_going") {
+        let out = overlapping_faults(&["--backend", "containers"]);
+        assert!(out.contains("backend: containers"), "{out}");
+    }
+}
+
+/// The [`OVERLAP`] scenario run with `extra` flags, checked; its stdout.
+fn overlapping_faults(extra: &[&str]) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("overlap.toml");
     std::fs::write(&file, OVERLAP).expect("write");
     let state = dir.path().join("state");
-    let (prefix, o) = lab_run_file(file.to_str().expect("utf-8"), &state, &[]);
+    let (prefix, o) = lab_run_file(file.to_str().expect("utf-8"), &state, extra);
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(out.matches("lab: lift").count(), 5, "{}", text(&o));
@@ -665,6 +746,7 @@ fn overlapping_process_and_power_faults_keep_the_run_going() {
         text(&o)
     );
     assert_nothing_left(&prefix, &addresses(&out), &state);
+    out
 }
 
 const OVERLAP: &str = r#"duration = "28s"

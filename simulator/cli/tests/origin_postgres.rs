@@ -7,6 +7,11 @@
 //! Needs `SOVEREIGN_TEST_PG` (a libpq connection string; `.ci/run` starts a throwaway
 //! server with `scripts/pg-test-server.sh`). Without it the test is skipped loudly — or
 //! fails when `CI` is set.
+//!
+//! The second test runs PostgreSQL in a Docker container (testcontainers; the image of
+//! `sovereign_lab::containers::ensure_postgres_image` with the host's PostgreSQL mounted
+//! read-only) and kills the container mid-run: nothing acknowledged is lost, nothing is
+//! applied twice. Needs a Docker engine (skipped loudly without one, failed under `CI`).
 
 // Real processes on a real clock: waiting and sleeping are the point here.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
@@ -129,5 +134,117 @@ fn an_origin_on_postgres_survives_kill_9_with_its_catalog_and_ledger() {
     assert_eq!(
         l["contributed_minor"], "10010",
         "replayed key applied twice: {l}"
+    );
+}
+
+/// The newest PostgreSQL's programs on this host (Debian's layout).
+fn pg_bindir() -> String {
+    let mut dirs: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| d.flatten().map(|e| e.path().join("bin")).collect())
+        .unwrap_or_default();
+    dirs.retain(|d| d.join("postgres").exists());
+    dirs.sort_by_key(|d| {
+        d.parent()
+            .and_then(|v| v.file_name())
+            .and_then(|v| v.to_str())
+            .and_then(|v| v.parse::<u32>().ok())
+    });
+    dirs.last()
+        .expect("PostgreSQL under /usr/lib/postgresql/*/bin (apt-get install postgresql)")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn an_origin_on_postgres_in_a_container_keeps_every_acknowledged_operation_when_it_is_killed() {
+    // Goal: PostgreSQL under the origin dies (SIGKILL to its container) with operations
+    // in flight and more acknowledged by the tower while it is down; once the container
+    // is started again, every acknowledged operation is applied exactly once (the ledger
+    // counts and sums them), and replays of applied keys change nothing.
+    use testcontainers::core::{AccessMode, Mount, WaitFor};
+    use testcontainers::runners::SyncRunner;
+    use testcontainers::{GenericImage, ImageExt};
+    if !docker_here("an_origin_on_postgres_in_a_container_keeps_every_acknowledged_operation") {
+        return;
+    }
+    let engine = sovereign_lab::containers::Engine::connect().expect("Docker engine");
+    let image = sovereign_lab::containers::ensure_postgres_image(&engine).expect("image");
+    let (name, tag) = image.split_once(':').expect("name:tag");
+    let port = free_port();
+    let bin = pg_bindir();
+    let data = "/var/lib/postgresql/data";
+    // initdb on the first start only: a restart of the same container finds its data.
+    let script = format!(
+        "[ -f {data}/PG_VERSION ] || {bin}/initdb -D {data} -U postgres -A trust >/dev/null; \
+         exec {bin}/postgres -D {data} -p {port} -k /tmp -c listen_addresses=127.0.0.1"
+    );
+    let pg = GenericImage::new(name, tag)
+        .with_wait_for(WaitFor::message_on_stderr(
+            "database system is ready to accept connections",
+        ))
+        .with_network("host")
+        .with_mount(Mount::bind_mount("/usr", "/usr").with_access_mode(AccessMode::ReadOnly))
+        .with_user(sovereign_lab::containers::POSTGRES_USER)
+        .with_cmd(["/bin/sh", "-c", &script])
+        .with_startup_timeout(Duration::from_secs(120))
+        .start()
+        .expect("the PostgreSQL container starts");
+    let db = format!("host=127.0.0.1 port={port} user=postgres dbname=postgres");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let origin = origin(d, &["--postgres", &db]);
+    let t = tower(d, 1, &origin.addr, &[]);
+    let amounts = [1001u64, 2002, 3003, 4004, 5005, 6006];
+    for (i, amount) in amounts[..3].iter().enumerate() {
+        assert_eq!(submit(&t.addr, &device_key(9, i as u64), *amount), 202);
+    }
+    wait_for("three operations applied", Duration::from_secs(30), || {
+        (ledger(&origin.admin)["applied"] == 3).then_some(())
+    });
+    engine.kill(pg.id(), "SIGKILL").expect("kill the container");
+    wait_for("PostgreSQL to be dead", Duration::from_secs(10), || {
+        (!pg.is_running().unwrap_or(true)).then_some(())
+    });
+    // PostgreSQL is down: the tower still acknowledges (durably, in its outbox).
+    for (i, amount) in amounts.iter().enumerate().skip(3) {
+        assert_eq!(submit(&t.addr, &device_key(9, i as u64), *amount), 202);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    pg.start().expect("the PostgreSQL container starts again");
+    wait_for(
+        "PostgreSQL to accept connections",
+        Duration::from_secs(60),
+        || postgres::Client::connect(&db, postgres::NoTls).ok(),
+    );
+    wait_for(
+        "all six operations applied",
+        Duration::from_secs(60),
+        || {
+            admin_get(&origin.admin, "/admin/ledger", VIEWER)
+                .ok()
+                .filter(|r| r.status == 200 && r.json()["applied"] == 6)
+        },
+    );
+    // Replays of applied keys (one from before the kill, one from during it): answered,
+    // not applied again.
+    assert_eq!(submit(&t.addr, &device_key(9, 0), amounts[0]), 202);
+    assert_eq!(submit(&t.addr, &device_key(9, 4), amounts[4]), 202);
+    std::thread::sleep(Duration::from_secs(3));
+    let l = ledger(&origin.admin);
+    let total: u64 = amounts.iter().sum();
+    assert_eq!(l["applied"], 6, "{l}");
+    assert_eq!(
+        l["contributed_minor"],
+        total.to_string(),
+        "replayed or lost: {l}"
+    );
+    assert_eq!(l["conserved"], true, "{l}");
+    let id = pg.id().to_string();
+    drop(t);
+    drop(origin);
+    pg.rm().expect("remove the container");
+    assert!(
+        engine.remove(&id).is_ok(),
+        "the container is gone (removing it again is a no-op)"
     );
 }

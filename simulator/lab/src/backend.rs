@@ -1,6 +1,7 @@
-//! Where the lab's servers run: the [`Backend`] trait and its one implementation today,
+//! Where the lab's servers run: the [`Backend`] trait, the `processes` backend
 //! [`Processes`] (child processes of the `sovereign` executable, each in its own process
-//! group). A container backend (Docker Engine API) is not built yet.
+//! group) and the choice of backend ([`BackendKind`]; the `containers` backend is in
+//! `containers.rs`).
 //!
 //! Every child is recorded in a state file (`STATE_DIR/run-<harness pid>.json`) as it is
 //! started, so that [`down`] can kill what a harness that crashed (or was SIGKILLed) left
@@ -35,9 +36,57 @@ pub enum Sig {
     Cont,
 }
 
+/// Which backend a lab run uses (`--backend`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BackendKind {
+    /// Child processes (nothing to install).
+    #[default]
+    Processes,
+    /// Docker containers through the engine's API.
+    Containers,
+}
+
+impl BackendKind {
+    /// Every kind with its name.
+    pub const ALL: [(BackendKind, &'static str); 2] = [
+        (BackendKind::Processes, "processes"),
+        (BackendKind::Containers, "containers"),
+    ];
+
+    /// Its name.
+    pub fn name(self) -> &'static str {
+        BackendKind::ALL
+            .iter()
+            .find(|(k, _)| *k == self)
+            .map_or("processes", |(_, n)| n)
+    }
+
+    /// The kind named `name`.
+    pub fn parse(name: &str) -> Result<BackendKind> {
+        BackendKind::ALL
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(k, _)| *k)
+            .ok_or_else(|| anyhow!("unknown backend {name:?}: expected processes or containers"))
+    }
+
+    /// A backend of this kind running `exe`, with its logs under `run_dir` and its
+    /// state file in `state_dir`.
+    pub fn open(self, exe: &Path, run_dir: &Path, state_dir: &Path) -> Result<Box<dyn Backend>> {
+        Ok(match self {
+            BackendKind::Processes => {
+                Box::new(Processes::new(exe.to_path_buf(), run_dir, state_dir)?)
+            }
+            BackendKind::Containers => {
+                Box::new(crate::containers::Containers::new(exe, run_dir, state_dir)?)
+            }
+        })
+    }
+}
+
 /// Runs the lab's servers.
 pub trait Backend {
-    /// `processes` (or, later, `containers`).
+    /// `processes` or `containers`.
     fn kind(&self) -> &'static str;
     /// Start server `name` with `args` (the `sovereign` command line after the program).
     fn start(&mut self, name: &str, args: Vec<String>) -> Result<()>;
@@ -157,12 +206,27 @@ pub struct Processes {
     procs: BTreeMap<String, Proc>,
 }
 
-/// One line of the state file.
+/// A run's state file: what [`down`] removes if the harness dies.
 #[derive(serde::Serialize, serde::Deserialize)]
-struct StateFile {
-    harness_pid: u32,
-    run_dir: PathBuf,
-    children: Vec<(String, u32)>,
+pub(crate) struct StateFile {
+    pub(crate) harness_pid: u32,
+    pub(crate) run_dir: PathBuf,
+    /// The `processes` backend's children: (name, process group).
+    pub(crate) children: Vec<(String, u32)>,
+    /// The `containers` backend's containers: (name, container id).
+    #[serde(default)]
+    pub(crate) containers: Vec<(String, String)>,
+}
+
+impl StateFile {
+    /// Write it atomically (a temporary file renamed).
+    pub(crate) fn write(&self, file: &Path) -> Result<()> {
+        let tmp = file.with_extension("tmp");
+        std::fs::write(&tmp, serde_json::to_vec(self)?)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, file).with_context(|| format!("cannot write {}", file.display()))?;
+        Ok(())
+    }
 }
 
 impl Processes {
@@ -194,13 +258,9 @@ impl Processes {
                 .filter(|(_, p)| !p.reaped)
                 .map(|(n, p)| (n.clone(), p.child.id()))
                 .collect(),
+            containers: Vec::new(),
         };
-        let tmp = self.state_file.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_vec(&s)?)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        std::fs::rename(&tmp, &self.state_file)
-            .with_context(|| format!("cannot write {}", self.state_file.display()))?;
-        Ok(())
+        s.write(&self.state_file)
     }
 
     fn spawn(&mut self, name: &str, args: Vec<String>) -> Result<()> {
@@ -443,6 +503,22 @@ pub fn down(state_dir: &Path) -> Result<Vec<String>> {
                 }
             } else {
                 out.push(format!("{name} (pid {pid}) is not running"));
+            }
+        }
+        if !s.containers.is_empty() {
+            match crate::containers::Engine::connect() {
+                Ok(engine) => {
+                    for (name, id) in &s.containers {
+                        match engine.remove(id) {
+                            Ok(()) => out.push(format!("removed container {name} ({id:.12})")),
+                            Err(e) => out.push(format!("could not remove container {name}: {e:#}")),
+                        }
+                    }
+                }
+                Err(e) => out.push(format!(
+                    "could not remove {} containers: {e:#}",
+                    s.containers.len()
+                )),
             }
         }
         std::fs::remove_file(&f).with_context(|| format!("cannot remove {}", f.display()))?;

@@ -8,24 +8,26 @@
 //! Map:
 //! - [`backend`]: the [`backend::Backend`] trait, the `processes` backend, the state file
 //!   and [`backend::down`];
+//! - [`containers`]: the `containers` backend (Docker Engine API, locally built image);
 //! - [`plan`]: each fault kind's real injection, and the refusals (kinds, targets,
 //!   parameters, scenario options the lab cannot carry out; oracles it cannot feed);
 //! - [`run`]: one run, from start to report ([`run::run`]);
 //! - [`http`]: the small blocking HTTP client and event-stream reader it uses;
 //! - [`fidelity`]: the simulator's KPIs against the lab's, with the tolerances claimed.
 //!
-//! Not covered: the container backend, Wi-Fi and power faults, nemesis faults, device
-//! misuse, clock faults (docs/LAB.md says what is real and what is not).
+//! Not covered: nemesis faults, device misuse, clock faults (docs/LAB.md says what is
+//! real and what is not).
 
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod containers;
 pub mod fidelity;
 pub mod http;
 pub mod plan;
 pub mod run;
 
-pub use backend::{default_state_dir, down};
+pub use backend::{BackendKind, default_state_dir, down};
 pub use run::{LabOptions, LabRun, Publication, initial_items, item_name, run};
 
 /// Planted bugs the lab can switch on in its towers, each refused unless explicitly

@@ -17,7 +17,7 @@
 //!
 //! Not covered: which faults can be injected (`plan.rs`), the processes (`backend.rs`).
 
-use crate::backend::{Backend, Processes, Sig, free_port};
+use crate::backend::{Backend, BackendKind, Sig, free_port};
 use crate::http::{self, Resp};
 use crate::plan::{
     Cut, Injection, Planned, lab_invariants, proxy_name, tower_defaults, wifi_proxy_name,
@@ -68,6 +68,8 @@ pub struct LabOptions {
     pub plant: Option<String>,
     /// The `sovereign` executable to run the servers with.
     pub exe: PathBuf,
+    /// Processes or containers.
+    pub backend: BackendKind,
     /// Where state files go ([`crate::backend::down`] reads them).
     pub state_dir: PathBuf,
     /// Keep the run's directory (data, logs) instead of removing it.
@@ -255,7 +257,7 @@ struct Addrs {
 /// The running lab.
 struct Lab {
     sc: Scenario,
-    backend: Processes,
+    backend: Box<dyn Backend>,
     shared: Arc<Shared>,
     origin: Addrs,
     towers: Vec<Addrs>,
@@ -343,7 +345,7 @@ fn expect(r: Resp, ok: &[u16], what: &str) -> Result<Resp> {
     }
 }
 
-fn wait_healthy(backend: &mut Processes, name: &str, addr: &str) -> Result<()> {
+fn wait_healthy(backend: &mut dyn Backend, name: &str, addr: &str) -> Result<()> {
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
         if http::request("GET", addr, "/healthz", &[], b"", Duration::from_secs(1))
@@ -440,7 +442,7 @@ pub fn run(o: LabOptions) -> Result<LabRun> {
             .create(&run_dir)
             .with_context(|| format!("cannot create {}", run_dir.display()))?;
     }
-    let backend = Processes::new(o.exe.clone(), &run_dir, &o.state_dir)?;
+    let backend = o.backend.open(&o.exe, &run_dir, &o.state_dir)?;
     let audit = std::fs::File::create(run_dir.join("lab-audit.jsonl"))?;
     let shared = Arc::new(Shared {
         log: Log::new(),
@@ -570,7 +572,7 @@ impl Lab {
         ];
         args.extend(tokens());
         self.backend.start("origin", args)?;
-        wait_healthy(&mut self.backend, "origin", &self.origin.public)?;
+        wait_healthy(self.backend.as_mut(), "origin", &self.origin.public)?;
         println!(
             "lab: origin listens on {} (admin {})",
             self.origin.public, self.origin.admin
@@ -740,7 +742,7 @@ impl Lab {
         }
         for i in 0..sc.towers.len() {
             let name = sc.towers[i].name.clone();
-            wait_healthy(&mut self.backend, &name, &self.towers[i].public)?;
+            wait_healthy(self.backend.as_mut(), &name, &self.towers[i].public)?;
             println!(
                 "lab: {name} listens on {} (admin {})",
                 self.towers[i].public, self.towers[i].admin
@@ -1150,7 +1152,7 @@ impl Lab {
         }
         self.backend.restart(name)?;
         let addr = self.public_of(name);
-        wait_healthy(&mut self.backend, name, &addr)?;
+        wait_healthy(self.backend.as_mut(), name, &addr)?;
         if let Some(i) = self.server_index(name) {
             self.shared.powered[i].store(true, Ordering::Relaxed);
             self.shared.log.now(Obs::TowerUp { tower: i });

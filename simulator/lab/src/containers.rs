@@ -1,0 +1,640 @@
+//! The `containers` backend: each of the lab's servers (origin, towers, the proxy) is a
+//! Docker container, driven through the Docker Engine API with `bollard`.
+//!
+//! - **Image.** Built locally, no registry: `FROM scratch` plus the `sovereign` binary
+//!   and the shared libraries `ldd` names for it, plus an empty `/tmp` ([`ensure_image`]).
+//!   Tagged `sovereign-lab:<first 12 hex of the binary's SHA-256>`, so a rebuilt binary
+//!   gets a new image and an unchanged one is built once.
+//! - **Network.** Host networking: the containers listen on the loopback ports the lab
+//!   picked, exactly as the processes do, so the topology (every uplink through its own
+//!   proxy, the devices through the Wi-Fi proxy) and every address are the same in both
+//!   backends. What differs is the process model: namespaces, cgroups, and the engine
+//!   between the lab and the server.
+//! - **Data.** The run directory is bind-mounted at the same path; the servers run as the
+//!   harness's uid:gid, so what they write belongs to the user who runs the lab.
+//! - **Faults.** SIGKILL and SIGTERM go through the engine's kill call; a pause is
+//!   `docker pause` (the cgroup freezer; a SIGSTOP of the whole container); a restart
+//!   starts the same container again (same arguments, same data).
+//! - **Logs.** A follower per start copies the container's output into
+//!   `run_dir/logs/<name>.log`, as the processes backend's log files.
+//!
+//! Every container is recorded in the run's state file as it is created (and labelled
+//! `sovereign.lab.run`), so [`crate::backend::down`] removes what a crashed harness left.
+//!
+//! Not covered: building the binary; bridge networks (the lab's proxies are the network
+//! faults, not the engine's).
+
+use crate::backend::{Backend, RUN_ENV, Sig, StateFile, private_dir};
+use anyhow::{Context, Result, anyhow, bail};
+use bollard::Docker;
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    BuildImageOptions, CreateContainerOptions, KillContainerOptions, LogsOptions,
+    RemoveContainerOptions,
+};
+use futures_util::StreamExt;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long the lab waits for an engine call.
+const ENGINE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A connection to the local Docker engine, on a small runtime of its own (the lab is
+/// threaded; bollard is async).
+pub struct Engine {
+    rt: tokio::runtime::Runtime,
+    docker: Docker,
+}
+
+impl Engine {
+    /// Connect to the engine (`DOCKER_HOST` or `/var/run/docker.sock`) and agree on an
+    /// API version with it (this machine kind's engine speaks 1.41; bollard's default is
+    /// newer).
+    pub fn connect() -> Result<Engine> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .context("starting the runtime for the Docker engine's API")?;
+        let docker = rt
+            .block_on(async {
+                let d = Docker::connect_with_local_defaults()?;
+                let d = tokio::time::timeout(Duration::from_secs(10), d.negotiate_version())
+                    .await
+                    .map_err(|_| std::io::Error::other("no answer in 10 s"))??;
+                d.ping().await?;
+                Ok::<_, anyhow::Error>(d)
+            })
+            .context(
+                "cannot reach a Docker engine (is dockerd running? see docs/LAB.md, \"The containers backend\")",
+            )?;
+        Ok(Engine { rt, docker })
+    }
+
+    fn call<T>(
+        &self,
+        what: &str,
+        f: impl std::future::Future<Output = Result<T, bollard::errors::Error>>,
+    ) -> Result<T> {
+        self.rt
+            .block_on(async { tokio::time::timeout(ENGINE_TIMEOUT, f).await })
+            .map_err(|_| anyhow!("{what}: the Docker engine did not answer in {ENGINE_TIMEOUT:?}"))?
+            .with_context(|| what.to_string())
+    }
+
+    /// Kill (if running) and remove container `id`; a container already gone is fine.
+    pub fn remove(&self, id: &str) -> Result<()> {
+        let opts = RemoveContainerOptions {
+            force: true,
+            v: true,
+            ..Default::default()
+        };
+        match self.call(
+            &format!("removing container {id}"),
+            self.docker.remove_container(id, Some(opts)),
+        ) {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Send `signal` (`SIGKILL`, `SIGTERM`, …) to container `id`.
+    pub fn kill(&self, id: &str, signal: &str) -> Result<()> {
+        let opts = KillContainerOptions {
+            signal: signal.to_string(),
+        };
+        self.call(
+            &format!("{signal} to container {id}"),
+            self.docker.kill_container(id, Some(opts)),
+        )
+    }
+
+    fn running(&self, id: &str) -> Result<bool> {
+        let i = self.call(
+            &format!("inspecting container {id}"),
+            self.docker.inspect_container(id, None),
+        )?;
+        Ok(i.state.and_then(|s| s.running).unwrap_or(false))
+    }
+}
+
+fn is_not_found(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<bollard::errors::Error>(),
+            Some(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404,
+                ..
+            })
+        )
+    })
+}
+
+/// The shared libraries `ldd` names for `exe` (none for a static binary).
+fn shared_libraries(exe: &Path) -> Result<Vec<PathBuf>> {
+    let out = std::process::Command::new("ldd")
+        .arg(exe)
+        .output()
+        .context("running ldd (the image needs the binary's shared libraries)")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        if text.contains("not a dynamic executable")
+            || String::from_utf8_lossy(&out.stderr).contains("not a dynamic executable")
+        {
+            return Ok(Vec::new());
+        }
+        bail!(
+            "ldd {} failed: {}",
+            exe.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let mut libs = Vec::new();
+    for line in text.lines() {
+        // `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x…)` or `/lib64/ld-linux… (0x…)`
+        let path = match line.split_once("=>") {
+            Some((_, right)) => right.split_whitespace().next(),
+            None => line.split_whitespace().next(),
+        };
+        if let Some(p) = path.filter(|p| p.starts_with('/')) {
+            libs.push(PathBuf::from(p));
+        }
+    }
+    Ok(libs)
+}
+
+/// The image's tag for `exe`: `sovereign-lab:<12 hex of its SHA-256>`.
+fn image_tag(exe: &Path) -> Result<String> {
+    use sha2::Digest;
+    let bytes = std::fs::read(exe).with_context(|| format!("reading {}", exe.display()))?;
+    let d = sha2::Sha256::digest(&bytes);
+    let hex: String = d.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    Ok(format!("sovereign-lab:{hex}"))
+}
+
+/// The build context: a Dockerfile and `rootfs/` (the binary at `/sovereign`, its
+/// shared libraries at their own paths, an empty `/tmp`), as a tar archive.
+fn build_context(exe: &Path) -> Result<Vec<u8>> {
+    let mut tar = tar::Builder::new(Vec::new());
+    tar.follow_symlinks(true);
+    // The engine's tar reader refuses GNU sparse entries (type S).
+    tar.sparse(false);
+    tar.mode(tar::HeaderMode::Deterministic);
+    let dockerfile = b"FROM scratch\nCOPY rootfs/ /\nENTRYPOINT [\"/sovereign\"]\n";
+    let mut h = tar::Header::new_gnu();
+    h.set_size(dockerfile.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    tar.append_data(&mut h, "Dockerfile", &dockerfile[..])?;
+    let mut t = tar::Header::new_gnu();
+    t.set_entry_type(tar::EntryType::Directory);
+    t.set_size(0);
+    t.set_mode(0o1777);
+    t.set_cksum();
+    tar.append_data(&mut t, "rootfs/tmp/", std::io::empty())?;
+    tar.append_path_with_name(exe, "rootfs/sovereign")
+        .with_context(|| format!("adding {} to the image", exe.display()))?;
+    for lib in shared_libraries(exe)? {
+        let rel = lib.strip_prefix("/").unwrap_or(&lib);
+        tar.append_path_with_name(&lib, Path::new("rootfs").join(rel))
+            .with_context(|| format!("adding {} to the image", lib.display()))?;
+    }
+    Ok(tar.into_inner()?)
+}
+
+/// The image that runs `exe`, built now unless the engine has it already.
+pub fn ensure_image(engine: &Engine, exe: &Path) -> Result<String> {
+    let tag = image_tag(exe)?;
+    if engine
+        .rt
+        .block_on(engine.docker.inspect_image(&tag))
+        .is_ok()
+    {
+        return Ok(tag);
+    }
+    build(engine, &tag, build_context(exe)?)?;
+    Ok(tag)
+}
+
+/// Build image `tag` from the tar archive `context` (a Dockerfile at its root).
+fn build(engine: &Engine, tag: &str, context: Vec<u8>) -> Result<()> {
+    let opts = BuildImageOptions {
+        dockerfile: "Dockerfile".to_string(),
+        t: Some(tag.to_string()),
+        rm: true,
+        forcerm: true,
+        ..Default::default()
+    };
+    let errors: Vec<String> = engine.rt.block_on(async {
+        let mut s = engine
+            .docker
+            .build_image(opts, None, Some(bollard::body_full(context.into())));
+        let mut errors = Vec::new();
+        while let Some(item) = s.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(e) = info.error_detail.and_then(|d| d.message) {
+                        errors.push(e);
+                    }
+                }
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        errors
+    });
+    if !errors.is_empty() {
+        bail!("building image {tag}: {}", errors.join("; "));
+    }
+    Ok(())
+}
+
+/// The PostgreSQL image's user (uid:gid in the container; PostgreSQL refuses root).
+pub const POSTGRES_USER: &str = "999:999";
+
+/// The image PostgreSQL runs in: an empty root with the usual links into `/usr` (`/bin`,
+/// `/lib`, `/lib64`, `/sbin`), a `postgres` user (uid 999), `/tmp` and
+/// `/var/run/postgresql`. It holds no PostgreSQL: the host's `/usr` (Debian's PostgreSQL
+/// packages, their libraries and a shell) is bind-mounted into it read-only when it
+/// runs — no registry is reachable here (docs/LAB.md says how, and why not
+/// debootstrap). Tagged `sovereign-lab-postgres:1`.
+pub fn ensure_postgres_image(engine: &Engine) -> Result<String> {
+    let tag = "sovereign-lab-postgres:1".to_string();
+    if engine
+        .rt
+        .block_on(engine.docker.inspect_image(&tag))
+        .is_ok()
+    {
+        return Ok(tag);
+    }
+    let mut tar = tar::Builder::new(Vec::new());
+    tar.mode(tar::HeaderMode::Deterministic);
+    let file = |tar: &mut tar::Builder<Vec<u8>>, path: &str, text: &str| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(text.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        tar.append_data(&mut h, path, text.as_bytes())
+    };
+    file(
+        &mut tar,
+        "Dockerfile",
+        "FROM scratch\nCOPY rootfs/ /\nUSER 999:999\n",
+    )?;
+    file(
+        &mut tar,
+        "rootfs/etc/passwd",
+        "root:x:0:0:root:/root:/bin/sh\npostgres:x:999:999:PostgreSQL:/var/lib/postgresql:/bin/sh\n",
+    )?;
+    file(&mut tar, "rootfs/etc/group", "root:x:0:\npostgres:x:999:\n")?;
+    for dir in [
+        "rootfs/tmp/",
+        "rootfs/var/run/postgresql/",
+        "rootfs/var/lib/postgresql/",
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_size(0);
+        h.set_mode(0o1777);
+        h.set_cksum();
+        tar.append_data(&mut h, dir, std::io::empty())?;
+    }
+    for (link, target) in [
+        ("rootfs/bin", "usr/bin"),
+        ("rootfs/sbin", "usr/sbin"),
+        ("rootfs/lib", "usr/lib"),
+        ("rootfs/lib64", "usr/lib64"),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_mode(0o777);
+        tar.append_link(&mut h, link, target)?;
+    }
+    build(engine, &tag, tar.into_inner()?)?;
+    Ok(tag)
+}
+
+struct Ctr {
+    id: String,
+    /// Paused (`docker pause`).
+    paused: bool,
+    /// Exited (as far as the lab knows).
+    exited: bool,
+    /// Log lines already copied (a restart's follower skips them: the engine replays a
+    /// container's whole log).
+    frames: Arc<AtomicUsize>,
+    follower: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// The `containers` backend.
+pub struct Containers {
+    engine: Engine,
+    image: String,
+    logs: PathBuf,
+    run_dir: PathBuf,
+    state_file: PathBuf,
+    ctrs: BTreeMap<String, Ctr>,
+}
+
+impl Containers {
+    /// A backend running `exe`'s image (built if missing), logs under `run_dir/logs`,
+    /// recording containers in `state_dir`.
+    pub fn new(exe: &Path, run_dir: &Path, state_dir: &Path) -> Result<Containers> {
+        let engine = Engine::connect()?;
+        let image = ensure_image(&engine, exe)?;
+        let logs = run_dir.join("logs");
+        std::fs::create_dir_all(&logs)
+            .with_context(|| format!("cannot create {}", logs.display()))?;
+        private_dir(state_dir)?;
+        let c = Containers {
+            engine,
+            image,
+            logs,
+            run_dir: run_dir.to_path_buf(),
+            state_file: state_dir.join(format!("run-{}.json", std::process::id())),
+            ctrs: BTreeMap::new(),
+        };
+        c.save()?;
+        Ok(c)
+    }
+
+    /// The image the servers run.
+    pub fn image(&self) -> &str {
+        &self.image
+    }
+
+    fn run_name(&self) -> String {
+        self.run_dir
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    fn save(&self) -> Result<()> {
+        let s = StateFile {
+            harness_pid: std::process::id(),
+            run_dir: self.run_dir.clone(),
+            children: Vec::new(),
+            containers: self
+                .ctrs
+                .iter()
+                .map(|(n, c)| (n.clone(), c.id.clone()))
+                .collect(),
+        };
+        s.write(&self.state_file)
+    }
+
+    fn ctr(&mut self, name: &str) -> Result<&mut Ctr> {
+        self.ctrs
+            .get_mut(name)
+            .ok_or_else(|| anyhow!("no server {name}"))
+    }
+
+    /// Start container `name` (created) and a follower copying its output to its log.
+    fn launch(&mut self, name: &str) -> Result<()> {
+        let log = self.log_path(name);
+        let c = self
+            .ctrs
+            .get(name)
+            .ok_or_else(|| anyhow!("no server {name}"))?;
+        let id = c.id.clone();
+        let frames = c.frames.clone();
+        self.engine.call(
+            &format!("starting container {name}"),
+            self.engine.docker.start_container(&id, None),
+        )?;
+        let docker = self.engine.docker.clone();
+        let follower = self.engine.rt.spawn(async move {
+            let Ok(mut out) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+            else {
+                return;
+            };
+            let opts = LogsOptions {
+                follow: true,
+                stdout: true,
+                stderr: true,
+                ..Default::default()
+            };
+            let skip = frames.load(Ordering::Relaxed);
+            let mut seen = 0usize;
+            let mut s = docker.logs(&id, Some(opts));
+            while let Some(Ok(frame)) = s.next().await {
+                seen += 1;
+                if seen <= skip {
+                    continue;
+                }
+                let _ = out.write_all(&frame.into_bytes());
+                frames.store(seen, Ordering::Relaxed);
+            }
+        });
+        let c = self.ctr(name)?;
+        c.exited = false;
+        c.paused = false;
+        c.follower = Some(follower);
+        Ok(())
+    }
+
+    /// Let the log followers of stopped containers finish copying (bounded).
+    fn drain_followers(&mut self) {
+        let handles: Vec<_> = self
+            .ctrs
+            .values_mut()
+            .filter_map(|c| c.follower.take())
+            .collect();
+        let _ = self.engine.rt.block_on(async {
+            tokio::time::timeout(
+                Duration::from_secs(2),
+                futures_util::future::join_all(handles),
+            )
+            .await
+        });
+    }
+}
+
+impl Backend for Containers {
+    fn kind(&self) -> &'static str {
+        "containers"
+    }
+
+    fn start(&mut self, name: &str, args: Vec<String>) -> Result<()> {
+        if self.ctrs.get(name).is_some_and(|c| !c.exited) {
+            bail!("{name} is already running");
+        }
+        if let Some(old) = self.ctrs.remove(name) {
+            self.engine.remove(&old.id)?;
+        }
+        let run = self.run_name();
+        let dir = self.run_dir.display().to_string();
+        let uid = rustix::process::getuid().as_raw();
+        let gid = rustix::process::getgid().as_raw();
+        #[allow(
+            clippy::disallowed_types,
+            reason = "bollard's API takes a HashMap; it is built here and never iterated"
+        )]
+        let labels: std::collections::HashMap<String, String> = [
+            ("sovereign.lab.run".to_string(), run.clone()),
+            (
+                "sovereign.lab.harness".to_string(),
+                std::process::id().to_string(),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let body = ContainerCreateBody {
+            image: Some(self.image.clone()),
+            cmd: Some(args),
+            env: Some(vec![
+                "SOVEREIGN_LOG=info".to_string(),
+                format!("{RUN_ENV}={run}"),
+            ]),
+            user: Some(format!("{uid}:{gid}")),
+            labels: Some(labels),
+            host_config: Some(HostConfig {
+                network_mode: Some("host".to_string()),
+                binds: Some(vec![format!("{dir}:{dir}")]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptions {
+            name: Some(format!("{run}-{name}")),
+            ..Default::default()
+        };
+        let created = self.engine.call(
+            &format!("creating container {name}"),
+            self.engine.docker.create_container(Some(opts), body),
+        )?;
+        self.ctrs.insert(
+            name.to_string(),
+            Ctr {
+                id: created.id,
+                paused: false,
+                exited: true,
+                frames: Arc::new(AtomicUsize::new(0)),
+                follower: None,
+            },
+        );
+        self.save()?;
+        self.launch(name)
+    }
+
+    fn restart(&mut self, name: &str) -> Result<()> {
+        let c = self.ctr(name)?;
+        if !c.exited {
+            bail!("{name} is still running");
+        }
+        self.launch(name)
+    }
+
+    fn signal(&mut self, name: &str, sig: Sig) -> Result<()> {
+        let c = self.ctr(name)?;
+        if c.exited {
+            bail!("{name} is not running");
+        }
+        let id = c.id.clone();
+        let paused = c.paused;
+        let d = &self.engine.docker;
+        let what = format!("{sig:?} to container {name}");
+        match sig {
+            Sig::Kill | Sig::Term => {
+                let signal = if sig == Sig::Kill {
+                    "SIGKILL"
+                } else {
+                    "SIGTERM"
+                };
+                let opts = KillContainerOptions {
+                    signal: signal.to_string(),
+                };
+                self.engine.call(&what, d.kill_container(&id, Some(opts)))?;
+                if sig == Sig::Kill && paused {
+                    // A frozen process dies of SIGKILL as a stopped one does: thaw it.
+                    let _ = self.engine.call(&what, d.unpause_container(&id));
+                }
+            }
+            Sig::Stop => self.engine.call(&what, d.pause_container(&id))?,
+            Sig::Cont => self.engine.call(&what, d.unpause_container(&id))?,
+        }
+        match sig {
+            Sig::Stop => self.ctr(name)?.paused = true,
+            Sig::Cont | Sig::Kill => self.ctr(name)?.paused = false,
+            Sig::Term => {}
+        }
+        if sig == Sig::Kill {
+            // As with a process: the kill returns once it is dead.
+            if !self.wait_exit(name, Duration::from_secs(10))? {
+                bail!("container {name} still runs 10 s after SIGKILL");
+            }
+        }
+        Ok(())
+    }
+
+    fn wait_exit(&mut self, name: &str, timeout: Duration) -> Result<bool> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let c = self.ctr(name)?;
+            if c.exited {
+                return Ok(true);
+            }
+            let id = c.id.clone();
+            if !self.engine.running(&id)? {
+                self.ctr(name)?.exited = true;
+                return Ok(true);
+            }
+            if Instant::now() >= deadline {
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log_path(&self, name: &str) -> PathBuf {
+        self.logs.join(format!("{name}.log"))
+    }
+
+    fn shutdown(&mut self) {
+        for (name, c) in &mut self.ctrs {
+            if c.exited {
+                continue;
+            }
+            let opts = KillContainerOptions {
+                signal: "SIGKILL".to_string(),
+            };
+            let what = format!("killing container {name}");
+            let _ = self
+                .engine
+                .call(&what, self.engine.docker.kill_container(&c.id, Some(opts)));
+            if c.paused {
+                let _ = self
+                    .engine
+                    .call(&what, self.engine.docker.unpause_container(&c.id));
+            }
+            c.exited = true;
+        }
+        self.drain_followers();
+        let ids: Vec<(String, String)> = std::mem::take(&mut self.ctrs)
+            .into_iter()
+            .map(|(n, c)| (n, c.id))
+            .collect();
+        for (name, id) in ids {
+            if let Err(e) = self.engine.remove(&id) {
+                eprintln!("lab: could not remove container {name}: {e:#}");
+            }
+        }
+        let _ = std::fs::remove_file(&self.state_file);
+    }
+}
+
+impl Drop for Containers {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
