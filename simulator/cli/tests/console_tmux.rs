@@ -12,6 +12,8 @@
     reason = "a real terminal is driven in wall time: the test polls with a deadline"
 )]
 
+mod support;
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -92,21 +94,9 @@ impl Tmux {
     }
 }
 
-/// Whether tmux runs here; without it the test is skipped loudly, and under `CI` fails.
+/// Whether tmux runs here ([`support::tool_here`]).
 fn tmux_here(test: &str) -> bool {
-    if Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "tmux is not installed, and CI must run this test (apt-get install tmux)"
-    );
-    eprintln!("\n*** SKIP {test}: `tmux -V` failed; nothing was driven in a terminal ***\n");
-    false
+    support::tool_here(test, "tmux", &["-V"], "apt-get install tmux")
 }
 
 impl Drop for Tmux {

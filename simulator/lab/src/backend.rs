@@ -199,11 +199,82 @@ struct Proc {
 /// The `processes` backend.
 pub struct Processes {
     exe: PathBuf,
+    files: RunFiles,
+    procs: BTreeMap<String, Proc>,
+}
+
+/// Where a backend keeps a run's logs and its state file.
+pub(crate) struct RunFiles {
+    /// The run's directory (data and logs), removed by [`down`] for a crashed run.
+    pub(crate) run_dir: PathBuf,
     logs: PathBuf,
     state_file: PathBuf,
-    /// The run's directory (data and logs), removed by [`down`] for a crashed run.
-    run_dir: PathBuf,
-    procs: BTreeMap<String, Proc>,
+}
+
+impl RunFiles {
+    /// `run_dir/logs` created, `state_dir` private, the state file named for this harness.
+    pub(crate) fn new(run_dir: &Path, state_dir: &Path) -> Result<RunFiles> {
+        let logs = run_dir.join("logs");
+        std::fs::create_dir_all(&logs)
+            .with_context(|| format!("cannot create {}", logs.display()))?;
+        private_dir(state_dir)?;
+        Ok(RunFiles {
+            run_dir: run_dir.to_path_buf(),
+            logs,
+            state_file: state_dir.join(format!("run-{}.json", std::process::id())),
+        })
+    }
+
+    /// The run directory's name (`sovereign-lab-<pid>-<µs>`): the run's marker.
+    pub(crate) fn run_name(&self) -> String {
+        self.run_dir
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    /// Server `name`'s log file.
+    pub(crate) fn log(&self, name: &str) -> PathBuf {
+        self.logs.join(format!("{name}.log"))
+    }
+
+    /// Record what runs now: process groups and containers by server name.
+    pub(crate) fn save(
+        &self,
+        children: Vec<(String, u32)>,
+        containers: Vec<(String, String)>,
+    ) -> Result<()> {
+        StateFile {
+            harness_pid: std::process::id(),
+            run_dir: self.run_dir.clone(),
+            children,
+            containers,
+        }
+        .write(&self.state_file)
+    }
+
+    /// The run ended cleanly: nothing for `lab down` to do.
+    pub(crate) fn remove_state(&self) {
+        let _ = std::fs::remove_file(&self.state_file);
+    }
+}
+
+/// Ask `exited` every 50 ms until it says yes or `timeout` has passed; whether it did.
+pub(crate) fn poll_exit(
+    timeout: Duration,
+    mut exited: impl FnMut() -> Result<bool>,
+) -> Result<bool> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if exited()? {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// A run's state file: what [`down`] removes if the harness dies.
@@ -233,15 +304,9 @@ impl Processes {
     /// A backend running `exe` (the `sovereign` binary), logs under `run_dir/logs`,
     /// recording children in `state_dir`.
     pub fn new(exe: PathBuf, run_dir: &Path, state_dir: &Path) -> Result<Processes> {
-        let logs = run_dir.join("logs");
-        std::fs::create_dir_all(&logs)
-            .with_context(|| format!("cannot create {}", logs.display()))?;
-        private_dir(state_dir)?;
         let p = Processes {
             exe,
-            logs,
-            state_file: state_dir.join(format!("run-{}.json", std::process::id())),
-            run_dir: run_dir.to_path_buf(),
+            files: RunFiles::new(run_dir, state_dir)?,
             procs: BTreeMap::new(),
         };
         p.save()?;
@@ -249,18 +314,13 @@ impl Processes {
     }
 
     fn save(&self) -> Result<()> {
-        let s = StateFile {
-            harness_pid: std::process::id(),
-            run_dir: self.run_dir.clone(),
-            children: self
-                .procs
-                .iter()
-                .filter(|(_, p)| !p.reaped)
-                .map(|(n, p)| (n.clone(), p.child.id()))
-                .collect(),
-            containers: Vec::new(),
-        };
-        s.write(&self.state_file)
+        let children = self
+            .procs
+            .iter()
+            .filter(|(_, p)| !p.reaped)
+            .map(|(n, p)| (n.clone(), p.child.id()))
+            .collect();
+        self.files.save(children, Vec::new())
     }
 
     fn spawn(&mut self, name: &str, args: Vec<String>) -> Result<()> {
@@ -274,7 +334,7 @@ impl Processes {
             .args(&args)
             .env("SOVEREIGN_LOG", "info")
             // Marks the run's processes (tests find leftovers by it).
-            .env(RUN_ENV, self.run_dir.file_name().unwrap_or_default())
+            .env(RUN_ENV, self.files.run_name())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(out)
@@ -362,8 +422,7 @@ impl Backend for Processes {
     }
 
     fn wait_exit(&mut self, name: &str, timeout: Duration) -> Result<bool> {
-        let deadline = Instant::now() + timeout;
-        loop {
+        poll_exit(timeout, || {
             let p = self
                 .procs
                 .get_mut(name)
@@ -373,15 +432,12 @@ impl Backend for Processes {
                 self.save()?;
                 return Ok(true);
             }
-            if Instant::now() >= deadline {
-                return Ok(false);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            Ok(false)
+        })
     }
 
     fn log_path(&self, name: &str) -> PathBuf {
-        self.logs.join(format!("{name}.log"))
+        self.files.log(name)
     }
 
     fn shutdown(&mut self) {
@@ -398,7 +454,7 @@ impl Backend for Processes {
             let _ = p.child.wait();
             p.reaped = true;
         }
-        let _ = std::fs::remove_file(&self.state_file);
+        self.files.remove_state();
     }
 }
 

@@ -24,7 +24,7 @@
 //! Not covered: building the binary; bridge networks (the lab's proxies are the network
 //! faults, not the engine's).
 
-use crate::backend::{Backend, RUN_ENV, Sig, StateFile, private_dir};
+use crate::backend::{Backend, RUN_ENV, RunFiles, Sig, poll_exit};
 use anyhow::{Context, Result, anyhow, bail};
 use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig};
@@ -38,7 +38,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long the lab waits for an engine call.
 const ENGINE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -335,9 +335,7 @@ struct Ctr {
 pub struct Containers {
     engine: Engine,
     image: String,
-    logs: PathBuf,
-    run_dir: PathBuf,
-    state_file: PathBuf,
+    files: RunFiles,
     ctrs: BTreeMap<String, Ctr>,
 }
 
@@ -347,47 +345,23 @@ impl Containers {
     pub fn new(exe: &Path, run_dir: &Path, state_dir: &Path) -> Result<Containers> {
         let engine = Engine::connect()?;
         let image = ensure_image(&engine, exe)?;
-        let logs = run_dir.join("logs");
-        std::fs::create_dir_all(&logs)
-            .with_context(|| format!("cannot create {}", logs.display()))?;
-        private_dir(state_dir)?;
         let c = Containers {
             engine,
             image,
-            logs,
-            run_dir: run_dir.to_path_buf(),
-            state_file: state_dir.join(format!("run-{}.json", std::process::id())),
+            files: RunFiles::new(run_dir, state_dir)?,
             ctrs: BTreeMap::new(),
         };
         c.save()?;
         Ok(c)
     }
 
-    /// The image the servers run.
-    pub fn image(&self) -> &str {
-        &self.image
-    }
-
-    fn run_name(&self) -> String {
-        self.run_dir
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned()
-    }
-
     fn save(&self) -> Result<()> {
-        let s = StateFile {
-            harness_pid: std::process::id(),
-            run_dir: self.run_dir.clone(),
-            children: Vec::new(),
-            containers: self
-                .ctrs
-                .iter()
-                .map(|(n, c)| (n.clone(), c.id.clone()))
-                .collect(),
-        };
-        s.write(&self.state_file)
+        let containers = self
+            .ctrs
+            .iter()
+            .map(|(n, c)| (n.clone(), c.id.clone()))
+            .collect();
+        self.files.save(Vec::new(), containers)
     }
 
     fn ctr(&mut self, name: &str) -> Result<&mut Ctr> {
@@ -472,8 +446,8 @@ impl Backend for Containers {
         if let Some(old) = self.ctrs.remove(name) {
             self.engine.remove(&old.id)?;
         }
-        let run = self.run_name();
-        let dir = self.run_dir.display().to_string();
+        let run = self.files.run_name();
+        let dir = self.files.run_dir.display().to_string();
         let uid = rustix::process::getuid().as_raw();
         let gid = rustix::process::getgid().as_raw();
         #[allow(
@@ -578,8 +552,7 @@ impl Backend for Containers {
     }
 
     fn wait_exit(&mut self, name: &str, timeout: Duration) -> Result<bool> {
-        let deadline = Instant::now() + timeout;
-        loop {
+        poll_exit(timeout, || {
             let c = self.ctr(name)?;
             if c.exited {
                 return Ok(true);
@@ -589,15 +562,12 @@ impl Backend for Containers {
                 self.ctr(name)?.exited = true;
                 return Ok(true);
             }
-            if Instant::now() >= deadline {
-                return Ok(false);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            Ok(false)
+        })
     }
 
     fn log_path(&self, name: &str) -> PathBuf {
-        self.logs.join(format!("{name}.log"))
+        self.files.log(name)
     }
 
     fn shutdown(&mut self) {
@@ -629,7 +599,7 @@ impl Backend for Containers {
                 eprintln!("lab: could not remove container {name}: {e:#}");
             }
         }
-        let _ = std::fs::remove_file(&self.state_file);
+        self.files.remove_state();
     }
 }
 

@@ -449,11 +449,12 @@ pub fn contribute(tower: &str, device: u32, key: &str, community: &str, amount: 
         .unwrap_or(0)
 }
 
-/// Whether a Docker engine answers; without one the test is skipped loudly, and under
-/// `CI` fails (.ci/run installs docker.io and starts dockerd).
-pub fn docker_here(test: &str) -> bool {
-    if Command::new("docker")
-        .args(["info", "--format", "{{.ServerVersion}}"])
+/// Whether `program args` succeeds here (a tool a test needs: tmux, a Docker engine);
+/// without it the test is skipped loudly, and under `CI` fails: CI must run it
+/// (`install` says how to get it).
+pub fn tool_here(test: &str, program: &str, args: &[&str], install: &str) -> bool {
+    if Command::new(program)
+        .args(args)
         .output()
         .is_ok_and(|o| o.status.success())
     {
@@ -461,8 +462,23 @@ pub fn docker_here(test: &str) -> bool {
     }
     assert!(
         std::env::var_os("CI").is_none(),
-        "no Docker engine answers, and CI must run this test (apt-get install docker.io; dockerd &)"
+        "`{program} {}` failed, and CI must run this test ({install})",
+        args.join(" ")
     );
-    eprintln!("\n*** SKIP {test}: `docker info` failed; no container was run ***\n");
+    eprintln!(
+        "\n*** SKIP {test}: `{program} {}` failed; the test did not run ***\n",
+        args.join(" ")
+    );
     false
+}
+
+/// Whether a Docker engine answers ([`tool_here`]; .ci/run installs docker.io and starts
+/// dockerd).
+pub fn docker_here(test: &str) -> bool {
+    tool_here(
+        test,
+        "docker",
+        &["info", "--format", "{{.ServerVersion}}"],
+        "apt-get install docker.io; dockerd &",
+    )
 }
