@@ -488,6 +488,35 @@ fn planted_no_failback_is_caught_by_convergence_and_the_clean_build_is_quiet() {
 }
 
 #[test]
+fn planted_no_failover_misses_the_freshness_slo_and_the_clean_build_meets_it() {
+    // Goal: `no-failover` is caught on real processes. A tower that stays on its cut
+    // fibre breaks no invariant (it converges once the fibre is back), so the check is
+    // the scenario's freshness SLO: P0 published during the 20 s cut waits for the fibre,
+    // p99 misses 12 s (exit 4: SLOs only); the clean tower fails over to LTE and keeps
+    // P0 fresh (exit 0). Both runs at once (40 s each).
+    let (clean, planted) =
+        clean_and_planted("scenarios/lab/failover-freshness.toml", "no-failover");
+    let (o, out) = (&clean.out, clean.stdout());
+    assert_eq!(o.status.code(), Some(0), "{}", text(o));
+    assert!(out.contains("failovers               1"), "{}", text(o));
+    assert!(
+        out.contains("slo freshness P0 p99 <= 12s: PASS"),
+        "{}",
+        text(o)
+    );
+    clean.nothing_left();
+    let (o, out) = (&planted.out, planted.stdout());
+    assert_eq!(o.status.code(), Some(4), "{}", text(o));
+    assert!(out.contains("failovers               0"), "{}", text(o));
+    assert!(
+        out.contains("slo freshness P0 p99 <= 12s: FAIL") && !out.contains("VIOLATION"),
+        "{}",
+        text(o)
+    );
+    planted.nothing_left();
+}
+
+#[test]
 fn a_crash_loop_loses_nothing_and_planted_ack_before_fsync_is_caught_by_durability() {
     // Goal: a real tower killed three times in a crash loop, after 3 s of failing fsyncs,
     // keeps every operation it acknowledged (exit 0); the same tower acknowledging on the
