@@ -17,7 +17,6 @@ use serde_json::json;
 use sovereign_logic::content::Priority;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// The saved data of a run, in a report directory.
 pub const RUN_DATA_FILE: &str = "run.json";
@@ -167,11 +166,6 @@ fn us_secs(us: u64) -> f64 {
     us as f64 / 1e6
 }
 
-/// A KPI duration as [`dur`] writes seconds.
-fn kpi_dur(d: Option<Duration>) -> String {
-    dur(d.map(|d| d.as_secs_f64()))
-}
-
 fn dur(s: Option<f64>) -> String {
     s.map_or_else(
         || "n/a".into(),
@@ -181,21 +175,6 @@ fn dur(s: Option<f64>) -> String {
 
 fn ratio(v: Option<f64>, p: usize) -> String {
     v.map_or_else(|| "n/a".into(), |x| format!("{x:.p$}"))
-}
-
-fn bytes(b: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
 }
 
 fn md_cell(s: &str) -> String {
@@ -247,122 +226,22 @@ fn confirmed_text(g: &GamedayData) -> &'static str {
 /// One KPI row: name, value, and the SLO (name, held) if one applies.
 type KpiRow = (String, String, Option<(String, bool)>);
 
-/// The KPI rows of a report.
+/// The KPI rows of a report: the CLI's rows ([`sovereign_observe::kpi::Kpis::rows`],
+/// the same words and numbers), each with the scenario's SLO on it, if any (an SLO is
+/// named after its KPI: `availability >= 0.95`, `freshness P0 p99 <= 5m`).
 fn kpi_rows(d: &RunData) -> Vec<KpiRow> {
-    let k = &d.kpis;
-    let slo = |prefix: &str| {
-        d.slo
-            .iter()
-            .find(|s| s.name.starts_with(prefix))
-            .map(|s| (s.name.clone(), s.pass))
-    };
-    let mut rows = vec![
-        (
-            "availability".to_string(),
-            format!(
-                "{:.4} ({}/{} valid reads served)",
-                k.availability, k.reads_good, k.reads_valid
-            ),
-            slo("availability"),
-        ),
-        (
-            "MTTD".into(),
-            format!(
-                "{} ({} of {} faults detected, {} undetectable)",
-                kpi_dur(k.mttd),
-                k.faults_detected,
-                k.faults,
-                k.faults_undetectable
-            ),
-            None,
-        ),
-        (
-            "MTTR".into(),
-            format!(
-                "{} (after fault end {}; {} of {} disrupting never recovered)",
-                kpi_dur(k.mttr),
-                kpi_dur(k.mttr_after_end),
-                k.faults_unrecovered,
-                k.faults_disrupting
-            ),
-            slo("mttr"),
-        ),
-        (
-            "RPO".into(),
-            format!("{} acknowledged operations lost", k.rpo),
-            slo("rpo"),
-        ),
-        (
-            "RTO compliance".into(),
-            format!(
-                "{} (within {})",
-                ratio(k.rto_compliance, 3),
-                kpi_dur(Some(k.rto_bound))
-            ),
-            None,
-        ),
-        ("blast radius".into(), ratio(k.blast_radius, 3), None),
-        (
-            "error budget remaining".into(),
-            format!(
-                "{} (burn rate {}, worst 10 min {})",
-                ratio(k.error_budget_remaining, 3),
-                ratio(k.burn_rate, 2),
-                ratio(k.burn_rate_max, 2)
-            ),
-            None,
-        ),
-    ];
-    for (class, f) in Priority::ALL.iter().zip(&k.freshness) {
-        rows.push((
-            format!("freshness {class}"),
-            format!(
-                "p50 {}, p99 {} ({} samples, {} never servable)",
-                dur(f.p50_us.map(us_secs)),
-                dur(f.p99_us.map(us_secs)),
-                f.samples,
-                f.unservable
-            ),
-            slo(&format!("freshness {class} ")),
-        ));
-    }
-    rows.push((
-        "outbox backlog".into(),
-        format!(
-            "max {}, final {} operations",
-            k.backlog_max, k.backlog_final
-        ),
-        None,
-    ));
-    for (link, b) in &k.bytes_per_link {
-        rows.push((format!("bytes {}", link.name()), bytes(*b), None));
-    }
-    rows.push(("failovers".into(), k.failovers.to_string(), None));
-    rows.push((
-        "breaker openings".into(),
-        k.breaker_openings.to_string(),
-        None,
-    ));
-    rows.push((
-        "energy used / lowest SoC".into(),
-        format!("{:.1} Wh / {}", k.energy_wh, ratio(k.soc_lowest, 3)),
-        slo("lowest soc"),
-    ));
-    rows.push((
-        "priority inversions".into(),
-        format!(
-            "{} ({})",
-            k.priority_inversions,
-            bytes(k.priority_inversion_bytes)
-        ),
-        None,
-    ));
-    rows.push((
-        "invariant violations".into(),
-        k.violations.to_string(),
-        None,
-    ));
-    rows
+    d.kpis
+        .rows()
+        .into_iter()
+        .map(|(name, value)| {
+            let slo = d
+                .slo
+                .iter()
+                .find(|s| s.name.starts_with(&format!("{name} ")))
+                .map(|s| (s.name.clone(), s.pass));
+            (name, value, slo)
+        })
+        .collect()
 }
 
 fn plant_text(p: &Option<String>) -> &str {

@@ -166,6 +166,50 @@ fn a_game_day_adds_its_verdict_tolerances_and_timeline_to_every_output() {
 }
 
 #[test]
+fn the_reports_kpi_tables_show_the_cli_lines_and_their_slos() {
+    // Goal: one truth on every screen — each KPI row of report.md and report.html is a
+    // line `sim run` prints (same name, same value text), in its order, and each SLO
+    // `sim run` checks stands on the row of its KPI with its verdict.
+    let d = fibre_cut();
+    let md = run_markdown(&d);
+    let html = run_html(&d);
+    let table: Vec<&str> = md
+        .lines()
+        .skip_while(|l| !l.starts_with("| KPI | measured | SLO |"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    let rows = d.kpis.rows();
+    assert_eq!(table.len(), rows.len(), "{md}");
+    assert!(rows.len() >= 15, "{rows:?}");
+    for ((name, value), line) in rows.iter().zip(&table) {
+        let want = format!("| {name} | {} |", value.replace('|', "\\|"));
+        assert!(line.starts_with(&want), "{line:?} is not {want:?}");
+        assert!(
+            html.contains(&format!("<td>{name}</td>")),
+            "{name} in the HTML"
+        );
+    }
+    let cli = d.kpis.lines();
+    for (name, value) in &rows {
+        assert!(
+            cli.iter()
+                .any(|l| l.starts_with(name.as_str()) && l.ends_with(value.as_str())),
+            "{name}: {value} is not a line sim run prints"
+        );
+    }
+    assert!(!d.slo.is_empty(), "fibre-cut has SLOs");
+    for slo in &d.slo {
+        let verdict = if slo.pass { "PASS" } else { "**FAIL**" };
+        let line = table
+            .iter()
+            .find(|l| l.contains(&slo.name))
+            .unwrap_or_else(|| panic!("SLO {} on no KPI row: {md}", slo.name));
+        assert!(line.contains(&format!("{verdict} {}", slo.name)), "{line}");
+    }
+}
+
+#[test]
 fn every_tag_annotation_query_of_the_game_day_dashboard_matches_exported_annotations() {
     // Goal: each tag query of dashboards/grafana/gameday.json (all tags must match)
     // selects some annotation a game day exports: fault windows, violations, timeline.

@@ -333,6 +333,16 @@ impl Kpis {
 
     /// Human-readable summary lines, one per KPI, names aligned.
     pub fn lines(&self) -> Vec<String> {
+        let rows = self.rows();
+        let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+        rows.into_iter()
+            .map(|(n, v)| format!("{n:<width$}  {v}"))
+            .collect()
+    }
+
+    /// The KPIs as (name, value) rows, in [`Kpis::lines`]' order and words: what the
+    /// CLI prints, the reports' KPI table shows.
+    pub fn rows(&self) -> Vec<(String, String)> {
         let mut rows: Vec<Row> = vec![reads::availability_row(self)];
         rows.extend(power::serving_row(self));
         rows.extend(reads::per_tower_row(self));
@@ -349,10 +359,7 @@ impl Kpis {
         rows.extend(power::rows(self));
         rows.push(inversions::row(self));
         rows.push(("violations".into(), format!("{}", self.violations)));
-        let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
-        rows.into_iter()
-            .map(|(n, v)| format!("{n:<width$}  {v}"))
-            .collect()
+        rows
     }
 
     /// Check the scenario's SLOs. `rpo` is always checked (its bound defaults to 0).
