@@ -50,18 +50,13 @@ pub fn run(a: LabRunArgs) -> Result<u8> {
     });
     let exports = Exports::resolve(report_dir.clone(), None, None, None)?;
     // Every check up front: a fault the lab cannot inject is exit 2 before anything starts.
-    sovereign_lab::plan::plan(&scenario, &source)?;
+    let plan = sovereign_lab::plan::plan(&scenario, &source, seed)?;
     println!("scenario: {} ({source})", scenario.name);
     println!("seed: {seed}");
     println!("plant: {}", a.plant.as_deref().unwrap_or("none"));
     let backend = sovereign_lab::BackendKind::parse(&a.backend)?;
     println!("backend: {}", backend.name());
-    let mut notes = Vec::new();
-    for (o, why) in sovereign_lab::plan::unfed_oracles() {
-        if scenario.invariants.contains(&o) {
-            notes.push(format!("oracle {o}: NOT CHECKED in the lab: {why}"));
-        }
-    }
+    let notes = plan_notes(&scenario, &plan);
     for n in &notes {
         println!("{n}");
     }
@@ -121,6 +116,39 @@ pub fn run(a: LabRunArgs) -> Result<u8> {
     Ok(run.report.exit_code())
 }
 
+/// What a lab run says before it starts: the oracles it cannot feed, the faults the
+/// nemesis drew, and the faults it does not inject (each with why).
+fn plan_notes(scenario: &Scenario, plan: &sovereign_lab::plan::Plan) -> Vec<String> {
+    let mut notes = Vec::new();
+    for (o, why) in sovereign_lab::plan::unfed_oracles() {
+        if scenario.invariants.contains(&o) {
+            notes.push(format!("oracle {o}: NOT CHECKED in the lab: {why}"));
+        }
+    }
+    if plan.drawn > 0 {
+        notes.push(format!(
+            "nemesis: {} faults drawn for this seed (the simulator draws the same)",
+            plan.drawn
+        ));
+        for p in plan
+            .faults
+            .iter()
+            .filter(|p| p.id as usize >= scenario.faults.len())
+        {
+            notes.push(format!(
+                "nemesis: fault[{}] {} on {} at {} for {}",
+                p.id,
+                p.spec.kind.name(),
+                sovereign_report::data::target_name(scenario, &p.spec.target),
+                format_duration(p.spec.at),
+                format_duration(p.spec.duration)
+            ));
+        }
+    }
+    notes.extend(plan.not_injected.iter().cloned());
+    notes
+}
+
 /// How a lab run runs its servers (the flags `lab run` and `lab fidelity` share).
 struct How {
     plant: Option<String>,
@@ -173,11 +201,14 @@ pub fn fidelity(a: LabFidelityArgs) -> Result<u8> {
     let scenario = parse_file(&a.scenario).map_err(|e| anyhow!("{e}"))?;
     let seed = a.seed.unwrap_or(scenario.seed);
     let source = a.scenario.display().to_string();
-    sovereign_lab::plan::plan(&scenario, &source)?;
+    let plan = sovereign_lab::plan::plan(&scenario, &source, seed)?;
     let backend = sovereign_lab::BackendKind::parse(&a.backend)?;
     println!("scenario: {} ({source})", scenario.name);
     println!("seed: {seed}");
     println!("backend: {}", backend.name());
+    for n in plan_notes(&scenario, &plan) {
+        println!("{n}");
+    }
     // The simulator first; its publications become the lab's, so that both worlds
     // publish the same items at the same times.
     let mut world = sovereign_sim::World::new(

@@ -204,11 +204,11 @@ fn faults_the_lab_cannot_inject_are_refused_up_front() {
     // Goal: a fault without a real injection is an error naming the file, the fault and
     // why — before any process starts — never silently skipped.
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("clock.toml");
+    let file = dir.path().join("dup.toml");
     std::fs::write(
         &file,
         "duration = \"20s\"\n[[tower]]\ndevices = 1\nlinks = [\"fibre\"]\n\
-         [[fault]]\nat = \"5s\"\nfor = \"5s\"\ntarget = \"tower-0\"\nkind = \"clock-skew\"\nppm = 1000\n",
+         [[fault]]\nat = \"5s\"\nfor = \"5s\"\ntarget = \"tower-0\"\nkind = \"duplicate\"\np = 0.1\n",
     )
     .expect("write");
     let o = sovereign()
@@ -221,7 +221,7 @@ fn faults_the_lab_cannot_inject_are_refused_up_front() {
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(
-        err.contains("clock.toml: fault[0] (clock-skew on tower-0"),
+        err.contains("dup.toml: fault[0] (duplicate on tower-0"),
         "{}",
         text(&o)
     );
@@ -515,6 +515,65 @@ fn planted_no_failover_misses_the_freshness_slo_and_the_clean_build_meets_it() {
     );
     planted.nothing_left();
 }
+
+#[test]
+fn a_nemesis_is_injected_and_a_clock_fault_is_skipped_with_a_warning() {
+    // Goal: the nemesis' draws for the seed are printed and really injected (one
+    // `lab: inject` per draw the lab can inject, one NOT INJECTED line per other), and
+    // a clock fault, which has no real injection here, is named as not injected and the
+    // run goes on (exit 0) instead of being refused.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("nemesis.toml");
+    std::fs::write(&file, NEMESIS).expect("write");
+    let state = dir.path().join("state");
+    let (prefix, o) = lab_run_file(file.to_str().expect("utf-8"), &state, &[]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let drawn = out
+        .lines()
+        .filter(|l| l.starts_with("nemesis: fault["))
+        .count();
+    let skipped = out.matches("NOT INJECTED in the lab").count();
+    assert!(drawn >= 2, "the nemesis drew faults: {}", text(&o));
+    assert!(
+        out.contains(
+            "fault[0] (clock-skew on tower-0 at 2s): NOT INJECTED in the lab: a real clock fault"
+        ),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(
+        out.matches("lab: inject").count(),
+        drawn,
+        "every printed draw injected ({skipped} not injected)\n{}",
+        text(&o)
+    );
+    assert_nothing_left(&prefix, &addresses(&out), &state);
+}
+
+const NEMESIS: &str = r#"duration = "20s"
+liveness_bound = "30s"
+[[tower]]
+devices = 2
+links = ["fibre", "lte"]
+catalog_poll = "1s"
+request_timeout = "3s"
+[workload]
+catalog = [{ priority = "P0", items = 1, size = "4KiB" }]
+reads_per_device_hour = 720.0
+ops_per_device_hour = 360.0
+[[fault]]
+at = "2s"
+for = "5s"
+target = "tower-0"
+kind = "clock-skew"
+ppm = 1000
+[nemesis]
+network_per_hour = 720.0
+process_per_hour = 360.0
+duration_mean = "3s"
+duration_max = "5s"
+"#;
 
 #[test]
 fn a_crash_loop_loses_nothing_and_planted_ack_before_fsync_is_caught_by_durability() {

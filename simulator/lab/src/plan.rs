@@ -1,7 +1,9 @@
 //! What the lab does for each fault of a scenario: the real injection of each kind it
 //! can inject, and a refusal — before anything starts — for every kind, target or
-//! parameter it cannot (docs/LAB.md has the table). Also the scenario-wide refusals
-//! (a nemesis, device misuse, Wi-Fi faults) and the oracles the lab cannot feed.
+//! parameter it cannot (docs/LAB.md has the table); clock faults and nemesis draws it
+//! cannot inject are not refused but skipped, each with a line that says so
+//! ([`Plan::not_injected`]). Also the scenario-wide refusals (device misuse) and the
+//! oracles the lab cannot feed.
 //!
 //! Not covered: carrying the injections out (`run.rs`).
 
@@ -9,7 +11,7 @@ use anyhow::{Result, bail};
 use sovereign_logic::protocol::LinkKind;
 use sovereign_report::data::target_name;
 use sovereign_scenario::faults::{BOOT, FaultKind, crash_loop_period};
-use sovereign_scenario::{FaultSpec, Oracle, Scenario, Target};
+use sovereign_scenario::{Family, FaultSpec, Oracle, Scenario, Target};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -88,7 +90,7 @@ impl Injection {
     /// One line: what is done.
     pub fn describe(&self) -> String {
         match self {
-            Injection::ProxyDown { cut } => format!("{} down", cut.describe()),
+            Injection::ProxyDown { cut } => cut.describe(),
             Injection::Toxic {
                 proxies,
                 kind,
@@ -99,7 +101,7 @@ impl Injection {
                 format!("SIGKILL {server} every {period:?}, each time restarted {BOOT:?} later")
             }
             Injection::Flapping { cut, period } => format!(
-                "{} down for the first half of every {period:?}",
+                "{} for the first half of every {period:?}",
                 cut.describe()
             ),
             Injection::Restart { server } => format!("SIGTERM {server}, restart"),
@@ -347,15 +349,27 @@ fn not_real(kind: &str) -> &'static str {
     }
 }
 
-/// Check the whole scenario for the lab and plan its faults: every reason it cannot run
-/// is one line of the error (`FILE: fault[i] (kind on target at T): why`).
-pub fn plan(sc: &Scenario, file: &str) -> Result<Vec<Planned>> {
+/// A lab run's faults: what is injected, and what is not (with why).
+#[derive(Debug)]
+pub struct Plan {
+    /// The faults injected: the scenario's, then its nemesis' draws for the seed (ids are
+    /// positions in that list, as in the simulator's schedule).
+    pub faults: Vec<Planned>,
+    /// One line for each fault the lab does not inject (`FILE: fault[i] (kind on target
+    /// at T): NOT INJECTED in the lab: why`): clock faults (no real clock fault here),
+    /// and nemesis draws of kinds it has no injection for. Printed, kept in the report's
+    /// notes; never silent.
+    pub not_injected: Vec<String>,
+    /// How many of `faults` and `not_injected` together the nemesis drew.
+    pub drawn: usize,
+}
+
+/// Check the whole scenario for the lab and plan its faults for `seed`: every reason it
+/// cannot run is one line of the error (`FILE: fault[i] (kind on target at T): why`).
+/// A `[nemesis]` is drawn as the simulator draws it ([`sovereign_sim::nemesis_schedule`]:
+/// the same faults at the same times for the same seed).
+pub fn plan(sc: &Scenario, file: &str, seed: u64) -> Result<Plan> {
     let mut errors = Vec::new();
-    if !sc.nemesis.rates_per_hour.is_empty() {
-        errors.push(format!(
-            "{file}: nemesis: the lab does not draw random faults yet; remove [nemesis] (the simulator runs it)"
-        ));
-    }
     let m = &sc.workload.misuse;
     if m.shared_identity > 0.0
         || m.key_reuse_per_device_hour > 0.0
@@ -366,26 +380,41 @@ pub fn plan(sc: &Scenario, file: &str) -> Result<Vec<Planned>> {
             "{file}: workload: the lab's devices do not misuse identities or keys yet; set the misuse options to 0"
         ));
     }
-    let mut planned = Vec::new();
-    for (i, spec) in sc.faults.iter().enumerate() {
+    let drawn = sovereign_sim::nemesis_schedule(sc, seed);
+    let explicit = sc.faults.len();
+    let mut plan = Plan {
+        faults: Vec::new(),
+        not_injected: Vec::new(),
+        drawn: drawn.len(),
+    };
+    for (i, spec) in sc.faults.iter().chain(&drawn).enumerate() {
+        let what = format!(
+            "{file}: fault[{i}] ({} on {} at {:?}{})",
+            spec.kind.name(),
+            target_name(sc, &spec.target),
+            spec.at,
+            if i >= explicit {
+                ", drawn by the nemesis"
+            } else {
+                ""
+            }
+        );
         match injection(sc, spec) {
-            Ok(injection) => planned.push(Planned {
+            Ok(injection) => plan.faults.push(Planned {
                 id: i as u64,
                 spec: spec.clone(),
                 injection,
             }),
-            Err(why) => errors.push(format!(
-                "{file}: fault[{i}] ({} on {} at {:?}): cannot be injected in the lab: {why}",
-                spec.kind.name(),
-                target_name(sc, &spec.target),
-                spec.at
-            )),
+            Err(why) if i >= explicit || spec.kind.family() == Family::Clock => plan
+                .not_injected
+                .push(format!("{what}: NOT INJECTED in the lab: {why}")),
+            Err(why) => errors.push(format!("{what}: cannot be injected in the lab: {why}")),
         }
     }
     if !errors.is_empty() {
         bail!("{}", errors.join("\n"));
     }
-    Ok(planned)
+    Ok(plan)
 }
 
 /// The oracles the lab cannot feed honestly, with why: they are switched off and the

@@ -431,7 +431,7 @@ impl sovereign_logic::entropy::Entropy for Rng {
 /// Run the scenario against real processes.
 pub fn run(o: LabOptions) -> Result<LabRun> {
     let sc = o.scenario.clone();
-    let planned = crate::plan::plan(&sc, &o.file)?;
+    let planned = crate::plan::plan(&sc, &o.file, o.seed)?.faults;
     let run_dir =
         std::env::temp_dir().join(format!("sovereign-lab-{}-{}", std::process::id(), now_us()));
     {

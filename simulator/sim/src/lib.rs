@@ -40,4 +40,6 @@ pub use sovereign_scenario::tomlspan;
 pub use plant::Plant;
 pub use report::{RunReport, Violation};
 pub use scenario::{Oracle, Scenario};
-pub use world::{FaultView, LinkView, Phase, RunOptions, Snapshot, TowerView, World, run};
+pub use world::{
+    FaultView, LinkView, Phase, RunOptions, Snapshot, TowerView, World, nemesis_schedule, run,
+};

@@ -96,6 +96,13 @@ pub struct RunOptions {
     pub schedule: Option<Vec<FaultSpec>>,
 }
 
+/// The faults the scenario's nemesis draws for `seed`, in the order and with the
+/// timings a run with that seed injects them after the scenario's own faults (the lab
+/// injects the same draws).
+pub fn nemesis_schedule(sc: &Scenario, seed: u64) -> Vec<FaultSpec> {
+    draw_nemesis(sc, &mut Stream::new(seed, "nemesis"))
+}
+
 /// Run a scenario to its end.
 pub fn run(scenario: &Scenario, opts: &RunOptions) -> RunReport {
     let mut world = World::new(scenario, opts);
@@ -255,12 +262,11 @@ impl World {
             let _ = weather.next_u64();
             towers.push(TowerHost::new(spec, config));
         }
-        let mut nemesis = Stream::new(seed, "nemesis");
         let schedule = match &opts.schedule {
             Some(s) => s.clone(),
             None => {
                 let mut s = sc.faults.clone();
-                s.extend(draw_nemesis(sc, &mut nemesis));
+                s.extend(nemesis_schedule(sc, seed));
                 s
             }
         };
