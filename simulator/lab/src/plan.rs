@@ -100,10 +100,9 @@ impl Injection {
             Injection::CrashLoop { server, period } => {
                 format!("SIGKILL {server} every {period:?}, each time restarted {BOOT:?} later")
             }
-            Injection::Flapping { cut, period } => format!(
-                "{} for the first half of every {period:?}",
-                cut.describe()
-            ),
+            Injection::Flapping { cut, period } => {
+                format!("{} for the first half of every {period:?}", cut.describe())
+            }
             Injection::Restart { server } => format!("SIGTERM {server}, restart"),
             Injection::Power { tower, kind } => format!(
                 "{} on tower {tower}'s power plant (its telemetry){}",
