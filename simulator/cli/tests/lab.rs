@@ -49,6 +49,20 @@ fn lab_run_file(file: &str, state: &Path, extra: &[&str]) -> (String, Output) {
     )
 }
 
+/// Run the lab scenario `toml` (written to a temporary directory, whose `state` is the
+/// state directory) with `extra`; the directory, the run's marker prefix and output.
+fn lab_run_text(toml: &str, extra: &[&str]) -> (tempfile::TempDir, String, Output) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("scenario.toml");
+    std::fs::write(&file, toml).expect("write");
+    let (prefix, o) = lab_run_file(
+        file.to_str().expect("utf-8"),
+        &dir.path().join("state"),
+        extra,
+    );
+    (dir, prefix, o)
+}
+
 fn text(o: &Output) -> String {
     format!(
         "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
@@ -522,11 +536,8 @@ fn a_nemesis_is_injected_and_a_clock_fault_is_skipped_with_a_warning() {
     // `lab: inject` per draw the lab can inject, one NOT INJECTED line per other), and
     // a clock fault, which has no real injection here, is named as not injected and the
     // run goes on (exit 0) instead of being refused.
-    let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("nemesis.toml");
-    std::fs::write(&file, NEMESIS).expect("write");
+    let (dir, prefix, o) = lab_run_text(NEMESIS, &[]);
     let state = dir.path().join("state");
-    let (prefix, o) = lab_run_file(file.to_str().expect("utf-8"), &state, &[]);
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let drawn = out
@@ -817,11 +828,8 @@ fn containers_overlapping_faults_keep_the_run_going() {
 
 /// The [`OVERLAP`] scenario run with `extra` flags, checked; its stdout.
 fn overlapping_faults(extra: &[&str]) -> String {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("overlap.toml");
-    std::fs::write(&file, OVERLAP).expect("write");
+    let (dir, prefix, o) = lab_run_text(OVERLAP, extra);
     let state = dir.path().join("state");
-    let (prefix, o) = lab_run_file(file.to_str().expect("utf-8"), &state, extra);
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(out.matches("lab: lift").count(), 5, "{}", text(&o));

@@ -171,8 +171,21 @@ fn shared_libraries(exe: &Path) -> Result<Vec<PathBuf>> {
 /// The image's tag for `exe`: `sovereign-lab:<12 hex of its SHA-256>`.
 fn image_tag(exe: &Path) -> Result<String> {
     use sha2::Digest;
-    let bytes = std::fs::read(exe).with_context(|| format!("reading {}", exe.display()))?;
-    let d = sha2::Sha256::digest(&bytes);
+    use std::io::Read;
+    // Streamed: the binary is 140-400 MB and the build context reads it again.
+    let mut f = std::fs::File::open(exe).with_context(|| format!("reading {}", exe.display()))?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", exe.display()))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    let d = h.finalize();
     let hex: String = d.iter().take(6).map(|b| format!("{b:02x}")).collect();
     Ok(format!("sovereign-lab:{hex}"))
 }
@@ -209,15 +222,22 @@ fn build_context(exe: &Path) -> Result<Vec<u8>> {
 
 /// The image that runs `exe`, built now unless the engine has it already.
 pub fn ensure_image(engine: &Engine, exe: &Path) -> Result<String> {
-    let tag = image_tag(exe)?;
+    ensure(engine, image_tag(exe)?, || build_context(exe))
+}
+
+/// Image `tag` as the engine has it, or built now from the tar archive `context` makes.
+fn ensure(
+    engine: &Engine,
+    tag: String,
+    context: impl FnOnce() -> Result<Vec<u8>>,
+) -> Result<String> {
     if engine
         .rt
         .block_on(engine.docker.inspect_image(&tag))
-        .is_ok()
+        .is_err()
     {
-        return Ok(tag);
+        build(engine, &tag, context()?)?;
     }
-    build(engine, &tag, build_context(exe)?)?;
     Ok(tag)
 }
 
@@ -263,14 +283,15 @@ pub const POSTGRES_USER: &str = "999:999";
 /// runs — no registry is reachable here (docs/LAB.md says how, and why not
 /// debootstrap). Tagged `sovereign-lab-postgres:1`.
 pub fn ensure_postgres_image(engine: &Engine) -> Result<String> {
-    let tag = "sovereign-lab-postgres:1".to_string();
-    if engine
-        .rt
-        .block_on(engine.docker.inspect_image(&tag))
-        .is_ok()
-    {
-        return Ok(tag);
-    }
+    ensure(
+        engine,
+        "sovereign-lab-postgres:1".to_string(),
+        postgres_context,
+    )
+}
+
+/// The PostgreSQL image's build context ([`ensure_postgres_image`]).
+fn postgres_context() -> Result<Vec<u8>> {
     let mut tar = tar::Builder::new(Vec::new());
     tar.mode(tar::HeaderMode::Deterministic);
     let file = |tar: &mut tar::Builder<Vec<u8>>, path: &str, text: &str| {
@@ -315,8 +336,7 @@ pub fn ensure_postgres_image(engine: &Engine) -> Result<String> {
         h.set_mode(0o777);
         tar.append_link(&mut h, link, target)?;
     }
-    build(engine, &tag, tar.into_inner()?)?;
-    Ok(tag)
+    Ok(tar.into_inner()?)
 }
 
 struct Ctr {
