@@ -23,7 +23,7 @@ use super::{
     CatalogSpec, LinkProfile, LinkSpec, Nemesis, Oracle, OriginSpec, Scenario, Slo, TowerSpec,
     Workload,
 };
-use sovereign_logic::content::{ChunkParams, Priority};
+use sovereign_logic::content::Priority;
 use sovereign_logic::protocol::LinkKind;
 use std::time::Duration;
 
@@ -40,9 +40,7 @@ impl Scenario {
             duration,
             liveness_bound: LIVENESS_BOUND_DEFAULT,
             seed: 1,
-            origin: OriginSpec {
-                chunk: ChunkParams::default(),
-            },
+            origin: OriginSpec::default(),
             towers,
             workload: Workload::idle(),
             faults: Vec::new(),

@@ -136,6 +136,19 @@ pub enum FaultKind {
     /// The database connection is lost: record writes (catalog, outbox) fail; chunk
     /// files still work.
     DbLost,
+    /// The origin's PostgreSQL server killed (SIGKILL; `docker kill` in the containers
+    /// backend) at the start and started again when the fault ends; PostgreSQL recovers
+    /// from its WAL. Origin only, and only an origin on PostgreSQL (`[origin] database =
+    /// "postgres"`). The simulator models it as `db-lost` on the origin.
+    DbKill,
+    /// The origin's PostgreSQL server frozen (SIGSTOP of its processes; `docker pause`)
+    /// for the fault's duration: the origin's queries hang instead of failing. Origin on
+    /// PostgreSQL only; the simulator models it as `db-lost` on the origin.
+    DbPause,
+    /// The origin's PostgreSQL server shut down cleanly (fast shutdown: sessions ended,
+    /// every commit kept) at the start and started again when the fault ends. Origin on
+    /// PostgreSQL only; the simulator models it as `db-lost` on the origin.
+    DbRestart,
     /// Cloud cover: solar output multiplied by `1 - cover`.
     Clouds {
         /// 0..=1
@@ -485,17 +498,29 @@ impl FaultKind {
             FaultKind::DiskFull => 19,
             FaultKind::DiskLatency { .. } => 20,
             FaultKind::DbLost => 21,
-            FaultKind::Clouds { .. } => 22,
-            FaultKind::BatteryFade { .. } => 23,
-            FaultKind::GridLoss => 24,
-            FaultKind::UpsFailure => 25,
-            FaultKind::BrownOut => 26,
-            FaultKind::HardCut => 27,
-            FaultKind::ClockSkew { .. } => 28,
-            FaultKind::ClockJump { .. } => 29,
-            FaultKind::RogueForward => 30,
+            FaultKind::DbKill => 22,
+            FaultKind::DbPause => 23,
+            FaultKind::DbRestart => 24,
+            FaultKind::Clouds { .. } => 25,
+            FaultKind::BatteryFade { .. } => 26,
+            FaultKind::GridLoss => 27,
+            FaultKind::UpsFailure => 28,
+            FaultKind::BrownOut => 29,
+            FaultKind::HardCut => 30,
+            FaultKind::ClockSkew { .. } => 31,
+            FaultKind::ClockJump { .. } => 32,
+            FaultKind::RogueForward => 33,
         };
         &DECLS[i]
+    }
+
+    /// Whether it acts on the origin's database server (so needs `[origin] database =
+    /// "postgres"`).
+    pub fn needs_database_server(&self) -> bool {
+        matches!(
+            self,
+            FaultKind::DbKill | FaultKind::DbPause | FaultKind::DbRestart
+        )
     }
 
     /// The name used in scenario files.
@@ -706,7 +731,7 @@ pub fn table_text() -> String {
 }
 
 /// The table. Order: the file's, grouped by family.
-static DECLS: [FaultDecl; 31] = [
+static DECLS: [FaultDecl; 34] = [
     // ----- network -------------------------------------------------------------------
     FaultDecl {
         nemesis: &[NemesisDraw {
@@ -1110,6 +1135,28 @@ static DECLS: [FaultDecl; 31] = [
         }],
         disturbs: CRASH_DISTURBS,
         ..base("db-lost", Family::Disk, PROC, FaultKind::DbLost)
+    },
+    FaultDecl {
+        disturbs: CRASH_DISTURBS,
+        ..base("db-kill", Family::Disk, Targets::ORIGIN, FaultKind::DbKill)
+    },
+    FaultDecl {
+        disturbs: CRASH_DISTURBS,
+        ..base(
+            "db-pause",
+            Family::Disk,
+            Targets::ORIGIN,
+            FaultKind::DbPause,
+        )
+    },
+    FaultDecl {
+        disturbs: CRASH_DISTURBS,
+        ..base(
+            "db-restart",
+            Family::Disk,
+            Targets::ORIGIN,
+            FaultKind::DbRestart,
+        )
     },
     // ----- power ---------------------------------------------------------------------
     FaultDecl {

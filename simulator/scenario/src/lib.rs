@@ -70,10 +70,49 @@ pub struct Scenario {
 }
 
 /// The origin's settings.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct OriginSpec {
     /// FastCDC sizes for published content.
     pub chunk: ChunkParams,
+    /// Where the origin keeps its records.
+    pub database: Database,
+}
+
+/// Where the origin keeps its records (catalog, apply log, ledger): `[origin] database`.
+/// The simulator's origin is the same logic whichever it is; the lab starts a PostgreSQL
+/// server for `Postgres`, and only then can it inject `db-kill`, `db-pause` and
+/// `db-restart`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Database {
+    /// SQLite in the origin's data directory (the default).
+    #[default]
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+impl Database {
+    /// Every kind with its name in scenario files.
+    pub const ALL: [(Database, &'static str); 2] = [
+        (Database::Sqlite, "sqlite"),
+        (Database::Postgres, "postgres"),
+    ];
+
+    /// Its name in scenario files.
+    pub fn name(self) -> &'static str {
+        Database::ALL
+            .iter()
+            .find(|(d, _)| *d == self)
+            .map_or("sqlite", |(_, n)| n)
+    }
+
+    /// The kind named `name`.
+    pub fn from_name(name: &str) -> Option<Database> {
+        Database::ALL
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(d, _)| *d)
+    }
 }
 
 /// One tower.

@@ -30,8 +30,8 @@
 use super::build::LIVENESS_BOUND_DEFAULT;
 use super::faults::{FaultDecl, Lasts, ParamDecl, ParamTy, ParamValue};
 use super::{
-    CatalogSpec, Family, FaultKind, FaultSpec, LinkProfile, LinkSpec, Misuse, Nemesis, Oracle,
-    OriginSpec, PowerSpec, Scenario, Slo, Target, TowerSpec, Workload,
+    CatalogSpec, Database, Family, FaultKind, FaultSpec, LinkProfile, LinkSpec, Misuse, Nemesis,
+    Oracle, OriginSpec, PowerSpec, Scenario, Slo, Target, TowerSpec, Workload,
 };
 use crate::tomlspan::{
     Capped, Ctx, Dur, Int, Num, Pos, Res, SpanError, StrOr, Unit, checked, dur_in, dur_signed,
@@ -255,6 +255,7 @@ pub(crate) struct RawOrigin {
     pub chunk_min_bytes: Option<Spanned<Int<1, { 16 << 20 }>>>,
     pub chunk_avg_bytes: Option<Spanned<Int<1, { 16 << 20 }>>>,
     pub chunk_max_bytes: Option<Spanned<Int<1, { 16 << 20 }>>>,
+    pub database: Option<Spanned<String>>,
 }
 
 /// A link profile's table: `[profiles.<name>]` (with `base`), a link's inline table (with
@@ -573,9 +574,7 @@ fn scenario(ctx: &Ctx<'_>, raw: &RawScenario, root: &Range<usize>) -> Res<Scenar
         .0;
     let origin = match &raw.origin {
         Some(v) => origin(ctx, v)?,
-        None => OriginSpec {
-            chunk: ChunkParams::default(),
-        },
+        None => OriginSpec::default(),
     };
     let profiles = profiles(ctx, raw.profiles.as_ref())?;
     let towers = towers(ctx, raw, root, &profiles)?;
@@ -585,8 +584,8 @@ fn scenario(ctx: &Ctx<'_>, raw: &RawScenario, root: &Range<usize>) -> Res<Scenar
         duration,
         liveness_bound: raw.liveness_bound.map_or(LIVENESS_BOUND_DEFAULT, |d| d.0),
         seed: raw.seed.map_or(1, |s| s.0),
+        faults: faults(ctx, raw.fault.as_ref(), &towers, &origin, duration)?,
         origin,
-        faults: faults(ctx, raw.fault.as_ref(), &towers, duration)?,
         towers,
         workload: raw
             .workload
@@ -624,7 +623,24 @@ fn origin(ctx: &Ctx<'_>, t: &Spanned<RawOrigin>) -> Res<OriginSpec> {
     chunk
         .validate()
         .map_err(|e| ctx.err_at(first, &t.span(), "chunk_min_bytes", e.to_string()))?;
-    Ok(OriginSpec { chunk })
+    let database = match &r.database {
+        None => Database::default(),
+        Some(v) => Database::from_name(v.get_ref()).ok_or_else(|| {
+            let names: Vec<String> = Database::ALL
+                .iter()
+                .map(|(_, n)| format!("{n:?}"))
+                .collect();
+            ctx.err(
+                &v.span(),
+                format!(
+                    "unknown database {:?}; expected {}",
+                    v.get_ref(),
+                    names.join(" or ")
+                ),
+            )
+        })?,
+    };
+    Ok(OriginSpec { chunk, database })
 }
 
 impl RawProfile {
@@ -1324,6 +1340,7 @@ fn faults(
     ctx: &Ctx<'_>,
     raw: Option<&Capped<Spanned<RawFault>, FAULTS_MAX>>,
     towers: &[TowerSpec],
+    origin: &OriginSpec,
     duration: Duration,
 ) -> Res<Vec<FaultSpec>> {
     let mut out = Vec::new();
@@ -1338,6 +1355,12 @@ fn faults(
             return Err(ctx.err(&at_v.span(), format!(
                 "the fault starts at or after the end of the safety phase; expected less than duration ({})",
                 super::format_duration(duration)
+            )));
+        }
+        if parts.kind.needs_database_server() && origin.database == Database::Sqlite {
+            return Err(ctx.err(&span, format!(
+                "{} acts on the origin's database server, and this origin keeps its records in SQLite; expected [origin] database = \"postgres\"",
+                parts.decl.name
             )));
         }
         let tv = &parts.target;
@@ -1567,6 +1590,35 @@ mod tests {
                 Target::Link(0, LinkKind::Fibre),
                 Target::Link(1, LinkKind::Fibre)
             ]
+        );
+    }
+
+    /// Goal: `[origin] database` takes "sqlite" (the default) or "postgres", and the
+    /// faults that act on a database server are refused, with where and why, on an origin
+    /// that has none; on a PostgreSQL origin they parse.
+    #[test]
+    fn database_faults_need_an_origin_on_postgres() {
+        let fault =
+            "[[fault]]\nat = \"1m\"\nfor = \"1m\"\ntarget = \"origin\"\nkind = \"db-kill\"\n";
+        let e = err(&format!("{MINIMAL}{fault}"));
+        assert_eq!((e.line, e.field.as_str()), (5, "fault[0]"), "{e}");
+        assert!(
+            e.message
+                .contains("SQLite; expected [origin] database = \"postgres\""),
+            "{e}"
+        );
+        let s = parse_str(
+            "t.toml",
+            &format!("{MINIMAL}[origin]\ndatabase = \"postgres\"\n{fault}"),
+        )
+        .expect("parses");
+        assert_eq!(s.origin.database, Database::Postgres);
+        assert_eq!(s.faults[0].kind, FaultKind::DbKill);
+        let e = err(&format!("{MINIMAL}[origin]\ndatabase = \"mysql\"\n"));
+        assert_eq!((e.line, e.field.as_str()), (6, "origin.database"), "{e}");
+        assert!(
+            e.message.contains("expected \"sqlite\" or \"postgres\""),
+            "{e}"
         );
     }
 

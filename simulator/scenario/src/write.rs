@@ -19,7 +19,7 @@ use super::parse::{
     BYTES_PER_S_PER_MBIT, RawCatalog, RawFault, RawNemesis, RawOrigin, RawPower, RawProfile,
     RawScenario, RawSlo, RawTower, RawWorkload, Seed, Size, mbit_to_bytes_per_s, per_class,
 };
-use super::{Family, FaultSpec, LinkProfile, LinkSpec, Scenario, Target, TowerSpec};
+use super::{Database, Family, FaultSpec, LinkProfile, LinkSpec, Scenario, Target, TowerSpec};
 use crate::tomlspan::{Dur, Int, Num, Pos, StrOr, unspanned as sp};
 use std::time::Duration;
 use toml::Value;
@@ -44,6 +44,9 @@ impl Scenario {
                 chunk_min_bytes: Some(sp(Int(i64::from(self.origin.chunk.size_min)))),
                 chunk_avg_bytes: Some(sp(Int(i64::from(self.origin.chunk.size_avg)))),
                 chunk_max_bytes: Some(sp(Int(i64::from(self.origin.chunk.size_max)))),
+                // Written only when not the default, so files of before it stay as written.
+                database: (self.origin.database != Database::default())
+                    .then(|| sp(self.origin.database.name().to_string())),
             })),
             profiles: None,
             tower: Some(sp(self.towers.iter().map(raw_tower).collect())),

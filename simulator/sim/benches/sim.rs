@@ -180,6 +180,7 @@ fn sync_small() -> Scenario {
                 size_avg: SYNC_CHUNK_BYTES,
                 size_max: SYNC_CHUNK_BYTES,
             },
+            ..Default::default()
         },
         workload: Workload {
             catalog: vec![CatalogSpec {

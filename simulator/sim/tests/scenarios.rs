@@ -303,6 +303,8 @@ fn missing_file_is_an_error() {
 /// Two towers: tower-0 with all three uplinks, tower-1 with LTE only.
 const BASE: &str = r#"
 duration = "2d"
+[origin]
+database = "postgres"
 [[tower]]
 devices = 2
 links = ["fibre", "lte", "satellite"]

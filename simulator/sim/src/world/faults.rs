@@ -414,7 +414,12 @@ impl World {
                         d.faults.fsync_error = d.faults.fsync_error.max(*p)
                     }
                     FaultKind::DiskFull => d.faults.full += 1,
-                    FaultKind::DbLost => d.faults.db_lost += 1,
+                    // The database server killed, frozen or stopped: the origin's record
+                    // writes fail, as when its connection is lost.
+                    FaultKind::DbLost
+                    | FaultKind::DbKill
+                    | FaultKind::DbPause
+                    | FaultKind::DbRestart => d.faults.db_lost += 1,
                     FaultKind::DiskLatency { extra } => d.faults.extra_latency += *extra,
                     _ => {}
                 }
