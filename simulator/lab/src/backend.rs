@@ -34,6 +34,8 @@ pub enum Sig {
     Stop,
     /// SIGCONT: thaw.
     Cont,
+    /// SIGINT: PostgreSQL's fast shutdown (sessions ended, every commit kept).
+    Int,
 }
 
 /// Which backend a lab run uses (`--backend`).
@@ -90,6 +92,10 @@ pub trait Backend {
     fn kind(&self) -> &'static str;
     /// Start server `name` with `args` (the `sovereign` command line after the program).
     fn start(&mut self, name: &str, args: Vec<String>) -> Result<()>;
+    /// Start server `name`: a PostgreSQL server of the host's programs
+    /// ([`crate::database`]) listening on 127.0.0.1:`port`, its data created on the first
+    /// start. [`Backend::restart`] starts it again on the same data.
+    fn start_postgres(&mut self, name: &str, port: u16) -> Result<()>;
     /// Start `name` again with the arguments it was last started with.
     fn restart(&mut self, name: &str) -> Result<()>;
     /// Send `sig` to `name` (its whole process group).
@@ -191,9 +197,18 @@ pub fn default_state_dir() -> PathBuf {
 
 struct Proc {
     child: Child,
-    args: Vec<String>,
+    launch: Launch,
     /// Exited and reaped.
     reaped: bool,
+}
+
+/// What a child runs: the program, its arguments, and the user it runs as (`None`: the
+/// lab's).
+#[derive(Clone)]
+struct Launch {
+    program: PathBuf,
+    args: Vec<String>,
+    user: Option<(u32, u32)>,
 }
 
 /// The `processes` backend.
@@ -323,15 +338,24 @@ impl Processes {
         self.files.save(children, Vec::new())
     }
 
-    fn spawn(&mut self, name: &str, args: Vec<String>) -> Result<()> {
+    /// Open (append) server `name`'s log for a child's output.
+    fn log_file(&self, name: &str) -> Result<std::fs::File> {
         let log = self.log_path(name);
-        let out = std::fs::OpenOptions::new()
+        std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log)
-            .with_context(|| format!("cannot open {}", log.display()))?;
-        let child = Command::new(&self.exe)
-            .args(&args)
+            .with_context(|| format!("cannot open {}", log.display()))
+    }
+
+    fn spawn(&mut self, name: &str, launch: Launch) -> Result<()> {
+        let out = self.log_file(name)?;
+        let mut cmd = Command::new(&launch.program);
+        if let Some((uid, gid)) = launch.user {
+            cmd.uid(uid).gid(gid);
+        }
+        let child = cmd
+            .args(&launch.args)
             .env("SOVEREIGN_LOG", "info")
             // Marks the run's processes (tests find leftovers by it).
             .env(RUN_ENV, self.files.run_name())
@@ -342,17 +366,71 @@ impl Processes {
             // and a Ctrl-C at the terminal reaches only the harness, which cleans up.
             .process_group(0)
             .spawn()
-            .with_context(|| format!("cannot start {} {name}", self.exe.display()))?;
+            .with_context(|| format!("cannot start {} {name}", launch.program.display()))?;
         self.procs.insert(
             name.to_string(),
             Proc {
                 child,
-                args,
+                launch,
                 reaped: false,
             },
         );
         self.save()
     }
+}
+
+/// The processes descended from `pid` (children first found, then theirs), read from
+/// `/proc`. PostgreSQL's backends each lead a process group of their own (so that the
+/// postmaster can signal them), so a signal to the postmaster's group misses them.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut parent_of: Vec<(u32, u32)> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for e in entries.flatten() {
+            let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            // `pid (comm) state ppid ...`: the fields after the last ')'.
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u32>().ok());
+            if let Some(ppid) = ppid {
+                parent_of.push((p, ppid));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(q) = frontier.pop() {
+        for (p, pp) in &parent_of {
+            if *pp == q && !out.contains(p) {
+                out.push(*p);
+                frontier.push(*p);
+            }
+        }
+    }
+    out
+}
+
+/// Signal the process group led by `pid` and, for a kill, stop or thaw, every process
+/// descended from it (a kill freezes them all first, so that none reacts to another's
+/// death: PostgreSQL would start its crash recovery).
+fn send_tree(pid: u32, sig: Sig) -> std::io::Result<()> {
+    if matches!(sig, Sig::Kill | Sig::Stop | Sig::Cont) {
+        if sig == Sig::Kill {
+            let _ = send(pid, Sig::Stop);
+            for p in descendants(pid) {
+                let _ = send_pid(p, Sig::Stop);
+            }
+        }
+        for p in descendants(pid) {
+            let _ = send_pid(p, sig);
+        }
+    }
+    send(pid, sig)
 }
 
 /// `pid` and `sig` as rustix takes them.
@@ -370,6 +448,7 @@ fn pid_signal(
         Sig::Term => Signal::TERM,
         Sig::Stop => Signal::STOP,
         Sig::Cont => Signal::CONT,
+        Sig::Int => Signal::INT,
     };
     Ok((p, s))
 }
@@ -389,7 +468,56 @@ impl Backend for Processes {
         if self.procs.get(name).is_some_and(|p| !p.reaped) {
             bail!("{name} is already running");
         }
-        self.spawn(name, args)
+        let launch = Launch {
+            program: self.exe.clone(),
+            args,
+            user: None,
+        };
+        self.spawn(name, launch)
+    }
+
+    fn start_postgres(&mut self, name: &str, port: u16) -> Result<()> {
+        if self.procs.get(name).is_some_and(|p| !p.reaped) {
+            bail!("{name} is already running");
+        }
+        let bin = crate::database::bindir()?;
+        let user = crate::database::run_as()?;
+        let data = self.files.run_dir.join(name);
+        std::fs::create_dir_all(&data)
+            .with_context(|| format!("cannot create {}", data.display()))?;
+        if let Some((uid, gid)) = user {
+            // The postgres user must reach its directory: the run directory becomes
+            // traversable (not listable) by others; the data directory is its own (0700).
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&self.files.run_dir, std::fs::Permissions::from_mode(0o711))?;
+            std::os::unix::fs::chown(&data, Some(uid), Some(gid))
+                .with_context(|| format!("cannot give {} to the postgres user", data.display()))?;
+        }
+        let mut initdb = Command::new(bin.join("initdb"));
+        if let Some((uid, gid)) = user {
+            initdb.uid(uid).gid(gid);
+        }
+        let status = initdb
+            .args(crate::database::initdb_args(&data))
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .stdout(self.log_file(name)?)
+            .stderr(self.log_file(name)?)
+            .status()
+            .with_context(|| format!("cannot run {}", bin.join("initdb").display()))?;
+        if !status.success() {
+            bail!(
+                "initdb of {name} failed ({status}); its log ({}):\n{}",
+                self.log_path(name).display(),
+                std::fs::read_to_string(self.log_path(name)).unwrap_or_default()
+            );
+        }
+        let launch = Launch {
+            program: bin.join("postgres"),
+            args: crate::database::server_args(&data, port),
+            user,
+        };
+        self.spawn(name, launch)
     }
 
     fn restart(&mut self, name: &str) -> Result<()> {
@@ -400,8 +528,8 @@ impl Backend for Processes {
         if !p.reaped {
             bail!("{name} is still running");
         }
-        let args = p.args.clone();
-        self.spawn(name, args)
+        let launch = p.launch.clone();
+        self.spawn(name, launch)
     }
 
     fn signal(&mut self, name: &str, sig: Sig) -> Result<()> {
@@ -412,7 +540,7 @@ impl Backend for Processes {
         if p.reaped {
             bail!("{name} is not running");
         }
-        send(p.child.id(), sig).with_context(|| format!("signal {sig:?} to {name}"))?;
+        send_tree(p.child.id(), sig).with_context(|| format!("signal {sig:?} to {name}"))?;
         if sig == Sig::Kill {
             let _ = p.child.wait();
             p.reaped = true;
@@ -446,7 +574,7 @@ impl Backend for Processes {
                 continue;
             }
             // A stopped group is killed too (SIGKILL needs no SIGCONT).
-            if let Err(e) = send(p.child.id(), Sig::Kill) {
+            if let Err(e) = send_tree(p.child.id(), Sig::Kill) {
                 if p.child.try_wait().ok().flatten().is_none() {
                     eprintln!("lab: could not kill {name}: {e}");
                 }
@@ -511,6 +639,17 @@ fn is_sovereign(pid: u32) -> bool {
         .is_some_and(|n| n.to_string_lossy().starts_with("sovereign"))
 }
 
+/// Whether `pid` is a live process that carries run `run`'s marker ([`RUN_ENV`] in its
+/// environment): a lab child that is not a `sovereign` (PostgreSQL), never a recycled pid
+/// of another program.
+fn is_of_run(pid: u32, run: &str) -> bool {
+    let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+        return false;
+    };
+    let want = format!("{RUN_ENV}={run}");
+    !run.is_empty() && env.split(|b| *b == 0).any(|v| v == want.as_bytes())
+}
+
 /// `sovereign lab down`: kill every server (process group) recorded in `state_dir`'s
 /// state files, and the harness that recorded them if it still runs; remove each state
 /// file and its run directory. The lines to print.
@@ -551,9 +690,15 @@ pub fn down(state_dir: &Path) -> Result<Vec<String>> {
                 out.push(format!("killed the harness (pid {})", s.harness_pid));
             }
         }
+        let run = s
+            .run_dir
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         for (name, pid) in &s.children {
-            if is_sovereign(*pid) {
-                match send(*pid, Sig::Kill) {
+            if is_sovereign(*pid) || is_of_run(*pid, &run) {
+                match send_tree(*pid, Sig::Kill) {
                     Ok(()) => out.push(format!("killed {name} (process group {pid})")),
                     Err(e) => out.push(format!("could not kill {name} (pid {pid}): {e}")),
                 }

@@ -437,29 +437,16 @@ impl Containers {
         Ok(())
     }
 
-    /// Let the log followers of stopped containers finish copying (bounded).
-    fn drain_followers(&mut self) {
-        let handles: Vec<_> = self
-            .ctrs
-            .values_mut()
-            .filter_map(|c| c.follower.take())
-            .collect();
-        let _ = self.engine.rt.block_on(async {
-            tokio::time::timeout(
-                Duration::from_secs(2),
-                futures_util::future::join_all(handles),
-            )
-            .await
-        });
-    }
-}
-
-impl Backend for Containers {
-    fn kind(&self) -> &'static str {
-        "containers"
-    }
-
-    fn start(&mut self, name: &str, args: Vec<String>) -> Result<()> {
+    /// Create container `name` of `image` running `cmd` as `user` with `binds`, on the
+    /// host's network, labelled with the run, and start it.
+    fn create(
+        &mut self,
+        name: &str,
+        image: String,
+        cmd: Vec<String>,
+        user: String,
+        binds: Vec<String>,
+    ) -> Result<()> {
         if self.ctrs.get(name).is_some_and(|c| !c.exited) {
             bail!("{name} is already running");
         }
@@ -467,9 +454,6 @@ impl Backend for Containers {
             self.engine.remove(&old.id)?;
         }
         let run = self.files.run_name();
-        let dir = self.files.run_dir.display().to_string();
-        let uid = rustix::process::getuid().as_raw();
-        let gid = rustix::process::getgid().as_raw();
         #[allow(
             clippy::disallowed_types,
             reason = "bollard's API takes a HashMap; it is built here and never iterated"
@@ -484,17 +468,17 @@ impl Backend for Containers {
         .into_iter()
         .collect();
         let body = ContainerCreateBody {
-            image: Some(self.image.clone()),
-            cmd: Some(args),
+            image: Some(image),
+            cmd: Some(cmd),
             env: Some(vec![
                 "SOVEREIGN_LOG=info".to_string(),
                 format!("{RUN_ENV}={run}"),
             ]),
-            user: Some(format!("{uid}:{gid}")),
+            user: Some(user),
             labels: Some(labels),
             host_config: Some(HostConfig {
                 network_mode: Some("host".to_string()),
-                binds: Some(vec![format!("{dir}:{dir}")]),
+                binds: Some(binds),
                 ..Default::default()
             }),
             ..Default::default()
@@ -521,6 +505,54 @@ impl Backend for Containers {
         self.launch(name)
     }
 
+    /// Let the log followers of stopped containers finish copying (bounded).
+    fn drain_followers(&mut self) {
+        let handles: Vec<_> = self
+            .ctrs
+            .values_mut()
+            .filter_map(|c| c.follower.take())
+            .collect();
+        let _ = self.engine.rt.block_on(async {
+            tokio::time::timeout(
+                Duration::from_secs(2),
+                futures_util::future::join_all(handles),
+            )
+            .await
+        });
+    }
+}
+
+impl Backend for Containers {
+    fn kind(&self) -> &'static str {
+        "containers"
+    }
+
+    fn start(&mut self, name: &str, args: Vec<String>) -> Result<()> {
+        let dir = self.files.run_dir.display().to_string();
+        let uid = rustix::process::getuid().as_raw();
+        let gid = rustix::process::getgid().as_raw();
+        let image = self.image.clone();
+        self.create(
+            name,
+            image,
+            args,
+            format!("{uid}:{gid}"),
+            vec![format!("{dir}:{dir}")],
+        )
+    }
+
+    fn start_postgres(&mut self, name: &str, port: u16) -> Result<()> {
+        let bin = crate::database::bindir()?;
+        let image = ensure_postgres_image(&self.engine)?;
+        self.create(
+            name,
+            image,
+            crate::database::container_command(&bin, port),
+            POSTGRES_USER.to_string(),
+            vec!["/usr:/usr:ro".to_string()],
+        )
+    }
+
     fn restart(&mut self, name: &str) -> Result<()> {
         let c = self.ctr(name)?;
         if !c.exited {
@@ -539,11 +571,11 @@ impl Backend for Containers {
         let d = &self.engine.docker;
         let what = format!("{sig:?} to container {name}");
         match sig {
-            Sig::Kill | Sig::Term => {
-                let signal = if sig == Sig::Kill {
-                    "SIGKILL"
-                } else {
-                    "SIGTERM"
+            Sig::Kill | Sig::Term | Sig::Int => {
+                let signal = match sig {
+                    Sig::Kill => "SIGKILL",
+                    Sig::Term => "SIGTERM",
+                    _ => "SIGINT",
                 };
                 let opts = KillContainerOptions {
                     signal: signal.to_string(),
@@ -560,7 +592,7 @@ impl Backend for Containers {
         match sig {
             Sig::Stop => self.ctr(name)?.paused = true,
             Sig::Cont | Sig::Kill => self.ctr(name)?.paused = false,
-            Sig::Term => {}
+            Sig::Term | Sig::Int => {}
         }
         if sig == Sig::Kill {
             // As with a process: the kill returns once it is dead.

@@ -1,5 +1,5 @@
 //! The lab: a scenario file — the same TOML the simulator runs — run against real
-//! processes: an origin (SQLite), the scenario's towers, one `sovereign proxy` in front
+//! processes: an origin (SQLite, or PostgreSQL when the scenario asks), the scenario's towers, one `sovereign proxy` in front
 //! of every tower uplink, and device load generators. The fault schedule is carried out
 //! in wall-clock time by real injections (proxy toxics, signals, the servers' admin fault
 //! switchboard); what the servers and devices do is observed into the same
@@ -9,6 +9,8 @@
 //! - [`backend`]: the [`backend::Backend`] trait, the `processes` backend, the state file
 //!   and [`backend::down`];
 //! - [`containers`]: the `containers` backend (Docker Engine API, locally built image);
+//! - [`database`]: the origin's PostgreSQL server (scenarios with `[origin] database =
+//!   "postgres"`) and the `db-lost` gate;
 //! - [`plan`]: each fault kind's real injection, and the refusals (kinds, targets,
 //!   parameters, scenario options the lab cannot carry out; oracles it cannot feed);
 //! - [`run`]: one run, from start to report ([`run::run`]);
@@ -22,6 +24,7 @@
 
 pub mod backend;
 pub mod containers;
+pub mod database;
 pub mod fidelity;
 pub mod http;
 pub mod plan;
@@ -30,12 +33,13 @@ pub mod run;
 pub use backend::{BackendKind, default_state_dir, down};
 pub use run::{LabOptions, LabRun, Publication, initial_items, item_name, run};
 
-/// Planted bugs the lab can switch on in its towers, each refused unless explicitly
+/// Planted bugs the lab can switch on in its servers, each refused unless explicitly
 /// allowed: `skip-verify`, `no-failover`, `no-failback`, `ack-before-fsync` and
-/// `ignore-battery` are `tower serve --plant`;
+/// `ignore-battery` are `tower serve --plant` in every tower;
 /// `lying-fsync` is the admin switchboard's fault of that name, switched on in every
 /// tower as soon as it answers (and again after each restart): acknowledgements that a
-/// crash then loses.
+/// crash then loses; `reply-before-fsync` is `origin serve --plant`: the origin answers
+/// a forward before its applies are durable.
 pub const PLANTS: &[&str] = &[
     "skip-verify",
     "no-failover",
@@ -43,7 +47,13 @@ pub const PLANTS: &[&str] = &[
     "ack-before-fsync",
     "ignore-battery",
     "lying-fsync",
+    "reply-before-fsync",
 ];
+
+/// Whether `plant` is the origin's (`origin serve --plant`) rather than the towers'.
+pub fn plant_is_origin(plant: &str) -> bool {
+    plant == "reply-before-fsync"
+}
 
 /// Whether `plant` is switched on through the admin switchboard rather than a flag.
 pub fn plant_is_switchboard(plant: &str) -> bool {

@@ -7,11 +7,12 @@
 //!
 //! Not covered: carrying the injections out (`run.rs`).
 
+use crate::database::{DATABASE, DB_NAME};
 use anyhow::{Result, bail};
 use sovereign_logic::protocol::LinkKind;
 use sovereign_report::data::target_name;
 use sovereign_scenario::faults::{BOOT, FaultKind, crash_loop_period};
-use sovereign_scenario::{Family, FaultSpec, Oracle, Scenario, Target};
+use sovereign_scenario::{Database, Family, FaultSpec, Oracle, Scenario, Target};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -74,6 +75,16 @@ pub enum Injection {
         /// server name
         server: String,
     },
+    /// Stop the server cleanly with SIGINT (PostgreSQL's fast shutdown: sessions ended,
+    /// every commit kept) and keep it down; start it again when the fault ends.
+    Shutdown {
+        /// server name
+        server: String,
+    },
+    /// The origin's database closed to connections (`ALTER DATABASE ... ALLOW_CONNECTIONS
+    /// false`, not even a superuser may connect) and its open sessions ended
+    /// (`pg_terminate_backend`); opened again when the fault ends.
+    DbGate,
     /// `POST /admin/faults` on the server's admin API (chaos role); `DELETE
     /// /admin/faults` when the fault ends if `clear`.
     Admin {
@@ -114,6 +125,12 @@ impl Injection {
                 }
             ),
             Injection::Pause { server } => format!("SIGSTOP {server}, SIGCONT at the end"),
+            Injection::Shutdown { server } => {
+                format!("SIGINT {server} (fast shutdown), started again at the end")
+            }
+            Injection::DbGate => format!(
+                "ALTER DATABASE {DB_NAME} ALLOW_CONNECTIONS false and pg_terminate_backend of its sessions on {DATABASE}; allowed again at the end"
+            ),
             Injection::Admin { server, body, .. } => {
                 format!("POST /admin/faults {body} on {server}")
             }
@@ -274,6 +291,21 @@ fn injection(sc: &Scenario, spec: &FaultSpec) -> Result<Injection, String> {
             _ => return Err("power faults need a tower as the target".into()),
         },
         FaultKind::Pause => Injection::Pause { server: server() },
+        // The origin's PostgreSQL (the parser refuses these on an SQLite origin).
+        FaultKind::DbKill => Injection::Crash {
+            server: DATABASE.into(),
+        },
+        FaultKind::DbPause => Injection::Pause {
+            server: DATABASE.into(),
+        },
+        FaultKind::DbRestart => Injection::Shutdown {
+            server: DATABASE.into(),
+        },
+        FaultKind::DbLost
+            if spec.target == Target::Origin && sc.origin.database == Database::Postgres =>
+        {
+            Injection::DbGate
+        }
         FaultKind::WriteError { p } => {
             whole(*p, "write")?;
             Injection::Admin {
@@ -339,7 +371,7 @@ fn not_real(kind: &str) -> &'static str {
             "a torn write needs a crash between a write and its fsync; the servers have no switch for it"
         }
         "db-lost" => {
-            "the servers' switchboard cannot fail record writes alone (write-error fails chunk files too)"
+            "on a tower or an origin on SQLite the servers' switchboard cannot fail record writes alone (write-error fails chunk files too); it is real on an origin on PostgreSQL ([origin] database = \"postgres\")"
         }
         "clock-skew" | "clock-jump" => {
             "a real clock fault needs a clock the servers read through (e.g. libfaketime); none is set up"

@@ -18,6 +18,7 @@
 //! Not covered: which faults can be injected (`plan.rs`), the processes (`backend.rs`).
 
 use crate::backend::{Backend, BackendKind, Sig, free_port};
+use crate::database::{DATABASE, DB_NAME};
 use crate::http::{self, Resp};
 use crate::plan::{
     Cut, Injection, Planned, lab_invariants, proxy_name, tower_defaults, wifi_proxy_name,
@@ -37,7 +38,7 @@ use sovereign_observe::oracle::Oracles;
 use sovereign_report::series::{RunSeries, SeriesScan};
 use sovereign_scenario::faults::FaultKind;
 use sovereign_scenario::power::{POWER_OBS_EVERY, POWER_TICK, PowerModel};
-use sovereign_scenario::{FaultSpec, Scenario, Target};
+use sovereign_scenario::{Database, FaultSpec, Scenario, Target};
 use sovereign_sim::RunReport;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -64,7 +65,8 @@ pub struct LabOptions {
     pub scenario: Scenario,
     /// Seeds the devices' schedules and content.
     pub seed: u64,
-    /// A planted bug switched on in every tower (`--plant` of `tower serve`).
+    /// A planted bug switched on in every tower (`--plant` of `tower serve`, or the
+    /// switchboard's), or in the origin (`--plant` of `origin serve`).
     pub plant: Option<String>,
     /// The `sovereign` executable to run the servers with.
     pub exe: PathBuf,
@@ -300,6 +302,10 @@ struct Lab {
     weather: Rng,
     /// Wi-Fi proxies switched off, with how many faults hold each off.
     wifi_off: BTreeMap<String, u32>,
+    /// The origin's PostgreSQL's port, when the scenario puts the origin on PostgreSQL.
+    db_port: Option<u16>,
+    /// How many `db-lost` faults hold the origin's database closed ([`Lab::db_gate`]).
+    db_closed: u32,
 }
 
 /// A next step of a fault that acts on a schedule ([`Injection::CrashLoop`],
@@ -491,6 +497,8 @@ pub fn run(o: LabOptions) -> Result<LabRun> {
         power_faults: BTreeMap::new(),
         weather: Rng::new(o.seed, 3),
         wifi_off: BTreeMap::new(),
+        db_port: None,
+        db_closed: 0,
     };
     let mut threads = Vec::new();
     let outcome = lab.drive(&o, &planned, &mut threads);
@@ -552,6 +560,20 @@ impl Lab {
                 "[origin] chunk sizes are not passed to the real origin (it has no flag for them); it chunks with its defaults".into(),
             );
         }
+        // The origin's PostgreSQL, when the scenario asks for it.
+        let mut database = Vec::new();
+        if sc.origin.database == Database::Postgres {
+            let port = free_port()?;
+            self.backend.start_postgres(DATABASE, port)?;
+            self.wait_database(port)?;
+            crate::database::create_database(port)?;
+            self.db_port = Some(port);
+            println!("lab: {DATABASE} (PostgreSQL) listens on 127.0.0.1:{port}");
+            database = vec![
+                "--postgres".to_string(),
+                crate::database::conninfo(port, DB_NAME),
+            ];
+        }
         // The origin.
         let port = |_: ()| -> Result<String> { Ok(format!("127.0.0.1:{}", free_port()?)) };
         self.origin = Addrs {
@@ -570,6 +592,10 @@ impl Lab {
             "--storage-free-min-mib".into(),
             "0".into(),
         ];
+        args.extend(database);
+        if let Some(p) = o.plant.as_ref().filter(|p| crate::plant_is_origin(p)) {
+            args.extend(["--plant".to_string(), p.clone()]);
+        }
         args.extend(tokens());
         self.backend.start("origin", args)?;
         wait_healthy(self.backend.as_mut(), "origin", &self.origin.public)?;
@@ -732,7 +758,11 @@ impl Lab {
             args.push(self.telemetry_file(i).display().to_string());
             args.push("--power-interval-s".into());
             args.push("1".into());
-            if let Some(p) = o.plant.as_ref().filter(|p| !crate::plant_is_switchboard(p)) {
+            if let Some(p) = o
+                .plant
+                .as_ref()
+                .filter(|p| !crate::plant_is_switchboard(p) && !crate::plant_is_origin(p))
+            {
                 args.push("--plant".into());
                 args.push(p.clone());
             }
@@ -998,11 +1028,73 @@ impl Lab {
         }
         self.shared.stop_reads.store(true, Ordering::Relaxed);
         let outboxes = self.outboxes();
+        // The backlog at the end is the outboxes the end holds (the sampler's last reading
+        // can be a second older, from before the last applies).
+        for (tower, keys) in &outboxes {
+            self.shared.log.now(Obs::Backlog {
+                tower: *tower,
+                ops: keys.len() as u64,
+            });
+        }
+        self.applies_not_seen(&outboxes)?;
         let ledger = self.ledger()?;
         self.shared.log.now(Obs::End {
             outboxes,
             ledger_contributed: ledger.0,
         });
+        Ok(())
+    }
+
+    /// Before the end: each acknowledged operation no tower holds and whose `OpApplied`
+    /// event the lab did not see is asked for at the origin (`GET /admin/ops/{key}`); one
+    /// it holds applied is observed as applied now, with a warning. Such an event can be
+    /// missed: emitted while the event stream reconnected after a restart, or never
+    /// emitted, for a commit whose answer was lost (PostgreSQL) that the restarted origin
+    /// recovered. The durability oracle needs the origin's word: a tower's receipt alone
+    /// does not prove an apply.
+    fn applies_not_seen(&mut self, outboxes: &BTreeMap<usize, BTreeSet<IdemKey>>) -> Result<()> {
+        let (acked, applied) = {
+            let entries = lock(&self.shared.log.entries);
+            let mut acked = BTreeSet::new();
+            let mut applied = BTreeSet::new();
+            for e in entries.iter() {
+                match &e.obs {
+                    Obs::Acked { key, .. } => {
+                        acked.insert(key.clone());
+                    }
+                    Obs::Applied { key, .. } => {
+                        applied.insert(key.clone());
+                    }
+                    _ => {}
+                }
+            }
+            (acked, applied)
+        };
+        let held: BTreeSet<&IdemKey> = outboxes.values().flatten().collect();
+        for key in acked.difference(&applied).filter(|k| !held.contains(k)) {
+            let r = call(
+                "GET",
+                &self.origin.admin,
+                &format!("/admin/ops/{}", key.0),
+                Some(VIEWER),
+                b"",
+            )?;
+            if r.status != 200 || r.json()?["outcome"]["result"] != "applied" {
+                continue;
+            }
+            let (fingerprint, amount_minor) = lock(&self.shared.submitted)
+                .get(key)
+                .copied()
+                .unwrap_or((ChunkHash([0; 32]), None));
+            self.shared.warn(format!(
+                "the origin holds {key} applied, and its OpApplied event was not seen on the origin's event stream (read from GET /admin/ops)"
+            ));
+            self.shared.log.now(Obs::Applied {
+                key: key.clone(),
+                fingerprint,
+                amount_minor,
+            });
+        }
         Ok(())
     }
 
@@ -1151,6 +1243,10 @@ impl Lab {
             return Ok(());
         }
         self.backend.restart(name)?;
+        if let (DATABASE, Some(port)) = (name, self.db_port) {
+            self.wait_database(port)?;
+            return self.db_gate();
+        }
         let addr = self.public_of(name);
         wait_healthy(self.backend.as_mut(), name, &addr)?;
         if let Some(i) = self.server_index(name) {
@@ -1158,6 +1254,39 @@ impl Lab {
             self.shared.log.now(Obs::TowerUp { tower: i });
         }
         self.switchboard(name)
+    }
+
+    /// Wait for the origin's PostgreSQL on `port` to accept connections.
+    fn wait_database(&mut self, port: u16) -> Result<()> {
+        let backend = &mut self.backend;
+        crate::database::wait_ready(port, || backend.wait_exit(DATABASE, Duration::ZERO))
+            .with_context(|| {
+                format!(
+                    "{DATABASE}'s log ({}):\n{}",
+                    backend.log_path(DATABASE).display(),
+                    tail(&backend.log_path(DATABASE))
+                )
+            })
+    }
+
+    /// Open or close the origin's database to connections as the `db-lost` faults on now
+    /// say ([`crate::database::gate`]), when PostgreSQL runs and is not frozen (a
+    /// restarted one gets it from [`Lab::start_again`]; the setting is kept in
+    /// PostgreSQL's catalog, so a kill does not lose it).
+    fn db_gate(&mut self) -> Result<()> {
+        let Some(port) = self.db_port else {
+            return Ok(());
+        };
+        if !self.alive(DATABASE)? || self.paused.contains(DATABASE) {
+            return Ok(());
+        }
+        let open = self.db_closed == 0;
+        let ended = crate::database::gate(port, open)?;
+        self.audit(
+            "db-gate",
+            serde_json::json!({ "open": open, "sessions_ended": ended }),
+        );
+        Ok(())
     }
 
     /// Switch on in server `name` what its admin switchboard must hold: the planted bug
@@ -1457,6 +1586,25 @@ impl Lab {
                 }
                 self.start_again(server)?;
             }
+            Injection::Shutdown { server } => {
+                *self.crash_holds.entry(server.clone()).or_insert(0) += 1;
+                if self.alive(server)? {
+                    if self.paused.remove(server) {
+                        self.backend.signal(server, Sig::Cont)?;
+                    }
+                    self.backend.signal(server, Sig::Int)?;
+                    if !self.backend.wait_exit(server, Duration::from_secs(20))? {
+                        self.shared.warn(format!(
+                            "{server} did not stop within 20 s of SIGINT; killed"
+                        ));
+                        self.backend.signal(server, Sig::Kill)?;
+                    }
+                }
+            }
+            Injection::DbGate => {
+                self.db_closed += 1;
+                self.db_gate()?;
+            }
             Injection::Pause { server } if !self.alive(server)? => {
                 self.audit(
                     "skipped",
@@ -1681,11 +1829,15 @@ impl Lab {
                 self.write_reading(i)?;
             }
             Injection::Toxic { proxies, kind, .. } => self.remove_toxics(proxies, p.id, kind)?,
-            Injection::Crash { server } => {
+            Injection::Crash { server } | Injection::Shutdown { server } => {
                 if let Some(n) = self.crash_holds.get_mut(server) {
                     *n = n.saturating_sub(1);
                 }
                 self.start_again(server)?;
+            }
+            Injection::DbGate => {
+                self.db_closed = self.db_closed.saturating_sub(1);
+                self.db_gate()?;
             }
             Injection::Restart { .. } => {}
             Injection::Pause { server } => {
@@ -1694,6 +1846,10 @@ impl Lab {
                     self.backend.signal(server, Sig::Cont)?;
                     if let Some(i) = self.server_index(server) {
                         self.shared.powered[i].store(true, Ordering::Relaxed);
+                    }
+                    if server == DATABASE {
+                        // A gate change asked for while it was frozen.
+                        self.db_gate()?;
                     }
                 }
             }
@@ -2535,8 +2691,12 @@ fn judge(
         kpis.observe(s);
         Observer::observe(&mut series, s);
     }
+    // The RPO is the durability checker's count of lost acknowledgements, as in the
+    // simulator (it ran whether or not durability is checked).
+    let rpo = oracles.rpo();
     let violations = oracles.finish();
     let mut k = kpis.finish();
+    k.rpo = rpo;
     k.apply_slo(&sc.slo);
     k.violations = violations.len() as u64;
     let slo = k.check(&sc.slo);
