@@ -31,6 +31,8 @@ fn expect(plant: Plant) -> (&'static str, &'static [(Oracle, &'static str)]) {
         | Plant::KeepRefusedWrites => ("hostile-devices", &[]),
         Plant::AcceptUnknownTowers | Plant::NoOriginCheck => ("origin-trust", &[]),
         Plant::DeviceSkipVerify => ("hostile-devices", &[]),
+        // The lab's PostgreSQL scenario: its database faults fail the origin's fsyncs.
+        Plant::ReplyBeforeFsync => ("lab/origin-postgres", &[]),
     }
 }
 
@@ -134,6 +136,7 @@ plant_tests! {
     accept_unknown_towers_is_caught_by_attribution: Plant::AcceptUnknownTowers;
     no_origin_check_is_caught_by_convergence: Plant::NoOriginCheck;
     device_skip_verify_is_caught_by_integrity: Plant::DeviceSkipVerify;
+    reply_before_fsync_is_caught_by_durability: Plant::ReplyBeforeFsync;
 }
 
 /// The plants of `Plant::ALL` without a line in `tested`, and the oracles of

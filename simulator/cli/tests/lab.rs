@@ -531,6 +531,61 @@ fn planted_no_failover_misses_the_freshness_slo_and_the_clean_build_meets_it() {
 }
 
 #[test]
+fn an_origin_on_postgres_loses_nothing_to_database_faults_and_planted_reply_before_fsync_is_caught()
+{
+    // Goal: the origin on a real PostgreSQL (started by the lab from the host's programs)
+    // whose database loses its sessions, is killed, frozen and shut down while a tower
+    // forwards contributions: every acknowledged operation is applied exactly once and
+    // the ledger conserves (exit 0, RPO 0, backlog drained); each database fault is
+    // injected as docs/LAB.md says. The origin answering forwards before their commit
+    // (`--plant reply-before-fsync`) loses operations the tower let go: durability fails
+    // the run (exit 1) and the RPO counts them. Both runs at once (about 25 s each).
+    if let Err(e) = sovereign_lab::database::bindir() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run this test: {e:#}"
+        );
+        eprintln!("\n*** SKIP an_origin_on_postgres_loses_nothing: {e:#} ***\n");
+        return;
+    }
+    let (clean, planted) =
+        clean_and_planted("scenarios/lab/origin-postgres.toml", "reply-before-fsync");
+    let (o, out) = (&clean.out, clean.stdout());
+    assert_eq!(o.status.code(), Some(0), "{}", text(o));
+    assert!(
+        out.contains("lab: origin-db (PostgreSQL) listens on 127.0.0.1:"),
+        "{}",
+        text(o)
+    );
+    for injected in [
+        "\"kind\":\"db-lost\"",
+        "\"kind\":\"db-kill\"",
+        "\"kind\":\"db-pause\"",
+        "\"kind\":\"db-restart\"",
+        "lab: db-gate {\"open\":false,\"sessions_ended\":1}",
+    ] {
+        assert!(out.contains(injected), "{injected}\n{}", text(o));
+    }
+    assert!(out.contains("rpo                     0 "), "{}", text(o));
+    assert!(
+        out.contains(", final 0 operations") && !out.contains("backlog          max 0,"),
+        "the database faults held operations back, and they drained\n{}",
+        text(o)
+    );
+    clean.nothing_left();
+    let (o, out) = (&planted.out, planted.stdout());
+    assert_eq!(o.status.code(), Some(1), "{}", text(o));
+    assert!(
+        out.contains("VIOLATION durability (safety)")
+            && out.contains("so the tower let it go, and the origin never applied it")
+            && !out.contains("rpo                     0 "),
+        "{}",
+        text(o)
+    );
+    planted.nothing_left();
+}
+
+#[test]
 fn a_nemesis_is_injected_and_a_clock_fault_is_skipped_with_a_warning() {
     // Goal: the nemesis' draws for the seed are printed and really injected (one
     // `lab: inject` per draw the lab can inject, one NOT INJECTED line per other), and

@@ -52,11 +52,15 @@ pub enum Plant {
     /// Devices accept a read's bytes without checking them against the manifest, so bytes
     /// garbled on the Wi-Fi are kept → integrity.
     DeviceSkipVerify,
+    /// The origin answers a forward batch before the fsync that makes its applies
+    /// durable: a storage failure in between (its database lost) loses operations the
+    /// tower was told are applied → durability.
+    ReplyBeforeFsync,
 }
 
 impl Plant {
     /// Every plant.
-    pub const ALL: [Plant; 16] = [
+    pub const ALL: [Plant; 17] = [
         Plant::SkipVerify,
         Plant::AckBeforeFsync,
         Plant::NoIdempotency,
@@ -73,6 +77,7 @@ impl Plant {
         Plant::AcceptUnknownTowers,
         Plant::NoOriginCheck,
         Plant::DeviceSkipVerify,
+        Plant::ReplyBeforeFsync,
     ];
 
     /// The command-line name.
@@ -94,6 +99,7 @@ impl Plant {
             Plant::AcceptUnknownTowers => "accept-unknown-towers",
             Plant::NoOriginCheck => "no-origin-check",
             Plant::DeviceSkipVerify => "device-skip-verify",
+            Plant::ReplyBeforeFsync => "reply-before-fsync",
         }
     }
 
@@ -112,9 +118,10 @@ impl Plant {
                 Oracle::Attribution
             }
             Plant::NoOriginCheck => Oracle::Convergence,
-            Plant::ForgetConfirmed | Plant::NoEdgeValidation | Plant::KeepRefusedWrites => {
-                Oracle::Durability
-            }
+            Plant::ForgetConfirmed
+            | Plant::NoEdgeValidation
+            | Plant::KeepRefusedWrites
+            | Plant::ReplyBeforeFsync => Oracle::Durability,
         }
     }
 }
@@ -128,7 +135,7 @@ impl fmt::Display for Plant {
 /// An unknown plant name.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
-    "unknown plant {0:?}; expected one of: skip-verify, ack-before-fsync, no-idempotency, ledger-rounding, fifo-scheduler, no-failback, offline-refuse, ignore-battery, sequential-keys, forget-confirmed, no-key-owner-check, no-edge-validation, keep-refused-writes, accept-unknown-towers, no-origin-check, device-skip-verify"
+    "unknown plant {0:?}; expected one of: skip-verify, ack-before-fsync, no-idempotency, ledger-rounding, fifo-scheduler, no-failback, offline-refuse, ignore-battery, sequential-keys, forget-confirmed, no-key-owner-check, no-edge-validation, keep-refused-writes, accept-unknown-towers, no-origin-check, device-skip-verify, reply-before-fsync"
 )]
 pub struct UnknownPlant(pub String);
 

@@ -198,6 +198,9 @@ impl World {
         if plant == Some(Plant::LedgerRounding) {
             origin_config.rounding = Rounding::Nearest;
         }
+        if plant == Some(Plant::ReplyBeforeFsync) {
+            origin_config.reply_after_fsync = false;
+        }
         // The origin answers the scenario's towers only (the real one: those holding a
         // credential); the planted `accept-unknown-towers` answers anyone.
         origin_config.towers = Some((0..sc.towers.len() as u32).map(TowerId).collect());

@@ -164,6 +164,11 @@ pub struct OriginConfig {
     /// Refuse peers outside [`OriginConfig::towers`]. `false` = planted bug: every peer is
     /// answered and its operations applied, as before towers were authenticated.
     pub authenticate_towers: bool,
+    /// Answer a `ForwardOps` batch only once the fsync that makes its applies durable
+    /// completed OK. `false` = planted bug `reply-before-fsync`: the receipts go out on
+    /// receipt, before the batch's writes, so a storage failure before its fsync loses
+    /// operations the tower was told are applied (and has dropped from its outbox).
+    pub reply_after_fsync: bool,
 }
 
 impl Default for OriginConfig {
@@ -175,6 +180,7 @@ impl Default for OriginConfig {
             batch_max: BATCH_MAX_DEFAULT,
             towers: None,
             authenticate_towers: true,
+            reply_after_fsync: true,
         }
     }
 }
@@ -247,7 +253,9 @@ struct PendingPublish {
 struct PendingBatch {
     fsync: WriteId,
     to: Peer,
-    receipts: Vec<OpReceipt>,
+    /// Sent when the fsync completes (`None`: already sent, by the planted bug
+    /// `reply-before-fsync`).
+    receipts: Option<Vec<OpReceipt>>,
     /// Operations this batch applied for the first time: their events go out with the reply.
     first_applied: Vec<(IdemKey, OpOutcome)>,
 }
@@ -686,12 +694,9 @@ impl Origin {
                 self.actions
                     .push_back(Action::Emit(Event::OpApplied { key, outcome }));
             }
-            self.send(
-                b.to,
-                Message::ForwardReply {
-                    receipts: b.receipts,
-                },
-            );
+            if let Some(receipts) = b.receipts {
+                self.send(b.to, Message::ForwardReply { receipts });
+            }
         }
     }
 
@@ -781,6 +786,8 @@ impl Origin {
         if self.pending_fsyncs() >= PENDING_FSYNCS_MAX {
             return; // unanswered: the tower retries
         }
+        // Where the batch's actions start (the planted early reply goes there).
+        let first_action = self.actions.len();
         let mut fsync: Option<WriteId> = None;
         let mut waits_on_pending = false;
         let mut receipts = Vec::new();
@@ -848,6 +855,21 @@ impl Origin {
             }
         };
         self.actions.push_back(Action::Fsync { id: fsync });
+        let receipts = if self.config.reply_after_fsync {
+            Some(receipts)
+        } else {
+            // Answered on receipt, before the batch's writes: a failure of any of them
+            // (which stops the origin and drops its queued actions) comes too late.
+            self.actions.insert(
+                first_action,
+                Action::Send {
+                    to: from,
+                    via: None,
+                    msg: Message::ForwardReply { receipts },
+                },
+            );
+            None
+        };
         self.pending_batches.push_back(PendingBatch {
             fsync,
             to: from,
@@ -1178,6 +1200,34 @@ mod tests {
         );
         assert_eq!(node.applied_events(&op.key), 1);
         assert_eq!(node.origin.ledger().balance(&Account::Reserve), 20);
+    }
+
+    #[test]
+    fn the_planted_reply_before_fsync_loses_an_operation_it_answered_applied() {
+        // Goal: the bug's shape. With `reply_after_fsync` off the receipt goes out before
+        // the fsync; the fsync then fails and the restarted origin has no record of the
+        // operation its receipt called applied (the tower has already dropped it). The
+        // clean build, under the same failure, never answered.
+        for clean in [true, false] {
+            let config = OriginConfig {
+                reply_after_fsync: clean,
+                ..OriginConfig::default()
+            };
+            let mut node = Node::new(config);
+            let op = contribution(1, 100);
+            node.deliver(vec![op.clone()]);
+            let answered = node
+                .replies()
+                .iter()
+                .any(|r| r.iter().any(|r| r.key == op.key));
+            node.fail_fsync();
+            assert!(node.origin.is_failed());
+            node.crash(|_| false);
+            assert_eq!(node.origin.applied(&op.key), None, "not durable");
+            assert_eq!(answered, !clean, "clean: {clean}");
+            // No second reply (the planted one answered once, the clean one never).
+            assert_eq!(node.replies().len(), usize::from(!clean));
+        }
     }
 
     #[test]

@@ -253,8 +253,12 @@ impl Node {
                         .replies
                         .iter()
                         .position(|(to, _)| *to == Peer::Tower(from));
+                    // A step whose storage failed answers nothing: what it decided is
+                    // not durable. The planted `reply-before-fsync` answers all the same.
+                    let planted = !self.origin.config().reply_after_fsync;
                     let answer = match (failed, mine) {
                         (None, Some(i)) => Some(self.replies.remove(i).1),
+                        (Some(_), Some(i)) if planted => Some(self.replies.remove(i).1),
                         _ => None,
                     };
                     let _ = reply.send(answer);

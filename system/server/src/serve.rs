@@ -363,7 +363,26 @@ pub struct OriginArgs {
     /// Admin tokens.
     #[command(flatten)]
     pub tokens: TokenArgs,
+    /// Plant a bug (tests only): `reply-before-fsync` answers a tower's forward batch
+    /// before the commit that makes its applies durable (a storage failure in between
+    /// loses operations the tower was told are applied). The lab's `--plant` uses it to
+    /// show that the durability oracle catches it.
+    #[arg(
+        long,
+        hide = true,
+        value_parser = clap::builder::PossibleValuesParser::new(ORIGIN_PLANTS.map(|p| p.0))
+    )]
+    pub plant: Option<String>,
 }
+
+/// The origin's planted bugs (`origin serve --plant`): name, what it does (logged at
+/// start), and the switch of the logic's configuration it turns off.
+type OriginPlantSwitch = fn(&mut OriginConfig);
+const ORIGIN_PLANTS: [(&str, &str, OriginPlantSwitch); 1] = [(
+    "reply-before-fsync",
+    "forward batches are answered before the commit that makes their applies durable",
+    |o| o.reply_after_fsync = false,
+)];
 
 /// `sovereign origin add-tower`: issue a tower's credential through the admin API.
 #[derive(clap::Args, Debug, Clone)]
@@ -936,15 +955,15 @@ pub async fn run_origin(mut args: OriginArgs) -> Result<()> {
     } else {
         tracing::info!(towers = ?credentials.towers().iter().map(|t| t.0).collect::<Vec<_>>(), "towers with a credential");
     }
-    let parts = origin_parts_watched(
-        OriginConfig::default(),
-        store,
-        faults,
-        tokens,
-        audit,
-        credentials,
-        watch,
-    )?;
+    let mut config = OriginConfig::default();
+    if let Some((name, what, switch)) = ORIGIN_PLANTS
+        .iter()
+        .find(|p| Some(p.0) == args.plant.as_deref())
+    {
+        tracing::error!("PLANTED BUG {name}: {what}");
+        switch(&mut config);
+    }
+    let parts = origin_parts_watched(config, store, faults, tokens, audit, credentials, watch)?;
     let public = bind(args.listen, "tower API").await?;
     let admin = bind(args.admin_listen, "admin API").await?;
     tracing::info!(

@@ -49,6 +49,10 @@ pub struct Durability {
     pending: BTreeMap<(IdemKey, ChunkHash), BTreeSet<usize>>,
     /// Applied at the origin: key → the fingerprint of the operation applied under it.
     done: BTreeMap<IdemKey, ChunkHash>,
+    /// Acknowledged, confirmed applied by the origin's receipt to a tower, but not yet seen
+    /// applied at the origin (its `Applied` may come later; in the lab the two are read
+    /// from different streams). Lost if the end comes first.
+    confirmed: BTreeSet<(IdemKey, ChunkHash)>,
     /// Operations reported lost (the RPO).
     lost: BTreeSet<(IdemKey, ChunkHash)>,
     /// (tower, key) answered "not stored" and not acknowledged by that tower since.
@@ -128,7 +132,12 @@ impl Checker for Durability {
             } => {
                 self.done.insert(key.clone(), *fingerprint);
                 self.pending.remove(&(key.clone(), *fingerprint));
-                let others = self.pending_under(key);
+                self.confirmed.remove(&(key.clone(), *fingerprint));
+                let mut others = self.pending_under(key);
+                others.extend(self.confirmed.iter().filter(|(k, _)| k == key).cloned());
+                for op in &others {
+                    self.confirmed.remove(op);
+                }
                 self.report_lost(others, s.at, out, |key| {
                     format!(
                         "acknowledged then dropped: the origin applied another body under {key}, never the one acknowledged"
@@ -140,12 +149,22 @@ impl Checker for Durability {
                 event: Event::OpConfirmed { key, outcome },
             } => match outcome {
                 OpOutcome::Applied { .. } => {
-                    // The applied body is settled by `Applied`; a confirmation without one
-                    // (a replayed receipt) settles what the origin holds under the key.
+                    // The applied body is settled by `Applied`. A confirmation before any
+                    // (the tower dropped it from its outbox) must still be backed by an
+                    // apply at the origin by the end: an origin that answers "applied"
+                    // before its apply is durable (the planted `reply-before-fsync`)
+                    // loses it when its storage fails.
                     let ops = self.pending_under(key);
                     for op in ops {
-                        if self.done.get(key).is_none_or(|f| *f == op.1) {
-                            self.pending.remove(&op);
+                        match self.done.get(key) {
+                            Some(f) if *f == op.1 => {
+                                self.pending.remove(&op);
+                            }
+                            None => {
+                                self.pending.remove(&op);
+                                self.confirmed.insert(op);
+                            }
+                            Some(_) => {}
                         }
                     }
                 }
@@ -222,6 +241,13 @@ impl Checker for Durability {
                 self.report_lost(gone, s.at, out, |key| {
                     format!(
                         "acknowledged operation lost: {key} was never applied and no tower holds it at the end"
+                    )
+                });
+                let unbacked: Vec<(IdemKey, ChunkHash)> =
+                    std::mem::take(&mut self.confirmed).into_iter().collect();
+                self.report_lost(unbacked, s.at, out, |key| {
+                    format!(
+                        "acknowledged then dropped: the origin's receipt said {key} was applied, so the tower let it go, and the origin never applied it"
                     )
                 });
             }
@@ -310,6 +336,53 @@ mod tests {
         let v = run(&mut d, &seq);
         assert!(v.is_empty(), "{v:?}");
         assert_eq!(d.lost_count(), 0);
+    }
+
+    #[test]
+    fn a_receipt_the_origin_never_backs_with_an_apply_is_lost_at_the_end() {
+        // Goal: a tower's confirmation lets it drop the operation, so the confirmation
+        // alone proves nothing: "a" is confirmed and never applied (lost, reported once at
+        // the end); "b" is confirmed first and its apply seen after (the lab reads the two
+        // from different streams): quiet.
+        let confirmed = |s, k: &str| {
+            at(
+                s,
+                Obs::Tower {
+                    tower: 0,
+                    event: Event::OpConfirmed {
+                        key: key(k),
+                        outcome: OpOutcome::Applied { seq: 1 },
+                    },
+                },
+            )
+        };
+        let applied = |s, k: &str| {
+            at(
+                s,
+                Obs::Applied {
+                    key: key(k),
+                    fingerprint: fp(),
+                    amount_minor: None,
+                },
+            )
+        };
+        let seq = [
+            start(1),
+            acked(1, 0, "a"),
+            acked(1, 0, "b"),
+            confirmed(2, "a"),
+            confirmed(2, "b"),
+            // Nothing in the outbox at a crash now: both were let go on their receipts.
+            at(3, down(0, &[])),
+            applied(4, "b"),
+            at(9, end(&[])),
+        ];
+        let mut d = Durability::default();
+        let v = run(&mut d, &seq);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].at, Time::from_secs(9));
+        assert!(v[0].detail.contains("receipt said a was applied"), "{v:?}");
+        assert_eq!(d.lost(), BTreeSet::from([key("a")]));
     }
 
     #[test]
