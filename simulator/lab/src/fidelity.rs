@@ -320,7 +320,7 @@ pub fn compare(sc: &Scenario, sim: &Kpis, lab: &Kpis) -> Vec<Row> {
         lab.backlog_max,
         Tolerance::NotCompared(
             "each world draws its own device operations, and the lab samples the outboxes once a \
-             second where the simulator sees every change",
+             second where the simulator samples them once a minute",
         ),
     ));
     for kind in [LinkKind::Fibre, LinkKind::Lte, LinkKind::Satellite] {
