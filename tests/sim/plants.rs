@@ -31,7 +31,8 @@ fn expect(plant: Plant) -> (&'static str, &'static [(Oracle, &'static str)]) {
         | Plant::KeepRefusedWrites => ("hostile-devices", &[]),
         Plant::AcceptUnknownTowers | Plant::NoOriginCheck => ("origin-trust", &[]),
         Plant::DeviceSkipVerify => ("hostile-devices", &[]),
-        // The lab's PostgreSQL scenario: its database faults fail the origin's fsyncs.
+        // The lab's PostgreSQL scenario: its database faults fail the origin's record
+        // writes, so the early reply's batch is never committed.
         Plant::ReplyBeforeFsync => ("lab/origin-postgres", &[]),
     }
 }

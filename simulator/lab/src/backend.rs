@@ -419,18 +419,30 @@ fn descendants(pid: u32) -> Vec<u32> {
 /// descended from it (a kill freezes them all first, so that none reacts to another's
 /// death: PostgreSQL would start its crash recovery).
 fn send_tree(pid: u32, sig: Sig) -> std::io::Result<()> {
-    if matches!(sig, Sig::Kill | Sig::Stop | Sig::Cont) {
-        if sig == Sig::Kill {
-            let _ = send(pid, Sig::Stop);
-            for p in descendants(pid) {
-                let _ = send_pid(p, Sig::Stop);
-            }
-        }
+    let tree = |sig: Sig| {
         for p in descendants(pid) {
             let _ = send_pid(p, sig);
         }
+    };
+    match sig {
+        // The leader first, so that it forks nothing the tree's signal then misses.
+        Sig::Stop => {
+            send(pid, Sig::Stop)?;
+            tree(Sig::Stop);
+            Ok(())
+        }
+        Sig::Kill => {
+            let _ = send(pid, Sig::Stop);
+            tree(Sig::Stop);
+            tree(Sig::Kill);
+            send(pid, Sig::Kill)
+        }
+        Sig::Cont => {
+            tree(Sig::Cont);
+            send(pid, Sig::Cont)
+        }
+        Sig::Term | Sig::Int => send(pid, sig),
     }
-    send(pid, sig)
 }
 
 /// `pid` and `sig` as rustix takes them.

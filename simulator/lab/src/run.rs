@@ -203,6 +203,9 @@ struct Shared {
     stop_reads: AtomicBool,
     /// Event readers stop.
     stop_events: AtomicBool,
+    /// The origin's event reader stops (before the end's last look at the origin, so
+    /// that no `Applied` comes after it; and with `stop_events`).
+    stop_origin_events: AtomicBool,
     /// The sampler of the servers' outboxes and status stops ([`sample_servers`]).
     stop_sampling: AtomicBool,
     /// Warnings, printed at the end too.
@@ -306,6 +309,8 @@ struct Lab {
     db_port: Option<u16>,
     /// How many `db-lost` faults hold the origin's database closed ([`Lab::db_gate`]).
     db_closed: u32,
+    /// The origin's PostgreSQL was found dead without a fault (warned once).
+    db_died: bool,
 }
 
 /// A next step of a fault that acts on a schedule ([`Injection::CrashLoop`],
@@ -459,6 +464,7 @@ pub fn run(o: LabOptions) -> Result<LabRun> {
         stop_ops: AtomicBool::new(false),
         stop_reads: AtomicBool::new(false),
         stop_events: AtomicBool::new(false),
+        stop_origin_events: AtomicBool::new(false),
         stop_sampling: AtomicBool::new(false),
         warnings: Mutex::new(Vec::new()),
         repairs: Mutex::new(Vec::new()),
@@ -499,6 +505,7 @@ pub fn run(o: LabOptions) -> Result<LabRun> {
         wifi_off: BTreeMap::new(),
         db_port: None,
         db_closed: 0,
+        db_died: false,
     };
     let mut threads = Vec::new();
     let outcome = lab.drive(&o, &planned, &mut threads);
@@ -506,6 +513,7 @@ pub fn run(o: LabOptions) -> Result<LabRun> {
     shared.stop_ops.store(true, Ordering::Relaxed);
     shared.stop_reads.store(true, Ordering::Relaxed);
     shared.stop_events.store(true, Ordering::Relaxed);
+    shared.stop_origin_events.store(true, Ordering::Relaxed);
     shared.stop_sampling.store(true, Ordering::Relaxed);
     for t in threads {
         let _ = t.join();
@@ -672,6 +680,8 @@ impl Lab {
         // The run starts: time 0.
         self.shared.log.t0_reset();
         self.shared.log.now(Obs::start(&sc));
+        // Joined before the end (below), or with the others if the run fails first.
+        let origin_reader = threads.len();
         {
             let s = self.shared.clone();
             let admin = self.origin.admin.clone();
@@ -1027,6 +1037,11 @@ impl Lab {
             let _ = t.join();
         }
         self.shared.stop_reads.store(true, Ordering::Relaxed);
+        // The origin's events stop here: what it applied from now on is read from it.
+        self.shared
+            .stop_origin_events
+            .store(true, Ordering::Relaxed);
+        let _ = threads.remove(origin_reader).join();
         let outboxes = self.outboxes();
         // The backlog at the end is the outboxes the end holds (the sampler's last reading
         // can be a second older, from before the last applies).
@@ -1045,9 +1060,11 @@ impl Lab {
         Ok(())
     }
 
-    /// Before the end: each acknowledged operation no tower holds and whose `OpApplied`
-    /// event the lab did not see is asked for at the origin (`GET /admin/ops/{key}`); one
-    /// it holds applied is observed as applied now, with a warning. Such an event can be
+    /// Before the end (the origin's event reader stopped): each acknowledged operation no
+    /// tower holds and whose `OpApplied` event the lab did not see is asked for at the
+    /// origin (`GET /admin/ops/{key}`); one it holds applied and committed (`durable`) is
+    /// observed as applied now, with a warning (under the body the lab submitted: the
+    /// answer does not say which body the origin applied). Such an event can be
     /// missed: emitted while the event stream reconnected after a restart, or never
     /// emitted, for a commit whose answer was lost (PostgreSQL) that the restarted origin
     /// recovered. The durability oracle needs the origin's word: a tower's receipt alone
@@ -1079,7 +1096,10 @@ impl Lab {
                 Some(VIEWER),
                 b"",
             )?;
-            if r.status != 200 || r.json()?["outcome"]["result"] != "applied" {
+            // Only a committed apply counts: one whose commit is pending or failed (the
+            // origin rebuilds without it) is what the durability oracle must see missing.
+            let j = if r.status == 200 { r.json()? } else { continue };
+            if j["outcome"]["result"] != "applied" || j["durable"] != true {
                 continue;
             }
             let (fingerprint, amount_minor) = lock(&self.shared.submitted)
@@ -1358,6 +1378,21 @@ impl Lab {
     /// its power manager switched it off (it was shutting down) — a clean stop, down for
     /// want of power until the battery allows a boot — or it died on its own (warned).
     fn check_exits(&mut self) -> Result<()> {
+        // The origin's PostgreSQL dying on its own (not for a fault) is a finding: said
+        // once, and it stays down (the origin then fails its commits), as a tower that
+        // dies on its own does.
+        if self.db_port.is_some()
+            && !self.db_died
+            && !self.held(DATABASE)
+            && !self.alive(DATABASE)?
+        {
+            self.db_died = true;
+            self.shared.warn(format!(
+                "{DATABASE} exited by itself; its log:\n{}",
+                tail(&self.backend.log_path(DATABASE))
+            ));
+            self.audit("exited", serde_json::json!({ "server": DATABASE }));
+        }
         for i in 0..self.sc.towers.len() {
             if !self.shared.powered[i].load(Ordering::Relaxed) {
                 continue;
@@ -2099,11 +2134,11 @@ fn tower_events(s: &Shared, i: usize, admin: &str) {
 /// Read the origin's event stream: its events, and for each applied operation the
 /// `Applied` and the ledger after it.
 fn origin_events(s: &Shared, admin: &str) {
-    while !s.stop_events.load(Ordering::Relaxed) {
+    while !s.stop_origin_events.load(Ordering::Relaxed) {
         let r = http::events(
             admin,
             VIEWER,
-            &s.stop_events,
+            &s.stop_origin_events,
             || {},
             |rec| {
                 let Ok(event) = rec.event.to_event() else {

@@ -737,6 +737,15 @@ impl Origin {
         self.applied.get(key).map(|a| &a.outcome)
     }
 
+    /// Whether the record of `key` is durable: recorded, its fsync completed OK. `false`
+    /// while that fsync is pending, and for a record of a step whose storage failed (the
+    /// origin rebuilds without it).
+    pub fn applied_durably(&self, key: &IdemKey) -> bool {
+        self.applied
+            .get(key)
+            .is_some_and(|a| a.pending_fsync.is_none())
+    }
+
     /// The fingerprint of the operation first received under `key` (the one its verdict
     /// is about).
     pub fn applied_fingerprint(&self, key: &IdemKey) -> Option<crate::content::ChunkHash> {
@@ -1220,8 +1229,16 @@ mod tests {
                 .replies()
                 .iter()
                 .any(|r| r.iter().any(|r| r.key == op.key));
+            assert!(
+                !node.origin.applied_durably(&op.key),
+                "its fsync is pending"
+            );
             node.fail_fsync();
             assert!(node.origin.is_failed());
+            assert!(
+                !node.origin.applied_durably(&op.key),
+                "a failed step's record is not durable"
+            );
             node.crash(|_| false);
             assert_eq!(node.origin.applied(&op.key), None, "not durable");
             assert_eq!(answered, !clean, "clean: {clean}");

@@ -1060,6 +1060,9 @@ pub struct OpRecord {
     pub outcome: OpOutcomeDto,
     /// The tower that forwarded it first (null: recorded before the origin kept it).
     pub tower: Option<u32>,
+    /// Committed: `false` while the commit of its record is pending, or after that
+    /// commit failed (the origin then rebuilds from its store without it).
+    pub durable: bool,
 }
 
 /// The recorded outcome of a device operation, by its idempotency key.
@@ -1078,14 +1081,19 @@ async fn op(
         .map_err(|e| ApiError::bad_field("key", e.to_string()).into_response())?;
     let outcome = s
         .node
-        .query(move |o, _| o.applied(&k).cloned().map(|a| (a, o.forwarded_by(&k))))
+        .query(move |o, _| {
+            o.applied(&k)
+                .cloned()
+                .map(|a| (a, o.forwarded_by(&k), o.applied_durably(&k)))
+        })
         .await
         .map_err(gone)?;
     match outcome {
-        Some((o, tower)) => Ok(json(OpRecord {
+        Some((o, tower, durable)) => Ok(json(OpRecord {
             key,
             outcome: OpOutcomeDto::from(&o),
             tower: tower.map(|t| t.0),
+            durable,
         })),
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
