@@ -137,24 +137,6 @@ fn an_origin_on_postgres_survives_kill_9_with_its_catalog_and_ledger() {
     );
 }
 
-/// The newest PostgreSQL's programs on this host (Debian's layout).
-fn pg_bindir() -> String {
-    let mut dirs: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|d| d.flatten().map(|e| e.path().join("bin")).collect())
-        .unwrap_or_default();
-    dirs.retain(|d| d.join("postgres").exists());
-    dirs.sort_by_key(|d| {
-        d.parent()
-            .and_then(|v| v.file_name())
-            .and_then(|v| v.to_str())
-            .and_then(|v| v.parse::<u32>().ok())
-    });
-    dirs.last()
-        .expect("PostgreSQL under /usr/lib/postgresql/*/bin (apt-get install postgresql)")
-        .display()
-        .to_string()
-}
-
 #[test]
 fn an_origin_on_postgres_in_a_container_keeps_every_acknowledged_operation_when_it_is_killed() {
     // Goal: PostgreSQL under the origin dies (SIGKILL to its container) with operations
@@ -171,7 +153,10 @@ fn an_origin_on_postgres_in_a_container_keeps_every_acknowledged_operation_when_
     let image = sovereign_lab::containers::ensure_postgres_image(&engine).expect("image");
     let (name, tag) = image.split_once(':').expect("name:tag");
     let port = free_port();
-    let bin = pg_bindir();
+    let bin = sovereign_lab::database::bindir()
+        .expect("PostgreSQL under /usr/lib/postgresql/*/bin (apt-get install postgresql)")
+        .display()
+        .to_string();
     let data = "/var/lib/postgresql/data";
     // initdb on the first start only: a restart of the same container finds its data.
     let script = format!(

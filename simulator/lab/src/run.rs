@@ -1276,6 +1276,19 @@ impl Lab {
         self.switchboard(name)
     }
 
+    /// Stop `name` cleanly with `sig` (SIGTERM, or SIGINT for PostgreSQL's fast
+    /// shutdown) and wait for its exit: 20 s, then SIGKILL and a warning.
+    fn stop(&mut self, name: &str, sig: Sig) -> Result<()> {
+        self.backend.signal(name, sig)?;
+        if !self.backend.wait_exit(name, Duration::from_secs(20))? {
+            self.shared.warn(format!(
+                "{name} did not stop within 20 s of {sig:?}; killed"
+            ));
+            self.backend.signal(name, Sig::Kill)?;
+        }
+        Ok(())
+    }
+
     /// Wait for the origin's PostgreSQL on `port` to accept connections.
     fn wait_database(&mut self, port: u16) -> Result<()> {
         let backend = &mut self.backend;
@@ -1609,13 +1622,7 @@ impl Lab {
             }
             Injection::Restart { server } => {
                 let t = now_us();
-                self.backend.signal(server, Sig::Term)?;
-                if !self.backend.wait_exit(server, Duration::from_secs(20))? {
-                    self.shared.warn(format!(
-                        "{server} did not stop within 20 s of SIGTERM; killed"
-                    ));
-                    self.backend.signal(server, Sig::Kill)?;
-                }
+                self.stop(server, Sig::Term)?;
                 if let Some(i) = self.server_index(server) {
                     self.tower_stopped(i, t, true)?;
                 }
@@ -1627,13 +1634,7 @@ impl Lab {
                     if self.paused.remove(server) {
                         self.backend.signal(server, Sig::Cont)?;
                     }
-                    self.backend.signal(server, Sig::Int)?;
-                    if !self.backend.wait_exit(server, Duration::from_secs(20))? {
-                        self.shared.warn(format!(
-                            "{server} did not stop within 20 s of SIGINT; killed"
-                        ));
-                        self.backend.signal(server, Sig::Kill)?;
-                    }
+                    self.stop(server, Sig::Int)?;
                 }
             }
             Injection::DbGate => {

@@ -271,8 +271,7 @@ pub struct TowerArgs {
 
 /// The tower's planted bugs (`tower serve --plant`): name, what it does (logged at
 /// start), and the switch of the logic's configuration it turns off.
-type PlantSwitch = fn(&mut TowerConfig);
-const TOWER_PLANTS: [(&str, &str, PlantSwitch); 6] = [
+const TOWER_PLANTS: [Plant<TowerConfig>; 6] = [
     ("skip-verify", "stored bytes are served unverified", |t| {
         t.verify = false
     }),
@@ -375,10 +374,22 @@ pub struct OriginArgs {
     pub plant: Option<String>,
 }
 
+/// A planted bug: its name, what it does (logged at start), and the switch of the
+/// logic's configuration `C` it turns off.
+type Plant<C> = (&'static str, &'static str, fn(&mut C));
+
+/// Switch on the planted bug `chosen` of `plants` in `config`, saying so loudly in the
+/// log.
+fn plant<C>(plants: &[Plant<C>], chosen: Option<&str>, config: &mut C) {
+    if let Some((name, what, switch)) = plants.iter().find(|p| Some(p.0) == chosen) {
+        tracing::error!("PLANTED BUG {name}: {what}");
+        switch(config);
+    }
+}
+
 /// The origin's planted bugs (`origin serve --plant`): name, what it does (logged at
 /// start), and the switch of the logic's configuration it turns off.
-type OriginPlantSwitch = fn(&mut OriginConfig);
-const ORIGIN_PLANTS: [(&str, &str, OriginPlantSwitch); 1] = [(
+const ORIGIN_PLANTS: [Plant<OriginConfig>; 1] = [(
     "reply-before-fsync",
     "forward batches are answered before the commit that makes their applies durable",
     |o| o.reply_after_fsync = false,
@@ -821,13 +832,7 @@ pub async fn run_tower(mut args: TowerArgs) -> Result<()> {
     tower.request_timeout = Duration::from_secs(args.request_timeout_s.max(1));
     tower.probe.interval = Duration::from_secs(args.probe_interval_s);
     tower.probe_satellite.interval = Duration::from_secs(args.probe_interval_s);
-    if let Some((name, what, switch)) = TOWER_PLANTS
-        .iter()
-        .find(|p| Some(p.0) == args.plant.as_deref())
-    {
-        tracing::error!("PLANTED BUG {name}: {what}");
-        switch(&mut tower);
-    }
+    plant(&TOWER_PLANTS, args.plant.as_deref(), &mut tower);
     let credential = match &args.credential {
         Some(path) => Some(
             TowerCredential::from_file(path.clone())
@@ -956,13 +961,7 @@ pub async fn run_origin(mut args: OriginArgs) -> Result<()> {
         tracing::info!(towers = ?credentials.towers().iter().map(|t| t.0).collect::<Vec<_>>(), "towers with a credential");
     }
     let mut config = OriginConfig::default();
-    if let Some((name, what, switch)) = ORIGIN_PLANTS
-        .iter()
-        .find(|p| Some(p.0) == args.plant.as_deref())
-    {
-        tracing::error!("PLANTED BUG {name}: {what}");
-        switch(&mut config);
-    }
+    plant(&ORIGIN_PLANTS, args.plant.as_deref(), &mut config);
     let parts = origin_parts_watched(config, store, faults, tokens, audit, credentials, watch)?;
     let public = bind(args.listen, "tower API").await?;
     let admin = bind(args.admin_listen, "admin API").await?;
