@@ -4,12 +4,12 @@
 //! Not covered: the console itself (the `sovereign-console` crate).
 
 use crate::report::Exports;
-use crate::{BUILD, ConsoleArgs, GamedayArgs};
+use crate::{BUILD, ConsoleArgs, GamedayArgs, LabFlags};
 use anyhow::{Context, Result, anyhow};
 use sovereign_console::gameday::{self, GameDay, Outcome};
 use sovereign_console::plan::Plan;
-use sovereign_console::{App, SimSource, report};
-use sovereign_sim::scenario::parse_file;
+use sovereign_console::{App, LabSource, SimSource, Source, report};
+use sovereign_sim::scenario::{Scenario, parse_file};
 use std::io::IsTerminal;
 use std::path::Path;
 
@@ -18,6 +18,52 @@ fn operator(flag: Option<String>) -> String {
     flag.filter(|s| !s.trim().is_empty())
         .or_else(|| std::env::var("USER").ok().filter(|s| !s.is_empty()))
         .unwrap_or_else(|| "operator".into())
+}
+
+/// The run the console drives: the simulator, or with `--lab` real processes (started
+/// here, before the terminal is taken; quiet once it is, unless `headless`).
+fn source(
+    scenario: Scenario,
+    file: &Path,
+    seed: u64,
+    lab: LabFlags,
+    headless: bool,
+) -> Result<Box<dyn Source>> {
+    if !lab.lab {
+        return Ok(Box::new(SimSource::new(scenario, seed)));
+    }
+    crate::lab::check_plant(lab.plant.as_deref(), lab.allow_planted_bugs)?;
+    let file = file.display().to_string();
+    let plan = sovereign_lab::plan::plan(&scenario, &file, seed)?;
+    for n in crate::lab::plan_notes(&scenario, &plan) {
+        println!("{n}");
+    }
+    let backend = sovereign_lab::BackendKind::parse(&lab.backend)?;
+    println!(
+        "lab: starting {} on real processes (backend {}; seed {seed}; plant {})",
+        scenario.name,
+        backend.name(),
+        lab.plant.as_deref().unwrap_or("none")
+    );
+    let session = sovereign_lab::Session::start(sovereign_lab::LabOptions {
+        file,
+        scenario,
+        seed,
+        plant: lab.plant,
+        exe: std::env::current_exe().context("finding the sovereign executable")?,
+        backend,
+        state_dir: lab
+            .state_dir
+            .unwrap_or_else(sovereign_lab::default_state_dir),
+        keep: lab.keep,
+        interrupt: sovereign_lab::interrupt_flag()?,
+        publications: None,
+    })?;
+    if lab.keep {
+        println!("run directory (kept): {}", session.run_dir().display());
+    }
+    sovereign_lab::set_quiet(!headless);
+    Ok(Box::new(LabSource::new(session, seed)))
 }
 
 /// `sovereign console`.
@@ -37,7 +83,7 @@ pub fn console(a: ConsoleArgs) -> Result<u8> {
         .out
         .clone()
         .unwrap_or_else(|| report::default_dir(&plan.name, seed));
-    let src = Box::new(SimSource::new(scenario, seed));
+    let src = source(scenario, &a.scenario, seed, a.lab, false)?;
     let mut app = App::new(
         src,
         operator(a.operator),
@@ -46,7 +92,11 @@ pub fn console(a: ConsoleArgs) -> Result<u8> {
     app.paused = a.paused;
     sovereign_console::driver::run(&mut app).context("the terminal console failed")?;
     println!("console: finishing the run for the journal…");
-    let outcome = app.finish().expect("free play keeps a journal");
+    sovereign_lab::set_quiet(false);
+    let outcome = app
+        .finish()
+        .map_err(|e| anyhow!("{e}"))?
+        .expect("free play keeps a journal");
     write(&dir, &outcome, &Exports::resolve(None, None, None, None)?)
 }
 
@@ -74,18 +124,21 @@ pub fn gameday(a: GamedayArgs) -> Result<u8> {
         .out
         .clone()
         .unwrap_or_else(|| report::default_dir(&gd.plan.name, seed));
-    let src = Box::new(SimSource::new(scenario, seed));
+    let src = source(scenario, &plan, seed, a.lab, a.headless)?;
     let outcome = if a.headless {
         println!(
             "gameday: {} (headless, seed {seed}, operator {who})",
             gd.plan.title
         );
-        gameday::run_headless(gd, src, &who)
+        gameday::run_headless(gd, src, &who).map_err(|e| anyhow!("{e}"))?
     } else {
         let mut app = App::new(src, who, Some(gd));
         sovereign_console::driver::run(&mut app).context("the terminal console failed")?;
         println!("gameday: finishing the run for the report…");
-        app.finish().expect("a game day was attached")
+        sovereign_lab::set_quiet(false);
+        app.finish()
+            .map_err(|e| anyhow!("{e}"))?
+            .expect("a game day was attached")
     };
     write(&dir, &outcome, &exports)
 }

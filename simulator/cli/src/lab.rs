@@ -23,19 +23,7 @@ const EXIT_INTERRUPTED: u8 = 130;
 /// `sovereign lab run`.
 pub fn run(a: LabRunArgs) -> Result<u8> {
     let scenario = parse_file(&a.scenario).map_err(|e| anyhow!("{e}"))?;
-    if let Some(p) = &a.plant {
-        if !sovereign_lab::PLANTS.contains(&p.as_str()) {
-            bail!(
-                "--plant {p}: not a planted bug the lab can switch on; expected one of {}",
-                sovereign_lab::PLANTS.join(", ")
-            );
-        }
-        if !a.allow_planted_bugs {
-            bail!(
-                "--plant {p} runs the real towers with a planted bug; refused without --allow-planted-bugs"
-            );
-        }
-    }
+    check_plant(a.plant.as_deref(), a.allow_planted_bugs)?;
     let seed = a.seed.unwrap_or(scenario.seed);
     let source = a.scenario.display().to_string();
     let report_dir = a.report.clone().map(|d| {
@@ -116,9 +104,29 @@ pub fn run(a: LabRunArgs) -> Result<u8> {
     Ok(run.report.exit_code())
 }
 
+/// `--plant NAME` must name one of the lab's planted bugs and come with
+/// `--allow-planted-bugs`.
+pub(crate) fn check_plant(plant: Option<&str>, allowed: bool) -> Result<()> {
+    let Some(p) = plant else {
+        return Ok(());
+    };
+    if !sovereign_lab::PLANTS.contains(&p) {
+        bail!(
+            "--plant {p}: not a planted bug the lab can switch on; expected one of {}",
+            sovereign_lab::PLANTS.join(", ")
+        );
+    }
+    if !allowed {
+        bail!(
+            "--plant {p} runs the real servers with a planted bug; refused without --allow-planted-bugs"
+        );
+    }
+    Ok(())
+}
+
 /// What a lab run says before it starts: the oracles it cannot feed, the faults the
 /// nemesis drew, and the faults it does not inject (each with why).
-fn plan_notes(scenario: &Scenario, plan: &sovereign_lab::plan::Plan) -> Vec<String> {
+pub(crate) fn plan_notes(scenario: &Scenario, plan: &sovereign_lab::plan::Plan) -> Vec<String> {
     let mut notes = Vec::new();
     for (o, why) in sovereign_lab::plan::unfed_oracles() {
         if scenario.invariants.contains(&o) {

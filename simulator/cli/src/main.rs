@@ -177,6 +177,37 @@ pub struct ConsoleArgs {
     /// (default: reports/console-<scenario>-<seed>).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub lab: LabFlags,
+}
+
+/// `--lab` of `console` and `gameday`: real processes instead of the simulator.
+#[derive(Args, Debug)]
+pub struct LabFlags {
+    /// Run on real processes, as `sovereign lab run` does (an origin, the scenario's
+    /// towers behind their proxies, device load generators), in real time: the hotkeys
+    /// inject real faults (each audited), and the report is the lab's.
+    #[arg(long)]
+    pub lab: bool,
+    /// With --lab: where the servers run, child processes (nothing to install) or Docker
+    /// containers (a running Docker engine).
+    #[arg(long = "backend", value_name = "KIND", default_value = "processes", value_parser = ["processes", "containers"], requires = "lab")]
+    pub backend: String,
+    /// With --lab: where the run records its processes for `lab down` (default:
+    /// $TMPDIR/sovereign-lab).
+    #[arg(long, value_name = "DIR", requires = "lab")]
+    pub state_dir: Option<PathBuf>,
+    /// With --lab: run the servers with a planted bug (as `lab run --plant`); needs
+    /// --allow-planted-bugs.
+    #[arg(long, value_name = "NAME", requires = "lab")]
+    pub plant: Option<String>,
+    /// Allow --plant.
+    #[arg(long, requires = "lab")]
+    pub allow_planted_bugs: bool,
+    /// With --lab: keep the run's directory (data, logs and audit files of every server)
+    /// and print where it is.
+    #[arg(long, requires = "lab")]
+    pub keep: bool,
 }
 
 /// Raw flags of `gameday`.
@@ -203,6 +234,8 @@ pub struct GamedayArgs {
     pub out: Option<PathBuf>,
     #[command(flatten)]
     pub export: RunExportArgs,
+    #[command(flatten)]
+    pub lab: LabFlags,
 }
 
 /// `sovereign gameday validate …`

@@ -949,3 +949,126 @@ for = "1s"
 target = "tower-0"
 kind = "crash"
 "#;
+
+/// `sovereign gameday PLAN --headless --lab --keep` with its own state and output
+/// directories, and `extra`: the run's marker prefix, output, and both directories.
+fn gameday_lab(plan: &str, extra: &[&str]) -> (String, Output, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let child = sovereign()
+        .args([
+            "gameday",
+            plan,
+            "--headless",
+            "--lab",
+            "--keep",
+            "--state-dir",
+        ])
+        .arg(dir.path().join("state"))
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sovereign gameday starts");
+    let prefix = format!("sovereign-lab-{}-", child.id());
+    let out = child.wait_with_output().expect("sovereign gameday runs");
+    (prefix, out, dir)
+}
+
+#[test]
+fn a_game_day_on_real_processes_injects_for_real_and_a_planted_bug_refutes_it() {
+    // Goal: `gameday --lab` runs a plan against real processes: each injection of the plan
+    // really happens (the proxy's own log shows the black hole, the tower's audit trail
+    // the fsync fault, the lab's audit the SIGKILL), its observe steps read the real
+    // towers (failed over to LTE, down, back), and the lessons-learned report is the
+    // game day's, with the lab's KPIs. The clean build confirms the hypothesis (exit 0);
+    // with ack-before-fsync the kill loses acknowledged operations, the report's
+    // durability oracle finds them and the hypothesis is refuted (exit 1). Both at once.
+    let plan = "gamedays/lab-tower-faults.toml";
+    let ((prefix, o, dir), (pprefix, po, pdir)) = std::thread::scope(|s| {
+        let clean = s.spawn(|| gameday_lab(plan, &[]));
+        let planted = s.spawn(|| {
+            gameday_lab(
+                plan,
+                &["--plant", "ack-before-fsync", "--allow-planted-bugs"],
+            )
+        });
+        (
+            clean.join().expect("clean game day"),
+            planted.join().expect("planted game day"),
+        )
+    });
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(out.contains("hypothesis: confirmed"), "{}", text(&o));
+    assert_nothing_left(&prefix, &addresses(&out), &dir.path().join("state"));
+    let lessons =
+        std::fs::read_to_string(dir.path().join("out/lessons-learned.md")).expect("lessons");
+    for seen in [
+        "observe: tower-0 failed over to LTE — as expected: tower-0 active link lte",
+        "observe: tower-0 is down — as expected: tower-0 not running",
+        "observe: tower-0 is back — as expected: tower-0 running",
+        "| invariant violations | <= 0 | 0 | ok |",
+        "a lab run is real processes on the wall clock",
+    ] {
+        assert!(lessons.contains(seen), "{seen:?} missing:\n{lessons}");
+    }
+    assert!(dir.path().join("out/report.html").exists());
+    let kept = out
+        .lines()
+        .find_map(|l| l.strip_prefix("run directory (kept): "))
+        .expect("the kept run directory is printed");
+    let read = |p: &str| std::fs::read_to_string(Path::new(kept).join(p)).expect(p);
+    let (proxy_log, tower_audit, lab_audit) = (
+        read("logs/proxy.log"),
+        read("tower-0/audit.jsonl"),
+        read("lab-audit.jsonl"),
+    );
+    let tower1_audit = read("tower-1/audit.jsonl");
+    let _ = std::fs::remove_dir_all(kept);
+    assert_eq!(
+        proxy_log
+            .lines()
+            .filter(|l| l.contains("toxic_added") && l.contains("t0-fibre"))
+            .count(),
+        2,
+        "the fibre cut: a black hole on both streams of t0-fibre\n{proxy_log}"
+    );
+    let injected: Vec<&str> = tower_audit
+        .lines()
+        .filter(|l| l.contains("\"fault.inject\"") && l.contains("fsync-failure"))
+        .collect();
+    assert_eq!(injected.len(), 1, "{tower_audit}");
+    assert!(
+        !tower1_audit.contains("fsync-failure"),
+        "tower-1 is the control group\n{tower1_audit}"
+    );
+    assert!(
+        lab_audit.contains("SIGKILL tower-0, restart at the end"),
+        "{lab_audit}"
+    );
+    // The planted build: the same plan, refuted by the durability oracle.
+    let pout = String::from_utf8_lossy(&po.stdout).into_owned();
+    assert_eq!(po.status.code(), Some(1), "{}", text(&po));
+    assert!(pout.contains("hypothesis: refuted"), "{}", text(&po));
+    assert!(
+        pout.contains("invariant violations out of tolerance"),
+        "{}",
+        text(&po)
+    );
+    let plessons =
+        std::fs::read_to_string(pdir.path().join("out/lessons-learned.md")).expect("lessons");
+    assert!(
+        plessons.contains("- **durability** at")
+            && plessons.contains("is not in its durable outbox after a crash"),
+        "{plessons}"
+    );
+    assert_nothing_left(&pprefix, &addresses(&pout), &pdir.path().join("state"));
+    if let Some(k) = pout
+        .lines()
+        .find_map(|l| l.strip_prefix("run directory (kept): "))
+    {
+        let _ = std::fs::remove_dir_all(k);
+    }
+}

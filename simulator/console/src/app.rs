@@ -13,7 +13,7 @@
 
 use crate::gameday::{Answer, GameDay, Note, Outcome, Poll};
 use crate::live::{Category, Live, fault_text};
-use crate::source::{Advance, Source};
+use crate::source::{Advance, Source, SourceError};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use sovereign_logic::Time;
 use sovereign_sim::scenario::faults::Live as Injection;
@@ -256,6 +256,9 @@ impl App {
     /// Move virtual time forward by `wall` × speed (or by a bounded number of events when
     /// unthrottled or jumping), run the game day, check its abort conditions.
     pub fn tick(&mut self, wall: Duration) {
+        if self.source.real_time() {
+            return self.tick_real(wall);
+        }
         self.run_gameday();
         let checklist = self
             .gameday
@@ -293,6 +296,39 @@ impl App {
         self.refresh();
     }
 
+    /// A tick of a real-time source: real processes run on whatever the console shows (a
+    /// pending checklist, the help, a prompt), so the lab's own schedule is carried out
+    /// every frame; the game day acts on what it sees.
+    fn tick_real(&mut self, wall: Duration) {
+        self.run_gameday();
+        if !self.source.is_done() {
+            let target = self.source.now() + wall;
+            self.source.advance(target, TICK_EVENTS_MAX);
+        }
+        self.refresh();
+        if let Some(gd) = self.gameday.as_mut() {
+            gd.check_aborts(self.source.as_mut(), &mut self.live);
+        }
+        self.run_gameday();
+        self.refresh();
+    }
+
+    /// For a real-time source, refuse a time control (with why, on the status line).
+    fn no_time_control(&mut self) -> bool {
+        if self.source.real_time() {
+            let pause = FaultKind::decl_named("pause")
+                .and_then(|d| d.live.as_ref())
+                .map_or(String::new(), |l| {
+                    format!(" (a pause fault: i, then {})", l.key)
+                });
+            self.status = format!(
+                "real processes run in real time: no pause, step, speed, jump or restart{pause}"
+            );
+            return true;
+        }
+        false
+    }
+
     fn peek_gameday(&mut self) -> Option<Poll> {
         let gd = self.gameday.as_mut()?;
         Some(gd.poll(self.source.as_mut(), &mut self.live))
@@ -306,12 +342,18 @@ impl App {
 
     /// Pause or resume.
     pub fn toggle_pause(&mut self) {
+        if self.no_time_control() {
+            return;
+        }
         self.paused = !self.paused;
         self.status = if self.paused { "paused" } else { "running" }.into();
     }
 
     /// Process the next event only (pauses).
     pub fn step_next(&mut self) {
+        if self.no_time_control() {
+            return;
+        }
         self.paused = true;
         if self.source.step() {
             self.status = format!("stepped to {}", crate::ui::clock(self.source.now()));
@@ -324,18 +366,27 @@ impl App {
 
     /// One speed up.
     pub fn faster(&mut self) {
+        if self.no_time_control() {
+            return;
+        }
         self.speed = (self.speed + 1).min(SPEEDS.len() - 1);
         self.status = format!("speed {}", crate::ui::speed_text(self.speed()));
     }
 
     /// One speed down.
     pub fn slower(&mut self) {
+        if self.no_time_control() {
+            return;
+        }
         self.speed = self.speed.saturating_sub(1);
         self.status = format!("speed {}", crate::ui::speed_text(self.speed()));
     }
 
     /// Unthrottled (or back to ×1000).
     pub fn toggle_unthrottled(&mut self) {
+        if self.no_time_control() {
+            return;
+        }
         self.speed = if self.speed().is_none() {
             3
         } else {
@@ -346,6 +397,9 @@ impl App {
 
     /// Jump to a virtual time: `6h` (absolute) or `+30m` (from now).
     pub fn jump(&mut self, text: &str) {
+        if self.no_time_control() {
+            return;
+        }
         let (rel, s) = match text.trim().strip_prefix('+') {
             Some(r) => (true, r),
             None => (false, text.trim()),
@@ -375,6 +429,9 @@ impl App {
     /// Start over with `seed` (not during a game day: its plan and report belong to one
     /// run).
     pub fn restart(&mut self, text: &str) {
+        if self.no_time_control() {
+            return;
+        }
         if self.gameday.as_ref().is_some_and(|g| !g.plan.free_play) {
             self.status = "no restart during a game day".into();
             return;
@@ -800,20 +857,22 @@ impl App {
         }
     }
 
-    /// End the session: run the rest of the simulation and hand back what a game day
-    /// report needs (`None` without a game day).
-    pub fn finish(mut self) -> Option<Outcome> {
-        let mut gd = self.gameday.take()?;
+    /// End the session: run the rest of the run and hand back what a game day report
+    /// needs (`None` without a game day); an error if the run failed.
+    pub fn finish(mut self) -> Result<Option<Outcome>, SourceError> {
+        let Some(mut gd) = self.gameday.take() else {
+            return Ok(None);
+        };
         let now = self.source.now();
         gd.note_early_end(&mut self.live, now, &self.operator);
-        let finished = self.source.finish();
-        Some(Outcome {
+        let finished = self.source.finish()?;
+        Ok(Some(Outcome {
             gameday: gd,
             finished,
             notes: self.notes,
             operator: self.operator,
             headless: false,
-        })
+        }))
     }
 }
 

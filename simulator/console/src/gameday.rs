@@ -12,7 +12,7 @@
 
 use crate::live::{Category, Live, fault_text};
 use crate::plan::{Action, Metric, Observe, Plan, PlanError};
-use crate::source::{Advance, Finished, Source};
+use crate::source::{Advance, Finished, Source, SourceError};
 use sovereign_logic::Time;
 use sovereign_sim::scenario::{FaultSpec, Scenario, ScenarioError};
 use std::path::Path;
@@ -503,6 +503,8 @@ impl GameDay {
                 Metric::Availability => live.availability_recent(ABORT_AVAILABILITY_BUCKETS),
                 Metric::Backlog => Some(live.backlog() as f64),
                 Metric::Soc => live.soc_min(),
+                // A real-time source judges at the end: no live count to abort on.
+                Metric::Violations if src.real_time() => None,
                 Metric::Violations => Some(snap.violations.len() as f64),
                 Metric::TowersDown => {
                     Some(snap.towers.iter().filter(|t| !t.running).count() as f64)
@@ -592,7 +594,10 @@ fn evaluate(o: &Observe, src: &dyn Source, live: &Live) -> (bool, String) {
         pass &= a >= min;
         seen.push(format!("availability {:.2}%", a * 100.0));
     }
-    if let Some(want) = o.no_violations {
+    if o.no_violations.is_some() && src.real_time() {
+        // Not a pass: the report's verdict counts the violations the end finds.
+        seen.push("violations judged at the end of a lab run (the report's verdict)".into());
+    } else if let Some(want) = o.no_violations {
         let n = snap.violations.len();
         pass &= (n == 0) == want;
         seen.push(format!("{n} violations"));
@@ -618,7 +623,11 @@ pub struct Outcome {
 /// Run a game day with no terminal: checklist items are auto-confirmed, abort conditions
 /// are checked at least every [`ABORT_CHECK_EVERY`] of virtual time, and the run goes on
 /// to its end so the replay file reproduces it whole.
-pub fn run_headless(mut gd: GameDay, mut src: Box<dyn Source>, operator: &str) -> Outcome {
+pub fn run_headless(
+    mut gd: GameDay,
+    mut src: Box<dyn Source>,
+    operator: &str,
+) -> Result<Outcome, SourceError> {
     let mut live = Live::new();
     live.update(&src.take_observations());
     for _ in 0..HEADLESS_POLLS_MAX {
@@ -647,12 +656,12 @@ pub fn run_headless(mut gd: GameDay, mut src: Box<dyn Source>, operator: &str) -
             Poll::Done => break,
         }
     }
-    let finished = src.finish();
-    Outcome {
+    let finished = src.finish()?;
+    Ok(Outcome {
         gameday: gd,
         finished,
         notes: Vec::new(),
         operator: operator.to_string(),
         headless: true,
-    }
+    })
 }

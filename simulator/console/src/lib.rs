@@ -19,6 +19,7 @@
 pub mod app;
 pub mod driver;
 pub mod gameday;
+pub mod lab;
 pub mod live;
 pub mod plan;
 pub mod report;
@@ -27,5 +28,6 @@ pub mod ui;
 
 pub use app::App;
 pub use gameday::{GameDay, Outcome, run_headless};
+pub use lab::LabSource;
 pub use plan::{Plan, PlanError};
-pub use source::{SimSource, Source};
+pub use source::{SimSource, Source, SourceError};

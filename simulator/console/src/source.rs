@@ -53,6 +53,12 @@ pub enum SourceError {
     /// No free instant was found for the action.
     #[error("no free instant found within {ALIGN_TRIES_MAX} ms")]
     NoFreeInstant,
+    /// The source cannot do it (why).
+    #[error("{0}")]
+    Refused(String),
+    /// The run failed (why): no report.
+    #[error("the run failed: {0}")]
+    Failed(String),
 }
 
 /// A finished run: its report, and the explicit schedule that replays it.
@@ -109,7 +115,31 @@ pub trait Source {
     /// Start over with another seed.
     fn restart(&mut self, seed: u64);
     /// Run to the end and hand back the report.
-    fn finish(self: Box<Self>) -> Finished;
+    fn finish(self: Box<Self>) -> Result<Finished, SourceError>;
+    /// Real processes on the wall clock: time cannot be paused, stepped, sped up, jumped
+    /// or restarted, and violations are judged only at the end (observations from
+    /// several processes arrive out of order), so a snapshot has none.
+    fn real_time(&self) -> bool {
+        false
+    }
+}
+
+/// Cut each fault of `schedule` healed early (`healed`: id, heal time) to its heal time;
+/// the ids cut, in `healed`'s order.
+pub fn cut_to_heals(schedule: &mut [FaultSpec], healed: &[(usize, Time)]) -> Vec<usize> {
+    let mut cut_ids = Vec::new();
+    for (id, at) in healed {
+        let Some(spec) = schedule.get_mut(*id) else {
+            continue;
+        };
+        let start = Duration::from_micros(spec.at.as_micros() as u64);
+        let cut = Duration::from_micros(at.as_micros()).saturating_sub(start);
+        if cut < spec.duration {
+            spec.duration = cut;
+            cut_ids.push(*id);
+        }
+    }
+    cut_ids
 }
 
 /// The simulator as a [`Source`].
@@ -291,7 +321,7 @@ impl Source for SimSource {
         self.pending.clear();
     }
 
-    fn finish(mut self: Box<Self>) -> Finished {
+    fn finish(mut self: Box<Self>) -> Result<Finished, SourceError> {
         self.pump();
         self.pending.clear(); // nobody looks at the live view after the end
         self.world.run_observed(&mut self.series);
@@ -300,20 +330,16 @@ impl Source for SimSource {
         let report = self.world.finish();
         let mut replay_schedule = report.schedule.clone();
         let mut replay_caveats = Vec::new();
-        for (id, at) in &self.healed {
-            let spec = &mut replay_schedule[*id];
-            let start = Duration::from_micros(spec.at.as_micros() as u64);
-            let cut = Duration::from_micros(at.as_micros()).saturating_sub(start);
-            if cut < spec.duration {
-                if spec.kind.decl().start_uses_duration.contains(&spec.target) {
-                    replay_caveats.push(format!(
-                        "fault {id} ({} on {:?}) was healed early; its start depends on its \
-                         duration, so the replay may differ after {at}",
-                        spec.kind.name(),
-                        spec.target
-                    ));
-                }
-                spec.duration = cut;
+        for id in cut_to_heals(&mut replay_schedule, &self.healed) {
+            let spec = &replay_schedule[id];
+            if spec.kind.decl().start_uses_duration.contains(&spec.target) {
+                replay_caveats.push(format!(
+                    "fault {id} ({} on {:?}) was healed early; its start depends on its \
+                     duration, so the replay may differ after {}",
+                    spec.kind.name(),
+                    spec.target,
+                    Time::ZERO + spec.at + spec.duration
+                ));
             }
         }
         // Faults healed together end in id order live, but in start order in a replay.
@@ -330,13 +356,13 @@ impl Source for SimSource {
                 ));
             }
         }
-        Finished {
+        Ok(Finished {
             report,
             scenario: self.scenario,
             replay_schedule,
             replay_caveats,
             series: Some(series),
-        }
+        })
     }
 }
 
@@ -380,7 +406,7 @@ mod tests {
         let (healed, heal_at) = src.heal().expect("heal");
         assert_eq!(healed, vec![id]);
         assert_eq!(heal_at.as_micros() % 1000, 0);
-        let fin = src.finish();
+        let fin = src.finish().expect("a simulated run finishes");
         assert!(fin.replay_caveats.is_empty(), "{:?}", fin.replay_caveats);
         assert!(fin.replay_schedule[id].duration < Duration::from_secs(1800));
         let again = sovereign_sim::run(

@@ -199,6 +199,8 @@ impl App {
         };
         let run = if src.is_done() {
             "■ over"
+        } else if src.real_time() {
+            "▶ real processes"
         } else if self.paused {
             "❚❚ paused"
         } else {
@@ -209,7 +211,11 @@ impl App {
             src.scenario().name,
             src.seed(),
             clock(snap.now),
-            speed_text(self.speed()),
+            if src.real_time() {
+                "real time".to_string()
+            } else {
+                speed_text(self.speed())
+            },
             run,
             phase,
             self.operator
@@ -569,7 +575,12 @@ impl App {
         let block = Block::default().borders(Borders::ALL).title(" Invariants ");
         let inner = block.inner(area);
         block.render(area, buf);
-        let lines: Vec<Line> = if snap.violations.is_empty() {
+        let lines: Vec<Line> = if self.source().real_time() {
+            vec![Line::styled(
+                format!("{n} invariants: judged at the end of a lab run"),
+                Style::new().fg(Color::Gray),
+            )]
+        } else if snap.violations.is_empty() {
             vec![Line::styled(
                 format!("✓ all {n} invariants holding"),
                 Style::new().fg(Color::Green).bold(),
@@ -635,7 +646,11 @@ impl App {
     }
 
     fn footer(&self, area: Rect, buf: &mut Buffer) {
-        let keys = " ␣ pause n step +/- speed i inject ? help q quit";
+        let keys = if self.source().real_time() {
+            " i inject H heal m note ? help q quit"
+        } else {
+            " ␣ pause n step +/- speed i inject ? help q quit"
+        };
         let room = (area.width as usize).saturating_sub(keys.chars().count() + 1);
         let status: String = self.status.chars().take(room).collect();
         let pad = room.saturating_sub(status.chars().count());

@@ -22,6 +22,7 @@ fn run_plan(plan: &Path) -> Outcome {
     let (gd, scenario) = gameday::load_in(plan, &repo()).expect("the plan loads");
     let seed = gd.plan.seed.unwrap_or(scenario.seed);
     gameday::run_headless(gd, Box::new(SimSource::new(scenario, seed)), "ci")
+        .expect("a simulated run finishes")
 }
 
 /// Replay a written replay file through the simulator; return its trace hash.

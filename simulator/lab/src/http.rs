@@ -247,14 +247,14 @@ pub fn events(
             if kind == "event" {
                 match serde_json::from_str::<EventRecordDto>(&data) {
                     Ok(r) => on(r),
-                    Err(e) => eprintln!(
+                    Err(e) => crate::shout(&format!(
                         "lab: WARNING: an event record from {addr} did not decode ({e}): {data}"
-                    ),
+                    )),
                 }
             } else if kind == "lagged" {
-                eprintln!(
+                crate::shout(&format!(
                     "lab: WARNING: the event stream of {addr} lagged (events skipped): {data}"
-                );
+                ));
             }
         }
     }

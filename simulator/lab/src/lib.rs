@@ -31,7 +31,7 @@ pub mod plan;
 pub mod run;
 
 pub use backend::{BackendKind, default_state_dir, down};
-pub use run::{LabOptions, LabRun, Publication, initial_items, item_name, run};
+pub use run::{LabOptions, LabRun, Publication, Session, initial_items, item_name, run};
 
 /// Planted bugs the lab can switch on in its servers, each refused unless explicitly
 /// allowed: `skip-verify`, `no-failover`, `no-failback`, `ack-before-fsync` and
@@ -68,4 +68,28 @@ pub fn interrupt_flag() -> anyhow::Result<std::sync::Arc<std::sync::atomic::Atom
         signal_hook::flag::register(sig, flag.clone())?;
     }
     Ok(flag)
+}
+
+/// Whether the lab's progress lines and warnings stay off the terminal ([`set_quiet`]).
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Keep the lab's progress lines and warnings off the terminal, for as long as another
+/// program draws on it (the console: a stray line would tear its screen). Nothing is
+/// lost: the injections are in the run's audit file, the warnings in its report notes.
+pub fn set_quiet(on: bool) {
+    QUIET.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// A progress line on stdout, unless [`set_quiet`].
+pub(crate) fn say(line: &str) {
+    if !QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+        println!("{line}");
+    }
+}
+
+/// A warning on stderr, unless [`set_quiet`].
+pub(crate) fn shout(line: &str) {
+    if !QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+        eprintln!("{line}");
+    }
 }

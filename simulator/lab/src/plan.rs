@@ -215,7 +215,7 @@ fn proxies(sc: &Scenario, t: &Target) -> Option<Vec<String>> {
 }
 
 /// Why the lab cannot inject `spec`, or its injection.
-fn injection(sc: &Scenario, spec: &FaultSpec) -> Result<Injection, String> {
+pub fn injection(sc: &Scenario, spec: &FaultSpec) -> Result<Injection, String> {
     let net = || {
         proxies(sc, &spec.target).ok_or_else(|| {
             "network faults need a tower or one of its uplinks as the target".to_string()

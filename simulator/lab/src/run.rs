@@ -222,6 +222,9 @@ struct Shared {
     /// Per tower: its power mode, from its `PowerMode` events (Normal again when it
     /// stops: each boot starts in Normal).
     modes: Mutex<Vec<PowerMode>>,
+    /// Per tower: its last `GET /admin/status` answer (the sampler's, once a second;
+    /// `None` before the first or while it does not answer).
+    status: Mutex<Vec<Option<serde_json::Value>>>,
 }
 
 /// A tower's state read from its `/admin/status` when its event stream (re)opened: what
@@ -247,7 +250,7 @@ struct Repair {
 
 impl Shared {
     fn warn(&self, w: String) {
-        eprintln!("lab: WARNING: {w}");
+        crate::shout(&format!("lab: WARNING: {w}"));
         lock(&self.warnings).push(w);
     }
 }
@@ -305,6 +308,8 @@ struct Lab {
     weather: Rng,
     /// Wi-Fi proxies switched off, with how many faults hold each off.
     wifi_off: BTreeMap<String, u32>,
+    /// Uplink proxies black-holed, with how many faults hold each so.
+    black_holed: BTreeMap<String, u32>,
     /// The origin's PostgreSQL's port, when the scenario puts the origin on PostgreSQL.
     db_port: Option<u16>,
     /// How many `db-lost` faults hold the origin's database closed ([`Lab::db_gate`]).
@@ -439,113 +444,462 @@ impl sovereign_logic::entropy::Entropy for Rng {
     }
 }
 
-/// Run the scenario against real processes.
+/// Run a scenario against real processes, from start to report: a [`Session`] ticked
+/// every [`TICK`] until it ends.
 pub fn run(o: LabOptions) -> Result<LabRun> {
-    let sc = o.scenario.clone();
-    let planned = crate::plan::plan(&sc, &o.file, o.seed)?.faults;
-    let run_dir =
-        std::env::temp_dir().join(format!("sovereign-lab-{}-{}", std::process::id(), now_us()));
-    {
-        // A fresh private directory: never one that already exists (someone else's).
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&run_dir)
-            .with_context(|| format!("cannot create {}", run_dir.display()))?;
+    let mut s = Session::start(o)?;
+    while s.tick()? {
+        std::thread::sleep(TICK);
     }
-    let backend = o.backend.open(&o.exe, &run_dir, &o.state_dir)?;
-    let audit = std::fs::File::create(run_dir.join("lab-audit.jsonl"))?;
-    let shared = Arc::new(Shared {
-        log: Log::new(),
-        manifests: Mutex::new(BTreeMap::new()),
-        items: Mutex::new(Default::default()),
-        submitted: Mutex::new(BTreeMap::new()),
-        powered: sc.towers.iter().map(|_| AtomicBool::new(false)).collect(),
-        stop_ops: AtomicBool::new(false),
-        stop_reads: AtomicBool::new(false),
-        stop_events: AtomicBool::new(false),
-        stop_origin_events: AtomicBool::new(false),
-        stop_sampling: AtomicBool::new(false),
-        warnings: Mutex::new(Vec::new()),
-        repairs: Mutex::new(Vec::new()),
-        links_read: Mutex::new(Vec::new()),
-        streams_opened: std::sync::atomic::AtomicUsize::new(0),
-        modes: Mutex::new(vec![PowerMode::Normal; sc.towers.len()]),
-    });
-    let mut lab = Lab {
-        sc: sc.clone(),
-        backend,
-        shared: shared.clone(),
-        origin: Addrs {
-            public: String::new(),
-            admin: String::new(),
-        },
-        towers: Vec::new(),
-        proxy_api: String::new(),
-        run_dir: run_dir.clone(),
-        audit,
-        plant: o.plant.clone(),
-        link_bytes: BTreeMap::new(),
-        content: BTreeMap::new(),
-        active: BTreeSet::new(),
-        disk_faults: BTreeMap::new(),
-        held_down: BTreeSet::new(),
-        down_for: BTreeMap::new(),
-        crash_holds: BTreeMap::new(),
-        paused: BTreeSet::new(),
-        timers: Vec::new(),
-        power: sc
+    s.finish()
+}
+
+/// The pause between two ticks of a run that nobody else drives (`lab run`).
+pub const TICK: Duration = Duration::from_millis(50);
+/// How often the liveness phase asks the towers whether they converged.
+const LIVENESS_EVERY: Duration = Duration::from_millis(500);
+/// How often a session looks whether the origin runs (for its snapshot).
+const ORIGIN_LOOK_EVERY: Duration = Duration::from_millis(500);
+
+/// A lab run in progress, advanced by its caller one [`Session::tick`] at a time:
+/// `lab run` ticks it until it ends ([`run`]); the console ticks it from its frame loop,
+/// reads its [`Session::snapshot`] and observations, and injects faults into it
+/// ([`Session::inject`], [`Session::heal`]). Dropping it (an error, a panic of the
+/// caller) stops every thread and process of the run and releases its ports.
+pub struct Session {
+    lab: Lab,
+    o: LabOptions,
+    /// The scenario's faults, then the ones injected by [`Session::inject`] (the ids of
+    /// the run's schedule).
+    planned: Vec<Planned>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    /// `None` until the topology is up.
+    sched: Option<Schedule>,
+    phase: Phase,
+    /// Faults ended early by [`Session::heal`]: (id, when).
+    healed: Vec<(usize, Duration)>,
+    /// Observations handed out by [`Session::take_observations`].
+    seen: usize,
+    /// (the origin runs and is not frozen, when last looked).
+    origin_up: (bool, Duration),
+    torn_down: bool,
+}
+
+/// Where a session is.
+#[derive(Clone, Debug, PartialEq)]
+enum Phase {
+    /// The scenario's duration: faults, publications, operations.
+    Safety,
+    /// Healed: waiting until every tower converged and every outbox drained, or the
+    /// scenario's liveness bound.
+    Liveness {
+        /// when the heal happened
+        heal: Duration,
+        /// per tower
+        converged: Vec<bool>,
+        /// the next look
+        next_check: Duration,
+    },
+    /// Over: the report can be made.
+    Ended,
+}
+
+/// The timed part of a run: fault starts and ends, publications, samples.
+struct Schedule {
+    /// (when, start?, planned index), in order; `next_action` is the first not done.
+    actions: Vec<(Duration, bool, usize)>,
+    next_action: usize,
+    publications: Vec<Publication>,
+    next_pub: usize,
+    /// Edits of published items.
+    prng: Rng,
+    /// Faults started and not yet ended (planned indexes).
+    active: BTreeSet<usize>,
+    next_backlog: Duration,
+    next_power: Duration,
+    /// The outbox and status sampler (joined at the end).
+    sampler: Option<std::thread::JoinHandle<()>>,
+    /// The origin's event reader's index in the threads (joined before the end).
+    origin_reader: usize,
+}
+
+impl Session {
+    /// Start the topology (origin, proxy, towers, devices), publish the initial catalog:
+    /// time 0 of the run. The scenario's faults are planned first; one the lab cannot
+    /// inject is an error before anything starts.
+    pub fn start(o: LabOptions) -> Result<Session> {
+        let sc = o.scenario.clone();
+        let planned = crate::plan::plan(&sc, &o.file, o.seed)?.faults;
+        let run_dir =
+            std::env::temp_dir().join(format!("sovereign-lab-{}-{}", std::process::id(), now_us()));
+        {
+            // A fresh private directory: never one that already exists (someone else's).
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&run_dir)
+                .with_context(|| format!("cannot create {}", run_dir.display()))?;
+        }
+        let backend = o.backend.open(&o.exe, &run_dir, &o.state_dir)?;
+        let audit = std::fs::File::create(run_dir.join("lab-audit.jsonl"))?;
+        let shared = Arc::new(Shared {
+            log: Log::new(),
+            manifests: Mutex::new(BTreeMap::new()),
+            items: Mutex::new(Default::default()),
+            submitted: Mutex::new(BTreeMap::new()),
+            powered: sc.towers.iter().map(|_| AtomicBool::new(false)).collect(),
+            stop_ops: AtomicBool::new(false),
+            stop_reads: AtomicBool::new(false),
+            stop_events: AtomicBool::new(false),
+            stop_origin_events: AtomicBool::new(false),
+            stop_sampling: AtomicBool::new(false),
+            warnings: Mutex::new(Vec::new()),
+            repairs: Mutex::new(Vec::new()),
+            links_read: Mutex::new(Vec::new()),
+            streams_opened: std::sync::atomic::AtomicUsize::new(0),
+            modes: Mutex::new(vec![PowerMode::Normal; sc.towers.len()]),
+            status: Mutex::new(vec![None; sc.towers.len()]),
+        });
+        let lab = Lab {
+            sc: sc.clone(),
+            backend,
+            shared: shared.clone(),
+            origin: Addrs {
+                public: String::new(),
+                admin: String::new(),
+            },
+            towers: Vec::new(),
+            proxy_api: String::new(),
+            run_dir: run_dir.clone(),
+            audit,
+            plant: o.plant.clone(),
+            link_bytes: BTreeMap::new(),
+            content: BTreeMap::new(),
+            active: BTreeSet::new(),
+            disk_faults: BTreeMap::new(),
+            held_down: BTreeSet::new(),
+            down_for: BTreeMap::new(),
+            crash_holds: BTreeMap::new(),
+            paused: BTreeSet::new(),
+            timers: Vec::new(),
+            power: sc
+                .towers
+                .iter()
+                .map(|t| PowerModel::new(&t.power))
+                .collect(),
+            power_down: vec![false; sc.towers.len()],
+            power_faults: BTreeMap::new(),
+            weather: Rng::new(o.seed, 3),
+            wifi_off: BTreeMap::new(),
+            black_holed: BTreeMap::new(),
+            db_port: None,
+            db_closed: 0,
+            db_died: false,
+        };
+        let mut s = Session {
+            lab,
+            o,
+            planned,
+            threads: Vec::new(),
+            sched: None,
+            phase: Phase::Safety,
+            healed: Vec::new(),
+            seen: 0,
+            origin_up: (true, Duration::ZERO),
+            torn_down: false,
+        };
+        let sched = s.lab.setup(&s.o, &s.planned, &mut s.threads)?;
+        s.sched = Some(sched);
+        Ok(s)
+    }
+
+    /// One step of the run, which never waits long: the fault starts and ends, steps,
+    /// power ticks, publications and samples due now; once the scenario's duration is
+    /// over, the heal; then the liveness checks; then the end. `false` once the run has
+    /// ended ([`Session::finish`] makes its report). An error ends the run (dropping the
+    /// session cleans up).
+    pub fn tick(&mut self) -> Result<bool> {
+        Lab::interrupted(&self.o)?;
+        let Some(sched) = self.sched.as_mut() else {
+            return Ok(false);
+        };
+        let now = self.lab.shared.log.elapsed();
+        if now >= self.origin_up.1 {
+            let up = self.lab.alive("origin")? && !self.lab.paused.contains("origin");
+            self.origin_up = (up, now + ORIGIN_LOOK_EVERY);
+        }
+        match &mut self.phase {
+            Phase::Safety => {
+                if !self.lab.tick_safety(sched, &self.planned)? {
+                    self.lab.heal_all(sched, &self.planned)?;
+                    self.phase = Phase::Liveness {
+                        heal: self.lab.shared.log.elapsed(),
+                        converged: vec![false; self.lab.sc.towers.len()],
+                        next_check: Duration::ZERO,
+                    };
+                }
+                Ok(true)
+            }
+            Phase::Liveness {
+                heal,
+                converged,
+                next_check,
+            } => {
+                if now < *next_check {
+                    return Ok(true);
+                }
+                *next_check = now + LIVENESS_EVERY;
+                if self.lab.tick_liveness(sched, *heal, converged)? {
+                    return Ok(true);
+                }
+                self.lab.end(sched, &mut self.threads)?;
+                self.phase = Phase::Ended;
+                Ok(false)
+            }
+            Phase::Ended => Ok(false),
+        }
+    }
+
+    /// Time since the run's start.
+    pub fn elapsed(&self) -> Duration {
+        self.lab.shared.log.elapsed()
+    }
+
+    /// The run's directory (data, logs, audit files; removed at the end unless kept).
+    pub fn run_dir(&self) -> &Path {
+        &self.lab.run_dir
+    }
+
+    /// The scenario being run.
+    pub fn scenario(&self) -> &Scenario {
+        &self.lab.sc
+    }
+
+    /// Whether faults can still be injected (the heal has not begun).
+    pub fn injectable(&self) -> bool {
+        self.sched.is_some() && self.phase == Phase::Safety
+    }
+
+    /// Inject `spec` now (its `at` is ignored), exactly as a scenario's fault of the
+    /// same kind is injected; it ends after its duration, at the heal, or at
+    /// [`Session::heal`]. Its id in the run's schedule and when it started. Refused once
+    /// the heal has begun, and for a fault the lab cannot inject (with why: the reason
+    /// `lab run` gives for a scenario's fault).
+    pub fn inject(&mut self, mut spec: FaultSpec) -> Result<(usize, Duration)> {
+        if !self.injectable() {
+            bail!("faults can no longer be injected: the run has healed");
+        }
+        let sched = self.sched.as_mut().expect("injectable");
+        let injection = crate::plan::injection(&self.lab.sc, &spec).map_err(|why| {
+            anyhow!(
+                "{} on {} cannot be injected in the lab: {why}",
+                spec.kind.name(),
+                sovereign_report::data::target_name(&self.lab.sc, &spec.target)
+            )
+        })?;
+        let now = self.lab.shared.log.elapsed();
+        spec.at = now;
+        let k = self.planned.len();
+        let p = Planned {
+            id: k as u64,
+            spec,
+            injection,
+        };
+        self.planned.push(p.clone());
+        self.lab.inject(&p)?;
+        let end = (now + p.spec.duration).min(self.lab.sc.duration);
+        if end > now {
+            let key = (end, false, k);
+            let rest = &sched.actions[sched.next_action..];
+            let at = sched.next_action + rest.partition_point(|a| *a <= key);
+            sched.actions.insert(at, key);
+            sched.active.insert(k);
+        } else {
+            // An instant fault (a restart, bit rot): it ends as it starts.
+            self.lab.lift(&p)?;
+        }
+        Ok((k, now))
+    }
+
+    /// End every fault on now (each as it would end by itself); their ids and when.
+    pub fn heal(&mut self) -> Result<(Vec<usize>, Duration)> {
+        if !self.injectable() {
+            bail!("faults can no longer be healed by hand: the run has healed");
+        }
+        let sched = self.sched.as_mut().expect("injectable");
+        let now = self.lab.shared.log.elapsed();
+        let ids: Vec<usize> = std::mem::take(&mut sched.active).into_iter().collect();
+        for &k in &ids {
+            self.lab.lift(&self.planned[k])?;
+            self.healed.push((k, now));
+        }
+        Ok((ids, now))
+    }
+
+    /// Faults ended early by [`Session::heal`]: (id, when).
+    pub fn healed(&self) -> &[(usize, Duration)] {
+        &self.healed
+    }
+
+    /// The observations made since the last call, oldest first (the log itself is kept
+    /// whole for the report).
+    pub fn take_observations(&mut self) -> Vec<Stamped> {
+        let entries = lock(&self.lab.shared.log.entries);
+        let mut new = entries[self.seen.min(entries.len())..].to_vec();
+        self.seen = entries.len();
+        new.sort_by_key(|s| s.at);
+        new
+    }
+
+    /// What the run looks like now, in the simulator's terms (the console draws it): each
+    /// process as the lab sees it (started, killed, frozen), each tower's power plant as
+    /// the lab steps it, each uplink proxy's cut, and each tower's own status (active
+    /// link, healthy links, items, outbox, queues) as its last `/admin/status` said,
+    /// within a second. No violations: the lab's oracles judge at the end.
+    pub fn snapshot(&self) -> sovereign_sim::world::Snapshot {
+        use sovereign_sim::world::{FaultView, LinkView, Phase as View, Snapshot, TowerView};
+        let lab = &self.lab;
+        let status = lock(&lab.shared.status);
+        let modes = lock(&lab.shared.modes);
+        let active: BTreeSet<usize> = self
+            .sched
+            .as_ref()
+            .map(|s| s.active.clone())
+            .unwrap_or_default();
+        let towers = lab
+            .sc
             .towers
             .iter()
-            .map(|t| PowerModel::new(&t.power))
-            .collect(),
-        power_down: vec![false; sc.towers.len()],
-        power_faults: BTreeMap::new(),
-        weather: Rng::new(o.seed, 3),
-        wifi_off: BTreeMap::new(),
-        db_port: None,
-        db_closed: 0,
-        db_died: false,
-    };
-    let mut threads = Vec::new();
-    let outcome = lab.drive(&o, &planned, &mut threads);
-    // Whatever happened: stop the threads, kill every process.
-    shared.stop_ops.store(true, Ordering::Relaxed);
-    shared.stop_reads.store(true, Ordering::Relaxed);
-    shared.stop_events.store(true, Ordering::Relaxed);
-    shared.stop_origin_events.store(true, Ordering::Relaxed);
-    shared.stop_sampling.store(true, Ordering::Relaxed);
-    for t in threads {
-        let _ = t.join();
+            .enumerate()
+            .map(|(i, t)| {
+                let st = status.get(i).and_then(|s| s.as_ref());
+                let running = lab.shared.powered[i].load(Ordering::Relaxed);
+                let count = |k: &str| st.and_then(|v| v[k].as_u64()).unwrap_or(0);
+                let links_up: Vec<&str> = st
+                    .and_then(|v| v["links_up"].as_array())
+                    .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+                    .unwrap_or_default();
+                TowerView {
+                    name: t.name.clone(),
+                    running,
+                    paused: lab.paused.contains(&t.name),
+                    power_mode: if running { modes[i] } else { PowerMode::Off },
+                    soc: lab.power[i].soc(),
+                    solar_w: lab.power[i].solar_w,
+                    active_link: st
+                        .and_then(|v| v["active_link"].as_str()?.parse::<LinkKind>().ok()),
+                    links: t
+                        .links
+                        .iter()
+                        .map(|l| LinkView {
+                            kind: l.kind,
+                            passing: !lab.black_holed.contains_key(&proxy_name(i, l.kind)),
+                            healthy: running && links_up.contains(&l.kind.name()),
+                        })
+                        .collect(),
+                    wifi_up: !lab.wifi_off.contains_key(&wifi_proxy_name(i)),
+                    items_servable: count("items_servable"),
+                    items_pending: count("items_pending"),
+                    outbox: count("outbox"),
+                    queued: ["p0", "p1", "p2", "p3"]
+                        .map(|c| st.and_then(|v| v["queued"][c].as_u64()).unwrap_or(0)),
+                    steady: running
+                        && st
+                            .is_some_and(|v| v["degraded"].as_array().is_none_or(|d| d.is_empty())),
+                    devices: t.devices,
+                }
+            })
+            .collect();
+        Snapshot {
+            now: Time::from_micros(self.elapsed().as_micros() as u64),
+            phase: match self.phase {
+                Phase::Safety => View::Safety,
+                Phase::Liveness { .. } => View::Liveness,
+                Phase::Ended => View::Done,
+            },
+            heal_at: Time::ZERO + lab.sc.duration,
+            origin_up: self.origin_up.0,
+            towers,
+            faults: self
+                .planned
+                .iter()
+                .enumerate()
+                .map(|(k, p)| FaultView {
+                    id: k,
+                    spec: p.spec.clone(),
+                    active: active.contains(&k),
+                })
+                .collect(),
+            violations: Vec::new(),
+            events: lock(&lab.shared.log.entries).len() as u64,
+        }
     }
-    lab.backend.shutdown();
-    crate::backend::release_ports();
-    let keep_dir = o.keep;
-    drop(lab);
-    if !keep_dir {
-        let _ = std::fs::remove_dir_all(&run_dir);
+
+    /// Run to the end (ticking every [`TICK`]), stop everything, and judge what was
+    /// observed: the run's report.
+    pub fn finish(mut self) -> Result<LabRun> {
+        while self.tick()? {
+            std::thread::sleep(TICK);
+        }
+        self.teardown();
+        let shared = self.lab.shared.clone();
+        let entries = std::mem::take(&mut *lock(&shared.log.entries));
+        let warnings = lock(&shared.warnings).clone();
+        let repairs = std::mem::take(&mut *lock(&shared.repairs));
+        let links_read = std::mem::take(&mut *lock(&shared.links_read));
+        let run_dir = self.lab.run_dir.clone();
+        let dump = self.o.keep.then(|| run_dir.join("observations.log"));
+        let (report, series) = judge(
+            &self.lab.sc,
+            self.o.seed,
+            &self.planned,
+            entries,
+            &repairs,
+            &links_read,
+            dump.as_deref(),
+        );
+        Ok(LabRun {
+            report,
+            series,
+            run_dir,
+            warnings,
+        })
     }
-    outcome?;
-    let entries = std::mem::take(&mut *lock(&shared.log.entries));
-    let warnings = lock(&shared.warnings).clone();
-    let repairs = std::mem::take(&mut *lock(&shared.repairs));
-    let links_read = std::mem::take(&mut *lock(&shared.links_read));
-    let dump = keep_dir.then(|| run_dir.join("observations.log"));
-    let (report, series) = judge(
-        &sc,
-        o.seed,
-        &planned,
-        entries,
-        &repairs,
-        &links_read,
-        dump.as_deref(),
-    );
-    Ok(LabRun {
-        report,
-        series,
-        run_dir,
-        warnings,
-    })
+
+    /// Stop the threads, kill every process, release the ports; remove the run's
+    /// directory unless it is kept. Once.
+    fn teardown(&mut self) {
+        if std::mem::replace(&mut self.torn_down, true) {
+            return;
+        }
+        let s = &self.lab.shared;
+        for flag in [
+            &s.stop_ops,
+            &s.stop_reads,
+            &s.stop_events,
+            &s.stop_origin_events,
+            &s.stop_sampling,
+        ] {
+            flag.store(true, Ordering::Relaxed);
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        if let Some(t) = self.sched.as_mut().and_then(|s| s.sampler.take()) {
+            let _ = t.join();
+        }
+        self.lab.backend.shutdown();
+        crate::backend::release_ports();
+        if !self.o.keep {
+            let _ = std::fs::remove_dir_all(&self.lab.run_dir);
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.teardown();
+    }
 }
 
 impl Lab {
@@ -556,12 +910,13 @@ impl Lab {
         Ok(())
     }
 
-    fn drive(
+    /// Start the topology and publish the initial catalog; the timed rest of the run.
+    fn setup(
         &mut self,
         o: &LabOptions,
         planned: &[Planned],
         threads: &mut Vec<std::thread::JoinHandle<()>>,
-    ) -> Result<()> {
+    ) -> Result<Schedule> {
         let sc = self.sc.clone();
         if sc.origin.chunk != Default::default() {
             self.shared.warn(
@@ -862,7 +1217,7 @@ impl Lab {
         // The outboxes and the servers' storage state, once a second, in a thread of
         // their own: a server slowed by a fault answers late, and the fault schedule must
         // not wait for it.
-        let mut sampler = {
+        let sampler = {
             let s = self.shared.clone();
             let towers: Vec<String> = self.towers.iter().map(|t| t.admin.clone()).collect();
             let origin = self.origin.admin.clone();
@@ -923,58 +1278,68 @@ impl Lab {
                     .collect()
             }
         };
-        let mut active: BTreeSet<usize> = BTreeSet::new();
-        let (mut next_action, mut next_pub) = (0usize, 0usize);
-        let mut next_backlog = Duration::ZERO;
-        let mut next_power = POWER_TICK;
-        loop {
-            Self::interrupted(o)?;
-            let now = self.shared.log.elapsed();
-            while next_action < actions.len() && actions[next_action].0 <= now {
-                let (_, start, k) = actions[next_action];
-                next_action += 1;
-                if start {
-                    self.inject(&planned[k])?;
-                    if actions.iter().any(|a| !a.1 && a.2 == k) {
-                        active.insert(k);
-                    } else {
-                        // An instant fault (a restart, bit rot): it ends as it starts.
-                        self.lift(&planned[k])?;
-                    }
-                } else if active.remove(&k) {
+        Ok(Schedule {
+            actions,
+            next_action: 0,
+            publications,
+            next_pub: 0,
+            prng,
+            active: BTreeSet::new(),
+            next_backlog: Duration::ZERO,
+            next_power: POWER_TICK,
+            sampler,
+            origin_reader,
+        })
+    }
+
+    /// One tick of the scenario's duration: what is due now. `false` once it is over.
+    fn tick_safety(&mut self, sc: &mut Schedule, planned: &[Planned]) -> Result<bool> {
+        let now = self.shared.log.elapsed();
+        while sc.next_action < sc.actions.len() && sc.actions[sc.next_action].0 <= now {
+            let (_, start, k) = sc.actions[sc.next_action];
+            sc.next_action += 1;
+            if start {
+                self.inject(&planned[k])?;
+                if sc.actions.iter().any(|a| !a.1 && a.2 == k) {
+                    sc.active.insert(k);
+                } else {
+                    // An instant fault (a restart, bit rot): it ends as it starts.
                     self.lift(&planned[k])?;
                 }
+            } else if sc.active.remove(&k) {
+                self.lift(&planned[k])?;
             }
-            self.run_timers(now)?;
-            self.check_exits()?;
-            if now >= next_power {
-                self.power_tick()?;
-                next_power += POWER_TICK;
-            }
-            while next_pub < publications.len() && publications[next_pub].at <= now {
-                let p = &publications[next_pub];
-                next_pub += 1;
-                let bytes = match self.content.get_mut(&p.item) {
-                    Some(b) => {
-                        edit(b, &mut prng);
-                        b.clone()
-                    }
-                    None => prng.bytes(p.size as usize),
-                };
-                self.publish(&p.item, p.class, &bytes)?;
-                self.content.insert(p.item.clone(), bytes);
-            }
-            if now >= next_backlog {
-                next_backlog = now + Duration::from_secs(1);
-                self.sample_links();
-            }
-            if now >= sc.duration {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
         }
+        self.run_timers(now)?;
+        self.check_exits()?;
+        if now >= sc.next_power {
+            self.power_tick()?;
+            sc.next_power += POWER_TICK;
+        }
+        while sc.next_pub < sc.publications.len() && sc.publications[sc.next_pub].at <= now {
+            let p = sc.publications[sc.next_pub].clone();
+            sc.next_pub += 1;
+            let bytes = match self.content.get_mut(&p.item) {
+                Some(b) => {
+                    edit(b, &mut sc.prng);
+                    b.clone()
+                }
+                None => sc.prng.bytes(p.size as usize),
+            };
+            self.publish(&p.item, p.class, &bytes)?;
+            self.content.insert(p.item.clone(), bytes);
+        }
+        if now >= sc.next_backlog {
+            sc.next_backlog = now + Duration::from_secs(1);
+            self.sample_links();
+        }
+        Ok(now < self.sc.duration)
+    }
+
+    /// The heal, once the scenario's duration is over.
+    fn heal_all(&mut self, sched: &mut Schedule, planned: &[Planned]) -> Result<()> {
         // The heal: every fault still on ends; operations stop (reads go on).
-        for k in active.clone() {
+        for k in std::mem::take(&mut sched.active) {
             self.lift(&planned[k])?;
         }
         let _ = call("POST", &self.proxy_api, "/reset", None, b"");
@@ -1003,37 +1368,51 @@ impl Lab {
         }
         self.shared.stop_ops.store(true, Ordering::Relaxed);
         self.shared.log.now(Obs::Healed {
-            bound: sc.liveness_bound,
+            bound: self.sc.liveness_bound,
         });
-        // Liveness: every tower reaches the origin's catalog, every outbox drains.
-        let heal = self.shared.log.elapsed();
-        let mut converged = vec![false; sc.towers.len()];
-        loop {
-            Self::interrupted(o)?;
-            for (i, c) in converged.iter_mut().enumerate() {
-                if !*c && self.tower_converged(i) {
-                    *c = true;
-                    self.shared.log.now(Obs::Converged { tower: i });
-                }
+        Ok(())
+    }
+
+    /// One look of the liveness phase: every tower reaches the origin's catalog, every
+    /// outbox drains. `false` once they have, or the scenario's liveness bound is over.
+    fn tick_liveness(
+        &mut self,
+        sched: &mut Schedule,
+        heal: Duration,
+        converged: &mut [bool],
+    ) -> Result<bool> {
+        for (i, c) in converged.iter_mut().enumerate() {
+            if !*c && self.tower_converged(i) {
+                *c = true;
+                self.shared.log.now(Obs::Converged { tower: i });
             }
-            let drained =
-                converged.iter().all(|c| *c) && self.outboxes().values().all(|o| o.is_empty());
-            if drained || self.shared.log.elapsed() > heal + sc.liveness_bound {
-                break;
-            }
-            self.sample_links();
-            self.check_exits()?;
-            while self.shared.log.elapsed() >= next_power {
-                self.power_tick()?;
-                next_power += POWER_TICK;
-            }
-            std::thread::sleep(Duration::from_millis(500));
         }
+        let drained =
+            converged.iter().all(|c| *c) && self.outboxes().values().all(|o| o.is_empty());
+        if drained || self.shared.log.elapsed() > heal + self.sc.liveness_bound {
+            return Ok(false);
+        }
+        self.sample_links();
+        self.check_exits()?;
+        while self.shared.log.elapsed() >= sched.next_power {
+            self.power_tick()?;
+            sched.next_power += POWER_TICK;
+        }
+        Ok(true)
+    }
+
+    /// The end: the last samples, the readers stopped, what the origin applied, the
+    /// ledger.
+    fn end(
+        &mut self,
+        sched: &mut Schedule,
+        threads: &mut Vec<std::thread::JoinHandle<()>>,
+    ) -> Result<()> {
         self.sample_links();
         // Let the devices' last operations settle, then the end (after the sampler's
         // last observation).
         self.shared.stop_sampling.store(true, Ordering::Relaxed);
-        if let Some(t) = sampler.take() {
+        if let Some(t) = sched.sampler.take() {
             let _ = t.join();
         }
         self.shared.stop_reads.store(true, Ordering::Relaxed);
@@ -1041,7 +1420,7 @@ impl Lab {
         self.shared
             .stop_origin_events
             .store(true, Ordering::Relaxed);
-        let _ = threads.remove(origin_reader).join();
+        let _ = threads.remove(sched.origin_reader).join();
         let outboxes = self.outboxes();
         // The backlog at the end is the outboxes the end holds (the sampler's last reading
         // can be a second older, from before the last applies).
@@ -1156,7 +1535,7 @@ impl Lab {
         });
         let _ = writeln!(self.audit, "{line}");
         let _ = self.audit.sync_data();
-        println!("lab: {what} {detail}");
+        crate::say(&format!("lab: {what} {detail}"));
     }
 
     fn server_index(&self, name: &str) -> Option<usize> {
@@ -1733,6 +2112,9 @@ impl Lab {
     fn cut(&mut self, cut: &Cut, id: u64, label: &str) -> Result<()> {
         let black_hole = serde_json::json!({ "timeout": 0 });
         self.add_toxics(&cut.uplinks, id, label, "timeout", &black_hole)?;
+        for x in &cut.uplinks {
+            *self.black_holed.entry(x.clone()).or_insert(0) += 1;
+        }
         for x in &cut.wifi {
             let n = self.wifi_off.entry(x.clone()).or_insert(0);
             *n += 1;
@@ -1747,6 +2129,14 @@ impl Lab {
     /// when no other fault holds it off.
     fn uncut(&mut self, cut: &Cut, id: u64, label: &str) -> Result<()> {
         self.remove_toxics(&cut.uplinks, id, label)?;
+        for x in &cut.uplinks {
+            if let Some(n) = self.black_holed.get_mut(x) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.black_holed.remove(x);
+                }
+            }
+        }
         for x in &cut.wifi {
             let n = self.wifi_off.entry(x.clone()).or_insert(1);
             *n = n.saturating_sub(1);
@@ -2056,9 +2446,16 @@ fn sample_servers(s: &Shared, towers: &[String], origin: &str) {
             .chain(std::iter::once((None, origin)));
         for (tower, admin) in servers {
             let Ok(r) = call("GET", admin, "/admin/status", Some(VIEWER), b"") else {
+                if let Some(i) = tower {
+                    lock(&s.status)[i] = None;
+                }
                 continue;
             };
-            let failing = r.json().ok().is_some_and(|v| {
+            let json = r.json().ok().filter(|_| r.status == 200);
+            if let Some(i) = tower {
+                lock(&s.status)[i] = json.clone();
+            }
+            let failing = json.is_some_and(|v| {
                 v["degraded"].as_array().is_some_and(|d| {
                     d.iter()
                         .filter_map(|x| x.as_str())

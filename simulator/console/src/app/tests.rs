@@ -354,7 +354,10 @@ fn game_day_checklist_blocks_time_until_confirmed() {
         1,
         "the inject step ran after the checklist"
     );
-    let out = a.finish().expect("an outcome");
+    let out = a
+        .finish()
+        .expect("a simulated run finishes")
+        .expect("an outcome");
     assert!(!out.headless);
     assert_eq!(out.finished.replay_schedule.len(), 1);
 }
@@ -411,7 +414,10 @@ fn a_checklist_no_needs_words_and_refutes_a_skip_becomes_an_action_item() {
     );
     assert!(gd.timeline.iter().any(|e| e.who == "alice"
         && e.what == "answered no: Fibre is up on tower-0 — \"fibre shows down on tower-0\""));
-    let out = a.finish().expect("an outcome");
+    let out = a
+        .finish()
+        .expect("a simulated run finishes")
+        .expect("an outcome");
     let (confirmed, why) = crate::report::verdict(&out);
     assert!(!confirmed);
     assert!(
@@ -481,7 +487,10 @@ fn an_injection_outside_the_blast_radius_needs_a_typed_reason() {
     a.handle_key(key(crash));
     assert_eq!(a.screen, Screen::Main);
     assert_eq!(a.gameday.as_ref().unwrap().injected.len(), 2);
-    let out = a.finish().expect("an outcome");
+    let out = a
+        .finish()
+        .expect("a simulated run finishes")
+        .expect("an outcome");
     let (_, why) = crate::report::verdict(&out);
     let items = crate::report::action_items(&out, &why);
     assert!(
@@ -551,4 +560,99 @@ fn the_end_of_a_run_shows_the_verdict_and_the_reports_kpis() {
     );
     assert!(contains(&s, "mttd/r"), "{}", s.join("\n"));
     assert!(contains(&s, "budget n/a (no SLO)"), "{}", s.join("\n"));
+}
+
+/// The simulator dressed as a real-time source (the lab's [`Source::real_time`]), so that
+/// the console's handling of one is tested without processes.
+struct RealTime(SimSource);
+
+impl Source for RealTime {
+    fn snapshot(&self) -> Snapshot {
+        self.0.snapshot()
+    }
+    fn now(&self) -> Time {
+        self.0.now()
+    }
+    fn next_event_time(&self) -> Option<Time> {
+        self.0.next_event_time()
+    }
+    fn is_done(&self) -> bool {
+        self.0.is_done()
+    }
+    fn take_observations(&mut self) -> Vec<sovereign_sim::obs::Stamped> {
+        self.0.take_observations()
+    }
+    fn scenario(&self) -> &sovereign_sim::scenario::Scenario {
+        self.0.scenario()
+    }
+    fn seed(&self) -> u64 {
+        self.0.seed()
+    }
+    fn step(&mut self) -> bool {
+        self.0.step()
+    }
+    fn advance(&mut self, to: Time, events_max: u64) -> Advance {
+        self.0.advance(to, events_max)
+    }
+    fn inject(&mut self, spec: FaultSpec) -> Result<(usize, Time), SourceError> {
+        self.0.inject(spec)
+    }
+    fn heal(&mut self) -> Result<(Vec<usize>, Time), SourceError> {
+        self.0.heal()
+    }
+    fn restart(&mut self, seed: u64) {
+        self.0.restart(seed)
+    }
+    fn finish(self: Box<Self>) -> Result<crate::source::Finished, SourceError> {
+        Box::new(self.0).finish()
+    }
+    fn real_time(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn a_real_time_source_refuses_time_controls_and_runs_through_help_and_pauses() {
+    // Goal: on real processes (the lab) time cannot stop: pause, step, speed, jump and
+    // restart are refused with why (naming the pause fault's key), and the run advances by
+    // the wall time only (no ×1000), even while the help is open; the header says real
+    // time and the invariants panel says they are judged at the end, not "holding".
+    let mut a = App::new(
+        Box::new(RealTime(SimSource::new(scenario(), 4))),
+        "alice".into(),
+        None,
+    );
+    let t0 = a.source().now();
+    for k in [' ', 'n', '+', '-', 'u'] {
+        a.handle_key(key(k));
+        assert!(!a.paused, "{k:?} paused a real-time run");
+        assert!(
+            a.status.starts_with("real processes run in real time")
+                && a.status.contains("a pause fault: i, then z"),
+            "{k:?}: {}",
+            a.status
+        );
+    }
+    a.jump("+1h");
+    assert!(a.status.starts_with("real processes run in real time"));
+    a.restart("9");
+    assert_eq!(a.source().seed(), 4);
+    a.handle_key(key('?'));
+    assert_eq!(a.screen, Screen::Help);
+    a.tick(Duration::from_secs(2));
+    let moved = a.source().now().as_micros() - t0.as_micros();
+    assert!(
+        (1_000_000..=2_000_000).contains(&moved),
+        "advanced {moved} µs for 2 s of wall time"
+    );
+    let s = render(&a, (120, 40));
+    assert!(s[0].contains("real time ▶ real processes"), "{}", s[0]);
+    a.handle_key(KeyEvent::from(KeyCode::Esc));
+    let s = render(&a, (120, 40));
+    assert!(
+        contains(&s, "invariants: judged at the end of a lab run"),
+        "{}",
+        s.join("\n")
+    );
+    assert!(!contains(&s, "invariants holding"), "{}", s.join("\n"));
 }
