@@ -8,10 +8,12 @@ use crate::{BUILD, ConsoleArgs, GamedayArgs, LabFlags};
 use anyhow::{Context, Result, anyhow};
 use sovereign_console::gameday::{self, GameDay, Outcome};
 use sovereign_console::plan::Plan;
-use sovereign_console::{App, LabSource, SimSource, Source, report};
+use sovereign_console::{App, LabSource, SimSource, Source, SourceError, report};
 use sovereign_sim::scenario::{Scenario, parse_file};
 use std::io::IsTerminal;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 /// The operator's name: `--operator`, else `$USER`, else `operator`.
 fn operator(flag: Option<String>) -> String {
@@ -20,17 +22,21 @@ fn operator(flag: Option<String>) -> String {
         .unwrap_or_else(|| "operator".into())
 }
 
+/// The flag Ctrl-C and SIGTERM set during a lab run.
+type Interrupt = Arc<AtomicBool>;
+
 /// The run the console drives: the simulator, or with `--lab` real processes (started
-/// here, before the terminal is taken; quiet once it is, unless `headless`).
+/// here, before the terminal is taken; quiet once it is, unless `headless`), with the
+/// flag Ctrl-C and SIGTERM set for a lab run.
 fn source(
     scenario: Scenario,
     file: &Path,
     seed: u64,
     lab: LabFlags,
     headless: bool,
-) -> Result<Box<dyn Source>> {
+) -> Result<(Box<dyn Source>, Option<Interrupt>)> {
     if !lab.lab {
-        return Ok(Box::new(SimSource::new(scenario, seed)));
+        return Ok((Box::new(SimSource::new(scenario, seed)), None));
     }
     crate::lab::check_plant(lab.plant.as_deref(), lab.allow_planted_bugs)?;
     let file = file.display().to_string();
@@ -45,25 +51,29 @@ fn source(
         backend.name(),
         lab.plant.as_deref().unwrap_or("none")
     );
-    let session = sovereign_lab::Session::start(sovereign_lab::LabOptions {
-        file,
-        scenario,
-        seed,
+    let how = crate::lab::How {
         plant: lab.plant,
-        exe: std::env::current_exe().context("finding the sovereign executable")?,
         backend,
-        state_dir: lab
-            .state_dir
-            .unwrap_or_else(sovereign_lab::default_state_dir),
+        state_dir: lab.state_dir,
         keep: lab.keep,
-        interrupt: sovereign_lab::interrupt_flag()?,
-        publications: None,
-    })?;
+    };
+    let (o, interrupt) = crate::lab::options(&scenario, &file, seed, how, None)?;
+    let session = sovereign_lab::Session::start(o)?;
     if lab.keep {
         println!("run directory (kept): {}", session.run_dir().display());
     }
     sovereign_lab::set_quiet(!headless);
-    Ok(Box::new(LabSource::new(session, seed)))
+    Ok((Box::new(LabSource::new(session, seed)), Some(interrupt)))
+}
+
+/// The end of a run the console drove: its error, or for an interrupted lab run its exit
+/// code.
+fn ended(e: SourceError, interrupt: Option<&Interrupt>) -> Result<u8> {
+    let e = anyhow!("{e}");
+    match interrupt {
+        Some(flag) => crate::lab::interrupted(e, flag),
+        None => Err(e),
+    }
 }
 
 /// `sovereign console`.
@@ -83,7 +93,7 @@ pub fn console(a: ConsoleArgs) -> Result<u8> {
         .out
         .clone()
         .unwrap_or_else(|| report::default_dir(&plan.name, seed));
-    let src = source(scenario, &a.scenario, seed, a.lab, false)?;
+    let (src, interrupt) = source(scenario, &a.scenario, seed, a.lab, false)?;
     let mut app = App::new(
         src,
         operator(a.operator),
@@ -93,10 +103,10 @@ pub fn console(a: ConsoleArgs) -> Result<u8> {
     sovereign_console::driver::run(&mut app).context("the terminal console failed")?;
     println!("console: finishing the run for the journal…");
     sovereign_lab::set_quiet(false);
-    let outcome = app
-        .finish()
-        .map_err(|e| anyhow!("{e}"))?
-        .expect("free play keeps a journal");
+    let outcome = match app.finish() {
+        Ok(o) => o.expect("free play keeps a journal"),
+        Err(e) => return ended(e, interrupt.as_ref()),
+    };
     write(&dir, &outcome, &Exports::resolve(None, None, None, None)?)
 }
 
@@ -124,21 +134,25 @@ pub fn gameday(a: GamedayArgs) -> Result<u8> {
         .out
         .clone()
         .unwrap_or_else(|| report::default_dir(&gd.plan.name, seed));
-    let src = source(scenario, &plan, seed, a.lab, a.headless)?;
+    let (src, interrupt) = source(scenario, &plan, seed, a.lab, a.headless)?;
     let outcome = if a.headless {
         println!(
             "gameday: {} (headless, seed {seed}, operator {who})",
             gd.plan.title
         );
-        gameday::run_headless(gd, src, &who).map_err(|e| anyhow!("{e}"))?
+        match gameday::run_headless(gd, src, &who) {
+            Ok(o) => o,
+            Err(e) => return ended(e, interrupt.as_ref()),
+        }
     } else {
         let mut app = App::new(src, who, Some(gd));
         sovereign_console::driver::run(&mut app).context("the terminal console failed")?;
         println!("gameday: finishing the run for the report…");
         sovereign_lab::set_quiet(false);
-        app.finish()
-            .map_err(|e| anyhow!("{e}"))?
-            .expect("a game day was attached")
+        match app.finish() {
+            Ok(o) => o.expect("a game day was attached"),
+            Err(e) => return ended(e, interrupt.as_ref()),
+        }
     };
     write(&dir, &outcome, &exports)
 }

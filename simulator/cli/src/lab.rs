@@ -157,12 +157,59 @@ pub(crate) fn plan_notes(scenario: &Scenario, plan: &sovereign_lab::plan::Plan) 
     notes
 }
 
-/// How a lab run runs its servers (the flags `lab run` and `lab fidelity` share).
-struct How {
-    plant: Option<String>,
-    backend: sovereign_lab::BackendKind,
-    state_dir: Option<PathBuf>,
-    keep: bool,
+/// How a lab run runs its servers (the flags `lab run`, `lab fidelity` and `--lab` of
+/// the console share).
+pub(crate) struct How {
+    pub plant: Option<String>,
+    pub backend: sovereign_lab::BackendKind,
+    pub state_dir: Option<PathBuf>,
+    pub keep: bool,
+}
+
+/// A lab run's options, and the flag Ctrl-C and SIGTERM set.
+pub(crate) fn options(
+    scenario: &Scenario,
+    source: &str,
+    seed: u64,
+    how: How,
+    publications: Option<Vec<Publication>>,
+) -> Result<(
+    sovereign_lab::LabOptions,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+)> {
+    let How {
+        plant,
+        backend,
+        state_dir,
+        keep,
+    } = how;
+    let interrupt = sovereign_lab::interrupt_flag()?;
+    let o = sovereign_lab::LabOptions {
+        file: source.to_string(),
+        scenario: scenario.clone(),
+        seed,
+        plant,
+        exe: std::env::current_exe().context("finding the sovereign executable")?,
+        backend,
+        state_dir: state_dir.unwrap_or_else(sovereign_lab::default_state_dir),
+        keep,
+        interrupt: interrupt.clone(),
+        publications,
+    };
+    Ok((o, interrupt))
+}
+
+/// A lab run's error: the exit code of an interrupted run (after saying why), else the
+/// error.
+pub(crate) fn interrupted(
+    e: anyhow::Error,
+    interrupt: &std::sync::atomic::AtomicBool,
+) -> Result<u8> {
+    if interrupt.load(std::sync::atomic::Ordering::Relaxed) {
+        eprintln!("error: {e:#}");
+        return Ok(EXIT_INTERRUPTED);
+    }
+    Err(e)
 }
 
 /// Run the lab: `Err(code)` when Ctrl-C or SIGTERM stopped it.
@@ -173,33 +220,10 @@ fn start(
     how: How,
     publications: Option<Vec<Publication>>,
 ) -> Result<std::result::Result<sovereign_lab::LabRun, u8>> {
-    let How {
-        plant,
-        backend,
-        state_dir,
-        keep,
-    } = how;
-    let exe = std::env::current_exe().context("finding the sovereign executable")?;
-    let interrupt = sovereign_lab::interrupt_flag()?;
-    let run = sovereign_lab::run(sovereign_lab::LabOptions {
-        file: source.to_string(),
-        scenario: scenario.clone(),
-        seed,
-        plant,
-        exe,
-        backend,
-        state_dir: state_dir.unwrap_or_else(sovereign_lab::default_state_dir),
-        keep,
-        interrupt: interrupt.clone(),
-        publications,
-    });
-    match run {
+    let (o, interrupt) = options(scenario, source, seed, how, publications)?;
+    match sovereign_lab::run(o) {
         Ok(r) => Ok(Ok(r)),
-        Err(e) if interrupt.load(std::sync::atomic::Ordering::Relaxed) => {
-            eprintln!("error: {e:#}");
-            Ok(Err(EXIT_INTERRUPTED))
-        }
-        Err(e) => Err(e),
+        Err(e) => interrupted(e, &interrupt).map(Err),
     }
 }
 

@@ -866,6 +866,7 @@ impl App {
         let now = self.source.now();
         gd.note_early_end(&mut self.live, now, &self.operator);
         let finished = self.source.finish()?;
+        gd.settle(&finished.report);
         Ok(Some(Outcome {
             gameday: gd,
             finished,

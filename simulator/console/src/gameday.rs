@@ -43,6 +43,9 @@ pub enum GameDayError {
     },
 }
 
+/// An observe step's verdict while part of it waits for the end of a real-time run.
+const PENDING: &str = "pending (violations are judged at the end)";
+
 /// One line of the game day's timeline.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Entry {
@@ -67,6 +70,9 @@ pub struct Observed {
     pub pass: bool,
     /// What was seen.
     pub seen: String,
+    /// `no_violations` on a real-time source, judged when the run's report is made
+    /// ([`GameDay::settle`]): the value wanted.
+    pub violations_due: Option<bool>,
 }
 
 /// An operator's answer to a checklist item: what they saw.
@@ -367,10 +373,11 @@ impl GameDay {
                         }
                         Action::Observe(o) => {
                             let (pass, seen) = evaluate(o, src, live);
-                            let verdict = if pass {
-                                "as expected"
-                            } else {
-                                "NOT as expected"
+                            let violations_due = o.no_violations.filter(|_| src.real_time());
+                            let verdict = match (pass, violations_due) {
+                                (false, _) => "NOT as expected",
+                                (true, None) => "as expected",
+                                (true, Some(_)) => PENDING,
                             };
                             self.record(
                                 live,
@@ -384,6 +391,7 @@ impl GameDay {
                                 expect: o.expect.clone(),
                                 pass,
                                 seen,
+                                violations_due,
                             });
                         }
                         Action::Checklist { items } => {
@@ -534,6 +542,37 @@ impl GameDay {
         self.enter_rollback_wait(src.now());
     }
 
+    /// Settle what a real-time source could only judge at the end: each observe step's
+    /// `no_violations` against the report's violations up to the step's time; its
+    /// timeline line is rewritten with the verdict.
+    pub fn settle(&mut self, report: &sovereign_sim::RunReport) {
+        for ob in &mut self.observed {
+            let Some(want) = ob.violations_due.take() else {
+                continue;
+            };
+            let n = report.violations.iter().filter(|v| v.at <= ob.at).count();
+            let held = (n == 0) == want;
+            let pending = format!("observe: {} — {PENDING}: {}", ob.expect, ob.seen);
+            ob.seen = ob.seen.replace(
+                "violations judged at the end of the run",
+                &format!("{n} violations by then (judged at the end of the run)"),
+            );
+            ob.pass &= held;
+            let verdict = if ob.pass {
+                "as expected"
+            } else {
+                "NOT as expected"
+            };
+            if let Some(e) = self
+                .timeline
+                .iter_mut()
+                .find(|e| e.at == ob.at && e.what == pending)
+            {
+                e.what = format!("observe: {} — {verdict}: {}", ob.expect, ob.seen);
+            }
+        }
+    }
+
     /// The plan ended before its steps were done (operator quit): say so in the timeline.
     pub fn note_early_end(&mut self, live: &mut Live, now: Time, by: &str) {
         if self.stage != Stage::Done {
@@ -595,8 +634,8 @@ fn evaluate(o: &Observe, src: &dyn Source, live: &Live) -> (bool, String) {
         seen.push(format!("availability {:.2}%", a * 100.0));
     }
     if o.no_violations.is_some() && src.real_time() {
-        // Not a pass: the report's verdict counts the violations the end finds.
-        seen.push("violations judged at the end of a lab run (the report's verdict)".into());
+        // Settled against the report's violations up to now ([`GameDay::settle`]).
+        seen.push("violations judged at the end of the run".into());
     } else if let Some(want) = o.no_violations {
         let n = snap.violations.len();
         pass &= (n == 0) == want;
@@ -657,6 +696,7 @@ pub fn run_headless(
         }
     }
     let finished = src.finish()?;
+    gd.settle(&finished.report);
     Ok(Outcome {
         gameday: gd,
         finished,

@@ -53,6 +53,14 @@ impl LabSource {
         }
     }
 
+    /// The run failed: it is over, and `finish` will say why.
+    fn fail(&mut self, e: impl std::fmt::Display) -> SourceError {
+        let why = format!("{e:#}");
+        self.failed = Some(why.clone());
+        self.done = true;
+        SourceError::Failed(why)
+    }
+
     /// One tick of the run; `false` once it is over (ended or failed).
     fn tick(&mut self) -> bool {
         if self.done {
@@ -65,8 +73,7 @@ impl LabSource {
                 false
             }
             Err(e) => {
-                self.failed = Some(format!("{e:#}"));
-                self.done = true;
+                self.fail(e);
                 false
             }
         }
@@ -137,18 +144,21 @@ impl Source for LabSource {
         }
     }
 
+    /// A refusal leaves the run as it was; a failed injection ends it.
     fn inject(&mut self, spec: FaultSpec) -> Result<(usize, Time), SourceError> {
-        self.session
-            .inject(spec)
-            .map(|(id, at)| (id, time(at)))
-            .map_err(|e| SourceError::Refused(format!("{e:#}")))
+        match self.session.inject(spec) {
+            Ok(Ok((id, at))) => Ok((id, time(at))),
+            Ok(Err(why)) => Err(SourceError::Refused(why)),
+            Err(e) => Err(self.fail(e)),
+        }
     }
 
     fn heal(&mut self) -> Result<(Vec<usize>, Time), SourceError> {
-        self.session
-            .heal()
-            .map(|(ids, at)| (ids, time(at)))
-            .map_err(|e| SourceError::Refused(format!("{e:#}")))
+        match self.session.heal() {
+            Ok(Ok((ids, at))) => Ok((ids, time(at))),
+            Ok(Err(why)) => Err(SourceError::Refused(why)),
+            Err(e) => Err(self.fail(e)),
+        }
     }
 
     /// Not possible: the console refuses it for a real-time source first.

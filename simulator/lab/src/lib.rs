@@ -39,7 +39,8 @@ pub use run::{LabOptions, LabRun, Publication, Session, initial_items, item_name
 /// `lying-fsync` is the admin switchboard's fault of that name, switched on in every
 /// tower as soon as it answers (and again after each restart): acknowledgements that a
 /// crash then loses; `reply-before-fsync` is `origin serve --plant`: the origin answers
-/// a forward before its applies are durable.
+/// a forward before its applies are durable; `device-skip-verify` is the lab's devices'
+/// (the device logic's `verify_reads` off: they keep what a garbling Wi-Fi delivers).
 pub const PLANTS: &[&str] = &[
     "skip-verify",
     "no-failover",
@@ -48,11 +49,17 @@ pub const PLANTS: &[&str] = &[
     "ignore-battery",
     "lying-fsync",
     "reply-before-fsync",
+    "device-skip-verify",
 ];
 
 /// Whether `plant` is the origin's (`origin serve --plant`) rather than the towers'.
 pub fn plant_is_origin(plant: &str) -> bool {
     plant == "reply-before-fsync"
+}
+
+/// Whether `plant` is the lab's devices' rather than a server's.
+pub fn plant_is_device(plant: &str) -> bool {
+    plant == "device-skip-verify"
 }
 
 /// Whether `plant` is switched on through the admin switchboard rather than a flag.
@@ -73,23 +80,38 @@ pub fn interrupt_flag() -> anyhow::Result<std::sync::Arc<std::sync::atomic::Atom
 /// Whether the lab's progress lines and warnings stay off the terminal ([`set_quiet`]).
 static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// Warnings held back while quiet, printed when [`set_quiet`] is turned off.
+static HELD: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
 /// Keep the lab's progress lines and warnings off the terminal, for as long as another
 /// program draws on it (the console: a stray line would tear its screen). Nothing is
-/// lost: the injections are in the run's audit file, the warnings in its report notes.
+/// lost: the injections are in the run's audit file, and the warnings are held and
+/// printed to stderr when this is turned off again (the run's own warnings are also in
+/// its report notes).
 pub fn set_quiet(on: bool) {
     QUIET.store(on, std::sync::atomic::Ordering::Relaxed);
+    if !on {
+        let held = std::mem::take(&mut *HELD.lock().unwrap_or_else(|e| e.into_inner()));
+        for line in held {
+            eprintln!("{line}");
+        }
+    }
 }
 
-/// A progress line on stdout, unless [`set_quiet`].
+/// A progress line on stdout, unless [`set_quiet`] (then dropped: the audit file has it).
 pub(crate) fn say(line: &str) {
     if !QUIET.load(std::sync::atomic::Ordering::Relaxed) {
         println!("{line}");
     }
 }
 
-/// A warning on stderr, unless [`set_quiet`].
+/// A warning on stderr; held until [`set_quiet`] is off.
 pub(crate) fn shout(line: &str) {
-    if !QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+    if QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+        HELD.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(line.to_string());
+    } else {
         eprintln!("{line}");
     }
 }

@@ -33,6 +33,18 @@ pub enum Injection {
         /// its attributes
         attributes: serde_json::Value,
     },
+    /// Garble what tower `tower`'s Wi-Fi carries to its devices: the proxy's `corrupt`
+    /// toxic on the downstream of its Wi-Fi proxy (one bit flipped in a `window`-byte
+    /// window with probability `p`), and the devices' reads of that tower checked by the
+    /// device logic (`Obs::Delivered`) while it lasts.
+    Garble {
+        /// the tower's index
+        tower: usize,
+        /// per window
+        p: f64,
+        /// bytes
+        window: u64,
+    },
     /// SIGKILL the server; start it again when the fault ends.
     Crash {
         /// server name (`origin` or the tower's)
@@ -107,6 +119,10 @@ impl Injection {
                 kind,
                 attributes,
             } => format!("{kind} toxic {attributes} on {}", proxies.join(", ")),
+            Injection::Garble { tower, p, window } => format!(
+                "corrupt toxic on {} downstream (one bit in {window} B flipped with p = {p}); devices' reads checked by the device logic",
+                wifi_proxy_name(*tower)
+            ),
             Injection::Crash { server } => format!("SIGKILL {server}, restart at the end"),
             Injection::CrashLoop { server, period } => {
                 format!("SIGKILL {server} every {period:?}, each time restarted {BOOT:?} later")
@@ -261,6 +277,16 @@ pub fn injection(sc: &Scenario, spec: &FaultSpec) -> Result<Injection, String> {
             kind: "loss",
             attributes: serde_json::json!({ "loss_rate": p }),
         },
+        // The simulator flips a bit in a chunk with probability p: the window is the
+        // origin's average chunk (the real origin chunks with the logic's defaults).
+        FaultKind::WifiCorruption { p } => match spec.target {
+            Target::Wifi(i) => Injection::Garble {
+                tower: i,
+                p: *p,
+                window: u64::from(sovereign_logic::content::ChunkParams::default().size_avg),
+            },
+            _ => return Err("wifi-corruption needs a tower's Wi-Fi as the target".into()),
+        },
         FaultKind::Crash => Injection::Crash { server: server() },
         FaultKind::CrashLoop { every } => Injection::CrashLoop {
             server: server(),
@@ -361,9 +387,6 @@ fn not_real(kind: &str) -> &'static str {
     match kind {
         "duplicate" | "reorder" => {
             "a TCP proxy cannot duplicate or reorder messages: TCP delivers each byte once, in order"
-        }
-        "wifi-corruption" => {
-            "the proxy passes bytes through unchanged: it has no toxic that flips bits (Toxiproxy has none either)"
         }
         "slow" => "a slow CPU has no real injection here (no cgroup CPU quota is set by the lab)",
         "origin-replace" | "rogue-forward" => "trust faults are not injected by the lab yet",

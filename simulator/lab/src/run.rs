@@ -54,6 +54,10 @@ const CHAOS: &str = "lab-chaos-token-0123456789";
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a server gets to answer `/healthz` after it starts.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// A toxic on both streams of a proxy (a link's fault), or on what flows to the client
+/// only (what a Wi-Fi carries to the devices).
+const BOTH: &[&str] = &["downstream", "upstream"];
+const DOWN: &[&str] = &["downstream"];
 /// Attempts of one device operation (a retry after 1 s each).
 const SUBMIT_ATTEMPTS_MAX: u32 = 5;
 
@@ -222,6 +226,10 @@ struct Shared {
     /// Per tower: its power mode, from its `PowerMode` events (Normal again when it
     /// stops: each boot starts in Normal).
     modes: Mutex<Vec<PowerMode>>,
+    /// Per tower: how many `wifi-corruption` faults garble its Wi-Fi now.
+    garbling: Vec<std::sync::atomic::AtomicU32>,
+    /// The devices keep reads without checking them (planted `device-skip-verify`).
+    device_skip_verify: bool,
     /// Per tower: its last `GET /admin/status` answer (the sampler's, once a second;
     /// `None` before the first or while it does not answer).
     status: Mutex<Vec<Option<serde_json::Value>>>,
@@ -447,11 +455,7 @@ impl sovereign_logic::entropy::Entropy for Rng {
 /// Run a scenario against real processes, from start to report: a [`Session`] ticked
 /// every [`TICK`] until it ends.
 pub fn run(o: LabOptions) -> Result<LabRun> {
-    let mut s = Session::start(o)?;
-    while s.tick()? {
-        std::thread::sleep(TICK);
-    }
-    s.finish()
+    Session::start(o)?.finish()
 }
 
 /// The pause between two ticks of a run that nobody else drives (`lab run`).
@@ -480,8 +484,15 @@ pub struct Session {
     healed: Vec<(usize, Duration)>,
     /// Observations handed out by [`Session::take_observations`].
     seen: usize,
+    /// The id the next injected fault gets: after every id of the scenario's faults and
+    /// nemesis draws, injected or not.
+    next_id: u64,
+    /// Someone reads snapshots (the console): the tick looks whether the origin runs.
+    watched: std::cell::Cell<bool>,
     /// (the origin runs and is not frozen, when last looked).
     origin_up: (bool, Duration),
+    /// A tick or an injection failed: the run is over, without a report.
+    failed: bool,
     torn_down: bool,
 }
 
@@ -529,7 +540,9 @@ impl Session {
     /// inject is an error before anything starts.
     pub fn start(o: LabOptions) -> Result<Session> {
         let sc = o.scenario.clone();
-        let planned = crate::plan::plan(&sc, &o.file, o.seed)?.faults;
+        let plan = crate::plan::plan(&sc, &o.file, o.seed)?;
+        let next_id = (sc.faults.len() + plan.drawn) as u64;
+        let planned = plan.faults;
         let run_dir =
             std::env::temp_dir().join(format!("sovereign-lab-{}-{}", std::process::id(), now_us()));
         {
@@ -559,6 +572,12 @@ impl Session {
             streams_opened: std::sync::atomic::AtomicUsize::new(0),
             modes: Mutex::new(vec![PowerMode::Normal; sc.towers.len()]),
             status: Mutex::new(vec![None; sc.towers.len()]),
+            garbling: sc
+                .towers
+                .iter()
+                .map(|_| std::sync::atomic::AtomicU32::new(0))
+                .collect(),
+            device_skip_verify: o.plant.as_deref().is_some_and(crate::plant_is_device),
         });
         let lab = Lab {
             sc: sc.clone(),
@@ -605,7 +624,10 @@ impl Session {
             phase: Phase::Safety,
             healed: Vec::new(),
             seen: 0,
+            next_id,
+            watched: std::cell::Cell::new(false),
             origin_up: (true, Duration::ZERO),
+            failed: false,
             torn_down: false,
         };
         let sched = s.lab.setup(&s.o, &s.planned, &mut s.threads)?;
@@ -613,19 +635,32 @@ impl Session {
         Ok(s)
     }
 
-    /// One step of the run, which never waits long: the fault starts and ends, steps,
-    /// power ticks, publications and samples due now; once the scenario's duration is
-    /// over, the heal; then the liveness checks; then the end. `false` once the run has
-    /// ended ([`Session::finish`] makes its report). An error ends the run (dropping the
+    /// One step of the run: the fault starts and ends, steps, power ticks, publications
+    /// and samples due now; once the scenario's duration is over, the heal; then the
+    /// liveness checks; then the end. `false` once the run has ended
+    /// ([`Session::finish`] makes its report). It waits only for the servers: an
+    /// injection's calls, and a server it starts again until it answers its health
+    /// check. An error ends the run for good (every later tick fails; dropping the
     /// session cleans up).
     pub fn tick(&mut self) -> Result<bool> {
+        if self.failed {
+            bail!("the run failed earlier");
+        }
+        let r = self.tick_inner();
+        self.failed = r.is_err();
+        r
+    }
+
+    fn tick_inner(&mut self) -> Result<bool> {
         Lab::interrupted(&self.o)?;
         let Some(sched) = self.sched.as_mut() else {
             return Ok(false);
         };
         let now = self.lab.shared.log.elapsed();
-        if now >= self.origin_up.1 {
-            let up = self.lab.alive("origin")? && !self.lab.paused.contains("origin");
+        if self.watched.get() && now >= self.origin_up.1 {
+            // For the snapshot only: a backend that cannot say counts as down.
+            let up =
+                self.lab.alive("origin").unwrap_or(false) && !self.lab.paused.contains("origin");
             self.origin_up = (up, now + ORIGIN_LOOK_EVERY);
         }
         match &mut self.phase {
@@ -675,68 +710,99 @@ impl Session {
         &self.lab.sc
     }
 
-    /// Whether faults can still be injected (the heal has not begun).
-    pub fn injectable(&self) -> bool {
-        self.sched.is_some() && self.phase == Phase::Safety
+    /// Why faults cannot be injected or healed by hand now, if they cannot: the heal
+    /// has begun (or is due), or the run failed.
+    fn not_injectable(&self) -> Option<&'static str> {
+        if self.failed {
+            Some("the run failed")
+        } else if self.sched.is_none() || self.phase != Phase::Safety {
+            Some("the run has healed")
+        } else if self.lab.shared.log.elapsed() >= self.lab.sc.duration {
+            Some("the scenario's duration is over: the heal is due")
+        } else {
+            None
+        }
     }
 
     /// Inject `spec` now (its `at` is ignored), exactly as a scenario's fault of the
     /// same kind is injected; it ends after its duration, at the heal, or at
-    /// [`Session::heal`]. Its id in the run's schedule and when it started. Refused once
-    /// the heal has begun, and for a fault the lab cannot inject (with why: the reason
-    /// `lab run` gives for a scenario's fault).
-    pub fn inject(&mut self, mut spec: FaultSpec) -> Result<(usize, Duration)> {
-        if !self.injectable() {
-            bail!("faults can no longer be injected: the run has healed");
+    /// [`Session::heal`]. `Ok(Ok((id, when)))`: its id (after every id of the scenario's
+    /// own faults) and when it started. `Ok(Err(why))`: refused, nothing done — the heal
+    /// has begun, or the lab cannot inject it (the reason `lab run` gives for a
+    /// scenario's fault). `Err`: the injection failed part way; the run is over.
+    pub fn inject(&mut self, mut spec: FaultSpec) -> Result<Result<(usize, Duration), String>> {
+        if let Some(why) = self.not_injectable() {
+            return Ok(Err(format!("faults can no longer be injected: {why}")));
         }
-        let sched = self.sched.as_mut().expect("injectable");
-        let injection = crate::plan::injection(&self.lab.sc, &spec).map_err(|why| {
-            anyhow!(
-                "{} on {} cannot be injected in the lab: {why}",
-                spec.kind.name(),
-                sovereign_report::data::target_name(&self.lab.sc, &spec.target)
-            )
-        })?;
+        let injection = match crate::plan::injection(&self.lab.sc, &spec) {
+            Ok(i) => i,
+            Err(why) => {
+                return Ok(Err(format!(
+                    "{} on {} cannot be injected in the lab: {why}",
+                    spec.kind.name(),
+                    sovereign_report::data::target_name(&self.lab.sc, &spec.target)
+                )));
+            }
+        };
         let now = self.lab.shared.log.elapsed();
         spec.at = now;
-        let k = self.planned.len();
-        let p = Planned {
-            id: k as u64,
-            spec,
-            injection,
-        };
-        self.planned.push(p.clone());
+        let id = self.next_id;
+        let r = self.inject_planned(
+            Planned {
+                id,
+                spec,
+                injection,
+            },
+            now,
+        );
+        self.failed = r.is_err();
+        r?;
+        self.next_id += 1;
+        Ok(Ok((id as usize, now)))
+    }
+
+    fn inject_planned(&mut self, p: Planned, now: Duration) -> Result<()> {
+        let sched = self.sched.as_mut().expect("injectable");
         self.lab.inject(&p)?;
+        let k = self.planned.len();
         let end = (now + p.spec.duration).min(self.lab.sc.duration);
+        self.planned.push(p);
         if end > now {
             let key = (end, false, k);
             let rest = &sched.actions[sched.next_action..];
             let at = sched.next_action + rest.partition_point(|a| *a <= key);
             sched.actions.insert(at, key);
-            sched.active.insert(k);
-        } else {
-            // An instant fault (a restart, bit rot): it ends as it starts.
-            self.lab.lift(&p)?;
         }
-        Ok((k, now))
+        self.lab.started(sched, &self.planned, k)
     }
 
     /// End every fault on now (each as it would end by itself); their ids and when.
-    pub fn heal(&mut self) -> Result<(Vec<usize>, Duration)> {
-        if !self.injectable() {
-            bail!("faults can no longer be healed by hand: the run has healed");
+    /// Refused (`Ok(Err(why))`) once the heal has begun; `Err`: a lift failed, the run
+    /// is over.
+    pub fn heal(&mut self) -> Result<Result<(Vec<usize>, Duration), String>> {
+        if let Some(why) = self.not_injectable() {
+            return Ok(Err(format!(
+                "faults can no longer be healed by hand: {why}"
+            )));
         }
         let sched = self.sched.as_mut().expect("injectable");
         let now = self.lab.shared.log.elapsed();
-        let ids: Vec<usize> = std::mem::take(&mut sched.active).into_iter().collect();
-        for &k in &ids {
-            self.lab.lift(&self.planned[k])?;
+        let ks: Vec<usize> = std::mem::take(&mut sched.active).into_iter().collect();
+        let mut ids = Vec::new();
+        for &k in &ks {
+            let p = &self.planned[k];
+            if let Err(e) = self.lab.lift(p) {
+                self.failed = true;
+                return Err(e);
+            }
+            ids.push(p.id as usize);
             self.healed.push((k, now));
         }
-        Ok((ids, now))
+        Ok(Ok((ids, now)))
     }
 
-    /// Faults ended early by [`Session::heal`]: (id, when).
+    /// Faults ended early by [`Session::heal`]: (their position in the report's
+    /// schedule, when).
     pub fn healed(&self) -> &[(usize, Duration)] {
         &self.healed
     }
@@ -758,6 +824,7 @@ impl Session {
     /// within a second. No violations: the lab's oracles judge at the end.
     pub fn snapshot(&self) -> sovereign_sim::world::Snapshot {
         use sovereign_sim::world::{FaultView, LinkView, Phase as View, Snapshot, TowerView};
+        self.watched.set(true);
         let lab = &self.lab;
         let status = lock(&lab.shared.status);
         let modes = lock(&lab.shared.modes);
@@ -779,21 +846,30 @@ impl Session {
                     .and_then(|v| v["links_up"].as_array())
                     .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
                     .unwrap_or_default();
+                let passing = |k: LinkKind| !lab.black_holed.contains_key(&proxy_name(i, k));
+                let active_link =
+                    st.and_then(|v| v["active_link"].as_str()?.parse::<LinkKind>().ok());
+                let paused = lab.paused.contains(&t.name);
+                let mode = if running { modes[i] } else { PowerMode::Off };
+                // As `derive_steady` (and the simulator) judge it: up, not frozen, in
+                // power mode Normal, on the best uplink that passes.
+                let mut kinds: Vec<LinkKind> = t.links.iter().map(|l| l.kind).collect();
+                kinds.sort();
+                let best = kinds.into_iter().find(|k| passing(*k));
                 TowerView {
                     name: t.name.clone(),
                     running,
-                    paused: lab.paused.contains(&t.name),
-                    power_mode: if running { modes[i] } else { PowerMode::Off },
+                    paused,
+                    power_mode: mode,
                     soc: lab.power[i].soc(),
                     solar_w: lab.power[i].solar_w,
-                    active_link: st
-                        .and_then(|v| v["active_link"].as_str()?.parse::<LinkKind>().ok()),
+                    active_link,
                     links: t
                         .links
                         .iter()
                         .map(|l| LinkView {
                             kind: l.kind,
-                            passing: !lab.black_holed.contains_key(&proxy_name(i, l.kind)),
+                            passing: passing(l.kind),
                             healthy: running && links_up.contains(&l.kind.name()),
                         })
                         .collect(),
@@ -801,11 +877,16 @@ impl Session {
                     items_servable: count("items_servable"),
                     items_pending: count("items_pending"),
                     outbox: count("outbox"),
-                    queued: ["p0", "p1", "p2", "p3"]
-                        .map(|c| st.and_then(|v| v["queued"][c].as_u64()).unwrap_or(0)),
+                    // The status names the classes as `P0`..`P3`.
+                    queued: Priority::ALL.map(|c| {
+                        st.and_then(|v| v["queued"][c.to_string()].as_u64())
+                            .unwrap_or(0)
+                    }),
                     steady: running
-                        && st
-                            .is_some_and(|v| v["degraded"].as_array().is_none_or(|d| d.is_empty())),
+                        && !paused
+                        && mode == PowerMode::Normal
+                        && active_link.is_some()
+                        && active_link == best,
                     devices: t.devices,
                 }
             })
@@ -825,7 +906,7 @@ impl Session {
                 .iter()
                 .enumerate()
                 .map(|(k, p)| FaultView {
-                    id: k,
+                    id: p.id as usize,
                     spec: p.spec.clone(),
                     active: active.contains(&k),
                 })
@@ -838,6 +919,9 @@ impl Session {
     /// Run to the end (ticking every [`TICK`]), stop everything, and judge what was
     /// observed: the run's report.
     pub fn finish(mut self) -> Result<LabRun> {
+        if self.failed {
+            bail!("the run failed earlier: no report");
+        }
         while self.tick()? {
             std::thread::sleep(TICK);
         }
@@ -1123,11 +1207,11 @@ impl Lab {
             args.push(self.telemetry_file(i).display().to_string());
             args.push("--power-interval-s".into());
             args.push("1".into());
-            if let Some(p) = o
-                .plant
-                .as_ref()
-                .filter(|p| !crate::plant_is_switchboard(p) && !crate::plant_is_origin(p))
-            {
+            if let Some(p) = o.plant.as_ref().filter(|p| {
+                !crate::plant_is_switchboard(p)
+                    && !crate::plant_is_origin(p)
+                    && !crate::plant_is_device(p)
+            }) {
                 args.push("--plant".into());
                 args.push(p.clone());
             }
@@ -1300,12 +1384,7 @@ impl Lab {
             sc.next_action += 1;
             if start {
                 self.inject(&planned[k])?;
-                if sc.actions.iter().any(|a| !a.1 && a.2 == k) {
-                    sc.active.insert(k);
-                } else {
-                    // An instant fault (a restart, bit rot): it ends as it starts.
-                    self.lift(&planned[k])?;
-                }
+                self.started(sc, planned, k)?;
             } else if sc.active.remove(&k) {
                 self.lift(&planned[k])?;
             }
@@ -1334,6 +1413,20 @@ impl Lab {
             self.sample_links();
         }
         Ok(now < self.sc.duration)
+    }
+
+    /// Fault `k` was injected: it lasts until its end action, or (an instant fault: a
+    /// restart, bit rot; no end action) it ends as it starts.
+    fn started(&mut self, sc: &mut Schedule, planned: &[Planned], k: usize) -> Result<()> {
+        if sc.actions[sc.next_action..]
+            .iter()
+            .any(|a| !a.1 && a.2 == k)
+        {
+            sc.active.insert(k);
+            Ok(())
+        } else {
+            self.lift(&planned[k])
+        }
     }
 
     /// The heal, once the scenario's duration is over.
@@ -1988,7 +2081,17 @@ impl Lab {
                 proxies,
                 kind,
                 attributes,
-            } => self.add_toxics(proxies, p.id, kind, kind, attributes)?,
+            } => self.add_toxics(proxies, BOTH, p.id, kind, kind, attributes)?,
+            Injection::Garble {
+                tower,
+                p: rate,
+                window,
+            } => {
+                let body = serde_json::json!({ "probability": rate, "window": window });
+                let proxy = [wifi_proxy_name(*tower)];
+                self.add_toxics(&proxy, DOWN, p.id, "corrupt", "corrupt", &body)?;
+                self.shared.garbling[*tower].fetch_add(1, Ordering::Relaxed);
+            }
             Injection::Crash { server } => {
                 *self.crash_holds.entry(server.clone()).or_insert(0) += 1;
                 self.kill(server)?;
@@ -2111,7 +2214,7 @@ impl Lab {
     /// fails at once — the simulator's reads over a down Wi-Fi are unreachable at once.
     fn cut(&mut self, cut: &Cut, id: u64, label: &str) -> Result<()> {
         let black_hole = serde_json::json!({ "timeout": 0 });
-        self.add_toxics(&cut.uplinks, id, label, "timeout", &black_hole)?;
+        self.add_toxics(&cut.uplinks, BOTH, id, label, "timeout", &black_hole)?;
         for x in &cut.uplinks {
             *self.black_holed.entry(x.clone()).or_insert(0) += 1;
         }
@@ -2128,7 +2231,7 @@ impl Lab {
     /// Undo [`Lab::cut`] of fault `id`: its toxics deleted, a Wi-Fi switched on again
     /// when no other fault holds it off.
     fn uncut(&mut self, cut: &Cut, id: u64, label: &str) -> Result<()> {
-        self.remove_toxics(&cut.uplinks, id, label)?;
+        self.remove_toxics(&cut.uplinks, BOTH, id, label)?;
         for x in &cut.uplinks {
             if let Some(n) = self.black_holed.get_mut(x) {
                 *n = n.saturating_sub(1);
@@ -2173,18 +2276,19 @@ impl Lab {
         expect(call(method, &self.proxy_api, path, None, &bytes)?, ok, what)
     }
 
-    /// Add a toxic of `kind` with `attributes` on both streams of each of `proxies`,
+    /// Add a toxic of `kind` with `attributes` on `streams` of each of `proxies`,
     /// named `f{id}-{label}-{stream}`.
     fn add_toxics(
         &self,
         proxies: &[String],
+        streams: &[&str],
         id: u64,
         label: &str,
         kind: &str,
         attributes: &serde_json::Value,
     ) -> Result<()> {
         for x in proxies {
-            for stream in ["downstream", "upstream"] {
+            for stream in streams {
                 let body = serde_json::json!({
                     "name": format!("f{id}-{label}-{stream}"),
                     "type": kind,
@@ -2203,10 +2307,17 @@ impl Lab {
         Ok(())
     }
 
-    /// Delete fault `id`'s toxics named `f{id}-{label}-{stream}` from `proxies`.
-    fn remove_toxics(&self, proxies: &[String], id: u64, label: &str) -> Result<()> {
+    /// Delete fault `id`'s toxics named `f{id}-{label}-{stream}` on `streams` from
+    /// `proxies`.
+    fn remove_toxics(
+        &self,
+        proxies: &[String],
+        streams: &[&str],
+        id: u64,
+        label: &str,
+    ) -> Result<()> {
         for x in proxies {
-            for stream in ["downstream", "upstream"] {
+            for stream in streams {
                 self.proxy(
                     "DELETE",
                     &format!("/proxies/{x}/toxics/f{id}-{label}-{stream}"),
@@ -2254,7 +2365,14 @@ impl Lab {
                 // (a brown-out's boot comes BOOT after it, from its timer)
                 self.write_reading(i)?;
             }
-            Injection::Toxic { proxies, kind, .. } => self.remove_toxics(proxies, p.id, kind)?,
+            Injection::Toxic { proxies, kind, .. } => {
+                self.remove_toxics(proxies, BOTH, p.id, kind)?
+            }
+            Injection::Garble { tower, .. } => {
+                let proxy = [wifi_proxy_name(*tower)];
+                self.remove_toxics(&proxy, DOWN, p.id, "corrupt")?;
+                self.shared.garbling[*tower].fetch_sub(1, Ordering::Relaxed);
+            }
             Injection::Crash { server } | Injection::Shutdown { server } => {
                 if let Some(n) = self.crash_holds.get_mut(server) {
                     *n = n.saturating_sub(1);
@@ -2623,6 +2741,18 @@ fn device(
             .map(|b| format!("{b:02x}"))
             .collect::<String>()
     );
+    // The device logic checks what arrives while a fault garbles the Wi-Fi, as the
+    // simulator's devices do (the planted bug switches its check off).
+    let mut checker = sovereign_logic::device::Device::new(
+        sovereign_logic::device::DeviceConfig {
+            verify_reads: !s.device_skip_verify,
+            ..sovereign_logic::device::DeviceConfig::new(
+                id,
+                sovereign_logic::protocol::TowerId(tower as u32 + 1),
+            )
+        },
+        seed ^ dev as u64,
+    );
     let start = Instant::now();
     let mut next_read = rng.wait(w.reads_per_device_hour).map(|d| start + d);
     let mut next_op = rng.wait(w.ops_per_device_hour).map(|d| start + d);
@@ -2642,7 +2772,7 @@ fn device(
             return;
         }
         if is_read {
-            read(s, &mut rng, tower, addr);
+            read(s, &mut rng, tower, addr, dev, &mut checker);
             next_read = rng.wait(w.reads_per_device_hour).map(|d| due + d);
         } else {
             n += 1;
@@ -2662,7 +2792,14 @@ fn device(
     }
 }
 
-fn read(s: &Shared, rng: &mut Rng, tower: usize, addr: &str) {
+fn read(
+    s: &Shared,
+    rng: &mut Rng,
+    tower: usize,
+    addr: &str,
+    dev: usize,
+    checker: &mut sovereign_logic::device::Device,
+) {
     let item = {
         let items = lock(&s.items);
         let Some((class, idx)) = sovereign_scenario::reads::pick_read(rng, |c| items[c].len())
@@ -2672,6 +2809,8 @@ fn read(s: &Shared, rng: &mut Rng, tower: usize, addr: &str) {
         items[class][idx].clone()
     };
     let powered = s.powered[tower].load(Ordering::Relaxed);
+    let garbling = || s.garbling[tower].load(Ordering::Relaxed) > 0;
+    let garbled_before = garbling();
     let r = http::request(
         "GET",
         addr,
@@ -2681,6 +2820,8 @@ fn read(s: &Shared, rng: &mut Rng, tower: usize, addr: &str) {
         CALL_TIMEOUT,
     );
     let at = now_us();
+    // A read that overlapped a garbling Wi-Fi may have arrived garbled.
+    let garbled = garbled_before || garbling();
     let result = match &r {
         Err(_) => ReadResult::Unreachable,
         Ok(r) if r.status == 200 => ReadResult::Served,
@@ -2724,6 +2865,43 @@ fn read(s: &Shared, rng: &mut Rng, tower: usize, addr: &str) {
         .header("x-sovereign-version")
         .and_then(|v| v.parse::<u64>().ok());
     let manifest = version.and_then(|v| lock(&s.manifests).get(&(item.clone(), v)).cloned());
+    if garbled {
+        // What the tower sent cannot be told from what the Wi-Fi garbled: the device's
+        // view is observed (as the simulator's `Delivered`), not the tower's `Served`.
+        // Bytes under a garbled version header have no manifest to accept them against.
+        let (intact, accepted) = match &manifest {
+            Some(m) => {
+                let intact =
+                    r.body.len() as u64 == m.size && verify(m, &r.body).iter().all(|(_, ok)| *ok);
+                checker.handle_message(
+                    s.log.stamp(at),
+                    sovereign_logic::protocol::Message::ItemData {
+                        manifest: m.clone(),
+                        bytes: bytes::Bytes::copy_from_slice(&r.body),
+                    },
+                );
+                let accepted = matches!(
+                    checker.last_read(&item),
+                    Some(sovereign_logic::device::ReadOutcome::Ok { version, .. })
+                        if *version == m.version
+                );
+                (intact, accepted)
+            }
+            None => (false, false),
+        };
+        s.log.at(
+            at,
+            Obs::Delivered {
+                tower,
+                device: dev,
+                item,
+                version: version.unwrap_or(0),
+                intact,
+                accepted,
+            },
+        );
+        return;
+    }
     let (version, chunks, manifest_ok) = match (version, manifest) {
         (Some(v), Some(m)) => (v, verify(&m, &r.body), true),
         (v, _) => (v.unwrap_or(0), Vec::new(), false),

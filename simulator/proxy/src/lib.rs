@@ -25,7 +25,11 @@
 //! consecutive losses (Linux's `tcp_retries2`) the connection is reset. What an
 //! application sees under a lossy link is exactly this: stalls, then a reset.
 //!
-//! Randomness (jitter, toxicity, slicer sizes, loss) comes from ChaCha streams seeded by
+//! Corruption (`corrupt` {probability 0–1, window bytes, default 8192}) is ours too: in
+//! each window of the stream one bit is flipped with `probability` (a noisy radio whose
+//! errors get past the link layer); the length never changes.
+//!
+//! Randomness (jitter, toxicity, slicer sizes, loss, corruption) comes from ChaCha streams seeded by
 //! the proxy's `seed` (a field of the proxy JSON, our extension; default: the server's
 //! `--seed` mixed with the proxy's name), the connection's index and its direction: the
 //! same seed and the same traffic draw the same numbers.

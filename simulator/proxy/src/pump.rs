@@ -84,6 +84,14 @@ impl Rng {
         (self.0.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
 
+    /// Uniform in [0, n) (0 when n is 0).
+    fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            return 0;
+        }
+        self.0.next_u64() % n
+    }
+
     /// Uniform in [-n, n].
     fn symmetric(&mut self, n: u64) -> i128 {
         if n == 0 {
@@ -112,6 +120,10 @@ struct State {
     passed: u64,
     /// bandwidth: when the link is free again.
     ready: Instant,
+    /// corrupt: where the next window starts (stream offset; `passed` is the offset of
+    /// the next byte), and the flips drawn and not yet reached: (offset, bit).
+    window_start: u64,
+    flips: Vec<(u64, u8)>,
 }
 
 /// The writing side of a direction: applies the chain to each chunk and writes it.
@@ -156,6 +168,8 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
                         reset_at: None,
                         passed: 0,
                         ready: now,
+                        window_start: 0,
+                        flips: Vec::new(),
                     },
                 );
             }
@@ -302,6 +316,13 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
                     pieces = slice(pieces, average_size, size_variation, &mut self.rng);
                     gap = Some(Duration::from_micros(delay));
                 }
+                Kind::Corrupt {
+                    probability,
+                    window,
+                } => {
+                    let s = self.states.get_mut(&a.id)?;
+                    pieces = corrupt(pieces, s, probability, window, &mut self.rng);
+                }
                 Kind::Loss { loss_rate, rto } => {
                     let mut losses = 0;
                     while loss_rate > 0.0 && self.rng.unit() < loss_rate {
@@ -373,6 +394,38 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
         }
         Ok(())
     }
+}
+
+/// Flips one bit in each `window`-byte window of the stream with probability `p`: each
+/// window's draw (whether, which byte, which bit) is made when its first byte passes;
+/// pieces untouched pass as they are.
+fn corrupt(pieces: Vec<Bytes>, s: &mut State, p: f64, window: u64, rng: &mut Rng) -> Vec<Bytes> {
+    let mut out = Vec::with_capacity(pieces.len());
+    for piece in pieces {
+        let start = s.passed;
+        let end = start + piece.len() as u64;
+        while s.window_start < end {
+            if p > 0.0 && rng.unit() < p {
+                let at = s.window_start + rng.below(window);
+                s.flips.push((at, rng.below(8) as u8));
+            }
+            s.window_start += window;
+        }
+        let mut garbled: Option<Vec<u8>> = None;
+        s.flips.retain(|&(at, bit)| {
+            if at >= end {
+                return true;
+            }
+            if at >= start {
+                let b = garbled.get_or_insert_with(|| piece.to_vec());
+                b[(at - start) as usize] ^= 1 << bit;
+            }
+            false
+        });
+        s.passed = end;
+        out.push(garbled.map_or(piece, Bytes::from));
+    }
+    out
 }
 
 /// Cuts pieces into slices of `avg ± var` bytes (at least 1).
@@ -622,6 +675,34 @@ mod tests {
             prop_assert_eq!(second, more);
             prop_assert_eq!(took, Duration::ZERO, "a removed toxic still delayed data");
             prop_assert_eq!(end, End::Eof);
+        }
+
+        #[test]
+        fn corrupt_flips_one_bit_per_window_and_keeps_the_length(
+            window in 1u64..3000,
+            always in any::<bool>(),
+            data in proptest::collection::vec(any::<u8>(), 0..20_000),
+            seed in any::<u64>(),
+            pipe in 1usize..8192,
+        ) {
+            // Goal: corrupt with probability 1 flips exactly one bit in every whole window
+            // (at most one in the last, partial one), whatever the pieces the pump reads;
+            // with probability 0 nothing changes; the length never changes.
+            let p = if always { 1.0 } else { 0.0 };
+            let kinds = vec![Kind::Corrupt { probability: p, window }];
+            let (first, second, _, end) = run(kinds, data.clone(), vec![7; 10], seed, pipe);
+            prop_assert_eq!(first.len(), data.len());
+            prop_assert_eq!(second, vec![7; 10], "removed, it garbles nothing");
+            prop_assert_eq!(end, End::Eof);
+            for (k, (a, b)) in data.chunks(window as usize).zip(first.chunks(window as usize)).enumerate() {
+                let flipped: u32 = a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum();
+                let whole = a.len() as u64 == window;
+                match (always, whole) {
+                    (false, _) => prop_assert_eq!(flipped, 0, "window {}", k),
+                    (true, true) => prop_assert_eq!(flipped, 1, "window {}", k),
+                    (true, false) => prop_assert!(flipped <= 1, "window {}", k),
+                }
+            }
         }
 
         #[test]

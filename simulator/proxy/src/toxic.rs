@@ -64,7 +64,15 @@ pub enum Kind {
     /// `loss_rate` and then retransmitted after `rto` ms, doubling per consecutive loss
     /// (bytes and order are kept); after 15 consecutive losses the connection is reset.
     Loss { loss_rate: f64, rto: u64 },
+    /// Bytes garbled in flight (a noisy radio link whose errors get past the link
+    /// layer): the stream is cut into windows of `window` bytes, and in each window one bit
+    /// of one byte (both drawn uniformly) is flipped with probability `probability`. Bytes
+    /// are neither added nor removed.
+    Corrupt { probability: f64, window: u64 },
 }
+
+/// The corrupt toxic's default window, in bytes (the simulator's average chunk).
+pub const CORRUPT_WINDOW_DEFAULT: u64 = 8192;
 
 /// Retransmissions of one chunk before the loss toxic gives up and resets (Linux's
 /// `tcp_retries2` default).
@@ -85,6 +93,7 @@ impl Kind {
             Kind::LimitData { .. } => "limit_data",
             Kind::Noop => "noop",
             Kind::Loss { .. } => "loss",
+            Kind::Corrupt { .. } => "corrupt",
         }
     }
 
@@ -104,6 +113,10 @@ impl Kind {
             Kind::LimitData { bytes } => json!({"bytes": bytes}),
             Kind::Noop => json!({}),
             Kind::Loss { loss_rate, rto } => json!({"loss_rate": loss_rate, "rto": rto}),
+            Kind::Corrupt {
+                probability,
+                window,
+            } => json!({"probability": probability, "window": window}),
         }
     }
 
@@ -119,10 +132,11 @@ impl Kind {
             "limit_data" => &["bytes"],
             "noop" => &[],
             "loss" => &["loss_rate", "rto"],
+            "corrupt" => &["probability", "window"],
             other => {
                 return Err(ApiError::bad(format!(
                     "invalid toxic type: {other:?}; expected one of latency, bandwidth, \
-                     slow_close, timeout, reset_peer, slicer, limit_data, noop, loss"
+                     slow_close, timeout, reset_peer, slicer, limit_data, noop, loss, corrupt"
                 )));
             }
         };
@@ -146,7 +160,34 @@ impl Kind {
                 },
             }
         };
+        let unit = |key: &str| -> Result<f64, ApiError> {
+            match attrs.get(key) {
+                None => Ok(0.0),
+                Some(v) => match v.as_f64() {
+                    Some(r) if (0.0..=1.0).contains(&r) => Ok(r),
+                    _ => Err(ApiError::bad(format!(
+                        "attribute {key:?} of a {type_name} toxic must be a number from 0 to 1, not {v}"
+                    ))),
+                },
+            }
+        };
         Ok(match type_name {
+            "corrupt" => {
+                let window = if attrs.contains_key("window") {
+                    int("window", SIZE_MAX)?
+                } else {
+                    CORRUPT_WINDOW_DEFAULT
+                };
+                if window == 0 {
+                    return Err(ApiError::bad(
+                        "attribute \"window\" of a corrupt toxic must be at least 1 byte",
+                    ));
+                }
+                Kind::Corrupt {
+                    probability: unit("probability")?,
+                    window,
+                }
+            }
             "latency" => Kind::Latency {
                 latency: int("latency", TIME_MAX)?,
                 jitter: int("jitter", TIME_MAX)?,
@@ -181,17 +222,7 @@ impl Kind {
             },
             "noop" => Kind::Noop,
             _ => {
-                let loss_rate = match attrs.get("loss_rate") {
-                    None => 0.0,
-                    Some(v) => match v.as_f64() {
-                        Some(r) if (0.0..=1.0).contains(&r) => r,
-                        _ => {
-                            return Err(ApiError::bad(format!(
-                                "attribute \"loss_rate\" of a loss toxic must be a number from 0 to 1, not {v}"
-                            )));
-                        }
-                    },
-                };
+                let loss_rate = unit("loss_rate")?;
                 let rto = if attrs.contains_key("rto") {
                     int("rto", TIME_MAX)?
                 } else {
@@ -400,6 +431,32 @@ mod tests {
                 rto: LOSS_RTO_DEFAULT
             }
         );
+    }
+
+    #[test]
+    fn corrupt_defaults_its_window_and_refuses_bad_attributes() {
+        // Goal: `corrupt` (ours) takes a probability 0-1 and a window of at least 1 byte
+        // (default the simulator's average chunk); anything else is a 400 with why.
+        let c = Toxic::from_json(&json!({"type": "corrupt", "attributes": {"probability": 0.5}}))
+            .unwrap();
+        assert_eq!(c.name, "corrupt_downstream");
+        assert_eq!(
+            c.kind,
+            Kind::Corrupt {
+                probability: 0.5,
+                window: CORRUPT_WINDOW_DEFAULT
+            }
+        );
+        for bad in [
+            json!({"probability": 1.5}),
+            json!({"probability": "x"}),
+            json!({"window": 0}),
+            json!({"window": -3}),
+            json!({"flips": 1}),
+        ] {
+            let e = Toxic::from_json(&json!({"type": "corrupt", "attributes": bad}));
+            assert!(e.is_err(), "{bad} accepted");
+        }
     }
 
     #[test]
