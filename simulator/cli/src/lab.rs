@@ -74,7 +74,7 @@ pub fn run(a: LabRunArgs) -> Result<u8> {
         cmd.push_str(&format!(" --plant {p} --allow-planted-bugs"));
     }
     if exports.wants_series() {
-        let data = RunData::build(
+        let mut data = RunData::build(
             &scenario,
             &run.report,
             run.series,
@@ -83,6 +83,8 @@ pub fn run(a: LabRunArgs) -> Result<u8> {
             cmd.clone(),
             None,
         );
+        // The lab's own plants (no-failover, lying-fsync) have no simulator twin.
+        data.plant = a.plant.clone();
         exports.write_run(&data)?;
         if let Some(Some(dir)) = &report_dir {
             let mut text = String::from(

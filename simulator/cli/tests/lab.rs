@@ -63,6 +63,13 @@ fn lab_run_text(toml: &str, extra: &[&str]) -> (tempfile::TempDir, String, Outpu
     (dir, prefix, o)
 }
 
+/// The run directory a `--keep` run printed it kept.
+fn kept_dir(stdout: &str) -> Option<&str> {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("run directory (kept): "))
+}
+
 fn text(o: &Output) -> String {
     format!(
         "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
@@ -723,10 +730,7 @@ fn a_flapping_link_is_black_holed_for_the_first_half_of_every_period() {
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_nothing_left(&prefix, &addresses(&out), &state);
-    let kept = out
-        .lines()
-        .find_map(|l| l.strip_prefix("run directory (kept): "))
-        .expect("the kept run directory is printed");
+    let kept = kept_dir(&out).expect("the kept run directory is printed");
     let audit = std::fs::read_to_string(Path::new(kept).join("lab-audit.jsonl")).expect("audit");
     let proxy_log =
         std::fs::read_to_string(Path::new(kept).join("logs/proxy.log")).expect("proxy log");
@@ -825,10 +829,7 @@ fn a_wifi_cut_makes_the_towers_devices_unreachable_and_only_while_it_lasts() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(out.contains("lab: t0-wifi listens on"), "{}", text(&o));
     assert_nothing_left(&prefix, &addresses(&out), &state);
-    let kept = out
-        .lines()
-        .find_map(|l| l.strip_prefix("run directory (kept): "))
-        .expect("the kept run directory is printed");
+    let kept = kept_dir(&out).expect("the kept run directory is printed");
     let log = std::fs::read_to_string(Path::new(kept).join("observations.log")).expect("log");
     let _ = std::fs::remove_dir_all(kept);
     // "HH:MM:SS.mmm Read { … result: Served|Unreachable … }": (seconds, result).
@@ -1006,10 +1007,7 @@ fn a_game_day_on_real_processes_injects_for_real_and_a_planted_bug_refutes_it() 
         assert!(lessons.contains(seen), "{seen:?} missing:\n{lessons}");
     }
     assert!(dir.path().join("out/report.html").exists());
-    let kept = out
-        .lines()
-        .find_map(|l| l.strip_prefix("run directory (kept): "))
-        .expect("the kept run directory is printed");
+    let kept = kept_dir(&out).expect("the kept run directory is printed");
     let read = |p: &str| std::fs::read_to_string(Path::new(kept).join(p)).expect(p);
     let (proxy_log, tower_audit, lab_audit) = (
         read("logs/proxy.log"),
@@ -1064,10 +1062,7 @@ fn a_game_day_on_real_processes_injects_for_real_and_a_planted_bug_refutes_it() 
         "{plessons}"
     );
     assert_nothing_left(&pprefix, &addresses(&pout), &pdir.path().join("state"));
-    if let Some(k) = pout
-        .lines()
-        .find_map(|l| l.strip_prefix("run directory (kept): "))
-    {
+    if let Some(k) = kept_dir(&pout) {
         let _ = std::fs::remove_dir_all(k);
     }
 }
@@ -1089,10 +1084,7 @@ fn a_garbling_wifi_is_rejected_by_the_devices_and_planted_device_skip_verify_is_
     assert_eq!(o.status.code(), Some(0), "{}", text(o));
     assert!(!out.contains("VIOLATION"), "{}", text(o));
     clean.nothing_left();
-    let kept = out
-        .lines()
-        .find_map(|l| l.strip_prefix("run directory (kept): "))
-        .expect("the kept run directory is printed");
+    let kept = kept_dir(&out).expect("the kept run directory is printed");
     let proxy_log =
         std::fs::read_to_string(Path::new(kept).join("logs/proxy.log")).expect("proxy log");
     let observations =
@@ -1128,10 +1120,7 @@ fn a_garbling_wifi_is_rejected_by_the_devices_and_planted_device_skip_verify_is_
         text(o)
     );
     planted.nothing_left();
-    if let Some(k) = out
-        .lines()
-        .find_map(|l| l.strip_prefix("run directory (kept): "))
-    {
+    if let Some(k) = kept_dir(&out) {
         let _ = std::fs::remove_dir_all(k);
     }
 }

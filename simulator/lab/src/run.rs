@@ -933,7 +933,7 @@ impl Session {
         let links_read = std::mem::take(&mut *lock(&shared.links_read));
         let run_dir = self.lab.run_dir.clone();
         let dump = self.o.keep.then(|| run_dir.join("observations.log"));
-        let (report, series) = judge(
+        let (mut report, series) = judge(
             &self.lab.sc,
             self.o.seed,
             &self.planned,
@@ -942,6 +942,9 @@ impl Session {
             &links_read,
             dump.as_deref(),
         );
+        // The simulator's plant of the same name, when there is one (`no-failover` and
+        // `lying-fsync` are the lab's own).
+        report.plant = self.o.plant.as_deref().and_then(|p| p.parse().ok());
         Ok(LabRun {
             report,
             series,
