@@ -37,7 +37,7 @@ use sovereign_observe::obs::{Obs, ReadResult, Stamped};
 use sovereign_observe::oracle::Oracles;
 use sovereign_report::series::{RunSeries, SeriesScan};
 use sovereign_scenario::faults::FaultKind;
-use sovereign_scenario::power::{POWER_OBS_EVERY, POWER_TICK, PowerModel};
+use sovereign_scenario::power::{POWER_OBS_EVERY, POWER_TICK, PowerModel, power_tick_every};
 use sovereign_scenario::{Database, FaultSpec, Scenario, Target};
 use sovereign_sim::RunReport;
 use std::collections::{BTreeMap, BTreeSet};
@@ -1373,7 +1373,7 @@ impl Lab {
             prng,
             active: BTreeSet::new(),
             next_backlog: Duration::ZERO,
-            next_power: POWER_TICK,
+            next_power: power_tick_every(self.sc.power_time_scale),
             sampler,
             origin_reader,
         })
@@ -1394,9 +1394,9 @@ impl Lab {
         }
         self.run_timers(now)?;
         self.check_exits()?;
-        if now >= sc.next_power {
+        while now >= sc.next_power {
             self.power_tick()?;
-            sc.next_power += POWER_TICK;
+            sc.next_power += power_tick_every(self.sc.power_time_scale);
         }
         while sc.next_pub < sc.publications.len() && sc.publications[sc.next_pub].at <= now {
             let p = sc.publications[sc.next_pub].clone();
@@ -1492,7 +1492,7 @@ impl Lab {
         self.check_exits()?;
         while self.shared.log.elapsed() >= sched.next_power {
             self.power_tick()?;
-            sched.next_power += POWER_TICK;
+            sched.next_power += power_tick_every(self.sc.power_time_scale);
         }
         Ok(true)
     }
@@ -1916,8 +1916,8 @@ impl Lab {
     /// starts again once the grid is back or the battery reaches the reconnect threshold;
     /// a running tower gets the new reading.
     fn power_tick(&mut self) -> Result<()> {
-        let secs = self.shared.log.elapsed().as_secs();
         for i in 0..self.sc.towers.len() {
+            let secs = self.power[i].next_step_secs();
             let spec = self.sc.towers[i].power.clone();
             let day = secs / 86_400;
             let daily = match self.power[i].weather.get(&day) {

@@ -39,6 +39,7 @@ impl Scenario {
             description: String::new(),
             duration,
             liveness_bound: LIVENESS_BOUND_DEFAULT,
+            power_time_scale: 1,
             seed: 1,
             origin: OriginSpec::default(),
             towers,

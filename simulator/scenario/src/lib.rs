@@ -67,6 +67,11 @@ pub struct Scenario {
     pub invariants: BTreeSet<Oracle>,
     /// Thresholds on KPIs.
     pub slo: Slo,
+    /// Seconds of the towers' power model (sun, battery, load) per second of the run: 1
+    /// is real time; more compresses a solar day into a short run (720: a day in two
+    /// minutes), in both worlds — the power tick comes that much more often, each still
+    /// stepping the model by [`power::POWER_TICK`] ([`power::power_tick_every`]).
+    pub power_time_scale: u32,
 }
 
 /// The origin's settings.

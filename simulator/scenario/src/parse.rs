@@ -33,6 +33,7 @@ use super::{
     CatalogSpec, Database, Family, FaultKind, FaultSpec, LinkProfile, LinkSpec, Misuse, Nemesis,
     Oracle, OriginSpec, PowerSpec, Scenario, Slo, Target, TowerSpec, Workload,
 };
+use crate::power::POWER_TIME_SCALE_MAX;
 use crate::tomlspan::{
     Capped, Ctx, Dur, Int, Num, Pos, Res, SpanError, StrOr, Unit, checked, dur_in, dur_signed,
     int_in, num_in, pos_in, unspanned as sp, wrong,
@@ -246,6 +247,7 @@ pub(crate) struct RawScenario {
     pub fault: Option<Capped<Spanned<RawFault>, FAULTS_MAX>>,
     pub nemesis: Option<Spanned<RawNemesis>>,
     pub slo: Option<RawSlo>,
+    pub power_time_scale: Option<Int<1, { POWER_TIME_SCALE_MAX as i64 }>>,
 }
 
 /// `[origin]`.
@@ -584,6 +586,7 @@ fn scenario(ctx: &Ctx<'_>, raw: &RawScenario, root: &Range<usize>) -> Res<Scenar
         duration,
         liveness_bound: raw.liveness_bound.map_or(LIVENESS_BOUND_DEFAULT, |d| d.0),
         seed: raw.seed.map_or(1, |s| s.0),
+        power_time_scale: raw.power_time_scale.map_or(1, |s| s.0 as u32),
         faults: faults(ctx, raw.fault.as_ref(), &towers, &origin, duration)?,
         origin,
         towers,

@@ -19,6 +19,17 @@ use std::time::Duration;
 pub const POWER_TICK: Duration = Duration::from_secs(10);
 /// Power observations are sampled every this many ticks.
 pub const POWER_OBS_EVERY: u64 = 60;
+/// The largest power time scale a scenario may ask for (a day in two minutes; the lab
+/// then steps the model every 14 ms).
+pub const POWER_TIME_SCALE_MAX: u32 = 720;
+
+/// How often the power model is stepped, in run time, at time scale `scale`
+/// (`Scenario::power_time_scale`): [`POWER_TICK`] / scale; each step is [`POWER_TICK`]
+/// of the model's time.
+pub fn power_tick_every(scale: u32) -> Duration {
+    POWER_TICK / scale.max(1)
+}
+
 /// What the grid supplies when it is present and up, watts.
 pub const GRID_W: f64 = 20.0;
 
@@ -93,6 +104,14 @@ impl PowerModel {
     /// State of charge in per-mille, as the power manager's thresholds read it.
     pub fn soc_permille(&self) -> u16 {
         (self.soc() * 1000.0) as u16
+    }
+
+    /// The model's clock at its next step, whole seconds from the run's start (0 is
+    /// midnight): one [`POWER_TICK`] per step, whatever the time scale (each world steps
+    /// it every [`power_tick_every`] of its own time, the first one tick after the
+    /// start).
+    pub fn next_step_secs(&self) -> u64 {
+        (self.ticks + 1) * POWER_TICK.as_secs()
     }
 
     /// Mains present and up.

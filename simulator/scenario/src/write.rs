@@ -34,6 +34,9 @@ impl Scenario {
             seed: Some(Seed(self.seed)),
             duration: Some(sp(Dur(self.duration))),
             liveness_bound: Some(Dur(self.liveness_bound)),
+            // Written only when set, so that files of scenarios without it stay as they were.
+            power_time_scale: (self.power_time_scale != 1)
+                .then(|| Int(i64::from(self.power_time_scale))),
             invariants: Some(
                 self.invariants
                     .iter()

@@ -77,9 +77,9 @@ use hosts::{
     DeviceHost, ORIGIN_RESTART, OriginHost, Proc, Timer, TowerHost, origin_id, proc_delay,
 };
 use nemesis::draw_nemesis;
-use power::POWER_TICK;
 pub use read::{TowerRead, tower_read};
 use rng::Stream;
+use sovereign_scenario::power::power_tick_every;
 pub use view::{FaultView, LinkView, Phase, Snapshot, TowerView};
 
 /// How to run a scenario.
@@ -378,7 +378,8 @@ impl World {
         self.drain_origin();
         for i in 0..self.towers.len() {
             self.boot_tower(i);
-            self.push(self.now + POWER_TICK, Ev::PowerTick { tower: i });
+            let every = power_tick_every(self.scenario().power_time_scale);
+            self.push(self.now + every, Ev::PowerTick { tower: i });
         }
         for (id, f) in self.faults.iter().enumerate() {
             let at = Time::ZERO + f.spec.at;

@@ -25,7 +25,7 @@ pub(super) use sovereign_scenario::power::{POWER_OBS_EVERY, POWER_TICK, PowerMod
 
 impl World {
     fn solar_w(&mut self, i: usize) -> f64 {
-        let secs = self.now.as_micros() / 1_000_000;
+        let secs = self.towers[i].power.next_step_secs();
         let day = secs / 86_400;
         let daily = match self.towers[i].power.weather.get(&day) {
             Some(w) => *w,
@@ -87,7 +87,8 @@ impl World {
         if self.towers[i].running() {
             self.send_power_reading(i);
         }
-        self.push(self.now + POWER_TICK, Ev::PowerTick { tower: i });
+        let every = sovereign_scenario::power::power_tick_every(self.scenario().power_time_scale);
+        self.push(self.now + every, Ev::PowerTick { tower: i });
     }
 
     pub(super) fn send_power_reading(&mut self, i: usize) {
