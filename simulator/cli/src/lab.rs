@@ -296,6 +296,36 @@ pub fn fidelity(a: LabFidelityArgs) -> Result<u8> {
     for line in sovereign_lab::fidelity::table(&rows) {
         println!("{line}");
     }
+    // Each version at each tower, named: what a freshness percentile is made of.
+    let versions = sovereign_lab::fidelity::version_rows(
+        &scenario,
+        &published.versions,
+        &lab.versions,
+        &sim.schedule,
+    );
+    let version_table: Vec<sovereign_lab::fidelity::Row> =
+        versions.iter().map(|v| v.row.clone()).collect();
+    println!("per-version freshness (publish → servable at each tower; informational):");
+    for line in sovereign_lab::fidelity::table(&version_table) {
+        println!("{line}");
+    }
+    for v in versions.iter().filter(|v| v.row.verdict().fails()) {
+        let near = if v.faults.is_empty() {
+            "no fault on that tower in between".to_string()
+        } else {
+            v.faults.join("; ")
+        };
+        println!("version {} {}: {near}", v.row.kpi, v.row.verdict().word());
+    }
+    let within = versions
+        .iter()
+        .filter(|v| v.row.verdict() == sovereign_lab::fidelity::Verdict::Within)
+        .count();
+    println!(
+        "versions: {within} of {} within tolerance (not counted in the verdict: the freshness \
+         rows above are)",
+        versions.len()
+    );
     let outside = rows.iter().filter(|r| r.verdict().fails()).count();
     let compared = rows
         .iter()
@@ -312,6 +342,7 @@ pub fn fidelity(a: LabFidelityArgs) -> Result<u8> {
             sim_exit: sim.exit_code(),
             lab_exit: lab.report.exit_code(),
             rows: &rows,
+            versions: &version_table,
         };
         let text = serde_json::to_string_pretty(&doc).context("serialising the comparison")?;
         std::fs::write(path, text + "\n")
@@ -333,6 +364,8 @@ pub fn fidelity(a: LabFidelityArgs) -> Result<u8> {
 struct Published {
     initial: std::collections::BTreeSet<String>,
     after: Vec<Publication>,
+    /// Each version's freshness at each tower.
+    versions: sovereign_lab::fidelity::VersionFreshness,
 }
 
 impl Published {
@@ -343,12 +376,14 @@ impl Published {
                 .map(|(name, _, _)| name)
                 .collect(),
             after: Vec::new(),
+            versions: Default::default(),
         }
     }
 }
 
 impl sovereign_sim::Observer for Published {
     fn observe(&mut self, s: &sovereign_sim::obs::Stamped) {
+        self.versions.observe(s);
         if let sovereign_sim::obs::Obs::Published { manifest } = &s.obs {
             if manifest.version > 1 || !self.initial.contains(&manifest.item.0) {
                 self.after.push(Publication {

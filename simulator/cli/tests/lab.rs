@@ -441,6 +441,24 @@ fn fidelity_keeps_what_the_docs_claim() {
             .unwrap_or_else(|| panic!("no row {kpi}: {}", text(&o)));
         assert_eq!(row["verdict"], "ok", "{kpi}: {row}\n{}", text(&o));
     }
+    // Each version at each tower, paired by name between the worlds.
+    let versions = doc["versions"].as_array().expect("versions");
+    assert!(
+        versions
+            .iter()
+            .filter(|v| v["sim"].is_number() && v["lab"].is_number())
+            .count()
+            >= 2,
+        "{}",
+        text(&o)
+    );
+    assert!(
+        versions
+            .iter()
+            .all(|v| v["kpi"].as_str().is_some_and(|k| k.starts_with("tower-"))),
+        "{versions:?}"
+    );
+    assert!(out.contains("per-version freshness"), "{}", text(&o));
     assert_nothing_left(&prefix, &addresses(&out), state.path());
 }
 

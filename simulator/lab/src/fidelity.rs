@@ -5,16 +5,21 @@
 //!
 //! Map: [`Tolerance`] (how close is close enough, and why), [`Row`] (one KPI of both
 //! worlds and its [`Verdict`]), [`compare`] (the table: which KPIs, with which
-//! tolerance), [`table`] (the text `lab fidelity` prints).
+//! tolerance), [`table`] (the text `lab fidelity` prints); [`VersionFreshness`] and
+//! [`version_rows`]: the freshness of each version at each tower in both worlds.
 //!
 //! Not covered: running the two worlds (the CLI's `lab fidelity` does, with
 //! `sovereign_sim::run` and [`crate::run`]).
 
 use crate::plan::tower_defaults;
-use sovereign_logic::content::Priority;
+use sovereign_logic::Time;
+use sovereign_logic::content::{ItemId, Priority};
+use sovereign_logic::io::Event;
 use sovereign_logic::protocol::LinkKind;
 use sovereign_observe::kpi::{Kpis, format_bytes, format_us};
-use sovereign_scenario::Scenario;
+use sovereign_observe::obs::{Obs, Stamped};
+use sovereign_scenario::{FaultSpec, Scenario, Target};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// How close the lab's value must be to the simulator's.
@@ -151,6 +156,10 @@ pub struct Comparison<'a> {
     /// Every KPI compared.
     #[serde(serialize_with = "rows_json")]
     pub rows: &'a [Row],
+    /// Each version's freshness at each tower (informational: the freshness rows
+    /// decide).
+    #[serde(serialize_with = "rows_json")]
+    pub versions: &'a [Row],
 }
 
 fn rows_json<S: serde::Serializer>(rows: &&[Row], s: S) -> Result<S::Ok, S::Error> {
@@ -208,10 +217,124 @@ fn probe_interval(sc: &Scenario) -> Duration {
         .unwrap_or(default)
 }
 
+/// Each version's freshness at each tower, counted as the freshness KPI counts it (the
+/// first `ContentServable` of (tower, item, version) minus the first publish of (item,
+/// version)): what [`version_rows`] pairs between the two worlds, which publish the same
+/// versions under the same names at the same times (`lab fidelity`).
+#[derive(Clone, Debug, Default)]
+pub struct VersionFreshness {
+    /// (item, version) → first publish and class.
+    published: BTreeMap<(ItemId, u64), (Time, Priority)>,
+    /// (tower, item, version) → publish → servable.
+    servable: BTreeMap<(usize, ItemId, u64), Duration>,
+}
+
+impl sovereign_observe::Observer for VersionFreshness {
+    fn observe(&mut self, s: &Stamped) {
+        match &s.obs {
+            Obs::Published { manifest } => {
+                self.published
+                    .entry((manifest.item.clone(), manifest.version))
+                    .or_insert((s.at, manifest.priority));
+            }
+            Obs::Tower {
+                tower,
+                event: Event::ContentServable { item, version, .. },
+            } => {
+                if let Some((at, _)) = self.published.get(&(item.clone(), *version)) {
+                    self.servable
+                        .entry((*tower, item.clone(), *version))
+                        .or_insert_with(|| s.at.saturating_since(*at));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// One version at one tower in both worlds: its row (the freshness rows' tolerance; no
+/// value where it never became servable in that world), and the faults on that tower
+/// (or the origin) that were on at some time between its publish and the later of its
+/// two servables — or the end, where one world never made it servable (what a row
+/// outside its tolerance is likely about).
+#[derive(Clone, Debug, PartialEq)]
+pub struct VersionRow {
+    /// `tower-0 p0-00005 v2 (P0)`.
+    pub row: Row,
+    /// `fault[3] link-down on tower-0/fibre at 10s`, for each such fault.
+    pub faults: Vec<String>,
+}
+
+/// The freshness of every version the simulator published, at every tower, in both
+/// worlds (publish order, then tower), each against the freshness tolerance;
+/// `schedule`: the faults to name next to each version.
+pub fn version_rows(
+    sc: &Scenario,
+    sim: &VersionFreshness,
+    lab: &VersionFreshness,
+    schedule: &[FaultSpec],
+) -> Vec<VersionRow> {
+    let tolerance = freshness_tolerance(sc);
+    let mut order: Vec<_> = sim.published.iter().collect();
+    order.sort_by_key(|(k, (at, _))| (*at, (*k).clone()));
+    let mut rows = Vec::new();
+    for ((item, version), (at, class)) in order {
+        for (t, tower) in sc.towers.iter().enumerate() {
+            let key = (t, item.clone(), *version);
+            let (s, l) = (sim.servable.get(&key), lab.servable.get(&key));
+            // Servable in both: up to the later; in one or none: up to the end.
+            let until = s.zip(l).map(|(a, b)| *at + (*a).max(*b));
+            let faults = schedule
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| {
+                    let on = match f.target {
+                        Target::Tower(i) | Target::Link(i, _) | Target::Wifi(i) => i == t,
+                        Target::Origin => true,
+                    };
+                    // On at some time between the publish and `until`.
+                    let (start, end) = (Time::ZERO + f.at, Time::ZERO + f.at + f.duration);
+                    on && end >= *at && until.is_none_or(|u| start <= u)
+                })
+                .map(|(i, f)| {
+                    format!(
+                        "fault[{i}] {} on {} at {}",
+                        f.kind.name(),
+                        sovereign_report::data::target_name(sc, &f.target),
+                        sovereign_scenario::format_duration(f.at)
+                    )
+                })
+                .collect();
+            rows.push(VersionRow {
+                row: Row {
+                    kpi: format!("{} {item} v{version} ({class})", tower.name),
+                    unit: Unit::Micros,
+                    sim: s.map(|d| d.as_micros() as f64),
+                    lab: l.map(|d| d.as_micros() as f64),
+                    tolerance: tolerance.clone(),
+                },
+                faults,
+            });
+        }
+    }
+    rows
+}
+
+/// How close the two worlds' freshness must be: a version waits for the tower's next
+/// catalog poll, whose phase differs.
+fn freshness_tolerance(sc: &Scenario) -> Tolerance {
+    Tolerance::Within {
+        rel: 0.10,
+        abs: catalog_poll(sc).as_micros() as f64,
+        why: "a version waits for the tower's next catalog poll, whose phase \
+              against the publishes differs between the worlds: up to one poll \
+              interval",
+    }
+}
+
 /// The comparison: every KPI both worlds measure, with its tolerance.
 pub fn compare(sc: &Scenario, sim: &Kpis, lab: &Kpis) -> Vec<Row> {
     let us = |d: Duration| d.as_micros() as f64;
-    let poll_us = us(catalog_poll(sc));
     let probe_us = us(probe_interval(sc));
     let exact = Tolerance::Within {
         rel: 0.0,
@@ -241,13 +364,7 @@ pub fn compare(sc: &Scenario, sim: &Kpis, lab: &Kpis) -> Vec<Row> {
                 unit: Unit::Micros,
                 sim: sv.map(|v| v as f64),
                 lab: lv.map(|v| v as f64),
-                tolerance: Tolerance::Within {
-                    rel: 0.10,
-                    abs: poll_us,
-                    why: "a version waits for the tower's next catalog poll, whose phase \
-                          against the publishes differs between the worlds: up to one poll \
-                          interval",
-                },
+                tolerance: freshness_tolerance(sc),
             });
         }
     }
@@ -530,5 +647,96 @@ mod tests {
         let text = table(&rows).join("\n");
         assert!(text.contains("OUTSIDE"), "{text}");
         assert!(text.contains("[1] "), "{text}");
+    }
+
+    /// Goal: each version at each tower is paired by name between the worlds, judged
+    /// with the freshness tolerance (±10%, at least one catalog poll), missing where it
+    /// became servable in one world only, and a fault on that tower that started
+    /// between its publish and its later servable (or on at its publish) is named next
+    /// to it — one on another tower, or over before the publish, is not.
+    #[test]
+    fn versions_are_paired_by_name_and_the_faults_around_them_named() {
+        use sovereign_observe::Observer;
+        let sc = sovereign_scenario::parse_str(
+            "v.toml",
+            "duration = \"1m\"\n[[tower]]\ncount = 2\ndevices = 1\nlinks = [\"fibre\", \"lte\"]\ncatalog_poll = \"1s\"\n\
+             [[fault]]\nat = \"2s\"\nfor = \"5s\"\ntarget = \"tower-0/fibre\"\nkind = \"link-down\"\n\
+             [[fault]]\nat = \"12s\"\nfor = \"5s\"\ntarget = \"tower-1\"\nkind = \"crash\"\n\
+             [[fault]]\nat = \"1s\"\nfor = \"5s\"\ntarget = \"tower-0\"\nkind = \"pause\"\n",
+        )
+        .expect("parses");
+        let manifest = |item: &str, version: u64| sovereign_logic::content::Manifest {
+            item: ItemId(item.into()),
+            version,
+            priority: Priority::P0,
+            size: 0,
+            digest: sovereign_logic::content::ChunkHash([0; 32]),
+            chunks: Vec::new(),
+        };
+        let world = |servable: &[(u64, usize, &str, u64)]| {
+            let mut v = VersionFreshness::default();
+            for (item, version) in [("p0-00001", 1), ("p0-00001", 2)] {
+                v.observe(&Stamped {
+                    at: Time::from_secs(if version == 1 { 1 } else { 10 })
+                        + Duration::from_millis(500),
+                    obs: Obs::Published {
+                        manifest: manifest(item, version),
+                    },
+                });
+            }
+            for (at_ms, tower, item, version) in servable {
+                v.observe(&Stamped {
+                    at: Time::ZERO + Duration::from_millis(*at_ms),
+                    obs: Obs::Tower {
+                        tower: *tower,
+                        event: Event::ContentServable {
+                            item: ItemId((*item).into()),
+                            version: *version,
+                            priority: Priority::P0,
+                        },
+                    },
+                });
+            }
+            v
+        };
+        // v1 (published 1.5 s): tower-0 at 2.0 s in the simulator, 9.0 s in the lab (it
+        // waited for the failover); tower-1 at 2.0 s and 2.3 s. v2 (10.5 s): tower-0 at
+        // 11.0 s in both; tower-1 only in the simulator.
+        let sim = world(&[
+            (2000, 0, "p0-00001", 1),
+            (2000, 1, "p0-00001", 1),
+            (11_000, 0, "p0-00001", 2),
+            (11_000, 1, "p0-00001", 2),
+        ]);
+        let lab = world(&[
+            (9000, 0, "p0-00001", 1),
+            (2300, 1, "p0-00001", 1),
+            (11_000, 0, "p0-00001", 2),
+        ]);
+        let rows = version_rows(&sc, &sim, &lab, &sc.faults);
+        let got: Vec<(String, Verdict, Vec<String>)> = rows
+            .iter()
+            .map(|v| (v.row.kpi.clone(), v.row.verdict(), v.faults.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "tower-0 p0-00001 v1 (P0)".into(),
+                    Verdict::Outside,
+                    vec![
+                        "fault[0] link-down on tower-0/fibre at 2s".into(),
+                        "fault[2] pause on tower-0 at 1s".into()
+                    ]
+                ),
+                ("tower-1 p0-00001 v1 (P0)".into(), Verdict::Within, vec![]),
+                ("tower-0 p0-00001 v2 (P0)".into(), Verdict::Within, vec![]),
+                (
+                    "tower-1 p0-00001 v2 (P0)".into(),
+                    Verdict::Missing,
+                    vec!["fault[1] crash on tower-1 at 12s".into()]
+                ),
+            ]
+        );
     }
 }

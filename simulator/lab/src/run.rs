@@ -142,6 +142,9 @@ pub struct LabRun {
     pub run_dir: PathBuf,
     /// Warnings the run printed (also in the report's data).
     pub warnings: Vec<String>,
+    /// Each version's freshness at each tower (`lab fidelity` pairs it with the
+    /// simulator's).
+    pub versions: crate::fidelity::VersionFreshness,
 }
 
 fn now_us() -> u64 {
@@ -933,7 +936,7 @@ impl Session {
         let links_read = std::mem::take(&mut *lock(&shared.links_read));
         let run_dir = self.lab.run_dir.clone();
         let dump = self.o.keep.then(|| run_dir.join("observations.log"));
-        let (mut report, series) = judge(
+        let (mut report, series, versions) = judge(
             &self.lab.sc,
             self.o.seed,
             &self.planned,
@@ -950,6 +953,7 @@ impl Session {
             series,
             run_dir,
             warnings,
+            versions,
         })
     }
 
@@ -3283,7 +3287,7 @@ fn judge(
     repairs: &[Repair],
     links_read: &[StatusRead],
     dump: Option<&Path>,
-) -> (RunReport, RunSeries) {
+) -> (RunReport, RunSeries, crate::fidelity::VersionFreshness) {
     log.sort_by_key(|s| s.at); // stable: what was recorded together stays in order
     let log = order_repairs(log, repairs);
     let log = derive_steady(sc, planned, log, links_read);
@@ -3299,11 +3303,13 @@ fn judge(
     let mut oracles = Oracles::new(&enabled);
     let mut kpis = KpiScan::default();
     let mut series = SeriesScan::new(sc);
+    let mut versions = crate::fidelity::VersionFreshness::default();
     let end = log.last().map_or(Time::ZERO, |s| s.at);
     for s in &log {
         oracles.observe(s);
         kpis.observe(s);
         Observer::observe(&mut series, s);
+        Observer::observe(&mut versions, s);
     }
     // The RPO is the durability checker's count of lost acknowledgements, as in the
     // simulator (it ran whether or not durability is checked).
@@ -3331,7 +3337,7 @@ fn judge(
         trace: Vec::new(),
     };
     let series = series.finish(end.as_micros().div_ceil(1_000_000));
-    (report, series)
+    (report, series, versions)
 }
 
 #[cfg(test)]
