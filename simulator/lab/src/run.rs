@@ -465,6 +465,9 @@ pub fn run(o: LabOptions) -> Result<LabRun> {
 pub const TICK: Duration = Duration::from_millis(50);
 /// How often the liveness phase asks the towers whether they converged.
 const LIVENESS_EVERY: Duration = Duration::from_millis(500);
+/// How old an observation is before a live view gets it: the servers' events arrive up
+/// to this late behind the lab's own observations.
+pub const LIVE_SETTLE: Duration = Duration::from_secs(1);
 /// How often a session looks whether the origin runs (for its snapshot).
 const ORIGIN_LOOK_EVERY: Duration = Duration::from_millis(500);
 
@@ -485,8 +488,13 @@ pub struct Session {
     phase: Phase,
     /// Faults ended early by [`Session::heal`]: (id, when).
     healed: Vec<(usize, Duration)>,
-    /// Observations handed out by [`Session::take_observations`].
+    /// Observations of the log moved to `held` by [`Session::take_observations`].
     seen: usize,
+    /// Observations taken from the log and not handed out yet (younger than
+    /// [`LIVE_SETTLE`]).
+    held: Vec<Stamped>,
+    /// The time of the last observation handed out.
+    handed_out: Time,
     /// The id the next injected fault gets: after every id of the scenario's faults and
     /// nemesis draws, injected or not.
     next_id: u64,
@@ -627,6 +635,8 @@ impl Session {
             phase: Phase::Safety,
             healed: Vec::new(),
             seen: 0,
+            held: Vec::new(),
+            handed_out: Time::ZERO,
             next_id,
             watched: std::cell::Cell::new(false),
             origin_up: (true, Duration::ZERO),
@@ -810,14 +820,32 @@ impl Session {
         &self.healed
     }
 
-    /// The observations made since the last call, oldest first (the log itself is kept
-    /// whole for the report).
+    /// The observations made since the last call, in time order, for a live view (the
+    /// log itself is kept whole, and sorted, for the report). They come from several
+    /// processes and threads, each stamped when it happened, and arrive out of order: one
+    /// is handed out once it is [`LIVE_SETTLE`] old (all of them once the run is over),
+    /// and one that arrives later than that with an older stamp is handed out at the time
+    /// of the last one handed out, so that the stream never goes back in time.
     pub fn take_observations(&mut self) -> Vec<Stamped> {
-        let entries = lock(&self.lab.shared.log.entries);
-        let mut new = entries[self.seen.min(entries.len())..].to_vec();
-        self.seen = entries.len();
-        new.sort_by_key(|s| s.at);
-        new
+        {
+            let entries = lock(&self.lab.shared.log.entries);
+            let from = self.seen.min(entries.len());
+            self.held.extend_from_slice(&entries[from..]);
+            self.seen = entries.len();
+        }
+        self.held.sort_by_key(|s| s.at);
+        let ripe = if self.phase == Phase::Ended || self.failed {
+            self.held.len()
+        } else {
+            let cut = Time::ZERO + self.elapsed().saturating_sub(LIVE_SETTLE);
+            self.held.partition_point(|s| s.at <= cut)
+        };
+        let mut out: Vec<Stamped> = self.held.drain(..ripe).collect();
+        for s in &mut out {
+            s.at = s.at.max(self.handed_out);
+            self.handed_out = s.at;
+        }
+        out
     }
 
     /// What the run looks like now, in the simulator's terms (the console draws it): each
