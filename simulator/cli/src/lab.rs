@@ -365,7 +365,7 @@ struct Published {
     initial: std::collections::BTreeSet<String>,
     after: Vec<Publication>,
     /// Each version's freshness at each tower.
-    versions: sovereign_lab::fidelity::VersionFreshness,
+    versions: sovereign_sim::kpi::freshness::Freshness,
 }
 
 impl Published {

@@ -5,21 +5,20 @@
 //!
 //! Map: [`Tolerance`] (how close is close enough, and why), [`Row`] (one KPI of both
 //! worlds and its [`Verdict`]), [`compare`] (the table: which KPIs, with which
-//! tolerance), [`table`] (the text `lab fidelity` prints); [`VersionFreshness`] and
-//! [`version_rows`]: the freshness of each version at each tower in both worlds.
+//! tolerance), [`table`] (the text `lab fidelity` prints); [`version_rows`]: the
+//! freshness of each version at each tower in both worlds (the freshness KPI's own
+//! per-version samples, `sovereign_observe::kpi::freshness::Freshness`).
 //!
 //! Not covered: running the two worlds (the CLI's `lab fidelity` does, with
 //! `sovereign_sim::run` and [`crate::run`]).
 
 use crate::plan::tower_defaults;
 use sovereign_logic::Time;
-use sovereign_logic::content::{ItemId, Priority};
-use sovereign_logic::io::Event;
+use sovereign_logic::content::Priority;
 use sovereign_logic::protocol::LinkKind;
+use sovereign_observe::kpi::freshness::Freshness;
 use sovereign_observe::kpi::{Kpis, format_bytes, format_us};
-use sovereign_observe::obs::{Obs, Stamped};
 use sovereign_scenario::{FaultSpec, Scenario, Target};
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// How close the lab's value must be to the simulator's.
@@ -217,41 +216,6 @@ fn probe_interval(sc: &Scenario) -> Duration {
         .unwrap_or(default)
 }
 
-/// Each version's freshness at each tower, counted as the freshness KPI counts it (the
-/// first `ContentServable` of (tower, item, version) minus the first publish of (item,
-/// version)): what [`version_rows`] pairs between the two worlds, which publish the same
-/// versions under the same names at the same times (`lab fidelity`).
-#[derive(Clone, Debug, Default)]
-pub struct VersionFreshness {
-    /// (item, version) → first publish and class.
-    published: BTreeMap<(ItemId, u64), (Time, Priority)>,
-    /// (tower, item, version) → publish → servable.
-    servable: BTreeMap<(usize, ItemId, u64), Duration>,
-}
-
-impl sovereign_observe::Observer for VersionFreshness {
-    fn observe(&mut self, s: &Stamped) {
-        match &s.obs {
-            Obs::Published { manifest } => {
-                self.published
-                    .entry((manifest.item.clone(), manifest.version))
-                    .or_insert((s.at, manifest.priority));
-            }
-            Obs::Tower {
-                tower,
-                event: Event::ContentServable { item, version, .. },
-            } => {
-                if let Some((at, _)) = self.published.get(&(item.clone(), *version)) {
-                    self.servable
-                        .entry((*tower, item.clone(), *version))
-                        .or_insert_with(|| s.at.saturating_since(*at));
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
 /// One version at one tower in both worlds: its row (the freshness rows' tolerance; no
 /// value where it never became servable in that world), and the faults on that tower
 /// (or the origin) that were on at some time between its publish and the later of its
@@ -270,20 +234,22 @@ pub struct VersionRow {
 /// `schedule`: the faults to name next to each version.
 pub fn version_rows(
     sc: &Scenario,
-    sim: &VersionFreshness,
-    lab: &VersionFreshness,
+    sim: &Freshness,
+    lab: &Freshness,
     schedule: &[FaultSpec],
 ) -> Vec<VersionRow> {
     let tolerance = freshness_tolerance(sc);
-    let mut order: Vec<_> = sim.published.iter().collect();
+    let mut order: Vec<_> = sim.published().iter().collect();
     order.sort_by_key(|(k, (at, _))| (*at, (*k).clone()));
     let mut rows = Vec::new();
     for ((item, version), (at, class)) in order {
         for (t, tower) in sc.towers.iter().enumerate() {
-            let key = (t, item.clone(), *version);
-            let (s, l) = (sim.servable.get(&key), lab.servable.get(&key));
+            let (s, l) = (
+                sim.version_us(t, item, *version),
+                lab.version_us(t, item, *version),
+            );
             // Servable in both: up to the later; in one or none: up to the end.
-            let until = s.zip(l).map(|(a, b)| *at + (*a).max(*b));
+            let until = s.zip(l).map(|(a, b)| *at + Duration::from_micros(a.max(b)));
             let faults = schedule
                 .iter()
                 .enumerate()
@@ -309,8 +275,8 @@ pub fn version_rows(
                 row: Row {
                     kpi: format!("{} {item} v{version} ({class})", tower.name),
                     unit: Unit::Micros,
-                    sim: s.map(|d| d.as_micros() as f64),
-                    lab: l.map(|d| d.as_micros() as f64),
+                    sim: s.map(|us| us as f64),
+                    lab: l.map(|us| us as f64),
                     tolerance: tolerance.clone(),
                 },
                 faults,
@@ -656,7 +622,9 @@ mod tests {
     /// to it — one on another tower, or over before the publish, is not.
     #[test]
     fn versions_are_paired_by_name_and_the_faults_around_them_named() {
-        use sovereign_observe::Observer;
+        use sovereign_logic::content::ItemId;
+        use sovereign_logic::io::Event;
+        use sovereign_observe::obs::{Obs, Stamped};
         let sc = sovereign_scenario::parse_str(
             "v.toml",
             "duration = \"1m\"\n[[tower]]\ncount = 2\ndevices = 1\nlinks = [\"fibre\", \"lte\"]\ncatalog_poll = \"1s\"\n\
@@ -674,7 +642,7 @@ mod tests {
             chunks: Vec::new(),
         };
         let world = |servable: &[(u64, usize, &str, u64)]| {
-            let mut v = VersionFreshness::default();
+            let mut v = Freshness::default();
             for (item, version) in [("p0-00001", 1), ("p0-00001", 2)] {
                 v.observe(&Stamped {
                     at: Time::from_secs(if version == 1 { 1 } else { 10 })

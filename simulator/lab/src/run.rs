@@ -144,7 +144,7 @@ pub struct LabRun {
     pub warnings: Vec<String>,
     /// Each version's freshness at each tower (`lab fidelity` pairs it with the
     /// simulator's).
-    pub versions: crate::fidelity::VersionFreshness,
+    pub versions: sovereign_observe::kpi::freshness::Freshness,
 }
 
 fn now_us() -> u64 {
@@ -3315,7 +3315,11 @@ fn judge(
     repairs: &[Repair],
     links_read: &[StatusRead],
     dump: Option<&Path>,
-) -> (RunReport, RunSeries, crate::fidelity::VersionFreshness) {
+) -> (
+    RunReport,
+    RunSeries,
+    sovereign_observe::kpi::freshness::Freshness,
+) {
     log.sort_by_key(|s| s.at); // stable: what was recorded together stays in order
     let log = order_repairs(log, repairs);
     let log = derive_steady(sc, planned, log, links_read);
@@ -3331,13 +3335,11 @@ fn judge(
     let mut oracles = Oracles::new(&enabled);
     let mut kpis = KpiScan::default();
     let mut series = SeriesScan::new(sc);
-    let mut versions = crate::fidelity::VersionFreshness::default();
     let end = log.last().map_or(Time::ZERO, |s| s.at);
     for s in &log {
         oracles.observe(s);
         kpis.observe(s);
         Observer::observe(&mut series, s);
-        Observer::observe(&mut versions, s);
     }
     // The RPO is the durability checker's count of lost acknowledgements, as in the
     // simulator (it ran whether or not durability is checked).
@@ -3365,7 +3367,7 @@ fn judge(
         trace: Vec::new(),
     };
     let series = series.finish(end.as_micros().div_ceil(1_000_000));
-    (report, series, versions)
+    (report, series, kpis.freshness)
 }
 
 #[cfg(test)]

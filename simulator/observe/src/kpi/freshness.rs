@@ -17,7 +17,7 @@ use crate::obs::{Obs, Stamped};
 use sovereign_logic::Time;
 use sovereign_logic::content::{ItemId, Priority};
 use sovereign_logic::io::Event;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// Freshness of one priority class.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -40,8 +40,9 @@ pub struct ClassFreshness {
 pub struct Freshness {
     /// (item, version) → first publish and its class.
     published: BTreeMap<(ItemId, u64), (Time, Priority)>,
-    /// (tower, item, version) made servable.
-    servable: BTreeSet<(usize, ItemId, u64)>,
+    /// (tower, item, version) made servable → publish → servable µs (`None`: its publish
+    /// was not seen).
+    servable: BTreeMap<(usize, ItemId, u64), Option<u64>>,
     /// Per class: (servable at, publish → servable µs), in time order.
     samples: [Vec<(Time, u64)>; 4],
     /// Per tower: versions made servable per class (the event's class).
@@ -49,7 +50,8 @@ pub struct Freshness {
 }
 
 impl Freshness {
-    pub(super) fn observe(&mut self, s: &Stamped) {
+    /// Feed one observation (in time order; a caller may fold freshness alone).
+    pub fn observe(&mut self, s: &Stamped) {
         match &s.obs {
             Obs::Published { manifest } => {
                 self.published
@@ -65,14 +67,19 @@ impl Freshness {
                         priority,
                     },
             } => {
-                if !self.servable.insert((*tower, item.clone(), *version)) {
+                let key = (*tower, item.clone(), *version);
+                if self.servable.contains_key(&key) {
                     return;
                 }
                 grow(&mut self.towers, *tower)[priority.index()] += 1;
-                if let Some((at, class)) = self.published.get(&(item.clone(), *version)) {
-                    let us = s.at.saturating_since(*at).as_micros() as u64;
+                let sample = self
+                    .published
+                    .get(&(item.clone(), *version))
+                    .map(|(at, class)| (s.at.saturating_since(*at).as_micros() as u64, *class));
+                if let Some((us, class)) = sample {
                     self.samples[class.index()].push((s.at, us));
                 }
+                self.servable.insert(key, sample.map(|(us, _)| us));
             }
             _ => {}
         }
@@ -84,6 +91,20 @@ impl Freshness {
         &self.samples[class.index()]
     }
 
+    /// Every version published so far: (item, version) → (first publish, class).
+    pub fn published(&self) -> &BTreeMap<(ItemId, u64), (Time, Priority)> {
+        &self.published
+    }
+
+    /// Publish → servable of (tower, item, version), µs; `None` when it is not servable
+    /// there (or its publish was not seen).
+    pub fn version_us(&self, tower: usize, item: &ItemId, version: u64) -> Option<u64> {
+        self.servable
+            .get(&(tower, item.clone(), version))
+            .copied()
+            .flatten()
+    }
+
     /// Versions made servable at a tower so far, per class.
     pub fn servable(&self, tower: usize) -> [u64; 4] {
         self.towers.get(tower).copied().unwrap_or_default()
@@ -93,14 +114,14 @@ impl Freshness {
     pub(super) fn finish(&self, k: &mut Kpis, towers: usize) {
         for ((item, version), (_, class)) in &self.published {
             for t in 0..towers {
-                if self.servable.contains(&(t, item.clone(), *version)) {
+                if self.servable.contains_key(&(t, item.clone(), *version)) {
                     continue;
                 }
                 let later = self
                     .servable
                     .range((t, item.clone(), version.saturating_add(1))..)
                     .next()
-                    .is_some_and(|(tt, it, _)| *tt == t && it == item);
+                    .is_some_and(|((tt, it, _), _)| *tt == t && it == item);
                 if later {
                     k.freshness_superseded += 1;
                 } else {
