@@ -29,8 +29,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
-    BuildImageOptions, CreateContainerOptions, KillContainerOptions, LogsOptions,
-    RemoveContainerOptions,
+    BuildImageOptions, CreateContainerOptions, KillContainerOptions, ListImagesOptions,
+    LogsOptions, RemoveContainerOptions, RemoveImageOptions,
 };
 use futures_util::StreamExt;
 use std::collections::BTreeMap;
@@ -198,12 +198,15 @@ fn build_context(exe: &Path) -> Result<Vec<u8>> {
     // The engine's tar reader refuses GNU sparse entries (type S).
     tar.sparse(false);
     tar.mode(tar::HeaderMode::Deterministic);
-    let dockerfile = b"FROM scratch\nCOPY rootfs/ /\nENTRYPOINT [\"/sovereign\"]\n";
+    let dockerfile = format!(
+        "FROM scratch\nLABEL {IMAGE_LABEL}=sovereign\nCOPY rootfs/ /\nENTRYPOINT [\"/sovereign\"]\n"
+    );
+    let dockerfile = dockerfile.as_bytes();
     let mut h = tar::Header::new_gnu();
     h.set_size(dockerfile.len() as u64);
     h.set_mode(0o644);
     h.set_cksum();
-    tar.append_data(&mut h, "Dockerfile", &dockerfile[..])?;
+    tar.append_data(&mut h, "Dockerfile", dockerfile)?;
     let mut t = tar::Header::new_gnu();
     t.set_entry_type(tar::EntryType::Directory);
     t.set_size(0);
@@ -220,25 +223,76 @@ fn build_context(exe: &Path) -> Result<Vec<u8>> {
     Ok(tar.into_inner()?)
 }
 
-/// The image that runs `exe`, built now unless the engine has it already.
+/// The image that runs `exe`, built now unless the engine has it already. After a build
+/// the older `sovereign-lab` images beyond the newest [`IMAGES_KEPT`] are removed
+/// ([`prune_images`]): every rebuilt binary makes a new one of a few hundred MB.
 pub fn ensure_image(engine: &Engine, exe: &Path) -> Result<String> {
-    ensure(engine, image_tag(exe)?, || build_context(exe))
-}
-
-/// Image `tag` as the engine has it, or built now from the tar archive `context` makes.
-fn ensure(
-    engine: &Engine,
-    tag: String,
-    context: impl FnOnce() -> Result<Vec<u8>>,
-) -> Result<String> {
-    if engine
-        .rt
-        .block_on(engine.docker.inspect_image(&tag))
-        .is_err()
-    {
-        build(engine, &tag, context()?)?;
+    let tag = image_tag(exe)?;
+    if ensure(engine, &tag, || build_context(exe))? {
+        prune_images(engine, "sovereign-lab:", &tag);
     }
     Ok(tag)
+}
+
+/// How many `sovereign-lab:<hash>` images a build keeps, the new one included: a debug
+/// and a release binary used side by side are not rebuilt for each other.
+pub const IMAGES_KEPT: usize = 2;
+
+/// The label on the lab's own images (`LABEL sovereign.lab.image=…` in the Dockerfile):
+/// an untagged image with it is one of ours that lost its tag — two runs built the same
+/// binary's image at once, and the later build took the tag.
+pub const IMAGE_LABEL: &str = "sovereign.lab.image";
+
+/// Remove the images tagged `prefix…` other than `keep` and the newest others up to
+/// [`IMAGES_KEPT`], and the untagged images labelled [`IMAGE_LABEL`]; the tags (or ids)
+/// removed. Never forced: an image a container still uses (another lab run's) is left,
+/// as is everything on any error (pruning is housekeeping, not the run's business).
+fn prune_images(engine: &Engine, prefix: &str, keep: &str) -> Vec<String> {
+    let Ok(images) = engine
+        .rt
+        .block_on(engine.docker.list_images(None::<ListImagesOptions>))
+    else {
+        return Vec::new();
+    };
+    let mut ours: Vec<(i64, &str)> = images
+        .iter()
+        .flat_map(|i| i.repo_tags.iter().map(move |t| (i.created, t.as_str())))
+        .filter(|(_, t)| t.starts_with(prefix) && *t != keep)
+        .collect();
+    ours.sort_by(|a, b| b.cmp(a));
+    let untagged = images.iter().filter(|i| {
+        i.labels.contains_key(IMAGE_LABEL) && i.repo_tags.iter().all(|t| t == "<none>:<none>")
+    });
+    let mut removed = Vec::new();
+    let old = ours.into_iter().skip(IMAGES_KEPT.saturating_sub(1));
+    for tag in old.map(|(_, t)| t).chain(untagged.map(|i| i.id.as_str())) {
+        let removal = engine.rt.block_on(engine.docker.remove_image(
+            tag,
+            None::<RemoveImageOptions>,
+            None,
+        ));
+        if removal.is_ok() {
+            removed.push(tag.to_string());
+        }
+    }
+    if !removed.is_empty() {
+        crate::say(&format!(
+            "lab: removed {} older lab image(s): {}",
+            removed.len(),
+            removed.join(", ")
+        ));
+    }
+    removed
+}
+
+/// Image `tag` as the engine has it, or built now from the tar archive `context` makes;
+/// `true` when it was built.
+fn ensure(engine: &Engine, tag: &str, context: impl FnOnce() -> Result<Vec<u8>>) -> Result<bool> {
+    if engine.rt.block_on(engine.docker.inspect_image(tag)).is_ok() {
+        return Ok(false);
+    }
+    build(engine, tag, context()?)?;
+    Ok(true)
 }
 
 /// Build image `tag` from the tar archive `context` (a Dockerfile at its root).
@@ -283,11 +337,9 @@ pub const POSTGRES_USER: &str = "999:999";
 /// runs — no registry is reachable here (docs/LAB.md says how, and why not
 /// debootstrap). Tagged `sovereign-lab-postgres:1`.
 pub fn ensure_postgres_image(engine: &Engine) -> Result<String> {
-    ensure(
-        engine,
-        "sovereign-lab-postgres:1".to_string(),
-        postgres_context,
-    )
+    let tag = "sovereign-lab-postgres:1";
+    ensure(engine, tag, postgres_context)?;
+    Ok(tag.to_string())
 }
 
 /// The PostgreSQL image's build context ([`ensure_postgres_image`]).
@@ -658,5 +710,112 @@ impl Backend for Containers {
 impl Drop for Containers {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A one-file image context whose file says `text` (so each `text` is its own image).
+    fn tiny_context(text: &str) -> Result<Vec<u8>> {
+        let mut tar = tar::Builder::new(Vec::new());
+        tar.mode(tar::HeaderMode::Deterministic);
+        for (path, data) in [
+            (
+                "Dockerfile",
+                format!("FROM scratch\nLABEL {IMAGE_LABEL}=test\nCOPY note /note\n").as_str(),
+            ),
+            ("note", text),
+        ] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            tar.append_data(&mut h, path, data.as_bytes())?;
+        }
+        Ok(tar.into_inner()?)
+    }
+
+    #[test]
+    fn a_build_prunes_all_but_the_newest_lab_images_and_never_one_in_use() {
+        // Goal: of four images under one prefix, pruning for the newest keeps it and the
+        // next newest (IMAGES_KEPT = 2), and removes the older ones — except one a
+        // container still uses; images under other names are not touched.
+        let engine = match Engine::connect() {
+            Ok(e) => e,
+            Err(e) if std::env::var_os("CI").is_none() => {
+                eprintln!(
+                    "SKIPPED: no Docker engine ({e:#}); apt-get install docker.io; dockerd &"
+                );
+                return;
+            }
+            Err(e) => panic!("CI is set and no Docker engine answers: {e:#}"),
+        };
+        let prefix = format!("sovereign-prune-test-{}:", std::process::id());
+        let tags: Vec<String> = (0..4).map(|i| format!("{prefix}{i}")).collect();
+        let other = format!("sovereign-prune-other-{}:0", std::process::id());
+        for (i, tag) in tags.iter().enumerate() {
+            // `created` has a resolution of one second: one build a second.
+            if i > 0 {
+                std::thread::sleep(Duration::from_millis(1100));
+            }
+            assert!(ensure(&engine, tag, || tiny_context(&format!("{tag}\n"))).unwrap());
+        }
+        assert!(ensure(&engine, &other, || tiny_context("other\n")).unwrap());
+        // A build of tag 2 that lost its tag to a second build: untagged, labelled ours.
+        let lost = format!("{prefix}lost");
+        assert!(ensure(&engine, &lost, || tiny_context("lost\n")).unwrap());
+        let lost_id = engine
+            .rt
+            .block_on(engine.docker.inspect_image(&lost))
+            .expect("built")
+            .id
+            .expect("an id");
+        build(&engine, &lost, tiny_context("lost again\n").unwrap()).expect("rebuilt");
+        assert!(!ensure(&engine, &tags[3], || panic!("not rebuilt")).unwrap());
+        // Image 0 is in use by a (created, never started) container.
+        let body = ContainerCreateBody {
+            image: Some(tags[0].clone()),
+            cmd: Some(vec!["/note".to_string()]),
+            ..Default::default()
+        };
+        let ctr = engine
+            .rt
+            .block_on(
+                engine
+                    .docker
+                    .create_container(None::<CreateContainerOptions>, body),
+            )
+            .expect("create a container");
+        let removed = prune_images(&engine, &prefix, &tags[3]);
+        let exists = |t: &str| engine.rt.block_on(engine.docker.inspect_image(t)).is_ok();
+        let left: Vec<bool> = tags.iter().map(|t| exists(t)).collect();
+        let other_left = exists(&other);
+        let lost_left = exists(&lost_id);
+        // Clean up before asserting.
+        let _ = engine.rt.block_on(engine.docker.remove_container(
+            &ctr.id,
+            Some(RemoveContainerOptions {
+                force: true,
+                ..Default::default()
+            }),
+        ));
+        for t in tags.iter().chain([&other, &lost, &lost_id]) {
+            let _ = engine.rt.block_on(engine.docker.remove_image(
+                t,
+                None::<RemoveImageOptions>,
+                None,
+            ));
+        }
+        // The newest other tag is `lost` (kept); tag 2 and older are removed, tag 0 is
+        // in use; the untagged build is removed by its id.
+        assert_eq!(
+            removed,
+            vec![tags[2].clone(), tags[1].clone(), lost_id.clone()],
+            "{left:?}"
+        );
+        assert_eq!(left, [true, false, false, true]);
+        assert!(other_left && !lost_left);
     }
 }
