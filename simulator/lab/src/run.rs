@@ -2576,10 +2576,16 @@ fn outbox(admin: &str) -> Option<BTreeSet<IdemKey>> {
 }
 
 /// Once a second until told to stop: each tower's outbox length (`Backlog`), and each
-/// server whose `GET /admin/status` reports failing storage or a full disk
-/// (`StorageError`). Nothing is logged once the stop is set.
+/// server whose `GET /admin/status` shows a storage call failed since the last reading
+/// (its `storage_errors_total` grew) or reports a full disk (`StorageError`) — as the
+/// simulator observes one per failed write, not the state `degraded` keeps until a call
+/// of that operation succeeds again (that outlives the fault: a failed commit stays
+/// "failing" until the next commit, seconds after the database is back). Nothing is
+/// logged once the stop is set.
 fn sample_servers(s: &Shared, towers: &[String], origin: &str) {
     let stopped = || s.stop_sampling.load(Ordering::Relaxed);
+    // Per server (towers, then the origin): the error count last read.
+    let mut errors_seen: Vec<Option<u64>> = vec![None; towers.len() + 1];
     while !stopped() {
         let next = Instant::now() + Duration::from_secs(1);
         for (i, admin) in towers.iter().enumerate() {
@@ -2597,7 +2603,7 @@ fn sample_servers(s: &Shared, towers: &[String], origin: &str) {
             .enumerate()
             .map(|(i, a)| (Some(i), a.as_str()))
             .chain(std::iter::once((None, origin)));
-        for (tower, admin) in servers {
+        for ((tower, admin), seen) in servers.zip(errors_seen.iter_mut()) {
             let Ok(r) = call("GET", admin, "/admin/status", Some(VIEWER), b"") else {
                 if let Some(i) = tower {
                     lock(&s.status)[i] = None;
@@ -2608,13 +2614,26 @@ fn sample_servers(s: &Shared, towers: &[String], origin: &str) {
             if let Some(i) = tower {
                 lock(&s.status)[i] = json.clone();
             }
-            let failing = json.is_some_and(|v| {
+            let errors = json
+                .as_ref()
+                .and_then(|v| v["storage_errors_total"].as_u64());
+            // A restarted server counts from 0 again: any count above 0 is new then.
+            let failed = match (errors, *seen) {
+                (Some(now), Some(before)) => now > before || (now < before && now > 0),
+                (Some(now), None) => now > 0,
+                (None, _) => false,
+            };
+            if errors.is_some() {
+                *seen = errors;
+            }
+            let full = json.is_some_and(|v| {
                 v["degraded"].as_array().is_some_and(|d| {
                     d.iter()
                         .filter_map(|x| x.as_str())
-                        .any(|x| x.starts_with("storage ") || x.starts_with("disk full"))
+                        .any(|x| x.starts_with("disk full"))
                 })
             });
+            let failing = failed || full;
             if failing && !stopped() {
                 s.log.now(Obs::StorageError { tower });
             }

@@ -6,7 +6,7 @@
 //!
 //! `GET /admin/status` on both servers carries `degraded` (why the server is not ready:
 //! storage failing, disk full or under its free-space minimum, a parked sync task; the
-//! same reasons `/readyz` gives) and `storage_free_bytes`.
+//! same reasons `/readyz` gives), `storage_free_bytes` and `storage_errors_total`.
 //!
 //! Tower: `GET /admin/status`, `GET /admin/outbox`, `GET /admin/links`,
 //! `GET /admin/power` (viewer); `POST /admin/power` (operator: hand the power manager a
@@ -429,6 +429,11 @@ pub struct StorageStatus {
     pub degraded: Vec<String>,
     /// Free bytes on the data directory's file system (null: not watched).
     pub storage_free_bytes: Option<u64>,
+    /// Store calls that failed since the server started, every operation (the sum of
+    /// `sovereign_storage_errors_total`): a count that grew between two reads is a
+    /// storage failure between them, where `degraded` says only that no call has
+    /// succeeded since the last one.
+    pub storage_errors_total: u64,
 }
 
 impl StorageStatus {
@@ -439,6 +444,7 @@ impl StorageStatus {
         StorageStatus {
             degraded,
             storage_free_bytes,
+            storage_errors_total: ctx.storage.errors_total(),
         }
     }
 }
@@ -537,6 +543,7 @@ async fn tower_status(
                 storage: StorageStatus {
                     degraded: parked_reasons(&t.parked(now)),
                     storage_free_bytes: None,
+                    storage_errors_total: 0,
                 },
             }
         })
@@ -1041,6 +1048,7 @@ async fn origin_status_route(
                 storage: StorageStatus {
                     degraded,
                     storage_free_bytes: None,
+                    storage_errors_total: 0,
                 },
             }
         })

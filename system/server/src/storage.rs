@@ -161,6 +161,14 @@ impl StorageHealth {
         }
     }
 
+    /// Store calls that failed since the start, every operation.
+    pub fn errors_total(&self) -> u64 {
+        StoreOp::ALL
+            .iter()
+            .map(|op| self.errors.with_label_values(&[op.name()]).get())
+            .sum()
+    }
+
     /// Free bytes on the data directory's file system (and the gauge set to them), or
     /// `None` when there is no directory or it cannot be read.
     pub fn free_bytes(&self) -> Option<u64> {
@@ -351,6 +359,8 @@ mod tests {
         tokio::time::advance(STORAGE_ERROR_WINDOW).await;
         assert!(h.reasons().is_empty(), "an old error still counts");
         assert_eq!(h.errors.with_label_values(&["fsync"]).get(), 1);
+        // The total counts every failed call, however old, and never goes down.
+        assert_eq!(h.errors_total(), 2);
     }
 
     #[tokio::test]
