@@ -210,3 +210,45 @@ fn every_fault_kind_has_its_docs_row() {
     let without = docs.replace("| `wifi-corruption` |", "| `wifi-garble` |");
     assert!(docs_row(&without, "wifi-corruption").is_none());
 }
+
+#[test]
+fn a_frozen_database_holds_the_origins_writes_and_a_lost_one_fails_them() {
+    // Goal: `db-pause` hangs the origin's writes until the database thaws — no storage
+    // error in the window, nothing lost, every operation applied — as a SIGSTOPped
+    // PostgreSQL does in the lab; `db-lost` over the same window fails them (storage
+    // errors: detected) and loses nothing either.
+    let text = |kind: &str| {
+        format!(
+            "duration = \"30s\"\nliveness_bound = \"2m\"\n[origin]\ndatabase = \"postgres\"\n\
+             [[tower]]\ndevices = 10\nlinks = [\"fibre\"]\nrequest_timeout = \"3s\"\n\
+             [workload]\ncatalog = [{{ priority = \"P0\", items = 1, size = \"16KiB\" }}]\n\
+             ops_per_device_hour = 1000.0\n\
+             [[fault]]\nat = \"5s\"\nfor = \"10s\"\ntarget = \"origin\"\nkind = \"{kind}\"\n"
+        )
+    };
+    let storage_errors = |kind: &str| {
+        let sc = parse_str("db.toml", &text(kind)).expect("parses");
+        let opts = RunOptions {
+            seed: 1,
+            ..RunOptions::default()
+        };
+        let mut world = World::new(&sc, &opts);
+        let mut obs: Vec<Stamped> = Vec::new();
+        world.run_observed(&mut obs);
+        let report = world.finish();
+        let errors = obs
+            .iter()
+            .filter(|s| matches!(s.obs, Obs::StorageError { tower: None }))
+            .count();
+        (errors, report)
+    };
+    let (paused, report) = storage_errors("db-pause");
+    assert_eq!(paused, 0, "a frozen database fails nothing");
+    assert!(report.violations.is_empty(), "{:?}", report.violations);
+    assert_eq!(report.kpis.rpo, 0);
+    assert_eq!(report.kpis.faults_detected, 0);
+    let (lost, report) = storage_errors("db-lost");
+    assert!(lost > 0, "a lost database fails the origin's writes");
+    assert!(report.violations.is_empty(), "{:?}", report.violations);
+    assert_eq!(report.kpis.faults_detected, 1);
+}

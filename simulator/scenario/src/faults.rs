@@ -143,7 +143,8 @@ pub enum FaultKind {
     DbKill,
     /// The origin's PostgreSQL server frozen (SIGSTOP of its processes; `docker pause`)
     /// for the fault's duration: the origin's queries hang instead of failing. Origin on
-    /// PostgreSQL only; the simulator models it as `db-lost` on the origin.
+    /// PostgreSQL only; the simulator models it as the origin's record writes, deletes and
+    /// commits completing only when the fault ends (none fails).
     DbPause,
     /// The origin's PostgreSQL server shut down cleanly (fast shutdown: sessions ended,
     /// every commit kept) at the start and started again when the fault ends. Origin on

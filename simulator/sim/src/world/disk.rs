@@ -27,6 +27,7 @@ use super::rng::Stream;
 use crate::obs::Obs;
 use crate::plant::Plant;
 use bytes::Bytes;
+use sovereign_logic::Time;
 use sovereign_logic::content::{ChunkHash, verify_chunk};
 use sovereign_logic::entropy::Entropy;
 use sovereign_logic::io::{Action, DiskModel, Key, Record};
@@ -48,6 +49,9 @@ pub(super) struct DiskFaults {
     pub(super) full: u32,
     /// Active `db-lost` faults: every write but a chunk's fails while any is.
     pub(super) db_lost: u32,
+    /// The end of the active `db-pause` faults: the database is frozen until then, so
+    /// every call but a chunk file's completes only after it (none fails).
+    pub(super) frozen_until: Option<Time>,
     pub(super) extra_latency: Duration,
 }
 
@@ -263,6 +267,18 @@ impl World {
             Node::Origin => (self.origin.slow, self.origin.incarnation),
             Node::Tower(i) => (self.towers[i].slow, self.towers[i].incarnation),
         };
+        // A frozen database answers nothing until it thaws; chunk files are not in it.
+        let frozen = match &action {
+            Action::Write {
+                record: Record::Chunk(_),
+                ..
+            }
+            | Action::Delete {
+                key: Key::Chunk(_), ..
+            } => None,
+            _ => self.disk_mut(node).faults.frozen_until,
+        };
+        let from = frozen.map_or(self.now, |t| t.max(self.now));
         let (latency, done) = match action {
             Action::Write { id, record } => {
                 let disk = match node {
@@ -314,7 +330,7 @@ impl World {
             }
         };
         let extra = self.disk_mut(node).faults.extra_latency;
-        self.push(self.now + (latency + extra).mul_f64(slow), done);
+        self.push(from + (latency + extra).mul_f64(slow), done);
     }
 }
 

@@ -414,12 +414,17 @@ impl World {
                         d.faults.fsync_error = d.faults.fsync_error.max(*p)
                     }
                     FaultKind::DiskFull => d.faults.full += 1,
-                    // The database server killed, frozen or stopped: the origin's record
-                    // writes fail, as when its connection is lost.
-                    FaultKind::DbLost
-                    | FaultKind::DbKill
-                    | FaultKind::DbPause
-                    | FaultKind::DbRestart => d.faults.db_lost += 1,
+                    // The database server killed or stopped: the origin's record writes
+                    // fail, as when its connection is lost.
+                    FaultKind::DbLost | FaultKind::DbKill | FaultKind::DbRestart => {
+                        d.faults.db_lost += 1
+                    }
+                    // Frozen (SIGSTOP): its calls hang until it thaws, and none fails.
+                    FaultKind::DbPause => {
+                        let thaw = start + spec.duration;
+                        d.faults.frozen_until =
+                            Some(d.faults.frozen_until.map_or(thaw, |t| t.max(thaw)));
+                    }
                     FaultKind::DiskLatency { extra } => d.faults.extra_latency += *extra,
                     _ => {}
                 }
