@@ -865,6 +865,7 @@ impl App {
         };
         let now = self.source.now();
         gd.note_early_end(&mut self.live, now, &self.operator);
+        self.source.end_early()?;
         let finished = self.source.finish()?;
         gd.settle(&finished.report);
         Ok(Some(Outcome {

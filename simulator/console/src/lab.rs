@@ -40,6 +40,8 @@ pub struct LabSource {
     done: bool,
     /// Why the run failed, if it did.
     failed: Option<String>,
+    /// When the run was ended early ([`Source::end_early`]).
+    cut: Option<Duration>,
 }
 
 impl LabSource {
@@ -50,6 +52,7 @@ impl LabSource {
             seed,
             done: false,
             failed: None,
+            cut: None,
         }
     }
 
@@ -161,6 +164,19 @@ impl Source for LabSource {
         }
     }
 
+    fn end_early(&mut self) -> Result<Option<Time>, SourceError> {
+        if self.done {
+            return Ok(None);
+        }
+        match self.session.end_early() {
+            Ok(at) => {
+                self.cut = at;
+                Ok(at.map(time))
+            }
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
     /// Not possible: the console refuses it for a real-time source first.
     fn restart(&mut self, _seed: u64) {}
 
@@ -181,6 +197,10 @@ impl Source for LabSource {
             .map_err(|e| SourceError::Failed(format!("{e:#}")))?;
         let mut replay_schedule = run.report.schedule.clone();
         cut_to_heals(&mut replay_schedule, &healed);
+        if let Some(cut) = self.cut {
+            // Not injected: after the cut.
+            replay_schedule.retain(|f| f.at < cut);
+        }
         let mut replay_caveats = vec![LAB_REPLAY_CAVEAT.to_string()];
         replay_caveats.extend(run.warnings.iter().map(|w| format!("lab warning: {w}")));
         Ok(Finished {

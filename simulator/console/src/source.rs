@@ -116,6 +116,13 @@ pub trait Source {
     fn restart(&mut self, seed: u64);
     /// Run to the end and hand back the report.
     fn finish(self: Box<Self>) -> Result<Finished, SourceError>;
+    /// The operator leaves before the run is over: a source whose rest would take real
+    /// time ends the scenario now (heals, injects nothing more) so that [`Source::finish`]
+    /// is only the heal and the liveness check; `Some(at)` when it cut the run at `at`.
+    /// The simulator runs the rest (in moments): `None`.
+    fn end_early(&mut self) -> Result<Option<Time>, SourceError> {
+        Ok(None)
+    }
     /// Real processes on the wall clock: time cannot be paused, stepped, sped up, jumped
     /// or restarted, and violations are judged only at the end (observations from
     /// several processes arrive out of order), so a snapshot has none.

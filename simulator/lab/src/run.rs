@@ -814,10 +814,49 @@ impl Session {
         Ok(Ok((ids, now)))
     }
 
-    /// Faults ended early by [`Session::heal`]: (their position in the report's
-    /// schedule, when).
+    /// Faults ended early by [`Session::heal`] or [`Session::end_early`]: (their position
+    /// in the report's schedule, when).
     pub fn healed(&self) -> &[(usize, Duration)] {
         &self.healed
+    }
+
+    /// End the scenario now, before its duration is over (an operator quitting the
+    /// console): the faults on are healed (recorded as by [`Session::heal`]), none of
+    /// the schedule's later faults is injected and nothing more is published; the heal
+    /// and the liveness phase follow as after a whole run, and the run's duration
+    /// becomes the time of the cut. A warning says so in the report. `Ok(Some(at))`: cut
+    /// at `at`; `Ok(None)`: nothing to cut (the heal has begun).
+    pub fn end_early(&mut self) -> Result<Option<Duration>> {
+        if self.failed {
+            bail!("the run failed earlier");
+        }
+        let Some(sched) = self.sched.as_mut().filter(|_| self.phase == Phase::Safety) else {
+            return Ok(None);
+        };
+        let now = self.lab.shared.log.elapsed();
+        if now >= self.lab.sc.duration {
+            return Ok(None);
+        }
+        let later = sched.actions[sched.next_action..]
+            .iter()
+            .filter(|(_, start, _)| *start)
+            .count();
+        self.healed.extend(sched.active.iter().map(|&k| (k, now)));
+        let healed = self.lab.heal_all(sched, &self.planned);
+        self.failed = healed.is_err();
+        healed?;
+        self.lab.sc.duration = now;
+        self.phase = Phase::Liveness {
+            heal: self.lab.shared.log.elapsed(),
+            converged: vec![false; self.lab.sc.towers.len()],
+            next_check: Duration::ZERO,
+        };
+        self.lab.shared.warn(format!(
+            "the run was ended early at {:.1} s: the faults on were healed then, {later} \
+             scheduled later were not injected, and the liveness check ran from there",
+            now.as_secs_f64()
+        ));
+        Ok(Some(now))
     }
 
     /// The observations made since the last call, in time order, for a live view (the
