@@ -144,6 +144,10 @@ fn console_pauses_steps_injects_and_quits_in_tmux() {
     t.keys(&["i"]);
     t.wait_for("the inject menu", |s| s.contains("Inject on tower-0/fibre"));
     t.keys(&["c"]);
+    t.wait_for("the inject form", |s| {
+        s.contains("kind = \"link-down\", target = \"tower-0/fibre\"")
+    });
+    t.keys(&["Enter"]);
     t.wait_for("the injection", |s| s.contains("tester injected fault 0"));
     t.keys(&["n"]);
     let s = t.wait_for("the active fault", |s| s.contains("●0 "));
@@ -214,6 +218,8 @@ fn a_game_day_in_tmux_takes_a_no_and_refuses_an_injection_outside_its_radius() {
     t.keys(&["i"]);
     t.wait_for("the inject menu", |s| s.contains("Inject on tower-1"));
     t.keys(&["k"]);
+    t.wait_for("the inject form", |s| s.contains("kind = \"crash\""));
+    t.keys(&["Enter"]);
     t.wait_for("the radius question", |s| {
         s.contains("outside the blast radius: type why")
     });
@@ -238,4 +244,99 @@ fn a_game_day_in_tmux_takes_a_no_and_refuses_an_injection_outside_its_radius() {
         "{lessons}"
     );
     let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn a_lab_console_injects_from_the_form_and_a_quit_ends_the_run_there() {
+    // Goal: the console on real processes (`--lab`): the inject form offers the rest of
+    // the run as the duration, the operator's edited fault (a latency of 300 ms on
+    // tower-0's LTE for 4 s) is injected for real (the lab's audit has it), and `q`, `y`
+    // a few seconds in ends the scenario there — its faults from 10 s on are not
+    // injected, the report says so — and the journal is written, long before the
+    // scenario's 90 s.
+    if !tmux_here("a_lab_console_injects_from_the_form_and_a_quit_ends_the_run_there") {
+        return;
+    }
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let journal = dir.path().join("journal");
+    let t = Tmux {
+        socket: format!("sovereign-lab-{}", std::process::id()),
+        session: "lab".into(),
+        deadline: Instant::now() + Duration::from_secs(75),
+    };
+    let cmd = format!(
+        "{} console scenarios/lab/uplink-failover.toml --lab --keep --operator tester \
+         --state-dir {} --out {}; echo EXITED $?; sleep 60",
+        env!("CARGO_BIN_EXE_sovereign"),
+        dir.path().join("state").display(),
+        journal.display()
+    );
+    t.start(120, 34, &repo, &cmd);
+    t.wait_for("the console", |s| s.contains("real time ▶ real processes"));
+    t.keys(&["l", "l"]); // tower-0 → fibre → lte
+    t.wait_for("the LTE selected", |s| s.contains("Topology · tower-0/lte"));
+    t.keys(&["i"]);
+    t.wait_for("the inject menu", |s| s.contains("Inject on tower-0/lte"));
+    t.keys(&["a"]);
+    let s = t.wait_for("the inject form", |s| {
+        s.contains("kind = \"latency\", target = \"tower-0/lte\", extra = \"500ms\"")
+    });
+    // The rest of a 90 s run, not the simulator's 10 minutes.
+    assert!(!s.contains("for = \"10m\""), "{s}");
+    // Replace the whole form with the operator's own fault.
+    t.keys(&["BSpace"; 120]);
+    t.keys(&[
+        "-l",
+        "kind = \"latency\", target = \"tower-0/lte\", extra = \"300ms\", for = \"4s\"",
+    ]);
+    t.keys(&["Enter"]);
+    t.wait_for("the injection", |s| s.contains("tester injected fault"));
+    t.keys(&["q"]);
+    t.wait_for("the quit question", |s| s.contains("quit now?"));
+    t.keys(&["y"]);
+    t.wait_for("the end", |s| s.contains("EXITED"));
+    // Everything the console printed, scrolled off or not.
+    let s = String::from_utf8_lossy(
+        &t.cmd(&["capture-pane", "-p", "-S", "-1000", "-t", &t.session])
+            .stdout,
+    )
+    .into_owned();
+    // The scenario's faults start at 10, 10, 35 and 55 s: those after the cut are not
+    // injected.
+    let cut: f64 = s
+        .split("the run was ended early at ")
+        .nth(1)
+        .and_then(|r| r.split(" s:").next())
+        .and_then(|x| x.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no early end: {s}"));
+    let later = [10.0, 10.0, 35.0, 55.0]
+        .iter()
+        .filter(|at| **at > cut)
+        .count();
+    assert!(
+        s.contains(&format!("{later} scheduled later were not injected")),
+        "{s}"
+    );
+    let run_dir = s
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("run directory (kept): "))
+        .map(|d| d.trim().to_string());
+    let lessons = std::fs::read_to_string(journal.join("lessons-learned.md")).expect("journal");
+    assert!(
+        lessons.contains("injected fault 4: latency on tower-0/lte"),
+        "{lessons}"
+    );
+    let audit = run_dir
+        .map(|d| {
+            std::fs::read_to_string(PathBuf::from(&d).join("lab-audit.jsonl")).unwrap_or_default()
+        })
+        .unwrap_or_default();
+    assert!(audit.contains("\"kind\":\"latency\""), "{audit}");
+    // The scenario's first fault (10 s) only if the quit came after it.
+    assert_eq!(
+        audit.contains("link-down"),
+        cut > 10.0,
+        "cut at {cut} s: {audit}"
+    );
 }

@@ -56,6 +56,8 @@ pub enum Prompt {
     Filter,
     /// Why inject outside the game day's blast radius.
     Override,
+    /// The inject form: the fault a hotkey chose, as a plan step writes it, to edit.
+    Fault,
     /// The operator's words for a checklist answer.
     Answer(Answer),
 }
@@ -69,6 +71,7 @@ impl Prompt {
             Prompt::Seed => "restart with seed",
             Prompt::Filter => "filter log",
             Prompt::Override => "outside the blast radius: type why to inject anyway (Esc cancels)",
+            Prompt::Fault => "inject — edit target, parameters, `for`; Enter injects, Esc cancels",
             Prompt::Answer(Answer::No) => "answer no: what did you see?",
             Prompt::Answer(Answer::Skip) => "skip: why can it not be judged now? (optional)",
             Prompt::Answer(Answer::Yes) => "confirm (a comment is optional)",
@@ -159,8 +162,9 @@ pub struct App {
     /// When the note prompt opened: a note is about what the operator saw then, even if
     /// virtual time ran on while they typed.
     note_at: Option<Time>,
-    /// An injection outside the blast radius, waiting for the operator's reason.
-    pending_injection: Option<FaultSpec>,
+    /// An injection outside the blast radius, waiting for the operator's reason (empty:
+    /// none).
+    pending_injection: Vec<FaultSpec>,
     /// Whether the run was paused when help opened (help holds time; closing restores).
     paused_before_help: bool,
     /// The run's KPIs so far, against the scenario's SLOs (the same computation as the
@@ -196,7 +200,7 @@ impl App {
             status: "press ? for every key".into(),
             jump_to: None,
             note_at: None,
-            pending_injection: None,
+            pending_injection: Vec::new(),
             paused_before_help: false,
             summary: (0, sovereign_sim::kpi::Kpis::default()),
             quit: false,
@@ -574,31 +578,60 @@ impl App {
         })
     }
 
-    /// Inject the fault a hotkey names on the selection, logged with the operator's name.
+    /// Open the inject form on the fault a hotkey names on the selection: its target,
+    /// parameters and duration as a plan step writes them (`kind = …, target = …, …,
+    /// for = …`), for the operator to edit; Enter injects ([`App::inject_form`]). The
+    /// duration offered is the hotkey's, or the rest of the scenario if that is shorter.
     pub fn inject_key(&mut self, key: char) {
         self.screen = Screen::Main;
-        let spec = match self.fault_for(key) {
+        let mut spec = match self.fault_for(key) {
             Ok(s) => s,
             Err(e) => {
                 self.status = e;
                 return;
             }
         };
+        let now = Duration::from_micros(self.source.now().as_micros());
+        let rest = self.source.scenario().duration.saturating_sub(now);
+        // Whole seconds, at least one: the form shows what will run.
+        let rest = Duration::from_secs(rest.as_secs().max(1));
+        spec.duration = spec.duration.min(rest);
+        let text = self.source.scenario().fault_inline(&spec);
+        self.status = format!("inject {}: edit, then Enter", spec.kind.name());
+        self.screen = Screen::Input(Prompt::Fault, text);
+    }
+
+    /// Inject what the inject form says, checked as a plan step's fault is; a mistake
+    /// keeps the form open with the field and what was expected. Outside a game day's
+    /// blast radius it asks for the operator's reason first.
+    pub fn inject_form(&mut self, text: &str) {
+        let specs = match crate::plan::parse_inline_fault(text, self.source.scenario()) {
+            Ok(s) => s,
+            Err(e) => {
+                self.status = format!("not injected: {}: {}", e.field, e.message);
+                self.screen = Screen::Input(Prompt::Fault, text.to_string());
+                return;
+            }
+        };
         let towers = self.tower_names();
         if let Some(gd) = &self.gameday
-            && !gd.plan.blast_radius.allows(&spec.target, &towers)
+            && let Some(out) = specs
+                .iter()
+                .find(|s| !gd.plan.blast_radius.allows(&s.target, &towers))
         {
             // Outside the plan's radius: not without a reason that goes in the report.
             self.status = format!(
                 "{} is outside the blast radius ({})",
-                fault_text(&spec, &towers),
+                fault_text(out, &towers),
                 gd.plan.blast_radius.towers.join(", ")
             );
-            self.pending_injection = Some(spec);
+            self.pending_injection = specs;
             self.screen = Screen::Input(Prompt::Override, String::new());
             return;
         }
-        self.inject_spec(spec, None);
+        for spec in specs {
+            self.inject_spec(spec, None);
+        }
     }
 
     /// Inject `spec` now; `reason`: the operator's words for going outside the blast
@@ -709,16 +742,19 @@ impl App {
         self.status = "note saved".into();
     }
 
-    /// Inject the pending out-of-radius fault with the operator's reason (none: cancel).
+    /// Inject the pending out-of-radius faults with the operator's reason (none: cancel).
     fn override_radius(&mut self, reason: &str) {
-        let Some(spec) = self.pending_injection.take() else {
+        let specs = std::mem::take(&mut self.pending_injection);
+        if specs.is_empty() {
             return;
-        };
+        }
         if reason.trim().is_empty() {
             self.status = "not injected: going outside the blast radius needs a reason".into();
             return;
         }
-        self.inject_spec(spec, Some(reason.trim()));
+        for spec in specs {
+            self.inject_spec(spec, Some(reason.trim()));
+        }
     }
 
     /// Cycle the log's category filter: all → each category → all.
@@ -751,13 +787,16 @@ impl App {
                             Prompt::Seed => self.restart(&text),
                             Prompt::Filter => self.text_filter = text.trim().to_string(),
                             Prompt::Override => self.override_radius(&text),
+                            Prompt::Fault => self.inject_form(&text),
                             Prompt::Answer(a) => self.answer(a, &text),
                         }
                         return;
                     }
                     KeyCode::Esc => {
                         self.screen = Screen::Main;
-                        if self.pending_injection.take().is_some() {
+                        if !std::mem::take(&mut self.pending_injection).is_empty()
+                            || prompt == Prompt::Fault
+                        {
                             self.status = "injection cancelled".into();
                         }
                         return;

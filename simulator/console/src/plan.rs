@@ -317,6 +317,45 @@ pub fn parse_str(file: &str, text: &str) -> Result<Plan, PlanError> {
     plan(&ctx, raw.get_ref(), &raw.span())
 }
 
+/// The faults an operator typed into the console's inject form: the body of a plan
+/// step's inline table (`kind = "latency", target = "tower-1/lte", extra = "200ms", for =
+/// "2m"`), checked exactly as a plan step's fault is against `scenario` (a tower target
+/// of a network fault is each of its uplinks). A missing `for` of a fault that needs
+/// one is an error here too.
+pub fn parse_inline_fault(text: &str, scenario: &Scenario) -> Result<Vec<FaultSpec>, PlanError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Form {
+        fault: Spanned<RawFault>,
+    }
+    let doc = format!("fault = {{ {text} }}\n");
+    let ctx = Ctx {
+        file: "the inject form",
+        text: &doc,
+    };
+    if text.len() > TEXT_BYTES_MAX || text.contains('\n') {
+        return Err(ctx.err(&(0..0), "expected one line of `key = value` pairs"));
+    }
+    let form: Form = ctx.read(64)?;
+    let f = &form.fault;
+    if let Some((at, _)) = f.get_ref().get_key_value("at") {
+        return Err(ctx.err(&at.span(), "an injection starts now: it takes no `at`"));
+    }
+    let parts = fault_parts(&ctx, f.get_ref(), &f.span(), &[])?;
+    let decl = parts.decl;
+    let targets = resolve_targets(decl, parts.target.get_ref(), &scenario.towers)
+        .map_err(|m| ctx.err(&parts.target.span(), m))?;
+    Ok(targets
+        .into_iter()
+        .map(|target| FaultSpec {
+            at: Duration::ZERO,
+            duration: decl.duration(parts.lasts, scenario.duration),
+            target,
+            kind: parts.kind.clone(),
+        })
+        .collect())
+}
+
 // ---------------------------------------------------------------------------------------
 // The raw file, as serde reads it.
 

@@ -12,7 +12,7 @@
 //!
 //! Not covered: state changes (see `app.rs`).
 
-use crate::app::{App, Screen, Selected, injections};
+use crate::app::{App, Prompt, Screen, Selected, injections};
 use crate::gameday::Answer;
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -152,6 +152,7 @@ impl Widget for &App {
         match &self.screen {
             Screen::Help => help(area, buf),
             Screen::Inject => self.inject_menu(area, buf),
+            Screen::Input(Prompt::Fault, text) => self.draw_inject_form(area, text, buf),
             Screen::Input(p, text) => {
                 let line = Line::from(vec![
                     Span::styled(format!(" {}: ", p.label()), Style::new().bold()),
@@ -695,6 +696,54 @@ impl App {
             .render(r, buf);
     }
 
+    /// The inject form: the fault as a plan step writes it, wrapped, with the cursor at
+    /// its end; what each parameter takes; the last problem with it.
+    fn draw_inject_form(&self, area: Rect, text: &str, buf: &mut Buffer) {
+        let w = area.width.saturating_sub(4).clamp(20, 96);
+        let inner = usize::from(w.saturating_sub(2)).max(1);
+        let kind = text
+            .split(',')
+            .find_map(|kv| kv.trim().strip_prefix("kind = "))
+            .map(|k| k.trim_matches('"'));
+        let takes = kind
+            .and_then(sovereign_sim::scenario::FaultKind::decl_named)
+            .map(|d| {
+                let params: Vec<String> = d
+                    .params
+                    .iter()
+                    .map(|p| format!("{} ({})", p.keys().join(" or "), p.what))
+                    .collect();
+                if params.is_empty() {
+                    format!("{}: no parameters", d.name)
+                } else {
+                    format!("{} takes {}", d.name, params.join(", "))
+                }
+            })
+            .unwrap_or_default();
+        let mut lines = vec![Line::from(vec![
+            Span::raw(text.to_string()),
+            Span::styled("█", Style::new().fg(Color::Gray)),
+        ])];
+        lines.push(Line::from(""));
+        lines.push(Line::from(takes).fg(Color::DarkGray));
+        lines.push(Line::from(self.status.clone()).fg(Color::Yellow));
+        lines
+            .push(Line::from(" Enter: inject · Backspace: edit · Esc: cancel").fg(Color::DarkGray));
+        let rows: usize = lines.iter().map(|l| l.width().max(1).div_ceil(inner)).sum();
+        // One spare row: words wrap a little earlier than a character count says.
+        let r = centered(area, w, rows as u16 + 3);
+        Clear.render(r, buf);
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .title(format!(" {} ", Prompt::Fault.label()))
+                    .border_style(Style::new().fg(Color::Yellow)),
+            )
+            .render(r, buf);
+    }
+
     fn checklist(&self, area: Rect, buf: &mut Buffer) {
         let Some(gd) = &self.gameday else { return };
         let Some((title, items, done)) = gd.pending_checklist() else {
@@ -759,7 +808,7 @@ pub const HELP: [(&str, &str); 21] = [
     ("Tab / j / ↓", "select the next tower"),
     ("S-Tab / k / ↑", "select the previous tower"),
     ("← → / h l", "select a link of the tower"),
-    ("i", "inject a fault on the selection"),
+    ("i", "inject on the selection (then edit the form)"),
     ("H", "heal every active fault (asks first)"),
     ("m", "type a note (goes in the report)"),
     ("f", "cycle the event-log filter"),

@@ -787,6 +787,14 @@ static DECLS: [FaultDecl; 34] = [
                 extra: Duration::from_millis(100 + r.below(900)),
             },
         }],
+        live: Some(Live {
+            key: 'a',
+            label: "add latency",
+            kind: FaultKind::Latency {
+                extra: Duration::from_millis(500),
+            },
+            lasts: OPERATOR_FAULT_FOR,
+        }),
         disturbs: UPLINK_DISTURBS,
         detected_on: NET_SEEN,
         ..base(

@@ -115,6 +115,21 @@ impl Scenario {
         }
     }
 
+    /// `f` as the body of an inline table, without `at` (`kind = "latency", target =
+    /// "tower-1/lte", extra = "200ms", for = "10m"`): the form of a game-day plan step's
+    /// fault, and the text of the console's inject form.
+    pub fn fault_inline(&self, f: &FaultSpec) -> String {
+        let raw = self.raw_fault(f);
+        let params = f.kind.decl().params.iter().flat_map(|p| p.keys());
+        ["kind", "target"]
+            .iter()
+            .chain(params)
+            .chain(&["for"])
+            .filter_map(|k| raw.get(*k).map(|v| format!("{k} = {}", v.get_ref())))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     fn raw_fault(&self, f: &FaultSpec) -> RawFault {
         let mut t = RawFault::new();
         let mut put = |key: &str, value: Value| t.insert(sp(key.to_string()), sp(value));

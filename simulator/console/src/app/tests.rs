@@ -230,6 +230,17 @@ fn inject_menu_cuts_the_selected_link_and_logs_the_operator() {
         }
     }
     a.handle_key(key('c'));
+    // The form: the fault as a plan step writes it; Enter injects it as it stands.
+    assert_eq!(
+        a.screen,
+        Screen::Input(
+            Prompt::Fault,
+            "kind = \"link-down\", target = \"tower-0/fibre\", for = \"10m\"".to_string()
+        )
+    );
+    let s = render(&a, (80, 24));
+    assert!(contains(&s, "link-down: no parameters"), "{}", s.join("\n"));
+    a.handle_key(KeyEvent::from(KeyCode::Enter));
     assert_eq!(a.screen, Screen::Main);
     a.handle_key(key('n')); // the fault starts on the next event
     let f = &a.snapshot().faults[0];
@@ -250,6 +261,84 @@ fn inject_menu_cuts_the_selected_link_and_logs_the_operator() {
         "{}",
         s.join("\n")
     );
+}
+
+/// Backspace `n` characters of the open prompt.
+fn erase(a: &mut App, n: usize) {
+    for _ in 0..n {
+        a.handle_key(KeyEvent::from(KeyCode::Backspace));
+    }
+}
+
+#[test]
+fn the_inject_form_takes_parameters_a_duration_and_a_target_and_refuses_bad_ones() {
+    // Goal: the form offers the hotkey's fault; the operator's edits (a parameter, the
+    // duration, another target) are what gets injected; a bad value keeps the form open
+    // with the field and what was expected, and injects nothing; Esc cancels.
+    let mut a = app(None);
+    a.tick(Duration::from_secs(1));
+    a.handle_key(key('l')); // tower-0/fibre
+    let latency = injections()
+        .find(|l| matches!(l.kind, FaultKind::Latency { .. }))
+        .expect("a latency hotkey")
+        .key;
+    a.handle_key(key('i'));
+    a.handle_key(key(latency));
+    let Screen::Input(Prompt::Fault, text) = a.screen.clone() else {
+        panic!("no form: {:?}", a.screen);
+    };
+    assert!(
+        text.starts_with("kind = \"latency\", target = \"tower-0/fibre\", extra = ")
+            && text.ends_with(", for = \"10m\""),
+        "{text}"
+    );
+    let s = render(&a, (120, 40));
+    assert!(contains(&s, "latency takes extra"), "{}", s.join("\n"));
+    // A bad duration: refused, the form stays with what was typed.
+    erase(&mut a, "10m\"".len());
+    typed(&mut a, "ten minutes\"");
+    let Screen::Input(Prompt::Fault, kept) = a.screen.clone() else {
+        panic!("the form closed on a bad value: {:?}", a.screen);
+    };
+    assert!(kept.ends_with("for = \"ten minutes\""), "{kept}");
+    assert!(
+        a.status.starts_with("not injected: fault.for: "),
+        "{}",
+        a.status
+    );
+    assert!(a.snapshot().faults.is_empty());
+    // 3 s of 750 ms on tower-0's LTE instead.
+    a.screen = Screen::Input(
+        Prompt::Fault,
+        "kind = \"latency\", target = \"tower-0/lte\", extra = \"750ms\", for = \"3s".to_string(),
+    );
+    typed(&mut a, "\"");
+    assert_eq!(a.screen, Screen::Main, "{}", a.status);
+    a.handle_key(key('n'));
+    let f = &a.snapshot().faults[0];
+    assert_eq!(f.spec.target, Target::Link(0, LinkKind::Lte));
+    assert_eq!(
+        f.spec.kind,
+        FaultKind::Latency {
+            extra: Duration::from_millis(750)
+        }
+    );
+    assert_eq!(f.spec.duration, Duration::from_secs(3));
+    // An unknown parameter names what the kind takes; Esc cancels.
+    a.handle_key(key('i'));
+    a.handle_key(key(latency));
+    erase(&mut a, 1);
+    typed(&mut a, "\", p = 0.3");
+    assert!(
+        a.status
+            .contains("`p` is not a parameter of fault kind `latency`; it takes extra"),
+        "{}",
+        a.status
+    );
+    a.handle_key(KeyEvent::from(KeyCode::Esc));
+    assert_eq!(a.screen, Screen::Main);
+    assert_eq!(a.status, "injection cancelled");
+    assert_eq!(a.snapshot().faults.len(), 1);
 }
 
 #[test]
@@ -457,6 +546,7 @@ fn an_injection_outside_the_blast_radius_needs_a_typed_reason() {
         .key;
     a.handle_key(key('i'));
     a.handle_key(key(crash));
+    a.handle_key(KeyEvent::from(KeyCode::Enter)); // the form as offered
     assert_eq!(a.screen, Screen::Input(Prompt::Override, String::new()));
     assert!(
         a.status.contains("outside the blast radius (tower-0)"),
@@ -467,10 +557,12 @@ fn an_injection_outside_the_blast_radius_needs_a_typed_reason() {
     assert_eq!(a.gameday.as_ref().unwrap().injected.len(), 0);
     a.handle_key(key('i'));
     a.handle_key(key(crash));
+    a.handle_key(KeyEvent::from(KeyCode::Enter));
     a.handle_key(KeyEvent::from(KeyCode::Enter)); // no reason
     assert_eq!(a.gameday.as_ref().unwrap().injected.len(), 0);
     a.handle_key(key('i'));
     a.handle_key(key(crash));
+    a.handle_key(KeyEvent::from(KeyCode::Enter));
     typed(&mut a, "control tower must survive too");
     let gd = a.gameday.as_ref().unwrap();
     assert_eq!(gd.injected.len(), 1);
@@ -485,6 +577,7 @@ fn an_injection_outside_the_blast_radius_needs_a_typed_reason() {
     a.handle_key(KeyEvent::from(KeyCode::BackTab)); // tower-0
     a.handle_key(key('i'));
     a.handle_key(key(crash));
+    a.handle_key(KeyEvent::from(KeyCode::Enter));
     assert_eq!(a.screen, Screen::Main);
     assert_eq!(a.gameday.as_ref().unwrap().injected.len(), 2);
     let out = a
