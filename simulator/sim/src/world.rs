@@ -73,9 +73,7 @@ mod workload;
 
 use events::{Ev, Node, Queue, node_word, peer_word, summary};
 use faults::ScheduledFault;
-use hosts::{
-    DeviceHost, ORIGIN_RESTART, OriginHost, Proc, Timer, TowerHost, origin_id, proc_delay,
-};
+use hosts::{DeviceHost, OriginHost, Proc, Timer, TowerHost, origin_id, proc_delay};
 use nemesis::draw_nemesis;
 pub use read::{TowerRead, tower_read};
 use rng::Stream;
@@ -560,6 +558,9 @@ impl World {
                 self.trace.line(now, || {
                     format!("origin <- tower-{tower} via {link}: {}", summary(&msg))
                 });
+                if self.refused_by_failed_origin() {
+                    return;
+                }
                 self.origin.reply_link.insert(tower, link);
                 self.origin
                     .origin
@@ -895,11 +896,10 @@ impl World {
                 Action::Probe { .. } | Action::PowerOff { .. } => {}
             }
         }
-        if self.origin.origin.is_failed() && self.origin.up {
-            // Fail-stop (fsync/write failure): its supervisor restarts it from disk, later
-            // each time it fails again before an fsync succeeds.
-            let after = ORIGIN_RESTART + self.origin.restarts.on_failure();
-            self.crash_origin(after);
+        if self.origin.origin.is_failed() && self.origin.up && self.origin.failed_until.is_none() {
+            // A write or fsync failed: it fails in place and is rebuilt from its store at
+            // a later request (later each time it fails again before an fsync succeeds).
+            self.fail_origin_in_place();
         }
         self.check_published();
     }

@@ -486,7 +486,10 @@ impl World {
     /// Someone who is not a tower forwards a contribution to the origin.
     fn rogue_forward(&mut self) {
         let now = self.now;
-        if !self.origin.up || self.origin.paused_until.is_some_and(|u| u > now) {
+        if !self.origin.up
+            || self.origin.paused_until.is_some_and(|u| u > now)
+            || self.refused_by_failed_origin()
+        {
             return;
         }
         self.rogue_sent += 1;

@@ -30,10 +30,6 @@ use sovereign_logic::tower::{Tower, TowerConfig};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// How long a crashed origin stays down before its supervisor restarts it (plus the
-/// origin's [`RestartPacing`] wait when it keeps failing).
-pub(super) const ORIGIN_RESTART: Duration = Duration::from_secs(2);
-
 /// Boot time of a tower process.
 pub(super) const BOOT: Duration = sovereign_scenario::faults::BOOT;
 
@@ -153,8 +149,12 @@ pub(super) struct OriginHost {
     pub(super) id: OriginId,
     /// How many times the origin was replaced (`origin-replace`).
     pub(super) epoch: u64,
-    /// Paces fail-stop restarts; told when an fsync completes OK.
+    /// Paces the rebuilds after storage failures; told when an fsync completes OK.
     pub(super) restarts: RestartPacing,
+    /// Failed in place (a storage failure), as the real origin: up, refusing every
+    /// request (no reply) until the first one at or after this time rebuilds it from its
+    /// store ([`RestartPacing`]'s wait: none after a first failure).
+    pub(super) failed_until: Option<Time>,
 }
 
 impl OriginHost {
@@ -173,6 +173,7 @@ impl OriginHost {
             id,
             epoch: 0,
             restarts: RestartPacing::default(),
+            failed_until: None,
         }
     }
 }
@@ -312,6 +313,7 @@ impl World {
 
     pub(super) fn crash_origin(&mut self, restart_after: Duration) {
         self.origin.up = false;
+        self.origin.failed_until = None;
         self.origin.incarnation += 1;
         self.origin.disk.crash(false);
         self.trace.event(self.now, TraceKind::OriginDown, 0, &[]);
@@ -339,11 +341,41 @@ impl World {
         let _ = self.origin.origin.establish_identity(self.origin.id);
         self.origin.up = true;
         self.origin.paused_until = None;
+        self.origin.failed_until = None;
         self.trace.event(self.now, TraceKind::OriginRestart, 0, &[]);
         self.trace.line(self.now, || "origin restarts".to_string());
         // Entries published but lost before their fsync are gone: drop them.
         self.publishing.clear();
         self.drain_origin();
+    }
+
+    /// The origin's storage failed: it fails in place, as the real one does
+    /// (`origin_node::restart_if_failed`): what the failed step staged is discarded (its
+    /// unsynced writes lost, their completions dropped), it stays up and refuses every
+    /// request with no reply, and the first request once the pacing's wait is over
+    /// rebuilds it from its store ([`World::refused_by_failed_origin`]).
+    pub(super) fn fail_origin_in_place(&mut self) {
+        self.origin.incarnation += 1;
+        self.origin.disk.crash(false);
+        let wait = self.origin.restarts.on_failure();
+        self.origin.failed_until = Some(self.now + wait);
+        self.trace.event(self.now, TraceKind::OriginDown, 1, &[]);
+        self.trace.line(self.now, || {
+            format!("origin failed: rebuilt at the first request after {wait:?}")
+        });
+    }
+
+    /// A request reached the origin: `true` when it failed in place, so the request is
+    /// refused (no reply) — and the first one once the wait is over rebuilds it, unanswered
+    /// all the same, as the real origin answers the request that found it failed.
+    pub(super) fn refused_by_failed_origin(&mut self) -> bool {
+        let Some(at) = self.origin.failed_until else {
+            return false;
+        };
+        if self.now >= at {
+            self.restart_origin();
+        }
+        true
     }
 
     /// `origin-replace`: a fresh origin at the same address — another identity, an empty
@@ -355,6 +387,7 @@ impl World {
         self.origin.origin = Origin::new(self.origin.config.clone());
         self.origin.disk = SimDisk::new();
         self.origin.restarts = RestartPacing::default();
+        self.origin.failed_until = None;
         self.origin.incarnation += 1; // what the old one had in flight is dropped
         self.origin.up = true;
         self.origin.paused_until = None;

@@ -116,7 +116,8 @@ impl World {
     }
 
     pub(super) fn publish(&mut self, item: ItemId, class: Priority, bytes: Vec<u8>) {
-        if !self.origin.up {
+        // A failed origin refuses a publish (and the first one after its wait rebuilds it).
+        if !self.origin.up || self.refused_by_failed_origin() {
             return;
         }
         if let Ok(entry) = self
