@@ -229,7 +229,7 @@ fn build_context(exe: &Path) -> Result<Vec<u8>> {
 pub fn ensure_image(engine: &Engine, exe: &Path) -> Result<String> {
     let tag = image_tag(exe)?;
     if ensure(engine, &tag, || build_context(exe))? {
-        prune_images(engine, "sovereign-lab:", &tag);
+        prune_images(engine, "sovereign-lab:", "sovereign", &tag, PRUNE_MIN_AGE_S);
     }
     Ok(tag)
 }
@@ -243,11 +243,23 @@ pub const IMAGES_KEPT: usize = 2;
 /// binary's image at once, and the later build took the tag.
 pub const IMAGE_LABEL: &str = "sovereign.lab.image";
 
+/// Images younger than this (seconds) are never pruned: another run may have just built
+/// one and not yet started its containers, and the engine commits a build's image before
+/// it tags it (an image seen untagged for that moment is about to be someone's tag).
+pub const PRUNE_MIN_AGE_S: i64 = 600;
+
 /// Remove the images tagged `prefix…` other than `keep` and the newest others up to
-/// [`IMAGES_KEPT`], and the untagged images labelled [`IMAGE_LABEL`]; the tags (or ids)
-/// removed. Never forced: an image a container still uses (another lab run's) is left,
-/// as is everything on any error (pruning is housekeeping, not the run's business).
-fn prune_images(engine: &Engine, prefix: &str, keep: &str) -> Vec<String> {
+/// [`IMAGES_KEPT`], and the untagged images labelled [`IMAGE_LABEL`]` = label`, all of them
+/// at least `min_age_s` old; the tags (or ids) removed. Never forced: an image a
+/// container still uses (another lab run's) is left, as is everything on any error
+/// (pruning is housekeeping, not the run's business).
+fn prune_images(
+    engine: &Engine,
+    prefix: &str,
+    label: &str,
+    keep: &str,
+    min_age_s: i64,
+) -> Vec<String> {
     let Ok(images) = engine
         .rt
         .block_on(engine.docker.list_images(None::<ListImagesOptions>))
@@ -260,11 +272,20 @@ fn prune_images(engine: &Engine, prefix: &str, keep: &str) -> Vec<String> {
         .filter(|(_, t)| t.starts_with(prefix) && *t != keep)
         .collect();
     ours.sort_by(|a, b| b.cmp(a));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let old_enough = |created: i64| created <= now - min_age_s;
     let untagged = images.iter().filter(|i| {
-        i.labels.contains_key(IMAGE_LABEL) && i.repo_tags.iter().all(|t| t == "<none>:<none>")
+        i.labels.get(IMAGE_LABEL).is_some_and(|v| v == label)
+            && i.repo_tags.iter().all(|t| t == "<none>:<none>")
+            && old_enough(i.created)
     });
     let mut removed = Vec::new();
-    let old = ours.into_iter().skip(IMAGES_KEPT.saturating_sub(1));
+    let old = ours
+        .into_iter()
+        .skip(IMAGES_KEPT.saturating_sub(1))
+        .filter(|(created, _)| old_enough(*created));
     for tag in old.map(|(_, t)| t).chain(untagged.map(|i| i.id.as_str())) {
         let removal = engine.rt.block_on(engine.docker.remove_image(
             tag,
@@ -788,7 +809,9 @@ mod tests {
                     .create_container(None::<CreateContainerOptions>, body),
             )
             .expect("create a container");
-        let removed = prune_images(&engine, &prefix, &tags[3]);
+        // All of them were built seconds ago: under the minimum age nothing goes.
+        let young = prune_images(&engine, &prefix, "test", &tags[3], PRUNE_MIN_AGE_S);
+        let removed = prune_images(&engine, &prefix, "test", &tags[3], 0);
         let exists = |t: &str| engine.rt.block_on(engine.docker.inspect_image(t)).is_ok();
         let left: Vec<bool> = tags.iter().map(|t| exists(t)).collect();
         let other_left = exists(&other);
@@ -809,12 +832,16 @@ mod tests {
             ));
         }
         // The newest other tag is `lost` (kept); tag 2 and older are removed, tag 0 is
-        // in use; the untagged build is removed by its id.
-        assert_eq!(
-            removed,
-            vec![tags[2].clone(), tags[1].clone(), lost_id.clone()],
-            "{left:?}"
+        // in use; the untagged build is removed by its id. (Untagged test images another
+        // run left may be removed too.)
+        for r in [&tags[2], &tags[1], &lost_id] {
+            assert!(removed.contains(r), "{r} not removed: {removed:?}");
+        }
+        assert!(
+            !removed.contains(&tags[0]) && !removed.contains(&tags[3]),
+            "{removed:?}"
         );
+        assert!(young.is_empty(), "{young:?}");
         assert_eq!(left, [true, false, false, true]);
         assert!(other_left && !lost_left);
     }
