@@ -240,14 +240,40 @@ fn a_frozen_database_holds_the_origins_writes_and_a_lost_one_fails_them() {
             .iter()
             .filter(|s| matches!(s.obs, Obs::StorageError { tower: None }))
             .count();
-        (errors, report)
+        // When the tower heard from the origin that an operation is applied (after its
+        // commit), in seconds.
+        let confirmed: Vec<f64> = obs
+            .iter()
+            .filter(|s| {
+                matches!(
+                    s.obs,
+                    Obs::Tower {
+                        event: sovereign_logic::io::Event::OpConfirmed { .. },
+                        ..
+                    }
+                )
+            })
+            .map(|s| s.at.as_micros() as f64 / 1e6)
+            .collect();
+        (errors, confirmed, report)
     };
-    let (paused, report) = storage_errors("db-pause");
+    let (paused, confirmed, report) = storage_errors("db-pause");
     assert_eq!(paused, 0, "a frozen database fails nothing");
+    // Frozen from 5 s to 15 s: no commit completes in it (a second's margin for what was
+    // under way at 5 s), and the held ones complete once it thaws.
+    assert!(
+        !confirmed.iter().any(|t| (6.0..15.0).contains(t)),
+        "confirmed while frozen: {confirmed:?}"
+    );
+    assert!(confirmed.iter().any(|t| *t < 5.0), "{confirmed:?}");
+    assert!(
+        confirmed.iter().any(|t| (15.0..17.0).contains(t)),
+        "nothing confirmed at the thaw: {confirmed:?}"
+    );
     assert!(report.violations.is_empty(), "{:?}", report.violations);
     assert_eq!(report.kpis.rpo, 0);
     assert_eq!(report.kpis.faults_detected, 0);
-    let (lost, report) = storage_errors("db-lost");
+    let (lost, _, report) = storage_errors("db-lost");
     assert!(lost > 0, "a lost database fails the origin's writes");
     assert!(report.violations.is_empty(), "{:?}", report.violations);
     assert_eq!(report.kpis.faults_detected, 1);

@@ -49,9 +49,9 @@ pub(super) struct DiskFaults {
     pub(super) full: u32,
     /// Active `db-lost` faults: every write but a chunk's fails while any is.
     pub(super) db_lost: u32,
-    /// The end of the active `db-pause` faults: the database is frozen until then, so
-    /// every call but a chunk file's completes only after it (none fails).
-    pub(super) frozen_until: Option<Time>,
+    /// Active `db-pause` faults: the database is frozen while any is, so every call but
+    /// a chunk file's is held until it thaws ([`SimDisk::held`]); none fails.
+    pub(super) frozen: u32,
     pub(super) extra_latency: Duration,
 }
 
@@ -90,6 +90,9 @@ impl Stored {
 pub(super) struct SimDisk {
     writes: DiskModel<Stored>,
     pub(super) faults: DiskFaults,
+    /// Completions of calls a frozen database holds, each with its latency: sent when it
+    /// thaws (`World::recompute_overlays`), in the order the calls were made.
+    pub(super) held: Vec<(Duration, Ev)>,
 }
 
 impl SimDisk {
@@ -97,6 +100,7 @@ impl SimDisk {
         SimDisk {
             writes: DiskModel::new(),
             faults: DiskFaults::default(),
+            held: Vec::new(),
         }
     }
 
@@ -268,17 +272,16 @@ impl World {
             Node::Tower(i) => (self.towers[i].slow, self.towers[i].incarnation),
         };
         // A frozen database answers nothing until it thaws; chunk files are not in it.
-        let frozen = match &action {
+        let frozen = !matches!(
+            &action,
             Action::Write {
                 record: Record::Chunk(_),
                 ..
+            } | Action::Delete {
+                key: Key::Chunk(_),
+                ..
             }
-            | Action::Delete {
-                key: Key::Chunk(_), ..
-            } => None,
-            _ => self.disk_mut(node).faults.frozen_until,
-        };
-        let from = frozen.map_or(self.now, |t| t.max(self.now));
+        ) && self.disk_mut(node).faults.frozen > 0;
         let (latency, done) = match action {
             Action::Write { id, record } => {
                 let disk = match node {
@@ -330,7 +333,12 @@ impl World {
             }
         };
         let extra = self.disk_mut(node).faults.extra_latency;
-        self.push(from + (latency + extra).mul_f64(slow), done);
+        let after = (latency + extra).mul_f64(slow);
+        if frozen {
+            self.disk_mut(node).held.push((after, done));
+        } else {
+            self.push(self.now + after, done);
+        }
     }
 }
 

@@ -420,11 +420,7 @@ impl World {
                         d.faults.db_lost += 1
                     }
                     // Frozen (SIGSTOP): its calls hang until it thaws, and none fails.
-                    FaultKind::DbPause => {
-                        let thaw = start + spec.duration;
-                        d.faults.frozen_until =
-                            Some(d.faults.frozen_until.map_or(thaw, |t| t.max(thaw)));
-                    }
+                    FaultKind::DbPause => d.faults.frozen += 1,
                     FaultKind::DiskLatency { extra } => d.faults.extra_latency += *extra,
                     _ => {}
                 }
@@ -437,6 +433,14 @@ impl World {
                     FaultKind::UpsFailure => p.ups_failed += 1,
                     _ => {}
                 }
+            }
+        }
+        // A database no longer frozen (its pause ended, or was healed early) answers the
+        // calls it held, each after its own latency from now.
+        if self.origin.disk.faults.frozen == 0 {
+            let now = self.now;
+            for (latency, ev) in std::mem::take(&mut self.origin.disk.held) {
+                self.push(now + latency, ev);
             }
         }
     }
