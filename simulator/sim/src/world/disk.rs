@@ -27,7 +27,6 @@ use super::rng::Stream;
 use crate::obs::Obs;
 use crate::plant::Plant;
 use bytes::Bytes;
-use sovereign_logic::Time;
 use sovereign_logic::content::{ChunkHash, verify_chunk};
 use sovereign_logic::entropy::Entropy;
 use sovereign_logic::io::{Action, DiskModel, Key, Record};
