@@ -605,7 +605,8 @@ impl App {
     /// keeps the form open with the field and what was expected. Outside a game day's
     /// blast radius it asks for the operator's reason first.
     pub fn inject_form(&mut self, text: &str) {
-        let specs = match crate::plan::parse_inline_fault(text, self.source.scenario()) {
+        let now = Duration::from_micros(self.source.now().as_micros());
+        let specs = match crate::plan::parse_inline_fault(text, self.source.scenario(), now) {
             Ok(s) => s,
             Err(e) => {
                 self.status = format!("not injected: {}: {}", e.field, e.message);

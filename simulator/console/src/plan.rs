@@ -317,12 +317,38 @@ pub fn parse_str(file: &str, text: &str) -> Result<Plan, PlanError> {
     plan(&ctx, raw.get_ref(), &raw.span())
 }
 
-/// The faults an operator typed into the console's inject form: the body of a plan
-/// step's inline table (`kind = "latency", target = "tower-1/lte", extra = "200ms", for =
-/// "2m"`), checked exactly as a plan step's fault is against `scenario` (a tower target
-/// of a network fault is each of its uplinks). A missing `for` of a fault that needs
-/// one is an error here too.
-pub fn parse_inline_fault(text: &str, scenario: &Scenario) -> Result<Vec<FaultSpec>, PlanError> {
+/// The faults a step's (or the inject form's) fault makes, starting now: one per target
+/// `target` names (`*` is every tower), lasting `lasts` or the kind's default out of
+/// `rest`, the time left of the scenario.
+fn faults_now(
+    kind: &FaultKind,
+    lasts: Option<Duration>,
+    target: &str,
+    scenario: &Scenario,
+    rest: Duration,
+) -> Result<Vec<FaultSpec>, String> {
+    let decl = kind.decl();
+    Ok(resolve_targets(decl, target, &scenario.towers)?
+        .into_iter()
+        .map(|target| FaultSpec {
+            at: Duration::ZERO,
+            duration: decl.duration(lasts, rest),
+            target,
+            kind: kind.clone(),
+        })
+        .collect())
+}
+
+/// The faults an operator typed into the console's inject form at `now`: the body of a
+/// plan step's inline table (`kind = "latency", target = "tower-1/lte", extra =
+/// "200ms", for = "2m"`), checked exactly as a plan step's fault is against `scenario`
+/// (`*` as the target is every tower). A missing `for` of a fault that needs one is an
+/// error here too; a kind that lasts the rest of the run lasts what is left of it.
+pub fn parse_inline_fault(
+    text: &str,
+    scenario: &Scenario,
+    now: Duration,
+) -> Result<Vec<FaultSpec>, PlanError> {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Form {
@@ -342,18 +368,15 @@ pub fn parse_inline_fault(text: &str, scenario: &Scenario) -> Result<Vec<FaultSp
         return Err(ctx.err(&at.span(), "an injection starts now: it takes no `at`"));
     }
     let parts = fault_parts(&ctx, f.get_ref(), &f.span(), &[])?;
-    let decl = parts.decl;
-    let targets = resolve_targets(decl, parts.target.get_ref(), &scenario.towers)
-        .map_err(|m| ctx.err(&parts.target.span(), m))?;
-    Ok(targets
-        .into_iter()
-        .map(|target| FaultSpec {
-            at: Duration::ZERO,
-            duration: decl.duration(parts.lasts, scenario.duration),
-            target,
-            kind: parts.kind.clone(),
-        })
-        .collect())
+    let rest = scenario.duration.saturating_sub(now);
+    faults_now(
+        &parts.kind,
+        parts.lasts,
+        parts.target.get_ref(),
+        scenario,
+        rest,
+    )
+    .map_err(|m| ctx.err(&parts.target.span(), m))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -906,17 +929,8 @@ impl Plan {
                     line,
                     ..
                 } => {
-                    let decl = kind.decl();
-                    let faults: Vec<FaultSpec> = resolve_targets(decl, target, &scenario.towers)
-                        .map_err(|m| err(*line, format!("step[{i}].fault.target"), m))?
-                        .into_iter()
-                        .map(|target| FaultSpec {
-                            at: Duration::ZERO,
-                            duration: decl.duration(*lasts, scenario.duration),
-                            target,
-                            kind: kind.clone(),
-                        })
-                        .collect();
+                    let faults = faults_now(kind, *lasts, target, scenario, scenario.duration)
+                        .map_err(|m| err(*line, format!("step[{i}].fault.target"), m))?;
                     let names: Vec<String> = towers.iter().map(|t| (*t).to_string()).collect();
                     if faults
                         .iter()
