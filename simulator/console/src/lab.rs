@@ -40,8 +40,6 @@ pub struct LabSource {
     done: bool,
     /// Why the run failed, if it did.
     failed: Option<String>,
-    /// When the run was ended early ([`Source::end_early`]).
-    cut: Option<Duration>,
 }
 
 impl LabSource {
@@ -52,7 +50,6 @@ impl LabSource {
             seed,
             done: false,
             failed: None,
-            cut: None,
         }
     }
 
@@ -169,10 +166,7 @@ impl Source for LabSource {
             return Ok(None);
         }
         match self.session.end_early() {
-            Ok(at) => {
-                self.cut = at;
-                Ok(at.map(time))
-            }
+            Ok(at) => Ok(at.map(time)),
             Err(e) => Err(self.fail(e)),
         }
     }
@@ -191,15 +185,20 @@ impl Source for LabSource {
             .iter()
             .map(|(id, at)| (*id, time(*at)))
             .collect();
+        let mut not_injected = self.session.not_injected().to_vec();
         let run = self
             .session
             .finish()
             .map_err(|e| SourceError::Failed(format!("{e:#}")))?;
         let mut replay_schedule = run.report.schedule.clone();
         cut_to_heals(&mut replay_schedule, &healed);
-        if let Some(cut) = self.cut {
-            // Not injected: after the cut.
-            replay_schedule.retain(|f| f.at < cut);
+        // Left out by an early end: by position, last first (the others keep theirs).
+        not_injected.sort_unstable();
+        not_injected.dedup();
+        for k in not_injected.into_iter().rev() {
+            if k < replay_schedule.len() {
+                replay_schedule.remove(k);
+            }
         }
         let mut replay_caveats = vec![LAB_REPLAY_CAVEAT.to_string()];
         replay_caveats.extend(run.warnings.iter().map(|w| format!("lab warning: {w}")));

@@ -488,6 +488,8 @@ pub struct Session {
     phase: Phase,
     /// Faults ended early by [`Session::heal`]: (id, when).
     healed: Vec<(usize, Duration)>,
+    /// The schedule's faults [`Session::end_early`] left out: their positions.
+    not_injected: Vec<usize>,
     /// Observations of the log moved to `held` by [`Session::take_observations`].
     seen: usize,
     /// Observations taken from the log and not handed out yet (younger than
@@ -634,6 +636,7 @@ impl Session {
             sched: None,
             phase: Phase::Safety,
             healed: Vec::new(),
+            not_injected: Vec::new(),
             seen: 0,
             held: Vec::new(),
             handed_out: Time::ZERO,
@@ -820,6 +823,12 @@ impl Session {
         &self.healed
     }
 
+    /// The positions in the report's schedule of the faults [`Session::end_early`] left
+    /// out (never injected: they were due at or after the cut).
+    pub fn not_injected(&self) -> &[usize] {
+        &self.not_injected
+    }
+
     /// End the scenario now, before its duration is over (an operator quitting the
     /// console): the faults on are healed (recorded as by [`Session::heal`]), none of
     /// the schedule's later faults is injected and nothing more is published; the heal
@@ -837,10 +846,12 @@ impl Session {
         if now >= self.lab.sc.duration {
             return Ok(None);
         }
-        let later = sched.actions[sched.next_action..]
+        self.not_injected = sched.actions[sched.next_action..]
             .iter()
             .filter(|(_, start, _)| *start)
-            .count();
+            .map(|(_, _, k)| *k)
+            .collect();
+        let later = self.not_injected.len();
         self.healed.extend(sched.active.iter().map(|&k| (k, now)));
         let healed = self.lab.heal_all(sched, &self.planned);
         self.failed = healed.is_err();
@@ -2623,8 +2634,8 @@ fn outbox(admin: &str) -> Option<BTreeSet<IdemKey>> {
 /// logged once the stop is set.
 fn sample_servers(s: &Shared, towers: &[String], origin: &str) {
     let stopped = || s.stop_sampling.load(Ordering::Relaxed);
-    // Per server (towers, then the origin): the error count last read.
-    let mut errors_seen: Vec<Option<u64>> = vec![None; towers.len() + 1];
+    // Per server (towers, then the origin): its uptime and error count last read.
+    let mut errors_seen: Vec<Option<(f64, u64)>> = vec![None; towers.len() + 1];
     while !stopped() {
         let next = Instant::now() + Duration::from_secs(1);
         for (i, admin) in towers.iter().enumerate() {
@@ -2653,17 +2664,17 @@ fn sample_servers(s: &Shared, towers: &[String], origin: &str) {
             if let Some(i) = tower {
                 lock(&s.status)[i] = json.clone();
             }
-            let errors = json
+            let reading = json
                 .as_ref()
-                .and_then(|v| v["storage_errors_total"].as_u64());
-            // A restarted server counts from 0 again: any count above 0 is new then.
-            let failed = match (errors, *seen) {
-                (Some(now), Some(before)) => now > before || (now < before && now > 0),
-                (Some(now), None) => now > 0,
+                .and_then(|v| Some((v["uptime_s"].as_f64()?, v["storage_errors_total"].as_u64()?)));
+            // A restarted server (its uptime went back) counts from 0 again.
+            let failed = match (reading, *seen) {
+                (Some((up, now)), Some((up_before, before))) if up >= up_before => now > before,
+                (Some((_, now)), _) => now > 0,
                 (None, _) => false,
             };
-            if errors.is_some() {
-                *seen = errors;
+            if reading.is_some() {
+                *seen = reading;
             }
             let full = json.is_some_and(|v| {
                 v["degraded"].as_array().is_some_and(|d| {
