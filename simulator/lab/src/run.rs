@@ -932,11 +932,8 @@ impl Session {
                     st.and_then(|v| v["active_link"].as_str()?.parse::<LinkKind>().ok());
                 let paused = lab.paused.contains(&t.name);
                 let mode = if running { modes[i] } else { PowerMode::Off };
-                // As `derive_steady` (and the simulator) judge it: up, not frozen, in
-                // power mode Normal, on the best uplink that passes.
-                let mut kinds: Vec<LinkKind> = t.links.iter().map(|l| l.kind).collect();
-                kinds.sort();
-                let best = kinds.into_iter().find(|k| passing(*k));
+                let kinds: Vec<LinkKind> = t.links.iter().map(|l| l.kind).collect();
+                let steady = steady_now(running, paused, mode, active_link, &kinds, passing);
                 TowerView {
                     name: t.name.clone(),
                     running,
@@ -963,11 +960,7 @@ impl Session {
                         st.and_then(|v| v["queued"][c.to_string()].as_u64())
                             .unwrap_or(0)
                     }),
-                    steady: running
-                        && !paused
-                        && mode == PowerMode::Normal
-                        && active_link.is_some()
-                        && active_link == best,
+                    steady,
                     devices: t.devices,
                 }
             })
@@ -3236,6 +3229,23 @@ fn submit(
 ///
 /// `links_read`: each tower's active link and power mode as read from its status when its event stream
 /// (re)connected, applied in time order with the log.
+/// A tower's steady state, as the simulator judges it: running, not frozen, in power
+/// mode Normal, on the best of its uplinks (`links`, best first once sorted) that
+/// `passing` lets traffic through. The live snapshot and [`derive_steady`] both ask it.
+fn steady_now(
+    up: bool,
+    paused: bool,
+    mode: PowerMode,
+    active: Option<LinkKind>,
+    links: &[LinkKind],
+    passing: impl Fn(LinkKind) -> bool,
+) -> bool {
+    let mut kinds = links.to_vec();
+    kinds.sort();
+    let best = kinds.into_iter().find(|k| passing(*k));
+    up && !paused && mode == PowerMode::Normal && active.is_some() && active == best
+}
+
 fn derive_steady(
     sc: &Scenario,
     planned: &[Planned],
@@ -3351,17 +3361,9 @@ fn derive_steady(
         touched.extend(read_now);
         for i in touched {
             let t = &mut towers[i];
-            let mut kinds: Vec<LinkKind> = sc.towers[i].links.iter().map(|l| l.kind).collect();
-            kinds.sort();
-            let best = kinds
-                .iter()
-                .copied()
-                .find(|k| t.down.get(k).copied().unwrap_or(0) == 0);
-            let steady = t.up
-                && !t.paused
-                && t.mode == PowerMode::Normal
-                && t.active.is_some()
-                && t.active == best;
+            let kinds: Vec<LinkKind> = sc.towers[i].links.iter().map(|l| l.kind).collect();
+            let passing = |k: LinkKind| t.down.get(&k).copied().unwrap_or(0) == 0;
+            let steady = steady_now(t.up, t.paused, t.mode, t.active, &kinds, passing);
             if steady != t.steady {
                 t.steady = steady;
                 out.push(Stamped {
