@@ -292,6 +292,12 @@ impl App {
             self.jump_to = None;
             self.status = format!("jumped to {}", crate::ui::clock(self.source.now()));
         }
+        self.after_advance();
+    }
+
+    /// After the source advanced: the view refreshed, the game day's abort conditions
+    /// checked and its next step run, the view refreshed again.
+    fn after_advance(&mut self) {
         self.refresh();
         if let Some(gd) = self.gameday.as_mut() {
             gd.check_aborts(self.source.as_mut(), &mut self.live);
@@ -309,12 +315,7 @@ impl App {
             let target = self.source.now() + wall;
             self.source.advance(target, TICK_EVENTS_MAX);
         }
-        self.refresh();
-        if let Some(gd) = self.gameday.as_mut() {
-            gd.check_aborts(self.source.as_mut(), &mut self.live);
-        }
-        self.run_gameday();
-        self.refresh();
+        self.after_advance();
     }
 
     /// For a real-time source, refuse a time control (with why, on the status line).
