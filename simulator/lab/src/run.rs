@@ -1747,8 +1747,12 @@ impl Lab {
         if !self.alive(name)? {
             return Ok(());
         }
-        let at = now_us();
         self.backend.signal(name, Sig::Kill)?;
+        // Dead only now: the signal returns once the process is gone, and until then it
+        // ran on (a container's kill goes through the engine, milliseconds in which the
+        // tower may forward an operation, see it applied and drop it from its outbox — a
+        // crash stamped before that saw it lost).
+        let at = now_us();
         self.paused.remove(name);
         if let Some(i) = self.server_index(name) {
             self.tower_stopped(i, at, false)?;
@@ -2181,8 +2185,9 @@ impl Lab {
                 );
             }
             Injection::Restart { server } => {
-                let t = now_us();
                 self.stop(server, Sig::Term)?;
+                // Stopped once `stop` returns (as a kill, above).
+                let t = now_us();
                 if let Some(i) = self.server_index(server) {
                     self.tower_stopped(i, t, true)?;
                 }
