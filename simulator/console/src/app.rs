@@ -592,7 +592,7 @@ impl App {
                 return;
             }
         };
-        let now = Duration::from_micros(self.source.now().as_micros());
+        let now = self.source.now().saturating_since(Time::ZERO);
         let rest = self.source.scenario().duration.saturating_sub(now);
         // Whole seconds, at least one: the form shows what will run.
         let rest = Duration::from_secs(rest.as_secs().max(1));
@@ -606,7 +606,7 @@ impl App {
     /// keeps the form open with the field and what was expected. Outside a game day's
     /// blast radius it asks for the operator's reason first.
     pub fn inject_form(&mut self, text: &str) {
-        let now = Duration::from_micros(self.source.now().as_micros());
+        let now = self.source.now().saturating_since(Time::ZERO);
         let specs = match crate::plan::parse_inline_fault(text, self.source.scenario(), now) {
             Ok(s) => s,
             Err(e) => {

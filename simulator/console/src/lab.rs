@@ -161,14 +161,11 @@ impl Source for LabSource {
         }
     }
 
-    fn end_early(&mut self) -> Result<Option<Time>, SourceError> {
+    fn end_early(&mut self) -> Result<(), SourceError> {
         if self.done {
-            return Ok(None);
+            return Ok(());
         }
-        match self.session.end_early() {
-            Ok(at) => Ok(at.map(time)),
-            Err(e) => Err(self.fail(e)),
-        }
+        self.session.end_early().map_err(|e| self.fail(e))
     }
 
     /// Not possible: the console refuses it for a real-time source first.

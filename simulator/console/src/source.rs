@@ -118,10 +118,10 @@ pub trait Source {
     fn finish(self: Box<Self>) -> Result<Finished, SourceError>;
     /// The operator leaves before the run is over: a source whose rest would take real
     /// time ends the scenario now (heals, injects nothing more) so that [`Source::finish`]
-    /// is only the heal and the liveness check; `Some(at)` when it cut the run at `at`.
-    /// The simulator runs the rest (in moments): `None`.
-    fn end_early(&mut self) -> Result<Option<Time>, SourceError> {
-        Ok(None)
+    /// is only the heal and the liveness check. The simulator runs the rest (in
+    /// moments): nothing to do.
+    fn end_early(&mut self) -> Result<(), SourceError> {
+        Ok(())
     }
     /// Real processes on the wall clock: time cannot be paused, stepped, sped up, jumped
     /// or restarted, and violations are judged only at the end (observations from

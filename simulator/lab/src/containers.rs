@@ -198,15 +198,13 @@ fn build_context(exe: &Path) -> Result<Vec<u8>> {
     // The engine's tar reader refuses GNU sparse entries (type S).
     tar.sparse(false);
     tar.mode(tar::HeaderMode::Deterministic);
-    let dockerfile = format!(
-        "FROM scratch\nLABEL {IMAGE_LABEL}=sovereign\nCOPY rootfs/ /\nENTRYPOINT [\"/sovereign\"]\n"
-    );
-    let dockerfile = dockerfile.as_bytes();
-    let mut h = tar::Header::new_gnu();
-    h.set_size(dockerfile.len() as u64);
-    h.set_mode(0o644);
-    h.set_cksum();
-    tar.append_data(&mut h, "Dockerfile", dockerfile)?;
+    append_file(
+        &mut tar,
+        "Dockerfile",
+        &format!(
+            "FROM scratch\nLABEL {IMAGE_LABEL}=sovereign\nCOPY rootfs/ /\nENTRYPOINT [\"/sovereign\"]\n"
+        ),
+    )?;
     let mut t = tar::Header::new_gnu();
     t.set_entry_type(tar::EntryType::Directory);
     t.set_size(0);
@@ -221,6 +219,15 @@ fn build_context(exe: &Path) -> Result<Vec<u8>> {
             .with_context(|| format!("adding {} to the image", lib.display()))?;
     }
     Ok(tar.into_inner()?)
+}
+
+/// A file `path` holding `text` (mode 0644) in a build context.
+fn append_file(tar: &mut tar::Builder<Vec<u8>>, path: &str, text: &str) -> std::io::Result<()> {
+    let mut h = tar::Header::new_gnu();
+    h.set_size(text.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    tar.append_data(&mut h, path, text.as_bytes())
 }
 
 /// The image that runs `exe`, built now unless the engine has it already. After a build
@@ -367,24 +374,17 @@ pub fn ensure_postgres_image(engine: &Engine) -> Result<String> {
 fn postgres_context() -> Result<Vec<u8>> {
     let mut tar = tar::Builder::new(Vec::new());
     tar.mode(tar::HeaderMode::Deterministic);
-    let file = |tar: &mut tar::Builder<Vec<u8>>, path: &str, text: &str| {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(text.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        tar.append_data(&mut h, path, text.as_bytes())
-    };
-    file(
+    append_file(
         &mut tar,
         "Dockerfile",
         "FROM scratch\nCOPY rootfs/ /\nUSER 999:999\n",
     )?;
-    file(
+    append_file(
         &mut tar,
         "rootfs/etc/passwd",
         "root:x:0:0:root:/root:/bin/sh\npostgres:x:999:999:PostgreSQL:/var/lib/postgresql:/bin/sh\n",
     )?;
-    file(&mut tar, "rootfs/etc/group", "root:x:0:\npostgres:x:999:\n")?;
+    append_file(&mut tar, "rootfs/etc/group", "root:x:0:\npostgres:x:999:\n")?;
     for dir in [
         "rootfs/tmp/",
         "rootfs/var/run/postgresql/",
@@ -742,19 +742,9 @@ mod tests {
     fn tiny_context(text: &str) -> Result<Vec<u8>> {
         let mut tar = tar::Builder::new(Vec::new());
         tar.mode(tar::HeaderMode::Deterministic);
-        for (path, data) in [
-            (
-                "Dockerfile",
-                format!("FROM scratch\nLABEL {IMAGE_LABEL}=test\nCOPY note /note\n").as_str(),
-            ),
-            ("note", text),
-        ] {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(data.len() as u64);
-            h.set_mode(0o644);
-            h.set_cksum();
-            tar.append_data(&mut h, path, data.as_bytes())?;
-        }
+        let dockerfile = format!("FROM scratch\nLABEL {IMAGE_LABEL}=test\nCOPY note /note\n");
+        append_file(&mut tar, "Dockerfile", &dockerfile)?;
+        append_file(&mut tar, "note", text)?;
         Ok(tar.into_inner()?)
     }
 

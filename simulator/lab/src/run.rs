@@ -833,18 +833,18 @@ impl Session {
     /// console): the faults on are healed (recorded as by [`Session::heal`]), none of
     /// the schedule's later faults is injected and nothing more is published; the heal
     /// and the liveness phase follow as after a whole run, and the run's duration
-    /// becomes the time of the cut. A warning says so in the report. `Ok(Some(at))`: cut
-    /// at `at`; `Ok(None)`: nothing to cut (the heal has begun).
-    pub fn end_early(&mut self) -> Result<Option<Duration>> {
+    /// becomes the time of the cut. A warning says so in the report. Nothing to do once
+    /// the heal has begun.
+    pub fn end_early(&mut self) -> Result<()> {
         if self.failed {
             bail!("the run failed earlier");
         }
         let Some(sched) = self.sched.as_mut().filter(|_| self.phase == Phase::Safety) else {
-            return Ok(None);
+            return Ok(());
         };
         let now = self.lab.shared.log.elapsed();
         if now >= self.lab.sc.duration {
-            return Ok(None);
+            return Ok(());
         }
         self.not_injected = sched.actions[sched.next_action..]
             .iter()
@@ -867,7 +867,7 @@ impl Session {
              scheduled later were not injected, and the liveness check ran from there",
             now.as_secs_f64()
         ));
-        Ok(Some(now))
+        Ok(())
     }
 
     /// The observations made since the last call, in time order, for a live view (the
@@ -932,8 +932,8 @@ impl Session {
                     st.and_then(|v| v["active_link"].as_str()?.parse::<LinkKind>().ok());
                 let paused = lab.paused.contains(&t.name);
                 let mode = if running { modes[i] } else { PowerMode::Off };
-                let kinds: Vec<LinkKind> = t.links.iter().map(|l| l.kind).collect();
-                let steady = steady_now(running, paused, mode, active_link, &kinds, passing);
+                let kinds = t.links.iter().map(|l| l.kind);
+                let steady = steady_now(running, paused, mode, active_link, kinds, passing);
                 TowerView {
                     name: t.name.clone(),
                     running,
@@ -3228,12 +3228,6 @@ fn submit(
     }
 }
 
-/// Insert [`Obs::Steady`] where a tower's steadiness changes, as the simulator reports
-/// it: running, not frozen, on its most preferred link that no fault holds down. (The
-/// lab's towers run without power telemetry: always in Normal mode.)
-///
-/// `links_read`: each tower's active link and power mode as read from its status when its event stream
-/// (re)connected, applied in time order with the log.
 /// A tower's steady state, as the simulator judges it: running, not frozen, in power
 /// mode Normal, on the best of its uplinks (`links`, best first once sorted) that
 /// `passing` lets traffic through. The live snapshot and [`derive_steady`] both ask it.
@@ -3242,15 +3236,21 @@ fn steady_now(
     paused: bool,
     mode: PowerMode,
     active: Option<LinkKind>,
-    links: &[LinkKind],
+    links: impl IntoIterator<Item = LinkKind>,
     passing: impl Fn(LinkKind) -> bool,
 ) -> bool {
-    let mut kinds = links.to_vec();
+    let mut kinds: Vec<LinkKind> = links.into_iter().collect();
     kinds.sort();
     let best = kinds.into_iter().find(|k| passing(*k));
     up && !paused && mode == PowerMode::Normal && active.is_some() && active == best
 }
 
+/// Insert [`Obs::Steady`] where a tower's steadiness changes, as the simulator reports
+/// it: running, not frozen, on its most preferred link that no fault holds down. (The
+/// lab's towers run without power telemetry: always in Normal mode.)
+///
+/// `links_read`: each tower's active link and power mode as read from its status when its event stream
+/// (re)connected, applied in time order with the log.
 fn derive_steady(
     sc: &Scenario,
     planned: &[Planned],
@@ -3366,9 +3366,9 @@ fn derive_steady(
         touched.extend(read_now);
         for i in touched {
             let t = &mut towers[i];
-            let kinds: Vec<LinkKind> = sc.towers[i].links.iter().map(|l| l.kind).collect();
+            let kinds = sc.towers[i].links.iter().map(|l| l.kind);
             let passing = |k: LinkKind| t.down.get(&k).copied().unwrap_or(0) == 0;
-            let steady = steady_now(t.up, t.paused, t.mode, t.active, &kinds, passing);
+            let steady = steady_now(t.up, t.paused, t.mode, t.active, kinds, passing);
             if steady != t.steady {
                 t.steady = steady;
                 out.push(Stamped {
