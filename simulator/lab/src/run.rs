@@ -3423,8 +3423,8 @@ fn judge(
     let violations = oracles.finish();
     let mut k = kpis.finish();
     k.rpo = rpo;
-    k.apply_slo(&sc.slo);
     k.violations = violations.len() as u64;
+    k.apply_slo(&sc.slo);
     let slo = k.check(&sc.slo);
     let report = RunReport {
         scenario: sc.name.clone(),

@@ -1179,8 +1179,8 @@ impl World {
         }
         let mut kpis = self.kpis.finish();
         kpis.rpo = rpo;
-        kpis.apply_slo(&self.sc.slo);
         kpis.violations = violations.len() as u64;
+        kpis.apply_slo(&self.sc.slo);
         let slo = kpis.check(&self.sc.slo);
         let (trace_hash, trace) = self.trace.finish();
         RunReport {

@@ -16,7 +16,8 @@
 //! - [`power`]: serving time per tower, energy, state of charge;
 //! - [`backlog`]: the outbox backlog;
 //! - [`links`]: bytes per uplink, failovers, breaker openings;
-//! - [`inversions`]: priority inversions (the priority oracle's rule).
+//! - [`inversions`]: priority inversions (the priority oracle's rule);
+//! - [`score`]: the resilience score, from the others against the SLOs.
 //!
 //! The RPO (acknowledged operations lost) is the durability oracle's count
 //! ([`crate::oracle::Oracles::rpo`]; the rule lives there once), and the violations the
@@ -36,6 +37,7 @@ pub mod inversions;
 pub mod links;
 pub mod power;
 pub mod reads;
+pub mod score;
 
 pub use faults::{DETECT_GRACE, Detection, FaultOutcome};
 pub use freshness::ClassFreshness;
@@ -69,7 +71,7 @@ pub struct Kpis {
     /// Valid reads that were served.
     pub reads_good: u64,
     /// Tower names (index = tower id), from the run's start.
-    #[serde(skip)]
+    #[serde(default)]
     pub tower_names: Vec<String>,
     /// Per tower: time running and not shutting down or off / run time (DESIGN §7's
     /// per-tower availability: uptime, which says nothing of whether reads were served;
@@ -77,7 +79,7 @@ pub struct Kpis {
     pub tower_availability: Vec<f64>,
     /// Per tower: (valid reads served, valid reads) — the read availability of each
     /// tower, which the overall [`Kpis::availability`] sums.
-    #[serde(skip)]
+    #[serde(default)]
     pub tower_reads: Vec<(u64, u64)>,
     /// Freshness per class (index = class).
     #[serde(with = "crate::kpi_serde::classes")]
@@ -141,6 +143,12 @@ pub struct Kpis {
     pub priority_inversion_bytes: u64,
     /// Invariant violations (set by the world from the oracles).
     pub violations: u64,
+    /// The resilience score, 0 to 100 ([`score`]); set by [`Kpis::apply_slo`], which
+    /// must come after the RPO and the violations are set.
+    pub resilience_score: Option<f64>,
+    /// The score is 0 because the safety gate failed (a violation, operations lost).
+    #[serde(default)]
+    pub resilience_gate: bool,
     /// Per [`SAMPLE_PERIOD`]: (valid reads served, valid reads), for the worst burn rate.
     #[serde(skip)]
     pub read_periods: Vec<(u64, u64)>,
@@ -318,10 +326,12 @@ impl KpiScan {
 impl Kpis {
     /// Fill the KPIs that depend on the scenario's SLOs: RTO compliance (against
     /// `mttr_max`, else [`RTO_DEFAULT`]), error budget and burn rates (when an
-    /// availability SLO below 1 is set).
+    /// availability SLO below 1 is set), and last the resilience score (which reads
+    /// them, the RPO and the violations: set those first).
     pub fn apply_slo(&mut self, slo: &Slo) {
         faults::apply_slo(self, slo);
         reads::apply_slo(self, slo);
+        score::apply_slo(self, slo);
     }
 
     fn tower_name(&self, i: usize) -> String {
@@ -359,6 +369,7 @@ impl Kpis {
         rows.extend(power::rows(self));
         rows.push(inversions::row(self));
         rows.push(("violations".into(), format!("{}", self.violations)));
+        rows.push(score::row(self));
         rows
     }
 
