@@ -172,6 +172,7 @@ fn write(dir: &Path, o: &Outcome, exports: &Exports) -> Result<u8> {
     match &w.data {
         Some(d) => {
             println!("report: {}", dir.join("report.html").display());
+            crate::runs::record(dir, d)?;
             exports.write_run(d)?;
         }
         None if exports.wants_series() => {

@@ -16,6 +16,7 @@ mod lab;
 mod pool;
 mod progress;
 mod report;
+mod runs;
 mod sim;
 mod validate;
 mod wall;
@@ -54,6 +55,9 @@ enum Command {
     /// Rebuild a report (report.md, report.html, summary.json) from a report directory's
     /// saved data (run.json or sweep.json).
     Report(ReportArgs),
+    /// List the runs and game days whose reports were written into a reports folder, with
+    /// each scenario's resilience score and trend; refresh the folder's index.html.
+    Runs(RunsArgs),
     /// Open the terminal console on a live simulation: panels, hotkeys, fault injection.
     Console(ConsoleArgs),
     /// Run a game-day plan (gamedays/*.toml) in the console, or headless for CI; write a
@@ -251,6 +255,20 @@ pub enum GamedayCommand {
 pub struct ReportArgs {
     /// The report directory (as written by `sim run --report` or `sim sweep --report`).
     pub dir: PathBuf,
+}
+
+/// Raw flags of `runs`.
+#[derive(Args, Debug)]
+pub struct RunsArgs {
+    /// The reports folder (its history.jsonl and report folders).
+    #[arg(default_value = "reports")]
+    pub dir: PathBuf,
+    /// Most runs listed, newest first (the per-scenario trends cover them all).
+    #[arg(long, default_value_t = 30)]
+    pub limit: usize,
+    /// Print the history as JSON (every entry, oldest first) instead.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Help text shared by `--report`.
@@ -480,6 +498,7 @@ fn main() -> ExitCode {
         })) => Ok(validate::plans(&a.files)),
         Some(Command::Gameday(a)) => console::gameday(a),
         Some(Command::Report(a)) => report::rebuild(a),
+        Some(Command::Runs(a)) => runs::list(a),
         Some(Command::Tower(c)) => server(sovereign_server::cli::run_tower(c)),
         Some(Command::Origin(c)) => server(sovereign_server::cli::run_origin(c)),
         Some(Command::Device(cmd)) => sovereign_server::device_client::run(cmd),

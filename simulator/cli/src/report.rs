@@ -126,6 +126,7 @@ impl Exports {
                 .unwrap_or_else(|| default_run_dir(&d.scenario, d.seed, d.plant.as_deref()));
             sovereign_report::write_run(&dir, d)?;
             println!("report: {}", dir.join("report.html").display());
+            crate::runs::record(&dir, d)?;
         }
         if let Some(path) = &self.openmetrics {
             write(path, &run_openmetrics(d, self.start))?;

@@ -14,6 +14,7 @@
 //! - [`openmetrics`]: the OpenMetrics writer (metric names: [`openmetrics::RUN_METRICS`]).
 //! - [`annotations`]: faults and violations as Grafana annotations.
 //! - [`junit`]: JUnit XML of a sweep's runs.
+//! - [`history`]: a reports folder's run history (`history.jsonl`, `index.html`).
 //!
 //! Game days feed a [`series::SeriesScan`] from their `World` as it runs, then build a
 //! [`RunData`] with [`RunData::build`], then attach a [`data::GamedayData`]; the renderers add its
@@ -29,6 +30,7 @@
 
 pub mod annotations;
 pub mod data;
+pub mod history;
 pub mod junit;
 pub mod openmetrics;
 pub mod render;
