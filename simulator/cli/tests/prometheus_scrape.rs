@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 use support::*;
 
 /// Metrics only a simulated run (or a sweep) can compute, and why a real tower cannot.
-const SIM_ONLY: [(&str, &str); 14] = [
+const SIM_ONLY: [(&str, &str); 16] = [
     (
         "sovereign_availability_ratio",
         "counts the reads that never reached any tower (`unreachable`); a tower sees only its own",
@@ -82,6 +82,15 @@ const SIM_ONLY: [(&str, &str); 14] = [
     ("sovereign_sweep_failures_total", "a sweep's result"),
     ("sovereign_sweep_plant_catch_ratio", "a sweep's result"),
     ("sovereign_sim_run_info", "names a simulated run"),
+    (
+        "sovereign_error_budget_remaining_ratio",
+        "the valid reads since a run's start (a live dashboard computes its budget from the \
+         reads over its time range instead)",
+    ),
+    (
+        "sovereign_resilience_score",
+        "a run's KPIs against its scenario's SLOs, at the run's end",
+    ),
 ];
 
 /// Dashboards in which every query must be answered by the real servers.
@@ -165,6 +174,9 @@ fn start_prometheus(dir: &Path, tower: &str, origin: &str) -> Prometheus {
     let addr = format!("127.0.0.1:{}", free_port());
     let config = dir.join("prometheus.yml");
     std::fs::write(&config, scrape_config(tower, origin, &addr)).expect("write config");
+    // The rule file the config names (the live towers' SLO objectives), as shipped.
+    let rules = std::fs::read_to_string(dashboards().join("slo-rules.yml")).expect("rules");
+    std::fs::write(dir.join("slo-rules.yml"), rules).expect("write rules");
     let log = dir.join("prometheus.log");
     let out = std::fs::File::create(&log).expect("prometheus log");
     let child = Command::new("prometheus")
@@ -330,9 +342,12 @@ fn load_queries() -> Vec<Query> {
     out
 }
 
-/// Grafana's variables replaced as a dashboard would (one tower selected).
+/// Grafana's variables replaced as a dashboard would (one tower selected; `scenario` and
+/// `run` All, which matches a live tower's series: they carry no run label).
 fn substitute(expr: &str, tower: &str) -> String {
     let s = expr
+        .replace("$scenario", ".*")
+        .replace("$run", ".*")
         .replace("${tower}", tower)
         .replace("$tower", tower)
         .replace("$window", "10s")
@@ -488,9 +503,12 @@ fn prometheus_scrapes_a_real_tower_and_answers_every_dashboard_query() {
         let names =
             metric_names(&q.expr).unwrap_or_else(|e| panic!("{} {}: {e}", q.dashboard, q.at));
         let sim: BTreeSet<&str> = names.iter().filter_map(|n| sim_only(n)).collect();
+        // The run picker (`scenario`, `run`) lists imported simulated runs: a live
+        // deployment has none, and its `All` matches the live series.
+        let run_picker = q.kind == "variable" && sim == BTreeSet::from(["sovereign_sim_run_info"]);
         if !sim.is_empty() {
             assert!(
-                !REAL_ONLY_DASHBOARDS.contains(&q.dashboard.as_str()),
+                run_picker || !REAL_ONLY_DASHBOARDS.contains(&q.dashboard.as_str()),
                 "{} {}: queries sim-only {sim:?}: {}",
                 q.dashboard,
                 q.at,
@@ -501,7 +519,10 @@ fn prometheus_scrapes_a_real_tower_and_answers_every_dashboard_query() {
         }
         let result = match &q.label {
             Some(label) => {
-                let path = format!("/api/v1/label/{label}/values?match[]={}", encode(&q.expr));
+                let path = format!(
+                    "/api/v1/label/{label}/values?match[]={}",
+                    encode(&substitute(&q.expr, tower_name))
+                );
                 api(&prom.addr, &path).and_then(|d| {
                     let values: Vec<&str> = d
                         .as_array()
@@ -697,15 +718,83 @@ fn coverage(prom: &str, expr: &str, start: u64, end: u64, step: u64, from: u64) 
     (seen.len() as f64 / steps, series.len())
 }
 
+/// One simulated run exported and backfilled: its `run` label, first and last sample
+/// (Unix seconds) and the export's step.
+struct Imported {
+    run: String,
+    start: u64,
+    end: u64,
+    step: u64,
+}
+
+/// Run `scenario` (seed 1) with `--openmetrics` (at `--start` when given) and backfill the
+/// export into the TSDB at `tsdb` with `promtool tsdb create-blocks-from openmetrics`.
+fn import(dir: &Path, scenario: &str, start: Option<&str>, tsdb: &Path) -> Imported {
+    let name = Path::new(scenario).file_stem().unwrap().to_string_lossy();
+    let om = dir.join(format!("{name}.om"));
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sovereign"));
+    cmd.current_dir(&repo)
+        .args(["sim", "run", scenario, "--seed", "1", "--openmetrics"])
+        .arg(&om);
+    if let Some(s) = start {
+        cmd.args(["--start", s]);
+    }
+    let o = cmd.output().expect("sovereign runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = Command::new("promtool")
+        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .arg(&om)
+        .arg(tsdb)
+        .output()
+        .expect("promtool runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The run's label, range and sample step, from the export itself.
+    let text = std::fs::read_to_string(&om).expect("export");
+    let run = text
+        .lines()
+        .find_map(|l| l.strip_prefix("sovereign_sim_run_info{"))
+        .and_then(|l| l.split("run=\"").nth(1))
+        .and_then(|l| l.split('"').next())
+        .expect("a run label on the run info")
+        .to_string();
+    let stamps: BTreeSet<u64> = text
+        .lines()
+        .filter(|l| l.starts_with("sovereign_tower_up{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|t| t as u64)
+        .collect();
+    let (first, last) = (
+        *stamps.first().expect("samples"),
+        *stamps.last().expect("samples"),
+    );
+    Imported {
+        run,
+        start: first,
+        end: last,
+        step: stamps.iter().nth(1).expect("two samples") - first,
+    }
+}
+
+/// Metrics a run has only when its scenario sets the SLO they measure against (storm sets
+/// none but the RPO): their queries are asked of a run that sets them.
+const NEEDS_AN_SLO: [&str; 2] = [
+    "sovereign_slo_objective",
+    "sovereign_error_budget_remaining_ratio",
+];
+
 #[test]
 fn an_imported_storm_run_answers_every_dashboard_panel_over_its_whole_range() {
-    // Goal: the dashboards work on an imported simulated run, not only on live towers: a
-    // storm run's OpenMetrics export (one sample every few minutes) is backfilled with
-    // `promtool tsdb create-blocks-from openmetrics` into a real Prometheus, and every
-    // panel query, with the variables Grafana would give it for the run's whole range
-    // (the `window` variable's auto value, `$__interval`), has data at ≥ 90% of its steps.
-    // The same queries with Grafana's `$__rate_interval` for a 15 s data source (what the
-    // dashboards used before) leave rate panels mostly empty: the check can fail.
+    // Goal: the dashboards work on imported simulated runs, not only on live towers: a
+    // storm run's OpenMetrics export (one sample every few minutes) and a fibre-cut run's
+    // (whose scenario sets availability and freshness SLOs), each with its `run` label,
+    // are backfilled with `promtool tsdb create-blocks-from openmetrics` into one real
+    // Prometheus, and every panel query, with the variables Grafana would give it for the
+    // run's whole range (`$run` that run, the `window` variable's auto value,
+    // `$__interval`), has data at ≥ 90% of its steps (time series and state timelines).
+    // The `run` variable lists each scenario's run. The same queries with Grafana's
+    // `$__rate_interval` for a 15 s data source (what the dashboards used before) leave
+    // rate panels mostly empty: the check can fail.
     if !prometheus_installed() {
         if std::env::var_os("CI").is_some() {
             panic!("prometheus is not on PATH, and CI must run this test");
@@ -715,42 +804,20 @@ fn an_imported_storm_run_answers_every_dashboard_panel_over_its_whole_range() {
     }
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
-    let om = dir.join("storm.om");
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let o = Command::new(env!("CARGO_BIN_EXE_sovereign"))
-        .current_dir(&repo)
-        .args([
-            "sim",
-            "run",
-            "scenarios/storm.toml",
-            "--seed",
-            "1",
-            "--openmetrics",
-        ])
-        .arg(&om)
-        .output()
-        .expect("sovereign runs");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = Command::new("promtool")
-        .args(["tsdb", "create-blocks-from", "openmetrics"])
-        .arg(&om)
-        .arg(dir.join("tsdb"))
-        .output()
-        .expect("promtool runs");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    // The run's range and its sample step, from the export itself.
-    let text = std::fs::read_to_string(&om).expect("export");
-    let stamps: BTreeSet<u64> = text
-        .lines()
-        .filter(|l| l.starts_with("sovereign_tower_up{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .map(|t| t as u64)
-        .collect();
-    let (start, end) = (
-        *stamps.first().expect("samples"),
-        *stamps.last().expect("samples"),
+    let tsdb = dir.join("tsdb");
+    let storm = import(dir, "scenarios/storm.toml", None, &tsdb);
+    // Two days later, after the storm's 24 hours: the runs do not overlap in time.
+    let fibre = import(
+        dir,
+        "scenarios/fibre-cut.toml",
+        Some("2026-01-03T00:00:00Z"),
+        &tsdb,
     );
-    let export_step = stamps.iter().nth(1).expect("two samples") - start;
+    assert!(fibre.start > storm.end);
+    assert_eq!(
+        (storm.run.as_str(), fibre.run.as_str()),
+        ("storm/seed-1", "fibre-cut/seed-1")
+    );
 
     let addr = format!("127.0.0.1:{}", free_port());
     std::fs::write(
@@ -764,10 +831,7 @@ fn an_imported_storm_run_answers_every_dashboard_panel_over_its_whole_range() {
             "--config.file={}",
             dir.join("prometheus.yml").display()
         ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("tsdb").display()
-        ))
+        .arg(format!("--storage.tsdb.path={}", tsdb.display()))
         .arg("--storage.tsdb.retention.time=100y")
         .arg(format!("--web.listen-address={addr}"))
         .stdout(Stdio::null())
@@ -780,19 +844,55 @@ fn an_imported_storm_run_answers_every_dashboard_panel_over_its_whole_range() {
             .is_ok_and(|r| r.status == 200)
             .then_some(())
     });
-    wait_for("the backfilled blocks", Duration::from_secs(60), || {
-        query(&prom.addr, &format!("count(sovereign_tower_up @ {end})"))
+    for r in [&storm, &fibre] {
+        wait_for("the backfilled blocks", Duration::from_secs(60), || {
+            query(
+                &prom.addr,
+                &format!("count(sovereign_tower_up{{run=\"{}\"}} @ {})", r.run, r.end),
+            )
             .ok()
             .filter(|s| !s.is_empty())
             .map(|_| ())
-    });
-
-    let range = end - start;
-    // Grafana: $__interval from the panel's width (~1,000 points), at least the data
-    // source's 15 s; query_range's step is that interval.
-    let interval = grafana_interval_s(range, 1000, 15);
-    let rate_interval_15s = (interval + 15).max(60);
+        });
+    }
+    // The `run` variable, per scenario, and `tower` per run.
+    let values = |label: &str, matcher: &str| -> Vec<String> {
+        let path = format!("/api/v1/label/{label}/values?match[]={}", encode(matcher));
+        let d = api(&prom.addr, &path).unwrap_or_else(|e| panic!("{e}"));
+        d.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect()
+    };
     let files = load_dashboards();
+    for q in load_queries().into_iter().filter(|q| q.label.is_some()) {
+        let label = q.label.as_deref().unwrap_or_default();
+        for r in [&storm, &fibre] {
+            let scenario = r.run.split('/').next().unwrap_or_default();
+            let m = q
+                .expr
+                .replace("$scenario", scenario)
+                .replace("$run", &r.run);
+            let got = values(label, &m);
+            let want: Vec<String> = match label {
+                "run" => vec![r.run.clone()],
+                "scenario" => vec!["fibre-cut".into(), "storm".into()],
+                // storm has three towers, fibre-cut two.
+                _ if r.run.starts_with("storm") => {
+                    ["tower-0", "tower-1", "tower-2"].map(String::from).to_vec()
+                }
+                _ => ["tower-0", "tower-1"].map(String::from).to_vec(),
+            };
+            assert!(
+                want.iter().all(|w| got.contains(w)) && (label != "run" || got == want),
+                "{} {}: {m} gave {got:?}, want {want:?}",
+                q.dashboard,
+                q.at
+            );
+        }
+    }
+
     let mut failed = Vec::new();
     let mut rate_gaps = 0;
     let mut checked = 0;
@@ -801,12 +901,23 @@ fn an_imported_storm_run_answers_every_dashboard_panel_over_its_whole_range() {
         if names.iter().any(|n| SWEEP_ONLY.contains(&n.as_str())) {
             continue;
         }
+        let r = if names.iter().any(|n| NEEDS_AN_SLO.contains(&n.as_str())) {
+            &fibre
+        } else {
+            &storm
+        };
+        let range = r.end - r.start;
+        // Grafana: $__interval from the panel's width (~1,000 points), at least the data
+        // source's 15 s; query_range's step is that interval.
+        let interval = grafana_interval_s(range, 1000, 15);
+        let rate_interval_15s = (interval + 15).max(60);
         let (count, min_s) = window_auto(&files[&q.dashboard])
             .unwrap_or_else(|| panic!("{}: no `window` interval variable", q.dashboard));
         let window = grafana_interval_s(range, count, min_s);
         let sub = |w: u64| {
             let s = q
                 .expr
+                .replace("$run", &r.run)
                 .replace("$tower", "tower-0")
                 .replace("$window", &format!("{w}s"))
                 .replace("$__interval", &format!("{interval}s"))
@@ -817,30 +928,31 @@ fn an_imported_storm_run_answers_every_dashboard_panel_over_its_whole_range() {
         let (cov, n) = coverage(
             &prom.addr,
             &sub(window),
-            start,
-            end,
+            r.start,
+            r.end,
             interval,
-            start + window,
+            r.start + window,
         );
         checked += 1;
-        // A time series must be there all along (gaps are what the old windows caused);
-        // a stat shows its last value, an annotation marks moments, a sparse metric has
-        // gaps by meaning: those must have data, somewhere.
+        // A time series or state timeline must be there all along (gaps are what the old
+        // windows caused); a stat shows its last value, an annotation marks moments, a
+        // sparse metric has gaps by meaning: those must have data, somewhere.
         let sparse = names.iter().any(|n| {
             SPARSE
                 .iter()
                 .any(|(s, _)| n == s || n.strip_prefix(s).is_some_and(|r| r.starts_with('_')))
         });
-        let need = if q.kind == "timeseries" && !sparse {
+        let need = if ["timeseries", "state-timeline"].contains(&q.kind.as_str()) && !sparse {
             0.9
         } else {
             f64::MIN_POSITIVE
         };
         if n == 0 || cov < need {
             failed.push(format!(
-                "{} {}: {:.0}% of steps with data ({n} series) — {}",
+                "{} {} ({}): {:.0}% of steps with data ({n} series) — {}",
                 q.dashboard,
                 q.at,
+                r.run,
                 cov * 100.0,
                 sub(window)
             ));
@@ -849,10 +961,10 @@ fn an_imported_storm_run_answers_every_dashboard_panel_over_its_whole_range() {
             let (old, _) = coverage(
                 &prom.addr,
                 &sub(rate_interval_15s),
-                start,
-                end,
+                r.start,
+                r.end,
                 interval,
-                start + window,
+                r.start + window,
             );
             if old < 0.6 {
                 rate_gaps += 1;
@@ -862,13 +974,15 @@ fn an_imported_storm_run_answers_every_dashboard_panel_over_its_whole_range() {
     assert!(checked > 20, "only {checked} queries checked");
     assert!(
         failed.is_empty(),
-        "export step {export_step} s, range {range} s, $__interval {interval} s:\n{}",
+        "export step {} s:\n{}",
+        storm.step,
         failed.join("\n")
     );
     assert!(
         rate_gaps > 0,
-        "with $__rate_interval = {rate_interval_15s} s every rate panel still had data: \
-         this test would not catch windows shorter than the export's step ({export_step} s)"
+        "with $__rate_interval = 60 s or more every rate panel still had data: this test \
+         would not catch windows shorter than the export's step ({} s)",
+        storm.step
     );
 }
 

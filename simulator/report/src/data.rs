@@ -42,6 +42,51 @@ pub struct SloRow {
     pub measured: String,
 }
 
+/// One numeric objective of the scenario's SLOs, for the SLO lines of charts and the
+/// dashboards' thresholds (`sovereign_slo_objective{kpi, class}`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Objective {
+    /// `availability` (a minimum ratio), `freshness_p99_seconds` (a maximum, per class),
+    /// `mttr_seconds` (a maximum), `soc_lowest_ratio` (a minimum), `rpo_operations` (a
+    /// maximum).
+    pub kpi: String,
+    /// The priority class (`P0`…), for freshness.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+    /// The bound.
+    pub value: f64,
+}
+
+/// The numeric objectives of a scenario's SLOs, in [`Objective`]'s order.
+pub fn objectives(slo: &sovereign_sim::scenario::Slo) -> Vec<Objective> {
+    let o = |kpi: &str, class: Option<String>, value: f64| Objective {
+        kpi: kpi.into(),
+        class,
+        value,
+    };
+    let mut out = Vec::new();
+    if let Some(min) = slo.availability_min {
+        out.push(o("availability", None, min));
+    }
+    for (c, max) in slo.freshness_p99_max.iter().enumerate() {
+        if let Some(max) = max {
+            out.push(o(
+                "freshness_p99_seconds",
+                Some(format!("P{c}")),
+                max.as_secs_f64(),
+            ));
+        }
+    }
+    if let Some(max) = slo.mttr_max {
+        out.push(o("mttr_seconds", None, max.as_secs_f64()));
+    }
+    if let Some(min) = slo.soc_min {
+        out.push(o("soc_lowest_ratio", None, min));
+    }
+    out.push(o("rpo_operations", None, slo.rpo_max as f64));
+    out
+}
+
 /// One invariant violation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ViolationRow {
@@ -119,6 +164,9 @@ pub struct RunData {
     pub kpi_lines: Vec<String>,
     /// SLO checks.
     pub slo: Vec<SloRow>,
+    /// The SLOs' numeric objectives.
+    #[serde(default)]
+    pub objectives: Vec<Objective>,
     /// Violations in the order found.
     pub violations: Vec<ViolationRow>,
     /// Every fault applied.
@@ -297,9 +345,8 @@ impl RunData {
             kpis: Kpis {
                 // Empty what run.json leaves out (the `#[serde(skip)]` fields of `Kpis`;
                 // the series and faults are saved here apart), so that a report renders
-                // the same from a run as from its data read back.
-                tower_names: Vec::new(),
-                tower_reads: Vec::new(),
+                // the same from a run as from its data read back. The tower names and
+                // per-tower reads stay: the KPI table prints them as the CLI does.
                 read_periods: Vec::new(),
                 fault_outcomes: Vec::new(),
                 ..k.clone()
@@ -314,6 +361,7 @@ impl RunData {
                     measured: c.measured.clone(),
                 })
                 .collect(),
+            objectives: objectives(&sc.slo),
             violations: report
                 .violations
                 .iter()

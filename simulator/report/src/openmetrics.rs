@@ -25,8 +25,11 @@ pub const SAMPLES_MAX: usize = 5_000_000;
 
 /// The metric families a run export emits (family names; counters' samples add `_total`,
 /// the summary adds `_sum` and `_count`).
-pub const RUN_METRICS: [&str; 27] = [
+pub const RUN_METRICS: [&str; 30] = [
     "sovereign_sim_run_info",
+    "sovereign_slo_objective",
+    "sovereign_error_budget_remaining_ratio",
+    "sovereign_resilience_score",
     "sovereign_availability_ratio",
     "sovereign_reads",
     "sovereign_devices",
@@ -101,6 +104,8 @@ pub struct Exposition {
     families: BTreeSet<String>,
     current: Option<(String, MetricType)>,
     samples: usize,
+    /// Labels every sample carries after its own (a run export's `run`).
+    common: Vec<(String, String)>,
 }
 
 /// A family name as this project writes them: lower-case snake case starting with a
@@ -135,6 +140,18 @@ fn value_text(v: f64) -> String {
 }
 
 impl Exposition {
+    /// A builder whose every sample carries `labels` after its own (names must not clash
+    /// with a sample's).
+    pub fn with_common_labels(labels: &[(&str, &str)]) -> Exposition {
+        Exposition {
+            common: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Exposition::default()
+        }
+    }
+
     /// Start a family (each name once).
     pub fn family(&mut self, name: &str, kind: MetricType, help: &str) {
         assert!(snake_case(name), "bad metric name {name}");
@@ -165,8 +182,16 @@ impl Exposition {
         self.samples += 1;
         self.out.push_str(name);
         self.out.push_str(suffix);
-        if !labels.is_empty() {
-            let l: Vec<String> = labels
+        let common = self.common.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        let all: Vec<(&str, &str)> = labels.iter().copied().chain(common).collect();
+        debug_assert!(
+            all.iter()
+                .enumerate()
+                .all(|(i, (k, _))| all[..i].iter().all(|(j, _)| j != k)),
+            "a label twice in {all:?}"
+        );
+        if !all.is_empty() {
+            let l: Vec<String> = all
                 .iter()
                 .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
                 .collect();
@@ -217,8 +242,20 @@ fn u(v: u64) -> Option<f64> {
     Some(v as f64)
 }
 
+/// The `run` label a run's export puts on every sample: `<scenario>/seed-<N>[/<plant>]`
+/// (the dashboards' `run` variable), so that several runs imported into one Prometheus
+/// stay apart.
+pub fn run_label(d: &RunData) -> String {
+    let mut l = format!("{}/seed-{}", d.scenario, d.seed);
+    if let Some(p) = &d.plant {
+        l.push('/');
+        l.push_str(p);
+    }
+    l
+}
+
 /// A run's KPI time series as OpenMetrics text, virtual second `s` at Unix second
-/// `start + s`.
+/// `start + s`; every sample carries the run's [`run_label`].
 pub fn run_openmetrics(d: &RunData, start: i64) -> String {
     use MetricType::*;
     let s = &d.series;
@@ -227,7 +264,8 @@ pub fn run_openmetrics(d: &RunData, start: i64) -> String {
         .iter()
         .map(|x| start.saturating_add(i64::try_from(*x).unwrap_or(i64::MAX)))
         .collect();
-    let mut e = Exposition::default();
+    let run = run_label(d);
+    let mut e = Exposition::with_common_labels(&[("run", &run)]);
     let seed = d.seed.to_string();
     let plant = d.plant.clone().unwrap_or_else(|| "none".into());
 
@@ -244,11 +282,43 @@ pub fn run_openmetrics(d: &RunData, start: i64) -> String {
     series(&mut e, "", &info, &t, &s.t_s, |_| Some(1.0));
 
     e.family(
+        "sovereign_slo_objective",
+        Gauge,
+        "The scenario's SLO bound per KPI (availability and soc_lowest_ratio are minima; \
+         freshness_p99_seconds per class, mttr_seconds and rpo_operations maxima).",
+    );
+    for o in &d.objectives {
+        let mut l = vec![("kpi", o.kpi.as_str())];
+        if let Some(c) = &o.class {
+            l.push(("class", c.as_str()));
+        }
+        series(&mut e, "", &l, &t, &s.t_s, |_| Some(o.value));
+    }
+
+    e.family(
         "sovereign_availability_ratio",
         Gauge,
         "Valid device reads served / valid device reads since the start.",
     );
     series(&mut e, "", &[], &t, &s.availability, Some);
+
+    e.family(
+        "sovereign_error_budget_remaining_ratio",
+        Gauge,
+        "1 - (bad / valid reads since the start) / (1 - the availability SLO): 1 untouched, \
+         0 spent, below 0 overspent (only with an availability SLO below 1).",
+    );
+    let allowed = d
+        .objectives
+        .iter()
+        .find(|o| o.kpi == "availability")
+        .map(|o| 1.0 - o.value)
+        .filter(|a| *a > 0.0);
+    if let Some(allowed) = allowed {
+        series(&mut e, "", &[], &t, &s.availability, |a| {
+            Some(1.0 - (1.0 - a) / allowed)
+        });
+    }
 
     e.family(
         "sovereign_reads",
@@ -505,6 +575,15 @@ pub fn run_openmetrics(d: &RunData, start: i64) -> String {
         "Share of disrupting faults recovered within the RTO bound (at the run's end).",
     );
     if let (Some(v), Some(ts)) = (d.kpis.rto_compliance, t.last()) {
+        e.sample("", &[], v, *ts);
+    }
+    e.family(
+        "sovereign_resilience_score",
+        Gauge,
+        "The run's resilience score, 0 to 100, from its KPIs against its SLOs (at the run's end; \
+         docs/SCENARIOS.md).",
+    );
+    if let (Some(v), Some(ts)) = (d.kpis.resilience_score, t.last()) {
         e.sample("", &[], v, *ts);
     }
     e.finish()

@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 use sovereign_promcheck::openmetrics::check;
-use sovereign_promcheck::promql::metric_names;
+use sovereign_promcheck::promql::{metric_names, selectors};
 use sovereign_report::openmetrics::{DEFAULT_START, run_openmetrics, sweep_openmetrics};
 use sovereign_report::sweep::{SWEEP_DATA_FORMAT, SweepData};
 use sovereign_report::{RunData, record};
@@ -138,6 +138,63 @@ fn every_queried_metric_is_exported() {
         "only {} metrics queried",
         queried.len()
     );
+}
+
+#[test]
+fn every_run_query_follows_the_run_variable() {
+    // Goal: imported runs stay apart in one Prometheus: every dashboard offers `scenario`
+    // and `run` variables (run listed per scenario, All matching live towers too), and
+    // every selector of a run metric carries `run=~"$run"` (a sweep's metrics carry no
+    // run label and are left alone). A query that forgot the matcher fails here.
+    let dash = load();
+    let mut forgot = Vec::new();
+    let mut checked = 0;
+    for (name, d) in &dash {
+        let vars: Vec<&Value> = d["templating"]["list"]
+            .as_array()
+            .expect("templating")
+            .iter()
+            .collect();
+        let var = |n: &str| {
+            vars.iter()
+                .find(|v| v["name"] == n)
+                .unwrap_or_else(|| panic!("{name}: no `{n}` variable"))
+        };
+        let run = var("run");
+        assert_eq!(
+            run["query"]["query"],
+            "label_values(sovereign_sim_run_info{scenario=~\"$scenario\"}, run)",
+            "{name}"
+        );
+        for v in [var("scenario"), run] {
+            assert_eq!(v["includeAll"], true, "{name}: {}", v["name"]);
+            assert_eq!(v["allValue"], ".*", "{name}: {}", v["name"]);
+        }
+        let at_scenario = vars.iter().position(|v| v["name"] == "scenario");
+        let at_run = vars.iter().position(|v| v["name"] == "run");
+        assert!(at_scenario < at_run, "{name}: `run` depends on `scenario`");
+    }
+    for (d, at, expr) in queries(&dash) {
+        if at.starts_with("variable") {
+            continue;
+        }
+        for s in selectors(&expr).unwrap_or_else(|e| panic!("{d} {at}: {e}")) {
+            let n = s.name.clone().unwrap_or_default();
+            if n.starts_with("sovereign_sweep_") {
+                assert!(
+                    !s.matchers.iter().any(|m| m.starts_with("run")),
+                    "{d} {at}: a sweep carries no run label: {expr}"
+                );
+                continue;
+            }
+            checked += 1;
+            if !s.matchers.iter().any(|m| m == "run=~\"$run\"") {
+                forgot.push(format!("{d} {at}: {n} in {expr}"));
+            }
+        }
+    }
+    assert!(checked > 60, "only {checked} selectors");
+    assert!(forgot.is_empty(), "no run matcher:\n{}", forgot.join("\n"));
 }
 
 #[test]

@@ -26,9 +26,18 @@ pub const GRAFANA_INTERVALS: [(&str, &str); 4] = [
     ("$__range", "1h"),
 ];
 
-/// The metric names an expression selects (by name, or by a `__name__="…"` matcher), or
-/// why it does not parse.
-pub fn metric_names(expr: &str) -> Result<BTreeSet<String>, String> {
+/// One vector selector of an expression.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Selector {
+    /// Its metric name (by name, or by a `__name__="…"` matcher).
+    pub name: Option<String>,
+    /// Its label matchers other than the name, as written: `run=~"$run"`.
+    pub matchers: Vec<String>,
+}
+
+/// Every vector selector of an expression (those inside range vectors and subqueries
+/// too), in the order written, or why it does not parse.
+pub fn selectors(expr: &str) -> Result<Vec<Selector>, String> {
     if expr.len() > EXPR_LEN_MAX {
         return Err(format!("expression longer than {EXPR_LEN_MAX} characters"));
     }
@@ -37,16 +46,25 @@ pub fn metric_names(expr: &str) -> Result<BTreeSet<String>, String> {
         text = text.replace(macro_name, stand_in);
     }
     let ast = parser::parse(&text)?;
-    let mut out = BTreeSet::new();
+    let mut out = Vec::new();
     collect(&ast, &mut out);
     Ok(out)
 }
 
-/// Every selector's metric name under `e`.
-fn collect(e: &Expr, out: &mut BTreeSet<String>) {
+/// The metric names an expression selects (by name, or by a `__name__="…"` matcher), or
+/// why it does not parse.
+pub fn metric_names(expr: &str) -> Result<BTreeSet<String>, String> {
+    Ok(selectors(expr)?
+        .into_iter()
+        .filter_map(|s| s.name)
+        .collect())
+}
+
+/// Every selector under `e`.
+fn collect(e: &Expr, out: &mut Vec<Selector>) {
     match e {
-        Expr::VectorSelector(vs) => selector(vs, out),
-        Expr::MatrixSelector(ms) => selector(&ms.vs, out),
+        Expr::VectorSelector(vs) => out.push(selector(vs)),
+        Expr::MatrixSelector(ms) => out.push(selector(&ms.vs)),
         Expr::Aggregate(a) => {
             collect(&a.expr, out);
             if let Some(p) = &a.param {
@@ -65,14 +83,20 @@ fn collect(e: &Expr, out: &mut BTreeSet<String>) {
     }
 }
 
-fn selector(vs: &parser::VectorSelector, out: &mut BTreeSet<String>) {
-    out.extend(vs.name.clone());
+fn selector(vs: &parser::VectorSelector) -> Selector {
+    let mut name = vs.name.clone();
+    let mut matchers = Vec::new();
     let or_matchers = vs.matchers.or_matchers.iter().flatten();
     for m in vs.matchers.matchers.iter().chain(or_matchers) {
-        if m.name == "__name__" && matches!(m.op, MatchOp::Equal) {
-            out.insert(m.value.clone());
+        if m.name == "__name__" {
+            if matches!(m.op, MatchOp::Equal) {
+                name.get_or_insert_with(|| m.value.clone());
+            }
+            continue;
         }
+        matchers.push(format!("{}{}\"{}\"", m.name, m.op, m.value));
     }
+    Selector { name, matchers }
 }
 
 #[cfg(test)]
@@ -112,6 +136,26 @@ mod tests {
         assert_eq!(
             names(r#"quantile(scalar(q), {__name__="by_matcher"}) or -sum_over_time(c[$__range])"#),
             vec!["by_matcher", "c", "q"]
+        );
+    }
+
+    #[test]
+    fn selectors_keep_their_label_matchers() {
+        // Goal: a dashboard test can see which label matchers each selector has.
+        let s = selectors(r#"sum(rate(a_total{run=~"$run",x="y"}[$window])) / b{z!="1"}"#)
+            .expect("parses");
+        assert_eq!(
+            s,
+            vec![
+                Selector {
+                    name: Some("a_total".into()),
+                    matchers: vec![r#"run=~"$run""#.into(), r#"x="y""#.into()],
+                },
+                Selector {
+                    name: Some("b".into()),
+                    matchers: vec![r#"z!="1""#.into()],
+                },
+            ]
         );
     }
 
