@@ -11,7 +11,9 @@
 //! (see `openmetrics.rs`).
 
 use crate::data::{GamedayData, RunData, verdict};
-use crate::svg::{Band, BarGroup, Chart, Line, bar_chart, esc, line_chart};
+use crate::svg::{
+    Band, BarGroup, Chart, Lane, Line, Span, bar_chart, esc, line_chart, timeline_chart,
+};
 use crate::sweep::SweepData;
 use serde_json::json;
 use sovereign_logic::content::Priority;
@@ -503,11 +505,11 @@ fn gameday_html(w: &mut String, g: &GamedayData) {
 const STYLE: &str = "body{font-family:sans-serif;max-width:1040px;margin:1em auto;color:#222;padding:0 8px}\
 table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;font-size:13px;vertical-align:top}\
 th{background:#f2f2f2}.pass{color:#006400;font-weight:bold}.fail{color:#b00000;font-weight:bold}\
-.verdict{font-size:18px;padding:6px 10px;display:inline-block;border-radius:4px}\
+.note{color:#555;font-style:italic;margin:4px 0}.verdict{font-size:18px;padding:6px 10px;display:inline-block;border-radius:4px}\
 .ok{background:#dff0d8}.bad{background:#f2dede}code,pre{background:#f6f6f6;font-size:12px}pre{padding:6px;overflow-x:auto}\
 svg.chart{display:block;margin:10px 0;border:1px solid #eee}";
 
-fn html_head(w: &mut String, title: &str) {
+pub(crate) fn html_head(w: &mut String, title: &str) {
     let _ = write!(
         w,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head><body>\n",
@@ -532,21 +534,149 @@ fn fault_bands(d: &RunData) -> Vec<Band> {
         .map(|f| Band {
             from: f.start_s / 3600.0,
             to: f.end_s / 3600.0,
-            label: format!("{} {}", f.kind, f.target),
+            label: format!(
+                "{} {} ({}–{})",
+                f.kind,
+                f.target,
+                clock(f.start_s),
+                clock(f.end_s)
+            ),
         })
         .collect()
 }
 
-/// The run's charts, as inline SVG (each one `<svg class="chart">`).
+/// A fault family's colour on the timeline.
+fn family_colour(family: &str) -> &'static str {
+    match family {
+        "network" => "#0072b2",
+        "process" => "#d55e00",
+        "disk" => "#cc79a7",
+        "power" => "#e69f00",
+        "clock" => "#555555",
+        _ => "#009e73",
+    }
+}
+
+/// The fault timeline's lanes: one per fault family and target (families in a fixed
+/// order, then targets by name), each fault a span with its detection and recovery.
+pub fn fault_lanes(d: &RunData) -> Vec<Lane> {
+    const FAMILIES: [&str; 5] = ["network", "process", "disk", "power", "clock"];
+    let rank = |f: &str| {
+        FAMILIES
+            .iter()
+            .position(|x| *x == f)
+            .unwrap_or(FAMILIES.len())
+    };
+    let mut lanes: std::collections::BTreeMap<(usize, String, String), Vec<Span>> =
+        std::collections::BTreeMap::new();
+    for f in &d.faults {
+        let h = |s: f64| s / 3600.0;
+        let mut tip = format!(
+            "#{} {} on {} ({}), {} – {}",
+            f.id,
+            f.kind,
+            f.target,
+            f.family,
+            clock(f.start_s),
+            clock(f.end_s)
+        );
+        match f.detected_after_s {
+            Some(a) => tip.push_str(&format!("; detected after {}", dur(Some(a)))),
+            None if f.detection == "excluded" => tip.push_str("; undetectable"),
+            None => tip.push_str("; never detected"),
+        }
+        if f.disrupting {
+            match f.recovered_after_s {
+                Some(r) => tip.push_str(&format!("; steady again after {}", dur(Some(r)))),
+                None => tip.push_str("; never steady again"),
+            }
+        }
+        lanes
+            .entry((rank(&f.family), f.family.clone(), f.target.clone()))
+            .or_default()
+            .push(Span {
+                from: h(f.start_s),
+                to: h(f.end_s),
+                label: f.kind.clone(),
+                tip,
+                detected: f.detected_after_s.map(|a| h(f.start_s + a)),
+                recovered: f.recovered_after_s.map(|r| h(f.start_s + r)),
+            });
+    }
+    lanes
+        .into_iter()
+        .map(|((_, family, target), spans)| Lane {
+            name: format!("{family} {target}"),
+            colour: family_colour(&family),
+            spans,
+        })
+        .collect()
+}
+
+/// The run's objective for `kpi` (and `class`), if its scenario sets one.
+fn objective(d: &RunData, kpi: &str, class: Option<&str>) -> Option<f64> {
+    d.objectives
+        .iter()
+        .find(|o| o.kpi == kpi && o.class.as_deref() == class)
+        .map(|o| o.value)
+}
+
+/// A y range from `lo` (rounded down to a twentieth, with a little room) to just above 1:
+/// a ratio chart that shows its dips instead of flattening them against 0.
+fn ratio_range(lo: f64) -> (f64, f64) {
+    let lo = if lo.is_finite() { lo } else { 0.0 };
+    (((lo - 0.01) * 20.0).floor().max(0.0) / 20.0, 1.005)
+}
+
+/// Whether any point of any line is non-zero (an all-zero chart is left out).
+fn any_nonzero(lines: &[Line]) -> bool {
+    lines
+        .iter()
+        .any(|l| l.points.iter().any(|(_, y)| y.is_some_and(|v| v != 0.0)))
+}
+
+/// One paragraph standing for a chart left out.
+fn left_out(what: &str) -> String {
+    format!("<p class=\"note\">{}</p>", esc(what))
+}
+
+/// The run's charts, as inline SVG (each one `<svg class="chart">`), or a one-line note
+/// where a chart would be empty: first the fault timeline, then the KPIs over the same x
+/// axis (they align under it), fault windows shaded, SLOs as dashed lines.
 pub fn run_charts(d: &RunData) -> Vec<String> {
     let s = &d.series;
     let x = hours(&s.t_s);
+    let span = (
+        0.0,
+        (d.end_s / 3600.0).max(x.last().copied().unwrap_or(0.0)),
+    );
     let bands = fault_bands(d);
     let mut out = Vec::new();
+    let chart = |title: &str, y_label: &str| {
+        let mut c = Chart::new(title, y_label);
+        c.x_range = Some(span);
+        c
+    };
+
+    let lanes = fault_lanes(d);
+    if lanes.is_empty() {
+        out.push(left_out("No fault was injected."));
+    } else {
+        out.push(timeline_chart(
+            &format!(
+                "Faults: {} in {} lanes (family and target); hover a bar for its detail",
+                d.faults.len(),
+                lanes.len()
+            ),
+            "virtual time (h)",
+            &lanes,
+            span,
+        ));
+    }
 
     let mut c = match &d.gameday {
         Some(g) => {
-            let mut c = Chart::new(
+            let mut c = chart(
                 "Availability (valid reads served), faults shaded, game-day timeline numbered",
                 "ratio",
             );
@@ -562,9 +692,19 @@ pub fn run_charts(d: &RunData) -> Vec<String> {
                 .collect();
             c
         }
-        None => Chart::new("Availability (valid reads served), faults shaded", "ratio"),
+        None => chart("Availability (valid reads served), faults shaded", "ratio"),
     };
-    c.y_range = Some((0.0, 1.05));
+    let slo = objective(d, "availability", None);
+    let lowest = s
+        .availability_window
+        .iter()
+        .flatten()
+        .chain(&s.availability)
+        .copied()
+        .chain(slo)
+        .fold(f64::INFINITY, f64::min);
+    c.y_range = Some(ratio_range(lowest));
+    c.hlines.extend(slo.map(|v| (v, format!("SLO ≥ {v}"))));
     out.push(line_chart(
         &c,
         &[
@@ -574,7 +714,7 @@ pub fn run_charts(d: &RunData) -> Vec<String> {
         &bands,
     ));
 
-    let mut c = Chart::new("Towers serving and steady, faults shaded", "towers");
+    let mut c = chart("Towers serving and steady, faults shaded", "towers");
     c.steps = true;
     let n = s.t_s.len();
     let count = |get: &dyn Fn(usize, usize) -> bool| -> Vec<u64> {
@@ -597,25 +737,43 @@ pub fn run_charts(d: &RunData) -> Vec<String> {
         &bands,
     ));
 
-    let c = Chart::new("Outbox backlog per tower, faults shaded", "operations");
     let lines: Vec<Line> = s
         .towers
         .iter()
         .map(|t| line(&t.name, &x, &t.outbox, |v| Some(v as f64)))
         .collect();
-    out.push(line_chart(&c, &lines, &bands));
+    if any_nonzero(&lines) {
+        let c = chart("Outbox backlog per tower, faults shaded", "operations");
+        out.push(line_chart(&c, &lines, &bands));
+    } else {
+        out.push(left_out(
+            "Outbox backlog: empty all run (every operation forwarded at once).",
+        ));
+    }
 
-    let mut c = Chart::new(
+    let mut c = chart(
         "Freshness p99 per class (publish → servable, last hour; log scale), faults shaded",
         "seconds",
     );
     c.log_y = true;
+    for class in Priority::ALL {
+        let name = class.to_string();
+        if let Some(v) = objective(d, "freshness_p99_seconds", Some(&name)) {
+            c.hlines.push((v, format!("{name} SLO ≤ {}", dur(Some(v)))));
+        }
+    }
     let lines: Vec<Line> = s
         .freshness
         .iter()
         .map(|f| line(&f.class, &x, &f.p99_s, |v| v))
         .collect();
-    out.push(line_chart(&c, &lines, &bands));
+    if any_nonzero(&lines) {
+        out.push(line_chart(&c, &lines, &bands));
+    } else {
+        out.push(left_out(
+            "Freshness: no version became servable at a tower in this run.",
+        ));
+    }
 
     let groups: Vec<BarGroup> = d
         .kpis
@@ -627,31 +785,48 @@ pub fn run_charts(d: &RunData) -> Vec<String> {
             values: vec![f.p50_us.map(us_secs), f.p99_us.map(us_secs)],
         })
         .collect();
-    out.push(bar_chart(
-        "Freshness per class over the run (p50, p99)",
-        "seconds",
-        &["p50", "p99"],
-        &groups,
-    ));
+    if groups.iter().any(|g| g.values.iter().any(Option::is_some)) {
+        out.push(bar_chart(
+            "Freshness per class over the run (p50, p99)",
+            "seconds",
+            &["p50", "p99"],
+            &groups,
+        ));
+    }
 
-    let mut c = Chart::new("Battery state of charge per tower, faults shaded", "SoC");
-    c.y_range = Some((0.0, 1.05));
     let lines: Vec<Line> = s
         .towers
         .iter()
         .map(|t| line(&t.name, &x, &t.soc, |v| v))
         .collect();
-    out.push(line_chart(&c, &lines, &bands));
+    if lines.iter().any(|l| l.points.iter().any(|p| p.1.is_some())) {
+        let mut c = chart("Battery state of charge per tower, faults shaded", "SoC");
+        let soc_min = objective(d, "soc_lowest_ratio", None);
+        let lowest = lines
+            .iter()
+            .flat_map(|l| l.points.iter().filter_map(|p| p.1))
+            .chain(soc_min)
+            .fold(f64::INFINITY, f64::min);
+        c.y_range = Some(ratio_range(lowest));
+        c.hlines
+            .extend(soc_min.map(|v| (v, format!("SLO: lowest ≥ {v}"))));
+        out.push(line_chart(&c, &lines, &bands));
+    } else {
+        out.push(left_out("Battery: no tower reported a state of charge."));
+    }
 
-    let c = Chart::new("Solar power per tower", "W");
     let lines: Vec<Line> = s
         .towers
         .iter()
         .map(|t| line(&t.name, &x, &t.solar_w, |v| v))
         .collect();
-    out.push(line_chart(&c, &lines, &bands));
+    if any_nonzero(&lines) {
+        let c = chart("Solar power per tower", "W");
+        out.push(line_chart(&c, &lines, &bands));
+    } else {
+        out.push(left_out("Solar power: none all run."));
+    }
 
-    let c = Chart::new("Bytes per link (cumulative), faults shaded", "MiB");
     let lines: Vec<Line> = s
         .towers
         .iter()
@@ -663,23 +838,27 @@ pub fn run_charts(d: &RunData) -> Vec<String> {
             })
         })
         .collect();
-    out.push(line_chart(&c, &lines, &bands));
-
-    let groups: Vec<BarGroup> = d
-        .kpis
-        .bytes_per_link
-        .iter()
-        .map(|(l, b)| BarGroup {
-            label: l.name().to_string(),
-            values: vec![Some(*b as f64 / 1_048_576.0)],
-        })
-        .collect();
-    out.push(bar_chart(
-        "Bytes per link over the run",
-        "MiB",
-        &["bytes"],
-        &groups,
-    ));
+    if any_nonzero(&lines) {
+        let c = chart("Bytes per link (cumulative), faults shaded", "MiB");
+        out.push(line_chart(&c, &lines, &bands));
+        let groups: Vec<BarGroup> = d
+            .kpis
+            .bytes_per_link
+            .iter()
+            .map(|(l, b)| BarGroup {
+                label: l.name().to_string(),
+                values: vec![Some(*b as f64 / 1_048_576.0)],
+            })
+            .collect();
+        out.push(bar_chart(
+            "Bytes per link over the run",
+            "MiB",
+            &["bytes"],
+            &groups,
+        ));
+    } else {
+        out.push(left_out("Bytes per link: no uplink moved a byte."));
+    }
     out
 }
 

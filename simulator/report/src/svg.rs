@@ -1,9 +1,11 @@
 //! Small SVG charts written by hand (no scripts, no external assets), for the HTML
-//! report: line charts over virtual time with fault windows shaded as Jepsen's plots do,
-//! and grouped bar charts.
+//! report: a fault timeline with one lane per fault family and target, as Jepsen's plots
+//! draw their nemesis, and line charts over the same x axis (same margins: they align
+//! under it) with the fault windows shaded, SLO lines and numbered markers; grouped bar
+//! charts.
 //!
-//! Map: [`Line`], [`Band`], [`Chart`] and [`line_chart`]; [`BarGroup`] and
-//! [`bar_chart`]; [`nice_ticks`]; [`PALETTE`].
+//! Map: [`Lane`], [`Span`] and [`timeline_chart`]; [`Line`], [`Band`], [`Chart`] and
+//! [`line_chart`]; [`BarGroup`] and [`bar_chart`]; [`nice_ticks`]; [`PALETTE`].
 //!
 //! Not covered: interactivity, anything but the charts the reports need.
 
@@ -15,10 +17,14 @@ pub const PALETTE: [&str; 8] = [
 ];
 /// Most points drawn per line (longer lines are thinned evenly).
 pub const POINTS_DRAWN_MAX: usize = 2_000;
-/// Most shaded bands labelled (the rest are shaded only).
-pub const BAND_LABELS_MAX: usize = 40;
+/// Most lanes a timeline draws (the rest are counted in a note).
+pub const LANES_MAX: usize = 40;
+/// Rows numbered markers are spread over before they may overlap.
+const MARKER_ROWS: usize = 6;
 
-const MARGIN_LEFT: f64 = 64.0;
+/// Wide enough for a timeline's lane names; every chart uses it, so x positions line up
+/// from one chart to the next.
+const MARGIN_LEFT: f64 = 160.0;
 const MARGIN_RIGHT: f64 = 16.0;
 const MARGIN_TOP: f64 = 44.0;
 const MARGIN_BOTTOM: f64 = 40.0;
@@ -39,7 +45,7 @@ pub struct Band {
     pub from: f64,
     /// End, x units.
     pub to: f64,
-    /// A short label (drawn when there is room).
+    /// What it is (the tooltip; the timeline above the charts labels each fault).
     pub label: String,
 }
 
@@ -54,6 +60,10 @@ pub struct Chart {
     pub x_label: String,
     /// Fixed y range (`None`: from the data, starting at 0 when all values are ≥ 0).
     pub y_range: Option<(f64, f64)>,
+    /// Fixed x range (`None`: from the data); charts meant to align share one.
+    pub x_range: Option<(f64, f64)>,
+    /// Horizontal reference lines (an SLO, a tolerance), dashed red: (y, label).
+    pub hlines: Vec<(f64, String)>,
     /// Size in pixels.
     pub width: f64,
     /// Size in pixels.
@@ -75,6 +85,8 @@ impl Chart {
             y_label: y_label.into(),
             x_label: "virtual time (h)".into(),
             y_range: None,
+            x_range: None,
+            hlines: Vec::new(),
             width: 1000.0,
             height: 260.0,
             steps: false,
@@ -155,34 +167,93 @@ fn header(w: &mut String, width: f64, height: f64, title: &str) {
     );
 }
 
+/// A legend entry's width in pixels.
+fn legend_len(name: &str) -> f64 {
+    7.0 * name.chars().count() as f64 + 24.0
+}
+
+/// Rows the legend needs between the margins (it wraps rather than run over the title
+/// or off the chart).
+fn legend_rows(names: &[String], width: f64) -> usize {
+    let room = width - MARGIN_LEFT - MARGIN_RIGHT;
+    let mut rows = 1;
+    let mut used = 0.0;
+    for n in names {
+        let len = legend_len(n);
+        if used > 0.0 && used + len > room {
+            rows += 1;
+            used = 0.0;
+        }
+        used += len;
+    }
+    rows
+}
+
+/// A legend row's height.
+const LEGEND_ROW: f64 = 13.0;
+
+/// The legend, under the title, left-aligned with the plot, wrapped into rows.
 fn legend(w: &mut String, names: &[String], width: f64) {
-    let mut x = width - MARGIN_RIGHT;
-    for (i, name) in names.iter().enumerate().rev() {
-        let len = 7.0 * name.chars().count() as f64 + 24.0;
-        x -= len;
+    let room = width - MARGIN_LEFT - MARGIN_RIGHT;
+    let (mut x, mut row) = (0.0, 0.0);
+    for (i, name) in names.iter().enumerate() {
+        let len = legend_len(name);
+        if x > 0.0 && x + len > room {
+            row += 1.0;
+            x = 0.0;
+        }
         let c = PALETTE[i % PALETTE.len()];
+        let (lx, y) = (MARGIN_LEFT + x, 26.0 + row * LEGEND_ROW);
         let _ = write!(
             w,
-            r#"<rect x="{x:.1}" y="26" width="12" height="4" fill="{c}"/><text x="{:.1}" y="32">{}</text>"#,
-            x + 16.0,
+            r#"<rect x="{lx:.1}" y="{y:.1}" width="12" height="4" fill="{c}"/><text x="{:.1}" y="{:.1}">{}</text>"#,
+            lx + 16.0,
+            y + 6.0,
             esc(name)
         );
+        x += len;
     }
+}
+
+/// Each marker's row (0 at the bottom): the lowest row whose last label ends before it.
+fn marker_rows(xs: &[f64]) -> Vec<usize> {
+    const LABEL_W: f64 = 16.0;
+    let mut order: Vec<usize> = (0..xs.len()).collect();
+    order.sort_by(|a, b| xs[*a].total_cmp(&xs[*b]));
+    let mut ends = [f64::NEG_INFINITY; MARKER_ROWS];
+    let mut rows = vec![0; xs.len()];
+    for i in order {
+        let row = (0..MARKER_ROWS)
+            .find(|r| ends[*r] <= xs[i])
+            .unwrap_or_else(|| {
+                (0..MARKER_ROWS)
+                    .min_by(|a, b| ends[*a].total_cmp(&ends[*b]))
+                    .unwrap_or(0)
+            });
+        ends[row] = xs[i] + LABEL_W;
+        rows[i] = row;
+    }
+    rows
 }
 
 /// A line chart of `lines` over x, with `bands` shaded behind them.
 pub fn line_chart(c: &Chart, lines: &[Line], bands: &[Band]) -> String {
     let mut w = String::new();
     header(&mut w, c.width, c.height, &c.title);
+    let names: Vec<String> = lines.iter().map(|l| l.name.clone()).collect();
+    let extra_rows = legend_rows(&names, c.width) - 1;
     let (x0, x1) = (MARGIN_LEFT, c.width - MARGIN_RIGHT);
-    let (y0, y1) = (c.height - MARGIN_BOTTOM, MARGIN_TOP);
+    let (y0, y1) = (
+        c.height - MARGIN_BOTTOM,
+        MARGIN_TOP + extra_rows as f64 * LEGEND_ROW,
+    );
     let xs = lines.iter().flat_map(|l| l.points.iter().map(|p| p.0));
     let xmin = xs.clone().fold(f64::INFINITY, f64::min);
     let xmax = xs.fold(f64::NEG_INFINITY, f64::max);
-    let (xmin, xmax) = if xmin.is_finite() && xmax > xmin {
-        (xmin, xmax)
-    } else {
-        (0.0, 1.0)
+    let (xmin, xmax) = match c.x_range {
+        Some((a, b)) if b > a => (a, b),
+        _ if xmin.is_finite() && xmax > xmin => (xmin, xmax),
+        _ => (0.0, 1.0),
     };
     // On a log axis every value is drawn as its log10; ticks are whole decades.
     let tf = |y: f64| -> Option<f64> {
@@ -228,24 +299,15 @@ pub fn line_chart(c: &Chart, lines: &[Line], bands: &[Band]) -> String {
     let sx = |x: f64| x0 + (x - xmin) / (xmax - xmin) * (x1 - x0);
     let sy = |y: f64| y0 - (y.clamp(ymin, ymax) - ymin) / (ymax - ymin) * (y0 - y1);
     // Fault windows.
-    for (i, b) in bands.iter().enumerate() {
+    for b in bands {
         let (a, z) = (sx(b.from.max(xmin)), sx(b.to.min(xmax)));
         let width = (z - a).max(1.5);
         let _ = write!(
             w,
-            r##"<rect class="fault" x="{a:.1}" y="{y1:.1}" width="{width:.1}" height="{:.1}" fill="#d55e00" fill-opacity="0.15"><title>{}</title></rect>"##,
+            r##"<rect class="fault" x="{a:.1}" y="{y1:.1}" width="{width:.1}" height="{:.1}" fill="#d55e00" fill-opacity="0.12"><title>{}</title></rect>"##,
             y0 - y1,
             esc(&b.label)
         );
-        if i < BAND_LABELS_MAX && width > 40.0 {
-            let _ = write!(
-                w,
-                r##"<text x="{:.1}" y="{:.1}" fill="#a04000" font-size="9">{}</text>"##,
-                a + 2.0,
-                y1 + 10.0 + (i % 3) as f64 * 10.0,
-                esc(&b.label)
-            );
-        }
     }
     // Axes and grid.
     let y_ticks: Vec<(f64, String)> = if c.log_y {
@@ -287,18 +349,37 @@ pub fn line_chart(c: &Chart, lines: &[Line], bands: &[Band]) -> String {
         (y0 + y1) / 2.0,
         esc(&c.y_label)
     );
-    // Markers.
-    for (i, (x, what)) in c.markers.iter().enumerate() {
-        if !(xmin..=xmax).contains(x) {
+    // Reference lines (SLOs), dashed, labelled at the right end.
+    for (y, label) in &c.hlines {
+        let Some(ty) = tf(*y) else { continue };
+        if !(ymin..=ymax).contains(&ty) {
             continue;
         }
-        let x = sx(*x);
+        let y = sy(ty);
+        let _ = write!(
+            w,
+            r##"<g class="slo"><line x1="{x0}" y1="{y:.1}" x2="{x1}" y2="{y:.1}" stroke="#b00000" stroke-width="1.2" stroke-dasharray="6,4"/><text x="{:.1}" y="{:.1}" text-anchor="end" fill="#b00000" font-size="10">{}</text></g>"##,
+            x1 - 2.0,
+            y - 3.0,
+            esc(label)
+        );
+    }
+    // Markers, numbered; labels spread over rows so that close ones do not overlap.
+    let shown: Vec<(usize, f64, &String)> = c
+        .markers
+        .iter()
+        .enumerate()
+        .filter(|(_, (x, _))| (xmin..=xmax).contains(x))
+        .map(|(i, (x, what))| (i, sx(*x), what))
+        .collect();
+    let rows = marker_rows(&shown.iter().map(|m| m.1).collect::<Vec<_>>());
+    for ((i, x, what), row) in shown.into_iter().zip(rows) {
         let _ = write!(
             w,
             r##"<g class="marker"><title>{n}. {}</title><line x1="{x:.1}" y1="{y0}" x2="{x:.1}" y2="{y1}" stroke="#555555" stroke-dasharray="3,3"/><text x="{:.1}" y="{:.1}" fill="#333333" font-size="9">{n}</text></g>"##,
             esc(what),
             x + 2.0,
-            y0 - 4.0 - (i % 4) as f64 * 10.0,
+            y0 - 4.0 - row as f64 * 10.0,
             n = i + 1,
         );
     }
@@ -338,8 +419,145 @@ pub fn line_chart(c: &Chart, lines: &[Line], bands: &[Band]) -> String {
             }
         }
     }
-    let names: Vec<String> = lines.iter().map(|l| l.name.clone()).collect();
     legend(&mut w, &names, c.width);
+    w.push_str("</svg>");
+    w
+}
+
+/// One bar of a timeline lane (a fault).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Span {
+    /// Start, x units.
+    pub from: f64,
+    /// End, x units (= `from` for an instant: drawn as a tick).
+    pub to: f64,
+    /// Drawn inside the bar when it fits (the fault's kind).
+    pub label: String,
+    /// The tooltip (everything about it).
+    pub tip: String,
+    /// When it was detected, x units (a ▼ on the bar).
+    pub detected: Option<f64>,
+    /// When its targets were steady again, x units (a green tick).
+    pub recovered: Option<f64>,
+}
+
+/// One lane of a timeline: a name (a fault family and target), a colour and its bars.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Lane {
+    /// Drawn left of the lane.
+    pub name: String,
+    /// Its bars' colour.
+    pub colour: &'static str,
+    /// Its bars, in time order.
+    pub spans: Vec<Span>,
+}
+
+/// Height of one timeline lane, pixels.
+const LANE_H: f64 = 18.0;
+
+/// A fault timeline over `x_range`: one lane per entry of `lanes` (at most
+/// [`LANES_MAX`]), each fault a bar labelled with its kind where it fits (its tooltip
+/// says everything), its detection (▼) and recovery (green tick) marked; same margins and
+/// x scale as a [`line_chart`] over the same range, so the charts below align with it.
+pub fn timeline_chart(title: &str, x_label: &str, lanes: &[Lane], x_range: (f64, f64)) -> String {
+    let width = 1000.0;
+    let drawn = &lanes[..lanes.len().min(LANES_MAX)];
+    let top = MARGIN_TOP;
+    let y0 = top + LANE_H * drawn.len().max(1) as f64;
+    let height = y0 + MARGIN_BOTTOM;
+    let mut w = String::new();
+    header(&mut w, width, height, title);
+    let (x0, x1) = (MARGIN_LEFT, width - MARGIN_RIGHT);
+    let (xmin, xmax) = if x_range.1 > x_range.0 {
+        x_range
+    } else {
+        (0.0, 1.0)
+    };
+    let sx = |x: f64| x0 + (x.clamp(xmin, xmax) - xmin) / (xmax - xmin) * (x1 - x0);
+    let more = lanes.len() - drawn.len();
+    let _ = write!(
+        w,
+        r##"<text x="{x0}" y="34" fill="#555555">▼ detected    <tspan fill="#009e73" font-weight="bold">|</tspan> steady again{}</text>"##,
+        if more > 0 {
+            format!("    ({more} more lanes not drawn)")
+        } else {
+            String::new()
+        }
+    );
+    for t in nice_ticks(xmin, xmax, 12) {
+        let x = sx(t);
+        let _ = write!(
+            w,
+            r##"<line x1="{x:.1}" y1="{top}" x2="{x:.1}" y2="{y0:.1}" stroke="#eeeeee"/><line x1="{x:.1}" y1="{y0:.1}" x2="{x:.1}" y2="{:.1}" stroke="#888888"/><text x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
+            y0 + 4.0,
+            y0 + 16.0,
+            fmt_tick(t)
+        );
+    }
+    for (i, lane) in drawn.iter().enumerate() {
+        let y = top + LANE_H * i as f64;
+        if i % 2 == 1 {
+            let _ = write!(
+                w,
+                r##"<rect x="{x0}" y="{y:.1}" width="{:.1}" height="{LANE_H}" fill="#000000" fill-opacity="0.04"/>"##,
+                x1 - x0
+            );
+        }
+        let _ = write!(
+            w,
+            r##"<text class="lane" x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"##,
+            x0 - 6.0,
+            y + 13.0,
+            esc(&lane.name)
+        );
+        for s in &lane.spans {
+            let (a, z) = (sx(s.from), sx(s.to));
+            let bw = (z - a).max(2.0);
+            let _ = write!(
+                w,
+                r##"<g class="span"><title>{}</title><rect x="{a:.1}" y="{:.1}" width="{bw:.1}" height="{:.1}" fill="{}" fill-opacity="0.8"/>"##,
+                esc(&s.tip),
+                y + 2.0,
+                LANE_H - 4.0,
+                lane.colour
+            );
+            // The kind inside the bar when it fits (about 6 px per character).
+            if bw > 6.0 * s.label.chars().count() as f64 + 6.0 {
+                let _ = write!(
+                    w,
+                    r##"<text x="{:.1}" y="{:.1}" fill="#ffffff" font-size="10">{}</text>"##,
+                    a + 3.0,
+                    y + 13.0,
+                    esc(&s.label)
+                );
+            }
+            if let Some(d) = s.detected {
+                let _ = write!(
+                    w,
+                    r##"<path d="M{:.1},{:.1} l7,0 l-3.5,6 z" fill="#000000"/>"##,
+                    sx(d) - 3.5,
+                    y + 1.0
+                );
+            }
+            if let Some(r) = s.recovered {
+                let x = sx(r);
+                let _ = write!(
+                    w,
+                    r##"<line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{:.1}" stroke="#009e73" stroke-width="2"/>"##,
+                    y + 1.0,
+                    y + LANE_H - 1.0
+                );
+            }
+            w.push_str("</g>");
+        }
+    }
+    let _ = write!(
+        w,
+        r##"<line x1="{x0}" y1="{y0:.1}" x2="{x1}" y2="{y0:.1}" stroke="#333333"/><text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
+        (x0 + x1) / 2.0,
+        height - 6.0,
+        esc(x_label)
+    );
     w.push_str("</svg>");
     w
 }

@@ -286,7 +286,37 @@ fn openmetrics_export_is_well_formed_and_complete() {
             .contains("sovereign_freshness_seconds_count")
     );
     assert!(stats.series > 50, "{} series", stats.series);
-    assert!(text.contains("sovereign_link_bytes_total{tower=\"tower-0\",link=\"satellite\"}"));
+    // Every sample names the run (the dashboards' `run` variable), after its own labels.
+    let run = format!("run=\"fibre-cut/seed-{}\"", d.seed);
+    assert!(text.contains(&format!(
+        "sovereign_link_bytes_total{{tower=\"tower-0\",link=\"satellite\",{run}}}"
+    )));
+    let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+    assert!(
+        samples.iter().all(|l| l.contains(&run)),
+        "a sample without {run}"
+    );
+    // The scenario's objectives (availability >= 0.95, P0 p99 <= 45m), the error budget
+    // and the score, ending where the run's KPIs end.
+    let last = |prefix: &str| -> f64 {
+        let l = samples
+            .iter()
+            .rev()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix}"));
+        let mut w = l.rsplit(' ');
+        w.next();
+        w.next().expect("value").parse().expect("a number")
+    };
+    assert_eq!(last("sovereign_slo_objective{kpi=\"availability\","), 0.95);
+    assert_eq!(
+        last("sovereign_slo_objective{kpi=\"freshness_p99_seconds\",class=\"P0\","),
+        2700.0
+    );
+    let budget = d.kpis.error_budget_remaining.expect("an availability SLO");
+    assert!((last("sovereign_error_budget_remaining_ratio{") - budget).abs() < 1e-9);
+    let score = d.kpis.resilience_score.expect("a score");
+    assert_eq!(last("sovereign_resilience_score{"), score);
     assert_eq!(
         text,
         run_openmetrics(&fibre_cut(), DEFAULT_START),
@@ -294,7 +324,10 @@ fn openmetrics_export_is_well_formed_and_complete() {
     );
     // Faults active: the fibre cut alone at 2h10m; fibre, LTE and satellite at 3h10m.
     for (at_s, active) in [(2 * 3600 + 600, 1), (3 * 3600 + 600, 3), (6 * 3600, 0)] {
-        let line = format!("sovereign_faults_active {active} {}", DEFAULT_START + at_s);
+        let line = format!(
+            "sovereign_faults_active{{{run}}} {active} {}",
+            DEFAULT_START + at_s
+        );
         assert!(text.contains(&line), "{line} missing");
     }
 }
@@ -556,4 +589,85 @@ fn series_sampled_as_the_run_goes_equal_the_whole_log_and_the_kpis() {
     for (c, f) in live.freshness.iter().enumerate() {
         assert_eq!(last(&f.count), k.freshness[c].samples, "class {c}");
     }
+}
+
+#[test]
+fn the_html_report_draws_a_fault_timeline_and_slo_lines_over_aligned_charts() {
+    // Goal: a reader can tie a dip to its fault (Jepsen-style): one timeline lane per
+    // fault family and target above the KPI charts, every fault a bar with its tooltip,
+    // the same x axis under it; the scenario's SLOs drawn as dashed lines; the
+    // availability axis fitted to the data (a dip to 0.86 is not flattened against 0);
+    // an all-zero chart left out with a note.
+    let d = fibre_cut();
+    let charts = sovereign_report::render::run_charts(&d);
+    let timeline = &charts[0];
+    assert!(timeline.contains("Faults: "), "the timeline comes first");
+    let lanes = sovereign_report::render::fault_lanes(&d);
+    let spans: usize = lanes.iter().map(|l| l.spans.len()).sum();
+    assert_eq!(spans, d.faults.len(), "every fault is a bar");
+    assert_eq!(
+        timeline.matches("<g class=\"span\">").count(),
+        d.faults.len()
+    );
+    for l in &lanes {
+        assert!(
+            timeline.contains(&format!(">{}</text>", l.name)),
+            "{}",
+            l.name
+        );
+    }
+    assert!(lanes.iter().any(|l| l.name == "network tower-0/fibre"));
+    // The x axis: every chart plots the run from 0 to its end with the same margins, so
+    // the timeline's ticks sit where the charts' ticks sit.
+    let ticks = |svg: &str| -> Vec<String> {
+        svg.split("<text x=\"")
+            .skip(1)
+            .filter(|t| t.contains("text-anchor=\"middle\">"))
+            .map(|t| t.split('"').next().unwrap_or_default().to_string())
+            .take(5)
+            .collect()
+    };
+    let availability = charts
+        .iter()
+        .find(|c| c.contains("Availability (valid reads served)"))
+        .expect("availability chart");
+    assert_eq!(ticks(timeline), ticks(availability));
+    // The SLO (availability >= 0.95) as a dashed line, and a fitted axis.
+    assert!(availability.contains("<g class=\"slo\">"));
+    assert!(availability.contains("SLO ≥ 0.95"));
+    let lowest = d
+        .series
+        .availability
+        .iter()
+        .copied()
+        .fold(f64::INFINITY, f64::min)
+        .min(0.95);
+    assert!(
+        lowest > 0.5,
+        "fibre-cut's availability stays high: {lowest}"
+    );
+    assert!(
+        !availability.contains("text-anchor=\"end\">0</text>"),
+        "the axis starts at 0 although the lowest value is {lowest}"
+    );
+    let freshness = charts
+        .iter()
+        .find(|c| c.contains("Freshness p99 per class"))
+        .expect("freshness chart");
+    assert!(
+        freshness.contains("P0 SLO ≤ 45m"),
+        "no P0 freshness SLO line"
+    );
+    // An all-zero series is a note, not a chart.
+    let mut quiet = d.clone();
+    for t in &mut quiet.series.towers {
+        t.outbox.iter_mut().for_each(|v| *v = 0);
+    }
+    let notes = sovereign_report::render::run_charts(&quiet);
+    assert!(
+        notes
+            .iter()
+            .any(|c| c.starts_with("<p class=\"note\">Outbox backlog: empty"))
+    );
+    assert!(!notes.iter().any(|c| c.contains("Outbox backlog per tower")));
 }
