@@ -25,6 +25,73 @@ fn checked_openmetrics(path: &Path) -> String {
     text
 }
 
+/// The value of the last sample of `family` (any labels) in OpenMetrics `text`.
+fn last_sample(text: &str, family: &str) -> Option<f64> {
+    text.lines()
+        .rev()
+        .filter(|l| {
+            l.strip_prefix(family)
+                .is_some_and(|r| r.starts_with('{') || r.starts_with(' '))
+        })
+        .find_map(|l| {
+            let mut w = l.rsplit(' ');
+            w.next()?;
+            w.next()?.parse().ok()
+        })
+}
+
+/// One truth on every screen: the KPIs a run's report folder (`dir`) and its OpenMetrics
+/// export (`om`) show agree — run.json's KPI lines are report.md's KPI table row for row
+/// (and, when given, what the CLI printed), and summary.json's figures are the export's
+/// last samples. Returns how many figures were compared.
+fn assert_one_truth(dir: &Path, om: &str, printed: Option<&str>) -> usize {
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    let mut compared = 0;
+    for line in run["kpi_lines"].as_array().unwrap() {
+        let line = line.as_str().unwrap();
+        let (name, value) = line.split_once("  ").unwrap();
+        let (name, value) = (name.trim(), value.trim());
+        let row = format!("| {name} | {} |", value.replace('|', "\\|"));
+        assert!(md.contains(&row), "report.md lacks `{row}`");
+        if let Some(out) = printed {
+            assert!(out.contains(line), "the CLI did not print `{line}`");
+        }
+        compared += 1;
+    }
+    let k = &summary["kpis"];
+    assert_eq!(k, &run["kpis"], "summary.json and run.json disagree");
+    for (field, family) in [
+        ("availability", "sovereign_availability_ratio"),
+        ("mttd_s", "sovereign_mttd_seconds"),
+        ("mttr_s", "sovereign_mttr_seconds"),
+        ("rpo", "sovereign_rpo_operations"),
+        (
+            "error_budget_remaining",
+            "sovereign_error_budget_remaining_ratio",
+        ),
+        ("resilience_score", "sovereign_resilience_score"),
+        ("rto_compliance", "sovereign_rto_compliance_ratio"),
+    ] {
+        let exported = last_sample(om, family);
+        match k[field].as_f64() {
+            Some(v) => {
+                let e = exported.unwrap_or_else(|| panic!("{family} not exported, {field} = {v}"));
+                assert!(
+                    (e - v).abs() <= 1e-9 * v.abs().max(1.0),
+                    "{field} {v} but {family} {e}"
+                );
+                compared += 1;
+            }
+            None => assert!(exported.is_none(), "{family} exported without a {field}"),
+        }
+    }
+    compared
+}
+
 #[test]
 fn version_names_the_crate_version() {
     // Goal: `--version` prints the package version and exits 0.
@@ -140,6 +207,27 @@ fn run_writes_a_report_and_exports_that_report_rebuilds() {
             .unwrap()
             .contains("\"timeEnd\"")
     );
+    // One truth: the printed KPI lines, report.md, summary.json and the export agree.
+    assert!(assert_one_truth(&report, &text, Some(&out)) > 20);
+    // The run joined the folder's history, and its index links the report.
+    let history = std::fs::read_to_string(dir.join("history.jsonl")).unwrap();
+    assert_eq!(history.lines().count(), 1, "{history}");
+    assert!(history.contains("\"dir\":\"run\"") && history.contains("\"scenario\":\"fibre-cut\""));
+    let index = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    assert!(index.contains("<a href=\"run/report.html\">"), "{index}");
+    let o = sovereign(&["runs", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let listed = String::from_utf8_lossy(&o.stdout);
+    let score = serde_json::from_str::<serde_json::Value>(
+        &std::fs::read_to_string(report.join("summary.json")).unwrap(),
+    )
+    .unwrap()["kpis"]["resilience_score"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        listed.contains("fibre-cut") && listed.contains(&format!("{score:.1}")),
+        "{listed}"
+    );
     let md = std::fs::read_to_string(report.join("report.md")).unwrap();
     std::fs::remove_file(report.join("report.md")).unwrap();
     let o = sovereign(&["report", report.to_str().unwrap()]);
@@ -197,6 +285,7 @@ fn gameday_writes_reports_with_charts_and_exports_its_timeline() {
     assert!(html.contains("<svg") && html.contains("class=\"marker\""));
     let text = checked_openmetrics(&om);
     assert!(text.ends_with("# EOF\n") && text.contains(" 1772323200\n"));
+    assert!(assert_one_truth(&dir, &text, None) > 20);
     let ann: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&ann).unwrap()).unwrap();
     let tagged = |tag: &str| {

@@ -340,3 +340,78 @@ fn a_lab_console_injects_from_the_form_and_a_quit_ends_the_run_there() {
         "cut at {cut} s: {audit}"
     );
 }
+
+/// The first word after `name` on the screen's `… name …` line.
+fn first_word_after<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    text.lines().find_map(|l| {
+        let rest = l.split_once(name)?.1;
+        let rest = rest.strip_prefix(':').unwrap_or(rest);
+        rest.split_whitespace().next()
+    })
+}
+
+#[test]
+fn the_console_end_screen_shows_what_the_journal_reports() {
+    // Goal: one truth on every screen: a free-play run taken to its end shows, on the
+    // console's "Run over" box, the same availability, MTTD, MTTR and resilience score
+    // as the report it writes (run.json's KPI lines, which the CLI, report.md and
+    // report.html print).
+    if !tmux_here("the_console_end_screen_shows_what_the_journal_reports") {
+        return;
+    }
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = std::env::temp_dir().join(format!("sovereign-end-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let t = Tmux {
+        socket: format!("sovereign-end-{}", std::process::id()),
+        session: "end".into(),
+        deadline: Instant::now() + BUDGET * 4,
+    };
+    let cmd = format!(
+        "{} console scenarios/fibre-cut.toml --seed 1 --operator tester --out {}",
+        env!("CARGO_BIN_EXE_sovereign"),
+        out.display()
+    );
+    t.start(200, 40, &repo, &cmd);
+    t.wait_for("the console", |s| {
+        s.contains("sovereign · fibre-cut · seed 1")
+    });
+    for _ in 0..6 {
+        t.keys(&["+"]);
+    }
+    let screen = t.wait_for("the end of the run", |s| {
+        s.contains("Run over") && s.contains("resilience score")
+    });
+    t.keys(&["q"]);
+    while t.alive() {
+        assert!(Instant::now() < t.deadline, "the console did not quit");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let data: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("run.json")).expect("the journal's run.json"),
+    )
+    .expect("json");
+    let lines: Vec<&str> = data["kpi_lines"]
+        .as_array()
+        .expect("kpi lines")
+        .iter()
+        .filter_map(|l| l.as_str())
+        .collect();
+    let report = lines.join("\n");
+    for name in ["availability", "mttd", "mttr", "resilience score"] {
+        let on_screen = first_word_after(&screen, &format!("{name}:"))
+            .unwrap_or_else(|| panic!("no {name} on the end screen:\n{screen}"));
+        // The console shows the first KPI line starting with the name, as here.
+        let reported = lines
+            .iter()
+            .find_map(|l| l.strip_prefix(name)?.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no {name} in the report:\n{report}"));
+        assert_eq!(on_screen, reported, "{name}: console vs report\n{screen}");
+    }
+    let score = data["kpis"]["resilience_score"].as_f64().expect("a score");
+    assert_eq!(
+        first_word_after(&screen, "resilience score:"),
+        Some(format!("{score:.1}").as_str())
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}

@@ -14,7 +14,10 @@
 use crate::gameday::{Answer, GameDay, Note, Outcome, Poll};
 use crate::live::{Category, Live, fault_text};
 use crate::source::{Advance, Source, SourceError};
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::crossterm::event::{
+    KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
+use ratatui::layout::{Position, Rect};
 use sovereign_logic::Time;
 use sovereign_sim::scenario::faults::Live as Injection;
 use sovereign_sim::scenario::{FaultKind, FaultSpec, Target};
@@ -36,6 +39,10 @@ pub const SPEEDS: [Option<u64>; 7] = [
 pub const TICK_EVENTS_MAX: u64 = 20_000;
 /// Longest text typed in a prompt.
 pub const INPUT_LEN_MAX: usize = 200;
+/// Log lines one PgUp / PgDn moves.
+pub const LOG_PAGE: usize = 10;
+/// Log lines one turn of the mouse wheel moves.
+pub const LOG_WHEEL: usize = 3;
 
 /// The faults an operator can inject by hotkey (in the inject menu), as the fault table
 /// declares them: key, label, the fault and how long it lasts.
@@ -150,6 +157,10 @@ pub struct App {
     pub filter: Option<Category>,
     /// Show only log lines containing this.
     pub text_filter: String,
+    /// The event log's scrollback: `None` follows the newest line; `Some(n)` holds the
+    /// view with line `n` (a number in the run's log) at the bottom while new lines
+    /// arrive (k9s' and bottom's follow mode).
+    pub log_pin: Option<u64>,
     /// Notes typed by the operator.
     pub notes: Vec<Note>,
     /// The game day, if one runs.
@@ -194,6 +205,7 @@ impl App {
             screen: Screen::Main,
             filter: None,
             text_filter: String::new(),
+            log_pin: None,
             notes: Vec::new(),
             gameday,
             injected_by: BTreeMap::new(),
@@ -236,6 +248,8 @@ impl App {
         self.snapshot = self.source.snapshot();
         if self.summary.0 != self.live.seen() {
             let mut k = self.live.kpis().finish();
+            // The oracles' violations so far (the score's safety gate reads them).
+            k.violations = self.snapshot.violations.len() as u64;
             k.apply_slo(&self.source.scenario().slo);
             self.summary = (self.live.seen(), k);
         }
@@ -470,6 +484,49 @@ impl App {
             format!("{who}: restarted with seed {seed}"),
         );
         self.status = format!("restarted with seed {seed}");
+    }
+
+    // ----- the event log's scrollback ------------------------------------------------
+
+    /// The numbers of the log lines the filters let through, oldest first.
+    pub fn shown_log(&self) -> Vec<u64> {
+        self.live
+            .numbered_log_lines()
+            .filter(|(_, l)| self.filter.is_none_or(|c| c == l.category))
+            .filter(|(_, l)| self.text_filter.is_empty() || l.text.contains(&self.text_filter))
+            .map(|(n, _)| n)
+            .collect()
+    }
+
+    /// Scroll the event log `up` lines back (down when negative); reaching the newest
+    /// line follows again.
+    pub fn scroll_log(&mut self, up: i64) {
+        let shown = self.shown_log();
+        let Some(last) = shown.len().checked_sub(1) else {
+            self.status = "log: nothing to scroll".into();
+            return;
+        };
+        let bottom = self
+            .log_pin
+            .map_or(last, |pin| shown.partition_point(|n| *n <= pin).max(1) - 1);
+        let by = usize::try_from(up.unsigned_abs()).unwrap_or(usize::MAX);
+        let target = if up >= 0 {
+            bottom.saturating_sub(by)
+        } else {
+            bottom.saturating_add(by)
+        };
+        if target >= last {
+            self.follow_log();
+        } else {
+            self.log_pin = Some(shown[target]);
+            self.status = format!("log: {} newer line(s) below · End follows", last - target);
+        }
+    }
+
+    /// Follow the newest log line again.
+    pub fn follow_log(&mut self) {
+        self.log_pin = None;
+        self.status = "log: following the newest line".into();
     }
 
     // ----- selection -----------------------------------------------------------------
@@ -770,6 +827,33 @@ impl App {
         };
     }
 
+    // ----- the mouse -----------------------------------------------------------------
+
+    /// A mouse event on a screen of `area`: the wheel over the event log scrolls it; a
+    /// left click in the topology selects the origin, a tower or one of its links. Only
+    /// on the main screen (overlays and prompts take keys only).
+    pub fn handle_mouse(&mut self, m: MouseEvent, area: Rect) {
+        if self.screen != Screen::Main {
+            return;
+        }
+        let at = Position::new(m.column, m.row);
+        match m.kind {
+            MouseEventKind::ScrollUp if self.areas(area).log.contains(at) => {
+                self.scroll_log(LOG_WHEEL as i64);
+            }
+            MouseEventKind::ScrollDown if self.areas(area).log.contains(at) => {
+                self.scroll_log(-(LOG_WHEEL as i64));
+            }
+            MouseEventKind::Down(MouseButton::Left) => {
+                if let Some(s) = self.topology_at(area, m.column, m.row) {
+                    self.selected = s;
+                    self.status = format!("selected {}", self.selection_text());
+                }
+            }
+            _ => {}
+        }
+    }
+
     // ----- keys ----------------------------------------------------------------------
 
     /// Map a key to an action.
@@ -879,6 +963,10 @@ impl App {
                 self.screen = Screen::Input(Prompt::Note, String::new());
             }
             KeyCode::Char('/') => self.screen = Screen::Input(Prompt::Filter, String::new()),
+            KeyCode::PageUp => self.scroll_log(LOG_PAGE as i64),
+            KeyCode::PageDown => self.scroll_log(-(LOG_PAGE as i64)),
+            KeyCode::Home => self.scroll_log(i64::MAX),
+            KeyCode::End => self.follow_log(),
             KeyCode::Char('f') => self.cycle_filter(),
             KeyCode::Char('i') => self.screen = Screen::Inject,
             KeyCode::Char('H') => self.screen = Screen::Confirm(Danger::Heal),

@@ -15,7 +15,9 @@
 
 use crate::app::App;
 use ratatui::DefaultTerminal;
-use ratatui::crossterm::event::{self, Event, KeyEventKind};
+use ratatui::crossterm::event::{
+    self, DisableMouseCapture, EnableMouseCapture, Event, KeyEventKind,
+};
 use std::time::{Duration, Instant};
 
 /// Longest wait for a key before the next frame.
@@ -28,18 +30,19 @@ pub const TICK_MAX: Duration = Duration::from_millis(500);
 pub enum Msg {
     /// A key was pressed.
     Key(event::KeyEvent),
+    /// The mouse: a click or the wheel.
+    Mouse(event::MouseEvent),
     /// Time to move virtual time and redraw.
     Tick,
 }
 
 fn next_msg(timeout: Duration) -> std::io::Result<Msg> {
     if event::poll(timeout)? {
-        if let Event::Key(k) = event::read()?
-            && k.kind == KeyEventKind::Press
-        {
-            return Ok(Msg::Key(k));
-        }
-        return Ok(Msg::Tick);
+        return Ok(match event::read()? {
+            Event::Key(k) if k.kind == KeyEventKind::Press => Msg::Key(k),
+            Event::Mouse(m) => Msg::Mouse(m),
+            _ => Msg::Tick,
+        });
     }
     Ok(Msg::Tick)
 }
@@ -48,7 +51,10 @@ fn next_msg(timeout: Duration) -> std::io::Result<Msg> {
 /// whatever happens (ratatui's init installs a panic hook too).
 pub fn run(app: &mut App) -> std::io::Result<()> {
     let mut terminal = ratatui::try_init()?;
-    let result = run_loop(&mut terminal, app);
+    // The mouse (clicks select, the wheel scrolls the log); given back before restoring.
+    let mouse = ratatui::crossterm::execute!(std::io::stdout(), EnableMouseCapture);
+    let result = mouse.and_then(|()| run_loop(&mut terminal, app));
+    let _ = ratatui::crossterm::execute!(std::io::stdout(), DisableMouseCapture);
     ratatui::restore();
     result
 }
@@ -59,6 +65,10 @@ fn run_loop(terminal: &mut DefaultTerminal, app: &mut App) -> std::io::Result<()
         terminal.draw(|f| f.render_widget(&*app, f.area()))?;
         match next_msg(FRAME)? {
             Msg::Key(k) => app.handle_key(k),
+            Msg::Mouse(m) => {
+                let size = terminal.size()?;
+                app.handle_mouse(m, ratatui::layout::Rect::new(0, 0, size.width, size.height));
+            }
             Msg::Tick => {}
         }
         let now = Instant::now();

@@ -371,6 +371,16 @@ impl Live {
     pub fn log_lines(&self) -> impl DoubleEndedIterator<Item = &LogLine> {
         self.log.iter()
     }
+
+    /// The kept log lines with their number in the whole run's log (lines dropped when
+    /// the log was full keep theirs), oldest first: a scrolled view pins a number.
+    pub fn numbered_log_lines(&self) -> impl DoubleEndedIterator<Item = (u64, &LogLine)> {
+        let first = self.log_dropped;
+        self.log
+            .iter()
+            .enumerate()
+            .map(move |(i, l)| (first + i as u64, l))
+    }
 }
 
 #[cfg(test)]

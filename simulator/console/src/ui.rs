@@ -117,13 +117,38 @@ fn centered(area: Rect, w: u16, h: u16) -> Rect {
     }
 }
 
-impl Widget for &App {
-    fn render(self, area: Rect, buf: &mut Buffer) {
+/// Where the main screen's panels are, for drawing and for the mouse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Areas {
+    /// The header line.
+    pub header: Rect,
+    /// The game-day line (height 0 without a game day).
+    pub gameday: Rect,
+    /// Topology.
+    pub topology: Rect,
+    /// KPIs.
+    pub kpis: Rect,
+    /// Faults (the end-of-run verdict covers it).
+    pub faults: Rect,
+    /// Invariants.
+    pub invariants: Rect,
+    /// The event log.
+    pub log: Rect,
+    /// The footer line.
+    pub footer: Rect,
+}
+
+/// Which selection each column range of a topology line stands for: (from, to, what).
+type Zones = Vec<(u16, u16, Selected)>;
+
+impl App {
+    /// The panels' areas on a screen of `area`.
+    pub fn areas(&self, area: Rect) -> Areas {
         let snap = self.snapshot();
         let gd_h = u16::from(self.gameday.is_some());
         let towers_h = (1 + 2 * snap.towers.len()) as u16;
         let top_h = towers_h.max(7).saturating_add(2).min(area.height / 2);
-        let [header, gd_line, top, bottom, footer] = Layout::vertical([
+        let [header, gameday, top, bottom, footer] = Layout::vertical([
             Constraint::Length(1),
             Constraint::Length(gd_h),
             Constraint::Length(top_h),
@@ -131,24 +156,59 @@ impl Widget for &App {
             Constraint::Length(1),
         ])
         .areas(area);
-        self.header(header, buf);
-        if gd_h > 0 {
-            self.gameday_line(gd_line, buf);
-        }
-        let [topo, kpis] =
+        let [topology, kpis] =
             Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(top);
-        self.topology(topo, buf);
-        self.kpis(kpis, buf);
         let [left, log] =
             Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)])
                 .areas(bottom);
         let inv_h = (snap.violations.len().min(4) as u16 + 2).max(3);
-        let [faults, inv] =
+        let [faults, invariants] =
             Layout::vertical([Constraint::Min(3), Constraint::Length(inv_h)]).areas(left);
-        self.faults(faults, buf);
-        self.invariants(inv, buf);
-        self.log(log, buf);
-        self.footer(footer, buf);
+        Areas {
+            header,
+            gameday,
+            topology,
+            kpis,
+            faults,
+            invariants,
+            log,
+            footer,
+        }
+    }
+
+    /// What a click at (`col`, `row`) on a screen of `area` selects in the topology: the
+    /// origin, a tower (its first line), or one of its links or its Wi-Fi (its second).
+    pub fn topology_at(&self, area: Rect, col: u16, row: u16) -> Option<Selected> {
+        let inner = Block::default()
+            .borders(Borders::ALL)
+            .inner(self.areas(area).topology);
+        if !inner.contains(ratatui::layout::Position::new(col, row)) {
+            return None;
+        }
+        let (_, zones) = self.topology_view(inner.height as usize);
+        let x = col - inner.x;
+        zones
+            .get(usize::from(row - inner.y))?
+            .iter()
+            .find(|(a, z, _)| (*a..*z).contains(&x))
+            .map(|(_, _, s)| *s)
+    }
+}
+
+impl Widget for &App {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let a = self.areas(area);
+        self.header(a.header, buf);
+        if a.gameday.height > 0 {
+            self.gameday_line(a.gameday, buf);
+        }
+        self.topology(a.topology, buf);
+        self.kpis(a.kpis, buf);
+        self.faults(a.faults, buf);
+        self.invariants(a.invariants, buf);
+        self.log(a.log, buf);
+        self.footer(a.footer, buf);
+        let (footer, left) = (a.footer, a.faults.union(a.invariants));
         match &self.screen {
             Screen::Help => help(area, buf),
             Screen::Inject => self.inject_menu(area, buf),
@@ -258,14 +318,22 @@ impl App {
     }
 
     fn topology(&self, area: Rect, buf: &mut Buffer) {
-        let snap = self.snapshot();
         let block = Block::default()
             .borders(Borders::ALL)
             .title(format!(" Topology · {} ", self.selection_text()));
         let inner = block.inner(area);
         block.render(area, buf);
+        let (lines, _) = self.topology_view(inner.height as usize);
+        Paragraph::new(lines).render(inner, buf);
+    }
+
+    /// The topology's lines for a panel `h` lines high (scrolled to keep the selection in
+    /// view), and each line's click zones.
+    fn topology_view(&self, h: usize) -> (Vec<Line<'static>>, Vec<Zones>) {
+        let snap = self.snapshot();
         let sel = Style::new().add_modifier(Modifier::REVERSED);
         let mut lines: Vec<Line> = Vec::new();
+        let mut zones: Vec<Zones> = vec![vec![(0, u16::MAX, Selected::Origin)]];
         let origin_style = if self.selected == Selected::Origin {
             sel
         } else {
@@ -286,6 +354,11 @@ impl App {
         let mut first_line_of = Vec::new();
         for (i, t) in snap.towers.iter().enumerate() {
             first_line_of.push(lines.len());
+            let tower = Selected::Tower {
+                tower: i,
+                link: None,
+            };
+            zones.push(vec![(0, u16::MAX, tower)]);
             let (tsel, lsel) = match self.selected {
                 Selected::Tower { tower, link } if tower == i => (link.is_none(), link),
                 _ => (false, None),
@@ -323,6 +396,20 @@ impl App {
                 )),
             ]));
             let mut spans = vec![Span::raw("  ")];
+            let mut link_zones: Zones = Vec::new();
+            let mut x: u16 = 2;
+            let mut zone = |x: &mut u16, text: &str, link: usize| {
+                let w = u16::try_from(text.chars().count()).unwrap_or(u16::MAX);
+                link_zones.push((
+                    *x,
+                    x.saturating_add(w),
+                    Selected::Tower {
+                        tower: i,
+                        link: Some(link),
+                    },
+                ));
+                *x = x.saturating_add(w).saturating_add(1);
+            };
             for (j, l) in t.links.iter().enumerate() {
                 let (label, colour) = link_health(l);
                 let active = t.active_link == Some(l.kind);
@@ -337,31 +424,31 @@ impl App {
                     sovereign_logic::protocol::LinkKind::Satellite => "sat".to_string(),
                     k => k.to_string(),
                 };
-                spans.push(Span::styled(
-                    format!("{}{kind} {label}", if active { "*" } else { "" }),
-                    st,
-                ));
+                let text = format!("{}{kind} {label}", if active { "*" } else { "" });
+                zone(&mut x, &text, j);
+                spans.push(Span::styled(text, st));
                 spans.push(Span::raw(" "));
             }
             let mut wst = Style::new().fg(if t.wifi_up { Color::Green } else { Color::Red });
             if lsel == Some(t.links.len()) {
                 wst = wst.add_modifier(Modifier::REVERSED);
             }
-            spans.push(Span::styled(
-                format!("wifi {}", if t.wifi_up { "up" } else { "DOWN" }),
-                wst,
-            ));
+            let wifi = format!("wifi {}", if t.wifi_up { "up" } else { "DOWN" });
+            zone(&mut x, &wifi, t.links.len());
+            spans.push(Span::styled(wifi, wst));
             lines.push(Line::from(spans));
+            zones.push(link_zones);
         }
         // Keep the selected tower in view.
-        let h = inner.height as usize;
         let want = match self.selected {
             Selected::Tower { tower, .. } => first_line_of.get(tower).copied().unwrap_or(0) + 2,
             Selected::Origin => 1,
         };
         let skip = want.saturating_sub(h);
-        let lines: Vec<Line> = lines.into_iter().skip(skip).collect();
-        Paragraph::new(lines).render(inner, buf);
+        (
+            lines.into_iter().skip(skip).collect(),
+            zones.into_iter().skip(skip).collect(),
+        )
     }
 
     fn kpis(&self, area: Rect, buf: &mut Buffer) {
@@ -468,6 +555,7 @@ impl App {
             "mttr",
             "error budget",
             "outbox backlog",
+            "resilience score",
         ] {
             lines.push(Line::from(format!(" {}", pick(name))));
         }
@@ -607,20 +695,33 @@ impl App {
             (None, false) => format!("/{}", self.text_filter),
             (Some(c), false) => format!("{} /{}", c.name(), self.text_filter),
         };
+        let shown = self.shown_log();
+        let (title, title_style) = match self.log_pin {
+            None => (format!(" Events [{filter}] · following "), Style::new()),
+            Some(pin) => (
+                format!(
+                    " Events [{filter}] · {} newer below · End follows ",
+                    shown.len() - shown.partition_point(|n| *n <= pin)
+                ),
+                Style::new().fg(Color::Yellow).bold(),
+            ),
+        };
         let block = Block::default()
             .borders(Borders::ALL)
-            .title(format!(" Events [{filter}] "));
+            .title(Span::styled(title, title_style));
         let inner = block.inner(area);
         block.render(area, buf);
         let h = inner.height as usize;
+        let pin = self.log_pin.unwrap_or(u64::MAX);
         let mut lines: Vec<Line> = self
             .live
-            .log_lines()
+            .numbered_log_lines()
             .rev()
-            .filter(|l| self.filter.is_none_or(|c| c == l.category))
-            .filter(|l| self.text_filter.is_empty() || l.text.contains(&self.text_filter))
+            .filter(|(n, _)| *n <= pin)
+            .filter(|(_, l)| self.filter.is_none_or(|c| c == l.category))
+            .filter(|(_, l)| self.text_filter.is_empty() || l.text.contains(&self.text_filter))
             .take(h)
-            .map(|l| {
+            .map(|(_, l)| {
                 use crate::live::Category as C;
                 let colour = match l.category {
                     // A fault's end (and the heal) is good news: not the start's red.
@@ -798,7 +899,7 @@ impl App {
 }
 
 /// Every key, for the help screen.
-pub const HELP: [(&str, &str); 21] = [
+pub const HELP: [(&str, &str); 22] = [
     ("space / p", "pause / resume"),
     ("n / .", "step to the next event"),
     ("+ = / -", "faster / slower (×1 … ×100000)"),
@@ -813,6 +914,10 @@ pub const HELP: [(&str, &str); 21] = [
     ("m", "type a note (goes in the report)"),
     ("f", "cycle the event-log filter"),
     ("/", "filter the log by text"),
+    (
+        "PgUp / PgDn / Home / End",
+        "log: back, forward, oldest, follow",
+    ),
     ("Enter / y", "checklist: yes, as stated"),
     ("n", "checklist: no, and type what you saw"),
     ("s", "checklist: skip, with a reason"),

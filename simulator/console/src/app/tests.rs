@@ -106,13 +106,14 @@ fn fingerprint(a: &App) -> String {
         .as_ref()
         .map(|g| (g.confirmations.len(), g.aborted.is_some(), g.injected.len()));
     format!(
-        "{:?}|{}|{}|{:?}|{:?}|{:?}|{}|{}|{:?}|{:?}|{}|{:?}|{}|{gd:?}",
+        "{:?}|{}|{}|{:?}|{:?}|{:?}|{:?}|{}|{}|{:?}|{:?}|{}|{:?}|{}|{gd:?}",
         a.screen,
         a.paused,
         a.speed,
         a.selected,
         a.filter,
         a.text_filter,
+        a.log_pin,
         a.notes.len(),
         a.status,
         a.jump_to,
@@ -135,6 +136,10 @@ fn help_keys(entry: &str) -> Vec<KeyEvent> {
             "S-Tab" => KeyEvent::from(KeyCode::BackTab),
             "Enter" => KeyEvent::from(KeyCode::Enter),
             "Esc" => KeyEvent::from(KeyCode::Esc),
+            "PgUp" => KeyEvent::from(KeyCode::PageUp),
+            "PgDn" => KeyEvent::from(KeyCode::PageDown),
+            "Home" => KeyEvent::from(KeyCode::Home),
+            "End" => KeyEvent::from(KeyCode::End),
             "↑" => KeyEvent::from(KeyCode::Up),
             "↓" => KeyEvent::from(KeyCode::Down),
             "←" => KeyEvent::from(KeyCode::Left),
@@ -748,4 +753,161 @@ fn a_real_time_source_refuses_time_controls_and_runs_through_help_and_pauses() {
         s.join("\n")
     );
     assert!(!contains(&s, "invariants holding"), "{}", s.join("\n"));
+}
+
+/// `a` run (unthrottled, by ticks) to virtual time `to`.
+fn run_to(a: &mut App, to: Time) {
+    a.handle_key(key('g'));
+    for c in format!("{}s", to.as_micros() / 1_000_000).chars() {
+        a.handle_key(key(c));
+    }
+    a.handle_key(KeyEvent::from(KeyCode::Enter));
+    for _ in 0..10_000 {
+        a.tick(Duration::ZERO);
+        if a.status.starts_with("jumped") {
+            return;
+        }
+    }
+    panic!("no jump to {to:?}: {}", a.status);
+}
+
+/// The rows of the event-log panel (its last `n` lines of text).
+fn log_rows(screen: &[String], a: &App, size: (u16, u16)) -> Vec<String> {
+    let r = a.areas(Rect::new(0, 0, size.0, size.1)).log;
+    screen[usize::from(r.y) + 1..usize::from(r.y + r.height) - 1]
+        .iter()
+        .map(|l| {
+            l.chars()
+                .skip(usize::from(r.x) + 1)
+                .take(usize::from(r.width) - 2)
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn the_log_scrolls_back_holds_its_view_while_lines_arrive_and_follows_again() {
+    // Goal: k9s-style scrollback: PgUp scrolls the event log back and pins the view, so
+    // that new lines do not move what the operator reads; End (or scrolling past the
+    // newest line) follows again; the panel's title says which mode it is in.
+    let size = (120, 40);
+    // A busy log: the nemesis draws network faults (their starts, ends, link verdicts
+    // and failovers are log lines).
+    let sc = sovereign_sim::scenario::parse_str(
+        "busy.toml",
+        "name = \"busy\"\nduration = \"6h\"\nliveness_bound = \"1h\"\n[[tower]]\ncount = 2\n\
+         devices = 3\nlinks = [\"fibre\", \"lte\", \"satellite:geo\"]\n[nemesis]\n\
+         network_per_hour = 20\nduration_mean = \"2m\"\n",
+    )
+    .expect("test scenario parses");
+    let mut a = App::new(Box::new(SimSource::new(sc, 4)), "alice".into(), None);
+    run_to(&mut a, Time::from_secs(3600));
+    let lines = a.shown_log().len();
+    assert!(lines > 3 * LOG_PAGE, "only {lines} log lines to scroll");
+    let following = render(&a, size);
+    assert!(contains(&following, "· following"));
+    a.handle_key(KeyEvent::from(KeyCode::PageUp));
+    assert!(a.log_pin.is_some());
+    assert!(a.status.contains("10 newer line(s) below"), "{}", a.status);
+    let pinned = render(&a, size);
+    assert!(contains(&pinned, "10 newer below · End follows"));
+    let view = log_rows(&pinned, &a, size);
+    assert_ne!(view, log_rows(&following, &a, size), "PgUp moved nothing");
+    // Time runs on and the log grows: the pinned view stays where it was.
+    run_to(&mut a, Time::from_secs(7200));
+    assert!(a.shown_log().len() > lines, "no new lines arrived");
+    let later = render(&a, size);
+    assert_eq!(
+        log_rows(&later, &a, size),
+        view,
+        "new lines moved a pinned view"
+    );
+    assert!(
+        !contains(&later, "10 newer below"),
+        "the count of newer lines is stale"
+    );
+    // PgDn back down to the newest line follows again; so does End.
+    for _ in 0..(a.shown_log().len() / LOG_PAGE + 1) {
+        a.handle_key(KeyEvent::from(KeyCode::PageDown));
+    }
+    assert_eq!(a.log_pin, None);
+    a.handle_key(KeyEvent::from(KeyCode::Home));
+    assert_eq!(a.log_pin, a.shown_log().first().copied());
+    a.handle_key(KeyEvent::from(KeyCode::End));
+    assert_eq!(a.log_pin, None);
+    assert!(contains(&render(&a, size), "· following"));
+}
+
+#[test]
+fn a_click_selects_a_tower_or_a_link_and_the_wheel_scrolls_the_log() {
+    // Goal: the mouse does what the keys do: a left click on a tower's line selects the
+    // tower, on one of its links that link; the wheel over the log scrolls it; clicks
+    // elsewhere change nothing.
+    let size = (120, 40);
+    let area = Rect::new(0, 0, size.0, size.1);
+    let mut a = app(None);
+    run_to(&mut a, Time::from_secs(1800));
+    let screen = render(&a, size);
+    let find = |text: &str, after_row: usize| -> (u16, u16) {
+        screen
+            .iter()
+            .enumerate()
+            .skip(after_row)
+            .find_map(|(y, l)| {
+                let x = l.find(text)?;
+                Some((l[..x].chars().count() as u16, y as u16))
+            })
+            .unwrap_or_else(|| panic!("no {text} on screen:\n{}", screen.join("\n")))
+    };
+    let click = |a: &mut App, (x, y): (u16, u16), kind: MouseEventKind| {
+        a.handle_mouse(
+            MouseEvent {
+                kind,
+                column: x,
+                row: y,
+                modifiers: KeyModifiers::NONE,
+            },
+            area,
+        );
+    };
+    let left = MouseEventKind::Down(MouseButton::Left);
+    let (x, y) = find("tower-1 ", 1);
+    click(&mut a, (x + 1, y), left);
+    assert_eq!(
+        a.selected,
+        Selected::Tower {
+            tower: 1,
+            link: None
+        }
+    );
+    // tower-1's second line: its links, fibre first, lte second.
+    let (x, y) = find("lte ", usize::from(y) + 1);
+    click(&mut a, (x + 1, y), left);
+    assert_eq!(
+        a.selected,
+        Selected::Tower {
+            tower: 1,
+            link: Some(1)
+        }
+    );
+    assert!(a.status.contains("tower-1/lte"), "{}", a.status);
+    let (x, y) = find("origin", 1);
+    click(&mut a, (x, y), left);
+    assert_eq!(a.selected, Selected::Origin);
+    // A click on the KPIs panel selects nothing new.
+    let k = a.areas(area).kpis;
+    click(&mut a, (k.x + 2, k.y + 2), left);
+    assert_eq!(a.selected, Selected::Origin);
+    // The wheel: over the log it scrolls; over the topology it does not.
+    let l = a.areas(area).log;
+    let t = a.areas(area).topology;
+    click(&mut a, (t.x + 2, t.y + 2), MouseEventKind::ScrollUp);
+    assert_eq!(a.log_pin, None);
+    click(&mut a, (l.x + 2, l.y + 2), MouseEventKind::ScrollUp);
+    assert!(a.log_pin.is_some());
+    click(&mut a, (l.x + 2, l.y + 2), MouseEventKind::ScrollDown);
+    assert_eq!(
+        a.log_pin, None,
+        "scrolled back down to the newest line: following"
+    );
 }
