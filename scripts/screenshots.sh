@@ -21,6 +21,8 @@ done
 rm -rf "$out"
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
+# A reports folder of its own: with a history file, the reports below record themselves.
+: >"$out/history.jsonl"
 
 # Reports: a storm run, the quarterly drill, and the index `sovereign runs` writes.
 "$bin" sim run scenarios/storm.toml --seed 1 --report "$out/storm-seed1" >/dev/null

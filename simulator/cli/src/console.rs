@@ -172,8 +172,9 @@ fn write(dir: &Path, o: &Outcome, exports: &Exports) -> Result<u8> {
     match &w.data {
         Some(d) => {
             println!("report: {}", dir.join("report.html").display());
-            crate::runs::record(dir, d)?;
             exports.write_run(d)?;
+            // Last, and best effort: the history never costs an export or the verdict.
+            crate::runs::record(dir, d);
         }
         None if exports.wants_series() => {
             anyhow::bail!("this source kept no time series: nothing to export")

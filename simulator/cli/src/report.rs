@@ -120,13 +120,14 @@ impl Exports {
 
     /// Write what was asked for a run; prints one line per output.
     pub fn write_run(&self, d: &RunData) -> Result<()> {
+        let mut written = None;
         if let Some(dir) = &self.report {
             let dir = dir
                 .clone()
                 .unwrap_or_else(|| default_run_dir(&d.scenario, d.seed, d.plant.as_deref()));
             sovereign_report::write_run(&dir, d)?;
             println!("report: {}", dir.join("report.html").display());
-            crate::runs::record(&dir, d)?;
+            written = Some(dir);
         }
         if let Some(path) = &self.openmetrics {
             write(path, &run_openmetrics(d, self.start))?;
@@ -144,6 +145,10 @@ impl Exports {
             text.push('\n');
             write(path, &text)?;
             println!("annotations: {} ({} entries)", path.display(), a.len());
+        }
+        // Last, and best effort: the history never costs an export.
+        if let Some(dir) = written {
+            crate::runs::record(&dir, d);
         }
         Ok(())
     }

@@ -1,10 +1,16 @@
 //! Run history on the command line: every report the CLI writes (a run's `--report`, a
-//! game day, a console journal) appends a line to its reports folder's `history.jsonl`
-//! and refreshes the folder's `index.html` ([`record`]); `sovereign runs [DIR]` lists the
-//! history with each scenario's resilience score and trend ([`list`]).
+//! game day, a console journal) into a reports folder appends a line to that folder's
+//! `history.jsonl` and refreshes its `index.html` ([`record`]); `sovereign runs [DIR]`
+//! lists the history with each scenario's resilience score and trend ([`list`]).
+//!
+//! A reports folder is one named `reports` (the default) or one that already holds a
+//! `history.jsonl` (`touch DIR/history.jsonl` makes one): a report written anywhere else
+//! (`--report /tmp/x`) leaves no history behind it. Keeping the history is best effort: a
+//! failure is a warning, never the run's exit status.
 //!
 //! Report folders written before the history existed (or copied in) are listed too, from
-//! their `summary.json`, stamped with the file's modification time.
+//! their `summary.json`, stamped with the file's modification time; an unreadable one is
+//! skipped with a warning.
 //!
 //! Not covered: the formats (see `sovereign_report::history`), pruning old folders.
 
@@ -14,27 +20,46 @@ use anyhow::{Context, Result};
 use sovereign_report::RunData;
 use sovereign_report::history::{HISTORY_FILE, HistoryEntry, index_html, parse_history, runs_text};
 use sovereign_report::openmetrics::format_utc;
-use std::collections::BTreeSet;
-use std::io::Write;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-/// Largest history file read (about a million entries).
+/// Most bytes of the history read: past it, only its last lines (about a million).
 pub const HISTORY_BYTES_MAX: u64 = 256 << 20;
-/// Largest `summary.json` read from a folder without a history line.
+/// Largest `summary.json` read from a report folder.
 const SUMMARY_BYTES_MAX: u64 = 4 << 20;
 
-/// The reports folder a report folder belongs to (its parent; `.` for a bare name).
-fn reports_root(report_dir: &Path) -> PathBuf {
-    match report_dir.parent() {
+/// The reports folder a report folder belongs to: its parent, when that is named
+/// `reports` or already keeps a history.
+fn reports_root(report_dir: &Path) -> Option<PathBuf> {
+    let parent = match report_dir.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
-    }
+    };
+    let named = parent
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n == "reports"))
+        .unwrap_or(false);
+    (named || parent.join(HISTORY_FILE).is_file()).then_some(parent)
 }
 
 /// Append run `d`, whose report was just written into `report_dir`, to the history of
-/// the folder above it, and refresh that folder's `index.html`. Prints where.
-pub fn record(report_dir: &Path, d: &RunData) -> Result<()> {
-    let root = reports_root(report_dir);
+/// the reports folder above it, and refresh that folder's `index.html` (nothing when the
+/// folder above is no reports folder). Best effort: a failure is printed as a warning.
+pub fn record(report_dir: &Path, d: &RunData) {
+    let Some(root) = reports_root(report_dir) else {
+        return;
+    };
+    if let Err(e) = append(&root, report_dir, d) {
+        eprintln!(
+            "warning: the run history in {} was not updated: {e:#}",
+            root.display()
+        );
+    }
+}
+
+fn append(root: &Path, report_dir: &Path, d: &RunData) -> Result<()> {
     let name = report_dir
         .file_name()
         .map_or_else(|| ".".into(), |n| n.to_string_lossy().to_string());
@@ -47,19 +72,42 @@ pub fn record(report_dir: &Path, d: &RunData) -> Result<()> {
         .with_context(|| format!("cannot open {}", path.display()))?;
     f.write_all(entry.line().as_bytes())
         .with_context(|| format!("cannot append to {}", path.display()))?;
-    let index = write_index(&root)?;
+    let index = write_index(root)?;
     println!("history: {} (index {})", path.display(), index.display());
     Ok(())
 }
 
+/// The history file's text: all of it, or past [`HISTORY_BYTES_MAX`] its last that many
+/// bytes from the first whole line; and whether older lines were cut.
+fn history_text(path: &Path) -> Result<(String, bool)> {
+    let mut f =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let cut = len > HISTORY_BYTES_MAX;
+    if cut {
+        f.seek(SeekFrom::Start(len - HISTORY_BYTES_MAX))?;
+    }
+    let mut bytes = Vec::new();
+    f.take(HISTORY_BYTES_MAX)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let mut text = String::from_utf8_lossy(&bytes).into_owned();
+    if cut {
+        // The first line is a partial one.
+        let from = text.find('\n').map_or(text.len(), |i| i + 1);
+        text.drain(..from);
+    }
+    Ok((text, cut))
+}
+
 /// The history of `root`: its file's entries plus report folders it does not name, in
-/// time order; and how many old lines were left out.
+/// time order; and how many old lines or folders were left out.
 fn load(root: &Path) -> Result<(Vec<HistoryEntry>, usize)> {
     let path = root.join(HISTORY_FILE);
-    let (mut entries, skipped) = if path.is_file() {
-        let text =
-            sovereign_wire::input::read_capped_text(&path, HISTORY_BYTES_MAX, "run history")?;
-        parse_history(&text, &path.display().to_string())?
+    let (mut entries, mut skipped) = if path.is_file() {
+        let (text, cut) = history_text(&path)?;
+        let (entries, skipped) = parse_history(&text, &path.display().to_string())?;
+        (entries, skipped + usize::from(cut))
     } else {
         (Vec::new(), 0)
     };
@@ -78,8 +126,13 @@ fn load(root: &Path) -> Result<(Vec<HistoryEntry>, usize)> {
         if named.contains(&name) || !summary.is_file() {
             continue;
         }
-        if let Some(e) = from_summary(&summary, &name)? {
-            entries.push(e);
+        match from_summary(&summary, &name) {
+            Ok(Some(e)) => entries.push(e),
+            Ok(None) => {}
+            Err(e) => {
+                skipped += 1;
+                eprintln!("warning: {} left out of the history: {e:#}", dir.display());
+            }
         }
     }
     // Stable: entries written in the same second keep their order.
@@ -87,12 +140,16 @@ fn load(root: &Path) -> Result<(Vec<HistoryEntry>, usize)> {
     Ok((entries, skipped))
 }
 
+/// A report folder's `summary.json`, parsed.
+fn summary(path: &Path) -> Result<serde_json::Value> {
+    let text = sovereign_wire::input::read_capped_text(path, SUMMARY_BYTES_MAX, "report summary")?;
+    serde_json::from_str(&text).with_context(|| format!("{}: not a report summary", path.display()))
+}
+
 /// A history entry for a report folder from its `summary.json` (a sweep's is not a run:
 /// `None`).
 fn from_summary(path: &Path, name: &str) -> Result<Option<HistoryEntry>> {
-    let text = sovereign_wire::input::read_capped_text(path, SUMMARY_BYTES_MAX, "report summary")?;
-    let v: serde_json::Value = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not a report summary", path.display()))?;
+    let v = summary(path)?;
     let kind = v["kind"].as_str().unwrap_or_default();
     if kind != "run" && kind != "gameday" {
         return Ok(None);
@@ -117,10 +174,29 @@ fn from_summary(path: &Path, name: &str) -> Result<Option<HistoryEntry>> {
     }))
 }
 
-/// Write `root/index.html` from its history; returns its path.
+/// Write `root/index.html` from its history; returns its path. An entry links its report
+/// only while its folder still holds that run (the same trace hash): a rerun into the
+/// same folder leaves the older entries unlinked.
 fn write_index(root: &Path) -> Result<PathBuf> {
     let (entries, _) = load(root)?;
-    let html = index_html(&entries, |dir| root.join(dir).join("report.html").is_file());
+    let mut on_disk: BTreeMap<&str, Option<String>> = BTreeMap::new();
+    for e in &entries {
+        on_disk.entry(e.dir.as_str()).or_insert_with(|| {
+            let dir = root.join(&e.dir);
+            if !dir.join("report.html").is_file() {
+                return None;
+            }
+            summary(&dir.join("summary.json"))
+                .ok()
+                .and_then(|v| v["trace_hash"].as_str().map(String::from))
+        });
+    }
+    let html = index_html(&entries, |e| {
+        on_disk
+            .get(e.dir.as_str())
+            .and_then(|h| h.as_deref())
+            .is_some_and(|h| h == e.trace_hash)
+    });
     let path = root.join("index.html");
     std::fs::write(&path, html).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
@@ -146,10 +222,12 @@ pub fn list(a: RunsArgs) -> Result<u8> {
     } else {
         print!("{}", runs_text(&entries, a.limit));
         if skipped > 0 {
-            println!("({skipped} older history lines not read)");
+            println!("({skipped} older history lines or unreadable folders left out)");
         }
-        let index = write_index(&root)?;
-        println!("\nindex: {}", index.display());
+        match write_index(&root) {
+            Ok(index) => println!("\nindex: {}", index.display()),
+            Err(e) => eprintln!("warning: no index written: {e:#}"),
+        }
     }
     Ok(0)
 }

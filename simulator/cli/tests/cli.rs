@@ -170,7 +170,8 @@ fn run_writes_a_report_and_exports_that_report_rebuilds() {
         env!("CARGO_MANIFEST_DIR"),
         "/../../scenarios/fibre-cut.toml"
     );
-    let report = dir.join("run");
+    // Into a folder named `reports`: its history records the run.
+    let report = dir.join("reports/run");
     let om = dir.join("run.om");
     let ann = dir.join("ann.json");
     let o = sovereign(&[
@@ -209,13 +210,14 @@ fn run_writes_a_report_and_exports_that_report_rebuilds() {
     );
     // One truth: the printed KPI lines, report.md, summary.json and the export agree.
     assert!(assert_one_truth(&report, &text, Some(&out)) > 20);
-    // The run joined the folder's history, and its index links the report.
-    let history = std::fs::read_to_string(dir.join("history.jsonl")).unwrap();
+    // The run joined the reports folder's history, and its index links the report.
+    let reports = dir.join("reports");
+    let history = std::fs::read_to_string(reports.join("history.jsonl")).unwrap();
     assert_eq!(history.lines().count(), 1, "{history}");
     assert!(history.contains("\"dir\":\"run\"") && history.contains("\"scenario\":\"fibre-cut\""));
-    let index = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    let index = std::fs::read_to_string(reports.join("index.html")).unwrap();
     assert!(index.contains("<a href=\"run/report.html\">"), "{index}");
-    let o = sovereign(&["runs", dir.to_str().unwrap()]);
+    let o = sovereign(&["runs", reports.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let listed = String::from_utf8_lossy(&o.stdout);
     let score = serde_json::from_str::<serde_json::Value>(
@@ -236,6 +238,35 @@ fn run_writes_a_report_and_exports_that_report_rebuilds() {
         std::fs::read_to_string(report.join("report.md")).unwrap(),
         md
     );
+}
+
+#[test]
+fn a_storm_run_shows_the_same_kpis_on_every_screen() {
+    // Goal: one truth for the issue's own example, storm seed 1 (44-odd faults of every
+    // family): the KPI lines `sim run` prints are report.md's table, and summary.json's
+    // figures are the OpenMetrics export's last samples (the dashboards read those).
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-storm");
+    let _ = std::fs::remove_dir_all(&dir);
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/storm.toml");
+    let report = dir.join("storm");
+    let om = dir.join("storm.om");
+    let o = sovereign(&[
+        "sim",
+        "run",
+        scenario,
+        "--seed",
+        "1",
+        "--report",
+        report.to_str().unwrap(),
+        "--openmetrics",
+        om.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let compared = assert_one_truth(&report, &checked_openmetrics(&om), Some(&out));
+    assert!(compared > 20, "only {compared} figures compared");
+    // Written outside a reports folder: no history, no index beside it.
+    assert!(!dir.join("history.jsonl").exists() && !dir.join("index.html").exists());
 }
 
 #[test]

@@ -915,9 +915,11 @@ fn an_imported_storm_run_answers_every_dashboard_panel_over_its_whole_range() {
             .unwrap_or_else(|| panic!("{}: no `window` interval variable", q.dashboard));
         let window = grafana_interval_s(range, count, min_s);
         let sub = |w: u64| {
+            let scenario = r.run.split('/').next().unwrap_or_default();
             let s = q
                 .expr
                 .replace("$run", &r.run)
+                .replace("$scenario", scenario)
                 .replace("$tower", "tower-0")
                 .replace("$window", &format!("{w}s"))
                 .replace("$__interval", &format!("{interval}s"))

@@ -161,6 +161,8 @@ pub struct App {
     /// view with line `n` (a number in the run's log) at the bottom while new lines
     /// arrive (k9s' and bottom's follow mode).
     pub log_pin: Option<u64>,
+    /// The event-log panel's height at the last draw (scrolling keeps a full panel).
+    pub log_height: std::cell::Cell<usize>,
     /// Notes typed by the operator.
     pub notes: Vec<Note>,
     /// The game day, if one runs.
@@ -206,6 +208,7 @@ impl App {
             filter: None,
             text_filter: String::new(),
             log_pin: None,
+            log_height: std::cell::Cell::new(LOG_PAGE),
             notes: Vec::new(),
             gameday,
             injected_by: BTreeMap::new(),
@@ -506,12 +509,14 @@ impl App {
             self.status = "log: nothing to scroll".into();
             return;
         };
-        let bottom = self
-            .log_pin
-            .map_or(last, |pin| shown.partition_point(|n| *n <= pin).max(1) - 1);
+        // The bottom line never rises above the panel's height: the view stays full.
+        let lowest = self.log_height.get().max(1).min(shown.len()) - 1;
+        let bottom = self.log_pin.map_or(last, |pin| {
+            (shown.partition_point(|n| *n <= pin).max(1) - 1).max(lowest)
+        });
         let by = usize::try_from(up.unsigned_abs()).unwrap_or(usize::MAX);
         let target = if up >= 0 {
-            bottom.saturating_sub(by)
+            bottom.saturating_sub(by).max(lowest)
         } else {
             bottom.saturating_add(by)
         };

@@ -51,12 +51,27 @@ fn next_msg(timeout: Duration) -> std::io::Result<Msg> {
 /// whatever happens (ratatui's init installs a panic hook too).
 pub fn run(app: &mut App) -> std::io::Result<()> {
     let mut terminal = ratatui::try_init()?;
-    // The mouse (clicks select, the wheel scrolls the log); given back before restoring.
-    let mouse = ratatui::crossterm::execute!(std::io::stdout(), EnableMouseCapture);
-    let result = mouse.and_then(|()| run_loop(&mut terminal, app));
-    let _ = ratatui::crossterm::execute!(std::io::stdout(), DisableMouseCapture);
+    let result = MouseCapture::on().and_then(|_mouse| run_loop(&mut terminal, app));
     ratatui::restore();
     result
+}
+
+/// The mouse captured (clicks select, the wheel scrolls the log) while it lives: given
+/// back on drop, so also when a panic unwinds through the loop (ratatui's panic hook
+/// restores the screen, not the mouse).
+struct MouseCapture;
+
+impl MouseCapture {
+    fn on() -> std::io::Result<MouseCapture> {
+        ratatui::crossterm::execute!(std::io::stdout(), EnableMouseCapture)?;
+        Ok(MouseCapture)
+    }
+}
+
+impl Drop for MouseCapture {
+    fn drop(&mut self) {
+        let _ = ratatui::crossterm::execute!(std::io::stdout(), DisableMouseCapture);
+    }
 }
 
 fn run_loop(terminal: &mut DefaultTerminal, app: &mut App) -> std::io::Result<()> {

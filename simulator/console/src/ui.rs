@@ -695,32 +695,38 @@ impl App {
             (None, false) => format!("/{}", self.text_filter),
             (Some(c), false) => format!("{} /{}", c.name(), self.text_filter),
         };
-        let shown = self.shown_log();
+        let block = Block::default().borders(Borders::ALL);
+        let h = block.inner(area).height as usize;
+        self.log_height.set(h);
+        let shown: Vec<(u64, &crate::live::LogLine)> = self
+            .live
+            .numbered_log_lines()
+            .filter(|(_, l)| self.filter.is_none_or(|c| c == l.category))
+            .filter(|(_, l)| self.text_filter.is_empty() || l.text.contains(&self.text_filter))
+            .collect();
+        // The window ends at the pinned line, but shows a full panel when it can (a pin
+        // near the top, or on a line the bounded log has since dropped).
+        let end = match self.log_pin {
+            None => shown.len(),
+            Some(pin) => shown
+                .partition_point(|(n, _)| *n <= pin)
+                .max(h.min(shown.len())),
+        };
         let (title, title_style) = match self.log_pin {
             None => (format!(" Events [{filter}] · following "), Style::new()),
-            Some(pin) => (
+            Some(_) => (
                 format!(
                     " Events [{filter}] · {} newer below · End follows ",
-                    shown.len() - shown.partition_point(|n| *n <= pin)
+                    shown.len() - end
                 ),
                 Style::new().fg(Color::Yellow).bold(),
             ),
         };
-        let block = Block::default()
-            .borders(Borders::ALL)
-            .title(Span::styled(title, title_style));
+        let block = block.title(Span::styled(title, title_style));
         let inner = block.inner(area);
         block.render(area, buf);
-        let h = inner.height as usize;
-        let pin = self.log_pin.unwrap_or(u64::MAX);
-        let mut lines: Vec<Line> = self
-            .live
-            .numbered_log_lines()
-            .rev()
-            .filter(|(n, _)| *n <= pin)
-            .filter(|(_, l)| self.filter.is_none_or(|c| c == l.category))
-            .filter(|(_, l)| self.text_filter.is_empty() || l.text.contains(&self.text_filter))
-            .take(h)
+        let lines: Vec<Line> = shown[end.saturating_sub(h)..end]
+            .iter()
             .map(|(_, l)| {
                 use crate::live::Category as C;
                 let colour = match l.category {
@@ -743,7 +749,6 @@ impl App {
                 ])
             })
             .collect();
-        lines.reverse();
         Paragraph::new(lines).render(inner, buf);
     }
 

@@ -281,10 +281,34 @@ fn score_class(s: Option<f64>) -> &'static str {
     }
 }
 
+/// A folder name as one percent-encoded URL path segment, or `None` when it is not a
+/// single plain folder name (empty, `.`, `..`, a path, a control character): an edited
+/// history cannot make the index link outside its folder.
+fn link_segment(dir: &str) -> Option<String> {
+    if dir.is_empty()
+        || dir == "."
+        || dir == ".."
+        || dir.contains(['/', '\\'])
+        || dir.chars().any(char::is_control)
+    {
+        return None;
+    }
+    Some(
+        dir.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    char::from(b).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect(),
+    )
+}
+
 /// The reports folder's `index.html`: each scenario's score, mean and trend with a
-/// sparkline, then every run newest first, linked to its report when `on_disk(dir)` says
-/// the folder still holds one.
-pub fn index_html(entries: &[HistoryEntry], on_disk: impl Fn(&str) -> bool) -> String {
+/// sparkline, then every run newest first, linked to its report when `on_disk(entry)`
+/// says its folder still holds that run.
+pub fn index_html(entries: &[HistoryEntry], on_disk: impl Fn(&HistoryEntry) -> bool) -> String {
     let mut w = String::new();
     html_head(&mut w, "Sovereign: runs and game days");
     w.push_str(
@@ -324,14 +348,9 @@ pub fn index_html(entries: &[HistoryEntry], on_disk: impl Fn(&str) -> bool) -> S
         <th>report</th></tr>\n",
     );
     for e in entries.iter().rev() {
-        let report = if on_disk(&e.dir) {
-            format!(
-                "<a href=\"{}/report.html\">{}</a>",
-                esc(&e.dir),
-                esc(&e.dir)
-            )
-        } else {
-            format!("{} <small>(overwritten or removed)</small>", esc(&e.dir))
+        let report = match link_segment(&e.dir).filter(|_| on_disk(e)) {
+            Some(seg) => format!("<a href=\"{seg}/report.html\">{}</a>", esc(&e.dir)),
+            None => format!("{} <small>(overwritten or removed)</small>", esc(&e.dir)),
         };
         let ok = matches!(e.confirmed, Some(true)) || (e.confirmed.is_none() && e.exit_code == 0);
         let _ = writeln!(
@@ -430,9 +449,20 @@ mod tests {
             scenario: "<b>x</b>".into(),
             ..entry("2026-12-02T00:00:00Z", "x", 30.0, 1)
         });
-        let html = index_html(&es, |d| d != "gone");
+        es.push(HistoryEntry {
+            dir: "../../etc".into(),
+            ..entry("2026-12-03T00:00:00Z", "y", 30.0, 0)
+        });
+        es.push(HistoryEntry {
+            dir: "a b#c".into(),
+            ..entry("2026-12-04T00:00:00Z", "z", 30.0, 0)
+        });
+        let html = index_html(&es, |e| e.dir != "gone");
         assert!(html.contains("<a href=\"storm-seed1/report.html\">"));
         assert!(html.contains("gone <small>(overwritten or removed)</small>"));
+        // No link out of the folder; odd names are encoded.
+        assert!(!html.contains("href=\"../"), "{html}");
+        assert!(html.contains("<a href=\"a%20b%23c/report.html\">a b#c</a>"));
         assert!(html.contains("&lt;b&gt;x&lt;/b&gt;") && !html.contains("<b>x</b>"));
         assert!(html.contains("<td class=\"fail\">30.0</td>"));
     }

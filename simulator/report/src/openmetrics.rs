@@ -583,8 +583,9 @@ pub fn run_openmetrics(d: &RunData, start: i64) -> String {
         "The run's resilience score, 0 to 100, from its KPIs against its SLOs (at the run's end; \
          docs/SCENARIOS.md).",
     );
+    // With its scenario, so that a dashboard can follow one scenario's score across runs.
     if let (Some(v), Some(ts)) = (d.kpis.resilience_score, t.last()) {
-        e.sample("", &[], v, *ts);
+        e.sample("", &[("scenario", d.scenario.as_str())], v, *ts);
     }
     e.finish()
 }

@@ -904,6 +904,12 @@ pub fn run_html(d: &RunData) -> String {
     if let Some(g) = &d.gameday {
         gameday_html(&mut w, g);
     }
+    // The charts first (a fault lined up with its dip is the story), then every KPI.
+    let _ = writeln!(w, "<h2>Charts</h2>");
+    for svg in run_charts(d) {
+        w.push_str(&svg);
+        w.push('\n');
+    }
     let _ = writeln!(
         w,
         "<h2>KPIs and SLOs</h2>\n<table><tr><th>KPI</th><th>measured</th><th>SLO</th></tr>"
@@ -924,11 +930,7 @@ pub fn run_html(d: &RunData) -> String {
             esc(&value)
         );
     }
-    let _ = writeln!(w, "</table>\n<h2>Charts</h2>");
-    for svg in run_charts(d) {
-        w.push_str(&svg);
-        w.push('\n');
-    }
+    let _ = writeln!(w, "</table>");
     let _ = writeln!(w, "<h2>Violations</h2>");
     if d.violations.is_empty() {
         let _ = writeln!(w, "<p>None: every checked invariant held.</p>");

@@ -425,16 +425,17 @@ impl RunSeries {
                     .count() as u64
             })
             .collect();
-        let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+        // The KPIs' own mean (to the microsecond): the last point is the run's MTTD/MTTR.
+        let mean = |v: &[u64]| sovereign_sim::kpi::mean_us(v).map(|d| d.as_secs_f64());
         self.mttd_s = self
             .t_s
             .iter()
             .map(|&t| {
-                let v: Vec<f64> = faults
+                let v: Vec<u64> = faults
                     .iter()
                     .filter_map(|f| match f.detected {
                         Detection::At(d) if d.as_micros() <= us(t) => {
-                            Some(d.saturating_since(f.start).as_secs_f64())
+                            Some(d.saturating_since(f.start).as_micros() as u64)
                         }
                         _ => None,
                     })
@@ -446,13 +447,13 @@ impl RunSeries {
             .t_s
             .iter()
             .map(|&t| {
-                let v: Vec<f64> = faults
+                let v: Vec<u64> = faults
                     .iter()
                     .filter(|f| f.disrupting)
                     .filter_map(|f| {
                         f.recovered
                             .filter(|r| r.as_micros() <= us(t))
-                            .map(|r| r.saturating_since(f.start).as_secs_f64())
+                            .map(|r| r.saturating_since(f.start).as_micros() as u64)
                     })
                     .collect();
                 mean(&v)

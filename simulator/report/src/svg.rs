@@ -271,9 +271,12 @@ pub fn line_chart(c: &Chart, lines: &[Line], bands: &[Band]) -> String {
         })
         .collect();
     let lines = &lines[..];
+    // The reference lines count in the range: an SLO met by far still shows.
+    let refs: Vec<f64> = c.hlines.iter().filter_map(|(y, _)| tf(*y)).collect();
     let ys = lines
         .iter()
-        .flat_map(|l| l.points.iter().filter_map(|p| p.1));
+        .flat_map(|l| l.points.iter().filter_map(|p| p.1))
+        .chain(refs.iter().copied());
     let y_range = if c.log_y {
         let lo = ys.clone().fold(f64::INFINITY, f64::min);
         let hi = ys.clone().fold(f64::NEG_INFINITY, f64::max);
@@ -681,6 +684,26 @@ mod tests {
         assert_eq!(svg.matches("<polyline").count(), 2);
         assert_eq!(svg.matches("class=\"fault\"").count(), 1);
         assert!(svg.contains("a&lt;b") && svg.contains("t &amp; t"));
+    }
+
+    #[test]
+    fn an_slo_line_far_from_the_data_still_shows_and_close_markers_spread_out() {
+        // Goal: a freshness SLO met by far (p99 seconds against a 45-minute bound, log
+        // axis) widens the range to show its line; markers a pixel apart get rows.
+        let l = Line {
+            name: "P0".into(),
+            points: vec![(0.0, Some(2.0)), (4.0, Some(10.0))],
+        };
+        let mut c = Chart::new("t", "seconds");
+        c.log_y = true;
+        c.hlines = vec![(2700.0, "P0 SLO ≤ 45m".into())];
+        let svg = line_chart(&c, std::slice::from_ref(&l), &[]);
+        assert!(svg.contains("<g class=\"slo\">") && svg.contains("P0 SLO ≤ 45m"));
+        assert!(
+            svg.contains(">1000<"),
+            "the log axis reaches the SLO's decade"
+        );
+        assert_eq!(marker_rows(&[10.0, 11.0, 12.0, 100.0]), vec![0, 1, 2, 0]);
     }
 
     #[test]

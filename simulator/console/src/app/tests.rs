@@ -755,6 +755,19 @@ fn a_real_time_source_refuses_time_controls_and_runs_through_help_and_pauses() {
     assert!(!contains(&s, "invariants holding"), "{}", s.join("\n"));
 }
 
+/// A console with a busy log: the nemesis draws network faults (their starts, ends, link
+/// verdicts and failovers are log lines).
+fn busy_app() -> App {
+    let sc = sovereign_sim::scenario::parse_str(
+        "busy.toml",
+        "name = \"busy\"\nduration = \"6h\"\nliveness_bound = \"1h\"\n[[tower]]\ncount = 2\n\
+         devices = 3\nlinks = [\"fibre\", \"lte\", \"satellite:geo\"]\n[nemesis]\n\
+         network_per_hour = 20\nduration_mean = \"2m\"\n",
+    )
+    .expect("test scenario parses");
+    App::new(Box::new(SimSource::new(sc, 4)), "alice".into(), None)
+}
+
 /// `a` run (unthrottled, by ticks) to virtual time `to`.
 fn run_to(a: &mut App, to: Time) {
     a.handle_key(key('g'));
@@ -791,16 +804,7 @@ fn the_log_scrolls_back_holds_its_view_while_lines_arrive_and_follows_again() {
     // that new lines do not move what the operator reads; End (or scrolling past the
     // newest line) follows again; the panel's title says which mode it is in.
     let size = (120, 40);
-    // A busy log: the nemesis draws network faults (their starts, ends, link verdicts
-    // and failovers are log lines).
-    let sc = sovereign_sim::scenario::parse_str(
-        "busy.toml",
-        "name = \"busy\"\nduration = \"6h\"\nliveness_bound = \"1h\"\n[[tower]]\ncount = 2\n\
-         devices = 3\nlinks = [\"fibre\", \"lte\", \"satellite:geo\"]\n[nemesis]\n\
-         network_per_hour = 20\nduration_mean = \"2m\"\n",
-    )
-    .expect("test scenario parses");
-    let mut a = App::new(Box::new(SimSource::new(sc, 4)), "alice".into(), None);
+    let mut a = busy_app();
     run_to(&mut a, Time::from_secs(3600));
     let lines = a.shown_log().len();
     assert!(lines > 3 * LOG_PAGE, "only {lines} log lines to scroll");
@@ -831,8 +835,16 @@ fn the_log_scrolls_back_holds_its_view_while_lines_arrive_and_follows_again() {
         a.handle_key(KeyEvent::from(KeyCode::PageDown));
     }
     assert_eq!(a.log_pin, None);
+    // Home: the oldest lines, a full panel of them (the pin is the panel's last line).
     a.handle_key(KeyEvent::from(KeyCode::Home));
-    assert_eq!(a.log_pin, a.shown_log().first().copied());
+    let h = a.log_height.get();
+    assert!(h > 5, "the panel is {h} lines");
+    assert_eq!(a.log_pin, a.shown_log().get(h - 1).copied());
+    let oldest = log_rows(&render(&a, size), &a, size);
+    assert!(
+        oldest.iter().all(|r| !r.trim().is_empty()),
+        "a short panel: {oldest:?}"
+    );
     a.handle_key(KeyEvent::from(KeyCode::End));
     assert_eq!(a.log_pin, None);
     assert!(contains(&render(&a, size), "· following"));
@@ -845,8 +857,8 @@ fn a_click_selects_a_tower_or_a_link_and_the_wheel_scrolls_the_log() {
     // elsewhere change nothing.
     let size = (120, 40);
     let area = Rect::new(0, 0, size.0, size.1);
-    let mut a = app(None);
-    run_to(&mut a, Time::from_secs(1800));
+    let mut a = busy_app();
+    run_to(&mut a, Time::from_secs(3600));
     let screen = render(&a, size);
     let find = |text: &str, after_row: usize| -> (u16, u16) {
         screen

@@ -214,7 +214,9 @@ fn format_dur(d: Duration) -> String {
     format_us(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
-fn mean_us(values: &[u64]) -> Option<Duration> {
+/// The mean of durations in microseconds, truncated to a microsecond (how MTTD and MTTR
+/// are averaged; a chart of them over time uses it too, so its last point is the KPI).
+pub fn mean_us(values: &[u64]) -> Option<Duration> {
     if values.is_empty() {
         return None;
     }

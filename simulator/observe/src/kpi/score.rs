@@ -16,9 +16,12 @@
 //! | detection | 1 | detected / detectable faults (when any was detectable) |
 //!
 //! A missed bound loses its credit linearly: missing by the bound again (twice the
-//! allowed p99, a second error budget spent) scores 0 for that term. The score is
-//! `100 × Σ weight × value / Σ weight`, rounded to a tenth; a scenario with no term scores
-//! 100. **Safety is a gate, not a term**: a run with an invariant violation, or more
+//! allowed p99, a second error budget spent) scores 0 for that term. RTO compliance (its
+//! bound is `mttr_max`, else the default RTO of an hour) and detection count whenever the
+//! run disrupted or could detect a fault, SLO or not; so a fault never recovered costs
+//! both the MTTR term (when set) and RTO compliance. The score is
+//! `100 × Σ weight × value / Σ weight`, rounded to a tenth; a run with no term (no
+//! objective set, no fault) scores 100. **Safety is a gate, not a term**: a run with an invariant violation, or more
 //! acknowledged operations lost than the RPO allows, scores 0 — nothing lost is not a
 //! matter of degree.
 //!
@@ -57,11 +60,16 @@ fn within_max(measured: f64, bound: f64) -> f64 {
 pub fn terms(k: &Kpis, slo: &Slo) -> Vec<ScoreTerm> {
     let mut out = Vec::new();
     let mut push = |name: String, weight: u32, value: f64| {
-        debug_assert!((0.0..=1.0).contains(&value), "{name}: {value}");
+        // A term that cannot be measured (NaN) earns nothing rather than poison the sum.
+        let value = if value.is_nan() {
+            0.0
+        } else {
+            value.clamp(0.0, 1.0)
+        };
         out.push(ScoreTerm {
             name,
             weight,
-            value: value.clamp(0.0, 1.0),
+            value,
         });
     };
     if let Some(min) = slo.availability_min {
@@ -271,9 +279,31 @@ mod tests {
     }
 
     #[test]
-    fn a_scenario_without_objectives_scores_100() {
+    fn a_run_without_objectives_or_faults_scores_100_and_faults_still_count() {
         let mut k = Kpis::default();
         k.apply_slo(&Slo::default());
         assert_eq!(k.resilience_score, Some(100.0));
+        // No SLO, but a disrupting fault never recovered and one never detected: RTO
+        // compliance (against the default RTO) and detection still count.
+        let mut k = Kpis {
+            faults: 2,
+            faults_detected: 1,
+            faults_undetected: 1,
+            faults_disrupting: 1,
+            faults_unrecovered: 1,
+            fault_outcomes: vec![FaultOutcome {
+                recovered: None,
+                ..recovered_after(0)
+            }],
+            ..Kpis::default()
+        };
+        k.apply_slo(&Slo::default());
+        // rto 0 × 2, detection 0.5 × 1: 0.5 of 3.
+        assert_eq!(k.resilience_score, Some(16.7));
+        let names: Vec<String> = terms(&k, &Slo::default())
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        assert_eq!(names, ["rto compliance", "detection"]);
     }
 }
