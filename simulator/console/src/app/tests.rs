@@ -753,6 +753,19 @@ fn a_real_time_source_refuses_time_controls_and_runs_through_help_and_pauses() {
         s.join("\n")
     );
     assert!(!contains(&s, "invariants holding"), "{}", s.join("\n"));
+    // At the end of the run the verdict box does not claim the invariants held: they are
+    // judged when the operator quits.
+    for _ in 0..100 {
+        if a.source().is_done() {
+            break;
+        }
+        a.tick(Duration::from_secs(600));
+    }
+    assert!(a.source().is_done(), "the real-time run did not end");
+    let s = render(&a, (120, 40));
+    assert!(contains(&s, "Run over"), "{}", s.join("\n"));
+    assert!(contains(&s, "judged when you quit"), "{}", s.join("\n"));
+    assert!(!contains(&s, "every invariant held"), "{}", s.join("\n"));
 }
 
 /// A console with a busy log: the nemesis draws network faults (their starts, ends, link
