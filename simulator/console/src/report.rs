@@ -42,6 +42,7 @@ pub fn tolerances(ss: &SteadyState, kpis: &Kpis, violations: usize) -> Vec<Toler
             tolerance: format!(">= {min}"),
             measured: format!("{:.4}", kpis.availability),
             pass: kpis.availability >= min,
+            bound: Some(min),
         });
     }
     for p in Priority::ALL {
@@ -52,6 +53,7 @@ pub fn tolerances(ss: &SteadyState, kpis: &Kpis, violations: usize) -> Vec<Toler
                 tolerance: format!("<= {}", sovereign_sim::scenario::format_duration(max)),
                 measured: got.map_or("n/a".into(), format_us),
                 pass: got.is_none_or(|us| us <= max.as_micros() as u64),
+                bound: Some(max.as_secs_f64()),
             });
         }
     }
@@ -61,6 +63,7 @@ pub fn tolerances(ss: &SteadyState, kpis: &Kpis, violations: usize) -> Vec<Toler
             tolerance: format!("<= {max}"),
             measured: kpis.backlog_max.to_string(),
             pass: kpis.backlog_max <= max,
+            bound: Some(max as f64),
         });
     }
     if let Some(min) = ss.soc_min {
@@ -69,6 +72,7 @@ pub fn tolerances(ss: &SteadyState, kpis: &Kpis, violations: usize) -> Vec<Toler
             tolerance: format!(">= {min}"),
             measured: kpis.soc_lowest.map_or("n/a".into(), |s| format!("{s:.3}")),
             pass: kpis.soc_lowest.is_none_or(|s| s >= min),
+            bound: Some(min),
         });
     }
     out.push(Tolerance {
@@ -76,6 +80,7 @@ pub fn tolerances(ss: &SteadyState, kpis: &Kpis, violations: usize) -> Vec<Toler
         tolerance: format!("<= {}", ss.violations_max),
         measured: violations.to_string(),
         pass: violations as u64 <= ss.violations_max,
+        bound: None,
     });
     out
 }

@@ -189,6 +189,10 @@ pub struct ToleranceRow {
     pub measured: String,
     /// Within tolerance.
     pub pass: bool,
+    /// The bound as a number in the KPI's chart unit (a ratio, seconds, operations), for
+    /// the tolerance line on the report's chart; `None` when not charted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound: Option<f64>,
 }
 
 /// One line of a game day's timeline.

@@ -621,6 +621,16 @@ fn objective(d: &RunData, kpi: &str, class: Option<&str>) -> Option<f64> {
         .map(|o| o.value)
 }
 
+/// A game day's tolerance bound for the KPI `name` (as the plan's tolerance rows name it).
+fn tolerance(d: &RunData, name: &str) -> Option<f64> {
+    d.gameday
+        .as_ref()?
+        .tolerances
+        .iter()
+        .find(|t| t.name == name)?
+        .bound
+}
+
 /// A y range from `lo` (rounded down to a twentieth, with a little room) to just above 1:
 /// a ratio chart that shows its dips instead of flattening them against 0.
 fn ratio_range(lo: f64) -> (f64, f64) {
@@ -695,6 +705,7 @@ pub fn run_charts(d: &RunData) -> Vec<String> {
         None => chart("Availability (valid reads served), faults shaded", "ratio"),
     };
     let slo = objective(d, "availability", None);
+    let tol = tolerance(d, "availability");
     let lowest = s
         .availability_window
         .iter()
@@ -702,9 +713,12 @@ pub fn run_charts(d: &RunData) -> Vec<String> {
         .chain(&s.availability)
         .copied()
         .chain(slo)
+        .chain(tol)
         .fold(f64::INFINITY, f64::min);
     c.y_range = Some(ratio_range(lowest));
     c.hlines.extend(slo.map(|v| (v, format!("SLO ≥ {v}"))));
+    c.hlines
+        .extend(tol.map(|v| (v, format!("game-day tolerance ≥ {v}"))));
     out.push(line_chart(
         &c,
         &[
@@ -743,7 +757,10 @@ pub fn run_charts(d: &RunData) -> Vec<String> {
         .map(|t| line(&t.name, &x, &t.outbox, |v| Some(v as f64)))
         .collect();
     if any_nonzero(&lines) {
-        let c = chart("Outbox backlog per tower, faults shaded", "operations");
+        let mut c = chart("Outbox backlog per tower, faults shaded", "operations");
+        c.hlines.extend(
+            tolerance(d, "outbox backlog (max)").map(|v| (v, format!("game-day tolerance ≤ {v}"))),
+        );
         out.push(line_chart(&c, &lines, &bands));
     } else {
         out.push(left_out(
@@ -760,6 +777,10 @@ pub fn run_charts(d: &RunData) -> Vec<String> {
         let name = class.to_string();
         if let Some(v) = objective(d, "freshness_p99_seconds", Some(&name)) {
             c.hlines.push((v, format!("{name} SLO ≤ {}", dur(Some(v)))));
+        }
+        if let Some(v) = tolerance(d, &format!("freshness p99 {name}")) {
+            c.hlines
+                .push((v, format!("{name} game-day tolerance ≤ {}", dur(Some(v)))));
         }
     }
     let lines: Vec<Line> = s
@@ -802,14 +823,18 @@ pub fn run_charts(d: &RunData) -> Vec<String> {
     if lines.iter().any(|l| l.points.iter().any(|p| p.1.is_some())) {
         let mut c = chart("Battery state of charge per tower, faults shaded", "SoC");
         let soc_min = objective(d, "soc_lowest_ratio", None);
+        let tol = tolerance(d, "lowest battery SoC");
         let lowest = lines
             .iter()
             .flat_map(|l| l.points.iter().filter_map(|p| p.1))
             .chain(soc_min)
+            .chain(tol)
             .fold(f64::INFINITY, f64::min);
         c.y_range = Some(ratio_range(lowest));
         c.hlines
             .extend(soc_min.map(|v| (v, format!("SLO: lowest ≥ {v}"))));
+        c.hlines
+            .extend(tol.map(|v| (v, format!("game-day tolerance: lowest ≥ {v}"))));
         out.push(line_chart(&c, &lines, &bands));
     } else {
         out.push(left_out("Battery: no tower reported a state of charge."));

@@ -63,6 +63,7 @@ fn with_gameday(mut d: RunData) -> RunData {
             tolerance: ">= 0.99".into(),
             measured: "0.9".into(),
             pass: false,
+            bound: Some(0.99),
         }],
         timeline: vec![
             TimelineRow {
@@ -537,6 +538,15 @@ fn game_day_html_report_renders_non_blank_in_headless_chromium() {
     write_run(&dir, &with_gameday(fibre_cut())).expect("written");
     let html = std::fs::read_to_string(dir.join("report.html")).expect("html");
     assert!(html.contains("class=\"marker\""), "no timeline markers");
+    // The plan's tolerance is drawn on its KPI's chart, beside the scenario's SLO.
+    assert!(
+        html.contains("game-day tolerance ≥ 0.99"),
+        "no tolerance line"
+    );
+    assert!(
+        !sovereign_report::render::run_html(&fibre_cut()).contains("game-day tolerance"),
+        "a plain run has no tolerance to draw"
+    );
     assert_renders_with_charts(chromium, &dir);
 }
 
