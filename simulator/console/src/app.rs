@@ -491,14 +491,19 @@ impl App {
 
     // ----- the event log's scrollback ------------------------------------------------
 
-    /// The numbers of the log lines the filters let through, oldest first.
-    pub fn shown_log(&self) -> Vec<u64> {
+    /// The log lines the filters let through, with their numbers, oldest first (what
+    /// the event-log panel draws and scrolls over).
+    pub fn shown_log_lines(&self) -> Vec<(u64, &crate::live::LogLine)> {
         self.live
             .numbered_log_lines()
             .filter(|(_, l)| self.filter.is_none_or(|c| c == l.category))
             .filter(|(_, l)| self.text_filter.is_empty() || l.text.contains(&self.text_filter))
-            .map(|(n, _)| n)
             .collect()
+    }
+
+    /// The numbers of the log lines the filters let through, oldest first.
+    pub fn shown_log(&self) -> Vec<u64> {
+        self.shown_log_lines().into_iter().map(|(n, _)| n).collect()
     }
 
     /// Scroll the event log `up` lines back (down when negative); reaching the newest

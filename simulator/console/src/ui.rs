@@ -708,12 +708,7 @@ impl App {
         let block = Block::default().borders(Borders::ALL);
         let h = block.inner(area).height as usize;
         self.log_height.set(h);
-        let shown: Vec<(u64, &crate::live::LogLine)> = self
-            .live
-            .numbered_log_lines()
-            .filter(|(_, l)| self.filter.is_none_or(|c| c == l.category))
-            .filter(|(_, l)| self.text_filter.is_empty() || l.text.contains(&self.text_filter))
-            .collect();
+        let shown = self.shown_log_lines();
         // The window ends at the pinned line, but shows a full panel when it can (a pin
         // near the top, or on a line the bounded log has since dropped).
         let end = match self.log_pin {

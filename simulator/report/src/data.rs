@@ -382,6 +382,14 @@ impl RunData {
         }
     }
 
+    /// The scenario's objective for `kpi` (and `class`), if it sets one.
+    pub fn objective(&self, kpi: &str, class: Option<&str>) -> Option<f64> {
+        self.objectives
+            .iter()
+            .find(|o| o.kpi == kpi && o.class.as_deref() == class)
+            .map(|o| o.value)
+    }
+
     /// The verdict in a word, from the exit code.
     pub fn verdict(&self) -> &'static str {
         verdict(self.exit_code)

@@ -309,14 +309,12 @@ pub fn run_openmetrics(d: &RunData, start: i64) -> String {
          0 spent, below 0 overspent (only with an availability SLO below 1).",
     );
     let allowed = d
-        .objectives
-        .iter()
-        .find(|o| o.kpi == "availability")
-        .map(|o| 1.0 - o.value)
+        .objective("availability", None)
+        .map(|min| 1.0 - min)
         .filter(|a| *a > 0.0);
     if let Some(allowed) = allowed {
         series(&mut e, "", &[], &t, &s.availability, |a| {
-            Some(1.0 - (1.0 - a) / allowed)
+            Some(1.0 - sovereign_sim::kpi::reads::burn_rate(1.0 - a, allowed))
         });
     }
 

@@ -613,14 +613,6 @@ pub fn fault_lanes(d: &RunData) -> Vec<Lane> {
         .collect()
 }
 
-/// The run's objective for `kpi` (and `class`), if its scenario sets one.
-fn objective(d: &RunData, kpi: &str, class: Option<&str>) -> Option<f64> {
-    d.objectives
-        .iter()
-        .find(|o| o.kpi == kpi && o.class.as_deref() == class)
-        .map(|o| o.value)
-}
-
 /// A game day's tolerance bound for the KPI `name` (as the plan's tolerance rows name it).
 fn tolerance(d: &RunData, name: &str) -> Option<f64> {
     d.gameday
@@ -704,7 +696,7 @@ pub fn run_charts(d: &RunData) -> Vec<String> {
         }
         None => chart("Availability (valid reads served), faults shaded", "ratio"),
     };
-    let slo = objective(d, "availability", None);
+    let slo = d.objective("availability", None);
     let tol = tolerance(d, "availability");
     let lowest = s
         .availability_window
@@ -775,7 +767,7 @@ pub fn run_charts(d: &RunData) -> Vec<String> {
     c.log_y = true;
     for class in Priority::ALL {
         let name = class.to_string();
-        if let Some(v) = objective(d, "freshness_p99_seconds", Some(&name)) {
+        if let Some(v) = d.objective("freshness_p99_seconds", Some(&name)) {
             c.hlines.push((v, format!("{name} SLO ≤ {}", dur(Some(v)))));
         }
         if let Some(v) = tolerance(d, &format!("freshness p99 {name}")) {
@@ -822,7 +814,7 @@ pub fn run_charts(d: &RunData) -> Vec<String> {
         .collect();
     if lines.iter().any(|l| l.points.iter().any(|p| p.1.is_some())) {
         let mut c = chart("Battery state of charge per tower, faults shaded", "SoC");
-        let soc_min = objective(d, "soc_lowest_ratio", None);
+        let soc_min = d.objective("soc_lowest_ratio", None);
         let tol = tolerance(d, "lowest battery SoC");
         let lowest = lines
             .iter()

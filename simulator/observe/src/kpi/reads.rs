@@ -87,12 +87,20 @@ impl Reads {
     }
 }
 
+/// The burn rate of a share of bad reads against the share the SLO allows (`1 −
+/// availability_min`): 1 spends the error budget exactly; the budget left is `1 −` it.
+/// The KPIs and a chart of the budget over time (the OpenMetrics export) both use it.
+pub fn burn_rate(bad_share: f64, allowed: f64) -> f64 {
+    bad_share / allowed
+}
+
 /// The error budget and burn rates against the availability SLO (none without one, or
 /// with an SLO of 1, which allows no bad read).
 pub(super) fn apply_slo(k: &mut Kpis, slo: &Slo) {
     let allowed = slo.availability_min.map(|m| 1.0 - m).filter(|a| *a > 0.0);
-    let burn =
-        |good: u64, valid: u64, allowed: f64| ((valid - good) as f64 / valid as f64) / allowed;
+    let burn = |good: u64, valid: u64, allowed: f64| {
+        burn_rate((valid - good) as f64 / valid as f64, allowed)
+    };
     k.burn_rate = allowed
         .filter(|_| k.reads_valid > 0)
         .map(|a| burn(k.reads_good, k.reads_valid, a));
