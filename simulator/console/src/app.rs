@@ -698,8 +698,36 @@ impl App {
             self.screen = Screen::Input(Prompt::Override, String::new());
             return;
         }
+        self.inject_all(specs, None);
+    }
+
+    /// Inject every fault of one form (a `*` target is one per tower) and say in the
+    /// status line what came of all of them, not only of the last.
+    fn inject_all(&mut self, specs: Vec<FaultSpec>, reason: Option<&str>) {
+        let n = specs.len();
+        let before = self.snapshot.faults.len();
+        let mut failed = Vec::new();
         for spec in specs {
-            self.inject_spec(spec, None);
+            self.status.clear();
+            self.inject_spec(spec, reason);
+            if self.status.starts_with("could not inject") {
+                failed.push(self.status.clone());
+            }
+        }
+        if n > 1 {
+            let ids: Vec<String> = (before..self.snapshot.faults.len())
+                .map(|i| i.to_string())
+                .collect();
+            self.status = format!(
+                "{} injected {} of {n} faults ({}) at {}",
+                self.operator,
+                ids.len(),
+                ids.join(", "),
+                crate::ui::clock(self.source.now())
+            );
+            if let Some(last) = failed.last() {
+                self.status.push_str(&format!("; {last}"));
+            }
         }
     }
 
@@ -821,9 +849,7 @@ impl App {
             self.status = "not injected: going outside the blast radius needs a reason".into();
             return;
         }
-        for spec in specs {
-            self.inject_spec(spec, Some(reason.trim()));
-        }
+        self.inject_all(specs, Some(reason.trim()));
     }
 
     /// Cycle the log's category filter: all → each category → all.

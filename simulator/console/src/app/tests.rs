@@ -936,3 +936,20 @@ fn a_click_selects_a_tower_or_a_link_and_the_wheel_scrolls_the_log() {
         "scrolled back down to the newest line: following"
     );
 }
+
+#[test]
+fn a_form_for_every_tower_reports_every_injection() {
+    // Goal: a `*` target injects one fault per tower, and the status line says so for
+    // all of them (it used to show only the last one's outcome).
+    let mut a = app(None);
+    a.handle_key(key(' '));
+    a.inject_form("kind = \"crash\", target = \"*\", for = \"10m\"");
+    assert_eq!(a.snapshot().faults.len(), 2, "{}", a.status);
+    assert!(
+        a.status
+            .starts_with("alice injected 2 of 2 faults (0, 1) at "),
+        "{}",
+        a.status
+    );
+    assert_eq!(a.injected_by.len(), 2);
+}
