@@ -127,6 +127,8 @@ pub struct World {
     seq: u64,
     net: Stream,
     disk_rng: Stream,
+    /// The chunk buffers the disks have hashed (shared by every disk).
+    hashes: disk::Hashes,
     /// Which chunks a garbling Wi-Fi flips, and where (drawn only while one is).
     wifi_rng: Stream,
     workload: Stream,
@@ -285,6 +287,7 @@ impl World {
             seq: 0,
             net: Stream::new(seed, "net"),
             disk_rng: Stream::new(seed, "disk"),
+            hashes: disk::Hashes::default(),
             wifi_rng: Stream::new(seed, "wifi"),
             workload: Stream::new(seed, "workload"),
             weather,

@@ -12,9 +12,12 @@
 //! latency) are recomputed by the world from the active faults.
 //!
 //! Each stored chunk carries whether its bytes match their hash, computed when they are
-//! written or changed — equivalent to hashing on every read, and far cheaper.
+//! written or changed — equivalent to hashing on every read, and far cheaper. The disks
+//! share one memory of the buffers they hashed ([`Hashes`]): a chunk's bytes are shared
+//! (not copied) from the origin's publish to every tower that fetches them, so each
+//! buffer is hashed once per run, not once per disk it lands on.
 //!
-//! Map: [`DiskFaults`], [`Stored`], [`SimDisk`]; `World::disk_action` (issue) and
+//! Map: [`DiskFaults`], [`Stored`], [`Hashes`], [`SimDisk`]; `World::disk_action` (issue) and
 //! `World::fsync_done` (complete).
 //!
 //! Not covered: the devices' own storage (devices do not crash in the simulator), space
@@ -31,7 +34,7 @@ use sovereign_logic::content::{ChunkHash, verify_chunk};
 use sovereign_logic::entropy::Entropy;
 use sovereign_logic::io::{Action, DiskModel, Key, Record};
 use sovereign_logic::protocol::IdemKey;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 /// Base latency of a write or delete.
@@ -67,9 +70,9 @@ pub(super) struct Stored {
 }
 
 impl Stored {
-    fn new(record: Record) -> Stored {
+    fn new(record: Record, hashes: &mut Hashes) -> Stored {
         let intact = match &record {
-            Record::Chunk(c) => verify_chunk(&c.hash, &c.bytes),
+            Record::Chunk(c) => hashes.verify(&c.hash, &c.bytes),
             _ => true,
         };
         let fingerprint = match &record {
@@ -81,6 +84,45 @@ impl Stored {
             intact,
             fingerprint,
         }
+    }
+}
+
+/// The SHA-256 of chunk buffers the disks have hashed, by where the bytes live (address
+/// and length), each with a handle on its buffer. `Bytes` never change while a handle
+/// exists, and the handle keeps the memory from being freed and reused for other bytes,
+/// so a buffer found here has exactly the bytes that were hashed: the verdict is the one
+/// hashing again would give. Bytes changed by a fault (bit rot, a torn write) are new
+/// buffers and are hashed anew. At most [`Hashes::KEPT`] buffers are remembered, the
+/// oldest forgotten first; a forgotten one is hashed again if it comes back. Whether a
+/// buffer is found never changes a verdict, so the addresses (which differ from run to
+/// run) never reach the trace.
+#[derive(Default)]
+pub(super) struct Hashes {
+    by_place: BTreeMap<(usize, usize), (ChunkHash, Bytes)>,
+    order: VecDeque<(usize, usize)>,
+}
+
+impl Hashes {
+    /// How many buffers are remembered: a run's recent publishes, which is what the towers
+    /// fetch and write next.
+    const KEPT: usize = 16 * 1024;
+
+    /// Whether `bytes` hash to `hash` (`verify_chunk`'s verdict, hashing only a buffer
+    /// not seen before).
+    pub(super) fn verify(&mut self, hash: &ChunkHash, bytes: &Bytes) -> bool {
+        let place = (bytes.as_ptr() as usize, bytes.len());
+        if let Some((known, _)) = self.by_place.get(&place) {
+            return known == hash;
+        }
+        let actual = ChunkHash::of(bytes);
+        if self.order.len() >= Self::KEPT
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.by_place.remove(&oldest);
+        }
+        self.by_place.insert(place, (actual, bytes.clone()));
+        self.order.push_back(place);
+        actual == *hash
     }
 }
 
@@ -126,8 +168,8 @@ impl SimDisk {
     }
 
     /// Issue a write of `record` (pending until an fsync covers it).
-    pub(super) fn write(&mut self, record: Record) {
-        self.writes.write(record.key(), Stored::new(record));
+    pub(super) fn write(&mut self, record: Record, hashes: &mut Hashes) {
+        self.writes.write(record.key(), Stored::new(record, hashes));
     }
 
     /// Issue a delete of `key` (pending until an fsync covers it).
@@ -292,7 +334,11 @@ impl World {
                 // it was given, and the next good fsync makes it durable.
                 let keep = self.plant == Some(Plant::KeepRefusedWrites);
                 if fail.is_none() || keep {
-                    self.disk_mut(node).write(record);
+                    let disk = match node {
+                        Node::Origin => &mut self.origin.disk,
+                        Node::Tower(i) => &mut self.towers[i].disk,
+                    };
+                    disk.write(record, &mut self.hashes);
                 }
                 let ok = fail.map_or(Ok(()), Err);
                 let done = Ev::WriteDone {
@@ -387,6 +433,48 @@ mod tests {
     }
 
     #[test]
+    fn a_buffer_hashed_once_gets_the_verdict_hashing_again_would_give() {
+        // Goal: the shared memory of hashed buffers answers like `verify_chunk` for the
+        // same bytes (shared, not copied), for a wrong claim, for a changed copy, and
+        // after the buffer was forgotten.
+        let (_, Record::Chunk(good)) = chunk(7, 300) else {
+            unreachable!()
+        };
+        let mut h = Hashes::default();
+        assert!(h.verify(&good.hash, &good.bytes));
+        let shared = good.bytes.clone();
+        assert!(h.verify(&good.hash, &shared), "the same buffer, shared");
+        let wrong = ChunkHash::of(b"another chunk");
+        assert!(!h.verify(&wrong, &shared), "a claim the bytes do not match");
+        let mut flipped = shared.to_vec();
+        flipped[3] ^= 1;
+        assert!(
+            !h.verify(&good.hash, &Bytes::from(flipped)),
+            "a changed copy"
+        );
+        assert!(
+            h.verify(&good.hash, &Bytes::from(shared.to_vec())),
+            "a good copy"
+        );
+        let half = shared.slice(..150);
+        assert!(!h.verify(&good.hash, &half), "a prefix of the same buffer");
+        // Fill the memory past its bound: the first buffer is forgotten, then judged by
+        // hashing again, with the same verdict.
+        let keep: Vec<Bytes> = (0..Hashes::KEPT)
+            .map(|i| Bytes::from((i as u32).to_le_bytes().to_vec()))
+            .collect();
+        for b in &keep {
+            h.verify(&ChunkHash::of(b), b);
+        }
+        assert!(h.order.len() <= Hashes::KEPT && h.by_place.len() == h.order.len());
+        assert!(
+            !h.by_place
+                .contains_key(&(good.bytes.as_ptr() as usize, 300))
+        );
+        assert!(h.verify(&good.hash, &good.bytes) && !h.verify(&wrong, &good.bytes));
+    }
+
+    #[test]
     fn a_crash_keeps_what_was_synced_and_loses_the_rest() {
         // Goal: writes and deletes are pending (yet readable) until an fsync covers them;
         // a crash drops what no fsync covered and keeps what one did.
@@ -394,16 +482,16 @@ mod tests {
         let (a, ra) = chunk(1, 64);
         let (b, rb) = outbox(1);
         let (c, rc) = outbox(2);
-        d.write(ra);
-        d.write(rb);
+        d.write(ra, &mut Hashes::default());
+        d.write(rb, &mut Hashes::default());
         d.sync(d.issued());
-        d.write(rc);
+        d.write(rc, &mut Hashes::default());
         d.delete(a.clone());
         assert!(
             d.read(&c).is_some() && d.read(&a).is_none(),
             "pending is readable"
         );
-        d.write(chunk(1, 64).1);
+        d.write(chunk(1, 64).1, &mut Hashes::default());
         assert!(
             d.read(&a).is_some(),
             "reads see the newest pending write of a key"
@@ -422,9 +510,9 @@ mod tests {
         let mut d = SimDisk::new();
         let (a, ra) = outbox(1);
         let (b, rb) = outbox(2);
-        d.write(ra);
+        d.write(ra, &mut Hashes::default());
         let upto = d.issued();
-        d.write(rb);
+        d.write(rb, &mut Hashes::default());
         d.sync(upto);
         assert_eq!(durable_keys(&d), vec![a.clone()]);
         d.crash(false);
@@ -445,14 +533,14 @@ mod tests {
         // version under the same key and later writes are unaffected.
         let mut d = SimDisk::new();
         let (x, x1) = chunk(1, 64);
-        d.write(x1.clone());
+        d.write(x1.clone(), &mut Hashes::default());
         d.sync(d.issued());
         let (k, rk) = outbox(1);
-        d.write(rk);
+        d.write(rk, &mut Hashes::default());
         d.delete(x.clone());
         let upto = d.issued();
         let (later, rl) = outbox(2);
-        d.write(rl);
+        d.write(rl, &mut Hashes::default());
         d.lose(upto);
         assert!(d.read(&k).is_none(), "the covered write is gone");
         assert!(
@@ -471,14 +559,14 @@ mod tests {
         let setup = || {
             let mut d = SimDisk::new();
             let (a, ra) = chunk(1, 64);
-            d.write(ra);
+            d.write(ra, &mut Hashes::default());
             d.sync(d.issued());
             let (b, rb) = chunk(2, 64);
             let (c, rc) = chunk(3, 64);
             let (r, rr) = outbox(1);
-            d.write(rb);
-            d.write(rc);
-            d.write(rr);
+            d.write(rb, &mut Hashes::default());
+            d.write(rc, &mut Hashes::default());
+            d.write(rr, &mut Hashes::default());
             (d, [a, b, c, r])
         };
         let (mut d, [a, b, c, r]) = setup();
@@ -490,7 +578,7 @@ mod tests {
         d.crash(false);
         assert!(d.read(&c).is_none(), "not torn: the chunk is simply lost");
         let mut d = SimDisk::new();
-        d.write(outbox(1).1);
+        d.write(outbox(1).1, &mut Hashes::default());
         d.crash(true);
         assert!(
             durable_keys(&d).is_empty(),
@@ -506,11 +594,11 @@ mod tests {
         let setup = || {
             let mut d = SimDisk::new();
             for fill in 1..=5 {
-                d.write(chunk(fill, 256).1);
+                d.write(chunk(fill, 256).1, &mut Hashes::default());
             }
-            d.write(outbox(1).1);
+            d.write(outbox(1).1, &mut Hashes::default());
             d.sync(d.issued());
-            d.write(chunk(9, 256).1);
+            d.write(chunk(9, 256).1, &mut Hashes::default());
             d
         };
         let rotted = |seed: u64| {
