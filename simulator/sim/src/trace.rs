@@ -100,10 +100,19 @@ impl Trace {
     /// Fold one event: its time, its kind, a node number and payload words.
     pub fn event(&mut self, at: Time, kind: TraceKind, node: u64, payload: &[u64]) {
         self.events += 1;
-        self.hasher.update(at.as_micros().to_le_bytes());
-        self.hasher.update([kind as u8]);
-        self.hasher.update(node.to_le_bytes());
-        for w in payload {
+        // The same bytes as one update per field, in one call: time, kind, node, and the
+        // first payload words (every kind has at most two), any further words after.
+        const WORDS: usize = 2;
+        let mut buf = [0u8; 17 + 8 * WORDS];
+        buf[..8].copy_from_slice(&at.as_micros().to_le_bytes());
+        buf[8] = kind as u8;
+        buf[9..17].copy_from_slice(&node.to_le_bytes());
+        let (first, rest) = payload.split_at(payload.len().min(WORDS));
+        for (i, w) in first.iter().enumerate() {
+            buf[17 + 8 * i..25 + 8 * i].copy_from_slice(&w.to_le_bytes());
+        }
+        self.hasher.update(&buf[..17 + 8 * first.len()]);
+        for w in rest {
             self.hasher.update(w.to_le_bytes());
         }
     }

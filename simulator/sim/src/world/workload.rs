@@ -102,17 +102,8 @@ impl World {
             class.to_string().to_lowercase(),
             self.next_item
         ));
-        let bytes = self.random_bytes(len);
+        let bytes = self.workload.bytes(len as usize);
         self.publish(item, class, bytes);
-    }
-
-    pub(super) fn random_bytes(&mut self, len: u64) -> Vec<u8> {
-        let mut v = Vec::with_capacity(len as usize);
-        while (v.len() as u64) < len {
-            v.extend_from_slice(&self.workload.next_u64().to_le_bytes());
-        }
-        v.truncate(len as usize);
-        v
     }
 
     pub(super) fn publish(&mut self, item: ItemId, class: Priority, bytes: Vec<u8>) {
