@@ -71,10 +71,12 @@ fn shipped_scenarios_parse_and_round_trip() {
     // scenarios/bench/ holds the benchmark-sized ones (docs/BENCHMARKS.md), kept out of
     // the CI sweep of scenarios/ (a sweep reads one directory level).
     let bench = toml_files(&repo_scenarios().join("bench"));
-    assert!(
-        bench.iter().any(|p| p.ends_with("scale.toml")),
-        "scenarios/bench/scale.toml missing"
-    );
+    for name in ["scale.toml", "storm-1h.toml"] {
+        assert!(
+            bench.iter().any(|p| p.ends_with(name)),
+            "scenarios/bench/{name} missing"
+        );
+    }
     for path in files.into_iter().chain(bench) {
         let s = parse(&path);
         assert_eq!(s.name, path.file_stem().unwrap().to_string_lossy());
