@@ -708,10 +708,8 @@ impl App {
         let before = self.snapshot.faults.len();
         let mut failed = Vec::new();
         for spec in specs {
-            self.status.clear();
-            self.inject_spec(spec, reason);
-            if self.status.starts_with("could not inject") {
-                failed.push(self.status.clone());
+            if let Err(e) = self.inject_spec(spec, reason) {
+                failed.push(e);
             }
         }
         if n > 1 {
@@ -732,26 +730,32 @@ impl App {
     }
 
     /// Inject `spec` now; `reason`: the operator's words for going outside the blast
-    /// radius.
-    fn inject_spec(&mut self, spec: FaultSpec, reason: Option<&str>) {
+    /// radius. The status line says what came of it; a failure's text is also returned.
+    fn inject_spec(&mut self, spec: FaultSpec, reason: Option<&str>) -> Result<(), String> {
         let who = self.operator.clone();
         let towers = self.tower_names();
         let text = fault_text(&spec, &towers);
         let before = self.snapshot.faults.len();
-        if let Some(gd) = self.gameday.as_mut() {
+        let outcome = if let Some(gd) = self.gameday.as_mut() {
             match reason {
                 Some(r) => gd.inject_outside(self.source.as_mut(), &mut self.live, spec, &who, r),
                 None => gd.inject(self.source.as_mut(), &mut self.live, spec, &who),
             }
         } else {
             match self.source.inject(spec) {
-                Ok((id, at)) => self.live.log(
-                    at,
-                    Category::Operator,
-                    format!("{who}: injected fault {id}: {text}"),
-                ),
-                Err(e) => self.status = format!("could not inject {text}: {e}"),
+                Ok((id, at)) => {
+                    self.live.log(
+                        at,
+                        Category::Operator,
+                        format!("{who}: injected fault {id}: {text}"),
+                    );
+                    Ok(())
+                }
+                Err(e) => Err(format!("could not inject {text}: {e}")),
             }
+        };
+        if let Err(e) = &outcome {
+            self.status = e.clone();
         }
         self.refresh();
         if self.snapshot.faults.len() > before {
@@ -762,6 +766,7 @@ impl App {
                 crate::ui::clock(self.source.now())
             );
         }
+        outcome
     }
 
     /// Heal every active fault (logged with the operator's name).

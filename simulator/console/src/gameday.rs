@@ -361,7 +361,8 @@ impl GameDay {
                         Action::Inject { .. } => {
                             let faults = self.faults[self.cursor].clone();
                             for spec in faults {
-                                self.inject(src, live, spec, "plan");
+                                // A failure is recorded in the timeline.
+                                let _ = self.inject(src, live, spec, "plan");
                             }
                         }
                         Action::Wait { duration } => {
@@ -439,18 +440,28 @@ impl GameDay {
         self.stage = Stage::RollbackWait;
     }
 
-    /// Inject a fault now on behalf of `who` (the plan or an operator).
-    pub fn inject(&mut self, src: &mut dyn Source, live: &mut Live, spec: FaultSpec, who: &str) {
+    /// Inject a fault now on behalf of `who` (the plan or an operator); a failure is
+    /// recorded, and its text returned.
+    pub fn inject(
+        &mut self,
+        src: &mut dyn Source,
+        live: &mut Live,
+        spec: FaultSpec,
+        who: &str,
+    ) -> Result<(), String> {
         let towers = tower_names(src);
         let text = fault_text(&spec, &towers);
         match src.inject(spec) {
             Ok((id, at)) => {
                 self.record(live, at, who, format!("injected fault {id}: {text}"));
                 self.injected.push((id, at, who.to_string(), text));
+                Ok(())
             }
             Err(e) => {
                 let now = src.now();
-                self.record(live, now, who, format!("could not inject {text}: {e}"));
+                let failure = format!("could not inject {text}: {e}");
+                self.record(live, now, who, failure.clone());
+                Err(failure)
             }
         }
     }
@@ -464,7 +475,7 @@ impl GameDay {
         spec: FaultSpec,
         who: &str,
         reason: &str,
-    ) {
+    ) -> Result<(), String> {
         let towers = tower_names(src);
         let text = fault_text(&spec, &towers);
         let now = src.now();
@@ -479,7 +490,7 @@ impl GameDay {
         );
         self.overrides
             .push((now, who.to_string(), text, reason.to_string()));
-        self.inject(src, live, spec, who);
+        self.inject(src, live, spec, who)
     }
 
     /// Heal every active fault on behalf of `who`.

@@ -334,11 +334,9 @@ impl World {
                 // it was given, and the next good fsync makes it durable.
                 let keep = self.plant == Some(Plant::KeepRefusedWrites);
                 if fail.is_none() || keep {
-                    let disk = match node {
-                        Node::Origin => &mut self.origin.disk,
-                        Node::Tower(i) => &mut self.towers[i].disk,
-                    };
-                    disk.write(record, &mut self.hashes);
+                    let mut hashes = std::mem::take(&mut self.hashes);
+                    self.disk_mut(node).write(record, &mut hashes);
+                    self.hashes = hashes;
                 }
                 let ok = fail.map_or(Ok(()), Err);
                 let done = Ev::WriteDone {
