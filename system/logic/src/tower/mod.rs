@@ -1324,32 +1324,37 @@ impl Tower {
         if self.retired.front().is_none_or(|(at, _)| *at > now) {
             return;
         }
-        let kept: BTreeSet<ChunkHash> = self
-            .items
-            .values()
-            .flat_map(|s| {
-                s.entry
-                    .manifest
-                    .chunks
-                    .iter()
-                    .chain(s.servable.iter().flat_map(|m| m.chunks.iter()))
-            })
-            .map(|c| c.hash)
-            .collect();
+        let mut due = Vec::new();
         while self.retired.front().is_some_and(|(at, _)| *at <= now) {
             let Some((_, hashes)) = self.retired.pop_front() else {
                 break;
             };
-            for hash in hashes {
-                if kept.contains(&hash)
-                    || self.wanted.contains_key(&hash)
-                    || self.writing.contains(&hash)
-                {
-                    continue;
-                }
-                if self.held.remove(&hash).is_some() {
-                    self.delete(Key::Chunk(hash));
-                }
+            due.extend(hashes);
+        }
+        // Which of them a kept version still names: one pass over the kept manifests,
+        // looking each chunk up among the few due (not a set of every kept chunk, built
+        // anew each time: the catalog only grows).
+        let mut kept: BTreeMap<ChunkHash, bool> = due.iter().map(|h| (*h, false)).collect();
+        for c in self.items.values().flat_map(|s| {
+            s.entry
+                .manifest
+                .chunks
+                .iter()
+                .chain(s.servable.iter().flat_map(|m| m.chunks.iter()))
+        }) {
+            if let Some(k) = kept.get_mut(&c.hash) {
+                *k = true;
+            }
+        }
+        for hash in due {
+            if kept.get(&hash) == Some(&true)
+                || self.wanted.contains_key(&hash)
+                || self.writing.contains(&hash)
+            {
+                continue;
+            }
+            if self.held.remove(&hash).is_some() {
+                self.delete(Key::Chunk(hash));
             }
         }
     }
