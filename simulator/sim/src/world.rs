@@ -697,6 +697,7 @@ impl World {
                         let res = self.fsync_done(node, upto, fail);
                         if res.is_ok() {
                             self.origin.restarts.on_durable();
+                            self.origin.forget_stale_rebuild();
                         }
                         self.origin.origin.handle_fsync_done(now, id, res);
                         self.drain_origin();

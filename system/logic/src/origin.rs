@@ -76,6 +76,7 @@ use crate::protocol::{
 };
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::ops::{Bound, RangeBounds};
 
 /// Default for [`OriginConfig::batch_max`].
 pub const BATCH_MAX_DEFAULT: usize = 64;
@@ -242,14 +243,14 @@ struct AppliedOp {
 }
 
 /// A published version waiting for its fsync before it enters the catalog.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct PendingPublish {
     fsync: WriteId,
     entry: CatalogEntry,
 }
 
 /// A `ForwardOps` batch waiting for its fsync before it is answered.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct PendingBatch {
     fsync: WriteId,
     to: Peer,
@@ -261,7 +262,11 @@ struct PendingBatch {
 }
 
 /// The origin state machine. See the module doc for the call order and durability rules.
-#[derive(Debug)]
+///
+/// `Clone` lets a driver keep what [`Origin::recover`] made of a store and start from a copy
+/// while the store's durable records stay the same (the simulator does: a storage fault
+/// rebuilds its origin again and again from records that did not change).
+#[derive(Clone, Debug)]
 pub struct Origin {
     config: OriginConfig,
     /// Set by a write or fsync failure; everything but the accessors is then inert.
@@ -275,13 +280,18 @@ pub struct Origin {
     chunks: BTreeMap<ChunkHash, Bytes>,
     /// The durable catalog: the latest durable entry per item.
     catalog: BTreeMap<ItemId, CatalogEntry>,
+    /// The catalog's items by their entry's publish seq (unique), so that a tower's poll
+    /// reads the entries after its `since_seq` without scanning the whole catalog.
+    catalog_by_seq: BTreeMap<u64, ItemId>,
     /// The latest version number handed out per item (durable or not), so versions only grow.
     versions: BTreeMap<ItemId, u64>,
     /// The last publish seq handed out.
     publish_seq_last: u64,
     pending_publishes: VecDeque<PendingPublish>,
-    /// Every key recorded (durable or waiting for its fsync).
-    applied: BTreeMap<IdemKey, AppliedOp>,
+    /// Every key recorded (durable or waiting for its fsync). A persistent map: a clone
+    /// shares it (a driver keeping a rebuilt origin to start from again copies nothing per
+    /// operation ever applied), and a change copies only the path it touches.
+    applied: imbl::OrdMap<IdemKey, AppliedOp>,
     /// The last apply-log seq handed out.
     apply_seq_last: u64,
     /// Applications with an effect (outcome `Applied`) in the current state.
@@ -309,10 +319,11 @@ impl Origin {
             actions: VecDeque::new(),
             chunks: BTreeMap::new(),
             catalog: BTreeMap::new(),
+            catalog_by_seq: BTreeMap::new(),
             versions: BTreeMap::new(),
             publish_seq_last: 0,
             pending_publishes: VecDeque::new(),
-            applied: BTreeMap::new(),
+            applied: imbl::OrdMap::new(),
             apply_seq_last: 0,
             applied_count: 0,
             pending_batches: VecDeque::new(),
@@ -400,7 +411,7 @@ impl Origin {
                     .iter()
                     .all(|c| o.chunks.contains_key(&c.hash));
             if servable {
-                o.catalog.insert(item, e.clone());
+                o.catalog_put(e.clone());
             }
         }
         // The applied set, built in one go from the log as lent (in key order, a bulk
@@ -418,14 +429,20 @@ impl Origin {
                 (op.key.clone(), applied)
             })
             .collect();
-        // Rejected outcomes carry no seq and no effect; their order does not matter.
-        let seq_of = |outcome: &OpOutcome| match outcome {
-            OpOutcome::Applied { seq } => *seq,
-            _ => 0,
-        };
-        log.sort_by_key(|(_, outcome, _, _)| seq_of(outcome));
+        // Replayed in seq order: the log's positions sorted by seq (small pairs, not the
+        // records). Rejected outcomes carry no seq and no effect; their order does not
+        // matter.
+        let mut order: Vec<(u64, usize)> = log
+            .iter()
+            .enumerate()
+            .map(|(i, (_, outcome, _, _))| match outcome {
+                OpOutcome::Applied { seq } => (*seq, i),
+                _ => (0, i),
+            })
+            .collect();
+        order.sort_unstable();
         let mut contributed_minor: u128 = 0;
-        for (op, outcome, _, _) in log {
+        for (op, outcome, _, _) in order.into_iter().map(|(_, i)| &log[i]) {
             match outcome {
                 OpOutcome::Applied { seq } => {
                     assert!(
@@ -561,14 +578,11 @@ impl Origin {
         }
         match msg {
             Message::CatalogRequest { since_seq } => {
-                let mut entries: Vec<CatalogEntry> = self
-                    .catalog
-                    .values()
-                    .filter(|e| e.seq > since_seq)
+                let entries = self
+                    .catalog_in_seq_order((Bound::Excluded(since_seq), Bound::Unbounded))
+                    .take(CATALOG_REPLY_ENTRIES_MAX)
                     .cloned()
                     .collect();
-                entries.sort_by_key(|e| e.seq);
-                entries.truncate(CATALOG_REPLY_ENTRIES_MAX);
                 let origin = self.identity();
                 self.send(from, Message::CatalogReply { entries, origin });
             }
@@ -671,14 +685,13 @@ impl Origin {
             let Some(p) = self.pending_publishes.pop_front() else {
                 break;
             };
-            let item = p.entry.manifest.item.clone();
             let newer = self
                 .catalog
-                .get(&item)
+                .get(&p.entry.manifest.item)
                 .is_none_or(|e| e.manifest.version < p.entry.manifest.version);
             debug_assert!(newer, "versions are settled in order");
             if newer {
-                self.catalog.insert(item, p.entry);
+                self.catalog_put(p.entry);
             }
         }
         while self.pending_batches.front().is_some_and(|b| b.fsync <= id) {
@@ -722,9 +735,28 @@ impl Origin {
 
     /// The durable catalog: the latest durable entry per item, in seq order.
     pub fn catalog(&self) -> Vec<CatalogEntry> {
-        let mut v: Vec<CatalogEntry> = self.catalog.values().cloned().collect();
-        v.sort_by_key(|e| e.seq);
-        v
+        self.catalog_in_seq_order(..).cloned().collect()
+    }
+
+    /// The catalog's entries whose publish seq is in `seqs`, in seq order.
+    fn catalog_in_seq_order(
+        &self,
+        seqs: impl RangeBounds<u64>,
+    ) -> impl Iterator<Item = &CatalogEntry> {
+        self.catalog_by_seq
+            .range(seqs)
+            .filter_map(|(_, item)| self.catalog.get(item))
+    }
+
+    /// Make `entry` its item's entry in the catalog (replacing the one before it).
+    fn catalog_put(&mut self, entry: CatalogEntry) {
+        let seq = entry.seq;
+        let item = entry.manifest.item.clone();
+        if let Some(old) = self.catalog.insert(item.clone(), entry) {
+            self.catalog_by_seq.remove(&old.seq);
+        }
+        let earlier = self.catalog_by_seq.insert(seq, item);
+        debug_assert!(earlier.is_none(), "publish seq {seq} names two entries");
     }
 
     /// A chunk's bytes, if the origin holds it.

@@ -161,6 +161,11 @@ impl SimDisk {
             .map(|(k, s)| (k, &s.record, s.fingerprint.as_deref().copied()))
     }
 
+    /// Moves whenever the durable records may have changed ([`DiskModel::durable_changes`]).
+    pub(super) fn durable_changes(&self) -> u64 {
+        self.writes.durable_changes()
+    }
+
     /// What a read of `key` finds: the newest pending write or delete, else the durable
     /// record.
     pub(super) fn read(&self, key: &Key) -> Option<&Stored> {

@@ -155,6 +155,12 @@ pub(super) struct OriginHost {
     /// request (no reply) until the first one at or after this time rebuilds it from its
     /// store ([`RestartPacing`]'s wait: none after a first failure).
     pub(super) failed_until: Option<Time>,
+    /// The origin as the last rebuild made it from `disk`, and the disk's
+    /// [`SimDisk::durable_changes`] then. The same durable records rebuild the same origin,
+    /// so while the count stands still a restart starts from a copy instead of reading
+    /// the whole history again (a storage fault rebuilds the origin every 64 s at most,
+    /// from records no fsync has changed). Dropped once the records change.
+    rebuilt: Option<(u64, Origin)>,
 }
 
 impl OriginHost {
@@ -174,6 +180,33 @@ impl OriginHost {
             epoch: 0,
             restarts: RestartPacing::default(),
             failed_until: None,
+            rebuilt: None,
+        }
+    }
+
+    /// The origin rebuilt from its disk's durable records (before it takes its identity).
+    fn rebuild(&mut self) -> Origin {
+        let changes = self.disk.durable_changes();
+        if let Some((at, origin)) = &self.rebuilt
+            && *at == changes
+        {
+            return origin.clone();
+        }
+        self.rebuilt = None;
+        let origin =
+            Origin::recover_fingerprinted(self.config.clone(), self.disk.durable_fingerprinted());
+        self.rebuilt = Some((changes, origin.clone()));
+        origin
+    }
+
+    /// Forget the last rebuild once the disk's durable records have changed since.
+    pub(super) fn forget_stale_rebuild(&mut self) {
+        if self
+            .rebuilt
+            .as_ref()
+            .is_some_and(|(at, _)| *at != self.disk.durable_changes())
+        {
+            self.rebuilt = None;
         }
     }
 }
@@ -332,10 +365,7 @@ impl World {
         // never held at once; the rebuild reads the disk's own records, copying nothing of
         // the history but what the new origin keeps.
         self.origin.origin = Origin::new(self.origin.config.clone());
-        self.origin.origin = Origin::recover_fingerprinted(
-            self.origin.config.clone(),
-            self.origin.disk.durable_fingerprinted(),
-        );
+        self.origin.origin = self.origin.rebuild();
         // Its identity is in its store once made durable; if a crash came first, it takes
         // the same one again (an origin's id belongs to its data).
         let _ = self.origin.origin.establish_identity(self.origin.id);
@@ -386,6 +416,7 @@ impl World {
         self.origin.id = origin_id(self.seed, self.origin.epoch);
         self.origin.origin = Origin::new(self.origin.config.clone());
         self.origin.disk = SimDisk::new();
+        self.origin.rebuilt = None;
         self.origin.restarts = RestartPacing::default();
         self.origin.failed_until = None;
         self.origin.incarnation += 1; // what the old one had in flight is dropped
@@ -454,5 +485,88 @@ impl World {
                 generation,
             },
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::world::disk::Hashes;
+    use crate::world::rng::Stream;
+    use bytes::Bytes;
+    use sovereign_logic::content::{Chunk, ChunkHash};
+    use sovereign_logic::io::Record;
+    use sovereign_logic::protocol::{IdemKey, OpKind, OpOutcome, Operation, TowerId};
+
+    fn chunk(fill: u8) -> Record {
+        let bytes = Bytes::from(vec![fill; 64]);
+        Record::Chunk(Chunk {
+            hash: ChunkHash::of(&bytes),
+            bytes,
+        })
+    }
+
+    fn applied(n: u32) -> Record {
+        Record::Applied {
+            op: Operation {
+                key: IdemKey(format!("op-{n}").into()),
+                device: DeviceId(1),
+                kind: OpKind::Message {
+                    to: "clinic-0".into(),
+                    body: format!("report {n}"),
+                },
+            },
+            outcome: OpOutcome::Applied { seq: u64::from(n) },
+            tower: Some(TowerId(0)),
+        }
+    }
+
+    /// What reading the disk's records afresh rebuilds, as text (the whole state).
+    fn fresh(host: &OriginHost) -> String {
+        let o =
+            Origin::recover_fingerprinted(host.config.clone(), host.disk.durable_fingerprinted());
+        format!("{o:?}")
+    }
+
+    #[test]
+    fn a_kept_rebuild_is_used_only_while_the_durable_records_stand_still() {
+        // Goal: a restart that starts from the kept rebuild gets exactly what reading the
+        // records would give: kept across crashes and failed fsyncs (nothing durable moved),
+        // never after a good fsync made writes durable or a fault changed records in place.
+        let mut host = OriginHost::new(OriginConfig::default(), OriginId(7));
+        let mut hashes = Hashes::default();
+        let mut rng = Stream::new(1, "test");
+        host.disk.write(chunk(1), &mut hashes);
+        host.disk.write(applied(1), &mut hashes);
+        host.disk.sync(host.disk.issued());
+
+        let first = format!("{:?}", host.rebuild());
+        assert_eq!(first, fresh(&host));
+        assert!(host.rebuilt.is_some(), "the rebuild is kept");
+
+        // A write lost to a failed fsync and one lost in a crash: the kept one is used.
+        host.disk.write(applied(2), &mut hashes);
+        host.disk.lose(host.disk.issued());
+        host.disk.write(chunk(2), &mut hashes);
+        host.disk.crash(false);
+        host.forget_stale_rebuild();
+        assert!(host.rebuilt.is_some(), "nothing durable changed");
+        assert_eq!(format!("{:?}", host.rebuild()), first);
+
+        // A good fsync: the next rebuild reads the records (it holds the new operation).
+        host.disk.write(applied(3), &mut hashes);
+        host.disk.sync(host.disk.issued());
+        host.forget_stale_rebuild();
+        assert!(host.rebuilt.is_none(), "stale once writes are durable");
+        let second = format!("{:?}", host.rebuild());
+        assert_ne!(second, first);
+        assert_eq!(second, fresh(&host));
+        assert!(second.contains("op-3"));
+
+        // Bit rot changes a durable chunk in place: the rotten chunk is not kept.
+        assert_eq!(host.disk.rot(1, &mut rng), 1);
+        let third = format!("{:?}", host.rebuild());
+        assert_eq!(third, fresh(&host));
+        assert_ne!(third, second, "the rotten chunk is dropped on rebuild");
     }
 }

@@ -22,6 +22,8 @@ pub struct DiskModel<R> {
     durable: BTreeMap<Key, R>,
     pending: Vec<(u64, Key, Option<R>)>,
     issued: u64,
+    /// Bumped by every change to `durable` (and by every lend of it to change).
+    durable_changes: u64,
 }
 
 impl<R> Default for DiskModel<R> {
@@ -30,6 +32,7 @@ impl<R> Default for DiskModel<R> {
             durable: BTreeMap::new(),
             pending: Vec::new(),
             issued: 0,
+            durable_changes: 0,
         }
     }
 }
@@ -77,6 +80,9 @@ impl<R> DiskModel<R> {
             .into_iter()
             .partition(|(n, _, _)| *n <= upto);
         self.pending = rest;
+        if !done.is_empty() {
+            self.durable_changes += 1;
+        }
         for (_, key, value) in done {
             match value {
                 Some(v) => self.durable.insert(key, v),
@@ -110,7 +116,16 @@ impl<R> DiskModel<R> {
     /// The durable values, to change behind the writes' back (bit rot, a torn write,
     /// garbage collection, quarantine).
     pub fn durable_mut(&mut self) -> &mut BTreeMap<Key, R> {
+        self.durable_changes += 1;
         &mut self.durable
+    }
+
+    /// A count that moves whenever the durable values may have changed (an fsync that made
+    /// writes durable, a lend of them to change): while it stays the same, a process
+    /// restarting on this disk finds the same records, so a driver may keep what the last
+    /// rebuild made of them.
+    pub fn durable_changes(&self) -> u64 {
+        self.durable_changes
     }
 }
 
@@ -164,5 +179,41 @@ mod tests {
         assert_eq!(lost, vec![(3, key(2), Some(3)), (4, key(1), None)]);
         assert_eq!((d.read(&key(1)), d.read(&key(2))), (Some(&1), None));
         assert_eq!(d.issued(), 4, "numbers are not reused");
+    }
+
+    #[test]
+    fn the_durable_change_count_moves_with_every_change_to_what_is_durable() {
+        // Goal: a driver that keeps a rebuild while the count stands still never keeps one
+        // made from other records: every way the durable values change moves the count;
+        // writes, failed fsyncs, crashes and empty fsyncs, which leave them, do not.
+        let mut d = DiskModel::new();
+        let mut seen = d.durable_changes();
+        let mut moved = |d: &DiskModel<u32>| {
+            let now = d.durable_changes();
+            let m = now != seen;
+            seen = now;
+            m
+        };
+        d.write(key(1), 1);
+        d.delete(key(2));
+        assert!(!moved(&d), "pending writes are not durable");
+        d.sync(d.issued());
+        assert!(moved(&d), "an fsync that made writes durable");
+        d.sync(d.issued());
+        assert!(!moved(&d), "an fsync that covered nothing new");
+        d.write(key(1), 2);
+        d.lose(d.issued());
+        d.write(key(3), 3);
+        d.crash();
+        assert!(!moved(&d), "lost and crashed writes never were durable");
+        d.delete(key(1));
+        d.sync(d.issued());
+        assert!(moved(&d), "a durable delete");
+        d.durable_mut().insert(key(4), 4);
+        assert!(
+            moved(&d),
+            "a change behind the writes' back (torn write, bit rot)"
+        );
+        assert_eq!(d.durable().keys().collect::<Vec<_>>(), vec![&key(4)]);
     }
 }
