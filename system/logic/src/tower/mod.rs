@@ -319,6 +319,18 @@ struct ItemState {
     repairing: bool,
 }
 
+impl ItemState {
+    /// The chunks the item's versions name: its latest entry's and its servable one's.
+    fn chunk_hashes(&self) -> impl Iterator<Item = ChunkHash> + '_ {
+        self.entry
+            .manifest
+            .chunks
+            .iter()
+            .chain(self.servable.iter().flat_map(|m| m.chunks.iter()))
+            .map(|c| c.hash)
+    }
+}
+
 /// A confirmed operation remembered, and when it is forgotten.
 #[derive(Clone, Debug)]
 struct Remembered {
@@ -1331,23 +1343,18 @@ impl Tower {
             };
             due.extend(hashes);
         }
-        // Which of them a kept version still names: one pass over the kept manifests,
-        // looking each chunk up among the few due (not a set of every kept chunk, built
-        // anew each time: the catalog only grows).
-        let mut kept: BTreeMap<ChunkHash, bool> = due.iter().map(|h| (*h, false)).collect();
-        for c in self.items.values().flat_map(|s| {
-            s.entry
-                .manifest
-                .chunks
-                .iter()
-                .chain(s.servable.iter().flat_map(|m| m.chunks.iter()))
-        }) {
-            if let Some(k) = kept.get_mut(&c.hash) {
-                *k = true;
+        // Those no kept version names: one pass over the kept versions' chunks, striking
+        // each off the few due (not a set of every kept chunk, built anew each time: the
+        // catalog only grows).
+        let mut unnamed: BTreeSet<ChunkHash> = due.iter().copied().collect();
+        for hash in self.items.values().flat_map(ItemState::chunk_hashes) {
+            unnamed.remove(&hash);
+            if unnamed.is_empty() {
+                break;
             }
         }
         for hash in due {
-            if kept.get(&hash) == Some(&true)
+            if !unnamed.contains(&hash)
                 || self.wanted.contains_key(&hash)
                 || self.writing.contains(&hash)
             {

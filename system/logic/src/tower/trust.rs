@@ -310,14 +310,7 @@ impl Tower {
             return;
         };
         self.serve_epoch += 1;
-        let retired = state
-            .entry
-            .manifest
-            .chunks
-            .iter()
-            .chain(state.servable.iter().flat_map(|m| m.chunks.iter()))
-            .map(|c| c.hash)
-            .collect();
+        let retired = state.chunk_hashes().collect();
         self.retire(retired);
         for hash in state.missing {
             let unwanted = self.waiters.get_mut(&hash).is_some_and(|w| {
