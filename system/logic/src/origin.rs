@@ -304,6 +304,10 @@ pub struct Origin {
     identity: Option<OriginId>,
     /// The fsync that makes `identity` durable, while pending; it is announced only after.
     identity_fsync: Option<WriteId>,
+    /// Durable entries the recovery left out of the catalog (their chunks were not all
+    /// durable): a chunk made durable later may complete one, which [`Origin::absorb`]
+    /// cannot see, so it declines while there is any.
+    left_out: usize,
 }
 
 impl Origin {
@@ -330,6 +334,7 @@ impl Origin {
             ledger,
             identity: None,
             identity_fsync: None,
+            left_out: 0,
         }
     }
 
@@ -367,17 +372,61 @@ impl Origin {
         durable: impl IntoIterator<Item = (&'a Key, &'a Record, Option<ChunkHash>)>,
     ) -> Self {
         let mut o = Origin::new(config);
+        let taken = o.take_in(durable, false);
+        debug_assert!(taken.is_some(), "a recovery takes in every record");
+        o
+    }
+
+    /// What [`Origin::recover_fingerprinted`] makes of the records this origin was
+    /// recovered from with `written` added or written over (each key once), without
+    /// reading the others again: a driver that kept a recovered origin brings it up to
+    /// date with the records made durable since ([`crate::io::disk::DiskModel::since_mark`]).
+    ///
+    /// `None` when the written records alone cannot tell, and the driver must recover from
+    /// all of them: this origin ran since its recovery, or left out an entry that a new
+    /// chunk may complete; a written chunk fails its hash; a written entry is not servable
+    /// or not newer than every entry before; an operation is recorded again, or not after
+    /// every one before.
+    pub fn absorb<'a>(
+        mut self,
+        written: impl IntoIterator<Item = (&'a Key, &'a Record, Option<ChunkHash>)>,
+    ) -> Option<Origin> {
+        let ran =
+            self.failed || self.write_id_last > 0 || !self.actions.is_empty() || self.left_out > 0;
+        if ran {
+            return None;
+        }
+        self.take_in(written, true)?;
+        Some(self)
+    }
+
+    /// Adds durable records to a recovered origin: chunks first, then entries, then the
+    /// apply log replayed in seq order (the ledger recomputed from its contributions).
+    /// Recovering (`absorbing` false) from all the records, it drops what fails its hash,
+    /// leaves out entries that are not servable, and asserts the log is consistent;
+    /// absorbing (true) records written since, it declines (`None`, leaving `self`
+    /// half-changed) where the result would differ from recovering from all of them.
+    fn take_in<'a>(
+        &mut self,
+        records: impl IntoIterator<Item = (&'a Key, &'a Record, Option<ChunkHash>)>,
+        absorbing: bool,
+    ) -> Option<()> {
         let mut entries = Vec::new();
         let mut log = Vec::new();
-        for (key, record, fingerprint) in durable {
+        for (key, record, fingerprint) in records {
             debug_assert_eq!(&record.key(), key, "record stored under a foreign key");
             if record.key() != *key {
+                if absorbing {
+                    return None;
+                }
                 continue;
             }
             match record {
                 Record::Chunk(c) => {
                     if content::verify_chunk(&c.hash, &c.bytes) {
-                        o.chunks.insert(c.hash, c.bytes.clone());
+                        self.chunks.insert(c.hash, c.bytes.clone());
+                    } else if absorbing {
+                        return None;
                     }
                 }
                 Record::Entry(e) => entries.push(e),
@@ -390,94 +439,104 @@ impl Origin {
                     let fingerprint = fingerprint.unwrap_or_else(|| op.fingerprint());
                     log.push((op, outcome, *tower, fingerprint));
                 }
-                Record::Identity(id) => o.identity = Some(*id),
+                Record::Identity(id) => self.identity = Some(*id),
                 // A tower's or a device's records; an origin store never holds one.
                 Record::Outbox(_)
                 | Record::TrustedOrigin(_)
                 | Record::Confirmed(_)
                 | Record::Awaiting(_) => {
-                    debug_assert!(false, "tower or device record {key:?} in the origin store")
+                    debug_assert!(false, "tower or device record {key:?} in the origin store");
+                    if absorbing {
+                        return None;
+                    }
                 }
             }
         }
+        let seq_before = self.publish_seq_last;
         for e in entries {
-            let item = e.manifest.item.clone();
-            let v = o.versions.entry(item.clone()).or_insert(0);
-            *v = (*v).max(e.manifest.version);
-            o.publish_seq_last = o.publish_seq_last.max(e.seq);
+            let item = &e.manifest.item;
             let servable = e.manifest.is_consistent()
                 && e.manifest
                     .chunks
                     .iter()
-                    .all(|c| o.chunks.contains_key(&c.hash));
+                    .all(|c| self.chunks.contains_key(&c.hash));
+            let newer = e.seq > seq_before
+                && self
+                    .versions
+                    .get(item)
+                    .is_none_or(|v| *v <= e.manifest.version);
+            if absorbing && !(servable && newer) {
+                return None;
+            }
+            let v = self.versions.entry(item.clone()).or_insert(0);
+            *v = (*v).max(e.manifest.version);
+            self.publish_seq_last = self.publish_seq_last.max(e.seq);
             if servable {
-                o.catalog_put(e.clone());
+                self.catalog_put(e.clone());
+            } else {
+                self.left_out += 1;
             }
         }
-        // The applied set, built in one go from the log as lent (in key order, a bulk
-        // build rather than a search per key). Conflicts are answered, never recorded.
-        o.applied = log
-            .iter()
-            .filter(|(_, outcome, _, _)| !matches!(outcome, OpOutcome::Conflict))
-            .map(|(op, outcome, tower, fingerprint)| {
-                let applied = AppliedOp {
-                    fingerprint: *fingerprint,
-                    outcome: (*outcome).clone(),
-                    pending_fsync: None,
-                    tower: *tower,
-                };
-                (op.key.clone(), applied)
-            })
-            .collect();
-        // Replayed in seq order: the log's positions sorted by seq (small pairs, not the
-        // records). Rejected outcomes carry no seq and no effect; their order does not
-        // matter.
-        let mut order: Vec<(u64, usize)> = log
-            .iter()
-            .enumerate()
-            .map(|(i, (_, outcome, _, _))| match outcome {
-                OpOutcome::Applied { seq } => (*seq, i),
-                _ => (0, i),
-            })
-            .collect();
-        order.sort_unstable();
-        let mut contributed_minor: u128 = 0;
-        for (op, outcome, _, _) in order.into_iter().map(|(_, i)| &log[i]) {
+        // Conflicts are answered, never recorded.
+        let mut replay = Vec::new();
+        for (op, outcome, tower, fingerprint) in log {
             match outcome {
-                OpOutcome::Applied { seq } => {
-                    assert!(
-                        *seq > o.apply_seq_last,
-                        "apply log seq {seq} repeated or out of order"
-                    );
-                    o.apply_seq_last = *seq;
-                    o.applied_count += 1;
-                    if let OpKind::Contribution {
-                        community,
-                        nation,
-                        amount_minor,
-                    } = &op.kind
-                    {
-                        let replay = o.ledger.contribute(community, nation, *amount_minor);
-                        assert!(
-                            replay.is_ok(),
-                            "recorded contribution {} no longer applies: {replay:?}",
-                            op.key
-                        );
-                        contributed_minor += u128::from(*amount_minor);
-                    }
-                }
+                OpOutcome::Applied { seq } => replay.push((*seq, op)),
                 OpOutcome::Rejected { .. } => {}
-                // Conflicts are answered, never recorded.
                 OpOutcome::Conflict => {
                     debug_assert!(false, "conflict recorded for {}", op.key);
+                    if absorbing {
+                        return None;
+                    }
+                    continue;
                 }
             }
+            let applied = AppliedOp {
+                fingerprint,
+                outcome: outcome.clone(),
+                pending_fsync: None,
+                tower,
+            };
+            if self.applied.insert(op.key.clone(), applied).is_some() && absorbing {
+                return None;
+            }
         }
-        assert_eq!(o.ledger.contributed_minor(), contributed_minor);
-        if o.config.rounding == Rounding::Floor {
-            assert!(o.ledger.check_conserved().is_ok(), "recovered ledger");
+        // Replayed in seq order (rejected outcomes carry no seq and no effect).
+        replay.sort_unstable_by_key(|(seq, _)| *seq);
+        let mut contributed_minor = self.ledger.contributed_minor();
+        for (seq, op) in replay {
+            if absorbing && seq <= self.apply_seq_last {
+                return None;
+            }
+            assert!(
+                seq > self.apply_seq_last,
+                "apply log seq {seq} repeated or out of order"
+            );
+            self.apply_seq_last = seq;
+            self.applied_count += 1;
+            if let OpKind::Contribution {
+                community,
+                nation,
+                amount_minor,
+            } = &op.kind
+            {
+                let replayed = self.ledger.contribute(community, nation, *amount_minor);
+                if absorbing && replayed.is_err() {
+                    return None;
+                }
+                assert!(
+                    replayed.is_ok(),
+                    "recorded contribution {} no longer applies: {replayed:?}",
+                    op.key
+                );
+                contributed_minor += u128::from(*amount_minor);
+            }
         }
-        o
+        assert_eq!(self.ledger.contributed_minor(), contributed_minor);
+        if self.config.rounding == Rounding::Floor {
+            assert!(self.ledger.check_conserved().is_ok(), "recovered ledger");
+        }
+        Some(())
     }
 
     /// Publish a new version of `item` (version = previous + 1). Emits Write for each chunk
@@ -1002,6 +1061,12 @@ mod tests {
         written: Vec<Record>,
         sent: Vec<(Peer, Message)>,
         events: Vec<Event>,
+        /// What the last crash recovered, and the keys made durable since: each crash
+        /// also absorbs them into it and checks that it gets what recovering does.
+        kept: Option<Origin>,
+        since: BTreeSet<Key>,
+        /// How many crashes absorbed (not declined).
+        absorbed: usize,
     }
 
     impl Node {
@@ -1015,7 +1080,15 @@ mod tests {
                 written: Vec::new(),
                 sent: Vec::new(),
                 events: Vec::new(),
+                kept: None,
+                since: BTreeSet::new(),
+                absorbed: 0,
             }
+        }
+
+        fn make_durable(&mut self, record: Record) {
+            self.since.insert(record.key());
+            self.durable.insert(record.key(), record);
         }
 
         fn drain(&mut self) {
@@ -1060,8 +1133,8 @@ mod tests {
             let Some((id, n)) = self.fsyncs.pop_front() else {
                 return false;
             };
-            for r in self.unsynced.drain(..n) {
-                self.durable.insert(r.key(), r);
+            for r in self.unsynced.drain(..n).collect::<Vec<_>>() {
+                self.make_durable(r);
             }
             for f in &mut self.fsyncs {
                 f.1 -= n;
@@ -1086,13 +1159,28 @@ mod tests {
         /// Crash and restart through recover(). `flush(i)` says whether unsynced write `i`
         /// reached the disk anyway.
         fn crash(&mut self, flush: impl Fn(usize) -> bool) {
-            for (i, r) in self.unsynced.drain(..).enumerate() {
+            for (i, r) in std::mem::take(&mut self.unsynced).into_iter().enumerate() {
                 if flush(i) {
-                    self.durable.insert(r.key(), r);
+                    self.make_durable(r);
                 }
             }
             self.fsyncs.clear();
             self.origin = Origin::recover(self.config.clone(), &self.durable);
+            let written = self
+                .since
+                .iter()
+                .filter_map(|k| self.durable.get_key_value(k))
+                .map(|(k, r)| (k, r, None));
+            if let Some(absorbed) = self.kept.take().and_then(|kept| kept.absorb(written)) {
+                assert_eq!(
+                    format!("{absorbed:?}"),
+                    format!("{:?}", self.origin),
+                    "absorbing the records made durable since differs from recovering"
+                );
+                self.absorbed += 1;
+            }
+            self.kept = Some(self.origin.clone());
+            self.since.clear();
         }
 
         fn replies(&self) -> Vec<&Vec<OpReceipt>> {
@@ -1447,6 +1535,50 @@ mod tests {
     }
 
     #[test]
+    fn a_recovered_origin_absorbs_the_records_made_durable_since_as_a_recovery_would() {
+        // Goal: absorbing new entries (one over an item's older one), chunks and operations
+        // into the last recovery gives what reading every record gives (`Node::crash`
+        // compares the two); it declines a new entry that is not servable, and any records
+        // once a recovery left an entry out.
+        let mut node = Node::new(OriginConfig::default());
+        node.publish("a", &random_bytes(1, 5000));
+        node.deliver(vec![contribution(0, 100)]);
+        node.sync_all();
+        node.crash(|_| false);
+        assert_eq!(node.absorbed, 0, "nothing kept before the first recovery");
+
+        node.publish("a", &random_bytes(2, 5000));
+        node.publish("b", &random_bytes(3, 5000));
+        node.deliver(vec![contribution(1, 250), contribution(0, 100)]);
+        node.sync_all();
+        node.crash(|_| false);
+        assert_eq!(node.absorbed, 1);
+        let versions: Vec<_> = node
+            .origin
+            .catalog()
+            .iter()
+            .map(|e| (e.manifest.item.as_str().to_owned(), e.manifest.version))
+            .collect();
+        assert_eq!(versions, [("a".to_owned(), 2), ("b".to_owned(), 1)]);
+        assert_eq!(node.origin.ledger().contributed_minor(), 350);
+
+        // The entry of "c" reaches the disk without its chunks: left out on recovery.
+        node.publish("c", &random_bytes(4, 5000));
+        let entry = node.unsynced.len() - 1;
+        node.crash(|i| i == entry);
+        assert_eq!(node.absorbed, 1, "declined: the new entry is not servable");
+        assert_eq!(node.origin.catalog().len(), 2);
+        node.publish("d", &random_bytes(5, 5000));
+        node.sync_all();
+        node.crash(|_| false);
+        assert_eq!(
+            node.absorbed, 1,
+            "declined: a new chunk may complete the entry left out"
+        );
+        assert_eq!(node.origin.catalog().len(), 3);
+    }
+
+    #[test]
     fn recovery_drops_an_entry_whose_chunks_never_reached_the_disk() {
         // Goal: an entry flushed without its chunks was never visible and stays invisible.
         let mut node = Node::new(OriginConfig::default());
@@ -1663,6 +1795,8 @@ mod tests {
     enum Step {
         /// deliver these ops (indices, with duplicates and in any order) as one batch
         Deliver(Vec<usize>),
+        /// publish a new version of item `.0` (of three) with bytes from seed `.1`
+        Publish(usize, u64),
         /// complete the oldest outstanding fsync OK
         Sync,
         /// crash (after failing the oldest fsync if `fail_fsync`); `flush[i]` says
@@ -1674,6 +1808,7 @@ mod tests {
         prop_oneof![
             4 => proptest::collection::vec(0..n, 0..6).prop_map(Step::Deliver),
             4 => Just(Step::Sync),
+            2 => (0..3usize, any::<u64>()).prop_map(|(item, seed)| Step::Publish(item, seed)),
             1 => (any::<bool>(), proptest::collection::vec(proptest::bool::weighted(0.3), 0..12))
                 .prop_map(|(fail_fsync, flush)| Step::Crash { fail_fsync, flush }),
         ]
@@ -1689,9 +1824,11 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(96))]
 
-        /// Goal: under duplication, loss, reordering, fsync failures and crashes (with or
-        /// without unsynced writes surviving), each op's effect lands exactly once, replies
-        /// never contradict each other, and OpApplied is emitted at most once per key.
+        /// Goal: under duplication, loss, reordering, publishes, fsync failures and crashes
+        /// (with or without unsynced writes surviving), each op's effect lands exactly once,
+        /// replies never contradict each other, and OpApplied is emitted at most once per
+        /// key; and each crash's recovery is what absorbing the records made durable since
+        /// the last one gives, where it does not decline (checked in `Node::crash`).
         #[test]
         fn each_op_applies_exactly_once((amounts, steps) in scenario()) {
             let config = OriginConfig { batch_max: 4, ..OriginConfig::default() };
@@ -1705,6 +1842,12 @@ mod tests {
             for s in steps {
                 match s {
                     Step::Deliver(idx) => node.deliver(idx.iter().map(|&i| ops[i].clone()).collect()),
+                    Step::Publish(item, seed) => {
+                        let bytes = random_bytes(seed, 3000);
+                        // Refused while failed or busy; its records otherwise.
+                        let _ = node.origin.publish(T0, ItemId::new(format!("item-{item}")), Priority::P2, &bytes);
+                        node.drain();
+                    }
                     Step::Sync => {
                         node.sync_one();
                     }

@@ -161,9 +161,28 @@ impl SimDisk {
             .map(|(k, s)| (k, &s.record, s.fingerprint.as_deref().copied()))
     }
 
-    /// Moves whenever the durable records may have changed ([`DiskModel::durable_changes`]).
-    pub(super) fn durable_changes(&self) -> u64 {
-        self.writes.durable_changes()
+    /// Start listing the keys made durable from now on ([`DiskModel::mark`]).
+    pub(super) fn mark(&mut self) {
+        self.writes.mark();
+    }
+
+    /// Whether the disk can still list the records made durable since its mark.
+    pub(super) fn marked(&self) -> bool {
+        self.writes.since_mark().is_some()
+    }
+
+    /// The records made durable since the mark, each key once in key order, with their
+    /// fingerprints; `None` when the durable records changed in another way since
+    /// ([`DiskModel::since_mark`]).
+    pub(super) fn durable_since_mark(
+        &self,
+    ) -> Option<impl Iterator<Item = (&Key, &Record, Option<ChunkHash>)>> {
+        let keys: BTreeSet<&Key> = self.writes.since_mark()?.iter().collect();
+        let durable = self.writes.durable();
+        Some(keys.into_iter().filter_map(move |k| {
+            let (k, s) = durable.get_key_value(k)?;
+            Some((k, &s.record, s.fingerprint.as_deref().copied()))
+        }))
     }
 
     /// What a read of `key` finds: the newest pending write or delete, else the durable

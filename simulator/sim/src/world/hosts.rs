@@ -155,12 +155,12 @@ pub(super) struct OriginHost {
     /// request (no reply) until the first one at or after this time rebuilds it from its
     /// store ([`RestartPacing`]'s wait: none after a first failure).
     pub(super) failed_until: Option<Time>,
-    /// The origin as the last rebuild made it from `disk`, and the disk's
-    /// [`SimDisk::durable_changes`] then. The same durable records rebuild the same origin,
-    /// so while the count stands still a restart starts from a copy instead of reading
-    /// the whole history again (a storage fault rebuilds the origin every 64 s at most,
-    /// from records no fsync has changed). Dropped once the records change.
-    rebuilt: Option<(u64, Origin)>,
+    /// The origin as the last rebuild made it from `disk`, which marked the disk then
+    /// ([`SimDisk::mark`]). A storage fault rebuilds the origin every 64 s at most, each
+    /// time from all the records it ever wrote; the next rebuild starts from a copy of
+    /// this one and takes in only the records made durable since ([`Origin::absorb`]).
+    /// Dropped once the disk cannot list them.
+    rebuilt: Option<Origin>,
 }
 
 impl OriginHost {
@@ -186,26 +186,22 @@ impl OriginHost {
 
     /// The origin rebuilt from its disk's durable records (before it takes its identity).
     fn rebuild(&mut self) -> Origin {
-        let changes = self.disk.durable_changes();
-        if let Some((at, origin)) = &self.rebuilt
-            && *at == changes
-        {
-            return origin.clone();
-        }
-        self.rebuilt = None;
-        let origin =
-            Origin::recover_fingerprinted(self.config.clone(), self.disk.durable_fingerprinted());
-        self.rebuilt = Some((changes, origin.clone()));
+        let absorbed = match (self.rebuilt.take(), self.disk.durable_since_mark()) {
+            (Some(kept), Some(written)) => kept.absorb(written),
+            _ => None,
+        };
+        let origin = absorbed.unwrap_or_else(|| {
+            Origin::recover_fingerprinted(self.config.clone(), self.disk.durable_fingerprinted())
+        });
+        self.disk.mark();
+        self.rebuilt = Some(origin.clone());
         origin
     }
 
-    /// Forget the last rebuild once the disk's durable records have changed since.
+    /// Forget the last rebuild once the disk can no longer list the records made durable
+    /// since.
     pub(super) fn forget_stale_rebuild(&mut self) {
-        if self
-            .rebuilt
-            .as_ref()
-            .is_some_and(|(at, _)| *at != self.disk.durable_changes())
-        {
+        if !self.disk.marked() {
             self.rebuilt = None;
         }
     }
@@ -529,10 +525,11 @@ mod tests {
     }
 
     #[test]
-    fn a_kept_rebuild_is_used_only_while_the_durable_records_stand_still() {
+    fn a_rebuild_from_the_kept_one_gives_what_reading_every_record_gives() {
         // Goal: a restart that starts from the kept rebuild gets exactly what reading the
-        // records would give: kept across crashes and failed fsyncs (nothing durable moved),
-        // never after a good fsync made writes durable or a fault changed records in place.
+        // records would give: across crashes and failed fsyncs (nothing durable moved),
+        // after a good fsync (it takes in the new records), and after a fault changed
+        // records in place (the kept one is dropped, the records read again).
         let mut host = OriginHost::new(OriginConfig::default(), OriginId(7));
         let mut hashes = Hashes::default();
         let mut rng = Stream::new(1, "test");
@@ -544,20 +541,22 @@ mod tests {
         assert_eq!(first, fresh(&host));
         assert!(host.rebuilt.is_some(), "the rebuild is kept");
 
-        // A write lost to a failed fsync and one lost in a crash: the kept one is used.
+        // A write lost to a failed fsync and one lost in a crash: nothing to take in.
         host.disk.write(applied(2), &mut hashes);
         host.disk.lose(host.disk.issued());
         host.disk.write(chunk(2), &mut hashes);
         host.disk.crash(false);
         host.forget_stale_rebuild();
-        assert!(host.rebuilt.is_some(), "nothing durable changed");
         assert_eq!(format!("{:?}", host.rebuild()), first);
 
-        // A good fsync: the next rebuild reads the records (it holds the new operation).
+        // A good fsync: the kept rebuild takes in the new operation.
         host.disk.write(applied(3), &mut hashes);
         host.disk.sync(host.disk.issued());
         host.forget_stale_rebuild();
-        assert!(host.rebuilt.is_none(), "stale once writes are durable");
+        assert!(
+            host.rebuilt.is_some(),
+            "kept while the disk lists what changed"
+        );
         let second = format!("{:?}", host.rebuild());
         assert_ne!(second, first);
         assert_eq!(second, fresh(&host));
@@ -565,6 +564,11 @@ mod tests {
 
         // Bit rot changes a durable chunk in place: the rotten chunk is not kept.
         assert_eq!(host.disk.rot(1, &mut rng), 1);
+        host.forget_stale_rebuild();
+        assert!(
+            host.rebuilt.is_none(),
+            "dropped once records changed in place"
+        );
         let third = format!("{:?}", host.rebuild());
         assert_eq!(third, fresh(&host));
         assert_ne!(third, second, "the rotten chunk is dropped on rebuild");

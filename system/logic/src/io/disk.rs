@@ -22,8 +22,9 @@ pub struct DiskModel<R> {
     durable: BTreeMap<Key, R>,
     pending: Vec<(u64, Key, Option<R>)>,
     issued: u64,
-    /// Bumped by every change to `durable` (and by every lend of it to change).
-    durable_changes: u64,
+    /// The keys made durable since [`DiskModel::mark`], or `None` when there is no mark or
+    /// `durable` changed in another way since (a delete, a lend to change, too many keys).
+    since_mark: Option<Vec<Key>>,
 }
 
 impl<R> Default for DiskModel<R> {
@@ -32,12 +33,16 @@ impl<R> Default for DiskModel<R> {
             durable: BTreeMap::new(),
             pending: Vec::new(),
             issued: 0,
-            durable_changes: 0,
+            since_mark: None,
         }
     }
 }
 
 impl<R> DiskModel<R> {
+    /// How many keys [`DiskModel::since_mark`] lists at most: past that, the mark is
+    /// dropped (a driver reading that many records may as well read them all).
+    pub const SINCE_MARK_MAX: usize = 1 << 16;
+
     /// An empty disk.
     pub fn new() -> Self {
         Self::default()
@@ -80,14 +85,27 @@ impl<R> DiskModel<R> {
             .into_iter()
             .partition(|(n, _, _)| *n <= upto);
         self.pending = rest;
-        if !done.is_empty() {
-            self.durable_changes += 1;
-        }
         for (_, key, value) in done {
             match value {
-                Some(v) => self.durable.insert(key, v),
-                None => self.durable.remove(&key),
-            };
+                Some(v) => {
+                    if let Some(keys) = &mut self.since_mark {
+                        keys.push(key.clone());
+                    }
+                    self.durable.insert(key, v);
+                }
+                None => {
+                    if self.durable.remove(&key).is_some() {
+                        self.since_mark = None;
+                    }
+                }
+            }
+        }
+        if self
+            .since_mark
+            .as_ref()
+            .is_some_and(|keys| keys.len() > Self::SINCE_MARK_MAX)
+        {
+            self.since_mark = None;
         }
     }
 
@@ -116,16 +134,23 @@ impl<R> DiskModel<R> {
     /// The durable values, to change behind the writes' back (bit rot, a torn write,
     /// garbage collection, quarantine).
     pub fn durable_mut(&mut self) -> &mut BTreeMap<Key, R> {
-        self.durable_changes += 1;
+        self.since_mark = None;
         &mut self.durable
     }
 
-    /// A count that moves whenever the durable values may have changed (an fsync that made
-    /// writes durable, a lend of them to change): while it stays the same, a process
-    /// restarting on this disk finds the same records, so a driver may keep what the last
-    /// rebuild made of them.
-    pub fn durable_changes(&self) -> u64 {
-        self.durable_changes
+    /// Start listing the keys that become durable from now on ([`DiskModel::since_mark`]),
+    /// for a driver that keeps what a rebuild made of the durable records.
+    pub fn mark(&mut self) {
+        self.since_mark = Some(Vec::new());
+    }
+
+    /// Since the last [`DiskModel::mark`], if the durable records changed only by writes
+    /// becoming durable: their keys, in the order they did (a key written twice is listed
+    /// twice). Empty: a process restarting on this disk finds the same records as at the
+    /// mark. `None`: no mark, or records were deleted or changed in place since, or more
+    /// than [`DiskModel::SINCE_MARK_MAX`] keys became durable.
+    pub fn since_mark(&self) -> Option<&[Key]> {
+        self.since_mark.as_deref()
     }
 }
 
@@ -182,38 +207,50 @@ mod tests {
     }
 
     #[test]
-    fn the_durable_change_count_moves_with_every_change_to_what_is_durable() {
-        // Goal: a driver that keeps a rebuild while the count stands still never keeps one
-        // made from other records: every way the durable values change moves the count;
-        // writes, failed fsyncs, crashes and empty fsyncs, which leave them, do not.
+    fn the_keys_since_a_mark_are_every_write_made_durable_and_nothing_else_changed() {
+        // Goal: a driver that brings its kept rebuild up to date from the listed keys never
+        // misses a change: writes made durable are listed (overwrites too); pending,
+        // lost and crashed writes are not; a delete or a change behind the writes' back
+        // drops the list, as does no mark at all.
         let mut d = DiskModel::new();
-        let mut seen = d.durable_changes();
-        let mut moved = |d: &DiskModel<u32>| {
-            let now = d.durable_changes();
-            let m = now != seen;
-            seen = now;
-            m
-        };
         d.write(key(1), 1);
-        d.delete(key(2));
-        assert!(!moved(&d), "pending writes are not durable");
         d.sync(d.issued());
-        assert!(moved(&d), "an fsync that made writes durable");
-        d.sync(d.issued());
-        assert!(!moved(&d), "an fsync that covered nothing new");
-        d.write(key(1), 2);
-        d.lose(d.issued());
-        d.write(key(3), 3);
-        d.crash();
-        assert!(!moved(&d), "lost and crashed writes never were durable");
-        d.delete(key(1));
-        d.sync(d.issued());
-        assert!(moved(&d), "a durable delete");
-        d.durable_mut().insert(key(4), 4);
-        assert!(
-            moved(&d),
-            "a change behind the writes' back (torn write, bit rot)"
+        assert_eq!(d.since_mark(), None, "no mark");
+        d.mark();
+        d.write(key(2), 2);
+        d.delete(key(9));
+        assert_eq!(
+            d.since_mark(),
+            Some(&[][..]),
+            "pending writes are not durable"
         );
-        assert_eq!(d.durable().keys().collect::<Vec<_>>(), vec![&key(4)]);
+        d.sync(d.issued());
+        d.write(key(3), 3);
+        d.lose(d.issued());
+        d.write(key(4), 4);
+        d.crash();
+        d.write(key(1), 10);
+        d.sync(d.issued());
+        assert_eq!(
+            d.since_mark(),
+            Some(&[key(2), key(1)][..]),
+            "durable writes, overwrites included; a delete of nothing changes nothing"
+        );
+        d.delete(key(2));
+        d.sync(d.issued());
+        assert_eq!(d.since_mark(), None, "a durable delete");
+        d.mark();
+        d.durable_mut().insert(key(5), 5);
+        assert_eq!(
+            d.since_mark(),
+            None,
+            "a change in place (torn write, bit rot)"
+        );
+        d.mark();
+        for n in 0..=DiskModel::<u32>::SINCE_MARK_MAX as u32 {
+            d.write(key(n), n);
+        }
+        d.sync(d.issued());
+        assert_eq!(d.since_mark(), None, "too many to list");
     }
 }
