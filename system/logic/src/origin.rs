@@ -304,10 +304,10 @@ pub struct Origin {
     identity: Option<OriginId>,
     /// The fsync that makes `identity` durable, while pending; it is announced only after.
     identity_fsync: Option<WriteId>,
-    /// Durable entries the recovery left out of the catalog (their chunks were not all
-    /// durable): a chunk made durable later may complete one, which [`Origin::absorb`]
-    /// cannot see, so it declines while there is any.
-    left_out: usize,
+    /// Durable entries left out of the catalog because their chunks are not all durable
+    /// (written, and a crash came before their fsync): a chunk made durable later
+    /// completes one ([`Origin::absorb`]).
+    left_out: BTreeMap<ItemId, CatalogEntry>,
 }
 
 impl Origin {
@@ -334,7 +334,7 @@ impl Origin {
             ledger,
             identity: None,
             identity_fsync: None,
-            left_out: 0,
+            left_out: BTreeMap::new(),
         }
     }
 
@@ -383,17 +383,14 @@ impl Origin {
     /// date with the records made durable since ([`crate::io::disk::DiskModel::since_mark`]).
     ///
     /// `None` when the written records alone cannot tell, and the driver must recover from
-    /// all of them: this origin ran since its recovery, or left out an entry that a new
-    /// chunk may complete; a written chunk fails its hash; a written entry is not servable
-    /// or not newer than every entry before; an operation is recorded again, or not after
-    /// every one before.
+    /// all of them: this origin ran since its recovery; a written chunk fails its hash; a
+    /// written entry is not newer than every entry before; an operation is recorded again,
+    /// or not after every one before.
     pub fn absorb<'a>(
         mut self,
         written: impl IntoIterator<Item = (&'a Key, &'a Record, Option<ChunkHash>)>,
     ) -> Option<Origin> {
-        let ran =
-            self.failed || self.write_id_last > 0 || !self.actions.is_empty() || self.left_out > 0;
-        if ran {
+        if self.failed || self.write_id_last > 0 || !self.actions.is_empty() {
             return None;
         }
         self.take_in(written, true)?;
@@ -455,26 +452,36 @@ impl Origin {
         let seq_before = self.publish_seq_last;
         for e in entries {
             let item = &e.manifest.item;
-            let servable = e.manifest.is_consistent()
-                && e.manifest
-                    .chunks
-                    .iter()
-                    .all(|c| self.chunks.contains_key(&c.hash));
             let newer = e.seq > seq_before
                 && self
                     .versions
                     .get(item)
                     .is_none_or(|v| *v <= e.manifest.version);
-            if absorbing && !(servable && newer) {
+            if absorbing && !newer {
                 return None;
             }
             let v = self.versions.entry(item.clone()).or_insert(0);
             *v = (*v).max(e.manifest.version);
             self.publish_seq_last = self.publish_seq_last.max(e.seq);
-            if servable {
+            // The item's one durable entry: in the catalog if servable, else left out.
+            self.left_out.remove(item);
+            if self.servable(e) {
                 self.catalog_put(e.clone());
             } else {
-                self.left_out += 1;
+                if let Some(old) = self.catalog.remove(item) {
+                    self.catalog_by_seq.remove(&old.seq);
+                }
+                self.left_out.insert(item.clone(), e.clone());
+            }
+        }
+        // Entries left out before whose chunks the written ones completed.
+        let completed: Vec<ItemId> = (self.left_out.iter())
+            .filter(|(_, e)| self.servable(e))
+            .map(|(item, _)| item.clone())
+            .collect();
+        for item in completed {
+            if let Some(e) = self.left_out.remove(&item) {
+                self.catalog_put(e);
             }
         }
         // Conflicts are answered, never recorded.
@@ -808,6 +815,12 @@ impl Origin {
     }
 
     /// Make `entry` its item's entry in the catalog (replacing the one before it).
+    /// Whether `entry` may be served: a consistent manifest whose chunks are all held.
+    fn servable(&self, entry: &CatalogEntry) -> bool {
+        entry.manifest.is_consistent()
+            && (entry.manifest.chunks.iter()).all(|c| self.chunks.contains_key(&c.hash))
+    }
+
     fn catalog_put(&mut self, entry: CatalogEntry) {
         let seq = entry.seq;
         let item = entry.manifest.item.clone();
@@ -1538,8 +1551,8 @@ mod tests {
     fn a_recovered_origin_absorbs_the_records_made_durable_since_as_a_recovery_would() {
         // Goal: absorbing new entries (one over an item's older one), chunks and operations
         // into the last recovery gives what reading every record gives (`Node::crash`
-        // compares the two); it declines a new entry that is not servable, and any records
-        // once a recovery left an entry out.
+        // compares the two), entries whose chunks are not durable left out as a recovery
+        // leaves them out, until a later chunk completes them.
         let mut node = Node::new(OriginConfig::default());
         node.publish("a", &random_bytes(1, 5000));
         node.deliver(vec![contribution(0, 100)]);
@@ -1566,16 +1579,18 @@ mod tests {
         node.publish("c", &random_bytes(4, 5000));
         let entry = node.unsynced.len() - 1;
         node.crash(|i| i == entry);
-        assert_eq!(node.absorbed, 1, "declined: the new entry is not servable");
+        assert_eq!(node.absorbed, 2, "left out as a recovery leaves it out");
         assert_eq!(node.origin.catalog().len(), 2);
-        node.publish("d", &random_bytes(5, 5000));
+        // The same bytes published as "e" write the chunks that complete "c"; then "c" is
+        // published anew and its entry left out again: gone from the catalog.
+        node.publish("e", &random_bytes(4, 5000));
         node.sync_all();
         node.crash(|_| false);
-        assert_eq!(
-            node.absorbed, 1,
-            "declined: a new chunk may complete the entry left out"
-        );
-        assert_eq!(node.origin.catalog().len(), 3);
+        assert_eq!((node.absorbed, node.origin.catalog().len()), (3, 4));
+        node.publish("c", &random_bytes(6, 5000));
+        let entry = node.unsynced.len() - 1;
+        node.crash(|i| i == entry);
+        assert_eq!((node.absorbed, node.origin.catalog().len()), (4, 3));
     }
 
     #[test]
