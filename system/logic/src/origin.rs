@@ -263,9 +263,10 @@ struct PendingBatch {
 
 /// The origin state machine. See the module doc for the call order and durability rules.
 ///
-/// `Clone` lets a driver keep what [`Origin::recover`] made of a store and start from a copy
-/// while the store's durable records stay the same (the simulator does: a storage fault
-/// rebuilds its origin again and again from records that did not change).
+/// `Clone` lets a driver keep what [`Origin::recover`] made of a store and start the next
+/// recovery from a copy, taking in only the records made durable since ([`Origin::absorb`];
+/// the simulator does: a storage fault rebuilds its origin again and again from a history
+/// that grows by a few records each time).
 #[derive(Clone, Debug)]
 pub struct Origin {
     config: OriginConfig,
@@ -304,9 +305,10 @@ pub struct Origin {
     identity: Option<OriginId>,
     /// The fsync that makes `identity` durable, while pending; it is announced only after.
     identity_fsync: Option<WriteId>,
-    /// Durable entries left out of the catalog because their chunks are not all durable
-    /// (written, and a crash came before their fsync): a chunk made durable later
-    /// completes one ([`Origin::absorb`]).
+    /// Durable entries the recovery left out of the catalog: not servable, because a chunk
+    /// is not durable (a crash came before their fsync), fails its hash, or the manifest
+    /// is inconsistent. A chunk made durable later may complete one ([`Origin::absorb`]).
+    /// Set by recovery only: a running origin does not keep it up to date.
     left_out: BTreeMap<ItemId, CatalogEntry>,
 }
 
@@ -383,9 +385,10 @@ impl Origin {
     /// date with the records made durable since ([`crate::io::disk::DiskModel::since_mark`]).
     ///
     /// `None` when the written records alone cannot tell, and the driver must recover from
-    /// all of them: this origin ran since its recovery; a written chunk fails its hash; a
-    /// written entry is not newer than every entry before; an operation is recorded again,
-    /// or not after every one before.
+    /// all of them: this origin acted since its recovery (failed, wrote, or has actions to
+    /// hand out: a driver absorbs into the copy it kept, never into the origin it runs); a
+    /// written chunk fails its hash; a written entry is not newer than every entry before;
+    /// an operation is recorded again, or not after every one before.
     pub fn absorb<'a>(
         mut self,
         written: impl IntoIterator<Item = (&'a Key, &'a Record, Option<ChunkHash>)>,
@@ -814,13 +817,13 @@ impl Origin {
             .filter_map(|(_, item)| self.catalog.get(item))
     }
 
-    /// Make `entry` its item's entry in the catalog (replacing the one before it).
     /// Whether `entry` may be served: a consistent manifest whose chunks are all held.
     fn servable(&self, entry: &CatalogEntry) -> bool {
         entry.manifest.is_consistent()
             && (entry.manifest.chunks.iter()).all(|c| self.chunks.contains_key(&c.hash))
     }
 
+    /// Make `entry` its item's entry in the catalog (replacing the one before it).
     fn catalog_put(&mut self, entry: CatalogEntry) {
         let seq = entry.seq;
         let item = entry.manifest.item.clone();

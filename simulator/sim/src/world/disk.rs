@@ -171,15 +171,13 @@ impl SimDisk {
         self.writes.since_mark().is_some()
     }
 
-    /// The records made durable since the mark, each key once in key order, with their
-    /// fingerprints; `None` when the durable records changed in another way since
+    /// The records made durable since the mark, in key order, with their fingerprints; `None` when the durable records changed in another way since
     /// ([`DiskModel::since_mark`]).
     pub(super) fn durable_since_mark(
         &self,
     ) -> Option<impl Iterator<Item = (&Key, &Record, Option<ChunkHash>)>> {
-        let keys: BTreeSet<&Key> = self.writes.since_mark()?.iter().collect();
         let durable = self.writes.durable();
-        Some(keys.into_iter().filter_map(move |k| {
+        Some(self.writes.since_mark()?.iter().filter_map(move |k| {
             let (k, s) = durable.get_key_value(k)?;
             Some((k, &s.record, s.fingerprint.as_deref().copied()))
         }))

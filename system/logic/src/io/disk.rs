@@ -13,7 +13,7 @@
 //! checksums — each driver adds what it simulates on top, keeping its own value type `R`.
 
 use super::Key;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Durable values by key, and the writes (`Some`) and deletes (`None`) issued since,
 /// oldest first, with their issue numbers.
@@ -24,7 +24,7 @@ pub struct DiskModel<R> {
     issued: u64,
     /// The keys made durable since [`DiskModel::mark`], or `None` when there is no mark or
     /// `durable` changed in another way since (a delete, a lend to change, too many keys).
-    since_mark: Option<Vec<Key>>,
+    since_mark: Option<BTreeSet<Key>>,
 }
 
 impl<R> Default for DiskModel<R> {
@@ -89,7 +89,7 @@ impl<R> DiskModel<R> {
             match value {
                 Some(v) => {
                     if let Some(keys) = &mut self.since_mark {
-                        keys.push(key.clone());
+                        keys.insert(key.clone());
                     }
                     self.durable.insert(key, v);
                 }
@@ -141,16 +141,15 @@ impl<R> DiskModel<R> {
     /// Start listing the keys that become durable from now on ([`DiskModel::since_mark`]),
     /// for a driver that keeps what a rebuild made of the durable records.
     pub fn mark(&mut self) {
-        self.since_mark = Some(Vec::new());
+        self.since_mark = Some(BTreeSet::new());
     }
 
     /// Since the last [`DiskModel::mark`], if the durable records changed only by writes
-    /// becoming durable: their keys, in the order they did (a key written twice is listed
-    /// twice). Empty: a process restarting on this disk finds the same records as at the
-    /// mark. `None`: no mark, or records were deleted or changed in place since, or more
-    /// than [`DiskModel::SINCE_MARK_MAX`] keys became durable.
-    pub fn since_mark(&self) -> Option<&[Key]> {
-        self.since_mark.as_deref()
+    /// becoming durable: their keys. Empty: a process restarting on this disk finds the
+    /// same records as at the mark. `None`: no mark, or records were deleted or changed in
+    /// place since, or more than [`DiskModel::SINCE_MARK_MAX`] keys became durable.
+    pub fn since_mark(&self) -> Option<&BTreeSet<Key>> {
+        self.since_mark.as_ref()
     }
 }
 
@@ -209,48 +208,49 @@ mod tests {
     #[test]
     fn the_keys_since_a_mark_are_every_write_made_durable_and_nothing_else_changed() {
         // Goal: a driver that brings its kept rebuild up to date from the listed keys never
-        // misses a change: writes made durable are listed (overwrites too); pending,
-        // lost and crashed writes are not; a delete or a change behind the writes' back
-        // drops the list, as does no mark at all.
+        // misses a change: writes made durable are listed (overwrites too, and writes
+        // issued before the mark); pending, lost and crashed writes are not; a delete or a
+        // change behind the writes' back drops the list, as does no mark at all.
+        let listed = |d: &DiskModel<u32>| d.since_mark().map(|k| k.iter().cloned().collect());
         let mut d = DiskModel::new();
         d.write(key(1), 1);
         d.sync(d.issued());
-        assert_eq!(d.since_mark(), None, "no mark");
+        assert_eq!(listed(&d), None, "no mark");
+        d.write(key(6), 6);
         d.mark();
         d.write(key(2), 2);
         d.delete(key(9));
-        assert_eq!(
-            d.since_mark(),
-            Some(&[][..]),
-            "pending writes are not durable"
-        );
+        assert_eq!(listed(&d), Some(vec![]), "pending writes are not durable");
         d.sync(d.issued());
         d.write(key(3), 3);
         d.lose(d.issued());
         d.write(key(4), 4);
         d.crash();
         d.write(key(1), 10);
+        d.write(key(2), 20);
         d.sync(d.issued());
         assert_eq!(
-            d.since_mark(),
-            Some(&[key(2), key(1)][..]),
-            "durable writes, overwrites included; a delete of nothing changes nothing"
+            listed(&d),
+            Some(vec![key(1), key(2), key(6)]),
+            "durable writes, overwrites and one issued before the mark included; a delete \
+             of nothing changes nothing"
         );
+        d.write(key(7), 7);
+        d.delete(key(7));
+        d.sync(d.issued());
+        assert_eq!(listed(&d), None, "a write deleted in the same fsync");
+        d.mark();
         d.delete(key(2));
         d.sync(d.issued());
-        assert_eq!(d.since_mark(), None, "a durable delete");
+        assert_eq!(listed(&d), None, "a durable delete");
         d.mark();
         d.durable_mut().insert(key(5), 5);
-        assert_eq!(
-            d.since_mark(),
-            None,
-            "a change in place (torn write, bit rot)"
-        );
+        assert_eq!(listed(&d), None, "a change in place (torn write, bit rot)");
         d.mark();
         for n in 0..=DiskModel::<u32>::SINCE_MARK_MAX as u32 {
             d.write(key(n), n);
         }
         d.sync(d.issued());
-        assert_eq!(d.since_mark(), None, "too many to list");
+        assert_eq!(listed(&d), None, "too many to list");
     }
 }
