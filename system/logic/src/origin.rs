@@ -471,9 +471,7 @@ impl Origin {
             if self.servable(e) {
                 self.catalog_put(e.clone());
             } else {
-                if let Some(old) = self.catalog.remove(item) {
-                    self.catalog_by_seq.remove(&old.seq);
-                }
+                self.catalog_remove(item);
                 self.left_out.insert(item.clone(), e.clone());
             }
         }
@@ -827,11 +825,17 @@ impl Origin {
     fn catalog_put(&mut self, entry: CatalogEntry) {
         let seq = entry.seq;
         let item = entry.manifest.item.clone();
-        if let Some(old) = self.catalog.insert(item.clone(), entry) {
-            self.catalog_by_seq.remove(&old.seq);
-        }
+        self.catalog_remove(&item);
+        self.catalog.insert(item.clone(), entry);
         let earlier = self.catalog_by_seq.insert(seq, item);
         debug_assert!(earlier.is_none(), "publish seq {seq} names two entries");
+    }
+
+    /// Take `item` out of the catalog and its seq index.
+    fn catalog_remove(&mut self, item: &ItemId) {
+        if let Some(old) = self.catalog.remove(item) {
+            self.catalog_by_seq.remove(&old.seq);
+        }
     }
 
     /// A chunk's bytes, if the origin holds it.

@@ -171,7 +171,8 @@ impl SimDisk {
         self.writes.since_mark().is_some()
     }
 
-    /// The records made durable since the mark, in key order, with their fingerprints; `None` when the durable records changed in another way since
+    /// The records made durable since the mark, in key order, with their fingerprints;
+    /// `None` when the durable records changed in another way since
     /// ([`DiskModel::since_mark`]).
     pub(super) fn durable_since_mark(
         &self,
