@@ -62,6 +62,126 @@ impl fmt::Display for Shard {
     }
 }
 
+/// The variables cluster engines set on each task of an array or indexed job, read by
+/// [`Shard::from_engine`] in this order: (index variable, count variable if the engine
+/// sets one). Kubernetes Indexed Jobs and Nomad give only an index; the count comes
+/// from `--shards`.
+pub const ENGINE_INDEX_VARS: [(&str, Option<&str>); 3] = [
+    ("SLURM_ARRAY_TASK_ID", Some("SLURM_ARRAY_TASK_COUNT")),
+    ("JOB_COMPLETION_INDEX", None),
+    ("NOMAD_ALLOC_INDEX", None),
+];
+
+/// Why a shard could not be taken from the environment.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EngineShardError {
+    /// A variable is set but is not a number.
+    #[error("{var}={value:?}: expected a whole number")]
+    NotANumber {
+        /// The variable.
+        var: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// An index variable is set, and neither the engine nor `--shards` gives the count.
+    #[error(
+        "{var} is set but the shard count is not: pass --shards N (the job's completions or count)"
+    )]
+    NoCount {
+        /// The index variable.
+        var: &'static str,
+    },
+    /// The engine's count and `--shards` differ.
+    #[error("{var}={engine} but --shards {given}: the shards would not cover the sweep")]
+    Disagree {
+        /// The count variable.
+        var: &'static str,
+        /// The engine's count.
+        engine: u64,
+        /// `--shards`.
+        given: u64,
+    },
+    /// `--shards N` without an index.
+    #[error(
+        "--shards {0} needs an index: --shard I/N, or run under an engine that sets one of SLURM_ARRAY_TASK_ID, JOB_COMPLETION_INDEX, NOMAD_ALLOC_INDEX"
+    )]
+    NoIndex(u64),
+    /// The index and count do not make a shard.
+    #[error("shard {index} of {count} from {var}: expected 0 <= index < count <= {SHARDS_MAX}")]
+    OutOfRange {
+        /// The index variable.
+        var: &'static str,
+        /// The index (0-based, after Slurm's first id and step are taken off).
+        index: u64,
+        /// The count.
+        count: u64,
+    },
+}
+
+impl Shard {
+    /// The shard a cluster engine's task is, from its variables (`var` looks one up):
+    /// a Slurm job array (`SLURM_ARRAY_TASK_ID` less `SLURM_ARRAY_TASK_MIN`, divided by
+    /// `SLURM_ARRAY_TASK_STEP`, of `SLURM_ARRAY_TASK_COUNT`), a Kubernetes Indexed Job
+    /// (`JOB_COMPLETION_INDEX`) or a Nomad allocation (`NOMAD_ALLOC_INDEX`). `shards`
+    /// (`--shards`) gives the count, and must agree with Slurm's when both are there.
+    /// `Ok(None)`: no engine variable is set (the whole sweep, unless `--shards` asks
+    /// for a shard). With the shard, the variable it came from.
+    pub fn from_engine(
+        var: impl Fn(&str) -> Option<String>,
+        shards: Option<u64>,
+    ) -> Result<Option<(Shard, &'static str)>, EngineShardError> {
+        let number = |name: &'static str| -> Result<Option<u64>, EngineShardError> {
+            match var(name) {
+                None => Ok(None),
+                Some(value) => value
+                    .trim()
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| EngineShardError::NotANumber { var: name, value }),
+            }
+        };
+        for (index_var, count_var) in ENGINE_INDEX_VARS {
+            let Some(mut index) = number(index_var)? else {
+                continue;
+            };
+            let mut count = match count_var {
+                Some(c) => number(c)?,
+                None => None,
+            };
+            if index_var == "SLURM_ARRAY_TASK_ID" {
+                let min = number("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
+                let step = number("SLURM_ARRAY_TASK_STEP")?.unwrap_or(1).max(1);
+                index = index.saturating_sub(min) / step;
+            }
+            if let (Some(engine), Some(given)) = (count, shards)
+                && engine != given
+            {
+                return Err(EngineShardError::Disagree {
+                    var: count_var.unwrap_or(index_var),
+                    engine,
+                    given,
+                });
+            }
+            count = count.or(shards);
+            let Some(count) = count else {
+                return Err(EngineShardError::NoCount { var: index_var });
+            };
+            if count == 0 || count > SHARDS_MAX || index >= count {
+                return Err(EngineShardError::OutOfRange {
+                    var: index_var,
+                    index,
+                    count,
+                });
+            }
+            return Ok(Some((Shard { index, count }, index_var)));
+        }
+        match shards {
+            Some(n) => Err(EngineShardError::NoIndex(n)),
+            None => Ok(None),
+        }
+    }
+}
+
 /// A shard that could not be parsed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("bad shard {0:?}: expected I/N with 0 <= I < N <= {SHARDS_MAX}, e.g. 0/4")]
@@ -254,6 +374,70 @@ mod tests {
             assert!(bad.parse::<Shard>().is_err(), "{bad}");
         }
         assert_eq!(Shard { index: 1, count: 4 }.to_string(), "1/4");
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn a_shard_comes_from_the_engine_running_it() {
+        // Goal: each engine's variables give the same 0-based shard; Slurm's first id
+        // and step are taken off; the count comes from the engine or --shards.
+        let shard = |index, count| Shard { index, count };
+        let slurm = [
+            ("SLURM_ARRAY_TASK_ID", "6"),
+            ("SLURM_ARRAY_TASK_MIN", "2"),
+            ("SLURM_ARRAY_TASK_STEP", "2"),
+            ("SLURM_ARRAY_TASK_COUNT", "4"),
+        ];
+        assert_eq!(
+            Shard::from_engine(env(&slurm), None),
+            Ok(Some((shard(2, 4), "SLURM_ARRAY_TASK_ID")))
+        );
+        assert_eq!(
+            Shard::from_engine(env(&[("JOB_COMPLETION_INDEX", "3")]), Some(8)),
+            Ok(Some((shard(3, 8), "JOB_COMPLETION_INDEX")))
+        );
+        assert_eq!(
+            Shard::from_engine(env(&[("NOMAD_ALLOC_INDEX", "0")]), Some(2)),
+            Ok(Some((shard(0, 2), "NOMAD_ALLOC_INDEX")))
+        );
+        assert_eq!(Shard::from_engine(env(&[]), None), Ok(None));
+    }
+
+    #[test]
+    fn an_engine_shard_that_cannot_be_right_is_refused() {
+        // Goal: a missing count, a count that disagrees, an index past the count, a
+        // non-number and --shards without an index are errors, never a guess.
+        type Vars<'a> = &'a [(&'a str, &'a str)];
+        let cases: [(Vars, Option<u64>, &str); 6] = [
+            (&[("JOB_COMPLETION_INDEX", "3")], None, "--shards N"),
+            (
+                &[
+                    ("SLURM_ARRAY_TASK_ID", "1"),
+                    ("SLURM_ARRAY_TASK_COUNT", "4"),
+                ],
+                Some(5),
+                "SLURM_ARRAY_TASK_COUNT=4 but --shards 5",
+            ),
+            (&[("NOMAD_ALLOC_INDEX", "4")], Some(4), "shard 4 of 4"),
+            (
+                &[("NOMAD_ALLOC_INDEX", "x")],
+                Some(4),
+                "NOMAD_ALLOC_INDEX=\"x\"",
+            ),
+            (&[], Some(4), "--shards 4 needs an index"),
+            (&[("JOB_COMPLETION_INDEX", "0")], Some(0), "shard 0 of 0"),
+        ];
+        for (vars, shards, want) in cases {
+            let err = Shard::from_engine(env(vars), shards).expect_err(want);
+            assert!(err.to_string().contains(want), "{err} should say {want}");
+        }
     }
 
     #[test]
