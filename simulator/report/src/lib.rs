@@ -8,6 +8,7 @@
 //! - [`data`]: [`RunData`], everything saved about a run (`run.json`); [`record`] runs a
 //!   scenario keeping it.
 //! - [`sweep`]: [`SweepData`], everything saved about a sweep (`sweep.json`).
+//! - [`shards`]: a sweep spread over machines: each shard's record, and their merge.
 //! - [`render`]: `report.md`, `report.html` (inline SVG), `summary.json`; [`rebuild`]
 //!   renders them again from a directory's saved data.
 //! - [`svg`]: the chart primitives.
@@ -35,6 +36,7 @@ pub mod junit;
 pub mod openmetrics;
 pub mod render;
 pub mod series;
+pub mod shards;
 pub mod svg;
 pub mod sweep;
 
