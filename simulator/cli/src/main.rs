@@ -13,6 +13,7 @@
 
 mod console;
 mod lab;
+mod merge;
 mod pool;
 mod progress;
 mod report;
@@ -290,6 +291,9 @@ enum SimCommand {
     Replay(ReplayArgs),
     /// Shrink a failure file to a minimal fault schedule.
     Shrink(ShrinkArgs),
+    /// Merge the records of a sweep's shards (sim sweep --records) into one JUnit, one
+    /// summary and one report, and name the shards that are missing (exit 2).
+    Merge(MergeArgs),
     /// List every fault kind as declared: family, parameters, targets, default duration,
     /// nemesis weight, console hotkey and the invariants it can disturb.
     Faults,
@@ -366,8 +370,19 @@ pub struct SweepArgs {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=pool::JOBS_MAX as u64))]
     pub jobs: Option<u64>,
     /// Run only shard I of N (0-based): the seeds whose position in the range is I mod N.
+    /// Without it, a task of a Slurm job array, a Kubernetes Indexed Job or a Nomad job
+    /// takes its shard from the engine (SLURM_ARRAY_TASK_ID and _COUNT,
+    /// JOB_COMPLETION_INDEX, NOMAD_ALLOC_INDEX).
     #[arg(long, value_name = "I/N")]
     pub shard: Option<Shard>,
+    /// The shard count where the engine gives only an index (Kubernetes, Nomad): the
+    /// job's completions or count.
+    #[arg(long, value_name = "N", conflicts_with = "shard")]
+    pub shards: Option<u64>,
+    /// Write this shard's record (every failing seed, each run's time) to
+    /// DIR/shard-<i>-of-<n>.json, for `sim merge`.
+    #[arg(long, value_name = "DIR")]
+    pub records: Option<PathBuf>,
     #[arg(long, help = PLANT_HELP)]
     pub plant: Option<Plant>,
     /// Write JUnit XML here.
@@ -380,6 +395,24 @@ pub struct SweepArgs {
     pub report: Option<Option<PathBuf>>,
     /// Write the sweep's totals (runs, failures per oracle, planted-bug catch rate) as
     /// OpenMetrics text here, stamped at --start.
+    #[arg(long, value_name = "FILE")]
+    pub openmetrics: Option<PathBuf>,
+    #[arg(long, value_name = "UTC", help = START_HELP)]
+    pub start: Option<String>,
+}
+
+/// Raw flags of `sim merge`.
+#[derive(Args, Debug)]
+pub struct MergeArgs {
+    /// Directories holding shard records (shard-<i>-of-<n>.json), or record files.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Write the merged JUnit XML here.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    #[arg(long, value_name = "DIR", num_args = 0..=1, help = REPORT_HELP)]
+    pub report: Option<Option<PathBuf>>,
+    /// Write the merged totals as OpenMetrics text here, stamped at --start.
     #[arg(long, value_name = "FILE")]
     pub openmetrics: Option<PathBuf>,
     #[arg(long, value_name = "UTC", help = START_HELP)]
@@ -483,6 +516,7 @@ fn main() -> ExitCode {
         Some(Command::Sim(cmd)) => match cmd {
             SimCommand::Run(a) => sim::run(a),
             SimCommand::Sweep(a) => sim::sweep(a),
+            SimCommand::Merge(a) => merge::merge(a),
             SimCommand::Replay(a) => sim::replay(a),
             SimCommand::Shrink(a) => sim::shrink(a),
             SimCommand::Faults => {

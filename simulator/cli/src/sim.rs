@@ -14,7 +14,10 @@ use crate::wall::Stopwatch;
 use crate::{BUILD, ReplayArgs, RunArgs, ShrinkArgs, SweepArgs};
 use anyhow::{Context, Result, anyhow, bail};
 use sovereign_report::junit::{CaseFailure, TestCase, junit_xml};
-use sovereign_report::sweep::{SWEEP_DATA_FORMAT, SWEEP_FAILURES_LISTED_MAX, SweepFailure};
+use sovereign_report::shards::{
+    SHARD_RECORD_FORMAT, ShardFailure, ShardRecord, ShardScenario, merge as merge_records,
+};
+use sovereign_report::sweep::SweepFailure;
 use sovereign_report::{RunData, SweepData};
 use sovereign_sim::failure::{FailureFile, Reproduction, replay_command, shell_quote};
 use sovereign_sim::scenario::{Scenario, parse_file};
@@ -22,6 +25,7 @@ use sovereign_sim::sweep::{Shard, SweepOutcome, SweepSummary, run_options, sort_
 use sovereign_sim::{Plant, RunOptions, RunReport};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Most scenario files one sweep takes (a typo'd directory must not explode).
 const SWEEP_SCENARIOS_MAX: usize = 10_000;
@@ -225,9 +229,12 @@ struct SweepConfig {
     from: u64,
     count: u64,
     shard: Shard,
+    /// Where the shard came from (`--shard`, an engine's variable, or the whole sweep).
+    shard_source: &'static str,
     plant: Option<Plant>,
     jobs: usize,
     junit: Option<PathBuf>,
+    records: Option<PathBuf>,
     out: PathBuf,
     exports: Exports,
 }
@@ -282,7 +289,11 @@ impl SweepConfig {
             }
             scenarios.push((p, s));
         }
-        let shard = a.shard.unwrap_or(Shard::WHOLE);
+        let (shard, shard_source) = match a.shard {
+            Some(shard) => (shard, "--shard"),
+            None => Shard::from_engine(|k| std::env::var(k).ok(), a.shards)?
+                .unwrap_or((Shard::WHOLE, "the whole sweep")),
+        };
         let seeds: Vec<u64> = shard.seeds(a.from, a.seeds).collect();
         let runs = (seeds.len() as u64).saturating_mul(scenarios.len() as u64);
         if runs > SWEEP_RUNS_MAX {
@@ -299,9 +310,11 @@ impl SweepConfig {
             from: a.from,
             count: a.seeds,
             shard,
+            shard_source,
             plant: a.plant,
             jobs,
             junit: a.junit,
+            records: a.records,
             out: a.out,
             exports: Exports::resolve(a.report, a.openmetrics, None, a.start)?,
         })
@@ -315,11 +328,12 @@ pub fn sweep(a: SweepArgs) -> Result<u8> {
         .flat_map(|i| c.seeds.iter().map(move |&s| (i, s)))
         .collect();
     println!(
-        "sweep: {} scenario(s) × seeds {}..{} (shard {}: {} runs), plant {}, {} jobs, build {BUILD}",
+        "sweep: {} scenario(s) × seeds {}..{} (shard {} from {}: {} runs), plant {}, {} jobs, build {BUILD}",
         c.scenarios.len(),
         c.from,
         u128::from(c.from) + u128::from(c.count),
         c.shard,
+        c.shard_source,
         items.len(),
         plant_name(c.plant),
         c.jobs
@@ -358,7 +372,7 @@ pub fn sweep(a: SweepArgs) -> Result<u8> {
     sort_outcomes(&mut outcomes);
 
     let mut cases = Vec::new();
-    let mut listed: Vec<SweepFailure> = Vec::new();
+    let mut failures: Vec<ShardFailure> = Vec::new();
     for o in &outcomes {
         let (path, scenario) = &c.scenarios[o.scenario_index];
         let Some(report) = &o.failure else {
@@ -382,23 +396,26 @@ pub fn sweep(a: SweepArgs) -> Result<u8> {
             scenario.name, o.seed, o.exit_code
         );
         println!("  replay: {cmd}");
-        if listed.len() < SWEEP_FAILURES_LISTED_MAX {
-            listed.push(SweepFailure {
+        let mut case = TestCase::from_report(report, Some(&cmd));
+        case.suite = scenario.name.clone();
+        case.time = times.get(&(o.scenario_index, o.seed)).copied();
+        failures.push(ShardFailure::new(
+            SweepFailure {
                 scenario: scenario.name.clone(),
                 seed: o.seed,
                 exit_code: o.exit_code,
                 oracle: report
                     .first_violation()
                     .map_or_else(|| "slo".to_string(), |v| v.oracle.name().to_string()),
-                detail: what.clone(),
+                detail: what,
                 failure_file: Some(written.display().to_string()),
-                replay: cmd.clone(),
+                replay: cmd,
                 shrunk: SweepData::shrunk_next_to(&written).map(|p| p.display().to_string()),
-            });
-        }
-        let mut case = TestCase::from_report(report, Some(&cmd));
-        case.suite = scenario.name.clone();
-        case.time = times.get(&(o.scenario_index, o.seed)).copied();
+            },
+            c.plant
+                .is_some_and(|p| report.violations.iter().any(|v| v.oracle == p.oracle())),
+            case.failure.as_ref(),
+        ));
         cases.push(case);
     }
     for (i, seed, msg) in &panics {
@@ -410,19 +427,7 @@ pub fn sweep(a: SweepArgs) -> Result<u8> {
         );
         println!("PANIC {} seed {seed}: {msg}", scenario.name);
         println!("  rerun: {cmd}");
-        if listed.len() < SWEEP_FAILURES_LISTED_MAX {
-            listed.push(SweepFailure {
-                scenario: scenario.name.clone(),
-                seed: *seed,
-                exit_code: 1,
-                oracle: "panic".into(),
-                detail: msg.clone(),
-                failure_file: None,
-                replay: cmd.clone(),
-                shrunk: None,
-            });
-        }
-        cases.push(TestCase {
+        let case = TestCase {
             suite: scenario.name.clone(),
             name: format!("seed {seed}"),
             failure: Some(CaseFailure {
@@ -431,7 +436,22 @@ pub fn sweep(a: SweepArgs) -> Result<u8> {
                 body: format!("{msg}\nrerun: {cmd}"),
             }),
             time: None,
-        });
+        };
+        failures.push(ShardFailure::new(
+            SweepFailure {
+                scenario: scenario.name.clone(),
+                seed: *seed,
+                exit_code: 1,
+                oracle: "panic".into(),
+                detail: msg.clone(),
+                failure_file: None,
+                replay: cmd,
+                shrunk: None,
+            },
+            false,
+            case.failure.as_ref(),
+        ));
+        cases.push(case);
     }
 
     let summary = SweepSummary::from_outcomes(&outcomes);
@@ -451,12 +471,7 @@ pub fn sweep(a: SweepArgs) -> Result<u8> {
         println!("failure files: {}", c.out.display());
     }
     if let Some(path) = &c.junit {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create directory {}", dir.display()))?;
-        }
-        std::fs::write(path, junit_xml(&cases))
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        write_creating_dir(path, &junit_xml(&cases))?;
         println!("junit: {}", path.display());
     }
     let code = if panics.is_empty() {
@@ -464,45 +479,64 @@ pub fn sweep(a: SweepArgs) -> Result<u8> {
     } else {
         1
     };
-    if c.exports.report.is_some() || c.exports.openmetrics.is_some() {
-        let mut by_oracle: std::collections::BTreeMap<String, u64> = summary
-            .by_oracle
+    let record = ShardRecord {
+        format: SHARD_RECORD_FORMAT,
+        build: BUILD.to_string(),
+        scenarios: c
+            .scenarios
             .iter()
-            .map(|(o, n)| (o.name().to_string(), *n))
-            .collect();
-        if summary.slo_only > 0 {
-            by_oracle.insert("slo".into(), summary.slo_only);
-        }
-        if !panics.is_empty() {
-            by_oracle.insert("panic".into(), panics.len() as u64);
-        }
-        let caught = c.plant.map(|p| {
-            outcomes
-                .iter()
-                .filter_map(|o| o.failure.as_ref())
-                .filter(|r| r.violations.iter().any(|v| v.oracle == p.oracle()))
-                .count() as u64
-        });
-        let data = SweepData {
-            format: SWEEP_DATA_FORMAT,
-            scenarios: c.scenarios.iter().map(|(_, s)| s.name.clone()).collect(),
-            from: c.from,
-            seeds: c.count,
-            shard: c.shard.to_string(),
-            plant: c.plant.map(|p| p.name().to_string()),
-            plant_oracle: c.plant.map(|p| p.oracle().name().to_string()),
-            build: BUILD.to_string(),
-            runs,
-            failures: summary.failures + panics.len() as u64,
-            failures_by_oracle: by_oracle,
-            plant_catch_ratio: caught.filter(|_| runs > 0).map(|n| n as f64 / runs as f64),
-            wall_s: secs,
-            exit_code: code,
-            failure_list: listed,
-        };
-        c.exports.write_sweep(&data)?;
+            .enumerate()
+            .map(|(i, (path, scenario))| {
+                Ok(ShardScenario {
+                    name: scenario.name.clone(),
+                    path: path.display().to_string(),
+                    digest: file_digest(path)?,
+                    time_s: c
+                        .seeds
+                        .iter()
+                        .map(|seed| times.get(&(i, *seed)).map(Duration::as_secs_f64))
+                        .collect(),
+                })
+            })
+            .collect::<Result<_>>()?,
+        from: c.from,
+        seeds: c.count,
+        shard_index: c.shard.index,
+        shard_count: c.shard.count,
+        shard_source: c.shard_source.to_string(),
+        plant: c.plant.map(|p| p.name().to_string()),
+        plant_oracle: c.plant.map(|p| p.oracle().name().to_string()),
+        wall_s: secs,
+        exit_code: code,
+        failures,
+    };
+    if let Some(dir) = &c.records {
+        let path = dir.join(ShardRecord::file_name(c.shard));
+        let json = serde_json::to_string_pretty(&record).context("shard record")?;
+        write_creating_dir(&path, &json)?;
+        println!("record: {}", path.display());
+    }
+    if c.exports.report.is_some() || c.exports.openmetrics.is_some() {
+        let name = ShardRecord::file_name(c.shard);
+        let merged = merge_records(vec![(name, record)])?;
+        c.exports.write_sweep(&merged.sweep_data())?;
     }
     Ok(code)
+}
+
+/// Writes `text` to `path`, creating its directory.
+pub(crate) fn write_creating_dir(path: &Path, text: &str) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create directory {}", dir.display()))?;
+    }
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// SHA-256 of a file's bytes, hex: shards of one sweep ran the same scenario file.
+fn file_digest(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(sovereign_logic::content::ChunkHash::of(&bytes).to_hex())
 }
 
 // ---------------------------------------------------------------------------------------

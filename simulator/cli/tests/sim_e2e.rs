@@ -169,3 +169,142 @@ fn a_storm_failure_replays_exactly_and_shrinks_to_fewer_faults() {
     assert!(stdout(&o).contains("integrity"), "{}", stdout(&o));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `sovereign` with environment variables set (a cluster engine's), and none of the
+/// engines' inherited.
+fn sovereign_under(env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sovereign"));
+    cmd.current_dir(repo()).args(args);
+    for var in [
+        "SLURM_ARRAY_TASK_ID",
+        "SLURM_ARRAY_TASK_COUNT",
+        "SLURM_ARRAY_TASK_MIN",
+        "SLURM_ARRAY_TASK_STEP",
+        "JOB_COMPLETION_INDEX",
+        "NOMAD_ALLOC_INDEX",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().copied())
+        .output()
+        .expect("the binary runs")
+}
+
+/// The cases of a JUnit file as (suite, case, failure message) lines, without the wall
+/// times and the failure files' folders (which differ between machines).
+fn junit_cases(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).expect("junit");
+    let mut cases = Vec::new();
+    let mut suite = String::new();
+    for line in text.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("<testsuite name=\"") {
+            suite = rest.split('"').next().unwrap_or_default().to_string();
+        } else if let Some(rest) = line.strip_prefix("<testcase name=\"") {
+            cases.push(format!(
+                "{suite} {}",
+                rest.split('"').next().unwrap_or_default()
+            ));
+        } else if let Some(rest) = line.strip_prefix("<failure message=\"") {
+            let message = rest.split('"').next().unwrap_or_default();
+            if let Some(last) = cases.last_mut() {
+                last.push_str(&format!(" FAIL {message}"));
+            }
+        }
+    }
+    cases
+}
+
+#[test]
+fn shards_from_cluster_engines_merge_into_the_single_machine_sweep() {
+    // Goal: a sweep split three ways — one shard by --shard, one as a Slurm array task,
+    // one as a Kubernetes indexed task — merges into what one machine's sweep of the
+    // same seeds reports: the same cases and failures, the same counts and exit code;
+    // a merge without a shard names it and exits 2.
+    let dir = scratch("shards");
+    let d = |p: &str| dir.join(p).to_string_lossy().into_owned();
+    let sweep = [
+        "sim",
+        "sweep",
+        "scenarios/fibre-cut.toml",
+        "scenarios/storm.toml",
+        "--seeds",
+        "8",
+        "--jobs",
+        "2",
+        "--plant",
+        "ack-before-fsync",
+    ];
+    let args = |extra: &[String]| -> Vec<String> {
+        sweep
+            .iter()
+            .map(|s| s.to_string())
+            .chain(extra.iter().cloned())
+            .collect()
+    };
+    let run = |env: &[(&str, &str)], extra: &[String]| {
+        let a = args(extra);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        sovereign_under(env, &a)
+    };
+    let whole = run(
+        &[],
+        &["--junit".into(), d("whole.xml"), "--out".into(), d("whole")],
+    );
+    assert_eq!(whole.status.code(), Some(1), "{}", stdout(&whole));
+
+    let records = d("records");
+    let shard = |env: &[(&str, &str)], extra: &[&str], source: &str| {
+        let mut e: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        e.extend(["--records".into(), records.clone(), "--out".into(), d("f")]);
+        let o = run(env, &e);
+        assert!(
+            stdout(&o).contains(source),
+            "{}\n{}",
+            stdout(&o),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    shard(&[], &["--shard", "0/3"], "(shard 0/3 from --shard: 6 runs)");
+    shard(
+        &[("JOB_COMPLETION_INDEX", "2")],
+        &["--shards", "3"],
+        "(shard 2/3 from JOB_COMPLETION_INDEX: 4 runs)",
+    );
+
+    let partial = sovereign(&["sim", "merge", &records]);
+    assert_eq!(partial.status.code(), Some(2), "{}", stdout(&partial));
+    assert!(
+        stdout(&partial).contains("MISSING shards 1 of 3: seeds 1, 4, 7 were not run"),
+        "{}",
+        stdout(&partial)
+    );
+
+    shard(
+        &[
+            ("SLURM_ARRAY_TASK_ID", "2"),
+            ("SLURM_ARRAY_TASK_MIN", "1"),
+            ("SLURM_ARRAY_TASK_COUNT", "3"),
+        ],
+        &[],
+        "(shard 1/3 from SLURM_ARRAY_TASK_ID: 6 runs)",
+    );
+    let merged = sovereign(&["sim", "merge", &records, "--junit", &d("merged.xml")]);
+    let text = stdout(&merged);
+    assert_eq!(merged.status.code(), whole.status.code(), "{text}");
+    let summary = |t: &str| {
+        t.lines()
+            .find_map(|l| l.strip_prefix("summary: "))
+            .and_then(|l| l.split(';').next())
+            .map(str::to_string)
+    };
+    assert_eq!(summary(&text), summary(&stdout(&whole)), "{text}");
+    assert!(text.contains("3 of 3 shards"), "{text}");
+    let cases = junit_cases(&dir.join("merged.xml"));
+    assert_eq!(cases.len(), 16);
+    assert!(
+        cases.iter().any(|c| c.contains(" FAIL durability")),
+        "{cases:?}"
+    );
+    assert_eq!(cases, junit_cases(&dir.join("whole.xml")));
+    let _ = std::fs::remove_dir_all(&dir);
+}
