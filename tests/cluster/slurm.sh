@@ -94,9 +94,9 @@ seeds=12
 plant=ack-before-fsync
 out="$work/out/slurm"
 cd "$repo"
-job=$(sbatch --parsable --wait --array=0-3 --cpus-per-task=1 --mem=256M \
+job=$(timeout 600 sbatch --parsable --wait --array=0-3 --cpus-per-task=1 --mem=256M \
   --chdir="$repo" --output="$work/out/task-%a.out" \
-  --export="ALL,SOVEREIGN=$bin,SCENARIOS=$scenarios,SEEDS=$seeds,OUT=$out,PLANT=$plant" \
+  --export="ALL,SOVEREIGN=$bin,SCENARIOS=$scenarios,SEEDS=$seeds,SHARDS=4,OUT=$out,PLANT=$plant" \
   docs/deploy/slurm-sweep.sbatch) || {
   echo "FAIL: the job array did not complete"
   cat "$work"/out/task-*.out || true

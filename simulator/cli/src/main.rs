@@ -385,12 +385,19 @@ pub struct SweepArgs {
     pub records: Option<PathBuf>,
     #[arg(long, help = PLANT_HELP)]
     pub plant: Option<Plant>,
-    /// Write JUnit XML here.
-    #[arg(long, value_name = "FILE")]
-    pub junit: Option<PathBuf>,
     /// Where failure files go.
     #[arg(long, value_name = "DIR", default_value = "reports/failures")]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub results: SweepResults,
+}
+
+/// Where a sweep's results go besides the terminal (`sim sweep`, `sim merge`).
+#[derive(Args, Debug)]
+pub struct SweepResults {
+    /// Write JUnit XML here.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
     #[arg(long, value_name = "DIR", num_args = 0..=1, help = REPORT_HELP)]
     pub report: Option<Option<PathBuf>>,
     /// Write the sweep's totals (runs, failures per oracle, planted-bug catch rate) as
@@ -407,16 +414,8 @@ pub struct MergeArgs {
     /// Directories holding shard records (shard-<i>-of-<n>.json), or record files.
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
-    /// Write the merged JUnit XML here.
-    #[arg(long, value_name = "FILE")]
-    pub junit: Option<PathBuf>,
-    #[arg(long, value_name = "DIR", num_args = 0..=1, help = REPORT_HELP)]
-    pub report: Option<Option<PathBuf>>,
-    /// Write the merged totals as OpenMetrics text here, stamped at --start.
-    #[arg(long, value_name = "FILE")]
-    pub openmetrics: Option<PathBuf>,
-    #[arg(long, value_name = "UTC", help = START_HELP)]
-    pub start: Option<String>,
+    #[command(flatten)]
+    pub results: SweepResults,
 }
 
 /// Raw flags of `sim replay`.

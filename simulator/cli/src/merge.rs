@@ -26,7 +26,8 @@ const MISSING_SEEDS_SHOWN: usize = 8;
 
 /// `sovereign sim merge`.
 pub fn merge(a: MergeArgs) -> Result<u8> {
-    let exports = Exports::resolve(a.report, a.openmetrics, None, a.start)?;
+    let r = a.results;
+    let exports = Exports::resolve(r.report, r.openmetrics, None, r.start)?;
     let mut files: Vec<PathBuf> = Vec::new();
     for input in &a.inputs {
         if input.is_dir() {
@@ -123,8 +124,13 @@ pub fn merge(a: MergeArgs) -> Result<u8> {
                 .unwrap_or_default()
         );
     }
-    println!("summary: {}", merged.summary_line());
-    if let Some(path) = &a.junit {
+    println!(
+        "summary: {}; {} of {} shards",
+        merged.summary_line(),
+        merged.records.len(),
+        first.shard_count
+    );
+    if let Some(path) = &r.junit {
         write_creating_dir(path, &junit_xml(&merged.cases()))?;
         println!("junit: {}", path.display());
     }

@@ -21,7 +21,7 @@ use sovereign_report::sweep::SweepFailure;
 use sovereign_report::{RunData, SweepData};
 use sovereign_sim::failure::{FailureFile, Reproduction, replay_command, shell_quote};
 use sovereign_sim::scenario::{Scenario, parse_file};
-use sovereign_sim::sweep::{Shard, SweepOutcome, SweepSummary, run_options, sort_outcomes};
+use sovereign_sim::sweep::{Shard, SweepOutcome, run_options, sort_outcomes, worst_exit_code};
 use sovereign_sim::{Plant, RunOptions, RunReport};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -313,10 +313,15 @@ impl SweepConfig {
             shard_source,
             plant: a.plant,
             jobs,
-            junit: a.junit,
+            junit: a.results.junit,
             records: a.records,
             out: a.out,
-            exports: Exports::resolve(a.report, a.openmetrics, None, a.start)?,
+            exports: Exports::resolve(
+                a.results.report,
+                a.results.openmetrics,
+                None,
+                a.results.start,
+            )?,
         })
     }
 }
@@ -371,17 +376,10 @@ pub fn sweep(a: SweepArgs) -> Result<u8> {
     }
     sort_outcomes(&mut outcomes);
 
-    let mut cases = Vec::new();
     let mut failures: Vec<ShardFailure> = Vec::new();
     for o in &outcomes {
         let (path, scenario) = &c.scenarios[o.scenario_index];
         let Some(report) = &o.failure else {
-            cases.push(TestCase {
-                suite: scenario.name.clone(),
-                name: format!("seed {}", o.seed),
-                failure: None,
-                time: times.get(&(o.scenario_index, o.seed)).copied(),
-            });
             continue;
         };
         let file = FailureFile::from_report(&path.display().to_string(), scenario, report, BUILD);
@@ -396,9 +394,7 @@ pub fn sweep(a: SweepArgs) -> Result<u8> {
             scenario.name, o.seed, o.exit_code
         );
         println!("  replay: {cmd}");
-        let mut case = TestCase::from_report(report, Some(&cmd));
-        case.suite = scenario.name.clone();
-        case.time = times.get(&(o.scenario_index, o.seed)).copied();
+        let junit = TestCase::from_report(report, Some(&cmd)).failure;
         failures.push(ShardFailure::new(
             SweepFailure {
                 scenario: scenario.name.clone(),
@@ -414,9 +410,8 @@ pub fn sweep(a: SweepArgs) -> Result<u8> {
             },
             c.plant
                 .is_some_and(|p| report.violations.iter().any(|v| v.oracle == p.oracle())),
-            case.failure.as_ref(),
+            junit.as_ref(),
         ));
-        cases.push(case);
     }
     for (i, seed, msg) in &panics {
         let (path, scenario) = &c.scenarios[*i];
@@ -427,15 +422,10 @@ pub fn sweep(a: SweepArgs) -> Result<u8> {
         );
         println!("PANIC {} seed {seed}: {msg}", scenario.name);
         println!("  rerun: {cmd}");
-        let case = TestCase {
-            suite: scenario.name.clone(),
-            name: format!("seed {seed}"),
-            failure: Some(CaseFailure {
-                message: format!("the simulator panicked: {msg}"),
-                kind: "panic".into(),
-                body: format!("{msg}\nrerun: {cmd}"),
-            }),
-            time: None,
+        let junit = CaseFailure {
+            message: format!("the simulator panicked: {msg}"),
+            kind: "panic".into(),
+            body: format!("{msg}\nrerun: {cmd}"),
         };
         failures.push(ShardFailure::new(
             SweepFailure {
@@ -449,36 +439,17 @@ pub fn sweep(a: SweepArgs) -> Result<u8> {
                 shrunk: None,
             },
             false,
-            case.failure.as_ref(),
+            Some(&junit),
         ));
-        cases.push(case);
     }
 
-    let summary = SweepSummary::from_outcomes(&outcomes);
     let secs = wall.as_secs_f64();
-    let runs = summary.runs + panics.len() as u64;
-    let rate = if secs > 0.0 { runs as f64 / secs } else { 0.0 };
-    let panic_note = if panics.is_empty() {
-        String::new()
-    } else {
-        format!(", {} panics", panics.len())
-    };
-    println!(
-        "summary: {}{panic_note}; wall {secs:.2} s, {rate:.1} runs/s",
-        summary.line()
+    let code = worst_exit_code(
+        outcomes
+            .iter()
+            .map(|o| o.exit_code)
+            .chain(panics.iter().map(|_| 1)),
     );
-    if summary.failures > 0 {
-        println!("failure files: {}", c.out.display());
-    }
-    if let Some(path) = &c.junit {
-        write_creating_dir(path, &junit_xml(&cases))?;
-        println!("junit: {}", path.display());
-    }
-    let code = if panics.is_empty() {
-        summary.exit_code
-    } else {
-        1
-    };
     let record = ShardRecord {
         format: SHARD_RECORD_FORMAT,
         build: BUILD.to_string(),
@@ -510,18 +481,41 @@ pub fn sweep(a: SweepArgs) -> Result<u8> {
         exit_code: code,
         failures,
     };
+    // The shard's own results go through the merge, so that one machine's sweep and a
+    // merge of many print, list and export them by the same rules.
+    let merged = merge_records(vec![(ShardRecord::file_name(c.shard), record)])?;
+    let runs = merged.runs();
+    let rate = if secs > 0.0 { runs as f64 / secs } else { 0.0 };
+    println!(
+        "summary: {}; wall {secs:.2} s, {rate:.1} runs/s",
+        merged.summary_line()
+    );
+    if !merged.failures().is_empty() {
+        println!("failure files: {}", c.out.display());
+    }
+    if let Some(path) = &c.junit {
+        write_creating_dir(path, &junit_xml(&merged.cases()))?;
+        println!("junit: {}", path.display());
+    }
     if let Some(dir) = &c.records {
         let path = dir.join(ShardRecord::file_name(c.shard));
-        let json = serde_json::to_string_pretty(&record).context("shard record")?;
-        write_creating_dir(&path, &json)?;
+        let json = serde_json::to_string_pretty(&merged.records[0]).context("shard record")?;
+        write_replacing(&path, &json)?;
         println!("record: {}", path.display());
     }
     if c.exports.report.is_some() || c.exports.openmetrics.is_some() {
-        let name = ShardRecord::file_name(c.shard);
-        let merged = merge_records(vec![(name, record)])?;
         c.exports.write_sweep(&merged.sweep_data())?;
     }
     Ok(code)
+}
+
+/// Writes `text` to `path` whole or not at all (a temporary file renamed over it): a
+/// shard killed while writing leaves no half a record for the merge to choke on.
+fn write_replacing(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    write_creating_dir(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
 }
 
 /// Writes `text` to `path`, creating its directory.

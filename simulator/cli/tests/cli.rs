@@ -6,10 +6,11 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn sovereign(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sovereign"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sovereign"));
+    for var in sovereign_sim::sweep::ENGINE_VARS {
+        cmd.env_remove(var);
+    }
+    cmd.args(args).output().expect("the binary runs")
 }
 
 fn stderr(o: &Output) -> String {

@@ -6,11 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn sovereign(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sovereign"))
-        .current_dir(repo())
-        .args(args)
-        .output()
-        .expect("the binary runs")
+    sovereign_under(&[], args)
 }
 
 fn repo() -> PathBuf {
@@ -175,14 +171,7 @@ fn a_storm_failure_replays_exactly_and_shrinks_to_fewer_faults() {
 fn sovereign_under(env: &[(&str, &str)], args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sovereign"));
     cmd.current_dir(repo()).args(args);
-    for var in [
-        "SLURM_ARRAY_TASK_ID",
-        "SLURM_ARRAY_TASK_COUNT",
-        "SLURM_ARRAY_TASK_MIN",
-        "SLURM_ARRAY_TASK_STEP",
-        "JOB_COMPLETION_INDEX",
-        "NOMAD_ALLOC_INDEX",
-    ] {
+    for var in sovereign_sim::sweep::ENGINE_VARS {
         cmd.env_remove(var);
     }
     cmd.envs(env.iter().copied())

@@ -20,13 +20,27 @@ use crate::junit::{CaseFailure, TestCase};
 use crate::sweep::{SWEEP_DATA_FORMAT, SWEEP_FAILURES_LISTED_MAX, SweepData, SweepFailure};
 use serde::{Deserialize, Serialize};
 use sovereign_sim::sweep::{SHARDS_MAX, Shard, worst_exit_code};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// Version of the shard record layout.
 pub const SHARD_RECORD_FORMAT: u32 = 1;
 /// Exit code of a merge that lacks shards: its verdict covers only part of the sweep.
 pub const EXIT_INCOMPLETE: u8 = 2;
+/// Most runs one record, or one merge, may hold (a sweep's own limit).
+pub const MERGE_RUNS_MAX: u64 = 100_000_000;
+/// Longest run or shard a record may claim, in seconds (a year).
+const SECONDS_MAX: f64 = 365.0 * 86_400.0;
+
+/// A wall time read from a record: absent, or a number of seconds a run can take.
+fn check_seconds(field: &str, t: Option<f64>) -> Result<(), String> {
+    match t {
+        Some(t) if !(0.0..=SECONDS_MAX).contains(&t) => Err(format!(
+            "{field} {t}: expected seconds from 0 to {SECONDS_MAX}"
+        )),
+        _ => Ok(()),
+    }
+}
 
 /// What one shard of a sweep ran and found.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -154,12 +168,34 @@ impl ShardRecord {
                 self.from, self.seeds
             ));
         }
+        if self.scenarios.is_empty() {
+            return Err("scenarios: empty: expected at least one".into());
+        }
         let runs = self.shard_runs();
-        for (i, s) in self.scenarios.iter().enumerate() {
-            if self.scenarios[..i].iter().any(|o| o.name == s.name) {
+        if runs.saturating_mul(self.scenarios.len() as u64) > MERGE_RUNS_MAX {
+            return Err(format!(
+                "{runs} seeds × {} scenarios: more than {MERGE_RUNS_MAX} runs",
+                self.scenarios.len()
+            ));
+        }
+        check_seconds("wall_s", Some(self.wall_s))?;
+        let mut names = BTreeSet::new();
+        for s in &self.scenarios {
+            if !names.insert(s.name.as_str()) {
                 return Err(format!(
                     "scenarios: {:?} twice: expected unique names",
                     s.name
+                ));
+            }
+            if s.digest.len() != 64
+                || !s
+                    .digest
+                    .bytes()
+                    .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            {
+                return Err(format!(
+                    "scenarios[{}].digest {:?}: expected 64 lowercase hex digits (SHA-256)",
+                    s.name, s.digest
                 ));
             }
             if s.time_s.len() as u64 != runs {
@@ -169,10 +205,14 @@ impl ShardRecord {
                     s.time_s.len()
                 ));
             }
+            for t in &s.time_s {
+                check_seconds("time_s", *t).map_err(|e| format!("scenarios[{}].{e}", s.name))?;
+            }
         }
+        let mut failed = BTreeSet::new();
         for f in &self.failures {
             let f = &f.failure;
-            if !self.scenarios.iter().any(|s| s.name == f.scenario) {
+            if !names.contains(f.scenario.as_str()) {
                 return Err(format!(
                     "failures: scenario {:?} is not one of the shard's",
                     f.scenario
@@ -187,16 +227,36 @@ impl ShardRecord {
                     self.shard()
                 ));
             }
+            if !failed.insert((f.scenario.as_str(), f.seed)) {
+                return Err(format!(
+                    "failures: seed {} of {} twice: expected each run once",
+                    f.seed, f.scenario
+                ));
+            }
+            if !matches!(f.exit_code, 1 | 3 | 4) {
+                return Err(format!(
+                    "failures: seed {} of {} has exit_code {}: expected 1, 3 or 4",
+                    f.seed, f.scenario, f.exit_code
+                ));
+            }
+        }
+        let worst = worst_exit_code(self.failures.iter().map(|f| f.failure.exit_code));
+        if self.exit_code != worst {
+            return Err(format!(
+                "exit_code {}: the failures listed end with {worst}",
+                self.exit_code
+            ));
         }
         Ok(())
     }
 
-    /// What two records of one sweep must agree on, as (field, value) pairs.
+    /// What two records of one sweep must agree on, as (field, value) pairs; the
+    /// scenarios by name and full digest.
     fn identity(&self) -> [(&'static str, String); 6] {
         let scenarios: Vec<String> = self
             .scenarios
             .iter()
-            .map(|s| format!("{} ({})", s.name, &s.digest[..s.digest.len().min(12)]))
+            .map(|s| format!("{} (sha256 {})", s.name, s.digest))
             .collect();
         [
             ("build", self.build.clone()),
@@ -204,7 +264,7 @@ impl ShardRecord {
             ("from", self.from.to_string()),
             ("seeds", self.seeds.to_string()),
             ("shard_count", self.shard_count.to_string()),
-            ("plant", self.plant.clone().unwrap_or_else(|| "none".into())),
+            ("plant", format!("{:?}", self.plant)),
         ]
     }
 
@@ -242,6 +302,9 @@ pub enum MergeError {
         /// Its value in the first record.
         expected: String,
     },
+    /// More runs than one merge lists.
+    #[error("the records hold {0} runs: more than {MERGE_RUNS_MAX} in one merge")]
+    TooMany(u64),
     /// One shard twice, with different results.
     #[error(
         "{a} and {b} are both shard {shard} but disagree on the failing seeds: one of them is not a rerun of the other"
@@ -308,6 +371,13 @@ pub fn merge(records: Vec<(String, ShardRecord)>) -> Result<Merged, MergeError> 
                 repeated.push((record.shard_index, kept.clone(), file));
             }
         }
+    }
+    let runs: u64 = by_index
+        .values()
+        .map(|(_, r)| r.shard_runs().saturating_mul(r.scenarios.len() as u64))
+        .fold(0, u64::saturating_add);
+    if runs > MERGE_RUNS_MAX {
+        return Err(MergeError::TooMany(runs));
     }
     let count = by_index
         .values()
@@ -395,7 +465,7 @@ impl Merged {
         seeds
     }
 
-    /// One line: runs, failures by oracle, shards.
+    /// One line: runs, and failures by first violated oracle (`slo`, `panic` too).
     pub fn summary_line(&self) -> String {
         let by = self.by_oracle();
         let failures: u64 = by.values().sum();
@@ -405,13 +475,7 @@ impl Merged {
             let parts: Vec<String> = by.iter().map(|(o, n)| format!("{o}: {n}")).collect();
             format!(" ({})", parts.join(", "))
         };
-        let r = self.first();
-        format!(
-            "{} runs, {failures} failures{detail}; {} of {} shards",
-            self.runs(),
-            self.records.len(),
-            r.shard_count
-        )
+        format!("{} runs, {failures} failures{detail}", self.runs())
     }
 
     /// The JUnit cases of every run, as one machine's sweep of the same seeds lists them:
@@ -423,11 +487,12 @@ impl Merged {
             .map(|f| ((f.failure.scenario.as_str(), f.failure.seed), f))
             .collect();
         let mut cases = Vec::new();
+        let seeds: Vec<Vec<u64>> = self.records.iter().map(ShardRecord::shard_seeds).collect();
         for (i, scenario) in self.first().scenarios.iter().enumerate() {
             let mut runs: Vec<(u64, Option<f64>)> = Vec::new();
-            for r in &self.records {
+            for (r, seeds) in self.records.iter().zip(&seeds) {
                 let times = r.scenarios.get(i).map(|s| &s.time_s[..]).unwrap_or(&[]);
-                runs.extend(r.shard_seeds().into_iter().zip(times.iter().copied()));
+                runs.extend(seeds.iter().copied().zip(times.iter().copied()));
             }
             runs.sort_by_key(|(seed, _)| *seed);
             for (seed, time) in runs {
@@ -442,9 +507,7 @@ impl Merged {
                     suite: scenario.name.clone(),
                     name: format!("seed {seed}"),
                     failure,
-                    time: time
-                        .filter(|t| t.is_finite() && *t >= 0.0)
-                        .map(Duration::from_secs_f64),
+                    time: time.and_then(|t| Duration::try_from_secs_f64(t).ok()),
                 });
             }
         }
@@ -570,10 +633,7 @@ mod tests {
             .collect();
         assert_eq!(failed, ["seed 103", "seed 108"]);
         assert_eq!(m.exit_code(), 1);
-        assert_eq!(
-            m.summary_line(),
-            "10 runs, 2 failures (integrity: 2); 3 of 3 shards"
-        );
+        assert_eq!(m.summary_line(), "10 runs, 2 failures (integrity: 2)");
         let data = m.sweep_data();
         assert_eq!((data.runs, data.failures), (10, 2));
         assert_eq!(data.plant_catch_ratio, Some(0.2));
@@ -593,7 +653,13 @@ mod tests {
         for r in &mut huge {
             r.seeds = u64::MAX / 2;
         }
-        let big = merge(named(huge)).expect("one sweep");
+        // (A merge refuses that many runs; the missing seeds are still counted lazily.)
+        let big = Merged {
+            files: vec![String::new(); huge.len()],
+            records: huge,
+            missing: vec![1, 2],
+            repeated: Vec::new(),
+        };
         assert_eq!(
             big.missing_seeds(3),
             [101, 102, 105],
@@ -614,6 +680,13 @@ mod tests {
         other_build.build = "0.1.0 (def)".into();
         let err = merge(named(vec![record(0, 3, &[]), other_build])).expect_err("build");
         assert!(err.to_string().contains("build is 0.1.0 (def)"), "{err}");
+        let mut other_file = record(1, 3, &[]);
+        other_file.scenarios[0].digest = format!("{}cd", "ab".repeat(31));
+        let err = merge(named(vec![record(0, 3, &[]), other_file])).expect_err("digest");
+        assert!(
+            err.to_string().contains("scenarios is storm (sha256 abab"),
+            "{err}"
+        );
         let err = merge(named(vec![record(0, 3, &[]), record(1, 4, &[])])).expect_err("count");
         assert!(err.to_string().contains("shard_count is 4"), "{err}");
 
@@ -633,8 +706,8 @@ mod tests {
 
     #[test]
     fn a_record_that_cannot_be_a_shard_is_refused() {
-        // Goal: check() names the field for a bad shard, a missing run time and a
-        // failure that is not one of the shard's seeds.
+        // Goal: check() names the field for each way a hostile or broken file can be
+        // wrong, rather than panicking, hanging or counting it.
         assert_eq!(record(1, 3, &[104]).check(), Ok(()));
         let mut r = record(1, 3, &[]);
         r.shard_index = 3;
@@ -654,11 +727,32 @@ mod tests {
         assert!(
             r.check()
                 .expect_err("huge")
-                .contains("time_s has 3 entries")
+                .contains("more than 100000000 runs")
         );
         let mut r = record(1, 3, &[]);
         r.scenarios.push(r.scenarios[0].clone());
         assert!(r.check().expect_err("twice").contains("\"storm\" twice"));
+        let mut r = record(1, 3, &[]);
+        r.scenarios.clear();
+        assert!(r.check().expect_err("none").contains("scenarios: empty"));
+        let mut r = record(1, 3, &[]);
+        r.scenarios[0].digest = "aaaaaaaaaaa\u{e9}".into();
+        assert!(r.check().expect_err("digest").contains("64 lowercase hex"));
+        for bad in [-1.0, f64::NAN, 1e300] {
+            let mut r = record(1, 3, &[]);
+            r.scenarios[0].time_s[0] = Some(bad);
+            assert!(r.check().expect_err("time").contains("time_s"), "{bad}");
+        }
+        let mut r = record(1, 3, &[104]);
+        r.exit_code = 0;
+        assert!(r.check().expect_err("exit").contains("end with 1"));
+        let mut r = record(1, 3, &[104]);
+        r.failures.push(r.failures[0].clone());
+        assert!(
+            r.check()
+                .expect_err("twice")
+                .contains("seed 104 of storm twice")
+        );
         let mut r = record(1, 3, &[]);
         r.format = 9;
         assert!(r.check().expect_err("format").contains("format 9"));

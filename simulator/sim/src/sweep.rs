@@ -10,7 +10,8 @@
 //! - [`sweep_seeds`]: run one scenario over seeds, sequentially, results sorted by seed.
 //! - [`SweepOutcome`]: the compact result of one run kept by a sweep (the full report
 //!   only for failures, so big sweeps stay small in memory).
-//! - [`SweepSummary`]: runs, failures per oracle, worst exit code; [`worst_exit_code`].
+//! - [`worst_exit_code`]: which of several runs' exit codes a sweep ends with (totals and
+//!   their line: `sovereign_report::shards`, one rule for a sweep and a merge of shards).
 //!
 //! Not covered: threads (this crate has none — the CLI runs seeds in parallel worker
 //! threads, each run single-threaded and independent, and sorts the outcomes so its
@@ -19,9 +20,8 @@
 
 use crate::plant::Plant;
 use crate::report::RunReport;
-use crate::scenario::{Oracle, Scenario};
+use crate::scenario::Scenario;
 use crate::world::RunOptions;
-use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -49,9 +49,11 @@ impl Shard {
     /// The seeds of this shard among `from, from+1, …, from+seeds-1`, ascending. The range
     /// stops at `u64::MAX` rather than wrapping.
     pub fn seeds(&self, from: u64, seeds: u64) -> impl Iterator<Item = u64> + use<> {
-        let shard = *self;
-        (0..seeds)
-            .filter(move |&p| shard.contains(p))
+        // `count` is at least 1 (`FromStr`, `from_engine`); 1 for a shard built by hand
+        // with 0.
+        let step = usize::try_from(self.count.max(1)).unwrap_or(usize::MAX);
+        (self.index..seeds)
+            .step_by(step)
             .map_while(move |p| from.checked_add(p))
     }
 }
@@ -70,6 +72,18 @@ pub const ENGINE_INDEX_VARS: [(&str, Option<&str>); 3] = [
     ("SLURM_ARRAY_TASK_ID", Some("SLURM_ARRAY_TASK_COUNT")),
     ("JOB_COMPLETION_INDEX", None),
     ("NOMAD_ALLOC_INDEX", None),
+];
+
+/// Every variable [`Shard::from_engine`] reads (tests clear them, so that a test run as a
+/// cluster task is not taken for a shard).
+pub const ENGINE_VARS: [&str; 7] = [
+    "SLURM_ARRAY_TASK_ID",
+    "SLURM_ARRAY_TASK_COUNT",
+    "SLURM_ARRAY_TASK_MIN",
+    "SLURM_ARRAY_TASK_MAX",
+    "SLURM_ARRAY_TASK_STEP",
+    "JOB_COMPLETION_INDEX",
+    "NOMAD_ALLOC_INDEX",
 ];
 
 /// Why a shard could not be taken from the environment.
@@ -91,15 +105,22 @@ pub enum EngineShardError {
         /// The index variable.
         var: &'static str,
     },
-    /// The engine's count and `--shards` differ.
-    #[error("{var}={engine} but --shards {given}: the shards would not cover the sweep")]
-    Disagree {
-        /// The count variable.
-        var: &'static str,
-        /// The engine's count.
-        engine: u64,
-        /// `--shards`.
-        given: u64,
+    /// A Slurm array whose task ids are not evenly spaced from its first (`--array=0,5,9`):
+    /// its task count and index do not make shards.
+    #[error(
+        "SLURM_ARRAY_TASK_ID={id} in an array from {min} to {max:?} by {step} of {count} tasks: not evenly spaced; pass --shards N with an array numbered 0..N-1"
+    )]
+    Sparse {
+        /// The task's id.
+        id: u64,
+        /// The array's first id.
+        min: u64,
+        /// The array's last id, if set.
+        max: Option<u64>,
+        /// The step.
+        step: u64,
+        /// The task count.
+        count: u64,
     },
     /// `--shards N` without an index.
     #[error(
@@ -119,13 +140,15 @@ pub enum EngineShardError {
 }
 
 impl Shard {
-    /// The shard a cluster engine's task is, from its variables (`var` looks one up):
-    /// a Slurm job array (`SLURM_ARRAY_TASK_ID` less `SLURM_ARRAY_TASK_MIN`, divided by
-    /// `SLURM_ARRAY_TASK_STEP`, of `SLURM_ARRAY_TASK_COUNT`), a Kubernetes Indexed Job
-    /// (`JOB_COMPLETION_INDEX`) or a Nomad allocation (`NOMAD_ALLOC_INDEX`). `shards`
-    /// (`--shards`) gives the count, and must agree with Slurm's when both are there.
-    /// `Ok(None)`: no engine variable is set (the whole sweep, unless `--shards` asks
-    /// for a shard). With the shard, the variable it came from.
+    /// The shard a cluster engine's task is, from its variables (`var` looks one up): a
+    /// Slurm job array, a Kubernetes Indexed Job (`JOB_COMPLETION_INDEX`) or a Nomad
+    /// allocation (`NOMAD_ALLOC_INDEX`). `shards` (`--shards`) gives the count; then the
+    /// index is the task's own (a Slurm array numbered `0..N-1`, so that
+    /// `sbatch --array=7` reruns shard 7). A Slurm array without `--shards` is its own
+    /// sweep: `SLURM_ARRAY_TASK_ID` less `SLURM_ARRAY_TASK_MIN`, divided by
+    /// `SLURM_ARRAY_TASK_STEP`, of `SLURM_ARRAY_TASK_COUNT`, refused unless the ids are
+    /// evenly spaced. `Ok(None)`: no engine variable is set (the whole sweep, unless
+    /// `--shards` asks for a shard). With the shard, the variable it came from.
     pub fn from_engine(
         var: impl Fn(&str) -> Option<String>,
         shards: Option<u64>,
@@ -144,25 +167,37 @@ impl Shard {
             let Some(mut index) = number(index_var)? else {
                 continue;
             };
-            let mut count = match count_var {
-                Some(c) => number(c)?,
-                None => None,
-            };
-            if index_var == "SLURM_ARRAY_TASK_ID" {
+            let mut count = shards;
+            if let (Some(count_var), None) = (count_var, shards) {
+                // A Slurm array, numbered its own way.
+                let id = index;
                 let min = number("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
+                let max = number("SLURM_ARRAY_TASK_MAX")?;
                 let step = number("SLURM_ARRAY_TASK_STEP")?.unwrap_or(1).max(1);
-                index = index.saturating_sub(min) / step;
+                let tasks = number(count_var)?;
+                let spaced = id >= min
+                    && (id - min) % step == 0
+                    && match (max, tasks) {
+                        (Some(max), Some(n)) => {
+                            n.checked_sub(1)
+                                .and_then(|k| k.checked_mul(step))
+                                .and_then(|span| min.checked_add(span))
+                                == Some(max)
+                        }
+                        _ => true,
+                    };
+                if !spaced {
+                    return Err(EngineShardError::Sparse {
+                        id,
+                        min,
+                        max,
+                        step,
+                        count: tasks.unwrap_or(0),
+                    });
+                }
+                index = (id - min) / step;
+                count = tasks;
             }
-            if let (Some(engine), Some(given)) = (count, shards)
-                && engine != given
-            {
-                return Err(EngineShardError::Disagree {
-                    var: count_var.unwrap_or(index_var),
-                    engine,
-                    given,
-                });
-            }
-            count = count.or(shards);
             let Some(count) = count else {
                 return Err(EngineShardError::NoCount { var: index_var });
             };
@@ -280,65 +315,16 @@ pub fn worst_exit_code(codes: impl IntoIterator<Item = u8>) -> u8 {
         .unwrap_or(0)
 }
 
-/// A sweep's totals.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SweepSummary {
-    /// Runs done.
-    pub runs: u64,
-    /// Failed runs (exit code ≠ 0).
-    pub failures: u64,
-    /// Failed runs per first violated oracle.
-    pub by_oracle: BTreeMap<Oracle, u64>,
-    /// Runs that violated no oracle but missed an SLO.
-    pub slo_only: u64,
-    /// The worst exit code (see [`worst_exit_code`]).
-    pub exit_code: u8,
-}
-
-impl SweepSummary {
-    /// Sum up outcomes.
-    pub fn from_outcomes<'a>(outcomes: impl IntoIterator<Item = &'a SweepOutcome>) -> Self {
-        let mut s = SweepSummary::default();
-        for o in outcomes {
-            s.runs += 1;
-            s.exit_code = worst_exit_code([s.exit_code, o.exit_code]);
-            let Some(report) = &o.failure else { continue };
-            s.failures += 1;
-            match report.first_violation() {
-                Some(v) => *s.by_oracle.entry(v.oracle).or_insert(0) += 1,
-                None => s.slo_only += 1,
-            }
-        }
-        s
-    }
-
-    /// One line: `N runs, F failures (integrity: 2, slo-only: 1)`.
-    pub fn line(&self) -> String {
-        let mut parts: Vec<String> = self
-            .by_oracle
-            .iter()
-            .map(|(o, n)| format!("{o}: {n}"))
-            .collect();
-        if self.slo_only > 0 {
-            parts.push(format!("slo-only: {}", self.slo_only));
-        }
-        let detail = if parts.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", parts.join(", "))
-        };
-        format!("{} runs, {} failures{detail}", self.runs, self.failures)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::failure::tests::{report, scenario};
     use crate::kpi::SloCheck;
     use crate::report::Violation;
+    use crate::scenario::Oracle;
     use proptest::prelude::*;
     use sovereign_logic::Time;
+    use std::collections::BTreeMap;
 
     fn fake(_: &Scenario, o: &RunOptions) -> RunReport {
         let mut r = report(o.seed, Vec::new(), Vec::new());
@@ -408,6 +394,18 @@ mod tests {
             Ok(Some((shard(0, 2), "NOMAD_ALLOC_INDEX")))
         );
         assert_eq!(Shard::from_engine(env(&[]), None), Ok(None));
+        // With --shards, a Slurm task is the shard its id names: `sbatch --array=7`
+        // (an array of one, from 7) reruns shard 7 of 100, not a sweep of its own.
+        let rerun = [
+            ("SLURM_ARRAY_TASK_ID", "7"),
+            ("SLURM_ARRAY_TASK_MIN", "7"),
+            ("SLURM_ARRAY_TASK_MAX", "7"),
+            ("SLURM_ARRAY_TASK_COUNT", "1"),
+        ];
+        assert_eq!(
+            Shard::from_engine(env(&rerun), Some(100)),
+            Ok(Some((shard(7, 100), "SLURM_ARRAY_TASK_ID")))
+        );
     }
 
     #[test]
@@ -419,11 +417,13 @@ mod tests {
             (&[("JOB_COMPLETION_INDEX", "3")], None, "--shards N"),
             (
                 &[
-                    ("SLURM_ARRAY_TASK_ID", "1"),
-                    ("SLURM_ARRAY_TASK_COUNT", "4"),
+                    ("SLURM_ARRAY_TASK_ID", "5"),
+                    ("SLURM_ARRAY_TASK_MIN", "0"),
+                    ("SLURM_ARRAY_TASK_MAX", "9"),
+                    ("SLURM_ARRAY_TASK_COUNT", "3"),
                 ],
-                Some(5),
-                "SLURM_ARRAY_TASK_COUNT=4 but --shards 5",
+                None,
+                "not evenly spaced",
             ),
             (&[("NOMAD_ALLOC_INDEX", "4")], Some(4), "shard 4 of 4"),
             (
@@ -462,8 +462,9 @@ mod tests {
     }
 
     #[test]
-    fn summary_counts_and_worst_exit_code() {
-        // Goal: failures per oracle, SLO-only misses and the exit-code priority 1>3>4>0.
+    fn outcomes_keep_failures_and_the_worst_exit_code_wins() {
+        // Goal: a run's outcome keeps its report only when it failed, and the
+        // exit-code priority is 1 > 3 > 4 > 0.
         let sc = scenario(1, Vec::new());
         let mut outcomes: Vec<SweepOutcome> = sweep_seeds(&sc, 0..10, None, fake)
             .into_iter()
@@ -471,17 +472,9 @@ mod tests {
             .collect();
         sort_outcomes(&mut outcomes);
         assert!(outcomes[0].failure.is_none());
-        let s = SweepSummary::from_outcomes(&outcomes);
-        assert_eq!(s.runs, 10);
-        assert_eq!(s.failures, 6);
-        assert_eq!(s.by_oracle.get(&Oracle::Integrity), Some(&2));
-        assert_eq!(s.by_oracle.get(&Oracle::Convergence), Some(&2));
-        assert_eq!(s.slo_only, 2);
-        assert_eq!(s.exit_code, 1);
-        assert_eq!(
-            s.line(),
-            "10 runs, 6 failures (integrity: 2, convergence: 2, slo-only: 2)"
-        );
+        let failed = outcomes.iter().filter(|o| o.failure.is_some()).count();
+        assert_eq!(failed, 6);
+        assert_eq!(worst_exit_code(outcomes.iter().map(|o| o.exit_code)), 1);
         assert_eq!(worst_exit_code([0, 4, 3]), 3);
         assert_eq!(worst_exit_code([4, 0]), 4);
         assert_eq!(worst_exit_code([3, 1, 4]), 1);
