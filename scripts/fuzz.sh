@@ -3,7 +3,7 @@
 #
 #   scripts/fuzz.sh TARGET [SECONDS] [-- LIBFUZZER-ARGS…]
 #
-# TARGET is one of wire, scenario, failure, plan, http (tests/fuzz/fuzz_targets/); SECONDS
+# TARGET is one of wire, scenario, failure, plan, shard, http (tests/fuzz/fuzz_targets/); SECONDS
 # defaults to 300. The growing corpus goes to tests/fuzz/corpus/TARGET (not committed);
 # the seeds (the shipped scenarios and game days, the parser's fixtures,
 # tests/fuzz/seeds/TARGET) and the regressions are read as extra corpus directories;
@@ -28,7 +28,8 @@ case "$target" in
   failure) dict=toml.dict seeds=(tests/fuzz/seeds/failure) ;;
   scenario) dict=toml.dict seeds=(scenarios simulator/sim/tests/fixtures/valid simulator/sim/tests/fixtures/invalid) ;;
   plan) dict=toml.dict seeds=(gamedays) ;;
-  *) echo "unknown target $target (wire, scenario, failure, plan, http)" >&2; exit 2 ;;
+  shard) dict=json.dict seeds=(tests/fuzz/seeds/shard) ;;
+  *) echo "unknown target $target (wire, scenario, failure, plan, shard, http)" >&2; exit 2 ;;
 esac
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz missing: cargo install cargo-fuzz" >&2; exit 2; }
 fuzz=tests/fuzz

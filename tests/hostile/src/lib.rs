@@ -12,8 +12,9 @@
 //! Map:
 //! - [`wire`]: the JSON decoders of `sovereign-wire` (every DTO an API or a store reads,
 //!   `decode_record`, `idem_key`), with round trips;
-//! - [`parsers`]: the scenario parser, the failure-file parser and the game-day plan
-//!   parser, with round trips where a writer exists;
+//! - [`parsers`]: the scenario parser, the failure-file parser, the game-day plan
+//!   parser and a sweep shard's record (read by `sim merge`), with round trips where a
+//!   writer exists;
 //! - [`http`]: the tower's and the origin's routers (device API, tower-facing API and
 //!   both admin APIs) driven in-process with requests written as text.
 //!
@@ -26,7 +27,7 @@ pub mod wire;
 
 /// The fuzz targets, by name (the names of `tests/fuzz/fuzz_targets/*.rs` and of the
 /// corpus directories).
-pub const TARGETS: [&str; 5] = ["wire", "scenario", "failure", "plan", "http"];
+pub const TARGETS: [&str; 6] = ["wire", "scenario", "failure", "plan", "shard", "http"];
 
 /// Where the seeds of `target` are, relative to the repository's root: the shipped
 /// scenarios and game days and the parser's fixtures are seeds as they are (so they stay
@@ -68,6 +69,7 @@ pub fn check(target: &str, data: &[u8]) -> Verdict {
         "scenario" => parsers::scenario(data),
         "failure" => parsers::failure(data),
         "plan" => parsers::plan(data),
+        "shard" => parsers::shard_record(data),
         "http" => http::check(data),
         other => panic!("no fuzz target {other:?}; expected one of {TARGETS:?}"),
     }

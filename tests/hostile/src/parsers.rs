@@ -1,6 +1,7 @@
 //! The file parsers under hostile text: scenarios (`simulator/scenario/src/parse.rs`),
-//! failure files (`simulator/sim/src/failure.rs`) and game-day plans
-//! (`simulator/console/src/plan.rs`).
+//! failure files (`simulator/sim/src/failure.rs`), game-day plans
+//! (`simulator/console/src/plan.rs`) and sweep shard records
+//! (`simulator/report/src/shards.rs`).
 //!
 //! Each may refuse its input, with an error that names the file and says what is wrong;
 //! none may panic. What a parser accepts must survive its writer where one exists: a
@@ -93,4 +94,38 @@ fn refused(file: &str, e: &sovereign_console::PlanError) -> Verdict {
     assert!(e.to_string().starts_with(file), "error names no file: {e}");
     assert!(!e.message.trim().is_empty(), "empty error: {e}");
     Verdict::Refused
+}
+
+/// Read `data` as a sweep shard's record (`sim sweep --records`, read by `sim merge`):
+/// refused by serde or by [`ShardRecord::check`] with a message, or else merged on its
+/// own without panicking, listing one JUnit case per run, and written back unchanged.
+///
+/// [`ShardRecord::check`]: sovereign_report::shards::ShardRecord::check
+pub fn shard_record(data: &[u8]) -> Verdict {
+    use sovereign_report::shards::{ShardRecord, merge};
+    let record: ShardRecord = match serde_json::from_slice(data) {
+        Ok(r) => r,
+        Err(e) => {
+            assert!(!e.to_string().trim().is_empty(), "empty error");
+            return Verdict::Refused;
+        }
+    };
+    if let Err(e) = record.check() {
+        assert!(!e.trim().is_empty(), "empty error");
+        return Verdict::Refused;
+    }
+    let written = serde_json::to_string(&record).expect("a checked record serialises");
+    let back: ShardRecord = serde_json::from_str(&written)
+        .unwrap_or_else(|e| panic!("written record does not parse: {e}\n{written}"));
+    assert_eq!(back, record, "round trip changed the record");
+    let merged = merge(vec![("fuzz.json".into(), record)])
+        .unwrap_or_else(|e| panic!("a checked record does not merge on its own: {e}"));
+    assert_eq!(
+        merged.cases().len() as u64,
+        merged.runs(),
+        "one case per run"
+    );
+    let data = merged.sweep_data();
+    assert_eq!(data.runs, merged.runs());
+    Verdict::Accepted
 }

@@ -122,6 +122,12 @@ fn plan_corpus_replays() {
     replay("plan");
 }
 
+/// Goal: the shard-record corpus merges or is refused cleanly, never panics or hangs.
+#[test]
+fn shard_corpus_replays() {
+    replay("shard");
+}
+
 /// Goal: the HTTP corpus gets no 5xx but documented 503s, JSON errors and verified bytes.
 #[test]
 fn http_corpus_replays() {
