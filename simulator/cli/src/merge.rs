@@ -9,7 +9,6 @@
 
 use crate::MergeArgs;
 use crate::report::Exports;
-use crate::sim::write_creating_dir;
 use anyhow::{Context, Result, bail};
 use sovereign_report::junit::junit_xml;
 use sovereign_report::shards::{ShardRecord, merge as merge_records};
@@ -131,7 +130,7 @@ pub fn merge(a: MergeArgs) -> Result<u8> {
         first.shard_count
     );
     if let Some(path) = &r.junit {
-        write_creating_dir(path, &junit_xml(&merged.cases()))?;
+        crate::report::write(path, &junit_xml(&merged.cases()))?;
         println!("junit: {}", path.display());
     }
     if exports.report.is_some() || exports.openmetrics.is_some() {

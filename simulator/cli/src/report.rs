@@ -85,7 +85,8 @@ pub struct Exports {
     pub start: i64,
 }
 
-fn write(path: &Path, text: &str) -> Result<()> {
+/// Writes `text` to `path`, creating its directory.
+pub(crate) fn write(path: &Path, text: &str) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create directory {}", dir.display()))?;

@@ -494,7 +494,7 @@ pub fn sweep(a: SweepArgs) -> Result<u8> {
         println!("failure files: {}", c.out.display());
     }
     if let Some(path) = &c.junit {
-        write_creating_dir(path, &junit_xml(&merged.cases()))?;
+        crate::report::write(path, &junit_xml(&merged.cases()))?;
         println!("junit: {}", path.display());
     }
     if let Some(dir) = &c.records {
@@ -513,18 +513,9 @@ pub fn sweep(a: SweepArgs) -> Result<u8> {
 /// shard killed while writing leaves no half a record for the merge to choke on.
 fn write_replacing(path: &Path, text: &str) -> Result<()> {
     let tmp = path.with_extension("json.tmp");
-    write_creating_dir(&tmp, text)?;
+    crate::report::write(&tmp, text)?;
     std::fs::rename(&tmp, path)
         .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
-}
-
-/// Writes `text` to `path`, creating its directory.
-pub(crate) fn write_creating_dir(path: &Path, text: &str) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create directory {}", dir.display()))?;
-    }
-    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// SHA-256 of a file's bytes, hex: shards of one sweep ran the same scenario file.
