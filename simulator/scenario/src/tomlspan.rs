@@ -174,8 +174,10 @@ impl Ctx<'_> {
         let field = match text.split_once('=') {
             Some((key, _)) if !key.trim().is_empty() && !key.contains('[') => key.trim(),
             _ if text.starts_with('[') => text.trim_matches(|c| c == '[' || c == ']').trim(),
-            _ => "(syntax)",
+            _ => "",
         };
+        // A header with no name (`[`, `[[ ]]`) names no field either.
+        let field = if field.is_empty() { "(syntax)" } else { field };
         let field: String = field.chars().take(field_len_max).collect();
         SpanError {
             file: self.file.to_string(),
@@ -550,6 +552,17 @@ mod tests {
             err("n = 1\n[t]\n").to_string(),
             "t.toml:2: t.x: missing; [t] needs it"
         );
+    }
+
+    #[test]
+    fn a_syntax_error_on_a_nameless_header_still_names_a_field() {
+        // Goal: `[` or `[[ ]]` on the offending line gives "(syntax)", not an empty field
+        // (proptest's mutated scenarios found `field: ""`).
+        for text in ["n = 1\n[\n", "n = 1\n[[ ]]\n", "n = [1\n[]\n"] {
+            let e = err(text);
+            assert_eq!(e.field, "(syntax)", "{text:?}: {e}");
+            assert!(e.message.starts_with("TOML syntax error"), "{e}");
+        }
     }
 
     #[test]
