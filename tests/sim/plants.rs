@@ -34,6 +34,18 @@ fn expect(plant: Plant) -> (&'static str, &'static [(Oracle, &'static str)]) {
         // The lab's PostgreSQL scenario: its database faults fail the origin's record
         // writes, so the early reply's batch is never committed.
         Plant::ReplyBeforeFsync => ("lab/origin-postgres", &[]),
+        // The rare plants (issue 17): a uniform sweep of scenarios/ seldom or never
+        // catches them (docs/BENCHMARKS.md, `sim hunt`); these scenarios aim at them.
+        Plant::ReceiptsByPosition => ("rare/slow-origin-crashes", &[]),
+        Plant::PublishBeforeFsync => (
+            "rare/slow-origin-crashes",
+            &[(
+                Oracle::Convergence,
+                "a tower whose catalog cursor passed the reused seq never hears of the \
+                 version handed out again under it",
+            )],
+        ),
+        Plant::BoundedDedupe => ("rare/long-outage", &[]),
     }
 }
 
@@ -138,6 +150,9 @@ plant_tests! {
     no_origin_check_is_caught_by_convergence: Plant::NoOriginCheck;
     device_skip_verify_is_caught_by_integrity: Plant::DeviceSkipVerify;
     reply_before_fsync_is_caught_by_durability: Plant::ReplyBeforeFsync;
+    receipts_by_position_is_caught_by_durability: Plant::ReceiptsByPosition;
+    publish_before_fsync_is_caught_by_integrity: Plant::PublishBeforeFsync;
+    bounded_dedupe_is_caught_by_exactly_once: Plant::BoundedDedupe;
 }
 
 /// The plants of `Plant::ALL` without a line in `tested`, and the oracles of

@@ -315,7 +315,8 @@ pub struct ValidateArgs {
 const PLANT_HELP: &str = "Planted bug: skip-verify, ack-before-fsync, no-idempotency, \
 ledger-rounding, fifo-scheduler, no-failback, offline-refuse, ignore-battery, sequential-keys, \
 forget-confirmed, no-key-owner-check, no-edge-validation, keep-refused-writes, \
-accept-unknown-towers, no-origin-check, device-skip-verify, reply-before-fsync";
+accept-unknown-towers, no-origin-check, device-skip-verify, reply-before-fsync, \
+receipts-by-position, publish-before-fsync, bounded-dedupe";
 
 /// Raw flags of `sim run`.
 #[derive(Args, Debug)]

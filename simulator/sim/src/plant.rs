@@ -56,11 +56,23 @@ pub enum Plant {
     /// durable: a storage failure in between (its database lost) loses operations the
     /// tower was told are applied → durability.
     ReplyBeforeFsync,
+    /// Rare. Towers match a forward reply's receipts to the batch they sent last, by
+    /// position, not by key: a late reply to an earlier batch (after a timeout or a
+    /// failover sent another) confirms operations the origin never received → durability.
+    ReceiptsByPosition,
+    /// Rare. The origin announces a published version before its fsync: a crash in between
+    /// takes back a version towers adopted, and the next publish reuses its version and seq
+    /// with other bytes: a tower serves a manifest that is not the origin's → integrity.
+    PublishBeforeFsync,
+    /// Rare. The origin recognises a key only among its last 5,000 applies: a delivery
+    /// retried after that many newer ones (a lost reply, then an outage or an open breaker)
+    /// is applied twice → exactly-once.
+    BoundedDedupe,
 }
 
 impl Plant {
     /// Every plant.
-    pub const ALL: [Plant; 17] = [
+    pub const ALL: [Plant; 20] = [
         Plant::SkipVerify,
         Plant::AckBeforeFsync,
         Plant::NoIdempotency,
@@ -78,6 +90,9 @@ impl Plant {
         Plant::NoOriginCheck,
         Plant::DeviceSkipVerify,
         Plant::ReplyBeforeFsync,
+        Plant::ReceiptsByPosition,
+        Plant::PublishBeforeFsync,
+        Plant::BoundedDedupe,
     ];
 
     /// The command-line name.
@@ -100,15 +115,20 @@ impl Plant {
             Plant::NoOriginCheck => "no-origin-check",
             Plant::DeviceSkipVerify => "device-skip-verify",
             Plant::ReplyBeforeFsync => "reply-before-fsync",
+            Plant::ReceiptsByPosition => "receipts-by-position",
+            Plant::PublishBeforeFsync => "publish-before-fsync",
+            Plant::BoundedDedupe => "bounded-dedupe",
         }
     }
 
     /// The oracle this plant must make fail.
     pub const fn oracle(self) -> Oracle {
         match self {
-            Plant::SkipVerify | Plant::DeviceSkipVerify => Oracle::Integrity,
+            Plant::SkipVerify | Plant::DeviceSkipVerify | Plant::PublishBeforeFsync => {
+                Oracle::Integrity
+            }
             Plant::AckBeforeFsync => Oracle::Durability,
-            Plant::NoIdempotency => Oracle::ExactlyOnce,
+            Plant::NoIdempotency | Plant::BoundedDedupe => Oracle::ExactlyOnce,
             Plant::LedgerRounding => Oracle::Conservation,
             Plant::FifoScheduler => Oracle::Priority,
             Plant::NoFailback => Oracle::Convergence,
@@ -121,7 +141,8 @@ impl Plant {
             Plant::ForgetConfirmed
             | Plant::NoEdgeValidation
             | Plant::KeepRefusedWrites
-            | Plant::ReplyBeforeFsync => Oracle::Durability,
+            | Plant::ReplyBeforeFsync
+            | Plant::ReceiptsByPosition => Oracle::Durability,
         }
     }
 }
@@ -135,7 +156,7 @@ impl fmt::Display for Plant {
 /// An unknown plant name.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
-    "unknown plant {0:?}; expected one of: skip-verify, ack-before-fsync, no-idempotency, ledger-rounding, fifo-scheduler, no-failback, offline-refuse, ignore-battery, sequential-keys, forget-confirmed, no-key-owner-check, no-edge-validation, keep-refused-writes, accept-unknown-towers, no-origin-check, device-skip-verify, reply-before-fsync"
+    "unknown plant {0:?}; expected one of: skip-verify, ack-before-fsync, no-idempotency, ledger-rounding, fifo-scheduler, no-failback, offline-refuse, ignore-battery, sequential-keys, forget-confirmed, no-key-owner-check, no-edge-validation, keep-refused-writes, accept-unknown-towers, no-origin-check, device-skip-verify, reply-before-fsync, receipts-by-position, publish-before-fsync, bounded-dedupe"
 )]
 pub struct UnknownPlant(pub String);
 

@@ -108,6 +108,9 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> RunReport {
     world.finish()
 }
 
+/// The planted `bounded-dedupe`'s window: the origin recognises a key while it is among
+/// its last this many applies (a dedupe cache of a realistic size).
+const BOUNDED_DEDUPE_WINDOW: u64 = 5000;
 /// Upper bound on processed events in one run (a runaway loop is a finding, not a hang).
 const EVENTS_MAX: u64 = 200_000_000;
 /// Backlog and steady-state sampling period.
@@ -201,6 +204,12 @@ impl World {
         if plant == Some(Plant::ReplyBeforeFsync) {
             origin_config.reply_after_fsync = false;
         }
+        if plant == Some(Plant::PublishBeforeFsync) {
+            origin_config.catalog_after_fsync = false;
+        }
+        if plant == Some(Plant::BoundedDedupe) {
+            origin_config.dedupe_window = Some(BOUNDED_DEDUPE_WINDOW);
+        }
         // The origin answers the scenario's towers only (the real one: those holding a
         // credential); the planted `accept-unknown-towers` answers anyone.
         origin_config.towers = Some((0..sc.towers.len() as u32).map(TowerId).collect());
@@ -237,6 +246,7 @@ impl World {
                 Some(Plant::NoKeyOwnerCheck) => config.check_key_owner = false,
                 Some(Plant::NoEdgeValidation) => config.validate_ops = false,
                 Some(Plant::NoOriginCheck) => config.check_origin = false,
+                Some(Plant::ReceiptsByPosition) => config.correlate_receipts = false,
                 _ => {}
             }
             let first = devices.len();
@@ -1115,8 +1125,10 @@ impl World {
                 continue;
             }
             let t = &self.towers[i];
+            // Converged: every carried item served at the origin's latest version, with
+            // the origin's bytes — the same version number with other chunks (a version
+            // the origin took back and handed out again) is not the origin's catalog.
             let ok = t.tower.as_ref().is_some_and(|tw| {
-                let servable = tw.servable();
                 let classes = &tw.config().classes;
                 catalog.iter().all(|e| {
                     let carried = t.links.iter().any(|l| {
@@ -1124,9 +1136,9 @@ impl World {
                             .is_some_and(|k| classes.allows(k, e.manifest.priority))
                     });
                     !carried
-                        || servable
-                            .get(&e.manifest.item)
-                            .is_some_and(|v| *v >= e.manifest.version)
+                        || tw
+                            .servable_manifest(&e.manifest.item)
+                            .is_some_and(|m| m.version > e.manifest.version || *m == e.manifest)
                 })
             });
             if ok {

@@ -77,7 +77,15 @@ fn shipped_scenarios_parse_and_round_trip() {
             "scenarios/bench/{name} missing"
         );
     }
-    for path in files.into_iter().chain(bench) {
+    // scenarios/rare/ aims at the rare planted bugs (tests/sim/plants.rs), also kept out.
+    let rare = toml_files(&repo_scenarios().join("rare"));
+    for name in ["long-outage.toml", "slow-origin-crashes.toml"] {
+        assert!(
+            rare.iter().any(|p| p.ends_with(name)),
+            "scenarios/rare/{name} missing"
+        );
+    }
+    for path in files.into_iter().chain(bench).chain(rare) {
         let s = parse(&path);
         assert_eq!(s.name, path.file_stem().unwrap().to_string_lossy());
         assert!(!s.description.is_empty(), "{}: no description", s.name);

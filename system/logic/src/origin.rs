@@ -170,6 +170,16 @@ pub struct OriginConfig {
     /// receipt, before the batch's writes, so a storage failure before its fsync loses
     /// operations the tower was told are applied (and has dropped from its outbox).
     pub reply_after_fsync: bool,
+    /// Enter a published version into the catalog only once the fsync of its chunks and
+    /// entry completed. `false` = planted bug `publish-before-fsync`: the version is
+    /// announced at once, so a crash before the fsync takes back a version towers already
+    /// adopted — and the next publish hands its version and seq out again, with other bytes.
+    pub catalog_after_fsync: bool,
+    /// Remember every applied key for good (`None`). `Some(n)` = planted bug
+    /// `bounded-dedupe`: a key is recognised only while it is among the last `n` applies, so
+    /// a delivery retried after `n` newer applies (a reply lost, then an outage) is applied
+    /// a second time.
+    pub dedupe_window: Option<u64>,
 }
 
 impl Default for OriginConfig {
@@ -182,6 +192,8 @@ impl Default for OriginConfig {
             towers: None,
             authenticate_towers: true,
             reply_after_fsync: true,
+            catalog_after_fsync: true,
+            dedupe_window: None,
         }
     }
 }
@@ -605,10 +617,15 @@ impl Origin {
         self.actions.push_back(Action::Fsync { id: fsync });
         self.versions.insert(item, version);
         self.publish_seq_last = seq;
-        self.pending_publishes.push_back(PendingPublish {
-            fsync,
-            entry: entry.clone(),
-        });
+        if self.config.catalog_after_fsync {
+            self.pending_publishes.push_back(PendingPublish {
+                fsync,
+                entry: entry.clone(),
+            });
+        } else {
+            // Announced before it is durable (planted bug).
+            self.catalog_put(entry.clone());
+        }
         Ok(entry)
     }
 
@@ -919,7 +936,7 @@ impl Origin {
         for op in ops.into_iter().take(self.config.batch_max) {
             let fingerprint = op.fingerprint();
             if self.config.idempotency {
-                if let Some(a) = self.applied.get(&op.key) {
+                if let Some(a) = self.applied.get(&op.key).filter(|a| self.remembers(a)) {
                     let outcome = if a.fingerprint == fingerprint {
                         waits_on_pending |= a.pending_fsync.is_some();
                         a.outcome.clone()
@@ -996,6 +1013,15 @@ impl Origin {
             receipts,
             first_applied,
         });
+    }
+
+    /// Whether a delivery of `a`'s key is recognised as a replay: always, but for the
+    /// planted `bounded-dedupe`, which forgets an apply once `n` newer ones came after it.
+    fn remembers(&self, a: &AppliedOp) -> bool {
+        match (self.config.dedupe_window, &a.outcome) {
+            (Some(n), OpOutcome::Applied { seq }) => seq.saturating_add(n) > self.apply_seq_last,
+            _ => true,
+        }
     }
 
     /// Apply one operation not seen before (or every time, with the `no-idempotency` bug).
@@ -1384,6 +1410,70 @@ mod tests {
             assert_eq!(answered, !clean, "clean: {clean}");
             // No second reply (the planted one answered once, the clean one never).
             assert_eq!(node.replies().len(), usize::from(!clean));
+        }
+    }
+
+    #[test]
+    fn the_planted_bounded_dedupe_applies_a_late_retry_again() {
+        // Goal: the bug's shape. With a dedupe window of 3 applies, a retry of an operation
+        // arriving after 3 newer applies (its reply was lost, an outage came between) is
+        // applied a second time; a retry inside the window is not. The clean build
+        // recognises the late retry too.
+        for window in [None, Some(3)] {
+            let mut node = Node::new(OriginConfig {
+                dedupe_window: window,
+                ..OriginConfig::default()
+            });
+            let op = contribution(1, 100);
+            node.deliver(vec![op.clone()]);
+            node.sync_all();
+            node.deliver(vec![contribution(2, 5), contribution(3, 5)]);
+            node.sync_all();
+            node.deliver(vec![op.clone()]); // two newer applies: inside the window
+            node.sync_all();
+            assert_eq!(node.applied_events(&op.key), 1, "window {window:?}");
+            node.deliver(vec![contribution(4, 5)]);
+            node.sync_all();
+            node.deliver(vec![op.clone()]); // three newer applies: past it
+            node.sync_all();
+            let twice = window.is_some();
+            assert_eq!(node.applied_events(&op.key), 1 + usize::from(twice));
+            let contributed = node.origin.ledger().contributed_minor();
+            assert_eq!(contributed, if twice { 215 } else { 115 }, "{window:?}");
+        }
+    }
+
+    #[test]
+    fn the_planted_publish_before_fsync_hands_a_version_out_twice() {
+        // Goal: the bug's shape. With `catalog_after_fsync` off a published version is in
+        // the catalog before its fsync; a crash before the fsync takes it back, and the
+        // next publish of the item reuses its version and seq with other bytes — a tower
+        // that adopted the first one sees nothing newer and keeps bytes the origin no
+        // longer has. The clean build announces only what survives.
+        for clean in [true, false] {
+            let mut node = Node::new(OriginConfig {
+                catalog_after_fsync: clean,
+                ..OriginConfig::default()
+            });
+            let first = node.publish("alert", &random_bytes(1, 20_000));
+            let seen = catalog_reply(&mut node, 0);
+            assert_eq!(seen.is_empty(), clean, "clean: {clean}");
+            node.crash(|_| false); // before the publish's fsync
+            assert!(node.origin.catalog().is_empty());
+            let second = node.publish("alert", &random_bytes(2, 20_000));
+            node.sync_all();
+            assert_eq!(
+                (second.seq, second.manifest.version),
+                (first.seq, first.manifest.version),
+                "the lost version's numbers are handed out again"
+            );
+            assert_ne!(second.manifest, first.manifest);
+            if let Some(adopted) = seen.first() {
+                // What a tower adopted names the same (seq, version) as what the origin
+                // now serves, with other chunks: its cursor is past the new entry.
+                assert!(catalog_reply(&mut node, adopted.seq).is_empty());
+                assert_ne!(node.origin.catalog(), seen);
+            }
         }
     }
 

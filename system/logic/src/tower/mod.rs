@@ -137,6 +137,11 @@ pub struct TowerConfig {
     pub confirmed_window: Duration,
     /// Bound on remembered confirmed operations; the oldest are forgotten first.
     pub confirmed_max: usize,
+    /// Match a forward reply's receipts to operations by their keys. `false` = planted
+    /// bug `receipts-by-position`: receipt `i` confirms operation `i` of the batch sent
+    /// last, so a late reply to an earlier batch (answered after a timeout, a failover or a
+    /// retry sent another batch) confirms operations the origin never received.
+    pub correlate_receipts: bool,
     /// Check the identity the origin announces against the trusted one (see [`trust`]).
     /// `false` = planted bug: a different origin at the same address is synced from
     /// silently, as before origins had identities.
@@ -186,6 +191,7 @@ impl TowerConfig {
             confirmed_window: Duration::from_secs(30 * 86_400),
             confirmed_max: 200_000,
             check_origin: true,
+            correlate_receipts: true,
             catalog_interval: Duration::from_secs(30),
             request_timeout: Duration::from_secs(20),
             forward_batch_max: 32,
@@ -375,6 +381,9 @@ pub struct Tower {
     outbox_order: BTreeMap<u64, IdemKey>,
     outbox_seq: u64,
     forward: Option<ForwardInFlight>,
+    /// The keys of the forward batch sent last, in order (read only by the planted
+    /// `receipts-by-position`).
+    last_batch: Vec<IdemKey>,
     /// Confirmed operations remembered, by key.
     confirmed: BTreeMap<IdemKey, Remembered>,
     /// The same, by confirmation seq (oldest first), with when each is forgotten: what
@@ -460,6 +469,7 @@ impl Tower {
             outbox_order: BTreeMap::new(),
             outbox_seq: 0,
             forward: None,
+            last_batch: Vec::new(),
             confirmed: BTreeMap::new(),
             confirmed_order: BTreeMap::new(),
             confirmed_seq: 0,
@@ -1041,6 +1051,11 @@ impl Tower {
             .collect()
     }
 
+    /// The manifest of `item`'s servable version, if it has one.
+    pub fn servable_manifest(&self, item: &ItemId) -> Option<&Manifest> {
+        self.items.get(item).and_then(|s| s.servable.as_ref())
+    }
+
     /// Operations held in the outbox ([`TowerStatus::outbox`] without building the rest
     /// of the status, which counts every item).
     pub fn outbox_len(&self) -> u64 {
@@ -1620,8 +1635,14 @@ impl Tower {
         }
     }
 
-    fn on_forward_reply(&mut self, receipts: Vec<crate::protocol::OpReceipt>) {
+    fn on_forward_reply(&mut self, mut receipts: Vec<crate::protocol::OpReceipt>) {
         self.forward = None;
+        if !self.config.correlate_receipts {
+            // Planted bug: the reply is taken for an answer to the batch sent last.
+            for (receipt, key) in receipts.iter_mut().zip(&self.last_batch) {
+                receipt.key = key.clone();
+            }
+        }
         if let Some(e) = self.breaker.on_success(self.now) {
             self.emit(e);
         }
@@ -1950,6 +1971,9 @@ impl Tower {
             .collect();
         if ops.is_empty() || !self.breaker.allow(self.now) {
             return;
+        }
+        if !self.config.correlate_receipts {
+            self.last_batch = ops.iter().map(|o| o.key.clone()).collect();
         }
         let msg = Message::ForwardOps { ops };
         self.forward = Some(ForwardInFlight {

@@ -1901,3 +1901,72 @@ fn a_chunk_shared_with_another_items_latest_entry_stays_wanted() {
         );
     }
 }
+
+/// The keys of every forward batch in `actions`, in order.
+fn forward_batches(actions: &[Action]) -> Vec<Vec<IdemKey>> {
+    sends(actions)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::ForwardOps { ops } => Some(ops.iter().map(|o| o.key.clone()).collect()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_planted_receipts_by_position_confirm_an_operation_the_origin_never_saw() {
+    // Goal: the bug's shape. Batch [a] times out and is sent again; b arrives meanwhile.
+    // The first reply confirms a and batch [b] goes out; the retry's late reply (a's
+    // receipt again) then arrives. Matched by key it confirms nothing new; matched by
+    // position it confirms b, which leaves the outbox although the origin has never seen
+    // it — lost if batch [b] is lost on the link. The clean build keeps b.
+    for clean in [true, false] {
+        let mut config = TowerConfig::new(TowerId(1), &[LinkKind::Fibre]);
+        config.correlate_receipts = clean;
+        let mut t = Tower::new(config, 1, Time::ZERO);
+        drain(&mut t);
+        let mut durable = DurableState::new();
+        let a = contribution_op(4, 1, 100);
+        let b = contribution_op(5, 1, 200);
+        let first = submit_as(&mut t, Time::ZERO, a.device, a.clone(), &mut durable);
+        assert_eq!(first, vec![SubmitReply::Accepted]);
+        // The first batch gets no answer in time: the tower sends it again.
+        let later = run_timers(&mut t, 1, 300, &mut durable, Some((None, &[])));
+        let batches = forward_batches(&later);
+        assert!(batches.len() >= 2, "{batches:?}");
+        assert!(
+            batches.iter().all(|k| k == &vec![a.key.clone()]),
+            "{batches:?}"
+        );
+        let now = Time::from_secs(300);
+        let got = submit_as(&mut t, now, b.device, b.clone(), &mut durable);
+        assert_eq!(got, vec![SubmitReply::Accepted]);
+        assert_eq!(t.status().outbox, 2);
+        // The first reply: a is confirmed, and b goes out on its own.
+        t.handle_message(
+            now,
+            Peer::Origin,
+            Message::ForwardReply {
+                receipts: vec![crate::protocol::OpReceipt {
+                    key: a.key.clone(),
+                    outcome: OpOutcome::Applied { seq: 1 },
+                }],
+            },
+        );
+        let after = drain(&mut t);
+        assert_eq!(forward_batches(&after), vec![vec![b.key.clone()]]);
+        complete_io(&mut t, now, after, &mut durable);
+        assert_eq!(t.status().outbox, 1);
+        // The retry's reply, late: a's receipt once more.
+        confirm(
+            &mut t,
+            now,
+            &a.key,
+            OpOutcome::Applied { seq: 1 },
+            &mut durable,
+        );
+        let b_held = durable.contains_key(&Key::Outbox(b.key.clone()));
+        assert_eq!(b_held, clean, "clean: {clean}");
+        assert_eq!(t.status().outbox, u64::from(clean));
+    }
+}
