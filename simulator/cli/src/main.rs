@@ -12,6 +12,7 @@
 //! verification failure, tower error or refusal; 2 usage (see `sovereign_server::device_client`).
 
 mod console;
+mod hunt;
 mod lab;
 mod merge;
 mod pool;
@@ -291,6 +292,9 @@ enum SimCommand {
     Replay(ReplayArgs),
     /// Shrink a failure file to a minimal fault schedule.
     Shrink(ShrinkArgs),
+    /// For each planted bug, the runs and CPU seconds until a sweep first catches it, over
+    /// many independent hunts (median, p90, misses); exit 1 if some plant is never caught.
+    Hunt(HuntArgs),
     /// Merge the records of a sweep's shards (sim sweep --records) into one JUnit, one
     /// summary and one report, and name the shards that are missing (exit 2).
     Merge(MergeArgs),
@@ -409,6 +413,33 @@ pub struct SweepResults {
     pub start: Option<String>,
 }
 
+/// Raw flags of `sim hunt`.
+#[derive(Args, Debug)]
+pub struct HuntArgs {
+    /// Scenario files, or directories whose `*.toml` files are all used; run i of a hunt
+    /// takes scenario i mod their count.
+    #[arg(required = true)]
+    pub scenarios: Vec<PathBuf>,
+    /// The plants to hunt (repeat the flag; default: every plant).
+    #[arg(long, help = PLANT_HELP)]
+    pub plant: Vec<Plant>,
+    /// Independent hunts per plant.
+    #[arg(long, default_value_t = 10)]
+    pub hunts: u64,
+    /// Most runs one hunt may spend before it counts as a miss.
+    #[arg(long, default_value_t = 1000)]
+    pub budget: u64,
+    /// The base seed: hunt k draws its seeds from a stream derived from (base, k).
+    #[arg(long, default_value_t = 0)]
+    pub base: u64,
+    /// Worker threads (default: the available parallelism); each hunt runs on one.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=pool::JOBS_MAX as u64))]
+    pub jobs: Option<u64>,
+    /// Write every hunt (runs, CPU seconds, catching scenario and seed) as JSON here.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
 /// Raw flags of `sim merge`.
 #[derive(Args, Debug)]
 pub struct MergeArgs {
@@ -517,6 +548,7 @@ fn main() -> ExitCode {
             SimCommand::Run(a) => sim::run(a),
             SimCommand::Sweep(a) => sim::sweep(a),
             SimCommand::Merge(a) => merge::merge(a),
+            SimCommand::Hunt(a) => hunt::hunt_command(a),
             SimCommand::Replay(a) => sim::replay(a),
             SimCommand::Shrink(a) => sim::shrink(a),
             SimCommand::Faults => {

@@ -12,6 +12,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// Most worker threads (a sanity bound on `--jobs`).
 pub const JOBS_MAX: usize = 1024;
 
+/// The worker count for `--jobs`: the flag's value, or the available parallelism.
+pub fn jobs(flag: Option<u64>) -> anyhow::Result<usize> {
+    let jobs = match flag {
+        Some(j) => usize::try_from(j).map_err(|_| anyhow::anyhow!("--jobs {j}: too many"))?,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    Ok(jobs.clamp(1, JOBS_MAX))
+}
+
 /// Run `work` on every item with up to `jobs` threads; `done` is called with each item's
 /// result as it finishes (from the worker, e.g. to advance a progress bar). Results are in `items` order; a
 /// panicking item yields `Err(panic message)`.

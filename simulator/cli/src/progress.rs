@@ -1,4 +1,4 @@
-//! Progress of the long commands (`sim sweep`, `sim shrink`): a bar on a terminal, and
+//! Progress of the long commands (`sim sweep`, `sim shrink`, `sim hunt`): a bar on a terminal, and
 //! off a terminal (a CI log, `> log`) a plain line on stderr at every tenth of the work
 //! and at least every 10 s — runs done, failures, elapsed and ETA — so that a sweep of
 //! many minutes is never silent.
@@ -17,6 +17,21 @@ use std::time::Duration;
 /// The longest silence off a terminal.
 const QUIET_MAX: Duration = Duration::from_secs(10);
 
+/// What the plain lines count: the items (`runs`) and the bad ones (`failed`).
+#[derive(Clone, Copy, Debug)]
+pub struct Units {
+    /// The items, plural.
+    pub items: &'static str,
+    /// What a bad item is.
+    pub bad: &'static str,
+}
+
+/// Runs, some failed (sweeps and shrinks).
+pub const RUNS: Units = Units {
+    items: "runs",
+    bad: "failed",
+};
+
 /// Progress of `total` runs: a bar or plain lines.
 pub struct Progress {
     bar: ProgressBar,
@@ -24,9 +39,9 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// Progress of `what` (`sweep`, `shrink`) over `total` runs; `template` is the bar's
-    /// indicatif template on a terminal.
-    pub fn new(what: &'static str, total: u64, template: &str) -> Progress {
+    /// Progress of `what` (`sweep`, `shrink`, `hunt`) over `total` items; `template` is the
+    /// bar's indicatif template on a terminal.
+    pub fn new(what: &'static str, units: Units, total: u64, template: &str) -> Progress {
         if std::io::stderr().is_terminal() {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
             if let Ok(style) = ProgressStyle::with_template(template) {
@@ -36,7 +51,10 @@ impl Progress {
         }
         Progress {
             bar: ProgressBar::hidden(),
-            plain: Some(Mutex::new((Stopwatch::start(), Plain::new(what, total)))),
+            plain: Some(Mutex::new((
+                Stopwatch::start(),
+                Plain::new(what, units, total),
+            ))),
         }
     }
 
@@ -67,6 +85,7 @@ impl Progress {
 #[derive(Debug)]
 pub struct Plain {
     what: &'static str,
+    units: Units,
     total: u64,
     done: u64,
     failed: u64,
@@ -75,9 +94,10 @@ pub struct Plain {
 
 impl Plain {
     /// Nothing done yet.
-    pub fn new(what: &'static str, total: u64) -> Plain {
+    pub fn new(what: &'static str, units: Units, total: u64) -> Plain {
         Plain {
             what,
+            units,
             total,
             done: 0,
             failed: 0,
@@ -108,11 +128,13 @@ impl Plain {
             )
         };
         Some(format!(
-            "{}: {}/{} runs, {} failed, {} elapsed, {eta}",
+            "{}: {}/{} {}, {} {}, {} elapsed, {eta}",
             self.what,
             self.done,
             self.total,
+            self.units.items,
             self.failed,
+            self.units.bad,
             clock(elapsed.as_secs())
         ))
     }
@@ -138,7 +160,7 @@ mod tests {
     #[test]
     fn a_line_at_every_tenth_and_the_end_with_failures_and_eta() {
         // Goal: 20 quick runs give a line every 2 runs (10 lines), the last saying done.
-        let mut p = Plain::new("sweep", 20);
+        let mut p = Plain::new("sweep", RUNS, 20);
         let lines: Vec<String> = (1..=20).filter_map(|i| p.done(i == 3, at(i))).collect();
         assert_eq!(lines.len(), 10, "{lines:?}");
         assert_eq!(lines[0], "sweep: 2/20 runs, 0 failed, 2s elapsed, eta 18s");
@@ -149,7 +171,7 @@ mod tests {
     #[test]
     fn a_slow_sweep_still_says_something_every_ten_seconds() {
         // Goal: 1,000 runs of 4 s: between tenths (100 runs, 400 s) a line every 10 s.
-        let mut p = Plain::new("sweep", 1000);
+        let mut p = Plain::new("sweep", RUNS, 1000);
         let lines: Vec<String> = (1..=10).filter_map(|i| p.done(false, at(4 * i))).collect();
         // Lines at 12 s (the first run at or past 10 s of silence), 24 s and 36 s.
         assert_eq!(lines.len(), 3, "{lines:?}");

@@ -8,7 +8,7 @@
 //! `sovereign_sim::failure`, `sovereign_report::junit`).
 
 use crate::pool::run_parallel;
-use crate::progress::Progress;
+use crate::progress::{Progress, RUNS};
 use crate::report::Exports;
 use crate::wall::Stopwatch;
 use crate::{BUILD, ReplayArgs, RunArgs, ShrinkArgs, SweepArgs};
@@ -221,6 +221,50 @@ fn summary_toml(source: &str, r: &RunReport) -> String {
 // ---------------------------------------------------------------------------------------
 // sim sweep
 
+/// The scenarios of a sweep or a hunt: files in the order given, a directory's `*.toml`
+/// files sorted; at most [`SWEEP_SCENARIOS_MAX`], names unique (failure files and JUnit
+/// suites are named after them).
+pub(crate) fn load_scenarios(paths_given: &[PathBuf]) -> Result<Vec<(PathBuf, Scenario)>> {
+    let mut paths = Vec::new();
+    for p in paths_given {
+        if p.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(p)
+                .with_context(|| format!("cannot read directory {}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.extension().is_some_and(|x| x == "toml") && f.is_file())
+                .collect();
+            if found.is_empty() {
+                bail!("{}: no *.toml scenario in this directory", p.display());
+            }
+            found.sort();
+            paths.extend(found);
+        } else {
+            paths.push(p.clone());
+        }
+    }
+    if paths.len() > SWEEP_SCENARIOS_MAX {
+        bail!(
+            "{} scenarios; at most {SWEEP_SCENARIOS_MAX} per sweep",
+            paths.len()
+        );
+    }
+    let mut scenarios: Vec<(PathBuf, Scenario)> = Vec::with_capacity(paths.len());
+    for p in paths {
+        let s = load_scenario(&p)?;
+        if let Some((other, _)) = scenarios.iter().find(|(_, o)| o.name == s.name) {
+            bail!(
+                "{} and {} are both named {:?}; names must be unique in a sweep \
+                 (failure files and JUnit suites are named after them)",
+                other.display(),
+                p.display(),
+                s.name
+            );
+        }
+        scenarios.push((p, s));
+    }
+    Ok(scenarios)
+}
+
 /// What `sim sweep` uses.
 struct SweepConfig {
     /// (path, scenario), in the order given (directories expanded, sorted).
@@ -252,43 +296,7 @@ impl SweepConfig {
                 u64::MAX
             );
         }
-        let mut paths = Vec::new();
-        for p in &a.scenarios {
-            if p.is_dir() {
-                let mut found: Vec<PathBuf> = std::fs::read_dir(p)
-                    .with_context(|| format!("cannot read directory {}", p.display()))?
-                    .filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|f| f.extension().is_some_and(|x| x == "toml") && f.is_file())
-                    .collect();
-                if found.is_empty() {
-                    bail!("{}: no *.toml scenario in this directory", p.display());
-                }
-                found.sort();
-                paths.extend(found);
-            } else {
-                paths.push(p.clone());
-            }
-        }
-        if paths.len() > SWEEP_SCENARIOS_MAX {
-            bail!(
-                "{} scenarios; at most {SWEEP_SCENARIOS_MAX} per sweep",
-                paths.len()
-            );
-        }
-        let mut scenarios: Vec<(PathBuf, Scenario)> = Vec::with_capacity(paths.len());
-        for p in paths {
-            let s = load_scenario(&p)?;
-            if let Some((other, _)) = scenarios.iter().find(|(_, o)| o.name == s.name) {
-                bail!(
-                    "{} and {} are both named {:?}; names must be unique in a sweep \
-                     (failure files and JUnit suites are named after them)",
-                    other.display(),
-                    p.display(),
-                    s.name
-                );
-            }
-            scenarios.push((p, s));
-        }
+        let scenarios = load_scenarios(&a.scenarios)?;
         let (shard, shard_source) = match a.shard {
             Some(shard) => (shard, "--shard"),
             None => Shard::from_engine(|k| std::env::var(k).ok(), a.shards)?
@@ -299,11 +307,7 @@ impl SweepConfig {
         if runs > SWEEP_RUNS_MAX {
             bail!("{runs} runs; at most {SWEEP_RUNS_MAX} per sweep (use --shard)");
         }
-        let jobs = match a.jobs {
-            Some(j) => usize::try_from(j).context("--jobs")?,
-            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        }
-        .min(crate::pool::JOBS_MAX);
+        let jobs = crate::pool::jobs(a.jobs)?;
         Ok(SweepConfig {
             scenarios,
             seeds,
@@ -345,6 +349,7 @@ pub fn sweep(a: SweepArgs) -> Result<u8> {
     );
     let progress = Progress::new(
         "sweep",
+        RUNS,
         items.len() as u64,
         "{elapsed_precise} [{bar:40}] {pos}/{len} runs ({per_sec}, eta {eta})",
     );
@@ -741,6 +746,7 @@ pub fn shrink(a: ShrinkArgs) -> Result<u8> {
     // Each candidate is a whole run: show them against the budget.
     let progress = Progress::new(
         "shrink",
+        RUNS,
         budget as u64,
         "{elapsed_precise} [{bar:40}] {pos}/{len} runs of the budget ({per_sec}) {msg}",
     );

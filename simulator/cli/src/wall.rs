@@ -1,5 +1,5 @@
-//! Wall-clock time for the CLI's own reporting (sweep wall time and runs/s; when a report
-//! was written, for the run history).
+//! Wall-clock and CPU time for the CLI's own reporting (sweep wall time and runs/s; a
+//! hunt's CPU seconds per run; when a report was written, for the run history).
 //!
 //! The workspace's clippy.toml bans the wall clock because the logic and the simulator
 //! must not read it. The CLI is a driver: measuring how long a sweep took is its job and
@@ -39,4 +39,26 @@ pub fn modified_unix(path: &std::path::Path) -> Option<i64> {
     let t = std::fs::metadata(path).ok()?.modified().ok()?;
     let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
     i64::try_from(d.as_secs()).ok()
+}
+
+/// CPU time the calling thread has used so far, from Linux's
+/// `/proc/thread-self/schedstat` (its first field: nanoseconds on a CPU). `None` where
+/// the file is missing or unreadable; callers then fall back to wall time and say so.
+pub fn thread_cpu() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
+}
+
+/// Seconds `f` took on this thread's CPU (wall seconds when there is no per-thread CPU
+/// clock), with its result.
+pub fn cpu_seconds<R>(f: impl FnOnce() -> R) -> (R, f64) {
+    let wall = Stopwatch::start();
+    let before = thread_cpu();
+    let r = f();
+    let took = match (before, thread_cpu()) {
+        (Some(a), Some(b)) => b.saturating_sub(a),
+        _ => wall.elapsed(),
+    };
+    (r, took.as_secs_f64())
 }

@@ -297,3 +297,83 @@ fn shards_from_cluster_engines_merge_into_the_single_machine_sweep() {
     assert_eq!(cases, junit_cases(&dir.join("whole.xml")));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_hunt_reports_runs_to_the_first_catch_and_its_seeds_replay() {
+    // Goal: `sim hunt` counts runs until a plant's oracle first fails (and the clean build
+    // passes that seed), writes every hunt as JSON, and the catching seed reproduces with
+    // `sim run`; a plant never caught within the budget is a miss and exits 1.
+    let dir = scratch("hunt");
+    let json = dir.join("hunt.json");
+    let o = sovereign(&[
+        "sim",
+        "hunt",
+        "scenarios/storm.toml",
+        "--plant",
+        "skip-verify",
+        "--hunts",
+        "2",
+        "--budget",
+        "4",
+        "--jobs",
+        "2",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("skip-verify"), "{out}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("hunt.json")).unwrap();
+    let plant = &doc["plants"][0];
+    assert_eq!(plant["plant"], "skip-verify");
+    assert_eq!(plant["hunts"], 2);
+    let caught = plant["caught"].as_u64().unwrap();
+    assert!(caught >= 1, "{doc}");
+    let first = plant["hunts_detail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["runs"].is_u64())
+        .expect("a catch");
+    let runs = first["runs"].as_u64().unwrap();
+    assert!((1..=4).contains(&runs), "{first}");
+    let seed = first["seed"].as_u64().unwrap().to_string();
+    let scenario = first["scenario"].as_str().unwrap();
+    let planted = sovereign(&[
+        "sim",
+        "run",
+        scenario,
+        "--seed",
+        &seed,
+        "--plant",
+        "skip-verify",
+    ]);
+    assert_eq!(planted.status.code(), Some(1), "{}", stdout(&planted));
+    assert!(stdout(&planted).contains("integrity"));
+    let clean = sovereign(&["sim", "run", scenario, "--seed", &seed]);
+    assert_eq!(clean.status.code(), Some(0), "{}", stdout(&clean));
+
+    // A calm day never loses a reply, so the bounded dedupe window is never reached.
+    let o = sovereign(&[
+        "sim",
+        "hunt",
+        "scenarios/baseline.toml",
+        "--plant",
+        "bounded-dedupe",
+        "--hunts",
+        "1",
+        "--budget",
+        "1",
+    ]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("plants never caught within 1 runs: bounded-dedupe"),
+        "{out}"
+    );
+    let o = sovereign(&["sim", "hunt", "scenarios/baseline.toml", "--budget", "0"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--budget 0"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -13,7 +13,7 @@
 //!   and what reads it as the run goes — one checker per invariant of DESIGN.md §6, the
 //!   KPIs of §7 (the `sovereign-observe` crate, re-exported; it does not depend on the
 //!   simulator, so the lab feeds it from real processes).
-//! - [`plant`]: planted bugs, one per oracle.
+//! - [`plant`]: planted bugs, one per oracle; [`hunt`]: runs to the first catch of one.
 //! - [`report`]: a run's result and its exit code.
 //! - [`trace`]: the event trace and its hash (determinism).
 //!
@@ -26,6 +26,7 @@
 #![warn(missing_docs)]
 
 pub mod failure;
+pub mod hunt;
 pub mod plant;
 pub mod report;
 pub mod shrink;

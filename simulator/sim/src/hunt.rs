@@ -1,0 +1,307 @@
+//! Hunts: how many runs (and how much CPU) a sweep spends before it first catches a
+//! planted bug — the measure of a seed-picking strategy (issue 17).
+//!
+//! A hunt for plant `P` is one independent stream of runs with `P` planted: run `i` takes
+//! scenario `i mod S` of the hunt's `S` scenarios and the `i`-th seed of the hunt's own
+//! seed stream ([`hunt_seed`]: SplitMix64 from `derive(base, "hunt <k>")`, so hunt `k`
+//! draws the same seeds whatever the plant, the thread count or the other hunts). The hunt
+//! stops at the first run where `P`'s oracle fails *and* the clean build passes that same
+//! oracle on that same scenario and seed — a failure the clean build has too is not the
+//! plant's catch, and the hunt goes on. A hunt that reaches its budget is a miss.
+//!
+//! Over `K` hunts, [`HuntStats`] gives the median and the 90th percentile of runs and
+//! CPU seconds to the first catch, nearest-rank, with misses ranked above every catch: a
+//! quantile that lands on a miss is reported as "more than the budget", not as the budget.
+//!
+//! Map: [`hunt_seed`], [`hunt`] (one hunt, sequential), [`Catch`], [`HuntStats`],
+//! [`quantile`].
+//!
+//! Not covered: threads and CPU clocks (the CLI runs hunts on worker threads and measures
+//! each run's CPU time; this crate has neither), printing.
+
+use crate::plant::Plant;
+use crate::report::RunReport;
+use crate::scenario::Scenario;
+use crate::sweep::run_options;
+use crate::world::RunOptions;
+use sovereign_logic::entropy::{Entropy, SplitMix64};
+
+/// Most runs one hunt may spend.
+pub const BUDGET_MAX: u64 = 10_000_000;
+/// Most hunts per plant.
+pub const HUNTS_MAX: u64 = 10_000;
+
+/// The seed of run `i` of hunt `hunt` from base seed `base`.
+pub fn hunt_seed(base: u64, hunt: u64, i: u64) -> u64 {
+    let mut stream = SplitMix64::new(SplitMix64::derive(base, &format!("hunt {hunt}")));
+    let mut seed = stream.next_u64();
+    for _ in 0..i {
+        seed = stream.next_u64();
+    }
+    seed
+}
+
+/// The first catch of a hunt.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Catch {
+    /// Runs spent, the catching run included (1 = the first run caught it).
+    pub runs: u64,
+    /// CPU seconds of those runs (the clean build's confirming runs not included).
+    pub cpu_s: f64,
+    /// Index of the scenario that caught it.
+    pub scenario_index: usize,
+    /// The seed that caught it.
+    pub seed: u64,
+    /// Runs where the plant's oracle failed but so did the clean build's (not counted as
+    /// catches; the hunt went on).
+    pub clean_also_failed: u64,
+}
+
+/// What one hunt came to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HuntOutcome {
+    /// The catch, or `None` when the budget ran out first.
+    pub catch: Option<Catch>,
+    /// Runs spent (the budget for a miss).
+    pub runs: u64,
+    /// CPU seconds spent.
+    pub cpu_s: f64,
+}
+
+/// Run hunt `hunt` for `plant` over `scenarios` (at least one) from `base`, at most
+/// `budget` runs. `run` executes one run and returns its report and CPU seconds.
+pub fn hunt(
+    scenarios: &[Scenario],
+    plant: Plant,
+    base: u64,
+    hunt: u64,
+    budget: u64,
+    mut run: impl FnMut(&Scenario, &RunOptions) -> (RunReport, f64),
+) -> HuntOutcome {
+    assert!(!scenarios.is_empty(), "a hunt needs a scenario");
+    let mut stream = SplitMix64::new(SplitMix64::derive(base, &format!("hunt {hunt}")));
+    let mut cpu_s = 0.0;
+    let mut clean_also_failed = 0;
+    let oracle = plant.oracle();
+    let fails = |r: &RunReport| r.violations.iter().any(|v| v.oracle == oracle);
+    for i in 0..budget {
+        let seed = stream.next_u64();
+        let scenario_index = usize::try_from(i % scenarios.len() as u64).unwrap_or(0);
+        let scenario = &scenarios[scenario_index];
+        let (report, took) = run(scenario, &run_options(seed, Some(plant)));
+        cpu_s += took;
+        if !fails(&report) {
+            continue;
+        }
+        let (clean, _) = run(scenario, &run_options(seed, None));
+        if fails(&clean) {
+            clean_also_failed += 1;
+            continue;
+        }
+        return HuntOutcome {
+            catch: Some(Catch {
+                runs: i + 1,
+                cpu_s,
+                scenario_index,
+                seed,
+                clean_also_failed,
+            }),
+            runs: i + 1,
+            cpu_s,
+        };
+    }
+    HuntOutcome {
+        catch: None,
+        runs: budget,
+        cpu_s,
+    }
+}
+
+/// A quantile of runs (or CPU seconds) to the first catch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Quantile {
+    /// The hunt at this rank caught the plant after this much.
+    At(f64),
+    /// The hunt at this rank missed: more than the budget.
+    Beyond,
+}
+
+/// The nearest-rank `q` quantile (0 < q ≤ 1) of `values`, where `None` is a miss ranked
+/// above every value. `None` for no values.
+pub fn quantile(values: &[Option<f64>], q: f64) -> Option<Quantile> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut sorted: Vec<f64> = values.iter().flatten().copied().collect();
+    sorted.sort_by(f64::total_cmp);
+    // Nearest rank: the smallest value with at least q of the values at or below it.
+    let n = values.len();
+    let rank = ((q * n as f64).ceil() as usize).clamp(1, n);
+    Some(match sorted.get(rank - 1) {
+        Some(&v) => Quantile::At(v),
+        None => Quantile::Beyond,
+    })
+}
+
+/// A plant's hunts summed up.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HuntStats {
+    /// Hunts run.
+    pub hunts: usize,
+    /// Hunts that caught the plant.
+    pub caught: usize,
+    /// Median runs to the first catch.
+    pub runs_median: Quantile,
+    /// 90th percentile of runs to the first catch.
+    pub runs_p90: Quantile,
+    /// Median CPU seconds to the first catch.
+    pub cpu_median: Quantile,
+    /// 90th percentile of CPU seconds to the first catch.
+    pub cpu_p90: Quantile,
+    /// CPU seconds spent by all hunts (misses included).
+    pub cpu_total: f64,
+}
+
+impl HuntStats {
+    /// Sum up `outcomes` (at least one).
+    pub fn of(outcomes: &[HuntOutcome]) -> Option<HuntStats> {
+        let runs: Vec<Option<f64>> = outcomes
+            .iter()
+            .map(|o| o.catch.as_ref().map(|c| c.runs as f64))
+            .collect();
+        let cpu: Vec<Option<f64>> = outcomes
+            .iter()
+            .map(|o| o.catch.as_ref().map(|c| c.cpu_s))
+            .collect();
+        Some(HuntStats {
+            hunts: outcomes.len(),
+            caught: outcomes.iter().filter(|o| o.catch.is_some()).count(),
+            runs_median: quantile(&runs, 0.5)?,
+            runs_p90: quantile(&runs, 0.9)?,
+            cpu_median: quantile(&cpu, 0.5)?,
+            cpu_p90: quantile(&cpu, 0.9)?,
+            cpu_total: outcomes.iter().map(|o| o.cpu_s).sum(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::failure::tests::{report, scenario};
+    use crate::report::Violation;
+    use sovereign_logic::Time;
+
+    fn violation(oracle: crate::scenario::Oracle) -> Violation {
+        Violation {
+            oracle,
+            at: Time::ZERO,
+            detail: "x".into(),
+            liveness: false,
+        }
+    }
+
+    #[test]
+    fn hunt_seeds_are_a_stream_per_hunt() {
+        // Goal: hunt k's seeds depend only on (base, k, i), hunts differ, bases differ.
+        let a: Vec<u64> = (0..5).map(|i| hunt_seed(7, 0, i)).collect();
+        let b: Vec<u64> = (0..5).map(|i| hunt_seed(7, 1, i)).collect();
+        let c: Vec<u64> = (0..5).map(|i| hunt_seed(8, 0, i)).collect();
+        assert_eq!(a, (0..5).map(|i| hunt_seed(7, 0, i)).collect::<Vec<_>>());
+        assert_ne!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(a.iter().collect::<std::collections::BTreeSet<_>>().len(), 5);
+    }
+
+    #[test]
+    fn a_hunt_stops_at_the_first_catch_the_clean_build_does_not_share() {
+        // Goal: the hunt walks its own seed stream over the scenarios in turn, skips a
+        // failure the clean build has too, and stops at the first true catch.
+        let sc = [scenario(1, Vec::new()), scenario(1, Vec::new())];
+        let plant = Plant::SkipVerify;
+        let seeds: Vec<u64> = (0..6).map(|i| hunt_seed(3, 2, i)).collect();
+        let mut calls = Vec::new();
+        let out = hunt(&sc, plant, 3, 2, 100, |_, o| {
+            calls.push((o.seed, o.plant));
+            let mut r = report(o.seed, Vec::new(), Vec::new());
+            // Run 2 fails with and without the plant; run 4 fails only with it.
+            let both = o.seed == seeds[1];
+            let planted = o.seed == seeds[3] && o.plant.is_some();
+            if both || planted {
+                r.violations.push(violation(plant.oracle()));
+            }
+            (r, 0.5)
+        });
+        let c = out.catch.expect("caught");
+        assert_eq!(c.runs, 4);
+        assert_eq!(c.seed, seeds[3]);
+        assert_eq!(c.scenario_index, 1);
+        assert_eq!(c.clean_also_failed, 1);
+        assert!((c.cpu_s - 2.0).abs() < 1e-9, "{}", c.cpu_s);
+        // Four planted runs and two clean confirmations, in order.
+        assert_eq!(calls.len(), 6);
+        assert_eq!(calls[2], (seeds[1], None));
+        assert_eq!(calls[5], (seeds[3], None));
+    }
+
+    #[test]
+    fn another_oracles_failure_is_not_a_catch_and_a_hunt_can_miss() {
+        // Goal: only the plant's own oracle counts; the budget bounds the hunt.
+        let sc = [scenario(1, Vec::new())];
+        let out = hunt(&sc, Plant::SkipVerify, 0, 0, 7, |_, o| {
+            let mut r = report(o.seed, Vec::new(), Vec::new());
+            r.violations
+                .push(violation(crate::scenario::Oracle::Convergence));
+            (r, 1.0)
+        });
+        assert_eq!(out.catch, None);
+        assert_eq!(out.runs, 7);
+        assert!((out.cpu_s - 7.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn quantiles_rank_misses_above_every_catch() {
+        // Goal: nearest rank; a rank that lands on a miss is Beyond, not the budget.
+        let v = [Some(5.0), None, Some(1.0), Some(3.0)];
+        assert_eq!(quantile(&v, 0.5), Some(Quantile::At(3.0)));
+        assert_eq!(quantile(&v, 0.75), Some(Quantile::At(5.0)));
+        assert_eq!(quantile(&v, 0.9), Some(Quantile::Beyond));
+        assert_eq!(quantile(&[Some(2.0)], 0.9), Some(Quantile::At(2.0)));
+        assert_eq!(
+            quantile(&[None, None, Some(1.0)], 0.5),
+            Some(Quantile::Beyond)
+        );
+        assert_eq!(quantile(&[], 0.5), None);
+        let ten: Vec<Option<f64>> = (1..=10).map(|x| Some(f64::from(x))).collect();
+        assert_eq!(quantile(&ten, 0.5), Some(Quantile::At(5.0)));
+        assert_eq!(quantile(&ten, 0.9), Some(Quantile::At(9.0)));
+    }
+
+    #[test]
+    fn stats_sum_up_catches_and_misses() {
+        // Goal: caught counts, medians over catches with misses above, total CPU over all.
+        let caught = |runs, cpu_s| HuntOutcome {
+            catch: Some(Catch {
+                runs,
+                cpu_s,
+                scenario_index: 0,
+                seed: 1,
+                clean_also_failed: 0,
+            }),
+            runs,
+            cpu_s,
+        };
+        let miss = HuntOutcome {
+            catch: None,
+            runs: 100,
+            cpu_s: 10.0,
+        };
+        let s = HuntStats::of(&[caught(4, 0.4), miss, caught(2, 0.2)]).unwrap();
+        assert_eq!((s.hunts, s.caught), (3, 2));
+        assert_eq!(s.runs_median, Quantile::At(4.0));
+        assert_eq!(s.runs_p90, Quantile::Beyond);
+        assert_eq!(s.cpu_median, Quantile::At(0.4));
+        assert!((s.cpu_total - 10.6).abs() < 1e-9);
+        assert_eq!(HuntStats::of(&[]), None);
+    }
+}
