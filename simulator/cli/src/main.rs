@@ -416,8 +416,8 @@ pub struct SweepResults {
 /// Raw flags of `sim hunt`.
 #[derive(Args, Debug)]
 pub struct HuntArgs {
-    /// Scenario files, or directories whose `*.toml` files are all used; run i of a hunt
-    /// takes scenario i mod their count.
+    /// Scenario files, or directories whose `*.toml` files are all used; each run of a
+    /// hunt draws one of them and a seed.
     #[arg(required = true)]
     pub scenarios: Vec<PathBuf>,
     /// The plants to hunt (repeat the flag; default: every plant).

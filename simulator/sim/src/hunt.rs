@@ -1,10 +1,13 @@
 //! Hunts: how many runs (and how much CPU) a sweep spends before it first catches a
 //! planted bug — the measure of a seed-picking strategy (issue 17).
 //!
-//! A hunt for plant `P` is one independent stream of runs with `P` planted: run `i` takes
-//! scenario `i mod S` of the hunt's `S` scenarios and the `i`-th seed of the hunt's own
-//! seed stream ([`hunt_seed`]: SplitMix64 from `derive(base, "hunt <k>")`, so hunt `k`
-//! draws the same seeds whatever the plant, the thread count or the other hunts). The hunt
+//! A hunt for plant `P` is one independent stream of runs with `P` planted, each a
+//! uniformly drawn (scenario, seed): run `i` takes the `2i`-th draw of the hunt's own
+//! stream modulo the `S` scenarios and the `2i+1`-th as its seed ([`hunt_draw`]: SplitMix64
+//! from `derive(base, "hunt <k>")`, so hunt `k` draws the same runs whatever the plant,
+//! the thread count or the other hunts). Drawing the scenario, rather than taking them in
+//! turn, keeps a plant that one scenario catches at once from scoring that scenario's
+//! place in the list. The hunt
 //! stops at the first run where `P`'s oracle fails *and* the clean build passes that same
 //! oracle on that same scenario and seed — a failure the clean build has too is not the
 //! plant's catch, and the hunt goes on. A hunt that reaches its budget is a miss.
@@ -13,7 +16,7 @@
 //! CPU seconds to the first catch, nearest-rank, with misses ranked above every catch: a
 //! quantile that lands on a miss is reported as "more than the budget", not as the budget.
 //!
-//! Map: [`hunt_seed`], [`hunt`] (one hunt, sequential), [`Catch`], [`HuntStats`],
+//! Map: [`hunt_draw`], [`hunt`] (one hunt, sequential), [`Catch`], [`HuntStats`],
 //! [`quantile`].
 //!
 //! Not covered: threads and CPU clocks (the CLI runs hunts on worker threads and measures
@@ -31,14 +34,26 @@ pub const BUDGET_MAX: u64 = 10_000_000;
 /// Most hunts per plant.
 pub const HUNTS_MAX: u64 = 10_000;
 
-/// The seed of run `i` of hunt `hunt` from base seed `base`.
-pub fn hunt_seed(base: u64, hunt: u64, i: u64) -> u64 {
-    let mut stream = SplitMix64::new(SplitMix64::derive(base, &format!("hunt {hunt}")));
-    let mut seed = stream.next_u64();
+/// The stream of hunt `hunt` from base seed `base`.
+fn stream(base: u64, hunt: u64) -> SplitMix64 {
+    SplitMix64::new(SplitMix64::derive(base, &format!("hunt {hunt}")))
+}
+
+/// The next run of a hunt's stream: (scenario index among `scenarios`, seed).
+fn next_run(stream: &mut SplitMix64, scenarios: usize) -> (usize, u64) {
+    let pick = stream.next_u64() % scenarios.max(1) as u64;
+    (usize::try_from(pick).unwrap_or(0), stream.next_u64())
+}
+
+/// Run `i` of hunt `hunt` from base seed `base` over `scenarios` scenarios: (scenario
+/// index, seed).
+pub fn hunt_draw(base: u64, hunt: u64, scenarios: usize, i: u64) -> (usize, u64) {
+    let mut s = stream(base, hunt);
+    let mut run = next_run(&mut s, scenarios);
     for _ in 0..i {
-        seed = stream.next_u64();
+        run = next_run(&mut s, scenarios);
     }
-    seed
+    run
 }
 
 /// The first catch of a hunt.
@@ -79,14 +94,13 @@ pub fn hunt(
     mut run: impl FnMut(&Scenario, &RunOptions) -> (RunReport, f64),
 ) -> HuntOutcome {
     assert!(!scenarios.is_empty(), "a hunt needs a scenario");
-    let mut stream = SplitMix64::new(SplitMix64::derive(base, &format!("hunt {hunt}")));
+    let mut stream = stream(base, hunt);
     let mut cpu_s = 0.0;
     let mut clean_also_failed = 0;
     let oracle = plant.oracle();
     let fails = |r: &RunReport| r.violations.iter().any(|v| v.oracle == oracle);
     for i in 0..budget {
-        let seed = stream.next_u64();
-        let scenario_index = usize::try_from(i % scenarios.len() as u64).unwrap_or(0);
+        let (scenario_index, seed) = next_run(&mut stream, scenarios.len());
         let scenario = &scenarios[scenario_index];
         let (report, took) = run(scenario, &run_options(seed, Some(plant)));
         cpu_s += took;
@@ -202,15 +216,22 @@ mod tests {
     }
 
     #[test]
-    fn hunt_seeds_are_a_stream_per_hunt() {
-        // Goal: hunt k's seeds depend only on (base, k, i), hunts differ, bases differ.
-        let a: Vec<u64> = (0..5).map(|i| hunt_seed(7, 0, i)).collect();
-        let b: Vec<u64> = (0..5).map(|i| hunt_seed(7, 1, i)).collect();
-        let c: Vec<u64> = (0..5).map(|i| hunt_seed(8, 0, i)).collect();
-        assert_eq!(a, (0..5).map(|i| hunt_seed(7, 0, i)).collect::<Vec<_>>());
+    fn hunt_draws_are_a_stream_per_hunt_over_every_scenario() {
+        // Goal: hunt k's runs depend only on (base, k, i), hunts differ, bases differ, and
+        // the scenario is drawn: all of 10 come up within 100 runs, each roughly equally.
+        let a: Vec<(usize, u64)> = (0..5).map(|i| hunt_draw(7, 0, 3, i)).collect();
+        let b: Vec<(usize, u64)> = (0..5).map(|i| hunt_draw(7, 1, 3, i)).collect();
+        let c: Vec<(usize, u64)> = (0..5).map(|i| hunt_draw(8, 0, 3, i)).collect();
+        assert_eq!(a, (0..5).map(|i| hunt_draw(7, 0, 3, i)).collect::<Vec<_>>());
         assert_ne!(a, b);
         assert_ne!(a, c);
-        assert_eq!(a.iter().collect::<std::collections::BTreeSet<_>>().len(), 5);
+        let seeds: std::collections::BTreeSet<u64> = a.iter().map(|r| r.1).collect();
+        assert_eq!(seeds.len(), 5);
+        let mut per = [0u32; 10];
+        for i in 0..1000 {
+            per[hunt_draw(1, 0, 10, i).0] += 1;
+        }
+        assert!(per.iter().all(|&n| (60..=140).contains(&n)), "{per:?}");
     }
 
     #[test]
@@ -219,7 +240,8 @@ mod tests {
         // failure the clean build has too, and stops at the first true catch.
         let sc = [scenario(1, Vec::new()), scenario(1, Vec::new())];
         let plant = Plant::SkipVerify;
-        let seeds: Vec<u64> = (0..6).map(|i| hunt_seed(3, 2, i)).collect();
+        let runs: Vec<(usize, u64)> = (0..6).map(|i| hunt_draw(3, 2, 2, i)).collect();
+        let seeds: Vec<u64> = runs.iter().map(|r| r.1).collect();
         let mut calls = Vec::new();
         let out = hunt(&sc, plant, 3, 2, 100, |_, o| {
             calls.push((o.seed, o.plant));
@@ -235,7 +257,7 @@ mod tests {
         let c = out.catch.expect("caught");
         assert_eq!(c.runs, 4);
         assert_eq!(c.seed, seeds[3]);
-        assert_eq!(c.scenario_index, 1);
+        assert_eq!(c.scenario_index, runs[3].0);
         assert_eq!(c.clean_also_failed, 1);
         assert!((c.cpu_s - 2.0).abs() < 1e-9, "{}", c.cpu_s);
         // Four planted runs and two clean confirmations, in order.
