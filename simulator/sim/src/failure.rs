@@ -316,7 +316,7 @@ impl FailureFile {
     pub fn check_reproduced(&self, report: &RunReport) -> Reproduction {
         match &self.violation {
             Some(v) => {
-                if !report.violations.iter().any(|r| r.oracle == v.oracle) {
+                if !report.violates(v.oracle) {
                     let got = match report.first_violation() {
                         Some(r) => format!("{} ({})", r.oracle, r.detail),
                         None => "no violation".to_string(),

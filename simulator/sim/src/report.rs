@@ -7,7 +7,7 @@
 
 use crate::kpi::{Kpis, SloCheck};
 use crate::plant::Plant;
-use crate::scenario::FaultSpec;
+use crate::scenario::{FaultSpec, Oracle};
 use sovereign_logic::Time;
 pub use sovereign_observe::Violation;
 
@@ -40,6 +40,11 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// Whether this run violated `oracle` (at least once).
+    pub fn violates(&self, oracle: Oracle) -> bool {
+        self.violations.iter().any(|v| v.oracle == oracle)
+    }
+
     /// The exit code: 1 safety violation, 3 liveness only, 4 SLO only, 0 all held.
     pub fn exit_code(&self) -> u8 {
         if self.violations.iter().any(|v| !v.liveness) {

@@ -74,7 +74,7 @@ pub fn shrink(
         }
         None => match tester.run_raw(scenario, opts) {
             Some(report) => {
-                let fails = violates(&report, oracle);
+                let fails = report.violates(oracle);
                 (report.schedule, Some(fails))
             }
             None => (scenario.faults.clone(), None),
@@ -206,12 +206,8 @@ impl<F: Fn(&Scenario, &RunOptions) -> RunReport> Tester<'_, F> {
             schedule: Some(candidate.faults.clone()),
         };
         let report = self.run_raw(candidate, &opts)?;
-        Some(violates(&report, self.oracle))
+        Some(report.violates(self.oracle))
     }
-}
-
-fn violates(report: &RunReport, oracle: Oracle) -> bool {
-    report.violations.iter().any(|v| v.oracle == oracle)
 }
 
 /// `scenario` with `faults` as its explicit schedule, nemesis off.
