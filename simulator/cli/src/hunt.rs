@@ -4,20 +4,21 @@
 //!
 //! The hunts themselves (seed streams, the clean build's confirmation, quantiles) are
 //! `sovereign_sim::hunt`; this module runs them on worker threads, measures each run's
-//! CPU time, prints the table and writes it as JSON. Not covered: strategies other than
-//! uniform seeds.
+//! CPU time, prints the table and writes it as JSON. `--swarm` runs each drawn (scenario,
+//! seed) as the scenario's swarm variant for that seed.
 
 use crate::HuntArgs;
 use crate::pool::run_parallel;
 use crate::progress::{Progress, Units};
-use crate::sim::load_scenarios;
+use crate::sim::{load_scenarios, rerun_command};
 use crate::wall::{Stopwatch, cpu_seconds, thread_cpu};
 use crate::{BUILD, report};
 use anyhow::{Result, bail};
 use serde_json::json;
 use sovereign_sim::Plant;
-use sovereign_sim::failure::shell_quote;
-use sovereign_sim::hunt::{BUDGET_MAX, HUNTS_MAX, HuntOutcome, HuntStats, Quantile, hunt};
+use sovereign_sim::hunt::{
+    BUDGET_MAX, HUNTS_MAX, HuntOutcome, HuntStats, Quantile, Strategy, hunt,
+};
 use std::fmt::Write as _;
 
 /// One plant's hunts.
@@ -61,17 +62,23 @@ pub fn hunt_command(a: HuntArgs) -> Result<u8> {
         p
     };
     let jobs = crate::pool::jobs(a.jobs)?;
+    let strategy = if a.swarm {
+        Strategy::Swarm
+    } else {
+        Strategy::Uniform
+    };
     let clock = if thread_cpu().is_some() {
         "CPU s per thread (/proc/thread-self/schedstat)"
     } else {
         "wall s (no per-thread CPU clock here)"
     };
     println!(
-        "hunt: {} plant(s) × {} hunts over {} scenario(s), budget {} runs per hunt, uniform seeds from base {}, {jobs} jobs, {clock}, build {BUILD}",
+        "hunt: {} plant(s) × {} hunts over {} scenario(s), budget {} runs per hunt, {} runs from base {}, {jobs} jobs, {clock}, build {BUILD}",
         plants.len(),
         a.hunts,
         scenarios.len(),
         a.budget,
+        strategy.name(),
         a.base
     );
     let items: Vec<(Plant, u64)> = plants
@@ -93,7 +100,7 @@ pub fn hunt_command(a: HuntArgs) -> Result<u8> {
         jobs,
         &items,
         |&(plant, k)| {
-            hunt(&only, plant, a.base, k, a.budget, |sc, o| {
+            hunt(&only, plant, a.base, k, a.budget, strategy, |sc, o| {
                 cpu_seconds(|| sovereign_sim::run(sc, o))
             })
         },
@@ -135,11 +142,11 @@ pub fn hunt_command(a: HuntArgs) -> Result<u8> {
             .filter_map(|o| o.catch.as_ref())
             .min_by_key(|c| c.runs)
             .map_or_else(String::new, |c| {
-                format!(
-                    "sovereign sim run {} --seed {} --plant {}",
-                    shell_quote(&scenarios[c.scenario_index].0.display().to_string()),
+                rerun_command(
+                    &scenarios[c.scenario_index].0.display().to_string(),
                     c.seed,
-                    h.plant
+                    Some(h.plant),
+                    strategy == Strategy::Swarm,
                 )
             });
         let _ = writeln!(
@@ -184,7 +191,7 @@ pub fn hunt_command(a: HuntArgs) -> Result<u8> {
     if let Some(path) = &a.json {
         let doc = json!({
             "build": BUILD,
-            "strategy": "uniform",
+            "strategy": strategy.name(),
             "base": a.base,
             "hunts": a.hunts,
             "budget": a.budget,

@@ -335,6 +335,11 @@ pub struct RunArgs {
     /// Write a failure file (when the run failed) and a summary into this directory.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Run the scenario's swarm variant for the seed: a random subset of its fault kinds,
+    /// fault targets, towers, workload features and link loss switched off, and nemesis
+    /// rates scaled (swarm testing; docs/SCENARIOS.md).
+    #[arg(long)]
+    pub swarm: bool,
     /// Run twice and compare the trace hashes (exit 1 if they differ).
     #[arg(long)]
     pub check_determinism: bool,
@@ -390,6 +395,10 @@ pub struct SweepArgs {
     pub records: Option<PathBuf>,
     #[arg(long, help = PLANT_HELP)]
     pub plant: Option<Plant>,
+    /// Each run runs its scenario's swarm variant for its seed (see `sim run --swarm`);
+    /// failure files hold the variant, so they replay and shrink as usual.
+    #[arg(long)]
+    pub swarm: bool,
     /// Where failure files go.
     #[arg(long, value_name = "DIR", default_value = "reports/failures")]
     pub out: PathBuf,
@@ -435,6 +444,10 @@ pub struct HuntArgs {
     /// Worker threads (default: the available parallelism); each hunt runs on one.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=pool::JOBS_MAX as u64))]
     pub jobs: Option<u64>,
+    /// Each run runs its scenario's swarm variant for its seed (see `sim run --swarm`),
+    /// the clean build's confirming run too.
+    #[arg(long)]
+    pub swarm: bool,
     /// Write every hunt (runs, CPU seconds, catching scenario and seed) as JSON here.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,

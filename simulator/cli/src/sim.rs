@@ -21,6 +21,7 @@ use sovereign_report::sweep::SweepFailure;
 use sovereign_report::{RunData, SweepData};
 use sovereign_sim::failure::{FailureFile, Reproduction, replay_command, shell_quote};
 use sovereign_sim::scenario::{Scenario, parse_file};
+use sovereign_sim::swarm::swarm;
 use sovereign_sim::sweep::{Shard, SweepOutcome, run_options, sort_outcomes, worst_exit_code};
 use sovereign_sim::{Plant, RunOptions, RunReport};
 use std::collections::BTreeMap;
@@ -86,6 +87,9 @@ struct RunConfig {
     path: PathBuf,
     scenario: Scenario,
     opts: RunOptions,
+    /// With `--swarm`: the scenario is the file's swarm variant for the seed, and this
+    /// line says what it switched off and scaled.
+    swarm: Option<String>,
     out: Option<PathBuf>,
     check_determinism: bool,
     exports: Exports,
@@ -93,11 +97,18 @@ struct RunConfig {
 
 impl RunConfig {
     fn resolve(a: RunArgs) -> Result<RunConfig> {
-        let scenario = load_scenario(&a.scenario)?;
+        let mut scenario = load_scenario(&a.scenario)?;
         let seed = a.seed.unwrap_or(scenario.seed);
+        let mut variant = None;
+        if a.swarm {
+            let s = swarm(&scenario, seed);
+            variant = Some(s.summary(seed));
+            scenario = s.scenario;
+        }
         Ok(RunConfig {
             path: a.scenario,
             scenario,
+            swarm: variant,
             opts: RunOptions {
                 seed,
                 plant: a.plant,
@@ -122,6 +133,9 @@ pub fn run(a: RunArgs) -> Result<u8> {
     println!("scenario: {} ({})", c.scenario.name, c.path.display());
     println!("seed: {}", c.opts.seed);
     println!("plant: {}", plant_name(c.opts.plant));
+    if let Some(variant) = &c.swarm {
+        println!("variant: {variant}");
+    }
     let (report, series) = if c.exports.wants_series() {
         let (r, s) = sovereign_report::record(&c.scenario, &c.opts);
         (r, Some(s))
@@ -166,14 +180,19 @@ pub fn run(a: RunArgs) -> Result<u8> {
         // No failure file without --out: say how to get one (to replay, trace, shrink).
         println!(
             "rerun: {} --out DIR  (writes a failure file to replay with --trace and shrink)",
-            rerun_command(&c.path.display().to_string(), c.opts.seed, c.opts.plant)
+            rerun_command(
+                &c.path.display().to_string(),
+                c.opts.seed,
+                c.opts.plant,
+                c.swarm.is_some()
+            )
         );
     }
     if let Some(series) = series {
         let source = c.path.display().to_string();
         let replay = match &failure_file {
             Some(f) => replay_command(f),
-            None => rerun_command(&source, c.opts.seed, c.opts.plant),
+            None => rerun_command(&source, c.opts.seed, c.opts.plant, c.swarm.is_some()),
         };
         let data = RunData::build(
             &c.scenario,
@@ -189,12 +208,14 @@ pub fn run(a: RunArgs) -> Result<u8> {
     Ok(report.exit_code())
 }
 
-/// The command that reruns a scenario file with a seed and plant.
-fn rerun_command(source: &str, seed: u64, plant: Option<Plant>) -> String {
+/// The command that reruns a scenario file with a seed and plant (as its swarm variant
+/// for that seed with `swarm`).
+pub(crate) fn rerun_command(source: &str, seed: u64, plant: Option<Plant>, swarm: bool) -> String {
     format!(
-        "sovereign sim run {} --seed {seed}{}",
+        "sovereign sim run {} --seed {seed}{}{}",
         shell_quote(source),
-        plant.map(|p| format!(" --plant {p}")).unwrap_or_default()
+        plant.map(|p| format!(" --plant {p}")).unwrap_or_default(),
+        if swarm { " --swarm" } else { "" }
     )
 }
 
@@ -276,6 +297,8 @@ struct SweepConfig {
     /// Where the shard came from (`--shard`, an engine's variable, or the whole sweep).
     shard_source: &'static str,
     plant: Option<Plant>,
+    /// Each run runs its scenario's swarm variant for its seed.
+    swarm: bool,
     jobs: usize,
     junit: Option<PathBuf>,
     records: Option<PathBuf>,
@@ -284,6 +307,16 @@ struct SweepConfig {
 }
 
 impl SweepConfig {
+    /// What run (scenario `i`, `seed`) runs: the scenario, or its swarm variant.
+    fn scenario_of(&self, i: usize, seed: u64) -> std::borrow::Cow<'_, Scenario> {
+        let sc = &self.scenarios[i].1;
+        if self.swarm {
+            std::borrow::Cow::Owned(swarm(sc, seed).scenario)
+        } else {
+            std::borrow::Cow::Borrowed(sc)
+        }
+    }
+
     fn resolve(a: SweepArgs) -> Result<SweepConfig> {
         if a.seeds == 0 {
             bail!("--seeds must be at least 1");
@@ -316,6 +349,7 @@ impl SweepConfig {
             shard,
             shard_source,
             plant: a.plant,
+            swarm: a.swarm,
             jobs,
             junit: a.results.junit,
             records: a.records,
@@ -337,8 +371,9 @@ pub fn sweep(a: SweepArgs) -> Result<u8> {
         .flat_map(|i| c.seeds.iter().map(move |&s| (i, s)))
         .collect();
     println!(
-        "sweep: {} scenario(s) × seeds {}..{} (shard {} from {}: {} runs), plant {}, {} jobs, build {BUILD}",
+        "sweep: {} scenario(s){} × seeds {}..{} (shard {} from {}: {} runs), plant {}, {} jobs, build {BUILD}",
         c.scenarios.len(),
+        if c.swarm { " as swarm variants" } else { "" },
         c.from,
         u128::from(c.from) + u128::from(c.count),
         c.shard,
@@ -359,7 +394,7 @@ pub fn sweep(a: SweepArgs) -> Result<u8> {
         &items,
         |&(i, seed)| {
             let took = Stopwatch::start();
-            let report = sovereign_sim::run(&c.scenarios[i].1, &run_options(seed, c.plant));
+            let report = sovereign_sim::run(&c.scenario_of(i, seed), &run_options(seed, c.plant));
             (SweepOutcome::from_report(i, report), took.elapsed())
         },
         |r| progress.inc(r.as_ref().map_or(true, |(o, _)| o.exit_code != 0)),
@@ -387,7 +422,8 @@ pub fn sweep(a: SweepArgs) -> Result<u8> {
         let Some(report) = &o.failure else {
             continue;
         };
-        let file = FailureFile::from_report(&path.display().to_string(), scenario, report, BUILD);
+        let run = c.scenario_of(o.scenario_index, o.seed);
+        let file = FailureFile::from_report(&path.display().to_string(), &run, report, BUILD);
         let written = write_failure(&c.out, &file)?;
         let cmd = replay_command(&written.display().to_string());
         let what = match report.first_violation() {
@@ -413,18 +449,13 @@ pub fn sweep(a: SweepArgs) -> Result<u8> {
                 replay: cmd,
                 shrunk: SweepData::shrunk_next_to(&written).map(|p| p.display().to_string()),
             },
-            c.plant
-                .is_some_and(|p| report.violations.iter().any(|v| v.oracle == p.oracle())),
+            c.plant.is_some_and(|p| report.violates(p.oracle())),
             junit.as_ref(),
         ));
     }
     for (i, seed, msg) in &panics {
         let (path, scenario) = &c.scenarios[*i];
-        let cmd = format!(
-            "sovereign sim run {} --seed {seed}{}",
-            shell_quote(&path.display().to_string()),
-            c.plant.map(|p| format!(" --plant {p}")).unwrap_or_default()
-        );
+        let cmd = rerun_command(&path.display().to_string(), *seed, c.plant, c.swarm);
         println!("PANIC {} seed {seed}: {msg}", scenario.name);
         println!("  rerun: {cmd}");
         let junit = CaseFailure {

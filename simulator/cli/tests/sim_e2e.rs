@@ -377,3 +377,78 @@ fn a_hunt_reports_runs_to_the_first_catch_and_its_seeds_replay() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("--budget 0"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_swarm_sweeps_failure_replays_from_its_file_and_reruns_with_sim_run_swarm() {
+    // Goal: `--swarm` runs each seed's variant of the scenario; a failure file holds that
+    // variant, so `sim replay` reproduces it exactly, and `sim run --swarm` with the same
+    // seed is the same run (same trace hash).
+    let dir = scratch("swarm");
+    let out_dir = dir.join("failures");
+    let o = sovereign(&[
+        "sim",
+        "sweep",
+        "scenarios/storm.toml",
+        "--seeds",
+        "6",
+        "--swarm",
+        "--plant",
+        "skip-verify",
+        "--jobs",
+        "2",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let text = stdout(&o);
+    assert!(text.contains("as swarm variants"), "{text}");
+    let failed: Vec<PathBuf> = std::fs::read_dir(&out_dir)
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    let file = failed
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with(".failure.toml"))
+        .unwrap_or_else(|| panic!("no failure in 6 swarm seeds: {text}"));
+    let body = std::fs::read_to_string(file).unwrap();
+    assert!(body.contains("swarm of seed"), "{body}");
+    let o = sovereign(&["sim", "replay", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).contains("reproduced"), "{}", stdout(&o));
+    let hash = |t: &str| {
+        t.lines()
+            .find_map(|l| l.strip_prefix("trace-hash: "))
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("no trace-hash line: {t}"))
+    };
+    let name = file.file_name().unwrap().to_string_lossy().to_string();
+    let seed = name
+        .strip_prefix("storm-seed")
+        .and_then(|n| n.strip_suffix(".failure.toml"))
+        .unwrap_or_else(|| panic!("file name {name}"))
+        .to_string();
+    let run = sovereign(&[
+        "sim",
+        "run",
+        "scenarios/storm.toml",
+        "--seed",
+        &seed,
+        "--plant",
+        "skip-verify",
+        "--swarm",
+    ]);
+    let run_text = stdout(&run);
+    assert_eq!(run.status.code(), Some(1), "{run_text}");
+    assert!(run_text.contains("variant: swarm of seed"), "{run_text}");
+    let replay = sovereign(&["sim", "replay", file.to_str().unwrap()]);
+    assert_eq!(hash(&run_text), hash(&stdout(&replay)));
+    // Without --swarm the same seed is another run.
+    let plain = sovereign(&[
+        "sim",
+        "run",
+        "scenarios/storm.toml",
+        "--seed",
+        &seed,
+        "--plant",
+        "skip-verify",
+    ]);
+    assert_ne!(hash(&run_text), hash(&stdout(&plain)));
+}

@@ -16,7 +16,10 @@
 //! CPU seconds to the first catch, nearest-rank, with misses ranked above every catch: a
 //! quantile that lands on a miss is reported as "more than the budget", not as the budget.
 //!
-//! Map: [`hunt_draw`], [`hunt`] (one hunt, sequential), [`Catch`], [`HuntStats`],
+//! With [`Strategy::Swarm`], each drawn (scenario, seed) runs the scenario's swarm variant
+//! for that seed ([`crate::swarm`]), for the plant and for the clean build alike.
+//!
+//! Map: [`hunt_draw`], [`hunt`] (one hunt, sequential), [`Strategy`], [`Catch`], [`HuntStats`],
 //! [`quantile`].
 //!
 //! Not covered: threads and CPU clocks (the CLI runs hunts on worker threads and measures
@@ -83,14 +86,35 @@ pub struct HuntOutcome {
     pub cpu_s: f64,
 }
 
+/// How a hunt picks each run's scenario once it has drawn (scenario, seed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    /// The scenario as written.
+    Uniform,
+    /// The scenario's swarm variant for the seed ([`crate::swarm`]).
+    Swarm,
+}
+
+impl Strategy {
+    /// As the table and the JSON name it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Strategy::Uniform => "uniform",
+            Strategy::Swarm => "swarm",
+        }
+    }
+}
+
 /// Run hunt `hunt` for `plant` over `scenarios` (at least one) from `base`, at most
-/// `budget` runs. `run` executes one run and returns its report and CPU seconds.
+/// `budget` runs, each run's scenario picked by `strategy`. `run` executes one run and
+/// returns its report and CPU seconds.
 pub fn hunt(
     scenarios: &[Scenario],
     plant: Plant,
     base: u64,
     hunt: u64,
     budget: u64,
+    strategy: Strategy,
     mut run: impl FnMut(&Scenario, &RunOptions) -> (RunReport, f64),
 ) -> HuntOutcome {
     assert!(!scenarios.is_empty(), "a hunt needs a scenario");
@@ -98,17 +122,23 @@ pub fn hunt(
     let mut cpu_s = 0.0;
     let mut clean_also_failed = 0;
     let oracle = plant.oracle();
-    let fails = |r: &RunReport| r.violations.iter().any(|v| v.oracle == oracle);
     for i in 0..budget {
         let (scenario_index, seed) = next_run(&mut stream, scenarios.len());
-        let scenario = &scenarios[scenario_index];
+        let variant;
+        let scenario = match strategy {
+            Strategy::Uniform => &scenarios[scenario_index],
+            Strategy::Swarm => {
+                variant = crate::swarm::swarm(&scenarios[scenario_index], seed).scenario;
+                &variant
+            }
+        };
         let (report, took) = run(scenario, &run_options(seed, Some(plant)));
         cpu_s += took;
-        if !fails(&report) {
+        if !report.violates(oracle) {
             continue;
         }
         let (clean, _) = run(scenario, &run_options(seed, None));
-        if fails(&clean) {
+        if clean.violates(oracle) {
             clean_also_failed += 1;
             continue;
         }
@@ -243,7 +273,7 @@ mod tests {
         let runs: Vec<(usize, u64)> = (0..6).map(|i| hunt_draw(3, 2, 2, i)).collect();
         let seeds: Vec<u64> = runs.iter().map(|r| r.1).collect();
         let mut calls = Vec::new();
-        let out = hunt(&sc, plant, 3, 2, 100, |_, o| {
+        let out = hunt(&sc, plant, 3, 2, 100, Strategy::Uniform, |_, o| {
             calls.push((o.seed, o.plant));
             let mut r = report(o.seed, Vec::new(), Vec::new());
             // Run 2 fails with and without the plant; run 4 fails only with it.
@@ -270,15 +300,62 @@ mod tests {
     fn another_oracles_failure_is_not_a_catch_and_a_hunt_can_miss() {
         // Goal: only the plant's own oracle counts; the budget bounds the hunt.
         let sc = [scenario(1, Vec::new())];
-        let out = hunt(&sc, Plant::SkipVerify, 0, 0, 7, |_, o| {
-            let mut r = report(o.seed, Vec::new(), Vec::new());
-            r.violations
-                .push(violation(crate::scenario::Oracle::Convergence));
-            (r, 1.0)
-        });
+        let out = hunt(
+            &sc,
+            Plant::SkipVerify,
+            0,
+            0,
+            7,
+            Strategy::Uniform,
+            |_, o| {
+                let mut r = report(o.seed, Vec::new(), Vec::new());
+                r.violations
+                    .push(violation(crate::scenario::Oracle::Convergence));
+                (r, 1.0)
+            },
+        );
         assert_eq!(out.catch, None);
         assert_eq!(out.runs, 7);
         assert!((out.cpu_s - 7.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_swarm_hunt_runs_each_draws_variant_for_the_plant_and_the_clean_build() {
+        // Goal: with Strategy::Swarm, run i runs swarm(scenario, seed) — the same variant
+        // for the planted run and its clean confirmation — and the uniform hunt the
+        // scenario as written.
+        let mut sc = scenario(1, Vec::new());
+        sc.workload.ops_per_device_hour = 8.0;
+        let sc = [sc];
+        let seed0 = hunt_draw(5, 1, 1, 0).1;
+        let want = crate::swarm::swarm(&sc[0], seed0).scenario;
+        assert_ne!(want, sc[0]);
+        let mut seen = Vec::new();
+        let out = hunt(&sc, Plant::SkipVerify, 5, 1, 1, Strategy::Swarm, |s, o| {
+            seen.push((s.clone(), o.plant));
+            let mut r = report(o.seed, Vec::new(), Vec::new());
+            if o.plant.is_some() {
+                r.violations.push(violation(Plant::SkipVerify.oracle()));
+            }
+            (r, 0.1)
+        });
+        assert_eq!(out.catch.map(|c| c.seed), Some(seed0));
+        assert_eq!(seen.len(), 2);
+        assert!(seen.iter().all(|(s, _)| *s == want));
+        let mut uniform = Vec::new();
+        hunt(
+            &sc,
+            Plant::SkipVerify,
+            5,
+            1,
+            1,
+            Strategy::Uniform,
+            |s, o| {
+                uniform.push(s.clone());
+                (report(o.seed, Vec::new(), Vec::new()), 0.1)
+            },
+        );
+        assert_eq!(uniform, vec![sc[0].clone()]);
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //!   and what reads it as the run goes — one checker per invariant of DESIGN.md §6, the
 //!   KPIs of §7 (the `sovereign-observe` crate, re-exported; it does not depend on the
 //!   simulator, so the lab feeds it from real processes).
-//! - [`plant`]: planted bugs, one per oracle; [`hunt`]: runs to the first catch of one.
+//! - [`plant`]: planted bugs, one per oracle; [`hunt`]: runs to the first catch of one;
+//!   [`swarm`]: a per-run variant of a scenario with features switched off (swarm testing).
 //! - [`report`]: a run's result and its exit code.
 //! - [`trace`]: the event trace and its hash (determinism).
 //!
@@ -30,6 +31,7 @@ pub mod hunt;
 pub mod plant;
 pub mod report;
 pub mod shrink;
+pub mod swarm;
 pub mod sweep;
 pub mod trace;
 pub mod world;
