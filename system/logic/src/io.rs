@@ -249,6 +249,13 @@ pub enum Event {
         /// its class
         priority: Priority,
     },
+    /// An item the tower served is served no more: a re-home found other bytes (or
+    /// another version) under its id, or the new origin lacks it. Reads of it are refused
+    /// until a version is servable again ([`Event::ContentServable`]).
+    ContentWithdrawn {
+        /// the item
+        item: ItemId,
+    },
     /// A chunk's bytes passed verification and were handed to storage.
     ChunkVerified {
         /// the chunk

@@ -746,7 +746,7 @@ impl TowerMetrics {
             | Event::RehomeStarted { .. } => self.origin_mismatch.set(0),
             // Origin-side, or carried by other metrics (Recovered: the quarantined chunks
             // come as ChunkQuarantined events, the rest is in the status gauges).
-            Event::OpApplied { .. } | Event::Recovered { .. } => {}
+            Event::OpApplied { .. } | Event::Recovered { .. } | Event::ContentWithdrawn { .. } => {}
         }
     }
 

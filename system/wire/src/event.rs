@@ -34,6 +34,8 @@ pub enum EventDto {
         version: u64,
         priority: String,
     },
+    /// An item is served no more (a re-home found other bytes, or the new origin lacks it).
+    ContentWithdrawn { item: String },
     /// A chunk passed verification.
     ChunkVerified {
         sha256: String,
@@ -137,6 +139,9 @@ impl From<&Event> for EventDto {
                 item: item.0.clone(),
                 version: *version,
                 priority: priority.to_string(),
+            },
+            Event::ContentWithdrawn { item } => EventDto::ContentWithdrawn {
+                item: item.0.clone(),
             },
             Event::ChunkVerified {
                 hash,
@@ -275,6 +280,14 @@ impl EventDto {
                     priority: priority("priority", p)?,
                 }
             }
+            EventDto::ContentWithdrawn { item } => {
+                if item.is_empty() {
+                    return Err(field_err("item", "a non-empty item id", "\"\""));
+                }
+                Event::ContentWithdrawn {
+                    item: ItemId(item.clone()),
+                }
+            }
             EventDto::ChunkVerified {
                 sha256,
                 priority: p,
@@ -389,6 +402,9 @@ mod tests {
                 item: ItemId("news".into()),
                 version: 3,
                 priority: Priority::P1,
+            },
+            Event::ContentWithdrawn {
+                item: ItemId("news".into()),
             },
             Event::ChunkVerified {
                 hash: h,

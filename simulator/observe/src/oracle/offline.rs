@@ -6,7 +6,8 @@
 //! learnt from its own events: `ContentServable` adds an item (at that version);
 //! `ChunkQuarantined` removes every held item whose held version's manifest (learnt from
 //! [`Obs::Published`]) contains the chunk — or whose manifest is unknown, to stay on the
-//! safe side; [`Obs::TowerDown`] clears the tower (it re-announces what it holds after
+//! safe side; `ContentWithdrawn` (a re-home found other bytes under the item, or the new
+//! origin lacks it) removes the item; [`Obs::TowerDown`] clears the tower (it re-announces what it holds after
 //! recovery). Each (tower, item) is reported once.
 //!
 //! Does not verify: reads that never reached a powered tower ([`ReadResult::Unreachable`]
@@ -78,6 +79,14 @@ impl Checker for OfflineService {
                             .get(&(item.clone(), *version))
                             .is_some_and(|chunks| !chunks.contains(hash))
                     });
+                }
+            }
+            Obs::Tower {
+                tower,
+                event: Event::ContentWithdrawn { item },
+            } => {
+                if let Some(h) = self.held.get_mut(tower) {
+                    h.remove(item);
                 }
             }
             Obs::TowerDown { tower, .. } => {
@@ -191,6 +200,34 @@ mod tests {
         ];
         let v = run(&mut OfflineService::default(), &seq);
         assert!(v.is_empty(), "{v:?}");
+    }
+
+    #[test]
+    fn an_item_withdrawn_at_a_re_home_is_not_held_and_the_rest_still_are() {
+        // Goal: after `ContentWithdrawn` (a re-home found other bytes under the item) the
+        // tower's refusal of that item is expected; refusing another held item still fails.
+        let withdrawn = at(
+            3,
+            Obs::Tower {
+                tower: 0,
+                event: Event::ContentWithdrawn {
+                    item: ItemId::new("a"),
+                },
+            },
+        );
+        let seq = [
+            start(1),
+            publish("a", &["x"]),
+            publish("b", &["y"]),
+            servable(1, "a"),
+            servable(1, "b"),
+            withdrawn,
+            read(4, "a", ReadResult::Refused(Refusal::NotHeld), true),
+            read(4, "b", ReadResult::Refused(Refusal::NotHeld), true),
+        ];
+        let v = run(&mut OfflineService::default(), &seq);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].detail.contains("of b"), "{v:?}");
     }
 
     #[test]

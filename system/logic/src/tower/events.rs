@@ -40,7 +40,8 @@ impl Topic {
             Event::ContentServable { .. } => Some(Topic::ContentArrived),
             Event::LinkHealth { .. } | Event::ActiveLink { .. } => Some(Topic::LinkChanged),
             Event::PowerMode { .. } => Some(Topic::PowerMode),
-            Event::ChunkVerified { .. }
+            Event::ContentWithdrawn { .. }
+            | Event::ChunkVerified { .. }
             | Event::ChunkRejected { .. }
             | Event::ChunkQuarantined { .. }
             | Event::ChunkRequested { .. }

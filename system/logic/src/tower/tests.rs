@@ -1482,6 +1482,17 @@ fn rehome_reconciles_held_content_with_the_new_origin() {
             dropped: 1
         }
     ));
+    // The tower says what it serves no more (news: lacking; alert: other bytes), and not
+    // what it keeps.
+    let withdrawn = |item: &str| {
+        emitted(
+            &actions,
+            &Event::ContentWithdrawn {
+                item: ItemId::new(item),
+            },
+        )
+    };
+    assert!(withdrawn("news") && withdrawn("alert") && !withdrawn("kept"));
     assert_eq!(t.trusted_origin(), Some(O2));
     let now = Time::from_secs(2);
     assert_eq!(

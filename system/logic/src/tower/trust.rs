@@ -232,11 +232,15 @@ impl Tower {
                 Some((true, seq, durable)) => {
                     // Vouched for by the new origin: keep it; serve only this version.
                     if let Some(s) = self.items.get_mut(&item) {
-                        if s.servable.as_ref().is_some_and(|m| *m != entry.manifest) {
+                        let withdrawn = s.servable.as_ref().is_some_and(|m| *m != entry.manifest);
+                        if withdrawn {
                             s.servable = None;
                             self.serve_epoch += 1;
                         }
                         s.entry.seq = entry.seq;
+                        if withdrawn {
+                            self.emit(Event::ContentWithdrawn { item: item.clone() });
+                        }
                     }
                     if seq != entry.seq || !durable {
                         self.write(Record::Entry(entry), Purpose::Entry(item, version));
@@ -250,6 +254,7 @@ impl Tower {
                         && s.servable.take().is_some()
                     {
                         self.serve_epoch += 1;
+                        self.emit(Event::ContentWithdrawn { item: item.clone() });
                     }
                     self.write(Record::Entry(entry.clone()), Purpose::Entry(item, version));
                     self.adopt_entry(entry, false);
@@ -310,6 +315,9 @@ impl Tower {
             return;
         };
         self.serve_epoch += 1;
+        if state.servable.is_some() {
+            self.emit(Event::ContentWithdrawn { item: item.clone() });
+        }
         let retired = state.chunk_hashes().collect();
         self.retire(retired);
         for hash in state.missing {
