@@ -5,7 +5,7 @@
 //! The hunts themselves (seed streams, the clean build's confirmation, quantiles) are
 //! `sovereign_sim::hunt`; this module runs them on worker threads, measures each run's
 //! CPU time, prints the table and writes it as JSON. `--swarm` runs each drawn (scenario,
-//! seed) as the scenario's swarm variant for that seed.
+//! seed) as the scenario's swarm variant for that seed; `--buggify` switches its fault sites on.
 
 use crate::HuntArgs;
 use crate::pool::run_parallel;
@@ -16,9 +16,8 @@ use crate::{BUILD, report};
 use anyhow::{Result, bail};
 use serde_json::json;
 use sovereign_sim::Plant;
-use sovereign_sim::hunt::{
-    BUDGET_MAX, HUNTS_MAX, HuntOutcome, HuntStats, Quantile, Strategy, hunt,
-};
+use sovereign_sim::hunt::{BUDGET_MAX, HUNTS_MAX, HuntOutcome, HuntStats, Quantile, hunt};
+use sovereign_sim::sweep::Strategy;
 use std::fmt::Write as _;
 
 /// One plant's hunts.
@@ -62,10 +61,9 @@ pub fn hunt_command(a: HuntArgs) -> Result<u8> {
         p
     };
     let jobs = crate::pool::jobs(a.jobs)?;
-    let strategy = if a.swarm {
-        Strategy::Swarm
-    } else {
-        Strategy::Uniform
+    let strategy = Strategy {
+        swarm: a.swarm,
+        buggify: a.buggify,
     };
     let clock = if thread_cpu().is_some() {
         "CPU s per thread (/proc/thread-self/schedstat)"
@@ -146,7 +144,7 @@ pub fn hunt_command(a: HuntArgs) -> Result<u8> {
                     &scenarios[c.scenario_index].0.display().to_string(),
                     c.seed,
                     Some(h.plant),
-                    strategy == Strategy::Swarm,
+                    strategy,
                 )
             });
         let _ = writeln!(

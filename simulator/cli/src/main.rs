@@ -340,6 +340,11 @@ pub struct RunArgs {
     /// rates scaled (swarm testing; docs/SCENARIOS.md).
     #[arg(long)]
     pub swarm: bool,
+    /// Switch the simulator's fault sites on for this run (`buggify = true`: a slow fsync,
+    /// a crash while one is pending, a reply just after the deadline, a late duplicate;
+    /// docs/SCENARIOS.md).
+    #[arg(long)]
+    pub buggify: bool,
     /// Run twice and compare the trace hashes (exit 1 if they differ).
     #[arg(long)]
     pub check_determinism: bool,
@@ -399,6 +404,9 @@ pub struct SweepArgs {
     /// failure files hold the variant, so they replay and shrink as usual.
     #[arg(long)]
     pub swarm: bool,
+    /// Each run switches its scenario's fault sites on (see `sim run --buggify`).
+    #[arg(long)]
+    pub buggify: bool,
     /// Where failure files go.
     #[arg(long, value_name = "DIR", default_value = "reports/failures")]
     pub out: PathBuf,
@@ -448,6 +456,10 @@ pub struct HuntArgs {
     /// the clean build's confirming run too.
     #[arg(long)]
     pub swarm: bool,
+    /// Each run switches its scenario's fault sites on (see `sim run --buggify`), the
+    /// clean build's confirming run too.
+    #[arg(long)]
+    pub buggify: bool,
     /// Write every hunt (runs, CPU seconds, catching scenario and seed) as JSON here.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,

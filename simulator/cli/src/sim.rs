@@ -22,7 +22,9 @@ use sovereign_report::{RunData, SweepData};
 use sovereign_sim::failure::{FailureFile, Reproduction, replay_command, shell_quote};
 use sovereign_sim::scenario::{Scenario, parse_file};
 use sovereign_sim::swarm::swarm;
-use sovereign_sim::sweep::{Shard, SweepOutcome, run_options, sort_outcomes, worst_exit_code};
+use sovereign_sim::sweep::{
+    Shard, Strategy, SweepOutcome, run_options, sort_outcomes, worst_exit_code,
+};
 use sovereign_sim::{Plant, RunOptions, RunReport};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -87,9 +89,10 @@ struct RunConfig {
     path: PathBuf,
     scenario: Scenario,
     opts: RunOptions,
-    /// With `--swarm`: the scenario is the file's swarm variant for the seed, and this
-    /// line says what it switched off and scaled.
-    swarm: Option<String>,
+    /// `--swarm`, `--buggify`: how the file's scenario became the one that runs.
+    strategy: Strategy,
+    /// With `--swarm`: what the variant switched off and scaled.
+    variant: Option<String>,
     out: Option<PathBuf>,
     check_determinism: bool,
     exports: Exports,
@@ -99,16 +102,17 @@ impl RunConfig {
     fn resolve(a: RunArgs) -> Result<RunConfig> {
         let mut scenario = load_scenario(&a.scenario)?;
         let seed = a.seed.unwrap_or(scenario.seed);
-        let mut variant = None;
-        if a.swarm {
-            let s = swarm(&scenario, seed);
-            variant = Some(s.summary(seed));
-            scenario = s.scenario;
-        }
+        let strategy = Strategy {
+            swarm: a.swarm,
+            buggify: a.buggify,
+        };
+        let variant = a.swarm.then(|| swarm(&scenario, seed).summary(seed));
+        scenario = strategy.scenario(&scenario, seed).into_owned();
         Ok(RunConfig {
             path: a.scenario,
             scenario,
-            swarm: variant,
+            strategy,
+            variant,
             opts: RunOptions {
                 seed,
                 plant: a.plant,
@@ -133,8 +137,11 @@ pub fn run(a: RunArgs) -> Result<u8> {
     println!("scenario: {} ({})", c.scenario.name, c.path.display());
     println!("seed: {}", c.opts.seed);
     println!("plant: {}", plant_name(c.opts.plant));
-    if let Some(variant) = &c.swarm {
+    if let Some(variant) = &c.variant {
         println!("variant: {variant}");
+    }
+    if c.scenario.buggify {
+        println!("buggify: on (fault sites inside the simulator's drivers)");
     }
     let (report, series) = if c.exports.wants_series() {
         let (r, s) = sovereign_report::record(&c.scenario, &c.opts);
@@ -184,7 +191,7 @@ pub fn run(a: RunArgs) -> Result<u8> {
                 &c.path.display().to_string(),
                 c.opts.seed,
                 c.opts.plant,
-                c.swarm.is_some()
+                c.strategy
             )
         );
     }
@@ -192,7 +199,7 @@ pub fn run(a: RunArgs) -> Result<u8> {
         let source = c.path.display().to_string();
         let replay = match &failure_file {
             Some(f) => replay_command(f),
-            None => rerun_command(&source, c.opts.seed, c.opts.plant, c.swarm.is_some()),
+            None => rerun_command(&source, c.opts.seed, c.opts.plant, c.strategy),
         };
         let data = RunData::build(
             &c.scenario,
@@ -208,14 +215,18 @@ pub fn run(a: RunArgs) -> Result<u8> {
     Ok(report.exit_code())
 }
 
-/// The command that reruns a scenario file with a seed and plant (as its swarm variant
-/// for that seed with `swarm`).
-pub(crate) fn rerun_command(source: &str, seed: u64, plant: Option<Plant>, swarm: bool) -> String {
+/// The command that reruns a scenario file with a seed, plant and strategy.
+pub(crate) fn rerun_command(
+    source: &str,
+    seed: u64,
+    plant: Option<Plant>,
+    strategy: Strategy,
+) -> String {
     format!(
         "sovereign sim run {} --seed {seed}{}{}",
         shell_quote(source),
         plant.map(|p| format!(" --plant {p}")).unwrap_or_default(),
-        if swarm { " --swarm" } else { "" }
+        strategy.flags()
     )
 }
 
@@ -297,8 +308,8 @@ struct SweepConfig {
     /// Where the shard came from (`--shard`, an engine's variable, or the whole sweep).
     shard_source: &'static str,
     plant: Option<Plant>,
-    /// Each run runs its scenario's swarm variant for its seed.
-    swarm: bool,
+    /// How each run's scenario is made from the file's (`--swarm`, `--buggify`).
+    strategy: Strategy,
     jobs: usize,
     junit: Option<PathBuf>,
     records: Option<PathBuf>,
@@ -309,12 +320,7 @@ struct SweepConfig {
 impl SweepConfig {
     /// What run (scenario `i`, `seed`) runs: the scenario, or its swarm variant.
     fn scenario_of(&self, i: usize, seed: u64) -> std::borrow::Cow<'_, Scenario> {
-        let sc = &self.scenarios[i].1;
-        if self.swarm {
-            std::borrow::Cow::Owned(swarm(sc, seed).scenario)
-        } else {
-            std::borrow::Cow::Borrowed(sc)
-        }
+        self.strategy.scenario(&self.scenarios[i].1, seed)
     }
 
     fn resolve(a: SweepArgs) -> Result<SweepConfig> {
@@ -349,7 +355,10 @@ impl SweepConfig {
             shard,
             shard_source,
             plant: a.plant,
-            swarm: a.swarm,
+            strategy: Strategy {
+                swarm: a.swarm,
+                buggify: a.buggify,
+            },
             jobs,
             junit: a.results.junit,
             records: a.records,
@@ -373,7 +382,12 @@ pub fn sweep(a: SweepArgs) -> Result<u8> {
     println!(
         "sweep: {} scenario(s){} × seeds {}..{} (shard {} from {}: {} runs), plant {}, {} jobs, build {BUILD}",
         c.scenarios.len(),
-        if c.swarm { " as swarm variants" } else { "" },
+        match (c.strategy.swarm, c.strategy.buggify) {
+            (false, false) => "",
+            (true, false) => " as swarm variants",
+            (false, true) => " with fault sites (buggify)",
+            (true, true) => " as swarm variants with fault sites (buggify)",
+        },
         c.from,
         u128::from(c.from) + u128::from(c.count),
         c.shard,
@@ -455,7 +469,7 @@ pub fn sweep(a: SweepArgs) -> Result<u8> {
     }
     for (i, seed, msg) in &panics {
         let (path, scenario) = &c.scenarios[*i];
-        let cmd = rerun_command(&path.display().to_string(), *seed, c.plant, c.swarm);
+        let cmd = rerun_command(&path.display().to_string(), *seed, c.plant, c.strategy);
         println!("PANIC {} seed {seed}: {msg}", scenario.name);
         println!("  rerun: {cmd}");
         let junit = CaseFailure {

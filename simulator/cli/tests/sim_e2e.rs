@@ -452,3 +452,45 @@ fn a_swarm_sweeps_failure_replays_from_its_file_and_reruns_with_sim_run_swarm() 
     ]);
     assert_ne!(hash(&run_text), hash(&stdout(&plain)));
 }
+
+#[test]
+fn buggify_switches_the_fault_sites_on_and_its_rerun_names_the_flag() {
+    // Goal: `sim run --buggify` says the sites are on and is another run than without;
+    // a failing one's rerun line carries --buggify, so it reruns the same way.
+    let hash = |o: &Output| {
+        stdout(o)
+            .lines()
+            .find_map(|l| l.strip_prefix("trace-hash: "))
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("no trace-hash: {}", stdout(o)))
+    };
+    let on = sovereign(&[
+        "sim",
+        "run",
+        "scenarios/storm.toml",
+        "--seed",
+        "3",
+        "--buggify",
+    ]);
+    assert!(stdout(&on).contains("buggify: on"), "{}", stdout(&on));
+    let off = sovereign(&["sim", "run", "scenarios/storm.toml", "--seed", "3"]);
+    assert!(!stdout(&off).contains("buggify"), "{}", stdout(&off));
+    assert_ne!(hash(&on), hash(&off));
+    let planted = sovereign(&[
+        "sim",
+        "run",
+        "scenarios/storm.toml",
+        "--seed",
+        "3",
+        "--buggify",
+        "--plant",
+        "skip-verify",
+    ]);
+    let text = stdout(&planted);
+    assert_eq!(planted.status.code(), Some(1), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("rerun: ") && l.contains("--buggify")),
+        "{text}"
+    );
+}

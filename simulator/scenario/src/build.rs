@@ -40,6 +40,7 @@ impl Scenario {
             duration,
             liveness_bound: LIVENESS_BOUND_DEFAULT,
             power_time_scale: 1,
+            buggify: false,
             seed: 1,
             origin: OriginSpec::default(),
             towers,

@@ -72,6 +72,11 @@ pub struct Scenario {
     /// minutes), in both worlds — the power tick comes that much more often, each still
     /// stepping the model by [`power::POWER_TICK`] ([`power::power_tick_every`]).
     pub power_time_scale: u32,
+    /// Fault sites inside the simulator's drivers (BUGGIFY): each run enables a random
+    /// subset of them, and an enabled site fires now and then (a slow fsync, a crash while
+    /// one is pending, a reply just after the tower's deadline, a late duplicate of a
+    /// forward). Off by default.
+    pub buggify: bool,
 }
 
 /// The origin's settings.

@@ -248,6 +248,7 @@ pub(crate) struct RawScenario {
     pub nemesis: Option<Spanned<RawNemesis>>,
     pub slo: Option<RawSlo>,
     pub power_time_scale: Option<Int<1, { POWER_TIME_SCALE_MAX as i64 }>>,
+    pub buggify: Option<bool>,
 }
 
 /// `[origin]`.
@@ -587,6 +588,7 @@ fn scenario(ctx: &Ctx<'_>, raw: &RawScenario, root: &Range<usize>) -> Res<Scenar
         liveness_bound: raw.liveness_bound.map_or(LIVENESS_BOUND_DEFAULT, |d| d.0),
         seed: raw.seed.map_or(1, |s| s.0),
         power_time_scale: raw.power_time_scale.map_or(1, |s| s.0 as u32),
+        buggify: raw.buggify.unwrap_or(false),
         faults: faults(ctx, raw.fault.as_ref(), &towers, &origin, duration)?,
         origin,
         towers,

@@ -37,6 +37,8 @@ impl Scenario {
             // Written only when set, so that files of scenarios without it stay as they were.
             power_time_scale: (self.power_time_scale != 1)
                 .then(|| Int(i64::from(self.power_time_scale))),
+            // Written only when on, so files of scenarios without it stay as they were.
+            buggify: self.buggify.then_some(true),
             invariants: Some(
                 self.invariants
                     .iter()

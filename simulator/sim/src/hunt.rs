@@ -16,10 +16,10 @@
 //! CPU seconds to the first catch, nearest-rank, with misses ranked above every catch: a
 //! quantile that lands on a miss is reported as "more than the budget", not as the budget.
 //!
-//! With [`Strategy::Swarm`], each drawn (scenario, seed) runs the scenario's swarm variant
-//! for that seed ([`crate::swarm`]), for the plant and for the clean build alike.
+//! A [`Strategy`] (swarm variants, fault sites) turns each drawn (scenario, seed) into the
+//! scenario that runs, for the plant and for the clean build alike.
 //!
-//! Map: [`hunt_draw`], [`hunt`] (one hunt, sequential), [`Strategy`], [`Catch`], [`HuntStats`],
+//! Map: [`hunt_draw`], [`hunt`] (one hunt, sequential), [`Catch`], [`HuntStats`],
 //! [`quantile`].
 //!
 //! Not covered: threads and CPU clocks (the CLI runs hunts on worker threads and measures
@@ -28,7 +28,7 @@
 use crate::plant::Plant;
 use crate::report::RunReport;
 use crate::scenario::Scenario;
-use crate::sweep::run_options;
+use crate::sweep::{Strategy, run_options};
 use crate::world::RunOptions;
 use sovereign_logic::entropy::{Entropy, SplitMix64};
 
@@ -86,25 +86,6 @@ pub struct HuntOutcome {
     pub cpu_s: f64,
 }
 
-/// How a hunt picks each run's scenario once it has drawn (scenario, seed).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Strategy {
-    /// The scenario as written.
-    Uniform,
-    /// The scenario's swarm variant for the seed ([`crate::swarm`]).
-    Swarm,
-}
-
-impl Strategy {
-    /// As the table and the JSON name it.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Strategy::Uniform => "uniform",
-            Strategy::Swarm => "swarm",
-        }
-    }
-}
-
 /// Run hunt `hunt` for `plant` over `scenarios` (at least one) from `base`, at most
 /// `budget` runs, each run's scenario picked by `strategy`. `run` executes one run and
 /// returns its report and CPU seconds.
@@ -124,14 +105,8 @@ pub fn hunt(
     let oracle = plant.oracle();
     for i in 0..budget {
         let (scenario_index, seed) = next_run(&mut stream, scenarios.len());
-        let variant;
-        let scenario = match strategy {
-            Strategy::Uniform => &scenarios[scenario_index],
-            Strategy::Swarm => {
-                variant = crate::swarm::swarm(&scenarios[scenario_index], seed).scenario;
-                &variant
-            }
-        };
+        let scenario = strategy.scenario(&scenarios[scenario_index], seed);
+        let scenario = scenario.as_ref();
         let (report, took) = run(scenario, &run_options(seed, Some(plant)));
         cpu_s += took;
         if !report.violates(oracle) {
@@ -273,7 +248,7 @@ mod tests {
         let runs: Vec<(usize, u64)> = (0..6).map(|i| hunt_draw(3, 2, 2, i)).collect();
         let seeds: Vec<u64> = runs.iter().map(|r| r.1).collect();
         let mut calls = Vec::new();
-        let out = hunt(&sc, plant, 3, 2, 100, Strategy::Uniform, |_, o| {
+        let out = hunt(&sc, plant, 3, 2, 100, Strategy::UNIFORM, |_, o| {
             calls.push((o.seed, o.plant));
             let mut r = report(o.seed, Vec::new(), Vec::new());
             // Run 2 fails with and without the plant; run 4 fails only with it.
@@ -306,7 +281,7 @@ mod tests {
             0,
             0,
             7,
-            Strategy::Uniform,
+            Strategy::UNIFORM,
             |_, o| {
                 let mut r = report(o.seed, Vec::new(), Vec::new());
                 r.violations
@@ -321,7 +296,7 @@ mod tests {
 
     #[test]
     fn a_swarm_hunt_runs_each_draws_variant_for_the_plant_and_the_clean_build() {
-        // Goal: with Strategy::Swarm, run i runs swarm(scenario, seed) — the same variant
+        // Goal: with Strategy::SWARM, run i runs swarm(scenario, seed) — the same variant
         // for the planted run and its clean confirmation — and the uniform hunt the
         // scenario as written.
         let mut sc = scenario(1, Vec::new());
@@ -331,7 +306,7 @@ mod tests {
         let want = crate::swarm::swarm(&sc[0], seed0).scenario;
         assert_ne!(want, sc[0]);
         let mut seen = Vec::new();
-        let out = hunt(&sc, Plant::SkipVerify, 5, 1, 1, Strategy::Swarm, |s, o| {
+        let out = hunt(&sc, Plant::SkipVerify, 5, 1, 1, Strategy::SWARM, |s, o| {
             seen.push((s.clone(), o.plant));
             let mut r = report(o.seed, Vec::new(), Vec::new());
             if o.plant.is_some() {
@@ -349,7 +324,7 @@ mod tests {
             5,
             1,
             1,
-            Strategy::Uniform,
+            Strategy::UNIFORM,
             |s, o| {
                 uniform.push(s.clone());
                 (report(o.seed, Vec::new(), Vec::new()), 0.1)

@@ -22,6 +22,7 @@ use crate::plant::Plant;
 use crate::report::RunReport;
 use crate::scenario::Scenario;
 use crate::world::RunOptions;
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -260,6 +261,67 @@ pub fn run_options(seed: u64, plant: Option<Plant>) -> RunOptions {
         plant,
         record_trace: false,
         schedule: None,
+    }
+}
+
+/// What a run of (scenario, seed) runs, besides the scenario as written: its swarm
+/// variant for the seed ([`crate::swarm`]) and/or its fault sites inside the drivers
+/// (`buggify`). Sweeps, hunts and `sim run` share it, so a seed reruns the same way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Strategy {
+    /// Run the scenario's swarm variant for the seed.
+    pub swarm: bool,
+    /// Switch the scenario's fault sites on (`buggify = true`).
+    pub buggify: bool,
+}
+
+impl Strategy {
+    /// The scenario as written.
+    pub const UNIFORM: Strategy = Strategy {
+        swarm: false,
+        buggify: false,
+    };
+    /// Swarm variants only.
+    pub const SWARM: Strategy = Strategy {
+        swarm: true,
+        buggify: false,
+    };
+
+    /// As tables, JSON and headers name it: `uniform`, `swarm`, `buggify`,
+    /// `swarm+buggify`.
+    pub const fn name(self) -> &'static str {
+        match (self.swarm, self.buggify) {
+            (false, false) => "uniform",
+            (true, false) => "swarm",
+            (false, true) => "buggify",
+            (true, true) => "swarm+buggify",
+        }
+    }
+
+    /// The flags that ask for it on the command line (empty, or ` --swarm`, ...).
+    pub fn flags(self) -> String {
+        let mut f = String::new();
+        if self.swarm {
+            f.push_str(" --swarm");
+        }
+        if self.buggify {
+            f.push_str(" --buggify");
+        }
+        f
+    }
+
+    /// What run (`scenario`, `seed`) runs.
+    pub fn scenario(self, scenario: &Scenario, seed: u64) -> Cow<'_, Scenario> {
+        if !self.swarm && (!self.buggify || scenario.buggify) {
+            return Cow::Borrowed(scenario);
+        }
+        let mut s = if self.swarm {
+            crate::swarm::swarm(scenario, seed).scenario
+        } else {
+            scenario.clone()
+        };
+        s.buggify |= self.buggify;
+        Cow::Owned(s)
     }
 }
 

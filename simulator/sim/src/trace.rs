@@ -68,6 +68,9 @@ pub enum TraceKind {
     OriginReplaced = 24,
     /// A rogue forwards operations to the origin. Node: how many it has sent.
     RogueForward = 25,
+    /// A fault site inside the drivers fires (`buggify`). Node: the site; payload: the
+    /// host (0 the origin, 1 + i tower i), the delay in µs where it has one.
+    Buggify = 26,
 }
 
 /// The trace of one run.

@@ -59,6 +59,7 @@ use sovereign_logic::tower::{RETRY_NOT_STORED, TowerConfig};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+mod buggify;
 mod disk;
 mod events;
 mod faults;
@@ -71,6 +72,7 @@ mod rng;
 mod view;
 mod workload;
 
+use buggify::Site;
 use events::{Ev, Node, Queue, node_word, peer_word, summary};
 use faults::ScheduledFault;
 use hosts::{DeviceHost, OriginHost, Proc, Timer, TowerHost, origin_id, proc_delay};
@@ -130,6 +132,8 @@ pub struct World {
     seq: u64,
     net: Stream,
     disk_rng: Stream,
+    /// Fault sites inside the drivers (all off unless the scenario sets `buggify`).
+    buggify: buggify::Buggify,
     /// The chunk buffers the disks have hashed (shared by every disk).
     hashes: disk::Hashes,
     /// Which chunks a garbling Wi-Fi flips, and where (drawn only while one is).
@@ -297,6 +301,7 @@ impl World {
             seq: 0,
             net: Stream::new(seed, "net"),
             disk_rng: Stream::new(seed, "disk"),
+            buggify: buggify::Buggify::new(seed, sc.buggify),
             hashes: disk::Hashes::default(),
             wifi_rng: Stream::new(seed, "wifi"),
             workload: Stream::new(seed, "workload"),
@@ -378,6 +383,16 @@ impl World {
                 .sum::<u64>()
         );
         self.observe(Obs::start(&self.sc));
+        if self.sc.buggify {
+            let sites = self.buggify.enabled();
+            let mask = sites.iter().fold(0u64, |m, s| m | 1 << *s as u64);
+            self.trace
+                .event(self.now, TraceKind::Buggify, u64::MAX, &[mask]);
+            self.trace.line(self.now, || {
+                let names: Vec<&str> = sites.iter().map(|s| s.name()).collect();
+                format!("buggify: sites on: {}", names.join(", "))
+            });
+        }
         // The origin's identity, then the initial catalog, published before the towers boot.
         let _ = self.origin.origin.establish_identity(self.origin.id);
         let catalog = self.sc.workload.catalog.clone();
@@ -704,6 +719,7 @@ impl World {
                         if self.origin.incarnation != incarnation || !self.origin.up {
                             return;
                         }
+                        self.origin.fsyncs_in_flight.retain(|(_, f)| *f != id);
                         let res = self.fsync_done(node, upto, fail);
                         if res.is_ok() {
                             self.origin.restarts.on_durable();
@@ -809,6 +825,7 @@ impl World {
                     self.restart_origin();
                 }
             }
+            Ev::BuggifyCrash { node, incarnation } => self.buggify_crash(node, incarnation),
             Ev::PowerTick { tower } => self.power_tick(tower),
             Ev::Publish { class } => self.publish_tick(class),
             Ev::DeviceRead { device } => {
@@ -854,10 +871,13 @@ impl World {
                     let incarnation = self.towers[t].incarnation;
                     let bytes = msg.wire_size();
                     let delay = proc_delay(slow);
-                    let arrivals = match self.towers[t].link_mut(link) {
+                    let mut arrivals = match self.towers[t].link_mut(link) {
                         Some(l) => l.transmit(self.now + delay, bytes, false, &mut self.net),
                         None => Vec::new(),
                     };
+                    if !arrivals.is_empty() && !self.healed && self.buggify.fires(Site::LateReply) {
+                        self.late_reply(t, &mut arrivals);
+                    }
                     self.observe(Obs::Transfer {
                         tower: t,
                         link,
@@ -934,10 +954,21 @@ impl World {
                     let bytes = msg.wire_size();
                     let delay = proc_delay(slow);
                     let now = self.now;
-                    let arrivals = match self.towers[i].link_mut(link) {
+                    let mut arrivals = match self.towers[i].link_mut(link) {
                         Some(l) => l.transmit(now + delay, bytes, true, &mut self.net),
                         None => Vec::new(),
                     };
+                    if matches!(msg, Message::ForwardOps { .. })
+                        && !self.healed
+                        && let Some(&last) = arrivals.last()
+                        && self.buggify.fires(Site::LateDuplicate)
+                    {
+                        let after = self
+                            .buggify
+                            .log_uniform(Duration::from_secs(1), Duration::from_secs(7200));
+                        self.trace_buggify(Site::LateDuplicate, 1 + i as u64, after);
+                        arrivals.push(last + after);
+                    }
                     self.observe(Obs::Transfer {
                         tower: i,
                         link,

@@ -381,6 +381,12 @@ impl World {
                 (WRITE_LATENCY, done)
             }
             Action::Fsync { id } => {
+                if node == Node::Origin {
+                    let inc = self.origin.incarnation;
+                    let f = &mut self.origin.fsyncs_in_flight;
+                    f.retain(|(i, _)| *i == inc);
+                    f.push((inc, id));
+                }
                 let d = self.disk_mut(node);
                 let (p, upto) = (d.faults.fsync_error, d.issued());
                 let fail = self.disk_rng.chance(p);
@@ -399,7 +405,10 @@ impl World {
             }
         };
         let extra = self.disk_mut(node).faults.extra_latency;
-        let after = (latency + extra).mul_f64(slow);
+        let mut after = (latency + extra).mul_f64(slow);
+        if let Ev::FsyncDone { incarnation, .. } = done {
+            after = self.buggify_fsync(node, incarnation, after);
+        }
         if frozen {
             self.disk_mut(node).held.push((after, done));
         } else {

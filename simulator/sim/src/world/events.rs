@@ -79,6 +79,11 @@ pub(super) enum Ev {
     OriginRestart {
         incarnation: u64,
     },
+    /// A `crash-in-fsync` fault site's crash of a host's incarnation (`buggify`).
+    BuggifyCrash {
+        node: Node,
+        incarnation: u64,
+    },
     PowerTick {
         tower: usize,
     },

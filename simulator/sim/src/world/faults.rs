@@ -125,8 +125,24 @@ impl World {
                 }
             }
             (FaultKind::Restart, Target::Origin) => {
+                // A graceful stop: what was issued reaches the disk, and the fsyncs in
+                // flight finish, so their batches are answered and their applies reported
+                // before the process exits (then the rebuilt origin holds exactly those).
                 let upto = self.origin.disk.issued();
                 self.origin.disk.sync(upto);
+                if self.origin.up && self.origin.paused_until.is_none_or(|u| u <= self.now) {
+                    let inc = self.origin.incarnation;
+                    let ids: Vec<_> = std::mem::take(&mut self.origin.fsyncs_in_flight)
+                        .into_iter()
+                        .filter(|(i, _)| *i == inc)
+                        .map(|(_, id)| id)
+                        .collect();
+                    for id in ids {
+                        self.origin.restarts.on_durable();
+                        self.origin.origin.handle_fsync_done(self.now, id, Ok(()));
+                    }
+                    self.drain_origin();
+                }
                 self.crash_origin(BOOT);
             }
             (FaultKind::OriginReplace, Target::Origin) => self.replace_origin(),

@@ -24,6 +24,7 @@ use sovereign_logic::Time;
 use sovereign_logic::content::{ItemId, Priority};
 use sovereign_logic::device::Device;
 use sovereign_logic::entropy::{Entropy, SplitMix64};
+use sovereign_logic::io::WriteId;
 use sovereign_logic::origin::{Origin, OriginConfig, RestartPacing};
 use sovereign_logic::protocol::{DeviceId, LinkKind, OriginId};
 use sovereign_logic::tower::{Tower, TowerConfig};
@@ -161,6 +162,9 @@ pub(super) struct OriginHost {
     /// this one and takes in only the records made durable since ([`Origin::absorb`]).
     /// Dropped once the disk cannot list them.
     rebuilt: Option<Origin>,
+    /// The fsyncs issued and not yet completed, with the incarnation that issued them: a
+    /// graceful restart lets them finish first (`restart` fault).
+    pub(super) fsyncs_in_flight: Vec<(u64, WriteId)>,
 }
 
 impl OriginHost {
@@ -181,6 +185,7 @@ impl OriginHost {
             restarts: RestartPacing::default(),
             failed_until: None,
             rebuilt: None,
+            fsyncs_in_flight: Vec::new(),
         }
     }
 
