@@ -72,7 +72,7 @@ mod rng;
 mod view;
 mod workload;
 
-use buggify::Site;
+use buggify::{LATE_DUPLICATE_MAX, Site};
 use events::{Ev, Node, Queue, node_word, peer_word, summary};
 use faults::ScheduledFault;
 use hosts::{DeviceHost, OriginHost, Proc, Timer, TowerHost, origin_id, proc_delay};
@@ -965,7 +965,7 @@ impl World {
                     {
                         let after = self
                             .buggify
-                            .log_uniform(Duration::from_secs(1), Duration::from_secs(7200));
+                            .log_uniform(Duration::from_secs(1), LATE_DUPLICATE_MAX);
                         self.trace_buggify(Site::LateDuplicate, 1 + i as u64, after);
                         arrivals.push(last + after);
                     }

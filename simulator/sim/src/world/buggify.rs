@@ -18,8 +18,9 @@
 //! - `late-reply`: a message from the origin to a tower arrives just around the tower's
 //!   request deadline (its request timeout plus 0–5 s): the tower has timed out and sent
 //!   again, and the first answer comes in after all (receipts matched by position).
-//! - `late-duplicate`: a tower's forward reaches the origin a second time, 1 s to 2 h
-//!   later (log-uniform): a retransmission by a store-and-forward hop.
+//! - `late-duplicate`: a tower's forward reaches the origin a second time, 1 s to 12 h
+//!   later (log-uniform): a copy carried by a delay-tolerant hop (a data mule, a
+//!   store-and-forward relay) long after the original (a dedupe memory that forgets).
 //!
 //! Map: [`Site`], [`Buggify`].
 //!
@@ -32,6 +33,9 @@ use super::rng::Stream;
 use crate::trace::TraceKind;
 use sovereign_logic::entropy::Entropy;
 use std::time::Duration;
+
+/// Longest delay of a `late-duplicate` copy.
+pub(super) const LATE_DUPLICATE_MAX: Duration = Duration::from_secs(12 * 3600);
 
 /// Probability that a site is enabled for a run.
 pub(super) const P_ENABLED: f64 = 0.5;
@@ -182,8 +186,12 @@ impl World {
     }
 
     /// `crash-in-fsync`: crash `node` if it is still the incarnation that issued the fsync
-    /// and up (and no crash fault holds it), and restart it 1–30 s later.
+    /// and up (and no crash fault holds it), and restart it 1–30 s later; not once every
+    /// fault has healed.
     pub(super) fn buggify_crash(&mut self, node: Node, incarnation: u64) {
+        if self.healed {
+            return;
+        }
         let restart = self
             .buggify
             .uniform(Duration::from_secs(1), Duration::from_secs(30));
