@@ -17,6 +17,15 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// The `trace-hash:` line of a run's or replay's output.
+fn trace_hash(o: &Output) -> String {
+    stdout(o)
+        .lines()
+        .find_map(|l| l.strip_prefix("trace-hash: "))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no trace-hash line: {}", stdout(o)))
+}
+
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("sovereign-e2e-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -413,12 +422,6 @@ fn a_swarm_sweeps_failure_replays_from_its_file_and_reruns_with_sim_run_swarm() 
     let o = sovereign(&["sim", "replay", file.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     assert!(stdout(&o).contains("reproduced"), "{}", stdout(&o));
-    let hash = |t: &str| {
-        t.lines()
-            .find_map(|l| l.strip_prefix("trace-hash: "))
-            .map(str::to_string)
-            .unwrap_or_else(|| panic!("no trace-hash line: {t}"))
-    };
     let name = file.file_name().unwrap().to_string_lossy().to_string();
     let seed = name
         .strip_prefix("storm-seed")
@@ -439,7 +442,7 @@ fn a_swarm_sweeps_failure_replays_from_its_file_and_reruns_with_sim_run_swarm() 
     assert_eq!(run.status.code(), Some(1), "{run_text}");
     assert!(run_text.contains("variant: swarm of seed"), "{run_text}");
     let replay = sovereign(&["sim", "replay", file.to_str().unwrap()]);
-    assert_eq!(hash(&run_text), hash(&stdout(&replay)));
+    assert_eq!(trace_hash(&run), trace_hash(&replay));
     // Without --swarm the same seed is another run.
     let plain = sovereign(&[
         "sim",
@@ -450,20 +453,13 @@ fn a_swarm_sweeps_failure_replays_from_its_file_and_reruns_with_sim_run_swarm() 
         "--plant",
         "skip-verify",
     ]);
-    assert_ne!(hash(&run_text), hash(&stdout(&plain)));
+    assert_ne!(trace_hash(&run), trace_hash(&plain));
 }
 
 #[test]
 fn buggify_switches_the_fault_sites_on_and_its_rerun_names_the_flag() {
     // Goal: `sim run --buggify` says the sites are on and is another run than without;
     // a failing one's rerun line carries --buggify, so it reruns the same way.
-    let hash = |o: &Output| {
-        stdout(o)
-            .lines()
-            .find_map(|l| l.strip_prefix("trace-hash: "))
-            .map(str::to_string)
-            .unwrap_or_else(|| panic!("no trace-hash: {}", stdout(o)))
-    };
     let on = sovereign(&[
         "sim",
         "run",
@@ -475,7 +471,7 @@ fn buggify_switches_the_fault_sites_on_and_its_rerun_names_the_flag() {
     assert!(stdout(&on).contains("buggify: on"), "{}", stdout(&on));
     let off = sovereign(&["sim", "run", "scenarios/storm.toml", "--seed", "3"]);
     assert!(!stdout(&off).contains("buggify"), "{}", stdout(&off));
-    assert_ne!(hash(&on), hash(&off));
+    assert_ne!(trace_hash(&on), trace_hash(&off));
     let planted = sovereign(&[
         "sim",
         "run",
