@@ -719,7 +719,7 @@ impl World {
                         if self.origin.incarnation != incarnation || !self.origin.up {
                             return;
                         }
-                        self.origin.fsyncs_in_flight.retain(|(_, f)| *f != id);
+                        self.origin.fsyncs_in_flight.retain(|(_, f, _)| *f != id);
                         let res = self.fsync_done(node, upto, fail);
                         if res.is_ok() {
                             self.origin.restarts.on_durable();

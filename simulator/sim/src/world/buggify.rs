@@ -20,7 +20,8 @@
 //!   again, and the first answer comes in after all (receipts matched by position).
 //! - `late-duplicate`: a tower's forward reaches the origin a second time, 1 s to 12 h
 //!   later (log-uniform): a copy carried by a delay-tolerant hop (a data mule, a
-//!   store-and-forward relay) long after the original (a dedupe memory that forgets).
+//!   store-and-forward relay) long after the original (a dedupe memory that forgets). The
+//!   copy is drawn in the safety phase but may arrive after the heal.
 //!
 //! Map: [`Site`], [`Buggify`].
 //!

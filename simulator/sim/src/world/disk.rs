@@ -353,6 +353,9 @@ impl World {
                     Node::Tower(i) => &self.towers[i].disk,
                 };
                 let fail = disk.write_error(&record, &mut self.disk_rng);
+                if fail.is_some() && node == Node::Origin {
+                    self.origin.write_refused = true;
+                }
                 // Planted `keep-refused-writes`: the disk reports the error but keeps what
                 // it was given, and the next good fsync makes it durable.
                 let keep = self.plant == Some(Plant::KeepRefusedWrites);
@@ -383,9 +386,10 @@ impl World {
             Action::Fsync { id } => {
                 if node == Node::Origin {
                     let inc = self.origin.incarnation;
+                    let clean = !std::mem::take(&mut self.origin.write_refused);
                     let f = &mut self.origin.fsyncs_in_flight;
-                    f.retain(|(i, _)| *i == inc);
-                    f.push((inc, id));
+                    f.retain(|(i, _, _)| *i == inc);
+                    f.push((inc, id, clean));
                 }
                 let d = self.disk_mut(node);
                 let (p, upto) = (d.faults.fsync_error, d.issued());

@@ -127,16 +127,23 @@ impl World {
             (FaultKind::Restart, Target::Origin) => {
                 // A graceful stop: what was issued reaches the disk, and the fsyncs in
                 // flight finish, so their batches are answered and their applies reported
-                // before the process exits (then the rebuilt origin holds exactly those).
+                // before the process exits (then the rebuilt origin holds exactly those) —
+                // unless a write they cover was refused: that one's error would have
+                // failed the origin first, so none is confirmed.
                 let upto = self.origin.disk.issued();
                 self.origin.disk.sync(upto);
                 if self.origin.up && self.origin.paused_until.is_none_or(|u| u <= self.now) {
                     let inc = self.origin.incarnation;
-                    let ids: Vec<_> = std::mem::take(&mut self.origin.fsyncs_in_flight)
+                    let mine: Vec<_> = std::mem::take(&mut self.origin.fsyncs_in_flight)
                         .into_iter()
-                        .filter(|(i, _)| *i == inc)
-                        .map(|(_, id)| id)
+                        .filter(|(i, _, _)| *i == inc)
                         .collect();
+                    let clean = mine.iter().all(|(_, _, c)| *c);
+                    let ids: Vec<_> = if clean {
+                        mine.into_iter().map(|(_, id, _)| id).collect()
+                    } else {
+                        Vec::new()
+                    };
                     for id in ids {
                         self.origin.restarts.on_durable();
                         self.origin.origin.handle_fsync_done(self.now, id, Ok(()));

@@ -162,9 +162,12 @@ pub(super) struct OriginHost {
     /// this one and takes in only the records made durable since ([`Origin::absorb`]).
     /// Dropped once the disk cannot list them.
     rebuilt: Option<Origin>,
-    /// The fsyncs issued and not yet completed, with the incarnation that issued them: a
-    /// graceful restart lets them finish first (`restart` fault).
-    pub(super) fsyncs_in_flight: Vec<(u64, WriteId)>,
+    /// The fsyncs issued and not yet completed: the incarnation that issued each, its id,
+    /// and whether every write since the fsync before it succeeded. A graceful restart
+    /// lets them finish first (`restart` fault), unless one covers a refused write.
+    pub(super) fsyncs_in_flight: Vec<(u64, WriteId, bool)>,
+    /// A write was refused since the last fsync was issued.
+    pub(super) write_refused: bool,
 }
 
 impl OriginHost {
@@ -186,6 +189,7 @@ impl OriginHost {
             failed_until: None,
             rebuilt: None,
             fsyncs_in_flight: Vec::new(),
+            write_refused: false,
         }
     }
 
