@@ -106,8 +106,14 @@ impl RunConfig {
             swarm: a.swarm,
             buggify: a.buggify,
         };
-        let variant = a.swarm.then(|| swarm(&scenario, seed).summary(seed));
-        scenario = strategy.scenario(&scenario, seed).into_owned();
+        // The swarm variant is drawn once: its summary and its scenario come together.
+        let mut variant = None;
+        if a.swarm {
+            let s = swarm(&scenario, seed);
+            variant = Some(s.summary(seed));
+            scenario = s.scenario;
+        }
+        scenario.buggify |= a.buggify;
         Ok(RunConfig {
             path: a.scenario,
             scenario,
