@@ -14,7 +14,7 @@ fn opts(seed: u64, record_trace: bool) -> RunOptions {
         seed,
         plant: None,
         record_trace,
-        schedule: None,
+        ..RunOptions::default()
     }
 }
 

@@ -250,8 +250,7 @@ pub fn fidelity(a: LabFidelityArgs) -> Result<u8> {
         &sovereign_sim::RunOptions {
             seed,
             plant: None,
-            record_trace: false,
-            schedule: None,
+            ..sovereign_sim::RunOptions::default()
         },
     );
     let mut published = Published::new(&scenario);

@@ -14,6 +14,7 @@
 mod console;
 mod hunt;
 mod lab;
+mod likelihood;
 mod merge;
 mod pool;
 mod progress;
@@ -345,6 +346,14 @@ pub struct RunArgs {
     /// docs/SCENARIOS.md).
     #[arg(long)]
     pub buggify: bool,
+    /// Branch the run at this time (`10h`, `1d 02:00:00`): the seed's run up to it,
+    /// fresh randomness from --branch-seed after it (how guided hunts and `replay
+    /// --likelihood` explore; docs/SCENARIOS.md).
+    #[arg(long, value_name = "TIME", requires = "branch_seed", value_parser = parse_run_time)]
+    pub branch_at: Option<sovereign_logic::Time>,
+    /// The seed of the branch's fresh randomness (with --branch-at).
+    #[arg(long, value_name = "N", requires = "branch_at")]
+    pub branch_seed: Option<u64>,
     /// Run twice and compare the trace hashes (exit 1 if they differ).
     #[arg(long)]
     pub check_determinism: bool,
@@ -498,13 +507,38 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "N", requires = "trace", default_value_t = 50,
           value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub lines: u64,
+    /// How likely the failure is, and since when: branch the run at --points points from
+    /// its start to its failure, each with --branches fresh seeds (the same run up to the
+    /// point, fresh randomness after it), and report how often the failure recurs (a
+    /// table, and likelihood.html with the chart under the fault timeline).
+    #[arg(long, conflicts_with = "trace")]
+    pub likelihood: bool,
+    /// With --likelihood: branch points, from the start to the failure.
+    #[arg(long, value_name = "K", requires = "likelihood", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(2..=sovereign_sim::likelihood::POINTS_MAX as u64))]
+    pub points: u64,
+    /// With --likelihood: branches per point.
+    #[arg(long, value_name = "N", requires = "likelihood", default_value_t = 20,
+          value_parser = clap::value_parser!(u64).range(1..=u64::from(sovereign_sim::likelihood::BRANCHES_MAX)))]
+    pub branches: u64,
+    /// With --likelihood: worker threads (default: the available parallelism).
+    #[arg(long, requires = "likelihood",
+          value_parser = clap::value_parser!(u64).range(1..=pool::JOBS_MAX as u64))]
+    pub jobs: Option<u64>,
+    /// With --likelihood: write likelihood.html, .svg and .json into DIR (default:
+    /// reports/<failure file's name>-likelihood/).
+    #[arg(long, value_name = "DIR", requires = "likelihood")]
+    pub report: Option<PathBuf>,
 }
 
 /// A time of the run as `--around` takes it: as the trace writes it (`10:00:57.062`,
-/// `1d 02:00:00`), or a duration from the start (`10h`, `36057.06s`).
+/// `1d 02:00:00`), or a duration from the start (`10h`, `36057.06s`, `36057062000us`).
 fn parse_run_time(s: &str) -> Result<sovereign_logic::Time, String> {
     if let Some(t) = sovereign_logic::Time::parse_clock(s) {
         return Ok(t);
+    }
+    if let Some(us) = s.strip_suffix("us").and_then(|n| n.parse::<u64>().ok()) {
+        return Ok(sovereign_logic::Time::from_micros(us));
     }
     let text = s;
     let d = match text.strip_suffix('s').and_then(|n| n.parse::<f64>().ok()) {
@@ -574,6 +608,7 @@ fn main() -> ExitCode {
             SimCommand::Sweep(a) => sim::sweep(a),
             SimCommand::Merge(a) => merge::merge(a),
             SimCommand::Hunt(a) => hunt::hunt_command(a),
+            SimCommand::Replay(a) if a.likelihood => likelihood::run(a),
             SimCommand::Replay(a) => sim::replay(a),
             SimCommand::Shrink(a) => sim::shrink(a),
             SimCommand::Faults => {

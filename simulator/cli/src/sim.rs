@@ -25,7 +25,7 @@ use sovereign_sim::swarm::swarm;
 use sovereign_sim::sweep::{
     Shard, Strategy, SweepOutcome, run_options, sort_outcomes, worst_exit_code,
 };
-use sovereign_sim::{Plant, RunOptions, RunReport};
+use sovereign_sim::{Branch, Plant, RunOptions, RunReport};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -124,6 +124,15 @@ impl RunConfig {
                 plant: a.plant,
                 record_trace: false,
                 schedule: None,
+                branches: a
+                    .branch_at
+                    .zip(a.branch_seed)
+                    .map(|(at, seed)| Branch {
+                        at: Duration::from_micros(at.as_micros()),
+                        seed,
+                    })
+                    .into_iter()
+                    .collect(),
             },
             out: a.out,
             check_determinism: a.check_determinism,
@@ -148,6 +157,13 @@ pub fn run(a: RunArgs) -> Result<u8> {
     }
     if c.scenario.buggify {
         println!("buggify: on (fault sites inside the simulator's drivers)");
+    }
+    for b in &c.opts.branches {
+        println!(
+            "branch: at {}, fresh randomness from seed {} on",
+            sovereign_logic::Time::from_micros(b.at.as_micros() as u64),
+            b.seed
+        );
     }
     let (report, series) = if c.exports.wants_series() {
         let (r, s) = sovereign_report::record(&c.scenario, &c.opts);
@@ -198,14 +214,17 @@ pub fn run(a: RunArgs) -> Result<u8> {
                 c.opts.seed,
                 c.opts.plant,
                 c.strategy
-            )
+            ) + &branch_flags(&c.opts.branches)
         );
     }
     if let Some(series) = series {
         let source = c.path.display().to_string();
         let replay = match &failure_file {
             Some(f) => replay_command(f),
-            None => rerun_command(&source, c.opts.seed, c.opts.plant, c.strategy),
+            None => {
+                rerun_command(&source, c.opts.seed, c.opts.plant, c.strategy)
+                    + &branch_flags(&c.opts.branches)
+            }
         };
         let data = RunData::build(
             &c.scenario,
@@ -234,6 +253,14 @@ pub(crate) fn rerun_command(
         plant.map(|p| format!(" --plant {p}")).unwrap_or_default(),
         strategy.flags()
     )
+}
+
+/// The flags that branch a rerun where this one branched (`sim run` takes one branch).
+fn branch_flags(branches: &[Branch]) -> String {
+    branches
+        .iter()
+        .map(|b| format!(" --branch-at {}us --branch-seed {}", b.at.as_micros(), b.seed))
+        .collect()
 }
 
 /// A small TOML summary of one run.
@@ -584,14 +611,14 @@ fn file_digest(path: &Path) -> Result<String> {
 // sim replay
 
 /// A failure file and its embedded scenario, loaded.
-struct Loaded {
-    path: PathBuf,
-    file: FailureFile,
-    scenario: Scenario,
+pub(crate) struct Loaded {
+    pub(crate) path: PathBuf,
+    pub(crate) file: FailureFile,
+    pub(crate) scenario: Scenario,
 }
 
 impl Loaded {
-    fn resolve(path: PathBuf) -> Result<Loaded> {
+    pub(crate) fn resolve(path: PathBuf) -> Result<Loaded> {
         let file = FailureFile::read(&path)?;
         let scenario = file.scenario(&path.display().to_string())?;
         Ok(Loaded {
@@ -603,12 +630,13 @@ impl Loaded {
 
     /// The options that replay the recorded run: its seed and plant, and the embedded
     /// explicit schedule (so nemesis draws play no part).
-    fn options(&self, record_trace: bool) -> RunOptions {
+    pub(crate) fn options(&self, record_trace: bool) -> RunOptions {
         RunOptions {
             seed: self.file.seed,
             plant: self.file.plant,
             record_trace,
             schedule: Some(self.scenario.faults.clone()),
+            branches: self.file.branches.clone(),
         }
     }
 }
@@ -977,6 +1005,7 @@ mod tests {
             kpis: Default::default(),
             slo: Vec::new(),
             schedule: Vec::new(),
+            branches: Vec::new(),
             trace: Vec::new(),
         };
         let lines = report_lines(&report);

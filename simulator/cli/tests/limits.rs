@@ -176,6 +176,7 @@ fn a_failure_file_with_a_bad_trace_hash_is_exit_2_for_replay_and_shrink() {
         trace_hash: "0".repeat(64),
         exit_code: 1,
         scenario_toml: scenario.into(),
+        branches: Vec::new(),
     }
     .to_toml();
     let dir = tempfile::tempdir().expect("tempdir");

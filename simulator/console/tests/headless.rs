@@ -36,6 +36,7 @@ fn replay(path: &Path) -> (String, Reproduction) {
             plant: file.plant,
             record_trace: false,
             schedule: Some(scenario.faults.clone()),
+            branches: file.branches.clone(),
         },
     );
     let r = file.check_reproduced(&report);

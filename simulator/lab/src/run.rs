@@ -3440,6 +3440,7 @@ fn judge(
             .iter()
             .map(|p| p.spec.clone())
             .collect::<Vec<FaultSpec>>(),
+        branches: Vec::new(),
         trace: Vec::new(),
     };
     let series = series.finish(end.as_micros().div_ceil(1_000_000));

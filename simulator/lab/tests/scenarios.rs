@@ -28,9 +28,7 @@ fn every_lab_scenario_is_injectable_and_runs_clean_in_the_simulator() {
         assert!(plan.not_injected.is_empty(), "{:?}", plan.not_injected);
         let opts = sovereign_sim::RunOptions {
             seed: sc.seed,
-            plant: None,
-            record_trace: false,
-            schedule: None,
+            ..sovereign_sim::RunOptions::default()
         };
         let r = sovereign_sim::run(&sc, &opts);
         assert_eq!(r.exit_code(), 0, "{}: {:?}", f.display(), r.violations);

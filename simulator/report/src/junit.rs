@@ -196,6 +196,7 @@ mod tests {
             kpis: Default::default(),
             slo: Vec::new(),
             schedule: Vec::new(),
+            branches: Vec::new(),
             trace: Vec::new(),
         }
     }

@@ -15,6 +15,8 @@
 //! - [`openmetrics`]: the OpenMetrics writer (metric names: [`openmetrics::RUN_METRICS`]).
 //! - [`annotations`]: faults and violations as Grafana annotations.
 //! - [`junit`]: JUnit XML of a sweep's runs.
+//! - [`likelihood`]: how often a failure recurs when its run branches before it (chart,
+//!   page, JSON).
 //! - [`history`]: a reports folder's run history (`history.jsonl`, `index.html`).
 //!
 //! Game days feed a [`series::SeriesScan`] from their `World` as it runs, then build a
@@ -33,6 +35,7 @@ pub mod annotations;
 pub mod data;
 pub mod history;
 pub mod junit;
+pub mod likelihood;
 pub mod openmetrics;
 pub mod render;
 pub mod series;

@@ -196,7 +196,7 @@ fn clock(s: f64) -> String {
 }
 
 /// A moment of the run as every screen writes it (`1d 02:03:04.567`).
-fn at_clock(s: f64) -> String {
+pub(crate) fn at_clock(s: f64) -> String {
     sovereign_logic::Time::from_micros((s.max(0.0) * 1e6).round() as u64).to_string()
 }
 
@@ -528,7 +528,7 @@ fn line<T: Copy>(name: &str, x: &[f64], v: &[T], f: impl Fn(T) -> Option<f64>) -
     }
 }
 
-fn fault_bands(d: &RunData) -> Vec<Band> {
+pub(crate) fn fault_bands(d: &RunData) -> Vec<Band> {
     d.faults
         .iter()
         .map(|f| Band {

@@ -22,6 +22,7 @@
 
 use crate::plant::Plant;
 use crate::report::{RunReport, Violation};
+use crate::world::Branch;
 use crate::scenario::parse::Seed;
 use crate::scenario::{Nemesis, Oracle, Scenario, ScenarioError};
 use crate::tomlspan::{Ctx, SpanError, unspanned as sp};
@@ -38,6 +39,9 @@ pub const DETAIL_BYTES_MAX: usize = 4096;
 
 /// Largest failure file accepted by [`FailureFile::read`] (scenarios are small).
 pub const FILE_BYTES_MAX: u64 = 16 * 1024 * 1024;
+
+/// Most branch points a failure file may hold (a branch of a branch of ...).
+pub const BRANCHES_MAX: usize = 1_000;
 
 /// Hex digits of a trace hash (the SHA-256 of the trace, [`crate::trace`]).
 pub const TRACE_HASH_HEX_DIGITS: usize = 64;
@@ -70,6 +74,10 @@ pub struct FailureFile {
     pub exit_code: u8,
     /// The scenario with the explicit fault schedule and nemesis off, as TOML.
     pub scenario_toml: String,
+    /// The run's branch points, in time order, when it was branched (guided
+    /// exploration, `replay --likelihood`): replay branches at the same moments with the
+    /// same seeds.
+    pub branches: Vec<Branch>,
 }
 
 /// A failure file that could not be used.
@@ -130,6 +138,7 @@ impl FailureFile {
             trace_hash: report.trace_hash.clone(),
             exit_code: report.exit_code(),
             scenario_toml: explicit.to_toml(),
+            branches: report.branches.clone(),
         }
     }
 
@@ -157,7 +166,10 @@ impl FailureFile {
         } else {
             name
         };
-        format!("{name}-seed{}.failure.toml", self.seed)
+        match self.branches.last() {
+            None => format!("{name}-seed{}.failure.toml", self.seed),
+            Some(b) => format!("{name}-seed{}-branch{}.failure.toml", self.seed, b.seed),
+        }
     }
 
     /// The file's text: a comment header, then the raw file serialised (the run, the
@@ -182,20 +194,29 @@ impl FailureFile {
                 liveness: v.liveness,
                 detail: v.detail.clone(),
             }),
+            branch: self
+                .branches
+                .iter()
+                .map(|b| RawBranch {
+                    at_us: sp(i64::try_from(b.at.as_micros()).unwrap_or(i64::MAX)),
+                    seed: Seed(b.seed),
+                })
+                .collect(),
             scenario: RawEmbedded {
                 toml: self.scenario_toml.clone(),
             },
         };
         let mut text = toml::to_string(&raw)
             .unwrap_or_else(|e| unreachable!("a failure file always serialises: {e}"));
-        if let Some(v) = &self.violation {
-            // The time for people, next to the microseconds.
-            let at = format!("at_us = {}\n", v.at.as_micros());
-            text = text.replacen(
-                &at,
-                &format!("at_us = {}  # {}\n", v.at.as_micros(), v.at),
-                1,
-            );
+        // The times for people, next to the microseconds.
+        let moments = self.violation.as_ref().map(|v| v.at).into_iter().chain(
+            self.branches
+                .iter()
+                .map(|b| Time::from_micros(b.at.as_micros() as u64)),
+        );
+        for at in moments {
+            let us = format!("at_us = {}\n", at.as_micros());
+            text = text.replacen(&us, &format!("at_us = {}  # {at}\n", at.as_micros()), 1);
         }
         format!(
             "# Sovereign simulator failure file.\n\
@@ -287,7 +308,32 @@ impl FailureFile {
                 })
             }
         };
+        if raw.branch.len() > BRANCHES_MAX {
+            return Err(ctx
+                .err(
+                    &raw.branch[BRANCHES_MAX].at_us.span(),
+                    format!("more than {BRANCHES_MAX} branch points"),
+                )
+                .into());
+        }
+        let mut branches: Vec<Branch> = Vec::with_capacity(raw.branch.len());
+        for b in &raw.branch {
+            let at_us = u64::try_from(*b.at_us.get_ref()).map_err(|_| {
+                ctx.err(
+                    &b.at_us.span(),
+                    "expected a non-negative number of microseconds",
+                )
+            })?;
+            let at = std::time::Duration::from_micros(at_us);
+            if branches.last().is_some_and(|p| p.at > at) {
+                return Err(ctx
+                    .err(&b.at_us.span(), "branch points must be in time order")
+                    .into());
+            }
+            branches.push(Branch { at, seed: b.seed.0 });
+        }
         Ok(FailureFile {
+            branches,
             scenario_name: raw.run.scenario,
             scenario_path: raw.run.source,
             seed: raw.run.seed.0,
@@ -314,28 +360,8 @@ impl FailureFile {
     /// violated (for an SLO-only failure: the same exit code) and the trace hash must be
     /// the same.
     pub fn check_reproduced(&self, report: &RunReport) -> Reproduction {
-        match &self.violation {
-            Some(v) => {
-                if !report.violates(v.oracle) {
-                    let got = match report.first_violation() {
-                        Some(r) => format!("{} ({})", r.oracle, r.detail),
-                        None => "no violation".to_string(),
-                    };
-                    return Reproduction::Differs(format!(
-                        "expected a {} violation, got {got}",
-                        v.oracle
-                    ));
-                }
-            }
-            None => {
-                if report.exit_code() != self.exit_code {
-                    return Reproduction::Differs(format!(
-                        "expected exit code {}, got {}",
-                        self.exit_code,
-                        report.exit_code()
-                    ));
-                }
-            }
+        if let Some(why) = self.other_failure(report) {
+            return Reproduction::Differs(why);
         }
         if report.trace_hash != self.trace_hash {
             return Reproduction::Differs(format!(
@@ -344,6 +370,38 @@ impl FailureFile {
             ));
         }
         Reproduction::Reproduced
+    }
+
+    /// Whether `report` failed the way this file did (the same oracle violated; for an
+    /// SLO-only failure the same exit code), whatever its trace: a branch of the run in
+    /// which the failure recurs.
+    pub fn recurs_in(&self, report: &RunReport) -> bool {
+        self.other_failure(report).is_none()
+    }
+
+    /// How `report`'s failure differs from this file's, if it does.
+    fn other_failure(&self, report: &RunReport) -> Option<String> {
+        match &self.violation {
+            Some(v) => {
+                if !report.violates(v.oracle) {
+                    let got = match report.first_violation() {
+                        Some(r) => format!("{} ({})", r.oracle, r.detail),
+                        None => "no violation".to_string(),
+                    };
+                    return Some(format!("expected a {} violation, got {got}", v.oracle));
+                }
+            }
+            None => {
+                if report.exit_code() != self.exit_code {
+                    return Some(format!(
+                        "expected exit code {}, got {}",
+                        self.exit_code,
+                        report.exit_code()
+                    ));
+                }
+            }
+        }
+        None
     }
 }
 
@@ -386,7 +444,16 @@ struct RawFailure {
     run: RawRun,
     result: RawResult,
     violation: Option<RawViolation>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    branch: Vec<RawBranch>,
     scenario: RawEmbedded,
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawBranch {
+    at_us: Spanned<i64>,
+    seed: Seed,
 }
 
 #[derive(Deserialize, Serialize)]
@@ -510,6 +577,7 @@ pub(crate) mod tests {
             kpis: Kpis::default(),
             slo: Vec::new(),
             schedule,
+            branches: Vec::new(),
             trace: Vec::new(),
         }
     }
@@ -575,6 +643,30 @@ pub(crate) mod tests {
         assert_eq!(FailureFile::parse("f.toml", &text).unwrap(), f);
         f.scenario_toml = "a ''' b\r\u{7}".into();
         assert_eq!(FailureFile::parse("f.toml", &f.to_toml()).unwrap(), f);
+        // A branched run: its branch point and seed come back, and name the file.
+        f.branches = vec![
+            Branch {
+                at: std::time::Duration::from_secs(60),
+                seed: 5,
+            },
+            Branch {
+                at: std::time::Duration::from_micros(3_600_000_017),
+                seed: u64::MAX - 1,
+            },
+        ];
+        let text = f.to_toml();
+        assert!(text.contains("at_us = 3600000017  # 01:00:00.000"), "{text}");
+        assert_eq!(FailureFile::parse("f.toml", &text).unwrap(), f);
+        assert_eq!(
+            f.default_file_name(),
+            format!("unit-seed{}-branch{}.failure.toml", u64::MAX, u64::MAX - 1)
+        );
+        let bad = text.replacen("at_us = 3600000017", "at_us = -1", 1);
+        let e = FailureFile::parse("f.toml", &bad).unwrap_err().to_string();
+        assert!(e.contains("branch") && e.contains("non-negative"), "{e}");
+        let bad = text.replacen("at_us = 3600000017", "at_us = 1", 1);
+        let e = FailureFile::parse("f.toml", &bad).unwrap_err().to_string();
+        assert!(e.contains("time order"), "{e}");
     }
 
     #[test]

@@ -14,7 +14,9 @@
 //!   KPIs of §7 (the `sovereign-observe` crate, re-exported; it does not depend on the
 //!   simulator, so the lab feeds it from real processes).
 //! - [`plant`]: planted bugs, one per oracle; [`hunt`]: runs to the first catch of one;
-//!   [`swarm`]: a per-run variant of a scenario with features switched off (swarm testing).
+//!   [`swarm`]: a per-run variant of a scenario with features switched off (swarm testing);
+//!   [`likelihood`]: how often a failure recurs when its run branches at points before it
+//!   ([`Branch`]: the same run up to a moment, fresh randomness after it).
 //! - [`report`]: a run's result and its exit code.
 //! - [`trace`]: the event trace and its hash (determinism).
 //!
@@ -28,6 +30,7 @@
 
 pub mod failure;
 pub mod hunt;
+pub mod likelihood;
 pub mod plant;
 pub mod report;
 pub mod shrink;
@@ -44,5 +47,6 @@ pub use plant::Plant;
 pub use report::{RunReport, Violation};
 pub use scenario::{Oracle, Scenario};
 pub use world::{
+    Branch,
     FaultView, LinkView, Phase, RunOptions, Snapshot, TowerView, World, nemesis_schedule, run,
 };

@@ -35,6 +35,8 @@ pub struct RunReport {
     /// Every fault that was applied, explicit and nemesis-drawn (replaying with this
     /// schedule and no nemesis reproduces the run's faults).
     pub schedule: Vec<FaultSpec>,
+    /// The run's branch points, in time order (replay needs them too).
+    pub branches: Vec<crate::world::Branch>,
     /// The recorded trace lines, when recording was asked for.
     pub trace: Vec<String>,
 }

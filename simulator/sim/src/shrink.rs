@@ -204,6 +204,7 @@ impl<F: Fn(&Scenario, &RunOptions) -> RunReport> Tester<'_, F> {
             plant: self.opts.plant,
             record_trace: false,
             schedule: Some(candidate.faults.clone()),
+            branches: self.opts.branches.clone(),
         };
         let report = self.run_raw(candidate, &opts)?;
         Some(report.violates(self.oracle))

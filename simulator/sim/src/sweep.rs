@@ -261,6 +261,7 @@ pub fn run_options(seed: u64, plant: Option<Plant>) -> RunOptions {
         plant,
         record_trace: false,
         schedule: None,
+        branches: Vec::new(),
     }
 }
 

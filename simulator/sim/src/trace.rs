@@ -71,6 +71,9 @@ pub enum TraceKind {
     /// A fault site inside the drivers fires (`buggify`). Node: the site; payload: the
     /// host (0 the origin, 1 + i tower i), the delay in µs where it has one.
     Buggify = 26,
+    /// The run branches: from here on the environment draws from fresh streams. Node:
+    /// none; payload: the branch seed.
+    Branch = 27,
 }
 
 /// The trace of one run.

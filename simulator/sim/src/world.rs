@@ -94,6 +94,24 @@ pub struct RunOptions {
     /// Replace the scenario's faults and nemesis with this explicit schedule (replay,
     /// shrink).
     pub schedule: Option<Vec<FaultSpec>>,
+    /// Branch the run: the same run up to a moment, fresh randomness after it; then
+    /// again at the next moment (a branch of a branch), in time order.
+    pub branches: Vec<Branch>,
+}
+
+/// A branch point: the run is the seed's run up to `at`; from the first event after
+/// `at` on, the environment (network delays and losses, disk timings, the workload, the
+/// weather, misuse and the firings of fault sites) draws from streams derived from
+/// `seed` instead. What the run has set up before stays: the fault schedule, the towers'
+/// and devices' own generators, which fault sites are on. Guided exploration branches
+/// at rare moments, `replay --likelihood` at points before a failure; a failure file
+/// records the branch, so a branched failure replays and shrinks like any other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Branch {
+    /// The moment, from the run's start.
+    pub at: Duration,
+    /// The seed of the fresh streams.
+    pub seed: u64,
 }
 
 /// The faults the scenario's nemesis draws for `seed`, in the order and with the
@@ -188,6 +206,9 @@ pub struct World {
     events: u64,
     step_budget_hit: bool,
     started: bool,
+    /// The run's branch points, in time order, and how many were reached.
+    branches: Vec<Branch>,
+    branched: usize,
 }
 
 impl World {
@@ -339,7 +360,30 @@ impl World {
             events: 0,
             step_budget_hit: false,
             started: false,
+            branches: {
+                let mut b = opts.branches.clone();
+                b.sort_by_key(|b| b.at);
+                b
+            },
+            branched: 0,
         }
+    }
+
+    /// Switch the environment's streams to the branch's (see [`Branch`]).
+    fn take_branch(&mut self, b: Branch) {
+        let fresh = |label: &str| Stream::new(b.seed, &format!("branch-{label}"));
+        self.net = fresh("net");
+        self.disk_rng = fresh("disk");
+        self.wifi_rng = fresh("wifi");
+        self.workload = fresh("workload");
+        self.weather = fresh("weather");
+        self.misuse = fresh("misuse");
+        self.buggify.reseed(fresh("buggify"));
+        self.trace
+            .event(self.now, TraceKind::Branch, u64::MAX, &[b.seed]);
+        self.trace.line(self.now, || {
+            format!("branch: fresh randomness from seed {} on", b.seed)
+        });
     }
 
     fn push(&mut self, at: Time, ev: Ev) {
@@ -438,6 +482,13 @@ impl World {
         self.start();
         if self.ended || self.step_budget_hit {
             return false;
+        }
+        while let Some(b) = self.branches.get(self.branched).copied()
+            && self.queue.peek_time().is_some_and(|t| t > Time::ZERO + b.at)
+        {
+            self.branched += 1;
+            self.now = self.now.max(Time::ZERO + b.at);
+            self.take_branch(b);
         }
         let Some((at, ev)) = self.queue.pop() else {
             return false;
@@ -1241,6 +1292,7 @@ impl World {
             kpis,
             slo,
             schedule: self.faults.iter().map(|f| f.spec.clone()).collect(),
+            branches: self.branches,
             trace,
         }
     }

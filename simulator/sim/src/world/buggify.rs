@@ -100,6 +100,11 @@ impl Buggify {
         }
     }
 
+    /// Draw the firings from now on from `rng` (a branch: the enabled sites stay).
+    pub(super) fn reseed(&mut self, rng: Stream) {
+        self.rng = rng;
+    }
+
     /// Whether `site` fires at this chance (drawn only when it is enabled).
     pub(super) fn fires(&mut self, site: Site) -> bool {
         self.on[site as usize] && self.rng.chance(site.p_fire())
