@@ -4,6 +4,7 @@
 //! One test binary for the area (turmoil's `tests/fs/main.rs` layout); each module says
 //! what it guards.
 
+mod branch;
 mod buggify;
 mod common;
 mod determinism;

@@ -123,11 +123,7 @@ pub fn run(a: ReplayArgs) -> Result<u8> {
             DOOMED_RATE * 100.0
         ),
     }
-    println!(
-        "runs: {} in {:.1} s wall",
-        items.len(),
-        wall.as_secs_f64()
-    );
+    println!("runs: {} in {:.1} s wall", items.len(), wall.as_secs_f64());
     let command = format!(
         "sovereign sim replay {} --likelihood --points {k} --branches {n}",
         shell_quote(&source)

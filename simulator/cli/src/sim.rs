@@ -259,7 +259,13 @@ pub(crate) fn rerun_command(
 fn branch_flags(branches: &[Branch]) -> String {
     branches
         .iter()
-        .map(|b| format!(" --branch-at {}us --branch-seed {}", b.at.as_micros(), b.seed))
+        .map(|b| {
+            format!(
+                " --branch-at {}us --branch-seed {}",
+                b.at.as_micros(),
+                b.seed
+            )
+        })
         .collect()
 }
 

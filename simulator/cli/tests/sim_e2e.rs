@@ -490,3 +490,142 @@ fn buggify_switches_the_fault_sites_on_and_its_rerun_names_the_flag() {
         "{text}"
     );
 }
+
+#[test]
+fn a_branched_failure_replays_from_its_file_and_a_branch_past_the_end_changes_nothing() {
+    // Goal: `--branch-at/--branch-seed` is another run than the seed's (and says so); its
+    // failure file records the branch point, and replaying the file reproduces it, same
+    // trace hash; a branch after the run's end is the seed's run exactly.
+    let dir = scratch("branch");
+    let base = [
+        "sim",
+        "run",
+        "scenarios/storm.toml",
+        "--seed",
+        "3",
+        "--plant",
+        "skip-verify",
+    ];
+    let plain = sovereign(&base);
+    let mut args = base.to_vec();
+    args.extend([
+        "--branch-at",
+        "30m",
+        "--branch-seed",
+        "9",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    let branched = sovereign(&args);
+    let text = stdout(&branched);
+    assert!(
+        text.contains("branch: at 00:30:00.000, fresh randomness from seed 9 on"),
+        "{text}"
+    );
+    assert_ne!(trace_hash(&branched), trace_hash(&plain));
+    let file = dir.join("storm-seed3-branch9.failure.toml");
+    let body = std::fs::read_to_string(&file).expect("a failure file named for the branch");
+    assert!(
+        body.contains("[[branch]]\nat_us = 1800000000  # 00:30:00.000\nseed = "),
+        "{body}"
+    );
+    let replay = sovereign(&["sim", "replay", file.to_str().unwrap()]);
+    assert!(
+        stdout(&replay).contains("reproduced:"),
+        "{}",
+        stdout(&replay)
+    );
+    assert_eq!(trace_hash(&replay), trace_hash(&branched));
+    let mut late = base.to_vec();
+    late.extend(["--branch-at", "1000h", "--branch-seed", "9"]);
+    assert_eq!(trace_hash(&sovereign(&late)), trace_hash(&plain));
+}
+
+#[test]
+fn likelihood_branches_a_failure_and_writes_its_table_chart_and_data() {
+    // Goal: `replay --likelihood` replays the file, runs points × branches, prints one row
+    // per point (the last, at the failure itself, failing every time), says when the run
+    // was doomed, and writes likelihood.html (the chart under the fault timeline), .svg
+    // and .json with the same counts.
+    let dir = scratch("likelihood");
+    let out = sovereign(&[
+        "sim",
+        "run",
+        "scenarios/storm.toml",
+        "--seed",
+        "3",
+        "--plant",
+        "skip-verify",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let file = dir.join("storm-seed3.failure.toml");
+    let report = dir.join("lk");
+    let l = sovereign(&[
+        "sim",
+        "replay",
+        file.to_str().unwrap(),
+        "--likelihood",
+        "--points",
+        "3",
+        "--branches",
+        "4",
+        "--jobs",
+        "2",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    let text = stdout(&l);
+    assert_eq!(l.status.code(), Some(0), "{text}");
+    let rows: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("  ") && l.contains('/') && l.contains('–'))
+        .collect();
+    assert_eq!(rows.len(), 3, "{text}");
+    assert!(rows[0].trim_start().starts_with("00:00:00.000"), "{text}");
+    assert!(rows[2].contains("4/4"), "{text}");
+    assert!(text.contains("doomed from: "), "{text}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report.join("likelihood.json")).unwrap())
+            .unwrap();
+    let points = json["points"].as_array().unwrap();
+    assert_eq!(points.len(), 3);
+    let recurred: u64 = points.iter().map(|p| p["recurred"].as_u64().unwrap()).sum();
+    let shown: u64 = rows
+        .iter()
+        .map(|r| {
+            r.split_whitespace()
+                .nth(1)
+                .unwrap()
+                .split('/')
+                .next()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(recurred, shown, "{text}");
+    let html = std::fs::read_to_string(report.join("likelihood.html")).unwrap();
+    assert!(
+        html.contains("<svg") && html.contains("P(the failure recurs)"),
+        "{html}"
+    );
+    assert!(
+        html.contains("Faults: "),
+        "the fault timeline is drawn above the chart"
+    );
+    let svg = std::fs::read_to_string(report.join("likelihood.svg")).unwrap();
+    assert!(svg.starts_with("<svg"), "{svg}");
+    // Bad input: --points needs --likelihood, and --likelihood does not mix with --trace.
+    let bad = sovereign(&["sim", "replay", file.to_str().unwrap(), "--points", "3"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let bad = sovereign(&[
+        "sim",
+        "replay",
+        file.to_str().unwrap(),
+        "--likelihood",
+        "--trace",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+}

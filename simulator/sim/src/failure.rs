@@ -22,10 +22,10 @@
 
 use crate::plant::Plant;
 use crate::report::{RunReport, Violation};
-use crate::world::Branch;
 use crate::scenario::parse::Seed;
 use crate::scenario::{Nemesis, Oracle, Scenario, ScenarioError};
 use crate::tomlspan::{Ctx, SpanError, unspanned as sp};
+use crate::world::Branch;
 use serde::{Deserialize, Serialize};
 use sovereign_logic::Time;
 use std::path::Path;
@@ -655,7 +655,10 @@ pub(crate) mod tests {
             },
         ];
         let text = f.to_toml();
-        assert!(text.contains("at_us = 3600000017  # 01:00:00.000"), "{text}");
+        assert!(
+            text.contains("at_us = 3600000017  # 01:00:00.000"),
+            "{text}"
+        );
         assert_eq!(FailureFile::parse("f.toml", &text).unwrap(), f);
         assert_eq!(
             f.default_file_name(),

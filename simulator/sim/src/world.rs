@@ -484,7 +484,10 @@ impl World {
             return false;
         }
         while let Some(b) = self.branches.get(self.branched).copied()
-            && self.queue.peek_time().is_some_and(|t| t > Time::ZERO + b.at)
+            && self
+                .queue
+                .peek_time()
+                .is_some_and(|t| t > Time::ZERO + b.at)
         {
             self.branched += 1;
             self.now = self.now.max(Time::ZERO + b.at);
