@@ -10,13 +10,13 @@
 use crate::HuntArgs;
 use crate::pool::run_parallel;
 use crate::progress::{Progress, Units};
-use crate::sim::{load_scenarios, rerun_command};
+use crate::sim::{branch_flags, load_scenarios, rerun_command};
 use crate::wall::{Stopwatch, cpu_seconds, thread_cpu};
 use crate::{BUILD, report};
 use anyhow::{Result, bail};
 use serde_json::json;
 use sovereign_sim::Plant;
-use sovereign_sim::hunt::{BUDGET_MAX, HUNTS_MAX, HuntOutcome, HuntStats, Quantile, hunt};
+use sovereign_sim::hunt::{BUDGET_MAX, Guide, HUNTS_MAX, HuntOutcome, HuntStats, Quantile, hunt};
 use sovereign_sim::sweep::Strategy;
 use std::fmt::Write as _;
 
@@ -65,18 +65,20 @@ pub fn hunt_command(a: HuntArgs) -> Result<u8> {
         swarm: a.swarm,
         buggify: a.buggify,
     };
+    let guide = a.guided.then_some(Guide::DEFAULT);
     let clock = if thread_cpu().is_some() {
         "CPU s per thread (/proc/thread-self/schedstat)"
     } else {
         "wall s (no per-thread CPU clock here)"
     };
     println!(
-        "hunt: {} plant(s) × {} hunts over {} scenario(s), budget {} runs per hunt, {} runs from base {}, {jobs} jobs, {clock}, build {BUILD}",
+        "hunt: {} plant(s) × {} hunts over {} scenario(s), budget {} runs per hunt, {}{} runs from base {}, {jobs} jobs, {clock}, build {BUILD}",
         plants.len(),
         a.hunts,
         scenarios.len(),
         a.budget,
         strategy.name(),
+        if a.guided { ", guided" } else { "" },
         a.base
     );
     let items: Vec<(Plant, u64)> = plants
@@ -98,9 +100,16 @@ pub fn hunt_command(a: HuntArgs) -> Result<u8> {
         jobs,
         &items,
         |&(plant, k)| {
-            hunt(&only, plant, a.base, k, a.budget, strategy, |sc, o| {
-                cpu_seconds(|| sovereign_sim::run(sc, o))
-            })
+            hunt(
+                &only,
+                plant,
+                a.base,
+                k,
+                a.budget,
+                strategy,
+                guide,
+                |sc, o| cpu_seconds(|| sovereign_sim::run(sc, o)),
+            )
         },
         |r| progress.inc(r.as_ref().map_or(true, |o| o.catch.is_none())),
     );
@@ -145,7 +154,7 @@ pub fn hunt_command(a: HuntArgs) -> Result<u8> {
                     c.seed,
                     Some(h.plant),
                     strategy,
-                )
+                ) + &branch_flags(&c.branches)
             });
         let _ = writeln!(
             table,
@@ -190,6 +199,7 @@ pub fn hunt_command(a: HuntArgs) -> Result<u8> {
         let doc = json!({
             "build": BUILD,
             "strategy": strategy.name(),
+            "guided": a.guided,
             "base": a.base,
             "hunts": a.hunts,
             "budget": a.budget,
@@ -211,6 +221,10 @@ pub fn hunt_command(a: HuntArgs) -> Result<u8> {
                         "runs": c.runs, "cpu_s": c.cpu_s,
                         "scenario": scenarios[c.scenario_index].0.display().to_string(),
                         "seed": c.seed, "clean_also_failed": c.clean_also_failed,
+                        "branches": c.branches.iter().map(|b| json!({
+                            "at_us": u64::try_from(b.at.as_micros()).unwrap_or(u64::MAX),
+                            "seed": b.seed,
+                        })).collect::<Vec<_>>(),
                     }),
                     None => json!({"runs": null, "spent_runs": o.runs, "cpu_s": o.cpu_s}),
                 }).collect::<Vec<_>>(),

@@ -346,14 +346,15 @@ pub struct RunArgs {
     /// docs/SCENARIOS.md).
     #[arg(long)]
     pub buggify: bool,
-    /// Branch the run at this time (`10h`, `1d 02:00:00`): the seed's run up to it,
-    /// fresh randomness from --branch-seed after it (how guided hunts and `replay
-    /// --likelihood` explore; docs/SCENARIOS.md).
+    /// Branch the run at this time (`10h`, `1d 02:00:00`, `3600000000us`): the seed's run
+    /// up to it, fresh randomness from --branch-seed after it (how guided hunts and
+    /// `replay --likelihood` explore; docs/SCENARIOS.md). Repeat both flags for a branch
+    /// of a branch.
     #[arg(long, value_name = "TIME", requires = "branch_seed", value_parser = parse_run_time)]
-    pub branch_at: Option<sovereign_logic::Time>,
-    /// The seed of the branch's fresh randomness (with --branch-at).
+    pub branch_at: Vec<sovereign_logic::Time>,
+    /// The seed of the branch's fresh randomness (one per --branch-at, in the same order).
     #[arg(long, value_name = "N", requires = "branch_at")]
-    pub branch_seed: Option<u64>,
+    pub branch_seed: Vec<u64>,
     /// Run twice and compare the trace hashes (exit 1 if they differ).
     #[arg(long)]
     pub check_determinism: bool,
@@ -465,6 +466,11 @@ pub struct HuntArgs {
     /// the clean build's confirming run too.
     #[arg(long)]
     pub swarm: bool,
+    /// Guided: when a run first reaches a rare moment (a failover with operations in the
+    /// outbox, a crash with writes pending, ...), run branches of it from that moment
+    /// with fresh randomness before the next fresh draw (docs/SCENARIOS.md).
+    #[arg(long)]
+    pub guided: bool,
     /// Each run switches its scenario's fault sites on (see `sim run --buggify`), the
     /// clean build's confirming run too.
     #[arg(long)]

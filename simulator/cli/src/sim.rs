@@ -100,6 +100,13 @@ struct RunConfig {
 
 impl RunConfig {
     fn resolve(a: RunArgs) -> Result<RunConfig> {
+        if a.branch_at.len() != a.branch_seed.len() {
+            bail!(
+                "{} --branch-at but {} --branch-seed: give one seed per branch point",
+                a.branch_at.len(),
+                a.branch_seed.len()
+            );
+        }
         let mut scenario = load_scenario(&a.scenario)?;
         let seed = a.seed.unwrap_or(scenario.seed);
         let strategy = Strategy {
@@ -126,12 +133,12 @@ impl RunConfig {
                 schedule: None,
                 branches: a
                     .branch_at
-                    .zip(a.branch_seed)
+                    .iter()
+                    .zip(&a.branch_seed)
                     .map(|(at, seed)| Branch {
                         at: Duration::from_micros(at.as_micros()),
-                        seed,
+                        seed: *seed,
                     })
-                    .into_iter()
                     .collect(),
             },
             out: a.out,
@@ -255,8 +262,8 @@ pub(crate) fn rerun_command(
     )
 }
 
-/// The flags that branch a rerun where this one branched (`sim run` takes one branch).
-fn branch_flags(branches: &[Branch]) -> String {
+/// The flags that branch a rerun where this one branched.
+pub(crate) fn branch_flags(branches: &[Branch]) -> String {
     branches
         .iter()
         .map(|b| {
@@ -1012,6 +1019,7 @@ mod tests {
             slo: Vec::new(),
             schedule: Vec::new(),
             branches: Vec::new(),
+            sometimes: Vec::new(),
             trace: Vec::new(),
         };
         let lines = report_lines(&report);

@@ -3441,6 +3441,7 @@ fn judge(
             .map(|p| p.spec.clone())
             .collect::<Vec<FaultSpec>>(),
         branches: Vec::new(),
+        sometimes: Vec::new(),
         trace: Vec::new(),
     };
     let series = series.finish(end.as_micros().div_ceil(1_000_000));

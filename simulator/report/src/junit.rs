@@ -197,6 +197,7 @@ mod tests {
             slo: Vec::new(),
             schedule: Vec::new(),
             branches: Vec::new(),
+            sometimes: Vec::new(),
             trace: Vec::new(),
         }
     }

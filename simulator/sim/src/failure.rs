@@ -578,6 +578,7 @@ pub(crate) mod tests {
             slo: Vec::new(),
             schedule,
             branches: Vec::new(),
+            sometimes: Vec::new(),
             trace: Vec::new(),
         }
     }

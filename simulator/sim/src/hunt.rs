@@ -19,8 +19,16 @@
 //! A [`Strategy`] (swarm variants, fault sites) turns each drawn (scenario, seed) into the
 //! scenario that runs, for the plant and for the clean build alike.
 //!
-//! Map: [`hunt_draw`], [`hunt`] (one hunt, sequential), [`Catch`], [`HuntStats`],
-//! [`quantile`].
+//! A guided hunt ([`Guide`]) runs the same draws, but when a run reaches a rare moment
+//! ([`Sometimes`]) that fewer than [`Guide::rare_below`] of the hunt's runs reached
+//! before, it queues [`Guide::branches`] branches of that run at that moment (fresh
+//! randomness from there on, seeds from the hunt's own `guide <k>` stream), and runs the
+//! queue before the next fresh draw; a branch that reaches another rare moment later on
+//! is branched again, up to [`Guide::depth`] deep. Every branch counts against the
+//! budget like any run; a catch names its branch points, so it reruns exactly.
+//!
+//! Map: [`hunt_draw`], [`hunt`] (one hunt, sequential), [`Guide`], [`Catch`],
+//! [`HuntStats`], [`quantile`].
 //!
 //! Not covered: threads and CPU clocks (the CLI runs hunts on worker threads and measures
 //! each run's CPU time; this crate has neither), printing.
@@ -29,8 +37,9 @@ use crate::plant::Plant;
 use crate::report::RunReport;
 use crate::scenario::Scenario;
 use crate::sweep::{Strategy, run_options};
-use crate::world::RunOptions;
+use crate::world::{Branch, RunOptions, Sometimes};
 use sovereign_logic::entropy::{Entropy, SplitMix64};
+use std::collections::VecDeque;
 
 /// Most runs one hunt may spend.
 pub const BUDGET_MAX: u64 = 10_000_000;
@@ -73,6 +82,28 @@ pub struct Catch {
     /// Runs where the plant's oracle failed but so did the clean build's (not counted as
     /// catches; the hunt went on).
     pub clean_also_failed: u64,
+    /// The catching run's branch points (a guided hunt's branch; empty for a fresh draw).
+    pub branches: Vec<Branch>,
+}
+
+/// How a guided hunt spends its budget around rare moments (see the module's text).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Guide {
+    /// Branches queued per rare moment reached.
+    pub branches: u32,
+    /// A moment is rare while fewer than this many of the hunt's runs reached it.
+    pub rare_below: u64,
+    /// Most branch points on one run (a branch of a branch of ...).
+    pub depth: usize,
+}
+
+impl Guide {
+    /// The settings `sim hunt --guided` uses.
+    pub const DEFAULT: Guide = Guide {
+        branches: 4,
+        rare_below: 3,
+        depth: 3,
+    };
 }
 
 /// What one hunt came to.
@@ -89,6 +120,7 @@ pub struct HuntOutcome {
 /// Run hunt `hunt` for `plant` over `scenarios` (at least one) from `base`, at most
 /// `budget` runs, each run's scenario picked by `strategy`. `run` executes one run and
 /// returns its report and CPU seconds.
+#[allow(clippy::too_many_arguments)]
 pub fn hunt(
     scenarios: &[Scenario],
     plant: Plant,
@@ -96,23 +128,59 @@ pub fn hunt(
     hunt: u64,
     budget: u64,
     strategy: Strategy,
+    guide: Option<Guide>,
     mut run: impl FnMut(&Scenario, &RunOptions) -> (RunReport, f64),
 ) -> HuntOutcome {
     assert!(!scenarios.is_empty(), "a hunt needs a scenario");
     let mut stream = stream(base, hunt);
+    let mut guide_seeds = SplitMix64::new(SplitMix64::derive(base, &format!("guide {hunt}")));
+    let mut queue: VecDeque<(usize, u64, Vec<Branch>)> = VecDeque::new();
+    let mut reached_by = [0u64; Sometimes::ALL.len()];
     let mut cpu_s = 0.0;
     let mut clean_also_failed = 0;
     let oracle = plant.oracle();
     for i in 0..budget {
-        let (scenario_index, seed) = next_run(&mut stream, scenarios.len());
+        let (scenario_index, seed, branches) = match queue.pop_front() {
+            Some(q) => q,
+            None => {
+                let (s, seed) = next_run(&mut stream, scenarios.len());
+                (s, seed, Vec::new())
+            }
+        };
         let scenario = strategy.scenario(&scenarios[scenario_index], seed);
         let scenario = scenario.as_ref();
-        let (report, took) = run(scenario, &run_options(seed, Some(plant)));
+        let opts = |plant| RunOptions {
+            branches: branches.clone(),
+            ..run_options(seed, plant)
+        };
+        let (report, took) = run(scenario, &opts(Some(plant)));
         cpu_s += took;
+        if let Some(g) = guide {
+            // Moments reached after the run's last branch point are this run's own.
+            let after = branches.last().map(|b| b.at);
+            for &(m, t) in &report.sometimes {
+                let t = std::time::Duration::from_micros(t.as_micros());
+                if after.is_some_and(|a| t <= a) {
+                    continue;
+                }
+                let n = &mut reached_by[m as usize];
+                if *n < g.rare_below && branches.len() < g.depth {
+                    for _ in 0..g.branches {
+                        let mut b = branches.clone();
+                        b.push(Branch {
+                            at: t,
+                            seed: guide_seeds.next_u64(),
+                        });
+                        queue.push_back((scenario_index, seed, b));
+                    }
+                }
+                *n += 1;
+            }
+        }
         if !report.violates(oracle) {
             continue;
         }
-        let (clean, _) = run(scenario, &run_options(seed, None));
+        let (clean, _) = run(scenario, &opts(None));
         if clean.violates(oracle) {
             clean_also_failed += 1;
             continue;
@@ -124,6 +192,7 @@ pub fn hunt(
                 scenario_index,
                 seed,
                 clean_also_failed,
+                branches,
             }),
             runs: i + 1,
             cpu_s,
@@ -248,7 +317,7 @@ mod tests {
         let runs: Vec<(usize, u64)> = (0..6).map(|i| hunt_draw(3, 2, 2, i)).collect();
         let seeds: Vec<u64> = runs.iter().map(|r| r.1).collect();
         let mut calls = Vec::new();
-        let out = hunt(&sc, plant, 3, 2, 100, Strategy::UNIFORM, |_, o| {
+        let out = hunt(&sc, plant, 3, 2, 100, Strategy::UNIFORM, None, |_, o| {
             calls.push((o.seed, o.plant));
             let mut r = report(o.seed, Vec::new(), Vec::new());
             // Run 2 fails with and without the plant; run 4 fails only with it.
@@ -282,6 +351,7 @@ mod tests {
             0,
             7,
             Strategy::UNIFORM,
+            None,
             |_, o| {
                 let mut r = report(o.seed, Vec::new(), Vec::new());
                 r.violations
@@ -306,14 +376,23 @@ mod tests {
         let want = crate::swarm::swarm(&sc[0], seed0).scenario;
         assert_ne!(want, sc[0]);
         let mut seen = Vec::new();
-        let out = hunt(&sc, Plant::SkipVerify, 5, 1, 1, Strategy::SWARM, |s, o| {
-            seen.push((s.clone(), o.plant));
-            let mut r = report(o.seed, Vec::new(), Vec::new());
-            if o.plant.is_some() {
-                r.violations.push(violation(Plant::SkipVerify.oracle()));
-            }
-            (r, 0.1)
-        });
+        let out = hunt(
+            &sc,
+            Plant::SkipVerify,
+            5,
+            1,
+            1,
+            Strategy::SWARM,
+            None,
+            |s, o| {
+                seen.push((s.clone(), o.plant));
+                let mut r = report(o.seed, Vec::new(), Vec::new());
+                if o.plant.is_some() {
+                    r.violations.push(violation(Plant::SkipVerify.oracle()));
+                }
+                (r, 0.1)
+            },
+        );
         assert_eq!(out.catch.map(|c| c.seed), Some(seed0));
         assert_eq!(seen.len(), 2);
         assert!(seen.iter().all(|(s, _)| *s == want));
@@ -325,12 +404,81 @@ mod tests {
             1,
             1,
             Strategy::UNIFORM,
+            None,
             |s, o| {
                 uniform.push(s.clone());
                 (report(o.seed, Vec::new(), Vec::new()), 0.1)
             },
         );
         assert_eq!(uniform, vec![sc[0].clone()]);
+    }
+
+    #[test]
+    fn a_guided_hunt_branches_at_rare_moments_and_its_catch_names_the_branch() {
+        // Goal: a run that reaches a moment no run reached yet is followed by
+        // Guide::branches branches of it at that moment (same scenario and seed, fresh
+        // branch seeds), before the next fresh draw; moments in a branch's prefix do not
+        // count again; a catch in a branch carries its branch points, and the clean
+        // build's confirmation runs the same branches. Unguided, the same fake never
+        // branches and misses.
+        use crate::world::Sometimes;
+        let sc = [scenario(1, Vec::new())];
+        let at = Time::from_secs(100);
+        let fake = |calls: &mut Vec<RunOptions>, o: &RunOptions| {
+            calls.push(o.clone());
+            let mut r = report(o.seed, Vec::new(), Vec::new());
+            r.sometimes = vec![(Sometimes::BreakerOpenWithOutbox, at)];
+            // The plant fails only in the third branch (a rare future of the moment).
+            if o.plant.is_some() && o.branches.len() == 1 && calls.len() == 4 {
+                r.violations.push(violation(Plant::SkipVerify.oracle()));
+            }
+            (r, 1.0)
+        };
+        let mut calls = Vec::new();
+        let g = Guide {
+            branches: 4,
+            rare_below: 1,
+            depth: 2,
+        };
+        let out = hunt(
+            &sc,
+            Plant::SkipVerify,
+            9,
+            0,
+            50,
+            Strategy::UNIFORM,
+            Some(g),
+            |_, o| fake(&mut calls, o),
+        );
+        let c = out.catch.expect("caught in a branch");
+        assert_eq!(c.runs, 4);
+        assert_eq!(c.seed, hunt_draw(9, 0, 1, 0).1);
+        assert_eq!(c.branches.len(), 1);
+        assert_eq!(c.branches[0].at, std::time::Duration::from_secs(100));
+        let seeds: std::collections::BTreeSet<u64> =
+            calls[1..4].iter().map(|o| o.branches[0].seed).collect();
+        assert_eq!(seeds.len(), 3, "each branch its own seed");
+        assert!(calls[..4].iter().all(|o| o.seed == c.seed));
+        assert_eq!(
+            calls[4].branches, c.branches,
+            "the clean run is the same branch"
+        );
+        assert_eq!(calls[4].plant, None);
+        // Reached in the prefix (at 100 s, the branch point): no branch of a branch.
+        assert!(calls.iter().all(|o| o.branches.len() <= 1));
+        let mut calls = Vec::new();
+        let out = hunt(
+            &sc,
+            Plant::SkipVerify,
+            9,
+            0,
+            50,
+            Strategy::UNIFORM,
+            None,
+            |_, o| fake(&mut calls, o),
+        );
+        assert_eq!(out.catch, None);
+        assert!(calls.iter().all(|o| o.branches.is_empty()));
     }
 
     #[test]
@@ -361,6 +509,7 @@ mod tests {
                 scenario_index: 0,
                 seed: 1,
                 clean_also_failed: 0,
+                branches: Vec::new(),
             }),
             runs,
             cpu_s,

@@ -47,6 +47,6 @@ pub use plant::Plant;
 pub use report::{RunReport, Violation};
 pub use scenario::{Oracle, Scenario};
 pub use world::{
-    Branch, FaultView, LinkView, Phase, RunOptions, Snapshot, TowerView, World, nemesis_schedule,
-    run,
+    Branch, FaultView, LinkView, Phase, RunOptions, Snapshot, Sometimes, TowerView, World,
+    nemesis_schedule, run,
 };

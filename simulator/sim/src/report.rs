@@ -37,6 +37,8 @@ pub struct RunReport {
     pub schedule: Vec<FaultSpec>,
     /// The run's branch points, in time order (replay needs them too).
     pub branches: Vec<crate::world::Branch>,
+    /// The rare moments the run reached, with when it first reached each.
+    pub sometimes: Vec<(crate::world::Sometimes, Time)>,
     /// The recorded trace lines, when recording was asked for.
     pub trace: Vec<String>,
 }

@@ -69,6 +69,7 @@ mod net;
 mod power;
 mod read;
 mod rng;
+mod sometimes;
 mod view;
 mod workload;
 
@@ -79,6 +80,7 @@ use hosts::{DeviceHost, OriginHost, Proc, Timer, TowerHost, origin_id, proc_dela
 use nemesis::draw_nemesis;
 pub use read::{TowerRead, tower_read};
 use rng::Stream;
+pub use sometimes::Sometimes;
 use sovereign_scenario::power::power_tick_every;
 pub use view::{FaultView, LinkView, Phase, Snapshot, TowerView};
 
@@ -209,6 +211,8 @@ pub struct World {
     /// The run's branch points, in time order, and how many were reached.
     branches: Vec<Branch>,
     branched: usize,
+    /// When the run first reached each rare moment ([`Sometimes`], by index).
+    sometimes: [Option<Time>; Sometimes::ALL.len()],
 }
 
 impl World {
@@ -366,6 +370,7 @@ impl World {
                 b
             },
             branched: 0,
+            sometimes: [None; Sometimes::ALL.len()],
         }
     }
 
@@ -392,6 +397,9 @@ impl World {
     }
 
     fn observe(&mut self, obs: Obs) {
+        if let Obs::Tower { tower, event } = &obs {
+            self.reach_by_tower_event(*tower, event);
+        }
         if self.healed
             && matches!(
                 obs,
@@ -1283,6 +1291,7 @@ impl World {
         kpis.violations = violations.len() as u64;
         kpis.apply_slo(&self.sc.slo);
         let slo = kpis.check(&self.sc.slo);
+        let sometimes = self.reached();
         let (trace_hash, trace) = self.trace.finish();
         RunReport {
             scenario: self.sc.name.clone(),
@@ -1295,6 +1304,7 @@ impl World {
             kpis,
             slo,
             schedule: self.faults.iter().map(|f| f.spec.clone()).collect(),
+            sometimes,
             branches: self.branches,
             trace,
         }

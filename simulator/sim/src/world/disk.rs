@@ -233,8 +233,9 @@ impl SimDisk {
 
     /// A crash: unsynced writes are lost; with `torn`, the newest unsynced chunk write
     /// lands half-written.
-    pub(super) fn crash(&mut self, torn: bool) {
+    pub(super) fn crash(&mut self, torn: bool) -> usize {
         let lost = self.writes.crash();
+        let n = lost.len();
         if torn
             && let Some((_, key, Some(s))) = lost.into_iter().rev().find(|(_, _, s)| {
                 matches!(
@@ -259,6 +260,7 @@ impl SimDisk {
                 },
             );
         }
+        n
     }
 
     /// Bit rot in up to `n` durable chunks, chosen by `rng`; returns how many rotted.

@@ -130,6 +130,9 @@ impl World {
                 // before the process exits (then the rebuilt origin holds exactly those) —
                 // unless a write they cover was refused: that one's error would have
                 // failed the origin first, so none is confirmed.
+                if !self.origin.fsyncs_in_flight.is_empty() {
+                    self.reach(super::sometimes::Sometimes::OriginRestartWithFsyncInFlight);
+                }
                 let upto = self.origin.disk.issued();
                 self.origin.disk.sync(upto);
                 if self.origin.up && self.origin.paused_until.is_none_or(|u| u <= self.now) {

@@ -17,6 +17,7 @@ use super::disk::SimDisk;
 use super::events::Ev;
 use super::net::SimLink;
 use super::power::PowerModel;
+use super::sometimes::Sometimes;
 use crate::obs::Obs;
 use crate::scenario::TowerSpec;
 use crate::trace::TraceKind;
@@ -333,6 +334,7 @@ impl World {
     }
 
     pub(super) fn crash_tower(&mut self, i: usize, torn: bool, restart_after: Option<Duration>) {
+        self.reach_by_tower_crash(i);
         if torn {
             self.towers[i].disk.crash(true);
         }
@@ -353,7 +355,9 @@ impl World {
         self.origin.up = false;
         self.origin.failed_until = None;
         self.origin.incarnation += 1;
-        self.origin.disk.crash(false);
+        if self.origin.disk.crash(false) > 0 {
+            self.reach(Sometimes::OriginCrashWithWritesPending);
+        }
         self.trace.event(self.now, TraceKind::OriginDown, 0, &[]);
         self.trace.line(self.now, || "origin down".to_string());
         let inc = self.origin.incarnation;
