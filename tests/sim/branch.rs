@@ -101,3 +101,34 @@ fn branched_runs_of_the_clean_build_hold_every_invariant() {
         }
     }
 }
+
+#[test]
+fn rare_moments_are_noted_where_they_happen_and_not_on_a_calm_day() {
+    // Goal: a calm day reaches no rare moment (the notes are not always on); a storm
+    // reaches some, in time order; the disk-faults run that first caught
+    // publish-before-fsync notes the origin losing an unsynced publish before the
+    // violation; noting them leaves the trace as it was (the golden hashes in
+    // `determinism` pin that).
+    use sovereign_sim::Sometimes;
+    let calm = run(&load("baseline"), &opts(7, &[]));
+    assert!(calm.sometimes.is_empty(), "{:?}", calm.sometimes);
+    let storm = run(&load("storm"), &opts(3, &[]));
+    assert!(!storm.sometimes.is_empty());
+    assert!(storm.sometimes.windows(2).all(|w| w[0].1 <= w[1].1));
+    let mut sc = load("disk-faults");
+    sc.buggify = true;
+    let r = run(
+        &sc,
+        &RunOptions {
+            plant: Some(sovereign_sim::Plant::PublishBeforeFsync),
+            ..opts(2234927134879503713, &[])
+        },
+    );
+    let lost = r
+        .sometimes
+        .iter()
+        .find(|(m, _)| *m == Sometimes::OriginLostPublish)
+        .expect("the origin lost an unsynced publish");
+    let v = r.first_violation().expect("the plant is caught");
+    assert!(lost.1 < v.at, "{lost:?} before {v:?}");
+}

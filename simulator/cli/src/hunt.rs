@@ -221,12 +221,13 @@ pub fn hunt_command(a: HuntArgs) -> Result<u8> {
                         "runs": c.runs, "cpu_s": c.cpu_s,
                         "scenario": scenarios[c.scenario_index].0.display().to_string(),
                         "seed": c.seed, "clean_also_failed": c.clean_also_failed,
+                        "branch_runs": o.branch_runs,
                         "branches": c.branches.iter().map(|b| json!({
                             "at_us": u64::try_from(b.at.as_micros()).unwrap_or(u64::MAX),
                             "seed": b.seed,
                         })).collect::<Vec<_>>(),
                     }),
-                    None => json!({"runs": null, "spent_runs": o.runs, "cpu_s": o.cpu_s}),
+                    None => json!({"runs": null, "spent_runs": o.runs, "cpu_s": o.cpu_s, "branch_runs": o.branch_runs}),
                 }).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
         });

@@ -18,7 +18,9 @@ use sovereign_report::RunData;
 use sovereign_report::likelihood::{LIKELIHOOD_FORMAT, LikelihoodData, LikelihoodPoint};
 use sovereign_sim::Branch;
 use sovereign_sim::failure::{Reproduction, replay_command, shell_quote};
-use sovereign_sim::likelihood::{DOOMED_RATE, Point, branch_seed, doomed_from, points};
+use sovereign_sim::likelihood::{
+    DOOMED_RATE, Point, branch_seed, doomed_from, points, sharpest_rise,
+};
 use std::path::PathBuf;
 
 /// `sovereign sim replay FILE --likelihood`.
@@ -123,6 +125,19 @@ pub fn run(a: ReplayArgs) -> Result<u8> {
             DOOMED_RATE * 100.0
         ),
     }
+    let rise = sharpest_rise(&counts);
+    if let Some(i) = rise {
+        println!(
+            "sharpest rise: between {} and {} ({:.2} → {:.2}): look there",
+            at_time(counts[i - 1].at),
+            at_time(counts[i].at),
+            counts[i - 1].rate(),
+            counts[i].rate()
+        );
+    }
+    for (m, t) in &report.sometimes {
+        println!("rare moment of the recorded run: {m} at {t}");
+    }
     println!("runs: {} in {:.1} s wall", items.len(), wall.as_secs_f64());
     let command = format!(
         "sovereign sim replay {} --likelihood --points {k} --branches {n}",
@@ -153,6 +168,12 @@ pub fn run(a: ReplayArgs) -> Result<u8> {
             .collect(),
         doomed_rate: DOOMED_RATE,
         doomed_from_s: doomed.map(|d| counts[d].at.as_secs_f64()),
+        sharpest_rise_s: rise.map(|i| (counts[i - 1].at.as_secs_f64(), counts[i].at.as_secs_f64())),
+        moments: report
+            .sometimes
+            .iter()
+            .map(|(m, t)| (m.name().to_string(), t.as_secs_f64()))
+            .collect(),
         build: BUILD.to_string(),
         command,
     };

@@ -129,6 +129,7 @@ pub fn merge(a: MergeArgs) -> Result<u8> {
         merged.records.len(),
         first.shard_count
     );
+    println!("coverage: {}", merged.coverage_line());
     if let Some(path) = &r.junit {
         crate::report::write(path, &junit_xml(&merged.cases()))?;
         println!("junit: {}", path.display());

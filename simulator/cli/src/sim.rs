@@ -61,6 +61,14 @@ pub fn report_lines(report: &RunReport) -> Vec<String> {
             v.oracle, v.at, v.detail
         ));
     }
+    if !report.sometimes.is_empty() {
+        let moments: Vec<String> = report
+            .sometimes
+            .iter()
+            .map(|(m, at)| format!("{m} at {at}"))
+            .collect();
+        out.push(format!("rare moments: {}", moments.join(", ")));
+    }
     out.push(format!(
         "events: {}, end: {}, exit: {}",
         report.events,
@@ -576,6 +584,13 @@ pub fn sweep(a: SweepArgs) -> Result<u8> {
         wall_s: secs,
         exit_code: code,
         failures,
+        sometimes: sovereign_sim::Sometimes::ALL
+            .iter()
+            .map(|m| {
+                let n = outcomes.iter().filter(|o| o.reached.contains(m)).count();
+                (m.name().to_string(), n as u64)
+            })
+            .collect(),
     };
     // The shard's own results go through the merge, so that one machine's sweep and a
     // merge of many print, list and export them by the same rules.
@@ -586,6 +601,7 @@ pub fn sweep(a: SweepArgs) -> Result<u8> {
         "summary: {}; wall {secs:.2} s, {rate:.1} runs/s",
         merged.summary_line()
     );
+    println!("coverage: {}", merged.coverage_line());
     if !merged.failures().is_empty() {
         println!("failure files: {}", c.out.display());
     }

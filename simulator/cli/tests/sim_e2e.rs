@@ -297,6 +297,14 @@ fn shards_from_cluster_engines_merge_into_the_single_machine_sweep() {
     };
     assert_eq!(summary(&text), summary(&stdout(&whole)), "{text}");
     assert!(text.contains("3 of 3 shards"), "{text}");
+    // Rare-moment coverage: the merge of the shards counts what the whole sweep counted.
+    let coverage = |t: &str| {
+        t.lines()
+            .find(|l| l.starts_with("coverage: reached "))
+            .map(str::to_string)
+    };
+    assert!(coverage(&text).is_some(), "{text}");
+    assert_eq!(coverage(&text), coverage(&stdout(&whole)), "{text}");
     let cases = junit_cases(&dir.join("merged.xml"));
     assert_eq!(cases.len(), 16);
     assert!(
@@ -628,4 +636,45 @@ fn likelihood_branches_a_failure_and_writes_its_table_chart_and_data() {
         "--trace",
     ]);
     assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn a_guided_hunt_spends_runs_on_branches_and_says_so() {
+    // Goal: `sim hunt --guided` names itself, and on a scenario where every run reaches a
+    // rare moment (disk-faults: the origin loses unsynced writes) its hunts spend part of
+    // the budget on branches, which the JSON counts; unguided, none.
+    let dir = scratch("guided");
+    let hunt = |guided: bool| {
+        let json = dir.join(format!("hunt-{guided}.json"));
+        let mut args = vec![
+            "sim",
+            "hunt",
+            "scenarios/disk-faults.toml",
+            "--plant",
+            "no-failback",
+            "--hunts",
+            "1",
+            "--budget",
+            "10",
+            "--buggify",
+            "--json",
+            json.to_str().unwrap(),
+        ];
+        if guided {
+            args.push("--guided");
+        }
+        let o = sovereign(&args);
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).expect("hunt json")).unwrap();
+        (stdout(&o), doc)
+    };
+    let (out, doc) = hunt(true);
+    assert!(out.contains("buggify, guided runs"), "{out}");
+    assert_eq!(doc["guided"], true);
+    let h = &doc["plants"][0]["hunts_detail"][0];
+    assert!(h["branch_runs"].as_u64().unwrap() >= 4, "{doc}");
+    let (out, doc) = hunt(false);
+    assert!(!out.contains(", guided runs"), "{out}");
+    assert_eq!(doc["plants"][0]["hunts_detail"][0]["branch_runs"], 0);
+    let _ = std::fs::remove_dir_all(&dir);
 }

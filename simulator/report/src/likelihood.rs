@@ -61,6 +61,11 @@ pub struct LikelihoodData {
     /// The first point from which the failure recurs in at least `doomed_rate` of the
     /// branches at every later point, seconds.
     pub doomed_from_s: Option<f64>,
+    /// The pair of points between which the share rose most (the last point left
+    /// out), seconds: where the run's fate was mostly decided.
+    pub sharpest_rise_s: Option<(f64, f64)>,
+    /// The rare moments the recorded run reached, with when (seconds).
+    pub moments: Vec<(String, f64)>,
     /// The build.
     pub build: String,
     /// The command that made it.
@@ -91,6 +96,10 @@ pub fn likelihood_chart(l: &LikelihoodData, run: &RunData, span: (f64, f64)) -> 
     if let Some(d) = l.doomed_from_s {
         c.markers
             .push((d / 3600.0, format!("doomed from {}", at_clock(d))));
+    }
+    for (m, at) in &l.moments {
+        c.markers
+            .push((at / 3600.0, format!("rare moment {m} at {}", at_clock(*at))));
     }
     let h = |p: &LikelihoodPoint| p.at_s / 3600.0;
     let lines = [
@@ -131,6 +140,40 @@ pub fn likelihood_html(l: &LikelihoodData, run: &RunData) -> String {
         ),
     };
     let _ = writeln!(w, "<p>{}</p>", esc(&doomed));
+    if let Some((a, b)) = l.sharpest_rise_s {
+        let rate = |s: f64| {
+            l.points
+                .iter()
+                .find(|p| p.at_s == s)
+                .map_or(0.0, |p| p.rate)
+        };
+        let _ = writeln!(
+            w,
+            "<p>{}</p>",
+            esc(&format!(
+                "The share rose most between {} and {} ({:.2} → {:.2}): look there.",
+                at_clock(a),
+                at_clock(b),
+                rate(a),
+                rate(b)
+            ))
+        );
+    }
+    if !l.moments.is_empty() {
+        let list: Vec<String> = l
+            .moments
+            .iter()
+            .map(|(m, at)| format!("{m} at {}", at_clock(*at)))
+            .collect();
+        let _ = writeln!(
+            w,
+            "<p>{}</p>",
+            esc(&format!(
+                "Rare moments the recorded run reached (numbered on the chart after the failure and the doomed point): {}.",
+                list.join(", ")
+            ))
+        );
+    }
     let _ = writeln!(
         w,
         "<p class=\"note\">{}</p>",

@@ -1105,6 +1105,15 @@ pub fn sweep_markdown(d: &SweepData) -> String {
             let _ = writeln!(w, "| {o} | {n} |");
         }
     }
+    if !d.sometimes.is_empty() {
+        let _ = writeln!(
+            w,
+            "\n## Rare moments reached\n\n| moment | runs that reached it |\n|---|---|"
+        );
+        for (m, n) in &d.sometimes {
+            let _ = writeln!(w, "| {m} | {n} of {} |", d.runs);
+        }
+    }
     let _ = writeln!(w, "\n## Failures\n");
     if d.failure_list.is_empty() {
         let _ = writeln!(w, "None.");
@@ -1189,6 +1198,16 @@ pub fn sweep_html(d: &SweepData) -> String {
         &["runs"],
         &groups,
     ));
+    if !d.sometimes.is_empty() {
+        let _ = writeln!(
+            w,
+            "<h2>Rare moments reached</h2>\n<table><tr><th>moment</th><th>runs that reached it</th></tr>"
+        );
+        for (m, n) in &d.sometimes {
+            let _ = writeln!(w, "<tr><td>{}</td><td>{n} of {}</td></tr>", esc(m), d.runs);
+        }
+        let _ = writeln!(w, "</table>");
+    }
     let _ = writeln!(w, "\n<h2>Failures</h2>");
     if d.failure_list.is_empty() {
         let _ = writeln!(w, "<p>None.</p>");

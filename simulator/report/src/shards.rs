@@ -72,6 +72,10 @@ pub struct ShardRecord {
     pub exit_code: u8,
     /// Every failing run (and simulator panic), by scenario then seed.
     pub failures: Vec<ShardFailure>,
+    /// How many of the shard's runs reached each rare moment (`sovereign_sim::Sometimes`,
+    /// by name; absent from records written before it).
+    #[serde(default)]
+    pub sometimes: BTreeMap<String, u64>,
 }
 
 /// A scenario of a shard.
@@ -549,8 +553,60 @@ impl Merged {
                 .take(SWEEP_FAILURES_LISTED_MAX)
                 .map(|f| f.failure.clone())
                 .collect(),
+            sometimes: self.sometimes(),
         }
     }
+
+    /// How many runs of all shards reached each rare moment, in the simulator's order
+    /// (every moment listed, reached or not).
+    pub fn sometimes(&self) -> Vec<(String, u64)> {
+        sovereign_sim::Sometimes::ALL
+            .iter()
+            .map(|m| {
+                let n = self
+                    .records
+                    .iter()
+                    .filter_map(|r| r.sometimes.get(m.name()))
+                    .sum();
+                (m.name().to_string(), n)
+            })
+            .collect()
+    }
+
+    /// One line of rare-moment coverage: `reached 5 of 8 rare moments: name n/runs, ...;
+    /// never: ...`.
+    pub fn coverage_line(&self) -> String {
+        coverage_line(&self.sometimes(), self.runs())
+    }
+}
+
+/// `reached K of M rare moments: name n/runs, ...; never: name, ...`.
+pub fn coverage_line(sometimes: &[(String, u64)], runs: u64) -> String {
+    let reached: Vec<String> = sometimes
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(m, n)| format!("{m} {n}/{runs}"))
+        .collect();
+    let never: Vec<&str> = sometimes
+        .iter()
+        .filter(|(_, n)| *n == 0)
+        .map(|(m, _)| m.as_str())
+        .collect();
+    format!(
+        "reached {} of {} rare moments: {}; never: {}",
+        reached.len(),
+        sometimes.len(),
+        if reached.is_empty() {
+            "none".to_string()
+        } else {
+            reached.join(", ")
+        },
+        if never.is_empty() {
+            "none".to_string()
+        } else {
+            never.join(", ")
+        }
+    )
 }
 
 #[cfg(test)]
@@ -601,6 +657,8 @@ mod tests {
             wall_s: index as f64,
             exit_code: if failures.is_empty() { 0 } else { 1 },
             failures,
+            // Shard i's runs reached one moment i + 1 times.
+            sometimes: [("breaker-open-with-outbox".to_string(), index + 1)].into(),
         }
     }
 
@@ -638,6 +696,17 @@ mod tests {
         assert_eq!((data.runs, data.failures), (10, 2));
         assert_eq!(data.plant_catch_ratio, Some(0.2));
         assert_eq!(data.wall_s, 2.0, "the slowest shard's wall time");
+        // Rare-moment coverage sums over the shards and lists every moment.
+        assert_eq!(data.sometimes.len(), sovereign_sim::Sometimes::ALL.len());
+        assert!(
+            data.sometimes
+                .contains(&("breaker-open-with-outbox".to_string(), 6))
+        );
+        let line = m.coverage_line();
+        assert!(
+            line.starts_with("reached 1 of 9 rare moments: breaker-open-with-outbox 6/10; never: failover-with-outbox, "),
+            "{line}"
+        );
     }
 
     #[test]

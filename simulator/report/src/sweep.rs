@@ -70,6 +70,10 @@ pub struct SweepData {
     pub exit_code: u8,
     /// Failures, up to [`SWEEP_FAILURES_LISTED_MAX`].
     pub failure_list: Vec<SweepFailure>,
+    /// The rare moments (`sovereign_sim::Sometimes`) and how many runs reached each, in
+    /// the simulator's order, unreached ones too (empty in data saved before it).
+    #[serde(default)]
+    pub sometimes: Vec<(String, u64)>,
 }
 
 impl SweepData {

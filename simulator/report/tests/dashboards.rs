@@ -61,6 +61,7 @@ fn exported_names() -> BTreeSet<String> {
         wall_s: 0.0,
         exit_code: 1,
         failure_list: Vec::new(),
+        sometimes: Vec::new(),
     };
     names.extend(
         check(&sweep_openmetrics(&sweep, DEFAULT_START))

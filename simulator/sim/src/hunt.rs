@@ -21,10 +21,12 @@
 //!
 //! A guided hunt ([`Guide`]) runs the same draws, but when a run reaches a rare moment
 //! ([`Sometimes`]) that fewer than [`Guide::rare_below`] of the hunt's runs reached
-//! before, it queues [`Guide::branches`] branches of that run at that moment (fresh
-//! randomness from there on, seeds from the hunt's own `guide <k>` stream), and runs the
-//! queue before the next fresh draw; a branch that reaches another rare moment later on
-//! is branched again, up to [`Guide::depth`] deep. Every branch counts against the
+//! before, it queues [`Guide::branches`] branches of that run shortly before that moment
+//! (each between 0.1 s and [`Guide::back_max`] earlier, log-uniform, never before the
+//! run's own last branch point: fresh randomness from there on, so the moment is
+//! approached again in other ways; seeds and distances from the hunt's own `guide <k>`
+//! stream), and runs the queue before the next fresh draw; a branch that reaches a
+//! rare moment after its own point is branched again, up to [`Guide::depth`] deep. Every branch counts against the
 //! budget like any run; a catch names its branch points, so it reruns exactly.
 //!
 //! Map: [`hunt_draw`], [`hunt`] (one hunt, sequential), [`Guide`], [`Catch`],
@@ -95,15 +97,35 @@ pub struct Guide {
     pub rare_below: u64,
     /// Most branch points on one run (a branch of a branch of ...).
     pub depth: usize,
+    /// How far before the moment a branch may start.
+    pub back_max: std::time::Duration,
 }
 
 impl Guide {
     /// The settings `sim hunt --guided` uses.
     pub const DEFAULT: Guide = Guide {
         branches: 4,
-        rare_below: 3,
-        depth: 3,
+        rare_below: 1,
+        depth: 2,
+        back_max: std::time::Duration::from_secs(600),
     };
+
+    /// A branch point at a moment at `t` (half the time: the moment is in the prefix,
+    /// its aftermath drawn afresh) or shortly before it (log-uniform distance from 0.1 s
+    /// to [`Guide::back_max`]: the moment approached again), never before `floor`.
+    fn before(
+        &self,
+        t: std::time::Duration,
+        floor: std::time::Duration,
+        rng: &mut SplitMix64,
+    ) -> std::time::Duration {
+        if rng.chance(0.5) {
+            return t.max(floor);
+        }
+        let (lo, hi) = (0.1f64.ln(), self.back_max.as_secs_f64().max(0.1).ln());
+        let back = std::time::Duration::from_secs_f64((lo + (hi - lo) * rng.unit()).exp());
+        t.saturating_sub(back).max(floor)
+    }
 }
 
 /// What one hunt came to.
@@ -115,6 +137,8 @@ pub struct HuntOutcome {
     pub runs: u64,
     /// CPU seconds spent.
     pub cpu_s: f64,
+    /// Of the runs, how many were branches (a guided hunt's; 0 otherwise).
+    pub branch_runs: u64,
 }
 
 /// Run hunt `hunt` for `plant` over `scenarios` (at least one) from `base`, at most
@@ -138,6 +162,7 @@ pub fn hunt(
     let mut reached_by = [0u64; Sometimes::ALL.len()];
     let mut cpu_s = 0.0;
     let mut clean_also_failed = 0;
+    let mut branch_runs = 0;
     let oracle = plant.oracle();
     for i in 0..budget {
         let (scenario_index, seed, branches) = match queue.pop_front() {
@@ -155,6 +180,7 @@ pub fn hunt(
         };
         let (report, took) = run(scenario, &opts(Some(plant)));
         cpu_s += took;
+        branch_runs += u64::from(!branches.is_empty());
         if let Some(g) = guide {
             // Moments reached after the run's last branch point are this run's own.
             let after = branches.last().map(|b| b.at);
@@ -165,10 +191,11 @@ pub fn hunt(
                 }
                 let n = &mut reached_by[m as usize];
                 if *n < g.rare_below && branches.len() < g.depth {
+                    let floor = after.unwrap_or_default();
                     for _ in 0..g.branches {
                         let mut b = branches.clone();
                         b.push(Branch {
-                            at: t,
+                            at: g.before(t, floor, &mut guide_seeds),
                             seed: guide_seeds.next_u64(),
                         });
                         queue.push_back((scenario_index, seed, b));
@@ -196,12 +223,14 @@ pub fn hunt(
             }),
             runs: i + 1,
             cpu_s,
+            branch_runs,
         };
     }
     HuntOutcome {
         catch: None,
         runs: budget,
         cpu_s,
+        branch_runs,
     }
 }
 
@@ -423,7 +452,7 @@ mod tests {
         // branches and misses.
         use crate::world::Sometimes;
         let sc = [scenario(1, Vec::new())];
-        let at = Time::from_secs(100);
+        let at = Time::from_secs(1000);
         let fake = |calls: &mut Vec<RunOptions>, o: &RunOptions| {
             calls.push(o.clone());
             let mut r = report(o.seed, Vec::new(), Vec::new());
@@ -439,6 +468,7 @@ mod tests {
             branches: 4,
             rare_below: 1,
             depth: 2,
+            back_max: std::time::Duration::from_secs(600),
         };
         let out = hunt(
             &sc,
@@ -452,9 +482,16 @@ mod tests {
         );
         let c = out.catch.expect("caught in a branch");
         assert_eq!(c.runs, 4);
+        assert_eq!(out.branch_runs, 3);
         assert_eq!(c.seed, hunt_draw(9, 0, 1, 0).1);
         assert_eq!(c.branches.len(), 1);
-        assert_eq!(c.branches[0].at, std::time::Duration::from_secs(100));
+        for o in &calls[1..4] {
+            let b = o.branches[0].at.as_secs_f64();
+            assert!(
+                (400.0..=1000.0).contains(&b),
+                "at or shortly before the moment: {b}"
+            );
+        }
         let seeds: std::collections::BTreeSet<u64> =
             calls[1..4].iter().map(|o| o.branches[0].seed).collect();
         assert_eq!(seeds.len(), 3, "each branch its own seed");
@@ -464,7 +501,7 @@ mod tests {
             "the clean run is the same branch"
         );
         assert_eq!(calls[4].plant, None);
-        // Reached in the prefix (at 100 s, the branch point): no branch of a branch.
+        // The moment again in a branch: no longer rare, so no branch of a branch.
         assert!(calls.iter().all(|o| o.branches.len() <= 1));
         let mut calls = Vec::new();
         let out = hunt(
@@ -513,11 +550,13 @@ mod tests {
             }),
             runs,
             cpu_s,
+            branch_runs: 0,
         };
         let miss = HuntOutcome {
             catch: None,
             runs: 100,
             cpu_s: 10.0,
+            branch_runs: 0,
         };
         let s = HuntStats::of(&[caught(4, 0.4), miss, caught(2, 0.2)]).unwrap();
         assert_eq!((s.hunts, s.caught), (3, 2));

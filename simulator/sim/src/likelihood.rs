@@ -10,7 +10,7 @@
 //! [`branch_seed`]`(seed, i, j)`, so the figures are a function of the failure file.
 //!
 //! Map: [`points`], [`branch_seed`], [`Point`] (counts, rate, Wilson interval),
-//! [`doomed_from`].
+//! [`doomed_from`], [`sharpest_rise`].
 //!
 //! Not covered: running the branches (the CLI runs them on worker threads), the chart
 //! (`sovereign_report`). A branch keeps the run's fault schedule and the towers' and
@@ -99,6 +99,19 @@ pub fn doomed_from(points: &[Point]) -> Option<usize> {
     first
 }
 
+/// Where the share rose most from one point to the next, the last point (the failure
+/// itself, always 1) left out: the index of the later point of that pair, when some
+/// rise is there at all. Between the two points is where the run's fate was mostly
+/// decided.
+pub fn sharpest_rise(points: &[Point]) -> Option<usize> {
+    let last = points.len().checked_sub(1)?;
+    (1..last)
+        .map(|i| (i, points[i].rate() - points[i - 1].rate()))
+        .filter(|(_, d)| *d > 0.0)
+        .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
+        .map(|(i, _)| i)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,5 +190,27 @@ mod tests {
         assert_eq!(doomed_from(&at(&[10, 10, 10])), Some(0));
         assert_eq!(doomed_from(&at(&[0, 10, 8])), None);
         assert_eq!(doomed_from(&[]), None);
+    }
+
+    #[test]
+    fn sharpest_rise_is_the_biggest_step_up_before_the_failure() {
+        // Goal: the later point of the largest rise (the earliest of equal ones); the
+        // last point is left out; none without a rise.
+        let at = |rates: &[u32]| -> Vec<Point> {
+            rates
+                .iter()
+                .enumerate()
+                .map(|(i, r)| Point {
+                    at: Duration::from_secs(i as u64),
+                    runs: 20,
+                    recurred: *r,
+                })
+                .collect()
+        };
+        assert_eq!(sharpest_rise(&at(&[2, 0, 1, 9, 12, 9, 20])), Some(3));
+        assert_eq!(sharpest_rise(&at(&[0, 5, 10, 20])), Some(1));
+        assert_eq!(sharpest_rise(&at(&[20, 20, 20])), None);
+        assert_eq!(sharpest_rise(&at(&[5, 0, 20])), None);
+        assert_eq!(sharpest_rise(&[]), None);
     }
 }

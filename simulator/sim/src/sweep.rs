@@ -337,6 +337,8 @@ pub struct SweepOutcome {
     pub exit_code: u8,
     /// The full report, kept only when the run failed (exit code ≠ 0).
     pub failure: Option<RunReport>,
+    /// The rare moments the run reached (for the sweep's coverage).
+    pub reached: Vec<crate::world::Sometimes>,
 }
 
 impl SweepOutcome {
@@ -347,6 +349,7 @@ impl SweepOutcome {
             scenario_index,
             seed: report.seed,
             exit_code,
+            reached: report.sometimes.iter().map(|(m, _)| *m).collect(),
             failure: (exit_code != 0).then_some(report),
         }
     }

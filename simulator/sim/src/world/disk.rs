@@ -126,6 +126,36 @@ impl Hashes {
     }
 }
 
+/// What a crash lost: writes not yet synced, and how many of them were catalog entries
+/// (a publish not yet durable).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Lost {
+    /// Unsynced writes and deletes dropped.
+    pub(super) writes: usize,
+    /// Of them, catalog entries.
+    pub(super) entries: usize,
+}
+
+impl Lost {
+    fn of(lost: &[(u64, Key, Option<Stored>)]) -> Lost {
+        Lost {
+            writes: lost.len(),
+            entries: lost
+                .iter()
+                .filter(|(_, _, s)| {
+                    matches!(
+                        s,
+                        Some(Stored {
+                            record: Record::Entry(_),
+                            ..
+                        })
+                    )
+                })
+                .count(),
+        }
+    }
+}
+
 /// One simulated disk: the shared pending/durable model ([`DiskModel`]) of records with
 /// their checksum verdicts, and the faults on top.
 pub(super) struct SimDisk {
@@ -227,15 +257,15 @@ impl SimDisk {
     }
 
     /// Drop writes issued up to `upto` that were not synced (a failed fsync).
-    pub(super) fn lose(&mut self, upto: u64) {
-        self.writes.lose(upto);
+    pub(super) fn lose(&mut self, upto: u64) -> Lost {
+        Lost::of(&self.writes.lose(upto))
     }
 
     /// A crash: unsynced writes are lost; with `torn`, the newest unsynced chunk write
     /// lands half-written.
-    pub(super) fn crash(&mut self, torn: bool) -> usize {
+    pub(super) fn crash(&mut self, torn: bool) -> Lost {
         let lost = self.writes.crash();
-        let n = lost.len();
+        let n = Lost::of(&lost);
         if torn
             && let Some((_, key, Some(s))) = lost.into_iter().rev().find(|(_, _, s)| {
                 matches!(
@@ -317,7 +347,10 @@ impl World {
     /// writes (and is observed as a storage error), a good one makes them durable.
     pub(super) fn fsync_done(&mut self, node: Node, upto: u64, fail: bool) -> Result<(), String> {
         if fail {
-            self.disk_mut(node).lose(upto);
+            let lost = self.disk_mut(node).lose(upto);
+            if node == Node::Origin {
+                self.reach_by_origin_loss(lost);
+            }
             let tower = match node {
                 Node::Origin => None,
                 Node::Tower(i) => Some(i),
@@ -533,7 +566,26 @@ mod tests {
             "reads see the newest pending write of a key"
         );
         assert_eq!(durable_keys(&d), vec![a.clone(), b.clone()]);
-        d.crash(false);
+        // A pending catalog entry (a publish not yet durable) is counted apart.
+        let (manifest, _) = sovereign_logic::content::publish(
+            sovereign_logic::content::ItemId::new("news"),
+            1,
+            sovereign_logic::content::Priority::P1,
+            b"headline",
+            sovereign_logic::content::ChunkParams::default(),
+        )
+        .expect("a manifest");
+        d.write(
+            Record::Entry(sovereign_logic::protocol::CatalogEntry { seq: 1, manifest }),
+            &mut Hashes::default(),
+        );
+        assert_eq!(
+            d.crash(false),
+            Lost {
+                writes: 4,
+                entries: 1
+            }
+        );
         assert_eq!(durable_keys(&d), vec![a.clone(), b.clone()]);
         assert!(d.read(&a).is_some() && d.read(&c).is_none());
         assert_eq!(d.outbox_keys().len(), 1);

@@ -17,7 +17,6 @@ use super::disk::SimDisk;
 use super::events::Ev;
 use super::net::SimLink;
 use super::power::PowerModel;
-use super::sometimes::Sometimes;
 use crate::obs::Obs;
 use crate::scenario::TowerSpec;
 use crate::trace::TraceKind;
@@ -355,9 +354,8 @@ impl World {
         self.origin.up = false;
         self.origin.failed_until = None;
         self.origin.incarnation += 1;
-        if self.origin.disk.crash(false) > 0 {
-            self.reach(Sometimes::OriginCrashWithWritesPending);
-        }
+        let lost = self.origin.disk.crash(false);
+        self.reach_by_origin_loss(lost);
         self.trace.event(self.now, TraceKind::OriginDown, 0, &[]);
         self.trace.line(self.now, || "origin down".to_string());
         let inc = self.origin.incarnation;
@@ -395,7 +393,8 @@ impl World {
     /// rebuilds it from its store ([`World::refused_by_failed_origin`]).
     pub(super) fn fail_origin_in_place(&mut self) {
         self.origin.incarnation += 1;
-        self.origin.disk.crash(false);
+        let lost = self.origin.disk.crash(false);
+        self.reach_by_origin_loss(lost);
         let wait = self.origin.restarts.on_failure();
         self.origin.failed_until = Some(self.now + wait);
         self.trace.event(self.now, TraceKind::OriginDown, 1, &[]);

@@ -9,7 +9,7 @@
 //! whether anyone looks at them or not.
 //!
 //! Map: [`Sometimes`], `World::reach` and where it is called: tower events in
-//! `World::observe`, crashes and restarts in `hosts.rs`.
+//! `World::observe`, crashes, storage failures and restarts in `hosts.rs` and `faults.rs`.
 
 use crate::world::World;
 use sovereign_logic::Time;
@@ -30,22 +30,26 @@ pub enum Sometimes {
     TowerCrashWithRequestsInFlight,
     /// A tower crashed with operations in its outbox.
     TowerCrashWithOutbox,
-    /// The origin crashed with writes not yet synced.
-    OriginCrashWithWritesPending,
+    /// The origin lost writes not yet synced: it crashed, its storage failed it in place,
+    /// or an fsync failed.
+    OriginLostWrites,
+    /// Of them, a publish's catalog entry.
+    OriginLostPublish,
     /// The origin restarted gracefully with fsyncs in flight.
     OriginRestartWithFsyncInFlight,
 }
 
 impl Sometimes {
     /// Every moment, in report order.
-    pub const ALL: [Sometimes; 8] = [
+    pub const ALL: [Sometimes; 9] = [
         Sometimes::FailoverWithOutbox,
         Sometimes::UplinkLostWithOutbox,
         Sometimes::BreakerOpenWithOutbox,
         Sometimes::ShedWithSyncPending,
         Sometimes::TowerCrashWithRequestsInFlight,
         Sometimes::TowerCrashWithOutbox,
-        Sometimes::OriginCrashWithWritesPending,
+        Sometimes::OriginLostWrites,
+        Sometimes::OriginLostPublish,
         Sometimes::OriginRestartWithFsyncInFlight,
     ];
 
@@ -58,7 +62,8 @@ impl Sometimes {
             Sometimes::ShedWithSyncPending => "shed-with-sync-pending",
             Sometimes::TowerCrashWithRequestsInFlight => "tower-crash-with-requests-in-flight",
             Sometimes::TowerCrashWithOutbox => "tower-crash-with-outbox",
-            Sometimes::OriginCrashWithWritesPending => "origin-crash-with-writes-pending",
+            Sometimes::OriginLostWrites => "origin-lost-writes",
+            Sometimes::OriginLostPublish => "origin-lost-publish",
             Sometimes::OriginRestartWithFsyncInFlight => "origin-restart-with-fsync-in-flight",
         }
     }
@@ -124,12 +129,25 @@ impl World {
         }
     }
 
-    /// The moments reached so far, with when each was first reached, in report order.
+    /// The moments the origin's loss of unsynced writes reaches (a crash, a storage
+    /// failure, a failed fsync), by what it lost.
+    pub(super) fn reach_by_origin_loss(&mut self, lost: super::disk::Lost) {
+        if lost.writes > 0 {
+            self.reach(Sometimes::OriginLostWrites);
+        }
+        if lost.entries > 0 {
+            self.reach(Sometimes::OriginLostPublish);
+        }
+    }
+
+    /// The moments reached so far, with when each was first reached, in time order.
     pub fn reached(&self) -> Vec<(Sometimes, Time)> {
-        Sometimes::ALL
+        let mut r: Vec<(Sometimes, Time)> = Sometimes::ALL
             .into_iter()
             .filter_map(|s| self.sometimes[s as usize].map(|t| (s, t)))
-            .collect()
+            .collect();
+        r.sort_by_key(|(_, t)| *t);
+        r
     }
 }
 

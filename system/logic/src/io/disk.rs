@@ -110,9 +110,13 @@ impl<R> DiskModel<R> {
     }
 
     /// An fsync covering the writes issued up to `upto` failed: they are gone; later ones
-    /// stay pending.
-    pub fn lose(&mut self, upto: u64) {
-        self.pending.retain(|(n, _, _)| *n > upto);
+    /// stay pending. Returns the lost ones, oldest first.
+    pub fn lose(&mut self, upto: u64) -> Vec<(u64, Key, Option<R>)> {
+        let (lost, kept) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|(n, _, _)| *n <= upto);
+        self.pending = kept;
+        lost
     }
 
     /// A crash: every pending write and delete is gone. Returns them, oldest first (what a
