@@ -116,6 +116,19 @@ pub fn sharpest_rise(points: &[Point]) -> Option<usize> {
 mod tests {
     use super::*;
 
+    /// Points one second apart with `runs` branches each and these recurrences.
+    fn series(runs: u32, recurred: &[u32]) -> Vec<Point> {
+        recurred
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Point {
+                at: Duration::from_secs(i as u64),
+                runs,
+                recurred: *r,
+            })
+            .collect()
+    }
+
     #[test]
     fn points_run_from_the_start_to_the_failure() {
         // Goal: k points, evenly spaced, the first at 0 and the last at the failure.
@@ -174,17 +187,7 @@ mod tests {
     fn doomed_from_is_where_the_rate_stays_high() {
         // Goal: the first point of the final run of points at or above the doomed rate;
         // a dip after a high point moves it later; none when the last point is low.
-        let at = |rates: &[u32]| -> Vec<Point> {
-            rates
-                .iter()
-                .enumerate()
-                .map(|(i, r)| Point {
-                    at: Duration::from_secs(i as u64),
-                    runs: 10,
-                    recurred: *r,
-                })
-                .collect()
-        };
+        let at = |rates: &[u32]| series(10, rates);
         assert_eq!(doomed_from(&at(&[0, 2, 9, 10, 10])), Some(2));
         assert_eq!(doomed_from(&at(&[10, 2, 9, 10, 10])), Some(2));
         assert_eq!(doomed_from(&at(&[10, 10, 10])), Some(0));
@@ -196,17 +199,7 @@ mod tests {
     fn sharpest_rise_is_the_biggest_step_up_before_the_failure() {
         // Goal: the later point of the largest rise (the earliest of equal ones); the
         // last point is left out; none without a rise.
-        let at = |rates: &[u32]| -> Vec<Point> {
-            rates
-                .iter()
-                .enumerate()
-                .map(|(i, r)| Point {
-                    at: Duration::from_secs(i as u64),
-                    runs: 20,
-                    recurred: *r,
-                })
-                .collect()
-        };
+        let at = |rates: &[u32]| series(20, rates);
         assert_eq!(sharpest_rise(&at(&[2, 0, 1, 9, 12, 9, 20])), Some(3));
         assert_eq!(sharpest_rise(&at(&[0, 5, 10, 20])), Some(1));
         assert_eq!(sharpest_rise(&at(&[20, 20, 20])), None);
