@@ -906,13 +906,14 @@ pub fn shrink(a: ShrinkArgs) -> Result<u8> {
         .with_context(|| format!("cannot write {}", out.display()))?;
     println!("shrunk scenario: {}", out.display());
     println!(
-        "run it: sovereign sim run {} --seed {}{}",
+        "run it: sovereign sim run {} --seed {}{}{}",
         shell_quote(&out.display().to_string()),
         l.file.seed,
         l.file
             .plant
             .map(|p| format!(" --plant {p}"))
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        branch_flags(&l.file.branches)
     );
     Ok(0)
 }

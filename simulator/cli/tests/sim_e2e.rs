@@ -547,6 +547,21 @@ fn a_branched_failure_replays_from_its_file_and_a_branch_past_the_end_changes_no
     let mut late = base.to_vec();
     late.extend(["--branch-at", "1000h", "--branch-seed", "9"]);
     assert_eq!(trace_hash(&sovereign(&late)), trace_hash(&plain));
+    // Shrinking keeps the branch: the shrunk scenario's command carries it, and fails.
+    let shrink = sovereign(&["sim", "shrink", file.to_str().unwrap()]);
+    let text = stdout(&shrink);
+    let run_it = text
+        .lines()
+        .find_map(|l| l.strip_prefix("run it: sovereign "))
+        .unwrap_or_else(|| panic!("no run-it line: {text}"));
+    assert!(
+        run_it.ends_with("--plant skip-verify --branch-at 1800000000us --branch-seed 9"),
+        "{run_it}"
+    );
+    let args: Vec<&str> = run_it.split_whitespace().collect();
+    let again = sovereign(&args);
+    assert_eq!(again.status.code(), Some(1), "{}", stdout(&again));
+    assert!(stdout(&again).contains("branch: at 00:30:00.000"));
 }
 
 #[test]
