@@ -168,7 +168,7 @@ pub fn run(a: ReplayArgs) -> Result<u8> {
             .collect(),
         doomed_rate: DOOMED_RATE,
         doomed_from_s: doomed.map(|d| counts[d].at.as_secs_f64()),
-        sharpest_rise_s: rise.map(|i| (counts[i - 1].at.as_secs_f64(), counts[i].at.as_secs_f64())),
+        sharpest_rise: rise,
         moments: report
             .sometimes
             .iter()

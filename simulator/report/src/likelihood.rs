@@ -61,9 +61,9 @@ pub struct LikelihoodData {
     /// The first point from which the failure recurs in at least `doomed_rate` of the
     /// branches at every later point, seconds.
     pub doomed_from_s: Option<f64>,
-    /// The pair of points between which the share rose most (the last point left
-    /// out), seconds: where the run's fate was mostly decided.
-    pub sharpest_rise_s: Option<(f64, f64)>,
+    /// The later point (index into `points`) of the pair between which the share rose
+    /// most, the last point left out: where the run's fate was mostly decided.
+    pub sharpest_rise: Option<usize>,
     /// The rare moments the recorded run reached, with when (seconds).
     pub moments: Vec<(String, f64)>,
     /// The build.
@@ -140,22 +140,19 @@ pub fn likelihood_html(l: &LikelihoodData, run: &RunData) -> String {
         ),
     };
     let _ = writeln!(w, "<p>{}</p>", esc(&doomed));
-    if let Some((a, b)) = l.sharpest_rise_s {
-        let rate = |s: f64| {
-            l.points
-                .iter()
-                .find(|p| p.at_s == s)
-                .map_or(0.0, |p| p.rate)
-        };
+    if let Some((a, b)) = l
+        .sharpest_rise
+        .and_then(|i| Some((l.points.get(i.checked_sub(1)?)?, l.points.get(i)?)))
+    {
         let _ = writeln!(
             w,
             "<p>{}</p>",
             esc(&format!(
                 "The share rose most between {} and {} ({:.2} → {:.2}): look there.",
-                at_clock(a),
-                at_clock(b),
-                rate(a),
-                rate(b)
+                at_clock(a.at_s),
+                at_clock(b.at_s),
+                a.rate,
+                b.rate
             ))
         );
     }
@@ -185,7 +182,7 @@ pub fn likelihood_html(l: &LikelihoodData, run: &RunData) -> String {
             l.command
         ))
     );
-    let span = (0.0, (run.end_s / 3600.0).max(l.failure_at_s / 3600.0));
+    let span = span(l, run);
     let lanes = fault_lanes(run);
     if lanes.is_empty() {
         let _ = writeln!(w, "<p class=\"note\">No fault was injected.</p>");
@@ -219,11 +216,17 @@ pub fn likelihood_html(l: &LikelihoodData, run: &RunData) -> String {
     w
 }
 
+/// The x range of the timeline and the chart, hours: the run, or up to the failure if
+/// that is later.
+fn span(l: &LikelihoodData, run: &RunData) -> (f64, f64) {
+    (0.0, (run.end_s / 3600.0).max(l.failure_at_s / 3600.0))
+}
+
 /// Write `likelihood.html`, `likelihood.svg` (the chart alone) and `likelihood.json`
 /// into `dir`; the paths written.
 pub fn write(dir: &Path, l: &LikelihoodData, run: &RunData) -> std::io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
-    let span = (0.0, (run.end_s / 3600.0).max(l.failure_at_s / 3600.0));
+    let span = span(l, run);
     let json = serde_json::to_string_pretty(l).map_err(std::io::Error::other)?;
     let files = [
         ("likelihood.html", likelihood_html(l, run)),
