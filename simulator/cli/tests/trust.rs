@@ -415,3 +415,73 @@ fn a_replaced_origin_is_noticed_and_only_a_rehome_moves_the_tower() {
         .text();
     assert!(audit.contains("origin.rehome"), "{audit}");
 }
+
+#[test]
+fn a_new_version_syncs_as_its_changes_and_the_catalog_refuses_a_bad_flag() {
+    // Goal: issue 16's manifest cost — the origin sends a small edit of a large item as
+    // the changes from the version the tower holds (a page a fraction of the whole one),
+    // and a real tower rebuilds it and serves the new bytes; `changes` is checked.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let origin = origin(d, &[]);
+    provision(&origin.admin, d, 1);
+    let v1 = content(16, 2_000_000);
+    publish(&origin.admin, d, "atlas", "P1", &v1);
+    let t = tower(d, 1, &origin.addr, &[]);
+    wait_for("tower 1 serves v1", Duration::from_secs(60), || {
+        get(&t.addr, "/v1/items/atlas")
+            .ok()
+            .filter(|r| r.status == 200 && r.body == v1)
+    });
+    let page = |query: &str| {
+        let r = tower_get(&origin.addr, &format!("/v1/catalog?{query}"), d, 1).expect("catalog");
+        assert_eq!(r.status, 200, "{}", r.text());
+        r
+    };
+    let seq1 = page("since=0").json()["entries"][0]["seq"]
+        .as_u64()
+        .expect("v1's seq");
+    assert!(
+        page("since=0&changes=true").json()["changes"].is_null(),
+        "a tower that holds nothing gets whole entries"
+    );
+
+    let mut v2 = v1.clone();
+    v2[1_000_000] ^= 0xff;
+    publish(&origin.admin, d, "atlas", "P1", &v2);
+    let whole = page(&format!("since={seq1}"));
+    let changed = page(&format!("since={seq1}&changes=true"));
+    let c = &changed.json()["changes"][0];
+    assert_eq!(c["item"], "atlas");
+    assert_eq!(
+        (c["version"].as_u64(), c["base_version"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert!(
+        changed.json()["entries"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    );
+    assert!(
+        changed.body.len() * 20 < whole.body.len(),
+        "changes {} bytes, whole {} bytes",
+        changed.body.len(),
+        whole.body.len()
+    );
+    wait_for("tower 1 serves v2", Duration::from_secs(60), || {
+        get(&t.addr, "/v1/items/atlas")
+            .ok()
+            .filter(|r| r.status == 200 && r.body == v2)
+    });
+    // The tower asked for changes and was sent them (this test was sent them once).
+    let sent = metric(
+        &origin.addr,
+        "sovereign_catalog_entries_sent_total",
+        "changes",
+    );
+    assert!(sent.is_some_and(|n| n >= 2.0), "{sent:?}");
+
+    let bad = tower_get(&origin.addr, "/v1/catalog?since=0&changes=yes", d, 1).expect("catalog");
+    assert_eq!(bad.status, 400);
+    assert!(bad.text().contains("changes"), "{}", bad.text());
+}

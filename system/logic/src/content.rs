@@ -11,8 +11,14 @@
 //! - [`Manifest`], [`publish`] (bytes → manifest + chunks), [`reassemble`] (chunks → bytes,
 //!   every chunk checked).
 //! - [`verify_chunk`]: the one integrity check every driver calls before keeping or serving.
+//! - [`ManifestChanges`] (in `changes`): a version as runs over the one before it, what a
+//!   catalog reply carries for a version whose base the tower holds.
 //!
 //! Not covered: storage of chunks (drivers), compression, encryption.
+
+mod changes;
+
+pub use changes::{ManifestChanges, Run};
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};

@@ -15,7 +15,7 @@ use crate::content::{ChunkHash, ItemId, Priority, verify_chunk};
 use crate::device::{Device, DeviceConfig};
 use crate::io::{Action, DiskModel, Event, Key, Record, WriteId};
 use crate::origin::{Origin, OriginConfig};
-use crate::protocol::{DeviceId, LinkKind, Message, OpKind, Peer, TowerId};
+use crate::protocol::{DeviceId, LinkKind, Message, OpKind, Peer, SentEntry, TowerId};
 use crate::time::Time;
 use crate::tower::link::ProbeOutcome;
 use crate::tower::read::ChunkVerdict;
@@ -600,6 +600,46 @@ mod tests {
             "moved {moved} bytes for a 10 kB edit of 1 MB"
         );
         assert!(moved > 10_000);
+    }
+
+    #[test]
+    fn a_new_versions_manifest_travels_as_its_changes_from_the_held_one() {
+        // Goal: a small edit of a large item costs a few hundred bytes of catalog, not the
+        // whole chunk list again; the tower rebuilds exactly the origin's manifest.
+        let mut pair = Pair::new(fibre_tower(), 10_000_000);
+        let v1 = bytes(9, 4_000_000);
+        pair.publish("atlas", Priority::P1, &v1);
+        assert!(pair.run_until(1_000_000, |p| p.tower.servable().len() == 1));
+        let mut v2 = v1.clone();
+        v2[2_000_000] ^= 0xff;
+        pair.publish("atlas", Priority::P1, &v2);
+        let ok = pair.run_until(1_000_000, |p| {
+            p.tower.servable().get(&ItemId::new("atlas")) == Some(&2)
+        });
+        assert!(ok);
+        let sent: Vec<(u64, &SentEntry)> = (pair.downlink.iter())
+            .filter_map(|t| match &t.msg {
+                Message::CatalogReply { entries, .. } if !entries.is_empty() => {
+                    Some((t.msg.wire_size(), &entries[0]))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(sent.len(), 2, "one reply per version");
+        assert!(matches!(sent[0].1, SentEntry::Whole(_)) && sent[0].0 > 10_000);
+        assert!(
+            matches!(sent[1].1, SentEntry::Changes { .. }) && sent[1].0 < 600,
+            "the second version cost {} bytes of catalog",
+            sent[1].0
+        );
+        assert_eq!(
+            pair.tower.servable_manifests(),
+            pair.origin
+                .catalog()
+                .into_iter()
+                .map(|e| e.manifest)
+                .collect::<Vec<_>>()
+        );
     }
 
     /// The chunk hashes of `item`'s servable version at the tower.

@@ -67,12 +67,14 @@
 
 use crate::Time;
 use crate::backoff::{Backoff, BackoffPolicy, Jitter};
-use crate::content::{self, ChunkHash, ChunkParams, ChunkParamsError, ItemId, Priority};
+use crate::content::{
+    self, ChunkHash, ChunkParams, ChunkParamsError, ItemId, ManifestChanges, Priority,
+};
 use crate::io::{Action, DurableState, Event, Key, Record, WriteId};
 use crate::ledger::{Ledger, Rounding};
 use crate::protocol::{
     CatalogEntry, IdemKey, Message, OpKind, OpOutcome, OpReceipt, Operation, OriginId, Peer,
-    TowerId,
+    SentEntry, TowerId,
 };
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -296,6 +298,11 @@ pub struct Origin {
     /// The catalog's items by their entry's publish seq (unique), so that a tower's poll
     /// reads the entries after its `since_seq` without scanning the whole catalog.
     catalog_by_seq: BTreeMap<u64, ItemId>,
+    /// The entry each item's catalog entry replaced, while this origin has run: the base a
+    /// catalog reply sends a newer version's changes from, to a tower that holds it
+    /// ([`SentEntry::Changes`]). Not durable: after a restart, an item's next version goes
+    /// whole once.
+    superseded: BTreeMap<ItemId, CatalogEntry>,
     /// The latest version number handed out per item (durable or not), so versions only grow.
     versions: BTreeMap<ItemId, u64>,
     /// The last publish seq handed out.
@@ -338,6 +345,7 @@ impl Origin {
             chunks: BTreeMap::new(),
             catalog: BTreeMap::new(),
             catalog_by_seq: BTreeMap::new(),
+            superseded: BTreeMap::new(),
             versions: BTreeMap::new(),
             publish_seq_last: 0,
             pending_publishes: VecDeque::new(),
@@ -483,7 +491,9 @@ impl Origin {
             if self.servable(e) {
                 self.catalog_put(e.clone());
             } else {
-                self.catalog_remove(item);
+                if let Some(old) = self.catalog_remove(item) {
+                    self.superseded.insert(item.clone(), old);
+                }
                 self.left_out.insert(item.clone(), e.clone());
             }
         }
@@ -497,6 +507,9 @@ impl Origin {
                 self.catalog_put(e);
             }
         }
+        // What replaced what is not durable: a restarted origin knows only its records,
+        // however it was rebuilt (absorbing or recovering).
+        self.superseded.clear();
         // Conflicts are answered, never recorded.
         let mut replay = Vec::new();
         for (op, outcome, tower, fingerprint) in log {
@@ -661,11 +674,11 @@ impl Origin {
             return;
         }
         match msg {
-            Message::CatalogRequest { since_seq } => {
+            Message::CatalogRequest { since_seq, changes } => {
                 let entries = self
                     .catalog_in_seq_order((Bound::Excluded(since_seq), Bound::Unbounded))
                     .take(CATALOG_REPLY_ENTRIES_MAX)
-                    .cloned()
+                    .map(|e| self.sent_entry(e, since_seq, changes))
                     .collect();
                 let origin = self.identity();
                 self.send(from, Message::CatalogReply { entries, origin });
@@ -832,6 +845,21 @@ impl Origin {
             .filter_map(|(_, item)| self.catalog.get(item))
     }
 
+    /// `entry` as a reply to a tower that polled `since_seq` sends it: as the changes from
+    /// the version it replaced when the tower asked for changes and holds that version
+    /// (its seq is at most `since_seq`, and a tower holds the latest entry of every item up
+    /// to its cursor), else whole. The tower checks the rebuilt manifest's digest, so a
+    /// wrong guess costs a second poll, never a wrong manifest.
+    fn sent_entry(&self, entry: &CatalogEntry, since_seq: u64, changes: bool) -> SentEntry {
+        match self.superseded.get(&entry.manifest.item) {
+            Some(base) if changes && since_seq > 0 && base.seq <= since_seq => SentEntry::Changes {
+                seq: entry.seq,
+                changes: ManifestChanges::between(&base.manifest, &entry.manifest),
+            },
+            _ => SentEntry::Whole(entry.clone()),
+        }
+    }
+
     /// Whether `entry` may be served: a consistent manifest whose chunks are all held.
     fn servable(&self, entry: &CatalogEntry) -> bool {
         entry.manifest.is_consistent()
@@ -842,17 +870,19 @@ impl Origin {
     fn catalog_put(&mut self, entry: CatalogEntry) {
         let seq = entry.seq;
         let item = entry.manifest.item.clone();
-        self.catalog_remove(&item);
+        if let Some(old) = self.catalog_remove(&item) {
+            self.superseded.insert(item.clone(), old);
+        }
         self.catalog.insert(item.clone(), entry);
         let earlier = self.catalog_by_seq.insert(seq, item);
         debug_assert!(earlier.is_none(), "publish seq {seq} names two entries");
     }
 
     /// Take `item` out of the catalog and its seq index.
-    fn catalog_remove(&mut self, item: &ItemId) {
-        if let Some(old) = self.catalog.remove(item) {
-            self.catalog_by_seq.remove(&old.seq);
-        }
+    fn catalog_remove(&mut self, item: &ItemId) -> Option<CatalogEntry> {
+        let old = self.catalog.remove(item)?;
+        self.catalog_by_seq.remove(&old.seq);
+        Some(old)
     }
 
     /// A chunk's bytes, if the origin holds it.
@@ -1265,8 +1295,14 @@ mod tests {
     }
 
     fn catalog_reply(node: &mut Node, since_seq: u64) -> Vec<CatalogEntry> {
-        match node.ask(Message::CatalogRequest { since_seq }) {
-            Message::CatalogReply { entries, .. } => entries,
+        let changes = false;
+        match node.ask(Message::CatalogRequest { since_seq, changes }) {
+            Message::CatalogReply { entries, .. } => (entries.into_iter())
+                .map(|e| match e {
+                    SentEntry::Whole(e) => e,
+                    SentEntry::Changes { .. } => panic!("changes sent when whole asked"),
+                })
+                .collect(),
             other => panic!("expected a catalog reply, got {other:?}"),
         }
     }
@@ -1778,7 +1814,10 @@ mod tests {
         assert!(refused(ask_as(
             &mut node,
             stranger,
-            Message::CatalogRequest { since_seq: 0 }
+            Message::CatalogRequest {
+                since_seq: 0,
+                changes: true
+            }
         )));
         let hash = e.manifest.chunks[0].hash;
         assert!(refused(ask_as(
@@ -1814,7 +1853,14 @@ mod tests {
         // Revoking the tower refuses it from then on.
         node.origin.set_towers(Some(BTreeSet::new()));
         assert!(matches!(
-            ask_as(&mut node, TOWER, Message::CatalogRequest { since_seq: 0 }),
+            ask_as(
+                &mut node,
+                TOWER,
+                Message::CatalogRequest {
+                    since_seq: 0,
+                    changes: true
+                }
+            ),
             Message::Refused { .. }
         ));
     }
@@ -1882,7 +1928,10 @@ mod tests {
         // then every catalog reply carries it; recovery keeps it and a second
         // establish_identity does not replace it; a crash before the fsync forgets it.
         let mut node = Node::new(OriginConfig::default());
-        let announced = |node: &mut Node| match node.ask(Message::CatalogRequest { since_seq: 0 }) {
+        let announced = |node: &mut Node| match node.ask(Message::CatalogRequest {
+            since_seq: 0,
+            changes: true,
+        }) {
             Message::CatalogReply { origin, .. } => origin,
             other => panic!("{other:?}"),
         };

@@ -14,7 +14,7 @@
 //! who it is (the real servers' per-tower credentials; the logic only sees the
 //! [`Peer`] the driver vouches for).
 
-use crate::content::{ChunkHash, ItemId, Manifest};
+use crate::content::{ChunkHash, ItemId, Manifest, ManifestChanges};
 use bytes::Bytes;
 use std::fmt;
 use std::str::FromStr;
@@ -444,6 +444,52 @@ pub struct CatalogEntry {
     pub manifest: Manifest,
 }
 
+/// A catalog entry as a reply carries it: whole, or as the changes from the version of
+/// the item the tower holds (see [`ManifestChanges`]).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum SentEntry {
+    /// The entry with its whole manifest.
+    Whole(CatalogEntry),
+    /// The entry's manifest as runs over an earlier version of the item.
+    Changes {
+        /// position in the origin's publish log
+        seq: u64,
+        /// the manifest, as changes
+        changes: ManifestChanges,
+    },
+}
+
+impl SentEntry {
+    /// The entry's position in the publish log.
+    pub fn seq(&self) -> u64 {
+        match self {
+            SentEntry::Whole(e) => e.seq,
+            SentEntry::Changes { seq, .. } => *seq,
+        }
+    }
+
+    /// Bytes on the wire (the model every driver charges).
+    pub fn wire_size(&self) -> u64 {
+        8 + match self {
+            SentEntry::Whole(e) => manifest_wire_size(&e.manifest),
+            SentEntry::Changes { changes, .. } => {
+                let (refs, keeps) = changes.counts();
+                // The manifest's fixed fields, the base version, the list digest.
+                96 + changes.item.0.len() as u64
+                    + 40
+                    + 36 * refs as u64
+                    + 8 * keeps as u64
+                    + 4 * changes.runs.len() as u64
+            }
+        }
+    }
+}
+
+/// Bytes a whole manifest costs on the wire.
+fn manifest_wire_size(m: &Manifest) -> u64 {
+    96 + m.item.0.len() as u64 + 36 * m.chunks.len() as u64
+}
+
 /// Everything that crosses a link.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Message {
@@ -451,11 +497,14 @@ pub enum Message {
     CatalogRequest {
         /// the highest publish seq the tower holds durably
         since_seq: u64,
+        /// Whether entries may come as changes from a version the tower holds (with a
+        /// seq at most `since_seq`); `false` asks for whole manifests only.
+        changes: bool,
     },
     /// Origin → tower: the entries after `since_seq`, latest version per item.
     CatalogReply {
         /// entries in seq order
-        entries: Vec<CatalogEntry>,
+        entries: Vec<SentEntry>,
         /// The answering origin's identity (`None`: an origin that announces none, e.g.
         /// an older build). A tower compares it with the origin it trusts.
         origin: Option<OriginId>,
@@ -536,7 +585,7 @@ impl Message {
     /// Approximate bytes on the wire: what bandwidth models and byte counters charge.
     pub fn wire_size(&self) -> u64 {
         const HDR: u64 = 64;
-        let manifest = |m: &Manifest| 96 + m.item.0.len() as u64 + 36 * m.chunks.len() as u64;
+        let manifest = manifest_wire_size;
         let op = |o: &Operation| {
             48 + o.key.0.len() as u64
                 + match &o.kind {
@@ -556,9 +605,7 @@ impl Message {
         HDR + match self {
             Message::CatalogRequest { .. } => 8,
             // The origin's id travels in a header, within HDR.
-            Message::CatalogReply { entries, .. } => {
-                entries.iter().map(|e| 8 + manifest(&e.manifest)).sum()
-            }
+            Message::CatalogReply { entries, .. } => entries.iter().map(SentEntry::wire_size).sum(),
             Message::ChunkRequest { .. } => 32,
             Message::ChunkReply { bytes, .. } => 32 + bytes.as_ref().map_or(0, |b| b.len() as u64),
             Message::ForwardOps { ops } => ops.iter().map(op).sum(),

@@ -898,6 +898,7 @@ pub struct OriginMetrics {
     published_bytes: IntCounterVec,
     catalog_entries: IntGauge,
     catalog_requests: IntCounter,
+    catalog_sent: IntCounterVec,
     chunk_requests: IntCounterVec,
     chunk_served_bytes: IntCounter,
     ops_applied: IntCounterVec,
@@ -954,6 +955,11 @@ impl OriginMetrics {
             catalog_requests: b.counter(
                 "sovereign_catalog_requests_total",
                 "Catalog requests from towers.",
+            ),
+            catalog_sent: b.counters(
+                "sovereign_catalog_entries_sent_total",
+                "Catalog entries sent to towers, by form (whole: the manifest; changes: runs over the version the tower holds).",
+                &["form"],
             ),
             chunk_requests: b.counters(
                 "sovereign_chunk_requests_total",
@@ -1048,6 +1054,13 @@ impl OriginMetrics {
     /// A tower asked for the catalog.
     pub fn catalog_request(&self) {
         self.catalog_requests.inc();
+    }
+
+    /// A catalog page went out with `whole` entries sent whole and `changes` as changes.
+    pub fn catalog_sent(&self, whole: usize, changes: usize) {
+        for (form, n) in [("whole", whole), ("changes", changes)] {
+            (self.catalog_sent.with_label_values(&[form])).inc_by(n as u64);
+        }
     }
 
     /// A chunk of `bytes` was served.

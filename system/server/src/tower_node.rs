@@ -42,14 +42,16 @@ use sovereign_logic::Time;
 use sovereign_logic::content::{ChunkHash, ItemId};
 use sovereign_logic::io::{Action, Event, Key, TaskKind};
 use sovereign_logic::protocol::{
-    DeviceId, IdemKey, LinkKind, Message, Operation, OriginId, Peer, SubmitReply,
+    DeviceId, IdemKey, LinkKind, Message, Operation, OriginId, Peer, SentEntry, SubmitReply,
 };
 use sovereign_logic::tower::link::ProbeOutcome;
 use sovereign_logic::tower::power::PowerReading;
 use sovereign_logic::tower::read::{ReadOutcome, ReadView};
 use sovereign_logic::tower::{Refusal, ServePlan, Tower, TowerConfig};
 use sovereign_store::Store;
-use sovereign_wire::{CatalogEntryDto, OpReceiptDto, OperationDto, PowerReadingDto};
+use sovereign_wire::{
+    CatalogChangesDto, CatalogEntryDto, OpReceiptDto, OperationDto, PowerReadingDto,
+};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -983,8 +985,11 @@ async fn exchange(
         Ok::<_, ExchangeError>((resp, origin))
     };
     match msg {
-        Message::CatalogRequest { since_seq } => {
-            let req = Request::get(format!("{base}/v1/catalog?since={since_seq}"), timeout);
+        Message::CatalogRequest { since_seq, changes } => {
+            let req = Request::get(
+                format!("{base}/v1/catalog?since={since_seq}&changes={changes}"),
+                timeout,
+            );
             let (resp, origin) = send(req).await?;
             *seen = Some(origin);
             if resp.status != StatusCode::OK {
@@ -993,6 +998,9 @@ async fn exchange(
             #[derive(serde::Deserialize)]
             struct Page {
                 entries: Vec<CatalogEntryDto>,
+                // Absent from an origin that sends every entry whole.
+                #[serde(default)]
+                changes: Vec<CatalogChangesDto>,
                 // The header is what counts; the body's copy is for people.
                 #[serde(default)]
                 #[allow(dead_code)]
@@ -1000,12 +1008,16 @@ async fn exchange(
             }
             let page: Page =
                 sovereign_wire::from_json(&resp.body).map_err(|e| bad(resp.status, e))?;
-            let entries = page
-                .entries
-                .iter()
-                .map(|e| e.to_entry())
+            let mut entries = (page.entries.iter())
+                .map(|e| e.to_entry().map(SentEntry::Whole))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| bad(resp.status, e))?;
+            for c in &page.changes {
+                let (seq, changes) = c.to_changes().map_err(|e| bad(resp.status, e))?;
+                entries.push(SentEntry::Changes { seq, changes });
+            }
+            // The logic takes them in seq order.
+            entries.sort_by_key(SentEntry::seq);
             Ok(Some(Message::CatalogReply { entries, origin }))
         }
         Message::ChunkRequest { hash } => {

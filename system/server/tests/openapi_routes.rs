@@ -299,6 +299,11 @@ fn manifest() -> Value {
         "sha256": "ab".repeat(32), "chunks": [{ "sha256": "cd".repeat(32), "len": 10 }] })
 }
 
+fn m_of(v: &Value) -> sovereign_logic::content::Manifest {
+    let dto: sovereign_wire::ManifestDto = serde_json::from_value(v.clone()).expect("manifest");
+    dto.to_manifest().expect("valid manifest")
+}
+
 #[test]
 fn wire_dtos_validate_against_their_schemas() {
     // Goal: what sovereign-wire serializes is what the documents describe, and the schemas
@@ -321,6 +326,21 @@ fn wire_dtos_validate_against_their_schemas() {
     valid(origin, "CatalogEntry", &entry).unwrap();
     let catalog = json!({ "entries": [entry], "origin": "0123456789abcdef0123456789abcdef" });
     valid(origin, "OriginCatalog", &catalog).unwrap();
+    // An entry sent as changes, as the origin serializes it.
+    let base = m_of(&manifest());
+    let mut next = base.clone();
+    next.version = 3;
+    next.chunks.insert(0, next.chunks[0]);
+    next.size *= 2;
+    let changes = sovereign_logic::content::ManifestChanges::between(&base, &next);
+    let changed = serde_json::to_value(sovereign_wire::CatalogChangesDto::new(4, &changes))
+        .expect("json");
+    valid(origin, "CatalogChanges", &changed).unwrap();
+    let page = json!({ "entries": [], "changes": [changed], "origin": null });
+    valid(origin, "OriginCatalog", &page).unwrap();
+    let mut bad_run = changed.clone();
+    bad_run["runs"][0] = json!({ "keep": { "start": 0 } });
+    assert!(valid(origin, "CatalogChanges", &bad_run).is_err());
     let kinds = [
         OpKindDto::Message {
             to: "clinic".into(),

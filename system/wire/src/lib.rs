@@ -5,8 +5,8 @@
 //! a hash is 64 hex digits, a priority is `P0`..`P3`, a manifest's sizes add up, unknown
 //! fields are refused. Every error names the field and what was expected.
 //!
-//! Map: [`ManifestDto`], [`CatalogEntryDto`], [`OperationDto`] / [`OpKindDto`],
-//! [`OpOutcomeDto`], [`OpReceiptDto`], [`PowerReadingDto`], [`origin_id`]; records:
+//! Map: [`ManifestDto`], [`CatalogEntryDto`], [`CatalogChangesDto`] / [`RunDto`],
+//! [`OperationDto`] / [`OpKindDto`], [`OpOutcomeDto`], [`OpReceiptDto`], [`PowerReadingDto`], [`origin_id`]; records:
 //! [`AppliedDto`] (with the forwarding tower, absent in records written before it was
 //! kept), [`OriginDto`] (the origin's identity, a tower's trusted origin),
 //! [`encode_record`], [`decode_record`]; [`event`]: the logic's events as the servers
@@ -25,7 +25,9 @@ pub mod event;
 pub mod input;
 
 use serde::{Deserialize, Serialize};
-use sovereign_logic::content::{ChunkHash, ChunkRef, ItemId, Manifest, Priority};
+use sovereign_logic::content::{
+    ChunkHash, ChunkRef, ItemId, Manifest, ManifestChanges, Priority, Run,
+};
 use sovereign_logic::io::{Key, Record};
 use sovereign_logic::protocol::{
     CatalogEntry, DeviceId, IdemKey, OpKind, OpOutcome, OpReceipt, OpStatus, Operation, OriginId,
@@ -244,6 +246,129 @@ impl CatalogEntryDto {
             seq: self.seq,
             manifest: self.manifest.to_manifest()?,
         })
+    }
+}
+
+/// One run of a manifest sent as changes: `{"keep": {"start": 0, "len": 12}}` (the held
+/// version's chunks `start..start + len`) or `{"new": [chunk, ...]}`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+#[schema(as = ManifestRun)]
+pub enum RunDto {
+    /// Chunks of the held version, in order.
+    Keep {
+        /// index of the first chunk in the held version's list
+        start: u32,
+        /// how many
+        len: u32,
+    },
+    /// Chunk references the held version does not list here.
+    New(Vec<ChunkRefDto>),
+}
+
+/// A catalog entry sent as the changes from the version of the item the tower holds
+/// (`base_version`): the tower rebuilds the chunk list and keeps it only if its digest is
+/// `list_sha256`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = CatalogChanges)]
+pub struct CatalogChangesDto {
+    /// Position in the origin's publish log.
+    #[schema(minimum = 1)]
+    pub seq: u64,
+    /// The item's id.
+    #[schema(min_length = 1)]
+    pub item: String,
+    /// The new version.
+    #[schema(minimum = 1)]
+    pub version: u64,
+    /// `P0`..`P3`.
+    #[schema(value_type = PriorityName)]
+    pub priority: String,
+    /// Total bytes of the new version.
+    pub size: u64,
+    /// SHA-256 of the new version's whole content, hex.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    pub sha256: String,
+    /// The version the runs refer to.
+    #[schema(minimum = 1)]
+    pub base_version: u64,
+    /// SHA-256 of the rebuilt manifest (item, version, class, size, digest and chunk
+    /// list), hex.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    pub list_sha256: String,
+    /// The new chunk list, run by run.
+    pub runs: Vec<RunDto>,
+}
+
+impl CatalogChangesDto {
+    /// The wire form of an entry sent as changes.
+    pub fn new(seq: u64, c: &ManifestChanges) -> Self {
+        let refs = |refs: &[ChunkRef]| {
+            refs.iter()
+                .map(|c| ChunkRefDto {
+                    sha256: c.hash.to_hex(),
+                    len: c.len,
+                })
+                .collect()
+        };
+        CatalogChangesDto {
+            seq,
+            item: c.item.0.clone(),
+            version: c.version,
+            priority: c.priority.to_string(),
+            size: c.size,
+            sha256: c.digest.to_hex(),
+            base_version: c.base_version,
+            list_sha256: c.list_digest.to_hex(),
+            runs: (c.runs.iter())
+                .map(|r| match r {
+                    Run::Keep { start, len } => RunDto::Keep {
+                        start: *start,
+                        len: *len,
+                    },
+                    Run::New(r) => RunDto::New(refs(r)),
+                })
+                .collect(),
+        }
+    }
+
+    /// `(seq, changes)`, validated field by field (what the runs rebuild is checked by
+    /// [`ManifestChanges::apply`] against the held version).
+    pub fn to_changes(&self) -> Result<(u64, ManifestChanges), WireError> {
+        if self.item.is_empty() {
+            return Err(field_err("item", "a non-empty item id", "\"\""));
+        }
+        let mut runs = Vec::with_capacity(self.runs.len());
+        for (i, r) in self.runs.iter().enumerate() {
+            runs.push(match r {
+                RunDto::Keep { start, len } => Run::Keep {
+                    start: *start,
+                    len: *len,
+                },
+                RunDto::New(refs) => {
+                    let mut out = Vec::with_capacity(refs.len());
+                    for (j, c) in refs.iter().enumerate() {
+                        out.push(ChunkRef {
+                            hash: hash(&format!("runs[{i}].new[{j}].sha256"), &c.sha256)?,
+                            len: c.len,
+                        });
+                    }
+                    Run::New(out)
+                }
+            });
+        }
+        let changes = ManifestChanges {
+            item: ItemId(self.item.clone()),
+            version: self.version,
+            priority: priority("priority", &self.priority)?,
+            size: self.size,
+            digest: hash("sha256", &self.sha256)?,
+            base_version: self.base_version,
+            runs,
+            list_digest: hash("list_sha256", &self.list_sha256)?,
+        };
+        Ok((self.seq, changes))
     }
 }
 

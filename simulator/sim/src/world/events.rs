@@ -197,7 +197,9 @@ pub(super) fn peer_word(p: Peer) -> u64 {
 
 pub(super) fn summary(msg: &Message) -> String {
     match msg {
-        Message::CatalogRequest { since_seq } => format!("CatalogRequest since {since_seq}"),
+        Message::CatalogRequest { since_seq, changes } => {
+            format!("CatalogRequest since {since_seq} changes {changes}")
+        }
         Message::CatalogReply { entries, .. } => {
             format!("CatalogReply ({} entries)", entries.len())
         }

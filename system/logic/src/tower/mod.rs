@@ -61,7 +61,7 @@ use crate::entropy::SplitMix64;
 use crate::io::{Action, DurableState, Event, Key, PowerMode, Record, TaskKind, WriteId};
 use crate::protocol::{
     CatalogEntry, IdemKey, LinkKind, Message, OpOutcome, OpStatus, Operation, OriginId, Peer,
-    SubmitReply, TowerId,
+    SentEntry, SubmitReply, TowerId,
 };
 use crate::time::Time;
 use breaker::{Breaker, BreakerConfig};
@@ -376,6 +376,9 @@ pub struct Tower {
     catalog_cursor: u64,
     catalog_deadline: Option<Time>,
     next_catalog_at: Time,
+    /// An entry sent as changes could not be rebuilt here: the next poll asks for whole
+    /// manifests (once).
+    catalog_whole: bool,
 
     outbox: BTreeMap<IdemKey, OutboxEntry>,
     outbox_order: BTreeMap<u64, IdemKey>,
@@ -465,6 +468,7 @@ impl Tower {
             catalog_cursor: 0,
             catalog_deadline: None,
             next_catalog_at: now,
+            catalog_whole: false,
             outbox: BTreeMap::new(),
             outbox_order: BTreeMap::new(),
             outbox_seq: 0,
@@ -619,7 +623,12 @@ impl Tower {
         }
         match (from, msg) {
             (Peer::Origin, Message::CatalogReply { entries, origin }) => {
-                self.on_catalog_from(origin, entries)
+                let (entries, complete) = self.rebuild_entries(entries);
+                self.on_catalog_from(origin, entries);
+                if !complete {
+                    self.catalog_whole = true;
+                    self.next_catalog_at = self.now;
+                }
             }
             // Sent before a mismatch was noticed, answered by who knows: the operations
             // stay in the outbox and go to the trusted origin later (see `trust`).
@@ -1381,6 +1390,29 @@ impl Tower {
         }
     }
 
+    /// A catalog reply's entries with their manifests: an entry sent as changes is rebuilt
+    /// from this tower's entry of the item ([`crate::content::ManifestChanges::apply`]
+    /// checks the base and the rebuilt list's digest). From the first entry that cannot be
+    /// rebuilt on, entries are set aside (`false` second): the cursor does not pass them,
+    /// and the next poll asks for whole manifests at once. Never a wrong manifest.
+    fn rebuild_entries(&self, mut sent: Vec<SentEntry>) -> (Vec<CatalogEntry>, bool) {
+        sent.sort_by_key(SentEntry::seq);
+        let mut entries = Vec::with_capacity(sent.len());
+        for s in sent {
+            let entry = match s {
+                SentEntry::Whole(e) => Some(e),
+                SentEntry::Changes { seq, changes } => (self.items.get(&changes.item))
+                    .and_then(|held| changes.apply(&held.entry.manifest))
+                    .map(|manifest| CatalogEntry { seq, manifest }),
+            };
+            match entry {
+                Some(e) => entries.push(e),
+                None => return (entries, false),
+            }
+        }
+        (entries, true)
+    }
+
     fn on_catalog(&mut self, entries: Vec<CatalogEntry>) {
         self.catalog_deadline = None;
         self.next_catalog_at = self.now + self.config.catalog_interval;
@@ -1940,20 +1972,23 @@ impl Tower {
             return;
         }
         self.catalog_deadline = Some(self.transfer_deadline(link, 64 * 1024));
-        let since_seq = match &self.trust {
+        // Changes are asked for only from the trusted origin's catalog: a re-home compares
+        // whole manifests, and after a reply this tower could not rebuild, one poll is whole.
+        let (since_seq, changes) = match &self.trust {
             Trust::Rehoming(r) => {
                 self.catalog_rehome_since = Some(r.since);
-                r.since
+                (r.since, false)
             }
             Trust::Unset | Trust::Trusted(_) => {
                 self.catalog_rehome_since = None;
-                self.catalog_cursor
+                (self.catalog_cursor, !self.catalog_whole)
             }
         };
+        self.catalog_whole = false;
         self.actions.push_back(Action::Send {
             to: Peer::Origin,
             via: Some(link),
-            msg: Message::CatalogRequest { since_seq },
+            msg: Message::CatalogRequest { since_seq, changes },
         });
     }
 

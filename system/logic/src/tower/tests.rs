@@ -113,7 +113,10 @@ fn offer_catalog(t: &mut Tower, entries: &[&CatalogEntry]) {
         Time::ZERO,
         Peer::Origin,
         Message::CatalogReply {
-            entries: entries.iter().map(|e| (*e).clone()).collect(),
+            entries: entries
+                .iter()
+                .map(|e| SentEntry::Whole((*e).clone()))
+                .collect(),
             origin: None,
         },
     );
@@ -156,7 +159,7 @@ fn boot_asks_the_origin_for_its_catalog_over_the_preferred_link() {
         Action::Send {
             to: Peer::Origin,
             via: Some(LinkKind::Fibre),
-            msg: Message::CatalogRequest { since_seq: 0 }
+            msg: Message::CatalogRequest { since_seq: 0, .. }
         }
     )));
 }
@@ -1181,7 +1184,10 @@ fn offer_catalog_from(
         now,
         Peer::Origin,
         Message::CatalogReply {
-            entries: entries.iter().map(|e| (*e).clone()).collect(),
+            entries: entries
+                .iter()
+                .map(|e| SentEntry::Whole((*e).clone()))
+                .collect(),
             origin,
         },
     );
@@ -1197,7 +1203,7 @@ fn catalog_requests(actions: &[Action]) -> Vec<u64> {
     sends(actions)
         .into_iter()
         .filter_map(|m| match m {
-            Message::CatalogRequest { since_seq } => Some(*since_seq),
+            Message::CatalogRequest { since_seq, .. } => Some(*since_seq),
             _ => None,
         })
         .collect()
@@ -1980,4 +1986,63 @@ fn the_planted_receipts_by_position_confirm_an_operation_the_origin_never_saw() 
         assert_eq!(b_held, clean, "clean: {clean}");
         assert_eq!(t.status().outbox, u64::from(clean));
     }
+}
+
+#[test]
+fn an_entry_sent_as_changes_is_rebuilt_from_the_held_version_or_asked_for_whole() {
+    // Goal: a manifest sent as changes is adopted only when it rebuilds to the digest the
+    // origin sent; otherwise nothing of it (or after it) is taken, the cursor stays, and
+    // the next poll, at once, asks for whole manifests.
+    let mut t = booted(&[LinkKind::Fibre]);
+    let data = bytes(11, 200_000);
+    let (v1, _) = entry(1, "atlas", Priority::P1, &data);
+    let mut edited = data.clone();
+    edited[100_000] ^= 1;
+    let (mut v2, _) = entry(2, "atlas", Priority::P1, &edited);
+    v2.manifest.version = 2;
+    let (other, _) = entry(3, "other", Priority::P1, &bytes(12, 5_000));
+    let changes = crate::content::ManifestChanges::between(&v1.manifest, &v2.manifest);
+    let as_changes = |seq| SentEntry::Changes {
+        seq,
+        changes: changes.clone(),
+    };
+    // Not holding v1: set aside, with the entry after it; the next poll is whole, now.
+    let now = Time::from_secs(1);
+    t.handle_message(
+        now,
+        Peer::Origin,
+        Message::CatalogReply {
+            entries: vec![as_changes(2), SentEntry::Whole(other.clone())],
+            origin: None,
+        },
+    );
+    assert!(
+        t.items.is_empty(),
+        "nothing adopted from a reply it could not rebuild"
+    );
+    t.handle_timeout(now);
+    let asked: Vec<bool> = sends(&drain(&mut t))
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::CatalogRequest {
+                since_seq: 0,
+                changes,
+            } => Some(*changes),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked, vec![false], "one whole poll at once");
+    // Holding v1, the same changes rebuild v2 exactly; the poll after asks for changes.
+    let mut t = booted(&[LinkKind::Fibre]);
+    offer_catalog(&mut t, &[&v1]);
+    t.handle_message(
+        now,
+        Peer::Origin,
+        Message::CatalogReply {
+            entries: vec![as_changes(2)],
+            origin: None,
+        },
+    );
+    assert_eq!(t.items[&ItemId::new("atlas")].entry, v2);
+    assert!(!t.catalog_whole);
 }

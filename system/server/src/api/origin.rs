@@ -34,8 +34,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sovereign_logic::content::ChunkHash;
-use sovereign_logic::protocol::{Message, OriginId, TowerId};
-use sovereign_wire::{CatalogEntryDto, OpReceiptDto, OperationDto};
+use sovereign_logic::protocol::{Message, OriginId, SentEntry, TowerId};
+use sovereign_wire::{CatalogChangesDto, CatalogEntryDto, OpReceiptDto, OperationDto};
 use std::sync::Arc;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -120,8 +120,13 @@ fn refused(reason: String) -> ApiError {
 /// Catalog entries published after `since`, and this origin's id.
 #[derive(serde::Serialize, ToSchema)]
 pub struct OriginCatalog {
-    /// Entries with seq > since, in seq order.
+    /// Entries with seq > since sent whole, in seq order.
     pub entries: Vec<CatalogEntryDto>,
+    /// Entries with seq > since sent as the changes from the version the tower holds
+    /// (only when asked with `changes=true`), in seq order. Together with `entries`: the
+    /// latest version of every item published after `since`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<CatalogChangesDto>,
     /// This origin's id (also in the `x-sovereign-origin` header of every answer).
     #[schema(pattern = "^[0-9a-f]{32}$")]
     pub origin: Option<String>,
@@ -133,7 +138,8 @@ pub struct OriginCatalog {
 /// checked before anything else. Every answer carries this origin's id in
 /// `x-sovereign-origin`.
 #[utoipa::path(get, path = "/v1/catalog", tag = "content", security(("towerBearer" = [])),
-  params(TowerCall, ("since" = Option<u64>, Query, description = "Only entries with seq > since (default 0).")),
+  params(TowerCall, ("since" = Option<u64>, Query, description = "Only entries with seq > since (default 0)."),
+    ("changes" = Option<bool>, Query, description = "`true`: an entry whose item's previous version has a seq at most `since` may come as the changes from it (`changes` in the answer); default `false`: every entry whole.")),
   responses(TowerRefusals,
     (status = 200, description = "Entries in seq order.", body = OriginCatalog),
     (status = 400, response = BadRequest), (status = 503, response = Unavailable)))]
@@ -143,7 +149,7 @@ async fn catalog(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let tower = api.tower_of(&headers)?;
-    q.only(&["since"])?;
+    q.only(&["since", "changes"])?;
     let since = match q.0.get("since") {
         None => 0u64,
         Some(v) => v.parse().map_err(|_| {
@@ -153,16 +159,39 @@ async fn catalog(
             )
         })?,
     };
+    let changes = match q.0.get("changes").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(v) => {
+            return Err(ApiError::bad_field(
+                "changes",
+                format!("expected true or false, found {v:?}"),
+            ));
+        }
+    };
     api.metrics.catalog_request();
-    let reply = api
-        .node
-        .message(tower, Message::CatalogRequest { since_seq: since })
-        .await?;
-    match reply {
+    let msg = Message::CatalogRequest {
+        since_seq: since,
+        changes,
+    };
+    match api.node.message(tower, msg).await? {
         Some(Message::CatalogReply { entries, origin }) => {
-            let entries: Vec<CatalogEntryDto> = entries.iter().map(CatalogEntryDto::from).collect();
-            let origin = origin.map(|o| o.to_string());
-            Ok(axum::Json(OriginCatalog { entries, origin }).into_response())
+            let (mut whole, mut changed) = (Vec::new(), Vec::new());
+            for e in &entries {
+                match e {
+                    SentEntry::Whole(e) => whole.push(CatalogEntryDto::from(e)),
+                    SentEntry::Changes { seq, changes } => {
+                        changed.push(CatalogChangesDto::new(*seq, changes))
+                    }
+                }
+            }
+            api.metrics.catalog_sent(whole.len(), changed.len());
+            let page = OriginCatalog {
+                entries: whole,
+                changes: changed,
+                origin: origin.map(|o| o.to_string()),
+            };
+            Ok(axum::Json(page).into_response())
         }
         Some(Message::Refused { reason }) => Err(refused(reason)),
         _ => Err(ApiError::unavailable("the origin is restarting", 5)),

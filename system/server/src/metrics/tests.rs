@@ -710,6 +710,7 @@ fn origin_counts_publishes_ops_and_ledger_deltas() {
     let m = OriginMetrics::new();
     m.published(Priority::P0, 100);
     m.catalog_request();
+    m.catalog_sent(2, 1);
     m.chunk_served(64);
     m.chunk_missing();
     m.forward_batch(3);
@@ -728,6 +729,8 @@ fn origin_counts_publishes_ops_and_ledger_deltas() {
     let v = |n: &str, l: &[(&str, &str)]| p.value(n, l).unwrap_or(f64::NAN);
     assert_eq!(v("sovereign_publishes_total", &[("class", "P0")]), 1.0);
     assert_eq!(v("sovereign_catalog_requests_total", &[]), 1.0);
+    let sent = |form| v("sovereign_catalog_entries_sent_total", &[("form", form)]);
+    assert_eq!((sent("whole"), sent("changes")), (2.0, 1.0));
     assert_eq!(
         v("sovereign_chunk_requests_total", &[("outcome", "served")]),
         1.0
