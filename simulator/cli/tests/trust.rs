@@ -14,6 +14,9 @@
 //!   log), and after `sovereign tower rehome` serves the new origin's bytes, lacks the
 //!   missing item and forwards its outbox there.
 //!
+//! - What crosses the uplink is small: a new version's manifest travels as the changes
+//!   from the version the tower holds, and text chunks zstd-encoded (issue 16).
+//!
 //! Not covered: TLS (not built), towers with several uplinks reaching different origins.
 
 // Real processes on a real clock: waiting and sleeping are the point here.
@@ -417,10 +420,11 @@ fn a_replaced_origin_is_noticed_and_only_a_rehome_moves_the_tower() {
 }
 
 #[test]
-fn a_new_version_syncs_as_its_changes_and_the_catalog_refuses_a_bad_flag() {
-    // Goal: issue 16's manifest cost — the origin sends a small edit of a large item as
-    // the changes from the version the tower holds (a page a fraction of the whole one),
-    // and a real tower rebuilds it and serves the new bytes; `changes` is checked.
+fn a_new_version_syncs_as_its_changes_text_travels_compressed_and_bad_flags_are_refused() {
+    // Goal: issue 16's bytes over the uplink — the origin sends a small edit of a large
+    // item as the changes from the version the tower holds (a page a fraction of the
+    // whole one), and a real tower rebuilds it and serves the new bytes; text goes
+    // zstd-encoded and is verified decoded; `changes` is checked.
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let origin = origin(d, &[]);
@@ -480,6 +484,51 @@ fn a_new_version_syncs_as_its_changes_and_the_catalog_refuses_a_bad_flag() {
         "changes",
     );
     assert!(sent.is_some_and(|n| n >= 2.0), "{sent:?}");
+
+    // Text travels zstd-encoded to a tower that accepts it, and is verified decoded: the
+    // chunk's hash is of the decoded bytes, and the tower serves the text intact.
+    let text: Vec<u8> = (0..40_000)
+        .flat_map(|i| format!("clinic {} opens at {}:00\n", i % 31, 7 + i % 5).into_bytes())
+        .collect();
+    publish(&origin.admin, d, "notes", "P1", &text);
+    let entries = page("since=0").json()["entries"].clone();
+    let notes = (entries.as_array().expect("entries").iter())
+        .find(|e| e["manifest"]["item"] == "notes")
+        .expect("notes in the catalog")
+        .clone();
+    let first = notes["manifest"]["chunks"][0].clone();
+    let hash = first["sha256"].as_str().expect("hash");
+    let auth = format!("Bearer {}", credential(d, 1));
+    let r = http(
+        "GET",
+        &origin.addr,
+        &format!("/v1/chunks/{hash}"),
+        &[
+            ("x-sovereign-tower", "1"),
+            ("Authorization", &auth),
+            ("Accept-Encoding", "zstd"),
+        ],
+        b"",
+    )
+    .expect("chunk");
+    assert_eq!(
+        (r.status, r.header("content-encoding")),
+        (200, Some("zstd"))
+    );
+    let len = first["len"].as_u64().expect("len") as usize;
+    let decoded = sovereign_server::encoding::decode(&r.body, len).expect("decodes");
+    assert!(
+        r.body.len() * 3 < decoded.len(),
+        "{} of {}",
+        r.body.len(),
+        decoded.len()
+    );
+    assert_eq!(ChunkHash::of(&decoded).to_hex(), hash);
+    wait_for("tower 1 serves the notes", Duration::from_secs(60), || {
+        get(&t.addr, "/v1/items/notes")
+            .ok()
+            .filter(|r| r.status == 200 && r.body == text)
+    });
 
     let bad = tower_get(&origin.addr, "/v1/catalog?since=0&changes=yes", d, 1).expect("catalog");
     assert_eq!(bad.status, 400);

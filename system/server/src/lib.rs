@@ -2,7 +2,8 @@
 //! state machines over durable stores and real uplinks.
 //!
 //! Map: [`tower_node`] / [`origin_node`] (the one task that owns each state machine),
-//! [`api`] (routers), [`transport`] (outgoing HTTP), [`cache`] (verified bytes),
+//! [`api`] (routers), [`transport`] (outgoing HTTP), [`encoding`] (zstd on the uplink),
+//! [`cache`] (verified bytes),
 //! [`listener`] (the accept loop: connection, head and body limits), [`tls`], [`limit`]
 //! (rate limits by key), [`clock`], [`auth`] / [`audit`] (admin tokens and the audit
 //! trail), [`tower_auth`] (per-tower credentials, the origin's identity on the wire),
@@ -19,6 +20,7 @@ pub mod cache;
 pub mod cli;
 pub mod clock;
 pub mod device_client;
+pub mod encoding;
 pub mod events;
 pub mod limit;
 pub mod listener;

@@ -976,7 +976,20 @@ async fn exchange(
         req
     };
     let send = |req: Request| async {
-        let resp = transport.send(with_auth(req)).await?;
+        let req = req.header(
+            hyper::http::header::ACCEPT_ENCODING,
+            HeaderValue::from_static(crate::encoding::ZSTD),
+        );
+        let mut resp = transport.send(with_auth(req)).await?;
+        let zstd = (resp.headers.get(hyper::http::header::CONTENT_ENCODING))
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"zstd"));
+        if zstd {
+            // Decoded before anything reads it; the logic verifies the decoded bytes.
+            let limit = crate::transport::RESPONSE_BYTES_MAX;
+            let body =
+                crate::encoding::decode(&resp.body, limit).map_err(|e| bad(resp.status, e))?;
+            resp.body = body.into();
+        }
         let origin = resp
             .headers
             .get(crate::tower_auth::ORIGIN_HEADER)

@@ -333,8 +333,8 @@ fn wire_dtos_validate_against_their_schemas() {
     next.chunks.insert(0, next.chunks[0]);
     next.size *= 2;
     let changes = sovereign_logic::content::ManifestChanges::between(&base, &next);
-    let changed = serde_json::to_value(sovereign_wire::CatalogChangesDto::new(4, &changes))
-        .expect("json");
+    let changed =
+        serde_json::to_value(sovereign_wire::CatalogChangesDto::new(4, &changes)).expect("json");
     valid(origin, "CatalogChanges", &changed).unwrap();
     let page = json!({ "entries": [], "changes": [changed], "origin": null });
     valid(origin, "OriginCatalog", &page).unwrap();

@@ -191,7 +191,14 @@ async fn catalog(
                 changes: changed,
                 origin: origin.map(|o| o.to_string()),
             };
-            Ok(axum::Json(page).into_response())
+            let json = serde_json::to_vec(&page)
+                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+            let mut resp = encoded(&headers, json.into());
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            Ok(resp)
         }
         Some(Message::Refused { reason }) => Err(refused(reason)),
         _ => Err(ApiError::unavailable("the origin is restarting", 5)),
@@ -204,8 +211,8 @@ async fn catalog(
 #[utoipa::path(get, path = "/v1/chunks/{sha256}", tag = "content", security(("towerBearer" = [])),
   params(TowerCall, ChunkPath),
   responses(TowerRefusals,
-    (status = 200, description = "The chunk; its SHA-256 is the path's.", body = String, content_type = "application/octet-stream",
-        headers(("ETag" = String), ("Cache-Control" = String, description = "`public, max-age=31536000, immutable`."))),
+    (status = 200, description = "The chunk; its SHA-256 is the path's (of the decoded bytes when zstd-encoded).", body = String, content_type = "application/octet-stream",
+        headers(("ETag" = String), ("Content-Encoding" = String, description = "`zstd` when the request's Accept-Encoding lists it and compression saves at least an eighth."), ("Vary" = String), ("Cache-Control" = String, description = "`public, max-age=31536000, immutable`."))),
     (status = 400, response = BadRequest), (status = 404, response = NotFound), (status = 503, response = Unavailable)))]
 async fn chunk(
     State(api): State<Arc<OriginApi>>,
@@ -231,13 +238,18 @@ async fn chunk(
             bytes: Some(bytes), ..
         }) => {
             api.metrics.chunk_served(bytes.len() as u64);
-            let mut resp = Response::new(Body::from(bytes));
+            let mut resp = encoded(&headers, bytes);
+            // A strong validator per representation (RFC 9110 §8.8.3.3).
+            let etag = match resp.headers().contains_key(header::CONTENT_ENCODING) {
+                true => format!("\"{hash}-zstd\""),
+                false => format!("\"{hash}\""),
+            };
             let h = resp.headers_mut();
             h.insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/octet-stream"),
             );
-            if let Ok(v) = HeaderValue::from_str(&format!("\"{hash}\"")) {
+            if let Ok(v) = HeaderValue::from_str(&etag) {
                 h.insert(header::ETAG, v);
             }
             h.insert(
@@ -256,6 +268,29 @@ async fn chunk(
         Some(Message::Refused { reason }) => Err(refused(reason)),
         _ => Err(ApiError::unavailable("the origin is restarting", 5)),
     }
+}
+
+/// `bytes` as the response body, zstd-encoded when the request accepts it and that saves
+/// bytes (see [`crate::encoding`]); `Vary: Accept-Encoding` either way.
+fn encoded(request: &HeaderMap, bytes: Bytes) -> Response {
+    let packed = match crate::encoding::accepts_zstd(request) {
+        true => crate::encoding::encode(&bytes),
+        false => None,
+    };
+    let mut resp = match packed {
+        Some(p) => {
+            let mut r = Response::new(Body::from(p));
+            r.headers_mut().insert(
+                header::CONTENT_ENCODING,
+                HeaderValue::from_static(crate::encoding::ZSTD),
+            );
+            r
+        }
+        None => Response::new(Body::from(bytes)),
+    };
+    resp.headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    resp
 }
 
 /// A batch of operations forwarded by a tower.
