@@ -442,9 +442,24 @@ fn a_new_version_syncs_as_its_changes_text_travels_compressed_and_bad_flags_are_
         assert_eq!(r.status, 200, "{}", r.text());
         r
     };
-    let seq1 = page("since=0").json()["entries"][0]["seq"]
+    let first_page = page("since=0");
+    let seq1 = first_page.json()["entries"][0]["seq"]
         .as_u64()
         .expect("v1's seq");
+    // The tower's link metric counts what crossed: every chunk (noise goes as it is),
+    // the whole catalog page and the HTTP heads of each exchange — more than the chunk
+    // bytes and a modelled catalog, the count before.
+    let chunks = first_page.json()["entries"][0]["manifest"]["chunks"]
+        .as_array()
+        .map_or(0, Vec::len);
+    let link = || metric(&t.addr, "sovereign_link_bytes_total", "fibre").unwrap_or(0.0) as usize;
+    let synced = link();
+    let floor = v1.len() + first_page.body.len() + 300 * chunks;
+    assert!(
+        (floor..floor + 1000 * chunks + 65_536).contains(&synced),
+        "{synced} bytes counted for {chunks} chunks of {} bytes",
+        v1.len()
+    );
     assert!(
         page("since=0&changes=true").json()["changes"].is_null(),
         "a tower that holds nothing gets whole entries"
@@ -490,6 +505,7 @@ fn a_new_version_syncs_as_its_changes_text_travels_compressed_and_bad_flags_are_
     let text: Vec<u8> = (0..40_000)
         .flat_map(|i| format!("clinic {} opens at {}:00\n", i % 31, 7 + i % 5).into_bytes())
         .collect();
+    let before_notes = link();
     publish(&origin.admin, d, "notes", "P1", &text);
     let entries = page("since=0").json()["entries"].clone();
     let notes = (entries.as_array().expect("entries").iter())
@@ -529,6 +545,12 @@ fn a_new_version_syncs_as_its_changes_text_travels_compressed_and_bad_flags_are_
             .ok()
             .filter(|r| r.status == 200 && r.body == text)
     });
+    let notes_cost = link() - before_notes;
+    assert!(
+        notes_cost * 2 < text.len(),
+        "{notes_cost} bytes counted for {} bytes of text sent compressed",
+        text.len()
+    );
 
     let bad = tower_get(&origin.addr, "/v1/catalog?since=0&changes=yes", d, 1).expect("catalog");
     assert_eq!(bad.status, 400);

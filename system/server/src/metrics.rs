@@ -36,9 +36,10 @@
 //! - `sovereign_devices`: distinct devices seen in the last [`DEVICE_WINDOW`].
 //! - `sovereign_energy_joules_total`: the load's power integrated over time between
 //!   telemetry readings (a gap longer than [`POWER_GAP_MAX`] is counted as that long).
-//! - `sovereign_link_bytes_total`: chunk bytes requested over the link (from
-//!   `ChunkRequested`) plus what the driver reports with [`TowerMetrics::link_traffic`]
-//!   (catalog polls, forwards).
+//! - `sovereign_link_bytes_total`: bytes that crossed the link, as the driver reports
+//!   them with [`TowerMetrics::link_traffic`]: every exchange with the origin (catalog
+//!   polls, chunk fetches, forwards) and every probe, HTTP/1.1 heads and bodies as they
+//!   travelled (compressed), not TCP or TLS framing.
 //!
 //! Map: [`TowerMetrics`], [`OriginMetrics`], [`HttpMetrics`] (shared by both; the storage
 //! metrics come with [`crate::storage::StorageHealth`]),
@@ -399,7 +400,7 @@ impl TowerMetrics {
             ),
             link_bytes: b.counters(
                 "sovereign_link_bytes_total",
-                "Bytes moved on an uplink: chunk bytes requested plus catalog and forward traffic.",
+                "Bytes that crossed an uplink: every exchange with the origin and every probe, HTTP heads and bodies as sent (compressed).",
                 &["link"],
             ),
             failovers: b.counter(
@@ -711,9 +712,8 @@ impl TowerMetrics {
                     let mut st = self.state();
                     self.touch_link(&mut st, *link);
                 }
-                self.link_bytes
-                    .with_label_values(&[link.name()])
-                    .inc_by(*bytes);
+                // The link's bytes are counted as they cross ([`TowerMetrics::link_traffic`]),
+                // compressed and with their HTTP heads, not as requested here.
                 if p0_waiting && *priority > Priority::P0 {
                     self.priority_inversions.inc();
                 }
@@ -848,8 +848,8 @@ impl TowerMetrics {
             .set(i64::try_from(st.device_last.len()).unwrap_or(i64::MAX));
     }
 
-    /// Non-chunk bytes moved on `link` (catalog polls, outbox forwards, probes), for
-    /// `sovereign_link_bytes_total`.
+    /// Bytes that crossed `link` (an exchange with the origin or a probe, heads and
+    /// bodies as sent), for `sovereign_link_bytes_total`.
     pub fn link_traffic(&self, link: LinkKind, bytes: u64) {
         {
             let mut st = self.state();

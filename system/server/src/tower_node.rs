@@ -760,17 +760,14 @@ impl Node {
                 let task = async move {
                     let ex =
                         origin_exchange(&*transport, &base, tower_id, &auth, timeout, msg).await;
+                    // What crossed the link, whatever came of it.
+                    if let Some(l) = link
+                        && ex.wire > 0
+                    {
+                        sink.traffic(l, ex.wire);
+                    }
                     let reply = match ex.result {
-                        Ok(Some(reply)) => {
-                            // Chunk bytes are charged when requested (ChunkRequested); the
-                            // rest of the traffic (catalog, forwards) here.
-                            if let (Some(l), false) =
-                                (link, matches!(reply, Message::ChunkReply { .. }))
-                            {
-                                sink.traffic(l, up + reply.wire_size());
-                            }
-                            Some(reply)
-                        }
+                        Ok(Some(reply)) => Some(reply),
                         Ok(None) => None,
                         Err(e) => {
                             if let ExchangeError::Status { status, .. } = &e {
@@ -839,15 +836,23 @@ impl Node {
         let timeout = sovereign_logic::tower::link::probe_timeout(link);
         let transport = self.transport.clone();
         let tx = self.tx.clone();
+        let sink = self.sink.clone();
         tokio::spawn(async move {
             let started = tokio::time::Instant::now();
-            let outcome = match transport
-                .send(Request::get(format!("{base}/healthz"), timeout))
-                .await
-            {
-                Ok(r) if r.status.is_success() => ProbeOutcome::ok(started.elapsed()),
-                Ok(_) | Err(_) => ProbeOutcome::failed(),
+            let req = Request::get(format!("{base}/healthz"), timeout);
+            let mut wire = request_wire_bytes(&req);
+            let outcome = match transport.send(req).await {
+                Ok(r) => {
+                    wire += response_wire_bytes(&r);
+                    match r.status.is_success() {
+                        true => ProbeOutcome::ok(started.elapsed()),
+                        false => ProbeOutcome::failed(),
+                    }
+                }
+                Err(_) => ProbeOutcome::failed(),
             };
+            // Probes cross the link too.
+            sink.traffic(link, wire);
             let _ = tx.send(Input::Probe(link, outcome));
         });
     }
@@ -924,6 +929,52 @@ pub struct Exchange {
     pub origin: Option<OriginId>,
     /// The reply as the logic's message, or why there is none.
     pub result: Result<Option<Message>, ExchangeError>,
+    /// Bytes that crossed the link: the HTTP/1.1 request sent and the response received
+    /// (heads and bodies as they travelled, so compressed), not TCP or TLS framing.
+    pub wire: u64,
+}
+
+/// Bytes of `req` on the wire as HTTP/1.1: request line, `host`, the headers, a
+/// `content-length` for a body, the blank line and the body.
+pub fn request_wire_bytes(req: &Request) -> u64 {
+    let rest = req
+        .url
+        .split_once("://")
+        .map_or(req.url.as_str(), |(_, r)| r);
+    let (authority, path) = rest.find('/').map_or((rest, "/"), |i| rest.split_at(i));
+    let mut n = req.method.as_str().len() + 1 + path.len() + " HTTP/1.1\r\n".len();
+    n += "host: \r\n".len() + authority.len();
+    n += (req.headers.iter())
+        .map(|(k, v)| k.as_str().len() + 4 + v.len())
+        .sum::<usize>();
+    if !req.body.is_empty() {
+        n += "content-length: \r\n".len() + req.body.len().to_string().len();
+    }
+    (n + 2 + req.body.len()) as u64
+}
+
+/// Bytes of `resp` on the wire as HTTP/1.1: status line, headers, blank line, body.
+pub fn response_wire_bytes(resp: &crate::transport::Response) -> u64 {
+    let reason = resp.status.canonical_reason().unwrap_or("").len();
+    let mut n = "HTTP/1.1 000 \r\n".len() + reason;
+    n += (resp.headers.iter())
+        .map(|(k, v)| k.as_str().len() + 4 + v.len())
+        .sum::<usize>();
+    (n + 2 + resp.body.len()) as u64
+}
+
+/// What an exchange heard as it went: who answered (once anyone did) and the bytes that
+/// crossed.
+#[derive(Default)]
+struct Heard {
+    origin: Mutex<Option<Option<OriginId>>>,
+    wire: AtomicU64,
+}
+
+impl Heard {
+    fn answered(&self, origin: Option<OriginId>) {
+        *self.origin.lock().unwrap_or_else(|p| p.into_inner()) = Some(origin);
+    }
 }
 
 /// One tower → origin exchange: the HTTP form of `msg` (with the tower's number, its
@@ -937,12 +988,14 @@ pub async fn origin_exchange(
     timeout: Duration,
     msg: Message,
 ) -> Exchange {
-    let mut seen: Option<Option<OriginId>> = None;
-    let result = exchange(transport, base, tower, auth, timeout, msg, &mut seen).await;
+    let heard = Heard::default();
+    let result = exchange(transport, base, tower, auth, timeout, msg, &heard).await;
+    let seen = heard.origin.into_inner().unwrap_or_else(|p| p.into_inner());
     Exchange {
         responded: seen.is_some(),
         origin: seen.flatten(),
         result,
+        wire: heard.wire.into_inner(),
     }
 }
 
@@ -953,7 +1006,7 @@ async fn exchange(
     auth: &OriginAuth,
     timeout: Duration,
     msg: Message,
-    seen: &mut Option<Option<OriginId>>,
+    heard: &Heard,
 ) -> Result<Option<Message>, ExchangeError> {
     let with_auth = |mut req: Request| {
         req = req.header(
@@ -980,7 +1033,15 @@ async fn exchange(
             hyper::http::header::ACCEPT_ENCODING,
             HeaderValue::from_static(crate::encoding::ZSTD),
         );
-        let mut resp = transport.send(with_auth(req)).await?;
+        let req = with_auth(req);
+        // Sent, answered or not.
+        heard
+            .wire
+            .fetch_add(request_wire_bytes(&req), Ordering::Relaxed);
+        let mut resp = transport.send(req).await?;
+        heard
+            .wire
+            .fetch_add(response_wire_bytes(&resp), Ordering::Relaxed);
         let zstd = (resp.headers.get(hyper::http::header::CONTENT_ENCODING))
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"zstd"));
         if zstd {
@@ -1004,7 +1065,7 @@ async fn exchange(
                 timeout,
             );
             let (resp, origin) = send(req).await?;
-            *seen = Some(origin);
+            heard.answered(origin);
             if resp.status != StatusCode::OK {
                 return Err(bad(resp.status, String::from_utf8_lossy(&resp.body)));
             }
@@ -1036,7 +1097,7 @@ async fn exchange(
         Message::ChunkRequest { hash } => {
             let req = Request::get(format!("{base}/v1/chunks/{hash}"), timeout);
             let (resp, origin) = send(req).await?;
-            *seen = Some(origin);
+            heard.answered(origin);
             match resp.status {
                 // Unverified here: the logic verifies before it keeps anything.
                 StatusCode::OK => Ok(Some(Message::ChunkReply {
@@ -1058,7 +1119,7 @@ async fn exchange(
             .map_err(|e| bad(StatusCode::BAD_REQUEST, e))?;
             let req = Request::post_json(format!("{base}/v1/forward"), body, timeout);
             let (resp, origin) = send(req).await?;
-            *seen = Some(origin);
+            heard.answered(origin);
             if resp.status != StatusCode::OK {
                 return Err(bad(resp.status, String::from_utf8_lossy(&resp.body)));
             }

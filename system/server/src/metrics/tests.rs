@@ -328,6 +328,7 @@ fn busy_tower(t0: Instant) -> TowerMetrics {
     m.device_read("refused");
     m.device_seen(DeviceId(7), t0);
     m.http_request("/v1/chunks/{sha256}", "GET", 200, 0.003);
+    m.link_traffic(LinkKind::Fibre, 1700);
     m
 }
 
@@ -486,9 +487,10 @@ fn events_move_the_counters_they_name() {
         v("sovereign_sync_requested_bytes_total", &[("class", "P3")]),
         500.0
     );
+    // What crossed the link (link_traffic), not the chunk bytes requested (1500).
     assert_eq!(
         v("sovereign_link_bytes_total", &[("link", "fibre")]),
-        1500.0
+        1700.0
     );
     assert_eq!(
         v("sovereign_link_bytes_total", &[("link", "satellite")]),
