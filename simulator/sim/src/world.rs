@@ -1096,6 +1096,13 @@ impl World {
                         continue;
                     };
                     let (after, outcome) = l.probe(now, &mut self.net);
+                    // The probe's bytes cross the link as a real tower's do (counted, too
+                    // few to queue behind).
+                    self.observe(Obs::Transfer {
+                        tower: i,
+                        link,
+                        bytes: sovereign_logic::protocol::probe_wire_size(outcome.reachable),
+                    });
                     self.push(
                         now + after,
                         Ev::ProbeDone {
