@@ -49,22 +49,10 @@ poll_s=${BENCH_POLL_S:-2}
 changes=${BENCH_CHANGES:-"edits inserts append small"}
 export SOVEREIGN_LOG=${SOVEREIGN_LOG:-warn}
 
-say() { echo "bench: $*" >&2; }
-die() { say "error: $*"; exit 1; }
+source "$root/scripts/bench-lib.sh"
 
 # --- tools ---------------------------------------------------------------------------
-need=()
-for t in rsync:rsync zsync:zsync zsyncmake:zsync nginx:nginx curl:curl jq:jq python3:python3; do
-    command -v "${t%%:*}" >/dev/null 2>&1 || [[ -x /usr/sbin/${t%%:*} ]] || need+=("${t#*:}")
-done
-if ((${#need[@]})); then
-    mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
-    [[ $(id -u) == 0 ]] || die "missing ${need[*]}; install them or run as root"
-    say "installing ${need[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y --no-install-recommends "${need[@]}" >&2 ||
-        { apt-get update >&2 && apt-get install -y --no-install-recommends "${need[@]}" >&2; }
-fi
+need_tools rsync:rsync zsync:zsync zsyncmake:zsync nginx:nginx curl:curl jq:jq python3:python3
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 [[ -x $nginx_bin ]] || die "nginx is missing after the install"
 
@@ -83,9 +71,7 @@ fi
 tmp=$(mktemp -d /tmp/bench-sync-bytes.XXXXXX)
 pids=()
 stop_all() {
-    local p
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    stop_pids "${pids[@]}"
     pids=()
 }
 cleanup() {
@@ -99,14 +85,6 @@ trap 'say "failed at line $LINENO: $BASH_COMMAND"' ERR
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_http() { # URL SECONDS
-    local i
-    for ((i = 0; i < $2 * 10; i++)); do
-        curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
 }
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 

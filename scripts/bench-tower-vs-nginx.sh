@@ -46,21 +46,10 @@ rounds=${BENCH_ROUNDS:-2}
 sizes=${BENCH_SIZES:-"1024 65536 1048576"}
 export SOVEREIGN_LOG=${SOVEREIGN_LOG:-warn}
 
-say() { echo "bench: $*" >&2; }
-die() { say "error: $*"; exit 1; }
+source "$root/scripts/bench-lib.sh"
 
 # --- tools ---------------------------------------------------------------------------
-need=()
-for t in nginx:nginx wrk:wrk curl:curl jq:jq openssl:openssl; do
-    command -v "${t%%:*}" >/dev/null 2>&1 || [[ -x /usr/sbin/${t%%:*} ]] || need+=("${t#*:}")
-done
-if ((${#need[@]})); then
-    [[ $(id -u) == 0 ]] || die "missing ${need[*]}; install them or run as root"
-    say "installing ${need[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y --no-install-recommends "${need[@]}" >&2 ||
-        { apt-get update >&2 && apt-get install -y --no-install-recommends "${need[@]}" >&2; }
-fi
+need_tools nginx:nginx wrk:wrk curl:curl jq:jq openssl:openssl
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 
 floor_on=${BENCH_FLOOR:-1}
@@ -83,9 +72,7 @@ floor_bin=$target/release/examples/http_floor
 tmp=$(mktemp -d /tmp/bench-tower-nginx.XXXXXX)
 pids=()
 cleanup() {
-    local p
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    stop_pids "${pids[@]}"
     if [[ ${BENCH_KEEP:-0} == 1 ]]; then
         say "kept $tmp"
     else
@@ -110,14 +97,6 @@ free_port() {
     done
 }
 
-wait_http() { # URL SECONDS
-    local i
-    for ((i = 0; i < $2 * 10; i++)); do
-        curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
 
 export SOVEREIGN_ADMIN_TOKEN_VIEWER=bench-viewer-token-0123456789
 export SOVEREIGN_ADMIN_TOKEN_OPERATOR=bench-operator-token-0123456789

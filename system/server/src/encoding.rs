@@ -106,14 +106,9 @@ mod tests {
         let packed = encode(&text).expect("text compresses");
         assert!(packed.len() * 4 < text.len());
         assert_eq!(decode(&packed, text.len()), Ok(text.clone()));
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let noise: Vec<u8> = (0..20_000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
+        // SHA-256 in counter mode: as incompressible as any media.
+        let noise: Vec<u8> = (0u32..625)
+            .flat_map(|i| sovereign_logic::content::ChunkHash::of(&i.to_le_bytes()).0)
             .collect();
         assert_eq!(encode(&noise), None);
         assert_eq!(encode(b"short"), None);

@@ -173,16 +173,19 @@ impl From<&Manifest> for ManifestDto {
             priority: m.priority.to_string(),
             size: m.size,
             sha256: m.digest.to_hex(),
-            chunks: m
-                .chunks
-                .iter()
-                .map(|c| ChunkRefDto {
-                    sha256: c.hash.to_hex(),
-                    len: c.len,
-                })
-                .collect(),
+            chunks: chunk_refs(&m.chunks),
         }
     }
+}
+
+/// Chunk references in their wire form.
+fn chunk_refs(refs: &[ChunkRef]) -> Vec<ChunkRefDto> {
+    refs.iter()
+        .map(|c| ChunkRefDto {
+            sha256: c.hash.to_hex(),
+            len: c.len,
+        })
+        .collect()
 }
 
 impl ManifestDto {
@@ -304,14 +307,6 @@ pub struct CatalogChangesDto {
 impl CatalogChangesDto {
     /// The wire form of an entry sent as changes.
     pub fn new(seq: u64, c: &ManifestChanges) -> Self {
-        let refs = |refs: &[ChunkRef]| {
-            refs.iter()
-                .map(|c| ChunkRefDto {
-                    sha256: c.hash.to_hex(),
-                    len: c.len,
-                })
-                .collect()
-        };
         CatalogChangesDto {
             seq,
             item: c.item.0.clone(),
@@ -327,7 +322,7 @@ impl CatalogChangesDto {
                         start: *start,
                         len: *len,
                     },
-                    Run::New(r) => RunDto::New(refs(r)),
+                    Run::New(r) => RunDto::New(chunk_refs(r)),
                 })
                 .collect(),
         }

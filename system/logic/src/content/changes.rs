@@ -184,6 +184,7 @@ impl ManifestChanges {
 mod tests {
     use super::*;
     use crate::content::{ChunkParams, publish};
+    use crate::entropy::{Entropy, SplitMix64};
 
     fn version(bytes: &[u8], v: u64) -> Manifest {
         let params = ChunkParams {
@@ -197,15 +198,13 @@ mod tests {
     }
 
     fn noise(n: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
+        let mut r = SplitMix64::new(seed);
+        let mut out = Vec::with_capacity(n + 8);
+        while out.len() < n {
+            out.extend_from_slice(&r.next_u64().to_le_bytes());
+        }
+        out.truncate(n);
+        out
     }
 
     #[test]
