@@ -16,7 +16,7 @@
 //!
 //! Not covered: storage of chunks (drivers), compression, encryption.
 
-mod changes;
+pub mod changes;
 
 pub use changes::{ManifestChanges, Run};
 

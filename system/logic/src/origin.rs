@@ -491,9 +491,7 @@ impl Origin {
             if self.servable(e) {
                 self.catalog_put(e.clone());
             } else {
-                if let Some(old) = self.catalog_remove(item) {
-                    self.superseded.insert(item.clone(), old);
-                }
+                self.catalog_remove(item);
                 self.left_out.insert(item.clone(), e.clone());
             }
         }
@@ -846,16 +844,21 @@ impl Origin {
     }
 
     /// `entry` as a reply to a tower that polled `since_seq` sends it: as the changes from
-    /// the version it replaced when the tower asked for changes and holds that version
-    /// (its seq is at most `since_seq`, and a tower holds the latest entry of every item up
-    /// to its cursor), else whole. The tower checks the rebuilt manifest's digest, so a
-    /// wrong guess costs a second poll, never a wrong manifest.
+    /// the version it replaced when the tower asked for changes and most likely holds that
+    /// version (its seq is at most `since_seq`: a tower's cursor passes the entries it
+    /// took), else whole; whole too when the new list is longer than a tower rebuilds.
+    /// The tower checks the rebuilt manifest's digest, so a wrong guess (a version this
+    /// origin left out and completed after the tower's cursor passed it) costs a second
+    /// poll, never a wrong manifest.
     fn sent_entry(&self, entry: &CatalogEntry, since_seq: u64, changes: bool) -> SentEntry {
+        let fits = entry.manifest.chunks.len() <= content::changes::CHUNKS_MAX;
         match self.superseded.get(&entry.manifest.item) {
-            Some(base) if changes && since_seq > 0 && base.seq <= since_seq => SentEntry::Changes {
-                seq: entry.seq,
-                changes: ManifestChanges::between(&base.manifest, &entry.manifest),
-            },
+            Some(base) if changes && fits && since_seq > 0 && base.seq <= since_seq => {
+                SentEntry::Changes {
+                    seq: entry.seq,
+                    changes: ManifestChanges::between(&base.manifest, &entry.manifest),
+                }
+            }
             _ => SentEntry::Whole(entry.clone()),
         }
     }
@@ -1305,6 +1308,42 @@ mod tests {
                 .collect(),
             other => panic!("expected a catalog reply, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_version_goes_as_changes_only_to_a_tower_past_its_base_and_whole_after_a_restart() {
+        // Goal: changes are sent from the replaced entry only when the poll asked for them
+        // and its cursor is at or past that entry's seq; otherwise, and from a restarted
+        // origin (which knows only its records), whole.
+        let mut node = Node::new(OriginConfig::default());
+        let v1 = random_bytes(3, 60_000);
+        node.publish("atlas", &v1);
+        node.publish("other", &random_bytes(4, 3_000));
+        node.sync_all();
+        let mut v2 = v1.clone();
+        v2[30_000] ^= 1;
+        let e2 = node.publish("atlas", &v2);
+        node.sync_all();
+        let form = |node: &mut Node, since_seq, changes| match node
+            .ask(Message::CatalogRequest { since_seq, changes })
+        {
+            Message::CatalogReply { entries, .. } => (entries.iter())
+                .find(|e| e.seq() == e2.seq)
+                .map(|e| matches!(e, SentEntry::Changes { .. })),
+            other => panic!("expected a catalog reply, got {other:?}"),
+        };
+        assert_eq!(form(&mut node, 1, true), Some(true), "cursor at v1's seq");
+        assert_eq!(form(&mut node, 2, true), Some(true), "cursor past it");
+        assert_eq!(
+            form(&mut node, 0, true),
+            Some(false),
+            "a tower that holds nothing"
+        );
+        assert_eq!(form(&mut node, 2, false), Some(false), "whole asked");
+        assert_eq!(form(&mut node, e2.seq, true), None, "nothing newer");
+        let mut fresh = Node::new(OriginConfig::default());
+        fresh.origin = Origin::recover(OriginConfig::default(), &node.durable);
+        assert_eq!(form(&mut fresh, 1, true), Some(false), "after a restart");
     }
 
     #[test]

@@ -22,6 +22,9 @@ pub const ZSTD: &str = "zstd";
 /// here), most of the ratio the higher levels reach on text.
 const LEVEL: i32 = 3;
 
+/// The largest decoding window accepted, as a power of two.
+const WINDOW_LOG_MAX: u32 = 24;
+
 /// Bodies shorter than this go as they are: a frame's header would eat the saving.
 const SMALL: usize = 128;
 
@@ -63,10 +66,14 @@ pub enum DecodeError {
     TooLarge(usize),
 }
 
-/// A zstd body decoded, refused once the output passes `limit` bytes.
+/// A zstd body decoded, refused once the output passes `limit` bytes or a frame asks for
+/// a window larger than 16 MiB.
 pub fn decode(body: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
-    let decoder =
-        zstd::stream::read::Decoder::new(body).map_err(|e| DecodeError::Invalid(e.to_string()))?;
+    let invalid = |e: std::io::Error| DecodeError::Invalid(e.to_string());
+    let mut decoder = zstd::stream::read::Decoder::new(body).map_err(invalid)?;
+    // The window a frame may ask the decoder to keep: 16 MiB (the encoder at level 3 uses
+    // at most 2 MiB), not zstd's default of 128 MiB.
+    decoder.window_log_max(WINDOW_LOG_MAX).map_err(invalid)?;
     let mut out = Vec::new();
     decoder
         .take(limit as u64 + 1)

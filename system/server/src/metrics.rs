@@ -39,7 +39,8 @@
 //! - `sovereign_link_bytes_total`: bytes that crossed the link, as the driver reports
 //!   them with [`TowerMetrics::link_traffic`]: every exchange with the origin (catalog
 //!   polls, chunk fetches, forwards) and every probe, HTTP/1.1 heads and bodies as they
-//!   travelled (compressed), not TCP or TLS framing.
+//!   travelled (compressed; a request that timed out counts, one whose connection was
+//!   refused does not), not TCP or TLS framing.
 //!
 //! Map: [`TowerMetrics`], [`OriginMetrics`], [`HttpMetrics`] (shared by both; the storage
 //! metrics come with [`crate::storage::StorageHealth`]),

@@ -840,19 +840,14 @@ impl Node {
         tokio::spawn(async move {
             let started = tokio::time::Instant::now();
             let req = Request::get(format!("{base}/healthz"), timeout);
-            let mut wire = request_wire_bytes(&req);
-            let outcome = match transport.send(req).await {
-                Ok(r) => {
-                    wire += response_wire_bytes(&r);
-                    match r.status.is_success() {
-                        true => ProbeOutcome::ok(started.elapsed()),
-                        false => ProbeOutcome::failed(),
-                    }
-                }
-                Err(_) => ProbeOutcome::failed(),
-            };
+            let sent = request_wire_bytes(&req);
+            let result = transport.send(req).await;
             // Probes cross the link too.
-            sink.traffic(link, wire);
+            sink.traffic(link, crossed(sent, &result));
+            let outcome = match result {
+                Ok(r) if r.status.is_success() => ProbeOutcome::ok(started.elapsed()),
+                Ok(_) | Err(_) => ProbeOutcome::failed(),
+            };
             let _ = tx.send(Input::Probe(link, outcome));
         });
     }
@@ -929,8 +924,9 @@ pub struct Exchange {
     pub origin: Option<OriginId>,
     /// The reply as the logic's message, or why there is none.
     pub result: Result<Option<Message>, ExchangeError>,
-    /// Bytes that crossed the link: the HTTP/1.1 request sent and the response received
-    /// (heads and bodies as they travelled, so compressed), not TCP or TLS framing.
+    /// Bytes that crossed the link: the HTTP/1.1 requests sent (once they may have left:
+    /// answered or timed out) and the responses received (heads and bodies as they
+    /// travelled, so compressed), not TCP or TLS framing.
     pub wire: u64,
 }
 
@@ -951,6 +947,24 @@ pub fn request_wire_bytes(req: &Request) -> u64 {
         n += "content-length: \r\n".len() + req.body.len().to_string().len();
     }
     (n + 2 + req.body.len()) as u64
+}
+
+/// The most a chunk decodes to: FastCDC's largest maximum chunk size (what
+/// `ChunkParams::validate` accepts). A zstd chunk body decoding past it is refused.
+const CHUNK_DECODED_MAX: usize = 16 * 1024 * 1024;
+
+/// Bytes an exchange put on the link: the request's `sent` bytes once it may have left
+/// (answered, or timed out waiting), and the response's; nothing for a request that
+/// never left (a bad URL, a refused connection, a reset).
+fn crossed(
+    sent: u64,
+    result: &Result<crate::transport::Response, crate::transport::TransportError>,
+) -> u64 {
+    match result {
+        Ok(r) => sent + response_wire_bytes(r),
+        Err(crate::transport::TransportError::Timeout { .. }) => sent,
+        Err(_) => 0,
+    }
 }
 
 /// Bytes of `resp` on the wire as HTTP/1.1: status line, headers, blank line, body.
@@ -1028,25 +1042,22 @@ async fn exchange(
         }
         req
     };
-    let send = |req: Request| async {
+    let send = |req: Request, limit: usize| async move {
         let req = req.header(
             hyper::http::header::ACCEPT_ENCODING,
             HeaderValue::from_static(crate::encoding::ZSTD),
         );
         let req = with_auth(req);
-        // Sent, answered or not.
+        let sent = request_wire_bytes(&req);
+        let result = transport.send(req).await;
         heard
             .wire
-            .fetch_add(request_wire_bytes(&req), Ordering::Relaxed);
-        let mut resp = transport.send(req).await?;
-        heard
-            .wire
-            .fetch_add(response_wire_bytes(&resp), Ordering::Relaxed);
+            .fetch_add(crossed(sent, &result), Ordering::Relaxed);
+        let mut resp = result?;
         let zstd = (resp.headers.get(hyper::http::header::CONTENT_ENCODING))
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"zstd"));
         if zstd {
             // Decoded before anything reads it; the logic verifies the decoded bytes.
-            let limit = crate::transport::RESPONSE_BYTES_MAX;
             let body =
                 crate::encoding::decode(&resp.body, limit).map_err(|e| bad(resp.status, e))?;
             resp.body = body.into();
@@ -1060,11 +1071,18 @@ async fn exchange(
     };
     match msg {
         Message::CatalogRequest { since_seq, changes } => {
-            let req = Request::get(
-                format!("{base}/v1/catalog?since={since_seq}&changes={changes}"),
-                timeout,
-            );
-            let (resp, origin) = send(req).await?;
+            // `changes` only when asked: an origin from before it refuses the parameter
+            // (400), and is then asked again without it.
+            let whole = format!("{base}/v1/catalog?since={since_seq}");
+            let url = match changes {
+                true => format!("{whole}&changes=true"),
+                false => whole.clone(),
+            };
+            let page_max = crate::transport::RESPONSE_BYTES_MAX;
+            let (mut resp, mut origin) = send(Request::get(url, timeout), page_max).await?;
+            if changes && resp.status == StatusCode::BAD_REQUEST {
+                (resp, origin) = send(Request::get(whole, timeout), page_max).await?;
+            }
             heard.answered(origin);
             if resp.status != StatusCode::OK {
                 return Err(bad(resp.status, String::from_utf8_lossy(&resp.body)));
@@ -1096,7 +1114,7 @@ async fn exchange(
         }
         Message::ChunkRequest { hash } => {
             let req = Request::get(format!("{base}/v1/chunks/{hash}"), timeout);
-            let (resp, origin) = send(req).await?;
+            let (resp, origin) = send(req, CHUNK_DECODED_MAX).await?;
             heard.answered(origin);
             match resp.status {
                 // Unverified here: the logic verifies before it keeps anything.
@@ -1118,7 +1136,7 @@ async fn exchange(
             })
             .map_err(|e| bad(StatusCode::BAD_REQUEST, e))?;
             let req = Request::post_json(format!("{base}/v1/forward"), body, timeout);
-            let (resp, origin) = send(req).await?;
+            let (resp, origin) = send(req, crate::transport::RESPONSE_BYTES_MAX).await?;
             heard.answered(origin);
             if resp.status != StatusCode::OK {
                 return Err(bad(resp.status, String::from_utf8_lossy(&resp.body)));
@@ -1311,5 +1329,60 @@ mod tests {
             // The shutdown may already have completed: the node is gone.
             Err(NodeGone) => assert!(h.is_off()),
         }
+    }
+
+    /// An origin from before `changes`: 400 for the parameter, an empty page otherwise.
+    struct OldOrigin(Mutex<Vec<String>>);
+
+    impl Transport for OldOrigin {
+        fn send(&self, req: Request) -> BoxFuture<Result<Response, TransportError>> {
+            self.0.lock().unwrap().push(req.url.clone());
+            let (status, body) = match req.url.contains("changes") {
+                true => (
+                    StatusCode::BAD_REQUEST,
+                    r#"{"error":"unknown","field":"changes"}"#,
+                ),
+                false => (StatusCode::OK, r#"{"entries":[]}"#),
+            };
+            Box::pin(async move {
+                Ok(Response {
+                    status,
+                    headers: hyper::http::HeaderMap::new(),
+                    body: body.into(),
+                })
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn an_origin_that_refuses_changes_is_asked_again_without() {
+        // Goal: a new tower still syncs from an origin that predates `changes`; a poll
+        // that asks whole does not name the parameter at all; both requests count.
+        let t = OldOrigin(Mutex::new(Vec::new()));
+        let auth = OriginAuth {
+            credential: None,
+            expect: None,
+        };
+        let ask = |changes| Message::CatalogRequest {
+            since_seq: 7,
+            changes,
+        };
+        let second = Duration::from_secs(1);
+        let ex = origin_exchange(&t, "http://o", 1, &auth, second, ask(true)).await;
+        assert!(
+            matches!(ex.result, Ok(Some(Message::CatalogReply { .. }))),
+            "{ex:?}"
+        );
+        let urls = t.0.lock().unwrap().clone();
+        let want = [
+            "http://o/v1/catalog?since=7&changes=true",
+            "http://o/v1/catalog?since=7",
+        ];
+        assert_eq!(urls, want);
+        assert!(ex.wire > 2 * 40, "{} bytes", ex.wire);
+        t.0.lock().unwrap().clear();
+        let ex = origin_exchange(&t, "http://o", 1, &auth, second, ask(false)).await;
+        assert!(ex.result.is_ok());
+        assert_eq!(t.0.lock().unwrap().as_slice(), &want[1..]);
     }
 }

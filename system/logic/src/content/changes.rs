@@ -136,6 +136,13 @@ impl ManifestChanges {
     /// not add up, or a chunk list whose digest is not [`ManifestChanges::list_digest`].
     /// Allocates no more than the runs name (a keep run is bounded by the base's length).
     pub fn apply(&self, base: &Manifest) -> Option<Manifest> {
+        self.apply_within(base, CHUNKS_MAX)
+    }
+
+    /// [`ManifestChanges::apply`], refused once the rebuilt list would pass `chunks_max`
+    /// references (at most [`CHUNKS_MAX`]).
+    pub fn apply_within(&self, base: &Manifest, chunks_max: usize) -> Option<Manifest> {
+        let chunks_max = chunks_max.min(CHUNKS_MAX);
         if base.item != self.item || base.version != self.base_version {
             return None;
         }
@@ -146,13 +153,13 @@ impl ManifestChanges {
                     let from = *start as usize;
                     let to = from.checked_add(*len as usize)?;
                     let kept = base.chunks.get(from..to)?;
-                    if chunks.len() + kept.len() > CHUNKS_MAX {
+                    if chunks.len() + kept.len() > chunks_max {
                         return None;
                     }
                     chunks.extend_from_slice(kept);
                 }
                 Run::New(refs) => {
-                    if chunks.len() + refs.len() > CHUNKS_MAX {
+                    if chunks.len() + refs.len() > chunks_max {
                         return None;
                     }
                     chunks.extend_from_slice(refs);

@@ -59,6 +59,7 @@ pub mod warmer;
 use crate::content::{ChunkHash, ItemId, Manifest, Priority, missing_chunks};
 use crate::entropy::SplitMix64;
 use crate::io::{Action, DurableState, Event, Key, PowerMode, Record, TaskKind, WriteId};
+use crate::origin::CATALOG_REPLY_ENTRIES_MAX;
 use crate::protocol::{
     CatalogEntry, IdemKey, LinkKind, Message, OpOutcome, OpStatus, Operation, OriginId, Peer,
     SentEntry, SubmitReply, TowerId,
@@ -623,12 +624,7 @@ impl Tower {
         }
         match (from, msg) {
             (Peer::Origin, Message::CatalogReply { entries, origin }) => {
-                let (entries, complete) = self.rebuild_entries(entries);
-                self.on_catalog_from(origin, entries);
-                if !complete {
-                    self.catalog_whole = true;
-                    self.next_catalog_at = self.now;
-                }
+                self.on_catalog_reply(origin, entries)
             }
             // Sent before a mismatch was noticed, answered by who knows: the operations
             // stay in the outbox and go to the trusted origin later (see `trust`).
@@ -1390,27 +1386,79 @@ impl Tower {
         }
     }
 
+    /// A catalog reply, as sent: rebuilt ([`Tower::rebuild_entries`]) and handed to the
+    /// trust check, which adopts it or not.
+    fn on_catalog_reply(&mut self, origin: Option<OriginId>, entries: Vec<SentEntry>) {
+        // Another origin's answer is not adopted (see `trust`): nothing of it is rebuilt
+        // either, and it changes nothing about the next poll's form.
+        let foreign = self.config.check_origin
+            && matches!(self.trust, Trust::Trusted(t) if origin != Some(t));
+        if foreign {
+            self.on_catalog_from(origin, Vec::new());
+            return;
+        }
+        let (entries, complete) = self.rebuild_entries(entries);
+        if !complete && matches!(self.trust, Trust::Rehoming(_)) {
+            // A page that cannot be taken whole is no page of the reconciliation (a short
+            // one would end it): asked for again at the usual pace.
+            self.catalog_deadline = None;
+            self.next_catalog_at = self.now + self.config.catalog_interval;
+            return;
+        }
+        let asked_whole = self.catalog_whole;
+        self.on_catalog_from(origin, entries);
+        // Whole entries are asked for until a reply is taken completely: at once after
+        // changes failed, at the usual pace if whole entries did too.
+        self.catalog_whole = !complete;
+        if !complete && !asked_whole {
+            self.next_catalog_at = self.now;
+        }
+    }
+
     /// A catalog reply's entries with their manifests: an entry sent as changes is rebuilt
     /// from this tower's entry of the item ([`crate::content::ManifestChanges::apply`]
-    /// checks the base and the rebuilt list's digest). From the first entry that cannot be
-    /// rebuilt on, entries are set aside (`false` second): the cursor does not pass them,
-    /// and the next poll asks for whole manifests at once. Never a wrong manifest.
+    /// checks the base and the rebuilt list's digest); one for a version this tower holds
+    /// already is skipped. From the first entry that cannot be taken on, entries are set
+    /// aside (`false` second): the cursor does not pass them, and the next poll asks for
+    /// whole manifests at once. Never a wrong manifest. What a reply may make this tower
+    /// build is bounded: at most [`CATALOG_REPLY_ENTRIES_MAX`] entries, one per item, and
+    /// [`crate::content::changes::CHUNKS_MAX`] rebuilt chunk references in all (keep runs
+    /// repeat the held list, so a small reply could otherwise ask for gigabytes).
     fn rebuild_entries(&self, mut sent: Vec<SentEntry>) -> (Vec<CatalogEntry>, bool) {
         sent.sort_by_key(SentEntry::seq);
-        let mut entries = Vec::with_capacity(sent.len());
+        let complete = sent.len() <= CATALOG_REPLY_ENTRIES_MAX;
+        sent.truncate(CATALOG_REPLY_ENTRIES_MAX);
+        let mut entries: Vec<CatalogEntry> = Vec::with_capacity(sent.len());
+        let mut items: BTreeSet<ItemId> = BTreeSet::new();
+        let mut budget = crate::content::changes::CHUNKS_MAX;
         for s in sent {
+            let item = match &s {
+                SentEntry::Whole(e) => &e.manifest.item,
+                SentEntry::Changes { changes, .. } => &changes.item,
+            };
+            if !items.insert(item.clone()) {
+                return (entries, false); // two versions of one item: not an origin's reply
+            }
             let entry = match s {
                 SentEntry::Whole(e) => Some(e),
-                SentEntry::Changes { seq, changes } => (self.items.get(&changes.item))
-                    .and_then(|held| changes.apply(&held.entry.manifest))
-                    .map(|manifest| CatalogEntry { seq, manifest }),
+                SentEntry::Changes { seq, changes } => {
+                    let held = self.items.get(&changes.item);
+                    if held.is_some_and(|h| h.entry.manifest.version >= changes.version) {
+                        continue;
+                    }
+                    held.and_then(|h| changes.apply_within(&h.entry.manifest, budget))
+                        .map(|manifest| {
+                            budget -= manifest.chunks.len();
+                            CatalogEntry { seq, manifest }
+                        })
+                }
             };
             match entry {
                 Some(e) => entries.push(e),
                 None => return (entries, false),
             }
         }
-        (entries, true)
+        (entries, complete)
     }
 
     fn on_catalog(&mut self, entries: Vec<CatalogEntry>) {
@@ -1984,7 +2032,6 @@ impl Tower {
                 (self.catalog_cursor, !self.catalog_whole)
             }
         };
-        self.catalog_whole = false;
         self.actions.push_back(Action::Send {
             to: Peer::Origin,
             via: Some(link),

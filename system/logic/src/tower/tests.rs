@@ -2046,3 +2046,91 @@ fn an_entry_sent_as_changes_is_rebuilt_from_the_held_version_or_asked_for_whole(
     assert_eq!(t.items[&ItemId::new("atlas")].entry, v2);
     assert!(!t.catalog_whole);
 }
+
+#[test]
+fn a_reply_cannot_make_the_tower_build_without_bound() {
+    // Goal: keep runs repeat the held list, so a small reply could ask for gigabytes of
+    // rebuilt references: a reply is held to one entry per item and CHUNKS_MAX rebuilt
+    // references in all; what passes the bound is set aside, the next poll asks for whole
+    // entries at once, and if whole entries fail too, only at the usual pace. A version
+    // the tower holds already is skipped, not a failure.
+    use crate::content::changes::CHUNKS_MAX;
+    use crate::content::{ManifestChanges, Run};
+    let mut t = booted(&[LinkKind::Fibre]);
+    let data = bytes(21, 300_000);
+    let (v1, _) = entry(1, "atlas", Priority::P1, &data);
+    let (other, _) = entry(2, "other", Priority::P1, &bytes(22, 300_000));
+    offer_catalog(&mut t, &[&v1, &other]);
+    // A second version of each, its list repeated to 3/5 of the bound, honest digests:
+    // each fits alone, not both.
+    let grown = |e: &CatalogEntry| {
+        let n = e.manifest.chunks.len();
+        let repeats = CHUNKS_MAX * 3 / 5 / n;
+        let mut m = e.manifest.clone();
+        m.version = 2;
+        m.chunks = (0..repeats)
+            .flat_map(|_| e.manifest.chunks.clone())
+            .collect();
+        m.size = e.manifest.size * repeats as u64;
+        let mut c = ManifestChanges::between(&e.manifest, &m);
+        c.runs = vec![
+            Run::Keep {
+                start: 0,
+                len: n as u32
+            };
+            repeats
+        ];
+        assert_eq!(c.apply(&e.manifest), Some(m));
+        c
+    };
+    let now = Time::from_secs(1);
+    let reply = |t: &mut Tower, now, entries| {
+        t.handle_message(
+            now,
+            Peer::Origin,
+            Message::CatalogReply {
+                entries,
+                origin: None,
+            },
+        )
+    };
+    let changes = |seq, changes| SentEntry::Changes { seq, changes };
+    reply(
+        &mut t,
+        now,
+        vec![changes(3, grown(&v1)), changes(4, grown(&other))],
+    );
+    let version = |t: &Tower, item| t.items[&ItemId::new(item)].entry.manifest.version;
+    assert_eq!((version(&t, "atlas"), version(&t, "other")), (2, 1));
+    assert!(
+        t.catalog_whole && t.next_catalog_at == now,
+        "whole, at once"
+    );
+    // Two entries for one item: the second is set aside; whole entries failing again
+    // wait for the usual interval.
+    let (mut v2, _) = entry(4, "atlas", Priority::P1, &bytes(23, 1000));
+    v2.manifest.version = 3;
+    let (mut v3, _) = entry(5, "atlas", Priority::P1, &bytes(24, 1000));
+    v3.manifest.version = 4;
+    reply(
+        &mut t,
+        now,
+        vec![SentEntry::Whole(v2.clone()), SentEntry::Whole(v3)],
+    );
+    assert_eq!(t.items[&ItemId::new("atlas")].entry, v2);
+    assert!(
+        t.catalog_whole && t.next_catalog_at > now,
+        "whole again, not at once"
+    );
+    // A version held already is skipped; the reply is taken, and changes are asked again.
+    let held = ManifestChanges::between(&v1.manifest, &v2.manifest);
+    reply(
+        &mut t,
+        now,
+        vec![SentEntry::Changes {
+            seq: 4,
+            changes: held,
+        }],
+    );
+    assert!(!t.catalog_whole);
+}
