@@ -298,11 +298,11 @@ pub struct Origin {
     /// The catalog's items by their entry's publish seq (unique), so that a tower's poll
     /// reads the entries after its `since_seq` without scanning the whole catalog.
     catalog_by_seq: BTreeMap<u64, ItemId>,
-    /// The entry each item's catalog entry replaced, while this origin has run: the base a
-    /// catalog reply sends a newer version's changes from, to a tower that holds it
-    /// ([`SentEntry::Changes`]). Not durable: after a restart, an item's next version goes
-    /// whole once.
-    superseded: BTreeMap<ItemId, CatalogEntry>,
+    /// Per item whose catalog entry replaced another while this origin has run: that
+    /// entry's seq and the current entry as changes from it, made once when it was
+    /// replaced and sent to every tower that holds it ([`SentEntry::Changes`]). Not
+    /// durable: after a restart, an item's next version goes whole once.
+    superseded: BTreeMap<ItemId, (u64, ManifestChanges)>,
     /// The latest version number handed out per item (durable or not), so versions only grow.
     versions: BTreeMap<ItemId, u64>,
     /// The last publish seq handed out.
@@ -853,10 +853,10 @@ impl Origin {
     fn sent_entry(&self, entry: &CatalogEntry, since_seq: u64, changes: bool) -> SentEntry {
         let fits = entry.manifest.chunks.len() <= content::changes::CHUNKS_MAX;
         match self.superseded.get(&entry.manifest.item) {
-            Some(base) if changes && fits && since_seq > 0 && base.seq <= since_seq => {
+            Some((base_seq, c)) if changes && fits && since_seq > 0 && *base_seq <= since_seq => {
                 SentEntry::Changes {
                     seq: entry.seq,
-                    changes: ManifestChanges::between(&base.manifest, &entry.manifest),
+                    changes: c.clone(),
                 }
             }
             _ => SentEntry::Whole(entry.clone()),
@@ -874,7 +874,8 @@ impl Origin {
         let seq = entry.seq;
         let item = entry.manifest.item.clone();
         if let Some(old) = self.catalog_remove(&item) {
-            self.superseded.insert(item.clone(), old);
+            let changes = ManifestChanges::between(&old.manifest, &entry.manifest);
+            self.superseded.insert(item.clone(), (old.seq, changes));
         }
         self.catalog.insert(item.clone(), entry);
         let earlier = self.catalog_by_seq.insert(seq, item);
