@@ -296,10 +296,12 @@ mod tests {
         let Record::Chunk(ch) = &c else {
             unreachable!()
         };
-        // The chunk file is in place at once (renamed), its directory awaits the fsync.
-        assert!(s.chunk_dir().path_of(&ch.hash).is_file());
+        // The chunk reads at once (from its temp file); it is under its name only once
+        // the fsync flushed it.
+        assert!(!s.chunk_dir().path_of(&ch.hash).exists());
         assert_eq!(s.chunk(&ch.hash).unwrap(), Some(ch.bytes.clone()));
         s.fsync().unwrap();
+        assert!(s.chunk_dir().path_of(&ch.hash).is_file());
         let tmp = dir.path().join("chunks/tmp");
         assert_eq!(
             std::fs::read_dir(&tmp).unwrap().count(),
