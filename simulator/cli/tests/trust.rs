@@ -16,6 +16,8 @@
 //!
 //! - What crosses the uplink is small: a new version's manifest travels as the changes
 //!   from the version the tower holds, and text chunks zstd-encoded (issue 16).
+//! - A syncing tower stays under its origin's connection limit, and a refusal names the
+//!   origin that refused (issue 16's goodput benchmark found both).
 //!
 //! Not covered: TLS (not built), towers with several uplinks reaching different origins.
 
@@ -555,4 +557,65 @@ fn a_new_version_syncs_as_its_changes_text_travels_compressed_and_bad_flags_are_
     let bad = tower_get(&origin.addr, "/v1/catalog?since=0&changes=yes", d, 1).expect("catalog");
     assert_eq!(bad.status, 400);
     assert!(bad.text().contains("changes"), "{}", bad.text());
+}
+
+#[test]
+fn a_syncing_tower_stays_under_the_origins_connection_limit_and_a_refusal_names_the_origin() {
+    // Goal (found by scripts/bench-sync-goodput.sh): a tower syncing hundreds of chunks
+    // opened a connection per request in its fetch window (up to 64) to an origin whose
+    // per-client limit is 64 — the refusals (429) stalled the sync for ~20 s — and the
+    // raw refusal carried no x-sovereign-origin, so the tower took its own origin for
+    // another server (an ERROR "ORIGIN MISMATCH", syncing stopped). Now the tower keeps
+    // at most 32 exchanges per uplink and 40 connections per host, and the refusal says
+    // who refused.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    // Above the 40 connections a tower keeps to a host, below the 64 requests its fetch
+    // window reaches.
+    let limit = 48;
+    let mut origin = origin(d, &["--connections-per-client-max", &limit.to_string()]);
+    provision(&origin.admin, d, 1);
+    let v = content(39, 24_000_000);
+    publish(&origin.admin, d, "atlas", "P1", &v);
+    let mut t = tower(d, 1, &origin.addr, &[]);
+    wait_for("tower 1 serves atlas", Duration::from_secs(60), || {
+        get(&t.addr, "/v1/items/atlas")
+            .ok()
+            .filter(|r| r.status == 200 && r.body == v)
+    });
+    let refused = metric(&t.addr, "sovereign_origin_refusals_total", "\"429\"");
+    assert_eq!(refused, Some(0.0), "{}", t.log_text());
+    assert_eq!(metric(&t.addr, "sovereign_origin_mismatch", ""), Some(0.0));
+    assert!(
+        !t.log_text().contains("ORIGIN MISMATCH"),
+        "{}",
+        t.log_text()
+    );
+    t.kill9();
+
+    // Past the limit, the origin's refusal carries its id.
+    let id = origin_id(&origin.addr);
+    // All at once (an idle one is closed at the 10 s header timeout, freeing a place),
+    // then read what each got.
+    let conns: Vec<_> = (0..limit + 4)
+        .map(|_| std::net::TcpStream::connect(&origin.addr).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut refusals = Vec::new();
+    for mut c in conns {
+        c.set_read_timeout(Some(Duration::from_millis(20)))
+            .expect("timeout");
+        let mut buf = vec![0u8; 4096];
+        if let Ok(n @ 1..) = std::io::Read::read(&mut c, &mut buf) {
+            refusals.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    assert_eq!(refusals.len(), 4, "{refusals:?}");
+    let refusal = &refusals[0];
+    assert!(refusal.starts_with("HTTP/1.1 429"), "{refusal}");
+    assert!(
+        refusal.contains(&format!("\r\nx-sovereign-origin: {id}\r\n")),
+        "{refusal}"
+    );
+    origin.kill9();
 }

@@ -89,6 +89,10 @@ pub struct Limits {
     pub connections_per_client_max: usize,
     /// Rate limits per client address (`None`: none).
     pub rates: Option<Arc<RateLimits>>,
+    /// Headers every refusal answer carries too (the origin's `x-sovereign-origin`: a
+    /// tower refused for its connections must still learn who refused it, not take the
+    /// answer for another server's).
+    pub refusal_headers: Vec<(String, String)>,
 }
 
 impl Default for Limits {
@@ -99,6 +103,7 @@ impl Default for Limits {
             connections_max: 1024,
             connections_per_client_max: 64,
             rates: None,
+            refusal_headers: Vec::new(),
         }
     }
 }
@@ -225,7 +230,18 @@ fn refusal_answer(r: Refusal, limits: &Limits) -> Vec<u8> {
             ),
         ),
     };
-    raw_json_answer(status, &message, &[("retry-after", "1")])
+    let mut headers = vec![("retry-after", "1")];
+    headers.extend(
+        (limits.refusal_headers.iter())
+            .filter(|(k, v)| is_header_text(k) && is_header_text(v))
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+    raw_json_answer(status, &message, &headers)
+}
+
+/// Text that can stand in a raw header line (no line breaks, visible ASCII and spaces).
+fn is_header_text(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b == b' ' || b.is_ascii_graphic())
 }
 
 /// A whole HTTP/1.1 answer with a JSON `{"error": message}` body, closing the connection.

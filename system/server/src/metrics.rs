@@ -531,7 +531,7 @@ impl TowerMetrics {
             ),
             origin_refusals: b.counters(
                 "sovereign_origin_refusals_total",
-                "Requests to the origin it refused, by status (401, 403, 412).",
+                "Requests to the origin it refused, by status: 401, 403, 412 (trust), 429 (over the origin's connection or rate limits).",
                 &["code"],
             ),
             http: HttpMetrics::new(&b),
@@ -563,15 +563,16 @@ impl TowerMetrics {
         for mode in PowerMode::ALL {
             m.power_mode.with_label_values(&[mode.name()]);
         }
-        for code in ["401", "403", "412"] {
+        for code in ["401", "403", "412", "429"] {
             m.origin_refusals.with_label_values(&[code]);
         }
         m
     }
 
-    /// The origin refused a request with `status` (401, 403 or 412; others are ignored).
+    /// The origin refused a request with `status` (401, 403, 412 or 429; others are
+    /// ignored).
     pub fn origin_refused(&self, status: u16) {
-        if matches!(status, 401 | 403 | 412) {
+        if matches!(status, 401 | 403 | 412 | 429) {
             self.origin_refusals
                 .with_label_values(&[&status.to_string()])
                 .inc();

@@ -123,6 +123,7 @@ impl ListenArgs {
             connections_max: self.connections_max as usize,
             connections_per_client_max: self.connections_per_client_max as usize,
             rates: rates.map(Arc::new),
+            refusal_headers: Vec::new(),
         }
     }
 
@@ -984,12 +985,18 @@ pub async fn run_origin(mut args: OriginArgs) -> Result<()> {
         ops: None,
         device_ops: None,
     };
+    let mut limits = args.net.limits(Some(rates));
+    // A tower refused for its connections still learns it was its origin that refused.
+    limits.refusal_headers = vec![(
+        crate::tower_auth::ORIGIN_HEADER.to_string(),
+        parts.handle.identity().to_string(),
+    )];
     let public = Served {
         what: "tower API",
         listener: public,
         router: parts.public,
         tls: public_tls,
-        limits: args.net.limits(Some(rates)),
+        limits,
     };
     let admin = Served {
         what: "admin API",

@@ -415,7 +415,17 @@ struct Node {
     power_done: u64,
     /// The submission being handled right now: its immediate answer goes to it.
     current: Option<(IdemKey, DeviceId, oneshot::Sender<SubmitReply>)>,
+    /// Exchanges with the origin under way on each uplink, at most
+    /// [`ORIGIN_EXCHANGES_MAX`]: each holds a connection, and an origin closes
+    /// connections past its per-client limit (64 by default) with a 429.
+    slots: BTreeMap<LinkKind, Arc<tokio::sync::Semaphore>>,
 }
+
+/// The most exchanges a tower has under way with its origin on one uplink (probes aside:
+/// they must never wait behind data). Half the origin's default connections per client,
+/// so the probes, a second tower behind the same address and a restart's lingering
+/// connections still fit; the logic's fetch window (up to 64 requests) queues here.
+pub const ORIGIN_EXCHANGES_MAX: usize = 32;
 
 /// Recover the tower from `store` and start its node task. Returns the handle; the task
 /// runs until the logic powers the tower off or every handle is dropped.
@@ -492,6 +502,7 @@ pub fn spawn(
         shared: shared.clone(),
         power_done: 0,
         current: None,
+        slots: BTreeMap::new(),
     };
     tokio::spawn(node.run(rx));
     tokio::spawn(flush_demand(tx.downgrade(), shared.clone()));
@@ -501,6 +512,9 @@ pub fn spawn(
         shared,
     })
 }
+
+/// The most inputs one step of the node takes before it performs their actions.
+const INPUT_BATCH_MAX: usize = 256;
 
 /// Run a blocking store call: inside `block_in_place` on a multi-threaded runtime (so the
 /// other workers keep serving), directly on a current-thread one (turmoil).
@@ -534,62 +548,77 @@ impl Node {
                 None => rx.recv().await,
             };
             let Some(input) = input else { break };
-            let now = self.clock.now();
-            match input {
-                Input::Reply {
-                    reply,
-                    origin,
-                    catalog,
-                } => self.on_reply(now, reply, origin, catalog),
-                Input::Probe(link, outcome) => self.tower.handle_probe(now, link, outcome),
-                Input::Power(reading, counted) => {
-                    self.sink.power(&reading);
-                    self.tower.handle_power(now, reading);
-                    if counted {
-                        self.power_done += 1;
-                    }
-                }
-                Input::Submit {
-                    presenter,
-                    op,
-                    reply,
-                } => {
-                    // The device is who authenticated, never what the body claims: the
-                    // logic refuses a key or operation that is not the presenter's.
-                    let key = op.key.clone();
-                    let device = presenter;
-                    self.current = Some((key, device, reply));
-                    self.tower
-                        .handle_message(now, Peer::Device(device), Message::SubmitOp { op });
-                    self.drain();
-                    if let Some((key, device, reply)) = self.current.take() {
-                        // No immediate answer: wait for the fsync.
-                        self.waiters
-                            .entry(key)
-                            .or_default()
-                            .push_back((device, reply));
-                    }
-                }
-                Input::Query(q) => {
-                    // Answer only once the step's actions ran and the view shows its
-                    // effect: a caller that saw the answer never plans a read from older
-                    // state.
-                    let reply = q(&mut self.tower, now);
-                    self.drain();
-                    self.publish_view();
-                    reply();
-                }
-                Input::Demand => {
-                    let notes = std::mem::take(&mut *lock(&self.shared.demand));
-                    for (item, n) in notes {
-                        for _ in 0..n {
-                            self.tower.note_request(now, &item);
-                        }
-                    }
+            self.handle_input(input);
+            // Take what else has arrived before the step's I/O runs: one fsync then covers
+            // the writes of every reply in the batch (group commit across inputs; a
+            // sync's chunk replies arrive many at a time).
+            for _ in 1..INPUT_BATCH_MAX {
+                match rx.try_recv() {
+                    Ok(input) => self.handle_input(input),
+                    Err(_) => break,
                 }
             }
         }
         tracing::info!("tower node stopped");
+    }
+
+    /// One input to the logic (its actions wait for the next [`Node::drain`], unless the
+    /// input needs its answer at once).
+    fn handle_input(&mut self, input: Input) {
+        let now = self.clock.now();
+        match input {
+            Input::Reply {
+                reply,
+                origin,
+                catalog,
+            } => self.on_reply(now, reply, origin, catalog),
+            Input::Probe(link, outcome) => self.tower.handle_probe(now, link, outcome),
+            Input::Power(reading, counted) => {
+                self.sink.power(&reading);
+                self.tower.handle_power(now, reading);
+                if counted {
+                    self.power_done += 1;
+                }
+            }
+            Input::Submit {
+                presenter,
+                op,
+                reply,
+            } => {
+                // The device is who authenticated, never what the body claims: the
+                // logic refuses a key or operation that is not the presenter's.
+                let key = op.key.clone();
+                let device = presenter;
+                self.current = Some((key, device, reply));
+                self.tower
+                    .handle_message(now, Peer::Device(device), Message::SubmitOp { op });
+                self.drain();
+                if let Some((key, device, reply)) = self.current.take() {
+                    // No immediate answer: wait for the fsync.
+                    self.waiters
+                        .entry(key)
+                        .or_default()
+                        .push_back((device, reply));
+                }
+            }
+            Input::Query(q) => {
+                // Answer only once the step's actions ran and the view shows its
+                // effect: a caller that saw the answer never plans a read from older
+                // state.
+                let reply = q(&mut self.tower, now);
+                self.drain();
+                self.publish_view();
+                reply();
+            }
+            Input::Demand => {
+                let notes = std::mem::take(&mut *lock(&self.shared.demand));
+                for (item, n) in notes {
+                    for _ in 0..n {
+                        self.tower.note_request(now, &item);
+                    }
+                }
+            }
+        }
     }
 
     /// An answer from the origin: check who answered (see the module doc), then hand the
@@ -674,8 +703,26 @@ impl Node {
     }
 
     /// Perform every pending action, feeding completions back, until the logic is quiet.
+    /// The fsyncs asked for on the way are one store fsync once the queue is empty: it
+    /// commits every write performed before it, so it covers each of them (a failure
+    /// fails each).
     fn drain(&mut self) {
-        while let Some(action) = self.tower.poll_action() {
+        let mut fsyncs = Vec::new();
+        loop {
+            let Some(action) = self.tower.poll_action() else {
+                if fsyncs.is_empty() {
+                    break;
+                }
+                let r = blocking(|| self.store.fsync()).map_err(|e| e.to_string());
+                if let Err(e) = &r {
+                    tracing::error!(error = %e, "store fsync failed");
+                }
+                let now = self.clock.now();
+                for id in std::mem::take(&mut fsyncs) {
+                    self.tower.handle_fsync_done(now, id, r.clone());
+                }
+                continue;
+            };
             match action {
                 Action::Send { to, via, msg } => self.send(to, via, msg),
                 Action::Write { id, record } => {
@@ -697,14 +744,7 @@ impl Node {
                         // (the serving cache is invalidated on ChunkQuarantined)
                     }
                 }
-                Action::Fsync { id } => {
-                    let r = blocking(|| self.store.fsync()).map_err(|e| e.to_string());
-                    if let Err(e) = &r {
-                        tracing::error!(error = %e, "store fsync failed");
-                    }
-                    let now = self.clock.now();
-                    self.tower.handle_fsync_done(now, id, r);
-                }
+                Action::Fsync { id } => fsyncs.push(id),
                 Action::Probe { link } => self.probe(link),
                 Action::Emit(event) => {
                     log_event(&event);
@@ -746,6 +786,13 @@ impl Node {
                 let transport = self.transport.clone();
                 let tx = self.tx.clone();
                 let sink = self.sink.clone();
+                let slots = link.map(|l| {
+                    (self.slots.entry(l))
+                        .or_insert_with(|| {
+                            Arc::new(tokio::sync::Semaphore::new(ORIGIN_EXCHANGES_MAX))
+                        })
+                        .clone()
+                });
                 let up = msg.wire_size();
                 let catalog = matches!(msg, Message::CatalogRequest { .. });
                 // One span per sync exchange (catalog poll, chunk fetch, forward batch):
@@ -758,6 +805,11 @@ impl Node {
                     bytes_up = up,
                 );
                 let task = async move {
+                    // Never closed, so acquiring only waits.
+                    let _slot = match &slots {
+                        Some(s) => s.clone().acquire_owned().await.ok(),
+                        None => None,
+                    };
                     let ex =
                         origin_exchange(&*transport, &base, tower_id, &auth, timeout, msg).await;
                     // What crossed the link, whatever came of it.

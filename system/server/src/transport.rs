@@ -9,17 +9,36 @@
 //!
 //! Map: [`Request`], [`Response`], [`TransportError`], [`Transport`], [`HyperTransport`].
 //!
+//! Connections per host are bounded ([`Capped`], [`CONNECTIONS_PER_HOST_MAX`], idle ones
+//! [`IDLE_PER_HOST_MAX`]): a server's per-client connection limit is never the reason a
+//! request fails.
+//!
 //! Not covered: client certificates (mutual TLS), HTTP/2, connection-level metrics.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::{Connect, HttpConnector};
+use hyper_util::client::legacy::connect::{Connection, HttpConnector};
 use hyper_util::rt::TokioExecutor;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Idle keep-alive connections kept per host: as many as a tower's exchanges with its
+/// origin ([`crate::tower_node::ORIGIN_EXCHANGES_MAX`]), so a syncing tower reuses its
+/// connections instead of closing and reopening them (a server counts a closed
+/// connection until it notices, so churn looks like more connections to it).
+pub const IDLE_PER_HOST_MAX: usize = 32;
+
+/// Connections open to one host at once, idle ones included: a request past it waits
+/// (within its deadline) for one to free. Servers limit connections per client — the
+/// origin closes those past 64 from one address with a 429 — and a tower keeps at most
+/// [`crate::tower_node::ORIGIN_EXCHANGES_MAX`] (32) exchanges per uplink, so it never
+/// waits here in normal operation.
+pub const CONNECTIONS_PER_HOST_MAX: usize = 40;
 
 /// Largest response body accepted (a catalog page or a chunk is far smaller).
 pub const RESPONSE_BYTES_MAX: usize = 64 * 1024 * 1024;
@@ -121,9 +140,136 @@ pub trait Transport: Send + Sync + 'static {
     fn send(&self, req: Request) -> BoxFuture<Result<Response, TransportError>>;
 }
 
-/// A hyper client (HTTP/1.1, pooled connections) over any connector.
+/// A hyper client (HTTP/1.1, pooled connections, at most [`CONNECTIONS_PER_HOST_MAX`]
+/// per host) over any connector.
 pub struct HyperTransport<C> {
-    client: Client<C, Full<Bytes>>,
+    client: Client<Capped<C>, Full<Bytes>>,
+}
+
+/// A connector that keeps at most `max` connections per host (scheme and authority) open
+/// at once: each connection holds a permit of its host's semaphore until it closes.
+#[derive(Clone)]
+pub struct Capped<C> {
+    inner: C,
+    max: usize,
+    hosts: std::sync::Arc<std::sync::Mutex<BTreeMap<String, std::sync::Arc<Semaphore>>>>,
+}
+
+impl<C> Capped<C> {
+    /// `inner`, at most `max` (>= 1) connections per host.
+    pub fn new(inner: C, max: usize) -> Self {
+        Capped {
+            inner,
+            max: max.max(1),
+            hosts: Default::default(),
+        }
+    }
+
+    fn host(&self, uri: &hyper::Uri) -> std::sync::Arc<Semaphore> {
+        let key = format!(
+            "{}://{}",
+            uri.scheme_str().unwrap_or(""),
+            uri.authority().map_or("", |a| a.as_str())
+        );
+        let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        (hosts.entry(key))
+            .or_insert_with(|| std::sync::Arc::new(Semaphore::new(self.max)))
+            .clone()
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl<C> tower_service::Service<hyper::Uri> for Capped<C>
+where
+    C: tower_service::Service<hyper::Uri> + Clone + Send + 'static,
+    C::Future: Send,
+    C::Response: Send,
+    C::Error: Into<BoxError>,
+{
+    type Response = Held<C::Response>;
+    type Error = BoxError;
+    type Future = BoxFuture<Result<Held<C::Response>, BoxError>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: hyper::Uri) -> Self::Future {
+        let host = self.host(&uri);
+        // The instance `poll_ready` readied makes the call; a clone stays for the next.
+        let fresh = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, fresh);
+        Box::pin(async move {
+            let permit = host.acquire_owned().await?;
+            let io = inner.call(uri).await.map_err(Into::into)?;
+            Ok(Held {
+                io,
+                _permit: permit,
+            })
+        })
+    }
+}
+
+/// A connection that holds its host's permit (see [`Capped`]) until it is dropped.
+pub struct Held<T> {
+    io: T,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl<T: hyper::rt::Read + Unpin> hyper::rt::Read for Held<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for Held<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+}
+
+impl<T: Connection> Connection for Held<T> {
+    fn connected(&self) -> hyper_util::client::legacy::connect::Connected {
+        self.io.connected()
+    }
 }
 
 impl HyperTransport<HttpConnector> {
@@ -155,20 +301,27 @@ impl HyperTransport<hyper_rustls::HttpsConnector<HttpConnector>> {
 
 impl<C> HyperTransport<C>
 where
-    C: Connect + Clone + Send + Sync + 'static,
+    C: tower_service::Service<hyper::Uri> + Clone + Send + Sync + 'static,
+    C::Future: Send,
+    C::Error: Into<BoxError>,
+    C::Response: hyper::rt::Read + hyper::rt::Write + Connection + Unpin + Send + 'static,
 {
     /// Over `connector` (turmoil's TCP in the tests).
     pub fn with_connector(connector: C) -> Self {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
-            .build(connector);
+            .pool_max_idle_per_host(IDLE_PER_HOST_MAX)
+            .build(Capped::new(connector, CONNECTIONS_PER_HOST_MAX));
         HyperTransport { client }
     }
 }
 
 impl<C> Transport for HyperTransport<C>
 where
-    C: Connect + Clone + Send + Sync + 'static,
+    C: tower_service::Service<hyper::Uri> + Clone + Send + Sync + 'static,
+    C::Future: Send,
+    C::Error: Into<BoxError>,
+    C::Response: hyper::rt::Read + hyper::rt::Write + Connection + Unpin + Send + 'static,
 {
     fn send(&self, req: Request) -> BoxFuture<Result<Response, TransportError>> {
         let client = self.client.clone();

@@ -62,6 +62,7 @@ fn limits(header_s: f64, body_s: f64, max: usize, per_client: usize) -> Limits {
         connections_max: max,
         connections_per_client_max: per_client,
         rates: None,
+        refusal_headers: vec![("x-sovereign-origin".into(), "refuser".into())],
     }
 }
 
@@ -190,6 +191,12 @@ async fn a_flood_from_one_address_does_not_stop_another() {
                 let (status, e) = json_error(&String::from_utf8_lossy(&buf[..n]));
                 assert_eq!(status, 429, "{e}");
                 assert!(e.contains("20 connections"), "{e}");
+                // Who refused is said on the refusal too.
+                let head = String::from_utf8_lossy(&buf[..n]);
+                assert!(
+                    head.contains("\r\nx-sovereign-origin: refuser\r\n"),
+                    "{head}"
+                );
                 refused += 1;
             }
             Ok(_) => refused += 1, // closed before the answer could be read
