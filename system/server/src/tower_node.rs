@@ -421,10 +421,11 @@ struct Node {
     slots: BTreeMap<LinkKind, Arc<tokio::sync::Semaphore>>,
 }
 
-/// The most exchanges a tower has under way with its origin on one uplink (probes aside:
-/// they must never wait behind data). Half the origin's default connections per client,
-/// so the probes, a second tower behind the same address and a restart's lingering
-/// connections still fit; the logic's fetch window (up to 64 requests) queues here.
+/// The most chunk fetches a tower has under way with its origin on one uplink (catalog
+/// polls, forwards and probes aside: one of each at a time, and they must not wait behind
+/// data). Half the origin's default connections per client, with room for those and a
+/// restart's lingering connections; the logic's fetch window (up to 64 requests) queues
+/// here, each fetch for at most its request timeout.
 pub const ORIGIN_EXCHANGES_MAX: usize = 32;
 
 /// Recover the tower from `store` and start its node task. Returns the handle; the task
@@ -786,7 +787,8 @@ impl Node {
                 let transport = self.transport.clone();
                 let tx = self.tx.clone();
                 let sink = self.sink.clone();
-                let slots = link.map(|l| {
+                let fetch = matches!(msg, Message::ChunkRequest { .. });
+                let slots = link.filter(|_| fetch).map(|l| {
                     (self.slots.entry(l))
                         .or_insert_with(|| {
                             Arc::new(tokio::sync::Semaphore::new(ORIGIN_EXCHANGES_MAX))
@@ -805,9 +807,15 @@ impl Node {
                     bytes_up = up,
                 );
                 let task = async move {
-                    // Never closed, so acquiring only waits.
+                    // A fetch waits for a slot at most its own timeout: past that the
+                    // logic has given up on it (and asked again), so it is not sent.
                     let _slot = match &slots {
-                        Some(s) => s.clone().acquire_owned().await.ok(),
+                        Some(s) => {
+                            match tokio::time::timeout(timeout, s.clone().acquire_owned()).await {
+                                Ok(slot) => slot.ok(),
+                                Err(_) => return,
+                            }
+                        }
                         None => None,
                     };
                     let ex =

@@ -40,6 +40,9 @@ pub const IDLE_PER_HOST_MAX: usize = 32;
 /// waits here in normal operation.
 pub const CONNECTIONS_PER_HOST_MAX: usize = 40;
 
+/// The longest a new connection waits for its host's permit ([`Capped`]).
+const PERMIT_WAIT_MAX: Duration = Duration::from_secs(30);
+
 /// Largest response body accepted (a catalog page or a chunk is far smaller).
 pub const RESPONSE_BYTES_MAX: usize = 64 * 1024 * 1024;
 
@@ -204,7 +207,11 @@ where
         let fresh = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, fresh);
         Box::pin(async move {
-            let permit = host.acquire_owned().await?;
+            // Bounded: hyper finishes a connect its request no longer needs in the
+            // background, with no deadline of its own.
+            let permit = tokio::time::timeout(PERMIT_WAIT_MAX, host.acquire_owned())
+                .await
+                .map_err(|_| "no connection to this host freed up in time")??;
             let io = inner.call(uri).await.map_err(Into::into)?;
             Ok(Held {
                 io,
