@@ -41,3 +41,52 @@ stop_pids() {
     for p in "$@"; do kill "$p" 2>/dev/null || true; done
     for p in "$@"; do wait "$p" 2>/dev/null || true; done
 }
+
+# sovereign_bin ROOT: the `sovereign` binary to measure: $SOVEREIGN_BIN, or a release
+# build of ROOT (honouring CARGO_TARGET_DIR). Prints its path.
+sovereign_bin() {
+    local bin target
+    if [[ -n ${SOVEREIGN_BIN:-} ]]; then
+        bin=$SOVEREIGN_BIN
+    else
+        say "building sovereign (release)"
+        (cd "$1" && cargo build --release -p sovereign-cli >&2)
+        target=${CARGO_TARGET_DIR:-$1/target}
+        [[ $target == /* ]] || target=$1/$target
+        bin=$target/release/sovereign
+    fi
+    [[ -x $bin ]] || die "no sovereign binary at $bin"
+    echo "$bin"
+}
+
+# free_port: a TCP port free on 127.0.0.1 now.
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# sha FILE: its SHA-256, hex.
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+# start_rsyncd DIR HOST [PREFIX...]: an rsync daemon serving DIR/src as module `m` on
+# HOST (run under PREFIX, e.g. `ip netns exec NS`), its files in DIR; appends its pid to
+# the caller's `pids`, sets `rsyncd_port`, and returns once it answers.
+start_rsyncd() {
+    local d=$1 host=$2 i
+    shift 2
+    rsyncd_port=$(free_port)
+    cat >"$d/rsyncd.conf" <<EOF
+use chroot = no
+pid file = $d/rsyncd.pid
+[m]
+    path = $d/src
+    read only = yes
+EOF
+    "$@" rsync --daemon --no-detach --config="$d/rsyncd.conf" --port="$rsyncd_port" \
+        --address="$host" --log-file="$d/rsyncd.log" &
+    pids+=($!)
+    for ((i = 0; i < 100; i++)); do
+        rsync "rsync://$host:$rsyncd_port/" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    die "the rsync daemon did not start: $(tail -3 "$d/rsyncd.log" 2>/dev/null)"
+}

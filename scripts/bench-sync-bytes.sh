@@ -56,16 +56,7 @@ need_tools rsync:rsync zsync:zsync zsyncmake:zsync nginx:nginx curl:curl jq:jq p
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 [[ -x $nginx_bin ]] || die "nginx is missing after the install"
 
-if [[ -n ${SOVEREIGN_BIN:-} ]]; then
-    bin=$SOVEREIGN_BIN
-else
-    say "building sovereign (release)"
-    (cd "$root" && cargo build --release -p sovereign-cli >&2)
-    target=${CARGO_TARGET_DIR:-$root/target}
-    [[ $target == /* ]] || target=$root/$target
-    bin=$target/release/sovereign
-fi
-[[ -x $bin ]] || die "no sovereign binary at $bin"
+bin=$(sovereign_bin "$root")
 
 # --- processes and cleanup -------------------------------------------------------------
 tmp=$(mktemp -d /tmp/bench-sync-bytes.XXXXXX)
@@ -83,10 +74,6 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 trap 'say "failed at line $LINENO: $BASH_COMMAND"' ERR
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-sha() { sha256sum "$1" | cut -d' ' -f1; }
 
 # --- the files ---------------------------------------------------------------------------
 say "writing the 32 MiB file and its four changed copies (seed $seed, in $tmp)"
@@ -213,23 +200,8 @@ rsync_run() {
     mkdir -p "$d/src" "$d/dst"
     cp "$tmp/files/$c" "$d/src/file"
     cp "$tmp/files/old" "$d/dst/file"
-    local port
-    port=$(free_port)
-    cat >"$d/rsyncd.conf" <<EOF
-use chroot = no
-pid file = $d/rsyncd.pid
-[m]
-    path = $d/src
-    read only = yes
-EOF
-    rsync --daemon --no-detach --config="$d/rsyncd.conf" --port="$port" \
-        --address=127.0.0.1 --log-file="$d/rsyncd.log" &
-    pids+=($!)
-    local i
-    for ((i = 0; i < 100; i++)); do
-        rsync "rsync://127.0.0.1:$port/" >/dev/null 2>&1 && break
-        sleep 0.1
-    done
+    start_rsyncd "$d" 127.0.0.1
+    local port=$rsyncd_port
     rsync --no-whole-file --ignore-times --stats "$@" "rsync://127.0.0.1:$port/m/file" \
         "$d/dst/file" >"$d/stats"
     stop_all

@@ -45,16 +45,7 @@ source "$root/scripts/bench-lib.sh"
 need_tools rsync:rsync curl:curl python3:python3 ip:iproute2 tc:iproute2 mkfs.ext4:e2fsprogs
 [[ $(id -u) == 0 ]] || die "the namespace and the rate limit need root"
 
-if [[ -n ${SOVEREIGN_BIN:-} ]]; then
-    bin=$SOVEREIGN_BIN
-else
-    say "building sovereign (release)"
-    (cd "$root" && cargo build --release -p sovereign-cli >&2)
-    target=${CARGO_TARGET_DIR:-$root/target}
-    [[ $target == /* ]] || target=$root/$target
-    bin=$target/release/sovereign
-fi
-[[ -x $bin ]] || die "no sovereign binary at $bin"
+bin=$(sovereign_bin "$root")
 
 # --- processes, namespace and cleanup ------------------------------------------------
 tmp=$(mktemp -d /tmp/bench-sync-goodput.XXXXXX)
@@ -82,10 +73,6 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 trap 'say "failed at line $LINENO: $BASH_COMMAND"' ERR
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-sha() { sha256sum "$1" | cut -d' ' -f1; }
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 
@@ -198,23 +185,8 @@ rsync_run() {
         run=(ip netns exec "$ns")
         host=$ns_ip
     fi
-    local port
-    port=$(free_port)
-    cat >"$d/rsyncd.conf" <<EOF
-use chroot = no
-pid file = $d/rsyncd.pid
-[m]
-    path = $d/src
-    read only = yes
-EOF
-    "${run[@]}" rsync --daemon --no-detach --config="$d/rsyncd.conf" --port="$port" \
-        --address="$host" --log-file="$d/rsyncd.log" &
-    pids+=($!)
-    local i
-    for ((i = 0; i < 100; i++)); do
-        rsync "rsync://$host:$port/" >/dev/null 2>&1 && break
-        sleep 0.1
-    done
+    start_rsyncd "$d" "$host" "${run[@]}"
+    local port=$rsyncd_port
     [[ $l == loopback ]] || limit "$l" >/dev/null
     local t0 t1
     t0=$(now)

@@ -701,11 +701,15 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_failed_sync_keeps_its_chunks_pending_and_a_discard_takes_them_back() {
-        // Goal: a sync that cannot rename leaves the chunks readable and pending (no
-        // chunk half-committed), and discarding then removes their temp files, counting
-        // only the chunks that were not stored before.
+    /// A chunk directory holding chunk 1 (synced, committed) and, since, chunk 2 put
+    /// and chunk 1 put again.
+    #[allow(clippy::type_complexity)]
+    fn one_stored_one_fresh() -> (
+        tempfile::TempDir,
+        ChunkDir,
+        (ChunkHash, Vec<u8>),
+        (ChunkHash, Vec<u8>),
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let cd = ChunkDir::open(dir.path()).unwrap();
         let (old, old_b) = chunk(1);
@@ -715,6 +719,15 @@ mod tests {
         let (new, new_b) = chunk(2);
         cd.put(&new, &new_b).unwrap();
         cd.put(&old, &old_b).unwrap();
+        (dir, cd, (old, old_b), (new, new_b))
+    }
+
+    #[test]
+    fn a_failed_sync_keeps_its_chunks_pending_and_a_discard_takes_them_back() {
+        // Goal: a sync that cannot rename leaves the chunks readable and pending (no
+        // chunk half-committed), and discarding then removes their temp files, counting
+        // only the chunks that were not stored before.
+        let (dir, cd, (old, old_b), (new, new_b)) = one_stored_one_fresh();
         // Make the rename fail: the new chunk's prefix directory is gone.
         fs::remove_dir(cd.path_of(&new).parent().unwrap()).unwrap();
         assert!(cd.sync().unwrap_err().to_string().contains("rename"));
@@ -747,15 +760,7 @@ mod tests {
     fn discard_removes_only_the_files_puts_created_since_the_commit() {
         // Goal: a failed commit takes back the chunk files its batch created, never one
         // that was stored before (a second put of it changes nothing it owns).
-        let dir = tempfile::tempdir().unwrap();
-        let cd = ChunkDir::open(dir.path()).unwrap();
-        let (old, old_b) = chunk(1);
-        cd.put(&old, &old_b).unwrap();
-        cd.sync().unwrap();
-        cd.committed();
-        let (new, new_b) = chunk(2);
-        cd.put(&new, &new_b).unwrap();
-        cd.put(&old, &old_b).unwrap();
+        let (_dir, cd, (old, old_b), (new, new_b)) = one_stored_one_fresh();
         assert_eq!(cd.discard_fresh().unwrap(), 1);
         assert_eq!(cd.get(&new).unwrap(), None);
         assert_eq!(cd.get(&old).unwrap().as_deref(), Some(&old_b[..]));
