@@ -338,28 +338,16 @@ impl ChunkDir {
                 self.mark_dirty(parent.to_path_buf());
             }
         }
+        // A batch's chunks land in many of the 256 prefix directories: the same flush
+        // (one syncfs for several). On failure every one stays marked.
         let dirs = std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|p| p.into_inner()));
-        // A batch's chunks land in many of the 256 prefix directories: one syncfs, not an
-        // fsync of each.
-        #[cfg(target_os = "linux")]
-        if dirs.len() >= SYNCFS_MIN && syncfs_reports_errors() {
-            return self.syncfs().inspect_err(|_| {
-                self.dirty
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .extend(dirs);
-            });
-        }
-        let mut pending = dirs.into_iter();
-        while let Some(dir) = pending.next() {
-            if let Err(e) = sync_dir(&dir) {
-                let mut dirty = self.dirty.lock().unwrap_or_else(|p| p.into_inner());
-                dirty.insert(dir);
-                dirty.extend(pending);
-                return Err(e);
+        match self.flush(dirs.iter().map(PathBuf::as_path), dirs.len()) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                (self.dirty.lock().unwrap_or_else(|p| p.into_inner())).extend(dirs);
+                Err(e)
             }
         }
-        Ok(())
     }
 
     /// `syncfs(2)` of the filesystem the directory lives on.
@@ -373,11 +361,12 @@ impl ChunkDir {
         })
     }
 
-    /// The pending chunks' bytes on disk: one `syncfs` for a batch (where it reports
-    /// writeback errors: [`syncfs_reports_errors`]), or each file's fsync.
+    /// `paths` (files or directories, `count` of them) on disk: one `syncfs` for a batch
+    /// (where it reports writeback errors: [`syncfs_reports_errors`]), or an fsync of
+    /// each.
     fn flush<'a>(
         &self,
-        files: impl Iterator<Item = &'a Path>,
+        paths: impl Iterator<Item = &'a Path>,
         count: usize,
     ) -> Result<(), StoreError> {
         #[cfg(target_os = "linux")]
@@ -385,10 +374,10 @@ impl ChunkDir {
             return self.syncfs();
         }
         let _ = count;
-        for tmp in files {
-            File::open(tmp)
+        for path in paths {
+            File::open(path)
                 .and_then(|f| f.sync_all())
-                .map_err(io_err(format!("fsync {}", tmp.display())))?;
+                .map_err(io_err(format!("fsync {}", path.display())))?;
         }
         Ok(())
     }
