@@ -29,7 +29,9 @@ fn expect(plant: Plant) -> (&'static str, &'static [(Oracle, &'static str)]) {
         | Plant::NoKeyOwnerCheck
         | Plant::NoEdgeValidation
         | Plant::KeepRefusedWrites => ("hostile-devices", &[]),
-        Plant::AcceptUnknownTowers | Plant::NoOriginCheck => ("origin-trust", &[]),
+        Plant::AcceptUnknownTowers | Plant::NoOriginCheck | Plant::AnonymousRefusals => {
+            ("origin-trust", &[])
+        }
         Plant::DeviceSkipVerify => ("hostile-devices", &[]),
         // The lab's PostgreSQL scenario: its database faults fail the origin's record
         // writes, so the early reply's batch is never committed.
@@ -153,6 +155,7 @@ plant_tests! {
     receipts_by_position_is_caught_by_durability: Plant::ReceiptsByPosition;
     publish_before_fsync_is_caught_by_integrity: Plant::PublishBeforeFsync;
     bounded_dedupe_is_caught_by_exactly_once: Plant::BoundedDedupe;
+    anonymous_refusals_are_caught_by_attribution: Plant::AnonymousRefusals;
 }
 
 /// The plants of `Plant::ALL` without a line in `tested`, and the oracles of

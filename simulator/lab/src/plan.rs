@@ -389,7 +389,9 @@ fn not_real(kind: &str) -> &'static str {
             "a TCP proxy cannot duplicate or reorder messages: TCP delivers each byte once, in order"
         }
         "slow" => "a slow CPU has no real injection here (no cgroup CPU quota is set by the lab)",
-        "origin-replace" | "rogue-forward" => "trust faults are not injected by the lab yet",
+        "origin-replace" | "rogue-forward" | "origin-busy" => {
+            "trust faults are not injected by the lab yet"
+        }
         "torn-write" => {
             "a torn write needs a crash between a write and its fsync; the servers have no switch for it"
         }

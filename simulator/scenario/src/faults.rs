@@ -107,6 +107,14 @@ pub enum FaultKind {
     /// bytes); an operator re-homes each tower that reports the mismatch, `for` after the
     /// start (or at once, when it reports later). Origin only.
     OriginReplace,
+    /// The origin is busy: each request that reaches it is refused with probability `p`
+    /// instead of being handled (the real origin's answer at its limits: too many
+    /// connections or requests from one client, 429 or 503). The refusal names the origin
+    /// (`x-sovereign-origin`), so a tower knows its trusted origin answered. Origin only.
+    OriginBusy {
+        /// probability 0..=1 per request
+        p: f64,
+    },
     /// Writes fail with probability `p`.
     WriteError {
         /// probability 0..=1
@@ -492,25 +500,26 @@ impl FaultKind {
             FaultKind::Slow { .. } => 12,
             FaultKind::CrashLoop { .. } => 13,
             FaultKind::OriginReplace => 14,
-            FaultKind::WriteError { .. } => 15,
-            FaultKind::FsyncError { .. } => 16,
-            FaultKind::TornWrite => 17,
-            FaultKind::Corruption { .. } => 18,
-            FaultKind::DiskFull => 19,
-            FaultKind::DiskLatency { .. } => 20,
-            FaultKind::DbLost => 21,
-            FaultKind::DbKill => 22,
-            FaultKind::DbPause => 23,
-            FaultKind::DbRestart => 24,
-            FaultKind::Clouds { .. } => 25,
-            FaultKind::BatteryFade { .. } => 26,
-            FaultKind::GridLoss => 27,
-            FaultKind::UpsFailure => 28,
-            FaultKind::BrownOut => 29,
-            FaultKind::HardCut => 30,
-            FaultKind::ClockSkew { .. } => 31,
-            FaultKind::ClockJump { .. } => 32,
-            FaultKind::RogueForward => 33,
+            FaultKind::OriginBusy { .. } => 15,
+            FaultKind::WriteError { .. } => 16,
+            FaultKind::FsyncError { .. } => 17,
+            FaultKind::TornWrite => 18,
+            FaultKind::Corruption { .. } => 19,
+            FaultKind::DiskFull => 20,
+            FaultKind::DiskLatency { .. } => 21,
+            FaultKind::DbLost => 22,
+            FaultKind::DbKill => 23,
+            FaultKind::DbPause => 24,
+            FaultKind::DbRestart => 25,
+            FaultKind::Clouds { .. } => 26,
+            FaultKind::BatteryFade { .. } => 27,
+            FaultKind::GridLoss => 28,
+            FaultKind::UpsFailure => 29,
+            FaultKind::BrownOut => 30,
+            FaultKind::HardCut => 31,
+            FaultKind::ClockSkew { .. } => 32,
+            FaultKind::ClockJump { .. } => 33,
+            FaultKind::RogueForward => 34,
         };
         &DECLS[i]
     }
@@ -732,7 +741,7 @@ pub fn table_text() -> String {
 }
 
 /// The table. Order: the file's, grouped by family.
-static DECLS: [FaultDecl; 34] = [
+static DECLS: [FaultDecl; 35] = [
     // ----- network -------------------------------------------------------------------
     FaultDecl {
         nemesis: &[NemesisDraw {
@@ -1023,6 +1032,25 @@ static DECLS: [FaultDecl; 34] = [
             Family::Process,
             Targets::ORIGIN,
             FaultKind::OriginReplace,
+        )
+    },
+    FaultDecl {
+        params: &[p("a probability 0..=1 per request")],
+        // Refused forwards are retried (exactly-once, durability), refused fetches and
+        // polls delay convergence, and a refusal that does not name the origin is a
+        // false mismatch (attribution).
+        disturbs: &[
+            Oracle::Durability,
+            Oracle::ExactlyOnce,
+            Oracle::Convergence,
+            Oracle::Attribution,
+        ],
+        detected_on: Targets::NONE,
+        ..base(
+            "origin-busy",
+            Family::Process,
+            Targets::ORIGIN,
+            FaultKind::OriginBusy { p: 0.5 },
         )
     },
     // ----- disk ----------------------------------------------------------------------

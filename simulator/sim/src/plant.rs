@@ -5,7 +5,8 @@
 //! A plant flips a configuration switch of the real logic (`TowerConfig`, `OriginConfig`,
 //! `SchedulerConfig`, `DeviceConfig`) — the logic's code paths are the same ones the
 //! clean build runs — or, for a bug of a store rather than of the logic
-//! (`keep-refused-writes`), the simulated disk's behaviour. Not covered: bugs in the simulator itself.
+//! (`keep-refused-writes`) or of a server rather than of the logic (`anonymous-refusals`),
+//! the simulated disk's or origin's behaviour. Not covered: bugs in the simulator itself.
 
 use crate::scenario::Oracle;
 use std::fmt;
@@ -68,11 +69,15 @@ pub enum Plant {
     /// retried after that many newer ones (a lost reply, then an outage or an open breaker)
     /// is applied twice → exactly-once.
     BoundedDedupe,
+    /// The origin's refusals when busy (`origin-busy`) do not name it, as its connection
+    /// limit once answered: the tower takes its trusted origin for another one, stops
+    /// syncing and reports a mismatch → attribution.
+    AnonymousRefusals,
 }
 
 impl Plant {
     /// Every plant.
-    pub const ALL: [Plant; 20] = [
+    pub const ALL: [Plant; 21] = [
         Plant::SkipVerify,
         Plant::AckBeforeFsync,
         Plant::NoIdempotency,
@@ -93,6 +98,7 @@ impl Plant {
         Plant::ReceiptsByPosition,
         Plant::PublishBeforeFsync,
         Plant::BoundedDedupe,
+        Plant::AnonymousRefusals,
     ];
 
     /// The command-line name.
@@ -118,6 +124,7 @@ impl Plant {
             Plant::ReceiptsByPosition => "receipts-by-position",
             Plant::PublishBeforeFsync => "publish-before-fsync",
             Plant::BoundedDedupe => "bounded-dedupe",
+            Plant::AnonymousRefusals => "anonymous-refusals",
         }
     }
 
@@ -134,9 +141,10 @@ impl Plant {
             Plant::NoFailback => Oracle::Convergence,
             Plant::OfflineRefuse => Oracle::OfflineService,
             Plant::IgnoreBattery => Oracle::PowerSafety,
-            Plant::SequentialKeys | Plant::NoKeyOwnerCheck | Plant::AcceptUnknownTowers => {
-                Oracle::Attribution
-            }
+            Plant::SequentialKeys
+            | Plant::NoKeyOwnerCheck
+            | Plant::AcceptUnknownTowers
+            | Plant::AnonymousRefusals => Oracle::Attribution,
             Plant::NoOriginCheck => Oracle::Convergence,
             Plant::ForgetConfirmed
             | Plant::NoEdgeValidation
@@ -156,7 +164,7 @@ impl fmt::Display for Plant {
 /// An unknown plant name.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
-    "unknown plant {0:?}; expected one of: skip-verify, ack-before-fsync, no-idempotency, ledger-rounding, fifo-scheduler, no-failback, offline-refuse, ignore-battery, sequential-keys, forget-confirmed, no-key-owner-check, no-edge-validation, keep-refused-writes, accept-unknown-towers, no-origin-check, device-skip-verify, reply-before-fsync, receipts-by-position, publish-before-fsync, bounded-dedupe"
+    "unknown plant {0:?}; expected one of: skip-verify, ack-before-fsync, no-idempotency, ledger-rounding, fifo-scheduler, no-failback, offline-refuse, ignore-battery, sequential-keys, forget-confirmed, no-key-owner-check, no-edge-validation, keep-refused-writes, accept-unknown-towers, no-origin-check, device-skip-verify, reply-before-fsync, receipts-by-position, publish-before-fsync, bounded-dedupe, anonymous-refusals"
 )]
 pub struct UnknownPlant(pub String);
 
@@ -184,5 +192,10 @@ mod tests {
             assert_eq!(p.name().parse::<Plant>(), Ok(p));
         }
         assert!("bogus".parse::<Plant>().is_err());
+        // The error's list (a fixed text) names every plant.
+        let listed = UnknownPlant("bogus".into()).to_string();
+        for p in Plant::ALL {
+            assert!(listed.contains(p.name()), "{p} missing from {listed}");
+        }
     }
 }

@@ -74,6 +74,11 @@ pub enum TraceKind {
     /// The run branches: from here on the environment draws from fresh streams. Node:
     /// none; payload: the branch seed.
     Branch = 27,
+    /// The origin refuses a request as busy (`origin-busy`). Node: the tower; payload:
+    /// the link.
+    OriginBusy = 28,
+    /// A busy refusal reaches the tower. Node: the tower; payload: the link.
+    BusyRefusal = 29,
 }
 
 /// The trace of one run.

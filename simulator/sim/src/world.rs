@@ -612,6 +612,9 @@ impl World {
         }
         | Ev::ProbeDone {
             tower, incarnation, ..
+        }
+        | Ev::BusyRefusal {
+            tower, incarnation, ..
         } = &ev
         {
             let t = &self.towers[*tower];
@@ -648,7 +651,8 @@ impl World {
                 self.trace.line(now, || {
                     format!("origin <- tower-{tower} via {link}: {}", summary(&msg))
                 });
-                if self.refused_by_failed_origin() {
+                // Refused at the door (the listener's limits) before anything is handled.
+                if self.refused_busy(tower, link) || self.refused_by_failed_origin() {
                     return;
                 }
                 self.origin.reply_link.insert(tower, link);
@@ -685,6 +689,33 @@ impl World {
                 let local = t.local(now);
                 if let Some(tw) = self.towers[tower].tower.as_mut() {
                     tw.handle_message(local, from, msg);
+                }
+                self.drain_tower(tower);
+            }
+            Ev::BusyRefusal {
+                tower,
+                link,
+                identity,
+                ..
+            } => {
+                if !self.towers[tower]
+                    .links
+                    .iter()
+                    .any(|x| x.kind == Some(link) && x.is_up(now))
+                {
+                    return;
+                }
+                self.trace
+                    .event(now, TraceKind::BusyRefusal, tower as u64, &[link as u64]);
+                self.trace.line(now, || {
+                    let named = identity.map_or_else(|| "no origin".to_string(), |o| o.to_string());
+                    format!("tower-{tower} <- Origin: busy refusal naming {named}")
+                });
+                // What the real tower does with any answer: compare who answered (the
+                // request itself is left to time out, as with any refusal).
+                let local = self.towers[tower].local(now);
+                if let Some(tw) = self.towers[tower].tower.as_mut() {
+                    tw.handle_origin_identity(local, identity);
                 }
                 self.drain_tower(tower);
             }

@@ -1,5 +1,6 @@
 //! Invariant 9, attribution (DESIGN.md §11, trust boundaries): every operation the origin
-//! applies is one its key's owner submitted, and no two devices ever issue the same key.
+//! applies is one its key's owner submitted, no two devices ever issue the same key, and a
+//! tower attributes every answer to the origin that gave it.
 //!
 //! Verifies, from [`Obs::Submitted`] and [`Obs::Applied`]:
 //! - an applied operation (key, fingerprint) was submitted by some device under its own
@@ -9,15 +10,24 @@
 //!   keys are unique per device and per operation, so one device's operation can never be
 //!   refused, or dropped, because of another's.
 //!
+//! and, from the towers' `OriginAdopted`/`OriginMismatch` events and [`Obs::OriginReplaced`]:
+//! - a tower reports another origin (`OriginMismatch`) only when the origin at its address
+//!   was replaced since it adopted the one it trusts. A mismatch while the trusted origin
+//!   still answers stops a healthy tower's syncing and tells an operator to re-home it:
+//!   the real origin's refusals at its connection limit once lacked its identity, and the
+//!   towers took them for another origin (`origin-busy`, plant `anonymous-refusals`).
+//!
 //! Does not verify: that every acknowledged operation is applied (durability), that it is
 //! applied once (exactly-once), or what a device that reuses its own key gets (its own
-//! doing; the tower answers 422, see durability for what must not happen then).
+//! doing; the tower answers 422, see durability for what must not happen then), or that a
+//! tower notices a replaced origin (convergence, and the detection KPIs).
 
-use super::{Checker, violation};
+use super::{Checker, TowerNames, violation};
 use crate::Violation;
 use crate::obs::{Obs, Stamped};
 use sovereign_logic::Time;
 use sovereign_logic::content::ChunkHash;
+use sovereign_logic::io::Event;
 use sovereign_logic::protocol::IdemKey;
 use sovereign_scenario::Oracle;
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,6 +41,13 @@ pub struct Attribution {
     own: BTreeSet<(IdemKey, ChunkHash)>,
     /// Keys already reported (each problem once).
     reported: BTreeSet<IdemKey>,
+    names: TowerNames,
+    /// How many times the origin was replaced so far.
+    replaced: u64,
+    /// Tower → the replacement count when it adopted the origin it trusts.
+    adopted: BTreeMap<usize, u64>,
+    /// (tower, adoption) pairs whose false mismatch was reported (each once).
+    false_mismatch: BTreeSet<(usize, u64)>,
 }
 
 impl Checker for Attribution {
@@ -39,7 +56,33 @@ impl Checker for Attribution {
     }
 
     fn observe(&mut self, s: &Stamped, out: &mut Vec<Violation>) {
+        self.names.learn(&s.obs);
         match &s.obs {
+            Obs::OriginReplaced => self.replaced += 1,
+            Obs::Tower {
+                tower,
+                event: Event::OriginAdopted { .. },
+            } => {
+                self.adopted.insert(*tower, self.replaced);
+            }
+            Obs::Tower {
+                tower,
+                event: Event::OriginMismatch { expected, found },
+            } => {
+                let since = self.adopted.get(tower).copied().unwrap_or(0);
+                if since == self.replaced && self.false_mismatch.insert((*tower, since)) {
+                    let found = found.map_or_else(|| "no identity".to_string(), |f| f.to_string());
+                    out.push(violation(
+                        Oracle::Attribution,
+                        s.at,
+                        format!(
+                            "{} took an answer from its trusted origin {expected} for another origin's (found {found}), though no other origin answers at its address: it stops syncing",
+                            self.names.get(*tower)
+                        ),
+                        false,
+                    ));
+                }
+            }
             Obs::Submitted {
                 device,
                 key,
@@ -90,6 +133,7 @@ impl Checker for Attribution {
 mod tests {
     use super::super::test_util::*;
     use super::*;
+    use sovereign_logic::protocol::OriginId;
 
     fn key(s: &str) -> IdemKey {
         IdemKey(s.into())
@@ -155,6 +199,75 @@ mod tests {
         assert_eq!(v.len(), 2, "{v:?}");
         assert!(v.iter().all(|x| x.oracle == Oracle::Attribution));
         assert!(v[0].detail.contains("a:1") && v[1].detail.contains("rogue:1"));
+    }
+
+    fn tower(s: u64, event: Event) -> Stamped {
+        at(s, Obs::Tower { tower: 0, event })
+    }
+
+    fn id(n: u8) -> OriginId {
+        OriginId(u128::from(n))
+    }
+
+    fn adopted(s: u64, n: u8) -> Stamped {
+        tower(
+            s,
+            Event::OriginAdopted {
+                origin: id(n),
+                rehomed: n > 1,
+                dropped: 0,
+            },
+        )
+    }
+
+    fn mismatch(s: u64, expected: u8, found: Option<u8>) -> Stamped {
+        tower(
+            s,
+            Event::OriginMismatch {
+                expected: id(expected),
+                found: found.map(id),
+            },
+        )
+    }
+
+    #[test]
+    fn a_mismatch_after_the_origin_was_replaced_is_true() {
+        // Goal: the usual origin-replace story — adopted, replaced, mismatch, re-homed
+        // onto the new origin — is quiet.
+        let v = run(
+            &mut Attribution::default(),
+            &[
+                start(1),
+                adopted(1, 1),
+                at(2, Obs::OriginReplaced),
+                mismatch(3, 1, Some(2)),
+                adopted(4, 2),
+            ],
+        );
+        assert!(v.is_empty(), "{v:?}");
+    }
+
+    #[test]
+    fn a_mismatch_while_the_trusted_origin_answers_is_caught_once_per_adoption() {
+        // Goal: a tower reporting another origin (or one without identity) while nothing
+        // replaced its trusted one is a violation, once per adoption; after a replace and
+        // a re-home, a false mismatch about the new origin is caught again.
+        let v = run(
+            &mut Attribution::default(),
+            &[
+                start(1),
+                adopted(1, 1),
+                mismatch(2, 1, None),
+                mismatch(3, 1, Some(7)),
+                at(4, Obs::OriginReplaced),
+                mismatch(5, 1, Some(2)),
+                adopted(6, 2),
+                mismatch(7, 2, None),
+            ],
+        );
+        assert_eq!(v.len(), 2, "{v:?}");
+        assert!(v[0].detail.contains("tower-0") && v[0].detail.contains("no identity"));
+        assert_eq!(v[1].at, Time::from_secs(7), "{v:?}");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! Not covered: what an event does (`World::dispatch`).
 
 use sovereign_logic::Time;
-use sovereign_logic::protocol::{LinkKind, Message, Peer};
+use sovereign_logic::protocol::{LinkKind, Message, OriginId, Peer};
 use sovereign_logic::tower::link::ProbeOutcome;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -34,6 +34,14 @@ pub(super) enum Ev {
     ToDevice {
         device: usize,
         msg: Message,
+    },
+    /// The origin's refusal of a request it was too busy to handle (`origin-busy`)
+    /// arrives: the identity it named (`None`: none).
+    BusyRefusal {
+        tower: usize,
+        incarnation: u64,
+        link: LinkKind,
+        identity: Option<OriginId>,
     },
     /// A storage operation completes.
     WriteDone {

@@ -18,14 +18,18 @@
 use super::World;
 use super::disk::DiskFaults;
 use super::events::Ev;
-use super::hosts::{BOOT, Proc};
+use super::hosts::{BOOT, Proc, proc_delay};
 use super::net::{LinkFaults, SimLink};
 use super::workload::STRANGER_ID_BASE;
 use crate::obs::Obs;
+use crate::plant::Plant;
 use crate::scenario::{Family, FaultKind, FaultSpec, Target};
 use crate::trace::TraceKind;
 use sovereign_logic::Time;
-use sovereign_logic::protocol::{DeviceId, IdemKey, Message, OpKind, Operation, Peer, TowerId};
+use sovereign_logic::entropy::Entropy;
+use sovereign_logic::protocol::{
+    DeviceId, IdemKey, LinkKind, Message, OpKind, Operation, Peer, TowerId,
+};
 use sovereign_logic::tower::power::PowerManager;
 use std::time::Duration;
 
@@ -371,6 +375,7 @@ impl World {
             t.power.ups_failed = 0;
         }
         self.origin.disk.faults = DiskFaults::default();
+        self.origin.busy = 0.0;
         for f in &self.faults {
             if !f.active {
                 continue;
@@ -425,6 +430,9 @@ impl World {
                     }
                 }
                 continue;
+            }
+            if let (FaultKind::OriginBusy { p }, Target::Origin) = (&spec.kind, &spec.target) {
+                self.origin.busy = 1.0 - (1.0 - self.origin.busy) * (1.0 - p);
             }
             let disk = match &spec.target {
                 Target::Tower(i) => Some(&mut self.towers[*i].disk),
@@ -503,6 +511,51 @@ impl World {
         self.observe(Obs::Healed { bound });
         self.push(self.now + bound, Ev::End);
         self.check_convergence();
+    }
+
+    /// `origin-busy`: a request from `tower` that reached the origin over `link` is refused
+    /// with the fault's probability instead of being handled, as the real origin refuses
+    /// past its limits. The refusal travels back over the link and names the origin —
+    /// except under the `anonymous-refusals` plant, as the real origin's connection limit
+    /// once answered (found against the real servers: the tower took it for another
+    /// origin). `true`: refused.
+    pub(super) fn refused_busy(&mut self, tower: usize, link: LinkKind) -> bool {
+        if self.origin.busy <= 0.0 || !self.net.chance(self.origin.busy) {
+            return false;
+        }
+        let identity = (self.plant != Some(Plant::AnonymousRefusals)).then_some(self.origin.id);
+        let reply = Message::Refused {
+            reason: "busy: too many requests from this tower".to_string(),
+        };
+        let bytes = reply.wire_size();
+        let incarnation = self.towers[tower].incarnation;
+        let at = self.now + proc_delay(self.origin.slow);
+        let arrivals = match self.towers[tower].link_mut(link) {
+            Some(l) => l.transmit(at, bytes, false, &mut self.net),
+            None => Vec::new(),
+        };
+        self.trace.event(
+            self.now,
+            TraceKind::OriginBusy,
+            tower as u64,
+            &[link as u64],
+        );
+        self.trace.line(self.now, || {
+            format!("origin busy: refuses tower-{tower}'s request via {link}")
+        });
+        self.observe(Obs::Transfer { tower, link, bytes });
+        for at in arrivals {
+            self.push(
+                at,
+                Ev::BusyRefusal {
+                    tower,
+                    incarnation,
+                    link,
+                    identity,
+                },
+            );
+        }
+        true
     }
 
     /// A `rogue-forward` fault's next forward, while it lasts.

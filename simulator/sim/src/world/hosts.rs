@@ -168,6 +168,8 @@ pub(super) struct OriginHost {
     pub(super) fsyncs_in_flight: Vec<(u64, WriteId, bool)>,
     /// A write was refused since the last fsync was issued.
     pub(super) write_refused: bool,
+    /// The probability that a request is refused as the origin is busy (`origin-busy`).
+    pub(super) busy: f64,
 }
 
 impl OriginHost {
@@ -190,6 +192,7 @@ impl OriginHost {
             rebuilt: None,
             fsyncs_in_flight: Vec::new(),
             write_refused: false,
+            busy: 0.0,
         }
     }
 
