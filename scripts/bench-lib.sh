@@ -90,3 +90,17 @@ EOF
     done
     die "the rsync daemon did not start: $(tail -3 "$d/rsyncd.log" 2>/dev/null)"
 }
+
+# fresh_fs DIR MIB: a new ext4 filesystem of MIB MiB (a loop image next to DIR) mounted at
+# DIR; appends DIR to the caller's `mounts` (unmount them on exit). Needs root. Each run
+# gets its own: ext4 allocates inodes slowly for minutes after thousands of files were
+# deleted (it skips recently deleted inodes, reading each one's inode table block), which
+# made runs that followed an earlier run's cleanup up to 5x slower, and the stores keep
+# one file per chunk.
+fresh_fs() {
+    mkdir -p "$1"
+    truncate -s "${2}M" "$1.img"
+    mkfs.ext4 -q -F "$1.img"
+    mount -o loop "$1.img" "$1"
+    mounts+=("$1")
+}

@@ -17,7 +17,7 @@
 #                   both ends (the kernel's own limiter: no netem is needed for a rate);
 #      a fresh origin gets the file published (P1) and a tower credential before the
 #      limit goes on (origin and tower keep their data on a new ext4 filesystem, a loop
-#      image, per run: see fresh_fs); then a fresh tower starts with its fibre uplink at the origin, and
+#      image, per run: see fresh_fs in bench-lib.sh); then a fresh tower starts with its fibre uplink at the origin, and
 #      the time runs from the tower's start until it first answers 200 for the item
 #      (polled every 20 ms; the bytes are then downloaded and checked against the file's
 #      SHA-256, untimed). Goodput = file size / that time;
@@ -89,19 +89,6 @@ make_ns() {
     ip netns exec "$ns" ip link set lo up
 }
 
-# fresh_fs DIR: a new ext4 filesystem (a loop image in the temporary directory) mounted
-# at DIR. Each tower run gets its own: ext4 allocates inodes slowly for minutes after
-# thousands of files were deleted (it skips recently deleted inodes, reading each one's
-# inode table block), which made runs that followed an earlier run's cleanup up to 5x
-# slower, and the stores keep one file per chunk.
-fresh_fs() {
-    mkdir -p "$1"
-    truncate -s "$((mib * 3 + 256))M" "$1.img"
-    mkfs.ext4 -q -F "$1.img"
-    mount -o loop "$1.img" "$1"
-    mounts+=("$1")
-}
-
 # limit RATE: tbf at RATE on both ends of the pair (egress each way).
 limit() {
     local bits burst
@@ -150,7 +137,7 @@ tower() {
     fi
     local o_port o_admin t_port t_admin
     o_port=$(free_port) o_admin=$(free_port) t_port=$(free_port) t_admin=$(free_port)
-    fresh_fs "$d/fs"
+    fresh_fs "$d/fs" "$((mib * 3 + 256))"
     "${run[@]}" "$bin" origin serve --data "$d/fs/origin" --listen "$host:$o_port" \
         --admin-listen "$host:$o_admin" 2>"$d/origin.log" &
     pids+=($!)
