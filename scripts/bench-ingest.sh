@@ -72,7 +72,8 @@ d, n, size, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]) << 20, int(sy
 r = random.Random(seed)
 for i in range(n):
     with open(f"{d}/part-{i}", "wb") as f:
-        f.write(r.randbytes(size))
+        for at in range(0, size, 1 << 24):  # randbytes takes at most 2^31 bits at once
+            f.write(r.randbytes(min(1 << 24, size - at)))
 PYEOF
 mib=$((parts * part))
 bytes=$((mib << 20))
