@@ -49,16 +49,10 @@ pids=()
 mounts=()
 cleanup() {
     stop_pids "${pids[@]}"
-    local m
-    for m in "${mounts[@]}"; do umount "$m" 2>/dev/null || true; done
-    if [[ ${BENCH_KEEP:-0} == 1 ]]; then say "kept $tmp"; else rm -rf "$tmp"; fi
+    drop_tmp
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-trap 'say "failed at line $LINENO: $BASH_COMMAND"' ERR
+on_exit cleanup
 
-now() { date +%s.%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 bytes=$((mib << 20))
 mbs() { awk -v b="$bytes" -v s="$1" 'BEGIN { printf "%.1f MB/s", b / s / 1e6 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f×", b / a }'; }

@@ -104,3 +104,22 @@ fresh_fs() {
     mount -o loop "$1.img" "$1"
     mounts+=("$1")
 }
+
+# now: the time in seconds, to the nanosecond. secs A B: B - A, to the millisecond.
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+
+# drop_tmp: unmounts the caller's `mounts`, then deletes its `tmp` (BENCH_KEEP=1 keeps it).
+drop_tmp() {
+    local m
+    for m in "${mounts[@]}"; do umount "$m" 2>/dev/null || true; done
+    if [[ ${BENCH_KEEP:-0} == 1 ]]; then say "kept $tmp"; else rm -rf "$tmp"; fi
+}
+
+# on_exit FUNCTION: runs it when the script exits; INT and TERM exit (130), and a failing
+# command is named with its line.
+on_exit() {
+    trap "$1" EXIT
+    trap 'exit 130' INT TERM
+    trap 'say "failed at line $LINENO: $BASH_COMMAND"' ERR
+}

@@ -65,16 +65,9 @@ drop_ns() {
 cleanup() {
     stop_all
     drop_ns
-    local m
-    for m in "${mounts[@]}"; do umount "$m" 2>/dev/null || true; done
-    if [[ ${BENCH_KEEP:-0} == 1 ]]; then say "kept $tmp"; else rm -rf "$tmp"; fi
+    drop_tmp
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-trap 'say "failed at line $LINENO: $BASH_COMMAND"' ERR
-
-now() { date +%s.%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+on_exit cleanup
 
 # make_ns: a namespace joined to the host by a veth pair, no limit yet.
 make_ns() {
