@@ -630,6 +630,7 @@ impl Tower {
             // stay in the outbox and go to the trusted origin later (see `trust`).
             (Peer::Origin, Message::ForwardReply { .. }) if self.origin_mismatch.is_some() => {
                 self.forward = None;
+                self.origin_answered();
             }
             (Peer::Origin, Message::ChunkReply { hash, bytes }) => self.on_chunk(hash, bytes),
             (Peer::Origin, Message::ForwardReply { receipts }) => self.on_forward_reply(receipts),
@@ -1095,6 +1096,12 @@ impl Tower {
             .collect()
     }
 
+    /// The class of the chunk request in flight for `hash` (`None`: none in flight).
+    /// Drivers that queue requests order them by it.
+    pub fn in_flight_class(&self, hash: &ChunkHash) -> Option<Priority> {
+        self.in_flight.get(hash).map(|f| f.class)
+    }
+
     /// Whether P0 work is queued or in flight (the priority oracle's "P0 waiting").
     pub fn p0_waiting(&self) -> bool {
         self.scheduler.has_waiting(Priority::P0)
@@ -1403,6 +1410,7 @@ impl Tower {
             // one would end it): asked for again at the usual pace.
             self.catalog_deadline = None;
             self.next_catalog_at = self.now + self.config.catalog_interval;
+            self.origin_answered();
             return;
         }
         let asked_whole = self.catalog_whole;
@@ -1464,9 +1472,7 @@ impl Tower {
     fn on_catalog(&mut self, entries: Vec<CatalogEntry>) {
         self.catalog_deadline = None;
         self.next_catalog_at = self.now + self.config.catalog_interval;
-        if let Some(e) = self.breaker.on_success(self.now) {
-            self.emit(e);
-        }
+        self.origin_answered();
         self.supervisor.on_success(TaskKind::Catalog);
         // Newer versions only; the most demanded items queue first (cache warmer).
         let mut fresh: Vec<CatalogEntry> = entries
@@ -1516,6 +1522,8 @@ impl Tower {
             },
         };
         let Some(bytes) = bytes else {
+            // The origin answered (it does not hold the chunk): the call worked.
+            self.origin_answered();
             if !self.still_missing(&hash) {
                 // Only versions the items have moved past named it, and the origin no
                 // longer has it (it collects the chunks of versions no entry names any
@@ -1532,9 +1540,7 @@ impl Tower {
             self.on_supervision(decision);
             return;
         };
-        if let Some(e) = self.breaker.on_success(self.now) {
-            self.emit(e);
-        }
+        self.origin_answered();
         let link = flight.link;
         if self.config.verify && !crate::content::verify_chunk(&hash, &bytes) {
             // Damaged in transit: drop the bytes and fetch again. Treated like loss (the
@@ -1723,9 +1729,7 @@ impl Tower {
                 receipt.key = key.clone();
             }
         }
-        if let Some(e) = self.breaker.on_success(self.now) {
-            self.emit(e);
-        }
+        self.origin_answered();
         self.supervisor.on_success(TaskKind::Forward);
         for receipt in receipts {
             if let Some(entry) = self.outbox.remove(&receipt.key) {
@@ -1931,6 +1935,15 @@ impl Tower {
         }
         self.in_flight.clear();
         self.actions.push_back(Action::PowerOff { clean: true });
+    }
+
+    /// The origin answered a call (whatever it said): the breaker hears of every call it
+    /// admitted — its half-open trial included — except those that time out
+    /// ([`Tower::on_origin_failure`]).
+    pub(super) fn origin_answered(&mut self) {
+        if let Some(e) = self.breaker.on_success(self.now) {
+            self.emit(e);
+        }
     }
 
     fn on_origin_failure(&mut self) {

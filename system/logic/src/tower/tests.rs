@@ -1652,6 +1652,27 @@ fn a_reply_to_a_poll_sent_before_the_rehome_withdraws_nothing() {
     );
 }
 
+#[test]
+fn a_rehome_poll_that_was_the_breakers_trial_closes_it() {
+    // Goal: when the breaker is half-open and the re-home's catalog poll is its trial, the
+    // answer closes it and polling goes on (found with `origin-busy` over a re-home: the
+    // page was taken without the breaker hearing of it, which stayed half-open, refusing
+    // every call, and the tower never polled again).
+    let (news, nc) = entry(30, "news", Priority::P1, &bytes(60, 20_000));
+    let (mut t, mut durable) = trusting_o1(&[(&news, &nc)]);
+    // The origin stops answering: polls time out until the breaker opens.
+    run_timers(&mut t, 1, 400, &mut durable, None);
+    assert!(t.status().breaker_openings >= 1, "{:?}", t.status());
+    t.rehome(Time::from_secs(400));
+    // From now on the new origin answers every poll; the first the breaker admits is its
+    // trial, and the re-home's first page.
+    let after = run_timers(&mut t, 401, 1200, &mut durable, Some((Some(O2), &[])));
+    assert!(!t.rehoming(), "the re-home finished");
+    assert_eq!(t.trusted_origin(), Some(O2));
+    let polls = catalog_requests(&after);
+    assert!(polls.len() >= 10, "polling goes on: {polls:?}");
+}
+
 // ----- the read path (tower/read.rs) --------------------------------------------------
 
 /// A booted tower holding `item` (class P3, several chunks) complete; its chunks.

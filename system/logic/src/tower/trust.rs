@@ -176,9 +176,7 @@ impl Tower {
                     // trusted origin's return.
                     self.catalog_deadline = None;
                     self.next_catalog_at = self.now + self.config.catalog_interval;
-                    if let Some(e) = self.breaker.on_success(self.now) {
-                        self.emit(e);
-                    }
+                    self.origin_answered();
                 }
             }
             Trust::Rehoming(state) => self.rehome_page(state, found, entries),
@@ -193,6 +191,10 @@ impl Tower {
         entries: Vec<CatalogEntry>,
     ) {
         self.catalog_deadline = None;
+        // The exchange worked, whatever the page says: a breaker whose half-open trial
+        // this poll was must hear it, or it stays half-open, refusing every call, forever
+        // (found with `origin-busy` over a re-home).
+        self.origin_answered();
         let asked = self.catalog_rehome_since.take();
         let Some(found) = found else {
             // An origin without an identity cannot be trusted by name: wait for one.
