@@ -53,7 +53,16 @@ fn the_clean_build_holds_every_invariant_where_the_sites_found_simulator_gaps() 
     // without the fixes: region 11 reported an acknowledged operation as dropped,
     // origin-trust 32 a refused read of an item the tower had withdrawn).
     for (name, seed) in [("region", 11), ("origin-trust", 32)] {
-        let r = run(&with_sites(name), &opts(seed, false));
+        let mut sc = with_sites(name);
+        // The seed was found before origin-trust had a busy hour, which changes the run
+        // from 2h on: without it the scenario is the one the seed failed.
+        sc.faults.retain(|f| {
+            !matches!(
+                f.kind,
+                sovereign_sim::scenario::FaultKind::OriginBusy { .. }
+            )
+        });
+        let r = run(&sc, &opts(seed, false));
         assert!(
             r.violations.is_empty(),
             "{name} seed {seed}: {:?}",

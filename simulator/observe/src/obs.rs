@@ -11,7 +11,7 @@
 use sovereign_logic::Time;
 use sovereign_logic::content::{ChunkHash, ItemId, Manifest, Priority};
 use sovereign_logic::io::{Event, PowerMode};
-use sovereign_logic::protocol::{IdemKey, LinkKind};
+use sovereign_logic::protocol::{IdemKey, LinkKind, OriginId};
 use sovereign_logic::tower::Refusal;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -136,7 +136,12 @@ pub enum Obs {
     },
     /// A fresh origin replaced the origin (`origin-replace`): what the old one applied and
     /// published is gone with it.
-    OriginReplaced,
+    OriginReplaced {
+        /// the identity of the origin replaced
+        old: OriginId,
+        /// the identity of the one answering at the address from now on
+        new: OriginId,
+    },
     /// A tower answered a submission "not stored" (its write was refused: nothing of it
     /// may become durable unless the tower acknowledges it later).
     NotStored {

@@ -651,8 +651,9 @@ impl World {
                 self.trace.line(now, || {
                     format!("origin <- tower-{tower} via {link}: {}", summary(&msg))
                 });
-                // Refused at the door (the listener's limits) before anything is handled.
-                if self.refused_busy(tower, link) || self.refused_by_failed_origin() {
+                // A failed origin refuses everything (its rebuild starts here); a busy one
+                // refuses at the door before anything is handled.
+                if self.refused_by_failed_origin() || self.refused_busy(tower, link) {
                     return;
                 }
                 self.origin.reply_link.insert(tower, link);

@@ -132,7 +132,8 @@ fn detects(family: Family, target: &Target, tower: Option<usize>, signal: Signal
         }
         (Family::Disk, Target::Tower(t), Signal::Storage) => on(*t),
         (Family::Disk, Target::Origin, Signal::Storage) => tower.is_none(),
-        // Only an `origin-replace` makes a tower see another origin.
+        // Only an `origin-replace` makes a clean tower see another origin (`origin-busy`
+        // is not detected: its refusals name the trusted origin).
         (Family::Process, Target::Origin, Signal::OriginMismatch) => tower.is_some(),
         // A hard cut or brown-out crash stops the tower before it can change mode; the
         // supervisor sees the stop at once.

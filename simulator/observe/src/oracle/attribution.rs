@@ -10,10 +10,12 @@
 //!   keys are unique per device and per operation, so one device's operation can never be
 //!   refused, or dropped, because of another's.
 //!
-//! and, from the towers' `OriginAdopted`/`OriginMismatch` events and [`Obs::OriginReplaced`]:
-//! - a tower reports another origin (`OriginMismatch`) only when the origin at its address
-//!   was replaced since it adopted the one it trusts. A mismatch while the trusted origin
-//!   still answers stops a healthy tower's syncing and tells an operator to re-home it:
+//! and, from the towers' `OriginMismatch` events and [`Obs::OriginReplaced`]:
+//! - a tower reports another origin (`OriginMismatch`) only when one answers: a mismatch
+//!   is false when the origin the tower trusts is the one at its address (the first one
+//!   while none was replaced, else the latest replacement) and what it found is no
+//!   origin that was ever there (a former origin's late answer is a true mismatch). A
+//!   false mismatch stops a healthy tower's syncing and tells an operator to re-home it:
 //!   the real origin's refusals at its connection limit once lacked its identity, and the
 //!   towers took them for another origin (`origin-busy`, plant `anonymous-refusals`).
 //!
@@ -28,7 +30,7 @@ use crate::obs::{Obs, Stamped};
 use sovereign_logic::Time;
 use sovereign_logic::content::ChunkHash;
 use sovereign_logic::io::Event;
-use sovereign_logic::protocol::IdemKey;
+use sovereign_logic::protocol::{IdemKey, OriginId};
 use sovereign_scenario::Oracle;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -42,12 +44,13 @@ pub struct Attribution {
     /// Keys already reported (each problem once).
     reported: BTreeSet<IdemKey>,
     names: TowerNames,
-    /// How many times the origin was replaced so far.
-    replaced: u64,
-    /// Tower → the replacement count when it adopted the origin it trusts.
-    adopted: BTreeMap<usize, u64>,
-    /// (tower, adoption) pairs whose false mismatch was reported (each once).
-    false_mismatch: BTreeSet<(usize, u64)>,
+    /// The origin answering at the address now, once one was replaced (before that: the
+    /// first one, whose identity no observation names).
+    current: Option<OriginId>,
+    /// The origins replaced so far.
+    former: BTreeSet<OriginId>,
+    /// (tower, trusted origin) pairs whose false mismatch was reported (each once).
+    false_mismatch: BTreeSet<(usize, OriginId)>,
 }
 
 impl Checker for Attribution {
@@ -58,19 +61,20 @@ impl Checker for Attribution {
     fn observe(&mut self, s: &Stamped, out: &mut Vec<Violation>) {
         self.names.learn(&s.obs);
         match &s.obs {
-            Obs::OriginReplaced => self.replaced += 1,
-            Obs::Tower {
-                tower,
-                event: Event::OriginAdopted { .. },
-            } => {
-                self.adopted.insert(*tower, self.replaced);
+            Obs::OriginReplaced { old, new } => {
+                self.former.insert(*old);
+                self.current = Some(*new);
             }
             Obs::Tower {
                 tower,
                 event: Event::OriginMismatch { expected, found },
             } => {
-                let since = self.adopted.get(tower).copied().unwrap_or(0);
-                if since == self.replaced && self.false_mismatch.insert((*tower, since)) {
+                let trusted_answers = self.current.is_none_or(|c| c == *expected);
+                let from_a_former = found.is_some_and(|f| self.former.contains(&f));
+                if trusted_answers
+                    && !from_a_former
+                    && self.false_mismatch.insert((*tower, *expected))
+                {
                     let found = found.map_or_else(|| "no identity".to_string(), |f| f.to_string());
                     out.push(violation(
                         Oracle::Attribution,
@@ -133,7 +137,6 @@ impl Checker for Attribution {
 mod tests {
     use super::super::test_util::*;
     use super::*;
-    use sovereign_logic::protocol::OriginId;
 
     fn key(s: &str) -> IdemKey {
         IdemKey(s.into())
@@ -209,13 +212,12 @@ mod tests {
         OriginId(u128::from(n))
     }
 
-    fn adopted(s: u64, n: u8) -> Stamped {
-        tower(
+    fn replaced(s: u64, old: u8, new: u8) -> Stamped {
+        at(
             s,
-            Event::OriginAdopted {
-                origin: id(n),
-                rehomed: n > 1,
-                dropped: 0,
+            Obs::OriginReplaced {
+                old: id(old),
+                new: id(new),
             },
         )
     }
@@ -232,42 +234,45 @@ mod tests {
 
     #[test]
     fn a_mismatch_after_the_origin_was_replaced_is_true() {
-        // Goal: the usual origin-replace story — adopted, replaced, mismatch, re-homed
-        // onto the new origin — is quiet.
+        // Goal: the origin-replace stories are quiet: a tower trusting the replaced origin
+        // sees the new one (before and after a crash that lost its re-home), and a tower
+        // re-homed onto the new one gets a late answer from the old one.
         let v = run(
             &mut Attribution::default(),
             &[
                 start(1),
-                adopted(1, 1),
-                at(2, Obs::OriginReplaced),
+                replaced(2, 1, 2),
                 mismatch(3, 1, Some(2)),
-                adopted(4, 2),
+                mismatch(4, 2, Some(1)),
+                replaced(5, 2, 3),
+                mismatch(6, 1, Some(3)),
+                mismatch(7, 2, Some(3)),
+                mismatch(8, 3, Some(1)),
             ],
         );
         assert!(v.is_empty(), "{v:?}");
     }
 
     #[test]
-    fn a_mismatch_while_the_trusted_origin_answers_is_caught_once_per_adoption() {
-        // Goal: a tower reporting another origin (or one without identity) while nothing
-        // replaced its trusted one is a violation, once per adoption; after a replace and
-        // a re-home, a false mismatch about the new origin is caught again.
+    fn a_mismatch_while_the_trusted_origin_answers_is_caught_once_per_trusted_origin() {
+        // Goal: a tower reporting another origin (or one without identity) while its
+        // trusted one is the origin at its address is a violation — before any replace,
+        // and after one for a tower trusting the new origin — once per trusted origin.
         let v = run(
             &mut Attribution::default(),
             &[
                 start(1),
-                adopted(1, 1),
                 mismatch(2, 1, None),
                 mismatch(3, 1, Some(7)),
-                at(4, Obs::OriginReplaced),
+                replaced(4, 1, 2),
                 mismatch(5, 1, Some(2)),
-                adopted(6, 2),
-                mismatch(7, 2, None),
+                mismatch(6, 2, None),
+                mismatch(7, 2, Some(9)),
             ],
         );
         assert_eq!(v.len(), 2, "{v:?}");
         assert!(v[0].detail.contains("tower-0") && v[0].detail.contains("no identity"));
-        assert_eq!(v[1].at, Time::from_secs(7), "{v:?}");
+        assert_eq!(v[1].at, Time::from_secs(6), "{v:?}");
     }
 
     #[test]

@@ -44,7 +44,7 @@ impl Checker for ExactlyOnce {
     fn observe(&mut self, s: &Stamped, out: &mut Vec<Violation>) {
         match &s.obs {
             // A fresh origin applies from scratch: "once" is per origin.
-            Obs::OriginReplaced => self.applied.clear(),
+            Obs::OriginReplaced { .. } => self.applied.clear(),
             Obs::Applied {
                 key, amount_minor, ..
             } => {

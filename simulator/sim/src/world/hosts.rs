@@ -423,6 +423,7 @@ impl World {
     /// store, about half of the catalog published again under the same ids with other
     /// bytes (the rest is gone).
     pub(super) fn replace_origin(&mut self) {
+        let old_id = self.origin.id;
         self.origin.epoch += 1;
         self.origin.id = origin_id(self.seed, self.origin.epoch);
         self.origin.origin = Origin::new(self.origin.config.clone());
@@ -442,7 +443,10 @@ impl World {
         let _ = self.origin.origin.establish_identity(self.origin.id);
         self.publishing.clear();
         self.published_before.append(&mut self.published);
-        self.observe(Obs::OriginReplaced);
+        self.observe(Obs::OriginReplaced {
+            old: old_id,
+            new: self.origin.id,
+        });
         let old: Vec<(ItemId, Priority)> = (0..4)
             .flat_map(|c| {
                 let p = Priority::from_index(c).unwrap_or(Priority::P3);
