@@ -3,7 +3,7 @@
 //!
 //! Map: [`tower_node`] / [`origin_node`] (the one task that owns each state machine),
 //! [`api`] (routers), [`transport`] (outgoing HTTP), [`encoding`] (zstd on the uplink),
-//! [`cache`] (verified bytes),
+//! [`cache`] (verified bytes), [`slots`] (a tower's fetch slots per uplink, by class),
 //! [`listener`] (the accept loop: connection, head and body limits), [`tls`], [`limit`]
 //! (rate limits by key), [`clock`], [`auth`] / [`audit`] (admin tokens and the audit
 //! trail), [`tower_auth`] (per-tower credentials, the origin's identity on the wire),
@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod origin_node;
 pub mod serve;
+pub mod slots;
 pub mod storage;
 pub mod tls;
 pub mod tower_auth;

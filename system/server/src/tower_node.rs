@@ -35,11 +35,12 @@
 //! Not covered: HTTP routing (`api`), metrics formatting (`metrics`).
 
 use crate::clock::Clock;
+use crate::slots::FetchSlots;
 use crate::transport::{Request, Transport};
 use bytes::Bytes;
 use hyper::http::{HeaderValue, StatusCode, header::HeaderName};
 use sovereign_logic::Time;
-use sovereign_logic::content::{ChunkHash, ItemId};
+use sovereign_logic::content::{ChunkHash, ItemId, Priority};
 use sovereign_logic::io::{Action, Event, Key, TaskKind};
 use sovereign_logic::protocol::{
     DeviceId, IdemKey, LinkKind, Message, Operation, OriginId, Peer, SentEntry, SubmitReply,
@@ -415,17 +416,18 @@ struct Node {
     power_done: u64,
     /// The submission being handled right now: its immediate answer goes to it.
     current: Option<(IdemKey, DeviceId, oneshot::Sender<SubmitReply>)>,
-    /// Exchanges with the origin under way on each uplink, at most
+    /// Chunk fetches under way with the origin on each uplink, at most
     /// [`ORIGIN_EXCHANGES_MAX`]: each holds a connection, and an origin closes
-    /// connections past its per-client limit (64 by default) with a 429.
-    slots: BTreeMap<LinkKind, Arc<tokio::sync::Semaphore>>,
+    /// connections past its per-client limit (64 by default) with a 429. Waiting fetches
+    /// get a slot by class, P0 first ([`FetchSlots`]).
+    slots: BTreeMap<LinkKind, Arc<FetchSlots>>,
 }
 
 /// The most chunk fetches a tower has under way with its origin on one uplink (catalog
 /// polls, forwards and probes aside: one of each at a time, and they must not wait behind
 /// data). Half the origin's default connections per client, with room for those and a
 /// restart's lingering connections; the logic's fetch window (up to 64 requests) queues
-/// here, each fetch for at most its request timeout.
+/// here, P0 first ([`FetchSlots`]), each fetch for at most its request timeout.
 pub const ORIGIN_EXCHANGES_MAX: usize = 32;
 
 /// Recover the tower from `store` and start its node task. Returns the handle; the task
@@ -787,13 +789,18 @@ impl Node {
                 let transport = self.transport.clone();
                 let tx = self.tx.clone();
                 let sink = self.sink.clone();
-                let fetch = matches!(msg, Message::ChunkRequest { .. });
-                let slots = link.filter(|_| fetch).map(|l| {
-                    (self.slots.entry(l))
-                        .or_insert_with(|| {
-                            Arc::new(tokio::sync::Semaphore::new(ORIGIN_EXCHANGES_MAX))
-                        })
-                        .clone()
+                // A fetch's class orders it among the waiting ones (one the logic no
+                // longer has in flight waits last).
+                let fetch = match &msg {
+                    Message::ChunkRequest { hash } => {
+                        Some(self.tower.in_flight_class(hash).unwrap_or(Priority::P3))
+                    }
+                    _ => None,
+                };
+                let slots = link.zip(fetch).map(|(l, class)| {
+                    let slots = (self.slots.entry(l))
+                        .or_insert_with(|| FetchSlots::new(ORIGIN_EXCHANGES_MAX));
+                    (slots.clone(), class)
                 });
                 let up = msg.wire_size();
                 let catalog = matches!(msg, Message::CatalogRequest { .. });
@@ -810,9 +817,9 @@ impl Node {
                     // A fetch waits for a slot at most its own timeout: past that the
                     // logic has given up on it (and asked again), so it is not sent.
                     let _slot = match &slots {
-                        Some(s) => {
-                            match tokio::time::timeout(timeout, s.clone().acquire_owned()).await {
-                                Ok(slot) => slot.ok(),
+                        Some((s, class)) => {
+                            match tokio::time::timeout(timeout, s.acquire(*class)).await {
+                                Ok(slot) => Some(slot),
                                 Err(_) => return,
                             }
                         }
