@@ -100,7 +100,8 @@ EOF
 fresh_fs() {
     mkdir -p "$1"
     truncate -s "${2}M" "$1.img"
-    mkfs.ext4 -q -F "$1.img"
+    # Inode tables and journal made now, not by ext4's background thread during a run.
+    mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$1.img"
     mount -o loop "$1.img" "$1"
     mounts+=("$1")
 }
@@ -109,11 +110,12 @@ fresh_fs() {
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 
-# drop_tmp: unmounts the caller's `mounts`, then deletes its `tmp` (BENCH_KEEP=1 keeps it).
+# drop_tmp: unmounts the caller's `mounts`, then deletes its `tmp` (kept with BENCH_KEEP=1,
+# or when a filesystem would not unmount: never delete through a mount).
 drop_tmp() {
-    local m
-    for m in "${mounts[@]}"; do umount "$m" 2>/dev/null || true; done
-    if [[ ${BENCH_KEEP:-0} == 1 ]]; then say "kept $tmp"; else rm -rf "$tmp"; fi
+    local m busy=0
+    for m in "${mounts[@]}"; do umount "$m" 2>/dev/null || { say "could not unmount $m"; busy=1; }; done
+    if [[ ${BENCH_KEEP:-0} == 1 || $busy == 1 ]]; then say "kept $tmp"; else rm -rf "$tmp"; fi
 }
 
 # on_exit FUNCTION: runs it when the script exits; INT and TERM exit (130), and a failing
