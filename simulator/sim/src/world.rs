@@ -635,11 +635,7 @@ impl World {
                     self.push(until, Ev::ToOrigin { tower, link, msg });
                     return;
                 }
-                if !self.towers[tower]
-                    .links
-                    .iter()
-                    .any(|l| l.kind == Some(link) && l.is_up(now))
-                {
+                if !self.towers[tower].uplink_up(link, now) {
                     return; // cut while in flight
                 }
                 self.trace.event(
@@ -670,9 +666,7 @@ impl World {
                 ..
             } => {
                 let t = &self.towers[tower];
-                if let Some(l) = link
-                    && !t.links.iter().any(|x| x.kind == Some(l) && x.is_up(now))
-                {
+                if link.is_some_and(|l| !t.uplink_up(l, now)) {
                     return;
                 }
                 if matches!(from, Peer::Device(_)) && !t.wifi.is_up(now) {
@@ -699,11 +693,7 @@ impl World {
                 identity,
                 ..
             } => {
-                if !self.towers[tower]
-                    .links
-                    .iter()
-                    .any(|x| x.kind == Some(link) && x.is_up(now))
-                {
+                if !self.towers[tower].uplink_up(link, now) {
                     return;
                 }
                 self.trace
@@ -949,6 +939,22 @@ impl World {
 
     // ----- draining actions -------------------------------------------------------------
 
+    /// `bytes` the origin answers `tower` with on `link`, after its processing delay (a
+    /// `slow` factor): when they arrive (none if lost or the link is down).
+    fn origin_transmit(
+        &mut self,
+        tower: usize,
+        link: LinkKind,
+        bytes: u64,
+        slow: f64,
+    ) -> Vec<Time> {
+        let at = self.now + proc_delay(slow);
+        match self.towers[tower].link_mut(link) {
+            Some(l) => l.transmit(at, bytes, false, &mut self.net),
+            None => Vec::new(),
+        }
+    }
+
     fn drain_origin(&mut self) {
         let slow = self.origin.slow;
         while let Some(action) = self.origin.origin.poll_action() {
@@ -964,11 +970,7 @@ impl World {
                     };
                     let incarnation = self.towers[t].incarnation;
                     let bytes = msg.wire_size();
-                    let delay = proc_delay(slow);
-                    let mut arrivals = match self.towers[t].link_mut(link) {
-                        Some(l) => l.transmit(self.now + delay, bytes, false, &mut self.net),
-                        None => Vec::new(),
-                    };
+                    let mut arrivals = self.origin_transmit(t, link, bytes, slow);
                     if !arrivals.is_empty() && !self.healed && self.buggify.fires(Site::LateReply) {
                         self.late_reply(t, &mut arrivals);
                     }

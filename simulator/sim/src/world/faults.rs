@@ -18,7 +18,7 @@
 use super::World;
 use super::disk::DiskFaults;
 use super::events::Ev;
-use super::hosts::{BOOT, Proc, proc_delay};
+use super::hosts::{BOOT, Proc};
 use super::net::{LinkFaults, SimLink};
 use super::workload::STRANGER_ID_BASE;
 use crate::obs::Obs;
@@ -529,11 +529,7 @@ impl World {
         };
         let bytes = reply.wire_size();
         let incarnation = self.towers[tower].incarnation;
-        let at = self.now + proc_delay(self.origin.slow);
-        let arrivals = match self.towers[tower].link_mut(link) {
-            Some(l) => l.transmit(at, bytes, false, &mut self.net),
-            None => Vec::new(),
-        };
+        let arrivals = self.origin_transmit(tower, link, bytes, self.origin.slow);
         self.trace.event(
             self.now,
             TraceKind::OriginBusy,

@@ -118,6 +118,14 @@ impl TowerHost {
         self.links.iter_mut().find(|l| l.kind == Some(kind))
     }
 
+    /// Whether its uplink `kind` carries messages at `now` (a message on a link that is
+    /// cut while it travels is lost).
+    pub(super) fn uplink_up(&self, kind: LinkKind, now: Time) -> bool {
+        self.links
+            .iter()
+            .any(|l| l.kind == Some(kind) && l.is_up(now))
+    }
+
     pub(super) fn running(&self) -> bool {
         self.proc == Proc::Running && self.tower.is_some()
     }
