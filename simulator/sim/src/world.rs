@@ -48,7 +48,7 @@ use sovereign_logic::Time;
 use sovereign_logic::content::{ChunkHash, ItemId, Manifest};
 use sovereign_logic::device::{Device, DeviceConfig};
 use sovereign_logic::entropy::{Entropy, SplitMix64};
-use sovereign_logic::io::{Action, Event, PowerMode};
+use sovereign_logic::io::{Action, Event, Key, PowerMode, Record};
 use sovereign_logic::ledger::Rounding;
 use sovereign_logic::origin::OriginConfig;
 use sovereign_logic::protocol::{
@@ -74,6 +74,7 @@ mod view;
 mod workload;
 
 use buggify::{LATE_DUPLICATE_MAX, Site};
+use disk::Stored;
 use events::{Ev, Node, Queue, node_word, peer_word, summary};
 use faults::ScheduledFault;
 use hosts::{DeviceHost, OriginHost, Proc, Timer, TowerHost, origin_id, proc_delay};
@@ -955,9 +956,35 @@ impl World {
         }
     }
 
+    /// What the origin sends for chunk `hash` (its [`Action::ReadChunk`]): the bytes its
+    /// disk holds when they are intact (their verdict was taken when they were written or
+    /// changed by a fault); else the origin has lost the chunk and says it does not hold it.
+    fn origin_chunk_reply(&mut self, hash: ChunkHash) -> Message {
+        let bytes = match self.origin.disk.read(&Key::Chunk(hash)) {
+            Some(Stored {
+                record: Record::Chunk(c),
+                intact: true,
+                ..
+            }) => Some(c.bytes.clone()),
+            _ => None,
+        };
+        if bytes.is_none() {
+            self.origin.origin.chunk_lost(hash);
+        }
+        Message::ChunkReply { hash, bytes }
+    }
+
     fn drain_origin(&mut self) {
         let slow = self.origin.slow;
         while let Some(action) = self.origin.origin.poll_action() {
+            let action = match action {
+                Action::ReadChunk { to, hash } => Action::Send {
+                    to,
+                    via: None,
+                    msg: self.origin_chunk_reply(hash),
+                },
+                a => a,
+            };
             match action {
                 Action::Send {
                     to: Peer::Tower(TowerId(t)),
@@ -1023,7 +1050,8 @@ impl World {
                     }
                     self.observe(Obs::Origin { event });
                 }
-                Action::Probe { .. } | Action::PowerOff { .. } => {}
+                // ReadChunk became a Send above.
+                Action::Probe { .. } | Action::PowerOff { .. } | Action::ReadChunk { .. } => {}
             }
         }
         if self.origin.origin.is_failed() && self.origin.up && self.origin.failed_until.is_none() {
@@ -1176,6 +1204,8 @@ impl World {
                     self.tower_down(i, clean, Proc::Off);
                     return;
                 }
+                // The origin's alone.
+                Action::ReadChunk { .. } => {}
             }
         }
         // The operator re-homes a tower that reported another origin, once the

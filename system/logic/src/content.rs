@@ -312,8 +312,21 @@ pub fn publish(
     bytes: &[u8],
     params: ChunkParams,
 ) -> Result<(Manifest, Vec<Chunk>), ChunkParamsError> {
-    let cuts = split(bytes, params)?;
     let shared = Bytes::copy_from_slice(bytes);
+    publish_shared(item, version, priority, shared, params)
+}
+
+/// [`publish`] of bytes the caller already holds as [`Bytes`]: the chunks are slices of
+/// `shared`, not copies (an origin taking in a large upload keeps one buffer, not two).
+pub fn publish_shared(
+    item: ItemId,
+    version: u64,
+    priority: Priority,
+    shared: Bytes,
+    params: ChunkParams,
+) -> Result<(Manifest, Vec<Chunk>), ChunkParamsError> {
+    let bytes = &shared[..];
+    let cuts = split(bytes, params)?;
     let mut refs = Vec::with_capacity(cuts.len());
     let mut chunks = Vec::with_capacity(cuts.len());
     for (off, len) in cuts {

@@ -239,6 +239,17 @@ impl Pair {
     }
 
     fn origin_action(&mut self, a: Action) {
+        let a = match a {
+            Action::ReadChunk { to, hash } => {
+                let stored = match self.origin_disk.read(&Key::Chunk(hash)) {
+                    Some(Record::Chunk(c)) => Some(c.bytes.clone()),
+                    _ => None,
+                };
+                let msg = self.origin.chunk_reply(hash, stored);
+                Action::Send { to, via: None, msg }
+            }
+            a => a,
+        };
         match a {
             Action::Send { msg, .. } if self.link_up => {
                 let at = self.transmit(false, msg.clone());

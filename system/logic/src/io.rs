@@ -414,6 +414,16 @@ pub enum Action {
         /// which record
         key: Key,
     },
+    /// Origin only: read chunk `hash` from storage and send `to` the message
+    /// [`crate::origin::Origin::chunk_reply`] makes of what was found (its bytes when they
+    /// verify; else the origin no longer holds it). The origin keeps no chunk bytes in
+    /// memory; a driver may read and verify elsewhere than the origin's own task.
+    ReadChunk {
+        /// who asked
+        to: Peer,
+        /// which chunk
+        hash: ChunkHash,
+    },
     /// Make every write and delete issued before this one durable.
     Fsync {
         /// completion id

@@ -289,10 +289,12 @@ pub struct Origin {
     /// The last [`WriteId`] handed out (ids start at 1).
     write_id_last: u64,
     actions: VecDeque<Action>,
-    /// Chunk bytes, in memory as well as on disk (refcounted `Bytes`, cheap to serve).
-    /// Includes chunks whose write is not yet durable: only durable entries point at them
-    /// for towers, and a version's chunks are fsynced with its entry.
-    chunks: BTreeMap<ChunkHash, Bytes>,
+    /// The chunks this origin holds, by length; their bytes stay in storage and are read
+    /// when a tower asks ([`Action::ReadChunk`]), so memory grows with the number of
+    /// chunks, not their bytes. Includes chunks whose write is not yet durable: only
+    /// durable entries point at them for towers, and a version's chunks are fsynced with
+    /// its entry.
+    chunks: BTreeMap<ChunkHash, u32>,
     /// The durable catalog: the latest durable entry per item.
     catalog: BTreeMap<ItemId, CatalogEntry>,
     /// The catalog's items by their entry's publish seq (unique), so that a tower's poll
@@ -372,6 +374,19 @@ impl Origin {
         Origin::recover_from(config, durable)
     }
 
+    /// [`Origin::recover`] for a driver whose store verified its chunks itself and kept
+    /// their bytes on disk: `verified` holds every durable chunk that matched its hash, by
+    /// length (`durable` may then hold no chunk records at all). A rebuild then reads no
+    /// chunk bytes into memory, so an origin's memory does not grow with its catalogue.
+    pub fn recover_verified(
+        config: OriginConfig,
+        durable: &DurableState,
+        verified: &BTreeMap<ChunkHash, u32>,
+    ) -> Self {
+        let records = durable.iter().map(|(k, r)| (k, r, None));
+        Origin::rebuilt(config, verified, records)
+    }
+
     /// [`Origin::recover`] from durable records the driver lends in key order (a
     /// `DurableState`, or a simulated disk's own map), so that a rebuild copies nothing
     /// but what the origin keeps: a restart of an origin with a long history must not
@@ -393,8 +408,18 @@ impl Origin {
         config: OriginConfig,
         durable: impl IntoIterator<Item = (&'a Key, &'a Record, Option<ChunkHash>)>,
     ) -> Self {
+        Origin::rebuilt(config, &BTreeMap::new(), durable)
+    }
+
+    /// A fresh origin that holds the `verified` chunks and took in `records`.
+    fn rebuilt<'a>(
+        config: OriginConfig,
+        verified: &BTreeMap<ChunkHash, u32>,
+        records: impl IntoIterator<Item = (&'a Key, &'a Record, Option<ChunkHash>)>,
+    ) -> Self {
         let mut o = Origin::new(config);
-        let taken = o.take_in(durable, false);
+        o.chunks.extend(verified.iter().map(|(h, len)| (*h, *len)));
+        let taken = o.take_in(records, false);
         debug_assert!(taken.is_some(), "a recovery takes in every record");
         o
     }
@@ -444,7 +469,7 @@ impl Origin {
             match record {
                 Record::Chunk(c) => {
                     if content::verify_chunk(&c.hash, &c.bytes) {
-                        self.chunks.insert(c.hash, c.bytes.clone());
+                        self.chunks.insert(c.hash, c.bytes.len() as u32);
                     } else if absorbing {
                         return None;
                     }
@@ -575,10 +600,26 @@ impl Origin {
     /// visible to CatalogRequest only when that fsync completes OK.
     pub fn publish(
         &mut self,
-        _now: Time,
+        now: Time,
         item: ItemId,
         priority: Priority,
         bytes: &[u8],
+    ) -> Result<CatalogEntry, OriginError> {
+        if bytes.len() > ITEM_BYTES_MAX {
+            return Err(OriginError::ItemTooLarge { bytes: bytes.len() });
+        }
+        self.publish_shared(now, item, priority, Bytes::copy_from_slice(bytes))
+    }
+
+    /// [`Origin::publish`] of bytes the driver holds as [`Bytes`] (a request body): the
+    /// chunk writes it emits are slices of them, not copies, and nothing of them is kept
+    /// once the driver has performed those writes.
+    pub fn publish_shared(
+        &mut self,
+        _now: Time,
+        item: ItemId,
+        priority: Priority,
+        bytes: Bytes,
     ) -> Result<CatalogEntry, OriginError> {
         if self.failed {
             return Err(OriginError::Failed);
@@ -599,7 +640,7 @@ impl Origin {
             .publish_seq_last
             .checked_add(1)
             .ok_or(OriginError::Exhausted)?;
-        let (manifest, chunks) = content::publish(
+        let (manifest, chunks) = content::publish_shared(
             item.clone(),
             version,
             priority,
@@ -611,7 +652,7 @@ impl Origin {
             if self.chunks.contains_key(&chunk.hash) {
                 continue;
             }
-            self.chunks.insert(chunk.hash, chunk.bytes.clone());
+            self.chunks.insert(chunk.hash, chunk.bytes.len() as u32);
             let id = self.next_write_id();
             self.actions.push_back(Action::Write {
                 id,
@@ -681,10 +722,10 @@ impl Origin {
                 let origin = self.identity();
                 self.send(from, Message::CatalogReply { entries, origin });
             }
-            Message::ChunkRequest { hash } => {
-                let bytes = self.chunks.get(&hash).cloned();
-                self.send(from, Message::ChunkReply { hash, bytes });
-            }
+            Message::ChunkRequest { hash } => match self.chunks.contains_key(&hash) {
+                true => self.actions.push_back(Action::ReadChunk { to: from, hash }),
+                false => self.send(from, Message::ChunkReply { hash, bytes: None }),
+            },
             Message::ForwardOps { ops } => self.forward(from, ops),
             Message::CatalogReply { .. }
             | Message::ChunkReply { .. }
@@ -833,6 +874,11 @@ impl Origin {
         self.catalog_in_seq_order(..).cloned().collect()
     }
 
+    /// How many items the catalog serves (`catalog().len()` without copying manifests).
+    pub fn catalog_len(&self) -> usize {
+        self.catalog.len()
+    }
+
     /// The catalog's entries whose publish seq is in `seqs`, in seq order.
     fn catalog_in_seq_order(
         &self,
@@ -889,9 +935,39 @@ impl Origin {
         Some(old)
     }
 
-    /// A chunk's bytes, if the origin holds it.
-    pub fn chunk(&self, hash: &ChunkHash) -> Option<Bytes> {
-        self.chunks.get(hash).cloned()
+    /// A chunk's length, if the origin holds it (its bytes are in storage).
+    pub fn chunk_len(&self, hash: &ChunkHash) -> Option<u32> {
+        self.chunks.get(hash).copied()
+    }
+
+    /// What a driver sends for [`Action::ReadChunk`] once it has read `hash` from storage:
+    /// `stored` is what it found (`None`: nothing, or the read failed). Bytes that fail
+    /// their hash or length are never sent: the chunk is then lost, as a missing one is
+    /// ([`Origin::chunk_lost`]), and the tower is told the origin does not hold it. Costs
+    /// one SHA-256 of the chunk; a driver that verified the bytes itself calls
+    /// [`Origin::chunk_lost`] or sends them as they are.
+    pub fn chunk_reply(&mut self, hash: ChunkHash, stored: Option<Bytes>) -> Message {
+        let len = self.chunks.get(&hash).copied();
+        let bytes = stored.filter(|b| {
+            len.is_none_or(|l| l as usize == b.len()) && content::verify_chunk(&hash, b)
+        });
+        if bytes.is_none() {
+            self.chunk_lost(hash);
+        }
+        Message::ChunkReply { hash, bytes }
+    }
+
+    /// Storage no longer holds `hash` intact (a read found it missing, unreadable or
+    /// failing its hash): the origin stops saying it holds it ([`Event::ChunkQuarantined`])
+    /// and the next publish that cuts the same bytes writes them again. Entries naming it
+    /// stay in the catalog — towers that ask for it are told it is not held — and a
+    /// recovery leaves them out until the chunk is written again. Nothing happens for a
+    /// chunk it does not hold.
+    pub fn chunk_lost(&mut self, hash: ChunkHash) {
+        if self.chunks.remove(&hash).is_some() {
+            self.actions
+                .push_back(Action::Emit(Event::ChunkQuarantined { hash }));
+        }
     }
 
     /// The recorded outcome for `key` (including one whose fsync is still pending).
@@ -1181,10 +1257,24 @@ mod tests {
                     }
                     Action::Fsync { id } => self.fsyncs.push_back((id, self.unsynced.len())),
                     Action::Send { to, msg, .. } => self.sent.push((to, msg)),
+                    Action::ReadChunk { to, hash } => {
+                        let msg = self.origin.chunk_reply(hash, self.stored(&hash));
+                        self.sent.push((to, msg));
+                    }
                     Action::Emit(e) => self.events.push(e),
                     other => panic!("origin emitted {other:?}"),
                 }
             }
+        }
+
+        /// The bytes of chunk `hash` as storage holds them: the newest write, else the
+        /// durable record.
+        fn stored(&self, hash: &ChunkHash) -> Option<Bytes> {
+            let mut written = self.written.iter().rev().chain(self.durable.values());
+            written.find_map(|r| match r {
+                Record::Chunk(c) if c.hash == *hash => Some(c.bytes.clone()),
+                _ => None,
+            })
         }
 
         fn deliver(&mut self, ops: Vec<Operation>) {
@@ -1426,10 +1516,96 @@ mod tests {
                 bytes: None
             }
         );
+        assert_eq!(node.origin.chunk_len(&hash), Some(e.manifest.chunks[0].len));
+    }
+
+    #[test]
+    fn a_chunk_storage_lost_is_never_sent_and_the_next_publish_writes_it_again() {
+        // Goal: the origin keeps no chunk bytes; what storage hands back is verified before
+        // it is sent. Rotten or missing bytes: the tower hears "not held", the origin
+        // stops claiming the chunk (one ChunkQuarantined), and publishing the same bytes
+        // again writes the chunk again instead of skipping it as held.
+        let bytes = random_bytes(4, 20_000);
+        let mut node = Node::new(OriginConfig::default());
+        let e = node.publish("doc", &bytes);
+        node.sync_all();
+        let hash = e.manifest.chunks[0].hash;
+        let mut rotten = node.stored(&hash).unwrap().to_vec();
+        rotten[0] ^= 1;
+        let rotten = Record::Chunk(content::Chunk {
+            hash,
+            bytes: Bytes::from(rotten),
+        });
+        node.written.push(rotten);
+        let events = node.events.len();
+        let reply = node.ask(Message::ChunkRequest { hash });
+        assert_eq!(reply, Message::ChunkReply { hash, bytes: None });
         assert_eq!(
-            node.origin.chunk(&hash).map(|b| b.len()),
-            Some(e.manifest.chunks[0].len as usize)
+            node.events[events..],
+            [Event::ChunkQuarantined { hash }],
+            "one quarantine, nothing else"
         );
+        assert_eq!(node.origin.chunk_len(&hash), None);
+        // Asked again: "not held" without reading storage (no second quarantine).
+        let reply = node.ask(Message::ChunkRequest { hash });
+        assert_eq!(reply, Message::ChunkReply { hash, bytes: None });
+        assert_eq!(node.events.len(), events + 1);
+        // Storage that lost the bytes altogether is "not held" too.
+        let other = e.manifest.chunks[1].hash;
+        assert_eq!(
+            node.origin.chunk_reply(other, None),
+            Message::ChunkReply {
+                hash: other,
+                bytes: None
+            }
+        );
+        assert_eq!(node.origin.chunk_len(&other), None);
+        // The same bytes published again write exactly the two lost chunks again.
+        let written = node.written.len();
+        node.publish("doc", &bytes);
+        let chunks: BTreeSet<ChunkHash> = (node.written[written..].iter())
+            .filter_map(|r| match r {
+                Record::Chunk(c) => Some(c.hash),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(chunks, BTreeSet::from([hash, other]));
+        node.sync_all();
+        match node.ask(Message::ChunkRequest { hash }) {
+            Message::ChunkReply { bytes: Some(b), .. } => assert!(content::verify_chunk(&hash, &b)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_recovery_from_verified_lengths_holds_what_one_from_chunk_records_holds() {
+        // Goal: a driver whose store verified its chunks hands their lengths instead of
+        // their bytes; the rebuilt origin serves the same catalog and claims the same
+        // chunks, and an entry whose chunk the store did not verify is left out alike.
+        let mut node = Node::new(OriginConfig::default());
+        let a = node.publish("a", &random_bytes(5, 30_000));
+        let b = node.publish("b", &random_bytes(6, 30_000));
+        node.sync_all();
+        let lost = b.manifest.chunks[0].hash;
+        let mut records = node.durable.clone();
+        records.remove(&Key::Chunk(lost));
+        let full = Origin::recover(OriginConfig::default(), &records);
+        let mut verified = BTreeMap::new();
+        records.retain(|_, r| match r {
+            Record::Chunk(c) => {
+                verified.insert(c.hash, c.bytes.len() as u32);
+                false
+            }
+            _ => true,
+        });
+        let lean = Origin::recover_verified(OriginConfig::default(), &records, &verified);
+        assert_eq!(lean.catalog(), full.catalog());
+        assert_eq!(lean.catalog().len(), 1, "b's entry is left out");
+        assert_eq!(lean.catalog()[0].manifest.item, a.manifest.item);
+        for c in a.manifest.chunks.iter().chain(&b.manifest.chunks) {
+            assert_eq!(lean.chunk_len(&c.hash), full.chunk_len(&c.hash));
+        }
+        assert_eq!(lean.chunk_len(&lost), None);
     }
 
     #[test]

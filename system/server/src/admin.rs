@@ -1039,7 +1039,7 @@ async fn origin_status_route(
             OriginStatus {
                 uptime_s: now.as_secs_f64(),
                 failed,
-                items: o.catalog().len(),
+                items: o.catalog_len(),
                 applied: o.applied_count(),
                 pending_fsyncs: o.pending_fsyncs(),
                 origin: o.identity().map(|i| i.to_string()),

@@ -903,6 +903,7 @@ pub struct OriginMetrics {
     catalog_sent: IntCounterVec,
     chunk_requests: IntCounterVec,
     chunk_served_bytes: IntCounter,
+    chunks_lost: IntCounter,
     ops_applied: IntCounterVec,
     forward_batches: IntCounter,
     forward_operations: IntCounter,
@@ -971,6 +972,10 @@ impl OriginMetrics {
             chunk_served_bytes: b.counter(
                 "sovereign_chunk_served_bytes_total",
                 "Chunk bytes served to towers.",
+            ),
+            chunks_lost: b.counter(
+                "sovereign_origin_chunks_lost_total",
+                "Chunks the origin held whose stored bytes a tower's request found missing or failing their hash: never served (the tower is told the chunk is not held), written again by the next publish of the same bytes.",
             ),
             ops_applied: b.counters(
                 "sovereign_ops_applied_total",
@@ -1096,13 +1101,16 @@ impl OriginMetrics {
             .inc_by(u64::try_from(ops).unwrap_or(u64::MAX));
     }
 
-    /// Account for one event the origin's logic emitted (`OpApplied`; others are
-    /// ignored).
+    /// Account for one event the origin's logic emitted (`OpApplied`, `ChunkQuarantined`;
+    /// others are ignored).
     pub fn on_event(&self, event: &Event) {
-        if let Event::OpApplied { outcome, .. } = event {
-            self.ops_applied
+        match event {
+            Event::OpApplied { outcome, .. } => self
+                .ops_applied
                 .with_label_values(&[outcome_name(outcome)])
-                .inc();
+                .inc(),
+            Event::ChunkQuarantined { .. } => self.chunks_lost.inc(),
+            _ => {}
         }
     }
 

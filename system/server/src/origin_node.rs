@@ -15,6 +15,13 @@
 //! files no committed entry names are garbage-collected (a crash between a publish's chunk
 //! writes and its commit leaves them).
 //!
+//! The origin keeps no chunk bytes in memory ([`Origin::recover_verified`] at start-up and
+//! restart; a publish's bytes are freed once written): a tower's chunk request is answered
+//! by a blocking task that reads the chunk from the store and verifies it, next to the node
+//! task rather than on it, so reads of many chunks run side by side. Bytes that fail their
+//! hash are never sent: the tower hears "not held" and the node tells the logic
+//! ([`Origin::chunk_lost`]), so the next publish of those bytes writes them again.
+//!
 //! At the first start (a store without `Record::Identity`) [`spawn`] draws the origin's
 //! identity from the OS's random source and makes it durable before anything is served;
 //! later starts read it back ([`OriginHandle::identity`]).
@@ -26,7 +33,7 @@
 use crate::clock::Clock;
 use crate::tower_node::{NodeGone, blocking};
 use sovereign_logic::Time;
-use sovereign_logic::content::{ItemId, Priority};
+use sovereign_logic::content::{ChunkHash, ItemId, Priority, verify_chunk};
 use sovereign_logic::io::{Action, Event};
 use sovereign_logic::origin::{Origin, OriginConfig, RestartPacing};
 use sovereign_logic::protocol::{CatalogEntry, Message, OriginId, Peer, TowerId};
@@ -133,14 +140,25 @@ impl OriginHandle {
     }
 }
 
+/// What the current input answers a tower with.
+enum Reply {
+    /// A message the logic made.
+    Message(Message),
+    /// The logic's [`Action::ReadChunk`]: the chunk, read from the store (of this length).
+    ReadChunk { hash: ChunkHash, len: Option<u32> },
+}
+
 struct Node {
     origin: Origin,
+    /// The node's own input, for the chunk reads it hands to blocking tasks to report a
+    /// lost chunk back. Weak: the node stops when the last handle is dropped.
+    own: mpsc::WeakUnboundedSender<Input>,
     config: OriginConfig,
     store: Arc<dyn Store>,
     clock: Clock,
     sink: OriginSink,
-    /// Replies the current input produced (`Send` actions), in order.
-    replies: Vec<(Peer, Message)>,
+    /// Replies the current input produced (`Send` and `ReadChunk` actions), in order.
+    replies: Vec<(Peer, Reply)>,
     /// Storage errors seen while draining.
     failure: Option<String>,
     /// When a fail-stopped origin is rebuilt: the first failure at once, further ones in
@@ -150,10 +168,10 @@ struct Node {
     stopped: Option<(tokio::time::Instant, String)>,
 }
 
-/// Read the durable state and garbage-collect chunk files no committed entry names
-/// (logged with their count and bytes).
+/// Read the durable state (chunks as verified lengths, their bytes left on disk) and
+/// garbage-collect chunk files no committed entry names (logged with their count and bytes).
 fn recover(store: &dyn Store) -> Result<sovereign_store::Recovered, sovereign_store::StoreError> {
-    let mut recovered = blocking(|| store.recover())?;
+    let mut recovered = blocking(|| store.recover_index())?;
     match blocking(|| sovereign_store::collect_garbage(store, &mut recovered)) {
         Ok(g) if g.files > 0 => tracing::warn!(
             files = g.files,
@@ -174,9 +192,11 @@ pub fn spawn(
     sink: OriginSink,
 ) -> Result<OriginHandle, sovereign_store::StoreError> {
     let recovered = recover(&*store)?;
-    let origin = Origin::recover(config.clone(), &recovered.durable);
+    let origin = Origin::recover_verified(config.clone(), &recovered.durable, &recovered.chunks);
+    let (tx, rx) = mpsc::unbounded_channel();
     let mut node = Node {
         origin,
+        own: tx.downgrade(),
         config,
         store,
         clock: Clock::start(),
@@ -187,7 +207,6 @@ pub fn spawn(
         stopped: None,
     };
     let identity = node.identity()?;
-    let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(node.run(rx));
     Ok(OriginHandle { tx, identity })
 }
@@ -236,7 +255,7 @@ impl Node {
                     bytes,
                     reply,
                 } => {
-                    let r = self.origin.publish(now, item, priority, &bytes);
+                    let r = self.origin.publish_shared(now, item, priority, bytes);
                     self.drain();
                     let answer = match (r, self.restart_if_failed()) {
                         (_, Some(e)) => Err(PublishError::Storage(e)),
@@ -261,9 +280,16 @@ impl Node {
                         (Some(_), Some(i)) if planted => Some(self.replies.remove(i).1),
                         _ => None,
                     };
-                    let _ = reply.send(answer);
+                    match answer {
+                        Some(Reply::ReadChunk { hash, len }) => self.read_chunk(hash, len, reply),
+                        Some(Reply::Message(m)) => drop(reply.send(Some(m))),
+                        None => drop(reply.send(None)),
+                    }
                 }
-                Input::Query(q) => q(&mut self.origin, now),
+                Input::Query(q) => {
+                    q(&mut self.origin, now);
+                    self.drain();
+                }
             }
             // Replies nobody waits for (a tower's request that timed out) are dropped.
             self.replies.clear();
@@ -274,7 +300,11 @@ impl Node {
         while let Some(action) = self.origin.poll_action() {
             let now = self.clock.now();
             match action {
-                Action::Send { to, msg, .. } => self.replies.push((to, msg)),
+                Action::Send { to, msg, .. } => self.replies.push((to, Reply::Message(msg))),
+                Action::ReadChunk { to, hash } => {
+                    let len = self.origin.chunk_len(&hash);
+                    self.replies.push((to, Reply::ReadChunk { hash, len }));
+                }
                 Action::Write { id, record } => {
                     let r = blocking(|| self.store.write(&record)).map_err(|e| e.to_string());
                     self.note(&r);
@@ -300,6 +330,48 @@ impl Node {
                 Action::Probe { .. } | Action::PowerOff { .. } => {}
             }
         }
+    }
+
+    /// Answer a chunk request from a blocking task: the chunk's bytes when the store holds
+    /// them and they verify, else "not held" — and the logic is told the chunk is lost.
+    fn read_chunk(
+        &self,
+        hash: ChunkHash,
+        len: Option<u32>,
+        reply: oneshot::Sender<Option<Message>>,
+    ) {
+        let store = self.store.clone();
+        let own = self.own.clone();
+        tokio::task::spawn_blocking(move || {
+            let bytes = match store.chunk(&hash) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    // Not a verdict on the chunk (a descriptor limit, a busy disk): no
+                    // answer, which the API turns into "retry".
+                    tracing::warn!(%hash, error = %e, "reading a chunk failed; the tower will retry");
+                    let _ = reply.send(None);
+                    return;
+                }
+            };
+            let found = bytes.is_some();
+            let bytes = bytes
+                .filter(|b| len.is_none_or(|l| l as usize == b.len()) && verify_chunk(&hash, b));
+            if bytes.is_none() {
+                match found {
+                    true => {
+                        tracing::error!(%hash, "a stored chunk failed verification; it is never served")
+                    }
+                    false => {
+                        tracing::error!(%hash, "a chunk the origin held is missing from its store")
+                    }
+                }
+                if let Some(own) = own.upgrade() {
+                    let lost: Query = Box::new(move |o, _| o.chunk_lost(hash));
+                    let _ = own.send(Input::Query(lost));
+                }
+            }
+            let _ = reply.send(Some(Message::ChunkReply { hash, bytes }));
+        });
     }
 
     fn note(&mut self, r: &Result<(), String>) {
@@ -347,7 +419,11 @@ impl Node {
         self.config.towers = self.origin.config().towers.clone();
         match recover(&*self.store) {
             Ok(recovered) => {
-                self.origin = Origin::recover(self.config.clone(), &recovered.durable);
+                self.origin = Origin::recover_verified(
+                    self.config.clone(),
+                    &recovered.durable,
+                    &recovered.chunks,
+                );
                 self.stopped = None;
                 tracing::warn!(error = %why, "origin restarted from its durable state");
             }
@@ -357,5 +433,89 @@ impl Node {
             }
         }
         Some(why)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sovereign_logic::content::{ChunkParams, publish};
+    use sovereign_store::SqliteStore;
+
+    /// Ask for chunk `hash`: the hash and length of the bytes sent, if any.
+    async fn ask(h: &OriginHandle, hash: ChunkHash) -> Option<(ChunkHash, usize)> {
+        match h.message(TowerId(1), Message::ChunkRequest { hash }).await {
+            Ok(Some(Message::ChunkReply { hash: h, bytes })) if h == hash => {
+                bytes.map(|b| (ChunkHash::of(&b), b.len()))
+            }
+            other => panic!("chunk {hash}: {other:?}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn chunks_come_from_the_store_verified_and_a_rotten_one_is_written_again() {
+        // Goal: the origin keeps no chunk bytes; each reply is read from its store (SQLite
+        // + chunk files) and verified first. A chunk file that rots is never sent: the
+        // tower hears "not held", the origin stops claiming it, and publishing the same
+        // bytes again writes it again. A restart rebuilds from the store's verified index.
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let sink: OriginSink = Arc::new(|_, _| {});
+        let h = spawn(OriginConfig::default(), store.clone(), sink.clone()).unwrap();
+        let body: Vec<u8> = (0..60_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let (_, chunks) = publish(
+            ItemId::new("doc"),
+            1,
+            Priority::P1,
+            &body,
+            ChunkParams::default(),
+        )
+        .unwrap();
+        assert!(chunks.len() >= 3, "{} chunks", chunks.len());
+        h.publish(
+            ItemId::new("doc"),
+            Priority::P1,
+            bytes::Bytes::from(body.clone()),
+        )
+        .await
+        .unwrap();
+        for c in &chunks {
+            assert_eq!(ask(&h, c.hash).await, Some((c.hash, c.bytes.len())));
+        }
+        let rotten = store.corrupt_one().unwrap().expect("a chunk file to flip");
+        assert_eq!(ask(&h, rotten).await, None, "rotten bytes are never sent");
+        // The node hears of the loss through its own queue: a query behind it sees it.
+        assert_eq!(
+            h.query(move |o, _| o.chunk_len(&rotten)).await.unwrap(),
+            None
+        );
+        for c in chunks.iter().filter(|c| c.hash != rotten) {
+            assert_eq!(ask(&h, c.hash).await, Some((c.hash, c.bytes.len())));
+        }
+        h.publish(
+            ItemId::new("doc"),
+            Priority::P1,
+            bytes::Bytes::from(body.clone()),
+        )
+        .await
+        .unwrap();
+        let again = chunks.iter().find(|c| c.hash == rotten).unwrap();
+        assert_eq!(ask(&h, rotten).await, Some((rotten, again.bytes.len())));
+        drop(h);
+        // A restart: every chunk is held again (lengths from the store's verified index).
+        let h = spawn(OriginConfig::default(), store, sink).unwrap();
+        for c in &chunks {
+            let len = h
+                .query({
+                    let hash = c.hash;
+                    move |o, _| o.chunk_len(&hash)
+                })
+                .await
+                .unwrap();
+            assert_eq!(len, Some(c.bytes.len() as u32));
+            assert_eq!(ask(&h, c.hash).await, Some((c.hash, c.bytes.len())));
+        }
     }
 }

@@ -651,7 +651,7 @@ pub fn origin_parts_watched(
             move |e: &sovereign_logic::io::Event, o: &sovereign_logic::origin::Origin| {
                 m.on_event(e);
                 m.set_ledger(o.ledger());
-                m.set_catalog(o.catalog().len() as u64);
+                m.set_catalog(o.catalog_len() as u64);
                 events.publish(e);
             },
         )

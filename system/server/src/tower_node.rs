@@ -757,6 +757,8 @@ impl Node {
                     tracing::warn!(clean, "the power manager switched the tower off");
                     let _ = self.off.send(Some(clean));
                 }
+                // The origin's alone.
+                Action::ReadChunk { .. } => {}
             }
         }
     }

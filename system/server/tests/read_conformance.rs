@@ -181,6 +181,8 @@ struct SimSide {
     wire: VecDeque<(bool, Message)>,
     /// The tower's stored chunks.
     disk: BTreeMap<ChunkHash, Bytes>,
+    /// The origin's stored chunks (it keeps none in memory).
+    origin_disk: BTreeMap<ChunkHash, Bytes>,
     /// Chunks deleted since last taken.
     deleted: BTreeSet<ChunkHash>,
 }
@@ -193,6 +195,7 @@ impl SimSide {
             now: Time::ZERO,
             wire: VecDeque::new(),
             disk: BTreeMap::new(),
+            origin_disk: BTreeMap::new(),
             deleted: BTreeSet::new(),
         };
         s.pump();
@@ -207,7 +210,18 @@ impl SimSide {
                 busy = true;
                 match a {
                     Action::Send { msg, .. } => self.wire.push_back((true, msg)),
-                    Action::Write { id, .. } | Action::Delete { id, .. } => {
+                    Action::ReadChunk { hash, .. } => {
+                        let stored = self.origin_disk.get(&hash).cloned();
+                        let msg = self.origin.chunk_reply(hash, stored);
+                        self.wire.push_back((true, msg));
+                    }
+                    Action::Write { id, record } => {
+                        if let Record::Chunk(c) = record {
+                            self.origin_disk.insert(c.hash, c.bytes);
+                        }
+                        self.origin.handle_write_done(self.now, id, Ok(()));
+                    }
+                    Action::Delete { id, .. } => {
                         self.origin.handle_write_done(self.now, id, Ok(()));
                     }
                     Action::Fsync { id } => self.origin.handle_fsync_done(self.now, id, Ok(())),
@@ -240,7 +254,7 @@ impl SimSide {
                             ProbeOutcome::ok(Duration::from_millis(5)),
                         );
                     }
-                    Action::Emit(_) | Action::PowerOff { .. } => {}
+                    Action::Emit(_) | Action::PowerOff { .. } | Action::ReadChunk { .. } => {}
                 }
             }
             while let Some((to_tower, msg)) = self.wire.pop_front() {

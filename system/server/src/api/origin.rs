@@ -266,7 +266,10 @@ async fn chunk(
             ))
         }
         Some(Message::Refused { reason }) => Err(refused(reason)),
-        _ => Err(ApiError::unavailable("the origin is restarting", 5)),
+        _ => Err(ApiError::unavailable(
+            "the origin could not read the chunk now (restarting, or its storage failed a read)",
+            5,
+        )),
     }
 }
 
@@ -375,7 +378,7 @@ pub struct Ready {
 async fn readyz(State(api): State<Arc<OriginApi>>) -> Result<Response, ApiError> {
     let (failed, items) = api
         .node
-        .query(|o, _| (o.is_failed(), o.catalog().len()))
+        .query(|o, _| (o.is_failed(), o.catalog_len()))
         .await?;
     if failed {
         return Err(ApiError::unavailable("storage failed; recovering", 5));

@@ -298,6 +298,7 @@ impl DeviceSession {
                 Action::Send { .. }
                 | Action::Probe { .. }
                 | Action::Emit(_)
+                | Action::ReadChunk { .. }
                 | Action::PowerOff { .. } => {}
             }
         }
