@@ -469,28 +469,49 @@ async fn openapi(State(Shared(api)): State<Shared>) -> Response {
 
 /// Read a request body of at most `max` bytes (413 beyond it; 408 when it does not
 /// arrive within the listener's body timeout).
+///
+/// The body is copied into one buffer as its frames arrive, sized from its declared
+/// length (at most `max`; pages are only touched as bytes arrive), so each frame is freed
+/// at once and a large upload costs one allocation of its size: collecting every frame
+/// first and copying them at the end held the upload twice, and left the allocator with a
+/// heap of freed frames it did not give back (an origin kept ~170 MB after 1 GiB of
+/// publishes).
 pub async fn read_body(body: Body, max: usize) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, max).await.map_err(|e| {
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            if let Some(t) = s.downcast_ref::<crate::listener::BodyTimeout>() {
-                return ApiError::new(StatusCode::REQUEST_TIMEOUT, t.to_string())
-                    .header(header::CONNECTION, HeaderValue::from_static("close"));
-            }
-            source = s.source();
+    use axum::body::HttpBody;
+    use http_body_util::BodyExt;
+    let declared = usize::try_from(body.size_hint().lower()).unwrap_or(usize::MAX);
+    let mut buf = bytes::BytesMut::with_capacity(declared.min(max));
+    let mut body = http_body_util::Limited::new(body, max);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| body_error(&*e, max))?;
+        if let Ok(data) = frame.into_data() {
+            buf.extend_from_slice(&data);
         }
-        let too_big = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-            || e.to_string().contains("length limit");
-        if too_big {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body larger than {max} bytes"),
-            )
-        } else {
-            ApiError::new(StatusCode::BAD_REQUEST, format!("reading the body: {e}"))
+    }
+    Ok(buf.freeze())
+}
+
+/// The answer for a body that could not be read: 408 for the listener's body timeout, 413
+/// past `max`, else 400.
+fn body_error(e: &(dyn std::error::Error + 'static), max: usize) -> ApiError {
+    let mut source = Some(e);
+    let mut too_big = false;
+    while let Some(s) = source {
+        if let Some(t) = s.downcast_ref::<crate::listener::BodyTimeout>() {
+            return ApiError::new(StatusCode::REQUEST_TIMEOUT, t.to_string())
+                .header(header::CONNECTION, HeaderValue::from_static("close"));
         }
-    })
+        too_big |= s.is::<http_body_util::LengthLimitError>();
+        source = s.source();
+    }
+    if too_big {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body larger than {max} bytes"),
+        )
+    } else {
+        ApiError::new(StatusCode::BAD_REQUEST, format!("reading the body: {e}"))
+    }
 }
 
 /// A satisfiable byte range, inclusive.
