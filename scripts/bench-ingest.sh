@@ -19,7 +19,9 @@
 #      an item of its own (P1), one after the other, timed from the first publish's start
 #      to the last one's answer (an answer means chunked, hashed, stored and fsynced);
 #      then the origin's resident memory (VmRSS) and its peak (VmHWM), and its store's
-#      chunk files;
+#      chunk files; then the origin restarted on that store with the page cache dropped
+#      (cold, as after a power cut): how long until it answers again (every chunk file
+#      read and verified) and its resident memory then;
 #   6. prints a Markdown table: time, throughput, and the origin's throughput as a share
 #      of sha256sum's and dd's.
 #   Every process, mount and the temporary directory go on exit.
@@ -111,6 +113,22 @@ rss=$(awk '/^VmRSS/ { printf "%.0f MB", $2 * 1024 / 1e6 }' "/proc/$origin_pid/st
 hwm=$(awk '/^VmHWM/ { printf "%.0f MB", $2 * 1024 / 1e6 }' "/proc/$origin_pid/status")
 files=$(find "$tmp/fs/origin" -type f | wc -l)
 
+# A restart: the origin rebuilds from its store (every chunk file read and verified once,
+# none kept in memory); its memory then and how long it took to answer again.
+say "sovereign origin restart"
+stop_pids "$origin_pid"
+# Cold: nothing of the store in the page cache (as after a power cut).
+sync
+echo 3 >/proc/sys/vm/drop_caches
+t0=$(now)
+"$bin" origin serve --data "$tmp/fs/origin" --listen "127.0.0.1:$o_port" \
+    --admin-listen "127.0.0.1:$o_admin" 2>>"$tmp/origin.log" &
+origin_pid=$!
+pids+=("$origin_pid")
+wait_http "http://127.0.0.1:$o_port/healthz" 300 || die "origin did not restart: $(tail -5 "$tmp/origin.log")"
+restart_secs=$(secs "$t0" "$(now)")
+restart_rss=$(awk '/^VmRSS/ { printf "%.0f MB", $2 * 1024 / 1e6 }' "/proc/$origin_pid/status")
+
 echo "machine: $(nproc) cores, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "sovereign: $("$bin" --version 2>/dev/null | head -1); $(sha256sum --version | head -1)"
 echo "content: $mib MiB of pseudo-random bytes, $parts publishes of $part MiB, seed $seed"
@@ -122,3 +140,4 @@ printf '| sha256sum | %.2f s | %s | %s |\n' "$sha_secs" "$(mbs "$sha_secs")" "$(
 printf '| dd conv=fsync | %.2f s | %s | %s |\n' "$dd_secs" "$(mbs "$dd_secs")" "$(ratio "$origin_secs" "$dd_secs")"
 echo
 echo "origin after: resident $rss (peak $hwm); $files files in its data directory"
+printf 'origin restarted on that store: answering after %.2f s, resident %s\n' "$restart_secs" "$restart_rss"
