@@ -59,6 +59,16 @@ use crate::{StoreError, chunk_len, io_err};
 /// processes), also when two `ChunkDir`s point at one directory.
 static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
+/// How many threads a start-up scan reads chunk files with ([`ChunkDir::scan`]).
+pub const SCAN_READERS: usize = 8;
+
+/// What one prefix directory of a start-up scan found.
+struct PrefixScan<T> {
+    kept: Vec<(ChunkHash, T)>,
+    quarantined: Vec<ChunkHash>,
+    warnings: Vec<String>,
+}
+
 /// What [`ChunkDir::scan`] found at start-up.
 #[derive(Debug, Default)]
 pub struct Scan {
@@ -477,33 +487,35 @@ impl ChunkDir {
     /// directories). Files that are not named like chunks are left alone with a warning.
     /// The verified chunks' bytes are returned in [`Scan::chunks`].
     pub fn scan(&self) -> Result<Scan, StoreError> {
-        let mut chunks = Vec::new();
-        let mut scan = self.scan_each(|hash, bytes| {
-            chunks.push(Chunk {
-                hash,
-                bytes: Bytes::from(bytes),
-            })
-        })?;
-        debug_assert!(chunks.windows(2).all(|w| w[0].hash < w[1].hash));
-        scan.chunks = chunks;
+        let (mut scan, kept) = self.scan_each(Bytes::from)?;
+        scan.chunks = (kept.into_iter())
+            .map(|(hash, bytes)| Chunk { hash, bytes })
+            .collect();
+        debug_assert!(scan.chunks.windows(2).all(|w| w[0].hash < w[1].hash));
         Ok(scan)
     }
 
     /// [`ChunkDir::scan`] that keeps only the verified chunks' lengths
-    /// ([`Scan::lengths`]): one chunk file is in memory at a time, whatever the
-    /// directory holds. Quarantine, temp files and warnings are exactly as `scan`'s.
+    /// ([`Scan::lengths`]): a chunk file's bytes are dropped once verified, so memory
+    /// holds at most one file per reader, whatever the directory holds. Quarantine, temp
+    /// files and warnings are exactly as `scan`'s.
     pub fn scan_index(&self) -> Result<Scan, StoreError> {
-        let mut lengths = BTreeMap::new();
-        let mut scan = self.scan_each(|hash, bytes| {
-            lengths.insert(hash, chunk_len(bytes.len()));
-        })?;
-        scan.lengths = lengths;
+        let (mut scan, kept) = self.scan_each(|bytes| chunk_len(bytes.len()))?;
+        scan.lengths = kept.into_iter().collect();
         Ok(scan)
     }
 
-    /// The scan both start-ups share: hands each verified chunk's bytes to `keep`, in hash
-    /// order, and drops them after.
-    fn scan_each(&self, mut keep: impl FnMut(ChunkHash, Vec<u8>)) -> Result<Scan, StoreError> {
+    /// The scan both start-ups share: `keep` makes what is kept of each verified chunk's
+    /// bytes; returned in hash order. The prefix directories are read by
+    /// [`SCAN_READERS`] threads at once: a start-up reads every chunk file, small reads
+    /// spread over the disk, and a disk serves several at a time much faster than one
+    /// after another (a cold restart of an origin holding 4 GiB, 430,000 files, took 74 s
+    /// with one reader). What it finds does not depend on the threads: each directory's
+    /// findings are merged in name order.
+    fn scan_each<T: Send>(
+        &self,
+        keep: impl Fn(Vec<u8>) -> T + Sync,
+    ) -> Result<(Scan, Vec<(ChunkHash, T)>), StoreError> {
         let mut scan = Scan::default();
         // Interrupted puts: never renamed, so never part of any durable state.
         for entry in read_dir_sorted(&self.tmp)? {
@@ -516,7 +528,7 @@ impl ChunkDir {
                 )),
             }
         }
-        let mut touched = BTreeSet::new();
+        let mut prefixes = Vec::new();
         for prefix in read_dir_sorted(&self.chunks)? {
             let prefix_dir = self.chunks.join(&prefix);
             if prefix == "tmp" {
@@ -529,33 +541,44 @@ impl ChunkDir {
                 ));
                 continue;
             }
-            for name in read_dir_sorted(&prefix_dir)? {
-                let path = prefix_dir.join(&name);
-                let hash = match name.parse::<ChunkHash>() {
-                    Ok(h) if h.to_hex() == name && name.starts_with(&prefix) && path.is_file() => h,
-                    _ => {
-                        scan.warnings.push(format!(
-                            "ignoring {}: expected a file named by 64 lower-case hex digits \
-                             starting with {prefix}",
-                            path.display()
-                        ));
-                        continue;
-                    }
-                };
-                let bytes = fs::read(&path).map_err(io_err(format!("read {}", path.display())))?;
-                if verify_chunk(&hash, &bytes) {
-                    keep(hash, bytes);
-                } else {
-                    let to = self.quarantine.join(&name);
-                    fs::rename(&path, &to).map_err(io_err(format!(
-                        "quarantine {} to {}",
-                        path.display(),
-                        to.display()
-                    )))?;
-                    touched.insert(prefix_dir.clone());
-                    scan.quarantined.push(hash);
+            prefixes.push((prefix, prefix_dir));
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let mut found: Vec<(usize, Result<PrefixScan<T>, StoreError>)> = Vec::new();
+        std::thread::scope(|s| {
+            let readers: Vec<_> = (0..SCAN_READERS.min(prefixes.len()))
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut mine = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some((prefix, dir)) = prefixes.get(i) else {
+                                break;
+                            };
+                            mine.push((i, self.scan_prefix(prefix, dir, &keep)));
+                        }
+                        mine
+                    })
+                })
+                .collect();
+            for reader in readers {
+                match reader.join() {
+                    Ok(mine) => found.extend(mine),
+                    Err(panic) => std::panic::resume_unwind(panic),
                 }
             }
+        });
+        found.sort_by_key(|(i, _)| *i);
+        let mut kept = Vec::new();
+        let mut touched = BTreeSet::new();
+        for (i, prefix_scan) in found {
+            let p = prefix_scan?;
+            kept.extend(p.kept);
+            if !p.quarantined.is_empty() {
+                touched.insert(prefixes[i].1.clone());
+            }
+            scan.quarantined.extend(p.quarantined);
+            scan.warnings.extend(p.warnings);
         }
         if !scan.quarantined.is_empty() {
             touched.insert(self.quarantine.clone());
@@ -563,7 +586,49 @@ impl ChunkDir {
         for dir in &touched {
             sync_dir(dir)?;
         }
-        Ok(scan)
+        Ok((scan, kept))
+    }
+
+    /// One prefix directory of [`ChunkDir::scan_each`]: every chunk file in it read and
+    /// verified, the failures moved to the quarantine directory (not yet fsynced).
+    fn scan_prefix<T>(
+        &self,
+        prefix: &str,
+        prefix_dir: &Path,
+        keep: &impl Fn(Vec<u8>) -> T,
+    ) -> Result<PrefixScan<T>, StoreError> {
+        let mut out = PrefixScan {
+            kept: Vec::new(),
+            quarantined: Vec::new(),
+            warnings: Vec::new(),
+        };
+        for name in read_dir_sorted(prefix_dir)? {
+            let path = prefix_dir.join(&name);
+            let hash = match name.parse::<ChunkHash>() {
+                Ok(h) if h.to_hex() == name && name.starts_with(prefix) && path.is_file() => h,
+                _ => {
+                    out.warnings.push(format!(
+                        "ignoring {}: expected a file named by 64 lower-case hex digits \
+                         starting with {prefix}",
+                        path.display()
+                    ));
+                    continue;
+                }
+            };
+            let bytes = fs::read(&path).map_err(io_err(format!("read {}", path.display())))?;
+            if verify_chunk(&hash, &bytes) {
+                out.kept.push((hash, keep(bytes)));
+            } else {
+                let to = self.quarantine.join(&name);
+                fs::rename(&path, &to).map_err(io_err(format!(
+                    "quarantine {} to {}",
+                    path.display(),
+                    to.display()
+                )))?;
+                out.quarantined.push(hash);
+            }
+        }
+        Ok(out)
     }
 
     /// Chaos hook: flip one byte in the middle of the first (in hash order) chunk file
@@ -836,6 +901,56 @@ mod tests {
         cd.delete(&h).unwrap(); // absent: fine
         cd.sync().unwrap();
         assert!(cd.scan().unwrap().chunks.is_empty());
+    }
+
+    #[test]
+    fn a_scan_over_many_directories_finds_in_hash_order_what_its_readers_each_found() {
+        // Goal: the readers share the prefix directories between them, yet the scan's
+        // findings are one sorted list, the same from both start-ups: every intact chunk
+        // once, every flipped one quarantined (in hash order), warnings for strays.
+        let dir = tempfile::tempdir().unwrap();
+        let cd = ChunkDir::open(dir.path()).unwrap();
+        let chunks: Vec<_> = (0..600).map(chunk).collect();
+        for (h, b) in &chunks {
+            cd.put(h, b).unwrap();
+        }
+        cd.sync().unwrap();
+        let mut bad: Vec<ChunkHash> = chunks.iter().step_by(97).map(|c| c.0).collect();
+        for h in &bad {
+            let path = cd.path_of(h);
+            let mut bytes = fs::read(&path).unwrap();
+            bytes[0] ^= 0x80;
+            fs::write(&path, &bytes).unwrap();
+        }
+        bad.sort();
+        let prefixes = BTreeSet::from_iter(chunks.iter().map(|c| c.0.to_hex()[..2].to_string()));
+        assert!(
+            prefixes.len() > 4 * SCAN_READERS,
+            "{} directories",
+            prefixes.len()
+        );
+        fs::write(dir.path().join("chunks/ab/stray"), b"x").unwrap_or_else(|_| {
+            fs::create_dir_all(dir.path().join("chunks/ab")).unwrap();
+            fs::write(dir.path().join("chunks/ab/stray"), b"x").unwrap();
+        });
+        let mut want: Vec<(ChunkHash, u32)> = (chunks.iter())
+            .filter(|c| !bad.contains(&c.0))
+            .map(|c| (c.0, c.1.len() as u32))
+            .collect();
+        want.sort();
+        let index = ChunkDir::open(dir.path()).unwrap().scan_index().unwrap();
+        assert_eq!(index.quarantined, bad);
+        assert_eq!(index.lengths.into_iter().collect::<Vec<_>>(), want);
+        assert_eq!(index.warnings.len(), 1, "{:?}", index.warnings);
+        for h in &bad {
+            assert!(dir.path().join("quarantine").join(h.to_hex()).exists());
+        }
+        let scan = ChunkDir::open(dir.path()).unwrap().scan().unwrap();
+        assert!(scan.quarantined.is_empty(), "quarantined once");
+        let got: Vec<(ChunkHash, u32)> = (scan.chunks.iter())
+            .map(|c| (c.hash, c.bytes.len() as u32))
+            .collect();
+        assert_eq!(got, want, "in hash order, as the index found them");
     }
 
     #[test]
