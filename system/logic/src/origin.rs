@@ -59,6 +59,7 @@
 //! address. An origin without one (the simulator's, older stores) announces `None`.
 //!
 //! Map: [`OriginConfig`], [`OriginError`], [`Origin`]; limits [`CATALOG_REPLY_ENTRIES_MAX`],
+//! [`CATALOG_REPLY_REFS_MAX`],
 //! [`ITEM_BYTES_MAX`], [`IDEM_KEY_BYTES_MAX`], [`PENDING_FSYNCS_MAX`]; restarts
 //! [`RestartPacing`], [`RESTART_BACKOFF`].
 //!
@@ -85,6 +86,12 @@ pub const BATCH_MAX_DEFAULT: usize = 64;
 /// Most entries in one `CatalogReply`. Entries go out in seq order, so a tower that got a
 /// truncated reply asks again from the highest seq it received.
 pub const CATALOG_REPLY_ENTRIES_MAX: usize = 1024;
+/// Most chunk references in one `CatalogReply` ([`SentEntry::refs`]), unless its first
+/// entry alone has more (an entry is never split). A page of 1024 whole manifests of
+/// large items ran to hundreds of megabytes of JSON, past what a tower reads in one
+/// answer (64 MiB): a new tower's first poll failed the same way for ever and it synced
+/// nothing. At most ~95 bytes of JSON per reference, a page stays under 26 MB.
+pub const CATALOG_REPLY_REFS_MAX: usize = 1 << 18;
 /// Largest item version [`Origin::publish`] accepts, in bytes.
 pub const ITEM_BYTES_MAX: usize = 256 * 1024 * 1024;
 /// Longest idempotency key accepted, in bytes; longer keys are rejected (and recorded).
@@ -683,7 +690,8 @@ impl Origin {
 
     /// A message from a tower. CatalogRequest{since_seq} → CatalogReply with the durable
     /// entries with seq > since_seq (latest version per item only, seq order, at most
-    /// [`CATALOG_REPLY_ENTRIES_MAX`]). ChunkRequest → ChunkReply (bytes None if unknown).
+    /// [`CATALOG_REPLY_ENTRIES_MAX`] entries and [`CATALOG_REPLY_REFS_MAX`] chunk
+    /// references; `more` when cut). ChunkRequest → ChunkReply (bytes None if unknown).
     /// ForwardOps → for each of the first `batch_max` ops: already applied with the same
     /// fingerprint → its original outcome; same key, different fingerprint →
     /// OpOutcome::Conflict; invalid (e.g. zero contribution) → Rejected{reason}; else apply
@@ -714,13 +722,14 @@ impl Origin {
         }
         match msg {
             Message::CatalogRequest { since_seq, changes } => {
-                let entries = self
-                    .catalog_in_seq_order((Bound::Excluded(since_seq), Bound::Unbounded))
-                    .take(CATALOG_REPLY_ENTRIES_MAX)
-                    .map(|e| self.sent_entry(e, since_seq, changes))
-                    .collect();
+                let (entries, more) = self.catalog_page(since_seq, changes);
                 let origin = self.identity();
-                self.send(from, Message::CatalogReply { entries, origin });
+                let reply = Message::CatalogReply {
+                    entries,
+                    origin,
+                    more,
+                };
+                self.send(from, reply);
             }
             Message::ChunkRequest { hash } => match self.chunks.contains_key(&hash) {
                 true => self.actions.push_back(Action::ReadChunk { to: from, hash }),
@@ -907,6 +916,25 @@ impl Origin {
             }
             _ => SentEntry::Whole(entry.clone()),
         }
+    }
+
+    /// The entries a catalog poll from `since_seq` gets, in seq order, and whether more
+    /// follow: at most [`CATALOG_REPLY_ENTRIES_MAX`] entries and
+    /// [`CATALOG_REPLY_REFS_MAX`] chunk references (the first entry always goes).
+    fn catalog_page(&self, since_seq: u64, changes: bool) -> (Vec<SentEntry>, bool) {
+        let mut entries = Vec::new();
+        let mut refs = 0usize;
+        let after = (Bound::Excluded(since_seq), Bound::Unbounded);
+        for e in self.catalog_in_seq_order(after) {
+            let sent = self.sent_entry(e, since_seq, changes);
+            let over = refs.saturating_add(sent.refs()) > CATALOG_REPLY_REFS_MAX;
+            if entries.len() == CATALOG_REPLY_ENTRIES_MAX || (over && !entries.is_empty()) {
+                return (entries, true);
+            }
+            refs = refs.saturating_add(sent.refs());
+            entries.push(sent);
+        }
+        (entries, false)
     }
 
     /// Whether `entry` may be served: a consistent manifest whose chunks are all held.
@@ -1169,6 +1197,7 @@ impl Origin {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::content::{ChunkRef, Manifest};
     use crate::entropy::{Entropy, SplitMix64};
     use crate::io::Key;
     use crate::ledger::Account;
@@ -1575,6 +1604,115 @@ mod tests {
             Message::ChunkReply { bytes: Some(b), .. } => assert!(content::verify_chunk(&hash, &b)),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_catalog_page_is_cut_by_its_chunk_references_and_says_more_follow() {
+        // Goal: a page never lists much more than CATALOG_REPLY_REFS_MAX chunk references
+        // (1024 whole manifests of large items ran past what a tower reads in one answer,
+        // and a new tower never synced), always carries at least one entry, and says when
+        // more follow; reading on from its last seq gets every entry once.
+        let per_item = CATALOG_REPLY_REFS_MAX * 2 / 5;
+        let mut durable = DurableState::new();
+        let mut verified = BTreeMap::new();
+        let mut items = Vec::new();
+        for i in 0..5u64 {
+            let chunks: Vec<ChunkRef> = (0..per_item as u64 + i)
+                .map(|n| ChunkRef {
+                    hash: ChunkHash::of(&(i << 32 | n).to_le_bytes()),
+                    len: 4096,
+                })
+                .collect();
+            verified.extend(chunks.iter().map(|c| (c.hash, c.len)));
+            let manifest = Manifest {
+                item: ItemId::new(format!("big-{i}")),
+                version: 1,
+                priority: Priority::P2,
+                size: 4096 * chunks.len() as u64,
+                digest: ChunkHash::of(&i.to_le_bytes()),
+                chunks,
+            };
+            items.push(manifest.item.clone());
+            let entry = CatalogEntry {
+                seq: i + 1,
+                manifest,
+            };
+            durable.insert(
+                Key::Entry(entry.manifest.item.clone()),
+                Record::Entry(entry),
+            );
+        }
+        // One small item after them.
+        let mut node = Node::new(OriginConfig::default());
+        node.durable = durable;
+        node.origin = Origin::recover_verified(OriginConfig::default(), &node.durable, &verified);
+        let e = node.publish("small", &random_bytes(7, 10_000));
+        node.sync_all();
+        items.push(e.manifest.item.clone());
+        let mut since = 0;
+        let mut got = Vec::new();
+        let mut pages = Vec::new();
+        loop {
+            let reply = node.ask(Message::CatalogRequest {
+                since_seq: since,
+                changes: true,
+            });
+            let Message::CatalogReply { entries, more, .. } = reply else {
+                panic!("{reply:?}");
+            };
+            assert!(!entries.is_empty(), "a page has at least one entry");
+            let refs: usize = entries.iter().map(SentEntry::refs).sum();
+            pages.push((entries.len(), refs, more));
+            since = entries.last().map(SentEntry::seq).unwrap();
+            got.extend(entries.into_iter().map(|e| match e {
+                SentEntry::Whole(e) => e.manifest.item,
+                SentEntry::Changes { changes, .. } => changes.item,
+            }));
+            if !more {
+                break;
+            }
+        }
+        assert_eq!(got, items, "every entry once, in seq order");
+        // Two big manifests fit a page (0.8 of the budget), a third does not; the last
+        // page takes the fifth big one and the small one.
+        let shape: Vec<(usize, bool)> = pages.iter().map(|(n, _, more)| (*n, *more)).collect();
+        assert_eq!(shape, vec![(2, true), (2, true), (2, false)]);
+        for (_, refs, _) in &pages {
+            assert!(
+                *refs <= CATALOG_REPLY_REFS_MAX,
+                "{refs} references in a page"
+            );
+        }
+        // A lone entry above the budget still goes, alone.
+        let mut alone = Node::new(OriginConfig::default());
+        let (mut d, mut v) = (DurableState::new(), BTreeMap::new());
+        let big: Vec<ChunkRef> = (0..CATALOG_REPLY_REFS_MAX as u64 + 10)
+            .map(|n| ChunkRef {
+                hash: ChunkHash::of(&n.to_be_bytes()),
+                len: 1,
+            })
+            .collect();
+        v.extend(big.iter().map(|c| (c.hash, c.len)));
+        let manifest = Manifest {
+            item: ItemId::new("huge"),
+            version: 1,
+            priority: Priority::P3,
+            size: big.len() as u64,
+            digest: ChunkHash::of(b"huge"),
+            chunks: big,
+        };
+        d.insert(
+            Key::Entry(manifest.item.clone()),
+            Record::Entry(CatalogEntry { seq: 1, manifest }),
+        );
+        alone.origin = Origin::recover_verified(OriginConfig::default(), &d, &v);
+        let reply = alone.ask(Message::CatalogRequest {
+            since_seq: 0,
+            changes: false,
+        });
+        assert!(
+            matches!(&reply, Message::CatalogReply { entries, more: false, .. } if entries.len() == 1)
+        );
     }
 
     #[test]

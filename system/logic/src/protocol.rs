@@ -468,6 +468,19 @@ impl SentEntry {
         }
     }
 
+    /// The chunk references it lists: a whole manifest's chunks, or the changes' new
+    /// references and keep runs (each run is one reference's worth of text). What a
+    /// catalog page is bounded by ([`crate::origin::CATALOG_REPLY_REFS_MAX`]).
+    pub fn refs(&self) -> usize {
+        match self {
+            SentEntry::Whole(e) => e.manifest.chunks.len(),
+            SentEntry::Changes { changes, .. } => {
+                let (refs, keeps) = changes.counts();
+                refs + keeps
+            }
+        }
+    }
+
     /// Bytes on the wire (the model every driver charges).
     pub fn wire_size(&self) -> u64 {
         8 + match self {
@@ -518,6 +531,12 @@ pub enum Message {
         /// The answering origin's identity (`None`: an origin that announces none, e.g.
         /// an older build). A tower compares it with the origin it trusts.
         origin: Option<OriginId>,
+        /// The origin holds entries after these: the page was cut (at
+        /// [`crate::origin::CATALOG_REPLY_ENTRIES_MAX`] entries or
+        /// [`crate::origin::CATALOG_REPLY_REFS_MAX`] chunk references). An older origin
+        /// says `false` and cuts only at the entry count, which a tower also reads as
+        /// "more".
+        more: bool,
     },
     /// Tower → origin: one chunk.
     ChunkRequest {

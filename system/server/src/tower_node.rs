@@ -643,16 +643,21 @@ impl Node {
                 Some(Message::CatalogReply {
                     entries: Vec::new(),
                     origin,
+                    more: false,
                 })
             }
             other => other,
         };
         match reply {
             // The logic compares the catalog's origin itself (and adopts the first one).
-            Some(Message::CatalogReply { entries, .. }) => self.tower.handle_message(
+            Some(Message::CatalogReply { entries, more, .. }) => self.tower.handle_message(
                 now,
                 Peer::Origin,
-                Message::CatalogReply { entries, origin },
+                Message::CatalogReply {
+                    entries,
+                    origin,
+                    more,
+                },
             ),
             other => {
                 if trusted.is_some() {
@@ -1166,6 +1171,9 @@ async fn exchange(
                 #[serde(default)]
                 #[allow(dead_code)]
                 origin: Option<String>,
+                // Absent from an origin that cuts pages only at their entry count.
+                #[serde(default)]
+                more: bool,
             }
             let page: Page =
                 sovereign_wire::from_json(&resp.body).map_err(|e| bad(resp.status, e))?;
@@ -1179,7 +1187,11 @@ async fn exchange(
             }
             // The logic takes them in seq order.
             entries.sort_by_key(SentEntry::seq);
-            Ok(Some(Message::CatalogReply { entries, origin }))
+            Ok(Some(Message::CatalogReply {
+                entries,
+                origin,
+                more: page.more,
+            }))
         }
         Message::ChunkRequest { hash } => {
             let req = Request::get(format!("{base}/v1/chunks/{hash}"), timeout);

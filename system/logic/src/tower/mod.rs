@@ -623,9 +623,14 @@ impl Tower {
             return; // a powered-off tower hears nothing
         }
         match (from, msg) {
-            (Peer::Origin, Message::CatalogReply { entries, origin }) => {
-                self.on_catalog_reply(origin, entries)
-            }
+            (
+                Peer::Origin,
+                Message::CatalogReply {
+                    entries,
+                    origin,
+                    more,
+                },
+            ) => self.on_catalog_reply(origin, entries, more),
             // Sent before a mismatch was noticed, answered by who knows: the operations
             // stay in the outbox and go to the trusted origin later (see `trust`).
             (Peer::Origin, Message::ForwardReply { .. }) if self.origin_mismatch.is_some() => {
@@ -1394,14 +1399,15 @@ impl Tower {
     }
 
     /// A catalog reply, as sent: rebuilt ([`Tower::rebuild_entries`]) and handed to the
-    /// trust check, which adopts it or not.
-    fn on_catalog_reply(&mut self, origin: Option<OriginId>, entries: Vec<SentEntry>) {
+    /// trust check, which adopts it or not. `more`: the origin cut the page (see
+    /// [`Message::CatalogReply`]).
+    fn on_catalog_reply(&mut self, origin: Option<OriginId>, entries: Vec<SentEntry>, more: bool) {
         // Another origin's answer is not adopted (see `trust`): nothing of it is rebuilt
         // either, and it changes nothing about the next poll's form.
         let foreign = self.config.check_origin
             && matches!(self.trust, Trust::Trusted(t) if origin != Some(t));
         if foreign {
-            self.on_catalog_from(origin, Vec::new());
+            self.on_catalog_from(origin, Vec::new(), false);
             return;
         }
         let (entries, complete) = self.rebuild_entries(entries);
@@ -1414,7 +1420,7 @@ impl Tower {
             return;
         }
         let asked_whole = self.catalog_whole;
-        self.on_catalog_from(origin, entries);
+        self.on_catalog_from(origin, entries, more);
         // Whole entries are asked for until a reply is taken completely: at once after
         // changes failed, at the usual pace if whole entries did too.
         self.catalog_whole = !complete;

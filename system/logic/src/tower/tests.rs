@@ -118,6 +118,7 @@ fn offer_catalog(t: &mut Tower, entries: &[&CatalogEntry]) {
                 .map(|e| SentEntry::Whole((*e).clone()))
                 .collect(),
             origin: None,
+            more: false,
         },
     );
 }
@@ -1180,6 +1181,17 @@ fn offer_catalog_from(
     origin: Option<OriginId>,
     entries: &[&CatalogEntry],
 ) {
+    offer_catalog_page(t, now, origin, entries, false);
+}
+
+/// `origin` answers the catalog request with `entries`, saying whether it cut the page.
+fn offer_catalog_page(
+    t: &mut Tower,
+    now: Time,
+    origin: Option<OriginId>,
+    entries: &[&CatalogEntry],
+    more: bool,
+) {
     t.handle_message(
         now,
         Peer::Origin,
@@ -1189,6 +1201,7 @@ fn offer_catalog_from(
                 .map(|e| SentEntry::Whole((*e).clone()))
                 .collect(),
             origin,
+            more,
         },
     );
 }
@@ -1569,6 +1582,68 @@ fn rehome_reconciles_held_content_with_the_new_origin() {
     assert_eq!(r.trusted_origin(), Some(O2));
     assert_eq!(r.servable(), t.servable());
     drain(&mut r);
+}
+
+#[test]
+fn a_rehome_page_the_origin_cut_short_is_not_its_last() {
+    // Goal: an origin cuts a catalog page by its chunk references, not only at 1024
+    // entries; a re-home that took a short page for the last would withdraw everything
+    // on the pages after it. With `more`, the tower reads on (at once, from the page's
+    // last seq) and withdraws nothing the new origin holds.
+    let (kept, kc) = entry(10, "kept", Priority::P1, &bytes(50, 30_000));
+    let (news, nc) = entry(20, "news", Priority::P1, &bytes(51, 30_000));
+    let (mut t, mut durable) = trusting_o1(&[(&kept, &kc), (&news, &nc)]);
+    let kept2 = CatalogEntry {
+        seq: 3,
+        manifest: kept.manifest.clone(),
+    };
+    let news2 = CatalogEntry {
+        seq: 4,
+        manifest: news.manifest.clone(),
+    };
+    offer_catalog_from(&mut t, Time::ZERO, Some(O2), &[&kept2, &news2]);
+    drain(&mut t);
+    let now = Time::from_secs(1);
+    t.rehome(now);
+    let actions = drain(&mut t);
+    let asked = complete_io(&mut t, now, actions, &mut durable);
+    assert_eq!(catalog_requests(&asked), vec![0]);
+    offer_catalog_page(&mut t, now, Some(O2), &[&kept2], true);
+    let actions = drain(&mut t);
+    let adopted = |a: &[Action]| {
+        a.iter()
+            .any(|a| matches!(a, Action::Emit(Event::OriginAdopted { .. })))
+    };
+    assert!(!adopted(&actions), "a cut page is not the last");
+    assert!(t.rehoming());
+    let asked = complete_io(&mut t, now, actions, &mut durable);
+    let mut polls = catalog_requests(&asked);
+    polls.extend(catalog_requests(&run_timers(
+        &mut t,
+        1,
+        1,
+        &mut durable,
+        None,
+    )));
+    assert_eq!(
+        polls.first(),
+        Some(&3),
+        "the next page, from the cut one's last seq"
+    );
+    offer_catalog_page(&mut t, Time::from_secs(2), Some(O2), &[&news2], false);
+    let actions = drain(&mut t);
+    assert!(emitted(
+        &actions,
+        &Event::OriginAdopted {
+            origin: O2,
+            rehomed: true,
+            dropped: 0
+        }
+    ));
+    assert!(
+        !(actions.iter()).any(|a| matches!(a, Action::Emit(Event::ContentWithdrawn { .. }))),
+        "nothing the new origin holds is withdrawn"
+    );
 }
 
 #[test]
@@ -2035,6 +2110,7 @@ fn an_entry_sent_as_changes_is_rebuilt_from_the_held_version_or_asked_for_whole(
         Message::CatalogReply {
             entries: vec![as_changes(2), SentEntry::Whole(other.clone())],
             origin: None,
+            more: false,
         },
     );
     assert!(
@@ -2062,6 +2138,7 @@ fn an_entry_sent_as_changes_is_rebuilt_from_the_held_version_or_asked_for_whole(
         Message::CatalogReply {
             entries: vec![as_changes(2)],
             origin: None,
+            more: false,
         },
     );
     assert_eq!(t.items[&ItemId::new("atlas")].entry, v2);
@@ -2112,6 +2189,7 @@ fn a_reply_cannot_make_the_tower_build_without_bound() {
             Message::CatalogReply {
                 entries,
                 origin: None,
+                more: false,
             },
         )
     };

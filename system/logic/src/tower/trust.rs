@@ -149,7 +149,12 @@ impl Tower {
     }
 
     /// A catalog reply from the origin that announced `found`.
-    pub(super) fn on_catalog_from(&mut self, found: Option<OriginId>, entries: Vec<CatalogEntry>) {
+    pub(super) fn on_catalog_from(
+        &mut self,
+        found: Option<OriginId>,
+        entries: Vec<CatalogEntry>,
+        more: bool,
+    ) {
         if !self.config.check_origin {
             self.on_catalog(entries); // planted bug: whoever answers is synced from
             return;
@@ -179,7 +184,7 @@ impl Tower {
                     self.origin_answered();
                 }
             }
-            Trust::Rehoming(state) => self.rehome_page(state, found, entries),
+            Trust::Rehoming(state) => self.rehome_page(state, found, entries, more),
         }
     }
 
@@ -189,6 +194,7 @@ impl Tower {
         mut state: Rehome,
         found: Option<OriginId>,
         entries: Vec<CatalogEntry>,
+        more: bool,
     ) {
         self.catalog_deadline = None;
         // The exchange worked, whatever the page says: a breaker whose half-open trial
@@ -215,7 +221,8 @@ impl Tower {
             self.next_catalog_at = self.now;
             return;
         }
-        let full_page = entries.len() >= CATALOG_REPLY_ENTRIES_MAX;
+        // A page the origin cut: by its word, or (an older origin's) by its length.
+        let full_page = more || entries.len() >= CATALOG_REPLY_ENTRIES_MAX;
         let mut entries = entries;
         entries.sort_by_key(|e| e.seq);
         for entry in entries {

@@ -130,6 +130,10 @@ pub struct OriginCatalog {
     /// This origin's id (also in the `x-sovereign-origin` header of every answer).
     #[schema(pattern = "^[0-9a-f]{32}$")]
     pub origin: Option<String>,
+    /// `true`: the page was cut (at 1024 entries or 262,144 chunk references, a whole
+    /// entry at a time) and more entries follow; ask again with `since` set to the last
+    /// seq here.
+    pub more: bool,
 }
 
 /// Catalog entries published after `since`.
@@ -175,7 +179,11 @@ async fn catalog(
         changes,
     };
     match api.node.message(tower, msg).await? {
-        Some(Message::CatalogReply { entries, origin }) => {
+        Some(Message::CatalogReply {
+            entries,
+            origin,
+            more,
+        }) => {
             let (mut whole, mut changed) = (Vec::new(), Vec::new());
             for e in &entries {
                 match e {
@@ -190,6 +198,7 @@ async fn catalog(
                 entries: whole,
                 changes: changed,
                 origin: origin.map(|o| o.to_string()),
+                more,
             };
             let json = serde_json::to_vec(&page)
                 .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
@@ -408,5 +417,55 @@ impl PublicApi for OriginApi {
 
     fn openapi(&self) -> &Bytes {
         &self.openapi
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sovereign_logic::content::{ChunkRef, ItemId, Manifest, Priority};
+    use sovereign_logic::origin::{CATALOG_REPLY_ENTRIES_MAX, CATALOG_REPLY_REFS_MAX};
+    use sovereign_logic::protocol::CatalogEntry;
+
+    #[test]
+    fn the_largest_catalog_page_fits_what_a_tower_reads_in_one_answer() {
+        // Goal: the origin's page limits and the tower's answer limit agree. A page whose
+        // JSON a tower cannot read is asked for again for ever: a new tower synced nothing
+        // (found with 32 items of 256 MiB, ~75 MB of JSON). Largest page: the references
+        // at their widest (a length of u32::MAX) and every entry with the longest id the
+        // admin API takes (256 characters, each a 4-byte character), on top.
+        let widest = |refs: usize, item: ItemId| {
+            let chunks = vec![
+                ChunkRef {
+                    hash: ChunkHash::of(b"x"),
+                    len: u32::MAX,
+                };
+                refs
+            ];
+            let manifest = Manifest {
+                item,
+                version: u64::MAX,
+                priority: Priority::P3,
+                size: u64::MAX,
+                digest: ChunkHash::of(b"y"),
+                chunks,
+            };
+            let dto = CatalogEntryDto::from(&CatalogEntry {
+                seq: u64::MAX,
+                manifest,
+            });
+            serde_json::to_vec(&dto).unwrap().len() + 1
+        };
+        let long_id = ItemId::new("\u{10348}".repeat(256));
+        let per_ref = widest(2, ItemId::new("i")) - widest(1, ItemId::new("i"));
+        let per_entry = widest(0, long_id);
+        let page = CATALOG_REPLY_REFS_MAX * per_ref + CATALOG_REPLY_ENTRIES_MAX * per_entry + 4096;
+        assert!(
+            page < crate::transport::RESPONSE_BYTES_MAX,
+            "{page} bytes of JSON at most, {} readable",
+            crate::transport::RESPONSE_BYTES_MAX
+        );
+        // And the limit is not slack by orders of magnitude: a quarter of what fits.
+        assert!(page > crate::transport::RESPONSE_BYTES_MAX / 4, "{page}");
     }
 }
