@@ -48,6 +48,7 @@ fn expect(plant: Plant) -> (&'static str, &'static [(Oracle, &'static str)]) {
             )],
         ),
         Plant::BoundedDedupe => ("rare/long-outage", &[]),
+        Plant::UncutCatalog => ("big-catalog", &[]),
     }
 }
 
@@ -156,6 +157,7 @@ plant_tests! {
     publish_before_fsync_is_caught_by_integrity: Plant::PublishBeforeFsync;
     bounded_dedupe_is_caught_by_exactly_once: Plant::BoundedDedupe;
     anonymous_refusals_are_caught_by_attribution: Plant::AnonymousRefusals;
+    uncut_catalog_is_caught_by_convergence: Plant::UncutCatalog;
 }
 
 /// The plants of `Plant::ALL` without a line in `tested`, and the oracles of

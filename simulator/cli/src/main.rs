@@ -321,7 +321,8 @@ const PLANT_HELP: &str = "Planted bug: skip-verify, ack-before-fsync, no-idempot
 ledger-rounding, fifo-scheduler, no-failback, offline-refuse, ignore-battery, sequential-keys, \
 forget-confirmed, no-key-owner-check, no-edge-validation, keep-refused-writes, \
 accept-unknown-towers, no-origin-check, device-skip-verify, reply-before-fsync, \
-receipts-by-position, publish-before-fsync, bounded-dedupe, anonymous-refusals";
+receipts-by-position, publish-before-fsync, bounded-dedupe, anonymous-refusals, \
+uncut-catalog";
 
 /// Raw flags of `sim run`.
 #[derive(Args, Debug)]

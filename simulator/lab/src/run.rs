@@ -1085,6 +1085,13 @@ impl Lab {
                 "[origin] chunk sizes are not passed to the real origin (it has no flag for them); it chunks with its defaults".into(),
             );
         }
+        if sc.origin.answer_bytes_max != sovereign_logic::protocol::ANSWER_BYTES_MAX {
+            self.shared.warn(format!(
+                "[origin] answer_bytes_max = {} models a smaller answer limit in the simulator only; the real tower reads answers up to {} bytes and the real origin cuts its catalog pages for that",
+                sc.origin.answer_bytes_max,
+                sovereign_logic::protocol::ANSWER_BYTES_MAX
+            ));
+        }
         // The origin's PostgreSQL, when the scenario asks for it.
         let mut database = Vec::new();
         if sc.origin.database == Database::Postgres {

@@ -80,12 +80,29 @@ pub struct Scenario {
 }
 
 /// The origin's settings.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct OriginSpec {
     /// FastCDC sizes for published content.
     pub chunk: ChunkParams,
     /// Where the origin keeps its records.
     pub database: Database,
+    /// The largest answer a tower reads, in the link model's bytes (`[origin]
+    /// answer_bytes_max`; the real servers' 64 MiB by default,
+    /// [`sovereign_logic::protocol::ANSWER_BYTES_MAX`]): a message the link charges more
+    /// for is dropped by the tower, and the origin cuts its catalog pages to fit
+    /// ([`sovereign_logic::protocol::catalog_page_refs`]). A smaller one lets a scenario
+    /// outgrow it with a catalog of hundreds of small items instead of gigabytes.
+    pub answer_bytes_max: u64,
+}
+
+impl Default for OriginSpec {
+    fn default() -> Self {
+        OriginSpec {
+            chunk: ChunkParams::default(),
+            database: Database::default(),
+            answer_bytes_max: sovereign_logic::protocol::ANSWER_BYTES_MAX,
+        }
+    }
 }
 
 /// Where the origin keeps its records (catalog, apply log, ledger): `[origin] database`.

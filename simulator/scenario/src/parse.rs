@@ -259,6 +259,7 @@ pub(crate) struct RawOrigin {
     pub chunk_avg_bytes: Option<Spanned<Int<1, { 16 << 20 }>>>,
     pub chunk_max_bytes: Option<Spanned<Int<1, { 16 << 20 }>>>,
     pub database: Option<Spanned<String>>,
+    pub answer_bytes_max: Option<Spanned<Int<4096, { 64 << 20 }>>>,
 }
 
 /// A link profile's table: `[profiles.<name>]` (with `base`), a link's inline table (with
@@ -645,7 +646,28 @@ fn origin(ctx: &Ctx<'_>, t: &Spanned<RawOrigin>) -> Res<OriginSpec> {
             )
         })?,
     };
-    Ok(OriginSpec { chunk, database })
+    let answer_bytes_max = (r.answer_bytes_max.as_ref())
+        .map_or(sovereign_logic::protocol::ANSWER_BYTES_MAX, |v| {
+            v.get_ref().0 as u64
+        });
+    // A chunk's answer must fit, head and all: 1 KiB over the largest chunk at least.
+    let least = u64::from(chunk.size_max) + 1024;
+    if let Some(v) = &r.answer_bytes_max
+        && answer_bytes_max < least
+    {
+        return Err(ctx.err(
+            &v.span(),
+            format!(
+                "answer_bytes_max {answer_bytes_max} leaves no room for a chunk of chunk_max_bytes = {}; expected at least {least}",
+                chunk.size_max
+            ),
+        ));
+    }
+    Ok(OriginSpec {
+        chunk,
+        database,
+        answer_bytes_max,
+    })
 }
 
 impl RawProfile {
@@ -1601,6 +1623,28 @@ mod tests {
     /// Goal: `[origin] database` takes "sqlite" (the default) or "postgres", and the
     /// faults that act on a database server are refused, with where and why, on an origin
     /// that has none; on a PostgreSQL origin they parse.
+    #[test]
+    fn the_answer_limit_defaults_to_the_real_one_and_must_fit_a_chunk() {
+        // Goal: `[origin] answer_bytes_max` is 64 MiB unless given, survives a write and
+        // a read back, and a limit no chunk answer fits is refused with where and why.
+        let s = parse_str("t.toml", MINIMAL).expect("parses");
+        assert_eq!(s.origin.answer_bytes_max, 64 << 20);
+        let s = parse_str(
+            "t.toml",
+            &format!("{MINIMAL}[origin]\nanswer_bytes_max = 131072\n"),
+        )
+        .expect("parses");
+        assert_eq!(s.origin.answer_bytes_max, 131_072);
+        assert_eq!(parse_str("t.toml", &s.to_toml()).unwrap(), s);
+        let e = err(&format!("{MINIMAL}[origin]\nanswer_bytes_max = 60000\n"));
+        assert_eq!(
+            (e.line, e.field.as_str()),
+            (6, "origin.answer_bytes_max"),
+            "{e}"
+        );
+        assert!(e.message.contains("expected at least 66560"), "{e}");
+    }
+
     #[test]
     fn database_faults_need_an_origin_on_postgres() {
         let fault =

@@ -52,6 +52,9 @@ impl Scenario {
                 // Written only when not the default, so files of before it stay as written.
                 database: (self.origin.database != Database::default())
                     .then(|| sp(self.origin.database.name().to_string())),
+                answer_bytes_max: (self.origin.answer_bytes_max
+                    != sovereign_logic::protocol::ANSWER_BYTES_MAX)
+                    .then(|| sp(Int(self.origin.answer_bytes_max as i64))),
             })),
             profiles: None,
             tower: Some(sp(self.towers.iter().map(raw_tower).collect())),

@@ -73,11 +73,15 @@ pub enum Plant {
     /// limit once answered: the tower takes its trusted origin for another one, stops
     /// syncing and reports a mismatch → attribution.
     AnonymousRefusals,
+    /// The origin cuts a catalog page at 1024 entries only, not at what a tower reads in
+    /// one answer (as the real origin did): a catalog larger than that answer limit makes
+    /// every poll from its start fail, and the tower never syncs → convergence.
+    UncutCatalog,
 }
 
 impl Plant {
     /// Every plant.
-    pub const ALL: [Plant; 21] = [
+    pub const ALL: [Plant; 22] = [
         Plant::SkipVerify,
         Plant::AckBeforeFsync,
         Plant::NoIdempotency,
@@ -99,6 +103,7 @@ impl Plant {
         Plant::PublishBeforeFsync,
         Plant::BoundedDedupe,
         Plant::AnonymousRefusals,
+        Plant::UncutCatalog,
     ];
 
     /// The command-line name.
@@ -125,6 +130,7 @@ impl Plant {
             Plant::PublishBeforeFsync => "publish-before-fsync",
             Plant::BoundedDedupe => "bounded-dedupe",
             Plant::AnonymousRefusals => "anonymous-refusals",
+            Plant::UncutCatalog => "uncut-catalog",
         }
     }
 
@@ -145,7 +151,7 @@ impl Plant {
             | Plant::NoKeyOwnerCheck
             | Plant::AcceptUnknownTowers
             | Plant::AnonymousRefusals => Oracle::Attribution,
-            Plant::NoOriginCheck => Oracle::Convergence,
+            Plant::NoOriginCheck | Plant::UncutCatalog => Oracle::Convergence,
             Plant::ForgetConfirmed
             | Plant::NoEdgeValidation
             | Plant::KeepRefusedWrites
@@ -164,7 +170,7 @@ impl fmt::Display for Plant {
 /// An unknown plant name.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
-    "unknown plant {0:?}; expected one of: skip-verify, ack-before-fsync, no-idempotency, ledger-rounding, fifo-scheduler, no-failback, offline-refuse, ignore-battery, sequential-keys, forget-confirmed, no-key-owner-check, no-edge-validation, keep-refused-writes, accept-unknown-towers, no-origin-check, device-skip-verify, reply-before-fsync, receipts-by-position, publish-before-fsync, bounded-dedupe, anonymous-refusals"
+    "unknown plant {0:?}; expected one of: skip-verify, ack-before-fsync, no-idempotency, ledger-rounding, fifo-scheduler, no-failback, offline-refuse, ignore-battery, sequential-keys, forget-confirmed, no-key-owner-check, no-edge-validation, keep-refused-writes, accept-unknown-towers, no-origin-check, device-skip-verify, reply-before-fsync, receipts-by-position, publish-before-fsync, bounded-dedupe, anonymous-refusals, uncut-catalog"
 )]
 pub struct UnknownPlant(pub String);
 

@@ -52,7 +52,8 @@ use sovereign_logic::io::{Action, Event, Key, PowerMode, Record};
 use sovereign_logic::ledger::Rounding;
 use sovereign_logic::origin::OriginConfig;
 use sovereign_logic::protocol::{
-    DeviceId, IdemKey, LinkKind, Message, OpOutcome, Peer, SubmitReply, TowerId,
+    DeviceId, HTTP_HEAD, IdemKey, LinkKind, Message, OpOutcome, Peer, SubmitReply, TowerId,
+    catalog_page_refs,
 };
 use sovereign_logic::tower::scheduler::SchedulePolicy;
 use sovereign_logic::tower::{RETRY_NOT_STORED, TowerConfig};
@@ -240,6 +241,10 @@ impl World {
         if plant == Some(Plant::BoundedDedupe) {
             origin_config.dedupe_window = Some(BOUNDED_DEDUPE_WINDOW);
         }
+        origin_config.catalog_page_refs = match plant {
+            Some(Plant::UncutCatalog) => usize::MAX,
+            _ => catalog_page_refs(sc.origin.answer_bytes_max),
+        };
         // The origin answers the scenario's towers only (the real one: those holding a
         // credential); the planted `accept-unknown-towers` answers anyone.
         origin_config.towers = Some((0..sc.towers.len() as u32).map(TowerId).collect());
@@ -998,6 +1003,12 @@ impl World {
                     let incarnation = self.towers[t].incarnation;
                     let bytes = msg.wire_size();
                     let mut arrivals = self.origin_transmit(t, link, bytes, slow);
+                    // The bytes cross the link all the same; a tower reads no answer longer
+                    // than the limit (the real one's HTTP client refuses it) and its
+                    // request times out.
+                    if bytes.saturating_sub(HTTP_HEAD) > self.sc.origin.answer_bytes_max {
+                        arrivals.clear();
+                    }
                     if !arrivals.is_empty() && !self.healed && self.buggify.fires(Site::LateReply) {
                         self.late_reply(t, &mut arrivals);
                     }

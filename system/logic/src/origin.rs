@@ -86,12 +86,15 @@ pub const BATCH_MAX_DEFAULT: usize = 64;
 /// Most entries in one `CatalogReply`. Entries go out in seq order, so a tower that got a
 /// truncated reply asks again from the highest seq it received.
 pub const CATALOG_REPLY_ENTRIES_MAX: usize = 1024;
-/// Most chunk references in one `CatalogReply` ([`SentEntry::refs`]), unless its first
-/// entry alone has more (an entry is never split). A page of 1024 whole manifests of
-/// large items ran to hundreds of megabytes of JSON, past what a tower reads in one
-/// answer (64 MiB): a new tower's first poll failed the same way for ever and it synced
-/// nothing. At most ~95 bytes of JSON per reference, a page stays under 26 MB.
-pub const CATALOG_REPLY_REFS_MAX: usize = 1 << 18;
+/// Most chunk references in one `CatalogReply` ([`SentEntry::refs`]) by default
+/// ([`OriginConfig::catalog_page_refs`]), unless its first entry alone has more (an entry
+/// is never split). A page of 1024 whole manifests of large items ran to hundreds of
+/// megabytes of JSON, past what a tower reads in one answer
+/// ([`crate::protocol::ANSWER_BYTES_MAX`], 64 MiB): a new tower's first poll failed the
+/// same way for ever and it synced nothing. 262,144: at most ~95 bytes of JSON per
+/// reference, a page stays under 26 MB.
+pub const CATALOG_REPLY_REFS_MAX: usize =
+    crate::protocol::catalog_page_refs(crate::protocol::ANSWER_BYTES_MAX);
 /// Largest item version [`Origin::publish`] accepts, in bytes.
 pub const ITEM_BYTES_MAX: usize = 256 * 1024 * 1024;
 /// Longest idempotency key accepted, in bytes; longer keys are rejected (and recorded).
@@ -189,6 +192,11 @@ pub struct OriginConfig {
     /// a delivery retried after `n` newer applies (a reply lost, then an outage) is applied
     /// a second time.
     pub dedupe_window: Option<u64>,
+    /// Most chunk references in one catalog page ([`CATALOG_REPLY_REFS_MAX`] by
+    /// default; [`crate::protocol::catalog_page_refs`] of a smaller answer limit in a
+    /// scenario that models one). `usize::MAX` = planted bug `uncut-catalog`: pages are
+    /// cut at their entry count only, as before, and can outgrow what a tower reads.
+    pub catalog_page_refs: usize,
 }
 
 impl Default for OriginConfig {
@@ -203,6 +211,7 @@ impl Default for OriginConfig {
             reply_after_fsync: true,
             catalog_after_fsync: true,
             dedupe_window: None,
+            catalog_page_refs: CATALOG_REPLY_REFS_MAX,
         }
     }
 }
@@ -920,14 +929,14 @@ impl Origin {
 
     /// The entries a catalog poll from `since_seq` gets, in seq order, and whether more
     /// follow: at most [`CATALOG_REPLY_ENTRIES_MAX`] entries and
-    /// [`CATALOG_REPLY_REFS_MAX`] chunk references (the first entry always goes).
+    /// [`OriginConfig::catalog_page_refs`] chunk references (the first entry always goes).
     fn catalog_page(&self, since_seq: u64, changes: bool) -> (Vec<SentEntry>, bool) {
         let mut entries = Vec::new();
         let mut refs = 0usize;
         let after = (Bound::Excluded(since_seq), Bound::Unbounded);
         for e in self.catalog_in_seq_order(after) {
             let sent = self.sent_entry(e, since_seq, changes);
-            let over = refs.saturating_add(sent.refs()) > CATALOG_REPLY_REFS_MAX;
+            let over = refs.saturating_add(sent.refs()) > self.config.catalog_page_refs;
             if entries.len() == CATALOG_REPLY_ENTRIES_MAX || (over && !entries.is_empty()) {
                 return (entries, true);
             }

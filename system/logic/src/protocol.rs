@@ -498,6 +498,19 @@ impl SentEntry {
     }
 }
 
+/// The largest answer from the origin a tower reads (its decoded body): the real tower's
+/// HTTP client refuses longer ones, and the simulator's towers drop a message the link
+/// model charges more for. What the origin sends must fit: see [`catalog_page_refs`].
+pub const ANSWER_BYTES_MAX: u64 = 64 << 20;
+
+/// How many chunk references a catalog page may list for it to fit an answer of
+/// `answer_bytes_max` bytes: one per 256 bytes. A reference costs at most ~95 bytes of
+/// JSON (a server test checks the largest page against [`ANSWER_BYTES_MAX`]), and 36 in
+/// the simulator's byte model; the rest covers each entry's other fields.
+pub const fn catalog_page_refs(answer_bytes_max: u64) -> usize {
+    (answer_bytes_max / 256) as usize
+}
+
 /// Bytes charged for an HTTP/1.1 head: see [`Message::wire_size`].
 pub const HTTP_HEAD: u64 = 300;
 

@@ -43,8 +43,10 @@ pub const CONNECTIONS_PER_HOST_MAX: usize = 40;
 /// The longest a new connection waits for its host's permit ([`Capped`]).
 const PERMIT_WAIT_MAX: Duration = Duration::from_secs(30);
 
-/// Largest response body accepted (a catalog page or a chunk is far smaller).
-pub const RESPONSE_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// Largest response body accepted: the protocol's answer limit
+/// ([`sovereign_logic::protocol::ANSWER_BYTES_MAX`]), which the origin's catalog pages are
+/// cut to fit (a chunk is far smaller).
+pub const RESPONSE_BYTES_MAX: usize = sovereign_logic::protocol::ANSWER_BYTES_MAX as usize;
 
 /// One outgoing request.
 #[derive(Clone, Debug)]
