@@ -452,6 +452,13 @@ mod tests {
         }
     }
 
+    async fn publish_doc(h: &OriginHandle, body: &[u8]) {
+        let bytes = bytes::Bytes::copy_from_slice(body);
+        h.publish(ItemId::new("doc"), Priority::P1, bytes)
+            .await
+            .unwrap();
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn chunks_come_from_the_store_verified_and_a_rotten_one_is_written_again() {
         // Goal: the origin keeps no chunk bytes; each reply is read from its store (SQLite
@@ -474,13 +481,7 @@ mod tests {
         )
         .unwrap();
         assert!(chunks.len() >= 3, "{} chunks", chunks.len());
-        h.publish(
-            ItemId::new("doc"),
-            Priority::P1,
-            bytes::Bytes::from(body.clone()),
-        )
-        .await
-        .unwrap();
+        publish_doc(&h, &body).await;
         for c in &chunks {
             assert_eq!(ask(&h, c.hash).await, Some((c.hash, c.bytes.len())));
         }
@@ -494,13 +495,7 @@ mod tests {
         for c in chunks.iter().filter(|c| c.hash != rotten) {
             assert_eq!(ask(&h, c.hash).await, Some((c.hash, c.bytes.len())));
         }
-        h.publish(
-            ItemId::new("doc"),
-            Priority::P1,
-            bytes::Bytes::from(body.clone()),
-        )
-        .await
-        .unwrap();
+        publish_doc(&h, &body).await;
         let again = chunks.iter().find(|c| c.hash == rotten).unwrap();
         assert_eq!(ask(&h, rotten).await, Some((rotten, again.bytes.len())));
         drop(h);

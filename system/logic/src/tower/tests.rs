@@ -1206,6 +1206,16 @@ fn offer_catalog_page(
     );
 }
 
+/// Whether `actions` say the re-home ended in trusting `origin`, `dropped` items withdrawn.
+fn rehomed_to(actions: &[Action], origin: OriginId, dropped: u64) -> bool {
+    let adopted = Event::OriginAdopted {
+        origin,
+        rehomed: true,
+        dropped,
+    };
+    emitted(actions, &adopted)
+}
+
 fn emitted(actions: &[Action], want: &Event) -> bool {
     actions
         .iter()
@@ -1493,14 +1503,7 @@ fn rehome_reconciles_held_content_with_the_new_origin() {
     assert_eq!(catalog_requests(&asked), vec![0]);
     offer_catalog_from(&mut t, Time::from_secs(2), Some(O2), &o2_catalog);
     let actions = drain(&mut t);
-    assert!(emitted(
-        &actions,
-        &Event::OriginAdopted {
-            origin: O2,
-            rehomed: true,
-            dropped: 1
-        }
-    ));
+    assert!(rehomed_to(&actions, O2, 1));
     // The tower says what it serves no more (news: lacking; alert: other bytes), and not
     // what it keeps.
     let withdrawn = |item: &str| {
@@ -1632,14 +1635,7 @@ fn a_rehome_page_the_origin_cut_short_is_not_its_last() {
     );
     offer_catalog_page(&mut t, Time::from_secs(2), Some(O2), &[&news2], false);
     let actions = drain(&mut t);
-    assert!(emitted(
-        &actions,
-        &Event::OriginAdopted {
-            origin: O2,
-            rehomed: true,
-            dropped: 0
-        }
-    ));
+    assert!(rehomed_to(&actions, O2, 0));
     assert!(
         !(actions.iter()).any(|a| matches!(a, Action::Emit(Event::ContentWithdrawn { .. }))),
         "nothing the new origin holds is withdrawn"
