@@ -344,8 +344,9 @@ pub struct Origin {
     identity_fsync: Option<WriteId>,
     /// Durable entries the recovery left out of the catalog: not servable, because a chunk
     /// is not durable (a crash came before their fsync), fails its hash, or the manifest
-    /// is inconsistent. A chunk made durable later may complete one ([`Origin::absorb`]).
-    /// Set by recovery only: a running origin does not keep it up to date.
+    /// is inconsistent. A chunk made durable later may complete one ([`Origin::absorb`],
+    /// or a running origin's publish). A running origin adds the entries a lost chunk
+    /// takes out of the catalog ([`Origin::chunk_lost`]).
     left_out: BTreeMap<ItemId, CatalogEntry>,
 }
 
@@ -537,15 +538,7 @@ impl Origin {
             }
         }
         // Entries left out before whose chunks the written ones completed.
-        let completed: Vec<ItemId> = (self.left_out.iter())
-            .filter(|(_, e)| self.servable(e))
-            .map(|(item, _)| item.clone())
-            .collect();
-        for item in completed {
-            if let Some(e) = self.left_out.remove(&item) {
-                self.catalog_put(e);
-            }
-        }
+        self.complete_left_out();
         // What replaced what is not durable: a restarted origin knows only its records,
         // however it was rebuilt (absorbing or recovering).
         self.superseded.clear();
@@ -847,6 +840,11 @@ impl Origin {
             if newer {
                 self.catalog_put(p.entry);
             }
+            // Its chunks are durable now: they may complete entries left out for a chunk
+            // that was lost (`chunk_lost`).
+            if !self.left_out.is_empty() {
+                self.complete_left_out();
+            }
         }
         while self.pending_batches.front().is_some_and(|b| b.fsync <= id) {
             let Some(b) = self.pending_batches.pop_front() else {
@@ -952,10 +950,25 @@ impl Origin {
             && (entry.manifest.chunks.iter()).all(|c| self.chunks.contains_key(&c.hash))
     }
 
-    /// Make `entry` its item's entry in the catalog (replacing the one before it).
+    /// Put back into the catalog the entries left out whose chunks are all held now.
+    fn complete_left_out(&mut self) {
+        let completed: Vec<ItemId> = (self.left_out.iter())
+            .filter(|(_, e)| self.servable(e))
+            .map(|(item, _)| item.clone())
+            .collect();
+        for item in completed {
+            if let Some(e) = self.left_out.remove(&item) {
+                self.catalog_put(e);
+            }
+        }
+    }
+
+    /// Make `entry` its item's entry in the catalog (replacing the one before it, and any
+    /// older one left out).
     fn catalog_put(&mut self, entry: CatalogEntry) {
         let seq = entry.seq;
         let item = entry.manifest.item.clone();
+        self.left_out.remove(&item);
         if let Some(old) = self.catalog_remove(&item) {
             let changes = ManifestChanges::between(&old.manifest, &entry.manifest);
             self.superseded.insert(item.clone(), (old.seq, changes));
@@ -995,15 +1008,29 @@ impl Origin {
     }
 
     /// Storage no longer holds `hash` intact (a read found it missing, unreadable or
-    /// failing its hash): the origin stops saying it holds it ([`Event::ChunkQuarantined`])
-    /// and the next publish that cuts the same bytes writes them again. Entries naming it
-    /// stay in the catalog — towers that ask for it are told it is not held — and a
-    /// recovery leaves them out until the chunk is written again. Nothing happens for a
-    /// chunk it does not hold.
+    /// failing its hash): the origin stops saying it holds it ([`Event::ChunkQuarantined`]),
+    /// and the catalog entries that name it leave the catalog ([`Event::ContentWithdrawn`]
+    /// each), as a recovery from this storage would leave them out: a version the origin
+    /// can no longer serve whole is offered to no tower. The next publish that cuts the
+    /// same bytes writes the chunk again, and once that is durable the entries it completes
+    /// are back. Nothing happens for a chunk it does not hold.
     pub fn chunk_lost(&mut self, hash: ChunkHash) {
-        if self.chunks.remove(&hash).is_some() {
-            self.actions
-                .push_back(Action::Emit(Event::ChunkQuarantined { hash }));
+        if self.chunks.remove(&hash).is_none() {
+            return;
+        }
+        self.actions
+            .push_back(Action::Emit(Event::ChunkQuarantined { hash }));
+        let naming: Vec<ItemId> = (self.catalog.values())
+            .filter(|e| e.manifest.chunks.iter().any(|c| c.hash == hash))
+            .map(|e| e.manifest.item.clone())
+            .collect();
+        for item in naming {
+            if let Some(e) = self.catalog_remove(&item) {
+                self.superseded.remove(&item);
+                self.left_out.insert(item.clone(), e);
+                self.actions
+                    .push_back(Action::Emit(Event::ContentWithdrawn { item }));
+            }
         }
     }
 
@@ -1561,12 +1588,15 @@ mod tests {
     fn a_chunk_storage_lost_is_never_sent_and_the_next_publish_writes_it_again() {
         // Goal: the origin keeps no chunk bytes; what storage hands back is verified before
         // it is sent. Rotten or missing bytes: the tower hears "not held", the origin
-        // stops claiming the chunk (one ChunkQuarantined), and publishing the same bytes
-        // again writes the chunk again instead of skipping it as held.
+        // stops claiming the chunk (one ChunkQuarantined) and stops offering the version
+        // that names it (ContentWithdrawn: out of the catalog, as a recovery would leave
+        // it); publishing the same bytes again writes the chunks again instead of skipping
+        // them as held, and once durable, the version is back.
         let bytes = random_bytes(4, 20_000);
         let mut node = Node::new(OriginConfig::default());
         let e = node.publish("doc", &bytes);
         node.sync_all();
+        let doc = ItemId::new("doc");
         let hash = e.manifest.chunks[0].hash;
         let mut rotten = node.stored(&hash).unwrap().to_vec();
         rotten[0] ^= 1;
@@ -1580,14 +1610,20 @@ mod tests {
         assert_eq!(reply, Message::ChunkReply { hash, bytes: None });
         assert_eq!(
             node.events[events..],
-            [Event::ChunkQuarantined { hash }],
-            "one quarantine, nothing else"
+            [
+                Event::ChunkQuarantined { hash },
+                Event::ContentWithdrawn { item: doc.clone() }
+            ],
         );
         assert_eq!(node.origin.chunk_len(&hash), None);
-        // Asked again: "not held" without reading storage (no second quarantine).
+        assert!(
+            node.origin.catalog().is_empty(),
+            "no version it cannot serve whole"
+        );
+        // Asked again: "not held" without reading storage (nothing more happens).
         let reply = node.ask(Message::ChunkRequest { hash });
         assert_eq!(reply, Message::ChunkReply { hash, bytes: None });
-        assert_eq!(node.events.len(), events + 1);
+        assert_eq!(node.events.len(), events + 2);
         // Storage that lost the bytes altogether is "not held" too.
         let other = e.manifest.chunks[1].hash;
         assert_eq!(
@@ -1598,9 +1634,10 @@ mod tests {
             }
         );
         assert_eq!(node.origin.chunk_len(&other), None);
-        // The same bytes published again write exactly the two lost chunks again.
+        // The same bytes published under another id write exactly the two lost chunks
+        // again; once that publish is durable, doc's version is whole and back.
         let written = node.written.len();
-        node.publish("doc", &bytes);
+        node.publish("copy", &bytes);
         let chunks: BTreeSet<ChunkHash> = (node.written[written..].iter())
             .filter_map(|r| match r {
                 Record::Chunk(c) => Some(c.hash),
@@ -1608,11 +1645,35 @@ mod tests {
             })
             .collect();
         assert_eq!(chunks, BTreeSet::from([hash, other]));
+        assert!(node.origin.catalog().is_empty(), "not before the fsync");
         node.sync_all();
+        let items: Vec<ItemId> = (node.origin.catalog().into_iter())
+            .map(|e| e.manifest.item)
+            .collect();
+        assert_eq!(items, vec![doc.clone(), ItemId::new("copy")]);
+        assert_eq!(
+            node.origin.catalog()[0],
+            e,
+            "the same entry, not a new version"
+        );
         match node.ask(Message::ChunkRequest { hash }) {
             Message::ChunkReply { bytes: Some(b), .. } => assert!(content::verify_chunk(&hash, &b)),
             other => panic!("{other:?}"),
         }
+        // A newer version of doc replaces a version of it left out, for good.
+        node.written.push(Record::Chunk(content::Chunk {
+            hash,
+            bytes: Bytes::from_static(b"rot"),
+        }));
+        node.ask(Message::ChunkRequest { hash });
+        let v2 = node.publish("doc", &random_bytes(5, 5_000));
+        node.sync_all();
+        let doc_entry = node
+            .origin
+            .catalog()
+            .into_iter()
+            .find(|e| e.manifest.item == doc);
+        assert_eq!(doc_entry, Some(v2));
     }
 
     #[test]
