@@ -148,6 +148,28 @@ enum Reply {
     ReadChunk { hash: ChunkHash, len: Option<u32> },
 }
 
+/// Tell the origin that chunk `hash` is lost — if the store still says so when the node
+/// task runs it: a publish may have written the chunk again since the read that found it
+/// rotten (or the origin been rebuilt from a scan that quarantined it), and an intact
+/// chunk must not be disowned. Confirming reads the chunk once more, on the node task;
+/// it happens only for a chunk found missing or rotten.
+fn lost(store: Arc<dyn Store>, hash: ChunkHash) -> Query {
+    Box::new(move |o, _| {
+        let Some(len) = o.chunk_len(&hash) else {
+            return;
+        };
+        let intact = match blocking(|| store.chunk(&hash)) {
+            Ok(Some(b)) => b.len() == len as usize && verify_chunk(&hash, &b),
+            Ok(None) => false,
+            // Not a verdict on the chunk: keep claiming it.
+            Err(_) => true,
+        };
+        if !intact {
+            o.chunk_lost(hash);
+        }
+    })
+}
+
 struct Node {
     origin: Origin,
     /// The node's own input, for the chunk reads it hands to blocking tasks to report a
@@ -366,8 +388,7 @@ impl Node {
                     }
                 }
                 if let Some(own) = own.upgrade() {
-                    let lost: Query = Box::new(move |o, _| o.chunk_lost(hash));
-                    let _ = own.send(Input::Query(lost));
+                    let _ = own.send(Input::Query(lost(store, hash)));
                 }
             }
             let _ = reply.send(Some(Message::ChunkReply { hash, bytes }));
@@ -486,6 +507,7 @@ mod tests {
             assert_eq!(ask(&h, c.hash).await, Some((c.hash, c.bytes.len())));
         }
         let rotten = store.corrupt_one().unwrap().expect("a chunk file to flip");
+        let store_again = store.clone();
         assert_eq!(ask(&h, rotten).await, None, "rotten bytes are never sent");
         // The node hears of the loss through its own queue: a query behind it sees it.
         assert_eq!(
@@ -498,6 +520,13 @@ mod tests {
         publish_doc(&h, &body).await;
         let again = chunks.iter().find(|c| c.hash == rotten).unwrap();
         assert_eq!(ask(&h, rotten).await, Some((rotten, again.bytes.len())));
+        // A loss reported by a read from before that publish (a second reader of the
+        // rotten file) finds the chunk intact now and changes nothing.
+        let len = move |o: &mut Origin, _| o.chunk_len(&rotten);
+        h.query(move |o, now| lost(store_again, rotten)(o, now))
+            .await
+            .unwrap();
+        assert_eq!(h.query(len).await.unwrap(), Some(again.bytes.len() as u32));
         drop(h);
         // A restart: every chunk is held again (lengths from the store's verified index).
         let h = spawn(OriginConfig::default(), store, sink).unwrap();
