@@ -344,9 +344,10 @@ pub struct Origin {
     identity_fsync: Option<WriteId>,
     /// Durable entries the recovery left out of the catalog: not servable, because a chunk
     /// is not durable (a crash came before their fsync), fails its hash, or the manifest
-    /// is inconsistent. A chunk made durable later may complete one ([`Origin::absorb`],
-    /// or a running origin's publish). A running origin adds the entries a lost chunk
-    /// takes out of the catalog ([`Origin::chunk_lost`]).
+    /// is inconsistent. A chunk made durable later may complete one ([`Origin::absorb`]).
+    /// A running origin adds the entries a lost chunk takes out of the catalog
+    /// ([`Origin::chunk_lost`]) and does not put them back (a newer version of the item
+    /// replaces one).
     left_out: BTreeMap<ItemId, CatalogEntry>,
 }
 
@@ -837,13 +838,17 @@ impl Origin {
                 .get(&p.entry.manifest.item)
                 .is_none_or(|e| e.manifest.version < p.entry.manifest.version);
             debug_assert!(newer, "versions are settled in order");
-            if newer {
+            // A chunk it took as held may have been lost since (`chunk_lost`): then it
+            // is left out, as a recovery would leave it.
+            if newer && self.servable(&p.entry) {
                 self.catalog_put(p.entry);
-            }
-            // Its chunks are durable now: they may complete entries left out for a chunk
-            // that was lost (`chunk_lost`).
-            if !self.left_out.is_empty() {
-                self.complete_left_out();
+            } else if newer {
+                let item = p.entry.manifest.item.clone();
+                self.catalog_remove(&item);
+                self.superseded.remove(&item);
+                self.left_out.insert(item.clone(), p.entry);
+                self.actions
+                    .push_back(Action::Emit(Event::ContentWithdrawn { item }));
             }
         }
         while self.pending_batches.front().is_some_and(|b| b.fsync <= id) {
@@ -1012,8 +1017,11 @@ impl Origin {
     /// and the catalog entries that name it leave the catalog ([`Event::ContentWithdrawn`]
     /// each), as a recovery from this storage would leave them out: a version the origin
     /// can no longer serve whole is offered to no tower. The next publish that cuts the
-    /// same bytes writes the chunk again, and once that is durable the entries it completes
-    /// are back. Nothing happens for a chunk it does not hold.
+    /// same bytes writes the chunk again; the item is offered again with its next version.
+    /// (A withdrawn version is not put back at its old seq while running: a tower whose
+    /// cursor passed that seq meanwhile would never hear of it. A restart's recovery does
+    /// put it back when its chunks are all there.) Nothing happens for a chunk it does not
+    /// hold.
     pub fn chunk_lost(&mut self, hash: ChunkHash) {
         if self.chunks.remove(&hash).is_none() {
             return;
@@ -1635,7 +1643,8 @@ mod tests {
         );
         assert_eq!(node.origin.chunk_len(&other), None);
         // The same bytes published under another id write exactly the two lost chunks
-        // again; once that publish is durable, doc's version is whole and back.
+        // again; doc's withdrawn version stays out (its old seq would not reach a tower
+        // whose cursor passed it), and a new version of doc is offered as any publish.
         let written = node.written.len();
         node.publish("copy", &bytes);
         let chunks: BTreeSet<ChunkHash> = (node.written[written..].iter())
@@ -1645,35 +1654,38 @@ mod tests {
             })
             .collect();
         assert_eq!(chunks, BTreeSet::from([hash, other]));
-        assert!(node.origin.catalog().is_empty(), "not before the fsync");
         node.sync_all();
-        let items: Vec<ItemId> = (node.origin.catalog().into_iter())
-            .map(|e| e.manifest.item)
-            .collect();
-        assert_eq!(items, vec![doc.clone(), ItemId::new("copy")]);
-        assert_eq!(
-            node.origin.catalog()[0],
-            e,
-            "the same entry, not a new version"
-        );
+        let items = |node: &Node| -> Vec<ItemId> {
+            (node.origin.catalog().into_iter())
+                .map(|e| e.manifest.item)
+                .collect()
+        };
+        assert_eq!(items(&node), vec![ItemId::new("copy")]);
         match node.ask(Message::ChunkRequest { hash }) {
             Message::ChunkReply { bytes: Some(b), .. } => assert!(content::verify_chunk(&hash, &b)),
             other => panic!("{other:?}"),
         }
-        // A newer version of doc replaces a version of it left out, for good.
-        node.written.push(Record::Chunk(content::Chunk {
-            hash,
-            bytes: Bytes::from_static(b"rot"),
-        }));
-        node.ask(Message::ChunkRequest { hash });
-        let v2 = node.publish("doc", &random_bytes(5, 5_000));
+        let v2 = node.publish("doc", &bytes);
         node.sync_all();
-        let doc_entry = node
-            .origin
-            .catalog()
-            .into_iter()
-            .find(|e| e.manifest.item == doc);
-        assert_eq!(doc_entry, Some(v2));
+        assert_eq!(items(&node), vec![ItemId::new("copy"), doc.clone()]);
+        assert_eq!(node.origin.catalog()[1], v2);
+        // A publish that took a chunk as held, lost before its fsync, is left out too.
+        let v3_bytes = random_bytes(6, 20_000);
+        let v3 = node.publish("doc", &v3_bytes);
+        let first = v3.manifest.chunks[0].hash;
+        node.origin.chunk_lost(first);
+        node.sync_all();
+        assert_eq!(
+            items(&node),
+            vec![ItemId::new("copy")],
+            "v3 names a lost chunk"
+        );
+        assert!(
+            node.events
+                .ends_with(&[Event::ContentWithdrawn { item: doc.clone() }]),
+            "{:?}",
+            node.events.last()
+        );
     }
 
     #[test]
