@@ -939,11 +939,14 @@ impl Origin {
         let after = (Bound::Excluded(since_seq), Bound::Unbounded);
         for e in self.catalog_in_seq_order(after) {
             let sent = self.sent_entry(e, since_seq, changes);
-            let over = refs.saturating_add(sent.refs()) > self.config.catalog_page_refs;
+            // An entry's own fields count as one reference more: a page of entries with
+            // few chunks (or none) is bounded too, under a small answer limit.
+            let cost = sent.refs().saturating_add(1);
+            let over = refs.saturating_add(cost) > self.config.catalog_page_refs;
             if entries.len() == CATALOG_REPLY_ENTRIES_MAX || (over && !entries.is_empty()) {
                 return (entries, true);
             }
-            refs = refs.saturating_add(sent.refs());
+            refs = refs.saturating_add(cost);
             entries.push(sent);
         }
         (entries, false)
@@ -1686,6 +1689,31 @@ mod tests {
             "{:?}",
             node.events.last()
         );
+    }
+
+    #[test]
+    fn a_page_of_entries_with_few_chunks_is_bounded_too() {
+        // Goal: each entry costs one reference more than its chunks, so a small budget
+        // (a scenario's small answer limit) bounds a page of empty or one-chunk items too.
+        let config = OriginConfig {
+            catalog_page_refs: 10,
+            ..OriginConfig::default()
+        };
+        let mut node = Node::new(config);
+        for i in 0..12 {
+            node.publish(&format!("empty-{i}"), b"");
+            node.publish(&format!("one-{i}"), &random_bytes(i, 1_000));
+        }
+        node.sync_all();
+        let Message::CatalogReply { entries, more, .. } = node.ask(Message::CatalogRequest {
+            since_seq: 0,
+            changes: false,
+        }) else {
+            panic!("no catalog reply");
+        };
+        // empty (1), one (2), empty (1), one (2), empty (1), one (2), empty (1): 10; the
+        // next one-chunk entry would make 12.
+        assert_eq!((entries.len(), more), (7, true));
     }
 
     #[test]
