@@ -324,7 +324,8 @@ fn wire_dtos_validate_against_their_schemas() {
     .unwrap();
     let entry = json!({ "seq": 3, "manifest": m });
     valid(origin, "CatalogEntry", &entry).unwrap();
-    let catalog = json!({ "entries": [entry], "origin": "0123456789abcdef0123456789abcdef" });
+    let catalog =
+        json!({ "entries": [entry], "origin": "0123456789abcdef0123456789abcdef", "more": false });
     valid(origin, "OriginCatalog", &catalog).unwrap();
     // An entry sent as changes, as the origin serializes it.
     let base = m_of(&manifest());
@@ -336,7 +337,7 @@ fn wire_dtos_validate_against_their_schemas() {
     let changed =
         serde_json::to_value(sovereign_wire::CatalogChangesDto::new(4, &changes)).expect("json");
     valid(origin, "CatalogChanges", &changed).unwrap();
-    let page = json!({ "entries": [], "changes": [changed], "origin": null });
+    let page = json!({ "entries": [], "changes": [changed], "origin": null, "more": true });
     valid(origin, "OriginCatalog", &page).unwrap();
     let mut bad_run = changed.clone();
     bad_run["runs"][0] = json!({ "keep": { "start": 0 } });
