@@ -170,6 +170,13 @@ pub fn verify_chunk(hash: &ChunkHash, bytes: &[u8]) -> bool {
     ChunkHash::of(bytes) == *hash
 }
 
+/// `true` iff `bytes` are the chunk `hash` of the recorded length `len` (`None`: no
+/// length on record, only the hash decides). What an origin checks before it serves a
+/// chunk it read from storage, and before it disowns one as lost.
+pub fn chunk_intact(hash: &ChunkHash, len: Option<u32>, bytes: &[u8]) -> bool {
+    len.is_none_or(|l| l as usize == bytes.len()) && verify_chunk(hash, bytes)
+}
+
 /// FastCDC chunk sizes in bytes. Defaults: 2 KiB / 8 KiB / 64 KiB (DESIGN.md §10).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChunkParams {

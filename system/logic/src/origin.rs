@@ -843,12 +843,7 @@ impl Origin {
             if newer && self.servable(&p.entry) {
                 self.catalog_put(p.entry);
             } else if newer {
-                let item = p.entry.manifest.item.clone();
-                self.catalog_remove(&item);
-                self.superseded.remove(&item);
-                self.left_out.insert(item.clone(), p.entry);
-                self.actions
-                    .push_back(Action::Emit(Event::ContentWithdrawn { item }));
+                self.leave_out(p.entry);
             }
         }
         while self.pending_batches.front().is_some_and(|b| b.fsync <= id) {
@@ -1006,9 +1001,7 @@ impl Origin {
     /// [`Origin::chunk_lost`] or sends them as they are.
     pub fn chunk_reply(&mut self, hash: ChunkHash, stored: Option<Bytes>) -> Message {
         let len = self.chunks.get(&hash).copied();
-        let bytes = stored.filter(|b| {
-            len.is_none_or(|l| l as usize == b.len()) && content::verify_chunk(&hash, b)
-        });
+        let bytes = stored.filter(|b| content::chunk_intact(&hash, len, b));
         if bytes.is_none() {
             self.chunk_lost(hash);
         }
@@ -1037,12 +1030,20 @@ impl Origin {
             .collect();
         for item in naming {
             if let Some(e) = self.catalog_remove(&item) {
-                self.superseded.remove(&item);
-                self.left_out.insert(item.clone(), e);
-                self.actions
-                    .push_back(Action::Emit(Event::ContentWithdrawn { item }));
+                self.leave_out(e);
             }
         }
+    }
+
+    /// Withdraw `entry`'s item while running: it leaves the catalog (towers are told,
+    /// [`Event::ContentWithdrawn`]) and is kept left out, as a recovery would keep it.
+    fn leave_out(&mut self, entry: CatalogEntry) {
+        let item = entry.manifest.item.clone();
+        self.catalog_remove(&item);
+        self.superseded.remove(&item);
+        self.left_out.insert(item.clone(), entry);
+        self.actions
+            .push_back(Action::Emit(Event::ContentWithdrawn { item }));
     }
 
     /// The recorded outcome for `key` (including one whose fsync is still pending).

@@ -33,7 +33,7 @@
 use crate::clock::Clock;
 use crate::tower_node::{NodeGone, blocking};
 use sovereign_logic::Time;
-use sovereign_logic::content::{ChunkHash, ItemId, Priority, verify_chunk};
+use sovereign_logic::content::{ChunkHash, ItemId, Priority, chunk_intact};
 use sovereign_logic::io::{Action, Event};
 use sovereign_logic::origin::{Origin, OriginConfig, RestartPacing};
 use sovereign_logic::protocol::{CatalogEntry, Message, OriginId, Peer, TowerId};
@@ -159,7 +159,7 @@ fn lost(store: Arc<dyn Store>, hash: ChunkHash) -> Query {
             return;
         };
         let intact = match blocking(|| store.chunk(&hash)) {
-            Ok(Some(b)) => b.len() == len as usize && verify_chunk(&hash, &b),
+            Ok(Some(b)) => chunk_intact(&hash, Some(len), &b),
             Ok(None) => false,
             // Not a verdict on the chunk: keep claiming it.
             Err(_) => true,
@@ -376,8 +376,7 @@ impl Node {
                 }
             };
             let found = bytes.is_some();
-            let bytes = bytes
-                .filter(|b| len.is_none_or(|l| l as usize == b.len()) && verify_chunk(&hash, b));
+            let bytes = bytes.filter(|b| chunk_intact(&hash, len, b));
             if bytes.is_none() {
                 match found {
                     true => {
