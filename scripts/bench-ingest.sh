@@ -109,6 +109,10 @@ for ((i = 0; i < parts; i++)); do
         die "publishing part $i failed: $(tail -3 "$tmp/publish.log")"
 done
 origin_secs=$(secs "$t0" "$(now)")
+# The origin's CPU time (user + system, clock ticks) over its life so far: how much of
+# the publish wall time it computed, and how much it waited (for the disk).
+ticks=$(getconf CLK_TCK)
+cpu=$(awk -v t="$ticks" '{ printf "%.2f s user, %.2f s system", $14 / t, $15 / t }' "/proc/$origin_pid/stat")
 rss=$(awk '/^VmRSS/ { printf "%.0f MB", $2 * 1024 / 1e6 }' "/proc/$origin_pid/status")
 hwm=$(awk '/^VmHWM/ { printf "%.0f MB", $2 * 1024 / 1e6 }' "/proc/$origin_pid/status")
 files=$(find "$tmp/fs/origin" -type f | wc -l)
@@ -139,5 +143,5 @@ printf '| sovereign origin publish | %.2f s | %s | — |\n' "$origin_secs" "$(mb
 printf '| sha256sum | %.2f s | %s | %s |\n' "$sha_secs" "$(mbs "$sha_secs")" "$(ratio "$origin_secs" "$sha_secs")"
 printf '| dd conv=fsync | %.2f s | %s | %s |\n' "$dd_secs" "$(mbs "$dd_secs")" "$(ratio "$origin_secs" "$dd_secs")"
 echo
-echo "origin after: resident $rss (peak $hwm); $files files in its data directory"
+echo "origin after: resident $rss (peak $hwm); $files files in its data directory; CPU $cpu"
 printf 'origin restarted on that store: answering after %.2f s, resident %s\n' "$restart_secs" "$restart_rss"

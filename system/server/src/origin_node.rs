@@ -34,7 +34,7 @@ use crate::clock::Clock;
 use crate::tower_node::{NodeGone, blocking};
 use sovereign_logic::Time;
 use sovereign_logic::content::{ChunkHash, ItemId, Priority, chunk_intact};
-use sovereign_logic::io::{Action, Event};
+use sovereign_logic::io::{Action, Event, Record};
 use sovereign_logic::origin::{Origin, OriginConfig, RestartPacing};
 use sovereign_logic::protocol::{CatalogEntry, Message, OriginId, Peer, TowerId};
 use sovereign_store::Store;
@@ -319,9 +319,43 @@ impl Node {
     }
 
     fn drain(&mut self) {
-        while let Some(action) = self.origin.poll_action() {
+        // An action taken from the queue while gathering a batch of chunk writes.
+        let mut held = None;
+        while let Some(action) = held.take().or_else(|| self.origin.poll_action()) {
             let now = self.clock.now();
             match action {
+                // A publish's chunks, written together (the store may spread them over
+                // threads); each is reported as it would be alone, in order.
+                Action::Write {
+                    id,
+                    record: record @ Record::Chunk(_),
+                } => {
+                    let (mut ids, mut records) = (vec![id], vec![record]);
+                    loop {
+                        match self.origin.poll_action() {
+                            Some(Action::Write {
+                                id,
+                                record: record @ Record::Chunk(_),
+                            }) => {
+                                ids.push(id);
+                                records.push(record);
+                            }
+                            other => {
+                                held = other;
+                                break;
+                            }
+                        }
+                    }
+                    let mut results = blocking(|| self.store.write_many(&records)).into_iter();
+                    for id in ids {
+                        let r = match results.next() {
+                            Some(r) => r.map_err(|e| e.to_string()),
+                            None => Err("the store gave no result for this write".to_string()),
+                        };
+                        self.note(&r);
+                        self.origin.handle_write_done(now, id, r);
+                    }
+                }
                 Action::Send { to, msg, .. } => self.replies.push((to, Reply::Message(msg))),
                 Action::ReadChunk { to, hash } => {
                     let len = self.origin.chunk_len(&hash);

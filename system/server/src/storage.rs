@@ -289,6 +289,11 @@ impl Store for ObservedStore {
     fn write(&self, record: &Record) -> Result<(), StoreError> {
         self.note(StoreOp::Write, self.inner.write(record))
     }
+    fn write_many(&self, records: &[Record]) -> Vec<Result<(), StoreError>> {
+        (self.inner.write_many(records).into_iter())
+            .map(|r| self.note(StoreOp::Write, r))
+            .collect()
+    }
     fn delete(&self, key: &Key) -> Result<(), StoreError> {
         self.note(StoreOp::Delete, self.inner.delete(key))
     }

@@ -286,6 +286,18 @@ impl<S: Store> Store for FaultyStore<S> {
         self.inner.write(record)
     }
 
+    fn write_many(&self, records: &[Record]) -> Vec<Result<(), StoreError>> {
+        let quiet = {
+            let s = lock(&self.faults.0);
+            s.delay.is_none() && s.corrupt_pending == 0 && !s.write_errors && !s.disk_full
+        };
+        match quiet {
+            true => self.inner.write_many(records),
+            // Each write meets the faults as it would alone.
+            false => records.iter().map(|r| self.write(r)).collect(),
+        }
+    }
+
     fn delete(&self, key: &Key) -> Result<(), StoreError> {
         self.before();
         {

@@ -143,6 +143,12 @@ pub struct Recovered {
 pub trait Store: Send + Sync {
     /// Stage a record (a chunk goes to the chunk store). Not durable until [`Store::fsync`].
     fn write(&self, record: &Record) -> Result<(), StoreError>;
+    /// [`Store::write`] of each record, in order, one result each: a store may do the
+    /// work of a batch at once (the chunk directories write a publish's chunk files on
+    /// several threads). Every record is attempted, as separate writes would be.
+    fn write_many(&self, records: &[Record]) -> Vec<Result<(), StoreError>> {
+        records.iter().map(|r| self.write(r)).collect()
+    }
     /// Stage the removal of a record. Not durable until [`Store::fsync`].
     fn delete(&self, key: &Key) -> Result<(), StoreError>;
     /// Make every earlier write and delete durable. On `Err`, everything staged since the

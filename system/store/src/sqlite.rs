@@ -287,6 +287,42 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_of_writes_is_the_same_as_writing_each_in_turn() {
+        // Goal: `write_many` (chunks written together, records staged in order) answers
+        // one result per record in order, and leaves the store as the same writes one
+        // by one would: a chunk whose bytes are not its name fails alone.
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).unwrap();
+        let mut records: Vec<Record> = (0..40).map(chunk).collect();
+        records.insert(7, entry("a", 1));
+        records.push(outbox("7:1"));
+        let Record::Chunk(good) = chunk(99) else {
+            unreachable!()
+        };
+        let bad = Record::Chunk(sovereign_logic::content::Chunk {
+            hash: good.hash,
+            bytes: good.bytes.slice(1..),
+        });
+        records.insert(20, bad);
+        let results = s.write_many(&records);
+        assert_eq!(results.len(), records.len());
+        for (i, r) in results.iter().enumerate() {
+            assert_eq!(r.is_err(), i == 20, "result {i}: {r:?}");
+        }
+        s.fsync().unwrap();
+        drop(s);
+        let got = SqliteStore::open(dir.path()).unwrap().recover().unwrap();
+        let want: Vec<&Record> = (records.iter().enumerate())
+            .filter(|(i, _)| *i != 20)
+            .map(|(_, r)| r)
+            .collect();
+        assert_eq!(got.durable.len(), want.len());
+        for r in want {
+            assert_eq!(got.durable.get(&r.key()), Some(r));
+        }
+    }
+
+    #[test]
     fn chunks_go_to_files_and_are_synced_before_the_commit() {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(dir.path()).unwrap();

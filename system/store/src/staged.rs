@@ -64,6 +64,10 @@ impl<T: StagedBackend> Store for T {
         stage_write(self.chunks(), self.staged(), record)
     }
 
+    fn write_many(&self, records: &[Record]) -> Vec<Result<(), StoreError>> {
+        stage_write_many(self.chunks(), self.staged(), records)
+    }
+
     fn delete(&self, key: &Key) -> Result<(), StoreError> {
         stage_delete(self.chunks(), self.staged(), key)
     }
@@ -142,6 +146,30 @@ pub(crate) fn stage_write(
             Ok(())
         }
     }
+}
+
+/// [`stage_write`] of each record: the chunks written together
+/// ([`ChunkDir::put_many`]), the rest staged in order; one result per record, in order.
+pub(crate) fn stage_write_many(
+    chunks: &ChunkDir,
+    staged: &Mutex<Vec<Staged>>,
+    records: &[Record],
+) -> Vec<Result<(), StoreError>> {
+    let batch: Vec<(ChunkHash, &[u8])> = (records.iter())
+        .filter_map(|r| match r {
+            Record::Chunk(c) => Some((c.hash, &c.bytes[..])),
+            _ => None,
+        })
+        .collect();
+    let mut written = chunks.put_many(&batch).into_iter();
+    (records.iter())
+        .map(|r| match r {
+            Record::Chunk(_) => written
+                .next()
+                .unwrap_or_else(|| unreachable!("one result per chunk put")),
+            other => stage_write(chunks, staged, other),
+        })
+        .collect()
 }
 
 /// Stage the removal of `key` (a chunk is removed from `chunks` at once).
