@@ -458,13 +458,24 @@ fn a_publish_that_fails_on_a_full_disk_leaves_nothing_and_the_origin_goes_on() {
         after, before,
         "chunk files left behind by the failed publish (files, bytes)"
     );
-    assert!(
+    // One failed write stops the publish: the writes after it (written together on
+    // several threads, all failing on the full disk) are neither reported nor counted.
+    assert_eq!(
         metric(
             &origin.addr,
             "sovereign_storage_errors_total",
             &[("op", "write")]
-        )
-        .is_some_and(|v| v >= 1.0)
+        ),
+        Some(1.0)
+    );
+    // And the failure is what readiness reports until a write succeeds again: nothing of
+    // the failed publish (its catalog entry) was written after its failed chunk.
+    let (_, reasons) = readiness(&origin.addr);
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.starts_with("storage write failing")),
+        "{reasons:?}"
     );
     // Not wedged: the next publish and a tower's forward both succeed.
     let (ok, err) = try_publish(&origin.admin, d, "after", &content(3, 200_000));

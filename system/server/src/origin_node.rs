@@ -350,10 +350,18 @@ impl Node {
                     for id in ids {
                         let r = match results.next() {
                             Some(r) => r.map_err(|e| e.to_string()),
-                            None => Err("the store gave no result for this write".to_string()),
+                            None => {
+                                Err("not written: an earlier write of its batch failed".to_string())
+                            }
                         };
                         self.note(&r);
                         self.origin.handle_write_done(now, id, r);
+                        // Fail-stop: the logic dropped what it had queued, the action
+                        // taken out ahead of it included; nothing more is written.
+                        if self.origin.is_failed() {
+                            held = None;
+                            break;
+                        }
                     }
                 }
                 Action::Send { to, msg, .. } => self.replies.push((to, Reply::Message(msg))),

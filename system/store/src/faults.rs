@@ -294,7 +294,7 @@ impl<S: Store> Store for FaultyStore<S> {
         match quiet {
             true => self.inner.write_many(records),
             // Each write meets the faults as it would alone.
-            false => records.iter().map(|r| self.write(r)).collect(),
+            false => crate::until_failed(records.iter().map(|r| self.write(r))),
         }
     }
 

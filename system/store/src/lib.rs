@@ -143,11 +143,13 @@ pub struct Recovered {
 pub trait Store: Send + Sync {
     /// Stage a record (a chunk goes to the chunk store). Not durable until [`Store::fsync`].
     fn write(&self, record: &Record) -> Result<(), StoreError>;
-    /// [`Store::write`] of each record, in order, one result each: a store may do the
-    /// work of a batch at once (the chunk directories write a publish's chunk files on
-    /// several threads). Every record is attempted, as separate writes would be.
+    /// [`Store::write`] of each record in order, stopping at the first that fails: one
+    /// result per record up to it (the last result is then that error). A store may do
+    /// a batch's work at once (the chunk directories write a publish's chunk files on
+    /// several threads), so records after a failed one may have been begun: as after
+    /// any failed write, the caller discards ([`Store::discard`]) before it goes on.
     fn write_many(&self, records: &[Record]) -> Vec<Result<(), StoreError>> {
-        records.iter().map(|r| self.write(r)).collect()
+        until_failed(records.iter().map(|r| self.write(r)))
     }
     /// Stage the removal of a record. Not durable until [`Store::fsync`].
     fn delete(&self, key: &Key) -> Result<(), StoreError>;
@@ -235,6 +237,21 @@ pub fn collect_garbage(
 
 /// A verified chunk's length as the logic counts it. Chunks are cut by the publisher far
 /// below 4 GiB; a longer one is a broken invariant, not a disk error.
+/// The results up to and including the first error (the rest are not computed).
+pub fn until_failed(
+    results: impl Iterator<Item = Result<(), StoreError>>,
+) -> Vec<Result<(), StoreError>> {
+    let mut out = Vec::new();
+    for r in results {
+        let failed = r.is_err();
+        out.push(r);
+        if failed {
+            break;
+        }
+    }
+    out
+}
+
 pub(crate) fn chunk_len(len: usize) -> u32 {
     u32::try_from(len).unwrap_or_else(|_| panic!("a chunk of {len} bytes exceeds u32"))
 }

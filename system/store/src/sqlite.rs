@@ -289,8 +289,9 @@ mod tests {
     #[test]
     fn a_batch_of_writes_is_the_same_as_writing_each_in_turn() {
         // Goal: `write_many` (chunks written together, records staged in order) answers
-        // one result per record in order, and leaves the store as the same writes one
-        // by one would: a chunk whose bytes are not its name fails alone.
+        // one result per record in order and leaves the store as the same writes one by
+        // one would; it stops at the first failure (a chunk whose bytes are not its
+        // name), staging nothing after it, and a discard then leaves nothing behind.
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(dir.path()).unwrap();
         let mut records: Vec<Record> = (0..40).map(chunk).collect();
@@ -303,21 +304,35 @@ mod tests {
             hash: good.hash,
             bytes: good.bytes.slice(1..),
         });
-        records.insert(20, bad);
+        let mut with_bad = records.clone();
+        with_bad.insert(20, bad);
+        let results = s.write_many(&with_bad);
+        assert_eq!(results.len(), 21, "results up to the failure: {results:?}");
+        assert!(results[..20].iter().all(Result::is_ok));
+        assert!(results[20].is_err());
+        assert!(
+            lock(&s.staged).len() <= 1,
+            "nothing staged after the failure"
+        );
+        s.discard().unwrap();
+        s.fsync().unwrap();
+        assert!(s.recover().unwrap().durable.is_empty());
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("chunks/tmp"))
+                .unwrap()
+                .count(),
+            0,
+            "temp files left by the failed batch"
+        );
+        // The whole batch, all good.
         let results = s.write_many(&records);
         assert_eq!(results.len(), records.len());
-        for (i, r) in results.iter().enumerate() {
-            assert_eq!(r.is_err(), i == 20, "result {i}: {r:?}");
-        }
+        assert!(results.iter().all(Result::is_ok));
         s.fsync().unwrap();
         drop(s);
         let got = SqliteStore::open(dir.path()).unwrap().recover().unwrap();
-        let want: Vec<&Record> = (records.iter().enumerate())
-            .filter(|(i, _)| *i != 20)
-            .map(|(_, r)| r)
-            .collect();
-        assert_eq!(got.durable.len(), want.len());
-        for r in want {
+        assert_eq!(got.durable.len(), records.len());
+        for r in &records {
             assert_eq!(got.durable.get(&r.key()), Some(r));
         }
     }

@@ -148,8 +148,10 @@ pub(crate) fn stage_write(
     }
 }
 
-/// [`stage_write`] of each record: the chunks written together
-/// ([`ChunkDir::put_many`]), the rest staged in order; one result per record, in order.
+/// [`Store::write_many`] for the staged stores: the chunks written together
+/// ([`ChunkDir::put_many`]), the other records staged in order, up to the first failure
+/// in the records' order (nothing after it is staged; chunks after it may have been
+/// put, and go with the caller's discard).
 pub(crate) fn stage_write_many(
     chunks: &ChunkDir,
     staged: &Mutex<Vec<Staged>>,
@@ -162,14 +164,14 @@ pub(crate) fn stage_write_many(
         })
         .collect();
     let mut written = chunks.put_many(&batch).into_iter();
-    (records.iter())
-        .map(|r| match r {
+    crate::until_failed(records.iter().map(|r| {
+        match r {
             Record::Chunk(_) => written
                 .next()
                 .unwrap_or_else(|| unreachable!("one result per chunk put")),
             other => stage_write(chunks, staged, other),
-        })
-        .collect()
+        }
+    }))
 }
 
 /// Stage the removal of `key` (a chunk is removed from `chunks` at once).
