@@ -69,34 +69,59 @@ pub const SCAN_READERS: usize = 8;
 /// file writes and renames over. Creating, writing and renaming a small file is mostly
 /// system time on one core; a publish of 256 MiB makes ~30,000 of them. Measured with
 /// `scripts/bench-ingest.sh` on 2 cores (docs/BENCHMARKS.md, "Ingest"): 2 threads
-/// publish 1.1-1.3x faster than 1, 4 no faster than 2 (the kernel's directory locks).
+/// publish 1.1-1.3x faster than 1, 4 no faster than 2 (why 4 gain nothing was not
+/// measured: 2 cores, and the threads share one temp directory).
 pub const WRITERS: usize = 2;
 
 /// Below this many files a batch is written on the calling thread: starting threads
 /// costs more than it saves.
 const WRITERS_MIN_BATCH: usize = 16;
 
-/// `f` of every item, on up to [`WRITERS`] threads (contiguous slices), results in the
-/// items' order.
-fn each_in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    if items.len() < WRITERS_MIN_BATCH {
+/// How many threads a batch of `n` puts or renames is spread over.
+fn writers_for(n: usize) -> usize {
+    if n < WRITERS_MIN_BATCH { 1 } else { WRITERS }
+}
+
+/// `f` of every item, on up to `threads` scoped threads, each taking the next item not
+/// yet taken (a slow item holds up one thread, not a share of the batch); the results
+/// in the items' order, whatever the threads did. One thread (or one item) runs on the
+/// calling thread. A panic in `f` is raised again here.
+fn in_parallel<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let threads = threads.min(items.len());
+    if threads <= 1 {
         return items.iter().map(f).collect();
     }
-    let per = items.len().div_ceil(WRITERS);
-    let mut out = Vec::with_capacity(items.len());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut found: Vec<(usize, R)> = Vec::with_capacity(items.len());
     std::thread::scope(|s| {
-        let f = &f;
-        let workers: Vec<_> = (items.chunks(per))
-            .map(|slice| s.spawn(move || slice.iter().map(f).collect::<Vec<R>>()))
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(item) = items.get(i) else {
+                            break;
+                        };
+                        mine.push((i, f(item)));
+                    }
+                    mine
+                })
+            })
             .collect();
         for worker in workers {
             match worker.join() {
-                Ok(mine) => out.extend(mine),
+                Ok(mine) => found.extend(mine),
                 Err(panic) => std::panic::resume_unwind(panic),
             }
         }
     });
-    out
+    found.sort_by_key(|(i, _)| *i);
+    found.into_iter().map(|(_, r)| r).collect()
 }
 
 /// What one prefix directory of a start-up scan found.
@@ -149,18 +174,11 @@ pub struct ChunkDir {
     fresh: Mutex<BTreeSet<ChunkHash>>,
     /// Chunks put since the last [`ChunkDir::sync`]: their temp files (not yet flushed or
     /// renamed). A std `Mutex`, never held across I/O but a rename's.
-    pending: Mutex<BTreeMap<ChunkHash, Pending>>,
+    pending: Mutex<BTreeMap<ChunkHash, PathBuf>>,
     /// `DIR/chunks`, open for the life of the directory: `syncfs` reports a writeback
     /// error since the last call made through the same open file, so it must stay open.
     #[cfg(target_os = "linux")]
     root: File,
-}
-
-/// A chunk put but not yet synced.
-#[derive(Debug)]
-struct Pending {
-    /// Its temp file.
-    tmp: PathBuf,
 }
 
 /// Rename `tmp` to `final_path`, replacing a file there; `true` when it created the
@@ -168,28 +186,29 @@ struct Pending {
 /// nothing a failed commit must take back). One `renameat2(RENAME_NOREPLACE)` in the
 /// usual case, so the put need not look first.
 fn rename_into_place(tmp: &Path, final_path: &Path) -> std::io::Result<bool> {
+    // Without RENAME_NOREPLACE (another OS, or a filesystem that lacks it): look, then
+    // rename.
+    let look_then_rename = || {
+        let existed = fs::symlink_metadata(final_path).is_ok();
+        fs::rename(tmp, final_path)?;
+        Ok(!existed)
+    };
     #[cfg(target_os = "linux")]
     {
         use rustix::fs::{CWD, RenameFlags, renameat_with};
         match renameat_with(CWD, tmp, CWD, final_path, RenameFlags::NOREPLACE) {
-            Ok(()) => return Ok(true),
-            Err(rustix::io::Errno::EXIST) => {}
-            // A filesystem without RENAME_NOREPLACE: look, then rename.
-            Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {
-                let existed = fs::symlink_metadata(final_path).is_ok();
+            Ok(()) => Ok(true),
+            Err(rustix::io::Errno::EXIST) => {
                 fs::rename(tmp, final_path)?;
-                return Ok(!existed);
+                Ok(false)
             }
-            Err(e) => return Err(e.into()),
+            Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => look_then_rename(),
+            Err(e) => Err(e.into()),
         }
-        fs::rename(tmp, final_path)?;
-        Ok(false)
     }
     #[cfg(not(target_os = "linux"))]
     {
-        let existed = fs::symlink_metadata(final_path).is_ok();
-        fs::rename(tmp, final_path)?;
-        Ok(!existed)
+        look_then_rename()
     }
 }
 
@@ -285,7 +304,7 @@ impl ChunkDir {
         self.fresh.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn pending(&self) -> std::sync::MutexGuard<'_, BTreeMap<ChunkHash, Pending>> {
+    fn pending(&self) -> std::sync::MutexGuard<'_, BTreeMap<ChunkHash, PathBuf>> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -327,9 +346,9 @@ impl ChunkDir {
             let _ = fs::remove_file(&tmp_path);
             return Err(io_err(format!("write {}", tmp_path.display()))(e));
         }
-        let replaced = self.pending().insert(*hash, Pending { tmp: tmp_path });
+        let replaced = self.pending().insert(*hash, tmp_path);
         if let Some(old) = replaced {
-            let _ = fs::remove_file(&old.tmp);
+            let _ = fs::remove_file(&old);
         }
         Ok(())
     }
@@ -338,13 +357,15 @@ impl ChunkDir {
     /// chunk, in order. Two puts of one hash in a batch leave one of them pending (the
     /// same bytes: each is verified against the name).
     pub fn put_many(&self, chunks: &[(ChunkHash, &[u8])]) -> Vec<Result<(), StoreError>> {
-        each_in_parallel(chunks, |(hash, bytes)| self.put(hash, bytes))
+        in_parallel(chunks, writers_for(chunks.len()), |(hash, bytes)| {
+            self.put(hash, bytes)
+        })
     }
 
     /// The bytes stored under `hash` (a pending chunk's from its temp file), unverified;
     /// `None` if there is no such chunk.
     pub fn get(&self, hash: &ChunkHash) -> Result<Option<Bytes>, StoreError> {
-        let tmp = self.pending().get(hash).map(|p| p.tmp.clone());
+        let tmp = self.pending().get(hash).cloned();
         if let Some(tmp) = tmp {
             match fs::read(&tmp) {
                 Ok(b) => return Ok(Some(Bytes::from(b))),
@@ -365,7 +386,7 @@ impl ChunkDir {
     /// the next sync.
     pub fn delete(&self, hash: &ChunkHash) -> Result<(), StoreError> {
         if let Some(p) = self.pending().remove(hash) {
-            let _ = fs::remove_file(&p.tmp);
+            let _ = fs::remove_file(&p);
         }
         let path = self.path_of(hash);
         match fs::remove_file(&path) {
@@ -387,12 +408,12 @@ impl ChunkDir {
         // Each chunk stays in the pending map (readable from its temp file) until its
         // rename is done: a reader on another thread never finds it in neither place.
         let batch: Vec<(ChunkHash, PathBuf)> = (self.pending().iter())
-            .map(|(h, p)| (*h, p.tmp.clone()))
+            .map(|(h, p)| (*h, p.clone()))
             .collect();
         self.flush(batch.iter().map(|(_, tmp)| tmp.as_path()), batch.len())?;
         // Renamed on several threads; each rename done is booked, whatever happened to
         // the others (a failed one stays pending for the next call or a discard).
-        let renamed = each_in_parallel(&batch, |(hash, tmp)| {
+        let renamed = in_parallel(&batch, writers_for(batch.len()), |(hash, tmp)| {
             let final_path = self.path_of(hash);
             rename_into_place(tmp, &final_path).map_err(io_err(format!(
                 "rename {} to {}",
@@ -411,7 +432,7 @@ impl ChunkDir {
             };
             {
                 let mut pending = self.pending();
-                if pending.get(&hash).is_some_and(|p| p.tmp == tmp) {
+                if pending.get(&hash).is_some_and(|p| *p == tmp) {
                     pending.remove(&hash);
                 }
             }
@@ -486,12 +507,12 @@ impl ChunkDir {
         let mut first_error = None;
         // Still pending (the sync failed before renaming them): only temp files.
         for (hash, p) in std::mem::take(&mut *self.pending()) {
-            match fs::remove_file(&p.tmp) {
+            match fs::remove_file(&p) {
                 // Counted when no chunk file stands under its name.
                 Ok(()) => removed += u64::from(fs::symlink_metadata(self.path_of(&hash)).is_err()),
                 Err(e) if e.kind() == ErrorKind::NotFound => {}
                 Err(e) => {
-                    first_error.get_or_insert(io_err(format!("remove {}", p.tmp.display()))(e));
+                    first_error.get_or_insert(io_err(format!("remove {}", p.display()))(e));
                 }
             }
         }
@@ -621,35 +642,12 @@ impl ChunkDir {
             }
             prefixes.push((prefix, prefix_dir));
         }
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let mut found: Vec<(usize, Result<PrefixScan<T>, StoreError>)> = Vec::new();
-        std::thread::scope(|s| {
-            let readers: Vec<_> = (0..SCAN_READERS.min(prefixes.len()))
-                .map(|_| {
-                    s.spawn(|| {
-                        let mut mine = Vec::new();
-                        loop {
-                            let i = next.fetch_add(1, Ordering::Relaxed);
-                            let Some((prefix, dir)) = prefixes.get(i) else {
-                                break;
-                            };
-                            mine.push((i, self.scan_prefix(prefix, dir, &keep)));
-                        }
-                        mine
-                    })
-                })
-                .collect();
-            for reader in readers {
-                match reader.join() {
-                    Ok(mine) => found.extend(mine),
-                    Err(panic) => std::panic::resume_unwind(panic),
-                }
-            }
+        let found = in_parallel(&prefixes, SCAN_READERS, |(prefix, dir)| {
+            self.scan_prefix(prefix, dir, &keep)
         });
-        found.sort_by_key(|(i, _)| *i);
         let mut kept = Vec::new();
         let mut touched = BTreeSet::new();
-        for (i, prefix_scan) in found {
+        for (i, prefix_scan) in found.into_iter().enumerate() {
             let p = prefix_scan?;
             kept.extend(p.kept);
             if !p.quarantined.is_empty() {
@@ -877,6 +875,32 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn in_parallel_answers_in_the_items_order_whatever_the_threads_take() {
+        // Goal: items of uneven cost, taken by whichever thread is free, come back as
+        // results in the items' order, on one thread or several, and every item is done
+        // once.
+        let items: Vec<u32> = (0..200).collect();
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let work = |i: &u32| {
+            calls.fetch_add(1, Ordering::Relaxed);
+            if i % 7 == 0 {
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+            i * 3
+        };
+        let want: Vec<u32> = items.iter().map(|i| i * 3).collect();
+        for threads in [0, 1, 2, 8, 500] {
+            assert_eq!(
+                in_parallel(&items, threads, work),
+                want,
+                "{threads} threads"
+            );
+        }
+        assert_eq!(calls.load(Ordering::Relaxed), 5 * items.len());
+        assert!(in_parallel(&[] as &[u32], 4, work).is_empty());
     }
 
     #[test]
