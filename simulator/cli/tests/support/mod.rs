@@ -11,7 +11,7 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -70,12 +70,12 @@ pub fn provision(origin_admin: &str, dir: &Path, id: u32) -> String {
     provision_to(origin_admin, id, &credential_file(dir, id))
 }
 
-/// A free loopback port (bound and released; good enough for tests).
+/// A free loopback port, handed out as the lab hands out its servers' ports: below the
+/// kernel's ephemeral range (32768 up), so that no client connection of a test running
+/// alongside takes it as its local port between this call and the server's bind, and
+/// reserved against the other test processes.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    sovereign_lab::backend::free_port().expect("a free port")
 }
 
 /// A response.
@@ -257,7 +257,7 @@ fn spawn(args: &[String], log: &Path, addr: String, admin: String) -> Server {
         .stderr(out)
         .spawn()
         .expect("spawn sovereign");
-    let server = Server {
+    let mut server = Server {
         child,
         addr,
         admin,
@@ -271,6 +271,12 @@ fn spawn(args: &[String], log: &Path, addr: String, admin: String) -> Server {
         .is_none()
     {
         // A server that never comes up says why: its log is in the failure message.
+        if let Ok(Some(status)) = server.child.try_wait() {
+            panic!(
+                "{args:?} exited ({status}) before answering {a}/healthz; it logged:\n{}",
+                server.log_text()
+            );
+        }
         assert!(
             Instant::now() < deadline,
             "timed out after 30s waiting for {a}/healthz; {args:?} logged:\n{}",
