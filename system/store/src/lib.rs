@@ -56,6 +56,7 @@ pub mod chunks;
 pub mod faults;
 pub mod fixtures;
 pub mod mem;
+pub mod packs;
 pub mod postgres;
 pub mod sqlite;
 mod staged;

@@ -1,0 +1,84 @@
+//! One batch of chunks made durable, side by side: the chunk directory (a file per
+//! chunk: temp file, syncfs, rename, directory flush) and the pack store (appended to
+//! one file, one fdatasync). The batch is what a 16 MiB slice of a publish brings: 1,600
+//! chunks of 10 KiB, pseudo-random. Each sample writes into a new directory on the
+//! temp directory's filesystem (`TMPDIR`), created and removed outside the timing.
+//!
+//! ```sh
+//! cargo bench -p sovereign-store --bench chunk_stores
+//! ```
+
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
+use sovereign_logic::content::ChunkHash;
+use sovereign_store::ChunkDir;
+use sovereign_store::packs::PackDir;
+
+const CHUNKS: u32 = 1_600;
+const CHUNK_BYTES: usize = 10 * 1024;
+
+fn chunks() -> Vec<(ChunkHash, Vec<u8>)> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..CHUNKS)
+        .map(|_| {
+            let bytes: Vec<u8> = (0..CHUNK_BYTES)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            (ChunkHash::of(&bytes), bytes)
+        })
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let data = chunks();
+    let batch: Vec<(ChunkHash, &[u8])> = data.iter().map(|(h, b)| (*h, &b[..])).collect();
+    let mut g = c.benchmark_group("1600 chunks of 10 KiB made durable");
+    g.sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .measurement_time(Duration::from_secs(20));
+    g.bench_function("chunk directory (a file per chunk)", |b| {
+        b.iter_custom(|iters| {
+            let mut spent = Duration::ZERO;
+            for _ in 0..iters {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let store = ChunkDir::open(dir.path()).expect("open");
+                let started = Instant::now();
+                for r in store.put_many(&batch) {
+                    r.expect("put");
+                }
+                store.sync().expect("sync");
+                store.committed();
+                spent += started.elapsed();
+            }
+            spent
+        })
+    });
+    g.bench_function("pack store (appended, one fdatasync)", |b| {
+        b.iter_custom(|iters| {
+            let mut spent = Duration::ZERO;
+            for _ in 0..iters {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let store = PackDir::open(dir.path()).expect("open");
+                store.scan_index().expect("scan");
+                let started = Instant::now();
+                for r in store.put_many(&batch) {
+                    r.expect("put");
+                }
+                store.sync().expect("sync");
+                store.committed();
+                spent += started.elapsed();
+            }
+            spent
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
