@@ -414,19 +414,14 @@ fn try_publish(origin_admin: &str, dir: &Path, item: &str, bytes: &[u8]) -> (boo
     )
 }
 
-/// Chunk files under `data/chunks` (not temp files): count and bytes.
-fn chunk_files(data: &Path) -> (u64, u64) {
+/// What a server's chunk store takes on its disk: its pack files under `data/packs`,
+/// count and bytes.
+fn chunk_store_size(data: &Path) -> (u64, u64) {
     let mut n = (0, 0);
-    for prefix in std::fs::read_dir(data.join("chunks")).expect("chunks dir") {
-        let prefix = prefix.expect("entry").path();
-        if prefix.file_name().is_some_and(|f| f == "tmp") || !prefix.is_dir() {
-            continue;
-        }
-        for f in std::fs::read_dir(&prefix).expect("prefix dir") {
-            let m = f.expect("entry").metadata().expect("metadata");
-            n.0 += 1;
-            n.1 += m.len();
-        }
+    for f in std::fs::read_dir(data.join("packs")).expect("packs dir") {
+        let m = f.expect("entry").metadata().expect("metadata");
+        n.0 += 1;
+        n.1 += m.len();
     }
     n
 }
@@ -434,9 +429,9 @@ fn chunk_files(data: &Path) -> (u64, u64) {
 /// Item 4 as reported: the origin's disk is really full.
 #[test]
 fn a_publish_that_fails_on_a_full_disk_leaves_nothing_and_the_origin_goes_on() {
-    // Goal: the chunk files a failed publish wrote are removed at once, so the origin is
-    // not wedged by its own garbage: later publishes and tower forwards succeed without
-    // anyone deleting files.
+    // Goal: the chunk bytes a failed publish wrote are taken back at once, so the origin
+    // is not wedged by its own garbage: later publishes and tower forwards succeed
+    // without anyone deleting files.
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let Some(_fs) = Tmpfs::mount(&d.join("origin"), "8m", "full-disk publish") else {
@@ -446,17 +441,17 @@ fn a_publish_that_fails_on_a_full_disk_leaves_nothing_and_the_origin_goes_on() {
     let origin = origin(d, &["--storage-free-min-mib", "0"]);
     let (ok, err) = try_publish(&origin.admin, d, "before", &content(1, 200_000));
     assert!(ok, "{err}");
-    let before = chunk_files(&data);
+    let before = chunk_store_size(&data);
     let (ok, err) = try_publish(&origin.admin, d, "big", &content(2, 12_000_000));
     assert!(!ok, "a 12 MB publish fit on an 8 MiB disk");
     assert!(
         err.contains("503") && err.contains("storage failed"),
         "{err}"
     );
-    let after = chunk_files(&data);
+    let after = chunk_store_size(&data);
     assert_eq!(
         after, before,
-        "chunk files left behind by the failed publish (files, bytes)"
+        "chunk bytes left behind by the failed publish (pack files, bytes)"
     );
     // One failed write stops the publish: the writes after it (written together on
     // several threads, all failing on the full disk) are neither reported nor counted.
@@ -495,30 +490,32 @@ fn a_publish_that_fails_on_a_full_disk_leaves_nothing_and_the_origin_goes_on() {
     assert_eq!(readiness(&origin.addr).0, 200);
 }
 
-/// Write `n` chunk files nothing names into `data`'s chunk directory; their hashes and
-/// bytes.
+/// What a crash between puts and their commit leaves: `n` chunks nothing names, appended
+/// to `data`'s chunk store and flushed (the server is down). Their hashes and bytes.
 fn plant_strays(data: &Path, seed: u64, n: usize) -> (Vec<String>, u64) {
-    let mut hashes = Vec::new();
-    let mut bytes = 0;
-    for i in 0..n {
-        let b = content(seed * 1000 + i as u64, 5_000 + i);
-        let hex = sovereign_logic::content::ChunkHash::of(&b).to_hex();
-        let prefix = data.join("chunks").join(&hex[..2]);
-        std::fs::create_dir_all(&prefix).expect("prefix dir");
-        std::fs::write(prefix.join(&hex), &b).expect("stray chunk");
-        bytes += b.len() as u64;
-        hashes.push(hex);
+    let strays: Vec<(sovereign_logic::content::ChunkHash, Vec<u8>)> = (0..n)
+        .map(|i| {
+            let b = content(seed * 1000 + i as u64, 5_000 + i);
+            (sovereign_logic::content::ChunkHash::of(&b), b)
+        })
+        .collect();
+    let store = sovereign_store::packs::PackDir::open(data).expect("open the chunk store");
+    let batch: Vec<_> = strays.iter().map(|(h, b)| (*h, &b[..])).collect();
+    for r in store.put_many(&batch) {
+        r.expect("stray chunk");
     }
-    (hashes, bytes)
+    store.sync().expect("flush the strays");
+    let bytes = strays.iter().map(|(_, b)| b.len() as u64).sum();
+    (strays.iter().map(|(h, _)| h.to_hex()).collect(), bytes)
 }
 
-/// Item 4, the crash case: chunk files a publish or a sync wrote before a crash, never
-/// named by a committed entry, are collected when the server starts again.
+/// Item 4, the crash case: chunks a publish or a sync wrote before a crash, never named
+/// by a committed entry, are collected when the server starts again.
 #[test]
-fn chunk_files_no_entry_names_are_collected_when_origin_and_tower_start() {
-    // Goal: start-up garbage collection removes exactly the unreferenced chunk files on
-    // both servers (and logs how many and how many bytes); what entries name is kept and
-    // served.
+fn chunks_no_entry_names_are_collected_when_origin_and_tower_start() {
+    // Goal: start-up garbage collection removes exactly the unreferenced chunks on both
+    // servers (and logs how many and how many bytes), giving their disk space back; what
+    // entries name is kept and served.
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let mut origin = origin(d, &[]);
@@ -530,15 +527,15 @@ fn chunk_files_no_entry_names_are_collected_when_origin_and_tower_start() {
             .ok()
             .filter(|r| r.status == 200)
     });
-    let origin_kept = chunk_files(&d.join("origin"));
-    let tower_kept = chunk_files(&d.join("tower-1"));
+    let origin_kept = chunk_store_size(&d.join("origin"));
+    let tower_kept = chunk_store_size(&d.join("tower-1"));
     origin.kill9();
     t.kill9();
     let (o_strays, o_bytes) = plant_strays(&d.join("origin"), 1, 40);
     let (t_strays, t_bytes) = plant_strays(&d.join("tower-1"), 2, 25);
 
     let origin = origin_at(d, &origin.addr.clone(), &origin.admin.clone(), &[]);
-    assert_eq!(chunk_files(&d.join("origin")), origin_kept);
+    assert_eq!(chunk_store_size(&d.join("origin")), origin_kept);
     assert!(
         collected(&origin.log_text(), 40, o_bytes),
         "no garbage-collection line with files=40 bytes={o_bytes}:\n{}",
@@ -548,7 +545,7 @@ fn chunk_files_no_entry_names_are_collected_when_origin_and_tower_start() {
     assert_eq!(r.status, 404, "a collected chunk is still served");
 
     let t = tower(d, 1, &origin.addr, &[]);
-    assert_eq!(chunk_files(&d.join("tower-1")), tower_kept);
+    assert_eq!(chunk_store_size(&d.join("tower-1")), tower_kept);
     assert!(
         collected(&t.log_text(), 25, t_bytes),
         "no garbage-collection line with files=25 bytes={t_bytes}:\n{}",

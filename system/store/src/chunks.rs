@@ -78,7 +78,7 @@ pub const WRITERS: usize = 2;
 const WRITERS_MIN_BATCH: usize = 16;
 
 /// How many threads a batch of `n` puts or renames is spread over.
-fn writers_for(n: usize) -> usize {
+pub(crate) fn writers_for(n: usize) -> usize {
     if n < WRITERS_MIN_BATCH { 1 } else { WRITERS }
 }
 
@@ -86,7 +86,7 @@ fn writers_for(n: usize) -> usize {
 /// yet taken (a slow item holds up one thread, not a share of the batch); the results
 /// in the items' order, whatever the threads did. One thread (or one item) runs on the
 /// calling thread. A panic in `f` is raised again here.
-fn in_parallel<T: Sync, R: Send>(
+pub(crate) fn in_parallel<T: Sync, R: Send>(
     items: &[T],
     threads: usize,
     f: impl Fn(&T) -> R + Sync,

@@ -52,6 +52,7 @@
 //! chunk size), and the in-memory stores have all bytes in memory anyway.
 #![warn(missing_docs)]
 
+pub mod chunk_store;
 pub mod chunks;
 pub mod faults;
 pub mod fixtures;
@@ -61,6 +62,7 @@ pub mod postgres;
 pub mod sqlite;
 mod staged;
 
+pub use chunk_store::ChunkStore;
 pub use chunks::{ChunkDir, Garbage};
 pub use faults::{Faults, FaultsSnapshot, FaultyStore};
 pub use mem::{MemDisk, MemStore};

@@ -19,14 +19,14 @@
 //! - Records appended since the last [`PackDir::committed`] are *fresh*; when the record
 //!   store's commit fails, [`PackDir::discard_fresh`] truncates the pack back to its
 //!   committed length (and removes packs started since), so a failed publish leaves no
-//!   chunk behind, and a chunk already held (a put of it appends nothing) is never removed
-//!   by someone else's failure. After a failed `fdatasync` the pending bytes cannot be
+//!   chunk behind. A chunk held before and put again is appended again (the put may be
+//!   replacing bytes that rotted), and a discard goes back to its earlier record: it is
+//!   never removed by someone else's failure. After a failed `fdatasync` the pending bytes cannot be
 //!   trusted (the kernel may have dropped them and marked them clean), so every later sync
 //!   fails until they are discarded.
-//! - A delete drops the chunk from the index at once; its bytes stay in the pack until
-//!   [`PackDir::collect_garbage`] compacts it. A restart finds it again in the pack, and
-//!   the start-up's garbage collection (which keeps only what committed records name)
-//!   drops it again — as the chunk directory's start-up removes a file a crash left.
+//! - A delete marks the chunk's record dead in place (its first four bytes) at once; it is
+//!   durable at the next sync, and a later scan steps over it. Its bytes stay in the pack
+//!   until [`PackDir::collect_garbage`] compacts a pack that is mostly dead.
 //! - Every record is read and verified at start-up ([`PackDir::scan_index`]), as every
 //!   chunk file is today; a record whose bytes do not hash to its name is copied to the
 //!   quarantine and left out.
@@ -39,13 +39,17 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use sovereign_logic::content::{ChunkHash, verify_chunk};
+use sovereign_logic::content::{Chunk, ChunkHash, verify_chunk};
 
 use crate::chunks::Scan;
 use crate::{Garbage, StoreError, chunk_len, io_err, lock};
 
 /// The first four bytes of every record.
 const MAGIC: [u8; 4] = *b"SVC1";
+
+/// What a record's first four bytes become once its bytes were found rotten and copied
+/// to the quarantine: later scans step over it without reporting it again.
+const DEAD: [u8; 4] = *b"SVCX";
 
 /// A record's head: magic, hash, length.
 const HEAD: usize = 4 + 32 + 4;
@@ -77,12 +81,18 @@ struct State {
     end: u64,
     /// The pack and length the last commit (or the start-up) left.
     committed: (u32, u64),
+    /// Where the appends the last successful sync made durable end: what a commit after
+    /// it takes in (an append racing in between stays fresh, for the next sync).
+    synced: (u32, u64),
+    /// The packs were read (by [`PackDir::scan_index`]): the index is whole.
+    scanned: bool,
     /// Packs written since the last sync (they need an fdatasync), and packs created since
     /// (the directory needs an fsync).
     unsynced: BTreeSet<u32>,
     created: bool,
-    /// Chunks appended since the last commit.
-    fresh: BTreeSet<ChunkHash>,
+    /// Chunks appended since the last commit, each with the record it superseded (a
+    /// chunk held before and put again: a discard goes back to it).
+    fresh: BTreeMap<ChunkHash, Option<Loc>>,
     /// A flush failed: the bytes since the commit are not to be trusted.
     failed: bool,
 }
@@ -96,6 +106,8 @@ pub struct PackDir {
     quarantine: PathBuf,
     target: u64,
     state: Mutex<State>,
+    /// Held while a first use reads the packs ([`PackDir::ensure_scanned`]).
+    scanning: Mutex<()>,
 }
 
 fn pack_name(n: u32) -> String {
@@ -143,15 +155,18 @@ impl PackDir {
             packs,
             quarantine,
             target: target.max(1),
+            scanning: Mutex::new(()),
             state: Mutex::new(State {
                 files: BTreeMap::new(),
                 index: BTreeMap::new(),
                 active: 0,
                 end: 0,
                 committed: (0, 0),
+                synced: (0, 0),
+                scanned: false,
                 unsynced: BTreeSet::new(),
                 created: false,
-                fresh: BTreeSet::new(),
+                fresh: BTreeMap::new(),
                 failed: false,
             }),
         })
@@ -171,6 +186,17 @@ impl PackDir {
         self.packs.join(pack_name(n))
     }
 
+    /// A store used before its start-up scan (tools, tests) reads the packs first: the
+    /// index is built only by reading them, and an append must follow the last whole
+    /// record.
+    fn ensure_scanned(&self) -> Result<(), StoreError> {
+        let _one = lock(&self.scanning);
+        if !lock(&self.state).scanned {
+            self.scan_index()?;
+        }
+        Ok(())
+    }
+
     /// Store `bytes` as the chunk `hash` (see [`PackDir::put_many`]).
     pub fn put(&self, hash: &ChunkHash, bytes: &[u8]) -> Result<(), StoreError> {
         self.put_many(&[(*hash, bytes)]).remove(0)
@@ -178,20 +204,25 @@ impl PackDir {
 
     /// Append every chunk not held yet to the active pack in one write, pending until
     /// the next [`PackDir::sync`]; one result per chunk, in order. Refuses bytes that do
-    /// not hash to their name, or longer than [`RECORD_BYTES_MAX`]; a chunk held already
-    /// (or twice in the batch) is appended once.
+    /// not hash to their name, or longer than [`RECORD_BYTES_MAX`]; a chunk appended since
+    /// the last commit (or twice in the batch) is appended once.
     pub fn put_many(&self, chunks: &[(ChunkHash, &[u8])]) -> Vec<Result<(), StoreError>> {
-        let mut results: Vec<Result<(), StoreError>> = (chunks.iter())
-            .map(|(hash, bytes)| check(hash, bytes))
-            .collect();
-        let mut st = lock(&self.state);
-        if st.files.is_empty() {
-            // Not scanned: there is no pack to append to yet.
+        let mut results: Vec<Result<(), StoreError>> = crate::chunks::in_parallel(
+            chunks,
+            crate::chunks::writers_for(chunks.len()),
+            |(hash, bytes)| check(hash, bytes),
+        );
+        if let Err(e) = self.ensure_scanned() {
+            let msg = e.to_string();
             for r in results.iter_mut().filter(|r| r.is_ok()) {
-                *r = Err(not_open());
+                *r = Err(StoreError::Io {
+                    what: msg.clone(),
+                    source: std::io::Error::other("reading the packs failed"),
+                });
             }
             return results;
         }
+        let mut st = lock(&self.state);
         if let Err(e) = self.roll_if_full(&mut st) {
             let msg = e.to_string();
             for r in results.iter_mut().filter(|r| r.is_ok()) {
@@ -206,7 +237,10 @@ impl PackDir {
         let mut new: Vec<(ChunkHash, Loc)> = Vec::new();
         let mut seen = BTreeSet::new();
         for ((hash, bytes), r) in chunks.iter().zip(&results) {
-            if r.is_err() || st.index.contains_key(hash) || !seen.insert(*hash) {
+            // Appended since the last commit already (the same bytes: both verified). A
+            // chunk held from before is appended again: a put must be able to replace
+            // bytes that rotted (the chunk directory's put replaced the file).
+            if r.is_err() || st.fresh.contains_key(hash) || !seen.insert(*hash) {
                 continue;
             }
             let len = chunk_len(bytes.len());
@@ -245,8 +279,8 @@ impl PackDir {
         let active = st.active;
         st.unsynced.insert(active);
         for (hash, loc) in new {
-            st.index.insert(hash, loc);
-            st.fresh.insert(hash);
+            let before = st.index.insert(hash, loc);
+            st.fresh.insert(hash, before);
         }
         results
     }
@@ -267,6 +301,7 @@ impl PackDir {
 
     /// The bytes stored under `hash`, unverified; `None` if there is no such chunk.
     pub fn get(&self, hash: &ChunkHash) -> Result<Option<Bytes>, StoreError> {
+        self.ensure_scanned()?;
         let (loc, file) = {
             let st = lock(&self.state);
             let Some(loc) = st.index.get(hash).copied() else {
@@ -292,11 +327,40 @@ impl PackDir {
             .collect()
     }
 
-    /// Drop `hash` from the index (see the module doc: its bytes go at compaction).
+    /// Remove the chunk `hash` (no error if it is absent): its record is marked dead in
+    /// place (its bytes go when the pack is compacted). Durable at the next sync.
     pub fn delete(&self, hash: &ChunkHash) -> Result<(), StoreError> {
+        self.ensure_scanned()?;
         let mut st = lock(&self.state);
+        self.mark_dead(&mut st, hash)
+    }
+
+    /// Take `hash` out of the index and mark its record dead (the pack is flushed at the
+    /// next sync). On a failed write the chunk stays held.
+    fn mark_dead(&self, st: &mut State, hash: &ChunkHash) -> Result<(), StoreError> {
+        let Some(loc) = st.index.get(hash).copied() else {
+            return Ok(());
+        };
+        st.files[&loc.pack]
+            .write_all_at(&DEAD, loc.at - HEAD as u64)
+            .map_err(io_err(format!(
+                "mark the record of {} dead in {}",
+                hash.to_hex(),
+                self.path_of_pack(loc.pack).display()
+            )))?;
         st.index.remove(hash);
-        st.fresh.remove(hash);
+        st.unsynced.insert(loc.pack);
+        // A record this one superseded since the commit would come back at a restart.
+        if let Some(Some(before)) = st.fresh.remove(hash) {
+            st.files[&before.pack]
+                .write_all_at(&DEAD, before.at - HEAD as u64)
+                .map_err(io_err(format!(
+                    "mark the record of {} dead in {}",
+                    hash.to_hex(),
+                    self.path_of_pack(before.pack).display()
+                )))?;
+            st.unsynced.insert(before.pack);
+        }
         Ok(())
     }
 
@@ -329,14 +393,17 @@ impl PackDir {
             st.failed = true;
             return Err(e);
         }
+        st.synced = (st.active, st.end);
         Ok(())
     }
 
     /// The record store committed: what was appended is part of the state now.
     pub fn committed(&self) {
         let mut st = lock(&self.state);
-        st.fresh.clear();
-        st.committed = (st.active, st.end);
+        let synced = st.synced;
+        let State { fresh, index, .. } = &mut *st;
+        fresh.retain(|h, _| index.get(h).is_some_and(|l| (l.pack, l.at) > synced));
+        st.committed = synced;
     }
 
     /// The record store's commit failed: take back every chunk appended since the last
@@ -345,8 +412,17 @@ impl PackDir {
     pub fn discard_fresh(&self) -> Result<u64, StoreError> {
         let mut st = lock(&self.state);
         let fresh = std::mem::take(&mut st.fresh);
-        for h in &fresh {
-            st.index.remove(h);
+        let mut taken_back = 0;
+        for (h, before) in fresh {
+            match before {
+                Some(loc) => {
+                    st.index.insert(h, loc);
+                }
+                None => {
+                    st.index.remove(&h);
+                    taken_back += 1;
+                }
+            }
         }
         let (pack, len) = st.committed;
         let later: Vec<u32> = st.files.range(pack + 1..).map(|(n, _)| *n).collect();
@@ -368,17 +444,18 @@ impl PackDir {
         }
         st.active = pack;
         st.end = len;
+        st.synced = (pack, len);
         st.unsynced.clear();
         st.created = false;
         st.failed = first_error.is_some();
         match first_error {
             Some(e) => Err(e),
-            None => Ok(fresh.len() as u64),
+            None => Ok(taken_back),
         }
     }
 
     /// Start-up: read every pack in order and verify each record, indexing the good ones
-    /// (a chunk's first good record wins), copying the bad ones to the quarantine, and
+    /// (a chunk's last good record wins), copying the bad ones to the quarantine, and
     /// cutting a torn or unreadable tail off the last pack (a crash mid-append). An
     /// unreadable record in an earlier pack ends that pack's reading with a warning (the
     /// records after it are not found). Files that are not packs are left alone with a
@@ -417,11 +494,15 @@ impl PackDir {
         }
         let last = numbers[numbers.len() - 1];
         let mut quarantined_any = false;
+        let mut rotten: Vec<(u32, Vec<u64>)> = Vec::new();
         for &n in &numbers {
             let path = self.path_of_pack(n);
             let file = open_pack(&path, false)?;
-            let good_end =
-                self.read_pack(n, &file, &mut st.index, &mut scan, &mut quarantined_any)?;
+            let (good_end, dead) = self.read_pack(n, &file, &mut st.index, &mut scan)?;
+            if !dead.is_empty() {
+                quarantined_any = true;
+                rotten.push((n, dead));
+            }
             let size = file
                 .metadata()
                 .map_err(io_err(format!("stat {}", path.display())))?
@@ -449,10 +530,21 @@ impl PackDir {
             st.files.insert(n, Arc::new(file));
         }
         if quarantined_any {
+            // The copies are durable before their records are marked dead.
             sync_dir(&self.quarantine)?;
+            for (n, records) in rotten {
+                let what = format!("mark a rotten record of {}", self.path_of_pack(n).display());
+                let file = &st.files[&n];
+                for at in records {
+                    file.write_all_at(&DEAD, at).map_err(io_err(what.clone()))?;
+                }
+                file.sync_data().map_err(io_err(what))?;
+            }
         }
         st.active = last;
         st.committed = (last, st.end);
+        st.synced = st.committed;
+        st.scanned = true;
         st.fresh.clear();
         st.unsynced.clear();
         st.created = false;
@@ -461,46 +553,70 @@ impl PackDir {
         Ok(scan)
     }
 
-    /// Read pack `n` from its start; returns where its last whole record ends.
+    /// [`PackDir::scan_index`], and the verified chunks' bytes read back in
+    /// [`Scan::chunks`] (in hash order) for the stores that keep them in memory.
+    pub fn scan(&self) -> Result<Scan, StoreError> {
+        let mut scan = self.scan_index()?;
+        for hash in std::mem::take(&mut scan.lengths).into_keys() {
+            if let Some(bytes) = self.get(&hash)? {
+                scan.chunks.push(Chunk { hash, bytes });
+            }
+        }
+        Ok(scan)
+    }
+
+    /// Read pack `n` from its start; returns where its last whole record ends, and where
+    /// the records it quarantined begin (to be marked dead).
     fn read_pack(
         &self,
         n: u32,
         file: &File,
         index: &mut BTreeMap<ChunkHash, Loc>,
         scan: &mut Scan,
-        quarantined_any: &mut bool,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<(u64, Vec<u64>), StoreError> {
+        let mut dead = Vec::new();
         let path = self.path_of_pack(n);
         let mut r = BufReader::with_capacity(1 << 20, file);
         let mut at = 0u64;
         let mut head = [0u8; HEAD];
         loop {
             if !read_full(&mut r, &mut head).map_err(io_err(format!("read {}", path.display())))? {
-                return Ok(at);
+                return Ok((at, dead));
             }
             let len = u32::from_le_bytes([head[36], head[37], head[38], head[39]]);
-            if head[..4] != MAGIC || len > RECORD_BYTES_MAX {
-                return Ok(at);
+            let gone = head[..4] == DEAD;
+            if !(gone || head[..4] == MAGIC) || len > RECORD_BYTES_MAX {
+                return Ok((at, dead));
             }
             let mut hash = [0u8; 32];
             hash.copy_from_slice(&head[4..36]);
             let hash = ChunkHash(hash);
             let mut bytes = vec![0u8; len as usize];
             if !read_full(&mut r, &mut bytes).map_err(io_err(format!("read {}", path.display())))? {
-                return Ok(at);
+                return Ok((at, dead));
             }
             let loc = Loc {
                 pack: n,
                 at: at + HEAD as u64,
                 len,
             };
+            let start = at;
             at = loc.at + u64::from(len);
+            if gone {
+                continue;
+            }
             if verify_chunk(&hash, &bytes) {
-                index.entry(hash).or_insert(loc);
+                // A later good record of a chunk supersedes an earlier one.
+                index.insert(hash, loc);
             } else {
                 let q = self.quarantine.join(hash.to_hex());
-                fs::write(&q, &bytes).map_err(io_err(format!("write {}", q.display())))?;
-                *quarantined_any = true;
+                File::create(&q)
+                    .and_then(|mut f| {
+                        std::io::Write::write_all(&mut f, &bytes)?;
+                        f.sync_all()
+                    })
+                    .map_err(io_err(format!("write {}", q.display())))?;
+                dead.push(start);
                 scan.quarantined.push(hash);
             }
         }
@@ -512,6 +628,7 @@ impl PackDir {
     /// pack removed. Run it only with the complete set of names the committed state
     /// refers to.
     pub fn collect_garbage(&self, keep: &BTreeSet<ChunkHash>) -> Result<Garbage, StoreError> {
+        self.ensure_scanned()?;
         let mut garbage = Garbage::default();
         let sparse: Vec<u32> = {
             let mut st = lock(&self.state);
@@ -520,11 +637,10 @@ impl PackDir {
                 .copied()
                 .collect();
             for h in drop {
-                if let Some(loc) = st.index.remove(&h) {
-                    garbage.files += 1;
-                    garbage.bytes += u64::from(loc.len);
-                }
-                st.fresh.remove(&h);
+                let len = st.index[&h].len;
+                self.mark_dead(&mut st, &h)?;
+                garbage.files += 1;
+                garbage.bytes += u64::from(len);
             }
             let mut live: BTreeMap<u32, u64> = BTreeMap::new();
             for loc in st.index.values() {
@@ -542,6 +658,9 @@ impl PackDir {
             }
             sparse
         };
+        // The dead marks are durable before any compaction moves records.
+        self.sync()?;
+        self.trim_dead_tail()?;
         for n in sparse {
             let moving: Vec<ChunkHash> = (lock(&self.state).index.iter())
                 .filter(|(_, l)| l.pack == n)
@@ -575,23 +694,65 @@ impl PackDir {
         Ok(garbage)
     }
 
-    /// For fault injection and tests: flip one byte of one held chunk (the first by
-    /// hash), so that the next read or start-up finds it rotten. `None` when none is held.
+    /// Cut the dead records off the end of the active pack (what a crash between puts
+    /// and their commit leaves, once the collection marked it dead): the disk gets its
+    /// bytes back at once, not at a compaction. Only with nothing appended since the
+    /// last commit.
+    fn trim_dead_tail(&self) -> Result<(), StoreError> {
+        let mut st = lock(&self.state);
+        if !st.fresh.is_empty() || st.synced != (st.active, st.end) {
+            return Ok(());
+        }
+        let active = st.active;
+        let live_end = (st.index.values())
+            .filter(|l| l.pack == active)
+            .map(|l| l.at + u64::from(l.len))
+            .max()
+            .unwrap_or(0);
+        if live_end >= st.end {
+            return Ok(());
+        }
+        let path = self.path_of_pack(active);
+        st.files[&active]
+            .set_len(live_end)
+            .and_then(|()| st.files[&active].sync_all())
+            .map_err(io_err(format!("truncate {} to {live_end}", path.display())))?;
+        st.end = live_end;
+        st.committed = (active, live_end);
+        st.synced = st.committed;
+        Ok(())
+    }
+
+    /// Chaos hook: flip one byte in the middle of the first (in hash order) held chunk
+    /// that is non-empty and still verifies, and flush it, as the chunk directory's does.
+    /// Returns the chunk's hash, or `None` if no chunk is left intact.
     pub fn corrupt_one(&self) -> Result<Option<ChunkHash>, StoreError> {
-        let (hash, loc, file) = {
+        self.ensure_scanned()?;
+        let held: Vec<(ChunkHash, Loc, Arc<File>)> = {
             let st = lock(&self.state);
-            let Some((h, l)) = st.index.iter().find(|(_, l)| l.len > 0) else {
-                return Ok(None);
-            };
-            (*h, *l, Arc::clone(&st.files[&l.pack]))
+            (st.index.iter())
+                .filter(|(_, l)| l.len > 0)
+                .map(|(h, l)| (*h, *l, Arc::clone(&st.files[&l.pack])))
+                .collect()
         };
-        let what = format!("flip a byte of {}", self.path_of_pack(loc.pack).display());
-        let mut b = [0u8; 1];
-        file.read_exact_at(&mut b, loc.at)
-            .and_then(|()| file.write_all_at(&[b[0] ^ 0xff], loc.at))
-            .and_then(|()| file.sync_data())
-            .map_err(io_err(what))?;
-        Ok(Some(hash))
+        for (hash, loc, file) in held {
+            let what = format!(
+                "corrupt a record of {}",
+                self.path_of_pack(loc.pack).display()
+            );
+            let mut bytes = vec![0u8; loc.len as usize];
+            file.read_exact_at(&mut bytes, loc.at)
+                .map_err(io_err(what.clone()))?;
+            if !verify_chunk(&hash, &bytes) {
+                continue;
+            }
+            let mid = bytes.len() / 2;
+            file.write_all_at(&[bytes[mid] ^ 0xff], loc.at + mid as u64)
+                .and_then(|()| file.sync_data())
+                .map_err(io_err(what))?;
+            return Ok(Some(hash));
+        }
+        Ok(None)
     }
 }
 
@@ -615,13 +776,6 @@ fn check(hash: &ChunkHash, bytes: &[u8]) -> Result<(), StoreError> {
         name: hash.to_hex(),
         reason,
     })
-}
-
-fn not_open() -> StoreError {
-    StoreError::Io {
-        what: "append to the pack store before its start-up scan".into(),
-        source: std::io::Error::other("not scanned"),
-    }
 }
 
 /// Fill `buf` from `r`: `false` if the input ended first (a torn record).
@@ -661,7 +815,8 @@ mod tests {
     }
 
     #[test]
-    fn committed_chunks_are_found_again_after_a_restart_and_a_second_put_appends_nothing() {
+    fn committed_chunks_are_found_again_after_a_restart_and_a_second_put_before_the_commit_appends_nothing()
+     {
         // Goal: what was put, synced and committed reads back, also from a new process's
         // scan; a chunk put again (or twice in one batch) takes no more room; bytes that
         // are not their chunk are refused at their own place in the batch.
@@ -686,6 +841,47 @@ mod tests {
             assert_eq!(p.get(h).unwrap().as_deref(), Some(&b[..]));
             assert_eq!(scan.lengths[h] as usize, b.len());
         }
+    }
+
+    #[test]
+    fn a_rotten_chunk_put_again_is_replaced_and_a_failed_commit_goes_back_to_the_old_record() {
+        // Goal: as the chunk directory's put replaced a rotten file, putting a held chunk
+        // again makes it read right (now and after a restart); a failed commit of such a
+        // put takes back nothing that was held before it.
+        let dir = tempfile::tempdir().unwrap();
+        let p = open(dir.path(), PACK_TARGET);
+        let chunks: Vec<_> = (0..4).map(chunk).collect();
+        put_all(&p, &chunks);
+        p.sync().unwrap();
+        p.committed();
+        let rotten = p.corrupt_one().unwrap().unwrap();
+        let good = &chunks.iter().find(|(h, _)| *h == rotten).unwrap().1;
+        assert_ne!(p.get(&rotten).unwrap().as_deref(), Some(&good[..]));
+        // Put again, not committed: the discard goes back to the old record.
+        p.put(&rotten, good).unwrap();
+        assert_eq!(p.get(&rotten).unwrap().as_deref(), Some(&good[..]));
+        assert_eq!(p.discard_fresh().unwrap(), 0);
+        assert!(p.lengths().contains_key(&rotten));
+        // Put again and committed: replaced, also for a restart's scan.
+        p.put(&rotten, good).unwrap();
+        p.sync().unwrap();
+        p.committed();
+        assert_eq!(p.get(&rotten).unwrap().as_deref(), Some(&good[..]));
+        drop(p);
+        let p = PackDir::open(dir.path()).unwrap();
+        let scan = p.scan_index().unwrap();
+        assert_eq!(scan.quarantined, vec![rotten], "the old record, copied out");
+        assert_eq!(scan.lengths.len(), 4);
+        assert_eq!(p.get(&rotten).unwrap().as_deref(), Some(&good[..]));
+        // Deleted: gone for good, the old rotten record too (marked dead at the scan).
+        p.delete(&rotten).unwrap();
+        p.sync().unwrap();
+        drop(p);
+        let p = PackDir::open(dir.path()).unwrap();
+        let scan = p.scan_index().unwrap();
+        assert!(scan.quarantined.is_empty());
+        assert_eq!(scan.lengths.len(), 3);
+        assert_eq!(p.get(&rotten).unwrap(), None);
     }
 
     #[test]
@@ -786,7 +982,7 @@ mod tests {
     fn garbage_collection_drops_what_no_record_names_and_compacts_sparse_packs() {
         // Goal: after the start-up's collection only the named chunks are held, a pack
         // that was mostly garbage is gone, and what it held is still readable, also after
-        // a restart and its collection.
+        // a restart.
         let dir = tempfile::tempdir().unwrap();
         let p = open(dir.path(), 3_000);
         let chunks: Vec<_> = (0..40).map(chunk).collect();
@@ -802,10 +998,7 @@ mod tests {
         assert_eq!(g.files as usize, chunks.len() - keep.len());
         assert!(!first.exists(), "pack 1 held one chunk in three: compacted");
         drop(p);
-        // A restart finds the dropped chunks of the packs not compacted again; its own
-        // collection (every start-up runs one) drops them again.
         let p = open(dir.path(), 3_000);
-        p.collect_garbage(&keep).unwrap();
         assert_eq!(p.lengths().keys().copied().collect::<BTreeSet<_>>(), keep);
         for (h, b) in chunks.iter().filter(|(h, _)| keep.contains(h)) {
             assert_eq!(p.get(h).unwrap().as_deref(), Some(&b[..]));

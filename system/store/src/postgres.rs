@@ -45,7 +45,7 @@ use std::time::Duration;
 use ::postgres::{Client, Config, NoTls};
 
 use crate::staged::{Rows, Staged, StagedBackend};
-use crate::{ChunkDir, StoreError, lock};
+use crate::{ChunkStore, StoreError, lock};
 
 /// The schema version this code writes into `store_meta`.
 pub const SCHEMA_VERSION: i32 = 1;
@@ -71,7 +71,7 @@ enum Request {
 pub struct PgStore {
     /// For error messages: host, port, database, schema (never the password).
     target: String,
-    chunks: ChunkDir,
+    chunks: ChunkStore,
     /// Record changes since the last successful fsync, in order.
     staged: Mutex<Vec<Staged>>,
     /// To the database thread, which handles requests one by one in arrival order.
@@ -299,7 +299,7 @@ impl PgStore {
             "create directory {}",
             chunk_dir.display()
         )))?;
-        let chunks = ChunkDir::open(chunk_dir)?;
+        let chunks = ChunkStore::open(chunk_dir)?;
         let sql = Sql::new(schema);
         let (tx, rx) = mpsc::channel::<Request>();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), StoreError>>();
@@ -341,7 +341,7 @@ impl PgStore {
     }
 
     /// The chunk directory (for tools and tests).
-    pub fn chunk_dir(&self) -> &ChunkDir {
+    pub fn chunk_dir(&self) -> &ChunkStore {
         &self.chunks
     }
 
@@ -385,7 +385,7 @@ impl Drop for PgStore {
 
 // The `Store` methods come from `StagedBackend`'s blanket impl.
 impl StagedBackend for PgStore {
-    fn chunks(&self) -> &ChunkDir {
+    fn chunks(&self) -> &ChunkStore {
         &self.chunks
     }
 

@@ -32,7 +32,7 @@ use std::time::Duration;
 use rusqlite::{Connection, params};
 
 use crate::staged::{Rows, Staged, StagedBackend};
-use crate::{ChunkDir, StoreError, io_err, lock};
+use crate::{ChunkStore, StoreError, io_err, lock};
 
 /// The schema this code writes, kept in SQLite's `PRAGMA user_version`.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -45,7 +45,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct SqliteStore {
     /// `DIR/sovereign.db`, for error messages.
     path: PathBuf,
-    chunks: ChunkDir,
+    chunks: ChunkStore,
     /// A std `Mutex`: every use is short, synchronous and on the caller's thread (the
     /// trait methods are sync); rusqlite's `Connection` is `Send` but not `Sync`.
     conn: Mutex<Connection>,
@@ -68,7 +68,7 @@ impl SqliteStore {
     pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(io_err(format!("create directory {}", dir.display())))?;
-        let chunks = ChunkDir::open(dir)?;
+        let chunks = ChunkStore::open(dir)?;
         let path = dir.join("sovereign.db");
         let db = |what: &str| {
             let p = path.display().to_string();
@@ -124,7 +124,7 @@ impl SqliteStore {
     }
 
     /// The chunk directory (for tools and tests).
-    pub fn chunk_dir(&self) -> &ChunkDir {
+    pub fn chunk_dir(&self) -> &ChunkStore {
         &self.chunks
     }
 
@@ -147,7 +147,7 @@ const _: () = assert!(
 
 // The `Store` methods come from `StagedBackend`'s blanket impl.
 impl StagedBackend for SqliteStore {
-    fn chunks(&self) -> &ChunkDir {
+    fn chunks(&self) -> &ChunkStore {
         &self.chunks
     }
 
@@ -318,11 +318,11 @@ mod tests {
         s.fsync().unwrap();
         assert!(s.recover().unwrap().durable.is_empty());
         assert_eq!(
-            std::fs::read_dir(dir.path().join("chunks/tmp"))
+            std::fs::metadata(dir.path().join("packs/00000001.pack"))
                 .unwrap()
-                .count(),
+                .len(),
             0,
-            "temp files left by the failed batch"
+            "bytes left in the pack by the failed batch"
         );
         // The whole batch, all good.
         let results = s.write_many(&records);
@@ -339,20 +339,24 @@ mod tests {
 
     #[test]
     fn chunks_go_to_files_and_are_synced_before_the_commit() {
+        // A store that already has a chunk directory keeps it (a new store packs).
         let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("chunks/00")).unwrap();
         let s = SqliteStore::open(dir.path()).unwrap();
+        assert!(s.chunk_dir().files().is_some());
         let c = chunk(3);
         s.write(&c).unwrap();
         s.write(&entry("a", 1)).unwrap();
         let Record::Chunk(ch) = &c else {
             unreachable!()
         };
+        let files = |s: &SqliteStore| s.chunk_dir().files().unwrap().path_of(&ch.hash);
         // The chunk reads at once (from its temp file); it is under its name only once
         // the fsync flushed it.
-        assert!(!s.chunk_dir().path_of(&ch.hash).exists());
+        assert!(!files(&s).exists());
         assert_eq!(s.chunk(&ch.hash).unwrap(), Some(ch.bytes.clone()));
         s.fsync().unwrap();
-        assert!(s.chunk_dir().path_of(&ch.hash).is_file());
+        assert!(files(&s).is_file());
         let tmp = dir.path().join("chunks/tmp");
         assert_eq!(
             std::fs::read_dir(&tmp).unwrap().count(),
@@ -372,31 +376,34 @@ mod tests {
     }
 
     #[test]
-    fn recover_quarantines_a_corrupted_chunk_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = SqliteStore::open(dir.path()).unwrap();
-        let (good, bad) = (chunk(1), chunk(2));
-        s.write(&good).unwrap();
-        s.write(&bad).unwrap();
-        s.fsync().unwrap();
-        let Record::Chunk(b) = &bad else {
-            unreachable!()
-        };
-        let path = s.chunk_dir().path_of(&b.hash);
-        let mut bytes = std::fs::read(&path).unwrap();
-        bytes[0] ^= 0x80;
-        std::fs::write(&path, bytes).unwrap();
-        drop(s);
-        let got = SqliteStore::open(dir.path()).unwrap().recover().unwrap();
-        assert_eq!(got.quarantined, vec![b.hash]);
-        assert!(got.durable.contains_key(&good.key()));
-        assert!(!got.durable.contains_key(&bad.key()));
-        assert!(
-            dir.path()
-                .join("quarantine")
-                .join(b.hash.to_hex())
-                .is_file()
-        );
+    fn recover_quarantines_a_corrupted_chunk_in_either_layout() {
+        for files in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            if files {
+                std::fs::create_dir_all(dir.path().join("chunks/00")).unwrap();
+            }
+            let s = SqliteStore::open(dir.path()).unwrap();
+            assert_eq!(s.chunk_dir().files().is_some(), files);
+            let (good, bad) = (chunk(1), chunk(2));
+            s.write(&good).unwrap();
+            s.write(&bad).unwrap();
+            s.fsync().unwrap();
+            let rotten = s.corrupt_one().unwrap().unwrap();
+            drop(s);
+            let got = SqliteStore::open(dir.path()).unwrap().recover().unwrap();
+            assert_eq!(got.quarantined, vec![rotten], "files: {files}");
+            assert_eq!(got.durable.len(), 1);
+            assert!(
+                !got.durable
+                    .contains_key(&sovereign_logic::io::Key::Chunk(rotten))
+            );
+            assert!(
+                dir.path()
+                    .join("quarantine")
+                    .join(rotten.to_hex())
+                    .is_file()
+            );
+        }
     }
 
     #[test]

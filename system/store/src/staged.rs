@@ -24,7 +24,7 @@ use sovereign_logic::io::{Key, Record};
 use sovereign_wire::{decode_record, encode_record, key_kind, key_name};
 
 use crate::chunks::Garbage;
-use crate::{ChunkDir, Recovered, Store, StoreError, lock};
+use crate::{ChunkStore, Recovered, Store, StoreError, lock};
 
 /// Record rows as stored: `(kind, name, value)`.
 pub(crate) type Rows = Vec<(String, String, Vec<u8>)>;
@@ -46,7 +46,7 @@ pub(crate) enum Staged {
 /// supplies its parts and its two database steps, the blanket impl below is its [`Store`].
 pub(crate) trait StagedBackend: Send + Sync {
     /// The chunk directory.
-    fn chunks(&self) -> &ChunkDir;
+    fn chunks(&self) -> &ChunkStore;
     /// Record changes since the last successful fsync, in order.
     fn staged(&self) -> &Mutex<Vec<Staged>>;
     /// Apply `ops` in order in one transaction and commit it. On an error the caller
@@ -127,7 +127,7 @@ impl<T: StagedBackend> Store for T {
 
 /// Stage `record`: a chunk goes to `chunks` at once, anything else onto `staged`.
 pub(crate) fn stage_write(
-    chunks: &ChunkDir,
+    chunks: &ChunkStore,
     staged: &Mutex<Vec<Staged>>,
     record: &Record,
 ) -> Result<(), StoreError> {
@@ -153,7 +153,7 @@ pub(crate) fn stage_write(
 /// in the records' order (nothing after it is staged; chunks after it may have been
 /// put, and go with the caller's discard).
 pub(crate) fn stage_write_many(
-    chunks: &ChunkDir,
+    chunks: &ChunkStore,
     staged: &Mutex<Vec<Staged>>,
     records: &[Record],
 ) -> Vec<Result<(), StoreError>> {
@@ -176,7 +176,7 @@ pub(crate) fn stage_write_many(
 
 /// Stage the removal of `key` (a chunk is removed from `chunks` at once).
 pub(crate) fn stage_delete(
-    chunks: &ChunkDir,
+    chunks: &ChunkStore,
     staged: &Mutex<Vec<Staged>>,
     key: &Key,
 ) -> Result<(), StoreError> {
@@ -212,7 +212,7 @@ pub(crate) fn decode_row(kind: &str, name: &str, value: &[u8]) -> Result<Record,
 }
 
 /// Start-up for the ChunkDir-backed stores: scan the chunks, then add the decoded rows.
-pub(crate) fn recovered(chunks: &ChunkDir, rows: Rows) -> Result<Recovered, StoreError> {
+pub(crate) fn recovered(chunks: &ChunkStore, rows: Rows) -> Result<Recovered, StoreError> {
     let scan = chunks.scan()?;
     let mut out = Recovered {
         quarantined: scan.quarantined,
@@ -226,7 +226,7 @@ pub(crate) fn recovered(chunks: &ChunkDir, rows: Rows) -> Result<Recovered, Stor
 }
 
 /// [`recovered`] with the chunks as lengths ([`ChunkDir::scan_index`]), not records.
-pub(crate) fn recovered_index(chunks: &ChunkDir, rows: Rows) -> Result<Recovered, StoreError> {
+pub(crate) fn recovered_index(chunks: &ChunkStore, rows: Rows) -> Result<Recovered, StoreError> {
     let scan = chunks.scan_index()?;
     let out = Recovered {
         chunks: scan.lengths,
