@@ -58,6 +58,9 @@ const HEAD: usize = 4 + 32 + 4;
 /// allocation to make (the chunker's largest is 64 KiB by default).
 pub const RECORD_BYTES_MAX: u32 = 16 * 1024 * 1024;
 
+/// A batch's records are written this many bytes at a time (at least).
+const WRITE_BYTES: usize = 4 << 20;
+
 /// Bytes after which a new pack is started (a batch is never split: a pack may exceed
 /// it by one batch).
 pub const PACK_TARGET: u64 = 64 * 1024 * 1024;
@@ -233,19 +236,33 @@ impl PackDir {
             }
             return results;
         }
-        let mut buf = Vec::new();
-        let mut new: Vec<(ChunkHash, Loc)> = Vec::new();
+        // Which chunks to append: not appended since the last commit already (the same
+        // bytes: both verified), nor earlier in this batch. A chunk held from before is
+        // appended again: a put must be able to replace bytes that rotted (the chunk
+        // directory's put replaced the file).
         let mut seen = BTreeSet::new();
-        for ((hash, bytes), r) in chunks.iter().zip(&results) {
-            // Appended since the last commit already (the same bytes: both verified). A
-            // chunk held from before is appended again: a put must be able to replace
-            // bytes that rotted (the chunk directory's put replaced the file).
-            if r.is_err() || st.fresh.contains_key(hash) || !seen.insert(*hash) {
-                continue;
-            }
+        let todo: Vec<usize> = (0..chunks.len())
+            .filter(|&i| {
+                let hash = &chunks[i].0;
+                results[i].is_ok() && !st.fresh.contains_key(hash) && seen.insert(*hash)
+            })
+            .collect();
+        if todo.is_empty() {
+            return results;
+        }
+        // Written a few MiB at a time: a publish's batch is not copied whole.
+        let file = Arc::clone(&st.files[&st.active]);
+        let start = st.end;
+        let mut pos = start;
+        let total: usize = todo.iter().map(|&i| HEAD + chunks[i].1.len()).sum();
+        let mut buf = Vec::with_capacity(total.min(WRITE_BYTES + 64 * 1024));
+        let mut new: Vec<(ChunkHash, Loc)> = Vec::with_capacity(todo.len());
+        let mut written = Ok(());
+        for (k, &i) in todo.iter().enumerate() {
+            let (hash, bytes) = &chunks[i];
             let len = chunk_len(bytes.len());
             buf.extend_from_slice(&record_head(hash, len));
-            let at = st.end + buf.len() as u64;
+            let at = pos + buf.len() as u64;
             buf.extend_from_slice(bytes);
             new.push((
                 *hash,
@@ -255,27 +272,29 @@ impl PackDir {
                     len,
                 },
             ));
+            if buf.len() >= WRITE_BYTES || k + 1 == todo.len() {
+                written = file.write_all_at(&buf, pos);
+                if written.is_err() {
+                    break;
+                }
+                pos += buf.len() as u64;
+                buf.clear();
+            }
         }
-        if buf.is_empty() {
-            return results;
-        }
-        let file = Arc::clone(&st.files[&st.active]);
-        if let Err(e) = file.write_all_at(&buf, st.end) {
+        if let Err(e) = written {
             // Nothing of it is indexed; cut off what reached the file (best effort: the
             // next append overwrites it, a start-up cuts a torn tail).
-            let _ = file.set_len(st.end);
+            let _ = file.set_len(start);
             let what = format!("append to {}", self.path_of_pack(st.active).display());
-            for ((hash, _), r) in chunks.iter().zip(results.iter_mut()) {
-                if r.is_ok() && new.iter().any(|(h, _)| h == hash) {
-                    *r = Err(StoreError::Io {
-                        what: what.clone(),
-                        source: std::io::Error::new(e.kind(), e.to_string()),
-                    });
-                }
+            for &i in &todo {
+                results[i] = Err(StoreError::Io {
+                    what: what.clone(),
+                    source: std::io::Error::new(e.kind(), e.to_string()),
+                });
             }
             return results;
         }
-        st.end += buf.len() as u64;
+        st.end = pos;
         let active = st.active;
         st.unsynced.insert(active);
         for (hash, loc) in new {
@@ -882,6 +901,37 @@ mod tests {
         assert!(scan.quarantined.is_empty());
         assert_eq!(scan.lengths.len(), 3);
         assert_eq!(p.get(&rotten).unwrap(), None);
+    }
+
+    #[test]
+    fn a_batch_larger_than_one_write_lands_whole_and_in_place() {
+        // Goal: a publish-sized batch, written a few MiB at a time, puts every chunk where
+        // the index says, read back now and after a restart.
+        let dir = tempfile::tempdir().unwrap();
+        let p = open(dir.path(), PACK_TARGET);
+        let chunks: Vec<(ChunkHash, Vec<u8>)> = (0..600u32)
+            .map(|i| {
+                let b: Vec<u8> = (0..10_000u32)
+                    .map(|k| (k.wrapping_mul(i + 7) >> 3) as u8)
+                    .collect();
+                (ChunkHash::of(&b), b)
+            })
+            .collect();
+        assert!(chunks.iter().map(|(_, b)| b.len()).sum::<usize>() > 1 + WRITE_BYTES);
+        put_all(&p, &chunks);
+        p.sync().unwrap();
+        p.committed();
+        for (h, b) in &chunks {
+            assert_eq!(p.get(h).unwrap().as_deref(), Some(&b[..]));
+        }
+        drop(p);
+        let p = PackDir::open(dir.path()).unwrap();
+        let scan = p.scan_index().unwrap();
+        assert!(scan.warnings.is_empty() && scan.quarantined.is_empty());
+        assert_eq!(scan.lengths.len(), 600);
+        for (h, b) in &chunks {
+            assert_eq!(p.get(h).unwrap().as_deref(), Some(&b[..]));
+        }
     }
 
     #[test]
