@@ -58,6 +58,11 @@ const HEAD: usize = 4 + 32 + 4;
 /// allocation to make (the chunker's largest is 64 KiB by default).
 pub const RECORD_BYTES_MAX: u32 = 16 * 1024 * 1024;
 
+/// At most this many packs are open at once for reads (besides the active one and those
+/// awaiting a flush): a large store has thousands of packs, and a server's open-file
+/// budget is shared with its connections.
+pub const OPEN_PACKS_MAX: usize = 16;
+
 /// A batch's records are written this many bytes at a time (at least).
 const WRITE_BYTES: usize = 4 << 20;
 
@@ -76,7 +81,11 @@ struct Loc {
 
 #[derive(Debug)]
 struct State {
-    /// Every open pack, by number.
+    /// Every pack, by number.
+    packs: BTreeSet<u32>,
+    /// The packs open now: the active one and those written since the last sync always
+    /// (a flush must go through the descriptor the writes went through, to hear of their
+    /// errors), others as reads need them, at most [`OPEN_PACKS_MAX`] in all.
     files: BTreeMap<u32, Arc<File>>,
     index: BTreeMap<ChunkHash, Loc>,
     /// The pack appended to, and where the next record goes.
@@ -111,6 +120,21 @@ pub struct PackDir {
     state: Mutex<State>,
     /// Held while a first use reads the packs ([`PackDir::ensure_scanned`]).
     scanning: Mutex<()>,
+}
+
+/// Add pack `n` to the open ones, closing others past [`OPEN_PACKS_MAX`] (never the
+/// active one nor one awaiting a flush).
+fn keep_open(st: &mut State, n: u32, file: Arc<File>) {
+    while st.files.len() >= OPEN_PACKS_MAX {
+        let victim = (st.files.keys())
+            .find(|k| **k != st.active && **k != n && !st.unsynced.contains(k))
+            .copied();
+        match victim {
+            Some(v) => st.files.remove(&v),
+            None => break,
+        };
+    }
+    st.files.insert(n, file);
 }
 
 fn pack_name(n: u32) -> String {
@@ -160,6 +184,7 @@ impl PackDir {
             target: target.max(1),
             scanning: Mutex::new(()),
             state: Mutex::new(State {
+                packs: BTreeSet::new(),
                 files: BTreeMap::new(),
                 index: BTreeMap::new(),
                 active: 0,
@@ -187,6 +212,17 @@ impl PackDir {
 
     fn path_of_pack(&self, n: u32) -> PathBuf {
         self.packs.join(pack_name(n))
+    }
+
+    /// Pack `n`, open (opened now if it is not, closing another one past
+    /// [`OPEN_PACKS_MAX`]: never the active one nor one awaiting a flush).
+    fn file_of(&self, st: &mut State, n: u32) -> Result<Arc<File>, StoreError> {
+        if let Some(f) = st.files.get(&n) {
+            return Ok(Arc::clone(f));
+        }
+        let file = Arc::new(open_pack(&self.path_of_pack(n), false)?);
+        keep_open(st, n, Arc::clone(&file));
+        Ok(file)
     }
 
     /// A store used before its start-up scan (tools, tests) reads the packs first: the
@@ -311,8 +347,9 @@ impl PackDir {
         }
         let next = st.active + 1;
         let file = open_pack(&self.path_of_pack(next), true)?;
-        st.files.insert(next, Arc::new(file));
         st.active = next;
+        keep_open(st, next, Arc::new(file));
+        st.packs.insert(next);
         st.end = 0;
         st.created = true;
         Ok(())
@@ -322,11 +359,11 @@ impl PackDir {
     pub fn get(&self, hash: &ChunkHash) -> Result<Option<Bytes>, StoreError> {
         self.ensure_scanned()?;
         let (loc, file) = {
-            let st = lock(&self.state);
+            let mut st = lock(&self.state);
             let Some(loc) = st.index.get(hash).copied() else {
                 return Ok(None);
             };
-            (loc, Arc::clone(&st.files[&loc.pack]))
+            (loc, self.file_of(&mut st, loc.pack)?)
         };
         let mut bytes = vec![0u8; loc.len as usize];
         file.read_exact_at(&mut bytes, loc.at)
@@ -360,7 +397,7 @@ impl PackDir {
         let Some(loc) = st.index.get(hash).copied() else {
             return Ok(());
         };
-        st.files[&loc.pack]
+        self.file_of(st, loc.pack)?
             .write_all_at(&DEAD, loc.at - HEAD as u64)
             .map_err(io_err(format!(
                 "mark the record of {} dead in {}",
@@ -371,7 +408,7 @@ impl PackDir {
         st.unsynced.insert(loc.pack);
         // A record this one superseded since the commit would come back at a restart.
         if let Some(Some(before)) = st.fresh.remove(hash) {
-            st.files[&before.pack]
+            self.file_of(st, before.pack)?
                 .write_all_at(&DEAD, before.at - HEAD as u64)
                 .map_err(io_err(format!(
                     "mark the record of {} dead in {}",
@@ -444,22 +481,23 @@ impl PackDir {
             }
         }
         let (pack, len) = st.committed;
-        let later: Vec<u32> = st.files.range(pack + 1..).map(|(n, _)| *n).collect();
+        let later: Vec<u32> = st.packs.range(pack + 1..).copied().collect();
         let mut first_error = None;
         for n in later {
             st.files.remove(&n);
+            st.packs.remove(&n);
             let path = self.path_of_pack(n);
             if let Err(e) = fs::remove_file(&path) {
                 first_error.get_or_insert(io_err(format!("remove {}", path.display()))(e));
             }
         }
-        if let Some(f) = st.files.get(&pack)
-            && let Err(e) = f.set_len(len)
-        {
-            first_error.get_or_insert(io_err(format!(
-                "truncate {} to {len}",
+        if let Err(e) = self.file_of(&mut st, pack).and_then(|f| {
+            f.set_len(len).map_err(io_err(format!(
+                "truncate {}",
                 self.path_of_pack(pack).display()
-            ))(e));
+            )))
+        }) {
+            first_error.get_or_insert(e);
         }
         st.active = pack;
         st.end = len;
@@ -506,6 +544,7 @@ impl PackDir {
         let mut st = lock(&self.state);
         st.index.clear();
         st.files.clear();
+        st.packs.clear();
         if numbers.is_empty() {
             numbers.push(1);
             open_pack(&self.path_of_pack(1), true)?;
@@ -545,15 +584,16 @@ impl PackDir {
             }
             if n == last {
                 st.end = good_end;
+                st.files.insert(n, Arc::new(file));
             }
-            st.files.insert(n, Arc::new(file));
+            st.packs.insert(n);
         }
         if quarantined_any {
             // The copies are durable before their records are marked dead.
             sync_dir(&self.quarantine)?;
             for (n, records) in rotten {
                 let what = format!("mark a rotten record of {}", self.path_of_pack(n).display());
-                let file = &st.files[&n];
+                let file = self.file_of(&mut st, n)?;
                 for at in records {
                     file.write_all_at(&DEAD, at).map_err(io_err(what.clone()))?;
                 }
@@ -666,11 +706,11 @@ impl PackDir {
                 *live.entry(loc.pack).or_default() += HEAD as u64 + u64::from(loc.len);
             }
             let mut sparse = Vec::new();
-            for (n, f) in &st.files {
+            for n in &st.packs {
                 if *n == st.active {
                     continue;
                 }
-                let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+                let size = fs::metadata(self.path_of_pack(*n)).map_or(0, |m| m.len());
                 if live.get(n).copied().unwrap_or(0) * 2 < size {
                     sparse.push(*n);
                 }
@@ -706,7 +746,11 @@ impl PackDir {
             self.sync()?;
             self.committed();
             let path = self.path_of_pack(n);
-            lock(&self.state).files.remove(&n);
+            {
+                let mut st = lock(&self.state);
+                st.files.remove(&n);
+                st.packs.remove(&n);
+            }
             fs::remove_file(&path).map_err(io_err(format!("remove {}", path.display())))?;
             sync_dir(&self.packs)?;
         }
@@ -747,14 +791,12 @@ impl PackDir {
     /// Returns the chunk's hash, or `None` if no chunk is left intact.
     pub fn corrupt_one(&self) -> Result<Option<ChunkHash>, StoreError> {
         self.ensure_scanned()?;
-        let held: Vec<(ChunkHash, Loc, Arc<File>)> = {
-            let st = lock(&self.state);
-            (st.index.iter())
-                .filter(|(_, l)| l.len > 0)
-                .map(|(h, l)| (*h, *l, Arc::clone(&st.files[&l.pack])))
-                .collect()
-        };
-        for (hash, loc, file) in held {
+        let held: Vec<(ChunkHash, Loc)> = (lock(&self.state).index.iter())
+            .filter(|(_, l)| l.len > 0)
+            .map(|(h, l)| (*h, *l))
+            .collect();
+        for (hash, loc) in held {
+            let file = self.file_of(&mut lock(&self.state), loc.pack)?;
             let what = format!(
                 "corrupt a record of {}",
                 self.path_of_pack(loc.pack).display()
@@ -932,6 +974,34 @@ mod tests {
         for (h, b) in &chunks {
             assert_eq!(p.get(h).unwrap().as_deref(), Some(&b[..]));
         }
+    }
+
+    #[test]
+    fn a_store_of_many_packs_keeps_few_open_and_reads_them_all() {
+        // Goal: the open descriptors stay bounded however many packs a store has, and
+        // every chunk still reads (packs reopened as needed), before and after a restart.
+        let dir = tempfile::tempdir().unwrap();
+        let p = open(dir.path(), 1);
+        let chunks: Vec<_> = (0..3 * OPEN_PACKS_MAX as u32).map(chunk).collect();
+        for c in &chunks {
+            put_all(&p, std::slice::from_ref(c));
+            p.sync().unwrap();
+            p.committed();
+        }
+        assert!(lock(&p.state).packs.len() >= chunks.len());
+        for _ in 0..2 {
+            for (h, b) in chunks.iter().rev() {
+                assert_eq!(p.get(h).unwrap().as_deref(), Some(&b[..]));
+                assert!(lock(&p.state).files.len() <= OPEN_PACKS_MAX);
+            }
+        }
+        drop(p);
+        let p = open(dir.path(), 1);
+        assert!(lock(&p.state).files.len() <= OPEN_PACKS_MAX);
+        for (h, b) in &chunks {
+            assert_eq!(p.get(h).unwrap().as_deref(), Some(&b[..]));
+        }
+        assert!(lock(&p.state).files.len() <= OPEN_PACKS_MAX);
     }
 
     #[test]
