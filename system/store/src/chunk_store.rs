@@ -35,7 +35,7 @@ impl ChunkStore {
     /// Open the chunks under `dir`: a chunk directory if `DIR/chunks` holds chunks and no
     /// pack store was started, a pack store otherwise.
     pub fn open(dir: &Path) -> Result<ChunkStore, StoreError> {
-        if has_chunk_files(dir) && !dir.join("packs").is_dir() {
+        if has_chunk_files(dir)? && !dir.join("packs").is_dir() {
             return ChunkDir::open(dir).map(ChunkStore::Files);
         }
         PackDir::open(dir).map(ChunkStore::Packs)
@@ -110,11 +110,29 @@ impl ChunkStore {
     }
 }
 
-/// Whether `DIR/chunks` holds a prefix directory (a chunk directory in use).
-fn has_chunk_files(dir: &Path) -> bool {
-    std::fs::read_dir(dir.join("chunks")).is_ok_and(|entries| {
-        entries
-            .flatten()
-            .any(|e| e.file_name().len() == 2 && e.path().is_dir())
-    })
+/// Whether `DIR/chunks` holds a prefix directory (a chunk directory in use). An error
+/// other than "no such directory" is an error: taken for "none", it would start a pack
+/// store beside chunk files never read again.
+fn has_chunk_files(dir: &Path) -> Result<bool, StoreError> {
+    let chunks = dir.join("chunks");
+    let entries = match std::fs::read_dir(&chunks) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => {
+            return Err(crate::io_err(format!(
+                "read directory {}",
+                chunks.display()
+            ))(e));
+        }
+    };
+    for entry in entries {
+        let entry = entry.map_err(crate::io_err(format!(
+            "read directory {}",
+            chunks.display()
+        )))?;
+        if entry.file_name().len() == 2 && entry.path().is_dir() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
