@@ -8,12 +8,16 @@
 //! cargo bench -p sovereign-store --bench chunk_stores
 //! ```
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use sovereign_logic::content::ChunkHash;
-use sovereign_store::ChunkDir;
 use sovereign_store::packs::PackDir;
+use sovereign_store::{ChunkDir, ChunkStore};
+
+/// Opens one layout's store in a directory.
+type OpenStore = fn(&Path) -> ChunkStore;
 
 const CHUNKS: u32 = 1_600;
 const CHUNK_BYTES: usize = 10 * 1024;
@@ -42,41 +46,35 @@ fn bench(c: &mut Criterion) {
     g.sample_size(10)
         .sampling_mode(SamplingMode::Flat)
         .measurement_time(Duration::from_secs(20));
-    g.bench_function("chunk directory (a file per chunk)", |b| {
-        b.iter_custom(|iters| {
-            let mut spent = Duration::ZERO;
-            for _ in 0..iters {
-                let dir = tempfile::tempdir().expect("temp dir");
-                let store = ChunkDir::open(dir.path()).expect("open");
-                let started = Instant::now();
-                for r in store.put_many(&batch) {
-                    r.expect("put");
+    let layouts: [(&str, OpenStore); 2] = [
+        ("chunk directory (a file per chunk)", |dir| {
+            ChunkStore::Files(ChunkDir::open(dir).expect("open"))
+        }),
+        ("pack store (appended, one fdatasync)", |dir| {
+            let packs = PackDir::open(dir).expect("open");
+            packs.scan_index().expect("scan");
+            ChunkStore::Packs(packs)
+        }),
+    ];
+    for (name, open) in layouts {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut spent = Duration::ZERO;
+                for _ in 0..iters {
+                    let dir = tempfile::tempdir().expect("temp dir");
+                    let store = open(dir.path());
+                    let started = Instant::now();
+                    for r in store.put_many(&batch) {
+                        r.expect("put");
+                    }
+                    store.sync().expect("sync");
+                    store.committed();
+                    spent += started.elapsed();
                 }
-                store.sync().expect("sync");
-                store.committed();
-                spent += started.elapsed();
-            }
-            spent
-        })
-    });
-    g.bench_function("pack store (appended, one fdatasync)", |b| {
-        b.iter_custom(|iters| {
-            let mut spent = Duration::ZERO;
-            for _ in 0..iters {
-                let dir = tempfile::tempdir().expect("temp dir");
-                let store = PackDir::open(dir.path()).expect("open");
-                store.scan_index().expect("scan");
-                let started = Instant::now();
-                for r in store.put_many(&batch) {
-                    r.expect("put");
-                }
-                store.sync().expect("sync");
-                store.committed();
-                spent += started.elapsed();
-            }
-            spent
-        })
-    });
+                spent
+            })
+        });
+    }
     g.finish();
 }
 

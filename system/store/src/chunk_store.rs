@@ -35,7 +35,7 @@ impl ChunkStore {
     /// Open the chunks under `dir`: a chunk directory if `DIR/chunks` holds chunks and no
     /// pack store was started, a pack store otherwise.
     pub fn open(dir: &Path) -> Result<ChunkStore, StoreError> {
-        if has_chunk_files(dir)? && !dir.join("packs").is_dir() {
+        if has_chunk_files(dir)? && !is_dir(&dir.join("packs"))? {
             return ChunkDir::open(dir).map(ChunkStore::Files);
         }
         PackDir::open(dir).map(ChunkStore::Packs)
@@ -130,9 +130,19 @@ fn has_chunk_files(dir: &Path) -> Result<bool, StoreError> {
             "read directory {}",
             chunks.display()
         )))?;
-        if entry.file_name().len() == 2 && entry.path().is_dir() {
+        if entry.file_name().len() == 2 && is_dir(&entry.path())? {
             return Ok(true);
         }
     }
     Ok(false)
+}
+
+/// Whether `path` is a directory; `false` if nothing is there, an error if it cannot be
+/// told.
+fn is_dir(path: &Path) -> Result<bool, StoreError> {
+    match std::fs::metadata(path) {
+        Ok(m) => Ok(m.is_dir()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(crate::io_err(format!("stat {}", path.display()))(e)),
+    }
 }

@@ -128,6 +128,9 @@ pub struct PackDir {
     state: Mutex<State>,
     /// Held while a first use reads the packs ([`PackDir::ensure_scanned`]).
     scanning: Mutex<()>,
+    /// Held across a sync, a commit and a discard: one at a time, whoever calls (the record
+    /// stores already serialise them; this keeps `PackDir` safe on its own).
+    syncing: Mutex<()>,
 }
 
 /// Add pack `n` to the open ones, closing others past [`OPEN_PACKS_MAX`] (never the
@@ -210,6 +213,7 @@ impl PackDir {
             quarantine,
             target: target.max(1),
             scanning: Mutex::new(()),
+            syncing: Mutex::new(()),
             state: Mutex::new(State {
                 packs: BTreeSet::new(),
                 files: BTreeMap::new(),
@@ -439,6 +443,7 @@ impl PackDir {
     /// the state's lock is not held across the flushes. After a failure, every later sync
     /// fails until [`PackDir::discard_fresh`].
     pub fn sync(&self) -> Result<(), StoreError> {
+        let _one = lock(&self.syncing);
         let (appended, marks, created, upto) = {
             let mut st = lock(&self.state);
             if st.failed {
@@ -452,14 +457,21 @@ impl PackDir {
             }
             // The descriptors the appends went through (kept open until now).
             let mut appended: Vec<(u32, Arc<File>)> = Vec::new();
-            for n in std::mem::take(&mut st.unsynced) {
+            for n in st.unsynced.clone() {
                 match st.files.get(&n) {
                     Some(f) => appended.push((n, Arc::clone(f))),
                     // Never closed while awaiting a flush; if it were, a new descriptor
                     // still flushes the file's pages.
-                    None => appended.push((n, self.file_of(&mut st, n)?)),
+                    None => match self.file_of(&mut st, n) {
+                        Ok(f) => appended.push((n, f)),
+                        Err(e) => {
+                            st.failed = true;
+                            return Err(e);
+                        }
+                    },
                 }
             }
+            st.unsynced.clear();
             let created = std::mem::take(&mut st.created);
             (appended, st.marks.clone(), created, (st.active, st.end))
         };
@@ -525,6 +537,7 @@ impl PackDir {
     /// The record store committed what the last sync made durable: it is part of the
     /// state now, and the records its puts superseded are marked dead at the next sync.
     pub fn committed(&self) {
+        let _one = lock(&self.syncing);
         let mut st = lock(&self.state);
         let synced = st.synced;
         let State {
@@ -549,6 +562,7 @@ impl PackDir {
     /// (their marks are written at the next sync). Returns how many chunks were taken
     /// back.
     pub fn discard_fresh(&self) -> Result<u64, StoreError> {
+        let _one = lock(&self.syncing);
         let mut st = lock(&self.state);
         let fresh = std::mem::take(&mut st.fresh);
         let mut taken_back = 0;
@@ -568,11 +582,20 @@ impl PackDir {
         let mut first_error = None;
         for n in later {
             st.files.remove(&n);
-            st.packs.remove(&n);
             st.marks.remove(&n);
             let path = self.path_of_pack(n);
-            if let Err(e) = fs::remove_file(&path) {
-                first_error.get_or_insert(io_err(format!("remove {}", path.display()))(e));
+            match fs::remove_file(&path) {
+                Ok(()) => {
+                    st.packs.remove(&n);
+                }
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    st.packs.remove(&n);
+                }
+                // Still listed: the next discard tries again (and no roll makes a pack of
+                // its name meanwhile: a failed discard leaves the store failed).
+                Err(e) => {
+                    first_error.get_or_insert(io_err(format!("remove {}", path.display()))(e));
+                }
             }
         }
         if let Some(m) = st.marks.get_mut(&pack) {
@@ -655,13 +678,19 @@ impl PackDir {
             }
             if good_end < size {
                 if n == last {
+                    // Kept in the quarantine first: a tail that is no record may still
+                    // be a committed record whose head rotted.
+                    let q = self.quarantine.join(format!("pack-{n:08}-at-{good_end}"));
+                    copy_range(&file, good_end, size, &q)?;
+                    sync_dir(&self.quarantine)?;
                     file.set_len(good_end)
                         .and_then(|()| file.sync_all())
                         .map_err(io_err(format!("truncate {}", path.display())))?;
                     scan.warnings.push(format!(
-                        "cut {} bytes of an unfinished record off the end of {}",
+                        "cut {} bytes that are no whole record (an append a crash cut short, or a damaged head) off the end of {} (copied to {})",
                         size - good_end,
-                        path.display()
+                        path.display(),
+                        q.display()
                     ));
                 } else {
                     scan.warnings.push(format!(
@@ -742,9 +771,30 @@ impl PackDir {
             let len = u32::from_le_bytes([head[36], head[37], head[38], head[39]]);
             let gone = head[..4] == DEAD;
             let fits = at + HEAD as u64 + u64::from(len) <= size;
-            if !whole || !(gone || head[..4] == MAGIC) || len > RECORD_BYTES_MAX || !fits {
-                // Not a record here: a torn tail, or a rotten head with records after it.
-                let Some(next) = self.find_record(n, file, at + 1, size)? else {
+            let mut record = None;
+            if whole && (gone || head[..4] == MAGIC) && len <= RECORD_BYTES_MAX && fits {
+                let mut bytes = vec![0u8; len as usize];
+                r.read_exact(&mut bytes).map_err(read_err())?;
+                let mut hash = [0u8; 32];
+                hash.copy_from_slice(&head[4..36]);
+                let hash = ChunkHash(hash);
+                let next = at + HEAD as u64 + u64::from(len);
+                let good = !gone && verify_chunk(&hash, &bytes);
+                // A record that verifies had its length right. One that is dead or does
+                // not verify may have a rotten length: it is believed only if another
+                // record (or the end) starts where it says it ends, and no record that
+                // verifies starts inside it.
+                if good
+                    || (self.starts_record(file, next, size)?
+                        && self.find_record(n, file, at + 1, next, size)?.is_none())
+                {
+                    record = Some((hash, bytes, good, next));
+                }
+            }
+            let Some((hash, bytes, good, next)) = record else {
+                // Not a record here (or one whose length cannot be trusted): a torn tail,
+                // or damage with records after it.
+                let Some(next) = self.find_record(n, file, at + 1, size, size)? else {
                     return Ok((at, dead));
                 };
                 let q = self.quarantine.join(format!("pack-{n:08}-at-{at}"));
@@ -758,27 +808,22 @@ impl PackDir {
                 at = next;
                 std::io::Seek::seek(&mut r, std::io::SeekFrom::Start(at)).map_err(read_err())?;
                 continue;
-            }
-            let mut hash = [0u8; 32];
-            hash.copy_from_slice(&head[4..36]);
-            let hash = ChunkHash(hash);
-            let mut bytes = vec![0u8; len as usize];
-            if !read_full(&mut r, &mut bytes).map_err(read_err())? {
-                return Ok((at, dead));
-            }
-            let loc = Loc {
-                pack: n,
-                at: at + HEAD as u64,
-                len,
             };
             let start = at;
-            at = loc.at + u64::from(len);
+            at = next;
             if gone {
                 continue;
             }
-            if verify_chunk(&hash, &bytes) {
+            if good {
                 // A later good record of a chunk supersedes an earlier one.
-                index.insert(hash, loc);
+                index.insert(
+                    hash,
+                    Loc {
+                        pack: n,
+                        at: start + HEAD as u64,
+                        len,
+                    },
+                );
             } else {
                 let q = self.quarantine.join(hash.to_hex());
                 File::create(&q)
@@ -793,13 +838,28 @@ impl PackDir {
         }
     }
 
-    /// The first offset in `from..size` of `file` where a record starts whose bytes
-    /// verify, read a window at a time; `None` if there is none.
+    /// Whether a record head (live or dead) starts at `at` of `file`, or `at` is its end.
+    fn starts_record(&self, file: &File, at: u64, size: u64) -> Result<bool, StoreError> {
+        if at == size {
+            return Ok(true);
+        }
+        if at + HEAD as u64 > size {
+            return Ok(false);
+        }
+        let mut magic = [0u8; 4];
+        file.read_exact_at(&mut magic, at)
+            .map_err(io_err(format!("read a pack at {at}")))?;
+        Ok(magic == MAGIC || magic == DEAD)
+    }
+
+    /// The first offset in `from..until` of `file` (`size` bytes) where a record starts
+    /// whose bytes verify, read a window at a time; `None` if there is none.
     fn find_record(
         &self,
         n: u32,
         file: &File,
         from: u64,
+        until: u64,
         size: u64,
     ) -> Result<Option<u64>, StoreError> {
         const WINDOW: usize = 1 << 20;
@@ -811,7 +871,7 @@ impl PackDir {
         };
         let mut window = vec![0u8; WINDOW + HEAD];
         let mut base = from;
-        while base < size {
+        while base < until.min(size) {
             let want = (size - base).min((WINDOW + HEAD) as u64) as usize;
             file.read_exact_at(&mut window[..want], base)
                 .map_err(what())?;
@@ -821,6 +881,9 @@ impl PackDir {
                     continue;
                 }
                 let o = base + i as u64;
+                if o >= until {
+                    return Ok(None);
+                }
                 let h = &window[i..i + HEAD];
                 let len = u32::from_le_bytes([h[36], h[37], h[38], h[39]]);
                 if len > RECORD_BYTES_MAX || o + HEAD as u64 + u64::from(len) > size {
@@ -876,8 +939,13 @@ impl PackDir {
             }
             sparse
         };
-        // The dead marks are durable before any compaction moves records.
-        self.sync()?;
+        // The dead marks are durable before any compaction moves records. A failed flush
+        // is discarded (the marks stay queued for the next sync), so the store is not left
+        // refusing every later sync.
+        if let Err(e) = self.sync() {
+            let _ = self.discard_fresh();
+            return Err(e);
+        }
         self.trim_dead_tail()?;
         for n in sparse {
             // Copied into the active pack as puts of held chunks (each new record
@@ -1329,6 +1397,48 @@ mod tests {
     }
 
     #[test]
+    fn a_rotten_length_costs_its_own_record_only_even_when_it_lands_on_another() {
+        // Goal: a record whose length field rotted (here grown by exactly the next
+        // record's size, so it seems to end where a record starts) does not hide the
+        // records it now seems to cover: the scan finds them, and the collection keeps
+        // them.
+        let dir = tempfile::tempdir().unwrap();
+        let p = open(dir.path(), PACK_TARGET);
+        let chunks: Vec<_> = (0..6).map(chunk).collect();
+        put_all(&p, &chunks);
+        p.sync().unwrap();
+        p.committed();
+        let starts = record_starts(&p, 1);
+        let grow = starts[3] - starts[2];
+        let f = OpenOptions::new()
+            .write(true)
+            .read(true)
+            .open(p.path_of_pack(1))
+            .unwrap();
+        let mut len = [0u8; 4];
+        f.read_exact_at(&mut len, starts[1] + 36).unwrap();
+        let rotten = u32::from_le_bytes(len) + grow as u32;
+        f.write_all_at(&rotten.to_le_bytes(), starts[1] + 36)
+            .unwrap();
+        let lost = *(lock(&p.state).index.iter())
+            .find(|(_, l)| l.at - HEAD as u64 == starts[1])
+            .unwrap()
+            .0;
+        drop(p);
+        for _ in 0..2 {
+            let p = PackDir::open(dir.path()).unwrap();
+            let scan = p.scan_index().unwrap();
+            assert_eq!(scan.lengths.len(), 5, "{:?}", scan.warnings);
+            assert!(!scan.lengths.contains_key(&lost));
+            let keep: BTreeSet<ChunkHash> = scan.lengths.keys().copied().collect();
+            p.collect_garbage(&keep).unwrap();
+            for (h, b) in chunks.iter().filter(|(h, _)| *h != lost) {
+                assert_eq!(p.get(h).unwrap().as_deref(), Some(&b[..]));
+            }
+        }
+    }
+
+    #[test]
     fn a_torn_last_record_is_cut_off_at_start_up_and_the_records_before_it_kept() {
         // Goal: a crash in the middle of an append (here: half a record at the end of the
         // last pack) loses only that record: the start-up cuts it off, says so, and the
@@ -1353,9 +1463,7 @@ mod tests {
         let scan = p.scan_index().unwrap();
         assert_eq!(scan.lengths.len(), 5);
         assert!(
-            scan.warnings
-                .iter()
-                .any(|w| w.contains("unfinished record")),
+            scan.warnings.iter().any(|w| w.contains("no whole record")),
             "{:?}",
             scan.warnings
         );
