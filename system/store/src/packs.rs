@@ -872,7 +872,10 @@ impl PackDir {
         let mut window = vec![0u8; WINDOW + HEAD];
         let mut base = from;
         while base < until.min(size) {
-            let want = (size - base).min((WINDOW + HEAD) as u64) as usize;
+            // A head that starts before `until` ends before `until + HEAD`: no more is
+            // read (a dead record's check reads its own bytes, not a window).
+            let want =
+                (size.min(until + HEAD as u64 - 1) - base).min((WINDOW + HEAD) as u64) as usize;
             file.read_exact_at(&mut window[..want], base)
                 .map_err(what())?;
             let last_start = want.saturating_sub(HEAD - 1).min(WINDOW);
