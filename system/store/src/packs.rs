@@ -564,6 +564,11 @@ impl PackDir {
     pub fn discard_fresh(&self) -> Result<u64, StoreError> {
         let _one = lock(&self.syncing);
         let mut st = lock(&self.state);
+        if !st.scanned {
+            // Nothing was put or deleted yet (both read the packs first): nothing to take
+            // back, and no pack to truncate.
+            return Ok(0);
+        }
         let fresh = std::mem::take(&mut st.fresh);
         let mut taken_back = 0;
         for (h, before) in fresh {
@@ -1439,6 +1444,27 @@ mod tests {
                 assert_eq!(p.get(h).unwrap().as_deref(), Some(&b[..]));
             }
         }
+    }
+
+    #[test]
+    fn a_store_that_failed_a_commit_before_any_chunk_goes_on() {
+        // Goal: a record store whose first commit fails before it touched a chunk (a
+        // dropped database connection) discards without error, and its next sync works.
+        let dir = tempfile::tempdir().unwrap();
+        let p = PackDir::open(dir.path()).unwrap();
+        p.sync().unwrap();
+        assert_eq!(p.discard_fresh().unwrap(), 0);
+        p.sync().unwrap();
+        p.committed();
+        let (h, b) = chunk(1);
+        p.put(&h, &b).unwrap();
+        p.sync().unwrap();
+        p.committed();
+        drop(p);
+        assert_eq!(
+            open(dir.path(), PACK_TARGET).get(&h).unwrap().as_deref(),
+            Some(&b[..])
+        );
     }
 
     #[test]
