@@ -23,19 +23,8 @@ const CHUNKS: u32 = 1_600;
 const CHUNK_BYTES: usize = 10 * 1024;
 
 fn chunks() -> Vec<(ChunkHash, Vec<u8>)> {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    (0..CHUNKS)
-        .map(|_| {
-            let bytes: Vec<u8> = (0..CHUNK_BYTES)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x as u8
-                })
-                .collect();
-            (ChunkHash::of(&bytes), bytes)
-        })
+    (sovereign_store::fixtures::noise(CHUNKS as usize * CHUNK_BYTES).chunks(CHUNK_BYTES))
+        .map(|b| (ChunkHash::of(b), b.to_vec()))
         .collect()
 }
 

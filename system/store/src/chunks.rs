@@ -225,7 +225,7 @@ fn is_lower_hex(s: &str) -> bool {
 }
 
 /// fsync a directory, so that the creations, renames and removals in it are durable.
-fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_err(format!("fsync directory {}", dir.display())))
@@ -313,16 +313,7 @@ impl ChunkDir {
     /// hash to `hash` (the chunk would be quarantined at the next start anyway). A second
     /// put of a pending chunk replaces the first's temp file.
     pub fn put(&self, hash: &ChunkHash, bytes: &[u8]) -> Result<(), StoreError> {
-        if !verify_chunk(hash, bytes) {
-            return Err(StoreError::Corrupt {
-                kind: "chunk".into(),
-                name: hash.to_hex(),
-                reason: format!(
-                    "refusing to store {} bytes that do not hash to their name",
-                    bytes.len()
-                ),
-            });
-        }
+        crate::refuse_unless_chunk(hash, bytes)?;
         let final_path = self.path_of(hash);
         let Some(prefix_dir) = final_path.parent().map(Path::to_path_buf) else {
             unreachable!("a chunk path always has its prefix directory as parent");
@@ -748,7 +739,7 @@ impl ChunkDir {
 
 /// The names in `dir`, sorted (so scans are deterministic). Names that are not UTF-8
 /// are returned lossily; they never parse as chunk names.
-fn read_dir_sorted(dir: &Path) -> Result<Vec<String>, StoreError> {
+pub(crate) fn read_dir_sorted(dir: &Path) -> Result<Vec<String>, StoreError> {
     let what = || format!("list directory {}", dir.display());
     let mut names = Vec::new();
     for entry in fs::read_dir(dir).map_err(io_err(what()))? {

@@ -1,7 +1,7 @@
 //! Sample records for tests of stores: this crate's own, and the servers' tests that need
 //! something to write. Small, deterministic, and each valid for `sovereign_wire`.
 //!
-//! Map: [`chunk`], [`entry`], [`outbox`], [`applied`].
+//! Map: [`chunk`], [`entry`], [`outbox`], [`applied`], [`noise`].
 //!
 //! Not covered: anything resembling production data sizes.
 
@@ -9,6 +9,20 @@ use bytes::Bytes;
 use sovereign_logic::content::{Chunk, ChunkHash, ChunkParams, ItemId, Priority, publish};
 use sovereign_logic::io::Record;
 use sovereign_logic::protocol::{CatalogEntry, DeviceId, IdemKey, OpKind, OpOutcome, Operation};
+
+/// `len` pseudo-random bytes (xorshift64 from a fixed seed): content that chunks into
+/// many chunks and does not compress.
+pub fn noise(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
 
 /// The `i`-th sample chunk: a few hundred bytes that differ per `i`.
 pub fn chunk(i: u32) -> Record {

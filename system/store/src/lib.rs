@@ -259,6 +259,22 @@ pub(crate) fn chunk_len(len: usize) -> u32 {
     u32::try_from(len).unwrap_or_else(|_| panic!("a chunk of {len} bytes exceeds u32"))
 }
 
+/// The boundary check every store makes before it keeps a chunk: bytes that do not hash
+/// to `hash` are refused (they would be quarantined at the next start anyway).
+pub(crate) fn refuse_unless_chunk(hash: &ChunkHash, bytes: &[u8]) -> Result<(), StoreError> {
+    if sovereign_logic::content::verify_chunk(hash, bytes) {
+        return Ok(());
+    }
+    Err(StoreError::Corrupt {
+        kind: "chunk".into(),
+        name: hash.to_hex(),
+        reason: format!(
+            "refusing to store {} bytes that do not hash to their name",
+            bytes.len()
+        ),
+    })
+}
+
 /// Shorthand for an [`StoreError::Io`] naming what was done to which path.
 pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> StoreError {
     let what = what.into();

@@ -87,17 +87,8 @@ impl MemStore {
 impl Store for MemStore {
     fn write(&self, record: &Record) -> Result<(), StoreError> {
         if let Record::Chunk(c) = record {
-            // The same boundary check as the chunk directory's.
-            if !verify_chunk(&c.hash, &c.bytes) {
-                return Err(StoreError::Corrupt {
-                    kind: "chunk".into(),
-                    name: c.hash.to_hex(),
-                    reason: format!(
-                        "refusing to store {} bytes that do not hash to this name",
-                        c.bytes.len()
-                    ),
-                });
-            }
+            // The same boundary check as the chunk directory's and the packs'.
+            crate::refuse_unless_chunk(&c.hash, &c.bytes)?;
         }
         lock(&self.disk.0)
             .writes

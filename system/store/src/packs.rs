@@ -25,8 +25,8 @@
 //!   never removed by someone else's failure. After a failed `fdatasync` the pending bytes cannot be
 //!   trusted (the kernel may have dropped them and marked them clean), so every later sync
 //!   fails until they are discarded.
-//! - A delete marks the chunk's record dead in place (its first four bytes) at once; it is
-//!   durable at the next sync, and a later scan steps over it. Its bytes stay in the pack
+//! - A delete marks the chunk's record dead in place (its first four bytes) at the next
+//!   sync, and a later scan steps over it. Its bytes stay in the pack
 //!   until [`PackDir::collect_garbage`] compacts a pack that is mostly dead.
 //! - Every record is read and verified at start-up ([`PackDir::scan_index`]), as every
 //!   chunk file is today; a record whose bytes do not hash to its name is copied to the
@@ -42,7 +42,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use sovereign_logic::content::{Chunk, ChunkHash, verify_chunk};
 
-use crate::chunks::Scan;
+use crate::chunks::{Scan, read_dir_sorted, sync_dir};
 use crate::{Garbage, StoreError, chunk_len, io_err, lock};
 
 /// The first four bytes of every record.
@@ -171,6 +171,49 @@ fn pack_name(n: u32) -> String {
     format!("{n:08}.pack")
 }
 
+/// A record head's magic, hash and length (the inverse of [`record_head`]).
+fn parse_head(h: &[u8]) -> ([u8; 4], ChunkHash, u32) {
+    let mut magic = [0u8; 4];
+    magic.copy_from_slice(&h[..4]);
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(&h[4..36]);
+    (
+        magic,
+        ChunkHash(hash),
+        u32::from_le_bytes([h[36], h[37], h[38], h[39]]),
+    )
+}
+
+/// Every result in `results` at `which` that is still `Ok` becomes an I/O error: `what`,
+/// and why.
+fn fail_pending(
+    results: &mut [Result<(), StoreError>],
+    which: impl IntoIterator<Item = usize>,
+    what: &str,
+    why: &str,
+) {
+    for i in which {
+        if results[i].is_ok() {
+            results[i] = Err(StoreError::Io {
+                what: what.to_string(),
+                source: std::io::Error::other(why.to_string()),
+            });
+        }
+    }
+}
+
+/// Mark the records starting at `starts` dead in `file` and flush it.
+fn write_marks(
+    file: &File,
+    starts: impl IntoIterator<Item = u64>,
+    what: &str,
+) -> Result<(), StoreError> {
+    for at in starts {
+        file.write_all_at(&DEAD, at).map_err(io_err(what))?;
+    }
+    file.sync_data().map_err(io_err(what))
+}
+
 fn record_head(hash: &ChunkHash, len: u32) -> [u8; HEAD] {
     let mut head = [0u8; HEAD];
     head[..4].copy_from_slice(&MAGIC);
@@ -186,12 +229,6 @@ fn open_pack(path: &Path, create: bool) -> Result<File, StoreError> {
         .create_new(create)
         .open(path)
         .map_err(io_err(format!("open {}", path.display())))
-}
-
-fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(format!("fsync directory {}", dir.display())))
 }
 
 impl PackDir {
@@ -284,25 +321,24 @@ impl PackDir {
             crate::chunks::writers_for(chunks.len()),
             |(hash, bytes)| check(hash, bytes),
         );
+        let all = 0..chunks.len();
         if let Err(e) = self.ensure_scanned() {
-            let msg = e.to_string();
-            for r in results.iter_mut().filter(|r| r.is_ok()) {
-                *r = Err(StoreError::Io {
-                    what: msg.clone(),
-                    source: std::io::Error::other("reading the packs failed"),
-                });
-            }
+            fail_pending(
+                &mut results,
+                all,
+                &e.to_string(),
+                "reading the packs failed",
+            );
             return results;
         }
         let mut st = lock(&self.state);
         if let Err(e) = self.roll_if_full(&mut st) {
-            let msg = e.to_string();
-            for r in results.iter_mut().filter(|r| r.is_ok()) {
-                *r = Err(StoreError::Io {
-                    what: msg.clone(),
-                    source: std::io::Error::other("starting a new pack failed"),
-                });
-            }
+            fail_pending(
+                &mut results,
+                all,
+                &e.to_string(),
+                "starting a new pack failed",
+            );
             return results;
         }
         // Which chunks to append: not appended since the last commit already (the same
@@ -324,13 +360,8 @@ impl PackDir {
         let file = match self.file_of(&mut st, active) {
             Ok(f) => f,
             Err(e) => {
-                let msg = e.to_string();
-                for &i in &todo {
-                    results[i] = Err(StoreError::Io {
-                        what: msg.clone(),
-                        source: std::io::Error::other("the active pack could not be opened"),
-                    });
-                }
+                let why = "the active pack could not be opened";
+                fail_pending(&mut results, todo, &e.to_string(), why);
                 return results;
             }
         };
@@ -368,12 +399,7 @@ impl PackDir {
             // next append overwrites it, a start-up cuts a torn tail).
             let _ = file.set_len(start);
             let what = format!("append to {}", self.path_of_pack(st.active).display());
-            for &i in &todo {
-                results[i] = Err(StoreError::Io {
-                    what: what.clone(),
-                    source: std::io::Error::new(e.kind(), e.to_string()),
-                });
-            }
+            fail_pending(&mut results, todo, &what, &e.to_string());
             return results;
         }
         st.end = pos;
@@ -457,18 +483,14 @@ impl PackDir {
             }
             // The descriptors the appends went through (kept open until now).
             let mut appended: Vec<(u32, Arc<File>)> = Vec::new();
+            // (Never closed while awaiting a flush: `file_of` finds them open.)
             for n in st.unsynced.clone() {
-                match st.files.get(&n) {
-                    Some(f) => appended.push((n, Arc::clone(f))),
-                    // Never closed while awaiting a flush; if it were, a new descriptor
-                    // still flushes the file's pages.
-                    None => match self.file_of(&mut st, n) {
-                        Ok(f) => appended.push((n, f)),
-                        Err(e) => {
-                            st.failed = true;
-                            return Err(e);
-                        }
-                    },
+                match self.file_of(&mut st, n) {
+                    Ok(f) => appended.push((n, f)),
+                    Err(e) => {
+                        st.failed = true;
+                        return Err(e);
+                    }
                 }
             }
             st.unsynced.clear();
@@ -522,11 +544,7 @@ impl PackDir {
                 Some((_, f)) => Arc::clone(f),
                 None => self.file_of(&mut lock(&self.state), *n)?,
             };
-            for at in starts {
-                file.write_all_at(&DEAD, *at)
-                    .map_err(io_err(what.clone()))?;
-            }
-            file.sync_data().map_err(io_err(what))?;
+            write_marks(&file, starts.iter().copied(), &what)?;
         }
         if created {
             sync_dir(&self.packs)?;
@@ -635,15 +653,7 @@ impl PackDir {
     pub fn scan_index(&self) -> Result<Scan, StoreError> {
         let mut scan = Scan::default();
         let mut numbers = Vec::new();
-        let mut names: Vec<String> = Vec::new();
-        for entry in fs::read_dir(&self.packs)
-            .map_err(io_err(format!("read directory {}", self.packs.display())))?
-        {
-            let entry = entry.map_err(io_err(format!("read {}", self.packs.display())))?;
-            names.push(entry.file_name().to_string_lossy().into_owned());
-        }
-        names.sort();
-        for name in names {
+        for name in read_dir_sorted(&self.packs)? {
             match name.strip_suffix(".pack").and_then(|n| {
                 (n.len() == 8 && n.bytes().all(|b| b.is_ascii_digit()))
                     .then(|| n.parse::<u32>().ok())
@@ -666,7 +676,6 @@ impl PackDir {
             sync_dir(&self.packs)?;
         }
         let last = numbers[numbers.len() - 1];
-        let mut quarantined_any = false;
         let mut rotten: Vec<(u32, Vec<u64>)> = Vec::new();
         let mut damaged = BTreeSet::new();
         for &n in &numbers {
@@ -678,7 +687,6 @@ impl PackDir {
                 .len();
             let (good_end, dead) = self.read_pack(n, &file, size, &mut st.index, &mut scan)?;
             if !dead.is_empty() {
-                quarantined_any = true;
                 rotten.push((n, dead));
             }
             if good_end < size {
@@ -711,16 +719,13 @@ impl PackDir {
             }
             st.packs.insert(n);
         }
-        if quarantined_any {
+        if !rotten.is_empty() {
             // The copies are durable before their records are marked dead.
             sync_dir(&self.quarantine)?;
             for (n, records) in rotten {
                 let what = format!("mark a rotten record of {}", self.path_of_pack(n).display());
                 let file = self.file_of(&mut st, n)?;
-                for at in records {
-                    file.write_all_at(&DEAD, at).map_err(io_err(what.clone()))?;
-                }
-                file.sync_data().map_err(io_err(what))?;
+                write_marks(&file, records, &what)?;
             }
         }
         st.active = last;
@@ -773,16 +778,13 @@ impl PackDir {
                 return Ok((at, dead));
             }
             let whole = read_full(&mut r, &mut head).map_err(read_err())?;
-            let len = u32::from_le_bytes([head[36], head[37], head[38], head[39]]);
-            let gone = head[..4] == DEAD;
+            let (magic, hash, len) = parse_head(&head);
+            let gone = magic == DEAD;
             let fits = at + HEAD as u64 + u64::from(len) <= size;
             let mut record = None;
-            if whole && (gone || head[..4] == MAGIC) && len <= RECORD_BYTES_MAX && fits {
+            if whole && (gone || magic == MAGIC) && len <= RECORD_BYTES_MAX && fits {
                 let mut bytes = vec![0u8; len as usize];
                 r.read_exact(&mut bytes).map_err(read_err())?;
-                let mut hash = [0u8; 32];
-                hash.copy_from_slice(&head[4..36]);
-                let hash = ChunkHash(hash);
                 let next = at + HEAD as u64 + u64::from(len);
                 let good = !gone && verify_chunk(&hash, &bytes);
                 // A record that verifies had its length right. One that is dead or does
@@ -892,17 +894,14 @@ impl PackDir {
                 if o >= until {
                     return Ok(None);
                 }
-                let h = &window[i..i + HEAD];
-                let len = u32::from_le_bytes([h[36], h[37], h[38], h[39]]);
+                let (_, hash, len) = parse_head(&window[i..i + HEAD]);
                 if len > RECORD_BYTES_MAX || o + HEAD as u64 + u64::from(len) > size {
                     continue;
                 }
-                let mut hash = [0u8; 32];
-                hash.copy_from_slice(&h[4..36]);
                 let mut bytes = vec![0u8; len as usize];
                 file.read_exact_at(&mut bytes, o + HEAD as u64)
                     .map_err(what())?;
-                if verify_chunk(&ChunkHash(hash), &bytes) {
+                if verify_chunk(&hash, &bytes) {
                     return Ok(Some(o));
                 }
             }
@@ -966,17 +965,19 @@ impl PackDir {
             let moved = (|| {
                 let mut batch = Vec::with_capacity(moving.len());
                 for h in &moving {
-                    // One that no longer verifies stays (and keeps its pack).
-                    if let Some(bytes) = self.get(h)?
-                        && verify_chunk(h, &bytes)
-                    {
+                    if let Some(bytes) = self.get(h)? {
                         batch.push((*h, bytes));
                     }
                 }
                 let refs: Vec<(ChunkHash, &[u8])> =
                     batch.iter().map(|(h, b)| (*h, b.as_ref())).collect();
                 for r in self.put_many(&refs) {
-                    r?;
+                    match r {
+                        // Refused by the put's check (it no longer verifies): it stays,
+                        // and keeps its pack.
+                        Err(StoreError::Corrupt { .. }) | Ok(()) => {}
+                        Err(e) => return Err(e),
+                    }
                 }
                 self.sync()
             })();
@@ -1041,17 +1042,17 @@ impl PackDir {
             .map(|(h, l)| (*h, *l))
             .collect();
         for (hash, loc) in held {
+            let Some(bytes) = self.get(&hash)? else {
+                continue;
+            };
+            if !verify_chunk(&hash, &bytes) {
+                continue;
+            }
             let file = self.file_of(&mut lock(&self.state), loc.pack)?;
             let what = format!(
                 "corrupt a record of {}",
                 self.path_of_pack(loc.pack).display()
             );
-            let mut bytes = vec![0u8; loc.len as usize];
-            file.read_exact_at(&mut bytes, loc.at)
-                .map_err(io_err(what.clone()))?;
-            if !verify_chunk(&hash, &bytes) {
-                continue;
-            }
             let mid = bytes.len() / 2;
             file.write_all_at(&[bytes[mid] ^ 0xff], loc.at + mid as u64)
                 .and_then(|()| file.sync_data())
@@ -1069,13 +1070,8 @@ fn check(hash: &ChunkHash, bytes: &[u8]) -> Result<(), StoreError> {
             "refusing to store {} bytes: a record holds at most {RECORD_BYTES_MAX}",
             bytes.len()
         )
-    } else if !verify_chunk(hash, bytes) {
-        format!(
-            "refusing to store {} bytes that do not hash to their name",
-            bytes.len()
-        )
     } else {
-        return Ok(());
+        return crate::refuse_unless_chunk(hash, bytes);
     };
     Err(StoreError::Corrupt {
         kind: "chunk".into(),
@@ -1128,6 +1124,13 @@ mod tests {
         p
     }
 
+    /// Put `chunks`, sync and commit: what a record store's successful fsync does.
+    fn commit_all(p: &PackDir, chunks: &[(ChunkHash, Vec<u8>)]) {
+        put_all(p, chunks);
+        p.sync().unwrap();
+        p.committed();
+    }
+
     fn put_all(p: &PackDir, chunks: &[(ChunkHash, Vec<u8>)]) {
         let refs: Vec<(ChunkHash, &[u8])> = chunks.iter().map(|(h, b)| (*h, &b[..])).collect();
         for r in p.put_many(&refs) {
@@ -1172,9 +1175,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = open(dir.path(), PACK_TARGET);
         let chunks: Vec<_> = (0..4).map(chunk).collect();
-        put_all(&p, &chunks);
-        p.sync().unwrap();
-        p.committed();
+        commit_all(&p, &chunks);
         let rotten = p.corrupt_one().unwrap().unwrap();
         let good = &chunks.iter().find(|(h, _)| *h == rotten).unwrap().1;
         assert_ne!(p.get(&rotten).unwrap().as_deref(), Some(&good[..]));
@@ -1220,9 +1221,7 @@ mod tests {
             })
             .collect();
         assert!(chunks.iter().map(|(_, b)| b.len()).sum::<usize>() > 1 + WRITE_BYTES);
-        put_all(&p, &chunks);
-        p.sync().unwrap();
-        p.committed();
+        commit_all(&p, &chunks);
         for (h, b) in &chunks {
             assert_eq!(p.get(h).unwrap().as_deref(), Some(&b[..]));
         }
@@ -1244,9 +1243,7 @@ mod tests {
         let p = open(dir.path(), 1);
         let chunks: Vec<_> = (0..3 * OPEN_PACKS_MAX as u32).map(chunk).collect();
         for c in &chunks {
-            put_all(&p, std::slice::from_ref(c));
-            p.sync().unwrap();
-            p.committed();
+            commit_all(&p, std::slice::from_ref(c));
         }
         assert!(lock(&p.state).packs.len() >= chunks.len());
         for _ in 0..2 {
@@ -1296,9 +1293,7 @@ mod tests {
         let p = open(dir.path(), 700);
         let chunks: Vec<_> = (0..12).map(chunk).collect();
         for c in chunks.chunks(3) {
-            put_all(&p, c);
-            p.sync().unwrap();
-            p.committed();
+            commit_all(&p, c);
         }
         let last = *lock(&p.state).packs.last().unwrap();
         assert!(last > 1, "several packs");
@@ -1356,9 +1351,7 @@ mod tests {
         let p = open(dir.path(), 1);
         let chunks: Vec<_> = (0..20).map(chunk).collect();
         for c in chunks.chunks(2) {
-            put_all(&p, c);
-            p.sync().unwrap();
-            p.committed();
+            commit_all(&p, c);
         }
         let next = *lock(&p.state).packs.last().unwrap() + 1;
         fs::create_dir(p.path_of_pack(next)).unwrap();
@@ -1378,6 +1371,47 @@ mod tests {
     }
 
     #[test]
+    fn a_compaction_leaves_a_chunk_that_rotted_where_it_is_and_moves_the_rest() {
+        // Goal: a kept chunk whose bytes rotted after the start-up scan is not copied
+        // (the put refuses it) and does not stop the collection: its pack stays, and
+        // every other kept chunk still reads.
+        let dir = tempfile::tempdir().unwrap();
+        let p = open(dir.path(), 1);
+        let chunks: Vec<_> = (0..16).map(chunk).collect();
+        for c in chunks.chunks(4) {
+            commit_all(&p, c);
+        }
+        let rotten = p.corrupt_one().unwrap().unwrap();
+        let pack = lock(&p.state).index[&rotten].pack;
+        // The active pack is never compacted: one more, so the rotten chunk's is not it.
+        commit_all(&p, &[chunk(99)]);
+        assert_ne!(lock(&p.state).active, pack);
+        // Of the rotten chunk's pack only it is kept (the pack is sparse); of the others,
+        // one chunk in two.
+        let in_pack = |h: &ChunkHash| lock(&p.state).index[h].pack == pack;
+        let others: Vec<ChunkHash> = chunks
+            .iter()
+            .map(|(h, _)| *h)
+            .filter(|h| !in_pack(h))
+            .collect();
+        let keep: BTreeSet<ChunkHash> = [rotten]
+            .into_iter()
+            .chain(others.into_iter().step_by(2))
+            .collect();
+        p.collect_garbage(&keep).unwrap();
+        assert!(
+            p.path_of_pack(pack).is_file(),
+            "the rotten chunk's pack was removed"
+        );
+        for (h, b) in chunks
+            .iter()
+            .filter(|(h, _)| keep.contains(h) && *h != rotten)
+        {
+            assert_eq!(p.get(h).unwrap().as_deref(), Some(&b[..]));
+        }
+    }
+
+    #[test]
     fn a_deleted_chunk_stays_deleted_however_often_it_was_put() {
         // Goal: a chunk put, committed, put again and committed, then deleted, does not
         // come back at a restart (its earlier record is marked dead too), and a delete
@@ -1385,9 +1419,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = open(dir.path(), PACK_TARGET);
         let chunks: Vec<_> = (0..3).map(chunk).collect();
-        put_all(&p, &chunks);
-        p.sync().unwrap();
-        p.committed();
+        commit_all(&p, &chunks);
         let (h, b) = &chunks[0];
         p.put(h, b).unwrap();
         p.sync().unwrap();
@@ -1413,9 +1445,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = open(dir.path(), PACK_TARGET);
         let chunks: Vec<_> = (0..6).map(chunk).collect();
-        put_all(&p, &chunks);
-        p.sync().unwrap();
-        p.committed();
+        commit_all(&p, &chunks);
         let starts = record_starts(&p, 1);
         let grow = starts[3] - starts[2];
         let f = OpenOptions::new()
@@ -1475,9 +1505,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = open(dir.path(), PACK_TARGET);
         let chunks: Vec<_> = (0..5).map(chunk).collect();
-        put_all(&p, &chunks);
-        p.sync().unwrap();
-        p.committed();
+        commit_all(&p, &chunks);
         let whole = fs::metadata(p.path_of_pack(1)).unwrap().len();
         let (h, b) = chunk(99);
         let mut torn = record_head(&h, b.len() as u32).to_vec();
@@ -1515,9 +1543,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = open(dir.path(), 2_000);
         let kept: Vec<_> = (0..10).map(chunk).collect();
-        put_all(&p, &kept);
-        p.sync().unwrap();
-        p.committed();
+        commit_all(&p, &kept);
         let packs_before = fs::read_dir(&p.packs).unwrap().count();
         let fresh: Vec<_> = (10..40).map(chunk).collect();
         for c in fresh.chunks(3) {
@@ -1546,9 +1572,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = open(dir.path(), PACK_TARGET);
         let chunks: Vec<_> = (0..8).map(chunk).collect();
-        put_all(&p, &chunks);
-        p.sync().unwrap();
-        p.committed();
+        commit_all(&p, &chunks);
         let rotten = p.corrupt_one().unwrap().unwrap();
         drop(p);
         let p = PackDir::open(dir.path()).unwrap();

@@ -235,15 +235,7 @@ pub fn a_failed_fsync_leaves_nothing_to_recover<B: Failing>(b: &B) {
 pub fn garbage_collection_keeps_what_entries_name<B: Backend>(b: &B) {
     use sovereign_logic::content::{ChunkParams, ItemId, Priority, publish};
     use sovereign_logic::protocol::CatalogEntry;
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    let bytes: Vec<u8> = (0..60_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let bytes = sovereign_store::fixtures::noise(60_000);
     let (manifest, chunks) = publish(
         ItemId::new("kept"),
         1,
