@@ -18,7 +18,8 @@
 //! The origin keeps no chunk bytes in memory ([`Origin::recover_verified`] at start-up and
 //! restart; a publish's bytes are freed once written): a tower's chunk request is answered
 //! by a blocking task that reads the chunk from the store and verifies it, next to the node
-//! task rather than on it, so reads of many chunks run side by side. Bytes that fail their
+//! task rather than on it, so reads of many chunks run side by side (on the node task on a
+//! current-thread runtime, as under turmoil: see [`detached`]). Bytes that fail their
 //! hash are never sent: the tower hears "not held" and the node tells the logic
 //! ([`Origin::chunk_lost`]), so the next publish of those bytes writes them again.
 //!
@@ -31,7 +32,7 @@
 //! Not covered: HTTP routing (`api`).
 
 use crate::clock::Clock;
-use crate::tower_node::{NodeGone, blocking};
+use crate::tower_node::{NodeGone, blocking, detached};
 use sovereign_logic::Time;
 use sovereign_logic::content::{ChunkHash, ItemId, Priority, chunk_intact};
 use sovereign_logic::io::{Action, Event, Record};
@@ -406,7 +407,7 @@ impl Node {
     ) {
         let store = self.store.clone();
         let own = self.own.clone();
-        tokio::task::spawn_blocking(move || {
+        detached(move || {
             let bytes = match store.chunk(&hash) {
                 Ok(bytes) => bytes,
                 Err(e) => {

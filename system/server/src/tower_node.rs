@@ -528,6 +528,19 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
     }
 }
 
+/// Run a blocking call that answers through a channel of its own: on a blocking thread on
+/// a multi-threaded runtime (the caller goes on meanwhile), directly on a current-thread
+/// one. Under turmoil a thread of its own would finish at a wall-clock moment, so when its
+/// answer arrived, in virtual time, would depend on the machine's load, not on the seed.
+pub fn detached(f: impl FnOnce() + Send + 'static) {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+            tokio::task::spawn_blocking(f);
+        }
+        _ => f(),
+    }
+}
+
 impl Node {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Input>) {
         loop {
