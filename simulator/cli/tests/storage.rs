@@ -212,11 +212,11 @@ fn plain(log: &str) -> String {
     out
 }
 
-/// Whether `log` has a garbage-collection line for `files` files of `bytes` bytes.
-fn collected(log: &str, files: usize, bytes: u64) -> bool {
+/// Whether `log` has a garbage-collection line for `chunks` chunks of `bytes` bytes.
+fn collected(log: &str, chunks: usize, bytes: u64) -> bool {
     plain(log).lines().any(|l| {
-        l.contains("garbage-collected chunk files")
-            && l.contains(&format!("files={files} "))
+        l.contains("garbage-collected chunks no committed entry names")
+            && l.contains(&format!("chunks={chunks} "))
             && l.contains(&format!("bytes={bytes}"))
     })
 }

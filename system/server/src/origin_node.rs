@@ -196,10 +196,10 @@ struct Node {
 fn recover(store: &dyn Store) -> Result<sovereign_store::Recovered, sovereign_store::StoreError> {
     let mut recovered = blocking(|| store.recover_index())?;
     match blocking(|| sovereign_store::collect_garbage(store, &mut recovered)) {
-        Ok(g) if g.files > 0 => tracing::warn!(
-            files = g.files,
+        Ok(g) if g.chunks > 0 => tracing::warn!(
+            chunks = g.chunks,
             bytes = g.bytes,
-            "garbage-collected chunk files no committed entry names"
+            "garbage-collected chunks no committed entry names"
         ),
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "chunk garbage collection failed; going on"),

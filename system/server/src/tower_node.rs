@@ -448,10 +448,10 @@ pub fn spawn(
     // Chunk files no committed entry names: a sync whose entry never committed, an old
     // version the entry moved past. The tower cannot serve them; they only take space.
     match blocking(|| sovereign_store::collect_garbage(&*store, &mut recovered)) {
-        Ok(g) if g.files > 0 => tracing::warn!(
-            files = g.files,
+        Ok(g) if g.chunks > 0 => tracing::warn!(
+            chunks = g.chunks,
             bytes = g.bytes,
-            "garbage-collected chunk files no committed entry names"
+            "garbage-collected chunks no committed entry names"
         ),
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "chunk garbage collection failed; going on"),

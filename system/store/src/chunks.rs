@@ -150,8 +150,8 @@ pub struct Scan {
 /// What [`ChunkDir::collect_garbage`] removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Garbage {
-    /// Chunk files removed.
-    pub files: u64,
+    /// Chunks removed (chunk files, or records marked dead in pack files).
+    pub chunks: u64,
     /// Their bytes.
     pub bytes: u64,
 }
@@ -560,7 +560,7 @@ impl ChunkDir {
                     Err(e) => return Err(io_err(format!("stat {}", path.display()))(e)),
                 };
                 fs::remove_file(&path).map_err(io_err(format!("remove {}", path.display())))?;
-                garbage.files += 1;
+                garbage.chunks += 1;
                 garbage.bytes += meta.len();
                 touched.insert(prefix_dir.clone());
             }
@@ -995,7 +995,7 @@ mod tests {
         assert_eq!(
             g,
             Garbage {
-                files: 2,
+                chunks: 2,
                 bytes: want_bytes
             }
         );

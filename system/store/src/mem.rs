@@ -118,7 +118,7 @@ impl Store for MemStore {
         let mut garbage = Garbage::default();
         d.writes.durable_mut().retain(|_, r| match r {
             Record::Chunk(c) if !keep.contains(&c.hash) => {
-                garbage.files += 1;
+                garbage.chunks += 1;
                 garbage.bytes += c.bytes.len() as u64;
                 false
             }

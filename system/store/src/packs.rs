@@ -927,7 +927,7 @@ impl PackDir {
             for h in drop {
                 let len = st.index[&h].len;
                 mark_dead(&mut st, &h);
-                garbage.files += 1;
+                garbage.chunks += 1;
                 garbage.bytes += u64::from(len);
             }
             let mut live: BTreeMap<u32, u64> = BTreeMap::new();
@@ -1600,7 +1600,7 @@ mod tests {
         assert!(first.is_file());
         let keep: BTreeSet<ChunkHash> = chunks.iter().skip(1).step_by(3).map(|(h, _)| *h).collect();
         let g = p.collect_garbage(&keep).unwrap();
-        assert_eq!(g.files as usize, chunks.len() - keep.len());
+        assert_eq!(g.chunks as usize, chunks.len() - keep.len());
         assert!(!first.exists(), "pack 1 held one chunk in three: compacted");
         drop(p);
         let p = open(dir.path(), 3_000);

@@ -267,7 +267,7 @@ pub fn garbage_collection_keeps_what_entries_name<B: Backend>(b: &B) {
             _ => 0,
         })
         .sum();
-    assert_eq!((garbage.files, garbage.bytes), (2, stray_bytes));
+    assert_eq!((garbage.chunks, garbage.bytes), (2, stray_bytes));
     assert!(!rec.durable.contains_key(&stray_a.key()));
     assert_eq!(
         rec.durable.len(),
@@ -280,7 +280,7 @@ pub fn garbage_collection_keeps_what_entries_name<B: Backend>(b: &B) {
     assert_eq!(rec.chunks.len(), chunks.len(), "the strays' files are gone");
     let again = sovereign_store::collect_garbage(&s, &mut rec).unwrap();
     assert_eq!(
-        (again.files, again.bytes),
+        (again.chunks, again.bytes),
         (0, 0),
         "nothing left to collect"
     );
