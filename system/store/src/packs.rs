@@ -26,8 +26,12 @@
 //!   trusted (the kernel may have dropped them and marked them clean), so every later sync
 //!   fails until they are discarded.
 //! - A delete marks the chunk's record dead in place (its first four bytes) at the next
-//!   sync, and a later scan steps over it. Its bytes stay in the pack
-//!   until [`PackDir::collect_garbage`] compacts a pack that is mostly dead.
+//!   sync, and a later scan steps over it. Once the mark is durable, the blocks of the
+//!   record's bytes go back to the file system (a hole punched with `fallocate`: the pack
+//!   keeps its length, the bytes read as zeros), so a running server's deletes free disk
+//!   space as removing chunk files did; a file system that cannot punch holes keeps them
+//!   until [`PackDir::collect_garbage`] compacts a pack that is mostly dead. The heads stay
+//!   until that compaction.
 //! - Every record is read and verified at start-up ([`PackDir::scan_index`]), as every
 //!   chunk file is today; a record whose bytes do not hash to its name is copied to the
 //!   quarantine and left out.
@@ -108,10 +112,12 @@ struct State {
     fresh: BTreeMap<ChunkHash, Option<Loc>>,
     /// A flush failed: the bytes since the commit are not to be trusted.
     failed: bool,
-    /// Records to mark dead (their starts, by pack) at the next sync: deleted chunks, and
-    /// records a committed put superseded. Written at every sync until one succeeds (a
-    /// failed flush may drop the pages that held them).
-    marks: BTreeMap<u32, BTreeSet<u64>>,
+    /// Records to mark dead at the next sync, by pack: each record's start, and the length
+    /// of its bytes (from the index, never from the disk: the hole punched over them
+    /// must not reach the next record). Deleted chunks, and records a committed put
+    /// superseded. Written at every sync until one succeeds (a failed flush may drop the
+    /// pages that held them).
+    marks: BTreeMap<u32, BTreeMap<u64, u32>>,
     /// Packs whose reading at start-up stopped early (records after the damage could not
     /// be found): never compacted, so nothing in them is thrown away.
     damaged: BTreeSet<u32>,
@@ -155,16 +161,15 @@ fn mark_dead(st: &mut State, hash: &ChunkHash) {
     let Some(loc) = st.index.remove(hash) else {
         return;
     };
-    st.marks
-        .entry(loc.pack)
-        .or_default()
-        .insert(loc.at - HEAD as u64);
+    note_dead(&mut st.marks, loc);
     if let Some(Some(before)) = st.fresh.remove(hash) {
-        st.marks
-            .entry(before.pack)
-            .or_default()
-            .insert(before.at - HEAD as u64);
+        note_dead(&mut st.marks, before);
     }
+}
+
+/// Queue the record at `loc` to be marked dead at the next sync.
+fn note_dead(marks: &mut BTreeMap<u32, BTreeMap<u64, u32>>, loc: Loc) {
+    (marks.entry(loc.pack).or_default()).insert(loc.at - HEAD as u64, loc.len);
 }
 
 fn pack_name(n: u32) -> String {
@@ -212,6 +217,24 @@ fn write_marks(
         file.write_all_at(&DEAD, at).map_err(io_err(what))?;
     }
     file.sync_data().map_err(io_err(what))
+}
+
+/// Give the file system back the blocks of dead records' bytes, `(start of the record,
+/// length of its bytes)` each: a hole punched over the bytes (`fallocate`), the head and
+/// the pack's length kept. Only once their marks are durable, so that no restart meets a
+/// record that looks alive and reads as zeros. Best effort: where the file system cannot
+/// punch holes (or the call fails) the bytes stay until a compaction; nothing depends on
+/// them.
+fn punch_holes(file: &File, records: impl IntoIterator<Item = (u64, u32)>) {
+    use rustix::fs::{FallocateFlags, fallocate};
+    for (start, len) in records {
+        let flags = FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE;
+        if fallocate(file, flags, start + HEAD as u64, u64::from(len))
+            == Err(rustix::io::Errno::OPNOTSUPP)
+        {
+            return;
+        }
+    }
 }
 
 fn record_head(hash: &ChunkHash, len: u32) -> [u8; HEAD] {
@@ -427,24 +450,37 @@ impl PackDir {
     }
 
     /// The bytes stored under `hash`, unverified; `None` if there is no such chunk.
+    ///
+    /// The index is asked again after the read: a chunk deleted while it was read (its
+    /// bytes may be a punched hole by then) is not held, and one put again elsewhere is
+    /// read from there.
     pub fn get(&self, hash: &ChunkHash) -> Result<Option<Bytes>, StoreError> {
         self.ensure_scanned()?;
-        let (loc, file) = {
-            let mut st = lock(&self.state);
-            let Some(loc) = st.index.get(hash).copied() else {
-                return Ok(None);
+        for _ in 0..3 {
+            let (loc, file) = {
+                let mut st = lock(&self.state);
+                let Some(loc) = st.index.get(hash).copied() else {
+                    return Ok(None);
+                };
+                (loc, self.file_of(&mut st, loc.pack)?)
             };
-            (loc, self.file_of(&mut st, loc.pack)?)
-        };
-        let mut bytes = vec![0u8; loc.len as usize];
-        file.read_exact_at(&mut bytes, loc.at)
-            .map_err(io_err(format!(
-                "read {} bytes at {} of {}",
-                loc.len,
-                loc.at,
-                self.path_of_pack(loc.pack).display()
-            )))?;
-        Ok(Some(Bytes::from(bytes)))
+            let mut bytes = vec![0u8; loc.len as usize];
+            file.read_exact_at(&mut bytes, loc.at)
+                .map_err(io_err(format!(
+                    "read {} bytes at {} of {}",
+                    loc.len,
+                    loc.at,
+                    self.path_of_pack(loc.pack).display()
+                )))?;
+            if lock(&self.state).index.get(hash) == Some(&loc) {
+                return Ok(Some(Bytes::from(bytes)));
+            }
+        }
+        // Not a verdict on the chunk: the caller asks again.
+        Err(StoreError::Io {
+            what: format!("read chunk {hash} from {}", self.packs.display()),
+            source: std::io::Error::other("it was deleted or put again during each of 3 reads"),
+        })
     }
 
     /// The chunks held and their lengths.
@@ -503,7 +539,7 @@ impl PackDir {
             Ok(()) => {
                 for (n, done) in &marks {
                     if let Some(left) = st.marks.get_mut(n) {
-                        left.retain(|at| !done.contains(at));
+                        left.retain(|at, _| !done.contains_key(at));
                         if left.is_empty() {
                             st.marks.remove(n);
                         }
@@ -525,7 +561,7 @@ impl PackDir {
     fn flush(
         &self,
         appended: &[(u32, Arc<File>)],
-        marks: &BTreeMap<u32, BTreeSet<u64>>,
+        marks: &BTreeMap<u32, BTreeMap<u64, u32>>,
         created: bool,
     ) -> Result<(), StoreError> {
         for (n, file) in appended {
@@ -538,13 +574,14 @@ impl PackDir {
         }
         // One pack at a time: a delete in every pack of a large store does not open them
         // all at once.
-        for (n, starts) in marks {
+        for (n, records) in marks {
             let what = format!("mark records dead in {}", self.path_of_pack(*n).display());
             let file = match appended.iter().find(|(m, _)| m == n) {
                 Some((_, f)) => Arc::clone(f),
                 None => self.file_of(&mut lock(&self.state), *n)?,
             };
-            write_marks(&file, starts.iter().copied(), &what)?;
+            write_marks(&file, records.keys().copied(), &what)?;
+            punch_holes(&file, records.iter().map(|(at, len)| (*at, *len)));
         }
         if created {
             sync_dir(&self.packs)?;
@@ -567,7 +604,7 @@ impl PackDir {
         fresh.retain(|h, before| {
             let later = index.get(h).is_some_and(|l| (l.pack, l.at) > synced);
             if !later && let Some(b) = before {
-                marks.entry(b.pack).or_default().insert(b.at - HEAD as u64);
+                note_dead(marks, *b);
             }
             later
         });
@@ -622,7 +659,7 @@ impl PackDir {
             }
         }
         if let Some(m) = st.marks.get_mut(&pack) {
-            m.retain(|at| *at < len);
+            m.retain(|at, _| *at < len);
         }
         st.active = pack;
         if let Err(e) = self.file_of(&mut st, pack).and_then(|f| {
@@ -1409,6 +1446,71 @@ mod tests {
         {
             assert_eq!(p.get(h).unwrap().as_deref(), Some(&b[..]));
         }
+    }
+
+    #[test]
+    fn a_delete_gives_its_disk_space_back_at_the_next_sync_and_leaves_the_rest_whole() {
+        // Goal: a running server's deletes free disk space (a hole punched over each dead
+        // record's bytes once its mark is durable), not only at the next start-up's
+        // compaction; the records around the holes read back, a restart's scan finds
+        // exactly them with no warning, and a deleted chunk put again is whole.
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = open(dir.path(), PACK_TARGET);
+        let big = |i: u32| {
+            let b: Vec<u8> = (0..64 * 1024 + i * 7)
+                .map(|k| (k.wrapping_mul(2_654_435_761).wrapping_add(i) >> 11) as u8)
+                .collect();
+            (ChunkHash::of(&b), b)
+        };
+        let chunks: Vec<_> = (0..64).map(big).collect();
+        commit_all(&p, &chunks);
+        let pack = p.path_of_pack(1);
+        let size = fs::metadata(&pack).unwrap().len();
+        let on_disk = || fs::metadata(&pack).unwrap().blocks() * 512;
+        let before = on_disk();
+        assert!(
+            before >= size,
+            "{before} bytes allocated for a pack of {size}"
+        );
+        let (gone, kept) = chunks.split_at(48);
+        for (h, _) in gone {
+            p.delete(h).unwrap();
+        }
+        assert_eq!(
+            on_disk(),
+            before,
+            "space freed before the deletes were durable"
+        );
+        p.sync().unwrap();
+        p.committed();
+        let deleted: u64 = gone.iter().map(|(_, b)| b.len() as u64).sum();
+        let freed = before - on_disk();
+        assert!(
+            freed >= deleted * 9 / 10,
+            "{freed} bytes freed by deleting {deleted}"
+        );
+        assert_eq!(fs::metadata(&pack).unwrap().len(), size);
+        for (h, b) in kept {
+            assert_eq!(p.get(h).unwrap().as_deref(), Some(&b[..]));
+        }
+        for (h, _) in gone {
+            assert_eq!(p.get(h).unwrap(), None);
+        }
+        drop(p);
+        let p = PackDir::open(dir.path()).unwrap();
+        let scan = p.scan_index().unwrap();
+        assert!(scan.warnings.is_empty(), "{:?}", scan.warnings);
+        assert!(scan.quarantined.is_empty());
+        let held: BTreeSet<ChunkHash> = scan.lengths.keys().copied().collect();
+        assert_eq!(held, kept.iter().map(|(h, _)| *h).collect());
+        commit_all(&p, &gone[..1]);
+        drop(p);
+        let p = open(dir.path(), PACK_TARGET);
+        for (h, b) in kept.iter().chain(&gone[..1]) {
+            assert_eq!(p.get(h).unwrap().as_deref(), Some(&b[..]));
+        }
+        assert_eq!(p.lengths().len(), kept.len() + 1);
     }
 
     #[test]
