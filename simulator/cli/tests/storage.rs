@@ -5,9 +5,9 @@
 //! - A 503 for `POST /v1/ops` is never stored later: the operation a failed commit carried
 //!   is neither committed by the next fsync nor recovered and forwarded after a restart;
 //!   the device's retry with the same key is applied exactly once (issue 11, item 3).
-//! - A publish that fails on a full disk leaves no chunk file behind, and the origin goes
-//!   on publishing and applying forwards without anyone deleting files; chunk files no
-//!   committed entry names are garbage-collected when an origin or a tower starts
+//! - A publish that fails on a full disk leaves no chunk behind, and the origin goes on
+//!   publishing and applying forwards without anyone deleting files; chunks no committed
+//!   entry names are garbage-collected when an origin or a tower starts
 //!   (item 4).
 //! - A server that cannot store is visible: `/readyz` 503 with the reasons,
 //!   `sovereign_storage_errors_total`, `sovereign_storage_free_bytes`,

@@ -192,7 +192,7 @@ struct Node {
 }
 
 /// Read the durable state (chunks as verified lengths, their bytes left on disk) and
-/// garbage-collect chunk files no committed entry names (logged with their count and bytes).
+/// garbage-collect chunks no committed entry names (logged with their count and bytes).
 fn recover(store: &dyn Store) -> Result<sovereign_store::Recovered, sovereign_store::StoreError> {
     let mut recovered = blocking(|| store.recover_index())?;
     match blocking(|| sovereign_store::collect_garbage(store, &mut recovered)) {

@@ -445,7 +445,7 @@ pub fn spawn(
     for hash in &recovered.quarantined {
         tracing::warn!(chunk = %hash, "corrupt chunk quarantined at start-up");
     }
-    // Chunk files no committed entry names: a sync whose entry never committed, an old
+    // Chunks no committed entry names: a sync whose entry never committed, an old
     // version the entry moved past. The tower cannot serve them; they only take space.
     match blocking(|| sovereign_store::collect_garbage(&*store, &mut recovered)) {
         Ok(g) if g.chunks > 0 => tracing::warn!(

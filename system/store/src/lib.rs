@@ -37,7 +37,7 @@
 //! knowable (an fsync error after the WAL write; a commit whose reply was lost with the
 //! connection), so a restart may still find it: the servers answer such a failure as
 //! "outcome unknown, retry with the same key", which idempotency makes safe. At start,
-//! after recovery, [`collect_garbage`] removes chunk files no committed record names.
+//! after recovery, [`collect_garbage`] removes chunks no committed record names.
 //!
 //! Tests: unit tests beside each backend; `tests/durability/` runs one conformance suite
 //! against every backend and crashes a real child process (`abort()`) mid-work. The

@@ -224,7 +224,8 @@ fn write_marks(
 /// the pack's length kept. Only once their marks are durable, so that no restart meets a
 /// record that looks alive and reads as zeros. Best effort: where the file system cannot
 /// punch holes (or the call fails) the bytes stay until a compaction; nothing depends on
-/// them.
+/// them. Linux only (elsewhere the bytes stay until a compaction).
+#[cfg(target_os = "linux")]
 fn punch_holes(file: &File, records: impl IntoIterator<Item = (u64, u32)>) {
     use rustix::fs::{FallocateFlags, fallocate};
     for (start, len) in records {
@@ -235,6 +236,15 @@ fn punch_holes(file: &File, records: impl IntoIterator<Item = (u64, u32)>) {
             return;
         }
     }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn punch_holes(_file: &File, _records: impl IntoIterator<Item = (u64, u32)>) {}
+
+/// The bytes a file takes on disk.
+fn allocated(m: &fs::Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    m.blocks().saturating_mul(512)
 }
 
 fn record_head(hash: &ChunkHash, len: u32) -> [u8; HEAD] {
@@ -491,7 +501,8 @@ impl PackDir {
     }
 
     /// Remove the chunk `hash` (no error if it is absent): its record is marked dead in
-    /// place at the next sync (its bytes go when the pack is compacted).
+    /// place at the next sync, and its bytes given back to the file system then (see
+    /// the module doc).
     pub fn delete(&self, hash: &ChunkHash) -> Result<(), StoreError> {
         self.ensure_scanned()?;
         let mut st = lock(&self.state);
@@ -976,7 +987,10 @@ impl PackDir {
                 if *n == st.active || st.damaged.contains(n) {
                     continue;
                 }
-                let size = fs::metadata(self.path_of_pack(*n)).map_or(0, |m| m.len());
+                // The bytes the pack takes on disk: dead records whose bytes were given
+                // back (punched) cost only their heads, and are no reason to rewrite it.
+                let size =
+                    fs::metadata(self.path_of_pack(*n)).map_or(0, |m| m.len().min(allocated(&m)));
                 if live.get(n).copied().unwrap_or(0) * 2 < size {
                     sparse.push(*n);
                 }
@@ -1066,6 +1080,10 @@ impl PackDir {
         st.end = live_end;
         st.committed = (active, live_end);
         st.synced = st.committed;
+        // No mark may outlive the bytes it named: later appends start at the cut.
+        if let Some(m) = st.marks.get_mut(&active) {
+            m.retain(|at, _| *at < live_end);
+        }
         Ok(())
     }
 
@@ -1511,6 +1529,26 @@ mod tests {
             assert_eq!(p.get(h).unwrap().as_deref(), Some(&b[..]));
         }
         assert_eq!(p.lengths().len(), kept.len() + 1);
+    }
+
+    #[test]
+    fn a_cut_dead_tail_takes_its_marks_with_it() {
+        // Goal: a delete queued when the dead tail of the active pack is cut (a delete
+        // landing inside the start-up collection) does not mark dead, or punch, the
+        // record appended later where the cut one was.
+        let dir = tempfile::tempdir().unwrap();
+        let p = open(dir.path(), PACK_TARGET);
+        let chunks: Vec<_> = (0..4).map(chunk).collect();
+        commit_all(&p, &chunks[..3]);
+        p.delete(&chunks[2].0).unwrap();
+        p.trim_dead_tail().unwrap();
+        commit_all(&p, &chunks[3..]);
+        let (h, b) = &chunks[3];
+        assert_eq!(p.get(h).unwrap().as_deref(), Some(&b[..]));
+        drop(p);
+        let p = open(dir.path(), PACK_TARGET);
+        assert_eq!(p.get(h).unwrap().as_deref(), Some(&b[..]));
+        assert_eq!(p.lengths().len(), 3);
     }
 
     #[test]
