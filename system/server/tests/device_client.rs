@@ -50,15 +50,7 @@ struct Fake {
 }
 
 fn sample(len: usize) -> Vec<u8> {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    sovereign_store::fixtures::noise(len)
 }
 
 fn manifest_of(data: &[u8]) -> Manifest {

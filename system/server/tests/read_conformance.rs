@@ -68,15 +68,7 @@ enum Answer {
 type Step = (&'static str, Answer, BTreeSet<ChunkHash>);
 
 fn content(seed: u8, len: usize) -> Vec<u8> {
-    let mut x = u64::from(seed) | 0x9e37_79b9_7f4a_7c15;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    sovereign_store::fixtures::noise_from(u64::from(seed) | 0x9e37_79b9_7f4a_7c15, len)
 }
 
 /// The manifest an origin publishes `bytes` under (the chunking is deterministic).

@@ -13,7 +13,13 @@ use sovereign_logic::protocol::{CatalogEntry, DeviceId, IdemKey, OpKind, OpOutco
 /// `len` pseudo-random bytes (xorshift64 from a fixed seed): content that chunks into
 /// many chunks and does not compress.
 pub fn noise(len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    noise_from(0x9E37_79B9_7F4A_7C15, len)
+}
+
+/// [`noise`] from another xorshift64 state (0, where xorshift would stay, is taken as 1):
+/// other content of the same kind.
+pub fn noise_from(state: u64, len: usize) -> Vec<u8> {
+    let mut x = state.max(1);
     (0..len)
         .map(|_| {
             x ^= x << 13;

@@ -167,6 +167,15 @@ fn mark_dead(st: &mut State, hash: &ChunkHash) {
     }
 }
 
+/// Pack `pack` was cut to `len` bytes: forget the marks of the records it cut off. No
+/// mark may outlive the bytes it named, since later appends start at the cut (a stale one
+/// would mark dead, and punch, the record appended there).
+fn drop_marks_from(st: &mut State, pack: u32, len: u64) {
+    if let Some(m) = st.marks.get_mut(&pack) {
+        m.retain(|at, _| *at < len);
+    }
+}
+
 /// Queue the record at `loc` to be marked dead at the next sync.
 fn note_dead(marks: &mut BTreeMap<u32, BTreeMap<u64, u32>>, loc: Loc) {
     (marks.entry(loc.pack).or_default()).insert(loc.at - HEAD as u64, loc.len);
@@ -669,9 +678,7 @@ impl PackDir {
                 }
             }
         }
-        if let Some(m) = st.marks.get_mut(&pack) {
-            m.retain(|at, _| *at < len);
-        }
+        drop_marks_from(&mut st, pack, len);
         st.active = pack;
         if let Err(e) = self.file_of(&mut st, pack).and_then(|f| {
             f.set_len(len).map_err(io_err(format!(
@@ -1080,10 +1087,7 @@ impl PackDir {
         st.end = live_end;
         st.committed = (active, live_end);
         st.synced = st.committed;
-        // No mark may outlive the bytes it named: later appends start at the cut.
-        if let Some(m) = st.marks.get_mut(&active) {
-            m.retain(|at, _| *at < live_end);
-        }
+        drop_marks_from(&mut st, active, live_end);
         Ok(())
     }
 
@@ -1472,20 +1476,17 @@ mod tests {
         // record's bytes once its mark is durable), not only at the next start-up's
         // compaction; the records around the holes read back, a restart's scan finds
         // exactly them with no warning, and a deleted chunk put again is whole.
-        use std::os::unix::fs::MetadataExt;
         let dir = tempfile::tempdir().unwrap();
         let p = open(dir.path(), PACK_TARGET);
         let big = |i: u32| {
-            let b: Vec<u8> = (0..64 * 1024 + i * 7)
-                .map(|k| (k.wrapping_mul(2_654_435_761).wrapping_add(i) >> 11) as u8)
-                .collect();
+            let b = crate::fixtures::noise_from(u64::from(i) + 1, 64 * 1024 + i as usize * 7);
             (ChunkHash::of(&b), b)
         };
         let chunks: Vec<_> = (0..64).map(big).collect();
         commit_all(&p, &chunks);
         let pack = p.path_of_pack(1);
         let size = fs::metadata(&pack).unwrap().len();
-        let on_disk = || fs::metadata(&pack).unwrap().blocks() * 512;
+        let on_disk = || allocated(&fs::metadata(&pack).unwrap());
         let before = on_disk();
         assert!(
             before >= size,

@@ -394,15 +394,7 @@ pub fn publish(origin_admin: &str, dir: &Path, item: &str, priority: &str, bytes
 
 /// Deterministic pseudo-random bytes.
 pub fn content(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    sovereign_store::fixtures::noise_from(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1, len)
 }
 
 /// Test device `device`'s secret: 32 bytes of `device`.
