@@ -267,6 +267,58 @@ pub fn split(bytes: &[u8], params: ChunkParams) -> Result<Vec<(usize, usize)>, C
     Ok(cuts)
 }
 
+/// [`split`] for content that arrives in pieces (a request body read frame by frame): the
+/// same cuts, without holding the whole content. FastCDC decides where a chunk ends from
+/// at most `size_max` bytes after its start, so a chunk whose start has `size_max` bytes
+/// after it in the buffer is cut exactly as in the whole content; the rest waits for more
+/// bytes or [`Chunker::finish`]. At most `size_max` plus one piece is held.
+#[derive(Debug)]
+pub struct Chunker {
+    params: ChunkParams,
+    pending: Vec<u8>,
+}
+
+impl Chunker {
+    /// A chunker with these sizes (checked as [`split`] checks them).
+    pub fn new(params: ChunkParams) -> Result<Chunker, ChunkParamsError> {
+        params.validate()?;
+        Ok(Chunker {
+            params,
+            pending: Vec::new(),
+        })
+    }
+
+    /// Take the next piece; the chunks complete so far, in order.
+    pub fn push(&mut self, piece: &[u8]) -> Vec<Bytes> {
+        self.pending.extend_from_slice(piece);
+        let max = self.params.size_max as usize;
+        if self.pending.len() < max {
+            return Vec::new();
+        }
+        let cuts = split(&self.pending, self.params).unwrap_or_default();
+        let held = self.pending.len();
+        let done: Vec<(usize, usize)> = cuts
+            .into_iter()
+            .take_while(|(off, _)| held - off >= max)
+            .collect();
+        let end = done.last().map_or(0, |(off, len)| off + len);
+        let chunks = done
+            .iter()
+            .map(|(off, len)| Bytes::copy_from_slice(&self.pending[*off..off + len]))
+            .collect();
+        self.pending.drain(..end);
+        chunks
+    }
+
+    /// The content ended: its last chunks.
+    pub fn finish(self) -> Vec<Bytes> {
+        let cuts = split(&self.pending, self.params).unwrap_or_default();
+        cuts.into_iter()
+            .map(|(off, len)| Bytes::copy_from_slice(&self.pending[off..off + len]))
+            .collect()
+    }
+}
+
 /// A published version of an item: what a tower needs to fetch, verify and serve it.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Manifest {
@@ -513,6 +565,36 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(32))]
+
+        /// Goal: content pushed through a [`Chunker`] in pieces of any sizes is cut exactly
+        /// as [`split`] cuts the whole of it.
+        #[test]
+        fn a_chunker_fed_in_pieces_cuts_as_split_cuts_the_whole(
+            seed in any::<u64>(),
+            len in 0usize..400_000,
+            pieces in proptest::collection::vec(1usize..150_000, 1..12),
+            small in any::<bool>(),
+        ) {
+            let data = random_bytes(seed, len);
+            let params = match small {
+                true => ChunkParams { size_min: 64, size_avg: 256, size_max: 1024 },
+                false => ChunkParams::default(),
+            };
+            let whole: Vec<&[u8]> = split(&data, params).unwrap().into_iter().map(|(o, l)| &data[o..o + l]).collect();
+            let mut c = Chunker::new(params).unwrap();
+            let mut got: Vec<Bytes> = Vec::new();
+            let mut at = 0;
+            for size in pieces.iter().cycle() {
+                if at == data.len() { break; }
+                let end = (at + size).min(data.len());
+                got.extend(c.push(&data[at..end]));
+                prop_assert!(c.pending.len() < params.size_max as usize);
+                at = end;
+            }
+            got.extend(c.finish());
+            let got: Vec<&[u8]> = got.iter().map(|b| &b[..]).collect();
+            prop_assert_eq!(got, whole);
+        }
 
         /// Goal: any content reassembles to exactly itself from its chunks.
         #[test]
