@@ -272,7 +272,7 @@ pub fn split(bytes: &[u8], params: ChunkParams) -> Result<Vec<(usize, usize)>, C
 /// at most `size_max` bytes after its start, so a chunk whose start has `size_max` bytes
 /// after it in the buffer is cut exactly as in the whole content; the rest waits for more
 /// bytes or [`Chunker::finish`]. At most `size_max` plus one piece is held.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Chunker {
     params: ChunkParams,
     pending: Vec<u8>,

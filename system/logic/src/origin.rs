@@ -69,7 +69,8 @@
 use crate::Time;
 use crate::backoff::{Backoff, BackoffPolicy, Jitter};
 use crate::content::{
-    self, ChunkHash, ChunkParams, ChunkParamsError, ItemId, ManifestChanges, Priority,
+    self, Chunk, ChunkHash, ChunkParams, ChunkParamsError, ChunkRef, Chunker, ItemId, Manifest,
+    ManifestChanges, Priority,
 };
 use crate::io::{Action, DurableState, Event, Key, Record, WriteId};
 use crate::ledger::{Ledger, Rounding};
@@ -257,6 +258,35 @@ pub enum OriginError {
     /// A version or sequence counter reached its maximum.
     #[error("version or sequence counter exhausted")]
     Exhausted,
+    /// [`UPLOADS_MAX`] uploads are open already.
+    #[error("{open} uploads are open, the most at once; finish or abort one")]
+    Uploads {
+        /// uploads open
+        open: usize,
+    },
+    /// No upload of this number is open (finished, aborted, refused, or the origin was
+    /// rebuilt since it began).
+    #[error("no upload {0} is open")]
+    UnknownUpload(u64),
+}
+
+/// Most uploads open at once ([`Origin::begin_upload`]).
+pub const UPLOADS_MAX: usize = 8;
+
+/// An upload's number ([`Origin::begin_upload`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct UploadId(pub u64);
+
+/// A publish whose content arrives in pieces: what is known of it so far. Its chunks are
+/// written as they are cut; its bytes are not kept.
+#[derive(Clone, Debug)]
+struct Upload {
+    item: ItemId,
+    priority: Priority,
+    chunker: Chunker,
+    digest: sha2::Sha256,
+    refs: Vec<ChunkRef>,
+    size: usize,
 }
 
 /// What the origin knows about one idempotency key.
@@ -326,6 +356,10 @@ pub struct Origin {
     /// The last publish seq handed out.
     publish_seq_last: u64,
     pending_publishes: VecDeque<PendingPublish>,
+    /// Uploads open ([`Origin::begin_upload`]); none survives a rebuild.
+    uploads: BTreeMap<UploadId, Upload>,
+    /// The last upload number handed out.
+    upload_last: u64,
     /// Every key recorded (durable or waiting for its fsync). A persistent map: a clone
     /// shares it (a driver keeping a rebuilt origin to start from again copies nothing per
     /// operation ever applied), and a change copies only the path it touches.
@@ -369,6 +403,8 @@ impl Origin {
             versions: BTreeMap::new(),
             publish_seq_last: 0,
             pending_publishes: VecDeque::new(),
+            uploads: BTreeMap::new(),
+            upload_last: 0,
             applied: imbl::OrdMap::new(),
             apply_seq_last: 0,
             applied_count: 0,
@@ -644,12 +680,7 @@ impl Origin {
         if pending >= PENDING_FSYNCS_MAX {
             return Err(OriginError::Busy { pending });
         }
-        let version_last = self.versions.get(&item).copied().unwrap_or(0);
-        let version = version_last.checked_add(1).ok_or(OriginError::Exhausted)?;
-        let seq = self
-            .publish_seq_last
-            .checked_add(1)
-            .ok_or(OriginError::Exhausted)?;
+        let (version, seq) = self.next_version(&item)?;
         let (manifest, chunks) = content::publish_shared(
             item.clone(),
             version,
@@ -659,16 +690,39 @@ impl Origin {
         )?;
         debug_assert!(manifest.is_consistent());
         for chunk in chunks {
-            if self.chunks.contains_key(&chunk.hash) {
-                continue;
-            }
-            self.chunks.insert(chunk.hash, chunk.bytes.len() as u32);
-            let id = self.next_write_id();
-            self.actions.push_back(Action::Write {
-                id,
-                record: Record::Chunk(chunk),
-            });
+            self.keep_chunk(chunk);
         }
+        Ok(self.commit_version(seq, manifest))
+    }
+
+    /// The next version of `item` and the next publish seq (not taken yet).
+    fn next_version(&self, item: &ItemId) -> Result<(u64, u64), OriginError> {
+        let version_last = self.versions.get(item).copied().unwrap_or(0);
+        let version = version_last.checked_add(1).ok_or(OriginError::Exhausted)?;
+        let seq = self
+            .publish_seq_last
+            .checked_add(1)
+            .ok_or(OriginError::Exhausted)?;
+        Ok((version, seq))
+    }
+
+    /// Write `chunk` unless this origin holds it already.
+    fn keep_chunk(&mut self, chunk: Chunk) {
+        if self.chunks.contains_key(&chunk.hash) {
+            return;
+        }
+        self.chunks.insert(chunk.hash, chunk.bytes.len() as u32);
+        let id = self.next_write_id();
+        self.actions.push_back(Action::Write {
+            id,
+            record: Record::Chunk(chunk),
+        });
+    }
+
+    /// Take `seq` and `manifest`'s version, write the entry and ask for the fsync after
+    /// which it enters the catalog (its chunks were written before it).
+    fn commit_version(&mut self, seq: u64, manifest: Manifest) -> CatalogEntry {
+        let (item, version) = (manifest.item.clone(), manifest.version);
         let entry = CatalogEntry { seq, manifest };
         let id = self.next_write_id();
         self.actions.push_back(Action::Write {
@@ -688,7 +742,128 @@ impl Origin {
             // Announced before it is durable (planted bug).
             self.catalog_put(entry.clone());
         }
-        Ok(entry)
+        entry
+    }
+
+    /// Begin a publish of `item` whose content arrives in pieces ([`Origin::upload_bytes`],
+    /// then [`Origin::finish_upload`]): the same version, manifest and writes as
+    /// [`Origin::publish`] of the whole content, with no more of it held than
+    /// [`Chunker`] holds. At most [`UPLOADS_MAX`] at once; none survives a rebuild.
+    pub fn begin_upload(
+        &mut self,
+        item: ItemId,
+        priority: Priority,
+    ) -> Result<UploadId, OriginError> {
+        if self.failed {
+            return Err(OriginError::Failed);
+        }
+        if item.as_str().is_empty() {
+            return Err(OriginError::EmptyItem);
+        }
+        if self.uploads.len() >= UPLOADS_MAX {
+            return Err(OriginError::Uploads {
+                open: self.uploads.len(),
+            });
+        }
+        let chunker = Chunker::new(self.config.chunk_params)?;
+        self.upload_last += 1;
+        let id = UploadId(self.upload_last);
+        use sha2::Digest;
+        self.uploads.insert(
+            id,
+            Upload {
+                item,
+                priority,
+                chunker,
+                digest: sha2::Sha256::new(),
+                refs: Vec::new(),
+                size: 0,
+            },
+        );
+        Ok(id)
+    }
+
+    /// The next piece of upload `id`: the chunks it completes are written (those this
+    /// origin does not hold). Past [`ITEM_BYTES_MAX`] in all the upload is dropped.
+    pub fn upload_bytes(&mut self, id: UploadId, piece: &[u8]) -> Result<(), OriginError> {
+        if self.failed {
+            return Err(OriginError::Failed);
+        }
+        let up = (self.uploads.get_mut(&id)).ok_or(OriginError::UnknownUpload(id.0))?;
+        let size = up.size.saturating_add(piece.len());
+        if size > ITEM_BYTES_MAX {
+            self.uploads.remove(&id);
+            return Err(OriginError::ItemTooLarge { bytes: size });
+        }
+        up.size = size;
+        use sha2::Digest;
+        up.digest.update(piece);
+        let cut = up.chunker.push(piece);
+        let refs = self.keep_cut(cut);
+        if let Some(up) = self.uploads.get_mut(&id) {
+            up.refs.extend(refs);
+        }
+        Ok(())
+    }
+
+    /// Upload `id`'s content is whole: its last chunks are written, then its entry, and
+    /// the fsync after which it enters the catalog (as [`Origin::publish`]). `Busy` leaves
+    /// the upload open, to finish later.
+    pub fn finish_upload(&mut self, _now: Time, id: UploadId) -> Result<CatalogEntry, OriginError> {
+        if self.failed {
+            return Err(OriginError::Failed);
+        }
+        let pending = self.pending_fsyncs();
+        if pending >= PENDING_FSYNCS_MAX {
+            return Err(OriginError::Busy { pending });
+        }
+        let item = (self.uploads.get(&id).map(|u| u.item.clone()))
+            .ok_or(OriginError::UnknownUpload(id.0))?;
+        let (version, seq) = self.next_version(&item)?;
+        let up = (self.uploads.remove(&id)).ok_or(OriginError::UnknownUpload(id.0))?;
+        let Upload {
+            priority,
+            chunker,
+            digest,
+            mut refs,
+            size,
+            ..
+        } = up;
+        refs.extend(self.keep_cut(chunker.finish()));
+        use sha2::Digest;
+        let manifest = Manifest {
+            item,
+            version,
+            priority,
+            size: size as u64,
+            digest: ChunkHash(digest.finalize().into()),
+            chunks: refs,
+        };
+        debug_assert!(manifest.is_consistent());
+        Ok(self.commit_version(seq, manifest))
+    }
+
+    /// Drop upload `id` (what it wrote stays until a start-up's collection, unless a
+    /// later version names it).
+    pub fn abort_upload(&mut self, id: UploadId) {
+        self.uploads.remove(&id);
+    }
+
+    /// Write the chunks of an upload's `cut` (those not held); their references, in order.
+    fn keep_cut(&mut self, cut: Vec<Bytes>) -> Vec<ChunkRef> {
+        let mut refs = Vec::with_capacity(cut.len());
+        for bytes in cut {
+            let chunk = Chunk {
+                hash: ChunkHash::of(&bytes),
+                bytes,
+            };
+            refs.push(ChunkRef {
+                hash: chunk.hash,
+                len: chunk.bytes.len() as u32,
+            });
+            self.keep_chunk(chunk);
+        }
+        refs
     }
 
     /// A message from a tower. CatalogRequest{since_seq} → CatalogReply with the durable
@@ -1476,6 +1651,95 @@ mod tests {
                 .collect(),
             other => panic!("expected a catalog reply, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn an_upload_in_pieces_publishes_what_a_whole_publish_does_and_is_durable_only_after_its_fsync()
+    {
+        // Goal: content sent in pieces gives the same manifest (chunks, size, digest) and
+        // writes the same chunks, once each, as a publish of the whole; its entry enters
+        // the catalog only after its fsync; a rebuild forgets open uploads; the limits hold.
+        let data = random_bytes(9, 700_000);
+        // Both origins hold a first item sharing chunks with it (written again: never).
+        let mut whole = Node::new(OriginConfig::default());
+        whole.publish("other", &data[..100_000]);
+        whole.sync_all();
+        let w = whole.publish("atlas", &data);
+        let mut node = Node::new(OriginConfig::default());
+        node.publish("other", &data[..100_000]);
+        node.sync_all();
+        let id = node
+            .origin
+            .begin_upload(ItemId::new("atlas"), Priority::P1)
+            .unwrap();
+        for piece in data.chunks(70_001) {
+            node.origin.upload_bytes(id, piece).unwrap();
+            node.drain();
+        }
+        let e = node.origin.finish_upload(T0, id).unwrap();
+        node.drain();
+        assert_eq!(e.manifest.chunks, w.manifest.chunks);
+        assert_eq!(e.manifest.digest, w.manifest.digest);
+        assert_eq!((e.manifest.size, e.manifest.version), (700_000, 1));
+        let chunk_writes = |n: &Node| -> Vec<ChunkHash> {
+            let mut h: Vec<ChunkHash> = (n.written.iter())
+                .filter_map(|r| match r {
+                    Record::Chunk(c) => Some(c.hash),
+                    _ => None,
+                })
+                .collect();
+            h.sort();
+            h
+        };
+        let all = chunk_writes(&whole);
+        assert_eq!(chunk_writes(&node), all, "each chunk written once");
+        assert!(
+            catalog_reply(&mut node, 1).is_empty(),
+            "visible before its fsync"
+        );
+        node.sync_all();
+        let listed = catalog_reply(&mut node, 1);
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].manifest, e.manifest);
+        // Limits: uploads open at once, unknown ids, the size limit.
+        let ids: Vec<UploadId> = (0..UPLOADS_MAX)
+            .map(|i| {
+                node.origin
+                    .begin_upload(ItemId::new(format!("u{i}")), Priority::P3)
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(
+            node.origin
+                .begin_upload(ItemId::new("one-more"), Priority::P3),
+            Err(OriginError::Uploads { open: UPLOADS_MAX })
+        );
+        node.origin.abort_upload(ids[0]);
+        assert_eq!(
+            node.origin.upload_bytes(ids[0], b"x"),
+            Err(OriginError::UnknownUpload(ids[0].0))
+        );
+        let big = vec![7u8; 1 << 20];
+        let too_large = (0..=ITEM_BYTES_MAX / big.len())
+            .map(|_| node.origin.upload_bytes(ids[1], &big))
+            .find(Result::is_err);
+        assert!(matches!(
+            too_large,
+            Some(Err(OriginError::ItemTooLarge { .. }))
+        ));
+        assert_eq!(
+            node.origin.finish_upload(T0, ids[1]),
+            Err(OriginError::UnknownUpload(ids[1].0)),
+            "an upload past the limit is dropped"
+        );
+        node.drain();
+        let rebuilt = Origin::recover(node.config.clone(), &node.durable);
+        let mut rebuilt = rebuilt;
+        assert_eq!(
+            rebuilt.upload_bytes(ids[2], b"x"),
+            Err(OriginError::UnknownUpload(ids[2].0)),
+            "an upload outlived a rebuild"
+        );
     }
 
     #[test]
