@@ -36,7 +36,7 @@
 #![allow(clippy::result_large_err)]
 
 use crate::api::common::{
-    ApiError, PathParam, QueryParams, method_not_allowed, not_found, read_body,
+    ApiError, PathParam, Pieces, QueryParams, method_not_allowed, not_found, read_body,
 };
 use crate::audit::{AuditEntry, AuditLog, Tail};
 use crate::auth::{Caller, Role, Tokens, require};
@@ -46,7 +46,7 @@ use crate::openapi::{
     AdminRefusals, BadRequest, NotFound, OpKeyPath, PayloadTooLarge, TowerPath, Unavailable,
     Unprocessable,
 };
-use crate::origin_node::{OriginHandle, PublishError};
+use crate::origin_node::{OriginHandle, PublishError, UploadAnswer, UploadStep};
 use crate::storage::{StorageHealth, parked_reasons};
 use crate::tower_auth::{TowerCredentials, TowerInfo};
 use crate::tower_node::{RehomeError, TowerHandle};
@@ -862,6 +862,10 @@ pub fn origin_router(
     admin_router(origin_routes(), state)
 }
 
+/// The pieces a streamed publish hands the origin: its chunks are written a piece at a
+/// time, and at most about one piece of the body is held.
+const PUBLISH_PIECE_BYTES: usize = 4 << 20;
+
 /// Publish a new version of an item (audited): the body is the content.
 #[utoipa::path(post, path = "/admin/publish", tag = "admin", security(("adminBearer" = ["operator"])),
     params(
@@ -900,14 +904,45 @@ async fn publish(
         .map_err(|e: sovereign_logic::content::ParsePriorityError| {
             ApiError::bad_field("priority", e.to_string()).into_response()
         })?;
-    let bytes = read_body(body, ITEM_BYTES_MAX)
-        .await
-        .map_err(IntoResponse::into_response)?;
-    let size = bytes.len();
-    let r = s
-        .node
-        .publish(ItemId::new(item.clone()), priority, bytes)
-        .await;
+    // Streamed: the body goes to the origin in pieces as it arrives, never whole.
+    let begin = UploadStep::Begin {
+        item: ItemId::new(item.clone()),
+        priority,
+    };
+    let mut size = 0usize;
+    let r = match s.node.upload(begin).await {
+        Ok(UploadAnswer::Begun(id)) => {
+            let node = &s.node;
+            let mut pieces = Pieces::new(body, ITEM_BYTES_MAX, PUBLISH_PIECE_BYTES);
+            let r = loop {
+                match pieces.next().await {
+                    Ok(Some(piece)) => {
+                        size += piece.len();
+                        if let Err(e) = node.upload(UploadStep::Bytes { id, piece }).await {
+                            break Err(e);
+                        }
+                    }
+                    Ok(None) => match node.upload(UploadStep::Finish { id }).await {
+                        Ok(UploadAnswer::Published(entry)) => break Ok(entry),
+                        Ok(other) => {
+                            break Err(PublishError::Refused(format!("unexpected {other:?}")));
+                        }
+                        Err(e) => break Err(e),
+                    },
+                    Err(unread) => {
+                        let _ = node.upload(UploadStep::Abort { id }).await;
+                        return Err(unread.into_response());
+                    }
+                }
+            };
+            if r.is_err() {
+                let _ = node.upload(UploadStep::Abort { id }).await;
+            }
+            r
+        }
+        Ok(other) => Err(PublishError::Refused(format!("unexpected {other:?}"))),
+        Err(e) => Err(e),
+    };
     let detail =
         serde_json::json!({ "item": item, "priority": priority.to_string(), "bytes": size });
     match r {
@@ -928,6 +963,7 @@ async fn publish(
             )?;
             let status = match e {
                 PublishError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                PublishError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
                 PublishError::Storage(_) | PublishError::Gone(_) => StatusCode::SERVICE_UNAVAILABLE,
             };
             Err(ApiError::new(status, e.to_string()).into_response())

@@ -36,7 +36,7 @@ use crate::tower_node::{NodeGone, blocking, detached};
 use sovereign_logic::Time;
 use sovereign_logic::content::{ChunkHash, ItemId, Priority, chunk_intact};
 use sovereign_logic::io::{Action, Event, Record};
-use sovereign_logic::origin::{Origin, OriginConfig, RestartPacing};
+use sovereign_logic::origin::{Origin, OriginConfig, OriginError, RestartPacing, UploadId};
 use sovereign_logic::protocol::{CatalogEntry, Message, OriginId, Peer, TowerId};
 use sovereign_store::Store;
 use std::collections::BTreeSet;
@@ -60,15 +60,64 @@ enum Input {
         msg: Message,
         reply: oneshot::Sender<Option<Message>>,
     },
+    Upload {
+        step: UploadStep,
+        reply: oneshot::Sender<Result<UploadAnswer, PublishError>>,
+    },
     Query(Query),
+}
+
+/// One step of a publish whose content arrives in pieces ([`OriginHandle::upload`]).
+#[derive(Debug)]
+pub enum UploadStep {
+    /// Begin a publish of `item`.
+    Begin {
+        /// the item
+        item: ItemId,
+        /// its class
+        priority: Priority,
+    },
+    /// The next piece of the content.
+    Bytes {
+        /// the upload
+        id: UploadId,
+        /// the piece
+        piece: bytes::Bytes,
+    },
+    /// The content is whole: publish it.
+    Finish {
+        /// the upload
+        id: UploadId,
+    },
+    /// Give it up.
+    Abort {
+        /// the upload
+        id: UploadId,
+    },
+}
+
+/// What an [`UploadStep`] came to.
+#[derive(Debug)]
+pub enum UploadAnswer {
+    /// Begun: the upload's number.
+    Begun(UploadId),
+    /// The piece's chunks are written.
+    Taken,
+    /// Published: durable and in the catalog.
+    Published(CatalogEntry),
+    /// Given up.
+    Aborted,
 }
 
 /// Why a publish did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
-    /// Refused by the logic (empty id, too large, busy).
+    /// Refused by the logic (empty id, busy, too many uploads).
     #[error("{0}")]
     Refused(String),
+    /// The content is over the logic's limit (`ITEM_BYTES_MAX`).
+    #[error("{0}")]
+    TooLarge(String),
     /// Storage failed; the origin discarded the step's writes and restarted from its
     /// durable state. Retry.
     #[error(
@@ -114,6 +163,16 @@ impl OriginHandle {
                 reply,
             })
             .map_err(|_| NodeGone)?;
+        rx.await.map_err(|_| NodeGone)?
+    }
+
+    /// One step of a publish whose content arrives in pieces (the admin API's streamed
+    /// publish): each resolves once the step's writes are done (`Finish`: once the version
+    /// is durable and in the catalog). A storage failure restarts the origin, which
+    /// forgets every open upload.
+    pub async fn upload(&self, step: UploadStep) -> Result<UploadAnswer, PublishError> {
+        let (reply, rx) = oneshot::channel();
+        (self.tx.send(Input::Upload { step, reply })).map_err(|_| NodeGone)?;
         rx.await.map_err(|_| NodeGone)?
     }
 
@@ -308,6 +367,33 @@ impl Node {
                         Some(Reply::Message(m)) => drop(reply.send(Some(m))),
                         None => drop(reply.send(None)),
                     }
+                }
+                Input::Upload { step, reply } => {
+                    let r = match step {
+                        UploadStep::Begin { item, priority } => {
+                            (self.origin.begin_upload(item, priority)).map(UploadAnswer::Begun)
+                        }
+                        UploadStep::Bytes { id, piece } => {
+                            (self.origin.upload_bytes(id, &piece)).map(|()| UploadAnswer::Taken)
+                        }
+                        UploadStep::Finish { id } => {
+                            (self.origin.finish_upload(now, id)).map(UploadAnswer::Published)
+                        }
+                        UploadStep::Abort { id } => {
+                            self.origin.abort_upload(id);
+                            Ok(UploadAnswer::Aborted)
+                        }
+                    };
+                    self.drain();
+                    let answer = match (r, self.restart_if_failed()) {
+                        (_, Some(e)) => Err(PublishError::Storage(e)),
+                        (Ok(a), None) => Ok(a),
+                        (Err(e @ OriginError::ItemTooLarge { .. }), None) => {
+                            Err(PublishError::TooLarge(e.to_string()))
+                        }
+                        (Err(e), None) => Err(PublishError::Refused(e.to_string())),
+                    };
+                    let _ = reply.send(answer);
                 }
                 Input::Query(q) => {
                     q(&mut self.origin, now);

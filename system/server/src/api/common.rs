@@ -491,6 +491,51 @@ pub async fn read_body(body: Body, max: usize) -> Result<Bytes, ApiError> {
     Ok(buf.freeze())
 }
 
+/// A body read in pieces of `piece` bytes (the last may be shorter), at most `max` bytes
+/// in all: never held whole.
+pub struct Pieces {
+    body: http_body_util::Limited<Body>,
+    max: usize,
+    piece: usize,
+    buf: bytes::BytesMut,
+    ended: bool,
+}
+
+impl Pieces {
+    /// Pieces of `body`.
+    pub fn new(body: Body, max: usize, piece: usize) -> Pieces {
+        Pieces {
+            body: http_body_util::Limited::new(body, max),
+            max,
+            piece,
+            buf: bytes::BytesMut::with_capacity(piece),
+            ended: false,
+        }
+    }
+
+    /// The next piece; `None` at the end; `Err` is the answer for a body that could not
+    /// be read (as [`read_body`]'s).
+    pub async fn next(&mut self) -> Result<Option<Bytes>, ApiError> {
+        use http_body_util::BodyExt;
+        while !self.ended && self.buf.len() < self.piece {
+            match self.body.frame().await {
+                None => self.ended = true,
+                Some(frame) => {
+                    let frame = frame.map_err(|e| body_error(&*e, self.max))?;
+                    if let Ok(data) = frame.into_data() {
+                        self.buf.extend_from_slice(&data);
+                    }
+                }
+            }
+        }
+        if self.buf.is_empty() {
+            return Ok(None);
+        }
+        let n = self.piece.min(self.buf.len());
+        Ok(Some(self.buf.split_to(n).freeze()))
+    }
+}
+
 /// The answer for a body that could not be read: 408 for the listener's body timeout, 413
 /// past `max`, else 400.
 fn body_error(e: &(dyn std::error::Error + 'static), max: usize) -> ApiError {
