@@ -15,15 +15,7 @@ async fn a_body_of_several_pieces_publishes_what_the_whole_would_and_a_tower_ser
     // whole-content publish gives (every chunk, the size, the digest), and the tower
     // serves exactly those bytes.
     let s = Servers::start(None).await;
-    let mut x = 0x9e37_79b9_7f4a_7c15_u64;
-    let body: Vec<u8> = (0..9 * 1024 * 1024 + 5)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let body = sovereign_store::fixtures::noise(9 * 1024 * 1024 + 5);
     let a = s.publish("big", &body).await;
     let got = a.json().expect("a catalog entry");
     let (want, _) = publish(
