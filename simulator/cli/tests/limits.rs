@@ -874,3 +874,63 @@ fn tls_on_every_listener_and_client() {
     let says = format!("{}{}", stderr(&o), String::from_utf8_lossy(&o.stdout)).to_lowercase();
     assert!(says.contains("certificate"), "{says}");
 }
+
+#[test]
+fn origin_publish_streams_its_file_and_refuses_what_no_origin_takes() {
+    // Goal: `sovereign origin publish` sends its file as it reads it, so content that
+    // comes from a pipe (no length known beforehand) publishes whole: the origin counts
+    // every byte and names their digest. A regular file over the origin's limit (a sparse one: nothing written)
+    // and a directory are refused before any connection, naming the file; the origin URL
+    // here listens nowhere, so only the checks can answer.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let publish = |origin: &str, file: &Path| {
+        Command::new(bin())
+            .args(["origin", "publish", "--origin", origin, "--id", "piped"])
+            .args(["--priority", "P1", "--token", OPERATOR])
+            .arg(file)
+            .output()
+            .expect("publish runs")
+    };
+    let nowhere = format!("http://{}", loopback());
+    let big = dir.path().join("big.bin");
+    let cap = 256u64 << 20;
+    std::fs::File::create(&big)
+        .and_then(|f| f.set_len(cap + 1))
+        .expect("sparse file");
+    let o = publish(&nowhere, &big);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("big.bin") && err.contains(&format!("over the {cap} bytes")),
+        "{err}"
+    );
+    let o = publish(&nowhere, dir.path());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("a directory"), "{err}");
+
+    let origin = origin(dir.path(), &[]);
+    let fifo = dir.path().join("content.pipe");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    let item = content(5, (3 << 20) + 7);
+    let writer = {
+        let (fifo, item) = (fifo.clone(), item.clone());
+        std::thread::spawn(move || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&fifo)
+                .and_then(|mut f| f.write_all(&item))
+        })
+    };
+    let o = publish(&format!("http://{}", origin.admin), &fifo);
+    writer.join().expect("writer").expect("write the pipe");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let answer: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON answer");
+    let manifest = &answer["manifest"];
+    assert_eq!(manifest["size"], item.len() as u64);
+    assert_eq!(
+        manifest["sha256"],
+        sovereign_logic::content::ChunkHash::of(&item).to_hex()
+    );
+}

@@ -1008,19 +1008,35 @@ pub async fn run_origin(mut args: OriginArgs) -> Result<()> {
     serve_both(public, admin, shutdown_signal()).await
 }
 
-/// `sovereign origin publish`: send FILE to the origin's admin API.
+/// How much of FILE `sovereign origin publish` reads at a time: each piece is sent as it
+/// is read, so the command holds about this much of the content, not all of it.
+const PUBLISH_READ_BYTES: usize = 1 << 20;
+
+/// `sovereign origin publish`: send FILE to the origin's admin API, streamed as it is read.
 pub async fn run_publish(args: PublishArgs) -> Result<()> {
-    let bytes = sovereign_wire::input::read_capped(
-        &args.file,
-        sovereign_logic::origin::ITEM_BYTES_MAX as u64,
-        "content to publish (FILE)",
-    )?;
+    let cap = sovereign_logic::origin::ITEM_BYTES_MAX as u64;
+    let name = args.file.display().to_string();
+    let file = tokio::fs::File::open(&args.file)
+        .await
+        .with_context(|| format!("{name}: cannot open the content to publish (FILE)"))?;
+    let meta = (file.metadata().await)
+        .with_context(|| format!("{name}: cannot read the content to publish (FILE)"))?;
+    if meta.is_dir() {
+        bail!("{name}: a directory, not the content to publish (FILE)");
+    }
+    // A regular file's length is known: refuse before sending anything. Others (a pipe)
+    // are counted as they are read.
+    if meta.is_file() && meta.len() > cap {
+        bail!(
+            "{name}: {} bytes, over the {cap} bytes an origin takes in one publish",
+            meta.len()
+        );
+    }
     let tls = crate::tls::client_config(
         args.ca.as_deref(),
         "--ca",
         args.origin.starts_with("https://"),
     )?;
-    let transport = HyperTransport::tcp_tls(tls);
     let base = args.origin.trim_end_matches('/');
     let url = format!(
         "{base}/admin/publish?item={}&priority={}",
@@ -1029,21 +1045,59 @@ pub async fn run_publish(args: PublishArgs) -> Result<()> {
     );
     let auth = hyper::http::HeaderValue::from_str(&format!("Bearer {}", args.token))
         .map_err(|_| anyhow!("the token contains characters a header cannot carry"))?;
-    let mut req = Request::get(url, Duration::from_secs(120))
+    // Two minutes for the answer, and a second per MiB to send (1 MB/s at least).
+    let timeout = Duration::from_secs(120 + meta.len() / (1 << 20));
+    let mut req = Request::get(url, timeout)
         .header(hyper::http::header::AUTHORIZATION, auth)
         .header(
             hyper::http::header::CONTENT_TYPE,
             hyper::http::HeaderValue::from_static("application/octet-stream"),
         );
     req.method = hyper::http::Method::POST;
-    req.body = bytes.into();
-    let resp = transport.send(req).await?;
+    let resp = crate::transport::send_streamed(&tls, req, file_body(file, name.clone(), cap))
+        .await
+        .with_context(|| format!("publishing {name}"))?;
     let body = String::from_utf8_lossy(&resp.body);
     if !resp.status.is_success() {
         bail!("the origin answered {}: {}", resp.status, body.trim());
     }
     println!("{}", body.trim());
     Ok(())
+}
+
+/// `file`'s bytes from where it stands, [`PUBLISH_READ_BYTES`] at a time; a read error,
+/// or more than `cap` bytes in all, ends it with an error naming `name`.
+fn file_body(file: tokio::fs::File, name: String, cap: u64) -> crate::transport::StreamedBody {
+    use tokio::io::AsyncReadExt;
+    let pieces = futures_util::stream::unfold((Some(file), 0u64), move |(file, sent)| {
+        let name = name.clone();
+        async move {
+            let mut file = file?;
+            let mut buf = bytes::BytesMut::with_capacity(PUBLISH_READ_BYTES);
+            let (piece, next) = match file.read_buf(&mut buf).await {
+                Ok(0) => return None,
+                Ok(n) if sent + n as u64 > cap => (
+                    Err(std::io::Error::other(format!(
+                        "{name}: more than the {cap} bytes an origin takes in one publish"
+                    ))),
+                    (None, sent),
+                ),
+                Ok(n) => (
+                    Ok(hyper::body::Frame::data(buf.freeze())),
+                    (Some(file), sent + n as u64),
+                ),
+                Err(e) => (
+                    Err(std::io::Error::new(
+                        e.kind(),
+                        format!("{name}: reading the content to publish: {e}"),
+                    )),
+                    (None, sent),
+                ),
+            };
+            Some((piece, next))
+        }
+    });
+    http_body_util::StreamBody::new(Box::pin(pieces))
 }
 
 /// Send an admin request with an operator token; the JSON answer, or the error.

@@ -295,16 +295,102 @@ impl HyperTransport<hyper_rustls::HttpsConnector<HttpConnector>> {
     /// Over the OS's TCP, for `http://` and `https://` URLs; the servers of the latter are
     /// checked against `tls`'s roots ([`crate::tls::client_config`]).
     pub fn tcp_tls(tls: std::sync::Arc<rustls::ClientConfig>) -> Self {
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(Duration::from_secs(5)));
-        http.enforce_http(false);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config((*tls).clone())
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        Self::with_connector(https)
+        Self::with_connector(https_connector(&tls))
+    }
+}
+
+/// The OS's TCP for `http://` and `https://` URLs, the latter checked against `tls`'s roots.
+fn https_connector(tls: &rustls::ClientConfig) -> hyper_rustls::HttpsConnector<HttpConnector> {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(Duration::from_secs(5)));
+    http.enforce_http(false);
+    hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls.clone())
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http)
+}
+
+/// A body that is read as it is sent, in pieces (chunked transfer encoding).
+pub type StreamedBody = http_body_util::StreamBody<
+    Pin<
+        Box<
+            dyn futures_util::Stream<Item = Result<hyper::body::Frame<Bytes>, std::io::Error>>
+                + Send,
+        >,
+    >,
+>;
+
+/// Send `req` with `body` in place of `req.body`, over the OS's TCP (`tls` for https://),
+/// on a connection of its own: for a body too large to hold whole (`sovereign origin
+/// publish` of a file). An error of `body` fails the request, naming it.
+pub async fn send_streamed(
+    tls: &rustls::ClientConfig,
+    req: Request,
+    body: StreamedBody,
+) -> Result<Response, TransportError> {
+    let client: Client<_, StreamedBody> =
+        Client::builder(TokioExecutor::new()).build(https_connector(tls));
+    exchange(&client, req, body).await
+}
+
+/// One exchange over `client`: `req`'s method, URL and headers with `body`, the answer's
+/// body read up to [`RESPONSE_BYTES_MAX`], the whole within `req.timeout`.
+async fn exchange<C, B>(
+    client: &Client<C, B>,
+    req: Request,
+    body: B,
+) -> Result<Response, TransportError>
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+    B: hyper::body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let url = req.url.clone();
+    let uri: hyper::Uri =
+        req.url
+            .parse()
+            .map_err(|e: hyper::http::uri::InvalidUri| TransportError::Url {
+                url: url.clone(),
+                reason: e.to_string(),
+            })?;
+    let mut builder = hyper::Request::builder().method(req.method).uri(uri);
+    for (name, value) in req.headers {
+        builder = builder.header(name, value);
+    }
+    let request = builder.body(body).map_err(|e| TransportError::Url {
+        url: url.clone(),
+        reason: e.to_string(),
+    })?;
+    let timeout = req.timeout;
+    let exchange = async {
+        let resp = client
+            .request(request)
+            .await
+            .map_err(|e| TransportError::Failed {
+                url: url.clone(),
+                reason: error_chain(&e),
+            })?;
+        let (parts, body) = resp.into_parts();
+        let body = Limited::new(body, RESPONSE_BYTES_MAX)
+            .collect()
+            .await
+            .map_err(|e| TransportError::Failed {
+                url: url.clone(),
+                reason: format!("reading the body: {e}"),
+            })?
+            .to_bytes();
+        Ok(Response {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    };
+    match tokio::time::timeout(timeout, exchange).await {
+        Ok(r) => r,
+        Err(_) => Err(TransportError::Timeout { url, timeout }),
     }
 }
 
@@ -335,52 +421,8 @@ where
     fn send(&self, req: Request) -> BoxFuture<Result<Response, TransportError>> {
         let client = self.client.clone();
         Box::pin(async move {
-            let url = req.url.clone();
-            let uri: hyper::Uri =
-                req.url
-                    .parse()
-                    .map_err(|e: hyper::http::uri::InvalidUri| TransportError::Url {
-                        url: url.clone(),
-                        reason: e.to_string(),
-                    })?;
-            let mut builder = hyper::Request::builder().method(req.method).uri(uri);
-            for (name, value) in req.headers {
-                builder = builder.header(name, value);
-            }
-            let request = builder
-                .body(Full::new(req.body))
-                .map_err(|e| TransportError::Url {
-                    url: url.clone(),
-                    reason: e.to_string(),
-                })?;
-            let timeout = req.timeout;
-            let exchange = async {
-                let resp = client
-                    .request(request)
-                    .await
-                    .map_err(|e| TransportError::Failed {
-                        url: url.clone(),
-                        reason: error_chain(&e),
-                    })?;
-                let (parts, body) = resp.into_parts();
-                let body = Limited::new(body, RESPONSE_BYTES_MAX)
-                    .collect()
-                    .await
-                    .map_err(|e| TransportError::Failed {
-                        url: url.clone(),
-                        reason: format!("reading the body: {e}"),
-                    })?
-                    .to_bytes();
-                Ok(Response {
-                    status: parts.status,
-                    headers: parts.headers,
-                    body,
-                })
-            };
-            match tokio::time::timeout(timeout, exchange).await {
-                Ok(r) => r,
-                Err(_) => Err(TransportError::Timeout { url, timeout }),
-            }
+            let body = Full::new(req.body.clone());
+            exchange(&client, req, body).await
         })
     }
 }
