@@ -689,29 +689,50 @@ pub fn content_response(
     cache_control: &'static str,
     extra: &[(header::HeaderName, HeaderValue)],
 ) -> Result<Response, ApiError> {
+    let len = bytes.len() as u64;
+    let body = move |range: Option<ByteRange>| match range {
+        None => Body::from(bytes),
+        Some(ByteRange { start, end }) => Body::from(bytes.slice(start as usize..=end as usize)),
+    };
+    content_response_with(headers, len, body, etag, cache_control, extra)
+}
+
+/// [`content_response`] for content of `len` bytes whose body `body` makes for the range
+/// asked (`None`: all of it) — called only when a body is sent. The answer states its
+/// `Content-Length`, so a body that ends early (a streamed read cut short) cannot pass for
+/// the whole.
+pub fn content_response_with(
+    headers: &HeaderMap,
+    len: u64,
+    body: impl FnOnce(Option<ByteRange>) -> Body,
+    etag: HeaderValue,
+    cache_control: &'static str,
+    extra: &[(header::HeaderName, HeaderValue)],
+) -> Result<Response, ApiError> {
     let tag = etag
         .to_str()
         .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "bad etag"))?;
     let mut resp = if not_modified(headers, tag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        match parse_range(headers, bytes.len() as u64)? {
+        let range = parse_range(headers, len)?;
+        let mut r = Response::new(body(range));
+        let sent = match range {
             None => {
-                let mut r = Response::new(Body::from(bytes));
                 *r.status_mut() = StatusCode::OK;
-                r
+                len
             }
             Some(ByteRange { start, end }) => {
-                let len = bytes.len();
-                let part = bytes.slice(start as usize..=end as usize);
-                let mut r = Response::new(Body::from(part));
                 *r.status_mut() = StatusCode::PARTIAL_CONTENT;
                 if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{len}")) {
                     r.headers_mut().insert(header::CONTENT_RANGE, v);
                 }
-                r
+                end - start + 1
             }
-        }
+        };
+        r.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(sent));
+        r
     };
     let h = resp.headers_mut();
     h.reserve(5 + extra.len());
