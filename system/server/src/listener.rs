@@ -16,9 +16,10 @@
 //!   else the connection is closed; at most [`HEAD_BYTES_MAX`] bytes and
 //!   [`HEADERS_MAX`] headers (431), a request target of at most [`URI_BYTES_MAX`] bytes
 //!   (414).
-//! - **request bodies**: the whole body must arrive within `body_timeout` of its head;
-//!   after that, reading it fails with [`BodyTimeout`] (the API answers 408) and the
-//!   connection is closed. A body the handler never reads (a `Content-Length` that lies
+//! - **request bodies**: the whole body must arrive within `body_timeout` of its head,
+//!   plus a second for each MiB it has brought ([`BODY_RATE_MIN`]: a large publish that
+//!   keeps coming at 1 MiB/s or more is not cut, a trickle still is); after that, reading
+//!   it fails with [`BodyTimeout`] (the API answers 408) and the connection is closed. A body the handler never reads (a `Content-Length` that lies
 //!   on a GET) is dropped with the request, which closes the connection after the answer.
 //!
 //! Every error answer is the JSON `{"error": …}` body the APIs document, including the
@@ -81,7 +82,8 @@ const _: () = assert!(READ_BUF_BYTES_MAX >= HEAD_BYTES_MAX);
 pub struct Limits {
     /// A request head must arrive within this (and a TLS handshake).
     pub header_timeout: Duration,
-    /// A request body must arrive within this of its head.
+    /// A request body must arrive within this of its head, plus a second for each MiB
+    /// it has brought ([`BODY_RATE_MIN`]).
     pub body_timeout: Duration,
     /// Most connections open on the listener.
     pub connections_max: usize,
@@ -124,7 +126,9 @@ pub struct RateLimits {
 
 /// Reading a request body took longer than the listener's body timeout.
 #[derive(Debug, thiserror::Error)]
-#[error("the request body did not arrive within {0:?} of its head")]
+#[error(
+    "the request body did not arrive within {0:?} of its head (and a second per MiB it brought)"
+)]
 pub struct BodyTimeout(pub Duration);
 
 /// Open connections, in all and per client address.
@@ -450,7 +454,14 @@ fn json_error(status: StatusCode, message: &str) -> Response<Body> {
     r
 }
 
-/// A request body that fails with [`BodyTimeout`] once its deadline passes.
+/// The slowest a request body may come, past its `body_timeout`, in bytes a second: each
+/// byte that arrives moves the body's deadline on by 1/`BODY_RATE_MIN` s. The bodies the
+/// APIs take besides a publish are at most 8 MiB (8 s more); a publish of the largest item
+/// gets as long as it takes at 1 MiB/s, what `sovereign origin publish` allows too.
+pub const BODY_RATE_MIN: u64 = 1 << 20;
+
+/// A request body that fails with [`BodyTimeout`] once its deadline passes; the deadline
+/// moves on as bytes arrive ([`BODY_RATE_MIN`]).
 struct Deadline {
     inner: Incoming,
     timeout: Duration,
@@ -480,6 +491,13 @@ impl hyper::body::Body for Deadline {
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
         if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            if let Some(data) = frame.as_ref().and_then(|f| f.as_ref().ok()?.data_ref()) {
+                let more = data.len() as u64 * 1_000_000_000 / BODY_RATE_MIN;
+                this.deadline += Duration::from_nanos(more);
+                if let Some(sleep) = this.sleep.as_mut() {
+                    sleep.as_mut().reset(this.deadline);
+                }
+            }
             return Poll::Ready(frame.map(|r| r.map_err(Into::into)));
         }
         let deadline = this.deadline;

@@ -87,7 +87,8 @@ pub struct ListenArgs {
     #[arg(long, default_value_t = 10, value_name = "S",
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub header_timeout_s: u64,
-    /// A request body must arrive within this many seconds of its head (408 after).
+    /// A request body must arrive within this many seconds of its head, plus one per MiB
+    /// it has brought (408 after).
     #[arg(long, default_value_t = 60, value_name = "S",
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub body_timeout_s: u64,

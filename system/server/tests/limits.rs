@@ -2,7 +2,7 @@
 //! half-open connections are closed after the header timeout; a flood of connections
 //! from one address beyond its limit neither holds them nor stops another address; the
 //! listener-wide limit refuses quickly; a lying `Content-Length` is cut at the body
-//! timeout (408); oversized and malformed heads get JSON answers (431, 414, 400); reads
+//! timeout (408), a body that keeps coming at 1 MiB/s or more is not, a trickle is; oversized and malformed heads get JSON answers (431, 414, 400); reads
 //! and `POST /v1/ops` are rate limited per address (429 + `Retry-After`); TLS round
 //! trips on a listener with a certificate, and a client that does not trust its CA is
 //! refused; shutdown lets a request in progress finish.
@@ -273,6 +273,50 @@ async fn a_lying_content_length_is_cut_at_the_body_timeout() {
         closed.is_some_and(|c| c < Duration::from_millis(500)),
         "{closed:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_keeps_coming_outlives_the_body_timeout_and_a_trickle_does_not() {
+    // Goal: with a 1 s body timeout, a 6 MiB publish sent at about 2.5 MiB/s (2.4 s) is
+    // taken (201): each MiB that arrives moves the deadline a second on. The same publish
+    // sent at about 0.2 MiB/s is cut (408) long before it ends: the deadline moves less
+    // than the time passes.
+    let s = Servers::start(Some("http://127.0.0.1:9")).await;
+    let (addr, _stop, _task) =
+        serve(s.origin_admin.clone(), None, limits(5.0, 1.0, 1024, 64)).await;
+    let body = sovereign_store::fixtures::noise(6 << 20);
+    let send = |item: &'static str, piece: usize, every: Duration| {
+        let body = body.clone();
+        async move {
+            let mut c = connect(addr, ME).await.expect("connect");
+            let head = format!(
+                "POST /admin/publish?item={item}&priority=P1 HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                support::OPERATOR,
+                body.len()
+            );
+            c.write_all(head.as_bytes()).await.expect("head");
+            let start = Instant::now();
+            for p in body.chunks(piece) {
+                if c.write_all(p).await.is_err() {
+                    break; // cut: the answer is waiting
+                }
+                tokio::time::sleep(every).await;
+            }
+            let mut out = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_secs(10), c.read_to_end(&mut out)).await;
+            (String::from_utf8_lossy(&out).into_owned(), start.elapsed())
+        }
+    };
+    let (raw, took) = send("steady", 512 << 10, Duration::from_millis(200)).await;
+    assert!(raw.starts_with("HTTP/1.1 201"), "{raw}");
+    assert!(
+        took > Duration::from_secs(2),
+        "{took:?}: not past the timeout"
+    );
+    let (raw, took) = send("trickle", 64 << 10, Duration::from_millis(300)).await;
+    let (status, e) = json_error(&raw);
+    assert_eq!(status, 408, "{e}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
