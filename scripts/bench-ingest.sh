@@ -10,7 +10,7 @@
 #      filesystem), and builds `sovereign` in release (honours CARGO_TARGET_DIR;
 #      SOVEREIGN_BIN skips it);
 #   2. writes BENCH_MIB MiB of pseudo-random bytes (incompressible) from a fixed seed, as
-#      parts of BENCH_PART_MIB MiB (an origin takes at most 256 MiB per publish), and
+#      parts of BENCH_PART_MIB MiB (an origin takes at most 1 GiB per publish), and
 #      reads them once so that every contender starts from the page cache;
 #   3. sha256sum: hashes every part (one process, one core), timed;
 #   4. dd: copies every part onto a new ext4 filesystem with `conv=fsync`, timed: what the
@@ -26,21 +26,23 @@
 #      of sha256sum's and dd's.
 #   Every process, mount and the temporary directory go on exit.
 #
-# Settings (environment): BENCH_MIB (default 1024), BENCH_PART_MIB (default 256),
+# Settings (environment): BENCH_MIB (default 1024), BENCH_PART_MIB (default 1024: one
+# publish of the whole),
 # BENCH_SEED (default 16), BENCH_KEEP=1 keeps the temporary directory, SOVEREIGN_LOG
 # (default warn). Progress goes to stderr, the table to stdout.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 mib=${BENCH_MIB:-1024}
-part=${BENCH_PART_MIB:-256}
+part=${BENCH_PART_MIB:-1024}
 seed=${BENCH_SEED:-16}
 export SOVEREIGN_LOG=${SOVEREIGN_LOG:-warn}
 
 source "$root/scripts/bench-lib.sh"
 
-[[ $part =~ ^[0-9]+$ && $part -ge 1 && $part -le 256 ]] || die "BENCH_PART_MIB must be 1..256, not '$part'"
-[[ $mib =~ ^[0-9]+$ && $mib -ge $part && $mib -le 8192 ]] || die "BENCH_MIB must be $part..8192, not '$mib'"
+[[ $part =~ ^[0-9]+$ && $part -ge 1 && $part -le 1024 ]] || die "BENCH_PART_MIB must be 1..1024, not '$part'"
+[[ $mib =~ ^[0-9]+$ && $mib -ge 1 && $mib -le 8192 ]] || die "BENCH_MIB must be at most 8192, not '$mib'"
+part=$((part < mib ? part : mib))
 need_tools curl:curl python3:python3 mkfs.ext4:e2fsprogs
 [[ $(id -u) == 0 ]] || die "the loop filesystems need root"
 

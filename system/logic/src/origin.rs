@@ -60,7 +60,7 @@
 //!
 //! Map: [`OriginConfig`], [`OriginError`], [`Origin`]; limits [`CATALOG_REPLY_ENTRIES_MAX`],
 //! [`CATALOG_REPLY_REFS_MAX`],
-//! [`ITEM_BYTES_MAX`], [`IDEM_KEY_BYTES_MAX`], [`PENDING_FSYNCS_MAX`]; restarts
+//! [`ITEM_BYTES_MAX`], [`ITEM_CHUNKS_MAX`], [`IDEM_KEY_BYTES_MAX`], [`PENDING_FSYNCS_MAX`]; restarts
 //! [`RestartPacing`], [`RESTART_BACKOFF`].
 //!
 //! Not covered: HTTP, SQL and files (the drivers'), withdrawals from the ledger (no
@@ -96,8 +96,16 @@ pub const CATALOG_REPLY_ENTRIES_MAX: usize = 1024;
 /// reference, a page stays under 26 MB.
 pub const CATALOG_REPLY_REFS_MAX: usize =
     crate::protocol::catalog_page_refs(crate::protocol::ANSWER_BYTES_MAX);
-/// Largest item version [`Origin::publish`] accepts, in bytes.
-pub const ITEM_BYTES_MAX: usize = 256 * 1024 * 1024;
+/// Largest item version [`Origin::publish`] accepts, in bytes. Neither a publish (its
+/// body is cut and written as it arrives) nor a tower's read (sent as it is read) holds
+/// an item whole; what bounds it is [`ITEM_CHUNKS_MAX`], which an item this large cannot
+/// reach at the default chunk sizes (2 KiB at least).
+pub const ITEM_BYTES_MAX: usize = 1 << 30;
+/// Most chunks one version may have. A catalog entry is never split across answers, and
+/// a reference costs at most ~95 bytes of JSON (the server's catalog test checks it), so
+/// an entry of this many fits what a tower reads in one answer
+/// ([`crate::protocol::ANSWER_BYTES_MAX`], 64 MiB) with room to spare.
+pub const ITEM_CHUNKS_MAX: usize = (crate::protocol::ANSWER_BYTES_MAX / 128) as usize;
 /// Longest idempotency key accepted, in bytes; longer keys are rejected (and recorded).
 pub use crate::protocol::IDEM_KEY_BYTES_MAX;
 /// Most publishes and forward batches waiting for their fsync at once. Beyond it, publish
@@ -198,6 +206,8 @@ pub struct OriginConfig {
     /// scenario that models one). `usize::MAX` = planted bug `uncut-catalog`: pages are
     /// cut at their entry count only, as before, and can outgrow what a tower reads.
     pub catalog_page_refs: usize,
+    /// Most chunks one version may have ([`ITEM_CHUNKS_MAX`]; smaller in tests).
+    pub item_chunks_max: usize,
 }
 
 impl Default for OriginConfig {
@@ -213,6 +223,7 @@ impl Default for OriginConfig {
             catalog_after_fsync: true,
             dedupe_window: None,
             catalog_page_refs: CATALOG_REPLY_REFS_MAX,
+            item_chunks_max: ITEM_CHUNKS_MAX,
         }
     }
 }
@@ -248,6 +259,14 @@ pub enum OriginError {
     ItemTooLarge {
         /// its size
         bytes: usize,
+    },
+    /// The content cuts into more chunks than [`OriginConfig::item_chunks_max`].
+    #[error("item of {chunks} chunks or more exceeds the limit of {max} chunks")]
+    ItemTooManyChunks {
+        /// how many it had when refused
+        chunks: usize,
+        /// the limit
+        max: usize,
     },
     /// Too many fsyncs are pending ([`PENDING_FSYNCS_MAX`]); try again once they complete.
     #[error("{pending} fsyncs pending; try again later")]
@@ -689,6 +708,7 @@ impl Origin {
             self.config.chunk_params,
         )?;
         debug_assert!(manifest.is_consistent());
+        self.within_item_chunks(manifest.chunks.len())?;
         for chunk in chunks {
             self.keep_chunk(chunk);
         }
@@ -704,6 +724,15 @@ impl Origin {
             .checked_add(1)
             .ok_or(OriginError::Exhausted)?;
         Ok((version, seq))
+    }
+
+    /// Refuse a version of `chunks` chunks if that is over the limit.
+    fn within_item_chunks(&self, chunks: usize) -> Result<(), OriginError> {
+        let max = self.config.item_chunks_max;
+        if chunks > max {
+            return Err(OriginError::ItemTooManyChunks { chunks, max });
+        }
+        Ok(())
     }
 
     /// Write `chunk` unless this origin holds it already.
@@ -799,6 +828,11 @@ impl Origin {
         use sha2::Digest;
         up.digest.update(piece);
         let cut = up.chunker.push(piece);
+        let chunks = up.refs.len() + cut.len();
+        if let Err(e) = self.within_item_chunks(chunks) {
+            self.uploads.remove(&id);
+            return Err(e);
+        }
         let refs = self.keep_cut(cut);
         if let Some(up) = self.uploads.get_mut(&id) {
             up.refs.extend(refs);
@@ -829,7 +863,9 @@ impl Origin {
             size,
             ..
         } = up;
-        refs.extend(self.keep_cut(chunker.finish()));
+        let cut = chunker.finish();
+        self.within_item_chunks(refs.len() + cut.len())?;
+        refs.extend(self.keep_cut(cut));
         use sha2::Digest;
         let manifest = Manifest {
             item,
@@ -841,6 +877,18 @@ impl Origin {
         };
         debug_assert!(manifest.is_consistent());
         Ok(self.commit_version(seq, manifest))
+    }
+
+    /// The number of the last upload begun: a driver that rebuilds the origin after a
+    /// storage failure hands it to the new one ([`Origin::number_uploads_after`]), so a
+    /// number an open upload of the old one held never names a new upload.
+    pub fn uploads_numbered(&self) -> u64 {
+        self.upload_last
+    }
+
+    /// Number the next uploads after `last` (see [`Origin::uploads_numbered`]).
+    pub fn number_uploads_after(&mut self, last: u64) {
+        self.upload_last = self.upload_last.max(last);
     }
 
     /// Drop upload `id` (what it wrote stays until a start-up's collection, unless a
@@ -1733,13 +1781,93 @@ mod tests {
             "an upload past the limit is dropped"
         );
         node.drain();
-        let rebuilt = Origin::recover(node.config.clone(), &node.durable);
-        let mut rebuilt = rebuilt;
+        let mut rebuilt = Origin::recover(node.config.clone(), &node.durable);
         assert_eq!(
             rebuilt.upload_bytes(ids[2], b"x"),
             Err(OriginError::UnknownUpload(ids[2].0)),
             "an upload outlived a rebuild"
         );
+        // Numbered on from the old origin's: an old upload's next piece never lands in a
+        // new upload (it would publish two uploads' bytes mixed).
+        rebuilt.number_uploads_after(node.origin.uploads_numbered());
+        let fresh = (rebuilt.begin_upload(ItemId::new("fresh"), Priority::P3)).unwrap();
+        assert!(
+            ids.iter().all(|old| old.0 < fresh.0),
+            "{fresh:?} reuses a number"
+        );
+        assert_eq!(
+            rebuilt.upload_bytes(ids[2], b"x"),
+            Err(OriginError::UnknownUpload(ids[2].0))
+        );
+    }
+
+    #[test]
+    fn a_version_of_more_chunks_than_a_catalog_answer_carries_is_refused_before_it_is_written() {
+        // Goal: the chunk limit holds for a whole publish and an upload alike: at the limit
+        // it publishes; one chunk over, it is refused with nothing written (an upload is
+        // dropped at the piece that crosses it, or at its finish), and the limit an item of
+        // ITEM_BYTES_MAX cannot reach at the default chunk sizes is the one a lone catalog
+        // entry fits an answer with.
+        assert!(ITEM_BYTES_MAX / ChunkParams::default().size_min as usize <= ITEM_CHUNKS_MAX);
+        let data = random_bytes(9, 400_000);
+        let params = ChunkParams::default();
+        let chunks = crate::content::split(&data, params).unwrap().len();
+        assert!(chunks > 20, "{chunks}");
+        let config = |max| OriginConfig {
+            item_chunks_max: max,
+            ..OriginConfig::default()
+        };
+        let mut at = Node::new(config(chunks));
+        assert_eq!(at.publish("atlas", &data).manifest.chunks.len(), chunks);
+        let mut over = Node::new(config(chunks - 1));
+        let refused = over
+            .origin
+            .publish(T0, ItemId::new("atlas"), Priority::P1, &data);
+        assert_eq!(
+            refused,
+            Err(OriginError::ItemTooManyChunks {
+                chunks,
+                max: chunks - 1
+            })
+        );
+        over.drain();
+        assert!(
+            over.written.is_empty(),
+            "{} records written",
+            over.written.len()
+        );
+        // In pieces: refused at a piece (dropped there) or at the finish.
+        for (max, piece) in [(chunks / 2, 10_000), (chunks - 1, data.len())] {
+            let mut node = Node::new(config(max));
+            let id = (node.origin)
+                .begin_upload(ItemId::new("atlas"), Priority::P1)
+                .unwrap();
+            let mut refused = None;
+            for p in data.chunks(piece) {
+                if let Err(e) = node.origin.upload_bytes(id, p) {
+                    refused = Some(e);
+                    break;
+                }
+            }
+            let refused = refused.or_else(|| node.origin.finish_upload(T0, id).err());
+            assert!(
+                matches!(refused, Some(OriginError::ItemTooManyChunks { max: m, .. }) if m == max),
+                "{refused:?}"
+            );
+            assert_eq!(
+                node.origin.finish_upload(T0, id),
+                Err(OriginError::UnknownUpload(id.0))
+            );
+            node.drain();
+            let entries = (node.written.iter())
+                .filter(|r| matches!(r, Record::Entry(_)))
+                .count();
+            assert_eq!(entries, 0);
+            let written: usize = (node.written.iter())
+                .filter(|r| matches!(r, Record::Chunk(_)))
+                .count();
+            assert!(written <= max, "{written} chunks written, limit {max}");
+        }
     }
 
     #[test]

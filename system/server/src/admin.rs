@@ -46,7 +46,7 @@ use crate::openapi::{
     AdminRefusals, BadRequest, NotFound, OpKeyPath, PayloadTooLarge, TowerPath, Unavailable,
     Unprocessable,
 };
-use crate::origin_node::{OriginHandle, PublishError, UploadAnswer, UploadStep};
+use crate::origin_node::{OriginHandle, PublishError};
 use crate::storage::{StorageHealth, parked_reasons};
 use crate::tower_auth::{TowerCredentials, TowerInfo};
 use crate::tower_node::{RehomeError, TowerHandle};
@@ -904,43 +904,28 @@ async fn publish(
         .map_err(|e: sovereign_logic::content::ParsePriorityError| {
             ApiError::bad_field("priority", e.to_string()).into_response()
         })?;
-    // Streamed: the body goes to the origin in pieces as it arrives, never whole.
-    let begin = UploadStep::Begin {
-        item: ItemId::new(item.clone()),
-        priority,
-    };
+    // Streamed: the body goes to the origin in pieces as it arrives, never whole. The
+    // upload is aborted when dropped unfinished: on an error here, and when the client
+    // goes away mid-body (this future is dropped).
+    let mut pieces = Pieces::new(body, ITEM_BYTES_MAX, PUBLISH_PIECE_BYTES);
     let mut size = 0usize;
-    let r = match s.node.upload(begin).await {
-        Ok(UploadAnswer::Begun(id)) => {
-            let node = &s.node;
-            let mut pieces = Pieces::new(body, ITEM_BYTES_MAX, PUBLISH_PIECE_BYTES);
-            let r = loop {
-                match pieces.next().await {
-                    Ok(Some(piece)) => {
-                        size += piece.len();
-                        if let Err(e) = node.upload(UploadStep::Bytes { id, piece }).await {
-                            break Err(e);
-                        }
-                    }
-                    Ok(None) => match node.upload(UploadStep::Finish { id }).await {
-                        Ok(UploadAnswer::Published(entry)) => break Ok(entry),
-                        Ok(other) => {
-                            break Err(PublishError::Refused(format!("unexpected {other:?}")));
-                        }
-                        Err(e) => break Err(e),
-                    },
-                    Err(unread) => {
-                        let _ = node.upload(UploadStep::Abort { id }).await;
-                        return Err(unread.into_response());
+    let r = match s
+        .node
+        .begin_upload(ItemId::new(item.clone()), priority)
+        .await
+    {
+        Ok(upload) => loop {
+            match pieces.next().await {
+                Ok(Some(piece)) => {
+                    size += piece.len();
+                    if let Err(e) = upload.bytes(piece).await {
+                        break Err(e);
                     }
                 }
-            };
-            if r.is_err() {
-                let _ = node.upload(UploadStep::Abort { id }).await;
+                Ok(None) => break upload.finish().await,
+                Err(unread) => return Err(unread.into_response()),
             }
-            r
-        }
-        Ok(other) => Err(PublishError::Refused(format!("unexpected {other:?}"))),
+        },
         Err(e) => Err(e),
     };
     let detail =
@@ -961,12 +946,19 @@ async fn publish(
                     .detail(detail)
                     .outcome(format!("failed: {e}")),
             )?;
-            let status = match e {
-                PublishError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
-                PublishError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-                PublishError::Storage(_) | PublishError::Gone(_) => StatusCode::SERVICE_UNAVAILABLE,
+            let e = match e {
+                PublishError::Refused(_) => {
+                    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+                }
+                PublishError::TooLarge(_) => {
+                    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+                }
+                PublishError::Busy(_) => ApiError::unavailable(e.to_string(), 5),
+                PublishError::Storage(_) | PublishError::Gone(_) => {
+                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+                }
             };
-            Err(ApiError::new(status, e.to_string()).into_response())
+            Err(e.into_response())
         }
     }
 }

@@ -109,12 +109,51 @@ pub enum UploadAnswer {
     Aborted,
 }
 
+/// A publish in pieces begun at the origin ([`OriginHandle::begin_upload`]). Dropped
+/// unfinished — its client went away mid-body and the handler with it, or a step failed —
+/// it is aborted, so it does not hold one of the origin's few upload slots for ever.
+pub struct OpenUpload {
+    node: OriginHandle,
+    id: UploadId,
+}
+
+impl OpenUpload {
+    /// The next piece of the content: its chunks are written when this returns.
+    pub async fn bytes(&self, piece: bytes::Bytes) -> Result<(), PublishError> {
+        let id = self.id;
+        self.node.upload(UploadStep::Bytes { id, piece }).await?;
+        Ok(())
+    }
+
+    /// The content is whole: publish it (durable and in the catalog when this returns).
+    pub async fn finish(self) -> Result<CatalogEntry, PublishError> {
+        match self.node.upload(UploadStep::Finish { id: self.id }).await? {
+            UploadAnswer::Published(entry) => Ok(entry),
+            other => Err(PublishError::Refused(format!("unexpected {other:?}"))),
+        }
+    }
+}
+
+impl Drop for OpenUpload {
+    fn drop(&mut self) {
+        // Queued after any step sent before: an upload already finished (or refused and
+        // dropped by the logic) is not open, and its abort changes nothing.
+        let (reply, _) = oneshot::channel();
+        let step = UploadStep::Abort { id: self.id };
+        let _ = self.node.tx.send(Input::Upload { step, reply });
+    }
+}
+
 /// Why a publish did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
-    /// Refused by the logic (empty id, busy, too many uploads).
+    /// Refused by the logic (an empty id, a counter exhausted).
     #[error("{0}")]
     Refused(String),
+    /// Not now: too many fsyncs pending or uploads open, or the origin restarted since
+    /// the upload began (it is gone). Retry.
+    #[error("{0}; retry")]
+    Busy(String),
     /// The content is over the logic's limit (`ITEM_BYTES_MAX`).
     #[error("{0}")]
     TooLarge(String),
@@ -174,6 +213,22 @@ impl OriginHandle {
         let (reply, rx) = oneshot::channel();
         (self.tx.send(Input::Upload { step, reply })).map_err(|_| NodeGone)?;
         rx.await.map_err(|_| NodeGone)?
+    }
+
+    /// Begin a publish of `item` whose content arrives in pieces: an [`OpenUpload`],
+    /// aborted when dropped unfinished.
+    pub async fn begin_upload(
+        &self,
+        item: ItemId,
+        priority: Priority,
+    ) -> Result<OpenUpload, PublishError> {
+        match self.upload(UploadStep::Begin { item, priority }).await? {
+            UploadAnswer::Begun(id) => Ok(OpenUpload {
+                node: self.clone(),
+                id,
+            }),
+            other => Err(PublishError::Refused(format!("unexpected {other:?}"))),
+        }
     }
 
     /// A tower's message; resolves with the origin's reply (`None`: no reply, e.g. the
@@ -342,6 +397,15 @@ impl Node {
                     let answer = match (r, self.restart_if_failed()) {
                         (_, Some(e)) => Err(PublishError::Storage(e)),
                         (Ok(entry), None) => Ok(entry),
+                        (
+                            Err(
+                                e @ (OriginError::Busy { .. }
+                                | OriginError::Uploads { .. }
+                                | OriginError::UnknownUpload(_)
+                                | OriginError::Failed),
+                            ),
+                            None,
+                        ) => Err(PublishError::Busy(e.to_string())),
                         (Err(e), None) => Err(PublishError::Refused(e.to_string())),
                     };
                     let _ = reply.send(answer);
@@ -388,9 +452,22 @@ impl Node {
                     let answer = match (r, self.restart_if_failed()) {
                         (_, Some(e)) => Err(PublishError::Storage(e)),
                         (Ok(a), None) => Ok(a),
-                        (Err(e @ OriginError::ItemTooLarge { .. }), None) => {
-                            Err(PublishError::TooLarge(e.to_string()))
-                        }
+                        (
+                            Err(
+                                e @ (OriginError::ItemTooLarge { .. }
+                                | OriginError::ItemTooManyChunks { .. }),
+                            ),
+                            None,
+                        ) => Err(PublishError::TooLarge(e.to_string())),
+                        (
+                            Err(
+                                e @ (OriginError::Busy { .. }
+                                | OriginError::Uploads { .. }
+                                | OriginError::UnknownUpload(_)
+                                | OriginError::Failed),
+                            ),
+                            None,
+                        ) => Err(PublishError::Busy(e.to_string())),
                         (Err(e), None) => Err(PublishError::Refused(e.to_string())),
                     };
                     let _ = reply.send(answer);
@@ -568,11 +645,14 @@ impl Node {
         self.config.towers = self.origin.config().towers.clone();
         match recover(&*self.store) {
             Ok(recovered) => {
+                let uploads = self.origin.uploads_numbered();
                 self.origin = Origin::recover_verified(
                     self.config.clone(),
                     &recovered.durable,
                     &recovered.chunks,
                 );
+                // The uploads open before are gone; their numbers must not come back.
+                self.origin.number_uploads_after(uploads);
                 self.stopped = None;
                 tracing::warn!(error = %why, "origin restarted from its durable state");
             }
@@ -606,6 +686,45 @@ mod tests {
         h.publish(ItemId::new("doc"), Priority::P1, bytes)
             .await
             .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_upload_begun_after_a_storage_failure_never_takes_an_old_uploads_number() {
+        // Goal: uploads A and B are open; B's chunk write fails and the origin rebuilds
+        // itself. A new upload C is numbered after A and B, so A's next piece is refused
+        // (503, retry) instead of landing in C and publishing the two mixed.
+        use sovereign_store::{Faults, FaultyStore, MemDisk, MemStore};
+        let faults = Faults::default();
+        let store: Arc<dyn Store> = Arc::new(FaultyStore::new(
+            MemStore::new(MemDisk::new()),
+            faults.clone(),
+        ));
+        let sink: OriginSink = Arc::new(|_, _| {});
+        let h = spawn(OriginConfig::default(), store, sink).unwrap();
+        let begin = |name: &str| h.begin_upload(ItemId::new(name), Priority::P1);
+        let a = begin("a").await.unwrap();
+        let b = begin("b").await.unwrap();
+        faults.set_write_errors(true);
+        let noise = bytes::Bytes::from(sovereign_store::fixtures::noise(300_000));
+        let failed = b.bytes(noise.clone()).await;
+        assert!(
+            matches!(failed, Err(PublishError::Storage(_))),
+            "{failed:?}"
+        );
+        faults.set_write_errors(false);
+        let c = begin("c").await.unwrap();
+        assert!(
+            c.id > a.id && c.id > b.id,
+            "{:?} after {:?}, {:?}",
+            c.id,
+            a.id,
+            b.id
+        );
+        let stale = a.bytes(noise.clone()).await;
+        assert!(matches!(stale, Err(PublishError::Busy(_))), "{stale:?}");
+        c.bytes(noise).await.unwrap();
+        let entry = c.finish().await.unwrap();
+        assert_eq!(entry.manifest.size, 300_000);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1013,7 +1013,8 @@ pub async fn run_origin(mut args: OriginArgs) -> Result<()> {
 /// is read, so the command holds about this much of the content, not all of it.
 const PUBLISH_READ_BYTES: usize = 1 << 20;
 
-/// `sovereign origin publish`: send FILE to the origin's admin API, streamed as it is read.
+/// `sovereign origin publish`: send FILE to the origin's admin API, streamed as it is read;
+/// print the new catalog entry, its chunks counted rather than listed.
 pub async fn run_publish(args: PublishArgs) -> Result<()> {
     let cap = sovereign_logic::origin::ITEM_BYTES_MAX as u64;
     let name = args.file.display().to_string();
@@ -1046,8 +1047,11 @@ pub async fn run_publish(args: PublishArgs) -> Result<()> {
     );
     let auth = hyper::http::HeaderValue::from_str(&format!("Bearer {}", args.token))
         .map_err(|_| anyhow!("the token contains characters a header cannot carry"))?;
-    // Two minutes for the answer, and a second per MiB to send (1 MB/s at least).
-    let timeout = Duration::from_secs(120 + meta.len() / (1 << 20));
+    // Two minutes for the answer, and a second per MiB to send (1 MiB/s at least, what
+    // the origin's listener allows too); from a pipe, the length is not known: as long as
+    // the largest item takes.
+    let len = if meta.is_file() { meta.len() } else { cap };
+    let timeout = Duration::from_secs(120 + len / (1 << 20));
     let mut req = Request::get(url, timeout)
         .header(hyper::http::header::AUTHORIZATION, auth)
         .header(
@@ -1062,7 +1066,21 @@ pub async fn run_publish(args: PublishArgs) -> Result<()> {
     if !resp.status.is_success() {
         bail!("the origin answered {}: {}", resp.status, body.trim());
     }
-    println!("{}", body.trim());
+    // The catalog entry without its chunk list (a GiB's is ~12 MB of JSON): the list is
+    // `GET /v1/items/{id}/manifest` at a tower.
+    let entry: serde_json::Value = serde_json::from_slice(&resp.body)
+        .with_context(|| format!("the origin's answer is not JSON: {}", body.trim()))?;
+    let m = &entry["manifest"];
+    let summary = serde_json::json!({
+        "seq": entry["seq"],
+        "item": m["item"],
+        "version": m["version"],
+        "priority": m["priority"],
+        "size": m["size"],
+        "sha256": m["sha256"],
+        "chunks": m["chunks"].as_array().map_or(0, Vec::len),
+    });
+    println!("{summary}");
     Ok(())
 }
 

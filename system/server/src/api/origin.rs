@@ -424,7 +424,9 @@ impl PublicApi for OriginApi {
 mod tests {
     use super::*;
     use sovereign_logic::content::{ChunkRef, ItemId, Manifest, Priority};
-    use sovereign_logic::origin::{CATALOG_REPLY_ENTRIES_MAX, CATALOG_REPLY_REFS_MAX};
+    use sovereign_logic::origin::{
+        CATALOG_REPLY_ENTRIES_MAX, CATALOG_REPLY_REFS_MAX, ITEM_CHUNKS_MAX,
+    };
     use sovereign_logic::protocol::CatalogEntry;
 
     #[test]
@@ -467,5 +469,11 @@ mod tests {
         );
         // And the limit is not slack by orders of magnitude: a quarter of what fits.
         assert!(page > crate::transport::RESPONSE_BYTES_MAX / 4, "{page}");
+        // An entry is never split: the largest version the origin takes goes alone.
+        let lone = ITEM_CHUNKS_MAX * per_ref + per_entry + 4096;
+        assert!(
+            lone < crate::transport::RESPONSE_BYTES_MAX,
+            "{lone} bytes of JSON for a lone entry of {ITEM_CHUNKS_MAX} chunks"
+        );
     }
 }
