@@ -574,6 +574,7 @@ pub fn tower_parts_watched(
         verify,
         metrics: metrics.clone(),
         openapi: crate::openapi::serialized(&crate::openapi::tower_openapi()),
+        whole_checked: Default::default(),
     });
     let public = api::tower::router(api);
     let admin = admin::tower_router(

@@ -115,6 +115,35 @@ async fn a_large_item_is_streamed_with_ranges_and_rot_never_passes_for_the_item(
         s.wait_servable("big").await == item,
         "big: wrong bytes after the repair"
     );
+
+    // A range judges the chunks it covers before any byte: with every stored chunk rotten,
+    // the first byte (its chunk long out of the 8 MiB cache) is 503, not a 206 cut short.
+    // A HEAD before it reads nothing and answers the item's length.
+    let rot = send(
+        &s.tower_admin,
+        req(Method::POST, "/admin/faults")
+            .bearer(CHAOS)
+            .json(r#"{"kind": "corrupt", "count": 5000}"#),
+    )
+    .await;
+    assert!(rot.status.is_success(), "{rot}");
+    let a = send(&s.tower, req(Method::HEAD, "/v1/items/big")).await;
+    assert_eq!(a.status, StatusCode::OK, "{a}");
+    assert_eq!(a.header(header::CONTENT_LENGTH), item.len().to_string());
+    assert!(a.body.is_empty());
+    let a = send(
+        &s.tower,
+        req(Method::GET, "/v1/items/big").header("range", "bytes=0-0"),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{a}");
+    let clear = send(
+        &s.tower_admin,
+        req(Method::DELETE, "/admin/faults").bearer(CHAOS),
+    )
+    .await;
+    assert!(clear.status.is_success(), "{clear}");
+    assert!(s.wait_servable("big").await == item, "big: not repaired");
 }
 
 /// The bytes of `body` up to its end or its first error, and whether it ended in one.

@@ -32,7 +32,8 @@
 
 use super::common::{
     ApiError, ByteRange, NotReady, OP_BODY_MAX, PathParam, PublicApi, content_response,
-    content_response_with, not_modified, public_router, public_routes, read_body, sha256_etag,
+    content_response_with, not_modified, parse_range, public_router, public_routes, read_body,
+    sha256_etag,
 };
 use crate::cache::VerifiedCache;
 use crate::metrics::TowerMetrics;
@@ -45,14 +46,15 @@ use crate::tower_node::TowerHandle;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use sovereign_logic::content::{ChunkHash, ItemId, verify_chunk};
+use sovereign_logic::content::{ChunkHash, ItemId, Manifest, verify_chunk};
 use sovereign_logic::protocol::{DEVICE_SECRET_BYTES, DeviceId, Operation, SubmitReply as Reply};
 use sovereign_logic::tower::read::{ChunkVerdict, ReadOutcome, ServePlan};
 use sovereign_logic::tower::{RETRY_OUTCOME_UNKNOWN, Refusal, TowerStatus};
 use sovereign_store::Store;
 use sovereign_wire::{DeviceDto, ManifestDto, OpKindDto, OpStatusDto};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -83,7 +85,15 @@ pub struct TowerApi {
     pub metrics: Arc<TowerMetrics>,
     /// The OpenAPI document, serialized (`crate::openapi::tower_openapi`).
     pub openapi: Bytes,
+    /// Digests of versions whose whole content was checked against its digest (a version
+    /// never changes, so once is enough; later reads verify each chunk still). At most
+    /// [`WHOLE_CHECKED_MAX`].
+    pub whole_checked: std::sync::Mutex<BTreeSet<ChunkHash>>,
 }
+
+/// Most digests [`TowerApi::whole_checked`] remembers; past it, one is forgotten (and
+/// checked again at its next read).
+pub const WHOLE_CHECKED_MAX: usize = 4096;
 
 /// The device API's routes, each with its description.
 pub fn routes() -> OpenApiRouter<Arc<TowerApi>> {
@@ -245,13 +255,15 @@ async fn plan_item(api: &TowerApi, item: &ItemId) -> Result<ServePlan, ReadError
 fn judge_item(api: &TowerApi, plan: &ServePlan, keep: bool) -> Result<Option<Bytes>, ReadError> {
     use sha2::Digest;
     let m = &plan.manifest;
+    let memo = || (api.whole_checked.lock()).unwrap_or_else(|p| p.into_inner());
+    let check_whole = plan.verifies() && !memo().contains(&m.digest);
     let mut out = Vec::with_capacity(if keep { m.size as usize } else { 0 });
     let mut digest = sha2::Sha256::new();
     let mut verdicts = Vec::with_capacity(m.chunks.len());
     for c in &m.chunks {
         let (bytes, verdict) = judge_chunk(api, &c.hash, Some(c.len), plan.verifies())?;
         if let Some(b) = bytes {
-            if plan.verifies() {
+            if check_whole {
                 digest.update(&b);
             }
             if keep {
@@ -266,14 +278,64 @@ fn judge_item(api: &TowerApi, plan: &ServePlan, keep: bool) -> Result<Option<Byt
         api.node.report_read(outcome);
         return Err(ReadError::Corrupt(rotten));
     }
-    if plan.verifies() && ChunkHash(digest.finalize().into()) != m.digest {
-        // Every chunk verified, so the manifest itself disagrees with its digest: refuse.
-        return Err(ReadError::Store(format!(
-            "{} v{} does not match its digest",
-            m.item, m.version
-        )));
+    if check_whole {
+        if ChunkHash(digest.finalize().into()) != m.digest {
+            // Every chunk verified, so the manifest itself disagrees with its digest.
+            return Err(ReadError::Store(format!(
+                "{} v{} does not match its digest",
+                m.item, m.version
+            )));
+        }
+        let mut memo = memo();
+        if memo.len() >= WHOLE_CHECKED_MAX {
+            memo.pop_first();
+        }
+        memo.insert(m.digest);
     }
     Ok(keep.then(|| Bytes::from(out)))
+}
+
+/// Each chunk of `m` overlapping bytes `start..=end`: its hash, length, and the part of it
+/// wanted (`lo..hi` within the chunk).
+fn covered(m: &Manifest, start: u64, end: u64) -> Vec<(ChunkHash, u32, usize, usize)> {
+    let mut parts = Vec::new();
+    let mut offset = 0u64;
+    for c in &m.chunks {
+        let (from, to) = (offset, offset + u64::from(c.len));
+        offset = to;
+        if to <= start || from > end || c.len == 0 {
+            continue;
+        }
+        let lo = start.saturating_sub(from) as usize;
+        let hi = ((end + 1).min(to) - from) as usize;
+        parts.push((c.hash, c.len, lo, hi));
+    }
+    parts
+}
+
+/// Judge the chunks of `plan`'s version a range `start..=end` (not the whole) covers,
+/// keeping none: rotten or missing ones go to the logic, as a whole read's would, and the
+/// read is refused; the others' verdicts are not needed for this answer.
+fn judge_part(api: &TowerApi, plan: &ServePlan, start: u64, end: u64) -> Result<(), ReadError> {
+    let mut rotten: Vec<ChunkHash> = Vec::new();
+    for (hash, len, _, _) in covered(&plan.manifest, start, end) {
+        let (_, verdict) = judge_chunk(api, &hash, Some(len), plan.verifies())?;
+        let bad = match verdict {
+            ChunkVerdict::Intact => false,
+            ChunkVerdict::Rotten => plan.verifies(),
+            ChunkVerdict::Missing => true,
+        };
+        if bad && !rotten.contains(&hash) {
+            rotten.push(hash);
+        }
+    }
+    if rotten.is_empty() {
+        return Ok(());
+    }
+    api.node.report_read(ReadOutcome::Repair {
+        rotten: rotten.clone(),
+    });
+    Err(ReadError::Corrupt(rotten))
 }
 
 /// The body of a streamed read of `plan`'s version ([`STREAMED_ABOVE_BYTES`]): the bytes
@@ -285,19 +347,7 @@ fn judge_item(api: &TowerApi, plan: &ServePlan, keep: bool) -> Result<Option<Byt
 fn streamed_body(api: Arc<TowerApi>, plan: ServePlan, range: Option<ByteRange>) -> Body {
     let m = plan.manifest.clone();
     let (start, end) = range.map_or((0, m.size.saturating_sub(1)), |r| (r.start, r.end));
-    // Each chunk overlapping start..=end, with the part of it that is wanted.
-    let mut parts = Vec::new();
-    let mut offset = 0u64;
-    for c in &m.chunks {
-        let (from, to) = (offset, offset + u64::from(c.len));
-        offset = to;
-        if to <= start || from > end || c.len == 0 {
-            continue;
-        }
-        let lo = start.saturating_sub(from) as usize;
-        let hi = (end + 1).min(to) - from;
-        parts.push((c.hash, c.len, lo, hi as usize));
-    }
+    let parts = covered(&m, start, end);
     // Lazily: each chunk is read when the connection asks for the next piece.
     let verify = plan.verifies();
     let pieces = parts.into_iter().map(move |(hash, len, lo, hi)| {
@@ -375,6 +425,7 @@ fn count_served(api: &TowerApi, resp: Response) -> Response {
 async fn item(
     State(api): State<Arc<TowerApi>>,
     PathParam(id): PathParam,
+    method: Method,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let item = item_id(&id)?;
@@ -393,10 +444,16 @@ async fn item(
     // The id names the latest version, which changes: revalidate with the ETag.
     let etag = sha256_etag(&m.digest);
     let resp = if m.size > STREAMED_ABOVE_BYTES {
-        // Judged whole first (rot is answered 503 before any byte), unless the client
-        // holds this version already.
-        if !not_modified(&headers, etag.to_str().unwrap_or_default()) {
-            judge_item(&api, &plan, false).map_err(|e| read_error(&api, e, &item))?;
+        // Judged first (rot is answered 503 before any byte): the whole, or the chunks a
+        // range covers; not for a HEAD (no byte goes) or a client that holds this version
+        // already. Off the async workers: a GiB takes seconds to hash.
+        let range = parse_range(&headers, m.size)?;
+        if method != Method::HEAD && !not_modified(&headers, etag.to_str().unwrap_or_default()) {
+            let judged = crate::tower_node::blocking(|| match range {
+                Some(r) if r.end - r.start + 1 < m.size => judge_part(&api, &plan, r.start, r.end),
+                _ => judge_item(&api, &plan, false).map(drop),
+            });
+            judged.map_err(|e| read_error(&api, e, &item))?;
         }
         let api = api.clone();
         let body = move |range| streamed_body(api, plan, range);
