@@ -575,6 +575,7 @@ pub fn tower_parts_watched(
         metrics: metrics.clone(),
         openapi: crate::openapi::serialized(&crate::openapi::tower_openapi()),
         whole_checked: Default::default(),
+        large_judges: tokio::sync::Semaphore::new(api::tower::LARGE_JUDGES_MAX),
     });
     let public = api::tower::router(api);
     let admin = admin::tower_router(

@@ -85,15 +85,50 @@ pub struct TowerApi {
     pub metrics: Arc<TowerMetrics>,
     /// The OpenAPI document, serialized (`crate::openapi::tower_openapi`).
     pub openapi: Bytes,
-    /// Digests of versions whose whole content was checked against its digest (a version
-    /// never changes, so once is enough; later reads verify each chunk still). At most
-    /// [`WHOLE_CHECKED_MAX`].
-    pub whole_checked: std::sync::Mutex<BTreeSet<ChunkHash>>,
+    /// Manifests of large items (streamed reads) whose whole content was checked against
+    /// their digest — a manifest's chunk list never changes, so once is enough; later reads
+    /// verify each chunk still. Named by their digest and their list's
+    /// ([`Manifest::list_digest`]), so another manifest claiming the same content digest is
+    /// checked for itself. At most [`WHOLE_CHECKED_MAX`], the oldest forgotten first.
+    pub whole_checked: std::sync::Mutex<WholeChecked>,
+    /// Reads of more than [`STREAMED_ABOVE_BYTES`] being judged at once: at most
+    /// [`LARGE_JUDGES_MAX`] (each hashes what it covers, and cannot be cut short once begun).
+    pub large_judges: tokio::sync::Semaphore,
 }
 
-/// Most digests [`TowerApi::whole_checked`] remembers; past it, one is forgotten (and
-/// checked again at its next read).
+/// Most manifests [`TowerApi::whole_checked`] remembers.
 pub const WHOLE_CHECKED_MAX: usize = 4096;
+/// Most reads of more than [`STREAMED_ABOVE_BYTES`] judged at once; another waits up to
+/// [`LARGE_JUDGE_WAIT`], then is answered 503 with `Retry-After`.
+pub const LARGE_JUDGES_MAX: usize = 4;
+/// How long a large read waits for its turn to be judged.
+pub const LARGE_JUDGE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The manifests whose whole content was checked, in the order they were (see
+/// [`TowerApi::whole_checked`]).
+#[derive(Default)]
+pub struct WholeChecked {
+    set: BTreeSet<(ChunkHash, ChunkHash)>,
+    order: std::collections::VecDeque<(ChunkHash, ChunkHash)>,
+}
+
+impl WholeChecked {
+    fn contains(&self, key: &(ChunkHash, ChunkHash)) -> bool {
+        self.set.contains(key)
+    }
+
+    fn insert(&mut self, key: (ChunkHash, ChunkHash)) {
+        if !self.set.insert(key) {
+            return;
+        }
+        self.order.push_back(key);
+        if self.order.len() > WHOLE_CHECKED_MAX {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+    }
+}
 
 /// The device API's routes, each with its description.
 pub fn routes() -> OpenApiRouter<Arc<TowerApi>> {
@@ -256,7 +291,9 @@ fn judge_item(api: &TowerApi, plan: &ServePlan, keep: bool) -> Result<Option<Byt
     use sha2::Digest;
     let m = &plan.manifest;
     let memo = || (api.whole_checked.lock()).unwrap_or_else(|p| p.into_inner());
-    let check_whole = plan.verifies() && !memo().contains(&m.digest);
+    // Kept bytes go into the cache under the content digest: always checked.
+    let key = (!keep).then(|| (m.digest, m.list_digest()));
+    let check_whole = plan.verifies() && !key.is_some_and(|k| memo().contains(&k));
     let mut out = Vec::with_capacity(if keep { m.size as usize } else { 0 });
     let mut digest = sha2::Sha256::new();
     let mut verdicts = Vec::with_capacity(m.chunks.len());
@@ -286,31 +323,40 @@ fn judge_item(api: &TowerApi, plan: &ServePlan, keep: bool) -> Result<Option<Byt
                 m.item, m.version
             )));
         }
-        let mut memo = memo();
-        if memo.len() >= WHOLE_CHECKED_MAX {
-            memo.pop_first();
+        if let Some(key) = key {
+            memo().insert(key);
         }
-        memo.insert(m.digest);
     }
     Ok(keep.then(|| Bytes::from(out)))
 }
 
 /// Each chunk of `m` overlapping bytes `start..=end`: its hash, length, and the part of it
-/// wanted (`lo..hi` within the chunk).
-fn covered(m: &Manifest, start: u64, end: u64) -> Vec<(ChunkHash, u32, usize, usize)> {
-    let mut parts = Vec::new();
+/// wanted (`lo..hi` within the chunk); walked lazily, so a streamed read holds the
+/// manifest it shares, not a list of its own.
+fn covered(
+    m: Arc<Manifest>,
+    start: u64,
+    end: u64,
+) -> impl Iterator<Item = (ChunkHash, u32, usize, usize)> {
     let mut offset = 0u64;
-    for c in &m.chunks {
-        let (from, to) = (offset, offset + u64::from(c.len));
-        offset = to;
-        if to <= start || from > end || c.len == 0 {
-            continue;
+    let mut i = 0usize;
+    std::iter::from_fn(move || {
+        while let Some(c) = m.chunks.get(i) {
+            i += 1;
+            let (from, to) = (offset, offset + u64::from(c.len));
+            offset = to;
+            if from > end {
+                return None;
+            }
+            if to <= start || c.len == 0 {
+                continue;
+            }
+            let lo = start.saturating_sub(from) as usize;
+            let hi = ((end + 1).min(to) - from) as usize;
+            return Some((c.hash, c.len, lo, hi));
         }
-        let lo = start.saturating_sub(from) as usize;
-        let hi = ((end + 1).min(to) - from) as usize;
-        parts.push((c.hash, c.len, lo, hi));
-    }
-    parts
+        None
+    })
 }
 
 /// Judge the chunks of `plan`'s version a range `start..=end` (not the whole) covers,
@@ -318,7 +364,7 @@ fn covered(m: &Manifest, start: u64, end: u64) -> Vec<(ChunkHash, u32, usize, us
 /// read is refused; the others' verdicts are not needed for this answer.
 fn judge_part(api: &TowerApi, plan: &ServePlan, start: u64, end: u64) -> Result<(), ReadError> {
     let mut rotten: Vec<ChunkHash> = Vec::new();
-    for (hash, len, _, _) in covered(&plan.manifest, start, end) {
+    for (hash, len, _, _) in covered(plan.manifest.clone(), start, end) {
         let (_, verdict) = judge_chunk(api, &hash, Some(len), plan.verifies())?;
         let bad = match verdict {
             ChunkVerdict::Intact => false,
@@ -347,7 +393,7 @@ fn judge_part(api: &TowerApi, plan: &ServePlan, start: u64, end: u64) -> Result<
 fn streamed_body(api: Arc<TowerApi>, plan: ServePlan, range: Option<ByteRange>) -> Body {
     let m = plan.manifest.clone();
     let (start, end) = range.map_or((0, m.size.saturating_sub(1)), |r| (r.start, r.end));
-    let parts = covered(&m, start, end);
+    let parts = covered(m, start, end);
     // Lazily: each chunk is read when the connection asks for the next piece.
     let verify = plan.verifies();
     let pieces = parts.into_iter().map(move |(hash, len, lo, hi)| {
@@ -447,10 +493,25 @@ async fn item(
         // Judged first (rot is answered 503 before any byte): the whole, or the chunks a
         // range covers; not for a HEAD (no byte goes) or a client that holds this version
         // already. Off the async workers: a GiB takes seconds to hash.
-        let range = parse_range(&headers, m.size)?;
         if method != Method::HEAD && !not_modified(&headers, etag.to_str().unwrap_or_default()) {
+            let range = parse_range(&headers, m.size)?;
+            let span = range.map_or(m.size, |r| r.end - r.start + 1);
+            // A large span waits its turn: judging hashes it all, and cannot be cut short.
+            let _turn = if span > STREAMED_ABOVE_BYTES {
+                let turn = tokio::time::timeout(LARGE_JUDGE_WAIT, api.large_judges.acquire());
+                let Ok(Ok(turn)) = turn.await else {
+                    api.metrics.device_read("unavailable");
+                    return Err(ApiError::unavailable(
+                        format!("{LARGE_JUDGES_MAX} large reads are being checked; retry"),
+                        5,
+                    ));
+                };
+                Some(turn)
+            } else {
+                None
+            };
             let judged = crate::tower_node::blocking(|| match range {
-                Some(r) if r.end - r.start + 1 < m.size => judge_part(&api, &plan, r.start, r.end),
+                Some(r) if span < m.size => judge_part(&api, &plan, r.start, r.end),
                 _ => judge_item(&api, &plan, false).map(drop),
             });
             judged.map_err(|e| read_error(&api, e, &item))?;
@@ -857,5 +918,32 @@ mod tests {
         for p in Priority::ALL {
             assert_eq!(PRIORITY_NAMES[p.index()], p.to_string());
         }
+    }
+
+    #[test]
+    fn the_checked_manifests_forget_the_oldest_first_and_name_the_list_too() {
+        // Goal: past WHOLE_CHECKED_MAX the oldest entry goes, whatever its hash; a second
+        // manifest claiming a checked content digest with another list is not taken for
+        // checked; inserting again does not grow the memo.
+        use super::{WHOLE_CHECKED_MAX, WholeChecked};
+        use sovereign_logic::content::ChunkHash;
+        let key = |n: u64| {
+            let h = ChunkHash::of(&n.to_le_bytes());
+            (h, ChunkHash::of(&h.0))
+        };
+        let mut memo = WholeChecked::default();
+        for n in 0..WHOLE_CHECKED_MAX as u64 {
+            memo.insert(key(n));
+            memo.insert(key(n));
+        }
+        assert!(memo.contains(&key(0)));
+        assert!(
+            !memo.contains(&(key(0).0, key(1).1)),
+            "another list, same digest"
+        );
+        memo.insert(key(u64::MAX));
+        assert!(!memo.contains(&key(0)), "the oldest stayed");
+        assert!(memo.contains(&key(1)) && memo.contains(&key(u64::MAX)));
+        assert_eq!(memo.order.len(), WHOLE_CHECKED_MAX);
     }
 }
