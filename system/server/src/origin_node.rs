@@ -109,6 +109,24 @@ pub enum UploadAnswer {
     Aborted,
 }
 
+/// What a publish step answers: `r`, unless the step's storage failed (`failed`: the
+/// origin discarded its writes and restarted).
+fn publish_answer<T>(r: Result<T, OriginError>, failed: Option<String>) -> Result<T, PublishError> {
+    if let Some(e) = failed {
+        return Err(PublishError::Storage(e));
+    }
+    r.map_err(|e| match e {
+        OriginError::ItemTooLarge { .. } | OriginError::ItemTooManyChunks { .. } => {
+            PublishError::TooLarge(e.to_string())
+        }
+        OriginError::Busy { .. }
+        | OriginError::Uploads { .. }
+        | OriginError::UnknownUpload(_)
+        | OriginError::Failed => PublishError::Busy(e.to_string()),
+        e => PublishError::Refused(e.to_string()),
+    })
+}
+
 /// A publish in pieces begun at the origin ([`OriginHandle::begin_upload`]). Dropped
 /// unfinished — its client went away mid-body and the handler with it, or a step failed —
 /// it is aborted, so it does not hold one of the origin's few upload slots for ever.
@@ -394,21 +412,7 @@ impl Node {
                 } => {
                     let r = self.origin.publish_shared(now, item, priority, bytes);
                     self.drain();
-                    let answer = match (r, self.restart_if_failed()) {
-                        (_, Some(e)) => Err(PublishError::Storage(e)),
-                        (Ok(entry), None) => Ok(entry),
-                        (
-                            Err(
-                                e @ (OriginError::Busy { .. }
-                                | OriginError::Uploads { .. }
-                                | OriginError::UnknownUpload(_)
-                                | OriginError::Failed),
-                            ),
-                            None,
-                        ) => Err(PublishError::Busy(e.to_string())),
-                        (Err(e), None) => Err(PublishError::Refused(e.to_string())),
-                    };
-                    let _ = reply.send(answer);
+                    let _ = reply.send(publish_answer(r, self.restart_if_failed()));
                 }
                 Input::Message { from, msg, reply } => {
                     self.origin.handle_message(now, Peer::Tower(from), msg);
@@ -449,28 +453,7 @@ impl Node {
                         }
                     };
                     self.drain();
-                    let answer = match (r, self.restart_if_failed()) {
-                        (_, Some(e)) => Err(PublishError::Storage(e)),
-                        (Ok(a), None) => Ok(a),
-                        (
-                            Err(
-                                e @ (OriginError::ItemTooLarge { .. }
-                                | OriginError::ItemTooManyChunks { .. }),
-                            ),
-                            None,
-                        ) => Err(PublishError::TooLarge(e.to_string())),
-                        (
-                            Err(
-                                e @ (OriginError::Busy { .. }
-                                | OriginError::Uploads { .. }
-                                | OriginError::UnknownUpload(_)
-                                | OriginError::Failed),
-                            ),
-                            None,
-                        ) => Err(PublishError::Busy(e.to_string())),
-                        (Err(e), None) => Err(PublishError::Refused(e.to_string())),
-                    };
-                    let _ = reply.send(answer);
+                    let _ = reply.send(publish_answer(r, self.restart_if_failed()));
                 }
                 Input::Query(q) => {
                     q(&mut self.origin, now);

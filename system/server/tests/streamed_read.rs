@@ -88,14 +88,7 @@ async fn a_large_item_is_streamed_with_ranges_and_rot_never_passes_for_the_item(
     // before its length, having sent only true bytes.
     let a = head("big", None).await;
     assert_eq!(a.status(), StatusCode::OK);
-    let rot = send(
-        &s.tower_admin,
-        req(Method::POST, "/admin/faults")
-            .bearer(CHAOS)
-            .json(r#"{"kind": "corrupt", "count": 5000}"#),
-    )
-    .await;
-    assert!(rot.status.is_success(), "{rot}");
+    faults(&s, true).await;
     let (sent, cut) = drain(a.into_body()).await;
     assert!(cut, "the body ran to its end over rotten chunks");
     assert!(sent.len() < item.len(), "{} bytes", sent.len());
@@ -105,12 +98,7 @@ async fn a_large_item_is_streamed_with_ranges_and_rot_never_passes_for_the_item(
     );
 
     // Reported: the tower fetches what rotted and serves the item whole again.
-    let clear = send(
-        &s.tower_admin,
-        req(Method::DELETE, "/admin/faults").bearer(CHAOS),
-    )
-    .await;
-    assert!(clear.status.is_success(), "{clear}");
+    faults(&s, false).await;
     assert!(
         s.wait_servable("big").await == item,
         "big: wrong bytes after the repair"
@@ -119,14 +107,7 @@ async fn a_large_item_is_streamed_with_ranges_and_rot_never_passes_for_the_item(
     // A range judges the chunks it covers before any byte: with every stored chunk rotten,
     // the first byte (its chunk long out of the 8 MiB cache) is 503, not a 206 cut short.
     // A HEAD before it reads nothing and answers the item's length.
-    let rot = send(
-        &s.tower_admin,
-        req(Method::POST, "/admin/faults")
-            .bearer(CHAOS)
-            .json(r#"{"kind": "corrupt", "count": 5000}"#),
-    )
-    .await;
-    assert!(rot.status.is_success(), "{rot}");
+    faults(&s, true).await;
     let a = send(&s.tower, req(Method::HEAD, "/v1/items/big")).await;
     assert_eq!(a.status, StatusCode::OK, "{a}");
     assert_eq!(a.header(header::CONTENT_LENGTH), item.len().to_string());
@@ -137,13 +118,19 @@ async fn a_large_item_is_streamed_with_ranges_and_rot_never_passes_for_the_item(
     )
     .await;
     assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{a}");
-    let clear = send(
-        &s.tower_admin,
-        req(Method::DELETE, "/admin/faults").bearer(CHAOS),
-    )
-    .await;
-    assert!(clear.status.is_success(), "{clear}");
+    faults(&s, false).await;
     assert!(s.wait_servable("big").await == item, "big: not repaired");
+}
+
+/// Rot every chunk the tower's store holds (`true`), or clear the faults.
+async fn faults(s: &Servers, rot: bool) {
+    let r = if rot {
+        req(Method::POST, "/admin/faults").json(r#"{"kind": "corrupt", "count": 5000}"#)
+    } else {
+        req(Method::DELETE, "/admin/faults")
+    };
+    let a = send(&s.tower_admin, r.bearer(CHAOS)).await;
+    assert!(a.status.is_success(), "{a}");
 }
 
 /// The bytes of `body` up to its end or its first error, and whether it ended in one.
