@@ -842,7 +842,7 @@ impl Origin {
 
     /// Upload `id`'s content is whole: its last chunks are written, then its entry, and
     /// the fsync after which it enters the catalog (as [`Origin::publish`]). `Busy` leaves
-    /// the upload open (the admin API's publish aborts it and answers 503: the client
+    /// the upload open (the admin API's publish aborts it and answers 503: the operator
     /// sends it again).
     pub fn finish_upload(&mut self, _now: Time, id: UploadId) -> Result<CatalogEntry, OriginError> {
         if self.failed {

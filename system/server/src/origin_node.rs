@@ -172,7 +172,7 @@ pub enum PublishError {
     /// the upload began (it is gone). Retry.
     #[error("{0}; retry")]
     Busy(String),
-    /// The content is over the logic's limit (`ITEM_BYTES_MAX`).
+    /// The content is over the logic's limits (`ITEM_BYTES_MAX`, `ITEM_CHUNKS_MAX`).
     #[error("{0}")]
     TooLarge(String),
     /// Storage failed; the origin discarded the step's writes and restarted from its
